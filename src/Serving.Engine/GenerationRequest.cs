@@ -1,0 +1,19 @@
+using Serving.Engine.Sampling;
+
+namespace Serving.Engine;
+
+/// One caller's request to the engine: prompt token ids (already tokenized, already templated) and how to sample.
+/// The servers build it; the engine validates it again at admission (a request never crashes the loop).
+public sealed record GenerationRequest
+{
+    /// Caller-chosen id, unique among live requests (used in logs, traces and aborts).
+    public required string RequestId { get; init; }
+
+    /// The prompt, token ids in the model's vocabulary; BOS included when the tokenizer adds one.
+    public required IReadOnlyList<int> PromptTokenIds { get; init; }
+
+    public SamplingParams Sampling { get; init; } = SamplingParams.Greedy;
+
+    /// When the request reached the server (for queue-time and time-to-first-token figures).
+    public DateTimeOffset ArrivalTime { get; init; } = DateTimeOffset.UtcNow;
+}

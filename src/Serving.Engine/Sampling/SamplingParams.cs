@@ -1,0 +1,37 @@
+namespace Serving.Engine.Sampling;
+
+/// How one request samples, in OpenAI/vLLM terms. Immutable; validated by Validate() at admission.
+public sealed record SamplingParams
+{
+    public static readonly SamplingParams Greedy = new() { Temperature = 0 };
+
+    /// Sequences to generate for the prompt (they share the prompt's KV blocks).
+    public int N { get; init; } = 1;
+    public int MaxTokens { get; init; } = 16;
+    /// EOS and stop token ids are ignored until this many tokens were generated.
+    public int MinTokens { get; init; }
+    /// 0 means greedy (argmax).
+    public float Temperature { get; init; } = 1f;
+    public float TopP { get; init; } = 1f;
+    /// 0 or -1 means no top-k.
+    public int TopK { get; init; }
+    public float MinP { get; init; }
+    /// Makes sampling reproducible per request; null draws from the engine's generator.
+    public long? Seed { get; init; }
+    public float PresencePenalty { get; init; }
+    public float FrequencyPenalty { get; init; }
+    /// Multiplicative penalty on tokens seen in prompt or output (1 = off), as vLLM/transformers define it.
+    public float RepetitionPenalty { get; init; } = 1f;
+    /// Added to the logits of the given token ids before sampling (OpenAI: -100..100).
+    public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
+    public IReadOnlyList<string> Stop { get; init; } = [];
+    public IReadOnlyList<int> StopTokenIds { get; init; } = [];
+    public bool IgnoreEos { get; init; }
+    /// null: no log-probabilities; 0: the chosen token's only; k: also the top k alternatives.
+    public int? Logprobs { get; init; }
+    public bool SkipSpecialTokens { get; init; } = true;
+    /// Keep a matched stop string in the output text (vLLM's include_stop_str_in_output).
+    public bool IncludeStopStringInOutput { get; init; }
+
+    public bool IsGreedy => Temperature == 0f || TopK == 1;
+}
