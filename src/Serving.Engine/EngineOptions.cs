@@ -1,0 +1,28 @@
+namespace Serving.Engine;
+
+/// Everything the engine needs to start, with vLLM's defaults. The servers map their flags onto it.
+public sealed record EngineOptions
+{
+    /// Folder of a Hugging Face checkpoint, or a preset name (see issue 6) for random weights of a real shape.
+    public required string Model { get; init; }
+    /// auto (checkpoint dtype; bfloat16 on CUDA), float32, bfloat16, float16.
+    public string Dtype { get; init; } = "auto";
+    /// cpu or cuda (cuda:N).
+    public string Device { get; init; } = "cpu";
+    /// 0 means the model's max_position_embeddings.
+    public int MaxModelLen { get; init; }
+    public int BlockSize { get; init; } = 16;
+    public int MaxNumSeqs { get; init; } = 256;
+    public int MaxNumBatchedTokens { get; init; } = 8192;
+    /// Fraction of GPU memory the engine may use (weights + KV + activations) on CUDA.
+    public double GpuMemoryUtilization { get; init; } = 0.9;
+    /// KV pool size in bytes on CPU (default 256 MiB).
+    public long KVCacheMemoryBytes { get; init; } = 256L << 20;
+    /// Forces the number of KV blocks (overrides both sizings above).
+    public int? NumGpuBlocksOverride { get; init; }
+    public bool EnablePrefixCaching { get; init; } = true;
+    /// Waiting requests beyond this are refused with QueueFullException.
+    public int MaxNumQueuedRequests { get; init; } = 1024;
+    /// Seed of the engine's generator for requests without a seed.
+    public long Seed { get; init; }
+}

@@ -1,0 +1,92 @@
+using System.Text.Json.Nodes;
+
+namespace Serving.Engine;
+
+/// What the servers (HTTP, gRPC) see of the engine. They know nothing of tensors; the engine nothing of HTTP.
+public interface ILlmEngine : IAsyncDisposable
+{
+    EngineState State { get; }
+
+    /// Completes when the model is loaded and the loop runs; faults if loading failed.
+    Task WaitUntilReadyAsync(CancellationToken cancellationToken);
+
+    /// Valid once ready.
+    ModelInfo Info { get; }
+
+    /// Tokenizer and chat template of the loaded model. Thread-safe; valid once ready.
+    IPromptProcessor Prompts { get; }
+
+    /// Queues the request and streams its tokens. Throws InvalidRequestException, QueueFullException or
+    /// EngineUnavailableException before the first event; RequestFailedException if serving it fails later.
+    /// Cancelling the token aborts the request and frees its KV blocks within one engine step.
+    IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken);
+
+    /// A consistent snapshot of the engine's counters and gauges.
+    EngineStats GetStats();
+
+    /// Stops admitting new requests (State becomes Draining), lets running ones finish up to the timeout,
+    /// then aborts the rest (their streams end with FinishReason.Abort) and stops the loop.
+    Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken);
+}
+
+public enum EngineState { Loading, Ready, Draining, Stopped, Faulted }
+
+/// Tokenizer and chat template of the loaded model, as the servers use them.
+public interface IPromptProcessor
+{
+    int VocabSize { get; }
+
+    /// Tokenizes like the reference tokenizer; addSpecialTokens adds BOS (and what the post-processor adds).
+    IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true);
+
+    string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens = false);
+
+    /// The text of one token, for log-probability listings (bytes that are not valid UTF-8 become "bytes:\\xNN").
+    string TokenText(int tokenId);
+
+    /// Renders the model's chat template. messages is a JSON array of {role, content, ...} objects, content a
+    /// string or a list of {type: "text", text} parts. Throws InvalidRequestException when the template
+    /// rejects the conversation (raise_exception) or the model has no template.
+    string ApplyChatTemplate(JsonArray messages, bool addGenerationPrompt, JsonObject? extraContext = null);
+}
+
+/// Facts about the served model and its KV cache, for /v1/models, GetModelInfo and the load generator.
+public sealed record ModelInfo
+{
+    public required string Architecture { get; init; }
+    public required string ModelType { get; init; }
+    public required int NumLayers { get; init; }
+    public required int HiddenSize { get; init; }
+    public required int NumAttentionHeads { get; init; }
+    public required int NumKeyValueHeads { get; init; }
+    public required int HeadDim { get; init; }
+    public required int VocabSize { get; init; }
+    /// Longest prompt + completion accepted (--max-model-len, at most max_position_embeddings).
+    public required int MaxModelLen { get; init; }
+    public required string Dtype { get; init; }
+    public required string Device { get; init; }
+    public required int BlockSize { get; init; }
+    public required int NumKVBlocks { get; init; }
+    /// 2 x layers x KV heads x head dim x dtype size.
+    public required long KVBytesPerToken { get; init; }
+    public long KVCapacityTokens => (long)NumKVBlocks * BlockSize;
+    public long MaxConcurrentFullSequences => KVCapacityTokens / MaxModelLen;
+}
+
+/// Counters (monotonic since start) and gauges (now) the servers export as metrics.
+public sealed record EngineStats
+{
+    public int RunningRequests { get; init; }
+    public int WaitingRequests { get; init; }
+    public int NumKVBlocks { get; init; }
+    public int FreeKVBlocks { get; init; }
+    /// Blocks referenced by live sequences, over all blocks (cached-but-free blocks count as free).
+    public double KVUsage { get; init; }
+    public long PrefixCacheQueries { get; init; }
+    public long PrefixCacheHits { get; init; }
+    public long Preemptions { get; init; }
+    public long PromptTokens { get; init; }
+    public long GenerationTokens { get; init; }
+    public long Steps { get; init; }
+    public TimeSpan LastStepDuration { get; init; }
+}
