@@ -1,0 +1,113 @@
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn.functional;
+
+namespace Serving.Engine.Cuda;
+
+/// The Llama decoder forward on CUDA with the fused kernels. Per layer it issues four matrix products
+/// through TorchSharp and five or six kernel launches:
+///
+///   add+norm → qkv linear → rope+KV write → paged attention (+ merge) → o linear → add+norm → gate_up linear
+///   → silu·up → down linear
+///
+/// so a decode step's host cost stays far below its GPU time. Decode steps (one query token per sequence)
+/// use the paged decode kernel; prefill steps use <see cref="PrefillAttention"/>. The residual stream is
+/// carried in place by the add+norm kernels: h = x + attn(norm(x)); out = h + ffn(norm(h)).
+public sealed class FusedDecoder
+{
+    private readonly FusedKernels _kernels;
+    private readonly FusedModelWeights _weights;
+    private readonly RopeTable _rope;
+    private readonly IReadOnlyList<LayerKVCache> _cache;
+
+    public FusedDecoder(FusedKernels kernels, FusedModelWeights weights, RopeTable rope, IReadOnlyList<LayerKVCache> cache)
+    {
+        if (cache.Count != weights.Layers.Count)
+        {
+            throw new ArgumentException($"{cache.Count} cache layers for {weights.Layers.Count} model layers", nameof(cache));
+        }
+
+        (_kernels, _weights, _rope, _cache) = (kernels, weights, rope, cache);
+    }
+
+    public FusedKernels Kernels => _kernels;
+
+    /// Logits of each sequence's last token, (numSeqs, vocab), in the model dtype. The returned tensor
+    /// belongs to the caller's dispose scope; every intermediate is released as soon as its consumer is queued.
+    public Tensor Forward(FusedStepInputs inputs)
+    {
+        _kernels.Device.MakeCurrent();
+        var plan = inputs.IsDecode
+            ? DecodeAttentionPlan.Create(inputs.NumSeqs, inputs.HostContextLengths.Max(), _kernels.NumKVHeads, _kernels.Device.MultiprocessorCount)
+            : null;
+        using var workspace = empty(plan?.WorkspaceElements(_kernels.NumHeads, _kernels.HeadDim) ?? 0, ScalarType.Float32, _weights.Embedding.device);
+        using var residual = _weights.Embedding.index_select(0, inputs.TokenIds);   // (N, hidden)
+        using var normed = empty_like(residual);
+        Tensor? mlpOut = null;
+        for (var i = 0; i < _weights.Layers.Count; i++)
+        {
+            var layer = _weights.Layers[i];
+            Norm(residual, mlpOut, layer.InputNorm, normed);
+            mlpOut?.Dispose();
+            using var attnOut = Attention(normed, layer, _cache[i], inputs, plan, workspace);
+            using var o = linear(attnOut, layer.OProj);                                  // (N, hidden)
+            _kernels.AddRmsNorm(residual, o, layer.PostAttentionNorm, normed, _weights.RmsNormEps);
+            mlpOut = Mlp(normed, layer);
+        }
+
+        Norm(residual, mlpOut, _weights.FinalNorm, normed);
+        mlpOut?.Dispose();
+        using var last = inputs.IsDecode ? normed.alias() : LastTokens(normed, inputs);
+        return linear(last, _weights.LmHead);                                           // (S, vocab)
+    }
+
+    private void Norm(Tensor residual, Tensor? add, Tensor weight, Tensor output)
+    {
+        if (add is null)
+        {
+            _kernels.RmsNorm(residual, weight, output, _weights.RmsNormEps);
+        }
+        else
+        {
+            _kernels.AddRmsNorm(residual, add, weight, output, _weights.RmsNormEps);
+        }
+    }
+
+    // (N, hidden) → (N, numHeads headDim), writing this step's K/V into the pool on the way.
+    private Tensor Attention(Tensor normed, FusedLayerWeights layer, LayerKVCache cache, FusedStepInputs inputs,
+        DecodeAttentionPlan? plan, Tensor workspace)
+    {
+        using var qkv = linear(normed, layer.QkvProj);                                  // (N, (H + 2G) D)
+        _kernels.RopeAndWriteKV(qkv, inputs.Positions, inputs.Slots, _rope, cache.Keys, cache.Values);
+        if (plan is null)
+        {
+            return PrefillAttention.Run(qkv, cache, inputs, _kernels.NumHeads, _kernels.NumKVHeads, _kernels.HeadDim);
+        }
+
+        var output = empty(inputs.NumTokens, _kernels.NumHeads * _kernels.HeadDim, qkv.dtype, qkv.device);
+        // the query is the first numHeads*headDim columns of each qkv row: the kernel reads it at qkv's row stride
+        _kernels.PagedDecodeAttention(qkv, cache.Keys, cache.Values, inputs.BlockTables, inputs.ContextLengths, plan, output, workspace);
+        return output;
+    }
+
+    private Tensor Mlp(Tensor normed, FusedLayerWeights layer)
+    {
+        using var gateUp = linear(normed, layer.GateUpProj);                            // (N, 2 ffn)
+        using var activated = empty(gateUp.size(0), gateUp.size(1) / 2, gateUp.dtype, gateUp.device);
+        _kernels.SiluMul(gateUp, activated);
+        return linear(activated, layer.DownProj);                                       // (N, hidden)
+    }
+
+    private static Tensor LastTokens(Tensor hidden, FusedStepInputs inputs)
+    {
+        var last = new long[inputs.NumSeqs];
+        var end = 0L;
+        for (var s = 0; s < inputs.NumSeqs; s++)
+        {
+            end += inputs.QueryLengths[s];
+            last[s] = end - 1;
+        }
+
+        using var index = tensor(last, device: hidden.device);
+        return hidden.index_select(0, index);                                           // (S, hidden)
+    }
+}
