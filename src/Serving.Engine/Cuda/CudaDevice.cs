@@ -8,8 +8,9 @@ public sealed class CudaDevice
     private static readonly object InitLock = new();
     private static bool _initialized;
 
-    private CudaDevice(int ordinal, IntPtr context, int computeCapability, int multiprocessorCount)
+    private CudaDevice(int ordinal, IntPtr context, int computeCapability, int multiprocessorCount, long totalMemoryBytes)
     {
+        TotalMemoryBytes = totalMemoryBytes;
         Ordinal = ordinal;
         Context = context;
         ComputeCapability = computeCapability;
@@ -20,6 +21,7 @@ public sealed class CudaDevice
     /// e.g. 90 for Hopper (sm_90).
     public int ComputeCapability { get; }
     public int MultiprocessorCount { get; }
+    public long TotalMemoryBytes { get; }
     internal IntPtr Context { get; }
 
     /// Binds to device <paramref name="ordinal"/>. The primary context is retained for the process lifetime:
@@ -40,7 +42,7 @@ public sealed class CudaDevice
         var major = CudaDriver.GetAttribute(device, CudaDriver.AttributeComputeCapabilityMajor);
         var minor = CudaDriver.GetAttribute(device, CudaDriver.AttributeComputeCapabilityMinor);
         var sms = CudaDriver.GetAttribute(device, CudaDriver.AttributeMultiprocessorCount);
-        return new CudaDevice(ordinal, context, major * 10 + minor, sms);
+        return new CudaDevice(ordinal, context, major * 10 + minor, sms, CudaDriver.TotalMemory(device));
     }
 
     /// Makes the primary context current on the calling thread (a no-op when it already is). Call once per

@@ -17,6 +17,7 @@ internal static unsafe class CudaDriver
     private static readonly delegate* unmanaged<uint, int> InitFn = (delegate* unmanaged<uint, int>)Export("cuInit");
     private static readonly delegate* unmanaged<int*, int, int> DeviceGetFn = (delegate* unmanaged<int*, int, int>)Export("cuDeviceGet");
     private static readonly delegate* unmanaged<int*, int, int, int> DeviceGetAttributeFn = (delegate* unmanaged<int*, int, int, int>)Export("cuDeviceGetAttribute");
+    private static readonly delegate* unmanaged<nuint*, int, int> DeviceTotalMemFn = (delegate* unmanaged<nuint*, int, int>)Export("cuDeviceTotalMem_v2");
     private static readonly delegate* unmanaged<IntPtr*, int, int> PrimaryCtxRetainFn = (delegate* unmanaged<IntPtr*, int, int>)Export("cuDevicePrimaryCtxRetain");
     private static readonly delegate* unmanaged<IntPtr*, int> CtxGetCurrentFn = (delegate* unmanaged<IntPtr*, int>)Export("cuCtxGetCurrent");
     private static readonly delegate* unmanaged<IntPtr, int> CtxSetCurrentFn = (delegate* unmanaged<IntPtr, int>)Export("cuCtxSetCurrent");
@@ -42,6 +43,13 @@ internal static unsafe class CudaDriver
         int value;
         Check(DeviceGetAttributeFn(&value, attribute, device), "cuDeviceGetAttribute");
         return value;
+    }
+
+    public static long TotalMemory(int device)
+    {
+        nuint bytes;
+        Check(DeviceTotalMemFn(&bytes, device), "cuDeviceTotalMem");
+        return (long)bytes;
     }
 
     /// The device's primary context: the one the CUDA runtime (and so libtorch) uses.

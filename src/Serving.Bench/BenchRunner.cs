@@ -1,0 +1,111 @@
+using Serving.Engine.Cuda;
+using Serving.Engine.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Serving.Bench;
+
+/// Runs the whole benchmark: ceilings once, then per model kernel checks, a full-step comparison of the
+/// fused and plain paths, decode and prefill timings, and capacity.
+internal sealed class BenchRunner(BenchOptions options)
+{
+    private readonly Random _random = new(1234);
+    private readonly List<CheckResult> _checks = [];
+    private readonly List<DecodeResult> _decode = [];
+    private readonly List<PrefillResult> _prefill = [];
+    private readonly List<CapacityResult> _capacity = [];
+
+    public int Run()
+    {
+        var device = torch.device(options.Device);
+        var dtype = options.Dtype == "float32" ? ScalarType.Float32 : ScalarType.BFloat16;
+        // on CPU (smoke runs) only the plain path exists: the fused kernels are CUDA code
+        var cudaDevice = device.type == DeviceType.CUDA ? CudaDevice.Open(device.index < 0 ? 0 : device.index) : null;
+        var ceilings = DeviceCeilings.Measure(dtype, device);
+        Console.WriteLine($"bandwidth {ceilings.BandwidthBytesPerSecond / 1e9:F0} GB/s, matmul {ceilings.MatmulFlopsPerSecond / 1e12:F0} TFLOP/s");
+        foreach (var name in options.Models)
+        {
+            RunModel(ModelPresets.Get(name), dtype, device, cudaDevice, ceilings);
+        }
+
+        var deviceName = cudaDevice is null ? options.Device : $"{options.Device} (sm_{cudaDevice.ComputeCapability}, {cudaDevice.MultiprocessorCount} SMs)";
+        var report = new BenchReport(deviceName, dtype.ToString(),
+            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _checks, _decode, _prefill, _capacity);
+        ReportWriter.PrintChecks(_checks);
+        ReportWriter.Print(report);
+        if (options.JsonPath is { } path)
+        {
+            ReportWriter.WriteJson(report, path);
+        }
+
+        return _checks.All(c => c.Passed) ? 0 : 1;
+    }
+
+    private void RunModel(ModelPreset preset, ScalarType dtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
+    {
+        Console.WriteLine($"== {preset.Name}");
+        using var kernels = cudaDevice is null ? null : new FusedKernels(cudaDevice, dtype, preset.HeadDim, preset.NumHeads, preset.NumKVHeads);
+        if (options.Check && cudaDevice is not null && kernels is not null)
+        {
+            AddChecks(new KernelChecks(kernels, preset, device).RunAll(_random));
+            using var float32 = new FusedKernels(cudaDevice, ScalarType.Float32, preset.HeadDim, preset.NumHeads, preset.NumKVHeads);
+            AddChecks(new KernelChecks(float32, preset, device).RunAll(_random));
+        }
+
+        using var model = new RandomModel(preset, dtype, device, BlocksNeeded(), options.BlockSize);
+        var fused = kernels is null ? null : new FusedDecoder(kernels, model.Weights, model.Rope, model.Cache);
+        var plain = new PlainDecoder(model);
+        if (options.Check && fused is not null)
+        {
+            AddChecks(StepChecks.Run(model, fused, plain, device, _random));
+        }
+
+        var bench = new DecodeBenchmark(model, fused, plain, ceilings, device, options.Steps);
+        foreach (var path in Paths(fused is not null))
+        {
+            foreach (var (batch, context) in options.BatchSizes.SelectMany(b => options.ContextLengths.Select(c => (b, c))))
+            {
+                _decode.Add(bench.Decode(path, batch, context, _random));
+                Console.WriteLine($"   {path} decode b={batch} ctx={context}: {_decode[^1].StepMs:F2} ms");
+            }
+
+            foreach (var (batch, length) in options.Prefill)
+            {
+                _prefill.Add(bench.Prefill(path, batch, length, _random));
+                Console.WriteLine($"   {path} prefill {batch}x{length}: {_prefill[^1].StepMs:F1} ms");
+            }
+        }
+
+        _capacity.Add(Capacity(model, cudaDevice?.TotalMemoryBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes));
+    }
+
+    // Printed as they complete, so a kernel fault that ends the process still leaves the checks before it.
+    private void AddChecks(IEnumerable<CheckResult> checks)
+    {
+        foreach (var check in checks)
+        {
+            Console.WriteLine($"   check {check.Name} [{check.Dtype}]: rel {check.RelativeError:E2}, max abs {check.MaxAbsError:E2} {(check.Passed ? "ok" : "FAIL")}");
+            _checks.Add(check);
+        }
+    }
+
+    private IEnumerable<string> Paths(bool fusedAvailable) =>
+        new[] { fusedAvailable ? "fused" : null, options.Plain || !fusedAvailable ? "plain" : null }.OfType<string>();
+
+    private int BlocksNeeded()
+    {
+        var decode = options.BatchSizes.Max() * CeilDiv(options.ContextLengths.Max(), options.BlockSize);
+        var prefill = options.Prefill.Select(p => p.Batch * CeilDiv(p.Length, options.BlockSize)).DefaultIfEmpty(0).Max();
+        return Math.Max(Math.Max(decode, prefill), StepChecks.BlocksNeeded(options.BlockSize)) + 8;
+    }
+
+    private CapacityResult Capacity(RandomModel model, long totalMemoryBytes)
+    {
+        var weightBytes = model.Weights.DecodeBytes(0) + model.Weights.Embedding.NumberOfElements * model.Weights.Embedding.ElementSize;
+        var perToken = model.Preset.KVBytesPerToken((int)model.Weights.Embedding.ElementSize);
+        var budget = (long)(totalMemoryBytes * options.GpuMemoryUtilization) - weightBytes;
+        return new CapacityResult(model.Preset.Name, weightBytes, perToken, options.FitLength, Math.Max(0, budget / (perToken * options.FitLength)));
+    }
+
+    private static int CeilDiv(int a, int b) => (a + b - 1) / b;
+}
