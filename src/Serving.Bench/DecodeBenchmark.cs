@@ -52,7 +52,7 @@ internal sealed class DecodeBenchmark(RandomModel model, FusedDecoder? fused, Pl
         using var scope = NewDisposeScope();
         var k = fused!.Kernels;
         using var inputs = FusedStepInputs.Upload(step.TokenIds, step.Positions, step.QueryLengths, step.ContextLengths, step.SlotMapping, step.BlockTables, model.BlockSize, device);
-        var plan = DecodeAttentionPlan.Create(inputs.NumSeqs, step.ContextLengths.Max(), k.NumKVHeads, k.Device.MultiprocessorCount);
+        var plan = k.PlanDecode(inputs.NumSeqs, step.ContextLengths.Max());
         var workspace = empty(plan.WorkspaceElements(k.NumHeads, k.HeadDim), ScalarType.Float32, device);
         var qkv = randn(inputs.NumSeqs, (k.NumHeads + 2 * k.NumKVHeads) * k.HeadDim, dtype: k.Dtype, device: device);
         var output = empty(inputs.NumSeqs, k.NumHeads * k.HeadDim, dtype: k.Dtype, device: device);

@@ -41,9 +41,9 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelPreset preset, Dev
         yield return SiluMul();
         foreach (var contexts in new[] { new[] { 1, 17, 64, 65, 700 }, new[] { 4097, 33 }, Enumerable.Repeat(2048, 8).ToArray() })
         {
-            foreach (var multiprocessors in new[] { 1, 132 })
+            foreach (var concurrentBlocks in new[] { 1, 1000 })
             {
-                yield return Attention(contexts, multiprocessors, random);
+                yield return Attention(contexts, concurrentBlocks, random);
             }
         }
     }
@@ -102,9 +102,9 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelPreset preset, Dev
         return CheckResult.Compare("silu*up", output, silu(halves[0]) * halves[1], Tolerance);
     }
 
-    // Decode attention over scattered blocks for the given context lengths; multiprocessors steers the plan
-    // (1: no split at these batch sizes, 132: split for long contexts), so both kernel paths are covered.
-    private CheckResult Attention(int[] contexts, int multiprocessors, Random random)
+    // Decode attention over scattered blocks for the given context lengths; concurrentBlocks steers the plan
+    // (1: no split at these batch sizes, 1000: split for long contexts), so both kernel paths are covered.
+    private CheckResult Attention(int[] contexts, int concurrentBlocks, Random random)
     {
         using var scope = NewDisposeScope();
         var (h, g, d, blockSize) = (preset.NumHeads, preset.NumKVHeads, preset.HeadDim, 16);
@@ -113,7 +113,7 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelPreset preset, Dev
         var (keys, values) = (Randn(numBlocks, blockSize, g, d), Randn(numBlocks, blockSize, g, d));
         var qkv = Randn(contexts.Length, (h + 2 * g) * d);                          // the query is read in place at qkv's stride
         using var inputs = FusedStepInputs.Upload(batch.TokenIds, batch.Positions, batch.QueryLengths, batch.ContextLengths, batch.SlotMapping, batch.BlockTables, blockSize, device);
-        var plan = DecodeAttentionPlan.Create(contexts.Length, contexts.Max(), g, multiprocessors);
+        var plan = DecodeAttentionPlan.Create(contexts.Length, contexts.Max(), g, concurrentBlocks);
         var workspace = empty(plan.WorkspaceElements(h, d), ScalarType.Float32, device);
         var output = full(contexts.Length, h * d, double.NaN, dtype: _dtype, device: device);
         kernels.PagedDecodeAttention(qkv, keys, values, inputs.BlockTables, inputs.ContextLengths, plan, output, workspace);

@@ -6,15 +6,16 @@ namespace Serving.Engine.Cuda;
 /// float32 workspace it sizes (partial outputs plus running max and sum per partition).
 public sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int NumPartitions)
 {
-    /// Tokens scored per shared-memory round of the kernel (TILE in paged_attention.cu).
-    public const int Tile = 64;
+    /// Tokens per shared-memory stage of the kernel (TILE in paged_attention.cu).
+    public const int Tile = 32;
 
-    /// Splits only as far as needed to give every multiprocessor about two blocks: more partitions cost a
-    /// merge and extra partial writes, fewer leave the GPU idle at small batch.
-    public static DecodeAttentionPlan Create(int numSeqs, int maxContextLength, int numKVHeads, int multiprocessorCount)
+    /// Splits until there are about four waves of blocks (<paramref name="concurrentBlocks"/> run at once on
+    /// the device): with fewer, the last partial wave leaves much of HBM idle; each partition costs only a
+    /// partial output of headDim floats per query head, against the partition's K/V bytes.
+    public static DecodeAttentionPlan Create(int numSeqs, int maxContextLength, int numKVHeads, int concurrentBlocks)
     {
         var tiles = Math.Max(1, CeilDiv(maxContextLength, Tile));
-        var wanted = CeilDiv(2 * multiprocessorCount, numSeqs * numKVHeads);
+        var wanted = CeilDiv(4 * concurrentBlocks, numSeqs * numKVHeads);
         var partitions = Math.Clamp(wanted, 1, tiles);
         var tilesPerPartition = CeilDiv(tiles, partitions);
         return new DecodeAttentionPlan(numSeqs, tilesPerPartition * Tile, CeilDiv(tiles, tilesPerPartition));

@@ -37,7 +37,7 @@ public sealed class FusedDecoder
     {
         _kernels.Device.MakeCurrent();
         var plan = inputs.IsDecode
-            ? DecodeAttentionPlan.Create(inputs.NumSeqs, inputs.HostContextLengths.Max(), _kernels.NumKVHeads, _kernels.Device.MultiprocessorCount)
+            ? _kernels.PlanDecode(inputs.NumSeqs, inputs.HostContextLengths.Max())
             : null;
         using var workspace = empty(plan?.WorkspaceElements(_kernels.NumHeads, _kernels.HeadDim) ?? 0, ScalarType.Float32, _weights.Embedding.device);
         using var residual = _weights.Embedding.index_select(0, inputs.TokenIds);   // (N, hidden)

@@ -14,6 +14,7 @@ public sealed unsafe class FusedKernels : IDisposable
     private readonly IntPtr _rmsNorm, _addRmsNorm, _ropeKVWrite, _siluMul, _attention, _attentionReduce;
     private readonly int _vector;
     private readonly uint _attentionSharedBytes;
+    private readonly int _concurrentAttentionBlocks;
 
     public FusedKernels(CudaDevice device, ScalarType dtype, int headDim, int numHeads, int numKVHeads)
     {
@@ -45,6 +46,9 @@ public sealed unsafe class FusedKernels : IDisposable
         (_siluMul, _attention, _attentionReduce) = (Fn("silu_mul"), Fn("paged_decode_attention"), Fn("paged_attention_reduce"));
         _attentionSharedBytes = AttentionSharedBytes(elementSize, headDim, numHeads / numKVHeads);
         CudaDriver.SetFunctionAttribute(_attention, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, (int)_attentionSharedBytes);
+        // resident blocks per multiprocessor, bounded by shared memory (228 KiB, 1 KiB reserved per block) and threads
+        var perMultiprocessor = Math.Clamp(228 * 1024 / ((int)_attentionSharedBytes + 1024), 1, 2048 / (int)AttentionThreads);
+        _concurrentAttentionBlocks = perMultiprocessor * device.MultiprocessorCount;
     }
 
     public CudaDevice Device { get; }
@@ -95,6 +99,10 @@ public sealed unsafe class FusedKernels : IDisposable
         CudaDriver.Launch(_siluMul, (blocks, 1, 1), 256, 0, IntPtr.Zero, args);
     }
 
+    /// The split of a decode step's attention for this device; one plan serves every layer of the step.
+    public DecodeAttentionPlan PlanDecode(int numSeqs, int maxContextLength) =>
+        DecodeAttentionPlan.Create(numSeqs, maxContextLength, NumKVHeads, _concurrentAttentionBlocks);
+
     /// Attention of one query token per sequence over its paged context.
     /// query (numSeqs, numHeads * headDim), rows may be strided (the q part of a fused QKV output);
     /// blockTables (numSeqs, maxBlocksPerSeq) and contextLengths (numSeqs) int32;
@@ -129,14 +137,14 @@ public sealed unsafe class FusedKernels : IDisposable
     // One thread per 16-byte vector of the row, in whole warps, at most 1024.
     private uint NormThreads(int hidden) => (uint)Math.Clamp((hidden / _vector + 31) / 32 * 32, 32, 1024);
 
-    // Mirrors struct AttentionShared in paged_attention.cu: padded K tile, V tile, scaled queries, tile
-    // probabilities, and the running max / sum / rescale factor per query head.
+    // Mirrors struct AttentionShared in paged_attention.cu: two stages of padded K tile and V tile, scaled
+    // queries, tile probabilities, and the running max / sum / rescale factor per query head.
     private static uint AttentionSharedBytes(int elementSize, int headDim, int groupSize)
     {
         const int tile = DecodeAttentionPlan.Tile;
         var keys = tile * (headDim + 16 / elementSize) * elementSize;
         var values = tile * headDim * elementSize;
         var floats = groupSize * headDim + groupSize * tile + 3 * groupSize;
-        return (uint)(keys + values + floats * sizeof(float));
+        return (uint)(2 * (keys + values) + floats * sizeof(float));
     }
 }

@@ -3,7 +3,8 @@
 //
 // One block per (KV head, sequence, partition). The block loads each K/V row of its partition ONCE into
 // shared memory and scores it against all GROUP_SIZE query heads of that KV head: GQA's saving in bytes
-// is kept all the way down (no repeated K/V). Long contexts at small batch are split into partitions
+// is kept all the way down (no repeated K/V). Tiles are double-buffered: the asynchronous copy of tile
+// i+1 (cp.async) is in flight while tile i is scored and accumulated, so HBM never waits on arithmetic. Long contexts at small batch are split into partitions
 // (flash-decoding); each partition leaves an unnormalized output plus its running max and sum, and
 // paged_attention_reduce merges them. With one partition the block writes the final output itself.
 //
@@ -16,20 +17,29 @@
 
 #define ATTN_THREADS 128
 #define NEG_INF __int_as_float(0xff800000)
-#define TILE 64                                   // tokens scored per shared-memory round
+#define TILE 32                                   // tokens per shared-memory stage (two stages)
 #define K_ROW (HEAD_DIM + VEC)                    // padded K row: lanes reading different rows hit different banks
 #define HEAD_VECTORS (HEAD_DIM / (int)VEC)
 #define OUT_PER_THREAD ((GROUP_SIZE * HEAD_DIM + ATTN_THREADS - 1) / ATTN_THREADS)
 
 struct AttentionShared {
-    elem_t k[TILE * K_ROW];
-    elem_t v[TILE * HEAD_DIM];
+    elem_t k[2][TILE * K_ROW];
+    elem_t v[2][TILE * HEAD_DIM];
     float q[GROUP_SIZE * HEAD_DIM];               // scaled queries of the group
     float p[GROUP_SIZE * TILE];                   // scores, then probabilities, of the tile
     float m[GROUP_SIZE], l[GROUP_SIZE], alpha[GROUP_SIZE];
 };
 
-__device__ void load_tile(AttentionShared& s, const elem_t* __restrict__ k_cache, const elem_t* __restrict__ v_cache,
+__device__ __forceinline__ void cp_async16(void* shared, const void* global) {
+    const unsigned int address = (unsigned int)__cvta_generic_to_shared(shared);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(address), "l"(global) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Waits until at most one committed group (the most recent: the next tile) is still in flight.
+__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+// Starts the asynchronous copy of `count` K/V rows into stage `stage`.
+__device__ void load_tile(AttentionShared& s, int stage, const elem_t* __restrict__ k_cache, const elem_t* __restrict__ v_cache,
                           const int* __restrict__ table, int first, int count, int block_size, int num_kv_heads, int kv_head) {
     for (int c = threadIdx.x; c < TILE * HEAD_VECTORS; c += ATTN_THREADS) {
         const int r = c / HEAD_VECTORS, col = c % HEAD_VECTORS;
@@ -37,8 +47,8 @@ __device__ void load_tile(AttentionShared& s, const elem_t* __restrict__ k_cache
         const int token = first + r;
         const long slot = (long)table[token / block_size] * block_size + token % block_size;
         const long offset = (slot * num_kv_heads + kv_head) * HEAD_DIM + col * VEC;
-        *reinterpret_cast<vec_t*>(&s.k[r * K_ROW + col * VEC]) = *reinterpret_cast<const vec_t*>(k_cache + offset);
-        *reinterpret_cast<vec_t*>(&s.v[r * HEAD_DIM + col * VEC]) = *reinterpret_cast<const vec_t*>(v_cache + offset);
+        cp_async16(&s.k[stage][r * K_ROW + col * VEC], k_cache + offset);
+        cp_async16(&s.v[stage][r * HEAD_DIM + col * VEC], v_cache + offset);
     }
 }
 
@@ -46,7 +56,7 @@ __device__ void load_tile(AttentionShared& s, const elem_t* __restrict__ k_cache
 // heads t / TILE + i * SCORE_STEP, so each K vector read from shared memory serves all its heads.
 #define SCORE_STEP (ATTN_THREADS / TILE)
 #define SCORES_PER_THREAD ((GROUP_SIZE + SCORE_STEP - 1) / SCORE_STEP)
-__device__ void score_tile(AttentionShared& s, int count) {
+__device__ void score_tile(AttentionShared& s, int stage, int count) {
     const int r = threadIdx.x % TILE, g0 = threadIdx.x / TILE;
     float dot[SCORES_PER_THREAD];
 #pragma unroll
@@ -54,7 +64,7 @@ __device__ void score_tile(AttentionShared& s, int count) {
     if (r < count) {
 #pragma unroll 2
         for (int col = 0; col < HEAD_VECTORS; col++) {
-            const vec_t k = *reinterpret_cast<const vec_t*>(&s.k[r * K_ROW + col * VEC]);
+            const vec_t k = *reinterpret_cast<const vec_t*>(&s.k[stage][r * K_ROW + col * VEC]);
             float kf[VEC];
 #pragma unroll
             for (int j = 0; j < (int)VEC; j++) kf[j] = to_f(k.v[j]);
@@ -107,7 +117,7 @@ __device__ void softmax_tile(AttentionShared& s) {
 
 // acc[i] is output element (g, d) with g*HEAD_DIM + d = threadIdx.x + i*ATTN_THREADS. When HEAD_DIM divides
 // the block, d is fixed per thread and each V element read from shared memory serves all its heads.
-__device__ void accumulate_tile(const AttentionShared& s, float (&acc)[OUT_PER_THREAD], int count) {
+__device__ void accumulate_tile(const AttentionShared& s, int stage, float (&acc)[OUT_PER_THREAD], int count) {
 #pragma unroll
     for (int i = 0; i < OUT_PER_THREAD; i++) {
         const int idx = threadIdx.x + i * ATTN_THREADS;
@@ -116,7 +126,7 @@ __device__ void accumulate_tile(const AttentionShared& s, float (&acc)[OUT_PER_T
 #if ATTN_THREADS % HEAD_DIM == 0
     const int d = threadIdx.x % HEAD_DIM, g0 = threadIdx.x / HEAD_DIM;
     for (int r = 0; r < count; r++) {
-        const float v = to_f(s.v[r * HEAD_DIM + d]);
+        const float v = to_f(s.v[stage][r * HEAD_DIM + d]);
 #pragma unroll
         for (int i = 0; i < OUT_PER_THREAD; i++) {
             const int g = g0 + i * (ATTN_THREADS / HEAD_DIM);
@@ -129,7 +139,7 @@ __device__ void accumulate_tile(const AttentionShared& s, float (&acc)[OUT_PER_T
         for (int i = 0; i < OUT_PER_THREAD; i++) {
             const int idx = threadIdx.x + i * ATTN_THREADS;
             if (idx < GROUP_SIZE * HEAD_DIM)
-                acc[i] += s.p[(idx / HEAD_DIM) * TILE + r] * to_f(s.v[r * HEAD_DIM + idx % HEAD_DIM]);
+                acc[i] += s.p[(idx / HEAD_DIM) * TILE + r] * to_f(s.v[stage][r * HEAD_DIM + idx % HEAD_DIM]);
         }
     }
 #endif
@@ -158,18 +168,22 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
 #pragma unroll
     for (int i = 0; i < OUT_PER_THREAD; i++) acc[i] = 0.f;
 
-    for (int first = begin; first < end; first += TILE) {
-        const int count = min(TILE, end - first);
-        __syncthreads();                           // the previous tile is fully consumed
-        load_tile(s, k_cache, v_cache, table, first, count, block_size, num_kv_heads, kv_head);
+    if (begin < end) load_tile(s, 0, k_cache, v_cache, table, begin, min(TILE, end - begin), block_size, num_kv_heads, kv_head);
+    cp_async_commit();
+    for (int first = begin, t = 0; first < end; first += TILE, t++) {
+        const int count = min(TILE, end - first), next = first + TILE;
+        if (next < end) load_tile(s, (t + 1) & 1, k_cache, v_cache, table, next, min(TILE, end - next), block_size, num_kv_heads, kv_head);
+        cp_async_commit();                         // possibly empty: keeps "all but one" meaning "tile t landed"
+        cp_async_wait_all_but_one();
         __syncthreads();
-        score_tile(s, count);
+        score_tile(s, t & 1, count);
         __syncthreads();
         softmax_tile(s);
         __syncthreads();
-        accumulate_tile(s, acc, count);
+        accumulate_tile(s, t & 1, acc, count);
+        __syncthreads();                           // stage t&1 and p are free for tile t+2 / the next scores
     }
-    __syncthreads();
+    __syncthreads();                               // m and l are visible even when the partition was empty
 
 #pragma unroll
     for (int i = 0; i < OUT_PER_THREAD; i++) {
