@@ -14,18 +14,16 @@ public sealed record SamplerOutput(int[] TokenIds, TokenLogprob?[] Logprobs);
 /// argmax(probs / q) with q ~ Exponential(1) draws exactly from probs (the exponential race); drawing q row by
 /// row from a seeded row's own generator makes that row reproducible regardless of what else is in the batch.
 /// Log-probabilities follow vLLM V1's default ("raw"): log_softmax of the model's logits, before bias,
-/// penalties, temperature and truncation. Not thread-safe: the engine thread owns it.
-public sealed class Sampler : IDisposable
+/// penalties, temperature and truncation. Rows without a seed draw from the device's default generator, which
+/// the engine seeds once with torch.manual_seed(EngineOptions.Seed). Holds no state of its own.
+public sealed class Sampler
 {
-    private readonly ulong _seed;
-    private Generator? _generator;
-    private string? _generatorDevice;
+    /// Parameters that filter nothing: temperature 1, no top-k, top-p or min-p.
+    private static readonly SamplingParams Unfiltered = new();
 
-    /// seed: of the generator used by rows without their own seed (EngineOptions.Seed).
-    public Sampler(long seed = 0)
-    {
-        _seed = unchecked((ulong)seed);
-    }
+    /// Exponential draws are clamped to this (a normal float, so flush-to-zero cannot undo it): a draw of
+    /// exactly 0 would make 0 / 0 = NaN for a masked token, and argmax picks NaN.
+    private const float MinNoise = 1e-20f;
 
     /// logits: (numSeqs, vocab), any float dtype, any device; row i belongs to rows[i]. The logits are not
     /// modified. Seeded rows advance their own generator by one draw of vocab exponentials per random step.
@@ -48,7 +46,7 @@ public sealed class Sampler : IDisposable
     }
 
     /// (numSeqs) int64: argmax for greedy rows, a random draw for the others.
-    private Tensor ChooseTokens(Tensor logits, IReadOnlyList<SamplingState> rows)
+    private static Tensor ChooseTokens(Tensor logits, IReadOnlyList<SamplingState> rows)
     {
         var greedy = rows.Select(r => r.Params.IsGreedy).ToArray();
         if (greedy.All(g => g))
@@ -65,12 +63,11 @@ public sealed class Sampler : IDisposable
     }
 
     /// (numSeqs) int64. Greedy rows get neutral parameters here; ChooseTokens discards their draw.
-    private Tensor SampleRandom(Tensor logits, IReadOnlyList<SamplingState> rows)
+    private static Tensor SampleRandom(Tensor logits, IReadOnlyList<SamplingState> rows)
     {
         var device = logits.device;
         var vocab = logits.shape[1];
-        var random = rows.Select(r => r.Params.IsGreedy ? SamplingParams.Greedy with { Temperature = 1f } : r.Params)
-            .ToArray();
+        var random = rows.Select(r => r.Params.IsGreedy ? Unfiltered : r.Params).ToArray();
         var scaled = logits / ParameterColumn(random, p => p.Temperature, device); // (numSeqs, vocab)
         if (random.Any(p => p.MinP > 0f))
         {
@@ -86,37 +83,27 @@ public sealed class Sampler : IDisposable
         return probs.div_(ExponentialNoise(probs, rows)).argmax(-1);
     }
 
-    /// (numSeqs, vocab) draws of Exponential(1): seeded rows from their own generator, the rest from ours.
-    private Tensor ExponentialNoise(Tensor probs, IReadOnlyList<SamplingState> rows)
+    /// (numSeqs, vocab) draws of Exponential(1). Rows without a seed use the device's default generator;
+    /// seeded rows draw on the CPU from their own generator (one host-to-device copy for all of them).
+    private static Tensor ExponentialNoise(Tensor probs, IReadOnlyList<SamplingState> rows)
     {
-        var noise = empty_like(probs).exponential_(1.0, EngineGenerator(probs.device));
-        for (var row = 0; row < rows.Count; row++)
+        var noise = empty_like(probs).exponential_(1.0); // (numSeqs, vocab)
+        var seeded = Enumerable.Range(0, rows.Count)
+            .Where(i => !rows[i].Params.IsGreedy && rows[i].Generator is not null).ToArray();
+        if (seeded.Length == 0)
         {
-            if (!rows[row].Params.IsGreedy && rows[row].GeneratorOn(probs.device) is { } generator)
-            {
-                noise[row].exponential_(1.0, generator);
-            }
+            return noise.clamp_min_(MinNoise);
         }
-        return noise;
+        var seededNoise = empty([seeded.Length, probs.shape[1]], ScalarType.Float32); // (numSeeded, vocab), CPU
+        for (var j = 0; j < seeded.Length; j++)
+        {
+            seededNoise[j].exponential_(1.0, rows[seeded[j]].Generator);
+        }
+        var index = tensor(seeded.Select(i => (long)i).ToArray(), device: probs.device); // (numSeeded)
+        return noise.index_copy_(0, index, seededNoise.to(probs.device)).clamp_min_(MinNoise);
     }
 
     /// (numSeqs, 1) float32 column of one parameter, to broadcast over the vocabulary.
     internal static Tensor ParameterColumn(IEnumerable<SamplingParams> rows, Func<SamplingParams, float> select,
         Device device) => tensor(rows.Select(select).ToArray(), device: device).unsqueeze(1);
-
-    private Generator EngineGenerator(Device device)
-    {
-        if (_generator is null)
-        {
-            _generator = new Generator(_seed, device);
-            _generatorDevice = device.ToString();
-        }
-        else if (_generatorDevice != device.ToString())
-        {
-            throw new InvalidOperationException($"Sampler used on {device} after {_generatorDevice}.");
-        }
-        return _generator;
-    }
-
-    public void Dispose() => _generator?.Dispose();
 }

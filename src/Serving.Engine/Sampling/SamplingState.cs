@@ -10,7 +10,6 @@ public sealed class SamplingState : IDisposable
     private readonly List<int> _outputTokenIds = [];
     private readonly long? _generatorSeed;
     private torch.Generator? _generator;
-    private string? _generatorDevice;
 
     /// sequenceIndex (0..n-1) is added to the request's seed, so the n sequences of a seeded request differ
     /// from each other while each stays reproducible.
@@ -61,25 +60,10 @@ public sealed class SamplingState : IDisposable
     internal IEnumerable<int> TokensBlockedByMinTokens =>
         Params.IgnoreEos ? Params.StopTokenIds : Params.StopTokenIds.Concat(EosTokenIds);
 
-    /// This sequence's generator on the logits' device, made on first use; null when the request has no seed.
-    internal torch.Generator? GeneratorOn(torch.Device device)
-    {
-        if (_generatorSeed is not { } seed)
-        {
-            return null;
-        }
-        if (_generator is null)
-        {
-            _generator = new torch.Generator(unchecked((ulong)seed), device);
-            _generatorDevice = device.ToString();
-        }
-        else if (_generatorDevice != device.ToString())
-        {
-            throw new InvalidOperationException(
-                $"Seeded sequence sampled on {device} after {_generatorDevice}; its generator cannot move.");
-        }
-        return _generator;
-    }
+    /// This sequence's generator, made on first use; null when the request has no seed. Always a CPU generator
+    /// (TorchSharp makes no device generators), so a seed gives the same draws on every device.
+    internal torch.Generator? Generator =>
+        _generator ??= _generatorSeed is { } seed ? new torch.Generator(unchecked((ulong)seed)) : null;
 
     public void Dispose() => _generator?.Dispose();
 }
