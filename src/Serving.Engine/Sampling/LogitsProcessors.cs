@@ -22,7 +22,11 @@ internal static class LogitsProcessors
         var (rowIds, tokenIds, biases) = (new List<long>(), new List<long>(), new List<float>());
         for (var row = 0; row < rows.Count; row++)
         {
-            foreach (var (token, bias) in rows[row].Params.LogitBias ?? new Dictionary<int, float>())
+            if (rows[row].Params.LogitBias is not { } rowBias)
+            {
+                continue;
+            }
+            foreach (var (token, bias) in rowBias)
             {
                 rowIds.Add(row);
                 tokenIds.Add(token);
