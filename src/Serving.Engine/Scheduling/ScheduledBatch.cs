@@ -26,7 +26,7 @@ internal sealed class ScheduledBatch(IReadOnlyList<ScheduledSequence> entries, i
     /// Entries that sample a token, in batch order: Postprocess expects one sampled token per entry here.
     public IEnumerable<ScheduledSequence> SamplingEntries => Entries.Where(entry => entry.SamplesToken);
 
-    public int NumSampled => Entries.Count(entry => entry.SamplesToken);
+    public int NumSampled { get; } = entries.Count(entry => entry.SamplesToken);
 }
 
 /// What one step did to a sequence that sampled a token: the token, and the finish reason when it ended.

@@ -17,6 +17,7 @@ internal sealed partial class Scheduler
         {
             int? tokenId = entry.SamplesToken ? sampledTokenIds[next++] : null;
             var sequence = entry.Sequence;
+            // Finished or aborted since Schedule, or this batch was already applied: nothing to record.
             if (sequence.Status != SequenceStatus.Running || sequence.NumComputedTokens != entry.StartPosition)
                 continue;
             RecordComputed(entry);
