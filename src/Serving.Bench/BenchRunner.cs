@@ -25,7 +25,7 @@ internal sealed class BenchRunner(BenchOptions options)
         Console.WriteLine($"bandwidth {ceilings.BandwidthBytesPerSecond / 1e9:F0} GB/s, matmul {ceilings.MatmulFlopsPerSecond / 1e12:F0} TFLOP/s");
         foreach (var name in options.Models)
         {
-            RunModel(ModelPresets.Get(name), dtype, device, cudaDevice, ceilings);
+            RunModel(name, dtype, device, cudaDevice, ceilings);
         }
 
         var deviceName = cudaDevice is null ? options.Device : $"{options.Device} (sm_{cudaDevice.ComputeCapability}, {cudaDevice.MultiprocessorCount} SMs)";
@@ -41,42 +41,41 @@ internal sealed class BenchRunner(BenchOptions options)
         return _checks.All(c => c.Passed) ? 0 : 1;
     }
 
-    private void RunModel(ModelPreset preset, ScalarType dtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
+    private void RunModel(string preset, ScalarType dtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
     {
-        Console.WriteLine($"== {preset.Name}");
-        using var kernels = cudaDevice is null ? null : new FusedKernels(cudaDevice, dtype, preset.HeadDim, preset.NumHeads, preset.NumKVHeads);
+        Console.WriteLine($"== {preset}");
+        var config = ModelPresets.Get(preset);
+        using var kernels = cudaDevice is null ? null : new FusedKernels(cudaDevice, dtype, config.HeadDim, config.NumAttentionHeads, config.NumKeyValueHeads);
         if (options.Check && cudaDevice is not null && kernels is not null)
         {
-            AddChecks(new KernelChecks(kernels, preset, device).RunAll(_random));
-            using var float32 = new FusedKernels(cudaDevice, ScalarType.Float32, preset.HeadDim, preset.NumHeads, preset.NumKVHeads);
-            AddChecks(new KernelChecks(float32, preset, device).RunAll(_random));
+            AddChecks(new KernelChecks(kernels, config, device).RunAll(_random));
+            using var float32 = new FusedKernels(cudaDevice, ScalarType.Float32, config.HeadDim, config.NumAttentionHeads, config.NumKeyValueHeads);
+            AddChecks(new KernelChecks(float32, config, device).RunAll(_random));
         }
 
-        using var model = new RandomModel(preset, dtype, device, BlocksNeeded(), options.BlockSize);
-        var fused = kernels is null ? null : new FusedDecoder(kernels, model.Weights, model.Rope, model.Cache);
-        var plain = new PlainDecoder(model);
-        if (options.Check && fused is not null)
+        using var bench = new BenchModel(preset, options.Dtype, device, BlocksNeeded(), options.BlockSize);
+        if (options.Check && bench.Model.FusedKernelsActive)
         {
-            AddChecks(StepChecks.Run(model, fused, plain, device, _random));
+            AddChecks(StepChecks.Run(bench, _random));
         }
 
-        var bench = new DecodeBenchmark(model, fused, plain, ceilings, device, options.Steps);
-        foreach (var path in Paths(fused is not null))
+        var timing = new DecodeBenchmark(bench, kernels, ceilings, device, options.Steps);
+        foreach (var path in Paths(bench.Model.FusedKernelsActive))
         {
             foreach (var (batch, context) in options.BatchSizes.SelectMany(b => options.ContextLengths.Select(c => (b, c))))
             {
-                _decode.Add(bench.Decode(path, batch, context, _random));
+                _decode.Add(timing.Decode(path, batch, context, _random));
                 Console.WriteLine($"   {path} decode b={batch} ctx={context}: {_decode[^1].StepMs:F2} ms");
             }
 
             foreach (var (batch, length) in options.Prefill)
             {
-                _prefill.Add(bench.Prefill(path, batch, length, _random));
+                _prefill.Add(timing.Prefill(path, batch, length, _random));
                 Console.WriteLine($"   {path} prefill {batch}x{length}: {_prefill[^1].StepMs:F1} ms");
             }
         }
 
-        _capacity.Add(Capacity(model, cudaDevice?.TotalMemoryBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes));
+        _capacity.Add(Capacity(bench, cudaDevice?.TotalMemoryBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes));
     }
 
     // Printed as they complete, so a kernel fault that ends the process still leaves the checks before it.
@@ -99,12 +98,12 @@ internal sealed class BenchRunner(BenchOptions options)
         return Math.Max(Math.Max(decode, prefill), StepChecks.BlocksNeeded(options.BlockSize)) + 8;
     }
 
-    private CapacityResult Capacity(RandomModel model, long totalMemoryBytes)
+    private CapacityResult Capacity(BenchModel bench, long totalMemoryBytes)
     {
-        var weightBytes = model.Weights.DecodeBytes(0) + model.Weights.Embedding.NumberOfElements * model.Weights.Embedding.ElementSize;
-        var perToken = model.Preset.KVBytesPerToken((int)model.Weights.Embedding.ElementSize);
+        var weightBytes = bench.ResidentWeightBytes;
         var budget = (long)(totalMemoryBytes * options.GpuMemoryUtilization) - weightBytes;
-        return new CapacityResult(model.Preset.Name, weightBytes, perToken, options.FitLength, Math.Max(0, budget / (perToken * options.FitLength)));
+        var sequences = Math.Max(0, budget / (bench.KVBytesPerToken * options.FitLength));
+        return new CapacityResult(bench.Name, weightBytes, bench.KVBytesPerToken, options.FitLength, sequences);
     }
 
     private static int CeilDiv(int a, int b) => (a + b - 1) / b;

@@ -1,76 +1,72 @@
 using Serving.Engine.Cuda;
+using Serving.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Bench;
 
-/// Times decode and prefill steps of one random model through the fused path and the plain path. A timed
-/// decode step is what the engine does per step: upload the metadata, run the forward, take the argmax and
-/// read the sampled tokens back to the host (the step's one synchronization).
-internal sealed class DecodeBenchmark(RandomModel model, FusedDecoder? fused, PlainDecoder plain, DeviceCeilings ceilings, Device device, int steps)
+/// Times decode and prefill steps of one model through the fused path and the plain path (the same
+/// LoadedModel with UseFusedKernels off). A timed decode step is what the engine does per step: the forward
+/// (metadata upload included), the argmax and reading the sampled tokens back to the host (the step's one
+/// synchronization).
+internal sealed class DecodeBenchmark(BenchModel bench, FusedKernels? kernels, DeviceCeilings ceilings, Device device, int steps)
 {
     private readonly bool _cuda = device.type == DeviceType.CUDA;
 
     public DecodeResult Decode(string path, int batch, int context, Random random)
     {
-        var step = StepBatch.Decode(batch, context, model.BlockSize, model.NumBlocks, model.Preset.VocabSize, random);
+        var step = StepBatch.Decode(batch, context, bench.Cache.BlockSize, bench.Cache.NumBlocks, bench.Config.VocabSize, random);
         var ms = Timing.MedianMilliseconds(() => RunStep(path, step), 2, steps, _cuda);
-        var weightBytes = model.Weights.DecodeBytes(batch);
-        var kvBytes = (long)batch * context * model.Preset.KVBytesPerToken((int)model.Weights.Embedding.ElementSize);
+        var weightBytes = bench.DecodeWeightBytes(batch);
+        var kvBytes = (long)batch * context * bench.KVBytesPerToken;
         var floorMs = (weightBytes + kvBytes) / ceilings.BandwidthBytesPerSecond * 1000;
-        var attentionMs = path == "fused" ? AttentionMilliseconds(step) : (double?)null;
-        return new DecodeResult(model.Preset.Name, path, batch, context, ms, batch / (ms / 1000), weightBytes, kvBytes,
+        var attentionMs = path == "fused" && kernels is not null ? AttentionMilliseconds(step, kernels) : (double?)null;
+        return new DecodeResult(bench.Name, path, batch, context, ms, batch / (ms / 1000), weightBytes, kvBytes,
             floorMs, floorMs / ms, attentionMs, attentionMs / ms);
     }
 
     public PrefillResult Prefill(string path, int batch, int promptLength, Random random)
     {
-        var step = StepBatch.Prefill(batch, promptLength, model.BlockSize, model.NumBlocks, model.Preset.VocabSize, random);
+        var step = StepBatch.Prefill(batch, promptLength, bench.Cache.BlockSize, bench.Cache.NumBlocks, bench.Config.VocabSize, random);
         var ms = Timing.MedianMilliseconds(() => RunStep(path, step), 1, Math.Max(3, steps / 4), _cuda);
-        var tokens = (long)batch * promptLength;
-        var flops = PrefillFlops(batch, promptLength);
-        var rate = flops / (ms / 1000);
-        return new PrefillResult(model.Preset.Name, path, batch, promptLength, ms, tokens / (ms / 1000), rate / 1e12, rate / ceilings.MatmulFlopsPerSecond);
+        var rate = PrefillFlops(batch, promptLength) / (ms / 1000);
+        return new PrefillResult(bench.Name, path, batch, promptLength, ms, (long)batch * promptLength / (ms / 1000), rate / 1e12,
+            rate / ceilings.MatmulFlopsPerSecond);
     }
 
-    public void RunStep(string path, StepBatch step)
+    public void RunStep(string path, BatchInputs step)
     {
         using var scope = NewDisposeScope();
-        var logits = path == "fused" ? FusedForward(step) : plain.Forward(step);
+        bench.Model.UseFusedKernels = path == "fused";
+        var logits = bench.Model.Forward(step, bench.Cache);
         _ = logits.argmax(-1).cpu().data<long>().ToArray();
     }
 
-    public Tensor FusedForward(StepBatch step)
-    {
-        using var inputs = FusedStepInputs.Upload(step.TokenIds, step.Positions, step.QueryLengths, step.ContextLengths, step.SlotMapping, step.BlockTables, model.BlockSize, device);
-        return fused!.Forward(inputs);
-    }
-
     // The attention kernels of all layers alone, on the step's metadata: the attention share of the step.
-    private double AttentionMilliseconds(StepBatch step)
+    private double AttentionMilliseconds(BatchInputs step, FusedKernels k)
     {
         using var scope = NewDisposeScope();
-        var k = fused!.Kernels;
-        using var inputs = FusedStepInputs.Upload(step.TokenIds, step.Positions, step.QueryLengths, step.ContextLengths, step.SlotMapping, step.BlockTables, model.BlockSize, device);
+        using var inputs = FusedStepInputs.Upload(step, bench.Cache.BlockSize, device);
         var plan = k.PlanDecode(inputs.NumSeqs, step.ContextLengths.Max());
         var workspace = empty(plan.WorkspaceElements(k.NumHeads, k.HeadDim), ScalarType.Float32, device);
         var qkv = randn(inputs.NumSeqs, (k.NumHeads + 2 * k.NumKVHeads) * k.HeadDim, dtype: k.Dtype, device: device);
         var output = empty(inputs.NumSeqs, k.NumHeads * k.HeadDim, dtype: k.Dtype, device: device);
         return Timing.MedianMilliseconds(() =>
         {
-            foreach (var cache in model.Cache)
+            for (var layer = 0; layer < bench.Cache.NumLayers; layer++)
             {
-                k.PagedDecodeAttention(qkv, cache.Keys, cache.Values, inputs.BlockTables, inputs.ContextLengths, plan, output, workspace);
+                k.PagedDecodeAttention(qkv, bench.Cache.Keys(layer), bench.Cache.Values(layer), inputs.BlockTables, inputs.ContextLengths, plan, output, workspace);
             }
         }, 2, steps, _cuda);
     }
 
-    // 2 FLOPs per weight per token in every linear, plus causal attention (QK and PV, half the square).
+    // 2 FLOPs per weight per token in every linear, plus causal attention (QK and PV, half the square), plus
+    // the LM head on each sequence's last token.
     private double PrefillFlops(int batch, int length)
     {
-        var p = model.Preset;
-        var perTokenLinear = 2.0 * p.NumLayers * p.HiddenSize * ((p.NumHeads + 2 * p.NumKVHeads) * p.HeadDim + p.NumHeads * p.HeadDim + 3.0 * p.IntermediateSize);
-        var attention = 2.0 * 2 * p.NumLayers * p.NumHeads * p.HeadDim * (length * (length + 1) / 2.0);
-        return batch * (perTokenLinear * length + attention) + 2.0 * batch * p.HiddenSize * p.VocabSize;
+        var c = bench.Config;
+        var perTokenLinear = 2.0 * c.NumHiddenLayers * c.HiddenSize * (c.QSize + 2.0 * c.KVSize + c.QSize + 3.0 * c.IntermediateSize);
+        var attention = 2.0 * 2 * c.NumHiddenLayers * c.QSize * (length * (length + 1) / 2.0);
+        return batch * (perTokenLinear * length + attention) + 2.0 * batch * c.HiddenSize * c.VocabSize;
     }
 }

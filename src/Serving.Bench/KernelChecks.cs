@@ -1,3 +1,4 @@
+using Serving.Engine.Config;
 using Serving.Engine.Cuda;
 using Serving.Engine.Model;
 using static TorchSharp.torch;
@@ -24,7 +25,7 @@ internal sealed record CheckResult(string Name, string Dtype, double RelativeErr
 
 /// Checks each fused kernel on fresh random inputs against the same computation in plain ops (float64
 /// reference for attention). Tolerances: float32 1e-5 (1e-4 for attention's fast exp), bfloat16 1e-2.
-internal sealed class KernelChecks(FusedKernels kernels, ModelPreset preset, Device device)
+internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Device device)
 {
     private readonly ScalarType _dtype = kernels.Dtype;
     private double Tolerance => _dtype == ScalarType.Float32 ? 1e-5 : 1e-2;
@@ -51,32 +52,32 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelPreset preset, Dev
     private CheckResult Norm(bool addResidual)
     {
         using var scope = NewDisposeScope();
-        var (x, residual, weight) = (Randn(37, preset.HiddenSize), Randn(37, preset.HiddenSize), Randn(preset.HiddenSize));
-        var output = full(37, preset.HiddenSize, double.NaN, dtype: _dtype, device: device);
+        var (x, residual, weight) = (Randn(37, config.HiddenSize), Randn(37, config.HiddenSize), Randn(config.HiddenSize));
+        var output = full(37, config.HiddenSize, double.NaN, dtype: _dtype, device: device);
         var expectedResidual = addResidual ? residual + x : x;
         var x32 = expectedResidual.to(ScalarType.Float32);
-        var expected = weight * (x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + preset.RmsNormEps)).to(_dtype);
+        var expected = weight * (x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + config.RmsNormEps)).to(_dtype);
         if (addResidual)
         {
-            kernels.AddRmsNorm(residual, x, weight, output, (float)preset.RmsNormEps);
+            kernels.AddRmsNorm(residual, x, weight, output, (float)config.RmsNormEps);
             return CheckResult.Compare("add+rmsnorm", cat([output, residual], 1), cat([expected, expectedResidual], 1), Tolerance);
         }
 
-        kernels.RmsNorm(x, weight, output, (float)preset.RmsNormEps);
+        kernels.RmsNorm(x, weight, output, (float)config.RmsNormEps);
         return CheckResult.Compare("rmsnorm", output, expected, Tolerance);
     }
 
     private IEnumerable<CheckResult> Rope(Random random)
     {
         using var scope = NewDisposeScope();
-        var (h, g, d, n, blockSize) = (preset.NumHeads, preset.NumKVHeads, preset.HeadDim, 29, 16);
+        var (h, g, d, n, blockSize) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, 29, 16);
         var qkv = Randn(n, (h + 2 * g) * d);
         var original = qkv.clone();
         var positions = tensor(Enumerable.Range(0, n).Select(_ => random.Next(4000)).ToArray(), device: device);
         var slotList = Enumerable.Range(0, 64 * blockSize).OrderBy(_ => random.Next()).Take(n).ToArray();
         var slots = tensor(slotList, device: device);
         var (keys, values) = (full(64, blockSize, g, d, double.NaN, dtype: _dtype, device: device), full(64, blockSize, g, d, double.NaN, dtype: _dtype, device: device));
-        using var rope = new RopeTable(tensor(RopeTable.InverseFrequencies(preset.RopeTheta, d, preset.RopeScaling)), 4096, 1.0, device);
+        using var rope = new RopeTable(config.Rope.InverseFrequencies(d), 4096, device);
         kernels.RopeAndWriteKV(qkv, positions, slots, rope, keys, values);
 
         var parts = original.split([h * d, g * d, g * d], 1);
@@ -95,8 +96,8 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelPreset preset, Dev
     private CheckResult SiluMul()
     {
         using var scope = NewDisposeScope();
-        var gateUp = Randn(23, 2 * preset.IntermediateSize);
-        var output = full(23, preset.IntermediateSize, double.NaN, dtype: _dtype, device: device);
+        var gateUp = Randn(23, 2 * config.IntermediateSize);
+        var output = full(23, config.IntermediateSize, double.NaN, dtype: _dtype, device: device);
         kernels.SiluMul(gateUp, output);
         var halves = gateUp.chunk(2, -1);
         return CheckResult.Compare("silu*up", output, silu(halves[0]) * halves[1], Tolerance);
@@ -107,12 +108,12 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelPreset preset, Dev
     private CheckResult Attention(int[] contexts, int concurrentBlocks, Random random)
     {
         using var scope = NewDisposeScope();
-        var (h, g, d, blockSize) = (preset.NumHeads, preset.NumKVHeads, preset.HeadDim, 16);
+        var (h, g, d, blockSize) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, 16);
         var numBlocks = contexts.Sum(c => (c + blockSize - 1) / blockSize) + 3;
         var batch = StepBatch.Build(Enumerable.Repeat(1, contexts.Length).ToArray(), contexts, blockSize, numBlocks, 1, random);
         var (keys, values) = (Randn(numBlocks, blockSize, g, d), Randn(numBlocks, blockSize, g, d));
         var qkv = Randn(contexts.Length, (h + 2 * g) * d);                          // the query is read in place at qkv's stride
-        using var inputs = FusedStepInputs.Upload(batch.TokenIds, batch.Positions, batch.QueryLengths, batch.ContextLengths, batch.SlotMapping, batch.BlockTables, blockSize, device);
+        using var inputs = FusedStepInputs.Upload(batch, blockSize, device);
         var plan = DecodeAttentionPlan.Create(contexts.Length, contexts.Max(), g, concurrentBlocks);
         var workspace = empty(plan.WorkspaceElements(h, d), ScalarType.Float32, device);
         var output = full(contexts.Length, h * d, double.NaN, dtype: _dtype, device: device);
@@ -122,9 +123,9 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelPreset preset, Dev
         return CheckResult.Compare(name, output, expected, _dtype == ScalarType.Float32 ? 1e-4 : 1e-2);
     }
 
-    private Tensor ReferenceAttention(Tensor q, Tensor keys, Tensor values, StepBatch batch, int blockSize)
+    private Tensor ReferenceAttention(Tensor q, Tensor keys, Tensor values, BatchInputs batch, int blockSize)
     {
-        var (h, g, d) = (preset.NumHeads, preset.NumKVHeads, preset.HeadDim);
+        var (h, g, d) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim);
         var rows = new List<Tensor>();
         for (var s = 0; s < batch.ContextLengths.Length; s++)
         {

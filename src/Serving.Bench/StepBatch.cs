@@ -1,21 +1,22 @@
+using Serving.Engine.Model;
+
 namespace Serving.Bench;
 
-/// One step's forward metadata on the host, in the engine's BatchInputs layout: a flat batch of tokens,
-/// sequence after sequence, with each sequence's blocks in the paged pool.
-internal sealed record StepBatch(int[] TokenIds, int[] Positions, int[] QueryLengths, int[] ContextLengths, int[] SlotMapping, int[][] BlockTables)
+/// Builds BatchInputs for benchmark steps over a pool of numBlocks blocks. Blocks are handed out in a random
+/// order, as in a pool that has run for a while, so the kernels are exercised on scattered blocks.
+internal static class StepBatch
 {
     /// <paramref name="numSeqs"/> sequences that each decode one token after contextLength - 1 cached ones
-    /// (so each attends over contextLength tokens). Blocks are handed out in a random order, as a pool that
-    /// has run for a while would, so the kernels are exercised on scattered blocks.
-    public static StepBatch Decode(int numSeqs, int contextLength, int blockSize, int numBlocks, int vocab, Random random) =>
+    /// (so each attends over contextLength tokens).
+    public static BatchInputs Decode(int numSeqs, int contextLength, int blockSize, int numBlocks, int vocab, Random random) =>
         Build(Enumerable.Repeat(1, numSeqs).ToArray(), Enumerable.Repeat(contextLength, numSeqs).ToArray(), blockSize, numBlocks, vocab, random);
 
     /// <paramref name="numSeqs"/> fresh prompts of <paramref name="promptLength"/> tokens each.
-    public static StepBatch Prefill(int numSeqs, int promptLength, int blockSize, int numBlocks, int vocab, Random random) =>
+    public static BatchInputs Prefill(int numSeqs, int promptLength, int blockSize, int numBlocks, int vocab, Random random) =>
         Build(Enumerable.Repeat(promptLength, numSeqs).ToArray(), Enumerable.Repeat(promptLength, numSeqs).ToArray(), blockSize, numBlocks, vocab, random);
 
     /// Sequences with the given query and context lengths (query ≤ context: the last queryLength positions are new).
-    public static StepBatch Build(int[] queryLengths, int[] contextLengths, int blockSize, int numBlocks, int vocab, Random random)
+    public static BatchInputs Build(int[] queryLengths, int[] contextLengths, int blockSize, int numBlocks, int vocab, Random random)
     {
         var blocksNeeded = contextLengths.Sum(c => (c + blockSize - 1) / blockSize);
         if (blocksNeeded > numBlocks)
@@ -38,6 +39,6 @@ internal sealed record StepBatch(int[] TokenIds, int[] Positions, int[] QueryLen
             }
         }
 
-        return new StepBatch([.. tokens], [.. positions], queryLengths, contextLengths, [.. slots], tables);
+        return new BatchInputs([.. tokens], [.. positions], queryLengths, contextLengths, [.. slots], tables);
     }
 }

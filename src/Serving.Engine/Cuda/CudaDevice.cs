@@ -3,7 +3,7 @@ namespace Serving.Engine.Cuda;
 /// One CUDA device as the driver API sees it, bound to its primary context: the same context the CUDA
 /// runtime inside libtorch uses, so kernels launched here see TorchSharp's allocations and order with its
 /// work on the legacy default stream.
-public sealed class CudaDevice
+internal sealed class CudaDevice
 {
     private static readonly object InitLock = new();
     private static bool _initialized;

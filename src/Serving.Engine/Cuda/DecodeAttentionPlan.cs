@@ -4,7 +4,7 @@ namespace Serving.Engine.Cuda;
 /// into <see cref="NumPartitions"/> partitions of <see cref="PartitionSize"/> tokens, scored by separate
 /// thread blocks and merged by a second kernel. One plan serves every layer of a step, and so does the
 /// float32 workspace it sizes (partial outputs plus running max and sum per partition).
-public sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int NumPartitions)
+internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int NumPartitions)
 {
     /// Tokens per shared-memory stage of the kernel (TILE in paged_attention.cu).
     public const int Tile = 32;

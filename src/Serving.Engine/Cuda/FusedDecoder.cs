@@ -1,3 +1,7 @@
+using Serving.Engine.Config;
+using Serving.Engine.KVCache;
+using TorchSharp;
+using Serving.Engine.Model;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn.functional;
 
@@ -12,28 +16,51 @@ namespace Serving.Engine.Cuda;
 /// so a decode step's host cost stays far below its GPU time. Decode steps (one query token per sequence)
 /// use the paged decode kernel; prefill steps use <see cref="PrefillAttention"/>. The residual stream is
 /// carried in place by the add+norm kernels: h = x + attn(norm(x)); out = h + ffn(norm(h)).
-public sealed class FusedDecoder
+/// Owns its compiled kernels and rope table; the weights belong to the model.
+internal sealed class FusedDecoder : IDisposable
 {
     private readonly FusedKernels _kernels;
     private readonly FusedModelWeights _weights;
     private readonly RopeTable _rope;
-    private readonly IReadOnlyList<LayerKVCache> _cache;
 
-    public FusedDecoder(FusedKernels kernels, FusedModelWeights weights, RopeTable rope, IReadOnlyList<LayerKVCache> cache)
+    public FusedDecoder(FusedKernels kernels, FusedModelWeights weights, RopeTable rope) =>
+        (_kernels, _weights, _rope) = (kernels, weights, rope);
+
+    /// The fused path for a model, or null where it does not apply (not CUDA, float16, or a shape the kernels
+    /// do not take): the plain TorchSharp path runs there. Compiles the kernels for this shape (about a second).
+    public static FusedDecoder? TryCreate(nn.Module model, ModelConfig config, ScalarType dtype, Device device)
     {
-        if (cache.Count != weights.Layers.Count)
+        if (device.type != DeviceType.CUDA || !FusedKernels.Supports(dtype, config))
         {
-            throw new ArgumentException($"{cache.Count} cache layers for {weights.Layers.Count} model layers", nameof(cache));
+            return null;
         }
 
-        (_kernels, _weights, _rope, _cache) = (kernels, weights, rope, cache);
+        var kernels = new FusedKernels(CudaDevice.Open(Math.Max(device.index, 0)), dtype, config.HeadDim, config.NumAttentionHeads, config.NumKeyValueHeads);
+        var weights = FusedModelWeights.From(model, config.NumHiddenLayers, config.RmsNormEps);
+        var rope = new RopeTable(config.Rope.InverseFrequencies(config.HeadDim), config.MaxContextLength, device);
+        return new FusedDecoder(kernels, weights, rope);
     }
 
     public FusedKernels Kernels => _kernels;
+    public FusedModelWeights Weights => _weights;
 
-    /// Logits of each sequence's last token, (numSeqs, vocab), in the model dtype. The returned tensor
-    /// belongs to the caller's dispose scope; every intermediate is released as soon as its consumer is queued.
-    public Tensor Forward(FusedStepInputs inputs)
+    /// Logits of each sequence's last new token, (numSeqs, vocab) float32. The step's metadata goes up in one
+    /// copy; the returned tensor belongs to the caller's dispose scope, intermediates are released as soon as
+    /// their consumer is queued.
+    public Tensor Forward(BatchInputs batch, PagedKVCache cache)
+    {
+        using var scope = NewDisposeScope();
+        using var inputs = FusedStepInputs.Upload(batch, cache.BlockSize, _weights.Embedding.device);
+        return Forward(inputs, cache).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        _kernels.Dispose();
+        _rope.Dispose();
+    }
+
+    private Tensor Forward(FusedStepInputs inputs, PagedKVCache cache)
     {
         _kernels.Device.MakeCurrent();
         var plan = inputs.IsDecode
@@ -48,8 +75,8 @@ public sealed class FusedDecoder
             var layer = _weights.Layers[i];
             Norm(residual, mlpOut, layer.InputNorm, normed);
             mlpOut?.Dispose();
-            using var attnOut = Attention(normed, layer, _cache[i], inputs, plan, workspace);
-            using var o = linear(attnOut, layer.OProj);                                  // (N, hidden)
+            using var attnOut = Attention(normed, layer, cache, i, inputs, plan, workspace);
+            using var o = linear(attnOut, layer.OProj, layer.OBias);                     // (N, hidden)
             _kernels.AddRmsNorm(residual, o, layer.PostAttentionNorm, normed, _weights.RmsNormEps);
             mlpOut = Mlp(normed, layer);
         }
@@ -73,28 +100,29 @@ public sealed class FusedDecoder
     }
 
     // (N, hidden) → (N, numHeads headDim), writing this step's K/V into the pool on the way.
-    private Tensor Attention(Tensor normed, FusedLayerWeights layer, LayerKVCache cache, FusedStepInputs inputs,
+    private Tensor Attention(Tensor normed, FusedLayerWeights layer, PagedKVCache cache, int layerIndex, FusedStepInputs inputs,
         DecodeAttentionPlan? plan, Tensor workspace)
     {
-        using var qkv = linear(normed, layer.QkvProj);                                  // (N, (H + 2G) D)
-        _kernels.RopeAndWriteKV(qkv, inputs.Positions, inputs.Slots, _rope, cache.Keys, cache.Values);
+        var (keys, values) = (cache.Keys(layerIndex), cache.Values(layerIndex));
+        using var qkv = linear(normed, layer.QkvProj, layer.QkvBias);                   // (N, (H + 2G) D)
+        _kernels.RopeAndWriteKV(qkv, inputs.Positions, inputs.Slots, _rope, keys, values);
         if (plan is null)
         {
-            return PrefillAttention.Run(qkv, cache, inputs, _kernels.NumHeads, _kernels.NumKVHeads, _kernels.HeadDim);
+            return PrefillAttention.Run(qkv, keys, values, inputs, _kernels.NumHeads, _kernels.NumKVHeads, _kernels.HeadDim);
         }
 
         var output = empty(inputs.NumTokens, _kernels.NumHeads * _kernels.HeadDim, qkv.dtype, qkv.device);
         // the query is the first numHeads*headDim columns of each qkv row: the kernel reads it at qkv's row stride
-        _kernels.PagedDecodeAttention(qkv, cache.Keys, cache.Values, inputs.BlockTables, inputs.ContextLengths, plan, output, workspace);
+        _kernels.PagedDecodeAttention(qkv, keys, values, inputs.BlockTables, inputs.ContextLengths, plan, output, workspace);
         return output;
     }
 
     private Tensor Mlp(Tensor normed, FusedLayerWeights layer)
     {
-        using var gateUp = linear(normed, layer.GateUpProj);                            // (N, 2 ffn)
+        using var gateUp = linear(normed, layer.GateUpProj, layer.GateUpBias);                            // (N, 2 ffn)
         using var activated = empty(gateUp.size(0), gateUp.size(1) / 2, gateUp.dtype, gateUp.device);
         _kernels.SiluMul(gateUp, activated);
-        return linear(activated, layer.DownProj);                                       // (N, hidden)
+        return linear(activated, layer.DownProj, layer.DownBias);                                       // (N, hidden)
     }
 
     private static Tensor LastTokens(Tensor hidden, FusedStepInputs inputs)

@@ -1,3 +1,4 @@
+using Serving.Engine.Config;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Cuda;
@@ -7,7 +8,7 @@ namespace Serving.Engine.Cuda;
 /// without synchronization. Tensors are passed by device pointer: callers keep them alive until the step's
 /// work has run (the TorchSharp caching allocator only reuses memory in stream order, so a tensor disposed
 /// after its last launch is safe).
-public sealed unsafe class FusedKernels : IDisposable
+internal sealed unsafe class FusedKernels : IDisposable
 {
     private const uint AttentionThreads = 128;
     private readonly KernelModule _module;
@@ -18,14 +19,9 @@ public sealed unsafe class FusedKernels : IDisposable
 
     public FusedKernels(CudaDevice device, ScalarType dtype, int headDim, int numHeads, int numKVHeads)
     {
-        if (dtype != ScalarType.BFloat16 && dtype != ScalarType.Float32)
+        if (!SupportsAttention(dtype, headDim, numHeads, numKVHeads))
         {
-            throw new ArgumentException($"fused kernels support bfloat16 and float32, not {dtype}", nameof(dtype));
-        }
-
-        if (headDim % 8 != 0 || headDim > 256 || numHeads % numKVHeads != 0 || numHeads / numKVHeads * headDim > 64 * 128)
-        {
-            throw new ArgumentException($"unsupported attention shape: {numHeads} heads, {numKVHeads} KV heads, head dim {headDim}");
+            throw new ArgumentException($"no fused kernels for {dtype} with {numHeads} heads, {numKVHeads} KV heads, head dim {headDim}");
         }
 
         Device = device;
@@ -50,6 +46,16 @@ public sealed unsafe class FusedKernels : IDisposable
         var perMultiprocessor = Math.Clamp(228 * 1024 / ((int)_attentionSharedBytes + 1024), 1, 2048 / (int)AttentionThreads);
         _concurrentAttentionBlocks = perMultiprocessor * device.MultiprocessorCount;
     }
+
+    /// Whether the kernels take this model: bfloat16 or float32; rows of whole 16-byte vectors (hidden, ffn and
+    /// head dim multiples of 8); head dim at most 256; at most 64 x 128 query values per KV head (registers).
+    public static bool Supports(ScalarType dtype, ModelConfig config) =>
+        config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0
+        && SupportsAttention(dtype, config.HeadDim, config.NumAttentionHeads, config.NumKeyValueHeads);
+
+    private static bool SupportsAttention(ScalarType dtype, int headDim, int numHeads, int numKVHeads) =>
+        dtype is ScalarType.BFloat16 or ScalarType.Float32
+        && headDim % 8 == 0 && headDim <= 256 && numHeads % numKVHeads == 0 && numHeads / numKVHeads * headDim <= 64 * 128;
 
     public CudaDevice Device { get; }
     public ScalarType Dtype { get; }

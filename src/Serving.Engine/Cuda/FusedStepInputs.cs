@@ -1,3 +1,4 @@
+using Serving.Engine.Model;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Cuda;
@@ -9,7 +10,7 @@ namespace Serving.Engine.Cuda;
 ///
 /// N = tokens in the flat batch, S = sequences. contextSlots (sum of context lengths) lists every cached
 /// token's pool slot, sequence after sequence; only prefill steps carry it (decode reads the block tables).
-public sealed class FusedStepInputs : IDisposable
+internal sealed class FusedStepInputs : IDisposable
 {
     private readonly Tensor _packed;
 
@@ -43,9 +44,10 @@ public sealed class FusedStepInputs : IDisposable
     public Tensor BlockTables { get; }     // (S, maxBlocks), unused entries 0
     public Tensor? ContextSlots { get; }   // (sum of context lengths), prefill steps only
 
-    public static FusedStepInputs Upload(int[] tokenIds, int[] positions, int[] queryLengths, int[] contextLengths,
-        int[] slotMapping, int[][] blockTables, int blockSize, Device device)
+    public static FusedStepInputs Upload(BatchInputs batch, int blockSize, Device device)
     {
+        var (tokenIds, positions, queryLengths) = (batch.TokenIds, batch.Positions, batch.QueryLengths);
+        var (contextLengths, slotMapping, blockTables) = (batch.ContextLengths, batch.SlotMapping, batch.BlockTables);
         var maxBlocks = Math.Max(1, blockTables.Max(t => t.Length));
         var withContextSlots = queryLengths.Any(l => l != 1);
         var host = new List<int>(3 * tokenIds.Length + contextLengths.Length * (1 + maxBlocks));

@@ -11,11 +11,12 @@ namespace Serving.Engine.Cuda;
 internal static class PrefillAttention
 {
     /// qkv (N, (H + 2G) D) with q and k rotated; returns (N, H D).
-    public static Tensor Run(Tensor qkv, LayerKVCache cache, FusedStepInputs inputs, int numHeads, int numKVHeads, int headDim)
+    /// keyCache, valueCache (numBlocks, blockSize, G, D).
+    public static Tensor Run(Tensor qkv, Tensor keyCache, Tensor valueCache, FusedStepInputs inputs, int numHeads, int numKVHeads, int headDim)
     {
         var output = empty(inputs.NumTokens, numHeads * headDim, qkv.dtype, qkv.device);
-        using var keys = cache.Keys.view(-1, numKVHeads, headDim);                    // (numSlots, G, D)
-        using var values = cache.Values.view(-1, numKVHeads, headDim);
+        using var keys = keyCache.view(-1, numKVHeads, headDim);                       // (numSlots, G, D)
+        using var values = valueCache.view(-1, numKVHeads, headDim);
         var (queryStart, contextStart) = (0, 0);
         for (var s = 0; s < inputs.NumSeqs; s++)
         {

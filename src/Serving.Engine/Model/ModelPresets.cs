@@ -1,61 +1,62 @@
+using Serving.Engine.Config;
+
 namespace Serving.Engine.Model;
 
-/// Llama 3 rope scaling ("rope_type": "llama3" in config.json).
-public sealed record Llama3RopeScaling(double Factor, double LowFreqFactor, double HighFreqFactor, int OriginalMaxPositionEmbeddings);
-
-/// The shape of a Llama-family decoder, enough to build random weights of a real size without a checkpoint
-/// (issue 6: benchmark and GPU runs of the 8B shape with no files). Selected by name in the server
-/// (`--model llama3-8b`) and the benchmark.
-public sealed record ModelPreset(
-    string Name,
-    int NumLayers,
-    int HiddenSize,
-    int IntermediateSize,
-    int NumHeads,
-    int NumKVHeads,
-    int HeadDim,
-    int VocabSize,
-    double RopeTheta,
-    Llama3RopeScaling? RopeScaling,
-    int MaxPositionEmbeddings,
-    double RmsNormEps = 1e-5,
-    bool TieWordEmbeddings = false)
-{
-    public int NumQueriesPerKV => NumHeads / NumKVHeads;
-
-    /// K and V bytes one token occupies in the cache across all layers.
-    public long KVBytesPerToken(int elementSize) => 2L * NumLayers * NumKVHeads * HeadDim * elementSize;
-}
-
-/// Named shapes. The llama3-8b trio differs only in KV heads: GQA-8 (the real model), its MHA twin and an
-/// MQA variant, so their step times isolate the cost of reading the KV cache.
+/// Named model shapes for random-weight models of real sizes, built on the device without files (issue 6):
+/// `--model llama3-8b` in the server and the benchmark. The llama3-8b trio differs only in KV heads: GQA-8
+/// (the real model), its MHA twin and an MQA variant, so their step times isolate the cost of the KV cache.
+/// The tiny ones keep CPU smoke runs fast.
 public static class ModelPresets
 {
-    private static readonly Llama3RopeScaling Llama3Scaling = new(8.0, 1.0, 4.0, 8192);
+    public static IReadOnlyList<string> Names { get; } = ["llama3-8b", "llama3-8b-mha", "llama3-8b-mqa", "tiny-gqa", "tiny-mha"];
 
-    public static IReadOnlyList<ModelPreset> All { get; } =
-    [
-        Llama3_8B("llama3-8b", numKVHeads: 8),
-        Llama3_8B("llama3-8b-mha", numKVHeads: 32),
-        Llama3_8B("llama3-8b-mqa", numKVHeads: 1),
-        new("tiny-gqa", NumLayers: 2, HiddenSize: 256, IntermediateSize: 512, NumHeads: 8, NumKVHeads: 2, HeadDim: 32,
-            VocabSize: 1024, RopeTheta: 10000, RopeScaling: null, MaxPositionEmbeddings: 4096),
-        new("tiny-mha", NumLayers: 2, HiddenSize: 256, IntermediateSize: 512, NumHeads: 4, NumKVHeads: 4, HeadDim: 64,
-            VocabSize: 1024, RopeTheta: 10000, RopeScaling: null, MaxPositionEmbeddings: 4096),
-    ];
+    public static bool IsPreset(string name) => Names.Contains(name, StringComparer.OrdinalIgnoreCase);
 
-    public static bool TryGet(string name, out ModelPreset preset)
+    /// The config.json a checkpoint of this shape would have.
+    public static ModelConfig Get(string name) => name.ToLowerInvariant() switch
     {
-        preset = All.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase))!;
-        return preset is not null;
-    }
+        "llama3-8b" => Llama3_8B(numKVHeads: 8),
+        "llama3-8b-mha" => Llama3_8B(numKVHeads: 32),
+        "llama3-8b-mqa" => Llama3_8B(numKVHeads: 1),
+        "tiny-gqa" => Tiny(numHeads: 8, numKVHeads: 2, headDim: 32),
+        "tiny-mha" => Tiny(numHeads: 4, numKVHeads: 4, headDim: 64),
+        _ => throw new ArgumentException($"unknown model preset '{name}' (known: {string.Join(", ", Names)})", nameof(name)),
+    };
 
-    public static ModelPreset Get(string name) =>
-        TryGet(name, out var preset)
-            ? preset
-            : throw new ArgumentException($"unknown model preset '{name}' (known: {string.Join(", ", All.Select(p => p.Name))})", nameof(name));
+    // Meta-Llama-3.1-8B's config.json, with the KV head count as the one free parameter.
+    static ModelConfig Llama3_8B(int numKVHeads) => new()
+    {
+        ModelType = "llama",
+        Architectures = ["LlamaForCausalLM"],
+        HiddenSize = 4096,
+        IntermediateSize = 14336,
+        NumHiddenLayers = 32,
+        NumAttentionHeads = 32,
+        NumKeyValueHeads = numKVHeads,
+        HeadDim = 128,
+        VocabSize = 128256,
+        RmsNormEps = 1e-5,
+        Rope = new RopeConfig { Theta = 500000, Type = RopeType.Llama3, Factor = 8, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 8192 },
+        MaxPositionEmbeddings = 131072,
+        Dtype = "bfloat16",
+        BosTokenId = 128000,
+        EosTokenIds = [128001],
+    };
 
-    private static ModelPreset Llama3_8B(string name, int numKVHeads) =>
-        new(name, NumLayers: 32, HiddenSize: 4096, IntermediateSize: 14336, NumHeads: 32, NumKVHeads: numKVHeads, HeadDim: 128,
-            VocabSize: 128256, RopeTheta: 500000, RopeScaling: Llama3Scaling, MaxPositionEmbeddings: 131072);
+    static ModelConfig Tiny(int numHeads, int numKVHeads, int headDim) => new()
+    {
+        ModelType = "llama",
+        Architectures = ["LlamaForCausalLM"],
+        HiddenSize = 256,
+        IntermediateSize = 512,
+        NumHiddenLayers = 2,
+        NumAttentionHeads = numHeads,
+        NumKeyValueHeads = numKVHeads,
+        HeadDim = headDim,
+        VocabSize = 1024,
+        RmsNormEps = 1e-5,
+        MaxPositionEmbeddings = 4096,
+        Dtype = "float32",
+        EosTokenIds = [0],
+    };
 }
