@@ -10,6 +10,8 @@ internal sealed record BenchOptions
     public IReadOnlyList<int> ContextLengths { get; init; } = [512, 2048];
     /// Prefill shapes as (batch, prompt length).
     public IReadOnlyList<(int Batch, int Length)> Prefill { get; init; } = [(16, 512)];
+    /// Batch sizes of the generate()-style run (prompt 512, 128 new tokens), as transformers was measured.
+    public IReadOnlyList<int> GenerateBatches { get; init; } = [1, 64];
     public int Steps { get; init; } = 20;
     public bool Plain { get; init; } = true;
     public bool Check { get; init; } = true;
@@ -17,4 +19,6 @@ internal sealed record BenchOptions
     public double GpuMemoryUtilization { get; init; } = 0.9;
     public int BlockSize { get; init; } = 16;
     public string? JsonPath { get; init; }
+    /// Folder of reference checkpoints (../shared/fixtures) to check on the device first; none when null.
+    public string? FixturesPath { get; init; }
 }

@@ -11,8 +11,10 @@ internal sealed class BenchRunner(BenchOptions options)
 {
     private readonly Random _random = new(1234);
     private readonly List<CheckResult> _checks = [];
+    private readonly List<FixtureResult> _fixtures = [];
     private readonly List<DecodeResult> _decode = [];
     private readonly List<PrefillResult> _prefill = [];
+    private readonly List<GenerateResult> _generate = [];
     private readonly List<CapacityResult> _capacity = [];
 
     public int Run()
@@ -23,6 +25,15 @@ internal sealed class BenchRunner(BenchOptions options)
         var cudaDevice = device.type == DeviceType.CUDA ? CudaDevice.Open(device.index < 0 ? 0 : device.index) : null;
         var ceilings = DeviceCeilings.Measure(dtype, device);
         Console.WriteLine($"bandwidth {ceilings.BandwidthBytesPerSecond / 1e9:F0} GB/s, matmul {ceilings.MatmulFlopsPerSecond / 1e12:F0} TFLOP/s");
+        if (options.FixturesPath is { } fixtures)
+        {
+            foreach (var result in FixtureChecks.Run(fixtures, device))
+            {
+                Console.WriteLine($"   fixture {result.Model} [{result.Dtype}, fused {result.FusedKernels}] prompt {result.Prompt}: max logit error {result.MaxLogitError:E2}, greedy {result.GreedyMatches}/16");
+                _fixtures.Add(result);
+            }
+        }
+
         foreach (var name in options.Models)
         {
             RunModel(name, dtype, device, cudaDevice, ceilings);
@@ -30,7 +41,7 @@ internal sealed class BenchRunner(BenchOptions options)
 
         var deviceName = cudaDevice is null ? options.Device : $"{options.Device} (sm_{cudaDevice.ComputeCapability}, {cudaDevice.MultiprocessorCount} SMs)";
         var report = new BenchReport(deviceName, dtype.ToString(),
-            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _checks, _decode, _prefill, _capacity);
+            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity);
         ReportWriter.PrintChecks(_checks);
         ReportWriter.Print(report);
         if (options.JsonPath is { } path)
@@ -38,7 +49,8 @@ internal sealed class BenchRunner(BenchOptions options)
             ReportWriter.WriteJson(report, path);
         }
 
-        return _checks.All(c => c.Passed) ? 0 : 1;
+        var fixturesPass = _fixtures.All(f => f.Dtype != "float32" || (f.MaxLogitError <= 1e-3 && f.GreedyMatches == 16));
+        return _checks.All(c => c.Passed) && fixturesPass ? 0 : 1;
     }
 
     private void RunModel(string preset, ScalarType dtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
@@ -73,6 +85,12 @@ internal sealed class BenchRunner(BenchOptions options)
                 _prefill.Add(timing.Prefill(path, batch, length, _random));
                 Console.WriteLine($"   {path} prefill {batch}x{length}: {_prefill[^1].StepMs:F1} ms");
             }
+
+            foreach (var batch in options.GenerateBatches)
+            {
+                _generate.Add(timing.Generate(path, batch, 512, 128, _random));
+                Console.WriteLine($"   {path} generate {batch}x(512+128): {_generate[^1].TokensPerSecond:F0} tok/s");
+            }
         }
 
         _capacity.Add(Capacity(bench, cudaDevice?.TotalMemoryBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes));
@@ -95,6 +113,8 @@ internal sealed class BenchRunner(BenchOptions options)
     {
         var decode = options.BatchSizes.Max() * CeilDiv(options.ContextLengths.Max(), options.BlockSize);
         var prefill = options.Prefill.Select(p => p.Batch * CeilDiv(p.Length, options.BlockSize)).DefaultIfEmpty(0).Max();
+        var generate = options.GenerateBatches.Select(b => b * (CeilDiv(512 + 128, options.BlockSize) + 1)).DefaultIfEmpty(0).Max();
+        prefill = Math.Max(prefill, generate);
         return Math.Max(Math.Max(decode, prefill), StepChecks.BlocksNeeded(options.BlockSize)) + 8;
     }
 

@@ -16,7 +16,7 @@ internal sealed class DecodeBenchmark(BenchModel bench, FusedKernels? kernels, D
     public DecodeResult Decode(string path, int batch, int context, Random random)
     {
         var step = StepBatch.Decode(batch, context, bench.Cache.BlockSize, bench.Cache.NumBlocks, bench.Config.VocabSize, random);
-        var ms = Timing.MedianMilliseconds(() => RunStep(path, step), 2, steps, _cuda);
+        var ms = Timing.MedianMilliseconds(() => _ = RunStep(path, step), 2, steps, _cuda);
         var weightBytes = bench.DecodeWeightBytes(batch);
         var kvBytes = (long)batch * context * bench.KVBytesPerToken;
         var floorMs = (weightBytes + kvBytes) / ceilings.BandwidthBytesPerSecond * 1000;
@@ -28,18 +28,44 @@ internal sealed class DecodeBenchmark(BenchModel bench, FusedKernels? kernels, D
     public PrefillResult Prefill(string path, int batch, int promptLength, Random random)
     {
         var step = StepBatch.Prefill(batch, promptLength, bench.Cache.BlockSize, bench.Cache.NumBlocks, bench.Config.VocabSize, random);
-        var ms = Timing.MedianMilliseconds(() => RunStep(path, step), 1, Math.Max(3, steps / 4), _cuda);
+        var ms = Timing.MedianMilliseconds(() => _ = RunStep(path, step), 1, Math.Max(3, steps / 4), _cuda);
         var rate = PrefillFlops(batch, promptLength) / (ms / 1000);
         return new PrefillResult(bench.Name, path, batch, promptLength, ms, (long)batch * promptLength / (ms / 1000), rate / 1e12,
             rate / ceilings.MatmulFlopsPerSecond);
     }
 
-    public void RunStep(string path, BatchInputs step)
+    /// Generation as transformers' generate() is timed: prefill batch prompts of promptLength, then newTokens
+    /// decode steps with growing contexts (greedy); new tokens per second over the whole run.
+    public GenerateResult Generate(string path, int batch, int promptLength, int newTokens, Random random)
+    {
+        var blockSize = bench.Cache.BlockSize;
+        // block tables sized for the whole generation; the prefill step covers the prompt's positions only
+        var tables = StepBatch.Prefill(batch, promptLength + newTokens, blockSize, bench.Cache.NumBlocks, 1, random).BlockTables;
+        var positions = Enumerable.Range(0, batch).SelectMany(_ => Enumerable.Range(0, promptLength)).ToArray();
+        var prefill = new BatchInputs(positions.Select(_ => random.Next(bench.Config.VocabSize)).ToArray(), positions,
+            Enumerable.Repeat(promptLength, batch).ToArray(), Enumerable.Repeat(promptLength, batch).ToArray(),
+            positions.Select((p, i) => tables[i / promptLength][p / blockSize] * blockSize + p % blockSize).ToArray(), tables);
+        var start = System.Diagnostics.Stopwatch.GetTimestamp();
+        var next = RunStep(path, prefill);
+        for (var i = 0; i < newTokens - 1; i++)
+        {
+            var position = promptLength + i;
+            var slots = tables.Select(t => t[position / blockSize] * blockSize + position % blockSize).ToArray();
+            var step = new BatchInputs(next, Enumerable.Repeat(position, batch).ToArray(), Enumerable.Repeat(1, batch).ToArray(),
+                Enumerable.Repeat(position + 1, batch).ToArray(), slots, tables);
+            next = RunStep(path, step);
+        }
+
+        var seconds = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
+        return new GenerateResult(bench.Name, path, batch, promptLength, newTokens, seconds * 1000, batch * newTokens / seconds);
+    }
+
+    public int[] RunStep(string path, BatchInputs step)
     {
         using var scope = NewDisposeScope();
         bench.Model.UseFusedKernels = path == "fused";
         var logits = bench.Model.Forward(step, bench.Cache);
-        _ = logits.argmax(-1).cpu().data<long>().ToArray();
+        return logits.argmax(-1).to_type(ScalarType.Int32).cpu().data<int>().ToArray();
     }
 
     // The attention kernels of all layers alone, on the step's metadata: the attention share of the step.
