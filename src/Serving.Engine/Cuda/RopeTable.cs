@@ -13,8 +13,9 @@ internal sealed class RopeTable : IDisposable
         var positions = arange(maxPositions, dtype: ScalarType.Float32, device: device);     // (maxPositions)
         var frequencies = tensor(inverseFrequencies, device: device);                        // (headDim / 2)
         var angles = outer(positions, frequencies);                                          // (maxPositions, headDim / 2)
-        Cos = angles.cos().contiguous().MoveToOuterDisposeScope();
-        Sin = angles.sin().contiguous().MoveToOuterDisposeScope();
+        // detached: the table lives as long as the model, not as long as the step that happened to build it
+        Cos = angles.cos().contiguous().DetachFromDisposeScope();
+        Sin = angles.sin().contiguous().DetachFromDisposeScope();
     }
 
     /// (maxPositions, headDim / 2) float32.

@@ -11,24 +11,26 @@ internal static class RandomWeights
     public static void Fill(LlamaModel model, long seed)
     {
         using var noGrad = no_grad();
-        var generator = new Generator((ulong)seed, model.Device);
+        // the default generators, seeded: an explicit Generator would be a CPU one, which CUDA tensors refuse
+        manual_seed(seed);
+        if (model.Device.type == TorchSharp.DeviceType.CUDA) cuda.manual_seed_all(seed);
         foreach (var (name, parameter) in model.named_parameters())
         {
             if (name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name == "norm.weight")
             {
-                parameter.normal_(1.0, 0.1, generator);
+                parameter.normal_(1.0, 0.1);
             }
             else if (name == "embed_tokens.weight")
             {
-                parameter.normal_(0.0, 1.0, generator);
+                parameter.normal_(0.0, 1.0);
             }
             else if (parameter.dim() == 2)
             {
-                parameter.normal_(0.0, 1.0 / Math.Sqrt(parameter.size(1)), generator);
+                parameter.normal_(0.0, 1.0 / Math.Sqrt(parameter.size(1)));
             }
             else
             {
-                parameter.normal_(0.0, 0.02, generator);
+                parameter.normal_(0.0, 0.02);
             }
         }
     }
