@@ -11,6 +11,9 @@ namespace Serving.Bench;
 /// synchronization).
 internal sealed class DecodeBenchmark(BenchModel bench, FusedKernels? kernels, DeviceCeilings ceilings, Device device, int steps)
 {
+    /// The engine's default max_num_batched_tokens: no step the scheduler sends is larger.
+    private const int MaxBatchedTokens = 8192;
+
     private readonly bool _cuda = device.type == DeviceType.CUDA;
 
     public DecodeResult Decode(string path, int batch, int context, Random random)
@@ -41,12 +44,8 @@ internal sealed class DecodeBenchmark(BenchModel bench, FusedKernels? kernels, D
         var blockSize = bench.Cache.BlockSize;
         // block tables sized for the whole generation; the prefill step covers the prompt's positions only
         var tables = StepBatch.Prefill(batch, promptLength + newTokens, blockSize, bench.Cache.NumBlocks, 1, random).BlockTables;
-        var positions = Enumerable.Range(0, batch).SelectMany(_ => Enumerable.Range(0, promptLength)).ToArray();
-        var prefill = new BatchInputs(positions.Select(_ => random.Next(bench.Config.VocabSize)).ToArray(), positions,
-            Enumerable.Repeat(promptLength, batch).ToArray(), Enumerable.Repeat(promptLength, batch).ToArray(),
-            positions.Select((p, i) => tables[i / promptLength][p / blockSize] * blockSize + p % blockSize).ToArray(), tables);
         var start = System.Diagnostics.Stopwatch.GetTimestamp();
-        var next = RunStep(path, prefill);
+        var next = PrefillInChunks(path, tables, promptLength, random);
         for (var i = 0; i < newTokens - 1; i++)
         {
             var position = promptLength + i;
@@ -58,6 +57,24 @@ internal sealed class DecodeBenchmark(BenchModel bench, FusedKernels? kernels, D
 
         var seconds = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
         return new GenerateResult(bench.Name, path, batch, promptLength, newTokens, seconds * 1000, batch * newTokens / seconds);
+    }
+
+    // Prompts go in as the engine's scheduler sends them: whole prompts, at most MaxBatchedTokens tokens a step.
+    private int[] PrefillInChunks(string path, int[][] tables, int promptLength, Random random)
+    {
+        var blockSize = bench.Cache.BlockSize;
+        var perStep = Math.Max(1, MaxBatchedTokens / promptLength);
+        var next = new List<int>();
+        foreach (var chunk in tables.Chunk(perStep))
+        {
+            var positions = chunk.SelectMany(_ => Enumerable.Range(0, promptLength)).ToArray();
+            var step = new BatchInputs(positions.Select(_ => random.Next(bench.Config.VocabSize)).ToArray(), positions,
+                Enumerable.Repeat(promptLength, chunk.Length).ToArray(), Enumerable.Repeat(promptLength, chunk.Length).ToArray(),
+                positions.Select((p, i) => chunk[i / promptLength][p / blockSize] * blockSize + p % blockSize).ToArray(), chunk);
+            next.AddRange(RunStep(path, step));
+        }
+
+        return [.. next];
     }
 
     public int[] RunStep(string path, BatchInputs step)
