@@ -6,13 +6,12 @@ namespace Serving.Engine.Tokenization;
 internal sealed record TokenizerConfig(
     string? BosToken,
     string? EosToken,
-    string? UnkToken,
     bool? AddBosToken,
     bool? AddEosToken,
     string? ChatTemplate,
     IReadOnlyList<AddedToken> AddedTokens)
 {
-    public static readonly TokenizerConfig Empty = new(null, null, null, null, null, null, []);
+    public static readonly TokenizerConfig Empty = new(null, null, null, null, null, []);
 
     public static TokenizerConfig Load(string modelDir)
     {
@@ -32,7 +31,6 @@ internal sealed record TokenizerConfig(
         return new TokenizerConfig(
             SpecialTokenContent(root, "bos_token"),
             SpecialTokenContent(root, "eos_token"),
-            SpecialTokenContent(root, "unk_token"),
             OptionalBool(root, "add_bos_token"),
             OptionalBool(root, "add_eos_token"),
             ChatTemplateOf(root),

@@ -20,7 +20,7 @@ internal sealed class AddedTokenSplitter
         var ordered = tokens.Where(t => t.Content.Length > 0).OrderByDescending(t => t.Content.Length).ToList();
         _groupTokenIds = ordered.Select(t => t.Id).ToArray();
         if (ordered.Count > 0)
-            _regex = new Regex(string.Join("|", ordered.Select(Alternative)), RegexOptions.CultureInvariant);
+            _regex = new Regex(string.Join("|", ordered.Select(Alternative)), RegexOptions.CultureInvariant | RegexOptions.Compiled);
     }
 
     public IReadOnlyList<TextSegment> Split(string text)

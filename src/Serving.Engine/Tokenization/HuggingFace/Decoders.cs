@@ -28,7 +28,7 @@ internal abstract class DecodeStage(Action<string> emit)
 
 internal static class Decoders
 {
-    /// The steps of the "decoder" object; an empty list when the file has none.
+    /// The steps of the "decoder" object; without one, tokenizers joins the tokens with spaces.
     public static IReadOnlyList<IDecoderStep> FromJson(JsonElement json)
     {
         if (json.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined) return [new JoinWithSpaceStep()];
