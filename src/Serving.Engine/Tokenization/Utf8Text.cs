@@ -15,14 +15,14 @@ internal static class Utf8Text
             && byte.TryParse(token.AsSpan(3, 2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out value);
     }
 
-    public static bool IsValid(List<byte> bytes) => Utf8.IsValid(CollectionsMarshalSpan(bytes));
+    public static bool IsValid(List<byte> bytes) => Utf8.IsValid(AsSpan(bytes));
 
     /// Decodes whole characters from the front of bytes the way SentencePiece does: a byte that cannot start a
     /// valid character becomes one U+FFFD. A trailing incomplete character stays in bytes unless final is set,
     /// in which case each of its bytes becomes U+FFFD too.
     public static void DecodeEachInvalidByte(List<byte> bytes, bool final, StringBuilder output)
     {
-        var span = CollectionsMarshalSpan(bytes);
+        var span = AsSpan(bytes);
         var offset = 0;
         while (offset < span.Length)
         {
@@ -42,6 +42,6 @@ internal static class Utf8Text
         bytes.RemoveRange(0, offset);
     }
 
-    static ReadOnlySpan<byte> CollectionsMarshalSpan(List<byte> bytes) =>
+    static ReadOnlySpan<byte> AsSpan(List<byte> bytes) =>
         System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes);
 }

@@ -80,8 +80,8 @@ internal sealed class ByteLevelStep : IDecoderStep
 
         void Decode(byte[] bytes, bool flush)
         {
-            var chars = new char[_utf8.GetCharCount(bytes, flush) + 2];
-            var count = _utf8.GetChars(bytes, 0, bytes.Length, chars, 0, flush);
+            var chars = new char[_utf8.GetCharCount(bytes, flush)];
+            var count = _utf8.GetChars(bytes, chars, flush);
             if (count > 0) Emit(new string(chars, 0, count));
         }
     }

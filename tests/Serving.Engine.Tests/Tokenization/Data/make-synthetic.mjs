@@ -14,7 +14,7 @@ const LLAMA3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N
 const QWEN2 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const byteLevel = (prefix, regex) => ({ type: "ByteLevel", add_prefix_space: prefix, trim_offsets: true, use_regex: regex });
 const added = (id, content, special = true) =>
-  ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: !special && false, special });
+  ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special });
 
 function byteLevelBase() {
   return JSON.parse(fs.readFileSync(path.join(fixtures, "llama-gqa", "tokenizer.json"), "utf8"));
