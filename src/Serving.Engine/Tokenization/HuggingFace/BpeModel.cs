@@ -13,6 +13,8 @@ namespace Serving.Engine.Tokenization.HuggingFace;
 internal sealed class BpeModel
 {
     const int CacheCapacity = 10_000;
+    // Without a pre-tokenizer (Llama-2 style files) a whole prompt is one word: only short words are cached.
+    const int CachedWordMaxLength = 256;
 
     readonly Dictionary<string, int> _vocab;
     readonly Dictionary<(int Left, int Right), (int Rank, int Merged)> _merges;
@@ -71,7 +73,7 @@ internal sealed class BpeModel
         if (!_cache.TryGetValue(word, out var ids))
         {
             ids = Compute(word);
-            if (_cache.Count < CacheCapacity) _cache.TryAdd(word, ids);
+            if (word.Length <= CachedWordMaxLength && _cache.Count < CacheCapacity) _cache.TryAdd(word, ids);
         }
         output.AddRange(ids);
     }
