@@ -7,6 +7,16 @@ namespace Serving.Engine.Templates.Jinja;
 /// ensure_ascii=False). String filters first convert with str(), as jinja2's soft_str does.
 internal static partial class Filters
 {
+    static readonly HashSet<string> Names =
+    [
+        "trim", "upper", "lower", "title", "capitalize", "replace", "string", "safe", "escape", "e", "length", "count",
+        "default", "d", "first", "last", "list", "reverse", "items", "int", "float", "abs", "round", "tojson", "indent",
+        "join", "map", "select", "reject", "selectattr", "rejectattr", "sort", "dictsort", "unique", "min", "max", "sum",
+    ];
+
+    /// Checked when parsing, as jinja2 rejects an unknown filter when it compiles the template.
+    public static bool Exists(string name) => Names.Contains(name);
+
     public static JinjaValue Apply(string name, JinjaValue value, CallArgs args) => name switch
     {
         "trim" => Str(PyStr.Strip(S(value), OptionalString(args, 0, "chars"))),

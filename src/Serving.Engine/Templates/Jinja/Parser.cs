@@ -47,7 +47,8 @@ internal sealed partial class Parser
                     throw TemplateException.Syntax($"unexpected {token}", token.Line);
             }
         }
-        if (stopAt.Count > 0) throw TemplateException.Syntax($"missing '{{% {string.Join("' or '{% ", stopAt)} %}}'", Current.Line);
+        if (stopAt.Count > 0)
+            throw TemplateException.Syntax($"unexpected end of template, expected {string.Join(" or ", stopAt.Select(t => $"{{% {t} %}}"))}", Current.Line);
         return (body, null);
     }
 

@@ -3,6 +3,16 @@ namespace Serving.Engine.Templates.Jinja;
 /// jinja2's tests ("x is defined", "x is not none", "n is divisibleby 3"), also used by select/reject.
 internal static class Predicates
 {
+    static readonly HashSet<string> Names =
+    [
+        "defined", "undefined", "none", "boolean", "true", "false", "integer", "float", "number", "string", "mapping",
+        "iterable", "sequence", "callable", "lower", "upper", "odd", "even", "divisibleby", "eq", "equalto", "==", "ne",
+        "!=", "lt", "lessthan", "<", "le", "<=", "gt", "greaterthan", ">", "ge", ">=", "in", "sameas",
+    ];
+
+    /// Checked when parsing, as jinja2 rejects an unknown test when it compiles the template.
+    public static bool Exists(string name) => Names.Contains(name);
+
     public static bool Test(string name, JinjaValue value, CallArgs args) => name switch
     {
         "defined" => value is not UndefinedValue,

@@ -25,7 +25,7 @@ internal static class PyFormat
     {
         switch (value)
         {
-            case UndefinedValue: break;
+            case UndefinedValue: sb.Append("Undefined"); break; // only inside a container; str(Undefined) is ""
             case NoneValue: sb.Append("None"); break;
             case BoolValue b: sb.Append(b.Value ? "True" : "False"); break;
             case IntValue i: sb.Append(i.Value.ToString(CultureInfo.InvariantCulture)); break;

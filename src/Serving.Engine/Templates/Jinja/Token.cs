@@ -23,5 +23,14 @@ internal readonly record struct Token(TokenKind Kind, string Value, int Line)
 
     public bool IsName(string name) => Is(TokenKind.Name, name);
 
-    public override string ToString() => Kind == TokenKind.End ? "end of template" : $"'{Value}'";
+    public override string ToString() => Kind switch
+    {
+        TokenKind.End => "end of template",
+        TokenKind.VariableBegin => "'{{'",
+        TokenKind.VariableEnd => "'}}'",
+        TokenKind.BlockBegin => "'{%'",
+        TokenKind.BlockEnd => "'%}'",
+        TokenKind.Text => "template text",
+        _ => $"'{Value}'",
+    };
 }
