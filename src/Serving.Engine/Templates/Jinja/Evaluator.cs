@@ -90,7 +90,7 @@ internal sealed partial class Evaluator
                 throw TemplateException.Runtime($"template ran more than {_limits.MaxLoopIterations} loop iterations", node.Line);
             var iterationScope = new Scope(scope);
             BindTargets(iterationScope, node.Targets, items[i]);
-            iterationScope.Set("loop", LoopInfo.Create(items, i));
+            iterationScope.Set("loop", new LoopValue(items, i));
             var flow = Execute(node.Body, iterationScope, output);
             _line = node.Line;
             if (flow == Flow.Break) break;

@@ -116,7 +116,7 @@ internal sealed record CallArgs(IReadOnlyList<JinjaValue> Positional, IReadOnlyL
 }
 
 /// A function the template may call: a global (range, namespace, raise_exception), a macro or a bound
-/// method of a str/dict/loop value.
+/// method of a str/dict value or of loop.
 internal sealed class CallableValue(string name, Func<CallArgs, JinjaValue> invoke) : JinjaValue
 {
     public string Name { get; } = name;

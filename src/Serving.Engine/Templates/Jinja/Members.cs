@@ -25,6 +25,7 @@ internal static class Members
     {
         DictValue d => d.TryGet(name, out var value) ? value : null,
         NamespaceValue n => n.Attributes.TryGet(name, out var value) ? value : null,
+        LoopValue loop => loop.Get(name),
         _ => null,
     };
 

@@ -34,6 +34,7 @@ internal static class PyFormat
             case ListValue l: AppendSequence(sb, l); break;
             case DictValue d: AppendDict(sb, d); break;
             case NamespaceValue n: sb.Append("<Namespace ").Append(Repr(n.Attributes)).Append('>'); break;
+            case LoopValue loop: sb.Append(loop.ToString()); break;
             case CallableValue c: sb.Append("<function ").Append(c.Name).Append('>'); break;
         }
     }
