@@ -52,6 +52,7 @@ public sealed class JinjaSandboxTests
     [InlineData("\n{{ x is no_such_test }}", 2)]
     [InlineData("\n\n{% include 'other.jinja' %}", 3)]
     [InlineData("{{ 'unterminated }}", 1)]
+    [InlineData("a\n\n  {%- if true %}\n{% for %}{% endif %}", 4)] // lines stripped by "-" still count
     public void SyntaxErrorsAreReportedWithTheirLine(string source, int line)
     {
         var error = Assert.Throws<TemplateException>(() => new ChatTemplate(source));

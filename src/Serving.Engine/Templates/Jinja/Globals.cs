@@ -33,7 +33,7 @@ internal static class Globals
         var count = step > 0 ? (stop - start + step - 1) / step : (start - stop - step - 1) / -step;
         count = Math.Max(count, 0);
         if (count > limits.MaxLoopIterations)
-            throw TemplateException.Runtime($"range of {count} items exceeds the sandbox limit of {limits.MaxLoopIterations}");
+            throw new JinjaRuntimeError($"range of {count} items exceeds the sandbox limit of {limits.MaxLoopIterations}");
         var items = new List<JinjaValue>((int)count);
         for (var i = 0L; i < count; i++) items.Add(new IntValue(start + i * step));
         return new ListValue(items);

@@ -39,13 +39,13 @@ internal sealed class Lexer
             var text = _src[_pos..(tagStart < 0 ? _src.Length : tagStart)];
             if (tagStart < 0)
             {
-                EmitText(text);
+                EmitText(text, text);
                 _pos = _src.Length;
                 break;
             }
             var kind = _src[tagStart + 1];
             var sign = tagStart + 2 < _src.Length ? _src[tagStart + 2] : '\0';
-            EmitText(ApplyLeftWhitespaceControl(text, kind, sign));
+            EmitText(ApplyLeftWhitespaceControl(text, kind, sign), text);
             _pos = tagStart + 2 + (sign == '-' || (sign == '+' && kind != '{') ? 1 : 0);
             if (kind == '#') SkipComment();
             else LexTag(kind == '{');
@@ -72,10 +72,11 @@ internal sealed class Lexer
         return text[..lineStart];
     }
 
-    void EmitText(string text)
+    /// Emits `text` (whitespace control applied); line counting follows the source segment it came from.
+    void EmitText(string text, string sourceSegment)
     {
         if (text.Length > 0) _tokens.Add(new Token(TokenKind.Text, text, _line));
-        _line += CountNewlines(text);
+        _line += CountNewlines(sourceSegment);
     }
 
     void SkipComment()
