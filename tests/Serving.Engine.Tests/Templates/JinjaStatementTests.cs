@@ -1,7 +1,7 @@
 namespace Serving.Engine.Tests.Templates;
 
 /// for (loop.*, filters, else, unpacking, break/continue, scoping), if/elif/else, set (tuple, block,
-/// namespace attributes) and macros, compared with jinja2's output.
+/// namespace attributes), macros and call blocks, compared with jinja2's output.
 public sealed class JinjaStatementTests
 {
     [Theory]
@@ -26,5 +26,13 @@ public sealed class JinjaStatementTests
     [InlineData("{% for i in range(3) %}{% for j in range(3) %}{% if j > i %}{% break %}{% endif %}{{ i }}{{ j }} {% endfor %}{% endfor %}", "00 10 11 20 21 22 ")]
     [InlineData("{% for x in l %}{{ loop.length }}{{ loop.depth }}{% endfor %}", "313131")]
     [InlineData("{% set ns = namespace() %}{% set ns.a = 1 %}{{ ns.a }}{{ ns.b is defined }}", "1False")]
+    [InlineData("{% macro box(title) %}[{{ title }}: {{ caller() }}]{% endmacro %}{% call box('t') %}body {{ n }}{% endcall %}", "[t: body 7]")]
+    [InlineData("{% macro each(xs) %}{% for x in xs %}{{ caller(x) }}{% endfor %}{% endmacro %}{% call(item) each(l) %}<{{ item }}>{% endcall %}", "<3><1><2>")]
+    [InlineData("{% macro outer() %}{% set ns = namespace(f=caller()) %}{{ ns.f | upper }}{% endmacro %}{% call outer() %}inner{% endcall %}", "INNER")]
     public void MatchesJinja2(string template, string expected) => Assert.Equal(expected, JinjaHarness.Render(template));
+
+    /// transformers' {% generation %} marks assistant text for training masks; rendering ignores the tags.
+    [Fact]
+    public void GenerationBlocksRenderTheirBody() =>
+        Assert.Equal("<a>yo</a>", JinjaHarness.Render("{% for m in messages if m.role == 'assistant' %}<a>{% generation %}{{ m.content }}{% endgeneration %}</a>{% endfor %}"));
 }

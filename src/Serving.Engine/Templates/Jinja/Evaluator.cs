@@ -47,6 +47,7 @@ internal sealed partial class Evaluator
                 SetNode s => ExecuteSet(s, scope),
                 SetBlockNode b => ExecuteSetBlock(b, scope),
                 MacroNode m => DefineMacro(m, scope),
+                CallBlockNode c => ExecuteCallBlock(c, scope, output),
                 BreakNode => Flow.Break,
                 ContinueNode => Flow.Continue,
                 _ => throw new JinjaRuntimeError($"cannot execute {node.GetType().Name}"),
@@ -147,6 +148,17 @@ internal sealed partial class Evaluator
         return Flow.Normal;
     }
 
+    /// The called macro gets `caller`, a macro whose body is the call block, closing over the current scope.
+    Flow ExecuteCallBlock(CallBlockNode node, Scope scope, StringBuilder output)
+    {
+        var callee = Eval(node.Call.Callee, scope);
+        var args = EvalArgs(node.Call.Args, scope);
+        var caller = new CallableValue("caller", callerArgs => CallMacro(node.Caller, scope, callerArgs));
+        args = args with { Named = [.. args.Named, new("caller", caller)] };
+        if (callee is not CallableValue macro) throw new JinjaRuntimeError($"'{callee.TypeName}' object is not callable");
+        return Write(output, PyFormat.Str(macro.Invoke(args)));
+    }
+
     JinjaValue CallMacro(MacroNode node, Scope definingScope, CallArgs args)
     {
         if (args.Positional.Count > node.Parameters.Count)
@@ -157,6 +169,7 @@ internal sealed partial class Evaluator
         try
         {
             var callScope = new Scope(definingScope);
+            if (args.Get(-1, "caller") is { } caller) callScope.Set("caller", caller);
             for (var i = 0; i < node.Parameters.Count; i++)
             {
                 var parameter = node.Parameters[i];

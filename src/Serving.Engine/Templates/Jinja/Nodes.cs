@@ -30,6 +30,9 @@ internal sealed record MacroParameter(string Name, Expr? Default);
 internal sealed record MacroNode(string Name, IReadOnlyList<MacroParameter> Parameters, IReadOnlyList<Node> Body, int Line)
     : Node(Line);
 
+/// {% call(params) macro(args) %}body{% endcall %}: calls the macro with `caller` rendering body.
+internal sealed record CallBlockNode(CallExpr Call, MacroNode Caller, int Line) : Node(Line);
+
 internal sealed record BreakNode(int Line) : Node(Line);
 
 internal sealed record ContinueNode(int Line) : Node(Line);

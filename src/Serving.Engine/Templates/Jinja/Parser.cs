@@ -2,7 +2,7 @@ namespace Serving.Engine.Templates.Jinja;
 
 /// Builds the syntax tree from tokens: the statement half (this file) and the expression half
 /// (Parser.Expressions.cs). Supported tags: for/else/endfor, if/elif/else/endif, set (plain, tuple,
-/// namespace attribute, block), macro/endmacro, break, continue, generation/endgeneration.
+/// namespace attribute, block), macro/endmacro, call/endcall, break, continue, generation/endgeneration.
 internal sealed partial class Parser
 {
     readonly List<Token> _tokens;
@@ -61,6 +61,7 @@ internal sealed partial class Parser
             case "if": return [ParseIf(keyword.Line)];
             case "set": return [ParseSet(keyword.Line)];
             case "macro": return [ParseMacro(keyword.Line)];
+            case "call": return [ParseCallBlock(keyword.Line)];
             case "break": ExpectBlockEnd(); return [new BreakNode(keyword.Line)];
             case "continue": ExpectBlockEnd(); return [new ContinueNode(keyword.Line)];
             case "generation": return ParseGeneration();
@@ -156,6 +157,28 @@ internal sealed partial class Parser
     MacroNode ParseMacro(int line)
     {
         var name = Expect(TokenKind.Name, "a macro name").Value;
+        var parameters = ParseParameters(line);
+        ExpectBlockEnd();
+        var (body, _) = ParseBody(["endmacro"]);
+        Advance();
+        ExpectBlockEnd();
+        return new MacroNode(name, parameters, body, line);
+    }
+
+    CallBlockNode ParseCallBlock(int line)
+    {
+        var callerParameters = Current.IsOperator("(") ? ParseParameters(line) : [];
+        if (ParseExpression() is not CallExpr call) throw TemplateException.Syntax("{% call %} needs a macro call", line);
+        ExpectBlockEnd();
+        var (body, _) = ParseBody(["endcall"]);
+        Advance();
+        ExpectBlockEnd();
+        return new CallBlockNode(call, new MacroNode("caller", callerParameters, body, line), line);
+    }
+
+    /// "(" name ("=" default)? ("," ...)* ")" of a macro or a call block.
+    List<MacroParameter> ParseParameters(int line)
+    {
         ExpectOperator("(");
         var parameters = new List<MacroParameter>();
         while (!Current.IsOperator(")"))
@@ -173,11 +196,7 @@ internal sealed partial class Parser
             parameters.Add(new MacroParameter(parameter, defaultValue));
         }
         Advance();
-        ExpectBlockEnd();
-        var (body, _) = ParseBody(["endmacro"]);
-        Advance();
-        ExpectBlockEnd();
-        return new MacroNode(name, parameters, body, line);
+        return parameters;
     }
 
     /// transformers' {% generation %} marks assistant text for masks; for rendering it is transparent.
