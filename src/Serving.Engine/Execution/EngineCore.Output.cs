@@ -27,7 +27,7 @@ internal sealed partial class EngineCore
         {
             (emitted, stopReason) = FinalText(text, emitted, output);
             if (text.Stops.IsStopped)
-                (finish, stopReason) = (FinishReason.Stop, stopReason);
+                finish = FinishReason.Stop; // the released tail held a stop string
         }
         IReadOnlyList<TokenLogprob>? logprobs = logprob is null ? null : [logprob];
         if (finish is { } reason)

@@ -27,7 +27,7 @@ public class LlmEngineTests(ITestOutputHelper output)
     {
         { "default budgets", 8192, null },
         { "chunked prefill", 7, null },
-        { "preemption", 64, 12 },
+        { "preemption", 64, 24 },
     };
 
     [Theory]
