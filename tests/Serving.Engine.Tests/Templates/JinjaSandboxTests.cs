@@ -30,6 +30,7 @@ public sealed class JinjaSandboxTests
     [InlineData("{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}")]
     [InlineData("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}")]                                // unbounded recursion
     [InlineData("{{ 'ab' | replace('', 'x' * 3000000) }}")]                                                   // replace blow-up
+    [InlineData("{{ (-9223372036854775807 - 1) | abs }}")]                                                    // int64 overflow
     public void RunawayTemplatesAreStopped(string source)
     {
         var clock = Stopwatch.StartNew();

@@ -81,7 +81,9 @@ internal sealed partial class Evaluator
         {
             "not" => BoolValue.Of(!operand.IsTruthy),
             "-" => Operators.Negate(operand),
-            _ => Operators.AsNumber(operand) is not null ? operand : throw new JinjaRuntimeError($"bad operand type for unary +: '{operand.TypeName}'"),
+            _ => Operators.AsNumber(operand) is not null
+                ? operand
+                : throw new JinjaRuntimeError($"bad operand type for unary +: '{operand.TypeName}'"),
         };
     }
 

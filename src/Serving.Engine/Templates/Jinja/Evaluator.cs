@@ -30,6 +30,10 @@ internal sealed partial class Evaluator
         {
             throw TemplateException.Runtime(e.Message, evaluator._line);
         }
+        catch (OverflowException)
+        {
+            throw TemplateException.Runtime("integer overflow", evaluator._line);
+        }
         return output.ToString();
     }
 

@@ -26,7 +26,7 @@ internal static partial class Filters
     {
         if (path is not StringValue s) return Members.GetItem(item, path);
         foreach (var part in s.Value.Split('.'))
-            item = long.TryParse(part, out var index) ? Members.GetItem(item, new IntValue(index)) : Members.GetItem(item, new StringValue(part));
+            item = Members.GetItem(item, long.TryParse(part, out var index) ? new IntValue(index) : new StringValue(part));
         return item;
     }
 

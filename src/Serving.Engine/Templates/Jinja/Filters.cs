@@ -14,6 +14,8 @@ internal static partial class Filters
         "join", "map", "select", "reject", "selectattr", "rejectattr", "sort", "dictsort", "unique", "min", "max", "sum",
     ];
 
+    static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+
     /// Checked when parsing, as jinja2 rejects an unknown filter when it compiles the template.
     public static bool Exists(string name) => Names.Contains(name);
 
@@ -24,7 +26,8 @@ internal static partial class Filters
         "lower" => Str(S(value).ToLowerInvariant()),
         "title" => Str(JinjaTitle(S(value))),
         "capitalize" => Str(PyStr.Capitalize(S(value))),
-        "replace" => Str(PyStr.Replace(S(value), S(Required(args, 0, "old")), S(Required(args, 1, "new")), OptionalInt(args, 2, "count") ?? -1)),
+        "replace" => Str(PyStr.Replace(
+            S(value), S(Required(args, 0, "old")), S(Required(args, 1, "new")), OptionalInt(args, 2, "count") ?? -1)),
         "string" => Str(S(value)),
         "safe" => value,
         "escape" or "e" => Str(Escape(S(value))),
@@ -44,8 +47,7 @@ internal static partial class Filters
         },
         "int" => ToInt(value, args),
         "float" => ToFloat(value, args),
-        "abs" => Operators.AsNumber(value) is null ? throw new JinjaRuntimeError($"bad operand type for abs(): '{value.TypeName}'")
-            : value is FloatValue f ? new FloatValue(Math.Abs(f.Value)) : new IntValue(Math.Abs(Operators.AsInteger(value)!.Value)),
+        "abs" => Abs(value),
         "round" => Round(value, args),
         "tojson" => Str(ToJson(value, args)),
         "indent" => Str(Indent(S(value), args)),
@@ -97,9 +99,9 @@ internal static partial class Filters
             IntValue => value,
             BoolValue b => new IntValue(b.Value ? 1 : 0),
             FloatValue f when double.IsFinite(f.Value) => new IntValue((long)Math.Truncate(f.Value)),
-            StringValue s when long.TryParse(s.Value.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var i) => new IntValue(i),
-            StringValue s when double.TryParse(s.Value.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d)
-                && Math.Abs(d) < 9e18 => new IntValue((long)Math.Truncate(d)),
+            StringValue s when long.TryParse(s.Value.Trim(), NumberStyles.AllowLeadingSign, Invariant, out var i) => new IntValue(i),
+            StringValue s when double.TryParse(s.Value.Trim(), NumberStyles.Float, Invariant, out var d)
+                && double.IsFinite(d) && Math.Abs(d) < 9e18 => new IntValue((long)Math.Truncate(d)),
             _ => fallback,
         };
     }
@@ -108,9 +110,16 @@ internal static partial class Filters
     {
         var fallback = args.Get(0, "default") ?? new FloatValue(0);
         if (Operators.AsNumber(value) is double x) return new FloatValue(x);
-        return value is StringValue s && double.TryParse(s.Value.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d)
+        return value is StringValue s && double.TryParse(s.Value.Trim(), NumberStyles.Float, Invariant, out var d)
             ? new FloatValue(d) : fallback;
     }
+
+    static JinjaValue Abs(JinjaValue value) => value switch
+    {
+        FloatValue f => new FloatValue(Math.Abs(f.Value)),
+        _ when Operators.AsInteger(value) is long i => new IntValue(Math.Abs(i)),
+        _ => throw new JinjaRuntimeError($"bad operand type for abs(): '{value.TypeName}'"),
+    };
 
     static JinjaValue Round(JinjaValue value, CallArgs args)
     {
@@ -135,7 +144,8 @@ internal static partial class Filters
         {
             null or NoneValue => null,
             StringValue s => s.Value,
-            var n => new string(' ', (int)Math.Clamp(Operators.AsInteger(n) ?? throw new JinjaRuntimeError("indent must be an integer or a string"), 0, 64)),
+            var n => new string(' ', (int)Math.Clamp(
+                Operators.AsInteger(n) ?? throw new JinjaRuntimeError("indent must be an integer or a string"), 0, 64)),
         };
         string? itemSeparator = null, keySeparator = null;
         if (args.Get(-1, "separators") is ListValue { Items: [StringValue item, StringValue key] })

@@ -105,6 +105,11 @@ internal sealed class JsonFormat
         _sb.Append('"');
     }
 
-    static string FloatText(double x) =>
-        double.IsNaN(x) ? "NaN" : double.IsPositiveInfinity(x) ? "Infinity" : double.IsNegativeInfinity(x) ? "-Infinity" : PyFormat.Float(x);
+    static string FloatText(double x) => x switch
+    {
+        double.NaN => "NaN",
+        double.PositiveInfinity => "Infinity",
+        double.NegativeInfinity => "-Infinity",
+        _ => PyFormat.Float(x),
+    };
 }

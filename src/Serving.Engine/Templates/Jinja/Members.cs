@@ -16,7 +16,8 @@ internal static class Members
     public static JinjaValue GetItem(JinjaValue target, JinjaValue key)
     {
         Operators.FailIfUndefined(target);
-        if (key is StringValue name) return Item(target, name.Value) ?? (JinjaValue?)Method(target, name.Value) ?? new UndefinedValue(name.Value);
+        if (key is StringValue name)
+            return Item(target, name.Value) ?? (JinjaValue?)Method(target, name.Value) ?? new UndefinedValue(name.Value);
         if (Operators.AsInteger(key) is long index && target is ListValue or StringValue) return Sequences.Index(target, index);
         return new UndefinedValue(PyFormat.Repr(key));
     }

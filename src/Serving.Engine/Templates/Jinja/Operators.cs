@@ -142,7 +142,7 @@ internal static class Operators
     public static JinjaValue Negate(JinjaValue value) => value switch
     {
         FloatValue f => new FloatValue(-f.Value),
-        _ when AsInteger(value) is long i => new IntValue(-i),
+        _ when AsInteger(value) is long i => new IntValue(checked(-i)),
         UndefinedValue u => throw new JinjaRuntimeError($"'{u.Name}' is undefined"),
         _ => throw new JinjaRuntimeError($"bad operand type for unary -: '{value.TypeName}'"),
     };

@@ -48,7 +48,10 @@ internal sealed partial class Parser
             }
         }
         if (stopAt.Count > 0)
-            throw TemplateException.Syntax($"unexpected end of template, expected {string.Join(" or ", stopAt.Select(t => $"{{% {t} %}}"))}", Current.Line);
+        {
+            var expected = string.Join(" or ", stopAt.Select(tag => $"{{% {tag} %}}"));
+            throw TemplateException.Syntax($"unexpected end of template, expected {expected}", Current.Line);
+        }
         return (body, null);
     }
 

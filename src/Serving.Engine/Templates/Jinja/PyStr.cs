@@ -103,7 +103,8 @@ internal static class PyStr
     {
         if (sub.Length == 0) return s.Length + 1;
         var n = 0;
-        for (var at = s.IndexOf(sub, StringComparison.Ordinal); at >= 0; at = s.IndexOf(sub, at + sub.Length, StringComparison.Ordinal)) n++;
+        for (var at = s.IndexOf(sub, StringComparison.Ordinal); at >= 0; n++)
+            at = s.IndexOf(sub, at + sub.Length, StringComparison.Ordinal);
         return n;
     }
 

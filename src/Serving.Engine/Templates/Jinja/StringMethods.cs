@@ -26,7 +26,8 @@ internal static class StringMethods
         "lower" => Str(s.ToLowerInvariant()),
         "title" => Str(PyStr.Title(s)),
         "capitalize" => Str(PyStr.Capitalize(s)),
-        "replace" => Str(PyStr.Replace(s, RequiredString(args, 0, "old"), RequiredString(args, 1, "new"), OptionalInt(args, 2, "count") ?? -1)),
+        "replace" => Str(PyStr.Replace(
+            s, RequiredString(args, 0, "old"), RequiredString(args, 1, "new"), OptionalInt(args, 2, "count") ?? -1)),
         "format" => Str(Format(s, args)),
         "join" => Str(string.Join(s, Sequences.Iterate(args.Get(0, "iterable") ?? ListValue.Empty).Select(RequireString))),
         "find" => new IntValue(s.IndexOf(RequiredString(args, 0, "sub"), StringComparison.Ordinal)),
@@ -44,7 +45,8 @@ internal static class StringMethods
     {
         StringValue p => [p.Value],
         ListValue l => l.Items.Select(RequireString),
-        var other => throw new JinjaRuntimeError($"startswith/endswith argument must be str or a tuple of str, not {other?.TypeName ?? "nothing"}"),
+        var other => throw new JinjaRuntimeError(
+            $"startswith/endswith argument must be str or a tuple of str, not {other?.TypeName ?? "nothing"}"),
     };
 
     static string RequireString(JinjaValue value) =>
