@@ -27,8 +27,8 @@ public sealed class ModelPresetsTests
     public void KVBytesPerTokenShrinkByTheGroupSize()
     {
         // 2 (K, V) x 32 layers x 8 KV heads x 128 x 2 bytes
-        Assert.Equal(131072, PagedKVCache.BytesPerToken(ModelPresets.Get("llama3-8b"), ScalarType.BFloat16));
-        Assert.Equal(4 * 131072, PagedKVCache.BytesPerToken(ModelPresets.Get("llama3-8b-mha"), ScalarType.BFloat16));
+        Assert.Equal(131072, KVCacheSpec.For(ModelPresets.Get("llama3-8b"), ScalarType.BFloat16).BytesPerToken);
+        Assert.Equal(4 * 131072, KVCacheSpec.For(ModelPresets.Get("llama3-8b-mha"), ScalarType.BFloat16).BytesPerToken);
     }
 
     [Fact]
