@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using Serving.Engine;
 
@@ -18,6 +19,10 @@ internal static class ErrorMapping
         EngineUnavailableException unavailable => new ApiException(StatusCodes.Status503ServiceUnavailable,
             ErrorTypes.Unavailable, unavailable.Message, code: "engine_unavailable"),
         JsonException json => FromJson(json),
+        // A string value of a JsonElement field is decoded lazily; bytes that are not UTF-8 (or an escaped lone
+        // surrogate) fail there, not in the parser.
+        InvalidOperationException { InnerException: DecoderFallbackException } => ApiException.BadRequest(
+            "The request body contains text that is not valid UTF-8."),
         BadHttpRequestException bad => FromBadHttpRequest(bad),
         RequestFailedException failed => new ApiException(StatusCodes.Status500InternalServerError,
             ErrorTypes.Server, failed.Message, code: "request_failed"),
@@ -30,8 +35,11 @@ internal static class ErrorMapping
     {
         var param = json.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal)
             ? path[2..] : null;
-        var reason = json.Message.Split(" Path:", 2)[0];
-        return ApiException.BadRequest($"Invalid JSON body: {reason}", param);
+        // The parser's own message names .NET types for conversion errors; say it in the API's terms instead.
+        var message = param is not null && json.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal)
+            ? $"Invalid type or value for '{param}'."
+            : $"Invalid JSON body: {json.Message.Split(" Path:", 2)[0]}";
+        return ApiException.BadRequest(message, param);
     }
 
     /// Kestrel's own refusals (body over the limit = 413, unreadable framing = 400).

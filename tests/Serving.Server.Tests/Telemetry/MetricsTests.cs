@@ -48,6 +48,6 @@ public sealed partial class MetricsTests(SharedServer shared)
         throw new Xunit.Sdk.XunitException($"no sample {name}{{{labelFilter}}} in:\n{text}");
     }
 
-    [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?<labels>[^}]*)\})? (?<value>[^ ]+)", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?<labels>[^}]*)\})? (?<value>[^ \n]+)", RegexOptions.Multiline)]
     private static partial Regex SampleLine();
 }
