@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using Serving.Engine;
 
@@ -19,10 +18,6 @@ internal static class ErrorMapping
         EngineUnavailableException unavailable => new ApiException(StatusCodes.Status503ServiceUnavailable,
             ErrorTypes.Unavailable, unavailable.Message, code: "engine_unavailable"),
         JsonException json => FromJson(json),
-        // A string value of a JsonElement field is decoded lazily; bytes that are not UTF-8 (or an escaped lone
-        // surrogate) fail there, not in the parser.
-        InvalidOperationException { InnerException: DecoderFallbackException } => ApiException.BadRequest(
-            "The request body contains text that is not valid UTF-8."),
         BadHttpRequestException bad => FromBadHttpRequest(bad),
         RequestFailedException failed => new ApiException(StatusCodes.Status500InternalServerError,
             ErrorTypes.Server, failed.Message, code: "request_failed"),
