@@ -55,4 +55,11 @@ internal sealed class CudaDevice
             CudaDriver.SetCurrentContext(Context);
         }
     }
+
+    /// Free and total device memory now (free excludes what libtorch's caching allocator holds).
+    public (long Free, long Total) MemoryInfo()
+    {
+        MakeCurrent();
+        return CudaDriver.MemoryInfo();
+    }
 }

@@ -18,6 +18,7 @@ internal static unsafe class CudaDriver
     private static readonly delegate* unmanaged<int*, int, int> DeviceGetFn = (delegate* unmanaged<int*, int, int>)Export("cuDeviceGet");
     private static readonly delegate* unmanaged<int*, int, int, int> DeviceGetAttributeFn = (delegate* unmanaged<int*, int, int, int>)Export("cuDeviceGetAttribute");
     private static readonly delegate* unmanaged<nuint*, int, int> DeviceTotalMemFn = (delegate* unmanaged<nuint*, int, int>)Export("cuDeviceTotalMem_v2");
+    private static readonly delegate* unmanaged<nuint*, nuint*, int> MemGetInfoFn = (delegate* unmanaged<nuint*, nuint*, int>)Export("cuMemGetInfo_v2");
     private static readonly delegate* unmanaged<IntPtr*, int, int> PrimaryCtxRetainFn = (delegate* unmanaged<IntPtr*, int, int>)Export("cuDevicePrimaryCtxRetain");
     private static readonly delegate* unmanaged<IntPtr*, int> CtxGetCurrentFn = (delegate* unmanaged<IntPtr*, int>)Export("cuCtxGetCurrent");
     private static readonly delegate* unmanaged<IntPtr, int> CtxSetCurrentFn = (delegate* unmanaged<IntPtr, int>)Export("cuCtxSetCurrent");
@@ -50,6 +51,14 @@ internal static unsafe class CudaDriver
         nuint bytes;
         Check(DeviceTotalMemFn(&bytes, device), "cuDeviceTotalMem");
         return (long)bytes;
+    }
+
+    /// Free and total memory of the current context's device, in bytes.
+    public static (long Free, long Total) MemoryInfo()
+    {
+        nuint free, total;
+        Check(MemGetInfoFn(&free, &total), "cuMemGetInfo");
+        return ((long)free, (long)total);
     }
 
     /// The device's primary context: the one the CUDA runtime (and so libtorch) uses.

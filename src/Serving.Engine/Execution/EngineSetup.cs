@@ -37,11 +37,11 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var config = model.Config;
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
             config.NumKeyValueHeads, config.HeadDim, model.DtypeName, options.Device);
-        var tokenizer = TextTokenizer.Load(model.Directory);
+        var tokenizer = TextTokenizer.Load(TokenizerFolder(options, model));
         var eosTokenIds = config.EosTokenIds.Concat(model.Generation.EosTokenIds).Concat(tokenizer.EosTokenIds)
             .ToHashSet();
         var maxModelLen = config.ResolveMaxModelLen(options.MaxModelLen);
-        var capacity = PlanKVCache(options, model);
+        var capacity = PlanKVCache(options, model, maxModelLen);
         Log.KVCachePlanned(logger, capacity.BytesPerToken, capacity.NumBlocks, capacity.BlockSize,
             capacity.CapacityTokens, capacity.MaxConcurrentSequences(maxModelLen), maxModelLen);
         var runner = new ModelRunner(model, model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize));
@@ -55,11 +55,24 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         return new EngineSetup(core, Describe(model, options, capacity, maxModelLen), new PromptProcessor(tokenizer));
     }
 
-    /// --num-gpu-blocks-override wins; else the KV pool gets --kv-cache-memory bytes.
-    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model)
+    static string TokenizerFolder(EngineOptions options, LoadedModel model)
+    {
+        var folder = options.Tokenizer ?? model.Directory;
+        if (!Directory.Exists(folder))
+            throw new ModelLoadException(
+                $"'{options.Model}' has no tokenizer files (a preset shape with random weights); give a tokenizer folder (--tokenizer)");
+        return folder;
+    }
+
+    /// --num-gpu-blocks-override wins; else on CUDA the pool gets what --gpu-memory-utilization leaves after the
+    /// weights and a warm-up step, and on CPU --kv-cache-memory bytes.
+    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, int maxModelLen)
     {
         var spec = KVCacheSpec.For(model.Config, model.Dtype);
-        return KVCacheSizing.Plan(spec, options.KVCacheMemoryBytes, options.BlockSize, options.NumGpuBlocksOverride);
+        var memory = options.NumGpuBlocksOverride is null && model.Device.type == TorchSharp.DeviceType.CUDA
+            ? GpuMemoryProfiler.KVBudgetBytes(options, model, maxModelLen)
+            : options.KVCacheMemoryBytes;
+        return KVCacheSizing.Plan(spec, memory, options.BlockSize, options.NumGpuBlocksOverride);
     }
 
     static ModelInfo Describe(LoadedModel model, EngineOptions options, KVCacheCapacity capacity, int maxModelLen)

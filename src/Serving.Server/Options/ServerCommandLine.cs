@@ -69,6 +69,7 @@ public static class ServerCommandLine
         Make<string>("--host", "Host", "IP address to listen on, or localhost (default 0.0.0.0)."),
         Make<int>("--port", "Port", "TCP port (default 8000; 0 picks a free one)."),
         Make<string>("--model", "Model", "Hugging Face checkpoint folder (default: the tiny model in DefaultModel/)."),
+        Make<string>("--tokenizer", "Tokenizer", "Tokenizer folder (default: the model folder; DefaultModel/ for a preset such as llama3-8b)."),
         Make<string>("--served-model-name", "ServedModelName", "Name clients use as \"model\" (default: the --model string, or \"default\")."),
         Make<string>("--dtype", "Dtype", "auto, float32, bfloat16 or float16 (default auto)."),
         Make<string>("--device", "Device", "cpu or cuda[:N] (default cpu)."),
