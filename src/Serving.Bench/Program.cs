@@ -42,7 +42,37 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     JsonPath = result.GetValue(json),
     FixturesPath = result.GetValue(fixtures),
 }).Run());
+root.Add(EngineCommand());
 return root.Parse(args).Invoke();
+
+// serving-bench engine: the offline engine benchmark (issue 3), N requests through the real LlmEngine at once.
+static Command EngineCommand()
+{
+    var model = new Option<string>("--model") { Description = "checkpoint folder or preset name", Required = true };
+    var tokenizer = new Option<string?>("--tokenizer") { Description = "tokenizer folder (needed for presets)" };
+    var device = new Option<string>("--device") { Description = "cpu or cuda[:N]", DefaultValueFactory = _ => "cpu" };
+    var dtype = new Option<string>("--dtype") { Description = "auto, float32, bfloat16, float16", DefaultValueFactory = _ => "auto" };
+    var numPrompts = new Option<int>("--num-prompts") { DefaultValueFactory = _ => 64 };
+    var inputLen = new Option<int>("--input-len") { DefaultValueFactory = _ => 128 };
+    var outputLen = new Option<int>("--output-len") { DefaultValueFactory = _ => 64 };
+    var maxNumSeqs = new Option<int>("--max-num-seqs") { DefaultValueFactory = _ => 256 };
+    var maxBatched = new Option<int>("--max-num-batched-tokens") { DefaultValueFactory = _ => 8192 };
+    var kvMemory = new Option<long>("--kv-cache-memory") { Description = "KV pool bytes on CPU", DefaultValueFactory = _ => 256L << 20 };
+    var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
+    var command = new Command("engine", "Offline engine throughput: N requests of random token ids through LlmEngine at once")
+    {
+        model, tokenizer, device, dtype, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed,
+    };
+    command.SetAction((result, _) => EngineBenchmark.RunAsync(new EngineBenchmarkOptions(
+        new Serving.Engine.EngineOptions
+        {
+            Model = result.GetValue(model)!, Tokenizer = result.GetValue(tokenizer), Device = result.GetValue(device)!,
+            Dtype = result.GetValue(dtype)!, MaxNumSeqs = result.GetValue(maxNumSeqs),
+            MaxNumBatchedTokens = result.GetValue(maxBatched), KVCacheMemoryBytes = result.GetValue(kvMemory),
+        },
+        result.GetValue(numPrompts), result.GetValue(inputLen), result.GetValue(outputLen), result.GetValue(seed))));
+    return command;
+}
 
 static (int, int) ParseShape(string shape)
 {
