@@ -20,10 +20,11 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             if (p.TensorsLoaded == p.TotalTensors || p.TensorsLoaded % 64 == 0)
                 Log.WeightProgress(logger, p.TensorsLoaded, p.TotalTensors, p.BytesLoaded);
         });
+        var gpuMemory = device.type == TorchSharp.DeviceType.CUDA ? GpuMemoryProfiler.Start(device) : null;
         var model = ModelLoader.Load(options.Model, options.Dtype, device, progress);
         try
         {
-            return Create(options, model, requestLeftQueue, logger);
+            return Create(options, model, gpuMemory, requestLeftQueue, logger);
         }
         catch
         {
@@ -32,7 +33,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         }
     }
 
-    static EngineSetup Create(EngineOptions options, LoadedModel model, Action requestLeftQueue, ILogger logger)
+    static EngineSetup Create(EngineOptions options, LoadedModel model, GpuMemoryProfiler? gpuMemory,
+        Action requestLeftQueue, ILogger logger)
     {
         var config = model.Config;
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
@@ -41,7 +43,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var eosTokenIds = config.EosTokenIds.Concat(model.Generation.EosTokenIds).Concat(tokenizer.EosTokenIds)
             .ToHashSet();
         var maxModelLen = config.ResolveMaxModelLen(options.MaxModelLen);
-        var capacity = PlanKVCache(options, model, maxModelLen);
+        var capacity = PlanKVCache(options, model, gpuMemory, maxModelLen);
         Log.KVCachePlanned(logger, capacity.BytesPerToken, capacity.NumBlocks, capacity.BlockSize,
             capacity.CapacityTokens, capacity.MaxConcurrentSequences(maxModelLen), maxModelLen);
         var runner = new ModelRunner(model, model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize));
@@ -66,11 +68,11 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
 
     /// --num-gpu-blocks-override wins; else on CUDA the pool gets what --gpu-memory-utilization leaves after the
     /// weights and a warm-up step, and on CPU --kv-cache-memory bytes.
-    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, int maxModelLen)
+    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, GpuMemoryProfiler? gpuMemory, int maxModelLen)
     {
         var spec = KVCacheSpec.For(model.Config, model.Dtype);
-        var memory = options.NumGpuBlocksOverride is null && model.Device.type == TorchSharp.DeviceType.CUDA
-            ? GpuMemoryProfiler.KVBudgetBytes(options, model, maxModelLen)
+        var memory = options.NumGpuBlocksOverride is null && gpuMemory is not null
+            ? gpuMemory.KVBudgetBytes(options, model, maxModelLen)
             : options.KVCacheMemoryBytes;
         return KVCacheSizing.Plan(spec, memory, options.BlockSize, options.NumGpuBlocksOverride);
     }

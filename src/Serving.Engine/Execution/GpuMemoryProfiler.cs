@@ -4,23 +4,30 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Execution;
 
-/// Sizes the KV pool on CUDA the way vLLM does: with the weights loaded and one warm-up step of the largest
-/// batch run (so libtorch's allocator holds the activation peak), the pool gets what is left of
-/// total memory x --gpu-memory-utilization.
-internal static class GpuMemoryProfiler
+/// Sizes the KV pool on CUDA the way vLLM does: this engine may use total memory x --gpu-memory-utilization;
+/// what it already uses after loading the weights and one warm-up step of the largest batch (libtorch's
+/// allocator then holds the activation peak) is subtracted, and the KV pool gets the rest. Memory used by other
+/// processes on the GPU does not count against this engine's share, so two servers at 0.45 share one GPU.
+internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoading)
 {
-    public static long KVBudgetBytes(EngineOptions options, LoadedModel model, int maxModelLen)
+    /// Call before the model is loaded: remembers what was free.
+    public static GpuMemoryProfiler Start(Device torchDevice)
     {
-        var device = CudaDevice.Open(Math.Max(0, (int)model.Device.index));
+        var device = CudaDevice.Open(Math.Max(0, (int)torchDevice.index));
+        return new GpuMemoryProfiler(device, device.MemoryInfo().Free);
+    }
+
+    public long KVBudgetBytes(EngineOptions options, LoadedModel model, int maxModelLen)
+    {
         WarmUp(model, Math.Min(options.MaxNumBatchedTokens, maxModelLen), options.BlockSize);
         var (free, total) = device.MemoryInfo();
-        var reserve = (long)(total * (1 - options.GpuMemoryUtilization));
-        var budget = free - reserve;
+        var used = freeBeforeLoading - free;
+        var budget = Math.Min((long)(total * options.GpuMemoryUtilization) - used, free);
         if (budget <= 0)
             throw new ModelLoadException(
-                $"no GPU memory is left for the KV cache: {free >> 20} MiB free after loading the model and a warm-up " +
-                $"step, and --gpu-memory-utilization {options.GpuMemoryUtilization} keeps {reserve >> 20} MiB of " +
-                $"{total >> 20} MiB free; raise it, or lower --max-num-batched-tokens");
+                $"no GPU memory is left for the KV cache: the model and a warm-up step use {used >> 20} MiB, " +
+                $"--gpu-memory-utilization {options.GpuMemoryUtilization} allows {(long)(total * options.GpuMemoryUtilization) >> 20} " +
+                $"MiB of {total >> 20} MiB and {free >> 20} MiB are free; raise it, or lower --max-num-batched-tokens");
         return budget;
     }
 
