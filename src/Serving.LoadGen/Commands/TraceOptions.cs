@@ -14,7 +14,7 @@ internal sealed record TraceSettings
     public double Burstiness { get; init; } = 1;
     public int? MaxConcurrency { get; init; }
     public bool IgnoreEos { get; init; }
-    public IReadOnlyList<double> Percentiles { get; init; } = [50, 90, 99];
+    public IReadOnlyList<double> Percentiles { get; init; } = [90, 99];
     public GoodputSlo? Slo { get; init; }
     public string? ResultFile { get; init; }
     public string? ChartDir { get; init; }
@@ -42,7 +42,7 @@ internal sealed class TraceOptions
     readonly Option<int?> _maxConcurrency = new("--max-concurrency") { Description = "Most requests in flight." };
     readonly Option<bool> _ignoreEos = new("--ignore-eos") { Description = "Generate exactly the requested output lengths." };
     readonly Option<int> _seed = new("--seed") { Description = "Seed of prompts and arrivals.", DefaultValueFactory = _ => 0 };
-    readonly Option<double[]> _percentiles = new("--percentiles") { Description = "Latency percentiles to report.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [50, 90, 99] };
+    readonly Option<double[]> _percentiles = new("--percentiles") { Description = "Latency percentiles to report.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [90, 99] };
     readonly Option<string[]> _goodput = new("--goodput") { Description = "SLOs as KEY:MS (ttft, tpot, e2el), e.g. --goodput ttft:500 tpot:50.", AllowMultipleArgumentsPerToken = true };
     readonly Option<string?> _resultFile = new("--result-file") { Description = "Write the results as JSON here." };
     readonly Option<string?> _chartDir = new("--chart-dir") { Description = "Write PNG charts here (default: beside --result-file)." };
@@ -71,7 +71,7 @@ internal sealed class TraceOptions
             Burstiness = parse.GetValue(_burstiness),
             MaxConcurrency = parse.GetValue(_maxConcurrency),
             IgnoreEos = parse.GetValue(_ignoreEos),
-            Percentiles = parse.GetValue(_percentiles) ?? [50, 90, 99],
+            Percentiles = parse.GetValue(_percentiles) ?? [90, 99],
             Slo = GoodputSlo.Parse(parse.GetValue(_goodput)),
             ResultFile = resultFile,
             ChartDir = parse.GetValue(_chartDir) ?? (resultFile is null ? null : Path.GetDirectoryName(Path.GetFullPath(resultFile))),

@@ -25,7 +25,7 @@ internal static class CompareReport
             var first = true;
             foreach (var (metric, e) in rate.Estimates)
             {
-                table.AddRow(first ? $"{TraceRunner.RateText(rate.Rate)} req/s" : "", metric, F(e.A), F(e.B), Ratio(e.Ratio), $"[[{Ratio(e.Low)}, {Ratio(e.High)}]]");
+                table.AddRow(first ? $"{TraceRunner.RateText(rate.Rate)} req/s" : "", metric, F(e.A), F(e.B), Ratio(e.Ratio), $"{Ratio(e.Low)}-{Ratio(e.High)}");
                 first = false;
             }
             table.AddRow("", "failed", $"{rate.MetricsA.Failed}", $"{rate.MetricsB.Failed}", "", "");
