@@ -1,4 +1,5 @@
 using Serving.Engine.Config;
+using Serving.Engine.Model;
 
 namespace Serving.LoadGen.Checkpoints;
 
@@ -11,58 +12,29 @@ internal sealed record CheckpointShape(string Name, ModelConfig Config, int NumS
     public int EosTokenId => FirstSpecialId + 1;
 }
 
-/// The shapes `init` writes. The llama3-8b trio matches the engine presets of issue 6 (Meta-Llama-3.1-8B's
-/// config with the KV head count as the only difference); the tiny trio are twins of one another in the same way,
-/// small enough for CPU tests. BOS/EOS ids are set from the generated tokenizer's layout.
+/// The shapes `init` writes: the engine's presets (ModelPresets, what `--model llama3-8b` serves from random
+/// weights without files) plus two tiny twins of tiny-gqa for CPU A/B runs. BOS/EOS ids follow the generated
+/// tokenizer's layout (specials at the top of the vocabulary), which for Llama 3 are the real ids 128000/128001.
 internal static class CheckpointShapes
 {
     public static IReadOnlyList<CheckpointShape> All { get; } =
     [
-        Llama3_8B("llama3-8b", 8, "Llama-3-8B shape, GQA-8 (32 query heads, 8 KV heads), bf16"),
-        Llama3_8B("llama3-8b-mha", 32, "its MHA twin: 32 KV heads"),
-        Llama3_8B("llama3-8b-mqa", 1, "its MQA variant: 1 KV head"),
-        Tiny("tiny-gqa", 2, "2 layers, hidden 256, 8 heads / 2 KV heads, vocab 1024, f32"),
-        Tiny("tiny-mha", 8, "MHA twin of tiny-gqa: 8 KV heads"),
-        Tiny("tiny-mqa", 1, "MQA variant of tiny-gqa: 1 KV head"),
+        Shape("llama3-8b", ModelPresets.Get("llama3-8b"), 256, "Llama-3-8B shape, GQA-8 (32 query heads, 8 KV heads), bf16"),
+        Shape("llama3-8b-mha", ModelPresets.Get("llama3-8b-mha"), 256, "its MHA twin: 32 KV heads"),
+        Shape("llama3-8b-mqa", ModelPresets.Get("llama3-8b-mqa"), 256, "its MQA variant: 1 KV head"),
+        Shape("tiny-gqa", ModelPresets.Get("tiny-gqa"), 8, "2 layers, hidden 256, 8 heads / 2 KV heads of 32, vocab 1024, f32"),
+        Shape("tiny-gqa-mha", ModelPresets.Get("tiny-gqa") with { NumKeyValueHeads = 8 }, 8, "MHA twin of tiny-gqa: 8 KV heads"),
+        Shape("tiny-mqa", ModelPresets.Get("tiny-gqa") with { NumKeyValueHeads = 1 }, 8, "MQA variant of tiny-gqa: 1 KV head"),
+        Shape("tiny-mha", ModelPresets.Get("tiny-mha"), 8, "the engine's tiny MHA preset: 4 heads of 64, hidden 256"),
     ];
 
     public static CheckpointShape Get(string name) =>
         All.FirstOrDefault(shape => shape.Name.Equals(name, StringComparison.OrdinalIgnoreCase))
         ?? throw new ArgumentException($"unknown shape '{name}' (known: {string.Join(", ", All.Select(s => s.Name))})");
 
-    static CheckpointShape Llama3_8B(string name, int numKVHeads, string description) => WithSpecialIds(new CheckpointShape(name, new ModelConfig
+    static CheckpointShape Shape(string name, ModelConfig config, int numSpecialTokens, string description)
     {
-        ModelType = "llama",
-        Architectures = ["LlamaForCausalLM"],
-        HiddenSize = 4096,
-        IntermediateSize = 14336,
-        NumHiddenLayers = 32,
-        NumAttentionHeads = 32,
-        NumKeyValueHeads = numKVHeads,
-        HeadDim = 128,
-        VocabSize = 128256,
-        RmsNormEps = 1e-5,
-        Rope = new RopeConfig { Theta = 500000, Type = RopeType.Llama3, Factor = 8, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 8192 },
-        MaxPositionEmbeddings = 131072,
-        Dtype = "bfloat16",
-    }, NumSpecialTokens: 256, description));
-
-    static CheckpointShape Tiny(string name, int numKVHeads, string description) => WithSpecialIds(new CheckpointShape(name, new ModelConfig
-    {
-        ModelType = "llama",
-        Architectures = ["LlamaForCausalLM"],
-        HiddenSize = 256,
-        IntermediateSize = 512,
-        NumHiddenLayers = 2,
-        NumAttentionHeads = 8,
-        NumKeyValueHeads = numKVHeads,
-        HeadDim = 32,
-        VocabSize = 1024,
-        RmsNormEps = 1e-5,
-        MaxPositionEmbeddings = 2048,
-        Dtype = "float32",
-    }, NumSpecialTokens: 8, description));
-
-    static CheckpointShape WithSpecialIds(CheckpointShape shape) =>
-        shape with { Config = shape.Config with { BosTokenId = shape.BosTokenId, EosTokenIds = [shape.EosTokenId] } };
+        var shape = new CheckpointShape(name, config, numSpecialTokens, description);
+        return shape with { Config = config with { BosTokenId = shape.BosTokenId, EosTokenIds = [shape.EosTokenId] } };
+    }
 }
