@@ -49,7 +49,7 @@ public sealed class LlmEngine : ILlmEngine
     {
         var state = Admit(request);
         using var abortOnCancel = cancellationToken.Register(
-            () => _commands.Writer.TryWrite(new AbortRequestCommand(request.RequestId)));
+            () => _commands.Writer.TryWrite(new AbortRequestCommand(state)));
         var completed = false;
         try
         {
@@ -61,7 +61,7 @@ public sealed class LlmEngine : ILlmEngine
         {
             // the caller stopped reading early (or was cancelled): free the request's blocks
             if (!completed)
-                _commands.Writer.TryWrite(new AbortRequestCommand(request.RequestId));
+                _commands.Writer.TryWrite(new AbortRequestCommand(state));
         }
     }
 
@@ -172,7 +172,7 @@ public sealed class LlmEngine : ILlmEngine
                     core.Add(add.Request);
                     break;
                 case AbortRequestCommand abort:
-                    core.Abort(abort.RequestId);
+                    core.Abort(abort.Request);
                     break;
                 case AbortAllCommand:
                     core.AbortAll();

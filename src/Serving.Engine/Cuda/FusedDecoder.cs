@@ -63,8 +63,9 @@ internal sealed class FusedDecoder : IDisposable
     private Tensor Forward(FusedStepInputs inputs, PagedKVCache cache)
     {
         _kernels.Device.MakeCurrent();
-        var plan = inputs.IsDecode
-            ? _kernels.PlanDecode(inputs.NumSeqs, inputs.HostContextLengths.Max())
+        var numDecodes = inputs.NumLeadingDecodes;
+        var plan = numDecodes > 0
+            ? _kernels.PlanDecode(numDecodes, inputs.HostContextLengths.Take(numDecodes).Max())
             : null;
         using var workspace = empty(plan?.WorkspaceElements(_kernels.NumHeads, _kernels.HeadDim) ?? 0, ScalarType.Float32, _weights.Embedding.device);
         using var residual = _weights.Embedding.index_select(0, inputs.TokenIds);   // (N, hidden)
@@ -106,14 +107,19 @@ internal sealed class FusedDecoder : IDisposable
         var (keys, values) = (cache.Keys(layerIndex), cache.Values(layerIndex));
         using var qkv = linear(normed, layer.QkvProj, layer.QkvBias);                   // (N, (H + 2G) D)
         _kernels.RopeAndWriteKV(qkv, inputs.Positions, inputs.Slots, _rope, keys, values);
-        if (plan is null)
+        var output = empty(inputs.NumTokens, _kernels.NumHeads * _kernels.HeadDim, qkv.dtype, qkv.device);
+        if (plan is not null)
         {
-            return PrefillAttention.Run(qkv, keys, values, inputs, _kernels.NumHeads, _kernels.NumKVHeads, _kernels.HeadDim);
+            // the leading single-token sequences: row s of qkv is sequence s's query (the first numHeads*headDim
+            // columns; the kernel reads it at qkv's row stride), and so is row s of the output
+            _kernels.PagedDecodeAttention(qkv, keys, values, inputs.BlockTables, inputs.ContextLengths, plan, output, workspace);
         }
 
-        var output = empty(inputs.NumTokens, _kernels.NumHeads * _kernels.HeadDim, qkv.dtype, qkv.device);
-        // the query is the first numHeads*headDim columns of each qkv row: the kernel reads it at qkv's row stride
-        _kernels.PagedDecodeAttention(qkv, keys, values, inputs.BlockTables, inputs.ContextLengths, plan, output, workspace);
+        if (!inputs.IsDecode)
+        {
+            PrefillAttention.Run(qkv, keys, values, inputs, plan?.NumSeqs ?? 0, output, _kernels.NumHeads, _kernels.NumKVHeads, _kernels.HeadDim);
+        }
+
         return output;
     }
 

@@ -22,6 +22,7 @@ internal sealed class FusedStepInputs : IDisposable
         NumSeqs = queryLengths.Length;
         NumTokens = queryLengths.Sum();
         IsDecode = queryLengths.All(l => l == 1);
+        NumLeadingDecodes = queryLengths.TakeWhile(l => l == 1).Count();
         TokenIds = packed.narrow(0, 0, NumTokens);
         Positions = packed.narrow(0, NumTokens, NumTokens);
         Slots = packed.narrow(0, 2 * NumTokens, NumTokens);
@@ -35,6 +36,9 @@ internal sealed class FusedStepInputs : IDisposable
     public int NumSeqs { get; }
     /// Every sequence contributes exactly one query token: the paged decode kernel applies.
     public bool IsDecode { get; }
+    /// Sequences at the head of the batch with one query token each: the paged decode kernel serves them
+    /// even in a step that also carries prefill chunks (the model runner puts decodes first).
+    public int NumLeadingDecodes { get; }
     public int[] QueryLengths { get; }
     public int[] HostContextLengths { get; }
     public Tensor TokenIds { get; }        // (N)

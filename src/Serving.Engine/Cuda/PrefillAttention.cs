@@ -10,15 +10,16 @@ namespace Serving.Engine.Cuda;
 /// never repeated per query head, with a causal mask that lets query j see context positions ≤ its own.
 internal static class PrefillAttention
 {
-    /// qkv (N, (H + 2G) D) with q and k rotated; returns (N, H D).
+    /// qkv (N, (H + 2G) D) with q and k rotated; writes the rows of sequences firstSeq.. into output (N, H D)
+    /// (the sequences before firstSeq are single-token decodes the paged decode kernel served).
     /// keyCache, valueCache (numBlocks, blockSize, G, D).
-    public static Tensor Run(Tensor qkv, Tensor keyCache, Tensor valueCache, FusedStepInputs inputs, int numHeads, int numKVHeads, int headDim)
+    public static void Run(Tensor qkv, Tensor keyCache, Tensor valueCache, FusedStepInputs inputs, int firstSeq, Tensor output,
+        int numHeads, int numKVHeads, int headDim)
     {
-        var output = empty(inputs.NumTokens, numHeads * headDim, qkv.dtype, qkv.device);
         using var keys = keyCache.view(-1, numKVHeads, headDim);                       // (numSlots, G, D)
         using var values = valueCache.view(-1, numKVHeads, headDim);
-        var (queryStart, contextStart) = (0, 0);
-        for (var s = 0; s < inputs.NumSeqs; s++)
+        var (queryStart, contextStart) = (inputs.QueryLengths.Take(firstSeq).Sum(), inputs.HostContextLengths.Take(firstSeq).Sum());
+        for (var s = firstSeq; s < inputs.NumSeqs; s++)
         {
             var (queryLength, contextLength) = (inputs.QueryLengths[s], inputs.HostContextLengths[s]);
             using var scope = NewDisposeScope();
@@ -36,8 +37,6 @@ internal static class PrefillAttention
             queryStart += queryLength;
             contextStart += contextLength;
         }
-
-        return output;
     }
 
     // (group Lq, C) bool: row r is query r % Lq, at position C - Lq + r % Lq; it sees columns up to that position.

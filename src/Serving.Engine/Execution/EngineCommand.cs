@@ -7,8 +7,9 @@ internal abstract record EngineCommand;
 /// Queue a new request.
 internal sealed record AddRequestCommand(RequestState Request) : EngineCommand;
 
-/// Cancel a request in whatever state it is; its blocks are freed before the next step.
-internal sealed record AbortRequestCommand(string RequestId) : EngineCommand;
+/// Cancel a request in whatever state it is; its blocks are freed before the next step. Carries the request
+/// itself, not its id, so a refused duplicate id can never abort the live request that owns it.
+internal sealed record AbortRequestCommand(RequestState Request) : EngineCommand;
 
 /// Abort everything still live (the end of a drain, or disposal).
 internal sealed record AbortAllCommand : EngineCommand;

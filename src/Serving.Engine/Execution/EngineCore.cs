@@ -61,19 +61,20 @@ internal sealed partial class EngineCore : IDisposable
         _requests.Add(request.RequestId, request);
     }
 
-    /// Cancels a request in any state; its blocks are free when this returns.
-    public void Abort(string requestId)
+    /// Cancels a request in any state; its blocks are free when this returns. A request that is not live
+    /// (finished, refused, or a different request under the same id) is left alone.
+    public void Abort(RequestState request)
     {
-        if (!_requests.TryGetValue(requestId, out var request))
+        if (!_requests.TryGetValue(request.RequestId, out var live) || live != request)
             return;
-        foreach (var sequence in _scheduler.Abort(requestId))
+        foreach (var sequence in _scheduler.Abort(request.RequestId))
             EmitFinished(request, sequence.Index, [], "", null, FinishReason.Abort, null);
     }
 
     public void AbortAll()
     {
-        foreach (var requestId in _requests.Keys.ToList())
-            Abort(requestId);
+        foreach (var request in _requests.Values.ToList())
+            Abort(request);
     }
 
     /// Fails every live request (the loop is going down).

@@ -16,16 +16,19 @@ internal sealed class ModelRunner(LoadedModel model, PagedKVCache cache) : IDisp
     /// The caller's dispose scope owns the result.
     public Tensor ComputeLogits(ScheduledBatch batch)
     {
-        var metadata = BatchMetadata.Build(batch, Cache.BlockSize);
+        // single-token sequences (decodes) go first, so the CUDA path serves them all with its paged decode
+        // kernel even when the step also carries prefill chunks; the model's row order is this one
+        var modelOrder = batch.Entries.OrderBy(entry => entry.NumNewTokens == 1 ? 0 : 1).ToList();
+        var metadata = BatchMetadata.Build(new ScheduledBatch(modelOrder, batch.NumPreempted), Cache.BlockSize);
         var inputs = new BatchInputs(metadata.TokenIds, metadata.Positions, metadata.QueryLengths,
             metadata.ContextLengths, metadata.SlotMapping, metadata.BlockTables);
         using var noGrad = no_grad();
-        var logits = Model.Forward(inputs, Cache); // (numSeqs, vocab): each sequence's last new token
-        var sampling = batch.Entries.Select((entry, row) => (entry, row)).Where(x => x.entry.SamplesToken)
-            .Select(x => (long)x.row).ToArray();
-        return sampling.Length == batch.Entries.Count
+        var logits = Model.Forward(inputs, Cache); // (numSeqs, vocab): each sequence's last new token, model order
+        var rowOf = modelOrder.Select((entry, row) => (entry, row)).ToDictionary(x => x.entry, x => (long)x.row);
+        var sampling = batch.SamplingEntries.Select(entry => rowOf[entry]).ToArray();
+        return sampling.SequenceEqual(Enumerable.Range(0, modelOrder.Count).Select(row => (long)row))
             ? logits
-            : logits.index_select(0, tensor(sampling, device: logits.device)); // (numSampled, vocab)
+            : logits.index_select(0, tensor(sampling, device: logits.device)); // (numSampled, vocab), batch order
     }
 
     public void Dispose()

@@ -1,3 +1,4 @@
+using Serving.Engine.Tests.Support;
 using static Serving.Engine.Tests.Execution.EngineTestHelpers;
 
 namespace Serving.Engine.Tests.Execution;
@@ -8,22 +9,29 @@ public class CancellationTests
     [Fact]
     public async Task CancelledWhileWaitingFreesItsPlace()
     {
-        // one sequence at a time: while the first request runs, the second can only wait
-        await using var engine = await StartAsync(configure: o => o with { MaxNumSeqs = 1 });
-        var running = await StartedAsync(engine, Greedy([5, 6, 7], 250));
-        using var cancel = new CancellationTokenSource();
+        // one sequence at a time, and a first request of 4000 tokens (seconds of work): the second can only wait
+        await using var engine = new LlmEngine(new EngineOptions
+        {
+            Model = "tiny-gqa", Tokenizer = Fixtures.Dir("llama-gqa"), Dtype = "float32", MaxNumSeqs = 1,
+            KVCacheMemoryBytes = 16 << 20,
+        });
+        await engine.WaitUntilReadyAsync(CancellationToken.None);
+        using var cancelRunning = new CancellationTokenSource();
+        var running = await StartedAsync(engine, Greedy([5, 6, 7], 4000), cancelRunning.Token);
+        using var cancelWaiting = new CancellationTokenSource();
         var waitingTokens = 0;
         var waiting = Task.Run(async () =>
         {
-            await foreach (var tokenEvent in engine.GenerateAsync(Greedy([8, 9], 150), cancel.Token))
+            await foreach (var tokenEvent in engine.GenerateAsync(Greedy([8, 9], 150), cancelWaiting.Token))
                 waitingTokens += tokenEvent.TokenIds.Count;
         });
-        await Task.Delay(20);
-        Assert.False(running.IsCompleted, "the first request must still hold the only sequence slot");
-        cancel.Cancel();
+        await WaitUntil(engine, s => s.WaitingRequests == 1);
+        cancelWaiting.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
         Assert.Equal(0, waitingTokens);
-        Assert.Equal(FinishReason.Length, (await running).Finish());
+        await WaitUntil(engine, s => s.WaitingRequests == 0 && s.RunningRequests == 1);
+        cancelRunning.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
         await WaitForIdleAsync(engine);
     }
 
@@ -94,14 +102,25 @@ public class CancellationTests
         await engine.DisposeAsync();
     }
 
+    [Fact]
+    public async Task ARefusedDuplicateRequestIdLeavesTheLiveRequestAlone()
+    {
+        await using var engine = await StartAsync();
+        var live = await StartedAsync(engine, Greedy([5, 6, 7], 60, id: "same"));
+        await Assert.ThrowsAsync<InvalidRequestException>(() => CollectAsync(engine, Greedy([8, 9], 4, id: "same")));
+        Assert.Equal(FinishReason.Length, (await live).Finish());
+        Assert.Equal(60, (await live).Tokens().Length);
+    }
+
     /// Starts collecting a request and returns once its first token arrived (so it is running).
-    static async Task<Task<Completion>> StartedAsync(ILlmEngine engine, GenerationRequest request)
+    static async Task<Task<Completion>> StartedAsync(ILlmEngine engine, GenerationRequest request,
+        CancellationToken cancellationToken = default)
     {
         var firstToken = new TaskCompletionSource();
         var completion = Task.Run(async () =>
         {
             var events = new List<TokenEvent>();
-            await foreach (var tokenEvent in engine.GenerateAsync(request, CancellationToken.None))
+            await foreach (var tokenEvent in engine.GenerateAsync(request, cancellationToken))
             {
                 events.Add(tokenEvent);
                 firstToken.TrySetResult();
