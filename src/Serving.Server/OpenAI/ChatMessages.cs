@@ -26,13 +26,13 @@ internal static class ChatMessages
     static JsonObject NormalizeOne(JsonElement message, string param)
     {
         Check.That(message.ValueKind == JsonValueKind.Object, param, $"{param} must be an object.");
-        var role = message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString()! : null;
+        var role = message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? Check.Text(r, $"{param}.role") : null;
         Check.That(role is not null && Roles.Contains(role), $"{param}.role",
             $"{param}.role must be one of: {string.Join(", ", Roles)}.");
         var content = message.TryGetProperty("content", out var c) ? Content(c, $"{param}.content") : "";
         var result = new JsonObject { ["role"] = role, ["content"] = content };
         if (message.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String)
-            result["name"] = name.GetString();
+            result["name"] = Check.Text(name, $"{param}.name");
         return result;
     }
 
@@ -40,7 +40,7 @@ internal static class ChatMessages
     {
         switch (content.ValueKind)
         {
-            case JsonValueKind.String: return content.GetString()!;
+            case JsonValueKind.String: return Check.Text(content, param);
             case JsonValueKind.Null: return "";
             case JsonValueKind.Array: return string.Join("\n", TextParts(content, param));
             default: throw Errors.ApiException.BadRequest($"{param} must be a string or a list of text parts.", param);
@@ -54,11 +54,11 @@ internal static class ChatMessages
         {
             var at = $"{param}[{index++}]";
             Check.That(part.ValueKind == JsonValueKind.Object, at, $"{at} must be an object.");
-            var type = part.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+            var type = part.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? Check.Text(t, $"{at}.type") : null;
             Check.That(type == "text", $"{at}.type", $"Only text content parts are supported (got type '{type}').");
             Check.That(part.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.String,
                 $"{at}.text", $"{at}.text must be a string.");
-            yield return text.GetString()!;
+            yield return Check.Text(text, $"{at}.text");
         }
     }
 }

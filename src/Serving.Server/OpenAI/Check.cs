@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Serving.Server.Errors;
 
 namespace Serving.Server.OpenAI;
@@ -24,5 +25,19 @@ internal static class Check
     {
         foreach (var id in ids)
             That(id >= 0 && id < vocabSize, param, $"Token id {id} is outside the vocabulary [0, {vocabSize}).");
+    }
+
+    /// The text of a JSON string. Such strings are decoded lazily, so invalid UTF-8 or an escaped lone
+    /// surrogate surfaces here, and is the client's error.
+    public static string Text(JsonElement element, string param)
+    {
+        try
+        {
+            return element.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw ApiException.BadRequest($"{param} is not valid Unicode text.", param);
+        }
     }
 }

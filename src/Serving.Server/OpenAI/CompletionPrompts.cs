@@ -19,7 +19,7 @@ internal static class CompletionPrompts
         var element = prompt!.Value;
         var inputs = element.ValueKind switch
         {
-            JsonValueKind.String => [FromText(element.GetString()!, prompts, addSpecialTokens)],
+            JsonValueKind.String => [FromText(Check.Text(element, Param), prompts, addSpecialTokens)],
             JsonValueKind.Array => FromArray(element, prompts, addSpecialTokens),
             _ => throw Errors.ApiException.BadRequest(Shape, Param),
         };
@@ -42,7 +42,7 @@ internal static class CompletionPrompts
             Check.That(item.ValueKind == first, Param, Shape);
             inputs.Add(item.ValueKind switch
             {
-                JsonValueKind.String => FromText(item.GetString()!, prompts, addSpecialTokens),
+                JsonValueKind.String => FromText(Check.Text(item, Param), prompts, addSpecialTokens),
                 JsonValueKind.Array => new PromptInput(TokenIds(item), null),
                 _ => throw Errors.ApiException.BadRequest(Shape, Param),
             });

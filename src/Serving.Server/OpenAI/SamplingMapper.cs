@@ -69,14 +69,14 @@ internal static class SamplingMapper
     public static IReadOnlyList<string> StopStrings(JsonElement? stop, int maxCount)
     {
         if (stop is not { } element || element.ValueKind == JsonValueKind.Null) return [];
-        if (element.ValueKind == JsonValueKind.String) return NonEmpty([element.GetString()!]);
+        if (element.ValueKind == JsonValueKind.String) return NonEmpty([Check.Text(element, "stop")]);
         Check.That(element.ValueKind == JsonValueKind.Array, "stop", "stop must be a string or a list of strings.");
         Check.That(element.GetArrayLength() <= maxCount, "stop", $"At most {maxCount} stop sequences are allowed.");
         var list = new List<string>();
         foreach (var item in element.EnumerateArray())
         {
             Check.That(item.ValueKind == JsonValueKind.String, "stop", "stop must be a string or a list of strings.");
-            list.Add(item.GetString()!);
+            list.Add(Check.Text(item, "stop"));
         }
         return NonEmpty(list);
     }

@@ -45,7 +45,10 @@ public sealed class RunningServer : IAsyncDisposable
 
     public HttpClient NewClient(string? apiKey)
     {
-        var client = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        // No draining of unread response bodies: disposing a response closes its connection, as a client
+        // that goes away does (the default reads up to 1 MiB first to reuse the connection).
+        var handler = new SocketsHttpHandler { MaxResponseDrainSize = 0 };
+        var client = new HttpClient(handler) { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
         if (apiKey is not null) client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
         return client;
     }
@@ -100,7 +103,10 @@ public sealed class SharedServer : IAsyncLifetime
 
     public async Task InitializeAsync() => Server = await RunningServer.StartAsync();
 
-    public async Task DisposeAsync() => await Server.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        if (Server is not null) await Server.DisposeAsync();
+    }
 }
 
 [CollectionDefinition("server")]

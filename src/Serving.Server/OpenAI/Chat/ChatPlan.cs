@@ -41,7 +41,7 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
 
     static bool IsTextFormat(JsonElement format) =>
         format.ValueKind == JsonValueKind.Object && format.TryGetProperty("type", out var type)
-        && type.ValueKind == JsonValueKind.String && type.GetString() == "text";
+        && type.ValueKind == JsonValueKind.String && Check.Text(type, "response_format") == "text";
 
     public ChatChoiceState[] NewChoiceStates(IPromptProcessor prompts) =>
         [.. Enumerable.Range(0, N).Select(i => new ChatChoiceState(i, Request.ReturnTokenIds == true, prompts))];
