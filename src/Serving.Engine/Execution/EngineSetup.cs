@@ -58,9 +58,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
     /// --num-gpu-blocks-override wins; else the KV pool gets --kv-cache-memory bytes.
     static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model)
     {
-        var config = model.Config;
-        var spec = new KVCacheSpec(config.NumHiddenLayers, config.NumKeyValueHeads, config.HeadDim,
-            KVCacheSpec.SizeOf(model.DtypeName));
+        var spec = KVCacheSpec.For(model.Config, model.Dtype);
         return KVCacheSizing.Plan(spec, options.KVCacheMemoryBytes, options.BlockSize, options.NumGpuBlocksOverride);
     }
 

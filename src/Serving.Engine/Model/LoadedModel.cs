@@ -24,7 +24,7 @@ public sealed class LoadedModel : IDisposable
     public string DtypeName => ModelDtype.Name(Dtype);
     public Device Device => _model.Device;
     /// Bytes of KV cache per token in this model's dtype.
-    public long KVBytesPerToken => PagedKVCache.BytesPerToken(Config, Dtype);
+    public long KVBytesPerToken => KVCacheSpec.For(Config, Dtype).BytesPerToken;
 
     /// A KV pool matching this model (dtype, device, layers, KV heads).
     public PagedKVCache CreateKVCache(int numBlocks, int blockSize) => new(Config, numBlocks, blockSize, Dtype, Device);
