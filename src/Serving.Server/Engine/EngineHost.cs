@@ -8,7 +8,7 @@ namespace Serving.Server.Engine;
 /// lets running requests finish up to --shutdown-timeout and aborts the rest before Kestrel stops.
 /// StoppingAsync runs before any hosted service (Kestrel included) stops, so streams end cleanly.
 internal sealed class EngineHost(ILlmEngine engine, ServingState state, ServerOptions options, ILogger<EngineHost> logger)
-    : IHostedLifecycleService
+    : IHostedLifecycleService, IDisposable
 {
     readonly CancellationTokenSource _stopping = new();
 
@@ -59,4 +59,6 @@ internal sealed class EngineHost(ILlmEngine engine, ServingState state, ServerOp
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public void Dispose() => _stopping.Dispose();
 }

@@ -75,6 +75,7 @@ public sealed class ServerOptions
         void Check(bool ok, string message) { if (!ok) errors.Add(message); }
         Check(Port is >= 0 and <= 65535, $"port must be 0..65535 (got {Port})");
         Check(Host == "localhost" || System.Net.IPAddress.TryParse(Host, out _), $"host must be an IP address or localhost (got '{Host}')");
+        Check(Host != "localhost" || Port != 0, "port 0 (any free port) needs an IP address as host, not localhost");
         Check(MaxModelLen >= 0, "max-model-len must be >= 0");
         Check(MaxNumSeqs >= 1, "max-num-seqs must be >= 1");
         Check(MaxNumBatchedTokens >= 1, "max-num-batched-tokens must be >= 1");

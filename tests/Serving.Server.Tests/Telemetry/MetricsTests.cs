@@ -22,13 +22,15 @@ public sealed partial class MetricsTests(SharedServer shared)
         await _server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0);
         var text = await _server.Http.GetStringAsync("/metrics");
 
-        Assert.True(Sample(text, "gen_ai_server_time_to_first_token_seconds_count") >= 1, text);
-        Assert.InRange(Sample(text, "gen_ai_server_time_to_first_token_seconds_sum"), 1e-6, 60);
-        Assert.True(Sample(text, "gen_ai_server_time_per_output_token_seconds_count") >= 1);
-        Assert.InRange(Sample(text, "gen_ai_server_time_per_output_token_seconds_sum"), 1e-7, 60);
-        Assert.True(Sample(text, "gen_ai_server_request_duration_seconds_count") >= 1);
-        Assert.True(Sample(text, "gen_ai_client_token_usage_sum", "gen_ai_token_type=\"output\"") >= 8);
-        Assert.True(Sample(text, "gen_ai_client_token_usage_sum", "gen_ai_token_type=\"input\"") >= 8);
+        // Other tests of the collection may have added chats and completions; this one added a completion.
+        const string completions = "gen_ai_operation_name=\"text_completion\"";
+        Assert.True(Sample(text, "gen_ai_server_time_to_first_token_seconds_count", completions) >= 1, text);
+        Assert.InRange(Sample(text, "gen_ai_server_time_to_first_token_seconds_sum", completions), 1e-6, 60);
+        Assert.True(Sample(text, "gen_ai_server_time_per_output_token_seconds_count", completions) >= 1);
+        Assert.InRange(Sample(text, "gen_ai_server_time_per_output_token_seconds_sum", completions), 1e-7, 60);
+        Assert.True(Sample(text, "gen_ai_server_request_duration_seconds_count", completions) >= 1);
+        Assert.True(Sample(text, "gen_ai_client_token_usage_sum", completions, "gen_ai_token_type=\"output\"") >= 8);
+        Assert.True(Sample(text, "gen_ai_client_token_usage_sum", completions, "gen_ai_token_type=\"input\"") >= 8);
 
         Assert.InRange(Sample(text, "serving_engine_kv_cache_usage"), 0, 1);
         Assert.InRange(Sample(text, "serving_engine_kv_cache_free_blocks"), 1, Sample(text, "serving_engine_kv_cache_blocks"));
@@ -41,13 +43,14 @@ public sealed partial class MetricsTests(SharedServer shared)
     }
 
     /// The value of the first sample whose name starts with the given one (any unit/_total suffix) and
-    /// whose labels contain labelFilter.
-    static double Sample(string text, string name, string labelFilter = "")
+    /// whose labels contain every one of labels.
+    static double Sample(string text, string name, params string[] labels)
     {
         foreach (Match match in SampleLine().Matches(text))
-            if (match.Groups["name"].Value.StartsWith(name, StringComparison.Ordinal) && match.Groups["labels"].Value.Contains(labelFilter))
+            if (match.Groups["name"].Value.StartsWith(name, StringComparison.Ordinal)
+                && labels.All(match.Groups["labels"].Value.Contains))
                 return double.Parse(match.Groups["value"].Value, CultureInfo.InvariantCulture);
-        throw new Xunit.Sdk.XunitException($"no sample {name}{{{labelFilter}}} in:\n{text}");
+        throw new Xunit.Sdk.XunitException($"no sample {name}{{{string.Join(",", labels)}}} in:\n{text}");
     }
 
     [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?<labels>[^}]*)\})? (?<value>[^ \n]+)", RegexOptions.Multiline)]

@@ -8,10 +8,11 @@ internal static class ChatEndpoint
 {
     public static async Task HandleAsync(HttpContext context, OpenAIServing serving)
     {
+        var arrival = DateTimeOffset.UtcNow;
         serving.EnsureReady();
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ChatRequest);
         serving.CheckModel(request.Model);
-        var plan = ChatPlan.Create(request, serving);
+        var plan = ChatPlan.Create(request, serving, arrival);
         var observer = serving.Observer("chat");
         var aborted = context.RequestAborted;
         await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Generation], observer, aborted);

@@ -9,7 +9,7 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
 {
     public int N => Generation.Sampling.N;
 
-    public static ChatPlan Create(ChatRequest request, OpenAIServing serving)
+    public static ChatPlan Create(ChatRequest request, OpenAIServing serving, DateTimeOffset arrival)
     {
         var limits = serving.Limits;
         ValidateChatFields(request, limits);
@@ -23,7 +23,7 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
         var sampling = SamplingMapper.Map(request, request.MaxCompletionTokens ?? request.MaxTokens, logprobs, ids.Count,
             limits, "messages");
         var id = OpenAIServing.NewId("chatcmpl");
-        var generation = new GenerationRequest { RequestId = id, PromptTokenIds = ids, Sampling = sampling };
+        var generation = new GenerationRequest { RequestId = id, PromptTokenIds = ids, Sampling = sampling, ArrivalTime = arrival };
         return new ChatPlan(id, OpenAIServing.UnixNow(), request, text, generation);
     }
 

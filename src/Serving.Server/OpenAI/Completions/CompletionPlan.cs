@@ -7,7 +7,7 @@ namespace Serving.Server.OpenAI.Completions;
 internal sealed record CompletionPlan(string Id, long Created, CompletionRequest Request,
     IReadOnlyList<PromptInput> Prompts, IReadOnlyList<GenerationRequest> Requests, int N)
 {
-    public static CompletionPlan Create(CompletionRequest request, OpenAIServing serving)
+    public static CompletionPlan Create(CompletionRequest request, OpenAIServing serving, DateTimeOffset arrival)
     {
         var limits = serving.Limits;
         ValidateCompletionFields(request, limits);
@@ -18,6 +18,7 @@ internal sealed record CompletionPlan(string Id, long Created, CompletionRequest
         {
             RequestId = prompts.Count == 1 ? id : $"{id}-{i}",
             PromptTokenIds = prompt.TokenIds,
+            ArrivalTime = arrival,
             Sampling = SamplingMapper.Map(request, request.MaxTokens, request.Logprobs, prompt.TokenIds.Count, limits, "prompt"),
         }).ToList();
         return new CompletionPlan(id, OpenAIServing.UnixNow(), request, prompts, requests, request.N ?? 1);

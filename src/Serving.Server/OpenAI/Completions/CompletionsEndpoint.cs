@@ -9,10 +9,11 @@ internal static class CompletionsEndpoint
 {
     public static async Task HandleAsync(HttpContext context, OpenAIServing serving)
     {
+        var arrival = DateTimeOffset.UtcNow;
         serving.EnsureReady();
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.CompletionRequest);
         serving.CheckModel(request.Model);
-        var plan = CompletionPlan.Create(request, serving);
+        var plan = CompletionPlan.Create(request, serving, arrival);
         var observer = serving.Observer("text_completion");
         var aborted = context.RequestAborted;
         await using var run = await GenerationRun.StartAsync(serving.Engine, plan.Requests, observer, aborted);
