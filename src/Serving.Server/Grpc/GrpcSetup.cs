@@ -15,6 +15,9 @@ internal static class GrpcSetup
         {
             // One bound for both APIs' requests (--max-request-body-bytes); larger messages are RESOURCE_EXHAUSTED.
             grpc.MaxReceiveMessageSize = (int)Math.Min(options.MaxRequestBodyBytes, int.MaxValue);
+            // Unknown services fall through to the HTTP routes' 404/405 (a client sees UNIMPLEMENTED): gRPC's
+            // catch-all route would otherwise turn a wrong HTTP method on an OpenAI route into 404.
+            grpc.IgnoreUnknownServices = true;
             grpc.Interceptors.Add<ErrorInterceptor>();
             if (options.ApiKey is not null) grpc.Interceptors.Add<ApiKeyInterceptor>();
         });
