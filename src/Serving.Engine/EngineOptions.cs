@@ -5,6 +5,8 @@ public sealed record EngineOptions
 {
     /// Folder of a Hugging Face checkpoint, or a preset name (see issue 6) for random weights of a real shape.
     public required string Model { get; init; }
+    /// Folder with tokenizer.json / tokenizer.model and tokenizer_config.json; null means the Model folder.
+    public string? Tokenizer { get; init; }
     /// auto (checkpoint dtype; bfloat16 on CUDA), float32, bfloat16, float16.
     public string Dtype { get; init; } = "auto";
     /// cpu or cuda (cuda:N).

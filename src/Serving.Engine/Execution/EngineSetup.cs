@@ -20,10 +20,11 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             if (p.TensorsLoaded == p.TotalTensors || p.TensorsLoaded % 64 == 0)
                 Log.WeightProgress(logger, p.TensorsLoaded, p.TotalTensors, p.BytesLoaded);
         });
+        var gpuMemory = device.type == TorchSharp.DeviceType.CUDA ? GpuMemoryProfiler.Start(device) : null;
         var model = ModelLoader.Load(options.Model, options.Dtype, device, progress);
         try
         {
-            return Create(options, model, requestLeftQueue, logger);
+            return Create(options, model, gpuMemory, requestLeftQueue, logger);
         }
         catch
         {
@@ -32,16 +33,17 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         }
     }
 
-    static EngineSetup Create(EngineOptions options, LoadedModel model, Action requestLeftQueue, ILogger logger)
+    static EngineSetup Create(EngineOptions options, LoadedModel model, GpuMemoryProfiler? gpuMemory,
+        Action requestLeftQueue, ILogger logger)
     {
         var config = model.Config;
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
             config.NumKeyValueHeads, config.HeadDim, model.DtypeName, options.Device);
-        var tokenizer = TextTokenizer.Load(model.Directory);
+        var tokenizer = TextTokenizer.Load(TokenizerFolder(options, model));
         var eosTokenIds = config.EosTokenIds.Concat(model.Generation.EosTokenIds).Concat(tokenizer.EosTokenIds)
             .ToHashSet();
         var maxModelLen = config.ResolveMaxModelLen(options.MaxModelLen);
-        var capacity = PlanKVCache(options, model);
+        var capacity = PlanKVCache(options, model, gpuMemory, maxModelLen);
         Log.KVCachePlanned(logger, capacity.BytesPerToken, capacity.NumBlocks, capacity.BlockSize,
             capacity.CapacityTokens, capacity.MaxConcurrentSequences(maxModelLen), maxModelLen);
         var runner = new ModelRunner(model, model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize));
@@ -55,11 +57,24 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         return new EngineSetup(core, Describe(model, options, capacity, maxModelLen), new PromptProcessor(tokenizer));
     }
 
-    /// --num-gpu-blocks-override wins; else the KV pool gets --kv-cache-memory bytes.
-    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model)
+    static string TokenizerFolder(EngineOptions options, LoadedModel model)
+    {
+        var folder = options.Tokenizer ?? model.Directory;
+        if (!Directory.Exists(folder))
+            throw new ModelLoadException(
+                $"'{options.Model}' has no tokenizer files (a preset shape with random weights); give a tokenizer folder (--tokenizer)");
+        return folder;
+    }
+
+    /// --num-gpu-blocks-override wins; else on CUDA the pool gets what --gpu-memory-utilization leaves after the
+    /// weights and a warm-up step, and on CPU --kv-cache-memory bytes.
+    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, GpuMemoryProfiler? gpuMemory, int maxModelLen)
     {
         var spec = KVCacheSpec.For(model.Config, model.Dtype);
-        return KVCacheSizing.Plan(spec, options.KVCacheMemoryBytes, options.BlockSize, options.NumGpuBlocksOverride);
+        var memory = options.NumGpuBlocksOverride is null && gpuMemory is not null
+            ? gpuMemory.KVBudgetBytes(options, model, maxModelLen)
+            : options.KVCacheMemoryBytes;
+        return KVCacheSizing.Plan(spec, memory, options.BlockSize, options.NumGpuBlocksOverride);
     }
 
     static ModelInfo Describe(LoadedModel model, EngineOptions options, KVCacheCapacity capacity, int maxModelLen)

@@ -74,14 +74,26 @@ public sealed class TextTokenizer
     public int? TokenToId(string token) => _backend.TokenToId(token);
 
     /// The text of one token as it reads in the middle of a text (for log-probabilities): "▁world" gives
-    /// " world"; a byte that is only part of a character gives U+FFFD.
+    /// " world". A token that is only part of a UTF-8 character reads "bytes:\xNN..." (as vLLM shows it).
     public string TokenText(int id)
     {
         var output = new StringBuilder();
         var stream = _backend.CreateDecodeStream(atStart: false);
         stream.Push(id, output);
         stream.Flush(output);
-        return output.ToString();
+        var text = output.ToString();
+        return text.Contains('\uFFFD') && PartialCharacterBytes(id) is { } bytes
+            ? "bytes:" + string.Concat(bytes.Select(b => $"\\x{b:x2}"))
+            : text;
+    }
+
+    /// The raw bytes of a token that spells bytes rather than text: a SentencePiece byte token ("<0xE4>") or
+    /// a byte-level BPE token ("Ã¤"); null for any other token.
+    byte[]? PartialCharacterBytes(int id)
+    {
+        if (_backend.IdToToken(id) is not { } token || IsSpecial(id))
+            return null;
+        return Utf8Text.TryParseByteToken(token, out var value) ? [value] : ByteLevelAlphabet.Decode(token);
     }
 
     /// A streaming decoder for the tokens generated after promptIds. The prompt only sets the context (a

@@ -21,5 +21,6 @@ internal static class ModelsEndpoint
     }
 
     static ModelCard Card(OpenAIServing serving) =>
-        new(serving.ModelName, StartedAt, "serving", serving.Options.ResolvedModel, serving.Engine.Info.MaxModelLen);
+        new(serving.ModelName, StartedAt, "serving", serving.Options.ResolvedModel, serving.Engine.Info.MaxModelLen,
+            ModelInfoCard.From(serving.Engine.Info));
 }

@@ -76,7 +76,17 @@ internal sealed record ModelList(IReadOnlyList<ModelCard> Data)
     public string Object => "list";
 }
 
-internal sealed record ModelCard(string Id, long Created, string OwnedBy, string Root, int MaxModelLen)
+internal sealed record ModelCard(string Id, long Created, string OwnedBy, string Root, int MaxModelLen, ModelInfoCard ModelInfo)
 {
     public string Object => "model";
+}
+
+/// Our extra field of the model card (clients ignore unknown fields, as with vLLM's max_model_len): the model's
+/// shape and KV cache, so a load generator can report KV bytes per token and capacity beside its measurements.
+internal sealed record ModelInfoCard(string Architecture, int NumHiddenLayers, int NumAttentionHeads, int NumKeyValueHeads,
+    int HeadDim, int VocabSize, string Dtype, string Device, int BlockSize, int NumKvBlocks, long KvBytesPerToken, long KvCapacityTokens)
+{
+    public static ModelInfoCard From(Serving.Engine.ModelInfo info) => new(info.Architecture, info.NumLayers, info.NumAttentionHeads,
+        info.NumKeyValueHeads, info.HeadDim, info.VocabSize, info.Dtype, info.Device, info.BlockSize, info.NumKVBlocks,
+        info.KVBytesPerToken, info.KVCapacityTokens);
 }

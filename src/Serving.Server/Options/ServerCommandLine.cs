@@ -71,6 +71,7 @@ public static class ServerCommandLine
         Make<int>("--grpc-port", "GrpcPort", "Also serve the gRPC API (serving.v1, HTTP/2 without TLS) on this port (default: off; 0 picks a free one)."),
         Switch("--enable-grpc-reflection", "EnableGrpcReflection", "Serve gRPC server reflection (for grpcurl and similar tools)."),
         Make<string>("--model", "Model", "Hugging Face checkpoint folder (default: the tiny model in DefaultModel/)."),
+        Make<string>("--tokenizer", "Tokenizer", "Tokenizer folder (default: the model folder; DefaultModel/ for a preset such as llama3-8b)."),
         Make<string>("--served-model-name", "ServedModelName", "Name clients use as \"model\" (default: the --model string, or \"default\")."),
         Make<string>("--dtype", "Dtype", "auto, float32, bfloat16 or float16 (default auto)."),
         Make<string>("--device", "Device", "cpu or cuda[:N] (default cpu)."),

@@ -1,4 +1,5 @@
 using Serving.Engine;
+using Serving.Engine.Model;
 
 namespace Serving.Server.Options;
 
@@ -18,6 +19,9 @@ public sealed class ServerOptions
     public bool EnableGrpcReflection { get; set; }
     /// Checkpoint folder; null serves the tiny model that ships in DefaultModel/.
     public string? Model { get; set; }
+    /// Folder with the tokenizer files; defaults to the model folder, or to DefaultModel/ for a preset shape
+    /// with random weights (llama3-8b, ...), which has no files of its own.
+    public string? Tokenizer { get; set; }
     /// Name clients put in "model"; defaults to the --model string (vLLM), or "default" for the embedded model.
     public string? ServedModelName { get; set; }
     public string Dtype { get; set; } = "auto";
@@ -58,6 +62,7 @@ public sealed class ServerOptions
     public EngineOptions ToEngineOptions() => new()
     {
         Model = ResolvedModel,
+        Tokenizer = Tokenizer ?? (ModelPresets.IsPreset(ResolvedModel) ? DefaultModelDir : null),
         Dtype = Dtype,
         Device = Device,
         MaxModelLen = MaxModelLen,
@@ -99,6 +104,7 @@ public sealed class ServerOptions
         Check(MaxRequestBodyBytes >= 1024, "max-request-body-bytes must be >= 1024");
         Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
         Check(Model is null || Directory.Exists(Model) || !Model.Contains('/'), $"model folder '{Model}' does not exist");
+        Check(Tokenizer is null || Directory.Exists(Tokenizer), $"tokenizer folder '{Tokenizer}' does not exist");
         return errors;
     }
 }

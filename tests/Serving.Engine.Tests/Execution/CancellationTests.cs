@@ -8,24 +8,31 @@ public class CancellationTests
     [Fact]
     public async Task CancelledWhileWaitingFreesItsPlace()
     {
-        // one sequence at a time: the second request waits behind the first
+        // one sequence at a time: while the first request runs, the second can only wait
         await using var engine = await StartAsync(configure: o => o with { MaxNumSeqs = 1 });
-        var running = CollectAsync(engine, Greedy([5, 6, 7], 150));
+        var running = await StartedAsync(engine, Greedy([5, 6, 7], 250));
         using var cancel = new CancellationTokenSource();
-        var waiting = CollectAsync(engine, Greedy([8, 9], 150), cancel.Token);
-        await WaitUntil(engine, s => s.WaitingRequests == 1);
+        var waitingTokens = 0;
+        var waiting = Task.Run(async () =>
+        {
+            await foreach (var tokenEvent in engine.GenerateAsync(Greedy([8, 9], 150), cancel.Token))
+                waitingTokens += tokenEvent.TokenIds.Count;
+        });
+        await Task.Delay(20);
+        Assert.False(running.IsCompleted, "the first request must still hold the only sequence slot");
         cancel.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
-        await running;
+        Assert.Equal(0, waitingTokens);
+        Assert.Equal(FinishReason.Length, (await running).Finish());
         await WaitForIdleAsync(engine);
     }
 
     [Fact]
     public async Task CancelledDuringPrefillFreesItsBlocks()
     {
-        // a 200-token prompt in chunks of 8 tokens takes 25 steps to prefill
-        await using var engine = await StartAsync(configure: o => o with { MaxNumBatchedTokens = 8, BlockSize = 4 });
-        var prompt = Enumerable.Range(0, 200).Select(i => 3 + i % 400).ToArray();
+        // a 240-token prompt in chunks of 2 tokens takes 120 steps to prefill
+        await using var engine = await StartAsync(configure: o => o with { MaxNumBatchedTokens = 2, BlockSize = 4 });
+        var prompt = Enumerable.Range(0, 240).Select(i => 3 + i % 400).ToArray();
         using var cancel = new CancellationTokenSource();
         var request = CollectAsync(engine, Greedy(prompt, 8), cancel.Token);
         await WaitUntil(engine, s => s.RunningRequests == 1 && s.KVUsage > 0);
@@ -63,18 +70,46 @@ public class CancellationTests
     }
 
     [Fact]
-    public async Task DrainFinishesRunningRequestsThenAbortsTheRest()
+    public async Task DrainLetsRunningRequestsFinishWithinTheTimeout()
     {
         var engine = await StartAsync();
-        var shortRequest = CollectAsync(engine, Greedy([5, 6, 7], 4));
-        var longRequest = CollectAsync(engine, Greedy([8, 9], 240));
-        await WaitUntil(engine, s => s.RunningRequests == 2);
-        await engine.DrainAsync(TimeSpan.FromMilliseconds(50), CancellationToken.None);
-        Assert.Equal(FinishReason.Length, (await shortRequest).Finish());
-        Assert.Equal(FinishReason.Abort, (await longRequest).Finish());
+        var first = await StartedAsync(engine, Greedy([5, 6, 7], 40));
+        var second = await StartedAsync(engine, Greedy([8, 9], 20));
+        await engine.DrainAsync(TimeSpan.FromSeconds(60), CancellationToken.None);
+        Assert.Equal(FinishReason.Length, (await first).Finish());
+        Assert.Equal(FinishReason.Length, (await second).Finish());
         Assert.Equal(EngineState.Stopped, engine.State);
         await Assert.ThrowsAsync<EngineUnavailableException>(() => CollectAsync(engine, Greedy([1], 1)));
         await engine.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task DrainAbortsWhatIsStillRunningAtTheTimeout()
+    {
+        var engine = await StartAsync();
+        var running = await StartedAsync(engine, Greedy([8, 9], 240));
+        await engine.DrainAsync(TimeSpan.Zero, CancellationToken.None);
+        Assert.Equal(FinishReason.Abort, (await running).Finish());
+        Assert.Equal(EngineState.Stopped, engine.State);
+        await engine.DisposeAsync();
+    }
+
+    /// Starts collecting a request and returns once its first token arrived (so it is running).
+    static async Task<Task<Completion>> StartedAsync(ILlmEngine engine, GenerationRequest request)
+    {
+        var firstToken = new TaskCompletionSource();
+        var completion = Task.Run(async () =>
+        {
+            var events = new List<TokenEvent>();
+            await foreach (var tokenEvent in engine.GenerateAsync(request, CancellationToken.None))
+            {
+                events.Add(tokenEvent);
+                firstToken.TrySetResult();
+            }
+            return new Completion(events);
+        });
+        await Task.WhenAny(firstToken.Task, completion);
+        return completion;
     }
 
     static async Task WaitUntil(ILlmEngine engine, Func<EngineStats, bool> condition)

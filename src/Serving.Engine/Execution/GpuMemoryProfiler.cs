@@ -1,0 +1,46 @@
+using Serving.Engine.Cuda;
+using Serving.Engine.Model;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Execution;
+
+/// Sizes the KV pool on CUDA the way vLLM does: this engine may use total memory x --gpu-memory-utilization;
+/// what it already uses after loading the weights and one warm-up step of the largest batch (libtorch's
+/// allocator then holds the activation peak) is subtracted, and the KV pool gets the rest. Memory used by other
+/// processes on the GPU does not count against this engine's share, so two servers at 0.45 share one GPU.
+internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoading)
+{
+    /// Call before the model is loaded: remembers what was free.
+    public static GpuMemoryProfiler Start(Device torchDevice)
+    {
+        var device = CudaDevice.Open(Math.Max(0, (int)torchDevice.index));
+        return new GpuMemoryProfiler(device, device.MemoryInfo().Free);
+    }
+
+    public long KVBudgetBytes(EngineOptions options, LoadedModel model, int maxModelLen)
+    {
+        WarmUp(model, Math.Min(options.MaxNumBatchedTokens, maxModelLen), options.BlockSize);
+        var (free, total) = device.MemoryInfo();
+        var used = freeBeforeLoading - free;
+        var budget = Math.Min((long)(total * options.GpuMemoryUtilization) - used, free);
+        if (budget <= 0)
+            throw new ModelLoadException(
+                $"no GPU memory is left for the KV cache: the model and a warm-up step use {used >> 20} MiB, " +
+                $"--gpu-memory-utilization {options.GpuMemoryUtilization} allows {(long)(total * options.GpuMemoryUtilization) >> 20} " +
+                $"MiB of {total >> 20} MiB and {free >> 20} MiB are free; raise it, or lower --max-num-batched-tokens");
+        return budget;
+    }
+
+    /// One prefill of numTokens tokens into a throw-away pool: the largest activations a step can need.
+    static void WarmUp(LoadedModel model, int numTokens, int blockSize)
+    {
+        var numBlocks = (numTokens + blockSize - 1) / blockSize;
+        using var cache = model.CreateKVCache(numBlocks, blockSize);
+        using var scope = NewDisposeScope();
+        var positions = Enumerable.Range(0, numTokens).ToArray();
+        var inputs = new BatchInputs(new int[numTokens], positions, [numTokens], [numTokens], positions,
+            [Enumerable.Range(0, numBlocks).ToArray()]);
+        using var noGrad = no_grad();
+        model.Forward(inputs, cache).cpu(); // waits for the step to finish
+    }
+}

@@ -1,0 +1,81 @@
+using Serving.Engine;
+using Serving.Engine.Config;
+using Serving.Engine.Tokenization;
+using Serving.LoadGen.Checkpoints;
+using Serving.LoadGen.Commands;
+using Serving.LoadGen.Tests.Support;
+
+namespace Serving.LoadGen.Tests.Checkpoints;
+
+public sealed class InitTests
+{
+    [Fact]
+    public async Task ATinyPresetLoadsInTheEngineAndGenerates()
+    {
+        using var dir = new TempDirectory();
+        Assert.Equal(0, InitCommand.Run(CheckpointShapes.Get("tiny-gqa"), dir.Path, seed: 1));
+        var config = ModelConfig.Load(dir.Path);
+        Assert.Equal((8, 2, 1024), (config.NumAttentionHeads, config.NumKeyValueHeads, config.VocabSize));
+
+        await using var engine = new LlmEngine(new EngineOptions { Model = dir.Path, KVCacheMemoryBytes = 4 << 20 });
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await engine.WaitUntilReadyAsync(timeout.Token);
+        var prompt = engine.Prompts.Encode("Hello world");
+        var request = new GenerationRequest
+        {
+            RequestId = "init-test", PromptTokenIds = prompt,
+            Sampling = Serving.Engine.Sampling.SamplingParams.Greedy with { MaxTokens = 8, IgnoreEos = true },
+        };
+        var tokens = new List<int>();
+        await foreach (var e in engine.GenerateAsync(request, timeout.Token)) tokens.AddRange(e.TokenIds);
+        Assert.Equal(8, tokens.Count);
+        Assert.All(tokens, id => Assert.InRange(id, 0, 1023));
+    }
+
+    [Fact]
+    public void TheSameSeedWritesTheSameWeights()
+    {
+        using var first = new TempDirectory();
+        using var second = new TempDirectory();
+        RandomCheckpoint.Write(CheckpointShapes.Get("tiny-mqa"), first.Path, seed: 4);
+        RandomCheckpoint.Write(CheckpointShapes.Get("tiny-mqa"), second.Path, seed: 4);
+        Assert.Equal(File.ReadAllBytes(first.File("model.safetensors")), File.ReadAllBytes(second.File("model.safetensors")));
+        Assert.Equal(1, ModelConfig.Load(first.Path).NumKeyValueHeads);
+    }
+
+    [Fact]
+    public void TheLlama3TrioDiffersOnlyInKeyValueHeads()
+    {
+        var configs = new[] { "llama3-8b", "llama3-8b-mha", "llama3-8b-mqa" }.Select(n => CheckpointShapes.Get(n).Config).ToArray();
+        Assert.Equal([8, 32, 1], configs.Select(c => c.NumKeyValueHeads));
+        var written = configs.Select(c => ConfigJson.From(c)).ToArray();
+        foreach (var json in written) json.Remove("num_key_value_heads");
+        Assert.All(written, json => Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(written[0], json)));
+        Assert.Equal((128000, 128001), (configs[0].BosTokenId!.Value, configs[0].EosTokenIds[0]));
+    }
+
+    [Fact]
+    public void TheGeneratedTokenizerRoundTripsTextAndMarksSpecialTokens()
+    {
+        using var dir = new TempDirectory();
+        ByteLevelBpeTokenizer.Write(dir.Path, vocabSize: 4096, numSpecial: 8, maxLength: 512);
+        var tokenizer = TextTokenizer.Load(dir.Path);
+        Assert.Equal(4096, tokenizer.VocabSize);
+        const string text = "The quick brown fox, 42 times! Ünïcödé ✓";
+        var ids = tokenizer.Encode(text);
+        Assert.Equal(text, tokenizer.Decode(ids));
+        Assert.True(ids.Count < System.Text.Encoding.UTF8.GetByteCount(text), "merges should shorten the byte sequence");
+        Assert.Equal([4089], tokenizer.EosTokenIds);
+        Assert.True(tokenizer.IsSpecial(4088) && !tokenizer.IsSpecial(4087));
+        Assert.Equal([4090, 'S'], tokenizer.Encode("<|im_start|>S", addSpecialTokens: false));   // byte tokens have the byte's id
+    }
+
+    [Fact]
+    public void TheTokenizerFillsALlama3SizedVocabulary()
+    {
+        var (tokens, merges) = ByteLevelBpeTokenizer.RegularTokens(128000);
+        Assert.Equal(128000, tokens.Count);
+        Assert.Equal(128000 - 256, merges.Count);
+        Assert.Equal(tokens.Count, tokens.Distinct().Count());
+    }
+}
