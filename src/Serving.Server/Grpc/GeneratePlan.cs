@@ -21,7 +21,7 @@ internal sealed record GeneratePlan(string RequestId, GrpcPrompt Prompt, Generat
         var prompt = GrpcPrompts.Resolve(request, serving.Prompts);
         var sampling = SamplingRules.ToSamplingParams(fields, prompt.TokenIds.Count, limits, prompt.Param);
         var requestId = request.RequestId.Length > 0 ? request.RequestId : OpenAIServing.NewId("gen");
-        var engineId = request.RequestId.Length > 0 ? $"{requestId}-{Guid.NewGuid():N}"[..(requestId.Length + 9)] : requestId;
+        var engineId = request.RequestId.Length > 0 ? $"{requestId}-{Guid.NewGuid().ToString("N")[..8]}" : requestId;
         var generation = new GenerationRequest
         {
             RequestId = engineId, PromptTokenIds = prompt.TokenIds, Sampling = sampling, ArrivalTime = arrival,
