@@ -48,4 +48,10 @@ internal static partial class Log
 
     [LoggerMessage(23, LogLevel.Error, "Request {RequestId}: stream failed after it began; ending it with an error event")]
     public static partial void StreamFailed(ILogger logger, string requestId, Exception exception);
+
+    [LoggerMessage(30, LogLevel.Information, "gRPC call {Method} rejected with {StatusCode} ({Code})")]
+    public static partial void GrpcRejected(ILogger logger, string method, global::Grpc.Core.StatusCode statusCode, string code);
+
+    [LoggerMessage(31, LogLevel.Error, "gRPC call {Method} failed")]
+    public static partial void GrpcFailed(ILogger logger, string method, Exception exception);
 }

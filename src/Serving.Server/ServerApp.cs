@@ -3,6 +3,7 @@ using Serving.Engine;
 using Serving.Server.Auth;
 using Serving.Server.Engine;
 using Serving.Server.Errors;
+using Serving.Server.Grpc;
 using Serving.Server.Health;
 using Serving.Server.OpenAI;
 using Serving.Server.OpenAI.Chat;
@@ -34,6 +35,7 @@ public static class ServerApp
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
             if (options.Host == "localhost") kestrel.ListenLocalhost(options.Port);
             else kestrel.Listen(IPAddress.Parse(options.Host), options.Port);
+            kestrel.ListenGrpc(options);
         });
         var app = builder.Build();
         MapRoutes(app, options);
@@ -64,6 +66,7 @@ public static class ServerApp
         services.AddSingleton<ServingState>();
         services.AddSingleton<OpenAIServing>();
         services.AddHostedService<EngineHost>();
+        if (options.GrpcPort is not null) services.AddServingGrpc(options);
         // Drain first (--shutdown-timeout), then leave Kestrel time to close the finished streams.
         services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeout + 10));
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, OpenAIJsonContext.Default));
@@ -83,5 +86,6 @@ public static class ServerApp
         v1.MapGet("/models/{id}", ModelsEndpoint.Get);
         app.MapTokenize();
         app.MapPrometheusScrapingEndpoint("/metrics");
+        if (options.GrpcPort is not null) app.MapServingGrpc(options);
     }
 }

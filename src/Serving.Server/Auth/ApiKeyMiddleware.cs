@@ -1,18 +1,17 @@
-using System.Security.Cryptography;
-using System.Text;
+using Grpc.AspNetCore.Server;
 using Serving.Server.Errors;
 
 namespace Serving.Server.Auth;
 
 /// Requires "Authorization: Bearer <key>" on every route except /health (so probes need no secret).
-/// The key is compared in constant time over SHA-256 digests, so neither content nor length leaks.
+/// gRPC methods are left to ApiKeyInterceptor, which answers in gRPC's terms (UNAUTHENTICATED).
 internal sealed class ApiKeyMiddleware(RequestDelegate next, string apiKey)
 {
-    readonly byte[] _expectedDigest = SHA256.HashData(Encoding.UTF8.GetBytes(apiKey));
+    readonly BearerKey _key = new(apiKey);
 
     public Task InvokeAsync(HttpContext context)
     {
-        if (IsPublic(context.Request.Path) || IsAuthorized(context.Request.Headers.Authorization.ToString()))
+        if (IsPublic(context.Request.Path) || IsGrpcMethod(context) || IsAuthorized(context.Request.Headers.Authorization.ToString()))
             return next(context);
         return ErrorWriter.WriteAsync(context, new ApiException(StatusCodes.Status401Unauthorized,
             ErrorTypes.Authentication, "Missing or incorrect API key; send 'Authorization: Bearer <key>'.",
@@ -21,11 +20,8 @@ internal sealed class ApiKeyMiddleware(RequestDelegate next, string apiKey)
 
     static bool IsPublic(PathString path) => path.StartsWithSegments("/health");
 
-    internal bool IsAuthorized(string authorization)
-    {
-        const string scheme = "Bearer ";
-        if (!authorization.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)) return false;
-        var presented = SHA256.HashData(Encoding.UTF8.GetBytes(authorization[scheme.Length..].Trim()));
-        return CryptographicOperations.FixedTimeEquals(presented, _expectedDigest);
-    }
+    /// Routing ran first (WebApplication puts it at the start), so the endpoint is known here.
+    static bool IsGrpcMethod(HttpContext context) => context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not null;
+
+    internal bool IsAuthorized(string authorization) => _key.IsAuthorized(authorization);
 }

@@ -27,12 +27,19 @@ internal static class ChatMessages
     {
         Check.That(message.ValueKind == JsonValueKind.Object, param, $"{param} must be an object.");
         var role = message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? Check.Text(r, $"{param}.role") : null;
+        var content = message.TryGetProperty("content", out var c) ? Content(c, $"{param}.content") : "";
+        var name = message.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? Check.Text(n, $"{param}.name") : null;
+        return Message(role, content, name, param);
+    }
+
+    /// One message as the chat template sees it; the role must be one the APIs accept (gRPC builds its
+    /// messages here too). param is the message's path in error messages ("messages[2]").
+    public static JsonObject Message(string? role, string content, string? name, string param)
+    {
         Check.That(role is not null && Roles.Contains(role), $"{param}.role",
             $"{param}.role must be one of: {string.Join(", ", Roles)}.");
-        var content = message.TryGetProperty("content", out var c) ? Content(c, $"{param}.content") : "";
         var result = new JsonObject { ["role"] = role, ["content"] = content };
-        if (message.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String)
-            result["name"] = Check.Text(name, $"{param}.name");
+        if (name is not null) result["name"] = name;
         return result;
     }
 

@@ -40,7 +40,8 @@ internal static class LogprobsFormat
             prompts.TokenText(item.TokenId), Clamp(item.Logprob), Bytes(prompts.TokenText(item.TokenId)),
             [.. item.Top.Select(alt => new ChatTopLogprob(prompts.TokenText(alt.TokenId), Clamp(alt.Logprob), Bytes(prompts.TokenText(alt.TokenId))))]))]);
 
-    static float Clamp(float logprob) => float.IsNaN(logprob) ? Floor : Math.Max(logprob, Floor);
+    /// The value sent for a log-probability: finite, at least Floor.
+    internal static float Clamp(float logprob) => float.IsNaN(logprob) ? Floor : Math.Max(logprob, Floor);
 
     /// The token's bytes: its UTF-8, or the raw bytes of a "bytes:\xNN\xNN" token (not valid UTF-8 alone).
     internal static IReadOnlyList<int> Bytes(string tokenText)

@@ -6,7 +6,8 @@ using Serving.Server.Telemetry;
 
 namespace Serving.Server.OpenAI;
 
-/// What the OpenAI endpoints share: the engine, the admission state, limits, the served name and telemetry.
+/// What the OpenAI endpoints share (and the gRPC services reuse): the engine, the admission state, limits,
+/// the served name and telemetry.
 internal sealed class OpenAIServing(ILlmEngine engine, ServingState state, ServerOptions options, ServerMetrics metrics,
     ILogger<OpenAIServing> logger)
 {
@@ -29,8 +30,9 @@ internal sealed class OpenAIServing(ILlmEngine engine, ServingState state, Serve
         if (model is not null && model != ModelName) throw ApiException.ModelNotFound(model);
     }
 
-    public RequestObserver Observer(string operation) =>
-        new(metrics, logger, operation, ModelName, options.EnableLogRequests);
+    /// protocol labels the request's metrics and span: "http" (these endpoints) or "grpc".
+    public RequestObserver Observer(string operation, string protocol = "http") =>
+        new(metrics, logger, protocol, operation, ModelName, options.EnableLogRequests);
 
     public void LogStreamFailure(string requestId, Exception exception) => Log.StreamFailed(logger, requestId, exception);
 

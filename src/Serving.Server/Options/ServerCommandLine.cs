@@ -68,6 +68,8 @@ public static class ServerCommandLine
     [
         Make<string>("--host", "Host", "IP address to listen on, or localhost (default 0.0.0.0)."),
         Make<int>("--port", "Port", "TCP port (default 8000; 0 picks a free one)."),
+        Make<int>("--grpc-port", "GrpcPort", "Also serve the gRPC API (serving.v1, HTTP/2 without TLS) on this port (default: off; 0 picks a free one)."),
+        Switch("--enable-grpc-reflection", "EnableGrpcReflection", "Serve gRPC server reflection (for grpcurl and similar tools)."),
         Make<string>("--model", "Model", "Hugging Face checkpoint folder (default: the tiny model in DefaultModel/)."),
         Make<string>("--tokenizer", "Tokenizer", "Tokenizer folder (default: the model folder; DefaultModel/ for a preset such as llama3-8b)."),
         Make<string>("--served-model-name", "ServedModelName", "Name clients use as \"model\" (default: the --model string, or \"default\")."),

@@ -13,6 +13,10 @@ public sealed class ServerOptions
     /// Address to listen on: an IP address or "localhost".
     public string Host { get; set; } = "0.0.0.0";
     public int Port { get; set; } = 8000;
+    /// Port of the gRPC API (HTTP/2 without TLS) on the same host; null serves no gRPC.
+    public int? GrpcPort { get; set; }
+    /// Serve gRPC server reflection (grpcurl, Postman list the services without the proto).
+    public bool EnableGrpcReflection { get; set; }
     /// Checkpoint folder; null serves the tiny model that ships in DefaultModel/.
     public string? Model { get; set; }
     /// Folder with the tokenizer files; defaults to the model folder, or to DefaultModel/ for a preset shape
@@ -81,6 +85,10 @@ public sealed class ServerOptions
         Check(Port is >= 0 and <= 65535, $"port must be 0..65535 (got {Port})");
         Check(Host == "localhost" || System.Net.IPAddress.TryParse(Host, out _), $"host must be an IP address or localhost (got '{Host}')");
         Check(Host != "localhost" || Port != 0, "port 0 (any free port) needs an IP address as host, not localhost");
+        Check(GrpcPort is null or >= 0 and <= 65535, $"grpc-port must be 0..65535 (got {GrpcPort})");
+        Check(GrpcPort is null or 0 || GrpcPort != Port, $"grpc-port must differ from port (both {Port})");
+        Check(Host != "localhost" || GrpcPort != 0, "grpc-port 0 (any free port) needs an IP address as host, not localhost");
+        Check(!EnableGrpcReflection || GrpcPort is not null, "enable-grpc-reflection needs grpc-port");
         Check(MaxModelLen >= 0, "max-model-len must be >= 0");
         Check(MaxNumSeqs >= 1, "max-num-seqs must be >= 1");
         Check(MaxNumBatchedTokens >= 1, "max-num-batched-tokens must be >= 1");

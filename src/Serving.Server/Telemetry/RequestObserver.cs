@@ -3,9 +3,11 @@ using Serving.Engine;
 
 namespace Serving.Server.Telemetry;
 
-/// Traces, metrics and logs of one HTTP request's generations. operation is the GenAI operation name
-/// ("chat" or "text_completion"); text is logged only when --enable-log-requests asks for it.
-internal sealed class RequestObserver(ServerMetrics metrics, ILogger logger, string operation, string model, bool logText)
+/// Traces, metrics and logs of one API request's generations. protocol is the API it came through ("http"
+/// or "grpc"), operation the GenAI operation name ("chat" or "text_completion"); text is logged only when
+/// --enable-log-requests asks for it.
+internal sealed class RequestObserver(ServerMetrics metrics, ILogger logger, string protocol, string operation, string model,
+    bool logText)
 {
     public static readonly ActivitySource Source = new("Serving.Server");
 
@@ -13,6 +15,7 @@ internal sealed class RequestObserver(ServerMetrics metrics, ILogger logger, str
     {
         var activity = Source.StartActivity($"{operation} {model}", ActivityKind.Internal);
         activity?.SetTag("gen_ai.operation.name", operation);
+        activity?.SetTag(ServerMetrics.ProtocolTag, protocol);
         activity?.SetTag("gen_ai.request.model", model);
         activity?.SetTag("gen_ai.request.id", request.RequestId);
         activity?.SetTag("gen_ai.request.max_tokens", request.Sampling.MaxTokens);
@@ -29,23 +32,23 @@ internal sealed class RequestObserver(ServerMetrics metrics, ILogger logger, str
 
     internal void Completed(GenerationRequest request, RequestUsage usage, RequestTimings timings, IReadOnlyList<string> reasons)
     {
-        metrics.RecordCompleted(operation, model, usage, timings, request.Sampling.N);
-        foreach (var group in reasons.GroupBy(r => r)) metrics.RecordSequencesFinished(group.Key, group.Count());
+        metrics.RecordCompleted(protocol, operation, model, usage, timings, request.Sampling.N);
+        foreach (var group in reasons.GroupBy(r => r)) metrics.RecordSequencesFinished(protocol, group.Key, group.Count());
         Log.GenerationFinished(logger, request.RequestId, usage.PromptTokens, usage.CompletionTokens, usage.CachedPromptTokens,
             string.Join(",", reasons), timings.Queue.TotalMilliseconds, timings.TimeToFirstToken.TotalMilliseconds, timings.Total.TotalMilliseconds);
     }
 
     internal void Aborted(GenerationRequest request, TimeSpan elapsed)
     {
-        metrics.RecordFailed(operation, model, "aborted", elapsed);
-        metrics.RecordSequencesFinished("abort", request.Sampling.N);
+        metrics.RecordFailed(protocol, operation, model, "aborted", elapsed);
+        metrics.RecordSequencesFinished(protocol, "abort", request.Sampling.N);
         Log.GenerationAborted(logger, request.RequestId);
     }
 
     internal void Failed(GenerationRequest request, Exception exception, TimeSpan elapsed)
     {
-        metrics.RecordFailed(operation, model, exception.GetType().Name, elapsed);
-        if (exception is RequestFailedException) metrics.RecordSequencesFinished("error", request.Sampling.N);
+        metrics.RecordFailed(protocol, operation, model, exception.GetType().Name, elapsed);
+        if (exception is RequestFailedException) metrics.RecordSequencesFinished(protocol, "error", request.Sampling.N);
         Log.GenerationFailed(logger, request.RequestId, exception.GetType().Name, exception.Message);
     }
 }

@@ -3,10 +3,12 @@ using Serving.Engine;
 
 namespace Serving.Server.Telemetry;
 
-/// Per-request metrics named after the OpenTelemetry GenAI semantic conventions (seconds, tokens).
+/// Per-request metrics named after the OpenTelemetry GenAI semantic conventions (seconds, tokens), each
+/// labelled with the API the request came through (protocol "http" or "grpc").
 internal sealed class ServerMetrics
 {
     public const string MeterName = "Serving.Server";
+    public const string ProtocolTag = "protocol";
 
     readonly Histogram<double> _timeToFirstToken;
     readonly Histogram<double> _timePerOutputToken;
@@ -31,9 +33,9 @@ internal sealed class ServerMetrics
 
     static InstrumentAdvice<double> Buckets(params double[] bounds) => new() { HistogramBucketBoundaries = bounds };
 
-    public void RecordCompleted(string operation, string model, RequestUsage usage, RequestTimings timings, int n)
+    public void RecordCompleted(string protocol, string operation, string model, RequestUsage usage, RequestTimings timings, int n)
     {
-        var tags = Tags(operation, model);
+        var tags = Tags(protocol, operation, model);
         _timeToFirstToken.Record(timings.TimeToFirstToken.TotalSeconds, tags);
         _requestDuration.Record(timings.Total.TotalSeconds, tags);
         // n sequences decode side by side: per-sequence tokens after the first measure the step rate.
@@ -44,16 +46,18 @@ internal sealed class ServerMetrics
         _tokenUsage.Record(usage.CompletionTokens, [.. tags, new("gen_ai.token.type", "output")]);
     }
 
-    public void RecordFailed(string operation, string model, string errorType, TimeSpan elapsed)
+    public void RecordFailed(string protocol, string operation, string model, string errorType, TimeSpan elapsed)
     {
-        _requestDuration.Record(elapsed.TotalSeconds, [.. Tags(operation, model), new("error.type", errorType)]);
+        _requestDuration.Record(elapsed.TotalSeconds, [.. Tags(protocol, operation, model), new("error.type", errorType)]);
     }
 
-    public void RecordSequencesFinished(string finishReason, int count) =>
-        _sequencesFinished.Add(count, new KeyValuePair<string, object?>("finish_reason", finishReason));
+    public void RecordSequencesFinished(string protocol, string finishReason, int count) =>
+        _sequencesFinished.Add(count, new KeyValuePair<string, object?>(ProtocolTag, protocol),
+            new KeyValuePair<string, object?>("finish_reason", finishReason));
 
-    static KeyValuePair<string, object?>[] Tags(string operation, string model) =>
+    static KeyValuePair<string, object?>[] Tags(string protocol, string operation, string model) =>
     [
+        new(ProtocolTag, protocol),
         new("gen_ai.operation.name", operation),
         new("gen_ai.request.model", model),
         new("gen_ai.response.model", model),

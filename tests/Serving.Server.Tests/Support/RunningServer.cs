@@ -12,8 +12,8 @@ using Serving.Server.Engine;
 namespace Serving.Server.Tests.Support;
 
 /// The real server (ServerApp) on a free loopback port, serving the llama-gqa fixture as "tiny" behind
-/// an API key, reached through real sockets.
-public sealed class RunningServer : IAsyncDisposable
+/// an API key, reached through real sockets; its gRPC API listens on a second free port (RunningServer.Grpc.cs).
+public sealed partial class RunningServer : IAsyncDisposable
 {
     public const string ApiKey = "test-key";
     public const string Model = "tiny";
@@ -34,10 +34,10 @@ public sealed class RunningServer : IAsyncDisposable
         string model = "llama-gqa")
     {
         string[] args = ["--host", "127.0.0.1", "--port", "0", "--model", Fixtures.Dir(model), "--served-model-name", Model,
-            "--api-key", ApiKey, "--max-request-body-bytes", "65536", .. extraArgs ?? []];
+            "--api-key", ApiKey, "--max-request-body-bytes", "65536", "--grpc-port", "0", .. extraArgs ?? []];
         var app = ServerApp.Build(args, engineFactory ?? DefaultEngine.Create);
         await app.StartAsync();
-        var server = new RunningServer(app, new Uri(app.Urls.Single()));
+        var server = new RunningServer(app, HttpAddress(app));
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await server.Engine.WaitUntilReadyAsync(timeout.Token);
         return server;
@@ -91,6 +91,7 @@ public sealed class RunningServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();
+        _grpcChannel?.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
     }

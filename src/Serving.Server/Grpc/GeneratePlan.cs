@@ -1,0 +1,31 @@
+using Serving.Engine;
+using Serving.Grpc.V1;
+using Serving.Server.Generation;
+using Serving.Server.OpenAI;
+
+namespace Serving.Server.Grpc;
+
+/// A checked GenerateRequest: the prompt as token ids and the engine request for it, under the limits the
+/// HTTP API applies. RequestId is the caller's id (or a new one); the engine's id adds a random suffix,
+/// because the engine requires ids unique among live requests and a caller may reuse one.
+internal sealed record GeneratePlan(string RequestId, GrpcPrompt Prompt, GenerationRequest Generation)
+{
+    const int MaxRequestIdLength = 128;
+
+    public static GeneratePlan Create(GenerateRequest request, OpenAIServing serving, DateTimeOffset arrival)
+    {
+        Check.That(request.RequestId.Length <= MaxRequestIdLength, "request_id",
+            $"request_id must be at most {MaxRequestIdLength} characters (got {request.RequestId.Length}).");
+        var limits = serving.Limits;
+        var fields = GrpcSampling.Read(request.Sampling, limits);
+        var prompt = GrpcPrompts.Resolve(request, serving.Prompts);
+        var sampling = SamplingRules.ToSamplingParams(fields, prompt.TokenIds.Count, limits, prompt.Param);
+        var requestId = request.RequestId.Length > 0 ? request.RequestId : OpenAIServing.NewId("gen");
+        var engineId = request.RequestId.Length > 0 ? $"{requestId}-{Guid.NewGuid().ToString("N")[..8]}" : requestId;
+        var generation = new GenerationRequest
+        {
+            RequestId = engineId, PromptTokenIds = prompt.TokenIds, Sampling = sampling, ArrivalTime = arrival,
+        };
+        return new GeneratePlan(requestId, prompt, generation);
+    }
+}

@@ -1,0 +1,76 @@
+using Grpc.Core;
+using Serving.Grpc.V1;
+using Serving.Server.Errors;
+using Serving.Server.Generation;
+using Serving.Server.OpenAI;
+
+namespace Serving.Server.Grpc;
+
+/// serving.v1.Generation: a thin adapter over the engine, sharing the HTTP API's admission state,
+/// limits, model check and telemetry (OpenAIServing). Failures are ApiExceptions or engine exceptions,
+/// which ErrorInterceptor turns into status codes.
+internal sealed class GenerationService(OpenAIServing serving) : Serving.Grpc.V1.Generation.GenerationBase
+{
+    public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream,
+        ServerCallContext context)
+    {
+        var arrival = DateTimeOffset.UtcNow;
+        Admit(request.Model);
+        var plan = GeneratePlan.Create(request, serving, arrival);
+        var observer = serving.Observer(plan.Prompt.Operation, "grpc");
+        // The call's token ends on client cancel and on an expired deadline: either aborts the engine request.
+        var cancellationToken = context.CancellationToken;
+        // Refusals (invalid, queue full, unavailable) surface here, before any message is written.
+        await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Generation], observer, cancellationToken);
+        var responses = new GenerateResponses(plan.RequestId, plan.Generation.Sampling.N, serving.Prompts);
+        await foreach (var item in run.ReadAllAsync(cancellationToken))
+            foreach (var response in responses.For(item.Event))
+                await responseStream.WriteAsync(response, cancellationToken);
+        observer.LogText(plan.Generation.RequestId, plan.Prompt.Text, responses.Texts);
+    }
+
+    public override Task<TokenizeResponse> Tokenize(TokenizeRequest request, ServerCallContext context)
+    {
+        Admit(request.Model);
+        var prompts = serving.Prompts;
+        IReadOnlyList<int> ids = request.InputCase switch
+        {
+            TokenizeRequest.InputOneofCase.Text => request.Text.Length == 0 ? []
+                : prompts.Encode(request.Text, request.HasAddSpecialTokens ? request.AddSpecialTokens : true),
+            TokenizeRequest.InputOneofCase.Chat => prompts.Encode(GrpcPrompts.RenderChat(request.Chat, prompts),
+                request.HasAddSpecialTokens && request.AddSpecialTokens),
+            _ => throw ApiException.BadRequest("input is required: set text or chat.", "input"),
+        };
+        var response = new TokenizeResponse { MaxModelLen = serving.Engine.Info.MaxModelLen };
+        response.TokenIds.Add(ids);
+        if (request.ReturnTokenTexts) response.TokenTexts.Add(ids.Select(prompts.TokenText));
+        return Task.FromResult(response);
+    }
+
+    public override Task<DetokenizeResponse> Detokenize(DetokenizeRequest request, ServerCallContext context)
+    {
+        Admit(request.Model);
+        Check.TokenIds(request.TokenIds, serving.Prompts.VocabSize, "token_ids");
+        var text = serving.Prompts.Decode(request.TokenIds, request.SkipSpecialTokens);
+        return Task.FromResult(new DetokenizeResponse { Text = text });
+    }
+
+    public override Task<ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context)
+    {
+        Admit(request.Model);
+        return Task.FromResult(ModelInfos.Of(serving));
+    }
+
+    public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
+    {
+        serving.EnsureReady();
+        return Task.FromResult(new ListModelsResponse { Models = { ModelInfos.Of(serving) } });
+    }
+
+    /// UNAVAILABLE unless the server takes work; NOT_FOUND for a model other than the served one ("" is it).
+    void Admit(string model)
+    {
+        serving.EnsureReady();
+        serving.CheckModel(model.Length == 0 ? null : model);
+    }
+}

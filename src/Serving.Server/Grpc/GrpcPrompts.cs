@@ -1,0 +1,63 @@
+using System.Text.Json.Nodes;
+using Serving.Engine;
+using Serving.Grpc.V1;
+using Serving.Server.Errors;
+using Serving.Server.OpenAI;
+
+namespace Serving.Server.Grpc;
+
+/// A GenerateRequest's prompt as token ids. Param names the input field in error messages; Operation is
+/// the GenAI operation name its metrics and span carry.
+internal sealed record GrpcPrompt(IReadOnlyList<int> TokenIds, string Text, string Param, string Operation);
+
+/// Reads the three input forms like the HTTP API does: text is tokenized (special tokens added unless
+/// add_special_tokens is false), token ids are taken as they are, a chat is rendered with the model's
+/// template and tokenized without adding special tokens (the template writes them).
+internal static class GrpcPrompts
+{
+    public static GrpcPrompt Resolve(GenerateRequest request, IPromptProcessor prompts)
+    {
+        var prompt = request.InputCase switch
+        {
+            GenerateRequest.InputOneofCase.Text => FromText(request.Text, request.HasAddSpecialTokens ? request.AddSpecialTokens : true, prompts),
+            GenerateRequest.InputOneofCase.TokenIds => FromTokenIds(request.TokenIds.Ids, prompts),
+            GenerateRequest.InputOneofCase.Chat => FromChat(request.Chat, prompts),
+            _ => throw ApiException.BadRequest("input is required: set text, token_ids or chat.", "input"),
+        };
+        Check.That(prompt.TokenIds.Count > 0, prompt.Param, $"{prompt.Param} gives an empty prompt.");
+        return prompt;
+    }
+
+    /// The conversation rendered by the model's chat template (Tokenize shows the same tokens).
+    public static string RenderChat(ChatInput chat, IPromptProcessor prompts)
+    {
+        Check.That(chat.Messages.Count > 0, "chat.messages", "chat.messages must not be empty.");
+        var messages = new JsonArray();
+        for (var i = 0; i < chat.Messages.Count; i++)
+        {
+            var message = chat.Messages[i];
+            messages.Add(ChatMessages.Message(message.Role, message.Content, message.Name.Length == 0 ? null : message.Name,
+                $"chat.messages[{i}]"));
+        }
+        return prompts.ApplyChatTemplate(messages, chat.HasAddGenerationPrompt ? chat.AddGenerationPrompt : true);
+    }
+
+    static GrpcPrompt FromText(string text, bool addSpecialTokens, IPromptProcessor prompts)
+    {
+        Check.That(text.Length > 0, "text", "text must not be empty.");
+        return new GrpcPrompt(prompts.Encode(text, addSpecialTokens), text, "text", "text_completion");
+    }
+
+    static GrpcPrompt FromTokenIds(IReadOnlyList<int> ids, IPromptProcessor prompts)
+    {
+        Check.TokenIds(ids, prompts.VocabSize, "token_ids");
+        // Decoded for --enable-log-requests only; the ids are what the engine gets.
+        return new GrpcPrompt([.. ids], prompts.Decode(ids), "token_ids", "text_completion");
+    }
+
+    static GrpcPrompt FromChat(ChatInput chat, IPromptProcessor prompts)
+    {
+        var text = RenderChat(chat, prompts);
+        return new GrpcPrompt(prompts.Encode(text, addSpecialTokens: false), text, "chat.messages", "chat");
+    }
+}

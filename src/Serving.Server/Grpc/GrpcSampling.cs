@@ -1,0 +1,41 @@
+using Serving.Grpc.V1;
+using Serving.Server.Generation;
+using Serving.Server.OpenAI;
+
+namespace Serving.Server.Grpc;
+
+/// serving.v1 SamplingParameters as SamplingFields: unset optional fields stay null so that the HTTP API's
+/// defaults apply, and SamplingRules checks them against the same limits.
+internal static class GrpcSampling
+{
+    public static SamplingFields Read(SamplingParameters? sampling, RequestLimits limits)
+    {
+        var p = sampling ?? new SamplingParameters();
+        int? topLogprobs = p.HasTopLogprobs ? p.TopLogprobs : null;
+        Check.InRange(topLogprobs, 0, limits.MaxLogprobs, "top_logprobs");
+        Check.That(topLogprobs is null || p.Logprobs, "top_logprobs", "top_logprobs requires logprobs to be true.");
+        var fields = new SamplingFields
+        {
+            MaxTokens = p.HasMaxTokens ? p.MaxTokens : null,
+            Temperature = p.HasTemperature ? p.Temperature : null,
+            TopP = p.HasTopP ? p.TopP : null,
+            TopK = p.HasTopK ? p.TopK : null,
+            MinP = p.HasMinP ? p.MinP : null,
+            N = p.HasN ? p.N : null,
+            Seed = p.HasSeed ? p.Seed : null,
+            PresencePenalty = p.HasPresencePenalty ? p.PresencePenalty : null,
+            FrequencyPenalty = p.HasFrequencyPenalty ? p.FrequencyPenalty : null,
+            RepetitionPenalty = p.HasRepetitionPenalty ? p.RepetitionPenalty : null,
+            LogitBias = p.LogitBias.Count == 0 ? null : new Dictionary<int, float>(p.LogitBias),
+            Stop = [.. p.Stop],
+            StopTokenIds = [.. p.StopTokenIds],
+            MinTokens = p.HasMinTokens ? p.MinTokens : null,
+            IgnoreEos = p.IgnoreEos,
+            Logprobs = p.Logprobs ? topLogprobs ?? 0 : null,
+            SkipSpecialTokens = p.HasSkipSpecialTokens ? p.SkipSpecialTokens : null,
+            IncludeStopStrInOutput = p.IncludeStopStrInOutput,
+        };
+        SamplingRules.Validate(fields, limits);
+        return fields;
+    }
+}

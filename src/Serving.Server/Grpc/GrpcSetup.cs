@@ -1,0 +1,40 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Serving.Server.Auth;
+using Serving.Server.Options;
+
+namespace Serving.Server.Grpc;
+
+/// The gRPC API's wiring, used by ServerApp when --grpc-port is set: services and interceptors, the HTTP/2
+/// listener, and the routes (serving.v1.Generation, grpc.health.v1.Health, reflection behind its flag).
+internal static class GrpcSetup
+{
+    public static IServiceCollection AddServingGrpc(this IServiceCollection services, ServerOptions options)
+    {
+        services.AddSingleton<GrpcEndpoint>();
+        services.AddGrpc(grpc =>
+        {
+            // One bound for both APIs' requests (--max-request-body-bytes); larger messages are RESOURCE_EXHAUSTED.
+            grpc.MaxReceiveMessageSize = (int)Math.Min(options.MaxRequestBodyBytes, int.MaxValue);
+            // Unknown services fall through to the HTTP routes' 404/405 (a client sees UNIMPLEMENTED): gRPC's
+            // catch-all route would otherwise turn a wrong HTTP method on an OpenAI route into 404.
+            grpc.IgnoreUnknownServices = true;
+            grpc.Interceptors.Add<ErrorInterceptor>();
+            if (options.ApiKey is not null) grpc.Interceptors.Add<ApiKeyInterceptor>();
+        });
+        if (options.ApiKey is { } apiKey) services.AddSingleton(new BearerKey(apiKey));
+        if (options.EnableGrpcReflection) services.AddGrpcReflection();
+        return services;
+    }
+
+    public static void ListenGrpc(this KestrelServerOptions kestrel, ServerOptions options)
+    {
+        if (options.GrpcPort is { } port) kestrel.ApplicationServices.GetRequiredService<GrpcEndpoint>().Listen(kestrel, options.Host, port);
+    }
+
+    public static void MapServingGrpc(this WebApplication app, ServerOptions options)
+    {
+        app.MapGrpcService<GenerationService>();
+        app.MapGrpcService<HealthService>();
+        if (options.EnableGrpcReflection) app.MapGrpcReflectionService();
+    }
+}

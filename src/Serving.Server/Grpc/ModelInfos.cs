@@ -1,0 +1,33 @@
+using Serving.Grpc.V1;
+using Serving.Server.OpenAI;
+
+namespace Serving.Server.Grpc;
+
+/// The served model as serving.v1.ModelInfo: its shape and its KV cache, as the engine reports them.
+internal static class ModelInfos
+{
+    public static ModelInfo Of(OpenAIServing serving)
+    {
+        var info = serving.Engine.Info;
+        return new ModelInfo
+        {
+            Id = serving.ModelName,
+            Root = serving.Options.ResolvedModel,
+            Architecture = info.Architecture,
+            ModelType = info.ModelType,
+            NumLayers = info.NumLayers,
+            HiddenSize = info.HiddenSize,
+            NumAttentionHeads = info.NumAttentionHeads,
+            NumKeyValueHeads = info.NumKeyValueHeads,
+            HeadDim = info.HeadDim,
+            VocabSize = info.VocabSize,
+            MaxModelLen = info.MaxModelLen,
+            Dtype = info.Dtype,
+            Device = info.Device,
+            BlockSize = info.BlockSize,
+            NumKvBlocks = info.NumKVBlocks,
+            KvBytesPerToken = info.KVBytesPerToken,
+            KvCapacityTokens = info.KVCapacityTokens,
+        };
+    }
+}

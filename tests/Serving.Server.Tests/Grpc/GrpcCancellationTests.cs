@@ -1,0 +1,81 @@
+using Grpc.Core;
+using Serving.Grpc.V1;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.Grpc;
+
+/// A call that is cancelled or outlives its deadline aborts its engine request, running or queued, and the
+/// KV blocks come back.
+public sealed class GrpcCancellationTests : IAsyncLifetime
+{
+    RunningServer _server = null!;
+
+    // One sequence at a time, so a second request waits in the queue behind the first.
+    public async Task InitializeAsync() => _server = await RunningServer.StartAsync(["--max-num-seqs", "1"]);
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    /// As long as the context allows ("Hello world" is 8 tokens of 256): seconds of decoding on CPU.
+    static GenerateRequest Long(int n = 1)
+    {
+        var request = GenerateResult.Greedy(240);
+        request.Sampling.N = n;
+        return request;
+    }
+
+    async Task ExpectDrainedAsync(int maxTokens)
+    {
+        var stats = await _server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0);
+        await _server.WaitForStatsAsync(s => s.KVUsage == 0 && s.FreeKVBlocks == s.NumKVBlocks);
+        Assert.True(stats.GenerationTokens < maxTokens, $"generated {stats.GenerationTokens} tokens: the request was not aborted");
+    }
+
+    [Fact]
+    public async Task Cancelling_a_stream_mid_way_ends_it_cancelled_and_frees_its_blocks()
+    {
+        using var cancel = new CancellationTokenSource();
+        using var call = _server.Grpc().Generate(Long(), cancellationToken: cancel.Token);
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.True(_server.Engine.GetStats().KVUsage > 0);
+        await cancel.CancelAsync();
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => DrainAsync(call));
+        Assert.Equal(StatusCode.Cancelled, error.StatusCode);
+        await ExpectDrainedAsync(240);
+    }
+
+    [Fact]
+    public async Task A_deadline_that_passes_ends_the_call_deadline_exceeded_and_frees_its_blocks()
+    {
+        // 8 sequences one at a time (--max-num-seqs 1): about 2000 steps, far beyond the deadline.
+        using var call = _server.Grpc().Generate(Long(n: 8), deadline: DateTime.UtcNow.AddMilliseconds(300));
+        var error = await Assert.ThrowsAsync<RpcException>(() => DrainAsync(call));
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        await ExpectDrainedAsync(8 * 240);
+    }
+
+    [Fact]
+    public async Task A_queued_call_that_is_cancelled_leaves_the_queue()
+    {
+        using var stopRunning = new CancellationTokenSource();
+        using var running = _server.Grpc().Generate(Long(), cancellationToken: stopRunning.Token);
+        Assert.True(await running.ResponseStream.MoveNext(CancellationToken.None));
+
+        using var leave = new CancellationTokenSource();
+        using var queued = _server.Grpc().Generate(Long(), cancellationToken: leave.Token);
+        var queuedRead = DrainAsync(queued);
+        await _server.WaitForStatsAsync(s => s.WaitingRequests == 1);
+        await leave.CancelAsync();
+        Assert.Equal(StatusCode.Cancelled, (await Assert.ThrowsAsync<RpcException>(() => queuedRead)).StatusCode);
+        await _server.WaitForStatsAsync(s => s.WaitingRequests == 0);
+
+        await stopRunning.CancelAsync();
+        await ExpectDrainedAsync(2 * 240);
+    }
+
+    static async Task DrainAsync(AsyncServerStreamingCall<GenerateResponse> call)
+    {
+        while (await call.ResponseStream.MoveNext(CancellationToken.None)) { }
+    }
+}

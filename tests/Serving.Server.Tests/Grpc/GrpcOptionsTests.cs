@@ -1,0 +1,32 @@
+using Microsoft.Extensions.Configuration;
+using Serving.Server.Options;
+
+namespace Serving.Server.Tests.Grpc;
+
+/// --grpc-port and --enable-grpc-reflection are settings like every other flag (appsettings, environment).
+public sealed class GrpcOptionsTests
+{
+    static ServerOptions Bind(IReadOnlyDictionary<string, string?> flags, Dictionary<string, string?>? before = null) =>
+        new ConfigurationBuilder().AddInMemoryCollection(before ?? []).AddInMemoryCollection(flags).Build()
+            .GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
+
+    [Fact]
+    public void Grpc_flags_bind_and_are_off_by_default()
+    {
+        var options = Bind(ServerCommandLine.ToConfiguration(["--grpc-port", "50051", "--enable-grpc-reflection"]));
+        Assert.Equal((50051, true), (options.GrpcPort, options.EnableGrpcReflection));
+        Assert.Empty(options.Validate());
+        var defaults = Bind(ServerCommandLine.ToConfiguration([]));
+        Assert.Equal((null, false), (defaults.GrpcPort, defaults.EnableGrpcReflection));
+        var fromEnvironment = Bind(ServerCommandLine.ToConfiguration([]), new() { ["Server:GrpcPort"] = "6000" });
+        Assert.Equal(6000, fromEnvironment.GrpcPort);
+    }
+
+    [Theory]
+    [InlineData("--grpc-port 8000", "grpc-port must differ from port")]
+    [InlineData("--grpc-port 70000", "grpc-port must be 0..65535")]
+    [InlineData("--enable-grpc-reflection", "enable-grpc-reflection needs grpc-port")]
+    [InlineData("--host localhost --port 8000 --grpc-port 0", "grpc-port 0 (any free port) needs an IP address")]
+    public void Unusable_grpc_settings_are_refused_at_start_up(string flags, string error) =>
+        Assert.Contains(Bind(ServerCommandLine.ToConfiguration(flags.Split(' '))).Validate(), e => e.StartsWith(error, StringComparison.Ordinal));
+}
