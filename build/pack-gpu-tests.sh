@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Packs the engine tests for the GPU machine (which has the .NET runtime from ../shared/gpu/pack.sh, no SDK):
+# the test assembly in the `none` TorchSharp flavour (the machine's own CUDA libtorch) plus xunit's console
+# runner. Then, on that machine, with .gpu carried:
+#   SERVING_FIXTURES=$PWD/.gpu/fixtures DOTNET_ROLL_FORWARD=Major \
+#     bash .gpu/run.sh dotnet .gpu/tests/xunit.console.dll .gpu/tests/Serving.Engine.Tests.dll -namespace Serving.Engine.Tests.Cuda
+# (copy ../shared/fixtures into .gpu/fixtures first). CI has no GPU: there the [GpuFact] tests skip themselves.
+set -euo pipefail
+root=$(git rev-parse --show-toplevel)
+out=$root/.gpu/tests
+rm -rf "$out"
+dotnet publish "$root/tests/Serving.Engine.Tests" -c Release -r linux-x64 --self-contained false -p:TorchFlavour=none -o "$out/"
+runner=$(mktemp -d)
+cat > "$runner/runner.csproj" <<'PROJ'
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup><TargetFramework>net10.0</TargetFramework><ManagePackageVersionsCentrally>false</ManagePackageVersionsCentrally></PropertyGroup>
+  <ItemGroup><PackageReference Include="xunit.runner.console" Version="2.4.1" /></ItemGroup>
+</Project>
+PROJ
+dotnet restore "$runner/runner.csproj" >/dev/null
+cp "${NUGET_PACKAGES:-$HOME/.nuget/packages}"/xunit.runner.console/2.4.1/tools/netcoreapp2.0/* "$out/"
+rm -rf "$runner" "$out"/CodeCoverage "$out"/*.pdb
+du -sh "$out"
