@@ -26,7 +26,7 @@ internal static class GenerateCommand
         {
             var isGrpc = parse.GetValue(backend) == "grpc";
             var address = new Uri(parse.GetValue(url) ?? (isGrpc ? "http://localhost:50051" : "http://localhost:8000"));
-            var kind = isGrpc ? "grpc" : parse.GetValue(chat) ? "openai-chat" : "openai";
+            var kind = (isGrpc ? "grpc" : "openai") + (parse.GetValue(chat) ? "-chat" : "");
             return RunAsync(new Endpoint(kind, address, parse.GetValue(model), parse.GetValue(apiKey)), parse.GetValue(prompt)!,
                 parse.GetValue(maxTokens), parse.GetValue(temperature), ct);
         });
