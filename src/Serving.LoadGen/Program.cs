@@ -5,7 +5,8 @@ using Spectre.Console;
 // bench: load generator (serve, compare), checkpoint tools (convert, init) and a streaming client (generate).
 var root = new RootCommand("Load generator and checkpoint tools for the serving engine.")
 {
-    ServeCommand.Create(), CompareCommand.Create(), ConvertCommand.Create(), InitCommand.Create(), GenerateCommand.Create(),
+    ServeCommand.Create(), CompareCommand.Create(), ChartCommand.Create(), ConvertCommand.Create(), InitCommand.Create(),
+    GenerateCommand.Create(),
 };
 // redirected output (a log file, CI) would otherwise be wrapped at 80 columns
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;

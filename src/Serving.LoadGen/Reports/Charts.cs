@@ -9,6 +9,24 @@ internal static class Charts
 {
     const int Width = 900;
     const int Height = 550;
+    const string FontName = "DejaVu Sans";
+
+    /// Charts carry their own font (DejaVu Sans, embedded): a server or container often has no system fonts,
+    /// and SkiaSharp then draws no text at all.
+    static Charts()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "serving-loadgen-DejaVuSans.ttf");
+        if (!File.Exists(path))
+        {
+            var unique = $"{path}.{Environment.ProcessId}";
+            using (var font = typeof(Charts).Assembly.GetManifestResourceStream("Serving.LoadGen.Reports.Fonts.DejaVuSans.ttf")!)
+            using (var file = File.Create(unique))
+                font.CopyTo(file);
+            File.Move(unique, path, overwrite: true); // atomic: another process never reads half a font
+        }
+        Fonts.AddFontFile(FontName, path);
+        Fonts.Default = FontName;
+    }
 
     /// One panel per metric (TTFT, TPOT, E2E), one CDF line per labelled run; returns the files written.
     public static IReadOnlyList<string> LatencyCdfs(string directory, string prefix, IReadOnlyList<(string Label, BenchmarkRun Run)> runs)
