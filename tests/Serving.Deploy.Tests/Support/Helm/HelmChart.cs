@@ -30,7 +30,7 @@ internal sealed class HelmChart
         foreach (var helper in templates.Where(f => Path.GetFileName(f).StartsWith('_')))
             TemplateParser.Parse(File.ReadAllText(helper), definitions);
         var parsed = templates.Where(f => f.EndsWith(".yaml", StringComparison.Ordinal))
-            .ToDictionary(Path.GetFileName, f => TemplateParser.Parse(File.ReadAllText(f), definitions));
+            .ToDictionary(f => Path.GetFileName(f), f => TemplateParser.Parse(File.ReadAllText(f), definitions));
 
         var values = overridesYaml == null ? Values : ChartData.Merge(Values, ChartData.LoadMap(overridesYaml));
         var root = new Dictionary<string, object?>
