@@ -47,13 +47,14 @@ internal static class DeploymentFiles
             .Where(f => Path.GetFileName(f) != "kustomization.yaml")
             .SelectMany(Yaml.DocumentsIn).ToList();
 
-    /// The manifest sets the tests hold to the same rules: the plain manifests and each chart variant.
-    public static IEnumerable<(string Name, List<Dictionary<string, object?>> Documents)> ManifestSets()
-    {
-        yield return ("deploy/kubernetes", KubernetesDocuments());
-        foreach (var variant in ChartVariants.Keys)
-            yield return ($"helm chart ({variant})", ChartDocuments(variant));
-    }
+    /// Names of the manifest sets the tests hold to the same rules: the plain manifests and each chart variant.
+    public static TheoryData<string> ManifestSetNames => new([PlainManifests, .. ChartVariants.Keys.Select(v => ChartPrefix + v)]);
+
+    public const string PlainManifests = "kubernetes";
+    const string ChartPrefix = "helm:";
+
+    public static List<Dictionary<string, object?>> ManifestSet(string name) =>
+        name == PlainManifests ? KubernetesDocuments() : ChartDocuments(name[ChartPrefix.Length..]);
 
     public static Dictionary<string, object?> Compose() => Yaml.DocumentsIn(RepoPaths.Deploy("compose", "compose.yaml")).Single();
 
