@@ -52,7 +52,7 @@ VOLUME ["/models"]
 EXPOSE 8000 50051
 
 USER 10001:10001
-HEALTHCHECK --interval=15s --timeout=5s --start-period=300s --retries=3 \
+HEALTHCHECK --interval=15s --timeout=5s --retries=3 \
     CMD curl -fsS "http://127.0.0.1:${Server__Port}/health" || exit 1
 # The server handles SIGTERM itself: it stops admitting, drains for Server__ShutdownTimeout seconds, exits.
 STOPSIGNAL SIGTERM

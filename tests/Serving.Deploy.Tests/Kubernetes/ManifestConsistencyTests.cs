@@ -7,7 +7,7 @@ namespace Serving.Deploy.Tests.Kubernetes;
 /// other correctly, probes and Services use ports the container declares, GPUs are requested whole.
 public sealed class ManifestConsistencyTests
 {
-    public static TheoryData<string> Sets => DeploymentFiles.ManifestSetNames;
+    public static TheoryData<string> Sets => new(DeploymentFiles.ManifestSetNames);
 
     static Dictionary<string, object?> PodLabels(List<Dictionary<string, object?>> documents) =>
         MapAt(DeploymentFiles.Single(documents, "Deployment"), "spec", "template", "metadata", "labels");

@@ -48,7 +48,7 @@ internal static class DeploymentFiles
             .SelectMany(Yaml.DocumentsIn).ToList();
 
     /// Names of the manifest sets the tests hold to the same rules: the plain manifests and each chart variant.
-    public static TheoryData<string> ManifestSetNames => new([PlainManifests, .. ChartVariants.Keys.Select(v => ChartPrefix + v)]);
+    public static IReadOnlyList<string> ManifestSetNames => [PlainManifests, .. ChartVariants.Keys.Select(v => ChartPrefix + v)];
 
     public const string PlainManifests = "kubernetes";
     const string ChartPrefix = "helm:";

@@ -16,7 +16,8 @@ internal static partial class PromQl
 
     public static IReadOnlyList<string> MetricNames(string expression)
     {
-        var stripped = Strings().Replace(expression, " ");
+        var stripped = LabelValues().Replace(expression, "$1"); // Grafana's label_values(metric, label)
+        stripped = Strings().Replace(stripped, " ");
         stripped = AdapterTemplate().Replace(stripped, " ");   // <<.Series>>, <<.LabelMatchers>>, ...
         stripped = LabelMatchers().Replace(stripped, " ");     // {instance=~"$instance"}
         stripped = Ranges().Replace(stripped, " ");            // [$__rate_interval], [1m]
@@ -29,6 +30,7 @@ internal static partial class PromQl
     /// A scraped series name without the suffixes a histogram's series add.
     public static string HistogramBase(string series) => HistogramSuffix().Replace(series, "");
 
+    [GeneratedRegex(@"label_values\(\s*([^,()]+?)\s*,\s*\w+\s*\)")] private static partial Regex LabelValues();
     [GeneratedRegex("\"[^\"]*\"|'[^']*'")] private static partial Regex Strings();
     [GeneratedRegex("<<[^>]*>>")] private static partial Regex AdapterTemplate();
     [GeneratedRegex(@"\{[^}]*\}")] private static partial Regex LabelMatchers();
