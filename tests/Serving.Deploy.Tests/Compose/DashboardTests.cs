@@ -20,7 +20,7 @@ public sealed class DashboardTests
     [InlineData("throughput", "serving_engine_generation_tokens_total")]
     [InlineData("running", "serving_engine_requests_running")]
     [InlineData("waiting", "serving_engine_requests_waiting")]
-    [InlineData("KV cache", "serving_engine_kv_cache_usage_ratio")]
+    [InlineData("KV cache", "serving_engine_kv_cache_usage")]
     [InlineData("Preemptions", "serving_engine_preemptions_total")]
     [InlineData("Prefix cache", "serving_engine_prefix_cache_hits_total")]
     public void A_panel_titled_for_each_signal_plots_its_metric(string titleWord, string metric)
