@@ -25,7 +25,9 @@ RUN dotnet publish src/Serving.Server/Serving.Server.csproj --no-restore -c Rele
 
 # ---- runtime bases: the CUDA runtime (with cuDNN) or plain Ubuntu; both Ubuntu 24.04 ----
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS runtime-cuda
+ENV Server__Device=cuda
 FROM ubuntu:24.04 AS runtime-cpu
+ENV Server__Device=cpu
 
 # ---- final image ----
 # hadolint ignore=DL3006

@@ -9,7 +9,7 @@ public sealed class ContainerStopTests
     [Fact]
     public async Task Stop_signal_drains_and_exits_cleanly()
     {
-        var image = DeploymentFiles.Dockerfile();
+        var image = DeploymentFiles.Dockerfile(DeploymentFiles.CpuImage);
         Assert.Equal("SIGTERM", image.StopSignal);
         await using var process = ContainerProcess.Start(image, RepoPaths.Fixture("llama-gqa"));
         using var client = new HttpClient();

@@ -48,17 +48,20 @@ public sealed class LaunchConfigurationTests
         var launch = ServerLaunches.Named(source);
         var options = ServerContract.Bind(launch);
         Assert.True(ServerContract.HasGrpcPort, "the deployment files expose a gRPC port, but ServerOptions has no GrpcPort");
-        if (source == "Dockerfile") return; // EXPOSE: see The_image_exposes_and_health_checks_the_ports_it_configures
+        if (source.StartsWith("Dockerfile", StringComparison.Ordinal)) return; // EXPOSE: see The_image_exposes_...
         Assert.Equal(new long[] { options.Port, ServerContract.GrpcPort(options)!.Value }.Order(), launch.DeclaredPorts.Values.Order());
         if (launch.DeclaredPorts.TryGetValue("http", out var http)) Assert.Equal(options.Port, http);
         if (launch.DeclaredPorts.TryGetValue("grpc", out var grpc)) Assert.Equal(ServerContract.GrpcPort(options), (int)grpc);
     }
 
-    [Fact]
-    public void The_image_exposes_and_health_checks_the_ports_it_configures()
+    [Theory]
+    [InlineData(DeploymentFiles.CudaImage)]
+    [InlineData(DeploymentFiles.CpuImage)]
+    public void The_image_exposes_and_health_checks_the_ports_it_configures(string flavour)
     {
-        var image = DeploymentFiles.Dockerfile();
-        var options = ServerContract.Bind(ServerLaunches.Named("Dockerfile"));
+        var image = DeploymentFiles.Dockerfile(flavour);
+        var options = ServerContract.Bind(ServerLaunches.Named(ServerLaunches.ImageLaunch(flavour)));
+        Assert.Equal(flavour, options.Device);
         Assert.Equal(new long[] { options.Port, ServerContract.GrpcPort(options) ?? -1 }.Order(), image.ExposedPorts.Select(p => (long)p).Order());
         Assert.Contains($"${{{ServerContract.EnvironmentPrefix}Port}}", image.HealthCheck);
         Assert.Equal("/models", image.Environment[$"{ServerContract.EnvironmentPrefix}Model"]);
@@ -69,7 +72,7 @@ public sealed class LaunchConfigurationTests
     {
         var launch = ServerLaunches.Named(source);
         var drain = ServerContract.Bind(launch).ShutdownTimeout;
-        if (source == "Dockerfile") return; // the image sets no stop timeout; its runtime's does (see README)
+        if (source.StartsWith("Dockerfile", StringComparison.Ordinal)) return; // `docker stop -t` decides (see README)
         var grace = source.StartsWith("compose", StringComparison.Ordinal) ? ComposeStopGrace() : KubernetesGrace(source);
         Assert.True(grace > drain, $"{source}: {grace} s to stop, but the server drains for up to {drain} s");
     }

@@ -20,6 +20,7 @@ internal static class DeploymentFiles
         [DefaultVariant] = null,
         [CpuVariant] = """
             gpus: 0
+            image: {tag: cpu}
             replicaCount: 1
             autoscaling: {enabled: false}
             apiKeySecret: serving-api-key
@@ -69,7 +70,12 @@ internal static class DeploymentFiles
     public static JsonObject Dashboard() =>
         JsonNode.Parse(File.ReadAllText(RepoPaths.Deploy("compose", "grafana", "dashboards", "serving.json")))!.AsObject();
 
-    public static DockerfileModel Dockerfile() => new(File.ReadAllText(RepoPaths.Dockerfile));
+    public const string CudaImage = "cuda";
+    public const string CpuImage = "cpu";
+
+    /// The image built with --build-arg TORCH_FLAVOUR=flavour (the tag the deployments use for it).
+    public static DockerfileModel Dockerfile(string flavour = CudaImage) =>
+        new(File.ReadAllText(RepoPaths.Dockerfile), new Dictionary<string, string> { ["TORCH_FLAVOUR"] = flavour });
 
     public static Dictionary<string, object?> Single(List<Dictionary<string, object?>> documents, string kind) =>
         documents.Single(d => (string?)d["kind"] == kind);

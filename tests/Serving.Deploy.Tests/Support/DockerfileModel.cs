@@ -3,26 +3,40 @@ using System.Text.RegularExpressions;
 
 namespace Serving.Deploy.Tests.Support;
 
-/// The instructions of a Dockerfile (continuations joined, comments dropped) and what the final stage
-/// sets: environment, exposed ports, health check, entrypoint and command.
+/// A Dockerfile for one set of build arguments: its instructions (continuations joined, comments dropped)
+/// and what the image it builds sets: environment, exposed ports, health check, entrypoint and command.
+/// The image's instructions are the final stage's, preceded by those of the stages it is built FROM.
 internal sealed partial class DockerfileModel
 {
     public sealed record Instruction(string Keyword, string Arguments);
 
-    public DockerfileModel(string text)
+    sealed record Stage(string From, string? Name, List<Instruction> Instructions);
+
+    readonly List<Stage> _stages;
+    readonly Dictionary<string, string> _args;
+
+    public DockerfileModel(string text, IReadOnlyDictionary<string, string>? buildArgs = null)
     {
         Instructions = Parse(text);
-        var lastFrom = Instructions.FindLastIndex(i => i.Keyword == "FROM");
-        FinalStage = Instructions.Skip(lastFrom).ToList();
+        _args = Instructions.TakeWhile(i => i.Keyword != "FROM").Where(i => i.Keyword == "ARG")
+            .Select(i => i.Arguments.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : "");
+        foreach (var (key, value) in buildArgs ?? new Dictionary<string, string>()) _args[key] = value;
+        _stages = SplitStages(Instructions);
+        FinalStage = Chain(_stages[^1]);
     }
 
     public List<Instruction> Instructions { get; }
 
+    /// The instructions that make the image: the final stage's, after those of the stages under it.
     public List<Instruction> FinalStage { get; }
 
     public IReadOnlyDictionary<string, string> Environment => FinalStage.Where(i => i.Keyword == "ENV")
         .SelectMany(i => EnvPair().Matches(i.Arguments))
-        .ToDictionary(m => m.Groups["key"].Value, m => m.Groups["value"].Value.Trim('"'));
+        .Aggregate(new Dictionary<string, string>(), (env, m) =>
+        {
+            env[m.Groups["key"].Value] = m.Groups["value"].Value.Trim('"');
+            return env;
+        });
 
     public IReadOnlyList<int> ExposedPorts => FinalStage.Where(i => i.Keyword == "EXPOSE")
         .SelectMany(i => i.Arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries))
@@ -39,6 +53,14 @@ internal sealed partial class DockerfileModel
     /// ENTRYPOINT followed by CMD: the argv the container starts with.
     public IReadOnlyList<string> StartCommand => [.. Entrypoint, .. Cmd];
 
+    /// The stage's base after ARG substitution: "runtime-${TORCH_FLAVOUR}" is runtime-cpu for the cpu build.
+    string BaseOf(Stage stage) => BuildArg().Replace(stage.From, m => _args[m.Groups["name"].Value]);
+
+    List<Instruction> Chain(Stage stage) =>
+        _stages.FirstOrDefault(s => s.Name == BaseOf(stage)) is { } under
+            ? [.. Chain(under), .. stage.Instructions]
+            : stage.Instructions;
+
     IReadOnlyList<string> ExecForm(string keyword)
     {
         var instruction = FinalStage.LastOrDefault(i => i.Keyword == keyword);
@@ -46,6 +68,23 @@ internal sealed partial class DockerfileModel
         if (!instruction.Arguments.StartsWith('['))
             throw new FormatException($"{keyword} must use the exec (JSON) form so signals reach the server");
         return JsonSerializer.Deserialize<string[]>(instruction.Arguments)!;
+    }
+
+    static List<Stage> SplitStages(List<Instruction> instructions)
+    {
+        var stages = new List<Stage>();
+        foreach (var instruction in instructions)
+        {
+            if (instruction.Keyword == "FROM")
+            {
+                var words = instruction.Arguments.Split(' ');
+                var nameAt = Array.FindIndex(words, w => w.Equals("AS", StringComparison.OrdinalIgnoreCase));
+                var from = words.Where(w => !w.StartsWith("--", StringComparison.Ordinal)).First();
+                stages.Add(new Stage(from, nameAt >= 0 ? words[nameAt + 1] : null, []));
+            }
+            else if (stages.Count > 0) stages[^1].Instructions.Add(instruction);
+        }
+        return stages;
     }
 
     static List<Instruction> Parse(string text)
@@ -72,4 +111,7 @@ internal sealed partial class DockerfileModel
 
     [GeneratedRegex("""(?<key>[A-Za-z_][A-Za-z0-9_]*)=(?<value>"[^"]*"|\S+)""")]
     private static partial Regex EnvPair();
+
+    [GeneratedRegex(@"\$\{(?<name>\w+)\}")]
+    private static partial Regex BuildArg();
 }

@@ -25,17 +25,29 @@ internal static partial class ServerLaunches
 
     public static IEnumerable<ServerLaunch> All()
     {
-        var image = DeploymentFiles.Dockerfile();
-        yield return new ServerLaunch("Dockerfile", image.Environment, image.Cmd, new Dictionary<string, long>());
+        foreach (var flavour in new[] { DeploymentFiles.CudaImage, DeploymentFiles.CpuImage })
+        {
+            var image = DeploymentFiles.Dockerfile(flavour);
+            yield return new ServerLaunch(ImageLaunch(flavour), image.Environment, image.Cmd, new Dictionary<string, long>());
+        }
         foreach (var set in DeploymentFiles.ManifestSetNames)
-            yield return FromKubernetes(set, DeploymentFiles.ManifestSet(set), image);
-        yield return FromCompose("compose", DeploymentFiles.Compose(), null, image);
-        yield return FromCompose("compose+gpu", DeploymentFiles.Compose(), DeploymentFiles.ComposeGpu(), image);
+            yield return FromKubernetes(set, DeploymentFiles.ManifestSet(set));
+        var compose = DeploymentFiles.Compose();
+        yield return FromCompose("compose", compose, null);
+        yield return FromCompose("compose+gpu", compose, DeploymentFiles.ComposeGpu());
     }
 
-    static ServerLaunch FromKubernetes(string set, List<Dictionary<string, object?>> documents, DockerfileModel image)
+    /// The launch name of the bare image of one flavour.
+    public static string ImageLaunch(string flavour) => $"Dockerfile ({flavour})";
+
+    /// "registry/serving:cpu" is the cpu image; any other tag the cuda one.
+    static DockerfileModel ImageTagged(string image) =>
+        DeploymentFiles.Dockerfile(image.Split(':')[^1] == DeploymentFiles.CpuImage ? DeploymentFiles.CpuImage : DeploymentFiles.CudaImage);
+
+    static ServerLaunch FromKubernetes(string set, List<Dictionary<string, object?>> documents)
     {
         var container = DeploymentFiles.ServerContainer(documents);
+        var image = ImageTagged(StringAt(container, "image")!);
         var environment = new Dictionary<string, string>(image.Environment);
         foreach (var source in ListAt(container, "envFrom"))
         {
@@ -52,9 +64,10 @@ internal static partial class ServerLaunches
         return new ServerLaunch(set, environment, args, ports);
     }
 
-    static ServerLaunch FromCompose(string source, Dictionary<string, object?> compose, Dictionary<string, object?>? overlay,
-        DockerfileModel image)
+    static ServerLaunch FromCompose(string source, Dictionary<string, object?> compose, Dictionary<string, object?>? overlay)
     {
+        var tag = StringAt(overlay, "services", "serving", "image") ?? StringAt(compose, "services", "serving", "image")!;
+        var image = ImageTagged(Interpolate(tag));
         var environment = new Dictionary<string, string>(image.Environment);
         foreach (var file in new[] { compose, overlay }.OfType<Dictionary<string, object?>>())
             foreach (var (key, value) in MapAt(file, "services", "serving", "environment"))
