@@ -32,10 +32,10 @@ ENV Server__Device=cpu
 # ---- final image ----
 # hadolint ignore=DL3006
 FROM runtime-${TORCH_FLAVOUR} AS final
-# What a self-contained .NET app needs from the OS (globalization is invariant, so no ICU), and curl for
+# What a self-contained .NET app needs from the OS (ICU: the tokenizers normalize Unicode), and curl for
 # the health check.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl libssl3t64 tzdata zlib1g \
+    && apt-get install -y --no-install-recommends ca-certificates curl libicu74 libssl3t64 tzdata zlib1g \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 serving \
     && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin serving \

@@ -50,6 +50,18 @@ public sealed partial class DockerfileTests
         Assert.Contains("VOLUME", Image.FinalStage.Select(i => i.Keyword));
     }
 
+    [Fact]
+    public void The_runtime_installs_icu_unless_the_build_makes_globalization_invariant()
+    {
+        var invariant = new[] { "Directory.Build.props", "src/Serving.Server/Serving.Server.csproj" }
+            .Select(f => XDocument.Load(Path.Combine(RepoPaths.Root, f)))
+            .SelectMany(d => d.Descendants("InvariantGlobalization")).LastOrDefault()?.Value == "true";
+        var installs = Image.FinalStage.Where(i => i.Keyword == "RUN" && i.Arguments.Contains("apt-get install"))
+            .Select(i => i.Arguments).SingleOrDefault() ?? "";
+        Assert.Contains("libssl3t64", installs);
+        Assert.Equal(!invariant, installs.Contains("libicu", StringComparison.Ordinal));
+    }
+
     [GeneratedRegex(@"^nvidia/cuda:12\.\d+\.\d+-cudnn-runtime-ubuntu24\.04 ")]
     private static partial Regex CudaRuntime();
 }
