@@ -33,5 +33,17 @@ public sealed record SamplingParams
     /// Keep a matched stop string in the output text (vLLM's include_stop_str_in_output).
     public bool IncludeStopStringInOutput { get; init; }
 
-    public bool IsGreedy => Temperature == 0f || TopK == 1;
+    /// Temperatures below this are taken as 0: dividing logits by them overflows float32 (vLLM's _SAMPLING_EPS).
+    public const float GreedyTemperatureEpsilon = 1e-5f;
+
+    /// The most top-N alternatives a request may ask for per token (vLLM's default max_logprobs).
+    public const int MaxLogprobs = 20;
+
+    public bool IsGreedy => Temperature < GreedyTemperatureEpsilon || TopK == 1;
+
+    /// Throws InvalidRequestException (naming the parameter) when a value is out of its OpenAI/vLLM range.
+    public void Validate() => SamplingParamsValidator.Validate(this);
+
+    /// Validate(), plus every token id named by LogitBias and StopTokenIds must be below vocabSize.
+    public void Validate(int vocabSize) => SamplingParamsValidator.Validate(this, vocabSize);
 }

@@ -1,0 +1,58 @@
+namespace Serving.Engine.Config;
+
+/// The Hugging Face config.json of a Llama-family decoder (llama, mistral, qwen2), with computed members.
+/// Read() refuses anything we would not compute exactly as transformers does, naming the field.
+public sealed record ModelConfig
+{
+    public required string ModelType { get; init; }
+    public IReadOnlyList<string> Architectures { get; init; } = [];
+    public required int HiddenSize { get; init; }
+    public required int IntermediateSize { get; init; }
+    public required int NumHiddenLayers { get; init; }
+    public required int NumAttentionHeads { get; init; }
+    /// Equals NumAttentionHeads for MHA (num_key_value_heads absent), 1 for MQA.
+    public required int NumKeyValueHeads { get; init; }
+    /// head_dim, or HiddenSize / NumAttentionHeads when absent.
+    public required int HeadDim { get; init; }
+    public required int VocabSize { get; init; }
+    public double RmsNormEps { get; init; } = 1e-6;
+    public RopeConfig Rope { get; init; } = new();
+    public int MaxPositionEmbeddings { get; init; } = 2048;
+    /// Bias on the q, k and v projections (llama attention_bias; always on for qwen2).
+    public bool QkvBias { get; init; }
+    /// Bias on o_proj (llama attention_bias; never for qwen2 and mistral).
+    public bool OutputBias { get; init; }
+    public bool MlpBias { get; init; }
+    public bool TieWordEmbeddings { get; init; }
+    /// torch_dtype / dtype of the checkpoint ("float32", "bfloat16", "float16"), if written.
+    public string? Dtype { get; init; }
+    public int? BosTokenId { get; init; }
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+    /// The attention window when one is in effect (mistral sliding_window, qwen2 with use_sliding_window).
+    /// We do not implement windowed attention: MaxContextLength is clamped to it instead, so that no query
+    /// ever has a key outside the window and results equal transformers' exactly.
+    public int? SlidingWindow { get; init; }
+
+    public int NumQueriesPerKV => NumAttentionHeads / NumKeyValueHeads;
+    /// Width of the concatenated query heads: NumAttentionHeads x HeadDim.
+    public int QSize => NumAttentionHeads * HeadDim;
+    /// Width of the concatenated K (or V) heads: NumKeyValueHeads x HeadDim.
+    public int KVSize => NumKeyValueHeads * HeadDim;
+    /// Longest sequence (prompt + completion) this checkpoint serves exactly.
+    public int MaxContextLength => Math.Min(MaxPositionEmbeddings, SlidingWindow ?? int.MaxValue);
+
+    /// The max model length to serve: requested (0 means as long as possible), refused beyond MaxContextLength.
+    public int ResolveMaxModelLen(int requested)
+    {
+        if (requested <= 0) return MaxContextLength;
+        if (requested <= MaxContextLength) return requested;
+        var reason = SlidingWindow is { } window && window < MaxPositionEmbeddings
+            ? $"sliding_window = {window}: windowed attention is not implemented, so contexts are limited to the window"
+            : $"max_position_embeddings = {MaxPositionEmbeddings}";
+        throw new ModelConfigException($"max model length {requested} exceeds what this checkpoint serves ({reason})");
+    }
+
+    /// Reads config.json from a checkpoint folder.
+    public static ModelConfig Load(string checkpointDir) =>
+        ModelConfigReader.Read(JsonFields.Load(Path.Combine(checkpointDir, "config.json")));
+}

@@ -1,0 +1,99 @@
+namespace Serving.Engine.KVCache;
+
+/// Per-sequence view of the block pool: gives each block table the slots its tokens need, reuses the longest
+/// cached prefix of full blocks for a new sequence, and caches blocks once they are full and computed.
+/// The scheduler asks before it acts: TryAllocateSlots changes nothing when the pool is short.
+internal sealed class KVCacheManager
+{
+    readonly BlockPool _pool;
+
+    public KVCacheManager(int numBlocks, int blockSize, bool enablePrefixCaching)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
+        _pool = new BlockPool(numBlocks);
+        BlockSize = blockSize;
+        PrefixCachingEnabled = enablePrefixCaching;
+    }
+
+    public int BlockSize { get; }
+    public bool PrefixCachingEnabled { get; }
+    public BlockPool Pool => _pool;
+    public int NumBlocks => _pool.NumBlocks;
+    public int NumFreeBlocks => _pool.NumFreeBlocks;
+
+    /// Blocks held by live sequences over all blocks (cached-but-unreferenced blocks count as free).
+    public double Usage => (double)(NumBlocks - NumFreeBlocks) / NumBlocks;
+
+    /// Tokens looked up in the prefix cache by admitted sequences, and how many of them were found.
+    public long PrefixCacheQueries { get; private set; }
+    public long PrefixCacheHits { get; private set; }
+
+    public int BlocksFor(int numTokens) => (numTokens + BlockSize - 1) / BlockSize;
+
+    /// The longest run of cached full blocks at the start of tokenIds. At least the last token is left out,
+    /// so a fully cached prompt still computes one token and yields logits to sample from.
+    public CachedPrefix FindCachedPrefix(BlockTable table, IReadOnlyList<int> tokenIds)
+    {
+        if (!PrefixCachingEnabled || tokenIds.Count == 0)
+            return CachedPrefix.None;
+        var maxBlocks = (tokenIds.Count - 1) / BlockSize;
+        table.HashTokenBlocks(tokenIds, maxBlocks, BlockSize);
+        var hits = new List<KVBlock>();
+        for (var i = 0; i < maxBlocks && _pool.FindCached(table.TokenBlockHashes[i]) is { } block; i++)
+            hits.Add(block);
+        return hits.Count == 0 ? CachedPrefix.None : new CachedPrefix(hits, hits.Count * BlockSize);
+    }
+
+    /// Makes table hold slots for its first numTokens tokens: takes the prefix blocks (table must be empty
+    /// then), then fresh blocks from the pool. Returns false, changing nothing, when the pool is short.
+    public bool TryAllocateSlots(BlockTable table, int numTokens, CachedPrefix? prefix = null)
+    {
+        prefix ??= CachedPrefix.None;
+        if (prefix.Blocks.Count > 0 && table.Count > 0)
+            throw new InvalidOperationException("a cached prefix can only start an empty block table");
+        var numNewBlocks = Math.Max(0, BlocksFor(numTokens) - table.Count - prefix.Blocks.Count);
+        // Unreferenced prefix blocks leave the free queue on Touch, so they count against the free blocks too.
+        var numRevived = prefix.Blocks.Count(block => block.RefCount == 0);
+        if (numNewBlocks + numRevived > _pool.NumFreeBlocks)
+            return false;
+        _pool.Touch(prefix.Blocks);
+        table.Append(prefix.Blocks);
+        table.NumCommittedBlocks = Math.Max(table.NumCommittedBlocks, prefix.Blocks.Count);
+        table.Append(_pool.Allocate(numNewBlocks));
+        return true;
+    }
+
+    /// Offers the blocks that became full with the first numComputedTokens tokens to the prefix cache.
+    /// Called after the model wrote their KV, so a cached block never holds a promise, only data.
+    public void CacheFullBlocks(BlockTable table, IReadOnlyList<int> tokenIds, int numComputedTokens)
+    {
+        if (!PrefixCachingEnabled)
+            return;
+        var numFull = Math.Min(numComputedTokens / BlockSize, table.Count);
+        table.HashTokenBlocks(tokenIds, numFull, BlockSize);
+        for (var i = table.NumCommittedBlocks; i < numFull; i++)
+            _pool.TryCache(table.Blocks[i], table.TokenBlockHashes[i]);
+        table.NumCommittedBlocks = Math.Max(table.NumCommittedBlocks, numFull);
+    }
+
+    /// Releases every block of the table, tail first so the tail is evicted before the shared prefix.
+    public void Free(BlockTable table)
+    {
+        _pool.Free(table.Blocks.Reverse());
+        table.Clear();
+    }
+
+    public void RecordPrefixLookup(int numQueriedTokens, int numHitTokens)
+    {
+        if (!PrefixCachingEnabled)
+            return;
+        PrefixCacheQueries += numQueriedTokens;
+        PrefixCacheHits += numHitTokens;
+    }
+}
+
+/// Cached full blocks found for the start of a sequence, and the tokens they cover (a multiple of BlockSize).
+internal sealed record CachedPrefix(IReadOnlyList<KVBlock> Blocks, int NumTokens)
+{
+    public static CachedPrefix None { get; } = new([], 0);
+}

@@ -1,0 +1,109 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Sampling;
+
+/// The chosen token of each row of a step, and its log-probabilities for rows that asked (else null).
+public sealed record SamplerOutput(int[] TokenIds, TokenLogprob?[] Logprobs);
+
+/// Chooses the next token of every sequence in a step with one set of batched tensor ops, whatever mix of
+/// parameters the rows carry:
+///   raw logits ─► logit_bias ─► min_tokens ─► penalties ─┬─► greedy rows: argmax
+///                                                        └─► others: / temperature ─► min_p ─► top-k ─► top-p
+///                                                              ─► softmax ─► argmax(probs / q), q ~ Exp(1)
+/// argmax(probs / q) with q ~ Exponential(1) draws exactly from probs (the exponential race); drawing q row by
+/// row from a seeded row's own generator makes that row reproducible regardless of what else is in the batch.
+/// Log-probabilities follow vLLM V1's default ("raw"): log_softmax of the model's logits, before bias,
+/// penalties, temperature and truncation. Rows without a seed draw from the device's default generator, which
+/// the engine seeds once with torch.manual_seed(EngineOptions.Seed). Holds no state of its own.
+public sealed class Sampler
+{
+    /// Parameters that filter nothing: temperature 1, no top-k, top-p or min-p.
+    private static readonly SamplingParams Unfiltered = new();
+
+    /// Exponential draws are clamped to this (a normal float, so flush-to-zero cannot undo it): a draw of
+    /// exactly 0 would make 0 / 0 = NaN for a masked token, and argmax picks NaN.
+    private const float MinNoise = 1e-20f;
+
+    /// logits: (numSeqs, vocab), any float dtype, any device; row i belongs to rows[i]. The logits are not
+    /// modified. Seeded rows advance their own generator by one draw of vocab exponentials per random step.
+    public SamplerOutput Sample(Tensor logits, IReadOnlyList<SamplingState> rows)
+    {
+        if (logits.dim() != 2 || logits.shape[0] != rows.Count)
+        {
+            throw new ArgumentException(
+                $"Expected logits of shape ({rows.Count}, vocab), got ({string.Join(", ", logits.shape)}).",
+                nameof(logits));
+        }
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var raw = logits.to(ScalarType.Float32); // (numSeqs, vocab); may alias logits when already float32
+        var processed = raw.clone(); // (numSeqs, vocab)
+        LogitsProcessors.Apply(processed, rows);
+        var chosen = ChooseTokens(processed, rows); // (numSeqs) int64
+        var tokenIds = chosen.to(ScalarType.Int32).cpu().data<int>().ToArray();
+        return new SamplerOutput(tokenIds, LogprobGatherer.Gather(raw, chosen, rows));
+    }
+
+    /// (numSeqs) int64: argmax for greedy rows, a random draw for the others.
+    private static Tensor ChooseTokens(Tensor logits, IReadOnlyList<SamplingState> rows)
+    {
+        var greedy = rows.Select(r => r.Params.IsGreedy).ToArray();
+        if (greedy.All(g => g))
+        {
+            return logits.argmax(-1);
+        }
+        var sampled = SampleRandom(logits, rows);
+        if (!greedy.Any(g => g))
+        {
+            return sampled;
+        }
+        var greedyRows = tensor(greedy, device: logits.device); // (numSeqs)
+        return where(greedyRows, logits.argmax(-1), sampled);
+    }
+
+    /// (numSeqs) int64. Greedy rows get neutral parameters here; ChooseTokens discards their draw.
+    private static Tensor SampleRandom(Tensor logits, IReadOnlyList<SamplingState> rows)
+    {
+        var device = logits.device;
+        var vocab = logits.shape[1];
+        var random = rows.Select(r => r.Params.IsGreedy ? Unfiltered : r.Params).ToArray();
+        var scaled = logits / ParameterColumn(random, p => p.Temperature, device); // (numSeqs, vocab)
+        if (random.Any(p => p.MinP > 0f))
+        {
+            ProbabilityFilters.ApplyMinP(scaled, ParameterColumn(random, p => p.MinP, device));
+        }
+        var topK = random.Any(p => p.TopK > 0 && p.TopK < vocab)
+            ? tensor(random.Select(p => p.TopK > 0 ? Math.Min(p.TopK, vocab) : vocab).ToArray(), device: device)
+                .unsqueeze(1) // (numSeqs, 1)
+            : null;
+        var topP = random.Any(p => p.TopP < 1f) ? ParameterColumn(random, p => p.TopP, device) : null;
+        ProbabilityFilters.ApplyTopKTopP(scaled, topK, topP);
+        var probs = scaled.softmax(-1); // (numSeqs, vocab)
+        return probs.div_(ExponentialNoise(probs, rows)).argmax(-1);
+    }
+
+    /// (numSeqs, vocab) draws of Exponential(1). Rows without a seed use the device's default generator;
+    /// seeded rows draw on the CPU from their own generator (one host-to-device copy for all of them).
+    private static Tensor ExponentialNoise(Tensor probs, IReadOnlyList<SamplingState> rows)
+    {
+        var noise = empty_like(probs).exponential_(1.0); // (numSeqs, vocab)
+        var seeded = Enumerable.Range(0, rows.Count)
+            .Where(i => !rows[i].Params.IsGreedy && rows[i].Generator is not null).ToArray();
+        if (seeded.Length == 0)
+        {
+            return noise.clamp_min_(MinNoise);
+        }
+        var seededNoise = empty([seeded.Length, probs.shape[1]], ScalarType.Float32); // (numSeeded, vocab), CPU
+        for (var j = 0; j < seeded.Length; j++)
+        {
+            seededNoise[j].exponential_(1.0, rows[seeded[j]].Generator);
+        }
+        var index = tensor(seeded.Select(i => (long)i).ToArray(), device: probs.device); // (numSeeded)
+        return noise.index_copy_(0, index, seededNoise.to(probs.device)).clamp_min_(MinNoise);
+    }
+
+    /// (numSeqs, 1) float32 column of one parameter, to broadcast over the vocabulary.
+    internal static Tensor ParameterColumn(IEnumerable<SamplingParams> rows, Func<SamplingParams, float> select,
+        Device device) => tensor(rows.Select(select).ToArray(), device: device).unsqueeze(1);
+}

@@ -1,0 +1,72 @@
+using TorchSharp;
+
+namespace Serving.Engine.Sampling;
+
+/// What the sampler needs to know about one sequence across steps: its parameters, the prompt and the
+/// tokens generated so far (penalties, min_tokens), its own seeded generator, and which ids end it.
+/// Owned by the engine thread; one per sequence (a request with n = 2 has two).
+public sealed class SamplingState : IDisposable
+{
+    private readonly List<int> _outputTokenIds = [];
+    private readonly long? _generatorSeed;
+    private torch.Generator? _generator;
+
+    /// sequenceIndex (0..n-1) is added to the request's seed, so the n sequences of a seeded request differ
+    /// from each other while each stays reproducible.
+    public SamplingState(
+        SamplingParams parameters, IReadOnlyList<int> promptTokenIds, IReadOnlyCollection<int> eosTokenIds,
+        int sequenceIndex = 0)
+    {
+        Params = parameters;
+        PromptTokenIds = promptTokenIds;
+        EosTokenIds = eosTokenIds.ToHashSet();
+        _generatorSeed = parameters.Seed + sequenceIndex;
+    }
+
+    public SamplingParams Params { get; }
+
+    public IReadOnlyList<int> PromptTokenIds { get; }
+
+    public IReadOnlyList<int> OutputTokenIds => _outputTokenIds;
+
+    /// The model's end-of-sequence ids (config/generation_config may list several).
+    public IReadOnlySet<int> EosTokenIds { get; }
+
+    /// True while EOS and stop token ids must not be sampled (fewer than min_tokens generated).
+    public bool IsBelowMinTokens => _outputTokenIds.Count < Params.MinTokens;
+
+    /// Records a sampled token and says whether the sequence ends with it, in vLLM's order: nothing stops
+    /// before min_tokens; then EOS (unless ignore_eos), a stop token id, max_tokens. Stop strings are
+    /// text-side (StopStringMatcher); the model's context limit is the engine's to check.
+    public SequenceStop? AppendToken(int tokenId)
+    {
+        _outputTokenIds.Add(tokenId);
+        if (IsBelowMinTokens)
+        {
+            return null;
+        }
+        if (!Params.IgnoreEos && EosTokenIds.Contains(tokenId))
+        {
+            return new SequenceStop(FinishReason.Stop, null);
+        }
+        if (Params.StopTokenIds.Contains(tokenId))
+        {
+            return new SequenceStop(FinishReason.Stop, tokenId);
+        }
+        return _outputTokenIds.Count >= Params.MaxTokens ? new SequenceStop(FinishReason.Length, null) : null;
+    }
+
+    /// The ids that min_tokens masks: stop token ids, and EOS unless ignore_eos (then EOS stops nothing).
+    internal IEnumerable<int> TokensBlockedByMinTokens =>
+        Params.IgnoreEos ? Params.StopTokenIds : Params.StopTokenIds.Concat(EosTokenIds);
+
+    /// This sequence's generator, made on first use; null when the request has no seed. Always a CPU generator
+    /// (TorchSharp makes no device generators), so a seed gives the same draws on every device.
+    internal torch.Generator? Generator =>
+        _generator ??= _generatorSeed is { } seed ? new torch.Generator(unchecked((ulong)seed)) : null;
+
+    public void Dispose() => _generator?.Dispose();
+}
+
+/// Why a sequence ended, as vLLM reports it: FinishReason plus the stop token id or stop string, if any.
+public sealed record SequenceStop(FinishReason Reason, object? StopReason);

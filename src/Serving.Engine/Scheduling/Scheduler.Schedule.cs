@@ -1,0 +1,110 @@
+namespace Serving.Engine.Scheduling;
+
+// Building one step: running sequences first, then waiting ones, within the token and sequence budgets.
+internal sealed partial class Scheduler
+{
+    /// Decides what the next step computes. Never returns an empty batch while a sequence is unfinished:
+    /// the oldest running sequence always gets its blocks (newer ones are preempted for it, and admission
+    /// guarantees one sequence fits the whole pool), and with nothing running the waiting head fits.
+    public ScheduledBatch Schedule()
+    {
+        var step = new StepBuilder(_options.MaxNumBatchedTokens);
+        ScheduleRunning(step);
+        // After a preemption the pool is short: admitting new work would only preempt it again.
+        if (step.NumPreempted == 0 || step.Entries.Count == 0)
+            ScheduleWaiting(step);
+        return new ScheduledBatch(step.Entries, step.NumPreempted);
+    }
+
+    void ScheduleRunning(StepBuilder step)
+    {
+        for (var i = 0; i < _running.Count && step.TokenBudget > 0; i++)
+        {
+            var sequence = _running[i];
+            var numNewTokens = Math.Min(sequence.NumUncomputedTokens, step.TokenBudget);
+            if (!TryReserveSlots(sequence, numNewTokens, step))
+                break; // the sequence preempted itself: everything after it is gone too
+            step.Add(sequence, numNewTokens);
+        }
+    }
+
+    /// Gets blocks for the sequence's next tokens, preempting the newest running sequences until they fit.
+    /// False when the sequence itself had to go.
+    bool TryReserveSlots(Sequence sequence, int numNewTokens, StepBuilder step)
+    {
+        var numTokens = sequence.NumComputedTokens + numNewTokens;
+        while (!_kvCache.TryAllocateSlots(sequence.BlockTable, numTokens))
+        {
+            var victim = _running[^1];
+            Preempt(victim);
+            step.NumPreempted++;
+            if (victim == sequence)
+                return false;
+        }
+        return true;
+    }
+
+    /// Preemption by recompute: drop the KV, queue at the front of waiting. Its full blocks stay in the prefix
+    /// cache until evicted, so re-admission often recomputes only the tail.
+    void Preempt(Sequence sequence)
+    {
+        _running.Remove(sequence);
+        _kvCache.Free(sequence.BlockTable);
+        sequence.NumComputedTokens = 0;
+        sequence.Status = SequenceStatus.Preempted;
+        _waiting.AddFirst(sequence);
+        _numPreemptions++;
+    }
+
+    void ScheduleWaiting(StepBuilder step)
+    {
+        var node = _waiting.First;
+        while (node is not null && step.TokenBudget > 0 && _running.Count < _options.MaxNumSeqs)
+        {
+            var next = node.Next;
+            if (IsReadyToAdmit(node.Value))
+            {
+                if (!TryAdmit(node.Value, step))
+                    break; // FCFS: later requests do not overtake a head that does not fit yet
+                _waiting.Remove(node);
+            }
+            node = next;
+        }
+    }
+
+    /// A sibling (n > 1) waits until sibling 0 has computed the shared prompt once, then finds its full blocks
+    /// in the prefix cache instead of computing them again. Without prefix caching siblings run independently.
+    bool IsReadyToAdmit(Sequence sequence) =>
+        !_kvCache.PrefixCachingEnabled || sequence.Parent is not { } parent ||
+        parent.HasComputedPrompt || parent.IsFinished;
+
+    bool TryAdmit(Sequence sequence, StepBuilder step)
+    {
+        var prefix = _kvCache.FindCachedPrefix(sequence.BlockTable, sequence.TokenIds);
+        var numNewTokens = Math.Min(sequence.NumTokens - prefix.NumTokens, step.TokenBudget);
+        if (!_kvCache.TryAllocateSlots(sequence.BlockTable, prefix.NumTokens + numNewTokens, prefix))
+            return false;
+        _kvCache.RecordPrefixLookup(sequence.NumTokens, prefix.NumTokens);
+        if (sequence.Status == SequenceStatus.Waiting)
+            sequence.NumCachedTokens = prefix.NumTokens;
+        sequence.NumComputedTokens = prefix.NumTokens;
+        sequence.Status = SequenceStatus.Running;
+        _running.Add(sequence);
+        step.Add(sequence, numNewTokens);
+        return true;
+    }
+
+    sealed class StepBuilder(int tokenBudget)
+    {
+        public List<ScheduledSequence> Entries { get; } = [];
+        public int TokenBudget { get; private set; } = tokenBudget;
+        public int NumPreempted { get; set; }
+
+        public void Add(Sequence sequence, int numNewTokens)
+        {
+            var start = sequence.NumComputedTokens;
+            Entries.Add(new ScheduledSequence(sequence, start, numNewTokens, start + numNewTokens == sequence.NumTokens));
+            TokenBudget -= numNewTokens;
+        }
+    }
+}

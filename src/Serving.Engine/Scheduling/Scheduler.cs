@@ -1,0 +1,98 @@
+using Serving.Engine.KVCache;
+
+namespace Serving.Engine.Scheduling;
+
+/// Iteration-level scheduler (Orca / vLLM): each step decides how many tokens every sequence computes now.
+/// Owned by the engine thread; not thread-safe. The engine loop is
+///
+///     var batch = scheduler.Schedule();                       // who computes what
+///     var inputs = BatchMetadata.Build(batch, blockSize);     // slots and block tables for the model
+///     var tokens = model + sampler (inputs);                  // one token per batch.SamplingEntries
+///     var outputs = scheduler.Postprocess(batch, tokens);     // append, finish, free
+///
+/// Queues: waiting (FCFS; preempted sequences re-enter at the front) and running (in admission order, so
+/// the newest is last and is the first to be preempted).
+internal sealed partial class Scheduler
+{
+    readonly SchedulerOptions _options;
+    readonly KVCacheManager _kvCache;
+    readonly LinkedList<Sequence> _waiting = new();
+    readonly List<Sequence> _running = [];
+    readonly Dictionary<string, Sequence[]> _requests = new();
+    long _nextSequenceId;
+    long _numPreemptions;
+    long _numComputedTokens;
+    long _numGeneratedTokens;
+
+    public Scheduler(SchedulerOptions options, KVCacheManager kvCache)
+    {
+        options.Validate();
+        _options = options;
+        _kvCache = kvCache;
+    }
+
+    public KVCacheManager KVCache => _kvCache;
+    public IReadOnlyCollection<Sequence> Waiting => _waiting;
+    public IReadOnlyList<Sequence> Running => _running;
+    public bool HasUnfinishedSequences => _waiting.Count > 0 || _running.Count > 0;
+
+    /// Admits a request as N waiting sequences (sibling 0 first). Throws InvalidRequestException, naming the
+    /// counts, when it can never be served: empty prompt, prompt + max_tokens beyond the model's context or
+    /// beyond the whole KV pool, or a request id already live.
+    public IReadOnlyList<Sequence> Add(GenerationRequest request)
+    {
+        AdmissionCheck.Validate(request, _options.MaxModelLen, _kvCache);
+        if (_requests.ContainsKey(request.RequestId))
+            throw new InvalidRequestException($"request id '{request.RequestId}' is already in use", "request_id");
+        var sequences = new Sequence[request.Sampling.N];
+        for (var index = 0; index < sequences.Length; index++)
+        {
+            sequences[index] = new Sequence(_nextSequenceId++, request, index, index == 0 ? null : sequences[0]);
+            _waiting.AddLast(sequences[index]);
+        }
+        _requests.Add(request.RequestId, sequences);
+        return sequences;
+    }
+
+    /// Cancels every unfinished sequence of the request, in any state, freeing its blocks now. Returns the
+    /// sequences it finished (with FinishReason.Abort); empty when the request is unknown or already done.
+    public IReadOnlyList<Sequence> Abort(string requestId)
+    {
+        if (!_requests.TryGetValue(requestId, out var sequences))
+            return [];
+        var aborted = sequences.Where(sequence => !sequence.IsFinished).ToList();
+        foreach (var sequence in aborted)
+            Finish(sequence, FinishReason.Abort);
+        return aborted;
+    }
+
+    /// Ends a sequence for a reason found outside the scheduler (a stop string matched by the detokenizer,
+    /// a sampling failure): removes it from its queue and frees its blocks. No-op when already finished.
+    public void Finish(Sequence sequence, FinishReason reason)
+    {
+        if (sequence.IsFinished)
+            return;
+        if (sequence.Status == SequenceStatus.Running)
+            _running.Remove(sequence);
+        else
+            _waiting.Remove(sequence);
+        _kvCache.Free(sequence.BlockTable);
+        sequence.Status = SequenceStatus.Finished;
+        sequence.FinishReason = reason;
+        var siblings = _requests[sequence.RequestId];
+        if (siblings.All(sibling => sibling.IsFinished))
+            _requests.Remove(sequence.RequestId);
+    }
+
+    public SchedulerStats GetStats() => new(
+        NumRunning: _running.Count,
+        NumWaiting: _waiting.Count,
+        NumBlocks: _kvCache.NumBlocks,
+        NumFreeBlocks: _kvCache.NumFreeBlocks,
+        KVUsage: _kvCache.Usage,
+        PrefixCacheQueries: _kvCache.PrefixCacheQueries,
+        PrefixCacheHits: _kvCache.PrefixCacheHits,
+        NumPreemptions: _numPreemptions,
+        NumComputedTokens: _numComputedTokens,
+        NumGeneratedTokens: _numGeneratedTokens);
+}

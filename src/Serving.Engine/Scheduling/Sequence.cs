@@ -1,0 +1,92 @@
+using Serving.Engine.KVCache;
+using Serving.Engine.Sampling;
+
+namespace Serving.Engine.Scheduling;
+
+internal enum SequenceStatus
+{
+    /// Queued, never scheduled.
+    Waiting,
+    /// Holds blocks and is scheduled each step it fits the budgets.
+    Running,
+    /// Lost its blocks to a newer sequence's need; queued at the front of waiting to recompute its tokens.
+    Preempted,
+    /// Done (FinishReason says why); holds no blocks.
+    Finished,
+}
+
+/// One generation stream: the prompt, the tokens sampled so far and how many of them have KV in the pool.
+/// A request with n > 1 has n sequences (Index 0..n-1); Parent is sibling 0 for the others.
+///
+/// Invariant while not finished: 0 <= NumComputedTokens < NumTokens (the last token is always the next
+/// step's input) and the block table holds slots for NumComputedTokens tokens at least.
+internal sealed class Sequence
+{
+    readonly int[] _promptTokenIds;
+    readonly List<int> _outputTokenIds = [];
+
+    public Sequence(long id, GenerationRequest request, int index, Sequence? parent)
+    {
+        Id = id;
+        RequestId = request.RequestId;
+        Index = index;
+        Parent = parent;
+        Sampling = request.Sampling;
+        ArrivalTime = request.ArrivalTime;
+        _promptTokenIds = request.PromptTokenIds.ToArray();
+        TokenIds = new SequenceTokens(_promptTokenIds, _outputTokenIds);
+    }
+
+    public long Id { get; }
+    public string RequestId { get; }
+    public int Index { get; }
+    public Sequence? Parent { get; }
+    public SamplingParams Sampling { get; }
+    public DateTimeOffset ArrivalTime { get; }
+
+    public IReadOnlyList<int> PromptTokenIds => _promptTokenIds;
+    public IReadOnlyList<int> OutputTokenIds => _outputTokenIds;
+    /// Prompt then output tokens, without copying.
+    public IReadOnlyList<int> TokenIds { get; }
+
+    public int NumPromptTokens => _promptTokenIds.Length;
+    public int NumOutputTokens => _outputTokenIds.Count;
+    public int NumTokens => NumPromptTokens + NumOutputTokens;
+
+    /// Tokens whose KV is in the pool (reset to 0 by preemption).
+    public int NumComputedTokens { get; internal set; }
+    public int NumUncomputedTokens => NumTokens - NumComputedTokens;
+
+    /// Prompt tokens found in the prefix cache when first scheduled (usage's cached prompt tokens).
+    public int NumCachedTokens { get; internal set; }
+
+    /// True once the whole prompt was computed at least once: its full blocks are then in the prefix cache.
+    public bool HasComputedPrompt { get; private set; }
+
+    public BlockTable BlockTable { get; } = new();
+    public SequenceStatus Status { get; internal set; } = SequenceStatus.Waiting;
+    public FinishReason? FinishReason { get; internal set; }
+    public bool IsFinished => Status == SequenceStatus.Finished;
+
+    internal void MarkComputed(int numComputedTokens)
+    {
+        NumComputedTokens = numComputedTokens;
+        HasComputedPrompt |= numComputedTokens >= NumPromptTokens;
+    }
+
+    internal void AppendToken(int tokenId) => _outputTokenIds.Add(tokenId);
+
+    public override string ToString() => $"{RequestId}#{Index} ({Status}, {NumComputedTokens}/{NumTokens} computed)";
+
+    /// A read-only view of prompt followed by output.
+    sealed class SequenceTokens(int[] prompt, List<int> output) : IReadOnlyList<int>
+    {
+        public int Count => prompt.Length + output.Count;
+
+        public int this[int index] => index < prompt.Length ? prompt[index] : output[index - prompt.Length];
+
+        public IEnumerator<int> GetEnumerator() => prompt.Concat(output).GetEnumerator();
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+}

@@ -1,0 +1,101 @@
+using System.Text;
+using Serving.Engine.Tokenization.HuggingFace;
+using Serving.Engine.Tokenization.SentencePiece;
+
+namespace Serving.Engine.Tokenization;
+
+/// The tokenizer of a checkpoint folder: tokenizer.json (preferred, read as Hugging Face tokenizers reads it)
+/// or tokenizer.model (SentencePiece), plus tokenizer_config.json (BOS/EOS, add_bos_token, chat template).
+/// Immutable and safe to share between threads.
+public sealed class TextTokenizer
+{
+    readonly ITokenizerBackend _backend;
+
+    TextTokenizer(ITokenizerBackend backend, string? bosToken, string? eosToken, IReadOnlyList<int> eosTokenIds, string? chatTemplate)
+    {
+        _backend = backend;
+        BosToken = bosToken;
+        BosTokenId = bosToken is { } bos ? backend.TokenToId(bos) : null;
+        EosToken = eosToken;
+        EosTokenIds = eosTokenIds;
+        ChatTemplate = chatTemplate;
+    }
+
+    /// One past the largest token id, added tokens included.
+    public int VocabSize => _backend.VocabSize;
+
+    public int? BosTokenId { get; }
+
+    public string? BosToken { get; }
+
+    /// The ids that end generation: tokenizer_config's eos_token, plus any added by WithExtraEosTokenIds.
+    public IReadOnlyList<int> EosTokenIds { get; }
+
+    public string? EosToken { get; }
+
+    /// tokenizer_config.json's chat_template (or its "default" entry), or chat_template.jinja beside it.
+    public string? ChatTemplate { get; }
+
+    public static TextTokenizer Load(string modelDir)
+    {
+        var config = TokenizerConfig.Load(modelDir);
+        var jsonPath = Path.Combine(modelDir, "tokenizer.json");
+        var modelPath = Path.Combine(modelDir, "tokenizer.model");
+        ITokenizerBackend backend = File.Exists(jsonPath) ? HfTokenizer.Load(jsonPath, vocab => SpecialTokensFromConfig(config, vocab))
+            : File.Exists(modelPath) ? SentencePieceTokenizer.Load(modelPath, config)
+            : throw new FileNotFoundException($"no tokenizer.json or tokenizer.model in {modelDir}");
+        var eos = config.EosToken is { } eosToken && backend.TokenToId(eosToken) is { } eosId ? new[] { eosId } : [];
+        return new TextTokenizer(backend, config.BosToken, config.EosToken, eos, config.ChatTemplate);
+    }
+
+    /// The same tokenizer with more end-of-sequence ids (config.json / generation_config.json eos_token_id).
+    public TextTokenizer WithExtraEosTokenIds(IEnumerable<int> ids) =>
+        new(_backend, BosToken, EosToken, EosTokenIds.Concat(ids).Distinct().ToArray(), ChatTemplate);
+
+    /// addSpecialTokens: add what the tokenizer puts around a text (BOS); special tokens written in the text
+    /// are matched either way.
+    public IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true) => _backend.Encode(text, addSpecialTokens);
+
+    public string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens = false)
+    {
+        var output = new StringBuilder();
+        var stream = _backend.CreateDecodeStream(atStart: true);
+        foreach (var id in ids)
+            if (!(skipSpecialTokens && _backend.IsSpecial(id))) stream.Push(id, output);
+        stream.Flush(output);
+        return output.ToString();
+    }
+
+    public bool IsSpecial(int id) => _backend.IsSpecial(id);
+
+    /// The vocabulary string of an id ("Ġworld", "▁world", "<0xE4>"), or null for an unknown id.
+    public string? TokenString(int id) => _backend.IdToToken(id);
+
+    public int? TokenToId(string token) => _backend.TokenToId(token);
+
+    /// The text of one token as it reads in the middle of a text (for log-probabilities): "▁world" gives
+    /// " world"; a byte that is only part of a character gives U+FFFD.
+    public string TokenText(int id)
+    {
+        var output = new StringBuilder();
+        var stream = _backend.CreateDecodeStream(atStart: false);
+        stream.Push(id, output);
+        stream.Flush(output);
+        return output.ToString();
+    }
+
+    /// A streaming decoder for the tokens generated after promptIds. The prompt only sets the context (a
+    /// SentencePiece space after it is kept; a character it left unfinished is completed by the first tokens).
+    public IncrementalDetokenizer CreateDetokenizer(IReadOnlyList<int> promptIds, bool skipSpecialTokens) =>
+        new(_backend, promptIds, skipSpecialTokens);
+
+    /// Explicit add_bos_token / add_eos_token in tokenizer_config.json decide the special tokens around a text,
+    /// as transformers rebuilds the post-processor from them; otherwise the file's post-processor stands.
+    static IPostProcessor? SpecialTokensFromConfig(TokenizerConfig config, HfTokenizerVocab vocab)
+    {
+        if (config.AddBosToken is null && config.AddEosToken is null) return null;
+        var before = config.AddBosToken == true && config.BosToken is { } bos && vocab.IdOf(bos) is { } bosId ? new[] { bosId } : [];
+        var after = config.AddEosToken == true && config.EosToken is { } eos && vocab.IdOf(eos) is { } eosId ? new[] { eosId } : [];
+        return new TemplatePostProcessor(before, after);
+    }
+}

@@ -1,0 +1,92 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Weights;
+
+/// The tensors of a checkpoint folder: model.safetensors, or the shards listed by model.safetensors.index.json.
+/// Every tensor name resolves to exactly one file; reads copy one tensor at a time out of the mapped file.
+public sealed class SafetensorsCheckpoint : IDisposable
+{
+    public const string SingleFile = "model.safetensors";
+    public const string IndexFile = "model.safetensors.index.json";
+
+    readonly IReadOnlyList<SafetensorsFile> _files;
+    readonly Dictionary<string, SafetensorsFile> _fileOf;
+
+    public string Directory { get; }
+    public IReadOnlyCollection<string> TensorNames => _fileOf.Keys;
+
+    SafetensorsCheckpoint(string directory, IReadOnlyList<SafetensorsFile> files, Dictionary<string, SafetensorsFile> fileOf)
+    {
+        Directory = directory;
+        _files = files;
+        _fileOf = fileOf;
+    }
+
+    public static SafetensorsCheckpoint Open(string directory)
+    {
+        var index = Path.Combine(directory, IndexFile);
+        if (File.Exists(index)) return OpenSharded(directory, index);
+        var single = Path.Combine(directory, SingleFile);
+        if (!File.Exists(single))
+            throw new CheckpointException($"no {SingleFile} or {IndexFile} in {directory}");
+        var file = SafetensorsFile.Open(single);
+        return new SafetensorsCheckpoint(directory, [file], file.Tensors.Keys.ToDictionary(name => name, _ => file));
+    }
+
+    public bool Contains(string name) => _fileOf.ContainsKey(name);
+
+    public SafetensorsTensorInfo Info(string name) =>
+        _fileOf.TryGetValue(name, out var file) ? file.Tensors[name]
+            : throw new CheckpointException($"missing weight '{name}' in {Directory}");
+
+    /// A new CPU tensor in the stored dtype; the caller owns it.
+    public Tensor Read(string name) =>
+        _fileOf.TryGetValue(name, out var file) ? file.Read(name)
+            : throw new CheckpointException($"missing weight '{name}' in {Directory}");
+
+    static SafetensorsCheckpoint OpenSharded(string directory, string indexPath)
+    {
+        var weightMap = ReadWeightMap(indexPath);
+        var files = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+        var fileOf = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var (tensor, shard) in weightMap)
+            {
+                if (!files.TryGetValue(shard, out var file))
+                    files[shard] = file = SafetensorsFile.Open(Path.Combine(directory, shard));
+                fileOf[tensor] = file.Tensors.ContainsKey(tensor) ? file
+                    : throw new CheckpointException($"{IndexFile} maps '{tensor}' to {shard}, which has no such tensor");
+            }
+        }
+        catch
+        {
+            foreach (var file in files.Values) file.Dispose();
+            throw;
+        }
+        return new SafetensorsCheckpoint(directory, files.Values.ToArray(), fileOf);
+    }
+
+    static IReadOnlyList<(string Tensor, string Shard)> ReadWeightMap(string indexPath)
+    {
+        try
+        {
+            var map = JsonNode.Parse(File.ReadAllText(indexPath))?["weight_map"] as JsonObject
+                ?? throw new CheckpointException($"{IndexFile}: no 'weight_map' object");
+            return map.Select(entry => (entry.Key, entry.Value is JsonValue v && v.TryGetValue(out string? shard)
+                && shard == Path.GetFileName(shard) ? shard
+                : throw new CheckpointException($"{IndexFile}: weight_map entry '{entry.Key}' is not a file name in the folder"))).ToArray();
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointException($"{IndexFile}: invalid JSON ({e.Message})", e);
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var file in _files) file.Dispose();
+    }
+}

@@ -1,0 +1,174 @@
+using System.Text.Json.Nodes;
+using Serving.Engine.Config;
+using Serving.Engine.Tests.Support;
+
+namespace Serving.Engine.Tests.Config;
+
+public sealed class ModelConfigTests
+{
+    /// A minimal valid llama config.json, with fields overridden or removed (null) per test.
+    static ModelConfig Read(params (string Field, JsonNode? Value)[] overrides)
+    {
+        var json = new JsonObject
+        {
+            ["model_type"] = "llama", ["hidden_size"] = 64, ["intermediate_size"] = 176, ["num_hidden_layers"] = 2,
+            ["num_attention_heads"] = 8, ["num_key_value_heads"] = 2, ["vocab_size"] = 512, ["eos_token_id"] = 2,
+        };
+        foreach (var (field, value) in overrides)
+            if (value is null) json.Remove(field); else json[field] = value;
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("config.json"), json.ToJsonString());
+        return ModelConfig.Load(dir.Path);
+    }
+
+    static ModelConfigException Refused(params (string Field, JsonNode? Value)[] overrides) =>
+        Assert.Throws<ModelConfigException>(() => Read(overrides));
+
+    [Fact]
+    public void ReadsTheTransformers5Spelling()
+    {
+        var config = ModelConfig.Load(Fixtures.Dir("llama-gqa"));
+        Assert.Equal(("llama", 64, 8, 2, 8, 4), (config.ModelType, config.HiddenSize, config.NumAttentionHeads,
+            config.NumKeyValueHeads, config.HeadDim, config.NumQueriesPerKV));
+        Assert.Equal(new RopeConfig { Theta = 10000 }, config.Rope);
+        Assert.Equal("float32", config.Dtype);
+        Assert.Null(config.BosTokenId);
+        Assert.Equal([2], config.EosTokenIds);
+        Assert.Equal(256, config.MaxContextLength);
+        Assert.False(config.QkvBias || config.OutputBias || config.MlpBias || config.TieWordEmbeddings);
+    }
+
+    [Fact]
+    public void ReadsTheClassicSpelling()
+    {
+        var config = ModelConfig.Load(Fixtures.Dir("llama-mha"));
+        Assert.Equal(8, config.NumKeyValueHeads);
+        Assert.Equal(1, config.NumQueriesPerKV);
+        Assert.Equal(10000, config.Rope.Theta);
+        Assert.Equal("float32", config.Dtype);
+        Assert.Equal(1, ModelConfig.Load(Fixtures.Dir("llama-sp-mqa")).NumKeyValueHeads);
+        Assert.Equal(1, ModelConfig.Load(Fixtures.Dir("llama-sp-mqa")).BosTokenId);
+    }
+
+    [Fact]
+    public void AbsentKeyValueHeadsMeanMhaAndAbsentHeadDimIsHiddenOverHeads()
+    {
+        var config = Read(("num_key_value_heads", null), ("head_dim", null), ("hidden_size", 96));
+        Assert.Equal(8, config.NumKeyValueHeads);
+        Assert.Equal(12, config.HeadDim);
+        Assert.Equal(16, Read(("head_dim", 16)).HeadDim);
+    }
+
+    [Fact]
+    public void EosTokenIdMayBeAList()
+    {
+        Assert.Equal([128001, 128008, 128009], Read(("eos_token_id", new JsonArray(128001, 128008, 128009))).EosTokenIds);
+        Assert.Empty(Read(("eos_token_id", null)).EosTokenIds);
+    }
+
+    [Fact]
+    public void RopeThetaAndScalingInBothSpellingsGiveTheSameRope()
+    {
+        var classic = Read(("rope_theta", 500000.0), ("rope_scaling", new JsonObject
+        {
+            ["rope_type"] = "llama3", ["factor"] = 8.0, ["low_freq_factor"] = 1.0, ["high_freq_factor"] = 4.0,
+            ["original_max_position_embeddings"] = 8192,
+        }));
+        var parameters = Read(("rope_parameters", new JsonObject
+        {
+            ["rope_type"] = "llama3", ["rope_theta"] = 500000.0, ["factor"] = 8.0, ["low_freq_factor"] = 1.0,
+            ["high_freq_factor"] = 4.0, ["original_max_position_embeddings"] = 8192,
+        }));
+        Assert.Equal(classic.Rope, parameters.Rope);
+        Assert.Equal(RopeType.Llama3, classic.Rope.Type);
+        var legacyTypeKey = Read(("rope_scaling", new JsonObject { ["type"] = "linear", ["factor"] = 2.0 }));
+        Assert.Equal(new RopeConfig { Type = RopeType.Linear, Factor = 2.0 }, legacyTypeKey.Rope);
+    }
+
+    [Fact]
+    public void InverseFrequenciesFollowTheRopeType()
+    {
+        // head dim 8, theta 10^4: frequencies 1, 0.1, 0.01, 0.001
+        Assert.Equal([1f, 0.1f, 0.01f, 0.001f], new RopeConfig().InverseFrequencies(8), Close);
+        Assert.Equal([0.5f, 0.05f, 0.005f, 0.0005f], new RopeConfig { Type = RopeType.Linear, Factor = 2 }.InverseFrequencies(8), Close);
+    }
+
+    [Fact]
+    public void Llama3ScalingMatchesAHandComputation()
+    {
+        var rope = new RopeConfig
+        {
+            Type = RopeType.Llama3, Factor = 8, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 1024,
+        };
+        // wavelengths 2 pi / f = 6.28, 62.8, 628.3, 6283; high-frequency bound 1024 / 4 = 256, low-frequency bound 1024 / 1.
+        // 6.28 and 62.8 < 256: kept. 6283 > 1024: divided by 8 -> 0.000125.
+        // 628.3 lies between: smooth = (1024 / 628.3185 - 1) / (4 - 1) = 0.2099203,
+        //   (1 - smooth) * 0.01 / 8 + smooth * 0.01 = 0.0009876 + 0.0020992 = 0.0030868
+        Assert.Equal([1f, 0.1f, 0.0030868f, 0.000125f], rope.InverseFrequencies(8), Close);
+    }
+
+    static readonly IEqualityComparer<float> Close = EqualityComparer<float>.Create((a, b) => Math.Abs(a - b) <= 1e-6 * Math.Max(1, Math.Abs(b)) + 1e-7);
+
+    [Fact]
+    public void Qwen2HasQkvBiasButNoOutputBiasAndIgnoresAnUnusedSlidingWindow()
+    {
+        var config = Read(("model_type", "qwen2"), ("sliding_window", 4096), ("use_sliding_window", false),
+            ("max_position_embeddings", 32768), ("tie_word_embeddings", true));
+        Assert.True(config.QkvBias);
+        Assert.False(config.OutputBias);
+        Assert.True(config.TieWordEmbeddings);
+        Assert.Null(config.SlidingWindow);
+        Assert.Equal(32768, config.MaxContextLength);
+    }
+
+    [Fact]
+    public void LlamaAttentionBiasCoversQkvAndOutput()
+    {
+        var config = Read(("attention_bias", true), ("mlp_bias", true));
+        Assert.True(config.QkvBias && config.OutputBias && config.MlpBias);
+    }
+
+    [Fact]
+    public void MistralSlidingWindowClampsTheContextAndRefusesLongerMaxModelLen()
+    {
+        var config = Read(("model_type", "mistral"), ("sliding_window", 4096), ("max_position_embeddings", 32768));
+        Assert.Equal(4096, config.MaxContextLength);
+        Assert.Equal(4096, config.ResolveMaxModelLen(0));
+        Assert.Equal(2048, config.ResolveMaxModelLen(2048));
+        var refused = Assert.Throws<ModelConfigException>(() => config.ResolveMaxModelLen(8192));
+        Assert.Contains("sliding_window", refused.Message);
+        Assert.Equal(32768, Read(("model_type", "mistral"), ("sliding_window", null), ("max_position_embeddings", 32768)).MaxContextLength);
+    }
+
+    [Fact]
+    public void UnsupportedValuesAreRefusedNamingTheField()
+    {
+        Assert.Contains("'model_type'", Refused(("model_type", "gpt2")).Message);
+        Assert.Contains("gpt2", Refused(("model_type", "gpt2")).Message);
+        Assert.Contains("'hidden_act'", Refused(("hidden_act", "gelu")).Message);
+        Assert.Contains("'rope_scaling.rope_type'", Refused(("rope_scaling", new JsonObject { ["rope_type"] = "yarn", ["factor"] = 4.0 })).Message);
+        Assert.Contains("'rope_parameters.factor'", Refused(("rope_parameters", new JsonObject { ["rope_type"] = "linear" })).Message);
+        Assert.Contains("'architectures'", Refused(("architectures", new JsonArray("LlamaForSequenceClassification"))).Message);
+        Assert.Contains("'quantization_config'", Refused(("quantization_config", new JsonObject { ["quant_method"] = "awq" })).Message);
+        Assert.Contains("'torch_dtype'", Refused(("torch_dtype", "int8")).Message);
+        Assert.Contains("'num_key_value_heads'", Refused(("num_key_value_heads", 3)).Message);
+        Assert.Contains("'hidden_size'", Refused(("hidden_size", null)).Message);
+        Assert.Contains("'vocab_size'", Refused(("vocab_size", "many")).Message);
+    }
+
+    [Fact]
+    public void GenerationConfigReadsDefaultsAndEosLists()
+    {
+        Assert.Equal([2], GenerationConfig.Load(Fixtures.Dir("llama-gqa")).EosTokenIds);
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("generation_config.json"),
+            """{"bos_token_id": 1, "eos_token_id": [2, 7], "do_sample": true, "temperature": 0.6, "top_p": 0.9, "top_k": 20}""");
+        var generation = GenerationConfig.Load(dir.Path);
+        Assert.Equal((1, true, 0.6, 0.9, 20), (generation.BosTokenId!.Value, generation.DoSample!.Value,
+            generation.Temperature!.Value, generation.TopP!.Value, generation.TopK!.Value));
+        Assert.Equal([2, 7], generation.EosTokenIds);
+        Assert.Null(generation.RepetitionPenalty);
+        using var without = new TempDirectory();
+        Assert.Same(GenerationConfig.Empty, GenerationConfig.Load(without.Path));
+    }
+}

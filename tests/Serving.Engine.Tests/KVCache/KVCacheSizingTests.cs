@@ -1,0 +1,64 @@
+using System.Text.Json.Nodes;
+using Serving.Engine.KVCache;
+using Serving.Engine.Tests.Support;
+
+namespace Serving.Engine.Tests.KVCache;
+
+public sealed class KVCacheSizingTests
+{
+    /// The KV shape from a fixture's config.json (head_dim given, or hidden_size / heads).
+    static KVCacheSpec SpecOf(string fixture)
+    {
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.Dir(fixture), "config.json")))!;
+        var heads = (int)config["num_attention_heads"]!;
+        var headDim = (int?)config["head_dim"] ?? (int)config["hidden_size"]! / heads;
+        var kvHeads = (int?)config["num_key_value_heads"] ?? heads;
+        return new KVCacheSpec((int)config["num_hidden_layers"]!, kvHeads, headDim, KVCacheSpec.SizeOf("float32"));
+    }
+
+    [Fact]
+    public void BytesPerTokenIsKAndVForEveryLayerAndKVHead()
+    {
+        var spec = new KVCacheSpec(NumLayers: 32, NumKVHeads: 8, HeadDim: 128, DtypeSize: 2);
+        Assert.Equal(2L * 32 * 8 * 128 * 2, spec.BytesPerToken); // Llama-3-8B in bfloat16: 128 KiB per token
+        Assert.Equal(spec.BytesPerToken * 16, spec.BytesPerBlock(16));
+    }
+
+    [Fact]
+    public void GqaHoldsFourTimesAndMqaEightTimesTheTokensOfMhaInTheSameMemory()
+    {
+        const long memory = 1L << 20;
+        var mha = KVCacheSizing.Plan(SpecOf("llama-mha"), memory, blockSize: 16);
+        var gqa = KVCacheSizing.Plan(SpecOf("llama-gqa"), memory, blockSize: 16);
+        var mqa = KVCacheSizing.Plan(SpecOf("llama-sp-mqa"), memory, blockSize: 16);
+
+        // 2 layers x head_dim 8 x float32: 2*2*8*4 = 128 bytes per KV head per token.
+        Assert.Equal(1024, mha.BytesPerToken);
+        Assert.Equal(256, gqa.BytesPerToken);
+        Assert.Equal(128, mqa.BytesPerToken);
+        Assert.Equal(64, mha.NumBlocks);
+        Assert.Equal(256, gqa.NumBlocks);
+        Assert.Equal(512, mqa.NumBlocks);
+        Assert.Equal(4 * mha.CapacityTokens, gqa.CapacityTokens);
+        Assert.Equal(8 * mha.CapacityTokens, mqa.CapacityTokens);
+        Assert.All(new[] { mha, gqa, mqa }, capacity => Assert.Equal(memory, capacity.TotalBytes));
+    }
+
+    [Fact]
+    public void CapacityInSequencesCountsWholeBlocks()
+    {
+        var capacity = new KVCacheCapacity(NumBlocks: 100, BlockSize: 16, BytesPerToken: 256);
+        Assert.Equal(1600, capacity.CapacityTokens);
+        Assert.Equal(6, capacity.MaxConcurrentSequences(256)); // 16 blocks each
+        Assert.Equal(5, capacity.MaxConcurrentSequences(257)); // 17 blocks each
+    }
+
+    [Fact]
+    public void TheBlockOverrideWinsAndATooSmallBudgetIsRefused()
+    {
+        var spec = new KVCacheSpec(2, 2, 8, 4);
+        Assert.Equal(7, KVCacheSizing.Plan(spec, memoryBytes: 0, blockSize: 16, numBlocksOverride: 7).NumBlocks);
+        var error = Assert.Throws<ArgumentException>(() => KVCacheSizing.Plan(spec, memoryBytes: 4095, blockSize: 16));
+        Assert.Contains("4096 bytes", error.Message);
+    }
+}

@@ -1,0 +1,146 @@
+using Serving.Engine.KVCache;
+using Serving.Engine.Sampling;
+using Serving.Engine.Scheduling;
+using Xunit.Abstractions;
+
+namespace Serving.Engine.Tests.Scheduling;
+
+/// Random workloads (seeded, so a failure names a reproducible seed) pushed through the scheduler and the
+/// simulated engine: random arrivals, prompts sharing random prefixes, max tokens, n, EOS, cancellations,
+/// tiny pools and token budgets. After every step the pool invariants hold; at the end every block is free
+/// and every sequence that was not cancelled produced exactly what it produces alone.
+public sealed class SchedulerPropertyTests(ITestOutputHelper output)
+{
+    const int Vocab = 64;
+    const int Eos = 2;
+    const int MaxModelLen = 48;
+
+    sealed record Workload(SchedulerOptions Options, int NumBlocks, int BlockSize, bool PrefixCaching, List<Arrival> Arrivals);
+
+    sealed record Arrival(int Step, GenerationRequest Request, int? CancelStep);
+
+    sealed record Totals(long Preemptions, long PrefixHits, int Refused, int Cancelled, int ChunkedSteps, int Finished);
+
+    [Fact]
+    public void RandomWorkloadsKeepThePoolConsistentAndFinishCorrectly()
+    {
+        var totals = new List<Totals>();
+        for (var seed = 0; seed < 300; seed++)
+        {
+            try { totals.Add(Run(Generate(new Random(seed)))); }
+            catch (Exception e) { throw new InvalidOperationException($"workload seed {seed} failed: {e.Message}", e); }
+        }
+        output.WriteLine(
+            $"preemptions {totals.Sum(t => t.Preemptions)}, prefix hit tokens {totals.Sum(t => t.PrefixHits)}, " +
+            $"refused {totals.Sum(t => t.Refused)}, cancelled {totals.Sum(t => t.Cancelled)}, " +
+            $"chunked steps {totals.Sum(t => t.ChunkedSteps)}, finished {totals.Sum(t => t.Finished)}");
+        // The generator must actually provoke what the invariants are about.
+        Assert.True(totals.Sum(t => t.Preemptions) > 100, "too few preemptions");
+        Assert.True(totals.Sum(t => t.PrefixHits) > 1000, "too few prefix hits");
+        Assert.True(totals.Sum(t => t.Refused) > 10, "too few refusals");
+        Assert.True(totals.Sum(t => t.Cancelled) > 100, "too few cancellations");
+        Assert.True(totals.Sum(t => t.ChunkedSteps) > 100, "too few chunked prefills");
+        Assert.True(totals.Sum(t => t.Finished) > 1000, "too few finished sequences");
+    }
+
+    static Workload Generate(Random rng)
+    {
+        var blockSize = new[] { 1, 2, 4, 8 }[rng.Next(4)];
+        var numBlocks = rng.Next(48 / blockSize / 2, 48 / blockSize * 4);
+        var options = new SchedulerOptions
+        {
+            MaxNumSeqs = rng.Next(1, 9),
+            MaxNumBatchedTokens = rng.Next(1, 40),
+            MaxModelLen = MaxModelLen,
+            EosTokenIds = new HashSet<int> { Eos },
+        };
+        var prefixes = Enumerable.Range(0, 3).Select(_ => RandomTokens(rng, rng.Next(0, 20))).ToArray();
+        var arrivals = Enumerable.Range(0, rng.Next(1, 25)).Select(i => RandomArrival(rng, i, prefixes)).ToList();
+        return new Workload(options, numBlocks, blockSize, rng.Next(4) != 0, arrivals);
+    }
+
+    static Arrival RandomArrival(Random rng, int i, int[][] prefixes)
+    {
+        var prompt = prefixes[rng.Next(prefixes.Length)].Concat(RandomTokens(rng, rng.Next(1, 16))).ToArray();
+        var sampling = SamplingParams.Greedy with
+        {
+            MaxTokens = rng.Next(1, 20),
+            MinTokens = rng.Next(3) == 0 ? rng.Next(0, 4) : 0,
+            N = rng.Next(4) == 0 ? rng.Next(2, 4) : 1,
+            IgnoreEos = rng.Next(3) == 0,
+        };
+        var step = rng.Next(0, 60);
+        int? cancelStep = rng.Next(4) == 0 ? step + rng.Next(0, 25) : null;
+        return new Arrival(step, new GenerationRequest { RequestId = $"r{i}", PromptTokenIds = prompt, Sampling = sampling }, cancelStep);
+    }
+
+    static int[] RandomTokens(Random rng, int count) => Enumerable.Range(0, count).Select(_ => rng.Next(3, Vocab)).ToArray();
+
+    static Totals Run(Workload workload)
+    {
+        var scheduler = new Scheduler(workload.Options, new KVCacheManager(workload.NumBlocks, workload.BlockSize, workload.PrefixCaching));
+        var engine = new SimulatedEngine(scheduler, Vocab);
+        var admitted = new List<Sequence>();
+        var cancelled = new HashSet<string>();
+        int refused = 0, chunkedSteps = 0;
+        var lastArrival = workload.Arrivals.Max(arrival => Math.Max(arrival.Step, arrival.CancelStep ?? 0));
+        for (var step = 0; step <= lastArrival || scheduler.HasUnfinishedSequences; step++)
+        {
+            Assert.True(step < 20_000, "no progress (livelock)");
+            foreach (var arrival in workload.Arrivals.Where(arrival => arrival.Step == step))
+                refused += Admit(scheduler, workload, arrival.Request, admitted) ? 0 : 1;
+            foreach (var arrival in workload.Arrivals.Where(arrival => arrival.CancelStep == step))
+                if (scheduler.Abort(arrival.Request.RequestId).Count > 0)
+                    cancelled.Add(arrival.Request.RequestId);
+            if (scheduler.HasUnfinishedSequences)
+                chunkedSteps += CheckedStep(engine, workload.Options) ? 1 : 0;
+        }
+        PoolInvariants.CheckAllFree(scheduler);
+        CheckOutputs(admitted, cancelled);
+        var stats = scheduler.GetStats();
+        var finished = admitted.Count(sequence => sequence.FinishReason != FinishReason.Abort);
+        return new Totals(stats.NumPreemptions, stats.PrefixCacheHits, refused, cancelled.Count, chunkedSteps, finished);
+    }
+
+    /// Adds the request; a refusal must be one of the two legitimate ones.
+    static bool Admit(Scheduler scheduler, Workload workload, GenerationRequest request, List<Sequence> admitted)
+    {
+        try
+        {
+            admitted.AddRange(scheduler.Add(request));
+            return true;
+        }
+        catch (InvalidRequestException)
+        {
+            var total = request.PromptTokenIds.Count + request.Sampling.MaxTokens;
+            Assert.True(total > MaxModelLen || (total + workload.BlockSize - 1) / workload.BlockSize > workload.NumBlocks);
+            return false;
+        }
+    }
+
+    /// One step with its budget and progress checks; true when it carried a prefill chunk that samples nothing.
+    static bool CheckedStep(SimulatedEngine engine, SchedulerOptions options)
+    {
+        var (batch, _) = engine.Step();
+        Assert.False(batch.IsEmpty, "a step scheduled nothing while work was waiting");
+        Assert.True(batch.NumTokens <= options.MaxNumBatchedTokens);
+        Assert.True(batch.Entries.Count <= options.MaxNumSeqs);
+        Assert.True(engine.Scheduler.Running.Count <= options.MaxNumSeqs);
+        Assert.All(batch.Entries, entry => Assert.True(entry.NumNewTokens >= 1));
+        Assert.Equal(batch.Entries.Count, batch.Entries.Select(entry => entry.Sequence).Distinct().Count());
+        PoolInvariants.Check(engine.Scheduler);
+        return batch.Entries.Any(entry => !entry.SamplesToken);
+    }
+
+    static void CheckOutputs(List<Sequence> admitted, HashSet<string> cancelled)
+    {
+        foreach (var sequence in admitted)
+        {
+            Assert.True(sequence.IsFinished);
+            if (cancelled.Contains(sequence.RequestId) && sequence.FinishReason == FinishReason.Abort)
+                continue;
+            var expected = SimulatedEngine.ReferenceOutput(sequence, new HashSet<int> { Eos }, MaxModelLen, Vocab);
+            Assert.Equal(expected, sequence.OutputTokenIds);
+        }
+    }
+}

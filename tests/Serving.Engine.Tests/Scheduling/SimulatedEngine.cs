@@ -1,0 +1,115 @@
+using Serving.Engine.KVCache;
+using Serving.Engine.Scheduling;
+
+namespace Serving.Engine.Tests.Scheduling;
+
+/// Stands in for the model runner in scheduler tests. The pool holds, per slot, a fingerprint of the prefix
+/// whose K/V the slot would hold; each step checks that every sequence attends to exactly its own prefix
+/// (through the BatchMetadata block tables), writes the new tokens' fingerprints at their slots, and
+/// "samples" a token that depends only on the sequence's tokens and index, like greedy decoding. So a
+/// sequence's output must equal ReferenceOutput (the sequence run alone) however it was chunked, preempted
+/// or served from the prefix cache.
+internal sealed class SimulatedEngine(Scheduler scheduler, int vocabSize = 64)
+{
+    readonly ulong[] _slots = new ulong[scheduler.KVCache.NumBlocks * scheduler.KVCache.BlockSize];
+
+    public Scheduler Scheduler { get; } = scheduler;
+    public int BlockSize => Scheduler.KVCache.BlockSize;
+    public int Steps { get; private set; }
+
+    public (ScheduledBatch Batch, IReadOnlyList<SequenceOutput> Outputs) Step()
+    {
+        var batch = Scheduler.Schedule();
+        var metadata = BatchMetadata.Build(batch, BlockSize);
+        var sampled = Execute(batch, metadata);
+        Steps++;
+        return (batch, Scheduler.Postprocess(batch, sampled));
+    }
+
+    /// Steps until no sequence is left; fails when that takes more than maxSteps (a livelock).
+    public void RunUntilIdle(int maxSteps = 10_000)
+    {
+        for (var i = 0; i < maxSteps && Scheduler.HasUnfinishedSequences; i++)
+            Step();
+        Assert.False(Scheduler.HasUnfinishedSequences, $"work left after {maxSteps} steps");
+    }
+
+    public static int NextToken(IReadOnlyList<int> tokenIds, int index, int vocabSize) =>
+        (int)((Fingerprints(tokenIds, tokenIds.Count)[^1] ^ (ulong)index * 0x9E3779B97F4A7C15UL) % (ulong)vocabSize);
+
+    /// What a sequence generates alone, with the scheduler's stop rules (EOS, stop ids, max tokens, context).
+    public static List<int> ReferenceOutput(Sequence sequence, IReadOnlySet<int> eos, int maxModelLen, int vocabSize = 64)
+    {
+        var tokens = sequence.PromptTokenIds.ToList();
+        var output = new List<int>();
+        while (true)
+        {
+            var token = NextToken(tokens, sequence.Index, vocabSize);
+            tokens.Add(token);
+            output.Add(token);
+            var sampling = sequence.Sampling;
+            var stops = (!sampling.IgnoreEos && eos.Contains(token)) || sampling.StopTokenIds.Contains(token);
+            if ((stops && output.Count >= sampling.MinTokens) || output.Count >= sampling.MaxTokens || tokens.Count >= maxModelLen)
+                return output;
+        }
+    }
+
+    /// fingerprints[p] identifies tokens[0..p] (position p's K/V depends on exactly that prefix).
+    static ulong[] Fingerprints(IReadOnlyList<int> tokenIds, int count)
+    {
+        var fingerprints = new ulong[count];
+        var hash = 14695981039346656037UL;
+        for (var p = 0; p < count; p++)
+        {
+            hash = (hash ^ (ulong)(tokenIds[p] + 1)) * 1099511628211UL;
+            hash ^= hash >> 29;
+            fingerprints[p] = hash;
+        }
+        return fingerprints;
+    }
+
+    List<int> Execute(ScheduledBatch batch, BatchMetadata metadata)
+    {
+        var written = new HashSet<int>();
+        var sampled = new List<int>();
+        for (var s = 0; s < batch.Entries.Count; s++)
+        {
+            var entry = batch.Entries[s];
+            var fingerprints = Fingerprints(entry.Sequence.TokenIds, entry.ContextLength);
+            CheckContext(entry, metadata.BlockTables[s], fingerprints);
+            WriteNewTokens(entry, metadata, s, fingerprints, written);
+            if (entry.SamplesToken)
+                sampled.Add(NextToken(entry.Sequence.TokenIds, entry.Sequence.Index, vocabSize));
+        }
+        Assert.Equal(sampled.Count, metadata.LogitIndices.Length);
+        return sampled;
+    }
+
+    void CheckContext(ScheduledSequence entry, int[] blockTable, ulong[] fingerprints)
+    {
+        Assert.Equal((entry.ContextLength + BlockSize - 1) / BlockSize, blockTable.Length);
+        for (var p = 0; p < entry.StartPosition; p++)
+            Assert.True(fingerprints[p] == _slots[SlotOf(blockTable, p)],
+                $"{entry.Sequence} reads wrong K/V at position {p}");
+    }
+
+    void WriteNewTokens(ScheduledSequence entry, BatchMetadata metadata, int s, ulong[] fingerprints, HashSet<int> written)
+    {
+        var offset = metadata.QueryStarts[s];
+        var pool = Scheduler.KVCache.Pool;
+        for (var i = 0; i < entry.NumNewTokens; i++)
+        {
+            var position = entry.StartPosition + i;
+            var slot = metadata.SlotMapping[offset + i];
+            Assert.Equal(position, metadata.Positions[offset + i]);
+            Assert.Equal(entry.Sequence.TokenIds[position], metadata.TokenIds[offset + i]);
+            Assert.Equal(SlotOf(metadata.BlockTables[s], position), slot);
+            Assert.True(written.Add(slot), $"slot {slot} written twice in one step");
+            var block = pool[slot / BlockSize];
+            Assert.True(block.RefCount == 1 && block.Hash is null, $"{entry.Sequence} writes into shared or cached {block}");
+            _slots[slot] = fingerprints[position];
+        }
+    }
+
+    int SlotOf(int[] blockTable, int position) => blockTable[position / BlockSize] * BlockSize + position % BlockSize;
+}

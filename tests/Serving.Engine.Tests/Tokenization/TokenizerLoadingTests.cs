@@ -1,0 +1,88 @@
+using Serving.Engine.Tests.Support;
+using Serving.Engine.Tokenization;
+
+namespace Serving.Engine.Tests.Tokenization;
+
+/// Loading rules: what tokenizer_config.json may say, and the messages for files we cannot read faithfully.
+public sealed class TokenizerLoadingTests : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("tokenizer-test-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    TextTokenizer LoadWithConfig(string configJson)
+    {
+        File.Copy(Path.Combine(Fixtures.Dir("llama-gqa"), "tokenizer.json"), Path.Combine(_dir, "tokenizer.json"));
+        File.WriteAllText(Path.Combine(_dir, "tokenizer_config.json"), configJson);
+        return TextTokenizer.Load(_dir);
+    }
+
+    [Fact]
+    public void Chat_template_list_gives_its_default_entry()
+    {
+        var tokenizer = LoadWithConfig("""
+            {"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]}
+            """);
+        Assert.Equal("D", tokenizer.ChatTemplate);
+    }
+
+    [Fact]
+    public void Chat_template_jinja_beside_the_config_is_used_when_the_config_has_none()
+    {
+        File.WriteAllText(Path.Combine(_dir, "chat_template.jinja"), "{{ messages }}");
+        Assert.Equal("{{ messages }}", LoadWithConfig("{}").ChatTemplate);
+    }
+
+    [Fact]
+    public void Special_tokens_written_as_objects_are_read_by_content()
+    {
+        var tokenizer = LoadWithConfig("""
+            {"bos_token": {"__type": "AddedToken", "content": "<|im_start|>"}, "eos_token": {"content": "<|im_end|>"}}
+            """);
+        Assert.Equal(1, tokenizer.BosTokenId);
+        Assert.Equal([2], tokenizer.EosTokenIds);
+    }
+
+    [Fact]
+    public void Explicit_add_bos_and_add_eos_decide_the_special_tokens_around_a_text()
+    {
+        var tokenizer = LoadWithConfig("""
+            {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "add_bos_token": true, "add_eos_token": true}
+            """);
+        var ids = tokenizer.Encode("Hello world");
+        Assert.Equal(1, ids[0]);
+        Assert.Equal(2, ids[^1]);
+        Assert.Equal(tokenizer.Encode("Hello world", addSpecialTokens: false), ids.Skip(1).SkipLast(1));
+    }
+
+    [Fact]
+    public void Extra_eos_ids_from_the_model_config_are_merged()
+    {
+        var tokenizer = LoadWithConfig("""{"eos_token": "<|im_end|>"}""").WithExtraEosTokenIds([0, 2]);
+        Assert.Equal([2, 0], tokenizer.EosTokenIds);
+    }
+
+    [Fact]
+    public void A_folder_without_a_tokenizer_is_refused_with_its_path()
+    {
+        var error = Assert.Throws<FileNotFoundException>(() => TextTokenizer.Load(_dir));
+        Assert.Contains(_dir, error.Message);
+    }
+
+    [Theory]
+    [InlineData("\"model\": {\"type\": \"Unigram\"", "model type 'Unigram'")]
+    [InlineData("\"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"", "pre_tokenizer type 'BertPreTokenizer'")]
+    [InlineData("\"decoder\": {\"type\": \"WordPiece\"", "decoder type 'WordPiece'")]
+    public void Unsupported_parts_of_tokenizer_json_are_refused_by_name(string replacement, string message)
+    {
+        var json = File.ReadAllText(Path.Combine(Fixtures.Dir("llama-gqa"), "tokenizer.json"));
+        var property = replacement[..(replacement.IndexOf(':') + 1)];
+        var start = json.IndexOf(property, StringComparison.Ordinal);
+        Assert.True(start >= 0, property);
+        var typeStart = json.IndexOf("\"type\"", start, StringComparison.Ordinal);
+        var typeEnd = json.IndexOf(',', typeStart);
+        File.WriteAllText(Path.Combine(_dir, "tokenizer.json"), json[..start] + replacement + json[typeEnd..]);
+        var error = Assert.Throws<NotSupportedException>(() => TextTokenizer.Load(_dir));
+        Assert.Contains(message, error.Message);
+    }
+}
