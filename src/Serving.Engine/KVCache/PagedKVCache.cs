@@ -34,30 +34,11 @@ public sealed class PagedKVCache : IDisposable
         _values = Enumerable.Range(0, NumLayers).Select(_ => zeros(shape, dtype, device).DetachFromDisposeScope()).ToArray();
     }
 
-    /// 2 (K and V) x layers x KV heads x head dim x element size.
-    public static long BytesPerToken(ModelConfig config, ScalarType dtype) =>
-        2L * config.NumHiddenLayers * config.NumKeyValueHeads * config.HeadDim * ElementSize(dtype);
-
-    /// How many blocks of blockSize tokens fit in the given bytes.
-    public static int BlocksForMemory(long bytes, ModelConfig config, ScalarType dtype, int blockSize)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
-        var blocks = bytes / (BytesPerToken(config, dtype) * blockSize);
-        return (int)Math.Min(blocks, int.MaxValue);
-    }
-
     // (numBlocks, blockSize, numKVHeads, headDim)
     internal Tensor Keys(int layer) => _keys[layer];
 
     // (numBlocks, blockSize, numKVHeads, headDim)
     internal Tensor Values(int layer) => _values[layer];
-
-    static int ElementSize(ScalarType dtype) => dtype switch
-    {
-        ScalarType.Float32 => 4,
-        ScalarType.BFloat16 or ScalarType.Float16 => 2,
-        _ => throw new ArgumentException($"KV cache dtype must be float32, bfloat16 or float16, not {dtype}", nameof(dtype)),
-    };
 
     public void Dispose()
     {

@@ -1,4 +1,5 @@
 using Serving.Engine.Config;
+using Serving.Engine.Cuda;
 using Serving.Engine.KVCache;
 using TorchSharp;
 using TorchSharp.Utils;
@@ -16,6 +17,7 @@ internal sealed class LlamaModel : nn.Module
     [ComponentName(Name = "norm")] readonly RmsNorm _norm;
     [ComponentName(Name = "lm_head")] readonly Linear? _lmHead;              // (vocab, hidden); null when tied to embed_tokens
     readonly RotaryEmbedding _rotary;
+    readonly Lazy<FusedDecoder?> _fused;  // the CUDA kernel path, built on first use (after the weights are loaded)
 
     public ModelConfig Config { get; }
     public ScalarType Dtype { get; }
@@ -31,10 +33,19 @@ internal sealed class LlamaModel : nn.Module
         _lmHead = config.TieWordEmbeddings ? null : new Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
         _rotary = new RotaryEmbedding(config.Rope, config.HeadDim, dtype, device);
         RegisterComponents();
+        _fused = new Lazy<FusedDecoder?>(() => FusedDecoder.TryCreate(this, Config, Dtype, Device), LazyThreadSafetyMode.None);
     }
 
+    /// Run steps through the fused CUDA kernels where they apply (CUDA, bfloat16 or float32); false forces the
+    /// plain TorchSharp path (the benchmark's "before", and a fallback). Prompt logprobs always use the plain path.
+    public bool UseFusedKernels { get; set; } = true;
+
+    /// Whether steps run through the fused kernels.
+    public bool FusedKernelsActive => UseFusedKernels && _fused.Value is not null;
+
     /// Logits of each sequence's last new token: (numSeqs, vocab) float32.
-    public Tensor LastTokenLogits(BatchInputs inputs, PagedKVCache cache) => Run(inputs, cache, lastTokensOnly: true);
+    public Tensor LastTokenLogits(BatchInputs inputs, PagedKVCache cache) =>
+        FusedKernelsActive ? RunFused(inputs, cache) : Run(inputs, cache, lastTokensOnly: true);
 
     /// Logits of every new token: (numTokens, vocab) float32.
     public Tensor AllLogits(BatchInputs inputs, PagedKVCache cache) => Run(inputs, cache, lastTokensOnly: false);
@@ -50,6 +61,14 @@ internal sealed class LlamaModel : nn.Module
         var normed = _norm.forward(hidden);
         var logits = _lmHead?.forward(normed) ?? nn.functional.linear(normed, _embedTokens.Weight);
         return logits.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    Tensor RunFused(BatchInputs inputs, PagedKVCache cache)
+    {
+        CheckCache(cache);
+        inputs.Validate(cache.BlockSize, cache.NumBlocks);
+        using var noGrad = no_grad();
+        return _fused.Value!.Forward(inputs, cache);
     }
 
     // -> (numTokens, hidden), before the final norm
@@ -83,7 +102,11 @@ internal sealed class LlamaModel : nn.Module
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _rotary.Dispose();
+        if (disposing)
+        {
+            _rotary.Dispose();
+            if (_fused.IsValueCreated) _fused.Value?.Dispose();
+        }
         base.Dispose(disposing);
     }
 }

@@ -24,7 +24,13 @@ public sealed class LoadedModel : IDisposable
     public string DtypeName => ModelDtype.Name(Dtype);
     public Device Device => _model.Device;
     /// Bytes of KV cache per token in this model's dtype.
-    public long KVBytesPerToken => PagedKVCache.BytesPerToken(Config, Dtype);
+    public long KVBytesPerToken => KVCacheSpec.For(Config, Dtype).BytesPerToken;
+
+    /// Run steps through the fused CUDA kernels where they apply (default); false forces the plain TorchSharp path.
+    public bool UseFusedKernels { get => _model.UseFusedKernels; set => _model.UseFusedKernels = value; }
+
+    /// Whether Forward runs the fused CUDA kernels (CUDA device, bfloat16 or float32, a supported shape).
+    public bool FusedKernelsActive => _model.FusedKernelsActive;
 
     /// A KV pool matching this model (dtype, device, layers, KV heads).
     public PagedKVCache CreateKVCache(int numBlocks, int blockSize) => new(Config, numBlocks, blockSize, Dtype, Device);

@@ -13,6 +13,7 @@ public static class ModelLoader
         IProgress<WeightLoadProgress>? progress = null)
     {
         device ??= CPU;
+        if (!System.IO.Directory.Exists(directory) && ModelPresets.IsPreset(directory)) return LoadPreset(directory, dtype, device);
         var config = ModelConfig.Load(directory);
         var generation = GenerationConfig.Load(directory);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
@@ -30,5 +31,15 @@ public static class ModelLoader
             throw;
         }
         return new LoadedModel(directory, model, generation);
+    }
+
+    /// A preset shape (ModelPresets) with random weights made on the device: no files, real sizes (issue 6).
+    public static LoadedModel LoadPreset(string name, string dtype = "auto", Device? device = null, long seed = 0)
+    {
+        device ??= CPU;
+        var config = ModelPresets.Get(name);
+        var model = new LlamaModel(config, ModelDtype.Resolve(dtype, config, ScalarType.Float32, device), device);
+        RandomWeights.Fill(model, seed);
+        return new LoadedModel(name, model, GenerationConfig.Empty);
     }
 }

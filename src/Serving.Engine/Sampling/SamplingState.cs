@@ -4,21 +4,22 @@ namespace Serving.Engine.Sampling;
 
 /// What the sampler needs to know about one sequence across steps: its parameters, the prompt and the
 /// tokens generated so far (penalties, min_tokens), its own seeded generator, and which ids end it.
-/// Owned by the engine thread; one per sequence (a request with n = 2 has two).
+/// Owned by the engine thread; one per sequence (a request with n = 2 has two). The token lists belong to the
+/// sequence (the scheduler appends to them); this class only reads them. Stop rules live in the scheduler.
 public sealed class SamplingState : IDisposable
 {
-    private readonly List<int> _outputTokenIds = [];
     private readonly long? _generatorSeed;
     private torch.Generator? _generator;
 
     /// sequenceIndex (0..n-1) is added to the request's seed, so the n sequences of a seeded request differ
     /// from each other while each stays reproducible.
     public SamplingState(
-        SamplingParams parameters, IReadOnlyList<int> promptTokenIds, IReadOnlyCollection<int> eosTokenIds,
-        int sequenceIndex = 0)
+        SamplingParams parameters, IReadOnlyList<int> promptTokenIds, IReadOnlyList<int> outputTokenIds,
+        IReadOnlyCollection<int> eosTokenIds, int sequenceIndex = 0)
     {
         Params = parameters;
         PromptTokenIds = promptTokenIds;
+        OutputTokenIds = outputTokenIds;
         EosTokenIds = eosTokenIds.ToHashSet();
         _generatorSeed = parameters.Seed + sequenceIndex;
     }
@@ -27,34 +28,13 @@ public sealed class SamplingState : IDisposable
 
     public IReadOnlyList<int> PromptTokenIds { get; }
 
-    public IReadOnlyList<int> OutputTokenIds => _outputTokenIds;
+    public IReadOnlyList<int> OutputTokenIds { get; }
 
     /// The model's end-of-sequence ids (config/generation_config may list several).
     public IReadOnlySet<int> EosTokenIds { get; }
 
     /// True while EOS and stop token ids must not be sampled (fewer than min_tokens generated).
-    public bool IsBelowMinTokens => _outputTokenIds.Count < Params.MinTokens;
-
-    /// Records a sampled token and says whether the sequence ends with it, in vLLM's order: nothing stops
-    /// before min_tokens; then EOS (unless ignore_eos), a stop token id, max_tokens. Stop strings are
-    /// text-side (StopStringMatcher); the model's context limit is the engine's to check.
-    public SequenceStop? AppendToken(int tokenId)
-    {
-        _outputTokenIds.Add(tokenId);
-        if (IsBelowMinTokens)
-        {
-            return null;
-        }
-        if (!Params.IgnoreEos && EosTokenIds.Contains(tokenId))
-        {
-            return new SequenceStop(FinishReason.Stop, null);
-        }
-        if (Params.StopTokenIds.Contains(tokenId))
-        {
-            return new SequenceStop(FinishReason.Stop, tokenId);
-        }
-        return _outputTokenIds.Count >= Params.MaxTokens ? new SequenceStop(FinishReason.Length, null) : null;
-    }
+    public bool IsBelowMinTokens => OutputTokenIds.Count < Params.MinTokens;
 
     /// The ids that min_tokens masks: stop token ids, and EOS unless ignore_eos (then EOS stops nothing).
     internal IEnumerable<int> TokensBlockedByMinTokens =>
@@ -68,5 +48,3 @@ public sealed class SamplingState : IDisposable
     public void Dispose() => _generator?.Dispose();
 }
 
-/// Why a sequence ended, as vLLM reports it: FinishReason plus the stop token id or stop string, if any.
-public sealed record SequenceStop(FinishReason Reason, object? StopReason);

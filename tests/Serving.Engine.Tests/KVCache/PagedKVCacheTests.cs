@@ -15,18 +15,8 @@ public sealed class PagedKVCacheTests
     {
         var config = ModelConfig.Load(Fixtures.Dir(fixture));
         Assert.Equal(kvHeads, config.NumKeyValueHeads);
-        Assert.Equal(bytes, PagedKVCache.BytesPerToken(config, ScalarType.Float32));
-        Assert.Equal(bytes / 2, PagedKVCache.BytesPerToken(config, ScalarType.BFloat16));
-    }
-
-    [Fact]
-    public void TheSameMemoryHoldsFourTimesTheTokensForGqaAndEightTimesForMqa()
-    {
-        const long memory = 1 << 20;
-        int Blocks(string fixture) => PagedKVCache.BlocksForMemory(memory, ModelConfig.Load(Fixtures.Dir(fixture)), ScalarType.Float32, 16);
-        Assert.Equal(64, Blocks("llama-mha"));       // 1 MiB / (1024 B x 16 tokens)
-        Assert.Equal(4 * 64, Blocks("llama-gqa"));
-        Assert.Equal(8 * 64, Blocks("llama-sp-mqa"));
+        Assert.Equal(bytes, KVCacheSpec.For(config, ScalarType.Float32).BytesPerToken);
+        Assert.Equal(bytes / 2, KVCacheSpec.For(config, ScalarType.BFloat16).BytesPerToken);
     }
 
     [Fact]

@@ -143,7 +143,7 @@ public class SamplerTests
             var tokens = sampler.Sample(logits, states).TokenIds;
             for (var i = 0; i < states.Length; i++)
             {
-                states[i].AppendToken(tokens[i]);
+                Append(states[i], tokens[i]);
             }
         }
         var outputs = states.Select(s => s.OutputTokenIds.ToArray()).ToArray();

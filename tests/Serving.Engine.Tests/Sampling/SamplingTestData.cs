@@ -8,15 +8,12 @@ internal static class SamplingTestData
 {
     public const int EosId = 7;
 
-    public static SamplingState State(SamplingParams parameters, int[]? prompt = null, int[]? output = null)
-    {
-        var state = new SamplingState(parameters, prompt ?? [1, 2, 3], [EosId]);
-        foreach (var token in output ?? [])
-        {
-            state.AppendToken(token);
-        }
-        return state;
-    }
+    /// A sampler row whose generated tokens live in a list the test appends to (as the scheduler's sequence does).
+    public static SamplingState State(SamplingParams parameters, int[]? prompt = null, int[]? output = null) =>
+        new(parameters, prompt ?? [1, 2, 3], new List<int>(output ?? []), [EosId]);
+
+    /// Records a generated token the way the engine does: in the sequence's output list.
+    public static void Append(SamplingState state, int token) => ((List<int>)state.OutputTokenIds).Add(token);
 
     /// (rows.Length, vocab) float32 logits of fixed values.
     public static Tensor Logits(params float[][] rows) =>

@@ -1,0 +1,24 @@
+namespace Serving.Bench;
+
+/// What one benchmark run measures. Defaults reproduce issue 6's table on the H200.
+internal sealed record BenchOptions
+{
+    public required IReadOnlyList<string> Models { get; init; }
+    public string Dtype { get; init; } = "bfloat16";
+    public string Device { get; init; } = "cuda";
+    public IReadOnlyList<int> BatchSizes { get; init; } = [1, 64];
+    public IReadOnlyList<int> ContextLengths { get; init; } = [512, 2048];
+    /// Prefill shapes as (batch, prompt length).
+    public IReadOnlyList<(int Batch, int Length)> Prefill { get; init; } = [(16, 512)];
+    /// Batch sizes of the generate()-style run (prompt 512, 128 new tokens), as transformers was measured.
+    public IReadOnlyList<int> GenerateBatches { get; init; } = [1, 64];
+    public int Steps { get; init; } = 20;
+    public bool Plain { get; init; } = true;
+    public bool Check { get; init; } = true;
+    public int FitLength { get; init; } = 4096;
+    public double GpuMemoryUtilization { get; init; } = 0.9;
+    public int BlockSize { get; init; } = 16;
+    public string? JsonPath { get; init; }
+    /// Folder of reference checkpoints (../shared/fixtures) to check on the device first; none when null.
+    public string? FixturesPath { get; init; }
+}

@@ -1,0 +1,130 @@
+using Serving.Engine.Cuda;
+using Serving.Engine.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Serving.Bench;
+
+/// Runs the whole benchmark: ceilings once, then per model kernel checks, a full-step comparison of the
+/// fused and plain paths, decode and prefill timings, and capacity.
+internal sealed class BenchRunner(BenchOptions options)
+{
+    private readonly Random _random = new(1234);
+    private readonly List<CheckResult> _checks = [];
+    private readonly List<FixtureResult> _fixtures = [];
+    private readonly List<DecodeResult> _decode = [];
+    private readonly List<PrefillResult> _prefill = [];
+    private readonly List<GenerateResult> _generate = [];
+    private readonly List<CapacityResult> _capacity = [];
+
+    public int Run()
+    {
+        var device = torch.device(options.Device);
+        var dtype = options.Dtype == "float32" ? ScalarType.Float32 : ScalarType.BFloat16;
+        // on CPU (smoke runs) only the plain path exists: the fused kernels are CUDA code
+        var cudaDevice = device.type == DeviceType.CUDA ? CudaDevice.Open(device.index < 0 ? 0 : device.index) : null;
+        var ceilings = DeviceCeilings.Measure(dtype, device);
+        Console.WriteLine($"bandwidth {ceilings.BandwidthBytesPerSecond / 1e9:F0} GB/s, matmul {ceilings.MatmulFlopsPerSecond / 1e12:F0} TFLOP/s");
+        if (options.FixturesPath is { } fixtures)
+        {
+            foreach (var result in FixtureChecks.Run(fixtures, device))
+            {
+                Console.WriteLine($"   fixture {result.Model} [{result.Dtype}, fused {result.FusedKernels}] prompt {result.Prompt}: max logit error {result.MaxLogitError:E2}, greedy {result.GreedyMatches}/16");
+                _fixtures.Add(result);
+            }
+        }
+
+        foreach (var name in options.Models)
+        {
+            RunModel(name, dtype, device, cudaDevice, ceilings);
+        }
+
+        var deviceName = cudaDevice is null ? options.Device : $"{options.Device} (sm_{cudaDevice.ComputeCapability}, {cudaDevice.MultiprocessorCount} SMs)";
+        var report = new BenchReport(deviceName, dtype.ToString(),
+            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity);
+        ReportWriter.PrintChecks(_checks);
+        ReportWriter.Print(report);
+        if (options.JsonPath is { } path)
+        {
+            ReportWriter.WriteJson(report, path);
+        }
+
+        var fixturesPass = _fixtures.All(f => f.Dtype != "float32" || (f.MaxLogitError <= 1e-3 && f.GreedyMatches == 16));
+        return _checks.All(c => c.Passed) && fixturesPass ? 0 : 1;
+    }
+
+    private void RunModel(string preset, ScalarType dtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
+    {
+        Console.WriteLine($"== {preset}");
+        var config = ModelPresets.Get(preset);
+        using var kernels = cudaDevice is null ? null : new FusedKernels(cudaDevice, dtype, config.HeadDim, config.NumAttentionHeads, config.NumKeyValueHeads);
+        if (options.Check && cudaDevice is not null && kernels is not null)
+        {
+            AddChecks(new KernelChecks(kernels, config, device).RunAll(_random));
+            using var float32 = new FusedKernels(cudaDevice, ScalarType.Float32, config.HeadDim, config.NumAttentionHeads, config.NumKeyValueHeads);
+            AddChecks(new KernelChecks(float32, config, device).RunAll(_random));
+        }
+
+        using var bench = new BenchModel(preset, options.Dtype, device, BlocksNeeded(), options.BlockSize);
+        if (options.Check && bench.Model.FusedKernelsActive)
+        {
+            AddChecks(StepChecks.Run(bench, _random));
+        }
+
+        var timing = new DecodeBenchmark(bench, kernels, ceilings, device, options.Steps);
+        foreach (var path in Paths(bench.Model.FusedKernelsActive))
+        {
+            foreach (var (batch, context) in options.BatchSizes.SelectMany(b => options.ContextLengths.Select(c => (b, c))))
+            {
+                _decode.Add(timing.Decode(path, batch, context, _random));
+                Console.WriteLine($"   {path} decode b={batch} ctx={context}: {_decode[^1].StepMs:F2} ms");
+            }
+
+            foreach (var (batch, length) in options.Prefill)
+            {
+                _prefill.Add(timing.Prefill(path, batch, length, _random));
+                Console.WriteLine($"   {path} prefill {batch}x{length}: {_prefill[^1].StepMs:F1} ms");
+            }
+
+            foreach (var batch in options.GenerateBatches)
+            {
+                _generate.Add(timing.Generate(path, batch, 512, 128, _random));
+                Console.WriteLine($"   {path} generate {batch}x(512+128): {_generate[^1].TokensPerSecond:F0} tok/s");
+            }
+        }
+
+        _capacity.Add(Capacity(bench, cudaDevice?.TotalMemoryBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes));
+    }
+
+    // Printed as they complete, so a kernel fault that ends the process still leaves the checks before it.
+    private void AddChecks(IEnumerable<CheckResult> checks)
+    {
+        foreach (var check in checks)
+        {
+            Console.WriteLine($"   check {check.Name} [{check.Dtype}]: rel {check.RelativeError:E2}, max abs {check.MaxAbsError:E2} {(check.Passed ? "ok" : "FAIL")}");
+            _checks.Add(check);
+        }
+    }
+
+    private IEnumerable<string> Paths(bool fusedAvailable) =>
+        new[] { fusedAvailable ? "fused" : null, options.Plain || !fusedAvailable ? "plain" : null }.OfType<string>();
+
+    private int BlocksNeeded()
+    {
+        var decode = options.BatchSizes.Max() * CeilDiv(options.ContextLengths.Max(), options.BlockSize);
+        var prefill = options.Prefill.Select(p => p.Batch * CeilDiv(p.Length, options.BlockSize)).DefaultIfEmpty(0).Max();
+        var generate = options.GenerateBatches.Select(b => b * (CeilDiv(512 + 128, options.BlockSize) + 1)).DefaultIfEmpty(0).Max();
+        prefill = Math.Max(prefill, generate);
+        return Math.Max(Math.Max(decode, prefill), StepChecks.BlocksNeeded(options.BlockSize)) + 8;
+    }
+
+    private CapacityResult Capacity(BenchModel bench, long totalMemoryBytes)
+    {
+        var weightBytes = bench.ResidentWeightBytes;
+        var budget = (long)(totalMemoryBytes * options.GpuMemoryUtilization) - weightBytes;
+        var sequences = Math.Max(0, budget / (bench.KVBytesPerToken * options.FitLength));
+        return new CapacityResult(bench.Name, weightBytes, bench.KVBytesPerToken, options.FitLength, sequences);
+    }
+
+    private static int CeilDiv(int a, int b) => (a + b - 1) / b;
+}

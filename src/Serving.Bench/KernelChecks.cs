@@ -1,0 +1,144 @@
+using Serving.Engine.Config;
+using Serving.Engine.Cuda;
+using Serving.Engine.Model;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn.functional;
+
+namespace Serving.Bench;
+
+/// One comparison of a fused kernel against plain TorchSharp ops: relative error ‖out − ref‖ / ‖ref‖, max
+/// absolute error, and whether every output element was written (outputs are poisoned with NaN first).
+internal sealed record CheckResult(string Name, string Dtype, double RelativeError, double MaxAbsError, double Tolerance)
+{
+    public bool Passed => RelativeError <= Tolerance;
+
+    public static CheckResult Compare(string name, Tensor actual, Tensor expected, double tolerance)
+    {
+        using var scope = NewDisposeScope();
+        var a = actual.to(ScalarType.Float64);
+        var e = expected.to(ScalarType.Float64);
+        var relative = (a - e).norm().item<double>() / Math.Max(e.norm().item<double>(), 1e-30);
+        var maxAbs = (a - e).abs().max().item<double>();
+        return new CheckResult(name, actual.dtype.ToString(), double.IsNaN(relative) ? double.PositiveInfinity : relative, maxAbs, tolerance);
+    }
+}
+
+/// Checks each fused kernel on fresh random inputs against the same computation in plain ops (float64
+/// reference for attention). Tolerances: float32 1e-5 (1e-4 for attention's fast exp), bfloat16 1e-2.
+internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Device device)
+{
+    private readonly ScalarType _dtype = kernels.Dtype;
+    private double Tolerance => _dtype == ScalarType.Float32 ? 1e-5 : 1e-2;
+
+    public IEnumerable<CheckResult> RunAll(Random random)
+    {
+        yield return Norm(addResidual: false);
+        yield return Norm(addResidual: true);
+        foreach (var result in Rope(random))
+        {
+            yield return result;
+        }
+
+        yield return SiluMul();
+        foreach (var contexts in new[] { new[] { 1, 17, 64, 65, 700 }, new[] { 4097, 33 }, Enumerable.Repeat(2048, 8).ToArray() })
+        {
+            foreach (var concurrentBlocks in new[] { 1, 1000 })
+            {
+                yield return Attention(contexts, concurrentBlocks, random);
+            }
+        }
+    }
+
+    private CheckResult Norm(bool addResidual)
+    {
+        using var scope = NewDisposeScope();
+        var (x, residual, weight) = (Randn(37, config.HiddenSize), Randn(37, config.HiddenSize), Randn(config.HiddenSize));
+        var output = full(37, config.HiddenSize, double.NaN, dtype: _dtype, device: device);
+        var expectedResidual = addResidual ? residual + x : x;
+        var x32 = expectedResidual.to(ScalarType.Float32);
+        var expected = weight * (x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + config.RmsNormEps)).to(_dtype);
+        if (addResidual)
+        {
+            kernels.AddRmsNorm(residual, x, weight, output, (float)config.RmsNormEps);
+            return CheckResult.Compare("add+rmsnorm", cat([output, residual], 1), cat([expected, expectedResidual], 1), Tolerance);
+        }
+
+        kernels.RmsNorm(x, weight, output, (float)config.RmsNormEps);
+        return CheckResult.Compare("rmsnorm", output, expected, Tolerance);
+    }
+
+    private IEnumerable<CheckResult> Rope(Random random)
+    {
+        using var scope = NewDisposeScope();
+        var (h, g, d, n, blockSize) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, 29, 16);
+        var qkv = Randn(n, (h + 2 * g) * d);
+        var original = qkv.clone();
+        var positions = tensor(Enumerable.Range(0, n).Select(_ => random.Next(4000)).ToArray(), device: device);
+        var slotList = Enumerable.Range(0, 64 * blockSize).OrderBy(_ => random.Next()).Take(n).ToArray();
+        var slots = tensor(slotList, device: device);
+        var (keys, values) = (full(64, blockSize, g, d, double.NaN, dtype: _dtype, device: device), full(64, blockSize, g, d, double.NaN, dtype: _dtype, device: device));
+        using var rope = new RopeTable(config.Rope.InverseFrequencies(d), 4096, device);
+        kernels.RopeAndWriteKV(qkv, positions, slots, rope, keys, values);
+
+        var parts = original.split([h * d, g * d, g * d], 1);
+        var cos = rope.Cos.index_select(0, positions.to(ScalarType.Int64)).to(_dtype).repeat(1, 2).unsqueeze(1);
+        var sin = rope.Sin.index_select(0, positions.to(ScalarType.Int64)).to(_dtype).repeat(1, 2).unsqueeze(1);
+        Tensor Rotate(Tensor x) { var halves = x.chunk(2, -1); return x * cos + cat([-halves[1], halves[0]], -1) * sin; }
+        var expectedQ = Rotate(parts[0].view(n, h, d)).view(n, h * d);
+        var expectedK = Rotate(parts[1].view(n, g, d)).view(n, g * d);
+        var slotIndex = slots.to(ScalarType.Int64);
+        yield return CheckResult.Compare("rope q,k in place", qkv.narrow(1, 0, (h + g) * d), cat([expectedQ, expectedK], 1), Tolerance);
+        yield return CheckResult.Compare("rope k,v into pool",
+            cat([keys.view(-1, g * d).index_select(0, slotIndex), values.view(-1, g * d).index_select(0, slotIndex)], 1),
+            cat([expectedK, parts[2]], 1), Tolerance);
+    }
+
+    private CheckResult SiluMul()
+    {
+        using var scope = NewDisposeScope();
+        var gateUp = Randn(23, 2 * config.IntermediateSize);
+        var output = full(23, config.IntermediateSize, double.NaN, dtype: _dtype, device: device);
+        kernels.SiluMul(gateUp, output);
+        var halves = gateUp.chunk(2, -1);
+        return CheckResult.Compare("silu*up", output, silu(halves[0]) * halves[1], Tolerance);
+    }
+
+    // Decode attention over scattered blocks for the given context lengths; concurrentBlocks steers the plan
+    // (1: no split at these batch sizes, 1000: split for long contexts), so both kernel paths are covered.
+    private CheckResult Attention(int[] contexts, int concurrentBlocks, Random random)
+    {
+        using var scope = NewDisposeScope();
+        var (h, g, d, blockSize) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, 16);
+        var numBlocks = contexts.Sum(c => (c + blockSize - 1) / blockSize) + 3;
+        var batch = StepBatch.Build(Enumerable.Repeat(1, contexts.Length).ToArray(), contexts, blockSize, numBlocks, 1, random);
+        var (keys, values) = (Randn(numBlocks, blockSize, g, d), Randn(numBlocks, blockSize, g, d));
+        var qkv = Randn(contexts.Length, (h + 2 * g) * d);                          // the query is read in place at qkv's stride
+        using var inputs = FusedStepInputs.Upload(batch, blockSize, device);
+        var plan = DecodeAttentionPlan.Create(contexts.Length, contexts.Max(), g, concurrentBlocks);
+        var workspace = empty(plan.WorkspaceElements(h, d), ScalarType.Float32, device);
+        var output = full(contexts.Length, h * d, double.NaN, dtype: _dtype, device: device);
+        kernels.PagedDecodeAttention(qkv, keys, values, inputs.BlockTables, inputs.ContextLengths, plan, output, workspace);
+        var expected = ReferenceAttention(qkv.narrow(1, 0, h * d), keys, values, batch, blockSize);
+        var name = $"attention ctx [{string.Join(",", contexts.Distinct())}] x{contexts.Length}, {plan.NumPartitions} part";
+        return CheckResult.Compare(name, output, expected, _dtype == ScalarType.Float32 ? 1e-4 : 1e-2);
+    }
+
+    private Tensor ReferenceAttention(Tensor q, Tensor keys, Tensor values, BatchInputs batch, int blockSize)
+    {
+        var (h, g, d) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim);
+        var rows = new List<Tensor>();
+        for (var s = 0; s < batch.ContextLengths.Length; s++)
+        {
+            var slots = tensor(Enumerable.Range(0, batch.ContextLengths[s]).Select(t => (long)batch.BlockTables[s][t / blockSize] * blockSize + t % blockSize).ToArray(), device: device);
+            var k = keys.view(-1, g, d).index_select(0, slots).to(ScalarType.Float64).permute(1, 2, 0);   // (G, D, C)
+            var v = values.view(-1, g, d).index_select(0, slots).to(ScalarType.Float64).permute(1, 0, 2); // (G, C, D)
+            var qs = q[s].to(ScalarType.Float64).view(g, h / g, d);                                        // (G, group, D)
+            var p = softmax(qs.matmul(k) / Math.Sqrt(d), -1);                                              // (G, group, C)
+            rows.Add(p.matmul(v).reshape(1, h * d));
+        }
+
+        return cat(rows, 0);
+    }
+
+    private Tensor Randn(params long[] shape) => randn(shape, dtype: _dtype, device: device);
+}

@@ -1,0 +1,51 @@
+using System.CommandLine;
+using Serving.Bench;
+using Spectre.Console;
+
+// serving-bench: decode and prefill of random-weight models of real shapes against the device's floors (issue 6).
+var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, tiny-gqa, tiny-mha)", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
+var dtype = new Option<string>("--dtype") { Description = "bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
+var device = new Option<string>("--device") { Description = "cuda or cuda:N", DefaultValueFactory = _ => "cuda" };
+var batches = new Option<int[]>("--batch") { Description = "decode batch sizes", DefaultValueFactory = _ => [1, 64], AllowMultipleArgumentsPerToken = true };
+var contexts = new Option<int[]>("--context") { Description = "decode context lengths", DefaultValueFactory = _ => [512, 2048], AllowMultipleArgumentsPerToken = true };
+var prefill = new Option<string[]>("--prefill") { Description = "prefill shapes BATCHxLENGTH", DefaultValueFactory = _ => ["16x512"], AllowMultipleArgumentsPerToken = true };
+var generate = new Option<int[]>("--generate") { Description = "batch sizes of a generate() run (prompt 512, 128 new tokens)", DefaultValueFactory = _ => [1, 64], AllowMultipleArgumentsPerToken = true };
+var steps = new Option<int>("--steps") { Description = "timed decode steps per measurement (median reported)", DefaultValueFactory = _ => 20 };
+var noPlain = new Option<bool>("--no-plain") { Description = "skip the plain TorchSharp path" };
+var noCheck = new Option<bool>("--no-check") { Description = "skip the correctness checks" };
+var fitLength = new Option<int>("--fit-length") { Description = "sequence length for the capacity column", DefaultValueFactory = _ => 4096 };
+var json = new Option<string?>("--json") { Description = "also write the results as JSON to this file" };
+var fixtures = new Option<string?>("--fixtures") { Description = "folder of reference checkpoints (shared/fixtures) to check on the device" };
+
+var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
+{
+    models, dtype, device, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures,
+};
+if (Console.IsOutputRedirected)
+{
+    AnsiConsole.Profile.Width = 160;   // logs and CI: don't wrap the tables at 80 columns
+}
+
+root.SetAction(result => new BenchRunner(new BenchOptions
+{
+    Models = result.GetValue(models)!,
+    Dtype = result.GetValue(dtype)!,
+    Device = result.GetValue(device)!,
+    BatchSizes = result.GetValue(batches)!,
+    ContextLengths = result.GetValue(contexts)!,
+    Prefill = result.GetValue(prefill)!.Select(ParseShape).ToArray(),
+    GenerateBatches = result.GetValue(generate)!,
+    Steps = result.GetValue(steps),
+    Plain = !result.GetValue(noPlain),
+    Check = !result.GetValue(noCheck),
+    FitLength = result.GetValue(fitLength),
+    JsonPath = result.GetValue(json),
+    FixturesPath = result.GetValue(fixtures),
+}).Run());
+return root.Parse(args).Invoke();
+
+static (int, int) ParseShape(string shape)
+{
+    var parts = shape.Split('x');
+    return (int.Parse(parts[0]), int.Parse(parts[1]));
+}

@@ -1,0 +1,79 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Spectre.Console;
+
+namespace Serving.Bench;
+
+/// Prints a run's measurements as tables (decode against its bandwidth floor, prefill against the matmul
+/// rate, capacity) and writes the same numbers as JSON.
+internal static class ReportWriter
+{
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+    };
+
+    public static void PrintChecks(IEnumerable<CheckResult> checks)
+    {
+        var table = new Table().Title("fused kernels vs plain ops").AddColumns("check", "dtype", "rel. error", "max abs", "tolerance", "");
+        foreach (var c in checks)
+        {
+            table.AddRow(Markup.Escape(c.Name), c.Dtype, $"{c.RelativeError:E2}", $"{c.MaxAbsError:E2}", $"{c.Tolerance:E0}", c.Passed ? "[green]ok[/]" : "[red]FAIL[/]");
+        }
+
+        AnsiConsole.Write(table);
+    }
+
+    public static void Print(BenchReport report)
+    {
+        if (report.Fixtures.Count > 0)
+        {
+            var fixtures = new Table().Title("reference checkpoints on the device (float32: logits within 1e-3 and 16/16 greedy)")
+                .AddColumns("fixture", "dtype", "fused", "prompt", "max logit error", "greedy tokens");
+            foreach (var f in report.Fixtures)
+            {
+                fixtures.AddRow(f.Model, f.Dtype, f.FusedKernels ? "yes" : "no", $"{f.Prompt}", $"{f.MaxLogitError:E2}", $"{f.GreedyMatches}/16");
+            }
+
+            AnsiConsole.Write(fixtures);
+        }
+
+        AnsiConsole.MarkupLine($"device {Markup.Escape(report.Device)}, {report.Dtype}: copy bandwidth {report.BandwidthGBs:F0} GB/s, matmul {report.MatmulTflops:F0} TFLOP/s");
+        var decode = new Table().Title("decode step (floor = (weight + KV bytes read) / bandwidth)")
+            .AddColumns("model", "path", "batch", "ctx", "step ms", "tok/s", "KV GB/step", "floor ms", "of floor", "attn ms", "attn share");
+        foreach (var d in report.Decode)
+        {
+            decode.AddRow(d.Model, d.Path, $"{d.Batch}", $"{d.ContextLength}", $"{d.StepMs:F2}", $"{d.TokensPerSecond:F0}", $"{d.KVBytesRead / 1e9:F2}",
+                $"{d.FloorMs:F2}", $"{d.FractionOfFloor:P0}", d.AttentionMs is { } a ? $"{a:F2}" : "-", d.AttentionShare is { } s ? $"{s:P0}" : "-");
+        }
+
+        var prefill = new Table().Title("prefill step (fraction of the measured matmul rate)")
+            .AddColumns("model", "path", "batch x len", "step ms", "tok/s", "TFLOP/s", "of matmul");
+        foreach (var p in report.Prefill)
+        {
+            prefill.AddRow(p.Model, p.Path, $"{p.Batch} x {p.PromptLength}", $"{p.StepMs:F1}", $"{p.TokensPerSecond:F0}", $"{p.Teraflops:F0}", $"{p.FractionOfMatmulRate:P0}");
+        }
+
+        var generate = new Table().Title("generate(): prompt 512, 128 new tokens (transformers bf16 sdpa on the H200: 14.5 tok/s at batch 1, 878 at 64)")
+            .AddColumns("model", "path", "batch", "total ms", "new tok/s");
+        foreach (var g in report.Generate)
+        {
+            generate.AddRow(g.Model, g.Path, $"{g.Batch}", $"{g.TotalMs:F0}", $"{g.TokensPerSecond:F0}");
+        }
+
+        var capacity = new Table().Title("KV capacity").AddColumns("model", "weights GB", "KV bytes/token", "fit length", "sequences that fit");
+        foreach (var c in report.Capacity)
+        {
+            capacity.AddRow(c.Model, $"{c.WeightBytes / 1e9:F1}", $"{c.KVBytesPerToken}", $"{c.FitLength}", $"{c.SequencesThatFit}");
+        }
+
+        AnsiConsole.Write(decode);
+        AnsiConsole.Write(prefill);
+        AnsiConsole.Write(generate);
+        AnsiConsole.Write(capacity);
+    }
+
+    public static void WriteJson(BenchReport report, string path) => File.WriteAllText(path, JsonSerializer.Serialize(report, Json));
+}

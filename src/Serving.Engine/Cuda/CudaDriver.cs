@@ -1,0 +1,119 @@
+using System.Runtime.InteropServices;
+
+namespace Serving.Engine.Cuda;
+
+/// The handful of CUDA driver API entry points the fused kernels need (libcuda.so.1), bound as
+/// unmanaged function pointers so a launch costs one indirect call. Every call's result goes through
+/// <see cref="Check"/>, which turns a non-zero CUresult into a <see cref="CudaException"/>.
+internal static unsafe class CudaDriver
+{
+    public const int AttributeMultiprocessorCount = 16;
+    public const int AttributeComputeCapabilityMajor = 75;
+    public const int AttributeComputeCapabilityMinor = 76;
+    public const int FunctionAttributeMaxDynamicSharedSizeBytes = 8;
+
+    private static readonly IntPtr Library = NativeLibraryLoader.LoadFirst("libcuda.so.1", "libcuda.so", "nvcuda.dll");
+
+    private static readonly delegate* unmanaged<uint, int> InitFn = (delegate* unmanaged<uint, int>)Export("cuInit");
+    private static readonly delegate* unmanaged<int*, int, int> DeviceGetFn = (delegate* unmanaged<int*, int, int>)Export("cuDeviceGet");
+    private static readonly delegate* unmanaged<int*, int, int, int> DeviceGetAttributeFn = (delegate* unmanaged<int*, int, int, int>)Export("cuDeviceGetAttribute");
+    private static readonly delegate* unmanaged<nuint*, int, int> DeviceTotalMemFn = (delegate* unmanaged<nuint*, int, int>)Export("cuDeviceTotalMem_v2");
+    private static readonly delegate* unmanaged<IntPtr*, int, int> PrimaryCtxRetainFn = (delegate* unmanaged<IntPtr*, int, int>)Export("cuDevicePrimaryCtxRetain");
+    private static readonly delegate* unmanaged<IntPtr*, int> CtxGetCurrentFn = (delegate* unmanaged<IntPtr*, int>)Export("cuCtxGetCurrent");
+    private static readonly delegate* unmanaged<IntPtr, int> CtxSetCurrentFn = (delegate* unmanaged<IntPtr, int>)Export("cuCtxSetCurrent");
+    private static readonly delegate* unmanaged<IntPtr*, byte*, int> ModuleLoadDataFn = (delegate* unmanaged<IntPtr*, byte*, int>)Export("cuModuleLoadData");
+    private static readonly delegate* unmanaged<IntPtr, int> ModuleUnloadFn = (delegate* unmanaged<IntPtr, int>)Export("cuModuleUnload");
+    private static readonly delegate* unmanaged<IntPtr*, IntPtr, byte*, int> ModuleGetFunctionFn = (delegate* unmanaged<IntPtr*, IntPtr, byte*, int>)Export("cuModuleGetFunction");
+    private static readonly delegate* unmanaged<IntPtr, int, int, int> FuncSetAttributeFn = (delegate* unmanaged<IntPtr, int, int, int>)Export("cuFuncSetAttribute");
+    private static readonly delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int> LaunchKernelFn =
+        (delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int>)Export("cuLaunchKernel");
+    private static readonly delegate* unmanaged<int, byte**, int> GetErrorStringFn = (delegate* unmanaged<int, byte**, int>)Export("cuGetErrorString");
+
+    public static void Init() => Check(InitFn(0), "cuInit");
+
+    public static int GetDevice(int ordinal)
+    {
+        int device;
+        Check(DeviceGetFn(&device, ordinal), "cuDeviceGet");
+        return device;
+    }
+
+    public static int GetAttribute(int device, int attribute)
+    {
+        int value;
+        Check(DeviceGetAttributeFn(&value, attribute, device), "cuDeviceGetAttribute");
+        return value;
+    }
+
+    public static long TotalMemory(int device)
+    {
+        nuint bytes;
+        Check(DeviceTotalMemFn(&bytes, device), "cuDeviceTotalMem");
+        return (long)bytes;
+    }
+
+    /// The device's primary context: the one the CUDA runtime (and so libtorch) uses.
+    public static IntPtr RetainPrimaryContext(int device)
+    {
+        IntPtr context;
+        Check(PrimaryCtxRetainFn(&context, device), "cuDevicePrimaryCtxRetain");
+        return context;
+    }
+
+    public static IntPtr GetCurrentContext()
+    {
+        IntPtr context;
+        Check(CtxGetCurrentFn(&context), "cuCtxGetCurrent");
+        return context;
+    }
+
+    public static void SetCurrentContext(IntPtr context) => Check(CtxSetCurrentFn(context), "cuCtxSetCurrent");
+
+    public static IntPtr LoadModule(byte[] image)
+    {
+        IntPtr module;
+        fixed (byte* data = image)
+        {
+            Check(ModuleLoadDataFn(&module, data), "cuModuleLoadData");
+        }
+
+        return module;
+    }
+
+    public static void UnloadModule(IntPtr module) => Check(ModuleUnloadFn(module), "cuModuleUnload");
+
+    public static IntPtr GetFunction(IntPtr module, string name)
+    {
+        IntPtr function;
+        var bytes = System.Text.Encoding.ASCII.GetBytes(name + "\0");
+        fixed (byte* namePtr = bytes)
+        {
+            Check(ModuleGetFunctionFn(&function, module, namePtr), $"cuModuleGetFunction({name})");
+        }
+
+        return function;
+    }
+
+    public static void SetFunctionAttribute(IntPtr function, int attribute, int value) =>
+        Check(FuncSetAttributeFn(function, attribute, value), "cuFuncSetAttribute");
+
+    /// Enqueues a kernel on <paramref name="stream"/> (0: the legacy default stream, the one libtorch uses
+    /// unless a stream guard says otherwise). <paramref name="args"/> points to one pointer per kernel parameter.
+    public static void Launch(IntPtr function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, IntPtr stream, void** args) =>
+        Check(LaunchKernelFn(function, grid.X, grid.Y, grid.Z, block, 1, 1, sharedBytes, stream, args, null), "cuLaunchKernel");
+
+    public static void Check(int result, string call)
+    {
+        if (result == 0)
+        {
+            return;
+        }
+
+        byte* text = null;
+        GetErrorStringFn(result, &text);
+        var message = text == null ? "unknown error" : Marshal.PtrToStringAnsi((IntPtr)text);
+        throw new CudaException($"{call} failed with CUDA error {result}: {message}");
+    }
+
+    private static IntPtr Export(string name) => NativeLibraryLoader.Export(Library, name);
+}

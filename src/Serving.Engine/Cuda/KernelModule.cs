@@ -1,0 +1,44 @@
+using System.Reflection;
+
+namespace Serving.Engine.Cuda;
+
+/// A CUDA module compiled from this assembly's embedded kernel sources with NVRTC for one device and one
+/// set of compile-time defines, loaded into the device's primary context. Owns the module (Dispose unloads it).
+internal sealed class KernelModule : IDisposable
+{
+    private readonly CudaDevice _device;
+    private IntPtr _module;
+
+    public KernelModule(CudaDevice device, IReadOnlyList<string> sourceNames, IReadOnlyDictionary<string, int> defines)
+    {
+        _device = device;
+        var source = string.Join("\n", sourceNames.Select(ReadEmbeddedSource));
+        var options = defines.Select(d => $"-D{d.Key}={d.Value}").Append("-std=c++17").Append("-default-device");
+        var cubin = Nvrtc.CompileToCubin(source, sourceNames[0], device.ComputeCapability, options);
+        device.MakeCurrent();
+        _module = CudaDriver.LoadModule(cubin);
+    }
+
+    public IntPtr GetFunction(string name) => CudaDriver.GetFunction(_module, name);
+
+    public void Dispose()
+    {
+        if (_module == IntPtr.Zero)
+        {
+            return;
+        }
+
+        _device.MakeCurrent();
+        CudaDriver.UnloadModule(_module);
+        _module = IntPtr.Zero;
+    }
+
+    private static string ReadEmbeddedSource(string fileName)
+    {
+        var assembly = typeof(KernelModule).Assembly;
+        var resource = assembly.GetManifestResourceNames().Single(n => n.EndsWith("." + fileName, StringComparison.Ordinal));
+        using var stream = assembly.GetManifestResourceStream(resource)!;
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}

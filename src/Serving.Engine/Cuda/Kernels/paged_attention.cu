@@ -1,0 +1,220 @@
+// Paged decode attention: one query token per sequence against its cached K/V, read through its block
+// table. Appended to decoder_kernels.cu (same defines, same elem_t helpers).
+//
+// One block per (KV head, sequence, partition). The block loads each K/V row of its partition ONCE into
+// shared memory and scores it against all GROUP_SIZE query heads of that KV head: GQA's saving in bytes
+// is kept all the way down (no repeated K/V). Tiles are double-buffered: the asynchronous copy of tile
+// i+1 (cp.async) is in flight while tile i is scored and accumulated, so HBM never waits on arithmetic. Long contexts at small batch are split into partitions
+// (flash-decoding); each partition leaves an unnormalized output plus its running max and sum, and
+// paged_attention_reduce merges them. With one partition the block writes the final output itself.
+//
+//   pool slot of token t of a sequence = block_table[t / block_size] * block_size + t % block_size
+//
+//   block_table[0]       block_table[1]
+//   +----+----+----+     +----+----+----+
+//   | t0 | t1 | .. |     | tB | .. | .. |      one pool block = block_size slots of (numKVHeads, D)
+//   +----+----+----+     +----+----+----+
+
+#define ATTN_THREADS 128
+#define NEG_INF __int_as_float(0xff800000)
+#define TILE 32                                   // tokens per shared-memory stage (two stages)
+#define K_ROW (HEAD_DIM + VEC)                    // padded K row: lanes reading different rows hit different banks
+#define HEAD_VECTORS (HEAD_DIM / (int)VEC)
+#define OUT_PER_THREAD ((GROUP_SIZE * HEAD_DIM + ATTN_THREADS - 1) / ATTN_THREADS)
+
+struct AttentionShared {
+    elem_t k[2][TILE * K_ROW];
+    elem_t v[2][TILE * HEAD_DIM];
+    float q[GROUP_SIZE * HEAD_DIM];               // scaled queries of the group
+    float p[GROUP_SIZE * TILE];                   // scores, then probabilities, of the tile
+    float m[GROUP_SIZE], l[GROUP_SIZE], alpha[GROUP_SIZE];
+};
+
+__device__ __forceinline__ void cp_async16(void* shared, const void* global) {
+    const unsigned int address = (unsigned int)__cvta_generic_to_shared(shared);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(address), "l"(global) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Waits until at most one committed group (the most recent: the next tile) is still in flight.
+__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+// Starts the asynchronous copy of `count` K/V rows into stage `stage`.
+__device__ void load_tile(AttentionShared& s, int stage, const elem_t* __restrict__ k_cache, const elem_t* __restrict__ v_cache,
+                          const int* __restrict__ table, int first, int count, int block_size, int num_kv_heads, int kv_head) {
+    for (int c = threadIdx.x; c < TILE * HEAD_VECTORS; c += ATTN_THREADS) {
+        const int r = c / HEAD_VECTORS, col = c % HEAD_VECTORS;
+        if (r >= count) break;                     // rows grow with c: nothing further is in range
+        const int token = first + r;
+        const long slot = (long)table[token / block_size] * block_size + token % block_size;
+        const long offset = (slot * num_kv_heads + kv_head) * HEAD_DIM + col * VEC;
+        cp_async16(&s.k[stage][r * K_ROW + col * VEC], k_cache + offset);
+        cp_async16(&s.v[stage][r * HEAD_DIM + col * VEC], v_cache + offset);
+    }
+}
+
+// p[g][r] = q_g . k_r for the tile's rows, -inf past its end. Thread t scores row t % TILE against query
+// heads t / TILE + i * SCORE_STEP, so each K vector read from shared memory serves all its heads.
+#define SCORE_STEP (ATTN_THREADS / TILE)
+#define SCORES_PER_THREAD ((GROUP_SIZE + SCORE_STEP - 1) / SCORE_STEP)
+__device__ void score_tile(AttentionShared& s, int stage, int count) {
+    const int r = threadIdx.x % TILE, g0 = threadIdx.x / TILE;
+    float dot[SCORES_PER_THREAD];
+#pragma unroll
+    for (int i = 0; i < SCORES_PER_THREAD; i++) dot[i] = 0.f;
+    if (r < count) {
+#pragma unroll 2
+        for (int col = 0; col < HEAD_VECTORS; col++) {
+            const vec_t k = *reinterpret_cast<const vec_t*>(&s.k[stage][r * K_ROW + col * VEC]);
+            float kf[VEC];
+#pragma unroll
+            for (int j = 0; j < (int)VEC; j++) kf[j] = to_f(k.v[j]);
+#pragma unroll
+            for (int i = 0; i < SCORES_PER_THREAD; i++) {
+                const int g = g0 + i * SCORE_STEP;
+                if (g >= GROUP_SIZE) break;
+                const float4* q = reinterpret_cast<const float4*>(&s.q[g * HEAD_DIM + col * VEC]);
+#pragma unroll
+                for (int j4 = 0; j4 < (int)VEC / 4; j4++) {
+                    const float4 q4 = q[j4];
+                    dot[i] += q4.x * kf[4 * j4] + q4.y * kf[4 * j4 + 1] + q4.z * kf[4 * j4 + 2] + q4.w * kf[4 * j4 + 3];
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < SCORES_PER_THREAD; i++) {
+        const int g = g0 + i * SCORE_STEP;
+        if (g < GROUP_SIZE) s.p[g * TILE + r] = r < count ? dot[i] : NEG_INF;
+    }
+}
+
+// Online softmax: one warp per query head updates its running max m and sum l, turns the tile's scores
+// into probabilities, and leaves alpha = exp(m_old - m_new) to rescale the accumulated output.
+__device__ void softmax_tile(AttentionShared& s) {
+    const int lane = threadIdx.x & 31;
+    for (int g = threadIdx.x >> 5; g < GROUP_SIZE; g += ATTN_THREADS / 32) {
+        float* p = &s.p[g * TILE];
+        float tile_max = NEG_INF;
+        for (int r = lane; r < TILE; r += 32) tile_max = fmaxf(tile_max, p[r]);
+        tile_max = warp_max(tile_max);
+        const float m_old = s.m[g];
+        const float m_new = fmaxf(m_old, tile_max);   // finite: every tile has at least one row
+        float sum = 0.f;
+        for (int r = lane; r < TILE; r += 32) {
+            const float e = __expf(p[r] - m_new);
+            p[r] = e;
+            sum += e;
+        }
+        sum = warp_sum(sum);
+        if (lane == 0) {
+            const float alpha = __expf(m_old - m_new);
+            s.l[g] = s.l[g] * alpha + sum;
+            s.m[g] = m_new;
+            s.alpha[g] = alpha;
+        }
+    }
+}
+
+// acc[i] is output element (g, d) with g*HEAD_DIM + d = threadIdx.x + i*ATTN_THREADS. When HEAD_DIM divides
+// the block, d is fixed per thread and each V element read from shared memory serves all its heads.
+__device__ void accumulate_tile(const AttentionShared& s, int stage, float (&acc)[OUT_PER_THREAD], int count) {
+#pragma unroll
+    for (int i = 0; i < OUT_PER_THREAD; i++) {
+        const int idx = threadIdx.x + i * ATTN_THREADS;
+        if (idx < GROUP_SIZE * HEAD_DIM) acc[i] *= s.alpha[idx / HEAD_DIM];
+    }
+#if ATTN_THREADS % HEAD_DIM == 0
+    const int d = threadIdx.x % HEAD_DIM, g0 = threadIdx.x / HEAD_DIM;
+    for (int r = 0; r < count; r++) {
+        const float v = to_f(s.v[stage][r * HEAD_DIM + d]);
+#pragma unroll
+        for (int i = 0; i < OUT_PER_THREAD; i++) {
+            const int g = g0 + i * (ATTN_THREADS / HEAD_DIM);
+            if (g < GROUP_SIZE) acc[i] += s.p[g * TILE + r] * v;
+        }
+    }
+#else
+    for (int r = 0; r < count; r++) {
+#pragma unroll
+        for (int i = 0; i < OUT_PER_THREAD; i++) {
+            const int idx = threadIdx.x + i * ATTN_THREADS;
+            if (idx < GROUP_SIZE * HEAD_DIM)
+                acc[i] += s.p[(idx / HEAD_DIM) * TILE + r] * to_f(s.v[stage][r * HEAD_DIM + idx % HEAD_DIM]);
+        }
+    }
+#endif
+}
+
+// q (numSeqs, numHeads*D) at row stride q_stride; out (numSeqs, numHeads*D);
+// part_out (numSeqs, numHeads, numPartitions, D) and part_ml (numSeqs, numHeads, numPartitions, 2) float32,
+// used only when num_partitions > 1. Grid: (numKVHeads, numSeqs, numPartitions).
+extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attention(
+        const elem_t* __restrict__ q, int q_stride, const elem_t* __restrict__ k_cache, const elem_t* __restrict__ v_cache,
+        const int* __restrict__ block_tables, int max_blocks_per_seq, const int* __restrict__ context_lens,
+        int block_size, int partition_size, float scale,
+        elem_t* __restrict__ out, float* __restrict__ part_out, float* __restrict__ part_ml) {
+    extern __shared__ __align__(16) unsigned char shared_bytes[];
+    AttentionShared& s = *reinterpret_cast<AttentionShared*>(shared_bytes);
+    const int kv_head = blockIdx.x, seq = blockIdx.y, part = blockIdx.z;
+    const int num_kv_heads = gridDim.x, num_partitions = gridDim.z, num_heads = num_kv_heads * GROUP_SIZE;
+    const int begin = part * partition_size;
+    const int end = min(context_lens[seq], begin + partition_size);
+    const int* table = block_tables + (long)seq * max_blocks_per_seq;
+
+    for (int idx = threadIdx.x; idx < GROUP_SIZE * HEAD_DIM; idx += ATTN_THREADS)
+        s.q[idx] = to_f(q[(long)seq * q_stride + kv_head * GROUP_SIZE * HEAD_DIM + idx]) * scale;
+    if (threadIdx.x < GROUP_SIZE) { s.m[threadIdx.x] = NEG_INF; s.l[threadIdx.x] = 0.f; }
+    float acc[OUT_PER_THREAD];
+#pragma unroll
+    for (int i = 0; i < OUT_PER_THREAD; i++) acc[i] = 0.f;
+
+    if (begin < end) load_tile(s, 0, k_cache, v_cache, table, begin, min(TILE, end - begin), block_size, num_kv_heads, kv_head);
+    cp_async_commit();
+    for (int first = begin, t = 0; first < end; first += TILE, t++) {
+        const int count = min(TILE, end - first), next = first + TILE;
+        if (next < end) load_tile(s, (t + 1) & 1, k_cache, v_cache, table, next, min(TILE, end - next), block_size, num_kv_heads, kv_head);
+        cp_async_commit();                         // possibly empty: keeps "all but one" meaning "tile t landed"
+        cp_async_wait_all_but_one();
+        __syncthreads();
+        score_tile(s, t & 1, count);
+        __syncthreads();
+        softmax_tile(s);
+        __syncthreads();
+        accumulate_tile(s, t & 1, acc, count);
+        __syncthreads();                           // stage t&1 and p are free for tile t+2 / the next scores
+    }
+    __syncthreads();                               // m and l are visible even when the partition was empty
+
+#pragma unroll
+    for (int i = 0; i < OUT_PER_THREAD; i++) {
+        const int idx = threadIdx.x + i * ATTN_THREADS;
+        if (idx >= GROUP_SIZE * HEAD_DIM) continue;
+        const int g = idx / HEAD_DIM, d = idx % HEAD_DIM, head = kv_head * GROUP_SIZE + g;
+        if (num_partitions == 1) {
+            const float l = s.l[g];
+            out[((long)seq * num_heads + head) * HEAD_DIM + d] = from_f(l > 0.f ? acc[i] / l : 0.f);
+        } else {
+            const long row = ((long)seq * num_heads + head) * num_partitions + part;
+            part_out[row * HEAD_DIM + d] = acc[i];
+            if (d == 0) { part_ml[row * 2] = s.m[g]; part_ml[row * 2 + 1] = s.l[g]; }
+        }
+    }
+}
+
+// Merges the partitions of paged_decode_attention. Grid: (numHeads, numSeqs); block: HEAD_DIM threads.
+extern "C" __global__ void paged_attention_reduce(const float* __restrict__ part_out, const float* __restrict__ part_ml,
+                                                  const int* __restrict__ context_lens, int partition_size,
+                                                  int num_partitions, elem_t* __restrict__ out) {
+    const int head = blockIdx.x, seq = blockIdx.y, num_heads = gridDim.x, d = threadIdx.x;
+    const int used = min(num_partitions, (context_lens[seq] + partition_size - 1) / partition_size);
+    const long row0 = ((long)seq * num_heads + head) * num_partitions;
+    float m = NEG_INF;
+    for (int p = 0; p < used; p++) m = fmaxf(m, part_ml[(row0 + p) * 2]);
+    float l = 0.f, o = 0.f;
+    for (int p = 0; p < used; p++) {
+        const float w = __expf(part_ml[(row0 + p) * 2] - m);
+        l += part_ml[(row0 + p) * 2 + 1] * w;
+        o += part_out[(row0 + p) * HEAD_DIM + d] * w;
+    }
+    out[((long)seq * num_heads + head) * HEAD_DIM + d] = from_f(l > 0.f ? o / l : 0.f);
+}

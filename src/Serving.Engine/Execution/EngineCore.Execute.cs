@@ -1,0 +1,87 @@
+using Microsoft.Extensions.Logging;
+using Serving.Engine.Sampling;
+using Serving.Engine.Scheduling;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Execution;
+
+// Running the model and the sampler for one batch, so that a failure fails only the requests it touches.
+internal sealed partial class EngineCore
+{
+    /// One token per sampling entry (Postprocess skips the sequences this finished after a failure).
+    SampledTokens Execute(ScheduledBatch batch)
+    {
+        var entries = batch.SamplingEntries.ToList();
+        using var scope = NewDisposeScope();
+        Tensor logits;
+        try
+        {
+            logits = _runner.ComputeLogits(batch); // (numSampled, vocab)
+        }
+        catch (Exception error) when (error is not OutOfMemoryException)
+        {
+            // the step as a whole failed: every request in it fails, the loop goes on serving the rest
+            Log.StepFailed(_logger, batch.Entries.Count, error);
+            foreach (var entry in batch.Entries)
+                FailRequest(entry.Sequence.RequestId, error);
+            return new SampledTokens(entries, new int[entries.Count], new TokenLogprob?[entries.Count]);
+        }
+        if (entries.Count == 0)
+            return new SampledTokens(entries, [], []);
+        var rows = entries.Select(entry => TextOf(entry.Sequence).Sampling).ToList();
+        try
+        {
+            var output = _sampler.Sample(logits, rows);
+            return new SampledTokens(entries, output.TokenIds, output.Logprobs);
+        }
+        catch (Exception error) when (error is not OutOfMemoryException)
+        {
+            return SampleRowByRow(entries, logits, rows, error);
+        }
+    }
+
+    /// The batched sample threw: sample each row alone, and fail only the requests whose row throws again.
+    SampledTokens SampleRowByRow(List<ScheduledSequence> entries, Tensor logits, List<SamplingState> rows, Exception first)
+    {
+        Log.SamplingFailed(_logger, entries.Count, first);
+        var tokens = new int[entries.Count];
+        var logprobs = new TokenLogprob?[entries.Count];
+        for (var i = 0; i < entries.Count; i++)
+        {
+            try
+            {
+                var output = _sampler.Sample(logits[i].unsqueeze(0), [rows[i]]);
+                (tokens[i], logprobs[i]) = (output.TokenIds[0], output.Logprobs[0]);
+            }
+            catch (Exception error) when (error is not OutOfMemoryException)
+            {
+                FailRequest(entries[i].Sequence.RequestId, error);
+            }
+        }
+        return new SampledTokens(entries, tokens, logprobs);
+    }
+
+    void FailRequest(string requestId, Exception error)
+    {
+        if (!_requests.Remove(requestId, out var request))
+            return;
+        _scheduler.Abort(requestId);
+        DisposeText(request);
+        if (!request.HasStarted)
+            _requestLeftQueue();
+        request.Fail(new RequestFailedException($"serving request '{requestId}' failed: {error.Message}", error));
+    }
+
+    SequenceText TextOf(Sequence sequence) => _requests[sequence.RequestId].Sequences[sequence.Index];
+
+    /// The sampled token of each sampling entry, in batch order, and its log-probabilities when asked.
+    sealed class SampledTokens(List<ScheduledSequence> entries, int[] tokenIds, TokenLogprob?[] logprobs)
+    {
+        readonly Dictionary<Sequence, int> _rowOf =
+            entries.Select((entry, row) => (entry.Sequence, row)).ToDictionary(x => x.Sequence, x => x.row);
+
+        public int[] TokenIds { get; } = tokenIds;
+
+        public TokenLogprob? LogprobsOf(Sequence sequence) => logprobs[_rowOf[sequence]];
+    }
+}

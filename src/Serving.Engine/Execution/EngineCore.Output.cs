@@ -1,0 +1,85 @@
+using Serving.Engine.Scheduling;
+
+namespace Serving.Engine.Execution;
+
+// After the scheduler appended a token: text, stop strings, and the events each request's caller reads.
+internal sealed partial class EngineCore
+{
+    void ProcessOutput(SequenceOutput output, TokenLogprob? logprob)
+    {
+        var sequence = output.Sequence;
+        if (!_requests.TryGetValue(sequence.RequestId, out var request))
+            return;
+        request.MarkToken();
+        request.CompletionTokens++;
+        var text = request.Sequences[sequence.Index];
+        var match = text.Stops.Append(text.Detokenizer.Push(output.TokenId));
+        var finish = output.FinishReason;
+        var emitted = match.Text;
+        object? stopReason = null;
+        if (match.StopString is { } stop)
+        {
+            // a stop string is text-side: the scheduler learns of it here
+            _scheduler.Finish(sequence, FinishReason.Stop);
+            (finish, stopReason) = (FinishReason.Stop, stop);
+        }
+        else if (finish is not null)
+        {
+            (emitted, stopReason) = FinalText(text, emitted, output);
+            if (text.Stops.IsStopped)
+                finish = FinishReason.Stop; // the released tail held a stop string
+        }
+        IReadOnlyList<TokenLogprob>? logprobs = logprob is null ? null : [logprob];
+        if (finish is { } reason)
+            EmitFinished(request, sequence.Index, [output.TokenId], emitted, logprobs, reason, stopReason);
+        else
+            request.Output.Writer.TryWrite(new TokenEvent
+            {
+                Index = sequence.Index, TokenIds = [output.TokenId], TextDelta = emitted, Logprobs = logprobs,
+            });
+    }
+
+    /// The sequence ended for a token-side reason: release the text still held back (by the detokenizer for
+    /// an unfinished UTF-8 character, by the matcher for a possible stop-string prefix).
+    static (string Text, object? StopReason) FinalText(SequenceText text, string emitted, SequenceOutput output)
+    {
+        var tail = text.Stops.Append(text.Detokenizer.Flush());
+        if (tail.StopString is { } stop)
+            return (emitted + tail.Text, stop);
+        var stopReason = output.Sequence.Sampling.StopTokenIds.Contains(output.TokenId) ? (object)output.TokenId : null;
+        return (emitted + tail.Text + text.Stops.Flush(), stopReason);
+    }
+
+    /// Sends a sequence's last event; the request's last sequence also carries usage and timings and
+    /// completes the stream.
+    void EmitFinished(RequestState request, int index, IReadOnlyList<int> tokenIds, string text,
+        IReadOnlyList<TokenLogprob>? logprobs, FinishReason reason, object? stopReason)
+    {
+        request.NumFinished++;
+        var last = request.NumFinished == request.Sequences.Length;
+        var finished = new TokenEvent
+        {
+            Index = index, TokenIds = tokenIds, TextDelta = text, Logprobs = logprobs,
+            FinishReason = reason, StopReason = stopReason,
+            Usage = last ? Usage(request) : null,
+            Timings = last ? request.Timings() : null,
+        };
+        request.Output.Writer.TryWrite(finished);
+        if (!last)
+            return;
+        if (!request.HasStarted)
+            _requestLeftQueue();
+        DisposeText(request);
+        _requests.Remove(request.RequestId);
+        request.Output.Writer.TryComplete();
+    }
+
+    static RequestUsage Usage(RequestState request) => new(
+        request.Request.PromptTokenIds.Count, request.CompletionTokens, request.CachedPromptTokens);
+
+    static void DisposeText(RequestState request)
+    {
+        foreach (var sequence in request.Sequences)
+            sequence.Dispose();
+    }
+}

@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Serving.Engine.Sampling;
+using Serving.Engine.Scheduling;
+using Serving.Engine.Tokenization;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Execution;
+
+/// The engine's state and its step, owned by the engine thread alone: the model runner (model + KV pool),
+/// the scheduler (block bookkeeping + queues), the sampler, and the live requests. One step is
+///
+///     batch  = scheduler.Schedule()            who computes how many tokens now
+///     tokens = sampler(runner.Logits(batch))   one forward over the flat batch, one batched sample
+///     scheduler.Postprocess(batch, tokens)     append, stop rules, free finished blocks
+///     + text: detokenize, stop strings, events to each request's channel
+internal sealed partial class EngineCore : IDisposable
+{
+    readonly ModelRunner _runner;
+    readonly Scheduler _scheduler;
+    readonly TextTokenizer _tokenizer;
+    readonly IReadOnlyCollection<int> _eosTokenIds;
+    readonly Action _requestLeftQueue;
+    readonly ILogger _logger;
+    readonly Sampler _sampler = new();
+    readonly Dictionary<string, RequestState> _requests = new();
+    long _steps;
+    long _promptTokens;
+    TimeSpan _lastStepDuration;
+
+    public EngineCore(ModelRunner runner, Scheduler scheduler, TextTokenizer tokenizer,
+        IReadOnlyCollection<int> eosTokenIds, Action requestLeftQueue, ILogger logger)
+    {
+        (_runner, _scheduler, _tokenizer, _eosTokenIds) = (runner, scheduler, tokenizer, eosTokenIds);
+        (_requestLeftQueue, _logger) = (requestLeftQueue, logger);
+    }
+
+    public bool HasWork => _scheduler.HasUnfinishedSequences;
+
+    public int NumLiveRequests => _requests.Count;
+
+    /// Admits a request (or fails it with the scheduler's reason) and sets up its sequences' text state.
+    public void Add(RequestState request)
+    {
+        IReadOnlyList<Sequence> sequences;
+        try
+        {
+            sequences = _scheduler.Add(request.Request);
+        }
+        catch (InvalidRequestException error)
+        {
+            _requestLeftQueue();
+            request.Fail(error);
+            return;
+        }
+        var sampling = request.Request.Sampling;
+        request.Start(sequences.Select(sequence => new SequenceText(
+            new SamplingState(sampling, sequence.PromptTokenIds, sequence.OutputTokenIds, _eosTokenIds, sequence.Index),
+            _tokenizer.CreateDetokenizer(sequence.PromptTokenIds, sampling.SkipSpecialTokens),
+            new StopStringMatcher(sampling.Stop, sampling.IncludeStopStringInOutput))).ToList());
+        _requests.Add(request.RequestId, request);
+    }
+
+    /// Cancels a request in any state; its blocks are free when this returns.
+    public void Abort(string requestId)
+    {
+        if (!_requests.TryGetValue(requestId, out var request))
+            return;
+        foreach (var sequence in _scheduler.Abort(requestId))
+            EmitFinished(request, sequence.Index, [], "", null, FinishReason.Abort, null);
+    }
+
+    public void AbortAll()
+    {
+        foreach (var requestId in _requests.Keys.ToList())
+            Abort(requestId);
+    }
+
+    /// Fails every live request (the loop is going down).
+    public void FailAll(Exception error)
+    {
+        foreach (var request in _requests.Values)
+        {
+            _scheduler.Abort(request.RequestId);
+            request.Fail(error);
+        }
+        _requests.Clear();
+    }
+
+    /// schedule -> execute -> postprocess.
+    public void Step()
+    {
+        var started = Stopwatch.GetTimestamp();
+        var batch = _scheduler.Schedule();
+        if (batch.IsEmpty)
+            return;
+        MarkScheduled(batch);
+        var sampled = Execute(batch);
+        var outputs = _scheduler.Postprocess(batch, sampled.TokenIds);
+        foreach (var output in outputs)
+            ProcessOutput(output, sampled.LogprobsOf(output.Sequence));
+        _steps++;
+        _lastStepDuration = Stopwatch.GetElapsedTime(started);
+    }
+
+    public EngineStats Stats()
+    {
+        var s = _scheduler.GetStats();
+        return new EngineStats
+        {
+            RunningRequests = s.NumRunning, WaitingRequests = s.NumWaiting,
+            NumKVBlocks = s.NumBlocks, FreeKVBlocks = s.NumFreeBlocks, KVUsage = s.KVUsage,
+            PrefixCacheQueries = s.PrefixCacheQueries, PrefixCacheHits = s.PrefixCacheHits,
+            Preemptions = s.NumPreemptions, PromptTokens = _promptTokens, GenerationTokens = s.NumGeneratedTokens,
+            Steps = _steps, LastStepDuration = _lastStepDuration,
+        };
+    }
+
+    void MarkScheduled(ScheduledBatch batch)
+    {
+        foreach (var entry in batch.Entries)
+        {
+            var request = _requests[entry.Sequence.RequestId];
+            if (request.HasStarted)
+                continue;
+            request.MarkScheduled();
+            request.CachedPromptTokens = entry.Sequence.NumCachedTokens;
+            _promptTokens += entry.Sequence.NumPromptTokens;
+            _requestLeftQueue();
+        }
+    }
+
+    public void Dispose()
+    {
+        FailAll(new EngineUnavailableException("the engine stopped"));
+        _runner.Dispose();
+    }
+}

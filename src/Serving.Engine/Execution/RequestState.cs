@@ -1,0 +1,65 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using Serving.Engine.Sampling;
+using Serving.Engine.Tokenization;
+
+namespace Serving.Engine.Execution;
+
+/// One request as the engine thread tracks it: where its events go, its timings, and the text-side state of
+/// each of its n sequences. Created by the caller, then touched only by the engine thread (the output
+/// channel is the one thing both sides use).
+internal sealed class RequestState
+{
+    readonly long _arrivalTimestamp = Stopwatch.GetTimestamp();
+    long? _firstScheduledTimestamp;
+    long? _firstTokenTimestamp;
+
+    public RequestState(GenerationRequest request)
+    {
+        Request = request;
+        Output = Channel.CreateUnbounded<TokenEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    }
+
+    public GenerationRequest Request { get; }
+    public string RequestId => Request.RequestId;
+    public Channel<TokenEvent> Output { get; }
+
+    /// Text-side state per sequence index (0..n-1), made when the scheduler admits the request.
+    public SequenceText[] Sequences { get; private set; } = [];
+
+    public int NumFinished { get; set; }
+    public int CompletionTokens { get; set; }
+    public int CachedPromptTokens { get; set; }
+    public bool HasStarted => _firstScheduledTimestamp is not null;
+
+    public void Start(IReadOnlyList<SequenceText> sequences) => Sequences = sequences.ToArray();
+
+    public void MarkScheduled() => _firstScheduledTimestamp ??= Stopwatch.GetTimestamp();
+
+    public void MarkToken() => _firstTokenTimestamp ??= Stopwatch.GetTimestamp();
+
+    public RequestTimings Timings()
+    {
+        var now = Stopwatch.GetTimestamp();
+        var scheduled = _firstScheduledTimestamp ?? now;
+        var firstToken = _firstTokenTimestamp ?? now;
+        return new RequestTimings(
+            Stopwatch.GetElapsedTime(_arrivalTimestamp, scheduled),
+            Stopwatch.GetElapsedTime(_arrivalTimestamp, firstToken),
+            Stopwatch.GetElapsedTime(_arrivalTimestamp, now));
+    }
+
+    /// Ends the stream with an error the caller sees as an exception from GenerateAsync.
+    public void Fail(Exception error) => Output.Writer.TryComplete(error);
+}
+
+/// Text-side state of one sequence: its sampler state, its incremental detokenizer and its stop-string matcher.
+internal sealed class SequenceText(SamplingState sampling, IncrementalDetokenizer detokenizer, StopStringMatcher stops)
+    : IDisposable
+{
+    public SamplingState Sampling { get; } = sampling;
+    public IncrementalDetokenizer Detokenizer { get; } = detokenizer;
+    public StopStringMatcher Stops { get; } = stops;
+
+    public void Dispose() => Sampling.Dispose();
+}

@@ -1,0 +1,26 @@
+namespace Serving.Engine.Execution;
+
+/// The checks a request passes before it is queued, made on the caller's thread so that a bad request is
+/// refused before any event (the scheduler checks the KV pool's limits again at admission).
+internal static class RequestValidation
+{
+    public static void Validate(GenerationRequest request, ModelInfo model)
+    {
+        if (string.IsNullOrEmpty(request.RequestId))
+            throw new InvalidRequestException("the request id must not be empty", "request_id");
+        var prompt = request.PromptTokenIds;
+        if (prompt.Count == 0)
+            throw new InvalidRequestException("the prompt is empty; at least one token is needed", "prompt");
+        for (var i = 0; i < prompt.Count; i++)
+            if (prompt[i] < 0 || prompt[i] >= model.VocabSize)
+                throw new InvalidRequestException(
+                    $"prompt token {i} has id {prompt[i]}, outside the vocabulary [0, {model.VocabSize})", "prompt");
+        request.Sampling.Validate(model.VocabSize);
+        var total = prompt.Count + request.Sampling.MaxTokens;
+        if (prompt.Count >= model.MaxModelLen || total > model.MaxModelLen)
+            throw new InvalidRequestException(
+                $"this model's maximum context length is {model.MaxModelLen} tokens, but the request has " +
+                $"{prompt.Count} prompt tokens and asks for {request.Sampling.MaxTokens} completion tokens ({total} in all)",
+                prompt.Count >= model.MaxModelLen ? "prompt" : "max_tokens");
+    }
+}

@@ -1,0 +1,183 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Serving.Engine.Execution;
+
+namespace Serving.Engine;
+
+/// The engine: one dedicated thread owns the model, the KV pool and the scheduler and runs
+/// schedule -> execute -> postprocess while there is work. Callers talk to it through a command channel
+/// (add, abort) and read their tokens from a per-request channel, so no lock guards engine state.
+public sealed class LlmEngine : ILlmEngine
+{
+    readonly EngineOptions _options;
+    readonly ILogger _logger;
+    readonly Channel<EngineCommand> _commands = Channel.CreateUnbounded<EngineCommand>(new() { SingleReader = true });
+    readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    readonly Thread _thread;
+    volatile EngineState _state = EngineState.Loading;
+    volatile EngineStats _stats = new();
+    volatile bool _stopRequested;
+    int _numQueued;
+    EngineSetup? _setup;
+
+    /// Starts loading the model on the engine thread and returns at once; WaitUntilReadyAsync tells when it is up.
+    public LlmEngine(EngineOptions options, ILoggerFactory? loggerFactory = null)
+    {
+        _options = options;
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<LlmEngine>();
+        _thread = new Thread(Run) { Name = "llm-engine", IsBackground = true };
+        _thread.Start();
+    }
+
+    public EngineState State => _state;
+
+    public ModelInfo Info => Setup.Info;
+
+    public IPromptProcessor Prompts => Setup.Prompts;
+
+    EngineSetup Setup => _setup ?? throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()}");
+
+    public Task WaitUntilReadyAsync(CancellationToken cancellationToken) => _ready.Task.WaitAsync(cancellationToken);
+
+    public EngineStats GetStats() => _stats;
+
+    public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var state = Admit(request);
+        using var abortOnCancel = cancellationToken.Register(
+            () => _commands.Writer.TryWrite(new AbortRequestCommand(request.RequestId)));
+        var completed = false;
+        try
+        {
+            await foreach (var tokenEvent in state.Output.Reader.ReadAllAsync(cancellationToken))
+                yield return tokenEvent;
+            completed = true;
+        }
+        finally
+        {
+            // the caller stopped reading early (or was cancelled): free the request's blocks
+            if (!completed)
+                _commands.Writer.TryWrite(new AbortRequestCommand(request.RequestId));
+        }
+    }
+
+    /// Checks what can be checked off the engine thread and queues the request; throws before any event.
+    RequestState Admit(GenerationRequest request)
+    {
+        if (_state != EngineState.Ready || _setup is null)
+            throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()} and accepts no requests");
+        RequestValidation.Validate(request, _setup.Info);
+        if (Interlocked.Increment(ref _numQueued) > _options.MaxNumQueuedRequests)
+        {
+            Interlocked.Decrement(ref _numQueued);
+            throw new QueueFullException(
+                $"{_options.MaxNumQueuedRequests} requests are already waiting (--max-num-queued-reqs); retry later");
+        }
+        var state = new RequestState(request);
+        _commands.Writer.TryWrite(new AddRequestCommand(state));
+        return state;
+    }
+
+    public async Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (_state == EngineState.Ready)
+            _state = EngineState.Draining;
+        using var timer = new CancellationTokenSource(timeout);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
+        try
+        {
+            while (_state == EngineState.Draining && (_stats.RunningRequests > 0 || _stats.WaitingRequests > 0 || Volatile.Read(ref _numQueued) > 0))
+                await Task.Delay(20, linked.Token);
+        }
+        catch (OperationCanceledException) when (timer.IsCancellationRequested)
+        {
+            // out of time: what is still running is aborted below
+        }
+        await StopAsync();
+    }
+
+    async Task StopAsync()
+    {
+        _stopRequested = true;
+        _commands.Writer.TryWrite(new AbortAllCommand());
+        await _stopped.Task;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+    }
+
+    void Run()
+    {
+        try
+        {
+            _setup = EngineSetup.Create(_options, () => Interlocked.Decrement(ref _numQueued), _logger);
+        }
+        catch (Exception error)
+        {
+            Log.LoadFailed(_logger, _options.Model, error);
+            _state = EngineState.Faulted;
+            _ready.TrySetException(error);
+            _stopped.TrySetResult();
+            return;
+        }
+        using (_setup.Core)
+            RunLoop(_setup.Core);
+        _stopped.TrySetResult();
+    }
+
+    void RunLoop(EngineCore core)
+    {
+        _state = EngineState.Ready;
+        _stats = core.Stats();
+        _ready.TrySetResult();
+        try
+        {
+            while (!_stopRequested || core.NumLiveRequests > 0)
+            {
+                ApplyCommands(core, wait: !core.HasWork && !_stopRequested);
+                if (core.HasWork)
+                    core.Step();
+                _stats = core.Stats();
+            }
+            _state = EngineState.Stopped;
+        }
+        catch (Exception error)
+        {
+            // a bug outside any one request: nothing can be trusted any more, so fail everyone and say so
+            Log.LoopFailed(_logger, error);
+            _state = EngineState.Faulted;
+            core.FailAll(new EngineUnavailableException($"the engine loop failed: {error.Message}"));
+        }
+    }
+
+    void ApplyCommands(EngineCore core, bool wait)
+    {
+        if (wait)
+            _commands.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult();
+        while (_commands.Reader.TryRead(out var command))
+        {
+            switch (command)
+            {
+                case AddRequestCommand add when _stopRequested:
+                    Interlocked.Decrement(ref _numQueued);
+                    add.Request.Fail(new EngineUnavailableException("the engine is shutting down"));
+                    break;
+                case AddRequestCommand add:
+                    core.Add(add.Request);
+                    break;
+                case AbortRequestCommand abort:
+                    core.Abort(abort.RequestId);
+                    break;
+                case AbortAllCommand:
+                    core.AbortAll();
+                    break;
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+using Microsoft.Extensions.Logging;
+
+namespace Serving.Engine;
+
+/// The engine's structured log messages (source-generated). No prompt or output text is ever logged here.
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "Loading model {Model} on {Device} ({Dtype})")]
+    public static partial void LoadingModel(ILogger logger, string model, string device, string dtype);
+
+    [LoggerMessage(2, LogLevel.Information,
+        "Model loaded: {ModelType} with {Layers} layers, {Heads} query heads, {KVHeads} KV heads, head dim {HeadDim}, {Dtype} on {Device}")]
+    public static partial void ModelLoaded(ILogger logger, string modelType, int layers, int heads, int kvHeads,
+        int headDim, string dtype, string device);
+
+    [LoggerMessage(3, LogLevel.Information,
+        "KV cache: {BytesPerToken} bytes per token, {NumBlocks} blocks of {BlockSize} tokens = {CapacityTokens} tokens ({MaxSequences} sequences of {MaxModelLen} tokens)")]
+    public static partial void KVCachePlanned(ILogger logger, long bytesPerToken, int numBlocks, int blockSize,
+        long capacityTokens, long maxSequences, int maxModelLen);
+
+    [LoggerMessage(4, LogLevel.Error, "Loading model {Model} failed")]
+    public static partial void LoadFailed(ILogger logger, string model, Exception error);
+
+    [LoggerMessage(5, LogLevel.Critical, "The engine loop failed; every live request was failed")]
+    public static partial void LoopFailed(ILogger logger, Exception error);
+
+    [LoggerMessage(6, LogLevel.Error, "A step over {NumSequences} sequences failed; their requests were failed")]
+    public static partial void StepFailed(ILogger logger, int numSequences, Exception error);
+
+    [LoggerMessage(7, LogLevel.Warning, "Sampling {NumSequences} sequences failed as a batch; sampling row by row")]
+    public static partial void SamplingFailed(ILogger logger, int numSequences, Exception error);
+
+    [LoggerMessage(8, LogLevel.Information, "Loading weights: {Loaded}/{Total} tensors, {LoadedBytes} bytes")]
+    public static partial void WeightProgress(ILogger logger, int loaded, int total, long loadedBytes);
+}

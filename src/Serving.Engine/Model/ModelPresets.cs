@@ -1,0 +1,62 @@
+using Serving.Engine.Config;
+
+namespace Serving.Engine.Model;
+
+/// Named model shapes for random-weight models of real sizes, built on the device without files (issue 6):
+/// `--model llama3-8b` in the server and the benchmark. The llama3-8b trio differs only in KV heads: GQA-8
+/// (the real model), its MHA twin and an MQA variant, so their step times isolate the cost of the KV cache.
+/// The tiny ones keep CPU smoke runs fast.
+public static class ModelPresets
+{
+    public static IReadOnlyList<string> Names { get; } = ["llama3-8b", "llama3-8b-mha", "llama3-8b-mqa", "tiny-gqa", "tiny-mha"];
+
+    public static bool IsPreset(string name) => Names.Contains(name, StringComparer.OrdinalIgnoreCase);
+
+    /// The config.json a checkpoint of this shape would have.
+    public static ModelConfig Get(string name) => name.ToLowerInvariant() switch
+    {
+        "llama3-8b" => Llama3_8B(numKVHeads: 8),
+        "llama3-8b-mha" => Llama3_8B(numKVHeads: 32),
+        "llama3-8b-mqa" => Llama3_8B(numKVHeads: 1),
+        "tiny-gqa" => Tiny(numHeads: 8, numKVHeads: 2, headDim: 32),
+        "tiny-mha" => Tiny(numHeads: 4, numKVHeads: 4, headDim: 64),
+        _ => throw new ArgumentException($"unknown model preset '{name}' (known: {string.Join(", ", Names)})", nameof(name)),
+    };
+
+    // Meta-Llama-3.1-8B's config.json, with the KV head count as the one free parameter.
+    static ModelConfig Llama3_8B(int numKVHeads) => new()
+    {
+        ModelType = "llama",
+        Architectures = ["LlamaForCausalLM"],
+        HiddenSize = 4096,
+        IntermediateSize = 14336,
+        NumHiddenLayers = 32,
+        NumAttentionHeads = 32,
+        NumKeyValueHeads = numKVHeads,
+        HeadDim = 128,
+        VocabSize = 128256,
+        RmsNormEps = 1e-5,
+        Rope = new RopeConfig { Theta = 500000, Type = RopeType.Llama3, Factor = 8, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 8192 },
+        MaxPositionEmbeddings = 131072,
+        Dtype = "bfloat16",
+        BosTokenId = 128000,
+        EosTokenIds = [128001],
+    };
+
+    static ModelConfig Tiny(int numHeads, int numKVHeads, int headDim) => new()
+    {
+        ModelType = "llama",
+        Architectures = ["LlamaForCausalLM"],
+        HiddenSize = 256,
+        IntermediateSize = 512,
+        NumHiddenLayers = 2,
+        NumAttentionHeads = numHeads,
+        NumKeyValueHeads = numKVHeads,
+        HeadDim = headDim,
+        VocabSize = 1024,
+        RmsNormEps = 1e-5,
+        MaxPositionEmbeddings = 4096,
+        Dtype = "float32",
+        EosTokenIds = [0],
+    };
+}

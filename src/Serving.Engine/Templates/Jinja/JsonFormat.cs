@@ -1,0 +1,115 @@
+using System.Globalization;
+using System.Text;
+
+namespace Serving.Engine.Templates.Jinja;
+
+/// json.dumps(value, ensure_ascii=False, indent=..., separators=..., sort_keys=...), the tojson filter
+/// transformers installs. Python defaults: separators (", ", ": ") without indent, (",", ": ") with one.
+internal sealed class JsonFormat
+{
+    readonly string? _indent;
+    readonly string _itemSeparator;
+    readonly string _keySeparator;
+    readonly bool _sortKeys;
+    readonly StringBuilder _sb = new();
+
+    JsonFormat(string? indent, string? itemSeparator, string? keySeparator, bool sortKeys)
+    {
+        _indent = indent;
+        _itemSeparator = itemSeparator ?? (indent is null ? ", " : ",");
+        _keySeparator = keySeparator ?? ": ";
+        _sortKeys = sortKeys;
+    }
+
+    public static string Dumps(JinjaValue value, string? indent = null, string? itemSeparator = null,
+        string? keySeparator = null, bool sortKeys = false)
+    {
+        var format = new JsonFormat(indent, itemSeparator, keySeparator, sortKeys);
+        format.Write(value, 0);
+        return format._sb.ToString();
+    }
+
+    void Write(JinjaValue value, int depth)
+    {
+        switch (value)
+        {
+            case NoneValue: _sb.Append("null"); break;
+            case BoolValue b: _sb.Append(b.Value ? "true" : "false"); break;
+            case IntValue i: _sb.Append(i.Value.ToString(CultureInfo.InvariantCulture)); break;
+            case FloatValue f: _sb.Append(FloatText(f.Value)); break;
+            case StringValue s: WriteString(s.Value); break;
+            case ListValue l: WriteContainer('[', ']', l.Items.Count, l.Items.Select(v => (Key: (string?)null, Value: v)), depth); break;
+            case DictValue d: WriteContainer('{', '}', d.Count, DictEntries(d), depth); break;
+            default: throw new JinjaRuntimeError($"Object of type {value.TypeName} is not JSON serializable");
+        }
+    }
+
+    IEnumerable<(string? Key, JinjaValue Value)> DictEntries(DictValue dict)
+    {
+        var entries = dict.Entries.Select(e => (Key: (string?)e.Key, e.Value));
+        return _sortKeys ? entries.OrderBy(e => e.Key, StringComparer.Ordinal) : entries;
+    }
+
+    void WriteContainer(char open, char close, int count, IEnumerable<(string? Key, JinjaValue Value)> items, int depth)
+    {
+        _sb.Append(open);
+        if (count == 0)
+        {
+            _sb.Append(close);
+            return;
+        }
+        var first = true;
+        foreach (var (key, item) in items)
+        {
+            if (!first) _sb.Append(_itemSeparator);
+            first = false;
+            NewLine(depth + 1);
+            if (key is not null)
+            {
+                WriteString(key);
+                _sb.Append(_keySeparator);
+            }
+            Write(item, depth + 1);
+        }
+        NewLine(depth);
+        _sb.Append(close);
+    }
+
+    void NewLine(int depth)
+    {
+        if (_indent is null) return;
+        _sb.Append('\n');
+        for (var i = 0; i < depth; i++) _sb.Append(_indent);
+    }
+
+    void WriteString(string s)
+    {
+        _sb.Append('"');
+        foreach (var c in s)
+        {
+            switch (c)
+            {
+                case '"': _sb.Append("\\\""); break;
+                case '\\': _sb.Append("\\\\"); break;
+                case '\n': _sb.Append("\\n"); break;
+                case '\r': _sb.Append("\\r"); break;
+                case '\t': _sb.Append("\\t"); break;
+                case '\b': _sb.Append("\\b"); break;
+                case '\f': _sb.Append("\\f"); break;
+                default:
+                    if (c < 0x20) _sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                    else _sb.Append(c);
+                    break;
+            }
+        }
+        _sb.Append('"');
+    }
+
+    static string FloatText(double x) => x switch
+    {
+        double.NaN => "NaN",
+        double.PositiveInfinity => "Infinity",
+        double.NegativeInfinity => "-Infinity",
+        _ => PyFormat.Float(x),
+    };
+}

@@ -1,0 +1,18 @@
+using Serving.Server.Engine;
+
+namespace Serving.Server.Health;
+
+/// Probes, open without an API key. /health is liveness: 200 while the engine loop lives (loading
+/// included), 503 once it died. /health/ready is readiness: 200 only when requests are taken, 503 while
+/// loading, draining or dead. The body names the state.
+internal static class HealthEndpoints
+{
+    public static void MapHealth(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/health", (ServingState state) => Probe(state.IsAlive, state.Status));
+        app.MapGet("/health/ready", (ServingState state) => Probe(state.IsReady, state.Status));
+    }
+
+    static IResult Probe(bool ok, string status) =>
+        Results.Text(status, "text/plain", statusCode: ok ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
+}

@@ -1,0 +1,51 @@
+namespace Serving.Server;
+
+/// Every log line of the server, source-generated. No prompt or output text except RequestText, which is
+/// written only under --enable-log-requests.
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "Loading model {Model} (served as {ServedModelName}) on {Device}")]
+    public static partial void EngineLoading(ILogger logger, string model, string servedModelName, string device);
+
+    [LoggerMessage(2, LogLevel.Information, "Engine ready: {Architecture}, {NumLayers} layers, max_model_len {MaxModelLen}, {NumKVBlocks} KV blocks of {BlockSize} tokens")]
+    public static partial void EngineReady(ILogger logger, string architecture, int numLayers, int maxModelLen, int numKVBlocks, int blockSize);
+
+    [LoggerMessage(3, LogLevel.Critical, "Engine failed to start")]
+    public static partial void EngineFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(4, LogLevel.Information, "Shutting down: refusing new requests, draining running ones for up to {TimeoutSeconds} s")]
+    public static partial void Draining(ILogger logger, int timeoutSeconds);
+
+    [LoggerMessage(5, LogLevel.Information, "Drained in {ElapsedMs:F0} ms")]
+    public static partial void Drained(ILogger logger, double elapsedMs);
+
+    [LoggerMessage(6, LogLevel.Error, "Draining the engine failed")]
+    public static partial void DrainFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(10, LogLevel.Debug, "Request {RequestId} queued: {PromptTokens} prompt tokens, n={N}, max_tokens={MaxTokens}")]
+    public static partial void GenerationStarted(ILogger logger, string requestId, int promptTokens, int n, int maxTokens);
+
+    [LoggerMessage(11, LogLevel.Information, "Request {RequestId} finished ({FinishReasons}): {PromptTokens} prompt ({CachedTokens} cached) + {CompletionTokens} completion tokens; queue {QueueMs:F1} ms, first token {TtftMs:F1} ms, total {TotalMs:F1} ms")]
+    public static partial void GenerationFinished(ILogger logger, string requestId, int promptTokens, int completionTokens, int cachedTokens, string finishReasons, double queueMs, double ttftMs, double totalMs);
+
+    [LoggerMessage(12, LogLevel.Information, "Request {RequestId} aborted (client gone or sibling failed)")]
+    public static partial void GenerationAborted(ILogger logger, string requestId);
+
+    [LoggerMessage(13, LogLevel.Warning, "Request {RequestId} failed: {ErrorType}: {Error}")]
+    public static partial void GenerationFailed(ILogger logger, string requestId, string errorType, string error);
+
+    [LoggerMessage(14, LogLevel.Information, "Request {RequestId} text: prompt={Prompt} output={Output}")]
+    public static partial void RequestText(ILogger logger, string requestId, string prompt, string output);
+
+    [LoggerMessage(20, LogLevel.Debug, "Request {TraceId}: client went away ({ExceptionType})")]
+    public static partial void ClientWentAway(ILogger logger, string traceId, string exceptionType);
+
+    [LoggerMessage(21, LogLevel.Information, "Request {TraceId} rejected with {Status} ({Code})")]
+    public static partial void RequestRejected(ILogger logger, string traceId, int status, string code);
+
+    [LoggerMessage(22, LogLevel.Error, "Request {TraceId} failed")]
+    public static partial void RequestFailed(ILogger logger, string traceId, Exception exception);
+
+    [LoggerMessage(23, LogLevel.Error, "Request {RequestId}: stream failed after it began; ending it with an error event")]
+    public static partial void StreamFailed(ILogger logger, string requestId, Exception exception);
+}

@@ -1,0 +1,70 @@
+using Serving.Server.Generation;
+using Serving.Server.Streaming;
+
+namespace Serving.Server.OpenAI.Chat;
+
+/// POST /v1/chat/completions: the conversation through the chat template, answered whole or streamed.
+internal static class ChatEndpoint
+{
+    public static async Task HandleAsync(HttpContext context, OpenAIServing serving)
+    {
+        var arrival = DateTimeOffset.UtcNow;
+        serving.EnsureReady();
+        var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ChatRequest);
+        serving.CheckModel(request.Model);
+        var plan = ChatPlan.Create(request, serving, arrival);
+        var observer = serving.Observer("chat");
+        var aborted = context.RequestAborted;
+        await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Generation], observer, aborted);
+        var choices = plan.NewChoiceStates(serving.Prompts);
+        var usage = new UsageTotals();
+        if (request.Stream == true)
+        {
+            await StreamAsync(context, plan, run, choices, usage, serving);
+            return;
+        }
+        await foreach (var item in run.ReadAllAsync(aborted))
+        {
+            choices[item.Event.Index].Append(item.Event);
+            usage.Add(item.Event.Usage);
+        }
+        observer.LogText(plan.Id, plan.PromptText, string.Join(" | ", choices.Select(c => c.Text)));
+        var response = new ChatResponse(plan.Id, plan.Created, serving.ModelName, [.. choices.Select(c => c.ToChoice())], usage.ToUsage())
+        {
+            PromptTokenIds = request.ReturnTokenIds == true ? plan.Generation.PromptTokenIds : null,
+        };
+        await context.Response.WriteAsJsonAsync(response, OpenAIJsonContext.Default.ChatResponse, cancellationToken: aborted);
+    }
+
+    static async Task StreamAsync(HttpContext context, ChatPlan plan, GenerationRun run, ChatChoiceState[] choices,
+        UsageTotals usage, OpenAIServing serving)
+    {
+        var aborted = context.RequestAborted;
+        var sse = new SseWriter(context.Response);
+        await sse.StartAsync(aborted);
+        try
+        {
+            var opening = Chunk(plan, serving, [.. choices.Select(c => c.RoleDelta())], null) with
+            {
+                PromptTokenIds = plan.Request.ReturnTokenIds == true ? plan.Generation.PromptTokenIds : null,
+            };
+            await sse.WriteAsync(opening, OpenAIJsonContext.Default.ChatChunk, aborted);
+            await foreach (var item in run.ReadAllAsync(aborted))
+            {
+                var choice = choices[item.Event.Index].Append(item.Event);
+                usage.Add(item.Event.Usage);
+                await sse.WriteAsync(Chunk(plan, serving, [choice], null), OpenAIJsonContext.Default.ChatChunk, aborted);
+            }
+            if (plan.Request.StreamOptions?.IncludeUsage == true)
+                await sse.WriteAsync(Chunk(plan, serving, [], usage.ToUsage()), OpenAIJsonContext.Default.ChatChunk, aborted);
+        }
+        catch (Exception exception) when (!aborted.IsCancellationRequested)
+        {
+            await StreamErrors.WriteAsync(sse, exception, plan.Id, serving, aborted);
+        }
+        await sse.WriteDoneAsync(aborted);
+    }
+
+    static ChatChunk Chunk(ChatPlan plan, OpenAIServing serving, IReadOnlyList<ChatChunkChoice> choices, Usage? usage) =>
+        new(plan.Id, plan.Created, serving.ModelName, choices, usage);
+}

@@ -1,0 +1,64 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Serving.Server.OpenAI;
+
+/// Checks "messages" and normalizes it for the chat template: each message becomes {role, content} with
+/// content a string (text parts joined by newlines, as vLLM does for string-content templates).
+internal static class ChatMessages
+{
+    static readonly HashSet<string> Roles = ["system", "developer", "user", "assistant", "tool"];
+
+    public static JsonArray Normalize(JsonElement? messages)
+    {
+        Check.That(messages is { ValueKind: JsonValueKind.Array }, "messages", "messages must be a list of message objects.");
+        Check.That(messages!.Value.GetArrayLength() > 0, "messages", "messages must not be empty.");
+        var normalized = new JsonArray();
+        var index = 0;
+        foreach (var message in messages.Value.EnumerateArray())
+        {
+            normalized.Add(NormalizeOne(message, $"messages[{index}]"));
+            index++;
+        }
+        return normalized;
+    }
+
+    static JsonObject NormalizeOne(JsonElement message, string param)
+    {
+        Check.That(message.ValueKind == JsonValueKind.Object, param, $"{param} must be an object.");
+        var role = message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? Check.Text(r, $"{param}.role") : null;
+        Check.That(role is not null && Roles.Contains(role), $"{param}.role",
+            $"{param}.role must be one of: {string.Join(", ", Roles)}.");
+        var content = message.TryGetProperty("content", out var c) ? Content(c, $"{param}.content") : "";
+        var result = new JsonObject { ["role"] = role, ["content"] = content };
+        if (message.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String)
+            result["name"] = Check.Text(name, $"{param}.name");
+        return result;
+    }
+
+    static string Content(JsonElement content, string param)
+    {
+        switch (content.ValueKind)
+        {
+            case JsonValueKind.String: return Check.Text(content, param);
+            case JsonValueKind.Null: return "";
+            case JsonValueKind.Array: return string.Join("\n", TextParts(content, param));
+            default: throw Errors.ApiException.BadRequest($"{param} must be a string or a list of text parts.", param);
+        }
+    }
+
+    static IEnumerable<string> TextParts(JsonElement parts, string param)
+    {
+        var index = 0;
+        foreach (var part in parts.EnumerateArray())
+        {
+            var at = $"{param}[{index++}]";
+            Check.That(part.ValueKind == JsonValueKind.Object, at, $"{at} must be an object.");
+            var type = part.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? Check.Text(t, $"{at}.type") : null;
+            Check.That(type == "text", $"{at}.type", $"Only text content parts are supported (got type '{type}').");
+            Check.That(part.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.String,
+                $"{at}.text", $"{at}.text must be a string.");
+            yield return Check.Text(text, $"{at}.text");
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using System.Text.Json;
+using Serving.Engine;
+
+namespace Serving.Server.OpenAI;
+
+/// One prompt of a completions request: its token ids and, when it came as text, that text (for echo).
+internal sealed record PromptInput(IReadOnlyList<int> TokenIds, string? Text);
+
+/// Reads "prompt" in its four OpenAI forms: a string, a list of strings, a list of token ids, or a list of
+/// token-id lists. Every prompt must be non-empty and inside the vocabulary.
+internal static class CompletionPrompts
+{
+    const string Param = "prompt";
+    const string Shape = "prompt must be a string, a list of strings, a list of token ids or a list of token-id lists.";
+
+    public static IReadOnlyList<PromptInput> Resolve(JsonElement? prompt, IPromptProcessor prompts, bool addSpecialTokens)
+    {
+        Check.That(prompt is { ValueKind: not JsonValueKind.Null }, Param, "prompt is required.");
+        var element = prompt!.Value;
+        var inputs = element.ValueKind switch
+        {
+            JsonValueKind.String => [FromText(Check.Text(element, Param), prompts, addSpecialTokens)],
+            JsonValueKind.Array => FromArray(element, prompts, addSpecialTokens),
+            _ => throw Errors.ApiException.BadRequest(Shape, Param),
+        };
+        foreach (var input in inputs)
+        {
+            Check.That(input.TokenIds.Count > 0, Param, "prompt must not be empty.");
+            Check.TokenIds(input.TokenIds, prompts.VocabSize, Param);
+        }
+        return inputs;
+    }
+
+    static List<PromptInput> FromArray(JsonElement array, IPromptProcessor prompts, bool addSpecialTokens)
+    {
+        Check.That(array.GetArrayLength() > 0, Param, "prompt must not be empty.");
+        var first = array[0].ValueKind;
+        if (first == JsonValueKind.Number) return [new PromptInput(TokenIds(array), null)];
+        var inputs = new List<PromptInput>();
+        foreach (var item in array.EnumerateArray())
+        {
+            Check.That(item.ValueKind == first, Param, Shape);
+            inputs.Add(item.ValueKind switch
+            {
+                JsonValueKind.String => FromText(Check.Text(item, Param), prompts, addSpecialTokens),
+                JsonValueKind.Array => new PromptInput(TokenIds(item), null),
+                _ => throw Errors.ApiException.BadRequest(Shape, Param),
+            });
+        }
+        return inputs;
+    }
+
+    static PromptInput FromText(string text, IPromptProcessor prompts, bool addSpecialTokens) =>
+        new(text.Length == 0 ? [] : prompts.Encode(text, addSpecialTokens), text);
+
+    static int[] TokenIds(JsonElement array)
+    {
+        var ids = new int[array.GetArrayLength()];
+        var i = 0;
+        foreach (var item in array.EnumerateArray())
+        {
+            Check.That(item.ValueKind == JsonValueKind.Number && item.TryGetInt32(out ids[i]), Param,
+                "Token ids must be integers.");
+            i++;
+        }
+        return ids;
+    }
+}

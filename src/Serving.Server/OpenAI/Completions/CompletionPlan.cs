@@ -1,0 +1,49 @@
+using Serving.Engine;
+
+namespace Serving.Server.OpenAI.Completions;
+
+/// A checked /v1/completions request: its prompts, the engine request of each, and its choice states
+/// (choice index = promptIndex * n + sequence index, as OpenAI numbers them).
+internal sealed record CompletionPlan(string Id, long Created, CompletionRequest Request,
+    IReadOnlyList<PromptInput> Prompts, IReadOnlyList<GenerationRequest> Requests, int N)
+{
+    public static CompletionPlan Create(CompletionRequest request, OpenAIServing serving, DateTimeOffset arrival)
+    {
+        var limits = serving.Limits;
+        ValidateCompletionFields(request, limits);
+        SamplingMapper.Validate(request, limits);
+        var prompts = CompletionPrompts.Resolve(request.Prompt, serving.Prompts, request.AddSpecialTokens ?? true);
+        var id = OpenAIServing.NewId("cmpl");
+        var requests = prompts.Select((prompt, i) => new GenerationRequest
+        {
+            RequestId = prompts.Count == 1 ? id : $"{id}-{i}",
+            PromptTokenIds = prompt.TokenIds,
+            ArrivalTime = arrival,
+            Sampling = SamplingMapper.Map(request, request.MaxTokens, request.Logprobs, prompt.TokenIds.Count, limits, "prompt"),
+        }).ToList();
+        return new CompletionPlan(id, OpenAIServing.UnixNow(), request, prompts, requests, request.N ?? 1);
+    }
+
+    static void ValidateCompletionFields(CompletionRequest request, RequestLimits limits)
+    {
+        Check.That(request.Suffix is null, "suffix", "suffix is not supported.");
+        Check.InRange(request.Logprobs, 0, limits.MaxLogprobs, "logprobs");
+        Check.That(!(request.Echo == true && request.Logprobs is not null), "echo",
+            "echo with logprobs is not supported (prompt log-probabilities are not computed).");
+        Check.That(request.BestOf is null || request.BestOf == (request.N ?? 1), "best_of",
+            "best_of is not supported beyond n.");
+    }
+
+    public CompletionChoiceState[] NewChoiceStates(OpenAIServing serving)
+    {
+        var states = new CompletionChoiceState[Prompts.Count * N];
+        for (var p = 0; p < Prompts.Count; p++)
+        {
+            var echo = Request.Echo == true ? Prompts[p].Text ?? serving.Prompts.Decode(Prompts[p].TokenIds) : null;
+            for (var i = 0; i < N; i++)
+                states[p * N + i] = new CompletionChoiceState(p * N + i, Prompts[p], echo, Request.ReturnTokenIds == true, serving.Prompts);
+        }
+        return states;
+    }
+
+}

@@ -1,0 +1,68 @@
+using Serving.Server.Errors;
+using Serving.Server.Generation;
+using Serving.Server.Streaming;
+
+namespace Serving.Server.OpenAI.Completions;
+
+/// POST /v1/completions: one engine request per prompt, answered whole or streamed as SSE chunks.
+internal static class CompletionsEndpoint
+{
+    public static async Task HandleAsync(HttpContext context, OpenAIServing serving)
+    {
+        var arrival = DateTimeOffset.UtcNow;
+        serving.EnsureReady();
+        var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.CompletionRequest);
+        serving.CheckModel(request.Model);
+        var plan = CompletionPlan.Create(request, serving, arrival);
+        var observer = serving.Observer("text_completion");
+        var aborted = context.RequestAborted;
+        await using var run = await GenerationRun.StartAsync(serving.Engine, plan.Requests, observer, aborted);
+        var choices = plan.NewChoiceStates(serving);
+        var usage = new UsageTotals();
+        if (request.Stream == true)
+        {
+            await StreamAsync(context, plan, run, choices, usage, serving);
+            return;
+        }
+        await foreach (var item in run.ReadAllAsync(aborted))
+        {
+            choices[item.PromptIndex * plan.N + item.Event.Index].Append(item.Event);
+            usage.Add(item.Event.Usage);
+        }
+        LogText(observer, plan, choices);
+        var response = new CompletionResponse(plan.Id, plan.Created, serving.ModelName,
+            [.. choices.Select(c => c.ToChoice())], usage.ToUsage());
+        await context.Response.WriteAsJsonAsync(response, OpenAIJsonContext.Default.CompletionResponse, cancellationToken: aborted);
+    }
+
+    static async Task StreamAsync(HttpContext context, CompletionPlan plan, GenerationRun run,
+        CompletionChoiceState[] choices, UsageTotals usage, OpenAIServing serving)
+    {
+        var aborted = context.RequestAborted;
+        var sse = new SseWriter(context.Response);
+        await sse.StartAsync(aborted);
+        try
+        {
+            await foreach (var item in run.ReadAllAsync(aborted))
+            {
+                var choice = choices[item.PromptIndex * plan.N + item.Event.Index].Append(item.Event);
+                usage.Add(item.Event.Usage);
+                await sse.WriteAsync(Chunk(plan, serving, [choice], null), OpenAIJsonContext.Default.CompletionResponse, aborted);
+            }
+            if (plan.Request.StreamOptions?.IncludeUsage == true)
+                await sse.WriteAsync(Chunk(plan, serving, [], usage.ToUsage()), OpenAIJsonContext.Default.CompletionResponse, aborted);
+        }
+        catch (Exception exception) when (!aborted.IsCancellationRequested)
+        {
+            await StreamErrors.WriteAsync(sse, exception, plan.Id, serving, aborted);
+        }
+        await sse.WriteDoneAsync(aborted);
+    }
+
+    static CompletionResponse Chunk(CompletionPlan plan, OpenAIServing serving, IReadOnlyList<CompletionChoice> choices, Usage? usage) =>
+        new(plan.Id, plan.Created, serving.ModelName, choices, usage);
+
+    static void LogText(Telemetry.RequestObserver observer, CompletionPlan plan, CompletionChoiceState[] choices) =>
+        observer.LogText(plan.Id, string.Join(" | ", plan.Prompts.Select(p => p.Text ?? $"<{p.TokenIds.Count} token ids>")),
+            string.Join(" | ", choices.Select(c => c.Text)));
+}

@@ -1,0 +1,24 @@
+using System.Text.Json.Serialization;
+using Serving.Server.Errors;
+using Serving.Server.Tokenize;
+
+namespace Serving.Server.OpenAI;
+
+/// Source-generated JSON for every wire type: snake_case names, nulls written (OpenAI's shape),
+/// strict number handling (a number in a string is a 400).
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(CompletionRequest))]
+[JsonSerializable(typeof(ChatRequest))]
+[JsonSerializable(typeof(CompletionResponse))]
+[JsonSerializable(typeof(ChatResponse))]
+[JsonSerializable(typeof(ChatChunk))]
+[JsonSerializable(typeof(ModelList))]
+[JsonSerializable(typeof(ModelCard))]
+[JsonSerializable(typeof(ErrorResponse))]
+[JsonSerializable(typeof(TokenizeRequest))]
+[JsonSerializable(typeof(TokenizeResponse))]
+[JsonSerializable(typeof(DetokenizeRequest))]
+[JsonSerializable(typeof(DetokenizeResponse))]
+[JsonSerializable(typeof(string))]
+[JsonSerializable(typeof(int))]
+internal sealed partial class OpenAIJsonContext : JsonSerializerContext;

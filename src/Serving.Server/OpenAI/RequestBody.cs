@@ -1,0 +1,17 @@
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Serving.Server.Errors;
+
+namespace Serving.Server.OpenAI;
+
+/// Reads a JSON request body. The content type is not checked (curl -d sends form encoding); the body must
+/// be one JSON object. Malformed JSON, wrong types and invalid UTF-8 surface as JsonException (400 with the
+/// path), a body over the limit as Kestrel's BadHttpRequestException (413).
+internal static class RequestBody
+{
+    public static async Task<T> ReadAsync<T>(HttpContext context, JsonTypeInfo<T> typeInfo) where T : class
+    {
+        var value = await JsonSerializer.DeserializeAsync(context.Request.Body, typeInfo, context.RequestAborted);
+        return value ?? throw ApiException.BadRequest("The request body must be a JSON object.");
+    }
+}

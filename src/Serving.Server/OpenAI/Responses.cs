@@ -1,0 +1,82 @@
+using System.Text.Json.Serialization;
+
+namespace Serving.Server.OpenAI;
+
+// Response and chunk shapes, as OpenAI writes them (nulls included), plus vLLM's opt-in token ids.
+
+internal sealed record Usage(int PromptTokens, int CompletionTokens, int TotalTokens, PromptTokensDetails PromptTokensDetails);
+
+internal sealed record PromptTokensDetails(int CachedTokens);
+
+/// A /v1/completions answer or one of its stream chunks (same object, "text_completion").
+internal sealed record CompletionResponse(string Id, long Created, string Model, IReadOnlyList<CompletionChoice> Choices,
+    Usage? Usage)
+{
+    public string Object => "text_completion";
+    public string? SystemFingerprint => null;
+}
+
+internal sealed record CompletionChoice(int Index, string Text, CompletionLogprobs? Logprobs, string? FinishReason,
+    object? StopReason)
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? PromptTokenIds { get; init; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? TokenIds { get; init; }
+}
+
+/// Completions-style log-probabilities: parallel lists, one entry per generated token.
+internal sealed record CompletionLogprobs(IReadOnlyList<string> Tokens, IReadOnlyList<float> TokenLogprobs,
+    IReadOnlyList<Dictionary<string, float>> TopLogprobs, IReadOnlyList<int> TextOffset);
+
+internal sealed record ChatResponse(string Id, long Created, string Model, IReadOnlyList<ChatChoice> Choices, Usage Usage)
+{
+    public string Object => "chat.completion";
+    public string? SystemFingerprint => null;
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? PromptTokenIds { get; init; }
+}
+
+internal sealed record ChatChoice(int Index, ChatMessage Message, ChatLogprobs? Logprobs, string? FinishReason,
+    object? StopReason)
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? TokenIds { get; init; }
+}
+
+internal sealed record ChatMessage(string Role, string Content);
+
+internal sealed record ChatChunk(string Id, long Created, string Model, IReadOnlyList<ChatChunkChoice> Choices, Usage? Usage)
+{
+    public string Object => "chat.completion.chunk";
+    public string? SystemFingerprint => null;
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? PromptTokenIds { get; init; }
+}
+
+internal sealed record ChatChunkChoice(int Index, ChatDelta Delta, ChatLogprobs? Logprobs, string? FinishReason,
+    object? StopReason)
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? TokenIds { get; init; }
+}
+
+internal sealed record ChatDelta(
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Role,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content);
+
+internal sealed record ChatLogprobs(IReadOnlyList<ChatTokenLogprob> Content);
+
+internal sealed record ChatTokenLogprob(string Token, float Logprob, IReadOnlyList<int> Bytes, IReadOnlyList<ChatTopLogprob> TopLogprobs);
+
+internal sealed record ChatTopLogprob(string Token, float Logprob, IReadOnlyList<int> Bytes);
+
+internal sealed record ModelList(IReadOnlyList<ModelCard> Data)
+{
+    public string Object => "list";
+}
+
+internal sealed record ModelCard(string Id, long Created, string OwnedBy, string Root, int MaxModelLen)
+{
+    public string Object => "model";
+}

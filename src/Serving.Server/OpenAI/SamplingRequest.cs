@@ -1,0 +1,64 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Serving.Server.OpenAI;
+
+/// The fields /v1/completions and /v1/chat/completions share (OpenAI's, plus vLLM's extras).
+/// Every field is optional; absent means the documented default. Polymorphic fields stay JsonElement and
+/// are checked by the mappers, so a wrong shape is a 400 naming the field.
+internal abstract record SamplingRequest
+{
+    public string? Model { get; init; }
+    public bool? Stream { get; init; }
+    public StreamOptions? StreamOptions { get; init; }
+    public int? MaxTokens { get; init; }
+    public float? Temperature { get; init; }
+    public float? TopP { get; init; }
+    public int? TopK { get; init; }
+    public float? MinP { get; init; }
+    public int? N { get; init; }
+    public long? Seed { get; init; }
+    /// A string or a list of strings.
+    public JsonElement? Stop { get; init; }
+    public IReadOnlyList<int>? StopTokenIds { get; init; }
+    public float? PresencePenalty { get; init; }
+    public float? FrequencyPenalty { get; init; }
+    public float? RepetitionPenalty { get; init; }
+    /// Token id (as a string, OpenAI's format) to a bias in -100..100.
+    public Dictionary<string, float>? LogitBias { get; init; }
+    public bool? IgnoreEos { get; init; }
+    public int? MinTokens { get; init; }
+    public string? User { get; init; }
+    public bool? ReturnTokenIds { get; init; }
+    public bool? AddSpecialTokens { get; init; }
+    public bool? SkipSpecialTokens { get; init; }
+    public bool? IncludeStopStrInOutput { get; init; }
+}
+
+internal sealed record StreamOptions(bool? IncludeUsage);
+
+/// POST /v1/completions.
+internal sealed record CompletionRequest : SamplingRequest
+{
+    /// A string, a list of strings, a list of token ids, or a list of token-id lists.
+    public JsonElement? Prompt { get; init; }
+    public bool? Echo { get; init; }
+    public string? Suffix { get; init; }
+    /// Completions-style log-probabilities: the chosen token plus this many alternatives.
+    public int? Logprobs { get; init; }
+    public int? BestOf { get; init; }
+}
+
+/// POST /v1/chat/completions.
+internal sealed record ChatRequest : SamplingRequest
+{
+    /// A list of {role, content} objects; content a string or a list of {type: "text", text} parts.
+    public JsonElement? Messages { get; init; }
+    public bool? Logprobs { get; init; }
+    public int? TopLogprobs { get; init; }
+    public int? MaxCompletionTokens { get; init; }
+    public bool? AddGenerationPrompt { get; init; }
+    public JsonObject? ChatTemplateKwargs { get; init; }
+    public JsonElement? Tools { get; init; }
+    public JsonElement? ResponseFormat { get; init; }
+}

@@ -1,0 +1,94 @@
+using System.CommandLine;
+using System.Globalization;
+
+namespace Serving.Server.Options;
+
+/// The command line: vLLM's flag names, each mapped onto a key of the "Server" configuration section so
+/// that a flag, an appsettings.json entry and an environment variable (Server__MaxNumSeqs) are one setting.
+/// Flags are applied last and win. No flag has a parser default: an absent flag leaves the key alone.
+public static class ServerCommandLine
+{
+    /// Builds the root command; its action receives the configuration overrides the flags give.
+    public static RootCommand Create(Func<IReadOnlyDictionary<string, string?>, CancellationToken, Task<int>> run)
+    {
+        var root = new RootCommand("OpenAI-compatible LLM server (vLLM flag names). Every flag is also the " +
+            "configuration key Server:<Name> (appsettings.json, or environment variable Server__<Name>).");
+        var flags = Flags();
+        foreach (var flag in flags) root.Options.Add(flag.Option);
+        root.SetAction((parse, ct) => run(ToConfiguration(parse, flags), ct));
+        return root;
+    }
+
+    /// Parses args into configuration overrides; throws ArgumentException listing the errors.
+    public static IReadOnlyDictionary<string, string?> ToConfiguration(string[] args)
+    {
+        var flags = Flags();
+        var root = new RootCommand();
+        foreach (var flag in flags) root.Options.Add(flag.Option);
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+            throw new ArgumentException(string.Join("; ", parse.Errors.Select(e => e.Message)));
+        return ToConfiguration(parse, flags);
+    }
+
+    static Dictionary<string, string?> ToConfiguration(ParseResult parse, IReadOnlyList<Flag> flags)
+    {
+        var values = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var flag in flags)
+        {
+            if (parse.GetResult(flag.Option) is not { Implicit: false }) continue;
+            var value = flag.ValueOf(parse);
+            values[$"{ServerOptions.Section}:{flag.Key}"] = flag.Invert ? (!(bool)value!).ToString() : Format(value);
+        }
+        return values;
+    }
+
+    static string? Format(object? value) => value switch
+    {
+        null => null,
+        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+        _ => value.ToString(),
+    };
+
+    sealed record Flag(Option Option, string Key, Func<ParseResult, object?> ValueOf, bool Invert = false);
+
+    static Flag Make<T>(string name, string key, string description)
+    {
+        var option = new Option<T>(name) { Description = description };
+        return new Flag(option, key, parse => parse.GetValue(option));
+    }
+
+    static Flag Switch(string name, string key, string description, bool invert = false)
+    {
+        var option = new Option<bool>(name) { Description = description, Arity = ArgumentArity.ZeroOrOne };
+        return new Flag(option, key, parse => parse.GetValue(option), invert);
+    }
+
+    static IReadOnlyList<Flag> Flags() =>
+    [
+        Make<string>("--host", "Host", "IP address to listen on, or localhost (default 0.0.0.0)."),
+        Make<int>("--port", "Port", "TCP port (default 8000; 0 picks a free one)."),
+        Make<string>("--model", "Model", "Hugging Face checkpoint folder (default: the tiny model in DefaultModel/)."),
+        Make<string>("--served-model-name", "ServedModelName", "Name clients use as \"model\" (default: the --model string, or \"default\")."),
+        Make<string>("--dtype", "Dtype", "auto, float32, bfloat16 or float16 (default auto)."),
+        Make<string>("--device", "Device", "cpu or cuda[:N] (default cpu)."),
+        Make<int>("--max-model-len", "MaxModelLen", "Longest prompt + completion in tokens (default: the model's max_position_embeddings)."),
+        Make<int>("--max-num-seqs", "MaxNumSeqs", "Most sequences in one batch (default 256)."),
+        Make<int>("--max-num-batched-tokens", "MaxNumBatchedTokens", "Most tokens in one engine step (default 8192)."),
+        Make<int>("--block-size", "BlockSize", "Tokens per KV-cache block (default 16)."),
+        Make<double>("--gpu-memory-utilization", "GpuMemoryUtilization", "Fraction of GPU memory the engine may use (default 0.9)."),
+        Make<long>("--kv-cache-memory", "KvCacheMemory", "KV-cache size in bytes on CPU (default 268435456)."),
+        Make<int>("--num-gpu-blocks-override", "NumGpuBlocksOverride", "Force the number of KV blocks."),
+        Switch("--enable-prefix-caching", "EnablePrefixCaching", "Reuse KV blocks of shared prompt prefixes (default on)."),
+        Switch("--no-enable-prefix-caching", "EnablePrefixCaching", "Turn prefix caching off.", invert: true),
+        Make<int>("--max-num-queued-reqs", "MaxNumQueuedReqs", "Waiting requests beyond this get 429 (default 1024)."),
+        Make<long>("--seed", "Seed", "Seed for requests without one (default 0)."),
+        Make<string>("--api-key", "ApiKey", "Require \"Authorization: Bearer <key>\" on every route but /health."),
+        Make<int>("--shutdown-timeout", "ShutdownTimeout", "Seconds running requests may finish after SIGTERM (default 30)."),
+        Make<int>("--max-logprobs", "MaxLogprobs", "Largest logprobs/top_logprobs a request may ask (default 20)."),
+        Make<int>("--max-n", "MaxN", "Largest n a request may ask (default 16)."),
+        Make<int>("--max-stop-sequences", "MaxStopSequences", "Most stop strings per request (default 16)."),
+        Make<long>("--max-request-body-bytes", "MaxRequestBodyBytes", "Largest request body; 413 beyond (default 8388608)."),
+        Switch("--enable-log-requests", "EnableLogRequests", "Log prompt and output text (off by default)."),
+    ];
+}

@@ -1,0 +1,96 @@
+using Serving.Engine;
+
+namespace Serving.Server.Options;
+
+/// Everything the HTTP server is configured with, bound from the "Server" configuration section
+/// (appsettings.json, environment variables such as Server__Port, then command-line flags, last one wins).
+/// Defaults follow vLLM where the concept is the same.
+public sealed class ServerOptions
+{
+    public const string Section = "Server";
+
+    /// Address to listen on: an IP address or "localhost".
+    public string Host { get; set; } = "0.0.0.0";
+    public int Port { get; set; } = 8000;
+    /// Checkpoint folder; null serves the tiny model that ships in DefaultModel/.
+    public string? Model { get; set; }
+    /// Name clients put in "model"; defaults to the --model string (vLLM), or "default" for the embedded model.
+    public string? ServedModelName { get; set; }
+    public string Dtype { get; set; } = "auto";
+    public string Device { get; set; } = "cpu";
+    /// 0 means the model's max_position_embeddings.
+    public int MaxModelLen { get; set; }
+    public int MaxNumSeqs { get; set; } = 256;
+    public int MaxNumBatchedTokens { get; set; } = 8192;
+    public int BlockSize { get; set; } = 16;
+    public double GpuMemoryUtilization { get; set; } = 0.9;
+    /// KV pool size in bytes on CPU.
+    public long KvCacheMemory { get; set; } = 256L << 20;
+    public int? NumGpuBlocksOverride { get; set; }
+    public bool EnablePrefixCaching { get; set; } = true;
+    public int MaxNumQueuedReqs { get; set; } = 1024;
+    public long Seed { get; set; }
+    /// Bearer key every route but /health requires; null leaves the server open.
+    public string? ApiKey { get; set; }
+    /// Seconds running requests may take to finish after SIGTERM before they are aborted.
+    public int ShutdownTimeout { get; set; } = 30;
+    /// Largest logprobs / top_logprobs a request may ask for.
+    public int MaxLogprobs { get; set; } = 20;
+    /// Largest n a request may ask for.
+    public int MaxN { get; set; } = 16;
+    /// Most stop strings one request may give.
+    public int MaxStopSequences { get; set; } = 16;
+    /// Largest request body in bytes (413 beyond it).
+    public long MaxRequestBodyBytes { get; set; } = 8L << 20;
+    /// Log prompt and output text (off: logs carry ids and counts only).
+    public bool EnableLogRequests { get; set; }
+
+    public string ResolvedModel => Model ?? DefaultModelDir;
+
+    public string ResolvedServedModelName => ServedModelName ?? Model ?? "default";
+
+    public static string DefaultModelDir => Path.Combine(AppContext.BaseDirectory, "DefaultModel");
+
+    public EngineOptions ToEngineOptions() => new()
+    {
+        Model = ResolvedModel,
+        Dtype = Dtype,
+        Device = Device,
+        MaxModelLen = MaxModelLen,
+        BlockSize = BlockSize,
+        MaxNumSeqs = MaxNumSeqs,
+        MaxNumBatchedTokens = MaxNumBatchedTokens,
+        GpuMemoryUtilization = GpuMemoryUtilization,
+        KVCacheMemoryBytes = KvCacheMemory,
+        NumGpuBlocksOverride = NumGpuBlocksOverride,
+        EnablePrefixCaching = EnablePrefixCaching,
+        MaxNumQueuedRequests = MaxNumQueuedReqs,
+        Seed = Seed,
+    };
+
+    /// Start-up validation: every problem, one per line; empty when the options are usable.
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        void Check(bool ok, string message) { if (!ok) errors.Add(message); }
+        Check(Port is >= 0 and <= 65535, $"port must be 0..65535 (got {Port})");
+        Check(Host == "localhost" || System.Net.IPAddress.TryParse(Host, out _), $"host must be an IP address or localhost (got '{Host}')");
+        Check(Host != "localhost" || Port != 0, "port 0 (any free port) needs an IP address as host, not localhost");
+        Check(MaxModelLen >= 0, "max-model-len must be >= 0");
+        Check(MaxNumSeqs >= 1, "max-num-seqs must be >= 1");
+        Check(MaxNumBatchedTokens >= 1, "max-num-batched-tokens must be >= 1");
+        Check(BlockSize >= 1, "block-size must be >= 1");
+        Check(GpuMemoryUtilization is > 0 and <= 1, "gpu-memory-utilization must be in (0, 1]");
+        Check(KvCacheMemory > 0, "kv-cache-memory must be > 0");
+        Check(NumGpuBlocksOverride is null or >= 1, "num-gpu-blocks-override must be >= 1");
+        Check(MaxNumQueuedReqs >= 0, "max-num-queued-reqs must be >= 0");
+        Check(ShutdownTimeout >= 0, "shutdown-timeout must be >= 0");
+        Check(MaxLogprobs is >= 0 and <= 20, "max-logprobs must be 0..20");
+        Check(MaxN >= 1, "max-n must be >= 1");
+        Check(MaxStopSequences >= 0, "max-stop-sequences must be >= 0");
+        Check(MaxRequestBodyBytes >= 1024, "max-request-body-bytes must be >= 1024");
+        Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
+        Check(Model is null || Directory.Exists(Model) || !Model.Contains('/'), $"model folder '{Model}' does not exist");
+        return errors;
+    }
+}

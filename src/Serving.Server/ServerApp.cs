@@ -1,0 +1,87 @@
+using System.Net;
+using Serving.Engine;
+using Serving.Server.Auth;
+using Serving.Server.Engine;
+using Serving.Server.Errors;
+using Serving.Server.Health;
+using Serving.Server.OpenAI;
+using Serving.Server.OpenAI.Chat;
+using Serving.Server.OpenAI.Completions;
+using Serving.Server.Options;
+using Serving.Server.Telemetry;
+using Serving.Server.Tokenize;
+
+namespace Serving.Server;
+
+/// Builds the server: options from appsettings.json, environment and flags; the engine; the routes.
+/// Program.cs runs it; tests build it with "--port 0" and talk to it over loopback.
+public static class ServerApp
+{
+    /// args are the command-line flags (see --help); throws ArgumentException for bad flags or options.
+    public static WebApplication Build(string[] args, EngineFactory engineFactory) =>
+        Build(ServerCommandLine.ToConfiguration(args), engineFactory);
+
+    public static WebApplication Build(IReadOnlyDictionary<string, string?> flags, EngineFactory engineFactory)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddInMemoryCollection(flags);
+        var options = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
+        if (options.Validate() is { Count: > 0 } errors) throw new ArgumentException(string.Join(Environment.NewLine, errors));
+        AddServices(builder.Services, options, engineFactory);
+        builder.Services.AddServerTelemetry(builder.Configuration);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+            if (options.Host == "localhost") kestrel.ListenLocalhost(options.Port);
+            else kestrel.Listen(IPAddress.Parse(options.Host), options.Port);
+        });
+        var app = builder.Build();
+        MapRoutes(app, options);
+        return app;
+    }
+
+    /// Runs until SIGTERM/Ctrl+C; returns the process exit code.
+    public static async Task<int> RunAsync(IReadOnlyDictionary<string, string?> flags, EngineFactory engineFactory)
+    {
+        WebApplication app;
+        try
+        {
+            app = Build(flags, engineFactory);
+        }
+        catch (ArgumentException invalid)
+        {
+            await Console.Error.WriteLineAsync(invalid.Message);
+            return 2;
+        }
+        await using (app) await app.RunAsync();
+        return 0;
+    }
+
+    static void AddServices(IServiceCollection services, ServerOptions options, EngineFactory engineFactory)
+    {
+        services.AddSingleton(options);
+        services.AddSingleton(sp => engineFactory(options.ToEngineOptions(), sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton<ServingState>();
+        services.AddSingleton<OpenAIServing>();
+        services.AddHostedService<EngineHost>();
+        // Drain first (--shutdown-timeout), then leave Kestrel time to close the finished streams.
+        services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeout + 10));
+        services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, OpenAIJsonContext.Default));
+    }
+
+    static void MapRoutes(WebApplication app, ServerOptions options)
+    {
+        app.UseMiddleware<ErrorMiddleware>();
+        app.UseStatusCodePages(context => ErrorMiddleware.WriteStatusCodeBodyAsync(context.HttpContext));
+        if (options.ApiKey is { } apiKey) app.UseMiddleware<ApiKeyMiddleware>(apiKey);
+        app.Services.GetRequiredService<EngineMetrics>(); // registers the engine's observable instruments
+        app.MapHealth();
+        var v1 = app.MapGroup("/v1");
+        v1.MapPost("/completions", CompletionsEndpoint.HandleAsync);
+        v1.MapPost("/chat/completions", ChatEndpoint.HandleAsync);
+        v1.MapGet("/models", ModelsEndpoint.List);
+        v1.MapGet("/models/{id}", ModelsEndpoint.Get);
+        app.MapTokenize();
+        app.MapPrometheusScrapingEndpoint("/metrics");
+    }
+}

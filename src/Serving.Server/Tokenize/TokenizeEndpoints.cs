@@ -1,0 +1,48 @@
+using Serving.Server.OpenAI;
+
+namespace Serving.Server.Tokenize;
+
+/// POST /tokenize and POST /detokenize in vLLM's shapes. A chat tokenizes its rendered template without
+/// adding special tokens (as generation does); a prompt adds them unless add_special_tokens is false.
+internal static class TokenizeEndpoints
+{
+    public static void MapTokenize(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/tokenize", TokenizeAsync);
+        app.MapPost("/detokenize", DetokenizeAsync);
+    }
+
+    static async Task<IResult> TokenizeAsync(HttpContext context, OpenAIServing serving)
+    {
+        serving.EnsureReady();
+        var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.TokenizeRequest);
+        serving.CheckModel(request.Model);
+        var prompts = serving.Prompts;
+        IReadOnlyList<int> ids;
+        if (request.Messages is not null)
+        {
+            var text = prompts.ApplyChatTemplate(ChatMessages.Normalize(request.Messages), request.AddGenerationPrompt ?? true,
+                request.ChatTemplateKwargs);
+            ids = prompts.Encode(text, request.AddSpecialTokens ?? false);
+        }
+        else
+        {
+            Check.That(request.Prompt is not null, "prompt", "Either prompt or messages is required.");
+            ids = request.Prompt!.Length == 0 ? [] : prompts.Encode(request.Prompt, request.AddSpecialTokens ?? true);
+        }
+        var strings = request.ReturnTokenStrs == true ? ids.Select(prompts.TokenText).ToList() : null;
+        return TypedResults.Json(new TokenizeResponse(ids.Count, serving.Engine.Info.MaxModelLen, ids, strings),
+            OpenAIJsonContext.Default.TokenizeResponse);
+    }
+
+    static async Task<IResult> DetokenizeAsync(HttpContext context, OpenAIServing serving)
+    {
+        serving.EnsureReady();
+        var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.DetokenizeRequest);
+        serving.CheckModel(request.Model);
+        Check.That(request.Tokens is not null, "tokens", "tokens is required.");
+        Check.TokenIds(request.Tokens!, serving.Prompts.VocabSize, "tokens");
+        return TypedResults.Json(new DetokenizeResponse(serving.Prompts.Decode(request.Tokens!)),
+            OpenAIJsonContext.Default.DetokenizeResponse);
+    }
+}

@@ -1,0 +1,135 @@
+using Serving.Engine.Sampling;
+using Serving.Engine.Tests.Support;
+using Xunit.Abstractions;
+using static Serving.Engine.Tests.Execution.EngineTestHelpers;
+
+namespace Serving.Engine.Tests.Execution;
+
+public class LlmEngineTests(ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData("llama-gqa")]
+    [InlineData("llama-mha")]
+    [InlineData("llama-sp-mqa")]
+    public async Task GreedyMatchesTheFixtures(string fixture)
+    {
+        await using var engine = await StartAsync(fixture);
+        foreach (var prompt in Fixtures.Reference(fixture).Prompts)
+        {
+            var completion = await CollectAsync(engine, Greedy(prompt.InputIds, 16));
+            Assert.Equal(prompt.Greedy16, completion.Tokens());
+            Assert.Equal(FinishReason.Length, completion.Finish());
+            Assert.Equal(new RequestUsage(prompt.InputIds.Length, 16, 0), completion.Usage);
+        }
+    }
+
+    public static TheoryData<string, int, int?> Settings => new()
+    {
+        { "default budgets", 8192, null },
+        { "chunked prefill", 7, null },
+        { "preemption", 64, 24 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Settings))]
+    public async Task ConcurrentRequestsGiveWhatEachGivesAlone(string name, int maxBatchedTokens, int? numBlocks)
+    {
+        var requests = MixedWorkload(64, seed: 7);
+        Dictionary<string, int[]> alone;
+        await using (var solo = await StartAsync())
+        {
+            alone = [];
+            foreach (var request in requests)
+                alone[request.RequestId] = (await CollectAsync(solo, request)).Tokens();
+        }
+        await using var engine = await StartAsync(configure: o => o with
+        {
+            MaxNumBatchedTokens = maxBatchedTokens, NumGpuBlocksOverride = numBlocks, BlockSize = 4,
+        });
+        var together = await Task.WhenAll(requests.Select(r => CollectAsync(engine, r)));
+        for (var i = 0; i < requests.Count; i++)
+            Assert.Equal(alone[requests[i].RequestId], together[i].Tokens());
+        await WaitForIdleAsync(engine);
+        var stats = engine.GetStats();
+        output.WriteLine($"{name}: {stats.Steps} steps, {stats.Preemptions} preemptions, " +
+                         $"{stats.PrefixCacheHits}/{stats.PrefixCacheQueries} prefix-cache tokens hit");
+        if (numBlocks is not null)
+            Assert.True(stats.Preemptions > 0, "a pool of a few blocks must preempt");
+        Assert.Equal(stats.NumKVBlocks, stats.FreeKVBlocks);
+    }
+
+    [Fact]
+    public async Task ASecondRequestWithTheSamePromptComputesOnlyTheUncachedTail()
+    {
+        await using var engine = await StartAsync(configure: o => o with { BlockSize = 4 });
+        var prompt = Enumerable.Range(0, 42).Select(i => (i * 37 + 11) % 500).ToArray();
+        var first = await CollectAsync(engine, Greedy(prompt, 8));
+        var before = engine.GetStats();
+        var second = await CollectAsync(engine, Greedy(prompt, 8));
+        var after = engine.GetStats();
+        Assert.Equal(first.Tokens(), second.Tokens());
+        Assert.Equal(0, first.Usage.CachedPromptTokens);
+        Assert.Equal(40, second.Usage.CachedPromptTokens); // 10 full blocks of 4; the last 2 tokens are computed
+        Assert.Equal(40, after.PrefixCacheHits - before.PrefixCacheHits);
+    }
+
+    [Fact]
+    public async Task NGreaterThanOneForksSequencesThatShareThePrompt()
+    {
+        await using var engine = await StartAsync(configure: o => o with { BlockSize = 4 });
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[0];
+        var request = Greedy(prompt.InputIds, 16) with { Sampling = new SamplingParams { N = 3, MaxTokens = 16, Seed = 5, IgnoreEos = true } };
+        var completion = await CollectAsync(engine, request);
+        var outputs = Enumerable.Range(0, 3).Select(i => completion.Tokens(i)).ToArray();
+        Assert.All(outputs, tokens => Assert.Equal(16, tokens.Length));
+        Assert.Equal(48, completion.Usage.CompletionTokens);
+        Assert.Equal(prompt.InputIds.Length, completion.Usage.PromptTokens);
+        Assert.NotEqual(outputs[0], outputs[1]);
+        var again = await CollectAsync(engine, request with { RequestId = "again" });
+        Assert.Equal(outputs[2], again.Tokens(2)); // seeded: reproducible
+        await WaitForIdleAsync(engine);
+    }
+
+    [Fact]
+    public async Task AStopStringSplitAcrossTokensStopsAndIsNotEmitted()
+    {
+        await using var engine = await StartAsync();
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[1];
+        var full = await CollectAsync(engine, Greedy(prompt.InputIds, 16));
+        var text = full.Text();
+        var stop = text.Substring(text.Length / 2, 3);
+        var stopped = await CollectAsync(engine, Greedy(prompt.InputIds, 16) with
+        {
+            Sampling = SamplingParams.Greedy with { MaxTokens = 16, IgnoreEos = true, Stop = [stop] },
+        });
+        Assert.Equal(FinishReason.Stop, stopped.Finish());
+        Assert.Equal(stop, stopped.Events.Last().StopReason);
+        Assert.Equal(text[..text.IndexOf(stop, StringComparison.Ordinal)], stopped.Text());
+    }
+
+    [Fact]
+    public async Task InvalidRequestsAreRefusedBeforeAnyEvent()
+    {
+        await using var engine = await StartAsync();
+        await Assert.ThrowsAsync<InvalidRequestException>(() => CollectAsync(engine, Greedy([], 4)));
+        await Assert.ThrowsAsync<InvalidRequestException>(() => CollectAsync(engine, Greedy([1, 512], 4)));
+        await Assert.ThrowsAsync<InvalidRequestException>(() => CollectAsync(engine, Greedy([1, 2], 1000)));
+        var bad = Greedy([1, 2], 4) with { Sampling = SamplingParams.Greedy with { TopP = 0 } };
+        var error = await Assert.ThrowsAsync<InvalidRequestException>(() => CollectAsync(engine, bad));
+        Assert.Equal("top_p", error.Param);
+        Assert.Equal(16, (await CollectAsync(engine, Greedy([1, 2], 16))).Tokens().Length);
+    }
+
+    static List<GenerationRequest> MixedWorkload(int count, int seed)
+    {
+        var random = new Random(seed);
+        var fixturePrompts = Fixtures.Reference("llama-gqa").Prompts.Select(p => p.InputIds).ToArray();
+        return Enumerable.Range(0, count).Select(i =>
+        {
+            var prompt = i < fixturePrompts.Length
+                ? fixturePrompts[i]
+                : Enumerable.Range(0, random.Next(1, 60)).Select(_ => random.Next(3, 512)).ToArray();
+            return Greedy(prompt, random.Next(1, 24), $"r{i}");
+        }).ToList();
+    }
+}

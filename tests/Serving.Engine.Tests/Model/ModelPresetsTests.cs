@@ -1,0 +1,66 @@
+using Serving.Engine.Config;
+using Serving.Engine.KVCache;
+using Serving.Engine.Model;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Model;
+
+/// Preset shapes (issue 6) and the random-weight models built from them.
+public sealed class ModelPresetsTests
+{
+    [Fact]
+    public void Llama3TrioDiffersOnlyInKVHeads()
+    {
+        var gqa = ModelPresets.Get("llama3-8b");
+        Assert.Equal((32, 4096, 14336, 32, 8, 128, 128256), (gqa.NumHiddenLayers, gqa.HiddenSize, gqa.IntermediateSize,
+            gqa.NumAttentionHeads, gqa.NumKeyValueHeads, gqa.HeadDim, gqa.VocabSize));
+        Assert.Equal(500000, gqa.Rope.Theta);
+        // lists compare by reference in records: take them from the GQA config
+        ModelConfig Twin(string name, int kvHeads) => ModelPresets.Get(name) with { Architectures = gqa.Architectures, EosTokenIds = gqa.EosTokenIds, NumKeyValueHeads = kvHeads };
+        Assert.Equal(32, ModelPresets.Get("llama3-8b-mha").NumKeyValueHeads);
+        Assert.Equal(1, ModelPresets.Get("LLAMA3-8B-MQA").NumKeyValueHeads);
+        Assert.Equal(gqa, Twin("llama3-8b-mha", 8));
+        Assert.Equal(gqa, Twin("llama3-8b-mqa", 8));
+    }
+
+    [Fact]
+    public void KVBytesPerTokenShrinkByTheGroupSize()
+    {
+        // 2 (K, V) x 32 layers x 8 KV heads x 128 x 2 bytes
+        Assert.Equal(131072, KVCacheSpec.For(ModelPresets.Get("llama3-8b"), ScalarType.BFloat16).BytesPerToken);
+        Assert.Equal(4 * 131072, KVCacheSpec.For(ModelPresets.Get("llama3-8b-mha"), ScalarType.BFloat16).BytesPerToken);
+    }
+
+    [Fact]
+    public void UnknownPresetNamesTheKnownOnes()
+    {
+        var error = Assert.Throws<ArgumentException>(() => ModelPresets.Get("llama9"));
+        Assert.Contains("llama3-8b-mqa", error.Message);
+    }
+
+    [Fact]
+    public void LoadAcceptsAPresetNameAndBuildsARunnableRandomModel()
+    {
+        using var model = ModelLoader.Load("tiny-gqa", "float32");
+        Assert.False(model.FusedKernelsActive);  // CPU: the plain TorchSharp path
+        using var cache = model.CreateKVCache(numBlocks: 8, blockSize: 16);
+        var inputs = new BatchInputs([1, 2, 3], [0, 1, 2], [3], [3], [0, 1, 2], [[0]]);
+        using var scope = NewDisposeScope();
+        var logits = model.Forward(inputs, cache);
+        Assert.Equal(new long[] { 1, model.Config.VocabSize }, logits.shape);
+        Assert.True(logits.isfinite().all().item<bool>());
+        Assert.True(logits.std().item<float>() > 0.1f, "random weights give spread logits, not a constant");
+    }
+
+    [Fact]
+    public void SameSeedGivesTheSameWeights()
+    {
+        using var a = ModelLoader.LoadPreset("tiny-mha", "float32", seed: 7);
+        using var b = ModelLoader.LoadPreset("tiny-mha", "float32", seed: 7);
+        using var cacheA = a.CreateKVCache(4, 16);
+        using var cacheB = b.CreateKVCache(4, 16);
+        var inputs = new BatchInputs([5, 6], [0, 1], [2], [2], [0, 1], [[0]]);
+        using var scope = NewDisposeScope();
+        Assert.True(a.Forward(inputs, cacheA).equal(b.Forward(inputs, cacheB)).all().item<bool>());
+    }
+}

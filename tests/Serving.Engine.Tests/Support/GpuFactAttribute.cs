@@ -1,0 +1,22 @@
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Support;
+
+/// A fact that needs a CUDA device: skipped where none is available (CI has no GPU). Test classes using it
+/// also carry [Trait("Category", "Gpu")] so that runs can select or exclude them.
+public sealed class GpuFactAttribute : FactAttribute
+{
+    public GpuFactAttribute()
+    {
+        if (!cuda.is_available()) Skip = "needs a CUDA device";
+    }
+}
+
+/// A theory that needs a CUDA device; see GpuFactAttribute.
+public sealed class GpuTheoryAttribute : TheoryAttribute
+{
+    public GpuTheoryAttribute()
+    {
+        if (!cuda.is_available()) Skip = "needs a CUDA device";
+    }
+}

@@ -1,0 +1,40 @@
+using Microsoft.AspNetCore.Http;
+using Serving.Server.Auth;
+
+namespace Serving.Server.Tests.Auth;
+
+public sealed class ApiKeyMiddlewareTests
+{
+    readonly ApiKeyMiddleware _middleware = new(_ => Task.CompletedTask, "s3cret");
+
+    [Theory]
+    [InlineData("Bearer s3cret", true)]
+    [InlineData("bearer s3cret", true)]
+    [InlineData("Bearer  s3cret ", true)]
+    [InlineData("Bearer s3cre", false)]
+    [InlineData("Bearer s3cret2", false)]
+    [InlineData("Basic s3cret", false)]
+    [InlineData("s3cret", false)]
+    [InlineData("", false)]
+    public void Only_the_exact_bearer_key_is_accepted(string header, bool accepted) =>
+        Assert.Equal(accepted, _middleware.IsAuthorized(header));
+
+    [Fact]
+    public async Task Health_is_open_and_other_routes_answer_401_with_the_error_shape()
+    {
+        var passed = new List<string>();
+        var middleware = new ApiKeyMiddleware(ctx => { passed.Add(ctx.Request.Path); return Task.CompletedTask; }, "k");
+        foreach (var path in new[] { "/health", "/health/ready", "/v1/models", "/metrics" })
+        {
+            var context = new DefaultHttpContext { Request = { Path = path } };
+            context.Response.Body = new MemoryStream();
+            await middleware.InvokeAsync(context);
+            if (path.StartsWith("/health", StringComparison.Ordinal)) continue;
+            Assert.Equal(401, context.Response.StatusCode);
+            Assert.Equal("Bearer", context.Response.Headers.WWWAuthenticate.ToString());
+            var body = System.Text.Encoding.UTF8.GetString(((MemoryStream)context.Response.Body).ToArray());
+            Assert.Contains("\"code\":\"invalid_api_key\"", body);
+        }
+        Assert.Equal(["/health", "/health/ready"], passed);
+    }
+}

@@ -1,0 +1,55 @@
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.Generation;
+
+/// A client that goes away aborts its request, running or queued, and its KV blocks come back.
+public sealed class DisconnectTests : IAsyncLifetime
+{
+    RunningServer _server = null!;
+
+    // One sequence at a time, so a second request waits in the queue behind the first.
+    public async Task InitializeAsync() => _server = await RunningServer.StartAsync(["--max-num-seqs", "1"]);
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    static object LongStream => new
+    {
+        model = RunningServer.Model, prompt = "Hello world", max_tokens = 240, ignore_eos = true, temperature = 0, stream = true,
+    };
+
+    [Fact]
+    public async Task Closing_a_stream_mid_way_aborts_it_and_frees_its_blocks()
+    {
+        var (response, events) = await _server.StreamAsync("/v1/completions", LongStream);
+        Assert.NotNull(await events.NextAsync());
+        Assert.NotNull(await events.NextAsync());
+        Assert.True(_server.Engine.GetStats().KVUsage > 0);
+        response.Dispose();   // the client goes away mid-stream
+
+        var stats = await _server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0);
+        await _server.WaitForStatsAsync(s => s.KVUsage == 0 && s.FreeKVBlocks == s.NumKVBlocks);
+        Assert.True(stats.GenerationTokens < 240, $"generated {stats.GenerationTokens} tokens: the stream was not aborted");
+    }
+
+    [Fact]
+    public async Task A_client_that_leaves_while_queued_is_dropped_from_the_queue()
+    {
+        var (running, events) = await _server.StreamAsync("/v1/completions", LongStream);
+        Assert.NotNull(await events.NextAsync());
+
+        using var leave = new CancellationTokenSource();
+        var queued = _server.Http.PostAsync("/v1/completions", RunningServer.Json(new
+        {
+            model = RunningServer.Model, prompt = "The server", max_tokens = 200, ignore_eos = true,
+        }), leave.Token);
+        await _server.WaitForStatsAsync(s => s.WaitingRequests == 1);
+        await leave.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => queued);
+        await _server.WaitForStatsAsync(s => s.WaitingRequests == 0);
+
+        running.Dispose();
+        await _server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.KVUsage == 0 && s.FreeKVBlocks == s.NumKVBlocks);
+        var metrics = await _server.Http.GetStringAsync("/metrics");
+        Assert.Matches("serving_sequences_finished_total\\{[^}]*finish_reason=\"abort\"[^}]*\\} 2", metrics);
+    }
+}

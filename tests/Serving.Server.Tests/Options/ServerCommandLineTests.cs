@@ -1,0 +1,86 @@
+using Microsoft.Extensions.Configuration;
+using Serving.Server.Options;
+
+namespace Serving.Server.Tests.Options;
+
+public sealed class ServerCommandLineTests
+{
+    static ServerOptions Bind(IReadOnlyDictionary<string, string?> flags, Dictionary<string, string?>? before = null) =>
+        new ConfigurationBuilder().AddInMemoryCollection(before ?? []).AddInMemoryCollection(flags).Build()
+            .GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
+
+    [Fact]
+    public void Flags_map_onto_the_configuration_keys_and_bind()
+    {
+        var options = Bind(ServerCommandLine.ToConfiguration([
+            "--host", "127.0.0.1", "--port", "9001", "--model", "/m", "--served-model-name", "tiny",
+            "--max-model-len", "128", "--max-num-seqs", "4", "--block-size", "8", "--gpu-memory-utilization", "0.5",
+            "--kv-cache-memory", "1048576", "--num-gpu-blocks-override", "32", "--no-enable-prefix-caching",
+            "--api-key", "k", "--max-num-queued-reqs", "3", "--shutdown-timeout", "7", "--max-logprobs", "5",
+            "--enable-log-requests", "--dtype", "float32", "--device", "cpu", "--max-num-batched-tokens", "512", "--seed", "42",
+        ]));
+        Assert.Equal(("127.0.0.1", 9001, "/m", "tiny"), (options.Host, options.Port, options.Model, options.ServedModelName));
+        Assert.Equal((128, 4, 8, 0.5), (options.MaxModelLen, options.MaxNumSeqs, options.BlockSize, options.GpuMemoryUtilization));
+        Assert.Equal((1048576L, 32, false), (options.KvCacheMemory, options.NumGpuBlocksOverride, options.EnablePrefixCaching));
+        Assert.Equal(("k", 3, 7, 5, true), (options.ApiKey, options.MaxNumQueuedReqs, options.ShutdownTimeout, options.MaxLogprobs, options.EnableLogRequests));
+        var engine = options.ToEngineOptions();
+        Assert.Equal(("/m", "float32", 512, 42L, 1048576L), (engine.Model, engine.Dtype, engine.MaxNumBatchedTokens, engine.Seed, engine.KVCacheMemoryBytes));
+        Assert.Equal((32, false, 3), (engine.NumGpuBlocksOverride, engine.EnablePrefixCaching, engine.MaxNumQueuedRequests));
+    }
+
+    [Fact]
+    public void Absent_flags_leave_appsettings_and_environment_values_alone()
+    {
+        var earlier = new Dictionary<string, string?> { ["Server:Port"] = "7000", ["Server:MaxNumSeqs"] = "9" };
+        var options = Bind(ServerCommandLine.ToConfiguration(["--max-num-seqs", "2"]), earlier);
+        Assert.Equal(7000, options.Port);
+        Assert.Equal(2, options.MaxNumSeqs);
+    }
+
+    [Fact]
+    public void Defaults_follow_vllm_and_serve_the_embedded_model()
+    {
+        var options = Bind(ServerCommandLine.ToConfiguration([]));
+        Assert.Equal((8000, 256, 16, true, 1024), (options.Port, options.MaxNumSeqs, options.BlockSize, options.EnablePrefixCaching, options.MaxNumQueuedReqs));
+        Assert.Equal("default", options.ResolvedServedModelName);
+        Assert.True(File.Exists(Path.Combine(options.ResolvedModel, "model.safetensors")), options.ResolvedModel);
+        Assert.Empty(options.Validate());
+    }
+
+    [Fact]
+    public void Served_name_defaults_to_the_model_string()
+    {
+        Assert.Equal("/models/x", Bind(ServerCommandLine.ToConfiguration(["--model", "/models/x"])).ResolvedServedModelName);
+    }
+
+    [Fact]
+    public void Bad_flags_are_argument_errors()
+    {
+        Assert.Throws<ArgumentException>(() => ServerCommandLine.ToConfiguration(["--port", "eighty"]));
+        Assert.Throws<ArgumentException>(() => ServerCommandLine.ToConfiguration(["--no-such-flag"]));
+    }
+
+    [Fact]
+    public void Validation_lists_every_bad_value()
+    {
+        var options = new ServerOptions { Port = 70000, Host = "not-an-ip", MaxNumSeqs = 0, GpuMemoryUtilization = 2, MaxLogprobs = 50, ApiKey = "" };
+        var errors = options.Validate();
+        Assert.Equal(6, errors.Count);
+        Assert.Contains(errors, e => e.StartsWith("port", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("api-key", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Help_documents_every_flag()
+    {
+        var output = new StringWriter();
+        var command = ServerCommandLine.Create((_, _) => Task.FromResult(0));
+        var exit = await command.Parse(["--help"]).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output });
+        Assert.Equal(0, exit);
+        foreach (var flag in new[] { "--host", "--port", "--model", "--served-model-name", "--dtype", "--device", "--max-model-len",
+                     "--max-num-seqs", "--max-num-batched-tokens", "--block-size", "--gpu-memory-utilization", "--kv-cache-memory",
+                     "--num-gpu-blocks-override", "--enable-prefix-caching", "--no-enable-prefix-caching", "--api-key",
+                     "--max-num-queued-reqs", "--shutdown-timeout", "--max-logprobs", "--enable-log-requests" })
+            Assert.Contains(flag, output.ToString());
+    }
+}

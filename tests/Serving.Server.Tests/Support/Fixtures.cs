@@ -1,0 +1,51 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Serving.Server.Tests.Support;
+
+/// The reference checkpoints in ../shared/fixtures (beside the repository root), made by transformers.
+/// SERVING_FIXTURES overrides the folder. Only what the server tests read is parsed.
+public static class Fixtures
+{
+    public static string Root { get; } = FindRoot();
+
+    public static string Dir(string name) => Path.Combine(Root, name);
+
+    public static FixtureReference Reference(string name) =>
+        JsonSerializer.Deserialize<FixtureReference>(File.ReadAllText(Path.Combine(Dir(name), "reference.json")))
+        ?? throw new InvalidOperationException($"empty reference.json in {name}");
+
+    static string FindRoot()
+    {
+        var fromEnv = Environment.GetEnvironmentVariable("SERVING_FIXTURES");
+        if (!string.IsNullOrEmpty(fromEnv)) return fromEnv;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Serving.sln")))
+                return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "fixtures"));
+        throw new InvalidOperationException("Serving.sln not found above the test assembly; set SERVING_FIXTURES");
+    }
+}
+
+public sealed record FixtureReference(
+    [property: JsonPropertyName("prompts")] IReadOnlyList<FixturePrompt> Prompts,
+    [property: JsonPropertyName("tokenize")] IReadOnlyList<FixtureTokenize> Tokenize,
+    [property: JsonPropertyName("chat")] IReadOnlyList<FixtureChat> Chat);
+
+public sealed record FixturePrompt(
+    [property: JsonPropertyName("text")] string Text,
+    [property: JsonPropertyName("input_ids")] int[] InputIds,
+    [property: JsonPropertyName("greedy_16")] int[] Greedy16);
+
+public sealed record FixtureTokenize(
+    [property: JsonPropertyName("text")] string Text,
+    [property: JsonPropertyName("ids")] int[] Ids);
+
+public sealed record FixtureChat(
+    [property: JsonPropertyName("messages")] IReadOnlyList<FixtureMessage> Messages,
+    [property: JsonPropertyName("add_generation_prompt")] bool AddGenerationPrompt,
+    [property: JsonPropertyName("rendered")] string Rendered,
+    [property: JsonPropertyName("rendered_ids")] int[] RenderedIds);
+
+public sealed record FixtureMessage(
+    [property: JsonPropertyName("role")] string Role,
+    [property: JsonPropertyName("content")] string Content);

@@ -1,0 +1,113 @@
+using System.ClientModel;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using OpenAI;
+using Serving.Engine;
+using Serving.Server.Engine;
+
+namespace Serving.Server.Tests.Support;
+
+/// The real server (ServerApp) on a free loopback port, serving the llama-gqa fixture as "tiny" behind
+/// an API key, reached through real sockets.
+public sealed class RunningServer : IAsyncDisposable
+{
+    public const string ApiKey = "test-key";
+    public const string Model = "tiny";
+
+    RunningServer(WebApplication app, Uri baseAddress)
+    {
+        App = app;
+        BaseAddress = baseAddress;
+        Http = NewClient(ApiKey);
+    }
+
+    public WebApplication App { get; }
+    public Uri BaseAddress { get; }
+    public HttpClient Http { get; }
+    public ILlmEngine Engine => App.Services.GetRequiredService<ILlmEngine>();
+
+    public static async Task<RunningServer> StartAsync(string[]? extraArgs = null, EngineFactory? engineFactory = null,
+        string model = "llama-gqa")
+    {
+        string[] args = ["--host", "127.0.0.1", "--port", "0", "--model", Fixtures.Dir(model), "--served-model-name", Model,
+            "--api-key", ApiKey, "--max-request-body-bytes", "65536", .. extraArgs ?? []];
+        var app = ServerApp.Build(args, engineFactory ?? DefaultEngine.Create);
+        await app.StartAsync();
+        var server = new RunningServer(app, new Uri(app.Urls.Single()));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await server.Engine.WaitUntilReadyAsync(timeout.Token);
+        return server;
+    }
+
+    public HttpClient NewClient(string? apiKey)
+    {
+        // No draining of unread response bodies: disposing a response closes its connection, as a client
+        // that goes away does (the default reads up to 1 MiB first to reuse the connection).
+        var handler = new SocketsHttpHandler { MaxResponseDrainSize = 0 };
+        var client = new HttpClient(handler) { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        if (apiKey is not null) client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
+        return client;
+    }
+
+    public OpenAIClient OpenAI() =>
+        new(new ApiKeyCredential(ApiKey), new OpenAIClientOptions { Endpoint = new Uri(BaseAddress, "/v1"), NetworkTimeout = TimeSpan.FromSeconds(60) });
+
+    public async Task<(int Status, JsonNode? Body)> PostAsync(string path, object body, CancellationToken cancellationToken = default)
+    {
+        using var response = await Http.PostAsync(path, Json(body), cancellationToken);
+        var text = await response.Content.ReadAsStringAsync(cancellationToken);
+        return ((int)response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));
+    }
+
+    /// Opens a streaming request; the caller disposes the response (which closes the connection mid-stream).
+    public async Task<(HttpResponseMessage Response, SseReader Events)> StreamAsync(string path, object body,
+        CancellationToken cancellationToken = default)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = Json(body) };
+        var response = await Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        return (response, new SseReader(await response.Content.ReadAsStreamAsync(cancellationToken)));
+    }
+
+    public static StringContent Json(object body) =>
+        new(body as string ?? JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
+
+    /// Waits until the engine's stats satisfy the condition (they change once per engine step).
+    public async Task<EngineStats> WaitForStatsAsync(Func<EngineStats, bool> condition, double seconds = 10)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (true)
+        {
+            var stats = Engine.GetStats();
+            if (condition(stats)) return stats;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"engine stats never matched: {stats}");
+            await Task.Delay(5);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+    }
+}
+
+/// One server shared by the tests of the "server" collection (they run one after another).
+public sealed class SharedServer : IAsyncLifetime
+{
+    public RunningServer Server { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Server = await RunningServer.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        if (Server is not null) await Server.DisposeAsync();
+    }
+}
+
+[CollectionDefinition("server")]
+public sealed class SharedServerCollection : ICollectionFixture<SharedServer>;
