@@ -39,6 +39,4 @@ internal static class ServerContract
     /// The gRPC port setting (issue 5); null when the server has none.
     public static int? GrpcPort(ServerOptions options) =>
         typeof(ServerOptions).GetProperty("GrpcPort")?.GetValue(options) as int?;
-
-    public static bool HasGrpcPort => typeof(ServerOptions).GetProperty("GrpcPort") != null;
 }
