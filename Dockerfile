@@ -4,7 +4,7 @@
 #   docker build -t serving:cuda .                                   # CUDA 12.8, Ubuntu 24.04 (default)
 #   docker build -t serving:cpu --build-arg TORCH_FLAVOUR=cpu .      # CPU only, Ubuntu 24.04
 # Run it with a Hugging Face checkpoint folder mounted read-only at /models:
-#   docker run --gpus all -p 8000:8000 -v /path/to/checkpoint:/models:ro serving:cuda
+#   docker run --gpus all -p 8000:8000 -p 50051:50051 -v /path/to/checkpoint:/models:ro serving:cuda
 # Every server flag can be set by its environment variable (see deploy/README.md).
 
 ARG TORCH_FLAVOUR=cuda
@@ -46,11 +46,12 @@ WORKDIR /app
 # Configuration by environment variable; the checkpoint is mounted at /models.
 ENV Server__Host=0.0.0.0 \
     Server__Port=8000 \
+    Server__GrpcPort=50051 \
     Server__Model=/models \
     Server__ShutdownTimeout=60 \
     DOTNET_gcServer=1
 VOLUME ["/models"]
-EXPOSE 8000
+EXPOSE 8000 50051
 
 USER 10001:10001
 HEALTHCHECK --interval=15s --timeout=5s --retries=3 \
