@@ -1,0 +1,67 @@
+using System.Text.RegularExpressions;
+using System.Xml.Linq;
+using Serving.Deploy.Tests.Support;
+
+namespace Serving.Deploy.Tests.Docker;
+
+/// What the Dockerfile promises: a build from this repository's sources in the SDK image, a CUDA or CPU
+/// Ubuntu 24.04 runtime picked by one build argument, a non-root user, and an exec-form entrypoint that runs
+/// the server assembly.
+public sealed partial class DockerfileTests
+{
+    static readonly DockerfileModel Image = DeploymentFiles.Dockerfile();
+
+    [Fact]
+    public void Every_file_the_build_copies_from_the_context_exists_and_is_not_docker_ignored()
+    {
+        var ignored = File.ReadAllLines(Path.Combine(RepoPaths.Root, ".dockerignore"))
+            .Where(l => l.Length > 0 && !l.StartsWith('#') && !l.StartsWith('!')).Select(l => l.TrimEnd('/')).ToList();
+        var copies = Image.Instructions.Where(i => i.Keyword == "COPY" && !i.Arguments.StartsWith("--from", StringComparison.Ordinal));
+        foreach (var copy in copies)
+            foreach (var source in copy.Arguments.Split(' ').SkipLast(1).Where(a => !a.StartsWith("--", StringComparison.Ordinal)))
+            {
+                Assert.True(Path.Exists(Path.Combine(RepoPaths.Root, source)), $"COPY {source}: not in the repository");
+                Assert.DoesNotContain(source.TrimEnd('/'), ignored);
+            }
+    }
+
+    [Fact]
+    public void One_build_argument_selects_the_cuda_or_cpu_ubuntu_24_04_runtime_and_torch_flavour()
+    {
+        Assert.Contains(Image.Instructions, i => i.Keyword == "ARG" && i.Arguments == "TORCH_FLAVOUR=cuda");
+        var stages = Image.Instructions.Where(i => i.Keyword == "FROM").Select(i => i.Arguments).ToList();
+        Assert.Contains(stages, s => CudaRuntime().IsMatch(s) && s.EndsWith(" AS runtime-cuda", StringComparison.Ordinal));
+        Assert.Contains("ubuntu:24.04 AS runtime-cpu", stages);
+        Assert.Equal("runtime-${TORCH_FLAVOUR} AS final", stages[^1]);
+        var publish = Image.Instructions.Single(i => i.Keyword == "RUN" && i.Arguments.Contains("dotnet publish"));
+        Assert.Contains("-p:TorchFlavour=${TORCH_FLAVOUR}", publish.Arguments);
+        Assert.Contains("--self-contained", publish.Arguments); // the runtime bases carry no .NET
+    }
+
+    [Fact]
+    public void The_entrypoint_runs_the_server_assembly_as_a_non_root_user()
+    {
+        var project = XDocument.Load(Path.Combine(RepoPaths.Root, "src", "Serving.Server", "Serving.Server.csproj"));
+        var assemblyName = project.Descendants("AssemblyName").Single().Value;
+        Assert.Equal($"/app/{assemblyName}", Image.Entrypoint[0]);
+        var user = Image.FinalStage.Last(i => i.Keyword == "USER").Arguments;
+        Assert.Matches("^[1-9][0-9]*:[1-9][0-9]*$", user); // numeric, so runAsNonRoot can verify it
+        Assert.Contains("EXPOSE", Image.FinalStage.Select(i => i.Keyword));
+        Assert.Contains("VOLUME", Image.FinalStage.Select(i => i.Keyword));
+    }
+
+    [Fact]
+    public void The_runtime_installs_icu_unless_the_build_makes_globalization_invariant()
+    {
+        var invariant = new[] { "Directory.Build.props", "src/Serving.Server/Serving.Server.csproj" }
+            .Select(f => XDocument.Load(Path.Combine(RepoPaths.Root, f)))
+            .SelectMany(d => d.Descendants("InvariantGlobalization")).LastOrDefault()?.Value == "true";
+        var installs = Image.FinalStage.Where(i => i.Keyword == "RUN" && i.Arguments.Contains("apt-get install"))
+            .Select(i => i.Arguments).SingleOrDefault() ?? "";
+        Assert.Contains("libssl3t64", installs);
+        Assert.Equal(!invariant, installs.Contains("libicu", StringComparison.Ordinal));
+    }
+
+    [GeneratedRegex(@"^nvidia/cuda:12\.\d+\.\d+-cudnn-runtime-ubuntu24\.04 ")]
+    private static partial Regex CudaRuntime();
+}
