@@ -20,8 +20,11 @@ internal static class EngineBenchmark
         var info = engine.Info;
         AnsiConsole.MarkupLine($"[bold]{info.ModelType}[/] {info.NumAttentionHeads} heads / {info.NumKeyValueHeads} KV heads, " +
             $"{info.Dtype} on {info.Device}; KV {info.KVBytesPerToken} B/token, {info.KVCapacityTokens} tokens in {info.NumKVBlocks} blocks");
+        // one untimed round of the same shapes with other prompts (no prefix-cache hits in the timed round):
+        // the first steps of each shape pay for cuBLAS and attention kernel selection
+        var warmUp = MakeRequests(options with { Seed = options.Seed + 1 }, info.VocabSize);
+        await RunOnceAsync(engine, warmUp.Select(r => r with { RequestId = "warmup-" + r.RequestId }).ToList());
         var requests = MakeRequests(options, info.VocabSize);
-        await RunOnceAsync(engine, requests.Take(Math.Min(4, requests.Count)).Select(r => r with { RequestId = "warmup-" + r.RequestId }).ToList());
         var before = engine.GetStats();
         var clock = Stopwatch.StartNew();
         var latencies = await RunOnceAsync(engine, requests);
