@@ -1,4 +1,3 @@
-using System.Text;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Serving.Grpc.V1;
@@ -8,7 +7,8 @@ using Serving.LoadGen.Runner;
 namespace Serving.LoadGen.Clients;
 
 /// The gRPC API (protos/serving/v1): a streaming Generate per request. Arrivals are stamped per chunk that
-/// carries tokens, as the OpenAI backend stamps SSE chunks, so TTFT and ITL mean the same on both.
+/// carries output (GrpcResponseReader), as the OpenAI backend stamps SSE chunks, so TTFT and ITL mean the same
+/// on both. A failed call (refused, or ended mid-stream) becomes a failed outcome carrying its gRPC status.
 internal sealed class GrpcBackend : IGenerationBackend
 {
     readonly GrpcChannel _channel;
@@ -44,24 +44,15 @@ internal sealed class GrpcBackend : IGenerationBackend
         try
         {
             using var call = _client.Generate(Request(request, settings), _headers, cancellationToken: cancellationToken);
-            var (text, outputTokens, usage) = (new StringBuilder(), 0, (Usage?)null);
+            var responses = new GrpcResponseReader(timer, settings.OnText);
             await foreach (var response in call.ResponseStream.ReadAllAsync(cancellationToken))
-            {
-                if (response.Final is { } final)
-                    usage = final.Usage;
-                if (response.Chunk is not { } chunk)
-                    continue;
-                if (chunk.TokenIds.Count > 0) timer.OnOutput();
-                outputTokens += chunk.TokenIds.Count;
-                text.Append(chunk.Text);
-                settings.OnText?.Invoke(chunk.Text);
-            }
+                responses.OnResponse(response);
+            if (!responses.Done) return Failed(request, "stream ended without the final message");
             if (timer.Ttft is not { } ttft) return Failed(request, "stream carried no output");
             return new RequestOutcome
             {
-                Index = request.Index, Success = true, PromptLength = usage?.PromptTokens ?? request.PromptLength,
-                OutputTokens = usage?.CompletionTokens ?? outputTokens, Ttft = ttft, Latency = timer.Latency, Itl = timer.Itl,
-                GeneratedText = text.ToString(),
+                Index = request.Index, Success = true, PromptLength = responses.Usage!.PromptTokens, OutputTokens = responses.OutputTokens,
+                Ttft = ttft, Latency = timer.Latency, Itl = timer.Itl, GeneratedText = responses.Text,
             };
         }
         catch (RpcException error) when (error.StatusCode != StatusCode.Cancelled || !cancellationToken.IsCancellationRequested)

@@ -28,19 +28,22 @@ internal static class GenerateCommand
             var address = new Uri(parse.GetValue(url) ?? (isGrpc ? "http://localhost:50051" : "http://localhost:8000"));
             var kind = (isGrpc ? "grpc" : "openai") + (parse.GetValue(chat) ? "-chat" : "");
             return RunAsync(new Endpoint(kind, address, parse.GetValue(model), parse.GetValue(apiKey)), parse.GetValue(prompt)!,
-                parse.GetValue(maxTokens), parse.GetValue(temperature), ct);
+                parse.GetValue(maxTokens), parse.GetValue(temperature), parse.InvocationConfiguration.Output, ct);
         });
         return command;
     }
 
-    public static async Task<int> RunAsync(Endpoint endpoint, string prompt, int maxTokens, double temperature, CancellationToken cancellationToken)
+    /// Writes the text deltas to output as they arrive (the console, unless the invocation redirects it), then a
+    /// summary line (lengths, TTFT, decode rate) to the terminal.
+    public static async Task<int> RunAsync(Endpoint endpoint, string prompt, int maxTokens, double temperature, TextWriter output,
+        CancellationToken cancellationToken)
     {
         await using var backend = EndpointOptions.Connect(endpoint);
         var server = await backend.GetServerInfoAsync(endpoint.Model, cancellationToken);
         var request = new BenchRequest(0, BenchPrompt.OfText(prompt), 0, maxTokens);
-        var settings = new GenerationSettings(server.ModelId, IgnoreEos: false, temperature) { OnText = text => Console.Out.Write(text) };
+        var settings = new GenerationSettings(server.ModelId, IgnoreEos: false, temperature) { OnText = output.Write };
         var outcome = await backend.SendAsync(request, settings, cancellationToken);
-        Console.Out.WriteLine();
+        output.WriteLine();
         if (!outcome.Success)
         {
             AnsiConsole.MarkupLine($"[red]failed:[/] {Markup.Escape(outcome.Error ?? "")}");

@@ -22,7 +22,7 @@ internal sealed class TokenSpace
     public int Id(long i) => _ordinaryIds[(int)(((i % _ordinaryIds.Length) + _ordinaryIds.Length) % _ordinaryIds.Length)];
 
     public TextTokenizer Tokenizer => _tokenizer
-        ?? throw new InvalidOperationException("this dataset needs a tokenizer: pass --tokenizer DIR (a checkpoint folder)");
+        ?? throw new ArgumentException("this dataset needs a tokenizer: pass --tokenizer DIR (a checkpoint folder)");
 
     public BenchPrompt Prompt(IReadOnlyList<int> ids, PromptFormat format) =>
         format == PromptFormat.Ids ? BenchPrompt.Ids(ids) : BenchPrompt.OfText(Tokenizer.Decode(ids, skipSpecialTokens: true));
