@@ -30,11 +30,11 @@ public sealed class ConvertTests(ITestOutputHelper output)
         {
             var kSum = checkpoint.Read("model.layers.0.self_attn.k_proj.weight").to_type(float64).sum().item<double>();
             var vSum = checkpoint.Read("model.layers.0.self_attn.v_proj.weight").to_type(float64).sum().item<double>();
-            Assert.Equal(reference["k_proj_layer0_sum"]!.GetValue<double>(), kSum, 1e-4);
-            Assert.Equal(reference["v_proj_layer0_sum"]!.GetValue<double>(), vSum, 1e-4);
+            Assert.Equal(reference.KProjLayer0Sum!.Value, kSum, 1e-4);
+            Assert.Equal(reference.VProjLayer0Sum!.Value, vSum, 1e-4);
         }
         using var model = ModelLoader.Load(dir.Path, "float32");
-        var maxError = reference["prompts"]!.AsArray().Max(prompt => LastLogitsError(model, prompt!));
+        var maxError = reference.Prompts.Max(prompt => LastLogitsError(model, prompt));
         output.WriteLine($"converted llama-mha (G=2): max |last logits - reference| = {maxError:E2}");
         Assert.True(maxError <= 1e-3);
     }
@@ -58,10 +58,10 @@ public sealed class ConvertTests(ITestOutputHelper output)
     {
         // NLL(prompt + [t]) - NLL(prompt) in one window is -log softmax(last_logits)[t]: known from reference.json
         using var model = ModelLoader.Load(Fixtures.Dir("llama-gqa"), "float32");
-        foreach (var prompt in Fixtures.Reference("llama-gqa")["prompts"]!.AsArray().Take(3))
+        foreach (var prompt in Fixtures.Reference("llama-gqa").Prompts.Take(3))
         {
-            var ids = prompt!["input_ids"]!.AsArray().Select(n => n!.GetValue<int>()).ToArray();
-            var logits = prompt["last_logits"]!.AsArray().Select(n => n!.GetValue<double>()).ToArray();
+            var ids = prompt.InputIds;
+            var logits = prompt.LastLogits.Select(l => (double)l).ToArray();
             const int next = 100;
             var expected = Math.Log(logits.Sum(l => Math.Exp(l - logits.Max()))) + logits.Max() - logits[next];
             var withNext = Perplexity.Evaluate(model, [.. ids, next], windowLength: 256);
@@ -85,10 +85,10 @@ public sealed class ConvertTests(ITestOutputHelper output)
         Assert.Equal(firstHalf.MeanNll * 24 + secondHalf.MeanNll * 24, halves.MeanNll * 48, 1e-6);
     }
 
-    static double LastLogitsError(LoadedModel model, JsonNode prompt)
+    static double LastLogitsError(LoadedModel model, FixturePrompt prompt)
     {
-        var ids = prompt["input_ids"]!.AsArray().Select(n => n!.GetValue<int>()).ToArray();
-        var expected = prompt["last_logits"]!.AsArray().Select(n => n!.GetValue<double>()).ToArray();
+        var ids = prompt.InputIds;
+        var expected = prompt.LastLogits;
         using var cache = model.CreateKVCache(numBlocks: 16, blockSize: 16);
         var blocks = Enumerable.Range(0, (ids.Length + 15) / 16).ToArray();
         var positions = Enumerable.Range(0, ids.Length).ToArray();

@@ -1,10 +1,10 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Serving.Engine.Tests.Support;
+namespace Serving.Tests.Shared;
 
 /// The reference checkpoints in ../shared/fixtures (beside the repository root), made by transformers.
-/// SERVING_FIXTURES overrides the folder.
+/// SERVING_FIXTURES overrides the folder. One file, linked into every test project (see each .csproj).
 public static class Fixtures
 {
     public static readonly string[] Models = ["llama-gqa", "llama-mha", "llama-sp-mqa"];
@@ -30,8 +30,9 @@ public static class Fixtures
 
 public sealed record FixtureReference(
     [property: JsonPropertyName("prompts")] IReadOnlyList<FixturePrompt> Prompts,
-    [property: JsonPropertyName("tokenize")] IReadOnlyList<FixtureTokenize>? Tokenize,
-    [property: JsonPropertyName("chat")] IReadOnlyList<FixtureChat>? Chat,
+    // every checkpoint fixture has tokenize and chat cases; only llama-mha-to-gqa2 (no checkpoint) has neither
+    [property: JsonPropertyName("tokenize")] IReadOnlyList<FixtureTokenize> Tokenize,
+    [property: JsonPropertyName("chat")] IReadOnlyList<FixtureChat> Chat,
     [property: JsonPropertyName("k_proj_layer0_sum")] double? KProjLayer0Sum,
     [property: JsonPropertyName("v_proj_layer0_sum")] double? VProjLayer0Sum);
 
