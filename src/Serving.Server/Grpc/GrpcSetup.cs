@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Serving.Server.Auth;
 using Serving.Server.Options;
@@ -33,8 +34,20 @@ internal static class GrpcSetup
 
     public static void MapServingGrpc(this WebApplication app, ServerOptions options)
     {
+        app.Use(LeaveTheBodyLimitToGrpc);
         app.MapGrpcService<GenerationService>();
         app.MapGrpcService<HealthService>();
         if (options.EnableGrpcReflection) app.MapGrpcReflectionService();
+    }
+
+    /// gRPC checks a message's declared length against MaxReceiveMessageSize (the same bound) before reading
+    /// it, and answers RESOURCE_EXHAUSTED. Kestrel's body limit would race that check: when the whole message
+    /// has already arrived, Kestrel's count trips first and the client sees UNKNOWN instead.
+    static Task LeaveTheBodyLimitToGrpc(HttpContext context, RequestDelegate next)
+    {
+        if (context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true
+            && context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            limit.MaxRequestBodySize = null;
+        return next(context);
     }
 }

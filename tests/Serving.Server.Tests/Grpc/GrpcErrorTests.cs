@@ -70,6 +70,22 @@ public sealed class GrpcErrorTests(SharedServer shared)
         await ExpectStillServingAsync();
     }
 
+    /// Kestrel's body limit and gRPC's message limit are the same bound; whichever way the bytes arrive
+    /// (the whole message before the server reads, or a frame at a time), the answer is RESOURCE_EXHAUSTED.
+    [Theory]
+    [InlineData(66_000)]
+    [InlineData(1_000_000)]
+    public async Task Messages_over_the_size_limit_are_resource_exhausted_every_time(int textLength)
+    {
+        var request = new GenerateRequest { Text = new string('a', textLength) };
+        for (var attempt = 0; attempt < 20; attempt++)
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() => GenerateResult.ReadAsync(_server.Grpc(), request));
+            Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        }
+        await ExpectStillServingAsync();
+    }
+
     [Fact]
     public async Task Calls_without_the_right_key_are_unauthenticated_but_health_is_open()
     {
