@@ -40,6 +40,7 @@ mkdir -p "$out" artifacts/deploy
 
 step "helm chart: render"
 chart=deploy/helm/serving
+rm -f artifacts/deploy/chart-*.yaml   # only this run's renders are validated below
 if command -v helm >/dev/null; then
   helm lint "$chart"
   helm template serving "$chart" > artifacts/deploy/chart-default.yaml

@@ -20,14 +20,6 @@ public sealed record KVCacheSpec(int NumLayers, int NumKVHeads, int HeadDim, int
             ScalarType.BFloat16 or ScalarType.Float16 => 2,
             _ => throw new ArgumentException($"KV cache dtype must be float32, bfloat16 or float16, not {dtype}", nameof(dtype)),
         });
-
-    /// Size of one element of a dtype name as EngineOptions spells it (float32, bfloat16, float16).
-    public static int SizeOf(string dtype) => dtype switch
-    {
-        "float32" => 4,
-        "bfloat16" or "float16" => 2,
-        _ => throw new ArgumentException($"unknown KV cache dtype '{dtype}'", nameof(dtype)),
-    };
 }
 
 /// How many blocks a pool has and what they hold; logged at start-up and exposed through ModelInfo.

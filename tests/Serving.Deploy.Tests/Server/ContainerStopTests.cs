@@ -11,7 +11,7 @@ public sealed class ContainerStopTests
     {
         var image = DeploymentFiles.Dockerfile(DeploymentFiles.CpuImage);
         Assert.Equal("SIGTERM", image.StopSignal);
-        await using var process = ContainerProcess.Start(image, RepoPaths.Fixture("llama-gqa"));
+        await using var process = ContainerProcess.Start(image, Fixtures.Dir("llama-gqa"));
         using var client = new HttpClient();
         await process.WaitUntilOkAsync(client, "/health/ready", TimeSpan.FromSeconds(120), CancellationToken.None);
 

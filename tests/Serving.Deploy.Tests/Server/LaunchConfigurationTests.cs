@@ -37,7 +37,7 @@ public sealed class LaunchConfigurationTests
     {
         var options = ServerContract.Bind(ServerLaunches.Named(source));
         // The checkpoint lives on the mounted volume; here the fixture stands in for it, as in the live test.
-        if (options.Model?.StartsWith("/models", StringComparison.Ordinal) == true) options.Model = RepoPaths.Fixture("llama-gqa");
+        if (options.Model?.StartsWith("/models", StringComparison.Ordinal) == true) options.Model = Fixtures.Dir("llama-gqa");
         Assert.Empty(options.Validate());
         Assert.Equal("0.0.0.0", options.Host); // reachable from outside the container
     }
@@ -50,7 +50,7 @@ public sealed class LaunchConfigurationTests
         if (source.StartsWith("Dockerfile", StringComparison.Ordinal)) return; // EXPOSE: see The_image_exposes_...
         Assert.Equal(ListeningPorts(options), launch.DeclaredPorts.Values.Order());
         if (launch.DeclaredPorts.TryGetValue("http", out var http)) Assert.Equal(options.Port, http);
-        if (launch.DeclaredPorts.TryGetValue("grpc", out var grpc)) Assert.Equal(ServerContract.GrpcPort(options), (int)grpc);
+        if (launch.DeclaredPorts.TryGetValue("grpc", out var grpc)) Assert.Equal(options.GrpcPort, (int)grpc);
     }
 
     [Theory]
@@ -68,7 +68,7 @@ public sealed class LaunchConfigurationTests
 
     /// The HTTP port, and the gRPC port when the server serves gRPC (then every deployment must expose it).
     static IEnumerable<long> ListeningPorts(ServerOptions options) =>
-        new long[] { options.Port }.Concat(ServerContract.GrpcPort(options) is { } grpc ? [grpc] : []).Order();
+        new long[] { options.Port }.Concat(options.GrpcPort is { } grpc ? [grpc] : []).Order();
 
     [Theory, MemberData(nameof(Launches))]
     public void Stopping_waits_longer_than_the_server_drains(string source)

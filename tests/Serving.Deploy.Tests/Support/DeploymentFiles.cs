@@ -31,14 +31,18 @@ internal static class DeploymentFiles
 
     public static HelmChart Chart => new(RepoPaths.Deploy("helm", "serving"));
 
-    /// The rendered chart as one stream (also written to artifacts/deploy/chart-VARIANT.yaml for validate.sh).
-    public static string RenderChart(string variant)
-    {
-        var rendered = HelmChart.Join("serving", Chart.Render(ReleaseName, ChartVariants[variant]));
-        Directory.CreateDirectory(RepoPaths.Artifacts());
-        File.WriteAllText(RepoPaths.Artifacts($"chart-{variant}.yaml"), rendered);
-        return rendered;
-    }
+    /// The rendered chart as one stream, rendered once per variant and test run (and written then to
+    /// artifacts/deploy/chart-VARIANT.yaml for validate.sh).
+    public static string RenderChart(string variant) => RenderedCharts[variant].Value;
+
+    static readonly IReadOnlyDictionary<string, Lazy<string>> RenderedCharts =
+        ChartVariants.Keys.ToDictionary(variant => variant, variant => new Lazy<string>(() =>
+        {
+            var rendered = HelmChart.Join("serving", Chart.Render(ReleaseName, ChartVariants[variant]));
+            Directory.CreateDirectory(RepoPaths.Artifacts());
+            File.WriteAllText(RepoPaths.Artifacts($"chart-{variant}.yaml"), rendered);
+            return rendered;
+        }));
 
     public static List<Dictionary<string, object?>> ChartDocuments(string variant) => Yaml.Documents(RenderChart(variant));
 

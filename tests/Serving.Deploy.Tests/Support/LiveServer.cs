@@ -22,7 +22,7 @@ public sealed class LiveServer : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _process = ContainerProcess.Start(DeploymentFiles.Dockerfile(DeploymentFiles.CpuImage), RepoPaths.Fixture("llama-gqa"));
+        _process = ContainerProcess.Start(DeploymentFiles.Dockerfile(DeploymentFiles.CpuImage), Fixtures.Dir("llama-gqa"));
         Client.BaseAddress = _process.BaseAddress;
         await _process.WaitUntilOkAsync(Client, "/health/ready", TimeSpan.FromSeconds(120), CancellationToken.None);
 

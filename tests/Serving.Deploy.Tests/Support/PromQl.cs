@@ -27,9 +27,6 @@ internal static partial class PromQl
             .Distinct().ToList();
     }
 
-    /// A scraped series name without the suffixes a histogram's series add.
-    public static string HistogramBase(string series) => HistogramSuffix().Replace(series, "");
-
     [GeneratedRegex(@"label_values\(\s*([^,()]+?)\s*,\s*\w+\s*\)")] private static partial Regex LabelValues();
     [GeneratedRegex("\"[^\"]*\"|'[^']*'")] private static partial Regex Strings();
     [GeneratedRegex("<<[^>]*>>")] private static partial Regex AdapterTemplate();
@@ -38,5 +35,4 @@ internal static partial class PromQl
     [GeneratedRegex(@"\b(by|without|on|ignoring)\s*\([^)]*\)")] private static partial Regex Groupings();
     [GeneratedRegex(@"(?<![\w.$])[A-Za-z_:][A-Za-z0-9_:]*")]
     private static partial Regex Identifier();
-    [GeneratedRegex("_(bucket|sum|count)$")] private static partial Regex HistogramSuffix();
 }

@@ -2,8 +2,8 @@ using System.Reflection;
 
 namespace Serving.Deploy.Tests.Support;
 
-/// Where things are: the repository (found by Serving.Sln above the test assembly), deploy/, the fixture
-/// checkpoints (../shared/fixtures, or SERVING_FIXTURES) and the server's build output.
+/// Where things are: the repository (found by Serving.sln above the test assembly), deploy/ and the server's
+/// build output. The fixture checkpoints come from Fixtures (tests/Shared).
 internal static class RepoPaths
 {
     public static string Root { get; } = FindRoot();
@@ -11,13 +11,6 @@ internal static class RepoPaths
     public static string Deploy(params string[] parts) => Path.Combine([Root, "deploy", .. parts]);
 
     public static string Dockerfile => Path.Combine(Root, "Dockerfile");
-
-    public static string Fixture(string name)
-    {
-        var fromEnv = Environment.GetEnvironmentVariable("SERVING_FIXTURES");
-        var root = string.IsNullOrEmpty(fromEnv) ? Path.GetFullPath(Path.Combine(Root, "..", "shared", "fixtures")) : fromEnv;
-        return Path.Combine(root, name);
-    }
 
     /// The server's own build output (bin/<Configuration>/<tfm>), built because this project references it.
     public static string ServerOutput

@@ -35,8 +35,4 @@ internal static class ServerContract
         return configuration.GetSection(ServerOptions.Section).Get<ServerOptions>(o => o.ErrorOnUnknownConfiguration = true)
             ?? new ServerOptions();
     }
-
-    /// The gRPC port setting (issue 5); null when the server has none.
-    public static int? GrpcPort(ServerOptions options) =>
-        typeof(ServerOptions).GetProperty("GrpcPort")?.GetValue(options) as int?;
 }

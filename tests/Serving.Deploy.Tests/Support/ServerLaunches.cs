@@ -19,11 +19,14 @@ internal static partial class ServerLaunches
     /// Value given to variables that come from a Secret (the value itself is not in the files).
     public const string SecretPlaceholder = "secret-from-a-kubernetes-secret";
 
-    public static TheoryData<string> Names => new(All().Select(l => l.Source));
+    public static TheoryData<string> Names => new(All.Value.Select(l => l.Source));
 
-    public static ServerLaunch Named(string source) => All().Single(l => l.Source == source);
+    public static ServerLaunch Named(string source) => All.Value.Single(l => l.Source == source);
 
-    public static IEnumerable<ServerLaunch> All()
+    /// Read from the files once per test run.
+    static readonly Lazy<IReadOnlyList<ServerLaunch>> All = new(() => [.. Read()]);
+
+    static IEnumerable<ServerLaunch> Read()
     {
         foreach (var flavour in new[] { DeploymentFiles.CudaImage, DeploymentFiles.CpuImage })
         {

@@ -25,11 +25,11 @@ public class CancellationTests
             await foreach (var tokenEvent in engine.GenerateAsync(Greedy([8, 9], 150), cancelWaiting.Token))
                 waitingTokens += tokenEvent.TokenIds.Count;
         });
-        await WaitUntil(engine, s => s.WaitingRequests == 1);
+        await WaitUntilAsync(engine, s => s.WaitingRequests == 1);
         cancelWaiting.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
         Assert.Equal(0, waitingTokens);
-        await WaitUntil(engine, s => s.WaitingRequests == 0 && s.RunningRequests == 1);
+        await WaitUntilAsync(engine, s => s.WaitingRequests == 0 && s.RunningRequests == 1);
         cancelRunning.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
         await WaitForIdleAsync(engine);
@@ -43,7 +43,7 @@ public class CancellationTests
         var prompt = Enumerable.Range(0, 240).Select(i => 3 + i % 400).ToArray();
         using var cancel = new CancellationTokenSource();
         var request = CollectAsync(engine, Greedy(prompt, 8), cancel.Token);
-        await WaitUntil(engine, s => s.RunningRequests == 1 && s.KVUsage > 0);
+        await WaitUntilAsync(engine, s => s.RunningRequests == 1 && s.KVUsage > 0);
         cancel.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => request);
         await WaitForIdleAsync(engine);
@@ -129,15 +129,5 @@ public class CancellationTests
         });
         await Task.WhenAny(firstToken.Task, completion);
         return completion;
-    }
-
-    static async Task WaitUntil(ILlmEngine engine, Func<EngineStats, bool> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!condition(engine.GetStats()))
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting; stats: {engine.GetStats()}");
-            await Task.Delay(1);
-        }
     }
 }

@@ -32,17 +32,18 @@ internal static class EngineTestHelpers
     }
 
     /// Waits until the engine reports no request and every KV block free (blocks are freed within a step).
-    public static async Task WaitForIdleAsync(ILlmEngine engine)
+    public static Task WaitForIdleAsync(ILlmEngine engine) => WaitUntilAsync(engine,
+        stats => stats.RunningRequests == 0 && stats.WaitingRequests == 0 && stats.KVUsage == 0, "the engine to become idle");
+
+    /// Polls the engine's stats until condition holds; fails after 20 s.
+    public static async Task WaitUntilAsync(ILlmEngine engine, Func<EngineStats, bool> condition, string what = "the condition")
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (DateTime.UtcNow < deadline)
+        while (!condition(engine.GetStats()))
         {
-            var stats = engine.GetStats();
-            if (stats.RunningRequests == 0 && stats.WaitingRequests == 0 && stats.KVUsage == 0)
-                return;
-            await Task.Delay(10);
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}; stats: {engine.GetStats()}");
+            await Task.Delay(1);
         }
-        Assert.Fail($"the engine did not become idle: {engine.GetStats()}");
     }
 }
 

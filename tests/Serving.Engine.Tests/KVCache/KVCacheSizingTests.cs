@@ -1,20 +1,14 @@
-using System.Text.Json.Nodes;
+using Serving.Engine.Config;
 using Serving.Engine.KVCache;
 using Serving.Engine.Tests.Support;
+using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.KVCache;
 
 public sealed class KVCacheSizingTests
 {
-    /// The KV shape from a fixture's config.json (head_dim given, or hidden_size / heads).
-    static KVCacheSpec SpecOf(string fixture)
-    {
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.Dir(fixture), "config.json")))!;
-        var heads = (int)config["num_attention_heads"]!;
-        var headDim = (int?)config["head_dim"] ?? (int)config["hidden_size"]! / heads;
-        var kvHeads = (int?)config["num_key_value_heads"] ?? heads;
-        return new KVCacheSpec((int)config["num_hidden_layers"]!, kvHeads, headDim, KVCacheSpec.SizeOf("float32"));
-    }
+    /// The KV shape the engine derives from a fixture's config.json, in float32.
+    static KVCacheSpec SpecOf(string fixture) => KVCacheSpec.For(ModelConfig.Load(Fixtures.Dir(fixture)), ScalarType.Float32);
 
     [Fact]
     public void BytesPerTokenIsKAndVForEveryLayerAndKVHead()

@@ -22,13 +22,8 @@ public sealed class SyntheticTokenizerTests
     static SyntheticExpectations Expected(string name) =>
         JsonSerializer.Deserialize<SyntheticExpectations>(File.ReadAllText(Path.Combine(Dir(name), "expected.json")))!;
 
-    internal static string Dir(string name)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Serving.sln")))
-                return Path.Combine(dir.FullName, "tests", "Serving.Engine.Tests", "Tokenization", "Data", name);
-        throw new InvalidOperationException("Serving.sln not found above the test assembly");
-    }
+    /// Data/<name>, copied beside the test assembly (see the .csproj).
+    internal static string Dir(string name) => Path.Combine(AppContext.BaseDirectory, "Tokenization", "Data", name);
 
     public static TheoryData<string, int> EncodeCases() => Cases(e => e.Encode.Count);
 

@@ -6,15 +6,15 @@ namespace Serving.Engine.Tests.Tokenization;
 /// Loading rules: what tokenizer_config.json may say, and the messages for files we cannot read faithfully.
 public sealed class TokenizerLoadingTests : IDisposable
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tokenizer-test-").FullName;
+    readonly TempDirectory _dir = new();
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _dir.Dispose();
 
     TextTokenizer LoadWithConfig(string configJson)
     {
-        File.Copy(Path.Combine(Fixtures.Dir("llama-gqa"), "tokenizer.json"), Path.Combine(_dir, "tokenizer.json"));
-        File.WriteAllText(Path.Combine(_dir, "tokenizer_config.json"), configJson);
-        return TextTokenizer.Load(_dir);
+        File.Copy(Path.Combine(Fixtures.Dir("llama-gqa"), "tokenizer.json"), _dir.File("tokenizer.json"));
+        File.WriteAllText(_dir.File("tokenizer_config.json"), configJson);
+        return TextTokenizer.Load(_dir.Path);
     }
 
     [Fact]
@@ -29,7 +29,7 @@ public sealed class TokenizerLoadingTests : IDisposable
     [Fact]
     public void Chat_template_jinja_beside_the_config_is_used_when_the_config_has_none()
     {
-        File.WriteAllText(Path.Combine(_dir, "chat_template.jinja"), "{{ messages }}");
+        File.WriteAllText(_dir.File("chat_template.jinja"), "{{ messages }}");
         Assert.Equal("{{ messages }}", LoadWithConfig("{}").ChatTemplate);
     }
 
@@ -65,8 +65,8 @@ public sealed class TokenizerLoadingTests : IDisposable
     [Fact]
     public void A_folder_without_a_tokenizer_is_refused_with_its_path()
     {
-        var error = Assert.Throws<FileNotFoundException>(() => TextTokenizer.Load(_dir));
-        Assert.Contains(_dir, error.Message);
+        var error = Assert.Throws<FileNotFoundException>(() => TextTokenizer.Load(_dir.Path));
+        Assert.Contains(_dir.Path, error.Message);
     }
 
     [Theory]
@@ -81,8 +81,8 @@ public sealed class TokenizerLoadingTests : IDisposable
         Assert.True(start >= 0, property);
         var typeStart = json.IndexOf("\"type\"", start, StringComparison.Ordinal);
         var typeEnd = json.IndexOf(',', typeStart);
-        File.WriteAllText(Path.Combine(_dir, "tokenizer.json"), json[..start] + replacement + json[typeEnd..]);
-        var error = Assert.Throws<NotSupportedException>(() => TextTokenizer.Load(_dir));
+        File.WriteAllText(_dir.File("tokenizer.json"), json[..start] + replacement + json[typeEnd..]);
+        var error = Assert.Throws<NotSupportedException>(() => TextTokenizer.Load(_dir.Path));
         Assert.Contains(message, error.Message);
     }
 }

@@ -69,29 +69,22 @@ public sealed class GrpcHealthTests
     [Fact]
     public async Task Unknown_services_are_not_found_and_a_dead_engine_is_not_serving()
     {
-        var broken = Directory.CreateTempSubdirectory("serving-broken-model");
-        try
-        {
-            await File.WriteAllTextAsync(Path.Combine(broken.FullName, "config.json"), "{ not json");
-            var app = Build(broken.FullName, DefaultEngine.Create);
-            await app.StartAsync();
-            await using var _ = app;
-            using var channel = Channel(app);
-            var health = new HealthClient(channel);
-            var unknown = await Assert.ThrowsAsync<RpcException>(() => health.CheckAsync(new HealthCheckRequest { Service = "nope" }).ResponseAsync);
-            Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
-            using (var watchUnknown = health.Watch(new HealthCheckRequest { Service = "nope" }))
-                Assert.Equal(ServingStatus.ServiceUnknown, await NextStatusAsync(watchUnknown));
+        using var broken = new TempDirectory();
+        await File.WriteAllTextAsync(broken.File("config.json"), "{ not json");
+        var app = Build(broken.Path, DefaultEngine.Create);
+        await app.StartAsync();
+        await using var _ = app;
+        using var channel = Channel(app);
+        var health = new HealthClient(channel);
+        var unknown = await Assert.ThrowsAsync<RpcException>(() => health.CheckAsync(new HealthCheckRequest { Service = "nope" }).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+        using (var watchUnknown = health.Watch(new HealthCheckRequest { Service = "nope" }))
+            Assert.Equal(ServingStatus.ServiceUnknown, await NextStatusAsync(watchUnknown));
 
-            var engine = app.Services.GetRequiredService<Serving.Engine.ILlmEngine>();
-            await WaitUntilAsync(() => engine.State == Serving.Engine.EngineState.Faulted);
-            Assert.Equal(ServingStatus.NotServing, (await health.CheckAsync(new HealthCheckRequest { Service = Api })).Status);
-            await app.StopAsync();
-        }
-        finally
-        {
-            broken.Delete(recursive: true);
-        }
+        var engine = app.Services.GetRequiredService<Serving.Engine.ILlmEngine>();
+        await WaitUntilAsync(() => engine.State == Serving.Engine.EngineState.Faulted);
+        Assert.Equal(ServingStatus.NotServing, (await health.CheckAsync(new HealthCheckRequest { Service = Api })).Status);
+        await app.StopAsync();
     }
 
     static async Task<ServingStatus> NextStatusAsync(AsyncServerStreamingCall<HealthCheckResponse> watch)

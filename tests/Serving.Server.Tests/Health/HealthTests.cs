@@ -16,32 +16,25 @@ public sealed class HealthTests
     [Fact]
     public async Task A_model_that_fails_to_load_makes_every_probe_and_route_503()
     {
-        var broken = Directory.CreateTempSubdirectory("serving-broken-model");
+        using var broken = new TempDirectory();
+        await File.WriteAllTextAsync(broken.File("config.json"), "{ not json");
+        var app = ServerApp.Build(["--host", "127.0.0.1", "--port", "0", "--model", broken.Path], Serving.Server.Engine.DefaultEngine.Create);
+        await app.StartAsync();
         try
         {
-            await File.WriteAllTextAsync(Path.Combine(broken.FullName, "config.json"), "{ not json");
-            var app = ServerApp.Build(["--host", "127.0.0.1", "--port", "0", "--model", broken.FullName], Serving.Server.Engine.DefaultEngine.Create);
-            await app.StartAsync();
-            try
-            {
-                using var client = new HttpClient { BaseAddress = new Uri(app.Urls.Single()) };
-                var deadline = DateTime.UtcNow.AddSeconds(30);
-                while ((int)(await client.GetAsync("/health")).StatusCode != 503 && DateTime.UtcNow < deadline) await Task.Delay(20);
-                Assert.Equal(503, (int)(await client.GetAsync("/health")).StatusCode);
-                Assert.Equal(503, (int)(await client.GetAsync("/health/ready")).StatusCode);
-                using var models = await client.GetAsync("/v1/models");
-                Assert.Equal(503, (int)models.StatusCode);
-                Assert.Contains("engine_unavailable", await models.Content.ReadAsStringAsync());
-            }
-            finally
-            {
-                await app.StopAsync();
-                await app.DisposeAsync();
-            }
+            using var client = new HttpClient { BaseAddress = new Uri(app.Urls.Single()) };
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while ((int)(await client.GetAsync("/health")).StatusCode != 503 && DateTime.UtcNow < deadline) await Task.Delay(20);
+            Assert.Equal(503, (int)(await client.GetAsync("/health")).StatusCode);
+            Assert.Equal(503, (int)(await client.GetAsync("/health/ready")).StatusCode);
+            using var models = await client.GetAsync("/v1/models");
+            Assert.Equal(503, (int)models.StatusCode);
+            Assert.Contains("engine_unavailable", await models.Content.ReadAsStringAsync());
         }
         finally
         {
-            broken.Delete(recursive: true);
+            await app.StopAsync();
+            await app.DisposeAsync();
         }
     }
 }

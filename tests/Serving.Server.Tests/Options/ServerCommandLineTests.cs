@@ -5,7 +5,8 @@ namespace Serving.Server.Tests.Options;
 
 public sealed class ServerCommandLineTests
 {
-    static ServerOptions Bind(IReadOnlyDictionary<string, string?> flags, Dictionary<string, string?>? before = null) =>
+    /// The options a server would bind from these flags, over the given earlier sources (appsettings, environment).
+    internal static ServerOptions Bind(IReadOnlyDictionary<string, string?> flags, Dictionary<string, string?>? before = null) =>
         new ConfigurationBuilder().AddInMemoryCollection(before ?? []).AddInMemoryCollection(flags).Build()
             .GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
 

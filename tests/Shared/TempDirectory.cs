@@ -1,4 +1,4 @@
-namespace Serving.Engine.Tests.Support;
+namespace Serving.Tests.Shared;
 
 /// A fresh folder under the system temp dir, deleted on Dispose.
 public sealed class TempDirectory : IDisposable

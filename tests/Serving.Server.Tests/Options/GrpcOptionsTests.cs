@@ -1,15 +1,11 @@
-using Microsoft.Extensions.Configuration;
 using Serving.Server.Options;
+using static Serving.Server.Tests.Options.ServerCommandLineTests;
 
-namespace Serving.Server.Tests.Grpc;
+namespace Serving.Server.Tests.Options;
 
 /// --grpc-port and --enable-grpc-reflection are settings like every other flag (appsettings, environment).
 public sealed class GrpcOptionsTests
 {
-    static ServerOptions Bind(IReadOnlyDictionary<string, string?> flags, Dictionary<string, string?>? before = null) =>
-        new ConfigurationBuilder().AddInMemoryCollection(before ?? []).AddInMemoryCollection(flags).Build()
-            .GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
-
     [Fact]
     public void Grpc_flags_bind_and_are_off_by_default()
     {
