@@ -1,3 +1,4 @@
+using Serving.Server.Generation;
 using System.Net;
 using Serving.Engine;
 using Serving.Server.Auth;
@@ -64,8 +65,9 @@ public static class ServerApp
         services.AddSingleton(options);
         services.AddSingleton(sp => engineFactory(options.ToEngineOptions(), sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<ServingState>();
-        services.AddSingleton<OpenAIServing>();
+        services.AddSingleton<ServingContext>();
         services.AddHostedService<EngineHost>();
+        if (options.ApiKey is { } apiKey) services.AddSingleton(new BearerKey(apiKey));
         if (options.GrpcPort is not null) services.AddServingGrpc(options);
         // Drain first (--shutdown-timeout), then leave Kestrel time to close the finished streams.
         services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeout + 10));
@@ -76,7 +78,7 @@ public static class ServerApp
     {
         app.UseMiddleware<ErrorMiddleware>();
         app.UseStatusCodePages(context => ErrorMiddleware.WriteStatusCodeBodyAsync(context.HttpContext));
-        if (options.ApiKey is { } apiKey) app.UseMiddleware<ApiKeyMiddleware>(apiKey);
+        if (options.ApiKey is not null) app.UseMiddleware<ApiKeyMiddleware>();
         app.Services.GetRequiredService<EngineMetrics>(); // registers the engine's observable instruments
         app.MapHealth();
         var v1 = app.MapGroup("/v1");

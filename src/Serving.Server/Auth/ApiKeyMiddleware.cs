@@ -5,13 +5,11 @@ namespace Serving.Server.Auth;
 
 /// Requires "Authorization: Bearer <key>" on every route except /health (so probes need no secret).
 /// gRPC methods are left to ApiKeyInterceptor, which answers in gRPC's terms (UNAUTHENTICATED).
-internal sealed class ApiKeyMiddleware(RequestDelegate next, string apiKey)
+internal sealed class ApiKeyMiddleware(RequestDelegate next, BearerKey key)
 {
-    readonly BearerKey _key = new(apiKey);
-
     public Task InvokeAsync(HttpContext context)
     {
-        if (IsPublic(context.Request.Path) || IsGrpcMethod(context) || IsAuthorized(context.Request.Headers.Authorization.ToString()))
+        if (IsPublic(context.Request.Path) || IsGrpcMethod(context) || key.IsAuthorized(context.Request.Headers.Authorization.ToString()))
             return next(context);
         return ErrorWriter.WriteAsync(context, new ApiException(StatusCodes.Status401Unauthorized,
             ErrorTypes.Authentication, "Missing or incorrect API key; send 'Authorization: Bearer <key>'.",
@@ -22,6 +20,4 @@ internal sealed class ApiKeyMiddleware(RequestDelegate next, string apiKey)
 
     /// Routing ran first (WebApplication puts it at the start), so the endpoint is known here.
     static bool IsGrpcMethod(HttpContext context) => context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not null;
-
-    internal bool IsAuthorized(string authorization) => _key.IsAuthorized(authorization);
 }

@@ -66,7 +66,7 @@ internal sealed class GenerationRun : IAsyncDisposable
         using var trace = observer.StartGeneration(request);
         try
         {
-            await foreach (var e in engine.GenerateAsync(request, _cancel.Token).WithCancellation(_cancel.Token))
+            await foreach (var e in engine.GenerateAsync(request, _cancel.Token))
             {
                 first.TrySetResult();
                 trace.OnEvent(e);

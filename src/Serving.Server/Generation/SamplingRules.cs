@@ -1,5 +1,4 @@
 using Serving.Engine.Sampling;
-using Serving.Server.OpenAI;
 
 namespace Serving.Server.Generation;
 
@@ -31,6 +30,15 @@ internal static class SamplingRules
             Check.That(id >= 0 && id < limits.VocabSize, "logit_bias", $"logit_bias key '{id}' is not a token id in [0, {limits.VocabSize}).");
             Check.InRange(bias, -100f, 100f, "logit_bias");
         }
+    }
+
+    /// What SamplingFields.Logprobs holds for a request's logprobs flag and top_logprobs count (chat and gRPC
+    /// spell them so): null without logprobs, else the number of alternatives.
+    public static int? Logprobs(bool logprobs, int? topLogprobs, RequestLimits limits)
+    {
+        Check.InRange(topLogprobs, 0, limits.MaxLogprobs, "top_logprobs");
+        Check.That(topLogprobs is null || logprobs, "top_logprobs", "top_logprobs requires logprobs to be true.");
+        return logprobs ? topLogprobs ?? 0 : null;
     }
 
     /// An absent max_tokens means all the context the prompt leaves (vLLM). promptParam names the prompt

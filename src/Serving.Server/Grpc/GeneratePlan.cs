@@ -1,7 +1,6 @@
 using Serving.Engine;
 using Serving.Grpc.V1;
 using Serving.Server.Generation;
-using Serving.Server.OpenAI;
 
 namespace Serving.Server.Grpc;
 
@@ -12,7 +11,7 @@ internal sealed record GeneratePlan(string RequestId, GrpcPrompt Prompt, Generat
 {
     const int MaxRequestIdLength = 128;
 
-    public static GeneratePlan Create(GenerateRequest request, OpenAIServing serving, DateTimeOffset arrival)
+    public static GeneratePlan Create(GenerateRequest request, ServingContext serving, DateTimeOffset arrival)
     {
         Check.That(request.RequestId.Length <= MaxRequestIdLength, "request_id",
             $"request_id must be at most {MaxRequestIdLength} characters (got {request.RequestId.Length}).");
@@ -20,7 +19,7 @@ internal sealed record GeneratePlan(string RequestId, GrpcPrompt Prompt, Generat
         var fields = GrpcSampling.Read(request.Sampling, limits);
         var prompt = GrpcPrompts.Resolve(request, serving.Prompts);
         var sampling = SamplingRules.ToSamplingParams(fields, prompt.TokenIds.Count, limits, prompt.Param);
-        var requestId = request.RequestId.Length > 0 ? request.RequestId : OpenAIServing.NewId("gen");
+        var requestId = request.RequestId.Length > 0 ? request.RequestId : ServingContext.NewId("gen");
         var engineId = request.RequestId.Length > 0 ? $"{requestId}-{Guid.NewGuid().ToString("N")[..8]}" : requestId;
         var generation = new GenerationRequest
         {

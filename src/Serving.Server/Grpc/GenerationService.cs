@@ -2,14 +2,13 @@ using Grpc.Core;
 using Serving.Grpc.V1;
 using Serving.Server.Errors;
 using Serving.Server.Generation;
-using Serving.Server.OpenAI;
 
 namespace Serving.Server.Grpc;
 
 /// serving.v1.Generation: a thin adapter over the engine, sharing the HTTP API's admission state,
-/// limits, model check and telemetry (OpenAIServing). Failures are ApiExceptions or engine exceptions,
+/// limits, model check and telemetry (ServingContext). Failures are ApiExceptions or engine exceptions,
 /// which ErrorInterceptor turns into status codes.
-internal sealed class GenerationService(OpenAIServing serving) : Serving.Grpc.V1.Generation.GenerationBase
+internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V1.Generation.GenerationBase
 {
     public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream,
         ServerCallContext context)

@@ -1,3 +1,4 @@
+using Serving.Server.Generation;
 using System.Text.Json.Nodes;
 using Serving.Engine;
 using Serving.Grpc.V1;
@@ -51,8 +52,8 @@ internal static class GrpcPrompts
     static GrpcPrompt FromTokenIds(IReadOnlyList<int> ids, IPromptProcessor prompts)
     {
         Check.TokenIds(ids, prompts.VocabSize, "token_ids");
-        // Decoded for --enable-log-requests only; the ids are what the engine gets.
-        return new GrpcPrompt([.. ids], prompts.Decode(ids), "token_ids", "text_completion");
+        // Text is for --enable-log-requests only, which shows token-id prompts by their count (as HTTP does).
+        return new GrpcPrompt([.. ids], $"<{ids.Count} token ids>", "token_ids", "text_completion");
     }
 
     static GrpcPrompt FromChat(ChatInput chat, IPromptProcessor prompts)

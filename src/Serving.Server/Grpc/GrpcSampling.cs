@@ -1,6 +1,5 @@
 using Serving.Grpc.V1;
 using Serving.Server.Generation;
-using Serving.Server.OpenAI;
 
 namespace Serving.Server.Grpc;
 
@@ -11,9 +10,7 @@ internal static class GrpcSampling
     public static SamplingFields Read(SamplingParameters? sampling, RequestLimits limits)
     {
         var p = sampling ?? new SamplingParameters();
-        int? topLogprobs = p.HasTopLogprobs ? p.TopLogprobs : null;
-        Check.InRange(topLogprobs, 0, limits.MaxLogprobs, "top_logprobs");
-        Check.That(topLogprobs is null || p.Logprobs, "top_logprobs", "top_logprobs requires logprobs to be true.");
+        var logprobs = SamplingRules.Logprobs(p.Logprobs, p.HasTopLogprobs ? p.TopLogprobs : null, limits);
         var fields = new SamplingFields
         {
             MaxTokens = p.HasMaxTokens ? p.MaxTokens : null,
@@ -31,7 +28,7 @@ internal static class GrpcSampling
             StopTokenIds = [.. p.StopTokenIds],
             MinTokens = p.HasMinTokens ? p.MinTokens : null,
             IgnoreEos = p.IgnoreEos,
-            Logprobs = p.Logprobs ? topLogprobs ?? 0 : null,
+            Logprobs = logprobs,
             SkipSpecialTokens = p.HasSkipSpecialTokens ? p.SkipSpecialTokens : null,
             IncludeStopStrInOutput = p.IncludeStopStrInOutput,
         };

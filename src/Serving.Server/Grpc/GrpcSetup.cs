@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Serving.Server.Auth;
 using Serving.Server.Options;
 
 namespace Serving.Server.Grpc;
@@ -22,7 +21,6 @@ internal static class GrpcSetup
             grpc.Interceptors.Add<ErrorInterceptor>();
             if (options.ApiKey is not null) grpc.Interceptors.Add<ApiKeyInterceptor>();
         });
-        if (options.ApiKey is { } apiKey) services.AddSingleton(new BearerKey(apiKey));
         if (options.EnableGrpcReflection) services.AddGrpcReflection();
         return services;
     }

@@ -1,12 +1,12 @@
 using Serving.Grpc.V1;
-using Serving.Server.OpenAI;
+using Serving.Server.Generation;
 
 namespace Serving.Server.Grpc;
 
 /// The served model as serving.v1.ModelInfo: its shape and its KV cache, as the engine reports them.
 internal static class ModelInfos
 {
-    public static ModelInfo Of(OpenAIServing serving)
+    public static ModelInfo Of(ServingContext serving)
     {
         var info = serving.Engine.Info;
         return new ModelInfo

@@ -1,3 +1,4 @@
+using Serving.Server.Generation;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 

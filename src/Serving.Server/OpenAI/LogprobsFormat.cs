@@ -30,15 +30,17 @@ internal static class LogprobsFormat
         return new CompletionLogprobs(tokens, [.. items.Select(i => Clamp(i.Logprob))], tops, offsets);
     }
 
-    /// Completions-style offsets advance by the token texts; this is where the next token starts.
-    public static int TextLength(IReadOnlyList<TokenLogprob> items, IPromptProcessor prompts) =>
-        items.Sum(i => prompts.TokenText(i.TokenId).Length);
-
     /// Chat style: each token with its UTF-8 bytes and its top alternatives.
     public static ChatLogprobs Chat(IReadOnlyList<TokenLogprob> items, IPromptProcessor prompts) =>
-        new([.. items.Select(item => new ChatTokenLogprob(
-            prompts.TokenText(item.TokenId), Clamp(item.Logprob), Bytes(prompts.TokenText(item.TokenId)),
-            [.. item.Top.Select(alt => new ChatTopLogprob(prompts.TokenText(alt.TokenId), Clamp(alt.Logprob), Bytes(prompts.TokenText(alt.TokenId))))]))]);
+        new([.. items.Select(item =>
+        {
+            var text = prompts.TokenText(item.TokenId);
+            return new ChatTokenLogprob(text, Clamp(item.Logprob), Bytes(text), [.. item.Top.Select(alt =>
+            {
+                var altText = prompts.TokenText(alt.TokenId);
+                return new ChatTopLogprob(altText, Clamp(alt.Logprob), Bytes(altText));
+            })]);
+        })]);
 
     /// The value sent for a log-probability: finite, at least Floor.
     internal static float Clamp(float logprob) => float.IsNaN(logprob) ? Floor : Math.Max(logprob, Floor);

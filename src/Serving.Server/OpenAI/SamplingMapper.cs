@@ -1,27 +1,24 @@
 using System.Globalization;
 using System.Text.Json;
-using Serving.Engine.Sampling;
 using Serving.Server.Generation;
 
 namespace Serving.Server.OpenAI;
 
 /// Reads the sampling fields of an OpenAI request (JSON shapes: "stop" as a string or a list, logit_bias
 /// keys as strings) into SamplingFields, whose limits and mapping the gRPC API shares (SamplingRules).
-/// Validate runs once per HTTP request; Map once per prompt, because the token budget depends on its length.
 internal static class SamplingMapper
 {
-    public static void Validate(SamplingRequest request, RequestLimits limits)
+    /// The request's checked sampling fields, read once per HTTP request; SamplingRules.ToSamplingParams then
+    /// maps them for each prompt. maxTokens is the request's budget (max_tokens, or chat's
+    /// max_completion_tokens); logprobs what the request asked for (see SamplingFields.Logprobs).
+    public static SamplingFields Read(SamplingRequest request, int? maxTokens, int? logprobs, RequestLimits limits)
     {
         Check.That(request.StreamOptions is null || request.Stream == true, "stream_options",
             "stream_options may only be set when stream is true.");
-        SamplingRules.Validate(Fields(request, request.MaxTokens, logprobs: null, limits), limits);
+        var fields = Fields(request, maxTokens, logprobs, limits);
+        SamplingRules.Validate(fields, limits);
+        return fields;
     }
-
-    /// maxTokens is the request's budget (max_tokens, or max_completion_tokens for chat); absent means all
-    /// the context the prompt leaves (vLLM). promptParam names the prompt field in error messages.
-    public static SamplingParams Map(SamplingRequest request, int? maxTokens, int? logprobs, int promptTokens,
-        RequestLimits limits, string promptParam) =>
-        SamplingRules.ToSamplingParams(Fields(request, maxTokens, logprobs, limits), promptTokens, limits, promptParam);
 
     static SamplingFields Fields(SamplingRequest request, int? maxTokens, int? logprobs, RequestLimits limits) => new()
     {

@@ -1,5 +1,6 @@
 using Serving.Engine;
 using Serving.Engine.Model;
+using Serving.Engine.Sampling;
 
 namespace Serving.Server.Options;
 
@@ -43,7 +44,7 @@ public sealed class ServerOptions
     /// Seconds running requests may take to finish after SIGTERM before they are aborted.
     public int ShutdownTimeout { get; set; } = 30;
     /// Largest logprobs / top_logprobs a request may ask for.
-    public int MaxLogprobs { get; set; } = 20;
+    public int MaxLogprobs { get; set; } = SamplingParams.MaxLogprobs;
     /// Largest n a request may ask for.
     public int MaxN { get; set; } = 16;
     /// Most stop strings one request may give.
@@ -98,7 +99,7 @@ public sealed class ServerOptions
         Check(NumGpuBlocksOverride is null or >= 1, "num-gpu-blocks-override must be >= 1");
         Check(MaxNumQueuedReqs >= 0, "max-num-queued-reqs must be >= 0");
         Check(ShutdownTimeout >= 0, "shutdown-timeout must be >= 0");
-        Check(MaxLogprobs is >= 0 and <= 20, "max-logprobs must be 0..20");
+        Check(MaxLogprobs is >= 0 and <= SamplingParams.MaxLogprobs, $"max-logprobs must be 0..{SamplingParams.MaxLogprobs}");
         Check(MaxN >= 1, "max-n must be >= 1");
         Check(MaxStopSequences >= 0, "max-stop-sequences must be >= 0");
         Check(MaxRequestBodyBytes >= 1024, "max-request-body-bytes must be >= 1024");

@@ -1,4 +1,5 @@
 using Serving.Server.Errors;
+using Serving.Server.Generation;
 using Serving.Server.OpenAI;
 
 namespace Serving.Server.Streaming;
@@ -7,7 +8,7 @@ namespace Serving.Server.Streaming;
 /// (OpenAI's error shape) before the closing [DONE], never a silent close.
 internal static class StreamErrors
 {
-    public static Task WriteAsync(SseWriter sse, Exception exception, string requestId, OpenAIServing serving,
+    public static Task WriteAsync(SseWriter sse, Exception exception, string requestId, ServingContext serving,
         CancellationToken cancellationToken)
     {
         serving.LogStreamFailure(requestId, exception);

@@ -1,3 +1,4 @@
+using Serving.Server.Generation;
 using Serving.Server.OpenAI;
 
 namespace Serving.Server.Tokenize;
@@ -12,7 +13,7 @@ internal static class TokenizeEndpoints
         app.MapPost("/detokenize", DetokenizeAsync);
     }
 
-    static async Task<IResult> TokenizeAsync(HttpContext context, OpenAIServing serving)
+    static async Task<IResult> TokenizeAsync(HttpContext context, ServingContext serving)
     {
         serving.EnsureReady();
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.TokenizeRequest);
@@ -35,7 +36,7 @@ internal static class TokenizeEndpoints
             OpenAIJsonContext.Default.TokenizeResponse);
     }
 
-    static async Task<IResult> DetokenizeAsync(HttpContext context, OpenAIServing serving)
+    static async Task<IResult> DetokenizeAsync(HttpContext context, ServingContext serving)
     {
         serving.EnsureReady();
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.DetokenizeRequest);

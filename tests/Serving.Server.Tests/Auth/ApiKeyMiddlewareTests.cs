@@ -5,8 +5,6 @@ namespace Serving.Server.Tests.Auth;
 
 public sealed class ApiKeyMiddlewareTests
 {
-    readonly ApiKeyMiddleware _middleware = new(_ => Task.CompletedTask, "s3cret");
-
     [Theory]
     [InlineData("Bearer s3cret", true)]
     [InlineData("bearer s3cret", true)]
@@ -17,13 +15,13 @@ public sealed class ApiKeyMiddlewareTests
     [InlineData("s3cret", false)]
     [InlineData("", false)]
     public void Only_the_exact_bearer_key_is_accepted(string header, bool accepted) =>
-        Assert.Equal(accepted, _middleware.IsAuthorized(header));
+        Assert.Equal(accepted, new BearerKey("s3cret").IsAuthorized(header));
 
     [Fact]
     public async Task Health_is_open_and_other_routes_answer_401_with_the_error_shape()
     {
         var passed = new List<string>();
-        var middleware = new ApiKeyMiddleware(ctx => { passed.Add(ctx.Request.Path); return Task.CompletedTask; }, "k");
+        var middleware = new ApiKeyMiddleware(ctx => { passed.Add(ctx.Request.Path); return Task.CompletedTask; }, new BearerKey("k"));
         foreach (var path in new[] { "/health", "/health/ready", "/v1/models", "/metrics" })
         {
             var context = new DefaultHttpContext { Request = { Path = path } };

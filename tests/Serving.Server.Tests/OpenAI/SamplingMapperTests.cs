@@ -1,5 +1,7 @@
 using System.Text.Json;
+using Serving.Engine.Sampling;
 using Serving.Server.Errors;
+using Serving.Server.Generation;
 using Serving.Server.OpenAI;
 
 namespace Serving.Server.Tests.OpenAI;
@@ -11,6 +13,12 @@ public sealed class SamplingMapperTests
     static CompletionRequest Parse(string json) =>
         JsonSerializer.Deserialize(json, OpenAIJsonContext.Default.CompletionRequest)!;
 
+    /// What a completions request maps to for one prompt of promptTokens tokens.
+    static SamplingParams Map(CompletionRequest request, int? maxTokens, int? logprobs, int promptTokens) =>
+        SamplingRules.ToSamplingParams(SamplingMapper.Read(request, maxTokens, logprobs, Limits), promptTokens, Limits, "prompt");
+
+    static void Read(CompletionRequest request) => SamplingMapper.Read(request, request.MaxTokens, null, Limits);
+
     [Fact]
     public void Every_field_reaches_sampling_params()
     {
@@ -20,8 +28,7 @@ public sealed class SamplingMapperTests
              "repetition_penalty": 1.1, "logit_bias": {"7": 5, "9": -100}, "ignore_eos": true, "min_tokens": 3,
              "skip_special_tokens": false, "include_stop_str_in_output": true}
             """);
-        SamplingMapper.Validate(request, Limits);
-        var p = SamplingMapper.Map(request, maxTokens: 20, logprobs: 2, promptTokens: 10, Limits, "prompt");
+        var p = Map(request, maxTokens: 20, logprobs: 2, promptTokens: 10);
         Assert.Equal((0.7f, 0.9f, 40, 0.05f, 2, 123456789012L), (p.Temperature, p.TopP, p.TopK, p.MinP, p.N, p.Seed));
         Assert.Equal(["x", "yz"], p.Stop);
         Assert.Equal([2, 5], p.StopTokenIds);
@@ -33,12 +40,12 @@ public sealed class SamplingMapperTests
     [Fact]
     public void Defaults_are_openai_defaults_and_max_tokens_fills_the_context()
     {
-        var p = SamplingMapper.Map(Parse("{}"), maxTokens: null, logprobs: null, promptTokens: 56, Limits, "prompt");
+        var p = Map(Parse("{}"), maxTokens: null, logprobs: null, promptTokens: 56);
         Assert.Equal((1, 1f, 1f, 0, 200, null), (p.N, p.Temperature, p.TopP, p.TopK, p.MaxTokens, p.Logprobs));
         Assert.Empty(p.Stop);
         Assert.Null(p.LogitBias);
         Assert.Equal("x", Assert.Single(SamplingMapper.StopStrings(JsonDocument.Parse("\"x\"").RootElement, 3)));
-        Assert.Equal(0, SamplingMapper.Map(Parse("""{"top_k": -1}"""), 1, null, 1, Limits, "prompt").TopK);
+        Assert.Equal(0, Map(Parse("""{"top_k": -1}"""), 1, null, 1).TopK);
     }
 
     [Theory]
@@ -67,21 +74,21 @@ public sealed class SamplingMapperTests
     [InlineData("""{"stream_options": {"include_usage": true}}""", "stream_options")]
     public void Out_of_range_fields_are_400_naming_the_field(string json, string param)
     {
-        var error = Assert.Throws<ApiException>(() => SamplingMapper.Validate(Parse(json), Limits));
+        var error = Assert.Throws<ApiException>(() => Read(Parse(json)));
         Assert.Equal((400, param, "invalid_request_error"), (error.Status, error.Param, error.Type));
     }
 
     [Fact]
     public void A_prompt_that_leaves_no_room_names_both_counts()
     {
-        var error = Assert.Throws<ApiException>(() => SamplingMapper.Map(Parse("{}"), null, null, 256, Limits, "prompt"));
+        var error = Assert.Throws<ApiException>(() => Map(Parse("{}"), null, null, 256));
         Assert.Equal("prompt", error.Param);
         Assert.Contains("256 tokens", error.Message);
-        var tooMany = Assert.Throws<ApiException>(() => SamplingMapper.Map(Parse("{}"), 100, null, 200, Limits, "prompt"));
+        var tooMany = Assert.Throws<ApiException>(() => Map(Parse("{}"), 100, null, 200));
         Assert.Equal("max_tokens", tooMany.Param);
         Assert.Contains("maximum context length is 256", tooMany.Message);
         Assert.Contains("300 tokens (200 in the prompt, 100 in the completion)", tooMany.Message);
-        var minOverMax = Assert.Throws<ApiException>(() => SamplingMapper.Map(Parse("""{"min_tokens": 9}"""), 5, null, 1, Limits, "prompt"));
+        var minOverMax = Assert.Throws<ApiException>(() => Map(Parse("""{"min_tokens": 9}"""), 5, null, 1));
         Assert.Equal("min_tokens", minOverMax.Param);
     }
 }

@@ -6,7 +6,7 @@ namespace Serving.Server.OpenAI.Chat;
 /// POST /v1/chat/completions: the conversation through the chat template, answered whole or streamed.
 internal static class ChatEndpoint
 {
-    public static async Task HandleAsync(HttpContext context, OpenAIServing serving)
+    public static async Task HandleAsync(HttpContext context, ServingContext serving)
     {
         var arrival = DateTimeOffset.UtcNow;
         serving.EnsureReady();
@@ -25,7 +25,7 @@ internal static class ChatEndpoint
         }
         await foreach (var item in run.ReadAllAsync(aborted))
         {
-            choices[item.Event.Index].Append(item.Event);
+            choices[item.Event.Index].Record(item.Event);
             usage.Add(item.Event.Usage);
         }
         observer.LogText(plan.Id, plan.PromptText, string.Join(" | ", choices.Select(c => c.Text)));
@@ -37,7 +37,7 @@ internal static class ChatEndpoint
     }
 
     static async Task StreamAsync(HttpContext context, ChatPlan plan, GenerationRun run, ChatChoiceState[] choices,
-        UsageTotals usage, OpenAIServing serving)
+        UsageTotals usage, ServingContext serving)
     {
         var aborted = context.RequestAborted;
         var sse = new SseWriter(context.Response);
@@ -65,6 +65,6 @@ internal static class ChatEndpoint
         await sse.WriteDoneAsync(aborted);
     }
 
-    static ChatChunk Chunk(ChatPlan plan, OpenAIServing serving, IReadOnlyList<ChatChunkChoice> choices, Usage? usage) =>
+    static ChatChunk Chunk(ChatPlan plan, ServingContext serving, IReadOnlyList<ChatChunkChoice> choices, Usage? usage) =>
         new(plan.Id, plan.Created, serving.ModelName, choices, usage);
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Serving.Engine;
+using Serving.Server.Generation;
 
 namespace Serving.Server.OpenAI.Chat;
 
@@ -9,30 +10,28 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
 {
     public int N => Generation.Sampling.N;
 
-    public static ChatPlan Create(ChatRequest request, OpenAIServing serving, DateTimeOffset arrival)
+    public static ChatPlan Create(ChatRequest request, ServingContext serving, DateTimeOffset arrival)
     {
         var limits = serving.Limits;
-        ValidateChatFields(request, limits);
-        SamplingMapper.Validate(request, limits);
+        ValidateChatFields(request);
+        var logprobs = SamplingRules.Logprobs(request.Logprobs == true, request.TopLogprobs, limits);
+        var fields = SamplingMapper.Read(request, request.MaxCompletionTokens ?? request.MaxTokens, logprobs, limits);
         var messages = ChatMessages.Normalize(request.Messages);
         var text = serving.Prompts.ApplyChatTemplate(messages, request.AddGenerationPrompt ?? true, request.ChatTemplateKwargs);
         // The template writes the special tokens itself, so none are added (vLLM's default for chat).
         var ids = serving.Prompts.Encode(text, request.AddSpecialTokens ?? false);
         Check.That(ids.Count > 0, "messages", "The rendered conversation is empty.");
-        int? logprobs = request.Logprobs == true ? request.TopLogprobs ?? 0 : null;
-        var sampling = SamplingMapper.Map(request, request.MaxCompletionTokens ?? request.MaxTokens, logprobs, ids.Count,
-            limits, "messages");
-        var id = OpenAIServing.NewId("chatcmpl");
+        var sampling = SamplingRules.ToSamplingParams(fields, ids.Count, limits, "messages");
+        var id = ServingContext.NewId("chatcmpl");
         var generation = new GenerationRequest { RequestId = id, PromptTokenIds = ids, Sampling = sampling, ArrivalTime = arrival };
-        return new ChatPlan(id, OpenAIServing.UnixNow(), request, text, generation);
+        return new ChatPlan(id, ServingContext.UnixNow(), request, text, generation);
     }
 
-    static void ValidateChatFields(ChatRequest request, RequestLimits limits)
+    static void ValidateChatFields(ChatRequest request)
     {
         Check.InRange(request.MaxCompletionTokens, 1, int.MaxValue, "max_completion_tokens");
-        Check.InRange(request.TopLogprobs, 0, limits.MaxLogprobs, "top_logprobs");
-        Check.That(request.TopLogprobs is null || request.Logprobs == true, "top_logprobs",
-            "top_logprobs requires logprobs to be true.");
+        // max_completion_tokens wins as the budget, but a bad max_tokens beside it is still refused.
+        Check.InRange(request.MaxTokens, 1, int.MaxValue, "max_tokens");
         Check.That(request.Tools is null or { ValueKind: JsonValueKind.Null } || request.Tools is { ValueKind: JsonValueKind.Array } t && t.GetArrayLength() == 0,
             "tools", "Tool calling is not supported.");
         Check.That(request.ResponseFormat is null or { ValueKind: JsonValueKind.Null } || IsTextFormat(request.ResponseFormat.Value),

@@ -3,8 +3,8 @@ using Serving.Engine;
 
 namespace Serving.Server.OpenAI.Completions;
 
-/// One choice of a completions request as its events arrive: Append gives the streaming delta,
-/// ToChoice the whole choice. echoText, when set, is the prompt text that opens the choice.
+/// One choice of a completions request as its events arrive: Append records an event and gives the
+/// streaming delta, Record only records it; ToChoice gives the whole choice. echoText, when set, is the prompt text that opens the choice.
 internal sealed class CompletionChoiceState(int index, PromptInput prompt, string? echoText, bool returnTokenIds,
     IPromptProcessor prompts)
 {
@@ -19,21 +19,28 @@ internal sealed class CompletionChoiceState(int index, PromptInput prompt, strin
 
     public string Text => _text.ToString();
 
+    /// Records an event for ToChoice (a whole answer needs no deltas).
+    public void Record(TokenEvent e)
+    {
+        _text.Append(e.TextDelta);
+        _tokenIds.AddRange(e.TokenIds);
+        _finishReason = e.FinishReason?.ToOpenAI() ?? _finishReason;
+        _stopReason = e.StopReason ?? _stopReason;
+        if (e.Logprobs is not null) (_logprobs ??= []).AddRange(e.Logprobs);
+    }
+
+    /// Records an event and gives its streaming delta.
     public CompletionChoice Append(TokenEvent e)
     {
         var first = !_started;
         _started = true;
         var deltaText = first && echoText is not null ? echoText + e.TextDelta : e.TextDelta;
-        _text.Append(e.TextDelta);
-        _tokenIds.AddRange(e.TokenIds);
-        _finishReason = e.FinishReason?.ToOpenAI() ?? _finishReason;
-        _stopReason = e.StopReason ?? _stopReason;
+        Record(e);
         CompletionLogprobs? deltaLogprobs = null;
         if (e.Logprobs is not null)
         {
-            (_logprobs ??= []).AddRange(e.Logprobs);
             deltaLogprobs = LogprobsFormat.Completion(e.Logprobs, _logprobsEnd, prompts);
-            _logprobsEnd += LogprobsFormat.TextLength(e.Logprobs, prompts);
+            _logprobsEnd += deltaLogprobs.Tokens.Sum(token => token.Length);
         }
         return new CompletionChoice(index, deltaText, deltaLogprobs, e.FinishReason?.ToOpenAI(), e.StopReason)
         {

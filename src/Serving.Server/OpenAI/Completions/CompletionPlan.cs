@@ -1,4 +1,5 @@
 using Serving.Engine;
+using Serving.Server.Generation;
 
 namespace Serving.Server.OpenAI.Completions;
 
@@ -7,21 +8,21 @@ namespace Serving.Server.OpenAI.Completions;
 internal sealed record CompletionPlan(string Id, long Created, CompletionRequest Request,
     IReadOnlyList<PromptInput> Prompts, IReadOnlyList<GenerationRequest> Requests, int N)
 {
-    public static CompletionPlan Create(CompletionRequest request, OpenAIServing serving, DateTimeOffset arrival)
+    public static CompletionPlan Create(CompletionRequest request, ServingContext serving, DateTimeOffset arrival)
     {
         var limits = serving.Limits;
         ValidateCompletionFields(request, limits);
-        SamplingMapper.Validate(request, limits);
+        var fields = SamplingMapper.Read(request, request.MaxTokens, request.Logprobs, limits);
         var prompts = CompletionPrompts.Resolve(request.Prompt, serving.Prompts, request.AddSpecialTokens ?? true);
-        var id = OpenAIServing.NewId("cmpl");
+        var id = ServingContext.NewId("cmpl");
         var requests = prompts.Select((prompt, i) => new GenerationRequest
         {
             RequestId = prompts.Count == 1 ? id : $"{id}-{i}",
             PromptTokenIds = prompt.TokenIds,
             ArrivalTime = arrival,
-            Sampling = SamplingMapper.Map(request, request.MaxTokens, request.Logprobs, prompt.TokenIds.Count, limits, "prompt"),
+            Sampling = SamplingRules.ToSamplingParams(fields, prompt.TokenIds.Count, limits, "prompt"),
         }).ToList();
-        return new CompletionPlan(id, OpenAIServing.UnixNow(), request, prompts, requests, request.N ?? 1);
+        return new CompletionPlan(id, ServingContext.UnixNow(), request, prompts, requests, request.N ?? 1);
     }
 
     static void ValidateCompletionFields(CompletionRequest request, RequestLimits limits)
@@ -34,7 +35,7 @@ internal sealed record CompletionPlan(string Id, long Created, CompletionRequest
             "best_of is not supported beyond n.");
     }
 
-    public CompletionChoiceState[] NewChoiceStates(OpenAIServing serving)
+    public CompletionChoiceState[] NewChoiceStates(ServingContext serving)
     {
         var states = new CompletionChoiceState[Prompts.Count * N];
         for (var p = 0; p < Prompts.Count; p++)

@@ -7,7 +7,7 @@ namespace Serving.Server.OpenAI.Completions;
 /// POST /v1/completions: one engine request per prompt, answered whole or streamed as SSE chunks.
 internal static class CompletionsEndpoint
 {
-    public static async Task HandleAsync(HttpContext context, OpenAIServing serving)
+    public static async Task HandleAsync(HttpContext context, ServingContext serving)
     {
         var arrival = DateTimeOffset.UtcNow;
         serving.EnsureReady();
@@ -26,7 +26,7 @@ internal static class CompletionsEndpoint
         }
         await foreach (var item in run.ReadAllAsync(aborted))
         {
-            choices[item.PromptIndex * plan.N + item.Event.Index].Append(item.Event);
+            choices[item.PromptIndex * plan.N + item.Event.Index].Record(item.Event);
             usage.Add(item.Event.Usage);
         }
         LogText(observer, plan, choices);
@@ -36,7 +36,7 @@ internal static class CompletionsEndpoint
     }
 
     static async Task StreamAsync(HttpContext context, CompletionPlan plan, GenerationRun run,
-        CompletionChoiceState[] choices, UsageTotals usage, OpenAIServing serving)
+        CompletionChoiceState[] choices, UsageTotals usage, ServingContext serving)
     {
         var aborted = context.RequestAborted;
         var sse = new SseWriter(context.Response);
@@ -59,7 +59,7 @@ internal static class CompletionsEndpoint
         await sse.WriteDoneAsync(aborted);
     }
 
-    static CompletionResponse Chunk(CompletionPlan plan, OpenAIServing serving, IReadOnlyList<CompletionChoice> choices, Usage? usage) =>
+    static CompletionResponse Chunk(CompletionPlan plan, ServingContext serving, IReadOnlyList<CompletionChoice> choices, Usage? usage) =>
         new(plan.Id, plan.Created, serving.ModelName, choices, usage);
 
     static void LogText(Telemetry.RequestObserver observer, CompletionPlan plan, CompletionChoiceState[] choices) =>

@@ -1,7 +1,7 @@
 using Serving.Engine;
 using Serving.Server.Options;
 
-namespace Serving.Server.OpenAI;
+namespace Serving.Server.Generation;
 
 /// What a request is checked against: the model's vocabulary and context, and the server's configured caps.
 internal sealed record RequestLimits(int VocabSize, int MaxModelLen, int MaxN, int MaxLogprobs, int MaxStopSequences)

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Serving.Server.Errors;
 
-namespace Serving.Server.OpenAI;
+namespace Serving.Server.Generation;
 
 /// One-line request checks: each failure is a 400 that names the offending field.
 internal static class Check

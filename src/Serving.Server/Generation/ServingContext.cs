@@ -4,12 +4,12 @@ using Serving.Server.Errors;
 using Serving.Server.Options;
 using Serving.Server.Telemetry;
 
-namespace Serving.Server.OpenAI;
+namespace Serving.Server.Generation;
 
-/// What the OpenAI endpoints share (and the gRPC services reuse): the engine, the admission state, limits,
-/// the served name and telemetry.
-internal sealed class OpenAIServing(ILlmEngine engine, ServingState state, ServerOptions options, ServerMetrics metrics,
-    ILogger<OpenAIServing> logger)
+/// What the request handlers of both APIs (OpenAI HTTP and gRPC) share: the engine, the admission state,
+/// limits, the served name and telemetry.
+internal sealed class ServingContext(ILlmEngine engine, ServingState state, ServerOptions options, ServerMetrics metrics,
+    ILogger<ServingContext> logger)
 {
     public ILlmEngine Engine => engine;
 
@@ -30,7 +30,7 @@ internal sealed class OpenAIServing(ILlmEngine engine, ServingState state, Serve
         if (model is not null && model != ModelName) throw ApiException.ModelNotFound(model);
     }
 
-    /// protocol labels the request's metrics and span: "http" (these endpoints) or "grpc".
+    /// protocol labels the request's metrics and span: "http" or "grpc".
     public RequestObserver Observer(string operation, string protocol = "http") =>
         new(metrics, logger, protocol, operation, ModelName, options.EnableLogRequests);
 
