@@ -18,20 +18,23 @@ internal static class ChatEndpoint
         await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Generation], observer, aborted);
         var choices = plan.NewChoiceStates(serving.Prompts);
         var usage = new UsageTotals();
-        if (request.Stream == true)
-        {
-            await StreamAsync(context, plan, run, choices, usage, serving);
-            return;
-        }
+        if (request.Stream == true) await StreamAsync(context, plan, run, choices, usage, serving);
+        else await AnswerWholeAsync(context, plan, run, choices, usage, serving);
+        observer.LogText(plan.Id, plan.PromptText, string.Join(" | ", choices.Select(c => c.Text)));
+    }
+
+    static async Task AnswerWholeAsync(HttpContext context, ChatPlan plan, GenerationRun run, ChatChoiceState[] choices,
+        UsageTotals usage, ServingContext serving)
+    {
+        var aborted = context.RequestAborted;
         await foreach (var item in run.ReadAllAsync(aborted))
         {
             choices[item.Event.Index].Record(item.Event);
             usage.Add(item.Event.Usage);
         }
-        observer.LogText(plan.Id, plan.PromptText, string.Join(" | ", choices.Select(c => c.Text)));
         var response = new ChatResponse(plan.Id, plan.Created, serving.ModelName, [.. choices.Select(c => c.ToChoice())], usage.ToUsage())
         {
-            PromptTokenIds = request.ReturnTokenIds == true ? plan.Generation.PromptTokenIds : null,
+            PromptTokenIds = plan.Request.ReturnTokenIds == true ? plan.Generation.PromptTokenIds : null,
         };
         await context.Response.WriteAsJsonAsync(response, OpenAIJsonContext.Default.ChatResponse, cancellationToken: aborted);
     }

@@ -19,17 +19,20 @@ internal static class CompletionsEndpoint
         await using var run = await GenerationRun.StartAsync(serving.Engine, plan.Requests, observer, aborted);
         var choices = plan.NewChoiceStates(serving);
         var usage = new UsageTotals();
-        if (request.Stream == true)
-        {
-            await StreamAsync(context, plan, run, choices, usage, serving);
-            return;
-        }
+        if (request.Stream == true) await StreamAsync(context, plan, run, choices, usage, serving);
+        else await AnswerWholeAsync(context, plan, run, choices, usage, serving);
+        LogText(observer, plan, choices);
+    }
+
+    static async Task AnswerWholeAsync(HttpContext context, CompletionPlan plan, GenerationRun run,
+        CompletionChoiceState[] choices, UsageTotals usage, ServingContext serving)
+    {
+        var aborted = context.RequestAborted;
         await foreach (var item in run.ReadAllAsync(aborted))
         {
             choices[item.PromptIndex * plan.N + item.Event.Index].Record(item.Event);
             usage.Add(item.Event.Usage);
         }
-        LogText(observer, plan, choices);
         var response = new CompletionResponse(plan.Id, plan.Created, serving.ModelName,
             [.. choices.Select(c => c.ToChoice())], usage.ToUsage());
         await context.Response.WriteAsJsonAsync(response, OpenAIJsonContext.Default.CompletionResponse, cancellationToken: aborted);

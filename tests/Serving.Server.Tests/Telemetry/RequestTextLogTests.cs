@@ -1,0 +1,105 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.Telemetry;
+
+/// --enable-log-requests writes one line per request with its prompt and output, whole or streamed, over HTTP
+/// and gRPC; without the flag no request text reaches the logs.
+public sealed class RequestTextLogTests
+{
+    const int RequestTextEventId = 14;
+    const int Requests = 5;
+
+    [Fact]
+    public async Task With_the_flag_every_request_logs_its_prompt_and_output_whole_or_streamed()
+    {
+        await using var server = await RunningServer.StartAsync(["--enable-log-requests"]);
+        var log = LogCapture.AttachTo(server);
+        await SendOneOfEachAsync(server);
+        var lines = await log.WaitForAsync(RequestTextEventId, Requests);
+        Assert.Equal(2, lines.Count(line => line.Contains("prompt=Hello completions", StringComparison.Ordinal)));
+        Assert.Equal(2, lines.Count(line => line.Contains("Hello chat", StringComparison.Ordinal)));
+        Assert.Single(lines, line => line.Contains("prompt=Hello grpc", StringComparison.Ordinal));
+        Assert.All(lines, line => Assert.Matches("output=.+", line));
+    }
+
+    [Fact]
+    public async Task Without_the_flag_no_request_text_is_logged()
+    {
+        await using var server = await RunningServer.StartAsync();
+        var log = LogCapture.AttachTo(server);
+        await SendOneOfEachAsync(server);
+        await server.WaitForStatsAsync(stats => stats.RunningRequests == 0);
+        Assert.DoesNotContain(log.Lines, line => line.Contains("Hello", StringComparison.Ordinal));
+        Assert.Empty(log.Of(RequestTextEventId));
+    }
+
+    /// Completions and chat, each whole and streamed, and one gRPC Generate.
+    static async Task SendOneOfEachAsync(RunningServer server)
+    {
+        foreach (var stream in new[] { false, true })
+        {
+            var completion = new { model = RunningServer.Model, prompt = "Hello completions", max_tokens = 4, stream };
+            var chat = new { model = RunningServer.Model, messages = new[] { new { role = "user", content = "Hello chat" } }, max_tokens = 4, stream };
+            foreach (var (path, body) in new (string, object)[] { ("/v1/completions", completion), ("/v1/chat/completions", chat) })
+            {
+                if (!stream)
+                {
+                    Assert.Equal(200, (await server.PostAsync(path, body)).Status);
+                    continue;
+                }
+                var (response, events) = await server.StreamAsync(path, body);
+                using (response)
+                using (events)
+                {
+                    await events.ReadAllAsync();
+                    Assert.True(events.SawDone);
+                }
+            }
+        }
+        await GenerateResult.ReadAsync(server.Grpc(), GenerateResult.Greedy(4, text: "Hello grpc"));
+    }
+
+    /// The server's log lines, captured from the moment it is attached.
+    sealed class LogCapture : ILoggerProvider
+    {
+        readonly ConcurrentQueue<(int EventId, string Text)> _entries = new();
+
+        public static LogCapture AttachTo(RunningServer server)
+        {
+            var capture = new LogCapture();
+            server.App.Services.GetRequiredService<ILoggerFactory>().AddProvider(capture);
+            return capture;
+        }
+
+        public IEnumerable<string> Lines => _entries.Select(e => e.Text);
+
+        public List<string> Of(int eventId) => [.. _entries.Where(e => e.EventId == eventId).Select(e => e.Text)];
+
+        /// The request text is logged once the answer is out, so the client may see the answer first.
+        public async Task<List<string>> WaitForAsync(int eventId, int count)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (Of(eventId).Count < count && DateTime.UtcNow < deadline) await Task.Delay(10);
+            var lines = Of(eventId);
+            Assert.Equal(count, lines.Count);
+            return lines;
+        }
+
+        public ILogger CreateLogger(string categoryName) => new Logger(this);
+
+        public void Dispose() { }
+
+        sealed class Logger(LogCapture capture) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception,
+                Func<TState, Exception?, string> formatter) => capture._entries.Enqueue((eventId.Id, formatter(state, exception)));
+        }
+    }
+}
