@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Serving.LoadGen.Reports;
 using Spectre.Console;
@@ -38,7 +39,8 @@ internal static class ChartCommand
             [(labelA, Points(rates, "a", curve.Key)), (labelB, Points(rates, "b", curve.Key))])).ToList();
     }
 
+    /// The finite rates' points; an unbounded rate is written as "inf" and has no place on a rate axis.
     static IReadOnlyList<(double Rate, double Value)> Points(JsonArray rates, string side, string key) =>
-        rates.Select(rate => (Rate: rate!["request_rate"]!.GetValue<double>(), Value: rate[side]![key]!.GetValue<double>()))
-            .Where(point => double.IsFinite(point.Rate)).ToList();
+        rates.Where(rate => rate!["request_rate"]!.GetValueKind() == JsonValueKind.Number)
+            .Select(rate => (Rate: rate!["request_rate"]!.GetValue<double>(), Value: rate[side]![key]!.GetValue<double>())).ToList();
 }
