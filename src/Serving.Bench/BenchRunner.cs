@@ -20,7 +20,7 @@ internal sealed class BenchRunner(BenchOptions options)
     public int Run()
     {
         var device = torch.device(options.Device);
-        var dtype = options.Dtype == "float32" ? ScalarType.Float32 : ScalarType.BFloat16;
+        var dtype = ModelDtype.Parse(options.Dtype);
         // on CPU (smoke runs) only the plain path exists: the fused kernels are CUDA code
         var cudaDevice = device.type == DeviceType.CUDA ? CudaDevice.Open(device.index < 0 ? 0 : device.index) : null;
         var ceilings = DeviceCeilings.Measure(dtype, device);

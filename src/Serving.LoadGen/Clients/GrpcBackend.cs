@@ -31,7 +31,7 @@ internal sealed class GrpcBackend : IGenerationBackend
         var info = await _client.GetModelInfoAsync(new GetModelInfoRequest { Model = model ?? "" }, _headers, cancellationToken: cancellationToken);
         return new ServerInfo
         {
-            ModelId = info.Id, MaxModelLen = info.MaxModelLen, VocabSize = info.VocabSize, NumLayers = info.NumLayers,
+            ModelId = info.Id, MaxModelLen = info.MaxModelLen, VocabSize = info.VocabSize,
             NumAttentionHeads = info.NumAttentionHeads, NumKVHeads = info.NumKeyValueHeads, HeadDim = info.HeadDim,
             Dtype = info.Dtype, BlockSize = info.BlockSize, KVBytesPerToken = info.KvBytesPerToken,
             KVCapacityTokens = info.KvCapacityTokens,

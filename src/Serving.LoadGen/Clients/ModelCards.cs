@@ -27,7 +27,6 @@ internal static class ModelCards
             ModelId = Str(card, "id") ?? "",
             MaxModelLen = Int(card, "max_model_len") ?? Int(info, "max_model_len"),
             VocabSize = Int(info, "vocab_size"),
-            NumLayers = Int(info, "num_hidden_layers"),
             NumAttentionHeads = Int(info, "num_attention_heads"),
             NumKVHeads = Int(info, "num_key_value_heads"),
             HeadDim = Int(info, "head_dim"),

@@ -6,7 +6,6 @@ internal sealed record ServerInfo
     public required string ModelId { get; init; }
     public int? MaxModelLen { get; init; }
     public int? VocabSize { get; init; }
-    public int? NumLayers { get; init; }
     public int? NumAttentionHeads { get; init; }
     public int? NumKVHeads { get; init; }
     public int? HeadDim { get; init; }

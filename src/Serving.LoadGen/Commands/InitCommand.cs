@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Serving.Engine.KVCache;
+using Serving.Engine.Model;
 using Serving.LoadGen.Checkpoints;
 using Spectre.Console;
 
@@ -26,8 +28,7 @@ internal static class InitCommand
         var table = new Table().AddColumn("shape").AddColumn("heads / KV heads").AddColumn("KV bytes/token").AddColumn("description");
         foreach (var s in CheckpointShapes.All)
         {
-            var bytesPerElement = s.Config.Dtype == "float32" ? 4 : 2;
-            var kvBytes = 2L * s.Config.NumHiddenLayers * s.Config.KVSize * bytesPerElement;
+            var kvBytes = KVCacheSpec.For(s.Config, ModelDtype.Parse(s.Config.Dtype ?? "float32")).BytesPerToken;
             table.AddRow(s.Name, $"{s.Config.NumAttentionHeads} / {s.Config.NumKeyValueHeads}", $"{kvBytes:N0}", Markup.Escape(s.Description));
         }
         AnsiConsole.Write(table);
