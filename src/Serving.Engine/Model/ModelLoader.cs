@@ -16,8 +16,15 @@ public static class ModelLoader
     {
         device ??= CPU;
         if (!System.IO.Directory.Exists(directory) && ModelPresets.IsPreset(directory)) return LoadPreset(directory, dtype, device);
-        var config = ModelConfig.Load(directory);
         var generation = GenerationConfig.Load(directory);
+        return new LoadedModel(directory, LoadDecoder(directory, dtype, device, progress), generation);
+    }
+
+    /// The decoder of a checkpoint folder with its weights (frozen), checked as Load checks it; training continues
+    /// from it.
+    internal static CausalLM LoadDecoder(string directory, string dtype, Device device, IProgress<WeightLoadProgress>? progress = null)
+    {
+        var config = ModelConfig.Load(directory);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
         var bindings = ArchitectureRegistry.For(config).Layout(config);
         CheckpointLayout.Validate(checkpoint, bindings);
@@ -32,7 +39,7 @@ public static class ModelLoader
             model.Dispose();
             throw;
         }
-        return new LoadedModel(directory, model, generation);
+        return model;
     }
 
     /// A preset shape (ModelPresets) with random weights made on the device: no files, real sizes.

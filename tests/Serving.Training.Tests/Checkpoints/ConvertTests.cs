@@ -3,13 +3,12 @@ using Serving.Engine.Config;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Weights;
-using Serving.LoadGen.Checkpoints;
-using Serving.LoadGen.Commands;
-using Serving.LoadGen.Tests.Support;
+using Serving.Training.Checkpoints;
+using Serving.Training.Commands;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
-namespace Serving.LoadGen.Tests.Checkpoints;
+namespace Serving.Training.Tests.Checkpoints;
 
 public sealed class ConvertTests(ITestOutputHelper output)
 {
