@@ -5,13 +5,16 @@ using static TorchSharp.torch;
 
 namespace Serving.Bench;
 
-/// A preset model with random weights (the engine's own LoadedModel, so the benchmark times the real forward)
-/// and a KV pool filled with random values: never zeros, which hide unwritten memory and run faster.
+/// A preset model with random weights, or a checkpoint folder (the engine's own LoadedModel, so the benchmark times
+/// the real forward), and a KV pool filled with random values: never zeros, which hide unwritten memory and run
+/// faster. Step times depend on the shape alone, so a checkpoint times like a preset of its shape; its rotary table
+/// covers maxPositions, also past the length it was trained for.
 internal sealed class BenchModel : IDisposable
 {
-    public BenchModel(string preset, string dtype, Device device, int numBlocks, int blockSize)
+    public BenchModel(string model, string dtype, Device device, int numBlocks, int blockSize, int maxPositions)
     {
-        Model = ModelLoader.LoadPreset(preset, dtype, device);
+        Model = ModelLoader.Load(model, dtype, device);
+        Model.MaxPositions = Math.Max(Model.MaxPositions, maxPositions);
         Cache = Model.CreateKVCache(numBlocks, blockSize);
         using var noGrad = no_grad();
         for (var layer = 0; layer < Cache.NumLayers; layer++)

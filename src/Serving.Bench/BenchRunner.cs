@@ -56,7 +56,7 @@ internal sealed class BenchRunner(BenchOptions options)
     private void RunModel(string preset, ScalarType dtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
     {
         Console.WriteLine($"== {preset}");
-        var config = ModelPresets.Get(preset);
+        var config = ModelPresets.IsPreset(preset) ? ModelPresets.Get(preset) : Serving.Engine.Config.ModelConfig.Load(preset);
         if (options.Check && cudaDevice is not null)
         {
             using var stream = CudaStream.Create(cudaDevice);
@@ -70,7 +70,7 @@ internal sealed class BenchRunner(BenchOptions options)
             stream.Synchronize();
         }
 
-        using var bench = new BenchModel(preset, options.Dtype, device, BlocksNeeded(), options.BlockSize);
+        using var bench = new BenchModel(preset, options.Dtype, device, BlocksNeeded(), options.BlockSize, MaxPositions());
         var fused = bench.Model.FusedKernelsActive(bench.Cache.Dtype);
         if (options.Check && fused)
         {
@@ -123,6 +123,10 @@ internal sealed class BenchRunner(BenchOptions options)
         prefill = Math.Max(prefill, generate);
         return Math.Max(Math.Max(decode, prefill), StepChecks.BlocksNeeded(options.BlockSize)) + 8;
     }
+
+    // the longest sequence any measurement builds: decode contexts, prefill prompts, generate's 512 + 128
+    private int MaxPositions() =>
+        new[] { options.ContextLengths.Max(), options.Prefill.Select(p => p.Length).DefaultIfEmpty(0).Max(), 512 + 128 }.Max() + 1;
 
     private CapacityResult Capacity(BenchModel bench, long totalMemoryBytes)
     {

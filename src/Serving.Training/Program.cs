@@ -8,7 +8,8 @@ var root = new RootCommand("Training and checkpoint tools for the serving engine
 {
     CorpusCommands.Corpus(), CorpusCommands.Tokenizer(), CorpusCommands.Tokenize(),
     TrainCommand.Train(), TrainCommand.Uptrain(), EvalCommand.Create(),
-    ConvertCommand.Create(), InitCommand.Create(),
+    ConvertCommand.Create(), InitCommand.Create(), SampleCommand.Create(),
+    ExperimentCommand.Create(), ReportCommands.Report(), ReportCommands.ExportDefault(),
 };
 // redirected output (a log file, CI) would otherwise be wrapped at 80 columns
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;

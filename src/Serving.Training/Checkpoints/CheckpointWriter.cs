@@ -16,10 +16,11 @@ internal static class CheckpointWriter
 {
     static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
-    public static void Write(CausalLM model, string directory, ScalarType dtype, long maxShardBytes = long.MaxValue)
+    /// runDtype: the torch_dtype config.json names (the dtype "auto" loads it in); null: the stored dtype.
+    public static void Write(CausalLM model, string directory, ScalarType dtype, long maxShardBytes = long.MaxValue, ScalarType? runDtype = null)
     {
         Directory.CreateDirectory(directory);
-        var config = model.Config with { Dtype = ModelDtype.Name(dtype) };
+        var config = model.Config with { Dtype = ModelDtype.Name(runDtype ?? dtype) };
         File.WriteAllText(Path.Combine(directory, "config.json"), ModelConfigWriter.ToJson(config).ToJsonString(Indented));
         File.WriteAllText(Path.Combine(directory, "generation_config.json"), new JsonObject
         {

@@ -17,7 +17,7 @@ internal sealed record CorpusPackage(string Name, string Version, string License
 internal sealed class CorpusBuilder
 {
     public const int MinDocumentChars = 200;
-    const int DedupParagraphChars = 40;
+    const int DedupParagraphChars = 20;
 
     readonly HashSet<string> _seenParagraphs = new(StringComparer.Ordinal);
     readonly HashSet<string> _seenDocuments = new(StringComparer.Ordinal);

@@ -10,21 +10,24 @@ namespace Serving.Training.Corpus;
 /// AngleSharp, keeping the text of leaf blocks (paragraphs, headings, list items, definitions) of the main content
 /// and dropping navigation, code, scripts and tables; reStructuredText and plain text (also .gz) by light rules:
 /// paragraphs are blank-line separated, directives, heading underlines and literal blocks are dropped, roles and
-/// inline markup are reduced to their text. Whitespace inside a paragraph collapses to single spaces.
+/// inline markup are reduced to their text; Perl's POD likewise (commands dropped, headings and items kept,
+/// formatting codes such as C&lt;...&gt; reduced to their text). Whitespace inside a paragraph collapses to single spaces.
 internal static partial class DocumentText
 {
-    static readonly string[] MainContent = ["div[role=main]", "div.body", "main", "article", "div#content", "div.book", "div.chapter", "body"];
+    static readonly string[] MainContent = ["div[role=main]", "div.body", "main", "article", "div#content", "body"];
     const string Dropped = "script, style, nav, header, footer, pre, table, code.descname, .headerlink, .sphinxsidebar, .related, " +
-        ".navheader, .navfooter, .toc, .highlight, .breadcrumbs, .footer, #quickbar, #page-header, #footer, div.navigation";
-    const string Blocks = "p, h1, h2, h3, h4, h5, h6, li, dt, dd, blockquote, figcaption";
+        ".navheader, .navfooter, .toc, .highlight, .breadcrumbs, .footer, #quickbar, #page-header, #footer, div.navigation, " +
+        ".docnav, #banner, #title, div.header, .Contents_element, .programlisting, .screen, .synopsis";
+    // DocBook (Publican) writes its paragraphs as div.para
+    const string Blocks = "p, div.para, h1, h2, h3, h4, h5, h6, li, dt, dd, blockquote, figcaption";
 
     public static IReadOnlyList<string> Read(string path)
     {
         var text = ReadText(path);
         var name = path.EndsWith(".gz", StringComparison.Ordinal) ? path[..^3] : path;
-        return name.EndsWith(".html", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".htm", StringComparison.OrdinalIgnoreCase)
-            ? FromHtml(text)
-            : FromText(text);
+        if (name.EndsWith(".html", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".htm", StringComparison.OrdinalIgnoreCase))
+            return FromHtml(text);
+        return name.EndsWith(".pod", StringComparison.Ordinal) ? FromPod(text) : FromText(text);
     }
 
     static string ReadText(string path)
@@ -53,7 +56,7 @@ internal static partial class DocumentText
     {
         var paragraphs = new List<string>();
         var current = new List<string>();
-        var literal = false;   // inside a reST literal block (after "::", indented)
+        var literal = false;   // inside a reST literal block (after "::") or directive body: indented lines
         foreach (var raw in text.Replace("\r\n", "\n").Split('\n'))
         {
             var line = raw.TrimEnd();
@@ -67,6 +70,7 @@ internal static partial class DocumentText
             if (line.StartsWith(".. ", StringComparison.Ordinal) || line.StartsWith("    ", StringComparison.Ordinal) || line.StartsWith('\t'))
             {
                 Flush(current, paragraphs);
+                literal = line.StartsWith(".. ", StringComparison.Ordinal);   // a directive's indented body goes with it
                 continue;
             }
             current.Add(Inline(line));
@@ -74,6 +78,22 @@ internal static partial class DocumentText
         }
         Flush(current, paragraphs);
         return paragraphs;
+    }
+
+    /// POD: "=head2 Title" and "=item Text" keep their text as a paragraph, other commands are dropped, verbatim
+    /// (indented) paragraphs are dropped, and X&lt;text&gt; codes (also X&lt;&lt; text &gt;&gt;, L&lt;text|target&gt;) become their text.
+    public static IReadOnlyList<string> FromPod(string pod)
+    {
+        var text = new StringBuilder();
+        foreach (var line in pod.Replace("\r\n", "\n").Split('\n'))
+        {
+            if (!line.StartsWith('=')) text.AppendLine(line);
+            else if (PodHeading().Match(line) is { Success: true } heading) text.AppendLine().AppendLine(heading.Groups["text"].Value).AppendLine();
+            else text.AppendLine();
+        }
+        var plain = text.ToString();
+        for (var previous = ""; previous != plain;) (previous, plain) = (plain, PodCode().Replace(plain, m => m.Groups["text"].Value.Split('|')[0].Trim()));
+        return FromText(plain);
     }
 
     static void Flush(List<string> lines, List<string> paragraphs)
@@ -92,6 +112,12 @@ internal static partial class DocumentText
     }
 
     static string Collapse(string text) => Whitespace().Replace(text, " ").Trim();
+
+    [GeneratedRegex(@"^=(head\d|item)\s+(?<text>.+)$")]
+    private static partial Regex PodHeading();
+
+    [GeneratedRegex(@"[A-Z]<<\s+(?<text>.*?)\s+>>|[A-Z]<(?<text>[^<>]*)>")]
+    private static partial Regex PodCode();
 
     [GeneratedRegex(@"\s+")]
     private static partial Regex Whitespace();

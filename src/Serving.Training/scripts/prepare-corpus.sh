@@ -35,6 +35,8 @@ declare -A FILES=(
   [python-setuptools-doc]='usr/share/doc/python-setuptools-doc/html/**/*.html'
   [abs-guide]='usr/share/doc/abs-guide/html/*.html'
   [gnu-standards]='usr/share/doc/gnu-standards/*.html'
+  [rust-doc]='usr/share/doc/rust-doc/html/{book,reference,nomicon,edition-guide,embedded-book,rust-by-example,rustc,rustdoc}/**/!(print|toc).html'
+  [perl-doc]='usr/share/perl/5.*/pod/*.pod'
   [fortunes]='usr/share/games/fortunes/!(art|ascii-art).u8'
 )
 
