@@ -64,7 +64,7 @@ internal static class CorpusCommands
         var data = new Option<string>("--data") { Description = "Corpus folder.", Required = true };
         var vocab = new Option<int>("--vocab-size") { Description = "Vocabulary size, special tokens included.", DefaultValueFactory = _ => 8192 };
         var special = new Option<int>("--num-special") { Description = "Special tokens at the top ids (BOS, EOS, ChatML, reserved).", DefaultValueFactory = _ => 8 };
-        var maxChars = new Option<long>("--max-chars") { Description = "Characters of training text the merges are learned from.", DefaultValueFactory = _ => 40_000_000 };
+        var maxChars = new Option<long>("--max-chars") { Description = "Characters of training text the merges are learned from.", DefaultValueFactory = _ => 200_000_000 };
         var maxLength = new Option<int>("--model-max-length") { DefaultValueFactory = _ => 512 };
         foreach (var option in new Option[] { data, vocab, special, maxChars, maxLength }) command.Options.Add(option);
         command.SetAction(parse =>

@@ -12,13 +12,13 @@ internal static class DecodeTimings
     public static IReadOnlyList<DecodeTiming> Read(string benchJson)
     {
         var root = JsonNode.Parse(File.ReadAllText(benchJson))!;
-        var kvBytes = root["Capacity"]!.AsArray().ToDictionary(c => Variant((string)c!["Model"]!), c => (long)c!["KVBytesPerToken"]!);
-        var decodes = root["Decode"]!.AsArray().Select(d => d!).ToList();
-        var fused = decodes.Where(d => (string)d["Path"]! == "fused").ToList();
+        var kvBytes = root["capacity"]!.AsArray().ToDictionary(c => Variant((string)c!["model"]!), c => (long)c!["kvBytesPerToken"]!);
+        var decodes = root["decode"]!.AsArray().Select(d => d!).ToList();
+        var fused = decodes.Where(d => (string)d["path"]! == "fused").ToList();
         return (fused.Count > 0 ? fused : decodes).Select(d =>
         {
-            var variant = Variant((string)d["Model"]!);
-            return new DecodeTiming(variant, (int)d["Batch"]!, (int)d["ContextLength"]!, (double)d["StepMs"]!, (double)d["TokensPerSecond"]!,
+            var variant = Variant((string)d["model"]!);
+            return new DecodeTiming(variant, (int)d["batch"]!, (int)d["contextLength"]!, (double)d["stepMs"]!, (double)d["tokensPerSecond"]!,
                 kvBytes.GetValueOrDefault(variant));
         }).ToList();
     }

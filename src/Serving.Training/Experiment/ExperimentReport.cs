@@ -32,7 +32,7 @@ internal sealed class ExperimentReport(ExperimentResults results, IReadOnlyList<
         var teacher = Get("mha");
         text.AppendLine(F($"Model: `{results.Shape}` ({results.NumParameters / 1e6:F1}M parameters as MHA), {results.PretrainingSteps} pretraining steps of {results.BatchSize} x {results.SequenceLength} tokens, {results.ComputeDtype} on {results.Device}."));
         text.AppendLine();
-        text.AppendLine(TimingHeader("### Table 1: quality and decode time (uptrained with alpha = " + F($"{plan.MainAlpha:P1}") + ")"));
+        text.AppendLine(TimingHeader("### Table 1: quality and decode time (uptrained with alpha = " + F($"{Percent(plan.MainAlpha)}") + ")"));
         text.AppendLine("| model | KV heads | held-out perplexity | vs MHA | decode step ms | decode tok/s | KV bytes/token | steps |");
         text.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- |");
         var rows = new List<VariantResult?> { teacher };
@@ -46,7 +46,7 @@ internal sealed class ExperimentReport(ExperimentResults results, IReadOnlyList<
         }
         text.AppendLine();
         text.AppendLine("### Figure 4: conversion methods (held-out perplexity; alpha = 0 is the conversion before uptraining)");
-        text.AppendLine("| KV heads | method | alpha = 0 | alpha = " + F($"{plan.MainAlpha:P1}") + " |");
+        text.AppendLine("| KV heads | method | alpha = 0 | alpha = " + F($"{Percent(plan.MainAlpha)}") + " |");
         text.AppendLine("| --- | --- | --- | --- |");
         foreach (var g in plan.Groups)
             foreach (var m in plan.Methods)
@@ -56,7 +56,7 @@ internal sealed class ExperimentReport(ExperimentResults results, IReadOnlyList<
         text.AppendLine("| alpha | uptraining steps | held-out perplexity |");
         text.AppendLine("| --- | --- | --- |");
         foreach (var (alpha, result) in Sweep())
-            text.AppendLine(F($"| {alpha:P1} | {(alpha == 0 ? 0 : plan.Uptraining(alpha).Steps)} | {result?.Perplexity:F3} |"));
+            text.AppendLine(F($"| {Percent(alpha)} | {(alpha == 0 ? 0 : plan.Uptraining(alpha).Steps)} | {result?.Perplexity:F3} |"));
         text.AppendLine();
         text.AppendLine("### Orderings, as measured");
         foreach (var line in Orderings()) text.AppendLine("- " + line);
@@ -76,14 +76,14 @@ internal sealed class ExperimentReport(ExperimentResults results, IReadOnlyList<
         {
             var ranked = plan.Methods.Select(m => (m, Main(g, m))).Where(p => p.Item2 is not null).OrderBy(p => p.Item2!.Perplexity).ToList();
             if (ranked.Count == plan.Methods.Count)
-                yield return F($"{Label(g)}, methods at alpha {plan.MainAlpha:P1} (best first): {string.Join(" < ", ranked.Select(p => F($"{p.m} {p.Item2!.Perplexity:F3}")))}") +
+                yield return F($"{Label(g)}, methods at alpha {Percent(plan.MainAlpha)} (best first): {string.Join(" < ", ranked.Select(p => F($"{p.m} {p.Item2!.Perplexity:F3}")))}") +
                     (ranked.Select(p => p.m).SequenceEqual(plan.Methods) ? " (the paper's order)" : " (not the paper's mean-pool > first-head > random)");
         }
         var sweep = Sweep().Where(p => p.Result is not null).ToList();
         if (sweep.Count > 1)
         {
             var falling = sweep.Zip(sweep.Skip(1)).All(p => p.Second.Result!.Perplexity <= p.First.Result!.Perplexity);
-            yield return F($"alpha: {string.Join(", ", sweep.Select(p => F($"{p.Alpha:P1} -> {p.Result!.Perplexity:F3}")))}") +
+            yield return F($"alpha: {string.Join(", ", sweep.Select(p => F($"{Percent(p.Alpha)} -> {p.Result!.Perplexity:F3}")))}") +
                 (falling ? " (quality improves with every increase of alpha, as in the paper)" : " (not monotone)");
         }
         var timed = new[] { 8, 4, 2, 1 }.Select(h => (h, Timing(h))).Where(p => p.Item2 is not null).ToList();
@@ -95,6 +95,8 @@ internal sealed class ExperimentReport(ExperimentResults results, IReadOnlyList<
 
     static string Relative(VariantResult row, VariantResult? teacher) =>
         teacher is null || row.Method == "mha" ? "" : F($"{(row.Perplexity / teacher.Perplexity - 1) * 100:+0.0;-0.0}%");
+
+    static string Percent(double alpha) => F($"{alpha * 100:0.#}%");
 
     static string Label(int kvHeads) => kvHeads == 1 ? "MQA" : $"GQA-{kvHeads}";
 
@@ -118,7 +120,7 @@ internal sealed class ExperimentReport(ExperimentResults results, IReadOnlyList<
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = plan.Methods[mi], FillColor = colors[mi % colors.Length] });
         if (Get("mha") is { } teacher) plot.Add.HorizontalLine(teacher.Perplexity, pattern: LinePattern.Dashed).LegendText = "MHA teacher";
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks.ToArray());
-        plot.Title(F($"Conversion methods, uptrained alpha = {plan.MainAlpha:P1}"));
+        plot.Title(F($"Conversion methods, uptrained alpha = {Percent(plan.MainAlpha)}"));
         plot.YLabel("held-out perplexity (lower is better)");
         plot.ShowLegend(Alignment.UpperLeft);
         ChartFont.Save(plot, path);

@@ -68,7 +68,7 @@ internal sealed class ExperimentRunner(ExperimentPlan plan, string outputDir, To
     {
         var run = new TrainingRun
         {
-            OutputDir = RunDir(variant.Name), Options = options with { EvalWindows = plan.Pretraining.EvalWindows }, Config = config,
+            OutputDir = RunDir(variant.Name), Options = options, Config = config,
             InitFrom = initFrom, TokenizerDir = corpus.TokenizerDir, Dtype = dtype, Device = device,
             MaxSeconds = maxSeconds - _clock.Elapsed.TotalSeconds, Charts = charts,
         };

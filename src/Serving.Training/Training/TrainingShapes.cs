@@ -11,7 +11,7 @@ internal static class TrainingShapes
     [
         ("tiny", "2 layers, hidden 64, 8 heads of 8 (tests)"),
         ("small", "4 layers, hidden 256, 8 heads of 32, SwiGLU 704 (~3M + embeddings; CPU runs)"),
-        ("base", "8 layers, hidden 512, 8 heads of 64, SwiGLU 1408 (~25M + embeddings; the GQA experiment)"),
+        ("base", "8 layers, hidden 384, 8 heads of 48, SwiGLU 1024 (14.2M + 3.1M embeddings at vocabulary 8192; the GQA experiment)"),
     ];
 
     /// The config of a shape with numKVHeads KV heads (null: MHA), a vocabulary and a context length.
@@ -21,7 +21,7 @@ internal static class TrainingShapes
         {
             "tiny" => (2, 64, 8, 176),
             "small" => (4, 256, 32, 704),
-            "base" => (8, 512, 64, 1408),
+            "base" => (8, 384, 48, 1024),
             _ => throw new ArgumentException($"unknown shape '{name}' (known: {string.Join(", ", All.Select(s => s.Name))})"),
         };
         const int numHeads = 8;

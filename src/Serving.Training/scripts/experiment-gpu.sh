@@ -11,17 +11,19 @@
 set -euo pipefail
 out=${OUT:-$PWD/out}
 work=${EXPERIMENT_DIR:-$PWD/experiment}
-steps=${STEPS:-1600}
 batch=${BATCH:-32}
+# the teacher's length: STEPS, or (default) as many as fit TIME_BUDGET seconds of training, timed on this machine
+size=${STEPS:+--steps $STEPS}
+size=${size:---time-budget ${TIME_BUDGET:-330}}
 mkdir -p "$out" "$work"
 app=.gpu/app
 status=0
-dotnet $app/Serving.Training.dll experiment --data .gpu/corpus --output "$work" --shape "${SHAPE:-base}" --steps "$steps" \
+dotnet $app/Serving.Training.dll experiment --data .gpu/corpus --output "$work" --shape "${SHAPE:-base}" $size \
   --batch-size "$batch" --seq-len 512 --lr "${LR:-1e-3}" --uptrain-lr "${UPTRAIN_LR:-3e-4}" --eval-windows 256 --log-every 50 \
   --device cuda --dtype bfloat16 --no-charts --max-seconds "${MAX_SECONDS:-480}" 2>&1 | tee -a "$work/experiment.log" || status=$?
 if [ "$status" -eq 0 ]; then
   dotnet $app/Serving.Bench.dll --model "$work"/runs/{mha,gqa4-mean-pool-a5,gqa2-mean-pool-a5,mqa-mean-pool-a5}/checkpoint \
-    --batch 256 --context 2048 --prefill --generate --no-plain --no-check --json "$work/bench.json" 2>&1 | tee "$work/bench.log"
+    --batch 256 --context 2048 --prefill 16x512 --generate 1 --no-plain --no-check --json "$work/bench.json" 2>&1 | tee "$work/bench.log"
   dotnet $app/Serving.Training.dll export-default --experiment "$work" --output "$work/default-model" 2>&1 | tee "$work/export.log"
   cp "$work"/default-model/model*.safetensors* "$out"/
 fi
