@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Serving.Engine.Grammar;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Scheduling;
@@ -53,7 +54,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             MaxModelLen = maxModelLen, EosTokenIds = eosTokenIds,
         }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching));
         manual_seed(options.Seed);
-        var core = new EngineCore(runner, scheduler, tokenizer, eosTokenIds, requestLeftQueue, logger);
+        var vocabulary = TokenVocabulary.Create(tokenizer, config.VocabSize, eosTokenIds);
+        var core = new EngineCore(runner, scheduler, tokenizer, vocabulary, eosTokenIds, requestLeftQueue, logger);
         return new EngineSetup(core, Describe(model, options, capacity, maxModelLen), new PromptProcessor(tokenizer));
     }
 
