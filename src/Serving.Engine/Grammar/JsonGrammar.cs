@@ -5,12 +5,19 @@ namespace Serving.Engine.Grammar;
 /// The pieces of JSON text every JSON grammar shares: whitespace, strings, literals and any value.
 internal static class JsonGrammar
 {
-    /// Whitespace between tokens: none, one space, or a newline and up to MaxIndent spaces or tabs (enough
-    /// for pretty-printing). Bounded, so that a model cannot fill its budget with blanks.
-    public const int MaxIndent = 20;
+    /// Whitespace where the common layouts put it (compact, "a": 1, "b": 2, and pretty-printed): after '{',
+    /// '[' and ',' and before '}' and ']' none, one space, or a newline and up to MaxIndent spaces or tabs;
+    /// after ':' none or one space; nowhere else. Bounded, so that a model cannot fill its budget with blanks.
+    public const int MaxIndent = 16;
 
     public static readonly GrammarExpr Whitespace =
         Optional(Choice(Literal(" "), Sequence(Literal("\n"), Repeat(AnyOf(" \t"), 0, MaxIndent))));
+
+    /// Between a member's key and its value: ":" or ": ".
+    public static readonly GrammarExpr Colon = Sequence(Literal(":"), Optional(Literal(" ")));
+
+    /// Between members or items: "," then Whitespace.
+    public static readonly GrammarExpr Comma = Sequence(Literal(","), Whitespace);
 
     static readonly GrammarExpr HexDigit = Range("09afAF");
 
@@ -41,7 +48,7 @@ internal static class JsonGrammar
     public static GrammarExpr Array(GrammarExpr item, int minItems, int? maxItems)
     {
         if (maxItems == 0) return Sequence(Literal("["), Whitespace, Literal("]"));
-        var separated = Sequence(Whitespace, Literal(","), Whitespace, item);
+        var separated = Sequence(Comma, item);
         var items = Sequence(item, Repeat(separated, Math.Max(minItems - 1, 0), maxItems - 1));
         return Sequence(Literal("["), Whitespace, minItems == 0 ? Optional(items) : items, Whitespace, Literal("]"));
     }
@@ -49,8 +56,8 @@ internal static class JsonGrammar
     /// "{" members "}" with any string keys and values of the value grammar.
     public static GrammarExpr Object(GrammarExpr value)
     {
-        var member = Sequence(String(), Whitespace, Literal(":"), Whitespace, value);
-        var members = Sequence(member, Repeat(Sequence(Whitespace, Literal(","), Whitespace, member), 0, null));
+        var member = Sequence(String(), Colon, value);
+        var members = Sequence(member, Repeat(Sequence(Comma, member), 0, null));
         return Sequence(Literal("{"), Whitespace, Optional(members), Whitespace, Literal("}"));
     }
 

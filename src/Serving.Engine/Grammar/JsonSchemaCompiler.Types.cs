@@ -7,11 +7,17 @@ namespace Serving.Engine.Grammar;
 // The grammar of each JSON type under its keywords.
 internal sealed partial class JsonSchemaCompiler
 {
+    /// RFC 3339 full-date, with each month's length and February 29th only in leap years (validators check).
+    const string Date = @"(\d{4}-(0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|\d{4}-(0[469]|11)-(0[1-9]|[12]\d|30)|\d{4}-02-(0[1-9]|1\d|2[0-8])" +
+        @"|(\d\d(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)";
+
+    const string Time = @"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)";
+
     static readonly Dictionary<string, string> Formats = new()
     {
-        ["date"] = @"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])",
-        ["time"] = @"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)",
-        ["date-time"] = @"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)",
+        ["date"] = Date,
+        ["time"] = Time,
+        ["date-time"] = Date + "T" + Time,
         ["uuid"] = @"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
         ["email"] = @"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}",
         ["ipv4"] = @"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)",
@@ -36,8 +42,8 @@ internal sealed partial class JsonSchemaCompiler
         var extra = AdditionalValue(schema, properties.Count == 0, path);
         var members = properties.Select(p => (Member: Member(p.Name, p.Schema, $"{path}/properties/{p.Name}"),
             Required: required.Contains(p.Name))).ToList();
-        var separator = Sequence(JsonGrammar.Whitespace, Literal(","), JsonGrammar.Whitespace);
-        GrammarExpr? extraMember = extra is null ? null : Sequence(JsonGrammar.String(), JsonGrammar.Whitespace, Literal(":"), JsonGrammar.Whitespace, extra);
+        var separator = JsonGrammar.Comma;
+        GrammarExpr? extraMember = extra is null ? null : Sequence(JsonGrammar.String(), JsonGrammar.Colon, extra);
 
         GrammarExpr Rest(int from)
         {
@@ -63,8 +69,7 @@ internal sealed partial class JsonSchemaCompiler
     }
 
     GrammarExpr Member(string name, JsonNode? schema, string path) =>
-        Sequence(Literal(Serialize(JsonValue.Create(name))), JsonGrammar.Whitespace, Literal(":"), JsonGrammar.Whitespace,
-            SubschemaRule(schema, path));
+        Sequence(Literal(Serialize(JsonValue.Create(name))), JsonGrammar.Colon, SubschemaRule(schema, path));
 
     /// The value grammar of undeclared members, or null when there are none: additionalProperties false or
     /// absent beside declared properties; true, absent on a property-less object, or a schema allow them.
