@@ -59,9 +59,14 @@ static Command EngineCommand()
     var maxBatched = new Option<int>("--max-num-batched-tokens") { DefaultValueFactory = _ => 8192 };
     var kvMemory = new Option<long>("--kv-cache-memory") { Description = "KV pool bytes on CPU", DefaultValueFactory = _ => 256L << 20 };
     var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
+    var structuredMix = new Option<double>("--structured-output-mix")
+    {
+        Description = "fraction of requests constrained to a JSON Schema (0..1); above 0 also runs the same load unconstrained and compares",
+        DefaultValueFactory = _ => 0,
+    };
     var command = new Command("engine", "Offline engine throughput: N requests of random token ids through LlmEngine at once")
     {
-        model, tokenizer, device, dtype, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed,
+        model, tokenizer, device, dtype, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed, structuredMix,
     };
     command.SetAction((result, _) => EngineBenchmark.RunAsync(new EngineBenchmarkOptions(
         new Serving.Engine.EngineOptions
@@ -70,7 +75,8 @@ static Command EngineCommand()
             Dtype = result.GetValue(dtype)!, MaxNumSeqs = result.GetValue(maxNumSeqs),
             MaxNumBatchedTokens = result.GetValue(maxBatched), KVCacheMemoryBytes = result.GetValue(kvMemory),
         },
-        result.GetValue(numPrompts), result.GetValue(inputLen), result.GetValue(outputLen), result.GetValue(seed))));
+        result.GetValue(numPrompts), result.GetValue(inputLen), result.GetValue(outputLen), result.GetValue(seed),
+        result.GetValue(structuredMix))));
     return command;
 }
 

@@ -3,14 +3,20 @@ using static Serving.Engine.Grammar.GrammarExpr;
 namespace Serving.Engine.Grammar;
 
 /// JSON numbers as byte grammars, with ranges: integers in [min, max] exactly (either bound may be open), and
-/// numbers between whole-number bounds. Digit strings never have leading zeros, as JSON requires.
+/// numbers between whole-number bounds. Digit strings never have leading zeros, as JSON requires. Digits are
+/// bounded by what a 64-bit integer or a double carries (MaxIntegerDigits, MaxFractionDigits, MaxExponentDigits),
+/// so that a model cannot spend its whole budget on one number.
 internal static class NumberGrammar
 {
+    public const int MaxIntegerDigits = 19;
+    public const int MaxFractionDigits = 16;
+    public const int MaxExponentDigits = 3;
+
     static readonly GrammarExpr Digit = Bytes((byte)'0', (byte)'9');
     static readonly GrammarExpr NonZeroDigit = Bytes((byte)'1', (byte)'9');
-    static readonly GrammarExpr Fraction = Optional(Sequence(Literal("."), Repeat(Digit, 1, null)));
-    static readonly GrammarExpr ZeroFraction = Optional(Sequence(Literal("."), Repeat(Literal("0"), 1, null)));
-    static readonly GrammarExpr Exponent = Optional(Sequence(AnyOf("eE"), Optional(AnyOf("+-")), Repeat(Digit, 1, null)));
+    static readonly GrammarExpr Fraction = Optional(Sequence(Literal("."), Repeat(Digit, 1, MaxFractionDigits)));
+    static readonly GrammarExpr ZeroFraction = Optional(Sequence(Literal("."), Repeat(Literal("0"), 1, MaxFractionDigits)));
+    static readonly GrammarExpr Exponent = Optional(Sequence(AnyOf("eE"), Optional(AnyOf("+-")), Repeat(Digit, 1, MaxExponentDigits)));
 
     /// Bounds beyond this are refused (they would not survive a round trip through a double anyway).
     public const long MaxBound = 1_000_000_000_000_000;
@@ -62,7 +68,8 @@ internal static class NumberGrammar
             var last = Math.Min(hi ?? long.MaxValue, Pow10(length) - 1);
             if (first <= last) alternatives.Add(SameLength(first.ToString(), last.ToString()));
         }
-        if (hi is null) alternatives.Add(Sequence(NonZeroDigit, Repeat(Digit, loLength, null)));
+        if (hi is null && loLength < MaxIntegerDigits)
+            alternatives.Add(Sequence(NonZeroDigit, Repeat(Digit, loLength, MaxIntegerDigits - 1)));
         return Sequence(Choice([.. alternatives]), tail);
     }
 
