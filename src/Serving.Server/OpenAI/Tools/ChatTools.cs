@@ -47,6 +47,10 @@ internal sealed partial record ChatTools(JsonArray? TemplateTools, ToolChoiceMod
         return new ChatTools(template, mode, named, constraint);
     }
 
+    /// The checked tool list as the chat template receives it, or null when there is none.
+    public static JsonArray? TemplateToolsOf(JsonElement? element) =>
+        Tools(element) is { Count: > 0 } tools ? new JsonArray([.. tools.Select(t => t.Definition.DeepClone())]) : null;
+
     sealed record Tool(string Name, JsonObject Definition, JsonNode? Parameters, int Index);
 
     static List<Tool> Tools(JsonElement? element)
