@@ -7,7 +7,11 @@ namespace Serving.Engine.Grammar;
 /// least recently used first out beyond Capacity. Thread-safe.
 internal static class GrammarCompiler
 {
-    public const int Capacity = 512;
+    public const int Capacity = 256;
+
+    /// An automaton that has interned more configurations than this (a free-form grammar met many distinct
+    /// nestings) is compiled afresh for new requests; requests already using it keep it until they end.
+    public const int MaxConfigurations = 100_000;
 
     static readonly object Gate = new();
     static readonly Dictionary<string, LinkedListNode<(string Key, GrammarAutomaton Automaton)>> Entries = [];
@@ -19,7 +23,12 @@ internal static class GrammarCompiler
         var key = spec.Key;
         lock (Gate)
         {
-            if (Entries.TryGetValue(key, out var hit))
+            if (Entries.TryGetValue(key, out var hit) && hit.Value.Automaton.NumConfigurations > MaxConfigurations)
+            {
+                Entries.Remove(key);
+                Recency.Remove(hit);
+            }
+            else if (hit is not null)
             {
                 Recency.Remove(hit);
                 Recency.AddFirst(hit);
@@ -60,6 +69,11 @@ internal static class GrammarCompiler
         catch (GrammarException error)
         {
             throw new InvalidRequestException(error.Message, "structured_outputs");
+        }
+        catch (Exception error) when (error is InvalidOperationException or FormatException or ArgumentException)
+        {
+            // a JSON value of an unexpected kind deep in a schema: the schema's fault, said in its words
+            throw new InvalidRequestException($"the constraint cannot be compiled: {error.Message}", "structured_outputs");
         }
     }
 

@@ -11,6 +11,9 @@ internal sealed class RegexParser
 {
     public const int MaxRepeat = 1000;
 
+    /// Groups nest at most this deep (the parser recurses per group).
+    public const int MaxNesting = 100;
+
     static readonly CodePointSet Digit = CodePointSet.Of([('0', '9')]);
     static readonly CodePointSet Word = CodePointSet.Of([('0', '9'), ('A', 'Z'), ('a', 'z'), ('_', '_')]);
     static readonly CodePointSet Space = CodePointSet.Of([(' ', ' '), ('\t', '\r')]);
@@ -21,6 +24,7 @@ internal sealed class RegexParser
     readonly string _pattern;
     readonly bool _inJsonString;
     int _at;
+    int _depth;
 
     RegexParser(string pattern, bool inJsonString) => (_pattern, _inJsonString) = (pattern, inJsonString);
 
@@ -112,10 +116,12 @@ internal sealed class RegexParser
         switch (c)
         {
             case '(':
+                if (++_depth > MaxNesting) throw Error($"groups nested deeper than {MaxNesting} are not supported");
                 SkipGroupPrefix();
                 var inner = ParseAlternation();
                 if (!Peek(')')) throw Error("missing ')'");
                 _at++;
+                _depth--;
                 return inner;
             case '[':
                 return CharacterOf(ParseClass(), _inJsonString);

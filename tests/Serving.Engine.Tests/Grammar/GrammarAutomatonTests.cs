@@ -159,6 +159,14 @@ public sealed class GrammarAutomatonTests
         Assert.Throws<InvalidRequestException>(() => GrammarCompiler.Compile(new StructuredOutputsParams { Regex = pattern }));
 
     [Fact]
+    public void Hostile_sizes_are_refused_not_crashed_on()
+    {
+        Assert.Throws<InvalidRequestException>(() => GrammarCompiler.Compile(new StructuredOutputsParams { Regex = new string('(', 5000) + "a" + new string(')', 5000) }));
+        Assert.Throws<InvalidRequestException>(() => GrammarCompiler.Compile(new StructuredOutputsParams { Regex = "(((a{1000}){1000}){1000})" }));
+        Assert.Throws<InvalidRequestException>(() => GrammarCompiler.Compile(new StructuredOutputsParams { Json = new string('[', 5000) }));
+    }
+
+    [Fact]
     public void Equal_constraints_share_one_compiled_grammar()
     {
         var a = GrammarCompiler.Compile(new StructuredOutputsParams { Json = Person });
