@@ -84,7 +84,7 @@ public sealed class InitTests
     {
         using var dir = new TempDirectory();
         Assert.Equal(0, InitCommand.WriteTokenizer(CheckpointShapes.Get("tiny-gqa"), dir.Path));
-        Assert.Equal(["tokenizer.json", "tokenizer_config.json"], Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order());
+        Assert.Equal(["tokenizer.json", "tokenizer_config.json"], Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         Assert.Equal(1024, TextTokenizer.Load(dir.Path).VocabSize);
     }
 }
