@@ -9,7 +9,7 @@ namespace Serving.Engine.Tests.Model.Backends;
 /// The engine model on CUDA, where it runs the fused backend, against transformers' float32 references: prefill
 /// (the rope/KV-write, norm and SiLU kernels with SDPA attention) and decode (the paged decode kernel); a KV pool in
 /// another dtype than the model; and a decode step captured as a CUDA graph and replayed.
-[Trait("Category", "Gpu")]
+[Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
 public sealed class CudaBackendTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Models => new(Fixtures.Models);
