@@ -1,6 +1,6 @@
-using Serving.Server.OpenAI.Tools;
 using Serving.Engine;
 using Serving.Server.Generation;
+using Serving.Server.OpenAI.Tools;
 
 namespace Serving.Server.OpenAI.Chat;
 
