@@ -17,7 +17,7 @@ internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoadin
         return new GpuMemoryProfiler(device, device.MemoryInfo().Free);
     }
 
-    public long KVBudgetBytes(EngineOptions options, LoadedModel model, TorchSharp.torch.ScalarType cacheDtype, int maxModelLen)
+    public long KVBudgetBytes(EngineOptions options, LoadedModel model, KVCache.KVCacheDtype cacheDtype, int maxModelLen)
     {
         WarmUp(model, cacheDtype, Math.Min(options.MaxNumBatchedTokens, maxModelLen), options.BlockSize);
         var (free, total) = device.MemoryInfo();
@@ -32,7 +32,7 @@ internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoadin
     }
 
     /// One prefill of numTokens tokens into a throw-away pool: the largest activations a step can need.
-    static void WarmUp(LoadedModel model, TorchSharp.torch.ScalarType cacheDtype, int numTokens, int blockSize)
+    static void WarmUp(LoadedModel model, KVCache.KVCacheDtype cacheDtype, int numTokens, int blockSize)
     {
         var numBlocks = KVCache.SlotMapping.BlocksFor(numTokens, blockSize);
         using var cache = model.CreateKVCache(numBlocks, blockSize, cacheDtype);

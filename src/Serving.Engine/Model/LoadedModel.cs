@@ -13,7 +13,7 @@ namespace Serving.Engine.Model;
 public sealed class LoadedModel : IDisposable
 {
     readonly CausalLM _model;
-    readonly Dictionary<ScalarType, CudaBackend> _fused = new();   // by KV cache dtype
+    readonly Dictionary<KVCacheDtype, CudaBackend> _fused = new();   // by KV cache dtype
     RopeTable? _rope;
     TorchBackend? _torch;
 
@@ -51,16 +51,34 @@ public sealed class LoadedModel : IDisposable
         return WeightBytes - untiedTable + numTokens * rowBytes;
     }
 
+    /// Per layer [k_scale, v_scale] of an FP8 KV cache, when the checkpoint carries them (self_attn.k_scale and
+    /// v_scale, as vLLM reads them); null otherwise.
+    public float[,]? CheckpointKVScales { get; init; }
+
     /// What a KV pool for this model holds per token, in cacheDtype (null: the model's dtype).
-    public KVCacheSpec KVCacheSpec(ScalarType? cacheDtype = null) => KVCache.KVCacheSpec.For(Config, cacheDtype ?? Dtype);
+    public KVCacheSpec KVCacheSpec(KVCacheDtype? cacheDtype = null) => KVCache.KVCacheSpec.For(Config, cacheDtype ?? KVCacheDtype.Of(Dtype));
 
     /// A KV pool matching this model (layers, KV heads, head dim) on its device, in cacheDtype (null: the model's).
-    public PagedKVCache CreateKVCache(int numBlocks, int blockSize, ScalarType? cacheDtype = null) =>
-        new(KVCacheSpec(cacheDtype), numBlocks, blockSize, Device);
+    /// An FP8 pool starts with the checkpoint's scales where it has them.
+    public PagedKVCache CreateKVCache(int numBlocks, int blockSize, KVCacheDtype? cacheDtype = null)
+    {
+        var cache = new PagedKVCache(KVCacheSpec(cacheDtype), numBlocks, blockSize, Device);
+        if (cache.Dtype.IsFp8 && CheckpointKVScales is { } scales) cache.SetScales(scales);
+        return cache;
+    }
+
+    /// A KV pool in one of libtorch's float types.
+    public PagedKVCache CreateKVCache(int numBlocks, int blockSize, ScalarType cacheDtype) =>
+        CreateKVCache(numBlocks, blockSize, KVCacheDtype.Of(cacheDtype));
 
     /// Whether steps over a pool of cacheDtype run the fused CUDA kernels (CUDA, a supported dtype and shape).
-    public bool FusedKernelsActive(ScalarType? cacheDtype = null) =>
-        UseFusedKernels && Device.type == TorchSharp.DeviceType.CUDA && CudaBackend.Supports(Config, Shape(cacheDtype ?? Dtype));
+    public bool FusedKernelsActive(KVCacheDtype? cacheDtype = null) =>
+        UseFusedKernels && Device.type == TorchSharp.DeviceType.CUDA
+        && CudaBackend.Supports(Config, Shape(cacheDtype ?? KVCacheDtype.Of(Dtype)), Device);
+
+    /// Whether steps over a pool of cacheDtype run on some backend: an FP8 pool needs the fused kernels (libtorch here
+    /// has no FP8 type for the plain path).
+    public bool CanRun(KVCacheDtype cacheDtype) => !cacheDtype.IsFp8 || FusedKernelsActive(cacheDtype);
 
     /// Runs one step and returns the logits of its LogitRows: (numLogits, vocab) float32.
     public Tensor Forward(StepInputs inputs, PagedKVCache cache) => Run(inputs, cache, allRows: false);
@@ -69,7 +87,7 @@ public sealed class LoadedModel : IDisposable
     public Tensor ForwardAllLogits(StepInputs inputs, PagedKVCache cache) => Run(inputs, cache, allRows: true);
 
     /// Sizes the fused backend's step buffers for the largest step the engine will send (no effect off CUDA).
-    public void ReserveStepBuffers(ScalarType cacheDtype, int maxTokens, int maxSeqs, int maxBlocksPerSeq)
+    public void ReserveStepBuffers(KVCacheDtype cacheDtype, int maxTokens, int maxSeqs, int maxBlocksPerSeq)
     {
         if (FusedKernelsActive(cacheDtype)) Fused(cacheDtype).Buffers.Reserve(maxTokens, maxSeqs, maxBlocksPerSeq);
     }
@@ -81,7 +99,7 @@ public sealed class LoadedModel : IDisposable
 
     /// The fused backend for a pool of cacheDtype (CUDA only): its kernels, stream and step buffers, for benchmarks
     /// that time a kernel alone.
-    internal CudaBackend FusedBackend(ScalarType cacheDtype) => Fused(cacheDtype);
+    internal CudaBackend FusedBackend(KVCacheDtype cacheDtype) => Fused(cacheDtype);
 
     Tensor Run(StepInputs inputs, PagedKVCache cache, bool allRows)
     {
@@ -93,10 +111,15 @@ public sealed class LoadedModel : IDisposable
         return _model.Forward(step, allRows);
     }
 
-    DecoderBackend Backend(ScalarType cacheDtype) =>
-        FusedKernelsActive(cacheDtype) ? Fused(cacheDtype) : _torch ??= new TorchBackend(Config, Rope);
+    DecoderBackend Backend(KVCacheDtype cacheDtype)
+    {
+        if (FusedKernelsActive(cacheDtype)) return Fused(cacheDtype);
+        if (!CanRun(cacheDtype))
+            throw new ArgumentException($"a {cacheDtype} KV cache needs the fused CUDA kernels, which do not run this model here");
+        return _torch ??= new TorchBackend(Config, Rope);
+    }
 
-    CudaBackend Fused(ScalarType cacheDtype)
+    CudaBackend Fused(KVCacheDtype cacheDtype)
     {
         if (!_fused.TryGetValue(cacheDtype, out var backend))
             _fused[cacheDtype] = backend = new CudaBackend(Config, Shape(cacheDtype), Rope, Device);
@@ -105,7 +128,7 @@ public sealed class LoadedModel : IDisposable
 
     RopeTable Rope => _rope ??= new RopeTable(Config.Rope, Config.RotaryDim, MaxPositions, Device);
 
-    KernelShape Shape(ScalarType cacheDtype) =>
+    KernelShape Shape(KVCacheDtype cacheDtype) =>
         new(Dtype, cacheDtype, Config.HeadDim, Config.RotaryDim, Config.NumAttentionHeads, Config.NumKeyValueHeads);
 
     void CheckCache(PagedKVCache cache)
