@@ -37,6 +37,7 @@ internal sealed unsafe class FusedKernels : IDisposable
             ["ELEM_TYPE"] = TypeCode(shape.Dtype),
             ["CACHE_TYPE"] = TypeCode(shape.CacheDtype),
             ["HEAD_DIM"] = shape.HeadDim,
+            ["CACHE_VEC_BYTES"] = shape.CacheVectorBytes,
             ["ROTARY_DIM"] = shape.RotaryDim,
             ["GROUP_SIZE"] = shape.GroupSize,
         };

@@ -3,6 +3,7 @@
 //   -DCACHE_TYPE=0|1|2|3 element type of the KV pool (--kv-cache-dtype): the same codes, 3 = FP8 E4M3 (sm_89+),
 //                        stored as value / scale with one scale per layer for K and one for V
 //   -DHEAD_DIM=<d>       head dimension (a multiple of 8, at most 256)
+//   -DCACHE_VEC_BYTES=<n> bytes of one pool copy in the attention kernel: min(16, HEAD_DIM x pool element size)
 //   -DROTARY_DIM=<r>     leading dimensions of each head that rotary embedding turns (even, at most HEAD_DIM)
 //   -DGROUP_SIZE=<g>     query heads per KV head (1 = MHA, numHeads = MQA)
 // No CUDA headers are included: bf16 and f16 are raw 16-bit words converted by hand or by one PTX instruction,
@@ -24,13 +25,15 @@ __device__ __forceinline__ float to_float(f16_t x) {
     return f;
 }
 
-// FP8 E4M3 through the hardware conversions: two e4m3 in 16 bits <-> two f16 (the low byte is the low half)
+#if CACHE_TYPE == 3
+// FP8 E4M3 through the hardware conversions (sm_89+): two e4m3 in 16 bits <-> two f16 (the low byte is the low half)
 __device__ __forceinline__ float to_float(fp8_t x) {
     unsigned int h2;
     const unsigned short pair = x.bits;
     asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h2) : "h"(pair));
     return to_float(f16_t{(unsigned short)(h2 & 0xffffu)});
 }
+#endif
 
 template <typename T> __device__ T from_float(float f);
 template <> __device__ __forceinline__ float from_float<float>(float f) { return f; }
@@ -46,11 +49,13 @@ template <> __device__ __forceinline__ f16_t from_float<f16_t>(float f) {
     return h;
 }
 
+#if CACHE_TYPE == 3
 template <> __device__ __forceinline__ fp8_t from_float<fp8_t>(float f) {
     unsigned short pair;
     asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.f), "f"(f));   // f lands in the low byte
     return fp8_t{(unsigned char)(pair & 0xffu)};
 }
+#endif
 
 #if ELEM_TYPE == 1
 typedef bf16_t elem_t;

@@ -18,8 +18,9 @@
 #define ATTN_THREADS 128
 #define NEG_INF __int_as_float(0xff800000)
 #define TILE 32                                   // tokens per shared-memory stage (two stages)
-// one asynchronous copy moves CVEC_BYTES (16, or the whole row when shorter: FP8 heads of 8 dimensions are 8 bytes)
-#define CVEC_BYTES (HEAD_DIM * (int)sizeof(cache_t) < 16 ? HEAD_DIM * (int)sizeof(cache_t) : 16)
+// one asynchronous copy moves CVEC_BYTES (-DCACHE_VEC_BYTES: 16, or the whole row when shorter, as FP8 heads of 8
+// dimensions are 8 bytes); the preprocessor needs it as a number, so the launcher passes it
+#define CVEC_BYTES CACHE_VEC_BYTES
 #define CVEC (CVEC_BYTES / (int)sizeof(cache_t))  // pool elements per copy
 #define K_ROW (HEAD_DIM + CVEC)                   // padded K row: lanes reading different rows hit different banks
 #define HEAD_VECTORS (HEAD_DIM / CVEC)
