@@ -43,7 +43,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     [Fact]
     public async Task Stop_aborts_a_long_generation_and_the_engine_panel_shows_nothing_running()
     {
-        await using var page = await fixture.OpenAsync();
+        await using var page = await fixture.OpenAsync(width: 1440, height: 960);
         await page.WaitUntilConnectedAsync();
         await page.SetAsync("Temperature", "0");
         await page.SetAsync("Max tokens", "4000");
@@ -51,6 +51,8 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
 
         await page.SendAsync("Tell me a very long story");
         await Expect(page.EngineStat("running")).ToHaveTextAsync("1");
+        await page.Page.WaitForFunctionAsync("() => document.querySelector('.msg.assistant .msg-text').textContent.length > 300");
+        await page.ScreenshotAsync("playground", fullPage: true);   // mid-answer: the one in the server's docs
         await page.Page.GetByRole(AriaRole.Button, new() { Name = "Stop" }).ClickAsync();
 
         await page.WaitForAnswerAsync("stopped", 10_000);
@@ -139,6 +141,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await Expect(page.Error).ToContainTextAsync("maximum context length is 4096 tokens");
         await Expect(page.Composer).ToHaveValueAsync("Hello");
         await Expect(page.Page.Locator("#transcript-chat .msg")).ToHaveCountAsync(0);
+        await page.ScreenshotAsync("refused");
     }
 
     [Fact]
@@ -172,6 +175,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
             await Expect(page.Error).ToContainTextAsync($"{response.Status} Bad Request");
             await Expect(page.Error).ToContainTextAsync(message);
         }
+        await page.ScreenshotAsync("structured");
     }
 
     [Fact]

@@ -76,7 +76,7 @@ export class Conversation {
       return;
     }
     const userItem = chat ? this.append(el('li', { class: 'msg user' }, el('div', { class: 'msg-role' }, 'You'), el('div', { class: 'msg-body' }, text))) : null;
-    const view = new AnswerView(chat ? 'Model' : 'Completion', chat ? null : text, wantsTokens());
+    const view = new AnswerView(chat ? this.model : 'Completion', chat ? null : text, wantsTokens());
     this.append(view.item);
     this.input.value = '';
     if (chat) this.history.push({ role: 'user', content: text });
@@ -185,7 +185,10 @@ class AnswerView {
     if (this.chat) for (const call of choice.delta?.tool_calls ?? []) this.addToolCall(call);
     if (choice.finish_reason) this.finishReason = choice.finish_reason;
     if (!text && tokens.length === 0) return;
-    this.firstAt ??= performance.now();
+    if (this.firstAt === null) {
+      this.firstAt = performance.now();
+      this.meta.textContent = 'generating\u2026';
+    }
     this.chunks++;
     this.item.dataset.chunks = String(this.chunks);
     this.text += text ?? '';
