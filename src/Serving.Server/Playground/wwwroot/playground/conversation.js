@@ -81,7 +81,6 @@ export class Conversation {
     this.input.value = '';
     if (chat) this.history.push({ role: 'user', content: text });
     await this.run(chat ? 'v1/chat/completions' : 'v1/completions', body, view, () => {
-      // refused before anything arrived: take the turn back so that it can be fixed and sent again
       if (chat) { this.history.pop(); userItem.remove(); }
       view.item.remove();
       this.input.value = text;
@@ -102,11 +101,12 @@ export class Conversation {
       await api.stream(path, body, chunk => { view.add(chunk); this.follow(); }, controller.signal);
       view.finish('done');
     } catch (e) {
-      if (e.name === 'AbortError') view.finish('stopped');
-      else if (view.chunks === 0) { takeBack(); this.showError(e); }
-      else { view.finish('error'); this.showError(e); }
+      // stopped or refused before anything arrived: the turn goes back into the box, as if never sent
+      if (view.chunks === 0) takeBack();
+      else view.finish(e.name === 'AbortError' ? 'stopped' : 'error');
+      if (e.name !== 'AbortError') this.showError(e);
     } finally {
-      if (this.mode === 'chat' && view.item.isConnected && view.chat) this.history.push(view.message());
+      if (view.chat && view.item.isConnected) this.history.push(view.message());
       this.active = null;
       this.setBusy(false);
       this.announce(view.summary());
@@ -240,6 +240,7 @@ class AnswerView {
   }
 
   summary() {
-    return this.state === 'done' ? `Answer complete: ${this.finishReason ?? 'done'}.` : this.state === 'stopped' ? 'Generation stopped.' : 'The request failed.';
+    if (this.state === 'done') return `Answer complete: ${this.finishReason ?? 'done'}.`;
+    return this.state === 'stopped' ? 'Generation stopped.' : 'Nothing was generated.';
   }
 }
