@@ -25,22 +25,7 @@ internal sealed class BenchModel : IDisposable
     public PagedKVCache Cache { get; }
     public ModelConfig Config => Model.Config;
     public string Name => Model.Directory;
-    public int ElementSize => Model.Dtype == ScalarType.Float32 ? 4 : 2;
-
-    /// Bytes a decode step of numTokens tokens reads from the weights: every layer, the final norm and the LM
-    /// head, plus one embedding row per token (biases, absent from the presets, are not counted).
-    public long DecodeWeightBytes(int numTokens)
-    {
-        var c = Config;
-        long h = c.HiddenSize;
-        var perLayer = 2 * h + h * (c.QSize + 2L * c.KVSize) + (long)c.QSize * h + 3 * h * c.IntermediateSize;
-        return ElementSize * (c.NumHiddenLayers * perLayer + h + c.VocabSize * h + numTokens * h);
-    }
-
-    /// All weight bytes resident on the device (the embedding table counted once more when untied).
-    public long ResidentWeightBytes => DecodeWeightBytes(0) + (Config.TieWordEmbeddings ? 0 : (long)ElementSize * Config.VocabSize * Config.HiddenSize);
-
-    public long KVBytesPerToken => Model.KVBytesPerToken;
+    public long KVBytesPerToken => Cache.Spec.BytesPerToken;
 
     public void Dispose()
     {

@@ -57,22 +57,28 @@ internal sealed class BenchRunner(BenchOptions options)
     {
         Console.WriteLine($"== {preset}");
         var config = ModelPresets.Get(preset);
-        using var kernels = cudaDevice is null ? null : new FusedKernels(cudaDevice, dtype, config.HeadDim, config.NumAttentionHeads, config.NumKeyValueHeads);
-        if (options.Check && cudaDevice is not null && kernels is not null)
+        if (options.Check && cudaDevice is not null)
         {
-            AddChecks(new KernelChecks(kernels, config, device).RunAll(_random));
-            using var float32 = new FusedKernels(cudaDevice, ScalarType.Float32, config.HeadDim, config.NumAttentionHeads, config.NumKeyValueHeads);
-            AddChecks(new KernelChecks(float32, config, device).RunAll(_random));
+            using var stream = CudaStream.Create(cudaDevice);
+            stream.MakeCurrent();
+            foreach (var kernelDtype in new[] { dtype, ScalarType.Float32 }.Distinct())
+            {
+                using var kernels = new FusedKernels(cudaDevice, stream.Handle,
+                    new KernelShape(kernelDtype, kernelDtype, config.HeadDim, config.RotaryDim, config.NumAttentionHeads, config.NumKeyValueHeads));
+                AddChecks(new KernelChecks(kernels, config, device).RunAll(_random));
+            }
+            stream.Synchronize();
         }
 
         using var bench = new BenchModel(preset, options.Dtype, device, BlocksNeeded(), options.BlockSize);
-        if (options.Check && bench.Model.FusedKernelsActive)
+        var fused = bench.Model.FusedKernelsActive(bench.Cache.Dtype);
+        if (options.Check && fused)
         {
             AddChecks(StepChecks.Run(bench, _random));
         }
 
-        var timing = new DecodeBenchmark(bench, kernels, ceilings, device, options.Steps);
-        foreach (var path in Paths(bench.Model.FusedKernelsActive))
+        var timing = new DecodeBenchmark(bench, ceilings, device, options.Steps);
+        foreach (var path in Paths(fused))
         {
             foreach (var (batch, context) in options.BatchSizes.SelectMany(b => options.ContextLengths.Select(c => (b, c))))
             {
@@ -120,7 +126,7 @@ internal sealed class BenchRunner(BenchOptions options)
 
     private CapacityResult Capacity(BenchModel bench, long totalMemoryBytes)
     {
-        var weightBytes = bench.ResidentWeightBytes;
+        var weightBytes = bench.Model.WeightBytes;
         var budget = (long)(totalMemoryBytes * options.GpuMemoryUtilization) - weightBytes;
         var sequences = Math.Max(0, budget / (bench.KVBytesPerToken * options.FitLength));
         return new CapacityResult(bench.Name, weightBytes, bench.KVBytesPerToken, options.FitLength, sequences);

@@ -1,7 +1,6 @@
-using System.Text.Json;
-using System.Text.Json.Serialization;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
+using Serving.Tests.Shared;
 using static TorchSharp.torch;
 
 namespace Serving.Bench;
@@ -12,26 +11,19 @@ internal sealed record FixtureResult(string Model, string Dtype, bool FusedKerne
 
 /// Runs the reference checkpoints of ../shared/fixtures (transformers' outputs in reference.json) through the
 /// engine model on the device: float32 must match the reference as on CPU; bfloat16 is reported as the count of
-/// leading greedy tokens that agree (issue 6 asks for at least 8).
+/// leading greedy tokens that agree (at least 8 is the bar, or a reference near-tie).
 internal static class FixtureChecks
 {
-    private sealed record Prompt(
-        [property: JsonPropertyName("input_ids")] int[] InputIds,
-        [property: JsonPropertyName("last_logits")] float[] LastLogits,
-        [property: JsonPropertyName("greedy_16")] int[] Greedy16);
-
-    private sealed record Reference([property: JsonPropertyName("prompts")] Prompt[] Prompts);
-
     public static IEnumerable<FixtureResult> Run(string fixturesRoot, Device device)
     {
         foreach (var dir in Directory.GetDirectories(fixturesRoot).Where(d => File.Exists(Path.Combine(d, "config.json"))).Order())
         {
-            var reference = JsonSerializer.Deserialize<Reference>(File.ReadAllText(Path.Combine(dir, "reference.json")))!;
+            var reference = Fixtures.ReferenceIn(dir);
             foreach (var dtype in new[] { "float32", "bfloat16" })
             {
                 using var model = ModelLoader.Load(dir, dtype, device);
                 using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16);
-                for (var i = 0; i < reference.Prompts.Length; i++)
+                for (var i = 0; i < reference.Prompts.Count; i++)
                 {
                     yield return RunPrompt(Path.GetFileName(dir), model, cache, reference.Prompts[i], i);
                 }
@@ -40,10 +32,10 @@ internal static class FixtureChecks
     }
 
     // Prefill the prompt in one step, then decode 16 tokens one step at a time (the decode kernel's path).
-    private static FixtureResult RunPrompt(string name, LoadedModel model, PagedKVCache cache, Prompt prompt, int index)
+    private static FixtureResult RunPrompt(string name, LoadedModel model, PagedKVCache cache, FixturePrompt prompt, int index)
     {
         var tokens = prompt.InputIds.ToList();
-        var blocks = Enumerable.Range(0, (tokens.Count + 16 + cache.BlockSize - 1) / cache.BlockSize).Select(b => (b * 7) % cache.NumBlocks).ToArray();
+        var blocks = Enumerable.Range(0, SlotMapping.BlocksFor(tokens.Count + 16, cache.BlockSize)).Select(b => (b * 7) % cache.NumBlocks).ToArray();
         var logits = Step(model, cache, tokens, blocks, computed: 0);
         var maxError = logits.Zip(prompt.LastLogits, (a, b) => Math.Abs((double)a - b)).Max();
         var generated = new List<int>();
@@ -59,16 +51,13 @@ internal static class FixtureChecks
         }
 
         var matches = generated.Zip(prompt.Greedy16).TakeWhile(p => p.First == p.Second).Count();
-        return new FixtureResult(name, model.DtypeName, model.FusedKernelsActive, index, maxError, matches);
+        return new FixtureResult(name, model.DtypeName, model.FusedKernelsActive(cache.Dtype), index, maxError, matches);
     }
 
     private static float[] Step(LoadedModel model, PagedKVCache cache, List<int> tokens, int[] blocks, int computed)
     {
-        var positions = Enumerable.Range(computed, tokens.Count - computed).ToArray();
-        var inputs = new BatchInputs(tokens.Skip(computed).ToArray(), positions, [positions.Length], [tokens.Count],
-            positions.Select(p => blocks[p / cache.BlockSize] * cache.BlockSize + p % cache.BlockSize).ToArray(),
-            [blocks[..((tokens.Count + cache.BlockSize - 1) / cache.BlockSize)]]);
         using var scope = NewDisposeScope();
-        return model.Forward(inputs, cache).cpu().data<float>().ToArray();
+        var step = StepInputs.Build([new StepSequence(tokens, computed, tokens.Count - computed, blocks)], cache.BlockSize);
+        return model.Forward(step, cache).cpu().data<float>().ToArray();
     }
 }

@@ -1,6 +1,8 @@
 using Serving.Engine.Config;
 using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
 using Serving.Engine.Model;
+using Serving.Engine.Model.Backends;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn.functional;
 
@@ -27,7 +29,7 @@ internal sealed record CheckResult(string Name, string Dtype, double RelativeErr
 /// reference for attention). Tolerances: float32 1e-5 (1e-4 for attention's fast exp), bfloat16 1e-2.
 internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Device device)
 {
-    private readonly ScalarType _dtype = kernels.Dtype;
+    private readonly ScalarType _dtype = kernels.Shape.Dtype;
     private double Tolerance => _dtype == ScalarType.Float32 ? 1e-5 : 1e-2;
 
     public IEnumerable<CheckResult> RunAll(Random random)
@@ -77,8 +79,8 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         var slotList = Enumerable.Range(0, 64 * blockSize).OrderBy(_ => random.Next()).Take(n).ToArray();
         var slots = tensor(slotList, device: device);
         var (keys, values) = (full(64, blockSize, g, d, double.NaN, dtype: _dtype, device: device), full(64, blockSize, g, d, double.NaN, dtype: _dtype, device: device));
-        using var rope = new RopeTable(config.Rope.InverseFrequencies(d), 4096, device);
-        kernels.RopeAndWriteKV(qkv, positions, slots, rope, keys, values);
+        using var rope = new RopeTable(config.Rope, config.RotaryDim, 4096, device);
+        kernels.RopeAndWriteKV(qkv, positions, slots, rope.Cos, rope.Sin, keys, values);
 
         var parts = original.split([h * d, g * d, g * d], 1);
         var cos = rope.Cos.index_select(0, positions.to(ScalarType.Int64)).to(_dtype).repeat(1, 2).unsqueeze(1);
@@ -113,23 +115,25 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         var batch = StepBatch.Build(Enumerable.Repeat(1, contexts.Length).ToArray(), contexts, blockSize, numBlocks, 1, random);
         var (keys, values) = (Randn(numBlocks, blockSize, g, d), Randn(numBlocks, blockSize, g, d));
         var qkv = Randn(contexts.Length, (h + 2 * g) * d);                          // the query is read in place at qkv's stride
-        using var inputs = FusedStepInputs.Upload(batch, blockSize, device);
+        using var buffers = new DeviceStepBuffers(batch.NumTokens, batch.NumSeqs, batch.MaxBlocksPerSeq, device);
+        buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray());
         var plan = DecodeAttentionPlan.Create(contexts.Length, contexts.Max(), g, concurrentBlocks);
         var workspace = empty(plan.WorkspaceElements(h, d), ScalarType.Float32, device);
         var output = full(contexts.Length, h * d, double.NaN, dtype: _dtype, device: device);
-        kernels.PagedDecodeAttention(qkv, keys, values, inputs.BlockTables, inputs.ContextLengths, plan, output, workspace);
-        var expected = ReferenceAttention(qkv.narrow(1, 0, h * d), keys, values, batch, blockSize);
+        kernels.PagedDecodeAttention(qkv, keys, values, buffers.DecodeSeqs(batch.NumSeqs), buffers.TokenRows(batch.NumSeqs),
+            buffers.BlockTables(batch.NumSeqs), buffers.ContextLengths(batch.NumSeqs), plan, output, workspace);
+        var expected = ReferenceAttention(qkv.narrow(1, 0, h * d), keys, values, batch);
         var name = $"attention ctx [{string.Join(",", contexts.Distinct())}] x{contexts.Length}, {plan.NumPartitions} part";
         return CheckResult.Compare(name, output, expected, _dtype == ScalarType.Float32 ? 1e-4 : 1e-2);
     }
 
-    private Tensor ReferenceAttention(Tensor q, Tensor keys, Tensor values, BatchInputs batch, int blockSize)
+    private Tensor ReferenceAttention(Tensor q, Tensor keys, Tensor values, StepInputs batch)
     {
         var (h, g, d) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim);
         var rows = new List<Tensor>();
-        for (var s = 0; s < batch.ContextLengths.Length; s++)
+        for (var s = 0; s < batch.NumSeqs; s++)
         {
-            var slots = tensor(Enumerable.Range(0, batch.ContextLengths[s]).Select(t => (long)batch.BlockTables[s][t / blockSize] * blockSize + t % blockSize).ToArray(), device: device);
+            var slots = tensor(Enumerable.Range(0, batch.ContextLengths[s]).Select(t => (long)SlotMapping.Slot(batch.BlockTables[s], t, batch.BlockSize)).ToArray(), device: device);
             var k = keys.view(-1, g, d).index_select(0, slots).to(ScalarType.Float64).permute(1, 2, 0);   // (G, D, C)
             var v = values.view(-1, g, d).index_select(0, slots).to(ScalarType.Float64).permute(1, 0, 2); // (G, C, D)
             var qs = q[s].to(ScalarType.Float64).view(g, h / g, d);                                        // (G, group, D)

@@ -43,10 +43,13 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var eosTokenIds = config.EosTokenIds.Concat(model.Generation.EosTokenIds).Concat(tokenizer.EosTokenIds)
             .ToHashSet();
         var maxModelLen = config.ResolveMaxModelLen(options.MaxModelLen);
-        var capacity = PlanKVCache(options, model, gpuMemory, maxModelLen);
+        var cacheDtype = ResolveCacheDtype(options, model);
+        model.MaxPositions = maxModelLen;
+        model.ReserveStepBuffers(cacheDtype, options.MaxNumBatchedTokens, options.MaxNumSeqs, KVCache.SlotMapping.BlocksFor(maxModelLen, options.BlockSize));
+        var capacity = PlanKVCache(options, model, cacheDtype, gpuMemory, maxModelLen);
         Log.KVCachePlanned(logger, capacity.BytesPerToken, capacity.NumBlocks, capacity.BlockSize,
             capacity.CapacityTokens, capacity.MaxConcurrentSequences(maxModelLen), maxModelLen);
-        var runner = new ModelRunner(model, model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize));
+        var runner = new ModelRunner(model, model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize, cacheDtype));
         var scheduler = new Scheduler(new SchedulerOptions
         {
             MaxNumSeqs = options.MaxNumSeqs, MaxNumBatchedTokens = options.MaxNumBatchedTokens,
@@ -54,7 +57,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching));
         manual_seed(options.Seed);
         var core = new EngineCore(runner, scheduler, tokenizer, eosTokenIds, requestLeftQueue, logger);
-        return new EngineSetup(core, Describe(model, options, capacity, maxModelLen), new PromptProcessor(tokenizer));
+        return new EngineSetup(core, Describe(model, options, cacheDtype, capacity, maxModelLen), new PromptProcessor(tokenizer));
     }
 
     static string TokenizerFolder(EngineOptions options, LoadedModel model)
@@ -68,26 +71,39 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
 
     /// --num-gpu-blocks-override wins; else on CUDA the pool gets what --gpu-memory-utilization leaves after the
     /// weights and a warm-up step, and on CPU --kv-cache-memory bytes.
-    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, GpuMemoryProfiler? gpuMemory, int maxModelLen)
+    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, ScalarType cacheDtype, GpuMemoryProfiler? gpuMemory,
+        int maxModelLen)
     {
-        var spec = KVCacheSpec.For(model.Config, model.Dtype);
         var memory = options.NumGpuBlocksOverride is null && gpuMemory is not null
-            ? gpuMemory.KVBudgetBytes(options, model, maxModelLen)
+            ? gpuMemory.KVBudgetBytes(options, model, cacheDtype, maxModelLen)
             : options.KVCacheMemoryBytes;
-        return KVCacheSizing.Plan(spec, memory, options.BlockSize, options.NumGpuBlocksOverride);
+        return KVCacheSizing.Plan(model.KVCacheSpec(cacheDtype), memory, options.BlockSize, options.NumGpuBlocksOverride);
     }
 
-    static ModelInfo Describe(LoadedModel model, EngineOptions options, KVCacheCapacity capacity, int maxModelLen)
+    /// --kv-cache-dtype: auto is the model's dtype; a name the engine cannot store fails start-up naming the flag.
+    static ScalarType ResolveCacheDtype(EngineOptions options, LoadedModel model)
+    {
+        try
+        {
+            return KVCacheSpec.ResolveDtype(options.KVCacheDtype, model.Dtype);
+        }
+        catch (ArgumentException error)
+        {
+            throw new ModelLoadException(error.Message, error);
+        }
+    }
+
+    static ModelInfo Describe(LoadedModel model, EngineOptions options, ScalarType cacheDtype, KVCacheCapacity capacity, int maxModelLen)
     {
         var config = model.Config;
         return new ModelInfo
         {
-            Architecture = config.Architectures.FirstOrDefault() ?? config.ModelType,
+            Architecture = config.Architecture,
             ModelType = config.ModelType,
             NumLayers = config.NumHiddenLayers, HiddenSize = config.HiddenSize,
             NumAttentionHeads = config.NumAttentionHeads, NumKeyValueHeads = config.NumKeyValueHeads,
             HeadDim = config.HeadDim, VocabSize = config.VocabSize, MaxModelLen = maxModelLen,
-            Dtype = model.DtypeName, Device = options.Device,
+            Dtype = model.DtypeName, KVCacheDtype = ModelDtype.Name(cacheDtype), Device = options.Device,
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
         };
     }

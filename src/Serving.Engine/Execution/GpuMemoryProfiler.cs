@@ -17,9 +17,9 @@ internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoadin
         return new GpuMemoryProfiler(device, device.MemoryInfo().Free);
     }
 
-    public long KVBudgetBytes(EngineOptions options, LoadedModel model, int maxModelLen)
+    public long KVBudgetBytes(EngineOptions options, LoadedModel model, TorchSharp.torch.ScalarType cacheDtype, int maxModelLen)
     {
-        WarmUp(model, Math.Min(options.MaxNumBatchedTokens, maxModelLen), options.BlockSize);
+        WarmUp(model, cacheDtype, Math.Min(options.MaxNumBatchedTokens, maxModelLen), options.BlockSize);
         var (free, total) = device.MemoryInfo();
         var used = freeBeforeLoading - free;
         var budget = Math.Min((long)(total * options.GpuMemoryUtilization) - used, free);
@@ -32,15 +32,12 @@ internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoadin
     }
 
     /// One prefill of numTokens tokens into a throw-away pool: the largest activations a step can need.
-    static void WarmUp(LoadedModel model, int numTokens, int blockSize)
+    static void WarmUp(LoadedModel model, TorchSharp.torch.ScalarType cacheDtype, int numTokens, int blockSize)
     {
-        var numBlocks = (numTokens + blockSize - 1) / blockSize;
-        using var cache = model.CreateKVCache(numBlocks, blockSize);
+        var numBlocks = KVCache.SlotMapping.BlocksFor(numTokens, blockSize);
+        using var cache = model.CreateKVCache(numBlocks, blockSize, cacheDtype);
         using var scope = NewDisposeScope();
-        var positions = Enumerable.Range(0, numTokens).ToArray();
-        var inputs = new BatchInputs(new int[numTokens], positions, [numTokens], [numTokens], positions,
-            [Enumerable.Range(0, numBlocks).ToArray()]);
-        using var noGrad = no_grad();
-        model.Forward(inputs, cache).cpu(); // waits for the step to finish
+        var prompt = new StepSequence(new int[numTokens], 0, numTokens, Enumerable.Range(0, numBlocks).ToArray());
+        model.Forward(StepInputs.Build([prompt], blockSize), cache).cpu(); // waits for the step to finish
     }
 }

@@ -1,20 +1,28 @@
+using Serving.Engine.Architectures;
 using Serving.Engine.Config;
+using Serving.Engine.Cuda;
 using Serving.Engine.KVCache;
+using Serving.Engine.Model.Backends;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
 
-/// A checkpoint ready to run: its configs and the decoder with weights on the target device.
-/// Forward calls must come from one thread (the engine thread); the caller's dispose scope owns the results.
+/// A checkpoint ready to run: its configs, the decoder with weights on the target device, and the backends that
+/// run its steps (made on first use: the fused CUDA kernels where they apply, else plain TorchSharp). Forward calls
+/// must come from one thread (the engine thread); the caller's dispose scope owns the results.
 public sealed class LoadedModel : IDisposable
 {
-    readonly LlamaModel _model;
+    readonly CausalLM _model;
+    readonly Dictionary<ScalarType, CudaBackend> _fused = new();   // by KV cache dtype
+    RopeTable? _rope;
+    TorchBackend? _torch;
 
-    internal LoadedModel(string directory, LlamaModel model, GenerationConfig generation)
+    internal LoadedModel(string directory, CausalLM model, GenerationConfig generation)
     {
         Directory = directory;
         _model = model;
         Generation = generation;
+        MaxPositions = model.Config.MaxContextLength;
     }
 
     public string Directory { get; }
@@ -23,23 +31,96 @@ public sealed class LoadedModel : IDisposable
     public ScalarType Dtype => _model.Dtype;
     public string DtypeName => ModelDtype.Name(Dtype);
     public Device Device => _model.Device;
-    /// Bytes of KV cache per token in this model's dtype.
-    public long KVBytesPerToken => KVCacheSpec.For(Config, Dtype).BytesPerToken;
+
+    /// Positions the rotary table covers (the served max model length); set before the first step.
+    public int MaxPositions { get; set; }
 
     /// Run steps through the fused CUDA kernels where they apply (default); false forces the plain TorchSharp path.
-    public bool UseFusedKernels { get => _model.UseFusedKernels; set => _model.UseFusedKernels = value; }
+    public bool UseFusedKernels { get; set; } = true;
 
-    /// Whether Forward runs the fused CUDA kernels (CUDA device, bfloat16 or float32, a supported shape).
-    public bool FusedKernelsActive => _model.FusedKernelsActive;
+    /// Bytes of all weights on the device (the embedding table once more when the LM head is untied).
+    public long WeightBytes => _model.parameters().Sum(p => p.NumberOfElements * p.ElementSize);
 
-    /// A KV pool matching this model (dtype, device, layers, KV heads).
-    public PagedKVCache CreateKVCache(int numBlocks, int blockSize) => new(Config, numBlocks, blockSize, Dtype, Device);
+    /// Bytes a step of numTokens tokens must read from the weights: every matrix and norm once, the LM head once,
+    /// and one embedding row per token (an untied embedding table is not read whole).
+    public long StepWeightBytes(int numTokens)
+    {
+        var table = _model.EmbeddingTable;
+        var rowBytes = table.size(1) * table.ElementSize;
+        var untiedTable = Config.TieWordEmbeddings ? 0 : table.NumberOfElements * table.ElementSize;
+        return WeightBytes - untiedTable + numTokens * rowBytes;
+    }
 
-    /// Runs one step and returns the logits of each sequence's last new token: (numSeqs, vocab) float32.
-    public Tensor Forward(BatchInputs inputs, PagedKVCache cache) => _model.LastTokenLogits(inputs, cache);
+    /// What a KV pool for this model holds per token, in cacheDtype (null: the model's dtype).
+    public KVCacheSpec KVCacheSpec(ScalarType? cacheDtype = null) => KVCache.KVCacheSpec.For(Config, cacheDtype ?? Dtype);
+
+    /// A KV pool matching this model (layers, KV heads, head dim) on its device, in cacheDtype (null: the model's).
+    public PagedKVCache CreateKVCache(int numBlocks, int blockSize, ScalarType? cacheDtype = null) =>
+        new(KVCacheSpec(cacheDtype), numBlocks, blockSize, Device);
+
+    /// Whether steps over a pool of cacheDtype run the fused CUDA kernels (CUDA, a supported dtype and shape).
+    public bool FusedKernelsActive(ScalarType? cacheDtype = null) =>
+        UseFusedKernels && Device.type == TorchSharp.DeviceType.CUDA && CudaBackend.Supports(Config, Shape(cacheDtype ?? Dtype));
+
+    /// Runs one step and returns the logits of its LogitRows: (numLogits, vocab) float32.
+    public Tensor Forward(StepInputs inputs, PagedKVCache cache) => Run(inputs, cache, allRows: false);
 
     /// Runs one step and returns the logits of every new token: (numTokens, vocab) float32 (prompt logprobs, perplexity).
-    public Tensor ForwardAllLogits(BatchInputs inputs, PagedKVCache cache) => _model.AllLogits(inputs, cache);
+    public Tensor ForwardAllLogits(StepInputs inputs, PagedKVCache cache) => Run(inputs, cache, allRows: true);
 
-    public void Dispose() => _model.Dispose();
+    /// Sizes the fused backend's step buffers for the largest step the engine will send (no effect off CUDA).
+    public void ReserveStepBuffers(ScalarType cacheDtype, int maxTokens, int maxSeqs, int maxBlocksPerSeq)
+    {
+        if (FusedKernelsActive(cacheDtype)) Fused(cacheDtype).Buffers.Reserve(maxTokens, maxSeqs, maxBlocksPerSeq);
+    }
+
+    /// Captures one step as a CUDA graph on the fused backend (CUDA only): later steps of the same shape replay it
+    /// with their own metadata (see CapturedStep).
+    internal CapturedStep CaptureStep(StepInputs inputs, PagedKVCache cache) =>
+        CapturedStep.Capture(_model, Fused(cache.Dtype), inputs, cache);
+
+    /// The fused backend for a pool of cacheDtype (CUDA only): its kernels, stream and step buffers, for benchmarks
+    /// that time a kernel alone.
+    internal CudaBackend FusedBackend(ScalarType cacheDtype) => Fused(cacheDtype);
+
+    Tensor Run(StepInputs inputs, PagedKVCache cache, bool allRows)
+    {
+        CheckCache(cache);
+        inputs.CheckFits(cache.NumBlocks);
+        if (inputs.MaxContextLength > MaxPositions)
+            throw new ArgumentException($"a sequence reaches position {inputs.MaxContextLength - 1}, past the {MaxPositions} positions this model serves");
+        using var step = Backend(cache.Dtype).Begin(inputs, cache);
+        return _model.Forward(step, allRows);
+    }
+
+    DecoderBackend Backend(ScalarType cacheDtype) =>
+        FusedKernelsActive(cacheDtype) ? Fused(cacheDtype) : _torch ??= new TorchBackend(Config, Rope);
+
+    CudaBackend Fused(ScalarType cacheDtype)
+    {
+        if (!_fused.TryGetValue(cacheDtype, out var backend))
+            _fused[cacheDtype] = backend = new CudaBackend(Config, Shape(cacheDtype), Rope, Device);
+        return backend;
+    }
+
+    RopeTable Rope => _rope ??= new RopeTable(Config.Rope, Config.RotaryDim, MaxPositions, Device);
+
+    KernelShape Shape(ScalarType cacheDtype) =>
+        new(Dtype, cacheDtype, Config.HeadDim, Config.RotaryDim, Config.NumAttentionHeads, Config.NumKeyValueHeads);
+
+    void CheckCache(PagedKVCache cache)
+    {
+        var spec = cache.Spec;
+        if (spec.NumLayers != Config.NumHiddenLayers || spec.NumKVHeads != Config.NumKeyValueHeads || spec.HeadDim != Config.HeadDim)
+            throw new ArgumentException(
+                $"KV cache ({spec.NumLayers} layers, {spec.NumKVHeads} KV heads, head dim {spec.HeadDim}) does not fit the model " +
+                $"({Config.NumHiddenLayers}, {Config.NumKeyValueHeads}, {Config.HeadDim})");
+    }
+
+    public void Dispose()
+    {
+        foreach (var backend in _fused.Values) backend.Dispose();
+        _rope?.Dispose();
+        _model.Dispose();
+    }
 }

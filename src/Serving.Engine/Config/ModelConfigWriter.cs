@@ -1,12 +1,12 @@
 using System.Text.Json.Nodes;
-using Serving.Engine.Config;
 
-namespace Serving.LoadGen.Checkpoints;
+namespace Serving.Engine.Config;
 
-/// A ModelConfig written back as a Hugging Face config.json (transformers 4 spelling: rope_theta + rope_scaling).
-internal static class ConfigJson
+/// A ModelConfig written back as a Hugging Face config.json (transformers 4 spelling: rope_theta + rope_scaling),
+/// which ModelConfig.Load reads back to the same config: what `init` and training write next to their weights.
+public static class ModelConfigWriter
 {
-    public static JsonObject From(ModelConfig config)
+    public static JsonObject ToJson(ModelConfig config)
     {
         var json = new JsonObject
         {
@@ -30,7 +30,14 @@ internal static class ConfigJson
             ["bos_token_id"] = config.BosTokenId,
             ["eos_token_id"] = config.EosTokenIds.Count == 1 ? config.EosTokenIds[0] : new JsonArray(config.EosTokenIds.Select(id => (JsonNode)id).ToArray()),
         };
+        if (config.PartialRotaryFactor != 1.0) json["partial_rotary_factor"] = config.PartialRotaryFactor;
+        if (config.SlidingWindow is { } window)
+        {
+            json["sliding_window"] = window;
+            json["use_sliding_window"] = true;
+        }
         if (RopeScaling(config.Rope) is { } scaling) json["rope_scaling"] = scaling;
+        if (config.Rope.Type == RopeType.LongRope) json["original_max_position_embeddings"] = config.Rope.OriginalMaxPositionEmbeddings;
         return json;
     }
 
@@ -41,6 +48,12 @@ internal static class ConfigJson
         {
             ["rope_type"] = "llama3", ["factor"] = rope.Factor, ["low_freq_factor"] = rope.LowFreqFactor,
             ["high_freq_factor"] = rope.HighFreqFactor, ["original_max_position_embeddings"] = rope.OriginalMaxPositionEmbeddings,
+        },
+        RopeType.LongRope => new JsonObject
+        {
+            ["rope_type"] = "longrope", ["attention_factor"] = rope.AttentionScaling,
+            ["short_factor"] = new JsonArray(rope.ShortFactor.Select(f => (JsonNode)f).ToArray()),
+            ["long_factor"] = new JsonArray(rope.LongFactor.Select(f => (JsonNode)f).ToArray()),
         },
         _ => null,
     };

@@ -1,0 +1,136 @@
+using Serving.Engine.Config;
+using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model.Backends;
+
+/// The fused backend: the NVRTC-compiled kernels of ../../Cuda for norms, rotary + KV write, decode attention and
+/// SiLU x up, launched on the model's own stream, where TorchSharp's matrix products and the prefill attention of
+/// the step run too. Owns the stream, the compiled kernels and the step buffers (fixed addresses, so a decode step
+/// can be captured as a CUDA graph); the rotary table belongs to the model.
+internal sealed class CudaBackend : DecoderBackend
+{
+    readonly ModelConfig _config;
+    readonly RopeTable _rope;
+
+    public CudaBackend(ModelConfig config, KernelShape shape, RopeTable rope, Device device)
+    {
+        (_config, _rope) = (config, rope);
+        var cudaDevice = CudaDevice.Open(Math.Max(device.index, 0));
+        Stream = CudaStream.Create(cudaDevice);
+        Kernels = new FusedKernels(cudaDevice, Stream.Handle, shape);
+        Buffers = new DeviceStepBuffers(maxTokens: 256, maxSeqs: 16, maxBlocksPerSeq: 64, device);
+    }
+
+    /// Whether the kernels take this model and pool: float32, bfloat16 or float16; rows of whole 16-byte vectors.
+    public static bool Supports(ModelConfig config, KernelShape shape) =>
+        config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0 && FusedKernels.Supports(shape);
+
+    public CudaStream Stream { get; }
+    public FusedKernels Kernels { get; }
+    public DeviceStepBuffers Buffers { get; }
+
+    public override DecoderStep Begin(StepInputs inputs, PagedKVCache cache) => new CudaStep(this, _config, _rope, inputs, cache);
+
+    public override void Dispose()
+    {
+        Stream.Synchronize();
+        Buffers.Dispose();
+        Kernels.Dispose();
+        Stream.Dispose();
+    }
+}
+
+/// One step of the fused backend. Its metadata lives in the backend's step buffers (uploaded here, one copy); it owns
+/// the views and the attention workspace; intermediates belong to the caller's dispose scope and are released in
+/// stream order.
+internal sealed class CudaStep : DecoderStep
+{
+    readonly FusedKernels _kernels;
+    readonly ModelConfig _config;
+    readonly RopeTable _rope;
+    readonly PagedKVCache _cache;
+    readonly StepInputs _inputs;
+    readonly Tensor _positions, _slots, _tokenRows, _decodeSeqs, _contextLengths, _blockTables;
+    readonly int[] _prefillSeqs;
+    readonly Tensor? _contextSlots;        // (sum of prefill context lengths) int32, prefill sequences only
+    readonly DecodeAttentionPlan? _plan;
+    readonly Tensor? _workspace;           // float32, plan.WorkspaceElements
+
+    public CudaStep(CudaBackend backend, ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache)
+    {
+        (_kernels, _config, _rope, _cache, _inputs) = (backend.Kernels, config, rope, cache, inputs);
+        backend.Stream.MakeCurrent();
+        using var scope = NewDisposeScope();
+        var decodes = Enumerable.Range(0, inputs.NumSeqs).Where(s => inputs.QueryLength(s) == 1).ToArray();
+        _prefillSeqs = Enumerable.Range(0, inputs.NumSeqs).Where(s => inputs.QueryLength(s) > 1).ToArray();
+        var buffers = backend.Buffers;
+        buffers.Upload(inputs, decodes);
+        var (n, s) = (inputs.NumTokens, inputs.NumSeqs);
+        (TokenIds, _positions, _slots) = (buffers.TokenIds(n), buffers.Positions(n), buffers.Slots(n));
+        LogitRows = inputs.LogitRows.Length == n ? null : buffers.LogitRows(inputs.LogitRows.Length);
+        (_tokenRows, _decodeSeqs) = (buffers.TokenRows(s), buffers.DecodeSeqs(decodes.Length));
+        (_contextLengths, _blockTables) = (buffers.ContextLengths(s), buffers.BlockTables(s));
+        if (_prefillSeqs.Length > 0)
+            _contextSlots = tensor(PrefillAttention.ContextSlots(inputs, _prefillSeqs), dtype: ScalarType.Int32, device: cache.Device);
+        if (decodes.Length > 0)
+        {
+            _plan = _kernels.PlanDecode(decodes.Length, decodes.Max(d => inputs.ContextLengths[d]));
+            _workspace = empty(_plan.WorkspaceElements(config.NumAttentionHeads, config.HeadDim), ScalarType.Float32, cache.Device);
+        }
+        Keep(scope);
+    }
+
+    public override Tensor TokenIds { get; }
+    public override Tensor? LogitRows { get; }
+
+    public override Tensor RmsNorm(Tensor x, Tensor weight, double eps)
+    {
+        var output = empty_like(x);
+        _kernels.RmsNorm(x, weight, output, (float)eps);
+        return output;
+    }
+
+    public override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps)
+    {
+        var output = empty_like(x);
+        _kernels.AddRmsNorm(residual, x, weight, output, (float)eps);
+        return (output, residual);
+    }
+
+    public override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps)
+    {
+        _kernels.HeadRmsNorm(qkv, qWeight, kWeight, (float)eps);
+        return qkv;
+    }
+
+    public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer)
+    {
+        _kernels.RopeAndWriteKV(qkv, _positions, _slots, _rope.Cos, _rope.Sin, _cache.Keys(layer), _cache.Values(layer));
+        return qkv;
+    }
+
+    public override Tensor Attention(Tensor qkv, int layer)
+    {
+        var (keys, values) = (_cache.Keys(layer), _cache.Values(layer));
+        var output = empty(_inputs.NumTokens, _config.QSize, qkv.dtype, qkv.device);
+        if (_plan is not null)
+        {
+            // each decode sequence's query is the first QSize columns of its row of qkv (read at qkv's row stride)
+            _kernels.PagedDecodeAttention(qkv, keys, values, _decodeSeqs, _tokenRows, _blockTables, _contextLengths,
+                _plan, output, _workspace!);
+        }
+        if (_contextSlots is not null)
+            PrefillAttention.Run(qkv, keys, values, _inputs, _prefillSeqs, _contextSlots, output,
+                _config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
+        return output;
+    }
+
+    public override Tensor SiluAndMul(Tensor gateUp)
+    {
+        var output = empty(gateUp.size(0), gateUp.size(1) / 2, gateUp.dtype, gateUp.device);
+        _kernels.SiluMul(gateUp, output);
+        return output;
+    }
+}

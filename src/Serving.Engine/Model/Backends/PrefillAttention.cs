@@ -1,0 +1,59 @@
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn.functional;
+
+namespace Serving.Engine.Model.Backends;
+
+/// The CUDA backend's attention for sequences that bring several query tokens (prefill, chunked prefill), through
+/// TorchSharp's scaled-dot-product attention, one sequence at a time. Keys and values come from the pool (the rope
+/// kernel has already written this step's), gathered once per KV head and cast to the model dtype: queries are
+/// grouped as (numKVHeads, groupSize x queryLength, headDim) against (numKVHeads, contextLength, headDim), so K/V
+/// are never repeated per query head, with a causal mask that lets query j see context positions up to its own.
+internal static class PrefillAttention
+{
+    /// qkv (N, (H + 2G) D) with q and k rotated; writes the rows of the given sequences into output (N, H D).
+    /// keyCache, valueCache (numBlocks, blockSize, G, D); contextSlots: every context slot of those sequences, in
+    /// their order (see ContextSlots).
+    public static void Run(Tensor qkv, Tensor keyCache, Tensor valueCache, StepInputs inputs, IReadOnlyList<int> seqs,
+        Tensor contextSlots, Tensor output, int numHeads, int numKVHeads, int headDim)
+    {
+        using var keys = keyCache.view(-1, numKVHeads, headDim);                       // (numSlots, G, D)
+        using var values = valueCache.view(-1, numKVHeads, headDim);
+        var groupSize = numHeads / numKVHeads;
+        var contextStart = 0;
+        foreach (var s in seqs)
+        {
+            var (queryStart, queryLength, contextLength) = (inputs.QueryStarts[s], inputs.QueryLength(s), inputs.ContextLengths[s]);
+            using var scope = NewDisposeScope();
+            var slots = contextSlots.narrow(0, contextStart, contextLength);
+            var q = qkv.narrow(0, queryStart, queryLength).narrow(1, 0, numHeads * headDim)
+                .view(queryLength, numKVHeads, groupSize, headDim)
+                .permute(1, 2, 0, 3).reshape(1, numKVHeads, -1, headDim);              // (1, G, group Lq, D)
+            var k = keys.index_select(0, slots).transpose(0, 1).unsqueeze(0).to_type(q.dtype);   // (1, G, C, D)
+            var v = values.index_select(0, slots).transpose(0, 1).unsqueeze(0).to_type(q.dtype);
+            var mask = CausalMask(queryLength, contextLength, groupSize, qkv.device);
+            var attended = scaled_dot_product_attention(q, k, v, mask)                  // (1, G, group Lq, D)
+                .view(numKVHeads, groupSize, queryLength, headDim)
+                .permute(2, 0, 1, 3).reshape(queryLength, numHeads * headDim);
+            output.narrow(0, queryStart, queryLength).copy_(attended);
+            contextStart += contextLength;
+        }
+    }
+
+    /// Every context position's pool slot of the given sequences, sequence after sequence (host side).
+    public static int[] ContextSlots(StepInputs inputs, IReadOnlyList<int> seqs)
+    {
+        var slots = new int[seqs.Sum(s => inputs.ContextLengths[s])];
+        var i = 0;
+        foreach (var s in seqs)
+            for (var p = 0; p < inputs.ContextLengths[s]; p++)
+                slots[i++] = KVCache.SlotMapping.Slot(inputs.BlockTables[s], p, inputs.BlockSize);
+        return slots;
+    }
+
+    // (group Lq, C) bool: row r is query r % Lq, at position C - Lq + r % Lq; it sees columns up to that position.
+    static Tensor CausalMask(int queryLength, int contextLength, int groupSize, Device device)
+    {
+        var queryPositions = arange(contextLength - queryLength, contextLength, device: device).repeat(groupSize).unsqueeze(1);
+        return arange(contextLength, device: device).unsqueeze(0) <= queryPositions;
+    }
+}

@@ -1,0 +1,144 @@
+using Serving.Engine.KVCache;
+using Serving.Engine.Model;
+using Serving.Engine.Tests.Support;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Model.Backends;
+
+/// The engine model on CUDA, where it runs the fused backend, against transformers' float32 references: prefill
+/// (the rope/KV-write, norm and SiLU kernels with SDPA attention) and decode (the paged decode kernel); a KV pool in
+/// another dtype than the model; and a decode step captured as a CUDA graph and replayed.
+[Trait("Category", "Gpu")]
+public sealed class CudaBackendTests(ITestOutputHelper output)
+{
+    public static TheoryData<string> Models => new(Fixtures.Models);
+
+    [GpuTheory, MemberData(nameof(Models))]
+    public void Float32OnCudaMatchesTransformers(string fixture)
+    {
+        var reference = Fixtures.Reference(fixture);
+        using var model = ModelLoader.Load(Fixtures.Dir(fixture), "float32", CUDA);
+        Assert.True(model.FusedKernelsActive());
+        using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16);
+        foreach (var prompt in reference.Prompts)
+        {
+            var runner = new PagedRunner(model, cache);
+            var seq = runner.Add(prompt.InputIds);
+            var logits = runner.Step([(seq, prompt.InputIds.Length)])[0];
+            var maxError = logits.Zip(prompt.LastLogits, (a, b) => Math.Abs(a - b)).Max();
+            output.WriteLine($"{fixture} '{prompt.Text}': max |last logits - reference| = {maxError:E2}");
+            Assert.True(maxError <= 1e-3, $"max error {maxError}");
+            var generator = new PagedRunner(model, cache); // greedy from the prompt again: the first token needs its logits
+            Assert.Equal(prompt.Greedy16, generator.Greedy(generator.Add(prompt.InputIds), 16));
+        }
+    }
+
+    /// Chunks of 3 over blocks of 4: the fused prefill attends over earlier chunks gathered from the pool.
+    [GpuTheory, MemberData(nameof(Models))]
+    public void ChunkedPrefillOnCudaGivesTheReferenceTokens(string fixture)
+    {
+        var reference = Fixtures.Reference(fixture);
+        using var model = ModelLoader.Load(Fixtures.Dir(fixture), "float32", CUDA);
+        using var cache = model.CreateKVCache(numBlocks: 128, blockSize: 4);
+        foreach (var prompt in reference.Prompts)
+        {
+            var runner = new PagedRunner(model, cache);
+            Assert.Equal(prompt.Greedy16, runner.Greedy(runner.Add(prompt.InputIds), 16, chunkSize: 3));
+        }
+    }
+
+    /// The fused and the plain path on the same bfloat16 weights and pool: logits within bfloat16 rounding of each
+    /// other, the same next token.
+    [GpuTheory, MemberData(nameof(Models))]
+    public void Bfloat16FusedPathAgreesWithThePlainPath(string fixture)
+    {
+        var prompt = Fixtures.Reference(fixture).Prompts[0];
+        using var model = ModelLoader.Load(Fixtures.Dir(fixture), "bfloat16", CUDA);
+        using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16);
+        model.UseFusedKernels = false;
+        var plain = new PagedRunner(model, cache);
+        var plainLogits = plain.Step([(plain.Add(prompt.InputIds), prompt.InputIds.Length)])[0];
+        model.UseFusedKernels = true;
+        var fused = new PagedRunner(model, cache);
+        var fusedLogits = fused.Step([(fused.Add(prompt.InputIds), prompt.InputIds.Length)])[0];
+        var maxDifference = fusedLogits.Zip(plainLogits, (a, b) => Math.Abs(a - b)).Max();
+        output.WriteLine($"{fixture}: max |fused - plain| bf16 logits = {maxDifference:E2}");
+        Assert.True(maxDifference <= 0.1, $"max difference {maxDifference}");
+        Assert.Equal(PagedRunner.ArgMax(plainLogits), PagedRunner.ArgMax(fusedLogits));
+    }
+
+    /// A float32 model over a bfloat16 pool: the kernels convert on the K/V write and the attention read; greedy
+    /// tokens follow the float32-pool run for at least 8 tokens (or part at a reference near-tie).
+    [GpuTheory, MemberData(nameof(Models))]
+    public void Float32ModelWithABfloat16PoolKeepsTheGreedyTokens(string fixture)
+    {
+        var reference = Fixtures.Reference(fixture);
+        using var model = ModelLoader.Load(Fixtures.Dir(fixture), "float32", CUDA);
+        using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16, ScalarType.BFloat16);
+        Assert.True(model.FusedKernelsActive(ScalarType.BFloat16));
+        foreach (var prompt in reference.Prompts)
+        {
+            var runner = new PagedRunner(model, cache);
+            var tokens = runner.Greedy(runner.Add(prompt.InputIds), 16);
+            var agree = tokens.Zip(prompt.Greedy16).TakeWhile(p => p.First == p.Second).Count();
+            output.WriteLine($"{fixture} '{prompt.Text}': {agree}/16 greedy tokens with a bf16 pool");
+            Assert.True(agree >= 8, $"only {agree} tokens agree");
+        }
+    }
+
+    /// Preset shapes (random weights made on the device) load with the fused path active and decode.
+    [GpuFact]
+    public void TinyPresetDecodesOnCuda()
+    {
+        using var model = ModelLoader.Load("tiny-gqa", "auto", CUDA);
+        Assert.Equal("bfloat16", model.DtypeName);
+        Assert.True(model.FusedKernelsActive());
+        using var cache = model.CreateKVCache(numBlocks: 32, blockSize: 16);
+        var runner = new PagedRunner(model, cache);
+        var tokens = runner.Greedy(runner.Add([1, 2, 3, 4, 5]), 8);
+        Assert.All(tokens, t => Assert.InRange(t, 0, model.Config.VocabSize - 1));
+    }
+
+    /// One decode step of the tiny preset captured as a CUDA graph on the engine's stream, replayed with other
+    /// tokens and other (shuffled) blocks: the replay gives exactly the logits of the same step run eagerly.
+    [GpuFact]
+    public void ACapturedDecodeStepReplaysWithTheEagerResult()
+    {
+        using var model = ModelLoader.Load("tiny-gqa", "auto", CUDA);
+        using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16);
+        var random = new Random(5);
+        StepInputs Decode(int[] contexts)
+        {
+            var blocks = Enumerable.Range(0, 64).OrderBy(_ => random.Next()).ToArray();
+            var next = 0;
+            return StepInputs.Build(contexts.Select(c =>
+            {
+                var table = blocks[next..(next += SlotMapping.BlocksFor(c, 16))];
+                return new StepSequence(Enumerable.Range(0, c).Select(_ => random.Next(1000)).ToArray(), c - 1, 1, table);
+            }).ToList(), 16);
+        }
+
+        int[] contexts = [5, 40, 17, 90];
+        using var scope = NewDisposeScope();
+        Prefill(model, cache, Decode(contexts));
+        using var captured = model.CaptureStep(Decode(contexts), cache);
+        foreach (var attempt in Enumerable.Range(0, 3))
+        {
+            var step = Decode(contexts);
+            Prefill(model, cache, step);
+            var replayed = captured.Replay(step).cpu();
+            var eager = model.Forward(step, cache).cpu();
+            output.WriteLine($"replay {attempt}: max |replay - eager| = {(replayed - eager).abs().max().item<float>():E2}");
+            Assert.True(replayed.equal(eager).item<bool>(), "the replay must give the eager step's logits bit for bit");
+        }
+    }
+
+    // writes the context K/V of every sequence of a decode step (all its tokens but the last) into the pool
+    static void Prefill(LoadedModel model, PagedKVCache cache, StepInputs decode)
+    {
+        var prompts = Enumerable.Range(0, decode.NumSeqs).Select(s =>
+            new StepSequence(Enumerable.Repeat(7, decode.ContextLengths[s]).ToArray(), 0, decode.ContextLengths[s] - 1, decode.BlockTables[s])).ToList();
+        model.Forward(StepInputs.Build(prompts, 16), cache).Dispose();
+    }
+}
