@@ -19,7 +19,8 @@ public sealed class PlaygroundFixture : IAsyncLifetime
         Server = await RunningServer.StartAsync(model: Model);
         _playwright = await Microsoft.Playwright.Playwright.CreateAsync();
         Browser = await Chromium.LaunchAsync(_playwright);
-        Assertions.SetDefaultExpectTimeout(20_000);
+        // generous: CI shares two cores with other test projects, and each new context length is slow the first time
+        Assertions.SetDefaultExpectTimeout(30_000);
     }
 
     public async Task DisposeAsync()
@@ -36,6 +37,7 @@ public sealed class PlaygroundFixture : IAsyncLifetime
         {
             BaseURL = Server.BaseAddress.ToString(), ViewportSize = new ViewportSize { Width = width, Height = height },
         });
+        context.SetDefaultTimeout(60_000);
         var page = new PlaygroundPage(context, await context.NewPageAsync());
         await page.Page.GotoAsync("/");
         if (apiKey is not null) await page.UseKeyAsync(apiKey);

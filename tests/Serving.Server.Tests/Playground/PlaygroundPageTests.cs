@@ -51,7 +51,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
 
         await page.SendAsync("Tell me a very long story");
         await Expect(page.EngineStat("running")).ToHaveTextAsync("1");
-        await page.Page.WaitForFunctionAsync("() => document.querySelector('.msg.assistant .msg-text').textContent.length > 300");
+        await page.Page.WaitForFunctionAsync("() => document.querySelector('.msg.assistant .msg-text').textContent.length > 120");
         await page.ScreenshotAsync("playground", fullPage: true);   // mid-answer: the one in the server's docs
         await page.Page.GetByRole(AriaRole.Button, new() { Name = "Stop" }).ClickAsync();
 

@@ -97,7 +97,7 @@ export class EnginePanel {
     const peak = Math.max(0, ...this.rates);
     const max = Math.max(1, peak);
     const points = this.rates.map((r, i) => `${(w * (i + history - this.rates.length)) / (history - 1)},${h - 1 - ((h - 12) * r) / max}`);
-    $('rate-sparkline').replaceChildren(...(this.rates.length < 2 ? [] : [
+    $('rate-sparkline').replaceChildren(...(this.rates.length < 2 || peak === 0 ? [] : [
       svg('polyline', { points: points.join(' '), class: 'spark-line' }),
       svg('text', { x: 0, y: 8, class: 'spark-label', text: `generation tok/s, last minute (peak ${rate(peak)})` })]));
   }
