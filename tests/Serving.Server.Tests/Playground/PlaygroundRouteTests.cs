@@ -79,6 +79,20 @@ public sealed partial class PlaygroundRouteTests(SharedServer shared)
         Assert.Contains("invalid_api_key", await response.Content.ReadAsStringAsync());
     }
 
+    [Theory]
+    [InlineData("/playground/..%2f..%2fappsettings.json")]
+    [InlineData("/%2e%2e/%2e%2e/etc/passwd")]
+    [InlineData("/playground/%00")]
+    [InlineData("/playground/a:b")]
+    [InlineData("/playground/")]
+    [InlineData("/index.html/x")]
+    public async Task Odd_paths_are_client_errors_never_5xx(string path)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_server.BaseAddress + path.TrimStart('/'), UriKind.Absolute));
+        using var response = await _server.Http.SendAsync(request);
+        Assert.InRange((int)response.StatusCode, 400, 499);
+    }
+
     [Fact]
     public async Task Disable_playground_leaves_the_page_out()
     {

@@ -16,7 +16,13 @@ export function setKey(key) {
   else sessionStorage.removeItem(keyStorage);
 }
 
-/// A refusal in OpenAI's shape ({error: {message, type, param, code}}); status 0 means the server was not reached.
+const reasons = {
+  400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed', 413: 'Payload Too Large',
+  429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+};
+
+/// An error in OpenAI's shape ({error: {message, type, param, code}}). status is the HTTP status of a refusal,
+/// 0 when the server was not reached, null for an error event after the stream began (its status was 200).
 export class ApiError extends Error {
   constructor(status, { message, type = null, param = null, code = null }) {
     super(message);
@@ -27,6 +33,12 @@ export class ApiError extends Error {
   }
 
   get isAuth() { return this.status === 401; }
+
+  get title() {
+    if (this.status === 0) return 'Server unreachable';
+    if (this.status === null) return 'The answer failed';
+    return `${this.status} ${reasons[this.status] ?? ''}`.trim();
+  }
 }
 
 function headers(withBody = false) {
@@ -71,7 +83,7 @@ export async function stream(path, body, onChunk, signal) {
   let buffer = '';
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) throw new ApiError(response.status, { message: 'The stream ended without [DONE].', type: 'stream_error' });
+    if (done) throw new ApiError(null, { message: 'The stream ended without [DONE].', type: 'stream_error' });
     buffer += value;
     let end;
     while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
@@ -81,7 +93,7 @@ export async function stream(path, body, onChunk, signal) {
       if (data === '') continue;
       if (data === '[DONE]') return;
       const chunk = JSON.parse(data);
-      if (chunk.error) throw new ApiError(response.status, chunk.error);
+      if (chunk.error) throw new ApiError(null, chunk.error);
       onChunk(chunk);
     }
   }
