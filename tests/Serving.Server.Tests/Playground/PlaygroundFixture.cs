@@ -30,12 +30,13 @@ public sealed class PlaygroundFixture : IAsyncLifetime
         if (Server is not null) await Server.DisposeAsync();
     }
 
-    /// The page in a new browser context; with a key, typed in and accepted (the model badge shows the model).
-    public async Task<PlaygroundPage> OpenAsync(string? apiKey = RunningServer.ApiKey, int width = 1280, int height = 900)
+    /// The page in a new browser context, from this fixture's server unless another is given; with a key typed in.
+    public async Task<PlaygroundPage> OpenAsync(string? apiKey = RunningServer.ApiKey, int width = 1280, int height = 900,
+        RunningServer? server = null)
     {
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions
         {
-            BaseURL = Server.BaseAddress.ToString(), ViewportSize = new ViewportSize { Width = width, Height = height },
+            BaseURL = (server ?? Server).BaseAddress.ToString(), ViewportSize = new ViewportSize { Width = width, Height = height },
         });
         context.SetDefaultTimeout(60_000);
         var page = new PlaygroundPage(context, await context.NewPageAsync());

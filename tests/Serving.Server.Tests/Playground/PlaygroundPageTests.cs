@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Playwright;
+using Serving.Server.Engine;
 using Serving.Server.Tests.Support;
 using static Microsoft.Playwright.Assertions;
 
@@ -142,6 +143,26 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await Expect(page.Composer).ToHaveValueAsync("Hello");
         await Expect(page.Page.Locator("#transcript-chat .msg")).ToHaveCountAsync(0);
         await page.ScreenshotAsync("refused");
+    }
+
+    [Fact]
+    public async Task An_error_after_the_answer_began_keeps_what_arrived_and_says_what_failed()
+    {
+        await using var faulting = await RunningServer.StartAsync(model: PlaygroundFixture.Model,
+            engineFactory: (options, logs) => new FaultingEngine(DefaultEngine.Create(options, logs)));
+        await using var page = await fixture.OpenAsync(server: faulting);
+        await page.WaitUntilConnectedAsync();
+        await page.SetAsync("Temperature", "0");
+
+        await page.SendAsync("Hello there");
+
+        await page.WaitForAnswerAsync("error");
+        Assert.NotEqual("", await page.LastAnswer.Locator(".msg-text").TextContentAsync());
+        await Expect(page.LastAnswer.Locator(".msg-meta")).ToContainTextAsync("error");
+        await Expect(page.Error).ToContainTextAsync("The answer failed");
+        await Expect(page.Composer).ToHaveValueAsync("");
+        await Expect(page.SendButton).ToBeEnabledAsync();
+        await page.ScreenshotAsync("stream-error");
     }
 
     [Fact]

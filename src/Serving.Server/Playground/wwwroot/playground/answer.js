@@ -72,7 +72,7 @@ export class AnswerView {
     const ended = performance.now();
     const reason = this.state === 'stopped' ? 'stopped' : this.state === 'error' ? 'error' : this.finishReason ?? 'done';
     const tokens = this.usage?.completion_tokens ?? (this.tokens.length || this.chunks);
-    const figures = [reason, `${count(tokens)} tokens`];
+    const figures = [reason, `${count(tokens)} ${tokens === 1 ? 'token' : 'tokens'}`];
     if (this.firstAt !== null) {
       figures.push(`first token ${seconds((this.firstAt - this.started) / 1000)}`);
       const decode = (ended - this.firstAt) / 1000;
