@@ -1,6 +1,6 @@
 namespace Serving.Bench;
 
-/// What one benchmark run measures. Defaults reproduce issue 6's table on the H200.
+/// What one benchmark run measures. Defaults reproduce the README's H200 table.
 internal sealed record BenchOptions
 {
     public required IReadOnlyList<string> Models { get; init; }

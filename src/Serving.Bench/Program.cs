@@ -2,7 +2,7 @@ using System.CommandLine;
 using Serving.Bench;
 using Spectre.Console;
 
-// serving-bench: decode and prefill of random-weight models of real shapes against the device's floors (issue 6).
+// serving-bench: decode and prefill of random-weight models of real shapes against the device's floors.
 var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, tiny-gqa, tiny-mha)", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
 var dtype = new Option<string>("--dtype") { Description = "bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
 var device = new Option<string>("--device") { Description = "cuda or cuda:N", DefaultValueFactory = _ => "cuda" };
@@ -45,7 +45,7 @@ root.SetAction(result => new BenchRunner(new BenchOptions
 root.Add(EngineCommand());
 return root.Parse(args).Invoke();
 
-// serving-bench engine: the offline engine benchmark (issue 3), N requests through the real LlmEngine at once.
+// serving-bench engine: the offline engine benchmark, N requests through the real LlmEngine at once.
 static Command EngineCommand()
 {
     var model = new Option<string>("--model") { Description = "checkpoint folder or preset name", Required = true };

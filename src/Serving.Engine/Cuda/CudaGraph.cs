@@ -22,7 +22,7 @@ internal sealed unsafe class CudaGraph : IDisposable
     static readonly delegate* unmanaged<IntPtr, void> DestructFn = (delegate* unmanaged<IntPtr, void>)Export("_ZN2at4cuda9CUDAGraphD1Ev");
     // capture_begin(std::pair<unsigned long long, unsigned long long> pool, cudaStreamCaptureMode mode)
     static readonly delegate* unmanaged<IntPtr, ulong, ulong, int, void> CaptureBeginFn =
-        (delegate* unmanaged<IntPtr, ulong, ulong, int, void>)Export("_ZN2at4cuda9CUDAGraph13capture_beginESt4pairIyyE20cudaStreamCaptureMode");
+        (delegate* unmanaged<IntPtr, ulong, ulong, int, void>)Export("_ZN2at4cuda9CUDAGraph13capture_beginESt4pairIyyE21cudaStreamCaptureMode");
     static readonly delegate* unmanaged<IntPtr, void> CaptureEndFn = (delegate* unmanaged<IntPtr, void>)Export("_ZN2at4cuda9CUDAGraph11capture_endEv");
     static readonly delegate* unmanaged<IntPtr, void> ReplayFn = (delegate* unmanaged<IntPtr, void>)Export("_ZN2at4cuda9CUDAGraph6replayEv");
 

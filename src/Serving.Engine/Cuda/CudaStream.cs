@@ -31,10 +31,13 @@ internal sealed class CudaStream : IDisposable
     /// Waits until everything queued on the stream has run.
     public void Synchronize() => CudaDriver.SynchronizeStream(Handle);
 
+    /// Waits for the stream's work, gives libtorch back its default stream on this thread (its current stream must
+    /// never be a destroyed one), and destroys the stream.
     public void Dispose()
     {
         if (Handle == IntPtr.Zero) return;
         Synchronize();
+        TorchCudaStreams.SetDefault(_device.Ordinal);
         CudaDriver.DestroyStream(Handle);
         Handle = IntPtr.Zero;
     }
@@ -59,9 +62,16 @@ internal static unsafe class TorchCudaStreams
     static readonly delegate* unmanaged<IntPtr, sbyte, C10Stream> FromExternalFn =
         (delegate* unmanaged<IntPtr, sbyte, C10Stream>)NativeLibraryLoader.Export(Library, "_ZN3c104cuda21getStreamFromExternalEP11CUstream_sta");
 
+    // c10::cuda::getDefaultCUDAStream(signed char)
+    static readonly delegate* unmanaged<sbyte, C10Stream> DefaultFn =
+        (delegate* unmanaged<sbyte, C10Stream>)NativeLibraryLoader.Export(Library, "_ZN3c104cuda20getDefaultCUDAStreamEa");
+
     // c10::cuda::setCurrentCUDAStream(c10::cuda::CUDAStream)
     static readonly delegate* unmanaged<C10Stream, void> SetCurrentFn =
         (delegate* unmanaged<C10Stream, void>)NativeLibraryLoader.Export(Library, "_ZN3c104cuda20setCurrentCUDAStreamENS0_10CUDAStreamE");
 
     public static void SetCurrent(IntPtr stream, int deviceOrdinal) => SetCurrentFn(FromExternalFn(stream, (sbyte)deviceOrdinal));
+
+    /// Makes the device's default stream libtorch's current one on this thread again.
+    public static void SetDefault(int deviceOrdinal) => SetCurrentFn(DefaultFn((sbyte)deviceOrdinal));
 }

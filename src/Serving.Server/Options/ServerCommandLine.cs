@@ -74,6 +74,7 @@ public static class ServerCommandLine
         Make<string>("--tokenizer", "Tokenizer", "Tokenizer folder (default: the model folder; DefaultModel/ for a preset such as llama3-8b)."),
         Make<string>("--served-model-name", "ServedModelName", "Name clients use as \"model\" (default: the --model string, or \"default\")."),
         Make<string>("--dtype", "Dtype", "auto, float32, bfloat16 or float16 (default auto)."),
+        Make<string>("--kv-cache-dtype", "KvCacheDtype", "How the KV cache stores K and V: auto (the model's dtype), bfloat16, float16 or float32 (default auto)."),
         Make<string>("--device", "Device", "cpu or cuda[:N] (default cpu)."),
         Make<int>("--max-model-len", "MaxModelLen", "Longest prompt + completion in tokens (default: the model's max_position_embeddings)."),
         Make<int>("--max-num-seqs", "MaxNumSeqs", "Most sequences in one batch (default 256)."),

@@ -26,6 +26,8 @@ public sealed class ServerOptions
     /// Name clients put in "model"; defaults to the --model string (vLLM), or "default" for the embedded model.
     public string? ServedModelName { get; set; }
     public string Dtype { get; set; } = "auto";
+    /// How the KV cache stores K and V: auto (the model's dtype), bfloat16, float16, float32.
+    public string KvCacheDtype { get; set; } = "auto";
     public string Device { get; set; } = "cpu";
     /// 0 means the model's max_position_embeddings.
     public int MaxModelLen { get; set; }
@@ -67,6 +69,7 @@ public sealed class ServerOptions
         Model = ResolvedModel,
         Tokenizer = Tokenizer ?? (ModelPresets.IsPreset(ResolvedModel) ? DefaultModelDir : null),
         Dtype = Dtype,
+        KVCacheDtype = KvCacheDtype,
         Device = Device,
         MaxModelLen = MaxModelLen,
         BlockSize = BlockSize,

@@ -9,7 +9,7 @@ namespace Serving.Engine.Tests.Cuda;
 
 /// The paged decode attention kernel against float64 attention over the same scattered blocks, with and
 /// without the split over context partitions, for GQA, MHA and MQA groupings.
-[Trait("Category", "Gpu")]
+[Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
 public sealed class PagedDecodeAttentionTests(ITestOutputHelper output)
 {
     const int BlockSize = 16;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Model;
 
-/// Preset shapes (issue 6) and the random-weight models built from them.
+/// Preset shapes and the random-weight models built from them.
 public sealed class ModelPresetsTests
 {
     [Fact]

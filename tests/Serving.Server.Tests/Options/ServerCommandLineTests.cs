@@ -81,7 +81,7 @@ public sealed class ServerCommandLineTests
         var exit = await command.Parse(["--help"]).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output });
         Assert.Equal(0, exit);
         foreach (var flag in new[] { "--host", "--port", "--model", "--served-model-name", "--dtype", "--device", "--max-model-len",
-                     "--max-num-seqs", "--max-num-batched-tokens", "--block-size", "--gpu-memory-utilization", "--kv-cache-memory",
+                     "--max-num-seqs", "--max-num-batched-tokens", "--block-size", "--gpu-memory-utilization", "--kv-cache-memory", "--kv-cache-dtype",
                      "--num-gpu-blocks-override", "--enable-prefix-caching", "--no-enable-prefix-caching", "--api-key",
                      "--max-num-queued-reqs", "--shutdown-timeout", "--max-logprobs", "--enable-log-requests" })
             Assert.Contains(flag, output.ToString());
