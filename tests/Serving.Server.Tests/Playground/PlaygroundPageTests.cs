@@ -101,6 +101,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await Expect(page.ModelFact("kv-heads")).ToHaveTextAsync(info.NumKeyValueHeads.ToString(CultureInfo.InvariantCulture));
         await Expect(page.ModelFact("query-heads")).ToHaveTextAsync(info.NumAttentionHeads.ToString(CultureInfo.InvariantCulture));
         await Expect(page.ModelFact("kv-bytes-per-token")).ToHaveTextAsync("1 KiB");   // 2 x 2 layers x 2 heads x 32 x 4 bytes
+        await Expect(page.ModelFact("kv-cache-dtype")).ToHaveTextAsync(info.KVCacheDtype);
         // one box per query head and per KV head, one line per query head to its KV head
         var picture = page.Page.Locator("#gqa-picture svg");
         await Expect(picture.Locator("rect")).ToHaveCountAsync(info.NumAttentionHeads + info.NumKeyValueHeads);

@@ -23,8 +23,9 @@ export function showModel(card) {
     ...fact('Group size', `${count(group)} queries per KV head`, 'group-size'),
     ...fact('Head dim', count(m.head_dim), 'head-dim'),
     ...fact('Dtype', m.dtype, 'dtype'),
+    ...fact('KV cache dtype', m.kv_cache_dtype, 'kv-cache-dtype'),
     ...fact('Device', m.device, 'device'),
-    ...fact('KV bytes / token', bytes(m.kv_bytes_per_token), 'kv-bytes-per-token', '2 (K and V) \u00d7 layers \u00d7 KV heads \u00d7 head dim \u00d7 dtype size'),
+    ...fact('KV bytes / token', bytes(m.kv_bytes_per_token), 'kv-bytes-per-token', '2 (K and V) \u00d7 layers \u00d7 KV heads \u00d7 head dim \u00d7 KV cache dtype size'),
     ...fact('KV capacity', `${count(m.kv_capacity_tokens)} tokens`, 'kv-capacity', `${count(m.num_kv_blocks)} blocks of ${m.block_size} tokens`),
     ...fact('Context', `${count(card.max_model_len)} tokens`, 'max-model-len'),
     ...fact('Vocabulary', count(m.vocab_size), 'vocab'));
