@@ -95,5 +95,6 @@ public static class ServerCommandLine
         Make<int>("--max-stop-sequences", "MaxStopSequences", "Most stop strings per request (default 16)."),
         Make<long>("--max-request-body-bytes", "MaxRequestBodyBytes", "Largest request body; 413 beyond (default 8388608)."),
         Switch("--enable-log-requests", "EnableLogRequests", "Log prompt and output text (off by default)."),
+        Switch("--disable-playground", "DisablePlayground", "Do not serve the playground page at / (served by default)."),
     ];
 }

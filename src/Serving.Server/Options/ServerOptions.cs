@@ -57,6 +57,8 @@ public sealed class ServerOptions
     public long MaxRequestBodyBytes { get; set; } = 8L << 20;
     /// Log prompt and output text (off: logs carry ids and counts only).
     public bool EnableLogRequests { get; set; }
+    /// Leave out the playground page at / (its routes then answer 404, or 401 without the API key).
+    public bool DisablePlayground { get; set; }
 
     public string ResolvedModel => Model ?? DefaultModelDir;
 
