@@ -16,6 +16,7 @@ public sealed class LoadedModel : IDisposable
     readonly Dictionary<KVCacheDtype, CudaBackend> _fused = new();   // by KV cache dtype
     RopeTable? _rope;
     TorchBackend? _torch;
+    DecodeGraphs? _graphs;
 
     internal LoadedModel(string directory, CausalLM model, GenerationConfig generation)
     {
@@ -37,6 +38,12 @@ public sealed class LoadedModel : IDisposable
 
     /// Run steps through the fused CUDA kernels where they apply (default); false forces the plain TorchSharp path.
     public bool UseFusedKernels { get; set; } = true;
+
+    /// Replay captured decode graphs where they apply (default); false runs every step eagerly.
+    public bool UseCudaGraphs { get; set; } = true;
+
+    /// The batch sizes of the captured decode graphs (empty before CaptureDecodeGraphs).
+    public IReadOnlyList<int> CudaGraphBatchSizes => _graphs?.BatchSizes ?? [];
 
     /// Bytes of all weights on the device (the embedding table once more when the LM head is untied).
     public long WeightBytes => _model.parameters().Sum(p => p.NumberOfElements * p.ElementSize);
@@ -92,10 +99,14 @@ public sealed class LoadedModel : IDisposable
         if (FusedKernelsActive(cacheDtype)) Fused(cacheDtype).Buffers.Reserve(maxTokens, maxSeqs, maxBlocksPerSeq);
     }
 
-    /// Captures one step as a CUDA graph on the fused backend (CUDA only): later steps of the same shape replay it
-    /// with their own metadata (see CapturedStep).
-    internal CapturedStep CaptureStep(StepInputs inputs, PagedKVCache cache) =>
-        CapturedStep.Capture(_model, Fused(cache.Dtype), inputs, cache);
+    /// Captures decode steps of these batch sizes as CUDA graphs over this pool (fused backend only); decode steps of
+    /// at most the largest size then replay them (DecodeGraphs). Call before the pool holds live K/V.
+    public void CaptureDecodeGraphs(PagedKVCache cache, IReadOnlyList<int> batchSizes)
+    {
+        if (!FusedKernelsActive(cache.Dtype)) throw new InvalidOperationException("CUDA graphs need the fused CUDA backend");
+        _graphs?.Dispose();
+        _graphs = DecodeGraphs.Capture(_model, Fused(cache.Dtype), cache, batchSizes, MaxPositions);
+    }
 
     /// The fused backend for a pool of cacheDtype (CUDA only): its kernels, stream and step buffers, for benchmarks
     /// that time a kernel alone.
@@ -107,6 +118,7 @@ public sealed class LoadedModel : IDisposable
         inputs.CheckFits(cache.NumBlocks);
         if (inputs.MaxContextLength > MaxPositions)
             throw new ArgumentException($"a sequence reaches position {inputs.MaxContextLength - 1}, past the {MaxPositions} positions this model serves");
+        if (!allRows && UseCudaGraphs && _graphs?.Cache == cache && _graphs.TryReplay(inputs) is { } replayed) return replayed;
         using var step = Backend(cache.Dtype).Begin(inputs, cache);
         return _model.Forward(step, allRows);
     }
@@ -142,6 +154,7 @@ public sealed class LoadedModel : IDisposable
 
     public void Dispose()
     {
+        _graphs?.Dispose();
         foreach (var backend in _fused.Values) backend.Dispose();
         _rope?.Dispose();
         _model.Dispose();

@@ -30,6 +30,8 @@ public sealed class ServerOptions
     public string KvCacheDtype { get; set; } = "auto";
     /// FP8 KV cache: compute the scales from the first prompts' K and V.
     public bool CalculateKvScales { get; set; }
+    /// Run every decode step eagerly (no CUDA graphs).
+    public bool EnforceEager { get; set; }
     public string Device { get; set; } = "cpu";
     /// 0 means the model's max_position_embeddings.
     public int MaxModelLen { get; set; }
@@ -73,6 +75,7 @@ public sealed class ServerOptions
         Dtype = Dtype,
         KVCacheDtype = KvCacheDtype,
         CalculateKVScales = CalculateKvScales,
+        EnforceEager = EnforceEager,
         Device = Device,
         MaxModelLen = MaxModelLen,
         BlockSize = BlockSize,
