@@ -41,7 +41,7 @@ internal static class ReportWriter
         }
 
         AnsiConsole.MarkupLine($"device {Markup.Escape(report.Device)}, {report.Dtype}: copy bandwidth {report.BandwidthGBs:F0} GB/s, matmul {report.MatmulTflops:F0} TFLOP/s");
-        var decode = new Table().Title("decode step (floor = (weight + KV bytes read) / bandwidth)")
+        var decode = new Table().Title("decode step (roofline floor: per part, the longer of its bytes / bandwidth and its FLOPs / matmul rate)")
             .AddColumns("model", "path", "batch", "ctx", "step ms", "tok/s", "KV GB/step", "floor ms", "of floor", "attn ms", "attn share");
         foreach (var d in report.Decode)
         {
