@@ -50,9 +50,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         Log.KVCachePlanned(logger, capacity.BytesPerToken, capacity.NumBlocks, capacity.BlockSize,
             capacity.CapacityTokens, capacity.MaxConcurrentSequences(maxModelLen), maxModelLen);
         var cache = model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize, cacheDtype);
-        cache.CalibrateScales = options.CalculateKVScales;
         if (!options.EnforceEager && gpuMemory is not null && model.FusedKernelsActive(cacheDtype))
             CaptureGraphs(model, cache, options, gpuMemory, logger);
+        cache.CalibrateScales = options.CalculateKVScales;   // after the capture: graphs replay plain decode steps
         var runner = new ModelRunner(model, cache);
         var scheduler = new Scheduler(new SchedulerOptions
         {
