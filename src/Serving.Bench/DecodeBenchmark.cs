@@ -27,6 +27,14 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
             floorMs, floorMs / ms, attentionMs, attentionMs / ms);
     }
 
+    /// One decode step of this shape with each operation timed by CUDA events (after one untimed run).
+    public ProfileResult Profile(int batch, int context, Random random)
+    {
+        var step = StepBatch.Decode(batch, context, bench.Cache.BlockSize, bench.Cache.NumBlocks, bench.Config.VocabSize, random);
+        bench.Model.ProfileStep(step, bench.Cache);
+        return new ProfileResult(bench.Name, batch, context, bench.Model.ProfileStep(step, bench.Cache));
+    }
+
     public PrefillResult Prefill(string path, int batch, int promptLength, Random random)
     {
         var step = StepBatch.Prefill(batch, promptLength, bench.Cache.BlockSize, bench.Cache.NumBlocks, bench.Config.VocabSize, random);

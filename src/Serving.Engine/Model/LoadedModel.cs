@@ -112,6 +112,28 @@ public sealed class LoadedModel : IDisposable
     /// that time a kernel alone.
     internal CudaBackend FusedBackend(KVCacheDtype cacheDtype) => Fused(cacheDtype);
 
+    /// Runs one step eagerly on the fused backend with every operation timed (the benchmark's --profile):
+    /// milliseconds per operation, the matrix products as the rest, and the whole step.
+    internal IReadOnlyDictionary<string, double> ProfileStep(StepInputs inputs, PagedKVCache cache)
+    {
+        var backend = Fused(cache.Dtype);
+        using var profile = new KernelProfile(backend.Stream.Handle);
+        backend.Profile = profile;
+        try
+        {
+            using var scope = NewDisposeScope();
+            using var step = backend.Begin(inputs, cache);
+            profile.BeginStep();
+            _model.Forward(step, allRows: false);
+            profile.EndStep();
+            return profile.Read();
+        }
+        finally
+        {
+            backend.Profile = null;
+        }
+    }
+
     Tensor Run(StepInputs inputs, PagedKVCache cache, bool allRows)
     {
         CheckCache(cache);
