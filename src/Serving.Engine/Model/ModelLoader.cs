@@ -32,7 +32,26 @@ public static class ModelLoader
             model.Dispose();
             throw;
         }
-        return new LoadedModel(directory, model, generation);
+        return new LoadedModel(directory, model, generation) { CheckpointKVScales = KVScales(checkpoint, config) };
+    }
+
+    /// Per layer [k_scale, v_scale] when the checkpoint carries them for an FP8 KV cache (vLLM reads
+    /// self_attn.k_scale / v_scale, or the older self_attn.k_proj.output_scale / v_proj.output_scale); null otherwise.
+    static float[,]? KVScales(SafetensorsCheckpoint checkpoint, ModelConfig config)
+    {
+        string[] Names(int layer, char kv) =>
+            [$"model.layers.{layer}.self_attn.{kv}_scale", $"model.layers.{layer}.self_attn.{kv}_proj.output_scale"];
+        if (!Names(0, 'k').Any(checkpoint.Contains)) return null;
+        var scales = new float[config.NumHiddenLayers, 2];
+        for (var layer = 0; layer < config.NumHiddenLayers; layer++)
+            for (var (kv, column) = ('k', 0); column < 2; (kv, column) = ('v', column + 1))
+            {
+                var name = Names(layer, kv).FirstOrDefault(checkpoint.Contains)
+                    ?? throw new CheckpointException($"the checkpoint has KV cache scales but none for layer {layer}'s {kv} ({Names(layer, kv)[0]})");
+                using var tensor = checkpoint.Read(name);
+                scales[layer, column] = tensor.to_type(ScalarType.Float32).max().item<float>();
+            }
+        return scales;
     }
 
     /// A preset shape (ModelPresets) with random weights made on the device: no files, real sizes.
