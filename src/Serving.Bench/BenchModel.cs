@@ -11,24 +11,39 @@ namespace Serving.Bench;
 /// covers maxPositions, also past the length it was trained for.
 internal sealed class BenchModel : IDisposable
 {
-    public BenchModel(string model, string dtype, Device device, int numBlocks, int blockSize, int maxPositions)
+    public BenchModel(string model, string dtype, string kvCacheDtype, Device device, int numBlocks, int blockSize, int maxPositions)
     {
         Model = ModelLoader.Load(model, dtype, device);
         Model.MaxPositions = Math.Max(Model.MaxPositions, maxPositions);
-        Cache = Model.CreateKVCache(numBlocks, blockSize);
+        var cacheDtype = KVCacheDtype.Resolve(kvCacheDtype, Model.Dtype);
+        Cache = Model.CreateKVCache(numBlocks, blockSize, cacheDtype);
+        Name = cacheDtype == KVCacheDtype.Of(Model.Dtype) ? model : $"{model} [{cacheDtype} KV]";
         using var noGrad = no_grad();
         for (var layer = 0; layer < Cache.NumLayers; layer++)
         {
-            Cache.Keys(layer).normal_();
-            Cache.Values(layer).normal_();
+            Fill(Cache.Keys(layer));
+            Fill(Cache.Values(layer));
         }
     }
 
     public LoadedModel Model { get; }
     public PagedKVCache Cache { get; }
     public ModelConfig Config => Model.Config;
-    public string Name => Model.Directory;
+    public string Name { get; }
     public long KVBytesPerToken => Cache.Spec.BytesPerToken;
+
+    // N(0, 1) values; FP8 bytes with exponents 5..8 (magnitudes 1/4 .. 4) and either sign, never NaN
+    void Fill(Tensor pool)
+    {
+        if (!Cache.Dtype.IsFp8)
+        {
+            pool.normal_();
+            return;
+        }
+        using var scope = NewDisposeScope();
+        pool.copy_(randint(0, 2, pool.shape, dtype: ScalarType.Byte, device: pool.device) * 0x80
+            + randint(0x28, 0x48, pool.shape, dtype: ScalarType.Byte, device: pool.device));
+    }
 
     public void Dispose()
     {

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Serving.Engine.Grammar;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Scheduling;
@@ -49,15 +50,32 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var capacity = PlanKVCache(options, model, cacheDtype, gpuMemory, maxModelLen);
         Log.KVCachePlanned(logger, capacity.BytesPerToken, capacity.NumBlocks, capacity.BlockSize,
             capacity.CapacityTokens, capacity.MaxConcurrentSequences(maxModelLen), maxModelLen);
-        var runner = new ModelRunner(model, model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize, cacheDtype));
+        var cache = model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize, cacheDtype);
+        if (!options.EnforceEager && gpuMemory is not null && model.FusedKernelsActive(cacheDtype))
+            CaptureGraphs(model, cache, options, gpuMemory, logger);
+        cache.CalibrateScales = options.CalculateKVScales;   // after the capture: graphs replay plain decode steps
+        var runner = new ModelRunner(model, cache);
         var scheduler = new Scheduler(new SchedulerOptions
         {
             MaxNumSeqs = options.MaxNumSeqs, MaxNumBatchedTokens = options.MaxNumBatchedTokens,
             MaxModelLen = maxModelLen, EosTokenIds = eosTokenIds,
         }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching));
         manual_seed(options.Seed);
-        var core = new EngineCore(runner, scheduler, tokenizer, eosTokenIds, requestLeftQueue, logger);
+        var vocabulary = TokenVocabulary.Create(tokenizer, config.VocabSize, eosTokenIds);
+        vocabulary.WarmUp();
+        var core = new EngineCore(runner, scheduler, tokenizer, vocabulary, eosTokenIds, requestLeftQueue, logger);
         return new EngineSetup(core, Describe(model, options, cacheDtype, capacity, maxModelLen), new PromptProcessor(tokenizer));
+    }
+
+    /// Decode steps of every batch size bucket as CUDA graphs, after the pool exists (the graphs read its tensors).
+    static void CaptureGraphs(LoadedModel model, KVCache.PagedKVCache cache, EngineOptions options, GpuMemoryProfiler gpuMemory, ILogger logger)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var freeBefore = gpuMemory.FreeBytes();
+        var batchSizes = DecodeGraphs.Buckets(options.MaxNumSeqs);
+        model.CaptureDecodeGraphs(cache, batchSizes);
+        Log.GraphsCaptured(logger, batchSizes.Count, string.Join(",", batchSizes),
+            (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, (freeBefore - gpuMemory.FreeBytes()) >> 20);
     }
 
     static string TokenizerFolder(EngineOptions options, LoadedModel model)
@@ -71,7 +89,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
 
     /// --num-gpu-blocks-override wins; else on CUDA the pool gets what --gpu-memory-utilization leaves after the
     /// weights and a warm-up step, and on CPU --kv-cache-memory bytes.
-    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, ScalarType cacheDtype, GpuMemoryProfiler? gpuMemory,
+    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, KVCacheDtype cacheDtype, GpuMemoryProfiler? gpuMemory,
         int maxModelLen)
     {
         var memory = options.NumGpuBlocksOverride is null && gpuMemory is not null
@@ -80,20 +98,29 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         return KVCacheSizing.Plan(model.KVCacheSpec(cacheDtype), memory, options.BlockSize, options.NumGpuBlocksOverride);
     }
 
-    /// --kv-cache-dtype: auto is the model's dtype; a name the engine cannot store fails start-up naming the flag.
-    static ScalarType ResolveCacheDtype(EngineOptions options, LoadedModel model)
+    /// --kv-cache-dtype: auto is the model's dtype; a name the engine cannot store, or FP8 where the fused kernels
+    /// do not run (CPU, a shape or GPU they do not take), fails start-up naming the flag.
+    static KVCacheDtype ResolveCacheDtype(EngineOptions options, LoadedModel model)
     {
+        KVCacheDtype dtype;
         try
         {
-            return KVCacheSpec.ResolveDtype(options.KVCacheDtype, model.Dtype);
+            dtype = KVCacheDtype.Resolve(options.KVCacheDtype, model.Dtype);
         }
         catch (ArgumentException error)
         {
             throw new ModelLoadException(error.Message, error);
         }
+        if (!model.CanRun(dtype))
+            throw new ModelLoadException(
+                $"--kv-cache-dtype {options.KVCacheDtype} needs the fused CUDA kernels (--device cuda on an sm_89+ GPU, a {model.DtypeName} " +
+                $"model with head dim {model.Config.HeadDim}), which do not run here (--device {options.Device}); use auto, bfloat16, float16 or float32");
+        if (options.CalculateKVScales && !dtype.IsFp8)
+            throw new ModelLoadException($"--calculate-kv-scales applies to an FP8 KV cache; --kv-cache-dtype is {dtype}");
+        return dtype;
     }
 
-    static ModelInfo Describe(LoadedModel model, EngineOptions options, ScalarType cacheDtype, KVCacheCapacity capacity, int maxModelLen)
+    static ModelInfo Describe(LoadedModel model, EngineOptions options, KVCacheDtype cacheDtype, KVCacheCapacity capacity, int maxModelLen)
     {
         var config = model.Config;
         return new ModelInfo
@@ -103,7 +130,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             NumLayers = config.NumHiddenLayers, HiddenSize = config.HiddenSize,
             NumAttentionHeads = config.NumAttentionHeads, NumKeyValueHeads = config.NumKeyValueHeads,
             HeadDim = config.HeadDim, VocabSize = config.VocabSize, MaxModelLen = maxModelLen,
-            Dtype = model.DtypeName, KVCacheDtype = ModelDtype.Name(cacheDtype), Device = options.Device,
+            Dtype = model.DtypeName, KVCacheDtype = cacheDtype.Name, Device = options.Device,
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
         };
     }

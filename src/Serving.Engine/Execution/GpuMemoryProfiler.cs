@@ -17,11 +17,11 @@ internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoadin
         return new GpuMemoryProfiler(device, device.MemoryInfo().Free);
     }
 
-    public long KVBudgetBytes(EngineOptions options, LoadedModel model, TorchSharp.torch.ScalarType cacheDtype, int maxModelLen)
+    public long KVBudgetBytes(EngineOptions options, LoadedModel model, KVCache.KVCacheDtype cacheDtype, int maxModelLen)
     {
         WarmUp(model, cacheDtype, Math.Min(options.MaxNumBatchedTokens, maxModelLen), options.BlockSize);
         var (free, total) = device.MemoryInfo();
-        var used = freeBeforeLoading - free;
+        var used = freeBeforeLoading - free + (options.EnforceEager ? 0 : GraphMemoryEstimate(model, options.MaxNumSeqs));
         var budget = Math.Min((long)(total * options.GpuMemoryUtilization) - used, free);
         if (budget <= 0)
             throw new ModelLoadException(
@@ -31,8 +31,22 @@ internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoadin
         return budget;
     }
 
+    /// Free device memory now.
+    public long FreeBytes() => device.MemoryInfo().Free;
+
+    /// What the decode graphs will hold beside the pool: their shared memory pool is about the largest step's
+    /// activations (the largest batch's hidden states, q/k/v, gate/up, logits in the model dtype and float32) plus the
+    /// float32 logits they all write; reserved before the KV pool is sized, the actual figure is logged at capture.
+    static long GraphMemoryEstimate(LoadedModel model, int maxNumSeqs)
+    {
+        var c = model.Config;
+        var element = model.Dtype == ScalarType.Float32 ? 4 : 2;
+        var perSequence = (4L * c.HiddenSize + c.QSize + 2L * c.KVSize + 3L * c.IntermediateSize) * element + c.VocabSize * (element + 8L);
+        return maxNumSeqs * perSequence + (64L << 20);
+    }
+
     /// One prefill of numTokens tokens into a throw-away pool: the largest activations a step can need.
-    static void WarmUp(LoadedModel model, TorchSharp.torch.ScalarType cacheDtype, int numTokens, int blockSize)
+    static void WarmUp(LoadedModel model, KVCache.KVCacheDtype cacheDtype, int numTokens, int blockSize)
     {
         var numBlocks = KVCache.SlotMapping.BlocksFor(numTokens, blockSize);
         using var cache = model.CreateKVCache(numBlocks, blockSize, cacheDtype);

@@ -13,9 +13,10 @@ namespace Serving.Engine.Model;
 public sealed class LoadedModel : IDisposable
 {
     readonly CausalLM _model;
-    readonly Dictionary<ScalarType, CudaBackend> _fused = new();   // by KV cache dtype
+    readonly Dictionary<KVCacheDtype, CudaBackend> _fused = new();   // by KV cache dtype
     RopeTable? _rope;
     TorchBackend? _torch;
+    DecodeGraphs? _graphs;
 
     internal LoadedModel(string directory, CausalLM model, GenerationConfig generation)
     {
@@ -38,6 +39,12 @@ public sealed class LoadedModel : IDisposable
     /// Run steps through the fused CUDA kernels where they apply (default); false forces the plain TorchSharp path.
     public bool UseFusedKernels { get; set; } = true;
 
+    /// Replay captured decode graphs where they apply (default); false runs every step eagerly.
+    public bool UseCudaGraphs { get; set; } = true;
+
+    /// The batch sizes of the captured decode graphs (empty before CaptureDecodeGraphs).
+    public IReadOnlyList<int> CudaGraphBatchSizes => _graphs?.BatchSizes ?? [];
+
     /// Bytes of all weights on the device (the embedding table once more when the LM head is untied).
     public long WeightBytes => _model.parameters().Sum(p => p.NumberOfElements * p.ElementSize);
 
@@ -51,16 +58,34 @@ public sealed class LoadedModel : IDisposable
         return WeightBytes - untiedTable + numTokens * rowBytes;
     }
 
+    /// Per layer [k_scale, v_scale] of an FP8 KV cache, when the checkpoint carries them (self_attn.k_scale and
+    /// v_scale, as vLLM reads them); null otherwise.
+    public float[,]? CheckpointKVScales { get; init; }
+
     /// What a KV pool for this model holds per token, in cacheDtype (null: the model's dtype).
-    public KVCacheSpec KVCacheSpec(ScalarType? cacheDtype = null) => KVCache.KVCacheSpec.For(Config, cacheDtype ?? Dtype);
+    public KVCacheSpec KVCacheSpec(KVCacheDtype? cacheDtype = null) => KVCache.KVCacheSpec.For(Config, cacheDtype ?? KVCacheDtype.Of(Dtype));
 
     /// A KV pool matching this model (layers, KV heads, head dim) on its device, in cacheDtype (null: the model's).
-    public PagedKVCache CreateKVCache(int numBlocks, int blockSize, ScalarType? cacheDtype = null) =>
-        new(KVCacheSpec(cacheDtype), numBlocks, blockSize, Device);
+    /// An FP8 pool starts with the checkpoint's scales where it has them.
+    public PagedKVCache CreateKVCache(int numBlocks, int blockSize, KVCacheDtype? cacheDtype = null)
+    {
+        var cache = new PagedKVCache(KVCacheSpec(cacheDtype), numBlocks, blockSize, Device);
+        if (cache.Dtype.IsFp8 && CheckpointKVScales is { } scales) cache.SetScales(scales);
+        return cache;
+    }
+
+    /// A KV pool in one of libtorch's float types.
+    public PagedKVCache CreateKVCache(int numBlocks, int blockSize, ScalarType cacheDtype) =>
+        CreateKVCache(numBlocks, blockSize, KVCacheDtype.Of(cacheDtype));
 
     /// Whether steps over a pool of cacheDtype run the fused CUDA kernels (CUDA, a supported dtype and shape).
-    public bool FusedKernelsActive(ScalarType? cacheDtype = null) =>
-        UseFusedKernels && Device.type == TorchSharp.DeviceType.CUDA && CudaBackend.Supports(Config, Shape(cacheDtype ?? Dtype));
+    public bool FusedKernelsActive(KVCacheDtype? cacheDtype = null) =>
+        UseFusedKernels && Device.type == TorchSharp.DeviceType.CUDA
+        && CudaBackend.Supports(Config, Shape(cacheDtype ?? KVCacheDtype.Of(Dtype)), Device);
+
+    /// Whether steps over a pool of cacheDtype run on some backend: an FP8 pool needs the fused kernels (libtorch here
+    /// has no FP8 type for the plain path).
+    public bool CanRun(KVCacheDtype cacheDtype) => !cacheDtype.IsFp8 || FusedKernelsActive(cacheDtype);
 
     /// Runs one step and returns the logits of its LogitRows: (numLogits, vocab) float32.
     public Tensor Forward(StepInputs inputs, PagedKVCache cache) => Run(inputs, cache, allRows: false);
@@ -69,19 +94,45 @@ public sealed class LoadedModel : IDisposable
     public Tensor ForwardAllLogits(StepInputs inputs, PagedKVCache cache) => Run(inputs, cache, allRows: true);
 
     /// Sizes the fused backend's step buffers for the largest step the engine will send (no effect off CUDA).
-    public void ReserveStepBuffers(ScalarType cacheDtype, int maxTokens, int maxSeqs, int maxBlocksPerSeq)
+    public void ReserveStepBuffers(KVCacheDtype cacheDtype, int maxTokens, int maxSeqs, int maxBlocksPerSeq)
     {
         if (FusedKernelsActive(cacheDtype)) Fused(cacheDtype).Buffers.Reserve(maxTokens, maxSeqs, maxBlocksPerSeq);
     }
 
-    /// Captures one step as a CUDA graph on the fused backend (CUDA only): later steps of the same shape replay it
-    /// with their own metadata (see CapturedStep).
-    internal CapturedStep CaptureStep(StepInputs inputs, PagedKVCache cache) =>
-        CapturedStep.Capture(_model, Fused(cache.Dtype), inputs, cache);
+    /// Captures decode steps of these batch sizes as CUDA graphs over this pool (fused backend only); decode steps of
+    /// at most the largest size then replay them (DecodeGraphs). Call before the pool holds live K/V.
+    public void CaptureDecodeGraphs(PagedKVCache cache, IReadOnlyList<int> batchSizes)
+    {
+        if (!FusedKernelsActive(cache.Dtype)) throw new InvalidOperationException("CUDA graphs need the fused CUDA backend");
+        _graphs?.Dispose();
+        _graphs = DecodeGraphs.Capture(_model, Fused(cache.Dtype), cache, batchSizes, MaxPositions);
+    }
 
     /// The fused backend for a pool of cacheDtype (CUDA only): its kernels, stream and step buffers, for benchmarks
     /// that time a kernel alone.
-    internal CudaBackend FusedBackend(ScalarType cacheDtype) => Fused(cacheDtype);
+    internal CudaBackend FusedBackend(KVCacheDtype cacheDtype) => Fused(cacheDtype);
+
+    /// Runs one step eagerly on the fused backend with every operation timed (the benchmark's --profile):
+    /// milliseconds per operation, the matrix products as the rest, and the whole step.
+    internal IReadOnlyDictionary<string, double> ProfileStep(StepInputs inputs, PagedKVCache cache)
+    {
+        var backend = Fused(cache.Dtype);
+        using var profile = new KernelProfile(backend.Stream.Handle);
+        backend.Profile = profile;
+        try
+        {
+            using var scope = NewDisposeScope();
+            using var step = backend.Begin(inputs, cache);
+            profile.BeginStep();
+            _model.Forward(step, allRows: false);
+            profile.EndStep();
+            return profile.Read();
+        }
+        finally
+        {
+            backend.Profile = null;
+        }
+    }
 
     Tensor Run(StepInputs inputs, PagedKVCache cache, bool allRows)
     {
@@ -89,14 +140,20 @@ public sealed class LoadedModel : IDisposable
         inputs.CheckFits(cache.NumBlocks);
         if (inputs.MaxContextLength > MaxPositions)
             throw new ArgumentException($"a sequence reaches position {inputs.MaxContextLength - 1}, past the {MaxPositions} positions this model serves");
+        if (!allRows && UseCudaGraphs && _graphs?.Cache == cache && _graphs.TryReplay(inputs) is { } replayed) return replayed;
         using var step = Backend(cache.Dtype).Begin(inputs, cache);
         return _model.Forward(step, allRows);
     }
 
-    DecoderBackend Backend(ScalarType cacheDtype) =>
-        FusedKernelsActive(cacheDtype) ? Fused(cacheDtype) : _torch ??= new TorchBackend(Config, Rope);
+    DecoderBackend Backend(KVCacheDtype cacheDtype)
+    {
+        if (FusedKernelsActive(cacheDtype)) return Fused(cacheDtype);
+        if (!CanRun(cacheDtype))
+            throw new ArgumentException($"a {cacheDtype} KV cache needs the fused CUDA kernels, which do not run this model here");
+        return _torch ??= new TorchBackend(Config, Rope);
+    }
 
-    CudaBackend Fused(ScalarType cacheDtype)
+    CudaBackend Fused(KVCacheDtype cacheDtype)
     {
         if (!_fused.TryGetValue(cacheDtype, out var backend))
             _fused[cacheDtype] = backend = new CudaBackend(Config, Shape(cacheDtype), Rope, Device);
@@ -105,7 +162,7 @@ public sealed class LoadedModel : IDisposable
 
     RopeTable Rope => _rope ??= new RopeTable(Config.Rope, Config.RotaryDim, MaxPositions, Device);
 
-    KernelShape Shape(ScalarType cacheDtype) =>
+    KernelShape Shape(KVCacheDtype cacheDtype) =>
         new(Dtype, cacheDtype, Config.HeadDim, Config.RotaryDim, Config.NumAttentionHeads, Config.NumKeyValueHeads);
 
     void CheckCache(PagedKVCache cache)
@@ -119,6 +176,7 @@ public sealed class LoadedModel : IDisposable
 
     public void Dispose()
     {
+        _graphs?.Dispose();
         foreach (var backend in _fused.Values) backend.Dispose();
         _rope?.Dispose();
         _model.Dispose();

@@ -16,16 +16,24 @@ public static class ModelLoader
     {
         device ??= CPU;
         if (!System.IO.Directory.Exists(directory) && ModelPresets.IsPreset(directory)) return LoadPreset(directory, dtype, device);
+        var config = ModelConfig.Load(directory);
         var generation = GenerationConfig.Load(directory);
-        return new LoadedModel(directory, LoadDecoder(directory, dtype, device, progress), generation);
+        using var checkpoint = SafetensorsCheckpoint.Open(directory);
+        var model = LoadDecoder(config, checkpoint, dtype, device, progress);
+        return new LoadedModel(directory, model, generation) { CheckpointKVScales = KVScales(checkpoint, config) };
     }
 
     /// The decoder of a checkpoint folder with its weights (frozen), checked as Load checks it; training continues
     /// from it.
-    internal static CausalLM LoadDecoder(string directory, string dtype, Device device, IProgress<WeightLoadProgress>? progress = null)
+    internal static CausalLM LoadDecoder(string directory, string dtype, Device device)
     {
-        var config = ModelConfig.Load(directory);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
+        return LoadDecoder(ModelConfig.Load(directory), checkpoint, dtype, device, progress: null);
+    }
+
+    static CausalLM LoadDecoder(ModelConfig config, SafetensorsCheckpoint checkpoint, string dtype, Device device,
+        IProgress<WeightLoadProgress>? progress)
+    {
         var bindings = ArchitectureRegistry.For(config).Layout(config);
         CheckpointLayout.Validate(checkpoint, bindings);
         var stored = checkpoint.Info(bindings[0].CheckpointName).DType;
@@ -40,6 +48,25 @@ public static class ModelLoader
             throw;
         }
         return model;
+    }
+
+    /// Per layer [k_scale, v_scale] when the checkpoint carries them for an FP8 KV cache (vLLM reads
+    /// self_attn.k_scale / v_scale, or the older self_attn.k_proj.output_scale / v_proj.output_scale); null otherwise.
+    static float[,]? KVScales(SafetensorsCheckpoint checkpoint, ModelConfig config)
+    {
+        string[] Names(int layer, char kv) =>
+            [$"model.layers.{layer}.self_attn.{kv}_scale", $"model.layers.{layer}.self_attn.{kv}_proj.output_scale"];
+        if (!Names(0, 'k').Any(checkpoint.Contains)) return null;
+        var scales = new float[config.NumHiddenLayers, 2];
+        for (var layer = 0; layer < config.NumHiddenLayers; layer++)
+            for (var (kv, column) = ('k', 0); column < 2; (kv, column) = ('v', column + 1))
+            {
+                var name = Names(layer, kv).FirstOrDefault(checkpoint.Contains)
+                    ?? throw new CheckpointException($"the checkpoint has KV cache scales but none for layer {layer}'s {kv} ({Names(layer, kv)[0]})");
+                using var tensor = checkpoint.Read(name);
+                scales[layer, column] = tensor.to_type(ScalarType.Float32).max().item<float>();
+            }
+        return scales;
     }
 
     /// A preset shape (ModelPresets) with random weights made on the device: no files, real sizes.

@@ -28,6 +28,10 @@ public sealed class ServerOptions
     public string Dtype { get; set; } = "auto";
     /// How the KV cache stores K and V: auto (the model's dtype), bfloat16, float16, float32.
     public string KvCacheDtype { get; set; } = "auto";
+    /// FP8 KV cache: compute the scales from the first prompts' K and V.
+    public bool CalculateKvScales { get; set; }
+    /// Run every decode step eagerly (no CUDA graphs).
+    public bool EnforceEager { get; set; }
     public string Device { get; set; } = "cpu";
     /// 0 means the model's max_position_embeddings.
     public int MaxModelLen { get; set; }
@@ -55,6 +59,12 @@ public sealed class ServerOptions
     public long MaxRequestBodyBytes { get; set; } = 8L << 20;
     /// Log prompt and output text (off: logs carry ids and counts only).
     public bool EnableLogRequests { get; set; }
+    /// Let the model decide when to call a tool (tool_choice "auto"); needs ToolCallParser (vLLM's flag).
+    public bool EnableAutoToolChoice { get; set; }
+    /// How tool calls are read from the model's text: llama3_json, hermes or mistral (vLLM's names).
+    public string? ToolCallParser { get; set; }
+    /// Leave out the playground page at / (its routes then answer 404, or 401 without the API key).
+    public bool DisablePlayground { get; set; }
 
     public string ResolvedModel => Model ?? DefaultModelDir;
 
@@ -68,6 +78,8 @@ public sealed class ServerOptions
         Tokenizer = Tokenizer ?? (ModelPresets.IsPreset(ResolvedModel) ? DefaultModelDir : null),
         Dtype = Dtype,
         KVCacheDtype = KvCacheDtype,
+        CalculateKVScales = CalculateKvScales,
+        EnforceEager = EnforceEager,
         Device = Device,
         MaxModelLen = MaxModelLen,
         BlockSize = BlockSize,
@@ -109,6 +121,9 @@ public sealed class ServerOptions
         Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
         Check(Model is null || Directory.Exists(Model) || !Model.Contains('/'), $"model folder '{Model}' does not exist");
         Check(Tokenizer is null || Directory.Exists(Tokenizer), $"tokenizer folder '{Tokenizer}' does not exist");
+        Check(ToolCallParser is null || OpenAI.Tools.ToolCallParsers.Names.Contains(ToolCallParser),
+            $"tool-call-parser must be one of {string.Join(", ", OpenAI.Tools.ToolCallParsers.Names)} (got '{ToolCallParser}')");
+        Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
         return errors;
     }
 }

@@ -1,4 +1,5 @@
 using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Model.Backends;
 using Serving.Engine.Tests.Support;
@@ -26,7 +27,7 @@ public sealed class PagedDecodeAttentionTests(ITestOutputHelper output)
         using var stream = CudaStream.Create(CudaDevice.Open(0));
         stream.MakeCurrent();
         using var kernels = new FusedKernels(CudaDevice.Open(0), stream.Handle,
-            new KernelShape(ScalarType.Float32, ScalarType.Float32, headDim, headDim, numHeads, numKVHeads));
+            new KernelShape(ScalarType.Float32, KVCacheDtype.Float32, headDim, headDim, numHeads, numKVHeads));
         using var scope = NewDisposeScope();
         var numBlocks = contexts.Sum(c => (c + BlockSize - 1) / BlockSize);
         var blocks = Enumerable.Range(0, numBlocks).OrderBy(b => (b * 7919) % numBlocks).ToArray();  // scattered
@@ -38,13 +39,13 @@ public sealed class PagedDecodeAttentionTests(ITestOutputHelper output)
         var values = randn(numBlocks, BlockSize, numKVHeads, headDim, device: device);
         var qkv = randn(contexts.Length, (numHeads + 2 * numKVHeads) * headDim, device: device);
         using var buffers = new DeviceStepBuffers(batch.NumTokens, batch.NumSeqs, batch.MaxBlocksPerSeq, device);
-        buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray());
         var plan = DecodeAttentionPlan.Create(contexts.Length, contexts.Max(), numKVHeads, concurrentBlocks);
+        buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray(), plan.PartitionSizeFor(contexts.Max()));
         var workspace = empty(plan.WorkspaceElements(numHeads, headDim), ScalarType.Float32, device);
         var result = full(contexts.Length, numHeads * headDim, double.NaN, device: device);   // poisoned: every element must be written
         var n = batch.NumSeqs;
         kernels.PagedDecodeAttention(qkv, keys, values, buffers.DecodeSeqs(n), buffers.TokenRows(n), buffers.BlockTables(n),
-            buffers.ContextLengths(n), plan, result, workspace);
+            buffers.ContextLengths(n), buffers.PartitionSize, ones(2, device: device), plan, result, workspace);
         stream.Synchronize();
 
         var expected = Reference(qkv.narrow(1, 0, numHeads * headDim), keys, values, contexts, tables, numHeads, numKVHeads, headDim);

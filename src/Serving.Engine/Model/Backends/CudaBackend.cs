@@ -23,15 +23,24 @@ internal sealed class CudaBackend : DecoderBackend
         Buffers = new DeviceStepBuffers(maxTokens: 256, maxSeqs: 16, maxBlocksPerSeq: 64, device);
     }
 
-    /// Whether the kernels take this model and pool: float32, bfloat16 or float16; rows of whole 16-byte vectors.
-    public static bool Supports(ModelConfig config, KernelShape shape) =>
-        config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0 && FusedKernels.Supports(shape);
+    /// Whether the kernels take this model and pool on the device: see FusedKernels.Supports; rows of whole
+    /// 16-byte vectors.
+    public static bool Supports(ModelConfig config, KernelShape shape, Device device) =>
+        config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0
+        && FusedKernels.Supports(shape, CudaDevice.Open(Math.Max(device.index, 0)).ComputeCapability);
 
     public CudaStream Stream { get; }
     public FusedKernels Kernels { get; }
     public DeviceStepBuffers Buffers { get; }
+    /// When set, steps time each operation into it (the benchmark's --profile).
+    public KernelProfile? Profile { get; set; }
 
     public override DecoderStep Begin(StepInputs inputs, PagedKVCache cache) => new CudaStep(this, _config, _rope, inputs, cache);
+
+    /// A decode step of fixed shape for capture: its attention grid is the plan's (NumPartitions), whatever the
+    /// contexts of the steps that replay it.
+    public CudaStep BeginCapture(StepInputs inputs, PagedKVCache cache, DecodeAttentionPlan plan) =>
+        new(this, _config, _rope, inputs, cache, plan);
 
     public override void Dispose()
     {
@@ -48,6 +57,7 @@ internal sealed class CudaBackend : DecoderBackend
 internal sealed class CudaStep : DecoderStep
 {
     readonly FusedKernels _kernels;
+    readonly KernelProfile? _profile;
     readonly ModelConfig _config;
     readonly RopeTable _rope;
     readonly PagedKVCache _cache;
@@ -56,17 +66,23 @@ internal sealed class CudaStep : DecoderStep
     readonly int[] _prefillSeqs;
     readonly Tensor? _contextSlots;        // (sum of prefill context lengths) int32, prefill sequences only
     readonly DecodeAttentionPlan? _plan;
+    readonly Tensor _partitionSize;        // (1) int32: tokens per attention partition this step
     readonly Tensor? _workspace;           // float32, plan.WorkspaceElements
 
-    public CudaStep(CudaBackend backend, ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache)
+    public CudaStep(CudaBackend backend, ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache,
+        DecodeAttentionPlan? fixedPlan = null)
     {
         (_kernels, _config, _rope, _cache, _inputs) = (backend.Kernels, config, rope, cache, inputs);
+        _profile = backend.Profile;
         backend.Stream.MakeCurrent();
         using var scope = NewDisposeScope();
         var decodes = Enumerable.Range(0, inputs.NumSeqs).Where(s => inputs.QueryLength(s) == 1).ToArray();
         _prefillSeqs = Enumerable.Range(0, inputs.NumSeqs).Where(s => inputs.QueryLength(s) > 1).ToArray();
         var buffers = backend.Buffers;
-        buffers.Upload(inputs, decodes);
+        var maxDecodeContext = decodes.Length == 0 ? 1 : decodes.Max(d => inputs.ContextLengths[d]);
+        if (decodes.Length > 0) _plan = fixedPlan ?? _kernels.PlanDecode(decodes.Length, maxDecodeContext);
+        buffers.Upload(inputs, decodes, _plan?.PartitionSizeFor(maxDecodeContext) ?? 0);
+        _partitionSize = buffers.PartitionSize;
         var (n, s) = (inputs.NumTokens, inputs.NumSeqs);
         (TokenIds, _positions, _slots) = (buffers.TokenIds(n), buffers.Positions(n), buffers.Slots(n));
         LogitRows = inputs.LogitRows.Length == n ? null : buffers.LogitRows(inputs.LogitRows.Length);
@@ -74,44 +90,70 @@ internal sealed class CudaStep : DecoderStep
         (_contextLengths, _blockTables) = (buffers.ContextLengths(s), buffers.BlockTables(s));
         if (_prefillSeqs.Length > 0)
             _contextSlots = tensor(PrefillAttention.ContextSlots(inputs, _prefillSeqs), dtype: ScalarType.Int32, device: cache.Device);
-        if (decodes.Length > 0)
-        {
-            _plan = _kernels.PlanDecode(decodes.Length, decodes.Max(d => inputs.ContextLengths[d]));
+        if (_plan is not null)
             _workspace = empty(_plan.WorkspaceElements(config.NumAttentionHeads, config.HeadDim), ScalarType.Float32, cache.Device);
-        }
         Keep(scope);
     }
 
     public override Tensor TokenIds { get; }
     public override Tensor? LogitRows { get; }
 
-    public override Tensor RmsNorm(Tensor x, Tensor weight, double eps)
+    public override Tensor RmsNorm(Tensor x, Tensor weight, double eps) => Timed("norms", () =>
     {
         var output = empty_like(x);
         _kernels.RmsNorm(x, weight, output, (float)eps);
         return output;
-    }
+    });
 
-    public override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps)
+    public override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps) => Timed("norms", () =>
     {
         var output = empty_like(x);
         _kernels.AddRmsNorm(residual, x, weight, output, (float)eps);
         return (output, residual);
-    }
+    });
 
-    public override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps)
+    public override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps) => Timed("norms", () =>
     {
         _kernels.HeadRmsNorm(qkv, qWeight, kWeight, (float)eps);
         return qkv;
-    }
+    });
 
-    public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer)
+    public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer) => Timed("rotary + KV write", () => RotaryAndWrite(qkv, layer));
+
+    public override Tensor Attention(Tensor qkv, int layer) => Timed("attention", () => Attend(qkv, layer));
+
+    public override Tensor SiluAndMul(Tensor gateUp) => Timed("silu x up", () =>
     {
-        _kernels.RopeAndWriteKV(qkv, _positions, _slots, _rope.Cos, _rope.Sin, _cache.Keys(layer), _cache.Values(layer));
+        var output = empty(gateUp.size(0), gateUp.size(1) / 2, gateUp.dtype, gateUp.device);
+        _kernels.SiluMul(gateUp, output);
+        return output;
+    });
+
+    T Timed<T>(string operation, Func<T> work) => _profile is null ? work() : _profile.Time(operation, work);
+
+    Tensor RotaryAndWrite(Tensor qkv, int layer)
+    {
+        var (keys, values, scales) = (_cache.Keys(layer), _cache.Values(layer), _cache.Scales[layer]);
+        if (!_cache.CalibrateScales)
+        {
+            _kernels.RopeAndWriteKV(qkv, _positions, _slots, _rope.Cos, _rope.Sin, scales, keys, values);
+            return qkv;
+        }
+        // --calculate-kv-scales: rotate, measure the rotated K and V, set this layer's scales, then write
+        _kernels.RopeAndWriteKV(qkv, _positions, null, _rope.Cos, _rope.Sin, scales, keys, values);
+        var (heads, kvHeads, dim) = (_config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
+        using (var scope = NewDisposeScope())
+        {
+            var k = qkv.narrow(1, heads * dim, kvHeads * dim).abs().max();
+            var v = qkv.narrow(1, (heads + kvHeads) * dim, kvHeads * dim).abs().max();
+            var amax = stack([k, v]).to_type(ScalarType.Float32);
+            scales.copy_(clamp_min(amax / _cache.Dtype.MaxMagnitude, 1e-8));  // the largest value maps to the type's largest
+        }
+        _kernels.WriteKV(qkv, _slots, scales, keys, values);
         return qkv;
     }
 
-    public override Tensor Attention(Tensor qkv, int layer)
+    Tensor Attend(Tensor qkv, int layer)
     {
         var (keys, values) = (_cache.Keys(layer), _cache.Values(layer));
         var output = empty(_inputs.NumTokens, _config.QSize, qkv.dtype, qkv.device);
@@ -119,18 +161,11 @@ internal sealed class CudaStep : DecoderStep
         {
             // each decode sequence's query is the first QSize columns of its row of qkv (read at qkv's row stride)
             _kernels.PagedDecodeAttention(qkv, keys, values, _decodeSeqs, _tokenRows, _blockTables, _contextLengths,
-                _plan, output, _workspace!);
+                _partitionSize, _cache.Scales[layer], _plan, output, _workspace!);
         }
         if (_contextSlots is not null)
-            PrefillAttention.Run(qkv, keys, values, _inputs, _prefillSeqs, _contextSlots, output,
-                _config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
+            PrefillAttention.Run(_kernels, qkv, layer, _cache, _inputs, _prefillSeqs, _contextSlots, output);
         return output;
     }
 
-    public override Tensor SiluAndMul(Tensor gateUp)
-    {
-        var output = empty(gateUp.size(0), gateUp.size(1) / 2, gateUp.dtype, gateUp.device);
-        _kernels.SiluMul(gateUp, output);
-        return output;
-    }
 }
