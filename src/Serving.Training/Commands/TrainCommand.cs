@@ -57,12 +57,14 @@ internal static class TrainCommand
         return Math.Max(1, (int)Math.Round(fraction * pretrainingSteps));
     }
 
-    /// A shape's config with the vocabulary and special ids of a tokenizer.
+    /// A shape's config with the vocabulary and special ids of a tokenizer: generation ends at end-of-text, and at
+    /// ChatML's end of turn when the tokenizer has one (a chat reply ends there).
     public static ModelConfig ShapeConfig(string shape, string tokenizerDir, int maxLength, int? numKVHeads)
     {
         var tokenizer = TextTokenizer.Load(tokenizerDir);
         var eos = tokenizer.EosTokenIds.Count > 0 ? tokenizer.EosTokenIds[0] : throw new ArgumentException($"{tokenizerDir}: the tokenizer has no eos_token");
-        return TrainingShapes.Get(shape, tokenizer.VocabSize, maxLength, numKVHeads, tokenizer.BosTokenId, eos);
+        var config = TrainingShapes.Get(shape, tokenizer.VocabSize, maxLength, numKVHeads, tokenizer.BosTokenId, eos);
+        return tokenizer.TokenToId("<|im_end|>") is { } endOfTurn ? config with { EosTokenIds = [eos, endOfTurn] } : config;
     }
 
     public static int Execute(TrainingRun run, TokenizedCorpus corpus)
