@@ -39,6 +39,11 @@ internal sealed class Trainer(TrainingRun run, TokenWindows train, TokenWindows 
         Directory.CreateDirectory(run.OutputDir);
         var metrics = new MetricsLog(run.OutputDir);
         var resumed = TrainerState.TryLoad(run.CheckpointDir);
+        if (resumed is { Finished: true })
+        {
+            log.WriteLine($"{run.OutputDir} has finished its {resumed.Step} steps");
+            return resumed;
+        }
         var options = (resumed?.Options ?? run.Options).Validated();
         using var model = resumed is not null ? TrainingModel.Load(run.CheckpointDir, run.Dtype, run.Device, options.SequenceLength)
             : run.InitFrom is { } from ? TrainingModel.Load(from, run.Dtype, run.Device, options.SequenceLength)
@@ -61,8 +66,7 @@ internal sealed class Trainer(TrainingRun run, TokenWindows train, TokenWindows 
                 $"training {model.NumParameters / 1e6:F2}M parameters ({model.Config.NumAttentionHeads} heads, {model.Config.NumKeyValueHeads} KV heads) " +
                 $"for {options.Steps} steps of {options.BatchSize} x {options.SequenceLength} tokens in {ModelDtype.Name(model.ComputeDtype)} on {run.Device}"));
         }
-        state = Loop(model, optimizer, options, state, metrics);
-        return state;
+        return Loop(model, optimizer, options, state, metrics);
     }
 
     TrainerState Loop(TrainingModel model, AdamW optimizer, TrainingOptions options, TrainerState state, MetricsLog metrics)

@@ -53,6 +53,8 @@ public sealed class TrainerTests
         Assert.Equal(File.ReadAllBytes(Path.Combine(whole.Path, "checkpoint", "model.safetensors")),
             File.ReadAllBytes(Path.Combine(pieces.Path, "checkpoint", "model.safetensors")));
         Assert.Equal(6, new MetricsLog(pieces.Path).Metrics().Count);
+        var again = Train(pieces.Path, options, TinyCorpus.Config());                                  // a finished run stays as it is
+        Assert.Equal((6, 1), (again.Step, new MetricsLog(pieces.Path).Evals().Count));
     }
 
     /// Uptraining starts from a converted checkpoint (GQA-2 of an MHA model), keeps its shape, and resumes.
