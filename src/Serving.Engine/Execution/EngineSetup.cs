@@ -20,8 +20,10 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             if (p.TensorsLoaded == p.TotalTensors || p.TensorsLoaded % 64 == 0)
                 Log.WeightProgress(logger, p.TensorsLoaded, p.TotalTensors, p.BytesLoaded);
         });
-        var gpuMemory = device.type == TorchSharp.DeviceType.CUDA ? GpuMemoryProfiler.Start(device) : null;
-        var model = ModelLoader.Load(options.Model, options.Dtype, device, progress);
+        var gpuMemory = device.type == TorchSharp.DeviceType.CUDA
+            ? GpuMemoryProfiler.Start(Parallel.TensorParallelGroup.DevicesFor(device, options.TensorParallelSize))
+            : null;
+        var model = ModelLoader.Load(options.Model, options.Dtype, device, progress, options.TensorParallelSize);
         try
         {
             return Create(options, model, gpuMemory, requestLeftQueue, logger);
@@ -104,6 +106,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             NumAttentionHeads = config.NumAttentionHeads, NumKeyValueHeads = config.NumKeyValueHeads,
             HeadDim = config.HeadDim, VocabSize = config.VocabSize, MaxModelLen = maxModelLen,
             Dtype = model.DtypeName, KVCacheDtype = ModelDtype.Name(cacheDtype), Device = options.Device,
+            TensorParallelSize = model.TensorParallelSize,
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
         };
     }

@@ -7,27 +7,35 @@ namespace Serving.Engine.Execution;
 /// Sizes the KV pool on CUDA the way vLLM does: this engine may use total memory x --gpu-memory-utilization;
 /// what it already uses after loading the weights and one warm-up step of the largest batch (libtorch's
 /// allocator then holds the activation peak) is subtracted, and the KV pool gets the rest. Memory used by other
-/// processes on the GPU does not count against this engine's share, so two servers at 0.45 share one GPU.
-internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoading)
+/// processes on the GPU does not count against this engine's share, so two servers at 0.45 share one GPU. Under
+/// tensor parallelism every rank's GPU is measured and each rank's pool gets the smallest budget (the ranks' pools
+/// hold the same blocks).
+internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long FreeBeforeLoading)> devices)
 {
-    /// Call before the model is loaded: remembers what was free.
-    public static GpuMemoryProfiler Start(Device torchDevice)
+    /// Call before the model is loaded: remembers what was free on each rank's GPU.
+    public static GpuMemoryProfiler Start(IReadOnlyList<Device> torchDevices) => new(torchDevices.Select(torchDevice =>
     {
         var device = CudaDevice.Open(Math.Max(0, (int)torchDevice.index));
-        return new GpuMemoryProfiler(device, device.MemoryInfo().Free);
-    }
+        return (device, device.MemoryInfo().Free);
+    }).ToArray());
 
     public long KVBudgetBytes(EngineOptions options, LoadedModel model, TorchSharp.torch.ScalarType cacheDtype, int maxModelLen)
     {
         WarmUp(model, cacheDtype, Math.Min(options.MaxNumBatchedTokens, maxModelLen), options.BlockSize);
+        return devices.Min(entry => Budget(options, entry.Device, entry.FreeBeforeLoading));
+    }
+
+    static long Budget(EngineOptions options, CudaDevice device, long freeBeforeLoading)
+    {
         var (free, total) = device.MemoryInfo();
         var used = freeBeforeLoading - free;
         var budget = Math.Min((long)(total * options.GpuMemoryUtilization) - used, free);
         if (budget <= 0)
             throw new ModelLoadException(
-                $"no GPU memory is left for the KV cache: the model and a warm-up step use {used >> 20} MiB, " +
+                $"no GPU memory is left for the KV cache on cuda:{device.Ordinal}: the model and a warm-up step use {used >> 20} MiB, " +
                 $"--gpu-memory-utilization {options.GpuMemoryUtilization} allows {(long)(total * options.GpuMemoryUtilization) >> 20} " +
-                $"MiB of {total >> 20} MiB and {free >> 20} MiB are free; raise it, or lower --max-num-batched-tokens");
+                $"MiB of {total >> 20} MiB and {free >> 20} MiB are free; raise it, or lower --max-num-batched-tokens" +
+                (options.TensorParallelSize == 1 ? "" : ", or raise --tensor-parallel-size"));
         return budget;
     }
 
@@ -38,6 +46,6 @@ internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoadin
         using var cache = model.CreateKVCache(numBlocks, blockSize, cacheDtype);
         using var scope = NewDisposeScope();
         var prompt = new StepSequence(new int[numTokens], 0, numTokens, Enumerable.Range(0, numBlocks).ToArray());
-        model.Forward(StepInputs.Build([prompt], blockSize), cache).cpu(); // waits for the step to finish
+        model.Forward(StepInputs.Build([prompt], blockSize), cache).cpu(); // waits for the step to finish (on every rank: the logits are gathered)
     }
 }

@@ -20,6 +20,10 @@ public sealed class PagedKVCache : IDisposable
 
     public long CapacityTokens => (long)NumBlocks * BlockSize;
 
+    /// Under tensor parallelism: the pools of ranks 1 .. N-1, the same blocks with each rank's own KV heads (this one
+    /// is rank 0's); owned by this pool. Empty at one rank.
+    internal IReadOnlyList<PagedKVCache> RankPools { get; init; } = [];
+
     public PagedKVCache(KVCacheSpec spec, int numBlocks, int blockSize, Device device)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(numBlocks, 1);
@@ -40,5 +44,6 @@ public sealed class PagedKVCache : IDisposable
     public void Dispose()
     {
         foreach (var tensor in _keys.Concat(_values)) tensor.Dispose();
+        foreach (var pool in RankPools) pool.Dispose();
     }
 }

@@ -3,6 +3,7 @@ using Serving.Engine.Config;
 using Serving.Engine.Cuda;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model.Backends;
+using Serving.Engine.Parallel;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
@@ -10,35 +11,67 @@ namespace Serving.Engine.Model;
 /// A checkpoint ready to run: its configs, the decoder with weights on the target device, and the backends that
 /// run its steps (made on first use: the fused CUDA kernels where they apply, else plain TorchSharp). Forward calls
 /// must come from one thread (the engine thread); the caller's dispose scope owns the results.
+///
+/// Under tensor parallelism over N ranks (../Parallel) this object is rank 0, on the calling thread, and drives ranks
+/// 1 .. N-1, each a LoadedModel of its own shard on a thread of its own: every step, pool and setting given here
+/// reaches them too, and the logits returned are the whole vocabulary's. Sizes it reports (weights, KV bytes per
+/// token) are one rank's, i.e. per GPU.
 public sealed class LoadedModel : IDisposable
 {
     readonly CausalLM _model;
+    readonly ICommunicator? _communicator;   // this rank's collectives; null at one rank
+    readonly PeerRanks? _peers;              // ranks 1 .. N-1 (rank 0 only, N > 1)
     readonly Dictionary<ScalarType, CudaBackend> _fused = new();   // by KV cache dtype
     RopeTable? _rope;
     TorchBackend? _torch;
+    int _maxPositions;
+    bool _useFusedKernels = true;
 
-    internal LoadedModel(string directory, CausalLM model, GenerationConfig generation)
+    internal LoadedModel(string directory, CausalLM model, GenerationConfig generation, ICommunicator? communicator = null,
+        PeerRanks? peers = null)
     {
         Directory = directory;
-        _model = model;
+        (_model, _communicator, _peers) = (model, communicator, peers);
         Generation = generation;
-        MaxPositions = model.Config.MaxContextLength;
+        _maxPositions = model.Config.MaxContextLength;
     }
 
     public string Directory { get; }
-    public ModelConfig Config => _model.Config;
+    /// The whole model's config (config.json), at every tensor-parallel size.
+    public ModelConfig Config => _model.Shard.Model;
     public GenerationConfig Generation { get; }
     public ScalarType Dtype => _model.Dtype;
     public string DtypeName => ModelDtype.Name(Dtype);
+    /// Rank 0's device.
     public Device Device => _model.Device;
+    /// Ranks the model is split over (--tensor-parallel-size); 1 runs the whole model on Device.
+    public int TensorParallelSize => _model.Shard.Size;
+    /// Every rank's device, in rank order.
+    public IReadOnlyList<Device> Devices => [Device, .. _peers?.Models.Select(peer => peer.Device) ?? []];
 
     /// Positions the rotary table covers (the served max model length); set before the first step.
-    public int MaxPositions { get; set; }
+    public int MaxPositions
+    {
+        get => _maxPositions;
+        set
+        {
+            _maxPositions = value;
+            foreach (var peer in Peers) peer.MaxPositions = value;
+        }
+    }
 
     /// Run steps through the fused CUDA kernels where they apply (default); false forces the plain TorchSharp path.
-    public bool UseFusedKernels { get; set; } = true;
+    public bool UseFusedKernels
+    {
+        get => _useFusedKernels;
+        set
+        {
+            _useFusedKernels = value;
+            foreach (var peer in Peers) peer.UseFusedKernels = value;
+        }
+    }
 
-    /// Bytes of all weights on the device (the embedding table once more when the LM head is untied).
+    /// Bytes of all weights on the device (the embedding table once more when the LM head is untied); one rank's.
     public long WeightBytes => _model.parameters().Sum(p => p.NumberOfElements * p.ElementSize);
 
     /// Bytes a step of numTokens tokens must read from the weights: every matrix and norm once, the LM head once,
@@ -51,16 +84,28 @@ public sealed class LoadedModel : IDisposable
         return WeightBytes - untiedTable + numTokens * rowBytes;
     }
 
-    /// What a KV pool for this model holds per token, in cacheDtype (null: the model's dtype).
-    public KVCacheSpec KVCacheSpec(ScalarType? cacheDtype = null) => KVCache.KVCacheSpec.For(Config, cacheDtype ?? Dtype);
+    /// What a KV pool for this model holds per token on one GPU (a rank's KV heads), in cacheDtype (null: the model's).
+    public KVCacheSpec KVCacheSpec(ScalarType? cacheDtype = null) => KVCache.KVCacheSpec.For(_model.Config, cacheDtype ?? Dtype);
 
-    /// A KV pool matching this model (layers, KV heads, head dim) on its device, in cacheDtype (null: the model's).
-    public PagedKVCache CreateKVCache(int numBlocks, int blockSize, ScalarType? cacheDtype = null) =>
-        new(KVCacheSpec(cacheDtype), numBlocks, blockSize, Device);
+    /// A KV pool matching this model (layers, KV heads, head dim) on its device, in cacheDtype (null: the model's); under
+    /// tensor parallelism every rank gets its pool of the same blocks (PagedKVCache.RankPools).
+    public PagedKVCache CreateKVCache(int numBlocks, int blockSize, ScalarType? cacheDtype = null)
+    {
+        var rankPools = _peers?.Invoke(peer => peer.CreateKVCache(numBlocks, blockSize, cacheDtype)) ?? [];
+        try
+        {
+            return new PagedKVCache(KVCacheSpec(cacheDtype), numBlocks, blockSize, Device) { RankPools = rankPools };
+        }
+        catch
+        {
+            foreach (var pool in rankPools) pool.Dispose();
+            throw;
+        }
+    }
 
     /// Whether steps over a pool of cacheDtype run the fused CUDA kernels (CUDA, a supported dtype and shape).
     public bool FusedKernelsActive(ScalarType? cacheDtype = null) =>
-        UseFusedKernels && Device.type == TorchSharp.DeviceType.CUDA && CudaBackend.Supports(Config, Shape(cacheDtype ?? Dtype));
+        UseFusedKernels && Device.type == TorchSharp.DeviceType.CUDA && CudaBackend.Supports(_model.Config, Shape(cacheDtype ?? Dtype));
 
     /// Runs one step and returns the logits of its LogitRows: (numLogits, vocab) float32.
     public Tensor Forward(StepInputs inputs, PagedKVCache cache) => Run(inputs, cache, allRows: false);
@@ -71,19 +116,35 @@ public sealed class LoadedModel : IDisposable
     /// Sizes the fused backend's step buffers for the largest step the engine will send (no effect off CUDA).
     public void ReserveStepBuffers(ScalarType cacheDtype, int maxTokens, int maxSeqs, int maxBlocksPerSeq)
     {
+        _peers?.Invoke(peer =>
+        {
+            peer.ReserveStepBuffers(cacheDtype, maxTokens, maxSeqs, maxBlocksPerSeq);
+            return true;
+        });
         if (FusedKernelsActive(cacheDtype)) Fused(cacheDtype).Buffers.Reserve(maxTokens, maxSeqs, maxBlocksPerSeq);
     }
 
     /// Captures one step as a CUDA graph on the fused backend (CUDA only): later steps of the same shape replay it
     /// with their own metadata (see CapturedStep).
-    internal CapturedStep CaptureStep(StepInputs inputs, PagedKVCache cache) =>
-        CapturedStep.Capture(_model, Fused(cache.Dtype), inputs, cache);
+    internal CapturedStep CaptureStep(StepInputs inputs, PagedKVCache cache) => _peers is null
+        ? CapturedStep.Capture(_model, Fused(cache.Dtype), inputs, cache)
+        : throw new NotSupportedException("capturing a tensor-parallel step needs every rank to capture at once; not implemented");
 
     /// The fused backend for a pool of cacheDtype (CUDA only): its kernels, stream and step buffers, for benchmarks
     /// that time a kernel alone.
     internal CudaBackend FusedBackend(ScalarType cacheDtype) => Fused(cacheDtype);
 
+    /// The step on every rank at once (rank 0 here, the peers on their threads with their pools); rank 0's logits.
     Tensor Run(StepInputs inputs, PagedKVCache cache, bool allRows)
+    {
+        if (_peers is null) return RunRank(inputs, cache, allRows);
+        if (cache.RankPools.Count != TensorParallelSize - 1)
+            throw new ArgumentException($"the KV cache has pools for {cache.RankPools.Count + 1} ranks, the model runs on {TensorParallelSize}; make it with CreateKVCache");
+        return _peers.Step((peer, rank) => peer.RunRank(inputs, cache.RankPools[rank - 1], allRows),
+            () => RunRank(inputs, cache, allRows));
+    }
+
+    Tensor RunRank(StepInputs inputs, PagedKVCache cache, bool allRows)
     {
         CheckCache(cache);
         inputs.CheckFits(cache.NumBlocks);
@@ -93,33 +154,40 @@ public sealed class LoadedModel : IDisposable
         return _model.Forward(step, allRows);
     }
 
+    // backends compute this rank's shapes (_model.Config: its heads, KV heads, ffn and vocabulary rows)
     DecoderBackend Backend(ScalarType cacheDtype) =>
-        FusedKernelsActive(cacheDtype) ? Fused(cacheDtype) : _torch ??= new TorchBackend(Config, Rope);
+        FusedKernelsActive(cacheDtype) ? Fused(cacheDtype) : _torch ??= new TorchBackend(_model.Config, Rope) { Communicator = _communicator };
 
     CudaBackend Fused(ScalarType cacheDtype)
     {
         if (!_fused.TryGetValue(cacheDtype, out var backend))
-            _fused[cacheDtype] = backend = new CudaBackend(Config, Shape(cacheDtype), Rope, Device);
+            _fused[cacheDtype] = backend = new CudaBackend(_model.Config, Shape(cacheDtype), Rope, Device) { Communicator = _communicator };
         return backend;
     }
 
     RopeTable Rope => _rope ??= new RopeTable(Config.Rope, Config.RotaryDim, MaxPositions, Device);
 
-    KernelShape Shape(ScalarType cacheDtype) =>
-        new(Dtype, cacheDtype, Config.HeadDim, Config.RotaryDim, Config.NumAttentionHeads, Config.NumKeyValueHeads);
+    KernelShape Shape(ScalarType cacheDtype)
+    {
+        var config = _model.Config;
+        return new(Dtype, cacheDtype, config.HeadDim, config.RotaryDim, config.NumAttentionHeads, config.NumKeyValueHeads);
+    }
+
+    IEnumerable<LoadedModel> Peers => _peers?.Models ?? [];
 
     void CheckCache(PagedKVCache cache)
     {
-        var spec = cache.Spec;
-        if (spec.NumLayers != Config.NumHiddenLayers || spec.NumKVHeads != Config.NumKeyValueHeads || spec.HeadDim != Config.HeadDim)
+        var (spec, config) = (cache.Spec, _model.Config);
+        if (spec.NumLayers != config.NumHiddenLayers || spec.NumKVHeads != config.NumKeyValueHeads || spec.HeadDim != config.HeadDim)
             throw new ArgumentException(
                 $"KV cache ({spec.NumLayers} layers, {spec.NumKVHeads} KV heads, head dim {spec.HeadDim}) does not fit the model " +
-                $"({Config.NumHiddenLayers}, {Config.NumKeyValueHeads}, {Config.HeadDim})");
+                $"({config.NumHiddenLayers}, {config.NumKeyValueHeads}, {config.HeadDim})");
     }
 
     public void Dispose()
     {
-        foreach (var backend in _fused.Values) backend.Dispose();
+        foreach (var backend in _fused.Values) backend.Dispose();   // waits for this rank's stream, collectives included
+        _peers?.Dispose();
         _rope?.Dispose();
         _model.Dispose();
     }

@@ -59,6 +59,7 @@ internal sealed class CudaStep : DecoderStep
     readonly Tensor? _workspace;           // float32, plan.WorkspaceElements
 
     public CudaStep(CudaBackend backend, ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache)
+        : base(backend.Communicator)
     {
         (_kernels, _config, _rope, _cache, _inputs) = (backend.Kernels, config, rope, cache, inputs);
         backend.Stream.MakeCurrent();
