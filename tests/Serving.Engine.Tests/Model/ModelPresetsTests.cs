@@ -24,6 +24,53 @@ public sealed class ModelPresetsTests
     }
 
     [Fact]
+    public void Llama3_70BIsTheShapeOfMetasConfig()
+    {
+        var config = ModelPresets.Get("llama3-70b");
+        Assert.Equal((80, 8192, 28672, 64, 8, 128, 128256), (config.NumHiddenLayers, config.HiddenSize, config.IntermediateSize,
+            config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, config.VocabSize));
+        Assert.Equal(ModelPresets.Get("llama3-8b").Rope, config.Rope);
+        // 2 (K, V) x 80 layers x 8 KV heads x 128 x 2 bytes
+        Assert.Equal(327680, KVCacheSpec.For(config, ScalarType.BFloat16).BytesPerToken);
+    }
+
+    /// Random weights are a function of (seed, tensor, position): a preset split over ranks is the same model as whole.
+    [Theory]
+    [InlineData("tiny-gqa", 2)]
+    [InlineData("tiny-gqa", 4)]
+    [InlineData("tiny-mha", 4)]
+    public void APresetSplitOverRanksIsTheSameModel(string preset, int size)
+    {
+        using var whole = ModelLoader.LoadPreset(preset, "float32", seed: 3);
+        using var sharded = ModelLoader.LoadPreset(preset, "float32", seed: 3, tensorParallelSize: size);
+        using var wholeCache = whole.CreateKVCache(4, 16);
+        using var shardedCache = sharded.CreateKVCache(4, 16);
+        var inputs = StepInputs.Build([new StepSequence([5, 6, 7, 8, 9], 0, 5, [1])], 16);
+        using var scope = NewDisposeScope();
+        var error = (whole.Forward(inputs, wholeCache) - sharded.Forward(inputs, shardedCache)).abs().max().item<float>();
+        Assert.True(error <= 1e-5, $"max error {error}");
+    }
+
+    [Fact]
+    public void RandomWeightsHaveTheirDistributions()
+    {
+        using var model = ModelLoader.LoadPreset("tiny-gqa", "float32", seed: 1);
+        using var cache = model.CreateKVCache(4, 16);
+        var layout = Serving.Engine.Architectures.ArchitectureRegistry.Layout(model.Config);
+        var source = new RandomWeights(layout, seed: 1, CPU);
+        using var scope = NewDisposeScope();
+        var embedding = source.Read("model.embed_tokens.weight", Serving.Engine.Weights.TensorSlice.Whole([1024, 256]));
+        var gate = source.Read("model.layers.1.mlp.gate_proj.weight", Serving.Engine.Weights.TensorSlice.Whole([512, 256]));
+        var norm = source.Read("model.norm.weight", Serving.Engine.Weights.TensorSlice.Whole([256]));
+        Assert.Equal((0.0, 1.0), (Math.Round(embedding.mean().item<float>(), 1), Math.Round(embedding.std().item<float>(), 1)));
+        Assert.Equal(1 / 16.0, gate.std().item<float>(), 0.005);
+        Assert.Equal((1.0, 0.1), (Math.Round(norm.mean().item<float>(), 1), Math.Round(norm.std().item<float>(), 1)));
+        // a slice is the same values as the whole tensor's
+        var columns = source.Read("model.layers.1.mlp.gate_proj.weight", new Serving.Engine.Weights.TensorSlice(1, 100, 28));
+        Assert.True(columns.equal(gate.narrow(1, 100, 28)).all().item<bool>());
+    }
+
+    [Fact]
     public void KVBytesPerTokenShrinkByTheGroupSize()
     {
         // 2 (K, V) x 32 layers x 8 KV heads x 128 x 2 bytes

@@ -1,5 +1,9 @@
+using System.Text.Json.Nodes;
+using Serving.Engine.Config;
 using Serving.Engine.Model;
+using Serving.Engine.Tests.Architectures;
 using Serving.Engine.Tests.Support;
+using Serving.Engine.Weights;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
@@ -84,6 +88,85 @@ public sealed class TensorParallelForwardTests(ITestOutputHelper output)
             Assert.Equal(kvHeadsPerRank, pool.Spec.NumKVHeads);
             Assert.Equal(8, pool.NumBlocks);
         });
+    }
+
+    /// The parts no fixture has: Phi-3's fused qkv_proj / gate_up_proj (split by the kinds of their rows), biases on
+    /// every projection (column-parallel ones split, o_proj's and down_proj's added by rank 0 alone) and a vocabulary
+    /// of 510 that 4 ranks do not divide (the last rank's rows padded with zeros, the padded logits dropped).
+    [Theory]
+    [InlineData("phi3 layout", 2)]
+    [InlineData("phi3 layout", 4)]
+    [InlineData("biases", 2)]
+    [InlineData("biases", 4)]
+    [InlineData("vocabulary 510", 4)]
+    public void CheckpointVariantsShardedEqualTheWholeModel(string variant, int size)
+    {
+        using var dir = TempDirectory.CopyOf("llama-gqa");
+        var config = ModelConfig.Load(dir.Path);
+        switch (variant)
+        {
+            case "phi3 layout": Phi3LayoutTests.RewriteAsPhi3(dir.Path, config); break;
+            case "biases": AddBiases(dir.Path, config); break;
+            default: CutVocabulary(dir.Path, 510); break;
+        }
+        using var whole = ModelLoader.Load(dir.Path, "float32");
+        using var sharded = ModelLoader.Load(dir.Path, "float32", tensorParallelSize: size);
+        using var wholeCache = whole.CreateKVCache(numBlocks: 16, blockSize: 4);
+        using var shardedCache = sharded.CreateKVCache(numBlocks: 16, blockSize: 4);
+        var prompt = Enumerable.Range(3, 11).ToArray();
+        var (a, b) = (new PagedRunner(whole, wholeCache), new PagedRunner(sharded, shardedCache));
+        var (wholeLogits, shardedLogits) = (a.Step([(a.Add(prompt), prompt.Length)])[0], b.Step([(b.Add(prompt), prompt.Length)])[0]);
+        Assert.Equal(whole.Config.VocabSize, shardedLogits.Length);
+        var error = MaxAbsDifference(wholeLogits, shardedLogits);
+        output.WriteLine($"{variant} over {size} ranks: max |sharded - whole| = {error:E2}");
+        Assert.True(error <= 1e-5, $"max error {error}");
+        Assert.Equal(a.Greedy(a.Add(prompt), 8), b.Greedy(b.Add(prompt), 8));
+    }
+
+    static void AddBiases(string directory, ModelConfig config)
+    {
+        EditConfig(directory, json => (json["attention_bias"], json["mlp_bias"]) = (true, true));
+        RewriteTensors(directory, tensors =>
+        {
+            var generator = new Generator(11);
+            Tensor Bias(long rows) => randn([rows], generator: generator).mul_(0.1);
+            for (var layer = 0; layer < config.NumHiddenLayers; layer++)
+            {
+                var p = $"model.layers.{layer}.";
+                foreach (var (name, rows) in new[] { ("self_attn.q_proj", config.QSize), ("self_attn.k_proj", config.KVSize),
+                    ("self_attn.v_proj", config.KVSize), ("self_attn.o_proj", config.HiddenSize), ("mlp.gate_proj", config.IntermediateSize),
+                    ("mlp.up_proj", config.IntermediateSize), ("mlp.down_proj", config.HiddenSize) })
+                    tensors[$"{p}{name}.bias"] = Bias(rows);
+            }
+        });
+    }
+
+    static void CutVocabulary(string directory, int vocabSize)
+    {
+        EditConfig(directory, json => json["vocab_size"] = vocabSize);
+        RewriteTensors(directory, tensors =>
+        {
+            foreach (var name in new[] { "model.embed_tokens.weight", "lm_head.weight" })
+                tensors[name] = tensors[name].narrow(0, 0, vocabSize).contiguous();
+        });
+    }
+
+    static void EditConfig(string directory, Action<JsonObject> edit)
+    {
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(directory, "config.json")))!.AsObject();
+        edit(json);
+        File.WriteAllText(Path.Combine(directory, "config.json"), json.ToJsonString());
+    }
+
+    static void RewriteTensors(string directory, Action<Dictionary<string, Tensor>> edit)
+    {
+        var tensors = new Dictionary<string, Tensor>();
+        using (var checkpoint = SafetensorsCheckpoint.Open(directory))
+        {
+            foreach (var name in checkpoint.TensorNames) tensors[name] = checkpoint.Read(name);
+        }
+        edit(tensors);
+        SafetensorsWriter.Write(Path.Combine(directory, SafetensorsCheckpoint.SingleFile), tensors);
     }
 
     static double MaxAbsDifference(float[] a, float[] b) => a.Zip(b, (x, y) => Math.Abs((double)x - y)).Max();
