@@ -9,23 +9,38 @@ namespace Serving.Bench;
 /// and a KV pool filled with random values: never zeros, which hide unwritten memory and run faster.
 internal sealed class BenchModel : IDisposable
 {
-    public BenchModel(string preset, string dtype, Device device, int numBlocks, int blockSize)
+    public BenchModel(string preset, string dtype, string kvCacheDtype, Device device, int numBlocks, int blockSize)
     {
         Model = ModelLoader.LoadPreset(preset, dtype, device);
-        Cache = Model.CreateKVCache(numBlocks, blockSize);
+        var cacheDtype = KVCacheDtype.Resolve(kvCacheDtype, Model.Dtype);
+        Cache = Model.CreateKVCache(numBlocks, blockSize, cacheDtype);
+        Name = cacheDtype == KVCacheDtype.Of(Model.Dtype) ? preset : $"{preset} [{cacheDtype} KV]";
         using var noGrad = no_grad();
         for (var layer = 0; layer < Cache.NumLayers; layer++)
         {
-            Cache.Keys(layer).normal_();
-            Cache.Values(layer).normal_();
+            Fill(Cache.Keys(layer));
+            Fill(Cache.Values(layer));
         }
     }
 
     public LoadedModel Model { get; }
     public PagedKVCache Cache { get; }
     public ModelConfig Config => Model.Config;
-    public string Name => Model.Directory;
+    public string Name { get; }
     public long KVBytesPerToken => Cache.Spec.BytesPerToken;
+
+    // N(0, 1) values; FP8 bytes with exponents 5..8 (magnitudes 1/4 .. 4) and either sign, never NaN
+    void Fill(Tensor pool)
+    {
+        if (!Cache.Dtype.IsFp8)
+        {
+            pool.normal_();
+            return;
+        }
+        using var scope = NewDisposeScope();
+        pool.copy_(randint(0, 2, pool.shape, dtype: ScalarType.Byte, device: pool.device) * 0x80
+            + randint(0x28, 0x48, pool.shape, dtype: ScalarType.Byte, device: pool.device));
+    }
 
     public void Dispose()
     {

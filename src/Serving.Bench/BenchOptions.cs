@@ -4,6 +4,11 @@ namespace Serving.Bench;
 internal sealed record BenchOptions
 {
     public required IReadOnlyList<string> Models { get; init; }
+    /// KV cache dtypes to run each model with (--kv-cache-dtype names: auto, bfloat16, fp8, ...).
+    public IReadOnlyList<string> KVCacheDtypes { get; init; } = ["auto"];
+    /// Compare an FP8 KV cache with a bfloat16 one on the fixtures and on the model (2048-token argmax agreement,
+    /// a 32k-token prompt).
+    public bool KVQuality { get; init; }
     public string Dtype { get; init; } = "bfloat16";
     public string Device { get; init; } = "cuda";
     public IReadOnlyList<int> BatchSizes { get; init; } = [1, 64];

@@ -1,4 +1,5 @@
 using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -16,6 +17,7 @@ internal sealed class BenchRunner(BenchOptions options)
     private readonly List<PrefillResult> _prefill = [];
     private readonly List<GenerateResult> _generate = [];
     private readonly List<CapacityResult> _capacity = [];
+    private readonly List<KVQualityResult> _kvQuality = [];
 
     public int Run()
     {
@@ -29,19 +31,33 @@ internal sealed class BenchRunner(BenchOptions options)
         {
             foreach (var result in FixtureChecks.Run(fixtures, device))
             {
-                Console.WriteLine($"   fixture {result.Model} [{result.Dtype}, fused {result.FusedKernels}] prompt {result.Prompt}: max logit error {result.MaxLogitError:E2}, greedy {result.GreedyMatches}/16");
+                var vsBf16 = result.MaxVsBf16KV is { } max ? $", vs bf16 KV max {max:E2} mean {result.MeanVsBf16KV:E2}" : "";
+                Console.WriteLine($"   fixture {result.Model} [{result.Dtype}, {result.KVCacheDtype} KV, fused {result.FusedKernels}] prompt {result.Prompt}: max logit error {result.MaxLogitError:E2}, greedy {result.GreedyMatches}/16{vsBf16}");
                 _fixtures.Add(result);
             }
         }
 
         foreach (var name in options.Models)
         {
-            RunModel(name, dtype, device, cudaDevice, ceilings);
+            RunKernelChecks(name, dtype, device, cudaDevice);
+            foreach (var kvDtype in options.KVCacheDtypes)
+            {
+                RunModel(name, kvDtype, device, cudaDevice, ceilings);
+            }
+
+            if (options.KVQuality)
+            {
+                foreach (var result in KVQualityChecks.Run(name, options.Dtype, device))
+                {
+                    Console.WriteLine($"   kv quality {result.Case}: max |fp8 - bf16| {result.MaxAbsError:E2}, mean {result.MeanAbsError:E2}, argmax agree {result.ArgmaxAgreement:P2} of {result.Positions}");
+                    _kvQuality.Add(result);
+                }
+            }
         }
 
         var deviceName = cudaDevice is null ? options.Device : $"{options.Device} (sm_{cudaDevice.ComputeCapability}, {cudaDevice.MultiprocessorCount} SMs)";
         var report = new BenchReport(deviceName, dtype.ToString(),
-            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity);
+            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity, _kvQuality);
         ReportWriter.PrintChecks(_checks);
         ReportWriter.Print(report);
         if (options.JsonPath is { } path)
@@ -49,11 +65,11 @@ internal sealed class BenchRunner(BenchOptions options)
             ReportWriter.WriteJson(report, path);
         }
 
-        var fixturesPass = _fixtures.All(f => f.Dtype != "float32" || (f.MaxLogitError <= 1e-3 && f.GreedyMatches == 16));
+        var fixturesPass = _fixtures.All(f => f.Dtype != "float32" || f.KVCacheDtype != "float32" || (f.MaxLogitError <= 1e-3 && f.GreedyMatches == 16));
         return _checks.All(c => c.Passed) && fixturesPass ? 0 : 1;
     }
 
-    private void RunModel(string preset, ScalarType dtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
+    private void RunKernelChecks(string preset, ScalarType dtype, Device device, CudaDevice? cudaDevice)
     {
         Console.WriteLine($"== {preset}");
         var config = ModelPresets.Get(preset);
@@ -61,24 +77,33 @@ internal sealed class BenchRunner(BenchOptions options)
         {
             using var stream = CudaStream.Create(cudaDevice);
             stream.MakeCurrent();
-            foreach (var kernelDtype in new[] { dtype, ScalarType.Float32 }.Distinct())
+            // the model's type, float32, and an FP8 pool under the model's type where the device has FP8
+            var shapes = new[] { (dtype, KVCacheDtype.Of(dtype)), (ScalarType.Float32, KVCacheDtype.Float32), (dtype, KVCacheDtype.Fp8E4M3) }
+                .Distinct()
+                .Select(s => new KernelShape(s.Item1, s.Item2, config.HeadDim, config.RotaryDim, config.NumAttentionHeads, config.NumKeyValueHeads))
+                .Where(shape => FusedKernels.Supports(shape, cudaDevice.ComputeCapability));
+            foreach (var shape in shapes)
             {
-                using var kernels = new FusedKernels(cudaDevice, stream.Handle,
-                    new KernelShape(kernelDtype, kernelDtype, config.HeadDim, config.RotaryDim, config.NumAttentionHeads, config.NumKeyValueHeads));
+                using var kernels = new FusedKernels(cudaDevice, stream.Handle, shape);
                 AddChecks(new KernelChecks(kernels, config, device).RunAll(_random));
             }
             stream.Synchronize();
         }
+    }
 
-        using var bench = new BenchModel(preset, options.Dtype, device, BlocksNeeded(), options.BlockSize);
+    private void RunModel(string preset, string kvDtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
+    {
+        using var bench = new BenchModel(preset, options.Dtype, kvDtype, device, BlocksNeeded(), options.BlockSize);
+        Console.WriteLine($"== {bench.Name}");
         var fused = bench.Model.FusedKernelsActive(bench.Cache.Dtype);
-        if (options.Check && fused)
+        // the plain path has no FP8 type: an FP8 pool is compared with nothing, the kernel checks cover it
+        if (options.Check && fused && !bench.Cache.Dtype.IsFp8)
         {
             AddChecks(StepChecks.Run(bench, _random));
         }
 
         var timing = new DecodeBenchmark(bench, ceilings, device, options.Steps);
-        foreach (var path in Paths(fused))
+        foreach (var path in Paths(fused, plainPossible: !bench.Cache.Dtype.IsFp8))
         {
             foreach (var (batch, context) in options.BatchSizes.SelectMany(b => options.ContextLengths.Select(c => (b, c))))
             {
@@ -112,8 +137,8 @@ internal sealed class BenchRunner(BenchOptions options)
         }
     }
 
-    private IEnumerable<string> Paths(bool fusedAvailable) =>
-        new[] { fusedAvailable ? "fused" : null, options.Plain || !fusedAvailable ? "plain" : null }.OfType<string>();
+    private IEnumerable<string> Paths(bool fusedAvailable, bool plainPossible) =>
+        new[] { fusedAvailable ? "fused" : null, plainPossible && (options.Plain || !fusedAvailable) ? "plain" : null }.OfType<string>();
 
     private int BlocksNeeded()
     {

@@ -100,7 +100,8 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
         {
             for (var layer = 0; layer < bench.Cache.NumLayers; layer++)
             {
-                k.PagedDecodeAttention(qkv, bench.Cache.Keys(layer), bench.Cache.Values(layer), decodeSeqs, tokenRows, tables, lengths, plan, output, workspace);
+                k.PagedDecodeAttention(qkv, bench.Cache.Keys(layer), bench.Cache.Values(layer), decodeSeqs, tokenRows, tables, lengths,
+                    bench.Cache.Scales[layer], plan, output, workspace);
             }
         }, 2, steps, _cuda);
     }

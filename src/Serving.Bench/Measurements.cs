@@ -23,4 +23,4 @@ internal sealed record CapacityResult(string Model, long WeightBytes, long KVByt
 internal sealed record BenchReport(
     string Device, string Dtype, double BandwidthGBs, double MatmulTflops,
     IReadOnlyList<FixtureResult> Fixtures, IReadOnlyList<CheckResult> Checks, IReadOnlyList<DecodeResult> Decode, IReadOnlyList<PrefillResult> Prefill, IReadOnlyList<GenerateResult> Generate,
-    IReadOnlyList<CapacityResult> Capacity);
+    IReadOnlyList<CapacityResult> Capacity, IReadOnlyList<KVQualityResult> KVQuality);

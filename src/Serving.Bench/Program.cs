@@ -3,6 +3,8 @@ using Serving.Bench;
 using Spectre.Console;
 
 // serving-bench: decode and prefill of random-weight models of real shapes against the device's floors.
+var kvDtypes = new Option<string[]>("--kv-cache-dtype") { Description = "KV cache dtypes to run each model with (auto, bfloat16, fp8, ...)", DefaultValueFactory = _ => ["auto"], AllowMultipleArgumentsPerToken = true };
+var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one (a 2048-token prompt, a 32k-token prompt)" };
 var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, tiny-gqa, tiny-mha)", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
 var dtype = new Option<string>("--dtype") { Description = "bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
 var device = new Option<string>("--device") { Description = "cuda or cuda:N", DefaultValueFactory = _ => "cuda" };
@@ -19,7 +21,7 @@ var fixtures = new Option<string?>("--fixtures") { Description = "folder of refe
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
 {
-    models, dtype, device, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures,
+    models, dtype, device, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality,
 };
 if (Console.IsOutputRedirected)
 {
@@ -29,6 +31,8 @@ if (Console.IsOutputRedirected)
 root.SetAction(result => new BenchRunner(new BenchOptions
 {
     Models = result.GetValue(models)!,
+    KVCacheDtypes = result.GetValue(kvDtypes)!,
+    KVQuality = result.GetValue(kvQuality),
     Dtype = result.GetValue(dtype)!,
     Device = result.GetValue(device)!,
     BatchSizes = result.GetValue(batches)!,

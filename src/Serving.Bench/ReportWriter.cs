@@ -69,10 +69,21 @@ internal static class ReportWriter
             capacity.AddRow(c.Model, $"{c.WeightBytes / 1e9:F1}", $"{c.KVBytesPerToken}", $"{c.FitLength}", $"{c.SequencesThatFit}");
         }
 
+        var quality = new Table().Title("FP8 KV cache against a bfloat16 one (same bf16 weights)")
+            .AddColumns("case", "positions", "max |logit diff|", "mean |logit diff|", "argmax agreement");
+        foreach (var q in report.KVQuality)
+        {
+            quality.AddRow(q.Case, $"{q.Positions}", $"{q.MaxAbsError:F4}", $"{q.MeanAbsError:F4}", $"{q.ArgmaxAgreement:P2}");
+        }
+
         AnsiConsole.Write(decode);
         AnsiConsole.Write(prefill);
         AnsiConsole.Write(generate);
         AnsiConsole.Write(capacity);
+        if (report.KVQuality.Count > 0)
+        {
+            AnsiConsole.Write(quality);
+        }
     }
 
     public static void WriteJson(BenchReport report, string path) => File.WriteAllText(path, JsonSerializer.Serialize(report, Json));

@@ -11,6 +11,9 @@ public sealed record EngineOptions
     public string Dtype { get; init; } = "auto";
     /// How the KV pool stores K and V (vLLM's --kv-cache-dtype): auto (the model's dtype), float32, bfloat16, float16.
     public string KVCacheDtype { get; init; } = "auto";
+    /// FP8 KV cache: compute each layer's K and V scale from the first prompts' K and V (vLLM's
+    /// --calculate-kv-scales) instead of 1.0 or the checkpoint's.
+    public bool CalculateKVScales { get; init; }
     /// cpu or cuda (cuda:N).
     public string Device { get; init; } = "cpu";
     /// Ranks the model is split over by tensor parallelism (vLLM's --tensor-parallel-size): on CUDA one GPU each, from

@@ -32,4 +32,8 @@ internal static partial class Log
 
     [LoggerMessage(8, LogLevel.Information, "Loading weights: {Loaded}/{Total} tensors, {LoadedBytes} bytes")]
     public static partial void WeightProgress(ILogger logger, int loaded, int total, long loadedBytes);
+
+    [LoggerMessage(9, LogLevel.Information,
+        "KV cache scales calculated from the first prompts' K and V (layer: k_scale/v_scale): {Scales}")]
+    public static partial void KVScalesCalculated(ILogger logger, string scales);
 }

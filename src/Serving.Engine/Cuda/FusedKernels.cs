@@ -1,11 +1,15 @@
+using Serving.Engine.KVCache;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Cuda;
 
 /// What the kernels are compiled for: the model's element type, the KV pool's, and the attention shape.
-internal sealed record KernelShape(ScalarType Dtype, ScalarType CacheDtype, int HeadDim, int RotaryDim, int NumHeads, int NumKVHeads)
+internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, int HeadDim, int RotaryDim, int NumHeads, int NumKVHeads)
 {
     public int GroupSize => NumHeads / NumKVHeads;
+
+    /// Bytes one asynchronous copy of the attention kernel moves: 16, or a whole head row when shorter.
+    public int CacheVectorBytes => Math.Min(16, HeadDim * CacheDtype.Size);
 }
 
 /// The decoder's fused CUDA kernels for one model shape, compiled with NVRTC when created and launched on one
@@ -17,15 +21,15 @@ internal sealed unsafe class FusedKernels : IDisposable
     const uint AttentionThreads = 128;
     readonly KernelModule _module;
     readonly IntPtr _stream;
-    readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _siluMul, _attention, _attentionReduce;
+    readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _attention, _attentionReduce;
     readonly int _vector;
     readonly uint _attentionSharedBytes;
     readonly int _concurrentAttentionBlocks;
 
     public FusedKernels(CudaDevice device, IntPtr stream, KernelShape shape)
     {
-        if (!Supports(shape))
-            throw new ArgumentException($"no fused kernels for {shape}");
+        if (!Supports(shape, device.ComputeCapability))
+            throw new ArgumentException($"no fused kernels for {shape} on sm_{device.ComputeCapability}");
         (Device, Shape, _stream) = (device, shape, stream);
         _vector = 16 / ElementSize(shape.Dtype);
         var defines = new Dictionary<string, int>
@@ -33,25 +37,29 @@ internal sealed unsafe class FusedKernels : IDisposable
             ["ELEM_TYPE"] = TypeCode(shape.Dtype),
             ["CACHE_TYPE"] = TypeCode(shape.CacheDtype),
             ["HEAD_DIM"] = shape.HeadDim,
+            ["CACHE_VEC_BYTES"] = shape.CacheVectorBytes,
             ["ROTARY_DIM"] = shape.RotaryDim,
             ["GROUP_SIZE"] = shape.GroupSize,
         };
         _module = new KernelModule(device, ["decoder_kernels.cu", "paged_attention.cu"], defines);
         (_rmsNorm, _addRmsNorm, _headRmsNorm) = (Fn("rms_norm"), Fn("add_rms_norm"), Fn("head_rms_norm"));
-        (_ropeKVWrite, _siluMul) = (Fn("rope_kv_write"), Fn("silu_mul"));
+        (_ropeKVWrite, _kvWrite, _gatherKV, _siluMul) = (Fn("rope_kv_write"), Fn("kv_write"), Fn("gather_kv"), Fn("silu_mul"));
         (_attention, _attentionReduce) = (Fn("paged_decode_attention"), Fn("paged_attention_reduce"));
-        _attentionSharedBytes = AttentionSharedBytes(ElementSize(shape.CacheDtype), shape.HeadDim, shape.GroupSize);
+        _attentionSharedBytes = AttentionSharedBytes(shape);
         CudaDriver.SetFunctionAttribute(_attention, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, (int)_attentionSharedBytes);
         // resident blocks per multiprocessor, bounded by shared memory (228 KiB, 1 KiB reserved per block) and threads
         var perMultiprocessor = Math.Clamp(228 * 1024 / ((int)_attentionSharedBytes + 1024), 1, 2048 / (int)AttentionThreads);
         _concurrentAttentionBlocks = perMultiprocessor * device.MultiprocessorCount;
     }
 
-    /// Whether the kernels take this shape: model and pool in float32, bfloat16 or float16; head dim a multiple of 8
-    /// (16-byte vectors) and at most 256; an even rotary dim; at most 64 x 128 query values per KV head (registers).
-    public static bool Supports(KernelShape shape) =>
-        IsElementType(shape.Dtype) && IsElementType(shape.CacheDtype)
-        && shape.HeadDim % 8 == 0 && shape.HeadDim <= 256 && shape.RotaryDim % 2 == 0 && shape.RotaryDim <= shape.HeadDim
+    /// Whether the kernels take this shape on a device of this compute capability: model in float32, bfloat16 or
+    /// float16, pool in those or FP8 E4M3 (sm_89 and later); head dim a multiple of 8 and at most 256, and a head
+    /// row a whole number of the attention kernel's copies; an even rotary dim; at most 64 x 128 query values per
+    /// KV head (registers).
+    public static bool Supports(KernelShape shape, int computeCapability) =>
+        IsElementType(shape.Dtype) && (!shape.CacheDtype.IsFp8 || computeCapability >= 89)
+        && shape.HeadDim % 8 == 0 && shape.HeadDim <= 256 && shape.HeadDim * shape.CacheDtype.Size % shape.CacheVectorBytes == 0
+        && shape.RotaryDim % 2 == 0 && shape.RotaryDim <= shape.HeadDim
         && shape.NumHeads % shape.NumKVHeads == 0 && shape.GroupSize * shape.HeadDim <= 64 * 128;
 
     public CudaDevice Device { get; }
@@ -85,16 +93,40 @@ internal sealed unsafe class FusedKernels : IDisposable
     }
 
     /// Rotates q and k of <paramref name="qkv"/> (numTokens, (numHeads + 2 numKVHeads) headDim) in place and
-    /// writes rotated k and v into the pool at <paramref name="slots"/>. positions, slots (numTokens) int32;
-    /// cos, sin (maxPositions, rotaryDim / 2) float32; kCache, vCache (numBlocks, blockSize, numKVHeads, headDim).
-    public void RopeAndWriteKV(Tensor qkv, Tensor positions, Tensor slots, Tensor cos, Tensor sin, Tensor kCache, Tensor vCache)
+    /// writes rotated k and v into the pool at <paramref name="slots"/> (null: rotation only). positions, slots
+    /// (numTokens) int32; cos, sin (maxPositions, rotaryDim / 2) float32; scales: the layer's [k_scale, v_scale]
+    /// float32; kCache, vCache (numBlocks, blockSize, numKVHeads, headDim) of the pool's type.
+    public void RopeAndWriteKV(Tensor qkv, Tensor positions, Tensor? slots, Tensor cos, Tensor sin, Tensor scales, Tensor kCache, Tensor vCache)
     {
         var (rows, stride) = ((uint)qkv.size(0), (int)qkv.stride(0));
         var (heads, kvHeads) = (Shape.NumHeads, Shape.NumKVHeads);
-        var (qkvPtr, posPtr, slotPtr) = (TensorPointer.Of(qkv), TensorPointer.Of(positions), TensorPointer.Of(slots));
-        var (cosPtr, sinPtr, kPtr, vPtr) = (TensorPointer.Of(cos), TensorPointer.Of(sin), TensorPointer.Of(kCache), TensorPointer.Of(vCache));
-        void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &posPtr, &slotPtr, &cosPtr, &sinPtr, &kPtr, &vPtr };
+        var (qkvPtr, posPtr, slotPtr) = (TensorPointer.Of(qkv), TensorPointer.Of(positions), slots is null ? IntPtr.Zero : TensorPointer.Of(slots));
+        var (cosPtr, sinPtr, scalePtr) = (TensorPointer.Of(cos), TensorPointer.Of(sin), TensorPointer.Of(scales));
+        var (kPtr, vPtr) = (TensorPointer.Of(kCache), TensorPointer.Of(vCache));
+        void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &posPtr, &slotPtr, &cosPtr, &sinPtr, &scalePtr, &kPtr, &vPtr };
         Launch(_ropeKVWrite, (rows, 1, 1), 128, 0, args);
+    }
+
+    /// Writes k and v of already rotated <paramref name="qkv"/> rows into the pool at <paramref name="slots"/>,
+    /// stored = value / scale. Arguments as RopeAndWriteKV.
+    public void WriteKV(Tensor qkv, Tensor slots, Tensor scales, Tensor kCache, Tensor vCache)
+    {
+        var (rows, stride) = ((uint)qkv.size(0), (int)qkv.stride(0));
+        var (heads, kvHeads) = (Shape.NumHeads, Shape.NumKVHeads);
+        var (qkvPtr, slotPtr, scalePtr) = (TensorPointer.Of(qkv), TensorPointer.Of(slots), TensorPointer.Of(scales));
+        var (kPtr, vPtr) = (TensorPointer.Of(kCache), TensorPointer.Of(vCache));
+        void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &slotPtr, &scalePtr, &kPtr, &vPtr };
+        Launch(_kvWrite, (rows, 1, 1), 128, 0, args);
+    }
+
+    /// output[i] = pool[slots[i]] * scale in the model's type: pool (numBlocks, blockSize, numKVHeads, headDim) of the
+    /// pool's type; slots (n) int32; scale one float32; output (n, numKVHeads, headDim).
+    public void GatherKV(Tensor pool, Tensor slots, Tensor scale, Tensor output)
+    {
+        var kvHeads = Shape.NumKVHeads;
+        var (poolPtr, slotPtr, scalePtr, outPtr) = (TensorPointer.Of(pool), TensorPointer.Of(slots), TensorPointer.Of(scale), TensorPointer.Of(output));
+        void** args = stackalloc void*[] { &poolPtr, &slotPtr, &kvHeads, &scalePtr, &outPtr };
+        Launch(_gatherKV, ((uint)slots.size(0), 1, 1), 128, 0, args);
     }
 
     /// output = SiLU(gate) * up. gateUp (numTokens, 2 ffn) = [gate | up]; output (numTokens, ffn).
@@ -115,22 +147,24 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// Attention of the step's decode sequences (one query token each) over their paged contexts.
     /// query (numTokens, numHeads * headDim), rows may be strided (the q part of a fused QKV output); decodeSeqs
     /// (numDecodes) the decoding sequences' indices; tokenRows (numSeqs) the row of each sequence's last token;
-    /// blockTables (numSeqs, maxBlocksPerSeq) and contextLengths (numSeqs) int32; output (numTokens, numHeads *
-    /// headDim), only the decode rows written; workspace float32 of plan.WorkspaceElements (or empty).
+    /// blockTables (numSeqs, maxBlocksPerSeq) and contextLengths (numSeqs) int32; kvScales the layer's [k_scale,
+    /// v_scale] float32; output (numTokens, numHeads * headDim), only the decode rows written; workspace float32 of
+    /// plan.WorkspaceElements (or empty).
     public void PagedDecodeAttention(Tensor query, Tensor kCache, Tensor vCache, Tensor decodeSeqs, Tensor tokenRows,
-        Tensor blockTables, Tensor contextLengths, DecodeAttentionPlan plan, Tensor output, Tensor workspace)
+        Tensor blockTables, Tensor contextLengths, Tensor kvScales, DecodeAttentionPlan plan, Tensor output, Tensor workspace)
     {
         var (qStride, maxBlocks, blockSize) = ((int)query.stride(0), (int)blockTables.size(1), (int)kCache.size(1));
         var (partitionSize, scale) = (plan.PartitionSize, 1f / MathF.Sqrt(Shape.HeadDim));
         var (qPtr, kPtr, vPtr) = (TensorPointer.Of(query), TensorPointer.Of(kCache), TensorPointer.Of(vCache));
         var (seqPtr, rowPtr) = (TensorPointer.Of(decodeSeqs), TensorPointer.Of(tokenRows));
         var (tablePtr, lenPtr, outPtr) = (TensorPointer.Of(blockTables), TensorPointer.Of(contextLengths), TensorPointer.Of(output));
+        var scalePtr = TensorPointer.Of(kvScales);
         var partOut = plan.NumPartitions > 1 ? TensorPointer.Of(workspace) : IntPtr.Zero;
         var partMl = partOut + (nint)((long)plan.NumSeqs * Shape.NumHeads * plan.NumPartitions * Shape.HeadDim * sizeof(float));
         void** args = stackalloc void*[]
         {
             &qPtr, &qStride, &kPtr, &vPtr, &seqPtr, &rowPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &partitionSize, &scale,
-            &outPtr, &partOut, &partMl,
+            &scalePtr, &outPtr, &partOut, &partMl,
         };
         var grid = ((uint)Shape.NumKVHeads, (uint)plan.NumSeqs, (uint)plan.NumPartitions);
         Launch(_attention, grid, AttentionThreads, _attentionSharedBytes, args);
@@ -164,13 +198,16 @@ internal sealed unsafe class FusedKernels : IDisposable
         _ => 0,
     };
 
+    static int TypeCode(KVCacheDtype dtype) => dtype.IsFp8 ? 3 : TypeCode(dtype.Storage);
+
     // Mirrors struct AttentionShared in paged_attention.cu: two stages of padded K tile and V tile (pool elements),
     // scaled queries, tile probabilities, and the running max / sum / rescale factor per query head.
-    static uint AttentionSharedBytes(int cacheElementSize, int headDim, int groupSize)
+    static uint AttentionSharedBytes(KernelShape shape)
     {
         const int tile = DecodeAttentionPlan.Tile;
-        var keys = tile * (headDim + 16 / cacheElementSize) * cacheElementSize;
-        var values = tile * headDim * cacheElementSize;
+        var (size, headDim, groupSize) = (shape.CacheDtype.Size, shape.HeadDim, shape.GroupSize);
+        var keys = tile * (headDim + shape.CacheVectorBytes / size) * size;
+        var values = tile * headDim * size;
         var floats = groupSize * headDim + groupSize * tile + 3 * groupSize;
         return (uint)(2 * (keys + values) + floats * sizeof(float));
     }

@@ -51,7 +51,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var capacity = PlanKVCache(options, model, cacheDtype, gpuMemory, maxModelLen);
         Log.KVCachePlanned(logger, capacity.BytesPerToken, capacity.NumBlocks, capacity.BlockSize,
             capacity.CapacityTokens, capacity.MaxConcurrentSequences(maxModelLen), maxModelLen);
-        var runner = new ModelRunner(model, model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize, cacheDtype));
+        var cache = model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize, cacheDtype);
+        cache.CalibrateScales = options.CalculateKVScales;
+        var runner = new ModelRunner(model, cache);
         var scheduler = new Scheduler(new SchedulerOptions
         {
             MaxNumSeqs = options.MaxNumSeqs, MaxNumBatchedTokens = options.MaxNumBatchedTokens,
@@ -73,7 +75,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
 
     /// --num-gpu-blocks-override wins; else on CUDA the pool gets what --gpu-memory-utilization leaves after the
     /// weights and a warm-up step, and on CPU --kv-cache-memory bytes.
-    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, ScalarType cacheDtype, GpuMemoryProfiler? gpuMemory,
+    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, KVCacheDtype cacheDtype, GpuMemoryProfiler? gpuMemory,
         int maxModelLen)
     {
         var memory = options.NumGpuBlocksOverride is null && gpuMemory is not null
@@ -82,20 +84,29 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         return KVCacheSizing.Plan(model.KVCacheSpec(cacheDtype), memory, options.BlockSize, options.NumGpuBlocksOverride);
     }
 
-    /// --kv-cache-dtype: auto is the model's dtype; a name the engine cannot store fails start-up naming the flag.
-    static ScalarType ResolveCacheDtype(EngineOptions options, LoadedModel model)
+    /// --kv-cache-dtype: auto is the model's dtype; a name the engine cannot store, or FP8 where the fused kernels
+    /// do not run (CPU, a shape or GPU they do not take), fails start-up naming the flag.
+    static KVCacheDtype ResolveCacheDtype(EngineOptions options, LoadedModel model)
     {
+        KVCacheDtype dtype;
         try
         {
-            return KVCacheSpec.ResolveDtype(options.KVCacheDtype, model.Dtype);
+            dtype = KVCacheDtype.Resolve(options.KVCacheDtype, model.Dtype);
         }
         catch (ArgumentException error)
         {
             throw new ModelLoadException(error.Message, error);
         }
+        if (!model.CanRun(dtype))
+            throw new ModelLoadException(
+                $"--kv-cache-dtype {options.KVCacheDtype} needs the fused CUDA kernels (--device cuda on an sm_89+ GPU, a {model.DtypeName} " +
+                $"model with head dim {model.Config.HeadDim}), which do not run here (--device {options.Device}); use auto, bfloat16, float16 or float32");
+        if (options.CalculateKVScales && !dtype.IsFp8)
+            throw new ModelLoadException($"--calculate-kv-scales applies to an FP8 KV cache; --kv-cache-dtype is {dtype}");
+        return dtype;
     }
 
-    static ModelInfo Describe(LoadedModel model, EngineOptions options, ScalarType cacheDtype, KVCacheCapacity capacity, int maxModelLen)
+    static ModelInfo Describe(LoadedModel model, EngineOptions options, KVCacheDtype cacheDtype, KVCacheCapacity capacity, int maxModelLen)
     {
         var config = model.Config;
         return new ModelInfo
@@ -105,7 +116,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             NumLayers = config.NumHiddenLayers, HiddenSize = config.HiddenSize,
             NumAttentionHeads = config.NumAttentionHeads, NumKeyValueHeads = config.NumKeyValueHeads,
             HeadDim = config.HeadDim, VocabSize = config.VocabSize, MaxModelLen = maxModelLen,
-            Dtype = model.DtypeName, KVCacheDtype = ModelDtype.Name(cacheDtype), Device = options.Device,
+            Dtype = model.DtypeName, KVCacheDtype = cacheDtype.Name, Device = options.Device,
             TensorParallelSize = model.TensorParallelSize,
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
         };

@@ -19,7 +19,7 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
         return (device, device.MemoryInfo().Free);
     }).ToArray());
 
-    public long KVBudgetBytes(EngineOptions options, LoadedModel model, TorchSharp.torch.ScalarType cacheDtype, int maxModelLen)
+    public long KVBudgetBytes(EngineOptions options, LoadedModel model, KVCache.KVCacheDtype cacheDtype, int maxModelLen)
     {
         WarmUp(model, cacheDtype, Math.Min(options.MaxNumBatchedTokens, maxModelLen), options.BlockSize);
         return devices.Min(entry => Budget(options, entry.Device, entry.FreeBeforeLoading));
@@ -40,7 +40,7 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
     }
 
     /// One prefill of numTokens tokens into a throw-away pool: the largest activations a step can need.
-    static void WarmUp(LoadedModel model, TorchSharp.torch.ScalarType cacheDtype, int numTokens, int blockSize)
+    static void WarmUp(LoadedModel model, KVCache.KVCacheDtype cacheDtype, int numTokens, int blockSize)
     {
         var numBlocks = KVCache.SlotMapping.BlocksFor(numTokens, blockSize);
         using var cache = model.CreateKVCache(numBlocks, blockSize, cacheDtype);

@@ -21,7 +21,7 @@ public sealed class LoadedModel : IDisposable
     readonly CausalLM _model;
     readonly ICommunicator? _communicator;   // this rank's collectives; null at one rank
     readonly PeerRanks? _peers;              // ranks 1 .. N-1 (rank 0 only, N > 1)
-    readonly Dictionary<ScalarType, CudaBackend> _fused = new();   // by KV cache dtype
+    readonly Dictionary<KVCacheDtype, CudaBackend> _fused = new();   // by KV cache dtype
     RopeTable? _rope;
     TorchBackend? _torch;
     int _maxPositions;
@@ -84,17 +84,25 @@ public sealed class LoadedModel : IDisposable
         return WeightBytes - untiedTable + numTokens * rowBytes;
     }
 
+    /// Per layer [k_scale, v_scale] of an FP8 KV cache, when the checkpoint carries them (self_attn.k_scale and
+    /// v_scale, as vLLM reads them); null otherwise.
+    public float[,]? CheckpointKVScales { get; init; }
+
     /// What a KV pool for this model holds per token on one GPU (a rank's KV heads), in cacheDtype (null: the model's).
-    public KVCacheSpec KVCacheSpec(ScalarType? cacheDtype = null) => KVCache.KVCacheSpec.For(_model.Config, cacheDtype ?? Dtype);
+    public KVCacheSpec KVCacheSpec(KVCacheDtype? cacheDtype = null) =>
+        KVCache.KVCacheSpec.For(_model.Config, cacheDtype ?? KVCacheDtype.Of(Dtype));
 
     /// A KV pool matching this model (layers, KV heads, head dim) on its device, in cacheDtype (null: the model's); under
-    /// tensor parallelism every rank gets its pool of the same blocks (PagedKVCache.RankPools).
-    public PagedKVCache CreateKVCache(int numBlocks, int blockSize, ScalarType? cacheDtype = null)
+    /// tensor parallelism every rank gets its pool of the same blocks (PagedKVCache.RankPools). An FP8 pool starts with
+    /// the checkpoint's scales where it has them.
+    public PagedKVCache CreateKVCache(int numBlocks, int blockSize, KVCacheDtype? cacheDtype = null)
     {
         var rankPools = _peers?.Invoke(peer => peer.CreateKVCache(numBlocks, blockSize, cacheDtype)) ?? [];
         try
         {
-            return new PagedKVCache(KVCacheSpec(cacheDtype), numBlocks, blockSize, Device) { RankPools = rankPools };
+            var cache = new PagedKVCache(KVCacheSpec(cacheDtype), numBlocks, blockSize, Device) { RankPools = rankPools };
+            if (cache.Dtype.IsFp8 && CheckpointKVScales is { } scales) cache.SetScales(scales);
+            return cache;
         }
         catch
         {
@@ -103,9 +111,18 @@ public sealed class LoadedModel : IDisposable
         }
     }
 
+    /// A KV pool in one of libtorch's float types.
+    public PagedKVCache CreateKVCache(int numBlocks, int blockSize, ScalarType cacheDtype) =>
+        CreateKVCache(numBlocks, blockSize, KVCacheDtype.Of(cacheDtype));
+
     /// Whether steps over a pool of cacheDtype run the fused CUDA kernels (CUDA, a supported dtype and shape).
-    public bool FusedKernelsActive(ScalarType? cacheDtype = null) =>
-        UseFusedKernels && Device.type == TorchSharp.DeviceType.CUDA && CudaBackend.Supports(_model.Config, Shape(cacheDtype ?? Dtype));
+    public bool FusedKernelsActive(KVCacheDtype? cacheDtype = null) =>
+        UseFusedKernels && Device.type == TorchSharp.DeviceType.CUDA
+        && CudaBackend.Supports(_model.Config, Shape(cacheDtype ?? KVCacheDtype.Of(Dtype)), Device);
+
+    /// Whether steps over a pool of cacheDtype run on some backend: an FP8 pool needs the fused kernels (libtorch here
+    /// has no FP8 type for the plain path).
+    public bool CanRun(KVCacheDtype cacheDtype) => !cacheDtype.IsFp8 || FusedKernelsActive(cacheDtype);
 
     /// Runs one step and returns the logits of its LogitRows: (numLogits, vocab) float32.
     public Tensor Forward(StepInputs inputs, PagedKVCache cache) => Run(inputs, cache, allRows: false);
@@ -114,7 +131,7 @@ public sealed class LoadedModel : IDisposable
     public Tensor ForwardAllLogits(StepInputs inputs, PagedKVCache cache) => Run(inputs, cache, allRows: true);
 
     /// Sizes the fused backend's step buffers for the largest step the engine will send (no effect off CUDA).
-    public void ReserveStepBuffers(ScalarType cacheDtype, int maxTokens, int maxSeqs, int maxBlocksPerSeq)
+    public void ReserveStepBuffers(KVCacheDtype cacheDtype, int maxTokens, int maxSeqs, int maxBlocksPerSeq)
     {
         _peers?.Invoke(peer =>
         {
@@ -132,7 +149,7 @@ public sealed class LoadedModel : IDisposable
 
     /// The fused backend for a pool of cacheDtype (CUDA only): its kernels, stream and step buffers, for benchmarks
     /// that time a kernel alone.
-    internal CudaBackend FusedBackend(ScalarType cacheDtype) => Fused(cacheDtype);
+    internal CudaBackend FusedBackend(KVCacheDtype cacheDtype) => Fused(cacheDtype);
 
     /// The step on every rank at once (rank 0 here, the peers on their threads with their pools); rank 0's logits.
     Tensor Run(StepInputs inputs, PagedKVCache cache, bool allRows)
@@ -155,10 +172,15 @@ public sealed class LoadedModel : IDisposable
     }
 
     // backends compute this rank's shapes (_model.Config: its heads, KV heads, ffn and vocabulary rows)
-    DecoderBackend Backend(ScalarType cacheDtype) =>
-        FusedKernelsActive(cacheDtype) ? Fused(cacheDtype) : _torch ??= new TorchBackend(_model.Config, Rope) { Communicator = _communicator };
+    DecoderBackend Backend(KVCacheDtype cacheDtype)
+    {
+        if (FusedKernelsActive(cacheDtype)) return Fused(cacheDtype);
+        if (!CanRun(cacheDtype))
+            throw new ArgumentException($"a {cacheDtype} KV cache needs the fused CUDA kernels, which do not run this model here");
+        return _torch ??= new TorchBackend(_model.Config, Rope) { Communicator = _communicator };
+    }
 
-    CudaBackend Fused(ScalarType cacheDtype)
+    CudaBackend Fused(KVCacheDtype cacheDtype)
     {
         if (!_fused.TryGetValue(cacheDtype, out var backend))
             _fused[cacheDtype] = backend = new CudaBackend(_model.Config, Shape(cacheDtype), Rope, Device) { Communicator = _communicator };
@@ -167,7 +189,7 @@ public sealed class LoadedModel : IDisposable
 
     RopeTable Rope => _rope ??= new RopeTable(Config.Rope, Config.RotaryDim, MaxPositions, Device);
 
-    KernelShape Shape(ScalarType cacheDtype)
+    KernelShape Shape(KVCacheDtype cacheDtype)
     {
         var config = _model.Config;
         return new(Dtype, cacheDtype, config.HeadDim, config.RotaryDim, config.NumAttentionHeads, config.NumKeyValueHeads);

@@ -27,8 +27,27 @@ public static class ModelLoader
         var bindings = ArchitectureRegistry.For(config).Layout(config);
         CheckpointLayout.Validate(checkpoint, bindings);
         var stored = checkpoint.Info(bindings[0].CheckpointName).DType;
-        var weights = new WeightPlan(bindings, _ => checkpoint, ModelDtype.Resolve(dtype, config, stored, device));
+        var weights = new WeightPlan(bindings, _ => checkpoint, ModelDtype.Resolve(dtype, config, stored, device), KVScales(checkpoint, config));
         return Build(directory, config, generation, weights, device, tensorParallelSize, progress);
+    }
+
+    /// Per layer [k_scale, v_scale] when the checkpoint carries them for an FP8 KV cache (vLLM reads
+    /// self_attn.k_scale / v_scale, or the older self_attn.k_proj.output_scale / v_proj.output_scale); null otherwise.
+    static float[,]? KVScales(SafetensorsCheckpoint checkpoint, ModelConfig config)
+    {
+        string[] Names(int layer, char kv) =>
+            [$"model.layers.{layer}.self_attn.{kv}_scale", $"model.layers.{layer}.self_attn.{kv}_proj.output_scale"];
+        if (!Names(0, 'k').Any(checkpoint.Contains)) return null;
+        var scales = new float[config.NumHiddenLayers, 2];
+        for (var layer = 0; layer < config.NumHiddenLayers; layer++)
+            for (var (kv, column) = ('k', 0); column < 2; (kv, column) = ('v', column + 1))
+            {
+                var name = Names(layer, kv).FirstOrDefault(checkpoint.Contains)
+                    ?? throw new CheckpointException($"the checkpoint has KV cache scales but none for layer {layer}'s {kv} ({Names(layer, kv)[0]})");
+                using var tensor = checkpoint.Read(name);
+                scales[layer, column] = tensor.to_type(ScalarType.Float32).max().item<float>();
+            }
+        return scales;
     }
 
     /// A preset shape (ModelPresets) with random weights made on the device (on each rank's, under tensor parallelism):
@@ -41,26 +60,32 @@ public static class ModelLoader
         ModelShard.Check(config, tensorParallelSize);
         var bindings = ArchitectureRegistry.For(config).Layout(config);
         var weights = new WeightPlan(bindings, rankDevice => new RandomWeights(bindings, seed, rankDevice),
-            ModelDtype.Resolve(dtype, config, ScalarType.Float32, device));
+            ModelDtype.Resolve(dtype, config, ScalarType.Float32, device), KVScales: null);
         return Build(name, config, GenerationConfig.Empty, weights, device, tensorParallelSize, progress: null);
     }
 
-    /// Where the weights come from (per rank device) and the dtype they are kept in.
-    sealed record WeightPlan(IReadOnlyList<WeightBinding> Bindings, Func<Device, IWeightSource> Source, ScalarType Dtype);
+    /// Where the weights come from (per rank device), the dtype they are kept in, and an FP8 KV cache's scales (one per
+    /// layer's K and V, the same on every rank).
+    sealed record WeightPlan(IReadOnlyList<WeightBinding> Bindings, Func<Device, IWeightSource> Source, ScalarType Dtype,
+        float[,]? KVScales);
 
     static LoadedModel Build(string directory, ModelConfig config, GenerationConfig generation, WeightPlan weights, Device device,
         int size, IProgress<WeightLoadProgress>? progress)
     {
-        if (size == 1) return new LoadedModel(directory, LoadShard(ModelShard.Whole(config), weights, device, progress), generation);
+        if (size == 1)
+            return new LoadedModel(directory, LoadShard(ModelShard.Whole(config), weights, device, progress), generation)
+            {
+                CheckpointKVScales = weights.KVScales,
+            };
         var group = TensorParallelGroup.Create(device, size);
         CausalLM? rankZero = null;
         try
         {
             var peers = PeerRanks.Load(group,
                 rank => new LoadedModel(directory, LoadShard(ModelShard.Of(config, rank, size), weights, group.Devices[rank], null),
-                    generation, group.Communicators[rank]),
+                    generation, group.Communicators[rank]) { CheckpointKVScales = weights.KVScales },
                 () => rankZero = LoadShard(ModelShard.Of(config, 0, size), weights, group.Devices[0], progress));
-            return new LoadedModel(directory, rankZero!, generation, group.Communicators[0], peers);
+            return new LoadedModel(directory, rankZero!, generation, group.Communicators[0], peers) { CheckpointKVScales = weights.KVScales };
         }
         catch
         {

@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using Serving.Server.Errors;
+using Serving.Server.Telemetry;
 using Serving.Server.Tokenize;
 
 namespace Serving.Server.OpenAI;
@@ -19,6 +20,7 @@ namespace Serving.Server.OpenAI;
 [JsonSerializable(typeof(TokenizeResponse))]
 [JsonSerializable(typeof(DetokenizeRequest))]
 [JsonSerializable(typeof(DetokenizeResponse))]
+[JsonSerializable(typeof(EngineStatsResponse))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(int))]
 internal sealed partial class OpenAIJsonContext : JsonSerializerContext;

@@ -28,6 +28,8 @@ public sealed class ServerOptions
     public string Dtype { get; set; } = "auto";
     /// How the KV cache stores K and V: auto (the model's dtype), bfloat16, float16, float32.
     public string KvCacheDtype { get; set; } = "auto";
+    /// FP8 KV cache: compute the scales from the first prompts' K and V.
+    public bool CalculateKvScales { get; set; }
     public string Device { get; set; } = "cpu";
     /// 0 means the model's max_position_embeddings.
     public int MaxModelLen { get; set; }
@@ -55,6 +57,8 @@ public sealed class ServerOptions
     public long MaxRequestBodyBytes { get; set; } = 8L << 20;
     /// Log prompt and output text (off: logs carry ids and counts only).
     public bool EnableLogRequests { get; set; }
+    /// Leave out the playground page at / (its routes then answer 404, or 401 without the API key).
+    public bool DisablePlayground { get; set; }
 
     public string ResolvedModel => Model ?? DefaultModelDir;
 
@@ -68,6 +72,7 @@ public sealed class ServerOptions
         Tokenizer = Tokenizer ?? (ModelPresets.IsPreset(ResolvedModel) ? DefaultModelDir : null),
         Dtype = Dtype,
         KVCacheDtype = KvCacheDtype,
+        CalculateKVScales = CalculateKvScales,
         Device = Device,
         MaxModelLen = MaxModelLen,
         BlockSize = BlockSize,

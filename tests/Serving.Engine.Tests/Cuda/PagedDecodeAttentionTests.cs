@@ -1,4 +1,5 @@
 using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Model.Backends;
 using Serving.Engine.Tests.Support;
@@ -26,7 +27,7 @@ public sealed class PagedDecodeAttentionTests(ITestOutputHelper output)
         using var stream = CudaStream.Create(CudaDevice.Open(0));
         stream.MakeCurrent();
         using var kernels = new FusedKernels(CudaDevice.Open(0), stream.Handle,
-            new KernelShape(ScalarType.Float32, ScalarType.Float32, headDim, headDim, numHeads, numKVHeads));
+            new KernelShape(ScalarType.Float32, KVCacheDtype.Float32, headDim, headDim, numHeads, numKVHeads));
         using var scope = NewDisposeScope();
         var numBlocks = contexts.Sum(c => (c + BlockSize - 1) / BlockSize);
         var blocks = Enumerable.Range(0, numBlocks).OrderBy(b => (b * 7919) % numBlocks).ToArray();  // scattered
@@ -44,7 +45,7 @@ public sealed class PagedDecodeAttentionTests(ITestOutputHelper output)
         var result = full(contexts.Length, numHeads * headDim, double.NaN, device: device);   // poisoned: every element must be written
         var n = batch.NumSeqs;
         kernels.PagedDecodeAttention(qkv, keys, values, buffers.DecodeSeqs(n), buffers.TokenRows(n), buffers.BlockTables(n),
-            buffers.ContextLengths(n), plan, result, workspace);
+            buffers.ContextLengths(n), ones(2, device: device), plan, result, workspace);
         stream.Synchronize();
 
         var expected = Reference(qkv.narrow(1, 0, numHeads * headDim), keys, values, contexts, tables, numHeads, numKVHeads, headDim);

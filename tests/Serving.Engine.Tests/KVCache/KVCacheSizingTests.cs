@@ -13,7 +13,7 @@ public sealed class KVCacheSizingTests
     [Fact]
     public void BytesPerTokenIsKAndVForEveryLayerAndKVHead()
     {
-        var spec = new KVCacheSpec(NumLayers: 32, NumKVHeads: 8, HeadDim: 128, ScalarType.BFloat16);
+        var spec = new KVCacheSpec(32, 8, 128, ScalarType.BFloat16);
         Assert.Equal(2L * 32 * 8 * 128 * 2, spec.BytesPerToken); // Llama-3-8B in bfloat16: 128 KiB per token
         Assert.Equal(spec.BytesPerToken * 16, spec.BytesPerBlock(16));
     }

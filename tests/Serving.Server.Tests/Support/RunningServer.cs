@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using OpenAI;
 using Serving.Engine;
+using Serving.Engine.Model;
 using Serving.Server.Engine;
 
 namespace Serving.Server.Tests.Support;
@@ -30,10 +31,11 @@ public sealed partial class RunningServer : IAsyncDisposable
     public HttpClient Http { get; }
     public ILlmEngine Engine => App.Services.GetRequiredService<ILlmEngine>();
 
+    /// model: a fixture folder's name, or a preset shape with random weights (tiny-gqa: 4096 tokens of context).
     public static async Task<RunningServer> StartAsync(string[]? extraArgs = null, EngineFactory? engineFactory = null,
         string model = "llama-gqa")
     {
-        string[] args = ["--host", "127.0.0.1", "--port", "0", "--model", Fixtures.Dir(model), "--served-model-name", Model,
+        string[] args = ["--host", "127.0.0.1", "--port", "0", "--model", ModelPresets.IsPreset(model) ? model : Fixtures.Dir(model), "--served-model-name", Model,
             "--api-key", ApiKey, "--max-request-body-bytes", "65536", "--grpc-port", "0", .. extraArgs ?? []];
         var app = ServerApp.Build(args, engineFactory ?? DefaultEngine.Create);
         await app.StartAsync();

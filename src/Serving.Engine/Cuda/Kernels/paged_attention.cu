@@ -18,12 +18,15 @@
 #define ATTN_THREADS 128
 #define NEG_INF __int_as_float(0xff800000)
 #define TILE 32                                   // tokens per shared-memory stage (two stages)
-#define CVEC (16 / (int)sizeof(cache_t))          // pool elements per 16-byte vector
+// one asynchronous copy moves CVEC_BYTES (-DCACHE_VEC_BYTES: 16, or the whole row when shorter, as FP8 heads of 8
+// dimensions are 8 bytes); the preprocessor needs it as a number, so the launcher passes it
+#define CVEC_BYTES CACHE_VEC_BYTES
+#define CVEC (CVEC_BYTES / (int)sizeof(cache_t))  // pool elements per copy
 #define K_ROW (HEAD_DIM + CVEC)                   // padded K row: lanes reading different rows hit different banks
 #define HEAD_VECTORS (HEAD_DIM / CVEC)
 #define OUT_PER_THREAD ((GROUP_SIZE * HEAD_DIM + ATTN_THREADS - 1) / ATTN_THREADS)
 
-struct __align__(16) cvec_t { cache_t v[CVEC]; };
+struct __align__(CVEC_BYTES) cvec_t { cache_t v[CVEC]; };
 
 struct AttentionShared {
     cache_t k[2][TILE * K_ROW];
@@ -33,9 +36,14 @@ struct AttentionShared {
     float m[GROUP_SIZE], l[GROUP_SIZE], alpha[GROUP_SIZE];
 };
 
-__device__ __forceinline__ void cp_async16(void* shared, const void* global) {
+// Copies CVEC_BYTES from global to shared memory without the registers (16 bytes bypass L1, shorter ones cannot).
+__device__ __forceinline__ void cp_async_vec(void* shared, const void* global) {
     const unsigned int address = (unsigned int)__cvta_generic_to_shared(shared);
+#if CVEC_BYTES == 16
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(address), "l"(global) : "memory");
+#else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" :: "r"(address), "l"(global), "n"(CVEC_BYTES) : "memory");
+#endif
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 // Waits until at most one committed group (the most recent: the next tile) is still in flight.
@@ -50,8 +58,8 @@ __device__ void load_tile(AttentionShared& s, int stage, const cache_t* __restri
         const int token = first + r;
         const long slot = (long)table[token / block_size] * block_size + token % block_size;
         const long offset = (slot * num_kv_heads + kv_head) * HEAD_DIM + col * CVEC;
-        cp_async16(&s.k[stage][r * K_ROW + col * CVEC], k_cache + offset);
-        cp_async16(&s.v[stage][r * HEAD_DIM + col * CVEC], v_cache + offset);
+        cp_async_vec(&s.k[stage][r * K_ROW + col * CVEC], k_cache + offset);
+        cp_async_vec(&s.v[stage][r * HEAD_DIM + col * CVEC], v_cache + offset);
     }
 }
 
@@ -157,7 +165,7 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
         const elem_t* __restrict__ q, int q_stride, const cache_t* __restrict__ k_cache, const cache_t* __restrict__ v_cache,
         const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
         const int* __restrict__ block_tables, int max_blocks_per_seq, const int* __restrict__ context_lens,
-        int block_size, int partition_size, float scale,
+        int block_size, int partition_size, float scale, const float* __restrict__ kv_scales,
         elem_t* __restrict__ out, float* __restrict__ part_out, float* __restrict__ part_ml) {
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     AttentionShared& s = *reinterpret_cast<AttentionShared*>(shared_bytes);
@@ -168,8 +176,10 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
     const int end = min(context_lens[seq], begin + partition_size);
     const int* table = block_tables + (long)seq * max_blocks_per_seq;
 
+    // stored K and V are value / scale: K's scale folds into the queries, V's into the output
+    const float q_scale = scale * kv_scales[0], v_scale = kv_scales[1];
     for (int idx = threadIdx.x; idx < GROUP_SIZE * HEAD_DIM; idx += ATTN_THREADS)
-        s.q[idx] = to_f(q[(long)row * q_stride + kv_head * GROUP_SIZE * HEAD_DIM + idx]) * scale;
+        s.q[idx] = to_f(q[(long)row * q_stride + kv_head * GROUP_SIZE * HEAD_DIM + idx]) * q_scale;
     if (threadIdx.x < GROUP_SIZE) { s.m[threadIdx.x] = NEG_INF; s.l[threadIdx.x] = 0.f; }
     float acc[OUT_PER_THREAD];
 #pragma unroll
@@ -199,10 +209,10 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
         const int g = idx / HEAD_DIM, d = idx % HEAD_DIM, head = kv_head * GROUP_SIZE + g;
         if (num_partitions == 1) {
             const float l = s.l[g];
-            out[((long)row * num_heads + head) * HEAD_DIM + d] = from_f(l > 0.f ? acc[i] / l : 0.f);
+            out[((long)row * num_heads + head) * HEAD_DIM + d] = from_f(l > 0.f ? acc[i] * v_scale / l : 0.f);
         } else {
             const long part_row = ((long)item * num_heads + head) * num_partitions + part;
-            part_out[part_row * HEAD_DIM + d] = acc[i];
+            part_out[part_row * HEAD_DIM + d] = acc[i] * v_scale;
             if (d == 0) { part_ml[part_row * 2] = s.m[g]; part_ml[part_row * 2 + 1] = s.l[g]; }
         }
     }

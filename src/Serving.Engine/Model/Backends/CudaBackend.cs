@@ -23,9 +23,11 @@ internal sealed class CudaBackend : DecoderBackend
         Buffers = new DeviceStepBuffers(maxTokens: 256, maxSeqs: 16, maxBlocksPerSeq: 64, device);
     }
 
-    /// Whether the kernels take this model and pool: float32, bfloat16 or float16; rows of whole 16-byte vectors.
-    public static bool Supports(ModelConfig config, KernelShape shape) =>
-        config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0 && FusedKernels.Supports(shape);
+    /// Whether the kernels take this model and pool on the device: see FusedKernels.Supports; rows of whole
+    /// 16-byte vectors.
+    public static bool Supports(ModelConfig config, KernelShape shape, Device device) =>
+        config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0
+        && FusedKernels.Supports(shape, CudaDevice.Open(Math.Max(device.index, 0)).ComputeCapability);
 
     public CudaStream Stream { get; }
     public FusedKernels Kernels { get; }
@@ -108,7 +110,23 @@ internal sealed class CudaStep : DecoderStep
 
     public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer)
     {
-        _kernels.RopeAndWriteKV(qkv, _positions, _slots, _rope.Cos, _rope.Sin, _cache.Keys(layer), _cache.Values(layer));
+        var (keys, values, scales) = (_cache.Keys(layer), _cache.Values(layer), _cache.Scales[layer]);
+        if (!_cache.CalibrateScales)
+        {
+            _kernels.RopeAndWriteKV(qkv, _positions, _slots, _rope.Cos, _rope.Sin, scales, keys, values);
+            return qkv;
+        }
+        // --calculate-kv-scales: rotate, measure the rotated K and V, set this layer's scales, then write
+        _kernels.RopeAndWriteKV(qkv, _positions, null, _rope.Cos, _rope.Sin, scales, keys, values);
+        var (heads, kvHeads, dim) = (_config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
+        using (var scope = NewDisposeScope())
+        {
+            var k = qkv.narrow(1, heads * dim, kvHeads * dim).abs().max();
+            var v = qkv.narrow(1, (heads + kvHeads) * dim, kvHeads * dim).abs().max();
+            var amax = stack([k, v]).to_type(ScalarType.Float32);
+            scales.copy_(clamp_min(amax / _cache.Dtype.MaxMagnitude, 1e-8));  // the largest value maps to the type's largest
+        }
+        _kernels.WriteKV(qkv, _slots, scales, keys, values);
         return qkv;
     }
 
@@ -120,11 +138,10 @@ internal sealed class CudaStep : DecoderStep
         {
             // each decode sequence's query is the first QSize columns of its row of qkv (read at qkv's row stride)
             _kernels.PagedDecodeAttention(qkv, keys, values, _decodeSeqs, _tokenRows, _blockTables, _contextLengths,
-                _plan, output, _workspace!);
+                _cache.Scales[layer], _plan, output, _workspace!);
         }
         if (_contextSlots is not null)
-            PrefillAttention.Run(qkv, keys, values, _inputs, _prefillSeqs, _contextSlots, output,
-                _config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
+            PrefillAttention.Run(_kernels, qkv, layer, _cache, _inputs, _prefillSeqs, _contextSlots, output);
         return output;
     }
 

@@ -68,8 +68,8 @@ internal sealed class TorchStep : DecoderStep
         var (q, k, v) = Split(qkv);
         (q, k) = (Rotate(q), Rotate(k));
         var (heads, dim) = (_config.NumKeyValueHeads, _config.HeadDim);
-        _cache.Keys(layer).view(-1, heads, dim).index_copy_(0, _slots, k.to_type(_cache.Dtype));    // (numSlots, kvHeads, headDim)
-        _cache.Values(layer).view(-1, heads, dim).index_copy_(0, _slots, v.to_type(_cache.Dtype));
+        _cache.Keys(layer).view(-1, heads, dim).index_copy_(0, _slots, k.to_type(_cache.Dtype.Storage));    // (numSlots, kvHeads, headDim)
+        _cache.Values(layer).view(-1, heads, dim).index_copy_(0, _slots, v.to_type(_cache.Dtype.Storage));
         return Join(q, k, v);
     }
 

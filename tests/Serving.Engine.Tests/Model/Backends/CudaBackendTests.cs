@@ -76,7 +76,7 @@ public sealed class CudaBackendTests(ITestOutputHelper output)
         var reference = Fixtures.Reference(fixture);
         using var model = ModelLoader.Load(Fixtures.Dir(fixture), "float32", CUDA);
         using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16, ScalarType.BFloat16);
-        Assert.True(model.FusedKernelsActive(ScalarType.BFloat16));
+        Assert.True(model.FusedKernelsActive(KVCacheDtype.BFloat16));
         foreach (var prompt in reference.Prompts)
         {
             var runner = new PagedRunner(model, cache);
@@ -84,6 +84,60 @@ public sealed class CudaBackendTests(ITestOutputHelper output)
             var agree = tokens.Zip(prompt.Greedy16).TakeWhile(p => p.First == p.Second).Count();
             output.WriteLine($"{fixture} '{prompt.Text}': {agree}/16 greedy tokens with a bf16 pool");
             Assert.True(agree >= 8, $"only {agree} tokens agree");
+        }
+    }
+
+    /// float32 weights over an FP8 pool (scales 1.0) against the same over a bfloat16 pool: last-position logits close
+    /// (FP8 keeps 3 mantissa bits), greedy tokens 8 or more of the reference's, or parting at a float32 near-tie.
+    [GpuTheory, MemberData(nameof(Models))]
+    public void AnFp8PoolStaysCloseToABfloat16One(string fixture)
+    {
+        const double nearTie = 0.05;
+        var reference = Fixtures.Reference(fixture);
+        using var model = ModelLoader.Load(Fixtures.Dir(fixture), "float32", CUDA);
+        using var fp8 = model.CreateKVCache(numBlocks: 64, blockSize: 16, KVCacheDtype.Fp8E4M3);
+        using var bf16 = model.CreateKVCache(numBlocks: 64, blockSize: 16, KVCacheDtype.BFloat16);
+        using var fp32 = model.CreateKVCache(numBlocks: 64, blockSize: 16);
+        Assert.Equal(bf16.Spec.BytesPerToken / 2, fp8.Spec.BytesPerToken);
+        foreach (var prompt in reference.Prompts)
+        {
+            var (fp8Runner, bf16Runner) = (new PagedRunner(model, fp8), new PagedRunner(model, bf16));
+            var fp8Logits = fp8Runner.Step([(fp8Runner.Add(prompt.InputIds), prompt.InputIds.Length)])[0];
+            var bf16Logits = bf16Runner.Step([(bf16Runner.Add(prompt.InputIds), prompt.InputIds.Length)])[0];
+            var differences = fp8Logits.Zip(bf16Logits, (a, b) => Math.Abs((double)a - b)).ToArray();
+            var generator = new PagedRunner(model, fp8);
+            var tokens = generator.Greedy(generator.Add(prompt.InputIds), 16);
+            var matching = tokens.Zip(prompt.Greedy16).TakeWhile(p => p.First == p.Second).Count();
+            var gap = 0.0;
+            if (matching < 16)
+            {
+                var forced = new PagedRunner(model, fp32);
+                var seq = forced.Add(prompt.InputIds.Concat(prompt.Greedy16.Take(matching)));
+                var logits = forced.Step([(seq, forced.Pending(seq))])[0];
+                gap = logits[prompt.Greedy16[matching]] - logits[tokens[matching]];
+            }
+            output.WriteLine($"{fixture} '{prompt.Text}': |fp8 - bf16 KV| max {differences.Max():E2} mean {differences.Average():E2}; {matching}/16 greedy (gap {gap:F4})");
+            Assert.True(differences.Max() < 0.5, $"max logit difference {differences.Max()}");
+            Assert.True(matching >= 8 || gap < nearTie, $"{matching}/16 greedy tokens, float32 gap {gap}");
+        }
+    }
+
+    /// --calculate-kv-scales: the first step that writes K/V measures them, and every layer's scales become
+    /// max |K| / 448 and max |V| / 448 of what it wrote (no longer 1).
+    [GpuFact]
+    public void CalibrationSetsEveryLayersScalesFromTheFirstStep()
+    {
+        using var model = ModelLoader.Load(Fixtures.Dir("llama-gqa"), "float32", CUDA);
+        using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16, KVCacheDtype.Fp8E4M3);
+        cache.CalibrateScales = true;
+        var runner = new PagedRunner(model, cache);
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[0].InputIds;
+        runner.Step([(runner.Add(prompt), prompt.Length)]);
+        var scales = cache.ReadScales();
+        for (var layer = 0; layer < model.Config.NumHiddenLayers; layer++)
+        {
+            output.WriteLine($"layer {layer}: k_scale {scales[layer, 0]:G4}, v_scale {scales[layer, 1]:G4}");
+            Assert.True(scales[layer, 0] > 0 && scales[layer, 0] != 1f && scales[layer, 1] > 0 && scales[layer, 1] != 1f);
         }
     }
 
