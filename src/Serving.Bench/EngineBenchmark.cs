@@ -19,7 +19,8 @@ internal static class EngineBenchmark
         await engine.WaitUntilReadyAsync(CancellationToken.None);
         var info = engine.Info;
         AnsiConsole.MarkupLine($"[bold]{info.ModelType}[/] {info.NumAttentionHeads} heads / {info.NumKeyValueHeads} KV heads, " +
-            $"{info.Dtype} on {info.Device}; KV {info.KVBytesPerToken} B/token, {info.KVCapacityTokens} tokens in {info.NumKVBlocks} blocks");
+            $"{info.Dtype} on {info.Device}" + (info.TensorParallelSize == 1 ? "" : $" split over {info.TensorParallelSize} ranks") +
+            $"; KV {info.KVBytesPerToken} B/token (per GPU), {info.KVCapacityTokens} tokens in {info.NumKVBlocks} blocks");
         // one untimed round of the same shapes with other prompts (no prefix-cache hits in the timed round):
         // the first steps of each shape pay for cuBLAS and attention kernel selection
         var warmUp = MakeRequests(options with { Seed = options.Seed + 1 }, info.VocabSize);
