@@ -36,4 +36,8 @@ internal static partial class Log
     [LoggerMessage(9, LogLevel.Information,
         "KV cache scales calculated from the first prompts' K and V (layer: k_scale/v_scale): {Scales}")]
     public static partial void KVScalesCalculated(ILogger logger, string scales);
+
+    [LoggerMessage(10, LogLevel.Information,
+        "Tensor parallel over {Size} ranks ({Devices}): each holds {Heads} query heads, {KVHeads} KV heads ({Replicas} ranks hold each), ffn {Ffn} and {VocabRows} vocabulary rows")]
+    public static partial void TensorParallel(ILogger logger, int size, string devices, int heads, int kvHeads, int replicas, int ffn, int vocabRows);
 }

@@ -41,6 +41,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var config = model.Config;
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
             config.NumKeyValueHeads, config.HeadDim, model.DtypeName, options.Device);
+        if (model.Shard is { Size: > 1 } shard)
+            Log.TensorParallel(logger, shard.Size, string.Join(", ", model.Devices), shard.NumHeads, shard.NumKVHeads,
+                shard.KVHeadReplicas, shard.IntermediateSize, shard.VocabRows);
         var tokenizer = TextTokenizer.Load(TokenizerFolder(options, model));
         var eosTokenIds = config.EosTokenIds.Concat(model.Generation.EosTokenIds).Concat(tokenizer.EosTokenIds)
             .ToHashSet();

@@ -46,6 +46,8 @@ public sealed class LoadedModel : IDisposable
     public Device Device => _model.Device;
     /// Ranks the model is split over (--tensor-parallel-size); 1 runs the whole model on Device.
     public int TensorParallelSize => _model.Shard.Size;
+    /// This rank's part of the model (rank 0's; the whole model at one rank): heads, KV heads, ffn and vocabulary rows.
+    public ModelShard Shard => _model.Shard;
     /// Every rank's device, in rank order.
     public IReadOnlyList<Device> Devices => [Device, .. _peers?.Models.Select(peer => peer.Device) ?? []];
 

@@ -6,7 +6,7 @@ namespace Serving.Engine.Parallel;
 /// ncclUniqueId: the 128 opaque bytes that name a communicator; rank 0 makes it (ncclGetUniqueId) and every process
 /// of a multi-node group receives it through a rendezvous before ncclCommInitRank.
 [StructLayout(LayoutKind.Sequential, Size = Bytes)]
-public unsafe struct NcclUniqueId
+internal unsafe struct NcclUniqueId
 {
     public const int Bytes = 128;
     fixed byte _internal[Bytes];
