@@ -156,6 +156,13 @@ public sealed class LoadedModel : IDisposable
     /// The step on every rank at once (rank 0 here, the peers on their threads with their pools); rank 0's logits.
     Tensor Run(StepInputs inputs, PagedKVCache cache, bool allRows)
     {
+        // every refusal comes before any rank starts, so none is left waiting in a collective for a rank that refused
+        CheckCache(cache);
+        inputs.CheckFits(cache.NumBlocks);
+        if (inputs.MaxContextLength > MaxPositions)
+            throw new ArgumentException($"a sequence reaches position {inputs.MaxContextLength - 1}, past the {MaxPositions} positions this model serves");
+        if (!CanRun(cache.Dtype))
+            throw new ArgumentException($"a {cache.Dtype} KV cache needs the fused CUDA kernels, which do not run this model here");
         if (_peers is null) return RunRank(inputs, cache, allRows);
         if (cache.RankPools.Count != TensorParallelSize - 1)
             throw new ArgumentException($"the KV cache has pools for {cache.RankPools.Count + 1} ranks, the model runs on {TensorParallelSize}; make it with CreateKVCache");
@@ -166,21 +173,13 @@ public sealed class LoadedModel : IDisposable
     Tensor RunRank(StepInputs inputs, PagedKVCache cache, bool allRows)
     {
         CheckCache(cache);
-        inputs.CheckFits(cache.NumBlocks);
-        if (inputs.MaxContextLength > MaxPositions)
-            throw new ArgumentException($"a sequence reaches position {inputs.MaxContextLength - 1}, past the {MaxPositions} positions this model serves");
         using var step = Backend(cache.Dtype).Begin(inputs, cache);
         return _model.Forward(step, allRows);
     }
 
     // backends compute this rank's shapes (_model.Config: its heads, KV heads, ffn and vocabulary rows)
-    DecoderBackend Backend(KVCacheDtype cacheDtype)
-    {
-        if (FusedKernelsActive(cacheDtype)) return Fused(cacheDtype);
-        if (!CanRun(cacheDtype))
-            throw new ArgumentException($"a {cacheDtype} KV cache needs the fused CUDA kernels, which do not run this model here");
-        return _torch ??= new TorchBackend(_model.Config, Rope) { Communicator = _communicator };
-    }
+    DecoderBackend Backend(KVCacheDtype cacheDtype) =>
+        FusedKernelsActive(cacheDtype) ? Fused(cacheDtype) : _torch ??= new TorchBackend(_model.Config, Rope) { Communicator = _communicator };
 
     CudaBackend Fused(KVCacheDtype cacheDtype)
     {

@@ -18,6 +18,6 @@ internal interface ICommunicator : IDisposable
     void AllGather(Tensor input, Tensor output);
 
     /// A rank failed in the middle of a step: makes the collectives other ranks wait in (and any later one) fail
-    /// instead of waiting for it forever. The group is unusable afterwards.
+    /// instead of waiting for it forever, until the group recovers (TensorParallelGroup.Recover).
     void Abort();
 }

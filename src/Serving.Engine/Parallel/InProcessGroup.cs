@@ -8,8 +8,8 @@ namespace Serving.Engine.Parallel;
 internal sealed class InProcessGroup : IDisposable
 {
     readonly Tensor?[] _slots;
-    readonly Barrier _barrier;
-    readonly CancellationTokenSource _aborted = new();
+    Barrier _barrier;
+    CancellationTokenSource _aborted = new();
 
     public InProcessGroup(int size)
     {
@@ -52,6 +52,19 @@ internal sealed class InProcessGroup : IDisposable
     }
 
     void Abort() => _aborted.Cancel();
+
+    /// After an abort, once no rank is inside a collective any more: fresh barriers for the next step.
+    public void Recover()
+    {
+        if (!_aborted.IsCancellationRequested) return;
+        (_barrier, _aborted) = (Renew(_barrier, new Barrier(Size)), Renew(_aborted, new CancellationTokenSource()));
+    }
+
+    static T Renew<T>(T old, T fresh) where T : IDisposable
+    {
+        old.Dispose();
+        return fresh;
+    }
 
     public void Dispose()
     {

@@ -47,6 +47,16 @@ internal sealed class NcclCommunicator : ICommunicator
         return comms.Select((comm, i) => new NcclCommunicator(comm, firstRank + i, size, devices[i])).ToArray();
     });
 
+    /// After an abort, once no rank is inside a collective any more: every rank of a single-host group gets a fresh
+    /// communicator (ncclCommInitAll again); the objects, which the backends hold, stay the same.
+    public static void Recover(IReadOnlyList<NcclCommunicator> ranks)
+    {
+        if (ranks.All(rank => rank._comm != IntPtr.Zero)) return;
+        foreach (var rank in ranks) rank.Abort();
+        var comms = Nccl.CommInitAll(ranks.Select(rank => rank.Device).ToArray());
+        for (var i = 0; i < ranks.Count; i++) ranks[i]._comm = comms[i];
+    }
+
     public void AllReduce(Tensor x)
     {
         var pointer = Pointer(x, nameof(x));

@@ -41,8 +41,8 @@ internal sealed class PeerRanks : IDisposable
         WaitAll(_workers.Select(worker => worker.Post(work)).ToArray());
 
     /// One step on every rank at once: peerWork(peer, rank) on each peer's thread while rankZero runs on this one. The
-    /// ranks meet in the step's collectives; when one fails the group is aborted, so none waits forever for it, and
-    /// the first failure that is not that abort is thrown. The group is unusable afterwards.
+    /// ranks meet in the step's collectives; when one fails the group is aborted, so none waits forever for it, the
+    /// group is rebuilt once every rank has left the step, and the first failure that is not that abort is thrown.
     public T Step<T>(Action<LoadedModel, int> peerWork, Func<T> rankZero)
     {
         var peers = _workers.Select(worker => worker.Post(model =>
@@ -68,7 +68,20 @@ internal sealed class PeerRanks : IDisposable
         {
             _group.Abort();
             Task.WhenAll(peers).ContinueWith(_ => { }).Wait();   // every peer has left the step
+            Recover();
             throw RootCause(error, peers);
+        }
+    }
+
+    void Recover()
+    {
+        try
+        {
+            _group.Recover();
+        }
+        catch (Exception)
+        {
+            // the group stays aborted: the next step fails saying so (TensorParallelAbortedException)
         }
     }
 

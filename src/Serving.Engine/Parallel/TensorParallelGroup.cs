@@ -40,10 +40,18 @@ internal sealed class TensorParallelGroup : IDisposable
         return new TensorParallelGroup(devices, group.Ranks, group);
     }
 
-    /// A rank failed in the middle of a step: no rank may wait for it in a collective. The group is unusable afterwards.
+    /// A rank failed in the middle of a step: no rank may wait for it in a collective.
     public void Abort()
     {
         foreach (var communicator in Communicators) communicator.Abort();
+    }
+
+    /// After an abort, once every rank has left the step: the group is made usable again (fresh barriers, or fresh
+    /// NCCL communicators). Where that fails the group stays aborted and the next step says so.
+    public void Recover()
+    {
+        if (_inProcess is not null) _inProcess.Recover();
+        else NcclCommunicator.Recover(Communicators.Cast<NcclCommunicator>().ToArray());
     }
 
     public void Dispose()

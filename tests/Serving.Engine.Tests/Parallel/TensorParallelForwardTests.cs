@@ -90,6 +90,34 @@ public sealed class TensorParallelForwardTests(ITestOutputHelper output)
         });
     }
 
+    /// A rank that fails in the middle of a step (here: a peer handed a pool that does not fit it, while rank 0 goes on
+    /// into the first all-reduce) must not leave the others waiting forever: the group is aborted, the peer's failure
+    /// is the one thrown, and the group is rebuilt, so the next step over a good pool gives the whole model's logits.
+    [Fact]
+    public void ARankThatFailsMidStepAbortsTheStepAndTheGroupRecovers()
+    {
+        using var whole = ModelLoader.Load(Fixtures.Dir("llama-gqa"), "float32");
+        using var sharded = ModelLoader.Load(Fixtures.Dir("llama-gqa"), "float32", tensorParallelSize: 2);
+        var rankPool = sharded.KVCacheSpec();
+        using var broken = new Serving.Engine.KVCache.PagedKVCache(rankPool, 8, 16, CPU)
+        {
+            RankPools = [new Serving.Engine.KVCache.PagedKVCache(rankPool with { NumKVHeads = 2 }, 8, 16, CPU)],
+        };
+        var inputs = StepInputs.Build([new StepSequence([1, 2, 3, 4], 0, 4, [0])], 16);
+        var error = Assert.Throws<ArgumentException>(() => Run(sharded, inputs, broken));
+        Assert.Contains("does not fit", error.Message);
+
+        using var good = sharded.CreateKVCache(8, 16);
+        using var wholeCache = whole.CreateKVCache(8, 16);
+        Assert.True(MaxAbsDifference(Run(whole, inputs, wholeCache), Run(sharded, inputs, good)) <= 1e-5);
+    }
+
+    static float[] Run(LoadedModel model, StepInputs inputs, Serving.Engine.KVCache.PagedKVCache cache)
+    {
+        using var scope = NewDisposeScope();
+        return model.Forward(inputs, cache).data<float>().ToArray();
+    }
+
     /// The parts no fixture has: Phi-3's fused qkv_proj / gate_up_proj (split by the kinds of their rows), biases on
     /// every projection (column-parallel ones split, o_proj's and down_proj's added by rank 0 alone) and a vocabulary
     /// of 510 that 4 ranks do not divide (the last rank's rows padded with zeros, the padded logits dropped).
