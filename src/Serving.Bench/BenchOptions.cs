@@ -9,6 +9,8 @@ internal sealed record BenchOptions
     /// Compare an FP8 KV cache with a bfloat16 one on the fixtures and on the model (2048-token argmax agreement,
     /// a 32k-token prompt).
     public bool KVQuality { get; init; }
+    /// Also time decode steps replayed from CUDA graphs captured for the batch sizes measured (path "graph").
+    public bool CudaGraphs { get; init; }
     public string Dtype { get; init; } = "bfloat16";
     public string Device { get; init; } = "cuda";
     /// GPUs each model is split over (tensor parallelism, from Device's index on); figures are per GPU.

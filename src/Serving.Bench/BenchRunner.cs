@@ -103,6 +103,11 @@ internal sealed class BenchRunner(BenchOptions options)
         }
 
         var timing = new DecodeBenchmark(bench, ceilings, device, options.Steps);
+        if (fused && options.CudaGraphs)
+        {
+            bench.Model.CaptureDecodeGraphs(bench.Cache, options.BatchSizes.Order().ToList());
+        }
+
         foreach (var path in Paths(fused, plainPossible: !bench.Cache.Dtype.IsFp8))
         {
             foreach (var (batch, context) in options.BatchSizes.SelectMany(b => options.ContextLengths.Select(c => (b, c))))
@@ -137,8 +142,12 @@ internal sealed class BenchRunner(BenchOptions options)
         }
     }
 
-    private IEnumerable<string> Paths(bool fusedAvailable, bool plainPossible) =>
-        new[] { fusedAvailable ? "fused" : null, plainPossible && (options.Plain || !fusedAvailable) ? "plain" : null }.OfType<string>();
+    private IEnumerable<string> Paths(bool fusedAvailable, bool plainPossible) => new[]
+    {
+        fusedAvailable && options.CudaGraphs ? "graph" : null,
+        fusedAvailable ? "fused" : null,
+        plainPossible && (options.Plain || !fusedAvailable) ? "plain" : null,
+    }.OfType<string>();
 
     private int BlocksNeeded()
     {

@@ -22,7 +22,7 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
         var weightBytes = bench.Model.StepWeightBytes(batch);
         var kvBytes = (long)batch * context * bench.KVBytesPerToken;
         var floorMs = (weightBytes + kvBytes) / ceilings.BandwidthBytesPerSecond * 1000;
-        var attentionMs = path == "fused" && bench.Model.FusedKernelsActive(bench.Cache.Dtype) ? AttentionMilliseconds(step) : (double?)null;
+        var attentionMs = path != "plain" && bench.Model.FusedKernelsActive(bench.Cache.Dtype) ? AttentionMilliseconds(step) : (double?)null;
         return new DecodeResult(bench.Name, path, batch, context, ms, batch / (ms / 1000), weightBytes, kvBytes,
             floorMs, floorMs / ms, attentionMs, attentionMs / ms);
     }
@@ -75,7 +75,8 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
     public int[] RunStep(string path, StepInputs step)
     {
         using var scope = NewDisposeScope();
-        bench.Model.UseFusedKernels = path == "fused";
+        bench.Model.UseFusedKernels = path != "plain";
+        bench.Model.UseCudaGraphs = path == "graph";
         var logits = bench.Model.Forward(step, bench.Cache);
         return logits.argmax(-1).to_type(ScalarType.Int32).cpu().data<int>().ToArray();
     }
@@ -88,10 +89,10 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
         var k = backend.Kernels;
         var all = Enumerable.Range(0, step.NumSeqs).ToArray();
         backend.Stream.MakeCurrent();
-        backend.Buffers.Upload(step, all);
+        var plan = k.PlanDecode(step.NumSeqs, step.MaxContextLength);
+        backend.Buffers.Upload(step, all, plan.PartitionSizeFor(step.MaxContextLength));
         var (decodeSeqs, tokenRows) = (backend.Buffers.DecodeSeqs(step.NumSeqs), backend.Buffers.TokenRows(step.NumSeqs));
         var (tables, lengths) = (backend.Buffers.BlockTables(step.NumSeqs), backend.Buffers.ContextLengths(step.NumSeqs));
-        var plan = k.PlanDecode(step.NumSeqs, step.MaxContextLength);
         var (heads, kvHeads, headDim) = (k.Shape.NumHeads, k.Shape.NumKVHeads, k.Shape.HeadDim);
         var workspace = empty(plan.WorkspaceElements(heads, headDim), ScalarType.Float32, device);
         var qkv = randn(step.NumSeqs, (heads + 2 * kvHeads) * headDim, dtype: k.Shape.Dtype, device: device);
@@ -101,7 +102,7 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
             for (var layer = 0; layer < bench.Cache.NumLayers; layer++)
             {
                 k.PagedDecodeAttention(qkv, bench.Cache.Keys(layer), bench.Cache.Values(layer), decodeSeqs, tokenRows, tables, lengths,
-                    bench.Cache.Scales[layer], plan, output, workspace);
+                    backend.Buffers.PartitionSize, bench.Cache.Scales[layer], plan, output, workspace);
             }
         }, 2, steps, _cuda);
     }

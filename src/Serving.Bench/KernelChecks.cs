@@ -122,12 +122,12 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         var scales = tensor(new[] { 0.75f, 1.5f }, device: device);
         var qkv = Randn(contexts.Length, (h + 2 * g) * d);                          // the query is read in place at qkv's stride
         using var buffers = new DeviceStepBuffers(batch.NumTokens, batch.NumSeqs, batch.MaxBlocksPerSeq, device);
-        buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray());
         var plan = DecodeAttentionPlan.Create(contexts.Length, contexts.Max(), g, concurrentBlocks);
+        buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray(), plan.PartitionSizeFor(contexts.Max()));
         var workspace = empty(plan.WorkspaceElements(h, d), ScalarType.Float32, device);
         var output = full(contexts.Length, h * d, double.NaN, dtype: _dtype, device: device);
         kernels.PagedDecodeAttention(qkv, keys, values, buffers.DecodeSeqs(batch.NumSeqs), buffers.TokenRows(batch.NumSeqs),
-            buffers.BlockTables(batch.NumSeqs), buffers.ContextLengths(batch.NumSeqs), scales, plan, output, workspace);
+            buffers.BlockTables(batch.NumSeqs), buffers.ContextLengths(batch.NumSeqs), buffers.PartitionSize, scales, plan, output, workspace);
         var expected = ReferenceAttention(qkv.narrow(1, 0, h * d), Decoded(keys) * 0.75, Decoded(values) * 1.5, batch);
         var name = $"attention over a {_cacheDtype} pool ctx [{string.Join(",", contexts.Distinct())}] x{contexts.Length}, {plan.NumPartitions} part";
         return CheckResult.Compare(name, output, expected, _dtype == ScalarType.Float32 ? 1e-4 : 1e-2);

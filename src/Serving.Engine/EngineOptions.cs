@@ -14,6 +14,8 @@ public sealed record EngineOptions
     /// FP8 KV cache: compute each layer's K and V scale from the first prompts' K and V (vLLM's
     /// --calculate-kv-scales) instead of 1.0 or the checkpoint's.
     public bool CalculateKVScales { get; init; }
+    /// Never replay CUDA graphs (vLLM's --enforce-eager): every decode step launches its kernels one by one.
+    public bool EnforceEager { get; init; }
     /// cpu or cuda (cuda:N).
     public string Device { get; init; } = "cpu";
     /// Ranks the model is split over by tensor parallelism (vLLM's --tensor-parallel-size): on CUDA one GPU each, from

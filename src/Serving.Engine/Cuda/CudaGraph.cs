@@ -25,6 +25,15 @@ internal sealed unsafe class CudaGraph : IDisposable
         (delegate* unmanaged<IntPtr, ulong, ulong, int, void>)Export("_ZN2at4cuda9CUDAGraph13capture_beginESt4pairIyyE21cudaStreamCaptureMode");
     static readonly delegate* unmanaged<IntPtr, void> CaptureEndFn = (delegate* unmanaged<IntPtr, void>)Export("_ZN2at4cuda9CUDAGraph11capture_endEv");
     static readonly delegate* unmanaged<IntPtr, void> ReplayFn = (delegate* unmanaged<IntPtr, void>)Export("_ZN2at4cuda9CUDAGraph6replayEv");
+    // MempoolId_t pool(): the graph's private memory pool, which later captures may share
+    static readonly delegate* unmanaged<IntPtr, MempoolId> PoolFn = (delegate* unmanaged<IntPtr, MempoolId>)Export("_ZN2at4cuda9CUDAGraph4poolEv");
+
+    [StructLayout(LayoutKind.Sequential)]
+    struct MempoolId
+    {
+        public ulong First;
+        public ulong Second;
+    }
 
     IntPtr _graph;
 
@@ -34,8 +43,13 @@ internal sealed unsafe class CudaGraph : IDisposable
         ConstructFn(_graph, 0);
     }
 
-    /// Starts capturing the current stream's work; TorchSharp allocations go to the graph's private pool.
-    public void BeginCapture() => CaptureBeginFn(_graph, 0, 0, CaptureModeThreadLocal);
+    /// Starts capturing the current stream's work; TorchSharp allocations go to the graph's private pool, or to the
+    /// pool of <paramref name="sharePoolOf"/> (graphs replayed one at a time can share one).
+    public void BeginCapture(CudaGraph? sharePoolOf = null)
+    {
+        var pool = sharePoolOf is null ? default : PoolFn(sharePoolOf._graph);
+        CaptureBeginFn(_graph, pool.First, pool.Second, CaptureModeThreadLocal);
+    }
 
     /// Ends the capture and instantiates the graph.
     public void EndCapture() => CaptureEndFn(_graph);

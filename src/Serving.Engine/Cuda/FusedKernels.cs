@@ -147,14 +147,16 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// Attention of the step's decode sequences (one query token each) over their paged contexts.
     /// query (numTokens, numHeads * headDim), rows may be strided (the q part of a fused QKV output); decodeSeqs
     /// (numDecodes) the decoding sequences' indices; tokenRows (numSeqs) the row of each sequence's last token;
-    /// blockTables (numSeqs, maxBlocksPerSeq) and contextLengths (numSeqs) int32; kvScales the layer's [k_scale,
-    /// v_scale] float32; output (numTokens, numHeads * headDim), only the decode rows written; workspace float32 of
-    /// plan.WorkspaceElements (or empty).
+    /// blockTables (numSeqs, maxBlocksPerSeq) and contextLengths (numSeqs) int32; partitionSize one int32 on the
+    /// device (the tokens of one partition, see DecodeAttentionPlan.PartitionSizeFor); kvScales the layer's
+    /// [k_scale, v_scale] float32; output (numTokens, numHeads * headDim), only the decode rows written; workspace
+    /// float32 of plan.WorkspaceElements (or empty). The plan gives the grid: NumSeqs x NumPartitions.
     public void PagedDecodeAttention(Tensor query, Tensor kCache, Tensor vCache, Tensor decodeSeqs, Tensor tokenRows,
-        Tensor blockTables, Tensor contextLengths, Tensor kvScales, DecodeAttentionPlan plan, Tensor output, Tensor workspace)
+        Tensor blockTables, Tensor contextLengths, Tensor partitionSize, Tensor kvScales, DecodeAttentionPlan plan, Tensor output,
+        Tensor workspace)
     {
         var (qStride, maxBlocks, blockSize) = ((int)query.stride(0), (int)blockTables.size(1), (int)kCache.size(1));
-        var (partitionSize, scale) = (plan.PartitionSize, 1f / MathF.Sqrt(Shape.HeadDim));
+        var (partitionPtr, scale) = (TensorPointer.Of(partitionSize), 1f / MathF.Sqrt(Shape.HeadDim));
         var (qPtr, kPtr, vPtr) = (TensorPointer.Of(query), TensorPointer.Of(kCache), TensorPointer.Of(vCache));
         var (seqPtr, rowPtr) = (TensorPointer.Of(decodeSeqs), TensorPointer.Of(tokenRows));
         var (tablePtr, lenPtr, outPtr) = (TensorPointer.Of(blockTables), TensorPointer.Of(contextLengths), TensorPointer.Of(output));
@@ -163,7 +165,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         var partMl = partOut + (nint)((long)plan.NumSeqs * Shape.NumHeads * plan.NumPartitions * Shape.HeadDim * sizeof(float));
         void** args = stackalloc void*[]
         {
-            &qPtr, &qStride, &kPtr, &vPtr, &seqPtr, &rowPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &partitionSize, &scale,
+            &qPtr, &qStride, &kPtr, &vPtr, &seqPtr, &rowPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &partitionPtr, &scale,
             &scalePtr, &outPtr, &partOut, &partMl,
         };
         var grid = ((uint)Shape.NumKVHeads, (uint)plan.NumSeqs, (uint)plan.NumPartitions);
@@ -171,7 +173,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         if (plan.NumPartitions > 1)
         {
             var partitions = plan.NumPartitions;
-            void** reduceArgs = stackalloc void*[] { &partOut, &partMl, &seqPtr, &rowPtr, &lenPtr, &partitionSize, &partitions, &outPtr };
+            void** reduceArgs = stackalloc void*[] { &partOut, &partMl, &seqPtr, &rowPtr, &lenPtr, &partitionPtr, &partitions, &outPtr };
             Launch(_attentionReduce, ((uint)Shape.NumHeads, (uint)plan.NumSeqs, 1), (uint)Shape.HeadDim, 0, reduceArgs);
         }
     }

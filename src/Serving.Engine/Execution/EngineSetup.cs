@@ -56,6 +56,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             capacity.CapacityTokens, capacity.MaxConcurrentSequences(maxModelLen), maxModelLen);
         var cache = model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize, cacheDtype);
         cache.CalibrateScales = options.CalculateKVScales;
+        if (!options.EnforceEager && gpuMemory is not null && model.FusedKernelsActive(cacheDtype))
+            CaptureGraphs(model, cache, options, gpuMemory, logger);
         var runner = new ModelRunner(model, cache);
         var scheduler = new Scheduler(new SchedulerOptions
         {
@@ -65,6 +67,17 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         manual_seed(options.Seed);
         var core = new EngineCore(runner, scheduler, tokenizer, eosTokenIds, requestLeftQueue, logger);
         return new EngineSetup(core, Describe(model, options, cacheDtype, capacity, maxModelLen), new PromptProcessor(tokenizer));
+    }
+
+    /// Decode steps of every batch size bucket as CUDA graphs, after the pool exists (the graphs read its tensors).
+    static void CaptureGraphs(LoadedModel model, KVCache.PagedKVCache cache, EngineOptions options, GpuMemoryProfiler gpuMemory, ILogger logger)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var freeBefore = gpuMemory.FreeBytes();
+        var batchSizes = DecodeGraphs.Buckets(options.MaxNumSeqs);
+        model.CaptureDecodeGraphs(cache, batchSizes);
+        Log.GraphsCaptured(logger, batchSizes.Count, string.Join(",", batchSizes),
+            (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, (freeBefore - gpuMemory.FreeBytes()) >> 20);
     }
 
     static string TokenizerFolder(EngineOptions options, LoadedModel model)

@@ -22,13 +22,13 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
     public long KVBudgetBytes(EngineOptions options, LoadedModel model, KVCache.KVCacheDtype cacheDtype, int maxModelLen)
     {
         WarmUp(model, cacheDtype, Math.Min(options.MaxNumBatchedTokens, maxModelLen), options.BlockSize);
-        return devices.Min(entry => Budget(options, entry.Device, entry.FreeBeforeLoading));
+        return devices.Min(entry => Budget(options, model, entry.Device, entry.FreeBeforeLoading));
     }
 
-    static long Budget(EngineOptions options, CudaDevice device, long freeBeforeLoading)
+    static long Budget(EngineOptions options, LoadedModel model, CudaDevice device, long freeBeforeLoading)
     {
         var (free, total) = device.MemoryInfo();
-        var used = freeBeforeLoading - free;
+        var used = freeBeforeLoading - free + (options.EnforceEager ? 0 : GraphMemoryEstimate(model, options.MaxNumSeqs));
         var budget = Math.Min((long)(total * options.GpuMemoryUtilization) - used, free);
         if (budget <= 0)
             throw new ModelLoadException(
@@ -37,6 +37,21 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
                 $"MiB of {total >> 20} MiB and {free >> 20} MiB are free; raise it, or lower --max-num-batched-tokens" +
                 (options.TensorParallelSize == 1 ? "" : ", or raise --tensor-parallel-size"));
         return budget;
+    }
+
+    /// Free memory of rank 0's GPU now.
+    public long FreeBytes() => devices[0].Device.MemoryInfo().Free;
+
+    /// What the decode graphs will hold beside the pool: their shared memory pool is about the largest step's
+    /// activations (the largest batch's hidden states, q/k/v, gate/up, logits in the model dtype and float32) plus the
+    /// float32 logits they all write; reserved before the KV pool is sized, the actual figure is logged at capture. One
+    /// rank's: its heads and ffn columns, the whole vocabulary's logits (gathered).
+    static long GraphMemoryEstimate(LoadedModel model, int maxNumSeqs)
+    {
+        var (c, vocab) = (model.Shard.Config, model.Config.VocabSize);
+        var element = model.Dtype == ScalarType.Float32 ? 4 : 2;
+        var perSequence = (4L * c.HiddenSize + c.QSize + 2L * c.KVSize + 3L * c.IntermediateSize) * element + vocab * (element + 8L);
+        return maxNumSeqs * perSequence + (64L << 20);
     }
 
     /// One prefill of numTokens tokens into a throw-away pool: the largest activations a step can need.

@@ -26,6 +26,8 @@ public sealed class LoadedModel : IDisposable
     TorchBackend? _torch;
     int _maxPositions;
     bool _useFusedKernels = true;
+    bool _useCudaGraphs = true;
+    DecodeGraphs? _graphs;
 
     internal LoadedModel(string directory, CausalLM model, GenerationConfig generation, ICommunicator? communicator = null,
         PeerRanks? peers = null)
@@ -72,6 +74,20 @@ public sealed class LoadedModel : IDisposable
             foreach (var peer in Peers) peer.UseFusedKernels = value;
         }
     }
+
+    /// Replay captured decode graphs where they apply (default); false runs every step eagerly.
+    public bool UseCudaGraphs
+    {
+        get => _useCudaGraphs;
+        set
+        {
+            _useCudaGraphs = value;
+            foreach (var peer in Peers) peer.UseCudaGraphs = value;
+        }
+    }
+
+    /// The batch sizes of the captured decode graphs (empty before CaptureDecodeGraphs).
+    public IReadOnlyList<int> CudaGraphBatchSizes => _graphs?.BatchSizes ?? [];
 
     /// Bytes of all weights on the device (the embedding table once more when the LM head is untied); one rank's.
     public long WeightBytes => _model.parameters().Sum(p => p.NumberOfElements * p.ElementSize);
@@ -143,11 +159,31 @@ public sealed class LoadedModel : IDisposable
         if (FusedKernelsActive(cacheDtype)) Fused(cacheDtype).Buffers.Reserve(maxTokens, maxSeqs, maxBlocksPerSeq);
     }
 
-    /// Captures one step as a CUDA graph on the fused backend (CUDA only): later steps of the same shape replay it
-    /// with their own metadata (see CapturedStep).
-    internal CapturedStep CaptureStep(StepInputs inputs, PagedKVCache cache) => _peers is null
-        ? CapturedStep.Capture(_model, Fused(cache.Dtype), inputs, cache)
-        : throw new NotSupportedException("capturing a tensor-parallel step needs every rank to capture at once; not implemented");
+    /// Captures decode steps of these batch sizes as CUDA graphs over this pool (fused backend only); decode steps of
+    /// at most the largest size then replay them (DecodeGraphs). Call before the pool holds live K/V. Under tensor
+    /// parallelism every rank captures its graphs at once (the eager run before each capture meets in the
+    /// collectives; the captured all-reduces replay on each rank's stream), each over its own pool.
+    public void CaptureDecodeGraphs(PagedKVCache cache, IReadOnlyList<int> batchSizes)
+    {
+        if (!FusedKernelsActive(cache.Dtype)) throw new InvalidOperationException("CUDA graphs need the fused CUDA backend");
+        if (_peers is null)
+        {
+            CaptureRankGraphs(cache, batchSizes);
+            return;
+        }
+        _peers.Step((peer, rank) => peer.CaptureRankGraphs(cache.RankPools[rank - 1], batchSizes), () =>
+        {
+            CaptureRankGraphs(cache, batchSizes);
+            return true;
+        });
+    }
+
+    void CaptureRankGraphs(PagedKVCache cache, IReadOnlyList<int> batchSizes)
+    {
+        _graphs?.Dispose();
+        _graphs = null;
+        _graphs = DecodeGraphs.Capture(_model, Fused(cache.Dtype), cache, batchSizes, MaxPositions);
+    }
 
     /// The fused backend for a pool of cacheDtype (CUDA only): its kernels, stream and step buffers, for benchmarks
     /// that time a kernel alone.
@@ -170,9 +206,11 @@ public sealed class LoadedModel : IDisposable
             () => RunRank(inputs, cache, allRows));
     }
 
+    // every rank decides alike whether its graphs replay the step: their state (buckets, buffers, pool) is the same
     Tensor RunRank(StepInputs inputs, PagedKVCache cache, bool allRows)
     {
         CheckCache(cache);
+        if (!allRows && UseCudaGraphs && _graphs?.Cache == cache && _graphs.TryReplay(inputs) is { } replayed) return replayed;
         using var step = Backend(cache.Dtype).Begin(inputs, cache);
         return _model.Forward(step, allRows);
     }
@@ -209,6 +247,7 @@ public sealed class LoadedModel : IDisposable
 
     public void Dispose()
     {
+        _graphs?.Dispose();
         foreach (var backend in _fused.Values) backend.Dispose();   // waits for this rank's stream, collectives included
         _peers?.Dispose();
         _rope?.Dispose();

@@ -75,6 +75,7 @@ public static class ServerCommandLine
         Make<string>("--served-model-name", "ServedModelName", "Name clients use as \"model\" (default: the --model string, or \"default\")."),
         Make<string>("--dtype", "Dtype", "auto, float32, bfloat16 or float16 (default auto)."),
         Make<string>("--kv-cache-dtype", "KvCacheDtype", "How the KV cache stores K and V: auto (the model's dtype), bfloat16, float16, float32, or fp8 (fp8_e4m3, CUDA only) (default auto)."),
+        Switch("--enforce-eager", "EnforceEager", "Never replay CUDA graphs of decode steps (default: captured at start on CUDA)."),
         Switch("--calculate-kv-scales", "CalculateKvScales", "FP8 KV cache: scales from the first prompts' K and V (default: 1.0, or the checkpoint's k_scale/v_scale)."),
         Make<string>("--device", "Device", "cpu or cuda[:N] (default cpu)."),
         Make<int>("--tensor-parallel-size", "TensorParallelSize", "GPUs to split the model over by tensor parallelism, from --device's index on, joined by NCCL (default 1).", "-tp"),

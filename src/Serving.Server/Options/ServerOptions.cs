@@ -30,6 +30,8 @@ public sealed class ServerOptions
     public string KvCacheDtype { get; set; } = "auto";
     /// FP8 KV cache: compute the scales from the first prompts' K and V.
     public bool CalculateKvScales { get; set; }
+    /// Run every decode step eagerly (no CUDA graphs).
+    public bool EnforceEager { get; set; }
     public string Device { get; set; } = "cpu";
     /// GPUs one model is split over (tensor parallelism, from --device's index on); CPU ranks on --device cpu.
     public int TensorParallelSize { get; set; } = 1;
@@ -75,6 +77,7 @@ public sealed class ServerOptions
         Dtype = Dtype,
         KVCacheDtype = KvCacheDtype,
         CalculateKVScales = CalculateKvScales,
+        EnforceEager = EnforceEager,
         Device = Device,
         TensorParallelSize = TensorParallelSize,
         MaxModelLen = MaxModelLen,

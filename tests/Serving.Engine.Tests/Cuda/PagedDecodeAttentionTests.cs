@@ -39,13 +39,13 @@ public sealed class PagedDecodeAttentionTests(ITestOutputHelper output)
         var values = randn(numBlocks, BlockSize, numKVHeads, headDim, device: device);
         var qkv = randn(contexts.Length, (numHeads + 2 * numKVHeads) * headDim, device: device);
         using var buffers = new DeviceStepBuffers(batch.NumTokens, batch.NumSeqs, batch.MaxBlocksPerSeq, device);
-        buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray());
         var plan = DecodeAttentionPlan.Create(contexts.Length, contexts.Max(), numKVHeads, concurrentBlocks);
+        buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray(), plan.PartitionSizeFor(contexts.Max()));
         var workspace = empty(plan.WorkspaceElements(numHeads, headDim), ScalarType.Float32, device);
         var result = full(contexts.Length, numHeads * headDim, double.NaN, device: device);   // poisoned: every element must be written
         var n = batch.NumSeqs;
         kernels.PagedDecodeAttention(qkv, keys, values, buffers.DecodeSeqs(n), buffers.TokenRows(n), buffers.BlockTables(n),
-            buffers.ContextLengths(n), ones(2, device: device), plan, result, workspace);
+            buffers.ContextLengths(n), buffers.PartitionSize, ones(2, device: device), plan, result, workspace);
         stream.Synchronize();
 
         var expected = Reference(qkv.narrow(1, 0, numHeads * headDim), keys, values, contexts, tables, numHeads, numKVHeads, headDim);

@@ -156,7 +156,8 @@ __device__ void accumulate_tile(const AttentionShared& s, int stage, float (&acc
 #endif
 }
 
-// The decode sequences of a step: decode_seqs (numDecodes) lists which sequences of the batch they are; sequence s
+// The decode sequences of a step: decode_seqs (numDecodes) lists which sequences of the batch they are; the partition
+// size is read from the device (the step buffers), so a captured step follows each step's contexts; sequence s
 // reads its query from row token_rows[s] of q (numTokens, numHeads*D, row stride q_stride) and writes that row of
 // out (numTokens, numHeads*D); context_lens (numSeqs), block_tables (numSeqs, max_blocks_per_seq) int32.
 // part_out (numDecodes, numHeads, numPartitions, D) and part_ml (numDecodes, numHeads, numPartitions, 2) float32,
@@ -165,13 +166,15 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
         const elem_t* __restrict__ q, int q_stride, const cache_t* __restrict__ k_cache, const cache_t* __restrict__ v_cache,
         const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
         const int* __restrict__ block_tables, int max_blocks_per_seq, const int* __restrict__ context_lens,
-        int block_size, int partition_size, float scale, const float* __restrict__ kv_scales,
+        int block_size, const int* __restrict__ partition_size_ptr, float scale, const float* __restrict__ kv_scales,
         elem_t* __restrict__ out, float* __restrict__ part_out, float* __restrict__ part_ml) {
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     AttentionShared& s = *reinterpret_cast<AttentionShared*>(shared_bytes);
     const int kv_head = blockIdx.x, item = blockIdx.y, part = blockIdx.z;
     const int num_kv_heads = gridDim.x, num_partitions = gridDim.z, num_heads = num_kv_heads * GROUP_SIZE;
     const int seq = decode_seqs[item], row = token_rows[seq];
+    // partitions past the context's end exit at once: a captured step keeps its grid while contexts grow
+    const int partition_size = *partition_size_ptr;
     const int begin = part * partition_size;
     const int end = min(context_lens[seq], begin + partition_size);
     const int* table = block_tables + (long)seq * max_blocks_per_seq;
@@ -221,8 +224,9 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
 // Merges the partitions of paged_decode_attention. Grid: (numHeads, numDecodes); block: HEAD_DIM threads.
 extern "C" __global__ void paged_attention_reduce(const float* __restrict__ part_out, const float* __restrict__ part_ml,
                                                   const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
-                                                  const int* __restrict__ context_lens, int partition_size,
+                                                  const int* __restrict__ context_lens, const int* __restrict__ partition_size_ptr,
                                                   int num_partitions, elem_t* __restrict__ out) {
+    const int partition_size = *partition_size_ptr;
     const int head = blockIdx.x, item = blockIdx.y, num_heads = gridDim.x, d = threadIdx.x;
     const int seq = decode_seqs[item];
     const int used = min(num_partitions, (context_lens[seq] + partition_size - 1) / partition_size);

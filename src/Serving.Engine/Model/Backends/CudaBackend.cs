@@ -35,6 +35,11 @@ internal sealed class CudaBackend : DecoderBackend
 
     public override DecoderStep Begin(StepInputs inputs, PagedKVCache cache) => new CudaStep(this, _config, _rope, inputs, cache);
 
+    /// A decode step of fixed shape for capture: its attention grid is the plan's (NumPartitions), whatever the
+    /// contexts of the steps that replay it.
+    public CudaStep BeginCapture(StepInputs inputs, PagedKVCache cache, DecodeAttentionPlan plan) =>
+        new(this, _config, _rope, inputs, cache, plan);
+
     public override void Dispose()
     {
         Stream.Synchronize();
@@ -58,9 +63,11 @@ internal sealed class CudaStep : DecoderStep
     readonly int[] _prefillSeqs;
     readonly Tensor? _contextSlots;        // (sum of prefill context lengths) int32, prefill sequences only
     readonly DecodeAttentionPlan? _plan;
+    readonly Tensor _partitionSize;        // (1) int32: tokens per attention partition this step
     readonly Tensor? _workspace;           // float32, plan.WorkspaceElements
 
-    public CudaStep(CudaBackend backend, ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache)
+    public CudaStep(CudaBackend backend, ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache,
+        DecodeAttentionPlan? fixedPlan = null)
         : base(backend.Communicator)
     {
         (_kernels, _config, _rope, _cache, _inputs) = (backend.Kernels, config, rope, cache, inputs);
@@ -69,7 +76,10 @@ internal sealed class CudaStep : DecoderStep
         var decodes = Enumerable.Range(0, inputs.NumSeqs).Where(s => inputs.QueryLength(s) == 1).ToArray();
         _prefillSeqs = Enumerable.Range(0, inputs.NumSeqs).Where(s => inputs.QueryLength(s) > 1).ToArray();
         var buffers = backend.Buffers;
-        buffers.Upload(inputs, decodes);
+        var maxDecodeContext = decodes.Length == 0 ? 1 : decodes.Max(d => inputs.ContextLengths[d]);
+        if (decodes.Length > 0) _plan = fixedPlan ?? _kernels.PlanDecode(decodes.Length, maxDecodeContext);
+        buffers.Upload(inputs, decodes, _plan?.PartitionSizeFor(maxDecodeContext) ?? 0);
+        _partitionSize = buffers.PartitionSize;
         var (n, s) = (inputs.NumTokens, inputs.NumSeqs);
         (TokenIds, _positions, _slots) = (buffers.TokenIds(n), buffers.Positions(n), buffers.Slots(n));
         LogitRows = inputs.LogitRows.Length == n ? null : buffers.LogitRows(inputs.LogitRows.Length);
@@ -77,11 +87,8 @@ internal sealed class CudaStep : DecoderStep
         (_contextLengths, _blockTables) = (buffers.ContextLengths(s), buffers.BlockTables(s));
         if (_prefillSeqs.Length > 0)
             _contextSlots = tensor(PrefillAttention.ContextSlots(inputs, _prefillSeqs), dtype: ScalarType.Int32, device: cache.Device);
-        if (decodes.Length > 0)
-        {
-            _plan = _kernels.PlanDecode(decodes.Length, decodes.Max(d => inputs.ContextLengths[d]));
+        if (_plan is not null)
             _workspace = empty(_plan.WorkspaceElements(config.NumAttentionHeads, config.HeadDim), ScalarType.Float32, cache.Device);
-        }
         Keep(scope);
     }
 
@@ -138,7 +145,7 @@ internal sealed class CudaStep : DecoderStep
         {
             // each decode sequence's query is the first QSize columns of its row of qkv (read at qkv's row stride)
             _kernels.PagedDecodeAttention(qkv, keys, values, _decodeSeqs, _tokenRows, _blockTables, _contextLengths,
-                _cache.Scales[layer], _plan, output, _workspace!);
+                _partitionSize, _cache.Scales[layer], _plan, output, _workspace!);
         }
         if (_contextSlots is not null)
             PrefillAttention.Run(_kernels, qkv, layer, _cache, _inputs, _prefillSeqs, _contextSlots, output);
