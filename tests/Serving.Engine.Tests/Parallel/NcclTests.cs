@@ -62,6 +62,27 @@ public sealed class NcclTests(ITestOutputHelper output)
         }
     }
 
+    /// Decode graphs captured on both ranks at once replay the eager step (the all-reduces inside them included).
+    [MultiGpuFact]
+    public void DecodeGraphsOfASplitModelReplayTheEagerStep()
+    {
+        using var model = ModelLoader.Load("tiny-gqa", "auto", CUDA, tensorParallelSize: 2);
+        using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16);
+        model.ReserveStepBuffers(cache.Dtype, 512, 8, 64);
+        model.CaptureDecodeGraphs(cache, [1, 2, 4]);
+        Assert.Equal([1, 2, 4], model.CudaGraphBatchSizes);
+        var prompts = new[] { 5, 40, 17 }.Select((length, i) => new StepSequence(Enumerable.Range(1, length).ToArray(), 0, length - 1, [i * 4, i * 4 + 1, i * 4 + 2])).ToList();
+        using var scope = NewDisposeScope();
+        model.Forward(StepInputs.Build(prompts, 16), cache);
+        var decode = StepInputs.Build(prompts.Select(p => p with { StartPosition = p.TokenIds.Count - 1, NumNewTokens = 1 }).ToList(), 16);
+        model.UseCudaGraphs = true;
+        var replayed = model.Forward(decode, cache).cpu();
+        model.UseCudaGraphs = false;
+        var eager = model.Forward(decode, cache).cpu();
+        output.WriteLine($"max |replay - eager| = {(replayed - eager).abs().max().item<float>():E2}");
+        Assert.True(replayed.equal(eager).all().item<bool>(), "the replay must give the eager step's logits bit for bit");
+    }
+
     [MultiGpuFact]
     public async Task TheEngineServesAModelSplitOverTwoGpus()
     {
