@@ -7,8 +7,8 @@ using static TorchSharp.torch;
 
 namespace Serving.Bench;
 
-/// serving-bench tp-check: a preset split over N GPUs against the whole model on one GPU. Preset weights are a function
-/// of (seed, tensor, position), so both hold the same model; the check runs a batch of random prompts (one prefill
+/// serving-bench tp-check: a preset split over N GPUs against the whole model on one GPU. Every rank draws the whole
+/// model's random weights and keeps its shard, so both hold the same model; the check runs a batch of random prompts (one prefill
 /// step) and then decode steps teacher-forced along the whole model's greedy tokens, and compares the logits of every
 /// step: max |difference|, relative error (Frobenius) and how often the argmax agrees. Only the sum order differs
 /// (partial sums added by the all-reduce), so float32 agrees to ~1e-5 and bfloat16 to its rounding. Exit code 1 past

@@ -27,7 +27,8 @@ public static class ModelLoader
         var bindings = ArchitectureRegistry.For(config).Layout(config);
         CheckpointLayout.Validate(checkpoint, bindings);
         var stored = checkpoint.Info(bindings[0].CheckpointName).DType;
-        var weights = new WeightPlan(bindings, _ => checkpoint, ModelDtype.Resolve(dtype, config, stored, device), KVScales(checkpoint, config));
+        var weights = new WeightPlan((model, rankProgress) => WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress),
+            ModelDtype.Resolve(dtype, config, stored, device), KVScales(checkpoint, config));
         return Build(directory, config, generation, weights, device, tensorParallelSize, progress);
     }
 
@@ -59,15 +60,14 @@ public static class ModelLoader
         var config = ModelPresets.Get(name);
         ModelShard.Check(config, tensorParallelSize);
         var bindings = ArchitectureRegistry.For(config).Layout(config);
-        var weights = new WeightPlan(bindings, rankDevice => new RandomWeights(bindings, seed, rankDevice),
+        var weights = new WeightPlan((model, _) => RandomWeights.Fill(model, bindings, seed),
             ModelDtype.Resolve(dtype, config, ScalarType.Float32, device), KVScales: null);
         return Build(name, config, GenerationConfig.Empty, weights, device, tensorParallelSize, progress: null);
     }
 
-    /// Where the weights come from (per rank device), the dtype they are kept in, and an FP8 KV cache's scales (one per
-    /// layer's K and V, the same on every rank).
-    sealed record WeightPlan(IReadOnlyList<WeightBinding> Bindings, Func<Device, IWeightSource> Source, ScalarType Dtype,
-        float[,]? KVScales);
+    /// How a rank's model gets its weights (a checkpoint's slices, or random values), the dtype they are kept in, and an
+    /// FP8 KV cache's scales (one per layer's K and V, the same on every rank).
+    sealed record WeightPlan(Action<CausalLM, IProgress<WeightLoadProgress>?> Fill, ScalarType Dtype, float[,]? KVScales);
 
     static LoadedModel Build(string directory, ModelConfig config, GenerationConfig generation, WeightPlan weights, Device device,
         int size, IProgress<WeightLoadProgress>? progress)
@@ -99,7 +99,7 @@ public static class ModelLoader
         var model = new CausalLM(shard, weights.Dtype, device);
         try
         {
-            WeightLoader.Load(model, weights.Source(device), weights.Bindings, shard, progress);
+            weights.Fill(model, progress);
         }
         catch
         {

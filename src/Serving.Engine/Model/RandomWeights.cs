@@ -1,86 +1,81 @@
 using Serving.Engine.Weights;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
 
-/// Random values for the checkpoint tensors of a preset shape (no files), made on the device. Each value is a function
-/// of the seed, the tensor's name and the value's position in the whole tensor (a counter-based generator, as
-/// Philox is), so any slice of a tensor can be made alone and every rank of a tensor-parallel model holds its part of
-/// the very model one device would hold, whatever the number of ranks, the device or the threads.
+/// Fills a model's parameters with random values, on its device, for preset models (no checkpoint).
+/// Matrices get N(0, 1/fan-in) so activations keep unit scale through every layer; norm weights (every
+/// "...norm.weight": layer norms, the final norm, q/k head norms) 1 + N(0, 0.1²), close to trained norms but not a
+/// constant that would hide indexing errors; embeddings N(0, 1) and biases N(0, 0.02²).
 ///
-/// Matrices get N(0, 1/fan-in) (fan-in of the whole tensor) so activations keep unit scale through every layer; norm
-/// weights (every "...norm.weight") 1 + N(0, 0.1²), close to trained norms but not a constant that would hide
-/// indexing errors; embeddings N(0, 1) and biases N(0, 0.02²).
-internal sealed class RandomWeights(IReadOnlyList<WeightBinding> layout, long seed, Device device) : IWeightSource
+/// A tensor-parallel rank draws what one device would draw for the whole model (the same seed, every parameter of
+/// the whole model in the same order, on its own device) and keeps its shard of each: the same model at every size.
+internal static class RandomWeights
 {
-    const long Prime = int.MaxValue;                          // 2^31 - 1: every product of two residues fits in int64
-    static readonly long[] Multipliers = [1_103_515_245, 1_664_525_331, 2_027_011_397];
-    const long ChunkElements = 1L << 24;                      // values made per pass: bounds the int64 temporaries
+    // the default generators are the process's: one rank draws at a time, from a freshly seeded generator
+    static readonly object Drawing = new();
 
-    readonly Dictionary<string, long[]> _shapes = layout.ToDictionary(binding => binding.CheckpointName, binding => binding.Shape);
-
-    public long NumBytes(string name) => _shapes[name].Aggregate(4L, (product, dim) => product * dim);
-
-    /// float32 values of the slice, on the device.
-    public Tensor Read(string name, TensorSlice slice)
+    public static void Fill(CausalLM model, IReadOnlyList<WeightBinding> layout, long seed)
     {
-        var shape = _shapes[name];
-        var (mean, std) = Distribution(name, shape);
-        var values = empty(slice.ShapeIn(shape), ScalarType.Float32, device);
-        var rows = values.shape[0];
-        var rowElements = Math.Max(1, values.NumberOfElements / Math.Max(1, rows));
-        var chunkRows = Math.Max(1, ChunkElements / rowElements);
-        for (long row = 0; row < rows; row += chunkRows)
+        using var noGrad = no_grad();
+        lock (Drawing)
+        {
+            // the default generators, seeded: an explicit Generator would be a CPU one, which CUDA tensors refuse
+            manual_seed(seed);
+            if (model.Device.type == DeviceType.CUDA) cuda.manual_seed_all(seed);
+            if (model.Shard.Size == 1)
+            {
+                foreach (var (name, parameter) in model.named_parameters()) Draw(name, parameter);
+                return;
+            }
+            FillShard(model, layout);
+        }
+    }
+
+    // every parameter of the whole model drawn in full, in the whole model's order, then cut to the rank's shard as a
+    // checkpoint would be (each binding's rows of the full parameter are that checkpoint tensor)
+    static void FillShard(CausalLM model, IReadOnlyList<WeightBinding> layout)
+    {
+        var shard = model.Shard;
+        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var bindings = layout.ToLookup(binding => binding.ParameterName);
+        using var whole = new CausalLM(shard.Model, model.Dtype, new Device(DeviceType.META));   // names and shapes only
+        foreach (var parameter in parameters.Values) parameter.zero_();   // rows no rank's part fills stay zero
+        foreach (var (name, shape) in whole.named_parameters().Select(p => (p.name, p.parameter.shape)))
         {
             using var scope = NewDisposeScope();
-            var count = Math.Min(chunkRows, rows - row);
-            var normal = StandardNormal(Positions(shape, slice, row, count), Offset(name));
-            values.narrow(0, row, count).copy_(normal.mul_(std).add_(mean));
+            var values = empty(shape, model.Dtype, model.Device);
+            Draw(name, values);
+            foreach (var binding in bindings[name])
+            {
+                var tensor = values.narrow(0, binding.RowOffset, binding.Shape[0]);       // the checkpoint tensor's values
+                foreach (var copy in shard.Copies(binding))
+                {
+                    var part = copy.Slice.Of(tensor);
+                    parameters[name].narrow(0, copy.DestinationRow, part.shape[0]).copy_(part);
+                }
+            }
         }
-        return values;
     }
 
-    static (double Mean, double Std) Distribution(string name, long[] shape) => name switch
+    static void Draw(string name, Tensor parameter)
     {
-        _ when name.EndsWith("norm.weight", StringComparison.Ordinal) => (1.0, 0.1),
-        "model.embed_tokens.weight" => (0.0, 1.0),
-        _ when shape.Length == 2 => (0.0, 1.0 / Math.Sqrt(shape[1])),
-        _ => (0.0, 0.02),
-    };
-
-    /// Positions in the whole tensor (row-major) of rows row .. row + count of the slice: (count, ...slice's other dims) int64.
-    Tensor Positions(long[] shape, TensorSlice slice, long row, long count)
-    {
-        if (shape.Length == 1) return arange(slice.Start + row, slice.Start + row + count, ScalarType.Int64, device);
-        if (shape.Length != 2) throw new ArgumentException($"random weights are made for vectors and matrices, not shape {SafetensorsTensorInfo.FormatShape(shape)}");
-        var (firstRow, rowCount, firstColumn, columns) = slice.Dim == 0
-            ? (slice.Start + row, count, 0L, shape[1])
-            : (row, count, slice.Start, slice.Length);
-        var rowIds = arange(firstRow, firstRow + rowCount, ScalarType.Int64, device).unsqueeze(1);             // (count, 1)
-        var columnIds = arange(firstColumn, firstColumn + columns, ScalarType.Int64, device).unsqueeze(0);    // (1, columns)
-        return rowIds * shape[1] + columnIds;                                                                    // (count, columns)
-    }
-
-    /// The tensor's place in the seed's stream: a stable hash of (seed, name), below the prime.
-    long Offset(string name)
-    {
-        var hash = (ulong)seed * 0x9E3779B97F4A7C15UL;
-        foreach (var c in name) hash = (hash ^ c) * 0x100000001B3UL;   // FNV-1a over the name
-        return (long)(hash % (ulong)Prime);
-    }
-
-    /// N(0, 1) float32 of each position: three rounds of multiply-mod-prime and xor-shift mix (position + offset)
-    /// into a residue u in (0, 1), and sqrt(2) erfinv(2u - 1) turns it into a normal value (in float64, so u never
-    /// rounds to 0 or 1).
-    static Tensor StandardNormal(Tensor positions, long offset)
-    {
-        var x = positions.add(offset).remainder_(Prime);
-        foreach (var multiplier in Multipliers)
+        if (name.EndsWith("norm.weight", StringComparison.Ordinal))
         {
-            x = x.mul_(multiplier).remainder_(Prime);
-            x = x.bitwise_xor_(x.bitwise_right_shift(13));    // x < 2^31 stays below 2^31
+            parameter.normal_(1.0, 0.1);
         }
-        var uniform = x.to_type(ScalarType.Float64).add_(0.5).div_(1L << 31);
-        return uniform.mul_(2).sub_(1).erfinv_().mul_(Math.Sqrt(2)).to_type(ScalarType.Float32);
+        else if (name == "embed_tokens.weight")
+        {
+            parameter.normal_(0.0, 1.0);
+        }
+        else if (parameter.dim() == 2)
+        {
+            parameter.normal_(0.0, 1.0 / Math.Sqrt(parameter.size(1)));
+        }
+        else
+        {
+            parameter.normal_(0.0, 0.02);
+        }
     }
 }

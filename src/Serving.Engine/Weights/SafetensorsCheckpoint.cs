@@ -6,7 +6,7 @@ namespace Serving.Engine.Weights;
 
 /// The tensors of a checkpoint folder: model.safetensors, or the shards listed by model.safetensors.index.json.
 /// Every tensor name resolves to exactly one file; reads copy one tensor at a time out of the mapped file.
-public sealed class SafetensorsCheckpoint : IWeightSource, IDisposable
+public sealed class SafetensorsCheckpoint : IDisposable
 {
     public const string SingleFile = "model.safetensors";
     public const string IndexFile = "model.safetensors.index.json";
@@ -47,11 +47,9 @@ public sealed class SafetensorsCheckpoint : IWeightSource, IDisposable
             : throw new CheckpointException($"missing weight '{name}' in {Directory}");
 
     /// A new CPU tensor holding a slice of the named tensor (a tensor-parallel rank's part), reading only its bytes.
-    Tensor IWeightSource.Read(string name, TensorSlice slice) =>
+    internal Tensor Read(string name, TensorSlice slice) =>
         _fileOf.TryGetValue(name, out var file) ? file.Read(name, slice)
             : throw new CheckpointException($"missing weight '{name}' in {Directory}");
-
-    long IWeightSource.NumBytes(string name) => Info(name).NumBytes;
 
     static SafetensorsCheckpoint OpenSharded(string directory, string indexPath)
     {

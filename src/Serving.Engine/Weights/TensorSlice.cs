@@ -8,6 +8,9 @@ internal readonly record struct TensorSlice(int Dim, long Start, long Length)
 
     public bool IsWhole(long[] shape) => Dim == 0 && Start == 0 && Length == shape[0];
 
+    /// The slice of a tensor, as a view.
+    public TorchSharp.torch.Tensor Of(TorchSharp.torch.Tensor tensor) => tensor.narrow(Dim, Start, Length);
+
     /// The slice's shape within a tensor of shape.
     public long[] ShapeIn(long[] shape)
     {
@@ -18,16 +21,4 @@ internal readonly record struct TensorSlice(int Dim, long Start, long Length)
         sliced[Dim] = Length;
         return sliced;
     }
-}
-
-/// Where a model's weights come from: a checkpoint on disk (SafetensorsCheckpoint), or random values for a preset
-/// shape (../Model/RandomWeights). Tensors are named and shaped as the architecture's layout lists them.
-internal interface IWeightSource
-{
-    /// A new tensor (the caller owns it) holding the slice of the named tensor, in any dtype and on any device: the
-    /// loader's copy_ converts and moves it.
-    TorchSharp.torch.Tensor Read(string name, TensorSlice slice);
-
-    /// Bytes of the whole named tensor as stored (progress reports).
-    long NumBytes(string name);
 }

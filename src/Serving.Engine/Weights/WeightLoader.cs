@@ -5,17 +5,17 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Weights;
 
-/// Fills a model's parameters from a weight source one tensor at a time: read (stored dtype, CPU), then copy_ into the
+/// Fills a model's parameters from a checkpoint one tensor at a time: read (stored dtype, CPU), then copy_ into the
 /// parameter's rows, which converts dtype and moves to the device in one step. Peak extra memory is one tensor. A
 /// tensor-parallel rank reads only its part of each tensor (ModelShard.Copies): rows, or columns, never the whole.
 internal static class WeightLoader
 {
-    public static void Load(nn.Module model, IWeightSource source, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
+    public static void Load(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
         IProgress<WeightLoadProgress>? progress)
     {
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         CheckCoverage(parameters, bindings, shard);
-        var totalBytes = bindings.Sum(binding => source.NumBytes(binding.CheckpointName));
+        var totalBytes = bindings.Sum(binding => checkpoint.Info(binding.CheckpointName).NumBytes);
         long loadedBytes = 0;
         using var noGrad = no_grad();
         // rows no checkpoint data fills on this rank (vocabulary padding, other ranks' biases) must be zero
@@ -27,10 +27,10 @@ internal static class WeightLoader
             foreach (var copy in shard.Copies(binding))
             {
                 using var scope = NewDisposeScope();
-                var part = source.Read(binding.CheckpointName, copy.Slice);
+                var part = checkpoint.Read(binding.CheckpointName, copy.Slice);
                 parameters[binding.ParameterName].narrow(0, copy.DestinationRow, part.shape[0]).copy_(part);
             }
-            loadedBytes += source.NumBytes(binding.CheckpointName);
+            loadedBytes += checkpoint.Info(binding.CheckpointName).NumBytes;
             progress?.Report(new WeightLoadProgress(binding.CheckpointName, i + 1, bindings.Count, loadedBytes, totalBytes));
         }
     }
