@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Serving.Engine.Cuda;
 using Serving.Engine.Model;
-using Serving.Engine.Parallel;
+using Serving.Engine.Distributed;
 using Spectre.Console;
 using TorchSharp;
 using static TorchSharp.torch;

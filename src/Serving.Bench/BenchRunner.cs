@@ -18,6 +18,7 @@ internal sealed class BenchRunner(BenchOptions options)
     private readonly List<GenerateResult> _generate = [];
     private readonly List<CapacityResult> _capacity = [];
     private readonly List<KVQualityResult> _kvQuality = [];
+    private readonly List<ProfileResult> _profiles = [];
 
     public int Run()
     {
@@ -49,7 +50,7 @@ internal sealed class BenchRunner(BenchOptions options)
             {
                 foreach (var result in KVQualityChecks.Run(name, options.Dtype, device))
                 {
-                    Console.WriteLine($"   kv quality {result.Case}: max |fp8 - bf16| {result.MaxAbsError:E2}, mean {result.MeanAbsError:E2}, argmax agree {result.ArgmaxAgreement:P2} of {result.Positions}");
+                    Console.WriteLine($"   kv quality {result.Case}: max |fp8 - bf16| {result.MaxAbsError:E2}, mean {result.MeanAbsError:E2}, argmax agree {result.ArgmaxAgreement:P2} of {result.Positions} (non-finite logits: bf16 {result.NonFiniteBf16}, fp8 {result.NonFiniteFp8})");
                     _kvQuality.Add(result);
                 }
             }
@@ -57,7 +58,7 @@ internal sealed class BenchRunner(BenchOptions options)
 
         var deviceName = cudaDevice is null ? options.Device : $"{options.Device} (sm_{cudaDevice.ComputeCapability}, {cudaDevice.MultiprocessorCount} SMs)";
         var report = new BenchReport(deviceName, dtype.ToString(),
-            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity, _kvQuality);
+            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity, _kvQuality, _profiles);
         ReportWriter.PrintChecks(_checks);
         ReportWriter.Print(report);
         if (options.JsonPath is { } path)
@@ -106,6 +107,18 @@ internal sealed class BenchRunner(BenchOptions options)
         if (fused && options.CudaGraphs)
         {
             bench.Model.CaptureDecodeGraphs(bench.Cache, options.BatchSizes.Order().ToList());
+        }
+
+        if (fused && options.Profile)
+        {
+            foreach (var (batch, context) in options.BatchSizes.SelectMany(b => options.ContextLengths.Select(c => (b, c))))
+            {
+                var profile = timing.Profile(batch, context, _random);
+                _profiles.Add(profile);
+                var step = profile.Milliseconds["step"];
+                Console.WriteLine($"   profile b={batch} ctx={context}: " + string.Join(", ", profile.Milliseconds.Where(p => p.Key != "step")
+                    .OrderByDescending(p => p.Value).Select(p => $"{p.Key} {p.Value:F2} ms ({p.Value / step:P0})")) + $"; step {step:F2} ms");
+            }
         }
 
         foreach (var path in Paths(fused, plainPossible: !bench.Cache.Dtype.IsFp8))

@@ -21,10 +21,18 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
         var ms = Timing.MedianMilliseconds(() => _ = RunStep(path, step), 2, steps, _cuda);
         var weightBytes = bench.Model.StepWeightBytes(batch);
         var kvBytes = (long)batch * context * bench.KVBytesPerToken;
-        var floorMs = (weightBytes + kvBytes) / ceilings.BandwidthBytesPerSecond * 1000;
+        var floorMs = Roofline(batch, context, weightBytes, kvBytes);
         var attentionMs = path != "plain" && bench.Model.FusedKernelsActive(bench.Cache.Dtype) ? AttentionMilliseconds(step) : (double?)null;
         return new DecodeResult(bench.Name, path, batch, context, ms, batch / (ms / 1000), weightBytes, kvBytes,
             floorMs, floorMs / ms, attentionMs, attentionMs / ms);
+    }
+
+    /// One decode step of this shape with each operation timed by CUDA events (after one untimed run).
+    public ProfileResult Profile(int batch, int context, Random random)
+    {
+        var step = StepBatch.Decode(batch, context, bench.Cache.BlockSize, bench.Cache.NumBlocks, bench.Config.VocabSize, random);
+        bench.Model.ProfileStep(step, bench.Cache);
+        return new ProfileResult(bench.Name, batch, context, bench.Model.ProfileStep(step, bench.Cache));
     }
 
     public PrefillResult Prefill(string path, int batch, int promptLength, Random random)
@@ -105,6 +113,20 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
                     backend.Buffers.PartitionSize, bench.Cache.Scales[layer], plan, output, workspace);
             }
         }, 2, steps, _cuda);
+    }
+
+    /// The step's roofline floor in ms: each part takes the longer of moving its bytes at the copy bandwidth and doing
+    /// its FLOPs at the matmul rate, parts one after another. Weights (every matrix, the LM head included): their
+    /// bytes, 2 FLOPs per weight per sequence. Attention: the KV bytes read, 4 FLOPs per query head, head dimension and
+    /// context token (scores and the weighted sum). At batch 1 the weights' bytes bound the step; at batch 256 and
+    /// long contexts attention's FLOPs can, for MQA's large groups.
+    private double Roofline(int batch, int context, long weightBytes, long kvBytes)
+    {
+        var c = bench.Config;
+        var weightFlops = 2.0 * batch * (weightBytes / (double)(bench.Model.Dtype == ScalarType.Float32 ? 4 : 2));
+        var attentionFlops = 4.0 * batch * c.NumHiddenLayers * c.NumAttentionHeads * c.HeadDim * (double)context;
+        double Part(double bytes, double flops) => Math.Max(bytes / ceilings.BandwidthBytesPerSecond, flops / ceilings.MatmulFlopsPerSecond);
+        return (Part(weightBytes, weightFlops) + Part(kvBytes, attentionFlops)) * 1000;
     }
 
     // 2 FLOPs per weight per token in every linear, plus causal attention (QK and PV, half the square), plus

@@ -4,6 +4,7 @@ using Spectre.Console;
 
 // serving-bench: decode and prefill of random-weight models of real shapes against the device's floors.
 var kvDtypes = new Option<string[]>("--kv-cache-dtype") { Description = "KV cache dtypes to run each model with (auto, bfloat16, fp8, ...)", DefaultValueFactory = _ => ["auto"], AllowMultipleArgumentsPerToken = true };
+var profile = new Option<bool>("--profile") { Description = "print each operation's share of a decode step per shape (CUDA events)" };
 var cudaGraphs = new Option<bool>("--cuda-graphs") { Description = "also time decode steps replayed from CUDA graphs (path \"graph\")" };
 var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one (a 2048-token prompt, a 32k-token prompt)" };
 var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, llama3-70b, tiny-gqa, tiny-mha)", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
@@ -23,7 +24,7 @@ var fixtures = new Option<string?>("--fixtures") { Description = "folder of refe
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
 {
-    models, dtype, device, tensorParallel, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs,
+    models, dtype, device, tensorParallel, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, profile,
 };
 if (Console.IsOutputRedirected)
 {
@@ -36,6 +37,7 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     KVCacheDtypes = result.GetValue(kvDtypes)!,
     KVQuality = result.GetValue(kvQuality),
     CudaGraphs = result.GetValue(cudaGraphs),
+    Profile = result.GetValue(profile),
     Dtype = result.GetValue(dtype)!,
     Device = result.GetValue(device)!,
     TensorParallelSize = result.GetValue(tensorParallel),
@@ -71,10 +73,16 @@ static Command EngineCommand()
     var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
     var kvDtype = new Option<string>("--kv-cache-dtype") { Description = "auto, bfloat16, float16, float32, fp8", DefaultValueFactory = _ => "auto" };
     var enforceEager = new Option<bool>("--enforce-eager") { Description = "no CUDA graphs" };
+    var structuredMix = new Option<double>("--structured-output-mix")
+    {
+        Description = "fraction of requests constrained to a JSON Schema (0..1); above 0 also runs the same load unconstrained and compares",
+        DefaultValueFactory = _ => 0,
+    };
     var tensorParallel = TensorParallelOption();
     var command = new Command("engine", "Offline engine throughput: N requests of random token ids through LlmEngine at once")
     {
         model, tokenizer, device, tensorParallel, dtype, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed, kvDtype, enforceEager,
+        structuredMix,
     };
     command.SetAction((result, _) => EngineBenchmark.RunAsync(new EngineBenchmarkOptions(
         new Serving.Engine.EngineOptions
@@ -85,7 +93,8 @@ static Command EngineCommand()
             MaxNumBatchedTokens = result.GetValue(maxBatched), KVCacheMemoryBytes = result.GetValue(kvMemory),
             KVCacheDtype = result.GetValue(kvDtype)!, EnforceEager = result.GetValue(enforceEager),
         },
-        result.GetValue(numPrompts), result.GetValue(inputLen), result.GetValue(outputLen), result.GetValue(seed))));
+        result.GetValue(numPrompts), result.GetValue(inputLen), result.GetValue(outputLen), result.GetValue(seed),
+        result.GetValue(structuredMix))));
     return command;
 }
 

@@ -31,6 +31,11 @@ internal static unsafe class CudaDriver
     private static readonly delegate* unmanaged<IntPtr*, uint, int> StreamCreateFn = (delegate* unmanaged<IntPtr*, uint, int>)Export("cuStreamCreate");
     private static readonly delegate* unmanaged<IntPtr, int> StreamDestroyFn = (delegate* unmanaged<IntPtr, int>)Export("cuStreamDestroy_v2");
     private static readonly delegate* unmanaged<IntPtr, int> StreamSynchronizeFn = (delegate* unmanaged<IntPtr, int>)Export("cuStreamSynchronize");
+    private static readonly delegate* unmanaged<IntPtr*, uint, int> EventCreateFn = (delegate* unmanaged<IntPtr*, uint, int>)Export("cuEventCreate");
+    private static readonly delegate* unmanaged<IntPtr, int> EventDestroyFn = (delegate* unmanaged<IntPtr, int>)Export("cuEventDestroy_v2");
+    private static readonly delegate* unmanaged<IntPtr, IntPtr, int> EventRecordFn = (delegate* unmanaged<IntPtr, IntPtr, int>)Export("cuEventRecord");
+    private static readonly delegate* unmanaged<IntPtr, int> EventSynchronizeFn = (delegate* unmanaged<IntPtr, int>)Export("cuEventSynchronize");
+    private static readonly delegate* unmanaged<float*, IntPtr, IntPtr, int> EventElapsedFn = (delegate* unmanaged<float*, IntPtr, IntPtr, int>)Export("cuEventElapsedTime");
     private static readonly delegate* unmanaged<int, byte**, int> GetErrorStringFn = (delegate* unmanaged<int, byte**, int>)Export("cuGetErrorString");
 
     public static void Init() => Check(InitFn(0), "cuInit");
@@ -118,6 +123,26 @@ internal static unsafe class CudaDriver
     public static void DestroyStream(IntPtr stream) => Check(StreamDestroyFn(stream), "cuStreamDestroy");
 
     public static void SynchronizeStream(IntPtr stream) => Check(StreamSynchronizeFn(stream), "cuStreamSynchronize");
+
+    public static IntPtr CreateEvent()
+    {
+        IntPtr cudaEvent;
+        Check(EventCreateFn(&cudaEvent, 0), "cuEventCreate");
+        return cudaEvent;
+    }
+
+    public static void DestroyEvent(IntPtr cudaEvent) => Check(EventDestroyFn(cudaEvent), "cuEventDestroy");
+
+    public static void RecordEvent(IntPtr cudaEvent, IntPtr stream) => Check(EventRecordFn(cudaEvent, stream), "cuEventRecord");
+
+    /// Milliseconds between two recorded events, once the later one has happened.
+    public static float ElapsedMilliseconds(IntPtr start, IntPtr end)
+    {
+        Check(EventSynchronizeFn(end), "cuEventSynchronize");
+        float ms;
+        Check(EventElapsedFn(&ms, start, end), "cuEventElapsedTime");
+        return ms;
+    }
 
     public static void SetFunctionAttribute(IntPtr function, int attribute, int value) =>
         Check(FuncSetAttributeFn(function, attribute, value), "cuFuncSetAttribute");

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Serving.Engine.Grammar;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Scheduling;
@@ -21,7 +22,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
                 Log.WeightProgress(logger, p.TensorsLoaded, p.TotalTensors, p.BytesLoaded);
         });
         var gpuMemory = device.type == TorchSharp.DeviceType.CUDA
-            ? GpuMemoryProfiler.Start(Parallel.TensorParallelGroup.DevicesFor(device, options.TensorParallelSize))
+            ? GpuMemoryProfiler.Start(Distributed.TensorParallelGroup.DevicesFor(device, options.TensorParallelSize))
             : null;
         var model = ModelLoader.Load(options.Model, options.Dtype, device, progress, options.TensorParallelSize);
         try
@@ -55,9 +56,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         Log.KVCachePlanned(logger, capacity.BytesPerToken, capacity.NumBlocks, capacity.BlockSize,
             capacity.CapacityTokens, capacity.MaxConcurrentSequences(maxModelLen), maxModelLen);
         var cache = model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize, cacheDtype);
-        cache.CalibrateScales = options.CalculateKVScales;
         if (!options.EnforceEager && gpuMemory is not null && model.FusedKernelsActive(cacheDtype))
             CaptureGraphs(model, cache, options, gpuMemory, logger);
+        cache.CalibrateScales = options.CalculateKVScales;   // after the capture: graphs replay plain decode steps
         var runner = new ModelRunner(model, cache);
         var scheduler = new Scheduler(new SchedulerOptions
         {
@@ -65,7 +66,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             MaxModelLen = maxModelLen, EosTokenIds = eosTokenIds,
         }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching));
         manual_seed(options.Seed);
-        var core = new EngineCore(runner, scheduler, tokenizer, eosTokenIds, requestLeftQueue, logger);
+        var vocabulary = TokenVocabulary.Create(tokenizer, config.VocabSize, eosTokenIds);
+        vocabulary.WarmUp();
+        var core = new EngineCore(runner, scheduler, tokenizer, vocabulary, eosTokenIds, requestLeftQueue, logger);
         return new EngineSetup(core, Describe(model, options, cacheDtype, capacity, maxModelLen), new PromptProcessor(tokenizer));
     }
 

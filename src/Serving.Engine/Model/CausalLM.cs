@@ -1,7 +1,7 @@
 using Serving.Engine.Config;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model.Backends;
-using Serving.Engine.Parallel;
+using Serving.Engine.Distributed;
 using TorchSharp;
 using TorchSharp.Utils;
 using TorchSharp.Modules;
@@ -14,7 +14,7 @@ namespace Serving.Engine.Model;
 /// DecoderStep operations; the backend (plain TorchSharp or the fused CUDA kernels) supplies them. Parameter names
 /// follow the checkpoint's without the "model." prefix, except the fused qkv_proj and gate_up_proj.
 ///
-/// Under tensor parallelism (../Parallel) each rank builds this same decoder from its shard's config (fewer heads,
+/// Under tensor parallelism (../Distributed) each rank builds this same decoder from its shard's config (fewer heads,
 /// KV heads, ffn columns and vocabulary rows); the step's collectives join the ranks: the embedding lookups and the
 /// outputs of o_proj and down_proj are summed over the ranks, the logits gathered. At one rank they do nothing.
 internal sealed class CausalLM : nn.Module

@@ -3,7 +3,7 @@ using Serving.Engine.Config;
 using Serving.Engine.Cuda;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model.Backends;
-using Serving.Engine.Parallel;
+using Serving.Engine.Distributed;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
@@ -12,7 +12,7 @@ namespace Serving.Engine.Model;
 /// run its steps (made on first use: the fused CUDA kernels where they apply, else plain TorchSharp). Forward calls
 /// must come from one thread (the engine thread); the caller's dispose scope owns the results.
 ///
-/// Under tensor parallelism over N ranks (../Parallel) this object is rank 0, on the calling thread, and drives ranks
+/// Under tensor parallelism over N ranks (../Distributed) this object is rank 0, on the calling thread, and drives ranks
 /// 1 .. N-1, each a LoadedModel of its own shard on a thread of its own: every step, pool and setting given here
 /// reaches them too, and the logits returned are the whole vocabulary's. Sizes it reports (weights, KV bytes per
 /// token) are one rank's, i.e. per GPU.
@@ -188,6 +188,30 @@ public sealed class LoadedModel : IDisposable
     /// The fused backend for a pool of cacheDtype (CUDA only): its kernels, stream and step buffers, for benchmarks
     /// that time a kernel alone.
     internal CudaBackend FusedBackend(KVCacheDtype cacheDtype) => Fused(cacheDtype);
+
+    /// Runs one step eagerly on the fused backend with every operation timed (the benchmark's --profile):
+    /// milliseconds per operation, the matrix products as the rest, and the whole step.
+    internal IReadOnlyDictionary<string, double> ProfileStep(StepInputs inputs, PagedKVCache cache)
+    {
+        // the other ranks would have to run the step too: their collectives meet rank 0's
+        if (_peers is not null) throw new NotSupportedException("profiling times one GPU's whole step; profile without tensor parallelism");
+        var backend = Fused(cache.Dtype);
+        using var profile = new KernelProfile(backend.Stream.Handle);
+        backend.Profile = profile;
+        try
+        {
+            using var scope = NewDisposeScope();
+            using var step = backend.Begin(inputs, cache);
+            profile.BeginStep();
+            _model.Forward(step, allRows: false);
+            profile.EndStep();
+            return profile.Read();
+        }
+        finally
+        {
+            backend.Profile = null;
+        }
+    }
 
     /// The step on every rank at once (rank 0 here, the peers on their threads with their pools); rank 0's logits.
     Tensor Run(StepInputs inputs, PagedKVCache cache, bool allRows)

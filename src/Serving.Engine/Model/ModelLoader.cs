@@ -1,6 +1,6 @@
 using Serving.Engine.Architectures;
 using Serving.Engine.Config;
-using Serving.Engine.Parallel;
+using Serving.Engine.Distributed;
 using Serving.Engine.Weights;
 using static TorchSharp.torch;
 

@@ -1,4 +1,4 @@
-using Serving.Engine.Parallel;
+using Serving.Engine.Distributed;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

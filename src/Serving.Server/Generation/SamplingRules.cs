@@ -72,6 +72,7 @@ internal static class SamplingRules
             Logprobs = fields.Logprobs,
             SkipSpecialTokens = fields.SkipSpecialTokens ?? true,
             IncludeStopStringInOutput = fields.IncludeStopStrInOutput ?? false,
+            StructuredOutputs = fields.StructuredOutputs,
         };
     }
 }

@@ -44,7 +44,12 @@ internal sealed record ChatChoice(int Index, ChatMessage Message, ChatLogprobs? 
     public IReadOnlyList<int>? TokenIds { get; init; }
 }
 
-internal sealed record ChatMessage(string Role, string Content);
+/// The assistant's message: its text, or (content null) the tools it called.
+internal sealed record ChatMessage(string Role, string? Content)
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<Tools.ToolCall>? ToolCalls { get; init; }
+}
 
 internal sealed record ChatChunk(string Id, long Created, string Model, IReadOnlyList<ChatChunkChoice> Choices, Usage? Usage)
 {
@@ -63,7 +68,11 @@ internal sealed record ChatChunkChoice(int Index, ChatDelta Delta, ChatLogprobs?
 
 internal sealed record ChatDelta(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Role,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content)
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<Tools.ToolCallDelta>? ToolCalls { get; init; }
+}
 
 internal sealed record ChatLogprobs(IReadOnlyList<ChatTokenLogprob> Content);
 

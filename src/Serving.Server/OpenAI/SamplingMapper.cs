@@ -40,6 +40,7 @@ internal static class SamplingMapper
         Logprobs = logprobs,
         SkipSpecialTokens = request.SkipSpecialTokens,
         IncludeStopStrInOutput = request.IncludeStopStrInOutput,
+        StructuredOutputs = StructuredOutputFields.Read(request),
     };
 
     /// "stop": a string or a list of strings, at most maxCount of them (emptiness is SamplingRules' check).

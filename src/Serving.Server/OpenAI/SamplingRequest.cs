@@ -33,6 +33,15 @@ internal abstract record SamplingRequest
     public bool? AddSpecialTokens { get; init; }
     public bool? SkipSpecialTokens { get; init; }
     public bool? IncludeStopStrInOutput { get; init; }
+    /// OpenAI's {"type": "text" | "json_object" | "json_schema", ...}.
+    public JsonElement? ResponseFormat { get; init; }
+    /// vLLM's {"json" | "regex" | "choice" | "json_object": ...}.
+    public JsonElement? StructuredOutputs { get; init; }
+    /// vLLM's older spellings of structured_outputs.
+    public JsonElement? GuidedJson { get; init; }
+    public JsonElement? GuidedRegex { get; init; }
+    public JsonElement? GuidedChoice { get; init; }
+    public JsonElement? GuidedGrammar { get; init; }
 }
 
 internal sealed record StreamOptions(bool? IncludeUsage);
@@ -59,6 +68,9 @@ internal sealed record ChatRequest : SamplingRequest
     public int? MaxCompletionTokens { get; init; }
     public bool? AddGenerationPrompt { get; init; }
     public JsonObject? ChatTemplateKwargs { get; init; }
+    /// A list of {"type": "function", "function": {name, description, parameters, strict}}.
     public JsonElement? Tools { get; init; }
-    public JsonElement? ResponseFormat { get; init; }
+    /// "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.
+    public JsonElement? ToolChoice { get; init; }
+    public bool? ParallelToolCalls { get; init; }
 }

@@ -97,6 +97,8 @@ public static class ServerCommandLine
         Make<int>("--max-stop-sequences", "MaxStopSequences", "Most stop strings per request (default 16)."),
         Make<long>("--max-request-body-bytes", "MaxRequestBodyBytes", "Largest request body; 413 beyond (default 8388608)."),
         Switch("--enable-log-requests", "EnableLogRequests", "Log prompt and output text (off by default)."),
+        Switch("--enable-auto-tool-choice", "EnableAutoToolChoice", "Let the model call tools on its own (tool_choice \"auto\"); needs --tool-call-parser."),
+        Make<string>("--tool-call-parser", "ToolCallParser", "How tool calls are read from the output: llama3_json, hermes (Qwen2.5, Hermes) or mistral."),
         Switch("--disable-playground", "DisablePlayground", "Do not serve the playground page at / (served by default)."),
     ];
 }

@@ -61,6 +61,10 @@ public sealed class ServerOptions
     public long MaxRequestBodyBytes { get; set; } = 8L << 20;
     /// Log prompt and output text (off: logs carry ids and counts only).
     public bool EnableLogRequests { get; set; }
+    /// Let the model decide when to call a tool (tool_choice "auto"); needs ToolCallParser (vLLM's flag).
+    public bool EnableAutoToolChoice { get; set; }
+    /// How tool calls are read from the model's text: llama3_json, hermes or mistral (vLLM's names).
+    public string? ToolCallParser { get; set; }
     /// Leave out the playground page at / (its routes then answer 404, or 401 without the API key).
     public bool DisablePlayground { get; set; }
 
@@ -121,6 +125,9 @@ public sealed class ServerOptions
         Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
         Check(Model is null || Directory.Exists(Model) || !Model.Contains('/'), $"model folder '{Model}' does not exist");
         Check(Tokenizer is null || Directory.Exists(Tokenizer), $"tokenizer folder '{Tokenizer}' does not exist");
+        Check(ToolCallParser is null || OpenAI.Tools.ToolCallParsers.Names.Contains(ToolCallParser),
+            $"tool-call-parser must be one of {string.Join(", ", OpenAI.Tools.ToolCallParsers.Names)} (got '{ToolCallParser}')");
+        Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
         return errors;
     }
 }

@@ -1,5 +1,6 @@
 using Serving.Server.Generation;
 using Serving.Server.OpenAI;
+using Serving.Server.OpenAI.Tools;
 
 namespace Serving.Server.Tokenize;
 
@@ -22,8 +23,9 @@ internal static class TokenizeEndpoints
         IReadOnlyList<int> ids;
         if (request.Messages is not null)
         {
-            var text = prompts.ApplyChatTemplate(ChatMessages.Normalize(request.Messages), request.AddGenerationPrompt ?? true,
-                request.ChatTemplateKwargs);
+            var templateContext = request.ChatTemplateKwargs?.DeepClone().AsObject() ?? [];
+            if (ChatTools.TemplateToolsOf(request.Tools) is { } tools) templateContext["tools"] = tools;
+            var text = prompts.ApplyChatTemplate(ChatMessages.Normalize(request.Messages), request.AddGenerationPrompt ?? true, templateContext);
             ids = prompts.Encode(text, request.AddSpecialTokens ?? false);
         }
         else

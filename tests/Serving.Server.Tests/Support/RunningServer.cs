@@ -31,11 +31,13 @@ public sealed partial class RunningServer : IAsyncDisposable
     public HttpClient Http { get; }
     public ILlmEngine Engine => App.Services.GetRequiredService<ILlmEngine>();
 
-    /// model: a fixture folder's name, or a preset shape with random weights (tiny-gqa: 4096 tokens of context).
+    /// model: a fixture folder's name, a preset shape with random weights (tiny-gqa: 4096 tokens of context),
+    /// or null for the embedded default model.
     public static async Task<RunningServer> StartAsync(string[]? extraArgs = null, EngineFactory? engineFactory = null,
-        string model = "llama-gqa")
+        string? model = "llama-gqa")
     {
-        string[] args = ["--host", "127.0.0.1", "--port", "0", "--model", ModelPresets.IsPreset(model) ? model : Fixtures.Dir(model), "--served-model-name", Model,
+        string[] modelArgs = model is null ? [] : ["--model", ModelPresets.IsPreset(model) ? model : Fixtures.Dir(model)];
+        string[] args = ["--host", "127.0.0.1", "--port", "0", .. modelArgs, "--served-model-name", Model,
             "--api-key", ApiKey, "--max-request-body-bytes", "65536", "--grpc-port", "0", .. extraArgs ?? []];
         var app = ServerApp.Build(args, engineFactory ?? DefaultEngine.Create);
         await app.StartAsync();

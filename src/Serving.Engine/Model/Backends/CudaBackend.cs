@@ -32,6 +32,8 @@ internal sealed class CudaBackend : DecoderBackend
     public CudaStream Stream { get; }
     public FusedKernels Kernels { get; }
     public DeviceStepBuffers Buffers { get; }
+    /// When set, steps time each operation into it (the benchmark's --profile).
+    public KernelProfile? Profile { get; set; }
 
     public override DecoderStep Begin(StepInputs inputs, PagedKVCache cache) => new CudaStep(this, _config, _rope, inputs, cache);
 
@@ -55,6 +57,7 @@ internal sealed class CudaBackend : DecoderBackend
 internal sealed class CudaStep : DecoderStep
 {
     readonly FusedKernels _kernels;
+    readonly KernelProfile? _profile;
     readonly ModelConfig _config;
     readonly RopeTable _rope;
     readonly PagedKVCache _cache;
@@ -71,6 +74,7 @@ internal sealed class CudaStep : DecoderStep
         : base(backend.Communicator)
     {
         (_kernels, _config, _rope, _cache, _inputs) = (backend.Kernels, config, rope, cache, inputs);
+        _profile = backend.Profile;
         backend.Stream.MakeCurrent();
         using var scope = NewDisposeScope();
         var decodes = Enumerable.Range(0, inputs.NumSeqs).Where(s => inputs.QueryLength(s) == 1).ToArray();
@@ -95,27 +99,40 @@ internal sealed class CudaStep : DecoderStep
     public override Tensor TokenIds { get; }
     public override Tensor? LogitRows { get; }
 
-    public override Tensor RmsNorm(Tensor x, Tensor weight, double eps)
+    public override Tensor RmsNorm(Tensor x, Tensor weight, double eps) => Timed("norms", () =>
     {
         var output = empty_like(x);
         _kernels.RmsNorm(x, weight, output, (float)eps);
         return output;
-    }
+    });
 
-    public override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps)
+    public override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps) => Timed("norms", () =>
     {
         var output = empty_like(x);
         _kernels.AddRmsNorm(residual, x, weight, output, (float)eps);
         return (output, residual);
-    }
+    });
 
-    public override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps)
+    public override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps) => Timed("norms", () =>
     {
         _kernels.HeadRmsNorm(qkv, qWeight, kWeight, (float)eps);
         return qkv;
-    }
+    });
 
-    public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer)
+    public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer) => Timed("rotary + KV write", () => RotaryAndWrite(qkv, layer));
+
+    public override Tensor Attention(Tensor qkv, int layer) => Timed("attention", () => Attend(qkv, layer));
+
+    public override Tensor SiluAndMul(Tensor gateUp) => Timed("silu x up", () =>
+    {
+        var output = empty(gateUp.size(0), gateUp.size(1) / 2, gateUp.dtype, gateUp.device);
+        _kernels.SiluMul(gateUp, output);
+        return output;
+    });
+
+    T Timed<T>(string operation, Func<T> work) => _profile is null ? work() : _profile.Time(operation, work);
+
+    Tensor RotaryAndWrite(Tensor qkv, int layer)
     {
         var (keys, values, scales) = (_cache.Keys(layer), _cache.Values(layer), _cache.Scales[layer]);
         if (!_cache.CalibrateScales)
@@ -137,7 +154,7 @@ internal sealed class CudaStep : DecoderStep
         return qkv;
     }
 
-    public override Tensor Attention(Tensor qkv, int layer)
+    Tensor Attend(Tensor qkv, int layer)
     {
         var (keys, values) = (_cache.Keys(layer), _cache.Values(layer));
         var output = empty(_inputs.NumTokens, _config.QSize, qkv.dtype, qkv.device);
@@ -152,10 +169,4 @@ internal sealed class CudaStep : DecoderStep
         return output;
     }
 
-    public override Tensor SiluAndMul(Tensor gateUp)
-    {
-        var output = empty(gateUp.size(0), gateUp.size(1) / 2, gateUp.dtype, gateUp.device);
-        _kernels.SiluMul(gateUp, output);
-        return output;
-    }
 }

@@ -1,4 +1,4 @@
-using Serving.Engine.Parallel;
+using Serving.Engine.Distributed;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -8,7 +8,7 @@ namespace Serving.Engine.Model.Backends;
 /// KV pool). Each has two implementations: TorchStep, plain TorchSharp for any device and dtype (the reference),
 /// and CudaStep, the fused NVRTC kernels. Linear layers and the embedding lookup are plain TorchSharp in both.
 /// Tensors: x, residual, hidden (numTokens, hidden); qkv (numTokens, (H + 2G) D) = [q heads | k heads | v heads].
-/// Under tensor parallelism (../../Parallel) a step runs one rank's part of the model and its collectives join the
+/// Under tensor parallelism (../../Distributed) a step runs one rank's part of the model and its collectives join the
 /// ranks: AllReduce and AllGatherColumns, both no-ops at one rank.
 internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
 {

@@ -24,7 +24,7 @@ internal sealed class TorchStep : DecoderStep
     readonly Tensor _cos, _sin;            // (numTokens, 1, rotaryDim / 2) float32
     readonly TorchAttention _attention;
 
-    public TorchStep(ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache, Parallel.ICommunicator? communicator)
+    public TorchStep(ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache, Distributed.ICommunicator? communicator)
         : base(communicator)
     {
         (_config, _cache) = (config, cache);

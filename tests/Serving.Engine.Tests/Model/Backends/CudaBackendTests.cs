@@ -69,22 +69,34 @@ public sealed class CudaBackendTests(ITestOutputHelper output)
     }
 
     /// A float32 model over a bfloat16 pool: the kernels convert on the K/V write and the attention read; greedy
-    /// tokens follow the float32-pool run for at least 8 tokens (or part at a reference near-tie).
+    /// tokens follow the reference for at least 8 tokens, or part at a float32 near-tie.
     [GpuTheory, MemberData(nameof(Models))]
     public void Float32ModelWithABfloat16PoolKeepsTheGreedyTokens(string fixture)
     {
+        const double nearTie = 0.02;
         var reference = Fixtures.Reference(fixture);
         using var model = ModelLoader.Load(Fixtures.Dir(fixture), "float32", CUDA);
         using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16, ScalarType.BFloat16);
+        using var fp32 = model.CreateKVCache(numBlocks: 64, blockSize: 16);
         Assert.True(model.FusedKernelsActive(KVCacheDtype.BFloat16));
         foreach (var prompt in reference.Prompts)
         {
             var runner = new PagedRunner(model, cache);
             var tokens = runner.Greedy(runner.Add(prompt.InputIds), 16);
             var agree = tokens.Zip(prompt.Greedy16).TakeWhile(p => p.First == p.Second).Count();
-            output.WriteLine($"{fixture} '{prompt.Text}': {agree}/16 greedy tokens with a bf16 pool");
-            Assert.True(agree >= 8, $"only {agree} tokens agree");
+            var gap = agree == 16 ? 0 : ReferenceGap(model, fp32, prompt, tokens, agree);
+            output.WriteLine($"{fixture} '{prompt.Text}': {agree}/16 greedy tokens with a bf16 pool (gap {gap:F4})");
+            Assert.True(agree >= 8 || gap < nearTie, $"only {agree} tokens agree, float32 gap {gap}");
         }
+    }
+
+    // the float32 logit gap between the reference's token and ours where they part, teacher-forced along the reference
+    static double ReferenceGap(LoadedModel model, PagedKVCache fp32, Serving.Tests.Shared.FixturePrompt prompt, int[] tokens, int agree)
+    {
+        var forced = new PagedRunner(model, fp32);
+        var seq = forced.Add(prompt.InputIds.Concat(prompt.Greedy16.Take(agree)));
+        var logits = forced.Step([(seq, forced.Pending(seq))])[0];
+        return logits[prompt.Greedy16[agree]] - logits[tokens[agree]];
     }
 
     /// float32 weights over an FP8 pool (scales 1.0) against the same over a bfloat16 pool: last-position logits close
@@ -108,14 +120,7 @@ public sealed class CudaBackendTests(ITestOutputHelper output)
             var generator = new PagedRunner(model, fp8);
             var tokens = generator.Greedy(generator.Add(prompt.InputIds), 16);
             var matching = tokens.Zip(prompt.Greedy16).TakeWhile(p => p.First == p.Second).Count();
-            var gap = 0.0;
-            if (matching < 16)
-            {
-                var forced = new PagedRunner(model, fp32);
-                var seq = forced.Add(prompt.InputIds.Concat(prompt.Greedy16.Take(matching)));
-                var logits = forced.Step([(seq, forced.Pending(seq))])[0];
-                gap = logits[prompt.Greedy16[matching]] - logits[tokens[matching]];
-            }
+            var gap = matching == 16 ? 0 : ReferenceGap(model, fp32, prompt, tokens, matching);
             output.WriteLine($"{fixture} '{prompt.Text}': |fp8 - bf16 KV| max {differences.Max():E2} mean {differences.Average():E2}; {matching}/16 greedy (gap {gap:F4})");
             Assert.True(differences.Max() < 0.5, $"max logit difference {differences.Max()}");
             Assert.True(matching >= 8 || gap < nearTie, $"{matching}/16 greedy tokens, float32 gap {gap}");
@@ -195,8 +200,8 @@ public sealed class CudaBackendTests(ITestOutputHelper output)
     // writes the context K/V of every sequence of a decode step (all its tokens but the last) into the pool
     static void Prefill(LoadedModel model, PagedKVCache cache, StepInputs decode)
     {
-        var prompts = Enumerable.Range(0, decode.NumSeqs).Select(s =>
+        var prompts = Enumerable.Range(0, decode.NumSeqs).Where(s => decode.ContextLengths[s] > 1).Select(s =>
             new StepSequence(Enumerable.Repeat(7, decode.ContextLengths[s]).ToArray(), 0, decode.ContextLengths[s] - 1, decode.BlockTables[s])).ToList();
-        model.Forward(StepInputs.Build(prompts, 16), cache).Dispose();
+        if (prompts.Count > 0) model.Forward(StepInputs.Build(prompts, 16), cache).Dispose();
     }
 }

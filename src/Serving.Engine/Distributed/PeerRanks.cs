@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using Serving.Engine.Model;
 using static TorchSharp.torch;
 
-namespace Serving.Engine.Parallel;
+namespace Serving.Engine.Distributed;
 
 /// Ranks 1 .. N-1 of a tensor-parallel model, each a LoadedModel of its shard on a thread of its own (its dispose
 /// scopes, its CUDA context and stream), driven in lockstep by rank 0's thread, the engine thread: rank 0 hands every

@@ -1,7 +1,7 @@
-using Serving.Engine.Parallel;
+using Serving.Engine.Distributed;
 using static TorchSharp.torch;
 
-namespace Serving.Engine.Tests.Parallel;
+namespace Serving.Engine.Tests.Distributed;
 
 /// The CPU stand-in for NCCL: ranks are threads; every rank gets the same sum, the gather is in rank order, and an
 /// aborted group releases the ranks that wait in it.

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Serving.Engine.Cuda;
 
-namespace Serving.Engine.Parallel;
+namespace Serving.Engine.Distributed;
 
 /// ncclUniqueId: the 128 opaque bytes that name a communicator; rank 0 makes it (ncclGetUniqueId) and every process
 /// of a multi-node group receives it through a rendezvous before ncclCommInitRank.

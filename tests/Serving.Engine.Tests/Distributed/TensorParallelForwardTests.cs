@@ -7,7 +7,7 @@ using Serving.Engine.Weights;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
-namespace Serving.Engine.Tests.Parallel;
+namespace Serving.Engine.Tests.Distributed;
 
 /// Sharding as a transformation: every fixture split over N in-process ranks (N partial forwards whose partial sums
 /// the in-process all-reduce adds, logits gathered over the vocabulary) gives the unsharded logits within 1e-5 in

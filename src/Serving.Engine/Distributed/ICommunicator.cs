@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace Serving.Engine.Parallel;
+namespace Serving.Engine.Distributed;
 
 /// The collectives of one rank of a tensor-parallel group (NCCL's communicator): every rank of the group calls the
 /// same collectives in the same order with tensors of the same shape, each on its own thread. On CUDA a collective is

@@ -2,7 +2,7 @@ using Serving.Engine.Cuda;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Serving.Engine.Parallel;
+namespace Serving.Engine.Distributed;
 
 /// One rank's NCCL communicator on one GPU. Collectives queue on libtorch's current stream of the calling thread for
 /// that GPU (the model's stream while a step runs, see ../Cuda/CudaStream.cs), in place where NCCL allows it, so they

@@ -1,6 +1,6 @@
 using Serving.Engine.Weights;
 
-namespace Serving.Engine.Parallel;
+namespace Serving.Engine.Distributed;
 
 /// How a parameter of the decoder is split over the ranks (Megatron-LM's scheme, as gpt-fast's tp.py names it per
 /// module).

@@ -1,7 +1,7 @@
 using Serving.Engine.Config;
 using Serving.Engine.Weights;
 
-namespace Serving.Engine.Parallel;
+namespace Serving.Engine.Distributed;
 
 /// One rank's part of a model under tensor parallelism over Size ranks (Megatron-LM's split, vLLM's rules for KV
 /// heads and the vocabulary). Rank r holds query heads [r H/N, (r+1) H/N), the KV heads those use (G/N of them, or

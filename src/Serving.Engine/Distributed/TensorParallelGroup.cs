@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Serving.Engine.Parallel;
+namespace Serving.Engine.Distributed;
 
 /// The ranks of one tensor-parallel model in this process: each rank's device and communicator. On CUDA rank r runs on
 /// GPU first + r (first: the --device index) and the ranks talk through NCCL (ncclCommInitAll); on CPU every rank

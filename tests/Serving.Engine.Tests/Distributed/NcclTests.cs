@@ -1,12 +1,12 @@
 using Serving.Engine.Cuda;
 using Serving.Engine.Model;
-using Serving.Engine.Parallel;
+using Serving.Engine.Distributed;
 using Serving.Engine.Tests.Execution;
 using Serving.Engine.Tests.Support;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
-namespace Serving.Engine.Tests.Parallel;
+namespace Serving.Engine.Tests.Distributed;
 
 /// Tensor parallelism over NCCL on the GPUs of one host (skipped with fewer than two GPUs; CI has none): the
 /// collectives on each rank's own stream, the fixtures split over 2 GPUs against transformers, and the engine.

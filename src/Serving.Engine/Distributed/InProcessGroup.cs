@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace Serving.Engine.Parallel;
+namespace Serving.Engine.Distributed;
 
 /// A tensor-parallel group whose ranks are threads of this process, for CPU (CI runs tensor parallelism with it):
 /// each collective is an exchange through shared slots between two barriers. Every rank adds the inputs in rank

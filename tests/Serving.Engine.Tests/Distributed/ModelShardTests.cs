@@ -1,10 +1,10 @@
 using Serving.Engine.Architectures;
 using Serving.Engine.Config;
 using Serving.Engine.Model;
-using Serving.Engine.Parallel;
+using Serving.Engine.Distributed;
 using Serving.Engine.Weights;
 
-namespace Serving.Engine.Tests.Parallel;
+namespace Serving.Engine.Tests.Distributed;
 
 /// Which heads, KV heads, ffn columns and vocabulary rows each rank holds, and what a rank reads of each tensor.
 public sealed class ModelShardTests
