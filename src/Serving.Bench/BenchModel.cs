@@ -6,21 +6,28 @@ using static TorchSharp.torch;
 namespace Serving.Bench;
 
 /// A preset model with random weights (the engine's own LoadedModel, so the benchmark times the real forward)
-/// and a KV pool filled with random values: never zeros, which hide unwritten memory and run faster.
+/// and a KV pool filled with random values: never zeros, which hide unwritten memory and run faster. Under tensor
+/// parallelism every rank's pool is filled; sizes (weights, KV bytes per token) are one GPU's.
 internal sealed class BenchModel : IDisposable
 {
-    public BenchModel(string preset, string dtype, string kvCacheDtype, Device device, int numBlocks, int blockSize)
+    public BenchModel(string preset, string dtype, string kvCacheDtype, Device device, int numBlocks, int blockSize,
+        int tensorParallelSize = 1)
     {
-        Model = ModelLoader.LoadPreset(preset, dtype, device);
+        Model = ModelLoader.LoadPreset(preset, dtype, device, tensorParallelSize: tensorParallelSize);
         var cacheDtype = KVCacheDtype.Resolve(kvCacheDtype, Model.Dtype);
         Cache = Model.CreateKVCache(numBlocks, blockSize, cacheDtype);
-        Name = cacheDtype == KVCacheDtype.Of(Model.Dtype) ? preset : $"{preset} [{cacheDtype} KV]";
+        Name = (cacheDtype == KVCacheDtype.Of(Model.Dtype) ? preset : $"{preset} [{cacheDtype} KV]")
+            + (tensorParallelSize == 1 ? "" : $" tp{tensorParallelSize}");
         using var noGrad = no_grad();
-        for (var layer = 0; layer < Cache.NumLayers; layer++)
+        foreach (var pool in Cache.RankPools.Prepend(Cache))
         {
-            Fill(Cache.Keys(layer));
-            Fill(Cache.Values(layer));
+            for (var layer = 0; layer < pool.NumLayers; layer++)
+            {
+                Fill(pool.Keys(layer));
+                Fill(pool.Values(layer));
+            }
         }
+        if (device.type == TorchSharp.DeviceType.CUDA) foreach (var rankDevice in Model.Devices) cuda.synchronize(rankDevice);
     }
 
     public LoadedModel Model { get; }
