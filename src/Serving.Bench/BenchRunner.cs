@@ -30,7 +30,7 @@ internal sealed class BenchRunner(BenchOptions options)
         Console.WriteLine($"bandwidth {ceilings.BandwidthBytesPerSecond / 1e9:F0} GB/s, matmul {ceilings.MatmulFlopsPerSecond / 1e12:F0} TFLOP/s");
         if (options.FixturesPath is { } fixtures)
         {
-            foreach (var result in FixtureChecks.Run(fixtures, device))
+            foreach (var result in FixtureChecks.Run(fixtures, device, options.TensorParallelSize))
             {
                 var vsBf16 = result.MaxVsBf16KV is { } max ? $", vs bf16 KV max {max:E2} mean {result.MeanVsBf16KV:E2}" : "";
                 Console.WriteLine($"   fixture {result.Model} [{result.Dtype}, {result.KVCacheDtype} KV, fused {result.FusedKernels}] prompt {result.Prompt}: max logit error {result.MaxLogitError:E2}, greedy {result.GreedyMatches}/16{vsBf16}");
@@ -94,7 +94,8 @@ internal sealed class BenchRunner(BenchOptions options)
 
     private void RunModel(string preset, string kvDtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
     {
-        using var bench = new BenchModel(preset, options.Dtype, kvDtype, device, BlocksNeeded(), options.BlockSize, MaxPositions());
+        using var bench = new BenchModel(preset, options.Dtype, kvDtype, device, BlocksNeeded(), options.BlockSize, MaxPositions(),
+            options.TensorParallelSize);
         Console.WriteLine($"== {bench.Name}");
         var fused = bench.Model.FusedKernelsActive(bench.Cache.Dtype);
         // the plain path has no FP8 type: an FP8 pool is compared with nothing, the kernel checks cover it

@@ -7,9 +7,10 @@ var kvDtypes = new Option<string[]>("--kv-cache-dtype") { Description = "KV cach
 var profile = new Option<bool>("--profile") { Description = "print each operation's share of a decode step per shape (CUDA events)" };
 var cudaGraphs = new Option<bool>("--cuda-graphs") { Description = "also time decode steps replayed from CUDA graphs (path \"graph\")" };
 var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one (a 2048-token prompt, a 32k-token prompt)" };
-var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, tiny-gqa, tiny-mha) or checkpoint folders", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
+var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, llama3-70b, tiny-gqa, tiny-mha) or checkpoint folders", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
 var dtype = new Option<string>("--dtype") { Description = "bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
 var device = new Option<string>("--device") { Description = "cuda or cuda:N", DefaultValueFactory = _ => "cuda" };
+var tensorParallel = TensorParallelOption();
 var batches = new Option<int[]>("--batch") { Description = "decode batch sizes", DefaultValueFactory = _ => [1, 64], AllowMultipleArgumentsPerToken = true };
 var contexts = new Option<int[]>("--context") { Description = "decode context lengths", DefaultValueFactory = _ => [512, 2048], AllowMultipleArgumentsPerToken = true };
 var prefill = new Option<string[]>("--prefill") { Description = "prefill shapes BATCHxLENGTH", DefaultValueFactory = _ => ["16x512"], AllowMultipleArgumentsPerToken = true };
@@ -23,7 +24,7 @@ var fixtures = new Option<string?>("--fixtures") { Description = "folder of refe
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
 {
-    models, dtype, device, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, profile,
+    models, dtype, device, tensorParallel, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, profile,
 };
 if (Console.IsOutputRedirected)
 {
@@ -39,6 +40,7 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     Profile = result.GetValue(profile),
     Dtype = result.GetValue(dtype)!,
     Device = result.GetValue(device)!,
+    TensorParallelSize = result.GetValue(tensorParallel),
     BatchSizes = result.GetValue(batches)!,
     ContextLengths = result.GetValue(contexts)!,
     Prefill = result.GetValue(prefill)!.Select(ParseShape).ToArray(),
@@ -51,6 +53,8 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     FixturesPath = result.GetValue(fixtures),
 }).Run());
 root.Add(EngineCommand());
+root.Add(AllReduceBenchmark.Command());
+root.Add(TensorParallelCheck.Command());
 return root.Parse(args).Invoke();
 
 // serving-bench engine: the offline engine benchmark, N requests through the real LlmEngine at once.
@@ -74,15 +78,17 @@ static Command EngineCommand()
         Description = "fraction of requests constrained to a JSON Schema (0..1); above 0 also runs the same load unconstrained and compares",
         DefaultValueFactory = _ => 0,
     };
+    var tensorParallel = TensorParallelOption();
     var command = new Command("engine", "Offline engine throughput: N requests of random token ids through LlmEngine at once")
     {
-        model, tokenizer, device, dtype, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed, kvDtype, enforceEager,
+        model, tokenizer, device, tensorParallel, dtype, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed, kvDtype, enforceEager,
         structuredMix,
     };
     command.SetAction((result, _) => EngineBenchmark.RunAsync(new EngineBenchmarkOptions(
         new Serving.Engine.EngineOptions
         {
             Model = result.GetValue(model)!, Tokenizer = result.GetValue(tokenizer), Device = result.GetValue(device)!,
+            TensorParallelSize = result.GetValue(tensorParallel),
             Dtype = result.GetValue(dtype)!, MaxNumSeqs = result.GetValue(maxNumSeqs),
             MaxNumBatchedTokens = result.GetValue(maxBatched), KVCacheMemoryBytes = result.GetValue(kvMemory),
             KVCacheDtype = result.GetValue(kvDtype)!, EnforceEager = result.GetValue(enforceEager),
@@ -91,6 +97,12 @@ static Command EngineCommand()
         result.GetValue(structuredMix))));
     return command;
 }
+
+static Option<int> TensorParallelOption() => new("--tensor-parallel-size", "-tp")
+{
+    Description = "GPUs to split each model over (tensor parallelism, from --device's index on); figures are per GPU",
+    DefaultValueFactory = _ => 1,
+};
 
 static (int, int) ParseShape(string shape)
 {

@@ -33,6 +33,8 @@ public sealed class ServerOptions
     /// Run every decode step eagerly (no CUDA graphs).
     public bool EnforceEager { get; set; }
     public string Device { get; set; } = "cpu";
+    /// GPUs one model is split over (tensor parallelism, from --device's index on); CPU ranks on --device cpu.
+    public int TensorParallelSize { get; set; } = 1;
     /// 0 means the model's max_position_embeddings.
     public int MaxModelLen { get; set; }
     public int MaxNumSeqs { get; set; } = 256;
@@ -81,6 +83,7 @@ public sealed class ServerOptions
         CalculateKVScales = CalculateKvScales,
         EnforceEager = EnforceEager,
         Device = Device,
+        TensorParallelSize = TensorParallelSize,
         MaxModelLen = MaxModelLen,
         BlockSize = BlockSize,
         MaxNumSeqs = MaxNumSeqs,
@@ -105,6 +108,7 @@ public sealed class ServerOptions
         Check(GrpcPort is null or 0 || GrpcPort != Port, $"grpc-port must differ from port (both {Port})");
         Check(Host != "localhost" || GrpcPort != 0, "grpc-port 0 (any free port) needs an IP address as host, not localhost");
         Check(!EnableGrpcReflection || GrpcPort is not null, "enable-grpc-reflection needs grpc-port");
+        Check(TensorParallelSize >= 1, $"tensor-parallel-size must be >= 1 (got {TensorParallelSize})");
         Check(MaxModelLen >= 0, "max-model-len must be >= 0");
         Check(MaxNumSeqs >= 1, "max-num-seqs must be >= 1");
         Check(MaxNumBatchedTokens >= 1, "max-num-batched-tokens must be >= 1");

@@ -25,7 +25,7 @@ internal sealed class DenseStep : DecoderStep
     readonly Tensor _cos, _sin;           // (batch * length, 1, rotaryDim / 2) float32
     readonly Tensor? _mask;               // (groupSize * length, length) bool, true where a key is visible; null for MHA
 
-    public DenseStep(ModelConfig config, RopeTable rope, Tensor tokens)
+    public DenseStep(ModelConfig config, RopeTable rope, Tensor tokens) : base(communicator: null)   // one device
     {
         if (tokens.dim() != 2 || tokens.shape[1] > rope.MaxPositions)
             throw new ArgumentException($"tokens must be (batch, length <= {rope.MaxPositions}), got [{string.Join(", ", tokens.shape)}]");

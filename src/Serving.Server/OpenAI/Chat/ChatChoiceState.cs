@@ -13,7 +13,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, IPromptPro
     readonly List<int> _tokenIds = [];
     List<TokenLogprob>? _logprobs;
     string? _finishReason;
-    object? _stopReason;
+    StopReason? _stopReason;
     bool _streamedCalls;
 
     public string Text => _text.ToString();
@@ -41,7 +41,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, IPromptPro
         var content = step.Content is { Length: 0 } && (e.FinishReason is not null || step.ToolCalls is not null) ? null : step.Content;
         var finish = e.FinishReason is { } reason ? reader.FinishReason(reason.ToOpenAI(), _streamedCalls) : null;
         return new ChatChunkChoice(index, new ChatDelta(null, content) { ToolCalls = step.ToolCalls },
-            e.Logprobs is null ? null : LogprobsFormat.Chat(e.Logprobs, prompts), finish, e.StopReason)
+            e.Logprobs is null ? null : LogprobsFormat.Chat(e.Logprobs, prompts), finish, e.StopReason.ToOpenAI())
         {
             TokenIds = returnTokenIds ? e.TokenIds : null,
         };
@@ -52,7 +52,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, IPromptPro
         var (content, calls) = reader.Complete(_text.ToString());
         var finish = _finishReason is null ? null : reader.FinishReason(_finishReason, calls is { Count: > 0 });
         return new(index, new ChatMessage("assistant", content) { ToolCalls = calls },
-            _logprobs is null ? null : LogprobsFormat.Chat(_logprobs, prompts), finish, _stopReason)
+            _logprobs is null ? null : LogprobsFormat.Chat(_logprobs, prompts), finish, _stopReason.ToOpenAI())
         {
             TokenIds = returnTokenIds ? _tokenIds : null,
         };

@@ -12,7 +12,7 @@ internal sealed class CompletionChoiceState(int index, PromptInput prompt, strin
     readonly List<int> _tokenIds = [];
     List<TokenLogprob>? _logprobs;
     string? _finishReason;
-    object? _stopReason;
+    StopReason? _stopReason;
     bool _started;
     /// text_offset of the next listed token: after the echo and the token texts listed so far.
     int _logprobsEnd = echoText?.Length ?? 0;
@@ -42,7 +42,7 @@ internal sealed class CompletionChoiceState(int index, PromptInput prompt, strin
             deltaLogprobs = LogprobsFormat.Completion(e.Logprobs, _logprobsEnd, prompts);
             _logprobsEnd += deltaLogprobs.Tokens.Sum(token => token.Length);
         }
-        return new CompletionChoice(index, deltaText, deltaLogprobs, e.FinishReason?.ToOpenAI(), e.StopReason)
+        return new CompletionChoice(index, deltaText, deltaLogprobs, e.FinishReason?.ToOpenAI(), e.StopReason.ToOpenAI())
         {
             PromptTokenIds = returnTokenIds && first ? prompt.TokenIds : null,
             TokenIds = returnTokenIds ? e.TokenIds : null,
@@ -52,7 +52,7 @@ internal sealed class CompletionChoiceState(int index, PromptInput prompt, strin
     public CompletionChoice ToChoice() =>
         new(index, _text.ToString(),
             _logprobs is null ? null : LogprobsFormat.Completion(_logprobs, echoText?.Length ?? 0, prompts),
-            _finishReason, _stopReason)
+            _finishReason, _stopReason.ToOpenAI())
         {
             PromptTokenIds = returnTokenIds ? prompt.TokenIds : null,
             TokenIds = returnTokenIds ? _tokenIds : null,
