@@ -41,6 +41,7 @@ declare -A FILES=(
 )
 
 cd "$work/debs"
+ls /var/lib/apt/lists/*_Packages > /dev/null 2>&1 || apt-get update -qq   # a fresh machine has no package lists
 apt-get download "${!FILES[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true
 : > "$work/packages.tsv"
 : > "$work/files.tsv"
