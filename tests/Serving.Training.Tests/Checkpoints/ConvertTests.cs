@@ -8,8 +8,11 @@ using Serving.Training.Commands;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
+using Serving.Training.Tests.Support;
+
 namespace Serving.Training.Tests.Checkpoints;
 
+[Collection(ConsoleCollection.Name)]
 public sealed class ConvertTests(ITestOutputHelper output)
 {
     [Fact]

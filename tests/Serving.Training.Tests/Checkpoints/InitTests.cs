@@ -4,8 +4,11 @@ using Serving.Engine.Tokenization;
 using Serving.Training.Checkpoints;
 using Serving.Training.Commands;
 
+using Serving.Training.Tests.Support;
+
 namespace Serving.Training.Tests.Checkpoints;
 
+[Collection(ConsoleCollection.Name)]
 public sealed class InitTests
 {
     [Fact]
