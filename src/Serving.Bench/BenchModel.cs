@@ -5,18 +5,21 @@ using static TorchSharp.torch;
 
 namespace Serving.Bench;
 
-/// A preset model with random weights (the engine's own LoadedModel, so the benchmark times the real forward)
-/// and a KV pool filled with random values: never zeros, which hide unwritten memory and run faster. Under tensor
-/// parallelism every rank's pool is filled; sizes (weights, KV bytes per token) are one GPU's.
+/// A preset model with random weights, or a checkpoint folder (the engine's own LoadedModel, so the benchmark times
+/// the real forward), and a KV pool filled with random values: never zeros, which hide unwritten memory and run
+/// faster. Step times depend on the shape alone, so a checkpoint times like a preset of its shape; its rotary table
+/// covers maxPositions, also past the length it was trained for. Under tensor parallelism every rank's pool is
+/// filled; sizes (weights, KV bytes per token) are one GPU's.
 internal sealed class BenchModel : IDisposable
 {
-    public BenchModel(string preset, string dtype, string kvCacheDtype, Device device, int numBlocks, int blockSize,
-        int tensorParallelSize = 1)
+    public BenchModel(string model, string dtype, string kvCacheDtype, Device device, int numBlocks, int blockSize,
+        int maxPositions, int tensorParallelSize = 1)
     {
-        Model = ModelLoader.LoadPreset(preset, dtype, device, tensorParallelSize: tensorParallelSize);
+        Model = ModelLoader.Load(model, dtype, device, tensorParallelSize: tensorParallelSize);
+        Model.MaxPositions = Math.Max(Model.MaxPositions, maxPositions);
         var cacheDtype = KVCacheDtype.Resolve(kvCacheDtype, Model.Dtype);
         Cache = Model.CreateKVCache(numBlocks, blockSize, cacheDtype);
-        Name = (cacheDtype == KVCacheDtype.Of(Model.Dtype) ? preset : $"{preset} [{cacheDtype} KV]")
+        Name = (cacheDtype == KVCacheDtype.Of(Model.Dtype) ? model : $"{model} [{cacheDtype} KV]")
             + (tensorParallelSize == 1 ? "" : $" tp{tensorParallelSize}");
         using var noGrad = no_grad();
         foreach (var pool in Cache.RankPools.Prepend(Cache))

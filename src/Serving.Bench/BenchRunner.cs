@@ -73,7 +73,7 @@ internal sealed class BenchRunner(BenchOptions options)
     private void RunKernelChecks(string preset, ScalarType dtype, Device device, CudaDevice? cudaDevice)
     {
         Console.WriteLine($"== {preset}");
-        var config = ModelPresets.Get(preset);
+        var config = ModelPresets.IsPreset(preset) ? ModelPresets.Get(preset) : Serving.Engine.Config.ModelConfig.Load(preset);
         if (options.Check && cudaDevice is not null)
         {
             using var stream = CudaStream.Create(cudaDevice);
@@ -94,7 +94,8 @@ internal sealed class BenchRunner(BenchOptions options)
 
     private void RunModel(string preset, string kvDtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
     {
-        using var bench = new BenchModel(preset, options.Dtype, kvDtype, device, BlocksNeeded(), options.BlockSize, options.TensorParallelSize);
+        using var bench = new BenchModel(preset, options.Dtype, kvDtype, device, BlocksNeeded(), options.BlockSize, MaxPositions(),
+            options.TensorParallelSize);
         Console.WriteLine($"== {bench.Name}");
         var fused = bench.Model.FusedKernelsActive(bench.Cache.Dtype);
         // the plain path has no FP8 type: an FP8 pool is compared with nothing, the kernel checks cover it
@@ -170,6 +171,10 @@ internal sealed class BenchRunner(BenchOptions options)
         prefill = Math.Max(prefill, generate);
         return Math.Max(Math.Max(decode, prefill), StepChecks.BlocksNeeded(options.BlockSize)) + 8;
     }
+
+    // the longest sequence any measurement builds: decode contexts, prefill prompts, generate's 512 + 128
+    private int MaxPositions() =>
+        new[] { options.ContextLengths.Max(), options.Prefill.Select(p => p.Length).DefaultIfEmpty(0).Max(), 512 + 128 }.Max() + 1;
 
     private CapacityResult Capacity(BenchModel bench, long totalMemoryBytes)
     {

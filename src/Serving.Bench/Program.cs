@@ -7,7 +7,7 @@ var kvDtypes = new Option<string[]>("--kv-cache-dtype") { Description = "KV cach
 var profile = new Option<bool>("--profile") { Description = "print each operation's share of a decode step per shape (CUDA events)" };
 var cudaGraphs = new Option<bool>("--cuda-graphs") { Description = "also time decode steps replayed from CUDA graphs (path \"graph\")" };
 var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one (a 2048-token prompt, a 32k-token prompt)" };
-var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, llama3-70b, tiny-gqa, tiny-mha)", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
+var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, llama3-70b, tiny-gqa, tiny-mha) or checkpoint folders", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
 var dtype = new Option<string>("--dtype") { Description = "bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
 var device = new Option<string>("--device") { Description = "cuda or cuda:N", DefaultValueFactory = _ => "cuda" };
 var tensorParallel = TensorParallelOption();

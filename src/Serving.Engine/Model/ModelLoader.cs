@@ -24,12 +24,26 @@ public static class ModelLoader
         ModelShard.Check(config, tensorParallelSize);
         var generation = GenerationConfig.Load(directory);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
+        return Build(directory, config, generation, CheckpointWeights(checkpoint, config, dtype, device), device, tensorParallelSize, progress);
+    }
+
+    /// The decoder of a checkpoint folder on one device with its weights (frozen), checked as Load checks it: what
+    /// training continues from.
+    internal static CausalLM LoadDecoder(string directory, string dtype, Device device)
+    {
+        var config = ModelConfig.Load(directory);
+        using var checkpoint = SafetensorsCheckpoint.Open(directory);
+        return LoadShard(ModelShard.Whole(config), CheckpointWeights(checkpoint, config, dtype, device), device, progress: null);
+    }
+
+    // checks every tensor of the layout (presence, shape, dtype), then: how a rank fills its weights from the checkpoint
+    static WeightPlan CheckpointWeights(SafetensorsCheckpoint checkpoint, ModelConfig config, string dtype, Device device)
+    {
         var bindings = ArchitectureRegistry.For(config).Layout(config);
         CheckpointLayout.Validate(checkpoint, bindings);
         var stored = checkpoint.Info(bindings[0].CheckpointName).DType;
-        var weights = new WeightPlan((model, rankProgress) => WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress),
+        return new WeightPlan((model, rankProgress) => WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress),
             ModelDtype.Resolve(dtype, config, stored, device), KVScales(checkpoint, config));
-        return Build(directory, config, generation, weights, device, tensorParallelSize, progress);
     }
 
     /// Per layer [k_scale, v_scale] when the checkpoint carries them for an FP8 KV cache (vLLM reads

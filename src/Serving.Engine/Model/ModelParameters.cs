@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -11,5 +12,12 @@ internal static class ModelParameters
         var parameter = nn.Parameter(empty(shape, dtype, device), requires_grad: false);
         parameter.DetachFromDisposeScope();
         return parameter;
+    }
+
+    /// Makes every parameter of a model trainable (autograd records their gradients): the serving engine's are
+    /// frozen, training turns them on.
+    public static void MakeTrainable(nn.Module model)
+    {
+        foreach (var parameter in model.parameters()) parameter.requires_grad = true;
     }
 }

@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
 
-/// Fills a model's parameters with random values, on its device, for preset models (no checkpoint).
+/// Fills a model's parameters with random values, on its device, for preset models (no checkpoint); and the start of
+/// training (FillForTraining).
 /// Matrices get N(0, 1/fan-in) so activations keep unit scale through every layer; norm weights (every
 /// "...norm.weight": layer norms, the final norm, q/k head norms) 1 + N(0, 0.1²), close to trained norms but not a
 /// constant that would hide indexing errors; embeddings N(0, 1) and biases N(0, 0.02²).
@@ -15,6 +16,28 @@ internal static class RandomWeights
 {
     // the default generators are the process's: one rank draws at a time, from a freshly seeded generator
     static readonly object Drawing = new();
+
+    /// Standard deviation of transformers' initialiser (initializer_range) for Llama-style models.
+    public const double TrainingInitStd = 0.02;
+
+    /// The initialisation training starts from, as transformers' LlamaPreTrainedModel does: every matrix and the
+    /// embeddings N(0, 0.02²), norm weights 1, biases 0; one device (training does not shard), the seeded default
+    /// generator.
+    public static void FillForTraining(CausalLM model, long seed)
+    {
+        using var noGrad = no_grad();
+        lock (Drawing)
+        {
+            manual_seed(seed);
+            if (model.Device.type == DeviceType.CUDA) cuda.manual_seed_all(seed);
+            foreach (var (name, parameter) in model.named_parameters())
+            {
+                if (name.EndsWith("norm.weight", StringComparison.Ordinal)) parameter.fill_(1.0);
+                else if (parameter.dim() == 2) parameter.normal_(0.0, TrainingInitStd);
+                else parameter.zero_();
+            }
+        }
+    }
 
     public static void Fill(CausalLM model, IReadOnlyList<WeightBinding> layout, long seed)
     {

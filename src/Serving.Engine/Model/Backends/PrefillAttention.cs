@@ -75,7 +75,7 @@ internal static class PrefillAttention
     }
 
     // (group Lq, C) bool: row r is query r % Lq, at position C - Lq + r % Lq; it sees columns up to that position.
-    static Tensor CausalMask(int queryLength, int contextLength, int groupSize, Device device)
+    internal static Tensor CausalMask(int queryLength, int contextLength, int groupSize, Device device)
     {
         var queryPositions = arange(contextLength - queryLength, contextLength, device: device).repeat(groupSize).unsqueeze(1);
         return arange(contextLength, device: device).unsqueeze(0) <= queryPositions;

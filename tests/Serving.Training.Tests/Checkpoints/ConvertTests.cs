@@ -3,13 +3,12 @@ using Serving.Engine.Config;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Weights;
-using Serving.LoadGen.Checkpoints;
-using Serving.LoadGen.Commands;
-using Serving.LoadGen.Tests.Support;
+using Serving.Training.Checkpoints;
+using Serving.Training.Commands;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
-namespace Serving.LoadGen.Tests.Checkpoints;
+namespace Serving.Training.Tests.Checkpoints;
 
 public sealed class ConvertTests(ITestOutputHelper output)
 {
@@ -37,6 +36,40 @@ public sealed class ConvertTests(ITestOutputHelper output)
         var maxError = reference.Prompts.Max(prompt => LastLogitsError(model, prompt));
         output.WriteLine($"converted llama-mha (G=2): max |last logits - reference| = {maxError:E2}");
         Assert.True(maxError <= 1e-3);
+    }
+
+    /// The paper's three ways of making a group's K/V head, through the command line's --init: every method gives
+    /// the GQA shapes; first-head takes the group's first head exactly; random has the source's scale.
+    [Theory]
+    [InlineData("mean-pool", 2)]
+    [InlineData("first-head", 2)]
+    [InlineData("random", 2)]
+    [InlineData("mean-pool", 1)]
+    [InlineData("first-head", 1)]
+    [InlineData("random", 1)]
+    public void EachInitMethodGivesTheGroupShapes(string method, int groups)
+    {
+        using var dir = new TempDirectory();
+        Assert.Equal(0, ConvertCommand.Run(Fixtures.Dir("llama-mha"), dir.Path, groups, evalText: null, window: null, ConvertCommand.InitNames[method], seed: 3));
+        using var source = SafetensorsCheckpoint.Open(Fixtures.Dir("llama-mha"));
+        using var converted = SafetensorsCheckpoint.Open(dir.Path);
+        using var scope = NewDisposeScope();
+        const string k = "model.layers.1.self_attn.k_proj.weight";
+        Assert.Equal([8L * groups, 64], converted.Info(k).Shape);                           // head dim 8, hidden 64
+        var original = source.Read(k).view(groups, 8 / groups, 8, 64);                      // (groups, heads per group, headDim, hidden)
+        var made = converted.Read(k).view(groups, 8, 64);
+        var expected = method switch
+        {
+            "mean-pool" => original.mean([1]),
+            "first-head" => original.select(1, 0),
+            _ => null,
+        };
+        if (expected is not null) Assert.True(made.allclose(expected, atol: 1e-6));
+        else Assert.InRange(made.std().item<float>() / source.Read(k).std().item<float>(), 0.7f, 1.3f);
+        Assert.Equal(source.Read("model.layers.1.self_attn.q_proj.weight").sum().item<float>(),
+            converted.Read("model.layers.1.self_attn.q_proj.weight").sum().item<float>());
+        using var model = ModelLoader.Load(dir.Path, "float32");
+        Assert.Equal(groups, model.Config.NumKeyValueHeads);
     }
 
     [Fact]

@@ -1,7 +1,7 @@
 using Serving.Engine.Model;
 using static TorchSharp.torch;
 
-namespace Serving.LoadGen.Checkpoints;
+namespace Serving.Training.Checkpoints;
 
 /// Perplexity of a text under a model: exp of the mean negative log-likelihood of each token given the ones
 /// before it. The tokens are cut into consecutive windows of at most windowLength (the model's context), each

@@ -1,10 +1,10 @@
 using System.CommandLine;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
-using Serving.LoadGen.Checkpoints;
+using Serving.Training.Checkpoints;
 using Spectre.Console;
 
-namespace Serving.LoadGen.Commands;
+namespace Serving.Training.Commands;
 
 /// `init`: a random-weight checkpoint of a named shape with a generated tokenizer, for benchmarks without downloads.
 internal static class InitCommand

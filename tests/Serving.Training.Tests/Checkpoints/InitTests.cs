@@ -1,11 +1,10 @@
 using Serving.Engine;
 using Serving.Engine.Config;
 using Serving.Engine.Tokenization;
-using Serving.LoadGen.Checkpoints;
-using Serving.LoadGen.Commands;
-using Serving.LoadGen.Tests.Support;
+using Serving.Training.Checkpoints;
+using Serving.Training.Commands;
 
-namespace Serving.LoadGen.Tests.Checkpoints;
+namespace Serving.Training.Tests.Checkpoints;
 
 public sealed class InitTests
 {

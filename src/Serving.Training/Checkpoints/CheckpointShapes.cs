@@ -1,7 +1,7 @@
 using Serving.Engine.Config;
 using Serving.Engine.Model;
 
-namespace Serving.LoadGen.Checkpoints;
+namespace Serving.Training.Checkpoints;
 
 /// A named model shape for `init`: its config, how many special tokens close the vocabulary, and what it is.
 internal sealed record CheckpointShape(string Name, ModelConfig Config, int NumSpecialTokens, string Description)

@@ -1,4 +1,4 @@
-namespace Serving.LoadGen.Commands;
+namespace Serving.Training.Commands;
 
 /// Reports on the caller's thread at once (Progress<T> posts to the thread pool, so reports could arrive after
 /// the work ended and the progress display closed).

@@ -1,0 +1,65 @@
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model.Backends;
+
+/// The plain TorchSharp math both TorchSharp backends share (TorchStep over the paged pool, DenseStep over whole
+/// sequences): numerics as transformers computes them. Every operation is out of place, so autograd can follow it.
+internal static class TorchOps
+{
+    /// weight * RMSNorm(x): normalised in float32, rounded to x's dtype, then scaled.
+    // x (numTokens, width), weight (width) -> (numTokens, width)
+    public static Tensor RmsNorm(Tensor x, Tensor weight, double eps)
+    {
+        using var scope = NewDisposeScope();
+        var x32 = x.to_type(ScalarType.Float32);
+        var variance = x32.pow(2).mean([-1], keepdim: true);                  // (numTokens, 1)
+        var normalised = (x32 * (variance + eps).rsqrt()).to_type(x.dtype);
+        return (weight * normalised).MoveToOuterDisposeScope();
+    }
+
+    /// The pre-norm block's add + norm, out of place: (weight * RMSNorm(residual + x), residual + x).
+    public static (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps)
+    {
+        var sum = residual + x;
+        return (RmsNorm(sum, weight, eps), sum);
+    }
+
+    /// RMSNorm over each query head (qWeight) and key head (kWeight) of a fused projection; v passes through.
+    public static Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps, int numHeads, int numKVHeads, int headDim)
+    {
+        var (q, k, v) = Split(qkv, numHeads, numKVHeads, headDim);
+        return Join(RmsNorm(q, qWeight, eps), RmsNorm(k, kWeight, eps), v);
+    }
+
+    /// x * cos + rotate_half(x) * sin over the first rotaryDim dimensions (rotate_half(x) = cat(-x2, x1)); the rest
+    /// pass through. cos and sin are cast to x's dtype first, as transformers does.
+    // x (numTokens, heads, headDim), cos and sin (numTokens, 1, rotaryDim / 2) float32 -> (numTokens, heads, headDim)
+    public static Tensor Rotate(Tensor x, Tensor cos32, Tensor sin32, int rotaryDim)
+    {
+        var (cos, sin) = (cos32.to_type(x.dtype), sin32.to_type(x.dtype));
+        var turned = x.narrow(-1, 0, rotaryDim);
+        var halves = turned.chunk(2, dim: -1);
+        var (x1, x2) = (halves[0], halves[1]);                 // (numTokens, heads, rotaryDim / 2) each
+        var rotated = cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim: -1);
+        return rotaryDim == x.shape[^1] ? rotated : cat([rotated, x.narrow(-1, rotaryDim, x.shape[^1] - rotaryDim)], dim: -1);
+    }
+
+    /// silu(gate) * up, from gateUp (numTokens, 2 ffn) = [gate | up]: (numTokens, ffn).
+    public static Tensor SiluAndMul(Tensor gateUp)
+    {
+        var halves = gateUp.chunk(2, dim: -1);                 // gate, up (numTokens, ffn) each
+        return nn.functional.silu(halves[0]) * halves[1];
+    }
+
+    /// The q, k and v heads of a fused projection, as views.
+    // qkv (numTokens, (H + 2G) D) -> q (numTokens, H, D), k and v (numTokens, G, D)
+    public static (Tensor Q, Tensor K, Tensor V) Split(Tensor qkv, int numHeads, int numKVHeads, int headDim)
+    {
+        var (n, h, g, d) = (qkv.shape[0], (long)numHeads, (long)numKVHeads, (long)headDim);
+        return (qkv.narrow(-1, 0, h * d).view(n, h, d), qkv.narrow(-1, h * d, g * d).view(n, g, d), qkv.narrow(-1, (h + g) * d, g * d).view(n, g, d));
+    }
+
+    // q (numTokens, H, D), k and v (numTokens, G, D) -> (numTokens, (H + 2G) D)
+    public static Tensor Join(Tensor q, Tensor k, Tensor v) =>
+        cat([q.flatten(1), k.flatten(1), v.flatten(1)], dim: -1);
+}
