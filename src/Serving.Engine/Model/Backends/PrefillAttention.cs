@@ -19,25 +19,40 @@ internal static class PrefillAttention
     {
         var (numHeads, numKVHeads, headDim) = (kernels.Shape.NumHeads, kernels.Shape.NumKVHeads, kernels.Shape.HeadDim);
         var scales = cache.Scales[layer];
-        var groupSize = numHeads / numKVHeads;
         var contextStart = 0;
         foreach (var s in seqs)
         {
             var (queryStart, queryLength, contextLength) = (inputs.QueryStarts[s], inputs.QueryLength(s), inputs.ContextLengths[s]);
             using var scope = NewDisposeScope();
             var slots = contextSlots.narrow(0, contextStart, contextLength);
-            var q = qkv.narrow(0, queryStart, queryLength).narrow(1, 0, numHeads * headDim)
-                .view(queryLength, numKVHeads, groupSize, headDim)
-                .permute(1, 2, 0, 3).reshape(1, numKVHeads, -1, headDim);              // (1, G, group Lq, D)
-            var k = Gather(kernels, cache.Keys(layer), slots, scales[0], q.dtype).transpose(0, 1).unsqueeze(0);   // (1, G, C, D)
-            var v = Gather(kernels, cache.Values(layer), slots, scales[1], q.dtype).transpose(0, 1).unsqueeze(0);
-            var mask = CausalMask(queryLength, contextLength, groupSize, qkv.device);
-            var attended = scaled_dot_product_attention(q, k, v, mask)                  // (1, G, group Lq, D)
-                .view(numKVHeads, groupSize, queryLength, headDim)
-                .permute(2, 0, 1, 3).reshape(queryLength, numHeads * headDim);
-            output.narrow(0, queryStart, queryLength).copy_(attended);
+            var k = Gather(kernels, cache.Keys(layer), slots, scales[0], qkv.dtype).transpose(0, 1).unsqueeze(0);   // (1, G, C, D)
+            var v = Gather(kernels, cache.Values(layer), slots, scales[1], qkv.dtype).transpose(0, 1).unsqueeze(0);
+            // pieces of queries small enough that SDPA's mask (G x group rows x keys) stays far below 2^31 elements
+            // (past that its memory-efficient kernel's indexing overflows); each piece sees keys up to its last query
+            var rowsPerPiece = Math.Max(1, (int)((1L << 30) / ((long)numHeads * contextLength)));
+            for (var first = 0; first < queryLength; first += rowsPerPiece)
+            {
+                var rows = Math.Min(rowsPerPiece, queryLength - first);
+                var keys = contextLength - queryLength + first + rows;                  // the piece's last query sees these
+                var attended = Attend(qkv.narrow(0, queryStart + first, rows), k.narrow(2, 0, keys), v.narrow(2, 0, keys),
+                    numHeads, numKVHeads, headDim);
+                output.narrow(0, queryStart + first, rows).copy_(attended);
+            }
             contextStart += contextLength;
         }
+    }
+
+    // rows (Lq, (H + 2G) D): queries at the last Lq of the keys' positions; k, v (1, G, C, D) -> (Lq, H D)
+    static Tensor Attend(Tensor rows, Tensor k, Tensor v, int numHeads, int numKVHeads, int headDim)
+    {
+        var (queryLength, groupSize, contextLength) = ((int)rows.size(0), numHeads / numKVHeads, (int)k.size(2));
+        var q = rows.narrow(1, 0, numHeads * headDim)
+            .view(queryLength, numKVHeads, groupSize, headDim)
+            .permute(1, 2, 0, 3).reshape(1, numKVHeads, -1, headDim);                  // (1, G, group Lq, D)
+        var mask = CausalMask(queryLength, contextLength, groupSize, rows.device);
+        return scaled_dot_product_attention(q, k, v, mask)                               // (1, G, group Lq, D)
+            .view(numKVHeads, groupSize, queryLength, headDim)
+            .permute(2, 0, 1, 3).reshape(queryLength, numHeads * headDim);
     }
 
     // pool rows at slots, dequantized into the model dtype: (C, G, D)
