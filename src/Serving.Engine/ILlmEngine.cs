@@ -10,6 +10,11 @@ public interface ILlmEngine : IAsyncDisposable
     /// Completes when the model is loaded and the loop runs; faults if loading failed.
     Task WaitUntilReadyAsync(CancellationToken cancellationToken);
 
+    /// Completes when the engine loop has ended: stopped (drain, disposal), faulted, or never started because
+    /// loading failed. With WaitUntilReadyAsync it marks every change of State but Draining, which the caller
+    /// starts itself, so servers can report state changes as they happen instead of polling State.
+    Task Completion { get; }
+
     /// Valid once ready.
     ModelInfo Info { get; }
 
@@ -45,9 +50,11 @@ public interface IPromptProcessor
     string TokenText(int tokenId);
 
     /// Renders the model's chat template. messages is a JSON array of {role, content, ...} objects, content a
-    /// string or a list of {type: "text", text} parts. Throws InvalidRequestException when the template
-    /// rejects the conversation (raise_exception) or the model has no template.
-    string ApplyChatTemplate(JsonArray messages, bool addGenerationPrompt, JsonObject? extraContext = null);
+    /// string or a list of {type: "text", text} parts. chatTemplate, when given, replaces the model's template
+    /// (a request's own; the servers allow it only when told to trust it). Throws InvalidRequestException when
+    /// the template rejects the conversation (raise_exception), does not parse, or the model has none.
+    string ApplyChatTemplate(JsonArray messages, bool addGenerationPrompt, JsonObject? extraContext = null,
+        string? chatTemplate = null);
 }
 
 /// Facts about the served model and its KV cache, for /v1/models, GetModelInfo and the load generator.

@@ -42,6 +42,8 @@ public sealed class LlmEngine : ILlmEngine
 
     public Task WaitUntilReadyAsync(CancellationToken cancellationToken) => _ready.Task.WaitAsync(cancellationToken);
 
+    public Task Completion => _stopped.Task;
+
     public EngineStats GetStats() => _stats;
 
     public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request,

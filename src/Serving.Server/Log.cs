@@ -10,8 +10,8 @@ internal static partial class Log
     [LoggerMessage(2, LogLevel.Information, "Engine ready: {Architecture}, {NumLayers} layers, max_model_len {MaxModelLen}, {NumKVBlocks} KV blocks of {BlockSize} tokens")]
     public static partial void EngineReady(ILogger logger, string architecture, int numLayers, int maxModelLen, int numKVBlocks, int blockSize);
 
-    [LoggerMessage(3, LogLevel.Critical, "Engine failed to start")]
-    public static partial void EngineFailed(ILogger logger, Exception exception);
+    [LoggerMessage(3, LogLevel.Critical, "Engine failed to start: {Error}; exiting")]
+    public static partial void EngineFailed(ILogger logger, string error);
 
     [LoggerMessage(4, LogLevel.Information, "Shutting down: refusing new requests, draining running ones for up to {TimeoutSeconds} s")]
     public static partial void Draining(ILogger logger, int timeoutSeconds);
@@ -33,6 +33,9 @@ internal static partial class Log
 
     [LoggerMessage(13, LogLevel.Warning, "Request {RequestId} failed: {ErrorType}: {Error}")]
     public static partial void GenerationFailed(ILogger logger, string requestId, string errorType, string error);
+
+    [LoggerMessage(15, LogLevel.Debug, "Request {RequestId} refused by the engine ({ErrorType})")]
+    public static partial void GenerationRefused(ILogger logger, string requestId, string errorType);
 
     [LoggerMessage(14, LogLevel.Information, "Request {RequestId} text: prompt={Prompt} output={Output}")]
     public static partial void RequestText(ILogger logger, string requestId, string prompt, string output);

@@ -43,7 +43,8 @@ public static class ServerApp
         return app;
     }
 
-    /// Runs until SIGTERM/Ctrl+C; returns the process exit code.
+    /// Runs until SIGTERM/Ctrl+C; returns the process exit code: 0 after a shutdown, 1 when the model failed to
+    /// load (the server stops at once), 2 for bad flags or options.
     public static async Task<int> RunAsync(IReadOnlyDictionary<string, string?> flags, EngineFactory engineFactory)
     {
         WebApplication app;
@@ -56,8 +57,9 @@ public static class ServerApp
             await Console.Error.WriteLineAsync(invalid.Message);
             return 2;
         }
+        var engine = app.Services.GetRequiredService<ILlmEngine>();
         await using (app) await app.RunAsync();
-        return 0;
+        return EngineHost.LoadFailed(engine) ? 1 : 0;
     }
 
     static void AddServices(IServiceCollection services, ServerOptions options, EngineFactory engineFactory)
@@ -81,11 +83,13 @@ public static class ServerApp
         if (options.ApiKey is not null) app.UseMiddleware<ApiKeyMiddleware>();
         app.Services.GetRequiredService<EngineMetrics>(); // registers the engine's observable instruments
         app.MapHealth();
+        app.MapVersion();
         var v1 = app.MapGroup("/v1");
         v1.MapPost("/completions", CompletionsEndpoint.HandleAsync);
         v1.MapPost("/chat/completions", ChatEndpoint.HandleAsync);
         v1.MapGet("/models", ModelsEndpoint.List);
-        v1.MapGet("/models/{id}", ModelsEndpoint.Get);
+        // Ids may hold slashes: Hugging Face names (org/name) and the default served name (the --model path).
+        v1.MapGet("/models/{**id}", ModelsEndpoint.Get);
         app.MapTokenize();
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (options.GrpcPort is not null) app.MapServingGrpc(options);

@@ -46,7 +46,9 @@ internal sealed partial class EngineCore
         var tail = text.Stops.Append(text.Detokenizer.Flush());
         if (tail.StopString is { } stop)
             return (emitted + tail.Text, stop);
-        var stopReason = output.Sequence.Sampling.StopTokenIds.Contains(output.TokenId) ? (object)output.TokenId : null;
+        // a stop token id is the reason only when the scheduler stopped on it (not on length with that token last)
+        var stoppedOnToken = output.FinishReason == FinishReason.Stop && output.Sequence.Sampling.StopTokenIds.Contains(output.TokenId);
+        var stopReason = stoppedOnToken ? (object)output.TokenId : null;
         return (emitted + tail.Text + text.Stops.Flush(), stopReason);
     }
 

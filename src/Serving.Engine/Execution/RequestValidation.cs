@@ -16,7 +16,7 @@ internal static class RequestValidation
                 throw new InvalidRequestException(
                     $"prompt token {i} has id {prompt[i]}, outside the vocabulary [0, {model.VocabSize})", "prompt");
         request.Sampling.Validate(model.VocabSize);
-        var total = prompt.Count + request.Sampling.MaxTokens;
+        var total = (long)prompt.Count + request.Sampling.MaxTokens;
         if (prompt.Count >= model.MaxModelLen || total > model.MaxModelLen)
             throw new InvalidRequestException(
                 $"this model's maximum context length is {model.MaxModelLen} tokens, but the request has " +

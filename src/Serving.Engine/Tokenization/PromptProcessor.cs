@@ -25,18 +25,32 @@ internal sealed class PromptProcessor : IPromptProcessor
 
     public string TokenText(int tokenId) => _tokenizer.TokenText(tokenId);
 
-    public string ApplyChatTemplate(JsonArray messages, bool addGenerationPrompt, JsonObject? extraContext = null)
+    public string ApplyChatTemplate(JsonArray messages, bool addGenerationPrompt, JsonObject? extraContext = null,
+        string? chatTemplate = null)
     {
-        if (_chatTemplate is null)
+        var template = chatTemplate is null ? _chatTemplate : Parse(chatTemplate);
+        if (template is null)
             throw new InvalidRequestException(
                 "this model has no chat template (tokenizer_config.json has no chat_template); use /v1/completions", "messages");
         try
         {
-            return _chatTemplate.Render(messages, addGenerationPrompt, _tokenizer.BosToken, _tokenizer.EosToken, extraContext);
+            return template.Render(messages, addGenerationPrompt, _tokenizer.BosToken, _tokenizer.EosToken, extraContext);
         }
         catch (TemplateException error)
         {
             throw new InvalidRequestException($"the chat template rejected the conversation: {error.Message}", "messages");
+        }
+    }
+
+    static ChatTemplate Parse(string source)
+    {
+        try
+        {
+            return new ChatTemplate(source);
+        }
+        catch (TemplateException error)
+        {
+            throw new InvalidRequestException($"the chat template does not parse: {error.Message}", "chat_template");
         }
     }
 }

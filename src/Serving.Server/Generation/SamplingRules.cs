@@ -50,7 +50,7 @@ internal static class SamplingRules
             $"However, your prompt has {promptTokens} tokens, which leaves no room for a completion.");
         var budget = fields.MaxTokens ?? room;
         Check.That(budget <= room, "max_tokens", $"This model's maximum context length is {limits.MaxModelLen} tokens. " +
-            $"However, you requested {promptTokens + budget} tokens ({promptTokens} in the prompt, {budget} in the completion).");
+            $"However, you requested {(long)promptTokens + budget} tokens ({promptTokens} in the prompt, {budget} in the completion).");
         Check.That(fields.MinTokens is null || fields.MinTokens <= budget, "min_tokens", "min_tokens must not exceed max_tokens.");
         return new SamplingParams
         {

@@ -34,8 +34,7 @@ internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V
         var prompts = serving.Prompts;
         IReadOnlyList<int> ids = request.InputCase switch
         {
-            TokenizeRequest.InputOneofCase.Text => request.Text.Length == 0 ? []
-                : prompts.Encode(request.Text, request.HasAddSpecialTokens ? request.AddSpecialTokens : true),
+            TokenizeRequest.InputOneofCase.Text => prompts.Encode(request.Text, request.HasAddSpecialTokens ? request.AddSpecialTokens : true),
             TokenizeRequest.InputOneofCase.Chat => prompts.Encode(GrpcPrompts.RenderChat(request.Chat, prompts),
                 request.HasAddSpecialTokens && request.AddSpecialTokens),
             _ => throw ApiException.BadRequest("input is required: set text or chat.", "input"),

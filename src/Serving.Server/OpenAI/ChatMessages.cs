@@ -27,6 +27,7 @@ internal static class ChatMessages
     static JsonObject NormalizeOne(JsonElement message, string param)
     {
         Check.That(message.ValueKind == JsonValueKind.Object, param, $"{param} must be an object.");
+        Check.ValidText(message, param);
         var role = message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? Check.Text(r, $"{param}.role") : null;
         var content = message.TryGetProperty("content", out var c) ? Content(c, $"{param}.content") : "";
         var name = message.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? Check.Text(n, $"{param}.name") : null;

@@ -26,7 +26,7 @@ internal static class CompletionPrompts
         };
         foreach (var input in inputs)
         {
-            Check.That(input.TokenIds.Count > 0, Param, "prompt must not be empty.");
+            Check.That(input.TokenIds.Count > 0, Param, "prompt must not be empty (it gives no tokens).");
             Check.TokenIds(input.TokenIds, prompts.VocabSize, Param);
         }
         return inputs;
@@ -51,8 +51,9 @@ internal static class CompletionPrompts
         return inputs;
     }
 
+    /// An empty text still gets what the tokenizer adds around a text (BOS), as Hugging Face and vLLM do.
     static PromptInput FromText(string text, IPromptProcessor prompts, bool addSpecialTokens) =>
-        new(text.Length == 0 ? [] : prompts.Encode(text, addSpecialTokens), text);
+        new(prompts.Encode(text, addSpecialTokens), text);
 
     static int[] TokenIds(JsonElement array)
     {

@@ -19,6 +19,7 @@ namespace Serving.Server.OpenAI;
 [JsonSerializable(typeof(TokenizeResponse))]
 [JsonSerializable(typeof(DetokenizeRequest))]
 [JsonSerializable(typeof(DetokenizeResponse))]
+[JsonSerializable(typeof(Health.VersionEndpoint.VersionResponse))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(int))]
 internal sealed partial class OpenAIJsonContext : JsonSerializerContext;

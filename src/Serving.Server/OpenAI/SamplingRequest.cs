@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 
 namespace Serving.Server.OpenAI;
 
@@ -58,7 +57,10 @@ internal sealed record ChatRequest : SamplingRequest
     public int? TopLogprobs { get; init; }
     public int? MaxCompletionTokens { get; init; }
     public bool? AddGenerationPrompt { get; init; }
-    public JsonObject? ChatTemplateKwargs { get; init; }
+    /// Extra variables for the chat template (an object).
+    public JsonElement? ChatTemplateKwargs { get; init; }
+    /// A request's own chat template: refused unless the server trusts request templates.
+    public string? ChatTemplate { get; init; }
     public JsonElement? Tools { get; init; }
     public JsonElement? ResponseFormat { get; init; }
 }

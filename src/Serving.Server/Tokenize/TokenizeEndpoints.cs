@@ -22,14 +22,14 @@ internal static class TokenizeEndpoints
         IReadOnlyList<int> ids;
         if (request.Messages is not null)
         {
-            var text = prompts.ApplyChatTemplate(ChatMessages.Normalize(request.Messages), request.AddGenerationPrompt ?? true,
-                request.ChatTemplateKwargs);
+            var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? true,
+                request.ChatTemplateKwargs, request.ChatTemplate);
             ids = prompts.Encode(text, request.AddSpecialTokens ?? false);
         }
         else
         {
             Check.That(request.Prompt is not null, "prompt", "Either prompt or messages is required.");
-            ids = request.Prompt!.Length == 0 ? [] : prompts.Encode(request.Prompt, request.AddSpecialTokens ?? true);
+            ids = prompts.Encode(request.Prompt!, request.AddSpecialTokens ?? true);
         }
         var strings = request.ReturnTokenStrs == true ? ids.Select(prompts.TokenText).ToList() : null;
         return TypedResults.Json(new TokenizeResponse(ids.Count, serving.Engine.Info.MaxModelLen, ids, strings),

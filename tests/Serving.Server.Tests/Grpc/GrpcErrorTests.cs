@@ -27,7 +27,7 @@ public sealed class GrpcErrorTests(SharedServer shared)
     {
         ["no input"] = new(() => new GenerateRequest(), StatusCode.InvalidArgument, "input", "set text, token_ids or chat"),
         ["empty text"] = new(() => new GenerateRequest { Text = "" }, StatusCode.InvalidArgument, "text", "must not be empty"),
-        ["empty token ids"] = new(() => new GenerateRequest { TokenIds = new TokenIds() }, StatusCode.InvalidArgument, "token_ids", "empty prompt"),
+        ["empty token ids"] = new(() => new GenerateRequest { TokenIds = new TokenIds() }, StatusCode.InvalidArgument, "token_ids", "must not be empty"),
         ["token id beyond vocab"] = new(() => new GenerateRequest { TokenIds = new TokenIds { Ids = { 1, 512 } } }, StatusCode.InvalidArgument, "token_ids", "Token id 512 is outside the vocabulary [0, 512)"),
         ["negative token id"] = new(() => new GenerateRequest { TokenIds = new TokenIds { Ids = { -3 } } }, StatusCode.InvalidArgument, "token_ids", "Token id -3"),
         ["prompt too long"] = new(() => new GenerateRequest { TokenIds = new TokenIds { Ids = { Enumerable.Repeat(5, 256) } } }, StatusCode.InvalidArgument, "token_ids", "maximum context length is 256 tokens. However, your prompt has 256 tokens"),

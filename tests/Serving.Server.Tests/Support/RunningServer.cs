@@ -30,10 +30,12 @@ public sealed partial class RunningServer : IAsyncDisposable
     public HttpClient Http { get; }
     public ILlmEngine Engine => App.Services.GetRequiredService<ILlmEngine>();
 
+    /// servedModelName null serves the model under its default name (the --model path).
     public static async Task<RunningServer> StartAsync(string[]? extraArgs = null, EngineFactory? engineFactory = null,
-        string model = "llama-gqa")
+        string model = "llama-gqa", string? servedModelName = Model)
     {
-        string[] args = ["--host", "127.0.0.1", "--port", "0", "--model", Fixtures.Dir(model), "--served-model-name", Model,
+        string[] args = ["--host", "127.0.0.1", "--port", "0", "--model", Fixtures.Dir(model),
+            .. servedModelName is null ? Array.Empty<string>() : ["--served-model-name", servedModelName],
             "--api-key", ApiKey, "--max-request-body-bytes", "65536", "--grpc-port", "0", .. extraArgs ?? []];
         var app = ServerApp.Build(args, engineFactory ?? DefaultEngine.Create);
         await app.StartAsync();

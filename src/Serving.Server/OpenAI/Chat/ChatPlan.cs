@@ -16,8 +16,8 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
         ValidateChatFields(request);
         var logprobs = SamplingRules.Logprobs(request.Logprobs == true, request.TopLogprobs, limits);
         var fields = SamplingMapper.Read(request, request.MaxCompletionTokens ?? request.MaxTokens, logprobs, limits);
-        var messages = ChatMessages.Normalize(request.Messages);
-        var text = serving.Prompts.ApplyChatTemplate(messages, request.AddGenerationPrompt ?? true, request.ChatTemplateKwargs);
+        var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? true,
+            request.ChatTemplateKwargs, request.ChatTemplate);
         // The template writes the special tokens itself, so none are added (vLLM's default for chat).
         var ids = serving.Prompts.Encode(text, request.AddSpecialTokens ?? false);
         Check.That(ids.Count > 0, "messages", "The rendered conversation is empty.");
@@ -32,6 +32,8 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
         Check.InRange(request.MaxCompletionTokens, 1, int.MaxValue, "max_completion_tokens");
         // max_completion_tokens wins as the budget, but a bad max_tokens beside it is still refused.
         Check.InRange(request.MaxTokens, 1, int.MaxValue, "max_tokens");
+        if (request.Tools is { } tools) Check.ValidText(tools, "tools");
+        if (request.ResponseFormat is { } format) Check.ValidText(format, "response_format");
         Check.That(request.Tools is null or { ValueKind: JsonValueKind.Null } || request.Tools is { ValueKind: JsonValueKind.Array } t && t.GetArrayLength() == 0,
             "tools", "Tool calling is not supported.");
         Check.That(request.ResponseFormat is null or { ValueKind: JsonValueKind.Null } || IsTextFormat(request.ResponseFormat.Value),
