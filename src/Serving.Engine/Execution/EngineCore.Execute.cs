@@ -68,7 +68,7 @@ internal sealed partial class EngineCore
         _scheduler.Abort(requestId);
         DisposeText(request);
         if (!request.HasStarted)
-            _requestLeftQueue();
+            _requestLeftQueue(request.Request);
         request.Fail(new RequestFailedException($"serving request '{requestId}' failed: {error.Message}", error));
     }
 

@@ -70,7 +70,7 @@ internal sealed partial class EngineCore
         if (!last)
             return;
         if (!request.HasStarted)
-            _requestLeftQueue();
+            _requestLeftQueue(request.Request);
         DisposeText(request);
         _requests.Remove(request.RequestId);
         request.Output.Writer.TryComplete();

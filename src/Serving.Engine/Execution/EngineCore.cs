@@ -20,7 +20,8 @@ internal sealed partial class EngineCore : IDisposable
     readonly Scheduler _scheduler;
     readonly TextTokenizer _tokenizer;
     readonly IReadOnlyCollection<int> _eosTokenIds;
-    readonly Action _requestLeftQueue;
+    /// Called once per request when it stops waiting (scheduled, refused, failed or aborted first).
+    readonly Action<GenerationRequest> _requestLeftQueue;
     readonly ILogger _logger;
     readonly Sampler _sampler = new();
     readonly Dictionary<string, RequestState> _requests = new();
@@ -29,7 +30,7 @@ internal sealed partial class EngineCore : IDisposable
     TimeSpan _lastStepDuration;
 
     public EngineCore(ModelRunner runner, Scheduler scheduler, TextTokenizer tokenizer,
-        IReadOnlyCollection<int> eosTokenIds, Action requestLeftQueue, ILogger logger)
+        IReadOnlyCollection<int> eosTokenIds, Action<GenerationRequest> requestLeftQueue, ILogger logger)
     {
         (_runner, _scheduler, _tokenizer, _eosTokenIds) = (runner, scheduler, tokenizer, eosTokenIds);
         (_requestLeftQueue, _logger) = (requestLeftQueue, logger);
@@ -49,7 +50,7 @@ internal sealed partial class EngineCore : IDisposable
         }
         catch (InvalidRequestException error)
         {
-            _requestLeftQueue();
+            _requestLeftQueue(request.Request);
             request.Fail(error);
             return;
         }
@@ -127,7 +128,7 @@ internal sealed partial class EngineCore : IDisposable
             request.MarkScheduled();
             request.CachedPromptTokens = entry.Sequence.NumCachedTokens;
             _promptTokens += entry.Sequence.NumPromptTokens;
-            _requestLeftQueue();
+            _requestLeftQueue(request.Request);
         }
     }
 

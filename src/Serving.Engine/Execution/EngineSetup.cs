@@ -11,7 +11,7 @@ namespace Serving.Engine.Execution;
 /// options, scheduler, and what callers may read (ModelInfo, the prompt processor).
 internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProcessor Prompts)
 {
-    public static EngineSetup Create(EngineOptions options, Action requestLeftQueue, ILogger logger)
+    public static EngineSetup Create(EngineOptions options, Action<GenerationRequest> requestLeftQueue, ILogger logger)
     {
         var device = new Device(options.Device);
         Log.LoadingModel(logger, options.Model, options.Device, options.Dtype);
@@ -34,7 +34,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
     }
 
     static EngineSetup Create(EngineOptions options, LoadedModel model, GpuMemoryProfiler? gpuMemory,
-        Action requestLeftQueue, ILogger logger)
+        Action<GenerationRequest> requestLeftQueue, ILogger logger)
     {
         var config = model.Config;
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,

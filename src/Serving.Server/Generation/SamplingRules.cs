@@ -32,6 +32,19 @@ internal static class SamplingRules
         }
     }
 
+    /// A request's sequences (prompts x n) must fit its cap and the waiting queue, else no retry could help:
+    /// 400, not 429. Checked before any prompt is tokenized.
+    public static void Sequences(int prompts, int? n, RequestLimits limits)
+    {
+        var sequences = (long)prompts * (n ?? 1);
+        Check.That(sequences <= limits.MaxSeqsPerRequest, prompts > 1 ? "prompt" : "n",
+            $"The request asks for {sequences} sequences ({prompts} prompts x n={n ?? 1}); at most {limits.MaxSeqsPerRequest} are " +
+            "allowed per request (--max-seqs-per-request).");
+        Check.That(sequences <= limits.MaxQueuedSeqs, prompts > 1 ? "prompt" : "n",
+            $"The request asks for {sequences} sequences ({prompts} prompts x n={n ?? 1}), more than the {limits.MaxQueuedSeqs} " +
+            "the server can ever queue (--max-num-queued-reqs).");
+    }
+
     /// What SamplingFields.Logprobs holds for a request's logprobs flag and top_logprobs count (chat and gRPC
     /// spell them so): null without logprobs, else the number of alternatives.
     public static int? Logprobs(bool logprobs, int? topLogprobs, RequestLimits limits)

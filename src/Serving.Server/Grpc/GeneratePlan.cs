@@ -17,6 +17,7 @@ internal sealed record GeneratePlan(string RequestId, GrpcPrompt Prompt, Generat
             $"request_id must be at most {MaxRequestIdLength} characters (got {request.RequestId.Length}).");
         var limits = serving.Limits;
         var fields = GrpcSampling.Read(request.Sampling, limits);
+        SamplingRules.Sequences(1, fields.N, limits);
         var prompt = GrpcPrompts.Resolve(request, serving.Prompts);
         var sampling = SamplingRules.ToSamplingParams(fields, prompt.TokenIds.Count, limits, prompt.Param);
         var requestId = request.RequestId.Length > 0 ? request.RequestId : ServingContext.NewId("gen");

@@ -14,6 +14,17 @@ internal static class CompletionPrompts
     const string Param = "prompt";
     const string Shape = "prompt must be a string, a list of strings, a list of token ids or a list of token-id lists.";
 
+    /// The number of prompts the field lists (1 for a string or a single token-id list), counted without
+    /// reading them, so that a request over the caps is refused before any tokenizing.
+    public static int Count(JsonElement? prompt)
+    {
+        Check.That(prompt is { ValueKind: not JsonValueKind.Null }, Param, "prompt is required.");
+        var element = prompt!.Value;
+        return element.ValueKind == JsonValueKind.Array && element.GetArrayLength() > 0
+            && element[0].ValueKind is JsonValueKind.String or JsonValueKind.Array
+            ? element.GetArrayLength() : 1;
+    }
+
     public static IReadOnlyList<PromptInput> Resolve(JsonElement? prompt, IPromptProcessor prompts, bool addSpecialTokens)
     {
         Check.That(prompt is { ValueKind: not JsonValueKind.Null }, Param, "prompt is required.");

@@ -34,9 +34,12 @@ public sealed partial class RunningServer : IAsyncDisposable
     public static async Task<RunningServer> StartAsync(string[]? extraArgs = null, EngineFactory? engineFactory = null,
         string model = "llama-gqa", string? servedModelName = Model)
     {
+        extraArgs ??= [];
         string[] args = ["--host", "127.0.0.1", "--port", "0", "--model", Fixtures.Dir(model),
             .. servedModelName is null ? Array.Empty<string>() : ["--served-model-name", servedModelName],
-            "--api-key", ApiKey, "--max-request-body-bytes", "65536", "--grpc-port", "0", .. extraArgs ?? []];
+            "--api-key", ApiKey, "--grpc-port", "0",
+            .. extraArgs.Contains("--max-request-body-bytes") ? Array.Empty<string>() : ["--max-request-body-bytes", "65536"],
+            .. extraArgs];
         var app = ServerApp.Build(args, engineFactory ?? DefaultEngine.Create);
         await app.StartAsync();
         var server = new RunningServer(app, HttpAddress(app));

@@ -16,6 +16,7 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
         ValidateChatFields(request);
         var logprobs = SamplingRules.Logprobs(request.Logprobs == true, request.TopLogprobs, limits);
         var fields = SamplingMapper.Read(request, request.MaxCompletionTokens ?? request.MaxTokens, logprobs, limits);
+        SamplingRules.Sequences(1, fields.N, limits);
         var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? true,
             request.ChatTemplateKwargs, request.ChatTemplate);
         // The template writes the special tokens itself, so none are added (vLLM's default for chat).

@@ -13,6 +13,10 @@ internal sealed record CompletionPlan(string Id, long Created, CompletionRequest
         var limits = serving.Limits;
         ValidateCompletionFields(request, limits);
         var fields = SamplingMapper.Read(request, request.MaxTokens, request.Logprobs, limits);
+        var count = CompletionPrompts.Count(request.Prompt);
+        Check.That(count <= limits.MaxPromptsPerRequest, "prompt",
+            $"The request lists {count} prompts; at most {limits.MaxPromptsPerRequest} are allowed per request (--max-prompts-per-request).");
+        SamplingRules.Sequences(count, fields.N, limits);
         var prompts = CompletionPrompts.Resolve(request.Prompt, serving.Prompts, request.AddSpecialTokens ?? true);
         var id = ServingContext.NewId("cmpl");
         var requests = prompts.Select((prompt, i) => new GenerationRequest
