@@ -5,7 +5,8 @@ using Serving.Server.Options;
 namespace Serving.Server.Grpc;
 
 /// The gRPC API's wiring, used by ServerApp when --grpc-port is set: services and interceptors, the HTTP/2
-/// listener, and the routes (serving.v1.Generation, grpc.health.v1.Health, reflection behind its flag).
+/// listener, the guard against unparseable messages, and the routes (serving.v1.Generation,
+/// grpc.health.v1.Health, reflection behind its flag).
 internal static class GrpcSetup
 {
     public static IServiceCollection AddServingGrpc(this IServiceCollection services, ServerOptions options)
@@ -33,6 +34,7 @@ internal static class GrpcSetup
     public static void MapServingGrpc(this WebApplication app, ServerOptions options)
     {
         app.Use(LeaveTheBodyLimitToGrpc);
+        app.UseMiddleware<MalformedMessageGuard>((int)Math.Min(options.MaxRequestBodyBytes, int.MaxValue));
         app.MapGrpcService<GenerationService>();
         app.MapGrpcService<HealthService>();
         if (options.EnableGrpcReflection) app.MapGrpcReflectionService();

@@ -27,7 +27,7 @@ internal sealed class RequestObserver(ServerMetrics metrics, ILogger logger, str
 
     public void LogText(string requestId, string prompt, string output)
     {
-        if (logText) Log.RequestText(logger, requestId, prompt, output);
+        if (logText) Log.RequestText(logger, requestId, LogEscape.Text(prompt), LogEscape.Text(output));
     }
 
     internal void Completed(GenerationRequest request, RequestUsage usage, RequestTimings timings, IReadOnlyList<string> reasons)

@@ -22,6 +22,19 @@ public sealed class RequestTextLogTests
         Assert.All(lines, line => Assert.Matches("output=.+", line));
     }
 
+    /// Logged text is escaped (as vLLM logs prompts with %r): a prompt cannot forge log lines or send terminal escapes.
+    [Fact]
+    public async Task Logged_text_has_its_control_characters_escaped()
+    {
+        await using var server = await RunningServer.StartAsync(["--enable-log-requests"]);
+        var log = LogCapture.AttachTo(server);
+        var body = new { model = RunningServer.Model, prompt = "Hi\r\ncrit: forged\u001b[2J", max_tokens = 2 };
+        Assert.Equal(200, (await server.PostAsync("/v1/completions", body)).Status);
+        var line = Assert.Single(await log.WaitForAsync(RequestTextEventId, 1));
+        Assert.Contains("prompt=Hi\\r\\ncrit: forged\\x1b[2J", line);
+        Assert.DoesNotContain(line, char.IsControl);
+    }
+
     [Fact]
     public async Task Without_the_flag_no_request_text_is_logged()
     {
