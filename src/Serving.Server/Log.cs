@@ -52,6 +52,12 @@ internal static partial class Log
     [LoggerMessage(23, LogLevel.Error, "Request {RequestId}: stream failed after it began; ending it with an error event")]
     public static partial void StreamFailed(ILogger logger, string requestId, Exception exception);
 
+    [LoggerMessage(24, LogLevel.Warning, "Connection limit of {Max} reached (--max-connections): closed {Count} new connections since the last such line")]
+    public static partial void ConnectionsShed(ILogger logger, long count, int max);
+
+    [LoggerMessage(25, LogLevel.Information, "Serving at most {Max} connections (--max-connections; the file-descriptor limit is {DescriptorLimit}); idle connections close after {KeepAliveSeconds} s")]
+    public static partial void ConnectionLimits(ILogger logger, int max, string descriptorLimit, int keepAliveSeconds);
+
     [LoggerMessage(30, LogLevel.Information, "gRPC call {Method} rejected with {StatusCode} ({Code})")]
     public static partial void GrpcRejected(ILogger logger, string method, global::Grpc.Core.StatusCode statusCode, string code);
 

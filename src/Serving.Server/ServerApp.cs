@@ -1,7 +1,9 @@
 using Serving.Server.Generation;
 using System.Net;
 using Serving.Engine;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Serving.Server.Auth;
+using Serving.Server.Connections;
 using Serving.Server.Engine;
 using Serving.Server.Errors;
 using Serving.Server.Grpc;
@@ -34,9 +36,13 @@ public static class ServerApp
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
-            if (options.Host == "localhost") kestrel.ListenLocalhost(options.Port);
-            else kestrel.Listen(IPAddress.Parse(options.Host), options.Port);
-            kestrel.ListenGrpc(options);
+            // Also how long a new connection may stay silent before its first request (Kestrel's default is 130 s).
+            kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(options.TimeoutKeepAlive);
+            var limit = kestrel.ApplicationServices.GetRequiredService<ConnectionLimit>();
+            void Listen(ListenOptions listen) => listen.Use(limit.Wrap);
+            if (options.Host == "localhost") kestrel.ListenLocalhost(options.Port, Listen);
+            else kestrel.Listen(IPAddress.Parse(options.Host), options.Port, Listen);
+            kestrel.ListenGrpc(options, limit);
         });
         var app = builder.Build();
         MapRoutes(app, options);
@@ -65,6 +71,7 @@ public static class ServerApp
     static void AddServices(IServiceCollection services, ServerOptions options, EngineFactory engineFactory)
     {
         services.AddSingleton(options);
+        services.AddSingleton<ConnectionLimit>();
         services.AddSingleton(sp => engineFactory(options.ToEngineOptions(), sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<ServingState>();
         services.AddSingleton<ServingContext>();

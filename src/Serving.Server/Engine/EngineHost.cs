@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Serving.Engine;
+using Serving.Server.Connections;
 using Serving.Server.Options;
 
 namespace Serving.Server.Engine;
@@ -9,13 +10,14 @@ namespace Serving.Server.Engine;
 /// stops admitting, lets running requests finish up to --shutdown-timeout and aborts the rest before Kestrel
 /// stops. StoppingAsync runs before any hosted service (Kestrel included) stops, so streams end cleanly.
 internal sealed class EngineHost(ILlmEngine engine, ServingState state, ServerOptions options, IHostApplicationLifetime lifetime,
-    ILogger<EngineHost> logger) : IHostedLifecycleService, IDisposable
+    ConnectionLimit connections, ILogger<EngineHost> logger) : IHostedLifecycleService, IDisposable
 {
     readonly CancellationTokenSource _stopping = new();
 
     public Task StartingAsync(CancellationToken cancellationToken)
     {
         Log.EngineLoading(logger, options.ResolvedModel, options.ResolvedServedModelName, options.Device);
+        Log.ConnectionLimits(logger, connections.Max, DescriptorLimit.Read()?.ToString() ?? "unknown", options.TimeoutKeepAlive);
         return Task.CompletedTask;
     }
 

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Serving.Server.Connections;
 using Serving.Server.Options;
 
 namespace Serving.Server.Grpc;
@@ -26,9 +27,10 @@ internal static class GrpcSetup
         return services;
     }
 
-    public static void ListenGrpc(this KestrelServerOptions kestrel, ServerOptions options)
+    public static void ListenGrpc(this KestrelServerOptions kestrel, ServerOptions options, ConnectionLimit limit)
     {
-        if (options.GrpcPort is { } port) kestrel.ApplicationServices.GetRequiredService<GrpcEndpoint>().Listen(kestrel, options.Host, port);
+        if (options.GrpcPort is { } port)
+            kestrel.ApplicationServices.GetRequiredService<GrpcEndpoint>().Listen(kestrel, options.Host, port, limit);
     }
 
     public static void MapServingGrpc(this WebApplication app, ServerOptions options)
