@@ -41,7 +41,16 @@ public interface IPromptProcessor
 {
     int VocabSize { get; }
 
+    /// The longest text Encode takes: the context times the longest token's length in characters. A longer
+    /// text needs more tokens than the context holds.
+    long MaxTextLength { get; }
+
+    /// Throws InvalidRequestException (param "prompt") when a text of this many characters cannot fit; Encode
+    /// checks it too. Lets a server refuse a text from its length alone, before decoding it.
+    void CheckTextLength(long length);
+
     /// Tokenizes like the reference tokenizer; addSpecialTokens adds BOS (and what the post-processor adds).
+    /// Throws InvalidRequestException (param "prompt") for a text longer than MaxTextLength.
     IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true);
 
     string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens = false);

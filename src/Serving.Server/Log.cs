@@ -58,6 +58,9 @@ internal static partial class Log
     [LoggerMessage(25, LogLevel.Information, "Serving at most {Max} connections (--max-connections; the file-descriptor limit is {DescriptorLimit}); idle connections close after {KeepAliveSeconds} s")]
     public static partial void ConnectionLimits(ILogger logger, int max, string descriptorLimit, int keepAliveSeconds);
 
+    [LoggerMessage(26, LogLevel.Debug, "Idle after a burst: the GC's committed memory went from {BeforeMiB} MiB to {AfterMiB} MiB")]
+    public static partial void MemoryTrimmed(ILogger logger, long beforeMiB, long afterMiB);
+
     [LoggerMessage(30, LogLevel.Information, "gRPC call {Method} rejected with {StatusCode} ({Code})")]
     public static partial void GrpcRejected(ILogger logger, string method, global::Grpc.Core.StatusCode statusCode, string code);
 

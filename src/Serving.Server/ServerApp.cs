@@ -8,6 +8,7 @@ using Serving.Server.Engine;
 using Serving.Server.Errors;
 using Serving.Server.Grpc;
 using Serving.Server.Health;
+using Serving.Server.Memory;
 using Serving.Server.OpenAI;
 using Serving.Server.OpenAI.Chat;
 using Serving.Server.OpenAI.Completions;
@@ -76,6 +77,7 @@ public static class ServerApp
         services.AddSingleton<ServingState>();
         services.AddSingleton<ServingContext>();
         services.AddHostedService<EngineHost>();
+        services.AddHostedService<IdleMemoryTrimmer>();
         if (options.ApiKey is { } apiKey) services.AddSingleton(new BearerKey(apiKey));
         if (options.GrpcPort is not null) services.AddServingGrpc(options);
         // Drain first (--shutdown-timeout), then leave Kestrel time to close the finished streams.

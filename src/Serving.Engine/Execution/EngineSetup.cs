@@ -54,7 +54,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching));
         manual_seed(options.Seed);
         var core = new EngineCore(runner, scheduler, tokenizer, eosTokenIds, requestLeftQueue, logger);
-        return new EngineSetup(core, Describe(model, options, capacity, maxModelLen), new PromptProcessor(tokenizer));
+        return new EngineSetup(core, Describe(model, options, capacity, maxModelLen), new PromptProcessor(tokenizer, maxModelLen));
     }
 
     static string TokenizerFolder(EngineOptions options, LoadedModel model)

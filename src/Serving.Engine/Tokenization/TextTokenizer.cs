@@ -19,10 +19,17 @@ public sealed class TextTokenizer
         EosToken = eosToken;
         EosTokenIds = eosTokenIds;
         ChatTemplate = chatTemplate;
+        MaxTokenLength = Math.Max(1, Enumerable.Range(0, backend.VocabSize).Max(id => backend.IdToToken(id)?.Length ?? 0));
     }
 
     /// One past the largest token id, added tokens included.
     public int VocabSize => _backend.VocabSize;
+
+    /// The most characters any one token stands for: its vocabulary string's length (byte-level and "▁"
+    /// spellings are one character per byte or character of text; a byte token "<0xE4>" is longer than the
+    /// byte it stands for), at least 1. A text needs at least Length / MaxTokenLength tokens, unless the
+    /// tokenizer's normalizer shortens it first (stripping, Unicode composition), which real prompts barely do.
+    public int MaxTokenLength { get; }
 
     public int? BosTokenId { get; }
 

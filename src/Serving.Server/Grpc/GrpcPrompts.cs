@@ -45,7 +45,7 @@ internal static class GrpcPrompts
 
     /// An empty text still gets what the tokenizer adds (BOS), as the HTTP API does.
     static GrpcPrompt FromText(string text, bool addSpecialTokens, IPromptProcessor prompts) =>
-        new(prompts.Encode(text, addSpecialTokens), text, "text", "text_completion");
+        new(prompts.Encode(text, addSpecialTokens, "text"), text, "text", "text_completion");
 
     static GrpcPrompt FromTokenIds(IReadOnlyList<int> ids, IPromptProcessor prompts)
     {
@@ -57,6 +57,6 @@ internal static class GrpcPrompts
     static GrpcPrompt FromChat(ChatInput chat, IPromptProcessor prompts)
     {
         var text = RenderChat(chat, prompts);
-        return new GrpcPrompt(prompts.Encode(text, addSpecialTokens: false), text, "chat.messages", "chat");
+        return new GrpcPrompt(prompts.Encode(text, addSpecialTokens: false, "chat.messages"), text, "chat.messages", "chat");
     }
 }

@@ -13,7 +13,7 @@ internal static class ChatPrompt
     public static string Render(ServingContext serving, JsonElement? messages, bool addGenerationPrompt,
         JsonElement? kwargs, string? chatTemplate)
     {
-        var normalized = ChatMessages.Normalize(messages);
+        var normalized = ChatMessages.Normalize(messages, serving.Prompts);
         Check.That(chatTemplate is null || serving.Options.TrustRequestChatTemplate, "chat_template",
             "A chat_template in the request is refused: the server renders with the model's template " +
             "(start it with --trust-request-chat-template to allow one).");

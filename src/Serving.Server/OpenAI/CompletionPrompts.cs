@@ -31,7 +31,7 @@ internal static class CompletionPrompts
         var element = prompt!.Value;
         var inputs = element.ValueKind switch
         {
-            JsonValueKind.String => [FromText(Check.Text(element, Param), prompts, addSpecialTokens)],
+            JsonValueKind.String => [FromText(prompts.Text(element, Param), prompts, addSpecialTokens)],
             JsonValueKind.Array => FromArray(element, prompts, addSpecialTokens),
             _ => throw Errors.ApiException.BadRequest(Shape, Param),
         };
@@ -54,7 +54,7 @@ internal static class CompletionPrompts
             Check.That(item.ValueKind == first, Param, Shape);
             inputs.Add(item.ValueKind switch
             {
-                JsonValueKind.String => FromText(Check.Text(item, Param), prompts, addSpecialTokens),
+                JsonValueKind.String => FromText(prompts.Text(item, Param), prompts, addSpecialTokens),
                 JsonValueKind.Array => new PromptInput(TokenIds(item), null),
                 _ => throw Errors.ApiException.BadRequest(Shape, Param),
             });
@@ -64,7 +64,7 @@ internal static class CompletionPrompts
 
     /// An empty text still gets what the tokenizer adds around a text (BOS), as Hugging Face and vLLM do.
     static PromptInput FromText(string text, IPromptProcessor prompts, bool addSpecialTokens) =>
-        new(prompts.Encode(text, addSpecialTokens), text);
+        new(prompts.Encode(text, addSpecialTokens, Param), text);
 
     static int[] TokenIds(JsonElement array)
     {

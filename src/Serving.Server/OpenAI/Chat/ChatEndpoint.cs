@@ -12,7 +12,7 @@ internal static class ChatEndpoint
         serving.EnsureReady();
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ChatRequest);
         serving.CheckModel(request.Model);
-        var plan = ChatPlan.Create(request, serving, arrival);
+        var plan = await serving.PreparePromptsAsync(() => ChatPlan.Create(request, serving, arrival), context.RequestAborted);
         var observer = serving.Observer("chat");
         var aborted = context.RequestAborted;
         await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Generation], observer, aborted);

@@ -13,7 +13,7 @@ internal static class CompletionsEndpoint
         serving.EnsureReady();
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.CompletionRequest);
         serving.CheckModel(request.Model);
-        var plan = CompletionPlan.Create(request, serving, arrival);
+        var plan = await serving.PreparePromptsAsync(() => CompletionPlan.Create(request, serving, arrival), context.RequestAborted);
         var observer = serving.Observer("text_completion");
         var aborted = context.RequestAborted;
         await using var run = await GenerationRun.StartAsync(serving.Engine, plan.Requests, observer, aborted);
