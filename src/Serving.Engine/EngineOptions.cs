@@ -28,4 +28,7 @@ public sealed record EngineOptions
     public int MaxNumQueuedRequests { get; init; } = 1024;
     /// Seed of the engine's generator for requests without a seed.
     public long Seed { get; init; }
+    /// Where the default sampling parameters come from (vLLM's --generation-config): "auto" the model's
+    /// generation_config.json, "vllm" none, or a folder holding a generation_config.json.
+    public string GenerationConfig { get; init; } = "auto";
 }

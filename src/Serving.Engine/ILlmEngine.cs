@@ -85,6 +85,8 @@ public sealed record ModelInfo
     public required int NumKVBlocks { get; init; }
     /// 2 x layers x KV heads x head dim x dtype size.
     public required long KVBytesPerToken { get; init; }
+    /// Defaults for the sampling fields a request leaves out (--generation-config); None when there are none.
+    public Config.SamplingDefaults SamplingDefaults { get; init; } = Config.SamplingDefaults.None;
     public long KVCapacityTokens => (long)NumKVBlocks * BlockSize;
     public long MaxConcurrentFullSequences => KVCapacityTokens / MaxModelLen;
 }

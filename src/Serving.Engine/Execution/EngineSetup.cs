@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Serving.Engine.Config;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Scheduling;
@@ -54,8 +55,17 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching));
         manual_seed(options.Seed);
         var core = new EngineCore(runner, scheduler, tokenizer, eosTokenIds, requestLeftQueue, logger);
-        return new EngineSetup(core, Describe(model, options, capacity, maxModelLen), new PromptProcessor(tokenizer, maxModelLen));
+        var info = Describe(model, options, capacity, maxModelLen) with { SamplingDefaults = SamplingDefaultsOf(options, model) };
+        if (!info.SamplingDefaults.IsNone) Log.SamplingDefaults(logger, info.SamplingDefaults.ToString());
+        return new EngineSetup(core, info, new PromptProcessor(tokenizer, maxModelLen));
     }
+
+    static SamplingDefaults SamplingDefaultsOf(EngineOptions options, LoadedModel model) => options.GenerationConfig switch
+    {
+        "auto" => model.Generation.SamplingDefaults,
+        "vllm" => SamplingDefaults.None,
+        var folder => GenerationConfig.Load(folder).SamplingDefaults,
+    };
 
     static string TokenizerFolder(EngineOptions options, LoadedModel model)
     {

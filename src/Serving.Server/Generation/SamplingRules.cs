@@ -54,14 +54,16 @@ internal static class SamplingRules
         return logprobs ? topLogprobs ?? 0 : null;
     }
 
-    /// An absent max_tokens means all the context the prompt leaves (vLLM). promptParam names the prompt
-    /// field in error messages.
+    /// A field the request leaves out takes the model's default (generation_config.json, ModelInfo.SamplingDefaults),
+    /// else OpenAI's; an absent max_tokens means all the context the prompt leaves (vLLM), or the model's
+    /// max_new_tokens when that is less. promptParam names the prompt field in error messages.
     public static SamplingParams ToSamplingParams(SamplingFields fields, int promptTokens, RequestLimits limits, string promptParam)
     {
         var room = limits.MaxModelLen - promptTokens;
         Check.That(room >= 1, promptParam, $"This model's maximum context length is {limits.MaxModelLen} tokens. " +
             $"However, your prompt has {promptTokens} tokens, which leaves no room for a completion.");
-        var budget = fields.MaxTokens ?? room;
+        var model = limits.Defaults;
+        var budget = fields.MaxTokens ?? Math.Min(room, model.MaxTokens ?? room);
         Check.That(budget <= room, "max_tokens", $"This model's maximum context length is {limits.MaxModelLen} tokens. " +
             $"However, you requested {(long)promptTokens + budget} tokens ({promptTokens} in the prompt, {budget} in the completion).");
         Check.That(fields.MinTokens is null || fields.MinTokens <= budget, "min_tokens", "min_tokens must not exceed max_tokens.");
@@ -70,14 +72,14 @@ internal static class SamplingRules
             N = fields.N ?? 1,
             MaxTokens = budget,
             MinTokens = fields.MinTokens ?? 0,
-            Temperature = fields.Temperature ?? 1f,
-            TopP = fields.TopP ?? 1f,
-            TopK = fields.TopK is null or -1 ? 0 : fields.TopK.Value,
-            MinP = fields.MinP ?? 0f,
+            Temperature = fields.Temperature ?? model.Temperature ?? 1f,
+            TopP = fields.TopP ?? model.TopP ?? 1f,
+            TopK = (fields.TopK ?? model.TopK) is null or -1 ? 0 : (fields.TopK ?? model.TopK)!.Value,
+            MinP = fields.MinP ?? model.MinP ?? 0f,
             Seed = fields.Seed,
             PresencePenalty = fields.PresencePenalty ?? 0f,
             FrequencyPenalty = fields.FrequencyPenalty ?? 0f,
-            RepetitionPenalty = fields.RepetitionPenalty ?? 1f,
+            RepetitionPenalty = fields.RepetitionPenalty ?? model.RepetitionPenalty ?? 1f,
             LogitBias = fields.LogitBias is { Count: > 0 } bias ? bias : null,
             Stop = fields.Stop,
             StopTokenIds = fields.StopTokenIds,

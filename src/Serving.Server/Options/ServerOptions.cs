@@ -94,6 +94,7 @@ public sealed class ServerOptions
         EnablePrefixCaching = EnablePrefixCaching,
         MaxNumQueuedRequests = MaxNumQueuedReqs,
         Seed = Seed,
+        GenerationConfig = GenerationConfig,
     };
 
     /// Start-up validation: every problem, one per line; empty when the options are usable.
