@@ -38,7 +38,16 @@ internal sealed class BenchModel : IDisposable
     }
 
     /// All weight bytes resident on the device (the embedding table counted once more when untied).
-    public long ResidentWeightBytes => DecodeWeightBytes(0) + (Config.TieWordEmbeddings ? 0 : (long)ElementSize * Config.VocabSize * Config.HiddenSize);
+    public long ResidentWeightBytes => WeightBytes(Config, Model.Dtype);
+
+    /// The resident weight bytes of a model of this shape and dtype, before loading it.
+    public static long WeightBytes(ModelConfig c, ScalarType dtype)
+    {
+        long h = c.HiddenSize;
+        var perLayer = 2 * h + h * (c.QSize + 2L * c.KVSize) + (long)c.QSize * h + 3 * h * c.IntermediateSize;
+        var elements = c.NumHiddenLayers * perLayer + h + c.VocabSize * h + (c.TieWordEmbeddings ? 0 : c.VocabSize * h);
+        return (dtype == ScalarType.Float32 ? 4 : 2) * elements;
+    }
 
     public long KVBytesPerToken => Model.KVBytesPerToken;
 

@@ -16,6 +16,7 @@ internal sealed class BenchRunner(BenchOptions options)
     private readonly List<PrefillResult> _prefill = [];
     private readonly List<GenerateResult> _generate = [];
     private readonly List<CapacityResult> _capacity = [];
+    private readonly List<SkippedShape> _skipped = [];
 
     public int Run()
     {
@@ -41,7 +42,10 @@ internal sealed class BenchRunner(BenchOptions options)
 
         var deviceName = cudaDevice is null ? options.Device : $"{options.Device} (sm_{cudaDevice.ComputeCapability}, {cudaDevice.MultiprocessorCount} SMs)";
         var report = new BenchReport(deviceName, dtype.ToString(),
-            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity);
+            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity)
+        {
+            Skipped = _skipped,
+        };
         ReportWriter.PrintChecks(_checks);
         ReportWriter.Print(report);
         if (options.JsonPath is { } path)
@@ -65,7 +69,16 @@ internal sealed class BenchRunner(BenchOptions options)
             AddChecks(new KernelChecks(float32, config, device).RunAll(_random));
         }
 
-        using var bench = new BenchModel(preset, options.Dtype, device, BlocksNeeded(), options.BlockSize);
+        var memoryBytes = cudaDevice?.TotalMemoryBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        var plan = new ShapePlan(options, Serving.Engine.KVCache.KVCacheSpec.For(config, dtype), memoryBytes,
+            BenchModel.WeightBytes(config, dtype), preset);
+        foreach (var skipped in plan.Skipped())
+        {
+            Console.WriteLine($"   {skipped.Kind} {skipped.Shape}: {skipped.Reason} (needs {skipped.KVBytesNeeded / 1e9:F1} GB of KV cache, {skipped.KVBytesAvailable / 1e9:F1} GB left after the weights)");
+            _skipped.Add(skipped);
+        }
+
+        using var bench = new BenchModel(preset, options.Dtype, device, plan.PoolBlocks, options.BlockSize);
         if (options.Check && bench.Model.FusedKernelsActive)
         {
             AddChecks(StepChecks.Run(bench, _random));
@@ -74,26 +87,43 @@ internal sealed class BenchRunner(BenchOptions options)
         var timing = new DecodeBenchmark(bench, kernels, ceilings, device, options.Steps);
         foreach (var path in Paths(bench.Model.FusedKernelsActive))
         {
-            foreach (var (batch, context) in options.BatchSizes.SelectMany(b => options.ContextLengths.Select(c => (b, c))))
+            foreach (var (batch, context) in plan.Decode)
             {
-                _decode.Add(timing.Decode(path, batch, context, _random));
+                if (!Measure(plan, "decode", $"{batch} x {context}", plan.Blocks(batch, context), () => _decode.Add(timing.Decode(path, batch, context, _random)))) continue;
                 Console.WriteLine($"   {path} decode b={batch} ctx={context}: {_decode[^1].StepMs:F2} ms");
             }
 
-            foreach (var (batch, length) in options.Prefill)
+            foreach (var (batch, length) in plan.Prefill)
             {
-                _prefill.Add(timing.Prefill(path, batch, length, _random));
+                if (!Measure(plan, "prefill", $"{batch} x {length}", plan.Blocks(batch, length), () => _prefill.Add(timing.Prefill(path, batch, length, _random)))) continue;
                 Console.WriteLine($"   {path} prefill {batch}x{length}: {_prefill[^1].StepMs:F1} ms");
             }
 
-            foreach (var batch in options.GenerateBatches)
+            foreach (var batch in plan.Generate)
             {
-                _generate.Add(timing.Generate(path, batch, 512, 128, _random));
+                if (!Measure(plan, "generate", $"{batch} x (512+128)", plan.GenerateBlocks(batch), () => _generate.Add(timing.Generate(path, batch, 512, 128, _random)))) continue;
                 Console.WriteLine($"   {path} generate {batch}x(512+128): {_generate[^1].TokensPerSecond:F0} tok/s");
             }
         }
 
         _capacity.Add(Capacity(bench, cudaDevice?.TotalMemoryBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes));
+    }
+
+    /// Runs one measurement; a device out-of-memory (activations beyond the plan) skips the shape, not the run.
+    private bool Measure(ShapePlan plan, string kind, string shape, long blocks, Action measure)
+    {
+        try
+        {
+            measure();
+            return true;
+        }
+        catch (Exception error) when (error.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase))
+        {
+            var skipped = plan.OutOfMemory(kind, shape, blocks);
+            Console.WriteLine($"   {kind} {shape}: {skipped.Reason}: {error.Message.Split('\n')[0]}");
+            _skipped.Add(skipped);
+            return false;
+        }
     }
 
     // Printed as they complete, so a kernel fault that ends the process still leaves the checks before it.
@@ -108,15 +138,6 @@ internal sealed class BenchRunner(BenchOptions options)
 
     private IEnumerable<string> Paths(bool fusedAvailable) =>
         new[] { fusedAvailable ? "fused" : null, options.Plain || !fusedAvailable ? "plain" : null }.OfType<string>();
-
-    private int BlocksNeeded()
-    {
-        var decode = options.BatchSizes.Max() * CeilDiv(options.ContextLengths.Max(), options.BlockSize);
-        var prefill = options.Prefill.Select(p => p.Batch * CeilDiv(p.Length, options.BlockSize)).DefaultIfEmpty(0).Max();
-        var generate = options.GenerateBatches.Select(b => b * (CeilDiv(512 + 128, options.BlockSize) + 1)).DefaultIfEmpty(0).Max();
-        prefill = Math.Max(prefill, generate);
-        return Math.Max(Math.Max(decode, prefill), StepChecks.BlocksNeeded(options.BlockSize)) + 8;
-    }
 
     private CapacityResult Capacity(BenchModel bench, long totalMemoryBytes)
     {

@@ -23,4 +23,8 @@ internal sealed record CapacityResult(string Model, long WeightBytes, long KVByt
 internal sealed record BenchReport(
     string Device, string Dtype, double BandwidthGBs, double MatmulTflops,
     IReadOnlyList<FixtureResult> Fixtures, IReadOnlyList<CheckResult> Checks, IReadOnlyList<DecodeResult> Decode, IReadOnlyList<PrefillResult> Prefill, IReadOnlyList<GenerateResult> Generate,
-    IReadOnlyList<CapacityResult> Capacity);
+    IReadOnlyList<CapacityResult> Capacity)
+{
+    /// Shapes not measured: they do not fit the device's memory, or ran out of it.
+    public IReadOnlyList<SkippedShape> Skipped { get; init; } = [];
+}

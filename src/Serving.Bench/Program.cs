@@ -16,10 +16,11 @@ var noCheck = new Option<bool>("--no-check") { Description = "skip the correctne
 var fitLength = new Option<int>("--fit-length") { Description = "sequence length for the capacity column", DefaultValueFactory = _ => 4096 };
 var json = new Option<string?>("--json") { Description = "also write the results as JSON to this file" };
 var fixtures = new Option<string?>("--fixtures") { Description = "folder of reference checkpoints (shared/fixtures) to check on the device" };
+var memoryUtilization = new Option<double>("--gpu-memory-utilization") { Description = "fraction of device memory for weights and KV cache; shapes needing more are reported as not fitting", DefaultValueFactory = _ => 0.9 };
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
 {
-    models, dtype, device, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures,
+    models, dtype, device, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, memoryUtilization,
 };
 if (Console.IsOutputRedirected)
 {
@@ -41,6 +42,7 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     FitLength = result.GetValue(fitLength),
     JsonPath = result.GetValue(json),
     FixturesPath = result.GetValue(fixtures),
+    GpuMemoryUtilization = result.GetValue(memoryUtilization),
 }).Run());
 root.Add(EngineCommand());
 return root.Parse(args).Invoke();
