@@ -6,7 +6,7 @@ using Spectre.Console;
 var root = new RootCommand("Load generator and checkpoint tools for the serving engine.")
 {
     ServeCommand.Create(), CompareCommand.Create(), ChartCommand.Create(), ConvertCommand.Create(), InitCommand.Create(),
-    GenerateCommand.Create(),
+    GenerateCommand.Create(), SoakCommand.Create(),
 };
 // redirected output (a log file, CI) would otherwise be wrapped at 80 columns
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
