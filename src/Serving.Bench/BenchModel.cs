@@ -9,47 +9,46 @@ namespace Serving.Bench;
 /// and a KV pool filled with random values: never zeros, which hide unwritten memory and run faster.
 internal sealed class BenchModel : IDisposable
 {
-    public BenchModel(string preset, string dtype, Device device, int numBlocks, int blockSize)
+    /// Takes the loaded model (Load) and gives it a pool of numBlocks.
+    public BenchModel(string preset, LoadedModel model, KVCacheDtype cacheDtype, int numBlocks, int blockSize)
     {
-        Model = ModelLoader.LoadPreset(preset, dtype, device);
-        Cache = Model.CreateKVCache(numBlocks, blockSize);
+        Model = model;
+        Cache = Model.CreateKVCache(numBlocks, blockSize, cacheDtype);
+        Name = cacheDtype == KVCacheDtype.Of(Model.Dtype) ? preset : $"{preset} [{cacheDtype} KV]";
         using var noGrad = no_grad();
         for (var layer = 0; layer < Cache.NumLayers; layer++)
         {
-            Cache.Keys(layer).normal_();
-            Cache.Values(layer).normal_();
+            Fill(Cache.Keys(layer));
+            Fill(Cache.Values(layer));
         }
+    }
+
+    /// The preset's model on the device, and the pool dtype --kv-cache-dtype means for it: what the pool's size
+    /// is planned from before the BenchModel is made.
+    public static (LoadedModel Model, KVCacheDtype CacheDtype) Load(string preset, string dtype, string kvCacheDtype, Device device)
+    {
+        var model = ModelLoader.LoadPreset(preset, dtype, device);
+        return (model, KVCacheDtype.Resolve(kvCacheDtype, model.Dtype));
     }
 
     public LoadedModel Model { get; }
     public PagedKVCache Cache { get; }
     public ModelConfig Config => Model.Config;
-    public string Name => Model.Directory;
-    public int ElementSize => Model.Dtype == ScalarType.Float32 ? 4 : 2;
+    public string Name { get; }
+    public long KVBytesPerToken => Cache.Spec.BytesPerToken;
 
-    /// Bytes a decode step of numTokens tokens reads from the weights: every layer, the final norm and the LM
-    /// head, plus one embedding row per token (biases, absent from the presets, are not counted).
-    public long DecodeWeightBytes(int numTokens)
+    // N(0, 1) values; FP8 bytes with exponents 5..8 (magnitudes 1/4 .. 4) and either sign, never NaN
+    void Fill(Tensor pool)
     {
-        var c = Config;
-        long h = c.HiddenSize;
-        var perLayer = 2 * h + h * (c.QSize + 2L * c.KVSize) + (long)c.QSize * h + 3 * h * c.IntermediateSize;
-        return ElementSize * (c.NumHiddenLayers * perLayer + h + c.VocabSize * h + numTokens * h);
+        if (!Cache.Dtype.IsFp8)
+        {
+            pool.normal_();
+            return;
+        }
+        using var scope = NewDisposeScope();
+        pool.copy_(randint(0, 2, pool.shape, dtype: ScalarType.Byte, device: pool.device) * 0x80
+            + randint(0x28, 0x48, pool.shape, dtype: ScalarType.Byte, device: pool.device));
     }
-
-    /// All weight bytes resident on the device (the embedding table counted once more when untied).
-    public long ResidentWeightBytes => WeightBytes(Config, Model.Dtype);
-
-    /// The resident weight bytes of a model of this shape and dtype, before loading it.
-    public static long WeightBytes(ModelConfig c, ScalarType dtype)
-    {
-        long h = c.HiddenSize;
-        var perLayer = 2 * h + h * (c.QSize + 2L * c.KVSize) + (long)c.QSize * h + 3 * h * c.IntermediateSize;
-        var elements = c.NumHiddenLayers * perLayer + h + c.VocabSize * h + (c.TieWordEmbeddings ? 0 : c.VocabSize * h);
-        return (dtype == ScalarType.Float32 ? 4 : 2) * elements;
-    }
-
-    public long KVBytesPerToken => Model.KVBytesPerToken;
 
     public void Dispose()
     {

@@ -1,9 +1,18 @@
 namespace Serving.Bench;
 
-/// What one benchmark run measures. Defaults reproduce issue 6's table on the H200.
+/// What one benchmark run measures. Defaults reproduce the README's H200 table.
 internal sealed record BenchOptions
 {
     public required IReadOnlyList<string> Models { get; init; }
+    /// KV cache dtypes to run each model with (--kv-cache-dtype names: auto, bfloat16, fp8, ...).
+    public IReadOnlyList<string> KVCacheDtypes { get; init; } = ["auto"];
+    /// Compare an FP8 KV cache with a bfloat16 one on the fixtures and on the model (2048-token argmax agreement,
+    /// a 32k-token prompt).
+    public bool KVQuality { get; init; }
+    /// Also time decode steps replayed from CUDA graphs captured for the batch sizes measured (path "graph").
+    public bool CudaGraphs { get; init; }
+    /// Time each operation of one decode step per shape (CUDA events).
+    public bool Profile { get; init; }
     public string Dtype { get; init; } = "bfloat16";
     public string Device { get; init; } = "cuda";
     public IReadOnlyList<int> BatchSizes { get; init; } = [1, 64];

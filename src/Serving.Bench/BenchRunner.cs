@@ -1,4 +1,5 @@
 using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -16,6 +17,8 @@ internal sealed class BenchRunner(BenchOptions options)
     private readonly List<PrefillResult> _prefill = [];
     private readonly List<GenerateResult> _generate = [];
     private readonly List<CapacityResult> _capacity = [];
+    private readonly List<KVQualityResult> _kvQuality = [];
+    private readonly List<ProfileResult> _profiles = [];
     private readonly List<SkippedShape> _skipped = [];
 
     public int Run()
@@ -30,19 +33,33 @@ internal sealed class BenchRunner(BenchOptions options)
         {
             foreach (var result in FixtureChecks.Run(fixtures, device))
             {
-                Console.WriteLine($"   fixture {result.Model} [{result.Dtype}, fused {result.FusedKernels}] prompt {result.Prompt}: max logit error {result.MaxLogitError:E2}, greedy {result.GreedyMatches}/16");
+                var vsBf16 = result.MaxVsBf16KV is { } max ? $", vs bf16 KV max {max:E2} mean {result.MeanVsBf16KV:E2}" : "";
+                Console.WriteLine($"   fixture {result.Model} [{result.Dtype}, {result.KVCacheDtype} KV, fused {result.FusedKernels}] prompt {result.Prompt}: max logit error {result.MaxLogitError:E2}, greedy {result.GreedyMatches}/16{vsBf16}");
                 _fixtures.Add(result);
             }
         }
 
         foreach (var name in options.Models)
         {
-            RunModel(name, dtype, device, cudaDevice, ceilings);
+            RunKernelChecks(name, dtype, device, cudaDevice);
+            foreach (var kvDtype in options.KVCacheDtypes)
+            {
+                RunModel(name, kvDtype, device, cudaDevice, ceilings);
+            }
+
+            if (options.KVQuality)
+            {
+                foreach (var result in KVQualityChecks.Run(name, options.Dtype, device))
+                {
+                    Console.WriteLine($"   kv quality {result.Case}: max |fp8 - bf16| {result.MaxAbsError:E2}, mean {result.MeanAbsError:E2}, argmax agree {result.ArgmaxAgreement:P2} of {result.Positions}");
+                    _kvQuality.Add(result);
+                }
+            }
         }
 
         var deviceName = cudaDevice is null ? options.Device : $"{options.Device} (sm_{cudaDevice.ComputeCapability}, {cudaDevice.MultiprocessorCount} SMs)";
         var report = new BenchReport(deviceName, dtype.ToString(),
-            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity)
+            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity, _kvQuality, _profiles)
         {
             Skipped = _skipped,
         };
@@ -53,39 +70,70 @@ internal sealed class BenchRunner(BenchOptions options)
             ReportWriter.WriteJson(report, path);
         }
 
-        var fixturesPass = _fixtures.All(f => f.Dtype != "float32" || (f.MaxLogitError <= 1e-3 && f.GreedyMatches == 16));
+        var fixturesPass = _fixtures.All(f => f.Dtype != "float32" || f.KVCacheDtype != "float32" || (f.MaxLogitError <= 1e-3 && f.GreedyMatches == 16));
         return _checks.All(c => c.Passed) && fixturesPass ? 0 : 1;
     }
 
-    private void RunModel(string preset, ScalarType dtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
+    private void RunKernelChecks(string preset, ScalarType dtype, Device device, CudaDevice? cudaDevice)
     {
         Console.WriteLine($"== {preset}");
         var config = ModelPresets.Get(preset);
-        using var kernels = cudaDevice is null ? null : new FusedKernels(cudaDevice, dtype, config.HeadDim, config.NumAttentionHeads, config.NumKeyValueHeads);
-        if (options.Check && cudaDevice is not null && kernels is not null)
+        if (options.Check && cudaDevice is not null)
         {
-            AddChecks(new KernelChecks(kernels, config, device).RunAll(_random));
-            using var float32 = new FusedKernels(cudaDevice, ScalarType.Float32, config.HeadDim, config.NumAttentionHeads, config.NumKeyValueHeads);
-            AddChecks(new KernelChecks(float32, config, device).RunAll(_random));
+            using var stream = CudaStream.Create(cudaDevice);
+            stream.MakeCurrent();
+            // the model's type, float32, and an FP8 pool under the model's type where the device has FP8
+            var shapes = new[] { (dtype, KVCacheDtype.Of(dtype)), (ScalarType.Float32, KVCacheDtype.Float32), (dtype, KVCacheDtype.Fp8E4M3) }
+                .Distinct()
+                .Select(s => new KernelShape(s.Item1, s.Item2, config.HeadDim, config.RotaryDim, config.NumAttentionHeads, config.NumKeyValueHeads))
+                .Where(shape => FusedKernels.Supports(shape, cudaDevice.ComputeCapability));
+            foreach (var shape in shapes)
+            {
+                using var kernels = new FusedKernels(cudaDevice, stream.Handle, shape);
+                AddChecks(new KernelChecks(kernels, config, device).RunAll(_random));
+            }
+            stream.Synchronize();
         }
+    }
 
+    private void RunModel(string preset, string kvDtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
+    {
+        var (model, cacheDtype) = BenchModel.Load(preset, options.Dtype, kvDtype, device);
         var memoryBytes = cudaDevice?.TotalMemoryBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        var plan = new ShapePlan(options, Serving.Engine.KVCache.KVCacheSpec.For(config, dtype), memoryBytes,
-            BenchModel.WeightBytes(config, dtype), preset);
+        var plan = new ShapePlan(options, KVCacheSpec.For(model.Config, cacheDtype), memoryBytes, model.WeightBytes, preset);
+        using var bench = new BenchModel(preset, model, cacheDtype, plan.PoolBlocks, options.BlockSize);
+        Console.WriteLine($"== {bench.Name}");
         foreach (var skipped in plan.Skipped())
         {
             Console.WriteLine($"   {skipped.Kind} {skipped.Shape}: {skipped.Reason} (needs {skipped.KVBytesNeeded / 1e9:F1} GB of KV cache, {skipped.KVBytesAvailable / 1e9:F1} GB left after the weights)");
             _skipped.Add(skipped);
         }
-
-        using var bench = new BenchModel(preset, options.Dtype, device, plan.PoolBlocks, options.BlockSize);
-        if (options.Check && bench.Model.FusedKernelsActive)
+        var fused = bench.Model.FusedKernelsActive(bench.Cache.Dtype);
+        // the plain path has no FP8 type: an FP8 pool is compared with nothing, the kernel checks cover it
+        if (options.Check && fused && !bench.Cache.Dtype.IsFp8)
         {
             AddChecks(StepChecks.Run(bench, _random));
         }
 
-        var timing = new DecodeBenchmark(bench, kernels, ceilings, device, options.Steps);
-        foreach (var path in Paths(bench.Model.FusedKernelsActive))
+        var timing = new DecodeBenchmark(bench, ceilings, device, options.Steps);
+        if (fused && options.CudaGraphs)
+        {
+            bench.Model.CaptureDecodeGraphs(bench.Cache, plan.Decode.Select(s => s.Batch).Distinct().Order().ToList());
+        }
+
+        if (fused && options.Profile)
+        {
+            foreach (var (batch, context) in plan.Decode)
+            {
+                var profile = timing.Profile(batch, context, _random);
+                _profiles.Add(profile);
+                var step = profile.Milliseconds["step"];
+                Console.WriteLine($"   profile b={batch} ctx={context}: " + string.Join(", ", profile.Milliseconds.Where(p => p.Key != "step")
+                    .OrderByDescending(p => p.Value).Select(p => $"{p.Key} {p.Value:F2} ms ({p.Value / step:P0})")) + $"; step {step:F2} ms");
+            }
+        }
+
+        foreach (var path in Paths(fused, plainPossible: !bench.Cache.Dtype.IsFp8))
         {
             foreach (var (batch, context) in plan.Decode)
             {
@@ -136,12 +184,16 @@ internal sealed class BenchRunner(BenchOptions options)
         }
     }
 
-    private IEnumerable<string> Paths(bool fusedAvailable) =>
-        new[] { fusedAvailable ? "fused" : null, options.Plain || !fusedAvailable ? "plain" : null }.OfType<string>();
+    private IEnumerable<string> Paths(bool fusedAvailable, bool plainPossible) => new[]
+    {
+        fusedAvailable && options.CudaGraphs ? "graph" : null,
+        fusedAvailable ? "fused" : null,
+        plainPossible && (options.Plain || !fusedAvailable) ? "plain" : null,
+    }.OfType<string>();
 
     private CapacityResult Capacity(BenchModel bench, long totalMemoryBytes)
     {
-        var weightBytes = bench.ResidentWeightBytes;
+        var weightBytes = bench.Model.WeightBytes;
         var budget = (long)(totalMemoryBytes * options.GpuMemoryUtilization) - weightBytes;
         var sequences = Math.Max(0, budget / (bench.KVBytesPerToken * options.FitLength));
         return new CapacityResult(bench.Name, weightBytes, bench.KVBytesPerToken, options.FitLength, sequences);

@@ -1,4 +1,3 @@
-using Serving.Engine.Cuda;
 using Serving.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -9,7 +8,7 @@ namespace Serving.Bench;
 /// LoadedModel with UseFusedKernels off). A timed decode step is what the engine does per step: the forward
 /// (metadata upload included), the argmax and reading the sampled tokens back to the host (the step's one
 /// synchronization).
-internal sealed class DecodeBenchmark(BenchModel bench, FusedKernels? kernels, DeviceCeilings ceilings, Device device, int steps)
+internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings, Device device, int steps)
 {
     /// The engine's default max_num_batched_tokens: no step the scheduler sends is larger.
     private const int MaxBatchedTokens = 8192;
@@ -20,12 +19,20 @@ internal sealed class DecodeBenchmark(BenchModel bench, FusedKernels? kernels, D
     {
         var step = StepBatch.Decode(batch, context, bench.Cache.BlockSize, bench.Cache.NumBlocks, bench.Config.VocabSize, random);
         var ms = Timing.MedianMilliseconds(() => _ = RunStep(path, step), 2, steps, _cuda);
-        var weightBytes = bench.DecodeWeightBytes(batch);
+        var weightBytes = bench.Model.StepWeightBytes(batch);
         var kvBytes = (long)batch * context * bench.KVBytesPerToken;
-        var floorMs = (weightBytes + kvBytes) / ceilings.BandwidthBytesPerSecond * 1000;
-        var attentionMs = path == "fused" && kernels is not null ? AttentionMilliseconds(step, kernels) : (double?)null;
+        var floorMs = Roofline(batch, context, weightBytes, kvBytes);
+        var attentionMs = path != "plain" && bench.Model.FusedKernelsActive(bench.Cache.Dtype) ? AttentionMilliseconds(step) : (double?)null;
         return new DecodeResult(bench.Name, path, batch, context, ms, batch / (ms / 1000), weightBytes, kvBytes,
             floorMs, floorMs / ms, attentionMs, attentionMs / ms);
+    }
+
+    /// One decode step of this shape with each operation timed by CUDA events (after one untimed run).
+    public ProfileResult Profile(int batch, int context, Random random)
+    {
+        var step = StepBatch.Decode(batch, context, bench.Cache.BlockSize, bench.Cache.NumBlocks, bench.Config.VocabSize, random);
+        bench.Model.ProfileStep(step, bench.Cache);
+        return new ProfileResult(bench.Name, batch, context, bench.Model.ProfileStep(step, bench.Cache));
     }
 
     public PrefillResult Prefill(string path, int batch, int promptLength, Random random)
@@ -41,17 +48,18 @@ internal sealed class DecodeBenchmark(BenchModel bench, FusedKernels? kernels, D
     /// decode steps with growing contexts (greedy); new tokens per second over the whole run.
     public GenerateResult Generate(string path, int batch, int promptLength, int newTokens, Random random)
     {
-        var blockSize = bench.Cache.BlockSize;
-        // block tables sized for the whole generation; the prefill step covers the prompt's positions only
-        var tables = StepBatch.Prefill(batch, promptLength + newTokens, blockSize, bench.Cache.NumBlocks, 1, random).BlockTables;
+        var (blockSize, vocab) = (bench.Cache.BlockSize, bench.Config.VocabSize);
+        // blocks for the whole generation; the sequences' tokens grow as they are sampled
+        var sequences = StepBatch.Sequences(Enumerable.Repeat(promptLength, batch).ToArray(),
+            Enumerable.Repeat(promptLength + newTokens, batch).ToArray(), blockSize, bench.Cache.NumBlocks, vocab, random);
+        var tokens = sequences.Select(s => s.TokenIds.ToArray()).ToArray();
         var start = System.Diagnostics.Stopwatch.GetTimestamp();
-        var next = PrefillInChunks(path, tables, promptLength, random);
+        var next = PrefillInChunks(path, sequences, tokens, promptLength);
         for (var i = 0; i < newTokens - 1; i++)
         {
             var position = promptLength + i;
-            var slots = tables.Select(t => t[position / blockSize] * blockSize + position % blockSize).ToArray();
-            var step = new BatchInputs(next, Enumerable.Repeat(position, batch).ToArray(), Enumerable.Repeat(1, batch).ToArray(),
-                Enumerable.Repeat(position + 1, batch).ToArray(), slots, tables);
+            for (var s = 0; s < batch; s++) tokens[s][position] = next[s];
+            var step = StepInputs.Build(sequences.Select((seq, s) => seq with { TokenIds = tokens[s], StartPosition = position, NumNewTokens = 1 }).ToList(), blockSize);
             next = RunStep(path, step);
         }
 
@@ -60,47 +68,65 @@ internal sealed class DecodeBenchmark(BenchModel bench, FusedKernels? kernels, D
     }
 
     // Prompts go in as the engine's scheduler sends them: whole prompts, at most MaxBatchedTokens tokens a step.
-    private int[] PrefillInChunks(string path, int[][] tables, int promptLength, Random random)
+    private int[] PrefillInChunks(string path, StepSequence[] sequences, int[][] tokens, int promptLength)
     {
-        var blockSize = bench.Cache.BlockSize;
         var perStep = Math.Max(1, MaxBatchedTokens / promptLength);
         var next = new List<int>();
-        foreach (var chunk in tables.Chunk(perStep))
+        foreach (var chunk in sequences.Select((seq, s) => seq with { TokenIds = tokens[s], StartPosition = 0, NumNewTokens = promptLength }).Chunk(perStep))
         {
-            var positions = chunk.SelectMany(_ => Enumerable.Range(0, promptLength)).ToArray();
-            var step = new BatchInputs(positions.Select(_ => random.Next(bench.Config.VocabSize)).ToArray(), positions,
-                Enumerable.Repeat(promptLength, chunk.Length).ToArray(), Enumerable.Repeat(promptLength, chunk.Length).ToArray(),
-                positions.Select((p, i) => chunk[i / promptLength][p / blockSize] * blockSize + p % blockSize).ToArray(), chunk);
-            next.AddRange(RunStep(path, step));
+            next.AddRange(RunStep(path, StepInputs.Build(chunk, bench.Cache.BlockSize)));
         }
 
         return [.. next];
     }
 
-    public int[] RunStep(string path, BatchInputs step)
+    public int[] RunStep(string path, StepInputs step)
     {
         using var scope = NewDisposeScope();
-        bench.Model.UseFusedKernels = path == "fused";
+        bench.Model.UseFusedKernels = path != "plain";
+        bench.Model.UseCudaGraphs = path == "graph";
         var logits = bench.Model.Forward(step, bench.Cache);
         return logits.argmax(-1).to_type(ScalarType.Int32).cpu().data<int>().ToArray();
     }
 
-    // The attention kernels of all layers alone, on the step's metadata: the attention share of the step.
-    private double AttentionMilliseconds(BatchInputs step, FusedKernels k)
+    // The decode attention kernels of all layers alone, on the step's metadata: the attention share of the step.
+    private double AttentionMilliseconds(StepInputs step)
     {
         using var scope = NewDisposeScope();
-        using var inputs = FusedStepInputs.Upload(step, bench.Cache.BlockSize, device);
-        var plan = k.PlanDecode(inputs.NumSeqs, step.ContextLengths.Max());
-        var workspace = empty(plan.WorkspaceElements(k.NumHeads, k.HeadDim), ScalarType.Float32, device);
-        var qkv = randn(inputs.NumSeqs, (k.NumHeads + 2 * k.NumKVHeads) * k.HeadDim, dtype: k.Dtype, device: device);
-        var output = empty(inputs.NumSeqs, k.NumHeads * k.HeadDim, dtype: k.Dtype, device: device);
+        var backend = bench.Model.FusedBackend(bench.Cache.Dtype);
+        var k = backend.Kernels;
+        var all = Enumerable.Range(0, step.NumSeqs).ToArray();
+        backend.Stream.MakeCurrent();
+        var plan = k.PlanDecode(step.NumSeqs, step.MaxContextLength);
+        backend.Buffers.Upload(step, all, plan.PartitionSizeFor(step.MaxContextLength));
+        var (decodeSeqs, tokenRows) = (backend.Buffers.DecodeSeqs(step.NumSeqs), backend.Buffers.TokenRows(step.NumSeqs));
+        var (tables, lengths) = (backend.Buffers.BlockTables(step.NumSeqs), backend.Buffers.ContextLengths(step.NumSeqs));
+        var (heads, kvHeads, headDim) = (k.Shape.NumHeads, k.Shape.NumKVHeads, k.Shape.HeadDim);
+        var workspace = empty(plan.WorkspaceElements(heads, headDim), ScalarType.Float32, device);
+        var qkv = randn(step.NumSeqs, (heads + 2 * kvHeads) * headDim, dtype: k.Shape.Dtype, device: device);
+        var output = empty(step.NumSeqs, heads * headDim, dtype: k.Shape.Dtype, device: device);
         return Timing.MedianMilliseconds(() =>
         {
             for (var layer = 0; layer < bench.Cache.NumLayers; layer++)
             {
-                k.PagedDecodeAttention(qkv, bench.Cache.Keys(layer), bench.Cache.Values(layer), inputs.BlockTables, inputs.ContextLengths, plan, output, workspace);
+                k.PagedDecodeAttention(qkv, bench.Cache.Keys(layer), bench.Cache.Values(layer), decodeSeqs, tokenRows, tables, lengths,
+                    backend.Buffers.PartitionSize, bench.Cache.Scales[layer], plan, output, workspace);
             }
         }, 2, steps, _cuda);
+    }
+
+    /// The step's roofline floor in ms: each part takes the longer of moving its bytes at the copy bandwidth and doing
+    /// its FLOPs at the matmul rate, parts one after another. Weights (every matrix, the LM head included): their
+    /// bytes, 2 FLOPs per weight per sequence. Attention: the KV bytes read, 4 FLOPs per query head, head dimension and
+    /// context token (scores and the weighted sum). At batch 1 the weights' bytes bound the step; at batch 256 and
+    /// long contexts attention's FLOPs can, for MQA's large groups.
+    private double Roofline(int batch, int context, long weightBytes, long kvBytes)
+    {
+        var c = bench.Config;
+        var weightFlops = 2.0 * batch * (weightBytes / (double)(bench.Model.Dtype == ScalarType.Float32 ? 4 : 2));
+        var attentionFlops = 4.0 * batch * c.NumHiddenLayers * c.NumAttentionHeads * c.HeadDim * (double)context;
+        double Part(double bytes, double flops) => Math.Max(bytes / ceilings.BandwidthBytesPerSecond, flops / ceilings.MatmulFlopsPerSecond);
+        return (Part(weightBytes, weightFlops) + Part(kvBytes, attentionFlops)) * 1000;
     }
 
     // 2 FLOPs per weight per token in every linear, plus causal attention (QK and PV, half the square), plus

@@ -5,7 +5,7 @@ using Spectre.Console;
 
 namespace Serving.Bench;
 
-/// The offline engine benchmark (issue 3): pushes N requests of random token ids through a real LlmEngine at
+/// The offline engine benchmark: pushes N requests of random token ids through a real LlmEngine at
 /// once and reports throughput, step times and request latencies. Works on CPU with a fixture checkpoint
 /// and on CUDA with a preset.
 internal sealed record EngineBenchmarkOptions(

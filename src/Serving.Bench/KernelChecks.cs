@@ -1,6 +1,8 @@
 using Serving.Engine.Config;
 using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
 using Serving.Engine.Model;
+using Serving.Engine.Model.Backends;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn.functional;
 
@@ -27,8 +29,12 @@ internal sealed record CheckResult(string Name, string Dtype, double RelativeErr
 /// reference for attention). Tolerances: float32 1e-5 (1e-4 for attention's fast exp), bfloat16 1e-2.
 internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Device device)
 {
-    private readonly ScalarType _dtype = kernels.Dtype;
+    private readonly ScalarType _dtype = kernels.Shape.Dtype;
+    private readonly KVCacheDtype _cacheDtype = kernels.Shape.CacheDtype;
     private double Tolerance => _dtype == ScalarType.Float32 ? 1e-5 : 1e-2;
+    // what one stored K/V element can be off by, relative: exact for float pools of the model's type, 2^-8 for
+    // bf16, 2^-4 for FP8's 3 mantissa bits (norm-relative errors come out about half of that)
+    private double PoolTolerance => _cacheDtype.IsFp8 ? 5e-2 : _cacheDtype.Storage == _dtype ? Tolerance : 1e-2;
 
     public IEnumerable<CheckResult> RunAll(Random random)
     {
@@ -76,9 +82,10 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         var positions = tensor(Enumerable.Range(0, n).Select(_ => random.Next(4000)).ToArray(), device: device);
         var slotList = Enumerable.Range(0, 64 * blockSize).OrderBy(_ => random.Next()).Take(n).ToArray();
         var slots = tensor(slotList, device: device);
-        var (keys, values) = (full(64, blockSize, g, d, double.NaN, dtype: _dtype, device: device), full(64, blockSize, g, d, double.NaN, dtype: _dtype, device: device));
-        using var rope = new RopeTable(config.Rope.InverseFrequencies(d), 4096, device);
-        kernels.RopeAndWriteKV(qkv, positions, slots, rope, keys, values);
+        var (keys, values) = (EmptyPool(64, blockSize, g, d), EmptyPool(64, blockSize, g, d));
+        var scales = tensor(new[] { 0.5f, 0.25f }, device: device);
+        using var rope = new RopeTable(config.Rope, config.RotaryDim, 4096, device);
+        kernels.RopeAndWriteKV(qkv, positions, slots, rope.Cos, rope.Sin, scales, keys, values);
 
         var parts = original.split([h * d, g * d, g * d], 1);
         var cos = rope.Cos.index_select(0, positions.to(ScalarType.Int64)).to(_dtype).repeat(1, 2).unsqueeze(1);
@@ -88,9 +95,9 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         var expectedK = Rotate(parts[1].view(n, g, d)).view(n, g * d);
         var slotIndex = slots.to(ScalarType.Int64);
         yield return CheckResult.Compare("rope q,k in place", qkv.narrow(1, 0, (h + g) * d), cat([expectedQ, expectedK], 1), Tolerance);
-        yield return CheckResult.Compare("rope k,v into pool",
-            cat([keys.view(-1, g * d).index_select(0, slotIndex), values.view(-1, g * d).index_select(0, slotIndex)], 1),
-            cat([expectedK, parts[2]], 1), Tolerance);
+        yield return CheckResult.Compare($"rope k,v into {_cacheDtype} pool",
+            cat([Decoded(keys).view(-1, g * d).index_select(0, slotIndex) * 0.5, Decoded(values).view(-1, g * d).index_select(0, slotIndex) * 0.25], 1),
+            cat([expectedK, parts[2]], 1).to(ScalarType.Float64), PoolTolerance);
     }
 
     private CheckResult SiluMul()
@@ -111,27 +118,30 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         var (h, g, d, blockSize) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, 16);
         var numBlocks = contexts.Sum(c => (c + blockSize - 1) / blockSize) + 3;
         var batch = StepBatch.Build(Enumerable.Repeat(1, contexts.Length).ToArray(), contexts, blockSize, numBlocks, 1, random);
-        var (keys, values) = (Randn(numBlocks, blockSize, g, d), Randn(numBlocks, blockSize, g, d));
+        var (keys, values) = (RandomPool(numBlocks, blockSize, g, d), RandomPool(numBlocks, blockSize, g, d));
+        var scales = tensor(new[] { 0.75f, 1.5f }, device: device);
         var qkv = Randn(contexts.Length, (h + 2 * g) * d);                          // the query is read in place at qkv's stride
-        using var inputs = FusedStepInputs.Upload(batch, blockSize, device);
+        using var buffers = new DeviceStepBuffers(batch.NumTokens, batch.NumSeqs, batch.MaxBlocksPerSeq, device);
         var plan = DecodeAttentionPlan.Create(contexts.Length, contexts.Max(), g, concurrentBlocks);
+        buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray(), plan.PartitionSizeFor(contexts.Max()));
         var workspace = empty(plan.WorkspaceElements(h, d), ScalarType.Float32, device);
         var output = full(contexts.Length, h * d, double.NaN, dtype: _dtype, device: device);
-        kernels.PagedDecodeAttention(qkv, keys, values, inputs.BlockTables, inputs.ContextLengths, plan, output, workspace);
-        var expected = ReferenceAttention(qkv.narrow(1, 0, h * d), keys, values, batch, blockSize);
-        var name = $"attention ctx [{string.Join(",", contexts.Distinct())}] x{contexts.Length}, {plan.NumPartitions} part";
+        kernels.PagedDecodeAttention(qkv, keys, values, buffers.DecodeSeqs(batch.NumSeqs), buffers.TokenRows(batch.NumSeqs),
+            buffers.BlockTables(batch.NumSeqs), buffers.ContextLengths(batch.NumSeqs), buffers.PartitionSize, scales, plan, output, workspace);
+        var expected = ReferenceAttention(qkv.narrow(1, 0, h * d), Decoded(keys) * 0.75, Decoded(values) * 1.5, batch);
+        var name = $"attention over a {_cacheDtype} pool ctx [{string.Join(",", contexts.Distinct())}] x{contexts.Length}, {plan.NumPartitions} part";
         return CheckResult.Compare(name, output, expected, _dtype == ScalarType.Float32 ? 1e-4 : 1e-2);
     }
 
-    private Tensor ReferenceAttention(Tensor q, Tensor keys, Tensor values, BatchInputs batch, int blockSize)
+    private Tensor ReferenceAttention(Tensor q, Tensor keys, Tensor values, StepInputs batch)
     {
         var (h, g, d) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim);
         var rows = new List<Tensor>();
-        for (var s = 0; s < batch.ContextLengths.Length; s++)
+        for (var s = 0; s < batch.NumSeqs; s++)
         {
-            var slots = tensor(Enumerable.Range(0, batch.ContextLengths[s]).Select(t => (long)batch.BlockTables[s][t / blockSize] * blockSize + t % blockSize).ToArray(), device: device);
-            var k = keys.view(-1, g, d).index_select(0, slots).to(ScalarType.Float64).permute(1, 2, 0);   // (G, D, C)
-            var v = values.view(-1, g, d).index_select(0, slots).to(ScalarType.Float64).permute(1, 0, 2); // (G, C, D)
+            var slots = tensor(Enumerable.Range(0, batch.ContextLengths[s]).Select(t => (long)SlotMapping.Slot(batch.BlockTables[s], t, batch.BlockSize)).ToArray(), device: device);
+            var k = keys.view(-1, g, d).index_select(0, slots).permute(1, 2, 0);                          // (G, D, C) float64
+            var v = values.view(-1, g, d).index_select(0, slots).permute(1, 0, 2);                        // (G, C, D)
             var qs = q[s].to(ScalarType.Float64).view(g, h / g, d);                                        // (G, group, D)
             var p = softmax(qs.matmul(k) / Math.Sqrt(d), -1);                                              // (G, group, C)
             rows.Add(p.matmul(v).reshape(1, h * d));
@@ -141,4 +151,22 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
     }
 
     private Tensor Randn(params long[] shape) => randn(shape, dtype: _dtype, device: device);
+
+    // a pool of the kernels' cache type that a write must fill: NaN where the type has it, 0xFF (NaN) for FP8
+    private Tensor EmptyPool(params long[] shape) => _cacheDtype.IsFp8
+        ? full(shape, 0xFF, dtype: ScalarType.Byte, device: device)
+        : full(shape, double.NaN, dtype: _cacheDtype.Storage, device: device);
+
+    // random K/V in the pool's type; FP8 bytes with exponents 5..8 (magnitudes 1/4 .. 4) and either sign
+    private Tensor RandomPool(params long[] shape) => _cacheDtype.IsFp8
+        ? (randint(0, 2, shape, dtype: ScalarType.Byte, device: device) * 0x80 + randint(0x28, 0x48, shape, dtype: ScalarType.Byte, device: device)).to(ScalarType.Byte)
+        : randn(shape, dtype: _cacheDtype.Storage, device: device);
+
+    // the values a pool holds, float64 (FP8 bytes through the host reference decoder)
+    private Tensor Decoded(Tensor pool)
+    {
+        if (!_cacheDtype.IsFp8) return pool.to(ScalarType.Float64);
+        var table = tensor(Enumerable.Range(0, 256).Select(b => (double)Fp8E4M3.Decode((byte)b)).ToArray(), device: device);
+        return table.index_select(0, pool.flatten().to(ScalarType.Int64)).view(pool.shape);
+    }
 }

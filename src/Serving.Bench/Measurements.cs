@@ -19,11 +19,15 @@ internal sealed record GenerateResult(string Model, string Path, int Batch, int 
 /// the memory left after the weights (at the run's GPU memory utilization).
 internal sealed record CapacityResult(string Model, long WeightBytes, long KVBytesPerToken, int FitLength, long SequencesThatFit);
 
+/// Where one decode step's GPU time went (--profile): milliseconds per operation of the fused backend, the matrix
+/// products (linear layers and LM head) as the rest of the step.
+internal sealed record ProfileResult(string Model, int Batch, int ContextLength, IReadOnlyDictionary<string, double> Milliseconds);
+
 /// Everything one run measured, as written to JSON.
 internal sealed record BenchReport(
     string Device, string Dtype, double BandwidthGBs, double MatmulTflops,
     IReadOnlyList<FixtureResult> Fixtures, IReadOnlyList<CheckResult> Checks, IReadOnlyList<DecodeResult> Decode, IReadOnlyList<PrefillResult> Prefill, IReadOnlyList<GenerateResult> Generate,
-    IReadOnlyList<CapacityResult> Capacity)
+    IReadOnlyList<CapacityResult> Capacity, IReadOnlyList<KVQualityResult> KVQuality, IReadOnlyList<ProfileResult> Profiles)
 {
     /// Shapes not measured: they do not fit the device's memory, or ran out of it.
     public IReadOnlyList<SkippedShape> Skipped { get; init; } = [];

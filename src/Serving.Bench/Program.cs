@@ -2,7 +2,12 @@ using System.CommandLine;
 using Serving.Bench;
 using Spectre.Console;
 
-// serving-bench: decode and prefill of random-weight models of real shapes against the device's floors (issue 6).
+// serving-bench: decode and prefill of random-weight models of real shapes against the device's floors.
+var kvDtypes = new Option<string[]>("--kv-cache-dtype") { Description = "KV cache dtypes to run each model with (auto, bfloat16, fp8, ...)", DefaultValueFactory = _ => ["auto"], AllowMultipleArgumentsPerToken = true };
+var profile = new Option<bool>("--profile") { Description = "print each operation's share of a decode step per shape (CUDA events)" };
+var memoryUtilization = new Option<double>("--gpu-memory-utilization") { Description = "fraction of device memory for weights and KV cache; shapes needing more are reported as not fitting", DefaultValueFactory = _ => 0.9 };
+var cudaGraphs = new Option<bool>("--cuda-graphs") { Description = "also time decode steps replayed from CUDA graphs (path \"graph\")" };
+var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one (a 2048-token prompt, a 32k-token prompt)" };
 var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, tiny-gqa, tiny-mha)", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
 var dtype = new Option<string>("--dtype") { Description = "bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
 var device = new Option<string>("--device") { Description = "cuda or cuda:N", DefaultValueFactory = _ => "cuda" };
@@ -16,11 +21,10 @@ var noCheck = new Option<bool>("--no-check") { Description = "skip the correctne
 var fitLength = new Option<int>("--fit-length") { Description = "sequence length for the capacity column", DefaultValueFactory = _ => 4096 };
 var json = new Option<string?>("--json") { Description = "also write the results as JSON to this file" };
 var fixtures = new Option<string?>("--fixtures") { Description = "folder of reference checkpoints (shared/fixtures) to check on the device" };
-var memoryUtilization = new Option<double>("--gpu-memory-utilization") { Description = "fraction of device memory for weights and KV cache; shapes needing more are reported as not fitting", DefaultValueFactory = _ => 0.9 };
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
 {
-    models, dtype, device, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, memoryUtilization,
+    models, dtype, device, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, profile, memoryUtilization,
 };
 if (Console.IsOutputRedirected)
 {
@@ -30,6 +34,11 @@ if (Console.IsOutputRedirected)
 root.SetAction(result => new BenchRunner(new BenchOptions
 {
     Models = result.GetValue(models)!,
+    KVCacheDtypes = result.GetValue(kvDtypes)!,
+    KVQuality = result.GetValue(kvQuality),
+    CudaGraphs = result.GetValue(cudaGraphs),
+    Profile = result.GetValue(profile),
+    GpuMemoryUtilization = result.GetValue(memoryUtilization),
     Dtype = result.GetValue(dtype)!,
     Device = result.GetValue(device)!,
     BatchSizes = result.GetValue(batches)!,
@@ -42,12 +51,11 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     FitLength = result.GetValue(fitLength),
     JsonPath = result.GetValue(json),
     FixturesPath = result.GetValue(fixtures),
-    GpuMemoryUtilization = result.GetValue(memoryUtilization),
 }).Run());
 root.Add(EngineCommand());
 return root.Parse(args).Invoke();
 
-// serving-bench engine: the offline engine benchmark (issue 3), N requests through the real LlmEngine at once.
+// serving-bench engine: the offline engine benchmark, N requests through the real LlmEngine at once.
 static Command EngineCommand()
 {
     var model = new Option<string>("--model") { Description = "checkpoint folder or preset name", Required = true };
@@ -61,9 +69,11 @@ static Command EngineCommand()
     var maxBatched = new Option<int>("--max-num-batched-tokens") { DefaultValueFactory = _ => 8192 };
     var kvMemory = new Option<long>("--kv-cache-memory") { Description = "KV pool bytes on CPU", DefaultValueFactory = _ => 256L << 20 };
     var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
+    var kvDtype = new Option<string>("--kv-cache-dtype") { Description = "auto, bfloat16, float16, float32, fp8", DefaultValueFactory = _ => "auto" };
+    var enforceEager = new Option<bool>("--enforce-eager") { Description = "no CUDA graphs" };
     var command = new Command("engine", "Offline engine throughput: N requests of random token ids through LlmEngine at once")
     {
-        model, tokenizer, device, dtype, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed,
+        model, tokenizer, device, dtype, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed, kvDtype, enforceEager,
     };
     command.SetAction((result, _) => EngineBenchmark.RunAsync(new EngineBenchmarkOptions(
         new Serving.Engine.EngineOptions
@@ -71,6 +81,7 @@ static Command EngineCommand()
             Model = result.GetValue(model)!, Tokenizer = result.GetValue(tokenizer), Device = result.GetValue(device)!,
             Dtype = result.GetValue(dtype)!, MaxNumSeqs = result.GetValue(maxNumSeqs),
             MaxNumBatchedTokens = result.GetValue(maxBatched), KVCacheMemoryBytes = result.GetValue(kvMemory),
+            KVCacheDtype = result.GetValue(kvDtype)!, EnforceEager = result.GetValue(enforceEager),
         },
         result.GetValue(numPrompts), result.GetValue(inputLen), result.GetValue(outputLen), result.GetValue(seed))));
     return command;

@@ -34,18 +34,18 @@ internal static class ReportWriter
                 .AddColumns("fixture", "dtype", "fused", "prompt", "max logit error", "greedy tokens");
             foreach (var f in report.Fixtures)
             {
-                fixtures.AddRow(f.Model, f.Dtype, f.FusedKernels ? "yes" : "no", $"{f.Prompt}", $"{f.MaxLogitError:E2}", $"{f.GreedyMatches}/16");
+                fixtures.AddRow(f.Model, $"{f.Dtype} + {f.KVCacheDtype} KV", f.FusedKernels ? "yes" : "no", $"{f.Prompt}", $"{f.MaxLogitError:E2}", $"{f.GreedyMatches}/16");
             }
 
             AnsiConsole.Write(fixtures);
         }
 
         AnsiConsole.MarkupLine($"device {Markup.Escape(report.Device)}, {report.Dtype}: copy bandwidth {report.BandwidthGBs:F0} GB/s, matmul {report.MatmulTflops:F0} TFLOP/s");
-        var decode = new Table().Title("decode step (floor = (weight + KV bytes read) / bandwidth)")
+        var decode = new Table().Title("decode step (roofline floor: per part, the longer of its bytes / bandwidth and its FLOPs / matmul rate)")
             .AddColumns("model", "path", "batch", "ctx", "step ms", "tok/s", "KV GB/step", "floor ms", "of floor", "attn ms", "attn share");
         foreach (var d in report.Decode)
         {
-            decode.AddRow(d.Model, d.Path, $"{d.Batch}", $"{d.ContextLength}", $"{d.StepMs:F2}", $"{d.TokensPerSecond:F0}", $"{d.KVBytesRead / 1e9:F2}",
+            decode.AddRow(Markup.Escape(d.Model), d.Path, $"{d.Batch}", $"{d.ContextLength}", $"{d.StepMs:F2}", $"{d.TokensPerSecond:F0}", $"{d.KVBytesRead / 1e9:F2}",
                 $"{d.FloorMs:F2}", $"{d.FractionOfFloor:P0}", d.AttentionMs is { } a ? $"{a:F2}" : "-", d.AttentionShare is { } s ? $"{s:P0}" : "-");
         }
 
@@ -53,27 +53,42 @@ internal static class ReportWriter
             .AddColumns("model", "path", "batch x len", "step ms", "tok/s", "TFLOP/s", "of matmul");
         foreach (var p in report.Prefill)
         {
-            prefill.AddRow(p.Model, p.Path, $"{p.Batch} x {p.PromptLength}", $"{p.StepMs:F1}", $"{p.TokensPerSecond:F0}", $"{p.Teraflops:F0}", $"{p.FractionOfMatmulRate:P0}");
+            prefill.AddRow(Markup.Escape(p.Model), p.Path, $"{p.Batch} x {p.PromptLength}", $"{p.StepMs:F1}", $"{p.TokensPerSecond:F0}", $"{p.Teraflops:F0}", $"{p.FractionOfMatmulRate:P0}");
         }
 
         var generate = new Table().Title("generate(): prompt 512, 128 new tokens (transformers bf16 sdpa on the H200: 14.5 tok/s at batch 1, 878 at 64)")
             .AddColumns("model", "path", "batch", "total ms", "new tok/s");
         foreach (var g in report.Generate)
         {
-            generate.AddRow(g.Model, g.Path, $"{g.Batch}", $"{g.TotalMs:F0}", $"{g.TokensPerSecond:F0}");
+            generate.AddRow(Markup.Escape(g.Model), g.Path, $"{g.Batch}", $"{g.TotalMs:F0}", $"{g.TokensPerSecond:F0}");
         }
 
         var capacity = new Table().Title("KV capacity").AddColumns("model", "weights GB", "KV bytes/token", "fit length", "sequences that fit");
         foreach (var c in report.Capacity)
         {
-            capacity.AddRow(c.Model, $"{c.WeightBytes / 1e9:F1}", $"{c.KVBytesPerToken}", $"{c.FitLength}", $"{c.SequencesThatFit}");
+            capacity.AddRow(Markup.Escape(c.Model), $"{c.WeightBytes / 1e9:F1}", $"{c.KVBytesPerToken}", $"{c.FitLength}", $"{c.SequencesThatFit}");
+        }
+
+        var quality = new Table().Title("FP8 KV cache against a bfloat16 one (same bf16 weights)")
+            .AddColumns("case", "positions", "max |logit diff|", "mean |logit diff|", "argmax agreement");
+        foreach (var q in report.KVQuality)
+        {
+            quality.AddRow(Markup.Escape(q.Case), $"{q.Positions}", $"{q.MaxAbsError:F4}", $"{q.MeanAbsError:F4}", $"{q.ArgmaxAgreement:P2}");
         }
 
         AnsiConsole.Write(decode);
         AnsiConsole.Write(prefill);
         AnsiConsole.Write(generate);
         AnsiConsole.Write(capacity);
-        if (report.Skipped.Count == 0) return;
+        if (report.KVQuality.Count > 0)
+        {
+            AnsiConsole.Write(quality);
+        }
+        if (report.Skipped.Count == 0)
+        {
+            return;
+        }
+
         var skipped = new Table().Title("shapes not measured").AddColumns("model", "kind", "shape", "KV GB needed", "KV GB available", "why");
         foreach (var s in report.Skipped)
         {

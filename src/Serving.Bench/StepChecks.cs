@@ -20,7 +20,7 @@ internal static class StepChecks
         var prefill = StepBatch.Prefill(PrefillShape.Batch, PrefillShape.Length, blockSize, numBlocks, vocab, random);
         return [Compare("decode step", decode), Compare("prefill step", prefill)];
 
-        CheckResult Compare(string name, Serving.Engine.Model.BatchInputs batch)
+        CheckResult Compare(string name, Serving.Engine.Model.StepInputs batch)
         {
             using var scope = NewDisposeScope();
             bench.Model.UseFusedKernels = false;

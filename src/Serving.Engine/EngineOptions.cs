@@ -3,12 +3,19 @@ namespace Serving.Engine;
 /// Everything the engine needs to start, with vLLM's defaults. The servers map their flags onto it.
 public sealed record EngineOptions
 {
-    /// Folder of a Hugging Face checkpoint, or a preset name (see issue 6) for random weights of a real shape.
+    /// Folder of a Hugging Face checkpoint, or a preset name (ModelPresets) for random weights of a real shape.
     public required string Model { get; init; }
     /// Folder with tokenizer.json / tokenizer.model and tokenizer_config.json; null means the Model folder.
     public string? Tokenizer { get; init; }
     /// auto (checkpoint dtype; bfloat16 on CUDA), float32, bfloat16, float16.
     public string Dtype { get; init; } = "auto";
+    /// How the KV pool stores K and V (vLLM's --kv-cache-dtype): auto (the model's dtype), float32, bfloat16, float16.
+    public string KVCacheDtype { get; init; } = "auto";
+    /// FP8 KV cache: compute each layer's K and V scale from the first prompts' K and V (vLLM's
+    /// --calculate-kv-scales) instead of 1.0 or the checkpoint's.
+    public bool CalculateKVScales { get; init; }
+    /// Never replay CUDA graphs (vLLM's --enforce-eager): every decode step launches its kernels one by one.
+    public bool EnforceEager { get; init; }
     /// cpu or cuda (cuda:N).
     public string Device { get; init; } = "cpu";
     /// 0 means the model's max_position_embeddings.

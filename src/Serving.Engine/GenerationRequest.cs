@@ -13,7 +13,4 @@ public sealed record GenerationRequest
     public required IReadOnlyList<int> PromptTokenIds { get; init; }
 
     public SamplingParams Sampling { get; init; } = SamplingParams.Greedy;
-
-    /// When the request reached the server (for queue-time and time-to-first-token figures).
-    public DateTimeOffset ArrivalTime { get; init; } = DateTimeOffset.UtcNow;
 }

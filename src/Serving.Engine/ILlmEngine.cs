@@ -80,15 +80,16 @@ public sealed record ModelInfo
     /// Longest prompt + completion accepted (--max-model-len, at most max_position_embeddings).
     public required int MaxModelLen { get; init; }
     public required string Dtype { get; init; }
+    /// How the KV pool stores K and V (--kv-cache-dtype resolved: the model's dtype unless set).
+    public required string KVCacheDtype { get; init; }
     public required string Device { get; init; }
     public required int BlockSize { get; init; }
     public required int NumKVBlocks { get; init; }
-    /// 2 x layers x KV heads x head dim x dtype size.
+    /// 2 x layers x KV heads x head dim x KV cache dtype size.
     public required long KVBytesPerToken { get; init; }
     /// Defaults for the sampling fields a request leaves out (--generation-config); None when there are none.
     public Config.SamplingDefaults SamplingDefaults { get; init; } = Config.SamplingDefaults.None;
     public long KVCapacityTokens => (long)NumKVBlocks * BlockSize;
-    public long MaxConcurrentFullSequences => KVCapacityTokens / MaxModelLen;
 }
 
 /// Counters (monotonic since start) and gauges (now) the servers export as metrics.

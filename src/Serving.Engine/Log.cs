@@ -36,4 +36,12 @@ internal static partial class Log
 
     [LoggerMessage(8, LogLevel.Information, "Loading weights: {Loaded}/{Total} tensors, {LoadedBytes} bytes")]
     public static partial void WeightProgress(ILogger logger, int loaded, int total, long loadedBytes);
+
+    [LoggerMessage(9, LogLevel.Information,
+        "KV cache scales calculated from the first prompts' K and V (layer: k_scale/v_scale): {Scales}")]
+    public static partial void KVScalesCalculated(ILogger logger, string scales);
+
+    [LoggerMessage(10, LogLevel.Information,
+        "Captured {Count} CUDA graphs of decode steps (batch sizes {BatchSizes}) in {Milliseconds} ms; they hold {MiB} MiB of GPU memory")]
+    public static partial void GraphsCaptured(ILogger logger, int count, string batchSizes, long milliseconds, long miB);
 }

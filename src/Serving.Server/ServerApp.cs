@@ -13,6 +13,7 @@ using Serving.Server.OpenAI;
 using Serving.Server.OpenAI.Chat;
 using Serving.Server.OpenAI.Completions;
 using Serving.Server.Options;
+using Serving.Server.Playground;
 using Serving.Server.Telemetry;
 using Serving.Server.Tokenize;
 
@@ -89,6 +90,7 @@ public static class ServerApp
     {
         app.UseMiddleware<ErrorMiddleware>();
         app.UseStatusCodePages(context => ErrorMiddleware.WriteStatusCodeBodyAsync(context.HttpContext));
+        if (!options.DisablePlayground) app.UsePlayground(); // before the key check: the page itself is public
         if (options.ApiKey is not null) app.UseMiddleware<ApiKeyMiddleware>();
         app.Services.GetRequiredService<EngineMetrics>(); // registers the engine's observable instruments
         app.MapHealth();
@@ -99,6 +101,7 @@ public static class ServerApp
         v1.MapGet("/models", ModelsEndpoint.List);
         // Ids may hold slashes: Hugging Face names (org/name) and the default served name (the --model path).
         v1.MapGet("/models/{**id}", ModelsEndpoint.Get);
+        v1.MapGet("/engine/stats", EngineStatsEndpoint.Get);
         app.MapTokenize();
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (options.GrpcPort is not null) app.MapServingGrpc(options);

@@ -7,15 +7,18 @@ namespace Serving.Tests.Shared;
 /// SERVING_FIXTURES overrides the folder. One file, linked into every test project (see each .csproj).
 public static class Fixtures
 {
-    public static readonly string[] Models = ["llama-gqa", "llama-mha", "llama-sp-mqa"];
+    public static readonly string[] Models = ["llama-gqa", "llama-mha", "llama-sp-mqa", "qwen3-gqa"];
 
     public static string Root { get; } = FindRoot();
 
     public static string Dir(string name) => Path.Combine(Root, name);
 
-    public static FixtureReference Reference(string name) =>
-        JsonSerializer.Deserialize<FixtureReference>(File.ReadAllText(Path.Combine(Dir(name), "reference.json")))
-        ?? throw new InvalidOperationException($"empty reference.json in {name}");
+    public static FixtureReference Reference(string name) => ReferenceIn(Dir(name));
+
+    /// The reference.json of a checkpoint folder anywhere (the benchmark runs them from a folder it is given).
+    public static FixtureReference ReferenceIn(string directory) =>
+        JsonSerializer.Deserialize<FixtureReference>(File.ReadAllText(Path.Combine(directory, "reference.json")))
+        ?? throw new InvalidOperationException($"empty reference.json in {directory}");
 
     static string FindRoot()
     {

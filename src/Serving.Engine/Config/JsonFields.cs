@@ -81,6 +81,14 @@ internal sealed class JsonFields(JsonObject json, string file, string prefix = "
         var other => throw Invalid(field, other, "a list of strings"),
     };
 
+    public IReadOnlyList<double> DoubleList(string field) => json[field] switch
+    {
+        null => [],
+        JsonArray items => items.Select(item => item is JsonValue v && v.TryGetValue(out double d) ? d
+            : throw Invalid(field, json[field], "a list of numbers")).ToArray(),
+        var other => throw Invalid(field, other, "a list of numbers"),
+    };
+
     /// An int or a list of ints (eos_token_id); absent or null gives an empty list.
     public IReadOnlyList<int> IntOrList(string field) => json[field] switch
     {

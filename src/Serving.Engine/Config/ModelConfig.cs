@@ -1,7 +1,7 @@
 namespace Serving.Engine.Config;
 
-/// The Hugging Face config.json of a Llama-family decoder (llama, mistral, qwen2), with computed members.
-/// Read() refuses anything we would not compute exactly as transformers does, naming the field.
+/// The Hugging Face config.json of a Llama-style decoder (the architectures in ../Architectures), with computed
+/// members. ModelConfig.Load refuses anything we would not compute exactly as transformers does, naming the field.
 public sealed record ModelConfig
 {
     public required string ModelType { get; init; }
@@ -17,12 +17,16 @@ public sealed record ModelConfig
     public required int VocabSize { get; init; }
     public double RmsNormEps { get; init; } = 1e-6;
     public RopeConfig Rope { get; init; } = new();
+    /// Fraction of each head's dimensions that rotary embedding turns (phi3's partial_rotary_factor); 1 turns all.
+    public double PartialRotaryFactor { get; init; } = 1.0;
     public int MaxPositionEmbeddings { get; init; } = 2048;
     /// Bias on the q, k and v projections (llama attention_bias; always on for qwen2).
     public bool QkvBias { get; init; }
     /// Bias on o_proj (llama attention_bias; never for qwen2 and mistral).
     public bool OutputBias { get; init; }
     public bool MlpBias { get; init; }
+    /// RMSNorm over each query and key head before rotary embedding (qwen3's q_norm and k_norm).
+    public bool QkNorm { get; init; }
     public bool TieWordEmbeddings { get; init; }
     /// torch_dtype / dtype of the checkpoint ("float32", "bfloat16", "float16"), if written.
     public string? Dtype { get; init; }
@@ -38,8 +42,12 @@ public sealed record ModelConfig
     public int QSize => NumAttentionHeads * HeadDim;
     /// Width of the concatenated K (or V) heads: NumKeyValueHeads x HeadDim.
     public int KVSize => NumKeyValueHeads * HeadDim;
+    /// Dimensions of each head that rotary embedding turns (the first RotaryDim; the rest pass through).
+    public int RotaryDim => (int)(HeadDim * PartialRotaryFactor);
     /// Longest sequence (prompt + completion) this checkpoint serves exactly.
     public int MaxContextLength => Math.Min(MaxPositionEmbeddings, SlidingWindow ?? int.MaxValue);
+    /// The architecture name: the first of `architectures`, else the model type.
+    public string Architecture => Architectures.FirstOrDefault() ?? ModelType;
 
     /// The max model length to serve: requested (0 means as long as possible), refused beyond MaxContextLength.
     public int ResolveMaxModelLen(int requested)

@@ -1,15 +1,29 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Serving.Engine.Architectures;
 using Serving.Engine.Config;
 using Serving.Engine.Weights;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Conversion;
 
+/// How a group's single KV head is made from the group's original K (or V) heads: the GQA paper's mean-pooling
+/// and its two ablations (Ainslie et al., 2023, figure 4).
+public enum KVHeadInit
+{
+    /// The average of the group's heads (the paper's method).
+    MeanPool,
+    /// The group's first head.
+    FirstHead,
+    /// Random values with the standard deviation of the original projection, as if trained from scratch.
+    Random,
+}
+
 /// MHA -> GQA conversion as in the GQA paper (Ainslie et al., 2023): the H query heads are split into G contiguous
-/// groups, and each group's K and V projection rows (and biases) are mean-pooled into one KV head. KV head j then
-/// serves query heads j*H/G .. (j+1)*H/G - 1, as transformers' repeat_kv assumes. G = 1 gives MQA.
-/// A checkpoint that is already GQA can be pooled further when G divides its KV heads.
+/// groups, and each group's K and V projection rows (and biases) become one KV head. KV head j then serves query
+/// heads j*H/G .. (j+1)*H/G - 1, as transformers' repeat_kv assumes. G = 1 gives MQA. A checkpoint that is already
+/// GQA can be pooled further when G divides its KV heads. Which rows are K and V heads comes from the architecture's
+/// layout (../Architectures), so checkpoints that store q/k/v fused (phi3) convert too.
 public static class GqaConversion
 {
     /// Tokenizer and generation files copied next to the converted weights.
@@ -28,23 +42,34 @@ public static class GqaConversion
                 $"({config.NumAttentionHeads} query heads)", nameof(numGroups));
     }
 
-    /// Mean-pools contiguous KV heads of a k_proj/v_proj weight or bias, in float32, back in the input dtype.
+    /// One KV head per group of contiguous heads of a K or V projection (weight or bias), computed in float32 and
+    /// returned in the input dtype. generator: the random source of KVHeadInit.Random.
     // (numKVHeads * headDim[, hidden]) -> (numGroups * headDim[, hidden])
-    public static Tensor PoolHeads(Tensor projection, int numKVHeads, int headDim, int numGroups)
+    public static Tensor PoolHeads(Tensor projection, int numKVHeads, int headDim, int numGroups,
+        KVHeadInit init = KVHeadInit.MeanPool, Generator? generator = null)
     {
         using var scope = NewDisposeScope();
         long[] rest = projection.shape.Skip(1).ToArray();
         long[] grouped = [numGroups, numKVHeads / numGroups, headDim, .. rest];
-        var pooled = projection.to_type(ScalarType.Float32).reshape(grouped).mean([1]);   // (numGroups, headDim[, hidden])
+        var heads = projection.to_type(ScalarType.Float32).reshape(grouped);             // (numGroups, heads per group, headDim[, hidden])
+        var pooled = init switch
+        {
+            KVHeadInit.MeanPool => heads.mean([1]),
+            KVHeadInit.FirstHead => heads.select(1, 0),
+            _ => randn([numGroups, headDim, .. rest], generator: generator).mul_(projection.to_type(ScalarType.Float32).std()),
+        };                                                                                // (numGroups, headDim[, hidden])
         return pooled.reshape([numGroups * headDim, .. rest]).to_type(projection.dtype).MoveToOuterDisposeScope();
     }
 
-    /// A new state dict where every k_proj/v_proj weight and bias is pooled; other entries are the same tensors.
-    public static Dictionary<string, Tensor> ConvertStateDict(IReadOnlyDictionary<string, Tensor> stateDict, ModelConfig config, int numGroups)
+    /// A new state dict where every K and V head projection (weight and bias) is converted; other entries are the
+    /// same tensors.
+    public static Dictionary<string, Tensor> ConvertStateDict(IReadOnlyDictionary<string, Tensor> stateDict, ModelConfig config, int numGroups,
+        KVHeadInit init = KVHeadInit.MeanPool, Generator? generator = null)
     {
         CheckGroups(config, numGroups);
-        return stateDict.ToDictionary(pair => pair.Key, pair => IsKeyOrValueProjection(pair.Key)
-            ? PoolHeads(pair.Value, config.NumKeyValueHeads, config.HeadDim, numGroups)
+        var layout = ArchitectureRegistry.Layout(config).ToDictionary(b => b.CheckpointName);
+        return stateDict.ToDictionary(pair => pair.Key, pair => layout.TryGetValue(pair.Key, out var binding) && HoldsKVHeads(binding)
+            ? Convert(pair.Value, binding, config, numGroups, init, generator)
             : pair.Value);
     }
 
@@ -59,14 +84,15 @@ public static class GqaConversion
     /// Converts a checkpoint folder into targetDirectory: model.safetensors (stored dtype kept, streamed tensor by
     /// tensor), config.json, and the tokenizer/generation files.
     public static void ConvertCheckpoint(string sourceDirectory, string targetDirectory, int numGroups,
-        IProgress<WeightLoadProgress>? progress = null)
+        IProgress<WeightLoadProgress>? progress = null, KVHeadInit init = KVHeadInit.MeanPool, long seed = 0)
     {
         var config = ModelConfig.Load(sourceDirectory);
         CheckGroups(config, numGroups);
         System.IO.Directory.CreateDirectory(targetDirectory);
+        using (var generator = new Generator((ulong)seed))
         using (var checkpoint = SafetensorsCheckpoint.Open(sourceDirectory))
             SafetensorsWriter.Write(Path.Combine(targetDirectory, SafetensorsCheckpoint.SingleFile),
-                Entries(checkpoint, config, numGroups, progress), new Dictionary<string, string> { ["format"] = "pt" });
+                Entries(checkpoint, config, numGroups, init, generator, progress), new Dictionary<string, string> { ["format"] = "pt" });
         var configJson = JsonNode.Parse(File.ReadAllText(Path.Combine(sourceDirectory, "config.json")))!.AsObject();
         File.WriteAllText(Path.Combine(targetDirectory, "config.json"),
             ConvertConfigJson(configJson, numGroups).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
@@ -74,22 +100,24 @@ public static class GqaConversion
             File.Copy(Path.Combine(sourceDirectory, file), Path.Combine(targetDirectory, file), overwrite: true);
     }
 
-    static IReadOnlyList<SafetensorsEntry> Entries(SafetensorsCheckpoint checkpoint, ModelConfig config, int numGroups,
-        IProgress<WeightLoadProgress>? progress)
+    static IReadOnlyList<SafetensorsEntry> Entries(SafetensorsCheckpoint checkpoint, ModelConfig config, int numGroups, KVHeadInit init,
+        Generator generator, IProgress<WeightLoadProgress>? progress)
     {
+        var layout = ArchitectureRegistry.Layout(config).ToDictionary(b => b.CheckpointName);
         var names = checkpoint.TensorNames.Order(StringComparer.Ordinal).ToArray();
         var totalBytes = names.Sum(name => checkpoint.Info(name).NumBytes);
         long doneBytes = 0;
         return names.Select((name, index) =>
         {
             var info = checkpoint.Info(name);
-            var pooled = IsKeyOrValueProjection(name);
-            long[] shape = pooled ? [info.Shape[0] / config.NumKeyValueHeads * numGroups, .. info.Shape.Skip(1)] : info.Shape;
+            var binding = layout.GetValueOrDefault(name);
+            var converted = binding is not null && HoldsKVHeads(binding);
+            long[] shape = converted ? [ConvertedRows(binding!, config, numGroups), .. info.Shape.Skip(1)] : info.Shape;
             return new SafetensorsEntry(name, info.DType, shape, () =>
             {
                 var tensor = checkpoint.Read(name);
-                var result = pooled ? PoolHeads(tensor, config.NumKeyValueHeads, config.HeadDim, numGroups) : tensor;
-                if (pooled) tensor.Dispose();
+                var result = converted ? Convert(tensor, binding!, config, numGroups, init, generator) : tensor;
+                if (converted) tensor.Dispose();
                 doneBytes += info.NumBytes;
                 progress?.Report(new WeightLoadProgress(name, index + 1, names.Length, doneBytes, totalBytes));
                 return result;
@@ -97,7 +125,22 @@ public static class GqaConversion
         }).ToArray();
     }
 
-    static bool IsKeyOrValueProjection(string name) =>
-        name.EndsWith(".self_attn.k_proj.weight", StringComparison.Ordinal) || name.EndsWith(".self_attn.k_proj.bias", StringComparison.Ordinal)
-        || name.EndsWith(".self_attn.v_proj.weight", StringComparison.Ordinal) || name.EndsWith(".self_attn.v_proj.bias", StringComparison.Ordinal);
+    static bool HoldsKVHeads(WeightBinding binding) => binding.Segments.Any(IsKV);
+
+    static bool IsKV(RowSegment segment) => segment.Kind is RowKind.KeyHeads or RowKind.ValueHeads;
+
+    static long ConvertedRows(WeightBinding binding, ModelConfig config, int numGroups) =>
+        binding.Segments.Sum(s => IsKV(s) ? s.Rows / config.NumKeyValueHeads * numGroups : s.Rows);
+
+    // the tensor's segments in order, its K and V head segments converted
+    static Tensor Convert(Tensor tensor, WeightBinding binding, ModelConfig config, int numGroups, KVHeadInit init, Generator? generator)
+    {
+        using var scope = NewDisposeScope();
+        var parts = binding.Segments.Select(s =>
+        {
+            var rows = tensor.narrow(0, s.Start, s.Rows);
+            return IsKV(s) ? PoolHeads(rows, config.NumKeyValueHeads, config.HeadDim, numGroups, init, generator) : rows;
+        }).ToList();
+        return (parts.Count == 1 ? parts[0] : cat(parts)).contiguous().MoveToOuterDisposeScope();
+    }
 }

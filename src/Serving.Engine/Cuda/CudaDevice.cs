@@ -1,8 +1,7 @@
 namespace Serving.Engine.Cuda;
 
 /// One CUDA device as the driver API sees it, bound to its primary context: the same context the CUDA
-/// runtime inside libtorch uses, so kernels launched here see TorchSharp's allocations and order with its
-/// work on the legacy default stream.
+/// runtime inside libtorch uses, so kernels launched here see TorchSharp's allocations.
 internal sealed class CudaDevice
 {
     private static readonly object InitLock = new();

@@ -28,6 +28,14 @@ internal static unsafe class CudaDriver
     private static readonly delegate* unmanaged<IntPtr, int, int, int> FuncSetAttributeFn = (delegate* unmanaged<IntPtr, int, int, int>)Export("cuFuncSetAttribute");
     private static readonly delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int> LaunchKernelFn =
         (delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int>)Export("cuLaunchKernel");
+    private static readonly delegate* unmanaged<IntPtr*, uint, int> StreamCreateFn = (delegate* unmanaged<IntPtr*, uint, int>)Export("cuStreamCreate");
+    private static readonly delegate* unmanaged<IntPtr, int> StreamDestroyFn = (delegate* unmanaged<IntPtr, int>)Export("cuStreamDestroy_v2");
+    private static readonly delegate* unmanaged<IntPtr, int> StreamSynchronizeFn = (delegate* unmanaged<IntPtr, int>)Export("cuStreamSynchronize");
+    private static readonly delegate* unmanaged<IntPtr*, uint, int> EventCreateFn = (delegate* unmanaged<IntPtr*, uint, int>)Export("cuEventCreate");
+    private static readonly delegate* unmanaged<IntPtr, int> EventDestroyFn = (delegate* unmanaged<IntPtr, int>)Export("cuEventDestroy_v2");
+    private static readonly delegate* unmanaged<IntPtr, IntPtr, int> EventRecordFn = (delegate* unmanaged<IntPtr, IntPtr, int>)Export("cuEventRecord");
+    private static readonly delegate* unmanaged<IntPtr, int> EventSynchronizeFn = (delegate* unmanaged<IntPtr, int>)Export("cuEventSynchronize");
+    private static readonly delegate* unmanaged<float*, IntPtr, IntPtr, int> EventElapsedFn = (delegate* unmanaged<float*, IntPtr, IntPtr, int>)Export("cuEventElapsedTime");
     private static readonly delegate* unmanaged<int, byte**, int> GetErrorStringFn = (delegate* unmanaged<int, byte**, int>)Export("cuGetErrorString");
 
     public static void Init() => Check(InitFn(0), "cuInit");
@@ -103,11 +111,43 @@ internal static unsafe class CudaDriver
         return function;
     }
 
+    /// A new stream that does not synchronize with the legacy default stream (CU_STREAM_NON_BLOCKING), as CUDA
+    /// graph capture requires.
+    public static IntPtr CreateStream()
+    {
+        IntPtr stream;
+        Check(StreamCreateFn(&stream, 1), "cuStreamCreate");
+        return stream;
+    }
+
+    public static void DestroyStream(IntPtr stream) => Check(StreamDestroyFn(stream), "cuStreamDestroy");
+
+    public static void SynchronizeStream(IntPtr stream) => Check(StreamSynchronizeFn(stream), "cuStreamSynchronize");
+
+    public static IntPtr CreateEvent()
+    {
+        IntPtr cudaEvent;
+        Check(EventCreateFn(&cudaEvent, 0), "cuEventCreate");
+        return cudaEvent;
+    }
+
+    public static void DestroyEvent(IntPtr cudaEvent) => Check(EventDestroyFn(cudaEvent), "cuEventDestroy");
+
+    public static void RecordEvent(IntPtr cudaEvent, IntPtr stream) => Check(EventRecordFn(cudaEvent, stream), "cuEventRecord");
+
+    /// Milliseconds between two recorded events, once the later one has happened.
+    public static float ElapsedMilliseconds(IntPtr start, IntPtr end)
+    {
+        Check(EventSynchronizeFn(end), "cuEventSynchronize");
+        float ms;
+        Check(EventElapsedFn(&ms, start, end), "cuEventElapsedTime");
+        return ms;
+    }
+
     public static void SetFunctionAttribute(IntPtr function, int attribute, int value) =>
         Check(FuncSetAttributeFn(function, attribute, value), "cuFuncSetAttribute");
 
-    /// Enqueues a kernel on <paramref name="stream"/> (0: the legacy default stream, the one libtorch uses
-    /// unless a stream guard says otherwise). <paramref name="args"/> points to one pointer per kernel parameter.
+    /// Enqueues a kernel on <paramref name="stream"/>. <paramref name="args"/> points to one pointer per kernel parameter.
     public static void Launch(IntPtr function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, IntPtr stream, void** args) =>
         Check(LaunchKernelFn(function, grid.X, grid.Y, grid.Z, block, 1, 1, sharedBytes, stream, args, null), "cuLaunchKernel");
 

@@ -21,6 +21,14 @@ internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int N
         return new DecodeAttentionPlan(numSeqs, tilesPerPartition * Tile, CeilDiv(tiles, tilesPerPartition));
     }
 
+    /// The same number of partitions (the grid of a captured step), each as long as contexts up to maxContextLength
+    /// need: the partition size a step uploads. Partitions past a sequence's context do nothing.
+    public int PartitionSizeFor(int maxContextLength)
+    {
+        var tiles = Math.Max(1, CeilDiv(maxContextLength, Tile));
+        return CeilDiv(tiles, NumPartitions) * Tile;
+    }
+
     /// float32 elements of the workspace for <paramref name="numHeads"/> heads of <paramref name="headDim"/>:
     /// (numSeqs, numHeads, numPartitions, headDim) partial outputs, then (…, 2) max and sum. Zero without splits.
     public long WorkspaceElements(int numHeads, int headDim) =>

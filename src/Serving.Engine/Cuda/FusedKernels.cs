@@ -1,67 +1,69 @@
-using Serving.Engine.Config;
+using Serving.Engine.KVCache;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Cuda;
 
-/// The decoder's fused CUDA kernels for one model shape and dtype, compiled with NVRTC when created and
-/// launched on the legacy default stream, the stream TorchSharp's own ops run on, so they order with them
-/// without synchronization. Tensors are passed by device pointer: callers keep them alive until the step's
-/// work has run (the TorchSharp caching allocator only reuses memory in stream order, so a tensor disposed
-/// after its last launch is safe).
+/// What the kernels are compiled for: the model's element type, the KV pool's, and the attention shape.
+internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, int HeadDim, int RotaryDim, int NumHeads, int NumKVHeads)
+{
+    public int GroupSize => NumHeads / NumKVHeads;
+
+    /// Bytes one asynchronous copy of the attention kernel moves: 16, or a whole head row when shorter.
+    public int CacheVectorBytes => Math.Min(16, HeadDim * CacheDtype.Size);
+}
+
+/// The decoder's fused CUDA kernels for one model shape, compiled with NVRTC when created and launched on one
+/// stream (the engine's; TorchSharp's ops of the step run on it too, so they order without synchronization).
+/// Tensors are passed by device pointer: callers keep them alive until the step's work has run (the TorchSharp
+/// caching allocator only reuses memory in stream order, so a tensor disposed after its last launch is safe).
 internal sealed unsafe class FusedKernels : IDisposable
 {
-    private const uint AttentionThreads = 128;
-    private readonly KernelModule _module;
-    private readonly IntPtr _rmsNorm, _addRmsNorm, _ropeKVWrite, _siluMul, _attention, _attentionReduce;
-    private readonly int _vector;
-    private readonly uint _attentionSharedBytes;
-    private readonly int _concurrentAttentionBlocks;
+    const uint AttentionThreads = 128;
+    readonly KernelModule _module;
+    readonly IntPtr _stream;
+    readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _attention, _attentionReduce;
+    readonly int _vector;
+    readonly uint _attentionSharedBytes;
+    readonly int _concurrentAttentionBlocks;
 
-    public FusedKernels(CudaDevice device, ScalarType dtype, int headDim, int numHeads, int numKVHeads)
+    public FusedKernels(CudaDevice device, IntPtr stream, KernelShape shape)
     {
-        if (!SupportsAttention(dtype, headDim, numHeads, numKVHeads))
-        {
-            throw new ArgumentException($"no fused kernels for {dtype} with {numHeads} heads, {numKVHeads} KV heads, head dim {headDim}");
-        }
-
-        Device = device;
-        Dtype = dtype;
-        HeadDim = headDim;
-        NumHeads = numHeads;
-        NumKVHeads = numKVHeads;
-        var elementSize = dtype == ScalarType.BFloat16 ? 2 : 4;
-        _vector = 16 / elementSize;
+        if (!Supports(shape, device.ComputeCapability))
+            throw new ArgumentException($"no fused kernels for {shape} on sm_{device.ComputeCapability}");
+        (Device, Shape, _stream) = (device, shape, stream);
+        _vector = 16 / ElementSize(shape.Dtype);
         var defines = new Dictionary<string, int>
         {
-            ["ELEM_BF16"] = dtype == ScalarType.BFloat16 ? 1 : 0,
-            ["HEAD_DIM"] = headDim,
-            ["GROUP_SIZE"] = numHeads / numKVHeads,
+            ["ELEM_TYPE"] = TypeCode(shape.Dtype),
+            ["CACHE_TYPE"] = TypeCode(shape.CacheDtype),
+            ["HEAD_DIM"] = shape.HeadDim,
+            ["CACHE_VEC_BYTES"] = shape.CacheVectorBytes,
+            ["ROTARY_DIM"] = shape.RotaryDim,
+            ["GROUP_SIZE"] = shape.GroupSize,
         };
         _module = new KernelModule(device, ["decoder_kernels.cu", "paged_attention.cu"], defines);
-        (_rmsNorm, _addRmsNorm, _ropeKVWrite) = (Fn("rms_norm"), Fn("add_rms_norm"), Fn("rope_kv_write"));
-        (_siluMul, _attention, _attentionReduce) = (Fn("silu_mul"), Fn("paged_decode_attention"), Fn("paged_attention_reduce"));
-        _attentionSharedBytes = AttentionSharedBytes(elementSize, headDim, numHeads / numKVHeads);
+        (_rmsNorm, _addRmsNorm, _headRmsNorm) = (Fn("rms_norm"), Fn("add_rms_norm"), Fn("head_rms_norm"));
+        (_ropeKVWrite, _kvWrite, _gatherKV, _siluMul) = (Fn("rope_kv_write"), Fn("kv_write"), Fn("gather_kv"), Fn("silu_mul"));
+        (_attention, _attentionReduce) = (Fn("paged_decode_attention"), Fn("paged_attention_reduce"));
+        _attentionSharedBytes = AttentionSharedBytes(shape);
         CudaDriver.SetFunctionAttribute(_attention, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, (int)_attentionSharedBytes);
         // resident blocks per multiprocessor, bounded by shared memory (228 KiB, 1 KiB reserved per block) and threads
         var perMultiprocessor = Math.Clamp(228 * 1024 / ((int)_attentionSharedBytes + 1024), 1, 2048 / (int)AttentionThreads);
         _concurrentAttentionBlocks = perMultiprocessor * device.MultiprocessorCount;
     }
 
-    /// Whether the kernels take this model: bfloat16 or float32; rows of whole 16-byte vectors (hidden, ffn and
-    /// head dim multiples of 8); head dim at most 256; at most 64 x 128 query values per KV head (registers).
-    public static bool Supports(ScalarType dtype, ModelConfig config) =>
-        config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0
-        && SupportsAttention(dtype, config.HeadDim, config.NumAttentionHeads, config.NumKeyValueHeads);
-
-    private static bool SupportsAttention(ScalarType dtype, int headDim, int numHeads, int numKVHeads) =>
-        dtype is ScalarType.BFloat16 or ScalarType.Float32
-        && headDim % 8 == 0 && headDim <= 256 && numHeads % numKVHeads == 0 && numHeads / numKVHeads * headDim <= 64 * 128;
+    /// Whether the kernels take this shape on a device of this compute capability: model in float32, bfloat16 or
+    /// float16, pool in those or FP8 E4M3 (sm_89 and later); head dim a multiple of 8 and at most 256, and a head
+    /// row a whole number of the attention kernel's copies; an even rotary dim; at most 64 x 128 query values per
+    /// KV head (registers).
+    public static bool Supports(KernelShape shape, int computeCapability) =>
+        IsElementType(shape.Dtype) && (!shape.CacheDtype.IsFp8 || computeCapability >= 89)
+        && shape.HeadDim % 8 == 0 && shape.HeadDim <= 256 && shape.HeadDim * shape.CacheDtype.Size % shape.CacheVectorBytes == 0
+        && shape.RotaryDim % 2 == 0 && shape.RotaryDim <= shape.HeadDim
+        && shape.NumHeads % shape.NumKVHeads == 0 && shape.GroupSize * shape.HeadDim <= 64 * 128;
 
     public CudaDevice Device { get; }
-    public ScalarType Dtype { get; }
-    public int HeadDim { get; }
-    public int NumHeads { get; }
-    public int NumKVHeads { get; }
+    public KernelShape Shape { get; }
 
     /// output = RMSNorm(x) * weight. x, output (numTokens, hidden); weight (hidden).
     public void RmsNorm(Tensor x, Tensor weight, Tensor output, float eps)
@@ -69,7 +71,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         var (rows, hidden) = ((uint)x.size(0), (int)x.size(1));
         var (xPtr, wPtr, outPtr) = (TensorPointer.Of(x), TensorPointer.Of(weight), TensorPointer.Of(output));
         void** args = stackalloc void*[] { &xPtr, &wPtr, &outPtr, &hidden, &eps };
-        CudaDriver.Launch(_rmsNorm, (rows, 1, 1), NormThreads(hidden), 0, IntPtr.Zero, args);
+        Launch(_rmsNorm, (rows, 1, 1), NormThreads(hidden), 0, args);
     }
 
     /// residual += x (in place), then output = RMSNorm(residual) * weight. residual, x, output (numTokens, hidden).
@@ -78,20 +80,53 @@ internal sealed unsafe class FusedKernels : IDisposable
         var (rows, hidden) = ((uint)residual.size(0), (int)residual.size(1));
         var (rPtr, xPtr, wPtr, outPtr) = (TensorPointer.Of(residual), TensorPointer.Of(x), TensorPointer.Of(weight), TensorPointer.Of(output));
         void** args = stackalloc void*[] { &rPtr, &xPtr, &wPtr, &outPtr, &hidden, &eps };
-        CudaDriver.Launch(_addRmsNorm, (rows, 1, 1), NormThreads(hidden), 0, IntPtr.Zero, args);
+        Launch(_addRmsNorm, (rows, 1, 1), NormThreads(hidden), 0, args);
+    }
+
+    /// RMSNorm over each query head (qWeight) and key head (kWeight) of qkv (numTokens, (H + 2G) D), in place.
+    public void HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, float eps)
+    {
+        var (rows, stride, heads, kvHeads) = ((uint)qkv.size(0), (int)qkv.stride(0), Shape.NumHeads, Shape.NumKVHeads);
+        var (qkvPtr, qPtr, kPtr) = (TensorPointer.Of(qkv), TensorPointer.Of(qWeight), TensorPointer.Of(kWeight));
+        void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &qPtr, &kPtr, &eps };
+        Launch(_headRmsNorm, (rows, 1, 1), 32 * (uint)Math.Min(8, heads + kvHeads), 0, args);
     }
 
     /// Rotates q and k of <paramref name="qkv"/> (numTokens, (numHeads + 2 numKVHeads) headDim) in place and
-    /// writes rotated k and v into the pool at <paramref name="slots"/>. positions, slots (numTokens) int32;
-    /// cos, sin (maxPositions, headDim / 2) float32; kCache, vCache (numBlocks, blockSize, numKVHeads, headDim).
-    public void RopeAndWriteKV(Tensor qkv, Tensor positions, Tensor slots, RopeTable rope, Tensor kCache, Tensor vCache)
+    /// writes rotated k and v into the pool at <paramref name="slots"/> (null: rotation only). positions, slots
+    /// (numTokens) int32; cos, sin (maxPositions, rotaryDim / 2) float32; scales: the layer's [k_scale, v_scale]
+    /// float32; kCache, vCache (numBlocks, blockSize, numKVHeads, headDim) of the pool's type.
+    public void RopeAndWriteKV(Tensor qkv, Tensor positions, Tensor? slots, Tensor cos, Tensor sin, Tensor scales, Tensor kCache, Tensor vCache)
     {
         var (rows, stride) = ((uint)qkv.size(0), (int)qkv.stride(0));
-        var (heads, kvHeads) = (NumHeads, NumKVHeads);
-        var (qkvPtr, posPtr, slotPtr) = (TensorPointer.Of(qkv), TensorPointer.Of(positions), TensorPointer.Of(slots));
-        var (cosPtr, sinPtr, kPtr, vPtr) = (TensorPointer.Of(rope.Cos), TensorPointer.Of(rope.Sin), TensorPointer.Of(kCache), TensorPointer.Of(vCache));
-        void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &posPtr, &slotPtr, &cosPtr, &sinPtr, &kPtr, &vPtr };
-        CudaDriver.Launch(_ropeKVWrite, (rows, 1, 1), 128, 0, IntPtr.Zero, args);
+        var (heads, kvHeads) = (Shape.NumHeads, Shape.NumKVHeads);
+        var (qkvPtr, posPtr, slotPtr) = (TensorPointer.Of(qkv), TensorPointer.Of(positions), slots is null ? IntPtr.Zero : TensorPointer.Of(slots));
+        var (cosPtr, sinPtr, scalePtr) = (TensorPointer.Of(cos), TensorPointer.Of(sin), TensorPointer.Of(scales));
+        var (kPtr, vPtr) = (TensorPointer.Of(kCache), TensorPointer.Of(vCache));
+        void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &posPtr, &slotPtr, &cosPtr, &sinPtr, &scalePtr, &kPtr, &vPtr };
+        Launch(_ropeKVWrite, (rows, 1, 1), 128, 0, args);
+    }
+
+    /// Writes k and v of already rotated <paramref name="qkv"/> rows into the pool at <paramref name="slots"/>,
+    /// stored = value / scale. Arguments as RopeAndWriteKV.
+    public void WriteKV(Tensor qkv, Tensor slots, Tensor scales, Tensor kCache, Tensor vCache)
+    {
+        var (rows, stride) = ((uint)qkv.size(0), (int)qkv.stride(0));
+        var (heads, kvHeads) = (Shape.NumHeads, Shape.NumKVHeads);
+        var (qkvPtr, slotPtr, scalePtr) = (TensorPointer.Of(qkv), TensorPointer.Of(slots), TensorPointer.Of(scales));
+        var (kPtr, vPtr) = (TensorPointer.Of(kCache), TensorPointer.Of(vCache));
+        void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &slotPtr, &scalePtr, &kPtr, &vPtr };
+        Launch(_kvWrite, (rows, 1, 1), 128, 0, args);
+    }
+
+    /// output[i] = pool[slots[i]] * scale in the model's type: pool (numBlocks, blockSize, numKVHeads, headDim) of the
+    /// pool's type; slots (n) int32; scale one float32; output (n, numKVHeads, headDim).
+    public void GatherKV(Tensor pool, Tensor slots, Tensor scale, Tensor output)
+    {
+        var kvHeads = Shape.NumKVHeads;
+        var (poolPtr, slotPtr, scalePtr, outPtr) = (TensorPointer.Of(pool), TensorPointer.Of(slots), TensorPointer.Of(scale), TensorPointer.Of(output));
+        void** args = stackalloc void*[] { &poolPtr, &slotPtr, &kvHeads, &scalePtr, &outPtr };
+        Launch(_gatherKV, ((uint)slots.size(0), 1, 1), 128, 0, args);
     }
 
     /// output = SiLU(gate) * up. gateUp (numTokens, 2 ffn) = [gate | up]; output (numTokens, ffn).
@@ -102,54 +137,79 @@ internal sealed unsafe class FusedKernels : IDisposable
         var (inPtr, outPtr) = (TensorPointer.Of(gateUp), TensorPointer.Of(output));
         void** args = stackalloc void*[] { &inPtr, &outPtr, &ffn, &totalVectors };
         var blocks = (uint)Math.Clamp((totalVectors + 255) / 256, 1, Device.MultiprocessorCount * 16);
-        CudaDriver.Launch(_siluMul, (blocks, 1, 1), 256, 0, IntPtr.Zero, args);
+        Launch(_siluMul, (blocks, 1, 1), 256, 0, args);
     }
 
     /// The split of a decode step's attention for this device; one plan serves every layer of the step.
-    public DecodeAttentionPlan PlanDecode(int numSeqs, int maxContextLength) =>
-        DecodeAttentionPlan.Create(numSeqs, maxContextLength, NumKVHeads, _concurrentAttentionBlocks);
+    public DecodeAttentionPlan PlanDecode(int numDecodes, int maxContextLength) =>
+        DecodeAttentionPlan.Create(numDecodes, maxContextLength, Shape.NumKVHeads, _concurrentAttentionBlocks);
 
-    /// Attention of one query token per sequence over its paged context.
-    /// query (numSeqs, numHeads * headDim), rows may be strided (the q part of a fused QKV output);
-    /// blockTables (numSeqs, maxBlocksPerSeq) and contextLengths (numSeqs) int32;
-    /// output (numSeqs, numHeads * headDim); workspace float32 of plan.WorkspaceElements (or empty).
-    public void PagedDecodeAttention(Tensor query, Tensor kCache, Tensor vCache, Tensor blockTables, Tensor contextLengths,
-        DecodeAttentionPlan plan, Tensor output, Tensor workspace)
+    /// Attention of the step's decode sequences (one query token each) over their paged contexts.
+    /// query (numTokens, numHeads * headDim), rows may be strided (the q part of a fused QKV output); decodeSeqs
+    /// (numDecodes) the decoding sequences' indices; tokenRows (numSeqs) the row of each sequence's last token;
+    /// blockTables (numSeqs, maxBlocksPerSeq) and contextLengths (numSeqs) int32; partitionSize one int32 on the
+    /// device (the tokens of one partition, see DecodeAttentionPlan.PartitionSizeFor); kvScales the layer's
+    /// [k_scale, v_scale] float32; output (numTokens, numHeads * headDim), only the decode rows written; workspace
+    /// float32 of plan.WorkspaceElements (or empty). The plan gives the grid: NumSeqs x NumPartitions.
+    public void PagedDecodeAttention(Tensor query, Tensor kCache, Tensor vCache, Tensor decodeSeqs, Tensor tokenRows,
+        Tensor blockTables, Tensor contextLengths, Tensor partitionSize, Tensor kvScales, DecodeAttentionPlan plan, Tensor output,
+        Tensor workspace)
     {
         var (qStride, maxBlocks, blockSize) = ((int)query.stride(0), (int)blockTables.size(1), (int)kCache.size(1));
-        var (partitionSize, scale) = (plan.PartitionSize, 1f / MathF.Sqrt(HeadDim));
+        var (partitionPtr, scale) = (TensorPointer.Of(partitionSize), 1f / MathF.Sqrt(Shape.HeadDim));
         var (qPtr, kPtr, vPtr) = (TensorPointer.Of(query), TensorPointer.Of(kCache), TensorPointer.Of(vCache));
+        var (seqPtr, rowPtr) = (TensorPointer.Of(decodeSeqs), TensorPointer.Of(tokenRows));
         var (tablePtr, lenPtr, outPtr) = (TensorPointer.Of(blockTables), TensorPointer.Of(contextLengths), TensorPointer.Of(output));
+        var scalePtr = TensorPointer.Of(kvScales);
         var partOut = plan.NumPartitions > 1 ? TensorPointer.Of(workspace) : IntPtr.Zero;
-        var partMl = partOut + (nint)((long)plan.NumSeqs * NumHeads * plan.NumPartitions * HeadDim * sizeof(float));
+        var partMl = partOut + (nint)((long)plan.NumSeqs * Shape.NumHeads * plan.NumPartitions * Shape.HeadDim * sizeof(float));
         void** args = stackalloc void*[]
         {
-            &qPtr, &qStride, &kPtr, &vPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &partitionSize, &scale, &outPtr, &partOut, &partMl,
+            &qPtr, &qStride, &kPtr, &vPtr, &seqPtr, &rowPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &partitionPtr, &scale,
+            &scalePtr, &outPtr, &partOut, &partMl,
         };
-        var grid = ((uint)NumKVHeads, (uint)plan.NumSeqs, (uint)plan.NumPartitions);
-        CudaDriver.Launch(_attention, grid, AttentionThreads, _attentionSharedBytes, IntPtr.Zero, args);
+        var grid = ((uint)Shape.NumKVHeads, (uint)plan.NumSeqs, (uint)plan.NumPartitions);
+        Launch(_attention, grid, AttentionThreads, _attentionSharedBytes, args);
         if (plan.NumPartitions > 1)
         {
             var partitions = plan.NumPartitions;
-            void** reduceArgs = stackalloc void*[] { &partOut, &partMl, &lenPtr, &partitionSize, &partitions, &outPtr };
-            CudaDriver.Launch(_attentionReduce, ((uint)NumHeads, (uint)plan.NumSeqs, 1), (uint)HeadDim, 0, IntPtr.Zero, reduceArgs);
+            void** reduceArgs = stackalloc void*[] { &partOut, &partMl, &seqPtr, &rowPtr, &lenPtr, &partitionPtr, &partitions, &outPtr };
+            Launch(_attentionReduce, ((uint)Shape.NumHeads, (uint)plan.NumSeqs, 1), (uint)Shape.HeadDim, 0, reduceArgs);
         }
     }
 
     public void Dispose() => _module.Dispose();
 
-    private IntPtr Fn(string name) => _module.GetFunction(name);
+    void Launch(IntPtr function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, void** args) =>
+        CudaDriver.Launch(function, grid, block, sharedBytes, _stream, args);
+
+    IntPtr Fn(string name) => _module.GetFunction(name);
 
     // One thread per 16-byte vector of the row, in whole warps, at most 1024.
-    private uint NormThreads(int hidden) => (uint)Math.Clamp((hidden / _vector + 31) / 32 * 32, 32, 1024);
+    uint NormThreads(int hidden) => (uint)Math.Clamp((hidden / _vector + 31) / 32 * 32, 32, 1024);
 
-    // Mirrors struct AttentionShared in paged_attention.cu: two stages of padded K tile and V tile, scaled
-    // queries, tile probabilities, and the running max / sum / rescale factor per query head.
-    private static uint AttentionSharedBytes(int elementSize, int headDim, int groupSize)
+    static bool IsElementType(ScalarType dtype) => dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16;
+
+    static int ElementSize(ScalarType dtype) => dtype == ScalarType.Float32 ? 4 : 2;
+
+    // the ELEM_TYPE / CACHE_TYPE codes of decoder_kernels.cu
+    static int TypeCode(ScalarType dtype) => dtype switch
+    {
+        ScalarType.BFloat16 => 1,
+        ScalarType.Float16 => 2,
+        _ => 0,
+    };
+
+    static int TypeCode(KVCacheDtype dtype) => dtype.IsFp8 ? 3 : TypeCode(dtype.Storage);
+
+    // Mirrors struct AttentionShared in paged_attention.cu: two stages of padded K tile and V tile (pool elements),
+    // scaled queries, tile probabilities, and the running max / sum / rescale factor per query head.
+    static uint AttentionSharedBytes(KernelShape shape)
     {
         const int tile = DecodeAttentionPlan.Tile;
-        var keys = tile * (headDim + 16 / elementSize) * elementSize;
-        var values = tile * headDim * elementSize;
+        var (size, headDim, groupSize) = (shape.CacheDtype.Size, shape.HeadDim, shape.GroupSize);
+        var keys = tile * (headDim + shape.CacheVectorBytes / size) * size;
+        var values = tile * headDim * size;
         var floats = groupSize * headDim + groupSize * tile + 3 * groupSize;
         return (uint)(2 * (keys + values) + floats * sizeof(float));
     }

@@ -97,12 +97,23 @@ internal sealed partial class EngineCore : IDisposable
         if (batch.IsEmpty)
             return;
         MarkScheduled(batch);
+        var calibrating = _runner.Cache.CalibrateScales;
         var sampled = Execute(batch);
+        if (calibrating) ReportCalibratedScales();
         var outputs = _scheduler.Postprocess(batch, sampled.TokenIds);
         foreach (var output in outputs)
             ProcessOutput(output, sampled.LogprobsOf(output.Sequence));
         _steps++;
         _lastStepDuration = Stopwatch.GetElapsedTime(started);
+    }
+
+    /// --calculate-kv-scales: the first step wrote K and V with scales measured from them; later steps keep those.
+    void ReportCalibratedScales()
+    {
+        _runner.Cache.CalibrateScales = false;
+        var scales = _runner.Cache.ReadScales();
+        Log.KVScalesCalculated(_logger, string.Join(", ", Enumerable.Range(0, scales.GetLength(0))
+            .Select(layer => $"{layer}: {scales[layer, 0]:G4}/{scales[layer, 1]:G4}")));
     }
 
     public EngineStats Stats()

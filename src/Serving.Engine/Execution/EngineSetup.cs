@@ -44,10 +44,17 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var eosTokenIds = config.EosTokenIds.Concat(model.Generation.EosTokenIds).Concat(tokenizer.EosTokenIds)
             .ToHashSet();
         var maxModelLen = config.ResolveMaxModelLen(options.MaxModelLen);
-        var capacity = PlanKVCache(options, model, gpuMemory, maxModelLen);
+        var cacheDtype = ResolveCacheDtype(options, model);
+        model.MaxPositions = maxModelLen;
+        model.ReserveStepBuffers(cacheDtype, options.MaxNumBatchedTokens, options.MaxNumSeqs, KVCache.SlotMapping.BlocksFor(maxModelLen, options.BlockSize));
+        var capacity = PlanKVCache(options, model, cacheDtype, gpuMemory, maxModelLen);
         Log.KVCachePlanned(logger, capacity.BytesPerToken, capacity.NumBlocks, capacity.BlockSize,
             capacity.CapacityTokens, capacity.MaxConcurrentSequences(maxModelLen), maxModelLen);
-        var runner = new ModelRunner(model, model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize));
+        var cache = model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize, cacheDtype);
+        if (!options.EnforceEager && gpuMemory is not null && model.FusedKernelsActive(cacheDtype))
+            CaptureGraphs(model, cache, options, gpuMemory, logger);
+        cache.CalibrateScales = options.CalculateKVScales;   // after the capture: graphs replay plain decode steps
+        var runner = new ModelRunner(model, cache);
         var scheduler = new Scheduler(new SchedulerOptions
         {
             MaxNumSeqs = options.MaxNumSeqs, MaxNumBatchedTokens = options.MaxNumBatchedTokens,
@@ -55,9 +62,20 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching));
         manual_seed(options.Seed);
         var core = new EngineCore(runner, scheduler, tokenizer, eosTokenIds, requestLeftQueue, logger);
-        var info = Describe(model, options, capacity, maxModelLen) with { SamplingDefaults = SamplingDefaultsOf(options, model) };
+        var info = Describe(model, options, cacheDtype, capacity, maxModelLen) with { SamplingDefaults = SamplingDefaultsOf(options, model) };
         if (!info.SamplingDefaults.IsNone) Log.SamplingDefaults(logger, info.SamplingDefaults.ToString());
         return new EngineSetup(core, info, new PromptProcessor(tokenizer, maxModelLen));
+    }
+
+    /// Decode steps of every batch size bucket as CUDA graphs, after the pool exists (the graphs read its tensors).
+    static void CaptureGraphs(LoadedModel model, KVCache.PagedKVCache cache, EngineOptions options, GpuMemoryProfiler gpuMemory, ILogger logger)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var freeBefore = gpuMemory.FreeBytes();
+        var batchSizes = DecodeGraphs.Buckets(options.MaxNumSeqs);
+        model.CaptureDecodeGraphs(cache, batchSizes);
+        Log.GraphsCaptured(logger, batchSizes.Count, string.Join(",", batchSizes),
+            (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, (freeBefore - gpuMemory.FreeBytes()) >> 20);
     }
 
     static SamplingDefaults SamplingDefaultsOf(EngineOptions options, LoadedModel model) => options.GenerationConfig switch
@@ -78,26 +96,48 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
 
     /// --num-gpu-blocks-override wins; else on CUDA the pool gets what --gpu-memory-utilization leaves after the
     /// weights and a warm-up step, and on CPU --kv-cache-memory bytes.
-    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, GpuMemoryProfiler? gpuMemory, int maxModelLen)
+    static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, KVCacheDtype cacheDtype, GpuMemoryProfiler? gpuMemory,
+        int maxModelLen)
     {
-        var spec = KVCacheSpec.For(model.Config, model.Dtype);
         var memory = options.NumGpuBlocksOverride is null && gpuMemory is not null
-            ? gpuMemory.KVBudgetBytes(options, model, maxModelLen)
+            ? gpuMemory.KVBudgetBytes(options, model, cacheDtype, maxModelLen)
             : options.KVCacheMemoryBytes;
-        return KVCacheSizing.Plan(spec, memory, options.BlockSize, options.NumGpuBlocksOverride);
+        return KVCacheSizing.Plan(model.KVCacheSpec(cacheDtype), memory, options.BlockSize, options.NumGpuBlocksOverride);
     }
 
-    static ModelInfo Describe(LoadedModel model, EngineOptions options, KVCacheCapacity capacity, int maxModelLen)
+    /// --kv-cache-dtype: auto is the model's dtype; a name the engine cannot store, or FP8 where the fused kernels
+    /// do not run (CPU, a shape or GPU they do not take), fails start-up naming the flag.
+    static KVCacheDtype ResolveCacheDtype(EngineOptions options, LoadedModel model)
+    {
+        KVCacheDtype dtype;
+        try
+        {
+            dtype = KVCacheDtype.Resolve(options.KVCacheDtype, model.Dtype);
+        }
+        catch (ArgumentException error)
+        {
+            throw new ModelLoadException(error.Message, error);
+        }
+        if (!model.CanRun(dtype))
+            throw new ModelLoadException(
+                $"--kv-cache-dtype {options.KVCacheDtype} needs the fused CUDA kernels (--device cuda on an sm_89+ GPU, a {model.DtypeName} " +
+                $"model with head dim {model.Config.HeadDim}), which do not run here (--device {options.Device}); use auto, bfloat16, float16 or float32");
+        if (options.CalculateKVScales && !dtype.IsFp8)
+            throw new ModelLoadException($"--calculate-kv-scales applies to an FP8 KV cache; --kv-cache-dtype is {dtype}");
+        return dtype;
+    }
+
+    static ModelInfo Describe(LoadedModel model, EngineOptions options, KVCacheDtype cacheDtype, KVCacheCapacity capacity, int maxModelLen)
     {
         var config = model.Config;
         return new ModelInfo
         {
-            Architecture = config.Architectures.FirstOrDefault() ?? config.ModelType,
+            Architecture = config.Architecture,
             ModelType = config.ModelType,
             NumLayers = config.NumHiddenLayers, HiddenSize = config.HiddenSize,
             NumAttentionHeads = config.NumAttentionHeads, NumKeyValueHeads = config.NumKeyValueHeads,
             HeadDim = config.HeadDim, VocabSize = config.VocabSize, MaxModelLen = maxModelLen,
-            Dtype = model.DtypeName, Device = options.Device,
+            Dtype = model.DtypeName, KVCacheDtype = cacheDtype.Name, Device = options.Device,
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
         };
     }

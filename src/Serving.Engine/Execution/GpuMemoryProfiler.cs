@@ -17,11 +17,11 @@ internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoadin
         return new GpuMemoryProfiler(device, device.MemoryInfo().Free);
     }
 
-    public long KVBudgetBytes(EngineOptions options, LoadedModel model, int maxModelLen)
+    public long KVBudgetBytes(EngineOptions options, LoadedModel model, KVCache.KVCacheDtype cacheDtype, int maxModelLen)
     {
-        WarmUp(model, Math.Min(options.MaxNumBatchedTokens, maxModelLen), options.BlockSize);
+        WarmUp(model, cacheDtype, Math.Min(options.MaxNumBatchedTokens, maxModelLen), options.BlockSize);
         var (free, total) = device.MemoryInfo();
-        var used = freeBeforeLoading - free;
+        var used = freeBeforeLoading - free + (options.EnforceEager ? 0 : GraphMemoryEstimate(model, options.MaxNumSeqs));
         var budget = Math.Min((long)(total * options.GpuMemoryUtilization) - used, free);
         if (budget <= 0)
             throw new ModelLoadException(
@@ -31,16 +31,27 @@ internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoadin
         return budget;
     }
 
-    /// One prefill of numTokens tokens into a throw-away pool: the largest activations a step can need.
-    static void WarmUp(LoadedModel model, int numTokens, int blockSize)
+    /// Free device memory now.
+    public long FreeBytes() => device.MemoryInfo().Free;
+
+    /// What the decode graphs will hold beside the pool: their shared memory pool is about the largest step's
+    /// activations (the largest batch's hidden states, q/k/v, gate/up, logits in the model dtype and float32) plus the
+    /// float32 logits they all write; reserved before the KV pool is sized, the actual figure is logged at capture.
+    static long GraphMemoryEstimate(LoadedModel model, int maxNumSeqs)
     {
-        var numBlocks = (numTokens + blockSize - 1) / blockSize;
-        using var cache = model.CreateKVCache(numBlocks, blockSize);
+        var c = model.Config;
+        var element = model.Dtype == ScalarType.Float32 ? 4 : 2;
+        var perSequence = (4L * c.HiddenSize + c.QSize + 2L * c.KVSize + 3L * c.IntermediateSize) * element + c.VocabSize * (element + 8L);
+        return maxNumSeqs * perSequence + (64L << 20);
+    }
+
+    /// One prefill of numTokens tokens into a throw-away pool: the largest activations a step can need.
+    static void WarmUp(LoadedModel model, KVCache.KVCacheDtype cacheDtype, int numTokens, int blockSize)
+    {
+        var numBlocks = KVCache.SlotMapping.BlocksFor(numTokens, blockSize);
+        using var cache = model.CreateKVCache(numBlocks, blockSize, cacheDtype);
         using var scope = NewDisposeScope();
-        var positions = Enumerable.Range(0, numTokens).ToArray();
-        var inputs = new BatchInputs(new int[numTokens], positions, [numTokens], [numTokens], positions,
-            [Enumerable.Range(0, numBlocks).ToArray()]);
-        using var noGrad = no_grad();
-        model.Forward(inputs, cache).cpu(); // waits for the step to finish
+        var prompt = new StepSequence(new int[numTokens], 0, numTokens, Enumerable.Range(0, numBlocks).ToArray());
+        model.Forward(StepInputs.Build([prompt], blockSize), cache).cpu(); // waits for the step to finish
     }
 }

@@ -18,10 +18,6 @@ internal sealed class BlockTable
     /// Leading blocks already offered to the prefix cache; the next CacheFullBlocks starts after them.
     internal int NumCommittedBlocks { get; set; }
 
-    /// The pool slot of the token at position: blockId * blockSize + offset.
-    public int SlotOf(int position, int blockSize) =>
-        _blocks[position / blockSize].Id * blockSize + position % blockSize;
-
     public int[] BlockIds() => _blocks.Select(block => block.Id).ToArray();
 
     internal void Append(IEnumerable<KVBlock> blocks) => _blocks.AddRange(blocks);

@@ -28,7 +28,7 @@ internal sealed class KVCacheManager
     public long PrefixCacheQueries { get; private set; }
     public long PrefixCacheHits { get; private set; }
 
-    public int BlocksFor(int numTokens) => (numTokens + BlockSize - 1) / BlockSize;
+    public int BlocksFor(int numTokens) => SlotMapping.BlocksFor(numTokens, BlockSize);
 
     /// The longest run of cached full blocks at the start of tokenIds. At least the last token is left out,
     /// so a fully cached prompt still computes one token and yields logits to sample from.

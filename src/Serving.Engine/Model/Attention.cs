@@ -1,38 +1,41 @@
 using Serving.Engine.Config;
+using Serving.Engine.Model.Backends;
 using TorchSharp;
 using TorchSharp.Utils;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
 
-/// Grouped-query self-attention: q, k, v in one fused projection, rotary positions, paged attention, o_proj.
+/// Grouped-query self-attention: q, k, v in one fused projection, optional per-head RMSNorm of q and k (qwen3),
+/// rotary positions and the K/V write, paged attention over one KV head per group, o_proj.
 internal sealed class Attention : nn.Module
 {
-    [ComponentName(Name = "qkv_proj")] readonly Linear _qkv;  // (qSize + 2 * kvSize, hidden): q rows, k rows, v rows
+    [ComponentName(Name = "qkv_proj")] readonly Linear _qkv;   // (qSize + 2 * kvSize, hidden): q rows, k rows, v rows
     [ComponentName(Name = "o_proj")] readonly Linear _output;  // (hidden, qSize)
-    readonly PagedAttention _attention;
-    readonly int _numHeads, _numKVHeads, _headDim;
+    [ComponentName(Name = "q_norm")] readonly RmsNorm? _queryNorm;  // (headDim), qwen3 only
+    [ComponentName(Name = "k_norm")] readonly RmsNorm? _keyNorm;    // (headDim), qwen3 only
+    readonly int _layer;
 
-    public Attention(ModelConfig config, ScalarType dtype, Device device) : base("Attention")
+    public Attention(ModelConfig config, int layer, ScalarType dtype, Device device) : base("Attention")
     {
-        (_numHeads, _numKVHeads, _headDim) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim);
+        _layer = layer;
         _qkv = new Linear(config.HiddenSize, config.QSize + 2L * config.KVSize, config.QkvBias, dtype, device);
         _output = new Linear(config.QSize, config.HiddenSize, config.OutputBias, dtype, device);
-        _attention = new PagedAttention(_numHeads, _numKVHeads, _headDim);
+        if (config.QkNorm)
+        {
+            _queryNorm = new RmsNorm(config.HeadDim, config.RmsNormEps, dtype, device);
+            _keyNorm = new RmsNorm(config.HeadDim, config.RmsNormEps, dtype, device);
+        }
         RegisterComponents();
     }
 
     // x (numTokens, hidden) -> (numTokens, hidden)
-    public Tensor Forward(Tensor x, StepContext step, int layer)
+    public Tensor Forward(DecoderStep step, Tensor x)
     {
-        var tokens = x.shape[0];
         var qkv = _qkv.forward(x);                                                 // (numTokens, qSize + 2 * kvSize)
-        var q = qkv.narrow(-1, 0, _numHeads * _headDim).view(tokens, _numHeads, _headDim);
-        var k = qkv.narrow(-1, _numHeads * _headDim, _numKVHeads * _headDim).view(tokens, _numKVHeads, _headDim);
-        var v = qkv.narrow(-1, (_numHeads + _numKVHeads) * _headDim, _numKVHeads * _headDim).view(tokens, _numKVHeads, _headDim);
-        q = RotaryEmbedding.Apply(q, step.Cos, step.Sin);
-        k = RotaryEmbedding.Apply(k, step.Cos, step.Sin);
-        var attended = _attention.Forward(q, k, v, step.Cache.Keys(layer), step.Cache.Values(layer), step.Metadata);
-        return _output.forward(attended);
+        if (_queryNorm is not null)
+            qkv = step.HeadRmsNorm(qkv, _queryNorm.Weight, _keyNorm!.Weight, _queryNorm.Eps);
+        qkv = step.RotaryAndCacheWrite(qkv, _layer);
+        return _output.forward(step.Attention(qkv, _layer));                      // (numTokens, qSize) -> (numTokens, hidden)
     }
 }

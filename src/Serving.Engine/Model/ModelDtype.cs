@@ -16,12 +16,13 @@ public static class ModelDtype
             var name => Parse(name),
         };
 
-    public static ScalarType Parse(string name) => name.ToLowerInvariant() switch
+    /// A dtype by name (float32, bfloat16, float16 and torch's aliases); option names the flag in the error.
+    public static ScalarType Parse(string name, string option = "dtype") => name.ToLowerInvariant() switch
     {
         "float32" or "float" => ScalarType.Float32,
         "bfloat16" => ScalarType.BFloat16,
         "float16" or "half" => ScalarType.Float16,
-        _ => throw new ArgumentException($"dtype must be auto, float32, bfloat16 or float16, not '{name}'", nameof(name)),
+        _ => throw new ArgumentException($"--{option} must be auto, float32, bfloat16 or float16, not '{name}'", option),
     };
 
     public static string Name(ScalarType dtype) => dtype switch

@@ -2,7 +2,7 @@ using Serving.Engine.Config;
 
 namespace Serving.Engine.Model;
 
-/// Named model shapes for random-weight models of real sizes, built on the device without files (issue 6):
+/// Named model shapes for random-weight models of real sizes, built on the device without files:
 /// `--model llama3-8b` in the server and the benchmark. The llama3-8b trio differs only in KV heads: GQA-8
 /// (the real model), its MHA twin and an MQA variant, so their step times isolate the cost of the KV cache.
 /// The tiny ones keep CPU smoke runs fast.

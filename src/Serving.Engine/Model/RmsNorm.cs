@@ -1,3 +1,4 @@
+using Serving.Engine.Model.Backends;
 using TorchSharp;
 using TorchSharp.Utils;
 using TorchSharp.Modules;
@@ -5,26 +6,34 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
 
-/// RMSNorm as transformers computes it: normalise in float32, cast back, then scale.
-internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
+/// An RMSNorm's weight and epsilon; the normalisation is the step's operation (DecoderStep.RmsNorm, AddRmsNorm).
+internal sealed class RmsNorm : nn.Module
 {
-    [ComponentName(Name = "weight")] readonly Parameter _weight;  // (hidden)
-    readonly double _eps;
+    [ComponentName(Name = "weight")] readonly Parameter _weight;  // (width)
 
-    public RmsNorm(long hidden, double eps, ScalarType dtype, Device device) : base("RmsNorm")
+    public RmsNorm(long width, double eps, ScalarType dtype, Device device) : base("RmsNorm")
     {
-        _weight = ModelParameters.Empty([hidden], dtype, device);
-        _eps = eps;
+        _weight = ModelParameters.Empty([width], dtype, device);
+        Eps = eps;
         RegisterComponents();
     }
 
-    // (numTokens, hidden) -> (numTokens, hidden)
-    public override Tensor forward(Tensor x)
+    public Tensor Weight => _weight;
+    public double Eps { get; }
+
+    // (numTokens, width) -> (numTokens, width)
+    public Tensor Forward(DecoderStep step, Tensor x) => step.RmsNorm(x, _weight, Eps);
+
+    /// The pre-norm block's entry: the first call starts the residual stream with x, later ones add x to it
+    /// first; returns the normalised stream.
+    public Tensor Forward(DecoderStep step, Tensor x, ref Tensor? residual)
     {
-        using var scope = NewDisposeScope();
-        var x32 = x.to_type(ScalarType.Float32);
-        var variance = x32.pow(2).mean([-1], keepdim: true);                  // (numTokens, 1)
-        var normalised = (x32 * (variance + _eps).rsqrt()).to_type(x.dtype);
-        return (_weight * normalised).MoveToOuterDisposeScope();
+        if (residual is null)
+        {
+            residual = x;
+            return step.RmsNorm(x, _weight, Eps);
+        }
+        (var normed, residual) = step.AddRmsNorm(x, residual, _weight, Eps);
+        return normed;
     }
 }

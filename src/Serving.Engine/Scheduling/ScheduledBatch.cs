@@ -10,16 +10,13 @@ internal sealed record ScheduledSequence(Sequence Sequence, int StartPosition, i
 
 /// What one step computes: vLLM's {sequence: number of tokens}, so prefill, prefill chunks and decode are one
 /// thing. Entries are in scheduling order: running sequences first (oldest first), then newly admitted ones.
-internal sealed class ScheduledBatch(IReadOnlyList<ScheduledSequence> entries, int numPreempted)
+internal sealed class ScheduledBatch(IReadOnlyList<ScheduledSequence> entries)
 {
-    public static ScheduledBatch Empty { get; } = new([], 0);
+    public static ScheduledBatch Empty { get; } = new([]);
 
     public IReadOnlyList<ScheduledSequence> Entries { get; } = entries;
 
     public int NumTokens { get; } = entries.Sum(entry => entry.NumNewTokens);
-
-    /// Sequences preempted while building this step.
-    public int NumPreempted { get; } = numPreempted;
 
     public bool IsEmpty => Entries.Count == 0;
 

@@ -13,7 +13,7 @@ internal sealed partial class Scheduler
         // After a preemption the pool is short: admitting new work would only preempt it again.
         if (step.NumPreempted == 0 || step.Entries.Count == 0)
             ScheduleWaiting(step);
-        return new ScheduledBatch(step.Entries, step.NumPreempted);
+        return new ScheduledBatch(step.Entries);
     }
 
     void ScheduleRunning(StepBuilder step)

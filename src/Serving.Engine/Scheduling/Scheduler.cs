@@ -19,7 +19,6 @@ internal sealed partial class Scheduler
     readonly LinkedList<Sequence> _waiting = new();
     readonly List<Sequence> _running = [];
     readonly Dictionary<string, Sequence[]> _requests = new();
-    long _nextSequenceId;
     long _numPreemptions;
     long _numComputedTokens;
     long _numGeneratedTokens;
@@ -47,7 +46,7 @@ internal sealed partial class Scheduler
         var sequences = new Sequence[request.Sampling.N];
         for (var index = 0; index < sequences.Length; index++)
         {
-            sequences[index] = new Sequence(_nextSequenceId++, request, index, index == 0 ? null : sequences[0]);
+            sequences[index] = new Sequence(request, index, index == 0 ? null : sequences[0]);
             _waiting.AddLast(sequences[index]);
         }
         _requests.Add(request.RequestId, sequences);

@@ -25,24 +25,20 @@ internal sealed class Sequence
     readonly int[] _promptTokenIds;
     readonly List<int> _outputTokenIds = [];
 
-    public Sequence(long id, GenerationRequest request, int index, Sequence? parent)
+    public Sequence(GenerationRequest request, int index, Sequence? parent)
     {
-        Id = id;
         RequestId = request.RequestId;
         Index = index;
         Parent = parent;
         Sampling = request.Sampling;
-        ArrivalTime = request.ArrivalTime;
         _promptTokenIds = request.PromptTokenIds.ToArray();
         TokenIds = new SequenceTokens(_promptTokenIds, _outputTokenIds);
     }
 
-    public long Id { get; }
     public string RequestId { get; }
     public int Index { get; }
     public Sequence? Parent { get; }
     public SamplingParams Sampling { get; }
-    public DateTimeOffset ArrivalTime { get; }
 
     public IReadOnlyList<int> PromptTokenIds => _promptTokenIds;
     public IReadOnlyList<int> OutputTokenIds => _outputTokenIds;

@@ -20,11 +20,8 @@ public sealed class ChatTemplate
     public ChatTemplate(string source)
     {
         ArgumentNullException.ThrowIfNull(source);
-        Source = source;
         _template = Parser.Parse(source);
     }
-
-    public string Source { get; }
 
     /// Renders a conversation. `messages` is the OpenAI-style array of {role, content, ...}, passed through
     /// as-is (content may be a string or a list of parts; the template decides). A null bos/eos token is left

@@ -5,10 +5,13 @@ namespace Serving.Engine.Tokenization;
 /// GPT-2's reversible byte ↔ character map used by byte-level BPE: printable Latin-1 bytes stand for
 /// themselves, the other 68 bytes (controls, space, 0x7F-0xA0, 0xAD) take the characters U+0100.. in order,
 /// so every UTF-8 byte of the input becomes one visible character of the vocabulary (space → 'Ġ').
-internal static class ByteLevelAlphabet
+public static class ByteLevelAlphabet
 {
     static readonly char[] ByteToChar = BuildByteToChar();
     static readonly Dictionary<char, byte> CharToByte = Enumerable.Range(0, 256).ToDictionary(b => ByteToChar[b], b => (byte)b);
+
+    /// The character that stands for one byte.
+    public static char Of(byte b) => ByteToChar[b];
 
     /// The byte-level spelling of text: one character per UTF-8 byte.
     public static string Encode(string text)

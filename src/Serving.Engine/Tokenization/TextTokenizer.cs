@@ -90,7 +90,6 @@ public sealed class TextTokenizer
     public bool IsSpecial(int id) => _backend.IsSpecial(id);
 
     /// The vocabulary string of an id ("Ġworld", "▁world", "<0xE4>"), or null for an unknown id.
-    public string? TokenString(int id) => _backend.IdToToken(id);
 
     public int? TokenToId(string token) => _backend.TokenToId(token);
 

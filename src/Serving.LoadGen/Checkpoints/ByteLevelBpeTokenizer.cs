@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Serving.Engine.Tokenization;
 
 namespace Serving.LoadGen.Checkpoints;
 
@@ -50,7 +51,7 @@ internal static class ByteLevelBpeTokenizer
     /// The byte symbols followed by merged tokens, numRegular in all, and the merges that make them (in rank order).
     internal static (List<string> Tokens, List<(string Left, string Right)> Merges) RegularTokens(int numRegular)
     {
-        var tokens = Enumerable.Range(0, 256).Select(b => ByteCharacters.Of((byte)b).ToString()).ToList();
+        var tokens = Enumerable.Range(0, 256).Select(b => ByteLevelAlphabet.Of((byte)b).ToString()).ToList();
         var merges = new List<(string, string)>();
         var seeds = SeedCharacters.Select(c => c.ToString()).ToArray();
         var level = seeds;
@@ -93,25 +94,4 @@ internal static class ByteLevelBpeTokenizer
             ["merges"] = new JsonArray(merges.Select(m => (JsonNode)new JsonArray(m.Left, m.Right)).ToArray()),
         },
     };
-}
-
-/// GPT-2's reversible byte-to-character map: printable Latin-1 bytes stand for themselves, the other 68 take
-/// U+0100 onwards in byte order (so the space byte is 'Ġ').
-internal static class ByteCharacters
-{
-    static readonly char[] Map = Build();
-
-    public static char Of(byte b) => Map[b];
-
-    static char[] Build()
-    {
-        var map = new char[256];
-        var next = 256;
-        for (var b = 0; b < 256; b++)
-        {
-            var printable = b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
-            map[b] = printable ? (char)b : (char)next++;
-        }
-        return map;
-    }
 }

@@ -36,10 +36,8 @@ internal static class Perplexity
     static double WindowNll(LoadedModel model, Engine.KVCache.PagedKVCache cache, int[] window)
     {
         var n = window.Length;
-        var positions = Enumerable.Range(0, n).ToArray();
-        // blocks 0, 1, ... in order: slot of position p is p itself
-        var blockTable = Enumerable.Range(0, (n + BlockSize - 1) / BlockSize).ToArray();
-        var inputs = new BatchInputs(window, positions, [n], [n], positions, [blockTable]);
+        var blocks = Enumerable.Range(0, Engine.KVCache.SlotMapping.BlocksFor(n, BlockSize)).ToArray();
+        var inputs = StepInputs.Build([new StepSequence(window, 0, n, blocks)], BlockSize);
         using var scope = NewDisposeScope();
         var logits = model.ForwardAllLogits(inputs, cache);                                              // (n, vocab) float32
         var logProbs = nn.functional.log_softmax(logits.narrow(0, 0, n - 1).to_type(ScalarType.Float64), 1);  // (n - 1, vocab)

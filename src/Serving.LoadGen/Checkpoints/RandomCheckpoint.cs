@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Serving.Engine.Architectures;
 using Serving.Engine.Config;
 using Serving.Engine.Model;
 using Serving.Engine.Weights;
@@ -20,7 +21,7 @@ internal static class RandomCheckpoint
         var dtype = ModelDtype.Parse(config.Dtype ?? "float32");
         Directory.CreateDirectory(directory);
         var indented = new JsonSerializerOptions { WriteIndented = true };
-        File.WriteAllText(Path.Combine(directory, "config.json"), ConfigJson.From(config).ToJsonString(indented));
+        File.WriteAllText(Path.Combine(directory, "config.json"), ModelConfigWriter.ToJson(config).ToJsonString(indented));
         File.WriteAllText(Path.Combine(directory, "generation_config.json"), new JsonObject
         {
             ["bos_token_id"] = config.BosTokenId, ["eos_token_id"] = config.EosTokenIds[0],
@@ -43,26 +44,7 @@ internal static class RandomCheckpoint
         return randn(shape, ScalarType.Float32, generator: generator).mul_(InitStd).to_type(dtype).MoveToOuterDisposeScope();
     }
 
-    /// Every tensor of a Llama-family checkpoint for this config, in the Hugging Face names, in file order.
-    public static IReadOnlyList<(string Name, long[] Shape)> TensorShapes(ModelConfig config)
-    {
-        var (hidden, q, kv, inter, vocab) = ((long)config.HiddenSize, (long)config.QSize, (long)config.KVSize, (long)config.IntermediateSize, (long)config.VocabSize);
-        var tensors = new List<(string, long[])> { ("model.embed_tokens.weight", [vocab, hidden]) };
-        for (var layer = 0; layer < config.NumHiddenLayers; layer++)
-        {
-            var prefix = $"model.layers.{layer}.";
-            tensors.Add(($"{prefix}input_layernorm.weight", [hidden]));
-            tensors.Add(($"{prefix}self_attn.q_proj.weight", [q, hidden]));      // (numHeads * headDim, hidden)
-            tensors.Add(($"{prefix}self_attn.k_proj.weight", [kv, hidden]));     // (numKVHeads * headDim, hidden)
-            tensors.Add(($"{prefix}self_attn.v_proj.weight", [kv, hidden]));
-            tensors.Add(($"{prefix}self_attn.o_proj.weight", [hidden, q]));
-            tensors.Add(($"{prefix}post_attention_layernorm.weight", [hidden]));
-            tensors.Add(($"{prefix}mlp.gate_proj.weight", [inter, hidden]));
-            tensors.Add(($"{prefix}mlp.up_proj.weight", [inter, hidden]));
-            tensors.Add(($"{prefix}mlp.down_proj.weight", [hidden, inter]));
-        }
-        tensors.Add(("model.norm.weight", [hidden]));
-        if (!config.TieWordEmbeddings) tensors.Add(("lm_head.weight", [vocab, hidden]));
-        return tensors;
-    }
+    /// Every tensor of a checkpoint of this config, in its architecture's names, in file order.
+    public static IReadOnlyList<(string Name, long[] Shape)> TensorShapes(ModelConfig config) =>
+        ArchitectureRegistry.Layout(config).Select(binding => (binding.CheckpointName, binding.Shape)).ToList();
 }

@@ -11,7 +11,7 @@ internal sealed record GeneratePlan(string RequestId, GrpcPrompt Prompt, Generat
 {
     const int MaxRequestIdLength = 128;
 
-    public static GeneratePlan Create(GenerateRequest request, ServingContext serving, DateTimeOffset arrival)
+    public static GeneratePlan Create(GenerateRequest request, ServingContext serving)
     {
         Check.That(request.RequestId.Length <= MaxRequestIdLength, "request_id",
             $"request_id must be at most {MaxRequestIdLength} characters (got {request.RequestId.Length}).");
@@ -26,7 +26,7 @@ internal sealed record GeneratePlan(string RequestId, GrpcPrompt Prompt, Generat
         var engineId = request.RequestId.Length > 0 ? $"{requestId}-{Guid.NewGuid().ToString("N")[..8]}" : requestId;
         var generation = new GenerationRequest
         {
-            RequestId = engineId, PromptTokenIds = prompt.TokenIds, Sampling = sampling, ArrivalTime = arrival,
+            RequestId = engineId, PromptTokenIds = prompt.TokenIds, Sampling = sampling,
         };
         return new GeneratePlan(requestId, prompt, generation);
     }

@@ -13,9 +13,8 @@ internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V
     public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream,
         ServerCallContext context)
     {
-        var arrival = DateTimeOffset.UtcNow;
         Admit(request.Model);
-        var plan = await serving.PreparePromptsAsync(() => GeneratePlan.Create(request, serving, arrival), context.CancellationToken);
+        var plan = await serving.PreparePromptsAsync(() => GeneratePlan.Create(request, serving), context.CancellationToken);
         var observer = serving.Observer(plan.Prompt.Operation, "grpc");
         // The call's token ends on client cancel and on an expired deadline: either aborts the engine request.
         var cancellationToken = context.CancellationToken;

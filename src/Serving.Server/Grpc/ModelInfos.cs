@@ -23,6 +23,7 @@ internal static class ModelInfos
             VocabSize = info.VocabSize,
             MaxModelLen = info.MaxModelLen,
             Dtype = info.Dtype,
+            KvCacheDtype = info.KVCacheDtype,
             Device = info.Device,
             BlockSize = info.BlockSize,
             NumKvBlocks = info.NumKVBlocks,

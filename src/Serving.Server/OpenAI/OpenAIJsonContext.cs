@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using Serving.Server.Errors;
+using Serving.Server.Telemetry;
 using Serving.Server.Tokenize;
 
 namespace Serving.Server.OpenAI;
@@ -20,6 +21,7 @@ namespace Serving.Server.OpenAI;
 [JsonSerializable(typeof(DetokenizeRequest))]
 [JsonSerializable(typeof(DetokenizeResponse))]
 [JsonSerializable(typeof(Health.VersionEndpoint.VersionResponse))]
+[JsonSerializable(typeof(EngineStatsResponse))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(int))]
 internal sealed partial class OpenAIJsonContext : JsonSerializerContext;

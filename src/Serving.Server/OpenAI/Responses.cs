@@ -84,9 +84,10 @@ internal sealed record ModelCard(string Id, long Created, string OwnedBy, string
 /// Our extra field of the model card (clients ignore unknown fields, as with vLLM's max_model_len): the model's
 /// shape and KV cache, so a load generator can report KV bytes per token and capacity beside its measurements.
 internal sealed record ModelInfoCard(string Architecture, int NumHiddenLayers, int NumAttentionHeads, int NumKeyValueHeads,
-    int HeadDim, int VocabSize, string Dtype, string Device, int BlockSize, int NumKvBlocks, long KvBytesPerToken, long KvCapacityTokens)
+    int HeadDim, int VocabSize, string Dtype, string KvCacheDtype, string Device, int BlockSize, int NumKvBlocks, long KvBytesPerToken,
+    long KvCapacityTokens)
 {
     public static ModelInfoCard From(Serving.Engine.ModelInfo info) => new(info.Architecture, info.NumLayers, info.NumAttentionHeads,
-        info.NumKeyValueHeads, info.HeadDim, info.VocabSize, info.Dtype, info.Device, info.BlockSize, info.NumKVBlocks,
+        info.NumKeyValueHeads, info.HeadDim, info.VocabSize, info.Dtype, info.KVCacheDtype, info.Device, info.BlockSize, info.NumKVBlocks,
         info.KVBytesPerToken, info.KVCapacityTokens);
 }

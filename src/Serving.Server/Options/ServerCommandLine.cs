@@ -74,6 +74,9 @@ public static class ServerCommandLine
         Make<string>("--tokenizer", "Tokenizer", "Tokenizer folder (default: the model folder; DefaultModel/ for a preset such as llama3-8b)."),
         Make<string>("--served-model-name", "ServedModelName", "Name clients use as \"model\" (default: the --model string, or \"default\")."),
         Make<string>("--dtype", "Dtype", "auto, float32, bfloat16 or float16 (default auto)."),
+        Make<string>("--kv-cache-dtype", "KvCacheDtype", "How the KV cache stores K and V: auto (the model's dtype), bfloat16, float16, float32, or fp8 (fp8_e4m3, CUDA only) (default auto)."),
+        Switch("--enforce-eager", "EnforceEager", "Never replay CUDA graphs of decode steps (default: captured at start on CUDA)."),
+        Switch("--calculate-kv-scales", "CalculateKvScales", "FP8 KV cache: scales from the first prompts' K and V (default: 1.0, or the checkpoint's k_scale/v_scale)."),
         Make<string>("--device", "Device", "cpu or cuda[:N] (default cpu)."),
         Make<int>("--max-model-len", "MaxModelLen", "Longest prompt + completion in tokens (default: the model's max_position_embeddings)."),
         Make<int>("--max-num-seqs", "MaxNumSeqs", "Most sequences in one batch (default 256)."),
@@ -100,5 +103,6 @@ public static class ServerCommandLine
         Switch("--trust-request-chat-template", "TrustRequestChatTemplate", "Render chats with a request's own chat_template (refused by default)."),
         Make<string>("--generation-config", "GenerationConfig", "Sampling defaults: auto (the model's generation_config.json), vllm (none), or a folder holding a generation_config.json (default auto)."),
         Switch("--enable-log-requests", "EnableLogRequests", "Log prompt and output text (off by default)."),
+        Switch("--disable-playground", "DisablePlayground", "Do not serve the playground page at / (served by default)."),
     ];
 }

@@ -26,6 +26,12 @@ public sealed class ServerOptions
     /// Name clients put in "model"; defaults to the --model string (vLLM), or "default" for the embedded model.
     public string? ServedModelName { get; set; }
     public string Dtype { get; set; } = "auto";
+    /// How the KV cache stores K and V: auto (the model's dtype), bfloat16, float16, float32.
+    public string KvCacheDtype { get; set; } = "auto";
+    /// FP8 KV cache: compute the scales from the first prompts' K and V.
+    public bool CalculateKvScales { get; set; }
+    /// Run every decode step eagerly (no CUDA graphs).
+    public bool EnforceEager { get; set; }
     public string Device { get; set; } = "cpu";
     /// 0 means the model's max_position_embeddings.
     public int MaxModelLen { get; set; }
@@ -71,6 +77,8 @@ public sealed class ServerOptions
     /// Where default sampling parameters come from: "auto" (the model's generation_config.json, as vLLM),
     /// "vllm" (none: OpenAI's defaults), or a folder with a generation_config.json.
     public string GenerationConfig { get; set; } = "auto";
+    /// Leave out the playground page at / (its routes then answer 404, or 401 without the API key).
+    public bool DisablePlayground { get; set; }
 
     public string ResolvedModel => Model ?? DefaultModelDir;
 
@@ -83,6 +91,9 @@ public sealed class ServerOptions
         Model = ResolvedModel,
         Tokenizer = Tokenizer ?? (ModelPresets.IsPreset(ResolvedModel) ? DefaultModelDir : null),
         Dtype = Dtype,
+        KVCacheDtype = KvCacheDtype,
+        CalculateKVScales = CalculateKvScales,
+        EnforceEager = EnforceEager,
         Device = Device,
         MaxModelLen = MaxModelLen,
         BlockSize = BlockSize,

@@ -29,7 +29,8 @@ internal sealed class EngineMetrics
         meter.CreateObservableCounter("serving.engine.steps", () => Observe(s => s.Steps), "{step}", "Engine steps run.");
     }
 
-    static double HitRate(EngineStats stats) =>
+    /// Prefix-cache hits over queries since start (0 before the first query).
+    public static double HitRate(EngineStats stats) =>
         stats.PrefixCacheQueries == 0 ? 0 : (double)stats.PrefixCacheHits / stats.PrefixCacheQueries;
 
     IEnumerable<Measurement<T>> Observe<T>(Func<EngineStats, T> read) where T : struct =>

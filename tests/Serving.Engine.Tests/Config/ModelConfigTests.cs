@@ -141,6 +141,64 @@ public sealed class ModelConfigTests
     }
 
     [Fact]
+    public void Qwen3TurnsOnTheHeadNormsAndReadsItsExplicitHeadDim()
+    {
+        var config = ModelConfig.Load(Fixtures.Dir("qwen3-gqa"));
+        Assert.Equal(("Qwen3ForCausalLM", true, 16, 64), (config.Architecture, config.QkNorm, config.HeadDim, config.HiddenSize));
+        Assert.Equal(128, config.QSize);
+        Assert.False(Read().QkNorm);
+    }
+
+    [Fact]
+    public void Phi3ReadsPartialRotaryAndLongRope()
+    {
+        double[] shortFactor = [1.0, 1.5, 2.0, 2.5], longFactor = [4.0, 5.0, 6.0, 7.0];
+        var config = Read(("architectures", new JsonArray("Phi3ForCausalLM")), ("model_type", "phi3"), ("partial_rotary_factor", 0.5),
+            ("max_position_embeddings", 131072), ("original_max_position_embeddings", 4096), ("rope_theta", 10000.0),
+            ("rope_scaling", new JsonObject
+            {
+                ["type"] = "longrope",
+                ["short_factor"] = new JsonArray(shortFactor.Select(f => (JsonNode)f).ToArray()),
+                ["long_factor"] = new JsonArray(longFactor.Select(f => (JsonNode)f).ToArray()),
+            }));
+        Assert.Equal((8, 4), (config.HeadDim, config.RotaryDim));
+        Assert.Equal(RopeType.LongRope, config.Rope.Type);
+        Assert.Equal(4096, config.Rope.LongContextStart);
+        // transformers' default attention factor: sqrt(1 + ln(131072 / 4096) / ln(4096))
+        Assert.Equal(Math.Sqrt(1 + Math.Log(32) / Math.Log(4096)), config.Rope.AttentionScaling, 12);
+        var shortFrequencies = config.Rope.InverseFrequencies(config.RotaryDim);
+        var longFrequencies = config.Rope.InverseFrequencies(config.RotaryDim, longContext: true);
+        Assert.Equal(1.0 / (1.5 * Math.Pow(10000, 2.0 / 4)), shortFrequencies[1], 6);
+        Assert.Equal(1.0 / (5.0 * Math.Pow(10000, 2.0 / 4)), longFrequencies[1], 6);
+        Assert.Contains("'partial_rotary_factor'", Refused(("architectures", new JsonArray("Phi3ForCausalLM")), ("model_type", "phi3"), ("partial_rotary_factor", 0.375)).Message);  // 3 of 8 dimensions
+    }
+
+    [Fact]
+    public void AnUnsupportedArchitectureListsTheSupportedOnes()
+    {
+        var message = Refused(("architectures", new JsonArray("GPTNeoXForCausalLM"))).Message;
+        Assert.Contains("GPTNeoXForCausalLM", message);
+        foreach (var name in new[] { "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM" })
+            Assert.Contains(name, message);
+        Assert.Contains("'model_type'", Refused(("architectures", new JsonArray("Qwen3ForCausalLM")), ("model_type", "llama")).Message);
+    }
+
+    [Fact]
+    public void TheWriterProducesAConfigThatReadsBackTheSame()
+    {
+        foreach (var fixture in Fixtures.Models)
+        {
+            var config = ModelConfig.Load(Fixtures.Dir(fixture));
+            using var dir = new TempDirectory();
+            File.WriteAllText(dir.File("config.json"), ModelConfigWriter.ToJson(config).ToJsonString());
+            var back = ModelConfig.Load(dir.Path);
+            Assert.Equal(config with { Architectures = [], EosTokenIds = [], Rope = new() }, back with { Architectures = [], EosTokenIds = [], Rope = new() });
+            Assert.Equal(config.Architectures, back.Architectures);
+            Assert.Equal(config.Rope.InverseFrequencies(config.RotaryDim), back.Rope.InverseFrequencies(back.RotaryDim));
+        }
+    }
+
+    [Fact]
     public void UnsupportedValuesAreRefusedNamingTheField()
     {
         Assert.Contains("'model_type'", Refused(("model_type", "gpt2")).Message);

@@ -74,6 +74,41 @@ public sealed class GqaConversionTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TheAblationInitsTakeTheFirstHeadOrRandomValuesOfTheSameScale()
+    {
+        using var scope = NewDisposeScope();
+        var weight = tensor(new float[] { 1, 10, 3, 30, 5, 50, 7, 70 }).view(4, 2);
+        Assert.Equal(new float[] { 1, 10, 5, 50 }, GqaConversion.PoolHeads(weight, 4, 1, 2, KVHeadInit.FirstHead).data<float>().ToArray());
+        var large = randn(64, 32).mul_(3.0);
+        using var generator = new TorchSharp.torch.Generator(7);
+        var random = GqaConversion.PoolHeads(large, 8, 8, 2, KVHeadInit.Random, generator);
+        Assert.Equal([16L, 32], random.shape);
+        Assert.InRange(random.std().item<float>(), 2.5f, 3.5f);
+    }
+
+    /// Phi-3 checkpoints store q/k/v in one qkv_proj: the conversion pools the K and V rows inside it, and the
+    /// converted model computes what the converted split checkpoint computes.
+    [Fact]
+    public void FusedQkvCheckpointsConvertTheirKeyAndValueRows()
+    {
+        var config = ModelConfig.Load(Fixtures.Dir("llama-mha"));
+        using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir("llama-mha"));
+        using var scope = NewDisposeScope();
+        var split = checkpoint.TensorNames.ToDictionary(name => name, checkpoint.Read);
+        var p = "model.layers.0.self_attn.";
+        var fused = new Dictionary<string, Tensor>(split.Where(pair => !pair.Key.StartsWith(p, StringComparison.Ordinal) || pair.Key.Contains("o_proj")))
+        {
+            [p + "qkv_proj.weight"] = cat([split[p + "q_proj.weight"], split[p + "k_proj.weight"], split[p + "v_proj.weight"]]),
+        };
+        var phi3 = config with { Architectures = ["Phi3ForCausalLM"], ModelType = "phi3" };
+        var convertedFused = GqaConversion.ConvertStateDict(fused, phi3, numGroups: 2)[p + "qkv_proj.weight"];
+        var convertedSplit = GqaConversion.ConvertStateDict(split, config, numGroups: 2);
+        var expected = cat([convertedSplit[p + "q_proj.weight"], convertedSplit[p + "k_proj.weight"], convertedSplit[p + "v_proj.weight"]]);
+        Assert.Equal([64L + 16 + 16, 64], convertedFused.shape);
+        Assert.True(convertedFused.equal(expected).all().item<bool>());
+    }
+
+    [Fact]
     public void GroupsThatDoNotDivideTheHeadsAreRefused()
     {
         using var dir = new TempDirectory();

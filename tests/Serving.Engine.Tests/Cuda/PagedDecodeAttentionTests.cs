@@ -1,5 +1,7 @@
 using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
 using Serving.Engine.Model;
+using Serving.Engine.Model.Backends;
 using Serving.Engine.Tests.Support;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -8,7 +10,7 @@ namespace Serving.Engine.Tests.Cuda;
 
 /// The paged decode attention kernel against float64 attention over the same scattered blocks, with and
 /// without the split over context partitions, for GQA, MHA and MQA groupings.
-[Trait("Category", "Gpu")]
+[Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
 public sealed class PagedDecodeAttentionTests(ITestOutputHelper output)
 {
     const int BlockSize = 16;
@@ -22,23 +24,29 @@ public sealed class PagedDecodeAttentionTests(ITestOutputHelper output)
     {
         int[] contexts = [1, 17, 64, 65, 700, 4097];
         var device = CUDA;
-        using var kernels = new FusedKernels(CudaDevice.Open(0), ScalarType.Float32, headDim, numHeads, numKVHeads);
+        using var stream = CudaStream.Create(CudaDevice.Open(0));
+        stream.MakeCurrent();
+        using var kernels = new FusedKernels(CudaDevice.Open(0), stream.Handle,
+            new KernelShape(ScalarType.Float32, KVCacheDtype.Float32, headDim, headDim, numHeads, numKVHeads));
         using var scope = NewDisposeScope();
         var numBlocks = contexts.Sum(c => (c + BlockSize - 1) / BlockSize);
         var blocks = Enumerable.Range(0, numBlocks).OrderBy(b => (b * 7919) % numBlocks).ToArray();  // scattered
         var tables = new int[contexts.Length][];
         for (int s = 0, next = 0; s < contexts.Length; next += tables[s].Length, s++)
             tables[s] = blocks[next..(next + (contexts[s] + BlockSize - 1) / BlockSize)];
-        var batch = new BatchInputs(new int[contexts.Length], contexts.Select(c => c - 1).ToArray(), Enumerable.Repeat(1, contexts.Length).ToArray(),
-            contexts, contexts.Select((c, s) => tables[s][(c - 1) / BlockSize] * BlockSize + (c - 1) % BlockSize).ToArray(), tables);
+        var batch = StepInputs.Build(contexts.Select((c, s) => new StepSequence(new int[c], c - 1, 1, tables[s])).ToList(), BlockSize);
         var keys = randn(numBlocks, BlockSize, numKVHeads, headDim, device: device);
         var values = randn(numBlocks, BlockSize, numKVHeads, headDim, device: device);
         var qkv = randn(contexts.Length, (numHeads + 2 * numKVHeads) * headDim, device: device);
-        using var inputs = FusedStepInputs.Upload(batch, BlockSize, device);
+        using var buffers = new DeviceStepBuffers(batch.NumTokens, batch.NumSeqs, batch.MaxBlocksPerSeq, device);
         var plan = DecodeAttentionPlan.Create(contexts.Length, contexts.Max(), numKVHeads, concurrentBlocks);
+        buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray(), plan.PartitionSizeFor(contexts.Max()));
         var workspace = empty(plan.WorkspaceElements(numHeads, headDim), ScalarType.Float32, device);
         var result = full(contexts.Length, numHeads * headDim, double.NaN, device: device);   // poisoned: every element must be written
-        kernels.PagedDecodeAttention(qkv, keys, values, inputs.BlockTables, inputs.ContextLengths, plan, result, workspace);
+        var n = batch.NumSeqs;
+        kernels.PagedDecodeAttention(qkv, keys, values, buffers.DecodeSeqs(n), buffers.TokenRows(n), buffers.BlockTables(n),
+            buffers.ContextLengths(n), buffers.PartitionSize, ones(2, device: device), plan, result, workspace);
+        stream.Synchronize();
 
         var expected = Reference(qkv.narrow(1, 0, numHeads * headDim), keys, values, contexts, tables, numHeads, numKVHeads, headDim);
         var relative = ((result.to(ScalarType.Float64) - expected).norm() / expected.norm()).item<double>();

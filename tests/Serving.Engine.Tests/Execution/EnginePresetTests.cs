@@ -3,7 +3,7 @@ using static Serving.Engine.Tests.Execution.EngineTestHelpers;
 
 namespace Serving.Engine.Tests.Execution;
 
-/// Random-weight presets of named shapes start the engine without checkpoint files (issue 6).
+/// Random-weight presets of named shapes start the engine without checkpoint files.
 public class EnginePresetTests
 {
     [Fact]

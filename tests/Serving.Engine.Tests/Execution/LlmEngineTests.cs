@@ -11,6 +11,7 @@ public class LlmEngineTests(ITestOutputHelper output)
     [InlineData("llama-gqa")]
     [InlineData("llama-mha")]
     [InlineData("llama-sp-mqa")]
+    [InlineData("qwen3-gqa")]
     public async Task GreedyMatchesTheFixtures(string fixture)
     {
         await using var engine = await StartAsync(fixture);
@@ -21,6 +22,24 @@ public class LlmEngineTests(ITestOutputHelper output)
             Assert.Equal(FinishReason.Length, completion.Finish());
             Assert.Equal(new RequestUsage(prompt.InputIds.Length, 16, 0), completion.Usage);
         }
+    }
+
+    /// --kv-cache-dtype bfloat16 under a float32 model: the pool holds twice the tokens in the same bytes and the engine
+    /// still serves; a dtype the pool cannot store fails the start naming the flag.
+    [Fact]
+    public async Task TheKVCacheDtypeIsTheCachesOwn()
+    {
+        await using var float32 = await StartAsync();
+        await using var bfloat16 = await StartAsync(configure: o => o with { KVCacheDtype = "bfloat16" });
+        Assert.Equal(("float32", "float32"), (float32.Info.Dtype, float32.Info.KVCacheDtype));
+        Assert.Equal(("float32", "bfloat16"), (bfloat16.Info.Dtype, bfloat16.Info.KVCacheDtype));
+        Assert.Equal(float32.Info.KVBytesPerToken / 2, bfloat16.Info.KVBytesPerToken);
+        Assert.Equal(2 * float32.Info.KVCapacityTokens, bfloat16.Info.KVCapacityTokens);
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[0];
+        Assert.Equal(8, (await CollectAsync(bfloat16, Greedy(prompt.InputIds, 8))).Tokens().Length);
+
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => StartAsync(configure: o => o with { KVCacheDtype = "int8" }));
+        Assert.Contains("--kv-cache-dtype", error.Message);
     }
 
     public static TheoryData<string, int, int?> Settings => new()

@@ -13,7 +13,7 @@ public sealed class KVCacheSizingTests
     [Fact]
     public void BytesPerTokenIsKAndVForEveryLayerAndKVHead()
     {
-        var spec = new KVCacheSpec(NumLayers: 32, NumKVHeads: 8, HeadDim: 128, DtypeSize: 2);
+        var spec = new KVCacheSpec(32, 8, 128, ScalarType.BFloat16);
         Assert.Equal(2L * 32 * 8 * 128 * 2, spec.BytesPerToken); // Llama-3-8B in bfloat16: 128 KiB per token
         Assert.Equal(spec.BytesPerToken * 16, spec.BytesPerBlock(16));
     }
@@ -50,7 +50,7 @@ public sealed class KVCacheSizingTests
     [Fact]
     public void TheBlockOverrideWinsAndATooSmallBudgetIsRefused()
     {
-        var spec = new KVCacheSpec(2, 2, 8, 4);
+        var spec = new KVCacheSpec(2, 2, 8, ScalarType.Float32);
         Assert.Equal(7, KVCacheSizing.Plan(spec, memoryBytes: 0, blockSize: 16, numBlocksOverride: 7).NumBlocks);
         var error = Assert.Throws<ArgumentException>(() => KVCacheSizing.Plan(spec, memoryBytes: 4095, blockSize: 16));
         Assert.Contains("4096 bytes", error.Message);

@@ -23,7 +23,7 @@ public sealed class PagedKVCacheTests
     public void ThePoolHasOneKAndVTensorPerLayerInTheRequestedLayout()
     {
         var config = ModelConfig.Load(Fixtures.Dir("llama-gqa"));
-        using var cache = new PagedKVCache(config, numBlocks: 10, blockSize: 4, ScalarType.BFloat16, CPU);
+        using var cache = new PagedKVCache(KVCacheSpec.For(config, ScalarType.BFloat16), numBlocks: 10, blockSize: 4, CPU);
         Assert.Equal(40, cache.CapacityTokens);
         for (var layer = 0; layer < config.NumHiddenLayers; layer++)
         {

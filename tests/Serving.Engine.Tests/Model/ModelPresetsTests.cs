@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Model;
 
-/// Preset shapes (issue 6) and the random-weight models built from them.
+/// Preset shapes and the random-weight models built from them.
 public sealed class ModelPresetsTests
 {
     [Fact]
@@ -42,9 +42,9 @@ public sealed class ModelPresetsTests
     public void LoadAcceptsAPresetNameAndBuildsARunnableRandomModel()
     {
         using var model = ModelLoader.Load("tiny-gqa", "float32");
-        Assert.False(model.FusedKernelsActive);  // CPU: the plain TorchSharp path
+        Assert.False(model.FusedKernelsActive());  // CPU: the plain TorchSharp path
         using var cache = model.CreateKVCache(numBlocks: 8, blockSize: 16);
-        var inputs = new BatchInputs([1, 2, 3], [0, 1, 2], [3], [3], [0, 1, 2], [[0]]);
+        var inputs = StepInputs.Build([new StepSequence([1, 2, 3], 0, 3, [0])], 16);
         using var scope = NewDisposeScope();
         var logits = model.Forward(inputs, cache);
         Assert.Equal(new long[] { 1, model.Config.VocabSize }, logits.shape);
@@ -59,7 +59,7 @@ public sealed class ModelPresetsTests
         using var b = ModelLoader.LoadPreset("tiny-mha", "float32", seed: 7);
         using var cacheA = a.CreateKVCache(4, 16);
         using var cacheB = b.CreateKVCache(4, 16);
-        var inputs = new BatchInputs([5, 6], [0, 1], [2], [2], [0, 1], [[0]]);
+        var inputs = StepInputs.Build([new StepSequence([5, 6], 0, 2, [0])], 16);
         using var scope = NewDisposeScope();
         Assert.True(a.Forward(inputs, cacheA).equal(b.Forward(inputs, cacheB)).all().item<bool>());
     }

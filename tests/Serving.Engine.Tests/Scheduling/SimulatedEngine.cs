@@ -1,11 +1,13 @@
+using Serving.Engine.Execution;
 using Serving.Engine.KVCache;
+using Serving.Engine.Model;
 using Serving.Engine.Scheduling;
 
 namespace Serving.Engine.Tests.Scheduling;
 
 /// Stands in for the model runner in scheduler tests. The pool holds, per slot, a fingerprint of the prefix
 /// whose K/V the slot would hold; each step checks that every sequence attends to exactly its own prefix
-/// (through the BatchMetadata block tables), writes the new tokens' fingerprints at their slots, and
+/// (through the step inputs' block tables), writes the new tokens' fingerprints at their slots, and
 /// "samples" a token that depends only on the sequence's tokens and index, like greedy decoding. So a
 /// sequence's output must equal ReferenceOutput (the sequence run alone) however it was chunked, preempted
 /// or served from the prefix cache.
@@ -20,7 +22,7 @@ internal sealed class SimulatedEngine(Scheduler scheduler, int vocabSize = 64)
     public (ScheduledBatch Batch, IReadOnlyList<SequenceOutput> Outputs) Step()
     {
         var batch = Scheduler.Schedule();
-        var metadata = BatchMetadata.Build(batch, BlockSize);
+        var metadata = ModelRunner.Inputs(batch, BlockSize);
         var sampled = Execute(batch, metadata);
         Steps++;
         return (batch, Scheduler.Postprocess(batch, sampled));
@@ -68,7 +70,7 @@ internal sealed class SimulatedEngine(Scheduler scheduler, int vocabSize = 64)
         return fingerprints;
     }
 
-    List<int> Execute(ScheduledBatch batch, BatchMetadata metadata)
+    List<int> Execute(ScheduledBatch batch, StepInputs metadata)
     {
         var written = new HashSet<int>();
         var sampled = new List<int>();
@@ -81,7 +83,7 @@ internal sealed class SimulatedEngine(Scheduler scheduler, int vocabSize = 64)
             if (entry.SamplesToken)
                 sampled.Add(NextToken(entry.Sequence.TokenIds, entry.Sequence.Index, vocabSize));
         }
-        Assert.Equal(sampled.Count, metadata.LogitIndices.Length);
+        Assert.Equal(sampled.Count, metadata.LogitRows.Length);
         return sampled;
     }
 
@@ -93,7 +95,7 @@ internal sealed class SimulatedEngine(Scheduler scheduler, int vocabSize = 64)
                 $"{entry.Sequence} reads wrong K/V at position {p}");
     }
 
-    void WriteNewTokens(ScheduledSequence entry, BatchMetadata metadata, int s, ulong[] fingerprints, HashSet<int> written)
+    void WriteNewTokens(ScheduledSequence entry, StepInputs metadata, int s, ulong[] fingerprints, HashSet<int> written)
     {
         var offset = metadata.QueryStarts[s];
         var pool = Scheduler.KVCache.Pool;
@@ -111,5 +113,5 @@ internal sealed class SimulatedEngine(Scheduler scheduler, int vocabSize = 64)
         }
     }
 
-    int SlotOf(int[] blockTable, int position) => blockTable[position / BlockSize] * BlockSize + position % BlockSize;
+    int SlotOf(int[] blockTable, int position) => SlotMapping.Slot(blockTable, position, BlockSize);
 }

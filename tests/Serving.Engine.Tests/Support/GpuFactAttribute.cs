@@ -20,3 +20,11 @@ public sealed class GpuTheoryAttribute : TheoryAttribute
         if (!cuda.is_available()) Skip = "needs a CUDA device";
     }
 }
+
+/// GPU tests run one at a time: each makes the device's current context and libtorch's current stream its own on
+/// its thread, and several models on one GPU at once would only measure contention.
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class GpuCollection
+{
+    public const string Name = "Gpu";
+}

@@ -63,23 +63,15 @@ public sealed class PagedRunner(LoadedModel model, PagedKVCache cache)
         return best;
     }
 
-    BatchInputs Build(IReadOnlyList<(int Seq, int NumTokens)> work)
+    StepInputs Build(IReadOnlyList<(int Seq, int NumTokens)> work)
     {
-        List<int> tokens = [], positions = [], slots = [];
-        foreach (var (seq, n) in work)
+        var sequences = work.Select(w =>
         {
-            var sequence = _sequences[seq];
-            EnsureBlocks(sequence, sequence.NumComputed + n);
-            for (var p = sequence.NumComputed; p < sequence.NumComputed + n; p++)
-            {
-                tokens.Add(sequence.Tokens[p]);
-                positions.Add(p);
-                slots.Add(sequence.Blocks[p / cache.BlockSize] * cache.BlockSize + p % cache.BlockSize);
-            }
-        }
-        return new BatchInputs([.. tokens], [.. positions], work.Select(w => w.NumTokens).ToArray(),
-            work.Select(w => _sequences[w.Seq].NumComputed + w.NumTokens).ToArray(), [.. slots],
-            work.Select(w => _sequences[w.Seq].Blocks.ToArray()).ToArray());
+            var sequence = _sequences[w.Seq];
+            EnsureBlocks(sequence, sequence.NumComputed + w.NumTokens);
+            return new StepSequence(sequence.Tokens.ToArray(), sequence.NumComputed, w.NumTokens, sequence.Blocks.ToArray());
+        }).ToList();
+        return StepInputs.Build(sequences, cache.BlockSize);
     }
 
     void EnsureBlocks(Sequence sequence, int numTokens)

@@ -91,9 +91,9 @@ public sealed class ConvertTests(ITestOutputHelper output)
         var expected = prompt.LastLogits;
         using var cache = model.CreateKVCache(numBlocks: 16, blockSize: 16);
         var blocks = Enumerable.Range(0, (ids.Length + 15) / 16).ToArray();
-        var positions = Enumerable.Range(0, ids.Length).ToArray();
         using var scope = NewDisposeScope();
-        var logits = model.Forward(new BatchInputs(ids, positions, [ids.Length], [ids.Length], positions, [blocks]), cache).data<float>().ToArray();
+        var step = StepInputs.Build([new StepSequence(ids, 0, ids.Length, blocks)], cache.BlockSize);
+        var logits = model.Forward(step, cache).data<float>().ToArray();
         return logits.Zip(expected).Max(p => Math.Abs(p.First - p.Second));
     }
 }

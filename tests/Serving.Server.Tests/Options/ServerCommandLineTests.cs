@@ -19,11 +19,13 @@ public sealed class ServerCommandLineTests
             "--kv-cache-memory", "1048576", "--num-gpu-blocks-override", "32", "--no-enable-prefix-caching",
             "--api-key", "k", "--max-num-queued-reqs", "3", "--shutdown-timeout", "7", "--max-logprobs", "5",
             "--enable-log-requests", "--dtype", "float32", "--device", "cpu", "--max-num-batched-tokens", "512", "--seed", "42",
+            "--disable-playground",
         ]));
         Assert.Equal(("127.0.0.1", 9001, "/m", "tiny"), (options.Host, options.Port, options.Model, options.ServedModelName));
         Assert.Equal((128, 4, 8, 0.5), (options.MaxModelLen, options.MaxNumSeqs, options.BlockSize, options.GpuMemoryUtilization));
         Assert.Equal((1048576L, 32, false), (options.KvCacheMemory, options.NumGpuBlocksOverride, options.EnablePrefixCaching));
         Assert.Equal(("k", 3, 7, 5, true), (options.ApiKey, options.MaxNumQueuedReqs, options.ShutdownTimeout, options.MaxLogprobs, options.EnableLogRequests));
+        Assert.True(options.DisablePlayground);
         var engine = options.ToEngineOptions();
         Assert.Equal(("/m", "float32", 512, 42L, 1048576L), (engine.Model, engine.Dtype, engine.MaxNumBatchedTokens, engine.Seed, engine.KVCacheMemoryBytes));
         Assert.Equal((32, false, 3), (engine.NumGpuBlocksOverride, engine.EnablePrefixCaching, engine.MaxNumQueuedRequests));
@@ -79,7 +81,7 @@ public sealed class ServerCommandLineTests
         var exit = await command.Parse(["--help"]).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output });
         Assert.Equal(0, exit);
         foreach (var flag in new[] { "--host", "--port", "--model", "--served-model-name", "--dtype", "--device", "--max-model-len",
-                     "--max-num-seqs", "--max-num-batched-tokens", "--block-size", "--gpu-memory-utilization", "--kv-cache-memory",
+                     "--max-num-seqs", "--max-num-batched-tokens", "--block-size", "--gpu-memory-utilization", "--kv-cache-memory", "--kv-cache-dtype",
                      "--num-gpu-blocks-override", "--enable-prefix-caching", "--no-enable-prefix-caching", "--api-key",
                      "--max-num-queued-reqs", "--shutdown-timeout", "--max-logprobs", "--enable-log-requests" })
             Assert.Contains(flag, output.ToString());

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using OpenAI;
 using Serving.Engine;
+using Serving.Engine.Model;
 using Serving.Server.Engine;
 
 namespace Serving.Server.Tests.Support;
@@ -30,12 +31,13 @@ public sealed partial class RunningServer : IAsyncDisposable
     public HttpClient Http { get; }
     public ILlmEngine Engine => App.Services.GetRequiredService<ILlmEngine>();
 
+    /// model: a fixture folder's name, or a preset shape with random weights (tiny-gqa: 4096 tokens of context).
     /// servedModelName null serves the model under its default name (the --model path).
     public static async Task<RunningServer> StartAsync(string[]? extraArgs = null, EngineFactory? engineFactory = null,
         string model = "llama-gqa", string? servedModelName = Model)
     {
         extraArgs ??= [];
-        string[] args = ["--host", "127.0.0.1", "--port", "0", "--model", Fixtures.Dir(model),
+        string[] args = ["--host", "127.0.0.1", "--port", "0", "--model", ModelPresets.IsPreset(model) ? model : Fixtures.Dir(model),
             .. servedModelName is null ? Array.Empty<string>() : ["--served-model-name", servedModelName],
             "--api-key", ApiKey, "--grpc-port", "0",
             .. extraArgs.Contains("--max-request-body-bytes") ? Array.Empty<string>() : ["--max-request-body-bytes", "65536"],

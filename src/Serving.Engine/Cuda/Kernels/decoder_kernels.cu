@@ -1,28 +1,82 @@
-// Fused kernels of the Llama decoder, compiled by NVRTC at start-up (see FusedKernels.cs) with:
-//   -DELEM_BF16=1|0      element type of activations, weights and the KV pool (bf16 or float32)
+// Fused kernels of the decoder, compiled by NVRTC at start-up (see FusedKernels.cs) with:
+//   -DELEM_TYPE=0|1|2    element type of activations and weights: float32, bfloat16, float16
+//   -DCACHE_TYPE=0|1|2|3 element type of the KV pool (--kv-cache-dtype): the same codes, 3 = FP8 E4M3 (sm_89+),
+//                        stored as value / scale with one scale per layer for K and one for V
 //   -DHEAD_DIM=<d>       head dimension (a multiple of 8, at most 256)
+//   -DCACHE_VEC_BYTES=<n> bytes of one pool copy in the attention kernel: min(16, HEAD_DIM x pool element size)
+//   -DROTARY_DIM=<r>     leading dimensions of each head that rotary embedding turns (even, at most HEAD_DIM)
 //   -DGROUP_SIZE=<g>     query heads per KV head (1 = MHA, numHeads = MQA)
-// No CUDA headers are included: bf16 is handled as raw 16-bit words, so the source compiles with any
-// NVRTC without an include path.
+// No CUDA headers are included: bf16 and f16 are raw 16-bit words converted by hand or by one PTX instruction,
+// so the source compiles with any NVRTC without an include path.
 //
 // Rounding: where Hugging Face's PyTorch code rounds an intermediate to the model dtype (residual add,
 // normalized activations before the weight multiply, RoPE products, SiLU before the up multiply), these
 // kernels round at the same places, so bf16 results track the reference implementation.
 
-#if ELEM_BF16
-typedef unsigned short elem_t;
-__device__ __forceinline__ float to_f(elem_t x) { return __uint_as_float(((unsigned int)x) << 16); }
-__device__ __forceinline__ elem_t from_f(float f) {
-    unsigned int bits = __float_as_uint(f);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return (elem_t)0x7fc0;  // NaN stays NaN
-    bits += 0x7fffu + ((bits >> 16) & 1u);                            // round to nearest even
-    return (elem_t)(bits >> 16);
+struct bf16_t { unsigned short bits; };
+struct f16_t { unsigned short bits; };
+struct fp8_t { unsigned char bits; };
+
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(bf16_t x) { return __uint_as_float(((unsigned int)x.bits) << 16); }
+__device__ __forceinline__ float to_float(f16_t x) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.bits));
+    return f;
 }
+
+#if CACHE_TYPE == 3
+// FP8 E4M3 through the hardware conversions (sm_89+): two e4m3 in 16 bits <-> two f16 (the low byte is the low half)
+__device__ __forceinline__ float to_float(fp8_t x) {
+    unsigned int h2;
+    const unsigned short pair = x.bits;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h2) : "h"(pair));
+    return to_float(f16_t{(unsigned short)(h2 & 0xffffu)});
+}
+#endif
+
+template <typename T> __device__ T from_float(float f);
+template <> __device__ __forceinline__ float from_float<float>(float f) { return f; }
+template <> __device__ __forceinline__ bf16_t from_float<bf16_t>(float f) {
+    unsigned int bits = __float_as_uint(f);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return bf16_t{0x7fc0};   // NaN stays NaN
+    bits += 0x7fffu + ((bits >> 16) & 1u);                            // round to nearest even
+    return bf16_t{(unsigned short)(bits >> 16)};
+}
+template <> __device__ __forceinline__ f16_t from_float<f16_t>(float f) {
+    f16_t h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h.bits) : "f"(f));
+    return h;
+}
+
+#if CACHE_TYPE == 3
+template <> __device__ __forceinline__ fp8_t from_float<fp8_t>(float f) {
+    unsigned short pair;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.f), "f"(f));   // f lands in the low byte
+    return fp8_t{(unsigned char)(pair & 0xffu)};
+}
+#endif
+
+#if ELEM_TYPE == 1
+typedef bf16_t elem_t;
+#elif ELEM_TYPE == 2
+typedef f16_t elem_t;
 #else
 typedef float elem_t;
-__device__ __forceinline__ float to_f(elem_t x) { return x; }
-__device__ __forceinline__ elem_t from_f(float f) { return f; }
 #endif
+
+#if CACHE_TYPE == 1
+typedef bf16_t cache_t;
+#elif CACHE_TYPE == 2
+typedef f16_t cache_t;
+#elif CACHE_TYPE == 3
+typedef fp8_t cache_t;
+#else
+typedef float cache_t;
+#endif
+
+__device__ __forceinline__ float to_f(elem_t x) { return to_float(x); }
+__device__ __forceinline__ elem_t from_f(float f) { return from_float<elem_t>(f); }
 
 // Rounds a float to the element type and back: the value PyTorch would hold after an op in that dtype.
 __device__ __forceinline__ float rnd(float f) { return to_f(from_f(f)); }
@@ -107,44 +161,91 @@ extern "C" __global__ void add_rms_norm(elem_t* residual, const elem_t* __restri
 }
 
 // ---------------------------------------------------------------------------------------------------
-// RoPE on q and k of the fused QKV output (in place, rotate-half layout as in Hugging Face Llama), and
-// the rotated k plus v written into the paged pool at each token's slot. One block per token.
+// RMSNorm over each query and key head of the fused QKV output, in place (qwen3's q_norm and k_norm, before
+// rotary embedding). One block per token, one warp per head.
+//   qkv (numTokens, qkv_stride) = [q: numHeads*D | k: numKVHeads*D | v]; q_weight, k_weight (D)
+// ---------------------------------------------------------------------------------------------------
+extern "C" __global__ void head_rms_norm(elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
+                                         const elem_t* __restrict__ q_weight, const elem_t* __restrict__ k_weight, float eps) {
+    const int lane = threadIdx.x & 31;
+    elem_t* row = qkv + (long)blockIdx.x * qkv_stride;
+    for (int head = threadIdx.x >> 5; head < num_heads + num_kv_heads; head += blockDim.x >> 5) {
+        elem_t* x = row + head * HEAD_DIM;
+        const elem_t* w = head < num_heads ? q_weight : k_weight;
+        float sum_sq = 0.f;
+        for (int d = lane; d < HEAD_DIM; d += 32) { const float f = to_f(x[d]); sum_sq += f * f; }
+        const float inv = rsqrtf(warp_sum(sum_sq) / HEAD_DIM + eps);
+        for (int d = lane; d < HEAD_DIM; d += 32) x[d] = from_f(to_f(w[d]) * rnd(to_f(x[d]) * inv));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// K and v rows of the fused QKV output written into the paged pool at the token's slot, converted to the pool's
+// element type: stored = value / scale (scales = this layer's [k_scale, v_scale]; 1 for float pools).
+// ---------------------------------------------------------------------------------------------------
+__device__ void write_kv_row(const elem_t* row, int num_heads, int num_kv_heads, int slot, const float* __restrict__ scales,
+                             cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache) {
+    const elem_t* k_src = row + num_heads * HEAD_DIM;
+    const elem_t* v_src = k_src + num_kv_heads * HEAD_DIM;
+    const long kv_row = (long)slot * num_kv_heads * HEAD_DIM;
+    const float k_inv = 1.f / scales[0], v_inv = 1.f / scales[1];
+    for (int c = threadIdx.x; c < num_kv_heads * HEAD_DIM; c += blockDim.x) {
+        k_cache[kv_row + c] = from_float<cache_t>(to_f(k_src[c]) * k_inv);
+        v_cache[kv_row + c] = from_float<cache_t>(to_f(v_src[c]) * v_inv);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// RoPE on q and k of the fused QKV output (in place, rotate-half layout over the first ROTARY_DIM dimensions
+// of each head, as in Hugging Face Llama and Phi-3), then the rotated k and v written into the paged pool at
+// each token's slot (write_kv_row). One block per token.
 //   qkv        (numTokens, qkv_stride) holding [q: numHeads*D | k: numKVHeads*D | v: numKVHeads*D]
-//   positions, slots (numTokens) int32; a negative slot (padding) writes nothing to the pool
-//   cos, sin   (maxPositions, D/2) float32
-//   k_cache, v_cache (numSlots = numBlocks*blockSize, numKVHeads, D)
+//   positions, slots (numTokens) int32; a negative slot writes nothing to the pool (rotation only)
+//   cos, sin   (maxPositions, ROTARY_DIM/2) float32;  scales: this layer's [k_scale, v_scale]
+//   k_cache, v_cache (numSlots = numBlocks*blockSize, numKVHeads, D) of cache_t
 // ---------------------------------------------------------------------------------------------------
 extern "C" __global__ void rope_kv_write(elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
                                          const int* __restrict__ positions, const int* __restrict__ slots,
                                          const float* __restrict__ cos, const float* __restrict__ sin,
-                                         elem_t* __restrict__ k_cache, elem_t* __restrict__ v_cache) {
-    const int half = HEAD_DIM / 2;
+                                         const float* __restrict__ scales,
+                                         cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache) {
+    const int half = ROTARY_DIM / 2;
     elem_t* row = qkv + (long)blockIdx.x * qkv_stride;
     const int pos = positions[blockIdx.x];
-    const int slot = slots[blockIdx.x];
+    const int slot = slots == nullptr ? -1 : slots[blockIdx.x];
     const float* c_row = cos + (long)pos * half;
     const float* s_row = sin + (long)pos * half;
-    const long kv_row = (long)slot * num_kv_heads * HEAD_DIM;
     const int rotated_pairs = (num_heads + num_kv_heads) * half;
     for (int p = threadIdx.x; p < rotated_pairs; p += blockDim.x) {
         const int head = p / half, i = p % half;
         elem_t* x = row + head * HEAD_DIM;
         const float c = rnd(c_row[i]), s = rnd(s_row[i]);
         const float x1 = to_f(x[i]), x2 = to_f(x[i + half]);
-        const elem_t o1 = from_f(rnd(x1 * c) - rnd(x2 * s));
-        const elem_t o2 = from_f(rnd(x2 * c) + rnd(x1 * s));
-        x[i] = o1;
-        x[i + half] = o2;
-        if (head >= num_heads && slot >= 0) {
-            elem_t* k = k_cache + kv_row + (head - num_heads) * HEAD_DIM;
-            k[i] = o1;
-            k[i + half] = o2;
-        }
+        x[i] = from_f(rnd(x1 * c) - rnd(x2 * s));
+        x[i + half] = from_f(rnd(x2 * c) + rnd(x1 * s));
     }
     if (slot < 0) return;
-    const vec_t* v_src = reinterpret_cast<const vec_t*>(row + (num_heads + num_kv_heads) * HEAD_DIM);
-    vec_t* v_dst = reinterpret_cast<vec_t*>(v_cache + kv_row);
-    for (int c = threadIdx.x; c < num_kv_heads * HEAD_DIM / (int)VEC; c += blockDim.x) v_dst[c] = v_src[c];
+    __syncthreads();                               // k is rotated before it is copied
+    write_kv_row(row, num_heads, num_kv_heads, slot, scales, k_cache, v_cache);
+}
+
+// The K/V write alone, for rows rope_kv_write already rotated (the step that calibrates FP8 scales rotates, measures
+// the rotated K and V, sets the scales, then writes). One block per token.
+extern "C" __global__ void kv_write(const elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
+                                    const int* __restrict__ slots, const float* __restrict__ scales,
+                                    cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache) {
+    const int slot = slots[blockIdx.x];
+    if (slot >= 0) write_kv_row(qkv + (long)blockIdx.x * qkv_stride, num_heads, num_kv_heads, slot, scales, k_cache, v_cache);
+}
+
+// Rows of the pool gathered into a dense tensor in the model's element type, dequantized: out[i] = pool[slots[i]] *
+// scale, for the prefill attention (SDPA) over a sequence's context. pool (numSlots, numKVHeads, D) of cache_t;
+// out (numSlots gathered, numKVHeads, D) of elem_t. One block per gathered slot.
+extern "C" __global__ void gather_kv(const cache_t* __restrict__ pool, const int* __restrict__ slots, int num_kv_heads,
+                                     const float* __restrict__ scale, elem_t* __restrict__ out) {
+    const long from = (long)slots[blockIdx.x] * num_kv_heads * HEAD_DIM, to = (long)blockIdx.x * num_kv_heads * HEAD_DIM;
+    const float s = *scale;
+    for (int c = threadIdx.x; c < num_kv_heads * HEAD_DIM; c += blockDim.x) out[to + c] = from_f(to_float(pool[from + c]) * s);
 }
 
 // ---------------------------------------------------------------------------------------------------

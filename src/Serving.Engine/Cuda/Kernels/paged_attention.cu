@@ -18,37 +18,48 @@
 #define ATTN_THREADS 128
 #define NEG_INF __int_as_float(0xff800000)
 #define TILE 32                                   // tokens per shared-memory stage (two stages)
-#define K_ROW (HEAD_DIM + VEC)                    // padded K row: lanes reading different rows hit different banks
-#define HEAD_VECTORS (HEAD_DIM / (int)VEC)
+// one asynchronous copy moves CVEC_BYTES (-DCACHE_VEC_BYTES: 16, or the whole row when shorter, as FP8 heads of 8
+// dimensions are 8 bytes); the preprocessor needs it as a number, so the launcher passes it
+#define CVEC_BYTES CACHE_VEC_BYTES
+#define CVEC (CVEC_BYTES / (int)sizeof(cache_t))  // pool elements per copy
+#define K_ROW (HEAD_DIM + CVEC)                   // padded K row: lanes reading different rows hit different banks
+#define HEAD_VECTORS (HEAD_DIM / CVEC)
 #define OUT_PER_THREAD ((GROUP_SIZE * HEAD_DIM + ATTN_THREADS - 1) / ATTN_THREADS)
 
+struct __align__(CVEC_BYTES) cvec_t { cache_t v[CVEC]; };
+
 struct AttentionShared {
-    elem_t k[2][TILE * K_ROW];
-    elem_t v[2][TILE * HEAD_DIM];
+    cache_t k[2][TILE * K_ROW];
+    cache_t v[2][TILE * HEAD_DIM];
     float q[GROUP_SIZE * HEAD_DIM];               // scaled queries of the group
     float p[GROUP_SIZE * TILE];                   // scores, then probabilities, of the tile
     float m[GROUP_SIZE], l[GROUP_SIZE], alpha[GROUP_SIZE];
 };
 
-__device__ __forceinline__ void cp_async16(void* shared, const void* global) {
+// Copies CVEC_BYTES from global to shared memory without the registers (16 bytes bypass L1, shorter ones cannot).
+__device__ __forceinline__ void cp_async_vec(void* shared, const void* global) {
     const unsigned int address = (unsigned int)__cvta_generic_to_shared(shared);
+#if CVEC_BYTES == 16
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(address), "l"(global) : "memory");
+#else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" :: "r"(address), "l"(global), "n"(CVEC_BYTES) : "memory");
+#endif
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 // Waits until at most one committed group (the most recent: the next tile) is still in flight.
 __device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
 // Starts the asynchronous copy of `count` K/V rows into stage `stage`.
-__device__ void load_tile(AttentionShared& s, int stage, const elem_t* __restrict__ k_cache, const elem_t* __restrict__ v_cache,
+__device__ void load_tile(AttentionShared& s, int stage, const cache_t* __restrict__ k_cache, const cache_t* __restrict__ v_cache,
                           const int* __restrict__ table, int first, int count, int block_size, int num_kv_heads, int kv_head) {
     for (int c = threadIdx.x; c < TILE * HEAD_VECTORS; c += ATTN_THREADS) {
         const int r = c / HEAD_VECTORS, col = c % HEAD_VECTORS;
         if (r >= count) break;                     // rows grow with c: nothing further is in range
         const int token = first + r;
         const long slot = (long)table[token / block_size] * block_size + token % block_size;
-        const long offset = (slot * num_kv_heads + kv_head) * HEAD_DIM + col * VEC;
-        cp_async16(&s.k[stage][r * K_ROW + col * VEC], k_cache + offset);
-        cp_async16(&s.v[stage][r * HEAD_DIM + col * VEC], v_cache + offset);
+        const long offset = (slot * num_kv_heads + kv_head) * HEAD_DIM + col * CVEC;
+        cp_async_vec(&s.k[stage][r * K_ROW + col * CVEC], k_cache + offset);
+        cp_async_vec(&s.v[stage][r * HEAD_DIM + col * CVEC], v_cache + offset);
     }
 }
 
@@ -64,17 +75,17 @@ __device__ void score_tile(AttentionShared& s, int stage, int count) {
     if (r < count) {
 #pragma unroll 2
         for (int col = 0; col < HEAD_VECTORS; col++) {
-            const vec_t k = *reinterpret_cast<const vec_t*>(&s.k[stage][r * K_ROW + col * VEC]);
-            float kf[VEC];
+            const cvec_t k = *reinterpret_cast<const cvec_t*>(&s.k[stage][r * K_ROW + col * CVEC]);
+            float kf[CVEC];
 #pragma unroll
-            for (int j = 0; j < (int)VEC; j++) kf[j] = to_f(k.v[j]);
+            for (int j = 0; j < CVEC; j++) kf[j] = to_float(k.v[j]);
 #pragma unroll
             for (int i = 0; i < SCORES_PER_THREAD; i++) {
                 const int g = g0 + i * SCORE_STEP;
                 if (g >= GROUP_SIZE) break;
-                const float4* q = reinterpret_cast<const float4*>(&s.q[g * HEAD_DIM + col * VEC]);
+                const float4* q = reinterpret_cast<const float4*>(&s.q[g * HEAD_DIM + col * CVEC]);
 #pragma unroll
-                for (int j4 = 0; j4 < (int)VEC / 4; j4++) {
+                for (int j4 = 0; j4 < CVEC / 4; j4++) {
                     const float4 q4 = q[j4];
                     dot[i] += q4.x * kf[4 * j4] + q4.y * kf[4 * j4 + 1] + q4.z * kf[4 * j4 + 2] + q4.w * kf[4 * j4 + 3];
                 }
@@ -126,7 +137,7 @@ __device__ void accumulate_tile(const AttentionShared& s, int stage, float (&acc
 #if ATTN_THREADS % HEAD_DIM == 0
     const int d = threadIdx.x % HEAD_DIM, g0 = threadIdx.x / HEAD_DIM;
     for (int r = 0; r < count; r++) {
-        const float v = to_f(s.v[stage][r * HEAD_DIM + d]);
+        const float v = to_float(s.v[stage][r * HEAD_DIM + d]);
 #pragma unroll
         for (int i = 0; i < OUT_PER_THREAD; i++) {
             const int g = g0 + i * (ATTN_THREADS / HEAD_DIM);
@@ -139,30 +150,39 @@ __device__ void accumulate_tile(const AttentionShared& s, int stage, float (&acc
         for (int i = 0; i < OUT_PER_THREAD; i++) {
             const int idx = threadIdx.x + i * ATTN_THREADS;
             if (idx < GROUP_SIZE * HEAD_DIM)
-                acc[i] += s.p[(idx / HEAD_DIM) * TILE + r] * to_f(s.v[stage][r * HEAD_DIM + idx % HEAD_DIM]);
+                acc[i] += s.p[(idx / HEAD_DIM) * TILE + r] * to_float(s.v[stage][r * HEAD_DIM + idx % HEAD_DIM]);
         }
     }
 #endif
 }
 
-// q (numSeqs, numHeads*D) at row stride q_stride; out (numSeqs, numHeads*D);
-// part_out (numSeqs, numHeads, numPartitions, D) and part_ml (numSeqs, numHeads, numPartitions, 2) float32,
-// used only when num_partitions > 1. Grid: (numKVHeads, numSeqs, numPartitions).
+// The decode sequences of a step: decode_seqs (numDecodes) lists which sequences of the batch they are; the partition
+// size is read from the device (the step buffers), so a captured step follows each step's contexts; sequence s
+// reads its query from row token_rows[s] of q (numTokens, numHeads*D, row stride q_stride) and writes that row of
+// out (numTokens, numHeads*D); context_lens (numSeqs), block_tables (numSeqs, max_blocks_per_seq) int32.
+// part_out (numDecodes, numHeads, numPartitions, D) and part_ml (numDecodes, numHeads, numPartitions, 2) float32,
+// used only when num_partitions > 1. Grid: (numKVHeads, numDecodes, numPartitions).
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attention(
-        const elem_t* __restrict__ q, int q_stride, const elem_t* __restrict__ k_cache, const elem_t* __restrict__ v_cache,
+        const elem_t* __restrict__ q, int q_stride, const cache_t* __restrict__ k_cache, const cache_t* __restrict__ v_cache,
+        const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
         const int* __restrict__ block_tables, int max_blocks_per_seq, const int* __restrict__ context_lens,
-        int block_size, int partition_size, float scale,
+        int block_size, const int* __restrict__ partition_size_ptr, float scale, const float* __restrict__ kv_scales,
         elem_t* __restrict__ out, float* __restrict__ part_out, float* __restrict__ part_ml) {
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     AttentionShared& s = *reinterpret_cast<AttentionShared*>(shared_bytes);
-    const int kv_head = blockIdx.x, seq = blockIdx.y, part = blockIdx.z;
+    const int kv_head = blockIdx.x, item = blockIdx.y, part = blockIdx.z;
     const int num_kv_heads = gridDim.x, num_partitions = gridDim.z, num_heads = num_kv_heads * GROUP_SIZE;
+    const int seq = decode_seqs[item], row = token_rows[seq];
+    // partitions past the context's end exit at once: a captured step keeps its grid while contexts grow
+    const int partition_size = *partition_size_ptr;
     const int begin = part * partition_size;
     const int end = min(context_lens[seq], begin + partition_size);
     const int* table = block_tables + (long)seq * max_blocks_per_seq;
 
+    // stored K and V are value / scale: K's scale folds into the queries, V's into the output
+    const float q_scale = scale * kv_scales[0], v_scale = kv_scales[1];
     for (int idx = threadIdx.x; idx < GROUP_SIZE * HEAD_DIM; idx += ATTN_THREADS)
-        s.q[idx] = to_f(q[(long)seq * q_stride + kv_head * GROUP_SIZE * HEAD_DIM + idx]) * scale;
+        s.q[idx] = to_f(q[(long)row * q_stride + kv_head * GROUP_SIZE * HEAD_DIM + idx]) * q_scale;
     if (threadIdx.x < GROUP_SIZE) { s.m[threadIdx.x] = NEG_INF; s.l[threadIdx.x] = 0.f; }
     float acc[OUT_PER_THREAD];
 #pragma unroll
@@ -192,22 +212,25 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
         const int g = idx / HEAD_DIM, d = idx % HEAD_DIM, head = kv_head * GROUP_SIZE + g;
         if (num_partitions == 1) {
             const float l = s.l[g];
-            out[((long)seq * num_heads + head) * HEAD_DIM + d] = from_f(l > 0.f ? acc[i] / l : 0.f);
+            out[((long)row * num_heads + head) * HEAD_DIM + d] = from_f(l > 0.f ? acc[i] * v_scale / l : 0.f);
         } else {
-            const long row = ((long)seq * num_heads + head) * num_partitions + part;
-            part_out[row * HEAD_DIM + d] = acc[i];
-            if (d == 0) { part_ml[row * 2] = s.m[g]; part_ml[row * 2 + 1] = s.l[g]; }
+            const long part_row = ((long)item * num_heads + head) * num_partitions + part;
+            part_out[part_row * HEAD_DIM + d] = acc[i] * v_scale;
+            if (d == 0) { part_ml[part_row * 2] = s.m[g]; part_ml[part_row * 2 + 1] = s.l[g]; }
         }
     }
 }
 
-// Merges the partitions of paged_decode_attention. Grid: (numHeads, numSeqs); block: HEAD_DIM threads.
+// Merges the partitions of paged_decode_attention. Grid: (numHeads, numDecodes); block: HEAD_DIM threads.
 extern "C" __global__ void paged_attention_reduce(const float* __restrict__ part_out, const float* __restrict__ part_ml,
-                                                  const int* __restrict__ context_lens, int partition_size,
+                                                  const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
+                                                  const int* __restrict__ context_lens, const int* __restrict__ partition_size_ptr,
                                                   int num_partitions, elem_t* __restrict__ out) {
-    const int head = blockIdx.x, seq = blockIdx.y, num_heads = gridDim.x, d = threadIdx.x;
+    const int partition_size = *partition_size_ptr;
+    const int head = blockIdx.x, item = blockIdx.y, num_heads = gridDim.x, d = threadIdx.x;
+    const int seq = decode_seqs[item];
     const int used = min(num_partitions, (context_lens[seq] + partition_size - 1) / partition_size);
-    const long row0 = ((long)seq * num_heads + head) * num_partitions;
+    const long row0 = ((long)item * num_heads + head) * num_partitions;
     float m = NEG_INF;
     for (int p = 0; p < used; p++) m = fmaxf(m, part_ml[(row0 + p) * 2]);
     float l = 0.f, o = 0.f;
@@ -216,5 +239,5 @@ extern "C" __global__ void paged_attention_reduce(const float* __restrict__ part
         l += part_ml[(row0 + p) * 2 + 1] * w;
         o += part_out[(row0 + p) * HEAD_DIM + d] * w;
     }
-    out[((long)seq * num_heads + head) * HEAD_DIM + d] = from_f(l > 0.f ? o / l : 0.f);
+    out[((long)token_rows[seq] * num_heads + head) * HEAD_DIM + d] = from_f(l > 0.f ? o / l : 0.f);
 }

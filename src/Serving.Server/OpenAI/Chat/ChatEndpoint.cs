@@ -8,11 +8,10 @@ internal static class ChatEndpoint
 {
     public static async Task HandleAsync(HttpContext context, ServingContext serving)
     {
-        var arrival = DateTimeOffset.UtcNow;
         serving.EnsureReady();
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ChatRequest);
         serving.CheckModel(request.Model);
-        var plan = await serving.PreparePromptsAsync(() => ChatPlan.Create(request, serving, arrival), context.RequestAborted);
+        var plan = await serving.PreparePromptsAsync(() => ChatPlan.Create(request, serving), context.RequestAborted);
         var observer = serving.Observer("chat");
         var aborted = context.RequestAborted;
         await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Generation], observer, aborted);

@@ -10,7 +10,7 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
 {
     public int N => Generation.Sampling.N;
 
-    public static ChatPlan Create(ChatRequest request, ServingContext serving, DateTimeOffset arrival)
+    public static ChatPlan Create(ChatRequest request, ServingContext serving)
     {
         var limits = serving.Limits;
         ValidateChatFields(request);
@@ -24,7 +24,7 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
         Check.That(ids.Count > 0, "messages", "The rendered conversation is empty.");
         var sampling = SamplingRules.ToSamplingParams(fields, ids.Count, limits, "messages");
         var id = ServingContext.NewId("chatcmpl");
-        var generation = new GenerationRequest { RequestId = id, PromptTokenIds = ids, Sampling = sampling, ArrivalTime = arrival };
+        var generation = new GenerationRequest { RequestId = id, PromptTokenIds = ids, Sampling = sampling };
         return new ChatPlan(id, ServingContext.UnixNow(), request, text, generation);
     }
 

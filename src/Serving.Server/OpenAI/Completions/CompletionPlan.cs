@@ -8,7 +8,7 @@ namespace Serving.Server.OpenAI.Completions;
 internal sealed record CompletionPlan(string Id, long Created, CompletionRequest Request,
     IReadOnlyList<PromptInput> Prompts, IReadOnlyList<GenerationRequest> Requests, int N)
 {
-    public static CompletionPlan Create(CompletionRequest request, ServingContext serving, DateTimeOffset arrival)
+    public static CompletionPlan Create(CompletionRequest request, ServingContext serving)
     {
         var limits = serving.Limits;
         ValidateCompletionFields(request, limits);
@@ -23,7 +23,6 @@ internal sealed record CompletionPlan(string Id, long Created, CompletionRequest
         {
             RequestId = prompts.Count == 1 ? id : $"{id}-{i}",
             PromptTokenIds = prompt.TokenIds,
-            ArrivalTime = arrival,
             Sampling = SamplingRules.ToSamplingParams(fields, prompt.TokenIds.Count, limits, "prompt"),
         }).ToList();
         return new CompletionPlan(id, ServingContext.UnixNow(), request, prompts, requests, request.N ?? 1);

@@ -9,11 +9,10 @@ internal static class CompletionsEndpoint
 {
     public static async Task HandleAsync(HttpContext context, ServingContext serving)
     {
-        var arrival = DateTimeOffset.UtcNow;
         serving.EnsureReady();
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.CompletionRequest);
         serving.CheckModel(request.Model);
-        var plan = await serving.PreparePromptsAsync(() => CompletionPlan.Create(request, serving, arrival), context.RequestAborted);
+        var plan = await serving.PreparePromptsAsync(() => CompletionPlan.Create(request, serving), context.RequestAborted);
         var observer = serving.Observer("text_completion");
         var aborted = context.RequestAborted;
         await using var run = await GenerationRun.StartAsync(serving.Engine, plan.Requests, observer, aborted);

@@ -1,0 +1,37 @@
+using Serving.Engine.Config;
+
+namespace Serving.Engine.Architectures;
+
+/// The architectures the engine serves, keyed on config.json's `architectures` (then `model_type`), as vLLM's
+/// ModelRegistry is. Adding one is a file in this folder and a line here.
+public static class ArchitectureRegistry
+{
+    static readonly ModelArchitecture[] All = [new Llama(), new Mistral(), new Qwen2(), new Qwen3(), new Phi3()];
+
+    public static IReadOnlyList<string> Names { get; } = All.Select(a => a.Name).ToArray();
+
+    /// The checkpoint tensors a config needs, in file order, and the parameters they fill (its architecture's layout):
+    /// what loading checks, `init` writes and conversion rewrites.
+    public static IReadOnlyList<Weights.WeightBinding> Layout(ModelConfig config) => For(config).Layout(config);
+
+    /// The architecture of a config.json; a ModelConfigException names the field and lists what is supported.
+    internal static ModelArchitecture Find(JsonFields json)
+    {
+        var architectures = json.StringList("architectures");
+        var modelType = json.String("model_type");
+        if (architectures.Count == 0)
+            return All.FirstOrDefault(a => a.ModelType == modelType)
+                ?? throw ModelConfigException.Unsupported(json.File, "model_type", modelType, string.Join(", ", All.Select(a => a.ModelType)));
+        var architecture = All.FirstOrDefault(a => a.Name == architectures[0])
+            ?? throw ModelConfigException.Unsupported(json.File, "architectures", architectures[0], string.Join(", ", Names));
+        // a model_type that names another family means the config is not what its architecture reads
+        if (modelType is not null && modelType != architecture.ModelType)
+            throw ModelConfigException.Unsupported(json.File, "model_type", modelType, $"{architecture.ModelType} for {architecture.Name}");
+        return architecture;
+    }
+
+    /// The architecture of a config already read (ModelConfig.Architecture names it).
+    internal static ModelArchitecture For(ModelConfig config) =>
+        All.FirstOrDefault(a => a.Name == config.Architecture || a.ModelType == config.Architecture)
+        ?? throw new ModelConfigException($"unsupported architecture '{config.Architecture}' (supported: {string.Join(", ", Names)})");
+}

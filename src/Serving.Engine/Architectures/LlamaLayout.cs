@@ -1,0 +1,48 @@
+using Serving.Engine.Config;
+using Serving.Engine.Weights;
+using static Serving.Engine.Weights.RowKind;
+
+namespace Serving.Engine.Architectures;
+
+/// Tensor names of a Hugging Face Llama checkpoint (`model.layers.N.self_attn.q_proj.weight`, ...), which llama,
+/// mistral, qwen2 and qwen3 share. The model fuses q/k/v into one qkv_proj parameter and gate/up into one
+/// gate_up_proj, so each projection is one matrix product; the checkpoint's separate tensors fill their rows.
+internal static class LlamaLayout
+{
+    /// Embeddings, every layer (perLayer adds an architecture's extra tensors), the final norm and the LM head.
+    public static IReadOnlyList<WeightBinding> Model(ModelConfig config, Func<int, IEnumerable<WeightBinding>> layer)
+    {
+        var bindings = new List<WeightBinding> { new("model.embed_tokens.weight", [config.VocabSize, config.HiddenSize], "embed_tokens.weight") };
+        for (var i = 0; i < config.NumHiddenLayers; i++) bindings.AddRange(layer(i));
+        bindings.Add(new("model.norm.weight", [config.HiddenSize], "norm.weight"));
+        // tied checkpoints may still carry lm_head.weight (a copy of the embeddings); it is ignored
+        if (!config.TieWordEmbeddings)
+            bindings.Add(new("lm_head.weight", [config.VocabSize, config.HiddenSize], "lm_head.weight"));
+        return bindings;
+    }
+
+    /// One layer with separate q/k/v and gate/up tensors.
+    public static IEnumerable<WeightBinding> Layer(ModelConfig config, int layer)
+    {
+        var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
+        var (hidden, q, kv, inter) = ((long)config.HiddenSize, (long)config.QSize, (long)config.KVSize, (long)config.IntermediateSize);
+        (string Name, long Rows, long Offset, RowKind Kind)[] qkv = [("q_proj", q, 0, QueryHeads), ("k_proj", kv, q, KeyHeads), ("v_proj", kv, q + kv, ValueHeads)];
+        foreach (var (name, rows, offset, kind) in qkv)
+        {
+            yield return new($"{from}self_attn.{name}.weight", [rows, hidden], $"{to}self_attn.qkv_proj.weight", offset, kind);
+            if (config.QkvBias) yield return new($"{from}self_attn.{name}.bias", [rows], $"{to}self_attn.qkv_proj.bias", offset, kind);
+        }
+        yield return new($"{from}self_attn.o_proj.weight", [hidden, q], $"{to}self_attn.o_proj.weight");
+        if (config.OutputBias) yield return new($"{from}self_attn.o_proj.bias", [hidden], $"{to}self_attn.o_proj.bias");
+        (string Name, long Offset, RowKind Kind)[] gateUp = [("gate_proj", 0, Gate), ("up_proj", inter, Up)];
+        foreach (var (name, offset, kind) in gateUp)
+        {
+            yield return new($"{from}mlp.{name}.weight", [inter, hidden], $"{to}mlp.gate_up_proj.weight", offset, kind);
+            if (config.MlpBias) yield return new($"{from}mlp.{name}.bias", [inter], $"{to}mlp.gate_up_proj.bias", offset, kind);
+        }
+        yield return new($"{from}mlp.down_proj.weight", [hidden, inter], $"{to}mlp.down_proj.weight");
+        if (config.MlpBias) yield return new($"{from}mlp.down_proj.bias", [hidden], $"{to}mlp.down_proj.bias");
+        yield return new($"{from}input_layernorm.weight", [hidden], $"{to}input_layernorm.weight");
+        yield return new($"{from}post_attention_layernorm.weight", [hidden], $"{to}post_attention_layernorm.weight");
+    }
+}

@@ -1,0 +1,33 @@
+using Serving.Engine.Config;
+using Serving.Engine.Weights;
+
+namespace Serving.Engine.Architectures;
+
+/// Qwen3ForCausalLM: Llama's layout plus an RMSNorm over each query and key head before rotary embedding
+/// (q_norm, k_norm: one head_dim weight each per layer); head_dim is explicit and need not be hidden / heads.
+internal sealed class Qwen3 : ModelArchitecture
+{
+    public override string Name => "Qwen3ForCausalLM";
+    public override string ModelType => "qwen3";
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var attentionBias = json.Bool("attention_bias") ?? false;
+        return config with
+        {
+            QkNorm = true,
+            QkvBias = attentionBias,
+            OutputBias = attentionBias,
+            SlidingWindow = ModelConfigReader.SlidingWindow(json, inEffect: json.Bool("use_sliding_window") ?? false),
+        };
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer).Concat(HeadNorms(config, layer)));
+
+    static IEnumerable<WeightBinding> HeadNorms(ModelConfig config, int layer)
+    {
+        foreach (var name in new[] { "q_norm", "k_norm" })
+            yield return new($"model.layers.{layer}.self_attn.{name}.weight", [config.HeadDim], $"layers.{layer}.self_attn.{name}.weight");
+    }
+}

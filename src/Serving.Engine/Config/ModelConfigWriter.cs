@@ -1,0 +1,60 @@
+using System.Text.Json.Nodes;
+
+namespace Serving.Engine.Config;
+
+/// A ModelConfig written back as a Hugging Face config.json (transformers 4 spelling: rope_theta + rope_scaling),
+/// which ModelConfig.Load reads back to the same config: what `init` and training write next to their weights.
+public static class ModelConfigWriter
+{
+    public static JsonObject ToJson(ModelConfig config)
+    {
+        var json = new JsonObject
+        {
+            ["architectures"] = new JsonArray(config.Architectures.Select(a => (JsonNode)a).ToArray()),
+            ["model_type"] = config.ModelType,
+            ["hidden_act"] = "silu",
+            ["hidden_size"] = config.HiddenSize,
+            ["intermediate_size"] = config.IntermediateSize,
+            ["num_hidden_layers"] = config.NumHiddenLayers,
+            ["num_attention_heads"] = config.NumAttentionHeads,
+            ["num_key_value_heads"] = config.NumKeyValueHeads,
+            ["head_dim"] = config.HeadDim,
+            ["vocab_size"] = config.VocabSize,
+            ["rms_norm_eps"] = config.RmsNormEps,
+            ["max_position_embeddings"] = config.MaxPositionEmbeddings,
+            ["rope_theta"] = config.Rope.Theta,
+            ["attention_bias"] = config.QkvBias,
+            ["mlp_bias"] = config.MlpBias,
+            ["tie_word_embeddings"] = config.TieWordEmbeddings,
+            ["torch_dtype"] = config.Dtype,
+            ["bos_token_id"] = config.BosTokenId,
+            ["eos_token_id"] = config.EosTokenIds.Count == 1 ? config.EosTokenIds[0] : new JsonArray(config.EosTokenIds.Select(id => (JsonNode)id).ToArray()),
+        };
+        if (config.PartialRotaryFactor != 1.0) json["partial_rotary_factor"] = config.PartialRotaryFactor;
+        if (config.SlidingWindow is { } window)
+        {
+            json["sliding_window"] = window;
+            json["use_sliding_window"] = true;
+        }
+        if (RopeScaling(config.Rope) is { } scaling) json["rope_scaling"] = scaling;
+        if (config.Rope.Type == RopeType.LongRope) json["original_max_position_embeddings"] = config.Rope.OriginalMaxPositionEmbeddings;
+        return json;
+    }
+
+    static JsonObject? RopeScaling(RopeConfig rope) => rope.Type switch
+    {
+        RopeType.Linear => new JsonObject { ["rope_type"] = "linear", ["factor"] = rope.Factor },
+        RopeType.Llama3 => new JsonObject
+        {
+            ["rope_type"] = "llama3", ["factor"] = rope.Factor, ["low_freq_factor"] = rope.LowFreqFactor,
+            ["high_freq_factor"] = rope.HighFreqFactor, ["original_max_position_embeddings"] = rope.OriginalMaxPositionEmbeddings,
+        },
+        RopeType.LongRope => new JsonObject
+        {
+            ["rope_type"] = "longrope", ["attention_factor"] = rope.AttentionScaling,
+            ["short_factor"] = new JsonArray(rope.ShortFactor.Select(f => (JsonNode)f).ToArray()),
+            ["long_factor"] = new JsonArray(rope.LongFactor.Select(f => (JsonNode)f).ToArray()),
+        },
+        _ => null,
+    };
+}

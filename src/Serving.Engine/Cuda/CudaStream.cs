@@ -1,0 +1,77 @@
+using System.Runtime.InteropServices;
+
+namespace Serving.Engine.Cuda;
+
+/// The stream a model's steps run on, created by the engine (never the legacy default stream, on which CUDA graph
+/// capture is not allowed). MakeCurrent also makes it libtorch's current stream on the calling thread, so
+/// TorchSharp's ops, cuBLAS and the fused kernels of a step queue on one stream, in order, with no
+/// synchronization between them. Owns the stream (Dispose destroys it).
+internal sealed class CudaStream : IDisposable
+{
+    readonly CudaDevice _device;
+
+    CudaStream(CudaDevice device, IntPtr handle) => (_device, Handle) = (device, handle);
+
+    public IntPtr Handle { get; private set; }
+
+    public static CudaStream Create(CudaDevice device)
+    {
+        device.MakeCurrent();
+        return new CudaStream(device, CudaDriver.CreateStream());
+    }
+
+    /// Makes the device's context current on this thread and this stream libtorch's current stream (both are
+    /// thread-local: call on the thread that runs the step).
+    public void MakeCurrent()
+    {
+        _device.MakeCurrent();
+        TorchCudaStreams.SetCurrent(Handle, _device.Ordinal);
+    }
+
+    /// Waits until everything queued on the stream has run.
+    public void Synchronize() => CudaDriver.SynchronizeStream(Handle);
+
+    /// Waits for the stream's work, gives libtorch back its default stream on this thread (its current stream must
+    /// never be a destroyed one), and destroys the stream.
+    public void Dispose()
+    {
+        if (Handle == IntPtr.Zero) return;
+        Synchronize();
+        TorchCudaStreams.SetDefault(_device.Ordinal);
+        CudaDriver.DestroyStream(Handle);
+        Handle = IntPtr.Zero;
+    }
+}
+
+/// libtorch's notion of the current CUDA stream (c10::cuda), which TorchSharp does not expose: bound by the C++
+/// symbols of libc10_cuda (stable across libtorch 2.x). c10::cuda::CUDAStream is a 16-byte value (device type,
+/// device index, stream id) passed and returned in registers.
+internal static unsafe class TorchCudaStreams
+{
+    [StructLayout(LayoutKind.Sequential)]
+    struct C10Stream
+    {
+        public sbyte DeviceType;
+        public sbyte DeviceIndex;
+        public long Id;
+    }
+
+    static readonly IntPtr Library = NativeLibraryLoader.LoadFirst("libc10_cuda.so", "c10_cuda.dll");
+
+    // c10::cuda::getStreamFromExternal(CUstream_st*, signed char)
+    static readonly delegate* unmanaged<IntPtr, sbyte, C10Stream> FromExternalFn =
+        (delegate* unmanaged<IntPtr, sbyte, C10Stream>)NativeLibraryLoader.Export(Library, "_ZN3c104cuda21getStreamFromExternalEP11CUstream_sta");
+
+    // c10::cuda::getDefaultCUDAStream(signed char)
+    static readonly delegate* unmanaged<sbyte, C10Stream> DefaultFn =
+        (delegate* unmanaged<sbyte, C10Stream>)NativeLibraryLoader.Export(Library, "_ZN3c104cuda20getDefaultCUDAStreamEa");
+
+    // c10::cuda::setCurrentCUDAStream(c10::cuda::CUDAStream)
+    static readonly delegate* unmanaged<C10Stream, void> SetCurrentFn =
+        (delegate* unmanaged<C10Stream, void>)NativeLibraryLoader.Export(Library, "_ZN3c104cuda20setCurrentCUDAStreamENS0_10CUDAStreamE");
+
+    public static void SetCurrent(IntPtr stream, int deviceOrdinal) => SetCurrentFn(FromExternalFn(stream, (sbyte)deviceOrdinal));
+
+    /// Makes the device's default stream libtorch's current one on this thread again.
+    public static void SetDefault(int deviceOrdinal) => SetCurrentFn(DefaultFn((sbyte)deviceOrdinal));
+}

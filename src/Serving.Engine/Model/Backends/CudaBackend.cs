@@ -1,0 +1,171 @@
+using Serving.Engine.Config;
+using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model.Backends;
+
+/// The fused backend: the NVRTC-compiled kernels of ../../Cuda for norms, rotary + KV write, decode attention and
+/// SiLU x up, launched on the model's own stream, where TorchSharp's matrix products and the prefill attention of
+/// the step run too. Owns the stream, the compiled kernels and the step buffers (fixed addresses, so a decode step
+/// can be captured as a CUDA graph); the rotary table belongs to the model.
+internal sealed class CudaBackend : DecoderBackend
+{
+    readonly ModelConfig _config;
+    readonly RopeTable _rope;
+
+    public CudaBackend(ModelConfig config, KernelShape shape, RopeTable rope, Device device)
+    {
+        (_config, _rope) = (config, rope);
+        var cudaDevice = CudaDevice.Open(Math.Max(device.index, 0));
+        Stream = CudaStream.Create(cudaDevice);
+        Kernels = new FusedKernels(cudaDevice, Stream.Handle, shape);
+        Buffers = new DeviceStepBuffers(maxTokens: 256, maxSeqs: 16, maxBlocksPerSeq: 64, device);
+    }
+
+    /// Whether the kernels take this model and pool on the device: see FusedKernels.Supports; rows of whole
+    /// 16-byte vectors.
+    public static bool Supports(ModelConfig config, KernelShape shape, Device device) =>
+        config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0
+        && FusedKernels.Supports(shape, CudaDevice.Open(Math.Max(device.index, 0)).ComputeCapability);
+
+    public CudaStream Stream { get; }
+    public FusedKernels Kernels { get; }
+    public DeviceStepBuffers Buffers { get; }
+    /// When set, steps time each operation into it (the benchmark's --profile).
+    public KernelProfile? Profile { get; set; }
+
+    public override DecoderStep Begin(StepInputs inputs, PagedKVCache cache) => new CudaStep(this, _config, _rope, inputs, cache);
+
+    /// A decode step of fixed shape for capture: its attention grid is the plan's (NumPartitions), whatever the
+    /// contexts of the steps that replay it.
+    public CudaStep BeginCapture(StepInputs inputs, PagedKVCache cache, DecodeAttentionPlan plan) =>
+        new(this, _config, _rope, inputs, cache, plan);
+
+    public override void Dispose()
+    {
+        Stream.Synchronize();
+        Buffers.Dispose();
+        Kernels.Dispose();
+        Stream.Dispose();
+    }
+}
+
+/// One step of the fused backend. Its metadata lives in the backend's step buffers (uploaded here, one copy); it owns
+/// the views and the attention workspace; intermediates belong to the caller's dispose scope and are released in
+/// stream order.
+internal sealed class CudaStep : DecoderStep
+{
+    readonly FusedKernels _kernels;
+    readonly KernelProfile? _profile;
+    readonly ModelConfig _config;
+    readonly RopeTable _rope;
+    readonly PagedKVCache _cache;
+    readonly StepInputs _inputs;
+    readonly Tensor _positions, _slots, _tokenRows, _decodeSeqs, _contextLengths, _blockTables;
+    readonly int[] _prefillSeqs;
+    readonly Tensor? _contextSlots;        // (sum of prefill context lengths) int32, prefill sequences only
+    readonly DecodeAttentionPlan? _plan;
+    readonly Tensor _partitionSize;        // (1) int32: tokens per attention partition this step
+    readonly Tensor? _workspace;           // float32, plan.WorkspaceElements
+
+    public CudaStep(CudaBackend backend, ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache,
+        DecodeAttentionPlan? fixedPlan = null)
+    {
+        (_kernels, _config, _rope, _cache, _inputs) = (backend.Kernels, config, rope, cache, inputs);
+        _profile = backend.Profile;
+        backend.Stream.MakeCurrent();
+        using var scope = NewDisposeScope();
+        var decodes = Enumerable.Range(0, inputs.NumSeqs).Where(s => inputs.QueryLength(s) == 1).ToArray();
+        _prefillSeqs = Enumerable.Range(0, inputs.NumSeqs).Where(s => inputs.QueryLength(s) > 1).ToArray();
+        var buffers = backend.Buffers;
+        var maxDecodeContext = decodes.Length == 0 ? 1 : decodes.Max(d => inputs.ContextLengths[d]);
+        if (decodes.Length > 0) _plan = fixedPlan ?? _kernels.PlanDecode(decodes.Length, maxDecodeContext);
+        buffers.Upload(inputs, decodes, _plan?.PartitionSizeFor(maxDecodeContext) ?? 0);
+        _partitionSize = buffers.PartitionSize;
+        var (n, s) = (inputs.NumTokens, inputs.NumSeqs);
+        (TokenIds, _positions, _slots) = (buffers.TokenIds(n), buffers.Positions(n), buffers.Slots(n));
+        LogitRows = inputs.LogitRows.Length == n ? null : buffers.LogitRows(inputs.LogitRows.Length);
+        (_tokenRows, _decodeSeqs) = (buffers.TokenRows(s), buffers.DecodeSeqs(decodes.Length));
+        (_contextLengths, _blockTables) = (buffers.ContextLengths(s), buffers.BlockTables(s));
+        if (_prefillSeqs.Length > 0)
+            _contextSlots = tensor(PrefillAttention.ContextSlots(inputs, _prefillSeqs), dtype: ScalarType.Int32, device: cache.Device);
+        if (_plan is not null)
+            _workspace = empty(_plan.WorkspaceElements(config.NumAttentionHeads, config.HeadDim), ScalarType.Float32, cache.Device);
+        Keep(scope);
+    }
+
+    public override Tensor TokenIds { get; }
+    public override Tensor? LogitRows { get; }
+
+    public override Tensor RmsNorm(Tensor x, Tensor weight, double eps) => Timed("norms", () =>
+    {
+        var output = empty_like(x);
+        _kernels.RmsNorm(x, weight, output, (float)eps);
+        return output;
+    });
+
+    public override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps) => Timed("norms", () =>
+    {
+        var output = empty_like(x);
+        _kernels.AddRmsNorm(residual, x, weight, output, (float)eps);
+        return (output, residual);
+    });
+
+    public override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps) => Timed("norms", () =>
+    {
+        _kernels.HeadRmsNorm(qkv, qWeight, kWeight, (float)eps);
+        return qkv;
+    });
+
+    public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer) => Timed("rotary + KV write", () => RotaryAndWrite(qkv, layer));
+
+    public override Tensor Attention(Tensor qkv, int layer) => Timed("attention", () => Attend(qkv, layer));
+
+    public override Tensor SiluAndMul(Tensor gateUp) => Timed("silu x up", () =>
+    {
+        var output = empty(gateUp.size(0), gateUp.size(1) / 2, gateUp.dtype, gateUp.device);
+        _kernels.SiluMul(gateUp, output);
+        return output;
+    });
+
+    T Timed<T>(string operation, Func<T> work) => _profile is null ? work() : _profile.Time(operation, work);
+
+    Tensor RotaryAndWrite(Tensor qkv, int layer)
+    {
+        var (keys, values, scales) = (_cache.Keys(layer), _cache.Values(layer), _cache.Scales[layer]);
+        if (!_cache.CalibrateScales)
+        {
+            _kernels.RopeAndWriteKV(qkv, _positions, _slots, _rope.Cos, _rope.Sin, scales, keys, values);
+            return qkv;
+        }
+        // --calculate-kv-scales: rotate, measure the rotated K and V, set this layer's scales, then write
+        _kernels.RopeAndWriteKV(qkv, _positions, null, _rope.Cos, _rope.Sin, scales, keys, values);
+        var (heads, kvHeads, dim) = (_config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
+        using (var scope = NewDisposeScope())
+        {
+            var k = qkv.narrow(1, heads * dim, kvHeads * dim).abs().max();
+            var v = qkv.narrow(1, (heads + kvHeads) * dim, kvHeads * dim).abs().max();
+            var amax = stack([k, v]).to_type(ScalarType.Float32);
+            scales.copy_(clamp_min(amax / _cache.Dtype.MaxMagnitude, 1e-8));  // the largest value maps to the type's largest
+        }
+        _kernels.WriteKV(qkv, _slots, scales, keys, values);
+        return qkv;
+    }
+
+    Tensor Attend(Tensor qkv, int layer)
+    {
+        var (keys, values) = (_cache.Keys(layer), _cache.Values(layer));
+        var output = empty(_inputs.NumTokens, _config.QSize, qkv.dtype, qkv.device);
+        if (_plan is not null)
+        {
+            // each decode sequence's query is the first QSize columns of its row of qkv (read at qkv's row stride)
+            _kernels.PagedDecodeAttention(qkv, keys, values, _decodeSeqs, _tokenRows, _blockTables, _contextLengths,
+                _partitionSize, _cache.Scales[layer], _plan, output, _workspace!);
+        }
+        if (_contextSlots is not null)
+            PrefillAttention.Run(_kernels, qkv, layer, _cache, _inputs, _prefillSeqs, _contextSlots, output);
+        return output;
+    }
+
+}

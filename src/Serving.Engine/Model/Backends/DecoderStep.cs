@@ -1,0 +1,63 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model.Backends;
+
+/// The operations the decoder is written against, bound to one forward step (its metadata on the device and the
+/// KV pool). Each has two implementations: TorchStep, plain TorchSharp for any device and dtype (the reference),
+/// and CudaStep, the fused NVRTC kernels. Linear layers and the embedding lookup are plain TorchSharp in both.
+/// Tensors: x, residual, hidden (numTokens, hidden); qkv (numTokens, (H + 2G) D) = [q heads | k heads | v heads].
+internal abstract class DecoderStep : IDisposable
+{
+    readonly List<IDisposable> _owned = [];
+
+    /// (numTokens) int32 or int64: the step's token ids on the model's device.
+    public abstract Tensor TokenIds { get; }
+
+    /// (numLogits) rows whose logits the step returns, on the device; null when that is every row.
+    public abstract Tensor? LogitRows { get; }
+
+    /// weight * RMSNorm(x), normalised in float32 and rounded to the model dtype as transformers does.
+    public abstract Tensor RmsNorm(Tensor x, Tensor weight, double eps);
+
+    /// The pre-norm block's add + norm: residual' = residual + x, then weight * RMSNorm(residual'). Returns both;
+    /// a backend may update residual in place and return the same tensor.
+    public abstract (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps);
+
+    /// RMSNorm over each query head (qWeight) and key head (kWeight) of qkv, before rotary embedding (qwen3).
+    public abstract Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps);
+
+    /// Rotates q and k by their positions and writes k and v into the layer's pool at the step's slots.
+    /// Returns qkv with q and k rotated (a backend may rotate in place and return the same tensor).
+    public abstract Tensor RotaryAndCacheWrite(Tensor qkv, int layer);
+
+    /// Attention of every new token over its sequence's context (already written), one KV head per group of query
+    /// heads: (numTokens, H D), heads in query-head order.
+    public abstract Tensor Attention(Tensor qkv, int layer);
+
+    /// silu(gate) * up, from gateUp (numTokens, 2 ffn) = [gate | up]: (numTokens, ffn).
+    public abstract Tensor SiluAndMul(Tensor gateUp);
+
+    /// Takes the tensors a scope collected while the step was built (its metadata): they live until Dispose.
+    protected void Keep(DisposeScope scope)
+    {
+        var made = scope.DisposablesView.ToList();
+        scope.Detach(made);
+        _owned.AddRange(made);
+    }
+
+    public void Dispose()
+    {
+        foreach (var tensor in _owned) tensor.Dispose();
+        _owned.Clear();
+    }
+}
+
+/// Makes the DecoderStep of each forward step for one model; owns what lives across steps (rotary table, compiled
+/// kernels, fixed device buffers).
+internal abstract class DecoderBackend : IDisposable
+{
+    public abstract DecoderStep Begin(StepInputs inputs, KVCache.PagedKVCache cache);
+
+    public abstract void Dispose();
+}

@@ -1,0 +1,68 @@
+using Serving.Engine.Cuda;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn.functional;
+
+namespace Serving.Engine.Model.Backends;
+
+/// The CUDA backend's attention for sequences that bring several query tokens (prefill, chunked prefill), through
+/// TorchSharp's scaled-dot-product attention, one sequence at a time. Keys and values come from the pool (the rope
+/// kernel has already written this step's), gathered by a kernel into the model dtype (dequantized for FP8 pools),
+/// one KV head each: queries are grouped as (numKVHeads, groupSize x queryLength, headDim) against (numKVHeads,
+/// contextLength, headDim), so K/V are never repeated per query head, with a causal mask that lets query j see
+/// context positions up to its own.
+internal static class PrefillAttention
+{
+    /// qkv (N, (H + 2G) D) with q and k rotated; writes the rows of the given sequences into output (N, H D);
+    /// contextSlots: every context slot of those sequences, in their order (see ContextSlots).
+    public static void Run(FusedKernels kernels, Tensor qkv, int layer, KVCache.PagedKVCache cache, StepInputs inputs,
+        IReadOnlyList<int> seqs, Tensor contextSlots, Tensor output)
+    {
+        var (numHeads, numKVHeads, headDim) = (kernels.Shape.NumHeads, kernels.Shape.NumKVHeads, kernels.Shape.HeadDim);
+        var scales = cache.Scales[layer];
+        var groupSize = numHeads / numKVHeads;
+        var contextStart = 0;
+        foreach (var s in seqs)
+        {
+            var (queryStart, queryLength, contextLength) = (inputs.QueryStarts[s], inputs.QueryLength(s), inputs.ContextLengths[s]);
+            using var scope = NewDisposeScope();
+            var slots = contextSlots.narrow(0, contextStart, contextLength);
+            var q = qkv.narrow(0, queryStart, queryLength).narrow(1, 0, numHeads * headDim)
+                .view(queryLength, numKVHeads, groupSize, headDim)
+                .permute(1, 2, 0, 3).reshape(1, numKVHeads, -1, headDim);              // (1, G, group Lq, D)
+            var k = Gather(kernels, cache.Keys(layer), slots, scales[0], q.dtype).transpose(0, 1).unsqueeze(0);   // (1, G, C, D)
+            var v = Gather(kernels, cache.Values(layer), slots, scales[1], q.dtype).transpose(0, 1).unsqueeze(0);
+            var mask = CausalMask(queryLength, contextLength, groupSize, qkv.device);
+            var attended = scaled_dot_product_attention(q, k, v, mask)                  // (1, G, group Lq, D)
+                .view(numKVHeads, groupSize, queryLength, headDim)
+                .permute(2, 0, 1, 3).reshape(queryLength, numHeads * headDim);
+            output.narrow(0, queryStart, queryLength).copy_(attended);
+            contextStart += contextLength;
+        }
+    }
+
+    // pool rows at slots, dequantized into the model dtype: (C, G, D)
+    static Tensor Gather(FusedKernels kernels, Tensor pool, Tensor slots, Tensor scale, ScalarType dtype)
+    {
+        var output = empty(slots.size(0), kernels.Shape.NumKVHeads, kernels.Shape.HeadDim, dtype, pool.device);
+        kernels.GatherKV(pool, slots, scale, output);
+        return output;
+    }
+
+    /// Every context position's pool slot of the given sequences, sequence after sequence (host side).
+    public static int[] ContextSlots(StepInputs inputs, IReadOnlyList<int> seqs)
+    {
+        var slots = new int[seqs.Sum(s => inputs.ContextLengths[s])];
+        var i = 0;
+        foreach (var s in seqs)
+            for (var p = 0; p < inputs.ContextLengths[s]; p++)
+                slots[i++] = KVCache.SlotMapping.Slot(inputs.BlockTables[s], p, inputs.BlockSize);
+        return slots;
+    }
+
+    // (group Lq, C) bool: row r is query r % Lq, at position C - Lq + r % Lq; it sees columns up to that position.
+    static Tensor CausalMask(int queryLength, int contextLength, int groupSize, Device device)
+    {
+        var queryPositions = arange(contextLength - queryLength, contextLength, device: device).repeat(groupSize).unsqueeze(1);
+        return arange(contextLength, device: device).unsqueeze(0) <= queryPositions;
+    }
+}

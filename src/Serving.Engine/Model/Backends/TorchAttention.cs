@@ -1,0 +1,102 @@
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model.Backends;
+
+/// The reference backend's paged attention, with one KV head per group of query heads. Query head h belongs to KV
+/// head h / groupSize (as transformers' repeat_kv orders them); instead of repeating K/V per query head, the group's
+/// queries are stacked, (kvHeads, groupSize * queryLength, headDim), against their single KV head, (kvHeads,
+/// context, headDim): each KV head is read once per group.
+///
+/// Sequences attend in groups: the decode sequences (one new token each) form one group, padded to the longest
+/// context; each prefill chunk is a group of its own. So no query is ever padded: a group is either (numSeqs, 1
+/// query) or (1 sequence, queryLength queries). Query i of a chunk sits at position c - q + i and sees keys 0 .. that
+/// position (causal over the whole context, earlier chunks and prefix-cache hits included).
+internal sealed class TorchAttention
+{
+    /// Sequences that attend together: Rows (decode groups) or the chunk starting at TokenStart; their block tables
+    /// padded with block 0; Hidden (numSeqs, 1, 1, queryLength, numBlocks * blockSize) true where a key is not visible.
+    sealed record Group(Tensor? Rows, int TokenStart, int NumSeqs, int QueryLength, Tensor BlockTables, Tensor Hidden);
+
+    readonly int _numHeads, _numKVHeads, _headDim, _groupSize;
+    readonly double _scale;
+    readonly List<Group> _groups = [];
+
+    public TorchAttention(int numHeads, int numKVHeads, int headDim, StepInputs inputs, Device device)
+    {
+        (_numHeads, _numKVHeads, _headDim) = (numHeads, numKVHeads, headDim);
+        _groupSize = numHeads / numKVHeads;
+        _scale = 1.0 / Math.Sqrt(headDim);
+        var decodes = new List<int>();
+        for (var s = 0; s < inputs.NumSeqs; s++)
+        {
+            if (inputs.QueryLength(s) == 1) decodes.Add(s);
+            else _groups.Add(PrefillGroup(inputs, s, device));
+        }
+        if (decodes.Count > 0) _groups.Add(DecodeGroup(inputs, decodes, device));
+    }
+
+    // q (numTokens, numHeads, headDim), pools (numBlocks, blockSize, numKVHeads, headDim) -> (numTokens, numHeads * headDim)
+    public Tensor Forward(Tensor q, Tensor keyPool, Tensor valuePool)
+    {
+        var output = q.new_empty(q.shape[0], _numHeads * _headDim);
+        foreach (var group in _groups)
+        {
+            if (group.Rows is { } rows)
+                output.index_copy_(0, rows, Attend(q.index_select(0, rows).unsqueeze(1), keyPool, valuePool, group));
+            else
+                output.narrow(0, group.TokenStart, group.QueryLength)
+                    .copy_(Attend(q.narrow(0, group.TokenStart, group.QueryLength).unsqueeze(0), keyPool, valuePool, group));
+        }
+        return output;
+    }
+
+    // q (S, Q, numHeads, headDim) -> (S * Q, numHeads * headDim)
+    Tensor Attend(Tensor q, Tensor keyPool, Tensor valuePool, Group group)
+    {
+        var (s, queries) = (group.NumSeqs, group.QueryLength);
+        var grouped = q.view(s, queries, _numKVHeads, _groupSize, _headDim)
+            .permute(0, 2, 3, 1, 4).reshape(s, _numKVHeads, _groupSize * queries, _headDim);    // (S, kvHeads, G * Q, headDim)
+        var keys = Gather(keyPool, group, q.dtype).permute(0, 2, 3, 1);                           // (S, kvHeads, headDim, ctx)
+        var values = Gather(valuePool, group, q.dtype).permute(0, 2, 1, 3);                       // (S, kvHeads, ctx, headDim)
+        var scores = matmul(grouped, keys).mul_(_scale);                                          // (S, kvHeads, G * Q, ctx)
+        var context = scores.shape[3];
+        // the causal mask is the same for every query head of a group: broadcast it over kvHeads and G
+        scores = scores.view(s, _numKVHeads, _groupSize, queries, context)
+            .masked_fill(group.Hidden, double.NegativeInfinity)
+            .view(s, _numKVHeads, _groupSize * queries, context);
+        var probabilities = scores.softmax(-1, ScalarType.Float32).to_type(q.dtype);             // softmax in float32
+        var attended = matmul(probabilities, values);                                             // (S, kvHeads, G * Q, headDim)
+        return attended.view(s, _numKVHeads, _groupSize, queries, _headDim)
+            .permute(0, 3, 1, 2, 4).reshape(s * queries, _numKVHeads * _groupSize * _headDim);    // heads ordered kv * G + g
+    }
+
+    /// The blocks of each sequence's table, in order, in the model's dtype: context position p is row p of the result.
+    // pool (numBlocks, blockSize, kvHeads, headDim) -> (S, numBlocks * blockSize, kvHeads, headDim)
+    Tensor Gather(Tensor pool, Group group, ScalarType dtype) =>
+        pool.index_select(0, group.BlockTables.view(-1)).view(group.NumSeqs, -1, _numKVHeads, _headDim).to_type(dtype);
+
+    static Group PrefillGroup(StepInputs inputs, int s, Device device)
+    {
+        var (q, c) = (inputs.QueryLength(s), inputs.ContextLengths[s]);
+        var table = inputs.BlockTables[s];
+        var blocks = tensor(table.Select(b => (long)b).ToArray(), device: device).view(1, table.Length);
+        var lastVisible = arange(c - q, c, int64, device);                        // (q)
+        var keyPositions = arange(table.Length * inputs.BlockSize, int64, device); // (numBlocks * blockSize)
+        var hidden = keyPositions.unsqueeze(0) > lastVisible.unsqueeze(1);        // (q, numBlocks * blockSize)
+        return new Group(null, inputs.QueryStarts[s], 1, q, blocks, hidden.view(1, 1, 1, q, -1));
+    }
+
+    static Group DecodeGroup(StepInputs inputs, List<int> seqs, Device device)
+    {
+        var numBlocks = seqs.Max(s => inputs.BlockTables[s].Length);
+        var table = new long[seqs.Count * numBlocks];                             // padding: block 0
+        for (var i = 0; i < seqs.Count; i++)
+            for (var b = 0; b < inputs.BlockTables[seqs[i]].Length; b++)
+                table[i * numBlocks + b] = inputs.BlockTables[seqs[i]][b];
+        var lastVisible = tensor(seqs.Select(s => (long)inputs.ContextLengths[s] - 1).ToArray(), device: device);  // (numSeqs)
+        var keyPositions = arange(numBlocks * inputs.BlockSize, int64, device);
+        var hidden = keyPositions.unsqueeze(0) > lastVisible.unsqueeze(1);        // (numSeqs, numBlocks * blockSize)
+        var rows = tensor(seqs.Select(s => (long)inputs.LastRow(s)).ToArray(), device: device);
+        return new Group(rows, 0, seqs.Count, 1, tensor(table, device: device).view(seqs.Count, numBlocks), hidden.view(seqs.Count, 1, 1, 1, -1));
+    }
+}

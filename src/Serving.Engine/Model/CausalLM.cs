@@ -1,0 +1,79 @@
+using Serving.Engine.Config;
+using Serving.Engine.KVCache;
+using Serving.Engine.Model.Backends;
+using TorchSharp;
+using TorchSharp.Utils;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model;
+
+/// The decoder every registered architecture runs (../Architectures), over a flat batch of tokens from several
+/// sequences and the paged KV pool: embed, N pre-norm blocks, final norm, LM head. Written once against the
+/// DecoderStep operations; the backend (plain TorchSharp or the fused CUDA kernels) supplies them. Parameter names
+/// follow the checkpoint's without the "model." prefix, except the fused qkv_proj and gate_up_proj.
+internal sealed class CausalLM : nn.Module
+{
+    [ComponentName(Name = "embed_tokens")] readonly Embedding _embedTokens;  // (vocab, hidden)
+    [ComponentName(Name = "layers")] readonly ModuleList<DecoderLayer> _layers;
+    [ComponentName(Name = "norm")] readonly RmsNorm _norm;
+    [ComponentName(Name = "lm_head")] readonly Linear? _lmHead;              // (vocab, hidden); null when tied to embed_tokens
+
+    public ModelConfig Config { get; }
+    public ScalarType Dtype { get; }
+    public Device Device { get; }
+
+    public CausalLM(ModelConfig config, ScalarType dtype, Device device) : base("CausalLM")
+    {
+        (Config, Dtype, Device) = (config, dtype, device);
+        _embedTokens = new Embedding(config.VocabSize, config.HiddenSize, dtype, device);
+        _layers = new ModuleList<DecoderLayer>(
+            Enumerable.Range(0, config.NumHiddenLayers).Select(i => new DecoderLayer(config, i, dtype, device)).ToArray());
+        _norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+        _lmHead = config.TieWordEmbeddings ? null : new Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
+        RegisterComponents();
+    }
+
+    /// (vocab, hidden): the token embedding table.
+    public Tensor EmbeddingTable => _embedTokens.Weight;
+
+    /// Runs one step: logits of the step's LogitRows, or of every new token with allRows: (rows, vocab) float32.
+    /// The caller's dispose scope owns the result.
+    public Tensor Forward(DecoderStep step, bool allRows)
+    {
+        using var noGrad = torch.no_grad();
+        return Logits(step, allRows);
+    }
+
+    /// The forward without no_grad, for training (the backend must be one autograd can follow).
+    public Tensor Logits(DecoderStep step, bool allRows)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = _embedTokens.forward(step.TokenIds);                        // (numTokens, hidden)
+        Tensor? residual = null;
+        foreach (var layer in _layers)
+            (hidden, residual) = RunLayer(layer, step, hidden, residual);
+        if (!allRows && step.LogitRows is { } rows)
+        {
+            (hidden, residual) = (hidden.index_select(0, rows), residual!.index_select(0, rows));  // (numLogits, hidden)
+        }
+        hidden = _norm.Forward(step, hidden, ref residual);
+        var logits = _lmHead?.forward(hidden) ?? nn.functional.linear(hidden, _embedTokens.Weight);
+        return logits.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// One layer in a dispose scope of its own, so a long prefill holds one layer's activations at a time: what the
+    /// layer made and the rest of the step needs (its output, a new residual) moves out, the inputs it replaced go.
+    static (Tensor Hidden, Tensor Residual) RunLayer(DecoderLayer layer, DecoderStep step, Tensor hidden, Tensor? residual)
+    {
+        var (input, inputResidual) = (hidden, residual);
+        using (var scope = NewDisposeScope())
+        {
+            hidden = layer.Forward(step, hidden, ref residual).MoveToOuterDisposeScope();
+            if (!ReferenceEquals(residual, inputResidual) && !ReferenceEquals(residual, input)) residual!.MoveToOuterDisposeScope();
+        }
+        if (!ReferenceEquals(input, residual)) input.Dispose();
+        if (inputResidual is not null && !ReferenceEquals(inputResidual, residual)) inputResidual.Dispose();
+        return (hidden, residual!);
+    }
+}

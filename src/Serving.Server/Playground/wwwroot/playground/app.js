@@ -1,0 +1,108 @@
+// The playground's entry point: connects to the server (asking for the API key when it wants one), then
+// shows the model and starts the conversation and the live engine panel.
+
+import * as api from './api.js';
+import { Conversation } from './conversation.js';
+import { EnginePanel, showModel } from './panels.js';
+import { showGqa } from './gqa.js';
+import { wireTokenTips } from './tokens.js';
+import { el } from './format.js';
+
+const $ = id => document.getElementById(id);
+
+const engine = new EnginePanel(authFailed);
+const conversation = new Conversation({ onAuthError: authFailed, onActivity: () => engine.refresh() });
+
+/// The notice under the header: auth and connection problems, which block everything else.
+function notice(kind, title, text) {
+  const box = $('notice');
+  box.dataset.kind = kind;
+  box.replaceChildren(el('strong', {}, title), ' ', text);
+  box.hidden = false;
+}
+
+function authFailed(error) {
+  conversation.setModel(null);
+  $('model-badge').textContent = 'API key needed';
+  $('key-form').classList.add('attention');
+  if (api.hasKey()) {
+    notice('error', 'The server rejected this API key.', `Enter the key the server was started with (--api-key). (${error.status}: ${error.message})`);
+    $('api-key').select();
+  } else {
+    notice('info', 'This server requires an API key.', 'Enter it above; the page sends it as "Authorization: Bearer <key>".');
+  }
+  $('api-key').focus();
+}
+
+let retry = null;
+
+async function connect() {
+  clearTimeout(retry);
+  let card;
+  try {
+    card = (await api.getJson('v1/models')).data[0];
+  } catch (e) {
+    if (e.isAuth) return authFailed(e);
+    engine.stop();
+    notice('error', e.status === 503 ? 'The model is not ready yet.' : 'Cannot load the model.', `${e.message} Retrying\u2026`);
+    retry = setTimeout(connect, 2000);
+    return;
+  }
+  $('notice').hidden = true;
+  $('key-form').classList.remove('attention');
+  $('model-badge').textContent = `${card.id} \u00b7 ${card.model_info.architecture} \u00b7 ${card.model_info.device}`;
+  document.title = `${card.id} \u00b7 Serving playground`;
+  defaultMaxTokens(card.max_model_len);
+  showModel(card);
+  showGqa(card.model_info);
+  conversation.setModel(card.id);
+  engine.start();
+}
+
+/// Until the user sets it: 256 tokens, or half the context of a short-context model (a prompt needs room too).
+function defaultMaxTokens(maxModelLen) {
+  const input = $('max-tokens');
+  input.max = String(maxModelLen);
+  if (!input.dataset.touched) input.value = String(Math.min(256, Math.floor(maxModelLen / 2)));
+}
+
+/// Each number input gets a slider twin (for the mouse); the number input is the labelled control.
+function pairSliders() {
+  for (const range of document.querySelectorAll('input[type=range][data-for]')) {
+    const number = $(range.dataset.for);
+    range.value = number.value;
+    range.addEventListener('input', () => { number.value = range.value; });
+    number.addEventListener('input', () => { if (number.value !== '') range.value = number.value; });
+  }
+}
+
+function wireSettings() {
+  $('max-tokens').addEventListener('input', e => { e.target.dataset.touched = 'true'; });
+  const format = $('response-format');
+  const showSchema = () => { $('schema-fields').hidden = format.value !== 'json_schema'; };
+  format.addEventListener('change', showSchema);
+  showSchema();
+  $('tools-example').addEventListener('click', () => {
+    $('tools').value = JSON.stringify([{
+      type: 'function',
+      function: {
+        name: 'get_weather', description: 'Current weather in a city',
+        parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+      },
+    }], null, 2);
+  });
+  $('key-form').addEventListener('submit', e => {
+    e.preventDefault();
+    api.setKey($('api-key').value);
+    connect();
+  });
+  $('api-key').value = api.currentKey();
+}
+
+// Following "#composer-input" scrolls to the box but leaves focus where it was; the link is there to move it.
+document.querySelector('.skip-link').addEventListener('click', e => { e.preventDefault(); $('composer-input').focus(); });
+
+pairSliders();
+wireSettings();
+wireTokenTips($('transcript-scroll'), $('token-tip'));
+connect();

@@ -1,0 +1,252 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Playwright;
+using Serving.Server.Engine;
+using Serving.Server.Tests.Support;
+using static Microsoft.Playwright.Assertions;
+
+namespace Serving.Server.Tests.Playground;
+
+/// The playground page in headless Chromium against the real server, used as a person would: labelled controls,
+/// the keyboard, what the page shows. Greedy answers of the tiny-gqa preset run to max_tokens (no early EOS).
+public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixture<PlaygroundFixture>
+{
+    RunningServer Server => fixture.Server;
+
+    [Fact]
+    public async Task A_chat_answer_streams_into_the_page()
+    {
+        await using var page = await fixture.OpenAsync();
+        await page.WaitUntilConnectedAsync();
+        await page.SetAsync("Temperature", "0");
+        await page.SetAsync("Max tokens", "400");
+
+        var request = await page.SendAsync("Hello there");
+
+        Assert.True(request.GetProperty("stream").GetBoolean());
+        Assert.Equal("Hello there", request.GetProperty("messages")[0].GetProperty("content").GetString());
+        // part of the answer is on the page while the rest is still being generated
+        await page.Page.WaitForFunctionAsync("""
+            () => { const m = document.querySelector('.msg.assistant');
+                    return m?.dataset.state === 'streaming' && m.querySelector('.msg-text').textContent.length > 0; }
+            """, null, new() { PollingInterval = 10 });
+        var partial = await page.LastAnswer.Locator(".msg-text").TextContentAsync() ?? "";
+        await page.WaitForAnswerAsync();
+        var answer = await page.LastAnswer.Locator(".msg-text").TextContentAsync() ?? "";
+        Assert.StartsWith(partial, answer);
+        Assert.True(answer.Length > partial.Length, "the answer did not grow after its first part appeared");
+        Assert.True(int.Parse(await page.LastAnswer.GetAttributeAsync("data-chunks") ?? "0", CultureInfo.InvariantCulture) > 1);
+        await Expect(page.LastAnswer.Locator(".msg-meta")).ToContainTextAsync("length");
+        await Expect(page.LastAnswer.Locator(".msg-meta")).ToContainTextAsync("400 tokens");
+        await page.ScreenshotAsync("chat");
+    }
+
+    [Fact]
+    public async Task Stop_aborts_a_long_generation_and_the_engine_panel_shows_nothing_running()
+    {
+        await using var page = await fixture.OpenAsync(width: 1440, height: 960);
+        await page.WaitUntilConnectedAsync();
+        await page.SetAsync("Temperature", "0");
+        await page.SetAsync("Max tokens", "4000");
+        var generatedBefore = Server.Engine.GetStats().GenerationTokens;
+
+        await page.SendAsync("Tell me a very long story");
+        await Expect(page.EngineStat("running")).ToHaveTextAsync("1");
+        await page.Page.WaitForFunctionAsync("() => document.querySelector('.msg.assistant .msg-text').textContent.length > 120");
+        await page.ScreenshotAsync("playground", fullPage: true);   // mid-answer: the one in the server's docs
+        await page.Page.GetByRole(AriaRole.Button, new() { Name = "Stop" }).ClickAsync();
+
+        await page.WaitForAnswerAsync("stopped", 10_000);
+        await Expect(page.LastAnswer.Locator(".msg-meta")).ToContainTextAsync("stopped");
+        await Expect(page.EngineStat("running")).ToHaveTextAsync("0");
+        var stats = await Server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.KVUsage == 0);
+        Assert.True(stats.GenerationTokens - generatedBefore < 4000, "the request ran to the end: Stop did not abort it");
+        await Expect(page.SendButton).ToBeEnabledAsync();
+    }
+
+    [Fact]
+    public async Task Sampling_settings_reach_the_request()
+    {
+        await using var page = await fixture.OpenAsync();
+        await page.WaitUntilConnectedAsync();
+        await page.SetAsync("Temperature", "0.35");
+        await page.SetAsync("Top p", "0.9");
+        await page.SetAsync("Top k", "40");
+        await page.SetAsync("Seed", "7");
+        await page.SetAsync("Max tokens", "8");
+        await page.SetAsync("Stop sequences", "###\n\\n\\n");
+
+        var request = await page.SendAsync("Hi");
+
+        Assert.Equal(0.35, request.GetProperty("temperature").GetDouble());
+        Assert.Equal(0.9, request.GetProperty("top_p").GetDouble());
+        Assert.Equal(40, request.GetProperty("top_k").GetInt32());
+        Assert.Equal(7, request.GetProperty("seed").GetInt32());
+        Assert.Equal(8, request.GetProperty("max_tokens").GetInt32());
+        Assert.Equal(["###", "\n\n"], request.GetProperty("stop").EnumerateArray().Select(s => s.GetString()));
+        await page.WaitForAnswerAsync();
+    }
+
+    [Fact]
+    public async Task The_model_panel_and_the_gqa_picture_show_the_served_model()
+    {
+        await using var page = await fixture.OpenAsync();
+        await page.WaitUntilConnectedAsync();
+        var info = Server.Engine.Info;
+        var panel = page.Page.Locator("#model-panel");
+        await panel.Locator("summary").ClickAsync();   // open by default: this closes it ...
+        await Expect(page.ModelFact("kv-heads")).ToBeHiddenAsync();
+        await panel.Locator("summary").ClickAsync();   // ... and this opens it again
+
+        await Expect(page.ModelFact("kv-heads")).ToHaveTextAsync(info.NumKeyValueHeads.ToString(CultureInfo.InvariantCulture));
+        await Expect(page.ModelFact("query-heads")).ToHaveTextAsync(info.NumAttentionHeads.ToString(CultureInfo.InvariantCulture));
+        await Expect(page.ModelFact("kv-bytes-per-token")).ToHaveTextAsync("1 KiB");   // 2 x 2 layers x 2 heads x 32 x 4 bytes
+        await Expect(page.ModelFact("kv-cache-dtype")).ToHaveTextAsync(info.KVCacheDtype);
+        // one box per query head and per KV head, one line per query head to its KV head
+        var picture = page.Page.Locator("#gqa-picture svg");
+        await Expect(picture.Locator("rect")).ToHaveCountAsync(info.NumAttentionHeads + info.NumKeyValueHeads);
+        await Expect(picture.Locator("line")).ToHaveCountAsync(info.NumAttentionHeads);
+        var mhaCapacity = info.KVCapacityTokens * info.NumKeyValueHeads / info.NumAttentionHeads;
+        await Expect(page.Page.Locator("#gqa-summary")).ToContainTextAsync(string.Format(CultureInfo.InvariantCulture,
+            "holds {0:N0} tokens instead of {1:N0}", info.KVCapacityTokens, mhaCapacity));
+        await Expect(page.Page.Locator("#gqa-bytes")).ToContainTextAsync("4 KiB / token");
+    }
+
+    [Fact]
+    public async Task A_missing_or_wrong_api_key_gets_a_clear_message()
+    {
+        await using var page = await fixture.OpenAsync(apiKey: null);
+        await Expect(page.Notice).ToContainTextAsync("This server requires an API key");
+        await Expect(page.SendButton).ToBeDisabledAsync();
+
+        await page.UseKeyAsync("not-the-key");
+        await Expect(page.Notice).ToContainTextAsync("The server rejected this API key");
+        await Expect(page.SendButton).ToBeDisabledAsync();
+
+        await page.UseKeyAsync(RunningServer.ApiKey);
+        await page.WaitUntilConnectedAsync();
+        await Expect(page.Notice).ToBeHiddenAsync();
+        await Expect(page.EngineStat("running")).ToHaveTextAsync("0");
+    }
+
+    [Fact]
+    public async Task A_refused_request_shows_the_servers_error_and_gives_the_message_back()
+    {
+        await using var page = await fixture.OpenAsync();
+        await page.WaitUntilConnectedAsync();
+        await page.SetAsync("Max tokens", "100000");
+
+        await page.SendAsync("Hello");
+
+        await Expect(page.Error).ToContainTextAsync("400 Bad Request");
+        await Expect(page.Error).ToContainTextAsync("param: max_tokens");
+        await Expect(page.Error).ToContainTextAsync("maximum context length is 4096 tokens");
+        await Expect(page.Composer).ToHaveValueAsync("Hello");
+        await Expect(page.Page.Locator("#transcript-chat .msg")).ToHaveCountAsync(0);
+        await page.ScreenshotAsync("refused");
+    }
+
+    [Fact]
+    public async Task An_error_after_the_answer_began_keeps_what_arrived_and_says_what_failed()
+    {
+        await using var faulting = await RunningServer.StartAsync(model: PlaygroundFixture.Model,
+            engineFactory: (options, logs) => new FaultingEngine(DefaultEngine.Create(options, logs)));
+        await using var page = await fixture.OpenAsync(server: faulting);
+        await page.WaitUntilConnectedAsync();
+        await page.SetAsync("Temperature", "0");
+
+        await page.SendAsync("Hello there");
+
+        await page.WaitForAnswerAsync("error");
+        Assert.NotEqual("", await page.LastAnswer.Locator(".msg-text").TextContentAsync());
+        await Expect(page.LastAnswer.Locator(".msg-meta")).ToContainTextAsync("error");
+        await Expect(page.Error).ToContainTextAsync("The answer failed");
+        await Expect(page.Composer).ToHaveValueAsync("");
+        await Expect(page.SendButton).ToBeEnabledAsync();
+        await page.ScreenshotAsync("stream-error");
+    }
+
+    [Fact]
+    public async Task Structured_output_and_tools_are_sent_as_openai_fields_and_the_answer_is_shown()
+    {
+        await using var page = await fixture.OpenAsync();
+        await page.WaitUntilConnectedAsync();
+        await page.SetAsync("Max tokens", "16");
+        await page.Page.GetByText("Structured output & tools").ClickAsync();
+        await page.Page.GetByLabel("Response format").SelectOptionAsync("json_schema");
+        await page.Page.GetByRole(AriaRole.Button, new() { Name = "Insert an example tool" }).ClickAsync();
+        await page.Page.GetByLabel("Tool choice").SelectOptionAsync("required");
+
+        var responseTask = page.Page.WaitForResponseAsync(r => r.Url.EndsWith("/v1/chat/completions", StringComparison.Ordinal));
+        var request = await page.SendAsync("What is the weather in Paris?");
+        var response = await responseTask;
+
+        var format = request.GetProperty("response_format");
+        Assert.Equal("json_schema", format.GetProperty("type").GetString());
+        Assert.Equal("object", format.GetProperty("json_schema").GetProperty("schema").GetProperty("type").GetString());
+        Assert.Equal("get_weather", request.GetProperty("tools")[0].GetProperty("function").GetProperty("name").GetString());
+        Assert.Equal("required", request.GetProperty("tool_choice").GetString());
+        // whichever way this server answers, the page shows it: its refusal, or the answer
+        if (response.Status == 200)
+        {
+            await page.WaitForAnswerAsync();
+        }
+        else
+        {
+            var message = JsonDocument.Parse(await response.TextAsync()).RootElement.GetProperty("error").GetProperty("message").GetString()!;
+            await Expect(page.Error).ToContainTextAsync($"{response.Status} Bad Request");
+            await Expect(page.Error).ToContainTextAsync(message);
+        }
+        await page.ScreenshotAsync("structured");
+    }
+
+    [Fact]
+    public async Task Completion_mode_with_the_token_view_shows_logprobs_on_hover()
+    {
+        await using var page = await fixture.OpenAsync();
+        await page.WaitUntilConnectedAsync();
+        await page.Page.GetByLabel("Completion", new() { Exact = true }).CheckAsync();
+        await page.Page.GetByLabel("Tokens & logprobs", new() { Exact = true }).CheckAsync();
+        await page.SetAsync("Top alternatives per token", "3");
+        await page.SetAsync("Max tokens", "24");
+
+        var prompt = page.Page.GetByRole(AriaRole.Textbox, new() { Name = "Prompt", Exact = true });
+        await prompt.FillAsync("Once upon a time");
+        var request = (await page.Page.RunAndWaitForRequestAsync(() => prompt.PressAsync("Enter"), "**/v1/completions")).PostDataJSON()!.Value;
+        Assert.Equal("Once upon a time", request.GetProperty("prompt").GetString());
+        Assert.Equal(3, request.GetProperty("logprobs").GetInt32());
+        await page.WaitForAnswerAsync();
+
+        var tokens = page.LastAnswer.Locator(".tok");
+        await Expect(tokens).ToHaveCountAsync(24);
+        await tokens.Nth(2).HoverAsync();
+        var tip = page.Page.GetByRole(AriaRole.Tooltip);
+        await Expect(tip).ToBeVisibleAsync();
+        await Expect(tip).ToContainTextAsync("logprob");
+        // up to 3 alternatives: completions-style logprobs key them by text, so two that decode alike are one
+        var alternatives = await tip.Locator("tbody tr").CountAsync();
+        Assert.InRange(alternatives, 1, 3);
+        await page.ScreenshotAsync("tokens");
+    }
+
+    [Fact]
+    public async Task The_page_fits_a_narrow_window_and_works_from_the_keyboard()
+    {
+        await using var page = await fixture.OpenAsync(width: 380, height: 800);
+        await page.WaitUntilConnectedAsync();
+        Assert.True(await page.Page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth"),
+            "the page scrolls sideways at 380 px");
+
+        await page.Page.ReloadAsync();                     // the key stays for the tab's session
+        await page.WaitUntilConnectedAsync();
+        await page.Page.Keyboard.PressAsync("Tab");        // the skip link comes first ...
+        await page.Page.Keyboard.PressAsync("Enter");      // ... and leads to the message box
+        await Expect(page.Composer).ToBeFocusedAsync();
+        await page.Page.Keyboard.TypeAsync("Hi");
+        await page.Page.Keyboard.PressAsync("Enter");
+        await page.WaitForAnswerAsync();
+        Assert.True(await page.Page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth"),
+            "the page scrolls sideways at 380 px once it shows an answer");
+        await page.ScreenshotAsync("narrow", fullPage: true);
+    }
+}
