@@ -36,6 +36,7 @@ internal sealed partial class EngineCore
             request.Output.Writer.TryWrite(new TokenEvent
             {
                 Index = sequence.Index, TokenIds = [output.TokenId], TextDelta = emitted, Logprobs = logprobs,
+                PromptLogprobs = request.TakePromptLogprobs(),
             });
     }
 
@@ -62,7 +63,7 @@ internal sealed partial class EngineCore
         var finished = new TokenEvent
         {
             Index = index, TokenIds = tokenIds, TextDelta = text, Logprobs = logprobs,
-            FinishReason = reason, StopReason = stopReason,
+            FinishReason = reason, StopReason = stopReason, PromptLogprobs = request.TakePromptLogprobs(),
             Usage = last ? Usage(request) : null,
             Timings = last ? request.Timings() : null,
         };

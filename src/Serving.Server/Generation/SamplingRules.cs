@@ -22,6 +22,7 @@ internal static class SamplingRules
         Check.That(fields.RepetitionPenalty is null or > 0f, "repetition_penalty", "repetition_penalty must be greater than 0.");
         Check.InRange(fields.MinTokens, 0, limits.MaxModelLen, "min_tokens");
         Check.InRange(fields.MaxTokens, 1, int.MaxValue, "max_tokens");
+        Check.InRange(fields.PromptLogprobs, 0, limits.MaxLogprobs, "prompt_logprobs");
         Check.TokenIds(fields.StopTokenIds, limits.VocabSize, "stop_token_ids");
         Check.That(fields.Stop.Count <= limits.MaxStopSequences, "stop", $"At most {limits.MaxStopSequences} stop sequences are allowed.");
         Check.That(fields.Stop.All(s => s.Length > 0), "stop", "Stop sequences must not be empty.");
@@ -85,6 +86,7 @@ internal static class SamplingRules
             StopTokenIds = fields.StopTokenIds,
             IgnoreEos = fields.IgnoreEos ?? false,
             Logprobs = fields.Logprobs,
+            PromptLogprobs = fields.PromptLogprobs,
             SkipSpecialTokens = fields.SkipSpecialTokens ?? true,
             IncludeStopStringInOutput = fields.IncludeStopStrInOutput ?? false,
         };

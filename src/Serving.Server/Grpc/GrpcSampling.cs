@@ -31,6 +31,7 @@ internal static class GrpcSampling
             Logprobs = logprobs,
             SkipSpecialTokens = p.HasSkipSpecialTokens ? p.SkipSpecialTokens : null,
             IncludeStopStrInOutput = p.IncludeStopStrInOutput,
+            PromptLogprobs = p.HasPromptLogprobs ? p.PromptLogprobs : null,
         };
         SamplingRules.Validate(fields, limits);
         return fields;

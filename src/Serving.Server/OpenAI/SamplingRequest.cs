@@ -32,6 +32,8 @@ internal abstract record SamplingRequest
     public bool? AddSpecialTokens { get; init; }
     public bool? SkipSpecialTokens { get; init; }
     public bool? IncludeStopStrInOutput { get; init; }
+    /// vLLM's prompt_logprobs: each prompt token's log-probability and the top k alternatives (whole answers only).
+    public int? PromptLogprobs { get; init; }
 }
 
 internal sealed record StreamOptions(bool? IncludeUsage);

@@ -30,7 +30,7 @@ internal static class CompletionsEndpoint
         await foreach (var item in run.ReadAllAsync(aborted))
         {
             choices[item.PromptIndex * plan.N + item.Event.Index].Record(item.Event);
-            usage.Add(item.Event.Usage);
+            usage.Add(plan.Usage(item.Event));
         }
         var response = new CompletionResponse(plan.Id, plan.Created, serving.ModelName,
             [.. choices.Select(c => c.ToChoice())], usage.ToUsage());
@@ -48,7 +48,7 @@ internal static class CompletionsEndpoint
             await foreach (var item in run.ReadAllAsync(aborted))
             {
                 var choice = choices[item.PromptIndex * plan.N + item.Event.Index].Append(item.Event);
-                usage.Add(item.Event.Usage);
+                usage.Add(plan.Usage(item.Event));
                 await sse.WriteAsync(Chunk(plan, serving, [choice], null), OpenAIJsonContext.Default.CompletionResponse, aborted);
             }
             if (plan.Request.StreamOptions?.IncludeUsage == true)
