@@ -39,8 +39,8 @@ public sealed class PromptLogprobsTests
         await using (var engine = await StartAsync())
             alone = Values(await CollectAsync(engine, WithPromptLogprobs(prompt, topK: 0)));
 
-        await using var constrained = await StartAsync(configure: o => o with { MaxNumBatchedTokens = 5, NumGpuBlocksOverride = 12 });
-        var requests = Enumerable.Range(0, 4).Select(_ => WithPromptLogprobs(prompt, topK: 0, n: 2, maxTokens: 40)).ToList();
+        await using var constrained = await StartAsync(configure: o => o with { MaxNumBatchedTokens = 5, NumGpuBlocksOverride = 6 });
+        var requests = Enumerable.Range(0, 3).Select(_ => WithPromptLogprobs(prompt, topK: 0, n: 2, maxTokens: 16)).ToList();
         var completions = await Task.WhenAll(requests.Select(r => CollectAsync(constrained, r)));
         foreach (var completion in completions)
         {
