@@ -6,29 +6,37 @@ using static TorchSharp.torch;
 namespace Serving.Bench;
 
 /// A preset model with random weights (the engine's own LoadedModel, so the benchmark times the real forward)
-/// and a KV pool filled with random values: never zeros, which hide unwritten memory and run faster.
+/// and a KV pool filled with random values: never zeros, which hide unwritten memory and run faster. Under tensor
+/// parallelism every rank's pool is filled; sizes (weights, KV bytes per token) are one GPU's.
 internal sealed class BenchModel : IDisposable
 {
-    /// Takes the loaded model (Load) and gives it a pool of numBlocks.
+    /// The preset's model on the device(s), and the pool dtype --kv-cache-dtype means for it: what the pool's size
+    /// is planned from (ShapePlan) before the BenchModel is made.
+    public static (LoadedModel Model, KVCacheDtype CacheDtype) Load(string preset, string dtype, string kvCacheDtype, Device device,
+        int tensorParallelSize = 1)
+    {
+        var model = ModelLoader.LoadPreset(preset, dtype, device, tensorParallelSize: tensorParallelSize);
+        return (model, KVCacheDtype.Resolve(kvCacheDtype, model.Dtype));
+    }
+
+    /// Takes the loaded model (Load) and gives it a pool of numBlocks on every rank.
     public BenchModel(string preset, LoadedModel model, KVCacheDtype cacheDtype, int numBlocks, int blockSize)
     {
         Model = model;
+        var tensorParallelSize = model.TensorParallelSize;
         Cache = Model.CreateKVCache(numBlocks, blockSize, cacheDtype);
-        Name = cacheDtype == KVCacheDtype.Of(Model.Dtype) ? preset : $"{preset} [{cacheDtype} KV]";
+        Name = (cacheDtype == KVCacheDtype.Of(Model.Dtype) ? preset : $"{preset} [{cacheDtype} KV]")
+            + (tensorParallelSize == 1 ? "" : $" tp{tensorParallelSize}");
         using var noGrad = no_grad();
-        for (var layer = 0; layer < Cache.NumLayers; layer++)
+        foreach (var pool in Cache.RankPools.Prepend(Cache))
         {
-            Fill(Cache.Keys(layer));
-            Fill(Cache.Values(layer));
+            for (var layer = 0; layer < pool.NumLayers; layer++)
+            {
+                Fill(pool.Keys(layer));
+                Fill(pool.Values(layer));
+            }
         }
-    }
-
-    /// The preset's model on the device, and the pool dtype --kv-cache-dtype means for it: what the pool's size
-    /// is planned from before the BenchModel is made.
-    public static (LoadedModel Model, KVCacheDtype CacheDtype) Load(string preset, string dtype, string kvCacheDtype, Device device)
-    {
-        var model = ModelLoader.LoadPreset(preset, dtype, device);
-        return (model, KVCacheDtype.Resolve(kvCacheDtype, model.Dtype));
+        if (device.type == TorchSharp.DeviceType.CUDA) foreach (var rankDevice in Model.Devices) cuda.synchronize(rankDevice);
     }
 
     public LoadedModel Model { get; }

@@ -15,6 +15,8 @@ internal sealed record BenchOptions
     public bool Profile { get; init; }
     public string Dtype { get; init; } = "bfloat16";
     public string Device { get; init; } = "cuda";
+    /// GPUs each model is split over (tensor parallelism, from Device's index on); figures are per GPU.
+    public int TensorParallelSize { get; init; } = 1;
     public IReadOnlyList<int> BatchSizes { get; init; } = [1, 64];
     public IReadOnlyList<int> ContextLengths { get; init; } = [512, 2048];
     /// Prefill shapes as (batch, prompt length).

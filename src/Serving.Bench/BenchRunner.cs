@@ -31,7 +31,7 @@ internal sealed class BenchRunner(BenchOptions options)
         Console.WriteLine($"bandwidth {ceilings.BandwidthBytesPerSecond / 1e9:F0} GB/s, matmul {ceilings.MatmulFlopsPerSecond / 1e12:F0} TFLOP/s");
         if (options.FixturesPath is { } fixtures)
         {
-            foreach (var result in FixtureChecks.Run(fixtures, device))
+            foreach (var result in FixtureChecks.Run(fixtures, device, options.TensorParallelSize))
             {
                 var vsBf16 = result.MaxVsBf16KV is { } max ? $", vs bf16 KV max {max:E2} mean {result.MeanVsBf16KV:E2}" : "";
                 Console.WriteLine($"   fixture {result.Model} [{result.Dtype}, {result.KVCacheDtype} KV, fused {result.FusedKernels}] prompt {result.Prompt}: max logit error {result.MaxLogitError:E2}, greedy {result.GreedyMatches}/16{vsBf16}");
@@ -51,7 +51,7 @@ internal sealed class BenchRunner(BenchOptions options)
             {
                 foreach (var result in KVQualityChecks.Run(name, options.Dtype, device))
                 {
-                    Console.WriteLine($"   kv quality {result.Case}: max |fp8 - bf16| {result.MaxAbsError:E2}, mean {result.MeanAbsError:E2}, argmax agree {result.ArgmaxAgreement:P2} of {result.Positions}");
+                    Console.WriteLine($"   kv quality {result.Case}: max |fp8 - bf16| {result.MaxAbsError:E2}, mean {result.MeanAbsError:E2}, argmax agree {result.ArgmaxAgreement:P2} of {result.Positions} (non-finite logits: bf16 {result.NonFiniteBf16}, fp8 {result.NonFiniteFp8})");
                     _kvQuality.Add(result);
                 }
             }
@@ -98,9 +98,9 @@ internal sealed class BenchRunner(BenchOptions options)
 
     private void RunModel(string preset, string kvDtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
     {
-        var (model, cacheDtype) = BenchModel.Load(preset, options.Dtype, kvDtype, device);
+        var (model, cacheDtype) = BenchModel.Load(preset, options.Dtype, kvDtype, device, options.TensorParallelSize);
         var memoryBytes = cudaDevice?.TotalMemoryBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        var plan = new ShapePlan(options, KVCacheSpec.For(model.Config, cacheDtype), memoryBytes, model.WeightBytes, preset);
+        var plan = new ShapePlan(options, model.KVCacheSpec(cacheDtype), memoryBytes, model.WeightBytes, preset);
         using var bench = new BenchModel(preset, model, cacheDtype, plan.PoolBlocks, options.BlockSize);
         Console.WriteLine($"== {bench.Name}");
         foreach (var skipped in plan.Skipped())
@@ -108,6 +108,7 @@ internal sealed class BenchRunner(BenchOptions options)
             Console.WriteLine($"   {skipped.Kind} {skipped.Shape}: {skipped.Reason} (needs {skipped.KVBytesNeeded / 1e9:F1} GB of KV cache, {skipped.KVBytesAvailable / 1e9:F1} GB left after the weights)");
             _skipped.Add(skipped);
         }
+
         var fused = bench.Model.FusedKernelsActive(bench.Cache.Dtype);
         // the plain path has no FP8 type: an FP8 pool is compared with nothing, the kernel checks cover it
         if (options.Check && fused && !bench.Cache.Dtype.IsFp8)

@@ -130,8 +130,10 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
     }
 
     // 2 FLOPs per weight per token in every linear, plus causal attention (QK and PV, half the square), plus
-    // the LM head on each sequence's last token.
-    private double PrefillFlops(int batch, int length)
+    // the LM head on each sequence's last token; one GPU's share under tensor parallelism.
+    private double PrefillFlops(int batch, int length) => ModelPrefillFlops(batch, length) / bench.Model.TensorParallelSize;
+
+    private double ModelPrefillFlops(int batch, int length)
     {
         var c = bench.Config;
         var perTokenLinear = 2.0 * c.NumHiddenLayers * c.HiddenSize * (c.QSize + 2.0 * c.KVSize + c.QSize + 3.0 * c.IntermediateSize);

@@ -8,8 +8,10 @@ namespace Serving.Bench;
 /// The offline engine benchmark: pushes N requests of random token ids through a real LlmEngine at
 /// once and reports throughput, step times and request latencies. Works on CPU with a fixture checkpoint
 /// and on CUDA with a preset.
+/// StructuredOutputMix: the fraction of requests constrained to a JSON Schema (StructuredOutputMix.Schemas, in
+/// turn); above 0 the same requests run once unconstrained and once with the mix, and both are reported.
 internal sealed record EngineBenchmarkOptions(
-    EngineOptions Engine, int NumPrompts, int InputLength, int OutputLength, int Seed);
+    EngineOptions Engine, int NumPrompts, int InputLength, int OutputLength, int Seed, double StructuredOutputMix = 0);
 
 internal static class EngineBenchmark
 {
@@ -19,28 +21,52 @@ internal static class EngineBenchmark
         await engine.WaitUntilReadyAsync(CancellationToken.None);
         var info = engine.Info;
         AnsiConsole.MarkupLine($"[bold]{info.ModelType}[/] {info.NumAttentionHeads} heads / {info.NumKeyValueHeads} KV heads, " +
-            $"{info.Dtype} on {info.Device}; KV {info.KVBytesPerToken} B/token, {info.KVCapacityTokens} tokens in {info.NumKVBlocks} blocks");
+            $"{info.Dtype} on {info.Device}" + (info.TensorParallelSize == 1 ? "" : $" split over {info.TensorParallelSize} ranks") +
+            $"; KV {info.KVBytesPerToken} B/token (per GPU), {info.KVCapacityTokens} tokens in {info.NumKVBlocks} blocks");
+        if (options.StructuredOutputMix > 0)
+            StructuredOutputMix.ReportFirstUse(options.Engine.Tokenizer ?? options.Engine.Model, info.VocabSize, []);
         // one untimed round of the same shapes with other prompts (no prefix-cache hits in the timed round):
-        // the first steps of each shape pay for cuBLAS and attention kernel selection
-        var warmUp = MakeRequests(options with { Seed = options.Seed + 1 }, info.VocabSize);
+        // the first steps of each shape pay for cuBLAS and attention kernel selection (and, with a mix, the
+        // first masks of every schema state the timed round will meet)
+        var warmUp = MakeRequests(options with { Seed = options.Seed + 1 }, info.VocabSize, options.StructuredOutputMix);
         await RunOnceAsync(engine, warmUp.Select(r => r with { RequestId = "warmup-" + r.RequestId }).ToList());
-        var requests = MakeRequests(options, info.VocabSize);
+        var free = await TimedRoundAsync(engine, options, info.VocabSize, mix: 0, "unconstrained");
+        if (options.StructuredOutputMix > 0)
+        {
+            var constrained = await TimedRoundAsync(engine, options with { Seed = options.Seed + 2 }, info.VocabSize,
+                options.StructuredOutputMix, $"{options.StructuredOutputMix:P0} JSON-schema requests");
+            AnsiConsole.MarkupLine($"[bold]constrained / unconstrained output tok/s: {constrained / free:P1}[/]");
+        }
+        return 0;
+    }
+
+    /// Runs one round and reports it; returns its output tokens per second.
+    static async Task<double> TimedRoundAsync(LlmEngine engine, EngineBenchmarkOptions options, int vocabSize, double mix, string label)
+    {
+        var requests = MakeRequests(options, vocabSize, mix);
         var before = engine.GetStats();
         var clock = Stopwatch.StartNew();
         var latencies = await RunOnceAsync(engine, requests);
         var elapsed = clock.Elapsed;
-        Report(options, before, engine.GetStats(), elapsed, latencies);
-        return 0;
+        AnsiConsole.MarkupLine($"[bold]{label}[/]");
+        return Report(options, before, engine.GetStats(), elapsed, latencies);
     }
 
-    static List<GenerationRequest> MakeRequests(EngineBenchmarkOptions options, int vocabSize)
+    /// Greedy requests of random prompts; the first mix * N of every hundred are constrained to a JSON Schema.
+    /// EOS is ignored, so constrained and free requests run the same number of steps (a finished grammar
+    /// allows only EOS, which then repeats): the difference between two rounds is the cost of the masks.
+    static List<GenerationRequest> MakeRequests(EngineBenchmarkOptions options, int vocabSize, double mix)
     {
         var random = new Random(options.Seed);
         return Enumerable.Range(0, options.NumPrompts).Select(i => new GenerationRequest
         {
             RequestId = $"bench-{i}",
             PromptTokenIds = Enumerable.Range(0, options.InputLength).Select(_ => random.Next(vocabSize)).ToArray(),
-            Sampling = SamplingParams.Greedy with { MaxTokens = options.OutputLength, IgnoreEos = true },
+            Sampling = SamplingParams.Greedy with
+            {
+                MaxTokens = options.OutputLength, IgnoreEos = true,
+                StructuredOutputs = i % 100 < mix * 100 ? StructuredOutputMix.For(i) : null,
+            },
         }).ToList();
     }
 
@@ -55,7 +81,7 @@ internal static class EngineBenchmark
             return (ttft ?? clock.Elapsed, clock.Elapsed);
         }));
 
-    static void Report(EngineBenchmarkOptions options, EngineStats before, EngineStats after, TimeSpan elapsed,
+    static double Report(EngineBenchmarkOptions options, EngineStats before, EngineStats after, TimeSpan elapsed,
         (TimeSpan Ttft, TimeSpan Total)[] latencies)
     {
         var steps = after.Steps - before.Steps;
@@ -72,6 +98,7 @@ internal static class EngineBenchmark
         table.AddRow("TTFT p50 / p99", $"{Percentile(latencies.Select(l => l.Ttft), 50):F1} / {Percentile(latencies.Select(l => l.Ttft), 99):F1} ms");
         table.AddRow("latency p50 / p99", $"{Percentile(latencies.Select(l => l.Total), 50):F1} / {Percentile(latencies.Select(l => l.Total), 99):F1} ms");
         AnsiConsole.Write(table);
+        return generated / elapsed.TotalSeconds;
     }
 
     static double Percentile(IEnumerable<TimeSpan> values, double percentile)

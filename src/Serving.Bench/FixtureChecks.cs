@@ -20,7 +20,7 @@ internal static class FixtureChecks
     private static readonly (string Weights, KVCacheDtype? Cache)[] Variants =
         [("float32", null), ("float32", KVCacheDtype.BFloat16), ("float32", KVCacheDtype.Fp8E4M3), ("bfloat16", null)];
 
-    public static IEnumerable<FixtureResult> Run(string fixturesRoot, Device device)
+    public static IEnumerable<FixtureResult> Run(string fixturesRoot, Device device, int tensorParallelSize = 1)
     {
         foreach (var dir in Directory.GetDirectories(fixturesRoot).Where(d => File.Exists(Path.Combine(d, "config.json"))).Order())
         {
@@ -28,12 +28,13 @@ internal static class FixtureChecks
             var bf16KVLogits = new float[reference.Prompts.Count][];
             foreach (var (weights, cacheDtype) in Variants)
             {
-                using var model = ModelLoader.Load(dir, weights, device);
+                using var model = ModelLoader.Load(dir, weights, device, tensorParallelSize: tensorParallelSize);
                 if (cacheDtype is not null && !model.CanRun(cacheDtype)) continue;
                 using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16, cacheDtype);
                 for (var i = 0; i < reference.Prompts.Count; i++)
                 {
-                    var (result, logits) = RunPrompt(Path.GetFileName(dir), model, cache, reference.Prompts[i], i);
+                    var name = Path.GetFileName(dir) + (tensorParallelSize == 1 ? "" : $" tp{tensorParallelSize}");
+                    var (result, logits) = RunPrompt(name, model, cache, reference.Prompts[i], i);
                     if (cache.Dtype == KVCacheDtype.BFloat16) bf16KVLogits[i] = logits;
                     if (cache.Dtype.IsFp8 && bf16KVLogits[i] is { } baseline)
                     {

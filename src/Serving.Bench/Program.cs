@@ -8,9 +8,10 @@ var profile = new Option<bool>("--profile") { Description = "print each operatio
 var memoryUtilization = new Option<double>("--gpu-memory-utilization") { Description = "fraction of device memory for weights and KV cache; shapes needing more are reported as not fitting", DefaultValueFactory = _ => 0.9 };
 var cudaGraphs = new Option<bool>("--cuda-graphs") { Description = "also time decode steps replayed from CUDA graphs (path \"graph\")" };
 var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one (a 2048-token prompt, a 32k-token prompt)" };
-var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, tiny-gqa, tiny-mha)", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
+var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, llama3-70b, tiny-gqa, tiny-mha)", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
 var dtype = new Option<string>("--dtype") { Description = "bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
 var device = new Option<string>("--device") { Description = "cuda or cuda:N", DefaultValueFactory = _ => "cuda" };
+var tensorParallel = TensorParallelOption();
 var batches = new Option<int[]>("--batch") { Description = "decode batch sizes", DefaultValueFactory = _ => [1, 64], AllowMultipleArgumentsPerToken = true };
 var contexts = new Option<int[]>("--context") { Description = "decode context lengths", DefaultValueFactory = _ => [512, 2048], AllowMultipleArgumentsPerToken = true };
 var prefill = new Option<string[]>("--prefill") { Description = "prefill shapes BATCHxLENGTH", DefaultValueFactory = _ => ["16x512"], AllowMultipleArgumentsPerToken = true };
@@ -24,7 +25,7 @@ var fixtures = new Option<string?>("--fixtures") { Description = "folder of refe
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
 {
-    models, dtype, device, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, profile, memoryUtilization,
+    models, dtype, device, tensorParallel, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, profile, memoryUtilization,
 };
 if (Console.IsOutputRedirected)
 {
@@ -41,6 +42,7 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     GpuMemoryUtilization = result.GetValue(memoryUtilization),
     Dtype = result.GetValue(dtype)!,
     Device = result.GetValue(device)!,
+    TensorParallelSize = result.GetValue(tensorParallel),
     BatchSizes = result.GetValue(batches)!,
     ContextLengths = result.GetValue(contexts)!,
     Prefill = result.GetValue(prefill)!.Select(ParseShape).ToArray(),
@@ -53,6 +55,8 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     FixturesPath = result.GetValue(fixtures),
 }).Run());
 root.Add(EngineCommand());
+root.Add(AllReduceBenchmark.Command());
+root.Add(TensorParallelCheck.Command());
 return root.Parse(args).Invoke();
 
 // serving-bench engine: the offline engine benchmark, N requests through the real LlmEngine at once.
@@ -71,21 +75,36 @@ static Command EngineCommand()
     var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
     var kvDtype = new Option<string>("--kv-cache-dtype") { Description = "auto, bfloat16, float16, float32, fp8", DefaultValueFactory = _ => "auto" };
     var enforceEager = new Option<bool>("--enforce-eager") { Description = "no CUDA graphs" };
+    var structuredMix = new Option<double>("--structured-output-mix")
+    {
+        Description = "fraction of requests constrained to a JSON Schema (0..1); above 0 also runs the same load unconstrained and compares",
+        DefaultValueFactory = _ => 0,
+    };
+    var tensorParallel = TensorParallelOption();
     var command = new Command("engine", "Offline engine throughput: N requests of random token ids through LlmEngine at once")
     {
-        model, tokenizer, device, dtype, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed, kvDtype, enforceEager,
+        model, tokenizer, device, tensorParallel, dtype, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed, kvDtype, enforceEager,
+        structuredMix,
     };
     command.SetAction((result, _) => EngineBenchmark.RunAsync(new EngineBenchmarkOptions(
         new Serving.Engine.EngineOptions
         {
             Model = result.GetValue(model)!, Tokenizer = result.GetValue(tokenizer), Device = result.GetValue(device)!,
+            TensorParallelSize = result.GetValue(tensorParallel),
             Dtype = result.GetValue(dtype)!, MaxNumSeqs = result.GetValue(maxNumSeqs),
             MaxNumBatchedTokens = result.GetValue(maxBatched), KVCacheMemoryBytes = result.GetValue(kvMemory),
             KVCacheDtype = result.GetValue(kvDtype)!, EnforceEager = result.GetValue(enforceEager),
         },
-        result.GetValue(numPrompts), result.GetValue(inputLen), result.GetValue(outputLen), result.GetValue(seed))));
+        result.GetValue(numPrompts), result.GetValue(inputLen), result.GetValue(outputLen), result.GetValue(seed),
+        result.GetValue(structuredMix))));
     return command;
 }
+
+static Option<int> TensorParallelOption() => new("--tensor-parallel-size", "-tp")
+{
+    Description = "GPUs to split each model over (tensor parallelism, from --device's index on); figures are per GPU",
+    DefaultValueFactory = _ => 1,
+};
 
 static (int, int) ParseShape(string shape)
 {

@@ -18,6 +18,9 @@ public sealed record EngineOptions
     public bool EnforceEager { get; init; }
     /// cpu or cuda (cuda:N).
     public string Device { get; init; } = "cpu";
+    /// Ranks the model is split over by tensor parallelism (vLLM's --tensor-parallel-size): on CUDA one GPU each, from
+    /// Device's index on, joined by NCCL; on CPU threads joined in-process. 1 runs the whole model on Device.
+    public int TensorParallelSize { get; init; } = 1;
     /// 0 means the model's max_position_embeddings.
     public int MaxModelLen { get; init; }
     public int BlockSize { get; init; } = 16;

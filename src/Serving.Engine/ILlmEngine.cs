@@ -83,9 +83,12 @@ public sealed record ModelInfo
     /// How the KV pool stores K and V (--kv-cache-dtype resolved: the model's dtype unless set).
     public required string KVCacheDtype { get; init; }
     public required string Device { get; init; }
+    /// GPUs (or CPU ranks) the model is split over; the KV figures below are per GPU.
+    public int TensorParallelSize { get; init; } = 1;
     public required int BlockSize { get; init; }
     public required int NumKVBlocks { get; init; }
-    /// 2 x layers x KV heads x head dim x KV cache dtype size.
+    /// 2 x layers x KV heads x head dim x KV cache dtype size, on one GPU: under tensor parallelism a GPU holds
+    /// max(1, KV heads / size) of the KV heads.
     public required long KVBytesPerToken { get; init; }
     /// Defaults for the sampling fields a request leaves out (--generation-config); None when there are none.
     public Config.SamplingDefaults SamplingDefaults { get; init; } = Config.SamplingDefaults.None;

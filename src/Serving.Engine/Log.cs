@@ -44,4 +44,8 @@ internal static partial class Log
     [LoggerMessage(10, LogLevel.Information,
         "Captured {Count} CUDA graphs of decode steps (batch sizes {BatchSizes}) in {Milliseconds} ms; they hold {MiB} MiB of GPU memory")]
     public static partial void GraphsCaptured(ILogger logger, int count, string batchSizes, long milliseconds, long miB);
+
+    [LoggerMessage(11, LogLevel.Information,
+        "Tensor parallel over {Size} ranks ({Devices}): each holds {Heads} query heads, {KVHeads} KV heads ({Replicas} ranks hold each), ffn {Ffn} and {VocabRows} vocabulary rows")]
+    public static partial void TensorParallel(ILogger logger, int size, string devices, int heads, int kvHeads, int replicas, int ffn, int vocabRows);
 }

@@ -24,14 +24,14 @@ public sealed record TokenEvent
     public FinishReason? FinishReason { get; init; }
 
     /// The stop string or stop token id that ended the sequence, when one did (vLLM's stop_reason).
-    public object? StopReason { get; init; }
+    public StopReason? StopReason { get; init; }
 
     public RequestUsage? Usage { get; init; }
 
     public RequestTimings? Timings { get; init; }
 }
 
-/// Why a sequence ended; maps one-to-one to OpenAI's finish_reason strings.
+/// Why a sequence ended (the servers map it to their APIs' words).
 public enum FinishReason
 {
     /// EOS, a stop token id or a stop string.
@@ -42,14 +42,14 @@ public enum FinishReason
     Abort,
 }
 
-public static class FinishReasonExtensions
+/// Which stop condition ended a sequence that finished with FinishReason.Stop, when it was not EOS.
+public abstract record StopReason
 {
-    public static string ToOpenAI(this FinishReason reason) => reason switch
-    {
-        FinishReason.Stop => "stop",
-        FinishReason.Length => "length",
-        _ => "abort",
-    };
+    /// A stop string matched in the output text.
+    public sealed record String(string Text) : StopReason;
+
+    /// A stop token id was sampled.
+    public sealed record TokenId(int Id) : StopReason;
 }
 
 /// Log-probability of a chosen token, and the most likely alternatives at that position.

@@ -70,7 +70,23 @@ internal static unsafe class TorchCudaStreams
     static readonly delegate* unmanaged<C10Stream, void> SetCurrentFn =
         (delegate* unmanaged<C10Stream, void>)NativeLibraryLoader.Export(Library, "_ZN3c104cuda20setCurrentCUDAStreamENS0_10CUDAStreamE");
 
+    // c10::cuda::getCurrentCUDAStream(signed char)
+    static readonly delegate* unmanaged<sbyte, C10Stream> CurrentFn =
+        (delegate* unmanaged<sbyte, C10Stream>)NativeLibraryLoader.Export(Library, "_ZN3c104cuda20getCurrentCUDAStreamEa");
+
+    // c10::cuda::CUDAStream::stream() const
+    static readonly delegate* unmanaged<C10Stream*, IntPtr> HandleFn =
+        (delegate* unmanaged<C10Stream*, IntPtr>)NativeLibraryLoader.Export(Library, "_ZNK3c104cuda10CUDAStream6streamEv");
+
     public static void SetCurrent(IntPtr stream, int deviceOrdinal) => SetCurrentFn(FromExternalFn(stream, (sbyte)deviceOrdinal));
+
+    /// The cudaStream_t of libtorch's current stream for the device on this thread (the model's stream during a step):
+    /// where work that is not a TorchSharp op (an NCCL collective) queues to stay in order with the step.
+    public static IntPtr Current(int deviceOrdinal)
+    {
+        var stream = CurrentFn((sbyte)deviceOrdinal);
+        return HandleFn(&stream);
+    }
 
     /// Makes the device's default stream libtorch's current one on this thread again.
     public static void SetDefault(int deviceOrdinal) => SetCurrentFn(DefaultFn((sbyte)deviceOrdinal));

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Serving.Engine.Grammar;
 using Serving.Engine.Sampling;
 using Serving.Engine.Scheduling;
 using static TorchSharp.torch;
@@ -12,6 +13,9 @@ internal sealed partial class EngineCore
     SampledTokens Execute(ScheduledBatch batch)
     {
         var entries = batch.SamplingEntries.ToList();
+        var rows = entries.Select(entry => TextOf(entry.Sequence).Sampling).ToList();
+        // structured-output masks are prepared on worker threads while the model runs
+        var masks = AllowedTokens.StartPreparing(rows);
         using var scope = NewDisposeScope();
         Tensor logits;
         try
@@ -23,6 +27,7 @@ internal sealed partial class EngineCore
         }
         catch (Exception error) when (error is not OutOfMemoryException)
         {
+            masks?.Wait(); // the workers read these sequences: let them finish before anything changes
             // the step as a whole failed: every request in it fails, the loop goes on serving the rest
             Log.StepFailed(_logger, batch.Entries.Count, error);
             foreach (var entry in batch.Entries)
@@ -31,15 +36,25 @@ internal sealed partial class EngineCore
         }
         if (entries.Count == 0)
             return new SampledTokens(entries, [], []);
-        var rows = entries.Select(entry => TextOf(entry.Sequence).Sampling).ToList();
+        var allowed = masks?.GetAwaiter().GetResult();
+        var sampled = SampleBatch(entries, logits, rows, allowed);
+        // after sampling: failing a request disposes its rows' sampling state
+        foreach (var row in allowed?.FailedRows ?? [])
+            FailRequest(entries[row].Sequence.RequestId,
+                new InvalidOperationException("a sampled token does not fit the request's structured-output grammar"));
+        return sampled;
+    }
+
+    SampledTokens SampleBatch(List<ScheduledSequence> entries, Tensor logits, List<SamplingState> rows, AllowedTokens? allowed)
+    {
         try
         {
-            var output = _sampler.Sample(logits, rows);
+            var output = _sampler.Sample(logits, rows, allowed);
             return new SampledTokens(entries, output.TokenIds, output.Logprobs);
         }
         catch (Exception error) when (error is not OutOfMemoryException)
         {
-            return SampleRowByRow(entries, logits, rows, error);
+            return SampleRowByRow(entries, logits, rows, allowed, error);
         }
     }
 
@@ -75,7 +90,8 @@ internal sealed partial class EngineCore
     }
 
     /// The batched sample threw: sample each row alone, and fail only the requests whose row throws again.
-    SampledTokens SampleRowByRow(List<ScheduledSequence> entries, Tensor logits, List<SamplingState> rows, Exception first)
+    SampledTokens SampleRowByRow(List<ScheduledSequence> entries, Tensor logits, List<SamplingState> rows,
+        AllowedTokens? allowed, Exception first)
     {
         Log.SamplingFailed(_logger, entries.Count, first);
         var tokens = new int[entries.Count];
@@ -84,7 +100,7 @@ internal sealed partial class EngineCore
         {
             try
             {
-                var output = _sampler.Sample(logits[i].unsqueeze(0), [rows[i]]);
+                var output = _sampler.Sample(logits[i].unsqueeze(0), [rows[i]], allowed?.Row(i));
                 (tokens[i], logprobs[i]) = (output.TokenIds[0], output.Logprobs[0]);
             }
             catch (Exception error) when (error is not OutOfMemoryException)

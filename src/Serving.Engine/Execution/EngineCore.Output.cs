@@ -16,12 +16,12 @@ internal sealed partial class EngineCore
         var match = text.Stops.Append(text.Detokenizer.Push(output.TokenId));
         var finish = output.FinishReason;
         var emitted = match.Text;
-        object? stopReason = null;
+        StopReason? stopReason = null;
         if (match.StopString is { } stop)
         {
             // a stop string is text-side: the scheduler learns of it here
             _scheduler.Finish(sequence, FinishReason.Stop);
-            (finish, stopReason) = (FinishReason.Stop, stop);
+            (finish, stopReason) = (FinishReason.Stop, new StopReason.String(stop));
         }
         else if (finish is not null)
         {
@@ -42,21 +42,21 @@ internal sealed partial class EngineCore
 
     /// The sequence ended for a token-side reason: release the text still held back (by the detokenizer for
     /// an unfinished UTF-8 character, by the matcher for a possible stop-string prefix).
-    static (string Text, object? StopReason) FinalText(SequenceText text, string emitted, SequenceOutput output)
+    static (string Text, StopReason? StopReason) FinalText(SequenceText text, string emitted, SequenceOutput output)
     {
         var tail = text.Stops.Append(text.Detokenizer.Flush());
         if (tail.StopString is { } stop)
-            return (emitted + tail.Text, stop);
+            return (emitted + tail.Text, new StopReason.String(stop));
         // a stop token id is the reason only when the scheduler stopped on it (not on length with that token last)
         var stoppedOnToken = output.FinishReason == FinishReason.Stop && output.Sequence.Sampling.StopTokenIds.Contains(output.TokenId);
-        var stopReason = stoppedOnToken ? (object)output.TokenId : null;
+        var stopReason = stoppedOnToken ? new StopReason.TokenId(output.TokenId) : null;
         return (emitted + tail.Text + text.Stops.Flush(), stopReason);
     }
 
     /// Sends a sequence's last event; the request's last sequence also carries usage and timings and
     /// completes the stream.
     void EmitFinished(RequestState request, int index, IReadOnlyList<int> tokenIds, string text,
-        IReadOnlyList<TokenLogprob>? logprobs, FinishReason reason, object? stopReason)
+        IReadOnlyList<TokenLogprob>? logprobs, FinishReason reason, StopReason? stopReason)
     {
         request.NumFinished++;
         var last = request.NumFinished == request.Sequences.Length;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using Serving.Engine.Grammar;
 using Serving.Engine.Sampling;
 using Serving.Engine.Scheduling;
 using Serving.Engine.Tokenization;
@@ -19,6 +20,7 @@ internal sealed partial class EngineCore : IDisposable
     readonly ModelRunner _runner;
     readonly Scheduler _scheduler;
     readonly TextTokenizer _tokenizer;
+    readonly TokenVocabulary _vocabulary;
     readonly IReadOnlyCollection<int> _eosTokenIds;
     /// Called once per request when it stops waiting (scheduled, refused, failed or aborted first).
     readonly Action<GenerationRequest> _requestLeftQueue;
@@ -29,10 +31,10 @@ internal sealed partial class EngineCore : IDisposable
     long _promptTokens;
     TimeSpan _lastStepDuration;
 
-    public EngineCore(ModelRunner runner, Scheduler scheduler, TextTokenizer tokenizer,
+    public EngineCore(ModelRunner runner, Scheduler scheduler, TextTokenizer tokenizer, TokenVocabulary vocabulary,
         IReadOnlyCollection<int> eosTokenIds, Action<GenerationRequest> requestLeftQueue, ILogger logger)
     {
-        (_runner, _scheduler, _tokenizer, _eosTokenIds) = (runner, scheduler, tokenizer, eosTokenIds);
+        (_runner, _scheduler, _tokenizer, _vocabulary, _eosTokenIds) = (runner, scheduler, tokenizer, vocabulary, eosTokenIds);
         (_requestLeftQueue, _logger) = (requestLeftQueue, logger);
     }
 
@@ -55,8 +57,11 @@ internal sealed partial class EngineCore : IDisposable
             return;
         }
         var sampling = request.Request.Sampling;
+        // compiled (and cached) when the request was validated on the caller's thread: a cache hit here
+        var grammar = sampling.StructuredOutputs is { } spec ? GrammarCompiler.Compile(spec) : null;
         request.Start(sequences.Select(sequence => new SequenceText(
-            new SamplingState(sampling, sequence.PromptTokenIds, sequence.OutputTokenIds, _eosTokenIds, sequence.Index),
+            new SamplingState(sampling, sequence.PromptTokenIds, sequence.OutputTokenIds, _eosTokenIds, sequence.Index,
+                grammar is null ? null : new GrammarState(grammar, _vocabulary)),
             _tokenizer.CreateDetokenizer(sequence.PromptTokenIds, sampling.SkipSpecialTokens),
             new StopStringMatcher(sampling.Stop, sampling.IncludeStopStringInOutput))).ToList());
         _requests.Add(request.RequestId, request);

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Serving.Engine.Config;
+using Serving.Engine.Grammar;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Scheduling;
@@ -21,8 +22,10 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             if (p.TensorsLoaded == p.TotalTensors || p.TensorsLoaded % 64 == 0)
                 Log.WeightProgress(logger, p.TensorsLoaded, p.TotalTensors, p.BytesLoaded);
         });
-        var gpuMemory = device.type == TorchSharp.DeviceType.CUDA ? GpuMemoryProfiler.Start(device) : null;
-        var model = ModelLoader.Load(options.Model, options.Dtype, device, progress);
+        var gpuMemory = device.type == TorchSharp.DeviceType.CUDA
+            ? GpuMemoryProfiler.Start(Distributed.TensorParallelGroup.DevicesFor(device, options.TensorParallelSize))
+            : null;
+        var model = ModelLoader.Load(options.Model, options.Dtype, device, progress, options.TensorParallelSize);
         try
         {
             return Create(options, model, gpuMemory, requestLeftQueue, logger);
@@ -40,6 +43,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var config = model.Config;
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
             config.NumKeyValueHeads, config.HeadDim, model.DtypeName, options.Device);
+        if (model.Shard is { Size: > 1 } shard)
+            Log.TensorParallel(logger, shard.Size, string.Join(", ", model.Devices), shard.NumHeads, shard.NumKVHeads,
+                shard.KVHeadReplicas, shard.IntermediateSize, shard.VocabRows);
         var tokenizer = TextTokenizer.Load(TokenizerFolder(options, model));
         var eosTokenIds = config.EosTokenIds.Concat(model.Generation.EosTokenIds).Concat(tokenizer.EosTokenIds)
             .ToHashSet();
@@ -61,7 +67,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             MaxModelLen = maxModelLen, EosTokenIds = eosTokenIds,
         }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching));
         manual_seed(options.Seed);
-        var core = new EngineCore(runner, scheduler, tokenizer, eosTokenIds, requestLeftQueue, logger);
+        var vocabulary = TokenVocabulary.Create(tokenizer, config.VocabSize, eosTokenIds);
+        vocabulary.WarmUp();
+        var core = new EngineCore(runner, scheduler, tokenizer, vocabulary, eosTokenIds, requestLeftQueue, logger);
         var info = Describe(model, options, cacheDtype, capacity, maxModelLen) with { SamplingDefaults = SamplingDefaultsOf(options, model) };
         if (!info.SamplingDefaults.IsNone) Log.SamplingDefaults(logger, info.SamplingDefaults.ToString());
         return new EngineSetup(core, info, new PromptProcessor(tokenizer, maxModelLen));
@@ -138,6 +146,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             NumAttentionHeads = config.NumAttentionHeads, NumKeyValueHeads = config.NumKeyValueHeads,
             HeadDim = config.HeadDim, VocabSize = config.VocabSize, MaxModelLen = maxModelLen,
             Dtype = model.DtypeName, KVCacheDtype = cacheDtype.Name, Device = options.Device,
+            TensorParallelSize = model.TensorParallelSize,
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
         };
     }

@@ -7,41 +7,50 @@ namespace Serving.Engine.Execution;
 /// Sizes the KV pool on CUDA the way vLLM does: this engine may use total memory x --gpu-memory-utilization;
 /// what it already uses after loading the weights and one warm-up step of the largest batch (libtorch's
 /// allocator then holds the activation peak) is subtracted, and the KV pool gets the rest. Memory used by other
-/// processes on the GPU does not count against this engine's share, so two servers at 0.45 share one GPU.
-internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoading)
+/// processes on the GPU does not count against this engine's share, so two servers at 0.45 share one GPU. Under
+/// tensor parallelism every rank's GPU is measured and each rank's pool gets the smallest budget (the ranks' pools
+/// hold the same blocks).
+internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long FreeBeforeLoading)> devices)
 {
-    /// Call before the model is loaded: remembers what was free.
-    public static GpuMemoryProfiler Start(Device torchDevice)
+    /// Call before the model is loaded: remembers what was free on each rank's GPU.
+    public static GpuMemoryProfiler Start(IReadOnlyList<Device> torchDevices) => new(torchDevices.Select(torchDevice =>
     {
         var device = CudaDevice.Open(Math.Max(0, (int)torchDevice.index));
-        return new GpuMemoryProfiler(device, device.MemoryInfo().Free);
-    }
+        return (device, device.MemoryInfo().Free);
+    }).ToArray());
 
     public long KVBudgetBytes(EngineOptions options, LoadedModel model, KVCache.KVCacheDtype cacheDtype, int maxModelLen)
     {
         WarmUp(model, cacheDtype, Math.Min(options.MaxNumBatchedTokens, maxModelLen), options.BlockSize);
+        return devices.Min(entry => Budget(options, model, entry.Device, entry.FreeBeforeLoading));
+    }
+
+    static long Budget(EngineOptions options, LoadedModel model, CudaDevice device, long freeBeforeLoading)
+    {
         var (free, total) = device.MemoryInfo();
         var used = freeBeforeLoading - free + (options.EnforceEager ? 0 : GraphMemoryEstimate(model, options.MaxNumSeqs));
         var budget = Math.Min((long)(total * options.GpuMemoryUtilization) - used, free);
         if (budget <= 0)
             throw new ModelLoadException(
-                $"no GPU memory is left for the KV cache: the model and a warm-up step use {used >> 20} MiB, " +
+                $"no GPU memory is left for the KV cache on cuda:{device.Ordinal}: the model and a warm-up step use {used >> 20} MiB, " +
                 $"--gpu-memory-utilization {options.GpuMemoryUtilization} allows {(long)(total * options.GpuMemoryUtilization) >> 20} " +
-                $"MiB of {total >> 20} MiB and {free >> 20} MiB are free; raise it, or lower --max-num-batched-tokens");
+                $"MiB of {total >> 20} MiB and {free >> 20} MiB are free; raise it, or lower --max-num-batched-tokens" +
+                (options.TensorParallelSize == 1 ? "" : ", or raise --tensor-parallel-size"));
         return budget;
     }
 
-    /// Free device memory now.
-    public long FreeBytes() => device.MemoryInfo().Free;
+    /// Free memory of rank 0's GPU now.
+    public long FreeBytes() => devices[0].Device.MemoryInfo().Free;
 
     /// What the decode graphs will hold beside the pool: their shared memory pool is about the largest step's
     /// activations (the largest batch's hidden states, q/k/v, gate/up, logits in the model dtype and float32) plus the
-    /// float32 logits they all write; reserved before the KV pool is sized, the actual figure is logged at capture.
+    /// float32 logits they all write; reserved before the KV pool is sized, the actual figure is logged at capture. One
+    /// rank's: its heads and ffn columns, the whole vocabulary's logits (gathered).
     static long GraphMemoryEstimate(LoadedModel model, int maxNumSeqs)
     {
-        var c = model.Config;
+        var (c, vocab) = (model.Shard.Config, model.Config.VocabSize);
         var element = model.Dtype == ScalarType.Float32 ? 4 : 2;
-        var perSequence = (4L * c.HiddenSize + c.QSize + 2L * c.KVSize + 3L * c.IntermediateSize) * element + c.VocabSize * (element + 8L);
+        var perSequence = (4L * c.HiddenSize + c.QSize + 2L * c.KVSize + 3L * c.IntermediateSize) * element + vocab * (element + 8L);
         return maxNumSeqs * perSequence + (64L << 20);
     }
 
@@ -52,6 +61,6 @@ internal sealed class GpuMemoryProfiler(CudaDevice device, long freeBeforeLoadin
         using var cache = model.CreateKVCache(numBlocks, blockSize, cacheDtype);
         using var scope = NewDisposeScope();
         var prompt = new StepSequence(new int[numTokens], 0, numTokens, Enumerable.Range(0, numBlocks).ToArray());
-        model.Forward(StepInputs.Build([prompt], blockSize), cache).cpu(); // waits for the step to finish
+        model.Forward(StepInputs.Build([prompt], blockSize), cache).cpu(); // waits for the step to finish (on every rank: the logits are gathered)
     }
 }

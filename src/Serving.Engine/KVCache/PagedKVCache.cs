@@ -10,6 +10,7 @@ public sealed class PagedKVCache : IDisposable
 {
     readonly Tensor[] _keys;    // numLayers x (numBlocks, blockSize, numKVHeads, headDim)
     readonly Tensor[] _values;  // numLayers x (numBlocks, blockSize, numKVHeads, headDim)
+    bool _calibrateScales;
 
     public KVCacheSpec Spec { get; }
     public int NumBlocks { get; }
@@ -22,10 +23,23 @@ public sealed class PagedKVCache : IDisposable
     /// from a checkpoint's k_scale / v_scale or calibrated (--calculate-kv-scales); only FP8 pools use them.
     public Tensor Scales { get; }
 
-    /// The next step that writes K/V computes the scales from the K and V it writes (--calculate-kv-scales).
-    public bool CalibrateScales { get; set; }
+    /// The next step that writes K/V computes the scales from the K and V it writes (--calculate-kv-scales); under
+    /// tensor parallelism every rank's pool from its own KV heads.
+    public bool CalibrateScales
+    {
+        get => _calibrateScales;
+        set
+        {
+            _calibrateScales = value;
+            foreach (var pool in RankPools) pool.CalibrateScales = value;
+        }
+    }
 
     public long CapacityTokens => (long)NumBlocks * BlockSize;
+
+    /// Under tensor parallelism: the pools of ranks 1 .. N-1, the same blocks with each rank's own KV heads (this one
+    /// is rank 0's); owned by this pool. Empty at one rank.
+    internal IReadOnlyList<PagedKVCache> RankPools { get; init; } = [];
 
     public PagedKVCache(KVCacheSpec spec, int numBlocks, int blockSize, Device device)
     {
@@ -68,5 +82,6 @@ public sealed class PagedKVCache : IDisposable
     {
         foreach (var tensor in _keys.Concat(_values)) tensor.Dispose();
         Scales.Dispose();
+        foreach (var pool in RankPools) pool.Dispose();
     }
 }

@@ -36,6 +36,7 @@ internal sealed class Attention : nn.Module
         if (_queryNorm is not null)
             qkv = step.HeadRmsNorm(qkv, _queryNorm.Weight, _keyNorm!.Weight, _queryNorm.Eps);
         qkv = step.RotaryAndCacheWrite(qkv, _layer);
-        return _output.forward(step.Attention(qkv, _layer));                      // (numTokens, qSize) -> (numTokens, hidden)
+        // (numTokens, qSize) -> (numTokens, hidden); a rank's heads give a partial sum (row-parallel o_proj)
+        return step.AllReduce(_output.forward(step.Attention(qkv, _layer)));
     }
 }

@@ -1,6 +1,7 @@
 using Serving.Engine.Config;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model.Backends;
+using Serving.Engine.Distributed;
 using TorchSharp;
 using TorchSharp.Utils;
 using TorchSharp.Modules;
@@ -12,6 +13,10 @@ namespace Serving.Engine.Model;
 /// sequences and the paged KV pool: embed, N pre-norm blocks, final norm, LM head. Written once against the
 /// DecoderStep operations; the backend (plain TorchSharp or the fused CUDA kernels) supplies them. Parameter names
 /// follow the checkpoint's without the "model." prefix, except the fused qkv_proj and gate_up_proj.
+///
+/// Under tensor parallelism (../Distributed) each rank builds this same decoder from its shard's config (fewer heads,
+/// KV heads, ffn columns and vocabulary rows); the step's collectives join the ranks: the embedding lookups and the
+/// outputs of o_proj and down_proj are summed over the ranks, the logits gathered. At one rank they do nothing.
 internal sealed class CausalLM : nn.Module
 {
     [ComponentName(Name = "embed_tokens")] readonly Embedding _embedTokens;  // (vocab, hidden)
@@ -19,20 +24,28 @@ internal sealed class CausalLM : nn.Module
     [ComponentName(Name = "norm")] readonly RmsNorm _norm;
     [ComponentName(Name = "lm_head")] readonly Linear? _lmHead;              // (vocab, hidden); null when tied to embed_tokens
 
-    public ModelConfig Config { get; }
-    public ScalarType Dtype { get; }
-    public Device Device { get; }
-
-    public CausalLM(ModelConfig config, ScalarType dtype, Device device) : base("CausalLM")
+    public CausalLM(ModelConfig config, ScalarType dtype, Device device) : this(ModelShard.Whole(config), dtype, device)
     {
-        (Config, Dtype, Device) = (config, dtype, device);
-        _embedTokens = new Embedding(config.VocabSize, config.HiddenSize, dtype, device);
+    }
+
+    public CausalLM(ModelShard shard, ScalarType dtype, Device device) : base("CausalLM")
+    {
+        (Shard, Dtype, Device) = (shard, dtype, device);
+        var config = shard.Config;
+        _embedTokens = new Embedding(config.VocabSize, config.HiddenSize, dtype, device, shard.VocabStart, sharded: shard.Size > 1);
         _layers = new ModuleList<DecoderLayer>(
             Enumerable.Range(0, config.NumHiddenLayers).Select(i => new DecoderLayer(config, i, dtype, device)).ToArray());
         _norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         _lmHead = config.TieWordEmbeddings ? null : new Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
         RegisterComponents();
     }
+
+    /// What this rank computes (the whole model's config at one rank).
+    public ModelConfig Config => Shard.Config;
+    /// This rank's part of the model (ModelShard.Whole at one rank).
+    public ModelShard Shard { get; }
+    public ScalarType Dtype { get; }
+    public Device Device { get; }
 
     /// (vocab, hidden): the token embedding table.
     public Tensor EmbeddingTable => _embedTokens.Weight;
@@ -49,7 +62,7 @@ internal sealed class CausalLM : nn.Module
     public Tensor Logits(DecoderStep step, bool allRows)
     {
         using var scope = NewDisposeScope();
-        var hidden = _embedTokens.forward(step.TokenIds);                        // (numTokens, hidden)
+        var hidden = step.AllReduce(_embedTokens.forward(step.TokenIds));        // (numTokens, hidden)
         Tensor? residual = null;
         foreach (var layer in _layers)
             (hidden, residual) = RunLayer(layer, step, hidden, residual);
@@ -58,7 +71,9 @@ internal sealed class CausalLM : nn.Module
             (hidden, residual) = (hidden.index_select(0, rows), residual!.index_select(0, rows));  // (numLogits, hidden)
         }
         hidden = _norm.Forward(step, hidden, ref residual);
-        var logits = _lmHead?.forward(hidden) ?? nn.functional.linear(hidden, _embedTokens.Weight);
+        var logits = _lmHead?.forward(hidden) ?? nn.functional.linear(hidden, _embedTokens.Weight);  // (rows, this rank's vocab)
+        logits = step.AllGatherColumns(logits);                                 // (rows, ranks x vocab rows per rank)
+        if (logits.size(1) != Shard.Model.VocabSize) logits = logits.narrow(1, 0, Shard.Model.VocabSize);  // padding
         return logits.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 

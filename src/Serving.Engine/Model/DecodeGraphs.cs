@@ -48,7 +48,7 @@ internal sealed class DecodeGraphs : IDisposable
     {
         backend.Stream.MakeCurrent();
         var largest = batchSizes.Max();
-        var logits = zeros(largest, model.Config.VocabSize, dtype: ScalarType.Float32, device: cache.Device).DetachFromDisposeScope();
+        var logits = zeros(largest, model.Shard.Model.VocabSize, dtype: ScalarType.Float32, device: cache.Device).DetachFromDisposeScope();
         var graphs = new List<Graph>();
         CudaGraph? first = null;
         foreach (var size in batchSizes.OrderDescending())

@@ -3,6 +3,7 @@ using Serving.Engine.Config;
 using Serving.Engine.Cuda;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model.Backends;
+using Serving.Engine.Distributed;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
@@ -10,42 +11,85 @@ namespace Serving.Engine.Model;
 /// A checkpoint ready to run: its configs, the decoder with weights on the target device, and the backends that
 /// run its steps (made on first use: the fused CUDA kernels where they apply, else plain TorchSharp). Forward calls
 /// must come from one thread (the engine thread); the caller's dispose scope owns the results.
+///
+/// Under tensor parallelism over N ranks (../Distributed) this object is rank 0, on the calling thread, and drives ranks
+/// 1 .. N-1, each a LoadedModel of its own shard on a thread of its own: every step, pool and setting given here
+/// reaches them too, and the logits returned are the whole vocabulary's. Sizes it reports (weights, KV bytes per
+/// token) are one rank's, i.e. per GPU.
 public sealed class LoadedModel : IDisposable
 {
     readonly CausalLM _model;
+    readonly ICommunicator? _communicator;   // this rank's collectives; null at one rank
+    readonly PeerRanks? _peers;              // ranks 1 .. N-1 (rank 0 only, N > 1)
     readonly Dictionary<KVCacheDtype, CudaBackend> _fused = new();   // by KV cache dtype
     RopeTable? _rope;
     TorchBackend? _torch;
+    int _maxPositions;
+    bool _useFusedKernels = true;
+    bool _useCudaGraphs = true;
     DecodeGraphs? _graphs;
 
-    internal LoadedModel(string directory, CausalLM model, GenerationConfig generation)
+    internal LoadedModel(string directory, CausalLM model, GenerationConfig generation, ICommunicator? communicator = null,
+        PeerRanks? peers = null)
     {
         Directory = directory;
-        _model = model;
+        (_model, _communicator, _peers) = (model, communicator, peers);
         Generation = generation;
-        MaxPositions = model.Config.MaxContextLength;
+        _maxPositions = model.Config.MaxContextLength;
     }
 
     public string Directory { get; }
-    public ModelConfig Config => _model.Config;
+    /// The whole model's config (config.json), at every tensor-parallel size.
+    public ModelConfig Config => _model.Shard.Model;
     public GenerationConfig Generation { get; }
     public ScalarType Dtype => _model.Dtype;
     public string DtypeName => ModelDtype.Name(Dtype);
+    /// Rank 0's device.
     public Device Device => _model.Device;
+    /// Ranks the model is split over (--tensor-parallel-size); 1 runs the whole model on Device.
+    public int TensorParallelSize => _model.Shard.Size;
+    /// This rank's part of the model (rank 0's; the whole model at one rank): heads, KV heads, ffn and vocabulary rows.
+    public ModelShard Shard => _model.Shard;
+    /// Every rank's device, in rank order.
+    public IReadOnlyList<Device> Devices => [Device, .. _peers?.Models.Select(peer => peer.Device) ?? []];
 
     /// Positions the rotary table covers (the served max model length); set before the first step.
-    public int MaxPositions { get; set; }
+    public int MaxPositions
+    {
+        get => _maxPositions;
+        set
+        {
+            _maxPositions = value;
+            foreach (var peer in Peers) peer.MaxPositions = value;
+        }
+    }
 
     /// Run steps through the fused CUDA kernels where they apply (default); false forces the plain TorchSharp path.
-    public bool UseFusedKernels { get; set; } = true;
+    public bool UseFusedKernels
+    {
+        get => _useFusedKernels;
+        set
+        {
+            _useFusedKernels = value;
+            foreach (var peer in Peers) peer.UseFusedKernels = value;
+        }
+    }
 
     /// Replay captured decode graphs where they apply (default); false runs every step eagerly.
-    public bool UseCudaGraphs { get; set; } = true;
+    public bool UseCudaGraphs
+    {
+        get => _useCudaGraphs;
+        set
+        {
+            _useCudaGraphs = value;
+            foreach (var peer in Peers) peer.UseCudaGraphs = value;
+        }
+    }
 
     /// The batch sizes of the captured decode graphs (empty before CaptureDecodeGraphs).
     public IReadOnlyList<int> CudaGraphBatchSizes => _graphs?.BatchSizes ?? [];
 
-    /// Bytes of all weights on the device (the embedding table once more when the LM head is untied).
+    /// Bytes of all weights on the device (the embedding table once more when the LM head is untied); one rank's.
     public long WeightBytes => _model.parameters().Sum(p => p.NumberOfElements * p.ElementSize);
 
     /// Bytes a step of numTokens tokens must read from the weights: every matrix and norm once, the LM head once,
@@ -62,16 +106,27 @@ public sealed class LoadedModel : IDisposable
     /// v_scale, as vLLM reads them); null otherwise.
     public float[,]? CheckpointKVScales { get; init; }
 
-    /// What a KV pool for this model holds per token, in cacheDtype (null: the model's dtype).
-    public KVCacheSpec KVCacheSpec(KVCacheDtype? cacheDtype = null) => KVCache.KVCacheSpec.For(Config, cacheDtype ?? KVCacheDtype.Of(Dtype));
+    /// What a KV pool for this model holds per token on one GPU (a rank's KV heads), in cacheDtype (null: the model's).
+    public KVCacheSpec KVCacheSpec(KVCacheDtype? cacheDtype = null) =>
+        KVCache.KVCacheSpec.For(_model.Config, cacheDtype ?? KVCacheDtype.Of(Dtype));
 
-    /// A KV pool matching this model (layers, KV heads, head dim) on its device, in cacheDtype (null: the model's).
-    /// An FP8 pool starts with the checkpoint's scales where it has them.
+    /// A KV pool matching this model (layers, KV heads, head dim) on its device, in cacheDtype (null: the model's); under
+    /// tensor parallelism every rank gets its pool of the same blocks (PagedKVCache.RankPools). An FP8 pool starts with
+    /// the checkpoint's scales where it has them.
     public PagedKVCache CreateKVCache(int numBlocks, int blockSize, KVCacheDtype? cacheDtype = null)
     {
-        var cache = new PagedKVCache(KVCacheSpec(cacheDtype), numBlocks, blockSize, Device);
-        if (cache.Dtype.IsFp8 && CheckpointKVScales is { } scales) cache.SetScales(scales);
-        return cache;
+        var rankPools = _peers?.Invoke(peer => peer.CreateKVCache(numBlocks, blockSize, cacheDtype)) ?? [];
+        try
+        {
+            var cache = new PagedKVCache(KVCacheSpec(cacheDtype), numBlocks, blockSize, Device) { RankPools = rankPools };
+            if (cache.Dtype.IsFp8 && CheckpointKVScales is { } scales) cache.SetScales(scales);
+            return cache;
+        }
+        catch
+        {
+            foreach (var pool in rankPools) pool.Dispose();
+            throw;
+        }
     }
 
     /// A KV pool in one of libtorch's float types.
@@ -81,7 +136,7 @@ public sealed class LoadedModel : IDisposable
     /// Whether steps over a pool of cacheDtype run the fused CUDA kernels (CUDA, a supported dtype and shape).
     public bool FusedKernelsActive(KVCacheDtype? cacheDtype = null) =>
         UseFusedKernels && Device.type == TorchSharp.DeviceType.CUDA
-        && CudaBackend.Supports(Config, Shape(cacheDtype ?? KVCacheDtype.Of(Dtype)), Device);
+        && CudaBackend.Supports(_model.Config, Shape(cacheDtype ?? KVCacheDtype.Of(Dtype)), Device);
 
     /// Whether steps over a pool of cacheDtype run on some backend: an FP8 pool needs the fused kernels (libtorch here
     /// has no FP8 type for the plain path).
@@ -96,15 +151,37 @@ public sealed class LoadedModel : IDisposable
     /// Sizes the fused backend's step buffers for the largest step the engine will send (no effect off CUDA).
     public void ReserveStepBuffers(KVCacheDtype cacheDtype, int maxTokens, int maxSeqs, int maxBlocksPerSeq)
     {
+        _peers?.Invoke(peer =>
+        {
+            peer.ReserveStepBuffers(cacheDtype, maxTokens, maxSeqs, maxBlocksPerSeq);
+            return true;
+        });
         if (FusedKernelsActive(cacheDtype)) Fused(cacheDtype).Buffers.Reserve(maxTokens, maxSeqs, maxBlocksPerSeq);
     }
 
     /// Captures decode steps of these batch sizes as CUDA graphs over this pool (fused backend only); decode steps of
-    /// at most the largest size then replay them (DecodeGraphs). Call before the pool holds live K/V.
+    /// at most the largest size then replay them (DecodeGraphs). Call before the pool holds live K/V. Under tensor
+    /// parallelism every rank captures its graphs at once (the eager run before each capture meets in the
+    /// collectives; the captured all-reduces replay on each rank's stream), each over its own pool.
     public void CaptureDecodeGraphs(PagedKVCache cache, IReadOnlyList<int> batchSizes)
     {
         if (!FusedKernelsActive(cache.Dtype)) throw new InvalidOperationException("CUDA graphs need the fused CUDA backend");
+        if (_peers is null)
+        {
+            CaptureRankGraphs(cache, batchSizes);
+            return;
+        }
+        _peers.Step((peer, rank) => peer.CaptureRankGraphs(cache.RankPools[rank - 1], batchSizes), () =>
+        {
+            CaptureRankGraphs(cache, batchSizes);
+            return true;
+        });
+    }
+
+    void CaptureRankGraphs(PagedKVCache cache, IReadOnlyList<int> batchSizes)
+    {
         _graphs?.Dispose();
+        _graphs = null;
         _graphs = DecodeGraphs.Capture(_model, Fused(cache.Dtype), cache, batchSizes, MaxPositions);
     }
 
@@ -116,6 +193,8 @@ public sealed class LoadedModel : IDisposable
     /// milliseconds per operation, the matrix products as the rest, and the whole step.
     internal IReadOnlyDictionary<string, double> ProfileStep(StepInputs inputs, PagedKVCache cache)
     {
+        // the other ranks would have to run the step too: their collectives meet rank 0's
+        if (_peers is not null) throw new NotSupportedException("profiling times one GPU's whole step; profile without tensor parallelism");
         var backend = Fused(cache.Dtype);
         using var profile = new KernelProfile(backend.Stream.Handle);
         backend.Profile = profile;
@@ -134,50 +213,67 @@ public sealed class LoadedModel : IDisposable
         }
     }
 
+    /// The step on every rank at once (rank 0 here, the peers on their threads with their pools); rank 0's logits.
     Tensor Run(StepInputs inputs, PagedKVCache cache, bool allRows)
     {
+        // every refusal comes before any rank starts, so none is left waiting in a collective for a rank that refused
         CheckCache(cache);
         inputs.CheckFits(cache.NumBlocks);
         if (inputs.MaxContextLength > MaxPositions)
             throw new ArgumentException($"a sequence reaches position {inputs.MaxContextLength - 1}, past the {MaxPositions} positions this model serves");
+        if (!CanRun(cache.Dtype))
+            throw new ArgumentException($"a {cache.Dtype} KV cache needs the fused CUDA kernels, which do not run this model here");
+        if (_peers is null) return RunRank(inputs, cache, allRows);
+        if (cache.RankPools.Count != TensorParallelSize - 1)
+            throw new ArgumentException($"the KV cache has pools for {cache.RankPools.Count + 1} ranks, the model runs on {TensorParallelSize}; make it with CreateKVCache");
+        return _peers.Step((peer, rank) => peer.RunRank(inputs, cache.RankPools[rank - 1], allRows),
+            () => RunRank(inputs, cache, allRows));
+    }
+
+    // every rank decides alike whether its graphs replay the step: their state (buckets, buffers, pool) is the same
+    Tensor RunRank(StepInputs inputs, PagedKVCache cache, bool allRows)
+    {
+        CheckCache(cache);
         if (!allRows && UseCudaGraphs && _graphs?.Cache == cache && _graphs.TryReplay(inputs) is { } replayed) return replayed;
         using var step = Backend(cache.Dtype).Begin(inputs, cache);
         return _model.Forward(step, allRows);
     }
 
-    DecoderBackend Backend(KVCacheDtype cacheDtype)
-    {
-        if (FusedKernelsActive(cacheDtype)) return Fused(cacheDtype);
-        if (!CanRun(cacheDtype))
-            throw new ArgumentException($"a {cacheDtype} KV cache needs the fused CUDA kernels, which do not run this model here");
-        return _torch ??= new TorchBackend(Config, Rope);
-    }
+    // backends compute this rank's shapes (_model.Config: its heads, KV heads, ffn and vocabulary rows)
+    DecoderBackend Backend(KVCacheDtype cacheDtype) =>
+        FusedKernelsActive(cacheDtype) ? Fused(cacheDtype) : _torch ??= new TorchBackend(_model.Config, Rope) { Communicator = _communicator };
 
     CudaBackend Fused(KVCacheDtype cacheDtype)
     {
         if (!_fused.TryGetValue(cacheDtype, out var backend))
-            _fused[cacheDtype] = backend = new CudaBackend(Config, Shape(cacheDtype), Rope, Device);
+            _fused[cacheDtype] = backend = new CudaBackend(_model.Config, Shape(cacheDtype), Rope, Device) { Communicator = _communicator };
         return backend;
     }
 
     RopeTable Rope => _rope ??= new RopeTable(Config.Rope, Config.RotaryDim, MaxPositions, Device);
 
-    KernelShape Shape(KVCacheDtype cacheDtype) =>
-        new(Dtype, cacheDtype, Config.HeadDim, Config.RotaryDim, Config.NumAttentionHeads, Config.NumKeyValueHeads);
+    KernelShape Shape(KVCacheDtype cacheDtype)
+    {
+        var config = _model.Config;
+        return new(Dtype, cacheDtype, config.HeadDim, config.RotaryDim, config.NumAttentionHeads, config.NumKeyValueHeads);
+    }
+
+    IEnumerable<LoadedModel> Peers => _peers?.Models ?? [];
 
     void CheckCache(PagedKVCache cache)
     {
-        var spec = cache.Spec;
-        if (spec.NumLayers != Config.NumHiddenLayers || spec.NumKVHeads != Config.NumKeyValueHeads || spec.HeadDim != Config.HeadDim)
+        var (spec, config) = (cache.Spec, _model.Config);
+        if (spec.NumLayers != config.NumHiddenLayers || spec.NumKVHeads != config.NumKeyValueHeads || spec.HeadDim != config.HeadDim)
             throw new ArgumentException(
                 $"KV cache ({spec.NumLayers} layers, {spec.NumKVHeads} KV heads, head dim {spec.HeadDim}) does not fit the model " +
-                $"({Config.NumHiddenLayers}, {Config.NumKeyValueHeads}, {Config.HeadDim})");
+                $"({config.NumHiddenLayers}, {config.NumKeyValueHeads}, {config.HeadDim})");
     }
 
     public void Dispose()
     {
         _graphs?.Dispose();
-        foreach (var backend in _fused.Values) backend.Dispose();
+        foreach (var backend in _fused.Values) backend.Dispose();   // waits for this rank's stream, collectives included
+        _peers?.Dispose();
         _rope?.Dispose();
         _model.Dispose();
     }

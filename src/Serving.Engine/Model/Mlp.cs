@@ -20,6 +20,6 @@ internal sealed class Mlp : nn.Module
         RegisterComponents();
     }
 
-    // (numTokens, hidden) -> (numTokens, hidden)
-    public Tensor Forward(DecoderStep step, Tensor x) => _down.forward(step.SiluAndMul(_gateUp.forward(x)));
+    // (numTokens, hidden) -> (numTokens, hidden); a rank's ffn columns give a partial sum (row-parallel down_proj)
+    public Tensor Forward(DecoderStep step, Tensor x) => step.AllReduce(_down.forward(step.SiluAndMul(_gateUp.forward(x))));
 }

@@ -1,5 +1,6 @@
 using Serving.Engine.Architectures;
 using Serving.Engine.Config;
+using Serving.Engine.Distributed;
 using Serving.Engine.Weights;
 using static TorchSharp.torch;
 
@@ -7,32 +8,28 @@ namespace Serving.Engine.Model;
 
 /// Loads a Hugging Face checkpoint folder (config.json, generation_config.json, safetensors) into a LoadedModel.
 /// Everything is checked before the model is allocated: the config (ModelConfigException, naming the field; an
-/// unsupported architecture lists the supported ones) and every tensor's presence, shape and dtype against the
-/// architecture's layout (CheckpointException, naming the tensor).
+/// unsupported architecture lists the supported ones), the tensor-parallel size against the model's heads
+/// (ModelLoadException naming both numbers) and every tensor's presence, shape and dtype against the architecture's
+/// layout (CheckpointException, naming the tensor). Under tensor parallelism each rank loads straight into its shard,
+/// on its own thread, reading only its rows or columns of each tensor.
 public static class ModelLoader
 {
     public static LoadedModel Load(string directory, string dtype = "auto", Device? device = null,
-        IProgress<WeightLoadProgress>? progress = null)
+        IProgress<WeightLoadProgress>? progress = null, int tensorParallelSize = 1)
     {
         device ??= CPU;
-        if (!System.IO.Directory.Exists(directory) && ModelPresets.IsPreset(directory)) return LoadPreset(directory, dtype, device);
+        if (!System.IO.Directory.Exists(directory) && ModelPresets.IsPreset(directory))
+            return LoadPreset(directory, dtype, device, tensorParallelSize: tensorParallelSize);
         var config = ModelConfig.Load(directory);
+        ModelShard.Check(config, tensorParallelSize);
         var generation = GenerationConfig.Load(directory);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
         var bindings = ArchitectureRegistry.For(config).Layout(config);
         CheckpointLayout.Validate(checkpoint, bindings);
         var stored = checkpoint.Info(bindings[0].CheckpointName).DType;
-        var model = new CausalLM(config, ModelDtype.Resolve(dtype, config, stored, device), device);
-        try
-        {
-            WeightLoader.Load(model, checkpoint, bindings, progress);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        return new LoadedModel(directory, model, generation) { CheckpointKVScales = KVScales(checkpoint, config) };
+        var weights = new WeightPlan((model, rankProgress) => WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress),
+            ModelDtype.Resolve(dtype, config, stored, device), KVScales(checkpoint, config));
+        return Build(directory, config, generation, weights, device, tensorParallelSize, progress);
     }
 
     /// Per layer [k_scale, v_scale] when the checkpoint carries them for an FP8 KV cache (vLLM reads
@@ -54,13 +51,61 @@ public static class ModelLoader
         return scales;
     }
 
-    /// A preset shape (ModelPresets) with random weights made on the device: no files, real sizes.
-    public static LoadedModel LoadPreset(string name, string dtype = "auto", Device? device = null, long seed = 0)
+    /// A preset shape (ModelPresets) with random weights made on the device (on each rank's, under tensor parallelism):
+    /// no files, real sizes; the same model at every tensor-parallel size.
+    public static LoadedModel LoadPreset(string name, string dtype = "auto", Device? device = null, long seed = 0,
+        int tensorParallelSize = 1)
     {
         device ??= CPU;
         var config = ModelPresets.Get(name);
-        var model = new CausalLM(config, ModelDtype.Resolve(dtype, config, ScalarType.Float32, device), device);
-        RandomWeights.Fill(model, seed);
-        return new LoadedModel(name, model, GenerationConfig.Empty);
+        ModelShard.Check(config, tensorParallelSize);
+        var bindings = ArchitectureRegistry.For(config).Layout(config);
+        var weights = new WeightPlan((model, _) => RandomWeights.Fill(model, bindings, seed),
+            ModelDtype.Resolve(dtype, config, ScalarType.Float32, device), KVScales: null);
+        return Build(name, config, GenerationConfig.Empty, weights, device, tensorParallelSize, progress: null);
+    }
+
+    /// How a rank's model gets its weights (a checkpoint's slices, or random values), the dtype they are kept in, and an
+    /// FP8 KV cache's scales (one per layer's K and V, the same on every rank).
+    sealed record WeightPlan(Action<CausalLM, IProgress<WeightLoadProgress>?> Fill, ScalarType Dtype, float[,]? KVScales);
+
+    static LoadedModel Build(string directory, ModelConfig config, GenerationConfig generation, WeightPlan weights, Device device,
+        int size, IProgress<WeightLoadProgress>? progress)
+    {
+        if (size == 1)
+            return new LoadedModel(directory, LoadShard(ModelShard.Whole(config), weights, device, progress), generation)
+            {
+                CheckpointKVScales = weights.KVScales,
+            };
+        var group = TensorParallelGroup.Create(device, size);
+        CausalLM? rankZero = null;
+        try
+        {
+            var peers = PeerRanks.Load(group,
+                rank => new LoadedModel(directory, LoadShard(ModelShard.Of(config, rank, size), weights, group.Devices[rank], null),
+                    generation, group.Communicators[rank]) { CheckpointKVScales = weights.KVScales },
+                () => rankZero = LoadShard(ModelShard.Of(config, 0, size), weights, group.Devices[0], progress));
+            return new LoadedModel(directory, rankZero!, generation, group.Communicators[0], peers) { CheckpointKVScales = weights.KVScales };
+        }
+        catch
+        {
+            rankZero?.Dispose();
+            throw;
+        }
+    }
+
+    static CausalLM LoadShard(ModelShard shard, WeightPlan weights, Device device, IProgress<WeightLoadProgress>? progress)
+    {
+        var model = new CausalLM(shard, weights.Dtype, device);
+        try
+        {
+            weights.Fill(model, progress);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        return model;
     }
 }

@@ -5,10 +5,11 @@ namespace Serving.Engine.Model;
 /// Named model shapes for random-weight models of real sizes, built on the device without files:
 /// `--model llama3-8b` in the server and the benchmark. The llama3-8b trio differs only in KV heads: GQA-8
 /// (the real model), its MHA twin and an MQA variant, so their step times isolate the cost of the KV cache.
+/// llama3-70b (141 GB in bf16) is for tensor parallelism: more than one H200 holds beside a KV cache.
 /// The tiny ones keep CPU smoke runs fast.
 public static class ModelPresets
 {
-    public static IReadOnlyList<string> Names { get; } = ["llama3-8b", "llama3-8b-mha", "llama3-8b-mqa", "tiny-gqa", "tiny-mha"];
+    public static IReadOnlyList<string> Names { get; } = ["llama3-8b", "llama3-8b-mha", "llama3-8b-mqa", "llama3-70b", "tiny-gqa", "tiny-mha"];
 
     public static bool IsPreset(string name) => Names.Contains(name, StringComparer.OrdinalIgnoreCase);
 
@@ -18,6 +19,7 @@ public static class ModelPresets
         "llama3-8b" => Llama3_8B(numKVHeads: 8),
         "llama3-8b-mha" => Llama3_8B(numKVHeads: 32),
         "llama3-8b-mqa" => Llama3_8B(numKVHeads: 1),
+        "llama3-70b" => Llama3_70B(),
         "tiny-gqa" => Tiny(numHeads: 8, numKVHeads: 2, headDim: 32),
         "tiny-mha" => Tiny(numHeads: 4, numKVHeads: 4, headDim: 64),
         _ => throw new ArgumentException($"unknown model preset '{name}' (known: {string.Join(", ", Names)})", nameof(name)),
@@ -41,6 +43,15 @@ public static class ModelPresets
         Dtype = "bfloat16",
         BosTokenId = 128000,
         EosTokenIds = [128001],
+    };
+
+    // Meta-Llama-3.1-70B's config.json: the 8B's rope, vocabulary and head size at 80 layers of hidden 8192.
+    static ModelConfig Llama3_70B() => Llama3_8B(numKVHeads: 8) with
+    {
+        HiddenSize = 8192,
+        IntermediateSize = 28672,
+        NumHiddenLayers = 80,
+        NumAttentionHeads = 64,
     };
 
     static ModelConfig Tiny(int numHeads, int numKVHeads, int headDim) => new()

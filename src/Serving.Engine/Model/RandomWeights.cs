@@ -1,3 +1,5 @@
+using Serving.Engine.Weights;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
@@ -6,32 +8,74 @@ namespace Serving.Engine.Model;
 /// Matrices get N(0, 1/fan-in) so activations keep unit scale through every layer; norm weights (every
 /// "...norm.weight": layer norms, the final norm, q/k head norms) 1 + N(0, 0.1²), close to trained norms but not a
 /// constant that would hide indexing errors; embeddings N(0, 1) and biases N(0, 0.02²).
+///
+/// A tensor-parallel rank draws what one device would draw for the whole model (the same seed, every parameter of
+/// the whole model in the same order, on its own device) and keeps its shard of each: the same model at every size.
 internal static class RandomWeights
 {
-    public static void Fill(CausalLM model, long seed)
+    // the default generators are the process's: one rank draws at a time, from a freshly seeded generator
+    static readonly object Drawing = new();
+
+    public static void Fill(CausalLM model, IReadOnlyList<WeightBinding> layout, long seed)
     {
         using var noGrad = no_grad();
-        // the default generators, seeded: an explicit Generator would be a CPU one, which CUDA tensors refuse
-        manual_seed(seed);
-        if (model.Device.type == TorchSharp.DeviceType.CUDA) cuda.manual_seed_all(seed);
-        foreach (var (name, parameter) in model.named_parameters())
+        lock (Drawing)
         {
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal))
+            // the default generators, seeded: an explicit Generator would be a CPU one, which CUDA tensors refuse
+            manual_seed(seed);
+            if (model.Device.type == DeviceType.CUDA) cuda.manual_seed_all(seed);
+            if (model.Shard.Size == 1)
             {
-                parameter.normal_(1.0, 0.1);
+                foreach (var (name, parameter) in model.named_parameters()) Draw(name, parameter);
+                return;
             }
-            else if (name == "embed_tokens.weight")
+            FillShard(model, layout);
+        }
+    }
+
+    // every parameter of the whole model drawn in full, in the whole model's order, then cut to the rank's shard as a
+    // checkpoint would be (each binding's rows of the full parameter are that checkpoint tensor)
+    static void FillShard(CausalLM model, IReadOnlyList<WeightBinding> layout)
+    {
+        var shard = model.Shard;
+        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var bindings = layout.ToLookup(binding => binding.ParameterName);
+        using var whole = new CausalLM(shard.Model, model.Dtype, new Device(DeviceType.META));   // names and shapes only
+        foreach (var parameter in parameters.Values) parameter.zero_();   // rows no rank's part fills stay zero
+        foreach (var (name, shape) in whole.named_parameters().Select(p => (p.name, p.parameter.shape)))
+        {
+            using var scope = NewDisposeScope();
+            var values = empty(shape, model.Dtype, model.Device);
+            Draw(name, values);
+            foreach (var binding in bindings[name])
             {
-                parameter.normal_(0.0, 1.0);
+                var tensor = values.narrow(0, binding.RowOffset, binding.Shape[0]);       // the checkpoint tensor's values
+                foreach (var copy in shard.Copies(binding))
+                {
+                    var part = copy.Slice.Of(tensor);
+                    parameters[name].narrow(0, copy.DestinationRow, part.shape[0]).copy_(part);
+                }
             }
-            else if (parameter.dim() == 2)
-            {
-                parameter.normal_(0.0, 1.0 / Math.Sqrt(parameter.size(1)));
-            }
-            else
-            {
-                parameter.normal_(0.0, 0.02);
-            }
+        }
+    }
+
+    static void Draw(string name, Tensor parameter)
+    {
+        if (name.EndsWith("norm.weight", StringComparison.Ordinal))
+        {
+            parameter.normal_(1.0, 0.1);
+        }
+        else if (name == "embed_tokens.weight")
+        {
+            parameter.normal_(0.0, 1.0);
+        }
+        else if (parameter.dim() == 2)
+        {
+            parameter.normal_(0.0, 1.0 / Math.Sqrt(parameter.size(1)));
+        }
+        else
+        {
+            parameter.normal_(0.0, 0.02);
         }
     }
 }

@@ -1,3 +1,4 @@
+using Serving.Engine.Grammar;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -27,7 +28,10 @@ public sealed class Sampler
 
     /// logits: (numSeqs, vocab), any float dtype, any device; row i belongs to rows[i]. The logits are not
     /// modified. Seeded rows advance their own generator by one draw of vocab exponentials per random step.
-    public SamplerOutput Sample(Tensor logits, IReadOnlyList<SamplingState> rows)
+    /// allowed: the structured-output masks of the step (null when no row has a grammar); a disallowed token
+    /// gets -inf before anything else, so penalties, filters and log-probabilities all see the masked logits
+    /// (vLLM V1 applies its grammar bitmask the same way).
+    public SamplerOutput Sample(Tensor logits, IReadOnlyList<SamplingState> rows, AllowedTokens? allowed = null)
     {
         if (logits.dim() != 2 || logits.shape[0] != rows.Count)
         {
@@ -38,11 +42,27 @@ public sealed class Sampler
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var raw = logits.to(ScalarType.Float32); // (numSeqs, vocab); may alias logits when already float32
+        if (allowed is not null)
+            raw = Masked(raw, allowed); // a new tensor: the caller's logits stay as they were
         var processed = raw.clone(); // (numSeqs, vocab)
         LogitsProcessors.Apply(processed, rows);
         var chosen = ChooseTokens(processed, rows); // (numSeqs) int64
         var tokenIds = chosen.to(ScalarType.Int32).cpu().data<int>().ToArray();
         return new SamplerOutput(tokenIds, LogprobGatherer.Gather(raw, chosen, rows));
+    }
+
+    /// logits with -inf where the packed mask has a 0 bit. The bits are unpacked on the logits' device: one
+    /// small upload (vocab / 8 bytes per row) instead of a boolean per token.
+    static Tensor Masked(Tensor logits, AllowedTokens allowed)
+    {
+        var (numRows, vocab) = (logits.shape[0], logits.shape[1]);
+        if (allowed.NumRows != numRows || allowed.RowBytes * 8L < vocab)
+            throw new ArgumentException($"allowed-token masks of {allowed.NumRows} x {allowed.RowBytes * 8} for logits of {numRows} x {vocab}");
+        var packed = tensor(allowed.Bits, [numRows, allowed.RowBytes], ScalarType.Byte).to(logits.device); // (numSeqs, vocab / 8)
+        var bitValues = tensor(new byte[] { 1, 2, 4, 8, 16, 32, 64, 128 }, ScalarType.Byte).to(logits.device); // (8)
+        var bits = packed.unsqueeze(-1).bitwise_and(bitValues).ne(0) // (numSeqs, vocab / 8, 8)
+            .reshape(numRows, allowed.RowBytes * 8L)[.., ..(int)vocab]; // (numSeqs, vocab)
+        return logits.masked_fill(bits.logical_not(), float.NegativeInfinity);
     }
 
     /// (numSeqs) int64: argmax for greedy rows, a random draw for the others.

@@ -36,6 +36,8 @@ public sealed record SamplingParams
     public bool SkipSpecialTokens { get; init; } = true;
     /// Keep a matched stop string in the output text (vLLM's include_stop_str_in_output).
     public bool IncludeStopStringInOutput { get; init; }
+    /// Constrains the output to a JSON Schema, any JSON object, a regex or a choice (null: free text).
+    public Grammar.StructuredOutputsParams? StructuredOutputs { get; init; }
 
     /// Temperatures below this are taken as 0: dividing logits by them overflows float32 (vLLM's _SAMPLING_EPS).
     public const float GreedyTemperatureEpsilon = 1e-5f;

@@ -27,6 +27,7 @@ internal static class SamplingParamsValidator
             $"prompt_logprobs must be between 0 and {SamplingParams.MaxLogprobs}");
         ValidateLogitBiasValues(p);
         Require(p.Stop.All(s => !string.IsNullOrEmpty(s)), "stop", "stop strings must not be empty");
+        p.StructuredOutputs?.Validate();
     }
 
     public static void Validate(SamplingParams p, int vocabSize)

@@ -1,3 +1,4 @@
+using Serving.Engine.Grammar;
 using TorchSharp;
 
 namespace Serving.Engine.Sampling;
@@ -15,9 +16,10 @@ public sealed class SamplingState : IDisposable
     /// from each other while each stays reproducible.
     public SamplingState(
         SamplingParams parameters, IReadOnlyList<int> promptTokenIds, IReadOnlyList<int> outputTokenIds,
-        IReadOnlyCollection<int> eosTokenIds, int sequenceIndex = 0)
+        IReadOnlyCollection<int> eosTokenIds, int sequenceIndex = 0, GrammarState? grammar = null)
     {
         Params = parameters;
+        Grammar = grammar;
         PromptTokenIds = promptTokenIds;
         OutputTokenIds = outputTokenIds;
         EosTokenIds = eosTokenIds.ToHashSet();
@@ -33,8 +35,13 @@ public sealed class SamplingState : IDisposable
     /// The model's end-of-sequence ids (config/generation_config may list several).
     public IReadOnlySet<int> EosTokenIds { get; }
 
-    /// True while EOS and stop token ids must not be sampled (fewer than min_tokens generated).
-    public bool IsBelowMinTokens => OutputTokenIds.Count < Params.MinTokens;
+    /// Where the sequence is in its structured-output grammar (null: free text). Masks the tokens each step
+    /// may sample (AllowedTokens); it follows OutputTokenIds on its own (GrammarState.SyncTo).
+    public GrammarState? Grammar { get; }
+
+    /// True while EOS and stop token ids must not be sampled (fewer than min_tokens generated), unless the
+    /// grammar allows nothing but EOS: the end of a structured output wins over min_tokens.
+    public bool IsBelowMinTokens => OutputTokenIds.Count < Params.MinTokens && Grammar is not { MustEnd: true };
 
     /// The ids that min_tokens masks: stop token ids, and EOS unless ignore_eos (then EOS stops nothing).
     internal IEnumerable<int> TokensBlockedByMinTokens =>

@@ -97,14 +97,29 @@ public sealed class TextTokenizer
     /// " world". A token that is only part of a UTF-8 character reads "bytes:\xNN..." (as vLLM shows it).
     public string TokenText(int id)
     {
+        var text = DecodeAlone(id);
+        return text.Contains('\uFFFD') && PartialCharacterBytes(id) is { } bytes
+            ? "bytes:" + string.Concat(bytes.Select(b => $"\\x{b:x2}"))
+            : text;
+    }
+
+    /// The bytes a token adds in the middle of a text (what a grammar over bytes sees): its text as UTF-8, or
+    /// its raw bytes when it is part of a character. Null for a special token.
+    public byte[]? TokenBytes(int id)
+    {
+        if (IsSpecial(id) || _backend.IdToToken(id) is null)
+            return null;
+        var text = DecodeAlone(id);
+        return text.Contains('\uFFFD') && PartialCharacterBytes(id) is { } bytes ? bytes : Encoding.UTF8.GetBytes(text);
+    }
+
+    string DecodeAlone(int id)
+    {
         var output = new StringBuilder();
         var stream = _backend.CreateDecodeStream(atStart: false);
         stream.Push(id, output);
         stream.Flush(output);
-        var text = output.ToString();
-        return text.Contains('\uFFFD') && PartialCharacterBytes(id) is { } bytes
-            ? "bytes:" + string.Concat(bytes.Select(b => $"\\x{b:x2}"))
-            : text;
+        return output.ToString();
     }
 
     /// The raw bytes of a token that spells bytes rather than text: a SentencePiece byte token ("<0xE4>") or

@@ -46,6 +46,11 @@ public sealed class SafetensorsCheckpoint : IDisposable
         _fileOf.TryGetValue(name, out var file) ? file.Read(name)
             : throw new CheckpointException($"missing weight '{name}' in {Directory}");
 
+    /// A new CPU tensor holding a slice of the named tensor (a tensor-parallel rank's part), reading only its bytes.
+    internal Tensor Read(string name, TensorSlice slice) =>
+        _fileOf.TryGetValue(name, out var file) ? file.Read(name, slice)
+            : throw new CheckpointException($"missing weight '{name}' in {Directory}");
+
     static SafetensorsCheckpoint OpenSharded(string directory, string indexPath)
     {
         var weightMap = ReadWeightMap(indexPath);

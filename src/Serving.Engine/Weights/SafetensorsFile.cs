@@ -49,6 +49,32 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return tensor;
     }
 
+    /// A new CPU tensor holding only a slice of the named tensor: only the slice's bytes are read from the file (one
+    /// contiguous run for rows, one run per leading index for columns).
+    internal Tensor Read(string name, TensorSlice slice)
+    {
+        var info = Tensors.TryGetValue(name, out var found) ? found
+            : throw new CheckpointException($"{System.IO.Path.GetFileName(Path)}: no tensor '{name}'");
+        if (slice.IsWhole(info.Shape)) return Read(name);
+        var tensor = empty(slice.ShapeIn(info.Shape), info.DType, CPU);
+        if (tensor.NumberOfElements == 0) return tensor;
+        var runBytes = info.Shape.Skip(slice.Dim + 1).Aggregate((long)tensor.ElementSize, (product, dim) => product * dim); // one index along Dim
+        var runs = info.Shape.Take(slice.Dim).Aggregate(1L, (product, dim) => product * dim);
+        var source = _base + Header.DataStart + info.Begin + slice.Start * runBytes;
+        if (runs == 1)
+        {
+            CopyInto(tensor, source);
+            return tensor;
+        }
+        var (sourceStride, length) = (info.Shape[slice.Dim] * runBytes, slice.Length * runBytes);
+        fixed (byte* target = tensor.bytes)
+        {
+            for (long run = 0; run < runs; run++)
+                Buffer.MemoryCopy(source + run * sourceStride, target + run * length, length, length);
+        }
+        return tensor;
+    }
+
     static void CopyInto(Tensor tensor, byte* source)
     {
         using var flat = tensor.view(-1);

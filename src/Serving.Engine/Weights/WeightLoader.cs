@@ -1,3 +1,4 @@
+using Serving.Engine.Distributed;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -5,38 +6,47 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Weights;
 
 /// Fills a model's parameters from a checkpoint one tensor at a time: read (stored dtype, CPU), then copy_ into the
-/// parameter's rows, which converts dtype and moves to the device in one step. Peak extra memory is one tensor.
+/// parameter's rows, which converts dtype and moves to the device in one step. Peak extra memory is one tensor. A
+/// tensor-parallel rank reads only its part of each tensor (ModelShard.Copies): rows, or columns, never the whole.
 internal static class WeightLoader
 {
-    public static void Load(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings,
+    public static void Load(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
         IProgress<WeightLoadProgress>? progress)
     {
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        CheckCoverage(parameters, bindings);
+        CheckCoverage(parameters, bindings, shard);
         var totalBytes = bindings.Sum(binding => checkpoint.Info(binding.CheckpointName).NumBytes);
         long loadedBytes = 0;
         using var noGrad = no_grad();
+        // rows no checkpoint data fills on this rank (vocabulary padding, other ranks' biases) must be zero
+        if (shard.Size > 1)
+            foreach (var parameter in parameters.Values) parameter.zero_();
         for (var i = 0; i < bindings.Count; i++)
         {
             var binding = bindings[i];
-            using (var scope = NewDisposeScope())
+            foreach (var copy in shard.Copies(binding))
             {
-                var source = checkpoint.Read(binding.CheckpointName);
-                parameters[binding.ParameterName].narrow(0, binding.RowOffset, binding.Shape[0]).copy_(source);
+                using var scope = NewDisposeScope();
+                var part = checkpoint.Read(binding.CheckpointName, copy.Slice);
+                parameters[binding.ParameterName].narrow(0, copy.DestinationRow, part.shape[0]).copy_(part);
             }
             loadedBytes += checkpoint.Info(binding.CheckpointName).NumBytes;
             progress?.Report(new WeightLoadProgress(binding.CheckpointName, i + 1, bindings.Count, loadedBytes, totalBytes));
         }
     }
 
-    /// Invariant of the layout: the bindings of each parameter tile its rows exactly, with matching trailing dims.
-    static void CheckCoverage(Dictionary<string, Parameter> parameters, IReadOnlyList<WeightBinding> bindings)
+    /// Invariant of the layout: the bindings of each parameter tile its rows exactly, with matching trailing dims (a
+    /// rank's parts tile the rows it does not leave zero).
+    static void CheckCoverage(Dictionary<string, Parameter> parameters, IReadOnlyList<WeightBinding> bindings, ModelShard shard)
     {
         var byParameter = bindings.GroupBy(binding => binding.ParameterName).ToDictionary(g => g.Key, g => g.ToArray());
         foreach (var (name, parameter) in parameters)
         {
-            var rows = byParameter.TryGetValue(name, out var parts) ? parts.Sum(part => part.Shape[0]) : 0;
-            var trailingOk = parts?.All(part => part.Shape.Skip(1).SequenceEqual(parameter.shape.Skip(1))) ?? false;
+            var parts = byParameter.TryGetValue(name, out var found)
+                ? found.SelectMany(binding => shard.Copies(binding).Select(copy => copy.Slice.ShapeIn(binding.Shape))).ToArray()
+                : [];
+            var rows = parts.Sum(part => part[0]) + shard.ZeroRows(name, parameter.shape[0]);
+            var trailingOk = found is not null && parts.All(part => part.Skip(1).SequenceEqual(parameter.shape.Skip(1)));
             if (rows != parameter.shape[0] || !trailingOk)
                 throw new InvalidOperationException($"checkpoint layout does not cover parameter '{name}' {SafetensorsTensorInfo.FormatShape(parameter.shape)}");
         }

@@ -22,6 +22,7 @@ internal static class CheckpointShapes
         Shape("llama3-8b", ModelPresets.Get("llama3-8b"), 256, "Llama-3-8B shape, GQA-8 (32 query heads, 8 KV heads), bf16"),
         Shape("llama3-8b-mha", ModelPresets.Get("llama3-8b-mha"), 256, "its MHA twin: 32 KV heads"),
         Shape("llama3-8b-mqa", ModelPresets.Get("llama3-8b-mqa"), 256, "its MQA variant: 1 KV head"),
+        Shape("llama3-70b", ModelPresets.Get("llama3-70b"), 256, "Llama-3-70B shape (80 layers, 64 query heads, 8 KV heads), bf16: 141 GB, for tensor parallelism"),
         Shape("tiny-gqa", ModelPresets.Get("tiny-gqa"), 8, "2 layers, hidden 256, 8 heads / 2 KV heads of 32, vocab 1024, f32"),
         Shape("tiny-gqa-mha", ModelPresets.Get("tiny-gqa") with { NumKeyValueHeads = 8 }, 8, "MHA twin of tiny-gqa: 8 KV heads"),
         Shape("tiny-mqa", ModelPresets.Get("tiny-gqa") with { NumKeyValueHeads = 1 }, 8, "MQA variant of tiny-gqa: 1 KV head"),

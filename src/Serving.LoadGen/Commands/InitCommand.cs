@@ -17,9 +17,18 @@ internal static class InitCommand
         var output = new Option<string?>("--output") { Description = "Folder to write the checkpoint to." };
         var seed = new Option<int>("--seed") { Description = "Seed of the random weights.", DefaultValueFactory = _ => 0 };
         var list = new Option<bool>("--list") { Description = "List the shapes and exit." };
-        foreach (var option in new Option[] { shape, output, seed, list }) command.Options.Add(option);
-        command.SetAction(parse => parse.GetValue(list) ? List()
-            : Run(CheckpointShapes.Get(parse.GetValue(shape)!), parse.GetValue(output) ?? throw new ArgumentException("init needs --output DIR"), parse.GetValue(seed)));
+        var tokenizerOnly = new Option<bool>("--tokenizer-only")
+        {
+            Description = "Write only the shape's tokenizer (for a preset model on the GPU, e.g. the engine bench's --tokenizer).",
+        };
+        foreach (var option in new Option[] { shape, output, seed, list, tokenizerOnly }) command.Options.Add(option);
+        command.SetAction(parse =>
+        {
+            if (parse.GetValue(list)) return List();
+            var chosen = CheckpointShapes.Get(parse.GetValue(shape)!);
+            var folder = parse.GetValue(output) ?? throw new ArgumentException("init needs --output DIR");
+            return parse.GetValue(tokenizerOnly) ? WriteTokenizer(chosen, folder) : Run(chosen, folder, parse.GetValue(seed));
+        });
         return command;
     }
 
@@ -32,6 +41,14 @@ internal static class InitCommand
             table.AddRow(s.Name, $"{s.Config.NumAttentionHeads} / {s.Config.NumKeyValueHeads}", $"{kvBytes:N0}", Markup.Escape(s.Description));
         }
         AnsiConsole.Write(table);
+        return 0;
+    }
+
+    public static int WriteTokenizer(CheckpointShape shape, string output)
+    {
+        Directory.CreateDirectory(output);
+        ByteLevelBpeTokenizer.Write(output, shape.Config.VocabSize, shape.NumSpecialTokens, shape.Config.MaxPositionEmbeddings);
+        AnsiConsole.MarkupLine($"wrote the {shape.Config.VocabSize}-token tokenizer of [bold]{shape.Name}[/] to [green]{Markup.Escape(output)}[/]");
         return 0;
     }
 

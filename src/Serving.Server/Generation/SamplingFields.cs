@@ -27,4 +27,6 @@ internal sealed record SamplingFields
     public int? PromptLogprobs { get; init; }
     public bool? SkipSpecialTokens { get; init; }
     public bool? IncludeStopStrInOutput { get; init; }
+    /// The output constraint (JSON Schema, any JSON object, regex, choice), already compiled once; null: free text.
+    public Serving.Engine.Grammar.StructuredOutputsParams? StructuredOutputs { get; init; }
 }

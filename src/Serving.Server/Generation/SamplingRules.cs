@@ -89,6 +89,7 @@ internal static class SamplingRules
             PromptLogprobs = fields.PromptLogprobs,
             SkipSpecialTokens = fields.SkipSpecialTokens ?? true,
             IncludeStopStringInOutput = fields.IncludeStopStrInOutput ?? false,
+            StructuredOutputs = fields.StructuredOutputs,
         };
     }
 }

@@ -38,8 +38,8 @@ internal sealed class GenerateResponses(string requestId, int n, IPromptProcesso
         chunk.TokenIds.Add(e.TokenIds);
         if (e.Logprobs is { } logprobs) chunk.Logprobs.Add(logprobs.Select(Logprob));
         if (e.FinishReason is { } reason) chunk.FinishReason = ToProto(reason);
-        if (e.StopReason is string stopString) chunk.StopString = stopString;
-        else if (e.StopReason is int stopTokenId) chunk.StopTokenId = stopTokenId;
+        if (e.StopReason is StopReason.String stopString) chunk.StopString = stopString.Text;
+        else if (e.StopReason is StopReason.TokenId stopToken) chunk.StopTokenId = stopToken.Id;
         return chunk;
     }
 
@@ -69,11 +69,11 @@ internal sealed class GenerateResponses(string requestId, int n, IPromptProcesso
         return final;
     }
 
-    static SequenceOutcome Outcome(int index, EngineFinishReason reason, object? stopReason)
+    static SequenceOutcome Outcome(int index, EngineFinishReason reason, StopReason? stopReason)
     {
         var outcome = new SequenceOutcome { Index = index, FinishReason = ToProto(reason) };
-        if (stopReason is string stopString) outcome.StopString = stopString;
-        else if (stopReason is int stopTokenId) outcome.StopTokenId = stopTokenId;
+        if (stopReason is StopReason.String stopString) outcome.StopString = stopString.Text;
+        else if (stopReason is StopReason.TokenId stopToken) outcome.StopTokenId = stopToken.Id;
         return outcome;
     }
 

@@ -1,3 +1,4 @@
+using Serving.Engine.Grammar;
 using Serving.Grpc.V1;
 using Serving.Server.Generation;
 
@@ -32,8 +33,26 @@ internal static class GrpcSampling
             SkipSpecialTokens = p.HasSkipSpecialTokens ? p.SkipSpecialTokens : null,
             IncludeStopStrInOutput = p.IncludeStopStrInOutput,
             PromptLogprobs = p.HasPromptLogprobs ? p.PromptLogprobs : null,
+            StructuredOutputs = StructuredOutputs(p.StructuredOutputs),
         };
         SamplingRules.Validate(fields, limits);
         return fields;
+    }
+
+    /// The same constraints as the HTTP API's structured_outputs, compiled (and refused) the same way.
+    static StructuredOutputsParams? StructuredOutputs(Serving.Grpc.V1.StructuredOutputs? constraint)
+    {
+        if (constraint is null) return null;
+        var (spec, param) = constraint.KindCase switch
+        {
+            Serving.Grpc.V1.StructuredOutputs.KindOneofCase.Json => (new StructuredOutputsParams { Json = constraint.Json }, "structured_outputs.json"),
+            Serving.Grpc.V1.StructuredOutputs.KindOneofCase.JsonObject when constraint.JsonObject =>
+                (new StructuredOutputsParams { JsonObject = true }, "structured_outputs.json_object"),
+            Serving.Grpc.V1.StructuredOutputs.KindOneofCase.Regex => (new StructuredOutputsParams { Regex = constraint.Regex }, "structured_outputs.regex"),
+            Serving.Grpc.V1.StructuredOutputs.KindOneofCase.Choice => (new StructuredOutputsParams { Choice = [.. constraint.Choice.Values] }, "structured_outputs.choice"),
+            _ => throw Errors.ApiException.BadRequest("structured_outputs needs one of json, json_object, regex, choice.", "structured_outputs"),
+        };
+        OpenAI.StructuredOutputFields.Compile(spec, param);
+        return spec;
     }
 }

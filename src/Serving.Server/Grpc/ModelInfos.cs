@@ -24,6 +24,7 @@ internal static class ModelInfos
             MaxModelLen = info.MaxModelLen,
             Dtype = info.Dtype,
             KvCacheDtype = info.KVCacheDtype,
+            TensorParallelSize = info.TensorParallelSize,
             Device = info.Device,
             BlockSize = info.BlockSize,
             NumKvBlocks = info.NumKVBlocks,

@@ -6,7 +6,10 @@ using Serving.Engine;
 namespace Serving.Server.OpenAI;
 
 /// Checks "messages" and normalizes it for the chat template: each message becomes {role, content} with
-/// content a string (text parts joined by newlines, as vLLM does for string-content templates).
+/// content a string (text parts joined by newlines, as vLLM does for string-content templates). An assistant
+/// message keeps its tool_calls, with each call's arguments parsed from their JSON text into an object (the
+/// templates of Llama 3.1 and Qwen2.5 write them with tojson, as vLLM hands them over); a tool message keeps
+/// its tool_call_id.
 internal static class ChatMessages
 {
     static readonly HashSet<string> Roles = ["system", "developer", "user", "assistant", "tool"];
@@ -33,7 +36,63 @@ internal static class ChatMessages
         var role = message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? Check.Text(r, $"{param}.role") : null;
         var content = message.TryGetProperty("content", out var c) ? Content(c, $"{param}.content", prompts) : "";
         var name = message.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? Check.Text(n, $"{param}.name") : null;
-        return Message(role, content, name, param);
+        var result = Message(role, content, name, param);
+        if (message.TryGetProperty("tool_calls", out var calls) && calls.ValueKind != JsonValueKind.Null)
+        {
+            Check.That(role == "assistant", $"{param}.tool_calls", $"{param}.tool_calls is only allowed on assistant messages.");
+            result["tool_calls"] = ToolCalls(calls, $"{param}.tool_calls");
+        }
+        if (role == "tool")
+        {
+            Check.That(message.TryGetProperty("tool_call_id", out var id) && id.ValueKind == JsonValueKind.String,
+                $"{param}.tool_call_id", $"{param}.tool_call_id must be the id of the tool call this message answers.");
+            result["tool_call_id"] = Check.Text(id, $"{param}.tool_call_id");
+        }
+        return result;
+    }
+
+    static JsonArray ToolCalls(JsonElement calls, string param)
+    {
+        Check.That(calls.ValueKind == JsonValueKind.Array, param, $"{param} must be a list of tool calls.");
+        var result = new JsonArray();
+        var index = 0;
+        foreach (var call in calls.EnumerateArray())
+        {
+            var at = $"{param}[{index++}]";
+            Check.That(call.ValueKind == JsonValueKind.Object, at, $"{at} must be an object.");
+            Check.That(call.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String, $"{at}.id", $"{at}.id must be a string.");
+            Check.That(!call.TryGetProperty("type", out var type) || type.ValueKind == JsonValueKind.String && type.GetString() == "function",
+                $"{at}.type", $"{at}.type must be \"function\".");
+            Check.That(call.TryGetProperty("function", out var function) && function.ValueKind == JsonValueKind.Object, $"{at}.function",
+                $"{at}.function must be an object with name and arguments.");
+            Check.That(function.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String, $"{at}.function.name",
+                $"{at}.function.name must be a string.");
+            Check.That(function.TryGetProperty("arguments", out var arguments) && arguments.ValueKind == JsonValueKind.String,
+                $"{at}.function.arguments", $"{at}.function.arguments must be a string of JSON.");
+            result.Add(new JsonObject
+            {
+                ["id"] = Check.Text(id, $"{at}.id"),
+                ["type"] = "function",
+                ["function"] = new JsonObject
+                {
+                    ["name"] = Check.Text(name, $"{at}.function.name"),
+                    ["arguments"] = ParseArguments(Check.Text(arguments, $"{at}.function.arguments"), $"{at}.function.arguments"),
+                },
+            });
+        }
+        return result;
+    }
+
+    static JsonNode? ParseArguments(string arguments, string param)
+    {
+        try
+        {
+            return JsonNode.Parse(arguments);
+        }
+        catch (JsonException)
+        {
+            throw Errors.ApiException.BadRequest($"{param} is not valid JSON.", param);
+        }
     }
 
     /// One message as the chat template sees it; the role must be one the APIs accept (gRPC builds its

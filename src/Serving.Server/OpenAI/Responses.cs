@@ -54,7 +54,12 @@ internal sealed record ChatChoice(int Index, ChatMessage Message, ChatLogprobs? 
     public IReadOnlyList<int>? TokenIds { get; init; }
 }
 
-internal sealed record ChatMessage(string Role, string Content);
+/// The assistant's message: its text, or (content null) the tools it called.
+internal sealed record ChatMessage(string Role, string? Content)
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<Tools.ToolCall>? ToolCalls { get; init; }
+}
 
 internal sealed record ChatChunk(string Id, long Created, string Model, IReadOnlyList<ChatChunkChoice> Choices, Usage? Usage)
 {
@@ -73,7 +78,11 @@ internal sealed record ChatChunkChoice(int Index, ChatDelta Delta, ChatLogprobs?
 
 internal sealed record ChatDelta(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Role,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content)
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<Tools.ToolCallDelta>? ToolCalls { get; init; }
+}
 
 internal sealed record ChatLogprobs(IReadOnlyList<ChatTokenLogprob> Content);
 
@@ -94,10 +103,10 @@ internal sealed record ModelCard(string Id, long Created, string OwnedBy, string
 /// Our extra field of the model card (clients ignore unknown fields, as with vLLM's max_model_len): the model's
 /// shape and KV cache, so a load generator can report KV bytes per token and capacity beside its measurements.
 internal sealed record ModelInfoCard(string Architecture, int NumHiddenLayers, int NumAttentionHeads, int NumKeyValueHeads,
-    int HeadDim, int VocabSize, string Dtype, string KvCacheDtype, string Device, int BlockSize, int NumKvBlocks, long KvBytesPerToken,
-    long KvCapacityTokens)
+    int HeadDim, int VocabSize, string Dtype, string KvCacheDtype, string Device, int TensorParallelSize, int BlockSize, int NumKvBlocks,
+    long KvBytesPerToken, long KvCapacityTokens)
 {
     public static ModelInfoCard From(Serving.Engine.ModelInfo info) => new(info.Architecture, info.NumLayers, info.NumAttentionHeads,
-        info.NumKeyValueHeads, info.HeadDim, info.VocabSize, info.Dtype, info.KVCacheDtype, info.Device, info.BlockSize, info.NumKVBlocks,
-        info.KVBytesPerToken, info.KVCapacityTokens);
+        info.NumKeyValueHeads, info.HeadDim, info.VocabSize, info.Dtype, info.KVCacheDtype, info.Device, info.TensorParallelSize,
+        info.BlockSize, info.NumKVBlocks, info.KVBytesPerToken, info.KVCapacityTokens);
 }

@@ -19,6 +19,11 @@ internal static class SamplingMapper
         // vLLM's rule: prompt log-probabilities come with a whole answer only
         Check.That(request.PromptLogprobs is null || request.Stream != true, "prompt_logprobs",
             "prompt_logprobs is not available when stream is true.");
+        // polymorphic fields read later: invalid Unicode anywhere inside is the client's error, named by path
+        foreach (var (field, value) in new[] { ("response_format", request.ResponseFormat), ("structured_outputs", request.StructuredOutputs),
+            ("guided_json", request.GuidedJson), ("guided_regex", request.GuidedRegex), ("guided_choice", request.GuidedChoice),
+            ("guided_grammar", request.GuidedGrammar) })
+            if (value is { } element) Check.ValidText(element, field);
         var fields = Fields(request, maxTokens, logprobs, limits) with { PromptLogprobs = promptLogprobs ?? request.PromptLogprobs };
         SamplingRules.Validate(fields, limits);
         return fields;
@@ -44,6 +49,7 @@ internal static class SamplingMapper
         Logprobs = logprobs,
         SkipSpecialTokens = request.SkipSpecialTokens,
         IncludeStopStrInOutput = request.IncludeStopStrInOutput,
+        StructuredOutputs = StructuredOutputFields.Read(request),
     };
 
     /// "stop": a string or a list of strings, at most maxCount of them (emptiness is SamplingRules' check).

@@ -34,6 +34,15 @@ internal abstract record SamplingRequest
     public bool? IncludeStopStrInOutput { get; init; }
     /// vLLM's prompt_logprobs: each prompt token's log-probability and the top k alternatives (whole answers only).
     public int? PromptLogprobs { get; init; }
+    /// OpenAI's {"type": "text" | "json_object" | "json_schema", ...}.
+    public JsonElement? ResponseFormat { get; init; }
+    /// vLLM's {"json" | "regex" | "choice" | "json_object": ...}.
+    public JsonElement? StructuredOutputs { get; init; }
+    /// vLLM's older spellings of structured_outputs.
+    public JsonElement? GuidedJson { get; init; }
+    public JsonElement? GuidedRegex { get; init; }
+    public JsonElement? GuidedChoice { get; init; }
+    public JsonElement? GuidedGrammar { get; init; }
 }
 
 internal sealed record StreamOptions(bool? IncludeUsage);
@@ -63,6 +72,9 @@ internal sealed record ChatRequest : SamplingRequest
     public JsonElement? ChatTemplateKwargs { get; init; }
     /// A request's own chat template: refused unless the server trusts request templates.
     public string? ChatTemplate { get; init; }
+    /// A list of {"type": "function", "function": {name, description, parameters, strict}}.
     public JsonElement? Tools { get; init; }
-    public JsonElement? ResponseFormat { get; init; }
+    /// "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.
+    public JsonElement? ToolChoice { get; init; }
+    public bool? ParallelToolCalls { get; init; }
 }

@@ -52,9 +52,9 @@ public static class ServerCommandLine
 
     sealed record Flag(Option Option, string Key, Func<ParseResult, object?> ValueOf, bool Invert = false);
 
-    static Flag Make<T>(string name, string key, string description)
+    static Flag Make<T>(string name, string key, string description, params string[] aliases)
     {
-        var option = new Option<T>(name) { Description = description };
+        var option = new Option<T>(name, aliases) { Description = description };
         return new Flag(option, key, parse => parse.GetValue(option));
     }
 
@@ -78,6 +78,7 @@ public static class ServerCommandLine
         Switch("--enforce-eager", "EnforceEager", "Never replay CUDA graphs of decode steps (default: captured at start on CUDA)."),
         Switch("--calculate-kv-scales", "CalculateKvScales", "FP8 KV cache: scales from the first prompts' K and V (default: 1.0, or the checkpoint's k_scale/v_scale)."),
         Make<string>("--device", "Device", "cpu or cuda[:N] (default cpu)."),
+        Make<int>("--tensor-parallel-size", "TensorParallelSize", "GPUs to split the model over by tensor parallelism, from --device's index on, joined by NCCL (default 1).", "-tp"),
         Make<int>("--max-model-len", "MaxModelLen", "Longest prompt + completion in tokens (default: the model's max_position_embeddings)."),
         Make<int>("--max-num-seqs", "MaxNumSeqs", "Most sequences in one batch (default 256)."),
         Make<int>("--max-num-batched-tokens", "MaxNumBatchedTokens", "Most tokens in one engine step (default 8192)."),
@@ -103,6 +104,8 @@ public static class ServerCommandLine
         Switch("--trust-request-chat-template", "TrustRequestChatTemplate", "Render chats with a request's own chat_template (refused by default)."),
         Make<string>("--generation-config", "GenerationConfig", "Sampling defaults: auto (the model's generation_config.json), vllm (none), or a folder holding a generation_config.json (default auto)."),
         Switch("--enable-log-requests", "EnableLogRequests", "Log prompt and output text (off by default)."),
+        Switch("--enable-auto-tool-choice", "EnableAutoToolChoice", "Let the model call tools on its own (tool_choice \"auto\"); needs --tool-call-parser."),
+        Make<string>("--tool-call-parser", "ToolCallParser", "How tool calls are read from the output: llama3_json, hermes (Qwen2.5, Hermes) or mistral."),
         Switch("--disable-playground", "DisablePlayground", "Do not serve the playground page at / (served by default)."),
     ];
 }

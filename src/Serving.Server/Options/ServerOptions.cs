@@ -33,6 +33,8 @@ public sealed class ServerOptions
     /// Run every decode step eagerly (no CUDA graphs).
     public bool EnforceEager { get; set; }
     public string Device { get; set; } = "cpu";
+    /// GPUs one model is split over (tensor parallelism, from --device's index on); CPU ranks on --device cpu.
+    public int TensorParallelSize { get; set; } = 1;
     /// 0 means the model's max_position_embeddings.
     public int MaxModelLen { get; set; }
     public int MaxNumSeqs { get; set; } = 256;
@@ -77,6 +79,10 @@ public sealed class ServerOptions
     /// Where default sampling parameters come from: "auto" (the model's generation_config.json, as vLLM),
     /// "vllm" (none: OpenAI's defaults), or a folder with a generation_config.json.
     public string GenerationConfig { get; set; } = "auto";
+    /// Let the model decide when to call a tool (tool_choice "auto"); needs ToolCallParser (vLLM's flag).
+    public bool EnableAutoToolChoice { get; set; }
+    /// How tool calls are read from the model's text: llama3_json, hermes or mistral (vLLM's names).
+    public string? ToolCallParser { get; set; }
     /// Leave out the playground page at / (its routes then answer 404, or 401 without the API key).
     public bool DisablePlayground { get; set; }
 
@@ -95,6 +101,7 @@ public sealed class ServerOptions
         CalculateKVScales = CalculateKvScales,
         EnforceEager = EnforceEager,
         Device = Device,
+        TensorParallelSize = TensorParallelSize,
         MaxModelLen = MaxModelLen,
         BlockSize = BlockSize,
         MaxNumSeqs = MaxNumSeqs,
@@ -120,6 +127,7 @@ public sealed class ServerOptions
         Check(GrpcPort is null or 0 || GrpcPort != Port, $"grpc-port must differ from port (both {Port})");
         Check(Host != "localhost" || GrpcPort != 0, "grpc-port 0 (any free port) needs an IP address as host, not localhost");
         Check(!EnableGrpcReflection || GrpcPort is not null, "enable-grpc-reflection needs grpc-port");
+        Check(TensorParallelSize >= 1, $"tensor-parallel-size must be >= 1 (got {TensorParallelSize})");
         Check(MaxModelLen >= 0, "max-model-len must be >= 0");
         Check(MaxNumSeqs >= 1, "max-num-seqs must be >= 1");
         Check(MaxNumBatchedTokens >= 1, "max-num-batched-tokens must be >= 1");
@@ -142,6 +150,9 @@ public sealed class ServerOptions
         Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
         Check(Model is null || Directory.Exists(Model) || !Model.Contains('/'), $"model folder '{Model}' does not exist");
         Check(Tokenizer is null || Directory.Exists(Tokenizer), $"tokenizer folder '{Tokenizer}' does not exist");
+        Check(ToolCallParser is null || OpenAI.Tools.ToolCallParsers.Names.Contains(ToolCallParser),
+            $"tool-call-parser must be one of {string.Join(", ", OpenAI.Tools.ToolCallParsers.Names)} (got '{ToolCallParser}')");
+        Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
         return errors;
     }
 }

@@ -1,3 +1,4 @@
+using Serving.Server.OpenAI;
 using System.Diagnostics;
 using Serving.Engine;
 

@@ -13,6 +13,8 @@ internal sealed record TokenizeRequest
     public bool? AddGenerationPrompt { get; init; }
     public JsonElement? ChatTemplateKwargs { get; init; }
     public string? ChatTemplate { get; init; }
+    /// Tools for the chat template, as in a chat request.
+    public JsonElement? Tools { get; init; }
     public bool? ReturnTokenStrs { get; init; }
 }
 

@@ -1,5 +1,6 @@
 using Serving.Server.Generation;
 using Serving.Server.OpenAI;
+using Serving.Server.OpenAI.Tools;
 
 namespace Serving.Server.Tokenize;
 
@@ -30,7 +31,7 @@ internal static class TokenizeEndpoints
         if (request.Messages is not null)
         {
             var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? true,
-                request.ChatTemplateKwargs, request.ChatTemplate);
+                request.ChatTemplateKwargs, request.ChatTemplate, ChatTools.TemplateToolsOf(request.Tools));
             return serving.Prompts.Encode(text, request.AddSpecialTokens ?? false, "messages");
         }
         Check.That(request.Prompt is not null, "prompt", "Either prompt or messages is required.");

@@ -39,7 +39,7 @@ public sealed class Phi3LayoutTests
         Assert.Equal([64L, 16, 16], qkv.Segments.Select(s => s.Rows));
     }
 
-    static void RewriteAsPhi3(string directory, ModelConfig config)
+    internal static void RewriteAsPhi3(string directory, ModelConfig config)
     {
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(directory, "config.json")))!.AsObject();
         json["architectures"] = new JsonArray("Phi3ForCausalLM");

@@ -122,7 +122,7 @@ public class LlmEngineTests(ITestOutputHelper output)
             Sampling = SamplingParams.Greedy with { MaxTokens = 16, IgnoreEos = true, Stop = [stop] },
         });
         Assert.Equal(FinishReason.Stop, stopped.Finish());
-        Assert.Equal(stop, stopped.Events.Last().StopReason);
+        Assert.Equal(new StopReason.String(stop), stopped.Events.Last().StopReason);
         Assert.Equal(text[..text.IndexOf(stop, StringComparison.Ordinal)], stopped.Text());
     }
 

@@ -24,6 +24,35 @@ public sealed class ModelPresetsTests
     }
 
     [Fact]
+    public void Llama3_70BIsTheShapeOfMetasConfig()
+    {
+        var config = ModelPresets.Get("llama3-70b");
+        Assert.Equal((80, 8192, 28672, 64, 8, 128, 128256), (config.NumHiddenLayers, config.HiddenSize, config.IntermediateSize,
+            config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, config.VocabSize));
+        Assert.Equal(ModelPresets.Get("llama3-8b").Rope, config.Rope);
+        // 2 (K, V) x 80 layers x 8 KV heads x 128 x 2 bytes
+        Assert.Equal(327680, KVCacheSpec.For(config, ScalarType.BFloat16).BytesPerToken);
+    }
+
+    /// Every rank draws the whole model's random values in the whole model's order and keeps its shard: a preset split
+    /// over ranks is the same model as whole.
+    [Theory]
+    [InlineData("tiny-gqa", 2)]
+    [InlineData("tiny-gqa", 4)]
+    [InlineData("tiny-mha", 4)]
+    public void APresetSplitOverRanksIsTheSameModel(string preset, int size)
+    {
+        using var whole = ModelLoader.LoadPreset(preset, "float32", seed: 3);
+        using var sharded = ModelLoader.LoadPreset(preset, "float32", seed: 3, tensorParallelSize: size);
+        using var wholeCache = whole.CreateKVCache(4, 16);
+        using var shardedCache = sharded.CreateKVCache(4, 16);
+        var inputs = StepInputs.Build([new StepSequence([5, 6, 7, 8, 9], 0, 5, [1])], 16);
+        using var scope = NewDisposeScope();
+        var error = (whole.Forward(inputs, wholeCache) - sharded.Forward(inputs, shardedCache)).abs().max().item<float>();
+        Assert.True(error <= 1e-5, $"max error {error}");
+    }
+
+    [Fact]
     public void KVBytesPerTokenShrinkByTheGroupSize()
     {
         // 2 (K, V) x 32 layers x 8 KV heads x 128 x 2 bytes

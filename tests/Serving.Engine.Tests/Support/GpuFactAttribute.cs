@@ -21,6 +21,24 @@ public sealed class GpuTheoryAttribute : TheoryAttribute
     }
 }
 
+/// A fact that needs several CUDA devices (tensor parallelism over NCCL): skipped where fewer are visible.
+public sealed class MultiGpuFactAttribute : FactAttribute
+{
+    public MultiGpuFactAttribute(int gpus = 2)
+    {
+        if (!cuda.is_available() || cuda.device_count() < gpus) Skip = $"needs {gpus} CUDA devices";
+    }
+}
+
+/// A theory that needs several CUDA devices; see MultiGpuFactAttribute.
+public sealed class MultiGpuTheoryAttribute : TheoryAttribute
+{
+    public MultiGpuTheoryAttribute(int gpus = 2)
+    {
+        if (!cuda.is_available() || cuda.device_count() < gpus) Skip = $"needs {gpus} CUDA devices";
+    }
+}
+
 /// GPU tests run one at a time: each makes the device's current context and libtorch's current stream its own on
 /// its thread, and several models on one GPU at once would only measure contention.
 [CollectionDefinition(Name, DisableParallelization = true)]

@@ -44,6 +44,35 @@ public sealed class SafetensorsTests
         Assert.Equal(3 + 2 * 9, checkpoint.TensorNames.Count);  // embeddings, norm, lm_head + 9 per layer
     }
 
+    /// A tensor-parallel rank reads a slice (rows of a matrix, columns of a matrix, part of a vector) and gets exactly
+    /// those entries of the whole tensor, in every stored dtype.
+    [Theory]
+    [InlineData(0, 3, 5)]
+    [InlineData(1, 1, 2)]
+    [InlineData(1, 0, 4)]
+    [InlineData(0, 0, 6)]
+    public void ASliceReadsThoseEntriesOfTheWholeTensor(int dim, long start, long length)
+    {
+        using var dir = new TempDirectory();
+        using var scope = NewDisposeScope();
+        var tensors = new Dictionary<string, Tensor>
+        {
+            ["m.f32"] = arange(24, float32).view(6, 4),
+            ["m.bf16"] = arange(24, float32).view(6, 4).to_type(ScalarType.BFloat16),
+            ["v.f16"] = arange(6, float32).to_type(ScalarType.Float16),
+        };
+        var path = dir.File(SafetensorsCheckpoint.SingleFile);
+        SafetensorsWriter.Write(path, tensors);
+        using var checkpoint = SafetensorsCheckpoint.Open(dir.Path);
+        foreach (var (name, whole) in tensors.Where(pair => dim < pair.Value.dim()))
+        {
+            var slice = new TensorSlice(dim, start, Math.Min(length, whole.shape[dim] - start));
+            var read = checkpoint.Read(name, slice);
+            Assert.True(read.equal(whole.narrow(dim, slice.Start, slice.Length)).all().item<bool>(), name);
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => checkpoint.Read("m.f32", new TensorSlice(1, 3, 2)));
+    }
+
     [Fact]
     public void ShardedCheckpointsResolveEachTensorToItsShard()
     {

@@ -78,4 +78,13 @@ public sealed class InitTests
         Assert.Equal(128000 - 256, merges.Count);
         Assert.Equal(tokens.Count, tokens.Distinct().Count());
     }
+
+    [Fact]
+    public void TokenizerOnlyWritesTheShapesTokenizerAndNothingElse()
+    {
+        using var dir = new TempDirectory();
+        Assert.Equal(0, InitCommand.WriteTokenizer(CheckpointShapes.Get("tiny-gqa"), dir.Path));
+        Assert.Equal(["tokenizer.json", "tokenizer_config.json"], Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(1024, TextTokenizer.Load(dir.Path).VocabSize);
+    }
 }

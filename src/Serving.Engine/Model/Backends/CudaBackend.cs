@@ -71,6 +71,7 @@ internal sealed class CudaStep : DecoderStep
 
     public CudaStep(CudaBackend backend, ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache,
         DecodeAttentionPlan? fixedPlan = null)
+        : base(backend.Communicator)
     {
         (_kernels, _config, _rope, _cache, _inputs) = (backend.Kernels, config, rope, cache, inputs);
         _profile = backend.Profile;

@@ -1,3 +1,4 @@
+using Serving.Engine.Distributed;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -7,7 +8,9 @@ namespace Serving.Engine.Model.Backends;
 /// KV pool). Each has two implementations: TorchStep, plain TorchSharp for any device and dtype (the reference),
 /// and CudaStep, the fused NVRTC kernels. Linear layers and the embedding lookup are plain TorchSharp in both.
 /// Tensors: x, residual, hidden (numTokens, hidden); qkv (numTokens, (H + 2G) D) = [q heads | k heads | v heads].
-internal abstract class DecoderStep : IDisposable
+/// Under tensor parallelism (../../Distributed) a step runs one rank's part of the model and its collectives join the
+/// ranks: AllReduce and AllGatherColumns, both no-ops at one rank.
+internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
 {
     readonly List<IDisposable> _owned = [];
 
@@ -38,6 +41,27 @@ internal abstract class DecoderStep : IDisposable
     /// silu(gate) * up, from gateUp (numTokens, 2 ffn) = [gate | up]: (numTokens, ffn).
     public abstract Tensor SiluAndMul(Tensor gateUp);
 
+    /// Sums a rank's partial x (numTokens, hidden) over the tensor-parallel ranks: after o_proj and down_proj
+    /// (row parallel) and the vocabulary-sharded embedding lookup. Returns x itself at one rank.
+    public Tensor AllReduce(Tensor x)
+    {
+        if (communicator is null) return x;
+        x = x.contiguous();
+        communicator.AllReduce(x);
+        return x;
+    }
+
+    /// Every rank's x (rows, columns) side by side, in rank order: (rows, ranks x columns), the vocabulary-sharded
+    /// logits made whole. Returns x itself at one rank.
+    public Tensor AllGatherColumns(Tensor x)
+    {
+        if (communicator is null) return x;
+        var (rows, columns) = (x.size(0), x.size(1));
+        var all = x.new_empty(communicator.Size, rows, columns);                // (ranks, rows, columns)
+        communicator.AllGather(x.contiguous(), all);
+        return all.permute(1, 0, 2).reshape(rows, communicator.Size * columns);
+    }
+
     /// Takes the tensors a scope collected while the step was built (its metadata): they live until Dispose.
     protected void Keep(DisposeScope scope)
     {
@@ -57,6 +81,9 @@ internal abstract class DecoderStep : IDisposable
 /// kernels, fixed device buffers).
 internal abstract class DecoderBackend : IDisposable
 {
+    /// The rank's collectives under tensor parallelism; null at one rank.
+    public ICommunicator? Communicator { get; init; }
+
     public abstract DecoderStep Begin(StepInputs inputs, KVCache.PagedKVCache cache);
 
     public abstract void Dispose();

@@ -8,7 +8,7 @@ namespace Serving.Engine.Model.Backends;
 /// computes them (norms and softmax in float32, rounding to the model dtype where PyTorch does).
 internal sealed class TorchBackend(ModelConfig config, RopeTable rope) : DecoderBackend
 {
-    public override DecoderStep Begin(StepInputs inputs, PagedKVCache cache) => new TorchStep(config, rope, inputs, cache);
+    public override DecoderStep Begin(StepInputs inputs, PagedKVCache cache) => new TorchStep(config, rope, inputs, cache, Communicator);
 
     public override void Dispose()
     {
@@ -24,7 +24,8 @@ internal sealed class TorchStep : DecoderStep
     readonly Tensor _cos, _sin;            // (numTokens, 1, rotaryDim / 2) float32
     readonly TorchAttention _attention;
 
-    public TorchStep(ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache)
+    public TorchStep(ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache, Distributed.ICommunicator? communicator)
+        : base(communicator)
     {
         (_config, _cache) = (config, cache);
         using var scope = NewDisposeScope();

@@ -18,7 +18,7 @@ internal sealed class CompletionChoiceState(int index, PromptInput prompt, Echo?
     List<TokenLogprob>? _logprobs;
     IReadOnlyList<TokenLogprob?>? _promptLogprobs;
     string? _finishReason;
-    object? _stopReason;
+    StopReason? _stopReason;
     bool _started;
     /// text_offset of the next listed token: after the token texts listed so far.
     int _logprobsEnd;
@@ -58,7 +58,8 @@ internal sealed class CompletionChoiceState(int index, PromptInput prompt, Echo?
             deltaLogprobs = deltaLogprobs is null ? tokens : LogprobsFormat.Concat(deltaLogprobs, tokens);
         }
         if (deltaLogprobs is not null) _logprobsEnd = LogprobsFormat.End(deltaLogprobs);
-        return new CompletionChoice(index, deltaText, deltaLogprobs, e.FinishReason is null ? null : _finishReason, EchoOnly ? null : e.StopReason)
+        return new CompletionChoice(index, deltaText, deltaLogprobs, e.FinishReason is null ? null : _finishReason,
+            EchoOnly ? null : e.StopReason.ToOpenAI())
         {
             PromptTokenIds = returnTokenIds && first ? prompt.TokenIds : null,
             TokenIds = returnTokenIds ? (EchoOnly ? [] : e.TokenIds) : null,
@@ -73,7 +74,7 @@ internal sealed class CompletionChoiceState(int index, PromptInput prompt, Echo?
             var generated = LogprobsFormat.Completion(_logprobs, logprobs is null ? 0 : LogprobsFormat.End(logprobs), prompts);
             logprobs = logprobs is null ? generated : LogprobsFormat.Concat(logprobs, generated);
         }
-        return new CompletionChoice(index, _text.ToString(), logprobs, _finishReason, _stopReason)
+        return new CompletionChoice(index, _text.ToString(), logprobs, _finishReason, _stopReason.ToOpenAI())
         {
             PromptTokenIds = returnTokenIds ? prompt.TokenIds : null,
             TokenIds = returnTokenIds ? _tokenIds : null,

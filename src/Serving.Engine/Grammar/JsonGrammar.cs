@@ -1,0 +1,73 @@
+using static Serving.Engine.Grammar.GrammarExpr;
+
+namespace Serving.Engine.Grammar;
+
+/// The pieces of JSON text every JSON grammar shares: whitespace, strings, literals and any value.
+internal static class JsonGrammar
+{
+    /// Whitespace where the common layouts put it (compact, "a": 1, "b": 2, and pretty-printed): after '{',
+    /// '[' and ',' and before '}' and ']' none, one space, or a newline and up to MaxIndent spaces or tabs;
+    /// after ':' none or one space; nowhere else. Bounded, so that a model cannot fill its budget with blanks.
+    public const int MaxIndent = 16;
+
+    public static readonly GrammarExpr Whitespace =
+        Optional(Choice(Literal(" "), Sequence(Literal("\n"), Repeat(AnyOf(" \t"), 0, MaxIndent))));
+
+    /// Between a member's key and its value: ":" or ": ".
+    public static readonly GrammarExpr Colon = Sequence(Literal(":"), Optional(Literal(" ")));
+
+    /// Between members or items: "," then Whitespace.
+    public static readonly GrammarExpr Comma = Sequence(Literal(","), Whitespace);
+
+    static readonly GrammarExpr HexDigit = Range("09afAF");
+
+    /// \uXXXX of anything but a surrogate (a lone one is not text, and strict parsers refuse it).
+    static readonly GrammarExpr UnicodeEscape = Sequence(Literal("u"), Choice(
+        Sequence(Range("09acACefEF"), HexDigit, HexDigit, HexDigit),
+        Sequence(AnyOf("dD"), Bytes((byte)'0', (byte)'7'), HexDigit, HexDigit)));
+
+    /// One character of a JSON string's content: itself (not '"', '\' or a control character) or an escape.
+    public static readonly GrammarExpr StringCharacter = Choice(
+        CodePointSet.Of([(0x20, 0x10FFFF)]).Minus(CodePointSet.Of([('"', '"'), ('\\', '\\')])).ToUtf8(),
+        Sequence(Literal("\\"), Choice(AnyOf("\"\\/bfnrt"), UnicodeEscape)));
+
+    /// One byte from ranges given as pairs of ASCII characters: Range("09af") is [0-9a-f].
+    static GrammarExpr Range(string pairs) =>
+        new ByteSetExpr(pairs.Chunk(2).Select(p => new ByteRange((byte)p[0], (byte)p[1])).ToArray());
+
+    public static GrammarExpr String(int minLength = 0, int? maxLength = null) =>
+        Sequence(Literal("\""), Repeat(StringCharacter, minLength, maxLength), Literal("\""));
+
+    /// A JSON string whose value matches a regular expression.
+    public static GrammarExpr StringMatching(string pattern) =>
+        Sequence(Literal("\""), RegexParser.Parse(pattern, inJsonString: true), Literal("\""));
+
+    public static GrammarExpr Boolean() => Choice(Literal("true"), Literal("false"));
+
+    /// "[" items "]" with minItems..maxItems items, separated by commas.
+    public static GrammarExpr Array(GrammarExpr item, int minItems, int? maxItems)
+    {
+        if (maxItems == 0) return Sequence(Literal("["), Whitespace, Literal("]"));
+        var separated = Sequence(Comma, item);
+        var items = Sequence(item, Repeat(separated, Math.Max(minItems - 1, 0), maxItems - 1));
+        return Sequence(Literal("["), Whitespace, minItems == 0 ? Optional(items) : items, Whitespace, Literal("]"));
+    }
+
+    /// "{" members "}" with any string keys and values of the value grammar.
+    public static GrammarExpr Object(GrammarExpr value)
+    {
+        var member = Sequence(String(), Colon, value);
+        var members = Sequence(member, Repeat(Sequence(Comma, member), 0, null));
+        return Sequence(Literal("{"), Whitespace, Optional(members), Whitespace, Literal("}"));
+    }
+
+    /// Declares and defines the rule "any JSON value" in rules; returns its index.
+    public static int DefineAnyValue(GrammarRules rules)
+    {
+        var value = rules.Declare("json-value");
+        var any = new RuleExpr(value);
+        rules.Define(value, Choice(Object(any), Array(any, 0, null), String(), NumberGrammar.AnyNumber(),
+            Boolean(), Literal("null")));
+        return value;
+    }
+}

@@ -1,0 +1,177 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using static Serving.Engine.Grammar.GrammarExpr;
+
+namespace Serving.Engine.Grammar;
+
+// The grammar of each JSON type under its keywords.
+internal sealed partial class JsonSchemaCompiler
+{
+    /// RFC 3339 full-date, with each month's length and February 29th only in leap years (validators check).
+    const string Date = @"(\d{4}-(0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|\d{4}-(0[469]|11)-(0[1-9]|[12]\d|30)|\d{4}-02-(0[1-9]|1\d|2[0-8])" +
+        @"|(\d\d(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)";
+
+    const string Time = @"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)";
+
+    static readonly Dictionary<string, string> Formats = new()
+    {
+        ["date"] = Date,
+        ["time"] = Time,
+        ["date-time"] = Date + "T" + Time,
+        ["uuid"] = @"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+        ["email"] = @"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}",
+        ["ipv4"] = @"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)",
+    };
+
+    public static IReadOnlyCollection<string> SupportedFormats => Formats.Keys;
+
+    /// Declared properties in order (required ones must appear), then, when additionalProperties allows
+    /// it, more members with any other key. After the first member each later one is ", member" or
+    /// absent, so optional properties cost no blow-up: First(i) picks the first member present.
+    GrammarExpr ObjectType(JsonObject schema, string path)
+    {
+        var properties = schema["properties"] switch
+        {
+            null => new List<(string Name, JsonNode? Schema)>(),
+            JsonObject obj => obj.Select(p => (Name: p.Key, Schema: p.Value)).ToList(),
+            _ => throw new GrammarException($"{path}/properties must be an object"),
+        };
+        var required = StringList(schema["required"], $"{path}/required");
+        foreach (var name in required.Where(n => properties.All(p => p.Name != n)))
+            properties.Add((name, (JsonNode?)JsonValue.Create(true)));
+        var extra = AdditionalValue(schema, properties.Count == 0, path);
+        var members = properties.Select(p => (Member: Member(p.Name, p.Schema, $"{path}/properties/{p.Name}"),
+            Required: required.Contains(p.Name))).ToList();
+        var separator = JsonGrammar.Comma;
+        GrammarExpr? extraMember = extra is null ? null : Sequence(JsonGrammar.String(), JsonGrammar.Colon, extra);
+
+        GrammarExpr Rest(int from)
+        {
+            var items = new List<GrammarExpr>();
+            for (var i = from; i < members.Count; i++)
+            {
+                var item = Sequence(separator, members[i].Member);
+                items.Add(members[i].Required ? item : Optional(item));
+            }
+            if (extraMember is not null) items.Add(Repeat(Sequence(separator, extraMember), 0, null));
+            return new SequenceExpr(items);
+        }
+
+        GrammarExpr First(int at)
+        {
+            if (at == members.Count)
+                return extraMember is null ? Empty : Optional(Sequence(extraMember, Rest(members.Count)));
+            var present = Sequence(members[at].Member, Rest(at + 1));
+            return members[at].Required ? present : Choice(present, First(at + 1));
+        }
+
+        return Sequence(Literal("{"), JsonGrammar.Whitespace, First(0), JsonGrammar.Whitespace, Literal("}"));
+    }
+
+    GrammarExpr Member(string name, JsonNode? schema, string path) =>
+        Sequence(Literal(Serialize(JsonValue.Create(name))), JsonGrammar.Colon, SubschemaRule(schema, path));
+
+    /// The value grammar of undeclared members, or null when there are none: additionalProperties false or
+    /// absent beside declared properties; true, absent on a property-less object, or a schema allow them.
+    GrammarExpr? AdditionalValue(JsonObject schema, bool noProperties, string path)
+    {
+        var additional = schema["additionalProperties"];
+        if (additional is null) return noProperties ? AnyValue() : null;
+        if (additional is JsonValue value && value.TryGetValue<bool>(out var allowed)) return allowed ? AnyValue() : null;
+        return SubschemaRule(additional, $"{path}/additionalProperties");
+    }
+
+    GrammarExpr ArrayType(JsonObject schema, string path)
+    {
+        var minItems = Count(schema, "minItems", path) ?? 0;
+        var maxItems = Count(schema, "maxItems", path);
+        if (maxItems < minItems) throw new GrammarException($"{path}: maxItems is below minItems");
+        if (minItems > RegexParser.MaxRepeat || maxItems > RegexParser.MaxRepeat)
+            throw new GrammarException($"{path}: item counts above {RegexParser.MaxRepeat} are not supported");
+        var item = schema["items"] switch
+        {
+            null => AnyValue(),
+            JsonArray => throw new GrammarException($"{path}/items as a list (tuple form) is not supported"),
+            var items => SubschemaRule(items, $"{path}/items"),
+        };
+        return JsonGrammar.Array(item, minItems, maxItems);
+    }
+
+    GrammarExpr StringType(JsonObject schema, string path)
+    {
+        var minLength = Count(schema, "minLength", path) ?? 0;
+        var maxLength = Count(schema, "maxLength", path);
+        if (maxLength < minLength) throw new GrammarException($"{path}: maxLength is below minLength");
+        if (minLength > RegexParser.MaxRepeat || maxLength > RegexParser.MaxRepeat)
+            throw new GrammarException($"{path}: string lengths above {RegexParser.MaxRepeat} are not supported");
+        var pattern = OptionalString(schema, "pattern", path);
+        var format = OptionalString(schema, "format", path);
+        var lengths = schema.ContainsKey("minLength") || schema.ContainsKey("maxLength");
+        if ((pattern is not null || format is not null) && lengths)
+            throw new GrammarException($"{path}: minLength/maxLength together with pattern or format is not supported");
+        if (pattern is not null && format is not null)
+            throw new GrammarException($"{path}: pattern together with format is not supported");
+        if (pattern is not null) return JsonGrammar.StringMatching(pattern);
+        if (format is not null)
+            return Formats.TryGetValue(format, out var regex) ? JsonGrammar.StringMatching(regex)
+                : throw new GrammarException($"{path}/format '{format}' is not supported (supported: {string.Join(", ", Formats.Keys)})");
+        return JsonGrammar.String(minLength, maxLength);
+    }
+
+    GrammarExpr IntegerType(JsonObject schema, string path)
+    {
+        long? min = Bound(schema, "minimum", path) is { } m ? (long)Math.Ceiling(m) : null;
+        long? max = Bound(schema, "maximum", path) is { } x ? (long)Math.Floor(x) : null;
+        if (Bound(schema, "exclusiveMinimum", path) is { } em) min = Math.Max(min ?? long.MinValue, (long)Math.Floor(em) + 1);
+        if (Bound(schema, "exclusiveMaximum", path) is { } ex) max = Math.Min(max ?? long.MaxValue, (long)Math.Ceiling(ex) - 1);
+        if (min > max) throw new GrammarException($"{path}: no integer lies between its minimum and maximum");
+        return NumberGrammar.Integer(min, max);
+    }
+
+    GrammarExpr NumberType(JsonObject schema, string path)
+    {
+        foreach (var keyword in new[] { "exclusiveMinimum", "exclusiveMaximum" })
+            if (schema.ContainsKey(keyword))
+                throw new GrammarException($"{path}/{keyword} on a number is not supported (it is on an integer)");
+        var min = Bound(schema, "minimum", path);
+        var max = Bound(schema, "maximum", path);
+        foreach (var (keyword, bound) in new[] { ("minimum", min), ("maximum", max) })
+            if (bound is { } b && b != Math.Floor(b))
+                throw new GrammarException($"{path}/{keyword} on a number must be a whole number");
+        if (min > max) throw new GrammarException($"{path}: minimum is above maximum");
+        return min is null && max is null ? NumberGrammar.AnyNumber() : NumberGrammar.Number((long?)min, (long?)max);
+    }
+
+    static double? Bound(JsonObject schema, string keyword, string path)
+    {
+        if (schema[keyword] is not { } node) return null;
+        if (node.GetValueKind() != JsonValueKind.Number || !double.IsFinite(node.GetValue<double>()))
+            throw new GrammarException($"{path}/{keyword} must be a number");
+        var value = node.GetValue<double>();
+        if (Math.Abs(value) > NumberGrammar.MaxBound)
+            throw new GrammarException($"{path}/{keyword} beyond ±{NumberGrammar.MaxBound} is not supported");
+        return value;
+    }
+
+    static int? Count(JsonObject schema, string keyword, string path)
+    {
+        if (schema[keyword] is not { } node) return null;
+        if (node.GetValueKind() != JsonValueKind.Number || !node.AsValue().TryGetValue<int>(out var count) || count < 0)
+            throw new GrammarException($"{path}/{keyword} must be a non-negative integer");
+        return count;
+    }
+
+    static string? OptionalString(JsonObject schema, string keyword, string path)
+    {
+        if (schema[keyword] is not { } node) return null;
+        return node.GetValueKind() == JsonValueKind.String ? node.GetValue<string>()
+            : throw new GrammarException($"{path}/{keyword} must be a string");
+    }
+
+    static List<string> StringList(JsonNode? node, string path) => node switch
+    {
+        null => [],
+        JsonArray array when array.All(n => n?.GetValueKind() == JsonValueKind.String) => array.Select(n => n!.GetValue<string>()).ToList(),
+        _ => throw new GrammarException($"{path} must be a list of strings"),
+    };
+}

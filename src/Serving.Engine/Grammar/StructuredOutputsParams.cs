@@ -1,0 +1,33 @@
+namespace Serving.Engine.Grammar;
+
+/// What the output of a request must be, as vLLM's StructuredOutputsParams spells it: exactly one of a JSON
+/// Schema (Json, as JSON text), any JSON object (JsonObject), a regular expression (Regex), or one of a
+/// list of strings (Choice). Immutable; checked at admission (Validate), compiled once per distinct value.
+public sealed record StructuredOutputsParams
+{
+    public string? Json { get; init; }
+    public bool JsonObject { get; init; }
+    public string? Regex { get; init; }
+    public IReadOnlyList<string>? Choice { get; init; }
+
+    /// Throws InvalidRequestException (param "structured_outputs") when the constraint is malformed or uses
+    /// something the grammar compiler does not support; the message names the keyword and its path.
+    /// Compiles through the process-wide cache, so checking first costs nothing later.
+    public void Validate() => GrammarCompiler.Compile(this);
+
+    /// The cache key: the kind and its text (equal constraints share one compiled grammar).
+    internal string Key
+    {
+        get
+        {
+            var set = (Json is not null ? 1 : 0) + (JsonObject ? 1 : 0) + (Regex is not null ? 1 : 0) + (Choice is not null ? 1 : 0);
+            if (set != 1)
+                throw new InvalidRequestException(
+                    "structured outputs need exactly one of json, json_object, regex or choice", "structured_outputs");
+            return Json is not null ? "json:" + Json
+                : JsonObject ? "json_object"
+                : Regex is not null ? "regex:" + Regex
+                : "choice:" + System.Text.Json.JsonSerializer.Serialize(Choice);
+        }
+    }
+}

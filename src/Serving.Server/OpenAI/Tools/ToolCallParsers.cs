@@ -1,0 +1,171 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Serving.Server.OpenAI.Tools;
+
+/// One function call read from the model's text: the function's name and its arguments as JSON text.
+internal sealed record ParsedToolCall(string Name, string Arguments);
+
+/// Reads tool calls out of a model's free text (tool_choice "auto"), in the format its family was trained on
+/// (vLLM's --tool-call-parser names). Text before the first call is content; a text whose calls do not parse
+/// is all content.
+internal abstract class ToolCallParser
+{
+    /// Where the calls begin in text, or null when nothing so far starts one.
+    public abstract int? FindStart(string text);
+
+    /// How many characters at the end of text might be the beginning of a call marker, to hold back while
+    /// streaming content.
+    public abstract int PossibleStartLength(string text);
+
+    /// The calls from their start on (see FindStart); null when they do not parse.
+    protected abstract IReadOnlyList<ParsedToolCall>? ParseCalls(string calls);
+
+    public (string? Content, IReadOnlyList<ParsedToolCall> Calls) Parse(string text)
+    {
+        if (FindStart(text) is not { } start || ParseCalls(text[start..]) is not { Count: > 0 } calls)
+            return (text, []);
+        var content = text[..start];
+        return (string.IsNullOrWhiteSpace(content) ? null : content, calls);
+    }
+
+    /// Longest tail of text that is a proper prefix of marker.
+    protected static int PartialMarker(string text, string marker)
+    {
+        for (var length = Math.Min(marker.Length - 1, text.Length); length > 0; length--)
+            if (text.AsSpan(text.Length - length).SequenceEqual(marker.AsSpan(0, length))) return length;
+        return 0;
+    }
+
+    /// Consecutive JSON values in text separated by whitespace or the separator; null when any is not JSON.
+    protected static List<JsonNode>? JsonValues(string text, char separator)
+    {
+        var values = new List<JsonNode>();
+        var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+        var offset = 0;
+        while (true)
+        {
+            while (offset < bytes.Length && (bytes[offset] is (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'\t' || bytes[offset] == separator)) offset++;
+            if (offset == bytes.Length) return values;
+            try
+            {
+                var reader = new Utf8JsonReader(bytes.AsSpan(offset), new JsonReaderOptions { AllowMultipleValues = true });
+                using var document = JsonDocument.ParseValue(ref reader);
+                values.Add(JsonNode.Parse(document.RootElement.GetRawText())!);
+                offset += (int)reader.BytesConsumed;
+            }
+            catch (JsonException)
+            {
+                return null;
+            }
+        }
+    }
+
+    /// {"name": ..., "<argumentsKey>": {...}} as a call; null when it is not one.
+    protected static ParsedToolCall? Call(JsonNode? node, params string[] argumentKeys)
+    {
+        if (node is not JsonObject obj || obj["name"] is not JsonValue name || name.GetValueKind() != JsonValueKind.String) return null;
+        var arguments = argumentKeys.Select(key => obj[key]).FirstOrDefault(a => a is not null);
+        var text = arguments switch
+        {
+            null => "{}",
+            JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+            _ => arguments.ToJsonString(),
+        };
+        return new ParsedToolCall(name.GetValue<string>(), text);
+    }
+
+    protected static IReadOnlyList<ParsedToolCall>? AllCalls(IEnumerable<JsonNode?>? nodes, params string[] argumentKeys)
+    {
+        if (nodes is null) return null;
+        var calls = nodes.Select(n => Call(n, argumentKeys)).ToList();
+        return calls.Count > 0 && calls.All(c => c is not null) ? calls.Select(c => c!).ToList() : null;
+    }
+}
+
+/// The --tool-call-parser names and their parsers.
+internal static class ToolCallParsers
+{
+    public static readonly IReadOnlyList<string> Names = ["llama3_json", "hermes", "mistral"];
+
+    public static ToolCallParser Create(string name) => name switch
+    {
+        "llama3_json" => new Llama3JsonParser(),
+        "hermes" => new HermesParser(),
+        "mistral" => new MistralParser(),
+        _ => throw new ArgumentException($"unknown tool call parser '{name}'", nameof(name)),
+    };
+}
+
+/// Llama 3.1/3.2 JSON tool calling: the whole answer is {"name": ..., "parameters": {...}} (optionally after
+/// <|python_tag|>, several separated by ';').
+internal sealed class Llama3JsonParser : ToolCallParser
+{
+    const string PythonTag = "<|python_tag|>";
+
+    public override int? FindStart(string text)
+    {
+        var start = text.Length - text.TrimStart().Length;
+        var rest = text.AsSpan(start);
+        return rest.StartsWith(PythonTag) || rest.StartsWith("{") ? start : null;
+    }
+
+    public override int PossibleStartLength(string text) =>
+        string.IsNullOrWhiteSpace(text) || PythonTag.StartsWith(text.TrimStart(), StringComparison.Ordinal) ? text.Length : 0;
+
+    protected override IReadOnlyList<ParsedToolCall>? ParseCalls(string calls)
+    {
+        var body = calls.StartsWith(PythonTag, StringComparison.Ordinal) ? calls[PythonTag.Length..] : calls;
+        return AllCalls(JsonValues(body, ';'), "parameters", "arguments");
+    }
+}
+
+/// Hermes 2 Pro / Qwen2.5: each call is <tool_call>{"name": ..., "arguments": {...}}</tool_call>.
+internal sealed class HermesParser : ToolCallParser
+{
+    const string Open = "<tool_call>";
+    const string Close = "</tool_call>";
+
+    public override int? FindStart(string text) => text.IndexOf(Open, StringComparison.Ordinal) is var i and >= 0 ? i : null;
+
+    public override int PossibleStartLength(string text) => PartialMarker(text, Open);
+
+    protected override IReadOnlyList<ParsedToolCall>? ParseCalls(string calls)
+    {
+        var nodes = new List<JsonNode?>();
+        foreach (var block in calls.Split(Open, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var end = block.IndexOf(Close, StringComparison.Ordinal);
+            var values = JsonValues(end >= 0 ? block[..end] : block, ' ');
+            if (values is not [var single]) return null;
+            nodes.Add(single);
+        }
+        return AllCalls(nodes, "arguments", "parameters");
+    }
+}
+
+/// Mistral v0.3: [TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]. [TOOL_CALLS] is a special token, so
+/// with skip_special_tokens the text may start at the list itself.
+internal sealed class MistralParser : ToolCallParser
+{
+    const string Marker = "[TOOL_CALLS]";
+
+    public override int? FindStart(string text)
+    {
+        if (text.IndexOf(Marker, StringComparison.Ordinal) is var i and >= 0) return i;
+        var start = text.Length - text.TrimStart().Length;
+        return text.AsSpan(start).StartsWith("[{") ? start : null;
+    }
+
+    public override int PossibleStartLength(string text)
+    {
+        var trimmed = text.TrimStart();
+        return string.IsNullOrWhiteSpace(text) || trimmed == "[" ? text.Length : PartialMarker(text, Marker);
+    }
+
+    protected override IReadOnlyList<ParsedToolCall>? ParseCalls(string calls)
+    {
+        var body = calls.StartsWith(Marker, StringComparison.Ordinal) ? calls[Marker.Length..] : calls;
+        return JsonValues(body, ' ') is [JsonArray list] ? AllCalls(list, "arguments", "parameters") : null;
+    }
+}

@@ -1,0 +1,120 @@
+using System.Text.Json;
+using Json.Schema;
+using Serving.Engine.Grammar;
+using Serving.Engine.Sampling;
+using Serving.Engine.Tests.Grammar;
+
+namespace Serving.Engine.Tests.Execution;
+
+/// Structured outputs through the real engine: every sequence of a batch under a JSON Schema decodes to a
+/// valid instance, with random sampling, n > 1, mixed with free-text rows, and across preemptions.
+public sealed class StructuredOutputTests
+{
+    const string Schema = """
+        {"type": "object", "properties": {
+            "name": {"type": "string", "maxLength": 6},
+            "level": {"enum": ["low", "high"]},
+            "score": {"type": "integer", "minimum": -9, "maximum": 99}},
+         "required": ["name", "level", "score"], "additionalProperties": false}
+        """;
+
+    static GenerationRequest Constrained(IReadOnlyList<int> prompt, int seed, int n = 1) => new()
+    {
+        RequestId = $"json-{seed}",
+        PromptTokenIds = prompt,
+        Sampling = new SamplingParams
+        {
+            N = n, MaxTokens = 200, // at most ~170 bytes, whatever the model writes Temperature = 1f, Seed = seed,
+            StructuredOutputs = new StructuredOutputsParams { Json = Schema },
+        },
+    };
+
+    static void AssertValid(Completion completion, int index)
+    {
+        var text = completion.Text(index);
+        Assert.True(completion.Finish(index) == FinishReason.Stop, $"{completion.Finish(index)}: {text}");
+        var result = JsonSchema.FromText(Schema).Evaluate(JsonDocument.Parse(text).RootElement);
+        Assert.True(result.IsValid, text);
+    }
+
+    [Theory]
+    [InlineData("llama-gqa")]
+    [InlineData("llama-sp-mqa")]
+    public async Task Concurrent_constrained_requests_all_give_valid_json(string fixture)
+    {
+        await using var engine = await EngineTestHelpers.StartAsync(fixture);
+        var prompt = engine.Prompts.Encode("Describe a player as JSON:");
+        var free = EngineTestHelpers.Greedy(prompt, 20, "free");
+        var tasks = Enumerable.Range(0, 16).Select(seed => EngineTestHelpers.CollectAsync(engine, Constrained(prompt, seed, n: seed % 4 == 0 ? 2 : 1)))
+            .Append(EngineTestHelpers.CollectAsync(engine, free)).ToList();
+        var completions = await Task.WhenAll(tasks);
+        for (var i = 0; i < 16; i++)
+            for (var index = 0; index < (i % 4 == 0 ? 2 : 1); index++)
+                AssertValid(completions[i], index);
+        Assert.Equal(20, completions[16].Tokens().Length); // the free-text row was not masked
+    }
+
+    [Fact]
+    public async Task Preempted_sequences_resume_their_grammar()
+    {
+        // 16 blocks of 16 tokens: six sequences of ~60-100 tokens cannot all stay resident
+        await using var engine = await EngineTestHelpers.StartAsync(configure: o => o with { NumGpuBlocksOverride = 16 });
+        var prompt = engine.Prompts.Encode("JSON please:");
+        var completions = await Task.WhenAll(Enumerable.Range(100, 6).Select(seed => EngineTestHelpers.CollectAsync(engine, Constrained(prompt, seed))));
+        Assert.True(engine.GetStats().Preemptions > 0, "the test must provoke preemptions");
+        foreach (var completion in completions) AssertValid(completion, 0);
+    }
+
+    [Fact]
+    public async Task Choice_and_regex_constrain_completions()
+    {
+        await using var engine = await EngineTestHelpers.StartAsync();
+        var prompt = engine.Prompts.Encode("Answer:");
+        var choice = await EngineTestHelpers.CollectAsync(engine, new GenerationRequest
+        {
+            RequestId = "choice", PromptTokenIds = prompt,
+            Sampling = new SamplingParams { MaxTokens = 20, Seed = 1, StructuredOutputs = new StructuredOutputsParams { Choice = ["alpha", "beta gamma"] } },
+        });
+        Assert.Contains(choice.Text(), new[] { "alpha", "beta gamma" });
+        var regex = await EngineTestHelpers.CollectAsync(engine, new GenerationRequest
+        {
+            RequestId = "regex", PromptTokenIds = prompt,
+            Sampling = new SamplingParams { MaxTokens = 30, Seed = 2, StructuredOutputs = new StructuredOutputsParams { Regex = @"[A-Z]{3}-\d{4}" } },
+        });
+        Assert.Matches(@"^[A-Z]{3}-\d{4}$", regex.Text());
+    }
+
+    [Fact]
+    public async Task A_bad_schema_is_refused_before_any_event()
+    {
+        await using var engine = await EngineTestHelpers.StartAsync();
+        var request = new GenerationRequest
+        {
+            RequestId = "bad", PromptTokenIds = [1, 2, 3],
+            Sampling = new SamplingParams { StructuredOutputs = new StructuredOutputsParams { Json = """{"type": "object", "not": {}}""" } },
+        };
+        var error = await Assert.ThrowsAsync<InvalidRequestException>(() => EngineTestHelpers.CollectAsync(engine, request));
+        Assert.Equal("structured_outputs", error.Param);
+        Assert.Contains("'not'", error.Message);
+    }
+
+    [Fact]
+    public async Task Sampler_masks_only_rows_with_a_grammar()
+    {
+        var tokenizer = TokenMaskTests.Load("llama3");
+        var vocabulary = TokenVocabulary.Create(tokenizer, tokenizer.VocabSize, tokenizer.EosTokenIds);
+        var grammar = new GrammarState(GrammarCompiler.Compile(new StructuredOutputsParams { Choice = ["{}"] }), vocabulary);
+        var rows = new[]
+        {
+            new SamplingState(SamplingParams.Greedy, [1], [], tokenizer.EosTokenIds, grammar: grammar),
+            new SamplingState(SamplingParams.Greedy, [1], [], tokenizer.EosTokenIds),
+        };
+        using var logits = TorchSharp.torch.arange(vocabulary.Size, dtype: TorchSharp.torch.ScalarType.Float32).repeat(2, 1);
+        var allowed = await AllowedTokens.StartPreparing(rows)!;
+        var output = new Sampler().Sample(logits, rows, allowed);
+        var allowedIds = TokenMaskTests.Allowed(grammar, vocabulary);
+        Assert.Contains(output.TokenIds[0], allowedIds);
+        Assert.Equal(allowedIds.Max(), output.TokenIds[0]); // the largest allowed logit
+        Assert.Equal(vocabulary.Size - 1, output.TokenIds[1]);
+    }
+}

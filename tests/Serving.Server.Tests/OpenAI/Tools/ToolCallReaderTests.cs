@@ -1,0 +1,98 @@
+using System.Text;
+using Serving.Server.OpenAI.Tools;
+
+namespace Serving.Server.Tests.OpenAI.Tools;
+
+/// The --tool-call-parser formats (llama3_json, hermes, mistral) and the required-call scanner, read whole and
+/// streamed in every split: the streamed content and calls always add up to the whole answer.
+public sealed class ToolCallReaderTests
+{
+    public static TheoryData<string, string, string?, string[]> AutoCases() => new()
+    {
+        { "hermes", "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>",
+            "Let me check.\n", ["get_weather {\"city\":\"Paris\"}", "get_time {}"] },
+        { "hermes", "No tools needed: 2 < 3.", "No tools needed: 2 < 3.", [] },
+        { "hermes", "<tool_call>\n{\"name\": broken}\n</tool_call>", "<tool_call>\n{\"name\": broken}\n</tool_call>", [] },
+        { "llama3_json", "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\", \"days\": 2}}",
+            null, ["get_weather {\"city\":\"Paris\",\"days\":2}"] },
+        { "llama3_json", "<|python_tag|>{\"name\": \"a\", \"parameters\": {}}; {\"name\": \"b\", \"parameters\": {\"x\": [1]}}",
+            null, ["a {}", "b {\"x\":[1]}"] },
+        { "llama3_json", "  The capital is Paris.", "  The capital is Paris.", [] },
+        { "llama3_json", "{\"not\": \"a call\"}", "{\"not\": \"a call\"}", [] },
+        { "mistral", "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]", null, ["get_weather {\"city\":\"Paris\"}"] },
+        { "mistral", "[{\"name\": \"a\", \"arguments\": {\"k\": true}}, {\"name\": \"b\", \"arguments\": {}}]", null, ["a {\"k\":true}", "b {}"] },
+        { "mistral", "Sure [1] is fine", "Sure [1] is fine", [] },
+    };
+
+    [Theory]
+    [MemberData(nameof(AutoCases))]
+    public void Auto_calls_are_read_whole_and_in_every_streamed_split(string parser, string text, string? content, string[] calls)
+    {
+        var (wholeContent, wholeCalls) = ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Auto), ToolCallParsers.Create(parser)).Complete(text);
+        Assert.Equal(content, wholeContent);
+        Assert.Equal(calls, (wholeCalls ?? []).Select(c => $"{c.Function.Name} {c.Function.Arguments}"));
+        for (var split = 0; split <= text.Length; split++)
+        {
+            var reader = ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Auto), ToolCallParsers.Create(parser));
+            var (streamedContent, streamedCalls) = Stream(reader, [text[..split], text[split..]]);
+            Assert.Equal(content ?? (calls.Length == 0 ? text : ""), streamedContent);
+            Assert.Equal(calls, streamedCalls);
+        }
+        var byCharacter = Stream(ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Auto), ToolCallParsers.Create(parser)), text.Select(c => c.ToString()));
+        Assert.Equal(calls, byCharacter.Calls);
+    }
+
+    [Fact]
+    public void Required_calls_stream_their_arguments_as_written()
+    {
+        const string text = "[{\"name\": \"f\", \"parameters\": {\"a\": [1, {\"b\": \"}]\\\"\"}]}},\n {\"name\":\"g\",\"parameters\":{}} ]";
+        string[] expected = ["f {\"a\": [1, {\"b\": \"}]\\\"\"}]}", "g {}"];
+        var (_, whole) = ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Required), null).Complete(text);
+        Assert.Equal(expected, whole!.Select(c => $"{c.Function.Name} {c.Function.Arguments}"));
+        var reader = ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Required), null);
+        var deltas = text.Select(c => reader.Push(c.ToString(), final: false)).ToList();
+        Assert.Equal(expected, Assemble(deltas.SelectMany(d => d.ToolCalls ?? [])));
+        Assert.All(deltas, d => Assert.Null(d.Content));
+        Assert.True(deltas.Count(d => d.ToolCalls is not null) > 10, "the arguments stream character by character");
+    }
+
+    [Fact]
+    public void A_named_call_streams_its_arguments_under_one_id()
+    {
+        var reader = ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Named, "f"), null);
+        var deltas = new[] { "{\"x\"", ": 1", "}" }.Select((d, i) => reader.Push(d, final: i == 2)).SelectMany(s => s.ToolCalls!).ToList();
+        Assert.Equal("f", deltas[0].Function.Name);
+        Assert.NotNull(deltas[0].Id);
+        Assert.All(deltas.Skip(1), d => Assert.Null(d.Id));
+        Assert.Equal(["f {\"x\": 1}"], Assemble(deltas));
+        Assert.Equal("stop", reader.FinishReason("stop", calledTools: true));
+    }
+
+    static ChatTools ChatToolsFor(ToolChoiceMode mode, string? name = null) => new(null, mode, name, null);
+
+    static (string Content, string[] Calls) Stream(ToolCallReader reader, IEnumerable<string> pieces)
+    {
+        var list = pieces.ToList();
+        var content = new StringBuilder();
+        var deltas = new List<ToolCallDelta>();
+        for (var i = 0; i < list.Count; i++)
+        {
+            var step = reader.Push(list[i], final: i == list.Count - 1);
+            content.Append(step.Content);
+            deltas.AddRange(step.ToolCalls ?? []);
+        }
+        return (content.ToString(), Assemble(deltas));
+    }
+
+    /// What a client does with tool_call deltas: a name opens a call at its index, arguments append to it.
+    static string[] Assemble(IEnumerable<ToolCallDelta> deltas)
+    {
+        var calls = new SortedDictionary<int, (string Name, StringBuilder Arguments)>();
+        foreach (var delta in deltas)
+        {
+            if (delta.Function.Name is { } name) calls[delta.Index] = (name, new StringBuilder());
+            calls[delta.Index].Arguments.Append(delta.Function.Arguments);
+        }
+        return calls.Values.Select(c => $"{c.Name} {c.Arguments}").ToArray();
+    }
+}
