@@ -36,7 +36,7 @@ internal sealed class BenchModel : IDisposable
                 Fill(pool.Values(layer));
             }
         }
-        if (device.type == TorchSharp.DeviceType.CUDA) foreach (var rankDevice in Model.Devices) cuda.synchronize(rankDevice);
+        if (Model.Device.type == TorchSharp.DeviceType.CUDA) foreach (var rankDevice in Model.Devices) cuda.synchronize(rankDevice);
     }
 
     public LoadedModel Model { get; }
