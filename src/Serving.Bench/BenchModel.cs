@@ -12,14 +12,24 @@ namespace Serving.Bench;
 /// filled; sizes (weights, KV bytes per token) are one GPU's.
 internal sealed class BenchModel : IDisposable
 {
-    public BenchModel(string model, string dtype, string kvCacheDtype, Device device, int numBlocks, int blockSize,
+    /// The model (a preset's name or a checkpoint folder) on the device(s), its rotary table covering maxPositions,
+    /// and the pool dtype --kv-cache-dtype means for it: what the pool's size is planned from (ShapePlan) before the
+    /// BenchModel is made.
+    public static (LoadedModel Model, KVCacheDtype CacheDtype) Load(string model, string dtype, string kvCacheDtype, Device device,
         int maxPositions, int tensorParallelSize = 1)
     {
-        Model = ModelLoader.Load(model, dtype, device, tensorParallelSize: tensorParallelSize);
-        Model.MaxPositions = Math.Max(Model.MaxPositions, maxPositions);
-        var cacheDtype = KVCacheDtype.Resolve(kvCacheDtype, Model.Dtype);
+        var loaded = ModelLoader.Load(model, dtype, device, tensorParallelSize: tensorParallelSize);
+        loaded.MaxPositions = Math.Max(loaded.MaxPositions, maxPositions);
+        return (loaded, KVCacheDtype.Resolve(kvCacheDtype, loaded.Dtype));
+    }
+
+    /// Takes the loaded model (Load) and gives it a pool of numBlocks on every rank.
+    public BenchModel(string name, LoadedModel model, KVCacheDtype cacheDtype, int numBlocks, int blockSize)
+    {
+        Model = model;
+        var tensorParallelSize = model.TensorParallelSize;
         Cache = Model.CreateKVCache(numBlocks, blockSize, cacheDtype);
-        Name = (cacheDtype == KVCacheDtype.Of(Model.Dtype) ? model : $"{model} [{cacheDtype} KV]")
+        Name = (cacheDtype == KVCacheDtype.Of(Model.Dtype) ? name : $"{name} [{cacheDtype} KV]")
             + (tensorParallelSize == 1 ? "" : $" tp{tensorParallelSize}");
         using var noGrad = no_grad();
         foreach (var pool in Cache.RankPools.Prepend(Cache))
@@ -30,7 +40,7 @@ internal sealed class BenchModel : IDisposable
                 Fill(pool.Values(layer));
             }
         }
-        if (device.type == TorchSharp.DeviceType.CUDA) foreach (var rankDevice in Model.Devices) cuda.synchronize(rankDevice);
+        if (Model.Device.type == TorchSharp.DeviceType.CUDA) foreach (var rankDevice in Model.Devices) cuda.synchronize(rankDevice);
     }
 
     public LoadedModel Model { get; }

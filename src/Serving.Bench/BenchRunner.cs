@@ -19,6 +19,7 @@ internal sealed class BenchRunner(BenchOptions options)
     private readonly List<CapacityResult> _capacity = [];
     private readonly List<KVQualityResult> _kvQuality = [];
     private readonly List<ProfileResult> _profiles = [];
+    private readonly List<SkippedShape> _skipped = [];
 
     public int Run()
     {
@@ -58,7 +59,10 @@ internal sealed class BenchRunner(BenchOptions options)
 
         var deviceName = cudaDevice is null ? options.Device : $"{options.Device} (sm_{cudaDevice.ComputeCapability}, {cudaDevice.MultiprocessorCount} SMs)";
         var report = new BenchReport(deviceName, dtype.ToString(),
-            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity, _kvQuality, _profiles);
+            ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity, _kvQuality, _profiles)
+        {
+            Skipped = _skipped,
+        };
         ReportWriter.PrintChecks(_checks);
         ReportWriter.Print(report);
         if (options.JsonPath is { } path)
@@ -94,9 +98,17 @@ internal sealed class BenchRunner(BenchOptions options)
 
     private void RunModel(string preset, string kvDtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
     {
-        using var bench = new BenchModel(preset, options.Dtype, kvDtype, device, BlocksNeeded(), options.BlockSize, MaxPositions(),
-            options.TensorParallelSize);
+        var (model, cacheDtype) = BenchModel.Load(preset, options.Dtype, kvDtype, device, MaxPositions(), options.TensorParallelSize);
+        var memoryBytes = cudaDevice?.TotalMemoryBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        var plan = new ShapePlan(options, model.KVCacheSpec(cacheDtype), memoryBytes, model.WeightBytes, preset);
+        using var bench = new BenchModel(preset, model, cacheDtype, plan.PoolBlocks, options.BlockSize);
         Console.WriteLine($"== {bench.Name}");
+        foreach (var skipped in plan.Skipped())
+        {
+            Console.WriteLine($"   {skipped.Kind} {skipped.Shape}: {skipped.Reason} (needs {skipped.KVBytesNeeded / 1e9:F1} GB of KV cache, {skipped.KVBytesAvailable / 1e9:F1} GB left after the weights)");
+            _skipped.Add(skipped);
+        }
+
         var fused = bench.Model.FusedKernelsActive(bench.Cache.Dtype);
         // the plain path has no FP8 type: an FP8 pool is compared with nothing, the kernel checks cover it
         if (options.Check && fused && !bench.Cache.Dtype.IsFp8)
@@ -107,12 +119,12 @@ internal sealed class BenchRunner(BenchOptions options)
         var timing = new DecodeBenchmark(bench, ceilings, device, options.Steps);
         if (fused && options.CudaGraphs)
         {
-            bench.Model.CaptureDecodeGraphs(bench.Cache, options.BatchSizes.Order().ToList());
+            bench.Model.CaptureDecodeGraphs(bench.Cache, plan.Decode.Select(s => s.Batch).Distinct().Order().ToList());
         }
 
         if (fused && options.Profile)
         {
-            foreach (var (batch, context) in options.BatchSizes.SelectMany(b => options.ContextLengths.Select(c => (b, c))))
+            foreach (var (batch, context) in plan.Decode)
             {
                 var profile = timing.Profile(batch, context, _random);
                 _profiles.Add(profile);
@@ -124,26 +136,43 @@ internal sealed class BenchRunner(BenchOptions options)
 
         foreach (var path in Paths(fused, plainPossible: !bench.Cache.Dtype.IsFp8))
         {
-            foreach (var (batch, context) in options.BatchSizes.SelectMany(b => options.ContextLengths.Select(c => (b, c))))
+            foreach (var (batch, context) in plan.Decode)
             {
-                _decode.Add(timing.Decode(path, batch, context, _random));
+                if (!Measure(plan, "decode", $"{batch} x {context}", plan.Blocks(batch, context), () => _decode.Add(timing.Decode(path, batch, context, _random)))) continue;
                 Console.WriteLine($"   {path} decode b={batch} ctx={context}: {_decode[^1].StepMs:F2} ms");
             }
 
-            foreach (var (batch, length) in options.Prefill)
+            foreach (var (batch, length) in plan.Prefill)
             {
-                _prefill.Add(timing.Prefill(path, batch, length, _random));
+                if (!Measure(plan, "prefill", $"{batch} x {length}", plan.Blocks(batch, length), () => _prefill.Add(timing.Prefill(path, batch, length, _random)))) continue;
                 Console.WriteLine($"   {path} prefill {batch}x{length}: {_prefill[^1].StepMs:F1} ms");
             }
 
-            foreach (var batch in options.GenerateBatches)
+            foreach (var batch in plan.Generate)
             {
-                _generate.Add(timing.Generate(path, batch, 512, 128, _random));
+                if (!Measure(plan, "generate", $"{batch} x (512+128)", plan.GenerateBlocks(batch), () => _generate.Add(timing.Generate(path, batch, 512, 128, _random)))) continue;
                 Console.WriteLine($"   {path} generate {batch}x(512+128): {_generate[^1].TokensPerSecond:F0} tok/s");
             }
         }
 
         _capacity.Add(Capacity(bench, cudaDevice?.TotalMemoryBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes));
+    }
+
+    /// Runs one measurement; a device out-of-memory (activations beyond the plan) skips the shape, not the run.
+    private bool Measure(ShapePlan plan, string kind, string shape, long blocks, Action measure)
+    {
+        try
+        {
+            measure();
+            return true;
+        }
+        catch (Exception error) when (error.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase))
+        {
+            var skipped = plan.OutOfMemory(kind, shape, blocks);
+            Console.WriteLine($"   {kind} {shape}: {skipped.Reason}: {error.Message.Split('\n')[0]}");
+            _skipped.Add(skipped);
+            return false;
+        }
     }
 
     // Printed as they complete, so a kernel fault that ends the process still leaves the checks before it.
@@ -162,15 +191,6 @@ internal sealed class BenchRunner(BenchOptions options)
         fusedAvailable ? "fused" : null,
         plainPossible && (options.Plain || !fusedAvailable) ? "plain" : null,
     }.OfType<string>();
-
-    private int BlocksNeeded()
-    {
-        var decode = options.BatchSizes.Max() * CeilDiv(options.ContextLengths.Max(), options.BlockSize);
-        var prefill = options.Prefill.Select(p => p.Batch * CeilDiv(p.Length, options.BlockSize)).DefaultIfEmpty(0).Max();
-        var generate = options.GenerateBatches.Select(b => b * (CeilDiv(512 + 128, options.BlockSize) + 1)).DefaultIfEmpty(0).Max();
-        prefill = Math.Max(prefill, generate);
-        return Math.Max(Math.Max(decode, prefill), StepChecks.BlocksNeeded(options.BlockSize)) + 8;
-    }
 
     // the longest sequence any measurement builds: decode contexts, prefill prompts, generate's 512 + 128
     private int MaxPositions() =>

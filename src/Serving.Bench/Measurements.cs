@@ -27,4 +27,8 @@ internal sealed record ProfileResult(string Model, int Batch, int ContextLength,
 internal sealed record BenchReport(
     string Device, string Dtype, double BandwidthGBs, double MatmulTflops,
     IReadOnlyList<FixtureResult> Fixtures, IReadOnlyList<CheckResult> Checks, IReadOnlyList<DecodeResult> Decode, IReadOnlyList<PrefillResult> Prefill, IReadOnlyList<GenerateResult> Generate,
-    IReadOnlyList<CapacityResult> Capacity, IReadOnlyList<KVQualityResult> KVQuality, IReadOnlyList<ProfileResult> Profiles);
+    IReadOnlyList<CapacityResult> Capacity, IReadOnlyList<KVQualityResult> KVQuality, IReadOnlyList<ProfileResult> Profiles)
+{
+    /// Shapes not measured: they do not fit the device's memory, or ran out of it.
+    public IReadOnlyList<SkippedShape> Skipped { get; init; } = [];
+}

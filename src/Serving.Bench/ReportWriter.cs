@@ -84,6 +84,18 @@ internal static class ReportWriter
         {
             AnsiConsole.Write(quality);
         }
+        if (report.Skipped.Count == 0)
+        {
+            return;
+        }
+
+        var skipped = new Table().Title("shapes not measured").AddColumns("model", "kind", "shape", "KV GB needed", "KV GB available", "why");
+        foreach (var s in report.Skipped)
+        {
+            skipped.AddRow(s.Model, s.Kind, s.Shape, $"{s.KVBytesNeeded / 1e9:F1}", $"{s.KVBytesAvailable / 1e9:F1}", s.Reason);
+        }
+
+        AnsiConsole.Write(skipped);
     }
 
     public static void WriteJson(BenchReport report, string path) => File.WriteAllText(path, JsonSerializer.Serialize(report, Json));

@@ -33,8 +33,12 @@ public sealed record EngineOptions
     /// Forces the number of KV blocks (overrides both sizings above).
     public int? NumGpuBlocksOverride { get; init; }
     public bool EnablePrefixCaching { get; init; } = true;
-    /// Waiting requests beyond this are refused with QueueFullException.
+    /// Waiting sequences (a request with n counts n) beyond this are refused with QueueFullException; a
+    /// request with more sequences than this is invalid, since it could never be queued.
     public int MaxNumQueuedRequests { get; init; } = 1024;
     /// Seed of the engine's generator for requests without a seed.
     public long Seed { get; init; }
+    /// Where the default sampling parameters come from (vLLM's --generation-config): "auto" the model's
+    /// generation_config.json, "vllm" none, or a folder holding a generation_config.json.
+    public string GenerationConfig { get; init; } = "auto";
 }

@@ -10,6 +10,11 @@ public interface ILlmEngine : IAsyncDisposable
     /// Completes when the model is loaded and the loop runs; faults if loading failed.
     Task WaitUntilReadyAsync(CancellationToken cancellationToken);
 
+    /// Completes when the engine loop has ended: stopped (drain, disposal), faulted, or never started because
+    /// loading failed. With WaitUntilReadyAsync it marks every change of State but Draining, which the caller
+    /// starts itself, so servers can report state changes as they happen instead of polling State.
+    Task Completion { get; }
+
     /// Valid once ready.
     ModelInfo Info { get; }
 
@@ -36,7 +41,16 @@ public interface IPromptProcessor
 {
     int VocabSize { get; }
 
+    /// The longest text Encode takes: the context times the longest token's length in characters. A longer
+    /// text needs more tokens than the context holds.
+    long MaxTextLength { get; }
+
+    /// Throws InvalidRequestException (param "prompt") when a text of this many characters cannot fit; Encode
+    /// checks it too. Lets a server refuse a text from its length alone, before decoding it.
+    void CheckTextLength(long length);
+
     /// Tokenizes like the reference tokenizer; addSpecialTokens adds BOS (and what the post-processor adds).
+    /// Throws InvalidRequestException (param "prompt") for a text longer than MaxTextLength.
     IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true);
 
     string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens = false);
@@ -45,9 +59,11 @@ public interface IPromptProcessor
     string TokenText(int tokenId);
 
     /// Renders the model's chat template. messages is a JSON array of {role, content, ...} objects, content a
-    /// string or a list of {type: "text", text} parts. Throws InvalidRequestException when the template
-    /// rejects the conversation (raise_exception) or the model has no template.
-    string ApplyChatTemplate(JsonArray messages, bool addGenerationPrompt, JsonObject? extraContext = null);
+    /// string or a list of {type: "text", text} parts. chatTemplate, when given, replaces the model's template
+    /// (a request's own; the servers allow it only when told to trust it). Throws InvalidRequestException when
+    /// the template rejects the conversation (raise_exception), does not parse, or the model has none.
+    string ApplyChatTemplate(JsonArray messages, bool addGenerationPrompt, JsonObject? extraContext = null,
+        string? chatTemplate = null);
 }
 
 /// Facts about the served model and its KV cache, for /v1/models, GetModelInfo and the load generator.
@@ -74,6 +90,8 @@ public sealed record ModelInfo
     /// 2 x layers x KV heads x head dim x KV cache dtype size, on one GPU: under tensor parallelism a GPU holds
     /// max(1, KV heads / size) of the KV heads.
     public required long KVBytesPerToken { get; init; }
+    /// Defaults for the sampling fields a request leaves out (--generation-config); None when there are none.
+    public Config.SamplingDefaults SamplingDefaults { get; init; } = Config.SamplingDefaults.None;
     public long KVCapacityTokens => (long)NumKVBlocks * BlockSize;
 }
 

@@ -20,6 +20,7 @@ public sealed class LlmEngine : ILlmEngine
     volatile EngineState _state = EngineState.Loading;
     volatile EngineStats _stats = new();
     volatile bool _stopRequested;
+    /// Sequences admitted but not yet scheduled (a request with n counts n), against MaxNumQueuedRequests.
     int _numQueued;
     EngineSetup? _setup;
 
@@ -41,6 +42,8 @@ public sealed class LlmEngine : ILlmEngine
     EngineSetup Setup => _setup ?? throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()}");
 
     public Task WaitUntilReadyAsync(CancellationToken cancellationToken) => _ready.Task.WaitAsync(cancellationToken);
+
+    public Task Completion => _stopped.Task;
 
     public EngineStats GetStats() => _stats;
 
@@ -70,12 +73,13 @@ public sealed class LlmEngine : ILlmEngine
     {
         if (_state != EngineState.Ready || _setup is null)
             throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()} and accepts no requests");
-        RequestValidation.Validate(request, _setup.Info);
-        if (Interlocked.Increment(ref _numQueued) > _options.MaxNumQueuedRequests)
+        RequestValidation.Validate(request, _setup.Info, _options.MaxNumQueuedRequests);
+        var n = request.Sampling.N;
+        if (Interlocked.Add(ref _numQueued, n) > _options.MaxNumQueuedRequests)
         {
-            Interlocked.Decrement(ref _numQueued);
+            Interlocked.Add(ref _numQueued, -n);
             throw new QueueFullException(
-                $"{_options.MaxNumQueuedRequests} requests are already waiting (--max-num-queued-reqs); retry later");
+                $"{_options.MaxNumQueuedRequests} sequences are already waiting (--max-num-queued-reqs); retry later");
         }
         var state = new RequestState(request);
         _commands.Writer.TryWrite(new AddRequestCommand(state));
@@ -116,7 +120,7 @@ public sealed class LlmEngine : ILlmEngine
     {
         try
         {
-            _setup = EngineSetup.Create(_options, () => Interlocked.Decrement(ref _numQueued), _logger);
+            _setup = EngineSetup.Create(_options, left => Interlocked.Add(ref _numQueued, -left.Sampling.N), _logger);
         }
         catch (Exception error)
         {
@@ -165,7 +169,7 @@ public sealed class LlmEngine : ILlmEngine
             switch (command)
             {
                 case AddRequestCommand add when _stopRequested:
-                    Interlocked.Decrement(ref _numQueued);
+                    Interlocked.Add(ref _numQueued, -add.Request.Request.Sampling.N);
                     add.Request.Fail(new EngineUnavailableException("the engine is shutting down"));
                     break;
                 case AddRequestCommand add:

@@ -30,6 +30,10 @@ internal static partial class Log
     [LoggerMessage(7, LogLevel.Warning, "Sampling {NumSequences} sequences failed as a batch; sampling row by row")]
     public static partial void SamplingFailed(ILogger logger, int numSequences, Exception error);
 
+    [LoggerMessage(9, LogLevel.Information,
+        "Default sampling parameters come from the model's generation_config.json (--generation-config vllm turns them off): {Defaults}")]
+    public static partial void SamplingDefaults(ILogger logger, string defaults);
+
     [LoggerMessage(8, LogLevel.Information, "Loading weights: {Loaded}/{Total} tensors, {LoadedBytes} bytes")]
     public static partial void WeightProgress(ILogger logger, int loaded, int total, long loadedBytes);
 

@@ -17,6 +17,10 @@ public sealed record TokenEvent
     /// One entry per token in TokenIds when the request asked for log-probabilities, else null.
     public IReadOnlyList<TokenLogprob>? Logprobs { get; init; }
 
+    /// On the request's first event, when it asked for them (SamplingParams.PromptLogprobs): one entry per prompt
+    /// token, null for the first (nothing precedes it), each with its Rank.
+    public IReadOnlyList<TokenLogprob?>? PromptLogprobs { get; init; }
+
     public FinishReason? FinishReason { get; init; }
 
     /// The stop string or stop token id that ended the sequence, when one did (vLLM's stop_reason).
@@ -49,7 +53,11 @@ public abstract record StopReason
 }
 
 /// Log-probability of a chosen token, and the most likely alternatives at that position.
-public sealed record TokenLogprob(int TokenId, float Logprob, IReadOnlyList<TopLogprob> Top);
+public sealed record TokenLogprob(int TokenId, float Logprob, IReadOnlyList<TopLogprob> Top)
+{
+    /// 1 + the number of tokens more likely than this one (given for prompt tokens; null where not computed).
+    public int? Rank { get; init; }
+}
 
 public sealed record TopLogprob(int TokenId, float Logprob);
 

@@ -6,7 +6,7 @@ using Spectre.Console;
 // init) live in Serving.Training.
 var root = new RootCommand("Load generator for the serving engine.")
 {
-    ServeCommand.Create(), CompareCommand.Create(), ChartCommand.Create(), GenerateCommand.Create(),
+    ServeCommand.Create(), CompareCommand.Create(), ChartCommand.Create(), GenerateCommand.Create(), SoakCommand.Create(),
 };
 // redirected output (a log file, CI) would otherwise be wrapped at 80 columns
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;

@@ -10,8 +10,8 @@ internal static partial class Log
     [LoggerMessage(2, LogLevel.Information, "Engine ready: {Architecture}, {NumLayers} layers, max_model_len {MaxModelLen}, {NumKVBlocks} KV blocks of {BlockSize} tokens")]
     public static partial void EngineReady(ILogger logger, string architecture, int numLayers, int maxModelLen, int numKVBlocks, int blockSize);
 
-    [LoggerMessage(3, LogLevel.Critical, "Engine failed to start")]
-    public static partial void EngineFailed(ILogger logger, Exception exception);
+    [LoggerMessage(3, LogLevel.Critical, "Engine failed to start: {Error}; exiting")]
+    public static partial void EngineFailed(ILogger logger, string error);
 
     [LoggerMessage(4, LogLevel.Information, "Shutting down: refusing new requests, draining running ones for up to {TimeoutSeconds} s")]
     public static partial void Draining(ILogger logger, int timeoutSeconds);
@@ -34,6 +34,9 @@ internal static partial class Log
     [LoggerMessage(13, LogLevel.Warning, "Request {RequestId} failed: {ErrorType}: {Error}")]
     public static partial void GenerationFailed(ILogger logger, string requestId, string errorType, string error);
 
+    [LoggerMessage(15, LogLevel.Debug, "Request {RequestId} refused by the engine ({ErrorType})")]
+    public static partial void GenerationRefused(ILogger logger, string requestId, string errorType);
+
     [LoggerMessage(14, LogLevel.Information, "Request {RequestId} text: prompt={Prompt} output={Output}")]
     public static partial void RequestText(ILogger logger, string requestId, string prompt, string output);
 
@@ -48,6 +51,15 @@ internal static partial class Log
 
     [LoggerMessage(23, LogLevel.Error, "Request {RequestId}: stream failed after it began; ending it with an error event")]
     public static partial void StreamFailed(ILogger logger, string requestId, Exception exception);
+
+    [LoggerMessage(24, LogLevel.Warning, "Connection limit of {Max} reached (--max-connections): closed {Count} new connections since the last such line")]
+    public static partial void ConnectionsShed(ILogger logger, long count, int max);
+
+    [LoggerMessage(25, LogLevel.Information, "Serving at most {Max} connections (--max-connections; the file-descriptor limit is {DescriptorLimit}); idle connections close after {KeepAliveSeconds} s")]
+    public static partial void ConnectionLimits(ILogger logger, int max, string descriptorLimit, int keepAliveSeconds);
+
+    [LoggerMessage(26, LogLevel.Debug, "Idle after a burst: the GC's committed memory went from {BeforeMiB} MiB to {AfterMiB} MiB")]
+    public static partial void MemoryTrimmed(ILogger logger, long beforeMiB, long afterMiB);
 
     [LoggerMessage(30, LogLevel.Information, "gRPC call {Method} rejected with {StatusCode} ({Code})")]
     public static partial void GrpcRejected(ILogger logger, string method, global::Grpc.Core.StatusCode statusCode, string code);

@@ -1,11 +1,14 @@
 using Serving.Server.Generation;
 using System.Net;
 using Serving.Engine;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Serving.Server.Auth;
+using Serving.Server.Connections;
 using Serving.Server.Engine;
 using Serving.Server.Errors;
 using Serving.Server.Grpc;
 using Serving.Server.Health;
+using Serving.Server.Memory;
 using Serving.Server.OpenAI;
 using Serving.Server.OpenAI.Chat;
 using Serving.Server.OpenAI.Completions;
@@ -35,16 +38,21 @@ public static class ServerApp
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
-            if (options.Host == "localhost") kestrel.ListenLocalhost(options.Port);
-            else kestrel.Listen(IPAddress.Parse(options.Host), options.Port);
-            kestrel.ListenGrpc(options);
+            // Also how long a new connection may stay silent before its first request (Kestrel's default is 130 s).
+            kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(options.TimeoutKeepAlive);
+            var limit = kestrel.ApplicationServices.GetRequiredService<ConnectionLimit>();
+            void Listen(ListenOptions listen) => listen.Use(limit.Wrap);
+            if (options.Host == "localhost") kestrel.ListenLocalhost(options.Port, Listen);
+            else kestrel.Listen(IPAddress.Parse(options.Host), options.Port, Listen);
+            kestrel.ListenGrpc(options, limit);
         });
         var app = builder.Build();
         MapRoutes(app, options);
         return app;
     }
 
-    /// Runs until SIGTERM/Ctrl+C; returns the process exit code.
+    /// Runs until SIGTERM/Ctrl+C; returns the process exit code: 0 after a shutdown, 1 when the model failed to
+    /// load (the server stops at once), 2 for bad flags or options.
     public static async Task<int> RunAsync(IReadOnlyDictionary<string, string?> flags, EngineFactory engineFactory)
     {
         WebApplication app;
@@ -57,17 +65,20 @@ public static class ServerApp
             await Console.Error.WriteLineAsync(invalid.Message);
             return 2;
         }
+        var engine = app.Services.GetRequiredService<ILlmEngine>();
         await using (app) await app.RunAsync();
-        return 0;
+        return EngineHost.LoadFailed(engine) ? 1 : 0;
     }
 
     static void AddServices(IServiceCollection services, ServerOptions options, EngineFactory engineFactory)
     {
         services.AddSingleton(options);
+        services.AddSingleton<ConnectionLimit>();
         services.AddSingleton(sp => engineFactory(options.ToEngineOptions(), sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<ServingState>();
         services.AddSingleton<ServingContext>();
         services.AddHostedService<EngineHost>();
+        services.AddHostedService<IdleMemoryTrimmer>();
         if (options.ApiKey is { } apiKey) services.AddSingleton(new BearerKey(apiKey));
         if (options.GrpcPort is not null) services.AddServingGrpc(options);
         // Drain first (--shutdown-timeout), then leave Kestrel time to close the finished streams.
@@ -83,11 +94,13 @@ public static class ServerApp
         if (options.ApiKey is not null) app.UseMiddleware<ApiKeyMiddleware>();
         app.Services.GetRequiredService<EngineMetrics>(); // registers the engine's observable instruments
         app.MapHealth();
+        app.MapVersion();
         var v1 = app.MapGroup("/v1");
         v1.MapPost("/completions", CompletionsEndpoint.HandleAsync);
         v1.MapPost("/chat/completions", ChatEndpoint.HandleAsync);
         v1.MapGet("/models", ModelsEndpoint.List);
-        v1.MapGet("/models/{id}", ModelsEndpoint.Get);
+        // Ids may hold slashes: Hugging Face names (org/name) and the default served name (the --model path).
+        v1.MapGet("/models/{**id}", ModelsEndpoint.Get);
         v1.MapGet("/engine/stats", EngineStatsEndpoint.Get);
         app.MapTokenize();
         app.MapPrometheusScrapingEndpoint("/metrics");

@@ -17,6 +17,13 @@ public sealed record GenerationConfig
     public int? MaxNewTokens { get; init; }
     public int? MaxLength { get; init; }
 
+    /// The sampling defaults it recommends, as vLLM takes them (do_sample is not one: vLLM ignores it too).
+    public SamplingDefaults SamplingDefaults => new()
+    {
+        Temperature = (float?)Temperature, TopP = (float?)TopP, TopK = TopK, MinP = (float?)MinP,
+        RepetitionPenalty = (float?)RepetitionPenalty, MaxTokens = MaxNewTokens,
+    };
+
     /// Reads generation_config.json from a checkpoint folder; a folder without one gives Empty.
     public static GenerationConfig Load(string checkpointDir)
     {

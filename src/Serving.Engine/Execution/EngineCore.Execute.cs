@@ -20,7 +20,10 @@ internal sealed partial class EngineCore
         Tensor logits;
         try
         {
-            logits = _runner.ComputeLogits(batch); // (numSampled, vocab)
+            var promptChunks = PromptChunks(batch);
+            logits = promptChunks.Count == 0
+                ? _runner.ComputeLogits(batch) // (numSampled, vocab)
+                : LogitsRecordingPromptLogprobs(batch, promptChunks);
         }
         catch (Exception error) when (error is not OutOfMemoryException)
         {
@@ -55,6 +58,37 @@ internal sealed partial class EngineCore
         }
     }
 
+    /// The prefill chunks of this step (by entry) whose requests still want prompt log-probabilities from them;
+    /// sibling 0 computes a request's prompt.
+    List<(int Entry, RequestState Request)> PromptChunks(ScheduledBatch batch)
+    {
+        var chunks = new List<(int, RequestState)>();
+        for (var i = 0; i < batch.Entries.Count; i++)
+        {
+            var entry = batch.Entries[i];
+            if (entry.Sequence.Parent is null && _requests[entry.Sequence.RequestId].WantsPromptLogprobs(entry.StartPosition))
+                chunks.Add((i, _requests[entry.Sequence.RequestId]));
+        }
+        return chunks;
+    }
+
+    /// Runs the step with the logits of every new token: each prompt chunk's rows give the log-probabilities of the
+    /// prompt tokens they predict (row p predicts token p + 1), recorded on its request; the sampling rows are
+    /// returned, (numSampled, vocab), as ComputeLogits gives them.
+    Tensor LogitsRecordingPromptLogprobs(ScheduledBatch batch, List<(int Entry, RequestState Request)> chunks)
+    {
+        var (all, inputs) = _runner.ComputeAllLogits(batch); // (numTokens, vocab)
+        foreach (var (index, request) in chunks)
+        {
+            var (start, prompt) = (batch.Entries[index].StartPosition, request.Request.PromptTokenIds);
+            var rows = Math.Min(batch.Entries[index].NumNewTokens, prompt.Count - 1 - start);
+            var next = Enumerable.Range(start + 1, rows).Select(p => prompt[p]).ToArray();
+            request.RecordPromptLogprobs(start, PromptLogprobGatherer.Gather(all.narrow(0, inputs.QueryStarts[index], rows), next,
+                request.Request.Sampling.PromptLogprobs!.Value));
+        }
+        return all.index_select(0, tensor(inputs.LogitRows.Select(row => (long)row).ToArray(), device: all.device));
+    }
+
     /// The batched sample threw: sample each row alone, and fail only the requests whose row throws again.
     SampledTokens SampleRowByRow(List<ScheduledSequence> entries, Tensor logits, List<SamplingState> rows,
         AllowedTokens? allowed, Exception first)
@@ -84,7 +118,7 @@ internal sealed partial class EngineCore
         _scheduler.Abort(requestId);
         DisposeText(request);
         if (!request.HasStarted)
-            _requestLeftQueue();
+            _requestLeftQueue(request.Request);
         request.Fail(new RequestFailedException($"serving request '{requestId}' failed: {error.Message}", error));
     }
 

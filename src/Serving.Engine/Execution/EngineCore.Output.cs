@@ -36,6 +36,7 @@ internal sealed partial class EngineCore
             request.Output.Writer.TryWrite(new TokenEvent
             {
                 Index = sequence.Index, TokenIds = [output.TokenId], TextDelta = emitted, Logprobs = logprobs,
+                PromptLogprobs = request.TakePromptLogprobs(),
             });
     }
 
@@ -46,7 +47,9 @@ internal sealed partial class EngineCore
         var tail = text.Stops.Append(text.Detokenizer.Flush());
         if (tail.StopString is { } stop)
             return (emitted + tail.Text, new StopReason.String(stop));
-        var stopReason = output.Sequence.Sampling.StopTokenIds.Contains(output.TokenId) ? new StopReason.TokenId(output.TokenId) : null;
+        // a stop token id is the reason only when the scheduler stopped on it (not on length with that token last)
+        var stoppedOnToken = output.FinishReason == FinishReason.Stop && output.Sequence.Sampling.StopTokenIds.Contains(output.TokenId);
+        var stopReason = stoppedOnToken ? new StopReason.TokenId(output.TokenId) : null;
         return (emitted + tail.Text + text.Stops.Flush(), stopReason);
     }
 
@@ -60,7 +63,7 @@ internal sealed partial class EngineCore
         var finished = new TokenEvent
         {
             Index = index, TokenIds = tokenIds, TextDelta = text, Logprobs = logprobs,
-            FinishReason = reason, StopReason = stopReason,
+            FinishReason = reason, StopReason = stopReason, PromptLogprobs = request.TakePromptLogprobs(),
             Usage = last ? Usage(request) : null,
             Timings = last ? request.Timings() : null,
         };
@@ -68,7 +71,7 @@ internal sealed partial class EngineCore
         if (!last)
             return;
         if (!request.HasStarted)
-            _requestLeftQueue();
+            _requestLeftQueue(request.Request);
         DisposeText(request);
         _requests.Remove(request.RequestId);
         request.Output.Writer.TryComplete();

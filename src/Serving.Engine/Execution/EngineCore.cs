@@ -22,7 +22,8 @@ internal sealed partial class EngineCore : IDisposable
     readonly TextTokenizer _tokenizer;
     readonly TokenVocabulary _vocabulary;
     readonly IReadOnlyCollection<int> _eosTokenIds;
-    readonly Action _requestLeftQueue;
+    /// Called once per request when it stops waiting (scheduled, refused, failed or aborted first).
+    readonly Action<GenerationRequest> _requestLeftQueue;
     readonly ILogger _logger;
     readonly Sampler _sampler = new();
     readonly Dictionary<string, RequestState> _requests = new();
@@ -31,7 +32,7 @@ internal sealed partial class EngineCore : IDisposable
     TimeSpan _lastStepDuration;
 
     public EngineCore(ModelRunner runner, Scheduler scheduler, TextTokenizer tokenizer, TokenVocabulary vocabulary,
-        IReadOnlyCollection<int> eosTokenIds, Action requestLeftQueue, ILogger logger)
+        IReadOnlyCollection<int> eosTokenIds, Action<GenerationRequest> requestLeftQueue, ILogger logger)
     {
         (_runner, _scheduler, _tokenizer, _vocabulary, _eosTokenIds) = (runner, scheduler, tokenizer, vocabulary, eosTokenIds);
         (_requestLeftQueue, _logger) = (requestLeftQueue, logger);
@@ -51,7 +52,7 @@ internal sealed partial class EngineCore : IDisposable
         }
         catch (InvalidRequestException error)
         {
-            _requestLeftQueue();
+            _requestLeftQueue(request.Request);
             request.Fail(error);
             return;
         }
@@ -143,7 +144,7 @@ internal sealed partial class EngineCore : IDisposable
             request.MarkScheduled();
             request.CachedPromptTokens = entry.Sequence.NumCachedTokens;
             _promptTokens += entry.Sequence.NumPromptTokens;
-            _requestLeftQueue();
+            _requestLeftQueue(request.Request);
         }
     }
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Serving.Engine.Config;
 using Serving.Engine.Grammar;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
@@ -12,7 +13,7 @@ namespace Serving.Engine.Execution;
 /// options, scheduler, and what callers may read (ModelInfo, the prompt processor).
 internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProcessor Prompts)
 {
-    public static EngineSetup Create(EngineOptions options, Action requestLeftQueue, ILogger logger)
+    public static EngineSetup Create(EngineOptions options, Action<GenerationRequest> requestLeftQueue, ILogger logger)
     {
         var device = new Device(options.Device);
         Log.LoadingModel(logger, options.Model, options.Device, options.Dtype);
@@ -37,7 +38,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
     }
 
     static EngineSetup Create(EngineOptions options, LoadedModel model, GpuMemoryProfiler? gpuMemory,
-        Action requestLeftQueue, ILogger logger)
+        Action<GenerationRequest> requestLeftQueue, ILogger logger)
     {
         var config = model.Config;
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
@@ -69,7 +70,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var vocabulary = TokenVocabulary.Create(tokenizer, config.VocabSize, eosTokenIds);
         vocabulary.WarmUp();
         var core = new EngineCore(runner, scheduler, tokenizer, vocabulary, eosTokenIds, requestLeftQueue, logger);
-        return new EngineSetup(core, Describe(model, options, cacheDtype, capacity, maxModelLen), new PromptProcessor(tokenizer));
+        var info = Describe(model, options, cacheDtype, capacity, maxModelLen) with { SamplingDefaults = SamplingDefaultsOf(options, model) };
+        if (!info.SamplingDefaults.IsNone) Log.SamplingDefaults(logger, info.SamplingDefaults.ToString());
+        return new EngineSetup(core, info, new PromptProcessor(tokenizer, maxModelLen));
     }
 
     /// Decode steps of every batch size bucket as CUDA graphs, after the pool exists (the graphs read its tensors).
@@ -82,6 +85,13 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         Log.GraphsCaptured(logger, batchSizes.Count, string.Join(",", batchSizes),
             (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, (freeBefore - gpuMemory.FreeBytes()) >> 20);
     }
+
+    static SamplingDefaults SamplingDefaultsOf(EngineOptions options, LoadedModel model) => options.GenerationConfig switch
+    {
+        "auto" => model.Generation.SamplingDefaults,
+        "vllm" => SamplingDefaults.None,
+        var folder => GenerationConfig.Load(folder).SamplingDefaults,
+    };
 
     static string TokenizerFolder(EngineOptions options, LoadedModel model)
     {

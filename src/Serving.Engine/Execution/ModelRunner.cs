@@ -16,6 +16,15 @@ internal sealed class ModelRunner(LoadedModel model, PagedKVCache cache) : IDisp
     /// The caller's dispose scope owns the result.
     public Tensor ComputeLogits(ScheduledBatch batch) => Model.Forward(Inputs(batch, Cache.BlockSize), Cache);
 
+    /// Logits of every new token of the step, (numTokens, vocab) float32, with the inputs that say whose rows are
+    /// whose (QueryStarts) and which rows sample (LogitRows): for a step in which a sequence's prompt
+    /// log-probabilities are computed. The caller's dispose scope owns the result.
+    public (Tensor Logits, StepInputs Inputs) ComputeAllLogits(ScheduledBatch batch)
+    {
+        var inputs = Inputs(batch, Cache.BlockSize);
+        return (Model.ForwardAllLogits(inputs, Cache), inputs);
+    }
+
     /// The step's inputs, in batch order: each entry's new tokens, its blocks, and logits where it samples.
     public static StepInputs Inputs(ScheduledBatch batch, int blockSize) => StepInputs.Build(
         batch.Entries.Select(entry => new StepSequence(entry.Sequence.TokenIds, entry.StartPosition, entry.NumNewTokens,

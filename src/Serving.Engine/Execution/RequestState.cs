@@ -34,6 +34,32 @@ internal sealed class RequestState
 
     public void Start(IReadOnlyList<SequenceText> sequences) => Sequences = sequences.ToArray();
 
+    /// The prompt's log-probabilities as its prefill computes them (entry p for prompt token p; 0 stays null);
+    /// null when the request asked for none or no chunk computed any yet.
+    TokenLogprob?[]? _promptLogprobs;
+    bool _promptLogprobsTaken;
+
+    /// Whether a prefill chunk starting at start still has prompt log-probabilities to give (a chunk computed
+    /// again after a preemption has none).
+    public bool WantsPromptLogprobs(int start) =>
+        Request.Sampling.PromptLogprobs is not null && !_promptLogprobsTaken && start < Request.PromptTokenIds.Count - 1
+        && _promptLogprobs?[start + 1] is null;
+
+    /// values[i] is the log-probability of prompt token start + 1 + i (the chunk's row i predicts it).
+    public void RecordPromptLogprobs(int start, IReadOnlyList<TokenLogprob> values)
+    {
+        _promptLogprobs ??= new TokenLogprob?[Request.PromptTokenIds.Count];
+        for (var i = 0; i < values.Count; i++) _promptLogprobs[start + 1 + i] ??= values[i];
+    }
+
+    /// The prompt log-probabilities for the request's first event (null ever after, or when none were asked).
+    public IReadOnlyList<TokenLogprob?>? TakePromptLogprobs()
+    {
+        if (Request.Sampling.PromptLogprobs is null || _promptLogprobsTaken) return null;
+        _promptLogprobsTaken = true;
+        return _promptLogprobs ?? new TokenLogprob?[Request.PromptTokenIds.Count];
+    }
+
     public void MarkScheduled() => _firstScheduledTimestamp ??= Stopwatch.GetTimestamp();
 
     public void MarkToken() => _firstTokenTimestamp ??= Stopwatch.GetTimestamp();

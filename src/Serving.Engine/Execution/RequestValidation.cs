@@ -4,7 +4,8 @@ namespace Serving.Engine.Execution;
 /// refused before any event (the scheduler checks the KV pool's limits again at admission).
 internal static class RequestValidation
 {
-    public static void Validate(GenerationRequest request, ModelInfo model)
+    /// maxQueuedSequences: the waiting queue's bound; a request with more sequences could never be queued.
+    public static void Validate(GenerationRequest request, ModelInfo model, int maxQueuedSequences)
     {
         if (string.IsNullOrEmpty(request.RequestId))
             throw new InvalidRequestException("the request id must not be empty", "request_id");
@@ -16,7 +17,10 @@ internal static class RequestValidation
                 throw new InvalidRequestException(
                     $"prompt token {i} has id {prompt[i]}, outside the vocabulary [0, {model.VocabSize})", "prompt");
         request.Sampling.Validate(model.VocabSize);
-        var total = prompt.Count + request.Sampling.MaxTokens;
+        if (request.Sampling.N > maxQueuedSequences)
+            throw new InvalidRequestException(
+                $"n={request.Sampling.N} sequences can never be queued: the queue holds at most {maxQueuedSequences} (--max-num-queued-reqs)", "n");
+        var total = (long)prompt.Count + request.Sampling.MaxTokens;
         if (prompt.Count >= model.MaxModelLen || total > model.MaxModelLen)
             throw new InvalidRequestException(
                 $"this model's maximum context length is {model.MaxModelLen} tokens, but the request has " +

@@ -29,6 +29,10 @@ public sealed record SamplingParams
     public bool IgnoreEos { get; init; }
     /// null: no log-probabilities; 0: the chosen token's only; k: also the top k alternatives.
     public int? Logprobs { get; init; }
+    /// null: no prompt log-probabilities; k: each prompt token's log-probability given the tokens before it, its
+    /// rank, and the top k alternatives at its position (vLLM's prompt_logprobs), from the raw logits. The first
+    /// prompt token has none. Computing them bypasses the prefix cache for the request's first prefill.
+    public int? PromptLogprobs { get; init; }
     public bool SkipSpecialTokens { get; init; } = true;
     /// Keep a matched stop string in the output text (vLLM's include_stop_str_in_output).
     public bool IncludeStopStringInOutput { get; init; }

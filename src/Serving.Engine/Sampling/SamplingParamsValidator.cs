@@ -23,6 +23,8 @@ internal static class SamplingParamsValidator
             "repetition_penalty must be a finite number > 0");
         Require(p.Logprobs is null || (p.Logprobs >= 0 && p.Logprobs <= SamplingParams.MaxLogprobs), "logprobs",
             $"logprobs must be between 0 and {SamplingParams.MaxLogprobs}");
+        Require(p.PromptLogprobs is null || (p.PromptLogprobs >= 0 && p.PromptLogprobs <= SamplingParams.MaxLogprobs), "prompt_logprobs",
+            $"prompt_logprobs must be between 0 and {SamplingParams.MaxLogprobs}");
         ValidateLogitBiasValues(p);
         Require(p.Stop.All(s => !string.IsNullOrEmpty(s)), "stop", "stop strings must not be empty");
         p.StructuredOutputs?.Validate();

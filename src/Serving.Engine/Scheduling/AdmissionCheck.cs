@@ -19,9 +19,9 @@ internal static class AdmissionCheck
         if (numPrompt > maxModelLen)
             throw new InvalidRequestException(
                 $"the prompt has {numPrompt} tokens, more than the model's context of {maxModelLen} tokens", "prompt");
-        if (numPrompt + maxTokens > maxModelLen)
+        if ((long)numPrompt + maxTokens > maxModelLen)
             throw new InvalidRequestException(
-                $"the prompt ({numPrompt} tokens) plus max_tokens ({maxTokens}) is {numPrompt + maxTokens} tokens, " +
+                $"the prompt ({numPrompt} tokens) plus max_tokens ({maxTokens}) is {(long)numPrompt + maxTokens} tokens, " +
                 $"more than the model's context of {maxModelLen} tokens", "max_tokens");
         CheckFitsInPool(numPrompt, maxTokens, kvCache);
     }

@@ -1,3 +1,5 @@
+using Serving.Engine.KVCache;
+
 namespace Serving.Engine.Scheduling;
 
 // Building one step: running sequences first, then waiting ones, within the token and sequence budgets.
@@ -80,7 +82,7 @@ internal sealed partial class Scheduler
 
     bool TryAdmit(Sequence sequence, StepBuilder step)
     {
-        var prefix = _kvCache.FindCachedPrefix(sequence.BlockTable, sequence.TokenIds);
+        var prefix = NeedsPromptLogits(sequence) ? CachedPrefix.None : _kvCache.FindCachedPrefix(sequence.BlockTable, sequence.TokenIds);
         var numNewTokens = Math.Min(sequence.NumTokens - prefix.NumTokens, step.TokenBudget);
         if (!_kvCache.TryAllocateSlots(sequence.BlockTable, prefix.NumTokens + numNewTokens, prefix))
             return false;
@@ -93,6 +95,11 @@ internal sealed partial class Scheduler
         step.Add(sequence, numNewTokens);
         return true;
     }
+
+    /// A request that wants its prompt's log-probabilities computes the whole prompt once (sibling 0, the first
+    /// time): a cached prefix would skip the positions whose logits it needs.
+    static bool NeedsPromptLogits(Sequence sequence) =>
+        sequence.Sampling.PromptLogprobs is not null && sequence.Parent is null && !sequence.HasComputedPrompt;
 
     sealed class StepBuilder(int tokenBudget)
     {

@@ -9,6 +9,10 @@ namespace Serving.Engine.Templates;
 /// lstrip_blocks, tojson without ASCII escaping, raise_exception and strftime_now available).
 public sealed class ChatTemplate
 {
+    /// Variables extra context may not set: the request defines them (the checked conversation, the
+    /// generation prompt switch, the tokenizer's specials). The built-in functions cannot be shadowed either.
+    static readonly HashSet<string> Reserved = ["messages", "add_generation_prompt", "bos_token", "eos_token"];
+
     readonly IReadOnlyList<Node> _template;
     readonly RenderLimits _limits = RenderLimits.Default;
 
@@ -23,13 +27,15 @@ public sealed class ChatTemplate
     /// as-is (content may be a string or a list of parts; the template decides). A null bos/eos token is left
     /// undefined, as transformers does for a tokenizer without one. `extraContext` adds variables (tools,
     /// documents, date_string, enable_thinking, ...); `tools` and `documents` default to none as in
-    /// transformers. Throws TemplateException for raise_exception (Message is the template's text), runtime
+    /// transformers; a name in Reserved or a built-in function is dropped, as vLLM drops chat_template_kwargs
+    /// it does not accept. Throws TemplateException for raise_exception (Message is the template's text), runtime
     /// errors (with the line) and sandbox limits.
     public string Render(JsonArray messages, bool addGenerationPrompt, string? bosToken, string? eosToken,
         JsonObject? extraContext = null)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        var context = new Scope(Globals.CreateScope(_limits, () => DateTime.Now));
+        var globals = Globals.CreateScope(_limits, () => DateTime.Now);
+        var context = new Scope(globals);
         context.Set("messages", JsonValues.From(messages));
         context.Set("tools", NoneValue.Instance);
         context.Set("documents", NoneValue.Instance);
@@ -37,7 +43,9 @@ public sealed class ChatTemplate
         if (bosToken is not null) context.Set("bos_token", new StringValue(bosToken));
         if (eosToken is not null) context.Set("eos_token", new StringValue(eosToken));
         if (extraContext is not null)
-            foreach (var (name, value) in extraContext) context.Set(name, JsonValues.From(value));
+            foreach (var (name, value) in extraContext)
+                if (!Reserved.Contains(name) && globals.Lookup(name) is UndefinedValue)
+                    context.Set(name, JsonValues.From(value));
         return Evaluator.Render(_template, context, _limits);
     }
 }

@@ -9,34 +9,68 @@ internal sealed class PromptProcessor : IPromptProcessor
 {
     readonly TextTokenizer _tokenizer;
     readonly ChatTemplate? _chatTemplate;
+    readonly int _maxModelLen;
 
-    public PromptProcessor(TextTokenizer tokenizer)
+    /// maxModelLen: the context; a text that cannot fit in it is refused before it is tokenized.
+    public PromptProcessor(TextTokenizer tokenizer, int maxModelLen)
     {
         _tokenizer = tokenizer;
         _chatTemplate = tokenizer.ChatTemplate is { } source ? new ChatTemplate(source) : null;
+        _maxModelLen = maxModelLen;
+        MaxTextLength = (long)maxModelLen * tokenizer.MaxTokenLength;
     }
 
     public int VocabSize => _tokenizer.VocabSize;
 
-    public IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true) => _tokenizer.Encode(text, addSpecialTokens);
+    public long MaxTextLength { get; }
+
+    public IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true)
+    {
+        CheckTextLength(text.Length);
+        return _tokenizer.Encode(text, addSpecialTokens);
+    }
+
+    /// No token spells more than MaxTokenLength characters, so a longer text needs more tokens than the context
+    /// holds: refused at once, instead of seconds of tokenizing and a burst of memory.
+    public void CheckTextLength(long length)
+    {
+        if (length > MaxTextLength)
+            throw new InvalidRequestException(
+                $"This model's maximum context length is {_maxModelLen} tokens and none of its tokens is longer than " +
+                $"{_tokenizer.MaxTokenLength} characters, so a text of {length} characters cannot fit.", "prompt");
+    }
 
     public string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens = false) =>
         _tokenizer.Decode(tokenIds, skipSpecialTokens);
 
     public string TokenText(int tokenId) => _tokenizer.TokenText(tokenId);
 
-    public string ApplyChatTemplate(JsonArray messages, bool addGenerationPrompt, JsonObject? extraContext = null)
+    public string ApplyChatTemplate(JsonArray messages, bool addGenerationPrompt, JsonObject? extraContext = null,
+        string? chatTemplate = null)
     {
-        if (_chatTemplate is null)
+        var template = chatTemplate is null ? _chatTemplate : Parse(chatTemplate);
+        if (template is null)
             throw new InvalidRequestException(
                 "this model has no chat template (tokenizer_config.json has no chat_template); use /v1/completions", "messages");
         try
         {
-            return _chatTemplate.Render(messages, addGenerationPrompt, _tokenizer.BosToken, _tokenizer.EosToken, extraContext);
+            return template.Render(messages, addGenerationPrompt, _tokenizer.BosToken, _tokenizer.EosToken, extraContext);
         }
         catch (TemplateException error)
         {
             throw new InvalidRequestException($"the chat template rejected the conversation: {error.Message}", "messages");
+        }
+    }
+
+    static ChatTemplate Parse(string source)
+    {
+        try
+        {
+            return new ChatTemplate(source);
+        }
+        catch (TemplateException error)
+        {
+            throw new InvalidRequestException($"the chat template does not parse: {error.Message}", "chat_template");
         }
     }
 }

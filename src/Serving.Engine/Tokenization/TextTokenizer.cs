@@ -19,10 +19,17 @@ public sealed class TextTokenizer
         EosToken = eosToken;
         EosTokenIds = eosTokenIds;
         ChatTemplate = chatTemplate;
+        MaxTokenLength = Math.Max(1, Enumerable.Range(0, backend.VocabSize).Max(id => backend.IdToToken(id)?.Length ?? 0));
     }
 
     /// One past the largest token id, added tokens included.
     public int VocabSize => _backend.VocabSize;
+
+    /// The most characters any one token stands for: its vocabulary string's length (byte-level and "▁"
+    /// spellings are one character per byte or character of text; a byte token "<0xE4>" is longer than the
+    /// byte it stands for), at least 1. A text needs at least Length / MaxTokenLength tokens, unless the
+    /// tokenizer's normalizer shortens it first (stripping, Unicode composition), which real prompts barely do.
+    public int MaxTokenLength { get; }
 
     public int? BosTokenId { get; }
 
@@ -36,16 +43,30 @@ public sealed class TextTokenizer
     /// tokenizer_config.json's chat_template (or its "default" entry), or chat_template.jinja beside it.
     public string? ChatTemplate { get; }
 
+    /// Throws ModelLoadException naming the file at fault.
     public static TextTokenizer Load(string modelDir)
     {
-        var config = TokenizerConfig.Load(modelDir);
+        var config = Read(Path.Combine(modelDir, "tokenizer_config.json"), () => TokenizerConfig.Load(modelDir));
         var jsonPath = Path.Combine(modelDir, "tokenizer.json");
         var modelPath = Path.Combine(modelDir, "tokenizer.model");
-        ITokenizerBackend backend = File.Exists(jsonPath) ? HfTokenizer.Load(jsonPath, vocab => SpecialTokensFromConfig(config, vocab))
-            : File.Exists(modelPath) ? SentencePieceTokenizer.Load(modelPath, config)
-            : throw new FileNotFoundException($"no tokenizer.json or tokenizer.model in {modelDir}");
+        ITokenizerBackend backend = File.Exists(jsonPath) ? Read(jsonPath, () => HfTokenizer.Load(jsonPath, vocab => SpecialTokensFromConfig(config, vocab)))
+            : File.Exists(modelPath) ? Read(modelPath, () => SentencePieceTokenizer.Load(modelPath, config))
+            : throw new ModelLoadException($"no tokenizer.json or tokenizer.model in {modelDir}");
         var eos = config.EosToken is { } eosToken && backend.TokenToId(eosToken) is { } eosId ? new[] { eosId } : [];
         return new TextTokenizer(backend, config.BosToken, config.EosToken, eos, config.ChatTemplate);
+    }
+
+    /// Reads one tokenizer file; whatever goes wrong, the error names the file.
+    static T Read<T>(string path, Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception error) when (error is not ModelLoadException and not OutOfMemoryException)
+        {
+            throw new ModelLoadException($"{path}: {error.Message}", error);
+        }
     }
 
     /// The same tokenizer with more end-of-sequence ids (config.json / generation_config.json eos_token_id).

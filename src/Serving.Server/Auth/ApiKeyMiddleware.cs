@@ -1,11 +1,13 @@
 using Grpc.AspNetCore.Server;
 using Serving.Server.Errors;
+using Serving.Server.Options;
 
 namespace Serving.Server.Auth;
 
-/// Requires "Authorization: Bearer <key>" on every route except /health (so probes need no secret).
+/// Requires "Authorization: Bearer <key>" on every route except the operators' open ones: /health (probes),
+/// /version, and /metrics unless --enable-metrics-auth (vLLM leaves it open; Prometheus scrapes need no secret).
 /// gRPC methods are left to ApiKeyInterceptor, which answers in gRPC's terms (UNAUTHENTICATED).
-internal sealed class ApiKeyMiddleware(RequestDelegate next, BearerKey key)
+internal sealed class ApiKeyMiddleware(RequestDelegate next, BearerKey key, ServerOptions options)
 {
     public Task InvokeAsync(HttpContext context)
     {
@@ -16,7 +18,9 @@ internal sealed class ApiKeyMiddleware(RequestDelegate next, BearerKey key)
             code: "invalid_api_key"));
     }
 
-    static bool IsPublic(PathString path) => path.StartsWithSegments("/health");
+    bool IsPublic(PathString path) =>
+        path.StartsWithSegments("/health") || path.StartsWithSegments("/version")
+        || (!options.EnableMetricsAuth && path.StartsWithSegments("/metrics"));
 
     /// Routing ran first (WebApplication puts it at the start), so the endpoint is known here.
     static bool IsGrpcMethod(HttpContext context) => context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not null;

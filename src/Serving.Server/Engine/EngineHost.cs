@@ -1,20 +1,23 @@
 using System.Diagnostics;
 using Serving.Engine;
+using Serving.Server.Connections;
 using Serving.Server.Options;
 
 namespace Serving.Server.Engine;
 
-/// Ties the engine to the host's life: logs when loading ends, and on shutdown (SIGTERM) stops admitting,
-/// lets running requests finish up to --shutdown-timeout and aborts the rest before Kestrel stops.
-/// StoppingAsync runs before any hosted service (Kestrel included) stops, so streams end cleanly.
-internal sealed class EngineHost(ILlmEngine engine, ServingState state, ServerOptions options, ILogger<EngineHost> logger)
-    : IHostedLifecycleService, IDisposable
+/// Ties the engine to the host's life: logs when loading ends, stops the process when loading failed (as vLLM
+/// exits, so that a supervisor sees the failure; ServerApp.RunAsync then returns 1), and on shutdown (SIGTERM)
+/// stops admitting, lets running requests finish up to --shutdown-timeout and aborts the rest before Kestrel
+/// stops. StoppingAsync runs before any hosted service (Kestrel included) stops, so streams end cleanly.
+internal sealed class EngineHost(ILlmEngine engine, ServingState state, ServerOptions options, IHostApplicationLifetime lifetime,
+    ConnectionLimit connections, ILogger<EngineHost> logger) : IHostedLifecycleService, IDisposable
 {
     readonly CancellationTokenSource _stopping = new();
 
     public Task StartingAsync(CancellationToken cancellationToken)
     {
         Log.EngineLoading(logger, options.ResolvedModel, options.ResolvedServedModelName, options.Device);
+        Log.ConnectionLimits(logger, connections.Max, DescriptorLimit.Read()?.ToString() ?? "unknown", options.TimeoutKeepAlive);
         return Task.CompletedTask;
     }
 
@@ -35,9 +38,15 @@ internal sealed class EngineHost(ILlmEngine engine, ServingState state, ServerOp
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested) { }
         catch (Exception exception)
         {
-            Log.EngineFailed(logger, exception);
+            // The engine logged the details; this line says what happens next.
+            Log.EngineFailed(logger, exception.Message);
+            // Stopping while the host still starts would fail its start-up; stop once it has started.
+            lifetime.ApplicationStarted.Register(lifetime.StopApplication);
         }
     }
+
+    /// True once loading the model failed (the engine never became ready).
+    public static bool LoadFailed(ILlmEngine engine) => engine.WaitUntilReadyAsync(CancellationToken.None).IsFaulted;
 
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {

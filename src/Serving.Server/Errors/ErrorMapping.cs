@@ -31,8 +31,8 @@ internal static class ErrorMapping
         var param = json.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal)
             ? path[2..] : null;
         // The parser's own message names .NET types for conversion errors; say it in the API's terms instead.
-        var message = param is not null && json.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal)
-            ? $"Invalid type or value for '{param}'."
+        var message = json.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal)
+            ? param is null ? "The request body must be a JSON object." : $"Invalid type or value for '{param}'."
             : $"Invalid JSON body: {json.Message.Split(" Path:", 2)[0]}";
         return ApiException.BadRequest(message, param);
     }

@@ -17,7 +17,8 @@ internal sealed class ErrorMiddleware(RequestDelegate next, ILogger<ErrorMiddlew
         catch (Exception exception) when (!context.Response.HasStarted)
         {
             var error = ErrorMapping.ToApiException(exception);
-            if (error.Status >= 500) Log.RequestFailed(logger, context.TraceIdentifier, exception);
+            // 503 (loading, draining) is a state the client is told about, not a fault of the server.
+            if (error.Status == StatusCodes.Status500InternalServerError) Log.RequestFailed(logger, context.TraceIdentifier, exception);
             else Log.RequestRejected(logger, context.TraceIdentifier, error.Status, error.Code ?? error.Type);
             context.Response.Clear();
             await ErrorWriter.WriteAsync(context, error);

@@ -23,6 +23,8 @@ internal sealed record SamplingFields
     public bool? IgnoreEos { get; init; }
     /// null: no log-probabilities; 0: the chosen token's; k: also the top k alternatives.
     public int? Logprobs { get; init; }
+    /// null: no prompt log-probabilities; k: each prompt token's and the top k alternatives (vLLM's prompt_logprobs).
+    public int? PromptLogprobs { get; init; }
     public bool? SkipSpecialTokens { get; init; }
     public bool? IncludeStopStrInOutput { get; init; }
     /// The output constraint (JSON Schema, any JSON object, regex, choice), already compiled once; null: free text.

@@ -22,6 +22,7 @@ internal static class SamplingRules
         Check.That(fields.RepetitionPenalty is null or > 0f, "repetition_penalty", "repetition_penalty must be greater than 0.");
         Check.InRange(fields.MinTokens, 0, limits.MaxModelLen, "min_tokens");
         Check.InRange(fields.MaxTokens, 1, int.MaxValue, "max_tokens");
+        Check.InRange(fields.PromptLogprobs, 0, limits.MaxLogprobs, "prompt_logprobs");
         Check.TokenIds(fields.StopTokenIds, limits.VocabSize, "stop_token_ids");
         Check.That(fields.Stop.Count <= limits.MaxStopSequences, "stop", $"At most {limits.MaxStopSequences} stop sequences are allowed.");
         Check.That(fields.Stop.All(s => s.Length > 0), "stop", "Stop sequences must not be empty.");
@@ -30,6 +31,19 @@ internal static class SamplingRules
             Check.That(id >= 0 && id < limits.VocabSize, "logit_bias", $"logit_bias key '{id}' is not a token id in [0, {limits.VocabSize}).");
             Check.InRange(bias, -100f, 100f, "logit_bias");
         }
+    }
+
+    /// A request's sequences (prompts x n) must fit its cap and the waiting queue, else no retry could help:
+    /// 400, not 429. Checked before any prompt is tokenized.
+    public static void Sequences(int prompts, int? n, RequestLimits limits)
+    {
+        var sequences = (long)prompts * (n ?? 1);
+        Check.That(sequences <= limits.MaxSeqsPerRequest, prompts > 1 ? "prompt" : "n",
+            $"The request asks for {sequences} sequences ({prompts} prompts x n={n ?? 1}); at most {limits.MaxSeqsPerRequest} are " +
+            "allowed per request (--max-seqs-per-request).");
+        Check.That(sequences <= limits.MaxQueuedSeqs, prompts > 1 ? "prompt" : "n",
+            $"The request asks for {sequences} sequences ({prompts} prompts x n={n ?? 1}), more than the {limits.MaxQueuedSeqs} " +
+            "the server can ever queue (--max-num-queued-reqs).");
     }
 
     /// What SamplingFields.Logprobs holds for a request's logprobs flag and top_logprobs count (chat and gRPC
@@ -41,35 +55,38 @@ internal static class SamplingRules
         return logprobs ? topLogprobs ?? 0 : null;
     }
 
-    /// An absent max_tokens means all the context the prompt leaves (vLLM). promptParam names the prompt
-    /// field in error messages.
+    /// A field the request leaves out takes the model's default (generation_config.json, ModelInfo.SamplingDefaults),
+    /// else OpenAI's; an absent max_tokens means all the context the prompt leaves (vLLM), or the model's
+    /// max_new_tokens when that is less. promptParam names the prompt field in error messages.
     public static SamplingParams ToSamplingParams(SamplingFields fields, int promptTokens, RequestLimits limits, string promptParam)
     {
         var room = limits.MaxModelLen - promptTokens;
         Check.That(room >= 1, promptParam, $"This model's maximum context length is {limits.MaxModelLen} tokens. " +
             $"However, your prompt has {promptTokens} tokens, which leaves no room for a completion.");
-        var budget = fields.MaxTokens ?? room;
+        var model = limits.Defaults;
+        var budget = fields.MaxTokens ?? Math.Min(room, model.MaxTokens ?? room);
         Check.That(budget <= room, "max_tokens", $"This model's maximum context length is {limits.MaxModelLen} tokens. " +
-            $"However, you requested {promptTokens + budget} tokens ({promptTokens} in the prompt, {budget} in the completion).");
+            $"However, you requested {(long)promptTokens + budget} tokens ({promptTokens} in the prompt, {budget} in the completion).");
         Check.That(fields.MinTokens is null || fields.MinTokens <= budget, "min_tokens", "min_tokens must not exceed max_tokens.");
         return new SamplingParams
         {
             N = fields.N ?? 1,
             MaxTokens = budget,
             MinTokens = fields.MinTokens ?? 0,
-            Temperature = fields.Temperature ?? 1f,
-            TopP = fields.TopP ?? 1f,
-            TopK = fields.TopK is null or -1 ? 0 : fields.TopK.Value,
-            MinP = fields.MinP ?? 0f,
+            Temperature = fields.Temperature ?? model.Temperature ?? 1f,
+            TopP = fields.TopP ?? model.TopP ?? 1f,
+            TopK = (fields.TopK ?? model.TopK) is null or -1 ? 0 : (fields.TopK ?? model.TopK)!.Value,
+            MinP = fields.MinP ?? model.MinP ?? 0f,
             Seed = fields.Seed,
             PresencePenalty = fields.PresencePenalty ?? 0f,
             FrequencyPenalty = fields.FrequencyPenalty ?? 0f,
-            RepetitionPenalty = fields.RepetitionPenalty ?? 1f,
+            RepetitionPenalty = fields.RepetitionPenalty ?? model.RepetitionPenalty ?? 1f,
             LogitBias = fields.LogitBias is { Count: > 0 } bias ? bias : null,
             Stop = fields.Stop,
             StopTokenIds = fields.StopTokenIds,
             IgnoreEos = fields.IgnoreEos ?? false,
             Logprobs = fields.Logprobs,
+            PromptLogprobs = fields.PromptLogprobs,
             SkipSpecialTokens = fields.SkipSpecialTokens ?? true,
             IncludeStopStringInOutput = fields.IncludeStopStrInOutput ?? false,
             StructuredOutputs = fields.StructuredOutputs,

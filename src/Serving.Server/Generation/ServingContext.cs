@@ -11,6 +11,9 @@ namespace Serving.Server.Generation;
 internal sealed class ServingContext(ILlmEngine engine, ServingState state, ServerOptions options, ServerMetrics metrics,
     ILogger<ServingContext> logger)
 {
+    /// Prompt preparations (templating, tokenizing) running at once: one core stays for the engine and the rest.
+    readonly SemaphoreSlim _promptWork = new(Math.Max(1, Environment.ProcessorCount - 1));
+
     public ILlmEngine Engine => engine;
 
     public IPromptProcessor Prompts => engine.Prompts;
@@ -20,6 +23,21 @@ internal sealed class ServingContext(ILlmEngine engine, ServingState state, Serv
     public string ModelName => options.ResolvedServedModelName;
 
     public RequestLimits Limits => RequestLimits.From(engine.Info, options);
+
+    /// Runs a request's prompt preparation (templating, tokenizing: CPU work on the caller's thread) with a bounded
+    /// number at once, so that a burst of large prompts waits its turn instead of starving every other request.
+    public async Task<T> PreparePromptsAsync<T>(Func<T> prepare, CancellationToken cancellationToken)
+    {
+        await _promptWork.WaitAsync(cancellationToken);
+        try
+        {
+            return prepare();
+        }
+        finally
+        {
+            _promptWork.Release();
+        }
+    }
 
     /// 503 unless the engine is ready and the server not draining; call before touching the engine.
     public void EnsureReady() => state.EnsureReady();

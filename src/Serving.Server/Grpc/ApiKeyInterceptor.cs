@@ -39,11 +39,15 @@ internal sealed class ApiKeyInterceptor(BearerKey key) : Interceptor
         return continuation(requestStream, context);
     }
 
+    public const string Refusal = "Missing or incorrect API key; send 'authorization: Bearer <key>' metadata.";
+
+    /// Health needs no key; every other method needs "Bearer <key>" in the authorization metadata.
+    public static bool IsAuthorized(BearerKey key, string method, string authorization) =>
+        method.StartsWith(HealthService, StringComparison.Ordinal) || key.IsAuthorized(authorization);
+
     void Authorize(ServerCallContext context)
     {
-        if (context.Method.StartsWith(HealthService, StringComparison.Ordinal)) return;
-        if (!key.IsAuthorized(context.RequestHeaders.GetValue("authorization") ?? ""))
-            throw new RpcException(new Status(StatusCode.Unauthenticated,
-                "Missing or incorrect API key; send 'authorization: Bearer <key>' metadata."));
+        if (!IsAuthorized(key, context.Method, context.RequestHeaders.GetValue("authorization") ?? ""))
+            throw new RpcException(new Status(StatusCode.Unauthenticated, Refusal));
     }
 }

@@ -15,8 +15,11 @@ internal sealed record GeneratePlan(string RequestId, GrpcPrompt Prompt, Generat
     {
         Check.That(request.RequestId.Length <= MaxRequestIdLength, "request_id",
             $"request_id must be at most {MaxRequestIdLength} characters (got {request.RequestId.Length}).");
+        // It reaches logs and traces: no line breaks or terminal escapes.
+        Check.That(!request.RequestId.Any(char.IsControl), "request_id", "request_id must not contain control characters.");
         var limits = serving.Limits;
         var fields = GrpcSampling.Read(request.Sampling, limits);
+        SamplingRules.Sequences(1, fields.N, limits);
         var prompt = GrpcPrompts.Resolve(request, serving.Prompts);
         var sampling = SamplingRules.ToSamplingParams(fields, prompt.TokenIds.Count, limits, prompt.Param);
         var requestId = request.RequestId.Length > 0 ? request.RequestId : ServingContext.NewId("gen");

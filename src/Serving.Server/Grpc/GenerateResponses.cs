@@ -17,6 +17,7 @@ internal sealed class GenerateResponses(string requestId, int n, IPromptProcesso
 {
     readonly SequenceOutcome?[] _outcomes = new SequenceOutcome?[n];
     readonly StringBuilder[] _texts = [.. Enumerable.Range(0, n).Select(_ => new StringBuilder())];
+    IReadOnlyList<Serving.Engine.TokenLogprob?>? _promptLogprobs;
 
     /// Every sequence's text so far, for --enable-log-requests.
     public string Texts => string.Join(" | ", _texts.Select(t => t.ToString()));
@@ -24,6 +25,7 @@ internal sealed class GenerateResponses(string requestId, int n, IPromptProcesso
     public IEnumerable<GenerateResponse> For(TokenEvent e)
     {
         _texts[e.Index].Append(e.TextDelta);
+        _promptLogprobs ??= e.PromptLogprobs;
         if (e.FinishReason is { } reason) _outcomes[e.Index] = Outcome(e.Index, reason, e.StopReason);
         yield return new GenerateResponse { Chunk = Chunk(e) };
         if (e.Usage is { } usage && e.Timings is { } timings)
@@ -62,6 +64,8 @@ internal sealed class GenerateResponses(string requestId, int n, IPromptProcesso
         // reported as aborted rather than hidden.
         for (var i = 0; i < _outcomes.Length; i++)
             final.Sequences.Add(_outcomes[i] ?? new SequenceOutcome { Index = i, FinishReason = ProtoFinishReason.Abort });
+        if (_promptLogprobs is not null)
+            final.PromptLogprobs.Add(_promptLogprobs.Skip(1).OfType<Serving.Engine.TokenLogprob>().Select(Logprob));
         return final;
     }
 
@@ -78,6 +82,7 @@ internal sealed class GenerateResponses(string requestId, int n, IPromptProcesso
         var logprob = new ProtoTokenLogprob
         {
             TokenId = item.TokenId, Token = prompts.TokenText(item.TokenId), Logprob = LogprobsFormat.Clamp(item.Logprob),
+            Rank = item.Rank ?? 0,
         };
         logprob.Top.Add(item.Top.Select(alt => new TopLogprob
         {

@@ -14,7 +14,7 @@ internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V
         ServerCallContext context)
     {
         Admit(request.Model);
-        var plan = GeneratePlan.Create(request, serving);
+        var plan = await serving.PreparePromptsAsync(() => GeneratePlan.Create(request, serving), context.CancellationToken);
         var observer = serving.Observer(plan.Prompt.Operation, "grpc");
         // The call's token ends on client cancel and on an expired deadline: either aborts the engine request.
         var cancellationToken = context.CancellationToken;
@@ -27,22 +27,21 @@ internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V
         observer.LogText(plan.Generation.RequestId, plan.Prompt.Text, responses.Texts);
     }
 
-    public override Task<TokenizeResponse> Tokenize(TokenizeRequest request, ServerCallContext context)
+    public override async Task<TokenizeResponse> Tokenize(TokenizeRequest request, ServerCallContext context)
     {
         Admit(request.Model);
         var prompts = serving.Prompts;
-        IReadOnlyList<int> ids = request.InputCase switch
+        var ids = await serving.PreparePromptsAsync(() => request.InputCase switch
         {
-            TokenizeRequest.InputOneofCase.Text => request.Text.Length == 0 ? []
-                : prompts.Encode(request.Text, request.HasAddSpecialTokens ? request.AddSpecialTokens : true),
+            TokenizeRequest.InputOneofCase.Text => prompts.Encode(request.Text, request.HasAddSpecialTokens ? request.AddSpecialTokens : true, "text"),
             TokenizeRequest.InputOneofCase.Chat => prompts.Encode(GrpcPrompts.RenderChat(request.Chat, prompts),
-                request.HasAddSpecialTokens && request.AddSpecialTokens),
+                request.HasAddSpecialTokens && request.AddSpecialTokens, "chat.messages"),
             _ => throw ApiException.BadRequest("input is required: set text or chat.", "input"),
-        };
+        }, context.CancellationToken);
         var response = new TokenizeResponse { MaxModelLen = serving.Engine.Info.MaxModelLen };
         response.TokenIds.Add(ids);
         if (request.ReturnTokenTexts) response.TokenTexts.Add(ids.Select(prompts.TokenText));
-        return Task.FromResult(response);
+        return response;
     }
 
     public override Task<DetokenizeResponse> Detokenize(DetokenizeRequest request, ServerCallContext context)

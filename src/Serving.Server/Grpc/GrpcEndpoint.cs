@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Serving.Server.Connections;
 
 namespace Serving.Server.Grpc;
 
@@ -10,11 +11,12 @@ internal sealed class GrpcEndpoint
 {
     ListenOptions? _listen;
 
-    public void Listen(KestrelServerOptions kestrel, string host, int port)
+    public void Listen(KestrelServerOptions kestrel, string host, int port, ConnectionLimit limit)
     {
         void Configure(ListenOptions listen)
         {
             listen.Protocols = HttpProtocols.Http2;
+            listen.Use(limit.Wrap);
             _listen = listen;
         }
         if (host == "localhost") kestrel.ListenLocalhost(port, Configure);

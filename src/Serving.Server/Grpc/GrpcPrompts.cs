@@ -25,7 +25,7 @@ internal static class GrpcPrompts
             GenerateRequest.InputOneofCase.Chat => FromChat(request.Chat, prompts),
             _ => throw ApiException.BadRequest("input is required: set text, token_ids or chat.", "input"),
         };
-        Check.That(prompt.TokenIds.Count > 0, prompt.Param, $"{prompt.Param} gives an empty prompt.");
+        Check.That(prompt.TokenIds.Count > 0, prompt.Param, $"{prompt.Param} must not be empty (it gives no tokens).");
         return prompt;
     }
 
@@ -43,11 +43,9 @@ internal static class GrpcPrompts
         return prompts.ApplyChatTemplate(messages, chat.HasAddGenerationPrompt ? chat.AddGenerationPrompt : true);
     }
 
-    static GrpcPrompt FromText(string text, bool addSpecialTokens, IPromptProcessor prompts)
-    {
-        Check.That(text.Length > 0, "text", "text must not be empty.");
-        return new GrpcPrompt(prompts.Encode(text, addSpecialTokens), text, "text", "text_completion");
-    }
+    /// An empty text still gets what the tokenizer adds (BOS), as the HTTP API does.
+    static GrpcPrompt FromText(string text, bool addSpecialTokens, IPromptProcessor prompts) =>
+        new(prompts.Encode(text, addSpecialTokens, "text"), text, "text", "text_completion");
 
     static GrpcPrompt FromTokenIds(IReadOnlyList<int> ids, IPromptProcessor prompts)
     {
@@ -59,6 +57,6 @@ internal static class GrpcPrompts
     static GrpcPrompt FromChat(ChatInput chat, IPromptProcessor prompts)
     {
         var text = RenderChat(chat, prompts);
-        return new GrpcPrompt(prompts.Encode(text, addSpecialTokens: false), text, "chat.messages", "chat");
+        return new GrpcPrompt(prompts.Encode(text, addSpecialTokens: false, "chat.messages"), text, "chat.messages", "chat");
     }
 }

@@ -32,6 +32,7 @@ internal static class GrpcSampling
             Logprobs = logprobs,
             SkipSpecialTokens = p.HasSkipSpecialTokens ? p.SkipSpecialTokens : null,
             IncludeStopStrInOutput = p.IncludeStopStrInOutput,
+            PromptLogprobs = p.HasPromptLogprobs ? p.PromptLogprobs : null,
             StructuredOutputs = StructuredOutputs(p.StructuredOutputs),
         };
         SamplingRules.Validate(fields, limits);

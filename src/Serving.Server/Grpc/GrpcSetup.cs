@@ -1,11 +1,13 @@
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Serving.Server.Connections;
 using Serving.Server.Options;
 
 namespace Serving.Server.Grpc;
 
 /// The gRPC API's wiring, used by ServerApp when --grpc-port is set: services and interceptors, the HTTP/2
-/// listener, and the routes (serving.v1.Generation, grpc.health.v1.Health, reflection behind its flag).
+/// listener, the guard against unparseable messages, and the routes (serving.v1.Generation,
+/// grpc.health.v1.Health, reflection behind its flag).
 internal static class GrpcSetup
 {
     public static IServiceCollection AddServingGrpc(this IServiceCollection services, ServerOptions options)
@@ -25,14 +27,16 @@ internal static class GrpcSetup
         return services;
     }
 
-    public static void ListenGrpc(this KestrelServerOptions kestrel, ServerOptions options)
+    public static void ListenGrpc(this KestrelServerOptions kestrel, ServerOptions options, ConnectionLimit limit)
     {
-        if (options.GrpcPort is { } port) kestrel.ApplicationServices.GetRequiredService<GrpcEndpoint>().Listen(kestrel, options.Host, port);
+        if (options.GrpcPort is { } port)
+            kestrel.ApplicationServices.GetRequiredService<GrpcEndpoint>().Listen(kestrel, options.Host, port, limit);
     }
 
     public static void MapServingGrpc(this WebApplication app, ServerOptions options)
     {
         app.Use(LeaveTheBodyLimitToGrpc);
+        app.UseMiddleware<MalformedMessageGuard>((int)Math.Min(options.MaxRequestBodyBytes, int.MaxValue));
         app.MapGrpcService<GenerationService>();
         app.MapGrpcService<HealthService>();
         if (options.EnableGrpcReflection) app.MapGrpcReflectionService();

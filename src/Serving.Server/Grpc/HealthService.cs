@@ -1,6 +1,5 @@
 using Grpc.Core;
 using Grpc.Health.V1;
-using Serving.Engine;
 using Serving.Server.Engine;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
@@ -10,12 +9,11 @@ namespace Serving.Server.Grpc;
 /// only while requests are taken, NOT_SERVING while the model loads, while draining, and once the engine
 /// loop died. "" (the whole server) and "serving.v1.Generation" are known; other names are NOT_FOUND in
 /// Check and SERVICE_UNKNOWN in Watch.
-/// The status is read from ServingState on each call rather than kept in a second copy; the engine has no
-/// change events, so Watch polls it and sends each change. Watch ends once the engine has stopped after a
-/// drain (nothing changes after that), so watchers do not hold up shutdown.
-internal sealed class HealthService(ServingState state, ILlmEngine engine) : global::Grpc.Health.V1.Health.HealthBase
+/// The status is read from ServingState on each call rather than kept in a second copy; Watch waits for
+/// ServingState.Changed and sends each change (no polling: an idle watcher costs nothing). Watch ends once
+/// nothing can change any more (the engine stopped after a drain, or died), so watchers never hold up shutdown.
+internal sealed class HealthService(ServingState state) : global::Grpc.Health.V1.Health.HealthBase
 {
-    static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(50);
     static readonly HashSet<string> Services = ["", Serving.Grpc.V1.Generation.Descriptor.FullName];
 
     public override Task<HealthCheckResponse> Check(HealthCheckRequest request, ServerCallContext context)
@@ -37,15 +35,15 @@ internal sealed class HealthService(ServingState state, ILlmEngine engine) : glo
             return;
         }
         ServingStatus? sent = null;
-        using var timer = new PeriodicTimer(PollInterval);
-        do
+        while (true)
         {
+            var changed = state.Changed;
             var status = Current();
             if (status != sent) await responseStream.WriteAsync(new HealthCheckResponse { Status = status }, cancellationToken);
             sent = status;
-            if (state.IsDraining && engine.State == EngineState.Stopped) return;
+            if (state.IsFinal) return;
+            await changed.WaitAsync(cancellationToken);
         }
-        while (await timer.WaitForNextTickAsync(cancellationToken));
     }
 
     ServingStatus Current() => state.IsReady ? ServingStatus.Serving : ServingStatus.NotServing;

@@ -2,15 +2,17 @@ using Serving.Server.Engine;
 
 namespace Serving.Server.Health;
 
-/// Probes, open without an API key. /health is liveness: 200 while the engine loop lives (loading
+/// Probes (GET or HEAD), open without an API key. /health is liveness: 200 while the engine loop lives (loading
 /// included), 503 once it died. /health/ready is readiness: 200 only when requests are taken, 503 while
 /// loading, draining or dead. The body names the state.
 internal static class HealthEndpoints
 {
     public static void MapHealth(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/health", (ServingState state) => Probe(state.IsAlive, state.Status));
-        app.MapGet("/health/ready", (ServingState state) => Probe(state.IsReady, state.Status));
+        // HEAD too: some load balancers and uptime checks probe with it.
+        string[] methods = [HttpMethods.Get, HttpMethods.Head];
+        app.MapMethods("/health", methods, (ServingState state) => Probe(state.IsAlive, state.Status));
+        app.MapMethods("/health/ready", methods, (ServingState state) => Probe(state.IsReady, state.Status));
     }
 
     static IResult Probe(bool ok, string status) =>

@@ -1,6 +1,7 @@
 using Serving.Server.Generation;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Serving.Engine;
 
 namespace Serving.Server.OpenAI;
 
@@ -13,7 +14,8 @@ internal static class ChatMessages
 {
     static readonly HashSet<string> Roles = ["system", "developer", "user", "assistant", "tool"];
 
-    public static JsonArray Normalize(JsonElement? messages)
+    /// prompts, when given, refuses a content too long for the context from its length, before decoding it.
+    public static JsonArray Normalize(JsonElement? messages, IPromptProcessor? prompts = null)
     {
         Check.That(messages is { ValueKind: JsonValueKind.Array }, "messages", "messages must be a list of message objects.");
         Check.That(messages!.Value.GetArrayLength() > 0, "messages", "messages must not be empty.");
@@ -21,17 +23,18 @@ internal static class ChatMessages
         var index = 0;
         foreach (var message in messages.Value.EnumerateArray())
         {
-            normalized.Add(NormalizeOne(message, $"messages[{index}]"));
+            normalized.Add(NormalizeOne(message, $"messages[{index}]", prompts));
             index++;
         }
         return normalized;
     }
 
-    static JsonObject NormalizeOne(JsonElement message, string param)
+    static JsonObject NormalizeOne(JsonElement message, string param, IPromptProcessor? prompts)
     {
         Check.That(message.ValueKind == JsonValueKind.Object, param, $"{param} must be an object.");
+        Check.ValidText(message, param);
         var role = message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? Check.Text(r, $"{param}.role") : null;
-        var content = message.TryGetProperty("content", out var c) ? Content(c, $"{param}.content") : "";
+        var content = message.TryGetProperty("content", out var c) ? Content(c, $"{param}.content", prompts) : "";
         var name = message.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? Check.Text(n, $"{param}.name") : null;
         var result = Message(role, content, name, param);
         if (message.TryGetProperty("tool_calls", out var calls) && calls.ValueKind != JsonValueKind.Null)
@@ -103,11 +106,11 @@ internal static class ChatMessages
         return result;
     }
 
-    static string Content(JsonElement content, string param)
+    static string Content(JsonElement content, string param, IPromptProcessor? prompts)
     {
         switch (content.ValueKind)
         {
-            case JsonValueKind.String: return Check.Text(content, param);
+            case JsonValueKind.String: return prompts is null ? Check.Text(content, param) : prompts.Text(content, param);
             case JsonValueKind.Null: return "";
             case JsonValueKind.Array: return string.Join("\n", TextParts(content, param));
             default: throw Errors.ApiException.BadRequest($"{param} must be a string or a list of text parts.", param);

@@ -14,19 +14,30 @@ internal static class CompletionPrompts
     const string Param = "prompt";
     const string Shape = "prompt must be a string, a list of strings, a list of token ids or a list of token-id lists.";
 
+    /// The number of prompts the field lists (1 for a string or a single token-id list), counted without
+    /// reading them, so that a request over the caps is refused before any tokenizing.
+    public static int Count(JsonElement? prompt)
+    {
+        Check.That(prompt is { ValueKind: not JsonValueKind.Null }, Param, "prompt is required.");
+        var element = prompt!.Value;
+        return element.ValueKind == JsonValueKind.Array && element.GetArrayLength() > 0
+            && element[0].ValueKind is JsonValueKind.String or JsonValueKind.Array
+            ? element.GetArrayLength() : 1;
+    }
+
     public static IReadOnlyList<PromptInput> Resolve(JsonElement? prompt, IPromptProcessor prompts, bool addSpecialTokens)
     {
         Check.That(prompt is { ValueKind: not JsonValueKind.Null }, Param, "prompt is required.");
         var element = prompt!.Value;
         var inputs = element.ValueKind switch
         {
-            JsonValueKind.String => [FromText(Check.Text(element, Param), prompts, addSpecialTokens)],
+            JsonValueKind.String => [FromText(prompts.Text(element, Param), prompts, addSpecialTokens)],
             JsonValueKind.Array => FromArray(element, prompts, addSpecialTokens),
             _ => throw Errors.ApiException.BadRequest(Shape, Param),
         };
         foreach (var input in inputs)
         {
-            Check.That(input.TokenIds.Count > 0, Param, "prompt must not be empty.");
+            Check.That(input.TokenIds.Count > 0, Param, "prompt must not be empty (it gives no tokens).");
             Check.TokenIds(input.TokenIds, prompts.VocabSize, Param);
         }
         return inputs;
@@ -43,7 +54,7 @@ internal static class CompletionPrompts
             Check.That(item.ValueKind == first, Param, Shape);
             inputs.Add(item.ValueKind switch
             {
-                JsonValueKind.String => FromText(Check.Text(item, Param), prompts, addSpecialTokens),
+                JsonValueKind.String => FromText(prompts.Text(item, Param), prompts, addSpecialTokens),
                 JsonValueKind.Array => new PromptInput(TokenIds(item), null),
                 _ => throw Errors.ApiException.BadRequest(Shape, Param),
             });
@@ -51,8 +62,9 @@ internal static class CompletionPrompts
         return inputs;
     }
 
+    /// An empty text still gets what the tokenizer adds around a text (BOS), as Hugging Face and vLLM do.
     static PromptInput FromText(string text, IPromptProcessor prompts, bool addSpecialTokens) =>
-        new(text.Length == 0 ? [] : prompts.Encode(text, addSpecialTokens), text);
+        new(prompts.Encode(text, addSpecialTokens, Param), text);
 
     static int[] TokenIds(JsonElement array)
     {

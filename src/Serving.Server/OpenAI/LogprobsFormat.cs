@@ -12,23 +12,62 @@ internal static class LogprobsFormat
     const string BytesPrefix = "bytes:";
 
     /// Completions style. textOffset is where the first token's text starts in the choice's text.
-    public static CompletionLogprobs Completion(IReadOnlyList<TokenLogprob> items, int textOffset, IPromptProcessor prompts)
+    public static CompletionLogprobs Completion(IReadOnlyList<TokenLogprob> items, int textOffset, IPromptProcessor prompts) =>
+        Completion([.. items.Select(i => i.TokenId)], items, textOffset, prompts);
+
+    /// Completions style for tokens whose log-probability may be missing (the first prompt token): tokenIds name
+    /// the tokens, items[i] their log-probabilities or null. Prompt tokens (with a Rank) list themselves among
+    /// their alternatives, as vLLM echoes them.
+    public static CompletionLogprobs Completion(IReadOnlyList<int> tokenIds, IReadOnlyList<TokenLogprob?> items, int textOffset,
+        IPromptProcessor prompts)
     {
         var tokens = new List<string>(items.Count);
         var offsets = new List<int>(items.Count);
-        var tops = new List<Dictionary<string, float>>(items.Count);
-        foreach (var item in items)
+        var tops = new List<Dictionary<string, float>?>(items.Count);
+        for (var i = 0; i < tokenIds.Count; i++)
         {
-            var text = prompts.TokenText(item.TokenId);
+            var text = prompts.TokenText(tokenIds[i]);
             tokens.Add(text);
             offsets.Add(textOffset);
             textOffset += text.Length;
-            var top = new Dictionary<string, float>();
-            foreach (var alt in item.Top) top.TryAdd(prompts.TokenText(alt.TokenId), Clamp(alt.Logprob));
-            tops.Add(top);
+            tops.Add(items[i] is { } item ? Top(item, prompts) : null);
         }
-        return new CompletionLogprobs(tokens, [.. items.Select(i => Clamp(i.Logprob))], tops, offsets);
+        return new CompletionLogprobs(tokens, [.. items.Select(i => i is null ? (float?)null : Clamp(i.Logprob))], tops, offsets);
     }
+
+    static Dictionary<string, float> Top(TokenLogprob item, IPromptProcessor prompts)
+    {
+        var top = new Dictionary<string, float>();
+        foreach (var alt in item.Top) top.TryAdd(prompts.TokenText(alt.TokenId), Clamp(alt.Logprob));
+        if (item.Rank is not null) top.TryAdd(prompts.TokenText(item.TokenId), Clamp(item.Logprob));
+        return top;
+    }
+
+    /// One list after another, the second's offsets where the first's text ends.
+    public static CompletionLogprobs Concat(CompletionLogprobs first, CompletionLogprobs second) =>
+        new([.. first.Tokens, .. second.Tokens], [.. first.TokenLogprobs, .. second.TokenLogprobs],
+            [.. first.TopLogprobs, .. second.TopLogprobs], [.. first.TextOffset, .. second.TextOffset]);
+
+    /// The text length a list of tokens spans (where a following list's offsets start).
+    public static int End(CompletionLogprobs logprobs) =>
+        logprobs.TextOffset.Count == 0 ? 0 : logprobs.TextOffset[^1] + logprobs.Tokens[^1].Length;
+
+    /// vLLM's prompt_logprobs: per prompt position null (the first) or {token id: {logprob, rank, decoded_token}}
+    /// for the prompt's own token and its top alternatives (ranks 1..k).
+    public static IReadOnlyList<Dictionary<string, PromptLogprob>?> Prompt(IReadOnlyList<TokenLogprob?> items, IPromptProcessor prompts) =>
+        [.. items.Select(item =>
+        {
+            if (item is null) return null;
+            var entries = new Dictionary<string, PromptLogprob>
+            {
+                [Id(item.TokenId)] = new(Clamp(item.Logprob), item.Rank, prompts.TokenText(item.TokenId)),
+            };
+            for (var k = 0; k < item.Top.Count; k++)
+                entries.TryAdd(Id(item.Top[k].TokenId), new(Clamp(item.Top[k].Logprob), k + 1, prompts.TokenText(item.Top[k].TokenId)));
+            return entries;
+        })];
+
+    static string Id(int tokenId) => tokenId.ToString(CultureInfo.InvariantCulture);
 
     /// Chat style: each token with its UTF-8 bytes and its top alternatives.
     public static ChatLogprobs Chat(IReadOnlyList<TokenLogprob> items, IPromptProcessor prompts) =>

@@ -20,6 +20,7 @@ namespace Serving.Server.OpenAI;
 [JsonSerializable(typeof(TokenizeResponse))]
 [JsonSerializable(typeof(DetokenizeRequest))]
 [JsonSerializable(typeof(DetokenizeResponse))]
+[JsonSerializable(typeof(Health.VersionEndpoint.VersionResponse))]
 [JsonSerializable(typeof(EngineStatsResponse))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(int))]

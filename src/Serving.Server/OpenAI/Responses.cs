@@ -19,18 +19,28 @@ internal sealed record CompletionResponse(string Id, long Created, string Model,
 internal sealed record CompletionChoice(int Index, string Text, CompletionLogprobs? Logprobs, string? FinishReason,
     object? StopReason)
 {
+    /// vLLM's prompt_logprobs (when the request asked for them, or echo with logprobs): see PromptLogprobs.
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<Dictionary<string, PromptLogprob>?>? PromptLogprobs { get; init; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<int>? PromptTokenIds { get; init; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<int>? TokenIds { get; init; }
 }
 
-/// Completions-style log-probabilities: parallel lists, one entry per generated token.
-internal sealed record CompletionLogprobs(IReadOnlyList<string> Tokens, IReadOnlyList<float> TokenLogprobs,
-    IReadOnlyList<Dictionary<string, float>> TopLogprobs, IReadOnlyList<int> TextOffset);
+/// Completions-style log-probabilities: parallel lists, one entry per token listed (with echo the prompt's tokens
+/// come first, the very first with a null log-probability and no alternatives, as OpenAI writes them).
+internal sealed record CompletionLogprobs(IReadOnlyList<string> Tokens, IReadOnlyList<float?> TokenLogprobs,
+    IReadOnlyList<Dictionary<string, float>?> TopLogprobs, IReadOnlyList<int> TextOffset);
+
+/// One token of a prompt_logprobs position, keyed by its id: vLLM's shape.
+internal sealed record PromptLogprob(float Logprob, int? Rank, string DecodedToken);
 
 internal sealed record ChatResponse(string Id, long Created, string Model, IReadOnlyList<ChatChoice> Choices, Usage Usage)
 {
+    /// vLLM's prompt_logprobs of the rendered conversation, when the request asked for them.
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<Dictionary<string, PromptLogprob>?>? PromptLogprobs { get; init; }
     public string Object => "chat.completion";
     public string? SystemFingerprint => null;
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

@@ -11,11 +11,20 @@ internal static class SamplingMapper
     /// The request's checked sampling fields, read once per HTTP request; SamplingRules.ToSamplingParams then
     /// maps them for each prompt. maxTokens is the request's budget (max_tokens, or chat's
     /// max_completion_tokens); logprobs what the request asked for (see SamplingFields.Logprobs).
-    public static SamplingFields Read(SamplingRequest request, int? maxTokens, int? logprobs, RequestLimits limits)
+    public static SamplingFields Read(SamplingRequest request, int? maxTokens, int? logprobs, RequestLimits limits,
+        int? promptLogprobs = null)
     {
         Check.That(request.StreamOptions is null || request.Stream == true, "stream_options",
             "stream_options may only be set when stream is true.");
-        var fields = Fields(request, maxTokens, logprobs, limits);
+        // vLLM's rule: prompt log-probabilities come with a whole answer only
+        Check.That(request.PromptLogprobs is null || request.Stream != true, "prompt_logprobs",
+            "prompt_logprobs is not available when stream is true.");
+        // polymorphic fields read later: invalid Unicode anywhere inside is the client's error, named by path
+        foreach (var (field, value) in new[] { ("response_format", request.ResponseFormat), ("structured_outputs", request.StructuredOutputs),
+            ("guided_json", request.GuidedJson), ("guided_regex", request.GuidedRegex), ("guided_choice", request.GuidedChoice),
+            ("guided_grammar", request.GuidedGrammar) })
+            if (value is { } element) Check.ValidText(element, field);
+        var fields = Fields(request, maxTokens, logprobs, limits) with { PromptLogprobs = promptLogprobs ?? request.PromptLogprobs };
         SamplingRules.Validate(fields, limits);
         return fields;
     }

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 
 namespace Serving.Server.OpenAI;
 
@@ -33,6 +32,8 @@ internal abstract record SamplingRequest
     public bool? AddSpecialTokens { get; init; }
     public bool? SkipSpecialTokens { get; init; }
     public bool? IncludeStopStrInOutput { get; init; }
+    /// vLLM's prompt_logprobs: each prompt token's log-probability and the top k alternatives (whole answers only).
+    public int? PromptLogprobs { get; init; }
     /// OpenAI's {"type": "text" | "json_object" | "json_schema", ...}.
     public JsonElement? ResponseFormat { get; init; }
     /// vLLM's {"json" | "regex" | "choice" | "json_object": ...}.
@@ -67,7 +68,10 @@ internal sealed record ChatRequest : SamplingRequest
     public int? TopLogprobs { get; init; }
     public int? MaxCompletionTokens { get; init; }
     public bool? AddGenerationPrompt { get; init; }
-    public JsonObject? ChatTemplateKwargs { get; init; }
+    /// Extra variables for the chat template (an object).
+    public JsonElement? ChatTemplateKwargs { get; init; }
+    /// A request's own chat template: refused unless the server trusts request templates.
+    public string? ChatTemplate { get; init; }
     /// A list of {"type": "function", "function": {name, description, parameters, strict}}.
     public JsonElement? Tools { get; init; }
     /// "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.

@@ -45,10 +45,17 @@ public sealed class ServerOptions
     public long KvCacheMemory { get; set; } = 256L << 20;
     public int? NumGpuBlocksOverride { get; set; }
     public bool EnablePrefixCaching { get; set; } = true;
+    /// Waiting sequences (a request with n counts n) beyond this are refused with 429.
     public int MaxNumQueuedReqs { get; set; } = 1024;
+    /// Most prompts one completions request may list.
+    public int MaxPromptsPerRequest { get; set; } = 256;
+    /// Most sequences (prompts x n) one request may ask for: bounds the work and the answer of one request.
+    public int MaxSeqsPerRequest { get; set; } = 256;
     public long Seed { get; set; }
     /// Bearer key every route but /health requires; null leaves the server open.
     public string? ApiKey { get; set; }
+    /// /metrics requires the API key as well (by default it is open, as in vLLM, so Prometheus needs no secret).
+    public bool EnableMetricsAuth { get; set; }
     /// Seconds running requests may take to finish after SIGTERM before they are aborted.
     public int ShutdownTimeout { get; set; } = 30;
     /// Largest logprobs / top_logprobs a request may ask for.
@@ -61,6 +68,17 @@ public sealed class ServerOptions
     public long MaxRequestBodyBytes { get; set; } = 8L << 20;
     /// Log prompt and output text (off: logs carry ids and counts only).
     public bool EnableLogRequests { get; set; }
+    /// Most open client connections over both ports; 0 derives it from the file-descriptor limit
+    /// (ConnectionLimits.Resolve). Connections beyond it are closed as soon as they are accepted.
+    public int MaxConnections { get; set; }
+    /// Seconds a connection may stay idle before its first request or between requests (uvicorn's and so
+    /// vLLM's default: 5); a connection that sends nothing is closed after it.
+    public int TimeoutKeepAlive { get; set; } = 5;
+    /// Render a chat with the request's own chat_template (vLLM's --trust-request-chat-template).
+    public bool TrustRequestChatTemplate { get; set; }
+    /// Where default sampling parameters come from: "auto" (the model's generation_config.json, as vLLM),
+    /// "vllm" (none: OpenAI's defaults), or a folder with a generation_config.json.
+    public string GenerationConfig { get; set; } = "auto";
     /// Let the model decide when to call a tool (tool_choice "auto"); needs ToolCallParser (vLLM's flag).
     public bool EnableAutoToolChoice { get; set; }
     /// How tool calls are read from the model's text: llama3_json, hermes or mistral (vLLM's names).
@@ -94,6 +112,7 @@ public sealed class ServerOptions
         EnablePrefixCaching = EnablePrefixCaching,
         MaxNumQueuedRequests = MaxNumQueuedReqs,
         Seed = Seed,
+        GenerationConfig = GenerationConfig,
     };
 
     /// Start-up validation: every problem, one per line; empty when the options are usable.
@@ -116,7 +135,13 @@ public sealed class ServerOptions
         Check(GpuMemoryUtilization is > 0 and <= 1, "gpu-memory-utilization must be in (0, 1]");
         Check(KvCacheMemory > 0, "kv-cache-memory must be > 0");
         Check(NumGpuBlocksOverride is null or >= 1, "num-gpu-blocks-override must be >= 1");
-        Check(MaxNumQueuedReqs >= 0, "max-num-queued-reqs must be >= 0");
+        Check(MaxNumQueuedReqs >= 1, "max-num-queued-reqs must be >= 1");
+        Check(MaxPromptsPerRequest >= 1, "max-prompts-per-request must be >= 1");
+        Check(MaxSeqsPerRequest >= 1, "max-seqs-per-request must be >= 1");
+        Check(MaxConnections >= 0, "max-connections must be >= 0 (0: from the file-descriptor limit)");
+        Check(TimeoutKeepAlive >= 1, "timeout-keep-alive must be >= 1");
+        Check(GenerationConfig is "auto" or "vllm" || Directory.Exists(GenerationConfig),
+            $"generation-config must be auto, vllm or a folder (got '{GenerationConfig}')");
         Check(ShutdownTimeout >= 0, "shutdown-timeout must be >= 0");
         Check(MaxLogprobs is >= 0 and <= SamplingParams.MaxLogprobs, $"max-logprobs must be 0..{SamplingParams.MaxLogprobs}");
         Check(MaxN >= 1, "max-n must be >= 1");

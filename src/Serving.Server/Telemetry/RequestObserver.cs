@@ -28,7 +28,7 @@ internal sealed class RequestObserver(ServerMetrics metrics, ILogger logger, str
 
     public void LogText(string requestId, string prompt, string output)
     {
-        if (logText) Log.RequestText(logger, requestId, prompt, output);
+        if (logText) Log.RequestText(logger, requestId, LogEscape.Text(prompt), LogEscape.Text(output));
     }
 
     internal void Completed(GenerationRequest request, RequestUsage usage, RequestTimings timings, IReadOnlyList<string> reasons)
@@ -49,7 +49,13 @@ internal sealed class RequestObserver(ServerMetrics metrics, ILogger logger, str
     internal void Failed(GenerationRequest request, Exception exception, TimeSpan elapsed)
     {
         metrics.RecordFailed(protocol, operation, model, exception.GetType().Name, elapsed);
-        if (exception is RequestFailedException) metrics.RecordSequencesFinished(protocol, "error", request.Sampling.N);
+        if (exception is not RequestFailedException)
+        {
+            // Refused at admission (invalid, queue full, unavailable): the API request's one rejection line says so.
+            Log.GenerationRefused(logger, request.RequestId, exception.GetType().Name);
+            return;
+        }
+        metrics.RecordSequencesFinished(protocol, "error", request.Sampling.N);
         Log.GenerationFailed(logger, request.RequestId, exception.GetType().Name, exception.Message);
     }
 }

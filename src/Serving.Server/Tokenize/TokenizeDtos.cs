@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace Serving.Server.Tokenize;
@@ -12,7 +11,8 @@ internal sealed record TokenizeRequest
     public JsonElement? Messages { get; init; }
     public bool? AddSpecialTokens { get; init; }
     public bool? AddGenerationPrompt { get; init; }
-    public JsonObject? ChatTemplateKwargs { get; init; }
+    public JsonElement? ChatTemplateKwargs { get; init; }
+    public string? ChatTemplate { get; init; }
     /// Tools for the chat template, as in a chat request.
     public JsonElement? Tools { get; init; }
     public bool? ReturnTokenStrs { get; init; }

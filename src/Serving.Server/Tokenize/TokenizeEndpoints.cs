@@ -20,22 +20,22 @@ internal static class TokenizeEndpoints
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.TokenizeRequest);
         serving.CheckModel(request.Model);
         var prompts = serving.Prompts;
-        IReadOnlyList<int> ids;
-        if (request.Messages is not null)
-        {
-            var templateContext = request.ChatTemplateKwargs?.DeepClone().AsObject() ?? [];
-            if (ChatTools.TemplateToolsOf(request.Tools) is { } tools) templateContext["tools"] = tools;
-            var text = prompts.ApplyChatTemplate(ChatMessages.Normalize(request.Messages), request.AddGenerationPrompt ?? true, templateContext);
-            ids = prompts.Encode(text, request.AddSpecialTokens ?? false);
-        }
-        else
-        {
-            Check.That(request.Prompt is not null, "prompt", "Either prompt or messages is required.");
-            ids = request.Prompt!.Length == 0 ? [] : prompts.Encode(request.Prompt, request.AddSpecialTokens ?? true);
-        }
+        var ids = await serving.PreparePromptsAsync(() => Tokens(request, serving), context.RequestAborted);
         var strings = request.ReturnTokenStrs == true ? ids.Select(prompts.TokenText).ToList() : null;
         return TypedResults.Json(new TokenizeResponse(ids.Count, serving.Engine.Info.MaxModelLen, ids, strings),
             OpenAIJsonContext.Default.TokenizeResponse);
+    }
+
+    static IReadOnlyList<int> Tokens(TokenizeRequest request, ServingContext serving)
+    {
+        if (request.Messages is not null)
+        {
+            var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? true,
+                request.ChatTemplateKwargs, request.ChatTemplate, ChatTools.TemplateToolsOf(request.Tools));
+            return serving.Prompts.Encode(text, request.AddSpecialTokens ?? false, "messages");
+        }
+        Check.That(request.Prompt is not null, "prompt", "Either prompt or messages is required.");
+        return serving.Prompts.Encode(request.Prompt!, request.AddSpecialTokens ?? true, "prompt");
     }
 
     static async Task<IResult> DetokenizeAsync(HttpContext context, ServingContext serving)

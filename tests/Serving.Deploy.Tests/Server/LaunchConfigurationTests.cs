@@ -42,6 +42,12 @@ public sealed class LaunchConfigurationTests
         Assert.Equal("0.0.0.0", options.Host); // reachable from outside the container
     }
 
+    /// The manifests scrape /metrics without credentials (prometheus.io annotations, the compose Prometheus), so no
+    /// launch may require the API key there, whether or not it sets one.
+    [Theory, MemberData(nameof(Launches))]
+    public void Each_launch_leaves_metrics_scrapable_without_the_key(string source) =>
+        Assert.False(ServerContract.Bind(ServerLaunches.Named(source)).EnableMetricsAuth, source);
+
     [Theory, MemberData(nameof(Launches))]
     public void Declared_ports_are_the_ports_the_server_listens_on(string source)
     {

@@ -14,7 +14,7 @@ public sealed class ChatTemplateFixtureTests
     [MemberData(nameof(Models))]
     public void RendersEveryFixtureChatCase(string model)
     {
-        var prompts = new PromptProcessor(TokenizerFixtureTests.Tokenizer(model));
+        var prompts = new PromptProcessor(TokenizerFixtureTests.Tokenizer(model), maxModelLen: 256);
         var cases = Fixtures.Reference(model).Chat ?? throw new InvalidOperationException($"{model} has no chat cases");
         Assert.NotEmpty(cases);
         foreach (var chat in cases)

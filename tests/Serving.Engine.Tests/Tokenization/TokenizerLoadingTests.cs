@@ -65,8 +65,21 @@ public sealed class TokenizerLoadingTests : IDisposable
     [Fact]
     public void A_folder_without_a_tokenizer_is_refused_with_its_path()
     {
-        var error = Assert.Throws<FileNotFoundException>(() => TextTokenizer.Load(_dir.Path));
+        var error = Assert.Throws<ModelLoadException>(() => TextTokenizer.Load(_dir.Path));
         Assert.Contains(_dir.Path, error.Message);
+    }
+
+    [Theory]
+    [InlineData("tokenizer.json", "not json at all")]
+    [InlineData("tokenizer.json", "{\"model\": 5}")]
+    [InlineData("tokenizer_config.json", "{ broken")]
+    public void A_garbage_tokenizer_file_is_refused_naming_the_file(string file, string content)
+    {
+        foreach (var name in new[] { "tokenizer.json", "tokenizer_config.json" })
+            File.Copy(Path.Combine(Fixtures.Dir("llama-gqa"), name), _dir.File(name), overwrite: true);
+        File.WriteAllText(_dir.File(file), content);
+        var error = Assert.Throws<ModelLoadException>(() => TextTokenizer.Load(_dir.Path));
+        Assert.Contains(_dir.File(file), error.Message);
     }
 
     [Theory]
@@ -82,7 +95,8 @@ public sealed class TokenizerLoadingTests : IDisposable
         var typeStart = json.IndexOf("\"type\"", start, StringComparison.Ordinal);
         var typeEnd = json.IndexOf(',', typeStart);
         File.WriteAllText(_dir.File("tokenizer.json"), json[..start] + replacement + json[typeEnd..]);
-        var error = Assert.Throws<NotSupportedException>(() => TextTokenizer.Load(_dir.Path));
+        var error = Assert.Throws<ModelLoadException>(() => TextTokenizer.Load(_dir.Path));
+        Assert.IsType<NotSupportedException>(error.InnerException);
         Assert.Contains(message, error.Message);
     }
 }

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http;
 using Serving.Server.Auth;
+using Serving.Server.Options;
 
 namespace Serving.Server.Tests.Auth;
 
@@ -17,22 +18,25 @@ public sealed class ApiKeyMiddlewareTests
     public void Only_the_exact_bearer_key_is_accepted(string header, bool accepted) =>
         Assert.Equal(accepted, new BearerKey("s3cret").IsAuthorized(header));
 
-    [Fact]
-    public async Task Health_is_open_and_other_routes_answer_401_with_the_error_shape()
+    [Theory]
+    [InlineData(false, new[] { "/health", "/health/ready", "/version", "/metrics" })]
+    [InlineData(true, new[] { "/health", "/health/ready", "/version" })]
+    public async Task Operator_routes_are_open_and_other_routes_answer_401_with_the_error_shape(bool metricsAuth, string[] open)
     {
         var passed = new List<string>();
-        var middleware = new ApiKeyMiddleware(ctx => { passed.Add(ctx.Request.Path); return Task.CompletedTask; }, new BearerKey("k"));
-        foreach (var path in new[] { "/health", "/health/ready", "/v1/models", "/metrics" })
+        var middleware = new ApiKeyMiddleware(ctx => { passed.Add(ctx.Request.Path); return Task.CompletedTask; }, new BearerKey("k"),
+            new ServerOptions { EnableMetricsAuth = metricsAuth });
+        foreach (var path in new[] { "/health", "/health/ready", "/version", "/metrics", "/v1/models", "/tokenize" })
         {
             var context = new DefaultHttpContext { Request = { Path = path } };
             context.Response.Body = new MemoryStream();
             await middleware.InvokeAsync(context);
-            if (path.StartsWith("/health", StringComparison.Ordinal)) continue;
+            if (open.Contains(path)) continue;
             Assert.Equal(401, context.Response.StatusCode);
             Assert.Equal("Bearer", context.Response.Headers.WWWAuthenticate.ToString());
             var body = System.Text.Encoding.UTF8.GetString(((MemoryStream)context.Response.Body).ToArray());
             Assert.Contains("\"code\":\"invalid_api_key\"", body);
         }
-        Assert.Equal(["/health", "/health/ready"], passed);
+        Assert.Equal(open, passed);
     }
 }

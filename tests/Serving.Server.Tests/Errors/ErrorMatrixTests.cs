@@ -13,7 +13,7 @@ public sealed class ErrorMatrixTests(SharedServer shared)
     readonly RunningServer _server = shared.Server;
 
     sealed record Case(string Name, string Path, byte[]? Body, int Status, string? Param = null, string Method = "POST",
-        string? ApiKey = RunningServer.ApiKey);
+        string? ApiKey = RunningServer.ApiKey, string ContentType = "application/json");
 
     const string Completions = "/v1/completions";
     const string Chat = "/v1/chat/completions";
@@ -41,6 +41,18 @@ public sealed class ErrorMatrixTests(SharedServer shared)
         new("invalid utf-8 in typed field", Completions, [.. Raw("{\"model\": \""), 0xC3, 0x28, .. Raw("\", \"prompt\": \"a\"}")], 400),
         new("lone surrogate escape", Completions, Raw("""{"model": "tiny", "prompt": "a\ud800b"}"""), 400),
         new("lone surrogate in chat", Chat, Messages("""[{"role": "user", "content": "\udc00"}]"""), 400),
+        new("lone surrogate in a message key", Chat, Messages("""[{"role": "user", "content": "hi", "\ud800": 1}]"""), 400, "messages[0]"),
+        new("lone surrogate in a kwargs value", Chat, Messages(UserHi, """ "chat_template_kwargs": {"x": "a\ud800"} """), 400, "chat_template_kwargs.x"),
+        new("lone surrogate in a kwargs key", Chat, Messages(UserHi, """ "chat_template_kwargs": {"\udfff": 1} """), 400, "chat_template_kwargs"),
+        new("lone surrogate nested in kwargs", Chat, Messages(UserHi, """ "chat_template_kwargs": {"a": [{"b": "\ud800"}]} """), 400, "chat_template_kwargs.a[0].b"),
+        new("invalid utf-8 in kwargs", Chat, [.. Messages(UserHi, "\"chat_template_kwargs\": {\"x\": \"")[..^1], 0xC3, 0x28, .. Raw("\"}}")], 400, "chat_template_kwargs.x"),
+        new("kwargs not an object", Chat, Messages(UserHi, "\"chat_template_kwargs\": [1]"), 400, "chat_template_kwargs"),
+        new("lone surrogate in response_format", Chat, Messages(UserHi, """ "response_format": {"\ud800": 1} """), 400, "response_format"),
+        new("tokenize kwargs lone surrogate", "/tokenize", Raw("""{"messages": [{"role": "user", "content": "hi"}], "chat_template_kwargs": {"x": "\ud800"}}"""), 400, "chat_template_kwargs.x"),
+        new("untrusted request chat_template", Chat, Messages(UserHi, "\"chat_template\": \"{{ messages }}\""), 400, "chat_template"),
+        new("form content type", Completions, C(""), 415, ContentType: "application/x-www-form-urlencoded"),
+        new("text/plain content type", Chat, Messages(UserHi), 415, ContentType: "text/plain"),
+        new("no content type", "/tokenize", Raw("""{"prompt": "a"}"""), 415, ContentType: ""),
         new("deeply nested json", Completions, Raw(new string('[', 100) + new string(']', 100)), 400),
         new("prompt missing", Completions, Raw("""{"model": "tiny"}"""), 400, "prompt"),
         new("prompt empty string", Completions, Raw("""{"prompt": ""}"""), 400, "prompt"),
@@ -77,7 +89,10 @@ public sealed class ErrorMatrixTests(SharedServer shared)
         new("logprobs over limit", Completions, C("\"logprobs\": 50"), 400, "logprobs"),
         new("logprobs negative", Completions, C("\"logprobs\": -1"), 400, "logprobs"),
         new("suffix refused", Completions, C("\"suffix\": \"end\""), 400, "suffix"),
-        new("echo with logprobs", Completions, C("\"echo\": true, \"logprobs\": 1"), 400, "echo"),
+        new("prompt_logprobs streamed", Completions, C("\"prompt_logprobs\": 1, \"stream\": true"), 400, "prompt_logprobs"),
+        new("prompt_logprobs over limit", Completions, C("\"prompt_logprobs\": 21"), 400, "prompt_logprobs"),
+        new("chat prompt_logprobs negative", Chat, Messages(UserHi, "\"prompt_logprobs\": -1"), 400, "prompt_logprobs"),
+        new("max_tokens zero without echo", Completions, C("\"max_tokens\": 0, \"echo\": false"), 400, "max_tokens"),
         new("stream_options without stream", Completions, C("\"stream_options\": {\"include_usage\": true}"), 400, "stream_options"),
         new("stream not boolean", Completions, C("\"stream\": \"yes\""), 400, "stream"),
         new("presence_penalty huge", Completions, C("\"presence_penalty\": 5"), 400, "presence_penalty"),
@@ -109,10 +124,11 @@ public sealed class ErrorMatrixTests(SharedServer shared)
         new("body over limit", Completions, Raw($$"""{"prompt": "{{new string('a', 70_000)}}"}"""), 413),
         new("unknown route", "/v1/engines", Raw("{}"), 404),
         new("unknown model route", "/v1/models/gpt-4", null, 404, "model", "GET"),
+        new("unknown model id with a slash", "/v1/models/org/gpt-4", null, 404, "model", "GET"),
         new("wrong method", Completions, null, 405, Method: "GET"),
         new("missing api key", Completions, C(""), 401, ApiKey: null),
         new("wrong api key", Completions, C(""), 401, ApiKey: "wrong-key"),
-        new("metrics need the key", "/metrics", null, 401, Method: "GET", ApiKey: "wrong-key"),
+        new("version is not posted", "/version", Raw("{}"), 405),
     ];
 
     [Fact]
@@ -132,6 +148,18 @@ public sealed class ErrorMatrixTests(SharedServer shared)
         Assert.Single(body!["choices"]!.AsArray());
     }
 
+    [Fact]
+    public async Task The_largest_max_tokens_is_reported_as_the_sum_it_asks_for()
+    {
+        var (status, body) = await _server.PostAsync(Completions, new { model = RunningServer.Model, prompt = "Hello", max_tokens = int.MaxValue });
+        Assert.Equal(400, status);
+        var match = System.Text.RegularExpressions.Regex.Match(body!["error"]!["message"]!.GetValue<string>(),
+            @"you requested (\d+) tokens \((\d+) in the prompt, (\d+) in the completion\)");
+        Assert.True(match.Success, body.ToJsonString());
+        Assert.Equal(int.MaxValue, long.Parse(match.Groups[3].Value));
+        Assert.Equal(long.Parse(match.Groups[2].Value) + int.MaxValue, long.Parse(match.Groups[1].Value));
+    }
+
     async Task<string?> CheckAsync(Case c)
     {
         using var client = _server.NewClient(c.ApiKey);
@@ -139,7 +167,7 @@ public sealed class ErrorMatrixTests(SharedServer shared)
         if (c.Body is not null)
         {
             request.Content = new ByteArrayContent(c.Body);
-            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            request.Content.Headers.ContentType = c.ContentType.Length > 0 ? new MediaTypeHeaderValue(c.ContentType) : null;
         }
         using var response = await client.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
@@ -150,6 +178,8 @@ public sealed class ErrorMatrixTests(SharedServer shared)
         if (error.GetProperty("message").ValueKind != JsonValueKind.String || error.GetProperty("message").GetString()!.Length == 0)
             return "no message";
         if (error.GetProperty("type").ValueKind != JsonValueKind.String) return "no type";
+        if (error.GetProperty("message").GetString()!.Contains("System.") || error.GetProperty("message").GetString()!.Contains("Serving."))
+            return $".NET names in the message: {text}";
         if (!error.TryGetProperty("code", out _)) return "no code";
         var param = error.GetProperty("param");
         if (c.Param is not null && (param.ValueKind != JsonValueKind.String || param.GetString() != c.Param))

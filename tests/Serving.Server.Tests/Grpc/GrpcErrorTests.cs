@@ -27,7 +27,7 @@ public sealed class GrpcErrorTests(SharedServer shared)
     {
         ["no input"] = new(() => new GenerateRequest(), StatusCode.InvalidArgument, "input", "set text, token_ids or chat"),
         ["empty text"] = new(() => new GenerateRequest { Text = "" }, StatusCode.InvalidArgument, "text", "must not be empty"),
-        ["empty token ids"] = new(() => new GenerateRequest { TokenIds = new TokenIds() }, StatusCode.InvalidArgument, "token_ids", "empty prompt"),
+        ["empty token ids"] = new(() => new GenerateRequest { TokenIds = new TokenIds() }, StatusCode.InvalidArgument, "token_ids", "must not be empty"),
         ["token id beyond vocab"] = new(() => new GenerateRequest { TokenIds = new TokenIds { Ids = { 1, 512 } } }, StatusCode.InvalidArgument, "token_ids", "Token id 512 is outside the vocabulary [0, 512)"),
         ["negative token id"] = new(() => new GenerateRequest { TokenIds = new TokenIds { Ids = { -3 } } }, StatusCode.InvalidArgument, "token_ids", "Token id -3"),
         ["prompt too long"] = new(() => new GenerateRequest { TokenIds = new TokenIds { Ids = { Enumerable.Repeat(5, 256) } } }, StatusCode.InvalidArgument, "token_ids", "maximum context length is 256 tokens. However, your prompt has 256 tokens"),
@@ -51,6 +51,8 @@ public sealed class GrpcErrorTests(SharedServer shared)
         ["logit_bias value"] = new(() => Text(s => s.LogitBias.Add(7, 101)), StatusCode.InvalidArgument, "logit_bias", "[-100, 100]"),
         ["top_logprobs without logprobs"] = new(() => Text(s => s.TopLogprobs = 2), StatusCode.InvalidArgument, "top_logprobs", "requires logprobs"),
         ["top_logprobs over limit"] = new(() => Text(s => { s.Logprobs = true; s.TopLogprobs = 21; }), StatusCode.InvalidArgument, "top_logprobs", "[0, 20]"),
+        ["request id with a line break"] = new(() => new GenerateRequest { Text = "x", RequestId = "ok\r\ncrit: forged line" }, StatusCode.InvalidArgument, "request_id", "control characters"),
+        ["request id with an ANSI escape"] = new(() => new GenerateRequest { Text = "x", RequestId = "\u001b[2Jcleared" }, StatusCode.InvalidArgument, "request_id", "control characters"),
         ["request id too long"] = new(() => new GenerateRequest { Text = "x", RequestId = new string('r', 129) }, StatusCode.InvalidArgument, "request_id", "at most 128 characters (got 129)"),
         ["unknown model"] = new(() => new GenerateRequest { Text = "x", Model = "gpt-9" }, StatusCode.NotFound, "model", "The model `gpt-9` does not exist"),
         ["message over the size limit"] = new(() => new GenerateRequest { Text = new string('a', 70_000) }, StatusCode.ResourceExhausted, null, "exceeds the maximum"),

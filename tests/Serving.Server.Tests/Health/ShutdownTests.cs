@@ -16,6 +16,7 @@ public sealed class ShutdownTests
     public async Task Draining_refuses_new_work_and_lets_running_requests_finish()
     {
         await using var server = await RunningServer.StartAsync(["--shutdown-timeout", "60"]);
+        var log = LogCapture.AttachTo(server);
         var streams = new List<(HttpResponseMessage Response, SseReader Events)>();
         for (var i = 0; i < 4; i++)
         {
@@ -31,6 +32,9 @@ public sealed class ShutdownTests
         Assert.Equal("draining", await ready.Content.ReadAsStringAsync());
         var (status, _) = await server.PostAsync("/v1/completions", new { model = RunningServer.Model, prompt = "x", max_tokens = 1 });
         Assert.Equal(503, status);
+        // A refusal while draining is the state the client is told about, not a server fault: no error, no stack trace.
+        Assert.DoesNotContain(log.Entries, e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Error || e.Exception is not null);
+        Assert.Contains(log.Entries, e => e.Text.Contains("rejected with 503", StringComparison.Ordinal));
 
         foreach (var (response, events) in streams)
         {

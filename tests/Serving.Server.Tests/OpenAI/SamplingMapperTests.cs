@@ -8,7 +8,8 @@ namespace Serving.Server.Tests.OpenAI;
 
 public sealed class SamplingMapperTests
 {
-    static readonly RequestLimits Limits = new(VocabSize: 512, MaxModelLen: 256, MaxN: 4, MaxLogprobs: 20, MaxStopSequences: 3);
+    static readonly RequestLimits Limits = new(VocabSize: 512, MaxModelLen: 256, MaxN: 4, MaxLogprobs: 20, MaxStopSequences: 3,
+        MaxPromptsPerRequest: 8, MaxSeqsPerRequest: 16, MaxQueuedSeqs: 64);
 
     static CompletionRequest Parse(string json) =>
         JsonSerializer.Deserialize(json, OpenAIJsonContext.Default.CompletionRequest)!;

@@ -25,6 +25,8 @@ public sealed class FaultingEngine(ILlmEngine inner) : ILlmEngine
         }
     }
 
+    public Task Completion => inner.Completion;
+
     public EngineStats GetStats() => inner.GetStats();
 
     public Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken) => inner.DrainAsync(timeout, cancellationToken);

@@ -23,6 +23,8 @@ public sealed class GatedEngine(ILlmEngine inner) : ILlmEngine
     public IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken) =>
         inner.GenerateAsync(request, cancellationToken);
 
+    public Task Completion => inner.Completion;
+
     public EngineStats GetStats() => inner.GetStats();
 
     public Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken) => inner.DrainAsync(timeout, cancellationToken);

@@ -32,13 +32,18 @@ public sealed partial class RunningServer : IAsyncDisposable
     public ILlmEngine Engine => App.Services.GetRequiredService<ILlmEngine>();
 
     /// model: a fixture folder's name, a preset shape with random weights (tiny-gqa: 4096 tokens of context),
-    /// or null for the embedded default model.
+    /// or null for the embedded default model. servedModelName null serves the model under its default name
+    /// (the --model path).
     public static async Task<RunningServer> StartAsync(string[]? extraArgs = null, EngineFactory? engineFactory = null,
-        string? model = "llama-gqa")
+        string? model = "llama-gqa", string? servedModelName = Model)
     {
+        extraArgs ??= [];
         string[] modelArgs = model is null ? [] : ["--model", ModelPresets.IsPreset(model) ? model : Fixtures.Dir(model)];
-        string[] args = ["--host", "127.0.0.1", "--port", "0", .. modelArgs, "--served-model-name", Model,
-            "--api-key", ApiKey, "--max-request-body-bytes", "65536", "--grpc-port", "0", .. extraArgs ?? []];
+        string[] args = ["--host", "127.0.0.1", "--port", "0", .. modelArgs,
+            .. servedModelName is null ? Array.Empty<string>() : ["--served-model-name", servedModelName],
+            "--api-key", ApiKey, "--grpc-port", "0",
+            .. extraArgs.Contains("--max-request-body-bytes") ? Array.Empty<string>() : ["--max-request-body-bytes", "65536"],
+            .. extraArgs];
         var app = ServerApp.Build(args, engineFactory ?? DefaultEngine.Create);
         await app.StartAsync();
         var server = new RunningServer(app, HttpAddress(app));

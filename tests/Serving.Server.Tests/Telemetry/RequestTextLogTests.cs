@@ -1,6 +1,3 @@
-using System.Collections.Concurrent;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.Telemetry;
@@ -23,6 +20,19 @@ public sealed class RequestTextLogTests
         Assert.Equal(2, lines.Count(line => line.Contains("Hello chat", StringComparison.Ordinal)));
         Assert.Single(lines, line => line.Contains("prompt=Hello grpc", StringComparison.Ordinal));
         Assert.All(lines, line => Assert.Matches("output=.+", line));
+    }
+
+    /// Logged text is escaped (as vLLM logs prompts with %r): a prompt cannot forge log lines or send terminal escapes.
+    [Fact]
+    public async Task Logged_text_has_its_control_characters_escaped()
+    {
+        await using var server = await RunningServer.StartAsync(["--enable-log-requests"]);
+        var log = LogCapture.AttachTo(server);
+        var body = new { model = RunningServer.Model, prompt = "Hi\r\ncrit: forged\u001b[2J", max_tokens = 2 };
+        Assert.Equal(200, (await server.PostAsync("/v1/completions", body)).Status);
+        var line = Assert.Single(await log.WaitForAsync(RequestTextEventId, 1));
+        Assert.Contains("prompt=Hi\\r\\ncrit: forged\\x1b[2J", line);
+        Assert.DoesNotContain(line, char.IsControl);
     }
 
     [Fact]
@@ -60,46 +70,5 @@ public sealed class RequestTextLogTests
             }
         }
         await GenerateResult.ReadAsync(server.Grpc(), GenerateResult.Greedy(4, text: "Hello grpc"));
-    }
-
-    /// The server's log lines, captured from the moment it is attached.
-    sealed class LogCapture : ILoggerProvider
-    {
-        readonly ConcurrentQueue<(int EventId, string Text)> _entries = new();
-
-        public static LogCapture AttachTo(RunningServer server)
-        {
-            var capture = new LogCapture();
-            server.App.Services.GetRequiredService<ILoggerFactory>().AddProvider(capture);
-            return capture;
-        }
-
-        public IEnumerable<string> Lines => _entries.Select(e => e.Text);
-
-        public List<string> Of(int eventId) => [.. _entries.Where(e => e.EventId == eventId).Select(e => e.Text)];
-
-        /// The request text is logged once the answer is out, so the client may see the answer first.
-        public async Task<List<string>> WaitForAsync(int eventId, int count)
-        {
-            var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (Of(eventId).Count < count && DateTime.UtcNow < deadline) await Task.Delay(10);
-            var lines = Of(eventId);
-            Assert.Equal(count, lines.Count);
-            return lines;
-        }
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this);
-
-        public void Dispose() { }
-
-        sealed class Logger(LogCapture capture) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception,
-                Func<TState, Exception?, string> formatter) => capture._entries.Enqueue((eventId.Id, formatter(state, exception)));
-        }
     }
 }

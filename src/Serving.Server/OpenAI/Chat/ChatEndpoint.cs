@@ -1,3 +1,4 @@
+using Serving.Engine;
 using Serving.Server.Generation;
 using Serving.Server.Streaming;
 
@@ -11,7 +12,7 @@ internal static class ChatEndpoint
         serving.EnsureReady();
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ChatRequest);
         serving.CheckModel(request.Model);
-        var plan = ChatPlan.Create(request, serving);
+        var plan = await serving.PreparePromptsAsync(() => ChatPlan.Create(request, serving), context.RequestAborted);
         var observer = serving.Observer("chat");
         var aborted = context.RequestAborted;
         await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Generation], observer, aborted);
@@ -26,14 +27,17 @@ internal static class ChatEndpoint
         UsageTotals usage, ServingContext serving)
     {
         var aborted = context.RequestAborted;
+        IReadOnlyList<TokenLogprob?>? promptLogprobs = null;
         await foreach (var item in run.ReadAllAsync(aborted))
         {
             choices[item.Event.Index].Record(item.Event);
             usage.Add(item.Event.Usage);
+            promptLogprobs ??= item.Event.PromptLogprobs;
         }
         var response = new ChatResponse(plan.Id, plan.Created, serving.ModelName, [.. choices.Select(c => c.ToChoice())], usage.ToUsage())
         {
             PromptTokenIds = plan.Request.ReturnTokenIds == true ? plan.Generation.PromptTokenIds : null,
+            PromptLogprobs = promptLogprobs is null ? null : LogprobsFormat.Prompt(promptLogprobs, serving.Prompts),
         };
         await context.Response.WriteAsJsonAsync(response, OpenAIJsonContext.Default.ChatResponse, cancellationToken: aborted);
     }

@@ -17,6 +17,8 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
         ValidateChatFields(request);
         var logprobs = SamplingRules.Logprobs(request.Logprobs == true, request.TopLogprobs, limits);
         var fields = SamplingMapper.Read(request, request.MaxCompletionTokens ?? request.MaxTokens, logprobs, limits);
+        SamplingRules.Sequences(1, fields.N, limits);
+        if (request.Tools is { } requestTools) Check.ValidText(requestTools, "tools");
         var tools = ChatTools.Read(request, serving.Options);
         if (tools.Constraint is { } forced)
         {
@@ -24,12 +26,10 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
                 "A required or named tool_choice cannot be combined with response_format or structured_outputs.");
             fields = fields with { StructuredOutputs = forced };
         }
-        var messages = ChatMessages.Normalize(request.Messages);
-        var context = request.ChatTemplateKwargs?.DeepClone().AsObject() ?? [];
-        if (tools.TemplateTools is { } templateTools) context["tools"] = templateTools;
-        var text = serving.Prompts.ApplyChatTemplate(messages, request.AddGenerationPrompt ?? true, context);
+        var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? true,
+            request.ChatTemplateKwargs, request.ChatTemplate, tools.TemplateTools);
         // The template writes the special tokens itself, so none are added (vLLM's default for chat).
-        var ids = serving.Prompts.Encode(text, request.AddSpecialTokens ?? false);
+        var ids = serving.Prompts.Encode(text, request.AddSpecialTokens ?? false, "messages");
         Check.That(ids.Count > 0, "messages", "The rendered conversation is empty.");
         var sampling = SamplingRules.ToSamplingParams(fields, ids.Count, limits, "messages");
         var id = ServingContext.NewId("chatcmpl");

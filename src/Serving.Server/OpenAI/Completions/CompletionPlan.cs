@@ -8,11 +8,21 @@ namespace Serving.Server.OpenAI.Completions;
 internal sealed record CompletionPlan(string Id, long Created, CompletionRequest Request,
     IReadOnlyList<PromptInput> Prompts, IReadOnlyList<GenerationRequest> Requests, int N)
 {
+    /// echo with max_tokens 0: the engine generates one token, which the answer leaves out.
+    public bool EchoOnly => Request.Echo == true && Request.MaxTokens == 0;
+
     public static CompletionPlan Create(CompletionRequest request, ServingContext serving)
     {
         var limits = serving.Limits;
         ValidateCompletionFields(request, limits);
-        var fields = SamplingMapper.Read(request, request.MaxTokens, request.Logprobs, limits);
+        var echoOnly = request.Echo == true && request.MaxTokens == 0;
+        // echo with logprobs lists the prompt's tokens too: their log-probabilities come from the prefill (vLLM)
+        var promptLogprobs = request.PromptLogprobs ?? (request.Echo == true ? request.Logprobs : null);
+        var fields = SamplingMapper.Read(request, echoOnly ? 1 : request.MaxTokens, request.Logprobs, limits, promptLogprobs);
+        var count = CompletionPrompts.Count(request.Prompt);
+        Check.That(count <= limits.MaxPromptsPerRequest, "prompt",
+            $"The request lists {count} prompts; at most {limits.MaxPromptsPerRequest} are allowed per request (--max-prompts-per-request).");
+        SamplingRules.Sequences(count, fields.N, limits);
         var prompts = CompletionPrompts.Resolve(request.Prompt, serving.Prompts, request.AddSpecialTokens ?? true);
         var id = ServingContext.NewId("cmpl");
         var requests = prompts.Select((prompt, i) => new GenerationRequest
@@ -28,8 +38,6 @@ internal sealed record CompletionPlan(string Id, long Created, CompletionRequest
     {
         Check.That(request.Suffix is null, "suffix", "suffix is not supported.");
         Check.InRange(request.Logprobs, 0, limits.MaxLogprobs, "logprobs");
-        Check.That(!(request.Echo == true && request.Logprobs is not null), "echo",
-            "echo with logprobs is not supported (prompt log-probabilities are not computed).");
         Check.That(request.BestOf is null || request.BestOf == (request.N ?? 1), "best_of",
             "best_of is not supported beyond n.");
     }
@@ -39,11 +47,15 @@ internal sealed record CompletionPlan(string Id, long Created, CompletionRequest
         var states = new CompletionChoiceState[Prompts.Count * N];
         for (var p = 0; p < Prompts.Count; p++)
         {
-            var echo = Request.Echo == true ? Prompts[p].Text ?? serving.Prompts.Decode(Prompts[p].TokenIds) : null;
+            var echo = Request.Echo == true
+                ? new Echo(Prompts[p].Text ?? serving.Prompts.Decode(Prompts[p].TokenIds), Request.Logprobs is not null, EchoOnly)
+                : null;
             for (var i = 0; i < N; i++)
                 states[p * N + i] = new CompletionChoiceState(p * N + i, Prompts[p], echo, Request.ReturnTokenIds == true, serving.Prompts);
         }
         return states;
     }
 
+    /// A prompt's usage as the answer reports it: an echo-only answer generated nothing.
+    public RequestUsage? Usage(TokenEvent e) => EchoOnly && e.Usage is { } usage ? usage with { CompletionTokens = 0 } : e.Usage;
 }

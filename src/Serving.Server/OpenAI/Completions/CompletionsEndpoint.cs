@@ -12,7 +12,7 @@ internal static class CompletionsEndpoint
         serving.EnsureReady();
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.CompletionRequest);
         serving.CheckModel(request.Model);
-        var plan = CompletionPlan.Create(request, serving);
+        var plan = await serving.PreparePromptsAsync(() => CompletionPlan.Create(request, serving), context.RequestAborted);
         var observer = serving.Observer("text_completion");
         var aborted = context.RequestAborted;
         await using var run = await GenerationRun.StartAsync(serving.Engine, plan.Requests, observer, aborted);
@@ -30,7 +30,7 @@ internal static class CompletionsEndpoint
         await foreach (var item in run.ReadAllAsync(aborted))
         {
             choices[item.PromptIndex * plan.N + item.Event.Index].Record(item.Event);
-            usage.Add(item.Event.Usage);
+            usage.Add(plan.Usage(item.Event));
         }
         var response = new CompletionResponse(plan.Id, plan.Created, serving.ModelName,
             [.. choices.Select(c => c.ToChoice())], usage.ToUsage());
@@ -48,7 +48,7 @@ internal static class CompletionsEndpoint
             await foreach (var item in run.ReadAllAsync(aborted))
             {
                 var choice = choices[item.PromptIndex * plan.N + item.Event.Index].Append(item.Event);
-                usage.Add(item.Event.Usage);
+                usage.Add(plan.Usage(item.Event));
                 await sse.WriteAsync(Chunk(plan, serving, [choice], null), OpenAIJsonContext.Default.CompletionResponse, aborted);
             }
             if (plan.Request.StreamOptions?.IncludeUsage == true)

@@ -1,0 +1,33 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Serving.Server.Errors;
+using Serving.Server.Generation;
+
+namespace Serving.Server.OpenAI;
+
+/// The conversation of a chat or /tokenize request rendered by the chat template: "messages" checked and
+/// normalized, "chat_template_kwargs" checked (the engine drops the names a request may not set), the request's
+/// tools as the template's "tools" (over any in the kwargs), and a request's own "chat_template" used only under
+/// --trust-request-chat-template (vLLM's flag), else refused.
+internal static class ChatPrompt
+{
+    public static string Render(ServingContext serving, JsonElement? messages, bool addGenerationPrompt,
+        JsonElement? kwargs, string? chatTemplate, JsonArray? templateTools = null)
+    {
+        var normalized = ChatMessages.Normalize(messages, serving.Prompts);
+        Check.That(chatTemplate is null || serving.Options.TrustRequestChatTemplate, "chat_template",
+            "A chat_template in the request is refused: the server renders with the model's template " +
+            "(start it with --trust-request-chat-template to allow one).");
+        var context = Kwargs(kwargs);
+        if (templateTools is not null) context["tools"] = templateTools;
+        return serving.Prompts.ApplyChatTemplate(normalized, addGenerationPrompt, context, chatTemplate);
+    }
+
+    static JsonObject Kwargs(JsonElement? kwargs)
+    {
+        if (kwargs is not { ValueKind: not JsonValueKind.Null } element) return [];
+        Check.That(element.ValueKind == JsonValueKind.Object, "chat_template_kwargs", "chat_template_kwargs must be an object.");
+        Check.ValidText(element, "chat_template_kwargs");
+        return JsonObject.Create(element)!;
+    }
+}

@@ -1,0 +1,43 @@
+using System.Text.Json.Nodes;
+using Serving.LoadGen.Commands;
+using Serving.LoadGen.Soak;
+using Serving.LoadGen.Tests.Support;
+
+namespace Serving.LoadGen.Tests.Commands;
+
+/// A short `soak` against the real server on loopback, HTTP and gRPC together: mixed lengths, n > 1, stop
+/// strings and abandoned streams all occur, nothing ends in a 5xx, and the KV cache is empty once idle.
+/// (The hour-long run is done by hand; its figures are in the notes.)
+public sealed class SoakTests(GrpcLoopbackServer shared) : IClassFixture<GrpcLoopbackServer>
+{
+    readonly LoopbackServer _server = shared.Server;
+
+    [Fact]
+    public async Task A_short_soak_exercises_every_kind_of_request_and_leaves_the_server_idle()
+    {
+        using var dir = new TempDirectory();
+        var options = new SoakOptions(_server.BaseUrl, _server.GrpcUrl, null, null, TimeSpan.FromSeconds(8), Concurrency: 6,
+            ReportInterval: TimeSpan.FromSeconds(2), AbandonFraction: 0.2, Seed: 1, ServerPid: Environment.ProcessId);
+        Assert.Equal(0, await SoakCommand.RunAsync(options, dir.File("soak.json"), CancellationToken.None));
+
+        var report = JsonNode.Parse(File.ReadAllText(dir.File("soak.json")))!;
+        var results = report["Results"]!.AsObject();
+        Assert.True(results["Completed"]!.GetValue<long>() > 5, report.ToJsonString());
+        Assert.True(results["Abandoned"]!.GetValue<long>() > 0);
+        Assert.False(results.ContainsKey("ServerError"));
+        Assert.Equal(4, report["Apis"]!.AsObject().Count);
+        Assert.True(report["MultiSequenceRequests"]!.GetValue<long>() > 0);
+        Assert.True(report["RequestsWithStops"]!.GetValue<long>() > 0);
+        Assert.Equal(0, report["Idle"]!["KVUsage"]!.GetValue<double>());
+        Assert.True(report["Samples"]!.AsArray().Count >= 3);
+        Assert.NotNull(report["Samples"]![0]!["RssBytes"]);
+    }
+
+    [Theory]
+    [InlineData("90s", 90)]
+    [InlineData("30m", 1800)]
+    [InlineData("1h", 3600)]
+    [InlineData("45", 45)]
+    public void Durations_read_as_people_write_them(string text, double seconds) =>
+        Assert.Equal(TimeSpan.FromSeconds(seconds), SoakCommand.ParseDuration(text));
+}

@@ -1,0 +1,27 @@
+using System.Text.Json.Nodes;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.OpenAI;
+
+/// Model ids with slashes (Hugging Face "org/name", and the default served name, which is the --model path)
+/// can be fetched by GET /v1/models/{id}, as vLLM serves them.
+public sealed class ModelRoutesTests
+{
+    [Theory]
+    [InlineData("org/tiny-model")]
+    [InlineData(null)]
+    public async Task A_model_id_with_slashes_is_served_by_the_model_route(string? servedName)
+    {
+        await using var server = await RunningServer.StartAsync(servedModelName: servedName);
+        var id = servedName ?? Fixtures.Dir("llama-gqa");
+        Assert.Contains('/', id);
+        // An absolute path gives "/v1/models//abs/path", as with vLLM.
+        var card = JsonNode.Parse(await server.Http.GetStringAsync($"/v1/models/{id}"))!;
+        Assert.Equal(id, card["id"]!.GetValue<string>());
+        var (status, body) = await server.PostAsync("/v1/completions", new { model = id, prompt = "Hello", max_tokens = 2 });
+        Assert.Equal(200, status);
+        Assert.Equal(id, body!["model"]!.GetValue<string>());
+        using var missing = await server.Http.GetAsync($"/v1/models/{id}-other");
+        Assert.Equal(404, (int)missing.StatusCode);
+    }
+}
