@@ -7,9 +7,12 @@ namespace Serving.Engine.Grammar;
 // The grammar of each JSON type under its keywords.
 internal sealed partial class JsonSchemaCompiler
 {
-    /// RFC 3339 full-date, with each month's length and February 29th only in leap years (validators check).
-    const string Date = @"(\d{4}-(0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|\d{4}-(0[469]|11)-(0[1-9]|[12]\d|30)|\d{4}-02-(0[1-9]|1\d|2[0-8])" +
-        @"|(\d\d(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)";
+    /// RFC 3339 full-date, with each month's length and February 29th only in leap years (validators check), and
+    /// years 0001-9999: validators parse the date with their platform's date type, which has no year 0.
+    const string Year = @"(\d{3}[1-9]|\d\d[1-9]\d|\d[1-9]\d\d|[1-9]\d{3})";
+
+    const string Date = "(" + Year + @"-(0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|" + Year + @"-(0[469]|11)-(0[1-9]|[12]\d|30)|" + Year +
+        @"-02-(0[1-9]|1\d|2[0-8])|(\d\d(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29)";
 
     const string Time = @"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)";
 

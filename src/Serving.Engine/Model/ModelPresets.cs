@@ -64,7 +64,7 @@ public static class ModelPresets
         NumAttentionHeads = numHeads,
         NumKeyValueHeads = numKVHeads,
         HeadDim = headDim,
-        VocabSize = 1024,
+        VocabSize = 8192,   // the embedded DefaultModel tokenizer's, which serves presets
         RmsNormEps = 1e-5,
         MaxPositionEmbeddings = 4096,
         Dtype = "float32",

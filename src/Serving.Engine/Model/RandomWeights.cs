@@ -14,7 +14,9 @@ namespace Serving.Engine.Model;
 /// the whole model in the same order, on its own device) and keeps its shard of each: the same model at every size.
 internal static class RandomWeights
 {
-    // the default generators are the process's: one rank draws at a time, from a freshly seeded generator
+    // the default generators are the process's: one rank draws at a time, from a freshly seeded generator. On the CPU
+    // an explicit generator is used as well, so a thread drawing elsewhere (a sampler, a test) cannot take values
+    // from the middle of a model's sequence; CUDA tensors refuse a CPU generator and keep the default CUDA one.
     static readonly object Drawing = new();
 
     /// Standard deviation of transformers' initialiser (initializer_range) for Llama-style models.
@@ -47,18 +49,19 @@ internal static class RandomWeights
             // the default generators, seeded: an explicit Generator would be a CPU one, which CUDA tensors refuse
             manual_seed(seed);
             if (model.Device.type == DeviceType.CUDA) cuda.manual_seed_all(seed);
+            using var generator = model.Device.type == DeviceType.CPU ? new Generator((ulong)seed) : null;
             if (model.Shard.Size == 1)
             {
-                foreach (var (name, parameter) in model.named_parameters()) Draw(name, parameter);
+                foreach (var (name, parameter) in model.named_parameters()) Draw(name, parameter, generator);
                 return;
             }
-            FillShard(model, layout);
+            FillShard(model, layout, generator);
         }
     }
 
     // every parameter of the whole model drawn in full, in the whole model's order, then cut to the rank's shard as a
     // checkpoint would be (each binding's rows of the full parameter are that checkpoint tensor)
-    static void FillShard(CausalLM model, IReadOnlyList<WeightBinding> layout)
+    static void FillShard(CausalLM model, IReadOnlyList<WeightBinding> layout, Generator? generator)
     {
         var shard = model.Shard;
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
@@ -69,7 +72,7 @@ internal static class RandomWeights
         {
             using var scope = NewDisposeScope();
             var values = empty(shape, model.Dtype, model.Device);
-            Draw(name, values);
+            Draw(name, values, generator);
             foreach (var binding in bindings[name])
             {
                 var tensor = values.narrow(0, binding.RowOffset, binding.Shape[0]);       // the checkpoint tensor's values
@@ -82,23 +85,23 @@ internal static class RandomWeights
         }
     }
 
-    static void Draw(string name, Tensor parameter)
+    static void Draw(string name, Tensor parameter, Generator? generator)
     {
         if (name.EndsWith("norm.weight", StringComparison.Ordinal))
         {
-            parameter.normal_(1.0, 0.1);
+            parameter.normal_(1.0, 0.1, generator);
         }
         else if (name == "embed_tokens.weight")
         {
-            parameter.normal_(0.0, 1.0);
+            parameter.normal_(0.0, 1.0, generator);
         }
         else if (parameter.dim() == 2)
         {
-            parameter.normal_(0.0, 1.0 / Math.Sqrt(parameter.size(1)));
+            parameter.normal_(0.0, 1.0 / Math.Sqrt(parameter.size(1)), generator);
         }
         else
         {
-            parameter.normal_(0.0, 0.02);
+            parameter.normal_(0.0, 0.02, generator);
         }
     }
 }

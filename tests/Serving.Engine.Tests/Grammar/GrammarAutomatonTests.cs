@@ -103,6 +103,20 @@ public sealed class GrammarAutomatonTests
         Assert.False(Matches(spec, """{"a": 1,}"""));
     }
 
+    /// Dates a validator's date type can hold: month lengths, leap days, and no year 0.
+    [Theory]
+    [InlineData("2024-02-29", true)]
+    [InlineData("2000-02-29", true)]
+    [InlineData("1900-02-29", false)]
+    [InlineData("2023-02-29", false)]
+    [InlineData("2023-04-31", false)]
+    [InlineData("0001-01-01", true)]
+    [InlineData("0000-01-17", false)]
+    [InlineData("0000-02-29", false)]
+    [InlineData("9999-12-31", true)]
+    public void DateFormatHoldsOnlyCalendarDates(string date, bool expected) =>
+        Assert.Equal(expected, MatchesSchema("""{"type": "string", "format": "date"}""", $"\"{date}\""));
+
     [Theory]
     [InlineData("[a-c]{2}\\d+", "bc12", true)]
     [InlineData("[a-c]{2}\\d+", "bd12", false)]

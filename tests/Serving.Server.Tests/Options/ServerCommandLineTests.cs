@@ -49,7 +49,8 @@ public sealed class ServerCommandLineTests
         var options = Bind(ServerCommandLine.ToConfiguration([]));
         Assert.Equal((8000, 256, 16, true, 1024), (options.Port, options.MaxNumSeqs, options.BlockSize, options.EnablePrefixCaching, options.MaxNumQueuedReqs));
         Assert.Equal("default", options.ResolvedServedModelName);
-        Assert.True(File.Exists(Path.Combine(options.ResolvedModel, "model.safetensors")), options.ResolvedModel);
+        Assert.True(File.Exists(Path.Combine(options.ResolvedModel, "config.json")), options.ResolvedModel);
+        Assert.NotEmpty(Directory.GetFiles(options.ResolvedModel, "*.safetensors"));
         Assert.Empty(options.Validate());
     }
 

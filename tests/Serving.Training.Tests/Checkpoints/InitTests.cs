@@ -17,7 +17,7 @@ public sealed class InitTests
         using var dir = new TempDirectory();
         Assert.Equal(0, InitCommand.Run(CheckpointShapes.Get("tiny-gqa"), dir.Path, seed: 1));
         var config = ModelConfig.Load(dir.Path);
-        Assert.Equal((8, 2, 1024), (config.NumAttentionHeads, config.NumKeyValueHeads, config.VocabSize));
+        Assert.Equal((8, 2, 8192), (config.NumAttentionHeads, config.NumKeyValueHeads, config.VocabSize));
 
         await using var engine = new LlmEngine(new EngineOptions { Model = dir.Path, KVCacheMemoryBytes = 4 << 20 });
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -31,7 +31,7 @@ public sealed class InitTests
         var tokens = new List<int>();
         await foreach (var e in engine.GenerateAsync(request, timeout.Token)) tokens.AddRange(e.TokenIds);
         Assert.Equal(8, tokens.Count);
-        Assert.All(tokens, id => Assert.InRange(id, 0, 1023));
+        Assert.All(tokens, id => Assert.InRange(id, 0, 8191));
     }
 
     [Fact]
@@ -87,6 +87,6 @@ public sealed class InitTests
         using var dir = new TempDirectory();
         Assert.Equal(0, InitCommand.WriteTokenizer(CheckpointShapes.Get("tiny-gqa"), dir.Path));
         Assert.Equal(["tokenizer.json", "tokenizer_config.json"], Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
-        Assert.Equal(1024, TextTokenizer.Load(dir.Path).VocabSize);
+        Assert.Equal(8192, TextTokenizer.Load(dir.Path).VocabSize);
     }
 }
