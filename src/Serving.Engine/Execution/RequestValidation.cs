@@ -1,7 +1,9 @@
 namespace Serving.Engine.Execution;
 
 /// The checks a request passes before it is queued, made on the caller's thread so that a bad request is
-/// refused before any event (the scheduler checks the KV pool's limits again at admission).
+/// refused before any event: the engine's rules, which the servers apply through the same calls (ContextLength,
+/// SamplingParams.Validate) so that each is written once. The scheduler checks only what it alone knows: whether
+/// the KV pool could ever hold the request (AdmissionCheck).
 internal static class RequestValidation
 {
     /// maxQueuedSequences: the waiting queue's bound; a request with more sequences could never be queued.
@@ -20,11 +22,6 @@ internal static class RequestValidation
         if (request.Sampling.N > maxQueuedSequences)
             throw new InvalidRequestException(
                 $"n={request.Sampling.N} sequences can never be queued: the queue holds at most {maxQueuedSequences} (--max-num-queued-reqs)", "n");
-        var total = (long)prompt.Count + request.Sampling.MaxTokens;
-        if (prompt.Count >= model.MaxModelLen || total > model.MaxModelLen)
-            throw new InvalidRequestException(
-                $"this model's maximum context length is {model.MaxModelLen} tokens, but the request has " +
-                $"{prompt.Count} prompt tokens and asks for {request.Sampling.MaxTokens} completion tokens ({total} in all)",
-                prompt.Count >= model.MaxModelLen ? "prompt" : "max_tokens");
+        ContextLength.Check(prompt.Count, request.Sampling.MaxTokens, model.MaxModelLen, "prompt");
     }
 }

@@ -1,63 +1,55 @@
+using System.Globalization;
+
 namespace Serving.Engine.Sampling;
 
-/// The ranges OpenAI and vLLM accept for each sampling parameter. Each failure names the parameter by its
-/// OpenAI/vLLM spelling so the servers can report it as the offending field.
+/// The ranges vLLM accepts for each sampling parameter (OpenAI's, except that temperature has no upper bound), the
+/// one definition the engine and both servers apply. Each failure names the parameter by its OpenAI/vLLM spelling,
+/// and the value, so the servers can report it as the offending field.
 internal static class SamplingParamsValidator
 {
     public static void Validate(SamplingParams p)
     {
-        Require(p.N >= 1, "n", "n must be at least 1");
-        Require(p.MaxTokens >= 1, "max_tokens", "max_tokens must be at least 1");
-        Require(p.MinTokens >= 0 && p.MinTokens <= p.MaxTokens, "min_tokens",
-            "min_tokens must be between 0 and max_tokens");
+        Require(p.N >= 1, "n", $"n must be at least 1 (got {p.N}).");
+        Require(p.MaxTokens >= 1, "max_tokens", $"max_tokens must be at least 1 (got {p.MaxTokens}).");
+        Require(p.MinTokens >= 0, "min_tokens", $"min_tokens must be at least 0 (got {p.MinTokens}).");
+        Require(p.MinTokens <= p.MaxTokens, "min_tokens", $"min_tokens ({p.MinTokens}) must not exceed max_tokens ({p.MaxTokens}).");
         Require(float.IsFinite(p.Temperature) && p.Temperature >= 0f, "temperature",
-            "temperature must be a finite number >= 0");
-        Require(p.TopP > 0f && p.TopP <= 1f, "top_p", "top_p must be in (0, 1]");
-        Require(p.TopK >= -1, "top_k", "top_k must be -1 or 0 (disabled) or at least 1");
-        Require(p.MinP >= 0f && p.MinP <= 1f, "min_p", "min_p must be in [0, 1]");
+            $"temperature must be a finite number >= 0 (got {Show(p.Temperature)}).");
+        Require(p.TopP > 0f && p.TopP <= 1f, "top_p", $"top_p must be in (0, 1] (got {Show(p.TopP)}).");
+        Require(p.TopK >= -1, "top_k", $"top_k must be -1 or 0 (no limit) or at least 1 (got {p.TopK}).");
+        Require(p.MinP >= 0f && p.MinP <= 1f, "min_p", $"min_p must be in [0, 1] (got {Show(p.MinP)}).");
         Require(p.PresencePenalty >= -2f && p.PresencePenalty <= 2f, "presence_penalty",
-            "presence_penalty must be in [-2, 2]");
+            $"presence_penalty must be in [-2, 2] (got {Show(p.PresencePenalty)}).");
         Require(p.FrequencyPenalty >= -2f && p.FrequencyPenalty <= 2f, "frequency_penalty",
-            "frequency_penalty must be in [-2, 2]");
+            $"frequency_penalty must be in [-2, 2] (got {Show(p.FrequencyPenalty)}).");
         Require(float.IsFinite(p.RepetitionPenalty) && p.RepetitionPenalty > 0f, "repetition_penalty",
-            "repetition_penalty must be a finite number > 0");
+            $"repetition_penalty must be a finite number greater than 0 (got {Show(p.RepetitionPenalty)}).");
         Require(p.Logprobs is null || (p.Logprobs >= 0 && p.Logprobs <= SamplingParams.MaxLogprobs), "logprobs",
-            $"logprobs must be between 0 and {SamplingParams.MaxLogprobs}");
+            $"logprobs must be in [0, {SamplingParams.MaxLogprobs}] (got {p.Logprobs}).");
         Require(p.PromptLogprobs is null || (p.PromptLogprobs >= 0 && p.PromptLogprobs <= SamplingParams.MaxLogprobs), "prompt_logprobs",
-            $"prompt_logprobs must be between 0 and {SamplingParams.MaxLogprobs}");
-        ValidateLogitBiasValues(p);
-        Require(p.Stop.All(s => !string.IsNullOrEmpty(s)), "stop", "stop strings must not be empty");
+            $"prompt_logprobs must be in [0, {SamplingParams.MaxLogprobs}] (got {p.PromptLogprobs}).");
+        foreach (var (id, bias) in p.LogitBias ?? new Dictionary<int, float>())
+        {
+            Require(id >= 0, "logit_bias", $"logit_bias key '{id}' is not a token id.");
+            Require(bias >= -100f && bias <= 100f, "logit_bias", $"logit_bias values must be in [-100, 100] (got {Show(bias)} for '{id}').");
+        }
+        Require(p.Stop.All(s => !string.IsNullOrEmpty(s)), "stop", "Stop strings must not be empty.");
         p.StructuredOutputs?.Validate();
     }
 
     public static void Validate(SamplingParams p, int vocabSize)
     {
         Validate(p);
-        if (p.LogitBias is { } bias)
-        {
-            Require(bias.Keys.All(id => id >= 0 && id < vocabSize), "logit_bias",
-                $"logit_bias token ids must be in [0, {vocabSize})");
-        }
-        Require(p.StopTokenIds.All(id => id >= 0 && id < vocabSize), "stop_token_ids",
-            $"stop_token_ids must be in [0, {vocabSize})");
+        foreach (var id in p.LogitBias?.Keys ?? Enumerable.Empty<int>())
+            Require(id < vocabSize, "logit_bias", $"logit_bias key '{id}' is not a token id in [0, {vocabSize}).");
+        foreach (var id in p.StopTokenIds)
+            Require(id >= 0 && id < vocabSize, "stop_token_ids", $"stop_token_ids: token id {id} is outside the vocabulary [0, {vocabSize}).");
     }
 
-    private static void ValidateLogitBiasValues(SamplingParams p)
-    {
-        if (p.LogitBias is not { } bias)
-        {
-            return;
-        }
-        Require(bias.Values.All(v => v >= -100f && v <= 100f), "logit_bias",
-            "logit_bias values must be in [-100, 100]");
-        Require(bias.Keys.All(id => id >= 0), "logit_bias", "logit_bias token ids must be >= 0");
-    }
+    static string Show(float value) => value.ToString(CultureInfo.InvariantCulture);
 
-    private static void Require(bool condition, string param, string message)
+    static void Require(bool condition, string param, string message)
     {
-        if (!condition)
-        {
-            throw new InvalidRequestException(message, param);
-        }
+        if (!condition) throw new InvalidRequestException(message, param);
     }
 }

@@ -35,12 +35,12 @@ internal sealed partial class Scheduler
     public IReadOnlyList<Sequence> Running => _running;
     public bool HasUnfinishedSequences => _waiting.Count > 0 || _running.Count > 0;
 
-    /// Admits a request as N waiting sequences (sibling 0 first). Throws InvalidRequestException, naming the
-    /// counts, when it can never be served: empty prompt, prompt + max_tokens beyond the model's context or
-    /// beyond the whole KV pool, or a request id already live.
+    /// Admits a request (already checked by RequestValidation) as N waiting sequences (sibling 0 first). Throws
+    /// InvalidRequestException, naming the counts, when the whole KV pool could never hold it, or when its request
+    /// id is already live.
     public IReadOnlyList<Sequence> Add(GenerationRequest request)
     {
-        AdmissionCheck.Validate(request, _options.MaxModelLen, _kvCache);
+        AdmissionCheck.Validate(request, _kvCache);
         if (_requests.ContainsKey(request.RequestId))
             throw new InvalidRequestException($"request id '{request.RequestId}' is already in use", "request_id");
         var sequences = new Sequence[request.Sampling.N];

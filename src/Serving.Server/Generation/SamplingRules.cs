@@ -1,36 +1,24 @@
+using Serving.Engine;
+using Serving.Engine.Config;
 using Serving.Engine.Sampling;
 
 namespace Serving.Server.Generation;
 
-/// The sampling limits every API applies (OpenAI's ranges plus the server's caps), and the mapping to
-/// the engine's SamplingParams. A failure is ApiException 400 naming the field; the HTTP API answers it
-/// as 400, gRPC as INVALID_ARGUMENT. Validate runs once per request; ToSamplingParams once per prompt,
-/// because the token budget depends on the prompt's length.
+/// The sampling rules every API applies: the server's own caps (n, logprobs, stop strings, prompts and sequences
+/// per request) and the engine's rules (ranges, vocabulary, context length: SamplingParams.Validate and
+/// ContextLength), which are written once, in the engine. A failure is a 400 naming the field (the engine's
+/// InvalidRequestException maps to one); the HTTP API answers it as 400, gRPC as INVALID_ARGUMENT. Validate runs
+/// once per request, before any prompt is tokenized; ToSamplingParams once per prompt, because the token budget
+/// depends on the prompt's length.
 internal static class SamplingRules
 {
     public static void Validate(SamplingFields fields, RequestLimits limits)
     {
-        Check.InRange(fields.Temperature, 0f, 2f, "temperature");
-        Check.InRange(fields.TopP, 0f, 1f, "top_p");
-        Check.That(fields.TopP is null or > 0f, "top_p", "top_p must be greater than 0.");
-        Check.InRange(fields.TopK, -1, limits.VocabSize, "top_k");
-        Check.InRange(fields.MinP, 0f, 1f, "min_p");
         Check.InRange(fields.N, 1, limits.MaxN, "n");
-        Check.InRange(fields.PresencePenalty, -2f, 2f, "presence_penalty");
-        Check.InRange(fields.FrequencyPenalty, -2f, 2f, "frequency_penalty");
-        Check.InRange(fields.RepetitionPenalty, 0f, 10f, "repetition_penalty");
-        Check.That(fields.RepetitionPenalty is null or > 0f, "repetition_penalty", "repetition_penalty must be greater than 0.");
-        Check.InRange(fields.MinTokens, 0, limits.MaxModelLen, "min_tokens");
-        Check.InRange(fields.MaxTokens, 1, int.MaxValue, "max_tokens");
         Check.InRange(fields.PromptLogprobs, 0, limits.MaxLogprobs, "prompt_logprobs");
-        Check.TokenIds(fields.StopTokenIds, limits.VocabSize, "stop_token_ids");
         Check.That(fields.Stop.Count <= limits.MaxStopSequences, "stop", $"At most {limits.MaxStopSequences} stop sequences are allowed.");
-        Check.That(fields.Stop.All(s => s.Length > 0), "stop", "Stop sequences must not be empty.");
-        foreach (var (id, bias) in fields.LogitBias ?? new Dictionary<int, float>())
-        {
-            Check.That(id >= 0 && id < limits.VocabSize, "logit_bias", $"logit_bias key '{id}' is not a token id in [0, {limits.VocabSize}).");
-            Check.InRange(bias, -100f, 100f, "logit_bias");
-        }
+        // the engine's rules, on the fields as given (a budget not yet known counts as the largest)
+        Params(fields, fields.MaxTokens ?? int.MaxValue, limits.Defaults).Validate(limits.VocabSize);
     }
 
     /// A request's sequences (prompts x n) must fit its cap and the waiting queue, else no retry could help:
@@ -61,35 +49,34 @@ internal static class SamplingRules
     public static SamplingParams ToSamplingParams(SamplingFields fields, int promptTokens, RequestLimits limits, string promptParam)
     {
         var room = limits.MaxModelLen - promptTokens;
-        Check.That(room >= 1, promptParam, $"This model's maximum context length is {limits.MaxModelLen} tokens. " +
-            $"However, your prompt has {promptTokens} tokens, which leaves no room for a completion.");
-        var model = limits.Defaults;
-        var budget = fields.MaxTokens ?? Math.Min(room, model.MaxTokens ?? room);
-        Check.That(budget <= room, "max_tokens", $"This model's maximum context length is {limits.MaxModelLen} tokens. " +
-            $"However, you requested {(long)promptTokens + budget} tokens ({promptTokens} in the prompt, {budget} in the completion).");
-        Check.That(fields.MinTokens is null || fields.MinTokens <= budget, "min_tokens", "min_tokens must not exceed max_tokens.");
-        return new SamplingParams
-        {
-            N = fields.N ?? 1,
-            MaxTokens = budget,
-            MinTokens = fields.MinTokens ?? 0,
-            Temperature = fields.Temperature ?? model.Temperature ?? 1f,
-            TopP = fields.TopP ?? model.TopP ?? 1f,
-            TopK = (fields.TopK ?? model.TopK) is null or -1 ? 0 : (fields.TopK ?? model.TopK)!.Value,
-            MinP = fields.MinP ?? model.MinP ?? 0f,
-            Seed = fields.Seed,
-            PresencePenalty = fields.PresencePenalty ?? 0f,
-            FrequencyPenalty = fields.FrequencyPenalty ?? 0f,
-            RepetitionPenalty = fields.RepetitionPenalty ?? model.RepetitionPenalty ?? 1f,
-            LogitBias = fields.LogitBias is { Count: > 0 } bias ? bias : null,
-            Stop = fields.Stop,
-            StopTokenIds = fields.StopTokenIds,
-            IgnoreEos = fields.IgnoreEos ?? false,
-            Logprobs = fields.Logprobs,
-            PromptLogprobs = fields.PromptLogprobs,
-            SkipSpecialTokens = fields.SkipSpecialTokens ?? true,
-            IncludeStopStringInOutput = fields.IncludeStopStrInOutput ?? false,
-            StructuredOutputs = fields.StructuredOutputs,
-        };
+        var budget = fields.MaxTokens ?? Math.Max(1, Math.Min(room, limits.Defaults.MaxTokens ?? room));
+        ContextLength.Check(promptTokens, budget, limits.MaxModelLen, promptParam);
+        var sampling = Params(fields, budget, limits.Defaults);
+        sampling.Validate(limits.VocabSize);   // min_tokens against the budget now known
+        return sampling;
     }
+
+    static SamplingParams Params(SamplingFields fields, int maxTokens, SamplingDefaults model) => new()
+    {
+        N = fields.N ?? 1,
+        MaxTokens = maxTokens,
+        MinTokens = fields.MinTokens ?? 0,
+        Temperature = fields.Temperature ?? model.Temperature ?? 1f,
+        TopP = fields.TopP ?? model.TopP ?? 1f,
+        TopK = (fields.TopK ?? model.TopK) is null or -1 ? 0 : (fields.TopK ?? model.TopK)!.Value,
+        MinP = fields.MinP ?? model.MinP ?? 0f,
+        Seed = fields.Seed,
+        PresencePenalty = fields.PresencePenalty ?? 0f,
+        FrequencyPenalty = fields.FrequencyPenalty ?? 0f,
+        RepetitionPenalty = fields.RepetitionPenalty ?? model.RepetitionPenalty ?? 1f,
+        LogitBias = fields.LogitBias is { Count: > 0 } bias ? bias : null,
+        Stop = fields.Stop,
+        StopTokenIds = fields.StopTokenIds,
+        IgnoreEos = fields.IgnoreEos ?? false,
+        Logprobs = fields.Logprobs,
+        PromptLogprobs = fields.PromptLogprobs,
+        SkipSpecialTokens = fields.SkipSpecialTokens ?? true,
+        IncludeStopStringInOutput = fields.IncludeStopStrInOutput ?? false,
+        StructuredOutputs = fields.StructuredOutputs,
+    };
 }

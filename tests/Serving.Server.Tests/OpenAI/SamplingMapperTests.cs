@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Serving.Engine;
 using Serving.Engine.Sampling;
 using Serving.Server.Errors;
 using Serving.Server.Generation;
@@ -49,9 +50,16 @@ public sealed class SamplingMapperTests
         Assert.Equal(0, Map(Parse("""{"top_k": -1}"""), 1, null, 1).TopK);
     }
 
+    /// The engine's rules are vLLM's: temperature has no upper bound (OpenAI's is 2), top_k may exceed the vocabulary.
+    [Fact]
+    public void Values_vllm_accepts_are_accepted()
+    {
+        Assert.Equal(2.5f, Map(Parse("""{"temperature": 2.5}"""), 1, null, 1).Temperature);
+        Assert.Equal(100000, Map(Parse("""{"top_k": 100000}"""), 1, null, 1).TopK);
+    }
+
     [Theory]
     [InlineData("""{"temperature": -0.1}""", "temperature")]
-    [InlineData("""{"temperature": 2.5}""", "temperature")]
     [InlineData("""{"top_p": 0}""", "top_p")]
     [InlineData("""{"top_p": 1.5}""", "top_p")]
     [InlineData("""{"top_k": -2}""", "top_k")]
@@ -75,21 +83,22 @@ public sealed class SamplingMapperTests
     [InlineData("""{"stream_options": {"include_usage": true}}""", "stream_options")]
     public void Out_of_range_fields_are_400_naming_the_field(string json, string param)
     {
-        var error = Assert.Throws<ApiException>(() => Read(Parse(json)));
+        // the server's own caps throw ApiException, the engine's rules InvalidRequestException: both answer this 400
+        var error = ErrorMapping.ToApiException(Assert.ThrowsAny<Exception>(() => Read(Parse(json))));
         Assert.Equal((400, param, "invalid_request_error"), (error.Status, error.Param, error.Type));
     }
 
     [Fact]
     public void A_prompt_that_leaves_no_room_names_both_counts()
     {
-        var error = Assert.Throws<ApiException>(() => Map(Parse("{}"), null, null, 256));
+        var error = Assert.Throws<InvalidRequestException>(() => Map(Parse("{}"), null, null, 256));
         Assert.Equal("prompt", error.Param);
         Assert.Contains("256 tokens", error.Message);
-        var tooMany = Assert.Throws<ApiException>(() => Map(Parse("{}"), 100, null, 200));
+        var tooMany = Assert.Throws<InvalidRequestException>(() => Map(Parse("{}"), 100, null, 200));
         Assert.Equal("max_tokens", tooMany.Param);
         Assert.Contains("maximum context length is 256", tooMany.Message);
         Assert.Contains("300 tokens (200 in the prompt, 100 in the completion)", tooMany.Message);
-        var minOverMax = Assert.Throws<ApiException>(() => Map(Parse("""{"min_tokens": 9}"""), 5, null, 1));
+        var minOverMax = Assert.Throws<InvalidRequestException>(() => Map(Parse("""{"min_tokens": 9}"""), 5, null, 1));
         Assert.Equal("min_tokens", minOverMax.Param);
     }
 }
