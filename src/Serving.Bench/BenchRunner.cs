@@ -10,16 +10,16 @@ namespace Serving.Bench;
 /// fused and plain paths, decode and prefill timings, and capacity.
 internal sealed class BenchRunner(BenchOptions options)
 {
-    private readonly Random _random = new(1234);
-    private readonly List<CheckResult> _checks = [];
-    private readonly List<FixtureResult> _fixtures = [];
-    private readonly List<DecodeResult> _decode = [];
-    private readonly List<PrefillResult> _prefill = [];
-    private readonly List<GenerateResult> _generate = [];
-    private readonly List<CapacityResult> _capacity = [];
-    private readonly List<KVQualityResult> _kvQuality = [];
-    private readonly List<ProfileResult> _profiles = [];
-    private readonly List<SkippedShape> _skipped = [];
+    readonly Random _random = new(1234);
+    readonly List<CheckResult> _checks = [];
+    readonly List<FixtureResult> _fixtures = [];
+    readonly List<DecodeResult> _decode = [];
+    readonly List<PrefillResult> _prefill = [];
+    readonly List<GenerateResult> _generate = [];
+    readonly List<CapacityResult> _capacity = [];
+    readonly List<KVQualityResult> _kvQuality = [];
+    readonly List<ProfileResult> _profiles = [];
+    readonly List<SkippedShape> _skipped = [];
 
     public int Run()
     {
@@ -74,7 +74,7 @@ internal sealed class BenchRunner(BenchOptions options)
         return _checks.All(c => c.Passed) && fixturesPass ? 0 : 1;
     }
 
-    private void RunKernelChecks(string preset, ScalarType dtype, Device device, CudaDevice? cudaDevice)
+    void RunKernelChecks(string preset, ScalarType dtype, Device device, CudaDevice? cudaDevice)
     {
         Console.WriteLine($"== {preset}");
         var config = ModelPresets.IsPreset(preset) ? ModelPresets.Get(preset) : Serving.Engine.Config.ModelConfig.Load(preset);
@@ -96,7 +96,7 @@ internal sealed class BenchRunner(BenchOptions options)
         }
     }
 
-    private void RunModel(string preset, string kvDtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
+    void RunModel(string preset, string kvDtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
     {
         var (model, cacheDtype) = BenchModel.Load(preset, options.Dtype, kvDtype, device, MaxPositions(), options.TensorParallelSize);
         var memoryBytes = cudaDevice?.TotalMemoryBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
@@ -159,7 +159,7 @@ internal sealed class BenchRunner(BenchOptions options)
     }
 
     /// Runs one measurement; a device out-of-memory (activations beyond the plan) skips the shape, not the run.
-    private bool Measure(ShapePlan plan, string kind, string shape, long blocks, Action measure)
+    bool Measure(ShapePlan plan, string kind, string shape, long blocks, Action measure)
     {
         try
         {
@@ -176,7 +176,7 @@ internal sealed class BenchRunner(BenchOptions options)
     }
 
     // Printed as they complete, so a kernel fault that ends the process still leaves the checks before it.
-    private void AddChecks(IEnumerable<CheckResult> checks)
+    void AddChecks(IEnumerable<CheckResult> checks)
     {
         foreach (var check in checks)
         {
@@ -185,7 +185,7 @@ internal sealed class BenchRunner(BenchOptions options)
         }
     }
 
-    private IEnumerable<string> Paths(bool fusedAvailable, bool plainPossible) => new[]
+    IEnumerable<string> Paths(bool fusedAvailable, bool plainPossible) => new[]
     {
         fusedAvailable && options.CudaGraphs ? "graph" : null,
         fusedAvailable ? "fused" : null,
@@ -193,10 +193,10 @@ internal sealed class BenchRunner(BenchOptions options)
     }.OfType<string>();
 
     // the longest sequence any measurement builds: decode contexts, prefill prompts, generate's 512 + 128
-    private int MaxPositions() =>
+    int MaxPositions() =>
         new[] { options.ContextLengths.Max(), options.Prefill.Select(p => p.Length).DefaultIfEmpty(0).Max(), 512 + 128 }.Max() + 1;
 
-    private CapacityResult Capacity(BenchModel bench, long totalMemoryBytes)
+    CapacityResult Capacity(BenchModel bench, long totalMemoryBytes)
     {
         var weightBytes = bench.Model.WeightBytes;
         var budget = (long)(totalMemoryBytes * options.GpuMemoryUtilization) - weightBytes;
@@ -204,5 +204,5 @@ internal sealed class BenchRunner(BenchOptions options)
         return new CapacityResult(bench.Name, weightBytes, bench.KVBytesPerToken, options.FitLength, sequences);
     }
 
-    private static int CeilDiv(int a, int b) => (a + b - 1) / b;
+    static int CeilDiv(int a, int b) => (a + b - 1) / b;
 }

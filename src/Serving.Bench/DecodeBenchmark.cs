@@ -11,9 +11,9 @@ namespace Serving.Bench;
 internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings, Device device, int steps)
 {
     /// The engine's default max_num_batched_tokens: no step the scheduler sends is larger.
-    private const int MaxBatchedTokens = 8192;
+    const int MaxBatchedTokens = 8192;
 
-    private readonly bool _cuda = device.type == DeviceType.CUDA;
+    readonly bool _cuda = device.type == DeviceType.CUDA;
 
     public DecodeResult Decode(string path, int batch, int context, Random random)
     {
@@ -68,7 +68,7 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
     }
 
     // Prompts go in as the engine's scheduler sends them: whole prompts, at most MaxBatchedTokens tokens a step.
-    private int[] PrefillInChunks(string path, StepSequence[] sequences, int[][] tokens, int promptLength)
+    int[] PrefillInChunks(string path, StepSequence[] sequences, int[][] tokens, int promptLength)
     {
         var perStep = Math.Max(1, MaxBatchedTokens / promptLength);
         var next = new List<int>();
@@ -90,7 +90,7 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
     }
 
     // The decode attention kernels of all layers alone, on the step's metadata: the attention share of the step.
-    private double AttentionMilliseconds(StepInputs step)
+    double AttentionMilliseconds(StepInputs step)
     {
         using var scope = NewDisposeScope();
         var backend = bench.Model.FusedBackend(bench.Cache.Dtype);
@@ -120,7 +120,7 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
     /// bytes, 2 FLOPs per weight per sequence. Attention: the KV bytes read, 4 FLOPs per query head, head dimension and
     /// context token (scores and the weighted sum). At batch 1 the weights' bytes bound the step; at batch 256 and
     /// long contexts attention's FLOPs can, for MQA's large groups.
-    private double Roofline(int batch, int context, long weightBytes, long kvBytes)
+    double Roofline(int batch, int context, long weightBytes, long kvBytes)
     {
         var c = bench.Config;
         var weightFlops = 2.0 * batch * (weightBytes / (double)(bench.Model.Dtype == ScalarType.Float32 ? 4 : 2));
@@ -131,9 +131,9 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
 
     // 2 FLOPs per weight per token in every linear, plus causal attention (QK and PV, half the square), plus
     // the LM head on each sequence's last token; one GPU's share under tensor parallelism.
-    private double PrefillFlops(int batch, int length) => ModelPrefillFlops(batch, length) / bench.Model.TensorParallelSize;
+    double PrefillFlops(int batch, int length) => ModelPrefillFlops(batch, length) / bench.Model.TensorParallelSize;
 
-    private double ModelPrefillFlops(int batch, int length)
+    double ModelPrefillFlops(int batch, int length)
     {
         var c = bench.Config;
         var perTokenLinear = 2.0 * c.NumHiddenLayers * c.HiddenSize * (c.QSize + 2.0 * c.KVSize + c.QSize + 3.0 * c.IntermediateSize);

@@ -17,7 +17,7 @@ internal sealed record FixtureResult(string Model, string Dtype, string KVCacheD
 /// the bar, or a reference near-tie) and, for FP8, how far its logits are from the bfloat16-KV run's.
 internal static class FixtureChecks
 {
-    private static readonly (string Weights, KVCacheDtype? Cache)[] Variants =
+    static readonly (string Weights, KVCacheDtype? Cache)[] Variants =
         [("float32", null), ("float32", KVCacheDtype.BFloat16), ("float32", KVCacheDtype.Fp8E4M3), ("bfloat16", null)];
 
     public static IEnumerable<FixtureResult> Run(string fixturesRoot, Device device, int tensorParallelSize = 1)
@@ -48,7 +48,7 @@ internal static class FixtureChecks
     }
 
     // Prefill the prompt in one step, then decode 16 tokens one step at a time (the decode kernel's path).
-    private static (FixtureResult Result, float[] LastLogits) RunPrompt(string name, LoadedModel model, PagedKVCache cache, FixturePrompt prompt, int index)
+    static (FixtureResult Result, float[] LastLogits) RunPrompt(string name, LoadedModel model, PagedKVCache cache, FixturePrompt prompt, int index)
     {
         var tokens = prompt.InputIds.ToList();
         var blocks = Enumerable.Range(0, SlotMapping.BlocksFor(tokens.Count + 16, cache.BlockSize)).Select(b => (b * 7) % cache.NumBlocks).ToArray();
@@ -71,7 +71,7 @@ internal static class FixtureChecks
         return (new FixtureResult(name, model.DtypeName, cache.Dtype.Name, model.FusedKernelsActive(cache.Dtype), index, maxError, matches), lastLogits);
     }
 
-    private static float[] Step(LoadedModel model, PagedKVCache cache, List<int> tokens, int[] blocks, int computed)
+    static float[] Step(LoadedModel model, PagedKVCache cache, List<int> tokens, int[] blocks, int computed)
     {
         using var scope = NewDisposeScope();
         var step = StepInputs.Build([new StepSequence(tokens, computed, tokens.Count - computed, blocks)], cache.BlockSize);

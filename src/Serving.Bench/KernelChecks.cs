@@ -29,12 +29,12 @@ internal sealed record CheckResult(string Name, string Dtype, double RelativeErr
 /// reference for attention). Tolerances: float32 1e-5 (1e-4 for attention's fast exp), bfloat16 1e-2.
 internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Device device)
 {
-    private readonly ScalarType _dtype = kernels.Shape.Dtype;
-    private readonly KVCacheDtype _cacheDtype = kernels.Shape.CacheDtype;
-    private double Tolerance => _dtype == ScalarType.Float32 ? 1e-5 : 1e-2;
+    readonly ScalarType _dtype = kernels.Shape.Dtype;
+    readonly KVCacheDtype _cacheDtype = kernels.Shape.CacheDtype;
+    double Tolerance => _dtype == ScalarType.Float32 ? 1e-5 : 1e-2;
     // what one stored K/V element can be off by, relative: exact for float pools of the model's type, 2^-8 for
     // bf16, 2^-4 for FP8's 3 mantissa bits (norm-relative errors come out about half of that)
-    private double PoolTolerance => _cacheDtype.IsFp8 ? 5e-2 : _cacheDtype.Storage == _dtype ? Tolerance : 1e-2;
+    double PoolTolerance => _cacheDtype.IsFp8 ? 5e-2 : _cacheDtype.Storage == _dtype ? Tolerance : 1e-2;
 
     public IEnumerable<CheckResult> RunAll(Random random)
     {
@@ -55,7 +55,7 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         }
     }
 
-    private CheckResult Norm(bool addResidual)
+    CheckResult Norm(bool addResidual)
     {
         using var scope = NewDisposeScope();
         var (x, residual, weight) = (Randn(37, config.HiddenSize), Randn(37, config.HiddenSize), Randn(config.HiddenSize));
@@ -73,7 +73,7 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         return CheckResult.Compare("rmsnorm", output, expected, Tolerance);
     }
 
-    private IEnumerable<CheckResult> Rope(Random random)
+    IEnumerable<CheckResult> Rope(Random random)
     {
         using var scope = NewDisposeScope();
         var (h, g, d, n, blockSize) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, 29, 16);
@@ -100,7 +100,7 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
             cat([expectedK, parts[2]], 1).to(ScalarType.Float64), PoolTolerance);
     }
 
-    private CheckResult SiluMul()
+    CheckResult SiluMul()
     {
         using var scope = NewDisposeScope();
         var gateUp = Randn(23, 2 * config.IntermediateSize);
@@ -112,7 +112,7 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
 
     // Decode attention over scattered blocks for the given context lengths; concurrentBlocks steers the plan
     // (1: no split at these batch sizes, 1000: split for long contexts), so both kernel paths are covered.
-    private CheckResult Attention(int[] contexts, int concurrentBlocks, Random random)
+    CheckResult Attention(int[] contexts, int concurrentBlocks, Random random)
     {
         using var scope = NewDisposeScope();
         var (h, g, d, blockSize) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, 16);
@@ -133,7 +133,7 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         return CheckResult.Compare(name, output, expected, _dtype == ScalarType.Float32 ? 1e-4 : 1e-2);
     }
 
-    private Tensor ReferenceAttention(Tensor q, Tensor keys, Tensor values, StepInputs batch)
+    Tensor ReferenceAttention(Tensor q, Tensor keys, Tensor values, StepInputs batch)
     {
         var (h, g, d) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim);
         var rows = new List<Tensor>();
@@ -150,20 +150,20 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         return cat(rows, 0);
     }
 
-    private Tensor Randn(params long[] shape) => randn(shape, dtype: _dtype, device: device);
+    Tensor Randn(params long[] shape) => randn(shape, dtype: _dtype, device: device);
 
     // a pool of the kernels' cache type that a write must fill: NaN where the type has it, 0xFF (NaN) for FP8
-    private Tensor EmptyPool(params long[] shape) => _cacheDtype.IsFp8
+    Tensor EmptyPool(params long[] shape) => _cacheDtype.IsFp8
         ? full(shape, 0xFF, dtype: ScalarType.Byte, device: device)
         : full(shape, double.NaN, dtype: _cacheDtype.Storage, device: device);
 
     // random K/V in the pool's type; FP8 bytes with exponents 5..8 (magnitudes 1/4 .. 4) and either sign
-    private Tensor RandomPool(params long[] shape) => _cacheDtype.IsFp8
+    Tensor RandomPool(params long[] shape) => _cacheDtype.IsFp8
         ? (randint(0, 2, shape, dtype: ScalarType.Byte, device: device) * 0x80 + randint(0x28, 0x48, shape, dtype: ScalarType.Byte, device: device)).to(ScalarType.Byte)
         : randn(shape, dtype: _cacheDtype.Storage, device: device);
 
     // the values a pool holds, float64 (FP8 bytes through the host reference decoder)
-    private Tensor Decoded(Tensor pool)
+    Tensor Decoded(Tensor pool)
     {
         if (!_cacheDtype.IsFp8) return pool.to(ScalarType.Float64);
         var table = tensor(Enumerable.Range(0, 256).Select(b => (double)Fp8E4M3.Decode((byte)b)).ToArray(), device: device);

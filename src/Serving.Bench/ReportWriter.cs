@@ -8,7 +8,7 @@ namespace Serving.Bench;
 /// rate, capacity) and writes the same numbers as JSON.
 internal static class ReportWriter
 {
-    private static readonly JsonSerializerOptions Json = new()
+    static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,

@@ -7,8 +7,8 @@ namespace Serving.Bench;
 /// agree. The plain path runs first; both write the same K/V to the same slots.
 internal static class StepChecks
 {
-    private static readonly int[] DecodeContexts = [1, 100, 513, 2048];
-    private static readonly (int Batch, int Length) PrefillShape = (3, 37);
+    static readonly int[] DecodeContexts = [1, 100, 513, 2048];
+    static readonly (int Batch, int Length) PrefillShape = (3, 37);
 
     public static int BlocksNeeded(int blockSize) =>
         Math.Max(DecodeContexts.Sum(c => (c + blockSize - 1) / blockSize), PrefillShape.Batch * ((PrefillShape.Length + blockSize - 1) / blockSize));

@@ -30,7 +30,7 @@ internal static class Timing
         return times[samples / 2];
     }
 
-    private static void Synchronize(bool cuda)
+    static void Synchronize(bool cuda)
     {
         if (cuda)
         {

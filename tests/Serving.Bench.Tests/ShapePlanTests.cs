@@ -8,7 +8,7 @@ namespace Serving.Bench.Tests;
 public sealed class ShapePlanTests
 {
     [Fact]
-    public void Shapes_that_do_not_fit_are_reported_and_the_rest_are_measured()
+    public void ShapesThatDoNotFitAreReportedAndTheRestAreMeasured()
     {
         using var dir = new TempDirectory();
         var json = dir.File("bench.json");

@@ -4,10 +4,10 @@ namespace Serving.Engine.Cuda;
 /// runtime inside libtorch uses, so kernels launched here see TorchSharp's allocations.
 internal sealed class CudaDevice
 {
-    private static readonly object InitLock = new();
-    private static bool _initialized;
+    static readonly object InitLock = new();
+    static bool _initialized;
 
-    private CudaDevice(int ordinal, IntPtr context, int computeCapability, int multiprocessorCount, long totalMemoryBytes)
+    CudaDevice(int ordinal, IntPtr context, int computeCapability, int multiprocessorCount, long totalMemoryBytes)
     {
         TotalMemoryBytes = totalMemoryBytes;
         Ordinal = ordinal;

@@ -12,31 +12,31 @@ internal static unsafe class CudaDriver
     public const int AttributeComputeCapabilityMinor = 76;
     public const int FunctionAttributeMaxDynamicSharedSizeBytes = 8;
 
-    private static readonly IntPtr Library = NativeLibraryLoader.LoadFirst("libcuda.so.1", "libcuda.so", "nvcuda.dll");
+    static readonly IntPtr Library = NativeLibraryLoader.LoadFirst("libcuda.so.1", "libcuda.so", "nvcuda.dll");
 
-    private static readonly delegate* unmanaged<uint, int> InitFn = (delegate* unmanaged<uint, int>)Export("cuInit");
-    private static readonly delegate* unmanaged<int*, int, int> DeviceGetFn = (delegate* unmanaged<int*, int, int>)Export("cuDeviceGet");
-    private static readonly delegate* unmanaged<int*, int, int, int> DeviceGetAttributeFn = (delegate* unmanaged<int*, int, int, int>)Export("cuDeviceGetAttribute");
-    private static readonly delegate* unmanaged<nuint*, int, int> DeviceTotalMemFn = (delegate* unmanaged<nuint*, int, int>)Export("cuDeviceTotalMem_v2");
-    private static readonly delegate* unmanaged<nuint*, nuint*, int> MemGetInfoFn = (delegate* unmanaged<nuint*, nuint*, int>)Export("cuMemGetInfo_v2");
-    private static readonly delegate* unmanaged<IntPtr*, int, int> PrimaryCtxRetainFn = (delegate* unmanaged<IntPtr*, int, int>)Export("cuDevicePrimaryCtxRetain");
-    private static readonly delegate* unmanaged<IntPtr*, int> CtxGetCurrentFn = (delegate* unmanaged<IntPtr*, int>)Export("cuCtxGetCurrent");
-    private static readonly delegate* unmanaged<IntPtr, int> CtxSetCurrentFn = (delegate* unmanaged<IntPtr, int>)Export("cuCtxSetCurrent");
-    private static readonly delegate* unmanaged<IntPtr*, byte*, int> ModuleLoadDataFn = (delegate* unmanaged<IntPtr*, byte*, int>)Export("cuModuleLoadData");
-    private static readonly delegate* unmanaged<IntPtr, int> ModuleUnloadFn = (delegate* unmanaged<IntPtr, int>)Export("cuModuleUnload");
-    private static readonly delegate* unmanaged<IntPtr*, IntPtr, byte*, int> ModuleGetFunctionFn = (delegate* unmanaged<IntPtr*, IntPtr, byte*, int>)Export("cuModuleGetFunction");
-    private static readonly delegate* unmanaged<IntPtr, int, int, int> FuncSetAttributeFn = (delegate* unmanaged<IntPtr, int, int, int>)Export("cuFuncSetAttribute");
-    private static readonly delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int> LaunchKernelFn =
+    static readonly delegate* unmanaged<uint, int> InitFn = (delegate* unmanaged<uint, int>)Export("cuInit");
+    static readonly delegate* unmanaged<int*, int, int> DeviceGetFn = (delegate* unmanaged<int*, int, int>)Export("cuDeviceGet");
+    static readonly delegate* unmanaged<int*, int, int, int> DeviceGetAttributeFn = (delegate* unmanaged<int*, int, int, int>)Export("cuDeviceGetAttribute");
+    static readonly delegate* unmanaged<nuint*, int, int> DeviceTotalMemFn = (delegate* unmanaged<nuint*, int, int>)Export("cuDeviceTotalMem_v2");
+    static readonly delegate* unmanaged<nuint*, nuint*, int> MemGetInfoFn = (delegate* unmanaged<nuint*, nuint*, int>)Export("cuMemGetInfo_v2");
+    static readonly delegate* unmanaged<IntPtr*, int, int> PrimaryCtxRetainFn = (delegate* unmanaged<IntPtr*, int, int>)Export("cuDevicePrimaryCtxRetain");
+    static readonly delegate* unmanaged<IntPtr*, int> CtxGetCurrentFn = (delegate* unmanaged<IntPtr*, int>)Export("cuCtxGetCurrent");
+    static readonly delegate* unmanaged<IntPtr, int> CtxSetCurrentFn = (delegate* unmanaged<IntPtr, int>)Export("cuCtxSetCurrent");
+    static readonly delegate* unmanaged<IntPtr*, byte*, int> ModuleLoadDataFn = (delegate* unmanaged<IntPtr*, byte*, int>)Export("cuModuleLoadData");
+    static readonly delegate* unmanaged<IntPtr, int> ModuleUnloadFn = (delegate* unmanaged<IntPtr, int>)Export("cuModuleUnload");
+    static readonly delegate* unmanaged<IntPtr*, IntPtr, byte*, int> ModuleGetFunctionFn = (delegate* unmanaged<IntPtr*, IntPtr, byte*, int>)Export("cuModuleGetFunction");
+    static readonly delegate* unmanaged<IntPtr, int, int, int> FuncSetAttributeFn = (delegate* unmanaged<IntPtr, int, int, int>)Export("cuFuncSetAttribute");
+    static readonly delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int> LaunchKernelFn =
         (delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int>)Export("cuLaunchKernel");
-    private static readonly delegate* unmanaged<IntPtr*, uint, int> StreamCreateFn = (delegate* unmanaged<IntPtr*, uint, int>)Export("cuStreamCreate");
-    private static readonly delegate* unmanaged<IntPtr, int> StreamDestroyFn = (delegate* unmanaged<IntPtr, int>)Export("cuStreamDestroy_v2");
-    private static readonly delegate* unmanaged<IntPtr, int> StreamSynchronizeFn = (delegate* unmanaged<IntPtr, int>)Export("cuStreamSynchronize");
-    private static readonly delegate* unmanaged<IntPtr*, uint, int> EventCreateFn = (delegate* unmanaged<IntPtr*, uint, int>)Export("cuEventCreate");
-    private static readonly delegate* unmanaged<IntPtr, int> EventDestroyFn = (delegate* unmanaged<IntPtr, int>)Export("cuEventDestroy_v2");
-    private static readonly delegate* unmanaged<IntPtr, IntPtr, int> EventRecordFn = (delegate* unmanaged<IntPtr, IntPtr, int>)Export("cuEventRecord");
-    private static readonly delegate* unmanaged<IntPtr, int> EventSynchronizeFn = (delegate* unmanaged<IntPtr, int>)Export("cuEventSynchronize");
-    private static readonly delegate* unmanaged<float*, IntPtr, IntPtr, int> EventElapsedFn = (delegate* unmanaged<float*, IntPtr, IntPtr, int>)Export("cuEventElapsedTime");
-    private static readonly delegate* unmanaged<int, byte**, int> GetErrorStringFn = (delegate* unmanaged<int, byte**, int>)Export("cuGetErrorString");
+    static readonly delegate* unmanaged<IntPtr*, uint, int> StreamCreateFn = (delegate* unmanaged<IntPtr*, uint, int>)Export("cuStreamCreate");
+    static readonly delegate* unmanaged<IntPtr, int> StreamDestroyFn = (delegate* unmanaged<IntPtr, int>)Export("cuStreamDestroy_v2");
+    static readonly delegate* unmanaged<IntPtr, int> StreamSynchronizeFn = (delegate* unmanaged<IntPtr, int>)Export("cuStreamSynchronize");
+    static readonly delegate* unmanaged<IntPtr*, uint, int> EventCreateFn = (delegate* unmanaged<IntPtr*, uint, int>)Export("cuEventCreate");
+    static readonly delegate* unmanaged<IntPtr, int> EventDestroyFn = (delegate* unmanaged<IntPtr, int>)Export("cuEventDestroy_v2");
+    static readonly delegate* unmanaged<IntPtr, IntPtr, int> EventRecordFn = (delegate* unmanaged<IntPtr, IntPtr, int>)Export("cuEventRecord");
+    static readonly delegate* unmanaged<IntPtr, int> EventSynchronizeFn = (delegate* unmanaged<IntPtr, int>)Export("cuEventSynchronize");
+    static readonly delegate* unmanaged<float*, IntPtr, IntPtr, int> EventElapsedFn = (delegate* unmanaged<float*, IntPtr, IntPtr, int>)Export("cuEventElapsedTime");
+    static readonly delegate* unmanaged<int, byte**, int> GetErrorStringFn = (delegate* unmanaged<int, byte**, int>)Export("cuGetErrorString");
 
     public static void Init() => Check(InitFn(0), "cuInit");
 
@@ -164,5 +164,5 @@ internal static unsafe class CudaDriver
         throw new CudaException($"{call} failed with CUDA error {result}: {message}");
     }
 
-    private static IntPtr Export(string name) => NativeLibraryLoader.Export(Library, name);
+    static IntPtr Export(string name) => NativeLibraryLoader.Export(Library, name);
 }

@@ -34,5 +34,5 @@ internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int N
     public long WorkspaceElements(int numHeads, int headDim) =>
         NumPartitions == 1 ? 0 : (long)NumSeqs * numHeads * NumPartitions * (headDim + 2);
 
-    private static int CeilDiv(int a, int b) => (a + b - 1) / b;
+    static int CeilDiv(int a, int b) => (a + b - 1) / b;
 }

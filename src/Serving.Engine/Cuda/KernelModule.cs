@@ -6,8 +6,8 @@ namespace Serving.Engine.Cuda;
 /// set of compile-time defines, loaded into the device's primary context. Owns the module (Dispose unloads it).
 internal sealed class KernelModule : IDisposable
 {
-    private readonly CudaDevice _device;
-    private IntPtr _module;
+    readonly CudaDevice _device;
+    IntPtr _module;
 
     public KernelModule(CudaDevice device, IReadOnlyList<string> sourceNames, IReadOnlyDictionary<string, int> defines)
     {
@@ -33,7 +33,7 @@ internal sealed class KernelModule : IDisposable
         _module = IntPtr.Zero;
     }
 
-    private static string ReadEmbeddedSource(string fileName)
+    static string ReadEmbeddedSource(string fileName)
     {
         var assembly = typeof(KernelModule).Assembly;
         var resource = assembly.GetManifestResourceNames().Single(n => n.EndsWith("." + fileName, StringComparison.Ordinal));

@@ -7,18 +7,18 @@ namespace Serving.Engine.Cuda;
 /// architecture at start-up, so the engine ships no prebuilt binaries and no toolkit version is baked in.
 internal static unsafe class Nvrtc
 {
-    private static readonly IntPtr Library = NativeLibraryLoader.LoadFirst(
+    static readonly IntPtr Library = NativeLibraryLoader.LoadFirst(
         "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", "nvrtc64_130_0.dll", "nvrtc64_120_0.dll");
 
-    private static readonly delegate* unmanaged<IntPtr*, byte*, byte*, int, byte**, byte**, int> CreateProgramFn =
+    static readonly delegate* unmanaged<IntPtr*, byte*, byte*, int, byte**, byte**, int> CreateProgramFn =
         (delegate* unmanaged<IntPtr*, byte*, byte*, int, byte**, byte**, int>)Export("nvrtcCreateProgram");
-    private static readonly delegate* unmanaged<IntPtr, int, byte**, int> CompileProgramFn = (delegate* unmanaged<IntPtr, int, byte**, int>)Export("nvrtcCompileProgram");
-    private static readonly delegate* unmanaged<IntPtr, nuint*, int> GetLogSizeFn = (delegate* unmanaged<IntPtr, nuint*, int>)Export("nvrtcGetProgramLogSize");
-    private static readonly delegate* unmanaged<IntPtr, byte*, int> GetLogFn = (delegate* unmanaged<IntPtr, byte*, int>)Export("nvrtcGetProgramLog");
-    private static readonly delegate* unmanaged<IntPtr, nuint*, int> GetCubinSizeFn = (delegate* unmanaged<IntPtr, nuint*, int>)Export("nvrtcGetCUBINSize");
-    private static readonly delegate* unmanaged<IntPtr, byte*, int> GetCubinFn = (delegate* unmanaged<IntPtr, byte*, int>)Export("nvrtcGetCUBIN");
-    private static readonly delegate* unmanaged<IntPtr*, int> DestroyProgramFn = (delegate* unmanaged<IntPtr*, int>)Export("nvrtcDestroyProgram");
-    private static readonly delegate* unmanaged<int, byte*> GetErrorStringFn = (delegate* unmanaged<int, byte*>)Export("nvrtcGetErrorString");
+    static readonly delegate* unmanaged<IntPtr, int, byte**, int> CompileProgramFn = (delegate* unmanaged<IntPtr, int, byte**, int>)Export("nvrtcCompileProgram");
+    static readonly delegate* unmanaged<IntPtr, nuint*, int> GetLogSizeFn = (delegate* unmanaged<IntPtr, nuint*, int>)Export("nvrtcGetProgramLogSize");
+    static readonly delegate* unmanaged<IntPtr, byte*, int> GetLogFn = (delegate* unmanaged<IntPtr, byte*, int>)Export("nvrtcGetProgramLog");
+    static readonly delegate* unmanaged<IntPtr, nuint*, int> GetCubinSizeFn = (delegate* unmanaged<IntPtr, nuint*, int>)Export("nvrtcGetCUBINSize");
+    static readonly delegate* unmanaged<IntPtr, byte*, int> GetCubinFn = (delegate* unmanaged<IntPtr, byte*, int>)Export("nvrtcGetCUBIN");
+    static readonly delegate* unmanaged<IntPtr*, int> DestroyProgramFn = (delegate* unmanaged<IntPtr*, int>)Export("nvrtcDestroyProgram");
+    static readonly delegate* unmanaged<int, byte*> GetErrorStringFn = (delegate* unmanaged<int, byte*>)Export("nvrtcGetErrorString");
 
     /// Compiles <paramref name="source"/> to a cubin for sm_<paramref name="computeCapability"/> (e.g. 90).
     /// The compiler log is part of the exception when compilation fails.
@@ -42,7 +42,7 @@ internal static unsafe class Nvrtc
         }
     }
 
-    private static IntPtr CreateProgram(string source, string name)
+    static IntPtr CreateProgram(string source, string name)
     {
         IntPtr program;
         fixed (byte* src = Utf8(source))
@@ -54,7 +54,7 @@ internal static unsafe class Nvrtc
         return program;
     }
 
-    private static int Compile(IntPtr program, string[] options)
+    static int Compile(IntPtr program, string[] options)
     {
         var handles = options.Select(o => GCHandle.Alloc(Utf8(o), GCHandleType.Pinned)).ToArray();
         try
@@ -76,7 +76,7 @@ internal static unsafe class Nvrtc
         }
     }
 
-    private static string ReadLog(IntPtr program)
+    static string ReadLog(IntPtr program)
     {
         nuint size;
         Check(GetLogSizeFn(program, &size), "nvrtcGetProgramLogSize");
@@ -89,7 +89,7 @@ internal static unsafe class Nvrtc
         return Encoding.UTF8.GetString(log).TrimEnd('\0');
     }
 
-    private static byte[] ReadCubin(IntPtr program)
+    static byte[] ReadCubin(IntPtr program)
     {
         nuint size;
         Check(GetCubinSizeFn(program, &size), "nvrtcGetCUBINSize");
@@ -102,7 +102,7 @@ internal static unsafe class Nvrtc
         return cubin;
     }
 
-    private static void Check(int result, string call)
+    static void Check(int result, string call)
     {
         if (result != 0)
         {
@@ -110,9 +110,9 @@ internal static unsafe class Nvrtc
         }
     }
 
-    private static string ErrorString(int result) => Marshal.PtrToStringAnsi((IntPtr)GetErrorStringFn(result)) ?? $"NVRTC error {result}";
+    static string ErrorString(int result) => Marshal.PtrToStringAnsi((IntPtr)GetErrorStringFn(result)) ?? $"NVRTC error {result}";
 
-    private static byte[] Utf8(string text) => Encoding.UTF8.GetBytes(text + "\0");
+    static byte[] Utf8(string text) => Encoding.UTF8.GetBytes(text + "\0");
 
-    private static IntPtr Export(string name) => NativeLibraryLoader.Export(Library, name);
+    static IntPtr Export(string name) => NativeLibraryLoader.Export(Library, name);
 }

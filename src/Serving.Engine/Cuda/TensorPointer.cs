@@ -34,5 +34,5 @@ internal static class TensorPointer
     }
 
     [DllImport("LibTorchSharp")]
-    private static extern IntPtr THSStorage_data_ptr(IntPtr tensor);
+    static extern IntPtr THSStorage_data_ptr(IntPtr tensor);
 }

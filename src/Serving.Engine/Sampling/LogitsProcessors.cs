@@ -102,16 +102,16 @@ internal static class LogitsProcessors
         }
     }
 
-    private static bool PenalizesOutput(SamplingParams p) =>
+    static bool PenalizesOutput(SamplingParams p) =>
         p.RepetitionPenalty != 1f || p.FrequencyPenalty != 0f || p.PresencePenalty != 0f;
 
     /// (numSeqs, 1) float32 column of one parameter, to broadcast over the vocabulary.
-    private static Tensor RowParameter(IReadOnlyList<SamplingState> rows, Func<SamplingParams, float> select,
+    static Tensor RowParameter(IReadOnlyList<SamplingState> rows, Func<SamplingParams, float> select,
         Device device) => Sampler.ParameterColumn(rows.Select(r => r.Params), select, device);
 
     /// (numSeqs, vocab) float32: how often each token occurs in each row's selected token list. The ragged
     /// lists are padded with the id `vocab` into one extra bin that is dropped afterwards.
-    private static Tensor TokenCounts(IReadOnlyList<SamplingState> rows,
+    static Tensor TokenCounts(IReadOnlyList<SamplingState> rows,
         Func<SamplingState, IReadOnlyList<int>> select, long vocab, Device device)
     {
         var lists = rows.Select(select).ToArray();

@@ -34,7 +34,7 @@ internal static class LogprobGatherer
     }
 
     /// Per asking row, its topN most likely tokens, most likely first.
-    private static TopLogprob[][] TopLogprobs(Tensor logprobs, int topN)
+    static TopLogprob[][] TopLogprobs(Tensor logprobs, int topN)
     {
         var (values, ids) = logprobs.topk(topN, dim: -1, largest: true, sorted: true); // (numAsking, topN)
         var valueData = values.cpu().data<float>().ToArray();

@@ -20,11 +20,11 @@ public sealed record SamplerOutput(int[] TokenIds, TokenLogprob?[] Logprobs);
 public sealed class Sampler
 {
     /// Parameters that filter nothing: temperature 1, no top-k, top-p or min-p.
-    private static readonly SamplingParams Unfiltered = new();
+    static readonly SamplingParams Unfiltered = new();
 
     /// Exponential draws are clamped to this (a normal float, so flush-to-zero cannot undo it): a draw of
     /// exactly 0 would make 0 / 0 = NaN for a masked token, and argmax picks NaN.
-    private const float MinNoise = 1e-20f;
+    const float MinNoise = 1e-20f;
 
     /// logits: (numSeqs, vocab), any float dtype, any device; row i belongs to rows[i]. The logits are not
     /// modified. Seeded rows advance their own generator by one draw of vocab exponentials per random step.
@@ -66,7 +66,7 @@ public sealed class Sampler
     }
 
     /// (numSeqs) int64: argmax for greedy rows, a random draw for the others.
-    private static Tensor ChooseTokens(Tensor logits, IReadOnlyList<SamplingState> rows)
+    static Tensor ChooseTokens(Tensor logits, IReadOnlyList<SamplingState> rows)
     {
         var greedy = rows.Select(r => r.Params.IsGreedy).ToArray();
         if (greedy.All(g => g))
@@ -83,7 +83,7 @@ public sealed class Sampler
     }
 
     /// (numSeqs) int64. Greedy rows get neutral parameters here; ChooseTokens discards their draw.
-    private static Tensor SampleRandom(Tensor logits, IReadOnlyList<SamplingState> rows)
+    static Tensor SampleRandom(Tensor logits, IReadOnlyList<SamplingState> rows)
     {
         var device = logits.device;
         var vocab = logits.shape[1];
@@ -105,7 +105,7 @@ public sealed class Sampler
 
     /// (numSeqs, vocab) draws of Exponential(1). Rows without a seed use the device's default generator;
     /// seeded rows draw on the CPU from their own generator (one host-to-device copy for all of them).
-    private static Tensor ExponentialNoise(Tensor probs, IReadOnlyList<SamplingState> rows)
+    static Tensor ExponentialNoise(Tensor probs, IReadOnlyList<SamplingState> rows)
     {
         var noise = empty_like(probs).exponential_(1.0); // (numSeqs, vocab)
         var seeded = Enumerable.Range(0, rows.Count)

@@ -9,8 +9,8 @@ namespace Serving.Engine.Sampling;
 /// sequence (the scheduler appends to them); this class only reads them. Stop rules live in the scheduler.
 public sealed class SamplingState : IDisposable
 {
-    private readonly long? _generatorSeed;
-    private torch.Generator? _generator;
+    readonly long? _generatorSeed;
+    torch.Generator? _generator;
 
     /// sequenceIndex (0..n-1) is added to the request's seed, so the n sequences of a seeded request differ
     /// from each other while each stays reproducible.

@@ -13,9 +13,9 @@ public readonly record struct StopStringMatch(string Text, string? StopString);
 /// UTF-16 surrogate pair as long as the deltas and stop strings are well-formed.
 public sealed class StopStringMatcher
 {
-    private readonly string[] _stopStrings;
-    private readonly bool _includeStopString;
-    private string _held = "";
+    readonly string[] _stopStrings;
+    readonly bool _includeStopString;
+    string _held = "";
 
     public StopStringMatcher(IReadOnlyList<string> stopStrings, bool includeStopStringInOutput = false)
     {
@@ -63,7 +63,7 @@ public sealed class StopStringMatcher
         return held;
     }
 
-    private (int Start, string? Stop) EarliestMatch(string text)
+    (int Start, string? Stop) EarliestMatch(string text)
     {
         var (bestStart, bestStop) = (int.MaxValue, (string?)null);
         foreach (var stop in _stopStrings)
@@ -79,7 +79,7 @@ public sealed class StopStringMatcher
 
     /// Length of the longest tail of text that some stop string starts with (shorter than that stop string,
     /// or it would have matched).
-    private int LongestStopPrefixTail(string text)
+    int LongestStopPrefixTail(string text)
     {
         var longest = 0;
         foreach (var stop in _stopStrings)

@@ -10,6 +10,11 @@ namespace Serving.Server.Generation;
 /// the field the text came from ("messages", "text", ...).
 internal static class PromptEncoding
 {
+    /// Whether tokenizing adds the tokenizer's special tokens (BOS), on every API: a text prompt does unless the
+    /// request says add_special_tokens false; a rendered chat does not unless it says true (the template writes
+    /// them), as vLLM does.
+    public static bool AddSpecialTokens(bool? requested, bool chat) => requested ?? !chat;
+
     public static IReadOnlyList<int> Encode(this IPromptProcessor prompts, string text, bool addSpecialTokens, string param) =>
         Mapped(() => prompts.Encode(text, addSpecialTokens), param);
 

@@ -33,9 +33,9 @@ internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V
         var prompts = serving.Prompts;
         var ids = await serving.PreparePromptsAsync(() => request.InputCase switch
         {
-            TokenizeRequest.InputOneofCase.Text => prompts.Encode(request.Text, request.HasAddSpecialTokens ? request.AddSpecialTokens : true, "text"),
+            TokenizeRequest.InputOneofCase.Text => prompts.Encode(request.Text, PromptEncoding.AddSpecialTokens(request.HasAddSpecialTokens ? request.AddSpecialTokens : null, chat: false), "text"),
             TokenizeRequest.InputOneofCase.Chat => prompts.Encode(GrpcPrompts.RenderChat(request.Chat, prompts),
-                request.HasAddSpecialTokens && request.AddSpecialTokens, "chat.messages"),
+                PromptEncoding.AddSpecialTokens(request.HasAddSpecialTokens ? request.AddSpecialTokens : null, chat: true), "chat.messages"),
             _ => throw ApiException.BadRequest("input is required: set text or chat.", "input"),
         }, context.CancellationToken);
         var response = new TokenizeResponse { MaxModelLen = serving.Engine.Info.MaxModelLen };

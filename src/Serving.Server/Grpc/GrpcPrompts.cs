@@ -11,18 +11,17 @@ namespace Serving.Server.Grpc;
 /// the GenAI operation name its metrics and span carry.
 internal sealed record GrpcPrompt(IReadOnlyList<int> TokenIds, string Text, string Param, string Operation);
 
-/// Reads the three input forms like the HTTP API does: text is tokenized (special tokens added unless
-/// add_special_tokens is false), token ids are taken as they are, a chat is rendered with the model's
-/// template and tokenized without adding special tokens (the template writes them).
+/// Reads the three input forms like the HTTP API does: text is tokenized, token ids are taken as they are, a chat
+/// is rendered with the model's template and tokenized; add_special_tokens as PromptEncoding.AddSpecialTokens says.
 internal static class GrpcPrompts
 {
     public static GrpcPrompt Resolve(GenerateRequest request, IPromptProcessor prompts)
     {
         var prompt = request.InputCase switch
         {
-            GenerateRequest.InputOneofCase.Text => FromText(request.Text, request.HasAddSpecialTokens ? request.AddSpecialTokens : true, prompts),
+            GenerateRequest.InputOneofCase.Text => FromText(request.Text, Requested(request), prompts),
             GenerateRequest.InputOneofCase.TokenIds => FromTokenIds(request.TokenIds.Ids, prompts),
-            GenerateRequest.InputOneofCase.Chat => FromChat(request.Chat, prompts),
+            GenerateRequest.InputOneofCase.Chat => FromChat(request.Chat, Requested(request), prompts),
             _ => throw ApiException.BadRequest("input is required: set text, token_ids or chat.", "input"),
         };
         Check.That(prompt.TokenIds.Count > 0, prompt.Param, $"{prompt.Param} must not be empty (it gives no tokens).");
@@ -44,8 +43,10 @@ internal static class GrpcPrompts
     }
 
     /// An empty text still gets what the tokenizer adds (BOS), as the HTTP API does.
-    static GrpcPrompt FromText(string text, bool addSpecialTokens, IPromptProcessor prompts) =>
-        new(prompts.Encode(text, addSpecialTokens, "text"), text, "text", "text_completion");
+    static bool? Requested(GenerateRequest request) => request.HasAddSpecialTokens ? request.AddSpecialTokens : null;
+
+    static GrpcPrompt FromText(string text, bool? addSpecialTokens, IPromptProcessor prompts) =>
+        new(prompts.Encode(text, PromptEncoding.AddSpecialTokens(addSpecialTokens, chat: false), "text"), text, "text", "text_completion");
 
     static GrpcPrompt FromTokenIds(IReadOnlyList<int> ids, IPromptProcessor prompts)
     {
@@ -54,9 +55,10 @@ internal static class GrpcPrompts
         return new GrpcPrompt([.. ids], $"<{ids.Count} token ids>", "token_ids", "text_completion");
     }
 
-    static GrpcPrompt FromChat(ChatInput chat, IPromptProcessor prompts)
+    static GrpcPrompt FromChat(ChatInput chat, bool? addSpecialTokens, IPromptProcessor prompts)
     {
         var text = RenderChat(chat, prompts);
-        return new GrpcPrompt(prompts.Encode(text, addSpecialTokens: false, "chat.messages"), text, "chat.messages", "chat");
+        return new GrpcPrompt(prompts.Encode(text, PromptEncoding.AddSpecialTokens(addSpecialTokens, chat: true), "chat.messages"), text,
+            "chat.messages", "chat");
     }
 }

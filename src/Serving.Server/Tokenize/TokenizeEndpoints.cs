@@ -32,10 +32,10 @@ internal static class TokenizeEndpoints
         {
             var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? true,
                 request.ChatTemplateKwargs, request.ChatTemplate, ChatTools.TemplateToolsOf(request.Tools));
-            return serving.Prompts.Encode(text, request.AddSpecialTokens ?? false, "messages");
+            return serving.Prompts.Encode(text, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: true), "messages");
         }
         Check.That(request.Prompt is not null, "prompt", "Either prompt or messages is required.");
-        return serving.Prompts.Encode(request.Prompt!, request.AddSpecialTokens ?? true, "prompt");
+        return serving.Prompts.Encode(request.Prompt!, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: false), "prompt");
     }
 
     static async Task<IResult> DetokenizeAsync(HttpContext context, ServingContext serving)

@@ -10,7 +10,7 @@ namespace Serving.Deploy.Tests.Build;
 public sealed class PublishTests
 {
     [Fact]
-    public async Task Publishing_to_a_folder_given_without_a_trailing_slash_succeeds_and_the_server_runs()
+    public async Task PublishingToAFolderGivenWithoutATrailingSlashSucceedsAndTheServerRuns()
     {
         var output = Path.Combine(Path.GetTempPath(), $"serving-publish-{Guid.NewGuid():N}");
         try

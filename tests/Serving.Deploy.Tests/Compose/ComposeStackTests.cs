@@ -15,7 +15,7 @@ public sealed class ComposeStackTests
     static string Port(string endpoint) => endpoint.Split("://")[^1].Split('/')[0].Split(':')[1];
 
     [Fact]
-    public void Prometheus_scrapes_the_server_service_on_the_port_it_listens_on()
+    public void PrometheusScrapesTheServerServiceOnThePortItListensOn()
     {
         var options = ServerContract.Bind(ServerLaunches.Named("compose"));
         var targets = ListAt(DeploymentFiles.PrometheusConfig(), "scrape_configs").Where(Mentions.ScrapesServer)
@@ -24,7 +24,7 @@ public sealed class ComposeStackTests
     }
 
     [Fact]
-    public void The_server_sends_otlp_to_the_collectors_grpc_receiver_which_exports_traces()
+    public void TheServerSendsOtlpToTheCollectorsGrpcReceiverWhichExportsTraces()
     {
         var collector = DeploymentFiles.CollectorConfig();
         var endpoint = StringAt(Service("serving"), "environment", "OTEL_EXPORTER_OTLP_ENDPOINT")!;
@@ -40,7 +40,7 @@ public sealed class ComposeStackTests
     }
 
     [Fact]
-    public void Grafana_reads_prometheus_and_the_mounted_dashboards()
+    public void GrafanaReadsPrometheusAndTheMountedDashboards()
     {
         var datasources = DocumentsIn(RepoPaths.Deploy("compose", "grafana", "provisioning", "datasources", "datasources.yaml")).Single();
         var prometheus = ListAt(datasources, "datasources").Single(d => StringAt(d, "type") == "prometheus");
@@ -55,7 +55,7 @@ public sealed class ComposeStackTests
     }
 
     [Fact]
-    public void Every_file_a_service_mounts_exists()
+    public void EveryFileAServiceMountsExists()
     {
         foreach (var (name, service) in MapAt(Compose, "services"))
             foreach (var volume in ListAt(service, "volumes").Select(v => v!.ToString()!))

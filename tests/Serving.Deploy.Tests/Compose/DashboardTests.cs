@@ -23,7 +23,7 @@ public sealed class DashboardTests
     [InlineData("KV cache", "serving_engine_kv_cache_usage")]
     [InlineData("Preemptions", "serving_engine_preemptions_total")]
     [InlineData("Prefix cache", "serving_engine_prefix_cache_hits_total")]
-    public void A_panel_titled_for_each_signal_plots_its_metric(string titleWord, string metric)
+    public void APanelTitledForEachSignalPlotsItsMetric(string titleWord, string metric)
     {
         var panel = Panels.FirstOrDefault(p => p["title"]!.GetValue<string>().Contains(titleWord, StringComparison.OrdinalIgnoreCase));
         Assert.True(panel != null, $"no panel titled with '{titleWord}'");
@@ -31,7 +31,7 @@ public sealed class DashboardTests
     }
 
     [Fact]
-    public void Panels_have_unique_ids_queries_and_the_provisioned_prometheus_datasource()
+    public void PanelsHaveUniqueIdsQueriesAndTheProvisionedPrometheusDatasource()
     {
         var provisioned = Yaml.ListAt(Yaml.DocumentsIn(RepoPaths.Deploy("compose", "grafana", "provisioning", "datasources", "datasources.yaml")).Single(), "datasources")
             .ToDictionary(d => Yaml.StringAt(d, "uid")!, d => Yaml.StringAt(d, "type")!);
@@ -47,7 +47,7 @@ public sealed class DashboardTests
     }
 
     [Fact]
-    public void Metric_names_are_read_out_of_promql_and_adapter_templates()
+    public void MetricNamesAreReadOutOfPromqlAndAdapterTemplates()
     {
         Assert.Equal(["a_bucket"], PromQl.MetricNames("histogram_quantile(0.9, sum by (le) (rate(a_bucket{instance=~\"$x\"}[$__rate_interval])))"));
         Assert.Equal(["hits_total", "queries_total"], PromQl.MetricNames("sum(rate(hits_total[5m])) / clamp_min(sum(rate(queries_total[5m])), 1e-9)"));

@@ -12,7 +12,7 @@ public sealed partial class DockerfileTests
     static readonly DockerfileModel Image = DeploymentFiles.Dockerfile();
 
     [Fact]
-    public void Every_file_the_build_copies_from_the_context_exists_and_is_not_docker_ignored()
+    public void EveryFileTheBuildCopiesFromTheContextExistsAndIsNotDockerIgnored()
     {
         var ignored = File.ReadAllLines(Path.Combine(RepoPaths.Root, ".dockerignore"))
             .Where(l => l.Length > 0 && !l.StartsWith('#') && !l.StartsWith('!')).Select(l => l.TrimEnd('/')).ToList();
@@ -26,7 +26,7 @@ public sealed partial class DockerfileTests
     }
 
     [Fact]
-    public void One_build_argument_selects_the_cuda_or_cpu_ubuntu_24_04_runtime_and_torch_flavour()
+    public void OneBuildArgumentSelectsTheCudaOrCpuUbuntu2404RuntimeAndTorchFlavour()
     {
         Assert.Contains(Image.Instructions, i => i.Keyword == "ARG" && i.Arguments == "TORCH_FLAVOUR=cuda");
         var stages = Image.Instructions.Where(i => i.Keyword == "FROM").Select(i => i.Arguments).ToList();
@@ -39,7 +39,7 @@ public sealed partial class DockerfileTests
     }
 
     [Fact]
-    public void The_entrypoint_runs_the_server_assembly_as_a_non_root_user()
+    public void TheEntrypointRunsTheServerAssemblyAsANonRootUser()
     {
         var project = XDocument.Load(Path.Combine(RepoPaths.Root, "src", "Serving.Server", "Serving.Server.csproj"));
         var assemblyName = project.Descendants("AssemblyName").Single().Value;
@@ -51,7 +51,7 @@ public sealed partial class DockerfileTests
     }
 
     [Fact]
-    public void The_runtime_installs_icu_unless_the_build_makes_globalization_invariant()
+    public void TheRuntimeInstallsIcuUnlessTheBuildMakesGlobalizationInvariant()
     {
         var invariant = new[] { "Directory.Build.props", "src/Serving.Server/Serving.Server.csproj" }
             .Select(f => XDocument.Load(Path.Combine(RepoPaths.Root, f)))

@@ -7,7 +7,7 @@ namespace Serving.Deploy.Tests.Helm;
 public sealed class ChartTests
 {
     [Fact]
-    public void Default_values_render_a_gpu_deployment_scaled_by_the_autoscaler()
+    public void DefaultValuesRenderAGpuDeploymentScaledByTheAutoscaler()
     {
         var documents = DeploymentFiles.ChartDocuments(DeploymentFiles.DefaultVariant);
 
@@ -25,7 +25,7 @@ public sealed class ChartTests
     }
 
     [Fact]
-    public void Cpu_values_drop_the_gpu_and_autoscaler_and_wire_the_api_key_secret()
+    public void CpuValuesDropTheGpuAndAutoscalerAndWireTheApiKeySecret()
     {
         var documents = DeploymentFiles.ChartDocuments(DeploymentFiles.CpuVariant);
 
@@ -42,7 +42,7 @@ public sealed class ChartTests
     }
 
     [Fact]
-    public void Every_value_in_values_yaml_is_used_by_a_template()
+    public void EveryValueInValuesYamlIsUsedByATemplate()
     {
         var templates = string.Concat(Directory.GetFiles(RepoPaths.Deploy("helm", "serving", "templates"))
             .Select(File.ReadAllText));

@@ -14,7 +14,7 @@ public sealed class TemplateRenderingTests
     }
 
     [Fact]
-    public void Trim_markers_remove_whitespace_on_their_side_only()
+    public void TrimMarkersRemoveWhitespaceOnTheirSideOnly()
     {
         Assert.Equal("a:\n  b", Render("a:\n  {{- \"\" }}\n  b"));
         Assert.Equal("x1y", Render("x {{- 1 -}} \n y"));
@@ -22,7 +22,7 @@ public sealed class TemplateRenderingTests
     }
 
     [Fact]
-    public void Range_over_a_map_visits_keys_in_sorted_order_with_key_and_value_variables()
+    public void RangeOverAMapVisitsKeysInSortedOrderWithKeyAndValueVariables()
     {
         var text = Render("{{- range $k, $v := .Values.flags }}\n- --{{ $k }}={{ $v }}{{- end }}",
             "flags: {zeta: 1, alpha: true, mid: 0.9}");
@@ -30,7 +30,7 @@ public sealed class TemplateRenderingTests
     }
 
     [Fact]
-    public void If_else_if_else_follows_go_truthiness()
+    public void IfElseIfElseFollowsGoTruthiness()
     {
         const string template = "{{ if .Values.a }}A{{ else if .Values.b }}B{{ else }}C{{ end }}";
         Assert.Equal("A", Render(template, "{a: 1, b: 1}"));
@@ -39,21 +39,21 @@ public sealed class TemplateRenderingTests
     }
 
     [Fact]
-    public void With_changes_dot_and_skips_empty_values()
+    public void WithChangesDotAndSkipsEmptyValues()
     {
         Assert.Equal("[k: v]", Render("[{{ with .Values.m }}{{ toYaml . }}{{ end }}]", "m: {k: v}"));
         Assert.Equal("[]", Render("[{{ with .Values.m }}x{{ end }}]", "m: {}"));
     }
 
     [Fact]
-    public void Include_with_nindent_indents_every_line_of_a_definition()
+    public void IncludeWithNindentIndentsEveryLineOfADefinition()
     {
         const string template = "{{- define \"labels\" -}}\na: {{ .Values.a }}\nb: x\n{{- end -}}\nmeta:\n  {{- include \"labels\" . | nindent 2 }}";
         Assert.Equal("meta:\n  a: 1\n  b: x", Render(template, "a: 1"));
     }
 
     [Fact]
-    public void Quote_toYaml_add_default_trunc_and_printf_behave_like_sprig()
+    public void QuoteToYamlAddDefaultTruncAndPrintfBehaveLikeSprig()
     {
         Assert.Equal("\"8000\"", Render("{{ .Values.p | quote }}", "p: 8000"));
         Assert.Equal("\"a\\\"b\"", Render("{{ .Values.s | quote }}", "s: 'a\"b'"));
@@ -66,7 +66,7 @@ public sealed class TemplateRenderingTests
     }
 
     [Fact]
-    public void Missing_values_and_unknown_functions_fail_instead_of_rendering_empty()
+    public void MissingValuesAndUnknownFunctionsFailInsteadOfRenderingEmpty()
     {
         Assert.Throws<KeyNotFoundException>(() => Render("{{ .Values.missing }}"));
         Assert.Throws<NotSupportedException>(() => Render("{{ lookup \"v1\" \"Secret\" \"ns\" \"x\" }}"));

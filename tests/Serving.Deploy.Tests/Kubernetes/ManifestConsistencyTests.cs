@@ -20,7 +20,7 @@ public sealed class ManifestConsistencyTests
     }
 
     [Theory, MemberData(nameof(Sets))]
-    public void Deployment_service_and_disruption_budget_select_the_server_pods(string set)
+    public void DeploymentServiceAndDisruptionBudgetSelectTheServerPods(string set)
     {
         var documents = DeploymentFiles.ManifestSet(set);
         var labels = PodLabels(documents);
@@ -37,7 +37,7 @@ public sealed class ManifestConsistencyTests
     }
 
     [Theory, MemberData(nameof(Sets))]
-    public void Service_ports_and_probes_use_ports_the_container_declares(string set)
+    public void ServicePortsAndProbesUsePortsTheContainerDeclares(string set)
     {
         var documents = DeploymentFiles.ManifestSet(set);
         var container = DeploymentFiles.ServerContainer(documents);
@@ -64,7 +64,7 @@ public sealed class ManifestConsistencyTests
     }
 
     [Theory, MemberData(nameof(Sets))]
-    public void Gpus_are_requested_and_limited_alike_and_the_pod_runs_as_the_image_user(string set)
+    public void GpusAreRequestedAndLimitedAlikeAndThePodRunsAsTheImageUser(string set)
     {
         var documents = DeploymentFiles.ManifestSet(set);
         var container = DeploymentFiles.ServerContainer(documents);
@@ -78,7 +78,7 @@ public sealed class ManifestConsistencyTests
     }
 
     [Theory, MemberData(nameof(Sets))]
-    public void Models_are_mounted_read_only_at_models(string set)
+    public void ModelsAreMountedReadOnlyAtModels(string set)
     {
         var documents = DeploymentFiles.ManifestSet(set);
         var mount = ListAt(DeploymentFiles.ServerContainer(documents), "volumeMounts").Cast<Dictionary<string, object?>>()
@@ -90,7 +90,7 @@ public sealed class ManifestConsistencyTests
     }
 
     [Theory, MemberData(nameof(Sets))]
-    public void Autoscaler_metrics_are_served_by_the_prometheus_adapter_rules(string set)
+    public void AutoscalerMetricsAreServedByThePrometheusAdapterRules(string set)
     {
         var served = AdapterRules.ServedMetricNames();
         foreach (var hpa in DeploymentFiles.ManifestSet(set).Where(d => (string?)d["kind"] == "HorizontalPodAutoscaler"))

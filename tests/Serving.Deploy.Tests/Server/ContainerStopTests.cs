@@ -7,7 +7,7 @@ namespace Serving.Deploy.Tests.Server;
 public sealed class ContainerStopTests
 {
     [Fact]
-    public async Task Stop_signal_drains_and_exits_cleanly()
+    public async Task StopSignalDrainsAndExitsCleanly()
     {
         var image = DeploymentFiles.Dockerfile(DeploymentFiles.CpuImage);
         Assert.Equal("SIGTERM", image.StopSignal);

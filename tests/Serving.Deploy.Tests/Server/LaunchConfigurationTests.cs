@@ -10,7 +10,7 @@ public sealed class LaunchConfigurationTests
     public static TheoryData<string> Launches => ServerLaunches.Names;
 
     [Theory, MemberData(nameof(Launches))]
-    public void Every_flag_is_a_server_flag(string source)
+    public void EveryFlagIsAServerFlag(string source)
     {
         var launch = ServerLaunches.Named(source);
         var unknown = launch.Args.Where(a => a.StartsWith("--", StringComparison.Ordinal))
@@ -20,7 +20,7 @@ public sealed class LaunchConfigurationTests
     }
 
     [Theory, MemberData(nameof(Launches))]
-    public void Every_environment_variable_is_a_server_setting_or_read_by_the_platform(string source)
+    public void EveryEnvironmentVariableIsAServerSettingOrReadByThePlatform(string source)
     {
         var launch = ServerLaunches.Named(source);
         var foreign = launch.Environment.Keys
@@ -33,7 +33,7 @@ public sealed class LaunchConfigurationTests
     }
 
     [Theory, MemberData(nameof(Launches))]
-    public void Each_launch_configures_options_the_server_accepts(string source)
+    public void EachLaunchConfiguresOptionsTheServerAccepts(string source)
     {
         var options = ServerContract.Bind(ServerLaunches.Named(source));
         // The checkpoint lives on the mounted volume; here the fixture stands in for it, as in the live test.
@@ -45,11 +45,11 @@ public sealed class LaunchConfigurationTests
     /// The manifests scrape /metrics without credentials (prometheus.io annotations, the compose Prometheus), so no
     /// launch may require the API key there, whether or not it sets one.
     [Theory, MemberData(nameof(Launches))]
-    public void Each_launch_leaves_metrics_scrapable_without_the_key(string source) =>
+    public void EachLaunchLeavesMetricsScrapableWithoutTheKey(string source) =>
         Assert.False(ServerContract.Bind(ServerLaunches.Named(source)).EnableMetricsAuth, source);
 
     [Theory, MemberData(nameof(Launches))]
-    public void Declared_ports_are_the_ports_the_server_listens_on(string source)
+    public void DeclaredPortsAreThePortsTheServerListensOn(string source)
     {
         var launch = ServerLaunches.Named(source);
         var options = ServerContract.Bind(launch);
@@ -62,7 +62,7 @@ public sealed class LaunchConfigurationTests
     [Theory]
     [InlineData(DeploymentFiles.CudaImage)]
     [InlineData(DeploymentFiles.CpuImage)]
-    public void The_image_exposes_and_health_checks_the_ports_it_configures(string flavour)
+    public void TheImageExposesAndHealthChecksThePortsItConfigures(string flavour)
     {
         var image = DeploymentFiles.Dockerfile(flavour);
         var options = ServerContract.Bind(ServerLaunches.Named(ServerLaunches.ImageLaunch(flavour)));
@@ -77,7 +77,7 @@ public sealed class LaunchConfigurationTests
         new long[] { options.Port }.Concat(options.GrpcPort is { } grpc ? [grpc] : []).Order();
 
     [Theory, MemberData(nameof(Launches))]
-    public void Stopping_waits_longer_than_the_server_drains(string source)
+    public void StoppingWaitsLongerThanTheServerDrains(string source)
     {
         var launch = ServerLaunches.Named(source);
         var drain = ServerContract.Bind(launch).ShutdownTimeout;

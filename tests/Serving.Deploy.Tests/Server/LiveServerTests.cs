@@ -9,7 +9,7 @@ namespace Serving.Deploy.Tests.Server;
 public sealed class LiveServerTests(LiveServer server)
 {
     [Fact]
-    public void The_image_entrypoint_serves_completions_on_cpu_with_the_fixture_model()
+    public void TheImageEntrypointServesCompletionsOnCpuWithTheFixtureModel()
     {
         var choice = server.Completion["choices"]![0]!;
         Assert.Equal("length", choice["finish_reason"]!.GetValue<string>());
@@ -17,7 +17,7 @@ public sealed class LiveServerTests(LiveServer server)
     }
 
     [Fact]
-    public async Task Every_route_the_deployments_probe_or_scrape_answers_200()
+    public async Task EveryRouteTheDeploymentsProbeOrScrapeAnswers200()
     {
         var routes = Mentions.Routes().ToList();
         Assert.Contains(routes, r => r.Route == "/metrics");
@@ -29,7 +29,7 @@ public sealed class LiveServerTests(LiveServer server)
     }
 
     [Fact]
-    public void Every_metric_the_dashboard_adapter_and_autoscaler_read_is_exported()
+    public void EveryMetricTheDashboardAdapterAndAutoscalerReadIsExported()
     {
         var metrics = Mentions.Metrics().ToList();
         Assert.NotEmpty(metrics);

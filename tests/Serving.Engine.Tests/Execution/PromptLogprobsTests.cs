@@ -12,7 +12,7 @@ public sealed class PromptLogprobsTests
     [InlineData("llama-gqa")]
     [InlineData("llama-sp-mqa")]
     [InlineData("qwen3-gqa")]
-    public async Task The_last_prompt_token_has_the_references_log_probability(string fixture)
+    public async Task TheLastPromptTokenHasTheReferencesLogProbability(string fixture)
     {
         await using var engine = await StartAsync(fixture);
         foreach (var prompt in Fixtures.Reference(fixture).Prompts)
@@ -32,7 +32,7 @@ public sealed class PromptLogprobsTests
     }
 
     [Fact]
-    public async Task They_come_once_and_alike_under_chunks_the_prefix_cache_siblings_and_preemption()
+    public async Task TheyComeOnceAndAlikeUnderChunksThePrefixCacheSiblingsAndPreemption()
     {
         var prompt = Fixtures.Reference("llama-gqa").Prompts[1].InputIds;
         float[] alone;

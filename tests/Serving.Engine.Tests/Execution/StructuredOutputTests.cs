@@ -40,7 +40,7 @@ public sealed class StructuredOutputTests
     [Theory]
     [InlineData("llama-gqa")]
     [InlineData("llama-sp-mqa")]
-    public async Task Concurrent_constrained_requests_all_give_valid_json(string fixture)
+    public async Task ConcurrentConstrainedRequestsAllGiveValidJson(string fixture)
     {
         await using var engine = await EngineTestHelpers.StartAsync(fixture);
         var prompt = engine.Prompts.Encode("Describe a player as JSON:");
@@ -55,7 +55,7 @@ public sealed class StructuredOutputTests
     }
 
     [Fact]
-    public async Task Preempted_sequences_resume_their_grammar()
+    public async Task PreemptedSequencesResumeTheirGrammar()
     {
         // 16 blocks of 16 tokens: six sequences of ~60-100 tokens cannot all stay resident
         await using var engine = await EngineTestHelpers.StartAsync(configure: o => o with { NumGpuBlocksOverride = 16 });
@@ -66,7 +66,7 @@ public sealed class StructuredOutputTests
     }
 
     [Fact]
-    public async Task Choice_and_regex_constrain_completions()
+    public async Task ChoiceAndRegexConstrainCompletions()
     {
         await using var engine = await EngineTestHelpers.StartAsync();
         var prompt = engine.Prompts.Encode("Answer:");
@@ -85,7 +85,7 @@ public sealed class StructuredOutputTests
     }
 
     [Fact]
-    public async Task A_bad_schema_is_refused_before_any_event()
+    public async Task ABadSchemaIsRefusedBeforeAnyEvent()
     {
         await using var engine = await EngineTestHelpers.StartAsync();
         var request = new GenerationRequest
@@ -99,7 +99,7 @@ public sealed class StructuredOutputTests
     }
 
     [Fact]
-    public async Task Sampler_masks_only_rows_with_a_grammar()
+    public async Task SamplerMasksOnlyRowsWithAGrammar()
     {
         var tokenizer = TokenMaskTests.Load("llama3");
         var vocabulary = TokenVocabulary.Create(tokenizer, tokenizer.VocabSize, tokenizer.EosTokenIds);

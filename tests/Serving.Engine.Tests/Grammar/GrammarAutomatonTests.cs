@@ -46,11 +46,11 @@ public sealed class GrammarAutomatonTests
     [InlineData("""{"name": "A\"n", "age": 03}""", false)]
     [InlineData("""{"name": "A\"n", "age": 0}""", true)]
     [InlineData("""{"name": "Ann", "age": 30} """, false)]
-    public void Object_schema_accepts_exactly_its_instances(string text, bool expected) =>
+    public void ObjectSchemaAcceptsExactlyItsInstances(string text, bool expected) =>
         Assert.Equal(expected, MatchesSchema(Person, text));
 
     [Fact]
-    public void Integer_ranges_are_exact()
+    public void IntegerRangesAreExact()
     {
         foreach (var (min, max) in new[] { (-37, 123), (5, 5), (-100, -7), (0, 1000), (7, 99) })
         {
@@ -65,7 +65,7 @@ public sealed class GrammarAutomatonTests
     }
 
     [Fact]
-    public void Number_ranges_with_whole_bounds_are_exact()
+    public void NumberRangesWithWholeBoundsAreExact()
     {
         const string schema = """{"type": "number", "minimum": -2, "maximum": 10}""";
         foreach (var (text, ok) in new[] { ("-2", true), ("-2.0", true), ("-2.5", false), ("-1.99", true), ("0.5", true),
@@ -76,7 +76,7 @@ public sealed class GrammarAutomatonTests
     }
 
     [Fact]
-    public void AnyOf_refs_and_recursion()
+    public void AnyOfRefsAndRecursion()
     {
         const string tree = """
             {"$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"},
@@ -94,7 +94,7 @@ public sealed class GrammarAutomatonTests
     }
 
     [Fact]
-    public void Json_object_accepts_any_nested_object()
+    public void JsonObjectAcceptsAnyNestedObject()
     {
         var spec = new StructuredOutputsParams { JsonObject = true };
         Assert.True(Matches(spec, """{"a": [1, 2.5, {"b": null}], "c": "\u00e9\n", "d": {"e": {"f": [[]]}}}"""));
@@ -124,11 +124,11 @@ public sealed class GrammarAutomatonTests
     [InlineData("^\\w+@\\w+\\.com$", "me@x.com", true)]
     [InlineData("[^x]é.", "yéz", true)]
     [InlineData("[^x]é.", "xéz", false)]
-    public void Regex_matches_the_whole_text(string pattern, string text, bool expected) =>
+    public void RegexMatchesTheWholeText(string pattern, string text, bool expected) =>
         Assert.Equal(expected, Matches(new StructuredOutputsParams { Regex = pattern }, text));
 
     [Fact]
-    public void Pattern_inside_a_json_string_escapes_what_json_escapes()
+    public void PatternInsideAJsonStringEscapesWhatJsonEscapes()
     {
         const string schema = """{"type": "string", "pattern": "a[\"\\\\]b"}""";
         Assert.True(MatchesSchema(schema, "\"a\\\"b\""));
@@ -137,7 +137,7 @@ public sealed class GrammarAutomatonTests
     }
 
     [Fact]
-    public void Choice_is_one_of_the_strings()
+    public void ChoiceIsOneOfTheStrings()
     {
         var spec = new StructuredOutputsParams { Choice = ["yes", "no", "maybe so"] };
         Assert.True(Matches(spec, "maybe so"));
@@ -157,7 +157,7 @@ public sealed class GrammarAutomatonTests
     [InlineData("""{"type": "number", "minimum": 0.5}""", "minimum")]
     [InlineData("""{"$ref": "#"}""", "no text")]
     [InlineData("{not json", "not valid JSON")]
-    public void Unsupported_or_malformed_schemas_are_refused_naming_the_keyword(string schema, string named)
+    public void UnsupportedOrMalformedSchemasAreRefusedNamingTheKeyword(string schema, string named)
     {
         var error = Assert.Throws<InvalidRequestException>(() => GrammarCompiler.Compile(new StructuredOutputsParams { Json = schema }));
         Assert.Equal("structured_outputs", error.Param);
@@ -169,11 +169,11 @@ public sealed class GrammarAutomatonTests
     [InlineData("(a")]
     [InlineData("a{2000}")]
     [InlineData("\\bword")]
-    public void Unsupported_regexes_are_refused(string pattern) =>
+    public void UnsupportedRegexesAreRefused(string pattern) =>
         Assert.Throws<InvalidRequestException>(() => GrammarCompiler.Compile(new StructuredOutputsParams { Regex = pattern }));
 
     [Fact]
-    public void Hostile_sizes_are_refused_not_crashed_on()
+    public void HostileSizesAreRefusedNotCrashedOn()
     {
         Assert.Throws<InvalidRequestException>(() => GrammarCompiler.Compile(new StructuredOutputsParams { Regex = new string('(', 5000) + "a" + new string(')', 5000) }));
         Assert.Throws<InvalidRequestException>(() => GrammarCompiler.Compile(new StructuredOutputsParams { Regex = "(((a{1000}){1000}){1000})" }));
@@ -181,7 +181,7 @@ public sealed class GrammarAutomatonTests
     }
 
     [Fact]
-    public void Equal_constraints_share_one_compiled_grammar()
+    public void EqualConstraintsShareOneCompiledGrammar()
     {
         var a = GrammarCompiler.Compile(new StructuredOutputsParams { Json = Person });
         var b = GrammarCompiler.Compile(new StructuredOutputsParams { Json = Person });

@@ -34,7 +34,7 @@ public sealed class TokenMaskTests
 
     [Theory]
     [MemberData(nameof(Tokenizers))]
-    public void Masks_equal_brute_force_along_random_walks(string tokenizerName)
+    public void MasksEqualBruteForceAlongRandomWalks(string tokenizerName)
     {
         var tokenizer = Load(tokenizerName);
         var vocabulary = TokenVocabulary.Create(tokenizer, tokenizer.VocabSize, tokenizer.EosTokenIds);
@@ -62,7 +62,7 @@ public sealed class TokenMaskTests
 
     [Theory]
     [MemberData(nameof(Tokenizers))]
-    public void Random_walks_decode_to_valid_json(string tokenizerName)
+    public void RandomWalksDecodeToValidJson(string tokenizerName)
     {
         var tokenizer = Load(tokenizerName);
         var vocabulary = TokenVocabulary.Create(tokenizer, tokenizer.VocabSize, tokenizer.EosTokenIds);
@@ -115,7 +115,7 @@ public sealed class TokenMaskTests
     }
 
     [Fact]
-    public void Rollback_and_sync_follow_the_sequence_tokens()
+    public void RollbackAndSyncFollowTheSequenceTokens()
     {
         var tokenizer = Load("llama3");
         var vocabulary = TokenVocabulary.Create(tokenizer, tokenizer.VocabSize, tokenizer.EosTokenIds);
@@ -133,7 +133,7 @@ public sealed class TokenMaskTests
     }
 
     [Fact]
-    public void Special_tokens_are_never_allowed_and_eos_only_at_the_end()
+    public void SpecialTokensAreNeverAllowedAndEosOnlyAtTheEnd()
     {
         var tokenizer = Load("qwen2");
         var vocabulary = TokenVocabulary.Create(tokenizer, tokenizer.VocabSize + 16, tokenizer.EosTokenIds);

@@ -5,7 +5,7 @@ namespace Serving.Engine.Tests.Sampling;
 
 public class LogitsProcessorsTests
 {
-    private static readonly float[] Base = [2.0f, -1.0f, 0.5f, 3.0f, -2.0f, 1.5f, 0.0f, 4.0f];
+    static readonly float[] Base = [2.0f, -1.0f, 0.5f, 3.0f, -2.0f, 1.5f, 0.0f, 4.0f];
 
     [Fact]
     public void PenaltiesFollowTheOpenAIAndVllmDefinitions()

@@ -7,9 +7,9 @@ namespace Serving.Engine.Tests.Sampling;
 public class ProbabilityFiltersTests
 {
     // Token 2 is most likely, then 0, 3, 1, 4.
-    private static readonly float[] Probs = LogOf(0.25, 0.1, 0.4, 0.2, 0.05);
+    static readonly float[] Probs = LogOf(0.25, 0.1, 0.4, 0.2, 0.05);
 
-    private static int[] Kept(Tensor logits, int row) =>
+    static int[] Kept(Tensor logits, int row) =>
         Row(logits, row).Select((v, i) => (v, i)).Where(t => !float.IsNegativeInfinity(t.v)).Select(t => t.i).ToArray();
 
     [Fact]

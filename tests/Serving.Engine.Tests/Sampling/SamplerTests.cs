@@ -6,9 +6,9 @@ namespace Serving.Engine.Tests.Sampling;
 
 public class SamplerTests
 {
-    private const int Vocab = 512;
+    const int Vocab = 512;
 
-    private static int[] Argmax(Tensor logits) =>
+    static int[] Argmax(Tensor logits) =>
         logits.argmax(-1).to(ScalarType.Int32).data<int>().ToArray();
 
     [Fact]
@@ -121,18 +121,18 @@ public class SamplerTests
         Assert.Throws<ArgumentException>(() => sampler.Sample(logits, [State(SamplingParams.Greedy)]));
     }
 
-    private static double[] LogSoftmax(float[] logits)
+    static double[] LogSoftmax(float[] logits)
     {
         var max = logits.Max();
         var logSum = Math.Log(logits.Sum(v => Math.Exp(v - max))) + max;
         return logits.Select(v => v - logSum).ToArray();
     }
 
-    private static int[] Generate(SamplingParams parameters, int steps) =>
+    static int[] Generate(SamplingParams parameters, int steps) =>
         GenerateBatch([parameters], steps)[0];
 
     /// Runs `steps` sampling steps over one batch; every row sees the same logits at a step (fixed per step).
-    private static int[][] GenerateBatch(SamplingParams[] batch, int steps)
+    static int[][] GenerateBatch(SamplingParams[] batch, int steps)
     {
         var sampler = new Sampler();
         var states = batch.Select(p => State(p)).ToArray();

@@ -13,7 +13,7 @@ public sealed class ChatTemplateContextTests
     static JsonArray Messages() => [new JsonObject { ["role"] = "user", ["content"] = "hi" }];
 
     [Fact]
-    public void Reserved_names_and_builtins_in_extra_context_are_dropped_and_others_kept()
+    public void ReservedNamesAndBuiltinsInExtraContextAreDroppedAndOthersKept()
     {
         var template = new ChatTemplate(Source);
         var extra = new JsonObject
@@ -28,7 +28,7 @@ public sealed class ChatTemplateContextTests
     }
 
     [Fact]
-    public void Tools_and_documents_may_still_be_given_as_extra_context()
+    public void ToolsAndDocumentsMayStillBeGivenAsExtraContext()
     {
         var template = new ChatTemplate("{{ tools | length }}/{{ documents | length }}");
         var extra = new JsonObject { ["tools"] = new JsonArray(1, 2), ["documents"] = new JsonArray(3) };

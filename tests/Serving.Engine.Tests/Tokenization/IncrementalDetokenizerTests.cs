@@ -14,7 +14,7 @@ public sealed class IncrementalDetokenizerTests
 
     [Theory]
     [MemberData(nameof(AllTokenizers))]
-    public void Multi_byte_text_streams_whole_characters_only(string name)
+    public void MultiByteTextStreamsWholeCharactersOnly(string name)
     {
         var tokenizer = Load(name);
         var ids = tokenizer.Encode(MultiByteText, addSpecialTokens: false);
@@ -30,7 +30,7 @@ public sealed class IncrementalDetokenizerTests
     [Theory]
     [InlineData("llama-gqa", "世")]
     [InlineData("llama-sp-mqa", "中")]
-    public void Bytes_of_one_character_are_held_until_it_completes(string name, string character)
+    public void BytesOfOneCharacterAreHeldUntilItCompletes(string name, string character)
     {
         var tokenizer = Load(name);
         var ids = tokenizer.Encode(character, addSpecialTokens: false).SkipWhile(id => tokenizer.TokenText(id).Trim().Length == 0).ToArray();
@@ -42,7 +42,7 @@ public sealed class IncrementalDetokenizerTests
     [Theory]
     [InlineData("llama-gqa", "世")]
     [InlineData("llama-sp-mqa", "中")]
-    public void Flush_gives_a_replacement_for_an_unfinished_character(string name, string character)
+    public void FlushGivesAReplacementForAnUnfinishedCharacter(string name, string character)
     {
         var tokenizer = Load(name);
         var ids = tokenizer.Encode("a" + character, addSpecialTokens: false).ToArray()[..^2];   // "a" and the first byte
@@ -53,7 +53,7 @@ public sealed class IncrementalDetokenizerTests
     }
 
     [Fact]
-    public void A_character_left_unfinished_by_the_prompt_is_completed_by_the_generated_tokens()
+    public void ACharacterLeftUnfinishedByThePromptIsCompletedByTheGeneratedTokens()
     {
         var tokenizer = Load("llama-gqa");
         var ids = tokenizer.Encode("ab世", addSpecialTokens: false).ToArray();
@@ -62,7 +62,7 @@ public sealed class IncrementalDetokenizerTests
     }
 
     [Fact]
-    public void Skipped_special_tokens_produce_nothing()
+    public void SkippedSpecialTokensProduceNothing()
     {
         var tokenizer = Load("llama-gqa");
         var detokenizer = tokenizer.CreateDetokenizer([], skipSpecialTokens: true);
@@ -76,6 +76,6 @@ public sealed class IncrementalDetokenizerTests
     [InlineData("llama-sp-mqa", 262, " a")]
     [InlineData("llama2", 262, " a")]
     [InlineData("llama3", 223, " ")]
-    public void Token_text_reads_as_in_the_middle_of_a_text(string name, int id, string expected) =>
+    public void TokenTextReadsAsInTheMiddleOfAText(string name, int id, string expected) =>
         Assert.Equal(expected, Load(name).TokenText(id));
 }

@@ -39,7 +39,7 @@ public sealed class SyntheticTokenizerTests
 
     [Theory]
     [MemberData(nameof(EncodeCases))]
-    public void Encode_gives_the_reference_ids(string name, int index)
+    public void EncodeGivesTheReferenceIds(string name, int index)
     {
         var expected = Expected(name).Encode[index];
         var tokenizer = Tokenizer(name);
@@ -49,7 +49,7 @@ public sealed class SyntheticTokenizerTests
 
     [Theory]
     [MemberData(nameof(EncodeCases))]
-    public void Decode_gives_the_reference_text(string name, int index)
+    public void DecodeGivesTheReferenceText(string name, int index)
     {
         var expected = Expected(name).Encode[index];
         var tokenizer = Tokenizer(name);
@@ -59,7 +59,7 @@ public sealed class SyntheticTokenizerTests
 
     [Theory]
     [MemberData(nameof(DecodeCases))]
-    public void Decode_of_random_ids_gives_the_reference_text(string name, int index)
+    public void DecodeOfRandomIdsGivesTheReferenceText(string name, int index)
     {
         var expected = Expected(name).Decode[index];
         Assert.Equal(expected.Text, Tokenizer(name).Decode(expected.Ids));
@@ -68,7 +68,7 @@ public sealed class SyntheticTokenizerTests
 
     [Theory]
     [MemberData(nameof(DecodeCases))]
-    public void Streaming_random_ids_gives_the_reference_text(string name, int index)
+    public void StreamingRandomIdsGivesTheReferenceText(string name, int index)
     {
         var expected = Expected(name).Decode[index];
         foreach (var skip in new[] { false, true })
@@ -82,12 +82,12 @@ public sealed class SyntheticTokenizerTests
 
     [Theory]
     [MemberData(nameof(SyntheticNames))]
-    public void Vocab_size_counts_added_tokens(string name) => Assert.Equal(Expected(name).VocabSize, Tokenizer(name).VocabSize);
+    public void VocabSizeCountsAddedTokens(string name) => Assert.Equal(Expected(name).VocabSize, Tokenizer(name).VocabSize);
 
     public static TheoryData<string> SyntheticNames() => new(Names);
 
     [Fact]
-    public void Llama3_style_file_adds_begin_of_text_and_stops_on_eot()
+    public void Llama3StyleFileAddsBeginOfTextAndStopsOnEot()
     {
         var tokenizer = Tokenizer("llama3");
         Assert.Equal(0, tokenizer.BosTokenId);
@@ -98,7 +98,7 @@ public sealed class SyntheticTokenizerTests
     }
 
     [Fact]
-    public void Llama2_style_file_keeps_the_space_after_the_prompt_when_streaming()
+    public void Llama2StyleFileKeepsTheSpaceAfterThePromptWhenStreaming()
     {
         var tokenizer = Tokenizer("llama2");
         var prompt = tokenizer.Encode("Hello");

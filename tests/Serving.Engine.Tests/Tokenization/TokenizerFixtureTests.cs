@@ -31,7 +31,7 @@ public sealed class TokenizerFixtureTests
 
     [Theory]
     [MemberData(nameof(TokenizeCases))]
-    public void Encode_gives_the_reference_ids(string model, int index)
+    public void EncodeGivesTheReferenceIds(string model, int index)
     {
         var expected = Reference(model).Tokenize![index];
         Assert.Equal(expected.Ids, Tokenizer(model).Encode(expected.Text));
@@ -39,7 +39,7 @@ public sealed class TokenizerFixtureTests
 
     [Theory]
     [MemberData(nameof(PromptCases))]
-    public void Prompt_text_gives_its_input_ids(string model, int index)
+    public void PromptTextGivesItsInputIds(string model, int index)
     {
         var prompt = Reference(model).Prompts[index];
         Assert.Equal(prompt.InputIds, Tokenizer(model).Encode(prompt.Text));
@@ -47,7 +47,7 @@ public sealed class TokenizerFixtureTests
 
     [Theory]
     [MemberData(nameof(ChatCases))]
-    public void Rendered_chat_without_bos_gives_rendered_ids(string model, int index)
+    public void RenderedChatWithoutBosGivesRenderedIds(string model, int index)
     {
         var chat = Reference(model).Chat![index];
         Assert.Equal(chat.RenderedIds, Tokenizer(model).Encode(chat.Rendered, addSpecialTokens: false));
@@ -55,7 +55,7 @@ public sealed class TokenizerFixtureTests
 
     [Theory]
     [MemberData(nameof(TokenizeCases))]
-    public void Decode_of_encode_gives_the_text_back(string model, int index)
+    public void DecodeOfEncodeGivesTheTextBack(string model, int index)
     {
         var text = Reference(model).Tokenize![index].Text;
         var tokenizer = Tokenizer(model);
@@ -66,7 +66,7 @@ public sealed class TokenizerFixtureTests
 
     [Theory]
     [MemberData(nameof(PromptCases))]
-    public void Decode_of_greedy_tokens_gives_the_reference_text(string model, int index)
+    public void DecodeOfGreedyTokensGivesTheReferenceText(string model, int index)
     {
         var prompt = Reference(model).Prompts[index];
         Assert.Equal(prompt.Greedy16Text, Tokenizer(model).Decode(prompt.Greedy16));
@@ -74,7 +74,7 @@ public sealed class TokenizerFixtureTests
 
     [Theory]
     [MemberData(nameof(PromptCases))]
-    public void Streaming_greedy_tokens_after_the_prompt_gives_the_reference_text(string model, int index)
+    public void StreamingGreedyTokensAfterThePromptGivesTheReferenceText(string model, int index)
     {
         var prompt = Reference(model).Prompts[index];
         var detokenizer = Tokenizer(model).CreateDetokenizer(prompt.InputIds, skipSpecialTokens: false);
@@ -84,7 +84,7 @@ public sealed class TokenizerFixtureTests
     }
 
     [Fact]
-    public void Special_tokens_and_template_come_from_tokenizer_config()
+    public void SpecialTokensAndTemplateComeFromTokenizerConfig()
     {
         var byteLevel = Tokenizer("llama-gqa");
         Assert.Equal(512, byteLevel.VocabSize);
@@ -106,7 +106,7 @@ public sealed class TokenizerFixtureTests
     [Theory]
     [InlineData("llama-gqa", "", new int[0])]
     [InlineData("llama-sp-mqa", "", new[] { 1 })]
-    public void Empty_text_gives_only_the_added_special_tokens(string model, string text, int[] expected)
+    public void EmptyTextGivesOnlyTheAddedSpecialTokens(string model, string text, int[] expected)
     {
         Assert.Equal(expected, Tokenizer(model).Encode(text));
         Assert.Empty(Tokenizer(model).Encode(text, addSpecialTokens: false));

@@ -18,7 +18,7 @@ public sealed class TokenizerLoadingTests : IDisposable
     }
 
     [Fact]
-    public void Chat_template_list_gives_its_default_entry()
+    public void ChatTemplateListGivesItsDefaultEntry()
     {
         var tokenizer = LoadWithConfig("""
             {"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]}
@@ -27,14 +27,14 @@ public sealed class TokenizerLoadingTests : IDisposable
     }
 
     [Fact]
-    public void Chat_template_jinja_beside_the_config_is_used_when_the_config_has_none()
+    public void ChatTemplateJinjaBesideTheConfigIsUsedWhenTheConfigHasNone()
     {
         File.WriteAllText(_dir.File("chat_template.jinja"), "{{ messages }}");
         Assert.Equal("{{ messages }}", LoadWithConfig("{}").ChatTemplate);
     }
 
     [Fact]
-    public void Special_tokens_written_as_objects_are_read_by_content()
+    public void SpecialTokensWrittenAsObjectsAreReadByContent()
     {
         var tokenizer = LoadWithConfig("""
             {"bos_token": {"__type": "AddedToken", "content": "<|im_start|>"}, "eos_token": {"content": "<|im_end|>"}}
@@ -44,7 +44,7 @@ public sealed class TokenizerLoadingTests : IDisposable
     }
 
     [Fact]
-    public void Explicit_add_bos_and_add_eos_decide_the_special_tokens_around_a_text()
+    public void ExplicitAddBosAndAddEosDecideTheSpecialTokensAroundAText()
     {
         var tokenizer = LoadWithConfig("""
             {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "add_bos_token": true, "add_eos_token": true}
@@ -56,14 +56,14 @@ public sealed class TokenizerLoadingTests : IDisposable
     }
 
     [Fact]
-    public void Extra_eos_ids_from_the_model_config_are_merged()
+    public void ExtraEosIdsFromTheModelConfigAreMerged()
     {
         var tokenizer = LoadWithConfig("""{"eos_token": "<|im_end|>"}""").WithExtraEosTokenIds([0, 2]);
         Assert.Equal([2, 0], tokenizer.EosTokenIds);
     }
 
     [Fact]
-    public void A_folder_without_a_tokenizer_is_refused_with_its_path()
+    public void AFolderWithoutATokenizerIsRefusedWithItsPath()
     {
         var error = Assert.Throws<ModelLoadException>(() => TextTokenizer.Load(_dir.Path));
         Assert.Contains(_dir.Path, error.Message);
@@ -73,7 +73,7 @@ public sealed class TokenizerLoadingTests : IDisposable
     [InlineData("tokenizer.json", "not json at all")]
     [InlineData("tokenizer.json", "{\"model\": 5}")]
     [InlineData("tokenizer_config.json", "{ broken")]
-    public void A_garbage_tokenizer_file_is_refused_naming_the_file(string file, string content)
+    public void AGarbageTokenizerFileIsRefusedNamingTheFile(string file, string content)
     {
         foreach (var name in new[] { "tokenizer.json", "tokenizer_config.json" })
             File.Copy(Path.Combine(Fixtures.Dir("llama-gqa"), name), _dir.File(name), overwrite: true);
@@ -86,7 +86,7 @@ public sealed class TokenizerLoadingTests : IDisposable
     [InlineData("\"model\": {\"type\": \"Unigram\"", "model type 'Unigram'")]
     [InlineData("\"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"", "pre_tokenizer type 'BertPreTokenizer'")]
     [InlineData("\"decoder\": {\"type\": \"WordPiece\"", "decoder type 'WordPiece'")]
-    public void Unsupported_parts_of_tokenizer_json_are_refused_by_name(string replacement, string message)
+    public void UnsupportedPartsOfTokenizerJsonAreRefusedByName(string replacement, string message)
     {
         var json = File.ReadAllText(Path.Combine(Fixtures.Dir("llama-gqa"), "tokenizer.json"));
         var property = replacement[..(replacement.IndexOf(':') + 1)];

@@ -13,7 +13,7 @@ public sealed class SoakTests(GrpcLoopbackServer shared) : IClassFixture<GrpcLoo
     readonly LoopbackServer _server = shared.Server;
 
     [Fact]
-    public async Task A_short_soak_exercises_every_kind_of_request_and_leaves_the_server_idle()
+    public async Task AShortSoakExercisesEveryKindOfRequestAndLeavesTheServerIdle()
     {
         using var dir = new TempDirectory();
         var options = new SoakOptions(_server.BaseUrl, _server.GrpcUrl, null, null, TimeSpan.FromSeconds(8), Concurrency: 6,
@@ -38,6 +38,6 @@ public sealed class SoakTests(GrpcLoopbackServer shared) : IClassFixture<GrpcLoo
     [InlineData("30m", 1800)]
     [InlineData("1h", 3600)]
     [InlineData("45", 45)]
-    public void Durations_read_as_people_write_them(string text, double seconds) =>
+    public void DurationsReadAsPeopleWriteThem(string text, double seconds) =>
         Assert.Equal(TimeSpan.FromSeconds(seconds), SoakCommand.ParseDuration(text));
 }

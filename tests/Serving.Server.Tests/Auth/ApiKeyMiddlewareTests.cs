@@ -15,13 +15,13 @@ public sealed class ApiKeyMiddlewareTests
     [InlineData("Basic s3cret", false)]
     [InlineData("s3cret", false)]
     [InlineData("", false)]
-    public void Only_the_exact_bearer_key_is_accepted(string header, bool accepted) =>
+    public void OnlyTheExactBearerKeyIsAccepted(string header, bool accepted) =>
         Assert.Equal(accepted, new BearerKey("s3cret").IsAuthorized(header));
 
     [Theory]
     [InlineData(false, new[] { "/health", "/health/ready", "/version", "/metrics" })]
     [InlineData(true, new[] { "/health", "/health/ready", "/version" })]
-    public async Task Operator_routes_are_open_and_other_routes_answer_401_with_the_error_shape(bool metricsAuth, string[] open)
+    public async Task OperatorRoutesAreOpenAndOtherRoutesAnswer401WithTheErrorShape(bool metricsAuth, string[] open)
     {
         var passed = new List<string>();
         var middleware = new ApiKeyMiddleware(ctx => { passed.Add(ctx.Request.Path); return Task.CompletedTask; }, new BearerKey("k"),

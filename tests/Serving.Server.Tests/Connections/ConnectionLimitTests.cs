@@ -15,7 +15,7 @@ public sealed class ConnectionLimitTests
     const int DescriptorLimit = 1024;
 
     [Fact]
-    public async Task Idle_connections_beyond_the_descriptor_limit_neither_kill_the_server_nor_stop_its_listeners()
+    public async Task IdleConnectionsBeyondTheDescriptorLimitNeitherKillTheServerNorStopItsListeners()
     {
         await using var server = ServerProcess.Start(["--model", Fixtures.Dir("llama-gqa"), "--timeout-keep-alive", "2"], DescriptorLimit);
         await server.WaitUntilReadyAsync(TimeSpan.FromSeconds(60));
@@ -51,7 +51,7 @@ public sealed class ConnectionLimitTests
     }
 
     [Fact]
-    public async Task A_connection_that_sends_nothing_is_closed_after_the_keep_alive_timeout()
+    public async Task AConnectionThatSendsNothingIsClosedAfterTheKeepAliveTimeout()
     {
         await using var server = ServerProcess.Start(["--model", Fixtures.Dir("llama-gqa"), "--timeout-keep-alive", "2"]);
         await server.WaitUntilReadyAsync(TimeSpan.FromSeconds(60));

@@ -29,7 +29,7 @@ public sealed class ModelLoadFailureTests
 
     [Theory]
     [MemberData(nameof(CaseNames))]
-    public async Task A_broken_model_folder_exits_non_zero_with_its_reason(string name)
+    public async Task ABrokenModelFolderExitsNonZeroWithItsReason(string name)
     {
         using var model = BrokenCopy(Cases[name].Break);
         var (exitCode, log) = await RunAsync(["--model", model.Path]);
@@ -39,7 +39,7 @@ public sealed class ModelLoadFailureTests
     }
 
     [Fact]
-    public async Task An_unknown_preset_name_exits_non_zero()
+    public async Task AnUnknownPresetNameExitsNonZero()
     {
         var (exitCode, log) = await RunAsync(["--model", "llama9-70b"]);
         Assert.Equal(1, exitCode);
@@ -48,7 +48,7 @@ public sealed class ModelLoadFailureTests
 
     /// The real process: the exit code a supervisor sees, and the reason in its log.
     [Fact]
-    public async Task The_server_process_exits_with_1_when_its_model_does_not_load()
+    public async Task TheServerProcessExitsWith1WhenItsModelDoesNotLoad()
     {
         using var model = BrokenCopy(dir => File.WriteAllText(dir.File("tokenizer.json"), "garbage"));
         await using var server = ServerProcess.Start(["--model", model.Path]);

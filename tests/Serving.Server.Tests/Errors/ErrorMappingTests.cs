@@ -9,7 +9,7 @@ namespace Serving.Server.Tests.Errors;
 public sealed class ErrorMappingTests
 {
     [Fact]
-    public void Engine_exceptions_map_to_their_documented_status()
+    public void EngineExceptionsMapToTheirDocumentedStatus()
     {
         Assert.Equal((400, "top_p"), Map(new InvalidRequestException("bad", "top_p")));
         Assert.Equal((429, null), Map(new QueueFullException("full")));
@@ -20,7 +20,7 @@ public sealed class ErrorMappingTests
     }
 
     [Fact]
-    public void A_json_type_error_is_400_naming_the_field()
+    public void AJsonTypeErrorIs400NamingTheField()
     {
         var json = Assert.ThrowsAny<JsonException>(() =>
             JsonSerializer.Deserialize("""{"max_tokens": "ten"}""", OpenAIJsonContext.Default.CompletionRequest));
@@ -30,7 +30,7 @@ public sealed class ErrorMappingTests
     }
 
     [Fact]
-    public async Task The_body_is_openai_shaped_with_retry_after_on_429()
+    public async Task TheBodyIsOpenaiShapedWithRetryAfterOn429()
     {
         var context = new DefaultHttpContext();
         var body = new MemoryStream();

@@ -132,7 +132,7 @@ public sealed class ErrorMatrixTests(SharedServer shared)
     ];
 
     [Fact]
-    public async Task Every_bad_request_gets_its_4xx_and_the_error_shape_then_a_good_one_succeeds()
+    public async Task EveryBadRequestGetsIts4xxAndTheErrorShapeThenAGoodOneSucceeds()
     {
         var cases = Cases().ToList();
         Assert.True(cases.Count >= 40);
@@ -149,7 +149,7 @@ public sealed class ErrorMatrixTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task The_largest_max_tokens_is_reported_as_the_sum_it_asks_for()
+    public async Task TheLargestMaxTokensIsReportedAsTheSumItAsksFor()
     {
         var (status, body) = await _server.PostAsync(Completions, new { model = RunningServer.Model, prompt = "Hello", max_tokens = int.MaxValue });
         Assert.Equal(400, status);

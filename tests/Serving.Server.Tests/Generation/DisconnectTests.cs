@@ -18,7 +18,7 @@ public sealed class DisconnectTests : IAsyncLifetime
     };
 
     [Fact]
-    public async Task Closing_a_stream_mid_way_aborts_it_and_frees_its_blocks()
+    public async Task ClosingAStreamMidWayAbortsItAndFreesItsBlocks()
     {
         var (response, events) = await _server.StreamAsync("/v1/completions", LongStream);
         Assert.NotNull(await events.NextAsync());
@@ -32,7 +32,7 @@ public sealed class DisconnectTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_client_that_leaves_while_queued_is_dropped_from_the_queue()
+    public async Task AClientThatLeavesWhileQueuedIsDroppedFromTheQueue()
     {
         var (running, events) = await _server.StreamAsync("/v1/completions", LongStream);
         Assert.NotNull(await events.NextAsync());

@@ -35,7 +35,7 @@ public sealed class GenerationConfigTests : IDisposable
     };
 
     [Fact]
-    public async Task The_models_defaults_fill_what_the_request_leaves_out()
+    public async Task TheModelsDefaultsFillWhatTheRequestLeavesOut()
     {
         await using var server = await StartAsync();
         var first = await CompleteAsync(server, Request());
@@ -51,7 +51,7 @@ public sealed class GenerationConfigTests : IDisposable
     }
 
     [Fact]
-    public async Task Vllm_turns_the_defaults_off_and_a_folder_replaces_them()
+    public async Task VllmTurnsTheDefaultsOffAndAFolderReplacesThem()
     {
         await using (var server = await StartAsync("vllm", "--max-model-len", "32"))
         {

@@ -17,7 +17,7 @@ public sealed class PromptSizeTests
     static readonly string HugeText = BuildText(7_800_000);
 
     [Fact]
-    public async Task Eight_huge_prompts_at_once_are_refused_quickly_and_memory_returns_to_rest()
+    public async Task EightHugePromptsAtOnceAreRefusedQuicklyAndMemoryReturnsToRest()
     {
         await using var server = ServerProcess.Start(["--model", Fixtures.Dir("llama-gqa")]);
         await server.WaitUntilReadyAsync(TimeSpan.FromSeconds(60));
@@ -53,7 +53,7 @@ public sealed class PromptSizeTests
     }
 
     [Fact]
-    public async Task Every_tokenizing_path_refuses_a_text_that_cannot_fit()
+    public async Task EveryTokenizingPathRefusesATextThatCannotFit()
     {
         await using var server = await RunningServer.StartAsync(["--max-request-body-bytes", $"{4 << 20}"]);
         var text = HugeText[..2_000_000];

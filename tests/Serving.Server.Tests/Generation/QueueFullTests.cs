@@ -7,7 +7,7 @@ namespace Serving.Server.Tests.Generation;
 public sealed class QueueFullTests
 {
     [Fact]
-    public async Task A_full_queue_answers_429_with_retry_after()
+    public async Task AFullQueueAnswers429WithRetryAfter()
     {
         await using var server = await RunningServer.StartAsync(["--max-num-seqs", "1", "--max-num-queued-reqs", "1"]);
         var body = new { model = RunningServer.Model, prompt = "Hello world", max_tokens = 240, ignore_eos = true, stream = true };

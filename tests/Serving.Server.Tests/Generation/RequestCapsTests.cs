@@ -15,7 +15,7 @@ public sealed class RequestCapsTests
     };
 
     [Fact]
-    public async Task Prompts_and_sequences_over_the_caps_are_refused_at_once_with_one_log_line()
+    public async Task PromptsAndSequencesOverTheCapsAreRefusedAtOnceWithOneLogLine()
     {
         await using var server = await RunningServer.StartAsync(["--max-request-body-bytes", $"{4 << 20}"]);
         var log = LogCapture.AttachTo(server);
@@ -47,7 +47,7 @@ public sealed class RequestCapsTests
     }
 
     [Fact]
-    public async Task A_request_at_the_caps_is_served()
+    public async Task ARequestAtTheCapsIsServed()
     {
         await using var server = await RunningServer.StartAsync(["--max-seqs-per-request", "64", "--max-prompts-per-request", "8"]);
         var (status, body) = await server.PostAsync("/v1/completions", Completion(Enumerable.Repeat("Hi", 8).ToArray(), n: 8));
@@ -60,7 +60,7 @@ public sealed class RequestCapsTests
     }
 
     [Fact]
-    public async Task The_queue_counts_sequences_and_a_request_that_never_fits_is_a_400()
+    public async Task TheQueueCountsSequencesAndARequestThatNeverFitsIsA400()
     {
         await using var server = await RunningServer.StartAsync(["--max-num-seqs", "1", "--max-num-queued-reqs", "4"]);
         var (running, runningEvents) = await server.StreamAsync("/v1/completions", Completion("Hello", n: 1, maxTokens: 240, stream: true));

@@ -31,7 +31,7 @@ public sealed class GrpcCancellationTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Cancelling_a_stream_mid_way_ends_it_cancelled_and_frees_its_blocks()
+    public async Task CancellingAStreamMidWayEndsItCancelledAndFreesItsBlocks()
     {
         using var cancel = new CancellationTokenSource();
         using var call = _server.Grpc().Generate(Long(), cancellationToken: cancel.Token);
@@ -46,7 +46,7 @@ public sealed class GrpcCancellationTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_deadline_that_passes_ends_the_call_deadline_exceeded_and_frees_its_blocks()
+    public async Task ADeadlineThatPassesEndsTheCallDeadlineExceededAndFreesItsBlocks()
     {
         // 8 sequences one at a time (--max-num-seqs 1): about 2000 steps, far beyond the deadline.
         using var call = _server.Grpc().Generate(Long(n: 8), deadline: DateTime.UtcNow.AddMilliseconds(300));
@@ -56,7 +56,7 @@ public sealed class GrpcCancellationTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_queued_call_that_is_cancelled_leaves_the_queue()
+    public async Task AQueuedCallThatIsCancelledLeavesTheQueue()
     {
         using var stopRunning = new CancellationTokenSource();
         using var running = _server.Grpc().Generate(Long(), cancellationToken: stopRunning.Token);

@@ -62,7 +62,7 @@ public sealed class GrpcErrorTests(SharedServer shared)
 
     [Theory]
     [MemberData(nameof(CaseNames))]
-    public async Task Bad_generate_calls_end_with_the_right_status_and_a_message_naming_the_field(string name)
+    public async Task BadGenerateCallsEndWithTheRightStatusAndAMessageNamingTheField(string name)
     {
         var bad = Cases[name];
         var error = await Assert.ThrowsAsync<RpcException>(() => GenerateResult.ReadAsync(_server.Grpc(), bad.Request()));
@@ -77,7 +77,7 @@ public sealed class GrpcErrorTests(SharedServer shared)
     [Theory]
     [InlineData(66_000)]
     [InlineData(1_000_000)]
-    public async Task Messages_over_the_size_limit_are_resource_exhausted_every_time(int textLength)
+    public async Task MessagesOverTheSizeLimitAreResourceExhaustedEveryTime(int textLength)
     {
         var request = new GenerateRequest { Text = new string('a', textLength) };
         for (var attempt = 0; attempt < 20; attempt++)
@@ -89,7 +89,7 @@ public sealed class GrpcErrorTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Calls_without_the_right_key_are_unauthenticated_but_health_is_open()
+    public async Task CallsWithoutTheRightKeyAreUnauthenticatedButHealthIsOpen()
     {
         foreach (var key in new[] { null, "wrong-key" })
         {
@@ -107,7 +107,7 @@ public sealed class GrpcErrorTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Bad_tokenizer_and_model_calls_are_refused_the_same_way()
+    public async Task BadTokenizerAndModelCallsAreRefusedTheSameWay()
     {
         var client = _server.Grpc();
         await ExpectAsync(StatusCode.InvalidArgument, "input", () => client.TokenizeAsync(new TokenizeRequest()).ResponseAsync);

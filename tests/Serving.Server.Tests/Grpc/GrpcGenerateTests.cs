@@ -14,7 +14,7 @@ public sealed class GrpcGenerateTests(SharedServer shared)
     static int[] Ints(JsonNode? node) => [.. node!.AsArray().Select(n => n!.GetValue<int>())];
 
     [Fact]
-    public async Task Token_id_input_reproduces_greedy_16()
+    public async Task TokenIdInputReproducesGreedy16()
     {
         foreach (var prompt in Reference.Prompts)
         {
@@ -29,7 +29,7 @@ public sealed class GrpcGenerateTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Greedy_text_generation_streams_exactly_the_http_apis_tokens_and_text()
+    public async Task GreedyTextGenerationStreamsExactlyTheHttpApisTokensAndText()
     {
         var text = Reference.Prompts[1].Text;
         var (status, body) = await _server.PostAsync("/v1/completions", new
@@ -53,7 +53,7 @@ public sealed class GrpcGenerateTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Chat_input_renders_like_the_http_chat_endpoint()
+    public async Task ChatInputRendersLikeTheHttpChatEndpoint()
     {
         foreach (var chat in Reference.Chat)
         {
@@ -81,7 +81,7 @@ public sealed class GrpcGenerateTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Seeded_sampling_with_n_and_logprobs_matches_the_http_api()
+    public async Task SeededSamplingWithNAndLogprobsMatchesTheHttpApi()
     {
         var (status, body) = await _server.PostAsync("/v1/chat/completions", new
         {
@@ -119,7 +119,7 @@ public sealed class GrpcGenerateTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task A_stop_token_id_ends_the_sequence_with_its_reason()
+    public async Task AStopTokenIdEndsTheSequenceWithItsReason()
     {
         var prompt = Reference.Prompts[0];
         var request = GenerateResult.Greedy(16, prompt.InputIds);
@@ -133,7 +133,7 @@ public sealed class GrpcGenerateTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Tokenize_detokenize_and_model_info_describe_the_served_model()
+    public async Task TokenizeDetokenizeAndModelInfoDescribeTheServedModel()
     {
         var client = _server.Grpc();
         foreach (var item in Reference.Tokenize.Take(6))
@@ -155,7 +155,7 @@ public sealed class GrpcGenerateTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Grpc_requests_are_counted_in_the_same_metrics_labelled_grpc()
+    public async Task GrpcRequestsAreCountedInTheSameMetricsLabelledGrpc()
     {
         await GenerateResult.ReadAsync(_server.Grpc(), GenerateResult.Greedy(4));
         var metrics = await _server.Http.GetStringAsync("/metrics");

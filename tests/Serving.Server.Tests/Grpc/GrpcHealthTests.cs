@@ -27,7 +27,7 @@ public sealed class GrpcHealthTests
         GrpcChannel.ForAddress(app.Services.GetRequiredService<GrpcEndpoint>().Address!);
 
     [Fact]
-    public async Task Check_and_watch_follow_loading_serving_and_draining()
+    public async Task CheckAndWatchFollowLoadingServingAndDraining()
     {
         GatedEngine? gated = null;
         var app = Build(Fixtures.Dir("llama-gqa"), (options, logs) => gated = new GatedEngine(DefaultEngine.Create(options, logs)),
@@ -67,7 +67,7 @@ public sealed class GrpcHealthTests
     }
 
     [Fact]
-    public async Task Unknown_services_are_not_found_and_a_dead_engine_is_not_serving()
+    public async Task UnknownServicesAreNotFoundAndADeadEngineIsNotServing()
     {
         DyingEngine? dying = null;
         var app = Build(Fixtures.Dir("llama-gqa"), (options, logs) => dying = new DyingEngine(DefaultEngine.Create(options, logs)));
@@ -92,7 +92,7 @@ public sealed class GrpcHealthTests
 
     /// Every watcher hears the change when it comes (here: the drain).
     [Fact]
-    public async Task All_watchers_hear_the_drain()
+    public async Task AllWatchersHearTheDrain()
     {
         var app = Build(Fixtures.Dir("llama-gqa"), DefaultEngine.Create, "--shutdown-timeout", "0");
         await app.StartAsync();
@@ -114,7 +114,7 @@ public sealed class GrpcHealthTests
     /// Watchers wait for a change instead of polling: two thousand idle ones (no API key needed; polling every
     /// 50 ms, 4,000 took half a core) leave the server process idle. Measured on the process alone, once settled.
     [Fact]
-    public async Task Idle_watchers_leave_the_server_idle()
+    public async Task IdleWatchersLeaveTheServerIdle()
     {
         await using var server = ServerProcess.Start(["--model", Fixtures.Dir("llama-gqa")]);
         await server.WaitUntilReadyAsync(TimeSpan.FromSeconds(60));

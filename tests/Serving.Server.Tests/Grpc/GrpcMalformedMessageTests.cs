@@ -27,7 +27,7 @@ public sealed class GrpcMalformedMessageTests(SharedServer shared)
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public async Task A_malformed_message_is_invalid_argument_with_one_short_log_line(string name)
+    public async Task AMalformedMessageIsInvalidArgumentWithOneShortLogLine(string name)
     {
         var log = LogCapture.AttachTo(_server);
         foreach (var (method, type) in new[] { ("Generate", MethodType.ServerStreaming), ("Tokenize", MethodType.Unary) })

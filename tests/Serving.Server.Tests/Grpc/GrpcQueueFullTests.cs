@@ -8,7 +8,7 @@ namespace Serving.Server.Tests.Grpc;
 public sealed class GrpcQueueFullTests
 {
     [Fact]
-    public async Task A_full_queue_answers_resource_exhausted()
+    public async Task AFullQueueAnswersResourceExhausted()
     {
         await using var server = await RunningServer.StartAsync(["--max-num-seqs", "1", "--max-num-queued-reqs", "1"]);
         using var stop = new CancellationTokenSource();

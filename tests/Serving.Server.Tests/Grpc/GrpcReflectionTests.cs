@@ -8,7 +8,7 @@ namespace Serving.Server.Tests.Grpc;
 public sealed class GrpcReflectionTests
 {
     [Fact]
-    public async Task Reflection_lists_the_services_when_enabled_and_is_absent_otherwise()
+    public async Task ReflectionListsTheServicesWhenEnabledAndIsAbsentOtherwise()
     {
         await using (var server = await RunningServer.StartAsync(["--enable-grpc-reflection"]))
         {

@@ -10,7 +10,7 @@ namespace Serving.Server.Tests.Grpc;
 public sealed class GrpcStreamFailureTests
 {
     [Fact]
-    public async Task A_fault_mid_stream_ends_the_call_internal_after_the_chunks_sent()
+    public async Task AFaultMidStreamEndsTheCallInternalAfterTheChunksSent()
     {
         await using var server = await RunningServer.StartAsync(
             engineFactory: (options, logs) => new FaultingEngine(DefaultEngine.Create(options, logs)));

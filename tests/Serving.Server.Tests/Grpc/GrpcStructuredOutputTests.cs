@@ -24,7 +24,7 @@ public sealed class GrpcStructuredOutputTests(SharedServer shared)
     };
 
     [Fact]
-    public async Task A_json_schema_constrains_every_sequence()
+    public async Task AJsonSchemaConstrainsEverySequence()
     {
         var validator = JsonSchema.FromText(Schema);
         var request = Constrained(new StructuredOutputs { Json = Schema }, 4);
@@ -39,7 +39,7 @@ public sealed class GrpcStructuredOutputTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Choice_and_regex_constrain_the_text()
+    public async Task ChoiceAndRegexConstrainTheText()
     {
         var choice = await GenerateResult.ReadAsync(_server.Grpc(), Constrained(new StructuredOutputs { Choice = new Choices { Values = { "left", "right" } } }, 1));
         Assert.Contains(choice.Text(), new[] { "left", "right" });
@@ -50,7 +50,7 @@ public sealed class GrpcStructuredOutputTests(SharedServer shared)
     [Theory]
     [InlineData("""{"type": "object", "propertyNames": {}}""", "structured_outputs.json")]
     [InlineData("{oops", "structured_outputs.json")]
-    public async Task A_bad_schema_is_invalid_argument_naming_the_field(string schema, string param)
+    public async Task ABadSchemaIsInvalidArgumentNamingTheField(string schema, string param)
     {
         var error = await Assert.ThrowsAsync<RpcException>(() => GenerateResult.ReadAsync(_server.Grpc(), Constrained(new StructuredOutputs { Json = schema }, 0)));
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);

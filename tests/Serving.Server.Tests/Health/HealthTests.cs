@@ -5,7 +5,7 @@ namespace Serving.Server.Tests.Health;
 public sealed class HealthTests
 {
     [Fact]
-    public async Task Probes_are_open_and_ready_once_loaded()
+    public async Task ProbesAreOpenAndReadyOnceLoaded()
     {
         await using var server = await RunningServer.StartAsync();
         using var anonymous = server.NewClient(apiKey: null);
@@ -14,7 +14,7 @@ public sealed class HealthTests
     }
 
     [Fact]
-    public async Task Probes_answer_head_and_version_is_open()
+    public async Task ProbesAnswerHeadAndVersionIsOpen()
     {
         await using var server = await RunningServer.StartAsync();
         using var anonymous = server.NewClient(apiKey: null);

@@ -13,7 +13,7 @@ public sealed class ShutdownTests
     };
 
     [Fact]
-    public async Task Draining_refuses_new_work_and_lets_running_requests_finish()
+    public async Task DrainingRefusesNewWorkAndLetsRunningRequestsFinish()
     {
         await using var server = await RunningServer.StartAsync(["--shutdown-timeout", "60"]);
         var log = LogCapture.AttachTo(server);
@@ -49,7 +49,7 @@ public sealed class ShutdownTests
     }
 
     [Fact]
-    public async Task Requests_still_running_at_the_timeout_are_aborted_with_a_finish_reason()
+    public async Task RequestsStillRunningAtTheTimeoutAreAbortedWithAFinishReason()
     {
         await using var server = await RunningServer.StartAsync(["--shutdown-timeout", "0"]);
         var (response, events) = await server.StreamAsync("/v1/completions", Stream(1));

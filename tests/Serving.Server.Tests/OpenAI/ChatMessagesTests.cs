@@ -9,7 +9,7 @@ public sealed class ChatMessagesTests
     static JsonElement Json(string json) => JsonDocument.Parse(json).RootElement;
 
     [Fact]
-    public void Text_parts_are_joined_and_roles_kept()
+    public void TextPartsAreJoinedAndRolesKept()
     {
         var messages = ChatMessages.Normalize(Json("""
             [{"role": "system", "content": "be brief"},
@@ -29,7 +29,7 @@ public sealed class ChatMessagesTests
     [InlineData("""[{"role": "user", "content": 5}]""", "messages[0].content")]
     [InlineData("""[{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]""", "messages[0].content[0].type")]
     [InlineData("""[{"role": "user", "content": [{"type": "text", "text": 3}]}]""", "messages[0].content[0].text")]
-    public void Bad_messages_are_400_naming_the_place(string json, string param)
+    public void BadMessagesAre400NamingThePlace(string json, string param)
     {
         var error = Assert.Throws<ApiException>(() => ChatMessages.Normalize(Json(json)));
         Assert.Equal((400, param), (error.Status, error.Param));

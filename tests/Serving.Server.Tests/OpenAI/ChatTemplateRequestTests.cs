@@ -11,7 +11,7 @@ public sealed class ChatTemplateRequestTests
     static readonly object[] Hello = [new { role = "user", content = "Hello" }];
 
     [Fact]
-    public async Task Kwargs_cannot_replace_the_messages_or_the_generation_prompt()
+    public async Task KwargsCannotReplaceTheMessagesOrTheGenerationPrompt()
     {
         await using var server = await RunningServer.StartAsync();
         var plain = await TokensAsync(server, new { model = RunningServer.Model, messages = Hello });
@@ -38,7 +38,7 @@ public sealed class ChatTemplateRequestTests
     }
 
     [Fact]
-    public async Task A_request_template_is_used_only_when_the_server_trusts_it()
+    public async Task ARequestTemplateIsUsedOnlyWhenTheServerTrustsIt()
     {
         const string template = "{{ greeting }}{% for m in messages %}{{ m['content'] }}{% endfor %}";
         var request = new

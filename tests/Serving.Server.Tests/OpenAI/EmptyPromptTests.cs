@@ -8,7 +8,7 @@ namespace Serving.Server.Tests.OpenAI;
 public sealed class EmptyPromptTests
 {
     [Fact]
-    public async Task An_empty_prompt_is_bos_where_the_tokenizer_adds_one()
+    public async Task AnEmptyPromptIsBosWhereTheTokenizerAddsOne()
     {
         await using var server = await RunningServer.StartAsync(model: "llama-sp-mqa");
         var bos = Fixtures.Reference("llama-sp-mqa").Tokenize[0].Ids[0];
@@ -30,7 +30,7 @@ public sealed class EmptyPromptTests
     }
 
     [Fact]
-    public async Task An_empty_prompt_without_bos_tokenizes_to_nothing_and_is_refused()
+    public async Task AnEmptyPromptWithoutBosTokenizesToNothingAndIsRefused()
     {
         await using var server = await RunningServer.StartAsync();
         var (status, tokens) = await server.PostAsync("/tokenize", new { model = RunningServer.Model, prompt = "" });

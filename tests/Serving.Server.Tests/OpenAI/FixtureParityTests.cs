@@ -13,7 +13,7 @@ public sealed class FixtureParityTests(SharedServer shared)
     static int[] Ints(JsonNode? node) => [.. node!.AsArray().Select(n => n!.GetValue<int>())];
 
     [Fact]
-    public async Task Greedy_completions_of_token_id_prompts_reproduce_greedy_16()
+    public async Task GreedyCompletionsOfTokenIdPromptsReproduceGreedy16()
     {
         foreach (var prompt in Reference.Prompts)
         {
@@ -35,7 +35,7 @@ public sealed class FixtureParityTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Text_prompts_tokenize_like_the_reference_and_stream_the_same_tokens()
+    public async Task TextPromptsTokenizeLikeTheReferenceAndStreamTheSameTokens()
     {
         var prompt = Reference.Prompts[0];
         var (response, events) = await _server.StreamAsync("/v1/completions", new
@@ -60,7 +60,7 @@ public sealed class FixtureParityTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Tokenize_reproduces_the_reference_ids_and_detokenize_inverts_them()
+    public async Task TokenizeReproducesTheReferenceIdsAndDetokenizeInvertsThem()
     {
         foreach (var item in Reference.Tokenize)
         {
@@ -75,7 +75,7 @@ public sealed class FixtureParityTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Tokenize_renders_chats_like_the_reference_template()
+    public async Task TokenizeRendersChatsLikeTheReferenceTemplate()
     {
         foreach (var chat in Reference.Chat)
         {
@@ -93,7 +93,7 @@ public sealed class FixtureParityTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Chat_prompts_are_the_rendered_template_tokens()
+    public async Task ChatPromptsAreTheRenderedTemplateTokens()
     {
         var chat = Reference.Chat[0];
         var (status, body) = await _server.PostAsync("/v1/chat/completions", new

@@ -5,7 +5,7 @@ namespace Serving.Server.Tests.OpenAI;
 public sealed class LogprobsFormatTests
 {
     [Fact]
-    public void Token_bytes_are_utf8_or_the_raw_bytes_of_a_partial_character()
+    public void TokenBytesAreUtf8OrTheRawBytesOfAPartialCharacter()
     {
         Assert.Equal([104, 105], LogprobsFormat.Bytes("hi"));
         Assert.Equal([0xC3, 0xA9], LogprobsFormat.Bytes("é"));

@@ -10,7 +10,7 @@ public sealed class ModelRoutesTests
     [Theory]
     [InlineData("org/tiny-model")]
     [InlineData(null)]
-    public async Task A_model_id_with_slashes_is_served_by_the_model_route(string? servedName)
+    public async Task AModelIdWithSlashesIsServedByTheModelRoute(string? servedName)
     {
         await using var server = await RunningServer.StartAsync(servedModelName: servedName);
         var id = servedName ?? Fixtures.Dir("llama-gqa");

@@ -19,7 +19,7 @@ public sealed class OpenAISdkTests(SharedServer shared)
     ChatClient Chat => _server.OpenAI().GetChatClient(RunningServer.Model);
 
     [Fact]
-    public async Task Chat_answers_with_usage_and_streams_the_same_greedy_text()
+    public async Task ChatAnswersWithUsageAndStreamsTheSameGreedyText()
     {
         var options = new ChatCompletionOptions { MaxOutputTokenCount = 12, Temperature = 0 };
         ChatCompletion whole = await Chat.CompleteChatAsync([new UserChatMessage("Hello!")], options);
@@ -47,7 +47,7 @@ public sealed class OpenAISdkTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Chat_logprobs_list_every_token_with_its_alternatives()
+    public async Task ChatLogprobsListEveryTokenWithItsAlternatives()
     {
         var options = new ChatCompletionOptions
         {
@@ -67,7 +67,7 @@ public sealed class OpenAISdkTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Seeded_sampling_repeats_and_different_seeds_differ()
+    public async Task SeededSamplingRepeatsAndDifferentSeedsDiffer()
     {
         async Task<string> Sample(long seed)
         {
@@ -80,7 +80,7 @@ public sealed class OpenAISdkTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Stop_strings_cut_the_text_and_finish_with_stop()
+    public async Task StopStringsCutTheTextAndFinishWithStop()
     {
         var prompt = Reference.Prompts[2]; // greedy text "pre4 can can aameameame ..."
         var body = await CompleteAsync(new
@@ -96,7 +96,7 @@ public sealed class OpenAISdkTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Legacy_completions_number_choices_per_prompt_and_report_logprobs()
+    public async Task LegacyCompletionsNumberChoicesPerPromptAndReportLogprobs()
     {
         var body = await CompleteAsync(new
         {
@@ -120,7 +120,7 @@ public sealed class OpenAISdkTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Echo_prefixes_the_prompt_text()
+    public async Task EchoPrefixesThePromptText()
     {
         var (status, body) = await _server.PostAsync("/v1/completions", new
         {
@@ -131,7 +131,7 @@ public sealed class OpenAISdkTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Chat_with_n_returns_n_choices_and_text_parts_are_accepted()
+    public async Task ChatWithNReturnsNChoicesAndTextPartsAreAccepted()
     {
         var (status, body) = await _server.PostAsync("/v1/chat/completions", new
         {
@@ -159,7 +159,7 @@ public sealed class OpenAISdkTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Models_lists_the_served_model()
+    public async Task ModelsListsTheServedModel()
     {
         var model = await _server.OpenAI().GetOpenAIModelClient().GetModelAsync(RunningServer.Model);
         Assert.Equal(RunningServer.Model, model.Value.Id);

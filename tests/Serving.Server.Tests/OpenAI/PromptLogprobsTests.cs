@@ -15,7 +15,7 @@ public sealed class PromptLogprobsTests(SharedServer shared)
     static readonly int[] Prompt = Fixtures.Reference("llama-gqa").Prompts[0].InputIds;
 
     [Fact]
-    public async Task Each_prompt_token_has_the_log_probability_the_model_gives_it_after_its_prefix()
+    public async Task EachPromptTokenHasTheLogProbabilityTheModelGivesItAfterItsPrefix()
     {
         var choice = await CompleteAsync(new { prompt = Prompt, max_tokens = 1, prompt_logprobs = 3 });
         var promptLogprobs = choice["prompt_logprobs"]!.AsArray();
@@ -42,7 +42,7 @@ public sealed class PromptLogprobsTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Echo_with_logprobs_and_max_tokens_0_answers_the_prompt_with_its_log_probabilities()
+    public async Task EchoWithLogprobsAndMaxTokens0AnswersThePromptWithItsLogProbabilities()
     {
         const string text = "Hello world, and the rest";
         var (choice, usage) = await CompleteWithUsageAsync(new { prompt = text, echo = true, logprobs = 1, max_tokens = 0, temperature = 0 });
@@ -67,7 +67,7 @@ public sealed class PromptLogprobsTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Streamed_echo_carries_the_prompts_log_probabilities_in_its_first_chunk()
+    public async Task StreamedEchoCarriesThePromptsLogProbabilitiesInItsFirstChunk()
     {
         var (response, events) = await _server.StreamAsync("/v1/completions", new
         {
@@ -86,7 +86,7 @@ public sealed class PromptLogprobsTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Chat_answers_carry_the_rendered_prompts_log_probabilities()
+    public async Task ChatAnswersCarryTheRenderedPromptsLogProbabilities()
     {
         var (status, body) = await _server.PostAsync("/v1/chat/completions", new
         {
@@ -102,7 +102,7 @@ public sealed class PromptLogprobsTests(SharedServer shared)
     /// The same request twice (the second finds the prompt in the prefix cache, which prompt log-probabilities
     /// bypass), and with the prompt prefilled four tokens per step: the same figures every time.
     [Fact]
-    public async Task Prefix_caching_and_chunked_prefill_give_the_same_prompt_log_probabilities()
+    public async Task PrefixCachingAndChunkedPrefillGiveTheSamePromptLogProbabilities()
     {
         var body = new { prompt = Prompt, max_tokens = 1, prompt_logprobs = 2 };
         var first = Logprobs(await CompleteAsync(body));
@@ -118,7 +118,7 @@ public sealed class PromptLogprobsTests(SharedServer shared)
 
     /// gRPC gives the same figures in the final message (one entry per prompt token after the first).
     [Fact]
-    public async Task Grpc_generate_returns_the_same_prompt_log_probabilities()
+    public async Task GrpcGenerateReturnsTheSamePromptLogProbabilities()
     {
         var http = Logprobs(await CompleteAsync(new { prompt = Prompt, max_tokens = 1, prompt_logprobs = 1 }));
         var request = GenerateResult.Greedy(1, tokenIds: Prompt);

@@ -22,7 +22,7 @@ public sealed class SamplingMapperTests
     static void Read(CompletionRequest request) => SamplingMapper.Read(request, request.MaxTokens, null, Limits);
 
     [Fact]
-    public void Every_field_reaches_sampling_params()
+    public void EveryFieldReachesSamplingParams()
     {
         var request = Parse("""
             {"temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.05, "n": 2, "seed": 123456789012,
@@ -40,7 +40,7 @@ public sealed class SamplingMapperTests
     }
 
     [Fact]
-    public void Defaults_are_openai_defaults_and_max_tokens_fills_the_context()
+    public void DefaultsAreOpenaiDefaultsAndMaxTokensFillsTheContext()
     {
         var p = Map(Parse("{}"), maxTokens: null, logprobs: null, promptTokens: 56);
         Assert.Equal((1, 1f, 1f, 0, 200, null), (p.N, p.Temperature, p.TopP, p.TopK, p.MaxTokens, p.Logprobs));
@@ -52,7 +52,7 @@ public sealed class SamplingMapperTests
 
     /// The engine's rules are vLLM's: temperature has no upper bound (OpenAI's is 2), top_k may exceed the vocabulary.
     [Fact]
-    public void Values_vllm_accepts_are_accepted()
+    public void ValuesVllmAcceptsAreAccepted()
     {
         Assert.Equal(2.5f, Map(Parse("""{"temperature": 2.5}"""), 1, null, 1).Temperature);
         Assert.Equal(100000, Map(Parse("""{"top_k": 100000}"""), 1, null, 1).TopK);
@@ -81,7 +81,7 @@ public sealed class SamplingMapperTests
     [InlineData("""{"logit_bias": {"-1": 1}}""", "logit_bias")]
     [InlineData("""{"logit_bias": {"5": 101}}""", "logit_bias")]
     [InlineData("""{"stream_options": {"include_usage": true}}""", "stream_options")]
-    public void Out_of_range_fields_are_400_naming_the_field(string json, string param)
+    public void OutOfRangeFieldsAre400NamingTheField(string json, string param)
     {
         // the server's own caps throw ApiException, the engine's rules InvalidRequestException: both answer this 400
         var error = ErrorMapping.ToApiException(Assert.ThrowsAny<Exception>(() => Read(Parse(json))));
@@ -89,7 +89,7 @@ public sealed class SamplingMapperTests
     }
 
     [Fact]
-    public void A_prompt_that_leaves_no_room_names_both_counts()
+    public void APromptThatLeavesNoRoomNamesBothCounts()
     {
         var error = Assert.Throws<InvalidRequestException>(() => Map(Parse("{}"), null, null, 256));
         Assert.Equal("prompt", error.Param);

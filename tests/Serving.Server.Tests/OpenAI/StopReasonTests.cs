@@ -11,7 +11,7 @@ public sealed class StopReasonTests(SharedServer shared)
     readonly RunningServer _server = shared.Server;
 
     [Fact]
-    public async Task Stop_reason_is_a_token_id_only_for_sequences_that_stopped_on_it()
+    public async Task StopReasonIsATokenIdOnlyForSequencesThatStoppedOnIt()
     {
         var prompt = Fixtures.Reference("llama-gqa").Prompts[0];
         var greedy = prompt.Greedy16;

@@ -59,7 +59,7 @@ public sealed class StructuredOutputTests(ToolServer shared)
 
     [Theory]
     [MemberData(nameof(Schemas))]
-    public async Task A_hundred_requests_return_json_that_validates(string name, string schema)
+    public async Task AHundredRequestsReturnJsonThatValidates(string name, string schema)
     {
         var chat = _server.OpenAI().GetChatClient(RunningServer.Model);
         var validator = JsonSchema.FromText(schema);
@@ -84,7 +84,7 @@ public sealed class StructuredOutputTests(ToolServer shared)
     }
 
     [Fact]
-    public async Task Json_object_mode_streams_an_object()
+    public async Task JsonObjectModeStreamsAnObject()
     {
         var chat = _server.OpenAI().GetChatClient(RunningServer.Model);
         var options = new ChatCompletionOptions { ResponseFormat = ChatResponseFormat.CreateJsonObjectFormat(), MaxOutputTokenCount = 200, Seed = 5 };
@@ -100,7 +100,7 @@ public sealed class StructuredOutputTests(ToolServer shared)
     }
 
     [Fact]
-    public async Task Vllm_structured_outputs_on_completions()
+    public async Task VllmStructuredOutputsOnCompletions()
     {
         var (status, body) = await _server.PostAsync("/v1/completions", new Dictionary<string, object>
         {
@@ -139,7 +139,7 @@ public sealed class StructuredOutputTests(ToolServer shared)
 
     [Theory]
     [MemberData(nameof(BadConstraints))]
-    public async Task Bad_constraints_are_400s_naming_the_field(string fields, string param)
+    public async Task BadConstraintsAre400sNamingTheField(string fields, string param)
     {
         var body = System.Text.Json.Nodes.JsonNode.Parse(fields)!.AsObject();
         body["messages"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject { ["role"] = "user", ["content"] = "hi" });

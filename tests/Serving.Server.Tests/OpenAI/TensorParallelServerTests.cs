@@ -11,7 +11,7 @@ public sealed class TensorParallelServerTests
     static readonly FixtureReference Reference = Fixtures.Reference("llama-gqa");
 
     [Fact]
-    public async Task A_model_split_over_two_ranks_serves_the_reference_and_says_so()
+    public async Task AModelSplitOverTwoRanksServesTheReferenceAndSaysSo()
     {
         await using var server = await RunningServer.StartAsync(["--tensor-parallel-size", "2", "--kv-cache-memory", "4194304"]);
         foreach (var prompt in Reference.Prompts.Take(2))

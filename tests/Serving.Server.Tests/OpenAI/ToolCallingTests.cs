@@ -45,7 +45,7 @@ public sealed class ToolCallingTests(ToolServer shared)
     }
 
     [Fact]
-    public async Task Required_returns_valid_calls_whole_and_streamed_alike()
+    public async Task RequiredReturnsValidCallsWholeAndStreamedAlike()
     {
         for (var seed = 0; seed < 6; seed++)
         {
@@ -65,7 +65,7 @@ public sealed class ToolCallingTests(ToolServer shared)
     }
 
     [Fact]
-    public async Task A_named_function_is_called_whole_and_streamed()
+    public async Task ANamedFunctionIsCalledWholeAndStreamed()
     {
         for (var seed = 10; seed < 14; seed++)
         {
@@ -83,7 +83,7 @@ public sealed class ToolCallingTests(ToolServer shared)
     }
 
     [Fact]
-    public async Task A_conversation_with_a_tool_result_continues()
+    public async Task AConversationWithAToolResultContinues()
     {
         ChatCompletion first = await Chat.CompleteChatAsync([new UserChatMessage("Weather?")], Options(ChatToolChoice.CreateFunctionChoice("get_weather"), 3));
         var call = first.ToolCalls[0];
@@ -144,7 +144,7 @@ public sealed class ToolCallingTests(ToolServer shared)
 
     [Theory]
     [MemberData(nameof(BadToolRequests))]
-    public async Task Bad_tools_and_tool_messages_are_400s_naming_the_field(string fields, string param)
+    public async Task BadToolsAndToolMessagesAre400sNamingTheField(string fields, string param)
     {
         var body = JsonNode.Parse(fields)!.AsObject();
         body["messages"] ??= new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" });
@@ -160,7 +160,7 @@ public sealed class ToolCallingTests(ToolServer shared)
 public sealed class ToolChoiceWithoutParserTests(SharedServer shared)
 {
     [Fact]
-    public async Task Auto_needs_the_flags_and_none_does_not()
+    public async Task AutoNeedsTheFlagsAndNoneDoesNot()
     {
         var tools = new JsonArray(new JsonObject { ["type"] = "function", ["function"] = new JsonObject { ["name"] = "f" } });
         var messages = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" });

@@ -7,7 +7,7 @@ namespace Serving.Server.Tests.Options;
 public sealed class GrpcOptionsTests
 {
     [Fact]
-    public void Grpc_flags_bind_and_are_off_by_default()
+    public void GrpcFlagsBindAndAreOffByDefault()
     {
         var options = Bind(ServerCommandLine.ToConfiguration(["--grpc-port", "50051", "--enable-grpc-reflection"]));
         Assert.Equal((50051, true), (options.GrpcPort, options.EnableGrpcReflection));
@@ -23,6 +23,6 @@ public sealed class GrpcOptionsTests
     [InlineData("--grpc-port 70000", "grpc-port must be 0..65535")]
     [InlineData("--enable-grpc-reflection", "enable-grpc-reflection needs grpc-port")]
     [InlineData("--host localhost --port 8000 --grpc-port 0", "grpc-port 0 (any free port) needs an IP address")]
-    public void Unusable_grpc_settings_are_refused_at_start_up(string flags, string error) =>
+    public void UnusableGrpcSettingsAreRefusedAtStartUp(string flags, string error) =>
         Assert.Contains(Bind(ServerCommandLine.ToConfiguration(flags.Split(' '))).Validate(), e => e.StartsWith(error, StringComparison.Ordinal));
 }

@@ -11,7 +11,7 @@ public sealed class ServerCommandLineTests
             .GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
 
     [Fact]
-    public void Flags_map_onto_the_configuration_keys_and_bind()
+    public void FlagsMapOntoTheConfigurationKeysAndBind()
     {
         var options = Bind(ServerCommandLine.ToConfiguration([
             "--host", "127.0.0.1", "--port", "9001", "--model", "/m", "--served-model-name", "tiny",
@@ -35,7 +35,7 @@ public sealed class ServerCommandLineTests
     }
 
     [Fact]
-    public void Absent_flags_leave_appsettings_and_environment_values_alone()
+    public void AbsentFlagsLeaveAppsettingsAndEnvironmentValuesAlone()
     {
         var earlier = new Dictionary<string, string?> { ["Server:Port"] = "7000", ["Server:MaxNumSeqs"] = "9" };
         var options = Bind(ServerCommandLine.ToConfiguration(["--max-num-seqs", "2"]), earlier);
@@ -44,7 +44,7 @@ public sealed class ServerCommandLineTests
     }
 
     [Fact]
-    public void Defaults_follow_vllm_and_serve_the_embedded_model()
+    public void DefaultsFollowVllmAndServeTheEmbeddedModel()
     {
         var options = Bind(ServerCommandLine.ToConfiguration([]));
         Assert.Equal((8000, 256, 16, true, 1024), (options.Port, options.MaxNumSeqs, options.BlockSize, options.EnablePrefixCaching, options.MaxNumQueuedReqs));
@@ -55,20 +55,20 @@ public sealed class ServerCommandLineTests
     }
 
     [Fact]
-    public void Served_name_defaults_to_the_model_string()
+    public void ServedNameDefaultsToTheModelString()
     {
         Assert.Equal("/models/x", Bind(ServerCommandLine.ToConfiguration(["--model", "/models/x"])).ResolvedServedModelName);
     }
 
     [Fact]
-    public void Bad_flags_are_argument_errors()
+    public void BadFlagsAreArgumentErrors()
     {
         Assert.Throws<ArgumentException>(() => ServerCommandLine.ToConfiguration(["--port", "eighty"]));
         Assert.Throws<ArgumentException>(() => ServerCommandLine.ToConfiguration(["--no-such-flag"]));
     }
 
     [Fact]
-    public void Validation_lists_every_bad_value()
+    public void ValidationListsEveryBadValue()
     {
         var options = new ServerOptions { Port = 70000, Host = "not-an-ip", MaxNumSeqs = 0, GpuMemoryUtilization = 2, MaxLogprobs = 50, ApiKey = "" };
         var errors = options.Validate();
@@ -78,7 +78,7 @@ public sealed class ServerCommandLineTests
     }
 
     [Fact]
-    public async Task Help_documents_every_flag()
+    public async Task HelpDocumentsEveryFlag()
     {
         var output = new StringWriter();
         var command = ServerCommandLine.Create((_, _) => Task.FromResult(0));

@@ -14,7 +14,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     RunningServer Server => fixture.Server;
 
     [Fact]
-    public async Task A_chat_answer_streams_into_the_page()
+    public async Task AChatAnswerStreamsIntoThePage()
     {
         await using var page = await fixture.OpenAsync();
         await page.WaitUntilConnectedAsync();
@@ -42,7 +42,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     }
 
     [Fact]
-    public async Task Stop_aborts_a_long_generation_and_the_engine_panel_shows_nothing_running()
+    public async Task StopAbortsALongGenerationAndTheEnginePanelShowsNothingRunning()
     {
         await using var page = await fixture.OpenAsync(width: 1440, height: 960);
         await page.WaitUntilConnectedAsync();
@@ -65,7 +65,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     }
 
     [Fact]
-    public async Task Sampling_settings_reach_the_request()
+    public async Task SamplingSettingsReachTheRequest()
     {
         await using var page = await fixture.OpenAsync();
         await page.WaitUntilConnectedAsync();
@@ -88,7 +88,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     }
 
     [Fact]
-    public async Task The_model_panel_and_the_gqa_picture_show_the_served_model()
+    public async Task TheModelPanelAndTheGqaPictureShowTheServedModel()
     {
         await using var page = await fixture.OpenAsync();
         await page.WaitUntilConnectedAsync();
@@ -113,7 +113,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     }
 
     [Fact]
-    public async Task A_missing_or_wrong_api_key_gets_a_clear_message()
+    public async Task AMissingOrWrongApiKeyGetsAClearMessage()
     {
         await using var page = await fixture.OpenAsync(apiKey: null);
         await Expect(page.Notice).ToContainTextAsync("This server requires an API key");
@@ -130,7 +130,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     }
 
     [Fact]
-    public async Task A_refused_request_shows_the_servers_error_and_gives_the_message_back()
+    public async Task ARefusedRequestShowsTheServersErrorAndGivesTheMessageBack()
     {
         await using var page = await fixture.OpenAsync();
         await page.WaitUntilConnectedAsync();
@@ -147,7 +147,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     }
 
     [Fact]
-    public async Task An_error_after_the_answer_began_keeps_what_arrived_and_says_what_failed()
+    public async Task AnErrorAfterTheAnswerBeganKeepsWhatArrivedAndSaysWhatFailed()
     {
         await using var faulting = await RunningServer.StartAsync(model: PlaygroundFixture.Model,
             engineFactory: (options, logs) => new FaultingEngine(DefaultEngine.Create(options, logs)));
@@ -167,7 +167,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     }
 
     [Fact]
-    public async Task Structured_output_and_tools_are_sent_as_openai_fields_and_the_answer_is_shown()
+    public async Task StructuredOutputAndToolsAreSentAsOpenaiFieldsAndTheAnswerIsShown()
     {
         await using var page = await fixture.OpenAsync();
         await page.WaitUntilConnectedAsync();
@@ -201,7 +201,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     }
 
     [Fact]
-    public async Task Completion_mode_with_the_token_view_shows_logprobs_on_hover()
+    public async Task CompletionModeWithTheTokenViewShowsLogprobsOnHover()
     {
         await using var page = await fixture.OpenAsync();
         await page.WaitUntilConnectedAsync();
@@ -230,7 +230,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     }
 
     [Fact]
-    public async Task The_page_fits_a_narrow_window_and_works_from_the_keyboard()
+    public async Task ThePageFitsANarrowWindowAndWorksFromTheKeyboard()
     {
         await using var page = await fixture.OpenAsync(width: 380, height: 800);
         await page.WaitUntilConnectedAsync();

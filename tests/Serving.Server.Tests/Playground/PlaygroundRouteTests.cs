@@ -18,7 +18,7 @@ public sealed partial class PlaygroundRouteTests(SharedServer shared)
     private static partial Regex ModuleImport();
 
     [Fact]
-    public async Task The_page_and_every_file_it_loads_are_served_without_the_key()
+    public async Task ThePageAndEveryFileItLoadsAreServedWithoutTheKey()
     {
         using var anonymous = _server.NewClient(apiKey: null);
         using var page = await anonymous.GetAsync("/");
@@ -44,7 +44,7 @@ public sealed partial class PlaygroundRouteTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task The_page_runs_only_its_own_scripts_and_cannot_be_framed()
+    public async Task ThePageRunsOnlyItsOwnScriptsAndCannotBeFramed()
     {
         using var anonymous = _server.NewClient(apiKey: null);
         using var page = await anonymous.GetAsync("/");
@@ -67,7 +67,7 @@ public sealed partial class PlaygroundRouteTests(SharedServer shared)
     [InlineData("POST", "/")]
     [InlineData("POST", "/playground/app.js")]
     [InlineData("GET", "/playground/missing.js")]
-    public async Task Without_the_key_nothing_but_the_pages_files_answers(string method, string path)
+    public async Task WithoutTheKeyNothingButThePagesFilesAnswers(string method, string path)
     {
         using var anonymous = _server.NewClient(apiKey: null);
         using var request = new HttpRequestMessage(new HttpMethod(method), path)
@@ -86,7 +86,7 @@ public sealed partial class PlaygroundRouteTests(SharedServer shared)
     [InlineData("/playground/a:b")]
     [InlineData("/playground/")]
     [InlineData("/index.html/x")]
-    public async Task Odd_paths_are_client_errors_never_5xx(string path)
+    public async Task OddPathsAreClientErrorsNever5xx(string path)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_server.BaseAddress + path.TrimStart('/'), UriKind.Absolute));
         using var response = await _server.Http.SendAsync(request);
@@ -94,7 +94,7 @@ public sealed partial class PlaygroundRouteTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Disable_playground_leaves_the_page_out()
+    public async Task DisablePlaygroundLeavesThePageOut()
     {
         await using var server = await RunningServer.StartAsync(["--disable-playground"]);
         using var withKey = await server.Http.GetAsync("/");

@@ -9,7 +9,7 @@ namespace Serving.Server.Tests.Streaming;
 public sealed class SseWriterTests
 {
     [Fact]
-    public void An_event_is_one_data_line_and_a_blank_line()
+    public void AnEventIsOneDataLineAndABlankLine()
     {
         var chunk = new ChatChunk("id-1", 7, "m", [new ChatChunkChoice(0, new ChatDelta(null, "a\nb"), null, null, null)], null);
         var text = Encoding.UTF8.GetString(SseWriter.Format(chunk, OpenAIJsonContext.Default.ChatChunk));
@@ -23,7 +23,7 @@ public sealed class SseWriterTests
     }
 
     [Fact]
-    public async Task Writes_are_flushed_per_event_with_event_stream_headers()
+    public async Task WritesAreFlushedPerEventWithEventStreamHeaders()
     {
         var context = new DefaultHttpContext();
         var body = new MemoryStream();

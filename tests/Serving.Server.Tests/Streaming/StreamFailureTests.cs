@@ -7,7 +7,7 @@ namespace Serving.Server.Tests.Streaming;
 public sealed class StreamFailureTests
 {
     [Fact]
-    public async Task A_fault_mid_stream_becomes_an_error_event_then_done()
+    public async Task AFaultMidStreamBecomesAnErrorEventThenDone()
     {
         await using var server = await RunningServer.StartAsync(
             engineFactory: (options, logs) => new FaultingEngine(DefaultEngine.Create(options, logs)));

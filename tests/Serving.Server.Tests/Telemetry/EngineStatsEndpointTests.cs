@@ -12,7 +12,7 @@ public sealed class EngineStatsEndpointTests(SharedServer shared)
     async Task<JsonNode> StatsAsync() => JsonNode.Parse(await _server.Http.GetStringAsync("/v1/engine/stats"))!;
 
     [Fact]
-    public async Task Stats_need_the_api_key()
+    public async Task StatsNeedTheApiKey()
     {
         using var anonymous = _server.NewClient(apiKey: null);
         using var response = await anonymous.GetAsync("/v1/engine/stats");
@@ -20,7 +20,7 @@ public sealed class EngineStatsEndpointTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Stats_count_a_generation_and_show_it_running()
+    public async Task StatsCountAGenerationAndShowItRunning()
     {
         var before = await StatsAsync();
         var (status, _) = await _server.PostAsync("/v1/completions", new

@@ -11,7 +11,7 @@ public sealed partial class MetricsTests(SharedServer shared)
     readonly RunningServer _server = shared.Server;
 
     [Fact]
-    public async Task Metrics_name_the_genai_conventions_and_engine_stats_with_sane_values()
+    public async Task MetricsNameTheGenaiConventionsAndEngineStatsWithSaneValues()
     {
         var (status, _) = await _server.PostAsync("/v1/completions", new
         {

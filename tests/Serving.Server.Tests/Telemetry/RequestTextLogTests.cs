@@ -10,7 +10,7 @@ public sealed class RequestTextLogTests
     const int Requests = 5;
 
     [Fact]
-    public async Task With_the_flag_every_request_logs_its_prompt_and_output_whole_or_streamed()
+    public async Task WithTheFlagEveryRequestLogsItsPromptAndOutputWholeOrStreamed()
     {
         await using var server = await RunningServer.StartAsync(["--enable-log-requests"]);
         var log = LogCapture.AttachTo(server);
@@ -24,7 +24,7 @@ public sealed class RequestTextLogTests
 
     /// Logged text is escaped (as vLLM logs prompts with %r): a prompt cannot forge log lines or send terminal escapes.
     [Fact]
-    public async Task Logged_text_has_its_control_characters_escaped()
+    public async Task LoggedTextHasItsControlCharactersEscaped()
     {
         await using var server = await RunningServer.StartAsync(["--enable-log-requests"]);
         var log = LogCapture.AttachTo(server);
@@ -36,7 +36,7 @@ public sealed class RequestTextLogTests
     }
 
     [Fact]
-    public async Task Without_the_flag_no_request_text_is_logged()
+    public async Task WithoutTheFlagNoRequestTextIsLogged()
     {
         await using var server = await RunningServer.StartAsync();
         var log = LogCapture.AttachTo(server);

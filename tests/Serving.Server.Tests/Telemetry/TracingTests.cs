@@ -11,7 +11,7 @@ public sealed class TracingTests(SharedServer shared)
     readonly RunningServer _server = shared.Server;
 
     [Fact]
-    public async Task A_request_is_a_span_with_queue_prefill_and_decode_times()
+    public async Task ARequestIsASpanWithQueuePrefillAndDecodeTimes()
     {
         var spans = new ConcurrentQueue<Activity>();
         using var listener = new ActivityListener

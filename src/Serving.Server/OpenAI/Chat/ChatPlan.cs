@@ -29,7 +29,7 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
         var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? true,
             request.ChatTemplateKwargs, request.ChatTemplate, tools.TemplateTools);
         // The template writes the special tokens itself, so none are added (vLLM's default for chat).
-        var ids = serving.Prompts.Encode(text, request.AddSpecialTokens ?? false, "messages");
+        var ids = serving.Prompts.Encode(text, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: true), "messages");
         Check.That(ids.Count > 0, "messages", "The rendered conversation is empty.");
         var sampling = SamplingRules.ToSamplingParams(fields, ids.Count, limits, "messages");
         var id = ServingContext.NewId("chatcmpl");

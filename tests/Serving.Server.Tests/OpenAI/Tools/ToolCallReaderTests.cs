@@ -26,7 +26,7 @@ public sealed class ToolCallReaderTests
 
     [Theory]
     [MemberData(nameof(AutoCases))]
-    public void Auto_calls_are_read_whole_and_in_every_streamed_split(string parser, string text, string? content, string[] calls)
+    public void AutoCallsAreReadWholeAndInEveryStreamedSplit(string parser, string text, string? content, string[] calls)
     {
         var (wholeContent, wholeCalls) = ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Auto), ToolCallParsers.Create(parser)).Complete(text);
         Assert.Equal(content, wholeContent);
@@ -43,7 +43,7 @@ public sealed class ToolCallReaderTests
     }
 
     [Fact]
-    public void Required_calls_stream_their_arguments_as_written()
+    public void RequiredCallsStreamTheirArgumentsAsWritten()
     {
         const string text = "[{\"name\": \"f\", \"parameters\": {\"a\": [1, {\"b\": \"}]\\\"\"}]}},\n {\"name\":\"g\",\"parameters\":{}} ]";
         string[] expected = ["f {\"a\": [1, {\"b\": \"}]\\\"\"}]}", "g {}"];
@@ -57,7 +57,7 @@ public sealed class ToolCallReaderTests
     }
 
     [Fact]
-    public void A_named_call_streams_its_arguments_under_one_id()
+    public void ANamedCallStreamsItsArgumentsUnderOneId()
     {
         var reader = ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Named, "f"), null);
         var deltas = new[] { "{\"x\"", ": 1", "}" }.Select((d, i) => reader.Push(d, final: i == 2)).SelectMany(s => s.ToolCalls!).ToList();

@@ -18,7 +18,7 @@ public sealed class ToolTemplateTests
     [InlineData("qwen2.5-7b-instruct", "tool_call_and_result")]
     [InlineData("qwen2.5-7b-instruct", "two_tool_calls")]
     [InlineData("qwen2.5-7b-instruct", "tools_prompt")]
-    public async Task Tool_conversations_render_as_jinja2_renders_them(string template, string caseName)
+    public async Task ToolConversationsRenderAsJinja2RendersThem(string template, string caseName)
     {
         var golden = JsonNode.Parse(File.ReadAllText(Path.Combine(DataDir, $"{template}.golden.json")))!.AsObject();
         var chat = golden["cases"]!.AsArray().Single(c => c!["name"]!.GetValue<string>() == caseName)!.AsObject();
