@@ -48,12 +48,7 @@ internal sealed class GrpcBackend : IGenerationBackend
             await foreach (var response in call.ResponseStream.ReadAllAsync(cancellationToken))
                 responses.OnResponse(response);
             if (!responses.Done) return Failed(request, "stream ended without the final message");
-            if (timer.Ttft is not { } ttft) return Failed(request, "stream carried no output");
-            return new RequestOutcome
-            {
-                Index = request.Index, Success = true, PromptLength = responses.Usage!.PromptTokens, OutputTokens = responses.OutputTokens,
-                Ttft = ttft, Latency = timer.Latency, Itl = timer.Itl, GeneratedText = responses.Text,
-            };
+            return RequestOutcome.Streamed(request.Index, timer, responses.Usage!.PromptTokens, responses.OutputTokens, responses.Text);
         }
         catch (RpcException error) when (error.StatusCode != StatusCode.Cancelled || !cancellationToken.IsCancellationRequested)
         {

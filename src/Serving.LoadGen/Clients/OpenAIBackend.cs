@@ -55,12 +55,7 @@ internal sealed class OpenAIBackend : IGenerationBackend
             chunks.OnLine(line);
         if (chunks.Error is { } error) return Failed(request, $"stream error: {error}");
         if (!chunks.Done) return Failed(request, "stream ended without [DONE]");
-        if (timer.Ttft is not { } ttft) return Failed(request, "stream carried no output");
-        return new RequestOutcome
-        {
-            Index = request.Index, Success = true, PromptLength = chunks.UsagePromptTokens ?? request.PromptLength,
-            OutputTokens = chunks.OutputTokens, Ttft = ttft, Latency = timer.Latency, Itl = timer.Itl, GeneratedText = chunks.Text,
-        };
+        return RequestOutcome.Streamed(request.Index, timer, chunks.UsagePromptTokens ?? request.PromptLength, chunks.OutputTokens, chunks.Text);
     }
 
     JsonObject Body(BenchRequest request, GenerationSettings settings)

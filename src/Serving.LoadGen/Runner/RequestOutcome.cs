@@ -1,3 +1,5 @@
+using Serving.LoadGen.Clients;
+
 namespace Serving.LoadGen.Runner;
 
 /// What one request of a run measured, in seconds. A failed request has Success false and its Error; its
@@ -19,4 +21,14 @@ internal sealed record RequestOutcome
 
     public static RequestOutcome Failed(int index, double sentAt, string error) =>
         new() { Index = index, Success = false, Error = error, SentAt = sentAt };
+
+    /// A finished stream of either API, timed by its StreamTimer: a success, or a failure when no output arrived.
+    public static RequestOutcome Streamed(int index, StreamTimer timer, int promptLength, int outputTokens, string text) =>
+        timer.Ttft is not { } ttft
+            ? Failed(index, 0, "stream carried no output")
+            : new()
+            {
+                Index = index, Success = true, PromptLength = promptLength, OutputTokens = outputTokens, Ttft = ttft,
+                Latency = timer.Latency, Itl = timer.Itl, GeneratedText = text,
+            };
 }
