@@ -49,7 +49,7 @@ internal static class AllReduceBenchmark
         var start = new Barrier(options.Size);
         var results = new Row[options.Size][];
         var failures = new Exception?[options.Size];
-        var threads = Enumerable.Range(0, options.Size).Select(rank => new Thread(() =>
+        void RunOne(int rank)
         {
             try
             {
@@ -61,7 +61,8 @@ internal static class AllReduceBenchmark
                 group.Abort();
                 start.RemoveParticipant();
             }
-        }) { Name = $"allreduce-rank-{rank}" }).ToArray();
+        }
+        var threads = Enumerable.Range(0, options.Size).Select(rank => new Thread(() => RunOne(rank)) { Name = $"allreduce-rank-{rank}" }).ToArray();
         foreach (var thread in threads) thread.Start();
         foreach (var thread in threads) thread.Join();
         if (failures.FirstOrDefault(f => f is not null) is { } failure) throw failure;

@@ -64,7 +64,8 @@ internal static class EngineBenchmark
             PromptTokenIds = Enumerable.Range(0, options.InputLength).Select(_ => random.Next(vocabSize)).ToArray(),
             Sampling = SamplingParams.Greedy with
             {
-                MaxTokens = options.OutputLength, IgnoreEos = true,
+                MaxTokens = options.OutputLength,
+                IgnoreEos = true,
                 StructuredOutputs = i % 100 < mix * 100 ? StructuredOutputMix.For(i) : null,
             },
         }).ToList();

@@ -19,8 +19,10 @@ public sealed class ModelShard
         VocabRows = (model.VocabSize + size - 1) / size;
         Config = size == 1 ? model : model with
         {
-            NumAttentionHeads = NumHeads, NumKeyValueHeads = NumKVHeads,
-            IntermediateSize = IntermediateSize, VocabSize = VocabRows,
+            NumAttentionHeads = NumHeads,
+            NumKeyValueHeads = NumKVHeads,
+            IntermediateSize = IntermediateSize,
+            VocabSize = VocabRows,
         };
     }
 

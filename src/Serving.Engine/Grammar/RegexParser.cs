@@ -54,7 +54,13 @@ internal sealed class RegexParser
 
     static string JsonEscape(char c) => c switch
     {
-        '"' => "\\\"", '\\' => "\\\\", '\n' => "\\n", '\t' => "\\t", '\r' => "\\r", '\b' => "\\b", '\f' => "\\f",
+        '"' => "\\\"",
+        '\\' => "\\\\",
+        '\n' => "\\n",
+        '\t' => "\\t",
+        '\r' => "\\r",
+        '\b' => "\\b",
+        '\f' => "\\f",
         _ => $"\\u{(int)c:x4}",
     };
 
@@ -84,7 +90,11 @@ internal sealed class RegexParser
             var c = _pattern[_at];
             (int Min, int? Max)? bounds = c switch
             {
-                '*' => (0, null), '+' => (1, null), '?' => (0, 1), '{' => ParseBraces(), _ => null,
+                '*' => (0, null),
+                '+' => (1, null),
+                '?' => (0, 1),
+                '{' => ParseBraces(),
+                _ => null,
             };
             if (bounds is not { } b) return atom;
             if (c != '{') _at++;
@@ -186,11 +196,18 @@ internal sealed class RegexParser
         var c = _pattern[_at++];
         return c switch
         {
-            'd' => Digit, 'D' => Digit.Complement(),
-            'w' => Word, 'W' => Word.Complement(),
-            's' => Space, 'S' => Space.Complement(),
-            'n' => CodePointSet.Single('\n'), 't' => CodePointSet.Single('\t'), 'r' => CodePointSet.Single('\r'),
-            'f' => CodePointSet.Single('\f'), 'v' => CodePointSet.Single('\v'), '0' => CodePointSet.Single(0),
+            'd' => Digit,
+            'D' => Digit.Complement(),
+            'w' => Word,
+            'W' => Word.Complement(),
+            's' => Space,
+            'S' => Space.Complement(),
+            'n' => CodePointSet.Single('\n'),
+            't' => CodePointSet.Single('\t'),
+            'r' => CodePointSet.Single('\r'),
+            'f' => CodePointSet.Single('\f'),
+            'v' => CodePointSet.Single('\v'),
+            '0' => CodePointSet.Single(0),
             'b' when inClass => CodePointSet.Single('\b'),
             'x' => CodePointSet.Single(ReadHex(2)),
             'u' => CodePointSet.Single(ReadHex(4)),

@@ -97,7 +97,8 @@ public static class ModelLoader
         {
             var peers = PeerRanks.Load(group,
                 rank => new LoadedModel(directory, LoadShard(ModelShard.Of(config, rank, size), weights, group.Devices[rank], null),
-                    generation, group.Communicators[rank]) { CheckpointKVScales = weights.KVScales },
+                    generation, group.Communicators[rank])
+                { CheckpointKVScales = weights.KVScales },
                 () => rankZero = LoadShard(ModelShard.Of(config, 0, size), weights, group.Devices[0], progress));
             return new LoadedModel(directory, rankZero!, generation, group.Communicators[0], peers) { CheckpointKVScales = weights.KVScales };
         }

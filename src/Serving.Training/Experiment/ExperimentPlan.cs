@@ -51,8 +51,12 @@ internal sealed record ExperimentPlan
         var steps = Commands.TrainCommand.UptrainingSteps(alpha, Pretraining.Steps);
         return Pretraining with
         {
-            Steps = steps, LearningRate = UptrainingLearningRate, WarmupSteps = Math.Max(1, steps / 10), Seed = Pretraining.Seed + 1,
-            EvalEvery = 0, SaveEvery = 0,
+            Steps = steps,
+            LearningRate = UptrainingLearningRate,
+            WarmupSteps = Math.Max(1, steps / 10),
+            Seed = Pretraining.Seed + 1,
+            EvalEvery = 0,
+            SaveEvery = 0,
         };
     }
 
@@ -60,7 +64,8 @@ internal sealed record ExperimentPlan
     public TrainingOptions Scratch() => Pretraining with
     {
         Steps = Pretraining.Steps + Commands.TrainCommand.UptrainingSteps(MainAlpha, Pretraining.Steps),
-        WarmupSteps = Pretraining.WarmupSteps, EvalEvery = Pretraining.EvalEvery,
+        WarmupSteps = Pretraining.WarmupSteps,
+        EvalEvery = Pretraining.EvalEvery,
     };
 
     public static KVHeadInit Init(string method) => Commands.ConvertCommand.InitNames[method];

@@ -63,7 +63,9 @@ public class LlmEngineTests(ITestOutputHelper output)
         }
         await using var engine = await StartAsync(configure: o => o with
         {
-            MaxNumBatchedTokens = maxBatchedTokens, NumGpuBlocksOverride = numBlocks, BlockSize = 4,
+            MaxNumBatchedTokens = maxBatchedTokens,
+            NumGpuBlocksOverride = numBlocks,
+            BlockSize = 4,
         });
         var together = await Task.WhenAll(requests.Select(r => CollectAsync(engine, r)));
         for (var i = 0; i < requests.Count; i++)

@@ -13,12 +13,12 @@ internal static class SchedulerTestKit
         int numBlocks = 64, int blockSize = 4, int maxNumBatchedTokens = 256, int maxNumSeqs = 16,
         int maxModelLen = 128, bool prefixCaching = true) =>
         new(new SchedulerOptions
-            {
-                MaxNumSeqs = maxNumSeqs,
-                MaxNumBatchedTokens = maxNumBatchedTokens,
-                MaxModelLen = maxModelLen,
-                EosTokenIds = new HashSet<int> { Eos },
-            },
+        {
+            MaxNumSeqs = maxNumSeqs,
+            MaxNumBatchedTokens = maxNumBatchedTokens,
+            MaxModelLen = maxModelLen,
+            EosTokenIds = new HashSet<int> { Eos },
+        },
             new KVCacheManager(numBlocks, blockSize, prefixCaching));
 
     /// A prompt of promptLength tokens counting up from firstToken (all above the simulated vocabulary's EOS).

@@ -67,11 +67,21 @@ internal static class Globals
             var directive = format[++i];
             sb.Append(directive switch
             {
-                'd' => now.ToString("dd", c), 'm' => now.ToString("MM", c), 'y' => now.ToString("yy", c),
-                'Y' => now.ToString("yyyy", c), 'H' => now.ToString("HH", c), 'I' => now.ToString("hh", c),
-                'M' => now.ToString("mm", c), 'S' => now.ToString("ss", c), 'p' => now.ToString("tt", c),
-                'b' => now.ToString("MMM", c), 'B' => now.ToString("MMMM", c), 'a' => now.ToString("ddd", c),
-                'A' => now.ToString("dddd", c), 'j' => now.DayOfYear.ToString("000", c), 'f' => now.ToString("ffffff", c),
+                'd' => now.ToString("dd", c),
+                'm' => now.ToString("MM", c),
+                'y' => now.ToString("yy", c),
+                'Y' => now.ToString("yyyy", c),
+                'H' => now.ToString("HH", c),
+                'I' => now.ToString("hh", c),
+                'M' => now.ToString("mm", c),
+                'S' => now.ToString("ss", c),
+                'p' => now.ToString("tt", c),
+                'b' => now.ToString("MMM", c),
+                'B' => now.ToString("MMMM", c),
+                'a' => now.ToString("ddd", c),
+                'A' => now.ToString("dddd", c),
+                'j' => now.DayOfYear.ToString("000", c),
+                'f' => now.ToString("ffffff", c),
                 '%' => "%",
                 _ => "%" + directive,
             });
