@@ -62,8 +62,9 @@ public sealed class RequestCapsTests
     [Fact]
     public async Task TheQueueCountsSequencesAndARequestThatNeverFitsIsA400()
     {
-        await using var server = await RunningServer.StartAsync(["--max-num-seqs", "1", "--max-num-queued-reqs", "4"]);
-        var (running, runningEvents) = await server.StreamAsync("/v1/completions", Completion("Hello", n: 1, maxTokens: 240, stream: true));
+        // tiny-gqa's 4,096 positions: the running request cannot finish (and free the slot) while the test looks
+        await using var server = await RunningServer.StartAsync(["--max-num-seqs", "1", "--max-num-queued-reqs", "4"], model: "tiny-gqa");
+        var (running, runningEvents) = await server.StreamAsync("/v1/completions", Completion("Hello", n: 1, maxTokens: 4000, stream: true));
         Assert.NotNull(await runningEvents.NextAsync());
         // Its answer starts only once it is scheduled, so it is not awaited here.
         var waiting = server.PostAsync("/v1/completions", Completion("Hello", n: 4, maxTokens: 2));
