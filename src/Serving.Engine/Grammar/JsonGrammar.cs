@@ -21,7 +21,7 @@ internal static class JsonGrammar
 
     static readonly GrammarExpr HexDigit = Range("09afAF");
 
-    /// \uXXXX of anything but a surrogate (a lone one is not text, and strict parsers refuse it).
+    /// A \u escape (four hex digits) of anything but a surrogate (a lone one is not text, and strict parsers refuse it).
     static readonly GrammarExpr UnicodeEscape = Sequence(Literal("u"), Choice(
         Sequence(Range("09acACefEF"), HexDigit, HexDigit, HexDigit),
         Sequence(AnyOf("dD"), Bytes((byte)'0', (byte)'7'), HexDigit, HexDigit)));

@@ -1,4 +1,5 @@
 using ScottPlot;
+using Serving.Plotting;
 using Serving.LoadGen.Metrics;
 using Serving.LoadGen.Runner;
 
@@ -7,26 +8,7 @@ namespace Serving.LoadGen.Reports;
 /// PNG charts (ScottPlot): latency CDFs of one run, and curves of a metric against the request rate.
 internal static class Charts
 {
-    const int Width = 900;
-    const int Height = 550;
-    const string FontName = "DejaVu Sans";
-
-    /// Charts carry their own font (DejaVu Sans, embedded): a server or container often has no system fonts,
-    /// and SkiaSharp then draws no text at all.
-    static Charts()
-    {
-        var path = Path.Combine(Path.GetTempPath(), "serving-loadgen-DejaVuSans.ttf");
-        if (!File.Exists(path))
-        {
-            var unique = $"{path}.{Environment.ProcessId}";
-            using (var font = typeof(Charts).Assembly.GetManifestResourceStream("Serving.LoadGen.Reports.Fonts.DejaVuSans.ttf")!)
-            using (var file = File.Create(unique))
-                font.CopyTo(file);
-            File.Move(unique, path, overwrite: true); // atomic: another process never reads half a font
-        }
-        Fonts.AddFontFile(FontName, path);
-        Fonts.Default = FontName;
-    }
+    static Charts() => ChartFont.Use();
 
     /// One panel per metric (TTFT, TPOT, E2E), one CDF line per labelled run; returns the files written.
     public static IReadOnlyList<string> LatencyCdfs(string directory, string prefix, IReadOnlyList<(string Label, BenchmarkRun Run)> runs)
@@ -77,9 +59,8 @@ internal static class Charts
 
     static string Save(Plot plot, string directory, string fileName)
     {
-        Directory.CreateDirectory(directory);
         var path = Path.Combine(directory, fileName);
-        plot.SavePng(path, Width, Height);
+        ChartFont.Save(plot, path);
         return path;
     }
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using ScottPlot;
+using Serving.Plotting;
 using Serving.Training.Reports;
 
 namespace Serving.Training.Experiment;

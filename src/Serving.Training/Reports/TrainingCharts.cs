@@ -1,4 +1,5 @@
 using ScottPlot;
+using Serving.Plotting;
 using Serving.Training.Training;
 
 namespace Serving.Training.Reports;
