@@ -18,18 +18,17 @@ internal sealed class DenseBackend(ModelConfig config, int maxLength, Device dev
 
 /// One forward over a batch of whole sequences: token (b, t) sits at position t and sees tokens 0 .. t of row b.
 /// The decoder's flat token rows are the batch's rows in order (row b * length + t).
-internal sealed class DenseStep : DecoderStep
+internal sealed class DenseStep : TorchOpsStep
 {
-    readonly ModelConfig _config;
     readonly int _batch, _length;
     readonly Tensor _cos, _sin;           // (batch * length, 1, rotaryDim / 2) float32
     readonly Tensor? _mask;               // (groupSize * length, length) bool, true where a key is visible; null for MHA
 
-    public DenseStep(ModelConfig config, RopeTable rope, Tensor tokens) : base(communicator: null)   // one device
+    public DenseStep(ModelConfig config, RopeTable rope, Tensor tokens) : base(config, communicator: null)   // one device
     {
         if (tokens.dim() != 2 || tokens.shape[1] > rope.MaxPositions)
             throw new ArgumentException($"tokens must be (batch, length <= {rope.MaxPositions}), got [{string.Join(", ", tokens.shape)}]");
-        (_config, _batch, _length) = (config, (int)tokens.shape[0], (int)tokens.shape[1]);
+        (_batch, _length) = ((int)tokens.shape[0], (int)tokens.shape[1]);
         using var scope = NewDisposeScope();
         TokenIds = tokens.reshape(-1).to_type(ScalarType.Int64);
         var positions = arange(_length, ScalarType.Int64, tokens.device).repeat(_batch);          // (batch * length)
@@ -43,19 +42,11 @@ internal sealed class DenseStep : DecoderStep
     public override Tensor TokenIds { get; }
     public override Tensor? LogitRows => null;
 
-    public override Tensor RmsNorm(Tensor x, Tensor weight, double eps) => TorchOps.RmsNorm(x, weight, eps);
-
-    public override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps) =>
-        TorchOps.AddRmsNorm(x, residual, weight, eps);
-
-    public override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps) =>
-        TorchOps.HeadRmsNorm(qkv, qWeight, kWeight, eps, _config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
-
     /// Rotates q and k; there is no pool to write.
     public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer)
     {
         var (q, k, v) = Split(qkv);
-        var rotary = _config.RotaryDim;
+        var rotary = Config.RotaryDim;
         return TorchOps.Join(TorchOps.Rotate(q, _cos, _sin, rotary), TorchOps.Rotate(k, _cos, _sin, rotary), v);
     }
 
@@ -64,7 +55,7 @@ internal sealed class DenseStep : DecoderStep
     // qkv (B T, (H + 2G) D) -> (B T, H D)
     public override Tensor Attention(Tensor qkv, int layer)
     {
-        var (h, g, d) = (_config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
+        var (h, g, d) = (Config.NumAttentionHeads, Config.NumKeyValueHeads, Config.HeadDim);
         var (b, t, groupSize) = (_batch, _length, h / g);
         var (q, k, v) = Split(qkv);
         var grouped = q.view(b, t, g, groupSize, d).permute(0, 2, 3, 1, 4).reshape(b, g, groupSize * t, d);  // (B, G, gs T, D)
@@ -73,9 +64,4 @@ internal sealed class DenseStep : DecoderStep
         var attended = nn.functional.scaled_dot_product_attention(grouped, keys, values, _mask, is_casual: _mask is null);
         return attended.view(b, g, groupSize, t, d).permute(0, 3, 1, 2, 4).reshape(b * t, h * d);           // heads ordered kv * gs + g
     }
-
-    public override Tensor SiluAndMul(Tensor gateUp) => TorchOps.SiluAndMul(gateUp);
-
-    (Tensor Q, Tensor K, Tensor V) Split(Tensor qkv) =>
-        TorchOps.Split(qkv, _config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
 }

@@ -16,18 +16,17 @@ internal sealed class TorchBackend(ModelConfig config, RopeTable rope) : Decoder
 }
 
 /// One step of the reference backend; owns its metadata tensors.
-internal sealed class TorchStep : DecoderStep
+internal sealed class TorchStep : TorchOpsStep
 {
-    readonly ModelConfig _config;
     readonly PagedKVCache _cache;
     readonly Tensor _slots;                // (numTokens) int64
     readonly Tensor _cos, _sin;            // (numTokens, 1, rotaryDim / 2) float32
     readonly TorchAttention _attention;
 
     public TorchStep(ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache, Distributed.ICommunicator? communicator)
-        : base(communicator)
+        : base(config, communicator)
     {
-        (_config, _cache) = (config, cache);
+        _cache = cache;
         using var scope = NewDisposeScope();
         var device = cache.Device;
         TokenIds = Int64(inputs.TokenIds, device);
@@ -42,19 +41,11 @@ internal sealed class TorchStep : DecoderStep
     public override Tensor TokenIds { get; }
     public override Tensor? LogitRows { get; }
 
-    public override Tensor RmsNorm(Tensor x, Tensor weight, double eps) => TorchOps.RmsNorm(x, weight, eps);
-
-    public override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps) =>
-        TorchOps.AddRmsNorm(x, residual, weight, eps);
-
-    public override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps) =>
-        TorchOps.HeadRmsNorm(qkv, qWeight, kWeight, eps, _config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
-
     public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer)
     {
         var (q, k, v) = Split(qkv);
-        (q, k) = (TorchOps.Rotate(q, _cos, _sin, _config.RotaryDim), TorchOps.Rotate(k, _cos, _sin, _config.RotaryDim));
-        var (heads, dim) = (_config.NumKeyValueHeads, _config.HeadDim);
+        (q, k) = (TorchOps.Rotate(q, _cos, _sin, Config.RotaryDim), TorchOps.Rotate(k, _cos, _sin, Config.RotaryDim));
+        var (heads, dim) = (Config.NumKeyValueHeads, Config.HeadDim);
         _cache.Keys(layer).view(-1, heads, dim).index_copy_(0, _slots, k.to_type(_cache.Dtype.Storage));    // (numSlots, kvHeads, headDim)
         _cache.Values(layer).view(-1, heads, dim).index_copy_(0, _slots, v.to_type(_cache.Dtype.Storage));
         return TorchOps.Join(q, k, v);
@@ -65,11 +56,6 @@ internal sealed class TorchStep : DecoderStep
         var (q, _, _) = Split(qkv);
         return _attention.Forward(q, _cache.Keys(layer), _cache.Values(layer));
     }
-
-    public override Tensor SiluAndMul(Tensor gateUp) => TorchOps.SiluAndMul(gateUp);
-
-    (Tensor Q, Tensor K, Tensor V) Split(Tensor qkv) =>
-        TorchOps.Split(qkv, _config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
 
     static Tensor Int64(int[] values, Device device) => tensor(values.Select(v => (long)v).ToArray(), device: device);
 }

@@ -1,0 +1,27 @@
+using Serving.Engine.Config;
+using Serving.Engine.Distributed;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model.Backends;
+
+/// What the two plain-TorchSharp steps (TorchStep over the paged pool, DenseStep for training) do alike: the
+/// operations without state written with TorchOps, and the split of a fused qkv row into its heads. They differ in
+/// where K/V go and how attention reads them.
+internal abstract class TorchOpsStep(ModelConfig config, ICommunicator? communicator) : DecoderStep(communicator)
+{
+    protected ModelConfig Config { get; } = config;
+
+    public sealed override Tensor RmsNorm(Tensor x, Tensor weight, double eps) => TorchOps.RmsNorm(x, weight, eps);
+
+    public sealed override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps) =>
+        TorchOps.AddRmsNorm(x, residual, weight, eps);
+
+    public sealed override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps) =>
+        TorchOps.HeadRmsNorm(qkv, qWeight, kWeight, eps, Config.NumAttentionHeads, Config.NumKeyValueHeads, Config.HeadDim);
+
+    public sealed override Tensor SiluAndMul(Tensor gateUp) => TorchOps.SiluAndMul(gateUp);
+
+    /// qkv (numTokens, (H + 2G) D) as its query, key and value heads.
+    protected (Tensor Q, Tensor K, Tensor V) Split(Tensor qkv) =>
+        TorchOps.Split(qkv, Config.NumAttentionHeads, Config.NumKeyValueHeads, Config.HeadDim);
+}
