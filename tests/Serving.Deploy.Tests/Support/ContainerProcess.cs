@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
+using Serving.Tests.Shared;
 
 namespace Serving.Deploy.Tests.Support;
 
@@ -45,7 +45,7 @@ internal sealed partial class ContainerProcess : IAsyncDisposable
         var app = Path.Combine(RepoPaths.ServerOutput, command[0][AppDirectory.Length..] + ".dll");
         if (!File.Exists(app)) throw new FileNotFoundException("server build output missing", app);
 
-        var start = new ProcessStartInfo(DotnetHost(), [app, .. command.Skip(1)])
+        var start = new ProcessStartInfo(LocalProcess.DotnetHost(), [app, .. command.Skip(1)])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -54,11 +54,11 @@ internal sealed partial class ContainerProcess : IAsyncDisposable
         foreach (var (key, value) in image.Environment)
             start.Environment[key] = value.StartsWith(ModelsVolume, StringComparison.Ordinal)
                 ? fixtureModel + value[ModelsVolume.Length..] : value;
-        var port = FreePort();
+        var port = LocalProcess.FreePort();
         start.Environment[$"{ServerContract.EnvironmentPrefix}Host"] = "127.0.0.1";
         start.Environment[$"{ServerContract.EnvironmentPrefix}Port"] = port.ToString();
         if (image.Environment.ContainsKey($"{ServerContract.EnvironmentPrefix}GrpcPort"))
-            start.Environment[$"{ServerContract.EnvironmentPrefix}GrpcPort"] = FreePort().ToString();
+            start.Environment[$"{ServerContract.EnvironmentPrefix}GrpcPort"] = LocalProcess.FreePort().ToString();
         return new ContainerProcess(Process.Start(start)!, new Uri($"http://127.0.0.1:{port}"));
     }
 
@@ -108,15 +108,6 @@ internal sealed partial class ContainerProcess : IAsyncDisposable
     {
         if (line == null) return;
         lock (_output) _output.AppendLine(line);
-    }
-
-    static string DotnetHost() => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
-
-    static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]

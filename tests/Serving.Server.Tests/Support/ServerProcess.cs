@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
+using Serving.Tests.Shared;
 
 namespace Serving.Server.Tests.Support;
 
@@ -35,8 +35,8 @@ public sealed class ServerProcess : IAsyncDisposable
     /// under `ulimit -n maxOpenFiles`.
     public static ServerProcess Start(IEnumerable<string> args, int? maxOpenFiles = null)
     {
-        var (port, grpcPort) = (FreePort(), FreePort());
-        string[] server = [DotnetHost(), Path.Combine(AppContext.BaseDirectory, "Serving.Server.dll"),
+        var (port, grpcPort) = (LocalProcess.FreePort(), LocalProcess.FreePort());
+        string[] server = [LocalProcess.DotnetHost(), Path.Combine(AppContext.BaseDirectory, "Serving.Server.dll"),
             "--host", "127.0.0.1", "--port", $"{port}", "--grpc-port", $"{grpcPort}", .. args];
         var start = maxOpenFiles is { } limit
             ? new ProcessStartInfo("bash", ["-c", $"ulimit -n {limit} && exec \"$0\" \"$@\"", .. server])
@@ -129,14 +129,5 @@ public sealed class ServerProcess : IAsyncDisposable
     {
         if (line is null) return;
         lock (_output) _output.AppendLine(line);
-    }
-
-    static string DotnetHost() => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
-
-    static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
