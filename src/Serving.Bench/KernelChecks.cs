@@ -122,7 +122,7 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         var scales = tensor(new[] { 0.75f, 1.5f }, device: device);
         var qkv = Randn(contexts.Length, (h + 2 * g) * d);                          // the query is read in place at qkv's stride
         using var buffers = new DeviceStepBuffers(batch.NumTokens, batch.NumSeqs, batch.MaxBlocksPerSeq, device);
-        var plan = DecodeAttentionPlan.Create(contexts.Length, contexts.Max(), g, concurrentBlocks);
+        var plan = kernels.PlanDecode(contexts.Length, contexts.Max(), concurrentBlocks);
         buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray(), plan.PartitionSizeFor(contexts.Max()));
         var workspace = empty(plan.WorkspaceElements(h, d), ScalarType.Float32, device);
         var output = full(contexts.Length, h * d, double.NaN, dtype: _dtype, device: device);

@@ -22,10 +22,13 @@ internal static unsafe class CudaDriver
     static readonly delegate* unmanaged<IntPtr*, int, int> PrimaryCtxRetainFn = (delegate* unmanaged<IntPtr*, int, int>)Export("cuDevicePrimaryCtxRetain");
     static readonly delegate* unmanaged<IntPtr*, int> CtxGetCurrentFn = (delegate* unmanaged<IntPtr*, int>)Export("cuCtxGetCurrent");
     static readonly delegate* unmanaged<IntPtr, int> CtxSetCurrentFn = (delegate* unmanaged<IntPtr, int>)Export("cuCtxSetCurrent");
+    static readonly delegate* unmanaged<int> CtxSynchronizeFn = (delegate* unmanaged<int>)Export("cuCtxSynchronize");
     static readonly delegate* unmanaged<IntPtr*, byte*, int> ModuleLoadDataFn = (delegate* unmanaged<IntPtr*, byte*, int>)Export("cuModuleLoadData");
     static readonly delegate* unmanaged<IntPtr, int> ModuleUnloadFn = (delegate* unmanaged<IntPtr, int>)Export("cuModuleUnload");
     static readonly delegate* unmanaged<IntPtr*, IntPtr, byte*, int> ModuleGetFunctionFn = (delegate* unmanaged<IntPtr*, IntPtr, byte*, int>)Export("cuModuleGetFunction");
     static readonly delegate* unmanaged<IntPtr, int, int, int> FuncSetAttributeFn = (delegate* unmanaged<IntPtr, int, int, int>)Export("cuFuncSetAttribute");
+    static readonly delegate* unmanaged<int*, IntPtr, int, nuint, int> OccupancyFn =
+        (delegate* unmanaged<int*, IntPtr, int, nuint, int>)Export("cuOccupancyMaxActiveBlocksPerMultiprocessor");
     static readonly delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int> LaunchKernelFn =
         (delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int>)Export("cuLaunchKernel");
     static readonly delegate* unmanaged<IntPtr*, uint, int> StreamCreateFn = (delegate* unmanaged<IntPtr*, uint, int>)Export("cuStreamCreate");
@@ -86,6 +89,9 @@ internal static unsafe class CudaDriver
 
     public static void SetCurrentContext(IntPtr context) => Check(CtxSetCurrentFn(context), "cuCtxSetCurrent");
 
+    /// Blocks until everything queued on the current context, on every stream, has run.
+    public static void SynchronizeContext() => Check(CtxSynchronizeFn(), "cuCtxSynchronize");
+
     public static IntPtr LoadModule(byte[] image)
     {
         IntPtr module;
@@ -135,6 +141,9 @@ internal static unsafe class CudaDriver
 
     public static void RecordEvent(IntPtr cudaEvent, IntPtr stream) => Check(EventRecordFn(cudaEvent, stream), "cuEventRecord");
 
+    /// Blocks the calling thread until the work queued before the event's last record has run.
+    public static void SynchronizeEvent(IntPtr cudaEvent) => Check(EventSynchronizeFn(cudaEvent), "cuEventSynchronize");
+
     /// Milliseconds between two recorded events, once the later one has happened.
     public static float ElapsedMilliseconds(IntPtr start, IntPtr end)
     {
@@ -146,6 +155,14 @@ internal static unsafe class CudaDriver
 
     public static void SetFunctionAttribute(IntPtr function, int attribute, int value) =>
         Check(FuncSetAttributeFn(function, attribute, value), "cuFuncSetAttribute");
+
+    /// Blocks of <paramref name="function"/> that fit on one multiprocessor at once (registers, shared memory, threads).
+    public static int MaxActiveBlocksPerMultiprocessor(IntPtr function, int blockThreads, int dynamicSharedBytes)
+    {
+        int blocks;
+        Check(OccupancyFn(&blocks, function, blockThreads, (nuint)dynamicSharedBytes), "cuOccupancyMaxActiveBlocksPerMultiprocessor");
+        return blocks;
+    }
 
     /// Enqueues a kernel on <paramref name="stream"/>. <paramref name="args"/> points to one pointer per kernel parameter.
     public static void Launch(IntPtr function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, IntPtr stream, void** args) =>

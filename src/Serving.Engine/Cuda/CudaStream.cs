@@ -5,7 +5,10 @@ namespace Serving.Engine.Cuda;
 /// The stream a model's steps run on, created by the engine (never the legacy default stream, on which CUDA graph
 /// capture is not allowed). MakeCurrent also makes it libtorch's current stream on the calling thread, so
 /// TorchSharp's ops, cuBLAS and the fused kernels of a step queue on one stream, in order, with no
-/// synchronization between them. Owns the stream (Dispose destroys it).
+/// synchronization between them. One per model (every KV dtype's backend shares it), so no two of its steps run
+/// side by side. The stream is non-blocking: it does not wait for the legacy default stream, so Create first waits
+/// for the device's work so far (weights initialized on the device, a pool zeroed before the model's first step).
+/// Owns the stream (Dispose destroys it).
 internal sealed class CudaStream : IDisposable
 {
     readonly CudaDevice _device;
@@ -17,6 +20,7 @@ internal sealed class CudaStream : IDisposable
     public static CudaStream Create(CudaDevice device)
     {
         device.MakeCurrent();
+        CudaDriver.SynchronizeContext();
         return new CudaStream(device, CudaDriver.CreateStream());
     }
 

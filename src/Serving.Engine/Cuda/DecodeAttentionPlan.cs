@@ -1,32 +1,31 @@
 namespace Serving.Engine.Cuda;
 
 /// How one decode step splits attention over context (flash-decoding): each sequence's context is cut
-/// into <see cref="NumPartitions"/> partitions of <see cref="PartitionSize"/> tokens, scored by separate
-/// thread blocks and merged by a second kernel. One plan serves every layer of a step, and so does the
-/// float32 workspace it sizes (partial outputs plus running max and sum per partition).
-internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int NumPartitions)
+/// into <see cref="NumPartitions"/> partitions of <see cref="PartitionSize"/> tokens (a multiple of the kernel's
+/// <see cref="Granule"/>), scored by separate thread blocks and merged by a second kernel. One plan serves every
+/// layer of a step, and so does the float32 workspace it sizes (partial outputs plus running max and sum per partition).
+internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int NumPartitions, int Granule)
 {
-    /// Tokens per shared-memory stage of the kernel (TILE in paged_attention.cu).
-    public const int Tile = 32;
-
-    /// Splits until there are about four waves of blocks (<paramref name="concurrentBlocks"/> run at once on
-    /// the device): with fewer, the last partial wave leaves much of HBM idle; each partition costs only a
-    /// partial output of headDim floats per query head, against the partition's K/V bytes.
-    public static DecodeAttentionPlan Create(int numSeqs, int maxContextLength, int numKVHeads, int concurrentBlocks)
+    /// Splits until there are about four waves of blocks (<paramref name="concurrentBlocks"/> run at once on the
+    /// device; a sequence's partition takes <paramref name="blocksPerPartition"/> blocks, one per KV head or head
+    /// tile): with fewer, the last partial wave leaves much of HBM idle; each partition costs only a partial output of
+    /// headDim floats per query head, against the partition's K/V bytes. <paramref name="granule"/>: the tokens one
+    /// block takes at a time (partitions are whole granules).
+    public static DecodeAttentionPlan Create(int numSeqs, int maxContextLength, int blocksPerPartition, int concurrentBlocks, int granule)
     {
-        var tiles = Math.Max(1, CeilDiv(maxContextLength, Tile));
-        var wanted = CeilDiv(4 * concurrentBlocks, numSeqs * numKVHeads);
-        var partitions = Math.Clamp(wanted, 1, tiles);
-        var tilesPerPartition = CeilDiv(tiles, partitions);
-        return new DecodeAttentionPlan(numSeqs, tilesPerPartition * Tile, CeilDiv(tiles, tilesPerPartition));
+        var granules = Math.Max(1, CeilDiv(maxContextLength, granule));
+        var wanted = CeilDiv(4 * concurrentBlocks, numSeqs * blocksPerPartition);
+        var partitions = Math.Clamp(wanted, 1, granules);
+        var granulesPerPartition = CeilDiv(granules, partitions);
+        return new DecodeAttentionPlan(numSeqs, granulesPerPartition * granule, CeilDiv(granules, granulesPerPartition), granule);
     }
 
     /// The same number of partitions (the grid of a captured step), each as long as contexts up to maxContextLength
     /// need: the partition size a step uploads. Partitions past a sequence's context do nothing.
     public int PartitionSizeFor(int maxContextLength)
     {
-        var tiles = Math.Max(1, CeilDiv(maxContextLength, Tile));
-        return CeilDiv(tiles, NumPartitions) * Tile;
+        var granules = Math.Max(1, CeilDiv(maxContextLength, Granule));
+        return CeilDiv(granules, NumPartitions) * Granule;
     }
 
     /// float32 elements of the workspace for <paramref name="numHeads"/> heads of <paramref name="headDim"/>:

@@ -10,6 +10,13 @@ internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, in
 
     /// Bytes one asynchronous copy of the attention kernel moves: 16, or a whole head row when shorter.
     public int CacheVectorBytes => Math.Min(16, HeadDim * CacheDtype.Size);
+
+    /// Whether decode attention runs on tensor cores (paged_attention_mma.cu): a 16-bit model over a 16-bit or FP8
+    /// pool, head dim a multiple of 16 and at most 128 (registers), on sm_80 or later. Otherwise the CUDA-core kernel
+    /// (paged_attention.cu) runs it: float32 models and pools, other head dims.
+    public bool UsesTensorCoreAttention(int computeCapability) =>
+        Dtype != ScalarType.Float32 && CacheDtype.Storage != ScalarType.Float32 && HeadDim % 16 == 0 && HeadDim <= 128
+        && computeCapability >= 80;
 }
 
 /// The decoder's fused CUDA kernels for one model shape, compiled with NVRTC when created and launched on one
@@ -18,12 +25,11 @@ internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, in
 /// caching allocator only reuses memory in stream order, so a tensor disposed after its last launch is safe).
 internal sealed unsafe class FusedKernels : IDisposable
 {
-    const uint AttentionThreads = 128;
     readonly KernelModule _module;
     readonly IntPtr _stream;
-    readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _attention, _attentionReduce;
+    readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _attention, _attentionReduce, _prefillAttention;
     readonly int _vector;
-    readonly uint _attentionSharedBytes;
+    readonly DecodeAttentionKernel _attentionKernel;
     readonly int _concurrentAttentionBlocks;
 
     public FusedKernels(CudaDevice device, IntPtr stream, KernelShape shape)
@@ -41,15 +47,16 @@ internal sealed unsafe class FusedKernels : IDisposable
             ["ROTARY_DIM"] = shape.RotaryDim,
             ["GROUP_SIZE"] = shape.GroupSize,
         };
-        _module = new KernelModule(device, ["decoder_kernels.cu", "paged_attention.cu"], defines);
+        _module = new KernelModule(device, ["decoder_kernels.cu", "paged_attention.cu", "paged_attention_mma.cu"], defines);
         (_rmsNorm, _addRmsNorm, _headRmsNorm) = (Fn("rms_norm"), Fn("add_rms_norm"), Fn("head_rms_norm"));
         (_ropeKVWrite, _kvWrite, _gatherKV, _siluMul) = (Fn("rope_kv_write"), Fn("kv_write"), Fn("gather_kv"), Fn("silu_mul"));
-        (_attention, _attentionReduce) = (Fn("paged_decode_attention"), Fn("paged_attention_reduce"));
-        _attentionSharedBytes = AttentionSharedBytes(shape);
-        CudaDriver.SetFunctionAttribute(_attention, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, (int)_attentionSharedBytes);
-        // resident blocks per multiprocessor, bounded by shared memory (228 KiB, 1 KiB reserved per block) and threads
-        var perMultiprocessor = Math.Clamp(228 * 1024 / ((int)_attentionSharedBytes + 1024), 1, 2048 / (int)AttentionThreads);
-        _concurrentAttentionBlocks = perMultiprocessor * device.MultiprocessorCount;
+        _attentionKernel = DecodeAttentionKernel.For(shape, device.ComputeCapability);
+        (_attention, _attentionReduce) = (Fn(_attentionKernel.Name), Fn("paged_attention_reduce"));
+        var sharedBytes = (int)_attentionKernel.SharedBytes;
+        CudaDriver.SetFunctionAttribute(_attention, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, sharedBytes);
+        var perMultiprocessor = CudaDriver.MaxActiveBlocksPerMultiprocessor(_attention, (int)_attentionKernel.Threads, sharedBytes);
+        _concurrentAttentionBlocks = Math.Max(1, perMultiprocessor) * device.MultiprocessorCount;
+        if (_attentionKernel.TensorCores) _prefillAttention = Fn("paged_prefill_attention_mma");
     }
 
     /// Whether the kernels take this shape on a device of this compute capability: model in float32, bfloat16 or
@@ -141,8 +148,13 @@ internal sealed unsafe class FusedKernels : IDisposable
     }
 
     /// The split of a decode step's attention for this device; one plan serves every layer of the step.
-    public DecodeAttentionPlan PlanDecode(int numDecodes, int maxContextLength) =>
-        DecodeAttentionPlan.Create(numDecodes, maxContextLength, Shape.NumKVHeads, _concurrentAttentionBlocks);
+    /// concurrentBlocks overrides the blocks the device runs at once (tests steer the split with it).
+    public DecodeAttentionPlan PlanDecode(int numDecodes, int maxContextLength, int? concurrentBlocks = null) =>
+        DecodeAttentionPlan.Create(numDecodes, maxContextLength, Shape.NumKVHeads * _attentionKernel.HeadTiles,
+            concurrentBlocks ?? _concurrentAttentionBlocks, _attentionKernel.Granule);
+
+    /// Whether decode attention runs on tensor cores here (see KernelShape.UsesTensorCoreAttention).
+    public bool TensorCoreAttention => _attentionKernel.TensorCores;
 
     /// Attention of the step's decode sequences (one query token each) over their paged contexts.
     /// query (numTokens, numHeads * headDim), rows may be strided (the q part of a fused QKV output); decodeSeqs
@@ -168,14 +180,32 @@ internal sealed unsafe class FusedKernels : IDisposable
             &qPtr, &qStride, &kPtr, &vPtr, &seqPtr, &rowPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &partitionPtr, &scale,
             &scalePtr, &outPtr, &partOut, &partMl,
         };
-        var grid = ((uint)Shape.NumKVHeads, (uint)plan.NumSeqs, (uint)plan.NumPartitions);
-        Launch(_attention, grid, AttentionThreads, _attentionSharedBytes, args);
+        var grid = ((uint)(Shape.NumKVHeads * _attentionKernel.HeadTiles), (uint)plan.NumSeqs, (uint)plan.NumPartitions);
+        Launch(_attention, grid, _attentionKernel.Threads, _attentionKernel.SharedBytes, args);
         if (plan.NumPartitions > 1)
         {
             var partitions = plan.NumPartitions;
             void** reduceArgs = stackalloc void*[] { &partOut, &partMl, &seqPtr, &rowPtr, &lenPtr, &partitionPtr, &partitions, &outPtr };
             Launch(_attentionReduce, ((uint)Shape.NumHeads, (uint)plan.NumSeqs, 1), (uint)Shape.HeadDim, 0, reduceArgs);
         }
+    }
+
+    /// Causal attention of the step's prefill sequences (several new tokens each) over their paged contexts, on tensor
+    /// cores (only where TensorCoreAttention). query as PagedDecodeAttention; prefills (numPrefills, 3) int32: each
+    /// sequence's index, first row in query / output, and query length (its queries are the last query-length positions
+    /// of its context, whose K/V are already in the pool); maxQueryLength the longest of them; blockTables,
+    /// contextLengths, kvScales and output as PagedDecodeAttention (only the prefill rows written).
+    public void PagedPrefillAttention(Tensor query, Tensor kCache, Tensor vCache, Tensor prefills, int maxQueryLength,
+        Tensor blockTables, Tensor contextLengths, Tensor kvScales, Tensor output)
+    {
+        if (!_attentionKernel.TensorCores) throw new InvalidOperationException("prefill attention kernel needs tensor-core attention");
+        var (qStride, maxBlocks, blockSize, scale) = ((int)query.stride(0), (int)blockTables.size(1), (int)kCache.size(1), 1f / MathF.Sqrt(Shape.HeadDim));
+        var (qPtr, kPtr, vPtr, prefillPtr) = (TensorPointer.Of(query), TensorPointer.Of(kCache), TensorPointer.Of(vCache), TensorPointer.Of(prefills));
+        var (tablePtr, lenPtr, scalePtr, outPtr) = (TensorPointer.Of(blockTables), TensorPointer.Of(contextLengths), TensorPointer.Of(kvScales), TensorPointer.Of(output));
+        void** args = stackalloc void*[] { &qPtr, &qStride, &kPtr, &vPtr, &prefillPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &scale, &scalePtr, &outPtr };
+        var rowTiles = ((long)maxQueryLength * Shape.GroupSize + DecodeAttentionKernel.PrefillRowsPerBlock - 1) / DecodeAttentionKernel.PrefillRowsPerBlock;
+        var grid = ((uint)Shape.NumKVHeads, (uint)prefills.size(0), (uint)rowTiles);
+        Launch(_prefillAttention, grid, DecodeAttentionKernel.TensorCoreThreads, DecodeAttentionKernel.ChunkStagesBytes(Shape), args);
     }
 
     public void Dispose() => _module.Dispose();
@@ -201,16 +231,4 @@ internal sealed unsafe class FusedKernels : IDisposable
     };
 
     static int TypeCode(KVCacheDtype dtype) => dtype.IsFp8 ? 3 : TypeCode(dtype.Storage);
-
-    // Mirrors struct AttentionShared in paged_attention.cu: two stages of padded K tile and V tile (pool elements),
-    // scaled queries, tile probabilities, and the running max / sum / rescale factor per query head.
-    static uint AttentionSharedBytes(KernelShape shape)
-    {
-        const int tile = DecodeAttentionPlan.Tile;
-        var (size, headDim, groupSize) = (shape.CacheDtype.Size, shape.HeadDim, shape.GroupSize);
-        var keys = tile * (headDim + shape.CacheVectorBytes / size) * size;
-        var values = tile * headDim * size;
-        var floats = groupSize * headDim + groupSize * tile + 3 * groupSize;
-        return (uint)(2 * (keys + values) + floats * sizeof(float));
-    }
 }

@@ -21,7 +21,8 @@ public sealed class LoadedModel : IDisposable
     readonly CausalLM _model;
     readonly ICommunicator? _communicator;   // this rank's collectives; null at one rank
     readonly PeerRanks? _peers;              // ranks 1 .. N-1 (rank 0 only, N > 1)
-    readonly Dictionary<KVCacheDtype, CudaBackend> _fused = new();   // by KV cache dtype
+    readonly Dictionary<KVCacheDtype, CudaBackend> _fused = new();   // by KV cache dtype, all on _stream
+    CudaStream? _stream;
     RopeTable? _rope;
     TorchBackend? _torch;
     int _maxPositions;
@@ -246,7 +247,10 @@ public sealed class LoadedModel : IDisposable
     CudaBackend Fused(KVCacheDtype cacheDtype)
     {
         if (!_fused.TryGetValue(cacheDtype, out var backend))
-            _fused[cacheDtype] = backend = new CudaBackend(_model.Config, Shape(cacheDtype), Rope, Device) { Communicator = _communicator };
+        {
+            _stream ??= CudaStream.Create(CudaDevice.Open(Math.Max(Device.index, 0)));
+            _fused[cacheDtype] = backend = new CudaBackend(_model.Config, Shape(cacheDtype), Rope, Device, _stream) { Communicator = _communicator };
+        }
         return backend;
     }
 
@@ -273,6 +277,7 @@ public sealed class LoadedModel : IDisposable
     {
         _graphs?.Dispose();
         foreach (var backend in _fused.Values) backend.Dispose();   // waits for this rank's stream, collectives included
+        _stream?.Dispose();
         _peers?.Dispose();
         _rope?.Dispose();
         _model.Dispose();

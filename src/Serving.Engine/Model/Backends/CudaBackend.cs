@@ -7,19 +7,17 @@ namespace Serving.Engine.Model.Backends;
 
 /// The fused backend: the NVRTC-compiled kernels of ../../Cuda for norms, rotary + KV write, decode attention and
 /// SiLU x up, launched on the model's own stream, where TorchSharp's matrix products and the prefill attention of
-/// the step run too. Owns the stream, the compiled kernels and the step buffers (fixed addresses, so a decode step
-/// can be captured as a CUDA graph); the rotary table belongs to the model.
+/// the step run too. Owns the compiled kernels and the step buffers (fixed addresses, so a decode step can be
+/// captured as a CUDA graph); the stream and the rotary table belong to the model.
 internal sealed class CudaBackend : DecoderBackend
 {
     readonly ModelConfig _config;
     readonly RopeTable _rope;
 
-    public CudaBackend(ModelConfig config, KernelShape shape, RopeTable rope, Device device)
+    public CudaBackend(ModelConfig config, KernelShape shape, RopeTable rope, Device device, CudaStream stream)
     {
-        (_config, _rope) = (config, rope);
-        var cudaDevice = CudaDevice.Open(Math.Max(device.index, 0));
-        Stream = CudaStream.Create(cudaDevice);
-        Kernels = new FusedKernels(cudaDevice, Stream.Handle, shape);
+        (_config, _rope, Stream) = (config, rope, stream);
+        Kernels = new FusedKernels(CudaDevice.Open(Math.Max(device.index, 0)), Stream.Handle, shape);
         Buffers = new DeviceStepBuffers(maxTokens: 256, maxSeqs: 16, maxBlocksPerSeq: 64, device);
     }
 
@@ -47,7 +45,6 @@ internal sealed class CudaBackend : DecoderBackend
         Stream.Synchronize();
         Buffers.Dispose();
         Kernels.Dispose();
-        Stream.Dispose();
     }
 }
 
@@ -64,7 +61,9 @@ internal sealed class CudaStep : DecoderStep
     readonly StepInputs _inputs;
     readonly Tensor _positions, _slots, _tokenRows, _decodeSeqs, _contextLengths, _blockTables;
     readonly int[] _prefillSeqs;
-    readonly Tensor? _contextSlots;        // (sum of prefill context lengths) int32, prefill sequences only
+    readonly Tensor? _contextSlots;        // (sum of prefill context lengths) int32, prefill sequences only (CUDA-core path)
+    readonly Tensor? _prefills;            // (prefill sequences, 3) int32: index, first row, query length (tensor-core path)
+    readonly int _maxPrefillLength;
     readonly DecodeAttentionPlan? _plan;
     readonly Tensor _partitionSize;        // (1) int32: tokens per attention partition this step
     readonly Tensor? _workspace;           // float32, plan.WorkspaceElements
@@ -89,7 +88,13 @@ internal sealed class CudaStep : DecoderStep
         LogitRows = inputs.LogitRows.Length == n ? null : buffers.LogitRows(inputs.LogitRows.Length);
         (_tokenRows, _decodeSeqs) = (buffers.TokenRows(s), buffers.DecodeSeqs(decodes.Length));
         (_contextLengths, _blockTables) = (buffers.ContextLengths(s), buffers.BlockTables(s));
-        if (_prefillSeqs.Length > 0)
+        if (_prefillSeqs.Length > 0 && _kernels.TensorCoreAttention)
+        {
+            var rows = _prefillSeqs.SelectMany(p => new[] { p, inputs.QueryStarts[p], inputs.QueryLength(p) }).ToArray();
+            _prefills = tensor(rows, dtype: ScalarType.Int32, device: cache.Device).view(_prefillSeqs.Length, 3);
+            _maxPrefillLength = _prefillSeqs.Max(inputs.QueryLength);
+        }
+        else if (_prefillSeqs.Length > 0)
             _contextSlots = tensor(PrefillAttention.ContextSlots(inputs, _prefillSeqs), dtype: ScalarType.Int32, device: cache.Device);
         if (_plan is not null)
             _workspace = empty(_plan.WorkspaceElements(config.NumAttentionHeads, config.HeadDim), ScalarType.Float32, cache.Device);
@@ -163,6 +168,11 @@ internal sealed class CudaStep : DecoderStep
             // each decode sequence's query is the first QSize columns of its row of qkv (read at qkv's row stride)
             _kernels.PagedDecodeAttention(qkv, keys, values, _decodeSeqs, _tokenRows, _blockTables, _contextLengths,
                 _partitionSize, _cache.Scales[layer], _plan, output, _workspace!);
+        }
+        if (_prefills is not null)
+        {
+            _kernels.PagedPrefillAttention(qkv, keys, values, _prefills, _maxPrefillLength, _blockTables, _contextLengths,
+                _cache.Scales[layer], output);
         }
         if (_contextSlots is not null)
             PrefillAttention.Run(_kernels, qkv, layer, _cache, _inputs, _prefillSeqs, _contextSlots, output);

@@ -15,16 +15,22 @@ namespace Serving.Engine.Model.Backends;
 /// addresses: graphs captured before must be captured again). The copy covers the small arrays and the used rows of
 /// the block tables. A decode step can be padded to more sequences (a captured graph's batch size): a padding
 /// sequence has token 0 at position 0, slot -1 (its K/V are written nowhere) and a context of one token.
+/// The pinned buffer is written again only once the previous step's copy has run (an event recorded after it): a
+/// caller that queues steps back to back without reading anything (chunked prefill of one prompt) would otherwise
+/// overwrite metadata the GPU has not copied yet.
 internal sealed class DeviceStepBuffers : IDisposable
 {
     Tensor _device = null!;   // (capacity) int32 on the GPU
     Tensor _host = null!;     // (capacity) int32, pinned
+    readonly IntPtr _copied;  // CUDA event recorded after the last copy (zero on a CPU "device")
+    bool _copyQueued;
     int _tokens, _seqs, _width;
 
     public DeviceStepBuffers(int maxTokens, int maxSeqs, int maxBlocksPerSeq, Device device)
     {
         Device = device;
         Allocate(maxTokens, maxSeqs, maxBlocksPerSeq);
+        if (device.type == DeviceType.CUDA) _copied = CudaDriver.CreateEvent();
     }
 
     public Device Device { get; }
@@ -38,6 +44,7 @@ internal sealed class DeviceStepBuffers : IDisposable
     public bool Reserve(int maxTokens, int maxSeqs, int maxBlocksPerSeq)
     {
         if (maxTokens <= _tokens && maxSeqs <= _seqs && maxBlocksPerSeq <= _width) return false;
+        WaitForLastCopy();
         _device.Dispose();
         _host.Dispose();
         Allocate(Math.Max(maxTokens, _tokens), Math.Max(maxSeqs, _seqs), Math.Max(maxBlocksPerSeq, _width));
@@ -61,6 +68,7 @@ internal sealed class DeviceStepBuffers : IDisposable
         var real = inputs?.NumSeqs ?? 0;
         var numSeqs = Math.Max(real, padTo);
         Reserve(Math.Max(inputs?.NumTokens ?? 0, padTo), numSeqs, inputs?.MaxBlocksPerSeq ?? 1);
+        WaitForLastCopy();
         var host = new Span<int>((void*)TensorPointer.Of(_host), (int)_host.NumberOfElements);
         var tokens = host.Slice(0, _tokens);
         var positions = host.Slice(_tokens, _tokens);
@@ -101,6 +109,18 @@ internal sealed class DeviceStepBuffers : IDisposable
         using var source = _host.narrow(0, 0, used);
         using var target = _device.narrow(0, 0, used);
         target.copy_(source, true);                                       // non_blocking: pinned source, async on the stream
+        if (_copied != IntPtr.Zero)
+        {
+            CudaDriver.RecordEvent(_copied, TorchCudaStreams.Current(Device.index));
+            _copyQueued = true;
+        }
+    }
+
+    void WaitForLastCopy()
+    {
+        if (!_copyQueued) return;
+        CudaDriver.SynchronizeEvent(_copied);
+        _copyQueued = false;
     }
 
     // views of the device buffer (fixed addresses), sized for a step of numTokens tokens and numSeqs sequences
@@ -116,8 +136,10 @@ internal sealed class DeviceStepBuffers : IDisposable
 
     public void Dispose()
     {
+        WaitForLastCopy();
         _device.Dispose();
         _host.Dispose();
+        if (_copied != IntPtr.Zero) CudaDriver.DestroyEvent(_copied);
     }
 
     void Allocate(int maxTokens, int maxSeqs, int maxBlocksPerSeq)

@@ -4,8 +4,10 @@ using static TorchSharp.torch.nn.functional;
 
 namespace Serving.Engine.Model.Backends;
 
-/// The CUDA backend's attention for sequences that bring several query tokens (prefill, chunked prefill), through
-/// TorchSharp's scaled-dot-product attention, one sequence at a time. Keys and values come from the pool (the rope
+/// The CUDA backend's attention for sequences that bring several query tokens (prefill, chunked prefill) where the
+/// tensor-core kernel does not run (float32 models or pools, head dims it does not take; see
+/// FusedKernels.PagedPrefillAttention for the rest), through TorchSharp's scaled-dot-product attention, one sequence
+/// at a time. Keys and values come from the pool (the rope
 /// kernel has already written this step's), gathered by a kernel into the model dtype (dequantized for FP8 pools),
 /// one KV head each: queries are grouped as (numKVHeads, groupSize x queryLength, headDim) against (numKVHeads,
 /// contextLength, headDim), so K/V are never repeated per query head, with a causal mask that lets query j see

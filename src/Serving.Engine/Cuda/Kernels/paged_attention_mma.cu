@@ -1,0 +1,463 @@
+// Paged decode attention on tensor cores (sm_80+): the query heads of one KV head are the rows of 16 x 8 x 16
+// MMA tiles (mma.sync) against the K/V rows of that head, so a KV head is read from HBM once whatever the group
+// size, and scored at tensor-core rate (FlashInfer's and TensorRT-LLM XQA's idea). Appended after
+// paged_attention.cu: it shares its defines and writes the same partial outputs, merged by paged_attention_reduce.
+// Compiled only for 16-bit models over a 16-bit or FP8 pool, HEAD_DIM a multiple of 16 (FusedKernels decides).
+//
+//   block = (KV head, 16-row tile of its query heads, sequence, partition), MMA_WARPS warps
+//   warp w takes the 16-token chunks w, w + MMA_WARPS, ... of the partition, each through its own
+//   MMA_STAGES-deep cp.async pipeline in its own shared memory, with its own running max / sum / output;
+//   at the end the warps' results are merged through shared memory (as paged_attention_reduce merges partitions)
+//
+// Per 16-token chunk, per warp:
+//   S (16 heads x 16 tokens)  = Q (16 x HEAD_DIM) . K^T      HEAD_DIM/16 x 2 MMAs, Q in registers for the whole run
+//   P = exp2(S - m), rounded to the MMA type                  the accumulator layout of S is the A layout of P
+//   O (16 x HEAD_DIM)        += P (16 x 16) . V              HEAD_DIM/8 MMAs, O in registers (float)
+// K fragments come from shared memory through ldmatrix, V fragments through ldmatrix.trans. Rows are padded by 16
+// bytes so the eight rows one ldmatrix phase reads fall in different banks.
+//
+// The MMA runs in the pool's 16-bit type, or float16 for an FP8 pool: each FP8 chunk is converted once in shared
+// memory (exact: every e4m3 value is a float16) before its fragments are loaded; queries are converted to that type
+// when they differ (bfloat16 queries into float16 hold any |q| < 65504). Stored K and V are value / scale: K's scale
+// multiplies the scores, V's the output.
+
+#if ELEM_TYPE != 0 && (CACHE_TYPE == 1 || CACHE_TYPE == 2 || CACHE_TYPE == 3) && HEAD_DIM % 16 == 0
+
+#define MMA_WARPS 4
+#define MMA_STAGES 3
+#define MMA_CHUNK 16                                        // tokens per warp step: the k of the P . V MMA
+#define MMA_ROWS 16                                         // query heads per block: the m of the MMAs
+#define HEAD_TILES ((GROUP_SIZE + MMA_ROWS - 1) / MMA_ROWS)
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+
+#if CACHE_TYPE == 1
+typedef bf16_t mma_t;
+#else
+typedef f16_t mma_t;
+#endif
+
+#define CONVERTS_CHUNK (CACHE_TYPE == 3)                    // FP8 chunks go through a float16 copy
+#define STAGE_ROW (HEAD_DIM + 16 / (int)sizeof(cache_t))    // padded row of a staged chunk, pool elements
+#define MMA_ROW (HEAD_DIM + 8)                              // padded row of a chunk the MMAs read, 16-bit elements
+#define ROW_VECTORS (HEAD_DIM * (int)sizeof(cache_t) / 16)  // 16-byte copies per pool row
+
+// the K/V chunks in flight of one warp (decode) or one block (prefill)
+struct MmaChunkStages {
+    cache_t k[MMA_STAGES][MMA_CHUNK * STAGE_ROW];
+    cache_t v[MMA_STAGES][MMA_CHUNK * STAGE_ROW];
+#if CONVERTS_CHUNK
+    mma_t k16[MMA_CHUNK * MMA_ROW];
+    mma_t v16[MMA_CHUNK * MMA_ROW];
+#endif
+};
+
+// what the warps leave for the merge, in the same shared memory once their chunks are done
+struct MmaMergeShared {
+    float o[MMA_WARPS][MMA_ROWS * HEAD_DIM];
+    float m[MMA_WARPS][MMA_ROWS], l[MMA_WARPS][MMA_ROWS];
+};
+
+__device__ __forceinline__ float fast_exp2(float x) {     // 2^x, -inf -> 0 (MUFU.EX2)
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+__device__ __forceinline__ unsigned int pack2(float lo, float hi) {
+    unsigned int r;
+#if CACHE_TYPE == 1
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#else
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#endif
+    return r;
+}
+
+// two adjacent query elements as one MMA word (bits copied when the query type is the MMA type)
+__device__ __forceinline__ unsigned int query_pair(const elem_t* p) {
+#if (ELEM_TYPE == 1 && CACHE_TYPE == 1) || (ELEM_TYPE == 2 && CACHE_TYPE != 1)
+    return *reinterpret_cast<const unsigned int*>(p);
+#else
+    return pack2(to_f(p[0]), to_f(p[1]));
+#endif
+}
+
+__device__ __forceinline__ void mma_16816(float (&d)[4], const unsigned int (&a)[4], unsigned int b0, unsigned int b1) {
+#if CACHE_TYPE == 1
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+#else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+#endif
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(unsigned int (&r)[4], const void* shared) {
+    const unsigned int address = (unsigned int)__cvta_generic_to_shared(shared);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned int (&r)[4], const void* shared) {
+    const unsigned int address = (unsigned int)__cvta_generic_to_shared(shared);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address));
+}
+
+// 16 bytes global -> shared; with valid false the 16 shared bytes are zero-filled and nothing is read
+__device__ __forceinline__ void cp_async_16_or_zero(void* shared, const void* global, bool valid) {
+    const unsigned int address = (unsigned int)__cvta_generic_to_shared(shared);
+    const int bytes = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(address), "l"(global), "r"(bytes) : "memory");
+}
+
+// Starts the copy of the K and V rows of tokens [first, first + 16) into stage `stage`; rows at or past `end` are
+// zeros (their scores are masked, and zero V rows keep 0 x garbage out of the output). Lane r < 16 looks up row r's
+// pool offset once; the lanes copying a row take it from there.
+__device__ __forceinline__ void load_chunk(MmaChunkStages& w, int stage, const cache_t* __restrict__ k_cache,
+                                           const cache_t* __restrict__ v_cache, const int* __restrict__ table,
+                                           int first, int end, int block_size, int num_kv_heads, int kv_head, int lane) {
+    const int my_token = first + (lane & (MMA_CHUNK - 1));
+    long my_offset = 0;
+    if (my_token < end) {
+        const long slot = (long)table[my_token / block_size] * block_size + my_token % block_size;
+        my_offset = (slot * num_kv_heads + kv_head) * HEAD_DIM;
+    }
+#pragma unroll
+    for (int c = lane; c < MMA_CHUNK * ROW_VECTORS; c += 32) {
+        const int r = c / ROW_VECTORS, col = (c % ROW_VECTORS) * (16 / (int)sizeof(cache_t));
+        const long offset = __shfl_sync(0xffffffffu, my_offset, r) + col;
+        const bool valid = first + r < end;
+        const int at = r * STAGE_ROW + col;
+        cp_async_16_or_zero(&w.k[stage][at], k_cache + (valid ? offset : 0), valid);
+        cp_async_16_or_zero(&w.v[stage][at], v_cache + (valid ? offset : 0), valid);
+    }
+}
+
+// load_chunk by all threads of a block (prefill: the block's warps share the chunk)
+__device__ __forceinline__ void load_chunk_block(MmaChunkStages& w, int stage, const cache_t* __restrict__ k_cache,
+                                                 const cache_t* __restrict__ v_cache, const int* __restrict__ table,
+                                                 int first, int end, int block_size, int num_kv_heads, int kv_head) {
+    for (int c = threadIdx.x; c < MMA_CHUNK * ROW_VECTORS; c += blockDim.x) {
+        const int r = c / ROW_VECTORS, col = (c % ROW_VECTORS) * (16 / (int)sizeof(cache_t)), token = first + r;
+        const bool valid = token < end;
+        long offset = 0;
+        if (valid) {
+            const long slot = (long)table[token / block_size] * block_size + token % block_size;
+            offset = (slot * num_kv_heads + kv_head) * HEAD_DIM + col;
+        }
+        const int at = r * STAGE_ROW + col;
+        cp_async_16_or_zero(&w.k[stage][at], k_cache + offset, valid);
+        cp_async_16_or_zero(&w.v[stage][at], v_cache + offset, valid);
+    }
+}
+
+#if CONVERTS_CHUNK
+// FP8 chunk of stage `stage` -> float16 rows k16 / v16 (8 pool bytes -> 8 halves per step), by `threads` threads
+__device__ __forceinline__ void convert_chunk(MmaChunkStages& w, int stage, int thread, int threads) {
+    for (int c = thread; c < MMA_CHUNK * HEAD_DIM / 8; c += threads) {
+        const int r = c / (HEAD_DIM / 8), col = (c % (HEAD_DIM / 8)) * 8;
+        const uint2 kq = *reinterpret_cast<const uint2*>(&w.k[stage][r * STAGE_ROW + col]);
+        const uint2 vq = *reinterpret_cast<const uint2*>(&w.v[stage][r * STAGE_ROW + col]);
+        uint4 kh, vh;
+        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(kh.x) : "h"((unsigned short)(kq.x & 0xffffu)));
+        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(kh.y) : "h"((unsigned short)(kq.x >> 16)));
+        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(kh.z) : "h"((unsigned short)(kq.y & 0xffffu)));
+        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(kh.w) : "h"((unsigned short)(kq.y >> 16)));
+        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(vh.x) : "h"((unsigned short)(vq.x & 0xffffu)));
+        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(vh.y) : "h"((unsigned short)(vq.x >> 16)));
+        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(vh.z) : "h"((unsigned short)(vq.y & 0xffffu)));
+        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(vh.w) : "h"((unsigned short)(vq.y >> 16)));
+        *reinterpret_cast<uint4*>(&w.k16[r * MMA_ROW + col]) = kh;
+        *reinterpret_cast<uint4*>(&w.v16[r * MMA_ROW + col]) = vh;
+    }
+}
+#endif
+
+// One 16-token chunk of a warp's 16 query rows, online softmax in log2 units: S = Q K^T, P = exp2(S - m), O += P V.
+// ks, vs: the chunk's K and V rows (16-bit, row_len apart) from token `first`; rows g and g + 8 of the fragments see
+// tokens below limit0 and limit8. qa: the rows' query fragments; o, m, l: their running output, max and this lane's
+// part of the sum.
+__device__ __forceinline__ void attend_chunk(const mma_t* ks, const mma_t* vs, int row_len, const unsigned int (&qa)[HEAD_DIM / 16][4],
+                                             float (&o)[HEAD_DIM / 8][4], float (&m)[2], float (&l)[2], float score_scale,
+                                             int first, int limit0, int limit8, int lane) {
+    const int t = lane & 3;
+    // ldmatrix row addresses of this lane: K (tokens (lane / 16) 8 + lane % 8, dimensions ((lane / 8) % 2) 8),
+    // V transposed (tokens ((lane / 8) % 2) 8 + lane % 8, dimensions (lane / 16) 8)
+    const int k_row = (lane >> 4) * 8 + (lane & 7), k_col = ((lane >> 3) & 1) * 8;
+    const int v_row = ((lane >> 3) & 1) * 8 + (lane & 7), v_col = (lane >> 4) * 8;
+    // S = Q K^T: s[0] tokens 0..7, s[1] tokens 8..15 of the chunk
+    float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+    for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
+        unsigned int kb[4];
+        ldmatrix_x4(kb, ks + k_row * row_len + kk * 16 + k_col);
+        mma_16816(s[0], qa[kk], kb[0], kb[1]);
+        mma_16816(s[1], qa[kk], kb[2], kb[3]);
+    }
+
+    // online softmax over the chunk (log2 units); tokens at or past a row's limit score -inf
+    float chunk_max[2] = {NEG_INF, NEG_INF};
+#pragma unroll
+    for (int n = 0; n < 2; n++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int token = first + n * 8 + 2 * t + (i & 1);
+            s[n][i] = token < (i < 2 ? limit0 : limit8) ? s[n][i] * score_scale : NEG_INF;
+            chunk_max[i >> 1] = fmaxf(chunk_max[i >> 1], s[n][i]);
+        }
+    float alpha[2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        chunk_max[h] = fmaxf(chunk_max[h], __shfl_xor_sync(0xffffffffu, chunk_max[h], 1));
+        chunk_max[h] = fmaxf(chunk_max[h], __shfl_xor_sync(0xffffffffu, chunk_max[h], 2));
+        const float m_new = fmaxf(m[h], chunk_max[h]);   // finite: a row's first chunk holds a token it sees
+        alpha[h] = fast_exp2(m[h] - m_new);
+        m[h] = m_new;
+        l[h] *= alpha[h];
+    }
+#pragma unroll
+    for (int n = 0; n < 2; n++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            s[n][i] = fast_exp2(s[n][i] - m[i >> 1]);
+            l[i >> 1] += s[n][i];
+        }
+#pragma unroll
+    for (int n = 0; n < HEAD_DIM / 8; n++) {
+        o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
+        o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
+    }
+
+    // O += P V: P's A fragment is S's accumulator layout
+    const unsigned int pa[4] = {pack2(s[0][0], s[0][1]), pack2(s[0][2], s[0][3]), pack2(s[1][0], s[1][1]), pack2(s[1][2], s[1][3])};
+#pragma unroll
+    for (int n = 0; n < HEAD_DIM / 16; n++) {
+        unsigned int vb[4];
+        ldmatrix_x4_trans(vb, vs + v_row * row_len + n * 16 + v_col);
+        mma_16816(o[2 * n], pa, vb[0], vb[1]);
+        mma_16816(o[2 * n + 1], pa, vb[2], vb[3]);
+    }
+}
+
+// Same arguments and outputs as paged_decode_attention. Grid: (numKVHeads x HEAD_TILES, numDecodes, numPartitions);
+// block: MMA_WARPS warps; dynamic shared memory: max(MMA_WARPS x MmaChunkStages, MmaMergeShared).
+extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attention_mma(
+        const elem_t* __restrict__ q, int q_stride, const cache_t* __restrict__ k_cache, const cache_t* __restrict__ v_cache,
+        const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
+        const int* __restrict__ block_tables, int max_blocks_per_seq, const int* __restrict__ context_lens,
+        int block_size, const int* __restrict__ partition_size_ptr, float scale, const float* __restrict__ kv_scales,
+        elem_t* __restrict__ out, float* __restrict__ part_out, float* __restrict__ part_ml) {
+    extern __shared__ __align__(16) unsigned char shared_bytes[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;                  // MMA fragment coordinates: row group, thread in group
+    MmaChunkStages& ws = reinterpret_cast<MmaChunkStages*>(shared_bytes)[warp];
+
+    const int kv_head = blockIdx.x / HEAD_TILES, head_tile = blockIdx.x % HEAD_TILES;
+    const int item = blockIdx.y, part = blockIdx.z;
+    const int num_kv_heads = gridDim.x / HEAD_TILES, num_partitions = gridDim.z, num_heads = num_kv_heads * GROUP_SIZE;
+    const int first_head = kv_head * GROUP_SIZE + head_tile * MMA_ROWS;        // the block's row 0
+    const int rows = min(MMA_ROWS, GROUP_SIZE - head_tile * MMA_ROWS);         // query heads in this tile
+    const int seq = decode_seqs[item], row = token_rows[seq];
+    const int partition_size = *partition_size_ptr;
+    const int begin = part * partition_size, end = min(context_lens[seq], begin + partition_size);
+    const int* table = block_tables + (long)seq * max_blocks_per_seq;
+    const float score_scale = scale * kv_scales[0] * LOG2E, v_scale = kv_scales[1];
+
+    // the warp's query fragments, A layout: qa[kk] covers dimensions 16 kk .. 16 kk + 15; rows past the tile are zero
+    unsigned int qa[HEAD_DIM / 16][4];
+    {
+        const elem_t* q0 = q + (long)row * q_stride + (long)(first_head + g) * HEAD_DIM;
+        const elem_t* q8 = q0 + 8 * HEAD_DIM;
+#pragma unroll
+        for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
+            const int d = kk * 16 + 2 * t;
+            qa[kk][0] = g < rows ? query_pair(q0 + d) : 0u;
+            qa[kk][1] = g + 8 < rows ? query_pair(q8 + d) : 0u;
+            qa[kk][2] = g < rows ? query_pair(q0 + d + 8) : 0u;
+            qa[kk][3] = g + 8 < rows ? query_pair(q8 + d + 8) : 0u;
+        }
+    }
+
+    float o[HEAD_DIM / 8][4];                               // O fragments: o[n] covers dimensions 8n .. 8n + 7
+#pragma unroll
+    for (int n = 0; n < HEAD_DIM / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.f, 0.f};     // rows g and g + 8 (log2 units; l is this lane's part)
+
+    // chunk j of this warp starts at token begin + (warp + j MMA_WARPS) MMA_CHUNK
+    const int warp_first = begin + warp * MMA_CHUNK, step = MMA_WARPS * MMA_CHUNK;
+    const int chunks = warp_first < end ? (end - warp_first + step - 1) / step : 0;
+#pragma unroll
+    for (int j = 0; j < MMA_STAGES - 1; j++) {
+        if (j < chunks) load_chunk(ws, j, k_cache, v_cache, table, warp_first + j * step, end, block_size, num_kv_heads, kv_head, lane);
+        cp_async_commit();
+    }
+
+    for (int j = 0; j < chunks; j++) {
+        const int stage = j % MMA_STAGES;
+        if (j + MMA_STAGES - 1 < chunks)
+            load_chunk(ws, (j + MMA_STAGES - 1) % MMA_STAGES, k_cache, v_cache, table, warp_first + (j + MMA_STAGES - 1) * step, end,
+                       block_size, num_kv_heads, kv_head, lane);
+        cp_async_commit();
+        asm volatile("cp.async.wait_group %0;\n" :: "n"(MMA_STAGES - 1) : "memory");   // chunk j has landed
+        __syncwarp();
+#if CONVERTS_CHUNK
+        convert_chunk(ws, stage, lane, 32);
+        __syncwarp();
+        const mma_t* ks = ws.k16;
+        const mma_t* vs = ws.v16;
+        const int row_len = MMA_ROW;
+#else
+        const mma_t* ks = reinterpret_cast<const mma_t*>(ws.k[stage]);
+        const mma_t* vs = reinterpret_cast<const mma_t*>(ws.v[stage]);
+        const int row_len = STAGE_ROW;
+#endif
+        attend_chunk(ks, vs, row_len, qa, o, m, l, score_scale, warp_first + j * step, end, end, lane);
+        __syncwarp();                                       // the stage (and the converted copy) may be refilled
+    }
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+
+    // the four lanes of a row group hold parts of its sum
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+    }
+    __syncthreads();                                        // every warp is done with its stages
+    MmaMergeShared& merge = *reinterpret_cast<MmaMergeShared*>(shared_bytes);
+#pragma unroll
+    for (int n = 0; n < HEAD_DIM / 8; n++) {
+        const int d = n * 8 + 2 * t;
+        merge.o[warp][g * HEAD_DIM + d] = o[n][0];
+        merge.o[warp][g * HEAD_DIM + d + 1] = o[n][1];
+        merge.o[warp][(g + 8) * HEAD_DIM + d] = o[n][2];
+        merge.o[warp][(g + 8) * HEAD_DIM + d + 1] = o[n][3];
+    }
+    if (t == 0) {
+        merge.m[warp][g] = m[0]; merge.l[warp][g] = l[0];
+        merge.m[warp][g + 8] = m[1]; merge.l[warp][g + 8] = l[1];
+    }
+    __syncthreads();
+
+    for (int idx = threadIdx.x; idx < rows * HEAD_DIM; idx += MMA_WARPS * 32) {
+        const int r = idx / HEAD_DIM, d = idx % HEAD_DIM, head = first_head + r;
+        float m_all = NEG_INF;
+#pragma unroll
+        for (int w = 0; w < MMA_WARPS; w++) m_all = fmaxf(m_all, merge.m[w][r]);
+        float l_all = 0.f, o_all = 0.f;
+        if (m_all != NEG_INF) {                             // else the partition is empty: nothing was scored
+#pragma unroll
+            for (int w = 0; w < MMA_WARPS; w++) {
+                const float weight = exp2f(merge.m[w][r] - m_all);
+                l_all += merge.l[w][r] * weight;
+                o_all += merge.o[w][r * HEAD_DIM + d] * weight;
+            }
+        }
+        if (num_partitions == 1) {
+            out[((long)row * num_heads + head) * HEAD_DIM + d] = from_f(l_all > 0.f ? o_all * v_scale / l_all : 0.f);
+        } else {
+            const long part_row = ((long)item * num_heads + head) * num_partitions + part;
+            part_out[part_row * HEAD_DIM + d] = o_all * v_scale;
+            if (d == 0) { part_ml[part_row * 2] = m_all * LN2; part_ml[part_row * 2 + 1] = l_all; }   // natural units
+        }
+    }
+}
+
+// Attention of the step's prefill sequences (several new tokens each, causal) over their paged contexts, this step's
+// K/V already in the pool. prefills (numPrefills, 3) int32: the sequence's index, its first row in q and out, and its
+// query length; the queries are the last query-length positions of its context. The rows of a (sequence, KV head)
+// are (query token, head of the group) pairs, token-major: a block takes 64 of them (16 per warp) and walks the
+// context up to its last row's position in 16-token chunks, each loaded once for the four warps. Every row sees the
+// positions up to its own. Grid: (numKVHeads, numPrefills, row tiles of 64); dynamic shared memory: MmaChunkStages.
+extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_prefill_attention_mma(
+        const elem_t* __restrict__ q, int q_stride, const cache_t* __restrict__ k_cache, const cache_t* __restrict__ v_cache,
+        const int* __restrict__ prefills, const int* __restrict__ block_tables, int max_blocks_per_seq,
+        const int* __restrict__ context_lens, int block_size, float scale, const float* __restrict__ kv_scales,
+        elem_t* __restrict__ out) {
+    extern __shared__ __align__(16) unsigned char shared_bytes[];
+    MmaChunkStages& stages = *reinterpret_cast<MmaChunkStages*>(shared_bytes);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int kv_head = blockIdx.x, num_kv_heads = gridDim.x, num_heads = num_kv_heads * GROUP_SIZE;
+    const int seq = prefills[blockIdx.y * 3], first_row = prefills[blockIdx.y * 3 + 1], query_len = prefills[blockIdx.y * 3 + 2];
+    const int rows = query_len * GROUP_SIZE, block_row = blockIdx.z * MMA_WARPS * MMA_ROWS;
+    if (block_row >= rows) return;                          // a shorter sequence than the grid's longest
+    const int first_position = context_lens[seq] - query_len;
+    const int* table = block_tables + (long)seq * max_blocks_per_seq;
+    const float score_scale = scale * kv_scales[0] * LOG2E, v_scale = kv_scales[1];
+
+    // this lane's rows r0 (fragment row g) and r8 (g + 8); past the sequence's rows: zero queries that see token 0 only
+    const int r0 = block_row + warp * MMA_ROWS + g, r8 = r0 + 8;
+    const int limit0 = r0 < rows ? first_position + r0 / GROUP_SIZE + 1 : 1;
+    const int limit8 = r8 < rows ? first_position + r8 / GROUP_SIZE + 1 : 1;
+    unsigned int qa[HEAD_DIM / 16][4];
+    {
+        const elem_t* q0 = q + (long)(first_row + r0 / GROUP_SIZE) * q_stride + (long)(kv_head * GROUP_SIZE + r0 % GROUP_SIZE) * HEAD_DIM;
+        const elem_t* q8 = q + (long)(first_row + r8 / GROUP_SIZE) * q_stride + (long)(kv_head * GROUP_SIZE + r8 % GROUP_SIZE) * HEAD_DIM;
+#pragma unroll
+        for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
+            const int d = kk * 16 + 2 * t;
+            qa[kk][0] = r0 < rows ? query_pair(q0 + d) : 0u;
+            qa[kk][1] = r8 < rows ? query_pair(q8 + d) : 0u;
+            qa[kk][2] = r0 < rows ? query_pair(q0 + d + 8) : 0u;
+            qa[kk][3] = r8 < rows ? query_pair(q8 + d + 8) : 0u;
+        }
+    }
+    float o[HEAD_DIM / 8][4];
+#pragma unroll
+    for (int n = 0; n < HEAD_DIM / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.f, 0.f};
+
+    // the block reads up to its last row's position; a warp computes up to its own last row's
+    const int block_last = min(rows, block_row + MMA_WARPS * MMA_ROWS) - 1;
+    const int end = first_position + block_last / GROUP_SIZE + 1;
+    const int warp_row = block_row + warp * MMA_ROWS;
+    const int warp_end = warp_row < rows ? first_position + min(rows - 1, warp_row + MMA_ROWS - 1) / GROUP_SIZE + 1 : 0;
+    const int chunks = (end + MMA_CHUNK - 1) / MMA_CHUNK;
+#pragma unroll
+    for (int j = 0; j < MMA_STAGES - 1; j++) {
+        if (j < chunks) load_chunk_block(stages, j, k_cache, v_cache, table, j * MMA_CHUNK, end, block_size, num_kv_heads, kv_head);
+        cp_async_commit();
+    }
+    for (int j = 0; j < chunks; j++) {
+        const int stage = j % MMA_STAGES;
+        if (j + MMA_STAGES - 1 < chunks)
+            load_chunk_block(stages, (j + MMA_STAGES - 1) % MMA_STAGES, k_cache, v_cache, table, (j + MMA_STAGES - 1) * MMA_CHUNK, end,
+                             block_size, num_kv_heads, kv_head);
+        cp_async_commit();
+        asm volatile("cp.async.wait_group %0;\n" :: "n"(MMA_STAGES - 1) : "memory");
+        __syncthreads();                                    // chunk j has landed for every thread's copies
+#if CONVERTS_CHUNK
+        convert_chunk(stages, stage, threadIdx.x, blockDim.x);
+        __syncthreads();
+        const mma_t* ks = stages.k16;
+        const mma_t* vs = stages.v16;
+        const int row_len = MMA_ROW;
+#else
+        const mma_t* ks = reinterpret_cast<const mma_t*>(stages.k[stage]);
+        const mma_t* vs = reinterpret_cast<const mma_t*>(stages.v[stage]);
+        const int row_len = STAGE_ROW;
+#endif
+        if (j * MMA_CHUNK < warp_end) attend_chunk(ks, vs, row_len, qa, o, m, l, score_scale, j * MMA_CHUNK, limit0, limit8, lane);
+        __syncthreads();                                    // the stage (and the converted copy) may be refilled
+    }
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+    }
+    const float scale0 = v_scale / l[0], scale8 = v_scale / l[1];   // l >= 1: the row's maximum contributes exp2(0)
+    elem_t* out0 = out + (long)(first_row + r0 / GROUP_SIZE) * num_heads * HEAD_DIM + (long)(kv_head * GROUP_SIZE + r0 % GROUP_SIZE) * HEAD_DIM;
+    elem_t* out8 = out + (long)(first_row + r8 / GROUP_SIZE) * num_heads * HEAD_DIM + (long)(kv_head * GROUP_SIZE + r8 % GROUP_SIZE) * HEAD_DIM;
+#pragma unroll
+    for (int n = 0; n < HEAD_DIM / 8; n++) {
+        const int d = n * 8 + 2 * t;
+        if (r0 < rows) { out0[d] = from_f(o[n][0] * scale0); out0[d + 1] = from_f(o[n][1] * scale0); }
+        if (r8 < rows) { out8[d] = from_f(o[n][2] * scale8); out8[d + 1] = from_f(o[n][3] * scale8); }
+    }
+}
+
+#endif

@@ -1,0 +1,157 @@
+using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
+using Serving.Engine.Model;
+using Serving.Engine.Model.Backends;
+using Serving.Engine.Tests.Support;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Cuda;
+
+/// The paged decode attention kernels against float64 attention over the same scattered blocks, with and
+/// without the split over context partitions, for GQA, MHA and MQA groupings: the CUDA-core kernel (float32) and the
+/// tensor-core one (bfloat16 queries over a bfloat16 or FP8 pool); and the tensor-core prefill kernel (causal, several
+/// new tokens per sequence after a cached context) against the same float64 attention.
+[Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
+public sealed class PagedAttentionTests(ITestOutputHelper output)
+{
+    const int BlockSize = 16;
+
+    [GpuTheory]
+    [InlineData(32, 8, 128, 1, "float32")]      // GQA, one partition per sequence
+    [InlineData(32, 8, 128, 1000, "float32")]   // GQA, split into many partitions
+    [InlineData(8, 8, 64, 1000, "float32")]     // MHA
+    [InlineData(16, 1, 128, 1000, "float32")]   // MQA: 16 query heads on one KV head
+    [InlineData(32, 8, 128, 1, "bfloat16")]     // tensor cores from here on
+    [InlineData(32, 8, 128, 1000, "bfloat16")]
+    [InlineData(64, 8, 128, 1000, "bfloat16")]  // GQA-8: a half-full MMA tile
+    [InlineData(8, 8, 64, 1000, "bfloat16")]
+    [InlineData(32, 1, 128, 1, "bfloat16")]     // MQA: two head tiles per KV head
+    [InlineData(40, 2, 96, 1000, "bfloat16")]   // 20 heads per KV head: a ragged second tile, head dim 96
+    [InlineData(32, 8, 128, 1, "fp8")]
+    [InlineData(32, 8, 128, 1000, "fp8")]
+    [InlineData(32, 1, 128, 1000, "fp8")]
+    public void MatchesFloat64Attention(int numHeads, int numKVHeads, int headDim, int concurrentBlocks, string dtype)
+    {
+        var (modelDtype, cacheDtype) = dtype switch
+        {
+            "float32" => (ScalarType.Float32, KVCacheDtype.Float32),
+            "bfloat16" => (ScalarType.BFloat16, KVCacheDtype.BFloat16),
+            _ => (ScalarType.BFloat16, KVCacheDtype.Fp8E4M3),
+        };
+        int[] contexts = [1, 17, 64, 65, 700, 4097];
+        var device = CUDA;
+        using var stream = CudaStream.Create(CudaDevice.Open(0));
+        stream.MakeCurrent();
+        using var kernels = new FusedKernels(CudaDevice.Open(0), stream.Handle,
+            new KernelShape(modelDtype, cacheDtype, headDim, headDim, numHeads, numKVHeads));
+        Assert.Equal(modelDtype != ScalarType.Float32, kernels.TensorCoreAttention);
+        using var scope = NewDisposeScope();
+        var numBlocks = contexts.Sum(c => (c + BlockSize - 1) / BlockSize);
+        var blocks = Enumerable.Range(0, numBlocks).OrderBy(b => (b * 7919) % numBlocks).ToArray();  // scattered
+        var tables = new int[contexts.Length][];
+        for (int s = 0, next = 0; s < contexts.Length; next += tables[s].Length, s++)
+            tables[s] = blocks[next..(next + (contexts[s] + BlockSize - 1) / BlockSize)];
+        var batch = StepInputs.Build(contexts.Select((c, s) => new StepSequence(new int[c], c - 1, 1, tables[s])).ToList(), BlockSize);
+        var keys = RandomPool(cacheDtype, [numBlocks, BlockSize, numKVHeads, headDim], device);
+        var values = RandomPool(cacheDtype, [numBlocks, BlockSize, numKVHeads, headDim], device);
+        var qkv = randn(contexts.Length, (numHeads + 2 * numKVHeads) * headDim, device: device).to(modelDtype);
+        using var buffers = new DeviceStepBuffers(batch.NumTokens, batch.NumSeqs, batch.MaxBlocksPerSeq, device);
+        var plan = kernels.PlanDecode(contexts.Length, contexts.Max(), concurrentBlocks);
+        buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray(), plan.PartitionSizeFor(contexts.Max()));
+        var workspace = empty(plan.WorkspaceElements(numHeads, headDim), ScalarType.Float32, device);
+        var result = full(contexts.Length, numHeads * headDim, double.NaN, dtype: modelDtype, device: device);   // poisoned: every element must be written
+        var n = batch.NumSeqs;
+        kernels.PagedDecodeAttention(qkv, keys, values, buffers.DecodeSeqs(n), buffers.TokenRows(n), buffers.BlockTables(n),
+            buffers.ContextLengths(n), buffers.PartitionSize, ones(2, device: device), plan, result, workspace);
+        stream.Synchronize();
+
+        var expected = Reference(qkv.narrow(1, 0, numHeads * headDim), Decoded(keys, cacheDtype), Decoded(values, cacheDtype), contexts, tables,
+            numHeads, numKVHeads, headDim);
+        var relative = ((result.to(ScalarType.Float64) - expected).norm() / expected.norm()).item<double>();
+        output.WriteLine($"{dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}, {plan.NumPartitions} partitions: relative error {relative:E2}");
+        // bfloat16 output and probabilities rounded to 16 bits for the P.V product: about 2^-8 per element
+        Assert.True(relative < (dtype == "float32" ? 1e-5 : 1e-2), $"relative error {relative}");
+    }
+
+    [GpuTheory]
+    [InlineData(32, 8, 128, "bfloat16")]
+    [InlineData(64, 8, 128, "bfloat16")]
+    [InlineData(8, 8, 64, "bfloat16")]
+    [InlineData(32, 1, 128, "bfloat16")]
+    [InlineData(40, 2, 96, "bfloat16")]
+    [InlineData(32, 8, 128, "fp8")]
+    [InlineData(32, 1, 128, "fp8")]
+    public void PrefillMatchesFloat64CausalAttention(int numHeads, int numKVHeads, int headDim, string dtype)
+    {
+        // (context before this step, new tokens): a whole prompt, chunked prefills after cached context, one token
+        (int Cached, int New)[] seqs = [(0, 37), (100, 17), (0, 1), (513, 300), (2000, 64)];
+        var cacheDtype = dtype == "fp8" ? KVCacheDtype.Fp8E4M3 : KVCacheDtype.BFloat16;
+        var device = CUDA;
+        using var stream = CudaStream.Create(CudaDevice.Open(0));
+        stream.MakeCurrent();
+        using var kernels = new FusedKernels(CudaDevice.Open(0), stream.Handle,
+            new KernelShape(ScalarType.BFloat16, cacheDtype, headDim, headDim, numHeads, numKVHeads));
+        using var scope = NewDisposeScope();
+        var contexts = seqs.Select(s => s.Cached + s.New).ToArray();
+        var numBlocks = contexts.Sum(c => (c + BlockSize - 1) / BlockSize);
+        var blocks = Enumerable.Range(0, numBlocks).OrderBy(b => (b * 7919) % numBlocks).ToArray();
+        var tables = new int[seqs.Length][];
+        for (int s = 0, next = 0; s < seqs.Length; next += tables[s].Length, s++)
+            tables[s] = blocks[next..(next + (contexts[s] + BlockSize - 1) / BlockSize)];
+        var batch = StepInputs.Build(seqs.Select((q, s) => new StepSequence(new int[contexts[s]], q.Cached, q.New, tables[s])).ToList(), BlockSize);
+        var keys = RandomPool(cacheDtype, [numBlocks, BlockSize, numKVHeads, headDim], device);
+        var values = RandomPool(cacheDtype, [numBlocks, BlockSize, numKVHeads, headDim], device);
+        var qkv = randn(batch.NumTokens, (numHeads + 2 * numKVHeads) * headDim, device: device).to(ScalarType.BFloat16);
+        using var buffers = new DeviceStepBuffers(batch.NumTokens, batch.NumSeqs, batch.MaxBlocksPerSeq, device);
+        buffers.Upload(batch, [], 0);
+        var prefills = tensor(Enumerable.Range(0, seqs.Length).SelectMany(s => new[] { s, batch.QueryStarts[s], seqs[s].New }).ToArray(),
+            dtype: ScalarType.Int32, device: device).view(seqs.Length, 3);
+        var scales = tensor(new[] { 0.75f, 1.5f }, device: device);
+        var result = full(batch.NumTokens, numHeads * headDim, double.NaN, dtype: ScalarType.BFloat16, device: device);
+        kernels.PagedPrefillAttention(qkv, keys, values, prefills, seqs.Max(s => s.New), buffers.BlockTables(seqs.Length),
+            buffers.ContextLengths(seqs.Length), scales, result);
+        stream.Synchronize();
+
+        var (k64, v64) = (Decoded(keys, cacheDtype) * 0.75, Decoded(values, cacheDtype) * 1.5);
+        var q = qkv.narrow(1, 0, numHeads * headDim).to(ScalarType.Float64);
+        var expected = new List<Tensor>();
+        for (var s = 0; s < seqs.Length; s++)
+            for (var i = 0; i < seqs[s].New; i++)
+            {
+                var position = seqs[s].Cached + i;   // sees positions 0 .. position
+                expected.Add(Reference(q[batch.QueryStarts[s] + i].unsqueeze(0), k64, v64, [position + 1], [tables[s]], numHeads, numKVHeads, headDim));
+            }
+        var relative = ((result.to(ScalarType.Float64) - cat(expected, 0)).norm() / cat(expected, 0).norm()).item<double>();
+        output.WriteLine($"prefill {dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}: relative error {relative:E2}");
+        Assert.True(relative < 1e-2, $"relative error {relative}");
+    }
+
+    // random pool values: normal for 16/32-bit pools; for FP8, bytes of either sign with magnitudes 2^-4 .. 2^4
+    static Tensor RandomPool(KVCacheDtype dtype, long[] shape, Device device) => dtype.IsFp8
+        ? (randint(0, 2, shape, dtype: ScalarType.Byte, device: device) * 0x80 + randint(0x28, 0x48, shape, dtype: ScalarType.Byte, device: device)).to(ScalarType.Byte)
+        : randn(shape, device: device).to(dtype.Storage);
+
+    // the values a pool holds, float64 (FP8 bytes through the host reference decoder)
+    static Tensor Decoded(Tensor pool, KVCacheDtype dtype)
+    {
+        if (!dtype.IsFp8) return pool.to(ScalarType.Float64);
+        var table = tensor(Enumerable.Range(0, 256).Select(b => (double)Fp8E4M3.Decode((byte)b)).ToArray(), device: pool.device);
+        return table.index_select(0, pool.flatten().to(ScalarType.Int64)).view(pool.shape);
+    }
+
+    static Tensor Reference(Tensor q, Tensor keys, Tensor values, int[] contexts, int[][] tables, int numHeads, int numKVHeads, int headDim)
+    {
+        var rows = new List<Tensor>();
+        for (var s = 0; s < contexts.Length; s++)
+        {
+            var slots = tensor(Enumerable.Range(0, contexts[s]).Select(t => (long)tables[s][t / BlockSize] * BlockSize + t % BlockSize).ToArray(), device: q.device);
+            var k = keys.view(-1, numKVHeads, headDim).index_select(0, slots).to(ScalarType.Float64).permute(1, 2, 0);   // (G, D, C)
+            var v = values.view(-1, numKVHeads, headDim).index_select(0, slots).to(ScalarType.Float64).permute(1, 0, 2); // (G, C, D)
+            var grouped = q[s].to(ScalarType.Float64).view(numKVHeads, numHeads / numKVHeads, headDim);                  // (G, group, D)
+            var p = nn.functional.softmax(grouped.matmul(k) / Math.Sqrt(headDim), -1);                                   // (G, group, C)
+            rows.Add(p.matmul(v).reshape(1, numHeads * headDim));
+        }
+        return cat(rows, 0);
+    }
+}
