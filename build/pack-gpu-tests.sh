@@ -4,7 +4,8 @@
 # runner. Then, on that machine, with .gpu carried:
 #   SERVING_FIXTURES=$PWD/.gpu/fixtures DOTNET_ROLL_FORWARD=Major \
 #     bash .gpu/run.sh dotnet .gpu/tests/xunit.console.dll .gpu/tests/Serving.Engine.Tests.dll -namespace Serving.Engine.Tests.Cuda
-# (copy ../shared/fixtures into .gpu/fixtures first). CI has no GPU: there the [GpuFact] tests skip themselves.
+# (copy ../shared/fixtures into .gpu/fixtures first; then bash build/trim-gpu-pack.sh, so that .gpu/ fits beside the
+# tracked tree). CI has no GPU: there the [GpuFact] tests skip themselves.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 out=$root/.gpu/tests
