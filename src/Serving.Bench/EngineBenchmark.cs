@@ -95,6 +95,12 @@ internal static class EngineBenchmark
         table.AddRow("total tokens/s", $"{(generated + prompt) / elapsed.TotalSeconds:F1}");
         table.AddRow("requests/s", $"{options.NumPrompts / elapsed.TotalSeconds:F2}");
         table.AddRow("engine steps", $"{steps} (mean {elapsed.TotalMilliseconds / Math.Max(1, steps):F2} ms/step)");
+        var (schedule, execute, postprocess) = (after.SchedulingTime - before.SchedulingTime, after.ExecutionTime - before.ExecutionTime,
+            after.PostprocessingTime - before.PostprocessingTime);
+        var stepTotal = (schedule + execute + postprocess).TotalMilliseconds;
+        double PerStep(TimeSpan t) => t.TotalMilliseconds / Math.Max(1, steps);
+        table.AddRow("host work per step", $"schedule {PerStep(schedule):F2} + postprocess {PerStep(postprocess):F2} ms " +
+            $"({(schedule + postprocess).TotalMilliseconds / Math.Max(1e-9, stepTotal):P1} of the steps' time; execute {PerStep(execute):F2} ms)");
         table.AddRow("preemptions", $"{after.Preemptions - before.Preemptions}");
         table.AddRow("TTFT p50 / p99", $"{Percentile(latencies.Select(l => l.Ttft), 50):F1} / {Percentile(latencies.Select(l => l.Ttft), 99):F1} ms");
         table.AddRow("latency p50 / p99", $"{Percentile(latencies.Select(l => l.Total), 50):F1} / {Percentile(latencies.Select(l => l.Total), 99):F1} ms");

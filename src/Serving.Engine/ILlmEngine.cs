@@ -111,4 +111,9 @@ public sealed record EngineStats
     public long GenerationTokens { get; init; }
     public long Steps { get; init; }
     public TimeSpan LastStepDuration { get; init; }
+    /// Time of all steps so far in each phase: scheduling and postprocessing (detokenizing, stop strings, events) are
+    /// host work the device waits for; execution is the forward, sampling and the read of the sampled tokens.
+    public TimeSpan SchedulingTime { get; init; }
+    public TimeSpan ExecutionTime { get; init; }
+    public TimeSpan PostprocessingTime { get; init; }
 }

@@ -29,7 +29,7 @@ internal sealed partial class EngineCore : IDisposable
     readonly Dictionary<string, RequestState> _requests = new();
     long _steps;
     long _promptTokens;
-    TimeSpan _lastStepDuration;
+    TimeSpan _lastStepDuration, _schedulingTime, _executionTime, _postprocessingTime;
 
     public EngineCore(ModelRunner runner, Scheduler scheduler, TextTokenizer tokenizer, TokenVocabulary vocabulary,
         IReadOnlyCollection<int> eosTokenIds, Action<GenerationRequest> requestLeftQueue, ILogger logger)
@@ -102,14 +102,20 @@ internal sealed partial class EngineCore : IDisposable
         if (batch.IsEmpty)
             return;
         MarkScheduled(batch);
+        var scheduled = Stopwatch.GetTimestamp();
         var calibrating = _runner.Cache.CalibrateScales;
         var sampled = Execute(batch);
         if (calibrating) ReportCalibratedScales();
+        var executed = Stopwatch.GetTimestamp();
         var outputs = _scheduler.Postprocess(batch, sampled.TokenIds);
         foreach (var output in outputs)
             ProcessOutput(output, sampled.LogprobsOf(output.Sequence));
+        var finished = Stopwatch.GetTimestamp();
         _steps++;
-        _lastStepDuration = Stopwatch.GetElapsedTime(started);
+        _lastStepDuration = Stopwatch.GetElapsedTime(started, finished);
+        _schedulingTime += Stopwatch.GetElapsedTime(started, scheduled);
+        _executionTime += Stopwatch.GetElapsedTime(scheduled, executed);
+        _postprocessingTime += Stopwatch.GetElapsedTime(executed, finished);
     }
 
     /// --calculate-kv-scales: the first step wrote K and V with scales measured from them; later steps keep those.
@@ -131,6 +137,7 @@ internal sealed partial class EngineCore : IDisposable
             PrefixCacheQueries = s.PrefixCacheQueries, PrefixCacheHits = s.PrefixCacheHits,
             Preemptions = s.NumPreemptions, PromptTokens = _promptTokens, GenerationTokens = s.NumGeneratedTokens,
             Steps = _steps, LastStepDuration = _lastStepDuration,
+            SchedulingTime = _schedulingTime, ExecutionTime = _executionTime, PostprocessingTime = _postprocessingTime,
         };
     }
 

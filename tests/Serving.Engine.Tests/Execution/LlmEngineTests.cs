@@ -80,6 +80,24 @@ public class LlmEngineTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task StepPhasesAreTimedWithinTheWallClock()
+    {
+        await using var engine = await StartAsync();
+        var before = engine.GetStats();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await CollectAsync(engine, Greedy([5, 6, 7, 8], 12));
+        await WaitForIdleAsync(engine);
+        var wall = clock.Elapsed;
+        var after = engine.GetStats();
+        var (schedule, execute, postprocess) = (after.SchedulingTime - before.SchedulingTime, after.ExecutionTime - before.ExecutionTime,
+            after.PostprocessingTime - before.PostprocessingTime);
+        output.WriteLine($"{after.Steps - before.Steps} steps: schedule {schedule.TotalMilliseconds:F2} ms, execute {execute.TotalMilliseconds:F2} ms, postprocess {postprocess.TotalMilliseconds:F2} ms");
+        Assert.True(after.Steps - before.Steps >= 12, "one step per generated token at least");
+        Assert.All(new[] { schedule, execute, postprocess }, phase => Assert.True(phase > TimeSpan.Zero));
+        Assert.True(schedule + execute + postprocess <= wall, "the phases are parts of the steps, inside the request's wall time");
+    }
+
+    [Fact]
     public async Task ASecondRequestWithTheSamePromptComputesOnlyTheUncachedTail()
     {
         await using var engine = await StartAsync(configure: o => o with { BlockSize = 4 });
