@@ -38,16 +38,7 @@ internal sealed unsafe class FusedKernels : IDisposable
             throw new ArgumentException($"no fused kernels for {shape} on sm_{device.ComputeCapability}");
         (Device, Shape, _stream) = (device, shape, stream);
         _vector = 16 / ElementSize(shape.Dtype);
-        var defines = new Dictionary<string, int>
-        {
-            ["ELEM_TYPE"] = TypeCode(shape.Dtype),
-            ["CACHE_TYPE"] = TypeCode(shape.CacheDtype),
-            ["HEAD_DIM"] = shape.HeadDim,
-            ["CACHE_VEC_BYTES"] = shape.CacheVectorBytes,
-            ["ROTARY_DIM"] = shape.RotaryDim,
-            ["GROUP_SIZE"] = shape.GroupSize,
-        };
-        _module = new KernelModule(device, ["decoder_kernels.cu", "paged_attention.cu", "paged_attention_mma.cu"], defines);
+        _module = new KernelModule(device, SourceNames, Defines(shape));
         (_rmsNorm, _addRmsNorm, _headRmsNorm) = (Fn("rms_norm"), Fn("add_rms_norm"), Fn("head_rms_norm"));
         (_ropeKVWrite, _kvWrite, _gatherKV, _siluMul) = (Fn("rope_kv_write"), Fn("kv_write"), Fn("gather_kv"), Fn("silu_mul"));
         _attentionKernel = DecodeAttentionKernel.For(shape, device.ComputeCapability);
@@ -71,6 +62,20 @@ internal sealed unsafe class FusedKernels : IDisposable
 
     public CudaDevice Device { get; }
     public KernelShape Shape { get; }
+
+    /// The kernel sources of the module, concatenated in this order (each later file uses the earlier ones' defines).
+    public static IReadOnlyList<string> SourceNames { get; } = ["decoder_kernels.cu", "paged_attention.cu", "paged_attention_mma.cu"];
+
+    /// What the module is compiled with for a shape (decoder_kernels.cu lists them).
+    public static IReadOnlyDictionary<string, int> Defines(KernelShape shape) => new Dictionary<string, int>
+    {
+        ["ELEM_TYPE"] = TypeCode(shape.Dtype),
+        ["CACHE_TYPE"] = TypeCode(shape.CacheDtype),
+        ["HEAD_DIM"] = shape.HeadDim,
+        ["CACHE_VEC_BYTES"] = shape.CacheVectorBytes,
+        ["ROTARY_DIM"] = shape.RotaryDim,
+        ["GROUP_SIZE"] = shape.GroupSize,
+    };
 
     /// output = RMSNorm(x) * weight. x, output (numTokens, hidden); weight (hidden).
     public void RmsNorm(Tensor x, Tensor weight, Tensor output, float eps)

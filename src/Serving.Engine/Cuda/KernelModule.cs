@@ -12,11 +12,19 @@ internal sealed class KernelModule : IDisposable
     public KernelModule(CudaDevice device, IReadOnlyList<string> sourceNames, IReadOnlyDictionary<string, int> defines)
     {
         _device = device;
-        var source = string.Join("\n", sourceNames.Select(ReadEmbeddedSource));
-        var options = defines.Select(d => $"-D{d.Key}={d.Value}").Append("-std=c++17").Append("-default-device");
-        var cubin = Nvrtc.CompileToCubin(source, sourceNames[0], device.ComputeCapability, options);
+        var (cubin, _) = Compile(sourceNames, defines, device.ComputeCapability);
         device.MakeCurrent();
         _module = CudaDriver.LoadModule(cubin);
+    }
+
+    /// The sources (embedded, concatenated in order) compiled for sm_<paramref name="computeCapability"/> with these
+    /// defines: the cubin and NVRTC's log. Needs no device (only NVRTC), so kernels can be compiled where none is.
+    public static (byte[] Cubin, string Log) Compile(IReadOnlyList<string> sourceNames, IReadOnlyDictionary<string, int> defines,
+        int computeCapability, params string[] extraOptions)
+    {
+        var source = string.Join("\n", sourceNames.Select(ReadEmbeddedSource));
+        var options = defines.Select(d => $"-D{d.Key}={d.Value}").Append("-std=c++17").Append("-default-device").Concat(extraOptions);
+        return Nvrtc.CompileToCubin(source, sourceNames[0], computeCapability, options);
     }
 
     public IntPtr GetFunction(string name) => CudaDriver.GetFunction(_module, name);

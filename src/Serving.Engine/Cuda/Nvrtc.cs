@@ -8,7 +8,7 @@ namespace Serving.Engine.Cuda;
 internal static unsafe class Nvrtc
 {
     static readonly IntPtr Library = NativeLibraryLoader.LoadFirst(
-        "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", "nvrtc64_130_0.dll", "nvrtc64_120_0.dll");
+        "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", "libnvrtc.so.11.2", "nvrtc64_130_0.dll", "nvrtc64_120_0.dll");
 
     static readonly delegate* unmanaged<IntPtr*, byte*, byte*, int, byte**, byte**, int> CreateProgramFn =
         (delegate* unmanaged<IntPtr*, byte*, byte*, int, byte**, byte**, int>)Export("nvrtcCreateProgram");
@@ -20,9 +20,10 @@ internal static unsafe class Nvrtc
     static readonly delegate* unmanaged<IntPtr*, int> DestroyProgramFn = (delegate* unmanaged<IntPtr*, int>)Export("nvrtcDestroyProgram");
     static readonly delegate* unmanaged<int, byte*> GetErrorStringFn = (delegate* unmanaged<int, byte*>)Export("nvrtcGetErrorString");
 
-    /// Compiles <paramref name="source"/> to a cubin for sm_<paramref name="computeCapability"/> (e.g. 90).
-    /// The compiler log is part of the exception when compilation fails.
-    public static byte[] CompileToCubin(string source, string name, int computeCapability, IEnumerable<string> options)
+    /// Compiles <paramref name="source"/> to a cubin for sm_<paramref name="computeCapability"/> (e.g. 90), with the
+    /// compiler's log (warnings; ptxas' register and spill report under --ptxas-options=-v). The log is part of the
+    /// exception when compilation fails.
+    public static (byte[] Cubin, string Log) CompileToCubin(string source, string name, int computeCapability, IEnumerable<string> options)
     {
         var program = CreateProgram(source, name);
         try
@@ -34,7 +35,7 @@ internal static unsafe class Nvrtc
                 throw new CudaException($"NVRTC could not compile {name} ({ErrorString(result)}):\n{ReadLog(program)}");
             }
 
-            return ReadCubin(program);
+            return (ReadCubin(program), ReadLog(program));
         }
         finally
         {

@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
+using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
+using Serving.Engine.Model;
+using Xunit.Abstractions;
+
+namespace Serving.Engine.Tests.Cuda;
+
+/// The fused kernels compile for the shapes the engine runs, for the architectures it targets, on a machine without
+/// a GPU: NVRTC (Debian's non-free libnvrtc, CUDA 11.8, installed by install-nvrtc.sh on first use; the GPU machine
+/// compiles with its own, newer NVRTC) builds the same module FusedKernels loads, every entry point the launchers
+/// look up is in the cubin, and ptxas spills no register of any kernel. A kernel edit that breaks one of these fails
+/// here, in CI, rather than first on the device.
+public sealed class KernelCompilationTests(ITestOutputHelper output)
+{
+    static readonly Lazy<Task> Installed = new(InstallAsync);
+    static readonly Regex SpillStores = new(@"(\d+) bytes spill stores");
+
+    [Theory]
+    [InlineData("bfloat16", "auto", 128, 32, 8, 90)]      // Llama-3-8B
+    [InlineData("bfloat16", "fp8", 128, 32, 8, 90)]       // its FP8 pool (CUDA 11.8's ptxas takes e4m3 from sm_90; 12.x from sm_89)
+    [InlineData("bfloat16", "auto", 128, 64, 8, 80)]      // GQA-8 on an A100
+    [InlineData("float16", "auto", 64, 8, 8, 90)]         // MHA, head dim 64
+    [InlineData("bfloat16", "auto", 128, 32, 1, 90)]      // MQA: two 16-row head tiles
+    [InlineData("float16", "bfloat16", 96, 40, 2, 90)]    // Phi-3's head dim, a ragged group of 20, pool of another type
+    [InlineData("bfloat16", "auto", 256, 16, 2, 90)]      // head dim 256: the CUDA-core attention kernel
+    [InlineData("float32", "auto", 16, 4, 2, 90)]         // the fixtures in float32
+    [InlineData("float32", "bfloat16", 64, 8, 2, 80)]     // a float32 model over a bfloat16 pool
+    public async Task FusedKernelsCompileWithEveryEntryPointAndNoSpills(string dtype, string cache, int headDim, int heads, int kvHeads, int sm)
+    {
+        await Installed.Value;
+        var modelDtype = ModelDtype.Parse(dtype, "dtype");
+        var shape = new KernelShape(modelDtype, KVCacheDtype.Resolve(cache, modelDtype), headDim, headDim, heads, kvHeads);
+        Assert.True(FusedKernels.Supports(shape, sm), $"{shape} is a shape the engine runs on sm_{sm}");
+
+        var (cubin, log) = KernelModule.Compile(FusedKernels.SourceNames, FusedKernels.Defines(shape), sm, "--ptxas-options=-v");
+
+        var attention = DecodeAttentionKernel.For(shape, sm);
+        string[] entryPoints =
+        [
+            "rms_norm", "add_rms_norm", "head_rms_norm", "rope_kv_write", "kv_write", "gather_kv", "silu_mul",
+            "paged_attention_reduce", attention.Name, .. attention.TensorCores ? ["paged_prefill_attention_mma"] : Array.Empty<string>(),
+        ];
+        var symbols = Encoding.ASCII.GetString(cubin);
+        Assert.All(entryPoints, name => Assert.Contains(name + "\0", symbols));
+        var spills = SpillStores.Matches(log).Select(m => int.Parse(m.Groups[1].Value)).ToArray();
+        output.WriteLine($"{shape} on sm_{sm}: {attention.Name}, {cubin.Length} bytes of cubin; ptxas:");
+        foreach (var line in log.Split('\n').Where(l => l.Contains("registers") || l.Contains("Compiling entry"))) output.WriteLine(line.Trim());
+        Assert.NotEmpty(spills);
+        Assert.All(spills, bytes => Assert.Equal(0, bytes));
+    }
+
+    static async Task InstallAsync()
+    {
+        var script = Path.Combine(AppContext.BaseDirectory, "Cuda", "install-nvrtc.sh");
+        using var process = Process.Start(new ProcessStartInfo("bash", [script])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        }) ?? throw new InvalidOperationException($"could not start bash {script}");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        await process.WaitForExitAsync(timeout.Token);
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException(
+                $"The kernel compilation tests need NVRTC; {script} exited with {process.ExitCode}:{Environment.NewLine}{await stdout}{await stderr}");
+    }
+}
