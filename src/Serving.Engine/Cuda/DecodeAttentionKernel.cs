@@ -18,9 +18,6 @@ internal sealed record DecodeAttentionKernel(string Name, bool TensorCores, uint
             (shape.GroupSize + rows - 1) / rows, warps * chunk);
     }
 
-    /// Threads per block of the tensor-core kernels (MMA_WARPS warps) and query rows per block of the prefill one.
-    public const int TensorCoreThreads = 128, PrefillRowsPerBlock = 64;
-
     /// Bytes of struct MmaChunkStages (paged_attention_mma.cu): MMA_STAGES stages of a padded K and V chunk of 16
     /// tokens, plus a float16 copy of one chunk for FP8 pools. One per warp in decode, one per block in prefill.
     public static uint ChunkStagesBytes(KernelShape shape)

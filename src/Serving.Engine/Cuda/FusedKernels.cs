@@ -25,6 +25,8 @@ internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, in
 /// caching allocator only reuses memory in stream order, so a tensor disposed after its last launch is safe).
 internal sealed unsafe class FusedKernels : IDisposable
 {
+    // paged_prefill_attention_mma: MMA_WARPS (4) warps of 16 query rows each
+    const int PrefillThreads = 128, PrefillRowsPerBlock = 64;
     readonly KernelModule _module;
     readonly IntPtr _stream;
     readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _attention, _attentionReduce, _prefillAttention;
@@ -208,9 +210,9 @@ internal sealed unsafe class FusedKernels : IDisposable
         var (qPtr, kPtr, vPtr, prefillPtr) = (TensorPointer.Of(query), TensorPointer.Of(kCache), TensorPointer.Of(vCache), TensorPointer.Of(prefills));
         var (tablePtr, lenPtr, scalePtr, outPtr) = (TensorPointer.Of(blockTables), TensorPointer.Of(contextLengths), TensorPointer.Of(kvScales), TensorPointer.Of(output));
         void** args = stackalloc void*[] { &qPtr, &qStride, &kPtr, &vPtr, &prefillPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &scale, &scalePtr, &outPtr };
-        var rowTiles = ((long)maxQueryLength * Shape.GroupSize + DecodeAttentionKernel.PrefillRowsPerBlock - 1) / DecodeAttentionKernel.PrefillRowsPerBlock;
+        var rowTiles = ((long)maxQueryLength * Shape.GroupSize + PrefillRowsPerBlock - 1) / PrefillRowsPerBlock;
         var grid = ((uint)Shape.NumKVHeads, (uint)prefills.size(0), (uint)rowTiles);
-        Launch(_prefillAttention, grid, DecodeAttentionKernel.TensorCoreThreads, DecodeAttentionKernel.ChunkStagesBytes(Shape), args);
+        Launch(_prefillAttention, grid, PrefillThreads, DecodeAttentionKernel.ChunkStagesBytes(Shape), args);
     }
 
     public void Dispose() => _module.Dispose();

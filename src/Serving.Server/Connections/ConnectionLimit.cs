@@ -21,11 +21,12 @@ internal sealed class ConnectionLimit(ServerOptions options, ILogger<ConnectionL
 
     public int Open => Volatile.Read(ref _open);
 
-    /// --max-connections 0: half the descriptor limit less 128, at most 10,000. The rest stays for the runtime
-    /// (each loaded assembly holds descriptors: 250 to 450 are open at rest), the model files, libraries, and
-    /// the connections accepted only to be closed.
+    /// --max-connections 0: half of what the descriptor limit leaves after 512 for the runtime (each loaded assembly
+    /// holds descriptors: 250 to 450 are open at rest), the model files and libraries; at least 16, at most 10,000.
+    /// The other half is for connections accepted only to be closed: under a flood on a busy machine their closing
+    /// lags their arrival by hundreds (at a limit of 1,024, half the limit less 128 left too little).
     public static int FromDescriptorLimit(long? limit) =>
-        limit is { } l ? (int)Math.Clamp(l / 2 - 128, 16, 10_000) : 10_000;
+        limit is { } l ? (int)Math.Clamp((l - 512) / 2, 16, 10_000) : 10_000;
 
     /// Kestrel connection middleware; the same instance wraps every listener, so the count is the process's.
     public ConnectionDelegate Wrap(ConnectionDelegate next) => async connection =>
