@@ -1,9 +1,12 @@
-// Paged decode attention on tensor cores (sm_80+): the query heads of one KV head are the rows of 16 x 8 x 16
-// MMA tiles (mma.sync) against the K/V rows of that head, so a KV head is read from HBM once whatever the group
-// size, and scored at tensor-core rate (FlashInfer's and TensorRT-LLM XQA's idea). Appended after
-// paged_attention.cu: it shares its defines and writes the same partial outputs, merged by paged_attention_reduce.
-// Compiled only for 16-bit models over a 16-bit or FP8 pool, HEAD_DIM a multiple of 16 (FusedKernels decides).
+// Paged attention on tensor cores (sm_80+), decode and prefill: the query heads of one KV head are the rows of
+// 16 x 8 x 16 MMA tiles (mma.sync) against the K/V rows of that head, so a KV head is read from HBM once whatever the
+// group size, and scored at tensor-core rate (FlashInfer's and TensorRT-LLM XQA's idea). Appended after
+// paged_attention.cu: it shares its defines, and the decode kernel writes the same partial outputs, merged by
+// paged_attention_reduce. Compiled only for 16-bit models over a 16-bit or FP8 pool, HEAD_DIM a multiple of 16
+// (FusedKernels decides). Both kernels share attend_chunk, the per-warp step below; the prefill kernel's layout is
+// described above it, at the end of the file.
 //
+// Decode:
 //   block = (KV head, 16-row tile of its query heads, sequence, partition), MMA_WARPS warps
 //   warp w takes the 16-token chunks w, w + MMA_WARPS, ... of the partition, each through its own
 //   MMA_STAGES-deep cp.async pipeline in its own shared memory, with its own running max / sum / output;
