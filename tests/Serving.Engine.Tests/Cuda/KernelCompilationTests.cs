@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using System.Text.RegularExpressions;
 using Serving.Engine.Cuda;
@@ -9,13 +8,14 @@ using Xunit.Abstractions;
 namespace Serving.Engine.Tests.Cuda;
 
 /// The fused kernels compile for the shapes the engine runs, for the architectures it targets, on a machine without
-/// a GPU: NVRTC (Debian's non-free libnvrtc, CUDA 11.8, installed by install-nvrtc.sh on first use; the GPU machine
+/// a GPU: NVRTC (Debian's non-free libnvrtc, CUDA 11.8, installed on first use by DebianPackages; the GPU machine
 /// compiles with its own, newer NVRTC) builds the same module FusedKernels loads, every entry point the launchers
 /// look up is in the cubin, and ptxas spills no register of any kernel. A kernel edit that breaks one of these fails
 /// here, in CI, rather than first on the device.
 public sealed class KernelCompilationTests(ITestOutputHelper output)
 {
-    static readonly Lazy<Task> Installed = new(InstallAsync);
+    static readonly Lazy<Task> Installed = new(() =>
+        DebianPackages.InstallAsync("The kernel compilation tests", nonFree: true, "libnvrtc11.2", "libnvrtc-builtins11.8"));
     static readonly Regex SpillStores = new(@"(\d+) bytes spill stores");
 
     [Theory]
@@ -50,21 +50,5 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
         foreach (var line in log.Split('\n').Where(l => l.Contains("registers") || l.Contains("Compiling entry"))) output.WriteLine(line.Trim());
         Assert.NotEmpty(spills);
         Assert.All(spills, bytes => Assert.Equal(0, bytes));
-    }
-
-    static async Task InstallAsync()
-    {
-        var script = Path.Combine(AppContext.BaseDirectory, "Cuda", "install-nvrtc.sh");
-        using var process = Process.Start(new ProcessStartInfo("bash", [script])
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true,
-        }) ?? throw new InvalidOperationException($"could not start bash {script}");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
-        await process.WaitForExitAsync(timeout.Token);
-        if (process.ExitCode != 0)
-            throw new InvalidOperationException(
-                $"The kernel compilation tests need NVRTC; {script} exited with {process.ExitCode}:{Environment.NewLine}{await stdout}{await stderr}");
     }
 }

@@ -1,11 +1,10 @@
-using System.Diagnostics;
 using Microsoft.Playwright;
 
 namespace Serving.Server.Tests.Playground;
 
 /// Debian's chromium, driven by Playwright's bundled driver (it downloads no browser of its own). The first
-/// launch in a test run runs install-chromium.sh, which installs the package when it is missing and returns
-/// at once when it is there; a machine where it cannot be installed fails the browser tests, saying why.
+/// launch in a test run installs it (and a font to render text with) when missing (DebianPackages); a machine where
+/// it cannot be installed fails the browser tests, saying why.
 public static class Chromium
 {
     public const string ExecutablePath = "/usr/bin/chromium";
@@ -31,18 +30,8 @@ public static class Chromium
 
     static async Task InstallAsync()
     {
-        var script = Path.Combine(AppContext.BaseDirectory, "Playground", "install-chromium.sh");
-        using var process = Process.Start(new ProcessStartInfo("bash", [script])
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true,
-        }) ?? throw new InvalidOperationException($"could not start bash {script}");
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
-        await process.WaitForExitAsync(timeout.Token);
-        if (process.ExitCode != 0 || !File.Exists(ExecutablePath))
-            throw new InvalidOperationException(
-                $"The playground's browser tests need Debian's chromium at {ExecutablePath}; {script} exited with " +
-                $"{process.ExitCode}:{Environment.NewLine}{await output}{await errors}");
+        await DebianPackages.InstallAsync("The playground's browser tests", nonFree: false, "chromium", "fonts-liberation");
+        if (!File.Exists(ExecutablePath))
+            throw new InvalidOperationException($"chromium is installed but not at {ExecutablePath}");
     }
 }
