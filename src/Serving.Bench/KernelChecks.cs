@@ -3,6 +3,7 @@ using Serving.Engine.Cuda;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Model.Backends;
+using Serving.Tests.Shared;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn.functional;
 
@@ -157,16 +158,7 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         ? full(shape, 0xFF, dtype: ScalarType.Byte, device: device)
         : full(shape, double.NaN, dtype: _cacheDtype.Storage, device: device);
 
-    // random K/V in the pool's type; FP8 bytes with exponents 5..8 (magnitudes 1/4 .. 4) and either sign
-    Tensor RandomPool(params long[] shape) => _cacheDtype.IsFp8
-        ? (randint(0, 2, shape, dtype: ScalarType.Byte, device: device) * 0x80 + randint(0x28, 0x48, shape, dtype: ScalarType.Byte, device: device)).to(ScalarType.Byte)
-        : randn(shape, dtype: _cacheDtype.Storage, device: device);
+    Tensor RandomPool(params long[] shape) => KVPoolValues.Random(_cacheDtype, shape, device);
 
-    // the values a pool holds, float64 (FP8 bytes through the host reference decoder)
-    Tensor Decoded(Tensor pool)
-    {
-        if (!_cacheDtype.IsFp8) return pool.to(ScalarType.Float64);
-        var table = tensor(Enumerable.Range(0, 256).Select(b => (double)Fp8E4M3.Decode((byte)b)).ToArray(), device: device);
-        return table.index_select(0, pool.flatten().to(ScalarType.Int64)).view(pool.shape);
-    }
+    Tensor Decoded(Tensor pool) => KVPoolValues.Decoded(pool, _cacheDtype);
 }

@@ -11,10 +11,9 @@ namespace Serving.Engine.Cuda;
 /// Owns the stream (Dispose destroys it).
 internal sealed class CudaStream : IDisposable
 {
-    readonly CudaDevice _device;
+    CudaStream(CudaDevice device, IntPtr handle) => (Device, Handle) = (device, handle);
 
-    CudaStream(CudaDevice device, IntPtr handle) => (_device, Handle) = (device, handle);
-
+    public CudaDevice Device { get; }
     public IntPtr Handle { get; private set; }
 
     public static CudaStream Create(CudaDevice device)
@@ -28,8 +27,8 @@ internal sealed class CudaStream : IDisposable
     /// thread-local: call on the thread that runs the step).
     public void MakeCurrent()
     {
-        _device.MakeCurrent();
-        TorchCudaStreams.SetCurrent(Handle, _device.Ordinal);
+        Device.MakeCurrent();
+        TorchCudaStreams.SetCurrent(Handle, Device.Ordinal);
     }
 
     /// Waits until everything queued on the stream has run.
@@ -41,7 +40,7 @@ internal sealed class CudaStream : IDisposable
     {
         if (Handle == IntPtr.Zero) return;
         Synchronize();
-        TorchCudaStreams.SetDefault(_device.Ordinal);
+        TorchCudaStreams.SetDefault(Device.Ordinal);
         CudaDriver.DestroyStream(Handle);
         Handle = IntPtr.Zero;
     }

@@ -53,8 +53,8 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         for (int s = 0, next = 0; s < contexts.Length; next += tables[s].Length, s++)
             tables[s] = blocks[next..(next + (contexts[s] + BlockSize - 1) / BlockSize)];
         var batch = StepInputs.Build(contexts.Select((c, s) => new StepSequence(new int[c], c - 1, 1, tables[s])).ToList(), BlockSize);
-        var keys = RandomPool(cacheDtype, [numBlocks, BlockSize, numKVHeads, headDim], device);
-        var values = RandomPool(cacheDtype, [numBlocks, BlockSize, numKVHeads, headDim], device);
+        var keys = KVPoolValues.Random(cacheDtype, [numBlocks, BlockSize, numKVHeads, headDim], device);
+        var values = KVPoolValues.Random(cacheDtype, [numBlocks, BlockSize, numKVHeads, headDim], device);
         var qkv = randn(contexts.Length, (numHeads + 2 * numKVHeads) * headDim, device: device).to(modelDtype);
         using var buffers = new DeviceStepBuffers(batch.NumTokens, batch.NumSeqs, batch.MaxBlocksPerSeq, device);
         var plan = kernels.PlanDecode(contexts.Length, contexts.Max(), concurrentBlocks);
@@ -66,7 +66,7 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
             buffers.ContextLengths(n), buffers.PartitionSize, ones(2, device: device), plan, result, workspace);
         stream.Synchronize();
 
-        var expected = Reference(qkv.narrow(1, 0, numHeads * headDim), Decoded(keys, cacheDtype), Decoded(values, cacheDtype), contexts, tables,
+        var expected = Reference(qkv.narrow(1, 0, numHeads * headDim), KVPoolValues.Decoded(keys, cacheDtype), KVPoolValues.Decoded(values, cacheDtype), contexts, tables,
             numHeads, numKVHeads, headDim);
         var relative = ((result.to(ScalarType.Float64) - expected).norm() / expected.norm()).item<double>();
         output.WriteLine($"{dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}, {plan.NumPartitions} partitions: relative error {relative:E2}");
@@ -100,8 +100,8 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         for (int s = 0, next = 0; s < seqs.Length; next += tables[s].Length, s++)
             tables[s] = blocks[next..(next + (contexts[s] + BlockSize - 1) / BlockSize)];
         var batch = StepInputs.Build(seqs.Select((q, s) => new StepSequence(new int[contexts[s]], q.Cached, q.New, tables[s])).ToList(), BlockSize);
-        var keys = RandomPool(cacheDtype, [numBlocks, BlockSize, numKVHeads, headDim], device);
-        var values = RandomPool(cacheDtype, [numBlocks, BlockSize, numKVHeads, headDim], device);
+        var keys = KVPoolValues.Random(cacheDtype, [numBlocks, BlockSize, numKVHeads, headDim], device);
+        var values = KVPoolValues.Random(cacheDtype, [numBlocks, BlockSize, numKVHeads, headDim], device);
         var qkv = randn(batch.NumTokens, (numHeads + 2 * numKVHeads) * headDim, device: device).to(ScalarType.BFloat16);
         using var buffers = new DeviceStepBuffers(batch.NumTokens, batch.NumSeqs, batch.MaxBlocksPerSeq, device);
         buffers.Upload(batch, [], 0);
@@ -113,7 +113,7 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
             buffers.ContextLengths(seqs.Length), scales, result);
         stream.Synchronize();
 
-        var (k64, v64) = (Decoded(keys, cacheDtype) * 0.75, Decoded(values, cacheDtype) * 1.5);
+        var (k64, v64) = (KVPoolValues.Decoded(keys, cacheDtype) * 0.75, KVPoolValues.Decoded(values, cacheDtype) * 1.5);
         var q = qkv.narrow(1, 0, numHeads * headDim).to(ScalarType.Float64);
         var expected = new List<Tensor>();
         for (var s = 0; s < seqs.Length; s++)
@@ -125,19 +125,6 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         var relative = ((result.to(ScalarType.Float64) - cat(expected, 0)).norm() / cat(expected, 0).norm()).item<double>();
         output.WriteLine($"prefill {dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}: relative error {relative:E2}");
         Assert.True(relative < 1e-2, $"relative error {relative}");
-    }
-
-    // random pool values: normal for 16/32-bit pools; for FP8, bytes of either sign with magnitudes 2^-4 .. 2^4
-    static Tensor RandomPool(KVCacheDtype dtype, long[] shape, Device device) => dtype.IsFp8
-        ? (randint(0, 2, shape, dtype: ScalarType.Byte, device: device) * 0x80 + randint(0x28, 0x48, shape, dtype: ScalarType.Byte, device: device)).to(ScalarType.Byte)
-        : randn(shape, device: device).to(dtype.Storage);
-
-    // the values a pool holds, float64 (FP8 bytes through the host reference decoder)
-    static Tensor Decoded(Tensor pool, KVCacheDtype dtype)
-    {
-        if (!dtype.IsFp8) return pool.to(ScalarType.Float64);
-        var table = tensor(Enumerable.Range(0, 256).Select(b => (double)Fp8E4M3.Decode((byte)b)).ToArray(), device: pool.device);
-        return table.index_select(0, pool.flatten().to(ScalarType.Int64)).view(pool.shape);
     }
 
     static Tensor Reference(Tensor q, Tensor keys, Tensor values, int[] contexts, int[][] tables, int numHeads, int numKVHeads, int headDim)

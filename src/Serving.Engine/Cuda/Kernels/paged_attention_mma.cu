@@ -178,13 +178,54 @@ __device__ __forceinline__ void convert_chunk(MmaChunkStages& w, int stage, int 
 }
 #endif
 
-// One 16-token chunk of a warp's 16 query rows, online softmax in log2 units: S = Q K^T, P = exp2(S - m), O += P V.
-// ks, vs: the chunk's K and V rows (16-bit, row_len apart) from token `first`; rows g and g + 8 of the fragments see
-// tokens below limit0 and limit8. qa: the rows' query fragments; o, m, l: their running output, max and this lane's
-// part of the sum.
-__device__ __forceinline__ void attend_chunk(const mma_t* ks, const mma_t* vs, int row_len, const unsigned int (&qa)[HEAD_DIM / 16][4],
-                                             float (&o)[HEAD_DIM / 8][4], float (&m)[2], float (&l)[2], float score_scale,
+// What a warp holds for its 16 query rows (fragment rows g and g + 8 of each lane): their query fragments in the A
+// layout (qa[kk] covers dimensions 16 kk .. 16 kk + 15), their running output (o[n] covers dimensions 8n .. 8n + 7,
+// float), running max (log2 units) and this lane's part of the running sum.
+struct WarpRows {
+    unsigned int qa[HEAD_DIM / 16][4];
+    float o[HEAD_DIM / 8][4];
+    float m[2], l[2];
+};
+
+// Queries of rows g (q0) and g + 8 (q8), zero where a row has none; output, max and sum empty.
+__device__ __forceinline__ void start_rows(WarpRows& rows, const elem_t* q0, const elem_t* q8, bool has0, bool has8, int t) {
+#pragma unroll
+    for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
+        const int d = kk * 16 + 2 * t;
+        rows.qa[kk][0] = has0 ? query_pair(q0 + d) : 0u;
+        rows.qa[kk][1] = has8 ? query_pair(q8 + d) : 0u;
+        rows.qa[kk][2] = has0 ? query_pair(q0 + d + 8) : 0u;
+        rows.qa[kk][3] = has8 ? query_pair(q8 + d + 8) : 0u;
+    }
+#pragma unroll
+    for (int n = 0; n < HEAD_DIM / 8; n++) rows.o[n][0] = rows.o[n][1] = rows.o[n][2] = rows.o[n][3] = 0.f;
+    rows.m[0] = rows.m[1] = NEG_INF;
+    rows.l[0] = rows.l[1] = 0.f;
+}
+
+// The whole sum of each row: the four lanes of a row group hold parts of it.
+__device__ __forceinline__ void sum_row_groups(WarpRows& rows) {
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        rows.l[h] += __shfl_xor_sync(0xffffffffu, rows.l[h], 1);
+        rows.l[h] += __shfl_xor_sync(0xffffffffu, rows.l[h], 2);
+    }
+}
+
+// One 16-token chunk, the one in stage `stage` (for FP8 pools, its float16 copy), for a warp's 16 query rows: online
+// softmax in log2 units, S = Q K^T, P = exp2(S - m), O += P V. The chunk starts at token `first`; rows g and g + 8
+// of the fragments see tokens below limit0 and limit8.
+__device__ __forceinline__ void attend_chunk(const MmaChunkStages& stages, int stage, WarpRows& rows, float score_scale,
                                              int first, int limit0, int limit8, int lane) {
+#if CONVERTS_CHUNK
+    const mma_t* ks = stages.k16;
+    const mma_t* vs = stages.v16;
+    const int row_len = MMA_ROW;
+#else
+    const mma_t* ks = reinterpret_cast<const mma_t*>(stages.k[stage]);
+    const mma_t* vs = reinterpret_cast<const mma_t*>(stages.v[stage]);
+    const int row_len = STAGE_ROW;
+#endif
     const int t = lane & 3;
     // ldmatrix row addresses of this lane: K (tokens (lane / 16) 8 + lane % 8, dimensions ((lane / 8) % 2) 8),
     // V transposed (tokens ((lane / 8) % 2) 8 + lane % 8, dimensions (lane / 16) 8)
@@ -196,8 +237,8 @@ __device__ __forceinline__ void attend_chunk(const mma_t* ks, const mma_t* vs, i
     for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
         unsigned int kb[4];
         ldmatrix_x4(kb, ks + k_row * row_len + kk * 16 + k_col);
-        mma_16816(s[0], qa[kk], kb[0], kb[1]);
-        mma_16816(s[1], qa[kk], kb[2], kb[3]);
+        mma_16816(s[0], rows.qa[kk], kb[0], kb[1]);
+        mma_16816(s[1], rows.qa[kk], kb[2], kb[3]);
     }
 
     // online softmax over the chunk (log2 units); tokens at or past a row's limit score -inf
@@ -215,22 +256,22 @@ __device__ __forceinline__ void attend_chunk(const mma_t* ks, const mma_t* vs, i
     for (int h = 0; h < 2; h++) {
         chunk_max[h] = fmaxf(chunk_max[h], __shfl_xor_sync(0xffffffffu, chunk_max[h], 1));
         chunk_max[h] = fmaxf(chunk_max[h], __shfl_xor_sync(0xffffffffu, chunk_max[h], 2));
-        const float m_new = fmaxf(m[h], chunk_max[h]);   // finite: a row's first chunk holds a token it sees
-        alpha[h] = fast_exp2(m[h] - m_new);
-        m[h] = m_new;
-        l[h] *= alpha[h];
+        const float m_new = fmaxf(rows.m[h], chunk_max[h]);   // finite: a row's first chunk holds a token it sees
+        alpha[h] = fast_exp2(rows.m[h] - m_new);
+        rows.m[h] = m_new;
+        rows.l[h] *= alpha[h];
     }
 #pragma unroll
     for (int n = 0; n < 2; n++)
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            s[n][i] = fast_exp2(s[n][i] - m[i >> 1]);
-            l[i >> 1] += s[n][i];
+            s[n][i] = fast_exp2(s[n][i] - rows.m[i >> 1]);
+            rows.l[i >> 1] += s[n][i];
         }
 #pragma unroll
     for (int n = 0; n < HEAD_DIM / 8; n++) {
-        o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
-        o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
+        rows.o[n][0] *= alpha[0]; rows.o[n][1] *= alpha[0];
+        rows.o[n][2] *= alpha[1]; rows.o[n][3] *= alpha[1];
     }
 
     // O += P V: P's A fragment is S's accumulator layout
@@ -239,8 +280,8 @@ __device__ __forceinline__ void attend_chunk(const mma_t* ks, const mma_t* vs, i
     for (int n = 0; n < HEAD_DIM / 16; n++) {
         unsigned int vb[4];
         ldmatrix_x4_trans(vb, vs + v_row * row_len + n * 16 + v_col);
-        mma_16816(o[2 * n], pa, vb[0], vb[1]);
-        mma_16816(o[2 * n + 1], pa, vb[2], vb[3]);
+        mma_16816(rows.o[2 * n], pa, vb[0], vb[1]);
+        mma_16816(rows.o[2 * n + 1], pa, vb[2], vb[3]);
     }
 }
 
@@ -268,25 +309,10 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
     const int* table = block_tables + (long)seq * max_blocks_per_seq;
     const float score_scale = scale * kv_scales[0] * LOG2E, v_scale = kv_scales[1];
 
-    // the warp's query fragments, A layout: qa[kk] covers dimensions 16 kk .. 16 kk + 15; rows past the tile are zero
-    unsigned int qa[HEAD_DIM / 16][4];
-    {
-        const elem_t* q0 = q + (long)row * q_stride + (long)(first_head + g) * HEAD_DIM;
-        const elem_t* q8 = q0 + 8 * HEAD_DIM;
-#pragma unroll
-        for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
-            const int d = kk * 16 + 2 * t;
-            qa[kk][0] = g < rows ? query_pair(q0 + d) : 0u;
-            qa[kk][1] = g + 8 < rows ? query_pair(q8 + d) : 0u;
-            qa[kk][2] = g < rows ? query_pair(q0 + d + 8) : 0u;
-            qa[kk][3] = g + 8 < rows ? query_pair(q8 + d + 8) : 0u;
-        }
-    }
-
-    float o[HEAD_DIM / 8][4];                               // O fragments: o[n] covers dimensions 8n .. 8n + 7
-#pragma unroll
-    for (int n = 0; n < HEAD_DIM / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-    float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.f, 0.f};     // rows g and g + 8 (log2 units; l is this lane's part)
+    // the warp's rows: the tile's query heads g and g + 8 (zero queries past the tile)
+    WarpRows warp_rows;
+    const elem_t* q0 = q + (long)row * q_stride + (long)(first_head + g) * HEAD_DIM;
+    start_rows(warp_rows, q0, q0 + 8 * HEAD_DIM, g < rows, g + 8 < rows, t);
 
     // chunk j of this warp starts at token begin + (warp + j MMA_WARPS) MMA_CHUNK
     const int warp_first = begin + warp * MMA_CHUNK, step = MMA_WARPS * MMA_CHUNK;
@@ -308,38 +334,26 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
 #if CONVERTS_CHUNK
         convert_chunk(ws, stage, lane, 32);
         __syncwarp();
-        const mma_t* ks = ws.k16;
-        const mma_t* vs = ws.v16;
-        const int row_len = MMA_ROW;
-#else
-        const mma_t* ks = reinterpret_cast<const mma_t*>(ws.k[stage]);
-        const mma_t* vs = reinterpret_cast<const mma_t*>(ws.v[stage]);
-        const int row_len = STAGE_ROW;
 #endif
-        attend_chunk(ks, vs, row_len, qa, o, m, l, score_scale, warp_first + j * step, end, end, lane);
+        attend_chunk(ws, stage, warp_rows, score_scale, warp_first + j * step, end, end, lane);
         __syncwarp();                                       // the stage (and the converted copy) may be refilled
     }
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 
-    // the four lanes of a row group hold parts of its sum
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-    }
+    sum_row_groups(warp_rows);
     __syncthreads();                                        // every warp is done with its stages
     MmaMergeShared& merge = *reinterpret_cast<MmaMergeShared*>(shared_bytes);
 #pragma unroll
     for (int n = 0; n < HEAD_DIM / 8; n++) {
         const int d = n * 8 + 2 * t;
-        merge.o[warp][g * HEAD_DIM + d] = o[n][0];
-        merge.o[warp][g * HEAD_DIM + d + 1] = o[n][1];
-        merge.o[warp][(g + 8) * HEAD_DIM + d] = o[n][2];
-        merge.o[warp][(g + 8) * HEAD_DIM + d + 1] = o[n][3];
+        merge.o[warp][g * HEAD_DIM + d] = warp_rows.o[n][0];
+        merge.o[warp][g * HEAD_DIM + d + 1] = warp_rows.o[n][1];
+        merge.o[warp][(g + 8) * HEAD_DIM + d] = warp_rows.o[n][2];
+        merge.o[warp][(g + 8) * HEAD_DIM + d + 1] = warp_rows.o[n][3];
     }
     if (t == 0) {
-        merge.m[warp][g] = m[0]; merge.l[warp][g] = l[0];
-        merge.m[warp][g + 8] = m[1]; merge.l[warp][g + 8] = l[1];
+        merge.m[warp][g] = warp_rows.m[0]; merge.l[warp][g] = warp_rows.l[0];
+        merge.m[warp][g + 8] = warp_rows.m[1]; merge.l[warp][g + 8] = warp_rows.l[1];
     }
     __syncthreads();
 
@@ -394,23 +408,11 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_prefill_atten
     const int r0 = block_row + warp * MMA_ROWS + g, r8 = r0 + 8;
     const int limit0 = r0 < rows ? first_position + r0 / GROUP_SIZE + 1 : 1;
     const int limit8 = r8 < rows ? first_position + r8 / GROUP_SIZE + 1 : 1;
-    unsigned int qa[HEAD_DIM / 16][4];
-    {
-        const elem_t* q0 = q + (long)(first_row + r0 / GROUP_SIZE) * q_stride + (long)(kv_head * GROUP_SIZE + r0 % GROUP_SIZE) * HEAD_DIM;
-        const elem_t* q8 = q + (long)(first_row + r8 / GROUP_SIZE) * q_stride + (long)(kv_head * GROUP_SIZE + r8 % GROUP_SIZE) * HEAD_DIM;
-#pragma unroll
-        for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
-            const int d = kk * 16 + 2 * t;
-            qa[kk][0] = r0 < rows ? query_pair(q0 + d) : 0u;
-            qa[kk][1] = r8 < rows ? query_pair(q8 + d) : 0u;
-            qa[kk][2] = r0 < rows ? query_pair(q0 + d + 8) : 0u;
-            qa[kk][3] = r8 < rows ? query_pair(q8 + d + 8) : 0u;
-        }
-    }
-    float o[HEAD_DIM / 8][4];
-#pragma unroll
-    for (int n = 0; n < HEAD_DIM / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-    float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.f, 0.f};
+    WarpRows warp_rows;
+    start_rows(warp_rows,
+               q + (long)(first_row + r0 / GROUP_SIZE) * q_stride + (long)(kv_head * GROUP_SIZE + r0 % GROUP_SIZE) * HEAD_DIM,
+               q + (long)(first_row + r8 / GROUP_SIZE) * q_stride + (long)(kv_head * GROUP_SIZE + r8 % GROUP_SIZE) * HEAD_DIM,
+               r0 < rows, r8 < rows, t);
 
     // the block reads up to its last row's position; a warp computes up to its own last row's
     const int block_last = min(rows, block_row + MMA_WARPS * MMA_ROWS) - 1;
@@ -434,32 +436,21 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_prefill_atten
 #if CONVERTS_CHUNK
         convert_chunk(stages, stage, threadIdx.x, blockDim.x);
         __syncthreads();
-        const mma_t* ks = stages.k16;
-        const mma_t* vs = stages.v16;
-        const int row_len = MMA_ROW;
-#else
-        const mma_t* ks = reinterpret_cast<const mma_t*>(stages.k[stage]);
-        const mma_t* vs = reinterpret_cast<const mma_t*>(stages.v[stage]);
-        const int row_len = STAGE_ROW;
 #endif
-        if (j * MMA_CHUNK < warp_end) attend_chunk(ks, vs, row_len, qa, o, m, l, score_scale, j * MMA_CHUNK, limit0, limit8, lane);
+        if (j * MMA_CHUNK < warp_end) attend_chunk(stages, stage, warp_rows, score_scale, j * MMA_CHUNK, limit0, limit8, lane);
         __syncthreads();                                    // the stage (and the converted copy) may be refilled
     }
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-    }
-    const float scale0 = v_scale / l[0], scale8 = v_scale / l[1];   // l >= 1: the row's maximum contributes exp2(0)
+    sum_row_groups(warp_rows);
+    const float scale0 = v_scale / warp_rows.l[0], scale8 = v_scale / warp_rows.l[1];   // l >= 1: the row's maximum contributes exp2(0)
     elem_t* out0 = out + (long)(first_row + r0 / GROUP_SIZE) * num_heads * HEAD_DIM + (long)(kv_head * GROUP_SIZE + r0 % GROUP_SIZE) * HEAD_DIM;
     elem_t* out8 = out + (long)(first_row + r8 / GROUP_SIZE) * num_heads * HEAD_DIM + (long)(kv_head * GROUP_SIZE + r8 % GROUP_SIZE) * HEAD_DIM;
 #pragma unroll
     for (int n = 0; n < HEAD_DIM / 8; n++) {
         const int d = n * 8 + 2 * t;
-        if (r0 < rows) { out0[d] = from_f(o[n][0] * scale0); out0[d + 1] = from_f(o[n][1] * scale0); }
-        if (r8 < rows) { out8[d] = from_f(o[n][2] * scale8); out8[d + 1] = from_f(o[n][3] * scale8); }
+        if (r0 < rows) { out0[d] = from_f(warp_rows.o[n][0] * scale0); out0[d + 1] = from_f(warp_rows.o[n][1] * scale0); }
+        if (r8 < rows) { out8[d] = from_f(warp_rows.o[n][2] * scale8); out8[d + 1] = from_f(warp_rows.o[n][3] * scale8); }
     }
 }
 

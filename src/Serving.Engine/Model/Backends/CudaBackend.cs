@@ -17,7 +17,7 @@ internal sealed class CudaBackend : DecoderBackend
     public CudaBackend(ModelConfig config, KernelShape shape, RopeTable rope, Device device, CudaStream stream)
     {
         (_config, _rope, Stream) = (config, rope, stream);
-        Kernels = new FusedKernels(CudaDevice.Open(Math.Max(device.index, 0)), Stream.Handle, shape);
+        Kernels = new FusedKernels(stream.Device, Stream.Handle, shape);
         Buffers = new DeviceStepBuffers(maxTokens: 256, maxSeqs: 16, maxBlocksPerSeq: 64, device);
     }
 

@@ -22,8 +22,7 @@ internal sealed class DeviceStepBuffers : IDisposable
 {
     Tensor _device = null!;   // (capacity) int32 on the GPU
     Tensor _host = null!;     // (capacity) int32, pinned
-    readonly IntPtr _copied;  // CUDA event recorded after the last copy (zero on a CPU "device")
-    bool _copyQueued;
+    readonly IntPtr _copied;  // CUDA event recorded after the last copy (zero on a CPU "device"); done until recorded
     int _tokens, _seqs, _width;
 
     public DeviceStepBuffers(int maxTokens, int maxSeqs, int maxBlocksPerSeq, Device device)
@@ -109,18 +108,13 @@ internal sealed class DeviceStepBuffers : IDisposable
         using var source = _host.narrow(0, 0, used);
         using var target = _device.narrow(0, 0, used);
         target.copy_(source, true);                                       // non_blocking: pinned source, async on the stream
-        if (_copied != IntPtr.Zero)
-        {
-            CudaDriver.RecordEvent(_copied, TorchCudaStreams.Current(Device.index));
-            _copyQueued = true;
-        }
+        if (_copied != IntPtr.Zero) CudaDriver.RecordEvent(_copied, TorchCudaStreams.Current(Device.index));
     }
 
+    // an event never recorded counts as done, so the first step does not wait
     void WaitForLastCopy()
     {
-        if (!_copyQueued) return;
-        CudaDriver.SynchronizeEvent(_copied);
-        _copyQueued = false;
+        if (_copied != IntPtr.Zero) CudaDriver.SynchronizeEvent(_copied);
     }
 
     // views of the device buffer (fixed addresses), sized for a step of numTokens tokens and numSeqs sequences
