@@ -20,6 +20,7 @@ internal sealed class BenchRunner(BenchOptions options)
     readonly List<KVQualityResult> _kvQuality = [];
     readonly List<ProfileResult> _profiles = [];
     readonly List<SkippedShape> _skipped = [];
+    readonly List<LinearResult> _linear = [];
 
     public int Run()
     {
@@ -42,6 +43,12 @@ internal sealed class BenchRunner(BenchOptions options)
         foreach (var name in options.Models)
         {
             RunKernelChecks(name, dtype, device, cudaDevice);
+            if (options.Linear && cudaDevice is not null)
+            {
+                var config = ModelPresets.IsPreset(name) ? ModelPresets.Get(name) : Serving.Engine.Config.ModelConfig.Load(name);
+                _linear.AddRange(LinearBenchmark.Run(name, config, dtype, cudaDevice, device, [1, 8, 16, 32, 64, 128, 256]));
+            }
+
             foreach (var kvDtype in options.KVCacheDtypes)
             {
                 RunModel(name, kvDtype, device, cudaDevice, ceilings);
@@ -62,9 +69,11 @@ internal sealed class BenchRunner(BenchOptions options)
             ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity, _kvQuality, _profiles)
         {
             Skipped = _skipped,
+            Linear = _linear,
         };
         ReportWriter.PrintChecks(_checks);
         ReportWriter.Print(report);
+        LinearBenchmark.Print(_linear);
         if (options.JsonPath is { } path)
         {
             ReportWriter.WriteJson(report, path);

@@ -31,4 +31,6 @@ internal sealed record BenchReport(
 {
     /// Shapes not measured: they do not fit the device's memory, or ran out of it.
     public IReadOnlyList<SkippedShape> Skipped { get; init; } = [];
+    /// --linear: the model's linear layers on cuBLAS, per token count.
+    public IReadOnlyList<LinearResult> Linear { get; init; } = [];
 }

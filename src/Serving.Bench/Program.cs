@@ -7,6 +7,7 @@ var kvDtypes = new Option<string[]>("--kv-cache-dtype") { Description = "KV cach
 var profile = new Option<bool>("--profile") { Description = "print each operation's share of a decode step per shape (CUDA events)" };
 var memoryUtilization = new Option<double>("--gpu-memory-utilization") { Description = "fraction of device memory for weights and KV cache; shapes needing more are reported as not fitting", DefaultValueFactory = _ => 0.9 };
 var cudaGraphs = new Option<bool>("--cuda-graphs") { Description = "also time decode steps replayed from CUDA graphs (path \"graph\")" };
+var linear = new Option<bool>("--linear") { Description = "time the model's linear layers on cuBLAS at decode batch sizes (weight bytes read per second)" };
 var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one (a 2048-token prompt, a 32k-token prompt)" };
 var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, llama3-70b, tiny-gqa, tiny-mha) or checkpoint folders", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
 var dtype = new Option<string>("--dtype") { Description = "bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
@@ -25,7 +26,7 @@ var fixtures = new Option<string?>("--fixtures") { Description = "folder of refe
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
 {
-    models, dtype, device, tensorParallel, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, profile, memoryUtilization,
+    models, dtype, device, tensorParallel, linear, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, profile, memoryUtilization,
 };
 if (Console.IsOutputRedirected)
 {
@@ -37,6 +38,7 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     Models = result.GetValue(models)!,
     KVCacheDtypes = result.GetValue(kvDtypes)!,
     KVQuality = result.GetValue(kvQuality),
+    Linear = result.GetValue(linear),
     CudaGraphs = result.GetValue(cudaGraphs),
     Profile = result.GetValue(profile),
     GpuMemoryUtilization = result.GetValue(memoryUtilization),

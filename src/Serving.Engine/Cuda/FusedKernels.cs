@@ -118,7 +118,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         var (cosPtr, sinPtr, scalePtr) = (TensorPointer.Of(cos), TensorPointer.Of(sin), TensorPointer.Of(scales));
         var (kPtr, vPtr) = (TensorPointer.Of(kCache), TensorPointer.Of(vCache));
         void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &posPtr, &slotPtr, &cosPtr, &sinPtr, &scalePtr, &kPtr, &vPtr };
-        Launch(_ropeKVWrite, (rows, 1, 1), 128, 0, args);
+        Launch(_ropeKVWrite, (rows, 1, 1), WholeWarps((heads + kvHeads) * Shape.RotaryDim / 2), 0, args);
     }
 
     /// Writes k and v of already rotated <paramref name="qkv"/> rows into the pool at <paramref name="slots"/>,
@@ -130,7 +130,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         var (qkvPtr, slotPtr, scalePtr) = (TensorPointer.Of(qkv), TensorPointer.Of(slots), TensorPointer.Of(scales));
         var (kPtr, vPtr) = (TensorPointer.Of(kCache), TensorPointer.Of(vCache));
         void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &slotPtr, &scalePtr, &kPtr, &vPtr };
-        Launch(_kvWrite, (rows, 1, 1), 128, 0, args);
+        Launch(_kvWrite, (rows, 1, 1), WholeWarps(kvHeads * Shape.HeadDim), 0, args);
     }
 
     /// output[i] = pool[slots[i]] * scale in the model's type: pool (numBlocks, blockSize, numKVHeads, headDim) of the
@@ -222,8 +222,11 @@ internal sealed unsafe class FusedKernels : IDisposable
 
     IntPtr Fn(string name) => _module.GetFunction(name);
 
-    // One thread per 16-byte vector of the row, in whole warps, at most 1024.
-    uint NormThreads(int hidden) => (uint)Math.Clamp((hidden / _vector + 31) / 32 * 32, 32, 1024);
+    // One thread per 16-byte vector of the row.
+    uint NormThreads(int hidden) => WholeWarps(hidden / _vector);
+
+    // A block's threads for `work` independent items of one row: one each, in whole warps, at most 1024.
+    static uint WholeWarps(int work) => (uint)Math.Clamp((work + 31) / 32 * 32, 32, 1024);
 
     static bool IsElementType(ScalarType dtype) => dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16;
 

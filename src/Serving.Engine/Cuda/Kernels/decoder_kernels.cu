@@ -198,13 +198,14 @@ __device__ void write_kv_row(const elem_t* row, int num_heads, int num_kv_heads,
 // ---------------------------------------------------------------------------------------------------
 // RoPE on q and k of the fused QKV output (in place, rotate-half layout over the first ROTARY_DIM dimensions
 // of each head, as in Hugging Face Llama and Phi-3), then the rotated k and v written into the paged pool at
-// each token's slot (write_kv_row). One block per token.
+// each token's slot (write_kv_row). One block per token, a thread per rotated pair (up to 1024): the pairs are
+// independent, and a block that loops over them waits on one global load after another.
 //   qkv        (numTokens, qkv_stride) holding [q: numHeads*D | k: numKVHeads*D | v: numKVHeads*D]
 //   positions, slots (numTokens) int32; a negative slot writes nothing to the pool (rotation only)
 //   cos, sin   (maxPositions, ROTARY_DIM/2) float32;  scales: this layer's [k_scale, v_scale]
 //   k_cache, v_cache (numSlots = numBlocks*blockSize, numKVHeads, D) of cache_t
 // ---------------------------------------------------------------------------------------------------
-extern "C" __global__ void rope_kv_write(elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
+extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
                                          const int* __restrict__ positions, const int* __restrict__ slots,
                                          const float* __restrict__ cos, const float* __restrict__ sin,
                                          const float* __restrict__ scales,
@@ -231,7 +232,7 @@ extern "C" __global__ void rope_kv_write(elem_t* qkv, int qkv_stride, int num_he
 
 // The K/V write alone, for rows rope_kv_write already rotated (the step that calibrates FP8 scales rotates, measures
 // the rotated K and V, sets the scales, then writes). One block per token.
-extern "C" __global__ void kv_write(const elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
+extern "C" __global__ void __launch_bounds__(1024) kv_write(const elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
                                     const int* __restrict__ slots, const float* __restrict__ scales,
                                     cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache) {
     const int slot = slots[blockIdx.x];
