@@ -45,8 +45,7 @@ internal sealed class BenchRunner(BenchOptions options)
             RunKernelChecks(name, dtype, device, cudaDevice);
             if (options.Linear && cudaDevice is not null)
             {
-                var config = ModelPresets.IsPreset(name) ? ModelPresets.Get(name) : Serving.Engine.Config.ModelConfig.Load(name);
-                _linear.AddRange(LinearBenchmark.Run(name, config, dtype, cudaDevice, device, [1, 8, 16, 32, 64, 128, 256]));
+                _linear.AddRange(LinearBenchmark.Run(name, ConfigOf(name), dtype, cudaDevice, device, [1, 8, 16, 32, 64, 128, 256]));
             }
 
             foreach (var kvDtype in options.KVCacheDtypes)
@@ -73,7 +72,6 @@ internal sealed class BenchRunner(BenchOptions options)
         };
         ReportWriter.PrintChecks(_checks);
         ReportWriter.Print(report);
-        LinearBenchmark.Print(_linear);
         if (options.JsonPath is { } path)
         {
             ReportWriter.WriteJson(report, path);
@@ -83,10 +81,14 @@ internal sealed class BenchRunner(BenchOptions options)
         return _checks.All(c => c.Passed) && fixturesPass ? 0 : 1;
     }
 
+    // a preset's shape or a checkpoint folder's config.json
+    static Serving.Engine.Config.ModelConfig ConfigOf(string model) =>
+        ModelPresets.IsPreset(model) ? ModelPresets.Get(model) : Serving.Engine.Config.ModelConfig.Load(model);
+
     void RunKernelChecks(string preset, ScalarType dtype, Device device, CudaDevice? cudaDevice)
     {
         Console.WriteLine($"== {preset}");
-        var config = ModelPresets.IsPreset(preset) ? ModelPresets.Get(preset) : Serving.Engine.Config.ModelConfig.Load(preset);
+        var config = ConfigOf(preset);
         if (options.Check && cudaDevice is not null)
         {
             using var stream = CudaStream.Create(cudaDevice);

@@ -1,6 +1,5 @@
 using Serving.Engine.Config;
 using Serving.Engine.Cuda;
-using Spectre.Console;
 using static TorchSharp.torch;
 
 namespace Serving.Bench;
@@ -35,19 +34,6 @@ internal static class LinearBenchmark
                 yield return new LinearResult(model, layer, m, n, k, ms, 2.0 * n * k / (ms / 1e3));
             }
         }
-    }
-
-    public static void Print(IReadOnlyList<LinearResult> results)
-    {
-        if (results.Count == 0) return;
-        var table = new Table().Title("linear layers on cuBLAS, back to back in a CUDA graph (weight bytes read per second)")
-            .AddColumns("model", "layer", "N x K", "tokens", "us per launch", "TB/s");
-        foreach (var r in results)
-        {
-            table.AddRow(Markup.Escape(r.Model), r.Layer, $"{r.OutFeatures} x {r.InFeatures}", $"{r.Tokens}", $"{r.Milliseconds * 1e3:F1}", $"{r.BytesPerSecond / 1e12:F2}");
-        }
-
-        AnsiConsole.Write(table);
     }
 
     // the decoder's linear layers (q, k, v fused; gate and up fused) and the LM head

@@ -84,18 +84,28 @@ internal static class ReportWriter
         {
             AnsiConsole.Write(quality);
         }
-        if (report.Skipped.Count == 0)
+        if (report.Linear.Count > 0)
         {
-            return;
+            var linear = new Table().Title("linear layers on cuBLAS, back to back in a CUDA graph (weight bytes read per second)")
+                .AddColumns("model", "layer", "N x K", "tokens", "us per launch", "TB/s");
+            foreach (var r in report.Linear)
+            {
+                linear.AddRow(Markup.Escape(r.Model), r.Layer, $"{r.OutFeatures} x {r.InFeatures}", $"{r.Tokens}", $"{r.Milliseconds * 1e3:F1}", $"{r.BytesPerSecond / 1e12:F2}");
+            }
+
+            AnsiConsole.Write(linear);
         }
 
-        var skipped = new Table().Title("shapes not measured").AddColumns("model", "kind", "shape", "KV GB needed", "KV GB available", "why");
-        foreach (var s in report.Skipped)
+        if (report.Skipped.Count > 0)
         {
-            skipped.AddRow(s.Model, s.Kind, s.Shape, $"{s.KVBytesNeeded / 1e9:F1}", $"{s.KVBytesAvailable / 1e9:F1}", s.Reason);
-        }
+            var skipped = new Table().Title("shapes not measured").AddColumns("model", "kind", "shape", "KV GB needed", "KV GB available", "why");
+            foreach (var s in report.Skipped)
+            {
+                skipped.AddRow(s.Model, s.Kind, s.Shape, $"{s.KVBytesNeeded / 1e9:F1}", $"{s.KVBytesAvailable / 1e9:F1}", s.Reason);
+            }
 
-        AnsiConsole.Write(skipped);
+            AnsiConsole.Write(skipped);
+        }
     }
 
     public static void WriteJson(BenchReport report, string path) => File.WriteAllText(path, JsonSerializer.Serialize(report, Json));
