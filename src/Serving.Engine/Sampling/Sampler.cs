@@ -62,7 +62,8 @@ public sealed class Sampler
         var bitValues = tensor(new byte[] { 1, 2, 4, 8, 16, 32, 64, 128 }, ScalarType.Byte).to(logits.device); // (8)
         var bits = packed.unsqueeze(-1).bitwise_and(bitValues).ne(0) // (numSeqs, vocab / 8, 8)
             .reshape(numRows, allowed.RowBytes * 8L)[.., ..(int)vocab]; // (numSeqs, vocab)
-        return logits.masked_fill(bits.logical_not(), float.NegativeInfinity);
+        using var minusInfinity = float.NegativeInfinity.ToScalar();   // held through the native call (TorchAttention says why)
+        return logits.masked_fill(bits.logical_not(), minusInfinity);
     }
 
     /// (numSeqs) int64: argmax for greedy rows, a random draw for the others.

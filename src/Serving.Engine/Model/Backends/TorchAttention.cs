@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model.Backends;
@@ -60,9 +61,12 @@ internal sealed class TorchAttention
         var values = Gather(valuePool, group, q.dtype).permute(0, 2, 1, 3);                       // (S, kvHeads, ctx, headDim)
         var scores = matmul(grouped, keys).mul_(_scale);                                          // (S, kvHeads, G * Q, ctx)
         var context = scores.shape[3];
-        // the causal mask is the same for every query head of a group: broadcast it over kvHeads and G
+        // the causal mask is the same for every query head of a group: broadcast it over kvHeads and G. The fill value
+        // is a Scalar held to the end of the method: an implicit temporary one can be finalized by the GC while the
+        // native call still reads it (seen as "toFloat: Expected false to be true" under a drain's allocations)
+        using var minusInfinity = double.NegativeInfinity.ToScalar();
         scores = scores.view(s, _numKVHeads, _groupSize, queries, context)
-            .masked_fill(group.Hidden, double.NegativeInfinity)
+            .masked_fill(group.Hidden, minusInfinity)
             .view(s, _numKVHeads, _groupSize * queries, context);
         var probabilities = scores.softmax(-1, ScalarType.Float32).to_type(q.dtype);             // softmax in float32
         var attended = matmul(probabilities, values);                                             // (S, kvHeads, G * Q, headDim)
