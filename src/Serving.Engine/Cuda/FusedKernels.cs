@@ -12,11 +12,11 @@ internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, in
     public int CacheVectorBytes => Math.Min(16, HeadDim * CacheDtype.Size);
 
     /// Whether decode attention runs on tensor cores (paged_attention_mma.cu): a 16-bit model over a 16-bit or FP8
-    /// pool, head dim a multiple of 16 and at most 128 (registers), on sm_80 or later. Otherwise the CUDA-core kernel
+    /// pool, head dim a multiple of 16 (32 for FP8) and at most 128 (registers), on sm_80 or later. Otherwise the CUDA-core kernel
     /// (paged_attention.cu) runs it: float32 models and pools, other head dims.
     public bool UsesTensorCoreAttention(int computeCapability) =>
-        Dtype != ScalarType.Float32 && CacheDtype.Storage != ScalarType.Float32 && HeadDim % 16 == 0 && HeadDim <= 128
-        && computeCapability >= 80;
+        Dtype != ScalarType.Float32 && CacheDtype.Storage != ScalarType.Float32 && HeadDim % (CacheDtype.IsFp8 ? 32 : 16) == 0
+        && HeadDim <= 128 && computeCapability >= 80;
 }
 
 /// The decoder's fused CUDA kernels for one model shape, compiled with NVRTC when created and launched on one
@@ -157,7 +157,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// The split of a decode step's attention for this device; one plan serves every layer of the step.
     /// concurrentBlocks overrides the blocks the device runs at once (tests steer the split with it).
     public DecodeAttentionPlan PlanDecode(int numDecodes, int maxContextLength, int? concurrentBlocks = null) =>
-        DecodeAttentionPlan.Create(numDecodes, maxContextLength, Shape.NumKVHeads * _attentionKernel.HeadTiles,
+        DecodeAttentionPlan.Create(numDecodes, maxContextLength, Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead,
             concurrentBlocks ?? _concurrentAttentionBlocks, _attentionKernel.Granule);
 
     /// Whether decode attention runs on tensor cores here (see KernelShape.UsesTensorCoreAttention).
@@ -187,7 +187,7 @@ internal sealed unsafe class FusedKernels : IDisposable
             &qPtr, &qStride, &kPtr, &vPtr, &seqPtr, &rowPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &partitionPtr, &scale,
             &scalePtr, &outPtr, &partOut, &partMl,
         };
-        var grid = ((uint)(Shape.NumKVHeads * _attentionKernel.HeadTiles), (uint)plan.NumSeqs, (uint)plan.NumPartitions);
+        var grid = ((uint)(Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead), (uint)plan.NumSeqs, (uint)plan.NumPartitions);
         Launch(_attention, grid, _attentionKernel.Threads, _attentionKernel.SharedBytes, args);
         if (plan.NumPartitions > 1)
         {

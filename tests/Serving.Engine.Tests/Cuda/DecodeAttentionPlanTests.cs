@@ -32,10 +32,21 @@ public sealed class DecodeAttentionPlanTests
     }
 
     [Fact]
-    public void SmallBatchesAreSplitTowardsFourWavesOfBlocks()
+    public void SplitsStopAtOneWaveOfBlocksAndAtPartitionsOf256Tokens()
     {
-        var plan = DecodeAttentionPlan.Create(numSeqs: 64, maxContextLength: 2048, blocksPerPartition: 8, concurrentBlocks: 792, granule: 64);
-        Assert.InRange(64 * 8 * plan.NumPartitions, 4 * 792, 6 * 792);
-        Assert.Equal(64L * 32 * plan.NumPartitions * (128 + 2), plan.WorkspaceElements(numHeads: 32, headDim: 128));
+        // batch 64 of GQA-8 (8 KV heads): 512 blocks already fill 264 slots, so no split
+        Assert.Equal(1, DecodeAttentionPlan.Create(64, 2048, blocksPerPartition: 8, concurrentBlocks: 264, granule: 64).NumPartitions);
+        // 16 sequences: two partitions' blocks (256) still run at once, three (384) would not
+        var sixteen = DecodeAttentionPlan.Create(16, 2048, blocksPerPartition: 8, concurrentBlocks: 264, granule: 64);
+        Assert.Equal(2, sixteen.NumPartitions);
+        Assert.Equal(16L * 32 * 2 * (128 + 2), sixteen.WorkspaceElements(numHeads: 32, headDim: 128));
+        // one sequence could take 33 partitions, but none shorter than 256 tokens
+        var single = DecodeAttentionPlan.Create(1, 2048, blocksPerPartition: 8, concurrentBlocks: 264, granule: 64);
+        Assert.Equal((8, 256), (single.NumPartitions, single.PartitionSize));
+        Assert.Equal(1, DecodeAttentionPlan.Create(1, 300, blocksPerPartition: 8, concurrentBlocks: 264, granule: 64).NumPartitions);
+        // MQA at batch 64 (one block per sequence and partition, 32-token granules): six partitions fill 396 slots
+        var mqa = DecodeAttentionPlan.Create(64, 2048, blocksPerPartition: 1, concurrentBlocks: 396, granule: 32);
+        Assert.Equal(6, mqa.NumPartitions);
+        Assert.True(64 * mqa.NumPartitions <= 396);
     }
 }

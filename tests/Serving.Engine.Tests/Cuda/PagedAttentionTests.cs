@@ -28,9 +28,13 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
     [InlineData(8, 8, 64, 1000, "bfloat16")]
     [InlineData(32, 1, 128, 1, "bfloat16")]     // MQA: two head tiles per KV head
     [InlineData(40, 2, 96, 1000, "bfloat16")]   // 20 heads per KV head: a ragged second tile, head dim 96
+    [InlineData(48, 1, 128, 1000, "bfloat16")]  // three tiles: two blocks, the second with a warp of no rows
+    [InlineData(64, 1, 64, 1000, "bfloat16")]   // four tiles in one block, one chunk stream
     [InlineData(32, 8, 128, 1, "fp8")]
     [InlineData(32, 8, 128, 1000, "fp8")]
     [InlineData(32, 1, 128, 1000, "fp8")]
+    [InlineData(32, 4, 96, 1000, "fp8")]        // FP8 fragments read in 8- and 4-byte words
+    [InlineData(16, 2, 64, 1, "fp8")]
     public void MatchesFloat64Attention(int numHeads, int numKVHeads, int headDim, int concurrentBlocks, string dtype)
     {
         var (modelDtype, cacheDtype) = dtype switch
@@ -80,8 +84,10 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
     [InlineData(8, 8, 64, "bfloat16")]
     [InlineData(32, 1, 128, "bfloat16")]
     [InlineData(40, 2, 96, "bfloat16")]
+    [InlineData(48, 1, 128, "bfloat16")]
     [InlineData(32, 8, 128, "fp8")]
     [InlineData(32, 1, 128, "fp8")]
+    [InlineData(32, 4, 96, "fp8")]
     public void PrefillMatchesFloat64CausalAttention(int numHeads, int numKVHeads, int headDim, string dtype)
     {
         // (context before this step, new tokens): a whole prompt, chunked prefills after cached context, one token

@@ -2,15 +2,17 @@
 // 16 x 8 x 16 MMA tiles (mma.sync) against the K/V rows of that head, so a KV head is read from HBM once whatever the
 // group size, and scored at tensor-core rate (FlashInfer's and TensorRT-LLM XQA's idea). Appended after
 // paged_attention.cu: it shares its defines, and the decode kernel writes the same partial outputs, merged by
-// paged_attention_reduce. Compiled only for 16-bit models over a 16-bit or FP8 pool, HEAD_DIM a multiple of 16
-// (FusedKernels decides). Both kernels share attend_chunk, the per-warp step below; the prefill kernel's layout is
+// paged_attention_reduce. Compiled only for 16-bit models over a 16-bit pool with HEAD_DIM a multiple of 16, or over
+// an FP8 pool with HEAD_DIM a multiple of 32 (FusedKernels decides). Both kernels share attend_chunk, the per-warp step below; the prefill kernel's layout is
 // described above it, at the end of the file.
 //
 // Decode:
-//   block = (KV head, 16-row tile of its query heads, sequence, partition), MMA_WARPS warps
-//   warp w takes the 16-token chunks w, w + MMA_WARPS, ... of the partition, each through its own
-//   MMA_STAGES-deep cp.async pipeline in its own shared memory, with its own running max / sum / output;
-//   at the end the warps' results are merged through shared memory (as paged_attention_reduce merges partitions)
+//   block = (KV head, BLOCK_TILES 16-row tiles of its query heads, sequence, partition), MMA_WARPS warps: one per
+//   (tile, chunk stream). Stream s takes the 16-token chunks s, s + STREAMS, ... of the partition through its own
+//   MMA_STAGES-deep cp.async pipeline in its own shared memory; the stream's BLOCK_TILES warps load each chunk together
+//   and score it against their own tile, so a group of up to 64 query heads reads its KV head once (MQA's 32 heads
+//   are two tiles of one block). Each warp keeps its own running max / sum / output; at the end the streams' results
+//   of a tile are merged through shared memory (as paged_attention_reduce merges partitions).
 //
 // Per 16-token chunk, per warp:
 //   S (16 heads x 16 tokens)  = Q (16 x HEAD_DIM) . K^T      HEAD_DIM/16 x 2 MMAs, Q in registers for the whole run
@@ -19,18 +21,27 @@
 // K fragments come from shared memory through ldmatrix, V fragments through ldmatrix.trans. Rows are padded by 16
 // bytes so the eight rows one ldmatrix phase reads fall in different banks.
 //
-// The MMA runs in the pool's 16-bit type, or float16 for an FP8 pool: each FP8 chunk is converted once in shared
-// memory (exact: every e4m3 value is a float16) before its fragments are loaded; queries are converted to that type
-// when they differ (bfloat16 queries into float16 hold any |q| < 65504). Stored K and V are value / scale: K's scale
-// multiplies the scores, V's the output.
+// The MMA runs in the pool's 16-bit type, or float16 for an FP8 pool. FP8 fragments are not loaded with ldmatrix
+// (it moves 16-bit elements): each lane reads its bytes of the staged chunk with plain shared loads and converts them
+// in registers (exact: every e4m3 value is a float16). For that the MMAs see the head dimensions in another order
+// than the pool's; a sum over dimensions does not care, and the output's order is restored where it is written:
+//   Q . K^T: k index 2t + h + 8i of MMA kk (h, i in {0, 1})  <-  dimension t HEAD_DIM/4 + 4 kk + 2i + h, so lane t
+//            reads HEAD_DIM/4 consecutive bytes of a K row and each 32-bit word is the b0 / b1 pair of one kk;
+//   P . V:   output column c of n-tile n  <-  dimension c HEAD_DIM/8 + n, so lane g reads HEAD_DIM/8 consecutive
+//            bytes of each of its four V rows (tokens 2t, 2t + 1, 2t + 8, 2t + 9) and pairs them up with prmt.
+// Queries are converted to the MMA type when they differ (bfloat16 queries into float16 hold any |q| < 65504).
+// Stored K and V are value / scale: K's scale multiplies the scores, V's the output.
 
-#if ELEM_TYPE != 0 && (CACHE_TYPE == 1 || CACHE_TYPE == 2 || CACHE_TYPE == 3) && HEAD_DIM % 16 == 0
+#if ELEM_TYPE != 0 && (CACHE_TYPE == 1 || CACHE_TYPE == 2 || (CACHE_TYPE == 3 && HEAD_DIM % 32 == 0)) && HEAD_DIM % 16 == 0
 
 #define MMA_WARPS 4
 #define MMA_STAGES 3
 #define MMA_CHUNK 16                                        // tokens per warp step: the k of the P . V MMA
 #define MMA_ROWS 16                                         // query heads per block: the m of the MMAs
 #define HEAD_TILES ((GROUP_SIZE + MMA_ROWS - 1) / MMA_ROWS)
+#define BLOCK_TILES (HEAD_TILES >= 4 ? 4 : HEAD_TILES >= 2 ? 2 : 1)   // tiles of one decode block (DecodeAttentionKernel)
+#define STREAMS (MMA_WARPS / BLOCK_TILES)                            // chunk streams of one decode block
+#define TILE_GROUPS ((HEAD_TILES + BLOCK_TILES - 1) / BLOCK_TILES)  // decode blocks per KV head
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 
@@ -40,25 +51,36 @@ typedef bf16_t mma_t;
 typedef f16_t mma_t;
 #endif
 
-#define CONVERTS_CHUNK (CACHE_TYPE == 3)                    // FP8 chunks go through a float16 copy
 #define STAGE_ROW (HEAD_DIM + 16 / (int)sizeof(cache_t))    // padded row of a staged chunk, pool elements
-#define MMA_ROW (HEAD_DIM + 8)                              // padded row of a chunk the MMAs read, 16-bit elements
 #define ROW_VECTORS (HEAD_DIM * (int)sizeof(cache_t) / 16)  // 16-byte copies per pool row
+
+// The head dimension of the MMAs' orders (see above): query elements Q_DIM(kk, t) and + 1 are a0 of MMA kk, + Q_HI
+// and + Q_HI + 1 are a2; output column c of n-tile n is dimension OUT_DIM(n, c).
+#if CACHE_TYPE == 3
+#define Q_DIM(kk, t) ((t) * (HEAD_DIM / 4) + 4 * (kk))
+#define Q_HI 2
+#define OUT_DIM(n, c) ((c) * (HEAD_DIM / 8) + (n))
+#define FRAGMENT_COLUMN(d) ((d) % (HEAD_DIM / 8) * 8 + (d) / (HEAD_DIM / 8))   // inverse of OUT_DIM: 8 n + c
+#else
+#define Q_DIM(kk, t) ((kk) * 16 + 2 * (t))
+#define Q_HI 8
+#define OUT_DIM(n, c) ((n) * 8 + (c))
+#define FRAGMENT_COLUMN(d) (d)
+#endif
 
 // the K/V chunks in flight of one warp (decode) or one block (prefill)
 struct MmaChunkStages {
     cache_t k[MMA_STAGES][MMA_CHUNK * STAGE_ROW];
     cache_t v[MMA_STAGES][MMA_CHUNK * STAGE_ROW];
-#if CONVERTS_CHUNK
-    mma_t k16[MMA_CHUNK * MMA_ROW];
-    mma_t v16[MMA_CHUNK * MMA_ROW];
-#endif
 };
 
-// what the warps leave for the merge, in the same shared memory once their chunks are done
+// what the warps leave for the merge, in the same shared memory once their chunks are done: o in fragment order
+// (column 8 n + c of a row holds output column c of n-tile n)
 struct MmaMergeShared {
     float o[MMA_WARPS][MMA_ROWS * HEAD_DIM];
     float m[MMA_WARPS][MMA_ROWS], l[MMA_WARPS][MMA_ROWS];
+    float weight[MMA_WARPS][MMA_ROWS];                      // each warp's share of a row: exp2(its max - the row's)
+    float m_all[MMA_WARPS * MMA_ROWS], l_all[MMA_WARPS * MMA_ROWS];   // per row of the block
 };
 
 __device__ __forceinline__ float fast_exp2(float x) {     // 2^x, -inf -> 0 (MUFU.EX2)
@@ -116,11 +138,13 @@ __device__ __forceinline__ void cp_async_16_or_zero(void* shared, const void* gl
 }
 
 // Starts the copy of the K and V rows of tokens [first, first + 16) into stage `stage`; rows at or past `end` are
-// zeros (their scores are masked, and zero V rows keep 0 x garbage out of the output). Lane r < 16 looks up row r's
-// pool offset once; the lanes copying a row take it from there.
+// zeros (their scores are masked, and zero V rows keep 0 x garbage out of the output). The chunk's copies are shared by
+// `parts` warps, this one being `part`. Lane r < 16 looks up row r's pool offset; the lanes copying a row take it
+// from there. (16 rows x ROW_VECTORS copies are whole warps' worth, so each warp runs the loop uniformly.)
 __device__ __forceinline__ void load_chunk(MmaChunkStages& w, int stage, const cache_t* __restrict__ k_cache,
                                            const cache_t* __restrict__ v_cache, const int* __restrict__ table,
-                                           int first, int end, int block_size, int num_kv_heads, int kv_head, int lane) {
+                                           int first, int end, int block_size, int num_kv_heads, int kv_head, int lane,
+                                           int part, int parts) {
     const int my_token = first + (lane & (MMA_CHUNK - 1));
     long my_offset = 0;
     if (my_token < end) {
@@ -128,7 +152,7 @@ __device__ __forceinline__ void load_chunk(MmaChunkStages& w, int stage, const c
         my_offset = (slot * num_kv_heads + kv_head) * HEAD_DIM;
     }
 #pragma unroll
-    for (int c = lane; c < MMA_CHUNK * ROW_VECTORS; c += 32) {
+    for (int c = part * 32 + lane; c < MMA_CHUNK * ROW_VECTORS; c += 32 * parts) {
         const int r = c / ROW_VECTORS, col = (c % ROW_VECTORS) * (16 / (int)sizeof(cache_t));
         const long offset = __shfl_sync(0xffffffffu, my_offset, r) + col;
         const bool valid = first + r < end;
@@ -136,6 +160,15 @@ __device__ __forceinline__ void load_chunk(MmaChunkStages& w, int stage, const c
         cp_async_16_or_zero(&w.k[stage][at], k_cache + (valid ? offset : 0), valid);
         cp_async_16_or_zero(&w.v[stage][at], v_cache + (valid ? offset : 0), valid);
     }
+}
+
+// The warps of one decode chunk stream wait for each other (named barrier 1 + stream; a lone warp syncs itself).
+__device__ __forceinline__ void sync_stream(int stream) {
+#if BLOCK_TILES == 1
+    __syncwarp();
+#else
+    asm volatile("bar.sync %0, %1;\n" :: "r"(1 + stream), "n"(BLOCK_TILES * 32) : "memory");
+#endif
 }
 
 // load_chunk by all threads of a block (prefill: the block's warps share the chunk)
@@ -156,28 +189,6 @@ __device__ __forceinline__ void load_chunk_block(MmaChunkStages& w, int stage, c
     }
 }
 
-#if CONVERTS_CHUNK
-// FP8 chunk of stage `stage` -> float16 rows k16 / v16 (8 pool bytes -> 8 halves per step), by `threads` threads
-__device__ __forceinline__ void convert_chunk(MmaChunkStages& w, int stage, int thread, int threads) {
-    for (int c = thread; c < MMA_CHUNK * HEAD_DIM / 8; c += threads) {
-        const int r = c / (HEAD_DIM / 8), col = (c % (HEAD_DIM / 8)) * 8;
-        const uint2 kq = *reinterpret_cast<const uint2*>(&w.k[stage][r * STAGE_ROW + col]);
-        const uint2 vq = *reinterpret_cast<const uint2*>(&w.v[stage][r * STAGE_ROW + col]);
-        uint4 kh, vh;
-        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(kh.x) : "h"((unsigned short)(kq.x & 0xffffu)));
-        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(kh.y) : "h"((unsigned short)(kq.x >> 16)));
-        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(kh.z) : "h"((unsigned short)(kq.y & 0xffffu)));
-        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(kh.w) : "h"((unsigned short)(kq.y >> 16)));
-        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(vh.x) : "h"((unsigned short)(vq.x & 0xffffu)));
-        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(vh.y) : "h"((unsigned short)(vq.x >> 16)));
-        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(vh.z) : "h"((unsigned short)(vq.y & 0xffffu)));
-        asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(vh.w) : "h"((unsigned short)(vq.y >> 16)));
-        *reinterpret_cast<uint4*>(&w.k16[r * MMA_ROW + col]) = kh;
-        *reinterpret_cast<uint4*>(&w.v16[r * MMA_ROW + col]) = vh;
-    }
-}
-#endif
-
 // What a warp holds for its 16 query rows (fragment rows g and g + 8 of each lane): their query fragments in the A
 // layout (qa[kk] covers dimensions 16 kk .. 16 kk + 15), their running output (o[n] covers dimensions 8n .. 8n + 7,
 // float), running max (log2 units) and this lane's part of the running sum.
@@ -191,11 +202,11 @@ struct WarpRows {
 __device__ __forceinline__ void start_rows(WarpRows& rows, const elem_t* q0, const elem_t* q8, bool has0, bool has8, int t) {
 #pragma unroll
     for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
-        const int d = kk * 16 + 2 * t;
+        const int d = Q_DIM(kk, t);
         rows.qa[kk][0] = has0 ? query_pair(q0 + d) : 0u;
         rows.qa[kk][1] = has8 ? query_pair(q8 + d) : 0u;
-        rows.qa[kk][2] = has0 ? query_pair(q0 + d + 8) : 0u;
-        rows.qa[kk][3] = has8 ? query_pair(q8 + d + 8) : 0u;
+        rows.qa[kk][2] = has0 ? query_pair(q0 + d + Q_HI) : 0u;
+        rows.qa[kk][3] = has8 ? query_pair(q8 + d + Q_HI) : 0u;
     }
 #pragma unroll
     for (int n = 0; n < HEAD_DIM / 8; n++) rows.o[n][0] = rows.o[n][1] = rows.o[n][2] = rows.o[n][3] = 0.f;
@@ -212,34 +223,113 @@ __device__ __forceinline__ void sum_row_groups(WarpRows& rows) {
     }
 }
 
-// One 16-token chunk, the one in stage `stage` (for FP8 pools, its float16 copy), for a warp's 16 query rows: online
-// softmax in log2 units, S = Q K^T, P = exp2(S - m), O += P V. The chunk starts at token `first`; rows g and g + 8
-// of the fragments see tokens below limit0 and limit8.
-__device__ __forceinline__ void attend_chunk(const MmaChunkStages& stages, int stage, WarpRows& rows, float score_scale,
-                                             int first, int limit0, int limit8, int lane) {
-#if CONVERTS_CHUNK
-    const mma_t* ks = stages.k16;
-    const mma_t* vs = stages.v16;
-    const int row_len = MMA_ROW;
+#if CACHE_TYPE == 3
+// WORDS 32-bit words from 16-byte-aligned shared memory at p (offset a multiple of the widest load WORDS allows)
+template <int WORDS>
+__device__ __forceinline__ void load_words(unsigned int (&w)[WORDS], const cache_t* p) {
+    if constexpr (WORDS % 4 == 0) {
+#pragma unroll
+        for (int i = 0; i < WORDS / 4; i++) {
+            const uint4 v = reinterpret_cast<const uint4*>(p)[i];
+            w[4 * i] = v.x; w[4 * i + 1] = v.y; w[4 * i + 2] = v.z; w[4 * i + 3] = v.w;
+        }
+    } else if constexpr (WORDS % 2 == 0) {
+#pragma unroll
+        for (int i = 0; i < WORDS / 2; i++) {
+            const uint2 v = reinterpret_cast<const uint2*>(p)[i];
+            w[2 * i] = v.x; w[2 * i + 1] = v.y;
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < WORDS; i++) w[i] = reinterpret_cast<const unsigned int*>(p)[i];
+    }
+}
+
+// four e4m3 bytes -> float16 pairs: lo = bytes 0, 1; hi = bytes 2, 3 (the lower byte in the lower half)
+__device__ __forceinline__ void e4m3x4_to_f16x2(unsigned int w, unsigned int& lo, unsigned int& hi) {
+    asm("{\n .reg .b16 a, b;\n mov.b32 {a, b}, %2;\n cvt.rn.f16x2.e4m3x2 %0, a;\n cvt.rn.f16x2.e4m3x2 %1, b;\n}"
+        : "=r"(lo), "=r"(hi) : "r"(w));
+}
+
+// S = Q K^T for the chunk staged at k: s[0] tokens 0..7, s[1] tokens 8..15. Lane (g, t) reads bytes
+// [t HEAD_DIM/4, (t + 1) HEAD_DIM/4) of rows g and g + 8; word kk of them is the B fragment of MMA kk.
+__device__ __forceinline__ void score_chunk(const cache_t* k, const WarpRows& rows, float (&s)[2][4], int lane) {
+    const int g = lane >> 2, t = lane & 3;
+    unsigned int k0[HEAD_DIM / 16], k8[HEAD_DIM / 16];
+    load_words(k0, k + g * STAGE_ROW + t * (HEAD_DIM / 4));
+    load_words(k8, k + (g + 8) * STAGE_ROW + t * (HEAD_DIM / 4));
+#pragma unroll
+    for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
+        unsigned int b0, b1;
+        e4m3x4_to_f16x2(k0[kk], b0, b1);
+        mma_16816(s[0], rows.qa[kk], b0, b1);
+        e4m3x4_to_f16x2(k8[kk], b0, b1);
+        mma_16816(s[1], rows.qa[kk], b0, b1);
+    }
+}
+
+// O += P V for the chunk staged at v. Lane (g, t) reads bytes [g HEAD_DIM/8, (g + 1) HEAD_DIM/8) of rows 2t, 2t + 1
+// (its b0: tokens 2t, 2t + 1) and 2t + 8, 2t + 9 (b1); byte j of them belongs to n-tile j.
+__device__ __forceinline__ void accumulate_chunk(const cache_t* v, const unsigned int (&pa)[4], WarpRows& rows, int lane) {
+    const int g = lane >> 2, t = lane & 3;
+    unsigned int v0[HEAD_DIM / 32], v1[HEAD_DIM / 32], v8[HEAD_DIM / 32], v9[HEAD_DIM / 32];
+    const cache_t* column = v + g * (HEAD_DIM / 8);
+    load_words(v0, column + (2 * t) * STAGE_ROW);
+    load_words(v1, column + (2 * t + 1) * STAGE_ROW);
+    load_words(v8, column + (2 * t + 8) * STAGE_ROW);
+    load_words(v9, column + (2 * t + 9) * STAGE_ROW);
+#pragma unroll
+    for (int w = 0; w < HEAD_DIM / 32; w++) {
+        // bytes i of two rows side by side: (row a byte i, row b byte i, row a byte i + 1, row b byte i + 1)
+        const unsigned int low01 = __byte_perm(v0[w], v1[w], 0x5140), high01 = __byte_perm(v0[w], v1[w], 0x7362);
+        const unsigned int low89 = __byte_perm(v8[w], v9[w], 0x5140), high89 = __byte_perm(v8[w], v9[w], 0x7362);
+        unsigned int b0[4], b1[4];
+        e4m3x4_to_f16x2(low01, b0[0], b0[1]);
+        e4m3x4_to_f16x2(high01, b0[2], b0[3]);
+        e4m3x4_to_f16x2(low89, b1[0], b1[1]);
+        e4m3x4_to_f16x2(high89, b1[2], b1[3]);
+#pragma unroll
+        for (int i = 0; i < 4; i++) mma_16816(rows.o[4 * w + i], pa, b0[i], b1[i]);
+    }
+}
 #else
-    const mma_t* ks = reinterpret_cast<const mma_t*>(stages.k[stage]);
-    const mma_t* vs = reinterpret_cast<const mma_t*>(stages.v[stage]);
-    const int row_len = STAGE_ROW;
-#endif
-    const int t = lane & 3;
-    // ldmatrix row addresses of this lane: K (tokens (lane / 16) 8 + lane % 8, dimensions ((lane / 8) % 2) 8),
-    // V transposed (tokens ((lane / 8) % 2) 8 + lane % 8, dimensions (lane / 16) 8)
+// S = Q K^T for the chunk staged at k: s[0] tokens 0..7, s[1] tokens 8..15. ldmatrix row addresses of this lane:
+// tokens (lane / 16) 8 + lane % 8, dimensions ((lane / 8) % 2) 8.
+__device__ __forceinline__ void score_chunk(const cache_t* k, const WarpRows& rows, float (&s)[2][4], int lane) {
+    const mma_t* ks = reinterpret_cast<const mma_t*>(k);
     const int k_row = (lane >> 4) * 8 + (lane & 7), k_col = ((lane >> 3) & 1) * 8;
-    const int v_row = ((lane >> 3) & 1) * 8 + (lane & 7), v_col = (lane >> 4) * 8;
-    // S = Q K^T: s[0] tokens 0..7, s[1] tokens 8..15 of the chunk
-    float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
 #pragma unroll
     for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
         unsigned int kb[4];
-        ldmatrix_x4(kb, ks + k_row * row_len + kk * 16 + k_col);
+        ldmatrix_x4(kb, ks + k_row * STAGE_ROW + kk * 16 + k_col);
         mma_16816(s[0], rows.qa[kk], kb[0], kb[1]);
         mma_16816(s[1], rows.qa[kk], kb[2], kb[3]);
     }
+}
+
+// O += P V for the chunk staged at v, V transposed by ldmatrix.trans: this lane's row address is token
+// ((lane / 8) % 2) 8 + lane % 8, dimensions (lane / 16) 8.
+__device__ __forceinline__ void accumulate_chunk(const cache_t* v, const unsigned int (&pa)[4], WarpRows& rows, int lane) {
+    const mma_t* vs = reinterpret_cast<const mma_t*>(v);
+    const int v_row = ((lane >> 3) & 1) * 8 + (lane & 7), v_col = (lane >> 4) * 8;
+#pragma unroll
+    for (int n = 0; n < HEAD_DIM / 16; n++) {
+        unsigned int vb[4];
+        ldmatrix_x4_trans(vb, vs + v_row * STAGE_ROW + n * 16 + v_col);
+        mma_16816(rows.o[2 * n], pa, vb[0], vb[1]);
+        mma_16816(rows.o[2 * n + 1], pa, vb[2], vb[3]);
+    }
+}
+#endif
+
+// One 16-token chunk, the one in stage `stage`, for a warp's 16 query rows: online softmax in log2 units,
+// S = Q K^T, P = exp2(S - m), O += P V. The chunk starts at token `first`; rows g and g + 8 of the fragments see
+// tokens below limit0 and limit8.
+__device__ __forceinline__ void attend_chunk(const MmaChunkStages& stages, int stage, WarpRows& rows, float score_scale,
+                                             int first, int limit0, int limit8, int lane) {
+    const int t = lane & 3;
+    float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+    score_chunk(stages.k[stage], rows, s, lane);
 
     // online softmax over the chunk (log2 units); tokens at or past a row's limit score -inf
     float chunk_max[2] = {NEG_INF, NEG_INF};
@@ -276,17 +366,11 @@ __device__ __forceinline__ void attend_chunk(const MmaChunkStages& stages, int s
 
     // O += P V: P's A fragment is S's accumulator layout
     const unsigned int pa[4] = {pack2(s[0][0], s[0][1]), pack2(s[0][2], s[0][3]), pack2(s[1][0], s[1][1]), pack2(s[1][2], s[1][3])};
-#pragma unroll
-    for (int n = 0; n < HEAD_DIM / 16; n++) {
-        unsigned int vb[4];
-        ldmatrix_x4_trans(vb, vs + v_row * row_len + n * 16 + v_col);
-        mma_16816(rows.o[2 * n], pa, vb[0], vb[1]);
-        mma_16816(rows.o[2 * n + 1], pa, vb[2], vb[3]);
-    }
+    accumulate_chunk(stages.v[stage], pa, rows, lane);
 }
 
-// Same arguments and outputs as paged_decode_attention. Grid: (numKVHeads x HEAD_TILES, numDecodes, numPartitions);
-// block: MMA_WARPS warps; dynamic shared memory: max(MMA_WARPS x MmaChunkStages, MmaMergeShared).
+// Same arguments and outputs as paged_decode_attention. Grid: (numKVHeads x TILE_GROUPS, numDecodes, numPartitions);
+// block: MMA_WARPS warps; dynamic shared memory: max(STREAMS x MmaChunkStages, MmaMergeShared).
 extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attention_mma(
         const elem_t* __restrict__ q, int q_stride, const cache_t* __restrict__ k_cache, const cache_t* __restrict__ v_cache,
         const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
@@ -296,47 +380,47 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t = lane & 3;                  // MMA fragment coordinates: row group, thread in group
-    MmaChunkStages& ws = reinterpret_cast<MmaChunkStages*>(shared_bytes)[warp];
+    const int stream = warp / BLOCK_TILES, block_tile = warp % BLOCK_TILES;
+    MmaChunkStages& ws = reinterpret_cast<MmaChunkStages*>(shared_bytes)[stream];
 
-    const int kv_head = blockIdx.x / HEAD_TILES, head_tile = blockIdx.x % HEAD_TILES;
+    const int kv_head = blockIdx.x / TILE_GROUPS, first_tile = blockIdx.x % TILE_GROUPS * BLOCK_TILES;
     const int item = blockIdx.y, part = blockIdx.z;
-    const int num_kv_heads = gridDim.x / HEAD_TILES, num_partitions = gridDim.z, num_heads = num_kv_heads * GROUP_SIZE;
-    const int first_head = kv_head * GROUP_SIZE + head_tile * MMA_ROWS;        // the block's row 0
-    const int rows = min(MMA_ROWS, GROUP_SIZE - head_tile * MMA_ROWS);         // query heads in this tile
+    const int num_kv_heads = gridDim.x / TILE_GROUPS, num_partitions = gridDim.z, num_heads = num_kv_heads * GROUP_SIZE;
+    const int block_first_head = kv_head * GROUP_SIZE + first_tile * MMA_ROWS;               // the block's row 0
+    const int block_rows = min(BLOCK_TILES * MMA_ROWS, GROUP_SIZE - first_tile * MMA_ROWS);  // query heads in the block
+    const int rows = min(MMA_ROWS, block_rows - block_tile * MMA_ROWS);                      // in this warp's tile (<= 0: none)
     const int seq = decode_seqs[item], row = token_rows[seq];
     const int partition_size = *partition_size_ptr;
     const int begin = part * partition_size, end = min(context_lens[seq], begin + partition_size);
     const int* table = block_tables + (long)seq * max_blocks_per_seq;
     const float score_scale = scale * kv_scales[0] * LOG2E, v_scale = kv_scales[1];
 
-    // the warp's rows: the tile's query heads g and g + 8 (zero queries past the tile)
+    // the warp's rows: its tile's query heads g and g + 8 (zero queries past the group)
     WarpRows warp_rows;
-    const elem_t* q0 = q + (long)row * q_stride + (long)(first_head + g) * HEAD_DIM;
+    const elem_t* q0 = q + (long)row * q_stride + (long)(block_first_head + block_tile * MMA_ROWS + g) * HEAD_DIM;
     start_rows(warp_rows, q0, q0 + 8 * HEAD_DIM, g < rows, g + 8 < rows, t);
 
-    // chunk j of this warp starts at token begin + (warp + j MMA_WARPS) MMA_CHUNK
-    const int warp_first = begin + warp * MMA_CHUNK, step = MMA_WARPS * MMA_CHUNK;
-    const int chunks = warp_first < end ? (end - warp_first + step - 1) / step : 0;
+    // chunk j of this stream starts at token begin + (stream + j STREAMS) MMA_CHUNK
+    const int stream_first = begin + stream * MMA_CHUNK, step = STREAMS * MMA_CHUNK;
+    const int chunks = stream_first < end ? (end - stream_first + step - 1) / step : 0;
 #pragma unroll
     for (int j = 0; j < MMA_STAGES - 1; j++) {
-        if (j < chunks) load_chunk(ws, j, k_cache, v_cache, table, warp_first + j * step, end, block_size, num_kv_heads, kv_head, lane);
+        if (j < chunks)
+            load_chunk(ws, j, k_cache, v_cache, table, stream_first + j * step, end, block_size, num_kv_heads, kv_head, lane,
+                       block_tile, BLOCK_TILES);
         cp_async_commit();
     }
 
     for (int j = 0; j < chunks; j++) {
         const int stage = j % MMA_STAGES;
         if (j + MMA_STAGES - 1 < chunks)
-            load_chunk(ws, (j + MMA_STAGES - 1) % MMA_STAGES, k_cache, v_cache, table, warp_first + (j + MMA_STAGES - 1) * step, end,
-                       block_size, num_kv_heads, kv_head, lane);
+            load_chunk(ws, (j + MMA_STAGES - 1) % MMA_STAGES, k_cache, v_cache, table, stream_first + (j + MMA_STAGES - 1) * step,
+                       end, block_size, num_kv_heads, kv_head, lane, block_tile, BLOCK_TILES);
         cp_async_commit();
-        asm volatile("cp.async.wait_group %0;\n" :: "n"(MMA_STAGES - 1) : "memory");   // chunk j has landed
-        __syncwarp();
-#if CONVERTS_CHUNK
-        convert_chunk(ws, stage, lane, 32);
-        __syncwarp();
-#endif
-        attend_chunk(ws, stage, warp_rows, score_scale, warp_first + j * step, end, end, lane);
-        __syncwarp();                                       // the stage (and the converted copy) may be refilled
+        asm volatile("cp.async.wait_group %0;\n" :: "n"(MMA_STAGES - 1) : "memory");   // this thread's part of chunk j landed
+        sync_stream(stream);                                // ... and every part of it
+        attend_chunk(ws, stage, warp_rows, score_scale, stream_first + j * step, end, end, lane);
+        sync_stream(stream);                                // the stage may be refilled
     }
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 
@@ -345,11 +429,11 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
     MmaMergeShared& merge = *reinterpret_cast<MmaMergeShared*>(shared_bytes);
 #pragma unroll
     for (int n = 0; n < HEAD_DIM / 8; n++) {
-        const int d = n * 8 + 2 * t;
-        merge.o[warp][g * HEAD_DIM + d] = warp_rows.o[n][0];
-        merge.o[warp][g * HEAD_DIM + d + 1] = warp_rows.o[n][1];
-        merge.o[warp][(g + 8) * HEAD_DIM + d] = warp_rows.o[n][2];
-        merge.o[warp][(g + 8) * HEAD_DIM + d + 1] = warp_rows.o[n][3];
+        const int c = n * 8 + 2 * t;
+        merge.o[warp][g * HEAD_DIM + c] = warp_rows.o[n][0];
+        merge.o[warp][g * HEAD_DIM + c + 1] = warp_rows.o[n][1];
+        merge.o[warp][(g + 8) * HEAD_DIM + c] = warp_rows.o[n][2];
+        merge.o[warp][(g + 8) * HEAD_DIM + c + 1] = warp_rows.o[n][3];
     }
     if (t == 0) {
         merge.m[warp][g] = warp_rows.m[0]; merge.l[warp][g] = warp_rows.l[0];
@@ -357,20 +441,32 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
     }
     __syncthreads();
 
-    for (int idx = threadIdx.x; idx < rows * HEAD_DIM; idx += MMA_WARPS * 32) {
-        const int r = idx / HEAD_DIM, d = idx % HEAD_DIM, head = first_head + r;
-        float m_all = NEG_INF;
+    // row r of the block is row r % 16 of tile r / 16, held by warps (stream, tile) = (s, r / 16) for every stream s
+    for (int r = threadIdx.x; r < block_rows; r += MMA_WARPS * 32) {
+        const int tile = r / MMA_ROWS, tile_row = r % MMA_ROWS;
+        float m_all = NEG_INF, l_all = 0.f;
 #pragma unroll
-        for (int w = 0; w < MMA_WARPS; w++) m_all = fmaxf(m_all, merge.m[w][r]);
-        float l_all = 0.f, o_all = 0.f;
-        if (m_all != NEG_INF) {                             // else the partition is empty: nothing was scored
+        for (int s = 0; s < STREAMS; s++) m_all = fmaxf(m_all, merge.m[s * BLOCK_TILES + tile][tile_row]);
 #pragma unroll
-            for (int w = 0; w < MMA_WARPS; w++) {
-                const float weight = exp2f(merge.m[w][r] - m_all);
-                l_all += merge.l[w][r] * weight;
-                o_all += merge.o[w][r * HEAD_DIM + d] * weight;
-            }
+        for (int s = 0; s < STREAMS; s++) {
+            const int w = s * BLOCK_TILES + tile;
+            // an empty partition (nothing scored, m_all -inf) weighs nothing
+            const float weight = m_all == NEG_INF ? 0.f : exp2f(merge.m[w][tile_row] - m_all);
+            merge.weight[w][tile_row] = weight;
+            l_all += merge.l[w][tile_row] * weight;
         }
+        merge.m_all[r] = m_all;
+        merge.l_all[r] = l_all;
+    }
+    __syncthreads();
+
+    for (int idx = threadIdx.x; idx < block_rows * HEAD_DIM; idx += MMA_WARPS * 32) {
+        const int r = idx / HEAD_DIM, d = idx % HEAD_DIM, head = block_first_head + r;
+        const int tile = r / MMA_ROWS, tile_row = r % MMA_ROWS, column = tile_row * HEAD_DIM + FRAGMENT_COLUMN(d);
+        const float m_all = merge.m_all[r], l_all = merge.l_all[r];
+        float o_all = 0.f;
+#pragma unroll
+        for (int s = 0; s < STREAMS; s++) o_all += merge.o[s * BLOCK_TILES + tile][column] * merge.weight[s * BLOCK_TILES + tile][tile_row];
         if (num_partitions == 1) {
             out[((long)row * num_heads + head) * HEAD_DIM + d] = from_f(l_all > 0.f ? o_all * v_scale / l_all : 0.f);
         } else {
@@ -433,12 +529,8 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_prefill_atten
         cp_async_commit();
         asm volatile("cp.async.wait_group %0;\n" :: "n"(MMA_STAGES - 1) : "memory");
         __syncthreads();                                    // chunk j has landed for every thread's copies
-#if CONVERTS_CHUNK
-        convert_chunk(stages, stage, threadIdx.x, blockDim.x);
-        __syncthreads();
-#endif
         if (j * MMA_CHUNK < warp_end) attend_chunk(stages, stage, warp_rows, score_scale, j * MMA_CHUNK, limit0, limit8, lane);
-        __syncthreads();                                    // the stage (and the converted copy) may be refilled
+        __syncthreads();                                    // the stage may be refilled
     }
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 
@@ -448,9 +540,9 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_prefill_atten
     elem_t* out8 = out + (long)(first_row + r8 / GROUP_SIZE) * num_heads * HEAD_DIM + (long)(kv_head * GROUP_SIZE + r8 % GROUP_SIZE) * HEAD_DIM;
 #pragma unroll
     for (int n = 0; n < HEAD_DIM / 8; n++) {
-        const int d = n * 8 + 2 * t;
-        if (r0 < rows) { out0[d] = from_f(warp_rows.o[n][0] * scale0); out0[d + 1] = from_f(warp_rows.o[n][1] * scale0); }
-        if (r8 < rows) { out8[d] = from_f(warp_rows.o[n][2] * scale8); out8[d + 1] = from_f(warp_rows.o[n][3] * scale8); }
+        const int d0 = OUT_DIM(n, 2 * t), d1 = OUT_DIM(n, 2 * t + 1);
+        if (r0 < rows) { out0[d0] = from_f(warp_rows.o[n][0] * scale0); out0[d1] = from_f(warp_rows.o[n][1] * scale0); }
+        if (r8 < rows) { out8[d0] = from_f(warp_rows.o[n][2] * scale8); out8[d1] = from_f(warp_rows.o[n][3] * scale8); }
     }
 }
 
