@@ -50,7 +50,8 @@ PY
 done
 
 cd "$root"
-tracked=$(git ls-files -z | xargs -0 stat -c %s | paste -sd+ | bc)
+# tracked files moved out of the tree for a run (the default model's weights, see gpu-serve-bench.sh) do not travel
+tracked=$( (git ls-files -z | xargs -0 stat -c %s 2>/dev/null || true) | paste -sd+ | bc)
 untracked=$(git ls-files -o --exclude-standard -z | xargs -0 -r stat -c %s | paste -sd+ | bc)
 carried=$(find .gpu -type f -printf '%s\n' | paste -sd+ | bc)
 total=$((tracked + ${untracked:-0} + carried))

@@ -15,6 +15,8 @@ internal sealed record BenchOptions
     public bool Linear { get; init; }
     /// Time each operation of one decode step per shape (CUDA events).
     public bool Profile { get; init; }
+    /// Time decode attention alone at several context splits per shape, beside the planner's choice.
+    public bool AttentionSplits { get; init; }
     public string Dtype { get; init; } = "bfloat16";
     public string Device { get; init; } = "cuda";
     /// GPUs each model is split over (tensor parallelism, from Device's index on); figures are per GPU.

@@ -21,6 +21,7 @@ internal sealed class BenchRunner(BenchOptions options)
     readonly List<ProfileResult> _profiles = [];
     readonly List<SkippedShape> _skipped = [];
     readonly List<LinearResult> _linear = [];
+    readonly List<AttentionSplitResult> _attentionSplits = [];
 
     public int Run()
     {
@@ -68,6 +69,7 @@ internal sealed class BenchRunner(BenchOptions options)
             ceilings.BandwidthBytesPerSecond / 1e9, ceilings.MatmulFlopsPerSecond / 1e12, _fixtures, _checks, _decode, _prefill, _generate, _capacity, _kvQuality, _profiles)
         {
             Skipped = _skipped,
+            AttentionSplits = _attentionSplits,
             Linear = _linear,
         };
         ReportWriter.PrintChecks(_checks);
@@ -142,6 +144,18 @@ internal sealed class BenchRunner(BenchOptions options)
                 var step = profile.Milliseconds["step"];
                 Console.WriteLine($"   profile b={batch} ctx={context}: " + string.Join(", ", profile.Milliseconds.Where(p => p.Key != "step")
                     .OrderByDescending(p => p.Value).Select(p => $"{p.Key} {p.Value:F2} ms ({p.Value / step:P0})")) + $"; step {step:F2} ms");
+            }
+        }
+
+        if (fused && options.AttentionSplits)
+        {
+            foreach (var (batch, context) in plan.Decode)
+            {
+                var splits = timing.AttentionSplits(batch, context, _random);
+                _attentionSplits.Add(splits);
+                var best = splits.MillisecondsByPartitions.MinBy(p => p.Value);
+                Console.WriteLine($"   attention splits b={batch} ctx={context}: " + string.Join(", ", splits.MillisecondsByPartitions
+                    .Select(p => $"{p.Key}: {p.Value:F3}")) + $" ms; planned {splits.PlannedPartitions}, fastest {best.Key}");
             }
         }
 

@@ -1,3 +1,4 @@
+using Serving.Engine.Cuda;
 using Serving.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -89,15 +90,29 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
         return logits.argmax(-1).to_type(ScalarType.Int32).cpu().data<int>().ToArray();
     }
 
+    /// The decode attention kernels of all layers alone at several context splits (partition counts from 1 to the
+    /// most whole granules allow, the planner's own among them): how the split the planner picks compares.
+    public AttentionSplitResult AttentionSplits(int batch, int context, Random random)
+    {
+        var step = StepBatch.Decode(batch, context, bench.Cache.BlockSize, bench.Cache.NumBlocks, bench.Config.VocabSize, random);
+        var kernels = bench.Model.FusedBackend(bench.Cache.Dtype).Kernels;
+        var planned = kernels.PlanDecode(batch, context);
+        int[] candidates = [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 24, 32, 48, 64, 96, 128, planned.NumPartitions];
+        var plans = candidates.Select(p => DecodeAttentionPlan.Split(batch, context, p, planned.Granule))
+            .DistinctBy(p => p.NumPartitions).OrderBy(p => p.NumPartitions).ToList();
+        var times = plans.ToDictionary(p => p.NumPartitions, p => AttentionMilliseconds(step, p));
+        return new AttentionSplitResult(bench.Name, batch, context, planned.NumPartitions, times);
+    }
+
     // The decode attention kernels of all layers alone, on the step's metadata: the attention share of the step.
-    double AttentionMilliseconds(StepInputs step)
+    double AttentionMilliseconds(StepInputs step, DecodeAttentionPlan? split = null)
     {
         using var scope = NewDisposeScope();
         var backend = bench.Model.FusedBackend(bench.Cache.Dtype);
         var k = backend.Kernels;
         var all = Enumerable.Range(0, step.NumSeqs).ToArray();
         backend.Stream.MakeCurrent();
-        var plan = k.PlanDecode(step.NumSeqs, step.MaxContextLength);
+        var plan = split ?? k.PlanDecode(step.NumSeqs, step.MaxContextLength);
         backend.Buffers.Upload(step, all, plan.PartitionSizeFor(step.MaxContextLength));
         var (decodeSeqs, tokenRows) = (backend.Buffers.DecodeSeqs(step.NumSeqs), backend.Buffers.TokenRows(step.NumSeqs));
         var (tables, lengths) = (backend.Buffers.BlockTables(step.NumSeqs), backend.Buffers.ContextLengths(step.NumSeqs));

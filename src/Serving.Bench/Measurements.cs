@@ -23,6 +23,11 @@ internal sealed record CapacityResult(string Model, long WeightBytes, long KVByt
 /// products (linear layers and LM head) as the rest of the step.
 internal sealed record ProfileResult(string Model, int Batch, int ContextLength, IReadOnlyDictionary<string, double> Milliseconds);
 
+/// Decode attention of all layers alone at several context splits (--attention-splits): milliseconds per partition
+/// count, and the count the planner picks for this shape.
+internal sealed record AttentionSplitResult(string Model, int Batch, int ContextLength, int PlannedPartitions,
+    IReadOnlyDictionary<int, double> MillisecondsByPartitions);
+
 /// Everything one run measured, as written to JSON.
 internal sealed record BenchReport(
     string Device, string Dtype, double BandwidthGBs, double MatmulTflops,
@@ -33,4 +38,6 @@ internal sealed record BenchReport(
     public IReadOnlyList<SkippedShape> Skipped { get; init; } = [];
     /// --linear: the model's linear layers on cuBLAS, per token count.
     public IReadOnlyList<LinearResult> Linear { get; init; } = [];
+    /// --attention-splits: decode attention alone per context split.
+    public IReadOnlyList<AttentionSplitResult> AttentionSplits { get; init; } = [];
 }

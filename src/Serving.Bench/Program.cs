@@ -5,6 +5,7 @@ using Spectre.Console;
 // serving-bench: decode and prefill of random-weight models of real shapes against the device's floors.
 var kvDtypes = new Option<string[]>("--kv-cache-dtype") { Description = "KV cache dtypes to run each model with (auto, bfloat16, fp8, ...)", DefaultValueFactory = _ => ["auto"], AllowMultipleArgumentsPerToken = true };
 var profile = new Option<bool>("--profile") { Description = "print each operation's share of a decode step per shape (CUDA events)" };
+var attentionSplits = new Option<bool>("--attention-splits") { Description = "time decode attention alone at several context splits per shape (and which the planner picks)" };
 var memoryUtilization = new Option<double>("--gpu-memory-utilization") { Description = "fraction of device memory for weights and KV cache; shapes needing more are reported as not fitting", DefaultValueFactory = _ => 0.9 };
 var cudaGraphs = new Option<bool>("--cuda-graphs") { Description = "also time decode steps replayed from CUDA graphs (path \"graph\")" };
 var linear = new Option<bool>("--linear") { Description = "time the model's linear layers on cuBLAS at decode batch sizes (weight bytes read per second)" };
@@ -26,7 +27,7 @@ var fixtures = new Option<string?>("--fixtures") { Description = "folder of refe
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
 {
-    models, dtype, device, tensorParallel, linear, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, profile, memoryUtilization,
+    models, dtype, device, tensorParallel, linear, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, profile, attentionSplits, memoryUtilization,
 };
 if (Console.IsOutputRedirected)
 {
@@ -41,6 +42,7 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     Linear = result.GetValue(linear),
     CudaGraphs = result.GetValue(cudaGraphs),
     Profile = result.GetValue(profile),
+    AttentionSplits = result.GetValue(attentionSplits),
     GpuMemoryUtilization = result.GetValue(memoryUtilization),
     Dtype = result.GetValue(dtype)!,
     Device = result.GetValue(device)!,
