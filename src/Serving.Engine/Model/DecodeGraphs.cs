@@ -51,9 +51,13 @@ internal sealed class DecodeGraphs : IDisposable
         var logits = zeros(largest, model.Shard.Model.VocabSize, dtype: ScalarType.Float32, device: cache.Device).DetachFromDisposeScope();
         var graphs = new List<Graph>();
         CudaGraph? first = null;
+        var ascending = batchSizes.Order().ToList();
         foreach (var size in batchSizes.OrderDescending())
         {
-            var plan = backend.Kernels.PlanDecode(size, maxContextLength);
+            // the grid takes the most partitions an eager step of this graph's batches could have: the split of the
+            // smallest batch it serves (one more than the next smaller graph's) at the longest context
+            var smallest = ascending.LastOrDefault(s => s < size) + 1;
+            var plan = backend.Kernels.PlanDecode(smallest, maxContextLength) with { NumSeqs = size };
             var step = backend.BeginCapture(PaddingStep(size, cache.BlockSize), cache, plan);
             backend.Buffers.UploadPadding(size, plan.PartitionSizeFor(1));           // the captured runs write no K/V
             using (var scope = NewDisposeScope()) model.Forward(step, allRows: true);   // cuBLAS handles and workspaces, outside the capture
@@ -83,8 +87,12 @@ internal sealed class DecodeGraphs : IDisposable
         var graph = _graphs.FirstOrDefault(g => g.BatchSize >= inputs.NumSeqs);
         if (graph is null) return null;
         _backend.Stream.MakeCurrent();
-        _backend.Buffers.Upload(inputs, Enumerable.Range(0, inputs.NumSeqs).ToArray(),
-            graph.Plan.PartitionSizeFor(inputs.MaxContextLength), padTo: graph.BatchSize);
+        // the eager step's partitions, so that a replay sums in the eager order (the grid's extra partitions are empty)
+        var eager = _backend.Kernels.PlanDecode(inputs.NumSeqs, inputs.MaxContextLength);
+        var partitionSize = eager.NumPartitions <= graph.Plan.NumPartitions
+            ? eager.PartitionSize
+            : graph.Plan.PartitionSizeFor(inputs.MaxContextLength);
+        _backend.Buffers.Upload(inputs, Enumerable.Range(0, inputs.NumSeqs).ToArray(), partitionSize, padTo: graph.BatchSize);
         graph.Captured.Replay();
         return _logits.narrow(0, 0, inputs.NumSeqs);
     }
