@@ -24,12 +24,15 @@ internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int N
     /// the reduce outweighs the shorter walk (batch 1, ctx 2048 on the H200: 0.49-0.53 ms for 6 to 32 partitions).
     public const int MinPartitionTokens = 256;
 
-    /// About <paramref name="partitions"/> partitions of whole granules (fewer where the granules do not divide).
+    /// About <paramref name="partitions"/> partitions of whole granules (fewer where the granules do not divide), of
+    /// the size PartitionSizeFor gives at this context: the one a step uploads, so a graph replaying this split sums in
+    /// the same order.
     public static DecodeAttentionPlan Split(int numSeqs, int maxContextLength, int partitions, int granule)
     {
         var granules = Math.Max(1, CeilDiv(maxContextLength, granule));
-        var granulesPerPartition = CeilDiv(granules, Math.Clamp(partitions, 1, granules));
-        return new DecodeAttentionPlan(numSeqs, granulesPerPartition * granule, CeilDiv(granules, granulesPerPartition), granule);
+        var count = CeilDiv(granules, CeilDiv(granules, Math.Clamp(partitions, 1, granules)));
+        var plan = new DecodeAttentionPlan(numSeqs, 0, count, granule);
+        return plan with { PartitionSize = plan.PartitionSizeFor(maxContextLength) };
     }
 
     /// The same number of partitions (the grid of a captured step), each as long as contexts up to maxContextLength

@@ -87,7 +87,8 @@ internal sealed class DecodeGraphs : IDisposable
         var graph = _graphs.FirstOrDefault(g => g.BatchSize >= inputs.NumSeqs);
         if (graph is null) return null;
         _backend.Stream.MakeCurrent();
-        // the eager step's partitions, so that a replay sums in the eager order (the grid's extra partitions are empty)
+        // the eager step's partitions (its PartitionSize is what it uploads), so that a replay sums in the eager order;
+        // the grid's extra partitions are empty
         var eager = _backend.Kernels.PlanDecode(inputs.NumSeqs, inputs.MaxContextLength);
         var partitionSize = eager.NumPartitions <= graph.Plan.NumPartitions
             ? eager.PartitionSize
