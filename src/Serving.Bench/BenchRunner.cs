@@ -132,7 +132,7 @@ internal sealed class BenchRunner(BenchOptions options)
         var timing = new DecodeBenchmark(bench, ceilings, device, options.Steps);
         if (fused && options.CudaGraphs)
         {
-            bench.Model.CaptureDecodeGraphs(bench.Cache, plan.Decode.Select(s => s.Batch).Distinct().Order().ToList());
+            bench.Model.CaptureDecodeGraphs(bench.Cache, plan.Decode.Select(s => s.Batch).Distinct().Order().ToList(), options.MatmulTuning);
         }
 
         if (fused && options.Profile)

@@ -4,9 +4,11 @@ using static TorchSharp.torch;
 
 namespace Serving.Bench;
 
-/// One linear layer shape at one token count on cuBLAS (TorchSharp's linear, as the decode step runs it):
-/// microseconds per launch and the weight bytes read per second.
-internal sealed record LinearResult(string Model, string Layer, int Tokens, int OutFeatures, int InFeatures, double Milliseconds, double BytesPerSecond);
+/// One linear layer shape at one token count: TorchSharp's linear (cuBLAS's own algorithm) and the product as a tuned
+/// decode step runs it (MatmulTuning: the fastest of that and cuBLASLt's candidates), milliseconds per launch and the
+/// weight bytes read per second.
+internal sealed record LinearResult(string Model, string Layer, int Tokens, int OutFeatures, int InFeatures, double Milliseconds, double BytesPerSecond,
+    double TunedMilliseconds, double TunedBytesPerSecond);
 
 /// How fast the decode step's matrix products read their weights, layer by layer (--linear): at decode batch sizes a
 /// linear layer is a read of its weights, so this is the step's largest part against the copy bandwidth. Each timing
@@ -21,17 +23,20 @@ internal static class LinearBenchmark
     {
         using var stream = CudaStream.Create(cudaDevice);
         stream.MakeCurrent();
+        using var tuning = new MatmulTuning(stream.Handle, device);
         foreach (var (layer, n, k) in Layers(config))
         {
             using var scope = NewDisposeScope();
             var copies = (int)Math.Clamp(Math.Ceiling(BytesPerTiming / (2.0 * n * k)), 2, LaunchesPerTiming);
             var weights = Enumerable.Range(0, copies).Select(_ => randn(n, k, dtype: dtype, device: device)).ToArray();
+            tuning.Tune(weights, tokenCounts);
             foreach (var m in tokenCounts)
             {
                 using var inner = NewDisposeScope();
                 var x = randn(m, k, dtype: dtype, device: device);
                 var ms = PerLaunch(w => nn.functional.linear(x, w).Dispose(), weights);
-                yield return new LinearResult(model, layer, m, n, k, ms, 2.0 * n * k / (ms / 1e3));
+                var tuned = PerLaunch(w => (tuning.TryLinear(x, w) ?? nn.functional.linear(x, w)).Dispose(), weights);
+                yield return new LinearResult(model, layer, m, n, k, ms, 2.0 * n * k / (ms / 1e3), tuned, 2.0 * n * k / (tuned / 1e3));
             }
         }
     }

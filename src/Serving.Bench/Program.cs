@@ -8,7 +8,8 @@ var profile = new Option<bool>("--profile") { Description = "print each operatio
 var attentionSplits = new Option<bool>("--attention-splits") { Description = "time decode attention alone at several context splits per shape (and which the planner picks)" };
 var memoryUtilization = new Option<double>("--gpu-memory-utilization") { Description = "fraction of device memory for weights and KV cache; shapes needing more are reported as not fitting", DefaultValueFactory = _ => 0.9 };
 var cudaGraphs = new Option<bool>("--cuda-graphs") { Description = "also time decode steps replayed from CUDA graphs (path \"graph\")" };
-var linear = new Option<bool>("--linear") { Description = "time the model's linear layers on cuBLAS at decode batch sizes (weight bytes read per second)" };
+var noMatmulTuning = new Option<bool>("--no-matmul-tuning") { Description = "capture graphs with cuBLAS's default algorithms (no timing of cuBLASLt's candidates first)" };
+var linear = new Option<bool>("--linear") { Description = "time the model's linear layers at decode batch sizes, cuBLAS's default and tuned (weight bytes read per second)" };
 var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one (a 2048-token prompt, a 32k-token prompt)" };
 var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, llama3-70b, tiny-gqa, tiny-mha) or checkpoint folders", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
 var dtype = new Option<string>("--dtype") { Description = "bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
@@ -27,7 +28,7 @@ var fixtures = new Option<string?>("--fixtures") { Description = "folder of refe
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
 {
-    models, dtype, device, tensorParallel, linear, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, profile, attentionSplits, memoryUtilization,
+    models, dtype, device, tensorParallel, linear, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, noMatmulTuning, profile, attentionSplits, memoryUtilization,
 };
 if (Console.IsOutputRedirected)
 {
@@ -41,6 +42,7 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     KVQuality = result.GetValue(kvQuality),
     Linear = result.GetValue(linear),
     CudaGraphs = result.GetValue(cudaGraphs),
+    MatmulTuning = !result.GetValue(noMatmulTuning),
     Profile = result.GetValue(profile),
     AttentionSplits = result.GetValue(attentionSplits),
     GpuMemoryUtilization = result.GetValue(memoryUtilization),

@@ -48,4 +48,8 @@ internal static partial class Log
     [LoggerMessage(11, LogLevel.Information,
         "Tensor parallel over {Size} ranks ({Devices}): each holds {Heads} query heads, {KVHeads} KV heads ({Replicas} ranks hold each), ffn {Ffn} and {VocabRows} vocabulary rows")]
     public static partial void TensorParallel(ILogger logger, int size, string devices, int heads, int kvHeads, int replicas, int ffn, int vocabRows);
+
+    [LoggerMessage(12, LogLevel.Information,
+        "Timed the decode step's matrix products at {Count} (shape, batch size) pairs before the capture: {Chosen} run a cuBLASLt algorithm faster than cuBLAS's default")]
+    public static partial void MatmulsTuned(ILogger logger, int count, int chosen);
 }

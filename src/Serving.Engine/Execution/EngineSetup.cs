@@ -82,6 +82,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var freeBefore = gpuMemory.FreeBytes();
         var batchSizes = DecodeGraphs.Buckets(options.MaxNumSeqs);
         model.CaptureDecodeGraphs(cache, batchSizes);
+        Log.MatmulsTuned(logger, model.TunedMatmuls.Count, model.TunedMatmuls.Count(t => t.Chosen));
         Log.GraphsCaptured(logger, batchSizes.Count, string.Join(",", batchSizes),
             (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, (freeBefore - gpuMemory.FreeBytes()) >> 20);
     }

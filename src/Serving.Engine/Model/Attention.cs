@@ -32,11 +32,11 @@ internal sealed class Attention : nn.Module
     // x (numTokens, hidden) -> (numTokens, hidden)
     public Tensor Forward(DecoderStep step, Tensor x)
     {
-        var qkv = _qkv.forward(x);                                                 // (numTokens, qSize + 2 * kvSize)
+        var qkv = _qkv.Forward(step, x);                                                // (numTokens, qSize + 2 * kvSize)
         if (_queryNorm is not null)
             qkv = step.HeadRmsNorm(qkv, _queryNorm.Weight, _keyNorm!.Weight, _queryNorm.Eps);
         qkv = step.RotaryAndCacheWrite(qkv, _layer);
         // (numTokens, qSize) -> (numTokens, hidden); a rank's heads give a partial sum (row-parallel o_proj)
-        return step.AllReduce(_output.forward(step.Attention(qkv, _layer)));
+        return step.AllReduce(_output.Forward(step, step.Attention(qkv, _layer)));
     }
 }

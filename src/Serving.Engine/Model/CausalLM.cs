@@ -42,6 +42,13 @@ internal sealed class CausalLM : nn.Module
 
     /// What this rank computes (the whole model's config at one rank).
     public ModelConfig Config => Shard.Config;
+
+    /// The weights a step multiplies by (W of y = x W^T): every linear layer's and the LM head's (the embedding when tied).
+    public IEnumerable<Tensor> LinearWeights()
+    {
+        foreach (var linear in modules().OfType<Linear>()) yield return linear.Weight;
+        if (_lmHead is null) yield return _embedTokens.Weight;
+    }
     /// This rank's part of the model (ModelShard.Whole at one rank).
     public ModelShard Shard { get; }
     public ScalarType Dtype { get; }
@@ -71,7 +78,7 @@ internal sealed class CausalLM : nn.Module
             (hidden, residual) = (hidden.index_select(0, rows), residual!.index_select(0, rows));  // (numLogits, hidden)
         }
         hidden = _norm.Forward(step, hidden, ref residual);
-        var logits = _lmHead?.forward(hidden) ?? nn.functional.linear(hidden, _embedTokens.Weight);  // (rows, this rank's vocab)
+        var logits = _lmHead?.Forward(step, hidden) ?? step.Linear(hidden, _embedTokens.Weight, null);  // (rows, this rank's vocab)
         logits = step.AllGatherColumns(logits);                                 // (rows, ranks x vocab rows per rank)
         if (logits.size(1) != Shard.Model.VocabSize) logits = logits.narrow(1, 0, Shard.Model.VocabSize);  // padding
         return logits.to_type(ScalarType.Float32).MoveToOuterDisposeScope();

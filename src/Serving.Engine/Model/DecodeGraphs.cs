@@ -29,6 +29,7 @@ internal sealed class DecodeGraphs : IDisposable
 
     public PagedKVCache Cache { get; }
     public IReadOnlyList<int> BatchSizes => _graphs.Select(g => g.BatchSize).ToList();
+    public IReadOnlyList<TunedMatmul> TunedMatmuls => _backend.Matmuls?.Results ?? [];
 
     /// 1, 2, 4, then multiples of 8, the last one maxNumSeqs itself.
     public static IReadOnlyList<int> Buckets(int maxNumSeqs)
@@ -41,11 +42,14 @@ internal sealed class DecodeGraphs : IDisposable
         }
     }
 
-    /// Captures one graph per batch size over this pool, largest first into one shared pool. Run before the pool holds
+    /// Times the model's matrix products at these batch sizes (CudaBackend.TuneMatmuls, unless tuneMatmuls is false),
+    /// then captures one graph per batch size over this pool, largest first into one shared pool. Run before the pool holds
     /// anything (the warm-up run of each capture writes no K/V, but the first capture's eager run uses the pool's
     /// scales) and on the thread that will replay them.
-    public static DecodeGraphs Capture(CausalLM model, CudaBackend backend, PagedKVCache cache, IReadOnlyList<int> batchSizes, int maxContextLength)
+    public static DecodeGraphs Capture(CausalLM model, CudaBackend backend, PagedKVCache cache, IReadOnlyList<int> batchSizes, int maxContextLength,
+        bool tuneMatmuls = true)
     {
+        if (tuneMatmuls) backend.TuneMatmuls(model.LinearWeights(), batchSizes);   // times kernels: before any capture
         backend.Stream.MakeCurrent();
         var largest = batchSizes.Max();
         var logits = zeros(largest, model.Shard.Model.VocabSize, dtype: ScalarType.Float32, device: cache.Device).DetachFromDisposeScope();

@@ -1,3 +1,4 @@
+using Serving.Engine.Model.Backends;
 using TorchSharp;
 using TorchSharp.Utils;
 using TorchSharp.Modules;
@@ -23,4 +24,7 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>
 
     // (numTokens, inFeatures) -> (numTokens, outFeatures)
     public override Tensor forward(Tensor x) => nn.functional.linear(x, _weight, _bias);
+
+    /// The product as the step runs it (the fused backend may pick the cuBLAS algorithm, see DecoderStep.Linear).
+    public Tensor Forward(DecoderStep step, Tensor x) => step.Linear(x, _weight, _bias);
 }

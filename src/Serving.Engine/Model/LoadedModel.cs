@@ -90,6 +90,9 @@ public sealed class LoadedModel : IDisposable
     /// The batch sizes of the captured decode graphs (empty before CaptureDecodeGraphs).
     public IReadOnlyList<int> CudaGraphBatchSizes => _graphs?.BatchSizes ?? [];
 
+    /// What the capture timed of the matrix products (MatmulTuning; rank 0's under tensor parallelism); empty before.
+    internal IReadOnlyList<Cuda.TunedMatmul> TunedMatmuls => _graphs?.TunedMatmuls ?? [];
+
     /// Bytes of all weights on the device (the embedding table once more when the LM head is untied); one rank's.
     public long WeightBytes => _model.parameters().Sum(p => p.NumberOfElements * p.ElementSize);
 
@@ -164,26 +167,27 @@ public sealed class LoadedModel : IDisposable
     /// at most the largest size then replay them (DecodeGraphs). Call before the pool holds live K/V. Under tensor
     /// parallelism every rank captures its graphs at once (the eager run before each capture meets in the
     /// collectives; the captured all-reduces replay on each rank's stream), each over its own pool.
-    public void CaptureDecodeGraphs(PagedKVCache cache, IReadOnlyList<int> batchSizes)
+    /// tuneMatmuls: time the matrix products at these batch sizes first (MatmulTuning); false keeps cuBLAS's defaults.
+    public void CaptureDecodeGraphs(PagedKVCache cache, IReadOnlyList<int> batchSizes, bool tuneMatmuls = true)
     {
         if (!FusedKernelsActive(cache.Dtype)) throw new InvalidOperationException("CUDA graphs need the fused CUDA backend");
         if (_peers is null)
         {
-            CaptureRankGraphs(cache, batchSizes);
+            CaptureRankGraphs(cache, batchSizes, tuneMatmuls);
             return;
         }
-        _peers.Step((peer, rank) => peer.CaptureRankGraphs(cache.RankPools[rank - 1], batchSizes), () =>
+        _peers.Step((peer, rank) => peer.CaptureRankGraphs(cache.RankPools[rank - 1], batchSizes, tuneMatmuls), () =>
         {
-            CaptureRankGraphs(cache, batchSizes);
+            CaptureRankGraphs(cache, batchSizes, tuneMatmuls);
             return true;
         });
     }
 
-    void CaptureRankGraphs(PagedKVCache cache, IReadOnlyList<int> batchSizes)
+    void CaptureRankGraphs(PagedKVCache cache, IReadOnlyList<int> batchSizes, bool tuneMatmuls)
     {
         _graphs?.Dispose();
         _graphs = null;
-        _graphs = DecodeGraphs.Capture(_model, Fused(cache.Dtype), cache, batchSizes, MaxPositions);
+        _graphs = DecodeGraphs.Capture(_model, Fused(cache.Dtype), cache, batchSizes, MaxPositions, tuneMatmuls);
     }
 
     /// The fused backend for a pool of cacheDtype (CUDA only): its kernels, stream and step buffers, for benchmarks

@@ -21,5 +21,5 @@ internal sealed class Mlp : nn.Module
     }
 
     // (numTokens, hidden) -> (numTokens, hidden); a rank's ffn columns give a partial sum (row-parallel down_proj)
-    public Tensor Forward(DecoderStep step, Tensor x) => step.AllReduce(_down.forward(step.SiluAndMul(_gateUp.forward(x))));
+    public Tensor Forward(DecoderStep step, Tensor x) => step.AllReduce(_down.Forward(step, step.SiluAndMul(_gateUp.Forward(step, x))));
 }

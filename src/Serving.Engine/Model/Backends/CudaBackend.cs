@@ -32,6 +32,17 @@ internal sealed class CudaBackend : DecoderBackend
     public DeviceStepBuffers Buffers { get; }
     /// When set, steps time each operation into it (the benchmark's --profile).
     public KernelProfile? Profile { get; set; }
+    /// The decode batch sizes' matrix products as timed by TuneMatmuls; null before (TorchSharp's linear throughout).
+    public MatmulTuning? Matmuls { get; private set; }
+
+    /// Times the model's matrix products at these batch sizes (MatmulTuning) so that steps of at most the largest run
+    /// the fastest algorithm of each. On the stream, outside any capture.
+    public void TuneMatmuls(IEnumerable<Tensor> weights, IReadOnlyList<int> batchSizes)
+    {
+        Stream.MakeCurrent();
+        Matmuls ??= new MatmulTuning(Stream.Handle, Buffers.Device);
+        Matmuls.Tune(weights, batchSizes);
+    }
 
     public override DecoderStep Begin(StepInputs inputs, PagedKVCache cache) => new CudaStep(this, _config, _rope, inputs, cache);
 
@@ -43,6 +54,7 @@ internal sealed class CudaBackend : DecoderBackend
     public override void Dispose()
     {
         Stream.Synchronize();
+        Matmuls?.Dispose();
         Buffers.Dispose();
         Kernels.Dispose();
     }
@@ -55,6 +67,7 @@ internal sealed class CudaStep : DecoderStep
 {
     readonly FusedKernels _kernels;
     readonly KernelProfile? _profile;
+    readonly MatmulTuning? _matmuls;
     readonly ModelConfig _config;
     readonly RopeTable _rope;
     readonly PagedKVCache _cache;
@@ -73,7 +86,7 @@ internal sealed class CudaStep : DecoderStep
         : base(backend.Communicator)
     {
         (_kernels, _config, _rope, _cache, _inputs) = (backend.Kernels, config, rope, cache, inputs);
-        _profile = backend.Profile;
+        (_profile, _matmuls) = (backend.Profile, backend.Matmuls);
         backend.Stream.MakeCurrent();
         using var scope = NewDisposeScope();
         var decodes = Enumerable.Range(0, inputs.NumSeqs).Where(s => inputs.QueryLength(s) == 1).ToArray();
@@ -134,6 +147,9 @@ internal sealed class CudaStep : DecoderStep
         _kernels.SiluMul(gateUp, output);
         return output;
     });
+
+    public override Tensor Linear(Tensor x, Tensor weight, Tensor? bias) =>
+        (bias is null ? _matmuls?.TryLinear(x, weight) : null) ?? base.Linear(x, weight, bias);
 
     T Timed<T>(string operation, Func<T> work) => _profile is null ? work() : _profile.Time(operation, work);
 

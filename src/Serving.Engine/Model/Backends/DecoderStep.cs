@@ -6,7 +6,8 @@ namespace Serving.Engine.Model.Backends;
 
 /// The operations the decoder is written against, bound to one forward step (its metadata on the device and the
 /// KV pool). Each has two implementations: TorchStep, plain TorchSharp for any device and dtype (the reference),
-/// and CudaStep, the fused NVRTC kernels. Linear layers and the embedding lookup are plain TorchSharp in both.
+/// and CudaStep, the fused NVRTC kernels. The embedding lookup is plain TorchSharp in both, linear layers too unless the
+/// fused backend has timed a faster cuBLASLt algorithm for the step's batch size.
 /// Tensors: x, residual, hidden (numTokens, hidden); qkv (numTokens, (H + 2G) D) = [q heads | k heads | v heads].
 /// Under tensor parallelism (../../Distributed) a step runs one rank's part of the model and its collectives join the
 /// ranks: AllReduce and AllGatherColumns, both no-ops at one rank.
@@ -40,6 +41,11 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
 
     /// silu(gate) * up, from gateUp (numTokens, 2 ffn) = [gate | up]: (numTokens, ffn).
     public abstract Tensor SiluAndMul(Tensor gateUp);
+
+    /// x W^T (+ bias): x (numTokens, in), weight (out, in) -> (numTokens, out). TorchSharp's linear (cuBLAS's own
+    /// choice of algorithm); the fused backend runs a decode step's products with the algorithm timed fastest for
+    /// its batch size (../../Cuda/MatmulTuning.cs).
+    public virtual Tensor Linear(Tensor x, Tensor weight, Tensor? bias) => nn.functional.linear(x, weight, bias);
 
     /// Sums a rank's partial x (numTokens, hidden) over the tensor-parallel ranks: after o_proj and down_proj
     /// (row parallel) and the vocabulary-sharded embedding lookup. Returns x itself at one rank.
