@@ -12,6 +12,7 @@ internal sealed record BenchOptions
     /// Also time decode steps replayed from CUDA graphs captured for the batch sizes measured (path "graph").
     public bool CudaGraphs { get; init; }
     public bool MatmulTuning { get; init; } = true;
+    public bool DependentLaunch { get; init; } = true;
     /// Time each linear layer shape of the model on cuBLAS at 1 to 256 tokens (weight bytes read per second).
     public bool Linear { get; init; }
     /// Time each operation of one decode step per shape (CUDA events).

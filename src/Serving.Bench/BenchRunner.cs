@@ -129,6 +129,7 @@ internal sealed class BenchRunner(BenchOptions options)
             AddChecks(StepChecks.Run(bench, _random));
         }
 
+        if (fused && !options.DependentLaunch) bench.Model.FusedBackend(bench.Cache.Dtype).Kernels.DependentLaunch = false;
         var timing = new DecodeBenchmark(bench, ceilings, device, options.Steps);
         if (fused && options.CudaGraphs)
         {

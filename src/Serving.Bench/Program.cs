@@ -8,6 +8,7 @@ var profile = new Option<bool>("--profile") { Description = "print each operatio
 var attentionSplits = new Option<bool>("--attention-splits") { Description = "time decode attention alone at several context splits per shape (and which the planner picks)" };
 var memoryUtilization = new Option<double>("--gpu-memory-utilization") { Description = "fraction of device memory for weights and KV cache; shapes needing more are reported as not fitting", DefaultValueFactory = _ => 0.9 };
 var cudaGraphs = new Option<bool>("--cuda-graphs") { Description = "also time decode steps replayed from CUDA graphs (path \"graph\")" };
+var noDependentLaunch = new Option<bool>("--no-dependent-launch") { Description = "launch the fused kernels without programmatic dependent launch (sm_90+)" };
 var noMatmulTuning = new Option<bool>("--no-matmul-tuning") { Description = "capture graphs with cuBLAS's default algorithms (no timing of cuBLASLt's candidates first)" };
 var linear = new Option<bool>("--linear") { Description = "time the model's linear layers at decode batch sizes, cuBLAS's default and tuned (weight bytes read per second)" };
 var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one (a 2048-token prompt, a 32k-token prompt)" };
@@ -28,7 +29,7 @@ var fixtures = new Option<string?>("--fixtures") { Description = "folder of refe
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
 {
-    models, dtype, device, tensorParallel, linear, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, noMatmulTuning, profile, attentionSplits, memoryUtilization,
+    models, dtype, device, tensorParallel, linear, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, noMatmulTuning, noDependentLaunch, profile, attentionSplits, memoryUtilization,
 };
 if (Console.IsOutputRedirected)
 {
@@ -43,6 +44,7 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     Linear = result.GetValue(linear),
     CudaGraphs = result.GetValue(cudaGraphs),
     MatmulTuning = !result.GetValue(noMatmulTuning),
+    DependentLaunch = !result.GetValue(noDependentLaunch),
     Profile = result.GetValue(profile),
     AttentionSplits = result.GetValue(attentionSplits),
     GpuMemoryUtilization = result.GetValue(memoryUtilization),

@@ -31,6 +31,9 @@ internal static unsafe class CudaDriver
         (delegate* unmanaged<int*, IntPtr, int, nuint, int>)Export("cuOccupancyMaxActiveBlocksPerMultiprocessor");
     static readonly delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int> LaunchKernelFn =
         (delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int>)Export("cuLaunchKernel");
+    // cuLaunchKernelEx (CUDA 12+): null on older drivers
+    static readonly delegate* unmanaged<LaunchConfig*, IntPtr, void**, void**, int> LaunchKernelExFn =
+        NativeLibrary.TryGetExport(Library, "cuLaunchKernelEx", out var launchEx) ? (delegate* unmanaged<LaunchConfig*, IntPtr, void**, void**, int>)launchEx : null;
     static readonly delegate* unmanaged<IntPtr*, uint, int> StreamCreateFn = (delegate* unmanaged<IntPtr*, uint, int>)Export("cuStreamCreate");
     static readonly delegate* unmanaged<IntPtr, int> StreamDestroyFn = (delegate* unmanaged<IntPtr, int>)Export("cuStreamDestroy_v2");
     static readonly delegate* unmanaged<IntPtr, int> StreamSynchronizeFn = (delegate* unmanaged<IntPtr, int>)Export("cuStreamSynchronize");
@@ -165,8 +168,50 @@ internal static unsafe class CudaDriver
     }
 
     /// Enqueues a kernel on <paramref name="stream"/>. <paramref name="args"/> points to one pointer per kernel parameter.
-    public static void Launch(IntPtr function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, IntPtr stream, void** args) =>
-        Check(LaunchKernelFn(function, grid.X, grid.Y, grid.Z, block, 1, 1, sharedBytes, stream, args, null), "cuLaunchKernel");
+    /// dependent: a programmatic dependent launch (sm_90+, see SupportsDependentLaunch): the kernel may be scheduled
+    /// while the previous kernel on the stream drains, and must wait for it itself (griddepcontrol.wait) before it
+    /// touches memory.
+    public static void Launch(IntPtr function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, IntPtr stream, void** args,
+        bool dependent = false)
+    {
+        if (!dependent)
+        {
+            Check(LaunchKernelFn(function, grid.X, grid.Y, grid.Z, block, 1, 1, sharedBytes, stream, args, null), "cuLaunchKernel");
+            return;
+        }
+        var attribute = new LaunchAttribute { Id = LaunchAttributeProgrammaticStreamSerialization };
+        attribute.Value[0] = 1;
+        var config = new LaunchConfig
+        {
+            GridX = grid.X, GridY = grid.Y, GridZ = grid.Z, BlockX = block, BlockY = 1, BlockZ = 1,
+            SharedBytes = sharedBytes, Stream = stream, Attributes = &attribute, AttributeCount = 1,
+        };
+        Check(LaunchKernelExFn(&config, function, args, null), "cuLaunchKernelEx");
+    }
+
+    /// Whether the driver launches with attributes (cuLaunchKernelEx), as programmatic dependent launches need.
+    public static bool SupportsDependentLaunch => LaunchKernelExFn != null;
+
+    const int LaunchAttributeProgrammaticStreamSerialization = 6;   // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+
+    // CUlaunchAttribute: an id, padding to 8 bytes, a 64-byte value union
+    [StructLayout(LayoutKind.Sequential)]
+    struct LaunchAttribute
+    {
+        public int Id;
+        public int Padding;
+        public fixed int Value[16];
+    }
+
+    // CUlaunchConfig
+    [StructLayout(LayoutKind.Sequential)]
+    struct LaunchConfig
+    {
+        public uint GridX, GridY, GridZ, BlockX, BlockY, BlockZ, SharedBytes;
+        public IntPtr Stream;
+        public LaunchAttribute* Attributes;
+        public uint AttributeCount;
+    }
 
     public static void Check(int result, string call)
     {

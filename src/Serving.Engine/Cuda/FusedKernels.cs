@@ -50,7 +50,14 @@ internal sealed unsafe class FusedKernels : IDisposable
         var perMultiprocessor = CudaDriver.MaxActiveBlocksPerMultiprocessor(_attention, (int)_attentionKernel.Threads, sharedBytes);
         _concurrentAttentionBlocks = Math.Max(1, perMultiprocessor) * device.MultiprocessorCount;
         if (_attentionKernel.TensorCores) _prefillAttention = Fn("paged_prefill_attention_mma");
+        DependentLaunch = device.ComputeCapability >= 90 && CudaDriver.SupportsDependentLaunch;
     }
+
+    /// Whether kernels are launched as programmatic dependent launches (sm_90+): each may be scheduled while the kernel
+    /// before it drains its last blocks, and waits in its first statement until that one is done (the kernels' sources
+    /// say so at wait_for_previous_kernel), which hides part of the gap between back-to-back kernels. On by default
+    /// where the device has it; the benchmark turns it off for an A/B.
+    public bool DependentLaunch { get; set; }
 
     /// Whether the kernels take this shape on a device of this compute capability: model in float32, bfloat16 or
     /// float16, pool in those or FP8 E4M3 (sm_89 and later); head dim a multiple of 8 and at most 256, and a head
@@ -218,7 +225,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     public void Dispose() => _module.Dispose();
 
     void Launch(IntPtr function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, void** args) =>
-        CudaDriver.Launch(function, grid, block, sharedBytes, _stream, args);
+        CudaDriver.Launch(function, grid, block, sharedBytes, _stream, args, DependentLaunch);
 
     IntPtr Fn(string name) => _module.GetFunction(name);
 

@@ -84,6 +84,16 @@ __device__ __forceinline__ float rnd(float f) { return to_f(from_f(f)); }
 #define VEC (16 / sizeof(elem_t))            // elements per 16-byte vector
 struct __align__(16) vec_t { elem_t v[VEC]; };
 
+// Programmatic dependent launch (sm_90+; FusedKernels launches every kernel with it there): a kernel's blocks may be
+// scheduled while the kernel before it on the stream drains its last blocks, and wait here, before reading or writing
+// anything, until that kernel has finished and its writes are visible. Every kernel below starts with it. A no-op
+// for a kernel launched without the attribute, and compiled out below sm_90.
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
@@ -130,6 +140,7 @@ __device__ void rms_norm_row(const elem_t* __restrict__ row, const elem_t* __res
 
 extern "C" __global__ void rms_norm(const elem_t* __restrict__ x, const elem_t* __restrict__ weight,
                                     elem_t* __restrict__ out, int hidden, float eps) {
+    wait_for_previous_kernel();
     const elem_t* row = x + (long)blockIdx.x * hidden;
     float sum_sq = 0.f;
     for (int c = threadIdx.x; c < hidden / (int)VEC; c += blockDim.x) {
@@ -143,6 +154,7 @@ extern "C" __global__ void rms_norm(const elem_t* __restrict__ x, const elem_t* 
 extern "C" __global__ void add_rms_norm(elem_t* residual, const elem_t* __restrict__ x,
                                         const elem_t* __restrict__ weight, elem_t* __restrict__ out,
                                         int hidden, float eps) {
+    wait_for_previous_kernel();
     elem_t* row = residual + (long)blockIdx.x * hidden;
     const elem_t* add = x + (long)blockIdx.x * hidden;
     float sum_sq = 0.f;
@@ -167,6 +179,7 @@ extern "C" __global__ void add_rms_norm(elem_t* residual, const elem_t* __restri
 // ---------------------------------------------------------------------------------------------------
 extern "C" __global__ void head_rms_norm(elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
                                          const elem_t* __restrict__ q_weight, const elem_t* __restrict__ k_weight, float eps) {
+    wait_for_previous_kernel();
     const int lane = threadIdx.x & 31;
     elem_t* row = qkv + (long)blockIdx.x * qkv_stride;
     for (int head = threadIdx.x >> 5; head < num_heads + num_kv_heads; head += blockDim.x >> 5) {
@@ -210,6 +223,7 @@ extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, in
                                          const float* __restrict__ cos, const float* __restrict__ sin,
                                          const float* __restrict__ scales,
                                          cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache) {
+    wait_for_previous_kernel();
     const int half = ROTARY_DIM / 2;
     elem_t* row = qkv + (long)blockIdx.x * qkv_stride;
     const int pos = positions[blockIdx.x];
@@ -235,6 +249,7 @@ extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, in
 extern "C" __global__ void __launch_bounds__(1024) kv_write(const elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
                                     const int* __restrict__ slots, const float* __restrict__ scales,
                                     cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache) {
+    wait_for_previous_kernel();
     const int slot = slots[blockIdx.x];
     if (slot >= 0) write_kv_row(qkv + (long)blockIdx.x * qkv_stride, num_heads, num_kv_heads, slot, scales, k_cache, v_cache);
 }
@@ -244,6 +259,7 @@ extern "C" __global__ void __launch_bounds__(1024) kv_write(const elem_t* qkv, i
 // out (numSlots gathered, numKVHeads, D) of elem_t. One block per gathered slot.
 extern "C" __global__ void gather_kv(const cache_t* __restrict__ pool, const int* __restrict__ slots, int num_kv_heads,
                                      const float* __restrict__ scale, elem_t* __restrict__ out) {
+    wait_for_previous_kernel();
     const long from = (long)slots[blockIdx.x] * num_kv_heads * HEAD_DIM, to = (long)blockIdx.x * num_kv_heads * HEAD_DIM;
     const float s = *scale;
     for (int c = threadIdx.x; c < num_kv_heads * HEAD_DIM; c += blockDim.x) out[to + c] = from_f(to_float(pool[from + c]) * s);
@@ -255,6 +271,7 @@ extern "C" __global__ void gather_kv(const cache_t* __restrict__ pool, const int
 // ---------------------------------------------------------------------------------------------------
 extern "C" __global__ void silu_mul(const elem_t* __restrict__ gate_up, elem_t* __restrict__ out,
                                     int ffn, long total_vectors) {
+    wait_for_previous_kernel();
     const int row_vectors = ffn / VEC;
     for (long c = blockIdx.x * (long)blockDim.x + threadIdx.x; c < total_vectors; c += (long)gridDim.x * blockDim.x) {
         const long token = c / row_vectors;
