@@ -6,6 +6,7 @@
 # Pack (here): ../shared/gpu/pack.sh src/Serving.Server -p:TorchFlavour=none, then publish src/Serving.LoadGen into
 # .gpu/app too (dotnet publish -c Release -r linux-x64 --self-contained false -p:TorchFlavour=none -o .gpu/app/),
 # drop .gpu/app/DefaultModel/*.safetensors and libSkiaSharp/libHarfBuzzSharp (charts), add .gpu/tokenizer-llama3-8b
+# (a .gpu/dotnet.tar.xz trimmed for the bench lacks ASP.NET Core: delete it before pack.sh, which then packs a whole one)
 # (README of Serving.Bench), copy this script to .gpu/; for the upload to fit beside the ASP.NET Core runtime, move
 # src/Serving.Server/DefaultModel/*.safetensors out of the work tree for the run (and back after).
 # Usage (GPU machine, .gpu carried): bash .gpu/gpu-serve-bench.sh light saturate compare
@@ -14,7 +15,12 @@ run() { bash .gpu/run.sh dotnet "$@"; }
 start() {  # name model port grpc-port memory-fraction
   run .gpu/app/Serving.Server.dll --model "$2" --tokenizer .gpu/tokenizer-llama3-8b --device cuda --dtype bfloat16 \
     --port "$3" --grpc-port "$4" --gpu-memory-utilization "$5" --max-num-seqs 256 > "$OUT/server-$1.log" 2>&1 &
-  for i in $(seq 1 240); do curl -sf "http://127.0.0.1:$3/v1/models" > /dev/null && { echo "server $1 up after ${i}s"; return 0; }; sleep 1; done
+  local pid=$!
+  for i in $(seq 1 240); do
+    curl -sf "http://127.0.0.1:$3/v1/models" > /dev/null && { echo "server $1 up after ${i}s"; return 0; }
+    kill -0 $pid 2> /dev/null || break   # exited: no point waiting out the minutes
+    sleep 1
+  done
   echo "server $1 did not start"; tail -20 "$OUT/server-$1.log"; return 1
 }
 lg() { local limit=$1; shift; timeout "$limit" bash .gpu/run.sh dotnet .gpu/app/Serving.LoadGen.dll "$@" --no-progress; }

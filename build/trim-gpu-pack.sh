@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes .gpu/ (from ../shared/gpu/pack.sh and build/pack-gpu-tests.sh) small enough to travel to the GPU machine
 # beside the tracked tree (64 MiB in all; the embedded default model alone is 31 MB of it):
-#   - the .NET runtime without ASP.NET Core and without assemblies nothing on the GPU machine loads (debugger
-#     support, VB, System.Data, HTTP/QUIC/mail, data-contract serialization, LINQ expressions), xz -9;
+#   - the .NET runtime without ASP.NET Core (kept, with HTTP, when .gpu/app holds the server) and without assemblies
+#     nothing on the GPU machine loads (debugger support, VB, System.Data, HTTP/QUIC/mail, data-contract
+#     serialization, LINQ expressions), xz -9;
 #   - app and test folders without what only TorchSharp's optional features (images, TensorBoard, downloads) or the
 #     VSTest host use, their deps.json entries removed with them (the host refuses a manifest naming a missing file).
 # Checked with the bench (decode, engine), the engine's GPU tests under xunit's console runner, both on the H200.
@@ -13,7 +14,9 @@ gpu=$root/.gpu
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-if [ -f "$gpu/dotnet.tar.xz" ] && tar -tJf "$gpu/dotnet.tar.xz" > "$work/list" && grep -q 'Microsoft.AspNetCore.App/' "$work/list"; then
+if [ -f "$gpu/app/Serving.Server.dll" ]; then
+  echo "the server is in .gpu/app: the .NET runtime keeps ASP.NET Core"
+elif [ -f "$gpu/dotnet.tar.xz" ] && tar -tJf "$gpu/dotnet.tar.xz" > "$work/list" && grep -q 'Microsoft.AspNetCore.App/' "$work/list"; then
   rm "$work/list"
   tar -xJf "$gpu/dotnet.tar.xz" -C "$work"
   rm -rf "$work"/shared/Microsoft.AspNetCore.App
