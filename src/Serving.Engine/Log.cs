@@ -50,6 +50,6 @@ internal static partial class Log
     public static partial void TensorParallel(ILogger logger, int size, string devices, int heads, int kvHeads, int replicas, int ffn, int vocabRows);
 
     [LoggerMessage(12, LogLevel.Information,
-        "Timed the decode step's matrix products at {Count} (shape, batch size) pairs before the capture: {Chosen} run a cuBLASLt algorithm faster than cuBLAS's default")]
-    public static partial void MatmulsTuned(ILogger logger, int count, int chosen);
+        "Timed the decode step's matrix products at {Count} (shape, batch size) pairs in {Milliseconds} ms before the capture: {Chosen} run a cuBLASLt algorithm faster than cuBLAS's default")]
+    public static partial void MatmulsTuned(ILogger logger, int count, long milliseconds, int chosen);
 }

@@ -39,8 +39,9 @@ internal sealed class MatmulTuning : IDisposable
         _workspace = empty(WorkspaceBytes, ScalarType.Byte, device);
     }
 
-    /// What the last Tune measured, shape by shape.
+    /// What the last Tune measured, shape by shape, and how long it took.
     public IReadOnlyList<TunedMatmul> Results => _results;
+    public TimeSpan TuningTime { get; private set; }
 
     /// Times every shape among <paramref name="weights"/> (the model's linear weights; those of one shape are cycled
     /// through, as a step reads them) at each batch size, and keeps the fastest choice of each. Call on the model's
@@ -48,6 +49,7 @@ internal sealed class MatmulTuning : IDisposable
     public void Tune(IEnumerable<Tensor> weights, IReadOnlyList<int> batchSizes)
     {
         Clear();
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         _batchSizes.AddRange(batchSizes.Distinct().Order());
         var shapes = weights.Where(Takes).GroupBy(w => (N: w.size(0), K: w.size(1), w.dtype));
         foreach (var shape in shapes)
@@ -56,6 +58,7 @@ internal sealed class MatmulTuning : IDisposable
             foreach (var batchSize in _batchSizes)
                 TuneShape(group, shape.Key.N, shape.Key.K, shape.Key.dtype, batchSize);
         }
+        TuningTime = System.Diagnostics.Stopwatch.GetElapsedTime(started);
     }
 
     /// x W^T with the tuned algorithm of x's batch size, or null where TorchSharp's linear is the choice (untuned

@@ -82,9 +82,10 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var freeBefore = gpuMemory.FreeBytes();
         var batchSizes = DecodeGraphs.Buckets(options.MaxNumSeqs);
         model.CaptureDecodeGraphs(cache, batchSizes);
-        Log.MatmulsTuned(logger, model.TunedMatmuls.Count, model.TunedMatmuls.Count(t => t.Chosen));
+        var (tuned, tuningTime) = model.MatmulTuning;
+        Log.MatmulsTuned(logger, tuned.Count, (long)tuningTime.TotalMilliseconds, tuned.Count(t => t.Chosen));
         Log.GraphsCaptured(logger, batchSizes.Count, string.Join(",", batchSizes),
-            (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, (freeBefore - gpuMemory.FreeBytes()) >> 20);
+            (long)(System.Diagnostics.Stopwatch.GetElapsedTime(started) - tuningTime).TotalMilliseconds, (freeBefore - gpuMemory.FreeBytes()) >> 20);
     }
 
     static SamplingDefaults SamplingDefaultsOf(EngineOptions options, LoadedModel model) => options.GenerationConfig switch

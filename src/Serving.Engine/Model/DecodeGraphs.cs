@@ -29,7 +29,9 @@ internal sealed class DecodeGraphs : IDisposable
 
     public PagedKVCache Cache { get; }
     public IReadOnlyList<int> BatchSizes => _graphs.Select(g => g.BatchSize).ToList();
-    public IReadOnlyList<TunedMatmul> TunedMatmuls => _backend.Matmuls?.Results ?? [];
+    /// What the capture's tuning measured (CudaBackend.TuneMatmuls), and how long it took; empty when it did not tune.
+    public (IReadOnlyList<TunedMatmul> Results, TimeSpan Time) MatmulTuning =>
+        _backend.Matmuls is { } tuning ? (tuning.Results, tuning.TuningTime) : ([], TimeSpan.Zero);
 
     /// 1, 2, 4, then multiples of 8, the last one maxNumSeqs itself.
     public static IReadOnlyList<int> Buckets(int maxNumSeqs)
