@@ -32,7 +32,7 @@ internal sealed class Attention : nn.Module
     // x (numTokens, hidden) -> (numTokens, hidden)
     public Tensor Forward(DecoderStep step, Tensor x)
     {
-        var qkv = _qkv.Forward(step, x);                                                // (numTokens, qSize + 2 * kvSize)
+        var qkv = _qkv.Forward(step, x);                                           // (numTokens, qSize + 2 * kvSize)
         if (_queryNorm is not null)
             qkv = step.HeadRmsNorm(qkv, _queryNorm.Weight, _keyNorm!.Weight, _queryNorm.Eps);
         qkv = step.RotaryAndCacheWrite(qkv, _layer);

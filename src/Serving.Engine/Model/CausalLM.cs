@@ -43,12 +43,6 @@ internal sealed class CausalLM : nn.Module
     /// What this rank computes (the whole model's config at one rank).
     public ModelConfig Config => Shard.Config;
 
-    /// The weights a step multiplies by (W of y = x W^T): every linear layer's and the LM head's (the embedding when tied).
-    public IEnumerable<Tensor> LinearWeights()
-    {
-        foreach (var linear in modules().OfType<Linear>()) yield return linear.Weight;
-        if (_lmHead is null) yield return _embedTokens.Weight;
-    }
     /// This rank's part of the model (ModelShard.Whole at one rank).
     public ModelShard Shard { get; }
     public ScalarType Dtype { get; }
@@ -56,6 +50,13 @@ internal sealed class CausalLM : nn.Module
 
     /// (vocab, hidden): the token embedding table.
     public Tensor EmbeddingTable => _embedTokens.Weight;
+
+    /// The weights a step multiplies by (W of y = x W^T): every linear layer's and the LM head's (the embedding when tied).
+    public IEnumerable<Tensor> LinearWeights()
+    {
+        foreach (var linear in modules().OfType<Linear>()) yield return linear.Weight;
+        if (_lmHead is null) yield return _embedTokens.Weight;
+    }
 
     /// Runs one step: logits of the step's LogitRows, or of every new token with allRows: (rows, vocab) float32.
     /// The caller's dispose scope owns the result.
