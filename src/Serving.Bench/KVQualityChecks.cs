@@ -5,9 +5,11 @@ using static TorchSharp.torch;
 namespace Serving.Bench;
 
 /// How far an FP8 KV cache moves the logits from a bfloat16 one on the same weights: Positions compared, the largest
-/// and mean absolute logit difference, and the fraction of positions whose argmax agrees.
+/// and mean absolute logit difference, the fraction of positions whose argmax agrees, and whether the disagreements
+/// are near-ties: the bf16 run's median gap between its two largest logits, the largest such gap at a position whose
+/// argmax flipped, and how often bf16's argmax is among FP8's five largest.
 internal sealed record KVQualityResult(string Case, int Positions, double MaxAbsError, double MeanAbsError, double ArgmaxAgreement,
-    long NonFiniteBf16 = 0, long NonFiniteFp8 = 0);
+    long NonFiniteBf16 = 0, long NonFiniteFp8 = 0, double MedianTopGap = 0, double LargestFlippedGap = 0, double Top5Agreement = 0);
 
 /// The FP8 KV cache's quality on a preset (random weights): every position of a 2048-token random prompt, and the
 /// last 8192 positions of a 32k-token prompt (prefilled in chunks of 8192, the engine's largest step), each run
@@ -27,12 +29,27 @@ internal static class KVQualityChecks
             using var scope = NewDisposeScope();
             var bf16 = LastChunkLogits(model, KVCacheDtype.BFloat16, prompt);
             var fp8 = LastChunkLogits(model, KVCacheDtype.Fp8E4M3, prompt);
-            var difference = (fp8 - bf16).abs();
-            var agree = fp8.argmax(-1).eq(bf16.argmax(-1)).to_type(ScalarType.Float64).mean().item<double>();
-            long NonFinite(Tensor t) => (~t.isfinite()).sum().item<long>();
-            yield return new KVQualityResult($"{preset} {length}-token prompt", (int)bf16.size(0),
-                difference.max().item<float>(), difference.mean().item<float>(), agree, NonFinite(bf16), NonFinite(fp8));
+            yield return Compare($"{preset} {length}-token prompt", bf16, fp8);
         }
+    }
+
+    /// The figures of KVQualityResult for the logits of the same positions (n, vocab) over each pool.
+    public static KVQualityResult Compare(string name, Tensor bf16, Tensor fp8)
+    {
+        using var scope = NewDisposeScope();
+        var (reference, other) = (bf16.to_type(ScalarType.Float64), fp8.to_type(ScalarType.Float64));
+        var difference = (other - reference).abs();
+        var expected = reference.argmax(-1);
+        var agrees = other.argmax(-1).eq(expected);
+        var top2 = reference.topk(2, -1).values;
+        var gap = top2.select(1, 0) - top2.select(1, 1);                                 // (n) bf16's top-1 lead
+        var flippedGaps = gap.masked_select(~agrees);
+        var top5 = other.topk((int)Math.Min(5, other.size(1)), -1).indexes.eq(expected.unsqueeze(1)).any(1);
+        long NonFinite(Tensor t) => (~t.isfinite()).sum().item<long>();
+        return new KVQualityResult(name, (int)bf16.size(0), difference.max().item<double>(), difference.mean().item<double>(),
+            agrees.to_type(ScalarType.Float64).mean().item<double>(), NonFinite(bf16), NonFinite(fp8),
+            gap.median().item<double>(), flippedGaps.numel() == 0 ? 0 : flippedGaps.max().item<double>(),
+            top5.to_type(ScalarType.Float64).mean().item<double>());
     }
 
     // prefill the prompt in chunks into a pool of this dtype; logits of every position of the last chunk, (n, vocab)
