@@ -18,7 +18,8 @@ internal sealed record TunedMatmul(long N, long K, int BatchSize, double TorchMi
 internal sealed class MatmulTuning : IDisposable
 {
     const int CandidatesPerShape = 8;
-    const long WorkspaceBytes = 32L << 20;
+    /// Device memory the tuned products keep for cuBLASLt's workspace (counted beside the decode graphs).
+    public const long WorkspaceBytes = 32L << 20;
     const double MinimumGain = 0.01;     // a cuBLASLt candidate replaces cuBLAS's default only when 1% faster
     const double BytesPerTiming = 2e9;   // a timing reads about this many weight bytes (at least each weight once)
     const int Replays = 3;

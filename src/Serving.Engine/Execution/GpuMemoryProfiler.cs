@@ -44,14 +44,15 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
 
     /// What the decode graphs will hold beside the pool: their shared memory pool is about the largest step's
     /// activations (the largest batch's hidden states, q/k/v, gate/up, logits in the model dtype and float32) plus the
-    /// float32 logits they all write; reserved before the KV pool is sized, the actual figure is logged at capture. One
-    /// rank's: its heads and ffn columns, the whole vocabulary's logits (gathered).
+    /// float32 logits they all write, and the tuned products' cuBLASLt workspace; reserved before the KV pool is sized,
+    /// the actual figure is logged at capture. One rank's: its heads and ffn columns, the whole vocabulary's logits
+    /// (gathered).
     static long GraphMemoryEstimate(LoadedModel model, int maxNumSeqs)
     {
         var (c, vocab) = (model.Shard.Config, model.Config.VocabSize);
         var element = model.Dtype == ScalarType.Float32 ? 4 : 2;
         var perSequence = (4L * c.HiddenSize + c.QSize + 2L * c.KVSize + 3L * c.IntermediateSize) * element + vocab * (element + 8L);
-        return maxNumSeqs * perSequence + (64L << 20);
+        return maxNumSeqs * perSequence + Cuda.MatmulTuning.WorkspaceBytes + (64L << 20);
     }
 
     /// One prefill of numTokens tokens into a throw-away pool: the largest activations a step can need.
