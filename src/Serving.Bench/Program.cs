@@ -64,6 +64,7 @@ root.SetAction(result => new BenchRunner(new BenchOptions
 }).Run());
 root.Add(EngineCommand());
 root.Add(AllReduceBenchmark.Command());
+root.Add(KVLayoutReadBenchmark.Command());
 root.Add(TensorParallelCheck.Command());
 return root.Parse(args).Invoke();
 
