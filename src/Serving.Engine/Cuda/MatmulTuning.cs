@@ -30,7 +30,7 @@ internal sealed class MatmulTuning : IDisposable
     readonly Tensor _workspace;
     readonly List<int> _batchSizes = [];
     readonly Dictionary<(long N, long K, int BatchSize), CublasLt.Algorithm> _chosen = [];
-    readonly Dictionary<(long N, long K, long M, long Ldx, int BatchSize), CublasLt.Problem?> _problems = [];
+    readonly Dictionary<(long N, long K, long M, long Ldx), CublasLt.Problem?> _problems = [];   // M's batch size: the first tuned >= M
     readonly List<TunedMatmul> _results = [];
 
     public MatmulTuning(IntPtr stream, Device device)
@@ -73,7 +73,7 @@ internal sealed class MatmulTuning : IDisposable
         var ldx = m == 1 ? k : x.stride(0);
         var (xPointer, weightPointer) = (TensorPointer.Of(x), TensorPointer.Of(weight));
         if (xPointer % 16 != 0 || ldx % 8 != 0 || weightPointer % 16 != 0) return null;
-        var problem = ProblemFor(n, k, m, ldx, batchSize, x.dtype, algorithm);
+        var problem = ProblemFor(n, k, m, ldx, x.dtype, algorithm);
         if (problem is null) return null;
         var y = empty(m, n, x.dtype, x.device);
         problem.Run(_handle, algorithm, weightPointer, xPointer, TensorPointer.Of(y), TensorPointer.Of(_workspace), WorkspaceBytes, _stream);
@@ -118,7 +118,7 @@ internal sealed class MatmulTuning : IDisposable
         if (chosen)
         {
             _chosen[(n, k, batchSize)] = best!.Value;
-            _problems[(n, k, batchSize, k, batchSize)] = problem;
+            _problems[(n, k, batchSize, k)] = problem;
         }
         else
             problem.Dispose();
@@ -158,11 +158,11 @@ internal sealed class MatmulTuning : IDisposable
         }
     }
 
-    // the problem of M rows laid out ldx apart under the algorithm tuned at batchSize; null when that algorithm does
-    // not take it (cached either way)
-    CublasLt.Problem? ProblemFor(long n, long k, long m, long ldx, int batchSize, ScalarType dtype, CublasLt.Algorithm algorithm)
+    // the problem of M rows laid out ldx apart under the algorithm tuned for M's batch size; null when that algorithm
+    // does not take it (cached either way)
+    CublasLt.Problem? ProblemFor(long n, long k, long m, long ldx, ScalarType dtype, CublasLt.Algorithm algorithm)
     {
-        var key = (n, k, m, ldx, batchSize);
+        var key = (n, k, m, ldx);
         if (_problems.TryGetValue(key, out var problem)) return problem;
         problem = new CublasLt.Problem(CublasLt.DataType(dtype), n, k, m, ldx);
         if (!problem.Accepts(_handle, algorithm, WorkspaceBytes))

@@ -29,9 +29,8 @@ internal sealed class DecodeGraphs : IDisposable
 
     public PagedKVCache Cache { get; }
     public IReadOnlyList<int> BatchSizes => _graphs.Select(g => g.BatchSize).ToList();
-    /// What the capture's tuning measured (CudaBackend.TuneMatmuls), and how long it took; empty when it did not tune.
-    public (IReadOnlyList<TunedMatmul> Results, TimeSpan Time) MatmulTuning =>
-        _backend.Matmuls is { } tuning ? (tuning.Results, tuning.TuningTime) : ([], TimeSpan.Zero);
+    /// The products' tuning the graphs were captured with (CudaBackend.TuneMatmuls); null when the capture did not tune.
+    public MatmulTuning? MatmulTuning => _backend.Matmuls;
 
     /// 1, 2, 4, then multiples of 8, the last one maxNumSeqs itself.
     public static IReadOnlyList<int> Buckets(int maxNumSeqs)
@@ -51,7 +50,7 @@ internal sealed class DecodeGraphs : IDisposable
     public static DecodeGraphs Capture(CausalLM model, CudaBackend backend, PagedKVCache cache, IReadOnlyList<int> batchSizes, int maxContextLength,
         bool tuneMatmuls = true)
     {
-        if (tuneMatmuls) backend.TuneMatmuls(model.LinearWeights(), batchSizes);   // times kernels: before any capture
+        backend.TuneMatmuls(model.LinearWeights(), tuneMatmuls ? batchSizes : []);   // times kernels: before any capture
         backend.Stream.MakeCurrent();
         var largest = batchSizes.Max();
         var logits = zeros(largest, model.Shard.Model.VocabSize, dtype: ScalarType.Float32, device: cache.Device).DetachFromDisposeScope();

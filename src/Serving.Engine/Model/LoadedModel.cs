@@ -90,9 +90,9 @@ public sealed class LoadedModel : IDisposable
     /// The batch sizes of the captured decode graphs (empty before CaptureDecodeGraphs).
     public IReadOnlyList<int> CudaGraphBatchSizes => _graphs?.BatchSizes ?? [];
 
-    /// What the capture timed of the matrix products and how long it took (MatmulTuning; rank 0's under tensor
-    /// parallelism); empty before.
-    internal (IReadOnlyList<Cuda.TunedMatmul> Results, TimeSpan Time) MatmulTuning => _graphs?.MatmulTuning ?? ([], TimeSpan.Zero);
+    /// What the capture timed of the matrix products and how long it took (rank 0's under tensor parallelism); null
+    /// before a capture or when it did not tune.
+    internal Cuda.MatmulTuning? MatmulTuning => _graphs?.MatmulTuning;
 
     /// Bytes of all weights on the device (the embedding table once more when the LM head is untied); one rank's.
     public long WeightBytes => _model.parameters().Sum(p => p.NumberOfElements * p.ElementSize);

@@ -36,11 +36,15 @@ internal sealed class CudaBackend : DecoderBackend
     public MatmulTuning? Matmuls { get; private set; }
 
     /// Times the model's matrix products at these batch sizes (MatmulTuning) so that steps of at most the largest run
-    /// the fastest algorithm of each. On the stream, outside any capture.
+    /// the fastest algorithm of each; with no batch sizes, steps go back to TorchSharp's linear throughout. On the
+    /// stream, outside any capture.
     public void TuneMatmuls(IEnumerable<Tensor> weights, IReadOnlyList<int> batchSizes)
     {
+        Matmuls?.Dispose();
+        Matmuls = null;
+        if (batchSizes.Count == 0) return;
         Stream.MakeCurrent();
-        Matmuls ??= new MatmulTuning(Stream.Handle, Buffers.Device);
+        Matmuls = new MatmulTuning(Stream.Handle, Buffers.Device);
         Matmuls.Tune(weights, batchSizes);
     }
 
