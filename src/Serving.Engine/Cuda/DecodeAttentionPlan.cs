@@ -8,21 +8,30 @@ internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int N
 {
     /// Splits while the blocks of all partitions still run at once (<paramref name="concurrentBlocks"/> on the device;
     /// a sequence's partition takes <paramref name="blocksPerPartition"/> blocks, one per KV head or group of head
-    /// tiles) and partitions stay at least <see cref="MinPartitionTokens"/> long. Measured on the H200 (Serving.Bench
+    /// tiles) and partitions stay at least <paramref name="minPartitionTokens"/> long (see MinPartitionTokensFor). Measured on the H200 (Serving.Bench
     /// --attention-splits): a split pays a partial output per query head and a reduce launch, and buys only idle
     /// multiprocessors; a second wave of blocks, or partitions of a chunk or two per warp, cost more than they hide
     /// (GQA-8 at batch 64, ctx 2048: 4.58 ms unsplit against 4.87 at three partitions; MQA at batch 256: 2.58 against
     /// 3.36). <paramref name="granule"/>: the tokens one block takes at a time (partitions are whole granules).
-    public static DecodeAttentionPlan Create(int numSeqs, int maxContextLength, int blocksPerPartition, int concurrentBlocks, int granule)
+    public static DecodeAttentionPlan Create(int numSeqs, int maxContextLength, int blocksPerPartition, int concurrentBlocks, int granule,
+        int minPartitionTokens = MinPartitionTokens)
     {
         var inOneWave = concurrentBlocks / Math.Max(1, numSeqs * blocksPerPartition);
-        var longEnough = maxContextLength / MinPartitionTokens;
+        var longEnough = maxContextLength / Math.Max(1, minPartitionTokens);
         return Split(numSeqs, maxContextLength, Math.Max(1, Math.Min(inOneWave, longEnough)), granule);
     }
 
     /// The shortest partition a split makes: below it the fixed cost of a block (queries, pipeline start, merge) and of
     /// the reduce outweighs the shorter walk (batch 1, ctx 2048 on the H200: 0.49-0.53 ms for 6 to 32 partitions).
     public const int MinPartitionTokens = 256;
+
+    /// The shortest partition worth making for a KV head of <paramref name="groupSize"/> query heads over a pool of
+    /// <paramref name="cacheElementBytes"/>-byte elements: MinPartitionTokens, or longer where a partition's partial
+    /// output (a float32 row per query head, written by the split and read again by the reduce) would be more than a
+    /// sixteenth of the K and V it reads. Only large groups reach it: MQA (group 32) in bfloat16 splits into partitions
+    /// of 512 tokens or more (H200, batch 64, ctx 2048: 1.01 ms at four partitions, 1.14 ms at six).
+    public static int MinPartitionTokensFor(int groupSize, int cacheElementBytes) =>
+        Math.Max(MinPartitionTokens, 16 * groupSize * sizeof(float) / (2 * cacheElementBytes));
 
     /// About <paramref name="partitions"/> partitions of whole granules (fewer where the granules do not divide), of
     /// the size PartitionSizeFor gives at this context: the one a step uploads, so a graph replaying this split sums in

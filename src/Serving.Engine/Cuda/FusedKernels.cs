@@ -165,7 +165,8 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// concurrentBlocks overrides the blocks the device runs at once (tests steer the split with it).
     public DecodeAttentionPlan PlanDecode(int numDecodes, int maxContextLength, int? concurrentBlocks = null) =>
         DecodeAttentionPlan.Create(numDecodes, maxContextLength, Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead,
-            concurrentBlocks ?? _concurrentAttentionBlocks, _attentionKernel.Granule);
+            concurrentBlocks ?? _concurrentAttentionBlocks, _attentionKernel.Granule,
+            DecodeAttentionPlan.MinPartitionTokensFor(Shape.GroupSize, Shape.CacheDtype.Size));
 
     /// Whether decode attention runs on tensor cores here (see KernelShape.UsesTensorCoreAttention).
     public bool TensorCoreAttention => _attentionKernel.TensorCores;

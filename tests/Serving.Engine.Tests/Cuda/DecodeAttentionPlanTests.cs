@@ -44,9 +44,19 @@ public sealed class DecodeAttentionPlanTests
         var single = DecodeAttentionPlan.Create(1, 2048, blocksPerPartition: 8, concurrentBlocks: 264, granule: 64);
         Assert.Equal((8, 256), (single.NumPartitions, single.PartitionSize));
         Assert.Equal(1, DecodeAttentionPlan.Create(1, 300, blocksPerPartition: 8, concurrentBlocks: 264, granule: 64).NumPartitions);
-        // MQA at batch 64 (one block per sequence and partition, 32-token granules): six partitions fill 396 slots
-        var mqa = DecodeAttentionPlan.Create(64, 2048, blocksPerPartition: 1, concurrentBlocks: 396, granule: 32);
-        Assert.Equal(6, mqa.NumPartitions);
-        Assert.True(64 * mqa.NumPartitions <= 396);
+        // MQA at batch 64 (one block per sequence and partition, 32-token granules): six partitions would fill 396
+        // slots, but partitions of 512 tokens (a sixteenth of their K/V in partial output) stop it at four
+        var mqa = DecodeAttentionPlan.Create(64, 2048, blocksPerPartition: 1, concurrentBlocks: 396, granule: 32,
+            DecodeAttentionPlan.MinPartitionTokensFor(groupSize: 32, cacheElementBytes: 2));
+        Assert.Equal((4, 512), (mqa.NumPartitions, mqa.PartitionSize));
     }
+
+    [Theory]
+    [InlineData(1, 2, 256)]    // MHA
+    [InlineData(4, 2, 256)]    // GQA-8 of Llama-3-8B
+    [InlineData(4, 1, 256)]    // same, FP8 pool
+    [InlineData(32, 2, 512)]   // MQA
+    [InlineData(32, 1, 1024)]  // MQA, FP8 pool
+    public void LargeGroupsSplitIntoLongerPartitions(int groupSize, int cacheElementBytes, int expected) =>
+        Assert.Equal(expected, DecodeAttentionPlan.MinPartitionTokensFor(groupSize, cacheElementBytes));
 }
