@@ -9,6 +9,8 @@ internal sealed record BenchOptions
     /// Compare an FP8 KV cache with a bfloat16 one on the fixtures and on the model (2048-token argmax agreement,
     /// a 32k-token prompt).
     public bool KVQuality { get; init; }
+    /// A text file whose first tokens the FP8 comparison also runs over, for checkpoint folders (their own tokenizer).
+    public string? KVQualityText { get; init; }
     /// Also time decode steps replayed from CUDA graphs captured for the batch sizes measured (path "graph").
     public bool CudaGraphs { get; init; }
     public bool MatmulTuning { get; init; } = true;

@@ -56,7 +56,7 @@ internal sealed class BenchRunner(BenchOptions options)
 
             if (options.KVQuality)
             {
-                foreach (var result in KVQualityChecks.Run(name, options.Dtype, device))
+                foreach (var result in KVQualityChecks.Run(name, options.Dtype, device, options.KVQualityText))
                 {
                     Console.WriteLine($"   kv quality {result.Case}: max |fp8 - bf16| {result.MaxAbsError:E2}, mean {result.MeanAbsError:E2}, argmax agree {result.ArgmaxAgreement:P2} of {result.Positions} (non-finite logits: bf16 {result.NonFiniteBf16}, fp8 {result.NonFiniteFp8})");
                     _kvQuality.Add(result);

@@ -1,5 +1,6 @@
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
+using Serving.Engine.Tokenization;
 using static TorchSharp.torch;
 
 namespace Serving.Bench;
@@ -11,26 +12,38 @@ namespace Serving.Bench;
 internal sealed record KVQualityResult(string Case, int Positions, double MaxAbsError, double MeanAbsError, double ArgmaxAgreement,
     long NonFiniteBf16 = 0, long NonFiniteFp8 = 0, double MedianTopGap = 0, double LargestFlippedGap = 0, double Top5Agreement = 0);
 
-/// The FP8 KV cache's quality on a preset (random weights): every position of a 2048-token random prompt, and the
-/// last 8192 positions of a 32k-token prompt (prefilled in chunks of 8192, the engine's largest step), each run
-/// once over a bfloat16 pool and once over an FP8 pool with scales 1.0 (vLLM's default without calibration).
+/// The FP8 KV cache's quality on a preset or a checkpoint: every position of a 2048-token random prompt (or one as long
+/// as the model takes), the last 8192 positions of 16k- and 32k-token prompts where the model takes them (prefilled in
+/// chunks of 8192, the engine's largest step), and for a checkpoint given a text, every position of the text's first
+/// tokens (trained weights on natural text: random weights and random tokens put many positions at a near-tie). Each
+/// runs once over a bfloat16 pool and once over an FP8 pool with scales 1.0 (vLLM's default without calibration).
 internal static class KVQualityChecks
 {
     const int BlockSize = 16, Chunk = 8192;
 
-    public static IEnumerable<KVQualityResult> Run(string preset, string dtype, Device device)
+    public static IEnumerable<KVQualityResult> Run(string model, string dtype, Device device, string? textPath = null)
     {
-        using var model = ModelLoader.LoadPreset(preset, dtype, device);
+        using var loaded = ModelLoader.Load(model, dtype, device);
+        var maxLength = loaded.Config.MaxContextLength;
         var random = new Random(2048);
-        foreach (var length in new[] { 2048, 16384, 32768 })
+        foreach (var length in new[] { Math.Min(2048, maxLength), 16384, 32768 })
         {
-            if (length > model.Config.MaxContextLength) continue;
-            var prompt = Enumerable.Range(0, length).Select(_ => random.Next(model.Config.VocabSize)).ToArray();
-            using var scope = NewDisposeScope();
-            var bf16 = LastChunkLogits(model, KVCacheDtype.BFloat16, prompt);
-            var fp8 = LastChunkLogits(model, KVCacheDtype.Fp8E4M3, prompt);
-            yield return Compare($"{preset} {length}-token prompt", bf16, fp8);
+            if (length > maxLength) continue;
+            var prompt = Enumerable.Range(0, length).Select(_ => random.Next(loaded.Config.VocabSize)).ToArray();
+            yield return Compare($"{model} {length}-token random prompt", loaded, prompt);
         }
+        if (textPath is not null && Directory.Exists(model))
+        {
+            var tokens = TextTokenizer.Load(model).Encode(File.ReadAllText(textPath));
+            var prompt = tokens.Take(Math.Min(maxLength, Chunk)).ToArray();
+            yield return Compare($"{model} {prompt.Length} tokens of {Path.GetFileName(textPath)}", loaded, prompt);
+        }
+    }
+
+    static KVQualityResult Compare(string name, LoadedModel model, int[] prompt)
+    {
+        using var scope = NewDisposeScope();
+        return Compare(name, LastChunkLogits(model, KVCacheDtype.BFloat16, prompt), LastChunkLogits(model, KVCacheDtype.Fp8E4M3, prompt));
     }
 
     /// The figures of KVQualityResult for the logits of the same positions (n, vocab) over each pool.

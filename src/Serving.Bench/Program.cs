@@ -12,6 +12,7 @@ var noDependentLaunch = new Option<bool>("--no-dependent-launch") { Description 
 var noMatmulTuning = new Option<bool>("--no-matmul-tuning") { Description = "capture graphs with cuBLAS's default algorithms (no timing of cuBLASLt's candidates first)" };
 var linear = new Option<bool>("--linear") { Description = "time the model's linear layers at decode batch sizes, cuBLAS's default and tuned (weight bytes read per second)" };
 var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one (a 2048-token prompt, a 32k-token prompt)" };
+var kvQualityText = new Option<string?>("--kv-quality-text") { Description = "with --kv-quality and a checkpoint folder: also compare over the first tokens of this text file" };
 var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, llama3-70b, tiny-gqa, tiny-mha) or checkpoint folders", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
 var dtype = new Option<string>("--dtype") { Description = "bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
 var device = new Option<string>("--device") { Description = "cuda or cuda:N", DefaultValueFactory = _ => "cuda" };
@@ -29,7 +30,7 @@ var fixtures = new Option<string?>("--fixtures") { Description = "folder of refe
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
 {
-    models, dtype, device, tensorParallel, linear, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, cudaGraphs, noMatmulTuning, noDependentLaunch, profile, attentionSplits, memoryUtilization,
+    models, dtype, device, tensorParallel, linear, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, kvQualityText, cudaGraphs, noMatmulTuning, noDependentLaunch, profile, attentionSplits, memoryUtilization,
 };
 if (Console.IsOutputRedirected)
 {
@@ -41,6 +42,7 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     Models = result.GetValue(models)!,
     KVCacheDtypes = result.GetValue(kvDtypes)!,
     KVQuality = result.GetValue(kvQuality),
+    KVQualityText = result.GetValue(kvQualityText),
     Linear = result.GetValue(linear),
     CudaGraphs = result.GetValue(cudaGraphs),
     MatmulTuning = !result.GetValue(noMatmulTuning),
