@@ -3,6 +3,7 @@
 #   light:    one request at a time, 512-token prompts, 128 out (TTFT, TPOT against the bench's batch-1 step)
 #   saturate: 512 x (1000 + 1000) all at once (against `Serving.Bench engine` with the same shape)
 #   compare:  GQA-8 against the MHA twin at 2048 + 2048, 96 requests at once, each server on 0.45 of the GPU
+#   compare-fp8: GQA-8 with a bf16 KV cache against the same with an FP8 one, 256 x (1000 + 1000) at once, 0.45 each
 # Pack (here): ../shared/gpu/pack.sh src/Serving.Server -p:TorchFlavour=none, then publish src/Serving.LoadGen into
 # .gpu/app too (dotnet publish -c Release -r linux-x64 --self-contained false -p:TorchFlavour=none -o .gpu/app/),
 # drop .gpu/app/DefaultModel/*.safetensors and libSkiaSharp/libHarfBuzzSharp (charts), add .gpu/tokenizer-llama3-8b
@@ -12,9 +13,9 @@
 # Usage (GPU machine, .gpu carried): bash .gpu/gpu-serve-bench.sh light saturate compare
 export DOTNET_ROLL_FORWARD=Major
 run() { bash .gpu/run.sh dotnet "$@"; }
-start() {  # name model port grpc-port memory-fraction
+start() {  # name model port grpc-port memory-fraction [more server flags]
   run .gpu/app/Serving.Server.dll --model "$2" --tokenizer .gpu/tokenizer-llama3-8b --device cuda --dtype bfloat16 \
-    --port "$3" --grpc-port "$4" --gpu-memory-utilization "$5" --max-num-seqs 256 > "$OUT/server-$1.log" 2>&1 &
+    --port "$3" --grpc-port "$4" --gpu-memory-utilization "$5" --max-num-seqs 256 "${@:6}" > "$OUT/server-$1.log" 2>&1 &
   local pid=$!
   for i in $(seq 1 240); do
     curl -sf "http://127.0.0.1:$3/v1/models" > /dev/null && { echo "server $1 up after ${i}s"; return 0; }
@@ -40,6 +41,12 @@ compare)
   start mha llama3-8b-mha 8001 50052 0.45 || exit 1
   lg 420 compare --base-url-a http://127.0.0.1:8000 --base-url-b http://127.0.0.1:8001 --label-a gqa8 --label-b mha \
     --num-prompts 96 --random-input-len 2048 --random-output-len 2048 --ignore-eos --seed 3
+  pkill -f Serving.Server.dll; sleep 3 ;;
+compare-fp8)
+  start bf16 llama3-8b 8000 50051 0.45 || exit 1
+  start fp8 llama3-8b 8001 50052 0.45 --kv-cache-dtype fp8 || exit 1
+  lg 420 compare --base-url-a http://127.0.0.1:8001 --base-url-b http://127.0.0.1:8000 --label-a fp8-kv --label-b bf16-kv \
+    --num-prompts 256 --random-input-len 1000 --random-output-len 1000 --ignore-eos --seed 4
   pkill -f Serving.Server.dll; sleep 3 ;;
 esac
 done
