@@ -10,7 +10,7 @@
 # (a .gpu/dotnet.tar.xz trimmed for the bench lacks ASP.NET Core: delete it before pack.sh, which then packs a whole one)
 # (README of Serving.Bench), copy this script to .gpu/; for the upload to fit beside the ASP.NET Core runtime, move
 # src/Serving.Server/DefaultModel/*.safetensors out of the work tree for the run (and back after).
-# Usage (GPU machine, .gpu carried): bash .gpu/gpu-serve-bench.sh light saturate compare
+# Usage (GPU machine, .gpu carried): bash .gpu/gpu-serve-bench.sh light saturate compare compare-fp8
 export DOTNET_ROLL_FORWARD=Major
 run() { bash .gpu/run.sh dotnet "$@"; }
 start() {  # name model port grpc-port memory-fraction [more server flags]

@@ -5,7 +5,8 @@
 #     nothing on the GPU machine loads (debugger support, VB, System.Data, HTTP/QUIC/mail, data-contract
 #     serialization, LINQ expressions), xz -9;
 #   - app and test folders without what only TorchSharp's optional features (images, TensorBoard, downloads) or the
-#     VSTest host use (Google.Protobuf stays beside the server: its gRPC messages are built on it), their deps.json entries removed with them (the host refuses a manifest naming a missing file).
+#     VSTest host use (Google.Protobuf stays beside the server: its gRPC messages are built on it), their deps.json
+#     entries removed with them (the host refuses a manifest naming a missing file).
 # Checked with the bench (decode, engine), the engine's GPU tests under xunit's console runner, both on the H200.
 # Prints the bytes that will travel. Usage: bash build/trim-gpu-pack.sh
 set -euo pipefail

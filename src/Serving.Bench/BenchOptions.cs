@@ -6,8 +6,8 @@ internal sealed record BenchOptions
     public required IReadOnlyList<string> Models { get; init; }
     /// KV cache dtypes to run each model with (--kv-cache-dtype names: auto, bfloat16, fp8, ...).
     public IReadOnlyList<string> KVCacheDtypes { get; init; } = ["auto"];
-    /// Compare an FP8 KV cache with a bfloat16 one on the fixtures and on the model (2048-token argmax agreement,
-    /// a 32k-token prompt).
+    /// Compare an FP8 KV cache with a bfloat16 one on the model's logits (KVQualityChecks: random prompts of 2048, 16k
+    /// and 32k tokens, as long as the model takes).
     public bool KVQuality { get; init; }
     /// A text file whose first tokens the FP8 comparison also runs over, for checkpoint folders (their own tokenizer).
     public string? KVQualityText { get; init; }

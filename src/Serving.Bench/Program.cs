@@ -11,7 +11,7 @@ var cudaGraphs = new Option<bool>("--cuda-graphs") { Description = "also time de
 var noDependentLaunch = new Option<bool>("--no-dependent-launch") { Description = "launch the fused kernels without programmatic dependent launch (sm_90+)" };
 var noMatmulTuning = new Option<bool>("--no-matmul-tuning") { Description = "capture graphs with cuBLAS's default algorithms (no timing of cuBLASLt's candidates first)" };
 var linear = new Option<bool>("--linear") { Description = "time the model's linear layers at decode batch sizes, cuBLAS's default and tuned (weight bytes read per second)" };
-var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one (a 2048-token prompt, a 32k-token prompt)" };
+var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one on the logits of random prompts (2048, 16k and 32k tokens, as long as the model takes)" };
 var kvQualityText = new Option<string?>("--kv-quality-text") { Description = "with --kv-quality and a checkpoint folder: also compare over the first tokens of this text file" };
 var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, llama3-70b, tiny-gqa, tiny-mha) or checkpoint folders", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
 var dtype = new Option<string>("--dtype") { Description = "bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };

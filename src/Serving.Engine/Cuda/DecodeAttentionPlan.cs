@@ -8,8 +8,8 @@ internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int N
 {
     /// Splits while the blocks of all partitions still run at once (<paramref name="concurrentBlocks"/> on the device;
     /// a sequence's partition takes <paramref name="blocksPerPartition"/> blocks, one per KV head or group of head
-    /// tiles) and partitions stay at least <paramref name="minPartitionTokens"/> long (see MinPartitionTokensFor). Measured on the H200 (Serving.Bench
-    /// --attention-splits): a split pays a partial output per query head and a reduce launch, and buys only idle
+    /// tiles) and partitions stay at least <paramref name="minPartitionTokens"/> long (MinPartitionTokensFor). Measured
+    /// on the H200 (Serving.Bench --attention-splits): a split pays a partial output per query head and a reduce launch, and buys only idle
     /// multiprocessors; a second wave of blocks, or partitions of a chunk or two per warp, cost more than they hide
     /// (GQA-8 at batch 64, ctx 2048: 4.58 ms unsplit against 4.87 at three partitions; MQA at batch 256: 2.58 against
     /// 3.36). <paramref name="granule"/>: the tokens one block takes at a time (partitions are whole granules).
@@ -17,7 +17,7 @@ internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int N
         int minPartitionTokens = MinPartitionTokens)
     {
         var inOneWave = concurrentBlocks / Math.Max(1, numSeqs * blocksPerPartition);
-        var longEnough = maxContextLength / Math.Max(1, minPartitionTokens);
+        var longEnough = maxContextLength / minPartitionTokens;
         return Split(numSeqs, maxContextLength, Math.Max(1, Math.Min(inOneWave, longEnough)), granule);
     }
 
