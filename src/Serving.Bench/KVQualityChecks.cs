@@ -8,9 +8,15 @@ namespace Serving.Bench;
 /// How far an FP8 KV cache moves the logits from a bfloat16 one on the same weights: Positions compared, the largest
 /// and mean absolute logit difference, the fraction of positions whose argmax agrees, and whether the disagreements
 /// are near-ties: the bf16 run's median gap between its two largest logits, the largest such gap at a position whose
-/// argmax flipped, and how often bf16's argmax is among FP8's five largest.
+/// argmax flipped, and how often bf16's argmax is among FP8's five largest. The logits are bfloat16 values (the LM
+/// head's output type), so two tokens often share the largest one exactly (TiedTop: the fraction of positions where
+/// the bf16 run's maximum is held by two or more tokens) and argmax picks the lower index among them;
+/// TopSetAgreement counts a position as agreeing when the two runs' sets of tokens at their maximum share a token, and
+/// WithinRoundingAgreement when FP8's choice has a bf16 logit within one bfloat16 step (of the maximum's magnitude) of
+/// bf16's maximum: closer than the reference's own rounding can tell apart.
 internal sealed record KVQualityResult(string Case, int Positions, double MaxAbsError, double MeanAbsError, double ArgmaxAgreement,
-    long NonFiniteBf16 = 0, long NonFiniteFp8 = 0, double MedianTopGap = 0, double LargestFlippedGap = 0, double Top5Agreement = 0);
+    long NonFiniteBf16 = 0, long NonFiniteFp8 = 0, double MedianTopGap = 0, double LargestFlippedGap = 0, double Top5Agreement = 0,
+    double TiedTop = 0, double TopSetAgreement = 0, double WithinRoundingAgreement = 0);
 
 /// The FP8 KV cache's quality on a preset or a checkpoint: every position of a 2048-token random prompt (or one as long
 /// as the model takes), the last 8192 positions of 16k- and 32k-token prompts where the model takes them (prefilled in
@@ -58,11 +64,19 @@ internal static class KVQualityChecks
         var gap = top2.select(1, 0) - top2.select(1, 1);                                 // (n) bf16's top-1 lead
         var flippedGaps = gap.masked_select(~agrees);
         var top5 = other.topk((int)Math.Min(5, other.size(1)), -1).indexes.eq(expected.unsqueeze(1)).any(1);
+        var (referenceTop, otherTop) = (reference.eq(top2.select(1, 0).unsqueeze(1)), other.eq(other.amax([-1L], keepdim: true)));
+        var tiedTop = referenceTop.sum(-1).gt(1);
+        var topSetsMeet = (referenceTop & otherTop).any(-1);
+        var best = top2.select(1, 0);                                                    // (n) bf16's largest logit
+        var step = pow(2.0, best.abs().clamp_min(1e-30).log2().floor() - 7);            // a bfloat16 step at that magnitude
+        var chosen = reference.gather(1, other.argmax(-1).unsqueeze(1)).squeeze(1);      // bf16's logit of FP8's choice
+        var withinRounding = chosen.ge(best - step);
         long NonFinite(Tensor t) => (~t.isfinite()).sum().item<long>();
         return new KVQualityResult(name, (int)bf16.size(0), difference.max().item<double>(), difference.mean().item<double>(),
             agrees.to_type(ScalarType.Float64).mean().item<double>(), NonFinite(bf16), NonFinite(fp8),
             gap.median().item<double>(), flippedGaps.numel() == 0 ? 0 : flippedGaps.max().item<double>(),
-            top5.to_type(ScalarType.Float64).mean().item<double>());
+            top5.to_type(ScalarType.Float64).mean().item<double>(), tiedTop.to_type(ScalarType.Float64).mean().item<double>(),
+            topSetsMeet.to_type(ScalarType.Float64).mean().item<double>(), withinRounding.to_type(ScalarType.Float64).mean().item<double>());
     }
 
     // prefill the prompt in chunks into a pool of this dtype; logits of every position of the last chunk, (n, vocab)

@@ -70,12 +70,12 @@ internal static class ReportWriter
         }
 
         var quality = new Table().Title("FP8 KV cache against a bfloat16 one (same bf16 weights)")
-            .AddColumns("case", "positions", "max |logit diff|", "mean |logit diff|", "argmax agreement", "in FP8's top 5",
-                "median bf16 top-2 gap", "largest gap that flipped");
+            .AddColumns("case", "positions", "max |logit diff|", "mean |logit diff|", "argmax agreement", "top tokens shared", "within a bf16 step",
+                "bf16 top tied", "in FP8's top 5", "median bf16 top-2 gap", "largest gap that flipped");
         foreach (var q in report.KVQuality)
         {
             quality.AddRow(Markup.Escape(q.Case), $"{q.Positions}", $"{q.MaxAbsError:F4}", $"{q.MeanAbsError:F4}", $"{q.ArgmaxAgreement:P2}",
-                $"{q.Top5Agreement:P2}", $"{q.MedianTopGap:F4}", $"{q.LargestFlippedGap:F4}");
+                $"{q.TopSetAgreement:P2}", $"{q.WithinRoundingAgreement:P2}", $"{q.TiedTop:P2}", $"{q.Top5Agreement:P2}", $"{q.MedianTopGap:F4}", $"{q.LargestFlippedGap:F4}");
         }
 
         AnsiConsole.Write(decode);

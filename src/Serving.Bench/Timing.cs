@@ -5,15 +5,21 @@ using static TorchSharp.torch;
 namespace Serving.Bench;
 
 /// Wall-clock timing of device work: synchronize, run, synchronize, so each sample covers the whole queued
-/// work. Warm-up runs first (kernel compilation, allocator growth, cuBLAS handles stay out of the numbers);
-/// the median of the samples is reported.
+/// work. Warm-up runs first (kernel compilation, allocator growth, cuBLAS handles stay out of the numbers), on a GPU
+/// for at least <see cref="GpuWarmup"/>: a GPU idle for a moment (the host building the next shape) lowers its
+/// clocks, and a few 5 ms steps do not bring them back (H200: the first batch-1 shape of a run measured 7.4 ms against
+/// 5.0-5.3 later). The median of the samples is reported.
 internal static class Timing
 {
+    static readonly TimeSpan GpuWarmup = TimeSpan.FromMilliseconds(300);
+
     public static double MedianMilliseconds(Action action, int warmup, int samples, bool cuda)
     {
-        for (var i = 0; i < warmup; i++)
+        var warming = Stopwatch.GetTimestamp();
+        for (var i = 0; i < warmup || (cuda && Stopwatch.GetElapsedTime(warming) < GpuWarmup); i++)
         {
             action();
+            Synchronize(cuda);                              // so the warm-up's time is the device's
         }
 
         var times = new double[samples];
