@@ -86,11 +86,15 @@ struct __align__(16) vec_t { elem_t v[VEC]; };
 
 // Programmatic dependent launch (sm_90+; FusedKernels launches every kernel with it there): a kernel's blocks may be
 // scheduled while the kernel before it on the stream drains its last blocks, and wait here, before reading or writing
-// anything, until that kernel has finished and its writes are visible. Every kernel below starts with it. A no-op
-// for a kernel launched without the attribute, and compiled out below sm_90.
+// anything, until that kernel has finished and its writes are visible. Then the kernel lets the next one be scheduled
+// the same way: that takes effect once every block of this one has passed here (its last wave), so the next kernel's
+// blocks take the multiprocessors this one leaves and are ready the moment it ends; since a kernel lets its successor
+// in only after its own wait, at most one kernel waits ahead. Every kernel below starts with it. A no-op for a kernel
+// launched without the attribute (the next kernel, cuBLAS's, then starts as usual), compiled out below sm_90.
 __device__ __forceinline__ void wait_for_previous_kernel() {
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
 
@@ -210,9 +214,11 @@ __device__ void write_kv_row(const elem_t* row, int num_heads, int num_kv_heads,
 
 // ---------------------------------------------------------------------------------------------------
 // RoPE on q and k of the fused QKV output (in place, rotate-half layout over the first ROTARY_DIM dimensions
-// of each head, as in Hugging Face Llama and Phi-3), then the rotated k and v written into the paged pool at
-// each token's slot (write_kv_row). One block per token, a thread per rotated pair (up to 1024): the pairs are
-// independent, and a block that loops over them waits on one global load after another.
+// of each head, as in Hugging Face Llama and Phi-3), and the token's k and v written into the paged pool at its slot
+// as write_kv_row writes them (the same values, bit for bit). One block per token, a thread per rotated pair (up to
+// 1024): the pairs are independent, and a block that loops over them waits on one global load after another. A
+// thread that rotates a pair of k writes it to the pool from its registers; v and k's unrotated dimensions are
+// copied by a second loop that touches nothing the first writes, so neither waits for the other.
 //   qkv        (numTokens, qkv_stride) holding [q: numHeads*D | k: numKVHeads*D | v: numKVHeads*D]
 //   positions, slots (numTokens) int32; a negative slot writes nothing to the pool (rotation only)
 //   cos, sin   (maxPositions, ROTARY_DIM/2) float32;  scales: this layer's [k_scale, v_scale]
@@ -228,6 +234,8 @@ extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, in
     elem_t* row = qkv + (long)blockIdx.x * qkv_stride;
     const int pos = positions[blockIdx.x];
     const int slot = slots == nullptr ? -1 : slots[blockIdx.x];
+    const long kv_row = (long)slot * num_kv_heads * HEAD_DIM;   // the slot's (numKVHeads, D) rows in the pool
+    const float k_inv = slot < 0 ? 0.f : 1.f / scales[0];
     const float* c_row = cos + (long)pos * half;
     const float* s_row = sin + (long)pos * half;
     const int rotated_pairs = (num_heads + num_kv_heads) * half;
@@ -236,12 +244,23 @@ extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, in
         elem_t* x = row + head * HEAD_DIM;
         const float c = rnd(c_row[i]), s = rnd(s_row[i]);
         const float x1 = to_f(x[i]), x2 = to_f(x[i + half]);
-        x[i] = from_f(rnd(x1 * c) - rnd(x2 * s));
-        x[i + half] = from_f(rnd(x2 * c) + rnd(x1 * s));
+        const elem_t r1 = from_f(rnd(x1 * c) - rnd(x2 * s)), r2 = from_f(rnd(x2 * c) + rnd(x1 * s));
+        x[i] = r1;
+        x[i + half] = r2;
+        if (slot >= 0 && head >= num_heads) {
+            cache_t* k = k_cache + kv_row + (head - num_heads) * HEAD_DIM;
+            k[i] = from_float<cache_t>(to_f(r1) * k_inv);
+            k[i + half] = from_float<cache_t>(to_f(r2) * k_inv);
+        }
     }
     if (slot < 0) return;
-    __syncthreads();                               // k is rotated before it is copied
-    write_kv_row(row, num_heads, num_kv_heads, slot, scales, k_cache, v_cache);
+    const elem_t* k_src = row + num_heads * HEAD_DIM;
+    const elem_t* v_src = k_src + num_kv_heads * HEAD_DIM;
+    const float v_inv = 1.f / scales[1];
+    for (int c = threadIdx.x; c < num_kv_heads * HEAD_DIM; c += blockDim.x) {
+        v_cache[kv_row + c] = from_float<cache_t>(to_f(v_src[c]) * v_inv);
+        if (c % HEAD_DIM >= ROTARY_DIM) k_cache[kv_row + c] = from_float<cache_t>(to_f(k_src[c]) * k_inv);
+    }
 }
 
 // The K/V write alone, for rows rope_kv_write already rotated (the step that calibrates FP8 scales rotates, measures
