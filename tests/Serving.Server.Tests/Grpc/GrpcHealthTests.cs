@@ -48,9 +48,10 @@ public sealed class GrpcHealthTests
         Assert.Equal(ServingStatus.Serving, await NextStatusAsync(watch));
         Assert.Equal(ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest { Service = Api })).Status);
 
-        // Eight sequences one at a time outlast --shutdown-timeout 1: the drain aborts what is left.
+        // Sixteen sequences (the most n takes) of 240 tokens one at a time outlast --shutdown-timeout 1: the drain aborts
+        // what is left. (Eight did not always: a quiet 2-core machine once generated all 1,920 tokens within the second.)
         var longRequest = GenerateResult.Greedy(240);
-        longRequest.Sampling.N = 8;
+        longRequest.Sampling.N = 16;
         var running = GenerateResult.ReadAsync(generation, longRequest);
         await WaitUntilAsync(() => running.IsCompleted || app.Services.GetRequiredService<Serving.Engine.ILlmEngine>().GetStats().RunningRequests == 1);
         if (running.IsCompleted) await running;
