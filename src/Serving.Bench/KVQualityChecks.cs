@@ -58,25 +58,24 @@ internal static class KVQualityChecks
         using var scope = NewDisposeScope();
         var (reference, other) = (bf16.to_type(ScalarType.Float64), fp8.to_type(ScalarType.Float64));
         var difference = (other - reference).abs();
-        var expected = reference.argmax(-1);
-        var agrees = other.argmax(-1).eq(expected);
+        var (expected, choice) = (reference.argmax(-1), other.argmax(-1));
+        var agrees = choice.eq(expected);
         var top2 = reference.topk(2, -1).values;
-        var gap = top2.select(1, 0) - top2.select(1, 1);                                 // (n) bf16's top-1 lead
+        var best = top2.select(1, 0);                                                    // (n) bf16's largest logit
+        var gap = best - top2.select(1, 1);                                              // (n) bf16's top-1 lead
         var flippedGaps = gap.masked_select(~agrees);
         var top5 = other.topk((int)Math.Min(5, other.size(1)), -1).indexes.eq(expected.unsqueeze(1)).any(1);
-        var (referenceTop, otherTop) = (reference.eq(top2.select(1, 0).unsqueeze(1)), other.eq(other.amax([-1L], keepdim: true)));
-        var tiedTop = referenceTop.sum(-1).gt(1);
-        var topSetsMeet = (referenceTop & otherTop).any(-1);
-        var best = top2.select(1, 0);                                                    // (n) bf16's largest logit
+        var referenceTop = reference.eq(best.unsqueeze(1));                              // (n, vocab) tokens at bf16's maximum
+        var otherTop = other.eq(other.amax([-1L], keepdim: true));
         var step = pow(2.0, best.abs().clamp_min(1e-30).log2().floor() - 7);            // a bfloat16 step at that magnitude
-        var chosen = reference.gather(1, other.argmax(-1).unsqueeze(1)).squeeze(1);      // bf16's logit of FP8's choice
-        var withinRounding = chosen.ge(best - step);
+        var withinRounding = reference.gather(1, choice.unsqueeze(1)).squeeze(1).ge(best - step);
         long NonFinite(Tensor t) => (~t.isfinite()).sum().item<long>();
+        static double Fraction(Tensor mask) => mask.to_type(ScalarType.Float64).mean().item<double>();
         return new KVQualityResult(name, (int)bf16.size(0), difference.max().item<double>(), difference.mean().item<double>(),
-            agrees.to_type(ScalarType.Float64).mean().item<double>(), NonFinite(bf16), NonFinite(fp8),
+            Fraction(agrees), NonFinite(bf16), NonFinite(fp8),
             gap.median().item<double>(), flippedGaps.numel() == 0 ? 0 : flippedGaps.max().item<double>(),
-            top5.to_type(ScalarType.Float64).mean().item<double>(), tiedTop.to_type(ScalarType.Float64).mean().item<double>(),
-            topSetsMeet.to_type(ScalarType.Float64).mean().item<double>(), withinRounding.to_type(ScalarType.Float64).mean().item<double>());
+            Fraction(top5), TiedTop: Fraction(referenceTop.sum(-1).gt(1)), TopSetAgreement: Fraction((referenceTop & otherTop).any(-1)),
+            WithinRoundingAgreement: Fraction(withinRounding));
     }
 
     // prefill the prompt in chunks into a pool of this dtype; logits of every position of the last chunk, (n, vocab)
