@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Connections;
 using Serving.Server.Generation;
 using System.Net;
 using Serving.Engine;
@@ -74,6 +75,8 @@ public static class ServerApp
     {
         services.AddSingleton(options);
         services.AddSingleton<ConnectionLimit>();
+        services.AddSingleton<AcceptGate>();
+        services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<AcceptGate>());
         services.AddSingleton(sp => engineFactory(options.ToEngineOptions(), sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<ServingState>();
         services.AddSingleton<ServingContext>();

@@ -7,7 +7,8 @@ namespace Serving.Server.Connections;
 /// can never take the process to its file-descriptor limit (where it died, or its listener stopped accepting
 /// for good). A connection over the cap is closed as soon as it is accepted, which frees its descriptor at
 /// once. Shedding is logged once when it starts and then at most every ten seconds with a count, never per
-/// connection. Idle connections are closed by Kestrel after --timeout-keep-alive (ServerApp).
+/// connection. Idle connections are closed by Kestrel after --timeout-keep-alive (ServerApp). AcceptGate bounds the
+/// connections accepted and not yet closed, so closing that lags a flood cannot reach the descriptor limit either.
 internal sealed class ConnectionLimit(ServerOptions options, ILogger<ConnectionLimit> logger)
 {
     static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(10);
