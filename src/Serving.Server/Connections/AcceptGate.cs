@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 namespace Serving.Server.Connections;
 
 /// Kestrel's socket transport with back-pressure: a listener accepts a connection only while fewer than Ceiling of
-/// the connections it accepted are still open (their socket closed, ConnectionClosed fired), so a flood faster than the
+/// the connections accepted are still open (until the transport fires their ConnectionClosed), so a flood faster than the
 /// server can shed waits in the kernel's accept queue instead of taking the process's file descriptors. ConnectionLimit
 /// still closes connections over --max-connections as they arrive; Ceiling leaves half as many again for those being
 /// closed (on a busy 2-core machine their closing lagged their arrival by hundreds and a 1500-connection flood took the
