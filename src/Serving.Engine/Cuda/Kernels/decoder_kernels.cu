@@ -198,17 +198,22 @@ extern "C" __global__ void head_rms_norm(elem_t* qkv, int qkv_stride, int num_he
 
 // ---------------------------------------------------------------------------------------------------
 // K and v rows of the fused QKV output written into the paged pool at the token's slot, converted to the pool's
-// element type: stored = value / scale (scales = this layer's [k_scale, v_scale]; 1 for float pools).
+// element type: stored = value / scale (scales = this layer's [k_scale, v_scale]; 1 for float pools). The dimensions
+// of each k head below first_k_dim are left out (rope_kv_write stores its rotated ones itself).
 // ---------------------------------------------------------------------------------------------------
+__device__ __forceinline__ cache_t to_pool(elem_t x, float inv_scale) { return from_float<cache_t>(to_f(x) * inv_scale); }
+
+__device__ __forceinline__ long pool_row(int slot, int num_kv_heads) { return (long)slot * num_kv_heads * HEAD_DIM; }
+
 __device__ void write_kv_row(const elem_t* row, int num_heads, int num_kv_heads, int slot, const float* __restrict__ scales,
-                             cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache) {
+                             cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache, int first_k_dim) {
     const elem_t* k_src = row + num_heads * HEAD_DIM;
     const elem_t* v_src = k_src + num_kv_heads * HEAD_DIM;
-    const long kv_row = (long)slot * num_kv_heads * HEAD_DIM;
+    const long kv_row = pool_row(slot, num_kv_heads);
     const float k_inv = 1.f / scales[0], v_inv = 1.f / scales[1];
     for (int c = threadIdx.x; c < num_kv_heads * HEAD_DIM; c += blockDim.x) {
-        k_cache[kv_row + c] = from_float<cache_t>(to_f(k_src[c]) * k_inv);
-        v_cache[kv_row + c] = from_float<cache_t>(to_f(v_src[c]) * v_inv);
+        if (c % HEAD_DIM >= first_k_dim) k_cache[kv_row + c] = to_pool(k_src[c], k_inv);
+        v_cache[kv_row + c] = to_pool(v_src[c], v_inv);
     }
 }
 
@@ -217,8 +222,8 @@ __device__ void write_kv_row(const elem_t* row, int num_heads, int num_kv_heads,
 // of each head, as in Hugging Face Llama and Phi-3), and the token's k and v written into the paged pool at its slot
 // as write_kv_row writes them (the same values, bit for bit). One block per token, a thread per rotated pair (up to
 // 1024): the pairs are independent, and a block that loops over them waits on one global load after another. A
-// thread that rotates a pair of k writes it to the pool from its registers; v and k's unrotated dimensions are
-// copied by a second loop that touches nothing the first writes, so neither waits for the other.
+// thread that rotates a pair of k writes it to the pool from its registers; write_kv_row then copies v and k's
+// unrotated dimensions, which the rotation does not touch, so no barrier sits between the two.
 //   qkv        (numTokens, qkv_stride) holding [q: numHeads*D | k: numKVHeads*D | v: numKVHeads*D]
 //   positions, slots (numTokens) int32; a negative slot writes nothing to the pool (rotation only)
 //   cos, sin   (maxPositions, ROTARY_DIM/2) float32;  scales: this layer's [k_scale, v_scale]
@@ -234,8 +239,7 @@ extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, in
     elem_t* row = qkv + (long)blockIdx.x * qkv_stride;
     const int pos = positions[blockIdx.x];
     const int slot = slots == nullptr ? -1 : slots[blockIdx.x];
-    const long kv_row = (long)slot * num_kv_heads * HEAD_DIM;   // the slot's (numKVHeads, D) rows in the pool
-    const float k_inv = slot < 0 ? 0.f : 1.f / scales[0];
+    const float k_inv = 1.f / scales[0];
     const float* c_row = cos + (long)pos * half;
     const float* s_row = sin + (long)pos * half;
     const int rotated_pairs = (num_heads + num_kv_heads) * half;
@@ -248,19 +252,12 @@ extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, in
         x[i] = r1;
         x[i + half] = r2;
         if (slot >= 0 && head >= num_heads) {
-            cache_t* k = k_cache + kv_row + (head - num_heads) * HEAD_DIM;
-            k[i] = from_float<cache_t>(to_f(r1) * k_inv);
-            k[i + half] = from_float<cache_t>(to_f(r2) * k_inv);
+            cache_t* k = k_cache + pool_row(slot, num_kv_heads) + (head - num_heads) * HEAD_DIM;
+            k[i] = to_pool(r1, k_inv);
+            k[i + half] = to_pool(r2, k_inv);
         }
     }
-    if (slot < 0) return;
-    const elem_t* k_src = row + num_heads * HEAD_DIM;
-    const elem_t* v_src = k_src + num_kv_heads * HEAD_DIM;
-    const float v_inv = 1.f / scales[1];
-    for (int c = threadIdx.x; c < num_kv_heads * HEAD_DIM; c += blockDim.x) {
-        v_cache[kv_row + c] = from_float<cache_t>(to_f(v_src[c]) * v_inv);
-        if (c % HEAD_DIM >= ROTARY_DIM) k_cache[kv_row + c] = from_float<cache_t>(to_f(k_src[c]) * k_inv);
-    }
+    if (slot >= 0) write_kv_row(row, num_heads, num_kv_heads, slot, scales, k_cache, v_cache, ROTARY_DIM);
 }
 
 // The K/V write alone, for rows rope_kv_write already rotated (the step that calibrates FP8 scales rotates, measures
@@ -270,7 +267,7 @@ extern "C" __global__ void __launch_bounds__(1024) kv_write(const elem_t* qkv, i
                                     cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache) {
     wait_for_previous_kernel();
     const int slot = slots[blockIdx.x];
-    if (slot >= 0) write_kv_row(qkv + (long)blockIdx.x * qkv_stride, num_heads, num_kv_heads, slot, scales, k_cache, v_cache);
+    if (slot >= 0) write_kv_row(qkv + (long)blockIdx.x * qkv_stride, num_heads, num_kv_heads, slot, scales, k_cache, v_cache, 0);
 }
 
 // Rows of the pool gathered into a dense tensor in the model's element type, dequantized: out[i] = pool[slots[i]] *
