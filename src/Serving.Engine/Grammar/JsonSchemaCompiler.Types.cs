@@ -26,8 +26,6 @@ internal sealed partial class JsonSchemaCompiler
         ["ipv4"] = @"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)",
     };
 
-    public static IReadOnlyCollection<string> SupportedFormats => Formats.Keys;
-
     /// Declared properties in order (required ones must appear), then, when additionalProperties allows
     /// it, more members with any other key. After the first member each later one is ", member" or
     /// absent, so optional properties cost no blow-up: First(i) picks the first member present.

@@ -36,8 +36,6 @@ internal sealed class SoakClient : IAsyncDisposable
         _grpc = new Generation.GenerationClient(_channel);
     }
 
-    public bool HasGrpc => _grpc is not null;
-
     public Task<SoakOutcome> SendAsync(SoakRequest request, CancellationToken cancellationToken) =>
         request.IsGrpc ? SendGrpcAsync(request, cancellationToken) : SendHttpAsync(request, cancellationToken);
 

@@ -19,8 +19,6 @@ internal sealed class ServingState
         _ = NotifyWhenDoneAsync(engine.Completion);
     }
 
-    public bool IsDraining => _draining;
-
     public bool IsReady => !_draining && _engine.State == EngineState.Ready;
 
     /// The engine loop is alive (loading, serving or draining); false once it faulted or stopped unasked.

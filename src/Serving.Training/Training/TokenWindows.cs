@@ -38,9 +38,6 @@ internal sealed class TokenWindows : IDisposable
         }
     }
 
-    /// Windows that Sequential yields: predicted tokens = windows x length.
-    public int NumSequentialWindows(int length, int maxWindows) => (int)Math.Min(maxWindows, NumTokens / (length + 1));
-
     // starts (batch) -> (batch, width): rows of consecutive tokens
     Tensor Gather(long[] starts, int width)
     {

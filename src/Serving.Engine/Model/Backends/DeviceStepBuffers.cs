@@ -36,7 +36,6 @@ internal sealed class DeviceStepBuffers : IDisposable
     /// Counts reallocations: what a step captured under one generation reads is gone after the next.
     public int Generation { get; private set; }
     public int MaxTokens => _tokens;
-    public int MaxSeqs => _seqs;
     public int MaxBlocksPerSeq => _width;
 
     /// Makes room for steps of this size (growing never shrinks); true when the buffers moved.
