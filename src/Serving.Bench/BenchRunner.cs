@@ -58,7 +58,10 @@ internal sealed class BenchRunner(BenchOptions options)
             {
                 foreach (var result in KVQualityChecks.Run(name, options.Dtype, device, options.KVQualityText))
                 {
-                    Console.WriteLine($"   kv quality {result.Case}: max |fp8 - bf16| {result.MaxAbsError:E2}, mean {result.MeanAbsError:E2}, argmax agree {result.ArgmaxAgreement:P2} of {result.Positions}, top tokens shared {result.TopSetAgreement:P2} (bf16 top tied at {result.TiedTop:P2}), within a bf16 step {result.WithinRoundingAgreement:P2} (non-finite logits: bf16 {result.NonFiniteBf16}, fp8 {result.NonFiniteFp8})");
+                    Console.WriteLine($"   kv quality {result.Case}: max |fp8 - bf16| {result.MaxAbsError:E2}, mean {result.MeanAbsError:E2}, "
+                        + $"argmax agree {result.ArgmaxAgreement:P2} of {result.Positions}, top tokens shared {result.TopSetAgreement:P2} "
+                        + $"(bf16 top tied at {result.TiedTop:P2}), within a bf16 step {result.WithinRoundingAgreement:P2} "
+                        + $"(non-finite logits: bf16 {result.NonFiniteBf16}, fp8 {result.NonFiniteFp8})");
                     _kvQuality.Add(result);
                 }
             }
