@@ -1,8 +1,9 @@
 namespace Serving.Engine.Cuda;
 
 /// The decode attention kernel a shape runs and how it is launched: its name, threads per block, dynamic shared
-/// memory, blocks per KV head (query heads are the rows of 16-row MMA tiles, up to four tiles per block) and the tokens
-/// a block takes at a time (the granule of the context partitions).
+/// memory, blocks per KV head (query heads are the rows of 16-row MMA tiles, up to four tiles per block; a group of up
+/// to 8 heads is one tile's worth, held as MMA columns) and the tokens a block takes at a time (the granule of the
+/// context partitions).
 internal sealed record DecodeAttentionKernel(string Name, bool TensorCores, uint Threads, uint SharedBytes, int BlocksPerKVHead, int Granule)
 {
     public static DecodeAttentionKernel For(KernelShape shape, int computeCapability) =>

@@ -13,6 +13,8 @@
 //   and score it against their own tile, so a group of up to 64 query heads reads its KV head once (MQA's 32 heads
 //   are two tiles of one block). Each warp keeps its own running max / sum / output; at the end the streams' results
 //   of a tile are merged through shared memory (as paged_attention_reduce merges partitions).
+//   Groups of up to 8 query heads (TOKEN_ROWS) swap the roles: the chunk's tokens are the MMA rows and the heads
+//   its columns (WarpColumns, below attend_chunk), so no MMA row is padding; the block and its streams are the same.
 //
 // Per 16-token chunk, per warp:
 //   S (16 heads x 16 tokens)  = Q (16 x HEAD_DIM) . K^T      HEAD_DIM/16 x 2 MMAs, Q in registers for the whole run
@@ -42,6 +44,7 @@
 #define BLOCK_TILES (HEAD_TILES >= 4 ? 4 : HEAD_TILES >= 2 ? 2 : 1)   // tiles of one decode block (DecodeAttentionKernel)
 #define STREAMS (MMA_WARPS / BLOCK_TILES)                            // chunk streams of one decode block
 #define TILE_GROUPS ((HEAD_TILES + BLOCK_TILES - 1) / BLOCK_TILES)  // decode blocks per KV head
+#define TOKEN_ROWS (GROUP_SIZE <= 8)                                 // decode with tokens as MMA rows (see WarpColumns)
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 
@@ -66,6 +69,11 @@ typedef f16_t mma_t;
 #define Q_HI 8
 #define OUT_DIM(n, c) ((n) * 8 + (c))
 #define FRAGMENT_COLUMN(d) (d)
+#endif
+#if TOKEN_ROWS
+#define MERGE_COLUMN(d) (d)                                 // where a decode warp leaves dimension d of its output
+#else
+#define MERGE_COLUMN(d) FRAGMENT_COLUMN(d)
 #endif
 
 // the K/V chunks in flight of one warp (decode) or one block (prefill)
@@ -369,6 +377,149 @@ __device__ __forceinline__ void attend_chunk(const MmaChunkStages& stages, int s
     accumulate_chunk(stages.v[stage], pa, rows, lane);
 }
 
+#if TOKEN_ROWS
+// Decode for groups of up to 8 query heads: the chunk's 16 tokens are the MMA's rows and the group's heads its 8
+// columns, so no MMA row is padding (16-row head tiles would leave half or more of every MMA empty):
+//   S^T (16 tokens x 8 heads)  = K (16 x HEAD_DIM) . Q^T        HEAD_DIM/16 MMAs, Q^T fragments in registers
+//   P^T = exp2(S^T - m), one m per head (column)
+//   O^T (HEAD_DIM x 8 heads)  += V^T (HEAD_DIM x 16) . P^T      HEAD_DIM/16 MMAs, P^T from S^T's accumulators by movmatrix
+// Lane (g, t) holds heads 2t and 2t + 1 (columns); its rows are tokens g and g + 8 of S^T, and two head dimensions of
+// each 16-row tile of O^T (OUT_ROW_DIM). FP8 fragments pair bytes as in the head-tile layout (see the file's header),
+// the K bytes of a lane now being the A fragment's rows g and g + 8.
+struct WarpColumns {
+    unsigned int qb[HEAD_DIM / 16][2];                      // B fragments of Q^T: head g, MMA kk's dimensions
+    float o[HEAD_DIM / 16][4];                              // O^T tile mt: dims OUT_ROW_DIM(mt, g, 0 / 1) x heads 2t, 2t + 1
+    float m[2], l[2];                                       // heads 2t and 2t + 1 (l: this lane's tokens only, until summed)
+};
+
+#if CACHE_TYPE == 3
+#define OUT_ROW_DIM(mt, g, hi) ((g) * (HEAD_DIM / 8) + 2 * (mt) + (hi))
+#else
+#define OUT_ROW_DIM(mt, g, hi) ((mt) * 16 + (g) + 8 * (hi))
+#endif
+
+__device__ __forceinline__ unsigned int transpose_8x8(unsigned int x) {   // an 8 x 8 matrix of 16-bit values, warp-wide
+    unsigned int y;
+    asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+    return y;
+}
+
+// Query head g's fragments (zero past the group); output, max and sum empty.
+__device__ __forceinline__ void start_columns(WarpColumns& c, const elem_t* q, bool has, int t) {
+#pragma unroll
+    for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
+        const int d = Q_DIM(kk, t);
+        c.qb[kk][0] = has ? query_pair(q + d) : 0u;
+        c.qb[kk][1] = has ? query_pair(q + d + Q_HI) : 0u;
+    }
+#pragma unroll
+    for (int mt = 0; mt < HEAD_DIM / 16; mt++) c.o[mt][0] = c.o[mt][1] = c.o[mt][2] = c.o[mt][3] = 0.f;
+    c.m[0] = c.m[1] = NEG_INF;
+    c.l[0] = c.l[1] = 0.f;
+}
+
+// S^T for the chunk staged at k: s[0], s[1] token g, heads 2t, 2t + 1; s[2], s[3] token g + 8.
+__device__ __forceinline__ void score_columns(const cache_t* k, const WarpColumns& c, float (&s)[4], int lane) {
+#if CACHE_TYPE == 3
+    const int g = lane >> 2, t = lane & 3;
+    unsigned int k0[HEAD_DIM / 16], k8[HEAD_DIM / 16];
+    load_words(k0, k + g * STAGE_ROW + t * (HEAD_DIM / 4));
+    load_words(k8, k + (g + 8) * STAGE_ROW + t * (HEAD_DIM / 4));
+#pragma unroll
+    for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
+        unsigned int a[4];
+        e4m3x4_to_f16x2(k0[kk], a[0], a[2]);
+        e4m3x4_to_f16x2(k8[kk], a[1], a[3]);
+        mma_16816(s, a, c.qb[kk][0], c.qb[kk][1]);
+    }
+#else
+    // ldmatrix row addresses: token (lane / 8 % 2) 8 + lane % 8, dimensions (lane / 16) 8
+    const mma_t* ks = reinterpret_cast<const mma_t*>(k);
+    const int a_row = ((lane >> 3) & 1) * 8 + (lane & 7), a_col = (lane >> 4) * 8;
+#pragma unroll
+    for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
+        unsigned int a[4];
+        ldmatrix_x4(a, ks + a_row * STAGE_ROW + kk * 16 + a_col);
+        mma_16816(s, a, c.qb[kk][0], c.qb[kk][1]);
+    }
+#endif
+}
+
+// O^T += V^T P^T for the chunk staged at v; b0, b1: P^T's B fragments (tokens 0-7, 8-15).
+__device__ __forceinline__ void accumulate_columns(const cache_t* v, unsigned int b0, unsigned int b1, WarpColumns& c, int lane) {
+#if CACHE_TYPE == 3
+    // lane (g, t) reads bytes [g HEAD_DIM/8, (g + 1) HEAD_DIM/8) of tokens 2t, 2t + 1, 2t + 8, 2t + 9: bytes 2mt and
+    // 2mt + 1 are tile mt's rows g and g + 8
+    const int g = lane >> 2, t = lane & 3;
+    unsigned int v0[HEAD_DIM / 32], v1[HEAD_DIM / 32], v8[HEAD_DIM / 32], v9[HEAD_DIM / 32];
+    const cache_t* column = v + g * (HEAD_DIM / 8);
+    load_words(v0, column + (2 * t) * STAGE_ROW);
+    load_words(v1, column + (2 * t + 1) * STAGE_ROW);
+    load_words(v8, column + (2 * t + 8) * STAGE_ROW);
+    load_words(v9, column + (2 * t + 9) * STAGE_ROW);
+#pragma unroll
+    for (int w = 0; w < HEAD_DIM / 32; w++) {
+        unsigned int a[2][4];                               // tiles 2w and 2w + 1
+        e4m3x4_to_f16x2(__byte_perm(v0[w], v1[w], 0x5140), a[0][0], a[0][1]);
+        e4m3x4_to_f16x2(__byte_perm(v0[w], v1[w], 0x7362), a[1][0], a[1][1]);
+        e4m3x4_to_f16x2(__byte_perm(v8[w], v9[w], 0x5140), a[0][2], a[0][3]);
+        e4m3x4_to_f16x2(__byte_perm(v8[w], v9[w], 0x7362), a[1][2], a[1][3]);
+        mma_16816(c.o[2 * w], a[0], b0, b1);
+        mma_16816(c.o[2 * w + 1], a[1], b0, b1);
+    }
+#else
+    // ldmatrix.trans row addresses: token (lane / 16) 8 + lane % 8, dimensions (lane / 8 % 2) 8
+    const mma_t* vs = reinterpret_cast<const mma_t*>(v);
+    const int v_row = (lane >> 4) * 8 + (lane & 7), v_col = ((lane >> 3) & 1) * 8;
+#pragma unroll
+    for (int mt = 0; mt < HEAD_DIM / 16; mt++) {
+        unsigned int a[4];
+        ldmatrix_x4_trans(a, vs + v_row * STAGE_ROW + mt * 16 + v_col);
+        mma_16816(c.o[mt], a, b0, b1);
+    }
+#endif
+}
+
+// One 16-token chunk of a decode stream for the group's heads: online softmax per head in log2 units, tokens at or
+// past `end` masked.
+__device__ __forceinline__ void attend_chunk_columns(const MmaChunkStages& stages, int stage, WarpColumns& c, float score_scale,
+                                                     int first, int end, int lane) {
+    const int g = lane >> 2;
+    float s[4] = {0.f, 0.f, 0.f, 0.f};
+    score_columns(stages.k[stage], c, s, lane);
+
+    float chunk_max[2] = {NEG_INF, NEG_INF};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        s[i] = first + g + (i >> 1) * 8 < end ? s[i] * score_scale : NEG_INF;
+        chunk_max[i & 1] = fmaxf(chunk_max[i & 1], s[i]);
+    }
+    float alpha[2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+#pragma unroll
+        for (int mask = 4; mask < 32; mask <<= 1) chunk_max[h] = fmaxf(chunk_max[h], __shfl_xor_sync(0xffffffffu, chunk_max[h], mask));
+        const float m_new = fmaxf(c.m[h], chunk_max[h]);   // finite: every chunk of a stream holds a token
+        alpha[h] = fast_exp2(c.m[h] - m_new);
+        c.m[h] = m_new;
+        c.l[h] *= alpha[h];
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        s[i] = fast_exp2(s[i] - c.m[i & 1]);
+        c.l[i & 1] += s[i];
+    }
+#pragma unroll
+    for (int mt = 0; mt < HEAD_DIM / 16; mt++) {
+        c.o[mt][0] *= alpha[0]; c.o[mt][1] *= alpha[1];
+        c.o[mt][2] *= alpha[0]; c.o[mt][3] *= alpha[1];
+    }
+    // P^T's B fragments: S^T's accumulators hold (token g, heads 2t, 2t + 1), the B layout wants (tokens 2t, 2t + 1,
+    // head g): the transpose of each 8 x 8 half
+    accumulate_columns(stages.v[stage], transpose_8x8(pack2(s[0], s[1])), transpose_8x8(pack2(s[2], s[3])), c, lane);
+}
+#endif
+
 // Same arguments and outputs as paged_decode_attention. Grid: (numKVHeads x TILE_GROUPS, numDecodes, numPartitions);
 // block: MMA_WARPS warps; dynamic shared memory: max(STREAMS x MmaChunkStages, MmaMergeShared).
 extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attention_mma(
@@ -396,10 +547,16 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
     const int* table = block_tables + (long)seq * max_blocks_per_seq;
     const float score_scale = scale * kv_scales[0] * LOG2E, v_scale = kv_scales[1];
 
+#if TOKEN_ROWS
+    // the warp's columns: the group's query heads (lane (g, t) loads head g's fragments; zero past the group)
+    WarpColumns warp_columns;
+    start_columns(warp_columns, q + (long)row * q_stride + (long)(block_first_head + g) * HEAD_DIM, g < rows, t);
+#else
     // the warp's rows: its tile's query heads g and g + 8 (zero queries past the group)
     WarpRows warp_rows;
     const elem_t* q0 = q + (long)row * q_stride + (long)(block_first_head + block_tile * MMA_ROWS + g) * HEAD_DIM;
     start_rows(warp_rows, q0, q0 + 8 * HEAD_DIM, g < rows, g + 8 < rows, t);
+#endif
 
     // chunk j of this stream starts at token begin + (stream + j STREAMS) MMA_CHUNK
     const int stream_first = begin + stream * MMA_CHUNK, step = STREAMS * MMA_CHUNK;
@@ -420,14 +577,34 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
         cp_async_commit();
         asm volatile("cp.async.wait_group %0;\n" :: "n"(MMA_STAGES - 1) : "memory");   // this thread's part of chunk j landed
         sync_stream(stream);                                // ... and every part of it
+#if TOKEN_ROWS
+        attend_chunk_columns(ws, stage, warp_columns, score_scale, stream_first + j * step, end, lane);
+#else
         attend_chunk(ws, stage, warp_rows, score_scale, stream_first + j * step, end, end, lane);
+#endif
         sync_stream(stream);                                // the stage may be refilled
     }
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 
-    sum_row_groups(warp_rows);
+    // each warp's output, max and sum per head into shared memory, o in MERGE_COLUMN order
     __syncthreads();                                        // every warp is done with its stages
     MmaMergeShared& merge = *reinterpret_cast<MmaMergeShared*>(shared_bytes);
+#if TOKEN_ROWS
+#pragma unroll
+    for (int h = 0; h < 2; h++)
+#pragma unroll
+        for (int mask = 4; mask < 32; mask <<= 1) warp_columns.l[h] += __shfl_xor_sync(0xffffffffu, warp_columns.l[h], mask);
+#pragma unroll
+    for (int mt = 0; mt < HEAD_DIM / 16; mt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            merge.o[warp][(2 * t + (i & 1)) * HEAD_DIM + OUT_ROW_DIM(mt, g, i >> 1)] = warp_columns.o[mt][i];
+    if (g == 0) {
+        merge.m[warp][2 * t] = warp_columns.m[0]; merge.l[warp][2 * t] = warp_columns.l[0];
+        merge.m[warp][2 * t + 1] = warp_columns.m[1]; merge.l[warp][2 * t + 1] = warp_columns.l[1];
+    }
+#else
+    sum_row_groups(warp_rows);
 #pragma unroll
     for (int n = 0; n < HEAD_DIM / 8; n++) {
         const int c = n * 8 + 2 * t;
@@ -440,6 +617,7 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
         merge.m[warp][g] = warp_rows.m[0]; merge.l[warp][g] = warp_rows.l[0];
         merge.m[warp][g + 8] = warp_rows.m[1]; merge.l[warp][g + 8] = warp_rows.l[1];
     }
+#endif
     __syncthreads();
 
     // row r of the block is row r % 16 of tile r / 16, held by warps (stream, tile) = (s, r / 16) for every stream s
@@ -463,7 +641,7 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
 
     for (int idx = threadIdx.x; idx < block_rows * HEAD_DIM; idx += MMA_WARPS * 32) {
         const int r = idx / HEAD_DIM, d = idx % HEAD_DIM, head = block_first_head + r;
-        const int tile = r / MMA_ROWS, tile_row = r % MMA_ROWS, column = tile_row * HEAD_DIM + FRAGMENT_COLUMN(d);
+        const int tile = r / MMA_ROWS, tile_row = r % MMA_ROWS, column = tile_row * HEAD_DIM + MERGE_COLUMN(d);
         const float m_all = merge.m_all[r], l_all = merge.l_all[r];
         float o_all = 0.f;
 #pragma unroll
