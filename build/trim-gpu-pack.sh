@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes .gpu/ (from ../shared/gpu/pack.sh and build/pack-gpu-tests.sh) small enough to travel to the GPU machine
-# beside the tracked tree (64 MiB in all; the embedded default model alone is 31 MB of it):
+# Makes .gpu/ (from ../shared/gpu/pack.sh, build/pack-gpu-tests.sh and build/pack-gpu-ab.sh) small enough to travel
+# to the GPU machine beside the tracked tree (64 MiB in all; the embedded default model alone is 31 MB of it):
 #   - the .NET runtime without ASP.NET Core (kept, with HTTP, when .gpu/app holds the server) and without assemblies
 #     nothing on the GPU machine loads (debugger support, VB, System.Data, HTTP/QUIC/mail, data-contract
 #     serialization, LINQ expressions), xz -9;
@@ -29,7 +29,7 @@ elif [ -f "$gpu/dotnet.tar.xz" ] && tar -tJf "$gpu/dotnet.tar.xz" > "$work/list"
   (cd "$work" && tar -cf - . | xz -9 -T0 > "$gpu/dotnet.tar.xz")
 fi
 
-for dir in "$gpu/app" "$gpu/tests"; do
+for dir in "$gpu/app" "$gpu/app-base" "$gpu/tests"; do
   [ -d "$dir" ] || continue
   # the server's gRPC messages are Google.Protobuf types; elsewhere only TensorBoard's event files use it
   protobuf=Google.Protobuf.dll
