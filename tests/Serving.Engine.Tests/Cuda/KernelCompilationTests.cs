@@ -23,6 +23,7 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
     [InlineData("bfloat16", "fp8", 128, 32, 8, 90)]       // its FP8 pool (CUDA 11.8's ptxas takes e4m3 from sm_90; 12.x from sm_89)
     [InlineData("bfloat16", "auto", 128, 64, 8, 80)]      // GQA-8 on an A100
     [InlineData("float16", "auto", 64, 8, 8, 90)]         // MHA, head dim 64
+    [InlineData("bfloat16", "auto", 128, 28, 4, 90)]      // Qwen2.5-7B: 7 heads per KV head, the MMA's columns
     [InlineData("bfloat16", "auto", 128, 32, 1, 90)]      // MQA: two 16-row head tiles in one block
     [InlineData("bfloat16", "fp8", 128, 32, 1, 90)]       // MQA over FP8
     [InlineData("float16", "fp8", 96, 32, 8, 90)]         // FP8 fragments in 8- and 4-byte words

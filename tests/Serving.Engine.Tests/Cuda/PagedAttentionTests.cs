@@ -26,6 +26,7 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
     [InlineData(32, 8, 128, 1000, "bfloat16")]
     [InlineData(64, 8, 128, 1000, "bfloat16")]  // GQA-8: a half-full MMA tile
     [InlineData(8, 8, 64, 1000, "bfloat16")]
+    [InlineData(28, 4, 128, 1000, "bfloat16")]  // 7 heads per KV head (Qwen2.5-7B): an odd number of MMA columns
     [InlineData(32, 1, 128, 1, "bfloat16")]     // MQA: two head tiles per KV head
     [InlineData(40, 2, 96, 1000, "bfloat16")]   // 20 heads per KV head: a ragged second tile, head dim 96
     [InlineData(48, 1, 128, 1000, "bfloat16")]  // three tiles: two blocks, the second with a warp of no rows
@@ -35,6 +36,7 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
     [InlineData(32, 1, 128, 1000, "fp8")]
     [InlineData(32, 4, 96, 1000, "fp8")]        // FP8 fragments read in 8- and 4-byte words
     [InlineData(16, 2, 64, 1, "fp8")]
+    [InlineData(12, 2, 64, 1000, "fp8")]        // 6 heads per KV head (Qwen2.5-1.5B)
     public void MatchesFloat64Attention(int numHeads, int numKVHeads, int headDim, int concurrentBlocks, string dtype)
     {
         var (modelDtype, cacheDtype) = dtype switch
