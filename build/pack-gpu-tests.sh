@@ -4,8 +4,9 @@
 # runner. Then, on that machine, with .gpu carried:
 #   SERVING_FIXTURES=$PWD/.gpu/fixtures DOTNET_ROLL_FORWARD=Major \
 #     bash .gpu/run.sh dotnet .gpu/tests/xunit.console.dll .gpu/tests/Serving.Engine.Tests.dll -namespace Serving.Engine.Tests.Cuda
-# (copy ../shared/fixtures into .gpu/fixtures first; then bash build/trim-gpu-pack.sh, so that .gpu/ fits beside the
-# tracked tree). CI has no GPU: there the [GpuFact] tests skip themselves.
+# The fixtures travel as .gpu/fixtures, copied here from $SERVING_FIXTURES or ../shared/fixtures (without them the
+# fixture tests fail to open their files). Then bash build/trim-gpu-pack.sh, so that .gpu/ fits beside the tracked
+# tree. CI has no GPU: there the [GpuFact] tests skip themselves.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 out=$root/.gpu/tests
@@ -21,4 +22,7 @@ PROJ
 dotnet restore "$runner/runner.csproj" >/dev/null
 cp "${NUGET_PACKAGES:-$HOME/.nuget/packages}"/xunit.runner.console/2.4.1/tools/netcoreapp2.0/* "$out/"
 rm -rf "$runner" "$out"/CodeCoverage "$out"/*.pdb
-du -sh "$out"
+fixtures=${SERVING_FIXTURES:-$root/../shared/fixtures}
+rm -rf "$root/.gpu/fixtures"
+if [ -d "$fixtures" ]; then cp -r "$fixtures" "$root/.gpu/fixtures"; else echo "no fixtures at $fixtures: the fixture tests will fail"; fi
+du -sh "$out" "$root/.gpu/fixtures" 2> /dev/null
