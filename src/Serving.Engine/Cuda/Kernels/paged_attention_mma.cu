@@ -276,9 +276,15 @@ __device__ __forceinline__ void score_chunk(const cache_t* k, const WarpRows& ro
     }
 }
 
-// O += P V for the chunk staged at v. Lane (g, t) reads bytes [g HEAD_DIM/8, (g + 1) HEAD_DIM/8) of rows 2t, 2t + 1
-// (its b0: tokens 2t, 2t + 1) and 2t + 8, 2t + 9 (b1); byte j of them belongs to n-tile j.
-__device__ __forceinline__ void accumulate_chunk(const cache_t* v, const unsigned int (&pa)[4], WarpRows& rows, int lane) {
+// The bytes of an FP8 V chunk lane (g, t) reads: [g HEAD_DIM/8, (g + 1) HEAD_DIM/8) of tokens 2t, 2t + 1, 2t + 8 and
+// 2t + 9, two tokens' bytes side by side in a word (token a's byte i, token b's byte i, a's i + 1, b's i + 1): word w
+// of low01 holds bytes 4w and 4w + 1 of tokens 2t and 2t + 1, high01 bytes 4w + 2 and 4w + 3; low89 and high89 the
+// same of tokens 2t + 8 and 2t + 9. Both decode layouts take their V fragments from these words.
+struct VBytePairs {
+    unsigned int low01[HEAD_DIM / 32], high01[HEAD_DIM / 32], low89[HEAD_DIM / 32], high89[HEAD_DIM / 32];
+};
+
+__device__ __forceinline__ void load_v_byte_pairs(const cache_t* v, VBytePairs& p, int lane) {
     const int g = lane >> 2, t = lane & 3;
     unsigned int v0[HEAD_DIM / 32], v1[HEAD_DIM / 32], v8[HEAD_DIM / 32], v9[HEAD_DIM / 32];
     const cache_t* column = v + g * (HEAD_DIM / 8);
@@ -288,14 +294,25 @@ __device__ __forceinline__ void accumulate_chunk(const cache_t* v, const unsigne
     load_words(v9, column + (2 * t + 9) * STAGE_ROW);
 #pragma unroll
     for (int w = 0; w < HEAD_DIM / 32; w++) {
-        // bytes i of two rows side by side: (row a byte i, row b byte i, row a byte i + 1, row b byte i + 1)
-        const unsigned int low01 = __byte_perm(v0[w], v1[w], 0x5140), high01 = __byte_perm(v0[w], v1[w], 0x7362);
-        const unsigned int low89 = __byte_perm(v8[w], v9[w], 0x5140), high89 = __byte_perm(v8[w], v9[w], 0x7362);
+        p.low01[w] = __byte_perm(v0[w], v1[w], 0x5140);
+        p.high01[w] = __byte_perm(v0[w], v1[w], 0x7362);
+        p.low89[w] = __byte_perm(v8[w], v9[w], 0x5140);
+        p.high89[w] = __byte_perm(v8[w], v9[w], 0x7362);
+    }
+}
+
+// O += P V for the chunk staged at v: the byte pairs of tokens 2t, 2t + 1 are this lane's b0, of 2t + 8, 2t + 9 its
+// b1; byte j of a token's HEAD_DIM/8 belongs to n-tile j.
+__device__ __forceinline__ void accumulate_chunk(const cache_t* v, const unsigned int (&pa)[4], WarpRows& rows, int lane) {
+    VBytePairs p;
+    load_v_byte_pairs(v, p, lane);
+#pragma unroll
+    for (int w = 0; w < HEAD_DIM / 32; w++) {
         unsigned int b0[4], b1[4];
-        e4m3x4_to_f16x2(low01, b0[0], b0[1]);
-        e4m3x4_to_f16x2(high01, b0[2], b0[3]);
-        e4m3x4_to_f16x2(low89, b1[0], b1[1]);
-        e4m3x4_to_f16x2(high89, b1[2], b1[3]);
+        e4m3x4_to_f16x2(p.low01[w], b0[0], b0[1]);
+        e4m3x4_to_f16x2(p.high01[w], b0[2], b0[3]);
+        e4m3x4_to_f16x2(p.low89[w], b1[0], b1[1]);
+        e4m3x4_to_f16x2(p.high89[w], b1[2], b1[3]);
 #pragma unroll
         for (int i = 0; i < 4; i++) mma_16816(rows.o[4 * w + i], pa, b0[i], b1[i]);
     }
@@ -448,22 +465,17 @@ __device__ __forceinline__ void score_columns(const cache_t* k, const WarpColumn
 // O^T += V^T P^T for the chunk staged at v; b0, b1: P^T's B fragments (tokens 0-7, 8-15).
 __device__ __forceinline__ void accumulate_columns(const cache_t* v, unsigned int b0, unsigned int b1, WarpColumns& c, int lane) {
 #if CACHE_TYPE == 3
-    // lane (g, t) reads bytes [g HEAD_DIM/8, (g + 1) HEAD_DIM/8) of tokens 2t, 2t + 1, 2t + 8, 2t + 9: bytes 2mt and
-    // 2mt + 1 are tile mt's rows g and g + 8
-    const int g = lane >> 2, t = lane & 3;
-    unsigned int v0[HEAD_DIM / 32], v1[HEAD_DIM / 32], v8[HEAD_DIM / 32], v9[HEAD_DIM / 32];
-    const cache_t* column = v + g * (HEAD_DIM / 8);
-    load_words(v0, column + (2 * t) * STAGE_ROW);
-    load_words(v1, column + (2 * t + 1) * STAGE_ROW);
-    load_words(v8, column + (2 * t + 8) * STAGE_ROW);
-    load_words(v9, column + (2 * t + 9) * STAGE_ROW);
+    // the same byte pairs as accumulate_chunk's: bytes 2mt and 2mt + 1 of a token's HEAD_DIM/8 are tile mt's rows g
+    // and g + 8
+    VBytePairs p;
+    load_v_byte_pairs(v, p, lane);
 #pragma unroll
     for (int w = 0; w < HEAD_DIM / 32; w++) {
         unsigned int a[2][4];                               // tiles 2w and 2w + 1
-        e4m3x4_to_f16x2(__byte_perm(v0[w], v1[w], 0x5140), a[0][0], a[0][1]);
-        e4m3x4_to_f16x2(__byte_perm(v0[w], v1[w], 0x7362), a[1][0], a[1][1]);
-        e4m3x4_to_f16x2(__byte_perm(v8[w], v9[w], 0x5140), a[0][2], a[0][3]);
-        e4m3x4_to_f16x2(__byte_perm(v8[w], v9[w], 0x7362), a[1][2], a[1][3]);
+        e4m3x4_to_f16x2(p.low01[w], a[0][0], a[0][1]);
+        e4m3x4_to_f16x2(p.high01[w], a[1][0], a[1][1]);
+        e4m3x4_to_f16x2(p.low89[w], a[0][2], a[0][3]);
+        e4m3x4_to_f16x2(p.high89[w], a[1][2], a[1][3]);
         mma_16816(c.o[2 * w], a[0], b0, b1);
         mma_16816(c.o[2 * w + 1], a[1], b0, b1);
     }
