@@ -259,13 +259,20 @@ __device__ __forceinline__ void e4m3x4_to_f16x2(unsigned int w, unsigned int& lo
         : "=r"(lo), "=r"(hi) : "r"(w));
 }
 
-// S = Q K^T for the chunk staged at k: s[0] tokens 0..7, s[1] tokens 8..15. Lane (g, t) reads bytes
-// [t HEAD_DIM/4, (t + 1) HEAD_DIM/4) of rows g and g + 8; word kk of them is the B fragment of MMA kk.
-__device__ __forceinline__ void score_chunk(const cache_t* k, const WarpRows& rows, float (&s)[2][4], int lane) {
+// The bytes of an FP8 K chunk lane (g, t) reads: [t HEAD_DIM/4, (t + 1) HEAD_DIM/4) of tokens g (k0) and g + 8 (k8);
+// word kk of them holds the four dimensions MMA kk takes from this lane (see the file's header).
+__device__ __forceinline__ void load_k_words(const cache_t* k, unsigned int (&k0)[HEAD_DIM / 16], unsigned int (&k8)[HEAD_DIM / 16],
+                                             int lane) {
     const int g = lane >> 2, t = lane & 3;
-    unsigned int k0[HEAD_DIM / 16], k8[HEAD_DIM / 16];
     load_words(k0, k + g * STAGE_ROW + t * (HEAD_DIM / 4));
     load_words(k8, k + (g + 8) * STAGE_ROW + t * (HEAD_DIM / 4));
+}
+
+// S = Q K^T for the chunk staged at k: s[0] tokens 0..7, s[1] tokens 8..15; word kk of a token's K words is the B
+// fragment of MMA kk.
+__device__ __forceinline__ void score_chunk(const cache_t* k, const WarpRows& rows, float (&s)[2][4], int lane) {
+    unsigned int k0[HEAD_DIM / 16], k8[HEAD_DIM / 16];
+    load_k_words(k, k0, k8, lane);
 #pragma unroll
     for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
         unsigned int b0, b1;
@@ -438,10 +445,9 @@ __device__ __forceinline__ void start_columns(WarpColumns& c, const elem_t* q, b
 // S^T for the chunk staged at k: s[0], s[1] token g, heads 2t, 2t + 1; s[2], s[3] token g + 8.
 __device__ __forceinline__ void score_columns(const cache_t* k, const WarpColumns& c, float (&s)[4], int lane) {
 #if CACHE_TYPE == 3
-    const int g = lane >> 2, t = lane & 3;
+    // word kk of token g's K words is the A fragment's row g of MMA kk, token g + 8's its row g + 8
     unsigned int k0[HEAD_DIM / 16], k8[HEAD_DIM / 16];
-    load_words(k0, k + g * STAGE_ROW + t * (HEAD_DIM / 4));
-    load_words(k8, k + (g + 8) * STAGE_ROW + t * (HEAD_DIM / 4));
+    load_k_words(k, k0, k8, lane);
 #pragma unroll
     for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
         unsigned int a[4];
