@@ -23,19 +23,25 @@ internal static class RandomWeights
     public const double TrainingInitStd = 0.02;
 
     /// The initialisation training starts from, as transformers' LlamaPreTrainedModel does: every matrix and the
-    /// embeddings N(0, 0.02²), norm weights 1, biases 0; one device (training does not shard), the seeded default
-    /// generator.
+    /// embeddings N(0, 0.02²), norm weights 1, biases 0; one device (training does not shard). On the CPU a generator
+    /// of its own, seeded (the values the seeded default generator gives, but nothing another thread draws or seeds
+    /// meanwhile, an engine starting beside it for one, can move them); CUDA tensors refuse a CPU generator, so there
+    /// the default ones, seeded.
     public static void FillForTraining(CausalLM model, long seed)
     {
         using var noGrad = no_grad();
         lock (Drawing)
         {
-            manual_seed(seed);
-            if (model.Device.type == DeviceType.CUDA) cuda.manual_seed_all(seed);
+            using var generator = model.Device.type == DeviceType.CPU ? new Generator((ulong)seed) : null;
+            if (generator is null)
+            {
+                manual_seed(seed);
+                if (model.Device.type == DeviceType.CUDA) cuda.manual_seed_all(seed);
+            }
             foreach (var (name, parameter) in model.named_parameters())
             {
                 if (name.EndsWith("norm.weight", StringComparison.Ordinal)) parameter.fill_(1.0);
-                else if (parameter.dim() == 2) parameter.normal_(0.0, TrainingInitStd);
+                else if (parameter.dim() == 2) parameter.normal_(0.0, TrainingInitStd, generator);
                 else parameter.zero_();
             }
         }
