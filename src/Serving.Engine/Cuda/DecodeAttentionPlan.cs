@@ -12,7 +12,8 @@ internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int N
     /// Measured on the H200 (Serving.Bench --attention-splits): a split pays a partial output per query head and a
     /// reduce launch, and buys only idle multiprocessors; a second wave of blocks, or partitions of a chunk or two per
     /// warp, cost more than they hide (GQA-8 at batch 64, ctx 2048: 4.58 ms unsplit against 4.87 at three partitions;
-    /// MQA at batch 256: 2.58 against 3.36). <paramref name="granule"/>: the tokens one block takes at a time (partitions are whole granules).
+    /// MQA at batch 256: 2.58 against 3.36). <paramref name="granule"/>: the tokens one block takes at a time
+    /// (partitions are whole granules).
     public static DecodeAttentionPlan Create(int numSeqs, int maxContextLength, int blocksPerPartition, int concurrentBlocks, int granule,
         int minPartitionTokens = MinPartitionTokens)
     {

@@ -442,6 +442,14 @@ __device__ __forceinline__ void start_columns(WarpColumns& c, const elem_t* q, b
     c.l[0] = c.l[1] = 0.f;
 }
 
+// The whole sum of each head: the eight lanes of its column (one per token row group g) hold parts of it.
+__device__ __forceinline__ void sum_column_groups(WarpColumns& c) {
+#pragma unroll
+    for (int h = 0; h < 2; h++)
+#pragma unroll
+        for (int mask = 4; mask < 32; mask <<= 1) c.l[h] += __shfl_xor_sync(0xffffffffu, c.l[h], mask);
+}
+
 // S^T for the chunk staged at k: s[0], s[1] token g, heads 2t, 2t + 1; s[2], s[3] token g + 8.
 __device__ __forceinline__ void score_columns(const cache_t* k, const WarpColumns& c, float (&s)[4], int lane) {
 #if CACHE_TYPE == 3
@@ -608,10 +616,7 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
     __syncthreads();                                        // every warp is done with its stages
     MmaMergeShared& merge = *reinterpret_cast<MmaMergeShared*>(shared_bytes);
 #if TOKEN_ROWS
-#pragma unroll
-    for (int h = 0; h < 2; h++)
-#pragma unroll
-        for (int mask = 4; mask < 32; mask <<= 1) warp_columns.l[h] += __shfl_xor_sync(0xffffffffu, warp_columns.l[h], mask);
+    sum_column_groups(warp_columns);
 #pragma unroll
     for (int mt = 0; mt < HEAD_DIM / 16; mt++)
 #pragma unroll
