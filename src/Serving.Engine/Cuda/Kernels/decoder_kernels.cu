@@ -87,14 +87,19 @@ struct __align__(16) vec_t { elem_t v[VEC]; };
 // Programmatic dependent launch (sm_90+; FusedKernels launches every kernel with it there): a kernel's blocks may be
 // scheduled while the kernel before it on the stream drains its last blocks, and wait here, before reading or writing
 // anything, until that kernel has finished and its writes are visible. Then the kernel lets the next one be scheduled
-// the same way: that takes effect once every block of this one has passed here (its last wave), so the next kernel's
-// blocks take the multiprocessors this one leaves and are ready the moment it ends; since a kernel lets its successor
-// in only after its own wait, at most one kernel waits ahead. Every kernel below starts with it. A no-op for a kernel
-// launched without the attribute (the next kernel, cuBLAS's, then starts as usual), compiled out below sm_90.
-__device__ __forceinline__ void wait_for_previous_kernel() {
+// the same way (let_next_in): that takes effect once every block of this one has passed here (its last wave), so the
+// next kernel's blocks take the multiprocessors this one leaves and are ready the moment it ends; since a kernel lets
+// its successor in only after its own wait, at most one kernel waits ahead. Every kernel below starts with it. A no-op
+// for a kernel launched without the attribute (the next kernel, cuBLAS's, then starts as usual), compiled out below
+// sm_90. Decode attention is not let in early (rotary + KV write, attention and the partitions' reduce pass false):
+// its blocks, scheduled while the kernel before them still holds multiprocessors, piled onto the free ones (three to
+// an SM for MQA's) instead of spreading over all of them, and a grid of one wave or less then ran on fewer SMs. H200,
+// MQA at batch 64 / ctx 2048, attention alone: 1.14-1.15 ms let in early at its planned 4 partitions, 1.00 not (1.62
+// against 1.14 over 2); GQA-8's steps the same either way (results/h200-1204e-attention-placed-evenly.md).
+__device__ __forceinline__ void wait_for_previous_kernel(bool let_next_in = true) {
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    if (let_next_in) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
 
@@ -234,7 +239,7 @@ extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, in
                                          const float* __restrict__ cos, const float* __restrict__ sin,
                                          const float* __restrict__ scales,
                                          cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache) {
-    wait_for_previous_kernel();
+    wait_for_previous_kernel(/*let_next_in*/ false);         // decode attention follows
     const int half = ROTARY_DIM / 2;
     elem_t* row = qkv + (long)blockIdx.x * qkv_stride;
     const int pos = positions[blockIdx.x];

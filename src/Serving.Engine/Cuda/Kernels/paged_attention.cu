@@ -168,7 +168,7 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
         const int* __restrict__ block_tables, int max_blocks_per_seq, const int* __restrict__ context_lens,
         int block_size, const int* __restrict__ partition_size_ptr, float scale, const float* __restrict__ kv_scales,
         elem_t* __restrict__ out, float* __restrict__ part_out, float* __restrict__ part_ml) {
-    wait_for_previous_kernel();
+    wait_for_previous_kernel(/*let_next_in*/ false);
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     AttentionShared& s = *reinterpret_cast<AttentionShared*>(shared_bytes);
     const int kv_head = blockIdx.x, item = blockIdx.y, part = blockIdx.z;
@@ -227,7 +227,7 @@ extern "C" __global__ void paged_attention_reduce(const float* __restrict__ part
                                                   const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
                                                   const int* __restrict__ context_lens, const int* __restrict__ partition_size_ptr,
                                                   int num_partitions, elem_t* __restrict__ out) {
-    wait_for_previous_kernel();
+    wait_for_previous_kernel(/*let_next_in*/ false);
     const int partition_size = *partition_size_ptr;
     const int head = blockIdx.x, item = blockIdx.y, num_heads = gridDim.x, d = threadIdx.x;
     const int seq = decode_seqs[item];

@@ -554,7 +554,7 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
         const int* __restrict__ block_tables, int max_blocks_per_seq, const int* __restrict__ context_lens,
         int block_size, const int* __restrict__ partition_size_ptr, float scale, const float* __restrict__ kv_scales,
         elem_t* __restrict__ out, float* __restrict__ part_out, float* __restrict__ part_ml) {
-    wait_for_previous_kernel();
+    wait_for_previous_kernel(/*let_next_in*/ false);
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t = lane & 3;                  // MMA fragment coordinates: row group, thread in group
