@@ -197,6 +197,26 @@ __device__ __forceinline__ void load_chunk_block(MmaChunkStages& w, int stage, c
     }
 }
 
+// A warp's running softmax state, both decode layouts: output tiles of four accumulators each, max (log2 units) and sum
+// of the two rows or columns a lane holds. Empty: output and sum 0, max -inf.
+template <int TILES>
+__device__ __forceinline__ void clear_running(float (&o)[TILES][4], float (&m)[2], float (&l)[2]) {
+#pragma unroll
+    for (int n = 0; n < TILES; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    m[0] = m[1] = NEG_INF;
+    l[0] = l[1] = 0.f;
+}
+
+// A running max m moved to cover a chunk's max (already reduced over the lanes sharing it) and the running sum l
+// rescaled to it; returns the factor the running output must be rescaled by.
+__device__ __forceinline__ float advance_running_max(float& m, float& l, float chunk_max) {
+    const float m_new = fmaxf(m, chunk_max);
+    const float alpha = fast_exp2(m - m_new);
+    m = m_new;
+    l *= alpha;
+    return alpha;
+}
+
 // What a warp holds for its 16 query rows (fragment rows g and g + 8 of each lane): their query fragments in the A
 // layout (qa[kk] covers dimensions 16 kk .. 16 kk + 15), their running output (o[n] covers dimensions 8n .. 8n + 7,
 // float), running max (log2 units) and this lane's part of the running sum.
@@ -216,10 +236,7 @@ __device__ __forceinline__ void start_rows(WarpRows& rows, const elem_t* q0, con
         rows.qa[kk][2] = has0 ? query_pair(q0 + d + Q_HI) : 0u;
         rows.qa[kk][3] = has8 ? query_pair(q8 + d + Q_HI) : 0u;
     }
-#pragma unroll
-    for (int n = 0; n < HEAD_DIM / 8; n++) rows.o[n][0] = rows.o[n][1] = rows.o[n][2] = rows.o[n][3] = 0.f;
-    rows.m[0] = rows.m[1] = NEG_INF;
-    rows.l[0] = rows.l[1] = 0.f;
+    clear_running(rows.o, rows.m, rows.l);
 }
 
 // The whole sum of each row: the four lanes of a row group hold parts of it.
@@ -378,10 +395,7 @@ __device__ __forceinline__ void attend_chunk(const MmaChunkStages& stages, int s
     for (int h = 0; h < 2; h++) {
         chunk_max[h] = fmaxf(chunk_max[h], __shfl_xor_sync(0xffffffffu, chunk_max[h], 1));
         chunk_max[h] = fmaxf(chunk_max[h], __shfl_xor_sync(0xffffffffu, chunk_max[h], 2));
-        const float m_new = fmaxf(rows.m[h], chunk_max[h]);   // finite: a row's first chunk holds a token it sees
-        alpha[h] = fast_exp2(rows.m[h] - m_new);
-        rows.m[h] = m_new;
-        rows.l[h] *= alpha[h];
+        alpha[h] = advance_running_max(rows.m[h], rows.l[h], chunk_max[h]);   // finite: a row's first chunk holds a token it sees
     }
 #pragma unroll
     for (int n = 0; n < 2; n++)
@@ -436,10 +450,7 @@ __device__ __forceinline__ void start_columns(WarpColumns& c, const elem_t* q, b
         c.qb[kk][0] = has ? query_pair(q + d) : 0u;
         c.qb[kk][1] = has ? query_pair(q + d + Q_HI) : 0u;
     }
-#pragma unroll
-    for (int mt = 0; mt < HEAD_DIM / 16; mt++) c.o[mt][0] = c.o[mt][1] = c.o[mt][2] = c.o[mt][3] = 0.f;
-    c.m[0] = c.m[1] = NEG_INF;
-    c.l[0] = c.l[1] = 0.f;
+    clear_running(c.o, c.m, c.l);
 }
 
 // The whole sum of each head: the eight lanes of its column (one per token row group g) hold parts of it.
@@ -525,10 +536,7 @@ __device__ __forceinline__ void attend_chunk_columns(const MmaChunkStages& stage
     for (int h = 0; h < 2; h++) {
 #pragma unroll
         for (int mask = 4; mask < 32; mask <<= 1) chunk_max[h] = fmaxf(chunk_max[h], __shfl_xor_sync(0xffffffffu, chunk_max[h], mask));
-        const float m_new = fmaxf(c.m[h], chunk_max[h]);   // finite: every chunk of a stream holds a token
-        alpha[h] = fast_exp2(c.m[h] - m_new);
-        c.m[h] = m_new;
-        c.l[h] *= alpha[h];
+        alpha[h] = advance_running_max(c.m[h], c.l[h], chunk_max[h]);   // finite: every chunk of a stream holds a token
     }
 #pragma unroll
     for (int i = 0; i < 4; i++) {
