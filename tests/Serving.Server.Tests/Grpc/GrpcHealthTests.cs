@@ -31,7 +31,7 @@ public sealed class GrpcHealthTests
     {
         GatedEngine? gated = null;
         var app = Build(Fixtures.Dir("llama-gqa"), (options, logs) => gated = new GatedEngine(DefaultEngine.Create(options, logs)),
-            "--max-num-seqs", "1", "--shutdown-timeout", "1");
+            "--max-num-seqs", "1", "--shutdown-timeout", "0");
         await app.StartAsync();
         await using var _ = app;
         using var channel = Channel(app);
@@ -48,19 +48,20 @@ public sealed class GrpcHealthTests
         Assert.Equal(ServingStatus.Serving, await NextStatusAsync(watch));
         Assert.Equal(ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest { Service = Api })).Status);
 
-        // Sixteen sequences (the most n takes) of 240 tokens one at a time outlast --shutdown-timeout 1: the drain aborts
-        // what is left. (Eight did not always: a quiet 2-core machine once generated all 1,920 tokens within the second.)
+        // A request still running when the drain starts, and a drain held (by the gate) until the draining server has
+        // been looked at; once let go, --shutdown-timeout 0 aborts what is left of the request's 16 x 240 tokens.
         var longRequest = GenerateResult.Greedy(240);
         longRequest.Sampling.N = 16;
         var running = GenerateResult.ReadAsync(generation, longRequest);
-        await WaitUntilAsync(() => running.IsCompleted || app.Services.GetRequiredService<Serving.Engine.ILlmEngine>().GetStats().RunningRequests == 1);
-        if (running.IsCompleted) await running;
+        await WaitUntilAsync(() => app.Services.GetRequiredService<Serving.Engine.ILlmEngine>().GetStats().RunningRequests == 1);
         var stopping = app.StopAsync();
         Assert.Equal(ServingStatus.NotServing, await NextStatusAsync(watch));
         Assert.Equal(ServingStatus.NotServing, (await health.CheckAsync(new HealthCheckRequest())).Status);
         var draining = await Assert.ThrowsAsync<RpcException>(() => GenerateResult.ReadAsync(generation, GenerateResult.Greedy(2)));
         Assert.Equal(StatusCode.Unavailable, draining.StatusCode);
+        Assert.Contains("draining", draining.Status.Detail);
 
+        gated.LetDrain();
         var drained = await running;
         Assert.Contains(drained.Final.Sequences, s => s.FinishReason == Serving.Grpc.V1.FinishReason.Abort);
         Assert.False(await watch.ResponseStream.MoveNext(CancellationToken.None));   // the watch ends once drained

@@ -2,13 +2,17 @@ using Serving.Engine;
 
 namespace Serving.Server.Tests.Support;
 
-/// The real engine, reported as still loading until Open(): the tiny fixture loads too fast to watch the
-/// server's health go from loading to serving otherwise.
+/// The real engine, reported as still loading until Open(), and whose drain starts only once LetDrain() is
+/// called: the tiny fixture loads and generates too fast to watch the server's health go from loading to serving
+/// and to draining otherwise (a drain over a running request once ended before the test could look at it).
 public sealed class GatedEngine(ILlmEngine inner) : ILlmEngine
 {
     readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    readonly TaskCompletionSource _drainGate = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public void Open() => _gate.TrySetResult();
+
+    public void LetDrain() => _drainGate.TrySetResult();
 
     public EngineState State => _gate.Task.IsCompleted ? inner.State : EngineState.Loading;
     public ModelInfo Info => inner.Info;
@@ -27,7 +31,15 @@ public sealed class GatedEngine(ILlmEngine inner) : ILlmEngine
 
     public EngineStats GetStats() => inner.GetStats();
 
-    public Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken) => inner.DrainAsync(timeout, cancellationToken);
+    public async Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        await _drainGate.Task.WaitAsync(cancellationToken);
+        await inner.DrainAsync(timeout, cancellationToken);
+    }
 
-    public ValueTask DisposeAsync() => inner.DisposeAsync();
+    public ValueTask DisposeAsync()
+    {
+        LetDrain();
+        return inner.DisposeAsync();
+    }
 }
