@@ -138,6 +138,13 @@ __device__ __forceinline__ void ldmatrix_x4_trans(unsigned int (&r)[4], const vo
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address));
 }
 
+// Where this lane points ldmatrix.x4 in a 16 x 16 tile of a staged chunk (rows STAGE_ROW elements apart), as an
+// element offset from the tile's corner: the four 8 x 8 matrices it loads are taken rows first (rows 0-7, rows 8-15,
+// then the same rows at columns 8-15: lane / 8 % 2 picks the row half, lane / 16 the column half) or columns first
+// (the two halves' roles swapped).
+__device__ __forceinline__ int tile_rows_first(int lane) { return (((lane >> 3) & 1) * 8 + (lane & 7)) * STAGE_ROW + (lane >> 4) * 8; }
+__device__ __forceinline__ int tile_columns_first(int lane) { return ((lane >> 4) * 8 + (lane & 7)) * STAGE_ROW + ((lane >> 3) & 1) * 8; }
+
 // 16 bytes global -> shared; with valid false the 16 shared bytes are zero-filled and nothing is read
 __device__ __forceinline__ void cp_async_16_or_zero(void* shared, const void* global, bool valid) {
     const unsigned int address = (unsigned int)__cvta_generic_to_shared(shared);
@@ -342,29 +349,25 @@ __device__ __forceinline__ void accumulate_chunk(const cache_t* v, const unsigne
     }
 }
 #else
-// S = Q K^T for the chunk staged at k: s[0] tokens 0..7, s[1] tokens 8..15. ldmatrix row addresses of this lane:
-// tokens (lane / 16) 8 + lane % 8, dimensions ((lane / 8) % 2) 8.
+// S = Q K^T for the chunk staged at k: s[0] tokens 0..7, s[1] tokens 8..15 (K's tiles taken columns first).
 __device__ __forceinline__ void score_chunk(const cache_t* k, const WarpRows& rows, float (&s)[2][4], int lane) {
-    const mma_t* ks = reinterpret_cast<const mma_t*>(k);
-    const int k_row = (lane >> 4) * 8 + (lane & 7), k_col = ((lane >> 3) & 1) * 8;
+    const mma_t* ks = reinterpret_cast<const mma_t*>(k) + tile_columns_first(lane);
 #pragma unroll
     for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
         unsigned int kb[4];
-        ldmatrix_x4(kb, ks + k_row * STAGE_ROW + kk * 16 + k_col);
+        ldmatrix_x4(kb, ks + kk * 16);
         mma_16816(s[0], rows.qa[kk], kb[0], kb[1]);
         mma_16816(s[1], rows.qa[kk], kb[2], kb[3]);
     }
 }
 
-// O += P V for the chunk staged at v, V transposed by ldmatrix.trans: this lane's row address is token
-// ((lane / 8) % 2) 8 + lane % 8, dimensions (lane / 16) 8.
+// O += P V for the chunk staged at v, V transposed by ldmatrix.trans (its tiles taken rows first).
 __device__ __forceinline__ void accumulate_chunk(const cache_t* v, const unsigned int (&pa)[4], WarpRows& rows, int lane) {
-    const mma_t* vs = reinterpret_cast<const mma_t*>(v);
-    const int v_row = ((lane >> 3) & 1) * 8 + (lane & 7), v_col = (lane >> 4) * 8;
+    const mma_t* vs = reinterpret_cast<const mma_t*>(v) + tile_rows_first(lane);
 #pragma unroll
     for (int n = 0; n < HEAD_DIM / 16; n++) {
         unsigned int vb[4];
-        ldmatrix_x4_trans(vb, vs + v_row * STAGE_ROW + n * 16 + v_col);
+        ldmatrix_x4_trans(vb, vs + n * 16);
         mma_16816(rows.o[2 * n], pa, vb[0], vb[1]);
         mma_16816(rows.o[2 * n + 1], pa, vb[2], vb[3]);
     }
@@ -475,13 +478,11 @@ __device__ __forceinline__ void score_columns(const cache_t* k, const WarpColumn
         mma_16816(s, a, c.qb[kk][0], c.qb[kk][1]);
     }
 #else
-    // ldmatrix row addresses: token (lane / 8 % 2) 8 + lane % 8, dimensions (lane / 16) 8
-    const mma_t* ks = reinterpret_cast<const mma_t*>(k);
-    const int a_row = ((lane >> 3) & 1) * 8 + (lane & 7), a_col = (lane >> 4) * 8;
+    const mma_t* ks = reinterpret_cast<const mma_t*>(k) + tile_rows_first(lane);
 #pragma unroll
     for (int kk = 0; kk < HEAD_DIM / 16; kk++) {
         unsigned int a[4];
-        ldmatrix_x4(a, ks + a_row * STAGE_ROW + kk * 16 + a_col);
+        ldmatrix_x4(a, ks + kk * 16);
         mma_16816(s, a, c.qb[kk][0], c.qb[kk][1]);
     }
 #endif
@@ -505,13 +506,11 @@ __device__ __forceinline__ void accumulate_columns(const cache_t* v, unsigned in
         mma_16816(c.o[2 * w + 1], a[1], b0, b1);
     }
 #else
-    // ldmatrix.trans row addresses: token (lane / 16) 8 + lane % 8, dimensions (lane / 8 % 2) 8
-    const mma_t* vs = reinterpret_cast<const mma_t*>(v);
-    const int v_row = (lane >> 4) * 8 + (lane & 7), v_col = ((lane >> 3) & 1) * 8;
+    const mma_t* vs = reinterpret_cast<const mma_t*>(v) + tile_columns_first(lane);
 #pragma unroll
     for (int mt = 0; mt < HEAD_DIM / 16; mt++) {
         unsigned int a[4];
-        ldmatrix_x4_trans(a, vs + v_row * STAGE_ROW + mt * 16 + v_col);
+        ldmatrix_x4_trans(a, vs + mt * 16);
         mma_16816(c.o[mt], a, b0, b1);
     }
 #endif
