@@ -200,8 +200,9 @@ internal sealed unsafe class FusedKernels : IDisposable
         if (plan.NumPartitions > 1)
         {
             var partitions = plan.NumPartitions;
-            void** reduceArgs = stackalloc void*[] { &partOut, &partMl, &seqPtr, &rowPtr, &lenPtr, &partitionPtr, &partitions, &outPtr };
-            Launch(_attentionReduce, ((uint)Shape.NumHeads, (uint)plan.NumSeqs, 1), (uint)Shape.HeadDim, 0, reduceArgs);
+            void** reduceArgs = stackalloc void*[] { &partOut, &partMl, &seqPtr, &rowPtr, &partitions, &outPtr };
+            Launch(_attentionReduce, ((uint)Shape.NumHeads, (uint)plan.NumSeqs, 1), (uint)Shape.HeadDim,
+                (uint)(partitions * 2 * sizeof(float)), reduceArgs);
         }
     }
 

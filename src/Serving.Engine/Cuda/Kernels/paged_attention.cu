@@ -174,7 +174,8 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
     const int kv_head = blockIdx.x, item = blockIdx.y, part = blockIdx.z;
     const int num_kv_heads = gridDim.x, num_partitions = gridDim.z, num_heads = num_kv_heads * GROUP_SIZE;
     const int seq = decode_seqs[item], row = token_rows[seq];
-    // partitions past the context's end exit at once: a captured step keeps its grid while contexts grow
+    // a partition past the context's end (a captured step keeps its grid while contexts grow) scores nothing and
+    // writes an empty partial: output 0, max -inf, sum 0, which paged_attention_reduce weighs at 0
     const int partition_size = *partition_size_ptr;
     const int begin = part * partition_size;
     const int end = min(context_lens[seq], begin + partition_size);
@@ -222,24 +223,41 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
     }
 }
 
-// Merges the partitions of paged_decode_attention. Grid: (numHeads, numDecodes); block: HEAD_DIM threads.
-extern "C" __global__ void paged_attention_reduce(const float* __restrict__ part_out, const float* __restrict__ part_ml,
+// Merges the partitions of both decode attention kernels. Every partition wrote its partial output, max and sum (one
+// past the context an empty one that weighs nothing), so the merge needs no context length, and its loads do not wait
+// on one another: the partitions' max and sum (into shared memory), the first REDUCE_HELD partial outputs (into
+// registers) and the output row are asked for together, one round trip to L2 instead of one per dependent load.
+// The sums run over the partitions in order, as a plain loop would. Grid: (numHeads, numDecodes); block: HEAD_DIM
+// threads; dynamic shared memory: a float2 per partition.
+#define REDUCE_HELD 8
+extern "C" __global__ void paged_attention_reduce(const float* __restrict__ part_out, const float2* __restrict__ part_ml,
                                                   const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
-                                                  const int* __restrict__ context_lens, const int* __restrict__ partition_size_ptr,
                                                   int num_partitions, elem_t* __restrict__ out) {
     wait_for_previous_kernel(/*let_next_in*/ false);
-    const int partition_size = *partition_size_ptr;
+    extern __shared__ float2 ml[];                 // (max, sum) of each partition
     const int head = blockIdx.x, item = blockIdx.y, num_heads = gridDim.x, d = threadIdx.x;
-    const int seq = decode_seqs[item];
-    const int used = min(num_partitions, (context_lens[seq] + partition_size - 1) / partition_size);
     const long row0 = ((long)item * num_heads + head) * num_partitions;
+    const float* o_p = part_out + row0 * HEAD_DIM + d;
+    const int row = token_rows[decode_seqs[item]];
+    for (int p = d; p < num_partitions; p += blockDim.x) ml[p] = part_ml[row0 + p];
+    float held[REDUCE_HELD];
+#pragma unroll
+    for (int p = 0; p < REDUCE_HELD; p++) held[p] = p < num_partitions ? o_p[(long)p * HEAD_DIM] : 0.f;
+    __syncthreads();
     float m = NEG_INF;
-    for (int p = 0; p < used; p++) m = fmaxf(m, part_ml[(row0 + p) * 2]);
+    for (int p = 0; p < num_partitions; p++) m = fmaxf(m, ml[p].x);
     float l = 0.f, o = 0.f;
-    for (int p = 0; p < used; p++) {
-        const float w = __expf(part_ml[(row0 + p) * 2] - m);
-        l += part_ml[(row0 + p) * 2 + 1] * w;
-        o += part_out[(row0 + p) * HEAD_DIM + d] * w;
+#pragma unroll
+    for (int p = 0; p < REDUCE_HELD; p++) {
+        if (p >= num_partitions) break;
+        const float w = __expf(ml[p].x - m);
+        l += ml[p].y * w;
+        o += held[p] * w;
     }
-    out[((long)token_rows[seq] * num_heads + head) * HEAD_DIM + d] = from_f(l > 0.f ? o / l : 0.f);
+    for (int p = REDUCE_HELD; p < num_partitions; p++) {
+        const float w = __expf(ml[p].x - m);
+        l += ml[p].y * w;
+        o += o_p[(long)p * HEAD_DIM] * w;
+    }
+    out[((long)row * num_heads + head) * HEAD_DIM + d] = from_f(l > 0.f ? o / l : 0.f);
 }
