@@ -247,17 +247,14 @@ extern "C" __global__ void paged_attention_reduce(const float* __restrict__ part
     float m = NEG_INF;
     for (int p = 0; p < num_partitions; p++) m = fmaxf(m, ml[p].x);
     float l = 0.f, o = 0.f;
+    auto add_partition = [&](int p, float partial) {   // partition p's sum and output, weighed exp(m_p - m)
+        const float w = __expf(ml[p].x - m);
+        l += ml[p].y * w;
+        o += partial * w;
+    };
 #pragma unroll
-    for (int p = 0; p < REDUCE_HELD; p++) {
-        if (p >= num_partitions) break;
-        const float w = __expf(ml[p].x - m);
-        l += ml[p].y * w;
-        o += held[p] * w;
-    }
-    for (int p = REDUCE_HELD; p < num_partitions; p++) {
-        const float w = __expf(ml[p].x - m);
-        l += ml[p].y * w;
-        o += o_p[(long)p * HEAD_DIM] * w;
-    }
+    for (int p = 0; p < REDUCE_HELD; p++)
+        if (p < num_partitions) add_partition(p, held[p]);
+    for (int p = REDUCE_HELD; p < num_partitions; p++) add_partition(p, o_p[(long)p * HEAD_DIM]);
     out[((long)row * num_heads + head) * HEAD_DIM + d] = from_f(l > 0.f ? o / l : 0.f);
 }
