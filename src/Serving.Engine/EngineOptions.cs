@@ -7,6 +7,8 @@ public sealed record EngineOptions
     public required string Model { get; init; }
     /// Folder with tokenizer.json / tokenizer.model and tokenizer_config.json; null means the Model folder.
     public string? Tokenizer { get; init; }
+    /// config.json fields replacing the model's (vLLM's --hf-overrides), e.g. a longer max_position_embeddings.
+    public Config.HfOverrides? HfOverrides { get; init; }
     /// auto (checkpoint dtype; bfloat16 on CUDA), float32, bfloat16, float16.
     public string Dtype { get; init; } = "auto";
     /// How the KV pool stores K and V (vLLM's --kv-cache-dtype): auto (the model's dtype), float32, bfloat16, float16.

@@ -8,6 +8,9 @@ internal sealed class JsonFields(JsonObject json, string file, string prefix = "
 {
     public string File => file;
 
+    /// The object read (what HfOverrides merges into).
+    public JsonObject Json => json;
+
     public static JsonFields Load(string path)
     {
         var name = Path.GetFileName(path);

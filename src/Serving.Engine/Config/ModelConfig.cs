@@ -60,7 +60,10 @@ public sealed record ModelConfig
         throw new ModelConfigException($"max model length {requested} exceeds what this checkpoint serves ({reason})");
     }
 
-    /// Reads config.json from a checkpoint folder.
-    public static ModelConfig Load(string checkpointDir) =>
-        ModelConfigReader.Read(JsonFields.Load(Path.Combine(checkpointDir, "config.json")));
+    /// Reads config.json from a checkpoint folder, with <paramref name="overrides"/> (--hf-overrides) replacing its fields.
+    public static ModelConfig Load(string checkpointDir, HfOverrides? overrides = null)
+    {
+        var json = JsonFields.Load(Path.Combine(checkpointDir, "config.json"));
+        return ModelConfigReader.Read(overrides is null ? json : overrides.ApplyTo(json.Json));
+    }
 }

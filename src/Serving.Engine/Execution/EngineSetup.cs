@@ -25,7 +25,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var gpuMemory = device.type == TorchSharp.DeviceType.CUDA
             ? GpuMemoryProfiler.Start(Distributed.TensorParallelGroup.DevicesFor(device, options.TensorParallelSize))
             : null;
-        var model = ModelLoader.Load(options.Model, options.Dtype, device, progress, options.TensorParallelSize);
+        var model = ModelLoader.Load(options.Model, options.Dtype, device, progress, options.TensorParallelSize, options.HfOverrides);
         try
         {
             return Create(options, model, gpuMemory, requestLeftQueue, logger);

@@ -14,13 +14,14 @@ namespace Serving.Engine.Model;
 /// on its own thread, reading only its rows or columns of each tensor.
 public static class ModelLoader
 {
+    /// hfOverrides: config.json fields to replace (--hf-overrides).
     public static LoadedModel Load(string directory, string dtype = "auto", Device? device = null,
-        IProgress<WeightLoadProgress>? progress = null, int tensorParallelSize = 1)
+        IProgress<WeightLoadProgress>? progress = null, int tensorParallelSize = 1, HfOverrides? hfOverrides = null)
     {
         device ??= CPU;
         if (!System.IO.Directory.Exists(directory) && ModelPresets.IsPreset(directory))
-            return LoadPreset(directory, dtype, device, tensorParallelSize: tensorParallelSize);
-        var config = ModelConfig.Load(directory);
+            return LoadPreset(directory, dtype, device, tensorParallelSize: tensorParallelSize, hfOverrides: hfOverrides);
+        var config = ModelConfig.Load(directory, hfOverrides);
         ModelShard.Check(config, tensorParallelSize);
         var generation = GenerationConfig.Load(directory);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
@@ -68,10 +69,10 @@ public static class ModelLoader
     /// A preset shape (ModelPresets) with random weights made on the device (on each rank's, under tensor parallelism):
     /// no files, real sizes; the same model at every tensor-parallel size.
     public static LoadedModel LoadPreset(string name, string dtype = "auto", Device? device = null, long seed = 0,
-        int tensorParallelSize = 1)
+        int tensorParallelSize = 1, HfOverrides? hfOverrides = null)
     {
         device ??= CPU;
-        var config = ModelPresets.Get(name);
+        var config = hfOverrides is null ? ModelPresets.Get(name) : hfOverrides.ApplyTo(ModelPresets.Get(name));
         ModelShard.Check(config, tensorParallelSize);
         var bindings = ArchitectureRegistry.For(config).Layout(config);
         var weights = new WeightPlan((model, _) => RandomWeights.Fill(model, bindings, seed),

@@ -1,6 +1,7 @@
 using Serving.Engine;
 using Serving.Engine.Model;
 using Serving.Engine.Sampling;
+using ConfigOverrides = Serving.Engine.Config.HfOverrides;
 
 namespace Serving.Server.Options;
 
@@ -23,6 +24,9 @@ public sealed class ServerOptions
     /// Folder with the tokenizer files; defaults to the model folder, or to DefaultModel/ for a preset shape
     /// with random weights (llama3-8b, ...), which has no files of its own.
     public string? Tokenizer { get; set; }
+    /// config.json fields that replace the model's, as a JSON object (vLLM's --hf-overrides), e.g.
+    /// {"max_position_embeddings": 32768}.
+    public string? HfOverrides { get; set; }
     /// Name clients put in "model"; defaults to the --model string (vLLM), or "default" for the embedded model.
     public string? ServedModelName { get; set; }
     public string Dtype { get; set; } = "auto";
@@ -96,6 +100,7 @@ public sealed class ServerOptions
     {
         Model = ResolvedModel,
         Tokenizer = Tokenizer ?? (ModelPresets.IsPreset(ResolvedModel) ? DefaultModelDir : null),
+        HfOverrides = HfOverrides is null ? null : ConfigOverrides.Parse(HfOverrides),
         Dtype = Dtype,
         KVCacheDtype = KvCacheDtype,
         CalculateKVScales = CalculateKvScales,
@@ -150,9 +155,24 @@ public sealed class ServerOptions
         Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
         Check(Model is null || Directory.Exists(Model) || !Model.Contains('/'), $"model folder '{Model}' does not exist");
         Check(Tokenizer is null || Directory.Exists(Tokenizer), $"tokenizer folder '{Tokenizer}' does not exist");
+        if (HfOverrides is not null && OverridesError(HfOverrides) is { } overridesError) errors.Add(overridesError);
         Check(ToolCallParser is null || OpenAI.Tools.ToolCallParsers.Names.Contains(ToolCallParser),
             $"tool-call-parser must be one of {string.Join(", ", OpenAI.Tools.ToolCallParsers.Names)} (got '{ToolCallParser}')");
         Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
         return errors;
+    }
+
+    // why --hf-overrides cannot be used, or null
+    static string? OverridesError(string json)
+    {
+        try
+        {
+            ConfigOverrides.Parse(json);
+            return null;
+        }
+        catch (ArgumentException e)
+        {
+            return e.Message;
+        }
     }
 }

@@ -19,7 +19,7 @@ public sealed class ServerCommandLineTests
             "--kv-cache-memory", "1048576", "--num-gpu-blocks-override", "32", "--no-enable-prefix-caching",
             "--api-key", "k", "--max-num-queued-reqs", "3", "--shutdown-timeout", "7", "--max-logprobs", "5",
             "--enable-log-requests", "--dtype", "float32", "--device", "cpu", "--max-num-batched-tokens", "512", "--seed", "42",
-            "--disable-playground", "--tensor-parallel-size", "4",
+            "--disable-playground", "--tensor-parallel-size", "4", "--hf-overrides", """{"max_position_embeddings": 8192}""",
         ]));
         Assert.Equal(("127.0.0.1", 9001, "/m", "tiny"), (options.Host, options.Port, options.Model, options.ServedModelName));
         Assert.Equal((128, 4, 8, 0.5), (options.MaxModelLen, options.MaxNumSeqs, options.BlockSize, options.GpuMemoryUtilization));
@@ -30,6 +30,11 @@ public sealed class ServerCommandLineTests
         Assert.Equal(("/m", "float32", 512, 42L, 1048576L), (engine.Model, engine.Dtype, engine.MaxNumBatchedTokens, engine.Seed, engine.KVCacheMemoryBytes));
         Assert.Equal((32, false, 3), (engine.NumGpuBlocksOverride, engine.EnablePrefixCaching, engine.MaxNumQueuedRequests));
         Assert.Equal(4, engine.TensorParallelSize);
+        Assert.Equal("""{"max_position_embeddings":8192}""", engine.HfOverrides?.ToString());
+        Assert.Contains("hf-overrides must be a JSON object of config.json fields (got [1])",
+            Bind(ServerCommandLine.ToConfiguration(["--hf-overrides", "[1]"])).Validate());
+        Assert.Contains(Bind(ServerCommandLine.ToConfiguration(["--hf-overrides", "{"])).Validate(),
+            e => e.StartsWith("hf-overrides is not valid JSON", StringComparison.Ordinal));
         Assert.Equal(2, Bind(ServerCommandLine.ToConfiguration(["-tp", "2"])).ToEngineOptions().TensorParallelSize);
         Assert.Contains("tensor-parallel-size must be >= 1 (got 0)", Bind(ServerCommandLine.ToConfiguration(["-tp", "0"])).Validate());
     }

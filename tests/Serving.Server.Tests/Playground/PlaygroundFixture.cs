@@ -3,11 +3,14 @@ using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.Playground;
 
-/// One server and one browser for the page's tests. The server runs the tiny-gqa preset (random weights, 4096
-/// tokens of context), whose greedy answers never end early: long enough to watch and to stop.
+/// One server and one browser for the page's tests. The server runs the tiny-gqa preset (random weights), whose
+/// greedy answers never end early, with its context raised from 4096 to ContextLength tokens (--hf-overrides): an
+/// answer of that length takes a minute or more on two cores, so a slow browser's Stop still finds it running (at
+/// 4096 tokens the whole answer took 6-8 s, and a browser starved by the other test projects once took 34 s to click).
 public sealed class PlaygroundFixture : IAsyncLifetime
 {
     public const string Model = "tiny-gqa";
+    public const int ContextLength = 32768;
 
     IPlaywright? _playwright;
 
@@ -16,7 +19,7 @@ public sealed class PlaygroundFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Server = await RunningServer.StartAsync(model: Model);
+        Server = await RunningServer.StartAsync(["--hf-overrides", $$"""{"max_position_embeddings": {{ContextLength}}}"""], model: Model);
         _playwright = await Microsoft.Playwright.Playwright.CreateAsync();
         Browser = await Chromium.LaunchAsync(_playwright);
         // generous: CI shares two cores with other test projects, and each new context length is slow the first time

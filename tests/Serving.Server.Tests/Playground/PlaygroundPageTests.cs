@@ -47,7 +47,8 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await using var page = await fixture.OpenAsync(width: 1440, height: 960);
         await page.WaitUntilConnectedAsync();
         await page.SetAsync("Temperature", "0");
-        await page.SetAsync("Max tokens", "4000");
+        var maxTokens = PlaygroundFixture.ContextLength - 100;
+        await page.SetAsync("Max tokens", maxTokens.ToString(CultureInfo.InvariantCulture));
         var generatedBefore = Server.Engine.GetStats().GenerationTokens;
 
         await page.SendAsync("Tell me a very long story");
@@ -60,7 +61,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await Expect(page.LastAnswer.Locator(".msg-meta")).ToContainTextAsync("stopped");
         await Expect(page.EngineStat("running")).ToHaveTextAsync("0");
         var stats = await Server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.KVUsage == 0);
-        Assert.True(stats.GenerationTokens - generatedBefore < 4000, "the request ran to the end: Stop did not abort it");
+        Assert.True(stats.GenerationTokens - generatedBefore < maxTokens, "the request ran to the end: Stop did not abort it");
         await Expect(page.SendButton).ToBeEnabledAsync();
     }
 
@@ -140,7 +141,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
 
         await Expect(page.Error).ToContainTextAsync("400 Bad Request");
         await Expect(page.Error).ToContainTextAsync("param: max_tokens");
-        await Expect(page.Error).ToContainTextAsync("maximum context length is 4096 tokens");
+        await Expect(page.Error).ToContainTextAsync($"maximum context length is {PlaygroundFixture.ContextLength} tokens");
         await Expect(page.Composer).ToHaveValueAsync("Hello");
         await Expect(page.Page.Locator("#transcript-chat .msg")).ToHaveCountAsync(0);
         await page.ScreenshotAsync("refused");
