@@ -9,8 +9,8 @@ namespace Serving.Engine.Config;
 /// replaces the config's, and null removes it. The result is checked as config.json is, its messages naming the flag.
 public sealed class HfOverrides
 {
-    /// What a config error's message names as its file.
-    public const string Source = "config.json with --hf-overrides";
+    // what a config error's message names as its file
+    const string Source = "config.json with --hf-overrides";
 
     readonly JsonObject _fields;
 
