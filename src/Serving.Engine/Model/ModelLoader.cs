@@ -72,7 +72,8 @@ public static class ModelLoader
         int tensorParallelSize = 1, HfOverrides? hfOverrides = null)
     {
         device ??= CPU;
-        var config = hfOverrides is null ? ModelPresets.Get(name) : hfOverrides.ApplyTo(ModelPresets.Get(name));
+        var preset = ModelPresets.Get(name);
+        var config = hfOverrides?.ApplyTo(preset) ?? preset;
         ModelShard.Check(config, tensorParallelSize);
         var bindings = ArchitectureRegistry.For(config).Layout(config);
         var weights = new WeightPlan((model, _) => RandomWeights.Fill(model, bindings, seed),
