@@ -44,8 +44,11 @@ public sealed record ModelConfig
     public int KVSize => NumKeyValueHeads * HeadDim;
     /// Dimensions of each head that rotary embedding turns (the first RotaryDim; the rest pass through).
     public int RotaryDim => (int)(HeadDim * PartialRotaryFactor);
+    /// The context the rope was set up for (vLLM's derived max model length): max_position_embeddings, stretched
+    /// by the factor of linear and yarn scaling (see RopeConfig.ContextLength).
+    public int RopeContextLength => Rope.ContextLength(MaxPositionEmbeddings);
     /// Longest sequence (prompt + completion) this checkpoint serves exactly.
-    public int MaxContextLength => Math.Min(MaxPositionEmbeddings, SlidingWindow ?? int.MaxValue);
+    public int MaxContextLength => Math.Min(RopeContextLength, SlidingWindow ?? int.MaxValue);
     /// The architecture name: the first of `architectures`, else the model type.
     public string Architecture => Architectures.FirstOrDefault() ?? ModelType;
 
@@ -54,9 +57,11 @@ public sealed record ModelConfig
     {
         if (requested <= 0) return MaxContextLength;
         if (requested <= MaxContextLength) return requested;
-        var reason = SlidingWindow is { } window && window < MaxPositionEmbeddings
+        var reason = SlidingWindow is { } window && window < RopeContextLength
             ? $"sliding_window = {window}: windowed attention is not implemented, so contexts are limited to the window"
-            : $"max_position_embeddings = {MaxPositionEmbeddings}";
+            : RopeContextLength != MaxPositionEmbeddings
+                ? $"max_position_embeddings = {MaxPositionEmbeddings}, {Rope.Type.ToString().ToLowerInvariant()} rope scaling by {Rope.Factor} serves {RopeContextLength}"
+                : $"max_position_embeddings = {MaxPositionEmbeddings}";
         throw new ModelConfigException($"max model length {requested} exceeds what this checkpoint serves ({reason})");
     }
 

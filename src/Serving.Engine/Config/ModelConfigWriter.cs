@@ -55,6 +55,12 @@ public static class ModelConfigWriter
             ["short_factor"] = new JsonArray(rope.ShortFactor.Select(f => (JsonNode)f).ToArray()),
             ["long_factor"] = new JsonArray(rope.LongFactor.Select(f => (JsonNode)f).ToArray()),
         },
+        RopeType.Yarn => new JsonObject
+        {
+            ["rope_type"] = "yarn", ["factor"] = rope.Factor, ["original_max_position_embeddings"] = rope.OriginalMaxPositionEmbeddings,
+            ["beta_fast"] = rope.BetaFast, ["beta_slow"] = rope.BetaSlow, ["truncate"] = rope.Truncate,
+            ["attention_factor"] = rope.AttentionScaling,
+        },
         _ => null,
     };
 }

@@ -1,6 +1,6 @@
 namespace Serving.Engine.Config;
 
-public enum RopeType { Default, Linear, Llama3, LongRope }
+public enum RopeType { Default, Linear, Llama3, LongRope, Yarn }
 
 /// Rotary position embedding parameters, from either spelling of config.json:
 /// `rope_theta` + `rope_scaling` (transformers 4) or `rope_parameters` (transformers 5).
@@ -8,16 +8,23 @@ public sealed record RopeConfig
 {
     public double Theta { get; init; } = 10000.0;
     public RopeType Type { get; init; } = RopeType.Default;
-    /// linear and llama3: positions are stretched by this factor.
+    /// linear, llama3 and yarn: positions are stretched by this factor.
     public double Factor { get; init; } = 1.0;
     /// llama3 only.
     public double LowFreqFactor { get; init; } = 1.0;
     public double HighFreqFactor { get; init; } = 4.0;
+    /// llama3, longrope and yarn: the context the model was pretrained on.
     public int OriginalMaxPositionEmbeddings { get; init; } = 8192;
+    /// yarn only: frequencies turning more than BetaFast times over the original context are kept, fewer than
+    /// BetaSlow times are divided by Factor, the band between is blended; Truncate rounds the band outwards to whole
+    /// dimensions (transformers' default).
+    public double BetaFast { get; init; } = 32;
+    public double BetaSlow { get; init; } = 1;
+    public bool Truncate { get; init; } = true;
     /// longrope only: per-frequency divisors for positions below OriginalMaxPositionEmbeddings (short) and from it on (long).
     public IReadOnlyList<double> ShortFactor { get; init; } = [];
     public IReadOnlyList<double> LongFactor { get; init; } = [];
-    /// cos and sin are multiplied by this (longrope's attention_factor; 1 otherwise).
+    /// cos and sin are multiplied by this (longrope's and yarn's attention_factor; 1 otherwise).
     public double AttentionScaling { get; init; } = 1.0;
 
     /// (rotaryDim / 2) inverse frequencies theta^(-2i/rotaryDim), scaled as Type says; what transformers' rope init
@@ -30,21 +37,52 @@ public sealed record RopeConfig
         {
             // transformers computes base ** (2i / dim) in float32; computing it in double then rounding is within 1 ulp
             var invFreq = 1.0 / Math.Pow(Theta, 2.0 * i / rotaryDim);
-            result[i] = (float)Scale(invFreq, i, longContext);
+            result[i] = (float)Scale(invFreq, i, rotaryDim, longContext);
         }
         return result;
     }
 
+    /// The context the rope was set up to serve, given config.json's max_position_embeddings: vLLM's derived max
+    /// model length. Linear scaling stretches max_position_embeddings by Factor, yarn its original context by Factor;
+    /// llama3 and longrope checkpoints already give the stretched length.
+    public int ContextLength(int maxPositionEmbeddings) => Type switch
+    {
+        RopeType.Linear => Stretched(maxPositionEmbeddings),
+        RopeType.Yarn => Stretched(OriginalMaxPositionEmbeddings),
+        _ => maxPositionEmbeddings,
+    };
+
+    int Stretched(int positions) => (int)Math.Min(int.MaxValue, Math.Floor(positions * Factor));
+
     /// Positions from which longrope's long factors apply; int.MaxValue for every other type.
     public int LongContextStart => Type == RopeType.LongRope ? OriginalMaxPositionEmbeddings : int.MaxValue;
 
-    double Scale(double invFreq, int i, bool longContext) => Type switch
+    double Scale(double invFreq, int i, int rotaryDim, bool longContext) => Type switch
     {
         RopeType.Linear => invFreq / Factor,
         RopeType.Llama3 => Llama3Scale(invFreq),
         RopeType.LongRope => invFreq / (longContext ? LongFactor : ShortFactor)[i],
+        RopeType.Yarn => YarnScale(invFreq, i, rotaryDim),
         _ => invFreq,
     };
+
+    /// YaRN (transformers' yarn init): frequency i is kept below the band of dimensions [low, high], divided by Factor
+    /// above it, and blended linearly across it. The band is where a frequency turns BetaFast (low) down to BetaSlow
+    /// (high) times over the original context.
+    double YarnScale(double invFreq, int i, int rotaryDim)
+    {
+        var low = YarnBandDimension(BetaFast, rotaryDim);
+        var high = YarnBandDimension(BetaSlow, rotaryDim);
+        if (Truncate) (low, high) = (Math.Floor(low), Math.Ceiling(high));
+        (low, high) = (Math.Max(low, 0), Math.Min(high, rotaryDim - 1));
+        if (low == high) high += 0.001;
+        var interpolated = Math.Clamp((i - low) / (high - low), 0, 1);
+        return invFreq / Factor * interpolated + invFreq * (1 - interpolated);
+    }
+
+    /// The (fractional) dimension whose frequency turns `rotations` times over the original context.
+    double YarnBandDimension(double rotations, int rotaryDim) =>
+        rotaryDim * Math.Log(OriginalMaxPositionEmbeddings / (rotations * 2 * Math.PI)) / (2 * Math.Log(Theta));
 
     /// Llama 3.1: long wavelengths are divided by Factor, short ones kept, the band between interpolated smoothly.
     double Llama3Scale(double invFreq)
@@ -58,19 +96,19 @@ public sealed record RopeConfig
         return (1 - smooth) * invFreq / Factor + smooth * invFreq;
     }
 
-    /// Reads rope_parameters when present, else rope_theta + rope_scaling.
+    /// Reads rope_theta + rope_scaling, else rope_parameters. As in transformers 5, a rope_scaling object wins over
+    /// rope_parameters (what `--hf-overrides '{"rope_scaling": ...}'` on a transformers-5 config relies on); its
+    /// theta is then rope_scaling's, else the top-level rope_theta, else rope_parameters' (where transformers 5
+    /// wrote it).
     internal static RopeConfig Read(JsonFields config)
     {
-        var parameters = config.Object("rope_parameters");
-        if (parameters is not null)
-        {
-            if (parameters.Has("full_attention"))
-                throw new ModelConfigException($"{config.File}: per-layer-type 'rope_parameters' are not supported");
-            return ReadScaling(parameters, parameters.Double("rope_theta") ?? config.Double("rope_theta") ?? 10000.0, config);
-        }
-        var theta = config.Double("rope_theta") ?? 10000.0;
         var scaling = config.Object("rope_scaling");
-        return scaling is null ? new RopeConfig { Theta = theta } : ReadScaling(scaling, theta, config);
+        var parameters = config.Object("rope_parameters");
+        if (parameters is not null && parameters.Has("full_attention"))
+            throw new ModelConfigException($"{config.File}: per-layer-type 'rope_parameters' are not supported");
+        var chosen = scaling is { Json.Count: > 0 } ? scaling : parameters ?? scaling;  // an empty rope_scaling gives way, as in Python
+        var theta = chosen?.Double("rope_theta") ?? config.Double("rope_theta") ?? parameters?.Double("rope_theta") ?? 10000.0;
+        return chosen is null ? new RopeConfig { Theta = theta } : ReadScaling(chosen, theta, config);
     }
 
     static RopeConfig ReadScaling(JsonFields scaling, double theta, JsonFields config)
@@ -84,11 +122,13 @@ public sealed record RopeConfig
             "linear" => RopeType.Linear,
             "llama3" => RopeType.Llama3,
             "longrope" or "su" => RopeType.LongRope,
-            _ => throw ModelConfigException.Unsupported(scaling.File, scaling.Name(typeField), typeName, "default, linear, llama3, longrope"),
+            "yarn" => RopeType.Yarn,
+            _ => throw ModelConfigException.Unsupported(scaling.File, scaling.Name(typeField), typeName, "default, linear, llama3, longrope, yarn"),
         };
         var rope = new RopeConfig { Theta = theta, Type = type };
         if (type == RopeType.Default) return rope;
         if (type == RopeType.LongRope) return ReadLongRope(scaling, rope, config);
+        if (type == RopeType.Yarn) return ReadYarn(scaling, rope, config);
         rope = rope with { Factor = RequiredPositive(scaling, "factor") };
         if (type != RopeType.Llama3) return rope;
         return rope with
@@ -115,6 +155,31 @@ public sealed record RopeConfig
             ShortFactor = Factors(scaling, "short_factor"),
             LongFactor = Factors(scaling, "long_factor"),
             AttentionScaling = scalingFactor,
+        };
+    }
+
+    /// transformers' yarn: the original context from config.json's original_max_position_embeddings, else the
+    /// scaling's, else max_position_embeddings; cos/sin scaled by attention_factor, by default 0.1 ln(factor) + 1, or DeepSeek's
+    /// ratio of that form with mscale over mscale_all_dim when both are given.
+    static RopeConfig ReadYarn(JsonFields scaling, RopeConfig rope, JsonFields config)
+    {
+        var factor = RequiredPositive(scaling, "factor");
+        double Mscale(double mscale) => factor <= 1 ? 1.0 : 0.1 * mscale * Math.Log(factor) + 1.0;
+        var mscale = scaling.Double("mscale");
+        var mscaleAllDim = scaling.Double("mscale_all_dim");
+        var attentionFactor = scaling.Double("attention_factor")
+            ?? (mscale is { } m && m != 0 && mscaleAllDim is { } all && all != 0 ? Mscale(m) / Mscale(all) : Mscale(1));
+        return rope with
+        {
+            Factor = factor,
+            OriginalMaxPositionEmbeddings = config.Has("original_max_position_embeddings") ? config.PositiveInt("original_max_position_embeddings")
+                : scaling.Has("original_max_position_embeddings") ? scaling.PositiveInt("original_max_position_embeddings")
+                : config.Int("max_position_embeddings") ?? 2048,
+            // transformers reads `beta_fast or 32`: a 0 or null falls back to the default as well
+            BetaFast = scaling.Double("beta_fast") is { } fast and not 0 ? fast : 32,
+            BetaSlow = scaling.Double("beta_slow") is { } slow and not 0 ? slow : 1,
+            Truncate = scaling.Bool("truncate") ?? true,
+            AttentionScaling = attentionFactor,
         };
     }
 

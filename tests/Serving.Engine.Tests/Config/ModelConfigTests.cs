@@ -107,6 +107,96 @@ public sealed class ModelConfigTests
         Assert.Equal([1f, 0.1f, 0.0030868f, 0.000125f], rope.InverseFrequencies(8), Close);
     }
 
+    [Fact]
+    public void YarnScalingMatchesAHandComputation()
+    {
+        var rope = new RopeConfig { Type = RopeType.Yarn, Factor = 4, OriginalMaxPositionEmbeddings = 64 };
+        // head dim 8, theta 10^4: frequencies 1, 0.1, 0.01, 0.001. The band of dimensions where a frequency turns from
+        // 32 (beta_fast) down to 1 (beta_slow) times over 64 positions: d(r) = 8 ln(64 / (2 pi r)) / (2 ln 10^4),
+        // d(32) = -0.497, d(1) = 1.008; truncated outwards and clamped: [0, 2]. Blend i / 2 of the frequency divided
+        // by 4: 1, 0.5 x 0.1 + 0.5 x 0.025 = 0.0625, 0.0025, 0.00025.
+        Assert.Equal([1f, 0.0625f, 0.0025f, 0.00025f], rope.InverseFrequencies(8), Close);
+        // untruncated the band is [0, 1.008]: index 1 takes 1 / 1.008 of the divided frequency
+        Assert.Equal([1f, 0.0255952f, 0.0025f, 0.00025f], (rope with { Truncate = false }).InverseFrequencies(8), Close);
+    }
+
+    [Fact]
+    public void TheQwen3LongContextRecipeReadsAsYarnAndServesFourTimesTheOriginalContext()
+    {
+        // Qwen3's model card: 32,768 tokens natively, 131,072 with this rope_scaling (vLLM: the same block in
+        // --hf-overrides, or config.json)
+        var scaling = new JsonObject { ["rope_type"] = "yarn", ["factor"] = 4.0, ["original_max_position_embeddings"] = 32768 };
+        var config = Read(("model_type", "qwen3"), ("architectures", new JsonArray("Qwen3ForCausalLM")), ("head_dim", 128),
+            ("rope_theta", 1000000.0), ("max_position_embeddings", 40960), ("rope_scaling", scaling));
+        Assert.Equal(RopeType.Yarn, config.Rope.Type);
+        Assert.Equal(0.1 * Math.Log(4) + 1, config.Rope.AttentionScaling, 12);
+        Assert.Equal(131072, config.MaxContextLength);
+        Assert.Equal(131072, config.ResolveMaxModelLen(0));
+        Assert.Contains("yarn rope scaling by 4 serves 131072", Assert.Throws<ModelConfigException>(() => config.ResolveMaxModelLen(131073)).Message);
+        // the band for 128 dimensions and theta 10^6 over 32,768 positions is [23, 40]: below it the frequencies are
+        // kept, above it divided by 4, between blended (reference values from transformers' formula in float32)
+        var frequencies = config.Rope.InverseFrequencies(config.RotaryDim);
+        var plain = new RopeConfig { Theta = 1000000 }.InverseFrequencies(128);
+        Assert.Equal(plain[..24], frequencies[..24]);
+        Assert.Equal(plain[40..].Select(f => f / 4), frequencies[40..], Close);
+        Assert.Equal(0.0010643610f, frequencies[30], Close);
+        // transformers 5's spelling gives the same rope
+        var parameters = Read(("model_type", "qwen3"), ("architectures", new JsonArray("Qwen3ForCausalLM")), ("head_dim", 128),
+            ("max_position_embeddings", 40960), ("rope_parameters", new JsonObject
+            {
+                ["rope_type"] = "yarn", ["rope_theta"] = 1000000.0, ["factor"] = 4.0, ["original_max_position_embeddings"] = 32768,
+            }));
+        Assert.Equal(config.Rope, parameters.Rope);
+        // the recipe as an override of a transformers 5 config: rope_scaling wins, theta stays rope_parameters'
+        var overridden = Read(("model_type", "qwen3"), ("architectures", new JsonArray("Qwen3ForCausalLM")), ("head_dim", 128),
+            ("max_position_embeddings", 40960), ("rope_scaling", scaling.DeepClone()),
+            ("rope_parameters", new JsonObject { ["rope_type"] = "default", ["rope_theta"] = 1000000.0 }));
+        Assert.Equal(config.Rope, overridden.Rope);
+        // an empty rope_scaling does not hide rope_parameters
+        Assert.Equal(RopeType.Llama3, Read(("rope_scaling", new JsonObject()), ("rope_parameters", new JsonObject
+        {
+            ["rope_type"] = "llama3", ["factor"] = 8.0, ["low_freq_factor"] = 1.0, ["high_freq_factor"] = 4.0, ["original_max_position_embeddings"] = 8192,
+        })).Rope.Type);
+    }
+
+    [Fact]
+    public void YarnOptionsFollowTransformers()
+    {
+        // DeepSeek's mscale / mscale_all_dim: the attention factor is the ratio of the two 0.1 m ln(factor) + 1 terms
+        var deepSeek = Read(("max_position_embeddings", 163840), ("rope_scaling", new JsonObject
+        {
+            ["type"] = "yarn", ["factor"] = 40.0, ["original_max_position_embeddings"] = 4096, ["mscale"] = 0.707, ["mscale_all_dim"] = 1.0,
+            ["beta_fast"] = 32, ["beta_slow"] = 1,
+        }));
+        Assert.Equal((0.1 * 0.707 * Math.Log(40) + 1) / (0.1 * Math.Log(40) + 1), deepSeek.Rope.AttentionScaling, 12);
+        Assert.Equal(163840, deepSeek.MaxContextLength);
+        // an explicit attention_factor wins; truncate false (gpt-oss); no original context: max_position_embeddings is it
+        var explicitFactor = Read(("max_position_embeddings", 4096), ("rope_scaling", new JsonObject
+        {
+            ["rope_type"] = "yarn", ["factor"] = 32.0, ["attention_factor"] = 1.25, ["truncate"] = false,
+        }));
+        Assert.Equal((1.25, false, 4096, 131072), (explicitFactor.Rope.AttentionScaling, explicitFactor.Rope.Truncate,
+            explicitFactor.Rope.OriginalMaxPositionEmbeddings, explicitFactor.MaxContextLength));
+        // linear scaling stretches max_position_embeddings by its factor (vLLM's derived length)
+        Assert.Equal(4096, Read(("max_position_embeddings", 2048), ("rope_scaling", new JsonObject { ["type"] = "linear", ["factor"] = 2.0 })).MaxContextLength);
+        Assert.Contains("'rope_scaling.factor'", Refused(("rope_scaling", new JsonObject { ["rope_type"] = "yarn" })).Message);
+    }
+
+    [Fact]
+    public void AYarnConfigWrittenOutReadsBackTheSame()
+    {
+        var config = Read(("max_position_embeddings", 8192), ("rope_scaling", new JsonObject
+        {
+            ["rope_type"] = "yarn", ["factor"] = 8.0, ["original_max_position_embeddings"] = 2048, ["beta_fast"] = 16.0,
+            ["truncate"] = false, ["mscale"] = 0.5, ["mscale_all_dim"] = 1.0,
+        }));
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("config.json"), ModelConfigWriter.ToJson(config).ToJsonString());
+        var back = ModelConfig.Load(dir.Path);
+        Assert.Equal(config.Rope, back.Rope);
+        Assert.Equal(config.Rope.InverseFrequencies(config.RotaryDim), back.Rope.InverseFrequencies(back.RotaryDim));
+    }
+
     static readonly IEqualityComparer<float> Close = EqualityComparer<float>.Create((a, b) => Math.Abs(a - b) <= 1e-6 * Math.Max(1, Math.Abs(b)) + 1e-7);
 
     [Fact]
@@ -204,7 +294,7 @@ public sealed class ModelConfigTests
         Assert.Contains("'model_type'", Refused(("model_type", "gpt2")).Message);
         Assert.Contains("gpt2", Refused(("model_type", "gpt2")).Message);
         Assert.Contains("'hidden_act'", Refused(("hidden_act", "gelu")).Message);
-        Assert.Contains("'rope_scaling.rope_type'", Refused(("rope_scaling", new JsonObject { ["rope_type"] = "yarn", ["factor"] = 4.0 })).Message);
+        Assert.Contains("'rope_scaling.rope_type'", Refused(("rope_scaling", new JsonObject { ["rope_type"] = "dynamic", ["factor"] = 4.0 })).Message);
         Assert.Contains("'rope_parameters.factor'", Refused(("rope_parameters", new JsonObject { ["rope_type"] = "linear" })).Message);
         Assert.Contains("'architectures'", Refused(("architectures", new JsonArray("LlamaForSequenceClassification"))).Message);
         Assert.Contains("'quantization_config'", Refused(("quantization_config", new JsonObject { ["quant_method"] = "awq" })).Message);
