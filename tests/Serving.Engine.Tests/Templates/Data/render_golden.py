@@ -23,6 +23,10 @@ TEMPLATES = {
     "qwen2.5-7b-instruct.jinja": (None, "<|im_end|>"),
     "tinyllama-1.1b-chat-v1.0.jinja": ("<s>", "</s>"),
     "chatml.jinja": ("<|begin_of_text|>", "<|im_end|>"),
+    "qwen3-1.7b.jinja": (None, "<|im_end|>"),
+    "llama-3.2-3b-instruct.jinja": ("<|begin_of_text|>", "<|eot_id|>"),
+    "phi-3.5-mini-instruct.jinja": ("<s>", "<|endoftext|>"),
+    "mistral-nemo-instruct-2407.jinja": ("<s>", "</s>"),
 }
 
 WEATHER_TOOL = {
@@ -60,6 +64,9 @@ TOOL_RESULT = {"role": "tool", "tool_call_id": "call12345", "name": "get_weather
                "content": "{\"temperature\": 21.5, \"sky\": \"clear\"}"}
 TOOL_RESULT_OBJECT = dict(TOOL_RESULT, content={"temperature": 21.5, "ok": True, "note": None, "it's": [1, "a\nb", 2e-7]})
 TWO_TOOL_CALLS = dict(TOOL_CALL, tool_calls=TOOL_CALL["tool_calls"] * 2)
+# reasoning models (Qwen3): thinking inline in an earlier answer, or as vLLM's reasoning_content field
+ASSISTANT_THOUGHT = {"role": "assistant", "content": "<think>\nThe capital of France is Paris.\n</think>\n\nParis."}
+ASSISTANT_REASONING = {"role": "assistant", "content": "\nParis.", "reasoning_content": "\nFrance's capital: Paris.\n"}
 
 LLAMA_DATE = {"date_string": "15 Mar 2025"}
 
@@ -76,6 +83,12 @@ CONVERSATIONS = [
     ("two_user_turns_invalid", [USER, USER2], True, {}),
     ("two_tool_calls", [USER, TWO_TOOL_CALLS, TOOL_RESULT], True, {"tools": [WEATHER_TOOL]}),
     ("assistant_first_invalid", [ASSISTANT, USER], False, {}),
+    ("thought_in_history", [USER, ASSISTANT_THOUGHT, USER2], True, {}),
+    ("thought_in_last_answer", [USER, ASSISTANT_THOUGHT], False, {}),
+    ("reasoning_content_last_answer", [SYSTEM, USER, ASSISTANT_REASONING], False, {}),
+    ("thinking_disabled", [USER], True, {"enable_thinking": False}),
+    ("tool_call_after_thought", [USER, dict(TOOL_CALL, content="<think>\nI need the weather.\n</think>\n\n"), TOOL_RESULT], True,
+     {"tools": [WEATHER_TOOL]}),
 ]
 
 
