@@ -9,7 +9,8 @@ namespace Serving.Server.OpenAI;
 /// content a string (text parts joined by newlines, as vLLM does for string-content templates). An assistant
 /// message keeps its tool_calls, with each call's arguments parsed from their JSON text into an object (the
 /// templates of Llama 3.1 and Qwen2.5 write them with tojson, as vLLM hands them over); a tool message keeps
-/// its tool_call_id.
+/// its tool_call_id. An assistant message's thinking ("reasoning", or the older "reasoning_content") goes to the
+/// template as reasoning_content, the name the templates of reasoning models (Qwen3) read.
 internal static class ChatMessages
 {
     static readonly HashSet<string> Roles = ["system", "developer", "user", "assistant", "tool"];
@@ -42,6 +43,7 @@ internal static class ChatMessages
             Check.That(role == "assistant", $"{param}.tool_calls", $"{param}.tool_calls is only allowed on assistant messages.");
             result["tool_calls"] = ToolCalls(calls, $"{param}.tool_calls");
         }
+        if (role == "assistant" && Reasoning(message, param) is { } reasoning) result["reasoning_content"] = reasoning;
         if (role == "tool")
         {
             Check.That(message.TryGetProperty("tool_call_id", out var id) && id.ValueKind == JsonValueKind.String,
@@ -49,6 +51,17 @@ internal static class ChatMessages
             result["tool_call_id"] = Check.Text(id, $"{param}.tool_call_id");
         }
         return result;
+    }
+
+    static string? Reasoning(JsonElement message, string param)
+    {
+        foreach (var field in new[] { "reasoning", "reasoning_content" })
+            if (message.TryGetProperty(field, out var value) && value.ValueKind != JsonValueKind.Null)
+            {
+                Check.That(value.ValueKind == JsonValueKind.String, $"{param}.{field}", $"{param}.{field} must be a string.");
+                return Check.Text(value, $"{param}.{field}");
+            }
+        return null;
     }
 
     static JsonArray ToolCalls(JsonElement calls, string param)

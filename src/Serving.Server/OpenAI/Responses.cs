@@ -54,9 +54,13 @@ internal sealed record ChatChoice(int Index, ChatMessage Message, ChatLogprobs? 
     public IReadOnlyList<int>? TokenIds { get; init; }
 }
 
-/// The assistant's message: its text, or (content null) the tools it called.
+/// The assistant's message: its text, or (content null) the tools it called; with a reasoning parser, the thinking
+/// that came before (vLLM's "reasoning").
 internal sealed record ChatMessage(string Role, string? Content)
 {
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Reasoning { get; init; }
+
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<Tools.ToolCall>? ToolCalls { get; init; }
 }
@@ -80,6 +84,9 @@ internal sealed record ChatDelta(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Role,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content)
 {
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Reasoning { get; init; }
+
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<Tools.ToolCallDelta>? ToolCalls { get; init; }
 }

@@ -77,4 +77,7 @@ internal sealed record ChatRequest : SamplingRequest
     /// "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.
     public JsonElement? ToolChoice { get; init; }
     public bool? ParallelToolCalls { get; init; }
+    /// With a reasoning parser: whether the answer shows its thinking ("reasoning"); false leaves it out (vLLM's
+    /// include_reasoning, default true). The content never holds it.
+    public bool? IncludeReasoning { get; init; }
 }

@@ -107,6 +107,7 @@ public static class ServerCommandLine
         Switch("--enable-log-requests", "EnableLogRequests", "Log prompt and output text (off by default)."),
         Switch("--enable-auto-tool-choice", "EnableAutoToolChoice", "Let the model call tools on its own (tool_choice \"auto\"); needs --tool-call-parser."),
         Make<string>("--tool-call-parser", "ToolCallParser", "How tool calls are read from the output: llama3_json, hermes (Qwen2.5, Hermes) or mistral."),
+        Make<string>("--reasoning-parser", "ReasoningParser", "How a reasoning model's thinking is read from chat answers, to come as \"reasoning\" apart from the content: deepseek_r1 or qwen3."),
         Switch("--disable-playground", "DisablePlayground", "Do not serve the playground page at / (served by default)."),
     ];
 }

@@ -87,6 +87,9 @@ public sealed class ServerOptions
     public bool EnableAutoToolChoice { get; set; }
     /// How tool calls are read from the model's text: llama3_json, hermes or mistral (vLLM's names).
     public string? ToolCallParser { get; set; }
+    /// How a reasoning model's thinking is read from its chat answers: deepseek_r1 or qwen3 (vLLM's names); the
+    /// thinking then comes as "reasoning", apart from the content.
+    public string? ReasoningParser { get; set; }
     /// Leave out the playground page at / (its routes then answer 404, or 401 without the API key).
     public bool DisablePlayground { get; set; }
 
@@ -159,6 +162,8 @@ public sealed class ServerOptions
         Check(ToolCallParser is null || OpenAI.Tools.ToolCallParsers.Names.Contains(ToolCallParser),
             $"tool-call-parser must be one of {string.Join(", ", OpenAI.Tools.ToolCallParsers.Names)} (got '{ToolCallParser}')");
         Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
+        Check(ReasoningParser is null || OpenAI.Reasoning.ReasoningParser.Names.Contains(ReasoningParser),
+            $"reasoning-parser must be one of {string.Join(", ", OpenAI.Reasoning.ReasoningParser.Names)} (got '{ReasoningParser}')");
         return errors;
     }
 

@@ -1,16 +1,24 @@
 using System.Text;
 using Serving.Engine;
+using Serving.Server.OpenAI.Reasoning;
 using Serving.Server.OpenAI.Tools;
 
 namespace Serving.Server.OpenAI.Chat;
 
+/// Where a choice's thinking goes under a reasoning parser: whether its answer starts in thinking, and whether the
+/// response shows the thinking (include_reasoning) or only leaves it out of the content.
+internal sealed record ReasoningPart(bool StartsThinking, bool Include);
+
 /// One choice of a chat request as its events arrive: Append records an event and gives the streaming
-/// delta, Record only records it; ToChoice gives the whole assistant message. The tool-call reader decides
-/// what the text is: content, or the arguments of tool calls.
-internal sealed class ChatChoiceState(int index, bool returnTokenIds, IPromptProcessor prompts, ToolCallReader reader)
+/// delta, Record only records it; ToChoice gives the whole assistant message. The reasoning part (when the server
+/// has a reasoning parser) takes the thinking off the front of the text; the tool-call reader decides what the
+/// rest is: content, or the arguments of tool calls.
+internal sealed class ChatChoiceState(int index, bool returnTokenIds, IPromptProcessor prompts, ToolCallReader reader,
+    ReasoningPart? reasoning)
 {
     readonly StringBuilder _text = new();
     readonly List<int> _tokenIds = [];
+    readonly ReasoningSplitter? _splitter = reasoning is null ? null : new ReasoningSplitter(reasoning.StartsThinking);
     List<TokenLogprob>? _logprobs;
     string? _finishReason;
     StopReason? _stopReason;
@@ -35,12 +43,16 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, IPromptPro
     public ChatChunkChoice Append(TokenEvent e)
     {
         Record(e);
-        var step = reader.Push(e.TextDelta, final: e.FinishReason is not null);
+        var final = e.FinishReason is not null;
+        var split = _splitter?.Push(e.TextDelta, final) ?? new ReasoningStep("", e.TextDelta);
+        var thinking = reasoning is { Include: true } && split.Reasoning.Length > 0 ? split.Reasoning : null;
+        var step = reader.Push(split.Content, final);
         _streamedCalls |= step.ToolCalls is { Count: > 0 };
-        // The closing chunk of a choice may carry no text: its delta is then {} (OpenAI's shape).
-        var content = step.Content is { Length: 0 } && (e.FinishReason is not null || step.ToolCalls is not null) ? null : step.Content;
+        // A chunk without text has no content field when it carries calls, closes the choice, or belongs to an answer
+        // that may think (its delta is then {} when it carries nothing: OpenAI's shape).
+        var content = step.Content is { Length: 0 } && (final || step.ToolCalls is not null || _splitter is not null) ? null : step.Content;
         var finish = e.FinishReason is { } reason ? reader.FinishReason(reason.ToOpenAI(), _streamedCalls) : null;
-        return new ChatChunkChoice(index, new ChatDelta(null, content) { ToolCalls = step.ToolCalls },
+        return new ChatChunkChoice(index, new ChatDelta(null, content) { Reasoning = thinking, ToolCalls = step.ToolCalls },
             e.Logprobs is null ? null : LogprobsFormat.Chat(e.Logprobs, prompts), finish, e.StopReason.ToOpenAI())
         {
             TokenIds = returnTokenIds ? e.TokenIds : null,
@@ -49,9 +61,11 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, IPromptPro
 
     public ChatChoice ToChoice()
     {
-        var (content, calls) = reader.Complete(_text.ToString());
+        var text = _text.ToString();
+        var (thinking, rest) = reasoning is null ? (null, text) : ReasoningSplitter.Split(text, reasoning.StartsThinking);
+        var (content, calls) = rest is null ? (null, null) : reader.Complete(rest);
         var finish = _finishReason is null ? null : reader.FinishReason(_finishReason, calls is { Count: > 0 });
-        return new(index, new ChatMessage("assistant", content) { ToolCalls = calls },
+        return new(index, new ChatMessage("assistant", content) { Reasoning = reasoning is { Include: true } ? thinking : null, ToolCalls = calls },
             _logprobs is null ? null : LogprobsFormat.Chat(_logprobs, prompts), finish, _stopReason.ToOpenAI())
         {
             TokenIds = returnTokenIds ? _tokenIds : null,

@@ -1,13 +1,15 @@
 using Serving.Engine;
 using Serving.Server.Generation;
+using Serving.Server.OpenAI.Reasoning;
 using Serving.Server.OpenAI.Tools;
 
 namespace Serving.Server.OpenAI.Chat;
 
 /// A checked /v1/chat/completions request: the conversation rendered by the model's chat template and
-/// tokenized, the engine request for it, and how its answers may call tools.
+/// tokenized, the engine request for it, how its answers may call tools, and (with a reasoning parser) where their
+/// thinking goes.
 internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, string PromptText, GenerationRequest Generation,
-    ChatTools Tools, string? ToolCallParser)
+    ChatTools Tools, string? ToolCallParser, ReasoningPart? Reasoning)
 {
     public int N => Generation.Sampling.N;
 
@@ -34,7 +36,11 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
         var sampling = SamplingRules.ToSamplingParams(fields, ids.Count, limits, "messages");
         var id = ServingContext.NewId("chatcmpl");
         var generation = new GenerationRequest { RequestId = id, PromptTokenIds = ids, Sampling = sampling };
-        return new ChatPlan(id, ServingContext.UnixNow(), request, text, generation, tools, serving.Options.ToolCallParser);
+        var reasoning = serving.Options.ReasoningParser is { } parser
+            ? new ReasoningPart(ReasoningParser.Create(parser).StartsThinking(text, constrained: fields.StructuredOutputs is not null),
+                request.IncludeReasoning ?? true)
+            : null;
+        return new ChatPlan(id, ServingContext.UnixNow(), request, text, generation, tools, serving.Options.ToolCallParser, reasoning);
     }
 
     static void ValidateChatFields(ChatRequest request)
@@ -46,5 +52,5 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
 
     public ChatChoiceState[] NewChoiceStates(IPromptProcessor prompts) =>
         [.. Enumerable.Range(0, N).Select(i => new ChatChoiceState(i, Request.ReturnTokenIds == true, prompts,
-            ToolCallReader.For(Tools, ToolCallParser is { } parser ? ToolCallParsers.Create(parser) : null)))];
+            ToolCallReader.For(Tools, ToolCallParser is { } parser ? ToolCallParsers.Create(parser) : null), Reasoning))];
 }
