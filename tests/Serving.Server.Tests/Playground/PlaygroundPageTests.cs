@@ -66,6 +66,44 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task AThinkingAnswerShowsItsThinkingApartAndSendsItBack()
+    {
+        // deepseek_r1 over the fixture's ChatML template: an answer thinks from its first token, and the random
+        // model never closes the thought, so the whole answer is thinking
+        await using var thinking = await RunningServer.StartAsync(["--reasoning-parser", "deepseek_r1"]);
+        await using var page = await fixture.OpenAsync(server: thinking);
+        await page.WaitUntilConnectedAsync();
+        await page.SetAsync("Temperature", "0");
+        await page.SetAsync("Max tokens", "12");
+
+        await page.SendAsync("Why?");
+        await page.WaitForAnswerAsync();
+        await Expect(page.LastAnswer.Locator(".msg-thinking")).ToBeVisibleAsync();
+        var thought = await page.LastAnswer.Locator(".msg-thinking-text").TextContentAsync() ?? "";
+        Assert.NotEmpty(thought);
+        Assert.Equal("", await page.LastAnswer.Locator(".msg-text").TextContentAsync());
+        await Expect(page.LastAnswer.Locator(".msg-meta")).ToContainTextAsync("12 tokens");
+
+        // the next turn sends the answer back with its thinking
+        var request = await page.SendAsync("And then?");
+        var answer = request.GetProperty("messages")[1];
+        Assert.Equal("assistant", answer.GetProperty("role").GetString());
+        Assert.Equal(thought, answer.GetProperty("reasoning").GetString());
+        await page.WaitForAnswerAsync();
+    }
+
+    [Fact]
+    public async Task AnAnswerWithoutThinkingShowsNoThinkingBlock()
+    {
+        await using var page = await fixture.OpenAsync();
+        await page.WaitUntilConnectedAsync();
+        await page.SetAsync("Max tokens", "4");
+        await page.SendAsync("Hi");
+        await page.WaitForAnswerAsync();
+        await Expect(page.LastAnswer.Locator(".msg-thinking")).ToBeHiddenAsync();
+    }
+
+    [Fact]
     public async Task SamplingSettingsReachTheRequest()
     {
         await using var page = await fixture.OpenAsync();

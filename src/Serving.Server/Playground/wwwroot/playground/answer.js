@@ -1,15 +1,16 @@
-// One answer in the transcript as it streams in: its text (or token spans), tool calls, and once it ends a line
-// of figures (finish reason, tokens, time to first token, tokens/s).
+// One answer in the transcript as it streams in: its thinking (under a server's --reasoning-parser), its text (or
+// token spans), tool calls, and once it ends a line of figures (finish reason, tokens, time to first token, tokens/s).
 
 import { fromChat, fromCompletion, tokenSpans } from './tokens.js';
 import { el, count, rate, seconds } from './format.js';
 
-/// One answer as it streams: text (or token spans), tool calls, and a line of figures once it ends.
+/// One answer as it streams: thinking, text (or token spans), tool calls, and a line of figures once it ends.
 export class AnswerView {
   constructor(role, prompt, showTokens) {
     this.chat = prompt === null;
     this.showTokens = showTokens;
     this.text = '';
+    this.reasoning = '';
     this.tokens = [];
     this.toolCalls = [];
     this.chunks = 0;
@@ -18,11 +19,13 @@ export class AnswerView {
     this.started = performance.now();
     this.firstAt = null;
     this.body = el('div', { class: 'msg-text' });
+    this.thoughts = el('div', { class: 'msg-thinking-text' });
+    this.thinking = el('details', { class: 'msg-thinking', open: true, hidden: true }, el('summary', {}, 'Thinking'), this.thoughts);
     this.tools = el('div', { class: 'msg-tools' });
     this.meta = el('p', { class: 'msg-meta' }, 'waiting for the first token\u2026');
     const content = el('div', { class: 'msg-body' }, prompt === null ? '' : el('span', { class: 'prompt-echo' }, prompt), this.body);
     this.item = el('li', { class: `msg ${this.chat ? 'assistant' : 'completion'}`, 'data-state': 'streaming', 'aria-busy': 'true', 'data-chunks': '0' },
-      el('div', { class: 'msg-role' }, role), content, this.tools, this.meta);
+      el('div', { class: 'msg-role' }, role), this.thinking, content, this.tools, this.meta);
   }
 
   add(chunk) {
@@ -30,10 +33,11 @@ export class AnswerView {
     const choice = chunk.choices?.[0];
     if (!choice) return;
     const text = this.chat ? choice.delta?.content : choice.text;
+    const thought = this.chat ? choice.delta?.reasoning : null;
     const tokens = this.chat ? fromChat(choice.logprobs) : fromCompletion(choice.logprobs);
     if (this.chat) for (const call of choice.delta?.tool_calls ?? []) this.addToolCall(call);
     if (choice.finish_reason) this.finishReason = choice.finish_reason;
-    if (!text && tokens.length === 0) return;
+    if (!text && !thought && tokens.length === 0) return;
     if (this.firstAt === null) {
       this.firstAt = performance.now();
       this.meta.textContent = 'generating\u2026';
@@ -41,6 +45,11 @@ export class AnswerView {
     this.chunks++;
     this.item.dataset.chunks = String(this.chunks);
     this.text += text ?? '';
+    if (thought) {
+      this.reasoning += thought;
+      this.thoughts.append(thought);
+      this.thinking.hidden = false;
+    }
     this.tokens.push(...tokens);
     if (this.showTokens && tokens.length) this.addTokens(tokens);
     else if (text) this.body.append(text);
@@ -85,6 +94,7 @@ export class AnswerView {
   message() {
     const message = { role: 'assistant', content: this.text };
     if (this.toolCalls.length) message.tool_calls = this.toolCalls;
+    if (this.reasoning) message.reasoning = this.reasoning;
     return message;
   }
 
