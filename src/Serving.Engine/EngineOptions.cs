@@ -9,6 +9,11 @@ public sealed record EngineOptions
     public string? Tokenizer { get; init; }
     /// config.json fields replacing the model's (vLLM's --hf-overrides), e.g. a longer max_position_embeddings.
     public Config.HfOverrides? HfOverrides { get; init; }
+    /// A chat template (Jinja source) to render chats with instead of the tokenizer's (vLLM's --chat-template).
+    public string? ChatTemplate { get; init; }
+    /// Chat template variables every chat gets unless its request sets them (vLLM's --default-chat-template-kwargs),
+    /// e.g. enable_thinking false.
+    public System.Text.Json.Nodes.JsonObject? DefaultChatTemplateKwargs { get; init; }
     /// auto (checkpoint dtype; bfloat16 on CUDA), float32, bfloat16, float16.
     public string Dtype { get; init; } = "auto";
     /// How the KV pool stores K and V (vLLM's --kv-cache-dtype): auto (the model's dtype), float32, bfloat16, float16.

@@ -9,13 +9,17 @@ internal sealed class PromptProcessor : IPromptProcessor
 {
     readonly TextTokenizer _tokenizer;
     readonly ChatTemplate? _chatTemplate;
+    readonly JsonObject _defaultKwargs;
     readonly int _maxModelLen;
 
-    /// maxModelLen: the context; a text that cannot fit in it is refused before it is tokenized.
-    public PromptProcessor(TextTokenizer tokenizer, int maxModelLen)
+    /// maxModelLen: the context; a text that cannot fit in it is refused before it is tokenized. chatTemplate replaces
+    /// the tokenizer's template (--chat-template); defaultKwargs are template variables every chat gets unless its
+    /// request sets them (--default-chat-template-kwargs).
+    public PromptProcessor(TextTokenizer tokenizer, int maxModelLen, string? chatTemplate = null, JsonObject? defaultKwargs = null)
     {
         _tokenizer = tokenizer;
-        _chatTemplate = tokenizer.ChatTemplate is { } source ? new ChatTemplate(source) : null;
+        _chatTemplate = (chatTemplate ?? tokenizer.ChatTemplate) is { } source ? new ChatTemplate(source) : null;
+        _defaultKwargs = defaultKwargs ?? [];
         _maxModelLen = maxModelLen;
         MaxTextLength = (long)maxModelLen * tokenizer.MaxTokenLength;
     }
@@ -51,15 +55,25 @@ internal sealed class PromptProcessor : IPromptProcessor
         var template = chatTemplate is null ? _chatTemplate : Parse(chatTemplate);
         if (template is null)
             throw new InvalidRequestException(
-                "this model has no chat template (tokenizer_config.json has no chat_template); use /v1/completions", "messages");
+                "this model has no chat template (tokenizer_config.json has no chat_template); start the server with " +
+                "--chat-template, or use /v1/completions", "messages");
         try
         {
-            return template.Render(messages, addGenerationPrompt, _tokenizer.BosToken, _tokenizer.EosToken, extraContext);
+            return template.Render(messages, addGenerationPrompt, _tokenizer.BosToken, _tokenizer.EosToken, WithDefaults(extraContext));
         }
         catch (TemplateException error)
         {
             throw new InvalidRequestException($"the chat template rejected the conversation: {error.Message}", "messages");
         }
+    }
+
+    // the request's variables over the defaults
+    JsonObject? WithDefaults(JsonObject? extraContext)
+    {
+        if (_defaultKwargs.Count == 0) return extraContext;
+        var context = (JsonObject)_defaultKwargs.DeepClone();
+        foreach (var (name, value) in extraContext ?? []) context[name] = value?.DeepClone();
+        return context;
     }
 
     static ChatTemplate Parse(string source)

@@ -102,6 +102,8 @@ public static class ServerCommandLine
         Make<long>("--max-request-body-bytes", "MaxRequestBodyBytes", "Largest request body; 413 beyond (default 8388608)."),
         Make<int>("--max-connections", "MaxConnections", "Most open client connections, both ports together; more are closed at once (default: from the file-descriptor limit, at most 10000)."),
         Make<int>("--timeout-keep-alive", "TimeoutKeepAlive", "Seconds a connection may stay idle, before its first request or between requests (default 5)."),
+        Make<string>("--chat-template", "ChatTemplate", "A chat template for every chat instead of the model's: a file, or the template itself."),
+        Make<string>("--default-chat-template-kwargs", "DefaultChatTemplateKwargs", "A JSON object of chat template variables every chat gets unless its request sets them, e.g. '{\"enable_thinking\": false}'."),
         Switch("--trust-request-chat-template", "TrustRequestChatTemplate", "Render chats with a request's own chat_template (refused by default)."),
         Make<string>("--generation-config", "GenerationConfig", "Sampling defaults: auto (the model's generation_config.json), vllm (none), or a folder holding a generation_config.json (default auto)."),
         Switch("--enable-log-requests", "EnableLogRequests", "Log prompt and output text (off by default)."),

@@ -78,6 +78,12 @@ public sealed class ServerOptions
     /// Seconds a connection may stay idle before its first request or between requests (uvicorn's and so
     /// vLLM's default: 5); a connection that sends nothing is closed after it.
     public int TimeoutKeepAlive { get; set; } = 5;
+    /// A chat template for every chat instead of the model's: a file's path, or the template itself (a value holding
+    /// '{', '}' or a line break), as vLLM's --chat-template.
+    public string? ChatTemplate { get; set; }
+    /// A JSON object of chat template variables every chat gets unless its request's chat_template_kwargs set them
+    /// (vLLM's --default-chat-template-kwargs), e.g. {"enable_thinking": false}.
+    public string? DefaultChatTemplateKwargs { get; set; }
     /// Render a chat with the request's own chat_template (vLLM's --trust-request-chat-template).
     public bool TrustRequestChatTemplate { get; set; }
     /// Where default sampling parameters come from: "auto" (the model's generation_config.json, as vLLM),
@@ -104,6 +110,8 @@ public sealed class ServerOptions
         Model = ResolvedModel,
         Tokenizer = Tokenizer ?? (ModelPresets.IsPreset(ResolvedModel) ? DefaultModelDir : null),
         HfOverrides = HfOverrides is null ? null : ConfigOverrides.Parse(HfOverrides),
+        ChatTemplate = ChatTemplate is null ? null : ChatTemplateFlags.Source(ChatTemplate),
+        DefaultChatTemplateKwargs = DefaultChatTemplateKwargs is null ? null : ChatTemplateFlags.Kwargs(DefaultChatTemplateKwargs),
         Dtype = Dtype,
         KVCacheDtype = KvCacheDtype,
         CalculateKVScales = CalculateKvScales,
@@ -158,7 +166,10 @@ public sealed class ServerOptions
         Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
         Check(Model is null || Directory.Exists(Model) || !Model.Contains('/'), $"model folder '{Model}' does not exist");
         Check(Tokenizer is null || Directory.Exists(Tokenizer), $"tokenizer folder '{Tokenizer}' does not exist");
-        if (HfOverrides is not null && OverridesError(HfOverrides) is { } overridesError) errors.Add(overridesError);
+        if (HfOverrides is not null && FlagError(() => ConfigOverrides.Parse(HfOverrides)) is { } overridesError) errors.Add(overridesError);
+        if (ChatTemplate is not null && FlagError(() => ChatTemplateFlags.Source(ChatTemplate)) is { } templateError) errors.Add(templateError);
+        if (DefaultChatTemplateKwargs is not null && FlagError(() => ChatTemplateFlags.Kwargs(DefaultChatTemplateKwargs)) is { } kwargsError)
+            errors.Add(kwargsError);
         Check(ToolCallParser is null || OpenAI.Tools.ToolCallParsers.Names.Contains(ToolCallParser),
             $"tool-call-parser must be one of {string.Join(", ", OpenAI.Tools.ToolCallParsers.Names)} (got '{ToolCallParser}')");
         Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
@@ -167,12 +178,12 @@ public sealed class ServerOptions
         return errors;
     }
 
-    // why --hf-overrides cannot be used, or null
-    static string? OverridesError(string json)
+    // why a flag's value cannot be used (its reader's ArgumentException), or null
+    static string? FlagError(Action read)
     {
         try
         {
-            ConfigOverrides.Parse(json);
+            read();
             return null;
         }
         catch (ArgumentException e)
