@@ -5,6 +5,7 @@ using Serving.Engine;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Serving.Server.Auth;
 using Serving.Server.Connections;
+using Serving.Server.Cors;
 using Serving.Server.Engine;
 using Serving.Server.Errors;
 using Serving.Server.Grpc;
@@ -74,6 +75,7 @@ public static class ServerApp
     static void AddServices(IServiceCollection services, ServerOptions options, EngineFactory engineFactory)
     {
         services.AddSingleton(options);
+        services.AddServingCors(options);
         services.AddSingleton<ConnectionLimit>();
         services.AddSingleton<AcceptGate>();
         services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<AcceptGate>());
@@ -91,6 +93,7 @@ public static class ServerApp
 
     static void MapRoutes(WebApplication app, ServerOptions options)
     {
+        app.UseCors();   // first: preflights need no API key, and error answers carry the headers too
         app.UseMiddleware<ErrorMiddleware>();
         app.UseStatusCodePages(context => ErrorMiddleware.WriteStatusCodeBodyAsync(context.HttpContext));
         if (!options.DisablePlayground) app.UsePlayground(); // before the key check: the page itself is public

@@ -111,5 +111,9 @@ public static class ServerCommandLine
         Make<string>("--tool-call-parser", "ToolCallParser", "How tool calls are read from the output: llama3_json, hermes (Qwen2.5, Hermes) or mistral."),
         Make<string>("--reasoning-parser", "ReasoningParser", "How a reasoning model's thinking is read from chat answers, to come as \"reasoning\" apart from the content: deepseek_r1 or qwen3."),
         Switch("--disable-playground", "DisablePlayground", "Do not serve the playground page at / (served by default)."),
+        Make<string>("--allowed-origins", "AllowedOrigins", "Origins a web page may call the API from, a JSON list (default [\"*\"]: any)."),
+        Make<string>("--allowed-methods", "AllowedMethods", "Methods a cross-origin request may use, a JSON list (default [\"*\"])."),
+        Make<string>("--allowed-headers", "AllowedHeaders", "Headers a cross-origin request may send, a JSON list (default [\"*\"])."),
+        Switch("--allow-credentials", "AllowCredentials", "Let cross-origin requests send credentials (off by default)."),
     ];
 }

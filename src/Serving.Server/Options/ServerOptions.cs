@@ -98,6 +98,12 @@ public sealed class ServerOptions
     public string? ReasoningParser { get; set; }
     /// Leave out the playground page at / (its routes then answer 404, or 401 without the API key).
     public bool DisablePlayground { get; set; }
+    /// Cross-origin requests (vLLM's flags and defaults): origins, methods and headers a web page on another origin
+    /// may use, as JSON lists ("*": any), and whether it may send credentials.
+    public string AllowedOrigins { get; set; } = """["*"]""";
+    public string AllowedMethods { get; set; } = """["*"]""";
+    public string AllowedHeaders { get; set; } = """["*"]""";
+    public bool AllowCredentials { get; set; }
 
     public string ResolvedModel => Model ?? DefaultModelDir;
 
@@ -173,6 +179,8 @@ public sealed class ServerOptions
         Check(ToolCallParser is null || OpenAI.Tools.ToolCallParsers.Names.Contains(ToolCallParser),
             $"tool-call-parser must be one of {string.Join(", ", OpenAI.Tools.ToolCallParsers.Names)} (got '{ToolCallParser}')");
         Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
+        foreach (var (list, flag) in new[] { (AllowedOrigins, "allowed-origins"), (AllowedMethods, "allowed-methods"), (AllowedHeaders, "allowed-headers") })
+            if (FlagError(() => Cors.CorsSetup.List(list, flag)) is { } listError) errors.Add(listError);
         Check(ReasoningParser is null || OpenAI.Reasoning.ReasoningParser.Names.Contains(ReasoningParser),
             $"reasoning-parser must be one of {string.Join(", ", OpenAI.Reasoning.ReasoningParser.Names)} (got '{ReasoningParser}')");
         return errors;
