@@ -14,6 +14,8 @@ public sealed record EngineOptions
     /// Chat template variables every chat gets unless its request sets them (vLLM's --default-chat-template-kwargs),
     /// e.g. enable_thinking false.
     public System.Text.Json.Nodes.JsonObject? DefaultChatTemplateKwargs { get; init; }
+    /// Sampling defaults that replace GenerationConfig's (vLLM's --override-generation-config).
+    public Config.SamplingDefaults? OverrideGenerationConfig { get; init; }
     /// auto (checkpoint dtype; bfloat16 on CUDA), float32, bfloat16, float16.
     public string Dtype { get; init; } = "auto";
     /// How the KV pool stores K and V (vLLM's --kv-cache-dtype): auto (the model's dtype), float32, bfloat16, float16.

@@ -17,6 +17,9 @@ public sealed record GenerationConfig
     public int? MaxNewTokens { get; init; }
     public int? MaxLength { get; init; }
 
+    /// The fields SamplingDefaults takes, as generation_config.json spells them.
+    public static readonly IReadOnlyList<string> SamplingFields = ["temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens"];
+
     /// The sampling defaults it recommends, as vLLM takes them (do_sample is not one: vLLM ignores it too).
     public SamplingDefaults SamplingDefaults => new()
     {

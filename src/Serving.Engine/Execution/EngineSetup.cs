@@ -89,12 +89,16 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             (long)(System.Diagnostics.Stopwatch.GetElapsedTime(started) - tuningTime).TotalMilliseconds, (freeBefore - gpuMemory.FreeBytes()) >> 20);
     }
 
-    static SamplingDefaults SamplingDefaultsOf(EngineOptions options, LoadedModel model) => options.GenerationConfig switch
+    static SamplingDefaults SamplingDefaultsOf(EngineOptions options, LoadedModel model)
     {
-        "auto" => model.Generation.SamplingDefaults,
-        "vllm" => SamplingDefaults.None,
-        var folder => GenerationConfig.Load(folder).SamplingDefaults,
-    };
+        var defaults = options.GenerationConfig switch
+        {
+            "auto" => model.Generation.SamplingDefaults,
+            "vllm" => SamplingDefaults.None,
+            var folder => GenerationConfig.Load(folder).SamplingDefaults,
+        };
+        return options.OverrideGenerationConfig is { } overrides ? defaults.With(overrides) : defaults;
+    }
 
     static string TokenizerFolder(EngineOptions options, LoadedModel model)
     {

@@ -106,6 +106,7 @@ public static class ServerCommandLine
         Make<string>("--default-chat-template-kwargs", "DefaultChatTemplateKwargs", "A JSON object of chat template variables every chat gets unless its request sets them, e.g. '{\"enable_thinking\": false}'."),
         Switch("--trust-request-chat-template", "TrustRequestChatTemplate", "Render chats with a request's own chat_template (refused by default)."),
         Make<string>("--generation-config", "GenerationConfig", "Sampling defaults: auto (the model's generation_config.json), vllm (none), or a folder holding a generation_config.json (default auto)."),
+        Make<string>("--override-generation-config", "OverrideGenerationConfig", "Sampling defaults replacing --generation-config's, a JSON object in generation_config.json's names, e.g. '{\"temperature\": 0.6}'."),
         Switch("--enable-log-requests", "EnableLogRequests", "Log prompt and output text (off by default)."),
         Switch("--enable-auto-tool-choice", "EnableAutoToolChoice", "Let the model call tools on its own (tool_choice \"auto\"); needs --tool-call-parser."),
         Make<string>("--tool-call-parser", "ToolCallParser", "How tool calls are read from the output: llama3_json, hermes (Qwen2.5, Hermes) or mistral."),

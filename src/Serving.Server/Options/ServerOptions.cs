@@ -1,6 +1,7 @@
 using Serving.Engine;
 using Serving.Engine.Model;
 using Serving.Engine.Sampling;
+using Serving.Engine.Config;
 using ConfigOverrides = Serving.Engine.Config.HfOverrides;
 
 namespace Serving.Server.Options;
@@ -89,6 +90,9 @@ public sealed class ServerOptions
     /// Where default sampling parameters come from: "auto" (the model's generation_config.json, as vLLM),
     /// "vllm" (none: OpenAI's defaults), or a folder with a generation_config.json.
     public string GenerationConfig { get; set; } = "auto";
+    /// A JSON object of generation_config.json sampling fields replacing GenerationConfig's (vLLM's
+    /// --override-generation-config), e.g. {"temperature": 0.6, "max_new_tokens": 512}.
+    public string? OverrideGenerationConfig { get; set; }
     /// Let the model decide when to call a tool (tool_choice "auto"); needs ToolCallParser (vLLM's flag).
     public bool EnableAutoToolChoice { get; set; }
     /// How tool calls are read from the model's text: llama3_json, hermes or mistral (vLLM's names).
@@ -135,6 +139,7 @@ public sealed class ServerOptions
         MaxNumQueuedRequests = MaxNumQueuedReqs,
         Seed = Seed,
         GenerationConfig = GenerationConfig,
+        OverrideGenerationConfig = OverrideGenerationConfig is null ? null : SamplingDefaults.Parse(OverrideGenerationConfig),
     };
 
     /// Start-up validation: every problem, one per line; empty when the options are usable.
@@ -164,6 +169,8 @@ public sealed class ServerOptions
         Check(TimeoutKeepAlive >= 1, "timeout-keep-alive must be >= 1");
         Check(GenerationConfig is "auto" or "vllm" || Directory.Exists(GenerationConfig),
             $"generation-config must be auto, vllm or a folder (got '{GenerationConfig}')");
+        if (OverrideGenerationConfig is not null && FlagError(() => SamplingDefaults.Parse(OverrideGenerationConfig)) is { } overrideError)
+            errors.Add(overrideError);
         Check(ShutdownTimeout >= 0, "shutdown-timeout must be >= 0");
         Check(MaxLogprobs is >= 0 and <= SamplingParams.MaxLogprobs, $"max-logprobs must be 0..{SamplingParams.MaxLogprobs}");
         Check(MaxN >= 1, "max-n must be >= 1");

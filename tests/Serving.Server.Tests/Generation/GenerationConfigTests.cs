@@ -67,6 +67,32 @@ public sealed class GenerationConfigTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task OverridesReplaceTheDefaultsTheyName()
+    {
+        // over the model's file: max_new_tokens 3 becomes 4, temperature 0 stays
+        await using (var server = await StartAsync(null, "--override-generation-config", """{"max_new_tokens": 4}"""))
+        {
+            var first = await CompleteAsync(server, Request());
+            Assert.Equal(4, first.Tokens);
+            Assert.Equal(first.Text, (await CompleteAsync(server, Request())).Text);
+        }
+        // over vllm's none: the override alone
+        await using (var server = await StartAsync("vllm", "--override-generation-config", """{"max_new_tokens": 2}"""))
+            Assert.Equal(2, (await CompleteAsync(server, Request())).Tokens);
+    }
+
+    [Fact]
+    public void AnOverrideThatIsNotGenerationConfigIsAStartUpError()
+    {
+        IReadOnlyList<string> Errors(string json) => Options.ServerCommandLineTests.Bind(
+            Serving.Server.Options.ServerCommandLine.ToConfiguration(["--override-generation-config", json])).Validate();
+        Assert.Contains(Errors("""{"temprature": 0.5}"""), e => e.StartsWith("override-generation-config: 'temprature' is not one of temperature", StringComparison.Ordinal));
+        Assert.Contains(Errors("""{"top_k": "many"}"""), e => e.Contains("override-generation-config", StringComparison.Ordinal) && e.Contains("top_k", StringComparison.Ordinal));
+        Assert.Contains("override-generation-config must be a JSON object (got [1])", Errors("[1]"));
+        Assert.Empty(Errors("""{"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0, "max_new_tokens": 512}"""));
+    }
+
     Task<RunningServer> StartAsync(string? generationConfig = null, params string[] extra) =>
         RunningServer.StartAsync([.. generationConfig is null ? [] : new[] { "--generation-config", generationConfig }, .. extra], model: _model.Path);
 
