@@ -78,6 +78,11 @@ internal sealed record ChatChunkChoice(int Index, ChatDelta Delta, ChatLogprobs?
 {
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<int>? TokenIds { get; init; }
+
+    /// Nothing to tell the client (text held back while a tag or a character is incomplete): the chunk is not sent.
+    [JsonIgnore]
+    public bool IsEmpty => Delta is { Role: null, Content: null or "", Reasoning: null, ToolCalls: null }
+        && Logprobs is null && FinishReason is null && TokenIds is null;
 }
 
 internal sealed record ChatDelta(

@@ -39,8 +39,11 @@ public sealed class ReasoningTests(ToolServer shared)
             using (response)
             using (events)
             {
-                var deltas = (await events.ReadAllAsync()).Select(e => e["choices"]![0]!["delta"]!).ToList();
+                var chunks = (await events.ReadAllAsync()).Select(e => e["choices"]![0]!).ToList();
+                var deltas = chunks.Select(c => c["delta"]!).ToList();
                 Assert.Equal(reasoning, string.Concat(deltas.Select(d => d["reasoning"]?.GetValue<string>())));
+                // the tokens of a tag held back send no empty chunks
+                Assert.All(chunks.Skip(1), c => Assert.True(c["delta"]!.AsObject().Count > 0 || c["finish_reason"] is not null));
                 Assert.Equal(content, string.Concat(deltas.Select(d => d["content"]?.GetValue<string>())));
                 Assert.DoesNotContain(deltas, d => d["content"]?.GetValue<string>().Contains('<') == true);
             }

@@ -59,6 +59,7 @@ internal static class ChatEndpoint
             {
                 var choice = choices[item.Event.Index].Append(item.Event);
                 usage.Add(item.Event.Usage);
+                if (choice.IsEmpty) continue;
                 await sse.WriteAsync(Chunk(plan, serving, [choice], null), OpenAIJsonContext.Default.ChatChunk, aborted);
             }
             if (plan.Request.StreamOptions?.IncludeUsage == true)
