@@ -4,7 +4,8 @@ namespace Serving.LoadGen.Clients;
 
 /// Folds the `data:` events of an OpenAI stream (completions or chat chunks) into one request's result:
 /// output arrivals on the timer, generated text, token counts, and the error event a server sends when a
-/// stream fails after it began.
+/// stream fails after it began. A reasoning model's thinking (chat's delta.reasoning, or the older
+/// delta.reasoning_content) is output like its content, as vLLM's benchmark counts it.
 internal sealed class SseChunkReader(bool chat, StreamTimer timer, Action<string>? onText = null)
 {
     readonly System.Text.StringBuilder _text = new();
@@ -45,7 +46,7 @@ internal sealed class SseChunkReader(bool chat, StreamTimer timer, Action<string
             UsagePromptTokens = usage["prompt_tokens"]?.GetValue<int>();
         }
         if (chunk["choices"] is not JsonArray { Count: > 0 } choices || choices[0] is not JsonObject choice) return;
-        var text = chat ? choice["delta"]?["content"]?.GetValue<string>() : choice["text"]?.GetValue<string>();
+        var text = chat ? ChatText(choice["delta"]) : choice["text"]?.GetValue<string>();
         var numIds = (choice["token_ids"] as JsonArray)?.Count ?? 0;
         // a chunk carries output when it has text, or token ids whose bytes do not yet complete a character
         if (string.IsNullOrEmpty(text) && numIds == 0) return;
@@ -54,4 +55,8 @@ internal sealed class SseChunkReader(bool chat, StreamTimer timer, Action<string
         if (!string.IsNullOrEmpty(text)) onText?.Invoke(text);
         _tokenIdsSeen += numIds;
     }
+
+    static string? ChatText(JsonNode? delta) =>
+        (delta?["reasoning"] ?? delta?["reasoning_content"])?.GetValue<string>() + delta?["content"]?.GetValue<string>() is { Length: > 0 } text
+            ? text : null;
 }

@@ -27,6 +27,19 @@ public sealed class SseChunkReaderTests
         data: [DONE]
         """;
 
+    // A chat stream of a reasoning model under --reasoning-parser (captured): the thinking, then the content
+    const string ReasoningStream = """
+        data: {"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}
+
+        data: {"id":"c","choices":[{"index":0,"delta":{"reasoning":"p"},"finish_reason":null}],"usage":null}
+
+        data: {"id":"c","choices":[{"index":0,"delta":{"reasoning_content":"a"},"finish_reason":null}],"usage":null}
+
+        data: {"id":"c","choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}],"usage":null}
+
+        data: [DONE]
+        """;
+
     static SseChunkReader Read(string stream, bool chat, StreamTimer timer, Action<string>? onText = null)
     {
         var reader = new SseChunkReader(chat, timer, onText);
@@ -58,6 +71,17 @@ public sealed class SseChunkReaderTests
         Assert.Equal("hisstr", reader.Text);
         Assert.Equal(2, timer.NumChunks);          // the role-only first delta is not output
         Assert.Equal(2, reader.OutputTokens);      // no usage, no token ids: one token per output chunk
+    }
+
+    [Fact]
+    public void ThinkingIsOutputLikeContent()
+    {
+        var timer = new StreamTimer();
+        var printed = new List<string>();
+        var reader = Read(ReasoningStream, chat: true, timer, printed.Add);
+        Assert.Equal("paok", reader.Text);
+        Assert.Equal(3, timer.NumChunks);          // the first token is the first thought
+        Assert.Equal(["p", "a", "ok"], printed);
     }
 
     [Fact]
