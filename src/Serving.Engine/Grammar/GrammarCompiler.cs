@@ -61,6 +61,7 @@ internal static class GrammarCompiler
                 { Regex: { } pattern } => With(Single(RegexParser.Parse(pattern)), "regex"),
                 _ => With(Single(ChoiceGrammar(spec.Choice!)), "choice"),
             };
+            if (spec.AfterThinking) (root, kind) = (AfterThinking(rules, root), "thinking, then " + kind);
             var nfa = new Nfa(rules);
             var automaton = new GrammarAutomaton(nfa, root, $"{kind}, {nfa.NumNodes} states");
             automaton.CompileTime = Stopwatch.GetElapsedTime(started);
@@ -78,6 +79,14 @@ internal static class GrammarCompiler
     }
 
     static (GrammarRules, int, string) With((GrammarRules Rules, int Root) grammar, string kind) => (grammar.Rules, grammar.Root, kind);
+
+    /// A new root: the thinking (ThoughtGrammar), then the constraint's root.
+    static int AfterThinking(GrammarRules rules, int root)
+    {
+        var thinkingFirst = rules.Declare("thinking_then_root");
+        rules.Define(thinkingFirst, GrammarExpr.Sequence(ThoughtGrammar.UpToClose(), new RuleExpr(root)));
+        return thinkingFirst;
+    }
 
     static (GrammarRules, int) Single(GrammarExpr body)
     {

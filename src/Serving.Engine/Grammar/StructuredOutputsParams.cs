@@ -9,6 +9,9 @@ public sealed record StructuredOutputsParams
     public bool JsonObject { get; init; }
     public string? Regex { get; init; }
     public IReadOnlyList<string>? Choice { get; init; }
+    /// The output first thinks, up to and including the first </think>, then meets the constraint: a reasoning
+    /// model whose prompt opened its thinking (vLLM applies the constraint once the thinking ends).
+    public bool AfterThinking { get; init; }
 
     /// Throws InvalidRequestException (param "structured_outputs") when the constraint is malformed or uses
     /// something the grammar compiler does not support; the message names the keyword and its path.
@@ -24,10 +27,10 @@ public sealed record StructuredOutputsParams
             if (set != 1)
                 throw new InvalidRequestException(
                     "structured outputs need exactly one of json, json_object, regex or choice", "structured_outputs");
-            return Json is not null ? "json:" + Json
+            return (AfterThinking ? "after_thinking:" : "") + (Json is not null ? "json:" + Json
                 : JsonObject ? "json_object"
                 : Regex is not null ? "regex:" + Regex
-                : "choice:" + System.Text.Json.JsonSerializer.Serialize(Choice);
+                : "choice:" + System.Text.Json.JsonSerializer.Serialize(Choice));
         }
     }
 }

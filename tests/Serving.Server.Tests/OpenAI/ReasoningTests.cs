@@ -86,8 +86,9 @@ public sealed class ReasoningTests(ToolServer shared)
     }
 }
 
-/// deepseek_r1: an answer starts in thinking unless the prompt closed it. A template of the DeepSeek-R1 / Qwen3 kind,
-/// sent with the request: thinking by default, an empty <think></think> at the end when enable_thinking is false.
+/// deepseek_r1: an answer starts in thinking unless the prompt closed it, and then meets an output constraint after
+/// its thinking. A template of the DeepSeek-R1 / Qwen3 kind, sent with the request: thinking by default, an empty
+/// <think></think> at the end when enable_thinking is false.
 public sealed class DeepSeekReasoningTests : IAsyncLifetime
 {
     const string Template =
@@ -138,6 +139,26 @@ public sealed class DeepSeekReasoningTests : IAsyncLifetime
         var message = body!["choices"]![0]!["message"]!.AsObject();
         Assert.False(message.ContainsKey("reasoning"));
         Assert.NotEmpty(message["content"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task AConstraintHoldsAfterTheThinking()
+    {
+        // the prompt leaves the thinking open: the answer thinks freely (the random model never closes it here)
+        var thinking = Request();
+        thinking["structured_outputs"] = new { regex = "[a-z]{3}" };
+        var (_, body) = await _server.PostAsync("/v1/chat/completions", thinking);
+        var choice = body!["choices"]![0]!;
+        Assert.Equal("length", choice["finish_reason"]!.GetValue<string>());
+        Assert.NotEmpty(choice["message"]!["reasoning"]!.GetValue<string>());
+        Assert.Null(choice["message"]!["content"]);
+        // the prompt closed it: the constraint holds from the first token
+        var closed = Request(enableThinking: false);
+        closed["structured_outputs"] = new { regex = "[a-z]{3}" };
+        (_, body) = await _server.PostAsync("/v1/chat/completions", closed);
+        var message = body!["choices"]![0]!["message"]!.AsObject();
+        Assert.False(message.ContainsKey("reasoning"));
+        Assert.Matches("^[a-z]{3}$", message["content"]!.GetValue<string>());
     }
 
     [Fact]

@@ -30,16 +30,18 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
         }
         var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? true,
             request.ChatTemplateKwargs, request.ChatTemplate, tools.TemplateTools);
+        var reasoning = serving.Options.ReasoningParser is { } parser
+            ? new ReasoningPart(ReasoningParser.Create(parser).StartsThinking(text), request.IncludeReasoning ?? true)
+            : null;
+        // an answer that starts in thinking meets its constraint once the thinking ends, as in vLLM
+        if (reasoning is { StartsThinking: true } && fields.StructuredOutputs is { } constraint)
+            fields = fields with { StructuredOutputs = constraint with { AfterThinking = true } };
         // The template writes the special tokens itself, so none are added (vLLM's default for chat).
         var ids = serving.Prompts.Encode(text, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: true), "messages");
         Check.That(ids.Count > 0, "messages", "The rendered conversation is empty.");
         var sampling = SamplingRules.ToSamplingParams(fields, ids.Count, limits, "messages");
         var id = ServingContext.NewId("chatcmpl");
         var generation = new GenerationRequest { RequestId = id, PromptTokenIds = ids, Sampling = sampling };
-        var reasoning = serving.Options.ReasoningParser is { } parser
-            ? new ReasoningPart(ReasoningParser.Create(parser).StartsThinking(text, constrained: fields.StructuredOutputs is not null),
-                request.IncludeReasoning ?? true)
-            : null;
         return new ChatPlan(id, ServingContext.UnixNow(), request, text, generation, tools, serving.Options.ToolCallParser, reasoning);
     }
 

@@ -7,8 +7,9 @@ namespace Serving.Server.OpenAI.Reasoning;
 ///   prompt ends inside an open <think> (the templates of Qwen3-2507 thinking models and later write it there).
 /// - deepseek_r1 (DeepSeek-R1 and its distills): in thinking, whose opening tag the model may or may not write,
 ///   unless the prompt already closed it (a template's "thinking off": an empty <think></think> at its end).
-/// An answer constrained by a grammar (structured outputs, a required or named tool) starts in content: the grammar
-/// governs it from its first token. Once </think> is read, the rest is content, tags and all.
+/// An answer that starts in thinking meets its output constraint (structured outputs, a required or named tool)
+/// after the thinking, as in vLLM; one that starts in content meets it from its first token. Once </think> is read,
+/// the rest is content, tags and all.
 internal sealed class ReasoningParser
 {
     public const string Open = "<think>", Close = "</think>";
@@ -27,9 +28,8 @@ internal sealed class ReasoningParser
     };
 
     /// Whether an answer to this prompt starts in thinking before it writes anything.
-    public bool StartsThinking(string promptText, bool constrained)
+    public bool StartsThinking(string promptText)
     {
-        if (constrained) return false;
         var tail = promptText.TrimEnd();
         var openedByPrompt = tail.LastIndexOf(Open, StringComparison.Ordinal) > tail.LastIndexOf(Close, StringComparison.Ordinal);
         return openedByPrompt || _thinksUnlessClosed && !tail.EndsWith(Close, StringComparison.Ordinal);

@@ -65,10 +65,8 @@ public sealed class ReasoningSplitterTests
         var deepSeek = ReasoningParser.Create("deepseek_r1");
         const string open = "<|im_start|>assistant\n", opened = "<|im_start|>assistant\n<think>\n",
             closed = "<|im_start|>assistant\n<think>\n\n</think>\n\n", earlier = "<think>a</think>b<|im_start|>assistant\n";
-        Assert.Equal([false, true, false, false], new[] { open, opened, closed, earlier }.Select(p => qwen3.StartsThinking(p, constrained: false)));
-        Assert.Equal([true, true, false, true], new[] { open, opened, closed, earlier }.Select(p => deepSeek.StartsThinking(p, constrained: false)));
-        // a grammar writes the answer from its first token
-        Assert.False(deepSeek.StartsThinking(opened, constrained: true));
+        Assert.Equal([false, true, false, false], new[] { open, opened, closed, earlier }.Select(qwen3.StartsThinking));
+        Assert.Equal([true, true, false, true], new[] { open, opened, closed, earlier }.Select(deepSeek.StartsThinking));
         Assert.Throws<ArgumentException>(() => ReasoningParser.Create("granite"));
     }
 }

@@ -1,0 +1,64 @@
+using System.Text;
+using Serving.Engine.Grammar;
+
+namespace Serving.Engine.Tests.Grammar;
+
+/// A constraint after thinking: any text up to the first </think>, then the constraint, byte by byte and token by
+/// token over a real vocabulary.
+public sealed class ThoughtGrammarTests
+{
+    static readonly StructuredOutputsParams TwoLetters = new() { Regex = "[a-z]{2}", AfterThinking = true };
+
+    /// Every text up to 8 bytes over the tag's own bytes (and one other) and some longer ones: accepted exactly when
+    /// it is a thought that ends at its first </think>, followed by two letters.
+    [Fact]
+    public void AcceptsExactlyAThoughtClosedOnceThenTheConstraint()
+    {
+        var texts = new List<string>();
+        void All(string prefix, int length)
+        {
+            texts.Add(prefix);
+            if (length == 0) return;
+            foreach (var c in "</tk>x") All(prefix + c, length - 1);
+        }
+        All("", 6);
+        var random = new Random(11);
+        const string alphabet = "</think>xé\n";
+        for (var i = 0; i < 3000; i++)
+            texts.Add(new string([.. Enumerable.Range(0, random.Next(1, 30)).Select(_ => alphabet[random.Next(alphabet.Length)])]));
+        texts.AddRange(["</think>ab", "<</think>ab", "</</think>ab", "</thin</think>ab", "<think>hmm</think>ab",
+            "a</think>ab</think>", "</think></think>ab", "</thinK></think>ab"]);
+        foreach (var thought in texts)
+            foreach (var answer in new[] { "ab", "abc", "", "</think>ab" })
+            {
+                var text = thought + answer;
+                var close = text.IndexOf(ThoughtGrammar.Close, StringComparison.Ordinal);
+                var expected = close >= 0 && System.Text.RegularExpressions.Regex.IsMatch(text[(close + ThoughtGrammar.Close.Length)..], "^[a-z]{2}$");
+                Assert.True(expected == GrammarAutomatonTests.Matches(TwoLetters, text), $"'{text}'");
+            }
+    }
+
+    [Fact]
+    public void OverARealVocabularyTheMaskLetsTheModelThinkThenHoldsItToTheConstraint()
+    {
+        var tokenizer = TokenMaskTests.Load("fixture:llama-gqa");
+        var vocabulary = TokenVocabulary.Create(tokenizer, tokenizer.VocabSize, tokenizer.EosTokenIds);
+        var automaton = GrammarCompiler.Compile(TwoLetters);
+        var eos = tokenizer.EosTokenIds[0];
+
+        var thought = tokenizer.Encode("Let me think: {\"a\": 1} is not it.\n", addSpecialTokens: false);
+        var state = new GrammarState(automaton, vocabulary);
+        Assert.True(state.SyncTo(thought));
+        // while thinking every token that spells text may come (not EOS, nor a special token that writes nothing)
+        var text = Enumerable.Range(0, vocabulary.Size).Where(id => vocabulary.Bytes(id) is not null && !vocabulary.IsEos(id));
+        Assert.Equal(text, TokenMaskTests.Allowed(state, vocabulary));
+
+        var closed = thought.Concat(tokenizer.Encode("</think>", addSpecialTokens: false)).ToList();
+        Assert.True(state.SyncTo(closed));
+        // after </think> only what starts two letters
+        foreach (var id in TokenMaskTests.Allowed(state, vocabulary))
+            Assert.Matches("^[a-z]{1,2}$", tokenizer.Decode([id]));
+        Assert.True(state.SyncTo([.. closed, .. tokenizer.Encode("ok", addSpecialTokens: false), eos]));
+        Assert.False(new GrammarState(automaton, vocabulary).SyncTo([.. closed, .. tokenizer.Encode("okay", addSpecialTokens: false)]));
+    }
+}
