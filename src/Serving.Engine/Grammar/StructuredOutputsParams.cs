@@ -9,9 +9,12 @@ public sealed record StructuredOutputsParams
     public bool JsonObject { get; init; }
     public string? Regex { get; init; }
     public IReadOnlyList<string>? Choice { get; init; }
-    /// The output first thinks, up to and including the first </think>, then meets the constraint: a reasoning
+    /// The output first thinks, up to and including the first ThinkingEnd, then meets the constraint: a reasoning
     /// model whose prompt opened its thinking (vLLM applies the constraint once the thinking ends).
     public bool AfterThinking { get; init; }
+
+    /// The tag that ends a reasoning model's thinking.
+    public const string ThinkingEnd = "</think>";
 
     /// Throws InvalidRequestException (param "structured_outputs") when the constraint is malformed or uses
     /// something the grammar compiler does not support; the message names the keyword and its path.

@@ -12,10 +12,8 @@ namespace Serving.Engine.Grammar;
 /// R = P(j) m0 (back to state 1) and E = P(j) c with c neither m0 nor mj (back to state 0).
 internal static class ThoughtGrammar
 {
-    public const string Close = "</think>";
-
-    /// Any text without the tag, then the tag.
-    public static GrammarExpr UpToClose() => UpTo(Close);
+    /// Any text without the thinking's end tag, then the tag.
+    public static GrammarExpr UpToClose() => UpTo(StructuredOutputsParams.ThinkingEnd);
 
     internal static GrammarExpr UpTo(string tag)
     {

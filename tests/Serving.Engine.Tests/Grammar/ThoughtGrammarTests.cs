@@ -32,8 +32,8 @@ public sealed class ThoughtGrammarTests
             foreach (var answer in new[] { "ab", "abc", "", "</think>ab" })
             {
                 var text = thought + answer;
-                var close = text.IndexOf(ThoughtGrammar.Close, StringComparison.Ordinal);
-                var expected = close >= 0 && System.Text.RegularExpressions.Regex.IsMatch(text[(close + ThoughtGrammar.Close.Length)..], "^[a-z]{2}$");
+                var close = text.IndexOf("</think>", StringComparison.Ordinal);
+                var expected = close >= 0 && System.Text.RegularExpressions.Regex.IsMatch(text[(close + "</think>".Length)..], "^[a-z]{2}$");
                 Assert.True(expected == GrammarAutomatonTests.Matches(TwoLetters, text), $"'{text}'");
             }
     }

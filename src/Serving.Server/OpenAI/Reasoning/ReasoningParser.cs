@@ -12,7 +12,7 @@ namespace Serving.Server.OpenAI.Reasoning;
 /// the rest is content, tags and all.
 internal sealed class ReasoningParser
 {
-    public const string Open = "<think>", Close = "</think>";
+    public const string Open = "<think>", Close = Serving.Engine.Grammar.StructuredOutputsParams.ThinkingEnd;
 
     public static readonly IReadOnlyList<string> Names = ["deepseek_r1", "qwen3"];
 
