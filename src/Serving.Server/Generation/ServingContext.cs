@@ -20,7 +20,11 @@ internal sealed class ServingContext(ILlmEngine engine, ServingState state, Serv
 
     public ServerOptions Options => options;
 
+    /// The name responses carry (the first of ModelNames).
     public string ModelName => options.ResolvedServedModelName;
+
+    /// Every name a request may give as "model".
+    public IReadOnlyList<string> ModelNames => options.ServedModelNames;
 
     public RequestLimits Limits => RequestLimits.From(engine.Info, options);
 
@@ -42,10 +46,10 @@ internal sealed class ServingContext(ILlmEngine engine, ServingState state, Serv
     /// 503 unless the engine is ready and the server not draining; call before touching the engine.
     public void EnsureReady() => state.EnsureReady();
 
-    /// "model" may be omitted (vLLM); otherwise it must be the served name, else 404.
+    /// "model" may be omitted (vLLM); otherwise it must be one of the served names, else 404.
     public void CheckModel(string? model)
     {
-        if (model is not null && model != ModelName) throw ApiException.ModelNotFound(model);
+        if (model is not null && !ModelNames.Contains(model)) throw ApiException.ModelNotFound(model);
     }
 
     /// protocol labels the request's metrics and span: "http" or "grpc".

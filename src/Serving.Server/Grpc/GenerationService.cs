@@ -55,13 +55,13 @@ internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V
     public override Task<ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context)
     {
         Admit(request.Model);
-        return Task.FromResult(ModelInfos.Of(serving));
+        return Task.FromResult(ModelInfos.Of(serving, request.Model.Length == 0 ? null : request.Model));
     }
 
     public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
     {
         serving.EnsureReady();
-        return Task.FromResult(new ListModelsResponse { Models = { ModelInfos.Of(serving) } });
+        return Task.FromResult(new ListModelsResponse { Models = { serving.ModelNames.Select(name => ModelInfos.Of(serving, name)) } });
     }
 
     /// UNAVAILABLE unless the server takes work; NOT_FOUND for a model other than the served one ("" is it).

@@ -6,12 +6,13 @@ namespace Serving.Server.Grpc;
 /// The served model as serving.v1.ModelInfo: its shape and its KV cache, as the engine reports them.
 internal static class ModelInfos
 {
-    public static ModelInfo Of(ServingContext serving)
+    /// name: the served name the info is listed under (default: the first).
+    public static ModelInfo Of(ServingContext serving, string? name = null)
     {
         var info = serving.Engine.Info;
         return new ModelInfo
         {
-            Id = serving.ModelName,
+            Id = name ?? serving.ModelName,
             Root = serving.Options.ResolvedModel,
             Architecture = info.Architecture,
             ModelType = info.ModelType,

@@ -58,6 +58,13 @@ public static class ServerCommandLine
         return new Flag(option, key, parse => parse.GetValue(option));
     }
 
+    /// One or more values, kept as one setting separated by spaces.
+    static Flag Names(string name, string key, string description)
+    {
+        var option = new Option<string[]>(name) { Description = description, Arity = ArgumentArity.OneOrMore, AllowMultipleArgumentsPerToken = true };
+        return new Flag(option, key, parse => string.Join(' ', parse.GetValue(option) ?? []));
+    }
+
     static Flag Switch(string name, string key, string description, bool invert = false)
     {
         var option = new Option<bool>(name) { Description = description, Arity = ArgumentArity.ZeroOrOne };
@@ -73,7 +80,7 @@ public static class ServerCommandLine
         Make<string>("--model", "Model", "Hugging Face checkpoint folder (default: the tiny model in DefaultModel/)."),
         Make<string>("--tokenizer", "Tokenizer", "Tokenizer folder (default: the model folder; DefaultModel/ for a preset such as llama3-8b)."),
         Make<string>("--hf-overrides", "HfOverrides", "config.json fields to replace, as a JSON object, e.g. '{\"max_position_embeddings\": 32768}'."),
-        Make<string>("--served-model-name", "ServedModelName", "Name clients use as \"model\" (default: the --model string, or \"default\")."),
+        Names("--served-model-name", "ServedModelName", "Names clients use as \"model\", one or more; responses carry the first (default: the --model string, or \"default\")."),
         Make<string>("--dtype", "Dtype", "auto, float32, bfloat16 or float16 (default auto)."),
         Make<string>("--kv-cache-dtype", "KvCacheDtype", "How the KV cache stores K and V: auto (the model's dtype), bfloat16, float16, float32, or fp8 (fp8_e4m3, CUDA only) (default auto)."),
         Switch("--enforce-eager", "EnforceEager", "Never replay CUDA graphs of decode steps (default: captured at start on CUDA)."),

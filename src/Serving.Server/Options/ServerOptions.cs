@@ -28,7 +28,8 @@ public sealed class ServerOptions
     /// config.json fields that replace the model's, as a JSON object (vLLM's --hf-overrides), e.g.
     /// {"max_position_embeddings": 32768}.
     public string? HfOverrides { get; set; }
-    /// Name clients put in "model"; defaults to the --model string (vLLM), or "default" for the embedded model.
+    /// Names clients put in "model", separated by spaces (vLLM's --served-model-name takes several); responses carry the
+    /// first. Defaults to the --model string (vLLM), or "default" for the embedded model.
     public string? ServedModelName { get; set; }
     public string Dtype { get; set; } = "auto";
     /// How the KV cache stores K and V: auto (the model's dtype), bfloat16, float16, float32.
@@ -111,7 +112,11 @@ public sealed class ServerOptions
 
     public string ResolvedModel => Model ?? DefaultModelDir;
 
-    public string ResolvedServedModelName => ServedModelName ?? Model ?? "default";
+    public IReadOnlyList<string> ServedModelNames =>
+        ServedModelName?.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries) is { Length: > 0 } names ? names : [Model ?? "default"];
+
+    /// The name responses carry: the first served name.
+    public string ResolvedServedModelName => ServedModelNames[0];
 
     public static string DefaultModelDir => Path.Combine(AppContext.BaseDirectory, "DefaultModel");
 

@@ -24,4 +24,22 @@ public sealed class ModelRoutesTests
         using var missing = await server.Http.GetAsync($"/v1/models/{id}-other");
         Assert.Equal(404, (int)missing.StatusCode);
     }
+
+    [Fact]
+    public async Task AModelServedUnderSeveralNamesAnswersToEachAndCarriesTheFirst()
+    {
+        await using var server = await RunningServer.StartAsync(["--served-model-name", "llama", "llama-3.1-8b"], servedModelName: null);
+        var list = JsonNode.Parse(await server.Http.GetStringAsync("/v1/models"))!;
+        Assert.Equal(["llama", "llama-3.1-8b"], list["data"]!.AsArray().Select(card => card!["id"]!.GetValue<string>()));
+        var card = JsonNode.Parse(await server.Http.GetStringAsync("/v1/models/llama-3.1-8b"))!;
+        Assert.Equal("llama-3.1-8b", card["id"]!.GetValue<string>());
+        var (status, body) = await server.PostAsync("/v1/completions", new { model = "llama-3.1-8b", prompt = "Hello", max_tokens = 2 });
+        Assert.Equal(200, status);
+        Assert.Equal("llama", body!["model"]!.GetValue<string>());
+        Assert.Equal(404, (await server.PostAsync("/v1/completions", new { model = "llama-3", prompt = "Hello", max_tokens = 2 })).Status);
+        var grpc = await server.Grpc().ListModelsAsync(new Serving.Grpc.V1.ListModelsRequest());
+        Assert.Equal(["llama", "llama-3.1-8b"], grpc.Models.Select(m => m.Id));
+        var info = await server.Grpc().GetModelInfoAsync(new Serving.Grpc.V1.GetModelInfoRequest { Model = "llama-3.1-8b" });
+        Assert.Equal("llama-3.1-8b", info.Id);
+    }
 }

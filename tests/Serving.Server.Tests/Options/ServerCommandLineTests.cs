@@ -35,6 +35,8 @@ public sealed class ServerCommandLineTests
             Bind(ServerCommandLine.ToConfiguration(["--hf-overrides", "[1]"])).Validate());
         Assert.Contains(Bind(ServerCommandLine.ToConfiguration(["--hf-overrides", "{"])).Validate(),
             e => e.StartsWith("hf-overrides is not valid JSON", StringComparison.Ordinal));
+        Assert.Equal(["a", "b"], Bind(ServerCommandLine.ToConfiguration(["--served-model-name", "a", "b"])).ServedModelNames);
+        Assert.Equal(["a", "b"], Bind(new Dictionary<string, string?>(), new() { ["Server:ServedModelName"] = "a b" }).ServedModelNames);   // Server__ServedModelName="a b"
         Assert.Equal(2, Bind(ServerCommandLine.ToConfiguration(["-tp", "2"])).ToEngineOptions().TensorParallelSize);
         Assert.Contains("tensor-parallel-size must be >= 1 (got 0)", Bind(ServerCommandLine.ToConfiguration(["-tp", "0"])).Validate());
     }
