@@ -58,6 +58,9 @@ internal static partial class Log
     [LoggerMessage(25, LogLevel.Information, "Serving at most {Max} connections (--max-connections; the file-descriptor limit is {DescriptorLimit}); idle connections close after {KeepAliveSeconds} s")]
     public static partial void ConnectionLimits(ILogger logger, int max, string descriptorLimit, int keepAliveSeconds);
 
+    [LoggerMessage(27, LogLevel.Information, "Avg prompt throughput: {PromptThroughput:F1} tokens/s, Avg generation throughput: {GenerationThroughput:F1} tokens/s, Running: {Running} reqs, Waiting: {Waiting} reqs, KV cache usage: {KVUsagePercent:F1}%, Prefix cache hit rate: {PrefixHitPercent:F1}%")]
+    public static partial void EngineStats(ILogger logger, double promptThroughput, double generationThroughput, int running, int waiting, double kvUsagePercent, double prefixHitPercent);
+
     [LoggerMessage(26, LogLevel.Debug, "Idle after a burst: the GC's committed memory went from {BeforeMiB} MiB to {AfterMiB} MiB")]
     public static partial void MemoryTrimmed(ILogger logger, long beforeMiB, long afterMiB);
 

@@ -84,6 +84,7 @@ public static class ServerApp
         services.AddSingleton<ServingContext>();
         services.AddHostedService<EngineHost>();
         services.AddHostedService<IdleMemoryTrimmer>();
+        services.AddHostedService<StatsLogger>();
         if (options.ApiKey is { } apiKey) services.AddSingleton(new BearerKey(apiKey));
         if (options.GrpcPort is not null) services.AddServingGrpc(options);
         // Drain first (--shutdown-timeout), then leave Kestrel time to close the finished streams.

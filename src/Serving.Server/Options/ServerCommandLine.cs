@@ -115,6 +115,8 @@ public static class ServerCommandLine
         Make<string>("--generation-config", "GenerationConfig", "Sampling defaults: auto (the model's generation_config.json), vllm (none), or a folder holding a generation_config.json (default auto)."),
         Make<string>("--override-generation-config", "OverrideGenerationConfig", "Sampling defaults replacing --generation-config's, a JSON object in generation_config.json's names, e.g. '{\"temperature\": 0.6}'."),
         Switch("--enable-log-requests", "EnableLogRequests", "Log prompt and output text (off by default)."),
+        Switch("--disable-log-stats", "DisableLogStats", "Leave out the periodic line of throughput, requests and KV cache usage."),
+        Make<double>("--log-stats-interval", "LogStatsInterval", "Seconds between those lines (default 10)."),
         Switch("--enable-auto-tool-choice", "EnableAutoToolChoice", "Let the model call tools on its own (tool_choice \"auto\"); needs --tool-call-parser."),
         Make<string>("--tool-call-parser", "ToolCallParser", "How tool calls are read from the output: llama3_json, hermes (Qwen2.5, Hermes) or mistral."),
         Make<string>("--reasoning-parser", "ReasoningParser", "How a reasoning model's thinking is read from chat answers, to come as \"reasoning\" apart from the content: deepseek_r1 or qwen3."),

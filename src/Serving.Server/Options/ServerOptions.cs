@@ -103,6 +103,10 @@ public sealed class ServerOptions
     public string? ReasoningParser { get; set; }
     /// Leave out the playground page at / (its routes then answer 404, or 401 without the API key).
     public bool DisablePlayground { get; set; }
+    /// Leave out the periodic stats line (vLLM's --disable-log-stats).
+    public bool DisableLogStats { get; set; }
+    /// Seconds between stats lines (vLLM's VLLM_LOG_STATS_INTERVAL, 10).
+    public double LogStatsInterval { get; set; } = 10;
     /// Cross-origin requests (vLLM's flags and defaults): origins, methods and headers a web page on another origin
     /// may use, as JSON lists ("*": any), and whether it may send credentials.
     public string AllowedOrigins { get; set; } = """["*"]""";
@@ -172,6 +176,7 @@ public sealed class ServerOptions
         Check(MaxSeqsPerRequest >= 1, "max-seqs-per-request must be >= 1");
         Check(MaxConnections >= 0, "max-connections must be >= 0 (0: from the file-descriptor limit)");
         Check(TimeoutKeepAlive >= 1, "timeout-keep-alive must be >= 1");
+        Check(LogStatsInterval > 0, $"log-stats-interval must be > 0 (got {LogStatsInterval})");
         Check(GenerationConfig is "auto" or "vllm" || Directory.Exists(GenerationConfig),
             $"generation-config must be auto, vllm or a folder (got '{GenerationConfig}')");
         if (OverrideGenerationConfig is not null && FlagError(() => SamplingDefaults.Parse(OverrideGenerationConfig)) is { } overrideError)
