@@ -43,7 +43,12 @@ public static class ServerApp
             // Also how long a new connection may stay silent before its first request (Kestrel's default is 130 s).
             kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(options.TimeoutKeepAlive);
             var limit = kestrel.ApplicationServices.GetRequiredService<ConnectionLimit>();
-            void Listen(ListenOptions listen) => listen.Use(limit.Wrap);
+            var certificate = options.LoadCertificate();
+            void Listen(ListenOptions listen)
+            {
+                listen.Use(limit.Wrap);
+                if (certificate is not null) listen.UseHttps(certificate);
+            }
             if (options.Host == "localhost") kestrel.ListenLocalhost(options.Port, Listen);
             else kestrel.Listen(IPAddress.Parse(options.Host), options.Port, Listen);
             kestrel.ListenGrpc(options, limit);

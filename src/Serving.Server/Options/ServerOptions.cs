@@ -103,6 +103,10 @@ public sealed class ServerOptions
     public string? ReasoningParser { get; set; }
     /// Leave out the playground page at / (its routes then answer 404, or 401 without the API key).
     public bool DisablePlayground { get; set; }
+    /// PEM files of the HTTP port's TLS certificate and its private key (vLLM's --ssl-certfile, --ssl-keyfile): the
+    /// OpenAI API is then served over HTTPS. Both or neither.
+    public string? SslCertfile { get; set; }
+    public string? SslKeyfile { get; set; }
     /// Leave out the periodic stats line (vLLM's --disable-log-stats).
     public bool DisableLogStats { get; set; }
     /// Seconds between stats lines (vLLM's VLLM_LOG_STATS_INTERVAL, 10).
@@ -177,6 +181,7 @@ public sealed class ServerOptions
         Check(MaxConnections >= 0, "max-connections must be >= 0 (0: from the file-descriptor limit)");
         Check(TimeoutKeepAlive >= 1, "timeout-keep-alive must be >= 1");
         Check(LogStatsInterval > 0, $"log-stats-interval must be > 0 (got {LogStatsInterval})");
+        if ((SslCertfile, SslKeyfile) is not (null, null) && FlagError(() => LoadCertificate()?.Dispose()) is { } tlsError) errors.Add(tlsError);
         Check(GenerationConfig is "auto" or "vllm" || Directory.Exists(GenerationConfig),
             $"generation-config must be auto, vllm or a folder (got '{GenerationConfig}')");
         if (OverrideGenerationConfig is not null && FlagError(() => SamplingDefaults.Parse(OverrideGenerationConfig)) is { } overrideError)
@@ -201,6 +206,22 @@ public sealed class ServerOptions
         Check(ReasoningParser is null || OpenAI.Reasoning.ReasoningParser.Names.Contains(ReasoningParser),
             $"reasoning-parser must be one of {string.Join(", ", OpenAI.Reasoning.ReasoningParser.Names)} (got '{ReasoningParser}')");
         return errors;
+    }
+
+    /// The HTTP port's TLS certificate from SslCertfile and SslKeyfile, or null for plain HTTP; ArgumentException naming
+    /// the flags when they cannot be used.
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? LoadCertificate()
+    {
+        if (SslCertfile is null && SslKeyfile is null) return null;
+        if (SslCertfile is null || SslKeyfile is null) throw new ArgumentException("ssl-certfile and ssl-keyfile go together");
+        try
+        {
+            return System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(SslCertfile, SslKeyfile);
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            throw new ArgumentException($"ssl-certfile '{SslCertfile}' with ssl-keyfile '{SslKeyfile}' cannot be used: {error.Message}", error);
+        }
     }
 
     // why a flag's value cannot be used (its reader's ArgumentException), or null
