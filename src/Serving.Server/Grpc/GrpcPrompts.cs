@@ -39,7 +39,10 @@ internal static class GrpcPrompts
             messages.Add(ChatMessages.Message(message.Role, message.Content, message.Name.Length == 0 ? null : message.Name,
                 $"chat.messages[{i}]"));
         }
-        return prompts.ApplyChatTemplate(messages, chat.HasAddGenerationPrompt ? chat.AddGenerationPrompt : true);
+        var kwargs = chat.ChatTemplateKwargs is { } fields
+            ? JsonNode.Parse(Google.Protobuf.JsonFormatter.Default.Format(fields))!.AsObject()
+            : null;
+        return prompts.ApplyChatTemplate(messages, chat.HasAddGenerationPrompt ? chat.AddGenerationPrompt : true, kwargs);
     }
 
     /// An empty text still gets what the tokenizer adds (BOS), as the HTTP API does.

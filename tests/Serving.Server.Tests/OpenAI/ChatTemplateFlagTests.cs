@@ -46,6 +46,18 @@ public sealed class ChatTemplateFlagTests
             Model = RunningServer.Model, Chat = new ChatInput { Messages = { new ChatMessage { Role = "user", Content = "Hi" } } },
         });
         Assert.Equal(tokenized.Body!["tokens"]!.AsArray().Select(t => t!.GetValue<int>()), grpc.TokenIds);
+        // a gRPC chat's own variables win over the defaults too
+        var thinking = await server.Grpc().TokenizeAsync(new TokenizeRequest
+        {
+            Model = RunningServer.Model,
+            Chat = new ChatInput
+            {
+                Messages = { new ChatMessage { Role = "user", Content = "Hi" } },
+                ChatTemplateKwargs = Google.Protobuf.WellKnownTypes.Struct.Parser.ParseJson("""{"enable_thinking": true}"""),
+            },
+        });
+        var plain = await server.PostAsync("/tokenize", new { model = RunningServer.Model, prompt = "[user] Hi\n[assistant]" });
+        Assert.Equal(plain.Body!["tokens"]!.AsArray().Select(t => t!.GetValue<int>()), thinking.TokenIds);
     }
 
     [Fact]
