@@ -156,7 +156,10 @@ public sealed class ServerOptions
     };
 
     /// Start-up validation: every problem, one per line; empty when the options are usable.
-    public IReadOnlyList<string> Validate()
+    public IReadOnlyList<string> Validate() => [.. RangeErrors(), .. ValueErrors()];
+
+    // numbers out of range, and settings that need one another
+    List<string> RangeErrors()
     {
         var errors = new List<string>();
         void Check(bool ok, string message) { if (!ok) errors.Add(message); }
@@ -181,30 +184,49 @@ public sealed class ServerOptions
         Check(MaxConnections >= 0, "max-connections must be >= 0 (0: from the file-descriptor limit)");
         Check(TimeoutKeepAlive >= 1, "timeout-keep-alive must be >= 1");
         Check(LogStatsInterval > 0, $"log-stats-interval must be > 0 (got {LogStatsInterval})");
-        if ((SslCertfile, SslKeyfile) is not (null, null) && FlagError(() => LoadCertificate()?.Dispose()) is { } tlsError) errors.Add(tlsError);
-        Check(GenerationConfig is "auto" or "vllm" || Directory.Exists(GenerationConfig),
-            $"generation-config must be auto, vllm or a folder (got '{GenerationConfig}')");
-        if (OverrideGenerationConfig is not null && FlagError(() => SamplingDefaults.Parse(OverrideGenerationConfig)) is { } overrideError)
-            errors.Add(overrideError);
         Check(ShutdownTimeout >= 0, "shutdown-timeout must be >= 0");
         Check(MaxLogprobs is >= 0 and <= SamplingParams.MaxLogprobs, $"max-logprobs must be 0..{SamplingParams.MaxLogprobs}");
         Check(MaxN >= 1, "max-n must be >= 1");
         Check(MaxStopSequences >= 0, "max-stop-sequences must be >= 0");
         Check(MaxRequestBodyBytes >= 1024, "max-request-body-bytes must be >= 1024");
         Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
+        Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
+        return errors;
+    }
+
+    // values that must name something that exists or be read by their reader (whose ArgumentException names the flag)
+    List<string> ValueErrors()
+    {
+        var errors = new List<string>();
+        void Check(bool ok, string message) { if (!ok) errors.Add(message); }
+        void Read(string? value, Action<string> reader)
+        {
+            if (value is null) return;
+            try
+            {
+                reader(value);
+            }
+            catch (ArgumentException error)
+            {
+                errors.Add(error.Message);
+            }
+        }
         Check(Model is null || Directory.Exists(Model) || !Model.Contains('/'), $"model folder '{Model}' does not exist");
         Check(Tokenizer is null || Directory.Exists(Tokenizer), $"tokenizer folder '{Tokenizer}' does not exist");
-        if (HfOverrides is not null && FlagError(() => ConfigOverrides.Parse(HfOverrides)) is { } overridesError) errors.Add(overridesError);
-        if (ChatTemplate is not null && FlagError(() => ChatTemplateFlags.Source(ChatTemplate)) is { } templateError) errors.Add(templateError);
-        if (DefaultChatTemplateKwargs is not null && FlagError(() => ChatTemplateFlags.Kwargs(DefaultChatTemplateKwargs)) is { } kwargsError)
-            errors.Add(kwargsError);
+        Check(GenerationConfig is "auto" or "vllm" || Directory.Exists(GenerationConfig),
+            $"generation-config must be auto, vllm or a folder (got '{GenerationConfig}')");
         Check(ToolCallParser is null || OpenAI.Tools.ToolCallParsers.Names.Contains(ToolCallParser),
             $"tool-call-parser must be one of {string.Join(", ", OpenAI.Tools.ToolCallParsers.Names)} (got '{ToolCallParser}')");
-        Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
-        foreach (var (list, flag) in new[] { (AllowedOrigins, "allowed-origins"), (AllowedMethods, "allowed-methods"), (AllowedHeaders, "allowed-headers") })
-            if (FlagError(() => Cors.CorsSetup.List(list, flag)) is { } listError) errors.Add(listError);
         Check(ReasoningParser is null || OpenAI.Reasoning.ReasoningParser.Names.Contains(ReasoningParser),
             $"reasoning-parser must be one of {string.Join(", ", OpenAI.Reasoning.ReasoningParser.Names)} (got '{ReasoningParser}')");
+        Read(HfOverrides, json => ConfigOverrides.Parse(json));
+        Read(ChatTemplate, value => ChatTemplateFlags.Source(value));
+        Read(DefaultChatTemplateKwargs, json => ChatTemplateFlags.Kwargs(json));
+        Read(OverrideGenerationConfig, json => SamplingDefaults.Parse(json));
+        Read(AllowedOrigins, json => Cors.CorsSetup.List(json, "allowed-origins"));
+        Read(AllowedMethods, json => Cors.CorsSetup.List(json, "allowed-methods"));
+        Read(AllowedHeaders, json => Cors.CorsSetup.List(json, "allowed-headers"));
+        Read(SslCertfile ?? SslKeyfile, _ => LoadCertificate()?.Dispose());
         return errors;
     }
 
@@ -221,20 +243,6 @@ public sealed class ServerOptions
         catch (Exception error) when (error is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
         {
             throw new ArgumentException($"ssl-certfile '{SslCertfile}' with ssl-keyfile '{SslKeyfile}' cannot be used: {error.Message}", error);
-        }
-    }
-
-    // why a flag's value cannot be used (its reader's ArgumentException), or null
-    static string? FlagError(Action read)
-    {
-        try
-        {
-            read();
-            return null;
-        }
-        catch (ArgumentException e)
-        {
-            return e.Message;
         }
     }
 }
