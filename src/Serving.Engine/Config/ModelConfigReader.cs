@@ -35,7 +35,17 @@ internal static class ModelConfigReader
             BosTokenId = json.Int("bos_token_id"),
             EosTokenIds = json.IntOrList("eos_token_id"),
         };
-        return architecture.ReadSpecifics(config, json);
+        return CheckRope(json, architecture.ReadSpecifics(config, json));
+    }
+
+    // longrope divides each of the rotary dimension's frequencies by a factor of its own
+    static ModelConfig CheckRope(JsonFields json, ModelConfig config)
+    {
+        var (rope, half) = (config.Rope, config.RotaryDim / 2);
+        if (rope.Type == RopeType.LongRope && (rope.ShortFactor.Count != half || rope.LongFactor.Count != half))
+            throw new ModelConfigException($"{json.File}: longrope's short_factor and long_factor need {half} factors each (the " +
+                $"rotary dimension {config.RotaryDim} over 2), not {rope.ShortFactor.Count} and {rope.LongFactor.Count}");
+        return config;
     }
 
     static void RefuseUnsupported(JsonFields json)

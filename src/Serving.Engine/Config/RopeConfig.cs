@@ -27,21 +27,6 @@ public sealed record RopeConfig
     /// cos and sin are multiplied by this (longrope's and yarn's attention_factor; 1 otherwise).
     public double AttentionScaling { get; init; } = 1.0;
 
-    /// (rotaryDim / 2) inverse frequencies theta^(-2i/rotaryDim), scaled as Type says; what transformers' rope init
-    /// gives. longContext picks longrope's long factors (positions from OriginalMaxPositionEmbeddings on).
-    public float[] InverseFrequencies(int rotaryDim, bool longContext = false)
-    {
-        var half = rotaryDim / 2;
-        var result = new float[half];
-        for (var i = 0; i < half; i++)
-        {
-            // transformers computes base ** (2i / dim) in float32; computing it in double then rounding is within 1 ulp
-            var invFreq = 1.0 / Math.Pow(Theta, 2.0 * i / rotaryDim);
-            result[i] = (float)Scale(invFreq, i, rotaryDim, longContext);
-        }
-        return result;
-    }
-
     /// The context the rope was set up to serve, given config.json's max_position_embeddings: vLLM's derived max
     /// model length. Linear scaling stretches max_position_embeddings by Factor, yarn its original context by Factor;
     /// llama3 and longrope checkpoints already give the stretched length.
@@ -57,43 +42,16 @@ public sealed record RopeConfig
     /// Positions from which longrope's long factors apply; int.MaxValue for every other type.
     public int LongContextStart => Type == RopeType.LongRope ? OriginalMaxPositionEmbeddings : int.MaxValue;
 
-    double Scale(double invFreq, int i, int rotaryDim, bool longContext) => Type switch
+    /// YaRN's band of dimensions [Low, High] (transformers' find_correction_range, in doubles as Python computes it):
+    /// frequencies below it are kept, above it divided by Factor, across it blended. Low is where a frequency turns
+    /// BetaFast times over the original context, High where it turns BetaSlow times; Truncate rounds them outwards.
+    public (double Low, double High) YarnBand(int rotaryDim)
     {
-        RopeType.Linear => invFreq / Factor,
-        RopeType.Llama3 => Llama3Scale(invFreq),
-        RopeType.LongRope => invFreq / (longContext ? LongFactor : ShortFactor)[i],
-        RopeType.Yarn => YarnScale(invFreq, i, rotaryDim),
-        _ => invFreq,
-    };
-
-    /// YaRN (transformers' yarn init): frequency i is kept below the band of dimensions [low, high], divided by Factor
-    /// above it, and blended linearly across it. The band is where a frequency turns BetaFast (low) down to BetaSlow
-    /// (high) times over the original context.
-    double YarnScale(double invFreq, int i, int rotaryDim)
-    {
-        var low = YarnBandDimension(BetaFast, rotaryDim);
-        var high = YarnBandDimension(BetaSlow, rotaryDim);
+        double Dimension(double rotations) =>
+            rotaryDim * Math.Log(OriginalMaxPositionEmbeddings / (rotations * 2 * Math.PI)) / (2 * Math.Log(Theta));
+        var (low, high) = (Dimension(BetaFast), Dimension(BetaSlow));
         if (Truncate) (low, high) = (Math.Floor(low), Math.Ceiling(high));
-        (low, high) = (Math.Max(low, 0), Math.Min(high, rotaryDim - 1));
-        if (low == high) high += 0.001;
-        var interpolated = Math.Clamp((i - low) / (high - low), 0, 1);
-        return invFreq / Factor * interpolated + invFreq * (1 - interpolated);
-    }
-
-    /// The (fractional) dimension whose frequency turns `rotations` times over the original context.
-    double YarnBandDimension(double rotations, int rotaryDim) =>
-        rotaryDim * Math.Log(OriginalMaxPositionEmbeddings / (rotations * 2 * Math.PI)) / (2 * Math.Log(Theta));
-
-    /// Llama 3.1: long wavelengths are divided by Factor, short ones kept, the band between interpolated smoothly.
-    double Llama3Scale(double invFreq)
-    {
-        var wavelength = 2 * Math.PI / invFreq;
-        var lowFreqWavelength = OriginalMaxPositionEmbeddings / LowFreqFactor;
-        var highFreqWavelength = OriginalMaxPositionEmbeddings / HighFreqFactor;
-        if (wavelength < highFreqWavelength) return invFreq;
-        if (wavelength > lowFreqWavelength) return invFreq / Factor;
-        var smooth = (OriginalMaxPositionEmbeddings / wavelength - LowFreqFactor) / (HighFreqFactor - LowFreqFactor);
-        return (1 - smooth) * invFreq / Factor + smooth * invFreq;
+        return (Math.Max(low, 0), Math.Min(high, rotaryDim - 1));
     }
 
     /// Reads rope_theta + rope_scaling, else rope_parameters. As in transformers 5, a rope_scaling object wins over

@@ -13,9 +13,9 @@ internal sealed class RopeTable : IDisposable
     {
         using var scope = NewDisposeScope();
         var shortEnd = Math.Min(maxPositions, rope.LongContextStart);
-        var angles = Angles(rope.InverseFrequencies(rotaryDim), 0, shortEnd, device);                // (shortEnd, rotaryDim / 2)
+        var angles = Angles(RopeFrequencies.Of(rope, rotaryDim), 0, shortEnd, device);                // (shortEnd, rotaryDim / 2)
         if (shortEnd < maxPositions)
-            angles = cat([angles, Angles(rope.InverseFrequencies(rotaryDim, longContext: true), shortEnd, maxPositions, device)]);
+            angles = cat([angles, Angles(RopeFrequencies.Of(rope, rotaryDim, longContext: true), shortEnd, maxPositions, device)]);
         // transformers multiplies cos and sin by the attention scaling in float32, before casting to the model dtype
         // detached: the table lives as long as the model, not as long as the step that happened to build it
         Cos = (angles.cos() * rope.AttentionScaling).contiguous().DetachFromDisposeScope();

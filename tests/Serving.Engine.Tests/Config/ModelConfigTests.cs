@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Serving.Engine.Config;
+using Serving.Engine.Model;
 using Serving.Engine.Tests.Support;
 
 namespace Serving.Engine.Tests.Config;
@@ -89,8 +90,22 @@ public sealed class ModelConfigTests
     public void InverseFrequenciesFollowTheRopeType()
     {
         // head dim 8, theta 10^4: frequencies 1, 0.1, 0.01, 0.001
-        Assert.Equal([1f, 0.1f, 0.01f, 0.001f], new RopeConfig().InverseFrequencies(8), Close);
-        Assert.Equal([0.5f, 0.05f, 0.005f, 0.0005f], new RopeConfig { Type = RopeType.Linear, Factor = 2 }.InverseFrequencies(8), Close);
+        Assert.Equal([1f, 0.1f, 0.01f, 0.001f], RopeFrequencies.Of(new RopeConfig(), 8), Close);
+        Assert.Equal([0.5f, 0.05f, 0.005f, 0.0005f], RopeFrequencies.Of(new RopeConfig { Type = RopeType.Linear, Factor = 2 }, 8), Close);
+    }
+
+    [Fact]
+    public void FrequenciesAreTransformersFloat32Bits()
+    {
+        // transformers: 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim)), in float32 on the CPU
+        using var exponents = TorchSharp.torch.arange(0, 128, 2, dtype: TorchSharp.torch.ScalarType.Int64).to_type(TorchSharp.torch.ScalarType.Float32) / 128;
+        using var powers = TorchSharp.torch.tensor(500000f).pow(exponents);
+        using var expected = powers.reciprocal();
+        var frequencies = RopeFrequencies.Of(new RopeConfig { Theta = 500000 }, 128);
+        Assert.Equal(expected.data<float>().ToArray(), frequencies);
+        // the same values computed in double and rounded differ in the last bit for many of them: the angles of late
+        // positions would turn away from transformers'
+        Assert.Contains(Enumerable.Range(0, 64), i => (float)(1.0 / Math.Pow(500000, 2.0 * i / 128)) != frequencies[i]);
     }
 
     [Fact]
@@ -104,7 +119,7 @@ public sealed class ModelConfigTests
         // 6.28 and 62.8 < 256: kept. 6283 > 1024: divided by 8 -> 0.000125.
         // 628.3 lies between: smooth = (1024 / 628.3185 - 1) / (4 - 1) = 0.2099203,
         //   (1 - smooth) * 0.01 / 8 + smooth * 0.01 = 0.0009876 + 0.0020992 = 0.0030868
-        Assert.Equal([1f, 0.1f, 0.0030868f, 0.000125f], rope.InverseFrequencies(8), Close);
+        Assert.Equal([1f, 0.1f, 0.0030868f, 0.000125f], RopeFrequencies.Of(rope, 8), Close);
     }
 
     [Fact]
@@ -115,9 +130,9 @@ public sealed class ModelConfigTests
         // 32 (beta_fast) down to 1 (beta_slow) times over 64 positions: d(r) = 8 ln(64 / (2 pi r)) / (2 ln 10^4),
         // d(32) = -0.497, d(1) = 1.008; truncated outwards and clamped: [0, 2]. Blend i / 2 of the frequency divided
         // by 4: 1, 0.5 x 0.1 + 0.5 x 0.025 = 0.0625, 0.0025, 0.00025.
-        Assert.Equal([1f, 0.0625f, 0.0025f, 0.00025f], rope.InverseFrequencies(8), Close);
+        Assert.Equal([1f, 0.0625f, 0.0025f, 0.00025f], RopeFrequencies.Of(rope, 8), Close);
         // untruncated the band is [0, 1.008]: index 1 takes 1 / 1.008 of the divided frequency
-        Assert.Equal([1f, 0.0255952f, 0.0025f, 0.00025f], (rope with { Truncate = false }).InverseFrequencies(8), Close);
+        Assert.Equal([1f, 0.0255952f, 0.0025f, 0.00025f], RopeFrequencies.Of((rope with { Truncate = false }), 8), Close);
     }
 
     [Fact]
@@ -135,8 +150,8 @@ public sealed class ModelConfigTests
         Assert.Contains("yarn rope scaling by 4 serves 131072", Assert.Throws<ModelConfigException>(() => config.ResolveMaxModelLen(131073)).Message);
         // the band for 128 dimensions and theta 10^6 over 32,768 positions is [23, 40]: below it the frequencies are
         // kept, above it divided by 4, between blended (reference values from transformers' formula in float32)
-        var frequencies = config.Rope.InverseFrequencies(config.RotaryDim);
-        var plain = new RopeConfig { Theta = 1000000 }.InverseFrequencies(128);
+        var frequencies = RopeFrequencies.Of(config.Rope, config.RotaryDim);
+        var plain = RopeFrequencies.Of(new RopeConfig { Theta = 1000000 }, 128);
         Assert.Equal(plain[..24], frequencies[..24]);
         Assert.Equal(plain[40..].Select(f => f / 4), frequencies[40..], Close);
         Assert.Equal(0.0010643610f, frequencies[30], Close);
@@ -194,7 +209,7 @@ public sealed class ModelConfigTests
         File.WriteAllText(dir.File("config.json"), ModelConfigWriter.ToJson(config).ToJsonString());
         var back = ModelConfig.Load(dir.Path);
         Assert.Equal(config.Rope, back.Rope);
-        Assert.Equal(config.Rope.InverseFrequencies(config.RotaryDim), back.Rope.InverseFrequencies(back.RotaryDim));
+        Assert.Equal(RopeFrequencies.Of(config.Rope, config.RotaryDim), RopeFrequencies.Of(back.Rope, back.RotaryDim));
     }
 
     static readonly IEqualityComparer<float> Close = EqualityComparer<float>.Create((a, b) => Math.Abs(a - b) <= 1e-6 * Math.Max(1, Math.Abs(b)) + 1e-7);
@@ -242,22 +257,27 @@ public sealed class ModelConfigTests
     [Fact]
     public void Phi3ReadsPartialRotaryAndLongRope()
     {
-        double[] shortFactor = [1.0, 1.5, 2.0, 2.5], longFactor = [4.0, 5.0, 6.0, 7.0];
-        var config = Read(("architectures", new JsonArray("Phi3ForCausalLM")), ("model_type", "phi3"), ("partial_rotary_factor", 0.5),
+        // a factor per rotary frequency: 8-dimension heads, half of them turned, 2 frequencies
+        (string, JsonNode?)[] Phi3(double[] shortFactor, double[] longFactor) =>
+        [
+            ("architectures", new JsonArray("Phi3ForCausalLM")), ("model_type", "phi3"), ("partial_rotary_factor", 0.5),
             ("max_position_embeddings", 131072), ("original_max_position_embeddings", 4096), ("rope_theta", 10000.0),
             ("rope_scaling", new JsonObject
             {
                 ["type"] = "longrope",
                 ["short_factor"] = new JsonArray(shortFactor.Select(f => (JsonNode)f).ToArray()),
                 ["long_factor"] = new JsonArray(longFactor.Select(f => (JsonNode)f).ToArray()),
-            }));
+            }),
+        ];
+        var config = Read(Phi3([1.0, 1.5], [4.0, 5.0]));
+        Assert.Contains("need 2 factors each", Refused(Phi3([1.0, 1.5, 2.0, 2.5], [4.0, 5.0])).Message);
         Assert.Equal((8, 4), (config.HeadDim, config.RotaryDim));
         Assert.Equal(RopeType.LongRope, config.Rope.Type);
         Assert.Equal(4096, config.Rope.LongContextStart);
         // transformers' default attention factor: sqrt(1 + ln(131072 / 4096) / ln(4096))
         Assert.Equal(Math.Sqrt(1 + Math.Log(32) / Math.Log(4096)), config.Rope.AttentionScaling, 12);
-        var shortFrequencies = config.Rope.InverseFrequencies(config.RotaryDim);
-        var longFrequencies = config.Rope.InverseFrequencies(config.RotaryDim, longContext: true);
+        var shortFrequencies = RopeFrequencies.Of(config.Rope, config.RotaryDim);
+        var longFrequencies = RopeFrequencies.Of(config.Rope, config.RotaryDim, longContext: true);
         Assert.Equal(1.0 / (1.5 * Math.Pow(10000, 2.0 / 4)), shortFrequencies[1], 6);
         Assert.Equal(1.0 / (5.0 * Math.Pow(10000, 2.0 / 4)), longFrequencies[1], 6);
         Assert.Contains("'partial_rotary_factor'", Refused(("architectures", new JsonArray("Phi3ForCausalLM")), ("model_type", "phi3"), ("partial_rotary_factor", 0.375)).Message);  // 3 of 8 dimensions
@@ -284,7 +304,7 @@ public sealed class ModelConfigTests
             var back = ModelConfig.Load(dir.Path);
             Assert.Equal(config with { Architectures = [], EosTokenIds = [], Rope = new() }, back with { Architectures = [], EosTokenIds = [], Rope = new() });
             Assert.Equal(config.Architectures, back.Architectures);
-            Assert.Equal(config.Rope.InverseFrequencies(config.RotaryDim), back.Rope.InverseFrequencies(back.RotaryDim));
+            Assert.Equal(RopeFrequencies.Of(config.Rope, config.RotaryDim), RopeFrequencies.Of(back.Rope, back.RotaryDim));
         }
     }
 
