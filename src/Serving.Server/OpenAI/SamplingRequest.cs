@@ -45,7 +45,12 @@ internal abstract record SamplingRequest
     public JsonElement? GuidedGrammar { get; init; }
 }
 
-internal sealed record StreamOptions(bool? IncludeUsage);
+/// include_usage: a last chunk with the request's usage; continuous_usage_stats (vLLM's), with it: every chunk carries
+/// its choice's usage so far.
+internal sealed record StreamOptions(bool? IncludeUsage, bool? ContinuousUsageStats)
+{
+    public bool Continuous => IncludeUsage == true && ContinuousUsageStats == true;
+}
 
 /// POST /v1/completions.
 internal sealed record CompletionRequest : SamplingRequest

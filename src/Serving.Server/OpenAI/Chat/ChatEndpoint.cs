@@ -55,12 +55,14 @@ internal static class ChatEndpoint
                 PromptTokenIds = plan.Request.ReturnTokenIds == true ? plan.Generation.PromptTokenIds : null,
             };
             await sse.WriteAsync(opening, OpenAIJsonContext.Default.ChatChunk, aborted);
+            var continuous = plan.Request.StreamOptions?.Continuous == true ? new ContinuousUsage(choices.Length) : null;
             await foreach (var item in run.ReadAllAsync(aborted))
             {
                 var choice = choices[item.Event.Index].Append(item.Event);
                 usage.Add(item.Event.Usage);
+                var soFar = continuous?.After(item.Event.Index, plan.Generation.PromptTokenIds.Count, item.Event);
                 if (choice.IsEmpty) continue;
-                await sse.WriteAsync(Chunk(plan, serving, [choice], null), OpenAIJsonContext.Default.ChatChunk, aborted);
+                await sse.WriteAsync(Chunk(plan, serving, [choice], soFar), OpenAIJsonContext.Default.ChatChunk, aborted);
             }
             if (plan.Request.StreamOptions?.IncludeUsage == true)
                 await sse.WriteAsync(Chunk(plan, serving, [], usage.ToUsage()), OpenAIJsonContext.Default.ChatChunk, aborted);

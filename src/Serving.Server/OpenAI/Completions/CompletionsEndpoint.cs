@@ -45,11 +45,14 @@ internal static class CompletionsEndpoint
         await sse.StartAsync(aborted);
         try
         {
+            var continuous = plan.Request.StreamOptions?.Continuous == true ? new ContinuousUsage(choices.Length) : null;
             await foreach (var item in run.ReadAllAsync(aborted))
             {
-                var choice = choices[item.PromptIndex * plan.N + item.Event.Index].Append(item.Event);
+                var index = item.PromptIndex * plan.N + item.Event.Index;
+                var choice = choices[index].Append(item.Event);
                 usage.Add(plan.Usage(item.Event));
-                await sse.WriteAsync(Chunk(plan, serving, [choice], null), OpenAIJsonContext.Default.CompletionResponse, aborted);
+                var soFar = continuous?.After(index, plan.Prompts[item.PromptIndex].TokenIds.Count, item.Event);
+                await sse.WriteAsync(Chunk(plan, serving, [choice], soFar), OpenAIJsonContext.Default.CompletionResponse, aborted);
             }
             if (plan.Request.StreamOptions?.IncludeUsage == true)
                 await sse.WriteAsync(Chunk(plan, serving, [], usage.ToUsage()), OpenAIJsonContext.Default.CompletionResponse, aborted);
