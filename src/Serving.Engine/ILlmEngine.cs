@@ -53,6 +53,10 @@ public interface IPromptProcessor
     /// Throws InvalidRequestException (param "prompt") for a text longer than MaxTextLength.
     IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true);
 
+    /// The last keepLast tokens of the whole text's tokens (vLLM's truncate_prompt_tokens): any length is taken, as
+    /// the caller keeps only what fits.
+    IReadOnlyList<int> EncodeTail(string text, bool addSpecialTokens, int keepLast);
+
     string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens = false);
 
     /// The text of one token, for log-probability listings (bytes that are not valid UTF-8 become "bytes:\\xNN").

@@ -11,10 +11,11 @@ namespace Serving.Server.OpenAI;
 /// --trust-request-chat-template (vLLM's flag), else refused.
 internal static class ChatPrompt
 {
+    /// guardLength false (a truncated prompt): a message too long for the context is not refused from its length.
     public static string Render(ServingContext serving, JsonElement? messages, bool addGenerationPrompt,
-        JsonElement? kwargs, string? chatTemplate, JsonArray? templateTools = null)
+        JsonElement? kwargs, string? chatTemplate, JsonArray? templateTools = null, bool guardLength = true)
     {
-        var normalized = ChatMessages.Normalize(messages, serving.Prompts);
+        var normalized = ChatMessages.Normalize(messages, guardLength ? serving.Prompts : null);
         Check.That(chatTemplate is null || serving.Options.TrustRequestChatTemplate, "chat_template",
             "A chat_template in the request is refused: the server renders with the model's template " +
             "(start it with --trust-request-chat-template to allow one).");

@@ -4,7 +4,8 @@ using Serving.Engine;
 
 namespace Serving.Server.OpenAI;
 
-/// One prompt of a completions request: its token ids and, when it came as text, that text (for echo).
+/// One prompt of a completions request: its token ids and, when it came as text and was kept whole, that text (for
+/// echo; a truncated prompt echoes its tokens' text).
 internal sealed record PromptInput(IReadOnlyList<int> TokenIds, string? Text);
 
 /// Reads "prompt" in its four OpenAI forms: a string, a list of strings, a list of token ids, or a list of
@@ -25,14 +26,15 @@ internal static class CompletionPrompts
             ? element.GetArrayLength() : 1;
     }
 
-    public static IReadOnlyList<PromptInput> Resolve(JsonElement? prompt, IPromptProcessor prompts, bool addSpecialTokens)
+    /// keepLast (truncate_prompt_tokens): each prompt keeps only its last keepLast tokens.
+    public static IReadOnlyList<PromptInput> Resolve(JsonElement? prompt, IPromptProcessor prompts, bool addSpecialTokens, int? keepLast = null)
     {
         Check.That(prompt is { ValueKind: not JsonValueKind.Null }, Param, "prompt is required.");
         var element = prompt!.Value;
         var inputs = element.ValueKind switch
         {
-            JsonValueKind.String => [FromText(prompts.Text(element, Param), prompts, addSpecialTokens)],
-            JsonValueKind.Array => FromArray(element, prompts, addSpecialTokens),
+            JsonValueKind.String => [FromText(element, prompts, addSpecialTokens, keepLast)],
+            JsonValueKind.Array => FromArray(element, prompts, addSpecialTokens, keepLast),
             _ => throw Errors.ApiException.BadRequest(Shape, Param),
         };
         foreach (var input in inputs)
@@ -43,19 +45,19 @@ internal static class CompletionPrompts
         return inputs;
     }
 
-    static List<PromptInput> FromArray(JsonElement array, IPromptProcessor prompts, bool addSpecialTokens)
+    static List<PromptInput> FromArray(JsonElement array, IPromptProcessor prompts, bool addSpecialTokens, int? keepLast)
     {
         Check.That(array.GetArrayLength() > 0, Param, "prompt must not be empty.");
         var first = array[0].ValueKind;
-        if (first == JsonValueKind.Number) return [new PromptInput(TokenIds(array), null)];
+        if (first == JsonValueKind.Number) return [new PromptInput(PromptEncoding.Tail(TokenIds(array), keepLast), null)];
         var inputs = new List<PromptInput>();
         foreach (var item in array.EnumerateArray())
         {
             Check.That(item.ValueKind == first, Param, Shape);
             inputs.Add(item.ValueKind switch
             {
-                JsonValueKind.String => FromText(prompts.Text(item, Param), prompts, addSpecialTokens),
-                JsonValueKind.Array => new PromptInput(TokenIds(item), null),
+                JsonValueKind.String => FromText(item, prompts, addSpecialTokens, keepLast),
+                JsonValueKind.Array => new PromptInput(PromptEncoding.Tail(TokenIds(item), keepLast), null),
                 _ => throw Errors.ApiException.BadRequest(Shape, Param),
             });
         }
@@ -63,8 +65,12 @@ internal static class CompletionPrompts
     }
 
     /// An empty text still gets what the tokenizer adds around a text (BOS), as Hugging Face and vLLM do.
-    static PromptInput FromText(string text, IPromptProcessor prompts, bool addSpecialTokens) =>
-        new(prompts.Encode(text, addSpecialTokens, Param), text);
+    static PromptInput FromText(JsonElement element, IPromptProcessor prompts, bool addSpecialTokens, int? keepLast)
+    {
+        var text = prompts.Text(element, Param, guardLength: keepLast is null);
+        var ids = prompts.Encode(text, addSpecialTokens, Param, keepLast);
+        return new PromptInput(ids, keepLast is { } k && ids.Count == k ? null : text);
+    }
 
     static int[] TokenIds(JsonElement array)
     {

@@ -43,6 +43,8 @@ internal abstract record SamplingRequest
     public JsonElement? GuidedRegex { get; init; }
     public JsonElement? GuidedChoice { get; init; }
     public JsonElement? GuidedGrammar { get; init; }
+    /// vLLM's truncate_prompt_tokens: keep only the prompt's last k tokens (-1: the last max_model_len).
+    public int? TruncatePromptTokens { get; init; }
 }
 
 /// include_usage: a last chunk with the request's usage; continuous_usage_stats (vLLM's), with it: every chunk carries

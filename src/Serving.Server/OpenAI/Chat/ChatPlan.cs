@@ -28,8 +28,9 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
                 "A required or named tool_choice cannot be combined with response_format or structured_outputs.");
             fields = fields with { StructuredOutputs = forced };
         }
+        var keepLast = PromptEncoding.KeepLast(request.TruncatePromptTokens, limits.MaxModelLen);
         var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? true,
-            request.ChatTemplateKwargs, request.ChatTemplate, tools.TemplateTools);
+            request.ChatTemplateKwargs, request.ChatTemplate, tools.TemplateTools, guardLength: keepLast is null);
         var reasoning = serving.Options.ReasoningParser is { } parser
             ? new ReasoningPart(ReasoningParser.Create(parser).StartsThinking(text), request.IncludeReasoning ?? true)
             : null;
@@ -37,7 +38,7 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
         if (reasoning is { StartsThinking: true } && fields.StructuredOutputs is { } constraint)
             fields = fields with { StructuredOutputs = constraint with { AfterThinking = true } };
         // The template writes the special tokens itself, so none are added (vLLM's default for chat).
-        var ids = serving.Prompts.Encode(text, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: true), "messages");
+        var ids = serving.Prompts.Encode(text, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: true), "messages", keepLast);
         Check.That(ids.Count > 0, "messages", "The rendered conversation is empty.");
         var sampling = SamplingRules.ToSamplingParams(fields, ids.Count, limits, "messages");
         var id = ServingContext.NewId("chatcmpl");

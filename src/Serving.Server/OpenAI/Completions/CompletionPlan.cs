@@ -23,7 +23,8 @@ internal sealed record CompletionPlan(string Id, long Created, CompletionRequest
         Check.That(count <= limits.MaxPromptsPerRequest, "prompt",
             $"The request lists {count} prompts; at most {limits.MaxPromptsPerRequest} are allowed per request (--max-prompts-per-request).");
         SamplingRules.Sequences(count, fields.N, limits);
-        var prompts = CompletionPrompts.Resolve(request.Prompt, serving.Prompts, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: false));
+        var prompts = CompletionPrompts.Resolve(request.Prompt, serving.Prompts, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: false),
+            PromptEncoding.KeepLast(request.TruncatePromptTokens, limits.MaxModelLen));
         var id = ServingContext.NewId("cmpl");
         var requests = prompts.Select((prompt, i) => new GenerationRequest
         {
