@@ -4,16 +4,33 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Sampling;
 
 /// The steps that change logits before any token is chosen, for every row (greedy or random), in vLLM's
-/// order: logit_bias, min_tokens, then repetition / frequency / presence penalties. Each works on the whole
+/// order: allowed_token_ids, logit_bias, min_tokens, then repetition / frequency / presence penalties. Each works on the whole
 /// batch in place with one or two tensor ops; a step no row asks for costs nothing.
 internal static class LogitsProcessors
 {
     /// logits: (numSeqs, vocab) float32, changed in place.
     public static void Apply(Tensor logits, IReadOnlyList<SamplingState> rows)
     {
+        ApplyAllowedTokenIds(logits, rows);
         ApplyLogitBias(logits, rows);
         ApplyMinTokens(logits, rows);
         ApplyPenalties(logits, rows);
+    }
+
+    /// Every token outside a row's allowed_token_ids gets -inf.
+    public static void ApplyAllowedTokenIds(Tensor logits, IReadOnlyList<SamplingState> rows)
+    {
+        for (var row = 0; row < rows.Count; row++)
+        {
+            if (rows[row].Params.AllowedTokenIds is not { } allowed)
+            {
+                continue;
+            }
+            using var scope = NewDisposeScope();
+            var outside = ones(logits.size(1), dtype: ScalarType.Bool, device: logits.device);
+            outside.index_put_(false, tensor(allowed.Select(id => (long)id).ToArray(), device: logits.device));
+            logits[row].masked_fill_(outside, float.NegativeInfinity);
+        }
     }
 
     /// logits[row, token] += bias for every (token, bias) of the row's logit_bias.

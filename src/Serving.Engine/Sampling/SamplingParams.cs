@@ -24,6 +24,8 @@ public sealed record SamplingParams
     public float RepetitionPenalty { get; init; } = 1f;
     /// Added to the logits of the given token ids before sampling (OpenAI: -100..100).
     public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
+    /// Only these token ids may be sampled (vLLM's allowed_token_ids); null: any.
+    public IReadOnlyList<int>? AllowedTokenIds { get; init; }
     public IReadOnlyList<string> Stop { get; init; } = [];
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
     public bool IgnoreEos { get; init; }
@@ -50,6 +52,6 @@ public sealed record SamplingParams
     /// Throws InvalidRequestException (naming the parameter) when a value is out of its OpenAI/vLLM range.
     public void Validate() => SamplingParamsValidator.Validate(this);
 
-    /// Validate(), plus every token id named by LogitBias and StopTokenIds must be below vocabSize.
+    /// Validate(), plus every token id named by LogitBias, AllowedTokenIds and StopTokenIds must be below vocabSize.
     public void Validate(int vocabSize) => SamplingParamsValidator.Validate(this, vocabSize);
 }

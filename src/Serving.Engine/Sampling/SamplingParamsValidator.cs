@@ -34,6 +34,7 @@ internal static class SamplingParamsValidator
             Require(bias >= -100f && bias <= 100f, "logit_bias", $"logit_bias values must be in [-100, 100] (got {Show(bias)} for '{id}').");
         }
         Require(p.Stop.All(s => !string.IsNullOrEmpty(s)), "stop", "Stop strings must not be empty.");
+        Require(p.AllowedTokenIds is null || p.AllowedTokenIds.Count > 0, "allowed_token_ids", "allowed_token_ids must not be empty.");
         p.StructuredOutputs?.Validate();
     }
 
@@ -42,6 +43,8 @@ internal static class SamplingParamsValidator
         Validate(p);
         foreach (var id in p.LogitBias?.Keys ?? Enumerable.Empty<int>())
             Require(id < vocabSize, "logit_bias", $"logit_bias key '{id}' is not a token id in [0, {vocabSize}).");
+        foreach (var id in p.AllowedTokenIds ?? [])
+            Require(id >= 0 && id < vocabSize, "allowed_token_ids", $"allowed_token_ids: token id {id} is outside the vocabulary [0, {vocabSize}).");
         foreach (var id in p.StopTokenIds)
             Require(id >= 0 && id < vocabSize, "stop_token_ids", $"stop_token_ids: token id {id} is outside the vocabulary [0, {vocabSize}).");
     }

@@ -70,6 +70,7 @@ internal static class SamplingRules
         FrequencyPenalty = fields.FrequencyPenalty ?? 0f,
         RepetitionPenalty = fields.RepetitionPenalty ?? model.RepetitionPenalty ?? 1f,
         LogitBias = fields.LogitBias is { Count: > 0 } bias ? bias : null,
+        AllowedTokenIds = fields.AllowedTokenIds,
         Stop = fields.Stop,
         StopTokenIds = fields.StopTokenIds,
         IgnoreEos = fields.IgnoreEos ?? false,

@@ -27,6 +27,7 @@ internal static class GrpcSampling
             LogitBias = p.LogitBias.Count == 0 ? null : new Dictionary<int, float>(p.LogitBias),
             Stop = [.. p.Stop],
             StopTokenIds = [.. p.StopTokenIds],
+            AllowedTokenIds = p.AllowedTokenIds.Count > 0 ? [.. p.AllowedTokenIds] : null,
             MinTokens = p.HasMinTokens ? p.MinTokens : null,
             IgnoreEos = p.IgnoreEos,
             Logprobs = logprobs,

@@ -42,6 +42,7 @@ internal static class SamplingMapper
         FrequencyPenalty = request.FrequencyPenalty,
         RepetitionPenalty = request.RepetitionPenalty,
         LogitBias = LogitBias(request.LogitBias, limits.VocabSize),
+        AllowedTokenIds = request.AllowedTokenIds,
         Stop = StopStrings(request.Stop, limits.MaxStopSequences),
         StopTokenIds = request.StopTokenIds ?? [],
         MinTokens = request.MinTokens,

@@ -20,6 +20,8 @@ internal abstract record SamplingRequest
     /// A string or a list of strings.
     public JsonElement? Stop { get; init; }
     public IReadOnlyList<int>? StopTokenIds { get; init; }
+    /// Only these token ids may be sampled (vLLM's allowed_token_ids).
+    public IReadOnlyList<int>? AllowedTokenIds { get; init; }
     public float? PresencePenalty { get; init; }
     public float? FrequencyPenalty { get; init; }
     public float? RepetitionPenalty { get; init; }

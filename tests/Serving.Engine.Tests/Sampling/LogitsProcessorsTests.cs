@@ -62,6 +62,22 @@ public class LogitsProcessorsTests
     }
 
     [Fact]
+    public void AllowedTokenIdsLeaveOnlyThoseTokensAndComeBeforeTheBias()
+    {
+        var allowed = State(new SamplingParams { AllowedTokenIds = [2, 5], LogitBias = new Dictionary<int, float> { [5] = 1f, [7] = 9f } });
+        var free = State(new SamplingParams());
+        using var logits = Logits(Base, Base);
+
+        LogitsProcessors.Apply(logits, [allowed, free]);
+
+        var ninf = float.NegativeInfinity;
+        Assert.Equal([ninf, ninf, 0.5f, ninf, ninf, 2.5f, ninf, ninf], Row(logits, 0));
+        Assert.Equal(Base, Row(logits, 1));
+        Assert.Throws<InvalidRequestException>(() => new SamplingParams { AllowedTokenIds = [] }.Validate());
+        Assert.Throws<InvalidRequestException>(() => new SamplingParams { AllowedTokenIds = [8] }.Validate(vocabSize: 8));
+    }
+
+    [Fact]
     public void MinTokensMasksEosAndStopTokenIdsUntilEnoughWereGenerated()
     {
         var parameters = new SamplingParams { MinTokens = 2, StopTokenIds = [5] };
