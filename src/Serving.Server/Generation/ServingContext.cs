@@ -54,7 +54,7 @@ internal sealed class ServingContext(ILlmEngine engine, ServingState state, Serv
 
     /// protocol labels the request's metrics and span: "http" or "grpc".
     public RequestObserver Observer(string operation, string protocol = "http") =>
-        new(metrics, logger, protocol, operation, ModelName, options.EnableLogRequests);
+        new(metrics, logger, protocol, operation, ModelName, options.EnableLogRequests, options.MaxLogLen);
 
     public void LogStreamFailure(string requestId, Exception exception) => Log.StreamFailed(logger, requestId, exception);
 

@@ -115,6 +115,7 @@ public static class ServerCommandLine
         Make<string>("--generation-config", "GenerationConfig", "Sampling defaults: auto (the model's generation_config.json), vllm (none), or a folder holding a generation_config.json (default auto)."),
         Make<string>("--override-generation-config", "OverrideGenerationConfig", "Sampling defaults replacing --generation-config's, a JSON object in generation_config.json's names, e.g. '{\"temperature\": 0.6}'."),
         Switch("--enable-log-requests", "EnableLogRequests", "Log prompt and output text (off by default)."),
+        Make<int>("--max-log-len", "MaxLogLen", "The most characters of each prompt and output those lines show (default: all)."),
         Make<string>("--ssl-certfile", "SslCertfile", "PEM file of the TLS certificate: serve the HTTP port over HTTPS (with --ssl-keyfile)."),
         Make<string>("--ssl-keyfile", "SslKeyfile", "PEM file of the certificate's private key."),
         Switch("--disable-log-stats", "DisableLogStats", "Leave out the periodic line of throughput, requests and KV cache usage."),

@@ -74,6 +74,9 @@ public sealed class ServerOptions
     public long MaxRequestBodyBytes { get; set; } = 8L << 20;
     /// Log prompt and output text (off: logs carry ids and counts only).
     public bool EnableLogRequests { get; set; }
+    /// With EnableLogRequests: the most characters of each prompt and output a log line shows (vLLM's --max-log-len);
+    /// null: all.
+    public int? MaxLogLen { get; set; }
     /// Most open client connections over both ports; 0 derives it from the file-descriptor limit
     /// (ConnectionLimits.Resolve). Connections beyond it are closed as soon as they are accepted.
     public int MaxConnections { get; set; }
@@ -183,6 +186,7 @@ public sealed class ServerOptions
         Check(MaxSeqsPerRequest >= 1, "max-seqs-per-request must be >= 1");
         Check(MaxConnections >= 0, "max-connections must be >= 0 (0: from the file-descriptor limit)");
         Check(TimeoutKeepAlive >= 1, "timeout-keep-alive must be >= 1");
+        Check(MaxLogLen is null or >= 0, $"max-log-len must be >= 0 (got {MaxLogLen})");
         Check(LogStatsInterval > 0, $"log-stats-interval must be > 0 (got {LogStatsInterval})");
         Check(ShutdownTimeout >= 0, "shutdown-timeout must be >= 0");
         Check(MaxLogprobs is >= 0 and <= SamplingParams.MaxLogprobs, $"max-logprobs must be 0..{SamplingParams.MaxLogprobs}");

@@ -6,9 +6,9 @@ namespace Serving.Server.Telemetry;
 
 /// Traces, metrics and logs of one API request's generations. protocol is the API it came through ("http"
 /// or "grpc"), operation the GenAI operation name ("chat" or "text_completion"); text is logged only when
-/// --enable-log-requests asks for it.
+/// --enable-log-requests asks for it, each text cut to --max-log-len characters when that is set.
 internal sealed class RequestObserver(ServerMetrics metrics, ILogger logger, string protocol, string operation, string model,
-    bool logText)
+    bool logText, int? maxLogLength = null)
 {
     public static readonly ActivitySource Source = new("Serving.Server");
 
@@ -28,8 +28,10 @@ internal sealed class RequestObserver(ServerMetrics metrics, ILogger logger, str
 
     public void LogText(string requestId, string prompt, string output)
     {
-        if (logText) Log.RequestText(logger, requestId, LogEscape.Text(prompt), LogEscape.Text(output));
+        if (logText) Log.RequestText(logger, requestId, LogEscape.Text(Cut(prompt)), LogEscape.Text(Cut(output)));
     }
+
+    string Cut(string text) => maxLogLength is { } max && text.Length > max ? text[..max] : text;
 
     internal void Completed(GenerationRequest request, RequestUsage usage, RequestTimings timings, IReadOnlyList<string> reasons)
     {

@@ -36,6 +36,20 @@ public sealed class RequestTextLogTests
     }
 
     [Fact]
+    public async Task MaxLogLenCutsTheLoggedText()
+    {
+        await using var server = await RunningServer.StartAsync(["--enable-log-requests", "--max-log-len", "5"]);
+        var log = LogCapture.AttachTo(server);
+        var body = new { model = RunningServer.Model, prompt = "Hello completions", max_tokens = 8, ignore_eos = true };
+        Assert.Equal(200, (await server.PostAsync("/v1/completions", body)).Status);
+        var line = Assert.Single(await log.WaitForAsync(RequestTextEventId, 1));
+        Assert.Contains("prompt=Hello output=", line);
+        // at most 5 characters of output, some perhaps written as escapes (\n)
+        var output = line[(line.IndexOf("output=", StringComparison.Ordinal) + "output=".Length)..];
+        Assert.InRange(System.Text.RegularExpressions.Regex.Replace(output, @"\\(x[0-9a-f]{2}|[nrt])", "_").Length, 1, 5);
+    }
+
+    [Fact]
     public async Task WithoutTheFlagNoRequestTextIsLogged()
     {
         await using var server = await RunningServer.StartAsync();
