@@ -59,9 +59,10 @@ internal sealed partial class EngineCore : IDisposable
         var sampling = request.Request.Sampling;
         // compiled (and cached) when the request was validated on the caller's thread: a cache hit here
         var grammar = sampling.StructuredOutputs is { } spec ? GrammarCompiler.Compile(spec) : null;
+        var badWords = BadWordTokens.Of(sampling.BadWords, _tokenizer);
         request.Start(sequences.Select(sequence => new SequenceText(
             new SamplingState(sampling, sequence.PromptTokenIds, sequence.OutputTokenIds, _eosTokenIds, sequence.Index,
-                grammar is null ? null : new GrammarState(grammar, _vocabulary)),
+                grammar is null ? null : new GrammarState(grammar, _vocabulary), badWords),
             _tokenizer.CreateDetokenizer(sequence.PromptTokenIds, sampling.SkipSpecialTokens),
             new StopStringMatcher(sampling.Stop, sampling.IncludeStopStringInOutput))).ToList());
         _requests.Add(request.RequestId, request);

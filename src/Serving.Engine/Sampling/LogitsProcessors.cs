@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Sampling;
 
 /// The steps that change logits before any token is chosen, for every row (greedy or random), in vLLM's
-/// order: allowed_token_ids, logit_bias, min_tokens, then repetition / frequency / presence penalties. Each works on the whole
+/// order: allowed_token_ids, bad_words, logit_bias, min_tokens, then repetition / frequency / presence penalties. Each works on the whole
 /// batch in place with one or two tensor ops; a step no row asks for costs nothing.
 internal static class LogitsProcessors
 {
@@ -12,6 +12,7 @@ internal static class LogitsProcessors
     public static void Apply(Tensor logits, IReadOnlyList<SamplingState> rows)
     {
         ApplyAllowedTokenIds(logits, rows);
+        ApplyBadWords(logits, rows);
         ApplyLogitBias(logits, rows);
         ApplyMinTokens(logits, rows);
         ApplyPenalties(logits, rows);
@@ -31,6 +32,28 @@ internal static class LogitsProcessors
             outside.index_put_(false, tensor(allowed.Select(id => (long)id).ToArray(), device: logits.device));
             logits[row].masked_fill_(outside, float.NegativeInfinity);
         }
+    }
+
+    /// The tokens a row's bad words ban after its output so far get -inf.
+    public static void ApplyBadWords(Tensor logits, IReadOnlyList<SamplingState> rows)
+    {
+        var (rowIds, tokenIds) = (new List<long>(), new List<long>());
+        for (var row = 0; row < rows.Count; row++)
+        {
+            foreach (var token in BadWordTokens.Banned(rows[row].BadWordTokenIds, rows[row].OutputTokenIds))
+            {
+                rowIds.Add(row);
+                tokenIds.Add(token);
+            }
+        }
+        if (rowIds.Count == 0)
+        {
+            return;
+        }
+        using var scope = NewDisposeScope();
+        var device = logits.device;
+        Tensor[] index = [tensor(rowIds.ToArray(), device: device), tensor(tokenIds.ToArray(), device: device)];
+        logits.index_put_(float.NegativeInfinity, index);
     }
 
     /// logits[row, token] += bias for every (token, bias) of the row's logit_bias.

@@ -26,6 +26,9 @@ public sealed record SamplingParams
     public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
     /// Only these token ids may be sampled (vLLM's allowed_token_ids); null: any.
     public IReadOnlyList<int>? AllowedTokenIds { get; init; }
+    /// Words never to generate (vLLM's bad_words): the last token of each word's tokens is banned wherever the
+    /// output already ends with the tokens before it.
+    public IReadOnlyList<string> BadWords { get; init; } = [];
     public IReadOnlyList<string> Stop { get; init; } = [];
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
     public bool IgnoreEos { get; init; }

@@ -35,6 +35,7 @@ internal static class SamplingParamsValidator
         }
         Require(p.Stop.All(s => !string.IsNullOrEmpty(s)), "stop", "Stop strings must not be empty.");
         Require(p.AllowedTokenIds is null || p.AllowedTokenIds.Count > 0, "allowed_token_ids", "allowed_token_ids must not be empty.");
+        Require(p.BadWords.All(w => !string.IsNullOrWhiteSpace(w)), "bad_words", "bad_words must not be empty or blank.");
         p.StructuredOutputs?.Validate();
     }
 

@@ -16,9 +16,11 @@ public sealed class SamplingState : IDisposable
     /// from each other while each stays reproducible.
     public SamplingState(
         SamplingParams parameters, IReadOnlyList<int> promptTokenIds, IReadOnlyList<int> outputTokenIds,
-        IReadOnlyCollection<int> eosTokenIds, int sequenceIndex = 0, GrammarState? grammar = null)
+        IReadOnlyCollection<int> eosTokenIds, int sequenceIndex = 0, GrammarState? grammar = null,
+        IReadOnlyList<int[]>? badWordTokenIds = null)
     {
         Params = parameters;
+        BadWordTokenIds = badWordTokenIds ?? [];
         Grammar = grammar;
         PromptTokenIds = promptTokenIds;
         OutputTokenIds = outputTokenIds;
@@ -34,6 +36,9 @@ public sealed class SamplingState : IDisposable
 
     /// The model's end-of-sequence ids (config/generation_config may list several).
     public IReadOnlySet<int> EosTokenIds { get; }
+
+    /// The bad words as token ids (BadWordTokens.Of): each one's last token is banned after the ones before it.
+    public IReadOnlyList<int[]> BadWordTokenIds { get; }
 
     /// Where the sequence is in its structured-output grammar (null: free text). Masks the tokens each step
     /// may sample (AllowedTokens); it follows OutputTokenIds on its own (GrammarState.SyncTo).

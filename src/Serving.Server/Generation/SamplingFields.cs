@@ -18,6 +18,7 @@ internal sealed record SamplingFields
     public float? RepetitionPenalty { get; init; }
     public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
     public IReadOnlyList<int>? AllowedTokenIds { get; init; }
+    public IReadOnlyList<string> BadWords { get; init; } = [];
     public IReadOnlyList<string> Stop { get; init; } = [];
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
     public int? MinTokens { get; init; }

@@ -71,6 +71,7 @@ internal static class SamplingRules
         RepetitionPenalty = fields.RepetitionPenalty ?? model.RepetitionPenalty ?? 1f,
         LogitBias = fields.LogitBias is { Count: > 0 } bias ? bias : null,
         AllowedTokenIds = fields.AllowedTokenIds,
+        BadWords = fields.BadWords,
         Stop = fields.Stop,
         StopTokenIds = fields.StopTokenIds,
         IgnoreEos = fields.IgnoreEos ?? false,

@@ -28,6 +28,7 @@ internal static class GrpcSampling
             Stop = [.. p.Stop],
             StopTokenIds = [.. p.StopTokenIds],
             AllowedTokenIds = p.AllowedTokenIds.Count > 0 ? [.. p.AllowedTokenIds] : null,
+            BadWords = [.. p.BadWords],
             MinTokens = p.HasMinTokens ? p.MinTokens : null,
             IgnoreEos = p.IgnoreEos,
             Logprobs = logprobs,

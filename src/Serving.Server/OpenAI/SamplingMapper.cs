@@ -43,6 +43,7 @@ internal static class SamplingMapper
         RepetitionPenalty = request.RepetitionPenalty,
         LogitBias = LogitBias(request.LogitBias, limits.VocabSize),
         AllowedTokenIds = request.AllowedTokenIds,
+        BadWords = request.BadWords ?? [],
         Stop = StopStrings(request.Stop, limits.MaxStopSequences),
         StopTokenIds = request.StopTokenIds ?? [],
         MinTokens = request.MinTokens,

@@ -22,6 +22,8 @@ internal abstract record SamplingRequest
     public IReadOnlyList<int>? StopTokenIds { get; init; }
     /// Only these token ids may be sampled (vLLM's allowed_token_ids).
     public IReadOnlyList<int>? AllowedTokenIds { get; init; }
+    /// Words never to generate (vLLM's bad_words).
+    public IReadOnlyList<string>? BadWords { get; init; }
     public float? PresencePenalty { get; init; }
     public float? FrequencyPenalty { get; init; }
     public float? RepetitionPenalty { get; init; }

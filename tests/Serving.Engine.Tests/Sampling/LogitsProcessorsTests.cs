@@ -78,6 +78,24 @@ public class LogitsProcessorsTests
     }
 
     [Fact]
+    public void BadWordsBanTheirLastTokenAfterTheTokensBeforeIt()
+    {
+        // words as token ids: [6] (one token: always banned), [1, 3] (3 banned after 1), [2, 4, 5] (5 after 2, 4)
+        int[][] words = [[6], [1, 3], [2, 4, 5]];
+        var afterOne = new SamplingState(new SamplingParams(), [0], new List<int> { 7, 1 }, [EosId], badWordTokenIds: words);
+        var afterTwoFour = new SamplingState(new SamplingParams(), [0], new List<int> { 2, 4 }, [EosId], badWordTokenIds: words);
+        var elsewhere = new SamplingState(new SamplingParams(), [0], new List<int> { 4, 2 }, [EosId], badWordTokenIds: words);
+        using var logits = Logits(Base, Base, Base);
+
+        LogitsProcessors.Apply(logits, [afterOne, afterTwoFour, elsewhere]);
+
+        var ninf = float.NegativeInfinity;
+        Assert.Equal([2.0f, -1.0f, 0.5f, ninf, -2.0f, 1.5f, ninf, 4.0f], Row(logits, 0));
+        Assert.Equal([2.0f, -1.0f, 0.5f, 3.0f, -2.0f, ninf, ninf, 4.0f], Row(logits, 1));
+        Assert.Equal([2.0f, -1.0f, 0.5f, 3.0f, -2.0f, 1.5f, ninf, 4.0f], Row(logits, 2));
+    }
+
+    [Fact]
     public void MinTokensMasksEosAndStopTokenIdsUntilEnoughWereGenerated()
     {
         var parameters = new SamplingParams { MinTokens = 2, StopTokenIds = [5] };
