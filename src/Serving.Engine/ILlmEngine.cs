@@ -66,8 +66,10 @@ public interface IPromptProcessor
     /// string or a list of {type: "text", text} parts. chatTemplate, when given, replaces the model's template
     /// (a request's own; the servers allow it only when told to trust it). Throws InvalidRequestException when
     /// the template rejects the conversation (raise_exception), does not parse, or the model has none.
+    /// continueFinalMessage: the text ends inside the final message, for the model to continue it (transformers'
+    /// continue_final_message; ChatTemplate.OpenFinalMessage).
     string ApplyChatTemplate(JsonArray messages, bool addGenerationPrompt, JsonObject? extraContext = null,
-        string? chatTemplate = null);
+        string? chatTemplate = null, bool continueFinalMessage = false);
 }
 
 /// Facts about the served model and its KV cache, for /v1/models, GetModelInfo and the load generator.

@@ -48,4 +48,29 @@ public sealed class ChatTemplate
                     context.Set(name, JsonValues.From(value));
         return Evaluator.Render(_template, context, _limits);
     }
+
+    /// transformers' continue_final_message: a rendered chat cut right after the final message's text, so that the model
+    /// continues that message (a "prefill" of its answer) instead of starting a new one. The text is the content, or
+    /// the last text part of a list of parts; it is found from the end, stripped of white space, and kept with its
+    /// trailing white space when the template kept it. Throws TemplateException when the final message has no text
+    /// or the template did not write it.
+    public static string OpenFinalMessage(string rendered, JsonArray messages)
+    {
+        var final = FinalText(messages)
+            ?? throw TemplateException.Runtime("continue_final_message is set but the final message has no text to continue");
+        var (stripped, leftStripped) = (final.Trim(), final.TrimStart());
+        var at = stripped.Length == 0 ? rendered.Length : rendered.LastIndexOf(stripped, StringComparison.Ordinal);
+        if (at < 0)
+            throw TemplateException.Runtime("continue_final_message is set but the chat template does not write the final message's text");
+        var kept = rendered.Substring(at, Math.Min(leftStripped.Length, rendered.Length - at));
+        return rendered[..(at + (kept == final ? leftStripped.Length : stripped.Length))];
+    }
+
+    static string? FinalText(JsonArray messages) => messages.LastOrDefault()?["content"] switch
+    {
+        JsonValue value when value.TryGetValue(out string? text) => text,
+        JsonArray parts => parts.Reverse().Select(part => part?["text"]).OfType<JsonValue>()
+            .Select(text => text.TryGetValue(out string? s) ? s : null).FirstOrDefault(s => s is not null),
+        _ => null,
+    };
 }

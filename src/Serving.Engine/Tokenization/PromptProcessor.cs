@@ -56,7 +56,7 @@ internal sealed class PromptProcessor : IPromptProcessor
     public string TokenText(int tokenId) => _tokenizer.TokenText(tokenId);
 
     public string ApplyChatTemplate(JsonArray messages, bool addGenerationPrompt, JsonObject? extraContext = null,
-        string? chatTemplate = null)
+        string? chatTemplate = null, bool continueFinalMessage = false)
     {
         var template = chatTemplate is null ? _chatTemplate : Parse(chatTemplate);
         if (template is null)
@@ -65,7 +65,8 @@ internal sealed class PromptProcessor : IPromptProcessor
                 "--chat-template, or use /v1/completions", "messages");
         try
         {
-            return template.Render(messages, addGenerationPrompt, _tokenizer.BosToken, _tokenizer.EosToken, WithDefaults(extraContext));
+            var rendered = template.Render(messages, addGenerationPrompt, _tokenizer.BosToken, _tokenizer.EosToken, WithDefaults(extraContext));
+            return continueFinalMessage ? ChatTemplate.OpenFinalMessage(rendered, messages) : rendered;
         }
         catch (TemplateException error)
         {

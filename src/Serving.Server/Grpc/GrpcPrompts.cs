@@ -42,7 +42,10 @@ internal static class GrpcPrompts
         var kwargs = chat.ChatTemplateKwargs is { } fields
             ? JsonNode.Parse(Google.Protobuf.JsonFormatter.Default.Format(fields))!.AsObject()
             : null;
-        return prompts.ApplyChatTemplate(messages, chat.HasAddGenerationPrompt ? chat.AddGenerationPrompt : true, kwargs);
+        Check.That(!(chat.ContinueFinalMessage && chat.HasAddGenerationPrompt && chat.AddGenerationPrompt), "chat.continue_final_message",
+            "continue_final_message and add_generation_prompt cannot both be true.");
+        var addGenerationPrompt = chat.HasAddGenerationPrompt ? chat.AddGenerationPrompt : !chat.ContinueFinalMessage;
+        return prompts.ApplyChatTemplate(messages, addGenerationPrompt, kwargs, continueFinalMessage: chat.ContinueFinalMessage);
     }
 
     /// An empty text still gets what the tokenizer adds (BOS), as the HTTP API does.

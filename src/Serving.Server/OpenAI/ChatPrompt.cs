@@ -11,17 +11,22 @@ namespace Serving.Server.OpenAI;
 /// --trust-request-chat-template (vLLM's flag), else refused.
 internal static class ChatPrompt
 {
+    /// addGenerationPrompt (default true) and continueFinalMessage (transformers' and vLLM's prefill of the answer):
+    /// continuing the final message leaves the generation prompt out unless asked for; both at once are refused.
     /// guardLength false (a truncated prompt): a message too long for the context is not refused from its length.
-    public static string Render(ServingContext serving, JsonElement? messages, bool addGenerationPrompt,
+    public static string Render(ServingContext serving, JsonElement? messages, bool? addGenerationPrompt, bool? continueFinalMessage,
         JsonElement? kwargs, string? chatTemplate, JsonArray? templateTools = null, bool guardLength = true)
     {
+        var continuing = continueFinalMessage == true;
+        Check.That(!(continuing && addGenerationPrompt == true), "continue_final_message",
+            "continue_final_message and add_generation_prompt cannot both be true.");
         var normalized = ChatMessages.Normalize(messages, guardLength ? serving.Prompts : null);
         Check.That(chatTemplate is null || serving.Options.TrustRequestChatTemplate, "chat_template",
             "A chat_template in the request is refused: the server renders with the model's template " +
             "(start it with --trust-request-chat-template to allow one).");
         var context = Kwargs(kwargs);
         if (templateTools is not null) context["tools"] = templateTools;
-        return serving.Prompts.ApplyChatTemplate(normalized, addGenerationPrompt, context, chatTemplate);
+        return serving.Prompts.ApplyChatTemplate(normalized, addGenerationPrompt ?? !continuing, context, chatTemplate, continuing);
     }
 
     static JsonObject Kwargs(JsonElement? kwargs)

@@ -79,6 +79,8 @@ internal sealed record ChatRequest : SamplingRequest
     public int? TopLogprobs { get; init; }
     public int? MaxCompletionTokens { get; init; }
     public bool? AddGenerationPrompt { get; init; }
+    /// End the prompt inside the final (assistant) message, for the model to continue it: a prefill of its answer.
+    public bool? ContinueFinalMessage { get; init; }
     /// Extra variables for the chat template (an object).
     public JsonElement? ChatTemplateKwargs { get; init; }
     /// A request's own chat template: refused unless the server trusts request templates.

@@ -11,6 +11,7 @@ internal sealed record TokenizeRequest
     public JsonElement? Messages { get; init; }
     public bool? AddSpecialTokens { get; init; }
     public bool? AddGenerationPrompt { get; init; }
+    public bool? ContinueFinalMessage { get; init; }
     public JsonElement? ChatTemplateKwargs { get; init; }
     public string? ChatTemplate { get; init; }
     /// Tools for the chat template, as in a chat request.

@@ -30,7 +30,7 @@ internal static class TokenizeEndpoints
     {
         if (request.Messages is not null)
         {
-            var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? true,
+            var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt, request.ContinueFinalMessage,
                 request.ChatTemplateKwargs, request.ChatTemplate, ChatTools.TemplateToolsOf(request.Tools));
             return serving.Prompts.Encode(text, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: true), "messages");
         }

@@ -35,10 +35,16 @@ public sealed class ChatTemplateGoldenTests
         var golden = LoadGolden(Path.Combine(DataDir, goldenFile));
         var template = new ChatTemplate(File.ReadAllText(Path.Combine(DataDir, golden["template"]!.GetValue<string>())));
         var chat = golden["cases"]!.AsArray().Single(c => c!["name"]!.GetValue<string>() == caseName)!;
-        string Render() => template.Render(
-            chat["messages"]!.AsArray(), chat["add_generation_prompt"]!.GetValue<bool>(),
-            golden["bos_token"]?.GetValue<string>(), golden["eos_token"]?.GetValue<string>(),
-            chat["extra_context"]!.AsObject());
+        // continue_final_message is apply_chat_template's, not the template's: the text is cut after rendering
+        var context = chat["extra_context"]!.DeepClone().AsObject();
+        var continueFinalMessage = context.Remove("continue_final_message", out var flag) && flag!.GetValue<bool>();
+        string Render()
+        {
+            var messages = chat["messages"]!.AsArray();
+            var text = template.Render(messages, chat["add_generation_prompt"]!.GetValue<bool>(),
+                golden["bos_token"]?.GetValue<string>(), golden["eos_token"]?.GetValue<string>(), context);
+            return continueFinalMessage ? ChatTemplate.OpenFinalMessage(text, messages) : text;
+        }
 
         if (chat["rendered"] is { } expected)
         {

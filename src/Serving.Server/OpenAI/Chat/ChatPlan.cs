@@ -29,7 +29,7 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
             fields = fields with { StructuredOutputs = forced };
         }
         var keepLast = PromptEncoding.KeepLast(request.TruncatePromptTokens, limits.MaxModelLen);
-        var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? true,
+        var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt, request.ContinueFinalMessage,
             request.ChatTemplateKwargs, request.ChatTemplate, tools.TemplateTools, guardLength: keepLast is null);
         var reasoning = serving.Options.ReasoningParser is { } parser
             ? new ReasoningPart(ReasoningParser.Create(parser).StartsThinking(text), request.IncludeReasoning ?? true)

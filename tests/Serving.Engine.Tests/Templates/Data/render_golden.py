@@ -87,6 +87,8 @@ CONVERSATIONS = [
     ("thought_in_last_answer", [USER, ASSISTANT_THOUGHT], False, {}),
     ("reasoning_content_last_answer", [SYSTEM, USER, ASSISTANT_REASONING], False, {}),
     ("thinking_disabled", [USER], True, {"enable_thinking": False}),
+    ("continue_prefill", [USER, {"role": "assistant", "content": "The capital is "}], False, {"continue_final_message": True}),
+    ("continue_prefill_stripped", [SYSTEM, USER, {"role": "assistant", "content": "  {\"city\": "}], False, {"continue_final_message": True}),
     ("tool_call_after_thought", [USER, dict(TOOL_CALL, content="<think>\nI need the weather.\n</think>\n\n"), TOOL_RESULT], True,
      {"tools": [WEATHER_TOOL]}),
 ]
@@ -111,13 +113,27 @@ def make_environment():
 
 
 def render(env, source, bos, eos, messages, add_generation_prompt, extra):
+    extra = dict(extra)
+    continue_final_message = extra.pop("continue_final_message", False)
     kwargs = {"messages": messages, "tools": None, "documents": None, "add_generation_prompt": add_generation_prompt}
     if bos is not None:
         kwargs["bos_token"] = bos
     if eos is not None:
         kwargs["eos_token"] = eos
     kwargs.update(extra)
-    return env.from_string(source).render(**kwargs)
+    rendered = env.from_string(source).render(**kwargs)
+    return continue_final(rendered, messages) if continue_final_message else rendered
+
+
+def continue_final(rendered, messages):
+    """transformers' apply_chat_template(continue_final_message=True): cut the text after the final message."""
+    final_message = messages[-1]["content"]
+    if final_message.strip() not in rendered:
+        raise ValueError("continue_final_message is set but the final message does not appear in the chat")
+    final_msg_loc = rendered.rindex(final_message.strip())
+    if rendered[final_msg_loc: final_msg_loc + len(final_message.lstrip())] == final_message:
+        return rendered[: final_msg_loc + len(final_message.lstrip())]
+    return rendered[: final_msg_loc + len(final_message.strip())]
 
 
 def main():
