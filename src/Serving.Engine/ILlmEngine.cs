@@ -53,9 +53,9 @@ public interface IPromptProcessor
     /// Throws InvalidRequestException (param "prompt") for a text longer than MaxTextLength.
     IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true);
 
-    /// The last keepLast tokens of the whole text's tokens (vLLM's truncate_prompt_tokens): any length is taken, as
-    /// the caller keeps only what fits.
-    IReadOnlyList<int> EncodeTail(string text, bool addSpecialTokens, int keepLast);
+    /// Encode without the MaxTextLength refusal: for a caller that keeps only part of the tokens (vLLM's
+    /// truncate_prompt_tokens keeps the last ones), so a text of any length is taken.
+    IReadOnlyList<int> EncodeAnyLength(string text, bool addSpecialTokens);
 
     string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens = false);
 

@@ -43,7 +43,7 @@ public static class ServerApp
             // Also how long a new connection may stay silent before its first request (Kestrel's default is 130 s).
             kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(options.TimeoutKeepAlive);
             var limit = kestrel.ApplicationServices.GetRequiredService<ConnectionLimit>();
-            var certificate = options.LoadCertificate();
+            var certificate = TlsCertificate.Load(options.SslCertfile, options.SslKeyfile);
             void Listen(ListenOptions listen)
             {
                 listen.Use(limit.Wrap);

@@ -57,12 +57,17 @@ public sealed record ModelConfig
     {
         if (requested <= 0) return MaxContextLength;
         if (requested <= MaxContextLength) return requested;
-        var reason = SlidingWindow is { } window && window < RopeContextLength
-            ? $"sliding_window = {window}: windowed attention is not implemented, so contexts are limited to the window"
-            : RopeContextLength != MaxPositionEmbeddings
-                ? $"max_position_embeddings = {MaxPositionEmbeddings}, {Rope.Type.ToString().ToLowerInvariant()} rope scaling by {Rope.Factor} serves {RopeContextLength}"
-                : $"max_position_embeddings = {MaxPositionEmbeddings}";
-        throw new ModelConfigException($"max model length {requested} exceeds what this checkpoint serves ({reason})");
+        throw new ModelConfigException($"max model length {requested} exceeds what this checkpoint serves ({ContextLimit()})");
+    }
+
+    // what sets MaxContextLength, in words
+    string ContextLimit()
+    {
+        if (SlidingWindow is { } window && window < RopeContextLength)
+            return $"sliding_window = {window}: windowed attention is not implemented, so contexts are limited to the window";
+        if (RopeContextLength != MaxPositionEmbeddings)
+            return $"max_position_embeddings = {MaxPositionEmbeddings}, {Rope.Type.ToString().ToLowerInvariant()} rope scaling by {Rope.Factor} serves {RopeContextLength}";
+        return $"max_position_embeddings = {MaxPositionEmbeddings}";
     }
 
     /// Reads config.json from a checkpoint folder, with <paramref name="overrides"/> (--hf-overrides) replacing its fields.

@@ -4,8 +4,8 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Sampling;
 
 /// The steps that change logits before any token is chosen, for every row (greedy or random), in vLLM's
-/// order: allowed_token_ids, bad_words, logit_bias, min_tokens, then repetition / frequency / presence penalties. Each works on the whole
-/// batch in place with one or two tensor ops; a step no row asks for costs nothing.
+/// order: allowed_token_ids, bad_words, logit_bias, min_tokens, then repetition / frequency / presence penalties.
+/// Each works on the whole batch in place with one or two tensor ops; a step no row asks for costs nothing.
 internal static class LogitsProcessors
 {
     /// logits: (numSeqs, vocab) float32, changed in place.
@@ -35,26 +35,8 @@ internal static class LogitsProcessors
     }
 
     /// The tokens a row's bad words ban after its output so far get -inf.
-    public static void ApplyBadWords(Tensor logits, IReadOnlyList<SamplingState> rows)
-    {
-        var (rowIds, tokenIds) = (new List<long>(), new List<long>());
-        for (var row = 0; row < rows.Count; row++)
-        {
-            foreach (var token in BadWordTokens.Banned(rows[row].BadWordTokenIds, rows[row].OutputTokenIds))
-            {
-                rowIds.Add(row);
-                tokenIds.Add(token);
-            }
-        }
-        if (rowIds.Count == 0)
-        {
-            return;
-        }
-        using var scope = NewDisposeScope();
-        var device = logits.device;
-        Tensor[] index = [tensor(rowIds.ToArray(), device: device), tensor(tokenIds.ToArray(), device: device)];
-        logits.index_put_(float.NegativeInfinity, index);
-    }
+    public static void ApplyBadWords(Tensor logits, IReadOnlyList<SamplingState> rows) =>
+        Ban(logits, rows, row => BadWordTokens.Banned(row.BadWordTokenIds, row.OutputTokenIds));
 
     /// logits[row, token] += bias for every (token, bias) of the row's logit_bias.
     public static void ApplyLogitBias(Tensor logits, IReadOnlyList<SamplingState> rows)
@@ -84,16 +66,16 @@ internal static class LogitsProcessors
     }
 
     /// While a row has fewer than min_tokens outputs, its stop token ids (and EOS unless ignore_eos) get -inf.
-    public static void ApplyMinTokens(Tensor logits, IReadOnlyList<SamplingState> rows)
+    public static void ApplyMinTokens(Tensor logits, IReadOnlyList<SamplingState> rows) =>
+        Ban(logits, rows, row => row.IsBelowMinTokens ? row.TokensBlockedByMinTokens : []);
+
+    /// logits[row, token] = -inf for every token `banned` names for a row, in one index_put over the batch.
+    static void Ban(Tensor logits, IReadOnlyList<SamplingState> rows, Func<SamplingState, IEnumerable<int>> banned)
     {
         var (rowIds, tokenIds) = (new List<long>(), new List<long>());
         for (var row = 0; row < rows.Count; row++)
         {
-            if (!rows[row].IsBelowMinTokens)
-            {
-                continue;
-            }
-            foreach (var token in rows[row].TokensBlockedByMinTokens)
+            foreach (var token in banned(rows[row]))
             {
                 rowIds.Add(row);
                 tokenIds.Add(token);

@@ -34,11 +34,7 @@ internal sealed class PromptProcessor : IPromptProcessor
         return _tokenizer.Encode(text, addSpecialTokens);
     }
 
-    public IReadOnlyList<int> EncodeTail(string text, bool addSpecialTokens, int keepLast)
-    {
-        var ids = _tokenizer.Encode(text, addSpecialTokens);
-        return ids.Count <= keepLast ? ids : ids.Skip(ids.Count - keepLast).ToArray();
-    }
+    public IReadOnlyList<int> EncodeAnyLength(string text, bool addSpecialTokens) => _tokenizer.Encode(text, addSpecialTokens);
 
     /// No token spells more than MaxTokenLength characters, so a longer text needs more tokens than the context
     /// holds: refused at once, instead of seconds of tokenizing and a burst of memory.

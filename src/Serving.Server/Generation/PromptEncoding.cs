@@ -18,7 +18,7 @@ internal static class PromptEncoding
     /// keepLast (from KeepLast): only the text's last tokens are kept, so a text of any length is taken.
     public static IReadOnlyList<int> Encode(this IPromptProcessor prompts, string text, bool addSpecialTokens, string param,
         int? keepLast = null) =>
-        keepLast is { } k ? prompts.EncodeTail(text, addSpecialTokens, k) : Mapped(() => prompts.Encode(text, addSpecialTokens), param);
+        keepLast is null ? Mapped(() => prompts.Encode(text, addSpecialTokens), param) : Tail(prompts.EncodeAnyLength(text, addSpecialTokens), keepLast);
 
     /// vLLM's truncate_prompt_tokens as the number of a prompt's last tokens to keep: null keeps them all, -1 the last
     /// max_model_len, k (1..max_model_len) the last k.

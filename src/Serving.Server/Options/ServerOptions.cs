@@ -230,23 +230,7 @@ public sealed class ServerOptions
         Read(AllowedOrigins, json => Cors.CorsSetup.List(json, "allowed-origins"));
         Read(AllowedMethods, json => Cors.CorsSetup.List(json, "allowed-methods"));
         Read(AllowedHeaders, json => Cors.CorsSetup.List(json, "allowed-headers"));
-        Read(SslCertfile ?? SslKeyfile, _ => LoadCertificate()?.Dispose());
+        Read(SslCertfile ?? SslKeyfile, _ => Connections.TlsCertificate.Load(SslCertfile, SslKeyfile)?.Dispose());
         return errors;
-    }
-
-    /// The HTTP port's TLS certificate from SslCertfile and SslKeyfile, or null for plain HTTP; ArgumentException naming
-    /// the flags when they cannot be used.
-    public System.Security.Cryptography.X509Certificates.X509Certificate2? LoadCertificate()
-    {
-        if (SslCertfile is null && SslKeyfile is null) return null;
-        if (SslCertfile is null || SslKeyfile is null) throw new ArgumentException("ssl-certfile and ssl-keyfile go together");
-        try
-        {
-            return System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(SslCertfile, SslKeyfile);
-        }
-        catch (Exception error) when (error is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
-        {
-            throw new ArgumentException($"ssl-certfile '{SslCertfile}' with ssl-keyfile '{SslKeyfile}' cannot be used: {error.Message}", error);
-        }
     }
 }

@@ -1,0 +1,72 @@
+namespace Serving.Server.OpenAI.Reasoning;
+
+/// What one streamed text delta of a choice adds to its thinking and to its content (either may be empty).
+internal readonly record struct ReasoningStep(string Reasoning, string Content);
+
+/// Divides one choice's text into thinking and content as it streams (Push, delta by delta; text that may be the
+/// start of a tag is held back until the next delta or the end), or whole (Split): both give the same division.
+internal sealed class ReasoningSplitter(bool startsThinking)
+{
+    enum Part { Opening, Thinking, Content }
+
+    // Opening: nothing but white space written yet, so the answer may still open with <think>
+    Part _part = Part.Opening;
+    string _held = "";
+
+    /// Whether the answer has thought (so far): it has a thinking part, even an empty one.
+    public bool Thought { get; private set; }
+
+    /// The whole text's thinking (null when it did not think) and content (null when it thought and wrote
+    /// nothing after, as vLLM answers).
+    public static (string? Reasoning, string? Content) Split(string text, bool startsThinking)
+    {
+        var splitter = new ReasoningSplitter(startsThinking);
+        var step = splitter.Push(text, final: true);
+        return splitter.Thought ? (step.Reasoning, step.Content.Length == 0 ? null : step.Content) : (null, step.Content);
+    }
+
+    public ReasoningStep Push(string delta, bool final)
+    {
+        var text = _held + delta;
+        _held = "";
+        var reasoning = "";
+        if (_part == Part.Opening)
+        {
+            var start = text.Length - text.TrimStart().Length;
+            var rest = text[start..];
+            if (rest.StartsWith(ReasoningParser.Open, StringComparison.Ordinal))
+            {
+                (_part, Thought, text) = (Part.Thinking, true, rest[ReasoningParser.Open.Length..]);
+            }
+            else if (!final && ReasoningParser.Open.StartsWith(rest, StringComparison.Ordinal))
+            {
+                _held = text;  // white space, or the beginning of <think>
+                return new("", "");
+            }
+            else
+            {
+                (_part, Thought) = startsThinking ? (Part.Thinking, true) : (Part.Content, false);
+            }
+        }
+        if (_part == Part.Thinking)
+        {
+            var close = text.IndexOf(ReasoningParser.Close, StringComparison.Ordinal);
+            if (close < 0)
+            {
+                var partial = final ? 0 : PartialClose(text);
+                _held = text[^partial..];
+                return new(text[..^partial], "");
+            }
+            (_part, reasoning, text) = (Part.Content, text[..close], text[(close + ReasoningParser.Close.Length)..]);
+        }
+        return new(reasoning, text);
+    }
+
+    /// Length of the longest tail of text that is a proper prefix of </think>.
+    static int PartialClose(string text)
+    {
+        for (var length = Math.Min(ReasoningParser.Close.Length - 1, text.Length); length > 0; length--)
+            if (text.AsSpan(text.Length - length).SequenceEqual(ReasoningParser.Close.AsSpan(0, length))) return length;
+        return 0;
+    }
+}
