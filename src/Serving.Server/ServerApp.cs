@@ -14,6 +14,7 @@ using Serving.Server.Memory;
 using Serving.Server.OpenAI;
 using Serving.Server.OpenAI.Chat;
 using Serving.Server.OpenAI.Completions;
+using Serving.Server.OpenAI.Responses;
 using Serving.Server.Options;
 using Serving.Server.Playground;
 using Serving.Server.Telemetry;
@@ -87,6 +88,7 @@ public static class ServerApp
         services.AddSingleton(sp => engineFactory(options.ToEngineOptions(), sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<ServingState>();
         services.AddSingleton<ServingContext>();
+        services.AddSingleton<ResponseStore>();
         services.AddHostedService<EngineHost>();
         services.AddHostedService<IdleMemoryTrimmer>();
         services.AddHostedService<StatsLogger>();
@@ -110,6 +112,7 @@ public static class ServerApp
         var v1 = app.MapGroup("/v1");
         v1.MapPost("/completions", CompletionsEndpoint.HandleAsync);
         v1.MapPost("/chat/completions", ChatEndpoint.HandleAsync);
+        v1.MapResponses();
         v1.MapGet("/models", ModelsEndpoint.List);
         // Ids may hold slashes: Hugging Face names (org/name) and the default served name (the --model path).
         v1.MapGet("/models/{**id}", ModelsEndpoint.Get);

@@ -107,6 +107,7 @@ public static class ServerCommandLine
         Make<int>("--max-n", "MaxN", "Largest n a request may ask (default 16)."),
         Make<int>("--max-stop-sequences", "MaxStopSequences", "Most stop strings per request (default 16)."),
         Make<long>("--max-request-body-bytes", "MaxRequestBodyBytes", "Largest request body; 413 beyond (default 8388608)."),
+        Make<long>("--max-stored-response-bytes", "MaxStoredResponseBytes", "Memory for stored /v1/responses answers (previous_response_id, GET /v1/responses/{id}), least recently used evicted first; 0 stores none (default 268435456)."),
         Make<int>("--max-connections", "MaxConnections", "Most open client connections, both ports together; more are closed at once (default: from the file-descriptor limit, at most 10000)."),
         Make<int>("--timeout-keep-alive", "TimeoutKeepAlive", "Seconds a connection may stay idle, before its first request or between requests (default 5)."),
         Make<string>("--chat-template", "ChatTemplate", "A chat template for every chat instead of the model's: a file, or the template itself."),

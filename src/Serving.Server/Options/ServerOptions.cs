@@ -72,6 +72,9 @@ public sealed class ServerOptions
     public int MaxStopSequences { get; set; } = 16;
     /// Largest request body in bytes (413 beyond it).
     public long MaxRequestBodyBytes { get; set; } = 8L << 20;
+    /// Memory for stored Responses-API responses (their conversations, for GET /v1/responses/{id} and
+    /// previous_response_id), least recently used evicted first; 0 stores none.
+    public long MaxStoredResponseBytes { get; set; } = 256L << 20;
     /// Log prompt and output text (off: logs carry ids and counts only).
     public bool EnableLogRequests { get; set; }
     /// With EnableLogRequests: the most characters of each prompt and output a log line shows (vLLM's --max-log-len);
@@ -193,6 +196,7 @@ public sealed class ServerOptions
         Check(MaxN >= 1, "max-n must be >= 1");
         Check(MaxStopSequences >= 0, "max-stop-sequences must be >= 0");
         Check(MaxRequestBodyBytes >= 1024, "max-request-body-bytes must be >= 1024");
+        Check(MaxStoredResponseBytes >= 0, $"max-stored-response-bytes must be >= 0 (got {MaxStoredResponseBytes})");
         Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
         Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
         return errors;

@@ -5,7 +5,8 @@ using Microsoft.AspNetCore.Http.Features;
 namespace Serving.Server.Streaming;
 
 /// Server-sent events as OpenAI streams them: each payload is "data: {json}\n\n", the stream ends with
-/// "data: [DONE]\n\n". Every event is flushed at once so a client sees each token as it is made.
+/// "data: [DONE]\n\n"; the Responses API names each event ("event: response.output_text.delta\n" before its data)
+/// and sends no [DONE]. Every event is flushed at once so a client sees each token as it is made.
 internal sealed class SseWriter(HttpResponse response)
 {
     static readonly byte[] DataPrefix = "data: "u8.ToArray();
@@ -24,6 +25,9 @@ internal sealed class SseWriter(HttpResponse response)
 
     public Task WriteAsync<T>(T payload, JsonTypeInfo<T> typeInfo, CancellationToken cancellationToken) =>
         WriteRawAsync(Format(payload, typeInfo), cancellationToken);
+
+    public Task WriteEventAsync<T>(string name, T payload, JsonTypeInfo<T> typeInfo, CancellationToken cancellationToken) =>
+        WriteRawAsync([.. Encoding.UTF8.GetBytes($"event: {name}\n"), .. Format(payload, typeInfo)], cancellationToken);
 
     public Task WriteDoneAsync(CancellationToken cancellationToken) => WriteRawAsync(Done, cancellationToken);
 

@@ -32,6 +32,22 @@ public sealed class DisconnectTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ClosingAResponsesStreamMidWayAbortsItAndFreesItsBlocks()
+    {
+        var (response, events) = await _server.StreamAsync("/v1/responses", new
+        {
+            model = RunningServer.Model, input = "Hello world", max_output_tokens = 200, ignore_eos = true, temperature = 0, stream = true,
+        });
+        while (await events.NextAsync() is { } e && e["type"]!.GetValue<string>() != "response.output_text.delta") { }
+        Assert.True(_server.Engine.GetStats().KVUsage > 0);
+        response.Dispose();
+
+        var stats = await _server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0);
+        await _server.WaitForStatsAsync(s => s.KVUsage == 0 && s.FreeKVBlocks == s.NumKVBlocks);
+        Assert.True(stats.GenerationTokens < 200, $"generated {stats.GenerationTokens} tokens: the stream was not aborted");
+    }
+
+    [Fact]
     public async Task AClientThatLeavesWhileQueuedIsDroppedFromTheQueue()
     {
         var (running, events) = await _server.StreamAsync("/v1/completions", LongStream);

@@ -3,7 +3,8 @@ using System.Text.Json.Nodes;
 namespace Serving.Server.Tests.Support;
 
 /// Reads an SSE body the way OpenAI clients do: "data: ..." lines separated by blank lines, ending at
-/// "data: [DONE]". Anything else on the wire fails the test.
+/// "data: [DONE]" (the Responses API's events are named: "event: <type>" before data whose "type" is that name, and
+/// the stream just ends). Anything else on the wire fails the test.
 public sealed class SseReader(Stream body) : IDisposable
 {
     readonly StreamReader _reader = new(body);
@@ -13,9 +14,15 @@ public sealed class SseReader(Stream body) : IDisposable
     /// The next event's JSON, or null after [DONE] or at the end of the stream.
     public async Task<JsonNode?> NextAsync(CancellationToken cancellationToken = default)
     {
+        string? name = null;
         while (await _reader.ReadLineAsync(cancellationToken) is { } line)
         {
             if (line.Length == 0) continue;
+            if (name is null && line.StartsWith("event: ", StringComparison.Ordinal))
+            {
+                name = line["event: ".Length..];
+                continue;
+            }
             Assert.StartsWith("data: ", line);
             var data = line["data: ".Length..];
             if (data == "[DONE]")
@@ -23,7 +30,9 @@ public sealed class SseReader(Stream body) : IDisposable
                 SawDone = true;
                 return null;
             }
-            return JsonNode.Parse(data);
+            var payload = JsonNode.Parse(data);
+            if (name is not null) Assert.Equal(name, payload!["type"]!.GetValue<string>());
+            return payload;
         }
         return null;
     }

@@ -18,6 +18,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, IPromptPro
 {
     readonly StringBuilder _text = new();
     readonly List<int> _tokenIds = [];
+    readonly List<(int TextLength, int TokenCount)> _afterEvents = [];
     readonly ReasoningSplitter? _splitter = reasoning is null ? null : new ReasoningSplitter(reasoning.StartsThinking);
     List<TokenLogprob>? _logprobs;
     string? _finishReason;
@@ -34,6 +35,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, IPromptPro
     {
         _text.Append(e.TextDelta);
         _tokenIds.AddRange(e.TokenIds);
+        _afterEvents.Add((_text.Length, _tokenIds.Count));
         if (e.Logprobs is not null) (_logprobs ??= []).AddRange(e.Logprobs);
         _finishReason = e.FinishReason?.ToOpenAI() ?? _finishReason;
         _stopReason = e.StopReason ?? _stopReason;
@@ -57,6 +59,20 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, IPromptPro
         {
             TokenIds = returnTokenIds ? e.TokenIds : null,
         };
+    }
+
+    /// The tokens of the answer's thinking, through the event that closed it (all of them while it still thinks):
+    /// the Responses API's reasoning_tokens.
+    public int ReasoningTokens()
+    {
+        if (reasoning is null) return 0;
+        var text = _text.ToString();
+        if (ReasoningSplitter.Split(text, reasoning.StartsThinking).Reasoning is null) return 0;
+        var close = text.IndexOf(ReasoningParser.Close, StringComparison.Ordinal);
+        var end = close < 0 ? text.Length : close + ReasoningParser.Close.Length;
+        foreach (var after in _afterEvents)
+            if (after.TextLength >= end) return after.TokenCount;
+        return _tokenIds.Count;
     }
 
     public ChatChoice ToChoice()

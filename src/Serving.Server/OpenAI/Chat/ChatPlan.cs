@@ -13,7 +13,8 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
 {
     public int N => Generation.Sampling.N;
 
-    public static ChatPlan Create(ChatRequest request, ServingContext serving)
+    /// id: the request's id (a new "chatcmpl-..." when not given; the Responses API gives its own "resp_...").
+    public static ChatPlan Create(ChatRequest request, ServingContext serving, string? id = null)
     {
         var limits = serving.Limits;
         ValidateChatFields(request);
@@ -41,7 +42,7 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
         var ids = serving.Prompts.Encode(text, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: true), "messages", keepLast);
         Check.That(ids.Count > 0, "messages", "The rendered conversation is empty.");
         var sampling = SamplingRules.ToSamplingParams(fields, ids.Count, limits, "messages");
-        var id = ServingContext.NewId("chatcmpl");
+        id ??= ServingContext.NewId("chatcmpl");
         var generation = new GenerationRequest { RequestId = id, PromptTokenIds = ids, Sampling = sampling };
         return new ChatPlan(id, ServingContext.UnixNow(), request, text, generation, tools, serving.Options.ToolCallParser, reasoning);
     }

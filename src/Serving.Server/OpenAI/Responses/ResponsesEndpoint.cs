@@ -1,0 +1,130 @@
+using Serving.Server.Errors;
+using Serving.Server.Generation;
+using Serving.Server.OpenAI.Chat;
+using Serving.Server.Streaming;
+
+namespace Serving.Server.OpenAI.Responses;
+
+/// OpenAI's Responses API: POST /v1/responses (answered whole or as named events), and for stored responses
+/// GET /v1/responses/{id}, its input_items, DELETE, and cancel (which only background responses allow, and this
+/// server makes none).
+internal static class ResponsesEndpoint
+{
+    public static void MapResponses(this RouteGroupBuilder v1)
+    {
+        v1.MapPost("/responses", CreateAsync);
+        v1.MapGet("/responses/{id}", (string id, ResponseStore store) =>
+            Results.Json(Stored(store, id).Response, OpenAIJsonContext.Default.ResponseObject));
+        v1.MapGet("/responses/{id}/input_items", InputItemsOf);
+        v1.MapDelete("/responses/{id}", (string id, ResponseStore store) => store.Delete(id)
+            ? Results.Json(new ResponseDeleted(id, true), OpenAIJsonContext.Default.ResponseDeleted)
+            : throw NotFound(id, null));
+        v1.MapPost("/responses/{id}/cancel", (string id, ResponseStore store) =>
+        {
+            Stored(store, id);
+            throw ApiException.BadRequest("Only responses created with background=true can be cancelled; this one has finished.");
+        });
+    }
+
+    static async Task CreateAsync(HttpContext context, ServingContext serving, ResponseStore store)
+    {
+        serving.EnsureReady();
+        var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ResponsesRequest);
+        serving.CheckModel(request.Model);
+        var previous = request.PreviousResponseId is { } previousId
+            ? store.Find(previousId) ?? throw NotFound(previousId, "previous_response_id") : null;
+        var plan = await serving.PreparePromptsAsync(() => ResponsesPlan.Create(request, previous, serving), context.RequestAborted);
+        var observer = serving.Observer("chat");   // GenAI semantic conventions: a Responses call is a chat operation
+        var aborted = context.RequestAborted;
+        await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Chat.Generation], observer, aborted);
+        var answer = new Answer(plan, plan.Chat.NewChoiceStates(serving.Prompts)[0], store);
+        if (request.Stream == true) await StreamAsync(context, answer, run, serving);
+        else await AnswerWholeAsync(context, answer, run);
+        observer.LogText(plan.Id, plan.Chat.PromptText, answer.Choice.Text);
+    }
+
+    static async Task AnswerWholeAsync(HttpContext context, Answer answer, GenerationRun run)
+    {
+        var aborted = context.RequestAborted;
+        await foreach (var item in run.ReadAllAsync(aborted)) answer.Record(item.Event);
+        await context.Response.WriteAsJsonAsync(answer.Finish(), OpenAIJsonContext.Default.ResponseObject, cancellationToken: aborted);
+    }
+
+    static async Task StreamAsync(HttpContext context, Answer answer, GenerationRun run, ServingContext serving)
+    {
+        var aborted = context.RequestAborted;
+        var sse = new SseWriter(context.Response);
+        var events = new ResponseStream(answer.Ids, answer.Plan.OutputLogprobs);
+        Task Write(ResponseEvent e) => sse.WriteEventAsync(e.Type, e, OpenAIJsonContext.Default.ResponseEvent, aborted);
+        await sse.StartAsync(aborted);
+        var inProgress = answer.Plan.Response("in_progress", [], null);
+        await Write(events.Lifecycle("response.created", inProgress));
+        await Write(events.Lifecycle("response.in_progress", inProgress));
+        try
+        {
+            await foreach (var item in run.ReadAllAsync(aborted))
+                foreach (var e in events.For(answer.Append(item.Event))) await Write(e);
+            foreach (var e in events.Finish(answer.Finish())) await Write(e);
+        }
+        catch (Exception exception) when (!aborted.IsCancellationRequested)
+        {
+            serving.LogStreamFailure(answer.Plan.Id, exception);
+            foreach (var e in events.Failure(ErrorMapping.ToApiException(exception), answer.Plan.Response("failed", [], null))) await Write(e);
+        }
+    }
+
+    /// The one answer of a response as its events arrive, and the response it makes once finished (stored unless
+    /// the request said store: false).
+    sealed class Answer(ResponsesPlan plan, ChatChoiceState choice, ResponseStore store)
+    {
+        readonly UsageTotals _usage = new();
+
+        public ResponsesPlan Plan => plan;
+        public ChatChoiceState Choice => choice;
+        public OutputIds Ids { get; } = new();
+
+        public void Record(Serving.Engine.TokenEvent e)
+        {
+            choice.Record(e);
+            _usage.Add(e.Usage);
+        }
+
+        public ChatChunkChoice Append(Serving.Engine.TokenEvent e)
+        {
+            _usage.Add(e.Usage);
+            return choice.Append(e);
+        }
+
+        public ResponseObject Finish()
+        {
+            var whole = choice.ToChoice();
+            var output = ResponseOutput.Items(whole, Ids, plan.OutputLogprobs);
+            var response = plan.Response(ResponseOutput.Status(whole.FinishReason), output,
+                ResponseOutput.Usage(_usage.ToUsage(), choice.ReasoningTokens())) with
+            {
+                IncompleteDetails = ResponseOutput.Incomplete(whole.FinishReason),
+            };
+            var stored = plan.Store && store.TrySave(new StoredResponse(response, plan.Input, [.. plan.Conversation, .. output]));
+            return response with { Store = stored };
+        }
+    }
+
+    /// A stored response's input, newest first unless order=asc, a page of limit (1-100, default 20) after the item
+    /// id "after".
+    static IResult InputItemsOf(string id, ResponseStore store, int? limit, string? order, string? after)
+    {
+        Check.InRange(limit, 1, 100, "limit");
+        Check.That(order is null or "asc" or "desc", "order", "order must be asc or desc.");
+        IEnumerable<ResponseItem> items = order == "asc" ? Stored(store, id).Input : Stored(store, id).Input.Reverse();
+        if (after is not null) items = items.SkipWhile(item => item.Id != after).Skip(1);
+        var all = items.ToList();
+        var page = all.Take(limit ?? 20).ToList();
+        return Results.Json(new ItemList(page, page.FirstOrDefault()?.Id, page.LastOrDefault()?.Id, all.Count > page.Count),
+            OpenAIJsonContext.Default.ItemList);
+    }
+
+    static StoredResponse Stored(ResponseStore store, string id) => store.Find(id) ?? throw NotFound(id, null);
+
+    static ApiException NotFound(string id, string? param) =>
+        new(StatusCodes.Status404NotFound, ErrorTypes.NotFound, $"Response with id '{id}' not found.", param, "response_not_found");
+}

@@ -1,0 +1,214 @@
+#pragma warning disable OPENAI001 // the SDK marks its Responses client experimental
+using System.ClientModel;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.AI;
+using OpenAI.Responses;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.OpenAI;
+
+/// POST /v1/responses through the official SDK's ResponsesClient and Microsoft.Extensions.AI on the real server:
+/// a response is the chat API's answer to the same conversation (same prompt tokens, same greedy text), whole and
+/// streamed as named events; stored responses continue with previous_response_id, can be read back and deleted.
+[Collection("server")]
+public sealed class ResponsesApiTests(SharedServer shared)
+{
+    readonly RunningServer _server = shared.Server;
+
+    ResponsesClient Responses => _server.OpenAI().GetResponsesClient();
+
+    static CreateResponseOptions Greedy(int maxTokens, params ResponseItem[] input) =>
+        new(RunningServer.Model, input) { MaxOutputTokenCount = maxTokens, Temperature = 0 };
+
+    /// The chat API's greedy answer to the same messages: its text, prompt and output token counts, finish reason.
+    async Task<(string Text, int PromptTokens, int CompletionTokens, string Finish)> ChatAsync(int maxTokens, params object[] messages)
+    {
+        var (status, body) = await _server.PostAsync("/v1/chat/completions",
+            new { model = RunningServer.Model, messages, max_tokens = maxTokens, temperature = 0 });
+        Assert.Equal(200, status);
+        var choice = body!["choices"]![0]!;
+        return (choice["message"]!["content"]!.GetValue<string>(), body["usage"]!["prompt_tokens"]!.GetValue<int>(),
+            body["usage"]!["completion_tokens"]!.GetValue<int>(), choice["finish_reason"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task AResponseIsTheChatAnswerWholeAndStreamed()
+    {
+        var chat = await ChatAsync(12, new { role = "user", content = "Hello!" });
+        ResponseResult whole = await Responses.CreateResponseAsync(Greedy(12, ResponseItem.CreateUserMessageItem("Hello!")));
+        Assert.StartsWith("resp_", whole.Id);
+        Assert.Equal(RunningServer.Model, whole.Model);
+        Assert.Equal(chat.Text, whole.GetOutputText());
+        Assert.Equal((chat.PromptTokens, chat.CompletionTokens), (whole.Usage.InputTokenCount, whole.Usage.OutputTokenCount));
+        Assert.Equal(whole.Usage.InputTokenCount + whole.Usage.OutputTokenCount, whole.Usage.TotalTokenCount);
+        var message = Assert.IsAssignableFrom<MessageResponseItem>(Assert.Single(whole.OutputItems));
+        Assert.Equal(MessageRole.Assistant, message.Role);
+        Assert.Equal(chat.Finish == "length" ? ResponseStatus.Incomplete : ResponseStatus.Completed, whole.Status);
+        if (chat.Finish == "length") Assert.Equal(ResponseIncompleteStatusReason.MaxOutputTokens, whole.IncompleteStatusDetails.Reason);
+
+        var deltas = new StringBuilder();
+        var updates = new List<StreamingResponseUpdate>();
+        var streaming = Greedy(12, ResponseItem.CreateUserMessageItem("Hello!"));
+        streaming.StreamingEnabled = true;
+        await foreach (var update in Responses.CreateResponseStreamingAsync(streaming))
+        {
+            updates.Add(update);
+            if (update is StreamingResponseOutputTextDeltaUpdate delta) deltas.Append(delta.Delta);
+        }
+        Assert.Equal(Enumerable.Range(0, updates.Count), updates.Select(u => u.SequenceNumber));
+        Assert.IsType<StreamingResponseCreatedUpdate>(updates[0]);
+        Assert.IsType<StreamingResponseInProgressUpdate>(updates[1]);
+        Assert.Equal(chat.Text, deltas.ToString());
+        Assert.Equal(chat.Text, updates.OfType<StreamingResponseOutputTextDoneUpdate>().Single().Text);
+        var last = updates[^1];
+        var final = last switch
+        {
+            StreamingResponseCompletedUpdate completed => completed.Response,
+            StreamingResponseIncompleteUpdate incomplete => incomplete.Response,
+            _ => throw new Xunit.Sdk.XunitException($"the stream ended with {last.GetType().Name}"),
+        };
+        Assert.Equal(whole.Status, final.Status);
+        Assert.Equal(chat.Text, final.GetOutputText());
+        Assert.Equal(whole.Usage.OutputTokenCount, final.Usage.OutputTokenCount);
+        // the item announced, the item finished and the item listed are one item
+        var added = updates.OfType<StreamingResponseOutputItemAddedUpdate>().Single().Item;
+        Assert.Equal(added.Id, updates.OfType<StreamingResponseOutputItemDoneUpdate>().Single().Item.Id);
+        Assert.Equal(added.Id, final.OutputItems.Single().Id);
+    }
+
+    [Fact]
+    public async Task PreviousResponseIdContinuesTheStoredConversation()
+    {
+        ResponseResult first = await Responses.CreateResponseAsync(Greedy(6, ResponseItem.CreateUserMessageItem("Hello!")));
+        var second = Greedy(8, ResponseItem.CreateUserMessageItem("And then?"));
+        second.PreviousResponseId = first.Id;
+        ResponseResult next = await Responses.CreateResponseAsync(second);
+        Assert.Equal(first.Id, next.PreviousResponseId);
+
+        var chat = await ChatAsync(8, new { role = "user", content = "Hello!" }, new { role = "assistant", content = first.GetOutputText() },
+            new { role = "user", content = "And then?" });
+        Assert.Equal(chat.PromptTokens, next.Usage.InputTokenCount);
+        Assert.Equal(chat.Text, next.GetOutputText());
+
+        ResponseResult stored = await Responses.GetResponseAsync(first.Id);
+        Assert.Equal(first.GetOutputText(), stored.GetOutputText());
+        Assert.Equal(first.OutputItems.Single().Id, stored.OutputItems.Single().Id);
+
+        ResponseDeletionResult deleted = await Responses.DeleteResponseAsync(first.Id);
+        Assert.True(deleted.Deleted);
+        var gone = await Assert.ThrowsAsync<ClientResultException>(() => Responses.GetResponseAsync(first.Id));
+        Assert.Equal(404, gone.Status);
+        // the continuation was stored on its own: it still continues
+        var third = Greedy(4, ResponseItem.CreateUserMessageItem("Go on."));
+        third.PreviousResponseId = next.Id;
+        Assert.Equal(ResponseStatus.Incomplete, (await Responses.CreateResponseAsync(third)).Value.Status);
+    }
+
+    [Fact]
+    public async Task InstructionsAndInputItemsRenderAsTheChatMessages()
+    {
+        var input = new JsonArray
+        {
+            new JsonObject { ["role"] = "user", ["content"] = "Hi" },
+            new JsonObject { ["type"] = "message", ["role"] = "assistant", ["content"] = new JsonArray(new JsonObject { ["type"] = "output_text", ["text"] = "Hello." }) },
+            new JsonObject { ["role"] = "user", ["content"] = new JsonArray(new JsonObject { ["type"] = "input_text", ["text"] = "Tell" }, new JsonObject { ["type"] = "input_text", ["text"] = "me" }) },
+        };
+        var (status, body) = await _server.PostAsync("/v1/responses",
+            new { model = RunningServer.Model, instructions = "Be brief.", input, max_output_tokens = 6, temperature = 0 });
+        Assert.Equal(200, status);
+        var chat = await ChatAsync(6, new { role = "system", content = "Be brief." }, new { role = "user", content = "Hi" },
+            new { role = "assistant", content = "Hello." }, new { role = "user", content = "Tell\nme" });
+        Assert.Equal(chat.PromptTokens, body!["usage"]!["input_tokens"]!.GetValue<int>());
+        Assert.Equal(chat.Text, body["output"]![0]!["content"]![0]!["text"]!.GetValue<string>());
+        Assert.Equal("Be brief.", body["instructions"]!.GetValue<string>());
+
+        // the input, listed newest first by default, in pages
+        var id = body["id"]!.GetValue<string>();
+        var page = JsonNode.Parse(await _server.Http.GetStringAsync($"/v1/responses/{id}/input_items?limit=2"))!;
+        Assert.Equal(["message", "message"], page["data"]!.AsArray().Select(i => i!["type"]!.GetValue<string>()));
+        Assert.Equal("user", page["data"]![0]!["role"]!.GetValue<string>());
+        Assert.True(page["has_more"]!.GetValue<bool>());
+        var rest = JsonNode.Parse(await _server.Http.GetStringAsync($"/v1/responses/{id}/input_items?limit=2&after={page["last_id"]}"))!;
+        Assert.Equal("Hi", rest["data"]!.AsArray().Single()!["content"]![0]!["text"]!.GetValue<string>());
+        Assert.False(rest["has_more"]!.GetValue<bool>());
+        var ascending = JsonNode.Parse(await _server.Http.GetStringAsync($"/v1/responses/{id}/input_items?order=asc"))!;
+        Assert.Equal("Hi", ascending["data"]![0]!["content"]![0]!["text"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task StoreFalseKeepsNothing()
+    {
+        var (status, body) = await _server.PostAsync("/v1/responses", new { model = RunningServer.Model, input = "Hi", max_output_tokens = 2, store = false });
+        Assert.Equal(200, status);
+        Assert.False(body!["store"]!.GetValue<bool>());
+        var id = body["id"]!.GetValue<string>();
+        using var get = await _server.Http.GetAsync($"/v1/responses/{id}");
+        Assert.Equal(404, (int)get.StatusCode);
+        var (continued, error) = await _server.PostAsync("/v1/responses", new { model = RunningServer.Model, input = "Hi", previous_response_id = id });
+        Assert.Equal(404, continued);
+        Assert.Equal("previous_response_id", error!["error"]!["param"]!.GetValue<string>());
+        var (cancel, _) = await _server.PostAsync($"/v1/responses/{id}/cancel", new { });
+        Assert.Equal(404, cancel);
+    }
+
+    [Fact]
+    public async Task MicrosoftExtensionsAIChatsOverTheResponsesApi()
+    {
+        var chat = await ChatAsync(10, new { role = "user", content = "Hello!" });
+        IChatClient client = Responses.AsIChatClient(RunningServer.Model);
+        var options = new ChatOptions { MaxOutputTokens = 10, Temperature = 0 };
+        var answer = await client.GetResponseAsync("Hello!", options);
+        Assert.Equal(chat.Text, answer.Text);
+        Assert.Equal(chat.CompletionTokens, (int?)answer.Usage?.OutputTokenCount);
+        var streamed = new StringBuilder();
+        await foreach (var update in client.GetStreamingResponseAsync("Hello!", options)) streamed.Append(update.Text);
+        Assert.Equal(chat.Text, streamed.ToString());
+    }
+
+    [Theory]
+    [InlineData("""{"input": 5}""", "input")]
+    [InlineData("""{"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "https://x/y.png"}]}]}""", "input[0].content[0].type")]
+    [InlineData("""{"input": [{"role": "robot", "content": "hi"}]}""", "input[0].role")]
+    [InlineData("""{"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}""", "input[0].call_id")]
+    [InlineData("""{"input": [{"type": "item_reference", "id": "msg_1"}]}""", "input[0].type")]
+    [InlineData("""{"input": "hi", "max_output_tokens": 0}""", "max_output_tokens")]
+    [InlineData("""{"input": "hi", "tools": [{"type": "web_search"}]}""", "tools[0].type")]
+    [InlineData("""{"input": "hi", "tools": [{"type": "function", "name": "f", "parameters": {"type": "bogus"}}], "tool_choice": "required"}""", "tools[0].parameters")]
+    [InlineData("""{"input": "hi", "tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "function", "name": "g"}}""", "tool_choice.name")]
+    [InlineData("""{"input": "hi", "text": {"format": {"type": "json_schema", "name": "n", "schema": {"type": "bogus"}}}}""", "text.format.schema")]
+    [InlineData("""{"input": "hi", "text": {"format": {"type": "xml"}}}""", "text.format.type")]
+    [InlineData("""{"input": "hi", "background": true}""", "background")]
+    [InlineData("""{"input": "hi", "truncation": "auto"}""", "truncation")]
+    [InlineData("""{"input": "hi", "include": ["everything"]}""", "include")]
+    [InlineData("""{"input": "hi", "top_logprobs": 21}""", "top_logprobs")]
+    [InlineData("""{"input": "hi", "temperature": "hot"}""", "temperature")]
+    public async Task BadRequestsAre400sNamingTheResponsesField(string body, string param)
+    {
+        using var response = await _server.Http.PostAsync("/v1/responses", RunningServer.Json(body));
+        var error = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["error"]!;
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Equal(param, error["param"]!.GetValue<string>());
+        Assert.Equal("invalid_request_error", error["type"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task OutputLogprobsListEveryTokenWholeAndStreamed()
+    {
+        var request = new Dictionary<string, object> { ["model"] = RunningServer.Model, ["input"] = "Hi", ["max_output_tokens"] = 6, ["temperature"] = 0, ["top_logprobs"] = 2 };
+        var (_, whole) = await _server.PostAsync("/v1/responses", request);
+        var logprobs = whole!["output"]![0]!["content"]![0]!["logprobs"]!.AsArray();
+        Assert.Equal(whole["usage"]!["output_tokens"]!.GetValue<int>(), logprobs.Count);
+        Assert.All(logprobs, token => Assert.Equal(2, token!["top_logprobs"]!.AsArray().Count));
+        request["stream"] = true;
+        var (response, events) = await _server.StreamAsync("/v1/responses", request);
+        using (response)
+        using (events)
+        {
+            var all = await events.ReadAllAsync();
+            Assert.False(events.SawDone);   // the Responses stream ends without [DONE]
+            var streamed = all.Where(e => e["type"]!.GetValue<string>() == "response.output_text.delta").SelectMany(e => e["logprobs"]!.AsArray());
+            Assert.Equal(logprobs.Select(t => t!["token"]!.GetValue<string>()), streamed.Select(t => t!["token"]!.GetValue<string>()));
+        }
+    }
+}
