@@ -59,6 +59,7 @@ internal static class GrammarCompiler
                 { Json: { } schema } => With(JsonSchemaCompiler.Compile(schema), "json"),
                 { JsonObject: true } => With(JsonSchemaCompiler.AnyObject(), "json_object"),
                 { Regex: { } pattern } => With(Single(RegexParser.Parse(pattern)), "regex"),
+                { Grammar: { } grammar } => With(EbnfParser.Parse(grammar), "grammar"),
                 _ => With(Single(ChoiceGrammar(spec.Choice!)), "choice"),
             };
             if (spec.AfterThinking) (root, kind) = (AfterThinking(rules, root), "thinking, then " + kind);

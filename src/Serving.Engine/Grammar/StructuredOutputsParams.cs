@@ -1,14 +1,15 @@
 namespace Serving.Engine.Grammar;
 
 /// What the output of a request must be, as vLLM's StructuredOutputsParams spells it: exactly one of a JSON
-/// Schema (Json, as JSON text), any JSON object (JsonObject), a regular expression (Regex), or one of a
-/// list of strings (Choice). Immutable; checked at admission (Validate), compiled once per distinct value.
+/// Schema (Json, as JSON text), any JSON object (JsonObject), a regular expression (Regex), one of a
+/// list of strings (Choice), or a grammar in GBNF (Grammar, EbnfParser). Immutable; checked at admission (Validate), compiled once per distinct value.
 public sealed record StructuredOutputsParams
 {
     public string? Json { get; init; }
     public bool JsonObject { get; init; }
     public string? Regex { get; init; }
     public IReadOnlyList<string>? Choice { get; init; }
+    public string? Grammar { get; init; }
     /// The output first thinks, up to and including the first ThinkingEnd, then meets the constraint: a reasoning
     /// model whose prompt opened its thinking (vLLM applies the constraint once the thinking ends).
     public bool AfterThinking { get; init; }
@@ -26,13 +27,15 @@ public sealed record StructuredOutputsParams
     {
         get
         {
-            var set = (Json is not null ? 1 : 0) + (JsonObject ? 1 : 0) + (Regex is not null ? 1 : 0) + (Choice is not null ? 1 : 0);
+            var set = (Json is not null ? 1 : 0) + (JsonObject ? 1 : 0) + (Regex is not null ? 1 : 0) + (Choice is not null ? 1 : 0)
+                + (Grammar is not null ? 1 : 0);
             if (set != 1)
                 throw new InvalidRequestException(
-                    "structured outputs need exactly one of json, json_object, regex or choice", "structured_outputs");
+                    "structured outputs need exactly one of json, json_object, regex, choice or grammar", "structured_outputs");
             return (AfterThinking ? "after_thinking:" : "") + (Json is not null ? "json:" + Json
                 : JsonObject ? "json_object"
                 : Regex is not null ? "regex:" + Regex
+                : Grammar is not null ? "grammar:" + Grammar
                 : "choice:" + System.Text.Json.JsonSerializer.Serialize(Choice));
         }
     }

@@ -52,7 +52,8 @@ internal static class GrpcSampling
                 (new StructuredOutputsParams { JsonObject = true }, "structured_outputs.json_object"),
             Serving.Grpc.V1.StructuredOutputs.KindOneofCase.Regex => (new StructuredOutputsParams { Regex = constraint.Regex }, "structured_outputs.regex"),
             Serving.Grpc.V1.StructuredOutputs.KindOneofCase.Choice => (new StructuredOutputsParams { Choice = [.. constraint.Choice.Values] }, "structured_outputs.choice"),
-            _ => throw Errors.ApiException.BadRequest("structured_outputs needs one of json, json_object, regex, choice.", "structured_outputs"),
+            Serving.Grpc.V1.StructuredOutputs.KindOneofCase.Grammar => (new StructuredOutputsParams { Grammar = constraint.Grammar }, "structured_outputs.grammar"),
+            _ => throw Errors.ApiException.BadRequest("structured_outputs needs one of json, json_object, regex, choice, grammar.", "structured_outputs"),
         };
         OpenAI.StructuredOutputFields.Compile(spec, param);
         return spec;

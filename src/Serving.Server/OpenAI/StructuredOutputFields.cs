@@ -12,17 +12,17 @@ namespace Serving.Server.OpenAI;
 /// a schema the compiler refuses is a 400 naming the field it came in.
 internal static class StructuredOutputFields
 {
-    static readonly HashSet<string> StructuredOutputKeys = ["json", "regex", "choice", "json_object"];
+    static readonly HashSet<string> StructuredOutputKeys = ["json", "regex", "choice", "grammar", "json_object"];
 
     public static StructuredOutputsParams? Read(SamplingRequest request)
     {
         var found = new List<(StructuredOutputsParams Spec, string Param)>();
         if (ResponseFormat(request.ResponseFormat) is { } format) found.Add(format);
         if (StructuredOutputs(request.StructuredOutputs) is { } structured) found.Add(structured);
-        Check.That(IsAbsent(request.GuidedGrammar), "guided_grammar", "guided_grammar (EBNF grammars) is not supported; use a JSON Schema or a regex.");
         if (!IsAbsent(request.GuidedJson)) found.Add((new StructuredOutputsParams { Json = SchemaText(request.GuidedJson!.Value, "guided_json") }, "guided_json"));
         if (!IsAbsent(request.GuidedRegex)) found.Add((new StructuredOutputsParams { Regex = String(request.GuidedRegex!.Value, "guided_regex") }, "guided_regex"));
         if (!IsAbsent(request.GuidedChoice)) found.Add((new StructuredOutputsParams { Choice = Choices(request.GuidedChoice!.Value, "guided_choice") }, "guided_choice"));
+        if (!IsAbsent(request.GuidedGrammar)) found.Add((new StructuredOutputsParams { Grammar = String(request.GuidedGrammar!.Value, "guided_grammar") }, "guided_grammar"));
         Check.That(found.Count <= 1, found.Count > 1 ? found[1].Param : "response_format",
             $"Only one output constraint may be given (got {string.Join(", ", found.Select(f => f.Param))}).");
         if (found.Count == 0) return null;
@@ -79,7 +79,7 @@ internal static class StructuredOutputFields
         foreach (var property in given)
             Check.That(StructuredOutputKeys.Contains(property.Name), $"structured_outputs.{property.Name}",
                 $"structured_outputs.{property.Name} is not supported (supported: {string.Join(", ", StructuredOutputKeys)}).");
-        Check.That(given.Count == 1, "structured_outputs", "structured_outputs needs exactly one of json, regex, choice, json_object.");
+        Check.That(given.Count == 1, "structured_outputs", "structured_outputs needs exactly one of json, regex, choice, grammar, json_object.");
         var (key, item) = (given[0].Name, given[0].Value);
         var param = $"structured_outputs.{key}";
         var spec = key switch
@@ -87,6 +87,7 @@ internal static class StructuredOutputFields
             "json" => new StructuredOutputsParams { Json = SchemaText(item, param) },
             "regex" => new StructuredOutputsParams { Regex = String(item, param) },
             "choice" => new StructuredOutputsParams { Choice = Choices(item, param) },
+            "grammar" => new StructuredOutputsParams { Grammar = String(item, param) },
             _ => item.ValueKind == JsonValueKind.True ? new StructuredOutputsParams { JsonObject = true }
                 : throw ApiException.BadRequest($"{param} must be true.", param),
         };

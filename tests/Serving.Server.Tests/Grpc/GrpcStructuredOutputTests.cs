@@ -45,6 +45,11 @@ public sealed class GrpcStructuredOutputTests(SharedServer shared)
         Assert.Contains(choice.Text(), new[] { "left", "right" });
         var regex = await GenerateResult.ReadAsync(_server.Grpc(), Constrained(new StructuredOutputs { Regex = "#[0-9a-f]{6}" }, 2));
         Assert.Matches("^#[0-9a-f]{6}$", regex.Text());
+        var grammar = await GenerateResult.ReadAsync(_server.Grpc(), Constrained(new StructuredOutputs
+        {
+            Grammar = "root ::= color (\", \" color){0,2}\ncolor ::= \"red\" | \"green\" | \"#\" [0-9a-f]{3}",
+        }, 3));
+        Assert.Matches("^(red|green|#[0-9a-f]{3})(, (red|green|#[0-9a-f]{3})){0,2}$", grammar.Text());
     }
 
     [Theory]

@@ -123,13 +123,78 @@ public sealed class StructuredOutputTests(ToolServer shared)
         Assert.Equal(JsonValueKind.Array, JsonDocument.Parse(body!["choices"]![0]!["text"]!.GetValue<string>()).RootElement.ValueKind);
     }
 
+    /// Lists of small numbers and lists, two deep (a finite language, so every answer ends by itself), checked by a
+    /// recognizer of its own.
+    const string NestedLists = """
+        root   ::= list # comments and rules over several lines, as GBNF allows
+        list   ::= "[" (value ("," value){0,3})? "]"
+        value  ::= inner | number
+        inner  ::= "[" (number ("," number){0,3})? "]"
+        number ::= [1-9] [0-9]?
+        """;
+
+    static bool IsNestedList(string text)
+    {
+        var at = 0;
+        bool List()
+        {
+            if (at >= text.Length || text[at++] != '[') return false;
+            if (at < text.Length && text[at] == ']') return ++at > 0;
+            for (var items = 0; items < 4; items++)
+            {
+                if (at < text.Length && text[at] == '[') { if (!List()) return false; }
+                else
+                {
+                    if (at >= text.Length || text[at] is < '1' or > '9') return false;
+                    at++;
+                    if (at < text.Length && char.IsAsciiDigit(text[at])) at++;
+                }
+                if (at < text.Length && text[at] == ']') return ++at > 0;
+                if (at >= text.Length || text[at++] != ',') return false;
+            }
+            return false;
+        }
+        return List() && at == text.Length;
+    }
+
+    [Fact]
+    public async Task AGrammarConstrainsChatAndCompletionsWholeAndStreamed()
+    {
+        for (var seed = 0; seed < 6; seed++)
+        {
+            var (status, chat) = await _server.PostAsync("/v1/chat/completions", new Dictionary<string, object>
+            {
+                ["messages"] = new[] { new { role = "user", content = "Numbers?" } }, ["max_tokens"] = 120, ["seed"] = seed,
+                ["structured_outputs"] = new { grammar = NestedLists },
+            });
+            Assert.Equal(200, status);
+            var text = chat!["choices"]![0]!["message"]!["content"]!.GetValue<string>();
+            Assert.Equal("stop", chat["choices"]![0]!["finish_reason"]!.GetValue<string>());
+            Assert.True(IsNestedList(text), text);
+
+            var (response, events) = await _server.StreamAsync("/v1/completions", new Dictionary<string, object>
+            {
+                ["prompt"] = "Numbers:", ["max_tokens"] = 120, ["seed"] = seed, ["stream"] = true, ["guided_grammar"] = NestedLists,
+            });
+            using (response)
+            using (events)
+            {
+                var chunks = await events.ReadAllAsync();
+                var streamed = string.Concat(chunks.Select(c => c["choices"]![0]!["text"]!.GetValue<string>()));
+                Assert.Equal("stop", chunks[^1]["choices"]![0]!["finish_reason"]!.GetValue<string>());
+                Assert.True(IsNestedList(streamed), streamed);
+            }
+        }
+    }
+
     public static TheoryData<string, string> BadConstraints() => new()
     {
         { """{"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "not": {}}}}}""", "response_format.json_schema.schema" },
         { """{"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "integer", "minimum": "1"}}}}""", "response_format.json_schema.schema" },
         { """{"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}}""", "response_format.json_schema.name" },
         { """{"response_format": {"type": "xml"}}""", "response_format.type" },
-        { """{"structured_outputs": {"grammar": "root ::= \"a\""}}""", "structured_outputs.grammar" },
+        { """{"structured_outputs": {"grammar": "root ::= item"}}""", "structured_outputs.grammar" },
+        { """{"structured_outputs": {"grammar": "root ::= root \"a\" | \"b\""}}""", "structured_outputs.grammar" },
         { """{"structured_outputs": {"regex": "(a"}}""", "structured_outputs.regex" },
         { """{"structured_outputs": {"choice": []}}""", "structured_outputs.choice" },
         { """{"guided_json": {"$ref": "#/$defs/nope"}}""", "guided_json" },
