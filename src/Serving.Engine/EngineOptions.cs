@@ -35,6 +35,8 @@ public sealed record EngineOptions
     public int BlockSize { get; init; } = 16;
     public int MaxNumSeqs { get; init; } = 256;
     public int MaxNumBatchedTokens { get; init; } = 8192;
+    /// vLLM's --scheduling-policy: first come first served, or by each request's priority.
+    public SchedulingPolicy SchedulingPolicy { get; init; } = SchedulingPolicy.Fcfs;
     /// Fraction of GPU memory the engine may use (weights + KV + activations) on CUDA.
     public double GpuMemoryUtilization { get; init; } = 0.9;
     /// KV pool size in bytes on CPU (default 256 MiB).

@@ -13,4 +13,8 @@ public sealed record GenerationRequest
     public required IReadOnlyList<int> PromptTokenIds { get; init; }
 
     public SamplingParams Sampling { get; init; } = SamplingParams.Greedy;
+
+    /// Under SchedulingPolicy.Priority, lower is admitted first and preempted last (vLLM's priority); must be 0
+    /// under first-come-first-served.
+    public int Priority { get; init; }
 }

@@ -64,7 +64,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var scheduler = new Scheduler(new SchedulerOptions
         {
             MaxNumSeqs = options.MaxNumSeqs, MaxNumBatchedTokens = options.MaxNumBatchedTokens,
-            MaxModelLen = maxModelLen, EosTokenIds = eosTokenIds,
+            MaxModelLen = maxModelLen, EosTokenIds = eosTokenIds, Policy = options.SchedulingPolicy,
         }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching));
         manual_seed(options.Seed);
         var vocabulary = TokenVocabulary.Create(tokenizer, config.VocabSize, eosTokenIds);

@@ -30,7 +30,8 @@ internal sealed partial class Scheduler
         }
     }
 
-    /// Gets blocks for the sequence's next tokens, preempting the newest running sequences until they fit.
+    /// Gets blocks for the sequence's next tokens, preempting the last running sequences (the newest; under the
+    /// priority policy the lowest priority) until they fit.
     /// False when the sequence itself had to go.
     bool TryReserveSlots(Sequence sequence, int numNewTokens, StepBuilder step)
     {
@@ -54,7 +55,7 @@ internal sealed partial class Scheduler
         _kvCache.Free(sequence.BlockTable);
         sequence.NumComputedTokens = 0;
         sequence.Status = SequenceStatus.Preempted;
-        _waiting.AddFirst(sequence);
+        Wait(sequence, preempted: true);
         _numPreemptions++;
     }
 
@@ -91,7 +92,7 @@ internal sealed partial class Scheduler
             sequence.NumCachedTokens = prefix.NumTokens;
         sequence.NumComputedTokens = prefix.NumTokens;
         sequence.Status = SequenceStatus.Running;
-        _running.Add(sequence);
+        Run(sequence);
         step.Add(sequence, numNewTokens);
         return true;
     }

@@ -11,7 +11,8 @@ namespace Serving.Engine.Scheduling;
 ///     var outputs = scheduler.Postprocess(batch, tokens);     // append, finish, free
 ///
 /// Queues: waiting (FCFS; preempted sequences re-enter at the front) and running (in admission order, so
-/// the newest is last and is the first to be preempted).
+/// the newest is last and is the first to be preempted). Under the priority policy both are kept in (priority,
+/// arrival) order instead, so the lowest priority is last: admitted last, preempted first.
 internal sealed partial class Scheduler
 {
     readonly SchedulerOptions _options;
@@ -19,6 +20,7 @@ internal sealed partial class Scheduler
     readonly LinkedList<Sequence> _waiting = new();
     readonly List<Sequence> _running = [];
     readonly Dictionary<string, Sequence[]> _requests = new();
+    long _numArrivals;
     long _numPreemptions;
     long _numComputedTokens;
     long _numGeneratedTokens;
@@ -41,13 +43,16 @@ internal sealed partial class Scheduler
     public IReadOnlyList<Sequence> Add(GenerationRequest request)
     {
         AdmissionCheck.Validate(request, _kvCache);
+        if (request.Priority != 0 && _options.Policy != SchedulingPolicy.Priority)
+            throw new InvalidRequestException(
+                $"priority {request.Priority} needs priority scheduling (start the server with --scheduling-policy priority)", "priority");
         if (_requests.ContainsKey(request.RequestId))
             throw new InvalidRequestException($"request id '{request.RequestId}' is already in use", "request_id");
         var sequences = new Sequence[request.Sampling.N];
         for (var index = 0; index < sequences.Length; index++)
         {
-            sequences[index] = new Sequence(request, index, index == 0 ? null : sequences[0]);
-            _waiting.AddLast(sequences[index]);
+            sequences[index] = new Sequence(request, index, index == 0 ? null : sequences[0], _numArrivals++);
+            Wait(sequences[index], preempted: false);
         }
         _requests.Add(request.RequestId, sequences);
         return sequences;
@@ -81,6 +86,28 @@ internal sealed partial class Scheduler
         var siblings = _requests[sequence.RequestId];
         if (siblings.All(sibling => sibling.IsFinished))
             _requests.Remove(sequence.RequestId);
+    }
+
+    /// Queues a sequence: FCFS at the back (a preempted one at the front), else at its (priority, arrival) place.
+    void Wait(Sequence sequence, bool preempted)
+    {
+        if (_options.Policy == SchedulingPolicy.Fcfs)
+        {
+            if (preempted) _waiting.AddFirst(sequence);
+            else _waiting.AddLast(sequence);
+            return;
+        }
+        var node = _waiting.First;
+        while (node is not null && !sequence.GoesBefore(node.Value)) node = node.Next;
+        if (node is null) _waiting.AddLast(sequence);
+        else _waiting.AddBefore(node, sequence);
+    }
+
+    /// Marks a sequence running: FCFS last (the newest), else at its (priority, arrival) place.
+    void Run(Sequence sequence)
+    {
+        var place = _options.Policy == SchedulingPolicy.Fcfs ? -1 : _running.FindIndex(sequence.GoesBefore);
+        _running.Insert(place < 0 ? _running.Count : place, sequence);
     }
 
     public SchedulerStats GetStats() => new(

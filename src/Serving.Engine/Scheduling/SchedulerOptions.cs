@@ -9,6 +9,9 @@ internal sealed record SchedulerOptions
     /// --max-num-batched-tokens: tokens computed in one step (decode tokens plus prefill chunks).
     public int MaxNumBatchedTokens { get; init; } = 8192;
 
+    /// The order of the waiting and running queues.
+    public SchedulingPolicy Policy { get; init; } = SchedulingPolicy.Fcfs;
+
     /// Longest prompt + completion accepted.
     public required int MaxModelLen { get; init; }
 

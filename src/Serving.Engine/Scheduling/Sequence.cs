@@ -25,9 +25,11 @@ internal sealed class Sequence
     readonly int[] _promptTokenIds;
     readonly List<int> _outputTokenIds = [];
 
-    public Sequence(GenerationRequest request, int index, Sequence? parent)
+    public Sequence(GenerationRequest request, int index, Sequence? parent, long arrival)
     {
         RequestId = request.RequestId;
+        Priority = request.Priority;
+        Arrival = arrival;
         Index = index;
         Parent = parent;
         Sampling = request.Sampling;
@@ -39,6 +41,12 @@ internal sealed class Sequence
     public int Index { get; }
     public Sequence? Parent { get; }
     public SamplingParams Sampling { get; }
+    /// The request's priority (lower first under the priority policy) and the order the scheduler received it in.
+    public int Priority { get; }
+    public long Arrival { get; }
+
+    /// Whether this sequence comes before other in the priority policy's order: (priority, arrival).
+    public bool GoesBefore(Sequence other) => Priority != other.Priority ? Priority < other.Priority : Arrival < other.Arrival;
 
     public IReadOnlyList<int> PromptTokenIds => _promptTokenIds;
     public IReadOnlyList<int> OutputTokenIds => _outputTokenIds;

@@ -26,7 +26,7 @@ internal sealed record GeneratePlan(string RequestId, GrpcPrompt Prompt, Generat
         var engineId = request.RequestId.Length > 0 ? $"{requestId}-{Guid.NewGuid().ToString("N")[..8]}" : requestId;
         var generation = new GenerationRequest
         {
-            RequestId = engineId, PromptTokenIds = prompt.TokenIds, Sampling = sampling,
+            RequestId = engineId, PromptTokenIds = prompt.TokenIds, Sampling = sampling, Priority = request.Priority,
         };
         return new GeneratePlan(requestId, prompt, generation);
     }

@@ -49,6 +49,8 @@ internal abstract record SamplingRequest
     public JsonElement? GuidedGrammar { get; init; }
     /// vLLM's truncate_prompt_tokens: keep only the prompt's last k tokens (-1: the last max_model_len).
     public int? TruncatePromptTokens { get; init; }
+    /// vLLM's priority under --scheduling-policy priority: lower is admitted first and preempted last.
+    public int? Priority { get; init; }
 }
 
 /// include_usage: a last chunk with the request's usage; continuous_usage_stats (vLLM's), with it: every chunk carries

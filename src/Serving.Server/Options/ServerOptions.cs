@@ -97,6 +97,9 @@ public sealed class ServerOptions
     /// Where default sampling parameters come from: "auto" (the model's generation_config.json, as vLLM),
     /// "vllm" (none: OpenAI's defaults), or a folder with a generation_config.json.
     public string GenerationConfig { get; set; } = "auto";
+    /// fcfs or priority (vLLM's --scheduling-policy): under priority, requests' "priority" orders admission and
+    /// preemption.
+    public string SchedulingPolicy { get; set; } = "fcfs";
     /// A JSON object of generation_config.json sampling fields replacing GenerationConfig's (vLLM's
     /// --override-generation-config), e.g. {"temperature": 0.6, "max_new_tokens": 512}.
     public string? OverrideGenerationConfig { get; set; }
@@ -151,6 +154,7 @@ public sealed class ServerOptions
         BlockSize = BlockSize,
         MaxNumSeqs = MaxNumSeqs,
         MaxNumBatchedTokens = MaxNumBatchedTokens,
+        SchedulingPolicy = SchedulingPolicy == "priority" ? Serving.Engine.SchedulingPolicy.Priority : Serving.Engine.SchedulingPolicy.Fcfs,
         GpuMemoryUtilization = GpuMemoryUtilization,
         KVCacheMemoryBytes = KvCacheMemory,
         NumGpuBlocksOverride = NumGpuBlocksOverride,
@@ -223,6 +227,7 @@ public sealed class ServerOptions
         Check(Tokenizer is null || Directory.Exists(Tokenizer), $"tokenizer folder '{Tokenizer}' does not exist");
         Check(GenerationConfig is "auto" or "vllm" || Directory.Exists(GenerationConfig),
             $"generation-config must be auto, vllm or a folder (got '{GenerationConfig}')");
+        Check(SchedulingPolicy is "fcfs" or "priority", $"scheduling-policy must be fcfs or priority (got '{SchedulingPolicy}')");
         Check(ToolCallParser is null || OpenAI.Tools.ToolCallParsers.Names.Contains(ToolCallParser),
             $"tool-call-parser must be one of {string.Join(", ", OpenAI.Tools.ToolCallParsers.Names)} (got '{ToolCallParser}')");
         Check(ReasoningParser is null || OpenAI.Reasoning.ReasoningParser.Names.Contains(ReasoningParser),

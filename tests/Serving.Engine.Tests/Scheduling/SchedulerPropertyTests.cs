@@ -47,19 +47,21 @@ public sealed class SchedulerPropertyTests(ITestOutputHelper output)
     {
         var blockSize = new[] { 1, 2, 4, 8 }[rng.Next(4)];
         var numBlocks = rng.Next(48 / blockSize / 2, 48 / blockSize * 4);
+        var policy = rng.Next(2) == 0 ? SchedulingPolicy.Fcfs : SchedulingPolicy.Priority;
         var options = new SchedulerOptions
         {
+            Policy = policy,
             MaxNumSeqs = rng.Next(1, 9),
             MaxNumBatchedTokens = rng.Next(1, 40),
             MaxModelLen = MaxModelLen,
             EosTokenIds = new HashSet<int> { Eos },
         };
         var prefixes = Enumerable.Range(0, 3).Select(_ => RandomTokens(rng, rng.Next(0, 20))).ToArray();
-        var arrivals = Enumerable.Range(0, rng.Next(1, 25)).Select(i => RandomArrival(rng, i, prefixes)).ToList();
+        var arrivals = Enumerable.Range(0, rng.Next(1, 25)).Select(i => RandomArrival(rng, i, prefixes, policy)).ToList();
         return new Workload(options, numBlocks, blockSize, rng.Next(4) != 0, arrivals);
     }
 
-    static Arrival RandomArrival(Random rng, int i, int[][] prefixes)
+    static Arrival RandomArrival(Random rng, int i, int[][] prefixes, SchedulingPolicy policy)
     {
         var prompt = prefixes[rng.Next(prefixes.Length)].Concat(RandomTokens(rng, rng.Next(1, 16))).ToArray();
         var sampling = SamplingParams.Greedy with
@@ -71,7 +73,8 @@ public sealed class SchedulerPropertyTests(ITestOutputHelper output)
         };
         var step = rng.Next(0, 60);
         int? cancelStep = rng.Next(4) == 0 ? step + rng.Next(0, 25) : null;
-        return new Arrival(step, new GenerationRequest { RequestId = $"r{i}", PromptTokenIds = prompt, Sampling = sampling }, cancelStep);
+        var priority = policy == SchedulingPolicy.Priority ? rng.Next(-2, 3) : 0;
+        return new Arrival(step, new GenerationRequest { RequestId = $"r{i}", PromptTokenIds = prompt, Sampling = sampling, Priority = priority }, cancelStep);
     }
 
     static int[] RandomTokens(Random rng, int count) => Enumerable.Range(0, count).Select(_ => rng.Next(3, Vocab)).ToArray();

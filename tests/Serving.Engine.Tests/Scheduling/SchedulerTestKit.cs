@@ -11,9 +11,10 @@ internal static class SchedulerTestKit
 
     public static Scheduler NewScheduler(
         int numBlocks = 64, int blockSize = 4, int maxNumBatchedTokens = 256, int maxNumSeqs = 16,
-        int maxModelLen = 128, bool prefixCaching = true) =>
+        int maxModelLen = 128, bool prefixCaching = true, SchedulingPolicy policy = SchedulingPolicy.Fcfs) =>
         new(new SchedulerOptions
         {
+            Policy = policy,
             MaxNumSeqs = maxNumSeqs,
             MaxNumBatchedTokens = maxNumBatchedTokens,
             MaxModelLen = maxModelLen,
@@ -22,9 +23,10 @@ internal static class SchedulerTestKit
             new KVCacheManager(numBlocks, blockSize, prefixCaching));
 
     /// A prompt of promptLength tokens counting up from firstToken (all above the simulated vocabulary's EOS).
-    public static GenerationRequest Request(string id, int promptLength, int maxTokens, int n = 1, int firstToken = 100) => new()
+    public static GenerationRequest Request(string id, int promptLength, int maxTokens, int n = 1, int firstToken = 100, int priority = 0) => new()
     {
         RequestId = id,
+        Priority = priority,
         PromptTokenIds = Enumerable.Range(firstToken, promptLength).ToArray(),
         Sampling = SamplingParams.Greedy with { MaxTokens = maxTokens, N = n, IgnoreEos = true },
     };

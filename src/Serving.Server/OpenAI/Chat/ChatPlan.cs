@@ -43,7 +43,7 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
         Check.That(ids.Count > 0, "messages", "The rendered conversation is empty.");
         var sampling = SamplingRules.ToSamplingParams(fields, ids.Count, limits, "messages");
         id ??= ServingContext.NewId("chatcmpl");
-        var generation = new GenerationRequest { RequestId = id, PromptTokenIds = ids, Sampling = sampling };
+        var generation = new GenerationRequest { RequestId = id, PromptTokenIds = ids, Sampling = sampling, Priority = request.Priority ?? 0 };
         return new ChatPlan(id, ServingContext.UnixNow(), request, text, generation, tools, serving.Options.ToolCallParser, reasoning);
     }
 

@@ -31,6 +31,7 @@ internal sealed record CompletionPlan(string Id, long Created, CompletionRequest
             RequestId = prompts.Count == 1 ? id : $"{id}-{i}",
             PromptTokenIds = prompt.TokenIds,
             Sampling = SamplingRules.ToSamplingParams(fields, prompt.TokenIds.Count, limits, "prompt"),
+            Priority = request.Priority ?? 0,
         }).ToList();
         return new CompletionPlan(id, ServingContext.UnixNow(), request, prompts, requests, request.N ?? 1);
     }

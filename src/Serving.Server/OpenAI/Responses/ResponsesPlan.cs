@@ -55,6 +55,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
             ToolChoice = ToolChoice(request.ToolChoice),
             ParallelToolCalls = request.ParallelToolCalls,
             ChatTemplateKwargs = request.ChatTemplateKwargs,
+            Priority = request.Priority,
         };
         try
         {

@@ -54,4 +54,5 @@ internal sealed record ResponsesRequest
     public bool? IgnoreEos { get; init; }
     public JsonElement? StructuredOutputs { get; init; }
     public JsonElement? ChatTemplateKwargs { get; init; }
+    public int? Priority { get; init; }
 }
