@@ -35,6 +35,10 @@ public sealed record EngineOptions
     public int BlockSize { get; init; } = 16;
     public int MaxNumSeqs { get; init; } = 256;
     public int MaxNumBatchedTokens { get; init; } = 8192;
+    /// PEFT LoRA adapters served beside the base model (vLLM's --lora-modules), each under its name.
+    public IReadOnlyList<Model.Lora.LoraAdapterSource> LoraModules { get; init; } = [];
+    /// The largest adapter rank accepted (vLLM's --max-lora-rank).
+    public int MaxLoraRank { get; init; } = 16;
     /// vLLM's --scheduling-policy: first come first served, or by each request's priority.
     public SchedulingPolicy SchedulingPolicy { get; init; } = SchedulingPolicy.Fcfs;
     /// Fraction of GPU memory the engine may use (weights + KV + activations) on CUDA.

@@ -17,4 +17,7 @@ public sealed record GenerationRequest
     /// Under SchedulingPolicy.Priority, lower is admitted first and preempted last (vLLM's priority); must be 0
     /// under first-come-first-served.
     public int Priority { get; init; }
+
+    /// The LoRA adapter (ModelInfo.LoraAdapters' name) the request runs with; null: the base model.
+    public string? LoraAdapter { get; init; }
 }

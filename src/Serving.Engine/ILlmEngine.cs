@@ -98,6 +98,8 @@ public sealed record ModelInfo
     public required long KVBytesPerToken { get; init; }
     /// Defaults for the sampling fields a request leaves out (--generation-config); None when there are none.
     public Config.SamplingDefaults SamplingDefaults { get; init; } = Config.SamplingDefaults.None;
+    /// The LoRA adapters requests may name (GenerationRequest.LoraAdapter), in load order.
+    public IReadOnlyList<Model.Lora.LoraAdapterSource> LoraAdapters { get; init; } = [];
     public long KVCapacityTokens => (long)NumKVBlocks * BlockSize;
 }
 

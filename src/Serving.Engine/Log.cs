@@ -52,4 +52,7 @@ internal static partial class Log
     [LoggerMessage(12, LogLevel.Information,
         "Timed the decode step's matrix products at {Count} (shape, batch size) pairs in {Milliseconds} ms before the capture: {Chosen} run a cuBLASLt algorithm faster than cuBLAS's default")]
     public static partial void MatmulsTuned(ILogger logger, int count, long milliseconds, int chosen);
+
+    [LoggerMessage(13, LogLevel.Information, "LoRA adapter {Name} loaded from {Path}: rank {Rank}, {Projections} projections")]
+    public static partial void LoraAdapterLoaded(ILogger logger, string name, string path, int rank, int projections);
 }

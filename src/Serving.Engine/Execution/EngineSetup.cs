@@ -46,6 +46,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         if (model.Shard is { Size: > 1 } shard)
             Log.TensorParallel(logger, shard.Size, string.Join(", ", model.Devices), shard.NumHeads, shard.NumKVHeads,
                 shard.KVHeadReplicas, shard.IntermediateSize, shard.VocabRows);
+        // before the KV cache is planned: the adapters' weights are memory it cannot have
+        model.LoadLoraAdapters(options.LoraModules, options.MaxLoraRank);
+        foreach (var adapter in model.LoraAdapters) Log.LoraAdapterLoaded(logger, adapter.Name, adapter.Path, adapter.Rank, adapter.NumProjections);
         var tokenizer = TextTokenizer.Load(TokenizerFolder(options, model));
         var eosTokenIds = config.EosTokenIds.Concat(model.Generation.EosTokenIds).Concat(tokenizer.EosTokenIds)
             .ToHashSet();
@@ -155,6 +158,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             Dtype = model.DtypeName, KVCacheDtype = cacheDtype.Name, Device = options.Device,
             TensorParallelSize = model.TensorParallelSize,
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
+            LoraAdapters = [.. model.LoraAdapters.Select(a => new Model.Lora.LoraAdapterSource(a.Name, a.Path))],
         };
     }
 }

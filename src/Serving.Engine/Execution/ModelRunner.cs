@@ -14,21 +14,25 @@ internal sealed class ModelRunner(LoadedModel model, PagedKVCache cache) : IDisp
 
     /// Logits of the sequences that sample this step, in batch order: (numSampled, vocab) float32.
     /// The caller's dispose scope owns the result.
-    public Tensor ComputeLogits(ScheduledBatch batch) => Model.Forward(Inputs(batch, Cache.BlockSize), Cache);
+    public Tensor ComputeLogits(ScheduledBatch batch) => Model.Forward(Inputs(batch), Cache);
 
     /// Logits of every new token of the step, (numTokens, vocab) float32, with the inputs that say whose rows are
     /// whose (QueryStarts) and which rows sample (LogitRows): for a step in which a sequence's prompt
     /// log-probabilities are computed. The caller's dispose scope owns the result.
     public (Tensor Logits, StepInputs Inputs) ComputeAllLogits(ScheduledBatch batch)
     {
-        var inputs = Inputs(batch, Cache.BlockSize);
+        var inputs = Inputs(batch);
         return (Model.ForwardAllLogits(inputs, Cache), inputs);
     }
 
     /// The step's inputs, in batch order: each entry's new tokens, its blocks, and logits where it samples.
-    public static StepInputs Inputs(ScheduledBatch batch, int blockSize) => StepInputs.Build(
+    StepInputs Inputs(ScheduledBatch batch) => Inputs(batch, Cache.BlockSize, Model.LoraAdapterIndex);
+
+    /// adapterIndex: a LoRA adapter's index among the model's (LoadedModel.LoraAdapterIndex).
+    public static StepInputs Inputs(ScheduledBatch batch, int blockSize, Func<string, int>? adapterIndex = null) => StepInputs.Build(
         batch.Entries.Select(entry => new StepSequence(entry.Sequence.TokenIds, entry.StartPosition, entry.NumNewTokens,
-            entry.Sequence.BlockTable.BlockIds(), entry.SamplesToken)).ToList(),
+            entry.Sequence.BlockTable.BlockIds(), entry.SamplesToken,
+            entry.Sequence.LoraAdapter is { } adapter && adapterIndex is not null ? adapterIndex(adapter) : -1)).ToList(),
         blockSize);
 
     public void Dispose()

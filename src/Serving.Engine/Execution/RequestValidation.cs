@@ -11,6 +11,8 @@ internal static class RequestValidation
     {
         if (string.IsNullOrEmpty(request.RequestId))
             throw new InvalidRequestException("the request id must not be empty", "request_id");
+        if (request.LoraAdapter is { } adapter && model.LoraAdapters.All(a => a.Name != adapter))
+            throw new InvalidRequestException($"LoRA adapter '{adapter}' is not loaded", "model");
         var prompt = request.PromptTokenIds;
         if (prompt.Count == 0)
             throw new InvalidRequestException("the prompt is empty; at least one token is needed", "prompt");

@@ -21,7 +21,20 @@ internal readonly record struct BlockHash(ulong Part0, ulong Part1, ulong Part2,
         }
         for (var i = 0; i < tokenIds.Length; i++)
             BinaryPrimitives.WriteInt32LittleEndian(input.AsSpan(1 + DigestBytes + sizeof(int) * i), tokenIds[i]);
+        return Digest(input);
+    }
 
+    /// The root of a salted hash chain: SHA-256 over a marker byte (2, apart from the blocks' 0 and 1) and the salt.
+    public static BlockHash Salt(string salt)
+    {
+        var input = new byte[1 + System.Text.Encoding.UTF8.GetByteCount(salt)];
+        input[0] = 2;
+        System.Text.Encoding.UTF8.GetBytes(salt, input.AsSpan(1));
+        return Digest(input);
+    }
+
+    static BlockHash Digest(ReadOnlySpan<byte> input)
+    {
         Span<byte> digest = stackalloc byte[DigestBytes];
         SHA256.HashData(input, digest);
         return new BlockHash(

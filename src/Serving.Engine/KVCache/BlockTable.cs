@@ -3,8 +3,12 @@ namespace Serving.Engine.KVCache;
 /// The blocks that hold one sequence's KV, in position order (token at position p lives in block p / BlockSize,
 /// slot p % BlockSize), plus the chained hashes of the sequence's full token blocks. The hashes depend only on
 /// token ids, which never change once appended, so they survive preemption; the blocks do not.
-internal sealed class BlockTable
+///
+/// salt (null for none) starts the hash chain: sequences whose K/V differs for the same tokens (a LoRA adapter's and
+/// the base model's) never share blocks.
+internal sealed class BlockTable(string? salt = null)
 {
+    readonly BlockHash? _root = salt is null ? null : BlockHash.Salt(salt);
     readonly List<KVBlock> _blocks = [];
     readonly List<BlockHash> _tokenBlockHashes = [];
 
@@ -37,7 +41,7 @@ internal sealed class BlockTable
             var start = _tokenBlockHashes.Count * blockSize;
             for (var i = 0; i < blockSize; i++)
                 tokens[i] = tokenIds[start + i];
-            BlockHash? parent = _tokenBlockHashes.Count == 0 ? null : _tokenBlockHashes[^1];
+            var parent = _tokenBlockHashes.Count == 0 ? _root : _tokenBlockHashes[^1];
             _tokenBlockHashes.Add(BlockHash.Compute(parent, tokens));
         }
     }

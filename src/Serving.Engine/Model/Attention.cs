@@ -19,8 +19,11 @@ internal sealed class Attention : nn.Module
     public Attention(ModelConfig config, int layer, ScalarType dtype, Device device) : base("Attention")
     {
         _layer = layer;
-        _qkv = new Linear(config.HiddenSize, config.QSize + 2L * config.KVSize, config.QkvBias, dtype, device);
-        _output = new Linear(config.QSize, config.HiddenSize, config.OutputBias, dtype, device);
+        _qkv = new Linear(config.HiddenSize, config.QSize + 2L * config.KVSize, config.QkvBias, dtype, device)
+        {
+            Target = new(layer, Lora.LoraProjection.Qkv),
+        };
+        _output = new Linear(config.QSize, config.HiddenSize, config.OutputBias, dtype, device) { Target = new(layer, Lora.LoraProjection.Output) };
         if (config.QkNorm)
         {
             _queryNorm = new RmsNorm(config.HeadDim, config.RmsNormEps, dtype, device);

@@ -21,7 +21,7 @@ internal sealed class DecoderLayer : nn.Module
         _attentionNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         _attention = new Attention(config, layer, dtype, device);
         _mlpNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
-        _mlp = new Mlp(config, dtype, device);
+        _mlp = new Mlp(config, layer, dtype, device);
         RegisterComponents();
     }
 

@@ -22,9 +22,17 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>
 
     public Parameter Weight => _weight;
 
+    /// Where this projection sits, for LoRA adapters to find their update of it (null: no adapter changes it).
+    public Lora.LoraTarget? Target { get; init; }
+
     // (numTokens, inFeatures) -> (numTokens, outFeatures)
     public override Tensor forward(Tensor x) => nn.functional.linear(x, _weight, _bias);
 
-    /// The product as the step runs it (the fused backend may pick the cuBLAS algorithm, see DecoderStep.Linear).
-    public Tensor Forward(DecoderStep step, Tensor x) => step.Linear(x, _weight, _bias);
+    /// The product as the step runs it (the fused backend may pick the cuBLAS algorithm, see DecoderStep.Linear), plus
+    /// the updates of the step's LoRA adapters on their rows.
+    public Tensor Forward(DecoderStep step, Tensor x)
+    {
+        var y = step.Linear(x, _weight, _bias);
+        return step.Lora is { } lora && Target is { } target ? lora.Add(target, x, y) : y;
+    }
 }

@@ -29,6 +29,7 @@ public sealed class LoadedModel : IDisposable
     bool _useFusedKernels = true;
     bool _useCudaGraphs = true;
     DecodeGraphs? _graphs;
+    readonly List<Lora.LoraAdapter> _loraAdapters = [];
 
     internal LoadedModel(string directory, CausalLM model, GenerationConfig generation, ICommunicator? communicator = null,
         PeerRanks? peers = null)
@@ -138,6 +139,25 @@ public sealed class LoadedModel : IDisposable
     public PagedKVCache CreateKVCache(int numBlocks, int blockSize, ScalarType cacheDtype) =>
         CreateKVCache(numBlocks, blockSize, KVCacheDtype.Of(cacheDtype));
 
+    /// The LoRA adapters steps may run sequences with (StepSequence.Adapter indexes them), in load order.
+    internal IReadOnlyList<Lora.LoraAdapter> LoraAdapters => _loraAdapters;
+
+    /// Loads PEFT LoRA adapters (vLLM's --lora-modules) onto the model's device; ModelLoadException names the one at
+    /// fault. Not under tensor parallelism.
+    public void LoadLoraAdapters(IReadOnlyList<Lora.LoraAdapterSource> sources, int maxRank)
+    {
+        if (sources.Count == 0) return;
+        if (_peers is not null) throw new ModelLoadException("LoRA adapters (--lora-modules) are not supported with --tensor-parallel-size above 1");
+        foreach (var source in sources)
+        {
+            if (_loraAdapters.Any(a => a.Name == source.Name)) throw new ModelLoadException($"LoRA adapter name '{source.Name}' is given twice");
+            _loraAdapters.Add(Lora.LoraLoader.Load(source, Config, maxRank, Dtype, Device));
+        }
+    }
+
+    /// The index of a loaded adapter (StepSequence.Adapter), or -1 when none has the name.
+    public int LoraAdapterIndex(string name) => _loraAdapters.FindIndex(a => a.Name == name);
+
     /// Whether steps over a pool of cacheDtype run the fused CUDA kernels (CUDA, a supported dtype and shape).
     public bool FusedKernelsActive(KVCacheDtype? cacheDtype = null) =>
         UseFusedKernels && Device.type == TorchSharp.DeviceType.CUDA
@@ -240,8 +260,11 @@ public sealed class LoadedModel : IDisposable
     Tensor RunRank(StepInputs inputs, PagedKVCache cache, bool allRows)
     {
         CheckCache(cache);
-        if (!allRows && UseCudaGraphs && _graphs?.Cache == cache && _graphs.TryReplay(inputs) is { } replayed) return replayed;
+        // the graphs hold the base model's steps: a step with adapters runs eagerly
+        if (!allRows && UseCudaGraphs && !inputs.HasAdapters && _graphs?.Cache == cache && _graphs.TryReplay(inputs) is { } replayed) return replayed;
         using var step = Backend(cache.Dtype).Begin(inputs, cache);
+        using var lora = Lora.LoraStep.For(inputs, _loraAdapters, Device);
+        step.Lora = lora;
         return _model.Forward(step, allRows);
     }
 
@@ -281,6 +304,7 @@ public sealed class LoadedModel : IDisposable
     public void Dispose()
     {
         _graphs?.Dispose();
+        foreach (var adapter in _loraAdapters) adapter.Dispose();
         foreach (var backend in _fused.Values) backend.Dispose();   // waits for this rank's stream, collectives included
         _stream?.Dispose();
         _peers?.Dispose();

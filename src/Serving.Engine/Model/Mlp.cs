@@ -13,10 +13,13 @@ internal sealed class Mlp : nn.Module
     [ComponentName(Name = "gate_up_proj")] readonly Linear _gateUp;  // (2 * intermediate, hidden): gate rows, then up rows
     [ComponentName(Name = "down_proj")] readonly Linear _down;       // (hidden, intermediate)
 
-    public Mlp(ModelConfig config, ScalarType dtype, Device device) : base("Mlp")
+    public Mlp(ModelConfig config, int layer, ScalarType dtype, Device device) : base("Mlp")
     {
-        _gateUp = new Linear(config.HiddenSize, 2L * config.IntermediateSize, config.MlpBias, dtype, device);
-        _down = new Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device);
+        _gateUp = new Linear(config.HiddenSize, 2L * config.IntermediateSize, config.MlpBias, dtype, device)
+        {
+            Target = new(layer, Lora.LoraProjection.GateUp),
+        };
+        _down = new Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device) { Target = new(layer, Lora.LoraProjection.Down) };
         RegisterComponents();
     }
 

@@ -6,8 +6,9 @@ namespace Serving.Engine.Model;
 /// TokenIds, whose context (earlier tokens and these) lives in the pool blocks BlockIds, in position order.
 /// ComputesLogits: the step returns logits for the last of these tokens (a prefill chunk that stops short of the
 /// prompt's end samples nothing and needs none).
+/// Adapter: the index of the LoRA adapter the sequence runs with among the model's (LoadedModel.LoraAdapters), -1 none.
 public readonly record struct StepSequence(IReadOnlyList<int> TokenIds, int StartPosition, int NumNewTokens,
-    IReadOnlyList<int> BlockIds, bool ComputesLogits = true)
+    IReadOnlyList<int> BlockIds, bool ComputesLogits = true, int Adapter = -1)
 {
     /// Tokens the sequence attends over after this step: everything before the new ones, and the new ones.
     public int ContextLength => StartPosition + NumNewTokens;
@@ -29,10 +30,10 @@ public readonly record struct StepSequence(IReadOnlyList<int> TokenIds, int Star
 public sealed class StepInputs
 {
     StepInputs(int blockSize, int[] tokenIds, int[] positions, int[] slotMapping, int[] queryStarts, int[] contextLengths,
-        int[][] blockTables, int[] logitRows)
+        int[][] blockTables, int[] logitRows, int[] adapters)
     {
         (BlockSize, TokenIds, Positions, SlotMapping, QueryStarts) = (blockSize, tokenIds, positions, slotMapping, queryStarts);
-        (ContextLengths, BlockTables, LogitRows) = (contextLengths, blockTables, logitRows);
+        (ContextLengths, BlockTables, LogitRows, Adapters) = (contextLengths, blockTables, logitRows, adapters);
     }
 
     public int BlockSize { get; }
@@ -50,6 +51,10 @@ public sealed class StepInputs
     public int[][] BlockTables { get; }
     /// (numLogits) rows whose logits the step returns: each logit-computing sequence's last token, in batch order.
     public int[] LogitRows { get; }
+    /// (numSeqs) each sequence's LoRA adapter index, -1 for the base model.
+    public int[] Adapters { get; }
+    /// Some sequence of the step runs with a LoRA adapter.
+    public bool HasAdapters => Adapters.Any(adapter => adapter >= 0);
 
     public int NumTokens => TokenIds.Length;
     public int NumSeqs => ContextLengths.Length;
@@ -83,7 +88,8 @@ public sealed class StepInputs
         }
         var contextLengths = sequences.Select(s => s.ContextLength).ToArray();
         var tables = sequences.Select(s => s.BlockIds.Take(KVCache.SlotMapping.BlocksFor(s.ContextLength, blockSize)).ToArray()).ToArray();
-        return new StepInputs(blockSize, tokens, positions, slots, queryStarts, contextLengths, tables, [.. logitRows]);
+        return new StepInputs(blockSize, tokens, positions, slots, queryStarts, contextLengths, tables, [.. logitRows],
+            sequences.Select(s => s.Adapter).ToArray());
     }
 
     /// Every block id lies inside a pool of numBlocks blocks; otherwise ArgumentException naming the sequence.

@@ -29,6 +29,9 @@ internal sealed class Sequence
     {
         RequestId = request.RequestId;
         Priority = request.Priority;
+        LoraAdapter = request.LoraAdapter;
+        // an adapter's K/V differs from the base model's for the same tokens: its blocks hash apart
+        BlockTable = new BlockTable(request.LoraAdapter is { } adapter ? $"lora:{adapter}" : null);
         Arrival = arrival;
         Index = index;
         Parent = parent;
@@ -43,6 +46,8 @@ internal sealed class Sequence
     public SamplingParams Sampling { get; }
     /// The request's priority (lower first under the priority policy) and the order the scheduler received it in.
     public int Priority { get; }
+    /// The LoRA adapter the sequence runs with (null: the base model).
+    public string? LoraAdapter { get; }
     public long Arrival { get; }
 
     /// Whether this sequence comes before other in the priority policy's order: (priority, arrival).
@@ -67,7 +72,7 @@ internal sealed class Sequence
     /// True once the whole prompt was computed at least once: its full blocks are then in the prefix cache.
     public bool HasComputedPrompt { get; private set; }
 
-    public BlockTable BlockTable { get; } = new();
+    public BlockTable BlockTable { get; }
     public SequenceStatus Status { get; internal set; } = SequenceStatus.Waiting;
     public FinishReason? FinishReason { get; internal set; }
     public bool IsFinished => Status == SequenceStatus.Finished;

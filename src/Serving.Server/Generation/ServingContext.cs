@@ -46,11 +46,16 @@ internal sealed class ServingContext(ILlmEngine engine, ServingState state, Serv
     /// 503 unless the engine is ready and the server not draining; call before touching the engine.
     public void EnsureReady() => state.EnsureReady();
 
-    /// "model" may be omitted (vLLM); otherwise it must be one of the served names, else 404.
-    public void CheckModel(string? model)
+    /// The model a request names: one of the served names (the model itself; omitted, as vLLM allows, it is too), or a
+    /// LoRA adapter (--lora-modules); else 404.
+    public ServedModel Resolve(string? model)
     {
-        if (model is not null && !ModelNames.Contains(model)) throw ApiException.ModelNotFound(model);
+        if (model is null || ModelNames.Contains(model)) return new ServedModel(ModelName, null);
+        if (engine.Info.LoraAdapters.Any(adapter => adapter.Name == model)) return new ServedModel(model, model);
+        throw ApiException.ModelNotFound(model);
     }
+
+    public void CheckModel(string? model) => Resolve(model);
 
     /// protocol labels the request's metrics and span: "http" or "grpc".
     public RequestObserver Observer(string operation, string protocol = "http") =>
@@ -58,7 +63,14 @@ internal sealed class ServingContext(ILlmEngine engine, ServingState state, Serv
 
     public void LogStreamFailure(string requestId, Exception exception) => Log.StreamFailed(logger, requestId, exception);
 
+    /// Every name a request may give as "model" beside the served names: the LoRA adapters.
+    public IReadOnlyList<Serving.Engine.Model.Lora.LoraAdapterSource> LoraAdapters => engine.Info.LoraAdapters;
+
     public static string NewId(string prefix) => $"{prefix}-{Guid.NewGuid():N}";
 
     public static long UnixNow() => DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 }
+
+/// What a request's "model" resolved to: the name its responses carry, and the LoRA adapter it runs with (null: the
+/// model itself).
+internal sealed record ServedModel(string Name, string? LoraAdapter);

@@ -27,6 +27,7 @@ internal sealed record GeneratePlan(string RequestId, GrpcPrompt Prompt, Generat
         var generation = new GenerationRequest
         {
             RequestId = engineId, PromptTokenIds = prompt.TokenIds, Sampling = sampling, Priority = request.Priority,
+            LoraAdapter = serving.Resolve(request.Model.Length == 0 ? null : request.Model).LoraAdapter,
         };
         return new GeneratePlan(requestId, prompt, generation);
     }

@@ -61,7 +61,10 @@ internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V
     public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
     {
         serving.EnsureReady();
-        return Task.FromResult(new ListModelsResponse { Models = { serving.ModelNames.Select(name => ModelInfos.Of(serving, name)) } });
+        return Task.FromResult(new ListModelsResponse
+        {
+            Models = { serving.ModelNames.Concat(serving.LoraAdapters.Select(adapter => adapter.Name)).Select(name => ModelInfos.Of(serving, name)) },
+        });
     }
 
     /// UNAVAILABLE unless the server takes work; NOT_FOUND for a model other than the served one ("" is it).

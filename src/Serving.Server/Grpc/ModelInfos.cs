@@ -10,10 +10,12 @@ internal static class ModelInfos
     public static ModelInfo Of(ServingContext serving, string? name = null)
     {
         var info = serving.Engine.Info;
+        var adapter = serving.LoraAdapters.FirstOrDefault(a => a.Name == name);
         return new ModelInfo
         {
             Id = name ?? serving.ModelName,
-            Root = serving.Options.ResolvedModel,
+            Root = adapter?.Path ?? serving.Options.ResolvedModel,
+            Parent = adapter is null ? "" : serving.ModelName,
             Architecture = info.Architecture,
             ModelType = info.ModelType,
             NumLayers = info.NumLayers,

@@ -3,7 +3,8 @@ using Serving.Server.Generation;
 
 namespace Serving.Server.OpenAI;
 
-/// GET /v1/models and GET /v1/models/{id}: the one served model, a card per name it is served under.
+/// GET /v1/models and GET /v1/models/{id}: the one served model, a card per name it is served under, and a card per
+/// LoRA adapter (its root the adapter's folder, its parent the model's first name, as vLLM lists them).
 internal static class ModelsEndpoint
 {
     static readonly long StartedAt = ServingContext.UnixNow();
@@ -11,7 +12,8 @@ internal static class ModelsEndpoint
     public static IResult List(ServingContext serving)
     {
         serving.EnsureReady();
-        return TypedResults.Json(new ModelList([.. serving.ModelNames.Select(name => Card(serving, name))]), OpenAIJsonContext.Default.ModelList);
+        return TypedResults.Json(new ModelList([.. serving.ModelNames.Select(name => Card(serving, name)),
+            .. serving.LoraAdapters.Select(adapter => Card(serving, adapter.Name))]), OpenAIJsonContext.Default.ModelList);
     }
 
     public static IResult Get(string id, ServingContext serving)
@@ -22,6 +24,10 @@ internal static class ModelsEndpoint
     }
 
     static ModelCard Card(ServingContext serving, string name) =>
-        new(name, StartedAt, "serving", serving.Options.ResolvedModel, serving.Engine.Info.MaxModelLen,
-            ModelInfoCard.From(serving.Engine.Info));
+        serving.LoraAdapters.FirstOrDefault(adapter => adapter.Name == name) is { } adapter
+            ? new(name, StartedAt, "serving", adapter.Path, serving.Engine.Info.MaxModelLen, ModelInfoCard.From(serving.Engine.Info))
+            {
+                Parent = serving.ModelName,
+            }
+            : new(name, StartedAt, "serving", serving.Options.ResolvedModel, serving.Engine.Info.MaxModelLen, ModelInfoCard.From(serving.Engine.Info));
 }

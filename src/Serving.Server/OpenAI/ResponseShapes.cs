@@ -110,6 +110,8 @@ internal sealed record ModelList(IReadOnlyList<ModelCard> Data)
 internal sealed record ModelCard(string Id, long Created, string OwnedBy, string Root, int MaxModelLen, ModelInfoCard ModelInfo)
 {
     public string Object => "model";
+    /// A LoRA adapter's model (vLLM's field; null for the model itself).
+    public string? Parent { get; init; }
 }
 
 /// Our extra field of the model card (clients ignore unknown fields, as with vLLM's max_model_len): the model's

@@ -31,6 +31,12 @@ public sealed class ServerOptions
     /// Names clients put in "model", separated by spaces (vLLM's --served-model-name takes several); responses carry the
     /// first. Defaults to the --model string (vLLM), or "default" for the embedded model.
     public string? ServedModelName { get; set; }
+    /// Serve LoRA adapters beside the model (vLLM's --enable-lora).
+    public bool EnableLora { get; set; }
+    /// The adapters, "name=path" each, separated by white space (vLLM's --lora-modules); a request's "model" names one.
+    public string? LoraModules { get; set; }
+    /// The largest adapter rank accepted (vLLM's --max-lora-rank).
+    public int MaxLoraRank { get; set; } = 16;
     public string Dtype { get; set; } = "auto";
     /// How the KV cache stores K and V: auto (the model's dtype), bfloat16, float16, float32.
     public string KvCacheDtype { get; set; } = "auto";
@@ -135,6 +141,13 @@ public sealed class ServerOptions
     /// The name responses carry: the first served name.
     public string ResolvedServedModelName => ServedModelNames[0];
 
+    /// --lora-modules as the engine takes them; ArgumentException names an entry that is not name=path.
+    public IReadOnlyList<Serving.Engine.Model.Lora.LoraAdapterSource> LoraAdapterSources =>
+        [.. (LoraModules?.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries) ?? []).Select(entry =>
+            entry.Split('=', 2) is [{ Length: > 0 } name, { Length: > 0 } path]
+                ? new Serving.Engine.Model.Lora.LoraAdapterSource(name, path)
+                : throw new ArgumentException($"lora-modules entries are name=path (got '{entry}')"))];
+
     public static string DefaultModelDir => Path.Combine(AppContext.BaseDirectory, "DefaultModel");
 
     public EngineOptions ToEngineOptions() => new()
@@ -154,6 +167,8 @@ public sealed class ServerOptions
         BlockSize = BlockSize,
         MaxNumSeqs = MaxNumSeqs,
         MaxNumBatchedTokens = MaxNumBatchedTokens,
+        LoraModules = EnableLora ? LoraAdapterSources : [],
+        MaxLoraRank = MaxLoraRank,
         SchedulingPolicy = SchedulingPolicy == "priority" ? Serving.Engine.SchedulingPolicy.Priority : Serving.Engine.SchedulingPolicy.Fcfs,
         GpuMemoryUtilization = GpuMemoryUtilization,
         KVCacheMemoryBytes = KvCacheMemory,
@@ -183,6 +198,8 @@ public sealed class ServerOptions
         Check(TensorParallelSize >= 1, $"tensor-parallel-size must be >= 1 (got {TensorParallelSize})");
         Check(MaxModelLen >= 0, "max-model-len must be >= 0");
         Check(MaxNumSeqs >= 1, "max-num-seqs must be >= 1");
+        Check(MaxLoraRank >= 1, $"max-lora-rank must be >= 1 (got {MaxLoraRank})");
+        Check(LoraModules is null || EnableLora, "lora-modules needs enable-lora");
         Check(MaxNumBatchedTokens >= 1, "max-num-batched-tokens must be >= 1");
         Check(BlockSize >= 1, "block-size must be >= 1");
         Check(GpuMemoryUtilization is > 0 and <= 1, "gpu-memory-utilization must be in (0, 1]");
@@ -232,6 +249,16 @@ public sealed class ServerOptions
             $"tool-call-parser must be one of {string.Join(", ", OpenAI.Tools.ToolCallParsers.Names)} (got '{ToolCallParser}')");
         Check(ReasoningParser is null || OpenAI.Reasoning.ReasoningParser.Names.Contains(ReasoningParser),
             $"reasoning-parser must be one of {string.Join(", ", OpenAI.Reasoning.ReasoningParser.Names)} (got '{ReasoningParser}')");
+        Read(LoraModules, _ =>
+        {
+            var sources = LoraAdapterSources;
+            foreach (var source in sources)
+            {
+                if (!Directory.Exists(source.Path)) throw new ArgumentException($"lora-modules: adapter folder '{source.Path}' of '{source.Name}' does not exist");
+                if (ServedModelNames.Contains(source.Name)) throw new ArgumentException($"lora-modules: '{source.Name}' is also a served model name");
+            }
+            if (sources.Select(s => s.Name).Distinct().Count() < sources.Count) throw new ArgumentException("lora-modules: an adapter name is given twice");
+        });
         Read(HfOverrides, json => ConfigOverrides.Parse(json));
         Read(ChatTemplate, value => ChatTemplateFlags.Source(value));
         Read(DefaultChatTemplateKwargs, json => ChatTemplateFlags.Kwargs(json));

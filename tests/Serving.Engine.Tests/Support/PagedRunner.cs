@@ -14,14 +14,16 @@ public sealed class PagedRunner(LoadedModel model, PagedKVCache cache)
         public List<int> Tokens { get; } = [];
         public List<int> Blocks { get; } = [];
         public int NumComputed { get; set; }
+        public int Adapter { get; init; } = -1;
     }
 
     readonly List<Sequence> _sequences = [];
     int _blocksHandedOut;
 
-    public int Add(IEnumerable<int> prompt)
+    /// adapter: the index of the model's LoRA adapter the sequence runs with (-1: the base model).
+    public int Add(IEnumerable<int> prompt, int adapter = -1)
     {
-        var sequence = new Sequence();
+        var sequence = new Sequence { Adapter = adapter };
         sequence.Tokens.AddRange(prompt);
         _sequences.Add(sequence);
         return _sequences.Count - 1;
@@ -69,7 +71,7 @@ public sealed class PagedRunner(LoadedModel model, PagedKVCache cache)
         {
             var sequence = _sequences[w.Seq];
             EnsureBlocks(sequence, sequence.NumComputed + w.NumTokens);
-            return new StepSequence(sequence.Tokens.ToArray(), sequence.NumComputed, w.NumTokens, sequence.Blocks.ToArray());
+            return new StepSequence(sequence.Tokens.ToArray(), sequence.NumComputed, w.NumTokens, sequence.Blocks.ToArray(), Adapter: sequence.Adapter);
         }).ToList();
         return StepInputs.Build(sequences, cache.BlockSize);
     }

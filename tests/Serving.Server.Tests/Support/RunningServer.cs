@@ -31,14 +31,14 @@ public sealed partial class RunningServer : IAsyncDisposable
     public HttpClient Http { get; }
     public ILlmEngine Engine => App.Services.GetRequiredService<ILlmEngine>();
 
-    /// model: a fixture folder's name, a preset shape with random weights (tiny-gqa: 4096 tokens of context),
-    /// or null for the embedded default model. servedModelName null serves the model under its default name
+    /// model: a fixture folder's name, a checkpoint folder's path, a preset shape with random weights (tiny-gqa: 4096
+    /// tokens of context), or null for the embedded default model. servedModelName null serves the model under its default name
     /// (the --model path).
     public static async Task<RunningServer> StartAsync(string[]? extraArgs = null, EngineFactory? engineFactory = null,
         string? model = "llama-gqa", string? servedModelName = Model)
     {
         extraArgs ??= [];
-        string[] modelArgs = model is null ? [] : ["--model", ModelPresets.IsPreset(model) ? model : Fixtures.Dir(model)];
+        string[] modelArgs = model is null ? [] : ["--model", ModelPresets.IsPreset(model) || Path.IsPathRooted(model) ? model : Fixtures.Dir(model)];
         string[] args = ["--host", "127.0.0.1", "--port", "0", .. modelArgs,
             .. servedModelName is null ? Array.Empty<string>() : ["--served-model-name", servedModelName],
             "--api-key", ApiKey, "--grpc-port", "0",

@@ -21,6 +21,9 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// (numLogits) rows whose logits the step returns, on the device; null when that is every row.
     public abstract Tensor? LogitRows { get; }
 
+    /// The LoRA adapters of the step's sequences and their rows; null when none has one (the base model alone).
+    public Lora.LoraStep? Lora { get; set; }
+
     /// weight * RMSNorm(x), normalised in float32 and rounded to the model dtype as transformers does.
     public abstract Tensor RmsNorm(Tensor x, Tensor weight, double eps);
 

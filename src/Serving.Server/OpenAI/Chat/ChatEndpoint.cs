@@ -11,7 +11,6 @@ internal static class ChatEndpoint
     {
         serving.EnsureReady();
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ChatRequest);
-        serving.CheckModel(request.Model);
         var plan = await serving.PreparePromptsAsync(() => ChatPlan.Create(request, serving), context.RequestAborted);
         var observer = serving.Observer("chat");
         var aborted = context.RequestAborted;
@@ -34,7 +33,7 @@ internal static class ChatEndpoint
             usage.Add(item.Event.Usage);
             promptLogprobs ??= item.Event.PromptLogprobs;
         }
-        var response = new ChatResponse(plan.Id, plan.Created, serving.ModelName, [.. choices.Select(c => c.ToChoice())], usage.ToUsage())
+        var response = new ChatResponse(plan.Id, plan.Created, plan.Model.Name, [.. choices.Select(c => c.ToChoice())], usage.ToUsage())
         {
             PromptTokenIds = plan.Request.ReturnTokenIds == true ? plan.Generation.PromptTokenIds : null,
             PromptLogprobs = promptLogprobs is null ? null : LogprobsFormat.Prompt(promptLogprobs, serving.Prompts),
@@ -75,5 +74,5 @@ internal static class ChatEndpoint
     }
 
     static ChatChunk Chunk(ChatPlan plan, ServingContext serving, IReadOnlyList<ChatChunkChoice> choices, Usage? usage) =>
-        new(plan.Id, plan.Created, serving.ModelName, choices, usage);
+        new(plan.Id, plan.Created, plan.Model.Name, choices, usage);
 }

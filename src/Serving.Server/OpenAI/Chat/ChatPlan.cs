@@ -8,14 +8,15 @@ namespace Serving.Server.OpenAI.Chat;
 /// A checked /v1/chat/completions request: the conversation rendered by the model's chat template and
 /// tokenized, the engine request for it, how its answers may call tools, and (with a reasoning parser) where their
 /// thinking goes.
-internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, string PromptText, GenerationRequest Generation,
-    ChatTools Tools, string? ToolCallParser, ReasoningPart? Reasoning)
+internal sealed record ChatPlan(string Id, long Created, ServedModel Model, ChatRequest Request, string PromptText,
+    GenerationRequest Generation, ChatTools Tools, string? ToolCallParser, ReasoningPart? Reasoning)
 {
     public int N => Generation.Sampling.N;
 
     /// id: the request's id (a new "chatcmpl-..." when not given; the Responses API gives its own "resp_...").
     public static ChatPlan Create(ChatRequest request, ServingContext serving, string? id = null)
     {
+        var model = serving.Resolve(request.Model);
         var limits = serving.Limits;
         ValidateChatFields(request);
         var logprobs = SamplingRules.Logprobs(request.Logprobs == true, request.TopLogprobs, limits);
@@ -43,8 +44,11 @@ internal sealed record ChatPlan(string Id, long Created, ChatRequest Request, st
         Check.That(ids.Count > 0, "messages", "The rendered conversation is empty.");
         var sampling = SamplingRules.ToSamplingParams(fields, ids.Count, limits, "messages");
         id ??= ServingContext.NewId("chatcmpl");
-        var generation = new GenerationRequest { RequestId = id, PromptTokenIds = ids, Sampling = sampling, Priority = request.Priority ?? 0 };
-        return new ChatPlan(id, ServingContext.UnixNow(), request, text, generation, tools, serving.Options.ToolCallParser, reasoning);
+        var generation = new GenerationRequest
+        {
+            RequestId = id, PromptTokenIds = ids, Sampling = sampling, Priority = request.Priority ?? 0, LoraAdapter = model.LoraAdapter,
+        };
+        return new ChatPlan(id, ServingContext.UnixNow(), model, request, text, generation, tools, serving.Options.ToolCallParser, reasoning);
     }
 
     static void ValidateChatFields(ChatRequest request)

@@ -5,7 +5,7 @@ namespace Serving.Server.OpenAI.Completions;
 
 /// A checked /v1/completions request: its prompts, the engine request of each, and its choice states
 /// (choice index = promptIndex * n + sequence index, as OpenAI numbers them).
-internal sealed record CompletionPlan(string Id, long Created, CompletionRequest Request,
+internal sealed record CompletionPlan(string Id, long Created, ServedModel Model, CompletionRequest Request,
     IReadOnlyList<PromptInput> Prompts, IReadOnlyList<GenerationRequest> Requests, int N)
 {
     /// echo with max_tokens 0: the engine generates one token, which the answer leaves out.
@@ -13,6 +13,7 @@ internal sealed record CompletionPlan(string Id, long Created, CompletionRequest
 
     public static CompletionPlan Create(CompletionRequest request, ServingContext serving)
     {
+        var model = serving.Resolve(request.Model);
         var limits = serving.Limits;
         ValidateCompletionFields(request, limits);
         var echoOnly = request.Echo == true && request.MaxTokens == 0;
@@ -32,8 +33,9 @@ internal sealed record CompletionPlan(string Id, long Created, CompletionRequest
             PromptTokenIds = prompt.TokenIds,
             Sampling = SamplingRules.ToSamplingParams(fields, prompt.TokenIds.Count, limits, "prompt"),
             Priority = request.Priority ?? 0,
+            LoraAdapter = model.LoraAdapter,
         }).ToList();
-        return new CompletionPlan(id, ServingContext.UnixNow(), request, prompts, requests, request.N ?? 1);
+        return new CompletionPlan(id, ServingContext.UnixNow(), model, request, prompts, requests, request.N ?? 1);
     }
 
     static void ValidateCompletionFields(CompletionRequest request, RequestLimits limits)

@@ -11,7 +11,6 @@ internal static class CompletionsEndpoint
     {
         serving.EnsureReady();
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.CompletionRequest);
-        serving.CheckModel(request.Model);
         var plan = await serving.PreparePromptsAsync(() => CompletionPlan.Create(request, serving), context.RequestAborted);
         var observer = serving.Observer("text_completion");
         var aborted = context.RequestAborted;
@@ -32,7 +31,7 @@ internal static class CompletionsEndpoint
             choices[item.PromptIndex * plan.N + item.Event.Index].Record(item.Event);
             usage.Add(plan.Usage(item.Event));
         }
-        var response = new CompletionResponse(plan.Id, plan.Created, serving.ModelName,
+        var response = new CompletionResponse(plan.Id, plan.Created, plan.Model.Name,
             [.. choices.Select(c => c.ToChoice())], usage.ToUsage());
         await context.Response.WriteAsJsonAsync(response, OpenAIJsonContext.Default.CompletionResponse, cancellationToken: aborted);
     }
@@ -65,7 +64,7 @@ internal static class CompletionsEndpoint
     }
 
     static CompletionResponse Chunk(CompletionPlan plan, ServingContext serving, IReadOnlyList<CompletionChoice> choices, Usage? usage) =>
-        new(plan.Id, plan.Created, serving.ModelName, choices, usage);
+        new(plan.Id, plan.Created, plan.Model.Name, choices, usage);
 
     static void LogText(Telemetry.RequestObserver observer, CompletionPlan plan, CompletionChoiceState[] choices) =>
         observer.LogText(plan.Id, string.Join(" | ", plan.Prompts.Select(p => p.Text ?? $"<{p.TokenIds.Count} token ids>")),

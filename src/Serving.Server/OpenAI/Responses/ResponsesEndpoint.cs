@@ -30,7 +30,6 @@ internal static class ResponsesEndpoint
     {
         serving.EnsureReady();
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ResponsesRequest);
-        serving.CheckModel(request.Model);
         var previous = request.PreviousResponseId is { } previousId
             ? store.Find(previousId) ?? throw NotFound(previousId, "previous_response_id") : null;
         var plan = await serving.PreparePromptsAsync(() => ResponsesPlan.Create(request, previous, serving), context.RequestAborted);

@@ -60,7 +60,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         try
         {
             var plan = ChatPlan.Create(chat, serving, $"resp_{Guid.NewGuid():N}");
-            return new ResponsesPlan(plan, request, serving.ModelName, input, conversation, request.Store ?? true, logprobs);
+            return new ResponsesPlan(plan, request, plan.Model.Name, input, conversation, request.Store ?? true, logprobs);
         }
         catch (ApiException error)
         {
