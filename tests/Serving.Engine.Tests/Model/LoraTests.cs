@@ -83,6 +83,15 @@ public sealed class LoraTests
     }
 
     [Fact]
+    public void TensorParallelismRefusesAdapters()
+    {
+        using var lora = LoraFixture.Create("llama-gqa", projections: ["q_proj"]);
+        using var model = ModelLoader.Load(Fixtures.Dir("llama-gqa"), "float32", tensorParallelSize: 2);
+        var error = Assert.Throws<ModelLoadException>(() => model.LoadLoraAdapters([new LoraAdapterSource("a", lora.Adapter.Path)], maxRank: 16));
+        Assert.Contains("--tensor-parallel-size", error.Message);
+    }
+
+    [Fact]
     public void AnAdaptersBlocksHashApartFromTheBaseModels()
     {
         int[] tokens = [5, 6, 7, 8, 9, 10, 11, 12];
