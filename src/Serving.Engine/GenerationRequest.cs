@@ -18,6 +18,6 @@ public sealed record GenerationRequest
     /// under first-come-first-served.
     public int Priority { get; init; }
 
-    /// The LoRA adapter (ModelInfo.LoraAdapters' name) the request runs with; null: the base model.
+    /// The LoRA adapter (ILlmEngine.LoraAdapters' name) the request runs with; null: the base model.
     public string? LoraAdapter { get; init; }
 }

@@ -29,6 +29,17 @@ public interface ILlmEngine : IAsyncDisposable
     /// A consistent snapshot of the engine's counters and gauges.
     EngineStats GetStats();
 
+    /// The LoRA adapters requests may name now (GenerationRequest.LoraAdapter), in load order. Thread-safe.
+    IReadOnlyList<Model.Lora.LoraAdapterSource> LoraAdapters { get; }
+
+    /// Loads a PEFT adapter and serves it from the engine's next step (vLLM's /v1/load_lora_adapter).
+    /// ModelLoadException when the folder cannot be applied; InvalidRequestException when the name is taken.
+    Task LoadLoraAdapterAsync(Model.Lora.LoraAdapterSource source, CancellationToken cancellationToken);
+
+    /// Stops serving an adapter (vLLM's /v1/unload_lora_adapter). InvalidRequestException when none has the name or
+    /// a live request uses it.
+    Task UnloadLoraAdapterAsync(string name, CancellationToken cancellationToken);
+
     /// Stops admitting new requests (State becomes Draining), lets running ones finish up to the timeout,
     /// then aborts the rest (their streams end with FinishReason.Abort) and stops the loop.
     Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken);
@@ -98,8 +109,6 @@ public sealed record ModelInfo
     public required long KVBytesPerToken { get; init; }
     /// Defaults for the sampling fields a request leaves out (--generation-config); None when there are none.
     public Config.SamplingDefaults SamplingDefaults { get; init; } = Config.SamplingDefaults.None;
-    /// The LoRA adapters requests may name (GenerationRequest.LoraAdapter), in load order.
-    public IReadOnlyList<Model.Lora.LoraAdapterSource> LoraAdapters { get; init; } = [];
     public long KVCapacityTokens => (long)NumKVBlocks * BlockSize;
 }
 

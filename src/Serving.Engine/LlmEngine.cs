@@ -23,6 +23,8 @@ public sealed class LlmEngine : ILlmEngine
     /// Sequences admitted but not yet scheduled (a request with n counts n), against MaxNumQueuedRequests.
     int _numQueued;
     EngineSetup? _setup;
+    /// The adapters served now: set at load, replaced on the engine thread after each change, read by any thread.
+    volatile IReadOnlyList<Model.Lora.LoraAdapterSource> _loraAdapters = [];
 
     /// Starts loading the model on the engine thread and returns at once; WaitUntilReadyAsync tells when it is up.
     public LlmEngine(EngineOptions options, ILoggerFactory? loggerFactory = null)
@@ -38,6 +40,33 @@ public sealed class LlmEngine : ILlmEngine
     public ModelInfo Info => Setup.Info;
 
     public IPromptProcessor Prompts => Setup.Prompts;
+
+    public IReadOnlyList<Model.Lora.LoraAdapterSource> LoraAdapters => _loraAdapters;
+
+    /// Loads a PEFT adapter onto the device on the caller's thread, then serves it from the engine's next step.
+    /// ModelLoadException when the folder cannot be applied; InvalidRequestException when the name is taken.
+    public async Task LoadLoraAdapterAsync(Model.Lora.LoraAdapterSource source, CancellationToken cancellationToken)
+    {
+        if (_state != EngineState.Ready || _setup is null)
+            throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()}");
+        if (_loraAdapters.Any(a => a.Name == source.Name))
+            throw new InvalidRequestException($"LoRA adapter '{source.Name}' is already loaded", "lora_name");
+        var adapter = await Task.Run(() => _setup.Core.Model.LoadLoraAdapter(source, _options.MaxLoraRank), cancellationToken);
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _commands.Writer.TryWrite(new AddLoraAdapterCommand(adapter, done));
+        await done.Task;
+    }
+
+    /// Stops serving an adapter once the engine reaches its next step boundary. InvalidRequestException when no
+    /// adapter has the name or a live request uses it.
+    public async Task UnloadLoraAdapterAsync(string name, CancellationToken cancellationToken)
+    {
+        if (_state != EngineState.Ready || _setup is null)
+            throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()}");
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _commands.Writer.TryWrite(new RemoveLoraAdapterCommand(name, done));
+        await done.Task.WaitAsync(cancellationToken);
+    }
 
     EngineSetup Setup => _setup ?? throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()}");
 
@@ -73,7 +102,7 @@ public sealed class LlmEngine : ILlmEngine
     {
         if (_state != EngineState.Ready || _setup is null)
             throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()} and accepts no requests");
-        RequestValidation.Validate(request, _setup.Info, _options.MaxNumQueuedRequests);
+        RequestValidation.Validate(request, _setup.Info, _loraAdapters, _options.MaxNumQueuedRequests);
         var n = request.Sampling.N;
         if (Interlocked.Add(ref _numQueued, n) > _options.MaxNumQueuedRequests)
         {
@@ -130,6 +159,7 @@ public sealed class LlmEngine : ILlmEngine
             _stopped.TrySetResult();
             return;
         }
+        _loraAdapters = [.. _setup.Core.Model.LoraAdapters.Select(a => new Model.Lora.LoraAdapterSource(a.Name, a.Path))];
         using (_setup.Core)
             RunLoop(_setup.Core);
         _stopped.TrySetResult();
@@ -160,6 +190,21 @@ public sealed class LlmEngine : ILlmEngine
         }
     }
 
+    void Complete(TaskCompletionSource done, Action change, Action? onFailure = null)
+    {
+        try
+        {
+            change();
+            _loraAdapters = [.. _setup!.Core.Model.LoraAdapters.Select(a => new Model.Lora.LoraAdapterSource(a.Name, a.Path))];
+            done.TrySetResult();
+        }
+        catch (Exception error) when (error is InvalidRequestException or InvalidOperationException)
+        {
+            onFailure?.Invoke();
+            done.TrySetException(error is InvalidRequestException ? error : new InvalidRequestException(error.Message, "lora_name"));
+        }
+    }
+
     void ApplyCommands(EngineCore core, bool wait)
     {
         if (wait)
@@ -180,6 +225,12 @@ public sealed class LlmEngine : ILlmEngine
                     break;
                 case AbortAllCommand:
                     core.AbortAll();
+                    break;
+                case AddLoraAdapterCommand add:
+                    Complete(add.Done, () => core.AddLoraAdapter(add.Adapter), onFailure: add.Adapter.Dispose);
+                    break;
+                case RemoveLoraAdapterCommand remove:
+                    Complete(remove.Done, () => core.RemoveLoraAdapter(remove.Name));
                     break;
             }
         }

@@ -113,6 +113,7 @@ public static class ServerApp
         v1.MapPost("/completions", CompletionsEndpoint.HandleAsync);
         v1.MapPost("/chat/completions", ChatEndpoint.HandleAsync);
         v1.MapResponses();
+        if (options.AllowRuntimeLoraUpdating) v1.MapLoraAdapterUpdates();
         v1.MapGet("/models", ModelsEndpoint.List);
         // Ids may hold slashes: Hugging Face names (org/name) and the default served name (the --model path).
         v1.MapGet("/models/{**id}", ModelsEndpoint.Get);

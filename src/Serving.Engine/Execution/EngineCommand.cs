@@ -13,3 +13,9 @@ internal sealed record AbortRequestCommand(RequestState Request) : EngineCommand
 
 /// Abort everything still live (the end of a drain, or disposal).
 internal sealed record AbortAllCommand : EngineCommand;
+
+/// Serve a LoRA adapter already loaded onto the device (Done completes, or fails with why not).
+internal sealed record AddLoraAdapterCommand(Model.Lora.LoraAdapter Adapter, TaskCompletionSource Done) : EngineCommand;
+
+/// Stop serving a LoRA adapter and free its weights.
+internal sealed record RemoveLoraAdapterCommand(string Name, TaskCompletionSource Done) : EngineCommand;

@@ -42,12 +42,17 @@ internal sealed partial class EngineCore : IDisposable
 
     public int NumLiveRequests => _requests.Count;
 
+    public Model.LoadedModel Model => _runner.Model;
+
     /// Admits a request (or fails it with the scheduler's reason) and sets up its sequences' text state.
     public void Add(RequestState request)
     {
         IReadOnlyList<Sequence> sequences;
         try
         {
+            // checked again here: the adapter may have been unloaded since the request was validated
+            if (request.Request.LoraAdapter is { } adapter && _runner.Model.LoraAdapterIndex(adapter) < 0)
+                throw new InvalidRequestException($"LoRA adapter '{adapter}' is not loaded", "model");
             sequences = _scheduler.Add(request.Request);
         }
         catch (InvalidRequestException error)
@@ -66,6 +71,17 @@ internal sealed partial class EngineCore : IDisposable
             _tokenizer.CreateDetokenizer(sequence.PromptTokenIds, sampling.SkipSpecialTokens),
             new StopStringMatcher(sampling.Stop, sampling.IncludeStopStringInOutput))).ToList());
         _requests.Add(request.RequestId, request);
+    }
+
+    /// Serves a loaded LoRA adapter from the next step on.
+    public void AddLoraAdapter(Model.Lora.LoraAdapter adapter) => _runner.Model.AddLoraAdapter(adapter);
+
+    /// Stops serving a LoRA adapter. InvalidRequestException while a live request uses it (or when none has the name).
+    public void RemoveLoraAdapter(string name)
+    {
+        var users = _requests.Values.Count(request => request.Request.LoraAdapter == name);
+        if (users > 0) throw new InvalidRequestException($"LoRA adapter '{name}' is in use by {users} request(s); unload it when they are done", "lora_name");
+        if (!_runner.Model.RemoveLoraAdapter(name)) throw new InvalidRequestException($"LoRA adapter '{name}' is not loaded", "lora_name");
     }
 
     /// Cancels a request in any state; its blocks are free when this returns. A request that is not live

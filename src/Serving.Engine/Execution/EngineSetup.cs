@@ -158,7 +158,6 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             Dtype = model.DtypeName, KVCacheDtype = cacheDtype.Name, Device = options.Device,
             TensorParallelSize = model.TensorParallelSize,
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
-            LoraAdapters = [.. model.LoraAdapters.Select(a => new Model.Lora.LoraAdapterSource(a.Name, a.Path))],
         };
     }
 }

@@ -7,11 +7,13 @@ namespace Serving.Engine.Execution;
 internal static class RequestValidation
 {
     /// maxQueuedSequences: the waiting queue's bound; a request with more sequences could never be queued.
-    public static void Validate(GenerationRequest request, ModelInfo model, int maxQueuedSequences)
+    /// loraAdapters: the adapters served now (a request may name one).
+    public static void Validate(GenerationRequest request, ModelInfo model, IReadOnlyList<Model.Lora.LoraAdapterSource> loraAdapters,
+        int maxQueuedSequences)
     {
         if (string.IsNullOrEmpty(request.RequestId))
             throw new InvalidRequestException("the request id must not be empty", "request_id");
-        if (request.LoraAdapter is { } adapter && model.LoraAdapters.All(a => a.Name != adapter))
+        if (request.LoraAdapter is { } adapter && loraAdapters.All(a => a.Name != adapter))
             throw new InvalidRequestException($"LoRA adapter '{adapter}' is not loaded", "model");
         var prompt = request.PromptTokenIds;
         if (prompt.Count == 0)

@@ -151,8 +151,32 @@ public sealed class LoadedModel : IDisposable
         foreach (var source in sources)
         {
             if (_loraAdapters.Any(a => a.Name == source.Name)) throw new ModelLoadException($"LoRA adapter name '{source.Name}' is given twice");
-            _loraAdapters.Add(Lora.LoraLoader.Load(source, Config, maxRank, Dtype, Device));
+            AddLoraAdapter(LoadLoraAdapter(source, maxRank));
         }
+    }
+
+    /// Reads an adapter for this model onto its device (any thread; AddLoraAdapter then serves it).
+    internal Lora.LoraAdapter LoadLoraAdapter(Lora.LoraAdapterSource source, int maxRank)
+    {
+        if (_peers is not null) throw new ModelLoadException("LoRA adapters (--lora-modules) are not supported with --tensor-parallel-size above 1");
+        return Lora.LoraLoader.Load(source, Config, maxRank, Dtype, Device);
+    }
+
+    /// Serves a loaded adapter from the next step on (the engine thread, between steps).
+    internal void AddLoraAdapter(Lora.LoraAdapter adapter)
+    {
+        if (_loraAdapters.Any(a => a.Name == adapter.Name)) throw new InvalidOperationException($"LoRA adapter '{adapter.Name}' is already loaded");
+        _loraAdapters.Add(adapter);
+    }
+
+    /// Stops serving an adapter and frees its weights (the engine thread, between steps, no sequence using it).
+    internal bool RemoveLoraAdapter(string name)
+    {
+        var index = LoraAdapterIndex(name);
+        if (index < 0) return false;
+        _loraAdapters[index].Dispose();
+        _loraAdapters.RemoveAt(index);
+        return true;
     }
 
     /// The index of a loaded adapter (StepSequence.Adapter), or -1 when none has the name.

@@ -51,7 +51,7 @@ internal sealed class ServingContext(ILlmEngine engine, ServingState state, Serv
     public ServedModel Resolve(string? model)
     {
         if (model is null || ModelNames.Contains(model)) return new ServedModel(ModelName, null);
-        if (engine.Info.LoraAdapters.Any(adapter => adapter.Name == model)) return new ServedModel(model, model);
+        if (engine.LoraAdapters.Any(adapter => adapter.Name == model)) return new ServedModel(model, model);
         throw ApiException.ModelNotFound(model);
     }
 
@@ -64,7 +64,7 @@ internal sealed class ServingContext(ILlmEngine engine, ServingState state, Serv
     public void LogStreamFailure(string requestId, Exception exception) => Log.StreamFailed(logger, requestId, exception);
 
     /// Every name a request may give as "model" beside the served names: the LoRA adapters.
-    public IReadOnlyList<Serving.Engine.Model.Lora.LoraAdapterSource> LoraAdapters => engine.Info.LoraAdapters;
+    public IReadOnlyList<Serving.Engine.Model.Lora.LoraAdapterSource> LoraAdapters => engine.LoraAdapters;
 
     public static string NewId(string prefix) => $"{prefix}-{Guid.NewGuid():N}";
 

@@ -19,6 +19,7 @@ namespace Serving.Server.OpenAI;
 [JsonSerializable(typeof(Responses.ItemList))]
 [JsonSerializable(typeof(Responses.ResponseDeleted))]
 [JsonSerializable(typeof(IReadOnlyList<Responses.ResponseItem>))]
+[JsonSerializable(typeof(LoraAdapterRequest))]
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(ModelCard))]
 [JsonSerializable(typeof(ErrorResponse))]

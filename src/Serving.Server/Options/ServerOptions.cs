@@ -37,6 +37,8 @@ public sealed class ServerOptions
     public string? LoraModules { get; set; }
     /// The largest adapter rank accepted (vLLM's --max-lora-rank).
     public int MaxLoraRank { get; set; } = 16;
+    /// POST /v1/load_lora_adapter and /v1/unload_lora_adapter (what vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING allows).
+    public bool AllowRuntimeLoraUpdating { get; set; }
     public string Dtype { get; set; } = "auto";
     /// How the KV cache stores K and V: auto (the model's dtype), bfloat16, float16, float32.
     public string KvCacheDtype { get; set; } = "auto";
@@ -200,6 +202,7 @@ public sealed class ServerOptions
         Check(MaxNumSeqs >= 1, "max-num-seqs must be >= 1");
         Check(MaxLoraRank >= 1, $"max-lora-rank must be >= 1 (got {MaxLoraRank})");
         Check(LoraModules is null || EnableLora, "lora-modules needs enable-lora");
+        Check(!AllowRuntimeLoraUpdating || EnableLora, "allow-runtime-lora-updating needs enable-lora");
         Check(MaxNumBatchedTokens >= 1, "max-num-batched-tokens must be >= 1");
         Check(BlockSize >= 1, "block-size must be >= 1");
         Check(GpuMemoryUtilization is > 0 and <= 1, "gpu-memory-utilization must be in (0, 1]");

@@ -29,6 +29,13 @@ public sealed class FaultingEngine(ILlmEngine inner) : ILlmEngine
 
     public EngineStats GetStats() => inner.GetStats();
 
+    public IReadOnlyList<Serving.Engine.Model.Lora.LoraAdapterSource> LoraAdapters => inner.LoraAdapters;
+
+    public Task LoadLoraAdapterAsync(Serving.Engine.Model.Lora.LoraAdapterSource source, CancellationToken cancellationToken) =>
+        inner.LoadLoraAdapterAsync(source, cancellationToken);
+
+    public Task UnloadLoraAdapterAsync(string name, CancellationToken cancellationToken) => inner.UnloadLoraAdapterAsync(name, cancellationToken);
+
     public Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken) => inner.DrainAsync(timeout, cancellationToken);
 
     public ValueTask DisposeAsync() => inner.DisposeAsync();

@@ -31,6 +31,13 @@ public sealed class GatedEngine(ILlmEngine inner) : ILlmEngine
 
     public EngineStats GetStats() => inner.GetStats();
 
+    public IReadOnlyList<Serving.Engine.Model.Lora.LoraAdapterSource> LoraAdapters => inner.LoraAdapters;
+
+    public Task LoadLoraAdapterAsync(Serving.Engine.Model.Lora.LoraAdapterSource source, CancellationToken cancellationToken) =>
+        inner.LoadLoraAdapterAsync(source, cancellationToken);
+
+    public Task UnloadLoraAdapterAsync(string name, CancellationToken cancellationToken) => inner.UnloadLoraAdapterAsync(name, cancellationToken);
+
     public async Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
         await _drainGate.Task.WaitAsync(cancellationToken);
