@@ -60,7 +60,7 @@ internal sealed class GrpcBackend : IGenerationBackend
     {
         var generate = new GenerateRequest
         {
-            Model = settings.Model,
+            Model = request.Model ?? settings.Model,
             Sampling = new SamplingParameters
             {
                 MaxTokens = request.OutputLength, Temperature = (float)settings.Temperature, IgnoreEos = settings.IgnoreEos,

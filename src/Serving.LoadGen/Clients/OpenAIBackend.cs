@@ -62,7 +62,7 @@ internal sealed class OpenAIBackend : IGenerationBackend
     {
         var body = new JsonObject
         {
-            ["model"] = settings.Model,
+            ["model"] = request.Model ?? settings.Model,
             ["temperature"] = settings.Temperature,
             ["stream"] = true,
             ["stream_options"] = new JsonObject { ["include_usage"] = true },

@@ -19,6 +19,8 @@ internal sealed record TraceSettings
     public string? ResultFile { get; init; }
     public string? ChartDir { get; init; }
     public bool ShowProgress { get; init; } = true;
+    /// LoRA adapters the server serves: each request names one, drawn with the trace's seed (vLLM's --lora-modules).
+    public IReadOnlyList<string> LoraModules { get; init; } = [];
 }
 
 /// The dataset, arrival, metric and output flags shared by `serve` and `compare` (vLLM's names).
@@ -47,6 +49,7 @@ internal sealed class TraceOptions
     readonly Option<string?> _resultFile = new("--result-file") { Description = "Write the results as JSON here." };
     readonly Option<string?> _chartDir = new("--chart-dir") { Description = "Write PNG charts here (default: beside --result-file)." };
     readonly Option<bool> _noProgress = new("--no-progress") { Description = "No live progress bar." };
+    readonly Option<string[]> _loraModules = new("--lora-modules") { Description = "LoRA adapter names the server serves; each request names one at random (seeded).", AllowMultipleArgumentsPerToken = true };
 
     public TraceOptions(Command command)
     {
@@ -56,7 +59,7 @@ internal sealed class TraceOptions
         _rates.CustomParser = result => result.Tokens.Select(token => ParseRate(token.Value)).ToArray();
         Option[] all = [_dataset, _datasetPath, _tokenizer, _numPrompts, _format, _inputLen, _outputLen, _rangeRatio, _sharegptOutputLen,
             _prefixLen, _suffixLen, _numPrefixes, _rate, _rates, _burstiness, _maxConcurrency, _ignoreEos, _seed, _percentiles,
-            _goodput, _resultFile, _chartDir, _noProgress];
+            _goodput, _resultFile, _chartDir, _noProgress, _loraModules];
         foreach (var option in all) command.Options.Add(option);
     }
 
@@ -76,6 +79,7 @@ internal sealed class TraceOptions
             ResultFile = resultFile,
             ChartDir = parse.GetValue(_chartDir) ?? (resultFile is null ? null : Path.GetDirectoryName(Path.GetFullPath(resultFile))),
             ShowProgress = !parse.GetValue(_noProgress),
+            LoraModules = parse.GetValue(_loraModules) ?? [],
         };
     }
 

@@ -17,7 +17,11 @@ internal static class TraceRunner
         var tokenizer = trace.TokenizerDir is { } dir ? TextTokenizer.Load(dir) : null;
         var vocabSize = tokenizer?.VocabSize ?? server.VocabSize
             ?? throw new ArgumentException("the server does not report its vocabulary size: pass --tokenizer DIR (the model's checkpoint folder)");
-        return DatasetFactory.Create(trace.Dataset, new TokenSpace(vocabSize, tokenizer));
+        var requests = DatasetFactory.Create(trace.Dataset, new TokenSpace(vocabSize, tokenizer));
+        if (trace.LoraModules.Count == 0) return requests;
+        // a generator of its own (the seed's), so the prompts and arrivals stay those of the same trace without adapters
+        var pick = new Random(trace.Dataset.Seed);
+        return [.. requests.Select(request => request with { Model = trace.LoraModules[pick.Next(trace.LoraModules.Count)] })];
     }
 
     public static async Task<BenchmarkRun> RunAsync(IGenerationBackend backend, GenerationSettings settings,

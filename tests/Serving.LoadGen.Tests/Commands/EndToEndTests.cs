@@ -46,6 +46,26 @@ public sealed class EndToEndTests
     }
 
     [Fact]
+    public async Task LoraModulesSpreadTheTraceOverTheServersAdapters()
+    {
+        using var first = LoraFixture.Create("llama-gqa", seed: 1);
+        using var second = LoraFixture.Create("llama-gqa", seed: 2);
+        await using var server = await LoopbackServer.StartAsync("llama-gqa", "gqa",
+            extraArgs: ["--enable-lora", "--lora-modules", $"first={first.Adapter.Path}", $"second={second.Adapter.Path}"]);
+        using var dir = new TempDirectory();
+        var trace = Trace(dir.File("lora.json")) with { LoraModules = ["first", "second"], Rates = [double.PositiveInfinity] };
+        var plain = Serving.LoadGen.Runner.TraceRunner.BuildRequests(Trace(dir.File("x.json")), new Serving.LoadGen.Clients.ServerInfo { ModelId = "gqa", VocabSize = 128 });
+        var spread = Serving.LoadGen.Runner.TraceRunner.BuildRequests(trace, new Serving.LoadGen.Clients.ServerInfo { ModelId = "gqa", VocabSize = 128 });
+        // the same prompts as without adapters, each naming one of them, both used
+        Assert.Equal(plain.Select(r => r.Prompt.TokenIds), spread.Select(r => r.Prompt.TokenIds));
+        Assert.Equal(["first", "second"], spread.Select(r => r.Model!).Distinct().Order());
+
+        Assert.Equal(0, await ServeCommand.RunAsync(new Endpoint("openai", server.BaseUrl, null, null), trace, CancellationToken.None));
+        var run = JsonNode.Parse(File.ReadAllText(dir.File("lora.json")))!["runs"]![0]!;
+        Assert.Equal((12, 0), (run["completed"]!.GetValue<int>(), run["failed"]!.GetValue<int>()));
+    }
+
+    [Fact]
     public async Task CompareRunsTheSameTraceOnBothServersAndReportsTheirKVCaches()
     {
         await using var gqa = await LoopbackServer.StartAsync("llama-gqa", "gqa");

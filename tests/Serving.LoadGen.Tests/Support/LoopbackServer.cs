@@ -24,10 +24,10 @@ public sealed class LoopbackServer : IAsyncDisposable
 
     public Uri GrpcUrl => BoundGrpcUrl ?? throw new InvalidOperationException("the server was started without gRPC");
 
-    public static async Task<LoopbackServer> StartAsync(string fixture, string servedName, bool grpc = false)
+    public static async Task<LoopbackServer> StartAsync(string fixture, string servedName, bool grpc = false, string[]? extraArgs = null)
     {
         string[] args = ["--host", "127.0.0.1", "--port", "0", "--model", Fixtures.Dir(fixture), "--served-model-name", servedName,
-            "--kv-cache-memory", (8 << 20).ToString(), .. grpc ? ["--grpc-port", "0"] : Array.Empty<string>()];
+            "--kv-cache-memory", (8 << 20).ToString(), .. grpc ? ["--grpc-port", "0"] : Array.Empty<string>(), .. extraArgs ?? []];
         var app = ServerApp.Build(args, DefaultEngine.Create);
         await app.StartAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
