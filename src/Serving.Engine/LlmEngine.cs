@@ -190,7 +190,8 @@ public sealed class LlmEngine : ILlmEngine
         }
     }
 
-    void Complete(TaskCompletionSource done, Action change, Action? onFailure = null)
+    /// Applies an adapter change on the engine thread, republishes the served list, and tells the caller how it went.
+    void ChangeLoraAdapters(TaskCompletionSource done, Action change, Action? onFailure = null)
     {
         try
         {
@@ -227,10 +228,10 @@ public sealed class LlmEngine : ILlmEngine
                     core.AbortAll();
                     break;
                 case AddLoraAdapterCommand add:
-                    Complete(add.Done, () => core.AddLoraAdapter(add.Adapter), onFailure: add.Adapter.Dispose);
+                    ChangeLoraAdapters(add.Done, () => core.AddLoraAdapter(add.Adapter), onFailure: add.Adapter.Dispose);
                     break;
                 case RemoveLoraAdapterCommand remove:
-                    Complete(remove.Done, () => core.RemoveLoraAdapter(remove.Name));
+                    ChangeLoraAdapters(remove.Done, () => core.RemoveLoraAdapter(remove.Name));
                     break;
             }
         }

@@ -127,6 +127,28 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task ALoraAdapterIsPickedAndSentAsTheModel()
+    {
+        using var lora = LoraFixture.Create("llama-gqa");
+        await using var server = await RunningServer.StartAsync(["--enable-lora", "--lora-modules", $"tuned={lora.Adapter.Path}"]);
+        await using var page = await fixture.OpenAsync(server: server);
+        await page.WaitUntilConnectedAsync();
+        var picker = page.Page.GetByLabel("Model", new() { Exact = true });
+        await Expect(picker).ToBeVisibleAsync();
+        await Expect(picker.Locator("option")).ToHaveTextAsync([RunningServer.Model, $"tuned (LoRA of {RunningServer.Model})"]);
+        await picker.SelectOptionAsync("tuned");
+        await page.SetAsync("Max tokens", "4");
+        var request = await page.SendAsync("Hi");
+        Assert.Equal("tuned", request.GetProperty("model").GetString());
+        await page.WaitForAnswerAsync();
+
+        // a server without adapters shows no picker
+        await using var plain = await fixture.OpenAsync();
+        await plain.WaitUntilConnectedAsync();
+        await Expect(plain.Page.Locator("#model-pick")).ToBeHiddenAsync();
+    }
+
+    [Fact]
     public async Task TheModelPanelAndTheGqaPictureShowTheServedModel()
     {
         await using var page = await fixture.OpenAsync();

@@ -38,9 +38,10 @@ let retry = null;
 
 async function connect() {
   clearTimeout(retry);
-  let card;
+  let cards, card;
   try {
-    card = (await api.getJson('v1/models')).data[0];
+    cards = (await api.getJson('v1/models')).data;
+    card = cards[0];
   } catch (e) {
     if (e.isAuth) return authFailed(e);
     engine.stop();
@@ -55,8 +56,19 @@ async function connect() {
   defaultMaxTokens(card.max_model_len);
   showModel(card);
   showGqa(card.model_info);
-  conversation.setModel(card.id);
+  pickModels(cards);
+  conversation.setModel($('model-select').value || card.id);
   engine.start();
+}
+
+/// With LoRA adapters (--lora-modules) the server lists several models: a picker sends the chosen one as "model"
+/// (the panels keep showing the model they all share). The choice survives a reconnect when it is still listed.
+function pickModels(cards) {
+  const select = $('model-select');
+  const chosen = select.value;
+  select.replaceChildren(...cards.map(c => el('option', { value: c.id }, c.parent ? `${c.id} (LoRA of ${c.parent})` : c.id)));
+  if (cards.some(c => c.id === chosen)) select.value = chosen;
+  $('model-pick').hidden = cards.length < 2;
 }
 
 /// Until the user sets it: 256 tokens, or half the context of a short-context model (a prompt needs room too).
@@ -67,6 +79,8 @@ function defaultMaxTokens(maxModelLen) {
 }
 
 /// Each number input gets a slider twin (for the mouse); the number input is the labelled control.
+$('model-select').addEventListener('change', () => conversation.setModel($('model-select').value));
+
 function pairSliders() {
   for (const range of document.querySelectorAll('input[type=range][data-for]')) {
     const number = $(range.dataset.for);
