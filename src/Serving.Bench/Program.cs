@@ -68,6 +68,7 @@ root.Add(EngineCommand());
 root.Add(AllReduceBenchmark.Command());
 root.Add(KVLayoutReadBenchmark.Command());
 root.Add(TensorParallelCheck.Command());
+root.Add(LoraBenchmark.Command());
 return root.Parse(args).Invoke();
 
 // serving-bench engine: the offline engine benchmark, N requests through the real LlmEngine at once.

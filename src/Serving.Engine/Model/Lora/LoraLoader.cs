@@ -137,6 +137,24 @@ internal static partial class LoraLoader
         return new LoraWeights(a, b);
     }
 
+    /// An adapter of random weights (scale 1) on every projection of every layer, for benchmarks: the shapes a PEFT
+    /// adapter of this rank on q, k, v, o, gate, up and down would have once fused.
+    internal static LoraAdapter Random(string name, ModelConfig config, int rank, ScalarType dtype, Device device, long seed)
+    {
+        using var generator = new Generator((ulong)seed, device);
+        var weights = new Dictionary<LoraTarget, LoraWeights>();
+        for (var layer = 0; layer < config.NumHiddenLayers; layer++)
+            foreach (var projection in Enum.GetValues<LoraProjection>())
+            {
+                var parts = Layout(config, projection).Where(p => p.Module is not ("qkv_proj" or "gate_up_proj")).ToList();
+                var outFeatures = parts.Max(p => p.Row + p.Rows);
+                weights[new LoraTarget(layer, projection)] = new LoraWeights(
+                    (randn([parts.Count * rank, InFeatures(config, projection)], dtype: dtype, device: device, generator: generator) * 0.01).DetachFromDisposeScope(),
+                    (randn([outFeatures, parts.Count * rank], dtype: dtype, device: device, generator: generator) * 0.01).DetachFromDisposeScope());
+            }
+        return new LoraAdapter(name, "(random)", rank, weights);
+    }
+
     static ModelLoadException Error(LoraAdapterSource source, string message) =>
         new($"LoRA adapter '{source.Name}' ({source.Path}): {message}");
 }
