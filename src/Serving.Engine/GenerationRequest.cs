@@ -20,4 +20,8 @@ public sealed record GenerationRequest
 
     /// The LoRA adapter (ILlmEngine.LoraAdapters' name) the request runs with; null: the base model.
     public string? LoraAdapter { get; init; }
+
+    /// vLLM's cache_salt: the request's prefix-cache blocks are shared only with requests of the same salt, so one
+    /// tenant cannot learn another's prompts from cache hits. Null: unsalted.
+    public string? CacheSalt { get; init; }
 }

@@ -13,6 +13,8 @@ internal static class RequestValidation
     {
         if (string.IsNullOrEmpty(request.RequestId))
             throw new InvalidRequestException("the request id must not be empty", "request_id");
+        if (request.CacheSalt is { Length: 0 })
+            throw new InvalidRequestException("cache_salt must be a non-empty string if given", "cache_salt");
         if (request.LoraAdapter is { } adapter && loraAdapters.All(a => a.Name != adapter))
             throw new InvalidRequestException($"LoRA adapter '{adapter}' is not loaded", "model");
         var prompt = request.PromptTokenIds;

@@ -30,8 +30,7 @@ internal sealed class Sequence
         RequestId = request.RequestId;
         Priority = request.Priority;
         LoraAdapter = request.LoraAdapter;
-        // an adapter's K/V differs from the base model's for the same tokens: its blocks hash apart
-        BlockTable = new BlockTable(request.LoraAdapter is { } adapter ? $"lora:{adapter}" : null);
+        BlockTable = new BlockTable(PrefixSalt(request));
         Arrival = arrival;
         Index = index;
         Parent = parent;
@@ -76,6 +75,13 @@ internal sealed class Sequence
     public SequenceStatus Status { get; internal set; } = SequenceStatus.Waiting;
     public FinishReason? FinishReason { get; internal set; }
     public bool IsFinished => Status == SequenceStatus.Finished;
+
+    /// What keeps the sequence's prefix-cache blocks apart from other requests' of the same tokens: its LoRA adapter
+    /// (whose K/V differs from the base model's) and its cache salt; null when it has neither. Length-prefixed, so no
+    /// two (adapter, salt) pairs give the same text.
+    static string? PrefixSalt(GenerationRequest request) =>
+        request.LoraAdapter is null && request.CacheSalt is null ? null
+            : $"lora {request.LoraAdapter?.Length ?? -1}:{request.LoraAdapter} salt {request.CacheSalt?.Length ?? -1}:{request.CacheSalt}";
 
     internal void MarkComputed(int numComputedTokens)
     {

@@ -28,6 +28,7 @@ internal sealed record GeneratePlan(string RequestId, GrpcPrompt Prompt, Generat
         {
             RequestId = engineId, PromptTokenIds = prompt.TokenIds, Sampling = sampling, Priority = request.Priority,
             LoraAdapter = serving.Resolve(request.Model.Length == 0 ? null : request.Model).LoraAdapter,
+            CacheSalt = request.CacheSalt.Length == 0 ? null : request.CacheSalt,
         };
         return new GeneratePlan(requestId, prompt, generation);
     }

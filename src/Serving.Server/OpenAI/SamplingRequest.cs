@@ -51,6 +51,8 @@ internal abstract record SamplingRequest
     public int? TruncatePromptTokens { get; init; }
     /// vLLM's priority under --scheduling-policy priority: lower is admitted first and preempted last.
     public int? Priority { get; init; }
+    /// vLLM's cache_salt: prefix-cache blocks are shared only among requests of the same salt.
+    public string? CacheSalt { get; init; }
 }
 
 /// include_usage: a last chunk with the request's usage; continuous_usage_stats (vLLM's), with it: every chunk carries

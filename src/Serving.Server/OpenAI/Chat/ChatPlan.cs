@@ -47,6 +47,7 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
         var generation = new GenerationRequest
         {
             RequestId = id, PromptTokenIds = ids, Sampling = sampling, Priority = request.Priority ?? 0, LoraAdapter = model.LoraAdapter,
+            CacheSalt = request.CacheSalt,
         };
         return new ChatPlan(id, ServingContext.UnixNow(), model, request, text, generation, tools, serving.Options.ToolCallParser, reasoning);
     }

@@ -34,6 +34,7 @@ internal sealed record CompletionPlan(string Id, long Created, ServedModel Model
             Sampling = SamplingRules.ToSamplingParams(fields, prompt.TokenIds.Count, limits, "prompt"),
             Priority = request.Priority ?? 0,
             LoraAdapter = model.LoraAdapter,
+            CacheSalt = request.CacheSalt,
         }).ToList();
         return new CompletionPlan(id, ServingContext.UnixNow(), model, request, prompts, requests, request.N ?? 1);
     }

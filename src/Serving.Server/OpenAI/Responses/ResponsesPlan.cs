@@ -56,6 +56,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
             ParallelToolCalls = request.ParallelToolCalls,
             ChatTemplateKwargs = request.ChatTemplateKwargs,
             Priority = request.Priority,
+            CacheSalt = request.CacheSalt,
         };
         try
         {

@@ -55,4 +55,5 @@ internal sealed record ResponsesRequest
     public JsonElement? StructuredOutputs { get; init; }
     public JsonElement? ChatTemplateKwargs { get; init; }
     public int? Priority { get; init; }
+    public string? CacheSalt { get; init; }
 }
