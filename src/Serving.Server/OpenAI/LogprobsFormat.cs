@@ -4,6 +4,13 @@ using Serving.Engine;
 
 namespace Serving.Server.OpenAI;
 
+/// How a log-probability listing names tokens: by their text, or under vLLM's return_tokens_as_token_ids as
+/// "token_id:{id}", which names every token even where its bytes are not text on their own.
+internal sealed class LogprobTokens(IPromptProcessor prompts, bool asIds)
+{
+    public string Name(int tokenId) => asIds ? $"token_id:{tokenId.ToString(CultureInfo.InvariantCulture)}" : prompts.TokenText(tokenId);
+}
+
 /// The engine's log-probabilities in OpenAI's two formats. JSON has no -infinity, so values are floored
 /// at -9999 (vLLM does the same).
 internal static class LogprobsFormat
@@ -12,34 +19,34 @@ internal static class LogprobsFormat
     const string BytesPrefix = "bytes:";
 
     /// Completions style. textOffset is where the first token's text starts in the choice's text.
-    public static CompletionLogprobs Completion(IReadOnlyList<TokenLogprob> items, int textOffset, IPromptProcessor prompts) =>
-        Completion([.. items.Select(i => i.TokenId)], items, textOffset, prompts);
+    public static CompletionLogprobs Completion(IReadOnlyList<TokenLogprob> items, int textOffset, LogprobTokens tokens) =>
+        Completion([.. items.Select(i => i.TokenId)], items, textOffset, tokens);
 
     /// Completions style for tokens whose log-probability may be missing (the first prompt token): tokenIds name
     /// the tokens, items[i] their log-probabilities or null. Prompt tokens (with a Rank) list themselves among
     /// their alternatives, as vLLM echoes them.
     public static CompletionLogprobs Completion(IReadOnlyList<int> tokenIds, IReadOnlyList<TokenLogprob?> items, int textOffset,
-        IPromptProcessor prompts)
+        LogprobTokens names)
     {
         var tokens = new List<string>(items.Count);
         var offsets = new List<int>(items.Count);
         var tops = new List<Dictionary<string, float>?>(items.Count);
         for (var i = 0; i < tokenIds.Count; i++)
         {
-            var text = prompts.TokenText(tokenIds[i]);
+            var text = names.Name(tokenIds[i]);
             tokens.Add(text);
             offsets.Add(textOffset);
             textOffset += text.Length;
-            tops.Add(items[i] is { } item ? Top(item, prompts) : null);
+            tops.Add(items[i] is { } item ? Top(item, names) : null);
         }
         return new CompletionLogprobs(tokens, [.. items.Select(i => i is null ? (float?)null : Clamp(i.Logprob))], tops, offsets);
     }
 
-    static Dictionary<string, float> Top(TokenLogprob item, IPromptProcessor prompts)
+    static Dictionary<string, float> Top(TokenLogprob item, LogprobTokens names)
     {
         var top = new Dictionary<string, float>();
-        foreach (var alt in item.Top) top.TryAdd(prompts.TokenText(alt.TokenId), Clamp(alt.Logprob));
-        if (item.Rank is not null) top.TryAdd(prompts.TokenText(item.TokenId), Clamp(item.Logprob));
+        foreach (var alt in item.Top) top.TryAdd(names.Name(alt.TokenId), Clamp(alt.Logprob));
+        if (item.Rank is not null) top.TryAdd(names.Name(item.TokenId), Clamp(item.Logprob));
         return top;
     }
 
@@ -70,13 +77,13 @@ internal static class LogprobsFormat
     static string Id(int tokenId) => tokenId.ToString(CultureInfo.InvariantCulture);
 
     /// Chat style: each token with its UTF-8 bytes and its top alternatives.
-    public static ChatLogprobs Chat(IReadOnlyList<TokenLogprob> items, IPromptProcessor prompts) =>
+    public static ChatLogprobs Chat(IReadOnlyList<TokenLogprob> items, LogprobTokens names) =>
         new([.. items.Select(item =>
         {
-            var text = prompts.TokenText(item.TokenId);
+            var text = names.Name(item.TokenId);
             return new ChatTokenLogprob(text, Clamp(item.Logprob), Bytes(text), [.. item.Top.Select(alt =>
             {
-                var altText = prompts.TokenText(alt.TokenId);
+                var altText = names.Name(alt.TokenId);
                 return new ChatTopLogprob(altText, Clamp(alt.Logprob), Bytes(altText));
             })]);
         })]);

@@ -33,6 +33,8 @@ internal abstract record SamplingRequest
     public int? MinTokens { get; init; }
     public string? User { get; init; }
     public bool? ReturnTokenIds { get; init; }
+    /// vLLM's return_tokens_as_token_ids: log-probability listings name tokens "token_id:{id}" instead of their text.
+    public bool? ReturnTokensAsTokenIds { get; init; }
     public bool? AddSpecialTokens { get; init; }
     public bool? SkipSpecialTokens { get; init; }
     public bool? IncludeStopStrInOutput { get; init; }

@@ -13,7 +13,7 @@ internal sealed record ReasoningPart(bool StartsThinking, bool Include);
 /// delta, Record only records it; ToChoice gives the whole assistant message. The reasoning part (when the server
 /// has a reasoning parser) takes the thinking off the front of the text; the tool-call reader decides what the
 /// rest is: content, or the arguments of tool calls.
-internal sealed class ChatChoiceState(int index, bool returnTokenIds, IPromptProcessor prompts, ToolCallReader reader,
+internal sealed class ChatChoiceState(int index, bool returnTokenIds, LogprobTokens names, ToolCallReader reader,
     ReasoningPart? reasoning)
 {
     readonly StringBuilder _text = new();
@@ -55,7 +55,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, IPromptPro
         var content = step.Content is { Length: 0 } && (final || step.ToolCalls is not null || _splitter is not null) ? null : step.Content;
         var finish = e.FinishReason is { } reason ? reader.FinishReason(reason.ToOpenAI(), _streamedCalls) : null;
         return new ChatChunkChoice(index, new ChatDelta(null, content) { Reasoning = thinking, ToolCalls = step.ToolCalls },
-            e.Logprobs is null ? null : LogprobsFormat.Chat(e.Logprobs, prompts), finish, e.StopReason.ToOpenAI())
+            e.Logprobs is null ? null : LogprobsFormat.Chat(e.Logprobs, names), finish, e.StopReason.ToOpenAI())
         {
             TokenIds = returnTokenIds ? e.TokenIds : null,
         };
@@ -82,7 +82,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, IPromptPro
         var (content, calls) = rest is null ? (null, null) : reader.Complete(rest);
         var finish = _finishReason is null ? null : reader.FinishReason(_finishReason, calls is { Count: > 0 });
         return new(index, new ChatMessage("assistant", content) { Reasoning = reasoning is { Include: true } ? thinking : null, ToolCalls = calls },
-            _logprobs is null ? null : LogprobsFormat.Chat(_logprobs, prompts), finish, _stopReason.ToOpenAI())
+            _logprobs is null ? null : LogprobsFormat.Chat(_logprobs, names), finish, _stopReason.ToOpenAI())
         {
             TokenIds = returnTokenIds ? _tokenIds : null,
         };

@@ -60,6 +60,7 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
     }
 
     public ChatChoiceState[] NewChoiceStates(IPromptProcessor prompts) =>
-        [.. Enumerable.Range(0, N).Select(i => new ChatChoiceState(i, Request.ReturnTokenIds == true, prompts,
+        [.. Enumerable.Range(0, N).Select(i => new ChatChoiceState(i, Request.ReturnTokenIds == true,
+            new LogprobTokens(prompts, Request.ReturnTokensAsTokenIds == true),
             ToolCallReader.For(Tools, ToolCallParser is { } parser ? ToolCallParsers.Create(parser) : null), Reasoning))];
 }

@@ -11,7 +11,7 @@ internal sealed record Echo(string Text, bool WithLogprobs, bool Only);
 /// One choice of a completions request as its events arrive: Append records an event and gives the
 /// streaming delta, Record only records it; ToChoice gives the whole choice.
 internal sealed class CompletionChoiceState(int index, PromptInput prompt, Echo? echo, bool returnTokenIds,
-    IPromptProcessor prompts)
+    IPromptProcessor prompts, LogprobTokens names)
 {
     readonly StringBuilder _text = new(echo?.Text);
     readonly List<int> _tokenIds = [];
@@ -54,7 +54,7 @@ internal sealed class CompletionChoiceState(int index, PromptInput prompt, Echo?
         var deltaLogprobs = first ? EchoedPrompt() : null;
         if (e.Logprobs is not null && !EchoOnly)
         {
-            var tokens = LogprobsFormat.Completion(e.Logprobs, _logprobsEnd, prompts);
+            var tokens = LogprobsFormat.Completion(e.Logprobs, _logprobsEnd, names);
             deltaLogprobs = deltaLogprobs is null ? tokens : LogprobsFormat.Concat(deltaLogprobs, tokens);
         }
         if (deltaLogprobs is not null) _logprobsEnd = LogprobsFormat.End(deltaLogprobs);
@@ -71,7 +71,7 @@ internal sealed class CompletionChoiceState(int index, PromptInput prompt, Echo?
         var logprobs = EchoedPrompt();
         if (_logprobs is not null)
         {
-            var generated = LogprobsFormat.Completion(_logprobs, logprobs is null ? 0 : LogprobsFormat.End(logprobs), prompts);
+            var generated = LogprobsFormat.Completion(_logprobs, logprobs is null ? 0 : LogprobsFormat.End(logprobs), names);
             logprobs = logprobs is null ? generated : LogprobsFormat.Concat(logprobs, generated);
         }
         return new CompletionChoice(index, _text.ToString(), logprobs, _finishReason, _stopReason.ToOpenAI())
@@ -85,6 +85,6 @@ internal sealed class CompletionChoiceState(int index, PromptInput prompt, Echo?
     /// With echo and logprobs: the prompt's tokens, from offset 0 (null until the prompt log-probabilities came).
     CompletionLogprobs? EchoedPrompt() =>
         echo?.WithLogprobs == true && _promptLogprobs is not null
-            ? LogprobsFormat.Completion(prompt.TokenIds, _promptLogprobs, 0, prompts)
+            ? LogprobsFormat.Completion(prompt.TokenIds, _promptLogprobs, 0, names)
             : null;
 }

@@ -50,13 +50,14 @@ internal sealed record CompletionPlan(string Id, long Created, ServedModel Model
     public CompletionChoiceState[] NewChoiceStates(ServingContext serving)
     {
         var states = new CompletionChoiceState[Prompts.Count * N];
+        var names = new LogprobTokens(serving.Prompts, Request.ReturnTokensAsTokenIds == true);
         for (var p = 0; p < Prompts.Count; p++)
         {
             var echo = Request.Echo == true
                 ? new Echo(Prompts[p].Text ?? serving.Prompts.Decode(Prompts[p].TokenIds), Request.Logprobs is not null, EchoOnly)
                 : null;
             for (var i = 0; i < N; i++)
-                states[p * N + i] = new CompletionChoiceState(p * N + i, Prompts[p], echo, Request.ReturnTokenIds == true, serving.Prompts);
+                states[p * N + i] = new CompletionChoiceState(p * N + i, Prompts[p], echo, Request.ReturnTokenIds == true, serving.Prompts, names);
         }
         return states;
     }
