@@ -34,4 +34,33 @@ public sealed class StreamFailureTests
         Assert.Equal("request_failed", body!["error"]!["code"]!.GetValue<string>());
         await server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.KVUsage == 0);
     }
+
+    [Fact]
+    public async Task AFaultMidResponseStreamBecomesAnErrorEventThenResponseFailed()
+    {
+        await using var server = await RunningServer.StartAsync(
+            engineFactory: (options, logs) => new FaultingEngine(DefaultEngine.Create(options, logs)));
+        var (response, events) = await server.StreamAsync("/v1/responses", new
+        {
+            model = RunningServer.Model, input = "Hello!", max_output_tokens = 50, ignore_eos = true, stream = true,
+        });
+        using (response)
+        using (events)
+        {
+            var all = await events.ReadAllAsync();
+            Assert.Equal("response.created", all[0]["type"]!.GetValue<string>());
+            var (error, failed) = (all[^2], all[^1]);
+            Assert.Equal("error", error["type"]!.GetValue<string>());
+            Assert.Equal("injected fault after two events", error["message"]!.GetValue<string>());
+            Assert.Equal("response.failed", failed["type"]!.GetValue<string>());
+            Assert.Equal("failed", failed["response"]!["status"]!.GetValue<string>());
+            Assert.Equal("request_failed", failed["response"]!["error"]!["code"]!.GetValue<string>());
+            Assert.Equal(Enumerable.Range(0, all.Count), all.Select(e => e["sequence_number"]!.GetValue<int>()));
+            // a failed response is not stored
+            var id = failed["response"]!["id"]!.GetValue<string>();
+            using var get = await server.Http.GetAsync($"/v1/responses/{id}");
+            Assert.Equal(404, (int)get.StatusCode);
+        }
+        await server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.KVUsage == 0);
+    }
 }
