@@ -86,13 +86,14 @@ internal abstract class ToolCallParser
 /// The --tool-call-parser names and their parsers.
 internal static class ToolCallParsers
 {
-    public static readonly IReadOnlyList<string> Names = ["llama3_json", "hermes", "mistral"];
+    public static readonly IReadOnlyList<string> Names = ["llama3_json", "hermes", "mistral", "pythonic"];
 
     public static ToolCallParser Create(string name) => name switch
     {
         "llama3_json" => new Llama3JsonParser(),
         "hermes" => new HermesParser(),
         "mistral" => new MistralParser(),
+        "pythonic" => new PythonicParser(),
         _ => throw new ArgumentException($"unknown tool call parser '{name}'", nameof(name)),
     };
 }
@@ -103,11 +104,11 @@ internal sealed class Llama3JsonParser : ToolCallParser
 {
     const string PythonTag = "<|python_tag|>";
 
+    /// The calls are the whole answer: they start at its beginning (white space before them is theirs).
     public override int? FindStart(string text)
     {
-        var start = text.Length - text.TrimStart().Length;
-        var rest = text.AsSpan(start);
-        return rest.StartsWith(PythonTag) || rest.StartsWith("{") ? start : null;
+        var rest = text.AsSpan().TrimStart();
+        return rest.StartsWith(PythonTag) || rest.StartsWith("{") ? 0 : null;
     }
 
     public override int PossibleStartLength(string text) =>
@@ -115,7 +116,8 @@ internal sealed class Llama3JsonParser : ToolCallParser
 
     protected override IReadOnlyList<ParsedToolCall>? ParseCalls(string calls)
     {
-        var body = calls.StartsWith(PythonTag, StringComparison.Ordinal) ? calls[PythonTag.Length..] : calls;
+        var body = calls.TrimStart();
+        if (body.StartsWith(PythonTag, StringComparison.Ordinal)) body = body[PythonTag.Length..];
         return AllCalls(JsonValues(body, ';'), "parameters", "arguments");
     }
 }

@@ -3,7 +3,7 @@ using Serving.Server.OpenAI.Tools;
 
 namespace Serving.Server.Tests.OpenAI.Tools;
 
-/// The --tool-call-parser formats (llama3_json, hermes, mistral) and the required-call scanner, read whole and
+/// The --tool-call-parser formats (llama3_json, hermes, mistral, pythonic) and the required-call scanner, read whole and
 /// streamed in every split: the streamed content and calls always add up to the whole answer.
 public sealed class ToolCallReaderTests
 {
@@ -18,10 +18,20 @@ public sealed class ToolCallReaderTests
         { "llama3_json", "<|python_tag|>{\"name\": \"a\", \"parameters\": {}}; {\"name\": \"b\", \"parameters\": {\"x\": [1]}}",
             null, ["a {}", "b {\"x\":[1]}"] },
         { "llama3_json", "  The capital is Paris.", "  The capital is Paris.", [] },
+        { "llama3_json", " \n{\"name\": \"a\", \"parameters\": {}}", null, ["a {}"] },
         { "llama3_json", "{\"not\": \"a call\"}", "{\"not\": \"a call\"}", [] },
         { "mistral", "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]", null, ["get_weather {\"city\":\"Paris\"}"] },
         { "mistral", "[{\"name\": \"a\", \"arguments\": {\"k\": true}}, {\"name\": \"b\", \"arguments\": {}}]", null, ["a {\"k\":true}", "b {}"] },
         { "mistral", "Sure [1] is fine", "Sure [1] is fine", [] },
+        { "pythonic", "[get_weather(city='San Francisco', metric=\"celsius\"), get_time()]", null,
+            ["get_weather {\"city\":\"San Francisco\",\"metric\":\"celsius\"}", "get_time {}"] },
+        { "pythonic", "<|python_start|>[book(seats=2, window=True, meal=None, legs=[{'from': 'CDG', 'to': \"SFO\"}], price=-1.5e2, tags=('a', 'b'),)]<|python_end|>", null,
+            ["book {\"seats\":2,\"window\":true,\"meal\":null,\"legs\":[{\"from\":\"CDG\",\"to\":\"SFO\"}],\"price\":-150,\"tags\":[\"a\",\"b\"]}"] },
+        { "pythonic", " [say(text='it\\'s \\u00e9t\\u00e9\\n')]", null, ["say {\"text\":\"it\\u0027s \\u00E9t\\u00E9\\n\"}"] },
+        { "pythonic", "[1, 2] are the answers", "[1, 2] are the answers", [] },
+        { "pythonic", "[f(1)]", "[f(1)]", [] },
+        { "pythonic", "[f(a=1, a=2)]", "[f(a=1, a=2)]", [] },
+        { "pythonic", "The answer is 4.", "The answer is 4.", [] },
     };
 
     [Theory]
