@@ -53,8 +53,12 @@ public sealed class LlmEngine : ILlmEngine
             throw new InvalidRequestException($"LoRA adapter '{source.Name}' is already loaded", "lora_name");
         var adapter = await Task.Run(() => _setup.Core.Model.LoadLoraAdapter(source, _options.MaxLoraRank), cancellationToken);
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _commands.Writer.TryWrite(new AddLoraAdapterCommand(adapter, done));
-        await done.Task;
+        if (!_commands.Writer.TryWrite(new AddLoraAdapterCommand(adapter, done)))
+        {
+            adapter.Dispose();
+            throw new EngineUnavailableException("the engine has stopped");
+        }
+        await done.Task.WaitAsync(cancellationToken);
     }
 
     /// Stops serving an adapter once the engine reaches its next step boundary. InvalidRequestException when no
@@ -64,7 +68,7 @@ public sealed class LlmEngine : ILlmEngine
         if (_state != EngineState.Ready || _setup is null)
             throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()}");
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _commands.Writer.TryWrite(new RemoveLoraAdapterCommand(name, done));
+        if (!_commands.Writer.TryWrite(new RemoveLoraAdapterCommand(name, done))) throw new EngineUnavailableException("the engine has stopped");
         await done.Task.WaitAsync(cancellationToken);
     }
 
@@ -111,7 +115,11 @@ public sealed class LlmEngine : ILlmEngine
                 $"{_options.MaxNumQueuedRequests} sequences are already waiting (--max-num-queued-reqs); retry later");
         }
         var state = new RequestState(request);
-        _commands.Writer.TryWrite(new AddRequestCommand(state));
+        if (!_commands.Writer.TryWrite(new AddRequestCommand(state)))
+        {
+            Interlocked.Add(ref _numQueued, -n);
+            throw new EngineUnavailableException("the engine has stopped");
+        }
         return state;
     }
 
@@ -161,8 +169,34 @@ public sealed class LlmEngine : ILlmEngine
         }
         _loraAdapters = [.. _setup.Core.Model.LoraAdapters.Select(a => new Model.Lora.LoraAdapterSource(a.Name, a.Path))];
         using (_setup.Core)
+        {
             RunLoop(_setup.Core);
+            FailLeftoverCommands();
+        }
         _stopped.TrySetResult();
+    }
+
+    /// Once the loop has ended nothing reads the channel: close it (later writes fail at once) and answer what is
+    /// still in it, so no caller waits for ever and no loaded adapter's weights are left behind.
+    void FailLeftoverCommands()
+    {
+        _commands.Writer.TryComplete();
+        var stopped = new EngineUnavailableException("the engine has stopped");
+        while (_commands.Reader.TryRead(out var command))
+            switch (command)
+            {
+                case AddRequestCommand add:
+                    Interlocked.Add(ref _numQueued, -add.Request.Request.Sampling.N);
+                    add.Request.Fail(stopped);
+                    break;
+                case AddLoraAdapterCommand add:
+                    add.Adapter.Dispose();
+                    add.Done.TrySetException(stopped);
+                    break;
+                case RemoveLoraAdapterCommand remove:
+                    remove.Done.TrySetException(stopped);
+                    break;
+            }
     }
 
     void RunLoop(EngineCore core)

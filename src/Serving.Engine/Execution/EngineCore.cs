@@ -51,9 +51,11 @@ internal sealed partial class EngineCore : IDisposable
         try
         {
             // checked again here: the adapter may have been unloaded since the request was validated
-            if (request.Request.LoraAdapter is { } adapter && _runner.Model.LoraAdapterIndex(adapter) < 0)
-                throw new InvalidRequestException($"LoRA adapter '{adapter}' is not loaded", "model");
-            sequences = _scheduler.Add(request.Request);
+            string? adapterKey = null;
+            if (request.Request.LoraAdapter is { } adapter)
+                adapterKey = _runner.Model.LoraAdapters.FirstOrDefault(a => a.Name == adapter)?.Key
+                    ?? throw new InvalidRequestException($"LoRA adapter '{adapter}' is not loaded", "model");
+            sequences = _scheduler.Add(request.Request, adapterKey);
         }
         catch (InvalidRequestException error)
         {

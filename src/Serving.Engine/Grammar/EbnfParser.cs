@@ -105,8 +105,10 @@ internal sealed class EbnfParser
 
     GrammarExpr ParseQuantified(GrammarExpr term)
     {
-        while (_at < _text.Length)
+        while (true)
         {
+            SkipSpace();   // llama.cpp reads "a" * as "a"*
+            if (_at >= _text.Length) return term;
             var c = _text[_at];
             (int Min, int? Max)? bounds = c switch
             {
@@ -120,7 +122,6 @@ internal sealed class EbnfParser
             if (c != '{') _at++;
             term = GrammarExpr.Repeat(term, b.Min, b.Max);
         }
-        return term;
     }
 
     (int, int?) ParseBraces()
@@ -145,7 +146,7 @@ internal sealed class EbnfParser
         var text = new StringBuilder();
         while (true)
         {
-            if (_at >= _text.Length || _text[_at] is '\n') throw Error("unterminated string");
+            if (_at >= _text.Length) throw Error("unterminated string");
             var c = _text[_at++];
             if (c == '"') return GrammarExpr.Literal(text.ToString());
             text.Append(char.ConvertFromUtf32(c == '\\' ? ParseEscape() : CodePoint(c)));
@@ -203,11 +204,11 @@ internal sealed class EbnfParser
     int Hex(int digits)
     {
         if (_at + digits > _text.Length
-            || !int.TryParse(_text.AsSpan(_at, digits), System.Globalization.NumberStyles.HexNumber, null, out var value)
+            || !uint.TryParse(_text.AsSpan(_at, digits), System.Globalization.NumberStyles.AllowHexSpecifier, null, out var value)
             || value > CodePointSet.MaxCodePoint || value is >= 0xD800 and <= 0xDFFF)
             throw Error("bad hexadecimal escape");
         _at += digits;
-        return value;
+        return (int)value;
     }
 
     /// c and, when it is a high surrogate, the low surrogate after it.

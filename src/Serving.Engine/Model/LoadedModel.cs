@@ -30,6 +30,7 @@ public sealed class LoadedModel : IDisposable
     bool _useCudaGraphs = true;
     DecodeGraphs? _graphs;
     readonly List<Lora.LoraAdapter> _loraAdapters = [];
+    long _loraLoads;
 
     internal LoadedModel(string directory, CausalLM model, GenerationConfig generation, ICommunicator? communicator = null,
         PeerRanks? peers = null)
@@ -166,6 +167,7 @@ public sealed class LoadedModel : IDisposable
     internal void AddLoraAdapter(Lora.LoraAdapter adapter)
     {
         if (_loraAdapters.Any(a => a.Name == adapter.Name)) throw new InvalidOperationException($"LoRA adapter '{adapter.Name}' is already loaded");
+        adapter.Key = $"{adapter.Name}#{++_loraLoads}";
         _loraAdapters.Add(adapter);
     }
 
@@ -174,6 +176,7 @@ public sealed class LoadedModel : IDisposable
     {
         var index = LoraAdapterIndex(name);
         if (index < 0) return false;
+        _stream?.Synchronize();   // no step still queued on the model's stream reads the weights being freed
         _loraAdapters[index].Dispose();
         _loraAdapters.RemoveAt(index);
         return true;

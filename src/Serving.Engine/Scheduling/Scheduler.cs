@@ -37,10 +37,11 @@ internal sealed partial class Scheduler
     public IReadOnlyList<Sequence> Running => _running;
     public bool HasUnfinishedSequences => _waiting.Count > 0 || _running.Count > 0;
 
-    /// Admits a request (already checked by RequestValidation) as N waiting sequences (sibling 0 first). Throws
+    /// Admits a request (already checked by RequestValidation) as N waiting sequences (sibling 0 first); adapterKey is
+    /// the served load of its LoRA adapter (LoraAdapter.Key; default its name), which salts its prefix blocks. Throws
     /// InvalidRequestException, naming the counts, when the whole KV pool could never hold it, or when its request
     /// id is already live.
-    public IReadOnlyList<Sequence> Add(GenerationRequest request)
+    public IReadOnlyList<Sequence> Add(GenerationRequest request, string? adapterKey = null)
     {
         AdmissionCheck.Validate(request, _kvCache);
         if (request.Priority != 0 && _options.Policy != SchedulingPolicy.Priority)
@@ -51,7 +52,7 @@ internal sealed partial class Scheduler
         var sequences = new Sequence[request.Sampling.N];
         for (var index = 0; index < sequences.Length; index++)
         {
-            sequences[index] = new Sequence(request, index, index == 0 ? null : sequences[0], _numArrivals++);
+            sequences[index] = new Sequence(request, index, index == 0 ? null : sequences[0], _numArrivals++, adapterKey ?? request.LoraAdapter);
             Wait(sequences[index], preempted: false);
         }
         _requests.Add(request.RequestId, sequences);

@@ -25,12 +25,12 @@ internal sealed class Sequence
     readonly int[] _promptTokenIds;
     readonly List<int> _outputTokenIds = [];
 
-    public Sequence(GenerationRequest request, int index, Sequence? parent, long arrival)
+    public Sequence(GenerationRequest request, int index, Sequence? parent, long arrival, string? adapterKey = null)
     {
         RequestId = request.RequestId;
         Priority = request.Priority;
         LoraAdapter = request.LoraAdapter;
-        BlockTable = new BlockTable(PrefixSalt(request));
+        BlockTable = new BlockTable(PrefixSalt(adapterKey, request.CacheSalt));
         Arrival = arrival;
         Index = index;
         Parent = parent;
@@ -76,12 +76,12 @@ internal sealed class Sequence
     public FinishReason? FinishReason { get; internal set; }
     public bool IsFinished => Status == SequenceStatus.Finished;
 
-    /// What keeps the sequence's prefix-cache blocks apart from other requests' of the same tokens: its LoRA adapter
-    /// (whose K/V differs from the base model's) and its cache salt; null when it has neither. Length-prefixed, so no
-    /// two (adapter, salt) pairs give the same text.
-    static string? PrefixSalt(GenerationRequest request) =>
-        request.LoraAdapter is null && request.CacheSalt is null ? null
-            : $"lora {request.LoraAdapter?.Length ?? -1}:{request.LoraAdapter} salt {request.CacheSalt?.Length ?? -1}:{request.CacheSalt}";
+    /// What keeps the sequence's prefix-cache blocks apart from other requests' of the same tokens: the load of its
+    /// LoRA adapter (whose K/V differs from the base model's and from another load's) and its cache salt; null when it
+    /// has neither. Length-prefixed, so no two (adapter, salt) pairs give the same text.
+    static string? PrefixSalt(string? adapterKey, string? cacheSalt) =>
+        adapterKey is null && cacheSalt is null ? null
+            : $"lora {adapterKey?.Length ?? -1}:{adapterKey} salt {cacheSalt?.Length ?? -1}:{cacheSalt}";
 
     internal void MarkComputed(int numComputedTokens)
     {

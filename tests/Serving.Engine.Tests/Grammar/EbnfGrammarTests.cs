@@ -83,6 +83,8 @@ public sealed class EbnfGrammarTests
     [InlineData("root ::= item-list\nitem-list ::= (item_1 \",\")* item_1\nitem_1 ::= [0-9]+ # digits\n", "1,22,333", true)]
     [InlineData("""root ::= "a" | """, "", true)]
     [InlineData("""root ::= ( "a" | "b" ) ( "c" ( "d" | "e" ) )+""", "acdce", true)]
+    [InlineData("""root ::= "a" * "b" ?""", "aaa", true)]
+    [InlineData("root ::= \"two\nlines\"", "two\nlines", true)]
     public void TermsQuantifiersAndEscapesMeanWhatGbnfSays(string grammar, string text, bool expected) =>
         Assert.Equal(expected, Matches(grammar, text));
 
@@ -97,6 +99,7 @@ public sealed class EbnfGrammarTests
     [InlineData("""root ::= ("a" | "b" """, "missing ')'")]
     [InlineData("""root ::= [a-""", "missing ']'")]
     [InlineData("""root ::= [z-a]""", "bad character range")]
+    [InlineData("""root ::= [\UFFFFFFFF-a]""", "bad hexadecimal escape")]
     [InlineData("""root = "a" """, "expected '::=' after 'root'")]
     [InlineData("""root ::= "a"{3,1}""", "bad repetition {3,1}")]
     [InlineData("""root ::= "a" ) """, "unexpected ')'")]

@@ -62,6 +62,25 @@ public sealed class LoraRuntimeUpdateTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnAdapterLoadedAgainUnderItsNameFindsNoneOfTheOldLoadsBlocks()
+    {
+        using var other = LoraFixture.Create("llama-gqa", seed: 8);
+        var prompt = string.Join(" ", Enumerable.Repeat("an adapter reloaded under its name starts cold", 5));
+        async Task<int> CachedTokens()
+        {
+            var (status, body) = await _server.PostAsync("/v1/completions", new { model = "swap", prompt, max_tokens = 1 });
+            Assert.Equal(200, status);
+            return body!["usage"]!["prompt_tokens_details"]!["cached_tokens"]!.GetValue<int>();
+        }
+        Assert.Equal(200, (await Post("/v1/load_lora_adapter", new { lora_name = "swap", lora_path = _lora.Adapter.Path })).Status);
+        await CachedTokens();
+        Assert.True(await CachedTokens() > 0, "the first load's blocks serve its own repeat");
+        Assert.Equal(200, (await Post("/v1/unload_lora_adapter", new { lora_name = "swap" })).Status);
+        Assert.Equal(200, (await Post("/v1/load_lora_adapter", new { lora_name = "swap", lora_path = other.Adapter.Path })).Status);
+        Assert.Equal(0, await CachedTokens());
+    }
+
+    [Fact]
     public async Task BadLoadsAre400sNamingTheField()
     {
         using var broken = new TempDirectory();

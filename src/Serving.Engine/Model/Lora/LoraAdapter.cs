@@ -21,6 +21,10 @@ internal sealed class LoraAdapter(string name, string path, int rank, IReadOnlyD
     public int Rank { get; } = rank;
     public int NumProjections => weights.Count;
 
+    /// This load of the adapter, unique in the process (its name and the load's number): what keeps the prefix-cache
+    /// blocks of an adapter unloaded and loaded again under the same name apart from the old one's. Set when served.
+    public string Key { get; internal set; } = name;
+
     public LoraWeights? For(LoraTarget target) => weights.GetValueOrDefault(target);
 
     public void Dispose()

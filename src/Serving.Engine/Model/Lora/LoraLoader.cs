@@ -22,6 +22,19 @@ internal static partial class LoraLoader
 
     public static LoraAdapter Load(LoraAdapterSource source, ModelConfig config, int maxRank, ScalarType dtype, Device device)
     {
+        try
+        {
+            return Read(source, config, maxRank, dtype, device);
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException
+            or FormatException or OverflowException or CheckpointException)
+        {
+            throw Error(source, error.Message);
+        }
+    }
+
+    static LoraAdapter Read(LoraAdapterSource source, ModelConfig config, int maxRank, ScalarType dtype, Device device)
+    {
         var (rank, scale) = ReadConfig(source, maxRank);
         var weightsPath = System.IO.Path.Combine(source.Path, WeightsFile);
         if (!File.Exists(weightsPath))

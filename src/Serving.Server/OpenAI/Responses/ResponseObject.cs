@@ -49,10 +49,10 @@ internal sealed record ItemList(IReadOnlyList<ResponseItem> Data, string? FirstI
     public string Object => "list";
 }
 
-/// DELETE /v1/responses/{id}.
+/// DELETE /v1/responses/{id} (OpenAI's answer: the object is "response").
 internal sealed record ResponseDeleted(string Id, bool Deleted)
 {
-    public string Object => "response.deleted";
+    public string Object => "response";
 }
 
 /// One event of a streamed response ("response.output_text.delta", ...), numbered in order; each kind fills the

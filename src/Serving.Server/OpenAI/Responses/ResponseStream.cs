@@ -13,6 +13,7 @@ internal sealed class ResponseStream(OutputIds ids, bool logprobs)
     readonly List<OpenItem> _opened = [];
     readonly Dictionary<int, OpenItem> _calls = [];
     readonly List<ChatTokenLogprob> _heldLogprobs = [];   // of tokens that wrote no text yet (held back, or thinking)
+    string _heldSpace = "";   // white space before the message's first text: the answer may be calls, with no message
     int _sequence;
 
     public ResponseEvent Lifecycle(string type, ResponseObject response) => Next(type) with { Response = response };
@@ -30,7 +31,17 @@ internal sealed class ResponseStream(OutputIds ids, bool logprobs)
                 ItemId = item.Id, OutputIndex = item.OutputIndex, ContentIndex = 0, Delta = thinking,
             };
         }
-        if (chunk.Delta.Content is { Length: > 0 } text)
+        var text = chunk.Delta.Content ?? "";
+        if (!_opened.Any(o => o.Id == ids.Message) && string.IsNullOrWhiteSpace(text))
+        {
+            _heldSpace += text;
+            text = "";
+        }
+        else if (text.Length > 0)
+        {
+            (text, _heldSpace) = (_heldSpace + text, "");
+        }
+        if (text.Length > 0)
         {
             var (item, added) = Open(ids.Message);
             if (added)
@@ -84,12 +95,9 @@ internal sealed class ResponseStream(OutputIds ids, bool logprobs)
             }
             foreach (var e in Done(item, open.OutputIndex)) yield return e;
         }
-        var terminal = response.Status switch
-        {
-            "incomplete" => "response.incomplete",
-            "cancelled" => "response.cancelled",
-            _ => "response.completed",
-        };
+        // OpenAI's streams end with completed, incomplete or failed: a response the server aborted is incomplete
+        // (its status says cancelled)
+        var terminal = response.Status is "incomplete" or "cancelled" ? "response.incomplete" : "response.completed";
         yield return Lifecycle(terminal, response);
     }
 
