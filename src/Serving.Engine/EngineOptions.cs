@@ -39,6 +39,13 @@ public sealed record EngineOptions
     public IReadOnlyList<Model.Lora.LoraAdapterSource> LoraModules { get; init; } = [];
     /// The largest adapter rank accepted (vLLM's --max-lora-rank).
     public int MaxLoraRank { get; init; } = 16;
+    /// The most LoRA adapters loaded at once, at start and while serving (vLLM's --max-loras; every loaded adapter stays
+    /// on the device here). Null: as many as LoraModules (none: LoRA off). On a GPU the KV cache leaves room for the ones
+    /// not loaded at start, at MaxLoraRank on every projection.
+    public int? MaxLoras { get; init; }
+
+    /// MaxLoras resolved.
+    public int LoraCapacity => MaxLoras ?? LoraModules.Count;
     /// vLLM's --scheduling-policy: first come first served, or by each request's priority.
     public SchedulingPolicy SchedulingPolicy { get; init; } = SchedulingPolicy.Fcfs;
     /// Fraction of GPU memory the engine may use (weights + KV + activations) on CUDA.

@@ -51,6 +51,9 @@ public sealed class LlmEngine : ILlmEngine
             throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()}");
         if (_loraAdapters.Any(a => a.Name == source.Name))
             throw new InvalidRequestException($"LoRA adapter '{source.Name}' is already loaded", "lora_name");
+        if (_loraAdapters.Count >= _options.LoraCapacity)
+            throw new InvalidRequestException(
+                $"{_options.LoraCapacity} LoRA adapters are loaded, the most at once (--max-loras); unload one first", "lora_name");
         var adapter = await Task.Run(() => _setup.Core.Model.LoadLoraAdapter(source, _options.MaxLoraRank), cancellationToken);
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         if (!_commands.Writer.TryWrite(new AddLoraAdapterCommand(adapter, done)))

@@ -47,7 +47,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             Log.TensorParallel(logger, shard.Size, string.Join(", ", model.Devices), shard.NumHeads, shard.NumKVHeads,
                 shard.KVHeadReplicas, shard.IntermediateSize, shard.VocabRows);
         // before the KV cache is planned: the adapters' weights are memory it cannot have
-        model.LoadLoraAdapters(options.LoraModules, options.MaxLoraRank);
+        model.LoadLoraAdapters(options.LoraModules, options.MaxLoraRank, options.LoraCapacity);
         foreach (var adapter in model.LoraAdapters) Log.LoraAdapterLoaded(logger, adapter.Name, adapter.Path, adapter.Rank, adapter.NumProjections);
         var tokenizer = TextTokenizer.Load(TokenizerFolder(options, model));
         var eosTokenIds = config.EosTokenIds.Concat(model.Generation.EosTokenIds).Concat(tokenizer.EosTokenIds)
@@ -117,8 +117,10 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
     static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, KVCacheDtype cacheDtype, GpuMemoryProfiler? gpuMemory,
         int maxModelLen)
     {
+        // room for the adapters --max-loras allows beyond those loaded at start, at --max-lora-rank
+        var loraReserve = (options.LoraCapacity - model.LoraAdapters.Count) * Model.Lora.LoraLoader.DeviceBytes(model.Config, options.MaxLoraRank, model.Dtype);
         var memory = options.NumGpuBlocksOverride is null && gpuMemory is not null
-            ? gpuMemory.KVBudgetBytes(options, model, cacheDtype, maxModelLen)
+            ? gpuMemory.KVBudgetBytes(options, model, cacheDtype, maxModelLen) - loraReserve
             : options.KVCacheMemoryBytes;
         return KVCacheSizing.Plan(model.KVCacheSpec(cacheDtype), memory, options.BlockSize, options.NumGpuBlocksOverride);
     }

@@ -145,8 +145,13 @@ public sealed class LoadedModel : IDisposable
 
     /// Loads PEFT LoRA adapters (vLLM's --lora-modules) onto the model's device; ModelLoadException names the one at
     /// fault. Not under tensor parallelism.
-    public void LoadLoraAdapters(IReadOnlyList<Lora.LoraAdapterSource> sources, int maxRank)
+    public void LoadLoraAdapters(IReadOnlyList<Lora.LoraAdapterSource> sources, int maxRank, int? capacity = null)
     {
+        if (capacity is { } most)
+        {
+            if (sources.Count > most) throw new ModelLoadException($"{sources.Count} LoRA adapters are given, --max-loras is {most}");
+            MaxLoraAdapters = most;
+        }
         if (sources.Count == 0) return;
         if (_peers is not null) throw new ModelLoadException("LoRA adapters (--lora-modules) are not supported with --tensor-parallel-size above 1");
         foreach (var source in sources)
@@ -163,10 +168,15 @@ public sealed class LoadedModel : IDisposable
         return Lora.LoraLoader.Load(source, Config, maxRank, Dtype, Device);
     }
 
+    /// The most adapters served at once (--max-loras).
+    public int MaxLoraAdapters { get; private set; } = int.MaxValue;
+
     /// Serves a loaded adapter from the next step on (the engine thread, between steps).
     internal void AddLoraAdapter(Lora.LoraAdapter adapter)
     {
         if (_loraAdapters.Any(a => a.Name == adapter.Name)) throw new InvalidOperationException($"LoRA adapter '{adapter.Name}' is already loaded");
+        if (_loraAdapters.Count >= MaxLoraAdapters)
+            throw new InvalidOperationException($"{MaxLoraAdapters} LoRA adapters are loaded, the most at once (--max-loras); unload one first");
         adapter.Key = $"{adapter.Name}#{++_loraLoads}";
         _loraAdapters.Add(adapter);
     }

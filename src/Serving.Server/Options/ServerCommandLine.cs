@@ -84,6 +84,7 @@ public static class ServerCommandLine
         Switch("--enable-lora", "EnableLora", "Serve LoRA adapters beside the model (--lora-modules)."),
         Names("--lora-modules", "LoraModules", "LoRA adapters as name=path (PEFT folders), one or more; a request's \"model\" names one (needs --enable-lora)."),
         Make<int>("--max-lora-rank", "MaxLoraRank", "The largest LoRA rank an adapter may have (default 16)."),
+        Make<int>("--max-loras", "MaxLoras", "The most LoRA adapters loaded at once, at start and while serving; the KV cache leaves GPU memory for them (default 1, at least the --lora-modules)."),
         Switch("--allow-runtime-lora-updating", "AllowRuntimeLoraUpdating", "Load and unload LoRA adapters while serving: POST /v1/load_lora_adapter, /v1/unload_lora_adapter (vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING)."),
         Make<string>("--dtype", "Dtype", "auto, float32, bfloat16 or float16 (default auto)."),
         Make<string>("--kv-cache-dtype", "KvCacheDtype", "How the KV cache stores K and V: auto (the model's dtype), bfloat16, float16, float32, or fp8 (fp8_e4m3, CUDA only) (default auto)."),

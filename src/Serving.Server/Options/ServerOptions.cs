@@ -37,6 +37,9 @@ public sealed class ServerOptions
     public string? LoraModules { get; set; }
     /// The largest adapter rank accepted (vLLM's --max-lora-rank).
     public int MaxLoraRank { get; set; } = 16;
+    /// The most adapters loaded at once, at start and while serving (vLLM's --max-loras, default 1, at least the
+    /// --lora-modules); the KV cache leaves room on the GPU for those not loaded at start.
+    public int? MaxLoras { get; set; }
     /// POST /v1/load_lora_adapter and /v1/unload_lora_adapter (what vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING allows).
     public bool AllowRuntimeLoraUpdating { get; set; }
     public string Dtype { get; set; } = "auto";
@@ -171,6 +174,7 @@ public sealed class ServerOptions
         MaxNumBatchedTokens = MaxNumBatchedTokens,
         LoraModules = EnableLora ? LoraAdapterSources : [],
         MaxLoraRank = MaxLoraRank,
+        MaxLoras = EnableLora ? MaxLoras ?? Math.Max(1, LoraAdapterSources.Count) : null,
         SchedulingPolicy = SchedulingPolicy == "priority" ? Serving.Engine.SchedulingPolicy.Priority : Serving.Engine.SchedulingPolicy.Fcfs,
         GpuMemoryUtilization = GpuMemoryUtilization,
         KVCacheMemoryBytes = KvCacheMemory,
@@ -201,6 +205,7 @@ public sealed class ServerOptions
         Check(MaxModelLen >= 0, "max-model-len must be >= 0");
         Check(MaxNumSeqs >= 1, "max-num-seqs must be >= 1");
         Check(MaxLoraRank >= 1, $"max-lora-rank must be >= 1 (got {MaxLoraRank})");
+        Check(MaxLoras is null or >= 1, $"max-loras must be >= 1 (got {MaxLoras})");
         Check(LoraModules is null || EnableLora, "lora-modules needs enable-lora");
         Check(!AllowRuntimeLoraUpdating || EnableLora, "allow-runtime-lora-updating needs enable-lora");
         Check(MaxNumBatchedTokens >= 1, "max-num-batched-tokens must be >= 1");
@@ -261,6 +266,7 @@ public sealed class ServerOptions
                 if (ServedModelNames.Contains(source.Name)) throw new ArgumentException($"lora-modules: '{source.Name}' is also a served model name");
             }
             if (sources.Select(s => s.Name).Distinct().Count() < sources.Count) throw new ArgumentException("lora-modules: an adapter name is given twice");
+            if (MaxLoras is { } most && sources.Count > most) throw new ArgumentException($"lora-modules: {sources.Count} adapters are given, max-loras is {most}");
         });
         Read(HfOverrides, json => ConfigOverrides.Parse(json));
         Read(ChatTemplate, value => ChatTemplateFlags.Source(value));

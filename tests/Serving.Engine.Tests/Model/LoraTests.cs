@@ -86,6 +86,29 @@ public sealed class LoraTests
     }
 
     [Fact]
+    public void TheRoomLeftPerAdapterIsWhatAnAdapterOfThatRankTakes()
+    {
+        using var model = ModelLoader.Load(Fixtures.Dir("qwen3-gqa"), "float32");
+        using var adapter = LoraLoader.Random("r", model.Config, rank: 8, model.Dtype, model.Device, seed: 1);
+        var bytes = Enumerable.Range(0, model.Config.NumHiddenLayers)
+            .SelectMany(layer => Enum.GetValues<LoraProjection>().Select(p => adapter.For(new LoraTarget(layer, p))!))
+            .Sum(w => (w.A.NumberOfElements + w.B.NumberOfElements) * w.A.ElementSize);
+        Assert.Equal(bytes, LoraLoader.DeviceBytes(model.Config, 8, model.Dtype));
+    }
+
+    [Fact]
+    public void AtMostMaxLorasAreServed()
+    {
+        using var lora = LoraFixture.Create("llama-gqa", projections: ["q_proj"]);
+        using var model = ModelLoader.Load(Fixtures.Dir("llama-gqa"), "float32");
+        var sources = new[] { new LoraAdapterSource("a", lora.Adapter.Path), new LoraAdapterSource("b", lora.Adapter.Path) };
+        Assert.Contains("--max-loras is 1", Assert.Throws<ModelLoadException>(() => model.LoadLoraAdapters(sources, 16, capacity: 1)).Message);
+        model.LoadLoraAdapters(sources, 16, capacity: 2);
+        using var third = LoraLoader.Random("c", model.Config, 4, model.Dtype, model.Device, seed: 2);
+        Assert.Contains("(--max-loras)", Assert.Throws<InvalidOperationException>(() => model.AddLoraAdapter(third)).Message);
+    }
+
+    [Fact]
     public void TensorParallelismRefusesAdapters()
     {
         using var lora = LoraFixture.Create("llama-gqa", projections: ["q_proj"]);

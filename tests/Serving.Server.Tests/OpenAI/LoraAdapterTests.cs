@@ -100,5 +100,10 @@ public sealed class LoraAdapterTests : IAsyncLifetime
         Assert.Contains(Bind("--enable-lora", "--lora-modules", "a=/no/such/folder").Validate(), e => e.Contains("adapter folder '/no/such/folder' of 'a' does not exist"));
         Assert.Contains(Bind("--enable-lora", "--served-model-name", "a", "--lora-modules", $"a={_lora.Adapter.Path}").Validate(),
             e => e.Contains("'a' is also a served model name"));
+        Assert.Contains(Bind("--enable-lora", "--max-loras", "1", "--lora-modules", $"a={_lora.Adapter.Path}", $"b={_lora.Adapter.Path}").Validate(),
+            e => e.Contains("2 adapters are given, max-loras is 1"));
+        Assert.Equal((int?)2, Bind("--enable-lora", "--lora-modules", "a=/x", "b=/y").ToEngineOptions().MaxLoras);   // default: at least the modules
+        Assert.Equal((int?)1, Bind("--enable-lora").ToEngineOptions().MaxLoras);                                    // vLLM's default
+        Assert.Null(Bind().ToEngineOptions().MaxLoras);                                                             // LoRA off
     }
 }

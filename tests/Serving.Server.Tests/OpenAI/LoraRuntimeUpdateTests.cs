@@ -13,7 +13,8 @@ public sealed class LoraRuntimeUpdateTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _lora = LoraFixture.Create("llama-gqa", seed: 7);
-        _server = await RunningServer.StartAsync(["--enable-lora", "--lora-modules", $"at-start={_lora.Adapter.Path}", "--allow-runtime-lora-updating"]);
+        _server = await RunningServer.StartAsync(["--enable-lora", "--lora-modules", $"at-start={_lora.Adapter.Path}", "--allow-runtime-lora-updating",
+            "--max-loras", "2"]);
     }
 
     public async Task DisposeAsync()
@@ -100,6 +101,17 @@ public sealed class LoraRuntimeUpdateTests : IAsyncLifetime
             Assert.Equal(param, error["param"]!.GetValue<string>());
             Assert.Contains(message, error["message"]!.GetValue<string>());
         }
+    }
+
+    [Fact]
+    public async Task AtMostMaxLorasAreLoadedAtOnce()
+    {
+        Assert.Equal(200, (await Post("/v1/load_lora_adapter", new { lora_name = "second", lora_path = _lora.Adapter.Path })).Status);
+        var (status, text) = await Post("/v1/load_lora_adapter", new { lora_name = "third", lora_path = _lora.Adapter.Path });
+        Assert.Equal(400, status);
+        Assert.Contains("2 LoRA adapters are loaded, the most at once (--max-loras)", text);
+        Assert.Equal(200, (await Post("/v1/unload_lora_adapter", new { lora_name = "second" })).Status);
+        Assert.Equal(200, (await Post("/v1/load_lora_adapter", new { lora_name = "third", lora_path = _lora.Adapter.Path })).Status);
     }
 
     [Fact]

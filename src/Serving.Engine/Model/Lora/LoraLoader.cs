@@ -150,6 +150,19 @@ internal static partial class LoraLoader
         return new LoraWeights(a, b);
     }
 
+    /// Device bytes of an adapter of this rank on every projection of every layer (the most one can take): what the
+    /// KV cache leaves free for each adapter that may be loaded while serving.
+    internal static long DeviceBytes(ModelConfig config, int rank, ScalarType dtype)
+    {
+        long elements = 0;
+        foreach (var projection in Enum.GetValues<LoraProjection>())
+        {
+            var parts = Layout(config, projection).Where(p => p.Module is not ("qkv_proj" or "gate_up_proj")).ToList();
+            elements += (long)parts.Count * rank * (InFeatures(config, projection) + parts.Max(p => p.Row + p.Rows));
+        }
+        return elements * config.NumHiddenLayers * (dtype == ScalarType.Float32 ? 4 : 2);   // float32, or a 16-bit model dtype
+    }
+
     /// An adapter of random weights (scale 1) on every projection of every layer, for benchmarks: the shapes a PEFT
     /// adapter of this rank on q, k, v, o, gate, up and down would have once fused.
     internal static LoraAdapter Random(string name, ModelConfig config, int rank, ScalarType dtype, Device device, long seed)
