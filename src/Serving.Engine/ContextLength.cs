@@ -10,10 +10,10 @@ public static class ContextLength
     {
         if (promptTokens >= maxModelLen)
             throw new InvalidRequestException($"This model's maximum context length is {maxModelLen} tokens. " +
-                $"However, your prompt has {promptTokens} tokens, which leaves no room for a completion.", promptParam);
+                $"However, your prompt has {promptTokens} tokens, which leaves no room for a completion.", promptParam) { ExceedsContext = true };
         if (promptTokens + maxTokens > maxModelLen)
             throw new InvalidRequestException($"This model's maximum context length is {maxModelLen} tokens. " +
                 $"However, you requested {promptTokens + maxTokens} tokens ({promptTokens} in the prompt, {maxTokens} in the completion).",
-                "max_tokens");
+                "max_tokens") { ExceedsContext = true };
     }
 }

@@ -5,6 +5,10 @@ namespace Serving.Engine;
 public sealed class InvalidRequestException(string message, string? param = null) : Exception(message)
 {
     public string? Param { get; } = param;
+
+    /// The prompt (with its max_tokens) does not fit the context: what a caller that may shorten the prompt
+    /// (the Responses API's truncation "auto") tells apart from other refusals.
+    public bool ExceedsContext { get; init; }
 }
 
 /// The waiting queue is full (--max-num-queued-reqs). Servers answer 429 / RESOURCE_EXHAUSTED.

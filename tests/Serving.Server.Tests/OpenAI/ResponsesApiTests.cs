@@ -153,6 +153,36 @@ public sealed class ResponsesApiTests(SharedServer shared)
     }
 
     [Fact]
+    public async Task TruncationAutoDropsTheFewestOldestMessagesThatMakeItFit()
+    {
+        // twelve turns of some 20 tokens each: far more than the fixture's 256 positions
+        var turns = Enumerable.Range(0, 12).Select(i => new { role = i % 2 == 0 ? "user" : "assistant",
+            content = $"message {i}: " + string.Join(" ", Enumerable.Repeat("words fill the context", 4)) }).ToArray();
+        object Body(string truncation) => new { model = RunningServer.Model, instructions = "Be brief.", input = turns, max_output_tokens = 16, truncation };
+        var (refused, error) = await _server.PostAsync("/v1/responses", Body("disabled"));
+        Assert.Equal(400, refused);
+        Assert.Contains("maximum context length", error!["error"]!["message"]!.GetValue<string>());
+
+        var (status, body) = await _server.PostAsync("/v1/responses", Body("auto"));
+        Assert.Equal(200, status);
+        Assert.Equal("auto", body!["truncation"]!.GetValue<string>());
+        var inputTokens = body["usage"]!["input_tokens"]!.GetValue<int>();
+        // the chat API over the longest tail of the conversation that fits: the same prompt
+        int? tailTokens = null;
+        for (var keep = turns.Length; keep >= 1 && tailTokens is null; keep--)
+        {
+            var (fits, chat) = await _server.PostAsync("/v1/chat/completions", new
+            {
+                model = RunningServer.Model, max_tokens = 16,
+                messages = new[] { new { role = "system", content = "Be brief." } }.Concat(turns.Skip(turns.Length - keep)).ToArray(),
+            });
+            if (fits == 200) tailTokens = chat!["usage"]!["prompt_tokens"]!.GetValue<int>();
+        }
+        Assert.Equal(tailTokens, inputTokens);
+        Assert.True(inputTokens + 16 <= 256);
+    }
+
+    [Fact]
     public async Task MicrosoftExtensionsAIChatsOverTheResponsesApi()
     {
         var chat = await ChatAsync(10, new { role = "user", content = "Hello!" });
@@ -179,7 +209,7 @@ public sealed class ResponsesApiTests(SharedServer shared)
     [InlineData("""{"input": "hi", "text": {"format": {"type": "json_schema", "name": "n", "schema": {"type": "bogus"}}}}""", "text.format.schema")]
     [InlineData("""{"input": "hi", "text": {"format": {"type": "xml"}}}""", "text.format.type")]
     [InlineData("""{"input": "hi", "background": true}""", "background")]
-    [InlineData("""{"input": "hi", "truncation": "auto"}""", "truncation")]
+    [InlineData("""{"input": "hi", "truncation": "middle"}""", "truncation")]
     [InlineData("""{"input": "hi", "include": ["everything"]}""", "include")]
     [InlineData("""{"input": "hi", "top_logprobs": 21}""", "top_logprobs")]
     [InlineData("""{"input": "hi", "temperature": "hot"}""", "temperature")]

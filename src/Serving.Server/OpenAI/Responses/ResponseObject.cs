@@ -26,7 +26,7 @@ internal sealed record ResponseObject(string Id, long CreatedAt, string Status, 
     public JsonElement? Text { get; init; }
     public JsonElement? ToolChoice { get; init; }
     public JsonElement? Tools { get; init; }
-    public string Truncation => "disabled";
+    public string Truncation { get; init; } = "disabled";
     public string? User { get; init; }
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
 }

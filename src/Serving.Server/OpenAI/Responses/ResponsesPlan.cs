@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Serving.Engine;
 using Serving.Server.Errors;
 using Serving.Server.Generation;
 using Serving.Server.OpenAI.Chat;
@@ -32,7 +33,6 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         var chat = new ChatRequest
         {
             Model = request.Model,
-            Messages = Element(ChatMessagesOf.Conversation(request.Instructions, conversation)),
             MaxCompletionTokens = request.MaxOutputTokens,
             Temperature = request.Temperature,
             TopP = request.TopP,
@@ -58,15 +58,56 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
             Priority = request.Priority,
             CacheSalt = request.CacheSalt,
         };
+        var messages = ChatMessagesOf.Conversation(request.Instructions, conversation);
+        var id = $"resp_{Guid.NewGuid():N}";
         try
         {
-            var plan = ChatPlan.Create(chat, serving, $"resp_{Guid.NewGuid():N}");
+            var plan = request.Truncation == "auto" ? Truncated(chat, messages, serving, id) : ChatPlan.Create(chat with { Messages = Element(messages) }, serving, id);
             return new ResponsesPlan(plan, request, plan.Model.Name, input, conversation, request.Store ?? true, logprobs);
         }
         catch (ApiException error)
         {
             throw FieldsRenamed(error);
         }
+    }
+
+    /// truncation "auto" (OpenAI's rule): the conversation keeps its instructions and drops its oldest messages, the
+    /// fewest that make it fit the context (found by bisection, so a long conversation is rendered a few times only).
+    /// The last message always stays: when even it alone does not fit, the refusal is that of the shortest try.
+    static ChatPlan Truncated(ChatRequest chat, JsonArray messages, ServingContext serving, string id)
+    {
+        ChatPlan? Try(int drop)
+        {
+            try
+            {
+                return ChatPlan.Create(chat with { Messages = Element(WithoutOldest(messages, drop)) }, serving, id);
+            }
+            catch (InvalidRequestException error) when (error.ExceedsContext)
+            {
+                return null;
+            }
+        }
+        if (Try(0) is { } whole) return whole;
+        var keep = messages.Count > 0 && messages[0]?["role"]?.GetValue<string>() == "system" ? 1 : 0;
+        var (fails, fits) = (0, Math.Max(0, messages.Count - keep - 1));   // dropping `fails` does not fit; `fits`: the most that may go
+        var plan = Try(fits) ?? ChatPlan.Create(chat with { Messages = Element(WithoutOldest(messages, fits)) }, serving, id);   // throws the refusal
+        while (fits - fails > 1)
+        {
+            var middle = (fails + fits) / 2;
+            if (Try(middle) is { } shorter) (fits, plan) = (middle, shorter);
+            else fails = middle;
+        }
+        return plan;
+    }
+
+    /// The conversation without its `drop` oldest messages after the instructions, nor the tool results that leaves
+    /// without their call.
+    static JsonArray WithoutOldest(JsonArray messages, int drop)
+    {
+        var keep = messages.Count > 0 && messages[0]?["role"]?.GetValue<string>() == "system" ? 1 : 0;
+        var rest = messages.Skip(keep + drop).SkipWhile(m => m?["role"]?.GetValue<string>() == "tool").ToList();
+        if (rest.Count == 0) rest = [messages[^1]];
+        return new JsonArray([.. messages.Take(keep).Concat(rest).Select(m => m?.DeepClone())]);
     }
 
     /// The response object with this request's settings echoed back.
@@ -87,6 +128,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
             Tools = Request.Tools ?? Element(new JsonArray()),
             User = Request.User,
             Metadata = Request.Metadata ?? [],
+            Truncation = Request.Truncation ?? "disabled",
         };
 
     static void RefuseUnsupported(ResponsesRequest request)
@@ -95,8 +137,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         Check.That(IsAbsent(request.Conversation), "conversation",
             "Conversations are not supported; continue a response with previous_response_id instead.");
         Check.That(IsAbsent(request.Prompt), "prompt", "Stored prompts are not supported; send the instructions and input.");
-        Check.That(request.Truncation is null or "disabled", "truncation",
-            "Only truncation \"disabled\" is supported: a conversation longer than the context is refused.");
+        Check.That(request.Truncation is null or "disabled" or "auto", "truncation", "truncation must be auto or disabled.");
         Check.InRange(request.TopLogprobs, 0, 20, "top_logprobs");
         foreach (var include in request.Include ?? [])
             Check.That(Includes.Contains(include), "include", $"include value '{include}' is not supported.");

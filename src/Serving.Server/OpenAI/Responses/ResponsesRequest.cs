@@ -35,7 +35,8 @@ internal sealed record ResponsesRequest
     public JsonElement? Reasoning { get; init; }
     public Dictionary<string, string>? Metadata { get; init; }
     public string? User { get; init; }
-    /// "disabled" (the default): a conversation longer than the context is refused.
+    /// "disabled" (the default): a conversation longer than the context is refused; "auto": its oldest messages are
+    /// dropped until it fits.
     public string? Truncation { get; init; }
     /// Server-side conversations and stored prompts: refused (this server keeps responses, not conversations).
     public JsonElement? Conversation { get; init; }
