@@ -25,6 +25,8 @@ public sealed class LlmEngine : ILlmEngine
     EngineSetup? _setup;
     /// The adapters served now: set at load, replaced on the engine thread after each change, read by any thread.
     volatile IReadOnlyList<Model.Lora.LoraAdapterSource> _loraAdapters = [];
+    /// Adapters being read onto the device (their names), counted against --max-loras until served or failed.
+    readonly HashSet<string> _loraLoads = [];
 
     /// Starts loading the model on the engine thread and returns at once; WaitUntilReadyAsync tells when it is up.
     public LlmEngine(EngineOptions options, ILoggerFactory? loggerFactory = null)
@@ -49,19 +51,31 @@ public sealed class LlmEngine : ILlmEngine
     {
         if (_state != EngineState.Ready || _setup is null)
             throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()}");
-        if (_loraAdapters.Any(a => a.Name == source.Name))
-            throw new InvalidRequestException($"LoRA adapter '{source.Name}' is already loaded", "lora_name");
-        if (_loraAdapters.Count >= _options.LoraCapacity)
-            throw new InvalidRequestException(
-                $"{_options.LoraCapacity} LoRA adapters are loaded, the most at once (--max-loras); unload one first", "lora_name");
-        var adapter = await Task.Run(() => _setup.Core.Model.LoadLoraAdapter(source, _options.MaxLoraRank), cancellationToken);
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_commands.Writer.TryWrite(new AddLoraAdapterCommand(adapter, done)))
+        // a slot is taken before the weights reach the device, so loads at once never hold more than --max-loras
+        lock (_loraLoads)
         {
-            adapter.Dispose();
-            throw new EngineUnavailableException("the engine has stopped");
+            if (_loraAdapters.Any(a => a.Name == source.Name) || _loraLoads.Contains(source.Name))
+                throw new InvalidRequestException($"LoRA adapter '{source.Name}' is already loaded", "lora_name");
+            if (_loraAdapters.Count + _loraLoads.Count >= _options.LoraCapacity)
+                throw new InvalidRequestException(
+                    $"{_options.LoraCapacity} LoRA adapters are loaded, the most at once (--max-loras); unload one first", "lora_name");
+            _loraLoads.Add(source.Name);
         }
-        await done.Task.WaitAsync(cancellationToken);
+        try
+        {
+            var adapter = await Task.Run(() => _setup.Core.Model.LoadLoraAdapter(source, _options.MaxLoraRank), cancellationToken);
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (!_commands.Writer.TryWrite(new AddLoraAdapterCommand(adapter, done)))
+            {
+                adapter.Dispose();
+                throw new EngineUnavailableException("the engine has stopped");
+            }
+            await done.Task.WaitAsync(cancellationToken);
+        }
+        finally
+        {
+            lock (_loraLoads) _loraLoads.Remove(source.Name);
+        }
     }
 
     /// Stops serving an adapter once the engine reaches its next step boundary. InvalidRequestException when no

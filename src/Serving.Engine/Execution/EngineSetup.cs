@@ -122,6 +122,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var memory = options.NumGpuBlocksOverride is null && gpuMemory is not null
             ? gpuMemory.KVBudgetBytes(options, model, cacheDtype, maxModelLen) - loraReserve
             : options.KVCacheMemoryBytes;
+        if (memory <= 0 && loraReserve > 0)
+            throw new ModelLoadException($"the {loraReserve} bytes set aside for LoRA adapters loaded while serving (--max-loras " +
+                $"{options.LoraCapacity}, --max-lora-rank {options.MaxLoraRank}) leave no memory for the KV cache");
         return KVCacheSizing.Plan(model.KVCacheSpec(cacheDtype), memory, options.BlockSize, options.NumGpuBlocksOverride);
     }
 

@@ -152,8 +152,9 @@ public sealed class LoadedModel : IDisposable
             if (sources.Count > most) throw new ModelLoadException($"{sources.Count} LoRA adapters are given, --max-loras is {most}");
             MaxLoraAdapters = most;
         }
+        if (_peers is not null && (sources.Count > 0 || capacity > 0))
+            throw new ModelLoadException("LoRA adapters (--enable-lora) are not supported with --tensor-parallel-size above 1");
         if (sources.Count == 0) return;
-        if (_peers is not null) throw new ModelLoadException("LoRA adapters (--lora-modules) are not supported with --tensor-parallel-size above 1");
         foreach (var source in sources)
         {
             if (_loraAdapters.Any(a => a.Name == source.Name)) throw new ModelLoadException($"LoRA adapter name '{source.Name}' is given twice");

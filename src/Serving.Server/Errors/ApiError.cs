@@ -20,6 +20,9 @@ internal sealed class ApiException(int status, string type, string message, stri
     public string? Param { get; } = param;
     public string? Code { get; } = code;
 
+    /// The refusal is the engine's: the prompt does not fit the context (InvalidRequestException.ExceedsContext).
+    public bool ExceedsContext { get; init; }
+
     public ErrorResponse ToResponse() => new(new ErrorBody(Message, Type, Param, Code));
 
     public static ApiException BadRequest(string message, string? param = null) =>

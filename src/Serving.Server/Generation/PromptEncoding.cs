@@ -58,7 +58,10 @@ internal static class PromptEncoding
         }
         catch (InvalidRequestException tooLong)
         {
-            throw ApiException.BadRequest(tooLong.Message, param);
+            throw new ApiException(StatusCodes.Status400BadRequest, ErrorTypes.InvalidRequest, tooLong.Message, param)
+            {
+                ExceedsContext = tooLong.ExceedsContext,
+            };
         }
     }
 }

@@ -174,7 +174,8 @@ public sealed class ServerOptions
         MaxNumBatchedTokens = MaxNumBatchedTokens,
         LoraModules = EnableLora ? LoraAdapterSources : [],
         MaxLoraRank = MaxLoraRank,
-        MaxLoras = EnableLora ? MaxLoras ?? Math.Max(1, LoraAdapterSources.Count) : null,
+        // room for adapters beyond --lora-modules only where they can come: loaded while serving
+        MaxLoras = EnableLora && AllowRuntimeLoraUpdating ? MaxLoras ?? Math.Max(1, LoraAdapterSources.Count) : null,
         SchedulingPolicy = SchedulingPolicy == "priority" ? Serving.Engine.SchedulingPolicy.Priority : Serving.Engine.SchedulingPolicy.Fcfs,
         GpuMemoryUtilization = GpuMemoryUtilization,
         KVCacheMemoryBytes = KvCacheMemory,

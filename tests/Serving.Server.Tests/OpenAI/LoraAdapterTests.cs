@@ -102,8 +102,10 @@ public sealed class LoraAdapterTests : IAsyncLifetime
             e => e.Contains("'a' is also a served model name"));
         Assert.Contains(Bind("--enable-lora", "--max-loras", "1", "--lora-modules", $"a={_lora.Adapter.Path}", $"b={_lora.Adapter.Path}").Validate(),
             e => e.Contains("2 adapters are given, max-loras is 1"));
-        Assert.Equal((int?)2, Bind("--enable-lora", "--lora-modules", "a=/x", "b=/y").ToEngineOptions().MaxLoras);   // default: at least the modules
-        Assert.Equal((int?)1, Bind("--enable-lora").ToEngineOptions().MaxLoras);                                    // vLLM's default
-        Assert.Null(Bind().ToEngineOptions().MaxLoras);                                                             // LoRA off
+        // room beyond the modules is kept only where adapters can come while serving: at least the modules, else vLLM's 1
+        Assert.Equal((int?)2, Bind("--enable-lora", "--allow-runtime-lora-updating", "--lora-modules", "a=/x", "b=/y").ToEngineOptions().MaxLoras);
+        Assert.Equal((int?)1, Bind("--enable-lora", "--allow-runtime-lora-updating").ToEngineOptions().MaxLoras);
+        Assert.Null(Bind("--enable-lora", "--lora-modules", "a=/x").ToEngineOptions().MaxLoras);
+        Assert.Null(Bind().ToEngineOptions().MaxLoras);
     }
 }

@@ -167,9 +167,9 @@ public sealed class ResponsesApiTests(SharedServer shared)
         Assert.Equal(200, status);
         Assert.Equal("auto", body!["truncation"]!.GetValue<string>());
         var inputTokens = body["usage"]!["input_tokens"]!.GetValue<int>();
-        // the chat API over the longest tail of the conversation that fits: the same prompt
+        // the chat API over the longest tail of the conversation that starts at a user message and fits: the same prompt
         int? tailTokens = null;
-        for (var keep = turns.Length; keep >= 1 && tailTokens is null; keep--)
+        for (var keep = turns.Length; keep >= 1 && tailTokens is null; keep -= 2)
         {
             var (fits, chat) = await _server.PostAsync("/v1/chat/completions", new
             {

@@ -63,9 +63,14 @@ internal static partial class LoraLoader
             var target = new LoraTarget(group.Key.Layer, group.Key.Item2);
             weights[target] = Fuse(source, config, target, group.ToDictionary(p => p.Key.Module, p => p.Value), rank, scale);
         }
-        // the adapter owns its weights (LoraAdapter.Dispose): out of every dispose scope
+        // the adapter owns its weights (LoraAdapter.Dispose): out of every dispose scope, each moved once they all are
         foreach (var (target, (a, b)) in weights.ToList())
-            weights[target] = new LoraWeights(a.to(dtype, device).DetachFromDisposeScope(), b.to(dtype, device).DetachFromDisposeScope());
+            weights[target] = new LoraWeights(a.to(dtype, device), b.to(dtype, device));
+        foreach (var (a, b) in weights.Values)
+        {
+            a.DetachFromDisposeScope();
+            b.DetachFromDisposeScope();
+        }
         return new LoraAdapter(source.Name, source.Path, rank, weights);
     }
 
@@ -168,6 +173,7 @@ internal static partial class LoraLoader
     internal static LoraAdapter Random(string name, ModelConfig config, int rank, ScalarType dtype, Device device, long seed)
     {
         using var generator = new Generator((ulong)seed, device);
+        using var scope = NewDisposeScope();   // the random draws before scaling
         var weights = new Dictionary<LoraTarget, LoraWeights>();
         for (var layer = 0; layer < config.NumHiddenLayers; layer++)
             foreach (var projection in Enum.GetValues<LoraProjection>())

@@ -40,14 +40,9 @@ internal static class ResponseOutput
         return items;
     }
 
-    /// "completed"; "incomplete" when the answer ran out of max_output_tokens (or the context); "cancelled" when the
-    /// server aborted it (draining).
-    public static string Status(string? finishReason) => finishReason switch
-    {
-        "length" => "incomplete",
-        "abort" => "cancelled",
-        _ => "completed",
-    };
+    /// "completed"; "incomplete" when the answer ran out of max_output_tokens (or the context), or the server aborted
+    /// it (draining: no incomplete_details reason, OpenAI's reasons being max_output_tokens and content_filter).
+    public static string Status(string? finishReason) => finishReason is "length" or "abort" ? "incomplete" : "completed";
 
     public static IncompleteDetails? Incomplete(string? finishReason) =>
         finishReason == "length" ? new IncompleteDetails("max_output_tokens") : null;

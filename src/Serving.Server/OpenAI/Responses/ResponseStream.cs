@@ -95,9 +95,7 @@ internal sealed class ResponseStream(OutputIds ids, bool logprobs)
             }
             foreach (var e in Done(item, open.OutputIndex)) yield return e;
         }
-        // OpenAI's streams end with completed, incomplete or failed: a response the server aborted is incomplete
-        // (its status says cancelled)
-        var terminal = response.Status is "incomplete" or "cancelled" ? "response.incomplete" : "response.completed";
+        var terminal = response.Status == "incomplete" ? "response.incomplete" : "response.completed";
         yield return Lifecycle(terminal, response);
     }
 

@@ -82,7 +82,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
             {
                 return ChatPlan.Create(chat with { Messages = Element(WithoutOldest(messages, drop)) }, serving, id);
             }
-            catch (InvalidRequestException error) when (error.ExceedsContext)
+            catch (Exception error) when (error is InvalidRequestException { ExceedsContext: true } or ApiException { ExceedsContext: true })
             {
                 return null;
             }
@@ -100,13 +100,15 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         return plan;
     }
 
-    /// The conversation without its `drop` oldest messages after the instructions, nor the tool results that leaves
-    /// without their call.
+    /// The conversation without its `drop` oldest messages after the instructions, and starting at a user message (so
+    /// no tool result is left without its call and templates that want turns to alternate take it); at least the last
+    /// message stays. Dropping more always keeps a shorter tail, which the bisection needs.
     static JsonArray WithoutOldest(JsonArray messages, int drop)
     {
+        if (drop == 0) return (JsonArray)messages.DeepClone();
         var keep = messages.Count > 0 && messages[0]?["role"]?.GetValue<string>() == "system" ? 1 : 0;
-        var rest = messages.Skip(keep + drop).SkipWhile(m => m?["role"]?.GetValue<string>() == "tool").ToList();
-        if (rest.Count == 0) rest = [messages[^1]];
+        var rest = messages.Skip(keep + drop).SkipWhile(m => m?["role"]?.GetValue<string>() != "user").ToList();
+        if (rest.Count == 0 && messages.Count > keep) rest = [messages[^1]];
         return new JsonArray([.. messages.Take(keep).Concat(rest).Select(m => m?.DeepClone())]);
     }
 

@@ -133,7 +133,7 @@ internal sealed class PythonicParser : ToolCallParser
                 ? (true, JsonValue.Create(real)) : (false, null);
         }
 
-        /// A '...' or "..." string with Python's common escapes.
+        /// A '...' or "..." string with Python's escapes; an unknown escape keeps its backslash, as Python does.
         string? String()
         {
             var quote = text[_at++];
@@ -147,14 +147,29 @@ internal sealed class PythonicParser : ToolCallParser
                 var e = text[_at++];
                 switch (e)
                 {
+                    case '\n': break;   // a line continuation
+                    case '\\' or '\'' or '"': value.Append(e); break;
                     case 'n': value.Append('\n'); break;
                     case 't': value.Append('\t'); break;
                     case 'r': value.Append('\r'); break;
-                    case 'u' when _at + 4 <= text.Length && int.TryParse(text.AsSpan(_at, 4), NumberStyles.HexNumber, null, out var code):
-                        value.Append((char)code);
-                        _at += 4;
+                    case 'a': value.Append('\a'); break;
+                    case 'b': value.Append('\b'); break;
+                    case 'f': value.Append('\f'); break;
+                    case 'v': value.Append('\v'); break;
+                    case >= '0' and <= '7':
+                        var octal = e - '0';
+                        for (var digits = 1; digits < 3 && _at < text.Length && text[_at] is >= '0' and <= '7'; digits++) octal = octal * 8 + (text[_at++] - '0');
+                        value.Append((char)octal);
                         break;
-                    default: value.Append(e); break;   // \\ \' \" and the rest as themselves
+                    case 'x' or 'u' or 'U':
+                        var length = e == 'x' ? 2 : e == 'u' ? 4 : 8;
+                        if (_at + length > text.Length
+                            || !uint.TryParse(text.AsSpan(_at, length), NumberStyles.AllowHexSpecifier, null, out var code)
+                            || code > 0x10FFFF || code is >= 0xD800 and <= 0xDFFF) return null;
+                        value.Append(char.ConvertFromUtf32((int)code));
+                        _at += length;
+                        break;
+                    default: value.Append('\\').Append(e); break;
                 }
             }
             return null;

@@ -38,8 +38,8 @@ public sealed class ResponseStreamTests
         var stream = new ResponseStream(ids, logprobs: false);
         var events = new[] { Content("\n"), Content(" Hi"), Content("!") }.SelectMany(stream.For).ToList();
         Assert.Equal("\n Hi!", string.Concat(events.Where(e => e.Type == "response.output_text.delta").Select(e => e.Delta)));
-        var cancelled = new ResponseObject("resp_1", 0, "cancelled", "m",
-            [new MessageItem(ids.Message, "assistant", [ContentPart.Output("\n Hi!")], "completed")], null);
-        Assert.Equal("response.incomplete", stream.Finish(cancelled).Last().Type);   // OpenAI's streams end completed, incomplete or failed
+        var incomplete = new ResponseObject("resp_1", 0, "incomplete", "m",
+            [new MessageItem(ids.Message, "assistant", [ContentPart.Output("\n Hi!")], "incomplete")], null);
+        Assert.Equal("response.incomplete", stream.Finish(incomplete).Last().Type);
     }
 }

@@ -29,6 +29,8 @@ public sealed class ToolCallReaderTests
             ["book {\"seats\":2,\"window\":true,\"meal\":null,\"legs\":[{\"from\":\"CDG\",\"to\":\"SFO\"}],\"price\":-150,\"tags\":[\"a\",\"b\"]}"] },
         { "pythonic", " [say(text='it\\'s \\u00e9t\\u00e9\\n')]", null, ["say {\"text\":\"it\\u0027s \\u00E9t\\u00E9\\n\"}"] },
         { "pythonic", "[1, 2] are the answers", "[1, 2] are the answers", [] },
+        { "pythonic", "[search(pattern='\\d+\\.txt', drive='C:\\Temp', byte='\\x41\\101')]", null,
+            ["search {\"pattern\":\"\\\\d\\u002B\\\\.txt\",\"drive\":\"C:\\\\Temp\",\"byte\":\"AA\"}"] },
         { "pythonic", "[f(1)]", "[f(1)]", [] },
         { "pythonic", "[f(a=1, a=2)]", "[f(a=1, a=2)]", [] },
         { "pythonic", "The answer is 4.", "The answer is 4.", [] },
