@@ -172,17 +172,17 @@ internal static partial class LoraLoader
     /// adapter of this rank on q, k, v, o, gate, up and down would have once fused.
     internal static LoraAdapter Random(string name, ModelConfig config, int rank, ScalarType dtype, Device device, long seed)
     {
-        using var generator = new Generator((ulong)seed, device);
-        using var scope = NewDisposeScope();   // the random draws before scaling
+        using var generator = new Generator((ulong)seed);   // drawn on the CPU (a CUDA draw needs a CUDA generator), then moved
+        using var scope = NewDisposeScope();
         var weights = new Dictionary<LoraTarget, LoraWeights>();
+        Tensor Draw(long rows, long columns) => (randn([rows, columns], generator: generator) * 0.01).to(dtype, device).DetachFromDisposeScope();
         for (var layer = 0; layer < config.NumHiddenLayers; layer++)
             foreach (var projection in Enum.GetValues<LoraProjection>())
             {
                 var parts = Layout(config, projection).Where(p => p.Module is not ("qkv_proj" or "gate_up_proj")).ToList();
                 var outFeatures = parts.Max(p => p.Row + p.Rows);
-                weights[new LoraTarget(layer, projection)] = new LoraWeights(
-                    (randn([parts.Count * rank, InFeatures(config, projection)], dtype: dtype, device: device, generator: generator) * 0.01).DetachFromDisposeScope(),
-                    (randn([outFeatures, parts.Count * rank], dtype: dtype, device: device, generator: generator) * 0.01).DetachFromDisposeScope());
+                weights[new LoraTarget(layer, projection)] = new LoraWeights(Draw(parts.Count * rank, InFeatures(config, projection)),
+                    Draw(outFeatures, parts.Count * rank));
             }
         return new LoraAdapter(name, "(random)", rank, weights);
     }
