@@ -9,6 +9,7 @@ namespace Serving.Engine.Model.Lora;
 internal sealed class LoraStep : IDisposable
 {
     readonly List<(LoraAdapter Adapter, Tensor Rows)> _groups = [];
+    bool _oneAdapterForAll;   // every row of the step runs with the one adapter: no gather or scatter
 
     /// The step's groups from each sequence's adapter (-1: none); null when no sequence of the step has one.
     public static LoraStep? For(StepInputs inputs, IReadOnlyList<LoraAdapter> adapters, Device device)
@@ -22,6 +23,7 @@ internal sealed class LoraStep : IDisposable
                 if (inputs.Adapters[s] == slot)
                     for (var row = inputs.QueryStarts[s]; row < inputs.QueryStarts[s + 1]; row++) rows.Add(row);
             step._groups.Add((adapters[slot], tensor(rows.ToArray(), ScalarType.Int64, device)));
+            step._oneAdapterForAll = rows.Count == inputs.NumTokens;
         }
         return step;
     }
@@ -29,6 +31,17 @@ internal sealed class LoraStep : IDisposable
     /// y (numTokens, out) = x (numTokens, in) W^T, plus each adapter's update of this projection on its rows.
     public Tensor Add(LoraTarget target, Tensor x, Tensor y)
     {
+        if (_oneAdapterForAll)
+        {
+            // two products, the second adding into y: a third of the kernels of the gathered path
+            if (_groups[0].Adapter.For(target) is { } only)
+            {
+                using var low = nn.functional.linear(x, only.A);            // (numTokens, rank)
+                using var bT = only.B.t();
+                y.addmm_(low, bT);
+            }
+            return y;
+        }
         foreach (var (adapter, rows) in _groups)
         {
             if (adapter.For(target) is not { } weights) continue;
