@@ -121,6 +121,13 @@ internal static partial class LoraLoader
         _ => [("down_proj", 0, config.HiddenSize)],
     };
 
+    /// How many parts an adapter of every separate projection (q, k, v; gate, up) stacks in a fused one, and its rows.
+    static (int Parts, long OutFeatures) SeparateParts(ModelConfig config, LoraProjection projection)
+    {
+        var parts = Layout(config, projection).Where(p => p.Module is not ("qkv_proj" or "gate_up_proj")).ToList();
+        return (parts.Count, parts.Max(p => p.Row + p.Rows));
+    }
+
     static long InFeatures(ModelConfig config, LoraProjection projection) => projection switch
     {
         LoraProjection.Output => config.QSize,
@@ -162,8 +169,8 @@ internal static partial class LoraLoader
         long elements = 0;
         foreach (var projection in Enum.GetValues<LoraProjection>())
         {
-            var parts = Layout(config, projection).Where(p => p.Module is not ("qkv_proj" or "gate_up_proj")).ToList();
-            elements += (long)parts.Count * rank * (InFeatures(config, projection) + parts.Max(p => p.Row + p.Rows));
+            var (parts, outFeatures) = SeparateParts(config, projection);
+            elements += (long)parts * rank * (InFeatures(config, projection) + outFeatures);
         }
         return elements * config.NumHiddenLayers * (dtype == ScalarType.Float32 ? 4 : 2);   // float32, or a 16-bit model dtype
     }
@@ -179,10 +186,9 @@ internal static partial class LoraLoader
         for (var layer = 0; layer < config.NumHiddenLayers; layer++)
             foreach (var projection in Enum.GetValues<LoraProjection>())
             {
-                var parts = Layout(config, projection).Where(p => p.Module is not ("qkv_proj" or "gate_up_proj")).ToList();
-                var outFeatures = parts.Max(p => p.Row + p.Rows);
-                weights[new LoraTarget(layer, projection)] = new LoraWeights(Draw(parts.Count * rank, InFeatures(config, projection)),
-                    Draw(outFeatures, parts.Count * rank));
+                var (parts, outFeatures) = SeparateParts(config, projection);
+                weights[new LoraTarget(layer, projection)] = new LoraWeights(Draw(parts * rank, InFeatures(config, projection)),
+                    Draw(outFeatures, parts * rank));
             }
         return new LoraAdapter(name, "(random)", rank, weights);
     }

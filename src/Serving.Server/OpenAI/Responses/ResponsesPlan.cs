@@ -88,7 +88,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
             }
         }
         if (Try(0) is { } whole) return whole;
-        var keep = messages.Count > 0 && messages[0]?["role"]?.GetValue<string>() == "system" ? 1 : 0;
+        var keep = Instructions(messages);
         var (fails, fits) = (0, Math.Max(0, messages.Count - keep - 1));   // dropping `fails` does not fit; `fits`: the most that may go
         var plan = Try(fits) ?? ChatPlan.Create(chat with { Messages = Element(WithoutOldest(messages, fits)) }, serving, id);   // throws the refusal
         while (fits - fails > 1)
@@ -100,13 +100,16 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         return plan;
     }
 
+    /// 1 when the conversation opens with the instructions' system message (truncation keeps it), else 0.
+    static int Instructions(JsonArray messages) => messages.Count > 0 && messages[0]?["role"]?.GetValue<string>() == "system" ? 1 : 0;
+
     /// The conversation without its `drop` oldest messages after the instructions, and starting at a user message (so
     /// no tool result is left without its call and templates that want turns to alternate take it); at least the last
     /// message stays. Dropping more always keeps a shorter tail, which the bisection needs.
     static JsonArray WithoutOldest(JsonArray messages, int drop)
     {
         if (drop == 0) return (JsonArray)messages.DeepClone();
-        var keep = messages.Count > 0 && messages[0]?["role"]?.GetValue<string>() == "system" ? 1 : 0;
+        var keep = Instructions(messages);
         var rest = messages.Skip(keep + drop).SkipWhile(m => m?["role"]?.GetValue<string>() != "user").ToList();
         if (rest.Count == 0 && messages.Count > keep) rest = [messages[^1]];
         return new JsonArray([.. messages.Take(keep).Concat(rest).Select(m => m?.DeepClone())]);
