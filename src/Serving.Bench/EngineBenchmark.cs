@@ -102,6 +102,13 @@ internal static class EngineBenchmark
         table.AddRow("host work per step", $"schedule {PerStep(schedule):F2} + postprocess {PerStep(postprocess):F2} ms " +
             $"({(schedule + postprocess).TotalMilliseconds / Math.Max(1e-9, stepTotal):P1} of the steps' time; execute {PerStep(execute):F2} ms)");
         table.AddRow("preemptions", $"{after.Preemptions - before.Preemptions}");
+        if (options.Engine.SpeculativeConfig is { } speculative)
+        {
+            var (drafts, drafted, accepted) = (after.Speculation.NumDrafts - before.Speculation.NumDrafts,
+                after.Speculation.NumDraftTokens - before.Speculation.NumDraftTokens, after.Speculation.NumAcceptedTokens - before.Speculation.NumAcceptedTokens);
+            table.AddRow("speculative decoding", $"{speculative}: {drafts} checks, {accepted} of {drafted} draft tokens kept " +
+                $"({(drafted == 0 ? 0 : (double)accepted / drafted):P1}); {(double)generated / Math.Max(1, steps):F2} tokens per step");
+        }
         table.AddRow("TTFT p50 / p99", $"{Percentile(latencies.Select(l => l.Ttft), 50):F1} / {Percentile(latencies.Select(l => l.Ttft), 99):F1} ms");
         table.AddRow("latency p50 / p99", $"{Percentile(latencies.Select(l => l.Total), 50):F1} / {Percentile(latencies.Select(l => l.Total), 99):F1} ms");
         AnsiConsole.Write(table);

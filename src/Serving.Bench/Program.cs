@@ -92,11 +92,15 @@ static Command EngineCommand()
         Description = "fraction of requests constrained to a JSON Schema (0..1); above 0 also runs the same load unconstrained and compares",
         DefaultValueFactory = _ => 0,
     };
+    var speculative = new Option<string?>("--speculative-config")
+    {
+        Description = "speculative decoding as the server's flag takes it, e.g. '{\"method\": \"ngram\", \"num_speculative_tokens\": 4}'",
+    };
     var tensorParallel = TensorParallelOption();
     var command = new Command("engine", "Offline engine throughput: N requests of random token ids through LlmEngine at once")
     {
         model, tokenizer, device, tensorParallel, dtype, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed, kvDtype, enforceEager,
-        structuredMix,
+        structuredMix, speculative,
     };
     command.SetAction((result, _) => EngineBenchmark.RunAsync(new EngineBenchmarkOptions(
         new Serving.Engine.EngineOptions
@@ -106,6 +110,7 @@ static Command EngineCommand()
             Dtype = result.GetValue(dtype)!, MaxNumSeqs = result.GetValue(maxNumSeqs),
             MaxNumBatchedTokens = result.GetValue(maxBatched), KVCacheMemoryBytes = result.GetValue(kvMemory),
             KVCacheDtype = result.GetValue(kvDtype)!, EnforceEager = result.GetValue(enforceEager),
+            SpeculativeConfig = result.GetValue(speculative) is { } json ? Serving.Engine.Speculative.SpeculativeConfig.Parse(json) : null,
         },
         result.GetValue(numPrompts), result.GetValue(inputLen), result.GetValue(outputLen), result.GetValue(seed),
         result.GetValue(structuredMix))));

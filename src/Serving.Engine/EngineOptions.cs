@@ -46,6 +46,9 @@ public sealed record EngineOptions
 
     /// MaxLoras resolved.
     public int LoraCapacity => MaxLoras ?? LoraModules.Count;
+    /// Speculative decoding (vLLM's --speculative-config; "ngram", prompt lookup): null decodes one token per sequence
+    /// and step.
+    public Speculative.SpeculativeConfig? SpeculativeConfig { get; init; }
     /// vLLM's --scheduling-policy: first come first served, or by each request's priority.
     public SchedulingPolicy SchedulingPolicy { get; init; } = SchedulingPolicy.Fcfs;
     /// Fraction of GPU memory the engine may use (weights + KV + activations) on CUDA.

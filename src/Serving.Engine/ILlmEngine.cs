@@ -133,4 +133,6 @@ public sealed record EngineStats
     public TimeSpan SchedulingTime { get; init; }
     public TimeSpan ExecutionTime { get; init; }
     public TimeSpan PostprocessingTime { get; init; }
+    /// Speculative decoding's drafts checked and kept (all zero without --speculative-config).
+    public Speculative.SpeculationStats Speculation { get; init; } = Speculative.SpeculationStats.None;
 }

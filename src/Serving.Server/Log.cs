@@ -61,6 +61,9 @@ internal static partial class Log
     [LoggerMessage(27, LogLevel.Information, "Avg prompt throughput: {PromptThroughput:F1} tokens/s, Avg generation throughput: {GenerationThroughput:F1} tokens/s, Running: {Running} reqs, Waiting: {Waiting} reqs, KV cache usage: {KVUsagePercent:F1}%, Prefix cache hit rate: {PrefixHitPercent:F1}%")]
     public static partial void EngineStats(ILogger logger, double promptThroughput, double generationThroughput, int running, int waiting, double kvUsagePercent, double prefixHitPercent);
 
+    [LoggerMessage(32, LogLevel.Information, "SpecDecoding metrics: Mean acceptance length: {MeanAcceptanceLength:F2}, Accepted: {Accepted} tokens, Drafted: {Drafted} tokens, Per-position acceptance rate: {PerPosition}, Avg Draft acceptance rate: {AcceptancePercent:F1}%")]
+    public static partial void SpeculationStats(ILogger logger, double meanAcceptanceLength, long accepted, long drafted, string perPosition, double acceptancePercent);
+
     [LoggerMessage(26, LogLevel.Debug, "Idle after a burst: the GC's committed memory went from {BeforeMiB} MiB to {AfterMiB} MiB")]
     public static partial void MemoryTrimmed(ILogger logger, long beforeMiB, long afterMiB);
 

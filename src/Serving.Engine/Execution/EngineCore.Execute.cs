@@ -9,10 +9,11 @@ namespace Serving.Engine.Execution;
 // Running the model and the sampler for one batch, so that a failure fails only the requests it touches.
 internal sealed partial class EngineCore
 {
-    /// One token per sampling entry (Postprocess skips the sequences this finished after a failure).
+    /// batch.NumSampled tokens: one per sampling entry and one more per draft it checks, all sampled with the entry's
+    /// sampling state (Postprocess skips the sequences this finished after a failure).
     SampledTokens Execute(ScheduledBatch batch)
     {
-        var entries = batch.SamplingEntries.ToList();
+        var entries = batch.SamplingEntries.SelectMany(entry => Enumerable.Repeat(entry, entry.NumSampledRows)).ToList();
         var rows = entries.Select(entry => TextOf(entry.Sequence).Sampling).ToList();
         // structured-output masks are prepared on worker threads while the model runs
         var masks = AllowedTokens.StartPreparing(rows);
@@ -32,10 +33,10 @@ internal sealed partial class EngineCore
             Log.StepFailed(_logger, batch.Entries.Count, error);
             foreach (var entry in batch.Entries)
                 FailRequest(entry.Sequence.RequestId, error);
-            return new SampledTokens(entries, new int[entries.Count], new TokenLogprob?[entries.Count]);
+            return new SampledTokens(new int[entries.Count], new TokenLogprob?[entries.Count]);
         }
         if (entries.Count == 0)
-            return new SampledTokens(entries, [], []);
+            return new SampledTokens([], []);
         var allowed = masks?.GetAwaiter().GetResult();
         var sampled = SampleBatch(entries, logits, rows, allowed);
         // after sampling: failing a request disposes its rows' sampling state
@@ -50,7 +51,7 @@ internal sealed partial class EngineCore
         try
         {
             var output = _sampler.Sample(logits, rows, allowed);
-            return new SampledTokens(entries, output.TokenIds, output.Logprobs);
+            return new SampledTokens(output.TokenIds, output.Logprobs);
         }
         catch (Exception error) when (error is not OutOfMemoryException)
         {
@@ -108,7 +109,7 @@ internal sealed partial class EngineCore
                 FailRequest(entries[i].Sequence.RequestId, error);
             }
         }
-        return new SampledTokens(entries, tokens, logprobs);
+        return new SampledTokens(tokens, logprobs);
     }
 
     void FailRequest(string requestId, Exception error)
@@ -124,14 +125,12 @@ internal sealed partial class EngineCore
 
     SequenceText TextOf(Sequence sequence) => _requests[sequence.RequestId].Sequences[sequence.Index];
 
-    /// The sampled token of each sampling entry, in batch order, and its log-probabilities when asked.
-    sealed class SampledTokens(List<ScheduledSequence> entries, int[] tokenIds, TokenLogprob?[] logprobs)
+    /// The step's sampled tokens, a row per sampled token in batch order (ScheduledBatch.NumSampled), and their
+    /// log-probabilities when asked.
+    sealed class SampledTokens(int[] tokenIds, TokenLogprob?[] logprobs)
     {
-        readonly Dictionary<Sequence, int> _rowOf =
-            entries.Select((entry, row) => (entry.Sequence, row)).ToDictionary(x => x.Sequence, x => x.row);
-
         public int[] TokenIds { get; } = tokenIds;
 
-        public TokenLogprob? LogprobsOf(Sequence sequence) => logprobs[_rowOf[sequence]];
+        public TokenLogprob? LogprobsOf(int row) => logprobs[row];
     }
 }

@@ -10,9 +10,12 @@ internal sealed partial class EngineCore
         var sequence = output.Sequence;
         if (!_requests.TryGetValue(sequence.RequestId, out var request))
             return;
+        var text = request.Sequences[sequence.Index];
+        // a stop string ended the sequence at an earlier token of this step (it kept drafts after that token)
+        if (text.HasEnded)
+            return;
         request.MarkToken();
         request.CompletionTokens++;
-        var text = request.Sequences[sequence.Index];
         var match = text.Stops.Append(text.Detokenizer.Push(output.TokenId));
         var finish = output.FinishReason;
         var emitted = match.Text;
@@ -59,6 +62,7 @@ internal sealed partial class EngineCore
         IReadOnlyList<TokenLogprob>? logprobs, FinishReason reason, StopReason? stopReason)
     {
         request.NumFinished++;
+        request.Sequences[index].HasEnded = true;
         var last = request.NumFinished == request.Sequences.Length;
         var finished = new TokenEvent
         {

@@ -128,7 +128,7 @@ internal sealed partial class EngineCore : IDisposable
         var executed = Stopwatch.GetTimestamp();
         var outputs = _scheduler.Postprocess(batch, sampled.TokenIds);
         foreach (var output in outputs)
-            ProcessOutput(output, sampled.LogprobsOf(output.Sequence));
+            ProcessOutput(output, sampled.LogprobsOf(output.Row));
         var finished = Stopwatch.GetTimestamp();
         _steps++;
         _lastStepDuration = Stopwatch.GetElapsedTime(started, finished);
@@ -155,6 +155,7 @@ internal sealed partial class EngineCore : IDisposable
             NumKVBlocks = s.NumBlocks, FreeKVBlocks = s.NumFreeBlocks, KVUsage = s.KVUsage,
             PrefixCacheQueries = s.PrefixCacheQueries, PrefixCacheHits = s.PrefixCacheHits,
             Preemptions = s.NumPreemptions, PromptTokens = _promptTokens, GenerationTokens = s.NumGeneratedTokens,
+            Speculation = s.Speculation,
             Steps = _steps, LastStepDuration = _lastStepDuration,
             SchedulingTime = _schedulingTime, ExecutionTime = _executionTime, PostprocessingTime = _postprocessingTime,
         };

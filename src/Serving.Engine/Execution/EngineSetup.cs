@@ -68,6 +68,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         {
             MaxNumSeqs = options.MaxNumSeqs, MaxNumBatchedTokens = options.MaxNumBatchedTokens,
             MaxModelLen = maxModelLen, EosTokenIds = eosTokenIds, Policy = options.SchedulingPolicy,
+            Speculative = options.SpeculativeConfig,
         }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching));
         manual_seed(options.Seed);
         var vocabulary = TokenVocabulary.Create(tokenizer, config.VocabSize, eosTokenIds);

@@ -30,10 +30,23 @@ internal sealed class ModelRunner(LoadedModel model, PagedKVCache cache) : IDisp
 
     /// adapterIndex: a LoRA adapter's index among the model's (LoadedModel.LoraAdapterIndex).
     public static StepInputs Inputs(ScheduledBatch batch, int blockSize, Func<string, int>? adapterIndex = null) => StepInputs.Build(
-        batch.Entries.Select(entry => new StepSequence(entry.Sequence.TokenIds, entry.StartPosition, entry.NumNewTokens,
+        batch.Entries.Select(entry => new StepSequence(TokensOf(entry), entry.StartPosition, entry.NumNewTokens,
             entry.Sequence.BlockTable.BlockIds(), entry.SamplesToken,
-            entry.Sequence.LoraAdapter is { } adapter && adapterIndex is not null ? adapterIndex(adapter) : -1)).ToList(),
+            entry.Sequence.LoraAdapter is { } adapter && adapterIndex is not null ? adapterIndex(adapter) : -1,
+            entry.Drafts.Count)).ToList(),
         blockSize);
+
+    /// The sequence's tokens, and after them the drafts the step checks.
+    static IReadOnlyList<int> TokensOf(ScheduledSequence entry) =>
+        entry.Drafts.Count == 0 ? entry.Sequence.TokenIds : new TokensAndDrafts(entry.Sequence.TokenIds, entry.Drafts);
+
+    sealed class TokensAndDrafts(IReadOnlyList<int> tokens, IReadOnlyList<int> drafts) : IReadOnlyList<int>
+    {
+        public int Count => tokens.Count + drafts.Count;
+        public int this[int index] => index < tokens.Count ? tokens[index] : drafts[index - tokens.Count];
+        public IEnumerator<int> GetEnumerator() => tokens.Concat(drafts).GetEnumerator();
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+    }
 
     public void Dispose()
     {

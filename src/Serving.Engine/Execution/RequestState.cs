@@ -86,6 +86,8 @@ internal sealed class SequenceText(SamplingState sampling, IncrementalDetokenize
     public SamplingState Sampling { get; } = sampling;
     public IncrementalDetokenizer Detokenizer { get; } = detokenizer;
     public StopStringMatcher Stops { get; } = stops;
+    /// The sequence's last event was sent: later tokens of the same step are dropped.
+    public bool HasEnded { get; set; }
 
     public void Dispose() => Sampling.Dispose();
 }

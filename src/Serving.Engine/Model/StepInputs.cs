@@ -5,11 +5,15 @@ namespace Serving.Engine.Model;
 /// One sequence's share of a forward step: compute tokens StartPosition .. StartPosition + NumNewTokens - 1 of
 /// TokenIds, whose context (earlier tokens and these) lives in the pool blocks BlockIds, in position order.
 /// ComputesLogits: the step returns logits for the last of these tokens (a prefill chunk that stops short of the
-/// prompt's end samples nothing and needs none).
+/// prompt's end samples nothing and needs none), and for each of the NumDraftTokens before it: the last
+/// NumDraftTokens + 1 new tokens, when the last NumDraftTokens of them are speculative drafts to check.
 /// Adapter: the index of the LoRA adapter the sequence runs with among the model's (LoadedModel.LoraAdapters), -1 none.
 public readonly record struct StepSequence(IReadOnlyList<int> TokenIds, int StartPosition, int NumNewTokens,
-    IReadOnlyList<int> BlockIds, bool ComputesLogits = true, int Adapter = -1)
+    IReadOnlyList<int> BlockIds, bool ComputesLogits = true, int Adapter = -1, int NumDraftTokens = 0)
 {
+    /// Rows of logits the step returns for the sequence.
+    public int NumLogits => ComputesLogits ? NumDraftTokens + 1 : 0;
+
     /// Tokens the sequence attends over after this step: everything before the new ones, and the new ones.
     public int ContextLength => StartPosition + NumNewTokens;
 }
@@ -49,7 +53,8 @@ public sealed class StepInputs
     public int[] ContextLengths { get; }
     /// (numSeqs)[ceil(ContextLength / BlockSize)] block ids of each sequence, covering exactly its context.
     public int[][] BlockTables { get; }
-    /// (numLogits) rows whose logits the step returns: each logit-computing sequence's last token, in batch order.
+    /// (numLogits) rows whose logits the step returns, in batch order: each logit-computing sequence's last token (and
+    /// the tokens before it that precede its drafts: StepSequence.NumLogits rows, in order).
     public int[] LogitRows { get; }
     /// (numSeqs) each sequence's LoRA adapter index, -1 for the base model.
     public int[] Adapters { get; }
@@ -84,7 +89,7 @@ public sealed class StepInputs
                 slots[row + i] = KVCache.SlotMapping.Slot(sequence.BlockIds, position, blockSize);
             }
             queryStarts[s + 1] = row + sequence.NumNewTokens;
-            if (sequence.ComputesLogits) logitRows.Add(queryStarts[s + 1] - 1);
+            for (var i = sequence.NumLogits; i > 0; i--) logitRows.Add(queryStarts[s + 1] - i);
         }
         var contextLengths = sequences.Select(s => s.ContextLength).ToArray();
         var tables = sequences.Select(s => s.BlockIds.Take(KVCache.SlotMapping.BlocksFor(s.ContextLength, blockSize)).ToArray()).ToArray();
@@ -106,6 +111,8 @@ public sealed class StepInputs
         var (start, count) = (sequence.StartPosition, sequence.NumNewTokens);
         if (count < 1 || start < 0 || sequence.ContextLength > sequence.TokenIds.Count)
             throw new ArgumentException($"sequence {s}: new tokens {start}..{start + count - 1} must lie within its {sequence.TokenIds.Count} tokens");
+        if (sequence.NumDraftTokens < 0 || sequence.NumDraftTokens >= count)
+            throw new ArgumentException($"sequence {s}: {sequence.NumDraftTokens} draft tokens among {count} new ones (drafts follow at least one token)");
         if (sequence.BlockIds.Count < KVCache.SlotMapping.BlocksFor(sequence.ContextLength, blockSize))
             throw new ArgumentException($"sequence {s}: {sequence.BlockIds.Count} blocks cannot hold {sequence.ContextLength} tokens of block size {blockSize}");
         return sequence;

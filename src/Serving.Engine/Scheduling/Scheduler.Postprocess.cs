@@ -1,48 +1,83 @@
+using Serving.Engine.Speculative;
+
 namespace Serving.Engine.Scheduling;
 
 // After the model ran: record the computed KV, append sampled tokens, finish sequences.
 internal sealed partial class Scheduler
 {
-    /// Applies one executed step. sampledTokenIds holds one token per batch.SamplingEntries, in batch order.
-    /// Returns one output per sequence that got a token; finished ones already had their blocks freed.
-    /// Sequences finished or aborted since Schedule are skipped (their token is dropped).
+    /// Applies one executed step. sampledTokenIds holds batch.NumSampled tokens: NumSampledRows per sampling entry, in
+    /// batch order. Returns one output per token appended, in order (several for a sequence whose drafts were kept);
+    /// finished sequences already had their blocks freed. Sequences finished or aborted since Schedule are skipped
+    /// (their tokens are dropped).
     public IReadOnlyList<SequenceOutput> Postprocess(ScheduledBatch batch, IReadOnlyList<int> sampledTokenIds)
     {
         if (sampledTokenIds.Count != batch.NumSampled)
             throw new ArgumentException(
-                $"{sampledTokenIds.Count} sampled tokens for {batch.NumSampled} sampling sequences", nameof(sampledTokenIds));
+                $"{sampledTokenIds.Count} sampled tokens for {batch.NumSampled} sampled rows", nameof(sampledTokenIds));
         var outputs = new List<SequenceOutput>();
         var next = 0;
         foreach (var entry in batch.Entries)
         {
-            int? tokenId = entry.SamplesToken ? sampledTokenIds[next++] : null;
+            var first = next;
+            next += entry.NumSampledRows;
             var sequence = entry.Sequence;
             // Finished or aborted since Schedule, or this batch was already applied: nothing to record.
             if (sequence.Status != SequenceStatus.Running || sequence.NumComputedTokens != entry.StartPosition)
                 continue;
-            RecordComputed(entry);
-            if (tokenId is { } token)
-                outputs.Add(AppendSampled(sequence, token));
+            if (!entry.SamplesToken)
+            {
+                RecordComputed(entry, entry.NumNewTokens);
+                continue;
+            }
+            var accepted = DraftVerification.NumAccepted(entry.Drafts, sampledTokenIds, first);
+            _speculation?.Record(entry.Drafts.Count, accepted);
+            var (appended, reason) = AppendSampled(sequence, sampledTokenIds, first, accepted + 1, outputs);
+            // the kept drafts' K/V was computed this step; the last token appended is the next step's input
+            RecordComputed(entry, entry.NumKnownTokens + Math.Min(appended, accepted));
+            if (reason is { } finishReason)
+                Finish(sequence, finishReason);
+            else
+                ProposeDrafts(sequence);
         }
         return outputs;
     }
 
-    void RecordComputed(ScheduledSequence entry)
+    void RecordComputed(ScheduledSequence entry, int numComputed)
     {
         var sequence = entry.Sequence;
-        sequence.MarkComputed(entry.ContextLength);
+        sequence.MarkComputed(entry.StartPosition + numComputed);
         _kvCache.CacheFullBlocks(sequence.BlockTable, sequence.TokenIds, sequence.NumComputedTokens);
         _numComputedTokens += entry.NumNewTokens;
     }
 
-    SequenceOutput AppendSampled(Sequence sequence, int tokenId)
+    /// Appends sampled[first..first + count) until one ends the sequence; returns how many, and why it ended.
+    (int Appended, FinishReason? Reason) AppendSampled(Sequence sequence, IReadOnlyList<int> sampled, int first, int count,
+        List<SequenceOutput> outputs)
     {
-        sequence.AppendToken(tokenId);
-        _numGeneratedTokens++;
-        var reason = StopReasonOf(sequence, tokenId);
-        if (reason is { } finishReason)
-            Finish(sequence, finishReason);
-        return new SequenceOutput(sequence, tokenId, reason);
+        for (var i = 0; i < count; i++)
+        {
+            var tokenId = sampled[first + i];
+            sequence.AppendToken(tokenId);
+            _numGeneratedTokens++;
+            var reason = StopReasonOf(sequence, tokenId);
+            outputs.Add(new SequenceOutput(sequence, tokenId, reason, first + i));
+            if (reason is not null)
+                return (i + 1, reason);
+        }
+        return (count, null);
+    }
+
+    /// The drafts the sequence's next step checks (none without --speculative-config, or when its sampling does not
+    /// allow them): no more than could be appended before max_tokens or the model's context ends it.
+    void ProposeDrafts(Sequence sequence)
+    {
+        if (_options.Speculative is not { } config || !DraftVerification.CanSpeculate(sequence.Sampling, sequence.NumOutputTokens))
+        {
+            sequence.DraftTokenIds = [];
+            return;
+        }
+        var room = Math.Min(sequence.Sampling.MaxTokens - sequence.NumOutputTokens, _options.MaxModelLen - sequence.NumTokens) - 1;
+        sequence.DraftTokenIds = NgramProposer.Propose(sequence.TokenIds, config, Math.Min(room, config.NumSpeculativeTokens));
     }
 
     /// Stop tokens (EOS unless ignore_eos, and stop_token_ids) count once min_tokens were generated; then

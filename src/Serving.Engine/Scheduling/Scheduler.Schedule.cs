@@ -26,8 +26,25 @@ internal sealed partial class Scheduler
             var numNewTokens = Math.Min(sequence.NumUncomputedTokens, step.TokenBudget);
             if (!TryReserveSlots(sequence, numNewTokens, step))
                 break; // the sequence preempted itself: everything after it is gone too
-            step.Add(sequence, numNewTokens);
+            step.Add(sequence, numNewTokens, DraftsToCheck(sequence, step.TokenBudget, blocksToLeave: _running.Count - 1 - i));
         }
+    }
+
+    /// The sequence's draft tokens that fit this step, their slots allocated: only behind its last token (a sequence
+    /// still computing its prompt has none), only as many as the token budget leaves after that token, and only when
+    /// free blocks hold them with blocksToLeave to spare, one for each running sequence after it: drafts never preempt
+    /// anything, nor make a later sequence's own next token preempt.
+    IReadOnlyList<int> DraftsToCheck(Sequence sequence, int tokenBudget, int blocksToLeave)
+    {
+        var drafts = sequence.DraftTokenIds;
+        if (drafts.Count == 0 || sequence.NumUncomputedTokens != 1 || tokenBudget < 2)
+            return [];
+        if (drafts.Count >= tokenBudget)
+            drafts = drafts.Take(tokenBudget - 1).ToArray();
+        var newBlocks = SlotMapping.BlocksFor(sequence.NumTokens + drafts.Count, _kvCache.BlockSize) - sequence.BlockTable.Count;
+        if (newBlocks > 0 && _kvCache.NumFreeBlocks - newBlocks < blocksToLeave)
+            return [];
+        return _kvCache.TryAllocateSlots(sequence.BlockTable, sequence.NumTokens + drafts.Count) ? drafts : [];
     }
 
     /// Gets blocks for the sequence's next tokens, preempting the last running sequences (the newest; under the
@@ -54,6 +71,7 @@ internal sealed partial class Scheduler
         _running.Remove(sequence);
         _kvCache.Free(sequence.BlockTable);
         sequence.NumComputedTokens = 0;
+        sequence.DraftTokenIds = [];
         sequence.Status = SequenceStatus.Preempted;
         Wait(sequence, preempted: true);
         _numPreemptions++;
@@ -108,11 +126,14 @@ internal sealed partial class Scheduler
         public int TokenBudget { get; private set; } = tokenBudget;
         public int NumPreempted { get; set; }
 
-        public void Add(Sequence sequence, int numNewTokens)
+        /// numNewTokens of the sequence's own tokens, then its drafts.
+        public void Add(Sequence sequence, int numNewTokens, IReadOnlyList<int>? drafts = null)
         {
             var start = sequence.NumComputedTokens;
-            Entries.Add(new ScheduledSequence(sequence, start, numNewTokens, start + numNewTokens == sequence.NumTokens));
-            TokenBudget -= numNewTokens;
+            var samples = start + numNewTokens == sequence.NumTokens;
+            drafts ??= [];
+            Entries.Add(new ScheduledSequence(sequence, start, numNewTokens + drafts.Count, samples, drafts.Count == 0 ? null : drafts));
+            TokenBudget -= numNewTokens + drafts.Count;
         }
     }
 }

@@ -24,12 +24,14 @@ internal sealed partial class Scheduler
     long _numPreemptions;
     long _numComputedTokens;
     long _numGeneratedTokens;
+    readonly Speculative.SpeculationCounters? _speculation;
 
     public Scheduler(SchedulerOptions options, KVCacheManager kvCache)
     {
         options.Validate();
         _options = options;
         _kvCache = kvCache;
+        _speculation = options.Speculative is { } config ? new Speculative.SpeculationCounters(config.NumSpeculativeTokens) : null;
     }
 
     public KVCacheManager KVCache => _kvCache;
@@ -82,6 +84,7 @@ internal sealed partial class Scheduler
         else
             _waiting.Remove(sequence);
         _kvCache.Free(sequence.BlockTable);
+        sequence.DraftTokenIds = [];
         sequence.Status = SequenceStatus.Finished;
         sequence.FinishReason = reason;
         var siblings = _requests[sequence.RequestId];
@@ -121,5 +124,6 @@ internal sealed partial class Scheduler
         PrefixCacheHits: _kvCache.PrefixCacheHits,
         NumPreemptions: _numPreemptions,
         NumComputedTokens: _numComputedTokens,
-        NumGeneratedTokens: _numGeneratedTokens);
+        NumGeneratedTokens: _numGeneratedTokens,
+        Speculation: _speculation?.Snapshot() ?? Speculative.SpeculationStats.None);
 }

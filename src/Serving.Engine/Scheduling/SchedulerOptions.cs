@@ -15,6 +15,9 @@ internal sealed record SchedulerOptions
     /// Longest prompt + completion accepted.
     public required int MaxModelLen { get; init; }
 
+    /// Speculative decoding by prompt lookup (--speculative-config); null: one token per sequence and step.
+    public Speculative.SpeculativeConfig? Speculative { get; init; }
+
     /// Tokens that end a sequence unless the request sets ignore_eos (the model's eos_token_id list).
     public IReadOnlySet<int> EosTokenIds { get; init; } = new HashSet<int>();
 
@@ -23,6 +26,7 @@ internal sealed record SchedulerOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxNumSeqs, 1, nameof(MaxNumSeqs));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxNumBatchedTokens, 1, nameof(MaxNumBatchedTokens));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxModelLen, 1, nameof(MaxModelLen));
+        Speculative?.Validate();
     }
 }
 
@@ -37,4 +41,5 @@ internal sealed record SchedulerStats(
     long PrefixCacheHits,
     long NumPreemptions,
     long NumComputedTokens,
-    long NumGeneratedTokens);
+    long NumGeneratedTokens,
+    Speculative.SpeculationStats Speculation);

@@ -68,6 +68,10 @@ internal sealed class Sequence
     /// Prompt tokens found in the prefix cache when first scheduled (usage's cached prompt tokens).
     public int NumCachedTokens { get; internal set; }
 
+    /// Tokens proposed to follow the sequence's last one (speculative decoding), checked by the next step that
+    /// schedules it; empty when none are proposed. Replaced after every step that samples for the sequence.
+    public IReadOnlyList<int> DraftTokenIds { get; internal set; } = [];
+
     /// True once the whole prompt was computed at least once: its full blocks are then in the prefix cache.
     public bool HasComputedPrompt { get; private set; }
 

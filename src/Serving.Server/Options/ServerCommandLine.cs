@@ -95,6 +95,7 @@ public static class ServerCommandLine
         Make<int>("--max-model-len", "MaxModelLen", "Longest prompt + completion in tokens (default: the model's max_position_embeddings)."),
         Make<int>("--max-num-seqs", "MaxNumSeqs", "Most sequences in one batch (default 256)."),
         Make<string>("--scheduling-policy", "SchedulingPolicy", "fcfs (first come, first served) or priority: requests' \"priority\" (lower first) orders admission and preemption (default fcfs)."),
+        Make<string>("--speculative-config", "SpeculativeConfig", "Speculative decoding by prompt lookup, as JSON: '{\"method\": \"ngram\", \"num_speculative_tokens\": 4, \"prompt_lookup_max\": 4, \"prompt_lookup_min\": 2}' (default off)."),
         Make<int>("--max-num-batched-tokens", "MaxNumBatchedTokens", "Most tokens in one engine step (default 8192)."),
         Make<int>("--block-size", "BlockSize", "Tokens per KV-cache block (default 16)."),
         Make<double>("--gpu-memory-utilization", "GpuMemoryUtilization", "Fraction of GPU memory the engine may use (default 0.9)."),

@@ -111,6 +111,9 @@ public sealed class ServerOptions
     /// fcfs or priority (vLLM's --scheduling-policy): under priority, requests' "priority" orders admission and
     /// preemption.
     public string SchedulingPolicy { get; set; } = "fcfs";
+    /// Speculative decoding as a JSON object (vLLM's --speculative-config), e.g.
+    /// {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 4, "prompt_lookup_min": 2}.
+    public string? SpeculativeConfig { get; set; }
     /// A JSON object of generation_config.json sampling fields replacing GenerationConfig's (vLLM's
     /// --override-generation-config), e.g. {"temperature": 0.6, "max_new_tokens": 512}.
     public string? OverrideGenerationConfig { get; set; }
@@ -177,6 +180,7 @@ public sealed class ServerOptions
         // room for adapters beyond --lora-modules only where they can come: loaded while serving
         MaxLoras = EnableLora && AllowRuntimeLoraUpdating ? MaxLoras ?? Math.Max(1, LoraAdapterSources.Count) : null,
         SchedulingPolicy = SchedulingPolicy == "priority" ? Serving.Engine.SchedulingPolicy.Priority : Serving.Engine.SchedulingPolicy.Fcfs,
+        SpeculativeConfig = SpeculativeConfig is null ? null : Serving.Engine.Speculative.SpeculativeConfig.Parse(SpeculativeConfig),
         GpuMemoryUtilization = GpuMemoryUtilization,
         KVCacheMemoryBytes = KvCacheMemory,
         NumGpuBlocksOverride = NumGpuBlocksOverride,
@@ -270,6 +274,7 @@ public sealed class ServerOptions
             if (MaxLoras is { } most && sources.Count > most) throw new ArgumentException($"lora-modules: {sources.Count} adapters are given, max-loras is {most}");
         });
         Read(HfOverrides, json => ConfigOverrides.Parse(json));
+        Read(SpeculativeConfig, json => Serving.Engine.Speculative.SpeculativeConfig.Parse(json));
         Read(ChatTemplate, value => ChatTemplateFlags.Source(value));
         Read(DefaultChatTemplateKwargs, json => ChatTemplateFlags.Kwargs(json));
         Read(OverrideGenerationConfig, json => SamplingDefaults.Parse(json));

@@ -27,11 +27,22 @@ internal sealed class EngineMetrics
         meter.CreateObservableCounter("serving.engine.prompt_tokens", () => Observe(s => s.PromptTokens), "{token}", "Prompt tokens processed.");
         meter.CreateObservableCounter("serving.engine.generation_tokens", () => Observe(s => s.GenerationTokens), "{token}", "Tokens generated.");
         meter.CreateObservableCounter("serving.engine.steps", () => Observe(s => s.Steps), "{step}", "Engine steps run.");
+        // speculative decoding (vLLM's spec_decode counters); zero without --speculative-config
+        meter.CreateObservableCounter("serving.engine.spec_decode.drafts", () => Observe(s => s.Speculation.NumDrafts), "{draft}", "Checks of a sequence's draft tokens.");
+        meter.CreateObservableCounter("serving.engine.spec_decode.draft_tokens", () => Observe(s => s.Speculation.NumDraftTokens), "{token}", "Draft tokens checked.");
+        meter.CreateObservableCounter("serving.engine.spec_decode.accepted_tokens", () => Observe(s => s.Speculation.NumAcceptedTokens), "{token}", "Draft tokens kept.");
+        meter.CreateObservableCounter("serving.engine.spec_decode.accepted_tokens_per_position", ObservePerPosition, "{token}", "Draft tokens kept, by place among a check's drafts (position 0 is the first draft).");
     }
 
     /// Prefix-cache hits over queries since start (0 before the first query).
     public static double HitRate(EngineStats stats) =>
         stats.PrefixCacheQueries == 0 ? 0 : (double)stats.PrefixCacheHits / stats.PrefixCacheQueries;
+
+    IEnumerable<Measurement<long>> ObservePerPosition() =>
+        _engine.State is EngineState.Ready or EngineState.Draining
+            ? _engine.GetStats().Speculation.AcceptedPerPosition.Select((kept, position) =>
+                new Measurement<long>(kept, new KeyValuePair<string, object?>("position", position)))
+            : [];
 
     IEnumerable<Measurement<T>> Observe<T>(Func<EngineStats, T> read) where T : struct =>
         _engine.State is EngineState.Ready or EngineState.Draining ? [new Measurement<T>(read(_engine.GetStats()))] : [];

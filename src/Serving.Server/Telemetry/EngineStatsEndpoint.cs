@@ -20,15 +20,18 @@ internal static class EngineStatsEndpoint
         stats.RunningRequests, stats.WaitingRequests,
         stats.KVUsage, stats.NumKVBlocks, stats.FreeKVBlocks,
         stats.PrefixCacheQueries, stats.PrefixCacheHits, EngineMetrics.HitRate(stats),
-        stats.Preemptions, stats.PromptTokens, stats.GenerationTokens, stats.Steps, stats.LastStepDuration.TotalMilliseconds);
+        stats.Preemptions, stats.PromptTokens, stats.GenerationTokens, stats.Steps, stats.LastStepDuration.TotalMilliseconds,
+        stats.Speculation.NumDrafts, stats.Speculation.NumDraftTokens, stats.Speculation.NumAcceptedTokens);
 }
 
-/// timestamp: Unix seconds (millisecond resolution) when the stats were read.
+/// timestamp: Unix seconds (millisecond resolution) when the stats were read. spec_decode_*: speculative decoding's
+/// checks of drafts, draft tokens checked and kept (zero without --speculative-config).
 internal sealed record EngineStatsResponse(string Model, double Timestamp,
     int RequestsRunning, int RequestsWaiting,
     double KvCacheUsage, int KvCacheBlocks, int KvCacheFreeBlocks,
     long PrefixCacheQueries, long PrefixCacheHits, double PrefixCacheHitRate,
-    long Preemptions, long PromptTokens, long GenerationTokens, long Steps, double LastStepMs)
+    long Preemptions, long PromptTokens, long GenerationTokens, long Steps, double LastStepMs,
+    long SpecDecodeDrafts, long SpecDecodeDraftTokens, long SpecDecodeAcceptedTokens)
 {
     public string Object => "engine.stats";
 }

@@ -1,4 +1,5 @@
 using Serving.Engine;
+using Serving.Engine.Speculative;
 using Serving.Server.Options;
 
 namespace Serving.Server.Telemetry;
@@ -26,8 +27,21 @@ internal sealed class StatsLogger(ILlmEngine engine, ServerOptions options, ILog
                 Log.EngineStats(logger, (stats.PromptTokens - last.PromptTokens) / seconds,
                     (stats.GenerationTokens - last.GenerationTokens) / seconds, stats.RunningRequests, stats.WaitingRequests,
                     100 * stats.KVUsage, queries == 0 ? 0 : 100.0 * (stats.PrefixCacheHits - last.PrefixCacheHits) / queries);
+                LogSpeculation(stats.Speculation, last.Speculation);
             }
             (last, lastAt, wasBusy) = (stats, TimeProvider.System.GetTimestamp(), busy);
         }
+    }
+
+    /// vLLM's spec-decoding line, over the drafts checked since the last line (none: no line). Mean acceptance length
+    /// counts the token every check yields besides its kept drafts.
+    void LogSpeculation(SpeculationStats now, SpeculationStats last)
+    {
+        var drafts = now.NumDrafts - last.NumDrafts;
+        if (drafts == 0) return;
+        var (drafted, accepted) = (now.NumDraftTokens - last.NumDraftTokens, now.NumAcceptedTokens - last.NumAcceptedTokens);
+        var perPosition = string.Join(", ", now.AcceptedPerPosition.Select((kept, i) =>
+            ((kept - (i < last.AcceptedPerPosition.Count ? last.AcceptedPerPosition[i] : 0)) / (double)drafts).ToString("F3")));
+        Log.SpeculationStats(logger, 1 + (double)accepted / drafts, accepted, drafted, perPosition, drafted == 0 ? 0 : 100.0 * accepted / drafted);
     }
 }

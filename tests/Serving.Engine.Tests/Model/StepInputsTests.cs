@@ -43,6 +43,26 @@ public sealed class StepInputsTests
         Assert.Equal([0, 3], inputs.LogitRows);
     }
 
+    /// A sequence checking two drafts: its last token and the drafts are computed, and each gives a logits row (the
+    /// last token's predicts the first draft, the drafts' the next ones and the token after them).
+    [Fact]
+    public void DraftTokensFollowTheLastTokenAndEachGivesALogitsRow()
+    {
+        var a = new StepSequence([10, 11, 12, 13, 14, 15, 90, 91], 5, 3, [7, 2], NumDraftTokens: 2);
+        var b = new StepSequence([20, 21, 22], 2, 1, [3]);
+
+        var inputs = StepInputs.Build([a, b], blockSize: 4);
+
+        Assert.Equal([15, 90, 91, 22], inputs.TokenIds);
+        Assert.Equal([5, 6, 7, 2], inputs.Positions);
+        Assert.Equal([9, 10, 11, 14], inputs.SlotMapping);
+        Assert.Equal([0, 3, 4], inputs.QueryStarts);
+        Assert.Equal([8, 3], inputs.ContextLengths);
+        Assert.Equal([0, 1, 2, 3], inputs.LogitRows);
+        Assert.False(inputs.IsDecode);
+        Assert.Throws<ArgumentException>(() => StepInputs.Build([a with { NumDraftTokens = 3 }], 4));   // a draft needs a token before it
+    }
+
     [Fact]
     public void APrefillChunkThatStopsShortComputesNoLogits()
     {

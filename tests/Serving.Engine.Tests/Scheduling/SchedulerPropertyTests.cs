@@ -15,11 +15,13 @@ public sealed class SchedulerPropertyTests(ITestOutputHelper output)
     const int Eos = 2;
     const int MaxModelLen = 48;
 
-    sealed record Workload(SchedulerOptions Options, int NumBlocks, int BlockSize, bool PrefixCaching, List<Arrival> Arrivals);
+    /// Memory: SimulatedEngine's (0: each token depends on the whole sequence; 1 or 2 for text that repeats itself).
+    sealed record Workload(SchedulerOptions Options, int NumBlocks, int BlockSize, bool PrefixCaching, List<Arrival> Arrivals, int Memory = 0);
 
     sealed record Arrival(int Step, GenerationRequest Request, int? CancelStep);
 
-    sealed record Totals(long Preemptions, long PrefixHits, int Refused, int Cancelled, int ChunkedSteps, int Finished);
+    sealed record Totals(long Preemptions, long PrefixHits, int Refused, int Cancelled, int ChunkedSteps, int Finished,
+        long DraftTokens = 0, long AcceptedTokens = 0);
 
     [Fact]
     public void RandomWorkloadsKeepThePoolConsistentAndFinishCorrectly()
@@ -40,6 +42,40 @@ public sealed class SchedulerPropertyTests(ITestOutputHelper output)
         Assert.True(totals.Sum(t => t.Refused) > 10, "too few refusals");
         Assert.True(totals.Sum(t => t.Cancelled) > 100, "too few cancellations");
         Assert.True(totals.Sum(t => t.ChunkedSteps) > 100, "too few chunked prefills");
+        Assert.True(totals.Sum(t => t.Finished) > 1000, "too few finished sequences");
+    }
+
+    /// The same workloads with speculative decoding (random draft lengths and n-gram bounds) over text that repeats
+    /// itself: drafts are kept, cut short, refused and dropped for lack of budget or blocks, and every sequence must
+    /// still produce exactly what it produces alone, one token per step.
+    [Fact]
+    public void RandomWorkloadsWithSpeculativeDecodingFinishAsWithout()
+    {
+        var totals = new List<Totals>();
+        for (var seed = 0; seed < 300; seed++)
+        {
+            var rng = new Random(1_000_000 + seed);
+            var workload = Generate(rng);
+            var lookupMin = rng.Next(1, 3);
+            workload = workload with
+            {
+                Options = workload.Options with
+                {
+                    Speculative = new Engine.Speculative.SpeculativeConfig
+                    {
+                        NumSpeculativeTokens = rng.Next(1, 6), PromptLookupMin = lookupMin, PromptLookupMax = lookupMin + rng.Next(0, 3),
+                    },
+                },
+                Memory = rng.Next(1, 3),
+            };
+            try { totals.Add(Run(workload)); }
+            catch (Exception e) { throw new InvalidOperationException($"speculative workload seed {seed} failed: {e.Message}", e); }
+        }
+        var (drafted, accepted) = (totals.Sum(t => t.DraftTokens), totals.Sum(t => t.AcceptedTokens));
+        output.WriteLine($"draft tokens {drafted}, accepted {accepted}, preemptions {totals.Sum(t => t.Preemptions)}, finished {totals.Sum(t => t.Finished)}");
+        Assert.True(accepted > 1000, "too few drafts kept");
+        Assert.True(drafted - accepted > 1000, "too few drafts refused");
+        Assert.True(totals.Sum(t => t.Preemptions) > 100, "too few preemptions");
         Assert.True(totals.Sum(t => t.Finished) > 1000, "too few finished sequences");
     }
 
@@ -82,7 +118,7 @@ public sealed class SchedulerPropertyTests(ITestOutputHelper output)
     static Totals Run(Workload workload)
     {
         var scheduler = new Scheduler(workload.Options, new KVCacheManager(workload.NumBlocks, workload.BlockSize, workload.PrefixCaching));
-        var engine = new SimulatedEngine(scheduler, Vocab);
+        var engine = new SimulatedEngine(scheduler, Vocab, workload.Memory);
         var admitted = new List<Sequence>();
         var cancelled = new HashSet<string>();
         int refused = 0, chunkedSteps = 0;
@@ -99,10 +135,11 @@ public sealed class SchedulerPropertyTests(ITestOutputHelper output)
                 chunkedSteps += CheckedStep(engine, workload.Options) ? 1 : 0;
         }
         PoolInvariants.CheckAllFree(scheduler);
-        CheckOutputs(admitted, cancelled);
+        CheckOutputs(admitted, cancelled, workload.Memory);
         var stats = scheduler.GetStats();
         var finished = admitted.Count(sequence => sequence.FinishReason != FinishReason.Abort);
-        return new Totals(stats.NumPreemptions, stats.PrefixCacheHits, refused, cancelled.Count, chunkedSteps, finished);
+        return new Totals(stats.NumPreemptions, stats.PrefixCacheHits, refused, cancelled.Count, chunkedSteps, finished,
+            stats.Speculation.NumDraftTokens, stats.Speculation.NumAcceptedTokens);
     }
 
     /// Adds the request; a refusal must be one of the two legitimate ones.
@@ -135,14 +172,14 @@ public sealed class SchedulerPropertyTests(ITestOutputHelper output)
         return batch.Entries.Any(entry => !entry.SamplesToken);
     }
 
-    static void CheckOutputs(List<Sequence> admitted, HashSet<string> cancelled)
+    static void CheckOutputs(List<Sequence> admitted, HashSet<string> cancelled, int memory)
     {
         foreach (var sequence in admitted)
         {
             Assert.True(sequence.IsFinished);
             if (cancelled.Contains(sequence.RequestId) && sequence.FinishReason == FinishReason.Abort)
                 continue;
-            var expected = SimulatedEngine.ReferenceOutput(sequence, new HashSet<int> { Eos }, MaxModelLen, Vocab);
+            var expected = SimulatedEngine.ReferenceOutput(sequence, new HashSet<int> { Eos }, MaxModelLen, Vocab, memory);
             Assert.Equal(expected, sequence.OutputTokenIds);
         }
     }

@@ -10,8 +10,10 @@ namespace Serving.Engine.Tests.Scheduling;
 /// (through the step inputs' block tables), writes the new tokens' fingerprints at their slots, and
 /// "samples" a token that depends only on the sequence's tokens and index, like greedy decoding. So a
 /// sequence's output must equal ReferenceOutput (the sequence run alone) however it was chunked, preempted
-/// or served from the prefix cache.
-internal sealed class SimulatedEngine(Scheduler scheduler, int vocabSize = 64)
+/// or served from the prefix cache. memory > 0: the sampled token depends on the last `memory` tokens only, text
+/// that repeats itself (so that prompt-lookup drafts are often right). Draft tokens (speculative decoding) are computed
+/// like the sequence's own and sampled after: a row per draft, each from the tokens before it.
+internal sealed class SimulatedEngine(Scheduler scheduler, int vocabSize = 64, int memory = 0)
 {
     readonly ulong[] _slots = new ulong[scheduler.KVCache.NumBlocks * scheduler.KVCache.BlockSize];
 
@@ -36,17 +38,24 @@ internal sealed class SimulatedEngine(Scheduler scheduler, int vocabSize = 64)
         Assert.False(Scheduler.HasUnfinishedSequences, $"work left after {maxSteps} steps");
     }
 
-    public static int NextToken(IReadOnlyList<int> tokenIds, int index, int vocabSize) =>
-        (int)((Fingerprints(tokenIds, tokenIds.Count)[^1] ^ (ulong)index * 0x9E3779B97F4A7C15UL) % (ulong)vocabSize);
+    public static int NextToken(IReadOnlyList<int> tokenIds, int index, int vocabSize, int memory = 0) =>
+        NextToken(tokenIds, tokenIds.Count, index, vocabSize, memory);
+
+    /// The token after the first count of tokenIds.
+    static int NextToken(IReadOnlyList<int> tokenIds, int count, int index, int vocabSize, int memory)
+    {
+        var context = memory > 0 && count > memory ? tokenIds.Skip(count - memory).Take(memory).ToArray() : tokenIds.Take(count).ToArray();
+        return (int)((Fingerprints(context, context.Length)[^1] ^ (ulong)index * 0x9E3779B97F4A7C15UL) % (ulong)vocabSize);
+    }
 
     /// What a sequence generates alone, with the scheduler's stop rules (EOS, stop ids, max tokens, context).
-    public static List<int> ReferenceOutput(Sequence sequence, IReadOnlySet<int> eos, int maxModelLen, int vocabSize = 64)
+    public static List<int> ReferenceOutput(Sequence sequence, IReadOnlySet<int> eos, int maxModelLen, int vocabSize = 64, int memory = 0)
     {
         var tokens = sequence.PromptTokenIds.ToList();
         var output = new List<int>();
         while (true)
         {
-            var token = NextToken(tokens, sequence.Index, vocabSize);
+            var token = NextToken(tokens, sequence.Index, vocabSize, memory);
             tokens.Add(token);
             output.Add(token);
             var sampling = sequence.Sampling;
@@ -77,11 +86,12 @@ internal sealed class SimulatedEngine(Scheduler scheduler, int vocabSize = 64)
         for (var s = 0; s < batch.Entries.Count; s++)
         {
             var entry = batch.Entries[s];
-            var fingerprints = Fingerprints(entry.Sequence.TokenIds, entry.ContextLength);
+            var tokens = entry.Sequence.TokenIds.Concat(entry.Drafts).ToArray();
+            var fingerprints = Fingerprints(tokens, entry.ContextLength);
             CheckContext(entry, metadata.BlockTables[s], fingerprints);
-            WriteNewTokens(entry, metadata, s, fingerprints, written);
-            if (entry.SamplesToken)
-                sampled.Add(NextToken(entry.Sequence.TokenIds, entry.Sequence.Index, vocabSize));
+            WriteNewTokens(entry, tokens, metadata, s, fingerprints, written);
+            for (var row = 0; row < entry.NumSampledRows; row++)
+                sampled.Add(NextToken(tokens, entry.Sequence.NumTokens + row, entry.Sequence.Index, vocabSize, memory));
         }
         Assert.Equal(sampled.Count, metadata.LogitRows.Length);
         return sampled;
@@ -95,7 +105,7 @@ internal sealed class SimulatedEngine(Scheduler scheduler, int vocabSize = 64)
                 $"{entry.Sequence} reads wrong K/V at position {p}");
     }
 
-    void WriteNewTokens(ScheduledSequence entry, StepInputs metadata, int s, ulong[] fingerprints, HashSet<int> written)
+    void WriteNewTokens(ScheduledSequence entry, int[] tokens, StepInputs metadata, int s, ulong[] fingerprints, HashSet<int> written)
     {
         var offset = metadata.QueryStarts[s];
         var pool = Scheduler.KVCache.Pool;
@@ -104,7 +114,7 @@ internal sealed class SimulatedEngine(Scheduler scheduler, int vocabSize = 64)
             var position = entry.StartPosition + i;
             var slot = metadata.SlotMapping[offset + i];
             Assert.Equal(position, metadata.Positions[offset + i]);
-            Assert.Equal(entry.Sequence.TokenIds[position], metadata.TokenIds[offset + i]);
+            Assert.Equal(tokens[position], metadata.TokenIds[offset + i]);
             Assert.Equal(SlotOf(metadata.BlockTables[s], position), slot);
             Assert.True(written.Add(slot), $"slot {slot} written twice in one step");
             var block = pool[slot / BlockSize];

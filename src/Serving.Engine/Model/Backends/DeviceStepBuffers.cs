@@ -8,10 +8,11 @@ namespace Serving.Engine.Model.Backends;
 /// tensor with a fixed layout, filled from one pinned host tensor by ONE asynchronous copy. Fixed addresses and
 /// strides are what lets a captured step (CUDA graph) read the next step's metadata.
 ///
-///   [ tokenIds (T) | positions (T) | slots (T) | logitRows (S) | tokenRows (S) | decodeSeqs (S) | contextLengths (S)
+///   [ tokenIds (T) | positions (T) | slots (T) | logitRows (T) | tokenRows (S) | decodeSeqs (S) | contextLengths (S)
 ///     | partitionSize (1) | blockTables (S, W) ]
 ///
-/// T tokens, S sequences, W blocks per sequence of capacity; a step larger than that grows the buffers (new
+/// T tokens, S sequences, W blocks per sequence of capacity (logit rows are as many as tokens at most: a sequence
+/// checking drafts has a row per token); a step larger than that grows the buffers (new
 /// addresses: graphs captured before must be captured again). The copy covers the small arrays and the used rows of
 /// the block tables. A decode step can be padded to more sequences (a captured graph's batch size): a padding
 /// sequence has token 0 at position 0, slot -1 (its K/V are written nowhere) and a context of one token.
@@ -71,11 +72,11 @@ internal sealed class DeviceStepBuffers : IDisposable
         var tokens = host.Slice(0, _tokens);
         var positions = host.Slice(_tokens, _tokens);
         var slots = host.Slice(2 * _tokens, _tokens);
-        var seqs = 3 * _tokens;
-        var logitRows = host.Slice(seqs, _seqs);
-        var tokenRows = host.Slice(seqs + _seqs, _seqs);
-        var decodes = host.Slice(seqs + 2 * _seqs, _seqs);
-        var contexts = host.Slice(seqs + 3 * _seqs, _seqs);
+        var logitRows = host.Slice(3 * _tokens, _tokens);
+        var seqs = 4 * _tokens;
+        var tokenRows = host.Slice(seqs, _seqs);
+        var decodes = host.Slice(seqs + _seqs, _seqs);
+        var contexts = host.Slice(seqs + 2 * _seqs, _seqs);
         if (inputs is not null)
         {
             inputs.TokenIds.CopyTo(tokens);
@@ -94,8 +95,8 @@ internal sealed class DeviceStepBuffers : IDisposable
             tokenRows[s] = logitRows[s] = s;
             decodes[decodeSeqs.Count + s - real] = s;
         }
-        host[seqs + 4 * _seqs] = partitionSize;
-        var tables = seqs + 4 * _seqs + 1;
+        host[seqs + 3 * _seqs] = partitionSize;
+        var tables = seqs + 3 * _seqs + 1;
         for (var s = 0; s < numSeqs; s++)
         {
             var row = host.Slice(tables + s * _width, _width);
@@ -121,11 +122,11 @@ internal sealed class DeviceStepBuffers : IDisposable
     public Tensor Positions(int numTokens) => _device.narrow(0, _tokens, numTokens);
     public Tensor Slots(int numTokens) => _device.narrow(0, 2 * _tokens, numTokens);
     public Tensor LogitRows(int numRows) => _device.narrow(0, 3 * _tokens, numRows);
-    public Tensor TokenRows(int numSeqs) => _device.narrow(0, 3 * _tokens + _seqs, numSeqs);
-    public Tensor DecodeSeqs(int numDecodes) => _device.narrow(0, 3 * _tokens + 2 * _seqs, numDecodes);
-    public Tensor ContextLengths(int numSeqs) => _device.narrow(0, 3 * _tokens + 3 * _seqs, numSeqs);
-    public Tensor PartitionSize => _device.narrow(0, 3 * _tokens + 4 * _seqs, 1);
-    public Tensor BlockTables(int numSeqs) => _device.narrow(0, 3 * _tokens + 4 * _seqs + 1, (long)_seqs * _width).view(_seqs, _width).narrow(0, 0, numSeqs);
+    public Tensor TokenRows(int numSeqs) => _device.narrow(0, 4 * _tokens, numSeqs);
+    public Tensor DecodeSeqs(int numDecodes) => _device.narrow(0, 4 * _tokens + _seqs, numDecodes);
+    public Tensor ContextLengths(int numSeqs) => _device.narrow(0, 4 * _tokens + 2 * _seqs, numSeqs);
+    public Tensor PartitionSize => _device.narrow(0, 4 * _tokens + 3 * _seqs, 1);
+    public Tensor BlockTables(int numSeqs) => _device.narrow(0, 4 * _tokens + 3 * _seqs + 1, (long)_seqs * _width).view(_seqs, _width).narrow(0, 0, numSeqs);
 
     public void Dispose()
     {
@@ -138,7 +139,7 @@ internal sealed class DeviceStepBuffers : IDisposable
     void Allocate(int maxTokens, int maxSeqs, int maxBlocksPerSeq)
     {
         (_tokens, _seqs, _width) = (Math.Max(1, maxTokens), Math.Max(1, maxSeqs), Math.Max(1, maxBlocksPerSeq));
-        var capacity = 3L * _tokens + 4L * _seqs + 1 + (long)_seqs * _width;
+        var capacity = 4L * _tokens + 3L * _seqs + 1 + (long)_seqs * _width;
         _device = zeros(capacity, ScalarType.Int32, Device).DetachFromDisposeScope();
         Generation++;
         var host = zeros(capacity, ScalarType.Int32);

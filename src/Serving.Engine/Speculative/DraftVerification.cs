@@ -1,0 +1,56 @@
+namespace Serving.Engine.Speculative;
+
+/// How a step's sampled tokens judge a sequence's drafts. The step samples a token after the sequence's last token and
+/// after each draft, each from the model's distribution given everything before it; draft i is kept while every
+/// draft before it was kept and the token sampled in its place equals it. With a draft that is a single proposed
+/// token (prompt lookup proposes no distribution) this is exactly rejection sampling: the draft is kept with the
+/// model's probability of it, and when it is not, the token sampled in its place is distributed as the model's
+/// distribution without the draft token, renormalized. So speculation changes how many steps a text takes, never
+/// which texts can come out or how likely each is; with greedy sampling the text is the one decoded without it.
+internal static class DraftVerification
+{
+    /// How many of drafts are kept, given sampled[first + i], the token sampled at draft i's place.
+    public static int NumAccepted(IReadOnlyList<int> drafts, IReadOnlyList<int> sampled, int first)
+    {
+        var accepted = 0;
+        while (accepted < drafts.Count && sampled[first + accepted] == drafts[accepted])
+            accepted++;
+        return accepted;
+    }
+
+    /// Whether a sequence's sampling lets its steps check drafts: every logits processor of its draft rows must see
+    /// the same state as its first row. Penalties and bad words depend on the output so far, a structured output's
+    /// grammar on where the output is in it, min_tokens on how many tokens came out: those sequences decode one token
+    /// per step (vLLM's ngram proposer skips them too).
+    public static bool CanSpeculate(Sampling.SamplingParams sampling, int numOutputTokens) =>
+        sampling.RepetitionPenalty == 1f && sampling.FrequencyPenalty == 0f && sampling.PresencePenalty == 0f &&
+        sampling.BadWords.Count == 0 && sampling.StructuredOutputs is null && numOutputTokens >= sampling.MinTokens;
+}
+
+/// Counts of speculative decoding since start (vLLM's spec_decode metrics): checks of a sequence's drafts, draft
+/// tokens checked, draft tokens kept, and kept by place (the first draft, the second, ...).
+public sealed record SpeculationStats(long NumDrafts, long NumDraftTokens, long NumAcceptedTokens, IReadOnlyList<long> AcceptedPerPosition)
+{
+    public static SpeculationStats None { get; } = new(0, 0, 0, []);
+
+    /// Kept draft tokens over checked ones; 0 before any.
+    public double AcceptanceRate => NumDraftTokens == 0 ? 0 : (double)NumAcceptedTokens / NumDraftTokens;
+}
+
+/// The scheduler's running counts behind SpeculationStats.
+internal sealed class SpeculationCounters(int numSpeculativeTokens)
+{
+    readonly long[] _acceptedPerPosition = new long[numSpeculativeTokens];
+    long _numDrafts, _numDraftTokens, _numAccepted;
+
+    public void Record(int numDrafts, int numAccepted)
+    {
+        if (numDrafts == 0) return;
+        _numDrafts++;
+        _numDraftTokens += numDrafts;
+        _numAccepted += numAccepted;
+        for (var i = 0; i < numAccepted; i++) _acceptedPerPosition[i]++;
+    }
+
+    public SpeculationStats Snapshot() => new(_numDrafts, _numDraftTokens, _numAccepted, _acceptedPerPosition.ToArray());
+}

@@ -1,0 +1,172 @@
+using Serving.Engine.Sampling;
+using Serving.Engine.Speculative;
+using Serving.Engine.Tests.Support;
+using Xunit.Abstractions;
+using static Serving.Engine.Tests.Execution.EngineTestHelpers;
+
+namespace Serving.Engine.Tests.Execution;
+
+/// Speculative decoding by prompt lookup on real checkpoints: an engine that checks drafts must produce what one
+/// without them produces (tokens, text, log-probabilities, finish reasons, usage), in fewer steps when text repeats.
+public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
+{
+    static readonly SpeculativeConfig Ngram = new() { NumSpeculativeTokens = 4, PromptLookupMin = 1, PromptLookupMax = 3 };
+
+    /// A prompt followed by what greedy decoding made of it, twice: text that invites the model to repeat itself.
+    static int[] Repeating(FixturePrompt prompt) => [.. prompt.InputIds, .. prompt.Greedy16, .. prompt.InputIds];
+
+    [Theory]
+    [InlineData("llama-gqa")]
+    [InlineData("llama-sp-mqa")]
+    [InlineData("qwen3-gqa")]
+    public async Task GreedyDecodingGivesTheSameTokensInFewerSteps(string fixture)
+    {
+        var prompts = Fixtures.Reference(fixture).Prompts.SelectMany(p => new[] { p.InputIds, Repeating(p) }).ToList();
+        await using var plain = await StartAsync(fixture);
+        await using var speculating = await StartAsync(fixture, o => o with { SpeculativeConfig = Ngram });
+        var expected = new List<Completion>();
+        foreach (var prompt in prompts)
+            expected.Add(await CollectAsync(plain, Greedy(prompt, 40)));
+        var plainSteps = plain.GetStats().Steps;
+        for (var i = 0; i < prompts.Count; i++)
+        {
+            var actual = await CollectAsync(speculating, Greedy(prompts[i], 40));
+            Assert.Equal(expected[i].Tokens(), actual.Tokens());
+            Assert.Equal(expected[i].Text(), actual.Text());
+            Assert.Equal(expected[i].Usage, actual.Usage);
+        }
+        var stats = speculating.GetStats();
+        output.WriteLine($"{fixture}: {plainSteps} steps without drafts, {stats.Steps} with; {stats.Speculation}");
+        Assert.True(stats.Speculation.NumAcceptedTokens > 0, "no draft was kept");
+        Assert.True(stats.Speculation.NumDraftTokens > stats.Speculation.NumAcceptedTokens, "no draft was refused");
+        Assert.True(stats.Steps < plainSteps, "speculation took as many steps as decoding one token at a time");
+        Assert.Equal(stats.GenerationTokens, plain.GetStats().GenerationTokens);
+        await WaitForIdleAsync(speculating);
+    }
+
+    /// Every token a sampled (seeded) speculative run keeps, drafts included, has the log-probability the model gives
+    /// it after the text before it: what a plain engine computes for the same text as a prompt.
+    [Fact]
+    public async Task SampledTokensCarryTheModelsLogProbabilitiesGivenTheirText()
+    {
+        const string fixture = "qwen3-gqa";
+        var prompt = Repeating(Fixtures.Reference(fixture).Prompts[0]);
+        await using var speculating = await StartAsync(fixture, o => o with { SpeculativeConfig = Ngram });
+        var sampled = await CollectAsync(speculating, new GenerationRequest
+        {
+            RequestId = "sampled", PromptTokenIds = prompt,
+            Sampling = new SamplingParams { Temperature = 0.5f, Seed = 3, N = 4, MaxTokens = 40, IgnoreEos = true, Logprobs = 0 },
+        });
+        Assert.True(speculating.GetStats().Speculation.NumAcceptedTokens > 0, "no draft was kept");
+
+        await using var plain = await StartAsync(fixture);
+        for (var index = 0; index < 4; index++)
+        {
+            var tokens = sampled.Tokens(index);
+            var logprobs = sampled.Events.Where(e => e.Index == index).SelectMany(e => e.Logprobs ?? []).ToArray();
+            Assert.Equal(tokens.Length, logprobs.Length);
+            var teacherForced = await CollectAsync(plain, Greedy([.. prompt, .. tokens], 1) with
+            {
+                Sampling = SamplingParams.Greedy with { MaxTokens = 1, IgnoreEos = true, PromptLogprobs = 0 },
+            });
+            var promptLogprobs = Assert.Single(teacherForced.Events, e => e.PromptLogprobs is not null).PromptLogprobs!;
+            for (var i = 0; i < tokens.Length; i++)
+            {
+                var reference = promptLogprobs[prompt.Length + i]!;
+                Assert.Equal(tokens[i], reference.TokenId);
+                Assert.Equal(reference.Logprob, logprobs[i].Logprob, 1e-4f);
+            }
+        }
+    }
+
+    /// Stop strings, stop tokens and max_tokens that fall inside a run of kept drafts end the text where decoding one
+    /// token at a time ends it; siblings (n = 2), a small token budget and a pool too small for everything at once
+    /// (preemption) change nothing either.
+    [Fact]
+    public async Task StopsBudgetsSiblingsAndPreemptionEndTextsAsWithoutDrafts()
+    {
+        var reference = Fixtures.Reference("llama-gqa");
+        var prompts = reference.Prompts.Select(Repeating).ToList();
+        await using var plain = await StartAsync();
+        var full = await CollectAsync(plain, Greedy(prompts[0], 40));
+        var text = full.Text();
+        var stop = text.Substring(text.Length / 2, 3);
+        var stopToken = full.Tokens()[25];
+        List<GenerationRequest> Requests() =>
+        [
+            .. prompts.Select((p, i) => Greedy(p, 23 + i)),
+            Greedy(prompts[0], 40) with { Sampling = SamplingParams.Greedy with { MaxTokens = 40, IgnoreEos = true, Stop = [stop] } },
+            Greedy(prompts[0], 40) with { Sampling = SamplingParams.Greedy with { MaxTokens = 40, IgnoreEos = true, Stop = [stop], IncludeStopStringInOutput = true } },
+            Greedy(prompts[0], 40) with { Sampling = SamplingParams.Greedy with { MaxTokens = 40, StopTokenIds = [stopToken] } },
+            Greedy(prompts[1], 30) with { Sampling = SamplingParams.Greedy with { MaxTokens = 30, IgnoreEos = true, N = 2 } },
+        ];
+        var expected = new List<Completion>();
+        foreach (var request in Requests())
+            expected.Add(await CollectAsync(plain, request));
+
+        await using var constrained = await StartAsync(configure: o => o with
+        {
+            SpeculativeConfig = Ngram, MaxNumBatchedTokens = 6, NumGpuBlocksOverride = 24, BlockSize = 4,
+        });
+        var requests = Requests();
+        var actual = await Task.WhenAll(requests.Select(r => CollectAsync(constrained, r)));
+        for (var i = 0; i < requests.Count; i++)
+        {
+            for (var index = 0; index < requests[i].Sampling.N; index++)
+            {
+                Assert.Equal(expected[i].Tokens(index), actual[i].Tokens(index));
+                Assert.Equal(expected[i].Text(index), actual[i].Text(index));
+                Assert.Equal(expected[i].Finish(index), actual[i].Finish(index));
+            }
+            Assert.Equal((expected[i].Usage.PromptTokens, expected[i].Usage.CompletionTokens), (actual[i].Usage.PromptTokens, actual[i].Usage.CompletionTokens));
+        }
+        var stats = constrained.GetStats();
+        output.WriteLine($"{stats.Preemptions} preemptions; {stats.Speculation}");
+        Assert.True(stats.Preemptions > 0, "the pool was meant to be too small for all at once");
+        Assert.True(stats.Speculation.NumAcceptedTokens > 0, "no draft was kept");
+        await WaitForIdleAsync(constrained);
+    }
+
+    /// Penalties, bad words and structured outputs change the logits by the output so far: those requests decode one
+    /// token per step (and still answer), while a plain request beside them speculates.
+    [Fact]
+    public async Task RequestsWhoseLogitsDependOnTheirOutputBringNoDrafts()
+    {
+        var prompt = Repeating(Fixtures.Reference("llama-gqa").Prompts[0]);
+        await using var engine = await StartAsync(configure: o => o with { SpeculativeConfig = Ngram });
+        await CollectAsync(engine, Greedy(prompt, 30) with { Sampling = SamplingParams.Greedy with { MaxTokens = 30, IgnoreEos = true, RepetitionPenalty = 1.1f } });
+        await CollectAsync(engine, Greedy(prompt, 30) with { Sampling = SamplingParams.Greedy with { MaxTokens = 30, IgnoreEos = true, FrequencyPenalty = 0.5f } });
+        await CollectAsync(engine, Greedy(prompt, 30) with { Sampling = SamplingParams.Greedy with { MaxTokens = 30, IgnoreEos = true, MinTokens = 30 } });
+        Assert.Equal(0, engine.GetStats().Speculation.NumDrafts);
+        await CollectAsync(engine, Greedy(prompt, 30));
+        Assert.True(engine.GetStats().Speculation.NumDrafts > 0);
+    }
+}
+
+/// The same on CUDA, where decode steps without drafts replay CUDA graphs and steps that check drafts run eagerly
+/// through the fused prefill path: the greedy tokens of every fixture prompt (and of it repeated) stay the same.
+[Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
+public sealed class SpeculativeDecodingGpuTests(ITestOutputHelper output)
+{
+    public static TheoryData<string> Models => new(Fixtures.Models);
+
+    [GpuTheory, MemberData(nameof(Models))]
+    public async Task GreedyTokensOnCudaAreTheSameWithDrafts(string fixture)
+    {
+        var prompts = Fixtures.Reference(fixture).Prompts
+            .SelectMany(p => new[] { p.InputIds, [.. p.InputIds, .. p.Greedy16, .. p.InputIds] }).ToList();
+        EngineOptions OnCuda(EngineOptions o) => o with { Device = "cuda", NumGpuBlocksOverride = 256 };
+        await using var plain = await StartAsync(fixture, OnCuda);
+        await using var speculating = await StartAsync(fixture, o => OnCuda(o) with
+        {
+            SpeculativeConfig = new SpeculativeConfig { NumSpeculativeTokens = 4, PromptLookupMin = 1, PromptLookupMax = 3 },
+        });
+        var requests = prompts.Select((p, i) => Greedy(p, 40, $"r{i}")).ToList();
+        var expected = await Task.WhenAll(requests.Select(r => CollectAsync(plain, r)));
+        var actual = await Task.WhenAll(requests.Select(r => CollectAsync(speculating, r)));
+        for (var i = 0; i < requests.Count; i++)
+            Assert.Equal(expected[i].Tokens(), actual[i].Tokens());
+        output.WriteLine($"{fixture}: {plain.GetStats().Steps} steps without drafts, {speculating.GetStats().Steps} with; {speculating.GetStats().Speculation}");
+        Assert.True(speculating.GetStats().Speculation.NumAcceptedTokens > 0, "no draft was kept");
+    }
+}

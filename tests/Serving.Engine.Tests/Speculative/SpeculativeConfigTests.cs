@@ -1,0 +1,36 @@
+using Serving.Engine.Speculative;
+
+namespace Serving.Engine.Tests.Speculative;
+
+public sealed class SpeculativeConfigTests
+{
+    [Fact]
+    public void ReadsVllmsNgramConfig()
+    {
+        var config = SpeculativeConfig.Parse("""{"method": "ngram", "num_speculative_tokens": 5, "prompt_lookup_max": 4, "prompt_lookup_min": 2}""");
+        Assert.Equal(new SpeculativeConfig { NumSpeculativeTokens = 5, PromptLookupMin = 2, PromptLookupMax = 4 }, config);
+        // one bound stands for both; neither: 5 and 5; the older spelling "model": "[ngram]"
+        Assert.Equal((3, 3), Bounds(SpeculativeConfig.Parse("""{"method": "ngram", "num_speculative_tokens": 2, "prompt_lookup_max": 3}""")));
+        Assert.Equal((2, 2), Bounds(SpeculativeConfig.Parse("""{"method": "ngram", "num_speculative_tokens": 2, "prompt_lookup_min": 2}""")));
+        Assert.Equal((5, 5), Bounds(SpeculativeConfig.Parse("""{"model": "[ngram]", "num_speculative_tokens": 2}""")));
+    }
+
+    static (int, int) Bounds(SpeculativeConfig config) => (config.PromptLookupMin, config.PromptLookupMax);
+
+    [Theory]
+    [InlineData("""{"method": "eagle", "model": "yuhuili/EAGLE-LLaMA3-Instruct-8B", "num_speculative_tokens": 5}""", "method \"eagle\" is not supported")]
+    [InlineData("""{"model": "meta-llama/Llama-3.2-1B", "num_speculative_tokens": 5}""", "method (missing)")]
+    [InlineData("""{"method": "ngram"}""", "num_speculative_tokens is required")]
+    [InlineData("""{"method": "ngram", "num_speculative_tokens": 0}""", "num_speculative_tokens must be 1..64")]
+    [InlineData("""{"method": "ngram", "num_speculative_tokens": "4"}""", "num_speculative_tokens must be an integer")]
+    [InlineData("""{"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_min": 3, "prompt_lookup_max": 2}""", "prompt_lookup_max (2) must be at least prompt_lookup_min (3)")]
+    [InlineData("""{"method": "ngram", "num_speculative_tokens": 4, "draft_tensor_parallel_size": 1}""", "'draft_tensor_parallel_size' is not supported")]
+    [InlineData("""[1]""", "must be a JSON object")]
+    [InlineData("""{"method": """, "is not JSON")]
+    public void RefusesWhatItCannotRunNamingWhy(string json, string message)
+    {
+        var error = Assert.Throws<ArgumentException>(() => SpeculativeConfig.Parse(json));
+        Assert.Contains(message, error.Message);
+        Assert.StartsWith("speculative-config", error.Message);
+    }
+}
