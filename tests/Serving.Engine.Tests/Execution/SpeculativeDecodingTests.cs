@@ -127,6 +127,70 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
         await WaitForIdleAsync(constrained);
     }
 
+    /// A stop string at every place of repetitive texts (six characters, where they first occur): many end inside a run
+    /// of drafts kept in one step, where the tokens after the stop must be dropped; each text, finish reason and token
+    /// count is the plain one, and each sequence ends once.
+    [Fact]
+    public async Task AStopStringAnywhereInTheTextEndsItAsWithoutDrafts()
+    {
+        const string fixture = "qwen3-gqa";
+        await using var plain = await StartAsync(fixture);
+        await using var speculating = await StartAsync(fixture, o => o with { SpeculativeConfig = Ngram });
+        foreach (var prompt in Fixtures.Reference(fixture).Prompts.Select(Repeating))
+        {
+            var text = (await CollectAsync(plain, Greedy(prompt, 40))).Text();
+            for (var offset = 0; offset + 6 <= text.Length; offset++)
+            {
+                var stop = text.Substring(offset, 6);
+                if (text.IndexOf(stop, StringComparison.Ordinal) != offset) continue;
+                // n = 2: the request stays live after its first sequence ends, so that sequence's later tokens reach the text side
+                var request = Greedy(prompt, 40) with { Sampling = SamplingParams.Greedy with { MaxTokens = 40, IgnoreEos = true, N = 2, Stop = [stop] } };
+                var (expected, actual) = (await CollectAsync(plain, request), await CollectAsync(speculating, request with { RequestId = "s" + request.RequestId }));
+                for (var index = 0; index < 2; index++)
+                {
+                    Assert.Equal(expected.Text(index), actual.Text(index));
+                    Assert.Equal(expected.Finish(index), actual.Finish(index));
+                    Assert.Equal(expected.Tokens(index), actual.Tokens(index));
+                    Assert.Single(actual.Events, e => e.Index == index && e.FinishReason is not null);
+                }
+                Assert.Equal(expected.Usage.CompletionTokens, actual.Usage.CompletionTokens);
+            }
+        }
+        Assert.True(speculating.GetStats().Speculation.NumAcceptedTokens > 0, "no draft was kept");
+        await WaitForIdleAsync(speculating);
+    }
+
+    /// Drafts checked by tensor-parallel ranks (CPU, in-process), and by a sequence that runs with a LoRA adapter beside
+    /// base sequences: the tokens of decoding one at a time (the adapter's: its merged checkpoint's).
+    [Fact]
+    public async Task TensorParallelRanksAndLoraAdaptersCheckDraftsAlike()
+    {
+        var prompts = Fixtures.Reference("llama-gqa").Prompts.Select(Repeating).ToList();
+        using var lora = LoraFixture.Create("llama-gqa", projections: ["q_proj", "v_proj", "down_proj"], seed: 3);
+        await using var plain = await StartAsync();
+        await using var merged = await StartAsync(configure: o => o with { Model = lora.Merged.Path });
+        await using var withAdapter = await StartAsync(configure: o => o with
+        {
+            SpeculativeConfig = Ngram, LoraModules = [new Engine.Model.Lora.LoraAdapterSource("tuned", lora.Adapter.Path)],
+        });
+        await using var tensorParallel = await StartAsync(configure: o => o with { SpeculativeConfig = Ngram, TensorParallelSize = 2 });
+        var baseTokens = await Task.WhenAll(prompts.Select(p => CollectAsync(plain, Greedy(p, 32))));
+        var tunedTokens = await Task.WhenAll(prompts.Select(p => CollectAsync(merged, Greedy(p, 32))));
+        // base and adapter sequences in the same steps
+        var both = await Task.WhenAll(prompts.SelectMany(p => new[] { Greedy(p, 32), Greedy(p, 32) with { LoraAdapter = "tuned" } })
+            .Select(r => CollectAsync(withAdapter, r)));
+        var sharded = await Task.WhenAll(prompts.Select(p => CollectAsync(tensorParallel, Greedy(p, 32))));
+        for (var i = 0; i < prompts.Count; i++)
+        {
+            Assert.Equal(baseTokens[i].Tokens(), both[2 * i].Tokens());
+            Assert.Equal(tunedTokens[i].Tokens(), both[2 * i + 1].Tokens());
+            Assert.Equal(baseTokens[i].Tokens(), sharded[i].Tokens());
+        }
+        Assert.True(withAdapter.GetStats().Speculation.NumAcceptedTokens > 0, "no draft was kept");
+        Assert.True(tensorParallel.GetStats().Speculation.NumAcceptedTokens > 0, "no draft was kept");
+        await WaitForIdleAsync(withAdapter);
+    }
+
     /// Penalties, bad words and structured outputs change the logits by the output so far: those requests decode one
     /// token per step (and still answer), while a plain request beside them speculates.
     [Fact]
