@@ -67,11 +67,13 @@ internal sealed partial class Scheduler
         return (count, null);
     }
 
-    /// The drafts the sequence's next step checks (none without --speculative-config, or when its sampling does not
-    /// allow them): no more than could be appended before max_tokens or the model's context ends it.
+    /// The drafts the sequence's next step checks (none without --speculative-config, when its sampling does not allow
+    /// them, or while more sequences are running or waiting than disable_by_batch_size): no more than could be appended
+    /// before max_tokens or the model's context ends it.
     void ProposeDrafts(Sequence sequence)
     {
-        if (_options.Speculative is not { } config || !DraftVerification.CanSpeculate(sequence.Sampling, sequence.NumOutputTokens))
+        if (_options.Speculative is not { } config || _running.Count + _waiting.Count > (config.DisableByBatchSize ?? int.MaxValue) ||
+            !DraftVerification.CanSpeculate(sequence.Sampling, sequence.NumOutputTokens))
         {
             sequence.DraftTokenIds = [];
             return;

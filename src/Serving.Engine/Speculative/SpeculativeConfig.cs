@@ -14,12 +14,15 @@ public sealed record SpeculativeConfig
     public int PromptLookupMin { get; init; } = DefaultLookup;
     /// The longest n-gram tried first (vLLM's prompt_lookup_max).
     public int PromptLookupMax { get; init; } = DefaultLookup;
+    /// No drafts while more sequences than this are running or waiting (vLLM's disable_by_batch_size): a large batch
+    /// already keeps the GPU busy, and steps that check drafts run without CUDA graphs. Null: always speculate.
+    public int? DisableByBatchSize { get; init; }
 
     /// vLLM's default when neither bound is given.
     const int DefaultLookup = 5;
 
-    /// vLLM's JSON: {"method": "ngram", "num_speculative_tokens": k, "prompt_lookup_max": n, "prompt_lookup_min": m}
-    /// (one bound given stands for both). ArgumentException naming the field for anything else: draft models,
+    /// vLLM's JSON: {"method": "ngram", "num_speculative_tokens": k, "prompt_lookup_max": n, "prompt_lookup_min": m,
+    /// "disable_by_batch_size": b} (one bound given stands for both). ArgumentException naming the field for anything else: draft models,
     /// EAGLE and MTP need a second model this server does not load.
     public static SpeculativeConfig Parse(string json)
     {
@@ -34,7 +37,7 @@ public sealed record SpeculativeConfig
         }
         if (root.ValueKind != JsonValueKind.Object)
             throw new ArgumentException("speculative-config must be a JSON object");
-        int? min = null, max = null, k = null;
+        int? min = null, max = null, k = null, disableBy = null;
         string? method = null, model = null;
         foreach (var field in root.EnumerateObject())
         {
@@ -45,9 +48,10 @@ public sealed record SpeculativeConfig
                 case "num_speculative_tokens": k = Integer(field); break;
                 case "prompt_lookup_min": min = Integer(field); break;
                 case "prompt_lookup_max": max = Integer(field); break;
+                case "disable_by_batch_size": disableBy = field.Value.ValueKind == JsonValueKind.Null ? null : Integer(field); break;
                 default:
                     throw new ArgumentException(
-                        $"speculative-config: '{field.Name}' is not supported (method \"ngram\" takes num_speculative_tokens, prompt_lookup_min, prompt_lookup_max)");
+                        $"speculative-config: '{field.Name}' is not supported (method \"ngram\" takes num_speculative_tokens, prompt_lookup_min, prompt_lookup_max, disable_by_batch_size)");
             }
         }
         method ??= model is "ngram" or "[ngram]" ? "ngram" : null;   // vLLM's older spelling: "model": "[ngram]"
@@ -61,6 +65,7 @@ public sealed record SpeculativeConfig
             NumSpeculativeTokens = k.Value,
             PromptLookupMin = min ?? max ?? DefaultLookup,
             PromptLookupMax = max ?? min ?? DefaultLookup,
+            DisableByBatchSize = disableBy,
         };
         config.Validate();
         return config;
@@ -76,10 +81,13 @@ public sealed record SpeculativeConfig
         if (PromptLookupMax < PromptLookupMin)
             throw new ArgumentException(
                 $"speculative-config: prompt_lookup_max ({PromptLookupMax}) must be at least prompt_lookup_min ({PromptLookupMin})");
+        if (DisableByBatchSize < 1)
+            throw new ArgumentException($"speculative-config: disable_by_batch_size must be at least 1, got {DisableByBatchSize}");
     }
 
     public override string ToString() =>
-        $"ngram, {NumSpeculativeTokens} speculative tokens, n-grams of {PromptLookupMin}..{PromptLookupMax}";
+        $"ngram, {NumSpeculativeTokens} speculative tokens, n-grams of {PromptLookupMin}..{PromptLookupMax}" +
+        (DisableByBatchSize is { } most ? $", off above {most} running sequences" : "");
 
     static int Integer(JsonProperty field) =>
         field.Value.ValueKind == JsonValueKind.Number && field.Value.TryGetInt32(out var value)

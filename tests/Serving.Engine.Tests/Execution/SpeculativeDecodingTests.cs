@@ -191,6 +191,20 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
         await WaitForIdleAsync(withAdapter);
     }
 
+    /// disable_by_batch_size: no drafts while more sequences are running or waiting than that (three sequences of one
+    /// request against 2); alone, a sequence speculates.
+    [Fact]
+    public async Task ABatchLargerThanDisableByBatchSizeBringsNoDrafts()
+    {
+        var prompt = Repeating(Fixtures.Reference("llama-gqa").Prompts[0]);
+        await using var engine = await StartAsync(configure: o => o with { SpeculativeConfig = Ngram with { DisableByBatchSize = 2 } });
+        var three = await CollectAsync(engine, Greedy(prompt, 30) with { Sampling = SamplingParams.Greedy with { MaxTokens = 30, IgnoreEos = true, N = 3 } });
+        Assert.Equal(0, engine.GetStats().Speculation.NumDrafts);
+        var alone = await CollectAsync(engine, Greedy(prompt, 30));
+        Assert.True(engine.GetStats().Speculation.NumDrafts > 0);
+        Assert.All(Enumerable.Range(0, 3), index => Assert.Equal(alone.Tokens(), three.Tokens(index)));
+    }
+
     /// Penalties, bad words and structured outputs change the logits by the output so far: those requests decode one
     /// token per step (and still answer), while a plain request beside them speculates.
     [Fact]

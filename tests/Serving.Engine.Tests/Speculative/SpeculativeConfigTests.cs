@@ -13,6 +13,8 @@ public sealed class SpeculativeConfigTests
         Assert.Equal((3, 3), Bounds(SpeculativeConfig.Parse("""{"method": "ngram", "num_speculative_tokens": 2, "prompt_lookup_max": 3}""")));
         Assert.Equal((2, 2), Bounds(SpeculativeConfig.Parse("""{"method": "ngram", "num_speculative_tokens": 2, "prompt_lookup_min": 2}""")));
         Assert.Equal((5, 5), Bounds(SpeculativeConfig.Parse("""{"model": "[ngram]", "num_speculative_tokens": 2}""")));
+        Assert.Equal(8, SpeculativeConfig.Parse("""{"method": "ngram", "num_speculative_tokens": 2, "disable_by_batch_size": 8}""").DisableByBatchSize);
+        Assert.Null(SpeculativeConfig.Parse("""{"method": "ngram", "num_speculative_tokens": 2, "disable_by_batch_size": null}""").DisableByBatchSize);
     }
 
     static (int, int) Bounds(SpeculativeConfig config) => (config.PromptLookupMin, config.PromptLookupMax);
@@ -25,6 +27,7 @@ public sealed class SpeculativeConfigTests
     [InlineData("""{"method": "ngram", "num_speculative_tokens": "4"}""", "num_speculative_tokens must be an integer")]
     [InlineData("""{"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_min": 3, "prompt_lookup_max": 2}""", "prompt_lookup_max (2) must be at least prompt_lookup_min (3)")]
     [InlineData("""{"method": "ngram", "num_speculative_tokens": 4, "draft_tensor_parallel_size": 1}""", "'draft_tensor_parallel_size' is not supported")]
+    [InlineData("""{"method": "ngram", "num_speculative_tokens": 4, "disable_by_batch_size": 0}""", "disable_by_batch_size must be at least 1")]
     [InlineData("""[1]""", "must be a JSON object")]
     [InlineData("""{"method": """, "is not JSON")]
     public void RefusesWhatItCannotRunNamingWhy(string json, string message)
