@@ -15,8 +15,8 @@ internal sealed partial class EngineCore
     {
         var entries = batch.SamplingEntries.SelectMany(entry => Enumerable.Repeat(entry, entry.NumSampledRows)).ToList();
         var rows = entries.Select(entry => TextOf(entry.Sequence).Sampling).ToList();
-        // structured-output masks are prepared on worker threads while the model runs
-        var masks = AllowedTokens.StartPreparing(rows);
+        // structured-output masks are prepared on worker threads while the model runs (a draft row's after the drafts before it)
+        var masks = AllowedTokens.StartPreparing(rows, batch.Entries.Any(entry => entry.Drafts.Count > 0) ? DraftsBefore(batch) : null);
         using var scope = NewDisposeScope();
         Tensor logits;
         try
@@ -58,6 +58,11 @@ internal sealed partial class EngineCore
             return SampleRowByRow(entries, logits, rows, allowed, error);
         }
     }
+
+    /// For each sampled row, the drafts between its sequence's output and the row: none for an entry's first row, the
+    /// first i drafts for its i-th draft row.
+    static List<IReadOnlyList<int>> DraftsBefore(ScheduledBatch batch) =>
+        [.. batch.SamplingEntries.SelectMany(entry => Enumerable.Range(0, entry.NumSampledRows).Select(i => (IReadOnlyList<int>)entry.Drafts.Take(i).ToArray()))];
 
     /// The prefill chunks of this step (by entry) whose requests still want prompt log-probabilities from them;
     /// sibling 0 computes a request's prompt.

@@ -24,35 +24,52 @@ public sealed class AllowedTokens
     public IReadOnlyList<int> FailedRows { get; private set; } = [];
 
     /// Starts preparing the masks of rows on the thread pool, or returns null when no row has a grammar.
-    /// Each grammar state is first brought up to its sequence's output tokens (SyncTo).
-    public static Task<AllowedTokens>? StartPreparing(IReadOnlyList<SamplingState> rows)
+    /// Each grammar state is first brought up to its sequence's output tokens (SyncTo). draftsBefore (speculative
+    /// decoding): for each row, the draft tokens between its sequence's output and the row's place (empty for a
+    /// sequence's first row; its draft rows follow it, the i-th after i drafts); null when no row checks drafts.
+    public static Task<AllowedTokens>? StartPreparing(IReadOnlyList<SamplingState> rows, IReadOnlyList<IReadOnlyList<int>>? draftsBefore = null)
     {
-        var constrained = Enumerable.Range(0, rows.Count).Where(i => rows[i].Grammar is not null).ToArray();
-        if (constrained.Length == 0) return null;
-        return Task.Run(() => Prepare(rows, constrained));
+        // a sequence's rows: its first row and the draft rows after it, which share its grammar state
+        var groups = new List<(int First, int Count)>();
+        for (var row = 0; row < rows.Count; row++)
+        {
+            if (draftsBefore is not null && draftsBefore[row].Count > 0) continue;
+            var count = 1;
+            while (row + count < rows.Count && draftsBefore is not null && draftsBefore[row + count].Count > 0) count++;
+            if (rows[row].Grammar is not null) groups.Add((row, count));
+        }
+        if (groups.Count == 0) return null;
+        return Task.Run(() => Prepare(rows, draftsBefore, groups));
     }
 
-    static AllowedTokens Prepare(IReadOnlyList<SamplingState> rows, int[] constrained)
+    static AllowedTokens Prepare(IReadOnlyList<SamplingState> rows, IReadOnlyList<IReadOnlyList<int>>? draftsBefore,
+        List<(int First, int Count)> groups)
     {
-        var rowBytes = constrained.Select(i => rows[i].Grammar!.NumMaskBytes).First();
+        var rowBytes = rows[groups[0].First].Grammar!.NumMaskBytes;
         var result = new AllowedTokens(new byte[rows.Count * rowBytes], rowBytes, rows.Count);
-        var isConstrained = new bool[rows.Count];
-        foreach (var row in constrained) isConstrained[row] = true;
-        for (var row = 0; row < rows.Count; row++)
-            if (!isConstrained[row]) result.RowBits(row).Fill(0xFF);
+        result.Bits.AsSpan().Fill(0xFF);   // rows without a grammar, and draft rows past a draft the grammar refuses
         var failed = new bool[rows.Count];
-        void Write(int row)
+        // A draft row's mask is the grammar's after the drafts before it; a draft the grammar refuses cannot be kept
+        // (the row before it masks it out), so the rows after it are never used. The state returns to the output.
+        void Write((int First, int Count) group)
         {
-            var grammar = rows[row].Grammar!;
-            if (grammar.SyncTo(rows[row].OutputTokenIds)) grammar.WriteMask(result.RowBits(row));
-            else
+            var grammar = rows[group.First].Grammar!;
+            if (!grammar.SyncTo(rows[group.First].OutputTokenIds))
             {
-                failed[row] = true;
-                result.RowBits(row).Fill(0xFF);
+                for (var row = group.First; row < group.First + group.Count; row++) failed[row] = true;
+                return;
             }
+            grammar.WriteMask(result.RowBits(group.First));
+            var accepted = 0;
+            for (var row = group.First + 1; row < group.First + group.Count && grammar.TryAccept(draftsBefore![row][^1]); row++)
+            {
+                accepted++;
+                grammar.WriteMask(result.RowBits(row));
+            }
+            grammar.Rollback(accepted);
         }
-        if (constrained.Length < ParallelThreshold) foreach (var row in constrained) Write(row);
-        else Parallel.ForEach(constrained, Write);
+        if (groups.Count < ParallelThreshold) foreach (var group in groups) Write(group);
+        else Parallel.ForEach(groups, Write);
         result.FailedRows = Enumerable.Range(0, rows.Count).Where(i => failed[i]).ToArray();
         return result;
     }

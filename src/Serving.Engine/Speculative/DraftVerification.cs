@@ -18,13 +18,13 @@ internal static class DraftVerification
         return accepted;
     }
 
-    /// Whether a sequence's sampling lets its steps check drafts: every logits processor of its draft rows must see
-    /// the same state as its first row. Penalties and bad words depend on the output so far, a structured output's
-    /// grammar on where the output is in it, min_tokens on how many tokens came out: those sequences decode one token
-    /// per step (vLLM's ngram proposer skips them too).
+    /// Whether a sequence's sampling lets its steps check drafts: every logits processor of a draft row must see what it
+    /// would see after the drafts before it. A structured output's mask does (AllowedTokens walks the grammar through
+    /// the drafts); penalties and bad words read the output so far and min_tokens its length, from the sequence's one
+    /// sampling state: those sequences decode one token per step.
     public static bool CanSpeculate(Sampling.SamplingParams sampling, int numOutputTokens) =>
         sampling.RepetitionPenalty == 1f && sampling.FrequencyPenalty == 0f && sampling.PresencePenalty == 0f &&
-        sampling.BadWords.Count == 0 && sampling.StructuredOutputs is null && numOutputTokens >= sampling.MinTokens;
+        sampling.BadWords.Count == 0 && numOutputTokens >= sampling.MinTokens;
 }
 
 /// Counts of speculative decoding since start (vLLM's spec_decode metrics): checks of a sequence's drafts, draft

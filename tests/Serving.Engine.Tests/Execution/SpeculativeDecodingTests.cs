@@ -1,3 +1,4 @@
+using Serving.Engine.Grammar;
 using Serving.Engine.Sampling;
 using Serving.Engine.Speculative;
 using Serving.Engine.Tests.Support;
@@ -205,8 +206,40 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
         Assert.All(Enumerable.Range(0, 3), index => Assert.Equal(alone.Tokens(), three.Tokens(index)));
     }
 
-    /// Penalties, bad words and structured outputs change the logits by the output so far: those requests decode one
-    /// token per step (and still answer), while a plain request beside them speculates.
+    /// Structured outputs check drafts too: each draft row is masked by the grammar after the drafts before it, so a
+    /// draft the grammar refuses is never kept, and the text is the one decoded one token at a time under the grammar.
+    [Fact]
+    public async Task StructuredOutputsKeepOnlyDraftsTheirGrammarAllows()
+    {
+        const string fixture = "qwen3-gqa";
+        StructuredOutputsParams[] grammars =
+        [
+            new() { Regex = "[a-z ]{0,60}" },
+            new() { Regex = "([^e]{1,5}e){0,12}" },
+            new() { Json = """{"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "array", "items": {"type": "integer"}}}, "required": ["a", "b"]}""" },
+            new() { JsonObject = true },
+        ];
+        await using var plain = await StartAsync(fixture);
+        await using var speculating = await StartAsync(fixture, o => o with { SpeculativeConfig = Ngram });
+        var cases = 0;
+        foreach (var prompt in Fixtures.Reference(fixture).Prompts.Select(Repeating))
+            foreach (var grammar in grammars)
+            {
+                var request = Greedy(prompt, 48) with { Sampling = SamplingParams.Greedy with { MaxTokens = 48, StructuredOutputs = grammar } };
+                var (expected, actual) = (await CollectAsync(plain, request), await CollectAsync(speculating, request with { RequestId = "s" + request.RequestId }));
+                Assert.Equal(expected.Tokens(), actual.Tokens());
+                Assert.Equal(expected.Text(), actual.Text());
+                Assert.Equal(expected.Finish(), actual.Finish());
+                cases++;
+            }
+        var stats = speculating.GetStats().Speculation;
+        output.WriteLine($"{cases} constrained requests; {stats}");
+        Assert.True(stats.NumAcceptedTokens > 0, "no draft was kept");
+        Assert.True(stats.NumDraftTokens > stats.NumAcceptedTokens, "no draft was refused");
+    }
+
+    /// Penalties and min_tokens change the logits by the output so far: those requests decode one token per step (and
+    /// still answer), while a plain request beside them speculates.
     [Fact]
     public async Task RequestsWhoseLogitsDependOnTheirOutputBringNoDrafts()
     {
