@@ -9,14 +9,16 @@ namespace Serving.Engine.Execution;
 // Running the model and the sampler for one batch, so that a failure fails only the requests it touches.
 internal sealed partial class EngineCore
 {
-    /// batch.NumSampled tokens: one per sampling entry and one more per draft it checks, all sampled with the entry's
-    /// sampling state (Postprocess skips the sequences this finished after a failure).
+    /// batch.NumSampled tokens: one per sampling entry and one more per draft it checks, each draft row sampled with the
+    /// entry's sampling state after the drafts before it (Postprocess skips the sequences this finished after a failure).
     SampledTokens Execute(ScheduledBatch batch)
     {
         var entries = batch.SamplingEntries.SelectMany(entry => Enumerable.Repeat(entry, entry.NumSampledRows)).ToList();
-        var rows = entries.Select(entry => TextOf(entry.Sequence).Sampling).ToList();
+        var draftsBefore = batch.Entries.Any(entry => entry.Drafts.Count > 0) ? DraftsBefore(batch) : null;
+        var rows = entries.Select((entry, row) => draftsBefore is null || draftsBefore[row].Count == 0
+            ? TextOf(entry.Sequence).Sampling : TextOf(entry.Sequence).Sampling.AfterDrafts(draftsBefore[row])).ToList();
         // structured-output masks are prepared on worker threads while the model runs (a draft row's after the drafts before it)
-        var masks = AllowedTokens.StartPreparing(rows, batch.Entries.Any(entry => entry.Drafts.Count > 0) ? DraftsBefore(batch) : null);
+        var masks = AllowedTokens.StartPreparing(rows, draftsBefore);
         using var scope = NewDisposeScope();
         Tensor logits;
         try

@@ -38,15 +38,7 @@ internal sealed class ModelRunner(LoadedModel model, PagedKVCache cache) : IDisp
 
     /// The sequence's tokens, and after them the drafts the step checks.
     static IReadOnlyList<int> TokensOf(ScheduledSequence entry) =>
-        entry.Drafts.Count == 0 ? entry.Sequence.TokenIds : new TokensAndDrafts(entry.Sequence.TokenIds, entry.Drafts);
-
-    sealed class TokensAndDrafts(IReadOnlyList<int> tokens, IReadOnlyList<int> drafts) : IReadOnlyList<int>
-    {
-        public int Count => tokens.Count + drafts.Count;
-        public int this[int index] => index < tokens.Count ? tokens[index] : drafts[index - tokens.Count];
-        public IEnumerator<int> GetEnumerator() => tokens.Concat(drafts).GetEnumerator();
-        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
-    }
+        entry.Drafts.Count == 0 ? entry.Sequence.TokenIds : new Speculative.TokensAndDrafts(entry.Sequence.TokenIds, entry.Drafts);
 
     public void Dispose()
     {

@@ -11,6 +11,8 @@ public sealed class SamplingState : IDisposable
 {
     readonly long? _generatorSeed;
     torch.Generator? _generator;
+    /// The sequence's own state, when this one is it after draft tokens (AfterDrafts); null for the sequence's own.
+    readonly SamplingState? _origin;
 
     /// sequenceIndex (0..n-1) is added to the request's seed, so the n sequences of a seeded request differ
     /// from each other while each stays reproducible.
@@ -26,6 +28,19 @@ public sealed class SamplingState : IDisposable
         OutputTokenIds = outputTokenIds;
         EosTokenIds = eosTokenIds.ToHashSet();
         _generatorSeed = parameters.Seed + sequenceIndex;
+    }
+
+    /// The same sequence after drafts (speculative decoding): its output followed by drafts, for a draft row's logits
+    /// processors (penalties, bad words, min_tokens); the grammar and the generator stay the sequence's own (a draft row
+    /// draws from the sequence's generator after the rows before it).
+    internal SamplingState AfterDrafts(IReadOnlyList<int> drafts) => new(this, drafts);
+
+    SamplingState(SamplingState origin, IReadOnlyList<int> drafts)
+    {
+        (Params, BadWordTokenIds, Grammar, PromptTokenIds, EosTokenIds) =
+            (origin.Params, origin.BadWordTokenIds, origin.Grammar, origin.PromptTokenIds, origin.EosTokenIds);
+        OutputTokenIds = new Speculative.TokensAndDrafts(origin.OutputTokenIds, drafts);
+        _origin = origin;
     }
 
     public SamplingParams Params { get; }
@@ -54,9 +69,10 @@ public sealed class SamplingState : IDisposable
 
     /// This sequence's generator, made on first use; null when the request has no seed. Always a CPU generator
     /// (TorchSharp makes no device generators), so a seed gives the same draws on every device.
-    internal torch.Generator? Generator =>
-        _generator ??= _generatorSeed is { } seed ? new torch.Generator(unchecked((ulong)seed)) : null;
+    internal torch.Generator? Generator => _origin is not null ? _origin.Generator
+        : _generator ??= _generatorSeed is { } seed ? new torch.Generator(unchecked((ulong)seed)) : null;
 
+    /// Disposes the generator (a state after drafts owns none).
     public void Dispose() => _generator?.Dispose();
 }
 

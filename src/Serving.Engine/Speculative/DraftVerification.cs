@@ -19,12 +19,12 @@ internal static class DraftVerification
     }
 
     /// Whether a sequence's sampling lets its steps check drafts: every logits processor of a draft row must see what it
-    /// would see after the drafts before it. A structured output's mask does (AllowedTokens walks the grammar through
-    /// the drafts); penalties and bad words read the output so far and min_tokens its length, from the sequence's one
-    /// sampling state: those sequences decode one token per step.
+    /// would see after the drafts before it. Penalties, bad words and min_tokens do (a draft row's SamplingState is the
+    /// sequence's after those drafts), and a structured output's mask does (AllowedTokens walks the grammar through
+    /// them). One pair does not: min_tokens not yet reached under a grammar, whose end lifts min_tokens (MustEnd) at
+    /// the sequence's place, not the row's; such a sequence decodes one token per step until min_tokens is reached.
     public static bool CanSpeculate(Sampling.SamplingParams sampling, int numOutputTokens) =>
-        sampling.RepetitionPenalty == 1f && sampling.FrequencyPenalty == 0f && sampling.PresencePenalty == 0f &&
-        sampling.BadWords.Count == 0 && numOutputTokens >= sampling.MinTokens;
+        sampling.StructuredOutputs is null || numOutputTokens >= sampling.MinTokens;
 }
 
 /// Counts of speculative decoding since start (vLLM's spec_decode metrics): checks of a sequence's drafts, draft

@@ -238,18 +238,50 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
         Assert.True(stats.NumDraftTokens > stats.NumAcceptedTokens, "no draft was refused");
     }
 
-    /// Penalties and min_tokens change the logits by the output so far: those requests decode one token per step (and
-    /// still answer), while a plain request beside them speculates.
+    /// Penalties, bad words and min_tokens read the output so far: a draft row's are the sequence's after the drafts
+    /// before it, so these requests check drafts and answer as decoded one token at a time.
     [Fact]
-    public async Task RequestsWhoseLogitsDependOnTheirOutputBringNoDrafts()
+    public async Task PenaltiesBadWordsAndMinTokensSeeTheDraftsBeforeTheirRow()
     {
-        var prompt = Repeating(Fixtures.Reference("llama-gqa").Prompts[0]);
-        await using var engine = await StartAsync(configure: o => o with { SpeculativeConfig = Ngram });
-        await CollectAsync(engine, Greedy(prompt, 30) with { Sampling = SamplingParams.Greedy with { MaxTokens = 30, IgnoreEos = true, RepetitionPenalty = 1.1f } });
-        await CollectAsync(engine, Greedy(prompt, 30) with { Sampling = SamplingParams.Greedy with { MaxTokens = 30, IgnoreEos = true, FrequencyPenalty = 0.5f } });
-        await CollectAsync(engine, Greedy(prompt, 30) with { Sampling = SamplingParams.Greedy with { MaxTokens = 30, IgnoreEos = true, MinTokens = 30 } });
+        const string fixture = "qwen3-gqa";
+        await using var plain = await StartAsync(fixture);
+        await using var speculating = await StartAsync(fixture, o => o with { SpeculativeConfig = Ngram });
+        foreach (var prompt in Fixtures.Reference(fixture).Prompts.Select(Repeating))
+        {
+            var free = await CollectAsync(plain, Greedy(prompt, 40));
+            var (common, word) = (free.Tokens()[10], free.Text().Split(' ', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "a");
+            SamplingParams[] samplings =
+            [
+                SamplingParams.Greedy with { MaxTokens = 40, IgnoreEos = true, RepetitionPenalty = 1.3f },
+                SamplingParams.Greedy with { MaxTokens = 40, IgnoreEos = true, FrequencyPenalty = 0.4f, PresencePenalty = 0.2f },
+                SamplingParams.Greedy with { MaxTokens = 40, IgnoreEos = true, BadWords = [word, " " + word] },
+                // the stop token is banned until the 20th token, and would stop the text at once after it
+                SamplingParams.Greedy with { MaxTokens = 40, StopTokenIds = [common], MinTokens = 20 },
+            ];
+            foreach (var sampling in samplings)
+            {
+                var request = Greedy(prompt, 40) with { Sampling = sampling };
+                var (expected, actual) = (await CollectAsync(plain, request), await CollectAsync(speculating, request with { RequestId = "s" + request.RequestId }));
+                Assert.Equal(expected.Tokens(), actual.Tokens());
+                Assert.Equal(expected.Finish(), actual.Finish());
+            }
+        }
+        var stats = speculating.GetStats().Speculation;
+        output.WriteLine(stats.ToString());
+        Assert.True(stats.NumAcceptedTokens > 0, "no draft was kept");
+    }
+
+    /// One pair checks no drafts: min_tokens not yet reached under a structured output (whose end lifts min_tokens at
+    /// the sequence's place, not at a draft row's); past min_tokens it speculates.
+    [Fact]
+    public async Task MinTokensUnderAGrammarWaitsForMinTokensBeforeDrafts()
+    {
+        var prompt = Repeating(Fixtures.Reference("qwen3-gqa").Prompts[0]);
+        await using var engine = await StartAsync("qwen3-gqa", o => o with { SpeculativeConfig = Ngram });
+        var grammar = new StructuredOutputsParams { Regex = "[a-z ]{0,60}" };
+        await CollectAsync(engine, Greedy(prompt, 30) with { Sampling = SamplingParams.Greedy with { MaxTokens = 30, MinTokens = 30, IgnoreEos = true, StructuredOutputs = grammar } });
         Assert.Equal(0, engine.GetStats().Speculation.NumDrafts);
-        await CollectAsync(engine, Greedy(prompt, 30));
+        await CollectAsync(engine, Greedy(prompt, 30) with { Sampling = SamplingParams.Greedy with { MaxTokens = 30, IgnoreEos = true, StructuredOutputs = grammar } });
         Assert.True(engine.GetStats().Speculation.NumDrafts > 0);
     }
 }
