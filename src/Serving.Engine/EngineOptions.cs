@@ -35,6 +35,8 @@ public sealed record EngineOptions
     public int BlockSize { get; init; } = 16;
     public int MaxNumSeqs { get; init; } = 256;
     public int MaxNumBatchedTokens { get; init; } = 8192;
+    /// The most prompt tokens one sequence computes in a step (vLLM's --long-prefill-token-threshold); 0: no cap.
+    public int LongPrefillTokenThreshold { get; init; }
     /// PEFT LoRA adapters served beside the base model (vLLM's --lora-modules), each under its name.
     public IReadOnlyList<Model.Lora.LoraAdapterSource> LoraModules { get; init; } = [];
     /// The largest adapter rank accepted (vLLM's --max-lora-rank).

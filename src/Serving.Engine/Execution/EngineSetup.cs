@@ -67,6 +67,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var scheduler = new Scheduler(new SchedulerOptions
         {
             MaxNumSeqs = options.MaxNumSeqs, MaxNumBatchedTokens = options.MaxNumBatchedTokens,
+            LongPrefillTokenThreshold = options.LongPrefillTokenThreshold,
             MaxModelLen = maxModelLen, EosTokenIds = eosTokenIds, Policy = options.SchedulingPolicy,
             Speculative = options.SpeculativeConfig,
         }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching));

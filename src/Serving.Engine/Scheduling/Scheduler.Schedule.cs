@@ -23,11 +23,19 @@ internal sealed partial class Scheduler
         for (var i = 0; i < _running.Count && step.TokenBudget > 0; i++)
         {
             var sequence = _running[i];
-            var numNewTokens = Math.Min(sequence.NumUncomputedTokens, step.TokenBudget);
+            var numNewTokens = ChunkOf(sequence.NumUncomputedTokens, step.TokenBudget);
             if (!TryReserveSlots(sequence, numNewTokens, step))
                 break; // the sequence preempted itself: everything after it is gone too
             step.Add(sequence, numNewTokens, DraftsToCheck(sequence, step.TokenBudget, blocksToLeave: _running.Count - 1 - i));
         }
+    }
+
+    /// How many of a sequence's uncomputed tokens it computes now: what the token budget leaves, and no more than
+    /// --long-prefill-token-threshold when set (vLLM V1's cap on one request's prefill chunk).
+    int ChunkOf(int numUncomputed, int tokenBudget)
+    {
+        var chunk = Math.Min(numUncomputed, tokenBudget);
+        return _options.LongPrefillTokenThreshold > 0 ? Math.Min(chunk, _options.LongPrefillTokenThreshold) : chunk;
     }
 
     /// The sequence's draft tokens that fit this step, their slots allocated: only behind its last token (a sequence
@@ -102,7 +110,7 @@ internal sealed partial class Scheduler
     bool TryAdmit(Sequence sequence, StepBuilder step)
     {
         var prefix = NeedsPromptLogits(sequence) ? CachedPrefix.None : _kvCache.FindCachedPrefix(sequence.BlockTable, sequence.TokenIds);
-        var numNewTokens = Math.Min(sequence.NumTokens - prefix.NumTokens, step.TokenBudget);
+        var numNewTokens = ChunkOf(sequence.NumTokens - prefix.NumTokens, step.TokenBudget);
         if (!_kvCache.TryAllocateSlots(sequence.BlockTable, prefix.NumTokens + numNewTokens, prefix))
             return false;
         _kvCache.RecordPrefixLookup(sequence.NumTokens, prefix.NumTokens);

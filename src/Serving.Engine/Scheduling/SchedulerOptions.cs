@@ -9,6 +9,10 @@ internal sealed record SchedulerOptions
     /// --max-num-batched-tokens: tokens computed in one step (decode tokens plus prefill chunks).
     public int MaxNumBatchedTokens { get; init; } = 8192;
 
+    /// --long-prefill-token-threshold: the most prompt tokens one sequence computes in a step (0: as many as the budget
+    /// leaves), so that several long prompts prefill side by side and a short one behind them starts at once.
+    public int LongPrefillTokenThreshold { get; init; }
+
     /// The order of the waiting and running queues.
     public SchedulingPolicy Policy { get; init; } = SchedulingPolicy.Fcfs;
 
@@ -26,6 +30,7 @@ internal sealed record SchedulerOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxNumSeqs, 1, nameof(MaxNumSeqs));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxNumBatchedTokens, 1, nameof(MaxNumBatchedTokens));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxModelLen, 1, nameof(MaxModelLen));
+        ArgumentOutOfRangeException.ThrowIfNegative(LongPrefillTokenThreshold, nameof(LongPrefillTokenThreshold));
         Speculative?.Validate();
     }
 }

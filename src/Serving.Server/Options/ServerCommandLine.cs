@@ -97,6 +97,7 @@ public static class ServerCommandLine
         Make<string>("--scheduling-policy", "SchedulingPolicy", "fcfs (first come, first served) or priority: requests' \"priority\" (lower first) orders admission and preemption (default fcfs)."),
         Make<string>("--speculative-config", "SpeculativeConfig", "Speculative decoding by prompt lookup, as JSON: '{\"method\": \"ngram\", \"num_speculative_tokens\": 4, \"prompt_lookup_max\": 4, \"prompt_lookup_min\": 2}' (default off)."),
         Make<int>("--max-num-batched-tokens", "MaxNumBatchedTokens", "Most tokens in one engine step (default 8192)."),
+        Make<int>("--long-prefill-token-threshold", "LongPrefillTokenThreshold", "Most prompt tokens one request computes in a step, so long prompts prefill side by side and short ones start at once (default 0: no cap)."),
         Make<int>("--block-size", "BlockSize", "Tokens per KV-cache block (default 16)."),
         Make<double>("--gpu-memory-utilization", "GpuMemoryUtilization", "Fraction of GPU memory the engine may use (default 0.9)."),
         Make<long>("--kv-cache-memory", "KvCacheMemory", "KV-cache size in bytes on CPU (default 268435456)."),

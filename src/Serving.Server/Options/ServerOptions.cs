@@ -56,6 +56,8 @@ public sealed class ServerOptions
     public int MaxModelLen { get; set; }
     public int MaxNumSeqs { get; set; } = 256;
     public int MaxNumBatchedTokens { get; set; } = 8192;
+    /// The most prompt tokens one request computes in a step (vLLM's --long-prefill-token-threshold); 0: no cap.
+    public int LongPrefillTokenThreshold { get; set; }
     public int BlockSize { get; set; } = 16;
     public double GpuMemoryUtilization { get; set; } = 0.9;
     /// KV pool size in bytes on CPU.
@@ -175,6 +177,7 @@ public sealed class ServerOptions
         BlockSize = BlockSize,
         MaxNumSeqs = MaxNumSeqs,
         MaxNumBatchedTokens = MaxNumBatchedTokens,
+        LongPrefillTokenThreshold = LongPrefillTokenThreshold,
         LoraModules = EnableLora ? LoraAdapterSources : [],
         MaxLoraRank = MaxLoraRank,
         // room for adapters beyond --lora-modules only where they can come: loaded while serving
@@ -214,6 +217,7 @@ public sealed class ServerOptions
         Check(LoraModules is null || EnableLora, "lora-modules needs enable-lora");
         Check(!AllowRuntimeLoraUpdating || EnableLora, "allow-runtime-lora-updating needs enable-lora");
         Check(MaxNumBatchedTokens >= 1, "max-num-batched-tokens must be >= 1");
+        Check(LongPrefillTokenThreshold >= 0, $"long-prefill-token-threshold must be >= 0 (got {LongPrefillTokenThreshold})");
         Check(BlockSize >= 1, "block-size must be >= 1");
         Check(GpuMemoryUtilization is > 0 and <= 1, "gpu-memory-utilization must be in (0, 1]");
         Check(KvCacheMemory > 0, "kv-cache-memory must be > 0");

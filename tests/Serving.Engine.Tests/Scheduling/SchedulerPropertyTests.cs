@@ -94,7 +94,10 @@ public sealed class SchedulerPropertyTests(ITestOutputHelper output)
         };
         var prefixes = Enumerable.Range(0, 3).Select(_ => RandomTokens(rng, rng.Next(0, 20))).ToArray();
         var arrivals = Enumerable.Range(0, rng.Next(1, 25)).Select(i => RandomArrival(rng, i, prefixes, policy)).ToList();
-        return new Workload(options, numBlocks, blockSize, rng.Next(4) != 0, arrivals);
+        var prefixCaching = rng.Next(4) != 0;
+        // a third of the workloads cap each sequence's prefill chunk (--long-prefill-token-threshold)
+        var longPrefillThreshold = rng.Next(3) == 0 ? rng.Next(1, 12) : 0;
+        return new Workload(options with { LongPrefillTokenThreshold = longPrefillThreshold }, numBlocks, blockSize, prefixCaching, arrivals);
     }
 
     static Arrival RandomArrival(Random rng, int i, int[][] prefixes, SchedulingPolicy policy)
@@ -167,6 +170,8 @@ public sealed class SchedulerPropertyTests(ITestOutputHelper output)
         Assert.True(batch.Entries.Count <= options.MaxNumSeqs);
         Assert.True(engine.Scheduler.Running.Count <= options.MaxNumSeqs);
         Assert.All(batch.Entries, entry => Assert.True(entry.NumNewTokens >= 1));
+        if (options.LongPrefillTokenThreshold > 0)
+            Assert.All(batch.Entries, entry => Assert.True(entry.NumKnownTokens <= options.LongPrefillTokenThreshold));
         Assert.Equal(batch.Entries.Count, batch.Entries.Select(entry => entry.Sequence).Distinct().Count());
         PoolInvariants.Check(engine.Scheduler);
         return batch.Entries.Any(entry => !entry.SamplesToken);

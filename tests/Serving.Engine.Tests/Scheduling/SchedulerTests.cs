@@ -1,3 +1,4 @@
+using Serving.Engine.KVCache;
 using Serving.Engine.Scheduling;
 using static Serving.Engine.Tests.Scheduling.SchedulerTestKit;
 
@@ -44,6 +45,28 @@ public sealed class SchedulerTests
         engine.RunUntilIdle();
         Assert.Equal(SimulatedEngine.ReferenceOutput(a, new HashSet<int>(), 128), a.OutputTokenIds);
         Assert.Equal(SimulatedEngine.ReferenceOutput(b, new HashSet<int>(), 128), b.OutputTokenIds);
+    }
+
+    /// --long-prefill-token-threshold 6: two long prompts prefill side by side, 6 tokens each per step, and a short
+    /// prompt behind them starts in the first step instead of waiting for the budget they would take.
+    [Fact]
+    public void ALongPrefillThresholdLetsPromptsPrefillSideBySide()
+    {
+        var scheduler = new Scheduler(new SchedulerOptions
+        {
+            MaxNumBatchedTokens = 16, MaxModelLen = 128, LongPrefillTokenThreshold = 6, EosTokenIds = new HashSet<int> { Eos },
+        }, new KVCacheManager(64, 4, true));
+        var engine = new SimulatedEngine(scheduler);
+        var a = scheduler.Add(Request("a", promptLength: 20, maxTokens: 2))[0];
+        var b = scheduler.Add(Request("b", promptLength: 20, maxTokens: 2, firstToken: 200))[0];
+        var c = scheduler.Add(Request("c", promptLength: 3, maxTokens: 2, firstToken: 300))[0];
+        var (first, _) = engine.Step();
+        Assert.Equal([(a, 0, 6), (b, 0, 6), (c, 0, 3)], first.Entries.Select(e => (e.Sequence, e.StartPosition, e.NumNewTokens)));
+        var (second, _) = engine.Step();
+        Assert.Equal([(a, 6, 6), (b, 6, 6), (c, 3, 1)], second.Entries.Select(e => (e.Sequence, e.StartPosition, e.NumNewTokens)));
+        engine.RunUntilIdle();
+        foreach (var sequence in new[] { a, b, c })
+            Assert.Equal(SimulatedEngine.ReferenceOutput(sequence, new HashSet<int> { Eos }, 128), sequence.OutputTokenIds);
     }
 
     [Fact]

@@ -39,6 +39,8 @@ public sealed class ServerCommandLineTests
         Assert.Equal(["a", "b"], Bind(new Dictionary<string, string?>(), new() { ["Server:ServedModelName"] = "a b" }).ServedModelNames);   // Server__ServedModelName="a b"
         Assert.Equal(2, Bind(ServerCommandLine.ToConfiguration(["-tp", "2"])).ToEngineOptions().TensorParallelSize);
         Assert.Contains("tensor-parallel-size must be >= 1 (got 0)", Bind(ServerCommandLine.ToConfiguration(["-tp", "0"])).Validate());
+        Assert.Equal(2048, Bind(ServerCommandLine.ToConfiguration(["--long-prefill-token-threshold", "2048"])).ToEngineOptions().LongPrefillTokenThreshold);
+        Assert.Contains("long-prefill-token-threshold must be >= 0 (got -1)", Bind(ServerCommandLine.ToConfiguration(["--long-prefill-token-threshold", "-1"])).Validate());
     }
 
     [Fact]
@@ -94,7 +96,8 @@ public sealed class ServerCommandLineTests
         foreach (var flag in new[] { "--host", "--port", "--model", "--served-model-name", "--dtype", "--device", "--max-model-len",
                      "--max-num-seqs", "--max-num-batched-tokens", "--block-size", "--gpu-memory-utilization", "--kv-cache-memory", "--kv-cache-dtype",
                      "--num-gpu-blocks-override", "--enable-prefix-caching", "--no-enable-prefix-caching", "--api-key",
-                     "--max-num-queued-reqs", "--shutdown-timeout", "--max-logprobs", "--enable-log-requests" })
+                     "--max-num-queued-reqs", "--shutdown-timeout", "--max-logprobs", "--enable-log-requests",
+                     "--long-prefill-token-threshold", "--speculative-config" })
             Assert.Contains(flag, output.ToString());
     }
 }
