@@ -126,6 +126,29 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await page.WaitForAnswerAsync();
     }
 
+    /// A server with --speculative-config: once it has checked drafts, the engine panel shows the share kept; a server
+    /// without shows no such line.
+    [Fact]
+    public async Task TheEnginePanelShowsTheDraftsKeptUnderSpeculativeDecoding()
+    {
+        await using var server = await RunningServer.StartAsync(["--speculative-config", """{"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 3, "prompt_lookup_min": 1}"""]);
+        await using var page = await fixture.OpenAsync(server: server);
+        await page.WaitUntilConnectedAsync();
+        await Expect(page.Page.Locator("#drafts-kept-fact")).ToBeHiddenAsync();
+        await page.SetAsync("Temperature", "0");
+        await page.SetAsync("Max tokens", "48");
+        await page.SendAsync("one two three one two three one two three one two");
+        await page.WaitForAnswerAsync();
+        var stats = await server.WaitForStatsAsync(s => s.Speculation.NumDraftTokens > 0);
+        await Expect(page.EngineStat("drafts-kept")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+\.\d% of \d+$"));
+        Assert.True(stats.Speculation.NumAcceptedTokens > 0, "no draft was kept");
+
+        await using var plain = await fixture.OpenAsync();
+        await plain.WaitUntilConnectedAsync();
+        await Expect(plain.EngineStat("running")).ToHaveTextAsync("0");
+        await Expect(plain.Page.Locator("#drafts-kept-fact")).ToBeHiddenAsync();
+    }
+
     [Fact]
     public async Task ALoraAdapterIsPickedAndSentAsTheModel()
     {

@@ -90,6 +90,10 @@ export class EnginePanel {
     set('preemptions', count(s.preemptions));
     set('generated', count(s.generation_tokens));
     set('steps', count(s.steps));
+    // speculative decoding (--speculative-config): shown once the server has checked a draft
+    $('drafts-kept-fact').hidden = !(s.spec_decode_draft_tokens > 0);
+    if (s.spec_decode_draft_tokens > 0)
+      set('drafts-kept', `${percent(s.spec_decode_accepted_tokens / s.spec_decode_draft_tokens)} of ${count(s.spec_decode_draft_tokens)}`);
     this.drawSparkline();
   }
 
