@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Execution;
 
 /// Sizes the KV pool on CUDA the way vLLM does: this engine may use total memory x --gpu-memory-utilization;
-/// what it already uses after loading the weights and one warm-up step of the largest batch (libtorch's
+/// what it already uses after loading the weights and one warm-up step of the largest batch, sampled (libtorch's
 /// allocator then holds the activation peak) is subtracted, and the KV pool gets the rest. Memory used by other
 /// processes on the GPU does not count against this engine's share, so two servers at 0.45 share one GPU. Under
 /// tensor parallelism every rank's GPU is measured and each rank's pool gets the smallest budget (the ranks' pools
@@ -21,7 +21,10 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
 
     public long KVBudgetBytes(EngineOptions options, LoadedModel model, KVCache.KVCacheDtype cacheDtype, int maxModelLen)
     {
-        WarmUp(model, cacheDtype, Math.Min(options.MaxNumBatchedTokens, maxModelLen), options.BlockSize);
+        var numTokens = Math.Min(options.MaxNumBatchedTokens, maxModelLen);
+        // a step samples a row per sequence, and one more per draft it checks
+        var sampledRows = Math.Min(numTokens, options.MaxNumSeqs * (1 + (options.SpeculativeConfig?.NumSpeculativeTokens ?? 0)));
+        WarmUp(model, cacheDtype, numTokens, sampledRows, options.BlockSize);
         return devices.Min(entry => Budget(options, model, entry.Device, entry.FreeBeforeLoading));
     }
 
@@ -55,13 +58,20 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
         return maxNumSeqs * perSequence + Cuda.MatmulTuning.WorkspaceBytes + (64L << 20);
     }
 
-    /// One prefill of numTokens tokens into a throw-away pool: the largest activations a step can need.
-    static void WarmUp(LoadedModel model, KVCache.KVCacheDtype cacheDtype, int numTokens, int blockSize)
+    /// One prefill of numTokens tokens into a throw-away pool, with the logits of its last sampledRows tokens sampled
+    /// with top-k and top-p (the sampler's sort and float32 copies of the logits): the largest activations a step can
+    /// need, the most rows a step samples (a batch of MaxNumSeqs sequences, and their drafts under speculative decoding).
+    static void WarmUp(LoadedModel model, KVCache.KVCacheDtype cacheDtype, int numTokens, int sampledRows, int blockSize)
     {
         var numBlocks = KVCache.SlotMapping.BlocksFor(numTokens, blockSize);
         using var cache = model.CreateKVCache(numBlocks, blockSize, cacheDtype);
         using var scope = NewDisposeScope();
-        var prompt = new StepSequence(new int[numTokens], 0, numTokens, Enumerable.Range(0, numBlocks).ToArray());
-        model.Forward(StepInputs.Build([prompt], blockSize), cache).cpu(); // waits for the step to finish (on every rank: the logits are gathered)
+        var prompt = new StepSequence(new int[numTokens], 0, numTokens, Enumerable.Range(0, numBlocks).ToArray(), NumDraftTokens: sampledRows - 1);
+        var logits = model.Forward(StepInputs.Build([prompt], blockSize), cache); // (sampledRows, vocab)
+        var filtered = new Sampling.SamplingParams { TopK = 50, TopP = 0.9f, MaxTokens = 1 };
+        var rows = Enumerable.Range(0, sampledRows).Select(_ => new Sampling.SamplingState(filtered, [], [], [])).ToList();
+        // reading the tokens waits for the step to finish (on every rank: the logits are gathered)
+        new Sampling.Sampler().Sample(logits, rows);
+        foreach (var row in rows) row.Dispose();
     }
 }
