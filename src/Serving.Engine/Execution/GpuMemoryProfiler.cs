@@ -61,7 +61,8 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
     /// One prefill of numTokens tokens into a throw-away pool, with the logits of its last sampledRows tokens sampled
     /// with top-k and top-p (the sampler's sort and float32 copies of the logits): the largest activations a step can
     /// need, the most rows a step samples (a batch of MaxNumSeqs sequences, and their drafts under speculative decoding).
-    static void WarmUp(LoadedModel model, KVCache.KVCacheDtype cacheDtype, int numTokens, int sampledRows, int blockSize)
+    /// Returns the sampled tokens.
+    internal static int[] WarmUp(LoadedModel model, KVCache.KVCacheDtype cacheDtype, int numTokens, int sampledRows, int blockSize)
     {
         var numBlocks = KVCache.SlotMapping.BlocksFor(numTokens, blockSize);
         using var cache = model.CreateKVCache(numBlocks, blockSize, cacheDtype);
@@ -71,7 +72,8 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
         var filtered = new Sampling.SamplingParams { TopK = 50, TopP = 0.9f, MaxTokens = 1 };
         var rows = Enumerable.Range(0, sampledRows).Select(_ => new Sampling.SamplingState(filtered, [], [], [])).ToList();
         // reading the tokens waits for the step to finish (on every rank: the logits are gathered)
-        new Sampling.Sampler().Sample(logits, rows);
+        var sampled = new Sampling.Sampler().Sample(logits, rows).TokenIds;
         foreach (var row in rows) row.Dispose();
+        return sampled;
     }
 }
