@@ -41,7 +41,7 @@ internal sealed partial class EngineCore
             return new SampledTokens([], []);
         var allowed = masks?.GetAwaiter().GetResult();
         var sampled = SampleBatch(entries, logits, rows, allowed);
-        // after sampling: failing a request disposes its rows' sampling state
+        // after sampling: failing a request drops its text state
         foreach (var row in allowed?.FailedRows ?? [])
             FailRequest(entries[row].Sequence.RequestId,
                 new InvalidOperationException("a sampled token does not fit the request's structured-output grammar"));
@@ -124,7 +124,6 @@ internal sealed partial class EngineCore
         if (!_requests.Remove(requestId, out var request))
             return;
         _scheduler.Abort(requestId);
-        DisposeText(request);
         if (!request.HasStarted)
             _requestLeftQueue(request.Request);
         request.Fail(new RequestFailedException($"serving request '{requestId}' failed: {error.Message}", error));

@@ -22,8 +22,8 @@ internal sealed partial class EngineCore
         StopReason? stopReason = null;
         if (match.StopString is { } stop)
         {
-            // a stop string is text-side: the scheduler learns of it here
-            _scheduler.Finish(sequence, FinishReason.Stop);
+            // a stop string is text-side: the scheduler learns of it here (and drops tokens it appended after this one)
+            _scheduler.Finish(sequence, FinishReason.Stop, output.NumOutputTokens);
             (finish, stopReason) = (FinishReason.Stop, new StopReason.String(stop));
         }
         else if (finish is not null)
@@ -76,17 +76,10 @@ internal sealed partial class EngineCore
             return;
         if (!request.HasStarted)
             _requestLeftQueue(request.Request);
-        DisposeText(request);
         _requests.Remove(request.RequestId);
         request.Output.Writer.TryComplete();
     }
 
     static RequestUsage Usage(RequestState request) => new(
         request.Request.PromptTokenIds.Count, request.CompletionTokens, request.CachedPromptTokens);
-
-    static void DisposeText(RequestState request)
-    {
-        foreach (var sequence in request.Sequences)
-            sequence.Dispose();
-    }
 }

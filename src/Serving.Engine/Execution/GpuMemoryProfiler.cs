@@ -72,8 +72,6 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
         var filtered = new Sampling.SamplingParams { TopK = 50, TopP = 0.9f, MaxTokens = 1 };
         var rows = Enumerable.Range(0, sampledRows).Select(_ => new Sampling.SamplingState(filtered, [], [], [])).ToList();
         // reading the tokens waits for the step to finish (on every rank: the logits are gathered)
-        var sampled = new Sampling.Sampler().Sample(logits, rows).TokenIds;
-        foreach (var row in rows) row.Dispose();
-        return sampled;
+        return new Sampling.Sampler().Sample(logits, rows).TokenIds;
     }
 }

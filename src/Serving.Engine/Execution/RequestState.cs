@@ -81,13 +81,10 @@ internal sealed class RequestState
 
 /// Text-side state of one sequence: its sampler state, its incremental detokenizer and its stop-string matcher.
 internal sealed class SequenceText(SamplingState sampling, IncrementalDetokenizer detokenizer, StopStringMatcher stops)
-    : IDisposable
 {
     public SamplingState Sampling { get; } = sampling;
     public IncrementalDetokenizer Detokenizer { get; } = detokenizer;
     public StopStringMatcher Stops { get; } = stops;
     /// The sequence's last event was sent: later tokens of the same step are dropped.
     public bool HasEnded { get; set; }
-
-    public void Dispose() => Sampling.Dispose();
 }

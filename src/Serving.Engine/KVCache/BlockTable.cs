@@ -26,6 +26,17 @@ internal sealed class BlockTable(string? salt = null)
 
     internal void Append(IEnumerable<KVBlock> blocks) => _blocks.AddRange(blocks);
 
+    /// Removes the last count blocks (uncommitted ones: never hashed) and returns them, last first.
+    internal List<KVBlock> RemoveTail(int count)
+    {
+        if (count > _blocks.Count - NumCommittedBlocks)
+            throw new InvalidOperationException($"cannot remove {count} blocks: only {_blocks.Count - NumCommittedBlocks} are uncommitted");
+        var tail = _blocks.GetRange(_blocks.Count - count, count);
+        _blocks.RemoveRange(_blocks.Count - count, count);
+        tail.Reverse();
+        return tail;
+    }
+
     internal void Clear()
     {
         _blocks.Clear();

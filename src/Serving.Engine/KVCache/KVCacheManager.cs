@@ -76,6 +76,14 @@ internal sealed class KVCacheManager
         table.NumCommittedBlocks = Math.Max(table.NumCommittedBlocks, numFull);
     }
 
+    /// Releases the blocks past the first numTokens tokens' (held for draft tokens that were refused).
+    public void FreeBeyond(BlockTable table, int numTokens)
+    {
+        var extra = table.Count - BlocksFor(numTokens);
+        if (extra > 0)
+            _pool.Free(table.RemoveTail(extra));
+    }
+
     /// Releases every block of the table, tail first so the tail is evicted before the shared prefix.
     public void Free(BlockTable table)
     {

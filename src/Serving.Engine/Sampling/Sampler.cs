@@ -12,8 +12,9 @@ public sealed record SamplerOutput(int[] TokenIds, TokenLogprob?[] Logprobs);
 ///   raw logits ─► logit_bias ─► min_tokens ─► penalties ─┬─► greedy rows: argmax
 ///                                                        └─► others: / temperature ─► min_p ─► top-k ─► top-p
 ///                                                              ─► softmax ─► argmax(probs / q), q ~ Exp(1)
-/// argmax(probs / q) with q ~ Exponential(1) draws exactly from probs (the exponential race); drawing q row by
-/// row from a seeded row's own generator makes that row reproducible regardless of what else is in the batch.
+/// argmax(probs / q) with q ~ Exponential(1) draws exactly from probs (the exponential race); drawing a seeded row's q
+/// from a generator seeded by the request's seed, the sequence and the token's place (SamplingState.NextTokenGenerator)
+/// makes that row reproducible regardless of what else is in the batch or how many tokens a step appends.
 /// Log-probabilities follow vLLM V1's default ("raw"): log_softmax of the model's logits, before bias,
 /// penalties, temperature and truncation. Rows without a seed draw from the device's default generator, which
 /// the engine seeds once with torch.manual_seed(EngineOptions.Seed). Holds no state of its own.
@@ -27,7 +28,7 @@ public sealed class Sampler
     const float MinNoise = 1e-20f;
 
     /// logits: (numSeqs, vocab), any float dtype, any device; row i belongs to rows[i]. The logits are not
-    /// modified. Seeded rows advance their own generator by one draw of vocab exponentials per random step.
+    /// modified. A seeded row draws its vocab exponentials from its token's own generator.
     /// allowed: the structured-output masks of the step (null when no row has a grammar); a disallowed token
     /// gets -inf before anything else, so penalties, filters and log-probabilities all see the masked logits
     /// (vLLM V1 applies its grammar bitmask the same way).
@@ -105,12 +106,12 @@ public sealed class Sampler
     }
 
     /// (numSeqs, vocab) draws of Exponential(1). Rows without a seed use the device's default generator;
-    /// seeded rows draw on the CPU from their own generator (one host-to-device copy for all of them).
+    /// seeded rows draw on the CPU from their token's generator (one host-to-device copy for all of them).
     static Tensor ExponentialNoise(Tensor probs, IReadOnlyList<SamplingState> rows)
     {
         var noise = empty_like(probs).exponential_(1.0); // (numSeqs, vocab)
         var seeded = Enumerable.Range(0, rows.Count)
-            .Where(i => !rows[i].Params.IsGreedy && rows[i].Generator is not null).ToArray();
+            .Where(i => !rows[i].Params.IsGreedy && rows[i].HasSeed).ToArray();
         if (seeded.Length == 0)
         {
             return noise.clamp_min_(MinNoise);
@@ -118,7 +119,8 @@ public sealed class Sampler
         var seededNoise = empty([seeded.Length, probs.shape[1]], ScalarType.Float32); // (numSeeded, vocab), CPU
         for (var j = 0; j < seeded.Length; j++)
         {
-            seededNoise[j].exponential_(1.0, rows[seeded[j]].Generator);
+            using var generator = rows[seeded[j]].NextTokenGenerator();
+            seededNoise[j].exponential_(1.0, generator);
         }
         var index = tensor(seeded.Select(i => (long)i).ToArray(), device: probs.device); // (numSeeded)
         return noise.index_copy_(0, index, seededNoise.to(probs.device)).clamp_min_(MinNoise);

@@ -4,15 +4,12 @@ using TorchSharp;
 namespace Serving.Engine.Sampling;
 
 /// What the sampler needs to know about one sequence across steps: its parameters, the prompt and the
-/// tokens generated so far (penalties, min_tokens), its own seeded generator, and which ids end it.
+/// tokens generated so far (penalties, min_tokens), its seed, and which ids end it.
 /// Owned by the engine thread; one per sequence (a request with n = 2 has two). The token lists belong to the
 /// sequence (the scheduler appends to them); this class only reads them. Stop rules live in the scheduler.
-public sealed class SamplingState : IDisposable
+public sealed class SamplingState
 {
     readonly long? _generatorSeed;
-    torch.Generator? _generator;
-    /// The sequence's own state, when this one is it after draft tokens (AfterDrafts); null for the sequence's own.
-    readonly SamplingState? _origin;
 
     /// sequenceIndex (0..n-1) is added to the request's seed, so the n sequences of a seeded request differ
     /// from each other while each stays reproducible.
@@ -31,16 +28,15 @@ public sealed class SamplingState : IDisposable
     }
 
     /// The same sequence after drafts (speculative decoding): its output followed by drafts, for a draft row's logits
-    /// processors (penalties, bad words, min_tokens); the grammar and the generator stay the sequence's own (a draft row
-    /// draws from the sequence's generator after the rows before it).
+    /// processors (penalties, bad words, min_tokens) and its seeded draw (the token after the drafts); the grammar stays
+    /// the sequence's own.
     internal SamplingState AfterDrafts(IReadOnlyList<int> drafts) => new(this, drafts);
 
     SamplingState(SamplingState origin, IReadOnlyList<int> drafts)
     {
-        (Params, BadWordTokenIds, Grammar, PromptTokenIds, EosTokenIds) =
-            (origin.Params, origin.BadWordTokenIds, origin.Grammar, origin.PromptTokenIds, origin.EosTokenIds);
+        (Params, BadWordTokenIds, Grammar, PromptTokenIds, EosTokenIds, _generatorSeed) =
+            (origin.Params, origin.BadWordTokenIds, origin.Grammar, origin.PromptTokenIds, origin.EosTokenIds, origin._generatorSeed);
         OutputTokenIds = new Speculative.TokensAndDrafts(origin.OutputTokenIds, drafts);
-        _origin = origin;
     }
 
     public SamplingParams Params { get; }
@@ -67,12 +63,23 @@ public sealed class SamplingState : IDisposable
     internal IEnumerable<int> TokensBlockedByMinTokens =>
         Params.IgnoreEos ? Params.StopTokenIds : Params.StopTokenIds.Concat(EosTokenIds);
 
-    /// This sequence's generator, made on first use; null when the request has no seed. Always a CPU generator
-    /// (TorchSharp makes no device generators), so a seed gives the same draws on every device.
-    internal torch.Generator? Generator => _origin is not null ? _origin.Generator
-        : _generator ??= _generatorSeed is { } seed ? new torch.Generator(unchecked((ulong)seed)) : null;
+    /// The request has a seed: its draws come from NextTokenGenerator.
+    internal bool HasSeed => _generatorSeed is not null;
 
-    /// Disposes the generator (a state after drafts owns none).
-    public void Dispose() => _generator?.Dispose();
+    /// A CPU generator (TorchSharp makes no device generators, and a seed then gives the same draws on every device)
+    /// for the draw of the token after OutputTokenIds, seeded from the request's seed, the sequence and that token's
+    /// place: a seeded sequence's draws depend on nothing else, not on what shares its steps nor on how many tokens a
+    /// step appends (speculative decoding). Null without a seed; the caller disposes it.
+    internal torch.Generator? NextTokenGenerator() =>
+        _generatorSeed is { } seed ? new torch.Generator(Mix(unchecked((ulong)seed), (ulong)OutputTokenIds.Count)) : null;
+
+    /// SplitMix64 of the seed and the place: neighbouring places give unrelated generator seeds.
+    static ulong Mix(ulong seed, ulong place)
+    {
+        var z = seed + (place + 1) * 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
 }
 

@@ -38,4 +38,5 @@ internal sealed class ScheduledBatch(IReadOnlyList<ScheduledSequence> entries)
 
 /// One token a step appended to a sequence, and the finish reason when it ended the sequence. Row: the sampled row
 /// it came from (its log-probabilities'); a step that accepts drafts appends several tokens to one sequence, in order.
-internal sealed record SequenceOutput(Sequence Sequence, int TokenId, FinishReason? FinishReason, int Row = 0);
+/// NumOutputTokens: the sequence's output length with this token.
+internal sealed record SequenceOutput(Sequence Sequence, int TokenId, FinishReason? FinishReason, int Row = 0, int NumOutputTokens = 0);

@@ -30,24 +30,31 @@ internal sealed partial class Scheduler
                 continue;
             }
             var accepted = DraftVerification.NumAccepted(entry.Drafts, sampledTokenIds, first);
-            _speculation?.Record(entry.Drafts.Count, accepted);
             var (appended, reason) = AppendSampled(sequence, sampledTokenIds, first, accepted + 1, outputs);
-            // the kept drafts' K/V was computed this step; the last token appended is the next step's input
-            RecordComputed(entry, entry.NumKnownTokens + Math.Min(appended, accepted));
+            // kept: the drafts appended before a stop ended the sequence; their K/V was computed this step, and the last
+            // token appended is the next step's input
+            var kept = Math.Min(appended, accepted);
+            _speculation?.Record(entry.Drafts.Count, kept);
+            RecordComputed(entry, entry.NumKnownTokens + kept);
             if (reason is { } finishReason)
                 Finish(sequence, finishReason);
             else
+            {
+                if (entry.Drafts.Count > kept)
+                    _kvCache.FreeBeyond(sequence.BlockTable, sequence.NumTokens);   // blocks held only by refused drafts
                 ProposeDrafts(sequence);
+            }
         }
         return outputs;
     }
 
+    /// numComputed: the entry's tokens whose K/V now counts (its own, and the drafts kept).
     void RecordComputed(ScheduledSequence entry, int numComputed)
     {
         var sequence = entry.Sequence;
         sequence.MarkComputed(entry.StartPosition + numComputed);
         _kvCache.CacheFullBlocks(sequence.BlockTable, sequence.TokenIds, sequence.NumComputedTokens);
-        _numComputedTokens += entry.NumNewTokens;
+        _numComputedTokens += numComputed;
     }
 
     /// Appends sampled[first..first + count) until one ends the sequence; returns how many, and why it ended.
@@ -60,7 +67,7 @@ internal sealed partial class Scheduler
             sequence.AppendToken(tokenId);
             _numGeneratedTokens++;
             var reason = StopReasonOf(sequence, tokenId);
-            outputs.Add(new SequenceOutput(sequence, tokenId, reason, first + i));
+            outputs.Add(new SequenceOutput(sequence, tokenId, reason, first + i, sequence.NumOutputTokens));
             if (reason is not null)
                 return (i + 1, reason);
         }
@@ -79,7 +86,7 @@ internal sealed partial class Scheduler
             return;
         }
         var room = Math.Min(sequence.Sampling.MaxTokens - sequence.NumOutputTokens, _options.MaxModelLen - sequence.NumTokens) - 1;
-        sequence.DraftTokenIds = NgramProposer.Propose(sequence.TokenIds, config, Math.Min(room, config.NumSpeculativeTokens));
+        sequence.DraftTokenIds = NgramProposer.Propose(sequence.TokenSpan(), config, Math.Min(room, config.NumSpeculativeTokens));
     }
 
     /// Stop tokens (EOS unless ignore_eos, and stop_token_ids) count once min_tokens were generated; then

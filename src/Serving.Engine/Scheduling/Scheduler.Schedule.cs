@@ -12,6 +12,9 @@ internal sealed partial class Scheduler
     {
         var step = new StepBuilder(_options.MaxNumBatchedTokens);
         ScheduleRunning(step);
+        // drafts after every running sequence's own tokens, and only in a step that preempted nothing (the pool is short)
+        if (step.NumPreempted == 0)
+            ScheduleDrafts(step);
         // After a preemption the pool is short: admitting new work would only preempt it again.
         if (step.NumPreempted == 0 || step.Entries.Count == 0)
             ScheduleWaiting(step);
@@ -26,7 +29,7 @@ internal sealed partial class Scheduler
             var numNewTokens = ChunkOf(sequence.NumUncomputedTokens, step.TokenBudget);
             if (!TryReserveSlots(sequence, numNewTokens, step))
                 break; // the sequence preempted itself: everything after it is gone too
-            step.Add(sequence, numNewTokens, DraftsToCheck(sequence, step.TokenBudget, blocksToLeave: _running.Count - 1 - i));
+            step.Add(sequence, numNewTokens);
         }
     }
 
@@ -38,21 +41,21 @@ internal sealed partial class Scheduler
         return _options.LongPrefillTokenThreshold > 0 ? Math.Min(chunk, _options.LongPrefillTokenThreshold) : chunk;
     }
 
-    /// The sequence's draft tokens that fit this step, their slots allocated: only behind its last token (a sequence
-    /// still computing its prompt has none), only as many as the token budget leaves after that token, and only when
-    /// free blocks hold them with blocksToLeave to spare, one for each running sequence after it: drafts never preempt
-    /// anything, nor make a later sequence's own next token preempt.
-    IReadOnlyList<int> DraftsToCheck(Sequence sequence, int tokenBudget, int blocksToLeave)
+    /// The drafts the scheduled decoding sequences check, oldest first, with what the running sequences' own tokens
+    /// left: as many as the token budget still holds, in free blocks (a draft never preempts, nor takes a block or a
+    /// token a running sequence's own next tokens need; waiting sequences are admitted with what remains).
+    void ScheduleDrafts(StepBuilder step)
     {
-        var drafts = sequence.DraftTokenIds;
-        if (drafts.Count == 0 || sequence.NumUncomputedTokens != 1 || tokenBudget < 2)
-            return [];
-        if (drafts.Count >= tokenBudget)
-            drafts = drafts.Take(tokenBudget - 1).ToArray();
-        var newBlocks = SlotMapping.BlocksFor(sequence.NumTokens + drafts.Count, _kvCache.BlockSize) - sequence.BlockTable.Count;
-        if (newBlocks > 0 && _kvCache.NumFreeBlocks - newBlocks < blocksToLeave)
-            return [];
-        return _kvCache.TryAllocateSlots(sequence.BlockTable, sequence.NumTokens + drafts.Count) ? drafts : [];
+        for (var e = 0; e < step.Entries.Count && step.TokenBudget > 0; e++)
+        {
+            var (sequence, drafts) = (step.Entries[e].Sequence, step.Entries[e].Sequence.DraftTokenIds);
+            if (drafts.Count == 0 || step.Entries[e].NumNewTokens != 1 || sequence.NumUncomputedTokens != 1)
+                continue;
+            if (drafts.Count > step.TokenBudget)
+                drafts = drafts.Take(step.TokenBudget).ToArray();
+            if (_kvCache.TryAllocateSlots(sequence.BlockTable, sequence.NumTokens + drafts.Count))
+                step.AddDrafts(e, drafts);
+        }
     }
 
     /// Gets blocks for the sequence's next tokens, preempting the last running sequences (the newest; under the
@@ -134,14 +137,18 @@ internal sealed partial class Scheduler
         public int TokenBudget { get; private set; } = tokenBudget;
         public int NumPreempted { get; set; }
 
-        /// numNewTokens of the sequence's own tokens, then its drafts.
-        public void Add(Sequence sequence, int numNewTokens, IReadOnlyList<int>? drafts = null)
+        public void Add(Sequence sequence, int numNewTokens)
         {
             var start = sequence.NumComputedTokens;
-            var samples = start + numNewTokens == sequence.NumTokens;
-            drafts ??= [];
-            Entries.Add(new ScheduledSequence(sequence, start, numNewTokens + drafts.Count, samples, drafts.Count == 0 ? null : drafts));
-            TokenBudget -= numNewTokens + drafts.Count;
+            Entries.Add(new ScheduledSequence(sequence, start, numNewTokens, start + numNewTokens == sequence.NumTokens));
+            TokenBudget -= numNewTokens;
+        }
+
+        /// The entry's sequence also checks drafts after its last token.
+        public void AddDrafts(int entry, IReadOnlyList<int> drafts)
+        {
+            Entries[entry] = Entries[entry] with { NumNewTokens = Entries[entry].NumNewTokens + drafts.Count, DraftTokenIds = drafts };
+            TokenBudget -= drafts.Count;
         }
     }
 }

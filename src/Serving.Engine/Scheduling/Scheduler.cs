@@ -75,8 +75,15 @@ internal sealed partial class Scheduler
 
     /// Ends a sequence for a reason found outside the scheduler (a stop string matched by the detokenizer,
     /// a sampling failure): removes it from its queue and frees its blocks. No-op when already finished.
-    public void Finish(Sequence sequence, FinishReason reason)
+    /// numOutputTokens: the output ends after this many tokens (a stop string met at a draft kept in the step that
+    /// appended more after it): the later ones are dropped, and not counted as generated, even if already finished.
+    public void Finish(Sequence sequence, FinishReason reason, int? numOutputTokens = null)
     {
+        if (numOutputTokens is { } keep && keep < sequence.NumOutputTokens)
+        {
+            _numGeneratedTokens -= sequence.NumOutputTokens - keep;
+            sequence.TruncateOutput(keep);
+        }
         if (sequence.IsFinished)
             return;
         if (sequence.Status == SequenceStatus.Running)

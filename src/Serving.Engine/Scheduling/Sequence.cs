@@ -24,6 +24,8 @@ internal sealed class Sequence
 {
     readonly int[] _promptTokenIds;
     readonly List<int> _outputTokenIds = [];
+    int[] _tokenBuffer = [];    // prompt then output, contiguous (TokenSpan); its first _numBuffered are current
+    int _numBuffered;
 
     public Sequence(GenerationRequest request, int index, Sequence? parent, long arrival, string? adapterKey = null)
     {
@@ -94,6 +96,24 @@ internal sealed class Sequence
     }
 
     internal void AppendToken(int tokenId) => _outputTokenIds.Add(tokenId);
+
+    /// Keeps the first count output tokens (a finished sequence whose text ended before its last tokens).
+    internal void TruncateOutput(int count)
+    {
+        _outputTokenIds.RemoveRange(count, _outputTokenIds.Count - count);
+        _numBuffered = Math.Min(_numBuffered, NumTokens);
+    }
+
+    /// Prompt then output as one contiguous span, for searches that want one (the n-gram proposer): a copy kept up to
+    /// date as tokens are appended, made on first use. Valid until the next token is appended.
+    internal ReadOnlySpan<int> TokenSpan()
+    {
+        if (_tokenBuffer.Length < NumTokens)
+            Array.Resize(ref _tokenBuffer, Math.Max(NumTokens, 2 * _tokenBuffer.Length));
+        for (; _numBuffered < NumTokens; _numBuffered++)
+            _tokenBuffer[_numBuffered] = _numBuffered < NumPromptTokens ? _promptTokenIds[_numBuffered] : _outputTokenIds[_numBuffered - NumPromptTokens];
+        return _tokenBuffer.AsSpan(0, NumTokens);
+    }
 
     public override string ToString() => $"{RequestId}#{Index} ({Status}, {NumComputedTokens}/{NumTokens} computed)";
 

@@ -7,22 +7,23 @@ namespace Serving.Engine.Speculative;
 internal static class NgramProposer
 {
     /// maxTokens draft tokens continuing tokens; empty when no n-gram of at least config.PromptLookupMin of its last
-    /// tokens occurred before. One backward pass: at each earlier end position the match length is grown from the
-    /// back until it reaches PromptLookupMax or a token differs; the latest position with the longest match wins.
+    /// tokens occurred before. One backward pass over the earlier places of the last token (a vectorized search): at
+    /// each, the match length is grown from the back until it reaches PromptLookupMax or a token differs; the latest
+    /// place with the longest match wins.
     /// The draft copies what followed that position, and where the copy reaches the end of the tokens it goes on
     /// copying its own beginning (an overlapping copy, as LZ77 does): text that repeats with a short period gets a
     /// whole draft of its next period.
-    public static int[] Propose(IReadOnlyList<int> tokens, SpeculativeConfig config, int maxTokens)
+    public static int[] Propose(ReadOnlySpan<int> tokens, SpeculativeConfig config, int maxTokens)
     {
-        var count = tokens.Count;
+        var count = tokens.Length;
         var (min, max) = (config.PromptLookupMin, config.PromptLookupMax);
         if (maxTokens <= 0 || count <= min)
             return [];
         var (bestEnd, bestLength) = (-1, 0);
-        // end: the position just after an earlier occurrence; the suffix itself ends at count
-        for (var end = count - 1; end >= min; end--)
+        // end: the position just after an earlier occurrence of the last token; the suffix itself ends at count
+        for (var end = tokens[..(count - 1)].LastIndexOf(tokens[^1]) + 1; end >= min; end = tokens[..(end - 1)].LastIndexOf(tokens[^1]) + 1)
         {
-            var length = 0;
+            var length = 1;
             var limit = Math.Min(max, end);
             while (length < limit && tokens[end - 1 - length] == tokens[count - 1 - length])
                 length++;

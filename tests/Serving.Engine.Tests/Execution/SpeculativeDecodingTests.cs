@@ -45,23 +45,38 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
         await WaitForIdleAsync(speculating);
     }
 
-    /// Every token a sampled (seeded) speculative run keeps, drafts included, has the log-probability the model gives
-    /// it after the text before it: what a plain engine computes for the same text as a prompt.
+    /// A seeded sampled request gives the text a server without drafts gives for its seed (a seeded token's draw
+    /// depends on the seed, the sequence and the token's place only), alone and beside other requests; and every token
+    /// it keeps, drafts included, has the log-probability the model gives it after the text before it: what a plain
+    /// engine computes for the same text as a prompt.
     [Fact]
-    public async Task SampledTokensCarryTheModelsLogProbabilitiesGivenTheirText()
+    public async Task SeededSampledTextsAreThoseDecodedWithoutDrafts()
     {
         const string fixture = "qwen3-gqa";
         var prompt = Repeating(Fixtures.Reference(fixture).Prompts[0]);
+        await using var plain = await StartAsync(fixture);
         await using var speculating = await StartAsync(fixture, o => o with { SpeculativeConfig = Ngram });
-        var sampled = await CollectAsync(speculating, new GenerationRequest
+        GenerationRequest Seeded(long seed, string id) => new()
         {
-            RequestId = "sampled", PromptTokenIds = prompt,
-            Sampling = new SamplingParams { Temperature = 0.5f, Seed = 3, N = 4, MaxTokens = 40, IgnoreEos = true, Logprobs = 0 },
-        });
+            RequestId = id, PromptTokenIds = prompt,
+            Sampling = new SamplingParams { Temperature = 0.3f, Seed = seed, N = 2, MaxTokens = 40, IgnoreEos = true, Logprobs = 0 },
+        };
+        for (var seed = 1; seed <= 4; seed++)
+        {
+            var expected = await CollectAsync(plain, Seeded(seed, $"plain-{seed}"));
+            // alone, then beside a greedy request that also speculates (other rows in the same steps)
+            var alone = await CollectAsync(speculating, Seeded(seed, $"alone-{seed}"));
+            var beside = await Task.WhenAll(CollectAsync(speculating, Seeded(seed, $"beside-{seed}")), CollectAsync(speculating, Greedy(prompt, 60)));
+            for (var index = 0; index < 2; index++)
+            {
+                Assert.Equal(expected.Tokens(index), alone.Tokens(index));
+                Assert.Equal(expected.Tokens(index), beside[0].Tokens(index));
+            }
+        }
         Assert.True(speculating.GetStats().Speculation.NumAcceptedTokens > 0, "no draft was kept");
 
-        await using var plain = await StartAsync(fixture);
-        for (var index = 0; index < 4; index++)
+        var sampled = await CollectAsync(speculating, Seeded(5, "teacher-forced"));
+        for (var index = 0; index < 2; index++)
         {
             var tokens = sampled.Tokens(index);
             var logprobs = sampled.Events.Where(e => e.Index == index).SelectMany(e => e.Logprobs ?? []).ToArray();
@@ -130,7 +145,7 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
 
     /// A stop string at every place of repetitive texts (six characters, where they first occur): many end inside a run
     /// of drafts kept in one step, where the tokens after the stop must be dropped; each text, finish reason and token
-    /// count is the plain one, and each sequence ends once.
+    /// count is the plain one, each sequence ends once, and the engine counts as generated what usage reports.
     [Fact]
     public async Task AStopStringAnywhereInTheTextEndsItAsWithoutDrafts()
     {
@@ -146,7 +161,11 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
                 if (text.IndexOf(stop, StringComparison.Ordinal) != offset) continue;
                 // n = 2: the request stays live after its first sequence ends, so that sequence's later tokens reach the text side
                 var request = Greedy(prompt, 40) with { Sampling = SamplingParams.Greedy with { MaxTokens = 40, IgnoreEos = true, N = 2, Stop = [stop] } };
+                var generatedBefore = speculating.GetStats().GenerationTokens;
                 var (expected, actual) = (await CollectAsync(plain, request), await CollectAsync(speculating, request with { RequestId = "s" + request.RequestId }));
+                // tokens appended after the stop in the same step are dropped from the counts too
+                await WaitForIdleAsync(speculating);
+                Assert.Equal(actual.Usage.CompletionTokens, speculating.GetStats().GenerationTokens - generatedBefore);
                 for (var index = 0; index < 2; index++)
                 {
                     Assert.Equal(expected.Text(index), actual.Text(index));

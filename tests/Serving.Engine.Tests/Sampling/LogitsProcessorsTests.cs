@@ -118,7 +118,7 @@ public class LogitsProcessorsTests
     {
         // EOS (id 7) has the largest logit: greedy picks it as soon as min_tokens allows.
         var sampler = new Sampler();
-        using var state = State(SamplingParams.Greedy with { MinTokens = 3, MaxTokens = 10 }, output: []);
+        var state = State(SamplingParams.Greedy with { MinTokens = 3, MaxTokens = 10 }, output: []);
         var chosen = new List<int>();
         for (var step = 0; step < 4; step++)
         {

@@ -146,11 +146,6 @@ public class SamplerTests
                 Append(states[i], tokens[i]);
             }
         }
-        var outputs = states.Select(s => s.OutputTokenIds.ToArray()).ToArray();
-        foreach (var state in states)
-        {
-            state.Dispose();
-        }
-        return outputs;
+        return states.Select(s => s.OutputTokenIds.ToArray()).ToArray();
     }
 }
