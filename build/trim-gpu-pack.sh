@@ -5,8 +5,8 @@
 #     nothing on the GPU machine loads (debugger support, VB, System.Data, HTTP/QUIC/mail, data-contract
 #     serialization, LINQ expressions), xz -9;
 #   - app and test folders without what only TorchSharp's optional features (images, TensorBoard, downloads) or the
-#     VSTest host use (Google.Protobuf stays beside the server: its gRPC messages are built on it), their deps.json
-#     entries removed with them (the host refuses a manifest naming a missing file).
+#     VSTest host use, their deps.json entries removed with them (the host refuses a manifest naming a missing file).
+#     Google.Protobuf stays: the server's gRPC messages and Microsoft.ML.Tokenizers' SentencePiece reader use it.
 # Checked with the bench (decode, engine), the engine's GPU tests under xunit's console runner, both on the H200.
 # Prints the bytes that will travel. Usage: bash build/trim-gpu-pack.sh
 set -euo pipefail
@@ -31,12 +31,9 @@ fi
 
 for dir in "$gpu/app" "$gpu/app-base" "$gpu/tests"; do
   [ -d "$dir" ] || continue
-  # the server's gRPC messages are Google.Protobuf types; elsewhere only TensorBoard's event files use it
-  protobuf=Google.Protobuf.dll
-  [ -f "$dir/Serving.Server.dll" ] && protobuf=
   (cd "$dir" && rm -rf cpu x64 x86 arm64 cs de es fr it ja ko pl pt-BR ru tr zh-Hans zh-Hant Templates Tokenization \
     Microsoft.TestPlatform* Microsoft.VisualStudio.* Microsoft.CodeCoverage* testhost* xunit.runner.visualstudio* \
-    Mono.Cecil* Microsoft.DiaSymReader* SkiaSharp.dll $protobuf ICSharpCode.SharpZipLib.dll Humanizer.dll \
+    Mono.Cecil* Microsoft.DiaSymReader* SkiaSharp.dll ICSharpCode.SharpZipLib.dll Humanizer.dll \
     Newtonsoft.Json.dll System.Memory.dll ThirdPartyNotices.txt)
   python3 - "$dir" <<'PY'
 import json, os, sys
