@@ -73,13 +73,15 @@ public sealed class SamplingState
     internal torch.Generator? NextTokenGenerator() =>
         _generatorSeed is { } seed ? new torch.Generator(Mix(unchecked((ulong)seed), (ulong)OutputTokenIds.Count)) : null;
 
-    /// SplitMix64 of the seed and the place: neighbouring places give unrelated generator seeds.
+    /// SplitMix64 of the seed and the place, folded to 32 bits (libtorch's CPU generator keeps only the low 32 of its
+    /// seed): neighbouring places give unrelated generator seeds, and the whole 64-bit mix decides them.
     static ulong Mix(ulong seed, ulong place)
     {
         var z = seed + (place + 1) * 0x9E3779B97F4A7C15UL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
+        z ^= z >> 31;
+        return (z ^ (z >> 32)) & 0xFFFF_FFFFUL;
     }
 }
 

@@ -30,11 +30,13 @@ internal sealed partial class Scheduler
                 continue;
             }
             var accepted = DraftVerification.NumAccepted(entry.Drafts, sampledTokenIds, first);
+            var outputsBefore = sequence.NumOutputTokens;
             var (appended, reason) = AppendSampled(sequence, sampledTokenIds, first, accepted + 1, outputs);
             // kept: the drafts appended before a stop ended the sequence; their K/V was computed this step, and the last
             // token appended is the next step's input
             var kept = Math.Min(appended, accepted);
             _speculation?.Record(entry.Drafts.Count, kept);
+            sequence.LastCheck = (outputsBefore, kept);
             RecordComputed(entry, entry.NumKnownTokens + kept);
             if (reason is { } finishReason)
                 Finish(sequence, finishReason);

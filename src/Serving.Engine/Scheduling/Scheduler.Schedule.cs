@@ -46,6 +46,8 @@ internal sealed partial class Scheduler
     /// token a running sequence's own next tokens need; waiting sequences are admitted with what remains).
     void ScheduleDrafts(StepBuilder step)
     {
+        if (_running.Count + _waiting.Count > (_options.Speculative?.DisableByBatchSize ?? int.MaxValue))
+            return;   // requests arrived since the drafts were proposed
         for (var e = 0; e < step.Entries.Count && step.TokenBudget > 0; e++)
         {
             var (sequence, drafts) = (step.Entries[e].Sequence, step.Entries[e].Sequence.DraftTokenIds);

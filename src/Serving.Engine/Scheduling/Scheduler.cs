@@ -82,6 +82,9 @@ internal sealed partial class Scheduler
         if (numOutputTokens is { } keep && keep < sequence.NumOutputTokens)
         {
             _numGeneratedTokens -= sequence.NumOutputTokens - keep;
+            // the dropped tokens came from the sequence's last step: the drafts among them were not kept after all
+            var (outputsBefore, kept) = sequence.LastCheck;
+            _speculation?.Retract(Math.Clamp(keep - outputsBefore, 0, kept), kept);
             sequence.TruncateOutput(keep);
         }
         if (sequence.IsFinished)

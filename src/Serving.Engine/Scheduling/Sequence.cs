@@ -74,6 +74,10 @@ internal sealed class Sequence
     /// schedules it; empty when none are proposed. Replaced after every step that samples for the sequence.
     public IReadOnlyList<int> DraftTokenIds { get; internal set; } = [];
 
+    /// The last check of the sequence's drafts: the output length before it and the drafts it kept (so that a stop
+    /// string met inside them can take back the ones after it).
+    internal (int OutputsBefore, int Kept) LastCheck { get; set; }
+
     /// True once the whole prompt was computed at least once: its full blocks are then in the prefix cache.
     public bool HasComputedPrompt { get; private set; }
 

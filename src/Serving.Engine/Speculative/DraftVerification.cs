@@ -52,5 +52,15 @@ internal sealed class SpeculationCounters(int numSpeculativeTokens)
         for (var i = 0; i < numAccepted; i++) _acceptedPerPosition[i]++;
     }
 
+    /// Drafts counted as kept at places [from, to) of their check were dropped after all (a stop string before them).
+    public void Retract(int from, int to)
+    {
+        for (var place = from; place < to; place++)
+        {
+            _numAccepted--;
+            _acceptedPerPosition[place]--;
+        }
+    }
+
     public SpeculationStats Snapshot() => new(_numDrafts, _numDraftTokens, _numAccepted, _acceptedPerPosition.ToArray());
 }

@@ -180,6 +180,37 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
         await WaitForIdleAsync(speculating);
     }
 
+    /// One request alone appends per step the drafts it keeps and a token of its own: steps + kept = generated, or one
+    /// more when its last step's stop string ended the text at a kept draft (the drafts after it, and the step's own
+    /// token, are dropped and not counted).
+    [Fact]
+    public async Task KeptDraftsAfterAStopStringAreNotCounted()
+    {
+        const string fixture = "qwen3-gqa";
+        await using var plain = await StartAsync(fixture);
+        await using var speculating = await StartAsync(fixture, o => o with { SpeculativeConfig = Ngram });
+        var failures = new List<string>();
+        foreach (var prompt in Fixtures.Reference(fixture).Prompts.Select(Repeating))
+        {
+            var text = (await CollectAsync(plain, Greedy(prompt, 40))).Text();
+            for (var offset = 0; offset + 6 <= text.Length; offset++)
+            {
+                var stop = text.Substring(offset, 6);
+                if (text.IndexOf(stop, StringComparison.Ordinal) != offset) continue;
+                var before = speculating.GetStats();
+                var actual = await CollectAsync(speculating, Greedy(prompt, 40) with { Sampling = SamplingParams.Greedy with { MaxTokens = 40, IgnoreEos = true, Stop = [stop] } });
+                await WaitForIdleAsync(speculating);
+                var after = speculating.GetStats();
+                var (steps, kept, generated) = (after.Steps - before.Steps,
+                    after.Speculation.NumAcceptedTokens - before.Speculation.NumAcceptedTokens, after.GenerationTokens - before.GenerationTokens);
+                Assert.Equal(actual.Usage.CompletionTokens, generated);
+                if (steps + kept != generated && steps + kept != generated + 1) failures.Add($"stop '{stop}': {steps} steps + {kept} kept for {generated} generated");
+            }
+        }
+        Assert.Empty(failures);
+        Assert.True(speculating.GetStats().Speculation.NumAcceptedTokens > 0, "no draft was kept");
+    }
+
     /// Drafts checked by tensor-parallel ranks (CPU, in-process), and by a sequence that runs with a LoRA adapter beside
     /// base sequences: the tokens of decoding one at a time (the adapter's: its merged checkpoint's).
     [Fact]

@@ -40,6 +40,15 @@ public class SamplerTests
         Assert.True(first.Distinct().Count() > 1, "a random row should not keep picking one token");
     }
 
+    /// Every bit of a seed counts (libtorch's CPU generator keeps 32 bits of its own seed; ours is folded from all 64).
+    [Fact]
+    public void SeedsThatDifferOnlyAboveBit32GiveDifferentTokens()
+    {
+        var low = Generate(new SamplingParams { Seed = 0x1_0000_0005L }, steps: 8);
+        var high = Generate(new SamplingParams { Seed = 0x2_0000_0005L }, steps: 8);
+        Assert.NotEqual(low, high);
+    }
+
     [Fact]
     public void SeededRowsGiveTheSameTokensAloneAndInAMixedBatch()
     {

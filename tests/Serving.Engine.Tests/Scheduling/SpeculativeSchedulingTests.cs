@@ -9,11 +9,11 @@ namespace Serving.Engine.Tests.Scheduling;
 /// a preemption; refused drafts' blocks go back to the pool; kept drafts are counted only up to a stop.
 public sealed class SpeculativeSchedulingTests
 {
-    static Scheduler New(int numBlocks, int maxNumBatchedTokens, int longPrefill = 0) => new(new SchedulerOptions
+    static Scheduler New(int numBlocks, int maxNumBatchedTokens, int longPrefill = 0, int? disableBy = null) => new(new SchedulerOptions
     {
         MaxNumBatchedTokens = maxNumBatchedTokens, MaxModelLen = 128, LongPrefillTokenThreshold = longPrefill,
         EosTokenIds = new HashSet<int> { Eos },
-        Speculative = new SpeculativeConfig { NumSpeculativeTokens = 5, PromptLookupMin = 1, PromptLookupMax = 1 },
+        Speculative = new SpeculativeConfig { NumSpeculativeTokens = 5, PromptLookupMin = 1, PromptLookupMax = 1, DisableByBatchSize = disableBy },
     }, new KVCacheManager(numBlocks, 4, enablePrefixCaching: false));
 
     [Theory, InlineData(false), InlineData(true)]
@@ -52,6 +52,39 @@ public sealed class SpeculativeSchedulingTests
         a.DraftTokenIds = [Eos, 61, 62];
         Assert.Single(scheduler.Postprocess(scheduler.Schedule(), [Eos, 61, 62, 63]));
         Assert.Equal((1, 3), ((int)scheduler.GetStats().Speculation.NumAcceptedTokens, (int)scheduler.GetStats().Speculation.NumDraftTokens));
+    }
+
+    /// A stop string met at the first kept draft (the engine's text side calls Finish with the output's length): the
+    /// drafts after it leave the output, the generated count and the kept count.
+    [Fact]
+    public void DraftsKeptAfterAStopStringAreNotCountedAsKept()
+    {
+        var scheduler = New(numBlocks: 64, maxNumBatchedTokens: 64);
+        var a = scheduler.Add(Request("a", promptLength: 2, maxTokens: 10))[0];
+        scheduler.Postprocess(scheduler.Schedule(), [50]);
+        a.DraftTokenIds = [60, 61, 62];
+        var outputs = scheduler.Postprocess(scheduler.Schedule(), [60, 61, 62, 63]);
+        scheduler.Finish(a, FinishReason.Stop, outputs[0].NumOutputTokens);
+        Assert.Equal([50, 60], a.OutputTokenIds);
+        var stats = scheduler.GetStats();
+        Assert.Equal(2, stats.NumGeneratedTokens);
+        Assert.Equal(1, stats.Speculation.NumAcceptedTokens);
+        Assert.Equal([1L, 0, 0, 0, 0], stats.Speculation.AcceptedPerPosition);
+    }
+
+    /// disable_by_batch_size is checked again when drafts are scheduled: a request that arrived after they were
+    /// proposed turns them off for that step.
+    [Fact]
+    public void DraftsProposedBeforeTheBatchGrewAreNotChecked()
+    {
+        var scheduler = New(numBlocks: 64, maxNumBatchedTokens: 64, disableBy: 1);
+        var a = scheduler.Add(Request("a", promptLength: 4, maxTokens: 20) with { PromptTokenIds = [7, 8, 7, 8] })[0];
+        scheduler.Postprocess(scheduler.Schedule(), [7]);
+        Assert.NotEmpty(a.DraftTokenIds);
+        scheduler.Add(Request("b", promptLength: 3, maxTokens: 5, firstToken: 200));
+        var step = scheduler.Schedule();
+        Assert.Equal(2, step.Entries.Count);
+        Assert.Empty(EntryOf(step, a).Drafts);
     }
 
     [Fact]
