@@ -143,6 +143,11 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
         await WaitForIdleAsync(constrained);
     }
 
+    /// Six characters of text at each place where they first occur: a stop string that ends the text there.
+    static IEnumerable<string> StopsAtEveryPlace(string text) =>
+        Enumerable.Range(0, Math.Max(0, text.Length - 5)).Select(offset => text.Substring(offset, 6))
+            .Where((stop, offset) => text.IndexOf(stop, StringComparison.Ordinal) == offset);
+
     /// A stop string at every place of repetitive texts (six characters, where they first occur): many end inside a run
     /// of drafts kept in one step, where the tokens after the stop must be dropped; each text, finish reason and token
     /// count is the plain one, each sequence ends once, and the engine counts as generated what usage reports.
@@ -154,11 +159,8 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
         await using var speculating = await StartAsync(fixture, o => o with { SpeculativeConfig = Ngram });
         foreach (var prompt in Fixtures.Reference(fixture).Prompts.Select(Repeating))
         {
-            var text = (await CollectAsync(plain, Greedy(prompt, 40))).Text();
-            for (var offset = 0; offset + 6 <= text.Length; offset++)
+            foreach (var stop in StopsAtEveryPlace((await CollectAsync(plain, Greedy(prompt, 40))).Text()))
             {
-                var stop = text.Substring(offset, 6);
-                if (text.IndexOf(stop, StringComparison.Ordinal) != offset) continue;
                 // n = 2: the request stays live after its first sequence ends, so that sequence's later tokens reach the text side
                 var request = Greedy(prompt, 40) with { Sampling = SamplingParams.Greedy with { MaxTokens = 40, IgnoreEos = true, N = 2, Stop = [stop] } };
                 var generatedBefore = speculating.GetStats().GenerationTokens;
@@ -192,11 +194,8 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
         var failures = new List<string>();
         foreach (var prompt in Fixtures.Reference(fixture).Prompts.Select(Repeating))
         {
-            var text = (await CollectAsync(plain, Greedy(prompt, 40))).Text();
-            for (var offset = 0; offset + 6 <= text.Length; offset++)
+            foreach (var stop in StopsAtEveryPlace((await CollectAsync(plain, Greedy(prompt, 40))).Text()))
             {
-                var stop = text.Substring(offset, 6);
-                if (text.IndexOf(stop, StringComparison.Ordinal) != offset) continue;
                 var before = speculating.GetStats();
                 var actual = await CollectAsync(speculating, Greedy(prompt, 40) with { Sampling = SamplingParams.Greedy with { MaxTokens = 40, IgnoreEos = true, Stop = [stop] } });
                 await WaitForIdleAsync(speculating);
