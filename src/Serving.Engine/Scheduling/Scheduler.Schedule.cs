@@ -42,8 +42,9 @@ internal sealed partial class Scheduler
     }
 
     /// The drafts the scheduled decoding sequences check, oldest first, with what the running sequences' own tokens
-    /// left: as many as the token budget still holds, in free blocks (a draft never preempts, nor takes a block or a
-    /// token a running sequence's own next tokens need; waiting sequences are admitted with what remains).
+    /// left: as many as the token budget still holds, in free blocks, or else as many as the sequence's last block
+    /// still holds (a draft never preempts, nor takes a block or a token a running sequence's own next tokens need;
+    /// waiting sequences are admitted with what remains).
     void ScheduleDrafts(StepBuilder step)
     {
         if (_running.Count + _waiting.Count > (_options.Speculative?.DisableByBatchSize ?? int.MaxValue))
@@ -55,7 +56,9 @@ internal sealed partial class Scheduler
                 continue;
             if (drafts.Count > step.TokenBudget)
                 drafts = drafts.Take(step.TokenBudget).ToArray();
-            if (_kvCache.TryAllocateSlots(sequence.BlockTable, sequence.NumTokens + drafts.Count))
+            if (!_kvCache.TryAllocateSlots(sequence.BlockTable, sequence.NumTokens + drafts.Count))
+                drafts = drafts.Take(sequence.BlockTable.Count * _kvCache.BlockSize - sequence.NumTokens).ToArray();
+            if (drafts.Count > 0)
                 step.AddDrafts(e, drafts);
         }
     }

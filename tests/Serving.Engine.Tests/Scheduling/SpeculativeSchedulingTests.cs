@@ -87,6 +87,17 @@ public sealed class SpeculativeSchedulingTests
         Assert.Empty(EntryOf(step, a).Drafts);
     }
 
+    /// No free block for all the drafts: the ones the sequence's last block still has slots for are checked.
+    [Fact]
+    public void WithoutAFreeBlockTheDraftsThatFitTheLastBlockAreChecked()
+    {
+        var scheduler = New(numBlocks: 1, maxNumBatchedTokens: 64);
+        var a = scheduler.Add(Request("a", promptLength: 1, maxTokens: 3))[0];
+        scheduler.Postprocess(scheduler.Schedule(), [50]);   // 2 tokens in the one block of 4 slots
+        a.DraftTokenIds = [60, 61, 62, 63];
+        Assert.Equal([60, 61], EntryOf(scheduler.Schedule(), a).Drafts);
+    }
+
     [Fact]
     public void RefusedDraftsGiveTheirBlocksBack()
     {
