@@ -14,11 +14,9 @@ internal sealed partial class EngineCore
     SampledTokens Execute(ScheduledBatch batch)
     {
         var entries = batch.SamplingEntries.SelectMany(entry => Enumerable.Repeat(entry, entry.NumSampledRows)).ToList();
-        var draftsBefore = batch.Entries.Any(entry => entry.Drafts.Count > 0) ? DraftsBefore(batch) : null;
-        var rows = entries.Select((entry, row) => draftsBefore is null || draftsBefore[row].Count == 0
-            ? TextOf(entry.Sequence).Sampling : TextOf(entry.Sequence).Sampling.AfterDrafts(draftsBefore[row])).ToList();
+        var rows = batch.SamplingEntries.SelectMany(RowsOf).ToList();
         // structured-output masks are prepared on worker threads while the model runs (a draft row's after the drafts before it)
-        var masks = AllowedTokens.StartPreparing(rows, draftsBefore);
+        var masks = AllowedTokens.StartPreparing(rows);
         using var scope = NewDisposeScope();
         Tensor logits;
         try
@@ -61,10 +59,15 @@ internal sealed partial class EngineCore
         }
     }
 
-    /// For each sampled row, the drafts between its sequence's output and the row: none for an entry's first row, the
-    /// first i drafts for its i-th draft row.
-    static List<IReadOnlyList<int>> DraftsBefore(ScheduledBatch batch) =>
-        [.. batch.SamplingEntries.SelectMany(entry => Enumerable.Range(0, entry.NumSampledRows).Select(i => (IReadOnlyList<int>)entry.Drafts.Take(i).ToArray()))];
+    /// The sampling states of an entry's rows: the sequence's own, then its state after the first i drafts for its
+    /// i-th draft row.
+    IEnumerable<SamplingState> RowsOf(ScheduledSequence entry)
+    {
+        var state = TextOf(entry.Sequence).Sampling;
+        yield return state;
+        for (var i = 1; i <= entry.Drafts.Count; i++)
+            yield return state.AfterDrafts(entry.Drafts.Take(i).ToArray());
+    }
 
     /// The prefill chunks of this step (by entry) whose requests still want prompt log-probabilities from them;
     /// sibling 0 computes a request's prompt.

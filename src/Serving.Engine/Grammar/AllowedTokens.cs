@@ -24,26 +24,25 @@ public sealed class AllowedTokens
     public IReadOnlyList<int> FailedRows { get; private set; } = [];
 
     /// Starts preparing the masks of rows on the thread pool, or returns null when no row has a grammar.
-    /// Each grammar state is first brought up to its sequence's output tokens (SyncTo). draftsBefore (speculative
-    /// decoding): for each row, the draft tokens between its sequence's output and the row's place (empty for a
-    /// sequence's first row; its draft rows follow it, the i-th after i drafts); null when no row checks drafts.
-    public static Task<AllowedTokens>? StartPreparing(IReadOnlyList<SamplingState> rows, IReadOnlyList<IReadOnlyList<int>>? draftsBefore = null)
+    /// Each grammar state is first brought up to its sequence's output tokens (SyncTo). A sequence checking drafts
+    /// (speculative decoding) has its own row, then a row per draft: the i-th a state after i drafts
+    /// (SamplingState.AfterDrafts), sharing its grammar.
+    public static Task<AllowedTokens>? StartPreparing(IReadOnlyList<SamplingState> rows)
     {
-        // a sequence's rows: its first row and the draft rows after it, which share its grammar state
+        // a sequence's rows: its own and the draft rows after it
         var groups = new List<(int First, int Count)>();
         for (var row = 0; row < rows.Count; row++)
         {
-            if (draftsBefore is not null && draftsBefore[row].Count > 0) continue;
+            if (rows[row].Drafts.Count > 0) continue;
             var count = 1;
-            while (row + count < rows.Count && draftsBefore is not null && draftsBefore[row + count].Count > 0) count++;
+            while (row + count < rows.Count && rows[row + count].Drafts.Count > 0) count++;
             if (rows[row].Grammar is not null) groups.Add((row, count));
         }
         if (groups.Count == 0) return null;
-        return Task.Run(() => Prepare(rows, draftsBefore, groups));
+        return Task.Run(() => Prepare(rows, groups));
     }
 
-    static AllowedTokens Prepare(IReadOnlyList<SamplingState> rows, IReadOnlyList<IReadOnlyList<int>>? draftsBefore,
-        List<(int First, int Count)> groups)
+    static AllowedTokens Prepare(IReadOnlyList<SamplingState> rows, List<(int First, int Count)> groups)
     {
         var rowBytes = rows[groups[0].First].Grammar!.NumMaskBytes;
         var result = new AllowedTokens(new byte[rows.Count * rowBytes], rowBytes, rows.Count);
@@ -61,7 +60,7 @@ public sealed class AllowedTokens
             }
             grammar.WriteMask(result.RowBits(group.First));
             var accepted = 0;
-            for (var row = group.First + 1; row < group.First + group.Count && grammar.TryAccept(draftsBefore![row][^1]); row++)
+            for (var row = group.First + 1; row < group.First + group.Count && grammar.TryAccept(rows[row].Drafts[^1]); row++)
             {
                 accepted++;
                 grammar.WriteMask(result.RowBits(row));

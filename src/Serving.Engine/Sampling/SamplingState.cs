@@ -37,7 +37,11 @@ public sealed class SamplingState
         (Params, BadWordTokenIds, Grammar, PromptTokenIds, EosTokenIds, _generatorSeed) =
             (origin.Params, origin.BadWordTokenIds, origin.Grammar, origin.PromptTokenIds, origin.EosTokenIds, origin._generatorSeed);
         OutputTokenIds = new Speculative.TokensAndDrafts(origin.OutputTokenIds, drafts);
+        Drafts = drafts;
     }
+
+    /// The drafts this state is after (AfterDrafts); empty for the sequence's own.
+    internal IReadOnlyList<int> Drafts { get; } = [];
 
     public SamplingParams Params { get; }
 

@@ -22,10 +22,8 @@ internal enum SequenceStatus
 /// step's input) and the block table holds slots for NumComputedTokens tokens at least.
 internal sealed class Sequence
 {
-    readonly int[] _promptTokenIds;
-    readonly List<int> _outputTokenIds = [];
-    int[] _tokenBuffer = [];    // prompt then output, contiguous (TokenSpan); its first _numBuffered are current
-    int _numBuffered;
+    int[] _tokens;              // prompt then output, contiguous; the first _numTokens are the sequence's
+    int _numTokens;
 
     public Sequence(GenerationRequest request, int index, Sequence? parent, long arrival, string? adapterKey = null)
     {
@@ -37,8 +35,11 @@ internal sealed class Sequence
         Index = index;
         Parent = parent;
         Sampling = request.Sampling;
-        _promptTokenIds = request.PromptTokenIds.ToArray();
-        TokenIds = new SequenceTokens(_promptTokenIds, _outputTokenIds);
+        _tokens = request.PromptTokenIds.ToArray();
+        _numTokens = NumPromptTokens = _tokens.Length;
+        PromptTokenIds = new TokenView(this, 0, NumPromptTokens);
+        OutputTokenIds = new TokenView(this, NumPromptTokens, count: null);
+        TokenIds = new TokenView(this, 0, count: null);
     }
 
     public string RequestId { get; }
@@ -54,14 +55,15 @@ internal sealed class Sequence
     /// Whether this sequence comes before other in the priority policy's order: (priority, arrival).
     public bool GoesBefore(Sequence other) => Priority != other.Priority ? Priority < other.Priority : Arrival < other.Arrival;
 
-    public IReadOnlyList<int> PromptTokenIds => _promptTokenIds;
-    public IReadOnlyList<int> OutputTokenIds => _outputTokenIds;
+    /// Live read-only views of the sequence's tokens (appended tokens show at once), without copying.
+    public IReadOnlyList<int> PromptTokenIds { get; }
+    public IReadOnlyList<int> OutputTokenIds { get; }
     /// Prompt then output tokens, without copying.
     public IReadOnlyList<int> TokenIds { get; }
 
-    public int NumPromptTokens => _promptTokenIds.Length;
-    public int NumOutputTokens => _outputTokenIds.Count;
-    public int NumTokens => NumPromptTokens + NumOutputTokens;
+    public int NumPromptTokens { get; }
+    public int NumOutputTokens => _numTokens - NumPromptTokens;
+    public int NumTokens => _numTokens;
 
     /// Tokens whose KV is in the pool (reset to 0 by preemption).
     public int NumComputedTokens { get; internal set; }
@@ -99,36 +101,35 @@ internal sealed class Sequence
         HasComputedPrompt |= numComputedTokens >= NumPromptTokens;
     }
 
-    internal void AppendToken(int tokenId) => _outputTokenIds.Add(tokenId);
+    internal void AppendToken(int tokenId)
+    {
+        if (_numTokens == _tokens.Length)
+            Array.Resize(ref _tokens, Math.Max(16, 2 * _tokens.Length));
+        _tokens[_numTokens++] = tokenId;
+    }
 
     /// Keeps the first count output tokens (a finished sequence whose text ended before its last tokens).
-    internal void TruncateOutput(int count)
-    {
-        _outputTokenIds.RemoveRange(count, _outputTokenIds.Count - count);
-        _numBuffered = Math.Min(_numBuffered, NumTokens);
-    }
+    internal void TruncateOutput(int count) => _numTokens = NumPromptTokens + count;
 
-    /// Prompt then output as one contiguous span, for searches that want one (the n-gram proposer): a copy kept up to
-    /// date as tokens are appended, made on first use. Valid until the next token is appended.
-    internal ReadOnlySpan<int> TokenSpan()
-    {
-        if (_tokenBuffer.Length < NumTokens)
-            Array.Resize(ref _tokenBuffer, Math.Max(NumTokens, 2 * _tokenBuffer.Length));
-        for (; _numBuffered < NumTokens; _numBuffered++)
-            _tokenBuffer[_numBuffered] = _numBuffered < NumPromptTokens ? _promptTokenIds[_numBuffered] : _outputTokenIds[_numBuffered - NumPromptTokens];
-        return _tokenBuffer.AsSpan(0, NumTokens);
-    }
+    /// Prompt then output as one span, for searches that want one (the n-gram proposer). Valid until the next token
+    /// is appended.
+    internal ReadOnlySpan<int> TokenSpan() => _tokens.AsSpan(0, _numTokens);
 
     public override string ToString() => $"{RequestId}#{Index} ({Status}, {NumComputedTokens}/{NumTokens} computed)";
 
-    /// A read-only view of prompt followed by output.
-    sealed class SequenceTokens(int[] prompt, List<int> output) : IReadOnlyList<int>
+    /// Tokens [start, start + count) of the sequence, or from start to its end when count is null, read live.
+    sealed class TokenView(Sequence sequence, int start, int? count) : IReadOnlyList<int>
     {
-        public int Count => prompt.Length + output.Count;
+        public int Count => count ?? sequence._numTokens - start;
 
-        public int this[int index] => index < prompt.Length ? prompt[index] : output[index - prompt.Length];
+        public int this[int index] => (uint)index < (uint)Count ? sequence._tokens[start + index]
+            : throw new ArgumentOutOfRangeException(nameof(index), index, $"a view of {Count} tokens");
 
-        public IEnumerator<int> GetEnumerator() => prompt.Concat(output).GetEnumerator();
+        public IEnumerator<int> GetEnumerator()
+        {
+            for (var i = 0; i < Count; i++)
+                yield return sequence._tokens[start + i];
+        }
 
         System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }

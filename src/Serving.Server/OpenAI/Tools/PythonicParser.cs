@@ -8,20 +8,10 @@ namespace Serving.Server.OpenAI.Tools;
 /// is a Python list of calls with keyword arguments, [get_weather(city="Paris", days=3), get_time()], optionally
 /// between Llama 4's <|python_start|> and <|python_end|>. Arguments are Python literals (strings, numbers, True, False,
 /// None, lists, tuples, dicts), read into their JSON. Anything else (positional arguments, expressions) is not a call.
-internal sealed class PythonicParser : ToolCallParser
+internal sealed class PythonicParser() : WholeAnswerToolCallParser(Start, "[")
 {
     const string Start = "<|python_start|>";
     const string End = "<|python_end|>";
-
-    /// The calls are the whole answer: they start at its beginning (white space before them is theirs).
-    public override int? FindStart(string text)
-    {
-        var rest = text.AsSpan().TrimStart();
-        return rest.StartsWith(Start) || rest.StartsWith("[") ? 0 : null;
-    }
-
-    public override int PossibleStartLength(string text) =>
-        string.IsNullOrWhiteSpace(text) || Start.StartsWith(text.TrimStart(), StringComparison.Ordinal) ? text.Length : 0;
 
     protected override IReadOnlyList<ParsedToolCall>? ParseCalls(string calls)
     {

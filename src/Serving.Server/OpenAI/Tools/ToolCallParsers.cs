@@ -98,21 +98,24 @@ internal static class ToolCallParsers
     };
 }
 
-/// Llama 3.1/3.2 JSON tool calling: the whole answer is {"name": ..., "parameters": {...}} (optionally after
-/// <|python_tag|>, several separated by ';').
-internal sealed class Llama3JsonParser : ToolCallParser
+/// Formats whose calls are the whole answer: it starts with tag or opening (white space before them is theirs).
+internal abstract class WholeAnswerToolCallParser(string tag, string opening) : ToolCallParser
 {
-    const string PythonTag = "<|python_tag|>";
-
-    /// The calls are the whole answer: they start at its beginning (white space before them is theirs).
     public override int? FindStart(string text)
     {
         var rest = text.AsSpan().TrimStart();
-        return rest.StartsWith(PythonTag) || rest.StartsWith("{") ? 0 : null;
+        return rest.StartsWith(tag) || rest.StartsWith(opening) ? 0 : null;
     }
 
     public override int PossibleStartLength(string text) =>
-        string.IsNullOrWhiteSpace(text) || PythonTag.StartsWith(text.TrimStart(), StringComparison.Ordinal) ? text.Length : 0;
+        string.IsNullOrWhiteSpace(text) || tag.StartsWith(text.TrimStart(), StringComparison.Ordinal) ? text.Length : 0;
+}
+
+/// Llama 3.1/3.2 JSON tool calling: the whole answer is {"name": ..., "parameters": {...}} (optionally after
+/// <|python_tag|>, several separated by ';').
+internal sealed class Llama3JsonParser() : WholeAnswerToolCallParser(PythonTag, "{")
+{
+    const string PythonTag = "<|python_tag|>";
 
     protected override IReadOnlyList<ParsedToolCall>? ParseCalls(string calls)
     {
