@@ -5,6 +5,15 @@ namespace Serving.Engine;
 /// max_tokens' refusal the same way. Messages follow OpenAI's.
 public static class ContextLength
 {
+    /// An embedding's prompt may fill the context: it generates nothing. Messages follow vLLM's.
+    public static void CheckPooled(int promptTokens, int maxModelLen, string promptParam)
+    {
+        if (promptTokens > maxModelLen)
+            throw new InvalidRequestException($"This model's maximum context length is {maxModelLen} tokens. " +
+                $"However, you requested {promptTokens} tokens in the input for embedding generation. Please reduce the length of the input.",
+                promptParam) { ExceedsContext = true };
+    }
+
     /// Throws InvalidRequestException naming promptParam (the prompt does not leave room) or max_tokens.
     public static void Check(int promptTokens, long maxTokens, int maxModelLen, string promptParam)
     {

@@ -51,6 +51,11 @@ public sealed record EngineOptions
     /// Speculative decoding (vLLM's --speculative-config; "ngram", prompt lookup): null decodes one token per sequence
     /// and step.
     public Speculative.SpeculativeConfig? SpeculativeConfig { get; init; }
+    /// What the engine serves (vLLM's --runner): generation, or embeddings (pooling); null (auto) decides from the
+    /// architecture's name, as vLLM does (a base model such as Qwen3Model pools).
+    public Pooling.RunnerType? Runner { get; init; }
+    /// The pooling runner's defaults to replace (vLLM's --pooler-config): pooling type, normalize, dimensions.
+    public Pooling.PoolerConfigOverrides? PoolerConfig { get; init; }
     /// vLLM's --scheduling-policy: first come first served, or by each request's priority.
     public SchedulingPolicy SchedulingPolicy { get; init; } = SchedulingPolicy.Fcfs;
     /// Fraction of GPU memory the engine may use (weights + KV + activations) on CUDA.

@@ -14,6 +14,14 @@ public sealed record GenerationRequest
 
     public SamplingParams Sampling { get; init; } = SamplingParams.Greedy;
 
+    /// An embedding request (the pooling runner's): the prompt is computed and its final hidden states pooled into one
+    /// vector, which the request's one event carries (TokenEvent.Embedding); nothing is generated and Sampling is not
+    /// used. Null: a generation request.
+    public Pooling.PoolingParams? Pooling { get; init; }
+
+    /// Tokens the request may add to its prompt in the KV cache: max_tokens, none for an embedding.
+    internal int MaxNewTokens => Pooling is null ? Sampling.MaxTokens : 0;
+
     /// Under SchedulingPolicy.Priority, lower is admitted first and preempted last (vLLM's priority); must be 0
     /// under first-come-first-served.
     public int Priority { get; init; }

@@ -45,6 +45,26 @@ public interface ILlmEngine : IAsyncDisposable
     Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken);
 }
 
+/// What every engine answers through GenerateAsync, in the shape its callers want.
+public static class LlmEngineExtensions
+{
+    /// Computes an embedding request (GenerationRequest.Pooling set; the pooling runner) and returns its vector.
+    /// Throws as GenerateAsync does; EngineUnavailableException when the engine aborts it (drain, shutdown). Cancelling
+    /// the token aborts the request and frees its KV blocks within one engine step.
+    public static async Task<EmbeddingResult> EmbedAsync(this ILlmEngine engine, GenerationRequest request, CancellationToken cancellationToken)
+    {
+        if (request.Pooling is null) throw new ArgumentException("an embedding request sets Pooling", nameof(request));
+        await foreach (var tokenEvent in engine.GenerateAsync(request, cancellationToken))
+        {
+            if (tokenEvent.Embedding is { } vector)
+                return new EmbeddingResult(vector, tokenEvent.Usage?.PromptTokens ?? request.PromptTokenIds.Count,
+                    tokenEvent.Usage?.CachedPromptTokens ?? 0, tokenEvent.Timings);
+            if (tokenEvent.FinishReason == FinishReason.Abort) break;
+        }
+        throw new EngineUnavailableException($"embedding request '{request.RequestId}' was aborted: the engine is stopping");
+    }
+}
+
 public enum EngineState { Loading, Ready, Draining, Stopped, Faulted }
 
 /// Tokenizer and chat template of the loaded model, as the servers use them.
@@ -83,6 +103,10 @@ public interface IPromptProcessor
         string? chatTemplate = null, bool continueFinalMessage = false);
 }
 
+/// An embedding request's answer: the pooled vector, the prompt's tokens (of which CachedPromptTokens came from the
+/// prefix cache) and its timings.
+public sealed record EmbeddingResult(float[] Embedding, int PromptTokens, int CachedPromptTokens, RequestTimings? Timings);
+
 /// Facts about the served model and its KV cache, for /v1/models, GetModelInfo and the load generator.
 public sealed record ModelInfo
 {
@@ -109,6 +133,29 @@ public sealed record ModelInfo
     public required long KVBytesPerToken { get; init; }
     /// Defaults for the sampling fields a request leaves out (--generation-config); None when there are none.
     public Config.SamplingDefaults SamplingDefaults { get; init; } = Config.SamplingDefaults.None;
+    /// What the engine serves (--runner): generation, or embeddings (pooling).
+    public Pooling.RunnerType Runner { get; init; } = Pooling.RunnerType.Generate;
+    /// The pooling runner's defaults (--pooler-config, the checkpoint's sentence-transformers modules); null for generate.
+    public Pooling.PoolerConfig? Pooler { get; init; }
+    /// Matryoshka embeddings (config.json is_matryoshka / matryoshka_dimensions): whether a request may ask for fewer
+    /// dimensions than HiddenSize, and which (empty: any).
+    public bool IsMatryoshka { get; init; }
+    public IReadOnlyList<int> MatryoshkaDimensions { get; init; } = [];
+
+    /// Refuses (InvalidRequestException naming "dimensions") an embedding size the model cannot give well; vLLM's rules
+    /// and words.
+    public void CheckDimensions(int dimensions)
+    {
+        if (dimensions < 1)
+            throw new InvalidRequestException("Dimensions must be greater than 0", "dimensions");
+        if (!IsMatryoshka)
+            throw new InvalidRequestException("This model does not support matryoshka representation, changing output dimensions will lead to poor results.", "dimensions");
+        if (MatryoshkaDimensions.Count > 0 && !MatryoshkaDimensions.Contains(dimensions))
+            throw new InvalidRequestException($"This model only supports [{string.Join(", ", MatryoshkaDimensions)}] matryoshka dimensions, " +
+                "use other output dimensions will lead to poor results.", "dimensions");
+        if (dimensions > HiddenSize)
+            throw new InvalidRequestException($"dimensions {dimensions} exceeds the model's {HiddenSize} (its hidden size)", "dimensions");
+    }
     public long KVCapacityTokens => (long)NumKVBlocks * BlockSize;
 }
 

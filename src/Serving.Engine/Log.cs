@@ -55,4 +55,7 @@ internal static partial class Log
 
     [LoggerMessage(13, LogLevel.Information, "LoRA adapter {Name} loaded from {Path}: rank {Rank}, {Projections} projections")]
     public static partial void LoraAdapterLoaded(ILogger logger, string name, string path, int rank, int projections);
+
+    [LoggerMessage(14, LogLevel.Information, "Pooling runner: embeddings by {Pooler}; no LM head loaded, no decode graphs")]
+    public static partial void PoolingRunner(ILogger logger, string pooler);
 }

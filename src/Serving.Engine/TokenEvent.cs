@@ -28,6 +28,9 @@ public sealed record TokenEvent
 
     public RequestUsage? Usage { get; init; }
 
+    /// An embedding request's (GenerationRequest.Pooling) one event: the pooled vector, with FinishReason Stop.
+    public float[]? Embedding { get; init; }
+
     public RequestTimings? Timings { get; init; }
 }
 

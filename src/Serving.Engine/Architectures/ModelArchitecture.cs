@@ -11,6 +11,10 @@ internal abstract class ModelArchitecture
     /// The `architectures` entry of config.json that selects this class (transformers' class name).
     public abstract string Name { get; }
 
+    /// transformers' name of the same decoder without its LM head (LlamaForCausalLM -> LlamaModel): what embedding
+    /// checkpoints name; served by the pooling runner.
+    public string BaseModelName => Name.Replace("ForCausalLM", "Model");
+
     /// The `model_type` of config.json; selects this class when `architectures` is absent.
     public abstract string ModelType { get; }
 

@@ -32,6 +32,11 @@ public sealed record ModelConfig
     public string? Dtype { get; init; }
     public int? BosTokenId { get; init; }
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+    /// An embedding model trained to keep its meaning in its leading dimensions (Matryoshka representation learning),
+    /// so a request may ask for fewer (vLLM reads is_matryoshka and matryoshka_dimensions, the latter listing the
+    /// sizes allowed).
+    public bool IsMatryoshka { get; init; }
+    public IReadOnlyList<int> MatryoshkaDimensions { get; init; } = [];
     /// The attention window when one is in effect (mistral sliding_window, qwen2 with use_sliding_window).
     /// We do not implement windowed attention: MaxContextLength is clamped to it instead, so that no query
     /// ever has a key outside the window and results equal transformers' exactly.

@@ -34,6 +34,8 @@ internal static class ModelConfigReader
             Dtype = ReadDtype(json),
             BosTokenId = json.Int("bos_token_id"),
             EosTokenIds = json.IntOrList("eos_token_id"),
+            IsMatryoshka = json.Bool("is_matryoshka") ?? false,
+            MatryoshkaDimensions = json.Has("matryoshka_dimensions") ? json.IntOrList("matryoshka_dimensions") : [],
         };
         return CheckRope(json, architecture.ReadSpecifics(config, json));
     }

@@ -22,9 +22,12 @@ internal sealed partial class EngineCore
         try
         {
             var promptChunks = PromptChunks(batch);
+            var (output, inputs) = _runner.Run(batch, allLogits: promptChunks.Count > 0);
+            if (output.Hidden is { } hidden)
+                RecordPooledRows(batch, hidden);
             logits = promptChunks.Count == 0
-                ? _runner.ComputeLogits(batch) // (numSampled, vocab)
-                : LogitsRecordingPromptLogprobs(batch, promptChunks);
+                ? output.Logits // (numSampled, vocab)
+                : LogitsRecordingPromptLogprobs(batch, output.Logits, inputs, promptChunks);
         }
         catch (Exception error) when (error is not OutOfMemoryException)
         {
@@ -83,12 +86,12 @@ internal sealed partial class EngineCore
         return chunks;
     }
 
-    /// Runs the step with the logits of every new token: each prompt chunk's rows give the log-probabilities of the
-    /// prompt tokens they predict (row p predicts token p + 1), recorded on its request; the sampling rows are
-    /// returned, (numSampled, vocab), as ComputeLogits gives them.
-    Tensor LogitsRecordingPromptLogprobs(ScheduledBatch batch, List<(int Entry, RequestState Request)> chunks)
+    /// all: the logits of every new token (numTokens, vocab). Each prompt chunk's rows give the log-probabilities of
+    /// the prompt tokens they predict (row p predicts token p + 1), recorded on its request; the sampling rows are
+    /// returned, (numSampled, vocab).
+    static Tensor LogitsRecordingPromptLogprobs(ScheduledBatch batch, Tensor all, Model.StepInputs inputs,
+        List<(int Entry, RequestState Request)> chunks)
     {
-        var (all, inputs) = _runner.ComputeAllLogits(batch); // (numTokens, vocab)
         foreach (var (index, request) in chunks)
         {
             var (start, prompt) = (batch.Entries[index].StartPosition, request.Request.PromptTokenIds);
@@ -98,6 +101,22 @@ internal sealed partial class EngineCore
                 request.Request.Sampling.PromptLogprobs!.Value));
         }
         return all.index_select(0, tensor(inputs.LogitRows.Select(row => (long)row).ToArray(), device: all.device));
+    }
+
+    /// hidden: the final hidden states of the rows the step's embedding requests pool, (rows, hidden) in batch order
+    /// (each entry's PoolingParams.RowsToPool); each request folds its rows into its pooled state.
+    void RecordPooledRows(ScheduledBatch batch, Tensor hidden)
+    {
+        var offset = 0;
+        foreach (var entry in batch.Entries)
+        {
+            var sequence = entry.Sequence;
+            if (sequence.Pooling is not { } pooling) continue;
+            var rows = pooling.RowsToPool(entry.StartPosition, entry.NumNewTokens, sequence.NumPromptTokens);
+            if (rows.Count == 0) continue;
+            _requests[sequence.RequestId].Pooled!.Add(entry.StartPosition + rows.First, hidden.narrow(0, offset, rows.Count));
+            offset += rows.Count;
+        }
     }
 
     /// The batched sample threw: sample each row alone, and fail only the requests whose row throws again.

@@ -56,10 +56,34 @@ internal sealed partial class EngineCore
         return (emitted + tail.Text + text.Stops.Flush(), stopReason);
     }
 
+    /// The embedding requests whose prompts this step finished computing: their one event carries the pooled vector.
+    void EmitEmbeddings(ScheduledBatch batch)
+    {
+        foreach (var entry in batch.Entries)
+        {
+            var sequence = entry.Sequence;
+            if (sequence.Pooling is null || sequence.FinishReason != FinishReason.Stop
+                || !_requests.TryGetValue(sequence.RequestId, out var request) || request.Sequences[0].HasEnded)
+                continue;
+            float[] embedding;
+            try
+            {
+                embedding = request.Pooled!.Finish();
+            }
+            catch (InvalidOperationException error)
+            {
+                FailRequest(request.RequestId, error);
+                continue;
+            }
+            request.MarkToken();
+            EmitFinished(request, 0, [], "", null, FinishReason.Stop, null, embedding);
+        }
+    }
+
     /// Sends a sequence's last event; the request's last sequence also carries usage and timings and
     /// completes the stream.
     void EmitFinished(RequestState request, int index, IReadOnlyList<int> tokenIds, string text,
-        IReadOnlyList<TokenLogprob>? logprobs, FinishReason reason, StopReason? stopReason)
+        IReadOnlyList<TokenLogprob>? logprobs, FinishReason reason, StopReason? stopReason, float[]? embedding = null)
     {
         request.NumFinished++;
         request.Sequences[index].HasEnded = true;
@@ -70,6 +94,7 @@ internal sealed partial class EngineCore
             FinishReason = reason, StopReason = stopReason, PromptLogprobs = request.TakePromptLogprobs(),
             Usage = last ? Usage(request) : null,
             Timings = last ? request.Timings() : null,
+            Embedding = embedding,
         };
         request.Output.Writer.TryWrite(finished);
         if (!last)

@@ -129,6 +129,7 @@ internal sealed partial class EngineCore : IDisposable
         var outputs = _scheduler.Postprocess(batch, sampled.TokenIds);
         foreach (var output in outputs)
             ProcessOutput(output, sampled.LogprobsOf(output.Row));
+        EmitEmbeddings(batch);
         var finished = Stopwatch.GetTimestamp();
         _steps++;
         _lastStepDuration = Stopwatch.GetElapsedTime(started, finished);

@@ -25,10 +25,12 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var gpuMemory = device.type == TorchSharp.DeviceType.CUDA
             ? GpuMemoryProfiler.Start(Distributed.TensorParallelGroup.DevicesFor(device, options.TensorParallelSize))
             : null;
-        var model = ModelLoader.Load(options.Model, options.Dtype, device, progress, options.TensorParallelSize, options.HfOverrides);
+        var runner = Pooling.RunnerTypes.Resolve(options.Runner, ConfigOf(options));
+        var model = ModelLoader.Load(options.Model, options.Dtype, device, progress, options.TensorParallelSize, options.HfOverrides,
+            lmHead: runner == Pooling.RunnerType.Generate);
         try
         {
-            return Create(options, model, gpuMemory, requestLeftQueue, logger);
+            return Create(options with { Runner = runner }, model, gpuMemory, requestLeftQueue, logger);
         }
         catch
         {
@@ -37,9 +39,17 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         }
     }
 
+    /// The model's config.json (or preset) as loading reads it, for what must be known before: the runner.
+    static ModelConfig ConfigOf(EngineOptions options) =>
+        !Directory.Exists(options.Model) && ModelPresets.IsPreset(options.Model)
+            ? options.HfOverrides?.ApplyTo(ModelPresets.Get(options.Model)) ?? ModelPresets.Get(options.Model)
+            : ModelConfig.Load(options.Model, options.HfOverrides);
+
+    /// options.Runner is resolved (not auto).
     static EngineSetup Create(EngineOptions options, LoadedModel model, GpuMemoryProfiler? gpuMemory,
         Action<GenerationRequest> requestLeftQueue, ILogger logger)
     {
+        var pooling = options.Runner == Pooling.RunnerType.Pooling;
         var config = model.Config;
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
             config.NumKeyValueHeads, config.HeadDim, model.DtypeName, options.Device);
@@ -60,7 +70,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         Log.KVCachePlanned(logger, capacity.BytesPerToken, capacity.NumBlocks, capacity.BlockSize,
             capacity.CapacityTokens, capacity.MaxConcurrentSequences(maxModelLen), maxModelLen);
         var cache = model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize, cacheDtype);
-        if (!options.EnforceEager && gpuMemory is not null && model.FusedKernelsActive(cacheDtype))
+        // the pooling runner computes prompts only: no decode step to capture
+        if (!options.EnforceEager && !pooling && gpuMemory is not null && model.FusedKernelsActive(cacheDtype))
             CaptureGraphs(model, cache, options, gpuMemory, logger);
         cache.CalibrateScales = options.CalculateKVScales;   // after the capture: graphs replay plain decode steps
         var runner = new ModelRunner(model, cache);
@@ -77,6 +88,14 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var core = new EngineCore(runner, scheduler, tokenizer, vocabulary, eosTokenIds, requestLeftQueue, logger);
         var info = Describe(model, options, cacheDtype, capacity, maxModelLen) with { SamplingDefaults = SamplingDefaultsOf(options, model) };
         if (!info.SamplingDefaults.IsNone) Log.SamplingDefaults(logger, info.SamplingDefaults.ToString());
+        if (pooling)
+        {
+            info = info with { Pooler = Pooling.PoolerConfig.Resolve(model.Directory, options.PoolerConfig) };
+            if (info.Pooler.Dimensions is { } dimensions) CheckDefaultDimensions(info, dimensions);
+            Log.PoolingRunner(logger, info.Pooler.ToString());
+        }
+        else if (options.PoolerConfig is not null)
+            throw new ModelLoadException("--pooler-config applies to the pooling runner; start with --runner pooling");
         return new EngineSetup(core, info, new PromptProcessor(tokenizer, maxModelLen, options.ChatTemplate, options.DefaultChatTemplateKwargs));
     }
 
@@ -92,6 +111,18 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             Log.MatmulsTuned(logger, tuning.Results.Count, (long)tuningTime.TotalMilliseconds, tuning.Results.Count(t => t.Chosen));
         Log.GraphsCaptured(logger, batchSizes.Count, string.Join(",", batchSizes),
             (long)(System.Diagnostics.Stopwatch.GetElapsedTime(started) - tuningTime).TotalMilliseconds, (freeBefore - gpuMemory.FreeBytes()) >> 20);
+    }
+
+    static void CheckDefaultDimensions(ModelInfo info, int dimensions)
+    {
+        try
+        {
+            info.CheckDimensions(dimensions);
+        }
+        catch (InvalidRequestException error)
+        {
+            throw new ModelLoadException($"--pooler-config dimensions {dimensions}: {error.Message}", error);
+        }
     }
 
     static SamplingDefaults SamplingDefaultsOf(EngineOptions options, LoadedModel model)
@@ -165,6 +196,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             Dtype = model.DtypeName, KVCacheDtype = cacheDtype.Name, Device = options.Device,
             TensorParallelSize = model.TensorParallelSize,
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
+            Runner = options.Runner ?? Pooling.RunnerType.Generate,
+            IsMatryoshka = config.IsMatryoshka || config.MatryoshkaDimensions.Count > 0,
+            MatryoshkaDimensions = config.MatryoshkaDimensions,
         };
     }
 }

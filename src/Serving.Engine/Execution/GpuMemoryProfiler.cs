@@ -24,6 +24,8 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
         var numTokens = Math.Min(options.MaxNumBatchedTokens, maxModelLen);
         // a step samples a row per sequence, and one more per draft it checks
         var sampledRows = Math.Min(numTokens, options.MaxNumSeqs * (1 + (options.SpeculativeConfig?.NumSpeculativeTokens ?? 0)));
+        // the pooling runner samples nothing: its step returns hidden states, every row's at most (MEAN pooling)
+        if (!model.HasLmHead) sampledRows = 0;
         WarmUp(model, cacheDtype, numTokens, sampledRows, options.BlockSize);
         return devices.Min(entry => Budget(options, model, entry.Device, entry.FreeBeforeLoading));
     }
@@ -61,12 +63,19 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
     /// One prefill of numTokens tokens into a throw-away pool, with the logits of its last sampledRows tokens sampled
     /// with top-k and top-p (the sampler's sort and float32 copies of the logits): the largest activations a step can
     /// need, the most rows a step samples (a batch of MaxNumSeqs sequences, and their drafts under speculative decoding).
-    /// Returns the sampled tokens.
+    /// Returns the sampled tokens. sampledRows 0: the pooling runner's step, every token's hidden state returned.
     internal static int[] WarmUp(LoadedModel model, KVCache.KVCacheDtype cacheDtype, int numTokens, int sampledRows, int blockSize)
     {
         var numBlocks = KVCache.SlotMapping.BlocksFor(numTokens, blockSize);
         using var cache = model.CreateKVCache(numBlocks, blockSize, cacheDtype);
         using var scope = NewDisposeScope();
+        if (sampledRows == 0)
+        {
+            var pooled = new StepSequence(new int[numTokens], 0, numTokens, Enumerable.Range(0, numBlocks).ToArray(), ComputesLogits: false,
+                PooledRows: new Pooling.RowRange(0, numTokens));
+            _ = model.Step(StepInputs.Build([pooled], blockSize), cache).Hidden!.sum().item<float>();   // waits for the step
+            return [];
+        }
         var prompt = new StepSequence(new int[numTokens], 0, numTokens, Enumerable.Range(0, numBlocks).ToArray(), NumDraftTokens: sampledRows - 1);
         var logits = model.Forward(StepInputs.Build([prompt], blockSize), cache); // (sampledRows, vocab)
         var filtered = new Sampling.SamplingParams { TopK = 50, TopP = 0.9f, MaxTokens = 1 };

@@ -12,17 +12,14 @@ internal sealed class ModelRunner(LoadedModel model, PagedKVCache cache) : IDisp
     public LoadedModel Model { get; } = model;
     public PagedKVCache Cache { get; } = cache;
 
-    /// Logits of the sequences that sample this step, in batch order: (numSampled, vocab) float32.
-    /// The caller's dispose scope owns the result.
-    public Tensor ComputeLogits(ScheduledBatch batch) => Model.Forward(Inputs(batch), Cache);
-
-    /// Logits of every new token of the step, (numTokens, vocab) float32, with the inputs that say whose rows are
-    /// whose (QueryStarts) and which rows sample (LogitRows): for a step in which a sequence's prompt
-    /// log-probabilities are computed. The caller's dispose scope owns the result.
-    public (Tensor Logits, StepInputs Inputs) ComputeAllLogits(ScheduledBatch batch)
+    /// One step: the logits of the sampling rows, or of every new token with allLogits (for a step in which a
+    /// sequence's prompt log-probabilities are computed), the final hidden states of the rows embedding requests pool
+    /// (StepInputs.HiddenRows), and the inputs that say whose rows are whose (QueryStarts, LogitRows, HiddenRows). The
+    /// caller's dispose scope owns the tensors.
+    public (StepOutput Output, StepInputs Inputs) Run(ScheduledBatch batch, bool allLogits)
     {
         var inputs = Inputs(batch);
-        return (Model.ForwardAllLogits(inputs, Cache), inputs);
+        return (Model.Step(inputs, Cache, allLogits), inputs);
     }
 
     /// The step's inputs, in batch order: each entry's new tokens, its blocks, and logits where it samples.
@@ -33,7 +30,8 @@ internal sealed class ModelRunner(LoadedModel model, PagedKVCache cache) : IDisp
         batch.Entries.Select(entry => new StepSequence(TokensOf(entry), entry.StartPosition, entry.NumNewTokens,
             entry.Sequence.BlockTable.BlockIds(), entry.SamplesToken,
             entry.Sequence.LoraAdapter is { } adapter && adapterIndex is not null ? adapterIndex(adapter) : -1,
-            entry.Drafts.Count)).ToList(),
+            entry.Drafts.Count,
+            entry.Sequence.Pooling?.RowsToPool(entry.StartPosition, entry.NumNewTokens, entry.Sequence.NumPromptTokens) ?? default)).ToList(),
         blockSize);
 
     /// The sequence's tokens, and after them the drafts the step checks.

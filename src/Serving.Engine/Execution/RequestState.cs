@@ -17,12 +17,16 @@ internal sealed class RequestState
     public RequestState(GenerationRequest request)
     {
         Request = request;
+        Pooled = request.Pooling is { } pooling ? new Pooling.PooledState(pooling, request.PromptTokenIds.Count) : null;
         Output = Channel.CreateUnbounded<TokenEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     }
 
     public GenerationRequest Request { get; }
     public string RequestId => Request.RequestId;
     public Channel<TokenEvent> Output { get; }
+
+    /// An embedding request's pooling so far (null for generation).
+    public Pooling.PooledState? Pooled { get; }
 
     /// Text-side state per sequence index (0..n-1), made when the scheduler admits the request.
     public SequenceText[] Sequences { get; private set; } = [];

@@ -24,10 +24,29 @@ internal static class RequestValidation
             if (prompt[i] < 0 || prompt[i] >= model.VocabSize)
                 throw new InvalidRequestException(
                     $"prompt token {i} has id {prompt[i]}, outside the vocabulary [0, {model.VocabSize})", "prompt");
+        if (request.Pooling is { } pooling)
+        {
+            ValidatePooling(pooling, request, model);
+            return;
+        }
+        if (model.Runner == Pooling.RunnerType.Pooling)
+            throw new InvalidRequestException("this server runs the pooling runner (--runner pooling): it serves embeddings, not generation", "model");
         request.Sampling.Validate(model.VocabSize);
         if (request.Sampling.N > maxQueuedSequences)
             throw new InvalidRequestException(
                 $"n={request.Sampling.N} sequences can never be queued: the queue holds at most {maxQueuedSequences} (--max-num-queued-reqs)", "n");
         ContextLength.Check(prompt.Count, request.Sampling.MaxTokens, model.MaxModelLen, "prompt");
+    }
+
+    /// An embedding request: the pooling runner, one sequence, dimensions the model can give, a prompt within the context.
+    static void ValidatePooling(Pooling.PoolingParams pooling, GenerationRequest request, ModelInfo model)
+    {
+        if (model.Runner != Pooling.RunnerType.Pooling)
+            throw new InvalidRequestException("this server runs the generate runner: start it with --runner pooling to serve embeddings", "model");
+        if (request.Sampling.N != 1 || request.Sampling.PromptLogprobs is not null)
+            throw new InvalidRequestException("an embedding request has one sequence and no prompt log-probabilities", "n");
+        if (pooling.Dimensions is { } dimensions)
+            model.CheckDimensions(dimensions);
+        ContextLength.CheckPooled(request.PromptTokenIds.Count, model.MaxModelLen, "input");
     }
 }

@@ -22,21 +22,26 @@ internal sealed class CausalLM : nn.Module
     [ComponentName(Name = "embed_tokens")] readonly Embedding _embedTokens;  // (vocab, hidden)
     [ComponentName(Name = "layers")] readonly ModuleList<DecoderLayer> _layers;
     [ComponentName(Name = "norm")] readonly RmsNorm _norm;
-    [ComponentName(Name = "lm_head")] readonly Linear? _lmHead;              // (vocab, hidden); null when tied to embed_tokens
+    [ComponentName(Name = "lm_head")] readonly Linear? _lmHead;              // (vocab, hidden); null when tied to embed_tokens or absent
+
+    /// The LM head's parameter (and checkpoint tensor) name.
+    public const string LmHeadWeight = "lm_head.weight";
 
     public CausalLM(ModelConfig config, ScalarType dtype, Device device) : this(ModelShard.Whole(config), dtype, device)
     {
     }
 
-    public CausalLM(ModelShard shard, ScalarType dtype, Device device) : base("CausalLM")
+    /// lmHead false: no LM head (the pooling runner's decoder, which returns hidden states and no logits).
+    public CausalLM(ModelShard shard, ScalarType dtype, Device device, bool lmHead = true) : base("CausalLM")
     {
+        HasLmHead = lmHead;
         (Shard, Dtype, Device) = (shard, dtype, device);
         var config = shard.Config;
         _embedTokens = new Embedding(config.VocabSize, config.HiddenSize, dtype, device, shard.VocabStart, sharded: shard.Size > 1);
         _layers = new ModuleList<DecoderLayer>(
             Enumerable.Range(0, config.NumHiddenLayers).Select(i => new DecoderLayer(config, i, dtype, device)).ToArray());
         _norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
-        _lmHead = config.TieWordEmbeddings ? null : new Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
+        _lmHead = config.TieWordEmbeddings || !lmHead ? null : new Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
         RegisterComponents();
     }
 
@@ -48,6 +53,9 @@ internal sealed class CausalLM : nn.Module
     public ScalarType Dtype { get; }
     public Device Device { get; }
 
+    /// False for the pooling runner's decoder: a step may then return hidden states but no logits.
+    public bool HasLmHead { get; }
+
     /// (vocab, hidden): the token embedding table.
     public Tensor EmbeddingTable => _embedTokens.Weight;
 
@@ -55,7 +63,7 @@ internal sealed class CausalLM : nn.Module
     public IEnumerable<Tensor> LinearWeights()
     {
         foreach (var linear in modules().OfType<Linear>()) yield return linear.Weight;
-        if (_lmHead is null) yield return _embedTokens.Weight;
+        if (_lmHead is null && HasLmHead) yield return _embedTokens.Weight;
     }
 
     /// Runs one step: logits of the step's LogitRows, or of every new token with allRows: (rows, vocab) float32.
@@ -63,26 +71,54 @@ internal sealed class CausalLM : nn.Module
     public Tensor Forward(DecoderStep step, bool allRows)
     {
         using var noGrad = torch.no_grad();
-        return Logits(step, allRows);
+        return Run(step, allRows, hiddenRows: null).Logits;
+    }
+
+    /// Runs one step: the logits as Forward gives them, and the final (normed) hidden states of hiddenRows, (rows,
+    /// hidden) float32, for pooling. The caller's dispose scope owns both.
+    public StepOutput Forward(DecoderStep step, bool allRows, int[] hiddenRows)
+    {
+        using var noGrad = torch.no_grad();
+        return Run(step, allRows, hiddenRows);
     }
 
     /// The forward without no_grad, for training (the backend must be one autograd can follow).
-    public Tensor Logits(DecoderStep step, bool allRows)
+    public Tensor Logits(DecoderStep step, bool allRows) => Run(step, allRows, hiddenRows: null).Logits;
+
+    StepOutput Run(DecoderStep step, bool allRows, int[]? hiddenRows)
     {
         using var scope = NewDisposeScope();
         var hidden = step.AllReduce(_embedTokens.forward(step.TokenIds));        // (numTokens, hidden)
         Tensor? residual = null;
         foreach (var layer in _layers)
             (hidden, residual) = RunLayer(layer, step, hidden, residual);
-        if (!allRows && step.LogitRows is { } rows)
+        // the norm runs on the rows read after it: the logits' alone, unless hidden states are asked for too
+        var pooling = hiddenRows is { Length: > 0 };
+        if (!allRows && !pooling && step.LogitRows is { } rows)
         {
             (hidden, residual) = (hidden.index_select(0, rows), residual!.index_select(0, rows));  // (numLogits, hidden)
         }
         hidden = _norm.Forward(step, hidden, ref residual);
+        Tensor? pooled = null;
+        if (pooling)
+        {
+            pooled = hidden.index_select(0, tensor(hiddenRows!.Select(row => (long)row).ToArray(), device: hidden.device))
+                .to_type(ScalarType.Float32).MoveToOuterDisposeScope();                 // (hiddenRows, hidden)
+            if (!allRows && step.LogitRows is { } logitRows) hidden = hidden.index_select(0, logitRows);
+        }
+        return new StepOutput(LmHead(step, hidden).MoveToOuterDisposeScope(), pooled);
+    }
+
+    /// (rows, hidden) normed hidden states to (rows, vocab) float32 logits; without an LM head only zero rows.
+    Tensor LmHead(DecoderStep step, Tensor hidden)
+    {
+        if (!HasLmHead)
+            return hidden.size(0) == 0 ? zeros(0, Shard.Model.VocabSize, ScalarType.Float32, hidden.device)
+                : throw new InvalidOperationException("the model was loaded without its LM head (the pooling runner): a step computes no logits");
         var logits = _lmHead?.Forward(step, hidden) ?? step.Linear(hidden, _embedTokens.Weight, null);  // (rows, this rank's vocab)
         logits = step.AllGatherColumns(logits);                                 // (rows, ranks x vocab rows per rank)
         if (logits.size(1) != Shard.Model.VocabSize) logits = logits.narrow(1, 0, Shard.Model.VocabSize);  // padding
-        return logits.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+        return logits.to_type(ScalarType.Float32);
     }
 
     /// One layer in a dispose scope of its own, so a long prefill holds one layer's activations at a time: what the
@@ -100,3 +136,7 @@ internal sealed class CausalLM : nn.Module
         return (hidden, residual!);
     }
 }
+
+/// What a step returns: the logits of its logit rows, (rows, vocab) float32, and the final hidden states of its
+/// pooled rows, (rows, hidden) float32 (StepInputs.HiddenRows; null when it has none).
+public sealed record StepOutput(Tensor Logits, Tensor? Hidden);

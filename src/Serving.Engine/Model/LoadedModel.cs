@@ -206,10 +206,17 @@ public sealed class LoadedModel : IDisposable
     public bool CanRun(KVCacheDtype cacheDtype) => !cacheDtype.IsFp8 || FusedKernelsActive(cacheDtype);
 
     /// Runs one step and returns the logits of its LogitRows: (numLogits, vocab) float32.
-    public Tensor Forward(StepInputs inputs, PagedKVCache cache) => Run(inputs, cache, allRows: false);
+    public Tensor Forward(StepInputs inputs, PagedKVCache cache) => Run(inputs, cache, allRows: false).Logits;
 
     /// Runs one step and returns the logits of every new token: (numTokens, vocab) float32 (prompt logprobs, perplexity).
-    public Tensor ForwardAllLogits(StepInputs inputs, PagedKVCache cache) => Run(inputs, cache, allRows: true);
+    public Tensor ForwardAllLogits(StepInputs inputs, PagedKVCache cache) => Run(inputs, cache, allRows: true).Logits;
+
+    /// Runs one step and returns the logits of its LogitRows (of every new token with allLogits) and the final hidden
+    /// states of its HiddenRows, for pooling (null when it has none).
+    public StepOutput Step(StepInputs inputs, PagedKVCache cache, bool allLogits = false) => Run(inputs, cache, allLogits);
+
+    /// False when the model was loaded without its LM head (the pooling runner): steps return hidden states only.
+    public bool HasLmHead => _model.HasLmHead;
 
     /// Sizes the fused backend's step buffers for the largest step the engine will send (no effect off CUDA).
     public void ReserveStepBuffers(KVCacheDtype cacheDtype, int maxTokens, int maxSeqs, int maxBlocksPerSeq)
@@ -277,8 +284,8 @@ public sealed class LoadedModel : IDisposable
         }
     }
 
-    /// The step on every rank at once (rank 0 here, the peers on their threads with their pools); rank 0's logits.
-    Tensor Run(StepInputs inputs, PagedKVCache cache, bool allRows)
+    /// The step on every rank at once (rank 0 here, the peers on their threads with their pools); rank 0's output.
+    StepOutput Run(StepInputs inputs, PagedKVCache cache, bool allRows)
     {
         // every refusal comes before any rank starts, so none is left waiting in a collective for a rank that refused
         CheckCache(cache);
@@ -295,15 +302,16 @@ public sealed class LoadedModel : IDisposable
     }
 
     // every rank decides alike whether its graphs replay the step: their state (buckets, buffers, pool) is the same
-    Tensor RunRank(StepInputs inputs, PagedKVCache cache, bool allRows)
+    StepOutput RunRank(StepInputs inputs, PagedKVCache cache, bool allRows)
     {
         CheckCache(cache);
-        // the graphs hold the base model's steps: a step with adapters runs eagerly
-        if (!allRows && UseCudaGraphs && !inputs.HasAdapters && _graphs?.Cache == cache && _graphs.TryReplay(inputs) is { } replayed) return replayed;
+        // the graphs hold the base model's steps and return logits only: a step with adapters or pooled rows runs eagerly
+        if (!allRows && UseCudaGraphs && !inputs.HasAdapters && inputs.HiddenRows.Length == 0 && _graphs?.Cache == cache
+            && _graphs.TryReplay(inputs) is { } replayed) return new StepOutput(replayed, null);
         using var step = Backend(cache.Dtype).Begin(inputs, cache);
         using var lora = Lora.LoraStep.For(inputs, _loraAdapters, Device);
         step.Lora = lora;
-        return _model.Forward(step, allRows);
+        return _model.Forward(step, allRows, inputs.HiddenRows);
     }
 
     // backends compute this rank's shapes (_model.Config: its heads, KV heads, ffn and vocabulary rows)

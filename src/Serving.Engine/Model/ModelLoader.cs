@@ -14,19 +14,25 @@ namespace Serving.Engine.Model;
 /// on its own thread, reading only its rows or columns of each tensor.
 public static class ModelLoader
 {
-    /// hfOverrides: config.json fields to replace (--hf-overrides).
+    /// hfOverrides: config.json fields to replace (--hf-overrides). lmHead false: the decoder without its LM head
+    /// (the pooling runner's: an embedding checkpoint often has none, and the hidden states need none), even when the
+    /// checkpoint holds one; the embedding table stays.
     public static LoadedModel Load(string directory, string dtype = "auto", Device? device = null,
-        IProgress<WeightLoadProgress>? progress = null, int tensorParallelSize = 1, HfOverrides? hfOverrides = null)
+        IProgress<WeightLoadProgress>? progress = null, int tensorParallelSize = 1, HfOverrides? hfOverrides = null, bool lmHead = true)
     {
         device ??= CPU;
         if (!System.IO.Directory.Exists(directory) && ModelPresets.IsPreset(directory))
-            return LoadPreset(directory, dtype, device, tensorParallelSize: tensorParallelSize, hfOverrides: hfOverrides);
+            return LoadPreset(directory, dtype, device, tensorParallelSize: tensorParallelSize, hfOverrides: hfOverrides, lmHead: lmHead);
         var config = ModelConfig.Load(directory, hfOverrides);
         ModelShard.Check(config, tensorParallelSize);
         var generation = GenerationConfig.Load(directory);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
-        return Build(directory, config, generation, CheckpointWeights(checkpoint, config, dtype, device), device, tensorParallelSize, progress);
+        return Build(directory, config, generation, CheckpointWeights(checkpoint, config, dtype, device, lmHead), device, tensorParallelSize, progress);
     }
+
+    /// The architecture's tensors, without the LM head's when the model is built without one.
+    static IReadOnlyList<WeightBinding> Bindings(ModelConfig config, bool lmHead) =>
+        ArchitectureRegistry.For(config).Layout(config).Where(b => lmHead || b.ParameterName != CausalLM.LmHeadWeight).ToArray();
 
     /// The decoder of a checkpoint folder on one device with its weights (frozen), checked as Load checks it: what
     /// training continues from.
@@ -38,13 +44,13 @@ public static class ModelLoader
     }
 
     // checks every tensor of the layout (presence, shape, dtype), then: how a rank fills its weights from the checkpoint
-    static WeightPlan CheckpointWeights(SafetensorsCheckpoint checkpoint, ModelConfig config, string dtype, Device device)
+    static WeightPlan CheckpointWeights(SafetensorsCheckpoint checkpoint, ModelConfig config, string dtype, Device device, bool lmHead = true)
     {
-        var bindings = ArchitectureRegistry.For(config).Layout(config);
+        var bindings = Bindings(config, lmHead);
         CheckpointLayout.Validate(checkpoint, bindings);
         var stored = checkpoint.Info(bindings[0].CheckpointName).DType;
         return new WeightPlan((model, rankProgress) => WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress),
-            ModelDtype.Resolve(dtype, config, stored, device), KVScales(checkpoint, config));
+            ModelDtype.Resolve(dtype, config, stored, device), KVScales(checkpoint, config), lmHead);
     }
 
     /// Per layer [k_scale, v_scale] when the checkpoint carries them for an FP8 KV cache (vLLM reads
@@ -69,21 +75,21 @@ public static class ModelLoader
     /// A preset shape (ModelPresets) with random weights made on the device (on each rank's, under tensor parallelism):
     /// no files, real sizes; the same model at every tensor-parallel size.
     public static LoadedModel LoadPreset(string name, string dtype = "auto", Device? device = null, long seed = 0,
-        int tensorParallelSize = 1, HfOverrides? hfOverrides = null)
+        int tensorParallelSize = 1, HfOverrides? hfOverrides = null, bool lmHead = true)
     {
         device ??= CPU;
         var preset = ModelPresets.Get(name);
         var config = hfOverrides?.ApplyTo(preset) ?? preset;
         ModelShard.Check(config, tensorParallelSize);
-        var bindings = ArchitectureRegistry.For(config).Layout(config);
+        var bindings = Bindings(config, lmHead);
         var weights = new WeightPlan((model, _) => RandomWeights.Fill(model, bindings, seed),
-            ModelDtype.Resolve(dtype, config, ScalarType.Float32, device), KVScales: null);
+            ModelDtype.Resolve(dtype, config, ScalarType.Float32, device), KVScales: null, lmHead);
         return Build(name, config, GenerationConfig.Empty, weights, device, tensorParallelSize, progress: null);
     }
 
     /// How a rank's model gets its weights (a checkpoint's slices, or random values), the dtype they are kept in, and an
-    /// FP8 KV cache's scales (one per layer's K and V, the same on every rank).
-    sealed record WeightPlan(Action<CausalLM, IProgress<WeightLoadProgress>?> Fill, ScalarType Dtype, float[,]? KVScales);
+    /// FP8 KV cache's scales (one per layer's K and V, the same on every rank), and whether the model has an LM head.
+    sealed record WeightPlan(Action<CausalLM, IProgress<WeightLoadProgress>?> Fill, ScalarType Dtype, float[,]? KVScales, bool LmHead = true);
 
     static LoadedModel Build(string directory, ModelConfig config, GenerationConfig generation, WeightPlan weights, Device device,
         int size, IProgress<WeightLoadProgress>? progress)
@@ -113,7 +119,7 @@ public static class ModelLoader
 
     static CausalLM LoadShard(ModelShard shard, WeightPlan weights, Device device, IProgress<WeightLoadProgress>? progress)
     {
-        var model = new CausalLM(shard, weights.Dtype, device);
+        var model = new CausalLM(shard, weights.Dtype, device, weights.LmHead);
         try
         {
             weights.Fill(model, progress);

@@ -8,8 +8,11 @@ namespace Serving.Engine.Model;
 /// prompt's end samples nothing and needs none), and for each of the NumDraftTokens before it: the last
 /// NumDraftTokens + 1 new tokens, when the last NumDraftTokens of them are speculative drafts to check.
 /// Adapter: the index of the LoRA adapter the sequence runs with among the model's (LoadedModel.LoraAdapters), -1 none.
+/// PooledRows: the new tokens (rows relative to the sequence's first new one) whose final hidden states the step
+/// returns, for pooling (an embedding request's prompt).
 public readonly record struct StepSequence(IReadOnlyList<int> TokenIds, int StartPosition, int NumNewTokens,
-    IReadOnlyList<int> BlockIds, bool ComputesLogits = true, int Adapter = -1, int NumDraftTokens = 0)
+    IReadOnlyList<int> BlockIds, bool ComputesLogits = true, int Adapter = -1, int NumDraftTokens = 0,
+    Pooling.RowRange PooledRows = default)
 {
     /// Rows of logits the step returns for the sequence.
     public int NumLogits => ComputesLogits ? NumDraftTokens + 1 : 0;
@@ -34,10 +37,10 @@ public readonly record struct StepSequence(IReadOnlyList<int> TokenIds, int Star
 public sealed class StepInputs
 {
     StepInputs(int blockSize, int[] tokenIds, int[] positions, int[] slotMapping, int[] queryStarts, int[] contextLengths,
-        int[][] blockTables, int[] logitRows, int[] adapters)
+        int[][] blockTables, int[] logitRows, int[] adapters, int[] hiddenRows)
     {
         (BlockSize, TokenIds, Positions, SlotMapping, QueryStarts) = (blockSize, tokenIds, positions, slotMapping, queryStarts);
-        (ContextLengths, BlockTables, LogitRows, Adapters) = (contextLengths, blockTables, logitRows, adapters);
+        (ContextLengths, BlockTables, LogitRows, Adapters, HiddenRows) = (contextLengths, blockTables, logitRows, adapters, hiddenRows);
     }
 
     public int BlockSize { get; }
@@ -56,6 +59,8 @@ public sealed class StepInputs
     /// (numLogits) rows whose logits the step returns, in batch order: each logit-computing sequence's last token (and
     /// the tokens before it that precede its drafts: StepSequence.NumLogits rows, in order).
     public int[] LogitRows { get; }
+    /// (numHidden) rows whose final hidden states the step returns, in batch order: each sequence's PooledRows.
+    public int[] HiddenRows { get; }
     /// (numSeqs) each sequence's LoRA adapter index, -1 for the base model.
     public int[] Adapters { get; }
     /// Some sequence of the step runs with a LoRA adapter.
@@ -77,7 +82,7 @@ public sealed class StepInputs
         var numTokens = sequences.Sum(s => s.NumNewTokens);
         var (tokens, positions, slots) = (new int[numTokens], new int[numTokens], new int[numTokens]);
         var queryStarts = new int[sequences.Count + 1];
-        var logitRows = new List<int>();
+        var (logitRows, hiddenRows) = (new List<int>(), new List<int>());
         for (var s = 0; s < sequences.Count; s++)
         {
             var sequence = Checked(sequences[s], s, blockSize);
@@ -90,11 +95,12 @@ public sealed class StepInputs
             }
             queryStarts[s + 1] = row + sequence.NumNewTokens;
             for (var i = sequence.NumLogits; i > 0; i--) logitRows.Add(queryStarts[s + 1] - i);
+            for (var i = 0; i < sequence.PooledRows.Count; i++) hiddenRows.Add(row + sequence.PooledRows.First + i);
         }
         var contextLengths = sequences.Select(s => s.ContextLength).ToArray();
         var tables = sequences.Select(s => s.BlockIds.Take(KVCache.SlotMapping.BlocksFor(s.ContextLength, blockSize)).ToArray()).ToArray();
         return new StepInputs(blockSize, tokens, positions, slots, queryStarts, contextLengths, tables, [.. logitRows],
-            sequences.Select(s => s.Adapter).ToArray());
+            sequences.Select(s => s.Adapter).ToArray(), [.. hiddenRows]);
     }
 
     /// Every block id lies inside a pool of numBlocks blocks; otherwise ArgumentException naming the sequence.
@@ -111,6 +117,8 @@ public sealed class StepInputs
         var (start, count) = (sequence.StartPosition, sequence.NumNewTokens);
         if (count < 1 || start < 0 || sequence.ContextLength > sequence.TokenIds.Count)
             throw new ArgumentException($"sequence {s}: new tokens {start}..{start + count - 1} must lie within its {sequence.TokenIds.Count} tokens");
+        if (sequence.PooledRows.First < 0 || sequence.PooledRows.Count < 0 || sequence.PooledRows.First + sequence.PooledRows.Count > count)
+            throw new ArgumentException($"sequence {s}: pooled rows {sequence.PooledRows} outside its {count} new tokens");
         if (sequence.NumDraftTokens < 0 || sequence.NumDraftTokens >= count)
             throw new ArgumentException($"sequence {s}: {sequence.NumDraftTokens} draft tokens among {count} new ones (drafts follow at least one token)");
         if (sequence.BlockIds.Count < KVCache.SlotMapping.BlocksFor(sequence.ContextLength, blockSize))

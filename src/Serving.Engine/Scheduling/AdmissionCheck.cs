@@ -10,7 +10,7 @@ internal static class AdmissionCheck
     public static void Validate(GenerationRequest request, KVCacheManager kvCache)
     {
         var numPrompt = request.PromptTokenIds.Count;
-        var maxTokens = request.Sampling.MaxTokens;
+        var maxTokens = request.MaxNewTokens;
         var numBlocks = kvCache.BlocksFor(numPrompt + maxTokens);
         if (numBlocks <= kvCache.NumBlocks)
             return;

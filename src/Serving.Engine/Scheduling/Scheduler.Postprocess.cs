@@ -5,7 +5,8 @@ namespace Serving.Engine.Scheduling;
 // After the model ran: record the computed KV, append sampled tokens, finish sequences.
 internal sealed partial class Scheduler
 {
-    /// Applies one executed step. sampledTokenIds holds batch.NumSampled tokens: NumSampledRows per sampling entry, in
+    /// Applies one executed step (an embedding request whose whole prompt is now computed is finished with
+    /// FinishReason.Stop and appends nothing). sampledTokenIds holds batch.NumSampled tokens: NumSampledRows per sampling entry, in
     /// batch order. Returns one output per token appended, in order (several for a sequence whose drafts were kept);
     /// finished sequences already had their blocks freed. Sequences finished or aborted since Schedule are skipped
     /// (their tokens are dropped).
@@ -27,6 +28,8 @@ internal sealed partial class Scheduler
             if (!entry.SamplesToken)
             {
                 RecordComputed(entry, entry.NumNewTokens);
+                if (sequence.Pooling is not null && sequence.NumComputedTokens == sequence.NumTokens)
+                    Finish(sequence, FinishReason.Stop);   // an embedding's prompt is computed: it is pooled, and done
                 continue;
             }
             var accepted = DraftVerification.NumAccepted(entry.Drafts, sampledTokenIds, first);

@@ -1,4 +1,5 @@
 using Serving.Engine.KVCache;
+using Serving.Engine.Pooling;
 
 namespace Serving.Engine.Scheduling;
 
@@ -117,7 +118,7 @@ internal sealed partial class Scheduler
 
     bool TryAdmit(Sequence sequence, StepBuilder step)
     {
-        var prefix = NeedsPromptLogits(sequence) ? CachedPrefix.None : _kvCache.FindCachedPrefix(sequence.BlockTable, sequence.TokenIds);
+        var prefix = NeedsWholePrompt(sequence) ? CachedPrefix.None : _kvCache.FindCachedPrefix(sequence.BlockTable, sequence.TokenIds);
         var numNewTokens = ChunkOf(sequence.NumTokens - prefix.NumTokens, step.TokenBudget);
         if (!_kvCache.TryAllocateSlots(sequence.BlockTable, prefix.NumTokens + numNewTokens, prefix))
             return false;
@@ -132,9 +133,11 @@ internal sealed partial class Scheduler
     }
 
     /// A request that wants its prompt's log-probabilities computes the whole prompt once (sibling 0, the first
-    /// time): a cached prefix would skip the positions whose logits it needs.
-    static bool NeedsPromptLogits(Sequence sequence) =>
-        sequence.Sampling.PromptLogprobs is not null && sequence.Parent is null && !sequence.HasComputedPrompt;
+    /// time), and so does an embedding pooled over more than its last token: a cached prefix would skip the positions
+    /// whose logits or hidden states it needs.
+    static bool NeedsWholePrompt(Sequence sequence) =>
+        (sequence.Sampling.PromptLogprobs is not null && sequence.Parent is null && !sequence.HasComputedPrompt)
+        || sequence.Pooling?.Type.NeedsWholePrompt() == true;
 
     sealed class StepBuilder(int tokenBudget)
     {
@@ -145,7 +148,9 @@ internal sealed partial class Scheduler
         public void Add(Sequence sequence, int numNewTokens)
         {
             var start = sequence.NumComputedTokens;
-            Entries.Add(new ScheduledSequence(sequence, start, numNewTokens, start + numNewTokens == sequence.NumTokens));
+            // an embedding's last prompt chunk samples nothing: the sequence is done once it is computed
+            var samples = start + numNewTokens == sequence.NumTokens && sequence.Pooling is null;
+            Entries.Add(new ScheduledSequence(sequence, start, numNewTokens, samples));
             TokenBudget -= numNewTokens;
         }
 

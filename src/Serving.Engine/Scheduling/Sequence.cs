@@ -35,6 +35,7 @@ internal sealed class Sequence
         Index = index;
         Parent = parent;
         Sampling = request.Sampling;
+        Pooling = request.Pooling;
         _tokens = request.PromptTokenIds.ToArray();
         _numTokens = NumPromptTokens = _tokens.Length;
         PromptTokenIds = new TokenView(this, 0, NumPromptTokens);
@@ -46,6 +47,9 @@ internal sealed class Sequence
     public int Index { get; }
     public Sequence? Parent { get; }
     public SamplingParams Sampling { get; }
+    /// An embedding request's pooling: the sequence computes its prompt, samples nothing and is finished once the
+    /// whole prompt is computed. Null for generation.
+    public Pooling.PoolingParams? Pooling { get; }
     /// The request's priority (lower first under the priority policy) and the order the scheduler received it in.
     public int Priority { get; }
     /// The LoRA adapter the sequence runs with (null: the base model).

@@ -6,6 +6,9 @@ namespace Serving.Engine.Weights;
 
 /// The tensors of a checkpoint folder: model.safetensors, or the shards listed by model.safetensors.index.json.
 /// Every tensor name resolves to exactly one file; reads copy one tensor at a time out of the mapped file.
+/// A transformers base model's checkpoint (LlamaModel, Qwen3Model: what sentence-transformers saves for embedding
+/// models) names its tensors without the "model." prefix; they are found here under the prefixed names the layouts
+/// use, as vLLM maps them.
 public sealed class SafetensorsCheckpoint : IDisposable
 {
     public const string SingleFile = "model.safetensors";
@@ -13,6 +16,7 @@ public sealed class SafetensorsCheckpoint : IDisposable
 
     readonly IReadOnlyList<SafetensorsFile> _files;
     readonly Dictionary<string, SafetensorsFile> _fileOf;
+    readonly Dictionary<string, string> _storedName = new(StringComparer.Ordinal);   // layout name -> name in the file, where they differ
 
     public string Directory { get; }
     public IReadOnlyCollection<string> TensorNames => _fileOf.Keys;
@@ -22,7 +26,17 @@ public sealed class SafetensorsCheckpoint : IDisposable
         Directory = directory;
         _files = files;
         _fileOf = fileOf;
+        if (!fileOf.ContainsKey("embed_tokens.weight") || fileOf.ContainsKey("model.embed_tokens.weight")) return;
+        _fileOf = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+        foreach (var (stored, file) in fileOf)
+        {
+            var name = stored.StartsWith("lm_head.", StringComparison.Ordinal) ? stored : "model." + stored;
+            _fileOf[name] = file;
+            if (name != stored) _storedName[name] = stored;
+        }
     }
+
+    string Stored(string name) => _storedName.GetValueOrDefault(name, name);
 
     public static SafetensorsCheckpoint Open(string directory)
     {
@@ -38,17 +52,17 @@ public sealed class SafetensorsCheckpoint : IDisposable
     public bool Contains(string name) => _fileOf.ContainsKey(name);
 
     public SafetensorsTensorInfo Info(string name) =>
-        _fileOf.TryGetValue(name, out var file) ? file.Tensors[name]
+        _fileOf.TryGetValue(name, out var file) ? file.Tensors[Stored(name)]
             : throw new CheckpointException($"missing weight '{name}' in {Directory}");
 
     /// A new CPU tensor in the stored dtype; the caller owns it.
     public Tensor Read(string name) =>
-        _fileOf.TryGetValue(name, out var file) ? file.Read(name)
+        _fileOf.TryGetValue(name, out var file) ? file.Read(Stored(name))
             : throw new CheckpointException($"missing weight '{name}' in {Directory}");
 
     /// A new CPU tensor holding a slice of the named tensor (a tensor-parallel rank's part), reading only its bytes.
     internal Tensor Read(string name, TensorSlice slice) =>
-        _fileOf.TryGetValue(name, out var file) ? file.Read(name, slice)
+        _fileOf.TryGetValue(name, out var file) ? file.Read(Stored(name), slice)
             : throw new CheckpointException($"missing weight '{name}' in {Directory}");
 
     static SafetensorsCheckpoint OpenSharded(string directory, string indexPath)

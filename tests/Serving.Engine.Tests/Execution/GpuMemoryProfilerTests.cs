@@ -20,4 +20,16 @@ public sealed class GpuMemoryProfilerTests
         Assert.Equal(sampledRows, sampled.Length);
         Assert.All(sampled, token => Assert.InRange(token, 0, model.Config.VocabSize - 1));
     }
+
+    [Fact]
+    public void ThePoolingRunnersWarmUpReturnsEveryTokensHiddenStateWithoutAnLmHead()
+    {
+        using var model = ModelLoader.Load(Fixtures.Dir("llama-gqa"), "float32", lmHead: false);
+        Assert.False(model.HasLmHead);
+        Assert.Empty(GpuMemoryProfiler.WarmUp(model, KVCacheDtype.Float32, numTokens: 48, sampledRows: 0, blockSize: 16));
+        // a step that asks a model without an LM head for logits is refused, not answered with wrong ones
+        using var cache = model.CreateKVCache(4, 16, KVCacheDtype.Float32);
+        var error = Assert.Throws<InvalidOperationException>(() => model.Forward(StepInputs.Build([new StepSequence([1, 2, 3], 0, 3, [0])], 16), cache));
+        Assert.Contains("LM head", error.Message);
+    }
 }

@@ -1,0 +1,43 @@
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Pooling;
+
+/// One request's pooling as its prompt is computed, chunk after chunk: the rows each step hands over (float32 final
+/// hidden states, the rows PoolingParams.RowsToPool named) are folded into a running sum on the host, and the
+/// vector is made once the whole prompt was seen. A chunk at position 0 starts over (a preempted sequence computes
+/// its prompt again).
+internal sealed class PooledState(PoolingParams pooling, int promptLength)
+{
+    double[]? _sum;
+    int _rows;
+
+    public PoolingParams Params { get; } = pooling;
+
+    /// rows: (count, hidden) float32, the pooled rows of a chunk starting at prompt position start.
+    public void Add(int start, Tensor rows)
+    {
+        if (start == 0) (_sum, _rows) = (null, 0);
+        var sum = rows.sum(0, type: ScalarType.Float64).cpu().data<double>().ToArray();
+        if (_sum is null) _sum = sum;
+        else for (var i = 0; i < sum.Length; i++) _sum[i] += sum[i];
+        _rows += (int)rows.size(0);
+    }
+
+    /// The embedding: the mean of the rows seen (one row for LAST and CLS), its first Dimensions values, scaled to unit
+    /// length when asked.
+    public float[] Finish()
+    {
+        if (_sum is null || (Params.Type == PoolingType.Mean && _rows != promptLength))
+            throw new InvalidOperationException($"pooling saw {_rows} of the prompt's {promptLength} tokens");
+        var length = Math.Min(Params.Dimensions ?? _sum.Length, _sum.Length);
+        var vector = new double[length];
+        for (var i = 0; i < length; i++) vector[i] = _sum[i] / _rows;
+        if (Params.Normalize)
+        {
+            // as torch.nn.functional.normalize: divided by max(norm, 1e-12)
+            var norm = Math.Max(Math.Sqrt(vector.Sum(v => v * v)), 1e-12);
+            for (var i = 0; i < length; i++) vector[i] /= norm;
+        }
+        return vector.Select(v => (float)v).ToArray();
+    }
+}

@@ -1,0 +1,65 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Serving.Engine.Pooling;
+
+/// How the pooling runner turns a prompt into an embedding unless a request says otherwise: vLLM's PoolerConfig.
+/// The default for embeddings is LAST pooling, normalized; a sentence-transformers checkpoint's own modules
+/// (SentenceTransformersConfig) replace it, and --pooler-config replaces either, field by field.
+public sealed record PoolerConfig(PoolingType PoolingType = PoolingType.Last, bool Normalize = true, int? Dimensions = null)
+{
+    public static PoolerConfig Default { get; } = new();
+
+    /// The model folder's sentence-transformers modules when it has them (else the default), then the flag's fields.
+    public static PoolerConfig Resolve(string modelDirectory, PoolerConfigOverrides? overrides)
+    {
+        var config = Directory.Exists(modelDirectory) ? SentenceTransformersConfig.Read(modelDirectory) ?? Default : Default;
+        return overrides?.ApplyTo(config) ?? config;
+    }
+
+    /// The parameters of a request that sets nothing itself.
+    public PoolingParams Params(bool? normalize = null, int? dimensions = null) =>
+        new(PoolingType, normalize ?? Normalize, dimensions ?? Dimensions);
+
+    public override string ToString() =>
+        $"pooling_type={PoolingType.Name()}, normalize={Normalize.ToString().ToLowerInvariant()}" + (Dimensions is { } d ? $", dimensions={d}" : "");
+}
+
+/// --pooler-config (vLLM's flag): a JSON object of the PoolerConfig fields to set, e.g. {"pooling_type": "MEAN",
+/// "normalize": false}. ArgumentException, naming the field, for anything else.
+public sealed record PoolerConfigOverrides(PoolingType? PoolingType, bool? Normalize, int? Dimensions)
+{
+    static readonly string[] Fields = ["pooling_type", "normalize", "dimensions"];
+
+    public static PoolerConfigOverrides Parse(string json)
+    {
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            throw new ArgumentException($"pooler-config is not valid JSON ({e.Message})", e);
+        }
+        if (node is not JsonObject fields)
+            throw new ArgumentException($"pooler-config must be a JSON object such as {{\"pooling_type\": \"MEAN\", \"normalize\": false}} (got {json})");
+        foreach (var (name, _) in fields)
+            if (!Fields.Contains(name))
+                throw new ArgumentException($"pooler-config field '{name}' is not supported (supported: {string.Join(", ", Fields)})");
+        try
+        {
+            var type = fields["pooling_type"] is { } t ? PoolingTypes.Parse(t.GetValue<string>()) : (PoolingType?)null;
+            var normalize = fields["normalize"]?.GetValue<bool>();
+            var dimensions = fields["dimensions"]?.GetValue<int>();
+            if (dimensions < 1) throw new ArgumentException($"pooler-config dimensions must be at least 1 (got {dimensions})");
+            return new PoolerConfigOverrides(type, normalize, dimensions);
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            throw new ArgumentException($"pooler-config: pooling_type must be a string, normalize a boolean and dimensions an integer ({e.Message})", e);
+        }
+    }
+
+    public PoolerConfig ApplyTo(PoolerConfig config) => new(PoolingType ?? config.PoolingType, Normalize ?? config.Normalize, Dimensions ?? config.Dimensions);
+}

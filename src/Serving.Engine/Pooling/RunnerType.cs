@@ -1,0 +1,31 @@
+using Serving.Engine.Config;
+
+namespace Serving.Engine.Pooling;
+
+/// What the engine serves (vLLM's --runner): text generation, or pooling (embeddings of whole prompts). One engine
+/// serves one: a pooling runner loads no LM head and refuses generation requests, a generate runner refuses
+/// pooling requests.
+public enum RunnerType
+{
+    Generate,
+    Pooling,
+}
+
+public static class RunnerTypes
+{
+    /// vLLM's names: auto, generate, pooling. Null stands for auto.
+    public static RunnerType? Parse(string name) => name switch
+    {
+        "auto" => null,
+        "generate" => RunnerType.Generate,
+        "pooling" => RunnerType.Pooling,
+        _ => throw new ArgumentException($"runner '{name}' is not one of auto, generate, pooling"),
+    };
+
+    public static string Name(this RunnerType runner) => runner.ToString().ToLowerInvariant();
+
+    /// auto, as vLLM decides it from the architecture's name: a transformers base model (LlamaModel, Qwen3Model,
+    /// MistralModel: no LM head) pools, a *ForCausalLM generates.
+    public static RunnerType Resolve(RunnerType? requested, ModelConfig config) =>
+        requested ?? (Architectures.ArchitectureRegistry.IsBaseModel(config.Architecture) ? RunnerType.Pooling : RunnerType.Generate);
+}

@@ -1,0 +1,261 @@
+using System.Text.Json.Nodes;
+using Serving.Engine.Config;
+using Serving.Engine.Pooling;
+using Serving.Engine.Weights;
+using Serving.Tests.Shared;
+using static Serving.Engine.Tests.Execution.EngineTestHelpers;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Pooling;
+
+/// The pooling runner against transformers' numbers: the final norm's output times the LM head is the logits, so an
+/// unnormalized LAST embedding times the checkpoint's LM head gives the reference's last-position logits, and a MEAN
+/// embedding the mean over positions of every logit (the reference's checksum over the prompt). Then: the vector does
+/// not depend on chunks, the prefix cache, preemption or what shares the steps; checkpoints as embedding models are
+/// published (a base model's tensor names, no LM head, sentence-transformers modules) load and pool as they say.
+public sealed class PoolingTests
+{
+    static readonly string[] Checkpoints = ["llama-gqa", "llama-mha", "llama-sp-mqa", "qwen3-gqa"];
+
+    public static TheoryData<string> Fixtures_ => new(Checkpoints);
+
+    [Theory]
+    [MemberData(nameof(Fixtures_))]
+    public async Task LastPoolingTimesTheLmHeadGivesTheReferencesLastLogits(string fixture)
+    {
+        await using var engine = await StartPoolingAsync(fixture, new PoolerConfigOverrides(PoolingType.Last, false, null));
+        using var lmHead = LmHead(Fixtures.Dir(fixture));
+        foreach (var prompt in Fixtures.Reference(fixture).Prompts)
+        {
+            var result = await engine.EmbedAsync(Embed(prompt.InputIds, new PoolingParams(PoolingType.Last, false)), default);
+            Assert.Equal(prompt.InputIds.Length, result.PromptTokens);
+            var logits = Logits(lmHead, result.Embedding);
+            for (var v = 0; v < logits.Length; v++) Assert.Equal(prompt.LastLogits[v], logits[v], 1e-3f);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures_))]
+    public async Task MeanPoolingTimesTheLmHeadGivesTheMeanOfTheReferencesLogits(string fixture)
+    {
+        await using var engine = await StartPoolingAsync(fixture, configure: o => o with { MaxNumBatchedTokens = 3 });
+        using var lmHead = LmHead(Fixtures.Dir(fixture));
+        foreach (var prompt in Fixtures.Reference(fixture).Prompts)
+        {
+            // chunks of 3 tokens: the mean is folded over several steps
+            var result = await engine.EmbedAsync(Embed(prompt.InputIds, new PoolingParams(PoolingType.Mean, false)), default);
+            var meanLogitSum = Logits(lmHead, result.Embedding).Sum(v => (double)v);
+            var expected = prompt.LogitsChecksum.Sum / prompt.InputIds.Length;
+            Assert.True(Math.Abs(meanLogitSum - expected) <= 1e-4 * prompt.LogitsChecksum.AbsSum / prompt.InputIds.Length + 1e-3,
+                $"{fixture} '{prompt.Text}': sum of the mean embedding's logits {meanLogitSum}, reference {expected}");
+        }
+    }
+
+    [Fact]
+    public async Task ClsPoolsTheFirstTokenAndNormalizeScalesToUnitLength()
+    {
+        await using var engine = await StartPoolingAsync("llama-gqa");
+        Assert.Equal(RunnerType.Pooling, engine.Info.Runner);
+        Assert.Equal(new PoolerConfig(PoolingType.Last, true), engine.Info.Pooler);
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[1].InputIds;
+        var cls = await engine.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Cls, false)), default);
+        var first = await engine.EmbedAsync(Embed(prompt[..1], new PoolingParams(PoolingType.Last, false)), default);
+        AssertClose(first.Embedding, cls.Embedding, 1e-5f);   // causal: the first position sees only itself
+
+        var raw = await engine.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Last, false)), default);
+        var unit = await engine.EmbedAsync(Embed(prompt, engine.Info.Pooler!.Params()), default);
+        var norm = Math.Sqrt(raw.Embedding.Sum(v => (double)v * v));
+        AssertClose(raw.Embedding.Select(v => (float)(v / norm)).ToArray(), unit.Embedding, 1e-6f);
+        Assert.Equal(1.0, Math.Sqrt(unit.Embedding.Sum(v => (double)v * v)), 1e-5);
+    }
+
+    [Fact]
+    public async Task VectorsDoNotDependOnChunksThePrefixCachePreemptionOrNeighbours()
+    {
+        var prompts = Fixtures.Reference("qwen3-gqa").Prompts.Select(p => p.InputIds).ToArray();
+        var kinds = new[] { PoolingType.Mean, PoolingType.Cls, PoolingType.Last };   // LAST after the others: their blocks are cached
+        var alone = new Dictionary<(int, PoolingType), float[]>();
+        await using (var engine = await StartPoolingAsync("qwen3-gqa"))
+            foreach (var (prompt, i) in prompts.Select((p, i) => (p, i)))
+                foreach (var kind in kinds)
+                    alone[(i, kind)] = (await engine.EmbedAsync(Embed(prompt, new PoolingParams(kind, true)), default)).Embedding;
+
+        // chunks of at most 3 tokens, 9 a step, a pool of 5 blocks of 4 tokens: prompts grow side by side until one
+        // preempts another
+        await using var constrained = await StartPoolingAsync("qwen3-gqa", configure: o => o with
+        {
+            MaxNumBatchedTokens = 9, LongPrefillTokenThreshold = 3, BlockSize = 4, NumGpuBlocksOverride = 5,
+        });
+        var requests = Enumerable.Range(0, 3).SelectMany(_ => prompts.Select((p, i) => (p, i)).SelectMany(x => kinds.Select(kind => (x.p, x.i, kind)))).ToList();
+        var results = await Task.WhenAll(requests.Select(r => constrained.EmbedAsync(Embed(r.p, new PoolingParams(r.kind, true)), default)));
+        for (var r = 0; r < requests.Count; r++)
+            AssertClose(alone[(requests[r].i, requests[r].kind)], results[r].Embedding, 1e-5f);
+        Assert.True(constrained.GetStats().Preemptions > 0, "the pool was meant to be too small for all at once");
+        // LAST pooling reuses the prefix cache: the same prompt again computes only its last block
+        await constrained.EmbedAsync(Embed(prompts[0], new PoolingParams(PoolingType.Last, true)), default);
+        var again = await constrained.EmbedAsync(Embed(prompts[0], new PoolingParams(PoolingType.Last, true)), default);
+        Assert.Equal(12, again.CachedPromptTokens);
+        AssertClose(alone[(0, PoolingType.Last)], again.Embedding, 1e-5f);
+        await WaitForIdleAsync(constrained);
+    }
+
+    [Fact]
+    public async Task TheRunnersRefuseEachOthersRequestsAndTheContextIsTheLimit()
+    {
+        await using var pooling = await StartPoolingAsync("llama-gqa", configure: o => o with { MaxModelLen = 20 });
+        var refused = await Assert.ThrowsAsync<InvalidRequestException>(() => CollectAsync(pooling, Greedy([1, 2, 3], 4)));
+        Assert.Contains("--runner pooling", refused.Message);
+        var full = await pooling.EmbedAsync(Embed(Enumerable.Range(1, 20).ToArray(), pooling.Info.Pooler!.Params()), default);
+        Assert.Equal(20, full.PromptTokens);
+        var tooLong = await Assert.ThrowsAsync<InvalidRequestException>(() => pooling.EmbedAsync(Embed(Enumerable.Range(1, 21).ToArray(), pooling.Info.Pooler!.Params()), default));
+        Assert.Contains("maximum context length is 20 tokens", tooLong.Message);
+        Assert.Equal("input", tooLong.Param);
+        var dimensions = await Assert.ThrowsAsync<InvalidRequestException>(() => pooling.EmbedAsync(Embed([1, 2], new PoolingParams(PoolingType.Last, true, 8)), default));
+        Assert.Equal("dimensions", dimensions.Param);
+        Assert.Contains("matryoshka", dimensions.Message);
+
+        await using var generate = await StartAsync("llama-gqa");
+        Assert.Equal(RunnerType.Generate, generate.Info.Runner);
+        var notPooling = await Assert.ThrowsAsync<InvalidRequestException>(() => generate.EmbedAsync(Embed([1, 2], new PoolingParams(PoolingType.Last, true)), default));
+        Assert.Contains("--runner pooling", notPooling.Message);
+    }
+
+    [Fact]
+    public async Task MatryoshkaDimensionsKeepTheLeadingValuesThenNormalize()
+    {
+        await using var engine = await StartPoolingAsync("llama-gqa", configure: o => o with { HfOverrides = HfOverrides.Parse("""{"matryoshka_dimensions": [16, 32]}""") });
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[0].InputIds;
+        var raw = (await engine.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Last, false)), default)).Embedding;
+        var cut = (await engine.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Last, true, 16)), default)).Embedding;
+        Assert.Equal(16, cut.Length);
+        var norm = Math.Sqrt(raw.Take(16).Sum(v => (double)v * v));
+        AssertClose(raw.Take(16).Select(v => (float)(v / norm)).ToArray(), cut, 1e-6f);
+        var other = await Assert.ThrowsAsync<InvalidRequestException>(() => engine.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Last, true, 8)), default));
+        Assert.Contains("[16, 32]", other.Message);
+    }
+
+    [Fact]
+    public async Task ABaseModelCheckpointWithSentenceTransformersModulesPoolsAsTheySay()
+    {
+        // as sentence-transformers saves Qwen3-Embedding: Qwen3Model tensor names (no "model." prefix), modules.json
+        // with a mean Pooling module and a Normalize module
+        using var folder = new TempFolder();
+        CopyAsBaseModel(Fixtures.Dir("qwen3-gqa"), folder.Path, "Qwen3Model");
+        File.WriteAllText(Path.Combine(folder.Path, "modules.json"), """
+            [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+             {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]
+            """);
+        Directory.CreateDirectory(Path.Combine(folder.Path, "1_Pooling"));
+        File.WriteAllText(Path.Combine(folder.Path, "1_Pooling", "config.json"), """
+            {"word_embedding_dimension": 64, "pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true, "pooling_mode_lasttoken": false}
+            """);
+        var prompt = Fixtures.Reference("qwen3-gqa").Prompts[0].InputIds;
+        await using var published = await StartAsync(folder.Path, o => o with { Runner = null });
+        Assert.Equal(RunnerType.Pooling, published.Info.Runner);   // auto: a base model pools
+        Assert.Equal(new PoolerConfig(PoolingType.Mean, true), published.Info.Pooler);
+        var vector = (await published.EmbedAsync(Embed(prompt, published.Info.Pooler!.Params()), default)).Embedding;
+
+        await using var original = await StartPoolingAsync("qwen3-gqa");
+        AssertClose((await original.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Mean, true)), default)).Embedding, vector, 1e-6f);
+
+        // --pooler-config replaces the modules' choice, field by field
+        await using var overridden = await StartAsync(folder.Path, o => o with { PoolerConfig = PoolerConfigOverrides.Parse("""{"pooling_type": "last"}""") });
+        Assert.Equal(new PoolerConfig(PoolingType.Last, true), overridden.Info.Pooler);
+    }
+
+    [Fact]
+    public async Task AnUntiedCheckpointWithoutItsLmHeadLoadsForPoolingOnly()
+    {
+        using var folder = new TempFolder();
+        CopyAsBaseModel(Fixtures.Dir("llama-gqa"), folder.Path, "LlamaModel", dropLmHead: true);
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[1].InputIds;
+        await using var headless = await StartAsync(folder.Path, o => o with { Runner = RunnerType.Pooling });
+        var vector = (await headless.EmbedAsync(Embed(prompt, headless.Info.Pooler!.Params()), default)).Embedding;
+        await using var original = await StartPoolingAsync("llama-gqa");
+        AssertClose((await original.EmbedAsync(Embed(prompt, original.Info.Pooler!.Params()), default)).Embedding, vector, 1e-6f);
+
+        var generate = await Assert.ThrowsAnyAsync<Exception>(() => StartAsync(folder.Path, o => o with { Runner = RunnerType.Generate }));
+        Assert.Contains("lm_head.weight", generate.Message);
+    }
+
+    [Fact]
+    public async Task ACancelledEmbeddingFreesItsBlocks()
+    {
+        await using var engine = await StartPoolingAsync("llama-gqa", configure: o => o with { MaxNumBatchedTokens = 2 });
+        var prompt = Enumerable.Range(5, 60).ToArray();
+        using var cancel = new CancellationTokenSource();
+        var pending = engine.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Mean, true)), cancel.Token);
+        await WaitUntilAsync(engine, stats => stats.KVUsage > 0, "the prompt to take blocks");
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending);
+        await WaitForIdleAsync(engine);
+    }
+
+    [Theory]
+    [InlineData("""{"pooling_type": "MEAN", "normalize": false}""", PoolingType.Mean, false, null)]
+    [InlineData("""{"dimensions": 16}""", PoolingType.Last, true, 16)]
+    public void PoolerConfigTakesVllmsFields(string json, PoolingType type, bool normalize, int? dimensions) =>
+        Assert.Equal(new PoolerConfig(type, normalize, dimensions), PoolerConfigOverrides.Parse(json).ApplyTo(PoolerConfig.Default));
+
+    [Theory]
+    [InlineData("""{"pooling_type": "STEP"}""", "STEP")]
+    [InlineData("""{"softmax": true}""", "softmax")]
+    [InlineData("""[1]""", "JSON object")]
+    [InlineData("""{"dimensions": 0}""", "at least 1")]
+    public void PoolerConfigRefusesWhatItDoesNotTake(string json, string named) =>
+        Assert.Contains(named, Assert.Throws<ArgumentException>(() => PoolerConfigOverrides.Parse(json)).Message);
+
+    static Task<LlmEngine> StartPoolingAsync(string fixture, PoolerConfigOverrides? pooler = null, Func<EngineOptions, EngineOptions>? configure = null) =>
+        StartAsync(fixture, o => (configure?.Invoke(o) ?? o) with { Runner = RunnerType.Pooling, PoolerConfig = pooler });
+
+    static GenerationRequest Embed(IReadOnlyList<int> prompt, PoolingParams pooling) => new()
+    {
+        RequestId = Guid.NewGuid().ToString("N"),
+        PromptTokenIds = prompt,
+        Pooling = pooling,
+    };
+
+    /// The checkpoint's LM head (the embedding table when tied), (vocab, hidden) float32.
+    static Tensor LmHead(string directory)
+    {
+        using var checkpoint = SafetensorsCheckpoint.Open(directory);
+        var name = checkpoint.Contains("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight";
+        return checkpoint.Read(name).to_type(ScalarType.Float32);
+    }
+
+    static float[] Logits(Tensor lmHead, float[] hidden)
+    {
+        using var h = tensor(hidden);
+        using var logits = lmHead.matmul(h);
+        return logits.data<float>().ToArray();
+    }
+
+    static void AssertClose(float[] expected, float[] actual, float tolerance)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (var i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], tolerance);
+    }
+
+    /// The fixture as a transformers base model: tensors without "model.", the architecture renamed, optionally no LM head.
+    static void CopyAsBaseModel(string from, string to, string architecture, bool dropLmHead = false)
+    {
+        foreach (var file in Directory.GetFiles(from).Where(f => !f.EndsWith(".safetensors") && !f.EndsWith("config.json")))
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(from, "config.json")))!.AsObject();
+        config["architectures"] = new JsonArray(architecture);
+        File.WriteAllText(Path.Combine(to, "config.json"), config.ToJsonString());
+        using var checkpoint = SafetensorsCheckpoint.Open(from);
+        var tensors = checkpoint.TensorNames.Where(name => !(dropLmHead && name.StartsWith("lm_head.")))
+            .ToDictionary(name => name.StartsWith("model.") ? name["model.".Length..] : name, name => checkpoint.Read(name));
+        SafetensorsWriter.Write(Path.Combine(to, "model.safetensors"), tensors);
+        foreach (var tensor in tensors.Values) tensor.Dispose();
+    }
+
+    sealed class TempFolder : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("pooling-").FullName;
+
+        public void Dispose() => Directory.Delete(Path, recursive: true);
+    }
+}
