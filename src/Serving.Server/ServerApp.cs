@@ -112,6 +112,7 @@ public static class ServerApp
         var v1 = app.MapGroup("/v1");
         v1.MapPost("/completions", CompletionsEndpoint.HandleAsync);
         v1.MapPost("/chat/completions", ChatEndpoint.HandleAsync);
+        v1.MapPost("/embeddings", OpenAI.Embeddings.EmbeddingsEndpoint.HandleAsync);
         v1.MapResponses();
         if (options.AllowRuntimeLoraUpdating) v1.MapLoraAdapterUpdates();
         v1.MapGet("/models", ModelsEndpoint.List);

@@ -46,6 +46,16 @@ internal sealed class ServingContext(ILlmEngine engine, ServingState state, Serv
     /// 503 unless the engine is ready and the server not draining; call before touching the engine.
     public void EnsureReady() => state.EnsureReady();
 
+    /// 400 when the engine runs the other runner (--runner): the pooling runner serves embeddings only, the generate
+    /// runner everything but; api names the refused API in the message.
+    public void EnsureRunner(Serving.Engine.Pooling.RunnerType runner, string api)
+    {
+        if (engine.Info.Runner == runner) return;
+        throw ApiException.BadRequest(runner == Serving.Engine.Pooling.RunnerType.Pooling
+            ? $"The model does not support the {api} API: the server runs the generate runner (start it with --runner pooling to serve embeddings)."
+            : $"The model does not support the {api} API: the server runs the pooling runner (--runner pooling), which serves /v1/embeddings.", "model");
+    }
+
     /// The model a request names: one of the served names (the model itself; omitted, as vLLM allows, it is too), or a
     /// LoRA adapter (--lora-modules); else 404.
     public ServedModel Resolve(string? model)

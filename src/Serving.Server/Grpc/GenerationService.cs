@@ -14,6 +14,7 @@ internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V
         ServerCallContext context)
     {
         Admit(request.Model);
+        serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Generate, "Generate");
         var plan = await serving.PreparePromptsAsync(() => GeneratePlan.Create(request, serving), context.CancellationToken);
         var observer = serving.Observer(plan.Prompt.Operation, "grpc");
         // The call's token ends on client cancel and on an expired deadline: either aborts the engine request.
@@ -25,6 +26,30 @@ internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V
             foreach (var response in responses.For(item.Event))
                 await responseStream.WriteAsync(response, cancellationToken);
         observer.LogText(plan.Generation.RequestId, plan.Prompt.Text, responses.Texts);
+    }
+
+    public override async Task<EmbedResponse> Embed(EmbedRequest request, ServerCallContext context)
+    {
+        Admit(request.Model);
+        serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Embed");
+        var plan = await serving.PreparePromptsAsync(() => EmbedPlan.Create(request, serving), context.CancellationToken);
+        var observer = serving.Observer(Telemetry.ServerMetrics.EmbeddingsOperation, "grpc");
+        var response = new EmbedResponse { Model = plan.Model };
+        var promptTokens = 0;
+        await using (var run = await GenerationRun.StartAsync(serving.Engine, plan.Requests, observer, context.CancellationToken))
+        {
+            var vectors = new float[plan.Requests.Count][];
+            await foreach (var item in run.ReadAllAsync(context.CancellationToken))
+            {
+                if (item.Event.Embedding is { } vector) vectors[item.PromptIndex] = vector;
+                promptTokens += item.Event.Usage?.PromptTokens ?? 0;
+            }
+            if (vectors.Any(v => v is null))
+                throw new Serving.Engine.EngineUnavailableException("the server is shutting down; the embedding request was aborted");
+            response.Embeddings.Add(vectors.Select((vector, i) => new Embedding { Index = i, Values = { vector } }));
+        }
+        response.Usage = new Usage { PromptTokens = promptTokens, TotalTokens = promptTokens };
+        return response;
     }
 
     public override async Task<TokenizeResponse> Tokenize(TokenizeRequest request, ServerCallContext context)

@@ -28,8 +28,27 @@ internal static class GrpcPrompts
         return prompt;
     }
 
-    /// The conversation rendered by the model's chat template (Tokenize shows the same tokens).
-    public static string RenderChat(ChatInput chat, IPromptProcessor prompts)
+    /// An Embed input as token ids (its param names the field in errors: inputs[i].text, ...); keepLast keeps its last
+    /// tokens (truncate_prompt_tokens). A chat gets no generation prompt unless it asks for one.
+    public static IReadOnlyList<int> Resolve(EmbedInput input, int index, bool? addSpecialTokens, int? keepLast, IPromptProcessor prompts)
+    {
+        var field = $"inputs[{index}]";
+        IReadOnlyList<int> ids = input.InputCase switch
+        {
+            EmbedInput.InputOneofCase.Text => prompts.Encode(input.Text, PromptEncoding.AddSpecialTokens(addSpecialTokens, chat: false), $"{field}.text", keepLast),
+            EmbedInput.InputOneofCase.TokenIds => PromptEncoding.Tail([.. input.TokenIds.Ids], keepLast),
+            EmbedInput.InputOneofCase.Chat => prompts.Encode(RenderChat(input.Chat, prompts, defaultGenerationPrompt: false),
+                PromptEncoding.AddSpecialTokens(addSpecialTokens, chat: true), $"{field}.chat.messages", keepLast),
+            _ => throw ApiException.BadRequest($"{field} is empty: set text, token_ids or chat.", field),
+        };
+        Check.That(ids.Count > 0, field, $"{field} must not be empty (it gives no tokens).");
+        Check.TokenIds(ids, prompts.VocabSize, field);
+        return ids;
+    }
+
+    /// The conversation rendered by the model's chat template (Tokenize shows the same tokens). Without
+    /// add_generation_prompt it gets one unless it continues its final message (or defaultGenerationPrompt is false).
+    public static string RenderChat(ChatInput chat, IPromptProcessor prompts, bool defaultGenerationPrompt = true)
     {
         Check.That(chat.Messages.Count > 0, "chat.messages", "chat.messages must not be empty.");
         var messages = new JsonArray();
@@ -44,7 +63,7 @@ internal static class GrpcPrompts
             : null;
         Check.That(!(chat.ContinueFinalMessage && chat.HasAddGenerationPrompt && chat.AddGenerationPrompt), "chat.continue_final_message",
             "continue_final_message and add_generation_prompt cannot both be true.");
-        var addGenerationPrompt = chat.HasAddGenerationPrompt ? chat.AddGenerationPrompt : !chat.ContinueFinalMessage;
+        var addGenerationPrompt = chat.HasAddGenerationPrompt ? chat.AddGenerationPrompt : defaultGenerationPrompt && !chat.ContinueFinalMessage;
         return prompts.ApplyChatTemplate(messages, addGenerationPrompt, kwargs, continueFinalMessage: chat.ContinueFinalMessage);
     }
 

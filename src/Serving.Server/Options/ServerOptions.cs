@@ -1,5 +1,6 @@
 using Serving.Engine;
 using Serving.Engine.Model;
+using Serving.Engine.Pooling;
 using Serving.Engine.Sampling;
 using Serving.Engine.Config;
 using ConfigOverrides = Serving.Engine.Config.HfOverrides;
@@ -116,6 +117,13 @@ public sealed class ServerOptions
     /// Speculative decoding as a JSON object (vLLM's --speculative-config), e.g.
     /// {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 4, "prompt_lookup_min": 2}.
     public string? SpeculativeConfig { get; set; }
+    /// What the server serves (vLLM's --runner): auto (from the architecture: a base model such as Qwen3Model pools),
+    /// generate (completions, chat, responses) or pooling (embeddings).
+    public string Runner { get; set; } = "auto";
+    /// vLLM's --convert: auto, none, or embed (serve a *ForCausalLM checkpoint as an embedding model: the pooling runner).
+    public string Convert { get; set; } = "auto";
+    /// The pooling runner's defaults as a JSON object (vLLM's --pooler-config), e.g. {"pooling_type": "MEAN", "normalize": false}.
+    public string? PoolerConfig { get; set; }
     /// A JSON object of generation_config.json sampling fields replacing GenerationConfig's (vLLM's
     /// --override-generation-config), e.g. {"temperature": 0.6, "max_new_tokens": 512}.
     public string? OverrideGenerationConfig { get; set; }
@@ -184,6 +192,8 @@ public sealed class ServerOptions
         MaxLoras = EnableLora && AllowRuntimeLoraUpdating ? MaxLoras ?? Math.Max(1, LoraAdapterSources.Count) : null,
         SchedulingPolicy = SchedulingPolicy == "priority" ? Serving.Engine.SchedulingPolicy.Priority : Serving.Engine.SchedulingPolicy.Fcfs,
         SpeculativeConfig = SpeculativeConfig is null ? null : Serving.Engine.Speculative.SpeculativeConfig.Parse(SpeculativeConfig),
+        Runner = Convert == "embed" ? RunnerType.Pooling : RunnerTypes.Parse(Runner),
+        PoolerConfig = PoolerConfig is null ? null : PoolerConfigOverrides.Parse(PoolerConfig),
         GpuMemoryUtilization = GpuMemoryUtilization,
         KVCacheMemoryBytes = KvCacheMemory,
         NumGpuBlocksOverride = NumGpuBlocksOverride,
@@ -237,6 +247,7 @@ public sealed class ServerOptions
         Check(MaxStoredResponseBytes >= 0, $"max-stored-response-bytes must be >= 0 (got {MaxStoredResponseBytes})");
         Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
         Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
+        Check(Convert != "embed" || Runner != "generate", "convert embed serves embeddings: it needs runner pooling or auto, not generate");
         return errors;
     }
 
@@ -279,6 +290,10 @@ public sealed class ServerOptions
         });
         Read(HfOverrides, json => ConfigOverrides.Parse(json));
         Read(SpeculativeConfig, json => Serving.Engine.Speculative.SpeculativeConfig.Parse(json));
+        Read(Runner, value => RunnerTypes.Parse(value));
+        Check(Convert is "auto" or "none" or "embed",
+            $"convert must be auto, none or embed (got '{Convert}'; classify and reward models are not served)");
+        Read(PoolerConfig, json => PoolerConfigOverrides.Parse(json));
         Read(ChatTemplate, value => ChatTemplateFlags.Source(value));
         Read(DefaultChatTemplateKwargs, json => ChatTemplateFlags.Kwargs(json));
         Read(OverrideGenerationConfig, json => SamplingDefaults.Parse(json));

@@ -33,16 +33,20 @@ internal sealed class ServerMetrics
 
     static InstrumentAdvice<double> Buckets(params double[] bounds) => new() { HistogramBucketBoundaries = bounds };
 
+    /// The GenAI operation name of /v1/embeddings and gRPC Embed.
+    public const string EmbeddingsOperation = "embeddings";
+
     public void RecordCompleted(string protocol, string operation, string model, RequestUsage usage, RequestTimings timings, int n)
     {
         var tags = Tags(protocol, operation, model);
-        _timeToFirstToken.Record(timings.TimeToFirstToken.TotalSeconds, tags);
         _requestDuration.Record(timings.Total.TotalSeconds, tags);
+        _tokenUsage.Record(usage.PromptTokens, [.. tags, new("gen_ai.token.type", "input")]);
+        if (operation == EmbeddingsOperation) return;   // an embedding generates no token
+        _timeToFirstToken.Record(timings.TimeToFirstToken.TotalSeconds, tags);
         // n sequences decode side by side: per-sequence tokens after the first measure the step rate.
         var tokensAfterFirst = usage.CompletionTokens / Math.Max(1, n) - 1;
         if (tokensAfterFirst > 0)
             _timePerOutputToken.Record((timings.Total - timings.TimeToFirstToken).TotalSeconds / tokensAfterFirst, tags);
-        _tokenUsage.Record(usage.PromptTokens, [.. tags, new("gen_ai.token.type", "input")]);
         _tokenUsage.Record(usage.CompletionTokens, [.. tags, new("gen_ai.token.type", "output")]);
     }
 

@@ -10,6 +10,7 @@ internal static class ChatEndpoint
     public static async Task HandleAsync(HttpContext context, ServingContext serving)
     {
         serving.EnsureReady();
+        serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Generate, "Chat Completions");
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ChatRequest);
         var plan = await serving.PreparePromptsAsync(() => ChatPlan.Create(request, serving), context.RequestAborted);
         var observer = serving.Observer("chat");

@@ -10,6 +10,7 @@ internal static class CompletionsEndpoint
     public static async Task HandleAsync(HttpContext context, ServingContext serving)
     {
         serving.EnsureReady();
+        serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Generate, "Completions");
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.CompletionRequest);
         var plan = await serving.PreparePromptsAsync(() => CompletionPlan.Create(request, serving), context.RequestAborted);
         var observer = serving.Observer("text_completion");

@@ -29,6 +29,7 @@ internal static class ResponsesEndpoint
     static async Task CreateAsync(HttpContext context, ServingContext serving, ResponseStore store)
     {
         serving.EnsureReady();
+        serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Generate, "Responses");
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ResponsesRequest);
         var previous = request.PreviousResponseId is { } previousId
             ? store.Find(previousId) ?? throw NotFound(previousId, "previous_response_id") : null;

@@ -1,0 +1,35 @@
+using Serving.Engine;
+using Serving.Grpc.V1;
+using Serving.Server.Generation;
+
+namespace Serving.Server.Grpc;
+
+/// A checked EmbedRequest: an engine request per input, pooled as the server's pooler config says unless the request
+/// sets normalize or dimensions (the HTTP API's rules: EmbeddingPlan).
+internal sealed record EmbedPlan(string Model, IReadOnlyList<GenerationRequest> Requests)
+{
+    public static EmbedPlan Create(EmbedRequest request, ServingContext serving)
+    {
+        var model = serving.Resolve(request.Model.Length == 0 ? null : request.Model);
+        var info = serving.Engine.Info;
+        var limits = serving.Limits;
+        Check.That(request.Inputs.Count > 0, "inputs", "inputs must list at least one input.");
+        Check.That(request.Inputs.Count <= Math.Min(limits.MaxPromptsPerRequest, limits.MaxQueuedSeqs), "inputs",
+            $"The request lists {request.Inputs.Count} inputs; at most {Math.Min(limits.MaxPromptsPerRequest, limits.MaxQueuedSeqs)} are allowed per request (--max-prompts-per-request, --max-num-queued-reqs).");
+        int? dimensions = request.HasDimensions ? request.Dimensions : null;
+        if (dimensions is { } d) info.CheckDimensions(d);
+        var keepLast = PromptEncoding.KeepLast(request.HasTruncatePromptTokens ? request.TruncatePromptTokens : null, limits.MaxModelLen);
+        var addSpecialTokens = request.HasAddSpecialTokens ? request.AddSpecialTokens : (bool?)null;
+        var pooling = info.Pooler!.Params(request.HasNormalize ? request.Normalize : null, dimensions);
+        var id = ServingContext.NewId("embd");
+        var requests = request.Inputs.Select((input, i) => new GenerationRequest
+        {
+            RequestId = $"{id}-{i}",
+            PromptTokenIds = GrpcPrompts.Resolve(input, i, addSpecialTokens, keepLast, serving.Prompts),
+            Pooling = pooling,
+            Priority = request.Priority,
+            LoraAdapter = model.LoraAdapter,
+        }).ToList();
+        return new EmbedPlan(model.Name, requests);
+    }
+}

@@ -1,0 +1,61 @@
+using System.Runtime.InteropServices;
+using Serving.Engine;
+using Serving.Engine.Pooling;
+using Serving.Server.Generation;
+using Serving.Server.OpenAI.Tools;
+
+namespace Serving.Server.OpenAI.Embeddings;
+
+/// A checked /v1/embeddings request: an engine request per input, each pooled as the server's pooler config says
+/// unless the request sets normalize or dimensions.
+internal sealed record EmbeddingPlan(string Id, long Created, ServedModel Model, bool Base64, IReadOnlyList<GenerationRequest> Requests)
+{
+    public static EmbeddingPlan Create(EmbeddingRequest request, ServingContext serving)
+    {
+        var model = serving.Resolve(request.Model);
+        var info = serving.Engine.Info;
+        var limits = serving.Limits;
+        Check.That(request.EncodingFormat is null or "float" or "base64", "encoding_format",
+            $"encoding_format must be \"float\" or \"base64\" (got \"{request.EncodingFormat}\").");
+        if (request.Dimensions is { } dimensions) info.CheckDimensions(dimensions);   // InvalidRequestException: 400 naming dimensions
+        var keepLast = PromptEncoding.KeepLast(request.TruncatePromptTokens, limits.MaxModelLen);
+        var prompts = Prompts(request, serving, keepLast, limits);
+        var pooling = info.Pooler!.Params(request.Normalize, request.Dimensions);
+        var id = ServingContext.NewId("embd");
+        var requests = prompts.Select((tokens, i) => new GenerationRequest
+        {
+            RequestId = prompts.Count == 1 ? id : $"{id}-{i}",
+            PromptTokenIds = tokens,
+            Pooling = pooling,
+            Priority = request.Priority ?? 0,
+            LoraAdapter = model.LoraAdapter,
+        }).ToList();
+        return new EmbeddingPlan(id, ServingContext.UnixNow(), model, request.EncodingFormat == "base64", requests);
+    }
+
+    /// The token ids of each input, or of the rendered conversation.
+    static IReadOnlyList<IReadOnlyList<int>> Prompts(EmbeddingRequest request, ServingContext serving, int? keepLast, RequestLimits limits)
+    {
+        var hasMessages = request.Messages is { ValueKind: not System.Text.Json.JsonValueKind.Null };
+        Check.That(hasMessages != request.Input is { ValueKind: not System.Text.Json.JsonValueKind.Null }, "input",
+            "Exactly one of input and messages is required.");
+        if (hasMessages)
+        {
+            var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? false, request.ContinueFinalMessage,
+                request.ChatTemplateKwargs, request.ChatTemplate, guardLength: keepLast is null);
+            return [serving.Prompts.Encode(text, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: true), "messages", keepLast)];
+        }
+        var count = CompletionPrompts.Count(request.Input, "input");
+        Check.That(count <= limits.MaxPromptsPerRequest, "input",
+            $"The request lists {count} inputs; at most {limits.MaxPromptsPerRequest} are allowed per request (--max-prompts-per-request).");
+        Check.That(count <= limits.MaxQueuedSeqs, "input",
+            $"The request lists {count} inputs; the queue holds at most {limits.MaxQueuedSeqs} (--max-num-queued-reqs).");
+        return CompletionPrompts.Resolve(request.Input, serving.Prompts, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: false),
+            keepLast, "input").Select(p => p.TokenIds).ToList();
+    }
+
+    /// The vector as the request asked for it: floats, or their little-endian float32 bytes in base64 (OpenAI's SDKs
+    /// ask for base64 by default).
+    public object Encode(float[] embedding) =>
+        Base64 ? Convert.ToBase64String(MemoryMarshal.AsBytes(embedding.AsSpan())) : embedding;
+}

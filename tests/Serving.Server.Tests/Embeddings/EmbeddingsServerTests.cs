@@ -1,0 +1,242 @@
+using System.ClientModel;
+using System.Text.Json.Nodes;
+using Grpc.Core;
+using Microsoft.Extensions.AI;
+using Serving.Engine;
+using OpenAI.Embeddings;
+using Serving.Grpc.V1;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.Embeddings;
+
+/// /v1/embeddings and gRPC Embed through the real server started with --runner pooling, reached by the official
+/// OpenAI SDK (which asks for base64 by default), Microsoft.Extensions.AI, raw HTTP and Grpc.Net.Client: every
+/// form of input gives the vector the engine pools for its tokens, and what is wrong is a 4xx naming the field.
+public sealed class EmbeddingsServerTests
+{
+    static readonly string[] Texts = ["The quick brown fox", "jumps over", "the lazy dog."];
+
+    [Fact]
+    public async Task TheOpenAiSdkAndMicrosoftExtensionsAiGetTheEnginesVectors()
+    {
+        await using var server = await RunningServer.StartAsync(["--runner", "pooling"]);
+        var client = server.OpenAI().GetEmbeddingClient(RunningServer.Model);
+        var expected = new List<float[]>();
+        var tokens = 0;
+        foreach (var text in Texts)
+        {
+            var ids = server.Engine.Prompts.Encode(text);
+            tokens += ids.Count;
+            expected.Add((await server.Engine.EmbedAsync(new Serving.Engine.GenerationRequest
+            {
+                RequestId = Guid.NewGuid().ToString("N"), PromptTokenIds = ids, Pooling = server.Engine.Info.Pooler!.Params(),
+            }, default)).Embedding);
+        }
+
+        var one = await client.GenerateEmbeddingAsync(Texts[0]);
+        AssertClose(expected[0], one.Value.ToFloats().ToArray());
+        Assert.Equal(1.0, Math.Sqrt(one.Value.ToFloats().ToArray().Sum(v => (double)v * v)), 1e-5);   // LAST, normalized: the default
+
+        var batch = await client.GenerateEmbeddingsAsync(Texts);
+        Assert.Equal(Texts.Length, batch.Value.Count);
+        for (var i = 0; i < Texts.Length; i++)
+        {
+            Assert.Equal(i, batch.Value[i].Index);
+            AssertClose(expected[i], batch.Value[i].ToFloats().ToArray());
+        }
+        Assert.Equal(tokens, batch.Value.Usage.InputTokenCount);
+        Assert.Equal(tokens, batch.Value.Usage.TotalTokenCount);
+
+        var ids0 = server.Engine.Prompts.Encode(Texts[0]).ToArray();
+        var byIds = await client.GenerateEmbeddingsAsync([new ReadOnlyMemory<int>(ids0)]);
+        AssertClose(expected[0], byIds.Value[0].ToFloats().ToArray());
+
+        IEmbeddingGenerator<string, Embedding<float>> generator = client.AsIEmbeddingGenerator();
+        var generated = await generator.GenerateAsync(Texts);
+        for (var i = 0; i < Texts.Length; i++) AssertClose(expected[i], generated[i].Vector.ToArray());
+    }
+
+    [Fact]
+    public async Task RawHttpTakesFloatsTokenIdsAndChatMessages()
+    {
+        await using var server = await RunningServer.StartAsync(["--runner", "pooling"]);
+        var (status, body) = await server.PostAsync("/v1/embeddings", new { model = RunningServer.Model, input = Texts, encoding_format = "float" });
+        Assert.Equal(200, status);
+        Assert.Equal("list", body!["object"]!.GetValue<string>());
+        Assert.StartsWith("embd-", body["id"]!.GetValue<string>());
+        Assert.Equal(RunningServer.Model, body["model"]!.GetValue<string>());
+        var data = body["data"]!.AsArray();
+        Assert.Equal(Texts.Length, data.Count);
+        Assert.All(data, (item, i) =>
+        {
+            Assert.Equal("embedding", item!["object"]!.GetValue<string>());
+            Assert.Equal(i, item["index"]!.GetValue<int>());
+            Assert.Equal(server.Engine.Info.HiddenSize, item["embedding"]!.AsArray().Count);
+        });
+        var floats = Floats(data[0]!["embedding"]!);
+
+        var (_, base64) = await server.PostAsync("/v1/embeddings", new { input = Texts[0], encoding_format = "base64" });
+        var bytes = Convert.FromBase64String(base64!["data"]![0]!["embedding"]!.GetValue<string>());
+        Assert.Equal(floats, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray());
+
+        var ids = server.Engine.Prompts.Encode(Texts[0]);
+        var (_, byIds) = await server.PostAsync("/v1/embeddings", new { input = new[] { ids }, encoding_format = "float" });
+        AssertClose(floats, Floats(byIds!["data"]![0]!["embedding"]!));
+
+        // vLLM's chat form: the conversation rendered by the template, no generation prompt unless asked
+        var messages = new[] { new { role = "user", content = "Hello there" } };
+        var (_, rendered) = await server.PostAsync("/tokenize", new { messages, add_generation_prompt = false });
+        var renderedIds = rendered!["tokens"]!.AsArray().Select(t => t!.GetValue<int>()).ToArray();
+        var (chatStatus, chat) = await server.PostAsync("/v1/embeddings", new { messages, encoding_format = "float" });
+        Assert.Equal(200, chatStatus);
+        var (_, chatIds) = await server.PostAsync("/v1/embeddings", new { input = renderedIds, encoding_format = "float" });
+        AssertClose(Floats(chatIds!["data"]![0]!["embedding"]!), Floats(chat!["data"]![0]!["embedding"]!));
+        Assert.Equal(renderedIds.Length, chat["usage"]!["prompt_tokens"]!.GetValue<int>());
+
+        // truncate_prompt_tokens keeps the last tokens; normalize false gives the raw hidden state
+        var (_, truncated) = await server.PostAsync("/v1/embeddings", new { input = ids, truncate_prompt_tokens = 2, encoding_format = "float" });
+        var (_, lastTwo) = await server.PostAsync("/v1/embeddings", new { input = ids.Skip(ids.Count - 2).ToArray(), encoding_format = "float" });
+        AssertClose(Floats(lastTwo!["data"]![0]!["embedding"]!), Floats(truncated!["data"]![0]!["embedding"]!));
+        var (_, raw) = await server.PostAsync("/v1/embeddings", new { input = Texts[0], normalize = false, encoding_format = "float" });
+        var rawValues = Floats(raw!["data"]![0]!["embedding"]!);
+        var norm = Math.Sqrt(rawValues.Sum(v => (double)v * v));
+        AssertClose(floats, rawValues.Select(v => (float)(v / norm)).ToArray());
+
+        var metrics = await server.Http.GetStringAsync("/metrics");
+        Assert.Contains("gen_ai_operation_name=\"embeddings\"", metrics);
+    }
+
+    [Fact]
+    public async Task BadRequestsAreFourHundredsNamingTheField()
+    {
+        await using var server = await RunningServer.StartAsync(["--runner", "pooling", "--max-model-len", "24"]);
+        async Task Refused(object body, string param, string words, int status = 400)
+        {
+            var (code, error) = await server.PostAsync("/v1/embeddings", body);
+            Assert.Equal(status, code);
+            Assert.Equal(param, error!["error"]!["param"]?.GetValue<string>());
+            Assert.Contains(words, error["error"]!["message"]!.GetValue<string>());
+        }
+        await Refused(new { input = Array.Empty<string>() }, "input", "must not be empty");
+        await Refused(new { input = "" , add_special_tokens = false }, "input", "must not be empty");
+        await Refused(new { model = RunningServer.Model }, "input", "Exactly one of input and messages");
+        await Refused(new { input = "a", messages = new[] { new { role = "user", content = "b" } } }, "input", "Exactly one of input and messages");
+        await Refused(new { input = new[] { 1, 999999 } }, "input", "vocabulary");
+        await Refused(new { input = "a", encoding_format = "hex" }, "encoding_format", "float");
+        await Refused(new { input = "a", dimensions = 8 }, "dimensions", "matryoshka");
+        await Refused(new { input = Enumerable.Range(3, 25).ToArray() }, "input", "maximum context length is 24 tokens");
+        var (okStatus, _) = await server.PostAsync("/v1/embeddings", new { input = Enumerable.Range(3, 24).ToArray() });
+        Assert.Equal(200, okStatus);   // an embedding's prompt may fill the context
+        var (missing, notFound) = await server.PostAsync("/v1/embeddings", new { model = "other", input = "a" });
+        Assert.Equal(404, missing);
+        Assert.Equal("model_not_found", notFound!["error"]!["code"]!.GetValue<string>());
+
+        // the pooling runner serves no generation, and says how to get it
+        var (completion, refusal) = await server.PostAsync("/v1/completions", new { prompt = "a", max_tokens = 2 });
+        Assert.Equal(400, completion);
+        Assert.Contains("--runner pooling", refusal!["error"]!["message"]!.GetValue<string>());
+        var (chat, _) = await server.PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "a" } } });
+        Assert.Equal(400, chat);
+        var sdk = await Assert.ThrowsAsync<ClientResultException>(() => server.OpenAI().GetChatClient(RunningServer.Model).CompleteChatAsync("hi"));
+        Assert.Equal(400, sdk.Status);
+
+        await using var generating = await RunningServer.StartAsync();
+        var (embeddings, notPooling) = await generating.PostAsync("/v1/embeddings", new { input = "a" });
+        Assert.Equal(400, embeddings);
+        Assert.Contains("--runner pooling", notPooling!["error"]!["message"]!.GetValue<string>());
+        await Assert.ThrowsAsync<ClientResultException>(() => generating.OpenAI().GetEmbeddingClient(RunningServer.Model).GenerateEmbeddingAsync("a"));
+    }
+
+    [Fact]
+    public async Task AMatryoshkaModelGivesTheDimensionsAsked()
+    {
+        await using var server = await RunningServer.StartAsync(["--runner", "pooling", "--hf-overrides", """{"is_matryoshka": true}"""]);
+        var client = server.OpenAI().GetEmbeddingClient(RunningServer.Model);
+        var cut = (await client.GenerateEmbeddingAsync(Texts[1], new global::OpenAI.Embeddings.EmbeddingGenerationOptions { Dimensions = 16 })).Value.ToFloats().ToArray();
+        Assert.Equal(16, cut.Length);
+        var (_, raw) = await server.PostAsync("/v1/embeddings", new { input = Texts[1], normalize = false, encoding_format = "float" });
+        var prefix = Floats(raw!["data"]![0]!["embedding"]!).Take(16).ToArray();
+        var norm = Math.Sqrt(prefix.Sum(v => (double)v * v));
+        AssertClose(prefix.Select(v => (float)(v / norm)).ToArray(), cut);
+        var (status, error) = await server.PostAsync("/v1/embeddings", new { input = "a", dimensions = server.Engine.Info.HiddenSize + 1 });
+        Assert.Equal(400, status);
+        Assert.Equal("dimensions", error!["error"]!["param"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task GrpcEmbedGivesTheHttpVectorsAndEachRunnerRefusesTheOthersCall()
+    {
+        await using var server = await RunningServer.StartAsync(["--runner", "pooling"]);
+        var grpc = server.Grpc();
+        var info = await grpc.GetModelInfoAsync(new GetModelInfoRequest());
+        Assert.Equal("pooling", info.Runner);
+        var ids = server.Engine.Prompts.Encode(Texts[2]);
+        var request = new EmbedRequest
+        {
+            Inputs =
+            {
+                new EmbedInput { Text = Texts[0] },
+                new EmbedInput { TokenIds = new TokenIds { Ids = { ids } } },
+                new EmbedInput { Chat = new ChatInput { Messages = { new Serving.Grpc.V1.ChatMessage { Role = "user", Content = "Hello there" } } } },
+            },
+        };
+        var response = await grpc.EmbedAsync(request);
+        Assert.Equal(RunningServer.Model, response.Model);
+        Assert.Equal(3, response.Embeddings.Count);
+        var (_, http) = await server.PostAsync("/v1/embeddings", new { input = new object[] { Texts[0] }, encoding_format = "float" });
+        AssertClose(Floats(http!["data"]![0]!["embedding"]!), [.. response.Embeddings[0].Values]);
+        var (_, httpIds) = await server.PostAsync("/v1/embeddings", new { input = ids, encoding_format = "float" });
+        AssertClose(Floats(httpIds!["data"]![0]!["embedding"]!), [.. response.Embeddings[1].Values]);
+        var (_, httpChat) = await server.PostAsync("/v1/embeddings", new { messages = new[] { new { role = "user", content = "Hello there" } }, encoding_format = "float" });
+        AssertClose(Floats(httpChat!["data"]![0]!["embedding"]!), [.. response.Embeddings[2].Values]);
+        Assert.Equal(response.Usage.PromptTokens, response.Usage.TotalTokens);
+
+        var empty = await Assert.ThrowsAsync<RpcException>(() => grpc.EmbedAsync(new EmbedRequest()).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, empty.StatusCode);
+        var dimensions = await Assert.ThrowsAsync<RpcException>(() => grpc.EmbedAsync(new EmbedRequest { Inputs = { new EmbedInput { Text = "a" } }, Dimensions = 8 }).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, dimensions.StatusCode);
+        var generate = await Assert.ThrowsAsync<RpcException>(() => GenerateResult.ReadAsync(grpc, GenerateResult.Greedy(4, [1, 2, 3])));
+        Assert.Equal(StatusCode.InvalidArgument, generate.StatusCode);
+
+        await using var generating = await RunningServer.StartAsync();
+        var embed = await Assert.ThrowsAsync<RpcException>(() => generating.Grpc().EmbedAsync(new EmbedRequest { Inputs = { new EmbedInput { Text = "a" } } }).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, embed.StatusCode);
+        Assert.Equal("generate", (await generating.Grpc().GetModelInfoAsync(new GetModelInfoRequest())).Runner);
+    }
+
+    [Fact]
+    public async Task AClientThatGoesAwayFreesTheBlocks()
+    {
+        await using var server = await RunningServer.StartAsync(["--runner", "pooling", "--max-num-batched-tokens", "2", "--pooler-config", """{"pooling_type": "MEAN"}"""]);
+        using var cancel = new CancellationTokenSource();
+        var pending = server.PostAsync("/v1/embeddings", new { input = Enumerable.Range(3, 200).ToArray() }, cancel.Token);
+        await server.WaitForStatsAsync(s => s.KVUsage > 0);
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending);
+        await server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0 && s.KVUsage == 0);
+    }
+
+    [Fact]
+    public void TheFlagsBindAsVllmsAndBadValuesAreStartupErrors()
+    {
+        static Serving.Server.Options.ServerOptions Bind(params string[] args) =>
+            Options.ServerCommandLineTests.Bind(Serving.Server.Options.ServerCommandLine.ToConfiguration(args));
+        Assert.Null(new Serving.Server.Options.ServerOptions().ToEngineOptions().Runner);   // auto
+        Assert.Equal(Serving.Engine.Pooling.RunnerType.Pooling, Bind("--runner", "pooling").ToEngineOptions().Runner);
+        Assert.Equal(Serving.Engine.Pooling.RunnerType.Pooling, Bind("--convert", "embed").ToEngineOptions().Runner);
+        Assert.Equal(new Serving.Engine.Pooling.PoolerConfigOverrides(Serving.Engine.Pooling.PoolingType.Mean, false, null),
+            Bind("--override-pooler-config", """{"pooling_type": "MEAN", "normalize": false}""").ToEngineOptions().PoolerConfig);
+        Assert.Contains(Bind("--runner", "embed").Validate(), e => e.Contains("runner 'embed' is not one of auto, generate, pooling"));
+        Assert.Contains(Bind("--convert", "classify").Validate(), e => e.StartsWith("convert must be auto, none or embed"));
+        Assert.Contains(Bind("--convert", "embed", "--runner", "generate").Validate(), e => e.StartsWith("convert embed"));
+        Assert.Contains(Bind("--pooler-config", """{"pooling_type": "ALL"}""").Validate(), e => e.Contains("pooling_type 'ALL' is not supported"));
+    }
+
+    static float[] Floats(JsonNode array) => [.. array.AsArray().Select(v => v!.GetValue<float>())];
+
+    static void AssertClose(float[] expected, float[] actual)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (var i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 1e-5f);
+    }
+}
