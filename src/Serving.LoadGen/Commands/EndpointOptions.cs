@@ -9,11 +9,11 @@ internal sealed record Endpoint(string Backend, Uri BaseUrl, string? Model, stri
 /// --backend, --api-key and the per-endpoint --base-url/--model flags (with a suffix for compare's A and B).
 internal sealed class EndpointOptions
 {
-    public static readonly string[] Backends = ["openai", "openai-chat", "grpc", "grpc-chat"];
+    public static readonly string[] Backends = ["openai", "openai-chat", "openai-embeddings", "grpc", "grpc-chat"];
 
     readonly Option<string> _backend = new("--backend")
     {
-        Description = "openai (/v1/completions), openai-chat (/v1/chat/completions), grpc (Generate with a prompt) or grpc-chat (Generate with chat messages).",
+        Description = "openai (/v1/completions), openai-chat (/v1/chat/completions), openai-embeddings (/v1/embeddings, a server run with --runner pooling), grpc (Generate with a prompt) or grpc-chat (Generate with chat messages).",
         DefaultValueFactory = _ => "openai",
     };
     readonly Option<string?> _apiKey = new("--api-key") { Description = "Bearer key sent with every request." };
@@ -45,6 +45,7 @@ internal sealed class EndpointOptions
     {
         "openai" => new OpenAIBackend(endpoint.BaseUrl, endpoint.ApiKey, chat: false),
         "openai-chat" => new OpenAIBackend(endpoint.BaseUrl, endpoint.ApiKey, chat: true),
+        "openai-embeddings" => new OpenAIEmbeddingsBackend(endpoint.BaseUrl, endpoint.ApiKey),
         "grpc" => new GrpcBackend(endpoint.BaseUrl, endpoint.ApiKey, chat: false),
         "grpc-chat" => new GrpcBackend(endpoint.BaseUrl, endpoint.ApiKey, chat: true),
         _ => throw new ArgumentException($"unknown --backend '{endpoint.Backend}'"),

@@ -179,6 +179,20 @@ public sealed class PoolingTests
         Assert.Contains("lm_head.weight", generate.Message);
     }
 
+    [Theory]
+    [InlineData("llama-gqa", 2)]
+    [InlineData("qwen3-gqa", 2)]
+    [InlineData("llama-mha", 4)]
+    public async Task TensorParallelRanksPoolTheWholeModelsHiddenStates(string fixture, int ranks)
+    {
+        var prompt = Fixtures.Reference(fixture).Prompts[1].InputIds;
+        await using var one = await StartPoolingAsync(fixture);
+        await using var split = await StartPoolingAsync(fixture, configure: o => o with { TensorParallelSize = ranks });
+        foreach (var kind in new[] { PoolingType.Last, PoolingType.Mean })
+            AssertClose((await one.EmbedAsync(Embed(prompt, new PoolingParams(kind, false)), default)).Embedding,
+                (await split.EmbedAsync(Embed(prompt, new PoolingParams(kind, false)), default)).Embedding, 1e-4f);
+    }
+
     [Fact]
     public async Task ACancelledEmbeddingFreesItsBlocks()
     {
@@ -258,4 +272,37 @@ public sealed class PoolingTests
 
         public void Dispose() => Directory.Delete(Path, recursive: true);
     }
+}
+
+/// The pooling runner on CUDA: the fused kernels' prefill (float32 weights here, so the tolerance is the
+/// reference's) gives the vectors the plain CPU path gives, for every pooling type, in chunks and side by side; and
+/// the GPU memory profiler's warm-up is a pooling step (no LM head, no decode graphs).
+[Trait("Category", "Gpu"), Collection(Support.GpuCollection.Name)]
+public sealed class PoolingGpuTests
+{
+    public static TheoryData<string> Models => new(Fixtures.Models);
+
+    [Support.GpuTheory, MemberData(nameof(Models))]
+    public async Task PooledVectorsOnCudaAreTheCpuOnes(string fixture)
+    {
+        var prompts = Fixtures.Reference(fixture).Prompts.Select(p => p.InputIds).ToArray();
+        var kinds = new[] { PoolingType.Last, PoolingType.Mean, PoolingType.Cls };
+        EngineOptions Pooling(EngineOptions o) => o with { Runner = RunnerType.Pooling, MaxNumBatchedTokens = 8 };
+        await using var cpu = await StartAsync(fixture, Pooling);
+        await using var gpu = await StartAsync(fixture, o => Pooling(o) with { Device = "cuda" });
+        Assert.Equal(RunnerType.Pooling, gpu.Info.Runner);
+        var requests = prompts.SelectMany(p => kinds.Select(kind => (p, kind))).ToList();
+        var expected = await Task.WhenAll(requests.Select(r => cpu.EmbedAsync(Request(r.p, r.kind), default)));
+        var actual = await Task.WhenAll(requests.Select(r => gpu.EmbedAsync(Request(r.p, r.kind), default)));
+        for (var i = 0; i < requests.Count; i++)
+        {
+            Assert.Equal(expected[i].Embedding.Length, actual[i].Embedding.Length);
+            for (var d = 0; d < expected[i].Embedding.Length; d++) Assert.Equal(expected[i].Embedding[d], actual[i].Embedding[d], 1e-3f);
+        }
+    }
+
+    static GenerationRequest Request(IReadOnlyList<int> prompt, PoolingType kind) => new()
+    {
+        RequestId = Guid.NewGuid().ToString("N"), PromptTokenIds = prompt, Pooling = new PoolingParams(kind, false),
+    };
 }

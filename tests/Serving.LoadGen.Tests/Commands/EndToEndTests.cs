@@ -46,6 +46,26 @@ public sealed class EndToEndTests
     }
 
     [Fact]
+    public async Task ServeLoadsAnEmbeddingServer()
+    {
+        await using var server = await LoopbackServer.StartAsync("llama-gqa", "embed", extraArgs: ["--runner", "pooling"]);
+        using var dir = new TempDirectory();
+        var endpoint = new Endpoint("openai-embeddings", server.BaseUrl, null, null);
+
+        Assert.Equal(0, await ServeCommand.RunAsync(endpoint, Trace(dir.File("embed.json")), CancellationToken.None));
+
+        foreach (var run in JsonNode.Parse(File.ReadAllText(dir.File("embed.json")))!["runs"]!.AsArray())
+        {
+            Assert.Equal((12, 0), (run!["completed"]!.GetValue<int>(), run["failed"]!.GetValue<int>()));
+            // the server's count of every input's tokens; nothing generated; the answer arrives whole
+            Assert.Equal(run["input_lens"]!.AsArray().Sum(n => n!.GetValue<int>()), run["total_input_tokens"]!.GetValue<int>());
+            Assert.Equal(0, run["total_output_tokens"]!.GetValue<int>());
+            Assert.True(run["mean_e2el_ms"]!.GetValue<double>() > 0);
+            Assert.Equal(run["mean_e2el_ms"]!.GetValue<double>(), run["mean_ttft_ms"]!.GetValue<double>(), 1e-9);
+        }
+    }
+
+    [Fact]
     public async Task LoraModulesSpreadTheTraceOverTheServersAdapters()
     {
         using var first = LoraFixture.Create("llama-gqa", seed: 1);

@@ -97,7 +97,7 @@ public sealed class ServerCommandLineTests
                      "--max-num-seqs", "--max-num-batched-tokens", "--block-size", "--gpu-memory-utilization", "--kv-cache-memory", "--kv-cache-dtype",
                      "--num-gpu-blocks-override", "--enable-prefix-caching", "--no-enable-prefix-caching", "--api-key",
                      "--max-num-queued-reqs", "--shutdown-timeout", "--max-logprobs", "--enable-log-requests",
-                     "--long-prefill-token-threshold", "--speculative-config" })
+                     "--long-prefill-token-threshold", "--speculative-config", "--runner", "--convert", "--pooler-config" })
             Assert.Contains(flag, output.ToString());
     }
 }
