@@ -9,7 +9,8 @@ namespace Serving.Bench;
 /// once and reports throughput, step times and request latencies. Works on CPU with a fixture checkpoint
 /// and on CUDA with a preset.
 /// StructuredOutputMix: the fraction of requests constrained to a JSON Schema (StructuredOutputMix.Schemas, in
-/// turn); above 0 the same requests run once unconstrained and once with the mix, and both are reported.
+/// turn); above 0 the same requests run once unconstrained and once with the mix, and both are reported. Under the
+/// pooling runner (Engine.Runner) the requests are embeddings of their prompts (OutputLength unused).
 internal sealed record EngineBenchmarkOptions(
     EngineOptions Engine, int NumPrompts, int InputLength, int OutputLength, int Seed, double StructuredOutputMix = 0);
 
@@ -28,12 +29,12 @@ internal static class EngineBenchmark
         // one untimed round of the same shapes with other prompts (no prefix-cache hits in the timed round):
         // the first steps of each shape pay for cuBLAS and attention kernel selection (and, with a mix, the
         // first masks of every schema state the timed round will meet)
-        var warmUp = MakeRequests(options with { Seed = options.Seed + 1 }, info.VocabSize, options.StructuredOutputMix);
+        var warmUp = MakeRequests(options with { Seed = options.Seed + 1 }, info, options.StructuredOutputMix);
         await RunOnceAsync(engine, warmUp.Select(r => r with { RequestId = "warmup-" + r.RequestId }).ToList());
-        var free = await TimedRoundAsync(engine, options, info.VocabSize, mix: 0, "unconstrained");
+        var free = await TimedRoundAsync(engine, options, info, mix: 0, info.Pooler is null ? "unconstrained" : "embeddings");
         if (options.StructuredOutputMix > 0)
         {
-            var constrained = await TimedRoundAsync(engine, options with { Seed = options.Seed + 2 }, info.VocabSize,
+            var constrained = await TimedRoundAsync(engine, options with { Seed = options.Seed + 2 }, info,
                 options.StructuredOutputMix, $"{options.StructuredOutputMix:P0} JSON-schema requests");
             AnsiConsole.MarkupLine($"[bold]constrained / unconstrained output tok/s: {constrained / free:P1}[/]");
         }
@@ -41,9 +42,9 @@ internal static class EngineBenchmark
     }
 
     /// Runs one round and reports it; returns its output tokens per second.
-    static async Task<double> TimedRoundAsync(LlmEngine engine, EngineBenchmarkOptions options, int vocabSize, double mix, string label)
+    static async Task<double> TimedRoundAsync(LlmEngine engine, EngineBenchmarkOptions options, ModelInfo info, double mix, string label)
     {
-        var requests = MakeRequests(options, vocabSize, mix);
+        var requests = MakeRequests(options, info, mix);
         var before = engine.GetStats();
         var clock = Stopwatch.StartNew();
         var latencies = await RunOnceAsync(engine, requests);
@@ -54,14 +55,16 @@ internal static class EngineBenchmark
 
     /// Greedy requests of random prompts; the first mix * N of every hundred are constrained to a JSON Schema.
     /// EOS is ignored, so constrained and free requests run the same number of steps (a finished grammar
-    /// allows only EOS, which then repeats): the difference between two rounds is the cost of the masks.
-    static List<GenerationRequest> MakeRequests(EngineBenchmarkOptions options, int vocabSize, double mix)
+    /// allows only EOS, which then repeats): the difference between two rounds is the cost of the masks. Under the
+    /// pooling runner each request is an embedding of its prompt, pooled by the engine's pooler config.
+    static List<GenerationRequest> MakeRequests(EngineBenchmarkOptions options, ModelInfo info, double mix)
     {
         var random = new Random(options.Seed);
         return Enumerable.Range(0, options.NumPrompts).Select(i => new GenerationRequest
         {
             RequestId = $"bench-{i}",
-            PromptTokenIds = Enumerable.Range(0, options.InputLength).Select(_ => random.Next(vocabSize)).ToArray(),
+            PromptTokenIds = Enumerable.Range(0, options.InputLength).Select(_ => random.Next(info.VocabSize)).ToArray(),
+            Pooling = info.Pooler?.Params(),
             Sampling = SamplingParams.Greedy with
             {
                 MaxTokens = options.OutputLength,
@@ -89,9 +92,12 @@ internal static class EngineBenchmark
         var generated = after.GenerationTokens - before.GenerationTokens;
         var prompt = (long)options.NumPrompts * options.InputLength;
         var table = new Table().AddColumns("measure", "value");
-        table.AddRow("requests", $"{options.NumPrompts} x ({options.InputLength} prompt + {options.OutputLength} output tokens)");
+        var pooling = options.Engine.Runner == Serving.Engine.Pooling.RunnerType.Pooling;
+        table.AddRow("requests", pooling ? $"{options.NumPrompts} embeddings of {options.InputLength}-token prompts"
+            : $"{options.NumPrompts} x ({options.InputLength} prompt + {options.OutputLength} output tokens)");
         table.AddRow("wall time", $"{elapsed.TotalSeconds:F2} s");
-        table.AddRow("output tokens/s", $"{generated / elapsed.TotalSeconds:F1}");
+        if (pooling) table.AddRow("prompt tokens/s", $"{prompt / elapsed.TotalSeconds:F1}");
+        else table.AddRow("output tokens/s", $"{generated / elapsed.TotalSeconds:F1}");
         table.AddRow("total tokens/s", $"{(generated + prompt) / elapsed.TotalSeconds:F1}");
         table.AddRow("requests/s", $"{options.NumPrompts / elapsed.TotalSeconds:F2}");
         table.AddRow("engine steps", $"{steps} (mean {elapsed.TotalMilliseconds / Math.Max(1, steps):F2} ms/step)");

@@ -96,11 +96,16 @@ static Command EngineCommand()
     {
         Description = "speculative decoding as the server's flag takes it, e.g. '{\"method\": \"ngram\", \"num_speculative_tokens\": 4}'",
     };
+    var runner = new Option<string>("--runner")
+    {
+        Description = "generate, or pooling: embedding requests (the prompts pooled, --output-len unused)", DefaultValueFactory = _ => "generate",
+    };
+    runner.AcceptOnlyFromAmong("generate", "pooling");
     var tensorParallel = TensorParallelOption();
     var command = new Command("engine", "Offline engine throughput: N requests of random token ids through LlmEngine at once")
     {
         model, tokenizer, device, tensorParallel, dtype, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed, kvDtype, enforceEager,
-        structuredMix, speculative,
+        structuredMix, speculative, runner,
     };
     command.SetAction((result, _) => EngineBenchmark.RunAsync(new EngineBenchmarkOptions(
         new Serving.Engine.EngineOptions
@@ -111,6 +116,7 @@ static Command EngineCommand()
             MaxNumBatchedTokens = result.GetValue(maxBatched), KVCacheMemoryBytes = result.GetValue(kvMemory),
             KVCacheDtype = result.GetValue(kvDtype)!, EnforceEager = result.GetValue(enforceEager),
             SpeculativeConfig = result.GetValue(speculative) is { } json ? Serving.Engine.Speculative.SpeculativeConfig.Parse(json) : null,
+            Runner = Serving.Engine.Pooling.RunnerTypes.Parse(result.GetValue(runner)!),
         },
         result.GetValue(numPrompts), result.GetValue(inputLen), result.GetValue(outputLen), result.GetValue(seed),
         result.GetValue(structuredMix))));
