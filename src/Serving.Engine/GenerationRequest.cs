@@ -20,7 +20,7 @@ public sealed record GenerationRequest
     public Pooling.PoolingParams? Pooling { get; init; }
 
     /// Tokens the request may add to its prompt in the KV cache: max_tokens, none for an embedding.
-    internal int MaxNewTokens => Pooling is null ? Sampling.MaxTokens : 0;
+    public int MaxNewTokens => Pooling is null ? Sampling.MaxTokens : 0;
 
     /// Under SchedulingPolicy.Priority, lower is admitted first and preempted last (vLLM's priority); must be 0
     /// under first-come-first-served.

@@ -54,14 +54,13 @@ public static class LlmEngineExtensions
     public static async Task<EmbeddingResult> EmbedAsync(this ILlmEngine engine, GenerationRequest request, CancellationToken cancellationToken)
     {
         if (request.Pooling is null) throw new ArgumentException("an embedding request sets Pooling", nameof(request));
+        EmbeddingResult? result = null;
+        // read to the stream's end (the vector's event is its last), so the request is not aborted as left unread
         await foreach (var tokenEvent in engine.GenerateAsync(request, cancellationToken))
-        {
             if (tokenEvent.Embedding is { } vector)
-                return new EmbeddingResult(vector, tokenEvent.Usage?.PromptTokens ?? request.PromptTokenIds.Count,
+                result = new EmbeddingResult(vector, tokenEvent.Usage?.PromptTokens ?? request.PromptTokenIds.Count,
                     tokenEvent.Usage?.CachedPromptTokens ?? 0, tokenEvent.Timings);
-            if (tokenEvent.FinishReason == FinishReason.Abort) break;
-        }
-        throw new EngineUnavailableException($"embedding request '{request.RequestId}' was aborted: the engine is stopping");
+        return result ?? throw new EngineUnavailableException($"embedding request '{request.RequestId}' was aborted: the engine is stopping");
     }
 }
 
@@ -144,17 +143,20 @@ public sealed record ModelInfo
 
     /// Refuses (InvalidRequestException naming "dimensions") an embedding size the model cannot give well; vLLM's rules
     /// and words.
-    public void CheckDimensions(int dimensions)
+    public void CheckDimensions(int dimensions) => CheckDimensions(dimensions, IsMatryoshka, MatryoshkaDimensions, HiddenSize);
+
+    /// The rule of CheckDimensions for a model of this Matryoshka setting and hidden size (before it is loaded).
+    public static void CheckDimensions(int dimensions, bool isMatryoshka, IReadOnlyList<int> matryoshkaDimensions, int hiddenSize)
     {
         if (dimensions < 1)
             throw new InvalidRequestException("Dimensions must be greater than 0", "dimensions");
-        if (!IsMatryoshka)
+        if (!isMatryoshka)
             throw new InvalidRequestException("This model does not support matryoshka representation, changing output dimensions will lead to poor results.", "dimensions");
-        if (MatryoshkaDimensions.Count > 0 && !MatryoshkaDimensions.Contains(dimensions))
-            throw new InvalidRequestException($"This model only supports [{string.Join(", ", MatryoshkaDimensions)}] matryoshka dimensions, " +
+        if (matryoshkaDimensions.Count > 0 && !matryoshkaDimensions.Contains(dimensions))
+            throw new InvalidRequestException($"This model only supports [{string.Join(", ", matryoshkaDimensions)}] matryoshka dimensions, " +
                 "use other output dimensions will lead to poor results.", "dimensions");
-        if (dimensions > HiddenSize)
-            throw new InvalidRequestException($"dimensions {dimensions} exceeds the model's {HiddenSize} (its hidden size)", "dimensions");
+        if (dimensions > hiddenSize)
+            throw new InvalidRequestException($"dimensions {dimensions} exceeds the model's {hiddenSize} (its hidden size)", "dimensions");
     }
     public long KVCapacityTokens => (long)NumKVBlocks * BlockSize;
 }

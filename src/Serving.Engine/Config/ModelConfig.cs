@@ -37,6 +37,8 @@ public sealed record ModelConfig
     /// sizes allowed).
     public bool IsMatryoshka { get; init; }
     public IReadOnlyList<int> MatryoshkaDimensions { get; init; } = [];
+    /// Whether a request may ask for fewer dimensions: either field says so (as vLLM reads them).
+    public bool AllowsMatryoshkaDimensions => IsMatryoshka || MatryoshkaDimensions.Count > 0;
     /// The attention window when one is in effect (mistral sliding_window, qwen2 with use_sliding_window).
     /// We do not implement windowed attention: MaxContextLength is clamped to it instead, so that no query
     /// ever has a key outside the window and results equal transformers' exactly.

@@ -104,18 +104,25 @@ internal sealed partial class EngineCore
     }
 
     /// hidden: the final hidden states of the rows the step's embedding requests pool, (rows, hidden) in batch order
-    /// (each entry's PoolingParams.RowsToPool); each request folds its rows into its pooled state.
+    /// (each entry's PooledRows). Each entry's rows are summed on the device and the sums come to the host in one copy;
+    /// each request folds its sum into its pooled state.
     void RecordPooledRows(ScheduledBatch batch, Tensor hidden)
     {
+        var pooled = batch.Entries.Where(entry => entry.PooledRows.Count > 0).ToList();
         var offset = 0;
-        foreach (var entry in batch.Entries)
+        var sums = new List<Tensor>();
+        foreach (var entry in pooled)
         {
-            var sequence = entry.Sequence;
-            if (sequence.Pooling is not { } pooling) continue;
-            var rows = pooling.RowsToPool(entry.StartPosition, entry.NumNewTokens, sequence.NumPromptTokens);
-            if (rows.Count == 0) continue;
-            _requests[sequence.RequestId].Pooled!.Add(entry.StartPosition + rows.First, hidden.narrow(0, offset, rows.Count));
-            offset += rows.Count;
+            sums.Add(hidden.narrow(0, offset, entry.PooledRows.Count).sum(0, type: ScalarType.Float64));
+            offset += entry.PooledRows.Count;
+        }
+        var width = (int)hidden.size(1);
+        var host = stack(sums).cpu().data<double>().ToArray();   // (entries, hidden)
+        for (var i = 0; i < pooled.Count; i++)
+        {
+            var entry = pooled[i];
+            _requests[entry.Sequence.RequestId].Pooled!.Add(entry.StartPosition + entry.PooledRows.First,
+                host.AsSpan(i * width, width), entry.PooledRows.Count);
         }
     }
 

@@ -63,16 +63,32 @@ internal sealed partial class EngineCore : IDisposable
             request.Fail(error);
             return;
         }
-        var sampling = request.Request.Sampling;
-        // compiled (and cached) when the request was validated on the caller's thread: a cache hit here
+        try
+        {
+            request.Start(sequences.Select(NewSequenceText(request.Request.Sampling)).ToList());
+        }
+        catch (Exception error) when (error is not OutOfMemoryException)
+        {
+            // the request alone fails (it was validated, so this is a bug), not the loop
+            _scheduler.Abort(request.RequestId);
+            _requestLeftQueue(request.Request);
+            request.Fail(error is InvalidRequestException ? error : new RequestFailedException($"admitting request '{request.RequestId}' failed: {error.Message}", error));
+            return;
+        }
+        _requests.Add(request.RequestId, request);
+    }
+
+    /// A sequence's text-side state: its sampling state (grammar compiled and cached when the request was validated on
+    /// the caller's thread: a cache hit here), detokenizer and stop-string matcher.
+    Func<Sequence, SequenceText> NewSequenceText(SamplingParams sampling)
+    {
         var grammar = sampling.StructuredOutputs is { } spec ? GrammarCompiler.Compile(spec) : null;
         var badWords = BadWordTokens.Of(sampling.BadWords, _tokenizer);
-        request.Start(sequences.Select(sequence => new SequenceText(
+        return sequence => new SequenceText(
             new SamplingState(sampling, sequence.PromptTokenIds, sequence.OutputTokenIds, _eosTokenIds, sequence.Index,
                 grammar is null ? null : new GrammarState(grammar, _vocabulary), badWords),
             _tokenizer.CreateDetokenizer(sequence.PromptTokenIds, sampling.SkipSpecialTokens),
-            new StopStringMatcher(sampling.Stop, sampling.IncludeStopStringInOutput))).ToList());
-        _requests.Add(request.RequestId, request);
+            new StopStringMatcher(sampling.Stop, sampling.IncludeStopStringInOutput));
     }
 
     /// Serves a loaded LoRA adapter from the next step on.

@@ -25,12 +25,15 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var gpuMemory = device.type == TorchSharp.DeviceType.CUDA
             ? GpuMemoryProfiler.Start(Distributed.TensorParallelGroup.DevicesFor(device, options.TensorParallelSize))
             : null;
-        var runner = Pooling.RunnerTypes.Resolve(options.Runner, ConfigOf(options));
+        // what the runner needs is decided and checked before the weights load
+        var config = ModelLoader.ReadConfig(options.Model, options.HfOverrides);
+        var runner = Pooling.RunnerTypes.Resolve(options.Runner, config);
+        var pooler = PoolerOf(options, runner, config);
         var model = ModelLoader.Load(options.Model, options.Dtype, device, progress, options.TensorParallelSize, options.HfOverrides,
             lmHead: runner == Pooling.RunnerType.Generate);
         try
         {
-            return Create(options with { Runner = runner }, model, gpuMemory, requestLeftQueue, logger);
+            return Create(options with { Runner = runner }, pooler, model, gpuMemory, requestLeftQueue, logger);
         }
         catch
         {
@@ -39,17 +42,33 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         }
     }
 
-    /// The model's config.json (or preset) as loading reads it, for what must be known before: the runner.
-    static ModelConfig ConfigOf(EngineOptions options) =>
-        !Directory.Exists(options.Model) && ModelPresets.IsPreset(options.Model)
-            ? options.HfOverrides?.ApplyTo(ModelPresets.Get(options.Model)) ?? ModelPresets.Get(options.Model)
-            : ModelConfig.Load(options.Model, options.HfOverrides);
+    /// The pooling runner's defaults (--pooler-config over the checkpoint's sentence-transformers modules), null for
+    /// the generate runner; a setting the model cannot honour fails start-up naming the flag.
+    static Pooling.PoolerConfig? PoolerOf(EngineOptions options, Pooling.RunnerType runner, ModelConfig config)
+    {
+        if (runner == Pooling.RunnerType.Generate)
+            return options.PoolerConfig is null ? null
+                : throw new ModelLoadException("--pooler-config applies to the pooling runner; start with --runner pooling");
+        var pooler = Pooling.PoolerConfig.Resolve(options.Model, options.PoolerConfig);
+        if (pooler.Dimensions is { } dimensions)
+        {
+            try
+            {
+                ModelInfo.CheckDimensions(dimensions, config.AllowsMatryoshkaDimensions, config.MatryoshkaDimensions, config.HiddenSize);
+            }
+            catch (InvalidRequestException error)
+            {
+                throw new ModelLoadException($"--pooler-config dimensions {dimensions}: {error.Message}", error);
+            }
+        }
+        return pooler;
+    }
 
-    /// options.Runner is resolved (not auto).
-    static EngineSetup Create(EngineOptions options, LoadedModel model, GpuMemoryProfiler? gpuMemory,
+    /// options.Runner is resolved (not auto); pooler is the pooling runner's (null for generate).
+    static EngineSetup Create(EngineOptions options, Pooling.PoolerConfig? pooler, LoadedModel model, GpuMemoryProfiler? gpuMemory,
         Action<GenerationRequest> requestLeftQueue, ILogger logger)
     {
-        var pooling = options.Runner == Pooling.RunnerType.Pooling;
+        var pooling = pooler is not null;
         var config = model.Config;
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
             config.NumKeyValueHeads, config.HeadDim, model.DtypeName, options.Device);
@@ -88,14 +107,11 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var core = new EngineCore(runner, scheduler, tokenizer, vocabulary, eosTokenIds, requestLeftQueue, logger);
         var info = Describe(model, options, cacheDtype, capacity, maxModelLen) with { SamplingDefaults = SamplingDefaultsOf(options, model) };
         if (!info.SamplingDefaults.IsNone) Log.SamplingDefaults(logger, info.SamplingDefaults.ToString());
-        if (pooling)
+        if (pooler is not null)
         {
-            info = info with { Pooler = Pooling.PoolerConfig.Resolve(model.Directory, options.PoolerConfig) };
-            if (info.Pooler.Dimensions is { } dimensions) CheckDefaultDimensions(info, dimensions);
-            Log.PoolingRunner(logger, info.Pooler.ToString());
+            info = info with { Pooler = pooler };
+            Log.PoolingRunner(logger, pooler.ToString());
         }
-        else if (options.PoolerConfig is not null)
-            throw new ModelLoadException("--pooler-config applies to the pooling runner; start with --runner pooling");
         return new EngineSetup(core, info, new PromptProcessor(tokenizer, maxModelLen, options.ChatTemplate, options.DefaultChatTemplateKwargs));
     }
 
@@ -111,18 +127,6 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             Log.MatmulsTuned(logger, tuning.Results.Count, (long)tuningTime.TotalMilliseconds, tuning.Results.Count(t => t.Chosen));
         Log.GraphsCaptured(logger, batchSizes.Count, string.Join(",", batchSizes),
             (long)(System.Diagnostics.Stopwatch.GetElapsedTime(started) - tuningTime).TotalMilliseconds, (freeBefore - gpuMemory.FreeBytes()) >> 20);
-    }
-
-    static void CheckDefaultDimensions(ModelInfo info, int dimensions)
-    {
-        try
-        {
-            info.CheckDimensions(dimensions);
-        }
-        catch (InvalidRequestException error)
-        {
-            throw new ModelLoadException($"--pooler-config dimensions {dimensions}: {error.Message}", error);
-        }
     }
 
     static SamplingDefaults SamplingDefaultsOf(EngineOptions options, LoadedModel model)
@@ -197,7 +201,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             TensorParallelSize = model.TensorParallelSize,
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
             Runner = options.Runner ?? Pooling.RunnerType.Generate,
-            IsMatryoshka = config.IsMatryoshka || config.MatryoshkaDimensions.Count > 0,
+            IsMatryoshka = config.AllowsMatryoshkaDimensions,
             MatryoshkaDimensions = config.MatryoshkaDimensions,
         };
     }

@@ -33,7 +33,9 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
     static long Budget(EngineOptions options, LoadedModel model, CudaDevice device, long freeBeforeLoading)
     {
         var (free, total) = device.MemoryInfo();
-        var used = freeBeforeLoading - free + (options.EnforceEager ? 0 : GraphMemoryEstimate(model, options.MaxNumSeqs));
+        // the pooling runner (no LM head) captures no decode graphs
+        var capturesGraphs = !options.EnforceEager && model.HasLmHead;
+        var used = freeBeforeLoading - free + (capturesGraphs ? GraphMemoryEstimate(model, options.MaxNumSeqs) : 0);
         var budget = Math.Min((long)(total * options.GpuMemoryUtilization) - used, free);
         if (budget <= 0)
             throw new ModelLoadException(

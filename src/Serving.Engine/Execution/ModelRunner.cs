@@ -30,8 +30,7 @@ internal sealed class ModelRunner(LoadedModel model, PagedKVCache cache) : IDisp
         batch.Entries.Select(entry => new StepSequence(TokensOf(entry), entry.StartPosition, entry.NumNewTokens,
             entry.Sequence.BlockTable.BlockIds(), entry.SamplesToken,
             entry.Sequence.LoraAdapter is { } adapter && adapterIndex is not null ? adapterIndex(adapter) : -1,
-            entry.Drafts.Count,
-            entry.Sequence.Pooling?.RowsToPool(entry.StartPosition, entry.NumNewTokens, entry.Sequence.NumPromptTokens) ?? default)).ToList(),
+            entry.Drafts.Count, entry.PooledRows)).ToList(),
         blockSize);
 
     /// The sequence's tokens, and after them the drafts the step checks.

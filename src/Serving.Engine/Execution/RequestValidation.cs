@@ -43,8 +43,9 @@ internal static class RequestValidation
     {
         if (model.Runner != Pooling.RunnerType.Pooling)
             throw new InvalidRequestException("this server runs the generate runner: start it with --runner pooling to serve embeddings", "model");
-        if (request.Sampling.N != 1 || request.Sampling.PromptLogprobs is not null)
-            throw new InvalidRequestException("an embedding request has one sequence and no prompt log-probabilities", "n");
+        // an embedding samples nothing: any sampling setting (n, stops, grammars, logprobs) is a caller's mistake
+        if (request.Sampling != Sampling.SamplingParams.Greedy)
+            throw new InvalidRequestException("an embedding request takes no sampling parameters", "sampling");
         if (pooling.Dimensions is { } dimensions)
             model.CheckDimensions(dimensions);
         ContextLength.CheckPooled(request.PromptTokenIds.Count, model.MaxModelLen, "input");

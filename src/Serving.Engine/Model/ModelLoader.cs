@@ -30,6 +30,15 @@ public static class ModelLoader
         return Build(directory, config, generation, CheckpointWeights(checkpoint, config, dtype, device, lmHead), device, tensorParallelSize, progress);
     }
 
+    /// The config Load would read for a checkpoint folder or a preset name, with the overrides applied: for what must
+    /// be decided before loading (the runner, the pooler).
+    public static ModelConfig ReadConfig(string model, HfOverrides? hfOverrides = null)
+    {
+        if (System.IO.Directory.Exists(model) || !ModelPresets.IsPreset(model)) return ModelConfig.Load(model, hfOverrides);
+        var preset = ModelPresets.Get(model);
+        return hfOverrides?.ApplyTo(preset) ?? preset;
+    }
+
     /// The architecture's tensors, without the LM head's when the model is built without one.
     static IReadOnlyList<WeightBinding> Bindings(ModelConfig config, bool lmHead) =>
         ArchitectureRegistry.For(config).Layout(config).Where(b => lmHead || b.ParameterName != CausalLM.LmHeadWeight).ToArray();

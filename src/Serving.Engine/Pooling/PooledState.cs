@@ -1,10 +1,8 @@
-using static TorchSharp.torch;
-
 namespace Serving.Engine.Pooling;
 
-/// One request's pooling as its prompt is computed, chunk after chunk: the rows each step hands over (float32 final
-/// hidden states, the rows PoolingParams.RowsToPool named) are folded into a running sum on the host, and the
-/// vector is made once the whole prompt was seen. A chunk at position 0 starts over (a preempted sequence computes
+/// One request's pooling as its prompt is computed, chunk after chunk: the sum of the rows each step hands over (final
+/// hidden states of the rows PoolingParams.RowsToPool named) is folded into a running sum, and the vector is made once
+/// the whole prompt was seen. A chunk at position 0 starts over (a preempted sequence computes
 /// its prompt again).
 internal sealed class PooledState(PoolingParams pooling, int promptLength)
 {
@@ -13,14 +11,14 @@ internal sealed class PooledState(PoolingParams pooling, int promptLength)
 
     public PoolingParams Params { get; } = pooling;
 
-    /// rows: (count, hidden) float32, the pooled rows of a chunk starting at prompt position start.
-    public void Add(int start, Tensor rows)
+    /// sum: the sum of a chunk's pooled rows (rows of them, the first at prompt position start), as
+    /// PoolingParams.RowsToPool named them.
+    public void Add(int start, ReadOnlySpan<double> sum, int rows)
     {
         if (start == 0) (_sum, _rows) = (null, 0);
-        var sum = rows.sum(0, type: ScalarType.Float64).cpu().data<double>().ToArray();
-        if (_sum is null) _sum = sum;
-        else for (var i = 0; i < sum.Length; i++) _sum[i] += sum[i];
-        _rows += (int)rows.size(0);
+        _sum ??= new double[sum.Length];
+        for (var i = 0; i < sum.Length; i++) _sum[i] += sum[i];
+        _rows += rows;
     }
 
     /// The embedding: the mean of the rows seen (one row for LAST and CLS), its first Dimensions values, scaled to unit

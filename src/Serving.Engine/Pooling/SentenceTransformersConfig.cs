@@ -8,8 +8,10 @@ namespace Serving.Engine.Pooling;
 /// Normalize module scales to unit length). Read here so that such a model embeds as sentence-transformers does.
 internal static class SentenceTransformersConfig
 {
+    const string TransformerModule = "sentence_transformers.models.Transformer";
     const string PoolingModule = "sentence_transformers.models.Pooling";
     const string NormalizeModule = "sentence_transformers.models.Normalize";
+    static readonly string[] Modes = ["pooling_mode_lasttoken", "pooling_mode_mean_tokens", "pooling_mode_cls_token"];
 
     /// The pooler the folder's modules.json describes; null when it has none (or no pooling module).
     public static PoolerConfig? Read(string directory)
@@ -21,6 +23,10 @@ internal static class SentenceTransformersConfig
             var modules = JsonNode.Parse(File.ReadAllText(modulesPath)) as JsonArray
                 ?? throw new ModelLoadException($"{modulesPath}: a JSON array of modules is expected");
             var types = modules.OfType<JsonObject>().Select(m => (Type: m["type"]?.GetValue<string>(), Path: m["path"]?.GetValue<string>())).ToList();
+            // a module we would skip (a Dense projection, a LayerNorm) changes the vector: refused, not ignored
+            if (types.FirstOrDefault(m => m.Type is not (TransformerModule or PoolingModule or NormalizeModule)) is { Type: var other } && other is not null)
+                throw new ModelLoadException($"{modulesPath} lists a {other} module, which this server does not run " +
+                    "(it serves Transformer, Pooling and Normalize modules); its embeddings would differ from sentence-transformers'");
             var pooling = types.FirstOrDefault(m => m.Type == PoolingModule);
             if (pooling.Type is null) return null;
             var poolingPath = Path.Combine(directory, pooling.Path ?? "", "config.json");
@@ -35,14 +41,20 @@ internal static class SentenceTransformersConfig
         }
     }
 
+    /// Exactly one of the modes this server pools by (sentence-transformers concatenates several; others, such as
+    /// max or weighted mean, are not run).
     static PoolingType PoolingTypeOf(JsonObject fields, string path)
     {
-        bool On(string mode) => fields[mode]?.GetValue<bool>() == true;
-        if (On("pooling_mode_lasttoken")) return PoolingType.Last;
-        if (On("pooling_mode_mean_tokens")) return PoolingType.Mean;
-        if (On("pooling_mode_cls_token")) return PoolingType.Cls;
-        var on = fields.Where(f => f.Key.StartsWith("pooling_mode_") && f.Value is JsonValue v && v.TryGetValue(out bool b) && b).Select(f => f.Key);
-        throw new ModelLoadException($"{path}: pooling mode {string.Join(", ", on.DefaultIfEmpty("(none)"))} is not supported " +
-            "(pooling_mode_lasttoken, pooling_mode_mean_tokens, pooling_mode_cls_token)");
+        var on = fields.Where(f => f.Key.StartsWith("pooling_mode_", StringComparison.Ordinal) && f.Value is JsonValue v && v.TryGetValue(out bool b) && b)
+            .Select(f => f.Key).ToList();
+        if (on.Count != 1 || !Modes.Contains(on[0]))
+            throw new ModelLoadException($"{path}: pooling mode {string.Join(" + ", on.DefaultIfEmpty("(none)"))} is not supported " +
+                $"(exactly one of {string.Join(", ", Modes)}; --pooler-config cannot replace a checkpoint's own modules)");
+        return on[0] switch
+        {
+            "pooling_mode_lasttoken" => PoolingType.Last,
+            "pooling_mode_mean_tokens" => PoolingType.Mean,
+            _ => PoolingType.Cls,
+        };
     }
 }

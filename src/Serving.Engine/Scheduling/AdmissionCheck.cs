@@ -14,6 +14,10 @@ internal static class AdmissionCheck
         var numBlocks = kvCache.BlocksFor(numPrompt + maxTokens);
         if (numBlocks <= kvCache.NumBlocks)
             return;
+        if (request.Pooling is not null)
+            throw new InvalidRequestException(
+                $"the input ({numPrompt} tokens) needs {numBlocks} KV blocks of {kvCache.BlockSize} tokens, but the whole KV cache has " +
+                $"{kvCache.NumBlocks} blocks ({(long)kvCache.NumBlocks * kvCache.BlockSize} tokens)", "input");
         throw new InvalidRequestException(
             $"the prompt ({numPrompt} tokens) plus max_tokens ({maxTokens}) needs {numBlocks} KV blocks of " +
             $"{kvCache.BlockSize} tokens, but the whole KV cache has {kvCache.NumBlocks} blocks " +

@@ -15,6 +15,10 @@ internal sealed record ScheduledSequence(Sequence Sequence, int StartPosition, i
     public int NumKnownTokens => NumNewTokens - Drafts.Count;
     /// Tokens sampled for this entry: its last token's next, and one after each draft.
     public int NumSampledRows => SamplesToken ? 1 + Drafts.Count : 0;
+    /// An embedding's new tokens whose final hidden states its pooling reads (none for generation): the one definition
+    /// the model's inputs (StepInputs.HiddenRows) and the engine reading them back share.
+    public Pooling.RowRange PooledRows =>
+        Sequence.Pooling?.RowsToPool(StartPosition, NumNewTokens, Sequence.NumPromptTokens) ?? Pooling.RowRange.None;
 }
 
 /// What one step computes: vLLM's {sequence: number of tokens}, so prefill, prefill chunks and decode are one

@@ -118,11 +118,12 @@ internal sealed partial class Scheduler
 
     bool TryAdmit(Sequence sequence, StepBuilder step)
     {
-        var prefix = NeedsWholePrompt(sequence) ? CachedPrefix.None : _kvCache.FindCachedPrefix(sequence.BlockTable, sequence.TokenIds);
+        var wholePrompt = NeedsWholePrompt(sequence);
+        var prefix = wholePrompt ? CachedPrefix.None : _kvCache.FindCachedPrefix(sequence.BlockTable, sequence.TokenIds);
         var numNewTokens = ChunkOf(sequence.NumTokens - prefix.NumTokens, step.TokenBudget);
         if (!_kvCache.TryAllocateSlots(sequence.BlockTable, prefix.NumTokens + numNewTokens, prefix))
             return false;
-        _kvCache.RecordPrefixLookup(sequence.NumTokens, prefix.NumTokens);
+        if (!wholePrompt) _kvCache.RecordPrefixLookup(sequence.NumTokens, prefix.NumTokens);   // no lookup, no query
         if (sequence.Status == SequenceStatus.Waiting)
             sequence.NumCachedTokens = prefix.NumTokens;
         sequence.NumComputedTokens = prefix.NumTokens;

@@ -34,20 +34,9 @@ internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Embed");
         var plan = await serving.PreparePromptsAsync(() => EmbedPlan.Create(request, serving), context.CancellationToken);
         var observer = serving.Observer(Telemetry.ServerMetrics.EmbeddingsOperation, "grpc");
+        var (vectors, promptTokens) = await EmbeddingRun.RunAsync(serving.Engine, plan.Requests, observer, context.CancellationToken);
         var response = new EmbedResponse { Model = plan.Model };
-        var promptTokens = 0;
-        await using (var run = await GenerationRun.StartAsync(serving.Engine, plan.Requests, observer, context.CancellationToken))
-        {
-            var vectors = new float[plan.Requests.Count][];
-            await foreach (var item in run.ReadAllAsync(context.CancellationToken))
-            {
-                if (item.Event.Embedding is { } vector) vectors[item.PromptIndex] = vector;
-                promptTokens += item.Event.Usage?.PromptTokens ?? 0;
-            }
-            if (vectors.Any(v => v is null))
-                throw new Serving.Engine.EngineUnavailableException("the server is shutting down; the embedding request was aborted");
-            response.Embeddings.Add(vectors.Select((vector, i) => new Embedding { Index = i, Values = { vector } }));
-        }
+        response.Embeddings.Add(vectors.Select((vector, i) => new Embedding { Index = i, Values = { vector } }));
         response.Usage = new Usage { PromptTokens = promptTokens, TotalTokens = promptTokens };
         return response;
     }

@@ -33,7 +33,7 @@ internal static class ModelInfos
             NumKvBlocks = info.NumKVBlocks,
             KvBytesPerToken = info.KVBytesPerToken,
             KvCapacityTokens = info.KVCapacityTokens,
-            Runner = info.Runner.ToString().ToLowerInvariant(),
+            Runner = Serving.Engine.Pooling.RunnerTypes.Name(info.Runner),
         };
     }
 }

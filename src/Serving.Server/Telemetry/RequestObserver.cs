@@ -19,10 +19,13 @@ internal sealed class RequestObserver(ServerMetrics metrics, ILogger logger, str
         activity?.SetTag(ServerMetrics.ProtocolTag, protocol);
         activity?.SetTag("gen_ai.request.model", model);
         activity?.SetTag("gen_ai.request.id", request.RequestId);
-        activity?.SetTag("gen_ai.request.max_tokens", request.Sampling.MaxTokens);
-        activity?.SetTag("gen_ai.request.temperature", request.Sampling.Temperature);
-        activity?.SetTag("gen_ai.request.choice.count", request.Sampling.N);
-        Log.GenerationStarted(logger, request.RequestId, request.PromptTokenIds.Count, request.Sampling.N, request.Sampling.MaxTokens);
+        if (request.Pooling is null)   // an embedding samples nothing
+        {
+            activity?.SetTag("gen_ai.request.max_tokens", request.Sampling.MaxTokens);
+            activity?.SetTag("gen_ai.request.temperature", request.Sampling.Temperature);
+            activity?.SetTag("gen_ai.request.choice.count", request.Sampling.N);
+        }
+        Log.GenerationStarted(logger, request.RequestId, request.PromptTokenIds.Count, request.Sampling.N, request.MaxNewTokens);
         return new GenerationTrace(this, request, activity);
     }
 

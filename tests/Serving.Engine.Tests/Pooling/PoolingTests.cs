@@ -121,6 +121,60 @@ public sealed class PoolingTests
     }
 
     [Fact]
+    public async Task WhatAnEmbeddingCannotTakeIsRefusedAndTheEngineServesOn()
+    {
+        await using var engine = await StartPoolingAsync("llama-gqa", configure: o => o with { NumGpuBlocksOverride = 2, BlockSize = 16 });
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[0].InputIds;
+        // a grammar that does not compile, on a request that samples nothing: refused before the engine thread sees it
+        var sampled = Embed(prompt, new PoolingParams(PoolingType.Last, true)) with
+        {
+            Sampling = Serving.Engine.Sampling.SamplingParams.Greedy with { StructuredOutputs = new Serving.Engine.Grammar.StructuredOutputsParams { Regex = "(" } },
+        };
+        Assert.Equal("sampling", (await Assert.ThrowsAsync<InvalidRequestException>(() => engine.EmbedAsync(sampled, default))).Param);
+        // longer than the whole pool (32 tokens), within the context: the pool's refusal names the input
+        var tooBig = await Assert.ThrowsAsync<InvalidRequestException>(() => engine.EmbedAsync(Embed(Enumerable.Range(1, 40).ToArray(), new PoolingParams(PoolingType.Last, true)), default));
+        Assert.Equal("input", tooBig.Param);
+        Assert.StartsWith("the input (40 tokens) needs 3 KV blocks", tooBig.Message);
+        Assert.Equal(EngineState.Ready, engine.State);
+        // CLS and MEAN look nothing up in the prefix cache, so they do not count as its queries
+        await engine.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Mean, true)), default);
+        Assert.Equal(0, engine.GetStats().PrefixCacheQueries);
+        await engine.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Last, true)), default);
+        Assert.Equal(prompt.Length, engine.GetStats().PrefixCacheQueries);   // queried tokens, as vLLM counts them
+    }
+
+    [Fact]
+    public async Task PoolerSettingsTheModelCannotHonourFailStartNamingTheFlag()
+    {
+        var onGenerate = await Assert.ThrowsAsync<ModelLoadException>(() => StartAsync("llama-gqa", o => o with
+        {
+            Runner = RunnerType.Generate, PoolerConfig = PoolerConfigOverrides.Parse("""{"normalize": false}"""),
+        }));
+        Assert.Contains("--pooler-config applies to the pooling runner", onGenerate.Message);
+        var dimensions = await Assert.ThrowsAsync<ModelLoadException>(() => StartPoolingAsync("llama-gqa", PoolerConfigOverrides.Parse("""{"dimensions": 16}""")));
+        Assert.Contains("--pooler-config dimensions 16", dimensions.Message);
+        Assert.Contains("matryoshka", dimensions.Message);
+    }
+
+    [Theory]
+    [InlineData("""[{"path": "", "type": "sentence_transformers.models.Transformer"}, {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}, {"path": "2_Dense", "type": "sentence_transformers.models.Dense"}]""",
+        """{"pooling_mode_mean_tokens": true}""", "sentence_transformers.models.Dense")]
+    [InlineData("""[{"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]""",
+        """{"pooling_mode_mean_tokens": true, "pooling_mode_cls_token": true}""", "pooling_mode_mean_tokens + pooling_mode_cls_token")]
+    [InlineData("""[{"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]""",
+        """{"pooling_mode_max_tokens": true}""", "pooling_mode_max_tokens")]
+    public async Task SentenceTransformersModulesThisServerDoesNotRunFailStart(string modules, string pooling, string named)
+    {
+        using var folder = new TempFolder();
+        CopyAsBaseModel(Fixtures.Dir("qwen3-gqa"), folder.Path, "Qwen3Model");
+        File.WriteAllText(Path.Combine(folder.Path, "modules.json"), modules);
+        Directory.CreateDirectory(Path.Combine(folder.Path, "1_Pooling"));
+        File.WriteAllText(Path.Combine(folder.Path, "1_Pooling", "config.json"), pooling);
+        var error = await Assert.ThrowsAsync<ModelLoadException>(() => StartAsync(folder.Path, o => o with { Runner = null }));
+        Assert.Contains(named, error.Message);
+    }
+
+    [Fact]
     public async Task MatryoshkaDimensionsKeepTheLeadingValuesThenNormalize()
     {
         await using var engine = await StartPoolingAsync("llama-gqa", configure: o => o with { HfOverrides = HfOverrides.Parse("""{"matryoshka_dimensions": [16, 32]}""") });

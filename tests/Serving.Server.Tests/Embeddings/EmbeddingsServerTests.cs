@@ -127,6 +127,14 @@ public sealed class EmbeddingsServerTests
         await Refused(new { input = Enumerable.Range(3, 25).ToArray() }, "input", "maximum context length is 24 tokens");
         var (okStatus, _) = await server.PostAsync("/v1/embeddings", new { input = Enumerable.Range(3, 24).ToArray() });
         Assert.Equal(200, okStatus);   // an embedding's prompt may fill the context
+        var longChat = new[] { new { role = "user", content = string.Join(" ", Enumerable.Repeat("many words here", 12)) } };
+        await Refused(new { messages = longChat }, "messages", "maximum context length is 24 tokens");
+        var grpcLong = await Assert.ThrowsAsync<RpcException>(() => server.Grpc().EmbedAsync(new EmbedRequest
+        {
+            Inputs = { new EmbedInput { Text = "short" }, new EmbedInput { TokenIds = new TokenIds { Ids = { Enumerable.Range(3, 25) } } } },
+        }).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, grpcLong.StatusCode);
+        Assert.Equal("inputs[1]", grpcLong.Trailers.GetValue("error-param"));
         var (missing, notFound) = await server.PostAsync("/v1/embeddings", new { model = "other", input = "a" });
         Assert.Equal(404, missing);
         Assert.Equal("model_not_found", notFound!["error"]!["code"]!.GetValue<string>());

@@ -43,7 +43,9 @@ internal sealed record EmbeddingPlan(string Id, long Created, ServedModel Model,
         {
             var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? false, request.ContinueFinalMessage,
                 request.ChatTemplateKwargs, request.ChatTemplate, guardLength: keepLast is null);
-            return [serving.Prompts.Encode(text, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: true), "messages", keepLast)];
+            var ids = serving.Prompts.Encode(text, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: true), "messages", keepLast);
+            ContextLength.CheckPooled(ids.Count, limits.MaxModelLen, "messages");
+            return [ids];
         }
         var count = CompletionPrompts.Count(request.Input, "input");
         Check.That(count <= limits.MaxPromptsPerRequest, "input",

@@ -1,5 +1,3 @@
-using Serving.Engine;
-using Serving.Server.Errors;
 using Serving.Server.Generation;
 
 namespace Serving.Server.OpenAI.Embeddings;
@@ -16,19 +14,7 @@ internal static class EmbeddingsEndpoint
         var aborted = context.RequestAborted;
         var plan = await serving.PreparePromptsAsync(() => EmbeddingPlan.Create(request, serving), aborted);
         var observer = serving.Observer(Telemetry.ServerMetrics.EmbeddingsOperation);
-        var vectors = new float[plan.Requests.Count][];
-        var promptTokens = 0;
-        await using (var run = await GenerationRun.StartAsync(serving.Engine, plan.Requests, observer, aborted))
-        {
-            await foreach (var item in run.ReadAllAsync(aborted))
-            {
-                if (item.Event.Embedding is { } vector) vectors[item.PromptIndex] = vector;
-                promptTokens += item.Event.Usage?.PromptTokens ?? 0;
-            }
-        }
-        // an input without its vector was aborted by the engine (drain, shutdown)
-        if (vectors.Any(v => v is null))
-            throw new EngineUnavailableException("the server is shutting down; the embedding request was aborted");
+        var (vectors, promptTokens) = await EmbeddingRun.RunAsync(serving.Engine, plan.Requests, observer, aborted);
         var data = vectors.Select((vector, i) => new EmbeddingItem(i, plan.Encode(vector))).ToList();
         var response = new EmbeddingResponse(plan.Id, plan.Created, plan.Model.Name, data, new EmbeddingUsage(promptTokens, promptTokens));
         await context.Response.WriteAsJsonAsync(response, OpenAIJsonContext.Default.EmbeddingResponse, cancellationToken: aborted);
