@@ -14,6 +14,7 @@ using Serving.Server.Memory;
 using Serving.Server.OpenAI;
 using Serving.Server.OpenAI.Chat;
 using Serving.Server.OpenAI.Completions;
+using Serving.Server.OpenAI.Embeddings;
 using Serving.Server.OpenAI.Responses;
 using Serving.Server.Options;
 using Serving.Server.Playground;
@@ -120,6 +121,7 @@ public static class ServerApp
         v1.MapGet("/models/{**id}", ModelsEndpoint.Get);
         v1.MapGet("/engine/stats", EngineStatsEndpoint.Get);
         app.MapTokenize();
+        app.MapScores();
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (options.GrpcPort is not null) app.MapServingGrpc(options);
     }

@@ -156,6 +156,64 @@ public sealed class EmbeddingsServerTests
     }
 
     [Fact]
+    public async Task ScoreAndRerankGiveTheCosineOfTheEmbeddings()
+    {
+        await using var server = await RunningServer.StartAsync(["--runner", "pooling"]);
+        var (_, embedded) = await server.PostAsync("/v1/embeddings", new { input = Texts, encoding_format = "float" });
+        var vectors = embedded!["data"]!.AsArray().Select(item => Floats(item!["embedding"]!)).ToArray();
+        double Cosine(int a, int b) => vectors[a].Zip(vectors[b], (x, y) => (double)x * y).Sum();   // unit vectors
+
+        var (status, score) = await server.PostAsync("/v1/score", new { model = RunningServer.Model, text_1 = Texts[0], text_2 = Texts });
+        Assert.Equal(200, status);
+        Assert.Equal("list", score!["object"]!.GetValue<string>());
+        var scores = score["data"]!.AsArray();
+        Assert.Equal(Texts.Length, scores.Count);
+        for (var i = 0; i < Texts.Length; i++)
+        {
+            Assert.Equal("score", scores[i]!["object"]!.GetValue<string>());
+            Assert.Equal(Cosine(0, i), scores[i]!["score"]!.GetValue<double>(), 1e-5);
+        }
+        Assert.Equal(1.0, scores[0]!["score"]!.GetValue<double>(), 1e-5);   // a text against itself
+        var (_, pairs) = await server.PostAsync("/score", new { text_1 = new[] { Texts[1], Texts[2] }, text_2 = new[] { Texts[0], Texts[1] } });
+        Assert.Equal(Cosine(1, 0), pairs!["data"]![0]!["score"]!.GetValue<double>(), 1e-5);
+        Assert.Equal(Cosine(2, 1), pairs["data"]![1]!["score"]!.GetValue<double>(), 1e-5);
+
+        // Cohere's documents may be {"text": ...} objects; results come best first, top_n of them
+        var (rerankStatus, rerank) = await server.PostAsync("/v1/rerank", new
+        {
+            query = Texts[1], documents = new object[] { Texts[0], new { text = Texts[1] }, Texts[2] }, top_n = 2,
+        });
+        Assert.Equal(200, rerankStatus);
+        var results = rerank!["results"]!.AsArray();
+        Assert.Equal(2, results.Count);
+        Assert.Equal(1, results[0]!["index"]!.GetValue<int>());
+        Assert.Equal(Texts[1], results[0]!["document"]!["text"]!.GetValue<string>());
+        var expectedSecond = Cosine(1, 0) >= Cosine(1, 2) ? 0 : 2;
+        Assert.Equal(expectedSecond, results[1]!["index"]!.GetValue<int>());
+        Assert.Equal(Cosine(1, expectedSecond), results[1]!["relevance_score"]!.GetValue<double>(), 1e-5);
+        Assert.True(rerank["usage"]!["total_tokens"]!.GetValue<int>() > 0);
+        var (_, all) = await server.PostAsync("/v2/rerank", new { query = Texts[1], documents = Texts });
+        Assert.Equal(3, all!["results"]!.AsArray().Count);
+
+        async Task Refused(string path, object body, string param)
+        {
+            var (code, error) = await server.PostAsync(path, body);
+            Assert.Equal(400, code);
+            Assert.Equal(param, error!["error"]!["param"]?.GetValue<string>());
+        }
+        await Refused("/score", new { text_1 = new[] { "a", "b" }, text_2 = new[] { "a", "b", "c" } }, "text_1");
+        await Refused("/score", new { text_1 = "a" }, "text_2");
+        await Refused("/rerank", new { query = "a", documents = Array.Empty<string>() }, "documents");
+        await Refused("/rerank", new { documents = new[] { "a" } }, "query");
+        await Refused("/rerank", new { query = "a", documents = new[] { "a" }, top_n = -1 }, "top_n");
+
+        await using var generating = await RunningServer.StartAsync();
+        var (generateStatus, refusal) = await generating.PostAsync("/v1/rerank", new { query = "a", documents = new[] { "b" } });
+        Assert.Equal(400, generateStatus);
+        Assert.Contains("--runner pooling", refusal!["error"]!["message"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task AMatryoshkaModelGivesTheDimensionsAsked()
     {
         await using var server = await RunningServer.StartAsync(["--runner", "pooling", "--hf-overrides", """{"is_matryoshka": true}"""]);
