@@ -21,20 +21,24 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await page.SetAsync("Temperature", "0");
         await page.SetAsync("Max tokens", "400");
 
+        // every change the page makes while the answer is still streaming is recorded as it happens (an observer set
+        // before sending: polling from here could miss the whole stream when the browser reads it in one go)
+        await page.Page.EvaluateAsync("""
+            () => { window.partials = [];
+                    new MutationObserver(() => { const m = document.querySelector('.msg.assistant');
+                        if (m?.dataset.state === 'streaming') window.partials.push(m.querySelector('.msg-text').textContent); })
+                      .observe(document.body, { subtree: true, childList: true, characterData: true }); }
+            """);
         var request = await page.SendAsync("Hello there");
 
         Assert.True(request.GetProperty("stream").GetBoolean());
         Assert.Equal("Hello there", request.GetProperty("messages")[0].GetProperty("content").GetString());
-        // part of the answer is on the page while the rest is still being generated
-        await page.Page.WaitForFunctionAsync("""
-            () => { const m = document.querySelector('.msg.assistant');
-                    return m?.dataset.state === 'streaming' && m.querySelector('.msg-text').textContent.length > 0; }
-            """, null, new() { PollingInterval = 10 });
-        var partial = await page.LastAnswer.Locator(".msg-text").TextContentAsync() ?? "";
         await page.WaitForAnswerAsync();
         var answer = await page.LastAnswer.Locator(".msg-text").TextContentAsync() ?? "";
-        Assert.StartsWith(partial, answer);
-        Assert.True(answer.Length > partial.Length, "the answer did not grow after its first part appeared");
+        // part of the answer was on the page while the rest was still being generated, each part the start of the next
+        var partials = (await page.Page.EvaluateAsync<string[]>("() => window.partials")).Where(text => text.Length > 0).ToArray();
+        Assert.NotEmpty(partials);
+        Assert.All(partials, partial => Assert.StartsWith(partial, answer));
         Assert.True(int.Parse(await page.LastAnswer.GetAttributeAsync("data-chunks") ?? "0", CultureInfo.InvariantCulture) > 1);
         await Expect(page.LastAnswer.Locator(".msg-meta")).ToContainTextAsync("length");
         await Expect(page.LastAnswer.Locator(".msg-meta")).ToContainTextAsync("400 tokens");
@@ -147,6 +151,23 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await plain.WaitUntilConnectedAsync();
         await Expect(plain.EngineStat("running")).ToHaveTextAsync("0");
         await Expect(plain.Page.Locator("#drafts-kept-fact")).ToBeHiddenAsync();
+    }
+
+    /// An embedding server (--runner pooling) chats with nobody: the page says what it serves and offers no Send.
+    [Fact]
+    public async Task AnEmbeddingServerIsShownAsOneAndOffersNoChat()
+    {
+        await using var server = await RunningServer.StartAsync(["--runner", "pooling"]);
+        await using var page = await fixture.OpenAsync(server: server);
+        await page.WaitUntilConnectedAsync();
+        await Expect(page.Notice).ToContainTextAsync("This server serves embeddings (--runner pooling).");
+        await Expect(page.SendButton).ToBeDisabledAsync();
+        await Expect(page.EngineStat("running")).ToHaveTextAsync("0");
+
+        await using var plain = await fixture.OpenAsync();
+        await plain.WaitUntilConnectedAsync();
+        await Expect(plain.Notice).ToBeHiddenAsync();
+        await Expect(plain.SendButton).ToBeEnabledAsync();
     }
 
     [Fact]

@@ -57,8 +57,15 @@ async function connect() {
   showModel(card);
   showGqa(card.model_info);
   pickModels(cards);
-  conversation.setModel($('model-select').value || card.id);
   engine.start();
+  if (card.model_info.runner === 'pooling') {
+    // an embedding server (--runner pooling) answers no chat: say what it serves instead of failing each message
+    conversation.setModel(null);
+    notice('info', 'This server serves embeddings (--runner pooling).',
+      'POST /v1/embeddings, /score and /rerank answer; chat and completions are off.');
+    return;
+  }
+  conversation.setModel($('model-select').value || card.id);
 }
 
 /// With LoRA adapters (--lora-modules) the server lists several models: a picker sends the chosen one as "model"
