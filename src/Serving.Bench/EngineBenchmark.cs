@@ -65,7 +65,7 @@ internal static class EngineBenchmark
             RequestId = $"bench-{i}",
             PromptTokenIds = Enumerable.Range(0, options.InputLength).Select(_ => random.Next(info.VocabSize)).ToArray(),
             Pooling = info.Pooler?.Params(),
-            Sampling = SamplingParams.Greedy with
+            Sampling = info.Pooler is not null ? SamplingParams.Greedy : SamplingParams.Greedy with
             {
                 MaxTokens = options.OutputLength,
                 IgnoreEos = true,

@@ -15,8 +15,8 @@ public sealed record GenerationRequest
     public SamplingParams Sampling { get; init; } = SamplingParams.Greedy;
 
     /// An embedding request (the pooling runner's): the prompt is computed and its final hidden states pooled into one
-    /// vector, which the request's one event carries (TokenEvent.Embedding); nothing is generated and Sampling is not
-    /// used. Null: a generation request.
+    /// vector, which the request's one event carries (TokenEvent.Embedding); nothing is generated, and Sampling is
+    /// replaced by the default when the engine admits it (one sequence, nothing compiled). Null: a generation request.
     public Pooling.PoolingParams? Pooling { get; init; }
 
     /// Tokens the request may add to its prompt in the KV cache: max_tokens, none for an embedding.

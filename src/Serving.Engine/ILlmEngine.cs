@@ -141,6 +141,18 @@ public sealed record ModelInfo
     public bool IsMatryoshka { get; init; }
     public IReadOnlyList<int> MatryoshkaDimensions { get; init; } = [];
 
+    /// Refuses (InvalidRequestException naming param) an embedding's prompt of this many tokens that the engine could
+    /// never take: longer than the context, or than the whole KV cache. A server checks each input with it to name the
+    /// input's own field (the engine checks again, naming "input").
+    public void CheckPooledPrompt(int tokens, string param)
+    {
+        ContextLength.CheckPooled(tokens, MaxModelLen, param);
+        var blocks = (tokens + BlockSize - 1) / BlockSize;
+        if (blocks > NumKVBlocks)
+            throw new InvalidRequestException($"the input ({tokens} tokens) needs {blocks} KV blocks of {BlockSize} tokens, but the whole " +
+                $"KV cache has {NumKVBlocks} blocks ({KVCapacityTokens} tokens)", param);
+    }
+
     /// Refuses (InvalidRequestException naming "dimensions") an embedding size the model cannot give well; vLLM's rules
     /// and words.
     public void CheckDimensions(int dimensions) => CheckDimensions(dimensions, IsMatryoshka, MatryoshkaDimensions, HiddenSize);

@@ -123,6 +123,8 @@ public sealed class LlmEngine : ILlmEngine
     {
         if (_state != EngineState.Ready || _setup is null)
             throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()} and accepts no requests");
+        // an embedding samples nothing: whatever sampling it carries is replaced, so nothing of it reaches the engine thread
+        if (request.Pooling is not null) request = request with { Sampling = Sampling.SamplingParams.Greedy };
         RequestValidation.Validate(request, _setup.Info, _loraAdapters, _options.MaxNumQueuedRequests);
         var n = request.Sampling.N;
         if (Interlocked.Add(ref _numQueued, n) > _options.MaxNumQueuedRequests)

@@ -38,14 +38,12 @@ internal static class RequestValidation
         ContextLength.Check(prompt.Count, request.Sampling.MaxTokens, model.MaxModelLen, "prompt");
     }
 
-    /// An embedding request: the pooling runner, one sequence, dimensions the model can give, a prompt within the context.
+    /// An embedding request (its sampling already the default: LlmEngine admits it so): the pooling runner, dimensions
+    /// the model can give, a prompt within the context.
     static void ValidatePooling(Pooling.PoolingParams pooling, GenerationRequest request, ModelInfo model)
     {
         if (model.Runner != Pooling.RunnerType.Pooling)
             throw new InvalidRequestException("this server runs the generate runner: start it with --runner pooling to serve embeddings", "model");
-        // an embedding samples nothing: any sampling setting (n, stops, grammars, logprobs) is a caller's mistake
-        if (request.Sampling != Sampling.SamplingParams.Greedy)
-            throw new InvalidRequestException("an embedding request takes no sampling parameters", "sampling");
         if (pooling.Dimensions is { } dimensions)
             model.CheckDimensions(dimensions);
         ContextLength.CheckPooled(request.PromptTokenIds.Count, model.MaxModelLen, "input");

@@ -25,7 +25,7 @@ internal sealed record EmbedPlan(string Model, IReadOnlyList<GenerationRequest> 
         var requests = request.Inputs.Select((input, i) => new GenerationRequest
         {
             RequestId = $"{id}-{i}",
-            PromptTokenIds = GrpcPrompts.Resolve(input, i, addSpecialTokens, keepLast, serving.Prompts, limits.MaxModelLen),
+            PromptTokenIds = GrpcPrompts.Resolve(input, i, addSpecialTokens, keepLast, serving.Prompts, info),
             Pooling = pooling,
             Priority = request.Priority,
             LoraAdapter = model.LoraAdapter,

@@ -31,7 +31,7 @@ internal static class GrpcPrompts
     /// An Embed input as token ids (its param names the field in errors: inputs[i].text, ...); keepLast keeps its last
     /// tokens (truncate_prompt_tokens). A chat gets no generation prompt unless it asks for one.
     public static IReadOnlyList<int> Resolve(EmbedInput input, int index, bool? addSpecialTokens, int? keepLast, IPromptProcessor prompts,
-        int maxModelLen)
+        Serving.Engine.ModelInfo model)
     {
         var field = $"inputs[{index}]";
         IReadOnlyList<int> ids = input.InputCase switch
@@ -44,7 +44,7 @@ internal static class GrpcPrompts
         };
         Check.That(ids.Count > 0, field, $"{field} must not be empty (it gives no tokens).");
         Check.TokenIds(ids, prompts.VocabSize, field);
-        ContextLength.CheckPooled(ids.Count, maxModelLen, field);
+        model.CheckPooledPrompt(ids.Count, field);
         return ids;
     }
 

@@ -121,26 +121,34 @@ public sealed class PoolingTests
     }
 
     [Fact]
-    public async Task WhatAnEmbeddingCannotTakeIsRefusedAndTheEngineServesOn()
+    public async Task WhatAnEmbeddingCannotTakeIsSetAsideOrRefusedAndTheEngineServesOn()
     {
         await using var engine = await StartPoolingAsync("llama-gqa", configure: o => o with { NumGpuBlocksOverride = 2, BlockSize = 16 });
         var prompt = Fixtures.Reference("llama-gqa").Prompts[0].InputIds;
-        // a grammar that does not compile, on a request that samples nothing: refused before the engine thread sees it
+        // sampling settings on a request that samples nothing (n = 3, a grammar that does not compile) are set aside:
+        // one vector, the plain one, and nothing reaches the engine thread to fail there
         var sampled = Embed(prompt, new PoolingParams(PoolingType.Last, true)) with
         {
-            Sampling = Serving.Engine.Sampling.SamplingParams.Greedy with { StructuredOutputs = new Serving.Engine.Grammar.StructuredOutputsParams { Regex = "(" } },
+            Sampling = Serving.Engine.Sampling.SamplingParams.Greedy with
+            {
+                N = 3, StructuredOutputs = new Serving.Engine.Grammar.StructuredOutputsParams { Regex = "(" },
+            },
         };
-        Assert.Equal("sampling", (await Assert.ThrowsAsync<InvalidRequestException>(() => engine.EmbedAsync(sampled, default))).Param);
+        var events = new List<TokenEvent>();
+        await foreach (var e in engine.GenerateAsync(sampled, default)) events.Add(e);
+        AssertClose((await engine.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Last, true)), default)).Embedding,
+            Assert.Single(events).Embedding!, 0f);
         // longer than the whole pool (32 tokens), within the context: the pool's refusal names the input
         var tooBig = await Assert.ThrowsAsync<InvalidRequestException>(() => engine.EmbedAsync(Embed(Enumerable.Range(1, 40).ToArray(), new PoolingParams(PoolingType.Last, true)), default));
         Assert.Equal("input", tooBig.Param);
         Assert.StartsWith("the input (40 tokens) needs 3 KV blocks", tooBig.Message);
         Assert.Equal(EngineState.Ready, engine.State);
         // CLS and MEAN look nothing up in the prefix cache, so they do not count as its queries
+        var queries = engine.GetStats().PrefixCacheQueries;
         await engine.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Mean, true)), default);
-        Assert.Equal(0, engine.GetStats().PrefixCacheQueries);
+        Assert.Equal(queries, engine.GetStats().PrefixCacheQueries);
         await engine.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Last, true)), default);
-        Assert.Equal(prompt.Length, engine.GetStats().PrefixCacheQueries);   // queried tokens, as vLLM counts them
+        Assert.Equal(queries + prompt.Length, engine.GetStats().PrefixCacheQueries);   // queried tokens, as vLLM counts them
     }
 
     [Fact]
@@ -245,6 +253,31 @@ public sealed class PoolingTests
         foreach (var kind in new[] { PoolingType.Last, PoolingType.Mean })
             AssertClose((await one.EmbedAsync(Embed(prompt, new PoolingParams(kind, false)), default)).Embedding,
                 (await split.EmbedAsync(Embed(prompt, new PoolingParams(kind, false)), default)).Embedding, 1e-4f);
+    }
+
+    [Fact]
+    public async Task ALoraAdapterEmbedsAsTheMergedModelBesideTheBase()
+    {
+        using var lora = LoraFixture.Create("llama-gqa");
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[1].InputIds;
+        await using var merged = await StartPoolingAsync(lora.Merged.Path);
+        await using var plain = await StartPoolingAsync("llama-gqa");
+        await using var served = await StartPoolingAsync("llama-gqa", configure: o => o with
+        {
+            LoraModules = [new Engine.Model.Lora.LoraAdapterSource("tuned", lora.Adapter.Path)],
+        });
+        var kinds = new[] { PoolingType.Last, PoolingType.Mean };
+        foreach (var kind in kinds)
+        {
+            var expectedTuned = (await merged.EmbedAsync(Embed(prompt, new PoolingParams(kind, false)), default)).Embedding;
+            var expectedBase = (await plain.EmbedAsync(Embed(prompt, new PoolingParams(kind, false)), default)).Embedding;
+            // the adapter's request and a base one side by side, in the same steps
+            var both = await Task.WhenAll(
+                served.EmbedAsync(Embed(prompt, new PoolingParams(kind, false)) with { LoraAdapter = "tuned" }, default),
+                served.EmbedAsync(Embed(prompt, new PoolingParams(kind, false)), default));
+            AssertClose(expectedTuned, both[0].Embedding, 1e-4f);
+            AssertClose(expectedBase, both[1].Embedding, 1e-5f);
+        }
     }
 
     [Fact]

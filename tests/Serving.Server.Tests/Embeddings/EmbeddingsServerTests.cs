@@ -174,9 +174,17 @@ public sealed class EmbeddingsServerTests
             Assert.Equal(Cosine(0, i), scores[i]!["score"]!.GetValue<double>(), 1e-5);
         }
         Assert.Equal(1.0, scores[0]!["score"]!.GetValue<double>(), 1e-5);   // a text against itself
+        // usage as vLLM counts it: each pair's tokens (the query once per document), though each text is embedded once
+        var tokens = Texts.Select(t => server.Engine.Prompts.Encode(t).Count).ToArray();
+        Assert.Equal(Texts.Length * tokens[0] + tokens.Sum(), score["usage"]!["prompt_tokens"]!.GetValue<int>());
         var (_, pairs) = await server.PostAsync("/score", new { text_1 = new[] { Texts[1], Texts[2] }, text_2 = new[] { Texts[0], Texts[1] } });
         Assert.Equal(Cosine(1, 0), pairs!["data"]![0]!["score"]!.GetValue<double>(), 1e-5);
         Assert.Equal(Cosine(2, 1), pairs["data"]![1]!["score"]!.GetValue<double>(), 1e-5);
+        // vLLM's other spellings of the two sides
+        var (_, aliased) = await server.PostAsync("/score", new { queries = Texts[1], documents = new[] { Texts[0], Texts[2] } });
+        Assert.Equal(Cosine(1, 2), aliased!["data"]![1]!["score"]!.GetValue<double>(), 1e-5);
+        var (_, data) = await server.PostAsync("/score", new { data_1 = Texts[2], data_2 = Texts[0] });
+        Assert.Equal(Cosine(2, 0), data!["data"]![0]!["score"]!.GetValue<double>(), 1e-5);
 
         // Cohere's documents may be {"text": ...} objects; results come best first, top_n of them
         var (rerankStatus, rerank) = await server.PostAsync("/v1/rerank", new
@@ -191,9 +199,12 @@ public sealed class EmbeddingsServerTests
         var expectedSecond = Cosine(1, 0) >= Cosine(1, 2) ? 0 : 2;
         Assert.Equal(expectedSecond, results[1]!["index"]!.GetValue<int>());
         Assert.Equal(Cosine(1, expectedSecond), results[1]!["relevance_score"]!.GetValue<double>(), 1e-5);
-        Assert.True(rerank["usage"]!["total_tokens"]!.GetValue<int>() > 0);
+        Assert.Equal(3 * tokens[1] + tokens.Sum(), rerank["usage"]!["total_tokens"]!.GetValue<int>());
+        Assert.Equal(3 * tokens[1] + tokens.Sum(), rerank["usage"]!["prompt_tokens"]!.GetValue<int>());
         var (_, all) = await server.PostAsync("/v2/rerank", new { query = Texts[1], documents = Texts });
         Assert.Equal(3, all!["results"]!.AsArray().Count);
+        var (_, negative) = await server.PostAsync("/rerank", new { query = Texts[1], documents = Texts, top_n = -1 });
+        Assert.Equal(3, negative!["results"]!.AsArray().Count);   // vLLM: top_n <= 0 is every document
 
         async Task Refused(string path, object body, string param)
         {
@@ -205,7 +216,8 @@ public sealed class EmbeddingsServerTests
         await Refused("/score", new { text_1 = "a" }, "text_2");
         await Refused("/rerank", new { query = "a", documents = Array.Empty<string>() }, "documents");
         await Refused("/rerank", new { documents = new[] { "a" } }, "query");
-        await Refused("/rerank", new { query = "a", documents = new[] { "a" }, top_n = -1 }, "top_n");
+        await Refused("/rerank", new { query = "a", documents = new[] { "a", "" } }, "documents[1]");
+        await Refused("/score", new { queries = new[] { "a", "b" }, documents = new[] { "c" } }, "queries");
 
         await using var generating = await RunningServer.StartAsync();
         var (generateStatus, refusal) = await generating.PostAsync("/v1/rerank", new { query = "a", documents = new[] { "b" } });

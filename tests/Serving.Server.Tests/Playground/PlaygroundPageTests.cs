@@ -157,10 +157,13 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
     [Fact]
     public async Task AnEmbeddingServerIsShownAsOneAndOffersNoChat()
     {
-        await using var server = await RunningServer.StartAsync(["--runner", "pooling"]);
+        using var lora = LoraFixture.Create("llama-gqa");
+        await using var server = await RunningServer.StartAsync(["--runner", "pooling", "--enable-lora", "--lora-modules", $"tuned={lora.Adapter.Path}"]);
         await using var page = await fixture.OpenAsync(server: server);
         await page.WaitUntilConnectedAsync();
         await Expect(page.Notice).ToContainTextAsync("This server serves embeddings (--runner pooling).");
+        await Expect(page.SendButton).ToBeDisabledAsync();
+        await page.Page.GetByLabel("Model", new() { Exact = true }).SelectOptionAsync("tuned");   // picking an adapter changes nothing
         await Expect(page.SendButton).ToBeDisabledAsync();
         await Expect(page.EngineStat("running")).ToHaveTextAsync("0");
 

@@ -44,7 +44,7 @@ internal sealed record EmbeddingPlan(string Id, long Created, ServedModel Model,
             var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt ?? false, request.ContinueFinalMessage,
                 request.ChatTemplateKwargs, request.ChatTemplate, guardLength: keepLast is null);
             var ids = serving.Prompts.Encode(text, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: true), "messages", keepLast);
-            ContextLength.CheckPooled(ids.Count, limits.MaxModelLen, "messages");
+            serving.Engine.Info.CheckPooledPrompt(ids.Count, "messages");
             return [ids];
         }
         var count = CompletionPrompts.Count(request.Input, "input");
@@ -52,8 +52,10 @@ internal sealed record EmbeddingPlan(string Id, long Created, ServedModel Model,
             $"The request lists {count} inputs; at most {limits.MaxPromptsPerRequest} are allowed per request (--max-prompts-per-request).");
         Check.That(count <= limits.MaxQueuedSeqs, "input",
             $"The request lists {count} inputs; the queue holds at most {limits.MaxQueuedSeqs} (--max-num-queued-reqs).");
-        return CompletionPrompts.Resolve(request.Input, serving.Prompts, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: false),
+        var prompts = CompletionPrompts.Resolve(request.Input, serving.Prompts, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: false),
             keepLast, "input").Select(p => p.TokenIds).ToList();
+        foreach (var ids in prompts) serving.Engine.Info.CheckPooledPrompt(ids.Count, "input");
+        return prompts;
     }
 
     /// The vector as the request asked for it: floats, or their little-endian float32 bytes in base64 (OpenAI's SDKs

@@ -22,9 +22,10 @@ internal static class ScoreEndpoints
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Score");
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ScoreRequest);
         var model = serving.Resolve(request.Model);
-        var (left, right) = (Texts(request.Text1, "text_1"), Texts(request.Text2, "text_2"));
-        Check.That(left.Count == 1 || left.Count == right.Count, "text_1",
-            $"text_1 must be one text or as many as text_2 ({left.Count} and {right.Count} given).");
+        var (leftField, leftName, rightField, rightName) = request.Sides();
+        var (left, right) = (Texts(leftField, leftName), Texts(rightField, rightName));
+        Check.That(left.Count == 1 || left.Count == right.Count, leftName,
+            $"{leftName} must be one text or as many as {rightName} ({left.Count} and {right.Count} given).");
         var pairs = right.Select((text, i) => (left[left.Count == 1 ? 0 : i], text)).ToList();
         var (scores, tokens) = await ScorePairsAsync(context, serving, model, pairs, request.TruncatePromptTokens, request.Priority);
         var data = scores.Select((score, i) => new ScoreItem(i, score)).ToList();
@@ -39,61 +40,71 @@ internal static class ScoreEndpoints
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.RerankRequest);
         var model = serving.Resolve(request.Model);
         Check.That(request.Query is not null, "query", "query is required.");
+        var query = new Text(request.Query!, "query");
         var documents = Texts(request.Documents, "documents");
-        Check.That(request.TopN is null or >= 0, "top_n", "top_n must be 0 (every document) or more.");
-        var (scores, tokens) = await ScorePairsAsync(context, serving, model, documents.Select(d => (request.Query!, d)).ToList(),
+        var (scores, tokens) = await ScorePairsAsync(context, serving, model, documents.Select(d => (query, d)).ToList(),
             request.TruncatePromptTokens, request.Priority);
-        var ranked = scores.Select((score, i) => new RerankResult(i, new RerankDocument(documents[i]), score))
+        var ranked = scores.Select((score, i) => new RerankResult(i, new RerankDocument(documents[i].Value), score))
             .OrderByDescending(result => result.RelevanceScore).ThenBy(result => result.Index).ToList();
+        // vLLM: top_n of 0 or less (or none) returns every document
         if (request.TopN is > 0 and var top) ranked = ranked.Take(top).ToList();
-        await context.Response.WriteAsJsonAsync(new RerankResponse(ServingContext.NewId("rerank"), model.Name, new RerankUsage(tokens), ranked),
+        await context.Response.WriteAsJsonAsync(new RerankResponse(ServingContext.NewId("rerank"), model.Name, new RerankUsage(tokens, tokens), ranked),
             OpenAIJsonContext.Default.RerankResponse, cancellationToken: context.RequestAborted);
     }
 
-    /// The cosine similarity of each pair's embeddings, and the prompt tokens embedded (each distinct text once).
+    /// A text of the request and the field it came from (text_1, documents[2], ...), which its refusals name.
+    readonly record struct Text(string Value, string Field);
+
+    /// The cosine similarity of each pair's embeddings, and the usage as vLLM counts it: each pair's tokens (a text is
+    /// embedded once however many pairs it is in).
     static async Task<(double[] Scores, int PromptTokens)> ScorePairsAsync(HttpContext context, ServingContext serving, ServedModel model,
-        IReadOnlyList<(string Left, string Right)> pairs, int? truncatePromptTokens, int? priority)
+        IReadOnlyList<(Text Left, Text Right)> pairs, int? truncatePromptTokens, int? priority)
     {
         var limits = serving.Limits;
-        var texts = pairs.SelectMany(pair => new[] { pair.Left, pair.Right }).Distinct().ToList();
-        Check.That(texts.Count <= Math.Min(limits.MaxPromptsPerRequest, limits.MaxQueuedSeqs), "documents",
-            $"The request has {texts.Count} distinct texts; at most {Math.Min(limits.MaxPromptsPerRequest, limits.MaxQueuedSeqs)} are allowed (--max-prompts-per-request, --max-num-queued-reqs).");
+        var texts = pairs.SelectMany(pair => new[] { pair.Left, pair.Right }).DistinctBy(text => text.Value).ToList();
+        var most = Math.Min(limits.MaxPromptsPerRequest, limits.MaxQueuedSeqs);
+        Check.That(texts.Count <= most, pairs[0].Right.Field.Split('[')[0],
+            $"The request has {texts.Count} distinct texts; at most {most} are allowed (--max-prompts-per-request, --max-num-queued-reqs).");
         var keepLast = PromptEncoding.KeepLast(truncatePromptTokens, limits.MaxModelLen);
         var pooling = serving.Engine.Info.Pooler!.Params();
         var id = ServingContext.NewId("score");
         var requests = await serving.PreparePromptsAsync(() => texts.Select((text, i) => new GenerationRequest
         {
             RequestId = $"{id}-{i}",
-            PromptTokenIds = Tokens(serving, text, keepLast, limits.MaxModelLen),
+            PromptTokenIds = Tokens(serving, text, keepLast),
             Pooling = pooling,
             Priority = priority ?? 0,
             LoraAdapter = model.LoraAdapter,
         }).ToList(), context.RequestAborted);
         var observer = serving.Observer(Telemetry.ServerMetrics.EmbeddingsOperation);
-        var (vectors, tokens) = await EmbeddingRun.RunAsync(serving.Engine, requests, observer, context.RequestAborted);
-        var byText = texts.Select((text, i) => (text, i)).ToDictionary(x => x.text, x => vectors[x.i]);
-        return ([.. pairs.Select(pair => Cosine(byText[pair.Left], byText[pair.Right]))], tokens);
+        var (vectors, _) = await EmbeddingRun.RunAsync(serving.Engine, requests, observer, context.RequestAborted);
+        var index = texts.Select((text, i) => (text.Value, i)).ToDictionary(x => x.Value, x => x.i);
+        var scores = pairs.Select(pair => Cosine(vectors[index[pair.Left.Value]], vectors[index[pair.Right.Value]])).ToArray();
+        var tokens = pairs.Sum(pair => requests[index[pair.Left.Value]].PromptTokenIds.Count + requests[index[pair.Right.Value]].PromptTokenIds.Count);
+        return (scores, tokens);
     }
 
-    static IReadOnlyList<int> Tokens(ServingContext serving, string text, int? keepLast, int maxModelLen)
+    static IReadOnlyList<int> Tokens(ServingContext serving, Text text, int? keepLast)
     {
-        var ids = serving.Prompts.Encode(text, addSpecialTokens: true, "text", keepLast);
-        Check.That(ids.Count > 0, "text", "A text must not be empty (it gives no tokens).");
-        ContextLength.CheckPooled(ids.Count, maxModelLen, "text");
+        var ids = serving.Prompts.Encode(text.Value, addSpecialTokens: true, text.Field, keepLast);
+        Check.That(ids.Count > 0, text.Field, $"{text.Field} must not be empty (it gives no tokens).");
+        serving.Engine.Info.CheckPooledPrompt(ids.Count, text.Field);
         return ids;
     }
 
-    /// A string, or a non-empty list of strings (rerank's documents may also be {"text": ...} objects, as Cohere sends).
-    static IReadOnlyList<string> Texts(JsonElement? field, string param)
+    /// A string, or a non-empty list of strings (rerank's documents may also be {"text": ...} objects, as Cohere sends);
+    /// each named by its place (documents[2]) for its refusals.
+    static IReadOnlyList<Text> Texts(JsonElement? field, string param)
     {
         Check.That(field is { ValueKind: not JsonValueKind.Null }, param, $"{param} is required.");
         var element = field!.Value;
-        if (element.ValueKind == JsonValueKind.String) return [Check.Text(element, param)];
+        if (element.ValueKind == JsonValueKind.String) return [new Text(Check.Text(element, param), param)];
         Check.That(element.ValueKind == JsonValueKind.Array && element.GetArrayLength() > 0, param, $"{param} must be a string or a non-empty list of strings.");
-        return [.. element.EnumerateArray().Select(item => item.ValueKind switch
+        return [.. element.EnumerateArray().Select((item, i) => item.ValueKind switch
         {
-            JsonValueKind.String => Check.Text(item, param),
-            JsonValueKind.Object when item.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.String => Check.Text(text, param),
+            JsonValueKind.String => new Text(Check.Text(item, $"{param}[{i}]"), $"{param}[{i}]"),
+            JsonValueKind.Object when item.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.String =>
+                new Text(Check.Text(text, $"{param}[{i}]"), $"{param}[{i}]"),
             _ => throw Errors.ApiException.BadRequest($"{param} must be a string or a non-empty list of strings.", param),
         })];
     }

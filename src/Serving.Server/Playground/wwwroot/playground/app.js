@@ -35,6 +35,8 @@ function authFailed(error) {
 }
 
 let retry = null;
+/// The server answers embeddings only (--runner pooling): no model, picked or not, can be chatted with.
+let embeddingServer = false;
 
 async function connect() {
   clearTimeout(retry);
@@ -58,7 +60,8 @@ async function connect() {
   showGqa(card.model_info);
   pickModels(cards);
   engine.start();
-  if (card.model_info.runner === 'pooling') {
+  embeddingServer = card.model_info.runner === 'pooling';
+  if (embeddingServer) {
     // an embedding server (--runner pooling) answers no chat: say what it serves instead of failing each message
     conversation.setModel(null);
     notice('info', 'This server serves embeddings (--runner pooling).',
@@ -86,7 +89,7 @@ function defaultMaxTokens(maxModelLen) {
 }
 
 /// Each number input gets a slider twin (for the mouse); the number input is the labelled control.
-$('model-select').addEventListener('change', () => conversation.setModel($('model-select').value));
+$('model-select').addEventListener('change', () => { if (!embeddingServer) conversation.setModel($('model-select').value); });
 
 function pairSliders() {
   for (const range of document.querySelectorAll('input[type=range][data-for]')) {
