@@ -3,21 +3,31 @@ using Serving.Server.Telemetry;
 
 namespace Serving.Server.Generation;
 
-/// The embedding requests of one API request (HTTP /v1/embeddings, gRPC Embed), run side by side as a GenerationRun:
-/// their vectors in request order and the prompt tokens of all. Refusals surface before anything is written; an input
-/// the engine aborted (drain, shutdown) makes the whole request unavailable.
+/// The embedding requests of one API request (HTTP /v1/embeddings, /score, /rerank, gRPC Embed): their vectors in
+/// request order and the prompt tokens of all. They run side by side in waves of at most WaveSize (each a
+/// GenerationRun), so a request may list up to OpenAI's MaxInputs texts whatever the waiting queue holds (LangChain
+/// sends 1,000 at a time). Refusals surface before anything is written; an input the engine aborted (drain, shutdown)
+/// makes the whole request unavailable.
 internal static class EmbeddingRun
 {
+    /// OpenAI's limit on the inputs of one embeddings request.
+    public const int MaxInputs = 2048;
+
+    /// Inputs queued at once: a batch the engine fills its steps with, and room in the queue for other requests.
+    public static int WaveSize(RequestLimits limits) => Math.Max(1, Math.Min(256, limits.MaxQueuedSeqs / 2));
+
     public static async Task<(float[][] Vectors, int PromptTokens)> RunAsync(ILlmEngine engine, IReadOnlyList<GenerationRequest> requests,
-        RequestObserver observer, CancellationToken cancellationToken)
+        RequestObserver observer, int waveSize, CancellationToken cancellationToken)
     {
         var vectors = new float[requests.Count][];
         var promptTokens = 0;
-        await using (var run = await GenerationRun.StartAsync(engine, requests, observer, cancellationToken))
+        for (var first = 0; first < requests.Count; first += waveSize)
         {
+            var wave = requests.Skip(first).Take(waveSize).ToList();
+            await using var run = await GenerationRun.StartAsync(engine, wave, observer, cancellationToken);
             await foreach (var item in run.ReadAllAsync(cancellationToken))
             {
-                if (item.Event.Embedding is { } vector) vectors[item.PromptIndex] = vector;
+                if (item.Event.Embedding is { } vector) vectors[first + item.PromptIndex] = vector;
                 promptTokens += item.Event.Usage?.PromptTokens ?? 0;
             }
         }

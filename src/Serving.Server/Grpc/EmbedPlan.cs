@@ -14,8 +14,8 @@ internal sealed record EmbedPlan(string Model, IReadOnlyList<GenerationRequest> 
         var info = serving.Engine.Info;
         var limits = serving.Limits;
         Check.That(request.Inputs.Count > 0, "inputs", "inputs must list at least one input.");
-        Check.That(request.Inputs.Count <= Math.Min(limits.MaxPromptsPerRequest, limits.MaxQueuedSeqs), "inputs",
-            $"The request lists {request.Inputs.Count} inputs; at most {Math.Min(limits.MaxPromptsPerRequest, limits.MaxQueuedSeqs)} are allowed per request (--max-prompts-per-request, --max-num-queued-reqs).");
+        Check.That(request.Inputs.Count <= EmbeddingRun.MaxInputs, "inputs",
+            $"The request lists {request.Inputs.Count} inputs; at most {EmbeddingRun.MaxInputs} are allowed.");
         int? dimensions = request.HasDimensions ? request.Dimensions : null;
         if (dimensions is { } d) info.CheckDimensions(d);
         var keepLast = PromptEncoding.KeepLast(request.HasTruncatePromptTokens ? request.TruncatePromptTokens : null, limits.MaxModelLen);

@@ -34,7 +34,8 @@ internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Embed");
         var plan = await serving.PreparePromptsAsync(() => EmbedPlan.Create(request, serving), context.CancellationToken);
         var observer = serving.Observer(Telemetry.ServerMetrics.EmbeddingsOperation, "grpc");
-        var (vectors, promptTokens) = await EmbeddingRun.RunAsync(serving.Engine, plan.Requests, observer, context.CancellationToken);
+        var (vectors, promptTokens) = await EmbeddingRun.RunAsync(serving.Engine, plan.Requests, observer, EmbeddingRun.WaveSize(serving.Limits),
+            context.CancellationToken);
         var response = new EmbedResponse { Model = plan.Model };
         response.Embeddings.Add(vectors.Select((vector, i) => new Embedding { Index = i, Values = { vector } }));
         response.Usage = new Usage { PromptTokens = promptTokens, TotalTokens = promptTokens };

@@ -225,6 +225,25 @@ public sealed class EmbeddingsServerTests
         Assert.Contains("--runner pooling", refusal!["error"]!["message"]!.GetValue<string>());
     }
 
+    /// LangChain sends a thousand texts at a time: a request may list more inputs than the waiting queue holds (they
+    /// are queued in waves), up to OpenAI's 2,048.
+    [Fact]
+    public async Task ARequestMayListMoreInputsThanTheQueueHolds()
+    {
+        await using var server = await RunningServer.StartAsync(["--runner", "pooling", "--max-num-queued-reqs", "8"]);
+        var texts = Enumerable.Range(0, 30).Select(i => $"text number {i}").ToArray();
+        var batch = await server.OpenAI().GetEmbeddingClient(RunningServer.Model).GenerateEmbeddingsAsync(texts);
+        Assert.Equal(texts.Length, batch.Value.Count);
+        foreach (var i in new[] { 0, 13, 29 })
+        {
+            var one = await server.OpenAI().GetEmbeddingClient(RunningServer.Model).GenerateEmbeddingAsync(texts[i]);
+            AssertClose(one.Value.ToFloats().ToArray(), batch.Value[i].ToFloats().ToArray());
+        }
+        var (status, error) = await server.PostAsync("/v1/embeddings", new { input = Enumerable.Repeat("a", 2049).ToArray() });
+        Assert.Equal(400, status);
+        Assert.Contains("at most 2048", error!["error"]!["message"]!.GetValue<string>());
+    }
+
     [Fact]
     public async Task AMatryoshkaModelGivesTheDimensionsAsked()
     {

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Serving.Engine;
 using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.Generation;
@@ -11,7 +12,9 @@ public sealed class PrioritySchedulingTests
     public async Task AHigherPriorityRequestOvertakesTheQueue()
     {
         // a preset with 4,096 positions: the running request cannot finish before the queue is built
-        await using var server = await RunningServer.StartAsync(["--scheduling-policy", "priority", "--max-num-seqs", "1"], model: "tiny-gqa");
+        FirstScheduled? recorder = null;
+        await using var server = await RunningServer.StartAsync(["--scheduling-policy", "priority", "--max-num-seqs", "1"], model: "tiny-gqa",
+            engineFactory: (options, logging) => recorder = new FirstScheduled(Serving.Server.Engine.DefaultEngine.Create(options, logging)));
         var (blocker, events) = await server.StreamAsync("/v1/completions", new
         {
             model = RunningServer.Model, prompt = "Hello world", max_tokens = 4000, ignore_eos = true, stream = true,
@@ -43,7 +46,48 @@ public sealed class PrioritySchedulingTests
         await server.WaitForStatsAsync(s => s.WaitingRequests == 3);
         blocker.Dispose();   // the running request goes; the queue drains in priority order
         await Task.WhenAll(low, normal, grpcDone);
-        Assert.Equal(["urgent", "normal", "low"], finished);
+        Assert.Equal(3, finished.Count);
+        // the order the engine scheduled them in (when each left the queue, by the engine's own clock), not the order
+        // their answers reached this busy test process
+        Assert.Equal([-9, 0, 5], recorder!.PrioritiesInOrder());
+    }
+
+    /// The real engine, noting when each request was first scheduled: its arrival here plus the queue time its last
+    /// event reports.
+    sealed class FirstScheduled(ILlmEngine inner) : ILlmEngine
+    {
+        readonly List<(int Priority, long Scheduled)> _scheduled = [];
+
+        /// The priorities of the requests that ran to their end (not the aborted blocker), in the order they were scheduled.
+        public int[] PrioritiesInOrder()
+        {
+            lock (_scheduled) return [.. _scheduled.OrderBy(s => s.Scheduled).Select(s => s.Priority)];
+        }
+
+        public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request,
+            [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            var arrival = System.Diagnostics.Stopwatch.GetTimestamp();
+            await foreach (var e in inner.GenerateAsync(request, cancellationToken))
+            {
+                if (e.Timings is { } timings && e.FinishReason != FinishReason.Abort)
+                    lock (_scheduled) _scheduled.Add((request.Priority, arrival + (long)(timings.Queue.TotalSeconds * System.Diagnostics.Stopwatch.Frequency)));
+                yield return e;
+            }
+        }
+
+        public EngineState State => inner.State;
+        public ModelInfo Info => inner.Info;
+        public IPromptProcessor Prompts => inner.Prompts;
+        public Task WaitUntilReadyAsync(CancellationToken cancellationToken) => inner.WaitUntilReadyAsync(cancellationToken);
+        public Task Completion => inner.Completion;
+        public EngineStats GetStats() => inner.GetStats();
+        public IReadOnlyList<Serving.Engine.Model.Lora.LoraAdapterSource> LoraAdapters => inner.LoraAdapters;
+        public Task LoadLoraAdapterAsync(Serving.Engine.Model.Lora.LoraAdapterSource source, CancellationToken cancellationToken) =>
+            inner.LoadLoraAdapterAsync(source, cancellationToken);
+        public Task UnloadLoraAdapterAsync(string name, CancellationToken cancellationToken) => inner.UnloadLoraAdapterAsync(name, cancellationToken);
+        public Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken) => inner.DrainAsync(timeout, cancellationToken);
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 
     [Fact]

@@ -48,10 +48,7 @@ internal sealed record EmbeddingPlan(string Id, long Created, ServedModel Model,
             return [ids];
         }
         var count = CompletionPrompts.Count(request.Input, "input");
-        Check.That(count <= limits.MaxPromptsPerRequest, "input",
-            $"The request lists {count} inputs; at most {limits.MaxPromptsPerRequest} are allowed per request (--max-prompts-per-request).");
-        Check.That(count <= limits.MaxQueuedSeqs, "input",
-            $"The request lists {count} inputs; the queue holds at most {limits.MaxQueuedSeqs} (--max-num-queued-reqs).");
+        Check.That(count <= EmbeddingRun.MaxInputs, "input", $"The request lists {count} inputs; at most {EmbeddingRun.MaxInputs} are allowed.");
         var prompts = CompletionPrompts.Resolve(request.Input, serving.Prompts, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: false),
             keepLast, "input").Select(p => p.TokenIds).ToList();
         foreach (var ids in prompts) serving.Engine.Info.CheckPooledPrompt(ids.Count, "input");

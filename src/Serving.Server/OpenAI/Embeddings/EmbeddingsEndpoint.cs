@@ -14,7 +14,7 @@ internal static class EmbeddingsEndpoint
         var aborted = context.RequestAborted;
         var plan = await serving.PreparePromptsAsync(() => EmbeddingPlan.Create(request, serving), aborted);
         var observer = serving.Observer(Telemetry.ServerMetrics.EmbeddingsOperation);
-        var (vectors, promptTokens) = await EmbeddingRun.RunAsync(serving.Engine, plan.Requests, observer, aborted);
+        var (vectors, promptTokens) = await EmbeddingRun.RunAsync(serving.Engine, plan.Requests, observer, EmbeddingRun.WaveSize(serving.Limits), aborted);
         var data = vectors.Select((vector, i) => new EmbeddingItem(i, plan.Encode(vector))).ToList();
         var response = new EmbeddingResponse(plan.Id, plan.Created, plan.Model.Name, data, new EmbeddingUsage(promptTokens, promptTokens));
         await context.Response.WriteAsJsonAsync(response, OpenAIJsonContext.Default.EmbeddingResponse, cancellationToken: aborted);

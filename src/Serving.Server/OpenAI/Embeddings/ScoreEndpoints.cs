@@ -62,9 +62,8 @@ internal static class ScoreEndpoints
     {
         var limits = serving.Limits;
         var texts = pairs.SelectMany(pair => new[] { pair.Left, pair.Right }).DistinctBy(text => text.Value).ToList();
-        var most = Math.Min(limits.MaxPromptsPerRequest, limits.MaxQueuedSeqs);
-        Check.That(texts.Count <= most, pairs[0].Right.Field.Split('[')[0],
-            $"The request has {texts.Count} distinct texts; at most {most} are allowed (--max-prompts-per-request, --max-num-queued-reqs).");
+        Check.That(texts.Count <= EmbeddingRun.MaxInputs, pairs[0].Right.Field.Split('[')[0],
+            $"The request has {texts.Count} distinct texts; at most {EmbeddingRun.MaxInputs} are allowed.");
         var keepLast = PromptEncoding.KeepLast(truncatePromptTokens, limits.MaxModelLen);
         var pooling = serving.Engine.Info.Pooler!.Params();
         var id = ServingContext.NewId("score");
@@ -77,7 +76,7 @@ internal static class ScoreEndpoints
             LoraAdapter = model.LoraAdapter,
         }).ToList(), context.RequestAborted);
         var observer = serving.Observer(Telemetry.ServerMetrics.EmbeddingsOperation);
-        var (vectors, _) = await EmbeddingRun.RunAsync(serving.Engine, requests, observer, context.RequestAborted);
+        var (vectors, _) = await EmbeddingRun.RunAsync(serving.Engine, requests, observer, EmbeddingRun.WaveSize(limits), context.RequestAborted);
         var index = texts.Select((text, i) => (text.Value, i)).ToDictionary(x => x.Value, x => x.i);
         var scores = pairs.Select(pair => Cosine(vectors[index[pair.Left.Value]], vectors[index[pair.Right.Value]])).ToArray();
         var tokens = pairs.Sum(pair => requests[index[pair.Left.Value]].PromptTokenIds.Count + requests[index[pair.Right.Value]].PromptTokenIds.Count);
