@@ -12,9 +12,10 @@ namespace Serving.Engine.Execution;
 /// the scheduler (block bookkeeping + queues), the sampler, and the live requests. One step is
 ///
 ///     batch  = scheduler.Schedule()            who computes how many tokens now
-///     tokens = sampler(runner.Logits(batch))   one forward over the flat batch, one batched sample
+///     tokens = sampler(runner.Run(batch))      one forward over the flat batch, one batched sample (and the
+///                                              hidden rows embedding requests pool)
 ///     scheduler.Postprocess(batch, tokens)     append, stop rules, free finished blocks
-///     + text: detokenize, stop strings, events to each request's channel
+///     + text: detokenize, stop strings, events to each request's channel; embeddings' vectors
 internal sealed partial class EngineCore : IDisposable
 {
     readonly ModelRunner _runner;
