@@ -122,6 +122,7 @@ public static class ServerApp
         v1.MapGet("/engine/stats", EngineStatsEndpoint.Get);
         app.MapTokenize();
         app.MapScores();
+        app.MapClassify();
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (options.GrpcPort is not null) app.MapServingGrpc(options);
     }

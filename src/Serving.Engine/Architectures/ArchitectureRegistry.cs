@@ -14,6 +14,10 @@ public static class ArchitectureRegistry
     /// the decoder without its LM head, as embedding models are published.
     public static bool IsBaseModel(string architecture) => All.Any(a => a.BaseModelName == architecture);
 
+    /// Whether an `architectures` name is a registered family's sequence classifier (Qwen2ForSequenceClassification,
+    /// ...): the decoder with a `score` head of one row per label.
+    public static bool IsClassifier(string architecture) => All.Any(a => a.ClassifierName == architecture);
+
     /// The checkpoint tensors a config needs, in file order, and the parameters they fill (its architecture's layout):
     /// what loading checks, `init` writes and conversion rewrites.
     public static IReadOnlyList<Weights.WeightBinding> Layout(ModelConfig config) => For(config).Layout(config);
@@ -26,7 +30,7 @@ public static class ArchitectureRegistry
         if (architectures.Count == 0)
             return All.FirstOrDefault(a => a.ModelType == modelType)
                 ?? throw ModelConfigException.Unsupported(json.File, "model_type", modelType, string.Join(", ", All.Select(a => a.ModelType)));
-        var architecture = All.FirstOrDefault(a => a.Name == architectures[0] || a.BaseModelName == architectures[0])
+        var architecture = All.FirstOrDefault(a => a.Names(architectures[0]))
             ?? throw ModelConfigException.Unsupported(json.File, "architectures", architectures[0], string.Join(", ", Names));
         // a model_type that names another family means the config is not what its architecture reads
         if (modelType is not null && modelType != architecture.ModelType)
@@ -36,6 +40,6 @@ public static class ArchitectureRegistry
 
     /// The architecture of a config already read (ModelConfig.Architecture names it).
     internal static ModelArchitecture For(ModelConfig config) =>
-        All.FirstOrDefault(a => a.Name == config.Architecture || a.BaseModelName == config.Architecture || a.ModelType == config.Architecture)
+        All.FirstOrDefault(a => a.Names(config.Architecture) || a.ModelType == config.Architecture)
         ?? throw new ModelConfigException($"unsupported architecture '{config.Architecture}' (supported: {string.Join(", ", Names)})");
 }

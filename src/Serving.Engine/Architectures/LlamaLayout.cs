@@ -15,8 +15,11 @@ internal static class LlamaLayout
         var bindings = new List<WeightBinding> { new("model.embed_tokens.weight", [config.VocabSize, config.HiddenSize], "embed_tokens.weight") };
         for (var i = 0; i < config.NumHiddenLayers; i++) bindings.AddRange(layer(i));
         bindings.Add(new("model.norm.weight", [config.HiddenSize], "norm.weight"));
-        // tied checkpoints may still carry lm_head.weight (a copy of the embeddings); it is ignored
-        if (!config.TieWordEmbeddings)
+        // a classifier's head is score.weight, one row per label; tied checkpoints may still carry lm_head.weight (a copy
+        // of the embeddings), which is ignored
+        if (config.IsClassifier)
+            bindings.Add(new("score.weight", [config.Labels.Count, config.HiddenSize], "score.weight"));
+        else if (!config.TieWordEmbeddings)
             bindings.Add(new("lm_head.weight", [config.VocabSize, config.HiddenSize], "lm_head.weight"));
         return bindings;
     }

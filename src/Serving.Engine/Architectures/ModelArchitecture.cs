@@ -15,6 +15,13 @@ internal abstract class ModelArchitecture
     /// checkpoints name; served by the pooling runner.
     public string BaseModelName => Name.Replace("ForCausalLM", "Model");
 
+    /// transformers' name of the same decoder with a classification head (`score`) instead of its LM head
+    /// (LlamaForCausalLM -> LlamaForSequenceClassification); served by the pooling runner (/classify).
+    public string ClassifierName => Name.Replace("ForCausalLM", "ForSequenceClassification");
+
+    /// Whether a config.json `architectures` name is one of this family's.
+    public bool Names(string architecture) => architecture == Name || architecture == BaseModelName || architecture == ClassifierName;
+
     /// The `model_type` of config.json; selects this class when `architectures` is absent.
     public abstract string ModelType { get; }
 

@@ -39,6 +39,11 @@ public sealed record ModelConfig
     public IReadOnlyList<int> MatryoshkaDimensions { get; init; } = [];
     /// Whether a request may ask for fewer dimensions: either field says so (as vLLM reads them).
     public bool AllowsMatryoshkaDimensions => IsMatryoshka || MatryoshkaDimensions.Count > 0;
+    /// A sequence classifier's labels in id order (config.json id2label, else LABEL_i for num_labels, transformers' 2 by
+    /// default); empty for any other architecture.
+    public IReadOnlyList<string> Labels { get; init; } = [];
+    /// A *ForSequenceClassification checkpoint: a `score` head of one row per label instead of the LM head.
+    public bool IsClassifier => Labels.Count > 0;
     /// The attention window when one is in effect (mistral sliding_window, qwen2 with use_sliding_window).
     /// We do not implement windowed attention: MaxContextLength is clamped to it instead, so that no query
     /// ever has a key outside the window and results equal transformers' exactly.

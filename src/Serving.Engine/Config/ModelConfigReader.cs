@@ -36,6 +36,7 @@ internal static class ModelConfigReader
             EosTokenIds = json.IntOrList("eos_token_id"),
             IsMatryoshka = json.Bool("is_matryoshka") ?? false,
             MatryoshkaDimensions = json.Has("matryoshka_dimensions") ? json.IntOrList("matryoshka_dimensions") : [],
+            Labels = ArchitectureRegistry.IsClassifier(json.StringList("architectures").FirstOrDefault() ?? "") ? Labels(json) : [],
         };
         return CheckRope(json, architecture.ReadSpecifics(config, json));
     }
@@ -56,6 +57,28 @@ internal static class ModelConfigReader
         if (act != "silu") throw ModelConfigException.Unsupported(json.File, "hidden_act", act, "silu");
         if (json.Has("quantization_config"))
             throw ModelConfigException.Unsupported(json.File, "quantization_config", "(present)", "unquantized checkpoints only");
+    }
+
+    /// A classifier's labels by id: id2label ({"0": "negative", ...}, ids 0..n-1), else num_labels LABEL_i (2 when absent,
+    /// as transformers defaults).
+    static IReadOnlyList<string> Labels(JsonFields json)
+    {
+        if (json.Json["id2label"] is System.Text.Json.Nodes.JsonObject map && map.Count > 0)
+        {
+            var labels = new string[map.Count];
+            foreach (var (id, label) in map)
+            {
+                if (!int.TryParse(id, out var index) || index < 0 || index >= labels.Length || label is not System.Text.Json.Nodes.JsonValue value
+                    || !value.TryGetValue(out string? name))
+                    throw new ModelConfigException($"{json.File}: field 'id2label' must map the ids 0..{labels.Length - 1} to label names");
+                labels[index] = name;
+            }
+            if (labels.Any(l => l is null))
+                throw new ModelConfigException($"{json.File}: field 'id2label' must map the ids 0..{labels.Length - 1} to label names");
+            return labels;
+        }
+        var count = json.Has("num_labels") ? json.PositiveInt("num_labels") : 2;
+        return [.. Enumerable.Range(0, count).Select(i => $"LABEL_{i}")];
     }
 
     static int DefaultHeadDim(JsonFields json, int hidden, int heads) =>

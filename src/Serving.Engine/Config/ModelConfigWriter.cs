@@ -31,6 +31,13 @@ public static class ModelConfigWriter
             ["eos_token_id"] = config.EosTokenIds.Count == 1 ? config.EosTokenIds[0] : new JsonArray(config.EosTokenIds.Select(id => (JsonNode)id).ToArray()),
         };
         if (config.PartialRotaryFactor != 1.0) json["partial_rotary_factor"] = config.PartialRotaryFactor;
+        if (config.IsClassifier)
+        {
+            json["num_labels"] = config.Labels.Count;
+            var labels = new JsonObject();
+            for (var i = 0; i < config.Labels.Count; i++) labels[i.ToString(System.Globalization.CultureInfo.InvariantCulture)] = config.Labels[i];
+            json["id2label"] = labels;
+        }
         if (config.IsMatryoshka) json["is_matryoshka"] = true;
         if (config.MatryoshkaDimensions.Count > 0) json["matryoshka_dimensions"] = new JsonArray(config.MatryoshkaDimensions.Select(d => (JsonNode)d).ToArray());
         if (config.SlidingWindow is { } window)

@@ -49,7 +49,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         if (runner == Pooling.RunnerType.Generate)
             return options.PoolerConfig is null ? null
                 : throw new ModelLoadException("--pooler-config applies to the pooling runner; start with --runner pooling");
-        var pooler = Pooling.PoolerConfig.Resolve(options.Model, options.PoolerConfig);
+        var pooler = Pooling.PoolerConfig.Resolve(options.Model, options.PoolerConfig, config.IsClassifier);
         if (pooler.Dimensions is { } dimensions)
         {
             try
@@ -202,6 +202,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
             Runner = options.Runner ?? Pooling.RunnerType.Generate,
             IsMatryoshka = config.AllowsMatryoshkaDimensions,
+            Labels = config.Labels,
             MatryoshkaDimensions = config.MatryoshkaDimensions,
         };
     }

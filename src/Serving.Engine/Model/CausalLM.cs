@@ -23,6 +23,7 @@ internal sealed class CausalLM : nn.Module
     [ComponentName(Name = "layers")] readonly ModuleList<DecoderLayer> _layers;
     [ComponentName(Name = "norm")] readonly RmsNorm _norm;
     [ComponentName(Name = "lm_head")] readonly Linear? _lmHead;              // (vocab, hidden); null when tied to embed_tokens or absent
+    [ComponentName(Name = "score")] readonly Linear? _score;                 // (labels, hidden); a sequence classifier's head
 
     /// The LM head's parameter (and checkpoint tensor) name.
     public const string LmHeadWeight = "lm_head.weight";
@@ -34,14 +35,16 @@ internal sealed class CausalLM : nn.Module
     /// lmHead false: no LM head (the pooling runner's decoder, which returns hidden states and no logits).
     public CausalLM(ModelShard shard, ScalarType dtype, Device device, bool lmHead = true) : base("CausalLM")
     {
-        HasLmHead = lmHead;
+        var classifier = shard.Config.IsClassifier;
+        HasLmHead = lmHead && !classifier;
         (Shard, Dtype, Device) = (shard, dtype, device);
         var config = shard.Config;
         _embedTokens = new Embedding(config.VocabSize, config.HiddenSize, dtype, device, shard.VocabStart, sharded: shard.Size > 1);
         _layers = new ModuleList<DecoderLayer>(
             Enumerable.Range(0, config.NumHiddenLayers).Select(i => new DecoderLayer(config, i, dtype, device)).ToArray());
         _norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
-        _lmHead = config.TieWordEmbeddings || !lmHead ? null : new Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
+        _score = classifier ? new Linear(config.HiddenSize, config.Labels.Count, false, dtype, device) : null;
+        _lmHead = config.TieWordEmbeddings || !HasLmHead ? null : new Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
         RegisterComponents();
     }
 
@@ -75,7 +78,8 @@ internal sealed class CausalLM : nn.Module
     }
 
     /// Runs one step: the logits as Forward gives them, and the final (normed) hidden states of hiddenRows, (rows,
-    /// hidden) float32, for pooling. The caller's dispose scope owns both.
+    /// hidden) float32, for pooling; a classifier's are its head's logits, (rows, labels) float32 (the head is linear,
+    /// so pooling them is pooling the hidden states first). The caller's dispose scope owns both.
     public StepOutput Forward(DecoderStep step, bool allRows, int[] hiddenRows)
     {
         using var noGrad = torch.no_grad();
@@ -102,8 +106,9 @@ internal sealed class CausalLM : nn.Module
         Tensor? pooled = null;
         if (pooling)
         {
-            pooled = hidden.index_select(0, tensor(hiddenRows!.Select(row => (long)row).ToArray(), device: hidden.device))
-                .to_type(ScalarType.Float32).MoveToOuterDisposeScope();                 // (hiddenRows, hidden)
+            pooled = hidden.index_select(0, tensor(hiddenRows!.Select(row => (long)row).ToArray(), device: hidden.device));  // (hiddenRows, hidden)
+            if (_score is not null) pooled = _score.Forward(step, pooled);                                              // (hiddenRows, labels)
+            pooled = pooled.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
             if (!allRows && step.LogitRows is { } logitRows) hidden = hidden.index_select(0, logitRows);
         }
         return new StepOutput(LmHead(step, hidden).MoveToOuterDisposeScope(), pooled);

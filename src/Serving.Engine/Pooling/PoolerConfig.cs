@@ -10,10 +10,15 @@ public sealed record PoolerConfig(PoolingType PoolingType = PoolingType.Last, bo
 {
     public static PoolerConfig Default { get; } = new();
 
-    /// The model folder's sentence-transformers modules when it has them (else the default), then the flag's fields.
-    public static PoolerConfig Resolve(string modelDirectory, PoolerConfigOverrides? overrides)
+    /// A classifier's default (vLLM's for classify): LAST pooling of the head's logits, not normalized.
+    public static PoolerConfig Classifier { get; } = new(PoolingType.Last, Normalize: false);
+
+    /// The model folder's sentence-transformers modules when it has them (else the default: Classifier for a sequence
+    /// classifier), then the flag's fields.
+    public static PoolerConfig Resolve(string modelDirectory, PoolerConfigOverrides? overrides, bool classifier = false)
     {
-        var config = Directory.Exists(modelDirectory) ? SentenceTransformersConfig.Read(modelDirectory) ?? Default : Default;
+        var fallback = classifier ? Classifier : Default;
+        var config = !classifier && Directory.Exists(modelDirectory) ? SentenceTransformersConfig.Read(modelDirectory) ?? fallback : fallback;
         return overrides?.ApplyTo(config) ?? config;
     }
 

@@ -25,7 +25,13 @@ public static class RunnerTypes
     public static string Name(this RunnerType runner) => runner.ToString().ToLowerInvariant();
 
     /// auto, as vLLM decides it from the architecture's name: a transformers base model (LlamaModel, Qwen3Model,
-    /// MistralModel: no LM head) pools, a *ForCausalLM generates.
-    public static RunnerType Resolve(RunnerType? requested, ModelConfig config) =>
-        requested ?? (Architectures.ArchitectureRegistry.IsBaseModel(config.Architecture) ? RunnerType.Pooling : RunnerType.Generate);
+    /// MistralModel: no LM head) or a sequence classifier (*ForSequenceClassification) pools, a *ForCausalLM generates.
+    /// A classifier has no LM head to generate with.
+    public static RunnerType Resolve(RunnerType? requested, ModelConfig config)
+    {
+        if (config.IsClassifier && requested == RunnerType.Generate)
+            throw new ModelLoadException($"{config.Architecture} is a sequence classifier (no LM head): it serves /classify under --runner pooling, not generation");
+        return requested ?? (Architectures.ArchitectureRegistry.IsBaseModel(config.Architecture) || config.IsClassifier
+            ? RunnerType.Pooling : RunnerType.Generate);
+    }
 }

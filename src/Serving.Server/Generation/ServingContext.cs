@@ -56,6 +56,17 @@ internal sealed class ServingContext(ILlmEngine engine, ServingState state, Serv
             : $"The model does not support the {api} API: the server runs the pooling runner (--runner pooling), which serves /v1/embeddings.", "model");
     }
 
+    /// 400 when the pooling runner's model does not serve the API: a sequence classifier answers /classify only, an
+    /// embedding model everything but.
+    public void EnsurePoolingTask(bool classify, string api)
+    {
+        var classifier = engine.Info.Labels.Count > 0;
+        if (classifier == classify) return;
+        throw ApiException.BadRequest(classifier
+            ? $"The model does not support the {api} API: it is a sequence classifier, which answers POST /classify."
+            : $"The model does not support the {api} API: it is an embedding model (POST /v1/embeddings, /score, /rerank), not a sequence classifier.", "model");
+    }
+
     /// The model a request names: one of the served names (the model itself; omitted, as vLLM allows, it is too), or a
     /// LoRA adapter (--lora-modules); else 404.
     public ServedModel Resolve(string? model)

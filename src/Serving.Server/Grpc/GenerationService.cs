@@ -32,6 +32,7 @@ internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V
     {
         Admit(request.Model);
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Embed");
+        serving.EnsurePoolingTask(classify: false, "Embed");
         var plan = await serving.PreparePromptsAsync(() => EmbedPlan.Create(request, serving), context.CancellationToken);
         var observer = serving.Observer(Telemetry.ServerMetrics.EmbeddingsOperation, "grpc");
         var (vectors, promptTokens) = await EmbeddingRun.RunAsync(serving.Engine, plan.Requests, observer, EmbeddingRun.WaveSize(serving.Limits),

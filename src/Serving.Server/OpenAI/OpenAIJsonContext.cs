@@ -22,6 +22,8 @@ namespace Serving.Server.OpenAI;
 [JsonSerializable(typeof(Embeddings.EmbeddingRequest))]
 [JsonSerializable(typeof(Embeddings.EmbeddingResponse))]
 [JsonSerializable(typeof(float[]))]
+[JsonSerializable(typeof(Embeddings.ClassifyRequest))]
+[JsonSerializable(typeof(Embeddings.ClassifyResponse))]
 [JsonSerializable(typeof(Embeddings.ScoreRequest))]
 [JsonSerializable(typeof(Embeddings.ScoreResponse))]
 [JsonSerializable(typeof(Embeddings.RerankRequest))]

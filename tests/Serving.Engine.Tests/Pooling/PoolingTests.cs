@@ -281,6 +281,29 @@ public sealed class PoolingTests
     }
 
     [Fact]
+    public async Task ASequenceClassifierPoolsItsHeadsLogits()
+    {
+        // llama-gqa as a LlamaForSequenceClassification checkpoint: its LM head replaced by a 3-label score head
+        using var fixture = ClassifierFixture.Create("llama-gqa", ["negative", "neutral", "positive"]);
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[1].InputIds;
+        await using var classifier = await StartAsync(fixture.Folder.Path, o => o with { Runner = null });
+        Assert.Equal(RunnerType.Pooling, classifier.Info.Runner);   // auto: a classifier pools
+        Assert.Equal(["negative", "neutral", "positive"], classifier.Info.Labels);
+        Assert.Equal(PoolerConfig.Classifier, classifier.Info.Pooler);
+        var logits = (await classifier.EmbedAsync(Embed(prompt, classifier.Info.Pooler!.Params()), default)).Embedding;
+
+        // the head times the causal model's last hidden state (itself checked against transformers above)
+        await using var causal = await StartPoolingAsync("llama-gqa");
+        var hidden = (await causal.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Last, false)), default)).Embedding;
+        AssertClose(fixture.Logits(hidden), logits, 1e-4f);
+        await using var split = await StartAsync(fixture.Folder.Path, o => o with { Runner = null, TensorParallelSize = 2 });
+        AssertClose(logits, (await split.EmbedAsync(Embed(prompt, split.Info.Pooler!.Params()), default)).Embedding, 1e-4f);
+
+        var generate = await Assert.ThrowsAsync<ModelLoadException>(() => StartAsync(fixture.Folder.Path, o => o with { Runner = RunnerType.Generate }));
+        Assert.Contains("sequence classifier", generate.Message);
+    }
+
+    [Fact]
     public async Task ACancelledEmbeddingFreesItsBlocks()
     {
         await using var engine = await StartPoolingAsync("llama-gqa", configure: o => o with { MaxNumBatchedTokens = 2 });

@@ -244,6 +244,45 @@ public sealed class EmbeddingsServerTests
         Assert.Contains("at most 2048", error!["error"]!["message"]!.GetValue<string>());
     }
 
+    /// A sequence classifier (a *ForSequenceClassification checkpoint) answers vLLM's /classify: softmax of its head's
+    /// last-token logits and the most probable label; it serves no embeddings, and an embedding model no /classify.
+    [Fact]
+    public async Task AClassifierAnswersClassifyAndNothingElse()
+    {
+        using var fixture = ClassifierFixture.Create("llama-gqa", ["negative", "neutral", "positive"]);
+        await using var server = await RunningServer.StartAsync([], model: fixture.Folder.Path);   // auto: a classifier pools
+        Assert.Equal(["negative", "neutral", "positive"], server.Engine.Info.Labels);
+        var (status, body) = await server.PostAsync("/v1/classify", new { model = RunningServer.Model, input = Texts });
+        Assert.Equal(200, status);
+        Assert.Equal("list", body!["object"]!.GetValue<string>());
+        Assert.StartsWith("classify-", body["id"]!.GetValue<string>());
+        var data = body["data"]!.AsArray();
+        Assert.Equal(Texts.Length, data.Count);
+        await using var causal = await RunningServer.StartAsync(["--runner", "pooling", "--pooler-config", """{"normalize": false}"""]);
+        for (var i = 0; i < Texts.Length; i++)
+        {
+            var (_, embedded) = await causal.PostAsync("/v1/embeddings", new { input = Texts[i], encoding_format = "float" });
+            var logits = fixture.Logits(Floats(embedded!["data"]![0]!["embedding"]!));
+            var exps = logits.Select(l => Math.Exp(l - logits.Max())).ToArray();
+            var probs = data[i]!["probs"]!.AsArray().Select(p => p!.GetValue<double>()).ToArray();
+            Assert.Equal(3, data[i]!["num_classes"]!.GetValue<int>());
+            for (var c = 0; c < 3; c++) Assert.Equal(exps[c] / exps.Sum(), probs[c], 1e-4);
+            Assert.Equal(new[] { "negative", "neutral", "positive" }[Array.IndexOf(probs, probs.Max())], data[i]!["label"]!.GetValue<string>());
+        }
+        Assert.Equal(Texts.Sum(t => server.Engine.Prompts.Encode(t).Count), body["usage"]!["prompt_tokens"]!.GetValue<int>());
+
+        var (embeddings, refusal) = await server.PostAsync("/v1/embeddings", new { input = "a" });
+        Assert.Equal(400, embeddings);
+        Assert.Contains("sequence classifier", refusal!["error"]!["message"]!.GetValue<string>());
+        var (rerank, _) = await server.PostAsync("/rerank", new { query = "a", documents = new[] { "b" } });
+        Assert.Equal(400, rerank);
+        var (classify, notClassifier) = await causal.PostAsync("/classify", new { input = "a" });
+        Assert.Equal(400, classify);
+        Assert.Contains("not a sequence classifier", notClassifier!["error"]!["message"]!.GetValue<string>());
+        var (generate, _) = await server.PostAsync("/v1/completions", new { prompt = "a" });
+        Assert.Equal(400, generate);
+    }
+
     [Fact]
     public async Task AMatryoshkaModelGivesTheDimensionsAsked()
     {

@@ -10,6 +10,7 @@ internal static class EmbeddingsEndpoint
     {
         serving.EnsureReady();
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Embeddings");
+        serving.EnsurePoolingTask(classify: false, "Embeddings");
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.EmbeddingRequest);
         var aborted = context.RequestAborted;
         var plan = await serving.PreparePromptsAsync(() => EmbeddingPlan.Create(request, serving), aborted);

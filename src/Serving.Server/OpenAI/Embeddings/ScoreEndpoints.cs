@@ -20,6 +20,7 @@ internal static class ScoreEndpoints
     {
         serving.EnsureReady();
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Score");
+        serving.EnsurePoolingTask(classify: false, "Score");
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ScoreRequest);
         var model = serving.Resolve(request.Model);
         var (leftField, leftName, rightField, rightName) = request.Sides();
@@ -37,6 +38,7 @@ internal static class ScoreEndpoints
     {
         serving.EnsureReady();
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Rerank");
+        serving.EnsurePoolingTask(classify: false, "Rerank");
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.RerankRequest);
         var model = serving.Resolve(request.Model);
         Check.That(request.Query is not null, "query", "query is required.");

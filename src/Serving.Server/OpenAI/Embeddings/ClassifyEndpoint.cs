@@ -1,0 +1,82 @@
+using System.Text.Json;
+using Serving.Engine;
+using Serving.Server.Generation;
+
+namespace Serving.Server.OpenAI.Embeddings;
+
+/// vLLM's POST /classify (/v1/classify) on the pooling runner with a sequence classifier (*ForSequenceClassification):
+/// each input's last-token logits of the `score` head, as probabilities (softmax over two or more labels, a sigmoid for
+/// one, as vLLM's classify pooler) and the most probable label.
+internal static class ClassifyEndpoint
+{
+    public static void MapClassify(this IEndpointRouteBuilder app)
+    {
+        foreach (var path in new[] { "/classify", "/v1/classify" }) app.MapPost(path, ClassifyAsync);
+    }
+
+    static async Task ClassifyAsync(HttpContext context, ServingContext serving)
+    {
+        serving.EnsureReady();
+        serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Classification");
+        serving.EnsurePoolingTask(classify: true, "Classification");
+        var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ClassifyRequest);
+        var model = serving.Resolve(request.Model);
+        var info = serving.Engine.Info;
+        var limits = serving.Limits;
+        var count = CompletionPrompts.Count(request.Input, "input");
+        Check.That(count <= EmbeddingRun.MaxInputs, "input", $"The request lists {count} inputs; at most {EmbeddingRun.MaxInputs} are allowed.");
+        var keepLast = PromptEncoding.KeepLast(request.TruncatePromptTokens, limits.MaxModelLen);
+        var id = ServingContext.NewId("classify");
+        var requests = await serving.PreparePromptsAsync(() =>
+        {
+            var prompts = CompletionPrompts.Resolve(request.Input, serving.Prompts, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: false),
+                keepLast, "input");
+            return prompts.Select((prompt, i) =>
+            {
+                info.CheckPooledPrompt(prompt.TokenIds.Count, "input");
+                return new GenerationRequest
+                {
+                    RequestId = prompts.Count == 1 ? id : $"{id}-{i}", PromptTokenIds = prompt.TokenIds, Pooling = info.Pooler!.Params(),
+                    Priority = request.Priority ?? 0, LoraAdapter = model.LoraAdapter,
+                };
+            }).ToList();
+        }, context.RequestAborted);
+        var observer = serving.Observer("classify");
+        var (logits, tokens) = await EmbeddingRun.RunAsync(serving.Engine, requests, observer, EmbeddingRun.WaveSize(limits), context.RequestAborted);
+        var data = logits.Select((row, i) =>
+        {
+            var probs = Probabilities(row);
+            var best = Array.IndexOf(probs, probs.Max());
+            return new ClassifyItem(i, info.Labels[best], probs, probs.Length);
+        }).ToList();
+        await context.Response.WriteAsJsonAsync(new ClassifyResponse(id, ServingContext.UnixNow(), model.Name, data, new EmbeddingUsage(tokens, tokens)),
+            OpenAIJsonContext.Default.ClassifyResponse, cancellationToken: context.RequestAborted);
+    }
+
+    /// Softmax over two or more logits; a sigmoid of one.
+    static double[] Probabilities(float[] logits)
+    {
+        if (logits.Length == 1) return [1 / (1 + Math.Exp(-logits[0]))];
+        var max = logits.Max();
+        var exps = logits.Select(l => Math.Exp(l - max)).ToArray();
+        var sum = exps.Sum();
+        return [.. exps.Select(e => e / sum)];
+    }
+}
+
+/// vLLM's /classify body: the inputs as /v1/embeddings takes them.
+internal sealed record ClassifyRequest
+{
+    public string? Model { get; init; }
+    public JsonElement? Input { get; init; }
+    public int? TruncatePromptTokens { get; init; }
+    public bool? AddSpecialTokens { get; init; }
+    public int? Priority { get; init; }
+}
+
+internal sealed record ClassifyResponse(string Id, long Created, string Model, IReadOnlyList<ClassifyItem> Data, EmbeddingUsage Usage)
+{
+    public string Object => "list";
+}
+
+internal sealed record ClassifyItem(int Index, string Label, IReadOnlyList<double> Probs, int NumClasses);
