@@ -142,6 +142,8 @@ public sealed record ModelInfo
     public IReadOnlyList<int> MatryoshkaDimensions { get; init; } = [];
     /// A sequence classifier's labels in id order (its pooled vector is one logit per label); empty for other models.
     public IReadOnlyList<string> Labels { get; init; } = [];
+    /// A classifier's problem_type (config.json), which decides its scores' activation; null when unset.
+    public string? ProblemType { get; init; }
 
     /// Refuses (InvalidRequestException naming param) an embedding's prompt of this many tokens that the engine could
     /// never take: longer than the context, or than the whole KV cache. A server checks each input with it to name the

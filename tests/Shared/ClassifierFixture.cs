@@ -14,7 +14,8 @@ public sealed class ClassifierFixture : IDisposable
     public TempDirectory Folder { get; }
     public Tensor Score { get; }
 
-    public static ClassifierFixture Create(string fixture, string[] labels, int seed = 7)
+    /// problemType: config.json's problem_type (none when null).
+    public static ClassifierFixture Create(string fixture, string[] labels, int seed = 7, string? problemType = null)
     {
         var from = Fixtures.Dir(fixture);
         var folder = new TempDirectory();
@@ -23,6 +24,7 @@ public sealed class ClassifierFixture : IDisposable
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(from, "config.json")))!.AsObject();
         config["architectures"] = new JsonArray(config["architectures"]![0]!.GetValue<string>().Replace("ForCausalLM", "ForSequenceClassification"));
         config["id2label"] = new JsonObject(labels.Select((label, i) => KeyValuePair.Create(i.ToString(), (JsonNode?)label)));
+        if (problemType is not null) config["problem_type"] = problemType;
         File.WriteAllText(Path.Combine(folder.Path, "config.json"), config.ToJsonString());
         using var checkpoint = SafetensorsCheckpoint.Open(from);
         var tensors = checkpoint.TensorNames.Where(name => !name.StartsWith("lm_head.")).ToDictionary(name => name, name => checkpoint.Read(name));

@@ -44,6 +44,9 @@ public sealed record ModelConfig
     public IReadOnlyList<string> Labels { get; init; } = [];
     /// A *ForSequenceClassification checkpoint: a `score` head of one row per label instead of the LM head.
     public bool IsClassifier => Labels.Count > 0;
+    /// A classifier's problem_type (transformers': regression, single_label_classification, multi_label_classification),
+    /// which decides how its logits become scores; null when config.json does not say.
+    public string? ProblemType { get; init; }
     /// The attention window when one is in effect (mistral sliding_window, qwen2 with use_sliding_window).
     /// We do not implement windowed attention: MaxContextLength is clamped to it instead, so that no query
     /// ever has a key outside the window and results equal transformers' exactly.

@@ -37,6 +37,7 @@ internal static class ModelConfigReader
             IsMatryoshka = json.Bool("is_matryoshka") ?? false,
             MatryoshkaDimensions = json.Has("matryoshka_dimensions") ? json.IntOrList("matryoshka_dimensions") : [],
             Labels = ArchitectureRegistry.IsClassifier(json.StringList("architectures").FirstOrDefault() ?? "") ? Labels(json) : [],
+            ProblemType = ProblemType(json),
         };
         return CheckRope(json, architecture.ReadSpecifics(config, json));
     }
@@ -79,6 +80,13 @@ internal static class ModelConfigReader
         }
         var count = json.Has("num_labels") ? json.PositiveInt("num_labels") : 2;
         return [.. Enumerable.Range(0, count).Select(i => $"LABEL_{i}")];
+    }
+
+    static string? ProblemType(JsonFields json)
+    {
+        var type = json.String("problem_type");
+        return type is null or "regression" or "single_label_classification" or "multi_label_classification" ? type
+            : throw ModelConfigException.Unsupported(json.File, "problem_type", type, "regression, single_label_classification, multi_label_classification");
     }
 
     static int DefaultHeadDim(JsonFields json, int hidden, int heads) =>

@@ -38,6 +38,7 @@ public static class ModelConfigWriter
             for (var i = 0; i < config.Labels.Count; i++) labels[i.ToString(System.Globalization.CultureInfo.InvariantCulture)] = config.Labels[i];
             json["id2label"] = labels;
         }
+        if (config.ProblemType is { } problem) json["problem_type"] = problem;
         if (config.IsMatryoshka) json["is_matryoshka"] = true;
         if (config.MatryoshkaDimensions.Count > 0) json["matryoshka_dimensions"] = new JsonArray(config.MatryoshkaDimensions.Select(d => (JsonNode)d).ToArray());
         if (config.SlidingWindow is { } window)

@@ -50,6 +50,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             return options.PoolerConfig is null ? null
                 : throw new ModelLoadException("--pooler-config applies to the pooling runner; start with --runner pooling");
         var pooler = Pooling.PoolerConfig.Resolve(options.Model, options.PoolerConfig, config.IsClassifier);
+        if (config.IsClassifier && (pooler.Normalize || pooler.Dimensions is not null))
+            throw new ModelLoadException("--pooler-config: a sequence classifier's logits are neither normalized nor cut (normalize false, no dimensions)");
         if (pooler.Dimensions is { } dimensions)
         {
             try
@@ -203,6 +205,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             Runner = options.Runner ?? Pooling.RunnerType.Generate,
             IsMatryoshka = config.AllowsMatryoshkaDimensions,
             Labels = config.Labels,
+            ProblemType = config.ProblemType,
             MatryoshkaDimensions = config.MatryoshkaDimensions,
         };
     }

@@ -48,6 +48,8 @@ public static class ModelLoader
     internal static CausalLM LoadDecoder(string directory, string dtype, Device device)
     {
         var config = ModelConfig.Load(directory);
+        if (config.IsClassifier)
+            throw new ModelLoadException($"{directory} is a sequence classifier ({config.Architecture}): it has no LM head to train or report on");
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
         return LoadShard(ModelShard.Whole(config), CheckpointWeights(checkpoint, config, dtype, device), device, progress: null);
     }

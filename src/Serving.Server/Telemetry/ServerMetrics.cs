@@ -33,15 +33,17 @@ internal sealed class ServerMetrics
 
     static InstrumentAdvice<double> Buckets(params double[] bounds) => new() { HistogramBucketBoundaries = bounds };
 
-    /// The GenAI operation name of /v1/embeddings and gRPC Embed.
+    /// The GenAI operation name of /v1/embeddings, /score, /rerank and gRPC Embed.
     public const string EmbeddingsOperation = "embeddings";
+    /// The operation name of /classify (GenAI's conventions name none).
+    public const string ClassifyOperation = "classify";
 
     public void RecordCompleted(string protocol, string operation, string model, RequestUsage usage, RequestTimings timings, int n)
     {
         var tags = Tags(protocol, operation, model);
         _requestDuration.Record(timings.Total.TotalSeconds, tags);
         _tokenUsage.Record(usage.PromptTokens, [.. tags, new("gen_ai.token.type", "input")]);
-        if (operation == EmbeddingsOperation) return;   // an embedding generates no token
+        if (operation is EmbeddingsOperation or ClassifyOperation) return;   // pooling generates no token
         _timeToFirstToken.Record(timings.TimeToFirstToken.TotalSeconds, tags);
         // n sequences decode side by side: per-sequence tokens after the first measure the step rate.
         var tokensAfterFirst = usage.CompletionTokens / Math.Max(1, n) - 1;

@@ -301,6 +301,12 @@ public sealed class PoolingTests
 
         var generate = await Assert.ThrowsAsync<ModelLoadException>(() => StartAsync(fixture.Folder.Path, o => o with { Runner = RunnerType.Generate }));
         Assert.Contains("sequence classifier", generate.Message);
+        var normalized = await Assert.ThrowsAsync<ModelLoadException>(() => StartAsync(fixture.Folder.Path, o => o with
+        {
+            Runner = null, PoolerConfig = PoolerConfigOverrides.Parse("""{"normalize": true}"""),
+        }));
+        Assert.Contains("--pooler-config", normalized.Message);
+        Assert.Contains("no LM head to train", Assert.Throws<ModelLoadException>(() => Serving.Engine.Model.ModelLoader.LoadDecoder(fixture.Folder.Path, "float32", CPU)).Message);
     }
 
     [Fact]

@@ -281,6 +281,31 @@ public sealed class EmbeddingsServerTests
         Assert.Contains("not a sequence classifier", notClassifier!["error"]!["message"]!.GetValue<string>());
         var (generate, _) = await server.PostAsync("/v1/completions", new { prompt = "a" });
         Assert.Equal(400, generate);
+
+        // use_activation false: the raw logits
+        var (_, raw) = await server.PostAsync("/classify", new { input = Texts[0], use_activation = false });
+        var (_, first) = await causal.PostAsync("/v1/embeddings", new { input = Texts[0], encoding_format = "float" });
+        var expected = fixture.Logits(Floats(first!["data"]![0]!["embedding"]!));
+        var rawProbs = raw!["data"]![0]!["probs"]!.AsArray().Select(p => p!.GetValue<double>()).ToArray();
+        for (var c = 0; c < 3; c++) Assert.Equal(expected[c], rawProbs[c], 1e-4);
+    }
+
+    /// config.json's problem_type picks the activation as vLLM does: a sigmoid per label for multi-label classification,
+    /// none for regression.
+    [Theory]
+    [InlineData("multi_label_classification", 3)]
+    [InlineData("regression", 1)]
+    public async Task TheProblemTypePicksTheActivation(string problemType, int labels)
+    {
+        using var fixture = ClassifierFixture.Create("llama-gqa", [.. Enumerable.Range(0, labels).Select(i => $"L{i}")], problemType: problemType);
+        await using var server = await RunningServer.StartAsync([], model: fixture.Folder.Path);
+        await using var causal = await RunningServer.StartAsync(["--runner", "pooling", "--pooler-config", """{"normalize": false}"""]);
+        var (_, body) = await server.PostAsync("/classify", new { input = Texts[2] });
+        var (_, embedded) = await causal.PostAsync("/v1/embeddings", new { input = Texts[2], encoding_format = "float" });
+        var logits = fixture.Logits(Floats(embedded!["data"]![0]!["embedding"]!));
+        var probs = body!["data"]![0]!["probs"]!.AsArray().Select(p => p!.GetValue<double>()).ToArray();
+        for (var c = 0; c < labels; c++)
+            Assert.Equal(problemType == "regression" ? logits[c] : 1 / (1 + Math.Exp(-logits[c])), probs[c], 1e-4);
     }
 
     [Fact]

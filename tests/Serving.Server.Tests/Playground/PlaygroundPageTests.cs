@@ -161,7 +161,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await using var server = await RunningServer.StartAsync(["--runner", "pooling", "--enable-lora", "--lora-modules", $"tuned={lora.Adapter.Path}"]);
         await using var page = await fixture.OpenAsync(server: server);
         await page.WaitUntilConnectedAsync();
-        await Expect(page.Notice).ToContainTextAsync("This server serves embeddings (--runner pooling).");
+        await Expect(page.Notice).ToContainTextAsync("This server runs the pooling runner (--runner pooling).");
         await Expect(page.SendButton).ToBeDisabledAsync();
         await page.Page.GetByLabel("Model", new() { Exact = true }).SelectOptionAsync("tuned");   // picking an adapter changes nothing
         await Expect(page.SendButton).ToBeDisabledAsync();

@@ -5,8 +5,9 @@ using Serving.Server.Generation;
 namespace Serving.Server.OpenAI.Embeddings;
 
 /// vLLM's POST /classify (/v1/classify) on the pooling runner with a sequence classifier (*ForSequenceClassification):
-/// each input's last-token logits of the `score` head, as probabilities (softmax over two or more labels, a sigmoid for
-/// one, as vLLM's classify pooler) and the most probable label.
+/// each input's last-token logits of the `score` head through the activation vLLM picks from config.json's
+/// problem_type (regression: none; multi_label_classification: a sigmoid per label; else a softmax, or a sigmoid for one
+/// label; the request's use_activation false gives the raw logits), and the label scored highest.
 internal static class ClassifyEndpoint
 {
     public static void MapClassify(this IEndpointRouteBuilder app)
@@ -41,11 +42,12 @@ internal static class ClassifyEndpoint
                 };
             }).ToList();
         }, context.RequestAborted);
-        var observer = serving.Observer("classify");
+        var observer = serving.Observer(Telemetry.ServerMetrics.ClassifyOperation);
         var (logits, tokens) = await EmbeddingRun.RunAsync(serving.Engine, requests, observer, EmbeddingRun.WaveSize(limits), context.RequestAborted);
+        var activate = request.UseActivation ?? request.Activation ?? true;
         var data = logits.Select((row, i) =>
         {
-            var probs = Probabilities(row);
+            var probs = activate ? Activated(row, info.ProblemType) : [.. row.Select(l => (double)l)];
             var best = Array.IndexOf(probs, probs.Max());
             return new ClassifyItem(i, info.Labels[best], probs, probs.Length);
         }).ToList();
@@ -53,10 +55,12 @@ internal static class ClassifyEndpoint
             OpenAIJsonContext.Default.ClassifyResponse, cancellationToken: context.RequestAborted);
     }
 
-    /// Softmax over two or more logits; a sigmoid of one.
-    static double[] Probabilities(float[] logits)
+    /// vLLM's classify activation: none for regression, a sigmoid per label for multi-label classification or a single
+    /// label, else a softmax.
+    static double[] Activated(float[] logits, string? problemType)
     {
-        if (logits.Length == 1) return [1 / (1 + Math.Exp(-logits[0]))];
+        if (problemType == "regression") return [.. logits.Select(l => (double)l)];
+        if (problemType == "multi_label_classification" || logits.Length == 1) return [.. logits.Select(l => 1 / (1 + Math.Exp(-l)))];
         var max = logits.Max();
         var exps = logits.Select(l => Math.Exp(l - max)).ToArray();
         var sum = exps.Sum();
@@ -72,6 +76,9 @@ internal sealed record ClassifyRequest
     public int? TruncatePromptTokens { get; init; }
     public bool? AddSpecialTokens { get; init; }
     public int? Priority { get; init; }
+    /// vLLM's switch for the activation (its older name: activation); false returns the head's raw logits as probs.
+    public bool? UseActivation { get; init; }
+    public bool? Activation { get; init; }
 }
 
 internal sealed record ClassifyResponse(string Id, long Created, string Model, IReadOnlyList<ClassifyItem> Data, EmbeddingUsage Usage)

@@ -62,10 +62,10 @@ async function connect() {
   engine.start();
   embeddingServer = card.model_info.runner === 'pooling';
   if (embeddingServer) {
-    // an embedding server (--runner pooling) answers no chat: say what it serves instead of failing each message
+    // a pooling server (embeddings or classification) answers no chat: say what it serves instead of failing each message
     conversation.setModel(null);
-    notice('info', 'This server serves embeddings (--runner pooling).',
-      'POST /v1/embeddings, /score and /rerank answer; chat and completions are off.');
+    notice('info', 'This server runs the pooling runner (--runner pooling).',
+      'It answers POST /v1/embeddings, /score and /rerank (a classifier: /classify); chat and completions are off.');
     return;
   }
   conversation.setModel($('model-select').value || card.id);
