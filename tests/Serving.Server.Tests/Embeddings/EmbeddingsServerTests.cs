@@ -290,6 +290,38 @@ public sealed class EmbeddingsServerTests
         for (var c = 0; c < 3; c++) Assert.Equal(expected[c], rawProbs[c], 1e-4);
     }
 
+    /// A cross-encoder (a classifier of one label, as converted rerankers are published) scores each pair as one
+    /// prompt: the query's tokens, then the document's, its logit through a sigmoid.
+    [Fact]
+    public async Task ACrossEncoderScoresEachPairAsOnePrompt()
+    {
+        using var fixture = ClassifierFixture.Create("llama-gqa", ["relevant"]);
+        await using var server = await RunningServer.StartAsync([], model: fixture.Folder.Path);
+        await using var causal = await RunningServer.StartAsync(["--runner", "pooling", "--pooler-config", """{"normalize": false}"""]);
+        var query = "Which animal is quick?";
+        var expected = new double[Texts.Length];
+        var tokens = 0;
+        for (var i = 0; i < Texts.Length; i++)
+        {
+            int[] pair = [.. server.Engine.Prompts.Encode(query), .. server.Engine.Prompts.Encode(Texts[i])];
+            tokens += pair.Length;
+            var (_, embedded) = await causal.PostAsync("/v1/embeddings", new { input = pair, encoding_format = "float" });
+            expected[i] = 1 / (1 + Math.Exp(-fixture.Logits(Floats(embedded!["data"]![0]!["embedding"]!))[0]));
+        }
+        var (status, rerank) = await server.PostAsync("/v1/rerank", new { query, documents = Texts });
+        Assert.Equal(200, status);
+        var results = rerank!["results"]!.AsArray();
+        Assert.Equal(expected.Select((score, i) => (score, i)).OrderByDescending(x => x.score).Select(x => x.i),
+            results.Select(r => r!["index"]!.GetValue<int>()));
+        foreach (var result in results)
+            Assert.Equal(expected[result!["index"]!.GetValue<int>()], result["relevance_score"]!.GetValue<double>(), 1e-4);
+        Assert.Equal(tokens, rerank["usage"]!["total_tokens"]!.GetValue<int>());
+        var (_, score) = await server.PostAsync("/score", new { text_1 = query, text_2 = Texts[1] });
+        Assert.Equal(expected[1], score!["data"]![0]!["score"]!.GetValue<double>(), 1e-4);
+        var (truncated, _) = await server.PostAsync("/score", new { text_1 = query, text_2 = Texts[1], truncate_prompt_tokens = 4 });
+        Assert.Equal(400, truncated);
+    }
+
     /// config.json's problem_type picks the activation as vLLM does: a sigmoid per label for multi-label classification,
     /// none for regression.
     [Theory]

@@ -4,10 +4,11 @@ using Serving.Server.Generation;
 
 namespace Serving.Server.OpenAI.Embeddings;
 
-/// vLLM's scoring APIs on the pooling runner with an embedding model: POST /score (/v1/score) scores text pairs, POST
-/// /rerank (/v1/rerank, /v2/rerank) orders documents by their score against a query. A pair's score is the cosine
-/// similarity of the two texts' embeddings (vLLM's rule for embedding models; cross-encoders are not served). Each
-/// distinct text is embedded once, all side by side.
+/// vLLM's scoring APIs on the pooling runner: POST /score (/v1/score) scores text pairs, POST /rerank (/v1/rerank,
+/// /v2/rerank) orders documents by their score against a query. vLLM's two rules: with an embedding model a pair's score
+/// is the cosine similarity of the two texts' embeddings (each distinct text embedded once); with a cross-encoder (a
+/// sequence classifier of one label) it is the classifier's activated logit for the pair's tokens, the two texts
+/// encoded one after the other as a tokenizer encodes a pair. All side by side.
 internal static class ScoreEndpoints
 {
     public static void MapScores(this IEndpointRouteBuilder app)
@@ -20,7 +21,7 @@ internal static class ScoreEndpoints
     {
         serving.EnsureReady();
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Score");
-        serving.EnsurePoolingTask(classify: false, "Score");
+        EnsureScores(serving, "Score");
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ScoreRequest);
         var model = serving.Resolve(request.Model);
         var (leftField, leftName, rightField, rightName) = request.Sides();
@@ -38,7 +39,7 @@ internal static class ScoreEndpoints
     {
         serving.EnsureReady();
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Rerank");
-        serving.EnsurePoolingTask(classify: false, "Rerank");
+        EnsureScores(serving, "Rerank");
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.RerankRequest);
         var model = serving.Resolve(request.Model);
         Check.That(request.Query is not null, "query", "query is required.");
@@ -54,6 +55,14 @@ internal static class ScoreEndpoints
             OpenAIJsonContext.Default.RerankResponse, cancellationToken: context.RequestAborted);
     }
 
+    /// An embedding model or a cross-encoder (one label) scores pairs; a classifier of several labels does not.
+    static void EnsureScores(ServingContext serving, string api)
+    {
+        if (serving.Engine.Info.Labels.Count is 0 or 1) return;
+        throw Errors.ApiException.BadRequest($"The model does not support the {api} API: it is a classifier of {serving.Engine.Info.Labels.Count} " +
+            "labels, which answers POST /classify (a cross-encoder has one label).", "model");
+    }
+
     /// A text of the request and the field it came from (text_1, documents[2], ...), which its refusals name.
     readonly record struct Text(string Value, string Field);
 
@@ -62,6 +71,8 @@ internal static class ScoreEndpoints
     static async Task<(double[] Scores, int PromptTokens)> ScorePairsAsync(HttpContext context, ServingContext serving, ServedModel model,
         IReadOnlyList<(Text Left, Text Right)> pairs, int? truncatePromptTokens, int? priority)
     {
+        if (serving.Engine.Info.Labels.Count == 1)
+            return await CrossEncodeAsync(context, serving, model, pairs, truncatePromptTokens, priority);
         var limits = serving.Limits;
         var texts = pairs.SelectMany(pair => new[] { pair.Left, pair.Right }).DistinctBy(text => text.Value).ToList();
         Check.That(texts.Count <= EmbeddingRun.MaxInputs, pairs[0].Right.Field.Split('[')[0],
@@ -83,6 +94,33 @@ internal static class ScoreEndpoints
         var scores = pairs.Select(pair => Cosine(vectors[index[pair.Left.Value]], vectors[index[pair.Right.Value]])).ToArray();
         var tokens = pairs.Sum(pair => requests[index[pair.Left.Value]].PromptTokenIds.Count + requests[index[pair.Right.Value]].PromptTokenIds.Count);
         return (scores, tokens);
+    }
+
+    /// A cross-encoder's score of each pair: its one logit for the pair's tokens (the first text with the tokenizer's
+    /// special tokens, then the second with its own, as a Hugging Face tokenizer encodes a pair of these families),
+    /// activated as /classify activates it; usage is the pairs' tokens.
+    static async Task<(double[] Scores, int PromptTokens)> CrossEncodeAsync(HttpContext context, ServingContext serving, ServedModel model,
+        IReadOnlyList<(Text Left, Text Right)> pairs, int? truncatePromptTokens, int? priority)
+    {
+        Check.That(truncatePromptTokens is null, "truncate_prompt_tokens", "truncate_prompt_tokens is not supported by a cross-encoder's pairs.");
+        Check.That(pairs.Count <= EmbeddingRun.MaxInputs, pairs[0].Right.Field.Split('[')[0],
+            $"The request has {pairs.Count} pairs; at most {EmbeddingRun.MaxInputs} are allowed.");
+        var info = serving.Engine.Info;
+        var id = ServingContext.NewId("score");
+        var requests = await serving.PreparePromptsAsync(() => pairs.Select((pair, i) =>
+        {
+            IReadOnlyList<int> ids = [.. serving.Prompts.Encode(pair.Left.Value, addSpecialTokens: true, pair.Left.Field),
+                .. serving.Prompts.Encode(pair.Right.Value, addSpecialTokens: true, pair.Right.Field)];
+            Check.That(ids.Count > 0, pair.Right.Field, $"{pair.Right.Field} and {pair.Left.Field} give no tokens.");
+            info.CheckPooledPrompt(ids.Count, pair.Right.Field);
+            return new GenerationRequest
+            {
+                RequestId = $"{id}-{i}", PromptTokenIds = ids, Pooling = info.Pooler!.Params(), Priority = priority ?? 0, LoraAdapter = model.LoraAdapter,
+            };
+        }).ToList(), context.RequestAborted);
+        var observer = serving.Observer(Telemetry.ServerMetrics.ClassifyOperation);
+        var (logits, tokens) = await EmbeddingRun.RunAsync(serving.Engine, requests, observer, EmbeddingRun.WaveSize(serving.Limits), context.RequestAborted);
+        return ([.. logits.Select(row => ClassifyEndpoint.Activated(row, info.ProblemType)[0])], tokens);
     }
 
     static IReadOnlyList<int> Tokens(ServingContext serving, Text text, int? keepLast)
