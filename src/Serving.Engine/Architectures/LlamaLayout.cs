@@ -17,7 +17,7 @@ internal static class LlamaLayout
         bindings.Add(new("model.norm.weight", [config.HiddenSize], "norm.weight"));
         // a classifier's head is score.weight, one row per label; tied checkpoints may still carry lm_head.weight (a copy
         // of the embeddings), which is ignored
-        if (config.IsClassifier)
+        if (config.HasScoreHead)
             bindings.Add(new("score.weight", [config.Labels.Count, config.HiddenSize], "score.weight"));
         else if (!config.TieWordEmbeddings)
             bindings.Add(new("lm_head.weight", [config.VocabSize, config.HiddenSize], "lm_head.weight"));

@@ -44,6 +44,16 @@ public sealed record ModelConfig
     public IReadOnlyList<string> Labels { get; init; } = [];
     /// A *ForSequenceClassification checkpoint: a `score` head of one row per label instead of the LM head.
     public bool IsClassifier => Labels.Count > 0;
+    /// vLLM's classifier_from_token (set with --hf-overrides on a causal checkpoint named a *ForSequenceClassification):
+    /// the classifier's rows are the LM head's rows of these tokens, so a causal model trained to answer "yes" or "no"
+    /// (the original Qwen3-Reranker) serves as one; empty for a checkpoint with its own score head.
+    public IReadOnlyList<string> ClassifierFromToken { get; init; } = [];
+    /// With two classifier tokens, one label scoring the second against the first (the logit of the second minus the
+    /// first's: a sigmoid of it is the 2-way softmax of the second): vLLM's method from_2_way_softmax, which
+    /// is_original_qwen3_reranker implies.
+    public bool ClassifierTwoWay { get; init; }
+    /// The checkpoint holds a `score` head (not one made from the LM head's rows).
+    public bool HasScoreHead => IsClassifier && ClassifierFromToken.Count == 0;
     /// A classifier's problem_type (transformers': regression, single_label_classification, multi_label_classification),
     /// which decides how its logits become scores; null when config.json does not say.
     public string? ProblemType { get; init; }

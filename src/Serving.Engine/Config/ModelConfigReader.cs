@@ -36,9 +36,10 @@ internal static class ModelConfigReader
             EosTokenIds = json.IntOrList("eos_token_id"),
             IsMatryoshka = json.Bool("is_matryoshka") ?? false,
             MatryoshkaDimensions = json.Has("matryoshka_dimensions") ? json.IntOrList("matryoshka_dimensions") : [],
-            Labels = ArchitectureRegistry.IsClassifier(json.StringList("architectures").FirstOrDefault() ?? "") ? Labels(json) : [],
             ProblemType = ProblemType(json),
         };
+        if (ArchitectureRegistry.IsClassifier(config.Architecture))
+            config = Classifier(json, config);
         return CheckRope(json, architecture.ReadSpecifics(config, json));
     }
 
@@ -58,6 +59,21 @@ internal static class ModelConfigReader
         if (act != "silu") throw ModelConfigException.Unsupported(json.File, "hidden_act", act, "silu");
         if (json.Has("quantization_config"))
             throw ModelConfigException.Unsupported(json.File, "quantization_config", "(present)", "unquantized checkpoints only");
+    }
+
+    /// A classifier's labels, and how its head is made: its own score head, or (vLLM's classifier_from_token) the LM
+    /// head's rows of some tokens, one label per token, or one for two under from_2_way_softmax.
+    static ModelConfig Classifier(JsonFields json, ModelConfig config)
+    {
+        var tokens = json.StringList("classifier_from_token");
+        if (tokens.Count == 0) return config with { Labels = Labels(json) };
+        var method = json.String("method") ?? (json.Bool("is_original_qwen3_reranker") == true ? "from_2_way_softmax" : "no_post_processing");
+        if (method is not ("from_2_way_softmax" or "no_post_processing"))
+            throw ModelConfigException.Unsupported(json.File, "method", method, "from_2_way_softmax, no_post_processing");
+        var twoWay = method == "from_2_way_softmax";
+        if (twoWay && tokens.Count != 2)
+            throw new ModelConfigException($"{json.File}: from_2_way_softmax needs two classifier_from_token tokens, not {tokens.Count}");
+        return config with { ClassifierFromToken = tokens, ClassifierTwoWay = twoWay, Labels = twoWay ? [tokens[1]] : tokens };
     }
 
     /// A classifier's labels by id: id2label ({"0": "negative", ...}, ids 0..n-1), else num_labels LABEL_i (2 when absent,

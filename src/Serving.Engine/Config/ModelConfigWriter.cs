@@ -31,7 +31,12 @@ public static class ModelConfigWriter
             ["eos_token_id"] = config.EosTokenIds.Count == 1 ? config.EosTokenIds[0] : new JsonArray(config.EosTokenIds.Select(id => (JsonNode)id).ToArray()),
         };
         if (config.PartialRotaryFactor != 1.0) json["partial_rotary_factor"] = config.PartialRotaryFactor;
-        if (config.IsClassifier)
+        if (config.ClassifierFromToken.Count > 0)
+        {
+            json["classifier_from_token"] = new JsonArray(config.ClassifierFromToken.Select(t => (JsonNode)t).ToArray());
+            json["method"] = config.ClassifierTwoWay ? "from_2_way_softmax" : "no_post_processing";
+        }
+        else if (config.IsClassifier)
         {
             json["num_labels"] = config.Labels.Count;
             var labels = new JsonObject();

@@ -27,6 +27,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             : null;
         // what the runner needs is decided and checked before the weights load
         var config = ModelLoader.ReadConfig(options.Model, options.HfOverrides);
+        if (config.ClassifierFromToken.Count > 0 && options.TensorParallelSize > 1)
+            throw new ModelLoadException("classifier_from_token (--hf-overrides) is not supported with --tensor-parallel-size above 1");
         var runner = Pooling.RunnerTypes.Resolve(options.Runner, config);
         var pooler = PoolerOf(options, runner, config);
         var model = ModelLoader.Load(options.Model, options.Dtype, device, progress, options.TensorParallelSize, options.HfOverrides,
@@ -81,6 +83,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         model.LoadLoraAdapters(options.LoraModules, options.MaxLoraRank, options.LoraCapacity);
         foreach (var adapter in model.LoraAdapters) Log.LoraAdapterLoaded(logger, adapter.Name, adapter.Path, adapter.Rank, adapter.NumProjections);
         var tokenizer = TextTokenizer.Load(TokenizerFolder(options, model));
+        if (config.ClassifierFromToken.Count > 0)
+            model.SetClassifierTokens([.. config.ClassifierFromToken.Select(token => tokenizer.TokenToId(token)
+                ?? throw new ModelLoadException($"classifier_from_token '{token}' is not a token of the tokenizer's vocabulary"))]);
         var eosTokenIds = config.EosTokenIds.Concat(model.Generation.EosTokenIds).Concat(tokenizer.EosTokenIds)
             .ToHashSet();
         var maxModelLen = config.ResolveMaxModelLen(options.MaxModelLen);

@@ -43,8 +43,10 @@ internal sealed class CausalLM : nn.Module
         _layers = new ModuleList<DecoderLayer>(
             Enumerable.Range(0, config.NumHiddenLayers).Select(i => new DecoderLayer(config, i, dtype, device)).ToArray());
         _norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
-        _score = classifier ? new Linear(config.HiddenSize, config.Labels.Count, false, dtype, device) : null;
-        _lmHead = config.TieWordEmbeddings || !HasLmHead ? null : new Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
+        _score = config.HasScoreHead ? new Linear(config.HiddenSize, config.Labels.Count, false, dtype, device) : null;
+        // a classifier made from the LM head's rows (classifier_from_token) keeps the LM head to take them from
+        var keepsLmHead = HasLmHead || config.ClassifierFromToken.Count > 0;
+        _lmHead = config.TieWordEmbeddings || !keepsLmHead ? null : new Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
         RegisterComponents();
     }
 
@@ -108,10 +110,30 @@ internal sealed class CausalLM : nn.Module
         {
             pooled = hidden.index_select(0, tensor(hiddenRows!.Select(row => (long)row).ToArray(), device: hidden.device));  // (hiddenRows, hidden)
             if (_score is not null) pooled = _score.Forward(step, pooled);                                              // (hiddenRows, labels)
+            else if (_classifierTokens is not null) pooled = ClassifierFromTokens(step, pooled);                           // (hiddenRows, labels)
             pooled = pooled.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
             if (!allRows && step.LogitRows is { } logitRows) hidden = hidden.index_select(0, logitRows);
         }
         return new StepOutput(LmHead(step, hidden).MoveToOuterDisposeScope(), pooled);
+    }
+
+    Tensor? _classifierTokens;   // classifier_from_token's ids on the device, once set
+
+    /// classifier_from_token: the ids (in the tokenizer's vocabulary) of the tokens whose LM-head rows are the
+    /// classifier's rows (one rank only: under tensor parallelism a rank holds part of the vocabulary).
+    public void SetClassifierTokens(IReadOnlyList<int> tokenIds)
+    {
+        _classifierTokens?.Dispose();
+        _classifierTokens = tensor(tokenIds.Select(id => (long)id).ToArray(), device: Device);
+    }
+
+    /// (rows, hidden) to (rows, labels): the LM head's logits of the classifier's tokens, or under from_2_way_softmax
+    /// the second's minus the first's.
+    Tensor ClassifierFromTokens(DecoderStep step, Tensor hidden)
+    {
+        var rows = (_lmHead?.Weight ?? _embedTokens.Weight).index_select(0, _classifierTokens!);   // (tokens, hidden)
+        var logits = step.Linear(hidden, rows, null);
+        return Shard.Config.ClassifierTwoWay ? logits.narrow(1, 1, 1) - logits.narrow(1, 0, 1) : logits;
     }
 
     /// (rows, hidden) normed hidden states to (rows, vocab) float32 logits; without an LM head only zero rows.
@@ -124,6 +146,12 @@ internal sealed class CausalLM : nn.Module
         logits = step.AllGatherColumns(logits);                                 // (rows, ranks x vocab rows per rank)
         if (logits.size(1) != Shard.Model.VocabSize) logits = logits.narrow(1, 0, Shard.Model.VocabSize);  // padding
         return logits.to_type(ScalarType.Float32);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _classifierTokens?.Dispose();
+        base.Dispose(disposing);
     }
 
     /// One layer in a dispose scope of its own, so a long prefill holds one layer's activations at a time: what the

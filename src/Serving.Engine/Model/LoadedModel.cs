@@ -215,6 +215,14 @@ public sealed class LoadedModel : IDisposable
     /// states of its HiddenRows, for pooling (null when it has none).
     public StepOutput Step(StepInputs inputs, PagedKVCache cache, bool allLogits = false) => Run(inputs, cache, allLogits);
 
+    /// classifier_from_token: the tokens' ids whose LM-head rows make the classifier (one rank: refused under tensor
+    /// parallelism by EngineSetup, since a rank holds part of the vocabulary).
+    public void SetClassifierTokens(IReadOnlyList<int> tokenIds)
+    {
+        if (_peers is not null) throw new ModelLoadException("classifier_from_token is not supported with --tensor-parallel-size above 1");
+        _model.SetClassifierTokens(tokenIds);
+    }
+
     /// False when the model was loaded without its LM head (the pooling runner): steps return hidden states only.
     public bool HasLmHead => _model.HasLmHead;
 

@@ -39,9 +39,11 @@ public static class ModelLoader
         return hfOverrides?.ApplyTo(preset) ?? preset;
     }
 
-    /// The architecture's tensors, without the LM head's when the model is built without one.
+    /// The architecture's tensors, without the LM head's when the model is built without one (a classifier made from
+    /// the LM head's rows keeps them).
     static IReadOnlyList<WeightBinding> Bindings(ModelConfig config, bool lmHead) =>
-        ArchitectureRegistry.For(config).Layout(config).Where(b => lmHead || b.ParameterName != CausalLM.LmHeadWeight).ToArray();
+        ArchitectureRegistry.For(config).Layout(config)
+            .Where(b => lmHead || config.ClassifierFromToken.Count > 0 || b.ParameterName != CausalLM.LmHeadWeight).ToArray();
 
     /// The decoder of a checkpoint folder on one device with its weights (frozen), checked as Load checks it: what
     /// training continues from.

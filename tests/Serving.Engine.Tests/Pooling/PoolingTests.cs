@@ -309,6 +309,33 @@ public sealed class PoolingTests
         Assert.Contains("no LM head to train", Assert.Throws<ModelLoadException>(() => Serving.Engine.Model.ModelLoader.LoadDecoder(fixture.Folder.Path, "float32", CPU)).Message);
     }
 
+    /// vLLM's classifier_from_token: a causal checkpoint named a sequence classifier (--hf-overrides, as the original
+    /// Qwen3-Reranker is served) classifies by its LM head's logits of the tokens: transformers' last-position logits.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ClassifierFromTokenScoresByTheLmHeadsRows(bool twoWay)
+    {
+        var overrides = twoWay
+            ? """{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token": ["a", "b"], "is_original_qwen3_reranker": true}"""
+            : """{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token": ["a", "b"], "method": "no_post_processing"}""";
+        await using var engine = await StartAsync("qwen3-gqa", o => o with { Runner = null, HfOverrides = HfOverrides.Parse(overrides) });
+        Assert.Equal(RunnerType.Pooling, engine.Info.Runner);
+        Assert.Equal(twoWay ? ["b"] : ["a", "b"], engine.Info.Labels);
+        var (a, b) = (engine.Prompts.Encode("a", addSpecialTokens: false).Single(), engine.Prompts.Encode("b", addSpecialTokens: false).Single());
+        foreach (var prompt in Fixtures.Reference("qwen3-gqa").Prompts)
+        {
+            var logits = (await engine.EmbedAsync(Embed(prompt.InputIds, engine.Info.Pooler!.Params()), default)).Embedding;
+            float[] expected = twoWay ? [prompt.LastLogits[b] - prompt.LastLogits[a]] : [prompt.LastLogits[a], prompt.LastLogits[b]];
+            AssertClose(expected, logits, 1e-3f);
+        }
+        var missing = await Assert.ThrowsAsync<ModelLoadException>(() => StartAsync("qwen3-gqa", o => o with
+        {
+            HfOverrides = HfOverrides.Parse("""{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token": ["no-such-token"]}"""),
+        }));
+        Assert.Contains("no-such-token", missing.Message);
+    }
+
     [Fact]
     public async Task ACancelledEmbeddingFreesItsBlocks()
     {
