@@ -142,8 +142,12 @@ public sealed record ModelInfo
     public IReadOnlyList<int> MatryoshkaDimensions { get; init; } = [];
     /// A sequence classifier's labels in id order (its pooled vector is one logit per label); empty for other models.
     public IReadOnlyList<string> Labels { get; init; } = [];
-    /// A classifier's problem_type (config.json), which decides its scores' activation; null when unset.
+    /// A classifier's problem_type (config.json), which decides /classify's activation; null when unset.
     public string? ProblemType { get; init; }
+    /// A cross-encoder's pairs are scored as one joined text (ModelConfig.JoinsScorePairs), by the raw logit when
+    /// ScoreActivationIsIdentity, else its sigmoid.
+    public bool JoinsScorePairs { get; init; }
+    public bool ScoreActivationIsIdentity { get; init; }
 
     /// Refuses (InvalidRequestException naming param) an embedding's prompt of this many tokens that the engine could
     /// never take: longer than the context, or than the whole KV cache. A server checks each input with it to name the

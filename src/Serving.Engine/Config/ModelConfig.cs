@@ -52,6 +52,12 @@ public sealed record ModelConfig
     /// first's: a sigmoid of it is the 2-way softmax of the second): vLLM's method from_2_way_softmax, which
     /// is_original_qwen3_reranker implies.
     public bool ClassifierTwoWay { get; init; }
+    /// A cross-encoder scores the two texts of a pair joined into one text (vLLM's use_pad_token false, its default for
+    /// a classifier made from tokens: an LLM as reranker) rather than encoded as a tokenizer's pair.
+    public bool JoinsScorePairs { get; init; }
+    /// A cross-encoder's score is its raw logit (sbert_ce_default_activation_function or sentence_transformers'
+    /// activation_fn an Identity) rather than its sigmoid.
+    public bool ScoreActivationIsIdentity { get; init; }
     /// The checkpoint holds a `score` head (not one made from the LM head's rows).
     public bool HasScoreHead => IsClassifier && ClassifierFromToken.Count == 0;
     /// A classifier's problem_type (transformers': regression, single_label_classification, multi_label_classification),

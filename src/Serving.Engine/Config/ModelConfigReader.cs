@@ -37,6 +37,7 @@ internal static class ModelConfigReader
             IsMatryoshka = json.Bool("is_matryoshka") ?? false,
             MatryoshkaDimensions = json.Has("matryoshka_dimensions") ? json.IntOrList("matryoshka_dimensions") : [],
             ProblemType = ProblemType(json),
+            ScoreActivationIsIdentity = ScoreActivationIsIdentity(json),
         };
         if (ArchitectureRegistry.IsClassifier(config.Architecture))
             config = Classifier(json, config);
@@ -66,14 +67,16 @@ internal static class ModelConfigReader
     static ModelConfig Classifier(JsonFields json, ModelConfig config)
     {
         var tokens = json.StringList("classifier_from_token");
-        if (tokens.Count == 0) return config with { Labels = Labels(json) };
-        var method = json.String("method") ?? (json.Bool("is_original_qwen3_reranker") == true ? "from_2_way_softmax" : "no_post_processing");
+        if (tokens.Count == 0) return config with { Labels = Labels(json), JoinsScorePairs = !(json.Bool("use_pad_token") ?? true) };
+        // is_original_qwen3_reranker forces from_2_way_softmax, as vLLM's conversion does
+        var method = json.Bool("is_original_qwen3_reranker") == true ? "from_2_way_softmax" : json.String("method") ?? "no_post_processing";
         if (method is not ("from_2_way_softmax" or "no_post_processing"))
             throw ModelConfigException.Unsupported(json.File, "method", method, "from_2_way_softmax, no_post_processing");
         var twoWay = method == "from_2_way_softmax";
         if (twoWay && tokens.Count != 2)
             throw new ModelConfigException($"{json.File}: from_2_way_softmax needs two classifier_from_token tokens, not {tokens.Count}");
-        return config with { ClassifierFromToken = tokens, ClassifierTwoWay = twoWay, Labels = twoWay ? [tokens[1]] : tokens };
+        var labels = twoWay ? 1 : tokens.Count;   // named as transformers names labels without id2label, as vLLM reports them
+        return config with { ClassifierFromToken = tokens, ClassifierTwoWay = twoWay, JoinsScorePairs = !(json.Bool("use_pad_token") ?? false), Labels = [.. Enumerable.Range(0, labels).Select(i => $"LABEL_{i}")] };
     }
 
     /// A classifier's labels by id: id2label ({"0": "negative", ...}, ids 0..n-1), else num_labels LABEL_i (2 when absent,
@@ -96,6 +99,15 @@ internal static class ModelConfigReader
         }
         var count = json.Has("num_labels") ? json.PositiveInt("num_labels") : 2;
         return [.. Enumerable.Range(0, count).Select(i => $"LABEL_{i}")];
+    }
+
+    /// A cross-encoder's score activation as vLLM resolves it: sentence_transformers.activation_fn, else
+    /// sbert_ce_default_activation_function; an Identity there scores by the raw logit, anything else (or nothing) by a
+    /// sigmoid.
+    static bool ScoreActivationIsIdentity(JsonFields json)
+    {
+        var named = json.Object("sentence_transformers")?.String("activation_fn") ?? json.String("sbert_ce_default_activation_function");
+        return named?.EndsWith("Identity", StringComparison.Ordinal) == true;
     }
 
     static string? ProblemType(JsonFields json)

@@ -36,6 +36,7 @@ public static class ModelConfigWriter
             json["classifier_from_token"] = new JsonArray(config.ClassifierFromToken.Select(t => (JsonNode)t).ToArray());
             json["method"] = config.ClassifierTwoWay ? "from_2_way_softmax" : "no_post_processing";
         }
+        if (config.IsClassifier && config.JoinsScorePairs != (config.ClassifierFromToken.Count > 0)) json["use_pad_token"] = !config.JoinsScorePairs;
         else if (config.IsClassifier)
         {
             json["num_labels"] = config.Labels.Count;

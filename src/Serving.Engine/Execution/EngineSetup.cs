@@ -211,6 +211,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             IsMatryoshka = config.AllowsMatryoshkaDimensions,
             Labels = config.Labels,
             ProblemType = config.ProblemType,
+            JoinsScorePairs = config.JoinsScorePairs,
+            ScoreActivationIsIdentity = config.ScoreActivationIsIdentity,
             MatryoshkaDimensions = config.MatryoshkaDimensions,
         };
     }

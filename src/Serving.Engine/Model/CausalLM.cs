@@ -109,9 +109,12 @@ internal sealed class CausalLM : nn.Module
         if (pooling)
         {
             pooled = hidden.index_select(0, tensor(hiddenRows!.Select(row => (long)row).ToArray(), device: hidden.device));  // (hiddenRows, hidden)
-            if (_score is not null) pooled = _score.Forward(step, pooled);                                              // (hiddenRows, labels)
-            else if (_classifierTokens is not null) pooled = ClassifierFromTokens(step, pooled);                           // (hiddenRows, labels)
-            pooled = pooled.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+            pooled = pooled.to_type(ScalarType.Float32);
+            // a classifier's head runs in float32, as vLLM's pooling heads do (a bf16 difference of two logits near 20
+            // would be off by a step of 0.125)
+            if (_score is not null) pooled = nn.functional.linear(pooled, _score.Weight.to_type(ScalarType.Float32));  // (hiddenRows, labels)
+            else if (Shard.Config.ClassifierFromToken.Count > 0) pooled = ClassifierFromTokens(pooled);                // (hiddenRows, labels)
+            pooled = pooled.MoveToOuterDisposeScope();
             if (!allRows && step.LogitRows is { } logitRows) hidden = hidden.index_select(0, logitRows);
         }
         return new StepOutput(LmHead(step, hidden).MoveToOuterDisposeScope(), pooled);
@@ -127,13 +130,15 @@ internal sealed class CausalLM : nn.Module
         _classifierTokens = tensor(tokenIds.Select(id => (long)id).ToArray(), device: Device);
     }
 
-    /// (rows, hidden) to (rows, labels): the LM head's logits of the classifier's tokens, or under from_2_way_softmax
-    /// the second's minus the first's.
-    Tensor ClassifierFromTokens(DecoderStep step, Tensor hidden)
+    /// (rows, hidden) float32 to (rows, labels): the LM head's logits of the classifier's tokens, or under
+    /// from_2_way_softmax the second's minus the first's (the difference of the two rows taken in float32, as vLLM does).
+    Tensor ClassifierFromTokens(Tensor hidden)
     {
-        var rows = (_lmHead?.Weight ?? _embedTokens.Weight).index_select(0, _classifierTokens!);   // (tokens, hidden)
-        var logits = step.Linear(hidden, rows, null);
-        return Shard.Config.ClassifierTwoWay ? logits.narrow(1, 1, 1) - logits.narrow(1, 0, 1) : logits;
+        if (_classifierTokens is null)
+            throw new InvalidOperationException("a classifier_from_token model needs its tokens' ids (LoadedModel.SetClassifierTokens) before a step");
+        var rows = (_lmHead?.Weight ?? _embedTokens.Weight).index_select(0, _classifierTokens).to_type(ScalarType.Float32);  // (tokens, hidden)
+        if (Shard.Config.ClassifierTwoWay) rows = (rows[1] - rows[0]).unsqueeze(0);
+        return nn.functional.linear(hidden, rows);
     }
 
     /// (rows, hidden) normed hidden states to (rows, vocab) float32 logits; without an LM head only zero rows.

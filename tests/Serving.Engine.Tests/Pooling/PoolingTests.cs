@@ -321,7 +321,7 @@ public sealed class PoolingTests
             : """{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token": ["a", "b"], "method": "no_post_processing"}""";
         await using var engine = await StartAsync("qwen3-gqa", o => o with { Runner = null, HfOverrides = HfOverrides.Parse(overrides) });
         Assert.Equal(RunnerType.Pooling, engine.Info.Runner);
-        Assert.Equal(twoWay ? ["b"] : ["a", "b"], engine.Info.Labels);
+        Assert.Equal(twoWay ? ["LABEL_0"] : ["LABEL_0", "LABEL_1"], engine.Info.Labels);   // as vLLM names them
         var (a, b) = (engine.Prompts.Encode("a", addSpecialTokens: false).Single(), engine.Prompts.Encode("b", addSpecialTokens: false).Single());
         foreach (var prompt in Fixtures.Reference("qwen3-gqa").Prompts)
         {

@@ -319,7 +319,28 @@ public sealed class EmbeddingsServerTests
         var (_, score) = await server.PostAsync("/score", new { text_1 = query, text_2 = Texts[1] });
         Assert.Equal(expected[1], score!["data"]![0]!["score"]!.GetValue<double>(), 1e-4);
         var (truncated, _) = await server.PostAsync("/score", new { text_1 = query, text_2 = Texts[1], truncate_prompt_tokens = 4 });
-        Assert.Equal(400, truncated);
+        Assert.Equal(400, truncated);   // a pair is not cut
+        var (whole, _) = await server.PostAsync("/score", new { text_1 = query, text_2 = Texts[1], truncate_prompt_tokens = -1 });
+        Assert.Equal(200, whole);
+    }
+
+    /// The original Qwen3-Reranker's way (vLLM's classifier_from_token with is_original_qwen3_reranker, by
+    /// --hf-overrides on a causal checkpoint): an LLM as reranker scores a pair as its two texts joined into one prompt,
+    /// by the sigmoid of the second token's logit minus the first's, which /classify gives as the raw LABEL_0.
+    [Fact]
+    public async Task AnLlmAsRerankerScoresTheJoinedPair()
+    {
+        await using var server = await RunningServer.StartAsync(["--hf-overrides",
+            """{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token": ["a", "b"], "is_original_qwen3_reranker": true}"""],
+            model: "qwen3-gqa");
+        Assert.Equal(["LABEL_0"], server.Engine.Info.Labels);
+        var (query, document) = ("Is this relevant? ", "The quick brown fox");
+        var (_, classified) = await server.PostAsync("/classify", new { input = query + document, use_activation = false });
+        var logit = classified!["data"]![0]!["probs"]![0]!.GetValue<double>();
+        var (status, rerank) = await server.PostAsync("/rerank", new { query, documents = new[] { document } });
+        Assert.Equal(200, status);
+        Assert.Equal(1 / (1 + Math.Exp(-logit)), rerank!["results"]![0]!["relevance_score"]!.GetValue<double>(), 1e-5);
+        Assert.Equal(server.Engine.Prompts.Encode(query + document).Count, rerank["usage"]!["total_tokens"]!.GetValue<int>());
     }
 
     /// config.json's problem_type picks the activation as vLLM does: a sigmoid per label for multi-label classification,

@@ -96,22 +96,29 @@ internal static class ScoreEndpoints
         return (scores, tokens);
     }
 
-    /// A cross-encoder's score of each pair: its one logit for the pair's tokens (the first text with the tokenizer's
-    /// special tokens, then the second with its own, as a Hugging Face tokenizer encodes a pair of these families),
-    /// activated as /classify activates it; usage is the pairs' tokens.
+    /// A cross-encoder's score of each pair, as vLLM scores it: its one logit for the pair's tokens (the two texts joined
+    /// into one when the model says so, an LLM as reranker; else the first text with the tokenizer's special tokens,
+    /// then the second with its own, as a Hugging Face tokenizer encodes a pair of these families), through a sigmoid
+    /// unless the model names an Identity activation; usage is the pairs' tokens.
     static async Task<(double[] Scores, int PromptTokens)> CrossEncodeAsync(HttpContext context, ServingContext serving, ServedModel model,
         IReadOnlyList<(Text Left, Text Right)> pairs, int? truncatePromptTokens, int? priority)
     {
-        Check.That(truncatePromptTokens is null, "truncate_prompt_tokens", "truncate_prompt_tokens is not supported by a cross-encoder's pairs.");
         Check.That(pairs.Count <= EmbeddingRun.MaxInputs, pairs[0].Right.Field.Split('[')[0],
             $"The request has {pairs.Count} pairs; at most {EmbeddingRun.MaxInputs} are allowed.");
         var info = serving.Engine.Info;
+        var keepLast = PromptEncoding.KeepLast(truncatePromptTokens, serving.Limits.MaxModelLen);
         var id = ServingContext.NewId("score");
         var requests = await serving.PreparePromptsAsync(() => pairs.Select((pair, i) =>
         {
-            IReadOnlyList<int> ids = [.. serving.Prompts.Encode(pair.Left.Value, addSpecialTokens: true, pair.Left.Field),
-                .. serving.Prompts.Encode(pair.Right.Value, addSpecialTokens: true, pair.Right.Field)];
+            IReadOnlyList<int> ids = info.JoinsScorePairs
+                ? serving.Prompts.Encode(pair.Left.Value + pair.Right.Value, addSpecialTokens: true, pair.Right.Field)
+                : [.. serving.Prompts.Encode(pair.Left.Value, addSpecialTokens: true, pair.Left.Field),
+                    .. serving.Prompts.Encode(pair.Right.Value, addSpecialTokens: true, pair.Right.Field)];
             Check.That(ids.Count > 0, pair.Right.Field, $"{pair.Right.Field} and {pair.Left.Field} give no tokens.");
+            // vLLM truncates a pair longest-first; here a pair must fit the truncation (-1: the context) as it is
+            Check.That(keepLast is null || ids.Count <= keepLast, "truncate_prompt_tokens",
+                $"The pair of {pair.Left.Field} and {pair.Right.Field} has {ids.Count} tokens, more than truncate_prompt_tokens {keepLast}; " +
+                "a cross-encoder's pairs are not truncated.");
             info.CheckPooledPrompt(ids.Count, pair.Right.Field);
             return new GenerationRequest
             {
@@ -120,7 +127,7 @@ internal static class ScoreEndpoints
         }).ToList(), context.RequestAborted);
         var observer = serving.Observer(Telemetry.ServerMetrics.ClassifyOperation);
         var (logits, tokens) = await EmbeddingRun.RunAsync(serving.Engine, requests, observer, EmbeddingRun.WaveSize(serving.Limits), context.RequestAborted);
-        return ([.. logits.Select(row => ClassifyEndpoint.Activated(row, info.ProblemType)[0])], tokens);
+        return ([.. logits.Select(row => info.ScoreActivationIsIdentity ? row[0] : 1 / (1 + Math.Exp(-row[0])))], tokens);
     }
 
     static IReadOnlyList<int> Tokens(ServingContext serving, Text text, int? keepLast)
