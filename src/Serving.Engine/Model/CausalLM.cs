@@ -120,26 +120,27 @@ internal sealed class CausalLM : nn.Module
         return new StepOutput(LmHead(step, hidden).MoveToOuterDisposeScope(), pooled);
     }
 
-    Tensor? _classifierTokens;   // classifier_from_token's ids on the device, once set
+    Tensor? _classifierHead;   // classifier_from_token's head, (labels, hidden) float32, once made
 
-    /// classifier_from_token: the ids (in the tokenizer's vocabulary) of the tokens whose LM-head rows are the
-    /// classifier's rows (one rank only: under tensor parallelism a rank holds part of the vocabulary).
+    /// classifier_from_token: makes the classifier's head from the LM-head rows of these tokens (ids in the tokenizer's
+    /// vocabulary): their rows, or under from_2_way_softmax the second's minus the first's, in float32, as vLLM makes
+    /// it. An untied LM head was kept for these rows only: its memory goes back (one rank only: under tensor parallelism
+    /// a rank holds part of the vocabulary). Once.
     public void SetClassifierTokens(IReadOnlyList<int> tokenIds)
     {
-        _classifierTokens?.Dispose();
-        _classifierTokens = tensor(tokenIds.Select(id => (long)id).ToArray(), device: Device);
+        if (_classifierHead is not null) throw new InvalidOperationException("the classifier's tokens are already set");
+        using var scope = NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var ids = tensor(tokenIds.Select(id => (long)id).ToArray(), device: Device);
+        var rows = (_lmHead?.Weight ?? _embedTokens.Weight).index_select(0, ids).to_type(ScalarType.Float32);   // (tokens, hidden)
+        if (Shard.Config.ClassifierTwoWay) rows = (rows[1] - rows[0]).unsqueeze(0);
+        _classifierHead = rows.contiguous().MoveToOuterDisposeScope();
+        _lmHead?.Weight.set_(empty([0, Config.HiddenSize], Dtype, Device));
     }
 
-    /// (rows, hidden) float32 to (rows, labels): the LM head's logits of the classifier's tokens, or under
-    /// from_2_way_softmax the second's minus the first's (the difference of the two rows taken in float32, as vLLM does).
-    Tensor ClassifierFromTokens(Tensor hidden)
-    {
-        if (_classifierTokens is null)
-            throw new InvalidOperationException("a classifier_from_token model needs its tokens' ids (LoadedModel.SetClassifierTokens) before a step");
-        var rows = (_lmHead?.Weight ?? _embedTokens.Weight).index_select(0, _classifierTokens).to_type(ScalarType.Float32);  // (tokens, hidden)
-        if (Shard.Config.ClassifierTwoWay) rows = (rows[1] - rows[0]).unsqueeze(0);
-        return nn.functional.linear(hidden, rows);
-    }
+    /// (rows, hidden) float32 to (rows, labels): the classifier made from the LM head's rows of its tokens.
+    Tensor ClassifierFromTokens(Tensor hidden) => nn.functional.linear(hidden,
+        _classifierHead ?? throw new InvalidOperationException("a classifier_from_token model needs its tokens' ids (LoadedModel.SetClassifierTokens) before a step"));
 
     /// (rows, hidden) normed hidden states to (rows, vocab) float32 logits; without an LM head only zero rows.
     Tensor LmHead(DecoderStep step, Tensor hidden)
@@ -155,7 +156,7 @@ internal sealed class CausalLM : nn.Module
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _classifierTokens?.Dispose();
+        if (disposing) _classifierHead?.Dispose();
         base.Dispose(disposing);
     }
 

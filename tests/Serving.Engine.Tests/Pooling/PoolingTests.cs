@@ -336,6 +336,29 @@ public sealed class PoolingTests
         Assert.Contains("no-such-token", missing.Message);
     }
 
+    /// An untied LM head (llama-gqa's) kept for the classifier's rows is given back once they are copied: the model then
+    /// weighs a vocabulary of rows less, and still classifies by them.
+    [Fact]
+    public void AnUntiedLmHeadGoesOnceTheClassifierHasItsRows()
+    {
+        var overrides = HfOverrides.Parse("""{"architectures": ["LlamaForSequenceClassification"], "classifier_from_token": ["a", "b"], "is_original_qwen3_reranker": true}""");
+        using var model = Serving.Engine.Model.ModelLoader.Load(Fixtures.Dir("llama-gqa"), "float32", lmHead: false, hfOverrides: overrides);
+        var tokenizer = Serving.Engine.Tokenization.TextTokenizer.Load(Fixtures.Dir("llama-gqa"));
+        var (a, b) = (tokenizer.TokenToId("a")!.Value, tokenizer.TokenToId("b")!.Value);
+        var before = model.WeightBytes;
+        model.SetClassifierTokens([a, b]);
+        Assert.Equal((long)model.Config.VocabSize * model.Config.HiddenSize * 4, before - model.WeightBytes);
+        using var cache = model.CreateKVCache(4, 16, Serving.Engine.KVCache.KVCacheDtype.Float32);
+        foreach (var prompt in Fixtures.Reference("llama-gqa").Prompts.Where(p => p.InputIds.Length <= 64))
+        {
+            var n = prompt.InputIds.Length;
+            var step = Serving.Engine.Model.StepInputs.Build([new Serving.Engine.Model.StepSequence(prompt.InputIds, 0, n, [0, 1, 2, 3],
+                ComputesLogits: false, PooledRows: new RowRange(n - 1, 1))], 16);
+            using var output = model.Step(step, cache).Hidden!;
+            Assert.Equal(prompt.LastLogits[b] - prompt.LastLogits[a], output.item<float>(), 1e-3f);
+        }
+    }
+
     [Fact]
     public async Task ACancelledEmbeddingFreesItsBlocks()
     {
