@@ -138,7 +138,7 @@ public sealed record ModelInfo
     public Pooling.PoolerConfig? Pooler { get; init; }
     /// Matryoshka embeddings (config.json is_matryoshka / matryoshka_dimensions): whether a request may ask for fewer
     /// dimensions than HiddenSize, and which (empty: any).
-    public bool IsMatryoshka { get; init; }
+    public bool AllowsMatryoshkaDimensions { get; init; }
     public IReadOnlyList<int> MatryoshkaDimensions { get; init; } = [];
     /// A sequence classifier's labels in id order (its pooled vector is one logit per label); empty for other models.
     public IReadOnlyList<string> Labels { get; init; } = [];
@@ -163,7 +163,7 @@ public sealed record ModelInfo
 
     /// Refuses (InvalidRequestException naming "dimensions") an embedding size the model cannot give well; vLLM's rules
     /// and words.
-    public void CheckDimensions(int dimensions) => CheckDimensions(dimensions, IsMatryoshka, MatryoshkaDimensions, HiddenSize);
+    public void CheckDimensions(int dimensions) => CheckDimensions(dimensions, AllowsMatryoshkaDimensions, MatryoshkaDimensions, HiddenSize);
 
     /// The rule of CheckDimensions for a model of this Matryoshka setting and hidden size (before it is loaded).
     public static void CheckDimensions(int dimensions, bool isMatryoshka, IReadOnlyList<int> matryoshkaDimensions, int hiddenSize)

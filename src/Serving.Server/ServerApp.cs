@@ -14,7 +14,7 @@ using Serving.Server.Memory;
 using Serving.Server.OpenAI;
 using Serving.Server.OpenAI.Chat;
 using Serving.Server.OpenAI.Completions;
-using Serving.Server.OpenAI.Embeddings;
+using Serving.Server.OpenAI.Pooling;
 using Serving.Server.OpenAI.Responses;
 using Serving.Server.Options;
 using Serving.Server.Playground;
@@ -113,7 +113,7 @@ public static class ServerApp
         var v1 = app.MapGroup("/v1");
         v1.MapPost("/completions", CompletionsEndpoint.HandleAsync);
         v1.MapPost("/chat/completions", ChatEndpoint.HandleAsync);
-        v1.MapPost("/embeddings", OpenAI.Embeddings.EmbeddingsEndpoint.HandleAsync);
+        v1.MapPost("/embeddings", OpenAI.Pooling.EmbeddingsEndpoint.HandleAsync);
         v1.MapResponses();
         if (options.AllowRuntimeLoraUpdating) v1.MapLoraAdapterUpdates();
         v1.MapGet("/models", ModelsEndpoint.List);

@@ -32,7 +32,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var runner = Pooling.RunnerTypes.Resolve(options.Runner, config);
         var pooler = PoolerOf(options, runner, config);
         var model = ModelLoader.Load(options.Model, options.Dtype, device, progress, options.TensorParallelSize, options.HfOverrides,
-            lmHead: runner == Pooling.RunnerType.Generate);
+            lmHead: runner == Pooling.RunnerType.Generate, config: config);
         try
         {
             return Create(options with { Runner = runner }, pooler, model, gpuMemory, requestLeftQueue, logger);
@@ -208,7 +208,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             TensorParallelSize = model.TensorParallelSize,
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
             Runner = options.Runner ?? Pooling.RunnerType.Generate,
-            IsMatryoshka = config.AllowsMatryoshkaDimensions,
+            AllowsMatryoshkaDimensions = config.AllowsMatryoshkaDimensions,
             Labels = config.Labels,
             ProblemType = config.ProblemType,
             JoinsScorePairs = config.JoinsScorePairs,

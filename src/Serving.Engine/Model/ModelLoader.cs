@@ -17,13 +17,15 @@ public static class ModelLoader
     /// hfOverrides: config.json fields to replace (--hf-overrides). lmHead false: the decoder without its LM head
     /// (the pooling runner's: an embedding checkpoint often has none, and the hidden states need none), even when the
     /// checkpoint holds one; the embedding table stays.
+    /// config: the folder's config as ReadConfig gave it (the caller already read it), else read here.
     public static LoadedModel Load(string directory, string dtype = "auto", Device? device = null,
-        IProgress<WeightLoadProgress>? progress = null, int tensorParallelSize = 1, HfOverrides? hfOverrides = null, bool lmHead = true)
+        IProgress<WeightLoadProgress>? progress = null, int tensorParallelSize = 1, HfOverrides? hfOverrides = null, bool lmHead = true,
+        ModelConfig? config = null)
     {
         device ??= CPU;
         if (!System.IO.Directory.Exists(directory) && ModelPresets.IsPreset(directory))
             return LoadPreset(directory, dtype, device, tensorParallelSize: tensorParallelSize, hfOverrides: hfOverrides, lmHead: lmHead);
-        var config = ModelConfig.Load(directory, hfOverrides);
+        config ??= ModelConfig.Load(directory, hfOverrides);
         ModelShard.Check(config, tensorParallelSize);
         var generation = GenerationConfig.Load(directory);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);

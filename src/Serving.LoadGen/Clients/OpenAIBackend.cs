@@ -1,4 +1,3 @@
-using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
 using Serving.LoadGen.Datasets;
@@ -16,10 +15,7 @@ internal sealed class OpenAIBackend : IGenerationBackend
     public OpenAIBackend(Uri baseUrl, string? apiKey, bool chat)
     {
         _chat = chat;
-        var handler = new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) };
-        // the benchmark's own deadline is the caller's token; long runs must not be cut by HttpClient
-        _http = new HttpClient(handler) { BaseAddress = WithTrailingSlash(baseUrl), Timeout = Timeout.InfiniteTimeSpan };
-        if (apiKey is not null) _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
+        _http = ApiHttpClient.Create(baseUrl, apiKey);
     }
 
     public Task<ServerInfo> GetServerInfoAsync(string? model, CancellationToken cancellationToken) =>
@@ -97,8 +93,6 @@ internal sealed class OpenAIBackend : IGenerationBackend
             return body;
         }
     }
-
-    static Uri WithTrailingSlash(Uri uri) => uri.AbsoluteUri.EndsWith('/') ? uri : new Uri(uri.AbsoluteUri + "/");
 
     public ValueTask DisposeAsync()
     {

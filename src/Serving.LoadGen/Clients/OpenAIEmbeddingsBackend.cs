@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
 using Serving.LoadGen.Datasets;
@@ -14,13 +13,7 @@ internal sealed class OpenAIEmbeddingsBackend : IGenerationBackend
 {
     readonly HttpClient _http;
 
-    public OpenAIEmbeddingsBackend(Uri baseUrl, string? apiKey)
-    {
-        var handler = new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) };
-        var address = baseUrl.AbsoluteUri.EndsWith('/') ? baseUrl : new Uri(baseUrl.AbsoluteUri + "/");
-        _http = new HttpClient(handler) { BaseAddress = address, Timeout = Timeout.InfiniteTimeSpan };
-        if (apiKey is not null) _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
-    }
+    public OpenAIEmbeddingsBackend(Uri baseUrl, string? apiKey) => _http = ApiHttpClient.Create(baseUrl, apiKey);
 
     public Task<ServerInfo> GetServerInfoAsync(string? model, CancellationToken cancellationToken) =>
         ModelCards.FetchAsync(_http, model, cancellationToken);

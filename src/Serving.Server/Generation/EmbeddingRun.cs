@@ -14,11 +14,21 @@ internal static class EmbeddingRun
     public const int MaxInputs = 2048;
 
     /// Inputs queued at once: a batch the engine fills its steps with, and room in the queue for other requests.
-    public static int WaveSize(RequestLimits limits) => Math.Max(1, Math.Min(256, limits.MaxQueuedSeqs / 2));
+    static int WaveSize(RequestLimits limits) => Math.Max(1, Math.Min(256, limits.MaxQueuedSeqs / 2));
 
-    public static async Task<(float[][] Vectors, int PromptTokens)> RunAsync(ILlmEngine engine, IReadOnlyList<GenerationRequest> requests,
-        RequestObserver observer, int waveSize, CancellationToken cancellationToken)
+    /// The engine request of each prompt, pooled alike: ids id-0, id-1, ... (id alone for one prompt).
+    public static List<GenerationRequest> Requests(string id, IReadOnlyList<IReadOnlyList<int>> prompts, Serving.Engine.Pooling.PoolingParams pooling,
+        int priority, string? loraAdapter) =>
+        [.. prompts.Select((tokens, i) => new GenerationRequest
+        {
+            RequestId = prompts.Count == 1 ? id : $"{id}-{i}", PromptTokenIds = tokens, Pooling = pooling, Priority = priority,
+            LoraAdapter = loraAdapter,
+        })];
+
+    public static async Task<(float[][] Vectors, int PromptTokens)> RunAsync(ServingContext serving, IReadOnlyList<GenerationRequest> requests,
+        RequestObserver observer, CancellationToken cancellationToken)
     {
+        var (engine, waveSize) = (serving.Engine, WaveSize(serving.Limits));
         var vectors = new float[requests.Count][];
         var promptTokens = 0;
         for (var first = 0; first < requests.Count; first += waveSize)

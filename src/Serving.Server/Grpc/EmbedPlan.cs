@@ -22,14 +22,8 @@ internal sealed record EmbedPlan(string Model, IReadOnlyList<GenerationRequest> 
         var addSpecialTokens = request.HasAddSpecialTokens ? request.AddSpecialTokens : (bool?)null;
         var pooling = info.Pooler!.Params(request.HasNormalize ? request.Normalize : null, dimensions);
         var id = ServingContext.NewId("embd");
-        var requests = request.Inputs.Select((input, i) => new GenerationRequest
-        {
-            RequestId = $"{id}-{i}",
-            PromptTokenIds = GrpcPrompts.Resolve(input, i, addSpecialTokens, keepLast, serving.Prompts, info),
-            Pooling = pooling,
-            Priority = request.Priority,
-            LoraAdapter = model.LoraAdapter,
-        }).ToList();
+        var prompts = request.Inputs.Select((input, i) => GrpcPrompts.Resolve(input, i, addSpecialTokens, keepLast, serving.Prompts, info)).ToList();
+        var requests = EmbeddingRun.Requests(id, prompts, pooling, request.Priority, model.LoraAdapter);
         return new EmbedPlan(model.Name, requests);
     }
 }

@@ -35,8 +35,7 @@ internal sealed class GenerationService(ServingContext serving) : Serving.Grpc.V
         serving.EnsurePoolingTask(classify: false, "Embed");
         var plan = await serving.PreparePromptsAsync(() => EmbedPlan.Create(request, serving), context.CancellationToken);
         var observer = serving.Observer(Telemetry.ServerMetrics.EmbeddingsOperation, "grpc");
-        var (vectors, promptTokens) = await EmbeddingRun.RunAsync(serving.Engine, plan.Requests, observer, EmbeddingRun.WaveSize(serving.Limits),
-            context.CancellationToken);
+        var (vectors, promptTokens) = await EmbeddingRun.RunAsync(serving, plan.Requests, observer, context.CancellationToken);
         var response = new EmbedResponse { Model = plan.Model };
         response.Embeddings.Add(vectors.Select((vector, i) => new Embedding { Index = i, Values = { vector } }));
         response.Usage = new Usage { PromptTokens = promptTokens, TotalTokens = promptTokens };

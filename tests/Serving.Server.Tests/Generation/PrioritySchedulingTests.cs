@@ -54,7 +54,7 @@ public sealed class PrioritySchedulingTests
 
     /// The real engine, noting when each request was first scheduled: its arrival here plus the queue time its last
     /// event reports.
-    sealed class FirstScheduled(ILlmEngine inner) : ILlmEngine
+    sealed class FirstScheduled(ILlmEngine inner) : DelegatingEngine(inner)
     {
         readonly List<(int Priority, long Scheduled)> _scheduled = [];
 
@@ -64,56 +64,16 @@ public sealed class PrioritySchedulingTests
             lock (_scheduled) return [.. _scheduled.OrderBy(s => s.Scheduled).Select(s => s.Priority)];
         }
 
-        public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request,
+        public override async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request,
             [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
         {
             var arrival = System.Diagnostics.Stopwatch.GetTimestamp();
-            await foreach (var e in inner.GenerateAsync(request, cancellationToken))
+            await foreach (var e in Inner.GenerateAsync(request, cancellationToken))
             {
                 if (e.Timings is { } timings && e.FinishReason != FinishReason.Abort)
                     lock (_scheduled) _scheduled.Add((request.Priority, arrival + (long)(timings.Queue.TotalSeconds * System.Diagnostics.Stopwatch.Frequency)));
                 yield return e;
             }
         }
-
-        public EngineState State => inner.State;
-        public ModelInfo Info => inner.Info;
-        public IPromptProcessor Prompts => inner.Prompts;
-        public Task WaitUntilReadyAsync(CancellationToken cancellationToken) => inner.WaitUntilReadyAsync(cancellationToken);
-        public Task Completion => inner.Completion;
-        public EngineStats GetStats() => inner.GetStats();
-        public IReadOnlyList<Serving.Engine.Model.Lora.LoraAdapterSource> LoraAdapters => inner.LoraAdapters;
-        public Task LoadLoraAdapterAsync(Serving.Engine.Model.Lora.LoraAdapterSource source, CancellationToken cancellationToken) =>
-            inner.LoadLoraAdapterAsync(source, cancellationToken);
-        public Task UnloadLoraAdapterAsync(string name, CancellationToken cancellationToken) => inner.UnloadLoraAdapterAsync(name, cancellationToken);
-        public Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken) => inner.DrainAsync(timeout, cancellationToken);
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
-    }
-
-    [Fact]
-    public async Task FirstComeFirstServedRefusesAPriorityNamingIt()
-    {
-        await using var server = await RunningServer.StartAsync();
-        var (status, body) = await server.PostAsync("/v1/chat/completions", new
-        {
-            model = RunningServer.Model, messages = new[] { new { role = "user", content = "Hi" } }, max_tokens = 2, priority = 1,
-        });
-        Assert.Equal(400, status);
-        Assert.Equal("priority", body!["error"]!["param"]!.GetValue<string>());
-        Assert.Contains("--scheduling-policy priority", body["error"]!["message"]!.GetValue<string>());
-        var request = GenerateResult.Greedy(2, text: "Hi");
-        request.Priority = 1;
-        var error = await Assert.ThrowsAsync<RpcException>(() => GenerateResult.ReadAsync(server.Grpc(), request));
-        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
-    }
-
-    [Fact]
-    public void ThePolicyFlagBindsAndABadOneIsAStartupError()
-    {
-        var options = Options.ServerCommandLineTests.Bind(Serving.Server.Options.ServerCommandLine.ToConfiguration(["--scheduling-policy", "priority"]));
-        Assert.Equal(Serving.Engine.SchedulingPolicy.Priority, options.ToEngineOptions().SchedulingPolicy);
-        Assert.Equal(Serving.Engine.SchedulingPolicy.Fcfs, new Serving.Server.Options.ServerOptions().ToEngineOptions().SchedulingPolicy);
-        Assert.Contains("scheduling-policy must be fcfs or priority (got 'lifo')",
-            Options.ServerCommandLineTests.Bind(Serving.Server.Options.ServerCommandLine.ToConfiguration(["--scheduling-policy", "lifo"])).Validate());
     }
 }

@@ -2,7 +2,7 @@ using System.Text.Json;
 using Serving.Engine;
 using Serving.Server.Generation;
 
-namespace Serving.Server.OpenAI.Embeddings;
+namespace Serving.Server.OpenAI.Pooling;
 
 /// vLLM's POST /classify (/v1/classify) on the pooling runner with a sequence classifier (*ForSequenceClassification):
 /// each input's last-token logits of the `score` head through the activation vLLM picks from config.json's
@@ -32,18 +32,11 @@ internal static class ClassifyEndpoint
         {
             var prompts = CompletionPrompts.Resolve(request.Input, serving.Prompts, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: false),
                 keepLast, "input");
-            return prompts.Select((prompt, i) =>
-            {
-                info.CheckPooledPrompt(prompt.TokenIds.Count, "input");
-                return new GenerationRequest
-                {
-                    RequestId = prompts.Count == 1 ? id : $"{id}-{i}", PromptTokenIds = prompt.TokenIds, Pooling = info.Pooler!.Params(),
-                    Priority = request.Priority ?? 0, LoraAdapter = model.LoraAdapter,
-                };
-            }).ToList();
+            foreach (var prompt in prompts) info.CheckPooledPrompt(prompt.TokenIds.Count, "input");
+            return EmbeddingRun.Requests(id, [.. prompts.Select(p => p.TokenIds)], info.Pooler!.Params(), request.Priority ?? 0, model.LoraAdapter);
         }, context.RequestAborted);
         var observer = serving.Observer(Telemetry.ServerMetrics.ClassifyOperation);
-        var (logits, tokens) = await EmbeddingRun.RunAsync(serving.Engine, requests, observer, EmbeddingRun.WaveSize(limits), context.RequestAborted);
+        var (logits, tokens) = await EmbeddingRun.RunAsync(serving, requests, observer, context.RequestAborted);
         var activate = request.UseActivation ?? request.Activation ?? true;
         var data = logits.Select((row, i) =>
         {

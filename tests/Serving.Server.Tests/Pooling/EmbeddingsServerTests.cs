@@ -7,7 +7,7 @@ using OpenAI.Embeddings;
 using Serving.Grpc.V1;
 using Serving.Server.Tests.Support;
 
-namespace Serving.Server.Tests.Embeddings;
+namespace Serving.Server.Tests.Pooling;
 
 /// /v1/embeddings and gRPC Embed through the real server started with --runner pooling, reached by the official
 /// OpenAI SDK (which asks for base64 by default), Microsoft.Extensions.AI, raw HTTP and Grpc.Net.Client: every

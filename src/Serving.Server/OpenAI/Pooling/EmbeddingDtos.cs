@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Serving.Server.OpenAI.Embeddings;
+namespace Serving.Server.OpenAI.Pooling;
 
 /// POST /v1/embeddings, OpenAI's body with vLLM's additions: "input" (a string, strings, token ids or lists of them)
 /// or vLLM's chat form "messages" (rendered by the chat template, no generation prompt unless asked); dimensions

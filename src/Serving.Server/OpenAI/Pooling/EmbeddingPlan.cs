@@ -4,7 +4,7 @@ using Serving.Engine.Pooling;
 using Serving.Server.Generation;
 using Serving.Server.OpenAI.Tools;
 
-namespace Serving.Server.OpenAI.Embeddings;
+namespace Serving.Server.OpenAI.Pooling;
 
 /// A checked /v1/embeddings request: an engine request per input, each pooled as the server's pooler config says
 /// unless the request sets normalize or dimensions.
@@ -22,14 +22,7 @@ internal sealed record EmbeddingPlan(string Id, long Created, ServedModel Model,
         var prompts = Prompts(request, serving, keepLast, limits);
         var pooling = info.Pooler!.Params(request.Normalize, request.Dimensions);
         var id = ServingContext.NewId("embd");
-        var requests = prompts.Select((tokens, i) => new GenerationRequest
-        {
-            RequestId = prompts.Count == 1 ? id : $"{id}-{i}",
-            PromptTokenIds = tokens,
-            Pooling = pooling,
-            Priority = request.Priority ?? 0,
-            LoraAdapter = model.LoraAdapter,
-        }).ToList();
+        var requests = EmbeddingRun.Requests(id, prompts, pooling, request.Priority ?? 0, model.LoraAdapter);
         return new EmbeddingPlan(id, ServingContext.UnixNow(), model, request.EncodingFormat == "base64", requests);
     }
 

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Serving.Server.OpenAI.Embeddings;
+namespace Serving.Server.OpenAI.Pooling;
 
 /// vLLM's /score body: text_1 and text_2 (a string or strings each): one text_1 against every text_2, or pairs. vLLM
 /// also takes the pair as queries + documents, queries + items or data_1 + data_2.

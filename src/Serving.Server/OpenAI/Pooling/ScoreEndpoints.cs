@@ -2,7 +2,7 @@ using System.Text.Json;
 using Serving.Engine;
 using Serving.Server.Generation;
 
-namespace Serving.Server.OpenAI.Embeddings;
+namespace Serving.Server.OpenAI.Pooling;
 
 /// vLLM's scoring APIs on the pooling runner: POST /score (/v1/score) scores text pairs, POST /rerank (/v1/rerank,
 /// /v2/rerank) orders documents by their score against a query. vLLM's two rules: with an embedding model a pair's score
@@ -80,16 +80,10 @@ internal static class ScoreEndpoints
         var keepLast = PromptEncoding.KeepLast(truncatePromptTokens, limits.MaxModelLen);
         var pooling = serving.Engine.Info.Pooler!.Params();
         var id = ServingContext.NewId("score");
-        var requests = await serving.PreparePromptsAsync(() => texts.Select((text, i) => new GenerationRequest
-        {
-            RequestId = $"{id}-{i}",
-            PromptTokenIds = Tokens(serving, text, keepLast),
-            Pooling = pooling,
-            Priority = priority ?? 0,
-            LoraAdapter = model.LoraAdapter,
-        }).ToList(), context.RequestAborted);
+        var requests = await serving.PreparePromptsAsync(() => EmbeddingRun.Requests(id, [.. texts.Select(text => Tokens(serving, text, keepLast))],
+            pooling, priority ?? 0, model.LoraAdapter), context.RequestAborted);
         var observer = serving.Observer(Telemetry.ServerMetrics.EmbeddingsOperation);
-        var (vectors, _) = await EmbeddingRun.RunAsync(serving.Engine, requests, observer, EmbeddingRun.WaveSize(limits), context.RequestAborted);
+        var (vectors, _) = await EmbeddingRun.RunAsync(serving, requests, observer, context.RequestAborted);
         var index = texts.Select((text, i) => (text.Value, i)).ToDictionary(x => x.Value, x => x.i);
         var scores = pairs.Select(pair => Cosine(vectors[index[pair.Left.Value]], vectors[index[pair.Right.Value]])).ToArray();
         var tokens = pairs.Sum(pair => requests[index[pair.Left.Value]].PromptTokenIds.Count + requests[index[pair.Right.Value]].PromptTokenIds.Count);
@@ -108,7 +102,7 @@ internal static class ScoreEndpoints
         var info = serving.Engine.Info;
         var keepLast = PromptEncoding.KeepLast(truncatePromptTokens, serving.Limits.MaxModelLen);
         var id = ServingContext.NewId("score");
-        var requests = await serving.PreparePromptsAsync(() => pairs.Select((pair, i) =>
+        var requests = await serving.PreparePromptsAsync(() => EmbeddingRun.Requests(id, [.. pairs.Select(pair =>
         {
             IReadOnlyList<int> ids = info.JoinsScorePairs
                 ? serving.Prompts.Encode(pair.Left.Value + pair.Right.Value, addSpecialTokens: true, pair.Right.Field)
@@ -120,13 +114,10 @@ internal static class ScoreEndpoints
                 $"The pair of {pair.Left.Field} and {pair.Right.Field} has {ids.Count} tokens, more than truncate_prompt_tokens {keepLast}; " +
                 "a cross-encoder's pairs are not truncated.");
             info.CheckPooledPrompt(ids.Count, pair.Right.Field);
-            return new GenerationRequest
-            {
-                RequestId = $"{id}-{i}", PromptTokenIds = ids, Pooling = info.Pooler!.Params(), Priority = priority ?? 0, LoraAdapter = model.LoraAdapter,
-            };
-        }).ToList(), context.RequestAborted);
+            return ids;
+        })], info.Pooler!.Params(), priority ?? 0, model.LoraAdapter), context.RequestAborted);
         var observer = serving.Observer(Telemetry.ServerMetrics.ClassifyOperation);
-        var (logits, tokens) = await EmbeddingRun.RunAsync(serving.Engine, requests, observer, EmbeddingRun.WaveSize(serving.Limits), context.RequestAborted);
+        var (logits, tokens) = await EmbeddingRun.RunAsync(serving, requests, observer, context.RequestAborted);
         return ([.. logits.Select(row => info.ScoreActivationIsIdentity ? row[0] : 1 / (1 + Math.Exp(-row[0])))], tokens);
     }
 
