@@ -52,6 +52,33 @@ public sealed class PrioritySchedulingTests
         Assert.Equal([-9, 0, 5], recorder!.PrioritiesInOrder());
     }
 
+    [Fact]
+    public async Task FirstComeFirstServedRefusesAPriorityNamingIt()
+    {
+        await using var server = await RunningServer.StartAsync();
+        var (status, body) = await server.PostAsync("/v1/chat/completions", new
+        {
+            model = RunningServer.Model, messages = new[] { new { role = "user", content = "Hi" } }, max_tokens = 2, priority = 1,
+        });
+        Assert.Equal(400, status);
+        Assert.Equal("priority", body!["error"]!["param"]!.GetValue<string>());
+        Assert.Contains("--scheduling-policy priority", body["error"]!["message"]!.GetValue<string>());
+        var request = GenerateResult.Greedy(2, text: "Hi");
+        request.Priority = 1;
+        var error = await Assert.ThrowsAsync<RpcException>(() => GenerateResult.ReadAsync(server.Grpc(), request));
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+    }
+
+    [Fact]
+    public void ThePolicyFlagBindsAndABadOneIsAStartupError()
+    {
+        var options = Options.ServerCommandLineTests.Bind(Serving.Server.Options.ServerCommandLine.ToConfiguration(["--scheduling-policy", "priority"]));
+        Assert.Equal(Serving.Engine.SchedulingPolicy.Priority, options.ToEngineOptions().SchedulingPolicy);
+        Assert.Equal(Serving.Engine.SchedulingPolicy.Fcfs, new Serving.Server.Options.ServerOptions().ToEngineOptions().SchedulingPolicy);
+        Assert.Contains("scheduling-policy must be fcfs or priority (got 'lifo')",
+            Options.ServerCommandLineTests.Bind(Serving.Server.Options.ServerCommandLine.ToConfiguration(["--scheduling-policy", "lifo"])).Validate());
+    }
+
     /// The real engine, noting when each request was first scheduled: its arrival here plus the queue time its last
     /// event reports.
     sealed class FirstScheduled(ILlmEngine inner) : DelegatingEngine(inner)
