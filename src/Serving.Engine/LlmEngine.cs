@@ -22,6 +22,8 @@ public sealed class LlmEngine : ILlmEngine
     volatile bool _stopRequested;
     /// Sequences admitted but not yet scheduled (a request with n counts n), against MaxNumQueuedRequests.
     int _numQueued;
+    /// Beam searches under way: a drain waits for them as for running requests (between steps none of theirs runs).
+    int _numBeamSearches;
     EngineSetup? _setup;
     /// The adapters served now: set at load, replaced on the engine thread after each change, read by any thread.
     volatile IReadOnlyList<Model.Lora.LoraAdapterSource> _loraAdapters = [];
@@ -97,10 +99,34 @@ public sealed class LlmEngine : ILlmEngine
 
     public EngineStats GetStats() => _stats;
 
-    public async IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request,
+    public IAsyncEnumerable<TokenEvent> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken) =>
+        request.Sampling.BeamSearch is not null && request.Pooling is null
+            ? SearchBeamsAsync(request, cancellationToken)
+            : StreamAsync(request, searchStep: false, cancellationToken);
+
+    /// A beam search (SamplingParams.BeamSearch): checked as a whole, then run as one-token requests per beam and step,
+    /// which are admitted while the engine drains, so a search that started finishes as a running request does.
+    async IAsyncEnumerable<TokenEvent> SearchBeamsAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var setup = CheckAccepting(searchStep: false);
+        RequestValidation.Validate(request, setup.Info, _loraAdapters, _options.MaxNumQueuedRequests);
+        Interlocked.Increment(ref _numBeamSearches);
+        try
+        {
+            var search = new Sampling.BeamSearch((step, token) => StreamAsync(step, searchStep: true, token), setup.EosTokenIds, setup.Prompts);
+            await foreach (var tokenEvent in search.RunAsync(request, cancellationToken))
+                yield return tokenEvent;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _numBeamSearches);
+        }
+    }
+
+    async IAsyncEnumerable<TokenEvent> StreamAsync(GenerationRequest request, bool searchStep,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var state = Admit(request);
+        var state = Admit(request, searchStep);
         using var abortOnCancel = cancellationToken.Register(
             () => _commands.Writer.TryWrite(new AbortRequestCommand(state)));
         var completed = false;
@@ -118,14 +144,21 @@ public sealed class LlmEngine : ILlmEngine
         }
     }
 
-    /// Checks what can be checked off the engine thread and queues the request; throws before any event.
-    RequestState Admit(GenerationRequest request)
+    /// The setup while the engine takes requests: when ready, and while draining for a beam search's steps.
+    EngineSetup CheckAccepting(bool searchStep)
     {
-        if (_state != EngineState.Ready || _setup is null)
-            throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()} and accepts no requests");
+        if ((_state == EngineState.Ready || (searchStep && _state == EngineState.Draining)) && _setup is { } setup)
+            return setup;
+        throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()} and accepts no requests");
+    }
+
+    /// Checks what can be checked off the engine thread and queues the request; throws before any event.
+    RequestState Admit(GenerationRequest request, bool searchStep)
+    {
+        var setup = CheckAccepting(searchStep);
         // an embedding samples nothing: whatever sampling it carries is replaced, so nothing of it reaches the engine thread
         if (request.Pooling is not null) request = request with { Sampling = Sampling.SamplingParams.Greedy };
-        RequestValidation.Validate(request, _setup.Info, _loraAdapters, _options.MaxNumQueuedRequests);
+        RequestValidation.Validate(request, setup.Info, _loraAdapters, _options.MaxNumQueuedRequests);
         var n = request.Sampling.N;
         if (Interlocked.Add(ref _numQueued, n) > _options.MaxNumQueuedRequests)
         {
@@ -150,7 +183,8 @@ public sealed class LlmEngine : ILlmEngine
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
         try
         {
-            while (_state == EngineState.Draining && (_stats.RunningRequests > 0 || _stats.WaitingRequests > 0 || Volatile.Read(ref _numQueued) > 0))
+            while (_state == EngineState.Draining && (_stats.RunningRequests > 0 || _stats.WaitingRequests > 0 || Volatile.Read(ref _numQueued) > 0
+                   || Volatile.Read(ref _numBeamSearches) > 0))
                 await Task.Delay(20, linked.Token);
         }
         catch (OperationCanceledException) when (timer.IsCancellationRequested)

@@ -10,8 +10,8 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Execution;
 
 /// Everything the engine builds at start-up, on its own thread: model, tokenizer, KV pool sized from the
-/// options, scheduler, and what callers may read (ModelInfo, the prompt processor).
-internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProcessor Prompts)
+/// options, scheduler, and what callers may read (ModelInfo, the prompt processor, the ids that end a sequence).
+internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProcessor Prompts, IReadOnlySet<int> EosTokenIds)
 {
     public static EngineSetup Create(EngineOptions options, Action<GenerationRequest> requestLeftQueue, ILogger logger)
     {
@@ -119,7 +119,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             info = info with { Pooler = pooler };
             Log.PoolingRunner(logger, pooler.ToString());
         }
-        return new EngineSetup(core, info, new PromptProcessor(tokenizer, maxModelLen, options.ChatTemplate, options.DefaultChatTemplateKwargs));
+        return new EngineSetup(core, info, new PromptProcessor(tokenizer, maxModelLen, options.ChatTemplate, options.DefaultChatTemplateKwargs),
+            eosTokenIds);
     }
 
     /// Decode steps of every batch size bucket as CUDA graphs, after the pool exists (the graphs read its tensors).

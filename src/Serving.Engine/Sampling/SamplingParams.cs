@@ -43,6 +43,8 @@ public sealed record SamplingParams
     public bool IncludeStopStringInOutput { get; init; }
     /// Constrains the output to a JSON Schema, any JSON object, a regex or a choice (null: free text).
     public Grammar.StructuredOutputsParams? StructuredOutputs { get; init; }
+    /// Beam search over N beams instead of sampling (vLLM's use_beam_search); null: sample.
+    public BeamSearchParams? BeamSearch { get; init; }
 
     /// Temperatures below this are taken as 0: dividing logits by them overflows float32 (vLLM's _SAMPLING_EPS).
     public const float GreedyTemperatureEpsilon = 1e-5f;

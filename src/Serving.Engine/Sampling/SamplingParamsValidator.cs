@@ -37,6 +37,24 @@ internal static class SamplingParamsValidator
         Require(p.AllowedTokenIds is null || p.AllowedTokenIds.Count > 0, "allowed_token_ids", "allowed_token_ids must not be empty.");
         Require(p.BadWords.All(w => !string.IsNullOrWhiteSpace(w)), "bad_words", "bad_words must not be empty or blank.");
         p.StructuredOutputs?.Validate();
+        if (p.BeamSearch is { } beams) ValidateBeamSearch(p, beams);
+    }
+
+    /// What a beam search takes (BeamSearchParams): the fields that would change its distribution or its text are
+    /// refused, not ignored.
+    static void ValidateBeamSearch(SamplingParams p, BeamSearchParams beams)
+    {
+        Require(p.N <= BeamSearchParams.MaxBeams, "n", $"use_beam_search keeps at most {BeamSearchParams.MaxBeams} beams (n = {p.N}).");
+        Require(float.IsFinite(beams.LengthPenalty), "length_penalty", $"length_penalty must be a finite number (got {Show(beams.LengthPenalty)}).");
+        foreach (var (param, given) in new[]
+        {
+            ("stop", p.Stop.Count > 0), ("bad_words", p.BadWords.Count > 0), ("logit_bias", p.LogitBias is { Count: > 0 }),
+            ("allowed_token_ids", p.AllowedTokenIds is not null), ("presence_penalty", p.PresencePenalty != 0f),
+            ("frequency_penalty", p.FrequencyPenalty != 0f), ("repetition_penalty", p.RepetitionPenalty != 1f),
+            ("min_tokens", p.MinTokens > 0), ("prompt_logprobs", p.PromptLogprobs is not null),
+            ("structured_outputs", p.StructuredOutputs is not null),
+        })
+            Require(!given, param, $"{param} is not supported with use_beam_search.");
     }
 
     public static void Validate(SamplingParams p, int vocabSize)

@@ -31,4 +31,7 @@ internal sealed record SamplingFields
     public bool? IncludeStopStrInOutput { get; init; }
     /// The output constraint (JSON Schema, any JSON object, regex, choice), already compiled once; null: free text.
     public Serving.Engine.Grammar.StructuredOutputsParams? StructuredOutputs { get; init; }
+    /// Beam search over n beams instead of sampling (vLLM's use_beam_search), with its length_penalty.
+    public bool? UseBeamSearch { get; init; }
+    public float? LengthPenalty { get; init; }
 }

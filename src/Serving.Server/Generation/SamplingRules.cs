@@ -56,7 +56,17 @@ internal static class SamplingRules
         return sampling;
     }
 
-    static SamplingParams Params(SamplingFields fields, int maxTokens, SamplingDefaults model) => new()
+    /// Under beam search nothing is sampled, so the model's sampling defaults (a repetition_penalty beam search refuses
+    /// among them) do not apply; its max_new_tokens does.
+    static SamplingParams Params(SamplingFields fields, int maxTokens, SamplingDefaults defaults)
+    {
+        var beamSearch = fields.UseBeamSearch == true ? new BeamSearchParams { LengthPenalty = fields.LengthPenalty ?? 1f } : null;
+        var model = beamSearch is null ? defaults : SamplingDefaults.None;
+        return Given(fields, maxTokens, model) with { BeamSearch = beamSearch };
+    }
+
+    /// The fields given, else the model's defaults, else OpenAI's.
+    static SamplingParams Given(SamplingFields fields, int maxTokens, SamplingDefaults model) => new()
     {
         N = fields.N ?? 1,
         MaxTokens = maxTokens,

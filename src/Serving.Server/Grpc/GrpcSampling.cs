@@ -36,6 +36,8 @@ internal static class GrpcSampling
             IncludeStopStrInOutput = p.IncludeStopStrInOutput,
             PromptLogprobs = p.HasPromptLogprobs ? p.PromptLogprobs : null,
             StructuredOutputs = StructuredOutputs(p.StructuredOutputs),
+            UseBeamSearch = p.UseBeamSearch,
+            LengthPenalty = p.HasLengthPenalty ? p.LengthPenalty : null,
         };
         SamplingRules.Validate(fields, limits);
         return fields;

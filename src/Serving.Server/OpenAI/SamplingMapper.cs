@@ -52,6 +52,8 @@ internal static class SamplingMapper
         SkipSpecialTokens = request.SkipSpecialTokens,
         IncludeStopStrInOutput = request.IncludeStopStrInOutput,
         StructuredOutputs = StructuredOutputFields.Read(request),
+        UseBeamSearch = request.UseBeamSearch,
+        LengthPenalty = request.LengthPenalty,
     };
 
     /// "stop": a string or a list of strings, at most maxCount of them (emptiness is SamplingRules' check).

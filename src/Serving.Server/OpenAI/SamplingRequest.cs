@@ -55,6 +55,10 @@ internal abstract record SamplingRequest
     public int? Priority { get; init; }
     /// vLLM's cache_salt: prefix-cache blocks are shared only among requests of the same salt.
     public string? CacheSalt { get; init; }
+    /// vLLM's use_beam_search: the n best of n beams instead of n samples.
+    public bool? UseBeamSearch { get; init; }
+    /// vLLM's length_penalty: a beam's score is its summed log-probability / length^length_penalty (beam search only).
+    public float? LengthPenalty { get; init; }
 }
 
 /// include_usage: a last chunk with the request's usage; continuous_usage_stats (vLLM's), with it: every chunk carries
