@@ -448,6 +448,41 @@ public sealed class EmbeddingsServerTests
 
     static float[] Floats(JsonNode array) => [.. array.AsArray().Select(v => v!.GetValue<float>())];
 
+    [Fact]
+    public async Task InvocationsAnswerAsTheApiTheBodyNames()
+    {
+        await using var server = await RunningServer.StartAsync(["--runner", "pooling"]);
+        foreach (var (path, body) in new (string, object)[]
+        {
+            ("/v1/embeddings", new { input = Texts }),
+            ("/v1/embeddings", new { messages = new[] { new { role = "user", content = Texts[0] } } }),
+            ("/score", new { text_1 = Texts[0], text_2 = new[] { Texts[1], Texts[2] } }),
+            ("/rerank", new { query = Texts[0], documents = new[] { Texts[1], Texts[2] } }),
+        })
+        {
+            var (status, direct) = await server.PostAsync(path, body);
+            var (invokedStatus, invoked) = await server.PostAsync("/invocations", body);
+            Assert.Equal(200, status);
+            Assert.Equal(200, invokedStatus);
+            Assert.Equal(direct!["object"]?.GetValue<string>(), invoked!["object"]?.GetValue<string>());
+            // the same answer, up to the last bits of a vector computed in another batch
+            var (expected, actual) = (Numbers(direct["data"] ?? direct["results"]), Numbers(invoked["data"] ?? invoked["results"]));
+            Assert.Equal(expected.Length, actual.Length);
+            for (var i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 1e-5);
+        }
+        var (refused, error) = await server.PostAsync("/invocations", new { prompt = "Hello" });
+        Assert.Equal(400, refused);
+        Assert.Contains("pooling", error!["error"]!["message"]!.GetValue<string>());
+    }
+
+    static double[] Numbers(JsonNode? node) => node switch
+    {
+        JsonArray array => [.. array.SelectMany(Numbers)],
+        JsonObject obj => [.. obj.Select(p => p.Value).SelectMany(Numbers)],
+        JsonValue value when value.TryGetValue<double>(out var number) => [number],
+        _ => [],
+    };
+
     static void AssertClose(float[] expected, float[] actual)
     {
         Assert.Equal(expected.Length, actual.Length);

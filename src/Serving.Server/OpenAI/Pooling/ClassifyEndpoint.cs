@@ -15,7 +15,7 @@ internal static class ClassifyEndpoint
         foreach (var path in new[] { "/classify", "/v1/classify" }) app.MapPost(path, ClassifyAsync);
     }
 
-    static async Task ClassifyAsync(HttpContext context, ServingContext serving)
+    internal static async Task ClassifyAsync(HttpContext context, ServingContext serving)
     {
         serving.EnsureReady();
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Classification");

@@ -17,7 +17,7 @@ internal static class ScoreEndpoints
         foreach (var path in new[] { "/rerank", "/v1/rerank", "/v2/rerank" }) app.MapPost(path, RerankAsync);
     }
 
-    static async Task ScoreAsync(HttpContext context, ServingContext serving)
+    internal static async Task ScoreAsync(HttpContext context, ServingContext serving)
     {
         serving.EnsureReady();
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Score");
@@ -35,7 +35,7 @@ internal static class ScoreEndpoints
             new EmbeddingUsage(tokens, tokens)), OpenAIJsonContext.Default.ScoreResponse, cancellationToken: context.RequestAborted);
     }
 
-    static async Task RerankAsync(HttpContext context, ServingContext serving)
+    internal static async Task RerankAsync(HttpContext context, ServingContext serving)
     {
         serving.EnsureReady();
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Pooling, "Rerank");
