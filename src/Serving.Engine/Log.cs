@@ -58,4 +58,7 @@ internal static partial class Log
 
     [LoggerMessage(14, LogLevel.Information, "Pooling runner: embeddings by {Pooler}; no LM head loaded, no decode graphs")]
     public static partial void PoolingRunner(ILogger logger, string pooler);
+
+    [LoggerMessage(15, LogLevel.Information, "Quantized checkpoint ({Quantization}): weights dequantized to {Dtype} as they loaded; they take the memory of unquantized ones")]
+    public static partial void WeightsDequantized(ILogger logger, string quantization, string dtype);
 }

@@ -63,6 +63,9 @@ public sealed record ModelConfig
     /// A classifier's problem_type (transformers': regression, single_label_classification, multi_label_classification),
     /// which decides how its logits become scores; null when config.json does not say.
     public string? ProblemType { get; init; }
+    /// How the checkpoint's weights are quantized (quantization_config); null: they are not. They are dequantized as
+    /// they load, so nothing past the loader sees it.
+    public WeightQuantization? Quantization { get; init; }
     /// The attention window when one is in effect (mistral sliding_window, qwen2 with use_sliding_window).
     /// We do not implement windowed attention: MaxContextLength is clamped to it instead, so that no query
     /// ever has a key outside the window and results equal transformers' exactly.

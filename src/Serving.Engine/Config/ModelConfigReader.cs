@@ -38,6 +38,7 @@ internal static class ModelConfigReader
             MatryoshkaDimensions = json.Has("matryoshka_dimensions") ? json.IntOrList("matryoshka_dimensions") : [],
             ProblemType = ProblemType(json),
             ScoreActivationIsIdentity = ScoreActivationIsIdentity(json),
+            Quantization = WeightQuantization.Read(json),
         };
         if (ArchitectureRegistry.IsClassifier(config.Architecture))
             config = Classifier(json, config);
@@ -58,8 +59,6 @@ internal static class ModelConfigReader
     {
         var act = json.String("hidden_act") ?? "silu";
         if (act != "silu") throw ModelConfigException.Unsupported(json.File, "hidden_act", act, "silu");
-        if (json.Has("quantization_config"))
-            throw ModelConfigException.Unsupported(json.File, "quantization_config", "(present)", "unquantized checkpoints only");
     }
 
     /// A classifier's labels, and how its head is made: its own score head, or (vLLM's classifier_from_token) the LM

@@ -88,6 +88,9 @@ public static class GqaConversion
     {
         var config = ModelConfig.Load(sourceDirectory);
         CheckGroups(config, numGroups);
+        // pooling FP8 bytes would average codes, not values
+        if (config.Quantization is { } quantization)
+            throw new ArgumentException($"{sourceDirectory} holds quantized weights ({quantization}); convert the unquantized checkpoint", nameof(sourceDirectory));
         System.IO.Directory.CreateDirectory(targetDirectory);
         using (var generator = new Generator((ulong)seed))
         using (var checkpoint = SafetensorsCheckpoint.Open(sourceDirectory))

@@ -76,6 +76,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var config = model.Config;
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
             config.NumKeyValueHeads, config.HeadDim, model.DtypeName, options.Device);
+        if (config.Quantization is { } quantization) Log.WeightsDequantized(logger, quantization.ToString(), model.DtypeName);
         if (model.Shard is { Size: > 1 } shard)
             Log.TensorParallel(logger, shard.Size, string.Join(", ", model.Devices), shard.NumHeads, shard.NumKVHeads,
                 shard.KVHeadReplicas, shard.IntermediateSize, shard.VocabRows);

@@ -64,7 +64,7 @@ public static class ModelLoader
         var bindings = Bindings(config, lmHead);
         CheckpointLayout.Validate(checkpoint, bindings);
         var stored = checkpoint.Info(bindings[0].CheckpointName).DType;
-        return new WeightPlan((model, rankProgress) => WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress),
+        return new WeightPlan((model, rankProgress) => WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress, config.Quantization),
             ModelDtype.Resolve(dtype, config, stored, device), KVScales(checkpoint, config), lmHead);
     }
 

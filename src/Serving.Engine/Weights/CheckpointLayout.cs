@@ -6,8 +6,8 @@ namespace Serving.Engine.Weights;
 /// allocated for the model.
 internal static class CheckpointLayout
 {
-    /// Every bound tensor exists with the expected shape and a floating-point dtype; otherwise a CheckpointException
-    /// naming the tensor.
+    /// Every bound tensor exists with the expected shape and a floating-point dtype (FP8 with its scale beside it);
+    /// otherwise a CheckpointException naming the tensor.
     public static void Validate(SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings)
     {
         foreach (var binding in bindings)
@@ -19,9 +19,15 @@ internal static class CheckpointLayout
             if (!info.Shape.SequenceEqual(binding.Shape))
                 throw new CheckpointException(
                     $"weight '{binding.CheckpointName}' has shape {info.ShapeText}, expected {SafetensorsTensorInfo.FormatShape(binding.Shape)} from config.json");
-            if (info.DType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16))
+            if (info.IsFloat8)
+            {
+                if (Fp8Weights.ScaleName(checkpoint, binding.CheckpointName) is null)
+                    throw new CheckpointException(
+                        $"weight '{binding.CheckpointName}' is stored as F8_E4M3 but the checkpoint has no '{binding.CheckpointName}_scale_inv' or '{binding.CheckpointName}_scale'");
+            }
+            else if (info.DType is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16))
                 throw new CheckpointException(
-                    $"weight '{binding.CheckpointName}' is stored as {SafetensorsDType.Name(info.DType)}; only F32, F16 and BF16 are supported");
+                    $"weight '{binding.CheckpointName}' is stored as {SafetensorsDType.Name(info.DType)}; only F32, F16, BF16 and F8_E4M3 (with its scale) are supported");
         }
     }
 }

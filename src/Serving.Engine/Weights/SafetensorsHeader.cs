@@ -71,12 +71,14 @@ public sealed record SafetensorsHeader(
         if (value is not JsonObject obj) throw Corrupt(name, $"entry '{tensor}' is not an object");
         var dtypeName = obj["dtype"] is JsonValue d && d.TryGetValue(out string? s) ? s
             : throw Corrupt(name, $"tensor '{tensor}' has no dtype");
-        if (!SafetensorsDType.TryParse(dtypeName, out var dtype))
-            throw new CheckpointException($"{name}: tensor '{tensor}' has unsupported dtype {dtypeName} (supported: F32, F16, BF16, F64, integer and BOOL)");
+        var isFloat8 = dtypeName == "F8_E4M3";
+        var dtype = TorchSharp.torch.ScalarType.Byte;
+        if (!isFloat8 && !SafetensorsDType.TryParse(dtypeName, out dtype))
+            throw new CheckpointException($"{name}: tensor '{tensor}' has unsupported dtype {dtypeName} (supported: F32, F16, BF16, F8_E4M3, F64, integer and BOOL)");
         var shape = Longs(name, tensor, obj["shape"], "shape");
         var offsets = Longs(name, tensor, obj["data_offsets"], "data_offsets");
         if (offsets.Length != 2) throw Corrupt(name, $"tensor '{tensor}' data_offsets must have 2 entries");
-        var info = new SafetensorsTensorInfo(tensor, dtype, shape, offsets[0], offsets[1]);
+        var info = new SafetensorsTensorInfo(tensor, dtype, shape, offsets[0], offsets[1]) { IsFloat8 = isFloat8 };
         CheckExtent(name, info, dataLength);
         return info;
     }

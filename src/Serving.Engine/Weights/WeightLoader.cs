@@ -10,8 +10,9 @@ namespace Serving.Engine.Weights;
 /// tensor-parallel rank reads only its part of each tensor (ModelShard.Copies): rows, or columns, never the whole.
 internal static class WeightLoader
 {
+    /// quantization: the checkpoint's (config.json), for the block size of FP8 weights' scales (Fp8Weights).
     public static void Load(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
-        IProgress<WeightLoadProgress>? progress)
+        IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization = null)
     {
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         CheckCoverage(parameters, bindings, shard);
@@ -24,10 +25,13 @@ internal static class WeightLoader
         for (var i = 0; i < bindings.Count; i++)
         {
             var binding = bindings[i];
+            using var dequantized = checkpoint.Info(binding.CheckpointName).IsFloat8
+                ? Fp8Weights.Read(checkpoint, binding.CheckpointName, quantization) : null;
             foreach (var copy in shard.Copies(binding))
             {
                 using var scope = NewDisposeScope();
-                var part = checkpoint.Read(binding.CheckpointName, copy.Slice);
+                var part = dequantized is null ? checkpoint.Read(binding.CheckpointName, copy.Slice)
+                    : copy.Slice.Of(dequantized);
                 parameters[binding.ParameterName].narrow(0, copy.DestinationRow, part.shape[0]).copy_(part);
             }
             loadedBytes += checkpoint.Info(binding.CheckpointName).NumBytes;

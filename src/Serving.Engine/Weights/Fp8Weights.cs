@@ -1,0 +1,57 @@
+using Serving.Engine.Config;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Weights;
+
+/// FP8 (e4m3) checkpoint weights made whole: a weight stored as F8_E4M3 is its elements' values times its scale, found
+/// beside it as `weight_scale_inv` (transformers' fp8 method) or `weight_scale` (compressed-tensors): one number for the
+/// tensor, one per output row ([rows, 1]), or one per block of WeightQuantization.BlockSize ([ceil(rows / block rows),
+/// ceil(columns / block columns)]). Dequantized in float32 on the CPU, one tensor at a time; the loader then converts it
+/// to the model's dtype as it does any weight.
+internal static class Fp8Weights
+{
+    /// e4m3fn's 256 values (1 sign, 4 exponent bits of bias 7, 3 mantissa bits; no infinities, S.1111.111 is NaN).
+    static readonly float[] Values = Enumerable.Range(0, 256).Select(Decode).ToArray();
+
+    static float Decode(int bits)
+    {
+        var (sign, exponent, mantissa) = ((bits & 0x80) != 0 ? -1f : 1f, (bits >> 3) & 0xF, bits & 0x7);
+        if (exponent == 0xF && mantissa == 0x7) return float.NaN;
+        var magnitude = exponent == 0 ? mantissa / 8f * MathF.Pow(2, -6) : (1 + mantissa / 8f) * MathF.Pow(2, exponent - 7);
+        return sign * magnitude;
+    }
+
+    /// The scale tensor's name for an FP8 weight ("x.weight" -> "x.weight_scale_inv" or "x.weight_scale"); null when the
+    /// checkpoint has neither.
+    public static string? ScaleName(SafetensorsCheckpoint checkpoint, string weight) =>
+        new[] { weight + "_scale_inv", weight + "_scale" }.FirstOrDefault(checkpoint.Contains);
+
+    /// The whole weight in float32 (CPU), a new tensor the caller owns.
+    public static Tensor Read(SafetensorsCheckpoint checkpoint, string weight, WeightQuantization? quantization)
+    {
+        using var scope = NewDisposeScope();
+        var info = checkpoint.Info(weight);
+        var scaleName = ScaleName(checkpoint, weight)
+            ?? throw new CheckpointException($"weight '{weight}' is stored as F8_E4M3 but the checkpoint has no '{weight}_scale_inv' or '{weight}_scale'");
+        using var table = tensor(Values);
+        var values = table.index_select(0, checkpoint.Read(weight).view(-1).to_type(ScalarType.Int64)).view(info.Shape);
+        var scale = checkpoint.Read(scaleName).to_type(ScalarType.Float32);
+        return (values * Expand(scale, info.Shape, weight, scaleName, quantization?.BlockSize)).MoveToOuterDisposeScope();
+    }
+
+    // scale as a tensor that broadcasts over the weight (rows, columns)
+    static Tensor Expand(Tensor scale, long[] shape, string weight, string scaleName, IReadOnlyList<int>? blockSize)
+    {
+        if (scale.NumberOfElements == 1) return scale.view(1, 1);
+        var (rows, columns) = shape.Length == 2 ? (shape[0], shape[1])
+            : throw new CheckpointException($"weight '{weight}' has {shape.Length} dimensions; FP8 scales per row or block need 2");
+        if (scale.NumberOfElements == rows && (scale.dim() == 1 || scale.shape[^1] == 1)) return scale.view(rows, 1);
+        var block = blockSize ?? throw new CheckpointException(
+            $"'{scaleName}' has shape {SafetensorsTensorInfo.FormatShape(scale.shape)}, a scale per block, but quantization_config gives no block size");
+        var blocks = new[] { (rows + block[0] - 1) / block[0], (columns + block[1] - 1) / block[1] };
+        if (!scale.shape.SequenceEqual(blocks))
+            throw new CheckpointException($"'{scaleName}' has shape {SafetensorsTensorInfo.FormatShape(scale.shape)}; {block[0]} x {block[1]} " +
+                $"blocks of a {rows} x {columns} weight need {SafetensorsTensorInfo.FormatShape(blocks)}");
+        return scale.repeat_interleave(block[0], 0).narrow(0, 0, rows).repeat_interleave(block[1], 1).narrow(1, 0, columns);
+    }
+}

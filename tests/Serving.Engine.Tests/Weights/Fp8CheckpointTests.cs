@@ -1,0 +1,203 @@
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.Json.Nodes;
+using Serving.Engine.Config;
+using Serving.Engine.Model;
+using Serving.Engine.Tests.Support;
+using Serving.Engine.Weights;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Weights;
+
+/// FP8 checkpoints as published (transformers' fp8 method with 2-D block scales, weight_scale_inv; llm-compressor's
+/// compressed-tensors with a scale per output channel or per tensor, weight_scale): the fixture's projections quantized
+/// here to e4m3, then loaded, give exactly the logits of the same model stored in float32 with the values the FP8 bytes
+/// and scales stand for (computed here from e4m3's definition), on one rank and on two.
+public sealed class Fp8CheckpointTests(ITestOutputHelper output)
+{
+    public enum Format { BlockScaleInv, ChannelScale, TensorScale }
+
+    [Theory]
+    [InlineData(Format.BlockScaleInv)]
+    [InlineData(Format.ChannelScale)]
+    [InlineData(Format.TensorScale)]
+    public void AQuantizedCheckpointLoadsAsTheValuesItStandsFor(Format format)
+    {
+        using var quantized = new TempDirectory();
+        using var reference = new TempDirectory();
+        Quantize(Fixtures.Dir("llama-gqa"), format, quantized.Path, reference.Path);
+        foreach (var ranks in new[] { 1, 2 })
+        {
+            using var fp8 = ModelLoader.Load(quantized.Path, "float32", tensorParallelSize: ranks);
+            using var plain = ModelLoader.Load(reference.Path, "float32");
+            Assert.NotNull(fp8.Config.Quantization);
+            var worst = 0.0;
+            foreach (var prompt in Fixtures.Reference("llama-gqa").Prompts)
+            {
+                var (a, b) = (LastLogits(fp8, prompt.InputIds), LastLogits(plain, prompt.InputIds));
+                worst = Math.Max(worst, a.Zip(b, (x, y) => Math.Abs(x - y)).Max());
+                // the quantization itself moves the logits a little from the float32 model's
+                output.WriteLine($"{format}, {ranks} rank(s): max |fp8 - float32 original| = {a.Zip(prompt.LastLogits, (x, y) => Math.Abs(x - y)).Max():F4}");
+            }
+            Assert.True(worst <= 1e-5, $"{format} on {ranks} rank(s): max |fp8 - dequantized float32| = {worst}");
+        }
+    }
+
+    [Fact]
+    public void WhatCannotBeReadIsRefusedNamingIt()
+    {
+        using var dir = new TempDirectory();
+        using var reference = new TempDirectory();
+        Quantize(Fixtures.Dir("llama-gqa"), Format.BlockScaleInv, dir.Path, reference.Path);
+        var config = JsonNode.Parse(File.ReadAllText(dir.File("config.json")))!.AsObject();
+
+        config["quantization_config"]!.AsObject().Remove("weight_block_size");
+        File.WriteAllText(dir.File("config.json"), config.ToJsonString());
+        Assert.Contains("block size", Assert.Throws<CheckpointException>(() => ModelLoader.Load(dir.Path, "float32")).Message);
+
+        config["quantization_config"] = new JsonObject
+        {
+            ["quant_method"] = "compressed-tensors", ["format"] = "pack-quantized",
+            ["config_groups"] = new JsonObject { ["group_0"] = new JsonObject { ["weights"] = new JsonObject { ["num_bits"] = 4, ["type"] = "int" } } },
+        };
+        File.WriteAllText(dir.File("config.json"), config.ToJsonString());
+        Assert.Contains("'quantization_config.format'", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(dir.Path)).Message);
+        config["quantization_config"]!["format"] = "float-quantized";
+        File.WriteAllText(dir.File("config.json"), config.ToJsonString());
+        Assert.Contains("int of 4 bits", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(dir.Path)).Message);
+        config["quantization_config"] = new JsonObject { ["quant_method"] = "gptq", ["bits"] = 4 };
+        File.WriteAllText(dir.File("config.json"), config.ToJsonString());
+        Assert.Contains("gptq", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(dir.Path)).Message);
+    }
+
+    [Fact]
+    public void AnFp8WeightWithoutItsScaleIsRefusedBeforeLoading()
+    {
+        using var dir = new TempDirectory();
+        using var reference = new TempDirectory();
+        Quantize(Fixtures.Dir("llama-gqa"), Format.ChannelScale, dir.Path, reference.Path, dropScaleOf: "model.layers.1.mlp.down_proj.weight");
+        var error = Assert.Throws<CheckpointException>(() => ModelLoader.Load(dir.Path, "float32"));
+        Assert.Contains("model.layers.1.mlp.down_proj.weight", error.Message);
+        Assert.Contains("F8_E4M3", error.Message);
+    }
+
+    static float[] LastLogits(LoadedModel model, int[] prompt)
+    {
+        using var cache = model.CreateKVCache(numBlocks: 16, blockSize: 16);
+        var runner = new PagedRunner(model, cache);
+        var sequence = runner.Add(prompt);
+        return runner.Step([(sequence, prompt.Length)])[0];
+    }
+
+    /// Writes the fixture with every decoder projection stored as e4m3 with its scales (to quantized), and the same model
+    /// in float32 holding the values those bytes and scales stand for (to reference).
+    static void Quantize(string fixture, Format format, string quantized, string reference, string? dropScaleOf = null)
+    {
+        foreach (var file in Directory.GetFiles(fixture).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal)))
+        {
+            File.Copy(file, Path.Combine(quantized, Path.GetFileName(file)));
+            File.Copy(file, Path.Combine(reference, Path.GetFileName(file)));
+        }
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "config.json")))!.AsObject();
+        config["quantization_config"] = format == Format.BlockScaleInv
+            ? new JsonObject { ["quant_method"] = "fp8", ["fmt"] = "e4m3", ["activation_scheme"] = "dynamic", ["weight_block_size"] = new JsonArray(32, 48) }
+            : new JsonObject
+            {
+                ["quant_method"] = "compressed-tensors", ["format"] = "float-quantized", ["ignore"] = new JsonArray("lm_head"),
+                ["config_groups"] = new JsonObject
+                {
+                    ["group_0"] = new JsonObject
+                    {
+                        ["targets"] = new JsonArray("Linear"),
+                        ["weights"] = new JsonObject { ["num_bits"] = 8, ["type"] = "float", ["strategy"] = format == Format.ChannelScale ? "channel" : "tensor" },
+                    },
+                },
+            };
+        File.WriteAllText(Path.Combine(quantized, "config.json"), config.ToJsonString());
+
+        using var checkpoint = SafetensorsCheckpoint.Open(fixture);
+        var (stored, plain, float8) = (new Dictionary<string, Tensor>(), new Dictionary<string, Tensor>(), new HashSet<string>());
+        foreach (var name in checkpoint.TensorNames)
+        {
+            var weight = checkpoint.Read(name);
+            if (!name.Contains("_proj.weight", StringComparison.Ordinal))
+            {
+                (stored[name], plain[name]) = (weight, weight);
+                continue;
+            }
+            var scale = Scale(weight, format);
+            var bytes = Encode(weight / Broadcast(scale, weight.shape, format));
+            (stored[name], plain[name]) = (bytes, DecodeAll(bytes) * Broadcast(scale, weight.shape, format));
+            float8.Add(name);
+            if (name != dropScaleOf) stored[name + (format == Format.BlockScaleInv ? "_scale_inv" : "_scale")] = scale;
+        }
+        var path = Path.Combine(quantized, "model.safetensors");
+        SafetensorsWriter.Write(path, stored);
+        MarkFloat8(path, float8);
+        SafetensorsWriter.Write(Path.Combine(reference, "model.safetensors"), plain);
+    }
+
+    // the largest magnitude of each scale's part over e4m3's largest value, 448
+    static Tensor Scale(Tensor weight, Format format) => format switch
+    {
+        Format.TensorScale => weight.abs().max().view(1) / 448,
+        Format.ChannelScale => weight.abs().amax([1], keepdim: true) / 448,
+        _ => BlockMax(weight) / 448,
+    };
+
+    static Tensor BlockMax(Tensor weight)
+    {
+        var (rows, columns) = (weight.shape[0], weight.shape[1]);
+        var result = zeros((rows + 31) / 32, (columns + 47) / 48);
+        for (long i = 0; i < result.shape[0]; i++)
+            for (long j = 0; j < result.shape[1]; j++)
+                result[i, j] = weight.narrow(0, i * 32, Math.Min(32, rows - i * 32)).narrow(1, j * 48, Math.Min(48, columns - j * 48)).abs().max();
+        return result;
+    }
+
+    static Tensor Broadcast(Tensor scale, long[] shape, Format format) => format == Format.BlockScaleInv
+        ? scale.repeat_interleave(32, 0).narrow(0, 0, shape[0]).repeat_interleave(48, 1).narrow(1, 0, shape[1])
+        : scale;
+
+    /// e4m3fn by its definition: sign, 4 exponent bits of bias 7 (0 is subnormal: mantissa / 8 x 2^-6), 3 mantissa bits,
+    /// 0x7F and 0xFF not numbers.
+    static double Value(int bits)
+    {
+        var exponent = (bits >> 3) & 15;
+        var mantissa = bits & 7;
+        var magnitude = exponent == 0 ? mantissa / 8.0 * Math.Pow(2, -6) : (1 + mantissa / 8.0) * Math.Pow(2, exponent - 7);
+        return (bits & 128) != 0 ? -magnitude : magnitude;
+    }
+
+    static readonly int[] Finite = [.. Enumerable.Range(0, 256).Where(bits => (bits & 127) != 127)];
+
+    // each value to the byte of the nearest e4m3 number
+    static Tensor Encode(Tensor values)
+    {
+        var data = values.data<float>().ToArray();
+        var bytes = data.Select(v => (byte)Finite.MinBy(bits => Math.Abs(Value(bits) - v))).ToArray();
+        return tensor(bytes, ScalarType.Byte).view(values.shape);
+    }
+
+    static Tensor DecodeAll(Tensor bytes) =>
+        tensor(bytes.data<byte>().ToArray().Select(b => (float)Value(b)).ToArray()).view(bytes.shape);
+
+    /// Rewrites the safetensors header so that the named U8 tensors are F8_E4M3 (the writer knows no FP8 type).
+    static void MarkFloat8(string path, IReadOnlySet<string> names)
+    {
+        var file = File.ReadAllBytes(path);
+        var length = (int)BinaryPrimitives.ReadUInt64LittleEndian(file);
+        var header = JsonNode.Parse(Encoding.UTF8.GetString(file, 8, length))!.AsObject();
+        foreach (var name in names) header[name]!["dtype"] = "F8_E4M3";
+        var json = Encoding.UTF8.GetBytes(header.ToJsonString());
+        var padded = (json.Length + 7) / 8 * 8;
+        using var stream = File.Create(path);
+        Span<byte> prefix = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)padded);
+        stream.Write(prefix);
+        stream.Write(json);
+        stream.Write(Enumerable.Repeat((byte)' ', padded - json.Length).ToArray());
+        stream.Write(file.AsSpan(8 + length));
+    }
+}
