@@ -1,13 +1,25 @@
 namespace Serving.Engine.Config;
 
-/// config.json's quantization_config for the checkpoints served here: FP8 (e4m3) weights with their scales, as
-/// transformers' and vLLM's "fp8" method (Qwen's and DeepSeek's -FP8 releases: 128 x 128 blocks, weight_scale_inv) and
-/// "compressed-tensors" float-quantized (llm-compressor's FP8: a scale per tensor, per output channel or per block,
-/// weight_scale) store them. The weights are dequantized to the model's dtype as they load (../Weights/Fp8Weights), so
-/// the model computes as an unquantized one does: the checkpoint's format is read, its memory saving is not kept.
-/// Integer formats (GPTQ, AWQ, bitsandbytes, compressed-tensors' pack-quantized) are refused naming the method.
-public sealed record WeightQuantization(string Method, IReadOnlyList<int>? BlockSize)
+/// config.json's quantization_config for the checkpoints served here, each dequantized to the model's dtype as it loads
+/// (../Weights/QuantizedWeights), so the model computes as an unquantized one does: the checkpoint's format is read, its
+/// memory saving is not kept.
+/// - FP8 (e4m3) weights with their scales, as transformers' and vLLM's "fp8" method (Qwen's and DeepSeek's -FP8
+///   releases: 128 x 128 blocks, weight_scale_inv) and "compressed-tensors" float-quantized (llm-compressor's FP8: a
+///   scale per tensor, per output channel or per block, weight_scale) store them;
+/// - integers packed in int32 with a scale and zero point per group of input columns: "awq" (AutoAWQ's GEMM layout,
+///   4 bits) and "gptq" (AutoGPTQ's and GPTQModel's, 4 or 8 bits, act-order's g_idx, zero points stored minus one unless
+///   checkpoint_format is gptq_v2).
+/// Other methods (bitsandbytes, compressed-tensors' pack-quantized, marlin, ...) are refused naming the method.
+public sealed record WeightQuantization(string Method)
 {
+    /// FP8: the scale blocks' [rows, columns] when the scales are per block.
+    public IReadOnlyList<int>? BlockSize { get; init; }
+    /// awq and gptq: bits per integer and input columns per group of scale and zero point (-1: one group).
+    public int Bits { get; init; }
+    public int GroupSize { get; init; }
+    /// gptq's original format stores each zero point minus one.
+    public bool ZeroPointsMinusOne { get; init; }
+
     internal static WeightQuantization? Read(JsonFields json)
     {
         if (json.Object("quantization_config") is not { } config) return null;
@@ -16,8 +28,10 @@ public sealed record WeightQuantization(string Method, IReadOnlyList<int>? Block
         {
             "fp8" => Fp8(json.File, config),
             "compressed-tensors" => CompressedTensors(json.File, config),
+            "awq" => Awq(json.File, config),
+            "gptq" => Gptq(json.File, config),
             _ => throw ModelConfigException.Unsupported(json.File, "quantization_config.quant_method", method,
-                "fp8 and compressed-tensors FP8 (float-quantized), dequantized at load; integer formats such as gptq and awq are not served"),
+                "fp8, compressed-tensors FP8 (float-quantized), awq and gptq, dequantized at load"),
         };
     }
 
@@ -25,7 +39,7 @@ public sealed record WeightQuantization(string Method, IReadOnlyList<int>? Block
     {
         var format = config.String("fmt") ?? "e4m3";
         if (format != "e4m3") throw ModelConfigException.Unsupported(file, "quantization_config.fmt", format, "e4m3");
-        return new WeightQuantization("fp8", Block(file, config, "weight_block_size"));
+        return new WeightQuantization("fp8") { BlockSize = Block(file, config, "weight_block_size") };
     }
 
     /// Every group's weights must be 8-bit floats; activation settings do not matter to weights dequantized at load.
@@ -44,10 +58,44 @@ public sealed record WeightQuantization(string Method, IReadOnlyList<int>? Block
             var (type, bits) = (weights.String("type") ?? "int", weights.Int("num_bits") ?? 0);
             if (type != "float" || bits != 8)
                 throw ModelConfigException.Unsupported(file, $"quantization_config.config_groups.{name}.weights", $"{type} of {bits} bits",
-                    "8-bit float weights (FP8); integer weights are not served");
+                    "8-bit float weights (FP8)");
             block ??= Block(file, weights, "block_structure");
         }
-        return new WeightQuantization("compressed-tensors", block);
+        return new WeightQuantization("compressed-tensors") { BlockSize = block };
+    }
+
+    static WeightQuantization Awq(string file, JsonFields config)
+    {
+        var version = (config.String("version") ?? "gemm").ToLowerInvariant();
+        if (version != "gemm") throw ModelConfigException.Unsupported(file, "quantization_config.version", version, "gemm");
+        if (config.Bool("zero_point") == false)
+            throw ModelConfigException.Unsupported(file, "quantization_config.zero_point", false, "true");
+        return new WeightQuantization("awq") { Bits = ReadBits(file, config, "w_bit", [4]), GroupSize = ReadGroupSize(file, config, "q_group_size") };
+    }
+
+    static WeightQuantization Gptq(string file, JsonFields config)
+    {
+        var format = config.String("checkpoint_format") ?? "gptq";
+        if (format is not ("gptq" or "gptq_v2"))
+            throw ModelConfigException.Unsupported(file, "quantization_config.checkpoint_format", format, "gptq, gptq_v2");
+        return new WeightQuantization("gptq")
+        {
+            Bits = ReadBits(file, config, null, [4, 8]), GroupSize = ReadGroupSize(file, config, null), ZeroPointsMinusOne = format == "gptq",
+        };
+    }
+
+    static int ReadBits(string file, JsonFields config, string? alias, int[] supported)
+    {
+        var bits = config.Int("bits") ?? (alias is null ? null : config.Int(alias)) ?? 4;
+        return supported.Contains(bits) ? bits
+            : throw ModelConfigException.Unsupported(file, "quantization_config.bits", bits, string.Join(", ", supported));
+    }
+
+    static int ReadGroupSize(string file, JsonFields config, string? alias)
+    {
+        var size = config.Int("group_size") ?? (alias is null ? null : config.Int(alias)) ?? 128;
+        return size == -1 || size > 0 ? size
+            : throw ModelConfigException.Unsupported(file, "quantization_config.group_size", size, "a positive size, or -1 for one group");
     }
 
     static IReadOnlyList<int>? Block(string file, JsonFields json, string field)
@@ -58,5 +106,10 @@ public sealed record WeightQuantization(string Method, IReadOnlyList<int>? Block
             : throw new ModelConfigException($"{file}: {json.Name(field)} must be two positive sizes [rows, columns]");
     }
 
-    public override string ToString() => BlockSize is { } block ? $"{Method} (FP8 e4m3, {block[0]} x {block[1]} blocks)" : $"{Method} (FP8 e4m3)";
+    public override string ToString() => Method switch
+    {
+        "awq" or "gptq" => $"{Method}, {Bits}-bit integers in groups of {GroupSize}",
+        _ when BlockSize is { } block => $"{Method}, FP8 e4m3 in {block[0]} x {block[1]} blocks",
+        _ => $"{Method}, FP8 e4m3",
+    };
 }

@@ -62,7 +62,7 @@ public static class ModelLoader
     static WeightPlan CheckpointWeights(SafetensorsCheckpoint checkpoint, ModelConfig config, string dtype, Device device, bool lmHead = true)
     {
         var bindings = Bindings(config, lmHead);
-        CheckpointLayout.Validate(checkpoint, bindings);
+        CheckpointLayout.Validate(checkpoint, bindings, config.Quantization);
         var stored = checkpoint.Info(bindings[0].CheckpointName).DType;
         return new WeightPlan((model, rankProgress) => WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress, config.Quantization),
             ModelDtype.Resolve(dtype, config, stored, device), KVScales(checkpoint, config), lmHead);

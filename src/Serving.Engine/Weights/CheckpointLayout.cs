@@ -6,12 +6,20 @@ namespace Serving.Engine.Weights;
 /// allocated for the model.
 internal static class CheckpointLayout
 {
-    /// Every bound tensor exists with the expected shape and a floating-point dtype (FP8 with its scale beside it);
-    /// otherwise a CheckpointException naming the tensor.
-    public static void Validate(SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings)
+    /// Every bound tensor exists with the expected shape and a floating-point dtype (FP8 with its scale beside it), or
+    /// packed as integers (awq, gptq) into a weight of that shape; otherwise a CheckpointException naming the tensor.
+    public static void Validate(SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, Config.WeightQuantization? quantization = null)
     {
         foreach (var binding in bindings)
         {
+            if (PackedIntWeights.Holds(checkpoint, binding.CheckpointName))
+            {
+                var shape = PackedIntWeights.Shape(checkpoint, binding.CheckpointName, quantization);
+                if (!shape.SequenceEqual(binding.Shape))
+                    throw new CheckpointException($"weight '{binding.CheckpointName}' is packed ({quantization?.Method}) as a " +
+                        $"{SafetensorsTensorInfo.FormatShape(shape)} weight, expected {SafetensorsTensorInfo.FormatShape(binding.Shape)} from config.json");
+                continue;
+            }
             if (!checkpoint.Contains(binding.CheckpointName))
                 throw new CheckpointException(
                     $"missing weight '{binding.CheckpointName}' (expected shape {SafetensorsTensorInfo.FormatShape(binding.Shape)}) in {checkpoint.Directory}");

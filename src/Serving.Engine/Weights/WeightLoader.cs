@@ -10,13 +10,13 @@ namespace Serving.Engine.Weights;
 /// tensor-parallel rank reads only its part of each tensor (ModelShard.Copies): rows, or columns, never the whole.
 internal static class WeightLoader
 {
-    /// quantization: the checkpoint's (config.json), for the block size of FP8 weights' scales (Fp8Weights).
+    /// quantization: the checkpoint's (config.json), for how its quantized weights are dequantized (QuantizedWeights).
     public static void Load(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
         IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization = null)
     {
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         CheckCoverage(parameters, bindings, shard);
-        var totalBytes = bindings.Sum(binding => checkpoint.Info(binding.CheckpointName).NumBytes);
+        var totalBytes = bindings.Sum(binding => QuantizedWeights.StoredBytes(checkpoint, binding.CheckpointName));
         long loadedBytes = 0;
         using var noGrad = no_grad();
         // rows no checkpoint data fills on this rank (vocabulary padding, other ranks' biases) must be zero
@@ -25,8 +25,7 @@ internal static class WeightLoader
         for (var i = 0; i < bindings.Count; i++)
         {
             var binding = bindings[i];
-            using var dequantized = checkpoint.Info(binding.CheckpointName).IsFloat8
-                ? Fp8Weights.Read(checkpoint, binding.CheckpointName, quantization) : null;
+            using var dequantized = QuantizedWeights.Read(checkpoint, binding.CheckpointName, quantization);
             foreach (var copy in shard.Copies(binding))
             {
                 using var scope = NewDisposeScope();
@@ -34,7 +33,7 @@ internal static class WeightLoader
                     : copy.Slice.Of(dequantized);
                 parameters[binding.ParameterName].narrow(0, copy.DestinationRow, part.shape[0]).copy_(part);
             }
-            loadedBytes += checkpoint.Info(binding.CheckpointName).NumBytes;
+            loadedBytes += QuantizedWeights.StoredBytes(checkpoint, binding.CheckpointName);
             progress?.Report(new WeightLoadProgress(binding.CheckpointName, i + 1, bindings.Count, loadedBytes, totalBytes));
         }
     }

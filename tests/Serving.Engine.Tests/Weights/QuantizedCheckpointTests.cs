@@ -10,18 +10,23 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Weights;
 
-/// FP8 checkpoints as published (transformers' fp8 method with 2-D block scales, weight_scale_inv; llm-compressor's
-/// compressed-tensors with a scale per output channel or per tensor, weight_scale): the fixture's projections quantized
-/// here to e4m3, then loaded, give exactly the logits of the same model stored in float32 with the values the FP8 bytes
-/// and scales stand for (computed here from e4m3's definition), on one rank and on two.
-public sealed class Fp8CheckpointTests(ITestOutputHelper output)
+/// Quantized checkpoints as published: FP8 (transformers' fp8 method with 2-D block scales, weight_scale_inv;
+/// llm-compressor's compressed-tensors with a scale per output channel or per tensor, weight_scale) and integers packed
+/// in int32 (AutoAWQ's GEMM layout; GPTQ's, 4 and 8 bits, with act-order's g_idx and both zero-point formats). The
+/// fixture's projections quantized and packed here, by each format's definition, then loaded, give exactly the logits of
+/// the same model stored in float32 with the values the quantized tensors stand for, on one rank and on two.
+public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
 {
-    public enum Format { BlockScaleInv, ChannelScale, TensorScale }
+    public enum Format { BlockScaleInv, ChannelScale, TensorScale, Awq, Gptq, GptqActOrder8Bit, GptqV2 }
 
     [Theory]
     [InlineData(Format.BlockScaleInv)]
     [InlineData(Format.ChannelScale)]
     [InlineData(Format.TensorScale)]
+    [InlineData(Format.Awq)]
+    [InlineData(Format.Gptq)]
+    [InlineData(Format.GptqActOrder8Bit)]
+    [InlineData(Format.GptqV2)]
     public void AQuantizedCheckpointLoadsAsTheValuesItStandsFor(Format format)
     {
         using var quantized = new TempDirectory();
@@ -66,9 +71,12 @@ public sealed class Fp8CheckpointTests(ITestOutputHelper output)
         config["quantization_config"]!["format"] = "float-quantized";
         File.WriteAllText(dir.File("config.json"), config.ToJsonString());
         Assert.Contains("int of 4 bits", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(dir.Path)).Message);
-        config["quantization_config"] = new JsonObject { ["quant_method"] = "gptq", ["bits"] = 4 };
+        config["quantization_config"] = new JsonObject { ["quant_method"] = "bitsandbytes", ["load_in_4bit"] = true };
         File.WriteAllText(dir.File("config.json"), config.ToJsonString());
-        Assert.Contains("gptq", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(dir.Path)).Message);
+        Assert.Contains("bitsandbytes", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(dir.Path)).Message);
+        config["quantization_config"] = new JsonObject { ["quant_method"] = "gptq", ["bits"] = 3 };
+        File.WriteAllText(dir.File("config.json"), config.ToJsonString());
+        Assert.Contains("'quantization_config.bits'", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(dir.Path)).Message);
     }
 
     [Fact]
@@ -100,23 +108,25 @@ public sealed class Fp8CheckpointTests(ITestOutputHelper output)
             File.Copy(file, Path.Combine(reference, Path.GetFileName(file)));
         }
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "config.json")))!.AsObject();
-        config["quantization_config"] = format == Format.BlockScaleInv
-            ? new JsonObject { ["quant_method"] = "fp8", ["fmt"] = "e4m3", ["activation_scheme"] = "dynamic", ["weight_block_size"] = new JsonArray(32, 48) }
-            : new JsonObject
+        config["quantization_config"] = format switch
+        {
+            Format.Awq => new JsonObject { ["quant_method"] = "awq", ["bits"] = 4, ["group_size"] = 16, ["zero_point"] = true, ["version"] = "gemm" },
+            Format.Gptq or Format.GptqV2 => new JsonObject
             {
-                ["quant_method"] = "compressed-tensors", ["format"] = "float-quantized", ["ignore"] = new JsonArray("lm_head"),
-                ["config_groups"] = new JsonObject
-                {
-                    ["group_0"] = new JsonObject
-                    {
-                        ["targets"] = new JsonArray("Linear"),
-                        ["weights"] = new JsonObject { ["num_bits"] = 8, ["type"] = "float", ["strategy"] = format == Format.ChannelScale ? "channel" : "tensor" },
-                    },
-                },
-            };
+                ["quant_method"] = "gptq", ["bits"] = 4, ["group_size"] = 16, ["desc_act"] = false, ["sym"] = false,
+                ["checkpoint_format"] = format == Format.GptqV2 ? "gptq_v2" : "gptq",
+            },
+            Format.GptqActOrder8Bit => new JsonObject { ["quant_method"] = "gptq", ["bits"] = 8, ["group_size"] = 16, ["desc_act"] = true, ["sym"] = true },
+            _ => Fp8Config(format),
+        };
         File.WriteAllText(Path.Combine(quantized, "config.json"), config.ToJsonString());
 
         using var checkpoint = SafetensorsCheckpoint.Open(fixture);
+        if (format is Format.Awq or Format.Gptq or Format.GptqV2 or Format.GptqActOrder8Bit)
+        {
+            PackIntegers(checkpoint, format, quantized, reference);
+            return;
+        }
         var (stored, plain, float8) = (new Dictionary<string, Tensor>(), new Dictionary<string, Tensor>(), new HashSet<string>());
         foreach (var name in checkpoint.TensorNames)
         {
@@ -136,6 +146,101 @@ public sealed class Fp8CheckpointTests(ITestOutputHelper output)
         SafetensorsWriter.Write(path, stored);
         MarkFloat8(path, float8);
         SafetensorsWriter.Write(Path.Combine(reference, "model.safetensors"), plain);
+    }
+
+    static JsonObject Fp8Config(Format format) => format == Format.BlockScaleInv
+            ? new JsonObject { ["quant_method"] = "fp8", ["fmt"] = "e4m3", ["activation_scheme"] = "dynamic", ["weight_block_size"] = new JsonArray(32, 48) }
+            : new JsonObject
+            {
+                ["quant_method"] = "compressed-tensors", ["format"] = "float-quantized", ["ignore"] = new JsonArray("lm_head"),
+                ["config_groups"] = new JsonObject
+                {
+                    ["group_0"] = new JsonObject
+                    {
+                        ["targets"] = new JsonArray("Linear"),
+                        ["weights"] = new JsonObject { ["num_bits"] = 8, ["type"] = "float", ["strategy"] = format == Format.ChannelScale ? "channel" : "tensor" },
+                    },
+                },
+            };
+
+    /// Each projection W (out, in) as integers q in [0, 2^bits) with a scale s and zero point z per (group of input
+    /// columns, output): W' = (q - z) s, written packed as the format packs them, and W' in float32 for the reference.
+    static void PackIntegers(SafetensorsCheckpoint checkpoint, Format format, string quantized, string reference)
+    {
+        var (bits, groupSize) = (format == Format.GptqActOrder8Bit ? 8 : 4, 16);
+        var pack = 32 / bits;
+        var (stored, plain) = (new Dictionary<string, Tensor>(), new Dictionary<string, Tensor>());
+        foreach (var name in checkpoint.TensorNames)
+        {
+            var weight = checkpoint.Read(name);
+            if (!name.Contains("_proj.weight", StringComparison.Ordinal))
+            {
+                (stored[name], plain[name]) = (weight, weight);
+                continue;
+            }
+            var w = weight.data<float>().ToArray();
+            var (outputs, inputs) = ((int)weight.shape[0], (int)weight.shape[1]);
+            var groups = inputs / groupSize;
+            // act-order: input column i belongs to group g_idx[i], here a fixed shuffle of the plain assignment
+            var groupOf = Enumerable.Range(0, inputs).Select(i => format == Format.GptqActOrder8Bit ? (i * 7 + 3) % inputs / groupSize : i / groupSize).ToArray();
+            var (q, z, s) = (new int[inputs, outputs], new int[groups, outputs], new float[groups, outputs]);
+            var max = (1 << bits) - 1;
+            for (var g = 0; g < groups; g++)
+                for (var o = 0; o < outputs; o++)
+                {
+                    var columns = Enumerable.Range(0, inputs).Where(i => groupOf[i] == g).ToArray();
+                    var (lo, hi) = (Math.Min(0f, columns.Min(i => w[o * inputs + i])), Math.Max(0f, columns.Max(i => w[o * inputs + i])));
+                    s[g, o] = (float)(Half)((hi - lo) / max);       // scales are stored as float16
+                    // gptq's first format cannot store a zero point of 0 (it stores z - 1)
+                    z[g, o] = Math.Clamp((int)Math.Round(-lo / s[g, o]), format is Format.Gptq or Format.GptqActOrder8Bit ? 1 : 0, max);
+                    foreach (var i in columns) q[i, o] = Math.Clamp((int)Math.Round(w[o * inputs + i] / s[g, o]) + z[g, o], 0, max);
+                }
+            var dequantized = new float[outputs * inputs];
+            for (var o = 0; o < outputs; o++)
+                for (var i = 0; i < inputs; i++)
+                    dequantized[o * inputs + i] = (q[i, o] - z[groupOf[i], o]) * s[groupOf[i], o];
+            plain[name] = tensor(dequantized).view(outputs, inputs);
+            var prefix = name[..^".weight".Length];
+            var zeroOffset = format == Format.Gptq || format == Format.GptqActOrder8Bit ? -1 : 0;   // gptq's first format: zero - 1
+            if (format == Format.Awq)
+            {
+                stored[prefix + ".qweight"] = PackAlongOutputs(q, inputs, outputs, bits, awqOrder: true);
+                stored[prefix + ".qzeros"] = PackAlongOutputs(z, groups, outputs, bits, awqOrder: true);
+            }
+            else
+            {
+                var packedInputs = new int[inputs / pack, outputs];
+                for (var i = 0; i < inputs; i++)
+                    for (var o = 0; o < outputs; o++)
+                        packedInputs[i / pack, o] |= q[i, o] << (bits * (i % pack));
+                stored[prefix + ".qweight"] = tensor(packedInputs.Cast<int>().ToArray()).view(inputs / pack, outputs);
+                var zeros = new int[groups, outputs];
+                for (var g = 0; g < groups; g++)
+                    for (var o = 0; o < outputs; o++)
+                        zeros[g, o] = (z[g, o] + zeroOffset) & max;
+                stored[prefix + ".qzeros"] = PackAlongOutputs(zeros, groups, outputs, bits, awqOrder: false);
+                stored[prefix + ".g_idx"] = tensor(groupOf);
+            }
+            stored[prefix + ".scales"] = tensor(s.Cast<float>().ToArray()).view(groups, outputs).to_type(ScalarType.Float16);
+        }
+        SafetensorsWriter.Write(Path.Combine(quantized, "model.safetensors"), stored);
+        SafetensorsWriter.Write(Path.Combine(reference, "model.safetensors"), plain);
+    }
+
+    /// values (rows, outputs) packed 32 / bits outputs to an int32, lowest bits first; AutoAWQ puts output 8j + r at
+    /// nibble [0, 4, 1, 5, 2, 6, 3, 7][r].
+    static Tensor PackAlongOutputs(int[,] values, int rows, int outputs, int bits, bool awqOrder)
+    {
+        int[] awq = [0, 4, 1, 5, 2, 6, 3, 7];
+        var pack = 32 / bits;
+        var packed = new int[rows, outputs / pack];
+        for (var r = 0; r < rows; r++)
+            for (var o = 0; o < outputs; o++)
+            {
+                var slot = awqOrder ? awq[o % pack] : o % pack;
+                packed[r, o / pack] |= values[r, o] << (bits * slot);
+            }
+        return tensor(packed.Cast<int>().ToArray()).view(rows, outputs / pack);
     }
 
     // the largest magnitude of each scale's part over e4m3's largest value, 448
