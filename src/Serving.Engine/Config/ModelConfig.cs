@@ -81,8 +81,11 @@ public sealed record ModelConfig
     /// The context the rope was set up for (vLLM's derived max model length): max_position_embeddings, stretched
     /// by the factor of linear and yarn scaling (see RopeConfig.ContextLength).
     public int RopeContextLength => Rope.ContextLength(MaxPositionEmbeddings);
+    /// sentence-transformers' max_seq_length (sentence_bert_config.json beside config.json): the longest input the
+    /// embedding model was made for, which vLLM serves as the model's length; null when the folder has none.
+    public int? SentenceTransformersMaxLength { get; init; }
     /// Longest sequence (prompt + completion) this checkpoint serves exactly.
-    public int MaxContextLength => Math.Min(RopeContextLength, SlidingWindow ?? int.MaxValue);
+    public int MaxContextLength => Math.Min(Math.Min(RopeContextLength, SlidingWindow ?? int.MaxValue), SentenceTransformersMaxLength ?? int.MaxValue);
     /// The architecture name: the first of `architectures`, else the model type.
     public string Architecture => Architectures.FirstOrDefault() ?? ModelType;
 
@@ -97,6 +100,8 @@ public sealed record ModelConfig
     // what sets MaxContextLength, in words
     string ContextLimit()
     {
+        if (SentenceTransformersMaxLength is { } length && length == MaxContextLength)
+            return $"sentence_bert_config.json's max_seq_length = {length}";
         if (SlidingWindow is { } window && window < RopeContextLength)
             return $"sliding_window = {window}: windowed attention is not implemented, so contexts are limited to the window";
         if (RopeContextLength != MaxPositionEmbeddings)
@@ -108,6 +113,10 @@ public sealed record ModelConfig
     public static ModelConfig Load(string checkpointDir, HfOverrides? overrides = null)
     {
         var json = JsonFields.Load(Path.Combine(checkpointDir, "config.json"));
-        return ModelConfigReader.Read(overrides is null ? json : overrides.ApplyTo(json.Json));
+        var config = ModelConfigReader.Read(overrides is null ? json : overrides.ApplyTo(json.Json));
+        var sentenceTransformers = Path.Combine(checkpointDir, "sentence_bert_config.json");
+        return File.Exists(sentenceTransformers)
+            ? config with { SentenceTransformersMaxLength = JsonFields.Load(sentenceTransformers).Int("max_seq_length") is { } length and > 0 ? length : null }
+            : config;
     }
 }

@@ -317,7 +317,7 @@ public sealed class ModelConfigTests
         Assert.Contains("'rope_scaling.rope_type'", Refused(("rope_scaling", new JsonObject { ["rope_type"] = "dynamic", ["factor"] = 4.0 })).Message);
         Assert.Contains("'rope_parameters.factor'", Refused(("rope_parameters", new JsonObject { ["rope_type"] = "linear" })).Message);
         Assert.Contains("'architectures'", Refused(("architectures", new JsonArray("LlamaForTokenClassification"))).Message);
-        Assert.Contains("'quantization_config.quant_method'", Refused(("quantization_config", new JsonObject { ["quant_method"] = "awq" })).Message);
+        Assert.Contains("'quantization_config.quant_method'", Refused(("quantization_config", new JsonObject { ["quant_method"] = "bitsandbytes" })).Message);
         Assert.Contains("'torch_dtype'", Refused(("torch_dtype", "int8")).Message);
         Assert.Contains("'num_key_value_heads'", Refused(("num_key_value_heads", 3)).Message);
         Assert.Contains("'hidden_size'", Refused(("hidden_size", null)).Message);

@@ -227,6 +227,23 @@ public sealed class PoolingTests
     }
 
     [Fact]
+    public async Task SentenceTransformersMaxSeqLengthIsTheServedLength()
+    {
+        // as vLLM: sentence_bert_config.json's max_seq_length is the model's length (below max_position_embeddings)
+        using var folder = new TempFolder();
+        CopyAsBaseModel(Fixtures.Dir("qwen3-gqa"), folder.Path, "Qwen3Model");
+        File.WriteAllText(Path.Combine(folder.Path, "sentence_bert_config.json"), """{"max_seq_length": 24, "do_lower_case": false}""");
+        await using var engine = await StartAsync(folder.Path, o => o with { Runner = null });
+        Assert.Equal(24, engine.Info.MaxModelLen);
+        var error = await Assert.ThrowsAsync<InvalidRequestException>(() =>
+            engine.EmbedAsync(Embed([.. Enumerable.Range(5, 25)], engine.Info.Pooler!.Params()), default));
+        Assert.Equal("input", error.Param);
+        await engine.EmbedAsync(Embed([.. Enumerable.Range(5, 24)], engine.Info.Pooler!.Params()), default);
+        var tooLong = Assert.Throws<ModelConfigException>(() => ModelConfig.Load(folder.Path).ResolveMaxModelLen(32));
+        Assert.Contains("max_seq_length = 24", tooLong.Message);
+    }
+
+    [Fact]
     public async Task AnUntiedCheckpointWithoutItsLmHeadLoadsForPoolingOnly()
     {
         using var folder = new TempFolder();
