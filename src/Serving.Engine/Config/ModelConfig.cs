@@ -25,8 +25,35 @@ public sealed record ModelConfig
     /// Bias on o_proj (llama attention_bias; never for qwen2 and mistral).
     public bool OutputBias { get; init; }
     public bool MlpBias { get; init; }
-    /// RMSNorm over each query and key head before rotary embedding (qwen3's q_norm and k_norm).
+    /// RMSNorm over each query and key head before rotary embedding (qwen3's and gemma3's q_norm and k_norm).
     public bool QkNorm { get; init; }
+    /// The MLP's gate activation: SiLU (SwiGLU, the default) or GELU's tanh approximation (gemma's GeGLU).
+    public MlpActivation Activation { get; init; } = MlpActivation.Silu;
+    /// Gemma's RMSNorm: the weight is stored as an offset from 1 and scales the float32 normalisation before it is
+    /// rounded, (1 + w) * norm(x), where Llama's rounds first, w * round(norm(x)).
+    public bool NormWeightOffset { get; init; }
+    /// Gemma 2 and 3's extra norms: on the attention output and on the MLP output, each before it joins the residual
+    /// stream (the pre-MLP norm is then pre_feedforward_layernorm).
+    public bool SandwichNorms { get; init; }
+    /// The embeddings are multiplied by this, rounded to the model's dtype (gemma's sqrt(hidden_size)); null: not.
+    public double? EmbeddingMultiplier { get; init; }
+    /// The attention logits' scale (gemma's query_pre_attn_scalar^-0.5); null: 1 / sqrt(head_dim).
+    public double? AttentionScale { get; init; }
+    /// tanh soft-capping, cap x tanh(x / cap), of the attention logits (gemma2's attn_logit_softcapping) and of the final
+    /// logits (final_logit_softcapping); null: none.
+    public double? AttentionSoftcap { get; init; }
+    public double? FinalLogitSoftcap { get; init; }
+    /// Per layer, the window of a sliding-window layer (a query sees itself and the window - 1 positions before it) or
+    /// null for a layer that attends to the whole context (gemma's layer_types); empty: every layer attends to the
+    /// whole context. Unlike SlidingWindow, this does not bound the context: the plain backend masks each window.
+    public IReadOnlyList<int?> LayerWindows { get; init; } = [];
+    /// The rope of the sliding-window layers when it is not Rope (gemma3's rope_local_base_freq); null: Rope.
+    public RopeConfig? LocalRope { get; init; }
+    /// Whether the decoder is the Llama block the fused CUDA kernels and the training backend compute: SwiGLU, Llama's
+    /// RMSNorm, no sandwich norms, plain causal attention scaled by 1 / sqrt(head_dim), no soft-capping or scaled
+    /// embeddings. Otherwise (gemma) every step runs the plain TorchSharp backend, on the GPU too.
+    public bool IsLlamaBlock => Activation == MlpActivation.Silu && !NormWeightOffset && !SandwichNorms && EmbeddingMultiplier is null
+        && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.All(w => w is null) && LocalRope is null;
     public bool TieWordEmbeddings { get; init; }
     /// torch_dtype / dtype of the checkpoint ("float32", "bfloat16", "float16"), if written.
     public string? Dtype { get; init; }
@@ -119,4 +146,13 @@ public sealed record ModelConfig
             ? config with { SentenceTransformersMaxLength = JsonFields.Load(sentenceTransformers).Int("max_seq_length") is { } length and > 0 ? length : null }
             : config;
     }
+}
+
+/// The gate activation of a gated MLP: down(act(gate(x)) * up(x)).
+public enum MlpActivation
+{
+    /// SiLU (SwiGLU): llama, mistral, qwen, phi3.
+    Silu,
+    /// GELU's tanh approximation (transformers' gelu_pytorch_tanh, gelu_new): gemma.
+    GeluTanh,
 }

@@ -39,6 +39,7 @@ internal static class ModelConfigReader
             ProblemType = ProblemType(json),
             ScoreActivationIsIdentity = ScoreActivationIsIdentity(json),
             Quantization = WeightQuantization.Read(json),
+            Activation = Activation(json),
         };
         if (ArchitectureRegistry.IsClassifier(config.Architecture))
             config = Classifier(json, config);
@@ -55,10 +56,19 @@ internal static class ModelConfigReader
         return config;
     }
 
-    static void RefuseUnsupported(JsonFields json)
+    static void RefuseUnsupported(JsonFields json) => Activation(json);
+
+    /// hidden_activation (gemma's name) or hidden_act: SiLU or GELU's tanh approximation.
+    static MlpActivation Activation(JsonFields json)
     {
-        var act = json.String("hidden_act") ?? "silu";
-        if (act != "silu") throw ModelConfigException.Unsupported(json.File, "hidden_act", act, "silu");
+        var field = json.Has("hidden_activation") ? "hidden_activation" : "hidden_act";
+        var name = json.String(field) ?? "silu";
+        return name switch
+        {
+            "silu" or "swish" => MlpActivation.Silu,
+            "gelu_pytorch_tanh" or "gelu_new" => MlpActivation.GeluTanh,
+            _ => throw ModelConfigException.Unsupported(json.File, field, name, "silu, gelu_pytorch_tanh"),
+        };
     }
 
     /// A classifier's labels, and how its head is made: its own score head, or (vLLM's classifier_from_token) the LM

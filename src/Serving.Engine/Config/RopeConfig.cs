@@ -58,12 +58,15 @@ public sealed record RopeConfig
     /// rope_parameters (what `--hf-overrides '{"rope_scaling": ...}'` on a transformers-5 config relies on); its
     /// theta is then rope_scaling's, else the top-level rope_theta, else rope_parameters' (where transformers 5
     /// wrote it).
-    internal static RopeConfig Read(JsonFields config)
+    /// layerType: with transformers 5's rope_parameters per layer type (gemma3: full_attention, sliding_attention), the
+    /// one to read; full_attention by default.
+    internal static RopeConfig Read(JsonFields config, string layerType = "full_attention")
     {
         var scaling = config.Object("rope_scaling");
         var parameters = config.Object("rope_parameters");
         if (parameters is not null && parameters.Has("full_attention"))
-            throw new ModelConfigException($"{config.File}: per-layer-type 'rope_parameters' are not supported");
+            parameters = parameters.Object(layerType)
+                ?? throw new ModelConfigException($"{config.File}: rope_parameters has no '{layerType}' entry");
         var chosen = scaling is { Json.Count: > 0 } ? scaling : parameters ?? scaling;  // an empty rope_scaling gives way, as in Python
         var theta = chosen?.Double("rope_theta") ?? config.Double("rope_theta") ?? parameters?.Double("rope_theta") ?? 10000.0;
         return chosen is null ? new RopeConfig { Theta = theta } : ReadScaling(chosen, theta, config);

@@ -95,6 +95,9 @@ internal sealed class CausalLM : nn.Module
     {
         using var scope = NewDisposeScope();
         var hidden = step.AllReduce(_embedTokens.forward(step.TokenIds));        // (numTokens, hidden)
+        // gemma: embeddings times sqrt(hidden_size), the factor rounded to the model's dtype first (as transformers)
+        if (Config.EmbeddingMultiplier is { } multiplier)
+            hidden = hidden * tensor(multiplier, ScalarType.Float32).to_type(hidden.dtype).to(hidden.device);
         Tensor? residual = null;
         foreach (var layer in _layers)
             (hidden, residual) = RunLayer(layer, step, hidden, residual);
@@ -151,6 +154,8 @@ internal sealed class CausalLM : nn.Module
         var logits = _lmHead?.Forward(step, hidden) ?? step.Linear(hidden, _embedTokens.Weight, null);  // (rows, this rank's vocab)
         logits = step.AllGatherColumns(logits);                                 // (rows, ranks x vocab rows per rank)
         if (logits.size(1) != Shard.Model.VocabSize) logits = logits.narrow(1, 0, Shard.Model.VocabSize);  // padding
+        // gemma2's final soft-capping, in the model's dtype as transformers computes it
+        if (Config.FinalLogitSoftcap is { } cap) logits = (logits / cap).tanh() * cap;
         return logits.to_type(ScalarType.Float32);
     }
 

@@ -8,13 +8,16 @@ namespace Serving.Engine.Model;
 
 /// One pre-norm transformer block: h = x + attn(norm(x)); out = h + mlp(norm(h)). The residual stream is carried
 /// beside the block's output and added by the next norm (add + norm is one operation), so a layer returns mlp(...)
-/// and leaves h in residual.
+/// and leaves h in residual. With sandwich norms (gemma 2 and 3) the attention and MLP outputs are normed too before
+/// they join the stream: h = x + norm(attn(norm(x))); out = h + norm(mlp(norm(h))).
 internal sealed class DecoderLayer : nn.Module
 {
     [ComponentName(Name = "input_layernorm")] readonly RmsNorm _attentionNorm;
     [ComponentName(Name = "self_attn")] readonly Attention _attention;
-    [ComponentName(Name = "post_attention_layernorm")] readonly RmsNorm _mlpNorm;
+    [ComponentName(Name = "attention_output_norm")] readonly RmsNorm? _attentionOutputNorm;  // sandwich norms only
+    [ComponentName(Name = "post_attention_layernorm")] readonly RmsNorm _mlpNorm;            // Llama's name for the pre-MLP norm
     [ComponentName(Name = "mlp")] readonly Mlp _mlp;
+    [ComponentName(Name = "mlp_output_norm")] readonly RmsNorm? _mlpOutputNorm;              // sandwich norms only
 
     public DecoderLayer(ModelConfig config, int layer, ScalarType dtype, Device device) : base("DecoderLayer")
     {
@@ -22,6 +25,11 @@ internal sealed class DecoderLayer : nn.Module
         _attention = new Attention(config, layer, dtype, device);
         _mlpNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         _mlp = new Mlp(config, layer, dtype, device);
+        if (config.SandwichNorms)
+        {
+            _attentionOutputNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+            _mlpOutputNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+        }
         RegisterComponents();
     }
 
@@ -31,7 +39,9 @@ internal sealed class DecoderLayer : nn.Module
     {
         hidden = _attentionNorm.Forward(step, hidden, ref residual);
         hidden = _attention.Forward(step, hidden);
+        if (_attentionOutputNorm is not null) hidden = _attentionOutputNorm.Forward(step, hidden);
         hidden = _mlpNorm.Forward(step, hidden, ref residual);
-        return _mlp.Forward(step, hidden);
+        hidden = _mlp.Forward(step, hidden);
+        return _mlpOutputNorm is null ? hidden : _mlpOutputNorm.Forward(step, hidden);
     }
 }

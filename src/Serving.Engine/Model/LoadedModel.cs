@@ -23,7 +23,7 @@ public sealed class LoadedModel : IDisposable
     readonly PeerRanks? _peers;              // ranks 1 .. N-1 (rank 0 only, N > 1)
     readonly Dictionary<KVCacheDtype, CudaBackend> _fused = new();   // by KV cache dtype, all on _stream
     CudaStream? _stream;
-    RopeTable? _rope;
+    RopeTable? _rope, _localRope;
     TorchBackend? _torch;
     int _maxPositions;
     bool _useFusedKernels = true;
@@ -324,7 +324,7 @@ public sealed class LoadedModel : IDisposable
 
     // backends compute this rank's shapes (_model.Config: its heads, KV heads, ffn and vocabulary rows)
     DecoderBackend Backend(KVCacheDtype cacheDtype) =>
-        FusedKernelsActive(cacheDtype) ? Fused(cacheDtype) : _torch ??= new TorchBackend(_model.Config, Rope) { Communicator = _communicator };
+        FusedKernelsActive(cacheDtype) ? Fused(cacheDtype) : _torch ??= new TorchBackend(_model.Config, Rope, LocalRope) { Communicator = _communicator };
 
     CudaBackend Fused(KVCacheDtype cacheDtype)
     {
@@ -337,6 +337,8 @@ public sealed class LoadedModel : IDisposable
     }
 
     RopeTable Rope => _rope ??= new RopeTable(Config.Rope, Config.RotaryDim, MaxPositions, Device);
+    /// The sliding-window layers' own rotary table (gemma3's rope_local_base_freq); null when they use Rope.
+    RopeTable? LocalRope => Config.LocalRope is { } local ? _localRope ??= new RopeTable(local, Config.RotaryDim, MaxPositions, Device) : null;
 
     KernelShape Shape(KVCacheDtype cacheDtype)
     {

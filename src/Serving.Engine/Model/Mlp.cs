@@ -6,8 +6,8 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
 
-/// SwiGLU feed-forward: down(silu(gate(x)) * up(x)), with gate and up in one matrix (fused at load time, or
-/// stored fused as phi3 does).
+/// Gated feed-forward: down(act(gate(x)) * up(x)), SwiGLU (silu) or gemma's GeGLU (GELU, tanh approximation), with gate
+/// and up in one matrix (fused at load time, or stored fused as phi3 does).
 internal sealed class Mlp : nn.Module
 {
     [ComponentName(Name = "gate_up_proj")] readonly Linear _gateUp;  // (2 * intermediate, hidden): gate rows, then up rows
@@ -20,9 +20,17 @@ internal sealed class Mlp : nn.Module
             Target = new(layer, Lora.LoraProjection.GateUp),
         };
         _down = new Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device) { Target = new(layer, Lora.LoraProjection.Down) };
+        _activation = config.Activation;
         RegisterComponents();
     }
 
+    readonly MlpActivation _activation;
+
     // (numTokens, hidden) -> (numTokens, hidden); a rank's ffn columns give a partial sum (row-parallel down_proj)
-    public Tensor Forward(DecoderStep step, Tensor x) => step.AllReduce(_down.Forward(step, step.SiluAndMul(_gateUp.Forward(step, x))));
+    public Tensor Forward(DecoderStep step, Tensor x)
+    {
+        var gateUp = _gateUp.Forward(step, x);
+        var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);
+        return step.AllReduce(_down.Forward(step, activated));
+    }
 }

@@ -21,10 +21,10 @@ internal sealed class CudaBackend : DecoderBackend
         Buffers = new DeviceStepBuffers(maxTokens: 256, maxSeqs: 16, maxBlocksPerSeq: 64, device);
     }
 
-    /// Whether the kernels take this model and pool on the device: see FusedKernels.Supports; rows of whole
-    /// 16-byte vectors.
+    /// Whether the kernels take this model and pool on the device: a Llama block (not gemma's), see
+    /// FusedKernels.Supports; rows of whole 16-byte vectors.
     public static bool Supports(ModelConfig config, KernelShape shape, Device device) =>
-        config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0
+        config.IsLlamaBlock && config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0
         && FusedKernels.Supports(shape, CudaDevice.Open(Math.Max(device.index, 0)).ComputeCapability);
 
     public CudaStream Stream { get; }

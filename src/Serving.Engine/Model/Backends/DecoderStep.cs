@@ -45,6 +45,10 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// silu(gate) * up, from gateUp (numTokens, 2 ffn) = [gate | up]: (numTokens, ffn).
     public abstract Tensor SiluAndMul(Tensor gateUp);
 
+    /// gelu(gate) * up with GELU's tanh approximation (gemma): plain TorchSharp on every backend (the fused kernels
+    /// serve Llama blocks only, ModelConfig.IsLlamaBlock).
+    public virtual Tensor GeluTanhAndMul(Tensor gateUp) => TorchOps.GeluTanhAndMul(gateUp);
+
     /// x W^T (+ bias): x (numTokens, in), weight (out, in) -> (numTokens, out). TorchSharp's linear (cuBLAS's own
     /// choice of algorithm); the fused backend runs a decode step's products with the algorithm timed fastest for
     /// its batch size (../../Cuda/MatmulTuning.cs).

@@ -8,7 +8,8 @@ namespace Serving.Engine.Model.Backends;
 /// the forward. Owns the rotary table of its sequence length.
 internal sealed class DenseBackend(ModelConfig config, int maxLength, Device device) : IDisposable
 {
-    readonly RopeTable _rope = new(config.Rope, config.RotaryDim, maxLength, device);
+    readonly RopeTable _rope = config.IsLlamaBlock ? new(config.Rope, config.RotaryDim, maxLength, device)
+        : throw new NotSupportedException($"training runs Llama blocks only; {config.Architecture} is not one (its norms, activation or attention differ)");
 
     /// A step over tokens (batch, length) int64 on the model's device; length at most the backend's maxLength.
     public DenseStep Begin(Tensor tokens) => new(config, _rope, tokens);

@@ -1,3 +1,4 @@
+using Serving.Engine.Config;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -11,48 +12,57 @@ namespace Serving.Engine.Model.Backends;
 /// Sequences attend in groups: the decode sequences (one new token each) form one group, padded to the longest
 /// context; each prefill chunk is a group of its own. So no query is ever padded: a group is either (numSeqs, 1
 /// query) or (1 sequence, queryLength queries). Query i of a chunk sits at position c - q + i and sees keys 0 .. that
-/// position (causal over the whole context, earlier chunks and prefix-cache hits included).
+/// position (causal over the whole context, earlier chunks and prefix-cache hits included). A sliding-window layer
+/// (ModelConfig.LayerWindows, gemma) sees only the window's last positions up to its own; gemma's attention scale and
+/// soft-capping apply as transformers applies them (scale, then cap x tanh(scores / cap), then the mask).
 internal sealed class TorchAttention
 {
     /// Sequences that attend together: Rows (decode groups) or the chunk starting at TokenStart; their block tables
-    /// padded with block 0; Hidden (numSeqs, 1, 1, queryLength, numBlocks * blockSize) true where a key is not visible.
-    sealed record Group(Tensor? Rows, int TokenStart, int NumSeqs, int QueryLength, Tensor BlockTables, Tensor Hidden);
+    /// padded with block 0; Hidden (numSeqs, 1, 1, queryLength, numBlocks * blockSize) true where a key is not visible;
+    /// HiddenInWindow the same for each window size of the model's sliding layers.
+    sealed record Group(Tensor? Rows, int TokenStart, int NumSeqs, int QueryLength, Tensor BlockTables, Tensor Hidden,
+        IReadOnlyDictionary<int, Tensor> HiddenInWindow);
 
     readonly int _numHeads, _numKVHeads, _headDim, _groupSize;
     readonly double _scale;
+    readonly double? _softcap;
     readonly List<Group> _groups = [];
 
-    public TorchAttention(int numHeads, int numKVHeads, int headDim, StepInputs inputs, Device device)
+    public TorchAttention(ModelConfig config, StepInputs inputs, Device device)
     {
-        (_numHeads, _numKVHeads, _headDim) = (numHeads, numKVHeads, headDim);
-        _groupSize = numHeads / numKVHeads;
-        _scale = 1.0 / Math.Sqrt(headDim);
+        (_numHeads, _numKVHeads, _headDim) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim);
+        _groupSize = _numHeads / _numKVHeads;
+        _scale = config.AttentionScale ?? 1.0 / Math.Sqrt(_headDim);
+        _softcap = config.AttentionSoftcap;
+        var windows = config.LayerWindows.OfType<int>().Distinct().ToArray();
         var decodes = new List<int>();
         for (var s = 0; s < inputs.NumSeqs; s++)
         {
             if (inputs.QueryLength(s) == 1) decodes.Add(s);
-            else _groups.Add(PrefillGroup(inputs, s, device));
+            else _groups.Add(PrefillGroup(inputs, s, windows, device));
         }
-        if (decodes.Count > 0) _groups.Add(DecodeGroup(inputs, decodes, device));
+        if (decodes.Count > 0) _groups.Add(DecodeGroup(inputs, decodes, windows, device));
     }
 
-    // q (numTokens, numHeads, headDim), pools (numBlocks, blockSize, numKVHeads, headDim) -> (numTokens, numHeads * headDim)
-    public Tensor Forward(Tensor q, Tensor keyPool, Tensor valuePool)
+    // q (numTokens, numHeads, headDim), pools (numBlocks, blockSize, numKVHeads, headDim) -> (numTokens, numHeads * headDim);
+    // window: the layer's sliding window, null for full attention
+    public Tensor Forward(Tensor q, Tensor keyPool, Tensor valuePool, int? window = null)
     {
         var output = q.new_empty(q.shape[0], _numHeads * _headDim);
         foreach (var group in _groups)
         {
+            var hidden = window is { } w ? group.HiddenInWindow[w] : group.Hidden;
             if (group.Rows is { } rows)
-                output.index_copy_(0, rows, Attend(q.index_select(0, rows).unsqueeze(1), keyPool, valuePool, group));
+                output.index_copy_(0, rows, Attend(q.index_select(0, rows).unsqueeze(1), keyPool, valuePool, group, hidden));
             else
                 output.narrow(0, group.TokenStart, group.QueryLength)
-                    .copy_(Attend(q.narrow(0, group.TokenStart, group.QueryLength).unsqueeze(0), keyPool, valuePool, group));
+                    .copy_(Attend(q.narrow(0, group.TokenStart, group.QueryLength).unsqueeze(0), keyPool, valuePool, group, hidden));
         }
         return output;
     }
 
     // q (S, Q, numHeads, headDim) -> (S * Q, numHeads * headDim)
-    Tensor Attend(Tensor q, Tensor keyPool, Tensor valuePool, Group group)
+    Tensor Attend(Tensor q, Tensor keyPool, Tensor valuePool, Group group, Tensor hidden)
     {
         var (s, queries) = (group.NumSeqs, group.QueryLength);
         var grouped = q.view(s, queries, _numKVHeads, _groupSize, _headDim)
@@ -60,13 +70,14 @@ internal sealed class TorchAttention
         var keys = Gather(keyPool, group, q.dtype).permute(0, 2, 3, 1);                           // (S, kvHeads, headDim, ctx)
         var values = Gather(valuePool, group, q.dtype).permute(0, 2, 1, 3);                       // (S, kvHeads, ctx, headDim)
         var scores = matmul(grouped, keys).mul_(_scale);                                          // (S, kvHeads, G * Q, ctx)
+        if (_softcap is { } cap) scores = scores.div(cap).tanh_().mul_(cap);
         var context = scores.shape[3];
         // the causal mask is the same for every query head of a group: broadcast it over kvHeads and G. The fill value
         // is a Scalar held to the end of the method: an implicit temporary one can be finalized by the GC while the
         // native call still reads it (seen as "toFloat: Expected false to be true" under a drain's allocations)
         using var minusInfinity = double.NegativeInfinity.ToScalar();
         scores = scores.view(s, _numKVHeads, _groupSize, queries, context)
-            .masked_fill(group.Hidden, minusInfinity)
+            .masked_fill(hidden, minusInfinity)
             .view(s, _numKVHeads, _groupSize * queries, context);
         var probabilities = scores.softmax(-1, ScalarType.Float32).to_type(q.dtype);             // softmax in float32
         var attended = matmul(probabilities, values);                                             // (S, kvHeads, G * Q, headDim)
@@ -79,18 +90,28 @@ internal sealed class TorchAttention
     Tensor Gather(Tensor pool, Group group, ScalarType dtype) =>
         pool.index_select(0, group.BlockTables.view(-1)).view(group.NumSeqs, -1, _numKVHeads, _headDim).to_type(dtype);
 
-    static Group PrefillGroup(StepInputs inputs, int s, Device device)
+    static Group PrefillGroup(StepInputs inputs, int s, int[] windows, Device device)
     {
         var (q, c) = (inputs.QueryLength(s), inputs.ContextLengths[s]);
         var table = inputs.BlockTables[s];
         var blocks = tensor(table.Select(b => (long)b).ToArray(), device: device).view(1, table.Length);
         var lastVisible = arange(c - q, c, int64, device);                        // (q)
         var keyPositions = arange(table.Length * inputs.BlockSize, int64, device); // (numBlocks * blockSize)
-        var hidden = keyPositions.unsqueeze(0) > lastVisible.unsqueeze(1);        // (q, numBlocks * blockSize)
-        return new Group(null, inputs.QueryStarts[s], 1, q, blocks, hidden.view(1, 1, 1, q, -1));
+        var (hidden, inWindow) = Masks(keyPositions, lastVisible, windows);       // (q, numBlocks * blockSize) each
+        return new Group(null, inputs.QueryStarts[s], 1, q, blocks, hidden.view(1, 1, 1, q, -1),
+            inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.view(1, 1, 1, q, -1)));
     }
 
-    static Group DecodeGroup(StepInputs inputs, List<int> seqs, Device device)
+    // keys after each query's position are hidden; in a window w also those w or more positions before it
+    // keyPositions (keys), lastVisible (rows) -> (rows, keys) bool each
+    static (Tensor Causal, Dictionary<int, Tensor> InWindow) Masks(Tensor keyPositions, Tensor lastVisible, int[] windows)
+    {
+        var (keys, queries) = (keyPositions.unsqueeze(0), lastVisible.unsqueeze(1));
+        var causal = keys > queries;
+        return (causal, windows.ToDictionary(w => w, w => causal.logical_or(keys <= queries - w)));
+    }
+
+    static Group DecodeGroup(StepInputs inputs, List<int> seqs, int[] windows, Device device)
     {
         var numBlocks = seqs.Max(s => inputs.BlockTables[s].Length);
         var table = new long[seqs.Count * numBlocks];                             // padding: block 0
@@ -99,8 +120,9 @@ internal sealed class TorchAttention
                 table[i * numBlocks + b] = inputs.BlockTables[seqs[i]][b];
         var lastVisible = tensor(seqs.Select(s => (long)inputs.ContextLengths[s] - 1).ToArray(), device: device);  // (numSeqs)
         var keyPositions = arange(numBlocks * inputs.BlockSize, int64, device);
-        var hidden = keyPositions.unsqueeze(0) > lastVisible.unsqueeze(1);        // (numSeqs, numBlocks * blockSize)
+        var (hidden, inWindow) = Masks(keyPositions, lastVisible, windows);       // (numSeqs, numBlocks * blockSize) each
         var rows = tensor(seqs.Select(s => (long)inputs.LastRow(s)).ToArray(), device: device);
-        return new Group(rows, 0, seqs.Count, 1, tensor(table, device: device).view(seqs.Count, numBlocks), hidden.view(seqs.Count, 1, 1, 1, -1));
+        return new Group(rows, 0, seqs.Count, 1, tensor(table, device: device).view(seqs.Count, numBlocks), hidden.view(seqs.Count, 1, 1, 1, -1),
+            inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.view(seqs.Count, 1, 1, 1, -1)));
     }
 }

@@ -6,9 +6,10 @@ namespace Serving.Engine.Model.Backends;
 
 /// The reference backend: every operation in plain TorchSharp, for any device and dtype, numerics as transformers
 /// computes them (norms and softmax in float32, rounding to the model dtype where PyTorch does).
-internal sealed class TorchBackend(ModelConfig config, RopeTable rope) : DecoderBackend
+/// localRope: the sliding-window layers' rotary table when they turn by another rope (gemma3); null: rope.
+internal sealed class TorchBackend(ModelConfig config, RopeTable rope, RopeTable? localRope = null) : DecoderBackend
 {
-    public override DecoderStep Begin(StepInputs inputs, PagedKVCache cache) => new TorchStep(config, rope, inputs, cache, Communicator);
+    public override DecoderStep Begin(StepInputs inputs, PagedKVCache cache) => new TorchStep(config, rope, localRope, inputs, cache, Communicator);
 
     public override void Dispose()
     {
@@ -21,9 +22,11 @@ internal sealed class TorchStep : TorchOpsStep
     readonly PagedKVCache _cache;
     readonly Tensor _slots;                // (numTokens) int64
     readonly Tensor _cos, _sin;            // (numTokens, 1, rotaryDim / 2) float32
+    readonly Tensor? _localCos, _localSin; // the same for the sliding-window layers' own rope; null: they use _cos, _sin
     readonly TorchAttention _attention;
 
-    public TorchStep(ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache, Distributed.ICommunicator? communicator)
+    public TorchStep(ModelConfig config, RopeTable rope, RopeTable? localRope, StepInputs inputs, PagedKVCache cache,
+        Distributed.ICommunicator? communicator)
         : base(config, communicator)
     {
         _cache = cache;
@@ -33,8 +36,10 @@ internal sealed class TorchStep : TorchOpsStep
         var positions = Int64(inputs.Positions, device);
         _slots = Int64(inputs.SlotMapping, device);
         (_cos, _sin) = (rope.Cos.index_select(0, positions).unsqueeze(1), rope.Sin.index_select(0, positions).unsqueeze(1));
+        if (localRope is not null)
+            (_localCos, _localSin) = (localRope.Cos.index_select(0, positions).unsqueeze(1), localRope.Sin.index_select(0, positions).unsqueeze(1));
         LogitRows = inputs.LogitRows.Length == inputs.NumTokens ? null : Int64(inputs.LogitRows, device);
-        _attention = new TorchAttention(config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, inputs, device);
+        _attention = new TorchAttention(config, inputs, device);
         Keep(scope);
     }
 
@@ -44,7 +49,8 @@ internal sealed class TorchStep : TorchOpsStep
     public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer)
     {
         var (q, k, v) = Split(qkv);
-        (q, k) = (TorchOps.Rotate(q, _cos, _sin, Config.RotaryDim), TorchOps.Rotate(k, _cos, _sin, Config.RotaryDim));
+        var (cos, sin) = Window(layer) is not null && _localCos is not null ? (_localCos, _localSin!) : (_cos, _sin);
+        (q, k) = (TorchOps.Rotate(q, cos, sin, Config.RotaryDim), TorchOps.Rotate(k, cos, sin, Config.RotaryDim));
         var (heads, dim) = (Config.NumKeyValueHeads, Config.HeadDim);
         _cache.Keys(layer).view(-1, heads, dim).index_copy_(0, _slots, k.to_type(_cache.Dtype.Storage));    // (numSlots, kvHeads, headDim)
         _cache.Values(layer).view(-1, heads, dim).index_copy_(0, _slots, v.to_type(_cache.Dtype.Storage));
@@ -54,8 +60,11 @@ internal sealed class TorchStep : TorchOpsStep
     public override Tensor Attention(Tensor qkv, int layer)
     {
         var (q, _, _) = Split(qkv);
-        return _attention.Forward(q, _cache.Keys(layer), _cache.Values(layer));
+        return _attention.Forward(q, _cache.Keys(layer), _cache.Values(layer), Window(layer));
     }
+
+    /// The layer's sliding window (gemma), null when it attends to the whole context.
+    int? Window(int layer) => Config.LayerWindows.Count > 0 ? Config.LayerWindows[layer] : null;
 
     static Tensor Int64(int[] values, Device device) => tensor(values.Select(v => (long)v).ToArray(), device: device);
 }

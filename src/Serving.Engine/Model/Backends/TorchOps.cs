@@ -6,29 +6,32 @@ namespace Serving.Engine.Model.Backends;
 /// sequences): numerics as transformers computes them. Every operation is out of place, so autograd can follow it.
 internal static class TorchOps
 {
-    /// weight * RMSNorm(x): normalised in float32, rounded to x's dtype, then scaled.
+    /// weight * RMSNorm(x): normalised in float32, rounded to x's dtype, then scaled (Llama's). With weightOffset (gemma's):
+    /// (1 + weight) scales the float32 normalisation, then the product is rounded.
     // x (numTokens, width), weight (width) -> (numTokens, width)
-    public static Tensor RmsNorm(Tensor x, Tensor weight, double eps)
+    public static Tensor RmsNorm(Tensor x, Tensor weight, double eps, bool weightOffset = false)
     {
         using var scope = NewDisposeScope();
         var x32 = x.to_type(ScalarType.Float32);
         var variance = x32.pow(2).mean([-1], keepdim: true);                  // (numTokens, 1)
-        var normalised = (x32 * (variance + eps).rsqrt()).to_type(x.dtype);
-        return (weight * normalised).MoveToOuterDisposeScope();
+        var normalised = x32 * (variance + eps).rsqrt();
+        if (weightOffset) return (normalised * (weight.to_type(ScalarType.Float32) + 1)).to_type(x.dtype).MoveToOuterDisposeScope();
+        return (weight * normalised.to_type(x.dtype)).MoveToOuterDisposeScope();
     }
 
     /// The pre-norm block's add + norm, out of place: (weight * RMSNorm(residual + x), residual + x).
-    public static (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps)
+    public static (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps, bool weightOffset = false)
     {
         var sum = residual + x;
-        return (RmsNorm(sum, weight, eps), sum);
+        return (RmsNorm(sum, weight, eps, weightOffset), sum);
     }
 
     /// RMSNorm over each query head (qWeight) and key head (kWeight) of a fused projection; v passes through.
-    public static Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps, int numHeads, int numKVHeads, int headDim)
+    public static Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps, int numHeads, int numKVHeads, int headDim,
+        bool weightOffset = false)
     {
         var (q, k, v) = Split(qkv, numHeads, numKVHeads, headDim);
-        return Join(RmsNorm(q, qWeight, eps), RmsNorm(k, kWeight, eps), v);
+        return Join(RmsNorm(q, qWeight, eps, weightOffset), RmsNorm(k, kWeight, eps, weightOffset), v);
     }
 
     /// x * cos + rotate_half(x) * sin over the first rotaryDim dimensions (rotate_half(x) = cat(-x2, x1)); the rest
@@ -49,6 +52,13 @@ internal static class TorchOps
     {
         var halves = gateUp.chunk(2, dim: -1);                 // gate, up (numTokens, ffn) each
         return nn.functional.silu(halves[0]) * halves[1];
+    }
+
+    /// gelu(gate) * up with GELU's tanh approximation (gemma's GeGLU), from gateUp = [gate | up]: (numTokens, ffn).
+    public static Tensor GeluTanhAndMul(Tensor gateUp)
+    {
+        var halves = gateUp.chunk(2, dim: -1);
+        return halves[0].gelu(TorchSharp.Modules.GELU.Approximate.tanh) * halves[1];
     }
 
     /// The q, k and v heads of a fused projection, as views.

@@ -1,0 +1,105 @@
+using Serving.Engine.Config;
+using Serving.Engine.Weights;
+
+namespace Serving.Engine.Architectures;
+
+/// Gemma2ForCausalLM and Gemma3ForCausalLM (gemma3_text: Gemma 3 1B, and the text decoder of the larger ones saved on
+/// its own): Llama's tensors, plus what makes the gemma block (ModelConfig's options): norms stored as offsets from 1
+/// and applied in float32 (NormWeightOffset), a norm on the attention output and on the MLP output as well
+/// (post_attention_layernorm, post_feedforward_layernorm; the pre-MLP norm is pre_feedforward_layernorm), GeGLU with
+/// GELU's tanh approximation, embeddings times sqrt(hidden_size), attention scaled by query_pre_attn_scalar^-0.5,
+/// sliding-window layers between full ones (layer_types), tied embeddings by default. Gemma 2 soft-caps the attention
+/// and final logits; Gemma 3 norms each query and key head and turns its sliding layers by rope_local_base_freq.
+/// Steps run the plain backend (ModelConfig.IsLlamaBlock is false), on the GPU too.
+internal abstract class Gemma : ModelArchitecture
+{
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer)
+            .Where(b => !b.CheckpointName.EndsWith("layernorm.weight", StringComparison.Ordinal))
+            .Concat(Norms(config, layer)));
+
+    // the checkpoint's four norms; this decoder names its pre-MLP norm post_attention_layernorm, as Llama's
+    IEnumerable<WeightBinding> Norms(ModelConfig config, int layer)
+    {
+        var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
+        long hidden = config.HiddenSize;
+        yield return new($"{from}input_layernorm.weight", [hidden], $"{to}input_layernorm.weight");
+        yield return new($"{from}post_attention_layernorm.weight", [hidden], $"{to}attention_output_norm.weight");
+        yield return new($"{from}pre_feedforward_layernorm.weight", [hidden], $"{to}post_attention_layernorm.weight");
+        yield return new($"{from}post_feedforward_layernorm.weight", [hidden], $"{to}mlp_output_norm.weight");
+        if (!config.QkNorm) yield break;
+        foreach (var name in new[] { "q_norm", "k_norm" })
+            yield return new($"{from}self_attn.{name}.weight", [config.HeadDim], $"{to}self_attn.{name}.weight");
+    }
+
+    /// What Gemma 2 and 3 share.
+    protected static ModelConfig ReadGemma(ModelConfig config, JsonFields json, Func<int, bool> defaultSliding)
+    {
+        var attentionBias = json.Bool("attention_bias") ?? false;
+        var window = json.Int("sliding_window");
+        return config with
+        {
+            NormWeightOffset = true,
+            SandwichNorms = true,
+            EmbeddingMultiplier = Math.Sqrt(config.HiddenSize),
+            AttentionScale = 1 / Math.Sqrt(json.Double("query_pre_attn_scalar") ?? config.HeadDim),
+            QkvBias = attentionBias,
+            OutputBias = attentionBias,
+            TieWordEmbeddings = json.Bool("tie_word_embeddings") ?? true,   // transformers' default, which gemma's configs leave out
+            LayerWindows = LayerWindows(json, config.NumHiddenLayers, window, defaultSliding),
+        };
+    }
+
+    /// layer_types when given (sliding_attention / full_attention), else the family's pattern; no window, no sliding layer.
+    static IReadOnlyList<int?> LayerWindows(JsonFields json, int layers, int? window, Func<int, bool> defaultSliding)
+    {
+        var types = json.StringList("layer_types");
+        if (types.Count != 0 && types.Count != layers)
+            throw new ModelConfigException($"{json.File}: layer_types lists {types.Count} layers, num_hidden_layers is {layers}");
+        if (types.FirstOrDefault(t => t is not ("sliding_attention" or "full_attention")) is { } other)
+            throw ModelConfigException.Unsupported(json.File, "layer_types", other, "sliding_attention, full_attention");
+        if (window is <= 0) throw new ModelConfigException($"{json.File}: field 'sliding_window' must be positive, got {window}");
+        return [.. Enumerable.Range(0, layers).Select(i =>
+            window is { } w && (types.Count > 0 ? types[i] == "sliding_attention" : defaultSliding(i)) ? w : (int?)null)];
+    }
+}
+
+/// Gemma 2: soft-capped attention (attn_logit_softcapping, 50) and final logits (final_logit_softcapping, 30); every
+/// other layer, from the first, slides (sliding_window, 4096).
+internal sealed class Gemma2 : Gemma
+{
+    public override string Name => "Gemma2ForCausalLM";
+    public override string ModelType => "gemma2";
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json) =>
+        ReadGemma(config, json, layer => layer % 2 == 0) with
+        {
+            AttentionSoftcap = json.Has("attn_logit_softcapping") ? json.Double("attn_logit_softcapping") : 50.0,
+            FinalLogitSoftcap = json.Has("final_logit_softcapping") ? json.Double("final_logit_softcapping") : 30.0,
+        };
+}
+
+/// Gemma 3's text decoder: q_norm and k_norm per head; five sliding layers to each full one (sliding_window_pattern,
+/// 6) unless layer_types says; the sliding layers turn by rope_local_base_freq (10000) without scaling, the full ones by
+/// rope_theta and rope_scaling (transformers 5: rope_parameters per layer type). No soft-capping unless configured.
+/// EmbeddingGemma's bidirectional attention is refused.
+internal sealed class Gemma3 : Gemma
+{
+    public override string Name => "Gemma3ForCausalLM";
+    public override string ModelType => "gemma3_text";
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        if (json.Bool("use_bidirectional_attention") == true)
+            throw ModelConfigException.Unsupported(json.File, "use_bidirectional_attention", true, "false (causal attention)");
+        var pattern = json.Int("sliding_window_pattern") ?? 6;
+        var nested = json.Object("rope_parameters")?.Has("sliding_attention") == true;
+        return ReadGemma(config, json, layer => (layer + 1) % pattern != 0) with
+        {
+            QkNorm = true,
+            AttentionSoftcap = json.Double("attn_logit_softcapping"),
+            FinalLogitSoftcap = json.Double("final_logit_softcapping"),
+            LocalRope = nested ? RopeConfig.Read(json, "sliding_attention") : new RopeConfig { Theta = json.Double("rope_local_base_freq") ?? 10000.0 },
+        };
+    }
+}

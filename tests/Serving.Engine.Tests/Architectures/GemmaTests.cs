@@ -1,0 +1,193 @@
+using System.Text.Json.Nodes;
+using Serving.Engine.Model;
+using Serving.Engine.Sampling;
+using Serving.Engine.Tests.Support;
+using Serving.Engine.Weights;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Architectures;
+
+/// Gemma 2 and Gemma 3 (text) checkpoints, random and tiny, against a float64 forward written here from transformers'
+/// modeling_gemma2 / modeling_gemma3: (1 + w) norms in float32, the attention and MLP outputs normed before the
+/// residual adds, GeGLU (tanh), embeddings times sqrt(hidden), query_pre_attn_scalar, sliding-window layers (windows
+/// shorter than the prompts, so prefill chunks and decode steps cross them), gemma3's q/k norms and local rope,
+/// gemma2's soft-capping. Every position's logits over the paged pool, chunked; greedy tokens through the engine.
+public sealed class GemmaTests
+{
+    public enum Family { Gemma2, Gemma3 }
+
+    [Theory]
+    [InlineData(Family.Gemma2)]
+    [InlineData(Family.Gemma3)]
+    public void EveryPositionsLogitsMatchTheReference(Family family)
+    {
+        using var folder = new TempDirectory();
+        var weights = Write(family, folder.Path);
+        int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3, 250, 11, 64, 199, 7, 300];
+        var expected = Reference(family, weights, prompt);
+        foreach (var ranks in new[] { 1, 2 })
+        {
+            using var model = ModelLoader.Load(folder.Path, "float32", tensorParallelSize: ranks);
+            Assert.False(model.Config.IsLlamaBlock);
+            using var cache = model.CreateKVCache(numBlocks: 16, blockSize: 4);
+            var runner = new PagedRunner(model, cache);
+            var sequence = runner.Add(prompt);
+            var rows = new List<float[]>();
+            foreach (var chunk in new[] { 5, 4, 5 })   // chunks across the windows (5 and 6) and the blocks (4)
+                rows.AddRange(runner.Step([(sequence, chunk)], allLogits: true));
+            Assert.Equal(prompt.Length, rows.Count);
+            for (var position = 0; position < prompt.Length; position++)
+                for (var token = 0; token < Vocab; token++)
+                    Assert.True(Math.Abs(expected[position][token] - rows[position][token]) < 2e-4,
+                        $"{family}, {ranks} rank(s): position {position}, token {token}: {rows[position][token]} against {expected[position][token]}");
+        }
+    }
+
+    [Theory]
+    [InlineData(Family.Gemma2)]
+    [InlineData(Family.Gemma3)]
+    public async Task GreedyTokensThroughTheEngineAreTheReferences(Family family)
+    {
+        using var folder = new TempDirectory();
+        var weights = Write(family, folder.Path);
+        int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3];
+        var expected = new List<int>();
+        for (var i = 0; i < 12; i++)
+        {
+            var logits = Reference(family, weights, [.. prompt, .. expected])[^1];
+            expected.Add(Array.IndexOf(logits, logits.Max()));
+        }
+        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with { Model = folder.Path, BlockSize = 4 });
+        var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt, 12));
+        Assert.Equal(expected, completion.Tokens());
+    }
+
+    [Fact]
+    public void WhatGemmaDoesNotServeIsRefused()
+    {
+        using var folder = new TempDirectory();
+        Write(Family.Gemma3, folder.Path);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(folder.Path, "config.json")))!.AsObject();
+        config["use_bidirectional_attention"] = true;
+        File.WriteAllText(Path.Combine(folder.Path, "config.json"), config.ToJsonString());
+        Assert.Contains("'use_bidirectional_attention'", Assert.Throws<Serving.Engine.Config.ModelConfigException>(() => Serving.Engine.Config.ModelConfig.Load(folder.Path)).Message);
+        config.Remove("use_bidirectional_attention");
+        config["layer_types"] = new JsonArray("sliding_attention", "full_attention");
+        File.WriteAllText(Path.Combine(folder.Path, "config.json"), config.ToJsonString());
+        Assert.Contains("layer_types", Assert.Throws<Serving.Engine.Config.ModelConfigException>(() => Serving.Engine.Config.ModelConfig.Load(folder.Path)).Message);
+    }
+
+    const int Vocab = 512, Hidden = 64, Inter = 96, Layers = 4, Heads = 4, KVHeads = 2, HeadDim = 16;
+
+    static (double Scalar, double? AttnCap, double? FinalCap, int Window, bool[] Sliding, double GlobalTheta, double GlobalFactor, double LocalTheta) Shape(Family family) =>
+        family == Family.Gemma2
+            ? (16, 5.0, 3.0, 5, [true, false, true, false], 10000, 1, 10000)
+            : (32, null, null, 6, [true, true, false, true], 1000000, 2, 10000);
+
+    /// config.json, random weights (norms around 0: they are offsets from 1) and the llama-gqa fixture's tokenizer.
+    static Dictionary<string, Tensor> Write(Family family, string folder)
+    {
+        var shape = Shape(family);
+        var config = new JsonObject
+        {
+            ["architectures"] = new JsonArray(family == Family.Gemma2 ? "Gemma2ForCausalLM" : "Gemma3ForCausalLM"),
+            ["model_type"] = family == Family.Gemma2 ? "gemma2" : "gemma3_text",
+            ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers,
+            ["num_attention_heads"] = Heads, ["num_key_value_heads"] = KVHeads, ["head_dim"] = HeadDim, ["vocab_size"] = Vocab,
+            ["rms_norm_eps"] = 1e-6, ["max_position_embeddings"] = 256, ["hidden_activation"] = "gelu_pytorch_tanh",
+            ["query_pre_attn_scalar"] = shape.Scalar, ["sliding_window"] = shape.Window, ["bos_token_id"] = 1, ["eos_token_id"] = 2,
+            ["torch_dtype"] = "float32", ["rope_theta"] = shape.GlobalTheta,
+        };
+        if (family == Family.Gemma2)
+        {
+            config["attn_logit_softcapping"] = shape.AttnCap;
+            config["final_logit_softcapping"] = shape.FinalCap;
+        }
+        else
+        {
+            config["layer_types"] = new JsonArray([.. shape.Sliding.Select(s => (JsonNode)(s ? "sliding_attention" : "full_attention"))]);
+            config["rope_local_base_freq"] = shape.LocalTheta;
+            config["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = shape.GlobalFactor };
+        }
+        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
+        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" })
+            File.Copy(Path.Combine(Fixtures.Dir("llama-gqa"), file), Path.Combine(folder, file));
+
+        var generator = new Generator(seed: (ulong)family + 7);
+        Tensor Random(params long[] dims) => randn(dims, generator: generator) * 0.1f;
+        var weights = new Dictionary<string, Tensor> { ["model.embed_tokens.weight"] = Random(Vocab, Hidden), ["model.norm.weight"] = Random(Hidden) };
+        for (var i = 0; i < Layers; i++)
+        {
+            var p = $"model.layers.{i}.";
+            weights[p + "self_attn.q_proj.weight"] = Random(Heads * HeadDim, Hidden);
+            weights[p + "self_attn.k_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
+            weights[p + "self_attn.v_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
+            weights[p + "self_attn.o_proj.weight"] = Random(Hidden, Heads * HeadDim);
+            weights[p + "mlp.gate_proj.weight"] = Random(Inter, Hidden);
+            weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
+            weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
+            foreach (var norm in new[] { "input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm" })
+                weights[p + norm + ".weight"] = Random(Hidden);
+            if (family == Family.Gemma3)
+            {
+                weights[p + "self_attn.q_norm.weight"] = Random(HeadDim);
+                weights[p + "self_attn.k_norm.weight"] = Random(HeadDim);
+            }
+        }
+        SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), weights);
+        return weights;
+    }
+
+    /// transformers' forward in float64: logits of every position of tokens.
+    static double[][] Reference(Family family, Dictionary<string, Tensor> weights, int[] tokens)
+    {
+        using var scope = NewDisposeScope();
+        var shape = Shape(family);
+        Tensor W(string name) => weights[name].to_type(ScalarType.Float64);
+        Tensor Norm(Tensor x, Tensor w) => x * (x.pow(2).mean([-1], keepdim: true) + 1e-6).rsqrt() * (1 + w);
+        var t = tokens.Length;
+        var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray())) * Math.Sqrt(Hidden);
+        var positions = arange(t, ScalarType.Float64);
+        for (var i = 0; i < Layers; i++)
+        {
+            var p = $"model.layers.{i}.";
+            var sliding = shape.Sliding[i];
+            var x = Norm(h, W(p + "input_layernorm.weight"));
+            var q = x.matmul(W(p + "self_attn.q_proj.weight").t()).view(t, Heads, HeadDim);
+            var k = x.matmul(W(p + "self_attn.k_proj.weight").t()).view(t, KVHeads, HeadDim);
+            var v = x.matmul(W(p + "self_attn.v_proj.weight").t()).view(t, KVHeads, HeadDim);
+            if (family == Family.Gemma3)
+            {
+                q = Norm(q, W(p + "self_attn.q_norm.weight"));
+                k = Norm(k, W(p + "self_attn.k_norm.weight"));
+            }
+            var (theta, factor) = family == Family.Gemma3 && sliding ? (shape.LocalTheta, 1.0) : (shape.GlobalTheta, shape.GlobalFactor);
+            var inverse = 1.0 / pow(theta, arange(0, HeadDim, 2, ScalarType.Float64) / HeadDim) / factor;
+            var angles = outer(positions, inverse);                                           // (t, D/2)
+            var (cos, sin) = (cat([angles.cos(), angles.cos()], -1).unsqueeze(1), cat([angles.sin(), angles.sin()], -1).unsqueeze(1));
+            Tensor Rotate(Tensor y) => y * cos + cat([-y.narrow(-1, HeadDim / 2, HeadDim / 2), y.narrow(-1, 0, HeadDim / 2)], -1) * sin;
+            (q, k) = (Rotate(q), Rotate(k));
+            var repeat = Heads / KVHeads;
+            var keys = k.repeat_interleave(repeat, 1).permute(1, 2, 0);                         // (H, D, t)
+            var values = v.repeat_interleave(repeat, 1).permute(1, 0, 2);                       // (H, t, D)
+            var scores = q.permute(1, 0, 2).matmul(keys) / Math.Sqrt(shape.Scalar);             // (H, t, t)
+            if (shape.AttnCap is { } cap) scores = (scores / cap).tanh() * cap;
+            var query = arange(t).unsqueeze(1);
+            var key = arange(t).unsqueeze(0);
+            var hidden = key > query;
+            if (sliding) hidden = hidden.logical_or(key <= query - shape.Window);
+            var attended = scores.masked_fill(hidden, double.NegativeInfinity).softmax(-1).matmul(values);    // (H, t, D)
+            var output = attended.permute(1, 0, 2).reshape(t, Heads * HeadDim).matmul(W(p + "self_attn.o_proj.weight").t());
+            h = h + Norm(output, W(p + "post_attention_layernorm.weight"));
+            x = Norm(h, W(p + "pre_feedforward_layernorm.weight"));
+            var gate = x.matmul(W(p + "mlp.gate_proj.weight").t());
+            var geluTanh = 0.5 * gate * (1 + (Math.Sqrt(2 / Math.PI) * (gate + 0.044715 * gate.pow(3))).tanh());
+            var mlp = (geluTanh * x.matmul(W(p + "mlp.up_proj.weight").t())).matmul(W(p + "mlp.down_proj.weight").t());
+            h = h + Norm(mlp, W(p + "post_feedforward_layernorm.weight"));
+        }
+        var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t());
+        if (shape.FinalCap is { } final) logits = (logits / final).tanh() * final;
+        var data = logits.data<double>().ToArray();
+        return [.. Enumerable.Range(0, t).Select(row => data.AsSpan(row * Vocab, Vocab).ToArray())];
+    }
+}
