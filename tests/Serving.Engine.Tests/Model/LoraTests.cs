@@ -60,6 +60,7 @@ public sealed class LoraTests
     [InlineData("""{"r": 4, "use_dora": true}""", null, "DoRA adapters (use_dora) are not supported")]
     [InlineData("""{"r": 4, "modules_to_save": ["lm_head"]}""", null, "modules_to_save is not supported")]
     [InlineData("""{"r": 4, "bias": "all"}""", null, "bias 'all' is not supported")]
+    [InlineData("""{"r": 4, "lora_alpha": 1e308}""", null, "out of range")]
     [InlineData("""{"r": "4"}""", null, "LoRA adapter 'bad'")]
     [InlineData("""[4]""", null, "LoRA adapter 'bad'")]
     [InlineData("""{"r": 4,""", null, "LoRA adapter 'bad'")]
@@ -67,16 +68,26 @@ public sealed class LoraTests
     [InlineData("""{"r": 4}""", "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight:8x3", "lora_A is [8, 3] and lora_B [64, 4]")]
     [InlineData("""{"r": 4}""", "base_model.model.model.layers.9.self_attn.q_proj.lora_A.weight", "is for layer 9")]
     public void AdaptersTheEngineCannotApplyAreRefusedSayingWhy(string config, string? extraTensor, string message)
+        => AssertRefused(config, extraTensor, message, nanWeights: false);
+
+    [Fact]
+    public void AnAdapterOfNaNWeightsIsRefused() =>
+        AssertRefused("""{"r": 4, "lora_alpha": 8}""", null, "not finite", nanWeights: true);
+
+    static void AssertRefused(string config, string? extraTensor, string message, bool nanWeights)
     {
         using var lora = LoraFixture.Create("llama-gqa", projections: ["q_proj"]);
         File.WriteAllText(lora.Adapter.File(LoraLoader.ConfigFile), config);
-        if (extraTensor is not null)
+        if (extraTensor is not null || nanWeights)
         {
             var tensors = new Dictionary<string, TorchSharp.torch.Tensor>();
             using (var file = Serving.Engine.Weights.SafetensorsFile.Open(lora.Adapter.File(LoraLoader.WeightsFile)))
-                foreach (var name in file.Tensors.Keys) tensors[name] = file.Read(name);
-            var (name2, shape) = extraTensor.Split(':') is [var n, var s] ? (n, s.Split('x').Select(long.Parse).ToArray()) : (extraTensor, new long[] { 4, 4 });
-            tensors[name2] = TorchSharp.torch.zeros(shape);
+                foreach (var name in file.Tensors.Keys) tensors[name] = nanWeights ? TorchSharp.torch.full_like(file.Read(name), float.NaN) : file.Read(name);
+            if (extraTensor is not null)
+            {
+                var (name2, shape) = extraTensor.Split(':') is [var n, var s] ? (n, s.Split('x').Select(long.Parse).ToArray()) : (extraTensor, new long[] { 4, 4 });
+                tensors[name2] = TorchSharp.torch.zeros(shape);
+            }
             Serving.Engine.Weights.SafetensorsWriter.Write(lora.Adapter.File(LoraLoader.WeightsFile), tensors);
         }
         using var model = ModelLoader.Load(Fixtures.Dir("llama-gqa"), "float32");

@@ -19,9 +19,11 @@ internal sealed class TorchAttention
 {
     /// Sequences that attend together: Rows (decode groups) or the chunk starting at TokenStart; their block tables
     /// padded with block 0; Hidden (numSeqs, 1, 1, queryLength, numBlocks * blockSize) true where a key is not visible;
-    /// HiddenInWindow the same for each window size of the model's sliding layers.
+    /// HiddenInWindow the same for each window size of the model's sliding layers; Stale (numSeqs, 1, numBlocks * blockSize,
+    /// 1) true at positions past a sequence's context, which hold whatever an earlier owner of the block left (NaN
+    /// included: hidden scores weigh 0, and 0 x NaN would still be NaN, so their values are zeroed).
     sealed record Group(Tensor? Rows, int TokenStart, int NumSeqs, int QueryLength, Tensor BlockTables, Tensor Hidden,
-        IReadOnlyDictionary<int, Tensor> HiddenInWindow);
+        IReadOnlyDictionary<int, Tensor> HiddenInWindow, Tensor Stale);
 
     readonly int _numHeads, _numKVHeads, _headDim, _groupSize;
     readonly double _scale;
@@ -68,7 +70,7 @@ internal sealed class TorchAttention
         var grouped = q.view(s, queries, _numKVHeads, _groupSize, _headDim)
             .permute(0, 2, 3, 1, 4).reshape(s, _numKVHeads, _groupSize * queries, _headDim);    // (S, kvHeads, G * Q, headDim)
         var keys = Gather(keyPool, group, q.dtype).permute(0, 2, 3, 1);                           // (S, kvHeads, headDim, ctx)
-        var values = Gather(valuePool, group, q.dtype).permute(0, 2, 1, 3);                       // (S, kvHeads, ctx, headDim)
+        var values = Gather(valuePool, group, q.dtype).permute(0, 2, 1, 3).masked_fill(group.Stale, 0);   // (S, kvHeads, ctx, headDim)
         var scores = matmul(grouped, keys).mul_(_scale);                                          // (S, kvHeads, G * Q, ctx)
         if (_softcap is { } cap) scores = scores.div(cap).tanh_().mul_(cap);
         var context = scores.shape[3];
@@ -99,7 +101,7 @@ internal sealed class TorchAttention
         var keyPositions = arange(table.Length * inputs.BlockSize, int64, device); // (numBlocks * blockSize)
         var (hidden, inWindow) = Masks(keyPositions, lastVisible, windows);       // (q, numBlocks * blockSize) each
         return new Group(null, inputs.QueryStarts[s], 1, q, blocks, hidden.view(1, 1, 1, q, -1),
-            inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.view(1, 1, 1, q, -1)));
+            inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.view(1, 1, 1, q, -1)), (keyPositions >= c).view(1, 1, -1, 1));
     }
 
     // keys after each query's position are hidden; in a window w also those w or more positions before it
@@ -123,6 +125,7 @@ internal sealed class TorchAttention
         var (hidden, inWindow) = Masks(keyPositions, lastVisible, windows);       // (numSeqs, numBlocks * blockSize) each
         var rows = tensor(seqs.Select(s => (long)inputs.LastRow(s)).ToArray(), device: device);
         return new Group(rows, 0, seqs.Count, 1, tensor(table, device: device).view(seqs.Count, numBlocks), hidden.view(seqs.Count, 1, 1, 1, -1),
-            inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.view(seqs.Count, 1, 1, 1, -1)));
+            inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.view(seqs.Count, 1, 1, 1, -1)),
+            (keyPositions.unsqueeze(0) > lastVisible.unsqueeze(1)).view(seqs.Count, 1, -1, 1));
     }
 }

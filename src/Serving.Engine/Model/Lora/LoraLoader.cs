@@ -99,7 +99,10 @@ internal static partial class LoraLoader
         if (!json.TryGetProperty("r", out var r) || !r.TryGetInt32(out var rank) || rank < 1) throw Error(source, "r must be a positive integer");
         if (rank > maxRank) throw Error(source, $"its rank r={rank} is above --max-lora-rank {maxRank}");
         var alpha = json.TryGetProperty("lora_alpha", out var a) && a.ValueKind == JsonValueKind.Number ? a.GetDouble() : 8.0;
-        return (rank, Flag("use_rslora") ? alpha / Math.Sqrt(rank) : alpha / rank);
+        var scale = Flag("use_rslora") ? alpha / Math.Sqrt(rank) : alpha / rank;
+        // what a float32 update can carry: a scale past it makes every output of the adapted projections infinite
+        if (!double.IsFinite(scale) || Math.Abs(scale) > 1e6) throw Error(source, $"lora_alpha {alpha} gives the scale {scale}, out of range");
+        return (rank, scale);
     }
 
     static LoraProjection Projection(string module) => module switch
@@ -159,6 +162,9 @@ internal static partial class LoraLoader
             a.narrow(0, i * rank, rank).copy_(partA);
             b.narrow(0, row, rows).narrow(1, i * rank, rank).copy_(partB * scale);
         }
+        // a NaN or infinity would make every sequence of the adapter NaN (and its KV blocks with it)
+        if (!a.isfinite().all().item<bool>() || !b.isfinite().all().item<bool>())
+            throw Error(source, $"layer {target.Layer}'s {target.Projection} weights hold values that are not finite (NaN or infinity)");
         return new LoraWeights(a, b);
     }
 
