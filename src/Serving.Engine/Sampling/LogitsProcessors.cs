@@ -114,6 +114,8 @@ internal static class LogitsProcessors
             var seen = inPrompt.logical_or(outputCounts.gt(0));
             var penalty = RowParameter(rows, p => p.RepetitionPenalty, logits.device); // (numSeqs, 1)
             var penalized = where(logits.gt(0), logits / penalty, logits * penalty);
+            // an extreme penalty (1e-38 is valid) must not overflow a finite logit to infinity, whose softmax is NaN
+            penalized = where(logits.isfinite(), penalized.clamp(-1e30, 1e30), logits);
             logits.copy_(where(seen, penalized, logits));
         }
         if (additive)

@@ -46,6 +46,21 @@ public class LogitsProcessorsTests
     }
 
     [Fact]
+    public void AnExtremeRepetitionPenaltyLeavesTheLogitsFinite()
+    {
+        // 1e-38 is a valid penalty: 3 / 1e-38 would be infinite, and a softmax over infinity NaN
+        var state = State(new SamplingParams { RepetitionPenalty = 1e-38f }, prompt: [4], output: [3]);
+        using var logits = Logits(Base);
+
+        LogitsProcessors.Apply(logits, [state]);
+
+        var row = Row(logits, 0);
+        Assert.All(row, value => Assert.True(float.IsFinite(value)));
+        Assert.Equal(3, Array.IndexOf(row, row.Max()));
+        Assert.All(logits.softmax(-1).data<float>().ToArray(), p => Assert.False(float.IsNaN(p)));
+    }
+
+    [Fact]
     public void LogitBiasIsAddedToItsRowOnly()
     {
         var biased = State(new SamplingParams { LogitBias = new Dictionary<int, float> { [3] = -5f, [1] = 2.5f } });
