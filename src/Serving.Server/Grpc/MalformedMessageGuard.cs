@@ -13,8 +13,9 @@ namespace Serving.Server.Grpc;
 /// error-level stack trace. This middleware parses the one request message of unary and server-streaming calls
 /// first, with the method's own parser, and answers INVALID_ARGUMENT with one short log line instead, after the
 /// API key check (a caller without the key learns nothing about its bytes). It only looks at the buffered
-/// bytes: gRPC then reads the same message as if untouched. Compressed messages and messages over
-/// --max-request-body-bytes are left to gRPC (which decompresses, or answers RESOURCE_EXHAUSTED).
+/// bytes: gRPC then reads the same message as if untouched. A compressed message (grpc-encoding gzip or deflate) is
+/// decompressed here to be parsed, up to --max-request-body-bytes; messages over that, or in another encoding, are left
+/// to gRPC (which answers RESOURCE_EXHAUSTED or UNIMPLEMENTED).
 internal sealed class MalformedMessageGuard(RequestDelegate next, int maxMessageBytes, ILogger<MalformedMessageGuard> logger,
     BearerKey? key = null)
 {
@@ -39,7 +40,8 @@ internal sealed class MalformedMessageGuard(RequestDelegate next, int maxMessage
             await RefuseAsync(context, method, StatusCode.Unauthenticated, ApiKeyInterceptor.Refusal);
             return;
         }
-        if (await ProblemOfAsync(context.Request.BodyReader, parser, context.RequestAborted) is { } problem)
+        var encoding = context.Request.Headers["grpc-encoding"].ToString();
+        if (await ProblemOfAsync(context.Request.BodyReader, parser, encoding, context.RequestAborted) is { } problem)
         {
             await RefuseAsync(context, method, StatusCode.InvalidArgument, $"The request message could not be parsed: {problem}");
             return;
@@ -48,28 +50,60 @@ internal sealed class MalformedMessageGuard(RequestDelegate next, int maxMessage
     }
 
     /// Why the first message does not parse, or null when it does or is not this guard's to judge. Consumes nothing.
-    async Task<string?> ProblemOfAsync(System.IO.Pipelines.PipeReader body, MessageParser parser, CancellationToken cancellationToken)
+    async Task<string?> ProblemOfAsync(System.IO.Pipelines.PipeReader body, MessageParser parser, string encoding,
+        CancellationToken cancellationToken)
     {
         var header = await body.ReadAtLeastAsync(FrameHeaderBytes, cancellationToken);
         var compressed = header.Buffer.Length >= FrameHeaderBytes && header.Buffer.FirstSpan[0] != 0;
         var length = header.Buffer.Length >= FrameHeaderBytes ? ReadLength(header.Buffer) : -1;
         body.AdvanceTo(header.Buffer.Start);
-        if (compressed || length < 0 || length > maxMessageBytes) return null;
+        if (length < 0 || length > maxMessageBytes || (compressed && encoding is not ("gzip" or "deflate"))) return null;
         var frame = await body.ReadAtLeastAsync(FrameHeaderBytes + (int)length, cancellationToken);
         try
         {
             if (frame.Buffer.Length < FrameHeaderBytes + length) return null; // the stream ended early: gRPC says so
-            parser.ParseFrom(frame.Buffer.Slice(FrameHeaderBytes, length));
+            var message = frame.Buffer.Slice(FrameHeaderBytes, length);
+            if (!compressed)
+            {
+                parser.ParseFrom(message);
+                return null;
+            }
+            var decompressed = Decompress(message.ToArray(), encoding);
+            if (decompressed is null) return null;   // larger than allowed: gRPC answers RESOURCE_EXHAUSTED
+            parser.ParseFrom(decompressed);
             return null;
         }
         catch (InvalidProtocolBufferException error)
         {
             return error.Message.Split("  ")[0];
         }
+        catch (InvalidDataException)
+        {
+            return $"the {encoding}-compressed message is not valid {encoding} data";
+        }
         finally
         {
             body.AdvanceTo(frame.Buffer.Start);
         }
+    }
+
+    /// The message's bytes, or null past --max-request-body-bytes (read no further: a small message may expand without
+    /// bound).
+    byte[]? Decompress(byte[] compressed, string encoding)
+    {
+        using var input = new MemoryStream(compressed);
+        using Stream stream = encoding == "gzip"
+            ? new System.IO.Compression.GZipStream(input, System.IO.Compression.CompressionMode.Decompress)
+            : new System.IO.Compression.ZLibStream(input, System.IO.Compression.CompressionMode.Decompress);
+        var output = new MemoryStream();
+        var buffer = new byte[81920];
+        int read;
+        while ((read = stream.Read(buffer)) > 0)
+        {
+            if (output.Length + read > maxMessageBytes) return null;
+            output.Write(buffer, 0, read);
+        }
+        return output.ToArray();
     }
 
     static long ReadLength(ReadOnlySequence<byte> buffer)
