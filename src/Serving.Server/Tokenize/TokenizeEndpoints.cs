@@ -28,6 +28,7 @@ internal static class TokenizeEndpoints
 
     static IReadOnlyList<int> Tokens(TokenizeRequest request, ServingContext serving)
     {
+        Check.That(request.Messages is null || request.Prompt is null, "messages", "Give either prompt or messages, not both.");
         if (request.Messages is not null)
         {
             var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt, request.ContinueFinalMessage,

@@ -134,6 +134,12 @@ public sealed class ResponsesApiTests(SharedServer shared)
         Assert.False(rest["has_more"]!.GetValue<bool>());
         var ascending = JsonNode.Parse(await _server.Http.GetStringAsync($"/v1/responses/{id}/input_items?order=asc"))!;
         Assert.Equal("Hi", ascending["data"]![0]!["content"]![0]!["text"]!.GetValue<string>());
+        foreach (var limit in new[] { "abc", "99999999999", "0" })
+        {
+            using var refused = await _server.Http.GetAsync($"/v1/responses/{id}/input_items?limit={limit}");
+            Assert.Equal(400, (int)refused.StatusCode);
+            Assert.Equal("limit", JsonNode.Parse(await refused.Content.ReadAsStringAsync())!["error"]!["param"]!.GetValue<string>());
+        }
     }
 
     [Fact]
@@ -213,6 +219,9 @@ public sealed class ResponsesApiTests(SharedServer shared)
     [InlineData("""{"input": "hi", "include": ["everything"]}""", "include")]
     [InlineData("""{"input": "hi", "top_logprobs": 21}""", "top_logprobs")]
     [InlineData("""{"input": "hi", "temperature": "hot"}""", "temperature")]
+    [InlineData("""{"input": "hi", "reasoning": "x"}""", "reasoning")]
+    [InlineData("""{"input": "hi", "reasoning": {"effort": "extreme"}}""", "reasoning.effort")]
+    [InlineData("""{"input": "hi", "text": {"verbosity": "x"}}""", "text.verbosity")]
     public async Task BadRequestsAre400sNamingTheResponsesField(string body, string param)
     {
         using var response = await _server.Http.PostAsync("/v1/responses", RunningServer.Json(body));

@@ -135,6 +135,16 @@ public sealed class EmbeddingsServerTests
         }).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, grpcLong.StatusCode);
         Assert.Equal("inputs[1]", grpcLong.Trailers.GetValue("error-param"));
+        // scoring's spellings one at a time, rerank's documents a list
+        var (both, bothError) = await server.PostAsync("/score", new { text_1 = "a", text_2 = "b", queries = "c" });
+        Assert.Equal(400, both);
+        Assert.Equal("queries", bothError!["error"]!["param"]!.GetValue<string>());
+        var (mixed, mixedError) = await server.PostAsync("/score", new { queries = "a", items = new[] { "b" }, documents = new[] { "c" } });
+        Assert.Equal(400, mixed);
+        Assert.Equal("documents", mixedError!["error"]!["param"]!.GetValue<string>());
+        var (single, singleError) = await server.PostAsync("/rerank", new { query = "a", documents = "b" });
+        Assert.Equal(400, single);
+        Assert.Equal("documents", singleError!["error"]!["param"]!.GetValue<string>());
         var (missing, notFound) = await server.PostAsync("/v1/embeddings", new { model = "other", input = "a" });
         Assert.Equal(404, missing);
         Assert.Equal("model_not_found", notFound!["error"]!["code"]!.GetValue<string>());

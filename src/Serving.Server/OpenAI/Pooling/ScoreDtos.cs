@@ -18,13 +18,21 @@ internal sealed record ScoreRequest
     public int? TruncatePromptTokens { get; init; }
     public int? Priority { get; init; }
 
-    /// The two sides and their field names, in whichever of vLLM's spellings the request used (text_1 / text_2 when none).
-    public (JsonElement? Left, string LeftName, JsonElement? Right, string RightName) Sides() =>
-        Given(Text1) || Given(Text2) ? (Text1, "text_1", Text2, "text_2")
-        : Given(Data1) || Given(Data2) ? (Data1, "data_1", Data2, "data_2")
-        : Given(Queries) && Given(Items) ? (Queries, "queries", Items, "items")
-        : Given(Queries) || Given(Documents) ? (Queries, "queries", Documents, "documents")
-        : (Text1, "text_1", Text2, "text_2");
+    /// The two sides and their field names, in whichever of vLLM's spellings the request used (text_1 / text_2 when none);
+    /// two spellings at once are a 400 naming the second.
+    public (JsonElement? Left, string LeftName, JsonElement? Right, string RightName) Sides()
+    {
+        if (Given(Items) && Given(Documents))
+            throw Errors.ApiException.BadRequest("Give the queries' pairs as items or as documents, not both.", "documents");
+        var (right, rightName) = Given(Items) ? (Items, "items") : (Documents, "documents");
+        (JsonElement? Left, string LeftName, JsonElement? Right, string RightName)[] spellings =
+            [(Text1, "text_1", Text2, "text_2"), (Data1, "data_1", Data2, "data_2"), (Queries, "queries", right, rightName)];
+        var given = spellings.Where(s => Given(s.Left) || Given(s.Right)).ToList();
+        if (given.Count > 1)
+            throw Errors.ApiException.BadRequest($"Give the pairs one way: {given[0].LeftName} and {given[0].RightName}, or " +
+                $"{given[1].LeftName} and {given[1].RightName}, not both.", Given(given[1].Left) ? given[1].LeftName : given[1].RightName);
+        return given.Count == 1 ? given[0] : spellings[0];
+    }
 
     static bool Given(JsonElement? field) => field is { ValueKind: not JsonValueKind.Null };
 }

@@ -44,6 +44,8 @@ internal static class ScoreEndpoints
         var model = serving.Resolve(request.Model);
         Check.That(request.Query is not null, "query", "query is required.");
         var query = new Text(request.Query!, "query");
+        Check.That(request.Documents is null or { ValueKind: JsonValueKind.Array or JsonValueKind.Null }, "documents",
+            "documents must be a list of strings or of {\"text\": ...} objects.");
         var documents = Texts(request.Documents, "documents");
         var (scores, tokens) = await ScorePairsAsync(context, serving, model, documents.Select(d => (query, d)).ToList(),
             request.TruncatePromptTokens, request.Priority);

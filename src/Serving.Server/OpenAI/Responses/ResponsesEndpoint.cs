@@ -111,14 +111,18 @@ internal static class ResponsesEndpoint
 
     /// A stored response's input, newest first unless order=asc, a page of limit (1-100, default 20) after the item
     /// id "after".
-    static IResult InputItemsOf(string id, ResponseStore store, int? limit, string? order, string? after)
+    /// limit is read here, not bound: a value that is not a number is a 400 naming it, not the binder's bare 400.
+    static IResult InputItemsOf(string id, ResponseStore store, string? limit, string? order, string? after)
     {
-        Check.InRange(limit, 1, 100, "limit");
+        int? count = limit is null ? null
+            : int.TryParse(limit, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var parsed) ? parsed
+            : throw ApiException.BadRequest($"limit must be an integer from 1 to 100 (got '{limit}').", "limit");
+        Check.InRange(count, 1, 100, "limit");
         Check.That(order is null or "asc" or "desc", "order", "order must be asc or desc.");
         IEnumerable<ResponseItem> items = order == "asc" ? Stored(store, id).Input : Stored(store, id).Input.Reverse();
         if (after is not null) items = items.SkipWhile(item => item.Id != after).Skip(1);
         var all = items.ToList();
-        var page = all.Take(limit ?? 20).ToList();
+        var page = all.Take(count ?? 20).ToList();
         return Results.Json(new ItemList(page, page.FirstOrDefault()?.Id, page.LastOrDefault()?.Id, all.Count > page.Count),
             OpenAIJsonContext.Default.ItemList);
     }

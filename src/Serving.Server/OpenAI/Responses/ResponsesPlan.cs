@@ -149,6 +149,24 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         if (request.Metadata is { } metadata)
             Check.That(metadata.Count <= 16 && metadata.All(m => m.Key.Length <= 64 && m.Value.Length <= 512), "metadata",
                 "metadata holds at most 16 pairs, keys of at most 64 characters and values of at most 512.");
+        // echoed back, not acted on, but still OpenAI's shapes
+        if (!IsAbsent(request.Reasoning))
+        {
+            var reasoning = request.Reasoning!.Value;
+            Check.That(reasoning.ValueKind == JsonValueKind.Object, "reasoning", "reasoning must be an object ({\"effort\", \"summary\"}).");
+            OneOf(reasoning, "effort", "reasoning.effort", "minimal", "low", "medium", "high");
+            OneOf(reasoning, "summary", "reasoning.summary", "auto", "concise", "detailed");
+        }
+        if (!IsAbsent(request.Text) && request.Text!.Value.ValueKind == JsonValueKind.Object)
+            OneOf(request.Text.Value, "verbosity", "text.verbosity", "low", "medium", "high");
+    }
+
+    /// An optional string field of an object, null or one of the values allowed.
+    static void OneOf(JsonElement parent, string field, string param, params string[] allowed)
+    {
+        if (!parent.TryGetProperty(field, out var value) || value.ValueKind == JsonValueKind.Null) return;
+        Check.That(value.ValueKind == JsonValueKind.String && allowed.Contains(value.GetString()), param,
+            $"{param} must be one of {string.Join(", ", allowed)}.");
     }
 
     /// text.format as the chat API's response_format.
