@@ -38,7 +38,7 @@ internal static class GrpcPrompts
         {
             EmbedInput.InputOneofCase.Text => prompts.Encode(input.Text, PromptEncoding.AddSpecialTokens(addSpecialTokens, chat: false), $"{field}.text", keepLast),
             EmbedInput.InputOneofCase.TokenIds => PromptEncoding.Tail([.. input.TokenIds.Ids], keepLast),
-            EmbedInput.InputOneofCase.Chat => prompts.Encode(RenderChat(input.Chat, prompts, defaultGenerationPrompt: false),
+            EmbedInput.InputOneofCase.Chat => prompts.Encode(RenderChat(input.Chat, prompts, defaultGenerationPrompt: false, $"{field}.chat"),
                 PromptEncoding.AddSpecialTokens(addSpecialTokens, chat: true), $"{field}.chat.messages", keepLast),
             _ => throw ApiException.BadRequest($"{field} is empty: set text, token_ids or chat.", field),
         };
@@ -50,20 +50,21 @@ internal static class GrpcPrompts
 
     /// The conversation rendered by the model's chat template (Tokenize shows the same tokens). Without
     /// add_generation_prompt it gets one unless it continues its final message (or defaultGenerationPrompt is false).
-    public static string RenderChat(ChatInput chat, IPromptProcessor prompts, bool defaultGenerationPrompt = true)
+    /// field: the chat's name in refusals (an Embed input's is inputs[i].chat).
+    public static string RenderChat(ChatInput chat, IPromptProcessor prompts, bool defaultGenerationPrompt = true, string field = "chat")
     {
-        Check.That(chat.Messages.Count > 0, "chat.messages", "chat.messages must not be empty.");
+        Check.That(chat.Messages.Count > 0, $"{field}.messages", $"{field}.messages must not be empty.");
         var messages = new JsonArray();
         for (var i = 0; i < chat.Messages.Count; i++)
         {
             var message = chat.Messages[i];
             messages.Add(ChatMessages.Message(message.Role, message.Content, message.Name.Length == 0 ? null : message.Name,
-                $"chat.messages[{i}]"));
+                $"{field}.messages[{i}]"));
         }
         var kwargs = chat.ChatTemplateKwargs is { } fields
             ? JsonNode.Parse(Google.Protobuf.JsonFormatter.Default.Format(fields))!.AsObject()
             : null;
-        Check.That(!(chat.ContinueFinalMessage && chat.HasAddGenerationPrompt && chat.AddGenerationPrompt), "chat.continue_final_message",
+        Check.That(!(chat.ContinueFinalMessage && chat.HasAddGenerationPrompt && chat.AddGenerationPrompt), $"{field}.continue_final_message",
             "continue_final_message and add_generation_prompt cannot both be true.");
         var addGenerationPrompt = chat.HasAddGenerationPrompt ? chat.AddGenerationPrompt : defaultGenerationPrompt && !chat.ContinueFinalMessage;
         return prompts.ApplyChatTemplate(messages, addGenerationPrompt, kwargs, continueFinalMessage: chat.ContinueFinalMessage);

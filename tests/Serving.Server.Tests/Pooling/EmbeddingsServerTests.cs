@@ -135,6 +135,11 @@ public sealed class EmbeddingsServerTests
         }).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, grpcLong.StatusCode);
         Assert.Equal("inputs[1]", grpcLong.Trailers.GetValue("error-param"));
+        var grpcEmptyChat = await Assert.ThrowsAsync<RpcException>(() => server.Grpc().EmbedAsync(new EmbedRequest
+        {
+            Inputs = { new EmbedInput { Text = "short" }, new EmbedInput { Chat = new ChatInput() } },
+        }).ResponseAsync);
+        Assert.Equal("inputs[1].chat.messages", grpcEmptyChat.Trailers.GetValue("error-param"));
         // scoring's spellings one at a time, rerank's documents a list
         var (both, bothError) = await server.PostAsync("/score", new { text_1 = "a", text_2 = "b", queries = "c" });
         Assert.Equal(400, both);
