@@ -85,7 +85,7 @@ public sealed class GemmaTests
             : (32, null, null, 6, [true, true, false, true], 1000000, 2, 10000);
 
     /// config.json, random weights (norms around 0: they are offsets from 1) and the llama-gqa fixture's tokenizer.
-    static Dictionary<string, Tensor> Write(Family family, string folder)
+    internal static Dictionary<string, Tensor> Write(Family family, string folder)
     {
         var shape = Shape(family);
         var config = new JsonObject
@@ -139,7 +139,7 @@ public sealed class GemmaTests
     }
 
     /// transformers' forward in float64: logits of every position of tokens.
-    static double[][] Reference(Family family, Dictionary<string, Tensor> weights, int[] tokens)
+    internal static double[][] Reference(Family family, Dictionary<string, Tensor> weights, int[] tokens)
     {
         using var scope = NewDisposeScope();
         var shape = Shape(family);
@@ -189,5 +189,31 @@ public sealed class GemmaTests
         if (shape.FinalCap is { } final) logits = (logits / final).tanh() * final;
         var data = logits.data<double>().ToArray();
         return [.. Enumerable.Range(0, t).Select(row => data.AsSpan(row * Vocab, Vocab).ToArray())];
+    }
+}
+
+/// The same checkpoints on CUDA, where a gemma model steps on the plain backend (the fused kernels take Llama blocks
+/// only): every position's logits, and greedy tokens through the engine, as the float64 reference gives them.
+[Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
+public sealed class GemmaGpuTests
+{
+    [GpuTheory]
+    [InlineData(GemmaTests.Family.Gemma2)]
+    [InlineData(GemmaTests.Family.Gemma3)]
+    public async Task OnCudaTheyAnswerAsTheReference(GemmaTests.Family family)
+    {
+        using var folder = new TempDirectory();
+        var weights = GemmaTests.Write(family, folder.Path);
+        int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3];
+        var expected = new List<int>();
+        for (var i = 0; i < 12; i++)
+        {
+            var logits = GemmaTests.Reference(family, weights, [.. prompt, .. expected])[^1];
+            expected.Add(Array.IndexOf(logits, logits.Max()));
+        }
+        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa",
+            o => o with { Model = folder.Path, BlockSize = 4, Device = "cuda", NumGpuBlocksOverride = 64 });
+        var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt, 12));
+        Assert.Equal(expected, completion.Tokens());
     }
 }
