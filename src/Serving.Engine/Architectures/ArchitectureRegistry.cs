@@ -18,6 +18,27 @@ public static class ArchitectureRegistry
     /// ...): the decoder with a `score` head of one row per label.
     public static bool IsClassifier(string architecture) => All.Any(a => a.ClassifierName == architecture);
 
+    /// Multimodal checkpoints whose text decoder is served (text in, text out; their vision tower is not loaded), and the
+    /// architecture of that decoder: its config is config.json's text_config.
+    static readonly Dictionary<string, string> TextDecoders = new() { ["Gemma3ForConditionalGeneration"] = "Gemma3ForCausalLM" };
+
+    /// Whether an `architectures` name is a multimodal checkpoint whose text decoder is served.
+    public static bool IsMultimodalWrapper(string architecture) => TextDecoders.ContainsKey(architecture);
+
+    /// For a multimodal checkpoint (TextDecoders): its text_config, named as its text decoder, with what the top level
+    /// says for the whole checkpoint (dtype, quantization, EOS) where text_config does not; any other config as it is.
+    internal static JsonFields TextDecoderOf(JsonFields json)
+    {
+        var architectures = json.StringList("architectures");
+        if (architectures.Count == 0 || !TextDecoders.TryGetValue(architectures[0], out var decoder)) return json;
+        var text = (json.Object("text_config") ?? throw new ModelConfigException($"{json.File}: {architectures[0]} has no text_config")).Json;
+        var config = (System.Text.Json.Nodes.JsonObject)text.DeepClone();
+        config["architectures"] = new System.Text.Json.Nodes.JsonArray(decoder);
+        foreach (var field in new[] { "torch_dtype", "dtype", "quantization_config", "eos_token_id", "bos_token_id", "pad_token_id" })
+            if (config[field] is null && json.Json[field] is { } value) config[field] = value.DeepClone();
+        return new JsonFields(config, json.File);
+    }
+
     /// The checkpoint tensors a config needs, in file order, and the parameters they fill (its architecture's layout):
     /// what loading checks, `init` writes and conversion rewrites.
     public static IReadOnlyList<Weights.WeightBinding> Layout(ModelConfig config) => For(config).Layout(config);

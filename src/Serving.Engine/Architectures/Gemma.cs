@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Serving.Engine.Config;
 using Serving.Engine.Weights;
 
@@ -71,11 +72,21 @@ internal sealed class Gemma2 : Gemma
     public override string Name => "Gemma2ForCausalLM";
     public override string ModelType => "gemma2";
 
+    /// transformers' Gemma2Config.
+    public override IReadOnlyDictionary<string, JsonNode> Defaults { get; } = new Dictionary<string, JsonNode>
+    {
+        ["vocab_size"] = 256000, ["hidden_size"] = 2304, ["intermediate_size"] = 9216, ["num_hidden_layers"] = 26,
+        ["num_attention_heads"] = 8, ["num_key_value_heads"] = 4, ["head_dim"] = 256, ["max_position_embeddings"] = 8192,
+        ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0, ["query_pre_attn_scalar"] = 256, ["sliding_window"] = 4096,
+        ["hidden_activation"] = "gelu_pytorch_tanh", ["bos_token_id"] = 2, ["eos_token_id"] = 1,
+    };
+
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json) =>
         ReadGemma(config, json, layer => layer % 2 == 0) with
         {
-            AttentionSoftcap = json.Has("attn_logit_softcapping") ? json.Double("attn_logit_softcapping") : 50.0,
-            FinalLogitSoftcap = json.Has("final_logit_softcapping") ? json.Double("final_logit_softcapping") : 30.0,
+            // absent: transformers' default; given as null: none
+            AttentionSoftcap = json.Json.ContainsKey("attn_logit_softcapping") ? json.Double("attn_logit_softcapping") : 50.0,
+            FinalLogitSoftcap = json.Json.ContainsKey("final_logit_softcapping") ? json.Double("final_logit_softcapping") : 30.0,
         };
 }
 
@@ -87,6 +98,15 @@ internal sealed class Gemma3 : Gemma
 {
     public override string Name => "Gemma3ForCausalLM";
     public override string ModelType => "gemma3_text";
+
+    /// transformers' Gemma3TextConfig: a Gemma 3 4B-27B checkpoint's text_config gives only what differs from these.
+    public override IReadOnlyDictionary<string, JsonNode> Defaults { get; } = new Dictionary<string, JsonNode>
+    {
+        ["vocab_size"] = 262208, ["hidden_size"] = 2304, ["intermediate_size"] = 9216, ["num_hidden_layers"] = 26,
+        ["num_attention_heads"] = 8, ["num_key_value_heads"] = 4, ["head_dim"] = 256, ["max_position_embeddings"] = 131072,
+        ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 1000000.0, ["query_pre_attn_scalar"] = 256, ["sliding_window"] = 4096,
+        ["hidden_activation"] = "gelu_pytorch_tanh", ["bos_token_id"] = 2, ["eos_token_id"] = 1,
+    };
 
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
     {

@@ -28,6 +28,11 @@ internal abstract class ModelArchitecture
     /// Reads the fields in which this architecture differs from the shared ones (biases, windows, norms, rotary).
     public abstract ModelConfig ReadSpecifics(ModelConfig config, JsonFields json);
 
+    /// transformers' defaults of this family's config class for the fields a config.json may leave out (a multimodal
+    /// checkpoint's text_config lists only where it differs: gemma3); a field the file gives wins. Empty: none needed.
+    public virtual IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
+        new Dictionary<string, System.Text.Json.Nodes.JsonNode>();
+
     /// Every checkpoint tensor a config needs, in file order, and the model parameter rows each one fills.
     public abstract IReadOnlyList<WeightBinding> Layout(ModelConfig config);
 }

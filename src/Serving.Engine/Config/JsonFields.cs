@@ -57,6 +57,7 @@ internal sealed class JsonFields(JsonObject json, string file, string prefix = "
     {
         null => null,
         JsonValue v when v.TryGetValue(out double d) => d,
+        JsonValue v when v.TryGetValue(out int i) => i,   // an integer node made in code (a family's defaults)
         var other => throw Invalid(field, other, "a number"),
     };
 

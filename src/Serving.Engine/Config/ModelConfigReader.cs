@@ -9,7 +9,9 @@ internal static class ModelConfigReader
 {
     public static ModelConfig Read(JsonFields json)
     {
+        json = ArchitectureRegistry.TextDecoderOf(json);
         var architecture = ArchitectureRegistry.Find(json);
+        json = WithDefaults(json, architecture);
         RefuseUnsupported(json);
         var hidden = json.PositiveInt("hidden_size");
         var heads = json.PositiveInt("num_attention_heads");
@@ -57,6 +59,16 @@ internal static class ModelConfigReader
     }
 
     static void RefuseUnsupported(JsonFields json) => Activation(json);
+
+    /// The config with its family's defaults (ModelArchitecture.Defaults) under the fields it leaves out.
+    static JsonFields WithDefaults(JsonFields json, ModelArchitecture architecture)
+    {
+        var missing = architecture.Defaults.Where(d => !json.Has(d.Key)).ToList();
+        if (missing.Count == 0) return json;
+        var filled = (System.Text.Json.Nodes.JsonObject)json.Json.DeepClone();
+        foreach (var (field, value) in missing) filled[field] = value.DeepClone();
+        return new JsonFields(filled, json.File);
+    }
 
     /// hidden_activation (gemma's name) or hidden_act: SiLU or GELU's tanh approximation.
     static MlpActivation Activation(JsonFields json)

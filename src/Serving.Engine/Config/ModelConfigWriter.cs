@@ -12,7 +12,7 @@ public static class ModelConfigWriter
         {
             ["architectures"] = new JsonArray(config.Architectures.Select(a => (JsonNode)a).ToArray()),
             ["model_type"] = config.ModelType,
-            ["hidden_act"] = "silu",
+            ["hidden_act"] = config.Activation == MlpActivation.Silu ? "silu" : "gelu_pytorch_tanh",
             ["hidden_size"] = config.HiddenSize,
             ["intermediate_size"] = config.IntermediateSize,
             ["num_hidden_layers"] = config.NumHiddenLayers,
@@ -53,8 +53,24 @@ public static class ModelConfigWriter
             json["use_sliding_window"] = true;
         }
         if (RopeScaling(config.Rope) is { } scaling) json["rope_scaling"] = scaling;
+        WriteGemma(config, json);
         if (config.Rope.Type == RopeType.LongRope) json["original_max_position_embeddings"] = config.Rope.OriginalMaxPositionEmbeddings;
         return json;
+    }
+
+    /// The gemma block's fields (the architecture sets the rest: its norms, sandwich norms and embedding scale).
+    static void WriteGemma(ModelConfig config, JsonObject json)
+    {
+        if (config.IsLlamaBlock) return;
+        if (config.AttentionScale is { } scale) json["query_pre_attn_scalar"] = 1 / (scale * scale);
+        json["attn_logit_softcapping"] = config.AttentionSoftcap;
+        json["final_logit_softcapping"] = config.FinalLogitSoftcap;
+        if (config.LayerWindows.Count > 0)
+        {
+            json["sliding_window"] = config.LayerWindows.FirstOrDefault(w => w is not null);
+            json["layer_types"] = new JsonArray([.. config.LayerWindows.Select(w => (JsonNode)(w is null ? "full_attention" : "sliding_attention"))]);
+        }
+        if (config.LocalRope is { } local) json["rope_local_base_freq"] = local.Theta;
     }
 
     static JsonObject? RopeScaling(RopeConfig rope) => rope.Type switch

@@ -17,10 +17,17 @@ internal sealed record TokenizerConfig(
     {
         var path = Path.Combine(modelDir, "tokenizer_config.json");
         var config = File.Exists(path) ? Parse(File.ReadAllText(path)) : Empty;
-        // transformers 4.43+ may save the template beside the config instead of inside it.
+        // transformers 4.43+ may save the template beside the config instead of inside it; a multimodal checkpoint's
+        // processor saves it in chat_template.json
         var templatePath = Path.Combine(modelDir, "chat_template.jinja");
         if (config.ChatTemplate is null && File.Exists(templatePath))
             config = config with { ChatTemplate = File.ReadAllText(templatePath) };
+        var processorTemplatePath = Path.Combine(modelDir, "chat_template.json");
+        if (config.ChatTemplate is null && File.Exists(processorTemplatePath))
+        {
+            using var processor = JsonDocument.Parse(File.ReadAllText(processorTemplatePath));
+            config = config with { ChatTemplate = ChatTemplateOf(processor.RootElement) };
+        }
         return config;
     }
 

@@ -7,8 +7,10 @@ namespace Serving.Engine.Weights;
 /// The tensors of a checkpoint folder: model.safetensors, or the shards listed by model.safetensors.index.json.
 /// Every tensor name resolves to exactly one file; reads copy one tensor at a time out of the mapped file.
 /// A transformers base model's checkpoint (LlamaModel, Qwen3Model: what sentence-transformers saves for embedding
-/// models) names its tensors without the "model." prefix; they are found here under the prefixed names the layouts
-/// use, as vLLM maps them.
+/// models) names its tensors without the "model." prefix, and a multimodal checkpoint's text decoder (gemma3) under
+/// "language_model.model." (transformers before 4.52) or "model.language_model." (after), its LM head under
+/// "language_model."; they are found here under the names the layouts use, as vLLM maps them. Other tensors (a vision
+/// tower) keep their names and are never bound.
 public sealed class SafetensorsCheckpoint : IDisposable
 {
     public const string SingleFile = "model.safetensors";
@@ -26,15 +28,24 @@ public sealed class SafetensorsCheckpoint : IDisposable
         Directory = directory;
         _files = files;
         _fileOf = fileOf;
-        if (!fileOf.ContainsKey("embed_tokens.weight") || fileOf.ContainsKey("model.embed_tokens.weight")) return;
+        if (fileOf.ContainsKey("model.embed_tokens.weight")) return;
+        var decoder = DecoderPrefixes.FirstOrDefault(prefix => fileOf.ContainsKey(prefix + "embed_tokens.weight"));
+        if (decoder is null) return;
         _fileOf = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
         foreach (var (stored, file) in fileOf)
         {
-            var name = stored.StartsWith("lm_head.", StringComparison.Ordinal) ? stored : "model." + stored;
+            var name = stored.StartsWith(decoder, StringComparison.Ordinal) && !stored.StartsWith("lm_head.", StringComparison.Ordinal)
+                ? "model." + stored[decoder.Length..]
+                : stored.StartsWith("language_model.lm_head.", StringComparison.Ordinal) ? stored["language_model.".Length..]
+                : stored;
             _fileOf[name] = file;
             if (name != stored) _storedName[name] = stored;
         }
     }
+
+    /// Where a checkpoint that does not name its decoder "model." names it: a base model (no prefix), a multimodal
+    /// checkpoint's text decoder (both of transformers' layouts).
+    static readonly string[] DecoderPrefixes = ["", "language_model.model.", "model.language_model."];
 
     string Stored(string name) => _storedName.GetValueOrDefault(name, name);
 

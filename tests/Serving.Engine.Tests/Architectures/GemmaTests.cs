@@ -62,6 +62,83 @@ public sealed class GemmaTests
         Assert.Equal(expected, completion.Tokens());
     }
 
+    [Theory]
+    [InlineData("language_model.model.")]   // transformers before 4.52
+    [InlineData("model.language_model.")]   // after
+    public void AMultimodalCheckpointServesItsTextDecoder(string prefix)
+    {
+        // Gemma 3 4B-27B are published as Gemma3ForConditionalGeneration: the text decoder's config is text_config (the
+        // rest from Gemma3TextConfig's defaults), its tensors under a prefix, a vision tower beside them
+        using var text = new TempDirectory();
+        var weights = Write(Family.Gemma3, text.Path);
+        using var multimodal = new TempDirectory();
+        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" })
+            File.Copy(Path.Combine(text.Path, file), Path.Combine(multimodal.Path, file));
+        var textConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(text.Path, "config.json")))!.AsObject();
+        foreach (var field in new[] { "architectures", "torch_dtype", "eos_token_id", "bos_token_id", "head_dim" }) textConfig.Remove(field);
+        textConfig["head_dim"] = HeadDim;
+        File.WriteAllText(Path.Combine(multimodal.Path, "config.json"), new JsonObject
+        {
+            ["architectures"] = new JsonArray("Gemma3ForConditionalGeneration"), ["model_type"] = "gemma3",
+            ["text_config"] = textConfig, ["vision_config"] = new JsonObject { ["model_type"] = "siglip_vision_model" },
+            ["torch_dtype"] = "float32", ["eos_token_id"] = new JsonArray(2, 5), ["mm_tokens_per_image"] = 256,
+        }.ToJsonString());
+        var renamed = weights.ToDictionary(w => prefix + w.Key["model.".Length..], w => w.Value);
+        renamed["vision_tower.vision_model.embeddings.patch_embedding.weight"] = zeros(4, 3, 2, 2);
+        renamed["multi_modal_projector.mm_input_projection_weight"] = zeros(4, Hidden);
+        SafetensorsWriter.Write(Path.Combine(multimodal.Path, "model.safetensors"), renamed);
+
+        using var plain = ModelLoader.Load(text.Path, "float32");
+        using var served = ModelLoader.Load(multimodal.Path, "float32");
+        Assert.Equal("Gemma3ForCausalLM", served.Config.Architecture);
+        Assert.Equal([2, 5], served.Config.EosTokenIds);
+        int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3, 250, 11];
+        Assert.Equal(LastLogits(plain, prompt), LastLogits(served, prompt));
+    }
+
+    [Fact]
+    public void ASparseTextConfigTakesGemma3sDefaults()
+    {
+        using var folder = new TempDirectory();
+        File.WriteAllText(Path.Combine(folder.Path, "config.json"), """
+            {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3", "torch_dtype": "bfloat16",
+             "eos_token_id": [1, 106],
+             "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text", "num_hidden_layers": 34,
+                             "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024}}
+            """);
+        var config = Serving.Engine.Config.ModelConfig.Load(folder.Path);
+        Assert.Equal((8, 4, 256, 262208, "bfloat16"), (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, config.VocabSize, config.Dtype));
+        Assert.Equal(1 / 16.0, config.AttentionScale!.Value, 12);
+        Assert.Equal([1, 106], config.EosTokenIds);
+        Assert.True(config.TieWordEmbeddings);
+        Assert.Equal(34, config.LayerWindows.Count);
+        Assert.Equal([1024, 1024, 1024, 1024, 1024, null], config.LayerWindows.Take(6));
+        Assert.Equal((1000000.0, Serving.Engine.Config.RopeType.Linear, 8.0), (config.Rope.Theta, config.Rope.Type, config.Rope.Factor));
+        Assert.Equal(10000.0, config.LocalRope!.Theta);
+    }
+
+    [Theory]
+    [InlineData(Family.Gemma2)]
+    [InlineData(Family.Gemma3)]
+    public void TheConfigWriterWritesWhatTheReaderReadsBack(Family family)
+    {
+        using var folder = new TempDirectory();
+        Write(family, folder.Path);
+        var config = Serving.Engine.Config.ModelConfig.Load(folder.Path);
+        using var written = new TempDirectory();
+        File.WriteAllText(Path.Combine(written.Path, "config.json"), Serving.Engine.Config.ModelConfigWriter.ToJson(config).ToJsonString());
+        var back = Serving.Engine.Config.ModelConfig.Load(written.Path);
+        Assert.Equal(config with { Architectures = [], EosTokenIds = [], LayerWindows = [] }, back with { Architectures = [], EosTokenIds = [], LayerWindows = [] });
+        Assert.Equal(config.LayerWindows, back.LayerWindows);
+    }
+
+    static float[] LastLogits(LoadedModel model, int[] prompt)
+    {
+        using var cache = model.CreateKVCache(numBlocks: 16, blockSize: 4);
+        var runner = new PagedRunner(model, cache);
+        return runner.Step([(runner.Add(prompt), prompt.Length)])[0];
+    }
+
     [Fact]
     public void WhatGemmaDoesNotServeIsRefused()
     {
