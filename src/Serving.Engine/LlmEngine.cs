@@ -104,15 +104,21 @@ public sealed class LlmEngine : ILlmEngine
             ? SearchBeamsAsync(request, cancellationToken)
             : StreamAsync(request, searchStep: false, cancellationToken);
 
-    /// A beam search (SamplingParams.BeamSearch): checked as a whole, then run as one-token requests per beam and step,
-    /// which are admitted while the engine drains, so a search that started finishes as a running request does.
+    /// A beam search (SamplingParams.BeamSearch): checked as a whole (the queue's bound included), then run as one-token
+    /// requests per beam and step, which are admitted past the bound and while the engine drains, so a search that
+    /// started finishes as a running request does.
     async IAsyncEnumerable<TokenEvent> SearchBeamsAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var setup = CheckAccepting(searchStep: false);
-        RequestValidation.Validate(request, setup.Info, _loraAdapters, _options.MaxNumQueuedRequests);
+        // counted first, so that a drain starting between the check and the first step waits for this search
         Interlocked.Increment(ref _numBeamSearches);
         try
         {
+            var setup = CheckAccepting(searchStep: false);
+            RequestValidation.Validate(request, setup.Info, _loraAdapters, _options.MaxNumQueuedRequests);
+            // the queue's bound is met once, here, for all the search's beams: its steps are never refused for it midway
+            if (Volatile.Read(ref _numQueued) + request.Sampling.N > _options.MaxNumQueuedRequests)
+                throw new QueueFullException(
+                    $"{_options.MaxNumQueuedRequests} sequences are already waiting (--max-num-queued-reqs); retry later");
             var search = new Sampling.BeamSearch((step, token) => StreamAsync(step, searchStep: true, token), setup.EosTokenIds, setup.Prompts);
             await foreach (var tokenEvent in search.RunAsync(request, cancellationToken))
                 yield return tokenEvent;
@@ -160,7 +166,7 @@ public sealed class LlmEngine : ILlmEngine
         if (request.Pooling is not null) request = request with { Sampling = Sampling.SamplingParams.Greedy };
         RequestValidation.Validate(request, setup.Info, _loraAdapters, _options.MaxNumQueuedRequests);
         var n = request.Sampling.N;
-        if (Interlocked.Add(ref _numQueued, n) > _options.MaxNumQueuedRequests)
+        if (Interlocked.Add(ref _numQueued, n) > _options.MaxNumQueuedRequests && !searchStep)
         {
             Interlocked.Add(ref _numQueued, -n);
             throw new QueueFullException(

@@ -42,7 +42,17 @@ internal sealed class BeamSearch(
         var aborted = false;
         for (var length = 0; length < sampling.MaxTokens && live.Count > 0 && !aborted; length++)
         {
-            var results = await Task.WhenAll(live.Select((beam, i) => NextAsync(request, beam, step, $"{length}-{i}", cancellationToken)));
+            StepResult[] results;
+            try
+            {
+                results = await Task.WhenAll(live.Select((beam, i) => NextAsync(request, beam, step, $"{length}-{i}", cancellationToken)));
+            }
+            catch (EngineUnavailableException) when (length > 0)
+            {
+                // the engine stopped (a drain ran out of time) between steps: the beams so far, as aborted
+                aborted = true;
+                break;
+            }
             first ??= (results[0].Usage?.CachedPromptTokens ?? 0, results[0].Timings?.Queue ?? TimeSpan.Zero);
             var candidates = new List<Beam>();
             for (var i = 0; i < live.Count; i++)

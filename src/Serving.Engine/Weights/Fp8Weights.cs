@@ -34,24 +34,40 @@ internal static class Fp8Weights
         var scaleName = ScaleName(checkpoint, weight)
             ?? throw new CheckpointException($"weight '{weight}' is stored as F8_E4M3 but the checkpoint has no '{weight}_scale_inv' or '{weight}_scale'");
         using var table = tensor(Values);
-        var values = table.index_select(0, checkpoint.Read(weight).view(-1).to_type(ScalarType.Int64)).view(info.Shape);
-        var scale = checkpoint.Read(scaleName).to_type(ScalarType.Float32);
-        return (values * Expand(scale, info.Shape, weight, scaleName, quantization?.BlockSize)).MoveToOuterDisposeScope();
+        // int32 indices: the byte tensor widened to 4 bytes an element, not 8, beside the float32 result
+        var values = table.index_select(0, checkpoint.Read(weight).view(-1).to_type(ScalarType.Int32)).view(info.Shape);
+        Scale(values, checkpoint.Read(scaleName).to_type(ScalarType.Float32), weight, scaleName, quantization?.BlockSize);
+        return values.MoveToOuterDisposeScope();
     }
 
-    // scale as a tensor that broadcasts over the weight (rows, columns)
-    static Tensor Expand(Tensor scale, long[] shape, string weight, string scaleName, IReadOnlyList<int>? blockSize)
+    // values (rows, columns) times their scale, in place: one number, one per row, or one per block (a block row at a
+    // time, so no full-size copy of the scales is made)
+    static void Scale(Tensor values, Tensor scale, string weight, string scaleName, IReadOnlyList<int>? blockSize)
     {
-        if (scale.NumberOfElements == 1) return scale.view(1, 1);
+        var shape = values.shape;
+        if (scale.NumberOfElements == 1)
+        {
+            values.mul_(scale.view(1, 1));
+            return;
+        }
         var (rows, columns) = shape.Length == 2 ? (shape[0], shape[1])
             : throw new CheckpointException($"weight '{weight}' has {shape.Length} dimensions; FP8 scales per row or block need 2");
-        if (scale.NumberOfElements == rows && (scale.dim() == 1 || scale.shape[^1] == 1)) return scale.view(rows, 1);
+        if (scale.NumberOfElements == rows && (scale.dim() == 1 || scale.shape[^1] == 1))
+        {
+            values.mul_(scale.view(rows, 1));
+            return;
+        }
         var block = blockSize ?? throw new CheckpointException(
             $"'{scaleName}' has shape {SafetensorsTensorInfo.FormatShape(scale.shape)}, a scale per block, but quantization_config gives no block size");
         var blocks = new[] { (rows + block[0] - 1) / block[0], (columns + block[1] - 1) / block[1] };
         if (!scale.shape.SequenceEqual(blocks))
             throw new CheckpointException($"'{scaleName}' has shape {SafetensorsTensorInfo.FormatShape(scale.shape)}; {block[0]} x {block[1]} " +
                 $"blocks of a {rows} x {columns} weight need {SafetensorsTensorInfo.FormatShape(blocks)}");
-        return scale.repeat_interleave(block[0], 0).narrow(0, 0, rows).repeat_interleave(block[1], 1).narrow(1, 0, columns);
+        for (long i = 0; i < blocks[0]; i++)
+        {
+            using var scope = NewDisposeScope();
+            var row = scale[i].repeat_interleave(block[1]).narrow(0, 0, columns).unsqueeze(0);   // (1, columns)
+            values.narrow(0, i * block[0], Math.Min(block[0], rows - i * block[0])).mul_(row);
+        }
     }
 }

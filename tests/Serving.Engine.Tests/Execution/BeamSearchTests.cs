@@ -95,6 +95,52 @@ public sealed class BeamSearchTests
         Assert.All(Enumerable.Range(0, 3), i => Assert.Equal(30, completion.Tokens(i).Length));
     }
 
+    [Fact]
+    public async Task ADrainThatRunsOutOfTimeEndsASearchAsAborted()
+    {
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[1].InputIds;
+        await using var engine = await StartAsync();
+        var search = CollectAsync(engine, Search(prompt, beams: 4, maxTokens: 200));
+        await WaitUntilAsync(engine, stats => stats.Steps >= 3, "the search's third step");
+        await engine.DrainAsync(TimeSpan.FromMilliseconds(50), CancellationToken.None);
+        var completion = await search;
+        Assert.Equal(4, completion.Events.Count);
+        Assert.All(Enumerable.Range(0, 4), i => Assert.Equal(FinishReason.Abort, completion.Finish(i)));
+        Assert.All(Enumerable.Range(0, 4), i => Assert.InRange(completion.Tokens(i).Length, 1, 199));
+    }
+
+    [Fact]
+    public async Task ASearchUnderWayIsNeverRefusedForAFullQueue()
+    {
+        // the queue's bound is met when the search starts; its steps' requests are not refused for it afterwards, however
+        // many others wait
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[1].InputIds;
+        await using var engine = await StartAsync(configure: o => o with { MaxNumQueuedRequests = 4 });
+        var search = CollectAsync(engine, Search(prompt, beams: 4, maxTokens: 30));
+        using var stop = new CancellationTokenSource();
+        var refused = 0;
+        var others = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try { await CollectAsync(engine, Greedy(prompt, 2)); }
+                catch (QueueFullException) { refused++; }
+            }
+        });
+        var completion = await search;
+        stop.Cancel();
+        await others;
+        Assert.Equal(4, completion.Events.Count);
+        Assert.All(Enumerable.Range(0, 4), i => Assert.Equal(30, completion.Tokens(i).Length));
+
+        // a search that cannot have its beams queued is refused before it starts: one sequence runs, three wait
+        await using var busy = await StartAsync(configure: o => o with { MaxNumQueuedRequests = 4, MaxNumSeqs = 1 });
+        var waiting = Enumerable.Range(0, 4).Select(i => CollectAsync(busy, Greedy(prompt, 50, $"w{i}"))).ToList();
+        await WaitUntilAsync(busy, stats => stats.RunningRequests == 1 && stats.WaitingRequests == 3, "one running, three waiting");
+        await Assert.ThrowsAsync<QueueFullException>(() => CollectAsync(busy, Search(prompt, beams: 2, maxTokens: 2)));
+        await Task.WhenAll(waiting);
+    }
+
     [Theory]
     [InlineData("n")]
     [InlineData("stop")]

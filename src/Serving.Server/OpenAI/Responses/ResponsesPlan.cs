@@ -154,7 +154,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         {
             var reasoning = request.Reasoning!.Value;
             Check.That(reasoning.ValueKind == JsonValueKind.Object, "reasoning", "reasoning must be an object ({\"effort\", \"summary\"}).");
-            OneOf(reasoning, "effort", "reasoning.effort", "minimal", "low", "medium", "high");
+            OneOf(reasoning, "effort", "reasoning.effort", "none", "minimal", "low", "medium", "high", "xhigh");
             OneOf(reasoning, "summary", "reasoning.summary", "auto", "concise", "detailed");
         }
         if (!IsAbsent(request.Text) && request.Text!.Value.ValueKind == JsonValueKind.Object)
