@@ -49,10 +49,23 @@ public sealed record ModelConfig
     public IReadOnlyList<int?> LayerWindows { get; init; } = [];
     /// The rope of the sliding-window layers when it is not Rope (gemma3's rope_local_base_freq); null: Rope.
     public RopeConfig? LocalRope { get; init; }
+    /// A mixture of experts in place of the MLP (mixtral, qwen3_moe): this many experts, 0 for a dense model.
+    public int NumExperts { get; init; }
+    /// Experts each token is routed to (num_experts_per_tok), by the router's top softmax probabilities.
+    public int NumExpertsPerToken { get; init; }
+    /// Each expert's ffn width (qwen3_moe's moe_intermediate_size; mixtral's intermediate_size).
+    public int ExpertIntermediateSize { get; init; }
+    /// The chosen experts' probabilities scaled to sum to 1 (mixtral always; qwen3_moe's norm_topk_prob).
+    public bool NormalizeTopKProbabilities { get; init; }
+    /// The layers of a mixture-of-experts model that keep a dense MLP of IntermediateSize (qwen3_moe's mlp_only_layers and
+    /// decoder_sparse_step); empty: every layer routes.
+    public IReadOnlyList<int> DenseLayers { get; init; } = [];
+    /// Whether a layer's MLP is a mixture of experts.
+    public bool IsExpertLayer(int layer) => NumExperts > 0 && !DenseLayers.Contains(layer);
     /// Whether the decoder is the Llama block the fused CUDA kernels and the training backend compute: SwiGLU, Llama's
     /// RMSNorm, no sandwich norms, plain causal attention scaled by 1 / sqrt(head_dim), no soft-capping or scaled
     /// embeddings. Otherwise (gemma) every step runs the plain TorchSharp backend, on the GPU too.
-    public bool IsLlamaBlock => Activation == MlpActivation.Silu && !NormWeightOffset && !SandwichNorms && EmbeddingMultiplier is null
+    public bool IsLlamaBlock => Activation == MlpActivation.Silu && NumExperts == 0 && !NormWeightOffset && !SandwichNorms && EmbeddingMultiplier is null
         && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.All(w => w is null) && LocalRope is null;
     public bool TieWordEmbeddings { get; init; }
     /// torch_dtype / dtype of the checkpoint ("float32", "bfloat16", "float16"), if written.

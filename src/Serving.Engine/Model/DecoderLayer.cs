@@ -16,7 +16,7 @@ internal sealed class DecoderLayer : nn.Module
     [ComponentName(Name = "self_attn")] readonly Attention _attention;
     [ComponentName(Name = "attention_output_norm")] readonly RmsNorm? _attentionOutputNorm;  // sandwich norms only
     [ComponentName(Name = "post_attention_layernorm")] readonly RmsNorm _mlpNorm;            // Llama's name for the pre-MLP norm
-    [ComponentName(Name = "mlp")] readonly Mlp _mlp;
+    [ComponentName(Name = "mlp")] readonly FeedForward _mlp;                                // dense, or a mixture of experts
     [ComponentName(Name = "mlp_output_norm")] readonly RmsNorm? _mlpOutputNorm;              // sandwich norms only
 
     public DecoderLayer(ModelConfig config, int layer, ScalarType dtype, Device device) : base("DecoderLayer")
@@ -24,7 +24,7 @@ internal sealed class DecoderLayer : nn.Module
         _attentionNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         _attention = new Attention(config, layer, dtype, device);
         _mlpNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
-        _mlp = new Mlp(config, layer, dtype, device);
+        _mlp = config.IsExpertLayer(layer) ? new MoeMlp(config, dtype, device) : new Mlp(config, layer, dtype, device);
         if (config.SandwichNorms)
         {
             _attentionOutputNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);

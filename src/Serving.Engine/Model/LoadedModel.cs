@@ -154,6 +154,8 @@ public sealed class LoadedModel : IDisposable
         }
         if (_peers is not null && (sources.Count > 0 || capacity > 0))
             throw new ModelLoadException("LoRA adapters (--enable-lora) are not supported with --tensor-parallel-size above 1");
+        if (Config.NumExperts > 0 && (sources.Count > 0 || capacity > 0))
+            throw new ModelLoadException("LoRA adapters (--enable-lora) are not supported on a mixture-of-experts model");
         if (sources.Count == 0) return;
         foreach (var source in sources)
         {
@@ -166,6 +168,7 @@ public sealed class LoadedModel : IDisposable
     internal Lora.LoraAdapter LoadLoraAdapter(Lora.LoraAdapterSource source, int maxRank)
     {
         if (_peers is not null) throw new ModelLoadException("LoRA adapters (--lora-modules) are not supported with --tensor-parallel-size above 1");
+        if (Config.NumExperts > 0) throw new ModelLoadException("LoRA adapters are not supported on a mixture-of-experts model");
         return Lora.LoraLoader.Load(source, Config, maxRank, Dtype, Device);
     }
 

@@ -8,7 +8,7 @@ namespace Serving.Engine.Model;
 
 /// Gated feed-forward: down(act(gate(x)) * up(x)), SwiGLU (silu) or gemma's GeGLU (GELU, tanh approximation), with gate
 /// and up in one matrix (fused at load time, or stored fused as phi3 does).
-internal sealed class Mlp : nn.Module
+internal sealed class Mlp : FeedForward
 {
     [ComponentName(Name = "gate_up_proj")] readonly Linear _gateUp;  // (2 * intermediate, hidden): gate rows, then up rows
     [ComponentName(Name = "down_proj")] readonly Linear _down;       // (hidden, intermediate)
@@ -27,7 +27,7 @@ internal sealed class Mlp : nn.Module
     readonly MlpActivation _activation;
 
     // (numTokens, hidden) -> (numTokens, hidden); a rank's ffn columns give a partial sum (row-parallel down_proj)
-    public Tensor Forward(DecoderStep step, Tensor x)
+    public override Tensor Forward(DecoderStep step, Tensor x)
     {
         var gateUp = _gateUp.Forward(step, x);
         var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);

@@ -1,0 +1,115 @@
+using Serving.Engine.Config;
+using Serving.Engine.Weights;
+using static Serving.Engine.Weights.RowKind;
+
+namespace Serving.Engine.Architectures;
+
+/// Mixture-of-experts families: Llama's attention, and in place of the MLP a router (E x hidden) and E SwiGLU experts
+/// (the model's `mlp.experts` parameters stack them: expert e's gate and up rows at e x 2F, its down rows at e x hidden).
+/// Each token runs its top-k experts by the router's softmax and sums their outputs weighted by those probabilities
+/// (../Model/MoeMlp). Steps run the plain backend (ModelConfig.IsLlamaBlock is false); one device only.
+internal static class ExpertLayout
+{
+    /// The router's and every expert's tensors of one layer, from their checkpoint names (expert e's gate, up and down).
+    public static IEnumerable<WeightBinding> Experts(ModelConfig config, int layer, string router,
+        Func<int, (string Gate, string Up, string Down)> expert)
+    {
+        var to = $"layers.{layer}.mlp.";
+        var (hidden, width) = ((long)config.HiddenSize, (long)config.ExpertIntermediateSize);
+        yield return new(router, [config.NumExperts, hidden], to + "router.weight");
+        for (var e = 0; e < config.NumExperts; e++)
+        {
+            var (gate, up, down) = expert(e);
+            yield return new(gate, [width, hidden], to + "experts_gate_up", e * 2 * width, Gate);
+            yield return new(up, [width, hidden], to + "experts_gate_up", e * 2 * width + width, Up);
+            yield return new(down, [hidden, width], to + "experts_down", e * hidden);
+        }
+    }
+
+    /// Llama's tensors of one layer but its MLP's.
+    public static IEnumerable<WeightBinding> Attention(ModelConfig config, int layer) =>
+        LlamaLayout.Layer(config, layer).Where(b => !b.CheckpointName.Contains(".mlp.", StringComparison.Ordinal));
+
+    /// Llama's MLP tensors of one layer (a dense layer of a mixture-of-experts model).
+    public static IEnumerable<WeightBinding> DenseMlp(ModelConfig config, int layer) =>
+        LlamaLayout.Layer(config, layer).Where(b => b.CheckpointName.Contains(".mlp.", StringComparison.Ordinal));
+
+    public static void Check(string file, ModelConfig config)
+    {
+        if (config.NumExperts < 1 || config.NumExpertsPerToken < 1 || config.NumExpertsPerToken > config.NumExperts)
+            throw new ModelConfigException($"{file}: a mixture of experts needs 1 <= num_experts_per_tok ({config.NumExpertsPerToken}) <= " +
+                $"its experts ({config.NumExperts})");
+    }
+}
+
+/// MixtralForCausalLM: Mistral's attention; every layer routes to its top num_experts_per_tok of num_local_experts
+/// (block_sparse_moe.gate, experts.N.w1 / w3 / w2), the chosen probabilities normalized to sum to 1.
+internal sealed class Mixtral : ModelArchitecture
+{
+    public override string Name => "MixtralForCausalLM";
+    public override string ModelType => "mixtral";
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var read = config with
+        {
+            NumExperts = json.Int("num_local_experts") ?? 8,
+            NumExpertsPerToken = json.Int("num_experts_per_tok") ?? 2,
+            ExpertIntermediateSize = config.IntermediateSize,
+            NormalizeTopKProbabilities = true,
+            SlidingWindow = ModelConfigReader.SlidingWindow(json, inEffect: true),
+        };
+        ExpertLayout.Check(json.File, read);
+        return read;
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer => ExpertLayout.Attention(config, layer).Concat(ExpertLayout.Experts(config, layer,
+            $"model.layers.{layer}.block_sparse_moe.gate.weight",
+            e => ($"model.layers.{layer}.block_sparse_moe.experts.{e}.w1.weight", $"model.layers.{layer}.block_sparse_moe.experts.{e}.w3.weight",
+                $"model.layers.{layer}.block_sparse_moe.experts.{e}.w2.weight"))));
+}
+
+/// Qwen3MoeForCausalLM: Qwen3's attention (q_norm, k_norm); layers route to their top num_experts_per_tok of
+/// num_experts experts of moe_intermediate_size (mlp.gate, mlp.experts.N.gate_proj / up_proj / down_proj), normalized
+/// when norm_topk_prob; the layers of mlp_only_layers, or off decoder_sparse_step, keep a dense MLP of intermediate_size.
+internal sealed class Qwen3Moe : ModelArchitecture
+{
+    public override string Name => "Qwen3MoeForCausalLM";
+    public override string ModelType => "qwen3_moe";
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var attentionBias = json.Bool("attention_bias") ?? false;
+        var step = json.Int("decoder_sparse_step") ?? 1;
+        if (step < 1) throw new ModelConfigException($"{json.File}: decoder_sparse_step must be positive, got {step}");
+        var denseOnly = json.Has("mlp_only_layers") ? json.IntOrList("mlp_only_layers") : [];
+        var read = config with
+        {
+            QkNorm = true,
+            QkvBias = attentionBias,
+            OutputBias = attentionBias,
+            SlidingWindow = ModelConfigReader.SlidingWindow(json, inEffect: json.Bool("use_sliding_window") ?? false),
+            NumExperts = json.Int("num_experts") ?? 128,
+            NumExpertsPerToken = json.Int("num_experts_per_tok") ?? 8,
+            ExpertIntermediateSize = json.Int("moe_intermediate_size") ?? 768,
+            NormalizeTopKProbabilities = json.Bool("norm_topk_prob") ?? false,
+            DenseLayers = [.. Enumerable.Range(0, config.NumHiddenLayers).Where(i => denseOnly.Contains(i) || (i + 1) % step != 0)],
+        };
+        ExpertLayout.Check(json.File, read);
+        return read;
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer =>
+        {
+            var (from, mlp) = ($"model.layers.{layer}.", $"model.layers.{layer}.mlp.");
+            var feedForward = config.IsExpertLayer(layer)
+                ? ExpertLayout.Experts(config, layer, mlp + "gate.weight",
+                    e => ($"{mlp}experts.{e}.gate_proj.weight", $"{mlp}experts.{e}.up_proj.weight", $"{mlp}experts.{e}.down_proj.weight"))
+                : ExpertLayout.DenseMlp(config, layer);
+            var norms = new[] { "q_norm", "k_norm" }.Select(name =>
+                new WeightBinding($"{from}self_attn.{name}.weight", [config.HeadDim], $"layers.{layer}.self_attn.{name}.weight"));
+            return ExpertLayout.Attention(config, layer).Concat(norms).Concat(feedForward);
+        });
+}

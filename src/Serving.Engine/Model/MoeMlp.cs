@@ -1,0 +1,67 @@
+using Serving.Engine.Config;
+using Serving.Engine.Model.Backends;
+using TorchSharp;
+using TorchSharp.Utils;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model;
+
+/// A mixture of experts in place of the MLP (mixtral, qwen3_moe), as transformers computes it: the router's logits
+/// (E per token), their softmax in float32, each token's top-k experts and probabilities (scaled to sum to 1 when the
+/// config says), rounded to the model dtype; then each expert runs its tokens through its own gated MLP and adds its
+/// output times the token's probability for it, experts in order. The experts' weights are stacked: expert e's gate and
+/// up rows at e x 2F of experts_gate_up, its down rows at e x hidden of experts_down.
+internal sealed class MoeMlp : FeedForward
+{
+    [ComponentName(Name = "router")] readonly Linear _router;            // (experts, hidden)
+    [ComponentName(Name = "experts_gate_up")] readonly Parameter _gateUp; // (experts x 2F, hidden)
+    [ComponentName(Name = "experts_down")] readonly Parameter _down;      // (experts x hidden, F)
+    readonly int _experts, _topK, _width, _hidden;
+    readonly bool _normalize;
+    readonly MlpActivation _activation;
+
+    public MoeMlp(ModelConfig config, ScalarType dtype, Device device) : base("MoeMlp")
+    {
+        (_experts, _topK, _width, _hidden) = (config.NumExperts, config.NumExpertsPerToken, config.ExpertIntermediateSize, config.HiddenSize);
+        (_normalize, _activation) = (config.NormalizeTopKProbabilities, config.Activation);
+        _router = new Linear(_hidden, _experts, false, dtype, device);
+        _gateUp = ModelParameters.Empty([(long)_experts * 2 * _width, _hidden], dtype, device);
+        _down = ModelParameters.Empty([(long)_experts * _hidden, _width], dtype, device);
+        RegisterComponents();
+    }
+
+    // (numTokens, hidden) -> (numTokens, hidden)
+    public override Tensor Forward(DecoderStep step, Tensor x)
+    {
+        var probabilities = _router.Forward(step, x).softmax(-1, ScalarType.Float32);   // (numTokens, experts)
+        var (weights, chosen) = probabilities.topk(_topK, dim: -1);                    // (numTokens, k) each
+        if (_normalize) weights = weights / weights.sum(-1, keepdim: true);
+        weights = weights.to_type(x.dtype);
+        var output = zeros_like(x);
+        var routed = chosen.cpu().data<long>().ToArray();
+        for (var expert = 0; expert < _experts; expert++)
+        {
+            // the (token, slot) pairs routed to this expert, in token order
+            var pairs = Enumerable.Range(0, routed.Length).Where(i => routed[i] == expert).ToArray();
+            if (pairs.Length == 0) continue;
+            using var scope = NewDisposeScope();
+            var tokens = tensor(pairs.Select(i => (long)(i / _topK)).ToArray(), device: x.device);
+            var slots = tensor(pairs.Select(i => (long)(i % _topK)).ToArray(), device: x.device);
+            var input = x.index_select(0, tokens);                                        // (routed, hidden)
+            var gateUp = step.Linear(input, _gateUp.narrow(0, (long)expert * 2 * _width, 2L * _width), null);
+            var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);
+            var y = step.Linear(activated, _down.narrow(0, (long)expert * _hidden, _hidden), null);   // (routed, hidden)
+            var weight = weights.index_select(0, tokens).gather(1, slots.unsqueeze(1));    // (routed, 1)
+            output.index_add_(0, tokens, y * weight, 1);
+        }
+        return output;
+    }
+}
+
+/// The MLP part of a decoder layer: a dense gated MLP (Mlp) or a mixture of experts (MoeMlp).
+internal abstract class FeedForward(string name) : nn.Module(name)
+{
+    // (numTokens, hidden) -> (numTokens, hidden)
+    public abstract Tensor Forward(DecoderStep step, Tensor x);
+}

@@ -1,0 +1,244 @@
+using System.Text.Json.Nodes;
+using Serving.Engine.Model;
+using Serving.Engine.Tests.Support;
+using Serving.Engine.Weights;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Architectures;
+
+/// Mixtral and Qwen3-MoE checkpoints, random and tiny, against a float64 forward written here from transformers'
+/// modeling_mixtral / modeling_qwen3_moe: each token's top-k experts by the router's softmax (Mixtral's normalized,
+/// Qwen3-MoE's as norm_topk_prob says), their SwiGLU outputs summed by those weights; Qwen3-MoE's q/k norms and a dense
+/// layer (mlp_only_layers). Every position's logits over the paged pool in chunks; greedy tokens through the engine.
+public sealed class MixtureOfExpertsTests
+{
+    public enum Family { Mixtral, Qwen3Moe }
+
+    [Theory]
+    [InlineData(Family.Mixtral)]
+    [InlineData(Family.Qwen3Moe)]
+    public void EveryPositionsLogitsMatchTheReference(Family family)
+    {
+        using var folder = new TempDirectory();
+        var weights = Write(family, folder.Path);
+        int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3, 250, 11, 64, 199];
+        var expected = Reference(family, weights, prompt);
+        using var model = ModelLoader.Load(folder.Path, "float32");
+        Assert.False(model.Config.IsLlamaBlock);
+        using var cache = model.CreateKVCache(numBlocks: 16, blockSize: 4);
+        var runner = new PagedRunner(model, cache);
+        var sequence = runner.Add(prompt);
+        var rows = new List<float[]>();
+        foreach (var chunk in new[] { 5, 7 }) rows.AddRange(runner.Step([(sequence, chunk)], allLogits: true));
+        for (var position = 0; position < prompt.Length; position++)
+            for (var token = 0; token < Vocab; token++)
+                Assert.True(Math.Abs(expected[position][token] - rows[position][token]) < 2e-4,
+                    $"{family}: position {position}, token {token}: {rows[position][token]} against {expected[position][token]}");
+    }
+
+    [Theory]
+    [InlineData(Family.Mixtral)]
+    [InlineData(Family.Qwen3Moe)]
+    public async Task GreedyTokensThroughTheEngineAreTheReferences(Family family)
+    {
+        using var folder = new TempDirectory();
+        var weights = Write(family, folder.Path);
+        int[][] prompts = [[1, 17, 305, 42, 9, 77], [1, 250, 11, 64]];
+        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with { Model = folder.Path, BlockSize = 4 });
+        // side by side: the two prompts' tokens share each step's experts
+        var completions = await Task.WhenAll(prompts.Select((p, i) =>
+            Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(p, 10, $"r{i}"))));
+        for (var i = 0; i < prompts.Length; i++)
+        {
+            var expected = new List<int>();
+            for (var t = 0; t < 10; t++)
+            {
+                var logits = Reference(family, weights, [.. prompts[i], .. expected])[^1];
+                expected.Add(Array.IndexOf(logits, logits.Max()));
+            }
+            Assert.Equal(expected, completions[i].Tokens());
+        }
+    }
+
+    [Fact]
+    public void WhatAMixtureOfExpertsDoesNotTakeIsRefused()
+    {
+        using var folder = new TempDirectory();
+        Write(Family.Mixtral, folder.Path);
+        Assert.Contains("one device", Assert.Throws<ModelLoadException>(() => ModelLoader.Load(folder.Path, "float32", tensorParallelSize: 2)).Message);
+        using var model = ModelLoader.Load(folder.Path, "float32");
+        Assert.Contains("mixture-of-experts", Assert.Throws<ModelLoadException>(() =>
+            model.LoadLoraAdapters([new Serving.Engine.Model.Lora.LoraAdapterSource("a", folder.Path)], maxRank: 8)).Message);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(folder.Path, "config.json")))!.AsObject();
+        config["num_experts_per_tok"] = 5;
+        File.WriteAllText(Path.Combine(folder.Path, "config.json"), config.ToJsonString());
+        Assert.Contains("num_experts_per_tok", Assert.Throws<Serving.Engine.Config.ModelConfigException>(() =>
+            Serving.Engine.Config.ModelConfig.Load(folder.Path)).Message);
+    }
+
+    const int Vocab = 512, Hidden = 64, Heads = 4, KVHeads = 2, HeadDim = 16;
+
+    static (int Layers, int Experts, int TopK, int Width, int DenseWidth, bool Normalize, int[] Dense) Shape(Family family) =>
+        family == Family.Mixtral ? (2, 4, 2, 32, 32, true, []) : (3, 6, 3, 24, 48, false, [1]);
+
+    /// config.json, random weights and the llama-gqa fixture's tokenizer.
+    internal static Dictionary<string, Tensor> Write(Family family, string folder)
+    {
+        var shape = Shape(family);
+        var config = new JsonObject
+        {
+            ["architectures"] = new JsonArray(family == Family.Mixtral ? "MixtralForCausalLM" : "Qwen3MoeForCausalLM"),
+            ["model_type"] = family == Family.Mixtral ? "mixtral" : "qwen3_moe",
+            ["hidden_size"] = Hidden, ["num_hidden_layers"] = shape.Layers, ["num_attention_heads"] = Heads,
+            ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 1000000.0,
+            ["max_position_embeddings"] = 256, ["hidden_act"] = "silu", ["tie_word_embeddings"] = false, ["torch_dtype"] = "float32",
+            ["bos_token_id"] = 1, ["eos_token_id"] = 2, ["num_experts_per_tok"] = shape.TopK,
+        };
+        if (family == Family.Mixtral)
+        {
+            config["intermediate_size"] = shape.Width;
+            config["num_local_experts"] = shape.Experts;
+            config["sliding_window"] = null;
+        }
+        else
+        {
+            config["head_dim"] = HeadDim;
+            config["intermediate_size"] = shape.DenseWidth;
+            config["moe_intermediate_size"] = shape.Width;
+            config["num_experts"] = shape.Experts;
+            config["norm_topk_prob"] = shape.Normalize;
+            config["mlp_only_layers"] = new JsonArray([.. shape.Dense.Select(l => (JsonNode)l)]);
+            config["decoder_sparse_step"] = 1;
+        }
+        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
+        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" })
+            File.Copy(Path.Combine(Fixtures.Dir("llama-gqa"), file), Path.Combine(folder, file));
+
+        var generator = new Generator(seed: (ulong)family + 11);
+        Tensor Random(params long[] dims) => randn(dims, generator: generator) * 0.15f;
+        Tensor Norm(long width) => 1 + randn([width], generator: generator) * 0.1f;
+        var weights = new Dictionary<string, Tensor>
+        {
+            ["model.embed_tokens.weight"] = Random(Vocab, Hidden), ["model.norm.weight"] = Norm(Hidden), ["lm_head.weight"] = Random(Vocab, Hidden),
+        };
+        for (var i = 0; i < shape.Layers; i++)
+        {
+            var p = $"model.layers.{i}.";
+            weights[p + "self_attn.q_proj.weight"] = Random(Heads * HeadDim, Hidden);
+            weights[p + "self_attn.k_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
+            weights[p + "self_attn.v_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
+            weights[p + "self_attn.o_proj.weight"] = Random(Hidden, Heads * HeadDim);
+            weights[p + "input_layernorm.weight"] = Norm(Hidden);
+            weights[p + "post_attention_layernorm.weight"] = Norm(Hidden);
+            if (family == Family.Qwen3Moe)
+            {
+                weights[p + "self_attn.q_norm.weight"] = Norm(HeadDim);
+                weights[p + "self_attn.k_norm.weight"] = Norm(HeadDim);
+            }
+            if (shape.Dense.Contains(i))
+            {
+                weights[p + "mlp.gate_proj.weight"] = Random(shape.DenseWidth, Hidden);
+                weights[p + "mlp.up_proj.weight"] = Random(shape.DenseWidth, Hidden);
+                weights[p + "mlp.down_proj.weight"] = Random(Hidden, shape.DenseWidth);
+                continue;
+            }
+            var moe = family == Family.Mixtral ? p + "block_sparse_moe." : p + "mlp.";
+            weights[moe + "gate.weight"] = Random(shape.Experts, Hidden) * 4;   // a router with opinions
+            for (var e = 0; e < shape.Experts; e++)
+            {
+                var (gate, up, down) = family == Family.Mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj");
+                weights[$"{moe}experts.{e}.{gate}.weight"] = Random(shape.Width, Hidden);
+                weights[$"{moe}experts.{e}.{up}.weight"] = Random(shape.Width, Hidden);
+                weights[$"{moe}experts.{e}.{down}.weight"] = Random(Hidden, shape.Width);
+            }
+        }
+        SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), weights);
+        return weights;
+    }
+
+    /// transformers' forward in float64: logits of every position of tokens.
+    internal static double[][] Reference(Family family, Dictionary<string, Tensor> weights, int[] tokens)
+    {
+        using var scope = NewDisposeScope();
+        var shape = Shape(family);
+        Tensor W(string name) => weights[name].to_type(ScalarType.Float64);
+        Tensor Norm(Tensor x, Tensor w) => x * (x.pow(2).mean([-1], keepdim: true) + 1e-6).rsqrt() * w;
+        Tensor SwiGlu(Tensor x, Tensor gate, Tensor up, Tensor down) =>
+            (nn.functional.silu(x.matmul(gate.t())) * x.matmul(up.t())).matmul(down.t());
+        var t = tokens.Length;
+        var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray()));
+        var inverse = 1.0 / pow(1000000.0, arange(0, HeadDim, 2, ScalarType.Float64) / HeadDim);
+        var angles = outer(arange(t, ScalarType.Float64), inverse);
+        var (cos, sin) = (cat([angles.cos(), angles.cos()], -1).unsqueeze(1), cat([angles.sin(), angles.sin()], -1).unsqueeze(1));
+        Tensor Rotate(Tensor y) => y * cos + cat([-y.narrow(-1, HeadDim / 2, HeadDim / 2), y.narrow(-1, 0, HeadDim / 2)], -1) * sin;
+        for (var i = 0; i < shape.Layers; i++)
+        {
+            var p = $"model.layers.{i}.";
+            var x = Norm(h, W(p + "input_layernorm.weight"));
+            var q = x.matmul(W(p + "self_attn.q_proj.weight").t()).view(t, Heads, HeadDim);
+            var k = x.matmul(W(p + "self_attn.k_proj.weight").t()).view(t, KVHeads, HeadDim);
+            var v = x.matmul(W(p + "self_attn.v_proj.weight").t()).view(t, KVHeads, HeadDim);
+            if (family == Family.Qwen3Moe)
+            {
+                q = Norm(q, W(p + "self_attn.q_norm.weight"));
+                k = Norm(k, W(p + "self_attn.k_norm.weight"));
+            }
+            (q, k) = (Rotate(q), Rotate(k));
+            var keys = k.repeat_interleave(Heads / KVHeads, 1).permute(1, 2, 0);
+            var values = v.repeat_interleave(Heads / KVHeads, 1).permute(1, 0, 2);
+            var scores = q.permute(1, 0, 2).matmul(keys) / Math.Sqrt(HeadDim);
+            var hidden = arange(t).unsqueeze(0) > arange(t).unsqueeze(1);
+            var attended = scores.masked_fill(hidden, double.NegativeInfinity).softmax(-1).matmul(values);
+            h = h + attended.permute(1, 0, 2).reshape(t, Heads * HeadDim).matmul(W(p + "self_attn.o_proj.weight").t());
+            x = Norm(h, W(p + "post_attention_layernorm.weight"));
+            if (shape.Dense.Contains(i))
+            {
+                h = h + SwiGlu(x, W(p + "mlp.gate_proj.weight"), W(p + "mlp.up_proj.weight"), W(p + "mlp.down_proj.weight"));
+                continue;
+            }
+            var moe = family == Family.Mixtral ? p + "block_sparse_moe." : p + "mlp.";
+            var (gateName, upName, downName) = family == Family.Mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj");
+            var probabilities = x.matmul(W(moe + "gate.weight").t()).softmax(-1);      // (t, experts)
+            var (top, chosen) = probabilities.topk(shape.TopK, dim: -1);
+            if (shape.Normalize) top = top / top.sum(-1, keepdim: true);
+            var output = zeros_like(x);
+            for (var token = 0; token < t; token++)
+                for (var slot = 0; slot < shape.TopK; slot++)
+                {
+                    var e = chosen[token, slot].item<long>();
+                    var row = x.narrow(0, token, 1);
+                    output[token] += (SwiGlu(row, W($"{moe}experts.{e}.{gateName}.weight"), W($"{moe}experts.{e}.{upName}.weight"),
+                        W($"{moe}experts.{e}.{downName}.weight")) * top[token, slot]).squeeze(0);
+                }
+            h = h + output;
+        }
+        var logits = Norm(h, W("model.norm.weight")).matmul(W("lm_head.weight").t());
+        var data = logits.data<double>().ToArray();
+        return [.. Enumerable.Range(0, t).Select(row => data.AsSpan(row * Vocab, Vocab).ToArray())];
+    }
+}
+
+/// The same checkpoints on CUDA (the plain backend on the device): greedy tokens as the float64 reference gives them.
+[Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
+public sealed class MixtureOfExpertsGpuTests
+{
+    [GpuTheory]
+    [InlineData(MixtureOfExpertsTests.Family.Mixtral)]
+    [InlineData(MixtureOfExpertsTests.Family.Qwen3Moe)]
+    public async Task OnCudaTheyAnswerAsTheReference(MixtureOfExpertsTests.Family family)
+    {
+        using var folder = new TempDirectory();
+        var weights = MixtureOfExpertsTests.Write(family, folder.Path);
+        int[] prompt = [1, 17, 305, 42, 9, 77];
+        var expected = new List<int>();
+        for (var t = 0; t < 10; t++)
+        {
+            var logits = MixtureOfExpertsTests.Reference(family, weights, [.. prompt, .. expected])[^1];
+            expected.Add(Array.IndexOf(logits, logits.Max()));
+        }
+        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa",
+            o => o with { Model = folder.Path, BlockSize = 4, Device = "cuda", NumGpuBlocksOverride = 64 });
+        var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt, 10));
+        Assert.Equal(expected, completion.Tokens());
+    }
+}
