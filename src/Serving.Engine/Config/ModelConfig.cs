@@ -49,6 +49,13 @@ public sealed record ModelConfig
     public IReadOnlyList<int?> LayerWindows { get; init; } = [];
     /// The rope of the sliding-window layers when it is not Rope (gemma3's rope_local_base_freq); null: Rope.
     public RopeConfig? LocalRope { get; init; }
+    /// The attention and MLP outputs are multiplied by this before they join the residual stream (granite's
+    /// residual_multiplier); null: not.
+    public double? ResidualMultiplier { get; init; }
+    /// The logits are divided by this (granite's logits_scaling); null: not.
+    public double? LogitsDivisor { get; init; }
+    /// The layers that apply no rotary embedding (smollm3's no_rope_layers: every fourth); empty: all apply it.
+    public IReadOnlyList<int> NoRopeLayers { get; init; } = [];
     /// A mixture of experts in place of the MLP (mixtral, qwen3_moe): this many experts, 0 for a dense model.
     public int NumExperts { get; init; }
     /// Experts each token is routed to (num_experts_per_tok), by the router's top softmax probabilities.
@@ -63,10 +70,12 @@ public sealed record ModelConfig
     /// Whether a layer's MLP is a mixture of experts.
     public bool IsExpertLayer(int layer) => NumExperts > 0 && !DenseLayers.Contains(layer);
     /// Whether the decoder is the Llama block the fused CUDA kernels and the training backend compute: SwiGLU, Llama's
-    /// RMSNorm, no sandwich norms, plain causal attention scaled by 1 / sqrt(head_dim), no soft-capping or scaled
-    /// embeddings. Otherwise (gemma) every step runs the plain TorchSharp backend, on the GPU too.
+    /// RMSNorm, no sandwich norms, plain causal attention scaled by 1 / sqrt(head_dim) with rotary positions in every
+    /// layer, no soft-capping, multipliers or experts. Otherwise (gemma, granite, smollm3, the mixtures of experts) every
+    /// step runs the plain TorchSharp backend, on the GPU too.
     public bool IsLlamaBlock => Activation == MlpActivation.Silu && NumExperts == 0 && !NormWeightOffset && !SandwichNorms && EmbeddingMultiplier is null
-        && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.All(w => w is null) && LocalRope is null;
+        && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.All(w => w is null) && LocalRope is null
+        && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0;
     public bool TieWordEmbeddings { get; init; }
     /// torch_dtype / dtype of the checkpoint ("float32", "bfloat16", "float16"), if written.
     public string? Dtype { get; init; }

@@ -54,6 +54,15 @@ public static class ModelConfigWriter
         }
         if (RopeScaling(config.Rope) is { } scaling) json["rope_scaling"] = scaling;
         WriteGemma(config, json);
+        if (config.ResidualMultiplier is { } residual)   // granite's multipliers
+        {
+            json["embedding_multiplier"] = config.EmbeddingMultiplier;
+            json["attention_multiplier"] = config.AttentionScale;
+            json["residual_multiplier"] = residual;
+            json["logits_scaling"] = config.LogitsDivisor;
+        }
+        if (config.NoRopeLayers.Count > 0)
+            json["no_rope_layers"] = new JsonArray([.. Enumerable.Range(0, config.NumHiddenLayers).Select(i => (JsonNode)(config.NoRopeLayers.Contains(i) ? 0 : 1))]);
         if (config.Rope.Type == RopeType.LongRope) json["original_max_position_embeddings"] = config.Rope.OriginalMaxPositionEmbeddings;
         return json;
     }
@@ -61,7 +70,7 @@ public static class ModelConfigWriter
     /// The gemma block's fields (the architecture sets the rest: its norms, sandwich norms and embedding scale).
     static void WriteGemma(ModelConfig config, JsonObject json)
     {
-        if (config.IsLlamaBlock) return;
+        if (!config.NormWeightOffset) return;
         if (config.AttentionScale is { } scale) json["query_pre_attn_scalar"] = 1 / (scale * scale);
         json["attn_logit_softcapping"] = config.AttentionSoftcap;
         json["final_logit_softcapping"] = config.FinalLogitSoftcap;

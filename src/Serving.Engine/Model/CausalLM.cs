@@ -154,8 +154,9 @@ internal sealed class CausalLM : nn.Module
         var logits = _lmHead?.Forward(step, hidden) ?? step.Linear(hidden, _embedTokens.Weight, null);  // (rows, this rank's vocab)
         logits = step.AllGatherColumns(logits);                                 // (rows, ranks x vocab rows per rank)
         if (logits.size(1) != Shard.Model.VocabSize) logits = logits.narrow(1, 0, Shard.Model.VocabSize);  // padding
-        // gemma2's final soft-capping, in the model's dtype as transformers computes it
+        // gemma2's final soft-capping and granite's logits_scaling, in the model's dtype as transformers computes them
         if (Config.FinalLogitSoftcap is { } cap) logits = (logits / cap).tanh() * cap;
+        if (Config.LogitsDivisor is { } divisor) logits = logits / divisor;
         return logits.to_type(ScalarType.Float32);
     }
 

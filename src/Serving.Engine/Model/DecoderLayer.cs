@@ -9,7 +9,8 @@ namespace Serving.Engine.Model;
 /// One pre-norm transformer block: h = x + attn(norm(x)); out = h + mlp(norm(h)). The residual stream is carried
 /// beside the block's output and added by the next norm (add + norm is one operation), so a layer returns mlp(...)
 /// and leaves h in residual. With sandwich norms (gemma 2 and 3) the attention and MLP outputs are normed too before
-/// they join the stream: h = x + norm(attn(norm(x))); out = h + norm(mlp(norm(h))).
+/// they join the stream: h = x + norm(attn(norm(x))); out = h + norm(mlp(norm(h))); with a residual multiplier
+/// (granite) they are scaled instead: h = x + m attn(norm(x)).
 internal sealed class DecoderLayer : nn.Module
 {
     [ComponentName(Name = "input_layernorm")] readonly RmsNorm _attentionNorm;
@@ -18,6 +19,7 @@ internal sealed class DecoderLayer : nn.Module
     [ComponentName(Name = "post_attention_layernorm")] readonly RmsNorm _mlpNorm;            // Llama's name for the pre-MLP norm
     [ComponentName(Name = "mlp")] readonly FeedForward _mlp;                                // dense, or a mixture of experts
     [ComponentName(Name = "mlp_output_norm")] readonly RmsNorm? _mlpOutputNorm;              // sandwich norms only
+    readonly double? _residualMultiplier;                                                   // granite
 
     public DecoderLayer(ModelConfig config, int layer, ScalarType dtype, Device device) : base("DecoderLayer")
     {
@@ -25,6 +27,7 @@ internal sealed class DecoderLayer : nn.Module
         _attention = new Attention(config, layer, dtype, device);
         _mlpNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         _mlp = config.IsExpertLayer(layer) ? new MoeMlp(config, dtype, device) : new Mlp(config, layer, dtype, device);
+        _residualMultiplier = config.ResidualMultiplier;
         if (config.SandwichNorms)
         {
             _attentionOutputNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
@@ -40,8 +43,10 @@ internal sealed class DecoderLayer : nn.Module
         hidden = _attentionNorm.Forward(step, hidden, ref residual);
         hidden = _attention.Forward(step, hidden);
         if (_attentionOutputNorm is not null) hidden = _attentionOutputNorm.Forward(step, hidden);
+        if (_residualMultiplier is { } scale) hidden = hidden * scale;
         hidden = _mlpNorm.Forward(step, hidden, ref residual);
         hidden = _mlp.Forward(step, hidden);
-        return _mlpOutputNorm is null ? hidden : _mlpOutputNorm.Forward(step, hidden);
+        if (_mlpOutputNorm is not null) hidden = _mlpOutputNorm.Forward(step, hidden);
+        return _residualMultiplier is { } multiplier ? hidden * multiplier : hidden;
     }
 }

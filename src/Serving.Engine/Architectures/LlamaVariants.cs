@@ -1,0 +1,62 @@
+using Serving.Engine.Config;
+using Serving.Engine.Weights;
+
+namespace Serving.Engine.Architectures;
+
+/// GraniteForCausalLM (IBM's Granite 3): Llama's layout with four multipliers: the embeddings times
+/// embedding_multiplier, attention scaled by attention_multiplier (not 1 / sqrt(head_dim)), each attention and MLP output
+/// times residual_multiplier before it joins the residual stream, and the logits divided by logits_scaling. Tied
+/// embeddings by default, as its configs leave out.
+internal sealed class Granite : ModelArchitecture
+{
+    public override string Name => "GraniteForCausalLM";
+    public override string ModelType => "granite";
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var attentionBias = json.Bool("attention_bias") ?? false;
+        return config with
+        {
+            QkvBias = attentionBias,
+            OutputBias = attentionBias,
+            MlpBias = json.Bool("mlp_bias") ?? false,
+            TieWordEmbeddings = json.Bool("tie_word_embeddings") ?? true,
+            EmbeddingMultiplier = json.Double("embedding_multiplier") ?? 1.0,
+            AttentionScale = json.Double("attention_multiplier") ?? 1.0,
+            ResidualMultiplier = json.Double("residual_multiplier") ?? 1.0,
+            LogitsDivisor = json.Double("logits_scaling") ?? 1.0,
+        };
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer));
+}
+
+/// SmolLM3ForCausalLM (Hugging Face's SmolLM3): Llama's layout; the layers whose no_rope_layers entry is 0 (every
+/// fourth by default, no_rope_layer_interval) apply no rotary embedding. Sliding windows only with use_sliding_window.
+internal sealed class SmolLM3 : ModelArchitecture
+{
+    public override string Name => "SmolLM3ForCausalLM";
+    public override string ModelType => "smollm3";
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var attentionBias = json.Bool("attention_bias") ?? false;
+        var interval = json.Int("no_rope_layer_interval") ?? 4;
+        var usesRope = json.Has("no_rope_layers") ? json.IntOrList("no_rope_layers")
+            : [.. Enumerable.Range(0, config.NumHiddenLayers).Select(i => (i + 1) % interval != 0 ? 1 : 0)];
+        if (usesRope.Count != config.NumHiddenLayers)
+            throw new ModelConfigException($"{json.File}: no_rope_layers lists {usesRope.Count} layers, num_hidden_layers is {config.NumHiddenLayers}");
+        return config with
+        {
+            QkvBias = attentionBias,
+            OutputBias = attentionBias,
+            MlpBias = json.Bool("mlp_bias") ?? false,
+            NoRopeLayers = [.. Enumerable.Range(0, config.NumHiddenLayers).Where(i => usesRope[i] == 0)],
+            SlidingWindow = ModelConfigReader.SlidingWindow(json, inEffect: json.Bool("use_sliding_window") ?? false),
+        };
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer));
+}

@@ -1,0 +1,159 @@
+using System.Text.Json.Nodes;
+using Serving.Engine.Config;
+using Serving.Engine.Model;
+using Serving.Engine.Tests.Support;
+using Serving.Engine.Weights;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Architectures;
+
+/// Llama's layout with a twist, random and tiny, against a float64 forward written here from transformers' code:
+/// Granite (embedding, attention and residual multipliers, logits_scaling, tied embeddings) and SmolLM3 (no rotary
+/// embedding in every fourth layer). Every position's logits over the paged pool in chunks; greedy tokens through the
+/// engine; the config writer writes back what the reader reads.
+public sealed class LlamaVariantsTests
+{
+    public enum Family { Granite, SmolLM3 }
+
+    [Theory]
+    [InlineData(Family.Granite)]
+    [InlineData(Family.SmolLM3)]
+    public void EveryPositionsLogitsMatchTheReference(Family family)
+    {
+        using var folder = new TempDirectory();
+        var weights = Write(family, folder.Path);
+        int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3, 250, 11];
+        var expected = Reference(family, weights, prompt);
+        using var model = ModelLoader.Load(folder.Path, "float32");
+        Assert.False(model.Config.IsLlamaBlock);
+        using var cache = model.CreateKVCache(numBlocks: 16, blockSize: 4);
+        var runner = new PagedRunner(model, cache);
+        var sequence = runner.Add(prompt);
+        var rows = new List<float[]>();
+        foreach (var chunk in new[] { 3, 7 }) rows.AddRange(runner.Step([(sequence, chunk)], allLogits: true));
+        for (var position = 0; position < prompt.Length; position++)
+            for (var token = 0; token < Vocab; token++)
+                Assert.True(Math.Abs(expected[position][token] - rows[position][token]) < 2e-4,
+                    $"{family}: position {position}, token {token}: {rows[position][token]} against {expected[position][token]}");
+    }
+
+    [Theory]
+    [InlineData(Family.Granite)]
+    [InlineData(Family.SmolLM3)]
+    public async Task GreedyTokensThroughTheEngineAreTheReferences(Family family)
+    {
+        using var folder = new TempDirectory();
+        var weights = Write(family, folder.Path);
+        int[] prompt = [1, 17, 305, 42, 9];
+        var expected = new List<int>();
+        for (var t = 0; t < 10; t++)
+        {
+            var logits = Reference(family, weights, [.. prompt, .. expected])[^1];
+            expected.Add(Array.IndexOf(logits, logits.Max()));
+        }
+        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with { Model = folder.Path, BlockSize = 4 });
+        var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt, 10));
+        Assert.Equal(expected, completion.Tokens());
+    }
+
+    [Theory]
+    [InlineData(Family.Granite)]
+    [InlineData(Family.SmolLM3)]
+    public void TheConfigWriterWritesWhatTheReaderReadsBack(Family family)
+    {
+        using var folder = new TempDirectory();
+        Write(family, folder.Path);
+        var config = ModelConfig.Load(folder.Path);
+        using var written = new TempDirectory();
+        File.WriteAllText(Path.Combine(written.Path, "config.json"), ModelConfigWriter.ToJson(config).ToJsonString());
+        var back = ModelConfig.Load(written.Path);
+        Assert.Equal(config with { Architectures = [], EosTokenIds = [], NoRopeLayers = [] }, back with { Architectures = [], EosTokenIds = [], NoRopeLayers = [] });
+        Assert.Equal(config.NoRopeLayers, back.NoRopeLayers);
+    }
+
+    const int Vocab = 512, Hidden = 64, Inter = 96, Layers = 4, Heads = 4, KVHeads = 2, HeadDim = 16;
+    const double EmbeddingMultiplier = 3.0, AttentionMultiplier = 0.2, ResidualMultiplier = 0.5, LogitsScaling = 2.5;
+
+    static Dictionary<string, Tensor> Write(Family family, string folder)
+    {
+        var config = new JsonObject
+        {
+            ["architectures"] = new JsonArray(family == Family.Granite ? "GraniteForCausalLM" : "SmolLM3ForCausalLM"),
+            ["model_type"] = family == Family.Granite ? "granite" : "smollm3",
+            ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
+            ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0,
+            ["max_position_embeddings"] = 256, ["hidden_act"] = "silu", ["torch_dtype"] = "float32", ["bos_token_id"] = 1, ["eos_token_id"] = 2,
+        };
+        if (family == Family.Granite)
+        {
+            config["embedding_multiplier"] = EmbeddingMultiplier;
+            config["attention_multiplier"] = AttentionMultiplier;
+            config["residual_multiplier"] = ResidualMultiplier;
+            config["logits_scaling"] = LogitsScaling;
+        }
+        else
+        {
+            config["tie_word_embeddings"] = true;
+            config["no_rope_layer_interval"] = 4;   // layer 3 has no rotary embedding
+        }
+        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
+        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" })
+            File.Copy(Path.Combine(Fixtures.Dir("llama-gqa"), file), Path.Combine(folder, file));
+        var generator = new Generator(seed: (ulong)family + 21);
+        Tensor Random(params long[] dims) => randn(dims, generator: generator) * 0.15f;
+        Tensor Norm() => 1 + randn([Hidden], generator: generator) * 0.1f;
+        var weights = new Dictionary<string, Tensor> { ["model.embed_tokens.weight"] = Random(Vocab, Hidden), ["model.norm.weight"] = Norm() };
+        for (var i = 0; i < Layers; i++)
+        {
+            var p = $"model.layers.{i}.";
+            weights[p + "self_attn.q_proj.weight"] = Random(Heads * HeadDim, Hidden);
+            weights[p + "self_attn.k_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
+            weights[p + "self_attn.v_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
+            weights[p + "self_attn.o_proj.weight"] = Random(Hidden, Heads * HeadDim);
+            weights[p + "mlp.gate_proj.weight"] = Random(Inter, Hidden);
+            weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
+            weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
+            weights[p + "input_layernorm.weight"] = Norm();
+            weights[p + "post_attention_layernorm.weight"] = Norm();
+        }
+        SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), weights);
+        return weights;
+    }
+
+    static double[][] Reference(Family family, Dictionary<string, Tensor> weights, int[] tokens)
+    {
+        using var scope = NewDisposeScope();
+        var granite = family == Family.Granite;
+        Tensor W(string name) => weights[name].to_type(ScalarType.Float64);
+        Tensor Norm(Tensor x, Tensor w) => x * (x.pow(2).mean([-1], keepdim: true) + 1e-6).rsqrt() * w;
+        var t = tokens.Length;
+        var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray())) * (granite ? EmbeddingMultiplier : 1.0);
+        var inverse = 1.0 / pow(10000.0, arange(0, HeadDim, 2, ScalarType.Float64) / HeadDim);
+        var angles = outer(arange(t, ScalarType.Float64), inverse);
+        var (cos, sin) = (cat([angles.cos(), angles.cos()], -1).unsqueeze(1), cat([angles.sin(), angles.sin()], -1).unsqueeze(1));
+        Tensor Rotate(Tensor y) => y * cos + cat([-y.narrow(-1, HeadDim / 2, HeadDim / 2), y.narrow(-1, 0, HeadDim / 2)], -1) * sin;
+        var residual = granite ? ResidualMultiplier : 1.0;
+        for (var i = 0; i < Layers; i++)
+        {
+            var p = $"model.layers.{i}.";
+            var x = Norm(h, W(p + "input_layernorm.weight"));
+            var q = x.matmul(W(p + "self_attn.q_proj.weight").t()).view(t, Heads, HeadDim);
+            var k = x.matmul(W(p + "self_attn.k_proj.weight").t()).view(t, KVHeads, HeadDim);
+            var v = x.matmul(W(p + "self_attn.v_proj.weight").t()).view(t, KVHeads, HeadDim);
+            if (granite || i != 3) (q, k) = (Rotate(q), Rotate(k));
+            var keys = k.repeat_interleave(Heads / KVHeads, 1).permute(1, 2, 0);
+            var values = v.repeat_interleave(Heads / KVHeads, 1).permute(1, 0, 2);
+            var scores = q.permute(1, 0, 2).matmul(keys) * (granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim));
+            var hidden = arange(t).unsqueeze(0) > arange(t).unsqueeze(1);
+            var attended = scores.masked_fill(hidden, double.NegativeInfinity).softmax(-1).matmul(values);
+            h = h + attended.permute(1, 0, 2).reshape(t, Heads * HeadDim).matmul(W(p + "self_attn.o_proj.weight").t()) * residual;
+            x = Norm(h, W(p + "post_attention_layernorm.weight"));
+            var mlp = (nn.functional.silu(x.matmul(W(p + "mlp.gate_proj.weight").t())) * x.matmul(W(p + "mlp.up_proj.weight").t()))
+                .matmul(W(p + "mlp.down_proj.weight").t());
+            h = h + mlp * residual;
+        }
+        var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t()) / (granite ? LogitsScaling : 1.0);
+        var data = logits.data<double>().ToArray();
+        return [.. Enumerable.Range(0, t).Select(row => data.AsSpan(row * Vocab, Vocab).ToArray())];
+    }
+}
