@@ -6,7 +6,7 @@ namespace Serving.Engine.Architectures;
 
 /// Gemma2ForCausalLM and Gemma3ForCausalLM (gemma3_text: Gemma 3 1B, and the text decoder of the larger ones saved on
 /// its own): Llama's tensors, plus what makes the gemma block (ModelConfig's options): norms stored as offsets from 1
-/// and applied in float32 (NormWeightOffset), a norm on the attention output and on the MLP output as well
+/// and applied in float32 (RmsNormWeight.OffsetBeforeRounding), a norm on the attention output and on the MLP output as well
 /// (post_attention_layernorm, post_feedforward_layernorm; the pre-MLP norm is pre_feedforward_layernorm), GeGLU with
 /// GELU's tanh approximation, embeddings times sqrt(hidden_size), attention scaled by query_pre_attn_scalar^-0.5,
 /// sliding-window layers between full ones (layer_types), tied embeddings by default. Gemma 2 soft-caps the attention
@@ -40,7 +40,7 @@ internal abstract class Gemma : ModelArchitecture
         var window = json.Int("sliding_window");
         return config with
         {
-            NormWeightOffset = true,
+            NormWeight = RmsNormWeight.OffsetBeforeRounding,
             SandwichNorms = true,
             EmbeddingMultiplier = Math.Sqrt(config.HiddenSize),
             AttentionScale = 1 / Math.Sqrt(json.Double("query_pre_attn_scalar") ?? config.HeadDim),

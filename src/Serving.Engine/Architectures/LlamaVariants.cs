@@ -60,3 +60,41 @@ internal sealed class SmolLM3 : ModelArchitecture
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
         LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer));
 }
+
+/// Olmo2ForCausalLM (AllenAI's OLMo 2): Llama's projections with norms after each sublayer instead of before it
+/// (post_attention_layernorm on the attention output, post_feedforward_layernorm on the MLP output, no input norms),
+/// q_norm and k_norm over the whole q and k projections, and norms that scale in float32 before rounding. One device:
+/// the whole-projection q/k norms would need every rank's heads.
+internal sealed class Olmo2 : ModelArchitecture
+{
+    public override string Name => "Olmo2ForCausalLM";
+    public override string ModelType => "olmo2";
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var attentionBias = json.Bool("attention_bias") ?? false;
+        return config with
+        {
+            QkvBias = attentionBias,
+            OutputBias = attentionBias,
+            QkNorm = true,
+            QkNormWholeProjection = true,
+            PreNorms = false,
+            SandwichNorms = true,
+            NormWeight = RmsNormWeight.BeforeRounding,
+        };
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer =>
+        {
+            var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
+            return LlamaLayout.Layer(config, layer).Where(b => !b.CheckpointName.EndsWith("layernorm.weight", StringComparison.Ordinal)).Concat(
+            [
+                new($"{from}post_attention_layernorm.weight", [config.HiddenSize], $"{to}attention_output_norm.weight"),
+                new($"{from}post_feedforward_layernorm.weight", [config.HiddenSize], $"{to}mlp_output_norm.weight"),
+                new($"{from}self_attn.q_norm.weight", [config.QSize], $"{to}self_attn.q_norm.weight"),
+                new($"{from}self_attn.k_norm.weight", [config.KVSize], $"{to}self_attn.k_norm.weight"),
+            ]);
+        });
+}

@@ -29,12 +29,15 @@ public sealed record ModelConfig
     public bool QkNorm { get; init; }
     /// The MLP's gate activation: SiLU (SwiGLU, the default) or GELU's tanh approximation (gemma's GeGLU).
     public MlpActivation Activation { get; init; } = MlpActivation.Silu;
-    /// Gemma's RMSNorm: the weight is stored as an offset from 1 and scales the float32 normalisation before it is
-    /// rounded, (1 + w) * norm(x), where Llama's rounds first, w * round(norm(x)).
-    public bool NormWeightOffset { get; init; }
-    /// Gemma 2 and 3's extra norms: on the attention output and on the MLP output, each before it joins the residual
-    /// stream (the pre-MLP norm is then pre_feedforward_layernorm).
+    /// How an RMSNorm's weight scales the normalisation (Llama's: after rounding it to the dtype).
+    public RmsNormWeight NormWeight { get; init; } = RmsNormWeight.AfterRounding;
+    /// Norms on the attention output and on the MLP output, each before it joins the residual stream: gemma 2 and 3
+    /// besides the pre-norms (whose pre-MLP norm is then pre_feedforward_layernorm), olmo2 instead of them.
     public bool SandwichNorms { get; init; }
+    /// Whether each block norms its attention and MLP inputs (Llama's pre-norm); olmo2 norms only their outputs.
+    public bool PreNorms { get; init; } = true;
+    /// q_norm and k_norm over each head (qwen3, gemma3) or over the whole projection, every head at once (olmo2).
+    public bool QkNormWholeProjection { get; init; }
     /// The embeddings are multiplied by this, rounded to the model's dtype (gemma's sqrt(hidden_size)); null: not.
     public double? EmbeddingMultiplier { get; init; }
     /// The attention logits' scale (gemma's query_pre_attn_scalar^-0.5); null: 1 / sqrt(head_dim).
@@ -73,7 +76,8 @@ public sealed record ModelConfig
     /// RMSNorm, no sandwich norms, plain causal attention scaled by 1 / sqrt(head_dim) with rotary positions in every
     /// layer, no soft-capping, multipliers or experts. Otherwise (gemma, granite, smollm3, the mixtures of experts) every
     /// step runs the plain TorchSharp backend, on the GPU too.
-    public bool IsLlamaBlock => Activation == MlpActivation.Silu && NumExperts == 0 && !NormWeightOffset && !SandwichNorms && EmbeddingMultiplier is null
+    public bool IsLlamaBlock => Activation == MlpActivation.Silu && NumExperts == 0 && NormWeight == RmsNormWeight.AfterRounding
+        && !SandwichNorms && PreNorms && !QkNormWholeProjection && EmbeddingMultiplier is null
         && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.All(w => w is null) && LocalRope is null
         && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0;
     public bool TieWordEmbeddings { get; init; }
@@ -177,4 +181,15 @@ public enum MlpActivation
     Silu,
     /// GELU's tanh approximation (transformers' gelu_pytorch_tanh, gelu_new): gemma.
     GeluTanh,
+}
+
+/// How an RMSNorm's weight w scales the normalisation n = x / rms(x), computed in float32.
+public enum RmsNormWeight
+{
+    /// w x round(n): Llama's, and most families'.
+    AfterRounding,
+    /// round(w x n), in float32 first: olmo2's.
+    BeforeRounding,
+    /// round((1 + w) x n): gemma's, whose weight is stored as an offset from 1.
+    OffsetBeforeRounding,
 }

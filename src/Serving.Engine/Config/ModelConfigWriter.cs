@@ -70,7 +70,7 @@ public static class ModelConfigWriter
     /// The gemma block's fields (the architecture sets the rest: its norms, sandwich norms and embedding scale).
     static void WriteGemma(ModelConfig config, JsonObject json)
     {
-        if (!config.NormWeightOffset) return;
+        if (config.NormWeight != RmsNormWeight.OffsetBeforeRounding) return;
         if (config.AttentionScale is { } scale) json["query_pre_attn_scalar"] = 1 / (scale * scale);
         json["attn_logit_softcapping"] = config.AttentionSoftcap;
         json["final_logit_softcapping"] = config.FinalLogitSoftcap;

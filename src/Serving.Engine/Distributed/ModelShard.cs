@@ -72,6 +72,8 @@ public sealed class ModelShard
             throw new ModelLoadException($"--tensor-parallel-size must be at least 1, not {size}");
         if (size > 1 && model.NumExperts > 0)
             throw new ModelLoadException($"--tensor-parallel-size {size}: a mixture-of-experts model ({model.Architecture}) runs on one device");
+        if (size > 1 && model.QkNormWholeProjection)
+            throw new ModelLoadException($"--tensor-parallel-size {size}: {model.Architecture} norms q and k over every head at once, so it runs on one device");
         if (model.NumAttentionHeads % size != 0)
             throw new ModelLoadException(
                 $"--tensor-parallel-size {size} does not divide the model's {model.NumAttentionHeads} query heads (num_attention_heads)");

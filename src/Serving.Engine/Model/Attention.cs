@@ -26,8 +26,9 @@ internal sealed class Attention : nn.Module
         _output = new Linear(config.QSize, config.HiddenSize, config.OutputBias, dtype, device) { Target = new(layer, Lora.LoraProjection.Output) };
         if (config.QkNorm)
         {
-            _queryNorm = new RmsNorm(config.HeadDim, config.RmsNormEps, dtype, device);
-            _keyNorm = new RmsNorm(config.HeadDim, config.RmsNormEps, dtype, device);
+            // over each head (qwen3, gemma3), or over the whole projection (olmo2)
+            _queryNorm = new RmsNorm(config.QkNormWholeProjection ? config.QSize : config.HeadDim, config.RmsNormEps, dtype, device);
+            _keyNorm = new RmsNorm(config.QkNormWholeProjection ? config.KVSize : config.HeadDim, config.RmsNormEps, dtype, device);
         }
         RegisterComponents();
     }

@@ -13,19 +13,22 @@ namespace Serving.Engine.Model;
 /// (granite) they are scaled instead: h = x + m attn(norm(x)).
 internal sealed class DecoderLayer : nn.Module
 {
-    [ComponentName(Name = "input_layernorm")] readonly RmsNorm _attentionNorm;
+    [ComponentName(Name = "input_layernorm")] readonly RmsNorm? _attentionNorm;              // null without pre-norms (olmo2)
     [ComponentName(Name = "self_attn")] readonly Attention _attention;
     [ComponentName(Name = "attention_output_norm")] readonly RmsNorm? _attentionOutputNorm;  // sandwich norms only
-    [ComponentName(Name = "post_attention_layernorm")] readonly RmsNorm _mlpNorm;            // Llama's name for the pre-MLP norm
+    [ComponentName(Name = "post_attention_layernorm")] readonly RmsNorm? _mlpNorm;           // Llama's name for the pre-MLP norm
     [ComponentName(Name = "mlp")] readonly FeedForward _mlp;                                // dense, or a mixture of experts
     [ComponentName(Name = "mlp_output_norm")] readonly RmsNorm? _mlpOutputNorm;              // sandwich norms only
     readonly double? _residualMultiplier;                                                   // granite
 
     public DecoderLayer(ModelConfig config, int layer, ScalarType dtype, Device device) : base("DecoderLayer")
     {
-        _attentionNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+        if (config.PreNorms)
+        {
+            _attentionNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+            _mlpNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+        }
         _attention = new Attention(config, layer, dtype, device);
-        _mlpNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         _mlp = config.IsExpertLayer(layer) ? new MoeMlp(config, dtype, device) : new Mlp(config, layer, dtype, device);
         _residualMultiplier = config.ResidualMultiplier;
         if (config.SandwichNorms)
@@ -40,13 +43,21 @@ internal sealed class DecoderLayer : nn.Module
     // residual (numTokens, hidden): the stream before the previous output is added (null before the first layer)
     public Tensor Forward(DecoderStep step, Tensor hidden, ref Tensor? residual)
     {
-        hidden = _attentionNorm.Forward(step, hidden, ref residual);
+        hidden = Enter(_attentionNorm, step, hidden, ref residual);
         hidden = _attention.Forward(step, hidden);
         if (_attentionOutputNorm is not null) hidden = _attentionOutputNorm.Forward(step, hidden);
         if (_residualMultiplier is { } scale) hidden = hidden * scale;
-        hidden = _mlpNorm.Forward(step, hidden, ref residual);
+        hidden = Enter(_mlpNorm, step, hidden, ref residual);
         hidden = _mlp.Forward(step, hidden);
         if (_mlpOutputNorm is not null) hidden = _mlpOutputNorm.Forward(step, hidden);
         return _residualMultiplier is { } multiplier ? hidden * multiplier : hidden;
+    }
+
+    /// A sublayer's input: the stream with the last output added, normed (the pre-norm) or not (olmo2).
+    static Tensor Enter(RmsNorm? norm, DecoderStep step, Tensor hidden, ref Tensor? residual)
+    {
+        if (norm is not null) return norm.Forward(step, hidden, ref residual);
+        residual = residual is null ? hidden : residual + hidden;
+        return residual;
     }
 }

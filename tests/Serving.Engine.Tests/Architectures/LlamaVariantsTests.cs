@@ -8,16 +8,18 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Tests.Architectures;
 
 /// Llama's layout with a twist, random and tiny, against a float64 forward written here from transformers' code:
-/// Granite (embedding, attention and residual multipliers, logits_scaling, tied embeddings) and SmolLM3 (no rotary
-/// embedding in every fourth layer). Every position's logits over the paged pool in chunks; greedy tokens through the
+/// Granite (embedding, attention and residual multipliers, logits_scaling, tied embeddings), SmolLM3 (no rotary
+/// embedding in every fourth layer) and OLMo 2 (norms after each sublayer only, q/k norms over the whole projections,
+/// norms scaling in float32). Every position's logits over the paged pool in chunks; greedy tokens through the
 /// engine; the config writer writes back what the reader reads.
 public sealed class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3 }
+    public enum Family { Granite, SmolLM3, Olmo2 }
 
     [Theory]
     [InlineData(Family.Granite)]
     [InlineData(Family.SmolLM3)]
+    [InlineData(Family.Olmo2)]
     public void EveryPositionsLogitsMatchTheReference(Family family)
     {
         using var folder = new TempDirectory();
@@ -40,6 +42,7 @@ public sealed class LlamaVariantsTests
     [Theory]
     [InlineData(Family.Granite)]
     [InlineData(Family.SmolLM3)]
+    [InlineData(Family.Olmo2)]
     public async Task GreedyTokensThroughTheEngineAreTheReferences(Family family)
     {
         using var folder = new TempDirectory();
@@ -59,6 +62,7 @@ public sealed class LlamaVariantsTests
     [Theory]
     [InlineData(Family.Granite)]
     [InlineData(Family.SmolLM3)]
+    [InlineData(Family.Olmo2)]
     public void TheConfigWriterWritesWhatTheReaderReadsBack(Family family)
     {
         using var folder = new TempDirectory();
@@ -68,6 +72,8 @@ public sealed class LlamaVariantsTests
         File.WriteAllText(Path.Combine(written.Path, "config.json"), ModelConfigWriter.ToJson(config).ToJsonString());
         var back = ModelConfig.Load(written.Path);
         Assert.Equal(config with { Architectures = [], EosTokenIds = [], NoRopeLayers = [] }, back with { Architectures = [], EosTokenIds = [], NoRopeLayers = [] });
+        if (family == Family.Olmo2)
+            Assert.Contains("one device", Assert.Throws<ModelLoadException>(() => ModelLoader.Load(folder.Path, "float32", tensorParallelSize: 2)).Message);
         Assert.Equal(config.NoRopeLayers, back.NoRopeLayers);
     }
 
@@ -78,8 +84,8 @@ public sealed class LlamaVariantsTests
     {
         var config = new JsonObject
         {
-            ["architectures"] = new JsonArray(family == Family.Granite ? "GraniteForCausalLM" : "SmolLM3ForCausalLM"),
-            ["model_type"] = family == Family.Granite ? "granite" : "smollm3",
+            ["architectures"] = new JsonArray(family switch { Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", _ => "Olmo2ForCausalLM" }),
+            ["model_type"] = family switch { Family.Granite => "granite", Family.SmolLM3 => "smollm3", _ => "olmo2" },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0,
             ["max_position_embeddings"] = 256, ["hidden_act"] = "silu", ["torch_dtype"] = "float32", ["bos_token_id"] = 1, ["eos_token_id"] = 2,
@@ -91,11 +97,12 @@ public sealed class LlamaVariantsTests
             config["residual_multiplier"] = ResidualMultiplier;
             config["logits_scaling"] = LogitsScaling;
         }
-        else
+        else if (family == Family.SmolLM3)
         {
             config["tie_word_embeddings"] = true;
             config["no_rope_layer_interval"] = 4;   // layer 3 has no rotary embedding
         }
+        else config["tie_word_embeddings"] = true;
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
         foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" })
             File.Copy(Path.Combine(Fixtures.Dir("llama-gqa"), file), Path.Combine(folder, file));
@@ -113,8 +120,14 @@ public sealed class LlamaVariantsTests
             weights[p + "mlp.gate_proj.weight"] = Random(Inter, Hidden);
             weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
             weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
-            weights[p + "input_layernorm.weight"] = Norm();
             weights[p + "post_attention_layernorm.weight"] = Norm();
+            if (family == Family.Olmo2)
+            {
+                weights[p + "post_feedforward_layernorm.weight"] = Norm();
+                weights[p + "self_attn.q_norm.weight"] = 1 + randn([Heads * HeadDim], generator: generator) * 0.1f;
+                weights[p + "self_attn.k_norm.weight"] = 1 + randn([KVHeads * HeadDim], generator: generator) * 0.1f;
+            }
+            else weights[p + "input_layernorm.weight"] = Norm();
         }
         SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), weights);
         return weights;
@@ -136,21 +149,25 @@ public sealed class LlamaVariantsTests
         for (var i = 0; i < Layers; i++)
         {
             var p = $"model.layers.{i}.";
-            var x = Norm(h, W(p + "input_layernorm.weight"));
-            var q = x.matmul(W(p + "self_attn.q_proj.weight").t()).view(t, Heads, HeadDim);
-            var k = x.matmul(W(p + "self_attn.k_proj.weight").t()).view(t, KVHeads, HeadDim);
+            var olmo = family == Family.Olmo2;
+            var x = olmo ? h : Norm(h, W(p + "input_layernorm.weight"));
+            var q = x.matmul(W(p + "self_attn.q_proj.weight").t());
+            var k = x.matmul(W(p + "self_attn.k_proj.weight").t());
+            if (olmo) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));
+            (q, k) = (q.view(t, Heads, HeadDim), k.view(t, KVHeads, HeadDim));
             var v = x.matmul(W(p + "self_attn.v_proj.weight").t()).view(t, KVHeads, HeadDim);
-            if (granite || i != 3) (q, k) = (Rotate(q), Rotate(k));
+            if (family != Family.SmolLM3 || i != 3) (q, k) = (Rotate(q), Rotate(k));   // smollm3: layer 3 has no rope
             var keys = k.repeat_interleave(Heads / KVHeads, 1).permute(1, 2, 0);
             var values = v.repeat_interleave(Heads / KVHeads, 1).permute(1, 0, 2);
             var scores = q.permute(1, 0, 2).matmul(keys) * (granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim));
             var hidden = arange(t).unsqueeze(0) > arange(t).unsqueeze(1);
             var attended = scores.masked_fill(hidden, double.NegativeInfinity).softmax(-1).matmul(values);
-            h = h + attended.permute(1, 0, 2).reshape(t, Heads * HeadDim).matmul(W(p + "self_attn.o_proj.weight").t()) * residual;
-            x = Norm(h, W(p + "post_attention_layernorm.weight"));
+            var output = attended.permute(1, 0, 2).reshape(t, Heads * HeadDim).matmul(W(p + "self_attn.o_proj.weight").t());
+            h = h + (olmo ? Norm(output, W(p + "post_attention_layernorm.weight")) : output * residual);
+            x = olmo ? h : Norm(h, W(p + "post_attention_layernorm.weight"));
             var mlp = (nn.functional.silu(x.matmul(W(p + "mlp.gate_proj.weight").t())) * x.matmul(W(p + "mlp.up_proj.weight").t()))
                 .matmul(W(p + "mlp.down_proj.weight").t());
-            h = h + mlp * residual;
+            h = h + (olmo ? Norm(mlp, W(p + "post_feedforward_layernorm.weight")) : mlp * residual);
         }
         var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t()) / (granite ? LogitsScaling : 1.0);
         var data = logits.data<double>().ToArray();

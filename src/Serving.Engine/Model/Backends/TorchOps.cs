@@ -1,3 +1,4 @@
+using Serving.Engine.Config;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model.Backends;
@@ -6,32 +7,43 @@ namespace Serving.Engine.Model.Backends;
 /// sequences): numerics as transformers computes them. Every operation is out of place, so autograd can follow it.
 internal static class TorchOps
 {
-    /// weight * RMSNorm(x): normalised in float32, rounded to x's dtype, then scaled (Llama's). With weightOffset (gemma's):
-    /// (1 + weight) scales the float32 normalisation, then the product is rounded.
+    /// weight * RMSNorm(x): normalised in float32, rounded to x's dtype, then scaled (Llama's); other families scale the
+    /// float32 normalisation before rounding, gemma by (1 + weight) (RmsNormWeight).
     // x (numTokens, width), weight (width) -> (numTokens, width)
-    public static Tensor RmsNorm(Tensor x, Tensor weight, double eps, bool weightOffset = false)
+    public static Tensor RmsNorm(Tensor x, Tensor weight, double eps, RmsNormWeight kind = RmsNormWeight.AfterRounding)
     {
         using var scope = NewDisposeScope();
         var x32 = x.to_type(ScalarType.Float32);
         var variance = x32.pow(2).mean([-1], keepdim: true);                  // (numTokens, 1)
         var normalised = x32 * (variance + eps).rsqrt();
-        if (weightOffset) return (normalised * (weight.to_type(ScalarType.Float32) + 1)).to_type(x.dtype).MoveToOuterDisposeScope();
-        return (weight * normalised.to_type(x.dtype)).MoveToOuterDisposeScope();
+        var result = kind switch
+        {
+            RmsNormWeight.BeforeRounding => (normalised * weight.to_type(ScalarType.Float32)).to_type(x.dtype),
+            RmsNormWeight.OffsetBeforeRounding => (normalised * (weight.to_type(ScalarType.Float32) + 1)).to_type(x.dtype),
+            _ => weight * normalised.to_type(x.dtype),
+        };
+        return result.MoveToOuterDisposeScope();
     }
 
     /// The pre-norm block's add + norm, out of place: (weight * RMSNorm(residual + x), residual + x).
-    public static (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps, bool weightOffset = false)
+    public static (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps,
+        RmsNormWeight kind = RmsNormWeight.AfterRounding)
     {
         var sum = residual + x;
-        return (RmsNorm(sum, weight, eps, weightOffset), sum);
+        return (RmsNorm(sum, weight, eps, kind), sum);
     }
 
-    /// RMSNorm over each query head (qWeight) and key head (kWeight) of a fused projection; v passes through.
+    /// RMSNorm of the query heads (qWeight) and the key heads (kWeight) of a fused projection, each head on its own
+    /// (qwen3, gemma3) or all of q and all of k at once (wholeProjection: olmo2); v passes through.
     public static Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps, int numHeads, int numKVHeads, int headDim,
-        bool weightOffset = false)
+        RmsNormWeight kind = RmsNormWeight.AfterRounding, bool wholeProjection = false)
     {
         var (q, k, v) = Split(qkv, numHeads, numKVHeads, headDim);
-        return Join(RmsNorm(q, qWeight, eps, weightOffset), RmsNorm(k, kWeight, eps, weightOffset), v);
+        if (wholeProjection)
+            (q, k) = (RmsNorm(q.flatten(1), qWeight, eps, kind).view(q.shape), RmsNorm(k.flatten(1), kWeight, eps, kind).view(k.shape));
+        else
+            (q, k) = (RmsNorm(q, qWeight, eps, kind), RmsNorm(k, kWeight, eps, kind));
+        return Join(q, k, v);
     }
 
     /// x * cos + rotate_half(x) * sin over the first rotaryDim dimensions (rotate_half(x) = cat(-x2, x1)); the rest

@@ -11,13 +11,14 @@ internal abstract class TorchOpsStep(ModelConfig config, ICommunicator? communic
 {
     protected ModelConfig Config { get; } = config;
 
-    public sealed override Tensor RmsNorm(Tensor x, Tensor weight, double eps) => TorchOps.RmsNorm(x, weight, eps, Config.NormWeightOffset);
+    public sealed override Tensor RmsNorm(Tensor x, Tensor weight, double eps) => TorchOps.RmsNorm(x, weight, eps, Config.NormWeight);
 
     public sealed override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps) =>
-        TorchOps.AddRmsNorm(x, residual, weight, eps, Config.NormWeightOffset);
+        TorchOps.AddRmsNorm(x, residual, weight, eps, Config.NormWeight);
 
     public sealed override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps) =>
-        TorchOps.HeadRmsNorm(qkv, qWeight, kWeight, eps, Config.NumAttentionHeads, Config.NumKeyValueHeads, Config.HeadDim, Config.NormWeightOffset);
+        TorchOps.HeadRmsNorm(qkv, qWeight, kWeight, eps, Config.NumAttentionHeads, Config.NumKeyValueHeads, Config.HeadDim, Config.NormWeight,
+            Config.QkNormWholeProjection);
 
     public sealed override Tensor SiluAndMul(Tensor gateUp) => TorchOps.SiluAndMul(gateUp);
 
