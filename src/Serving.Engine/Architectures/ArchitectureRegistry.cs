@@ -18,24 +18,38 @@ public static class ArchitectureRegistry
     /// ...): the decoder with a `score` head of one row per label.
     public static bool IsClassifier(string architecture) => All.Any(a => a.ClassifierName == architecture);
 
-    /// Multimodal checkpoints whose text decoder is served (text in, text out; their vision tower is not loaded), and the
-    /// architecture of that decoder: its config is config.json's text_config.
-    static readonly Dictionary<string, string> TextDecoders = new() { ["Gemma3ForConditionalGeneration"] = "Gemma3ForCausalLM" };
+    /// Multimodal checkpoints whose text decoder is served (text in, text out; their vision tower is not loaded): the
+    /// decoder's architecture and model_type. Its config is config.json's text_config, or the top level where the text
+    /// fields live there (Qwen2-VL, Qwen2.5-VL as first saved).
+    static readonly Dictionary<string, (string Architecture, string ModelType)> TextDecoders = new()
+    {
+        ["Gemma3ForConditionalGeneration"] = ("Gemma3ForCausalLM", "gemma3_text"),
+        ["Qwen2VLForConditionalGeneration"] = ("Qwen2ForCausalLM", "qwen2"),
+        ["Qwen2_5_VLForConditionalGeneration"] = ("Qwen2ForCausalLM", "qwen2"),
+        ["Qwen3VLForConditionalGeneration"] = ("Qwen3ForCausalLM", "qwen3"),
+    };
 
     /// Whether an `architectures` name is a multimodal checkpoint whose text decoder is served.
     public static bool IsMultimodalWrapper(string architecture) => TextDecoders.ContainsKey(architecture);
 
-    /// For a multimodal checkpoint (TextDecoders): its text_config, named as its text decoder, with what the top level
-    /// says for the whole checkpoint (dtype, quantization, EOS) where text_config does not; any other config as it is.
+    /// For a multimodal checkpoint (TextDecoders): its text config named as its text decoder, with what the top level
+    /// says for the whole checkpoint (dtype, quantization, EOS) where the text config does not; any other config as it is.
+    /// Qwen's multimodal rope (mrope: the sections of each head turned by a temporal, a height and a width position) is
+    /// the plain rope of its theta for text, whose three positions are one: it is read as that.
     internal static JsonFields TextDecoderOf(JsonFields json)
     {
         var architectures = json.StringList("architectures");
         if (architectures.Count == 0 || !TextDecoders.TryGetValue(architectures[0], out var decoder)) return json;
-        var text = (json.Object("text_config") ?? throw new ModelConfigException($"{json.File}: {architectures[0]} has no text_config")).Json;
-        var config = (System.Text.Json.Nodes.JsonObject)text.DeepClone();
-        config["architectures"] = new System.Text.Json.Nodes.JsonArray(decoder);
+        var config = (System.Text.Json.Nodes.JsonObject)(json.Object("text_config")?.Json ?? json.Json).DeepClone();
+        config.Remove("vision_config");
+        config.Remove("text_config");
+        config["architectures"] = new System.Text.Json.Nodes.JsonArray(decoder.Architecture);
+        config["model_type"] = decoder.ModelType;
         foreach (var field in new[] { "torch_dtype", "dtype", "quantization_config", "eos_token_id", "bos_token_id", "pad_token_id" })
             if (config[field] is null && json.Json[field] is { } value) config[field] = value.DeepClone();
+        foreach (var field in new[] { "rope_scaling", "rope_parameters" })
+            if (config[field] is System.Text.Json.Nodes.JsonObject rope && rope.ContainsKey("mrope_section"))
+                config[field] = new System.Text.Json.Nodes.JsonObject { ["rope_type"] = "default", ["rope_theta"] = rope["rope_theta"]?.DeepClone() ?? config["rope_theta"]?.DeepClone() };
         return new JsonFields(config, json.File);
     }
 

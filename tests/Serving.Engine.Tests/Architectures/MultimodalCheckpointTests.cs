@@ -1,0 +1,71 @@
+using System.Text.Json.Nodes;
+using Serving.Engine.Config;
+using Serving.Engine.Model;
+using Serving.Engine.Tests.Support;
+using Serving.Engine.Weights;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Architectures;
+
+/// Multimodal checkpoints serve their text decoder, as text in, text out: Qwen3-VL's layout (a nested text_config with
+/// Qwen's multimodal rope, the decoder under model.language_model., a vision tower beside it) made from the qwen3
+/// fixture gives transformers' logits for the fixture's prompts; Qwen2.5-VL's config (the text fields at the top level)
+/// reads as Qwen2's.
+public sealed class MultimodalCheckpointTests
+{
+    [Fact]
+    public void AQwen3VlCheckpointAnswersAsItsTextDecoder()
+    {
+        using var folder = new TempDirectory();
+        var fixture = Fixtures.Dir("qwen3-gqa");
+        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json", "generation_config.json" })
+            File.Copy(Path.Combine(fixture, file), Path.Combine(folder.Path, file));
+        var text = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "config.json")))!.AsObject();
+        text.Remove("architectures");
+        text["model_type"] = "qwen3_vl_text";
+        text.Remove("rope_parameters");
+        text["rope_theta"] = 10000.0;
+        text["rope_scaling"] = new JsonObject { ["rope_type"] = "default", ["mrope_section"] = new JsonArray(2, 3, 3), ["mrope_interleaved"] = true };
+        File.WriteAllText(Path.Combine(folder.Path, "config.json"), new JsonObject
+        {
+            ["architectures"] = new JsonArray("Qwen3VLForConditionalGeneration"), ["model_type"] = "qwen3_vl",
+            ["text_config"] = text, ["vision_config"] = new JsonObject { ["model_type"] = "qwen3_vl", ["depth"] = 1 },
+            ["image_token_id"] = 500,
+        }.ToJsonString());
+        var tensors = new Dictionary<string, Tensor>();
+        using (var checkpoint = SafetensorsCheckpoint.Open(fixture))
+            foreach (var name in checkpoint.TensorNames)
+                tensors[name.StartsWith("model.", StringComparison.Ordinal) ? "model.language_model." + name["model.".Length..] : name] = checkpoint.Read(name);
+        tensors["model.visual.blocks.0.attn.qkv.weight"] = zeros(6, 2);
+        SafetensorsWriter.Write(Path.Combine(folder.Path, "model.safetensors"), tensors);
+
+        using var model = ModelLoader.Load(folder.Path, "float32");
+        Assert.Equal("Qwen3ForCausalLM", model.Config.Architecture);
+        using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16);
+        foreach (var prompt in Fixtures.Reference("qwen3-gqa").Prompts)
+        {
+            var runner = new PagedRunner(model, cache);
+            var logits = runner.Step([(runner.Add(prompt.InputIds), prompt.InputIds.Length)])[0];
+            Assert.True(logits.Zip(prompt.LastLogits, (a, b) => Math.Abs(a - b)).Max() <= 1e-3);
+        }
+    }
+
+    [Fact]
+    public void AQwen25VlConfigReadsAsQwen2s()
+    {
+        using var folder = new TempDirectory();
+        File.WriteAllText(Path.Combine(folder.Path, "config.json"), """
+            {"architectures": ["Qwen2_5_VLForConditionalGeneration"], "model_type": "qwen2_5_vl", "hidden_size": 3584,
+             "intermediate_size": 18944, "num_attention_heads": 28, "num_hidden_layers": 28, "num_key_value_heads": 4,
+             "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "max_position_embeddings": 128000, "sliding_window": 32768,
+             "use_sliding_window": false, "tie_word_embeddings": false, "vocab_size": 152064, "torch_dtype": "bfloat16",
+             "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}, "vision_config": {"depth": 32},
+             "bos_token_id": 151643, "eos_token_id": 151645}
+            """);
+        var config = ModelConfig.Load(folder.Path);
+        Assert.Equal(("Qwen2ForCausalLM", "qwen2", true, 4), (config.Architecture, config.ModelType, config.QkvBias, config.NumKeyValueHeads));
+        Assert.Equal(new RopeConfig { Theta = 1000000.0 }, config.Rope);
+        Assert.Null(config.SlidingWindow);
+        Assert.Equal(128000, config.MaxContextLength);
+    }
+}
