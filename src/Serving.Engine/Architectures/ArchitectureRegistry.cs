@@ -27,6 +27,7 @@ public static class ArchitectureRegistry
         ["Qwen2VLForConditionalGeneration"] = ("Qwen2ForCausalLM", "qwen2"),
         ["Qwen2_5_VLForConditionalGeneration"] = ("Qwen2ForCausalLM", "qwen2"),
         ["Qwen3VLForConditionalGeneration"] = ("Qwen3ForCausalLM", "qwen3"),
+        ["Mistral3ForConditionalGeneration"] = ("MistralForCausalLM", "mistral"),
     };
 
     /// Whether an `architectures` name is a multimodal checkpoint whose text decoder is served.

@@ -51,6 +51,43 @@ public sealed class MultimodalCheckpointTests
     }
 
     [Fact]
+    public void AMistral3CheckpointServesItsMistralDecoder()
+    {
+        // Mistral Small 3.1 / 3.2: the decoder's config in text_config (model_type mistral), its tensors under
+        // language_model.model. and language_model.lm_head, a Pixtral vision tower beside them
+        using var folder = new TempDirectory();
+        var fixture = Fixtures.Dir("llama-gqa");
+        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" })
+            File.Copy(Path.Combine(fixture, file), Path.Combine(folder.Path, file));
+        var text = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "config.json")))!.AsObject();
+        text.Remove("architectures");
+        text["model_type"] = "mistral";
+        text["sliding_window"] = null;
+        File.WriteAllText(Path.Combine(folder.Path, "config.json"), new JsonObject
+        {
+            ["architectures"] = new JsonArray("Mistral3ForConditionalGeneration"), ["model_type"] = "mistral3",
+            ["text_config"] = text, ["vision_config"] = new JsonObject { ["model_type"] = "pixtral" }, ["torch_dtype"] = "float32",
+        }.ToJsonString());
+        var tensors = new Dictionary<string, Tensor>();
+        using (var checkpoint = SafetensorsCheckpoint.Open(fixture))
+            foreach (var name in checkpoint.TensorNames)
+                tensors["language_model." + name] = checkpoint.Read(name);
+        tensors["vision_tower.patch_conv.weight"] = zeros(4, 3, 2, 2);
+        tensors["multi_modal_projector.linear_1.weight"] = zeros(4, 4);
+        SafetensorsWriter.Write(Path.Combine(folder.Path, "model.safetensors"), tensors);
+
+        using var model = ModelLoader.Load(folder.Path, "float32");
+        Assert.Equal("MistralForCausalLM", model.Config.Architecture);
+        using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16);
+        foreach (var prompt in Fixtures.Reference("llama-gqa").Prompts)
+        {
+            var runner = new PagedRunner(model, cache);
+            var logits = runner.Step([(runner.Add(prompt.InputIds), prompt.InputIds.Length)])[0];
+            Assert.True(logits.Zip(prompt.LastLogits, (a, b) => Math.Abs(a - b)).Max() <= 1e-3);
+        }
+    }
+
+    [Fact]
     public void AQwen25VlConfigReadsAsQwen2s()
     {
         using var folder = new TempDirectory();
