@@ -1,5 +1,7 @@
 // One answer in the transcript as it streams in: its thinking (under a server's --reasoning-parser), its text (or
 // token spans), tool calls, and once it ends a line of figures (finish reason, tokens, time to first token, tokens/s).
+// Text arrives in hundreds of chunks a second; it reaches the page once per frame, appended to one text node, so a
+// long answer costs the page a layout per frame, not one per chunk.
 
 import { fromChat, fromCompletion, tokenSpans } from './tokens.js';
 import { el, count, rate, seconds } from './format.js';
@@ -18,6 +20,9 @@ export class AnswerView {
     this.finishReason = null;
     this.started = performance.now();
     this.firstAt = null;
+    this.pending = { text: '', thought: '', tokens: [] };   // what arrived since the last frame
+    this.frame = null;
+    this.onRender = null;                         // called after each frame's update (the transcript follows the text)
     this.body = el('div', { class: 'msg-text' });
     this.thoughts = el('div', { class: 'msg-thinking-text' });
     this.thinking = el('details', { class: 'msg-thinking', open: true, hidden: true }, el('summary', {}, 'Thinking'), this.thoughts);
@@ -47,17 +52,36 @@ export class AnswerView {
     this.text += text ?? '';
     if (thought) {
       this.reasoning += thought;
-      this.thoughts.append(thought);
-      this.thinking.hidden = false;
+      this.pending.thought += thought;
     }
     this.tokens.push(...tokens);
-    if (this.showTokens && tokens.length) this.addTokens(tokens);
-    else if (text) this.body.append(text);
+    if (this.showTokens && tokens.length) this.pending.tokens.push(...tokens);
+    else if (text) this.pending.text += text;
+    this.frame ??= requestAnimationFrame(() => this.render());
+  }
+
+  /// Puts what arrived since the last frame on the page.
+  render() {
+    if (this.frame !== null) cancelAnimationFrame(this.frame);
+    this.frame = null;
+    const { text, thought, tokens } = this.pending;
+    this.pending = { text: '', thought: '', tokens: [] };
+    if (tokens.length) this.addTokens(tokens);
+    if (thought) {
+      this.thoughtNode ??= this.thoughts.appendChild(document.createTextNode(''));
+      this.thoughtNode.appendData(thought);
+      this.thinking.hidden = false;
+    }
+    if (text) {
+      this.textNode ??= this.body.appendChild(document.createTextNode(''));
+      this.textNode.appendData(text);
+    }
+    this.onRender?.();
   }
 
   addTokens(tokens) {
     const spans = tokenSpans(tokens);
-    if (this.tokens.length === tokens.length) spans[0].tabIndex = 0;   // the token view's one tab stop
+    if (!this.body.classList.contains('tokens')) spans[0].tabIndex = 0;   // the token view's one tab stop
     this.body.classList.add('tokens');
     this.body.append(...spans);
   }
@@ -71,6 +95,7 @@ export class AnswerView {
   }
 
   finish(state) {
+    this.render();   // what the last frame has not shown yet
     this.state = state;
     this.item.dataset.state = state;
     this.item.removeAttribute('aria-busy');

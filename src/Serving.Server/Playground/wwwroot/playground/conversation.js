@@ -98,7 +98,8 @@ export class Conversation {
     this.active = { controller, view };
     this.setBusy(true);
     try {
-      await api.stream(path, body, chunk => { view.add(chunk); this.follow(); }, controller.signal);
+      view.onRender = () => this.follow();
+      await api.stream(path, body, chunk => view.add(chunk), controller.signal);
       view.finish('done');
     } catch (e) {
       // stopped or refused before anything arrived: the turn goes back into the box, as if never sent
