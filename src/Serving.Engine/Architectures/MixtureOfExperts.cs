@@ -113,3 +113,50 @@ internal sealed class Qwen3Moe : ModelArchitecture
             return ExpertLayout.Attention(config, layer).Concat(norms).Concat(feedForward);
         });
 }
+
+/// Qwen2MoeForCausalLM (Qwen1.5-MoE, Qwen2-57B-A14B): Qwen2's attention (a bias on q, k and v); layers route to their
+/// top num_experts_per_tok of num_experts experts of moe_intermediate_size (normalized when norm_topk_prob), and every
+/// token also runs the shared expert (shared_expert_intermediate_size), scaled by the sigmoid of shared_expert_gate.
+internal sealed class Qwen2Moe : ModelArchitecture
+{
+    public override string Name => "Qwen2MoeForCausalLM";
+    public override string ModelType => "qwen2_moe";
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var step = json.Int("decoder_sparse_step") ?? 1;
+        if (step < 1) throw new ModelConfigException($"{json.File}: decoder_sparse_step must be positive, got {step}");
+        var denseOnly = json.Has("mlp_only_layers") ? json.IntOrList("mlp_only_layers") : [];
+        var read = config with
+        {
+            QkvBias = true,
+            SlidingWindow = ModelConfigReader.SlidingWindow(json, inEffect: json.Bool("use_sliding_window") ?? false),
+            NumExperts = json.Int("num_experts") ?? 60,
+            NumExpertsPerToken = json.Int("num_experts_per_tok") ?? 4,
+            ExpertIntermediateSize = json.Int("moe_intermediate_size") ?? 1408,
+            SharedExpertIntermediateSize = json.Int("shared_expert_intermediate_size") ?? 5632,
+            NormalizeTopKProbabilities = json.Bool("norm_topk_prob") ?? false,
+            DenseLayers = [.. Enumerable.Range(0, config.NumHiddenLayers).Where(i => denseOnly.Contains(i) || (i + 1) % step != 0)],
+        };
+        ExpertLayout.Check(json.File, read);
+        return read;
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer =>
+        {
+            if (!config.IsExpertLayer(layer)) return LlamaLayout.Layer(config, layer);
+            var (mlp, to) = ($"model.layers.{layer}.mlp.", $"layers.{layer}.mlp.");
+            var (hidden, shared) = ((long)config.HiddenSize, (long)config.SharedExpertIntermediateSize);
+            var experts = ExpertLayout.Experts(config, layer, mlp + "gate.weight",
+                e => ($"{mlp}experts.{e}.gate_proj.weight", $"{mlp}experts.{e}.up_proj.weight", $"{mlp}experts.{e}.down_proj.weight"));
+            WeightBinding[] sharedExpert =
+            [
+                new($"{mlp}shared_expert.gate_proj.weight", [shared, hidden], $"{to}shared_expert.gate_up_proj.weight", 0, Gate),
+                new($"{mlp}shared_expert.up_proj.weight", [shared, hidden], $"{to}shared_expert.gate_up_proj.weight", shared, Up),
+                new($"{mlp}shared_expert.down_proj.weight", [hidden, shared], $"{to}shared_expert.down_proj.weight"),
+                new($"{mlp}shared_expert_gate.weight", [1, hidden], $"{to}shared_expert_gate.weight"),
+            ];
+            return ExpertLayout.Attention(config, layer).Concat(experts).Concat(sharedExpert);
+        });
+}

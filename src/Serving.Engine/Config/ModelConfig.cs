@@ -67,6 +67,9 @@ public sealed record ModelConfig
     public int ExpertIntermediateSize { get; init; }
     /// The chosen experts' probabilities scaled to sum to 1 (mixtral always; qwen3_moe's norm_topk_prob).
     public bool NormalizeTopKProbabilities { get; init; }
+    /// A shared expert every token runs besides its routed ones, its output scaled by a sigmoid gate (qwen2_moe's
+    /// shared_expert_intermediate_size); 0: none.
+    public int SharedExpertIntermediateSize { get; init; }
     /// The layers of a mixture-of-experts model that keep a dense MLP of IntermediateSize (qwen3_moe's mlp_only_layers and
     /// decoder_sparse_step); empty: every layer routes.
     public IReadOnlyList<int> DenseLayers { get; init; } = [];

@@ -13,13 +13,17 @@ internal sealed class Mlp : FeedForward
     [ComponentName(Name = "gate_up_proj")] readonly Linear _gateUp;  // (2 * intermediate, hidden): gate rows, then up rows
     [ComponentName(Name = "down_proj")] readonly Linear _down;       // (hidden, intermediate)
 
-    public Mlp(ModelConfig config, int layer, ScalarType dtype, Device device) : base("Mlp")
+    /// layer: the decoder layer whose MLP this is, where LoRA adapters find it; null for a mixture's shared expert (no adapter).
+    public Mlp(ModelConfig config, int? layer, ScalarType dtype, Device device) : base("Mlp")
     {
         _gateUp = new Linear(config.HiddenSize, 2L * config.IntermediateSize, config.MlpBias, dtype, device)
         {
-            Target = new(layer, Lora.LoraProjection.GateUp),
+            Target = layer is { } l ? new(l, Lora.LoraProjection.GateUp) : null,
         };
-        _down = new Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device) { Target = new(layer, Lora.LoraProjection.Down) };
+        _down = new Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device)
+        {
+            Target = layer is { } at ? new(at, Lora.LoraProjection.Down) : null,
+        };
         _activation = config.Activation;
         RegisterComponents();
     }

@@ -10,13 +10,16 @@ namespace Serving.Engine.Model;
 /// A mixture of experts in place of the MLP (mixtral, qwen3_moe), as transformers computes it: the router's logits
 /// (E per token), their softmax in float32, each token's top-k experts and probabilities (scaled to sum to 1 when the
 /// config says), rounded to the model dtype; then each expert runs its tokens through its own gated MLP and adds its
-/// output times the token's probability for it, experts in order. The experts' weights are stacked: expert e's gate and
-/// up rows at e x 2F of experts_gate_up, its down rows at e x hidden of experts_down.
+/// output times the token's probability for it, experts in order; a shared expert (qwen2_moe) adds its own output times
+/// the sigmoid of its gate. The experts' weights are stacked: expert e's gate and up rows at e x 2F of experts_gate_up,
+/// its down rows at e x hidden of experts_down.
 internal sealed class MoeMlp : FeedForward
 {
     [ComponentName(Name = "router")] readonly Linear _router;            // (experts, hidden)
     [ComponentName(Name = "experts_gate_up")] readonly Parameter _gateUp; // (experts x 2F, hidden)
     [ComponentName(Name = "experts_down")] readonly Parameter _down;      // (experts x hidden, F)
+    [ComponentName(Name = "shared_expert")] readonly Mlp? _shared;                      // qwen2_moe: every token runs it
+    [ComponentName(Name = "shared_expert_gate")] readonly Linear? _sharedGate;          // (1, hidden): its sigmoid gate
     readonly int _experts, _topK, _width, _hidden;
     readonly bool _normalize;
     readonly MlpActivation _activation;
@@ -28,6 +31,11 @@ internal sealed class MoeMlp : FeedForward
         _router = new Linear(_hidden, _experts, false, dtype, device);
         _gateUp = ModelParameters.Empty([(long)_experts * 2 * _width, _hidden], dtype, device);
         _down = ModelParameters.Empty([(long)_experts * _hidden, _width], dtype, device);
+        if (config.SharedExpertIntermediateSize > 0)
+        {
+            _shared = new Mlp(config with { IntermediateSize = config.SharedExpertIntermediateSize, MlpBias = false }, layer: null, dtype, device);
+            _sharedGate = new Linear(_hidden, 1, false, dtype, device);
+        }
         RegisterComponents();
     }
 
@@ -55,7 +63,9 @@ internal sealed class MoeMlp : FeedForward
             var weight = weights.index_select(0, tokens).gather(1, slots.unsqueeze(1));    // (routed, 1)
             output.index_add_(0, tokens, y * weight, 1);
         }
-        return output;
+        if (_shared is null) return output;
+        // qwen2_moe's shared expert, gated per token by a sigmoid
+        return output + nn.functional.sigmoid(_sharedGate!.Forward(step, x)) * _shared.Forward(step, x);
     }
 }
 

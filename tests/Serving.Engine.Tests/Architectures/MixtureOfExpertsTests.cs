@@ -6,17 +6,18 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Architectures;
 
-/// Mixtral and Qwen3-MoE checkpoints, random and tiny, against a float64 forward written here from transformers'
-/// modeling_mixtral / modeling_qwen3_moe: each token's top-k experts by the router's softmax (Mixtral's normalized,
+/// Mixtral, Qwen3-MoE and Qwen2-MoE checkpoints, random and tiny, against a float64 forward written here from
+/// transformers' modeling_mixtral / modeling_qwen3_moe / modeling_qwen2_moe (its shared expert behind a sigmoid gate): each token's top-k experts by the router's softmax (Mixtral's normalized,
 /// Qwen3-MoE's as norm_topk_prob says), their SwiGLU outputs summed by those weights; Qwen3-MoE's q/k norms and a dense
 /// layer (mlp_only_layers). Every position's logits over the paged pool in chunks; greedy tokens through the engine.
 public sealed class MixtureOfExpertsTests
 {
-    public enum Family { Mixtral, Qwen3Moe }
+    public enum Family { Mixtral, Qwen3Moe, Qwen2Moe }
 
     [Theory]
     [InlineData(Family.Mixtral)]
     [InlineData(Family.Qwen3Moe)]
+    [InlineData(Family.Qwen2Moe)]
     public void EveryPositionsLogitsMatchTheReference(Family family)
     {
         using var folder = new TempDirectory();
@@ -39,6 +40,7 @@ public sealed class MixtureOfExpertsTests
     [Theory]
     [InlineData(Family.Mixtral)]
     [InlineData(Family.Qwen3Moe)]
+    [InlineData(Family.Qwen2Moe)]
     public async Task GreedyTokensThroughTheEngineAreTheReferences(Family family)
     {
         using var folder = new TempDirectory();
@@ -78,8 +80,14 @@ public sealed class MixtureOfExpertsTests
 
     const int Vocab = 512, Hidden = 64, Heads = 4, KVHeads = 2, HeadDim = 16;
 
-    static (int Layers, int Experts, int TopK, int Width, int DenseWidth, bool Normalize, int[] Dense) Shape(Family family) =>
-        family == Family.Mixtral ? (2, 4, 2, 32, 32, true, []) : (3, 6, 3, 24, 48, false, [1]);
+    const int SharedWidth = 40;
+
+    static (int Layers, int Experts, int TopK, int Width, int DenseWidth, bool Normalize, int[] Dense) Shape(Family family) => family switch
+    {
+        Family.Mixtral => (2, 4, 2, 32, 32, true, []),
+        Family.Qwen3Moe => (3, 6, 3, 24, 48, false, [1]),
+        _ => (2, 5, 2, 24, 48, true, []),
+    };
 
     /// config.json, random weights and the llama-gqa fixture's tokenizer.
     internal static Dictionary<string, Tensor> Write(Family family, string folder)
@@ -87,8 +95,8 @@ public sealed class MixtureOfExpertsTests
         var shape = Shape(family);
         var config = new JsonObject
         {
-            ["architectures"] = new JsonArray(family == Family.Mixtral ? "MixtralForCausalLM" : "Qwen3MoeForCausalLM"),
-            ["model_type"] = family == Family.Mixtral ? "mixtral" : "qwen3_moe",
+            ["architectures"] = new JsonArray(family switch { Family.Mixtral => "MixtralForCausalLM", Family.Qwen3Moe => "Qwen3MoeForCausalLM", _ => "Qwen2MoeForCausalLM" }),
+            ["model_type"] = family switch { Family.Mixtral => "mixtral", Family.Qwen3Moe => "qwen3_moe", _ => "qwen2_moe" },
             ["hidden_size"] = Hidden, ["num_hidden_layers"] = shape.Layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 1000000.0,
             ["max_position_embeddings"] = 256, ["hidden_act"] = "silu", ["tie_word_embeddings"] = false, ["torch_dtype"] = "float32",
@@ -102,7 +110,8 @@ public sealed class MixtureOfExpertsTests
         }
         else
         {
-            config["head_dim"] = HeadDim;
+            if (family == Family.Qwen2Moe) config["shared_expert_intermediate_size"] = SharedWidth;
+            else config["head_dim"] = HeadDim;
             config["intermediate_size"] = shape.DenseWidth;
             config["moe_intermediate_size"] = shape.Width;
             config["num_experts"] = shape.Experts;
@@ -134,6 +143,16 @@ public sealed class MixtureOfExpertsTests
             {
                 weights[p + "self_attn.q_norm.weight"] = Norm(HeadDim);
                 weights[p + "self_attn.k_norm.weight"] = Norm(HeadDim);
+            }
+            if (family == Family.Qwen2Moe)
+            {
+                weights[p + "self_attn.q_proj.bias"] = Random(Heads * HeadDim);
+                weights[p + "self_attn.k_proj.bias"] = Random(KVHeads * HeadDim);
+                weights[p + "self_attn.v_proj.bias"] = Random(KVHeads * HeadDim);
+                weights[p + "mlp.shared_expert.gate_proj.weight"] = Random(SharedWidth, Hidden);
+                weights[p + "mlp.shared_expert.up_proj.weight"] = Random(SharedWidth, Hidden);
+                weights[p + "mlp.shared_expert.down_proj.weight"] = Random(Hidden, SharedWidth);
+                weights[p + "mlp.shared_expert_gate.weight"] = Random(1, Hidden) * 4;
             }
             if (shape.Dense.Contains(i))
             {
@@ -175,9 +194,12 @@ public sealed class MixtureOfExpertsTests
         {
             var p = $"model.layers.{i}.";
             var x = Norm(h, W(p + "input_layernorm.weight"));
-            var q = x.matmul(W(p + "self_attn.q_proj.weight").t()).view(t, Heads, HeadDim);
-            var k = x.matmul(W(p + "self_attn.k_proj.weight").t()).view(t, KVHeads, HeadDim);
-            var v = x.matmul(W(p + "self_attn.v_proj.weight").t()).view(t, KVHeads, HeadDim);
+            Tensor Projection(string name) => family == Family.Qwen2Moe
+                ? x.matmul(W(p + $"self_attn.{name}.weight").t()) + W(p + $"self_attn.{name}.bias")
+                : x.matmul(W(p + $"self_attn.{name}.weight").t());
+            var q = Projection("q_proj").view(t, Heads, HeadDim);
+            var k = Projection("k_proj").view(t, KVHeads, HeadDim);
+            var v = Projection("v_proj").view(t, KVHeads, HeadDim);
             if (family == Family.Qwen3Moe)
             {
                 q = Norm(q, W(p + "self_attn.q_norm.weight"));
@@ -210,6 +232,9 @@ public sealed class MixtureOfExpertsTests
                     output[token] += (SwiGlu(row, W($"{moe}experts.{e}.{gateName}.weight"), W($"{moe}experts.{e}.{upName}.weight"),
                         W($"{moe}experts.{e}.{downName}.weight")) * top[token, slot]).squeeze(0);
                 }
+            if (family == Family.Qwen2Moe)
+                output = output + nn.functional.sigmoid(x.matmul(W(p + "mlp.shared_expert_gate.weight").t()))
+                    * SwiGlu(x, W(p + "mlp.shared_expert.gate_proj.weight"), W(p + "mlp.shared_expert.up_proj.weight"), W(p + "mlp.shared_expert.down_proj.weight"));
             h = h + output;
         }
         var logits = Norm(h, W("model.norm.weight")).matmul(W("lm_head.weight").t());
