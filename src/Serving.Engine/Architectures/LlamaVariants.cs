@@ -98,3 +98,44 @@ internal sealed class Olmo2 : ModelArchitecture
             ]);
         });
 }
+
+/// Glm4ForCausalLM (GLM-4-0414, GLM-Z1): Llama's q/k/v (a bias under attention_bias, none on o) with rotary embedding
+/// over the first partial_rotary_factor (0.5) of each head in GLM's interleaved pairs, gate_up_proj stored fused, and
+/// norms on the attention and MLP outputs too (post_self_attn_layernorm, post_mlp_layernorm) besides the pre-norms.
+internal sealed class Glm4 : ModelArchitecture
+{
+    public override string Name => "Glm4ForCausalLM";
+    public override string ModelType => "glm4";
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var factor = json.Double("partial_rotary_factor") ?? 0.5;
+        if (factor <= 0 || factor > 1 || (int)(config.HeadDim * factor) % 2 != 0)
+            throw new ModelConfigException($"{json.File}: field 'partial_rotary_factor' ({factor}) must be in (0, 1] and turn an even number of the {config.HeadDim} head dimensions");
+        return config with
+        {
+            QkvBias = json.Bool("attention_bias") ?? false,
+            PartialRotaryFactor = factor,
+            InterleavedRope = true,
+            SandwichNorms = true,
+        };
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer =>
+        {
+            var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
+            var (hidden, inter) = ((long)config.HiddenSize, (long)config.IntermediateSize);
+            var attention = LlamaLayout.Layer(config, layer).Where(b => b.CheckpointName.Contains(".self_attn.", StringComparison.Ordinal));
+            return attention.Concat(
+            [
+                new($"{from}mlp.gate_up_proj.weight", [2 * inter, hidden], $"{to}mlp.gate_up_proj.weight", 0,
+                    [new RowSegment(RowKind.Gate, 0, inter), new RowSegment(RowKind.Up, inter, inter)]),
+                new($"{from}mlp.down_proj.weight", [hidden, inter], $"{to}mlp.down_proj.weight"),
+                new($"{from}input_layernorm.weight", [hidden], $"{to}input_layernorm.weight"),
+                new($"{from}post_self_attn_layernorm.weight", [hidden], $"{to}attention_output_norm.weight"),
+                new($"{from}post_attention_layernorm.weight", [hidden], $"{to}post_attention_layernorm.weight"),
+                new($"{from}post_mlp_layernorm.weight", [hidden], $"{to}mlp_output_norm.weight"),
+            ]);
+        });
+}

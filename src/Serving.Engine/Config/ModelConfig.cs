@@ -57,6 +57,9 @@ public sealed record ModelConfig
     public double? ResidualMultiplier { get; init; }
     /// The logits are divided by this (granite's logits_scaling); null: not.
     public double? LogitsDivisor { get; init; }
+    /// Rotary embedding turns adjacent pairs of dimensions (GPT-J's and GLM's layout: (x0, x1), (x2, x3), ...) rather
+    /// than each dimension with the one half a head away (Llama's rotate_half).
+    public bool InterleavedRope { get; init; }
     /// The layers that apply no rotary embedding (smollm3's no_rope_layers: every fourth); empty: all apply it.
     public IReadOnlyList<int> NoRopeLayers { get; init; } = [];
     /// A mixture of experts in place of the MLP (mixtral, qwen3_moe): this many experts, 0 for a dense model.
@@ -82,7 +85,7 @@ public sealed record ModelConfig
     public bool IsLlamaBlock => Activation == MlpActivation.Silu && NumExperts == 0 && NormWeight == RmsNormWeight.AfterRounding
         && !SandwichNorms && PreNorms && !QkNormWholeProjection && EmbeddingMultiplier is null
         && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.All(w => w is null) && LocalRope is null
-        && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0;
+        && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0 && !InterleavedRope;
     public bool TieWordEmbeddings { get; init; }
     /// torch_dtype / dtype of the checkpoint ("float32", "bfloat16", "float16"), if written.
     public string? Dtype { get; init; }

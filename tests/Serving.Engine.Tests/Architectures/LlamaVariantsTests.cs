@@ -9,17 +9,19 @@ namespace Serving.Engine.Tests.Architectures;
 
 /// Llama's layout with a twist, random and tiny, against a float64 forward written here from transformers' code:
 /// Granite (embedding, attention and residual multipliers, logits_scaling, tied embeddings), SmolLM3 (no rotary
-/// embedding in every fourth layer) and OLMo 2 (norms after each sublayer only, q/k norms over the whole projections,
-/// norms scaling in float32). Every position's logits over the paged pool in chunks; greedy tokens through the
+/// embedding in every fourth layer), OLMo 2 (norms after each sublayer only, q/k norms over the whole projections,
+/// norms scaling in float32) and GLM-4 (interleaved rotary pairs over half of each head, q/k/v biases, gate_up_proj
+/// stored fused, norms on the sublayers' outputs too). Every position's logits over the paged pool in chunks; greedy tokens through the
 /// engine; the config writer writes back what the reader reads.
 public sealed class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3, Olmo2 }
+    public enum Family { Granite, SmolLM3, Olmo2, Glm4 }
 
     [Theory]
     [InlineData(Family.Granite)]
     [InlineData(Family.SmolLM3)]
     [InlineData(Family.Olmo2)]
+    [InlineData(Family.Glm4)]
     public void EveryPositionsLogitsMatchTheReference(Family family)
     {
         using var folder = new TempDirectory();
@@ -43,6 +45,7 @@ public sealed class LlamaVariantsTests
     [InlineData(Family.Granite)]
     [InlineData(Family.SmolLM3)]
     [InlineData(Family.Olmo2)]
+    [InlineData(Family.Glm4)]
     public async Task GreedyTokensThroughTheEngineAreTheReferences(Family family)
     {
         using var folder = new TempDirectory();
@@ -63,6 +66,7 @@ public sealed class LlamaVariantsTests
     [InlineData(Family.Granite)]
     [InlineData(Family.SmolLM3)]
     [InlineData(Family.Olmo2)]
+    [InlineData(Family.Glm4)]
     public void TheConfigWriterWritesWhatTheReaderReadsBack(Family family)
     {
         using var folder = new TempDirectory();
@@ -84,8 +88,11 @@ public sealed class LlamaVariantsTests
     {
         var config = new JsonObject
         {
-            ["architectures"] = new JsonArray(family switch { Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", _ => "Olmo2ForCausalLM" }),
-            ["model_type"] = family switch { Family.Granite => "granite", Family.SmolLM3 => "smollm3", _ => "olmo2" },
+            ["architectures"] = new JsonArray(family switch
+            {
+                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", _ => "Glm4ForCausalLM",
+            }),
+            ["model_type"] = family switch { Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", _ => "glm4" },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0,
             ["max_position_embeddings"] = 256, ["hidden_act"] = "silu", ["torch_dtype"] = "float32", ["bos_token_id"] = 1, ["eos_token_id"] = 2,
@@ -102,6 +109,12 @@ public sealed class LlamaVariantsTests
             config["tie_word_embeddings"] = true;
             config["no_rope_layer_interval"] = 4;   // layer 3 has no rotary embedding
         }
+        else if (family == Family.Glm4)
+        {
+            config["tie_word_embeddings"] = true;
+            config["attention_bias"] = true;
+            config["partial_rotary_factor"] = 0.5;
+        }
         else config["tie_word_embeddings"] = true;
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
         foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" })
@@ -117,8 +130,20 @@ public sealed class LlamaVariantsTests
             weights[p + "self_attn.k_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
             weights[p + "self_attn.v_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
             weights[p + "self_attn.o_proj.weight"] = Random(Hidden, Heads * HeadDim);
-            weights[p + "mlp.gate_proj.weight"] = Random(Inter, Hidden);
-            weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
+            if (family == Family.Glm4)
+            {
+                weights[p + "mlp.gate_up_proj.weight"] = Random(2 * Inter, Hidden);
+                weights[p + "self_attn.q_proj.bias"] = Random(Heads * HeadDim);
+                weights[p + "self_attn.k_proj.bias"] = Random(KVHeads * HeadDim);
+                weights[p + "self_attn.v_proj.bias"] = Random(KVHeads * HeadDim);
+                weights[p + "post_self_attn_layernorm.weight"] = Norm();
+                weights[p + "post_mlp_layernorm.weight"] = Norm();
+            }
+            else
+            {
+                weights[p + "mlp.gate_proj.weight"] = Random(Inter, Hidden);
+                weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
+            }
             weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
             weights[p + "post_attention_layernorm.weight"] = Norm();
             if (family == Family.Olmo2)
@@ -145,29 +170,49 @@ public sealed class LlamaVariantsTests
         var angles = outer(arange(t, ScalarType.Float64), inverse);
         var (cos, sin) = (cat([angles.cos(), angles.cos()], -1).unsqueeze(1), cat([angles.sin(), angles.sin()], -1).unsqueeze(1));
         Tensor Rotate(Tensor y) => y * cos + cat([-y.narrow(-1, HeadDim / 2, HeadDim / 2), y.narrow(-1, 0, HeadDim / 2)], -1) * sin;
+        // GLM: the first half of each head in interleaved pairs, frequencies of that half (transformers' rotate_half over
+        // x[..., 0::2] and x[..., 1::2], cos and sin repeated per pair)
+        const int Turned = HeadDim / 2;
+        var pairInverse = 1.0 / pow(10000.0, arange(0, Turned, 2, ScalarType.Float64) / Turned);
+        var pairAngles = outer(arange(t, ScalarType.Float64), pairInverse);                    // (t, Turned / 2)
+        var (pairCos, pairSin) = (pairAngles.cos().repeat_interleave(2, 1).unsqueeze(1), pairAngles.sin().repeat_interleave(2, 1).unsqueeze(1));
+        Tensor RotatePairs(Tensor y)
+        {
+            var turned = y.narrow(-1, 0, Turned);
+            var pairs = turned.reshape(t, y.shape[1], Turned / 2, 2);
+            var swapped = stack([-pairs.select(-1, 1), pairs.select(-1, 0)], -1).flatten(-2);   // rotate_half: (-x1, x0), (-x3, x2), ...
+            return cat([turned * pairCos + swapped * pairSin, y.narrow(-1, Turned, HeadDim - Turned)], -1);
+        }
         var residual = granite ? ResidualMultiplier : 1.0;
         for (var i = 0; i < Layers; i++)
         {
             var p = $"model.layers.{i}.";
             var olmo = family == Family.Olmo2;
             var x = olmo ? h : Norm(h, W(p + "input_layernorm.weight"));
-            var q = x.matmul(W(p + "self_attn.q_proj.weight").t());
-            var k = x.matmul(W(p + "self_attn.k_proj.weight").t());
+            var glm = family == Family.Glm4;
+            Tensor Bias(string name) => glm ? W(p + $"self_attn.{name}.bias") : zeros(1, ScalarType.Float64);
+            var q = x.matmul(W(p + "self_attn.q_proj.weight").t()) + Bias("q_proj");
+            var k = x.matmul(W(p + "self_attn.k_proj.weight").t()) + Bias("k_proj");
             if (olmo) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));
             (q, k) = (q.view(t, Heads, HeadDim), k.view(t, KVHeads, HeadDim));
-            var v = x.matmul(W(p + "self_attn.v_proj.weight").t()).view(t, KVHeads, HeadDim);
-            if (family != Family.SmolLM3 || i != 3) (q, k) = (Rotate(q), Rotate(k));   // smollm3: layer 3 has no rope
+            var v = (x.matmul(W(p + "self_attn.v_proj.weight").t()) + Bias("v_proj")).view(t, KVHeads, HeadDim);
+            if (glm) (q, k) = (RotatePairs(q), RotatePairs(k));
+            else if (family != Family.SmolLM3 || i != 3) (q, k) = (Rotate(q), Rotate(k));   // smollm3: layer 3 has no rope
             var keys = k.repeat_interleave(Heads / KVHeads, 1).permute(1, 2, 0);
             var values = v.repeat_interleave(Heads / KVHeads, 1).permute(1, 0, 2);
             var scores = q.permute(1, 0, 2).matmul(keys) * (granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim));
             var hidden = arange(t).unsqueeze(0) > arange(t).unsqueeze(1);
             var attended = scores.masked_fill(hidden, double.NegativeInfinity).softmax(-1).matmul(values);
             var output = attended.permute(1, 0, 2).reshape(t, Heads * HeadDim).matmul(W(p + "self_attn.o_proj.weight").t());
-            h = h + (olmo ? Norm(output, W(p + "post_attention_layernorm.weight")) : output * residual);
+            h = h + (olmo ? Norm(output, W(p + "post_attention_layernorm.weight"))
+                : glm ? Norm(output, W(p + "post_self_attn_layernorm.weight")) : output * residual);
             x = olmo ? h : Norm(h, W(p + "post_attention_layernorm.weight"));
-            var mlp = (nn.functional.silu(x.matmul(W(p + "mlp.gate_proj.weight").t())) * x.matmul(W(p + "mlp.up_proj.weight").t()))
-                .matmul(W(p + "mlp.down_proj.weight").t());
-            h = h + (olmo ? Norm(mlp, W(p + "post_feedforward_layernorm.weight")) : mlp * residual);
+            var (gate, up) = glm
+                ? (W(p + "mlp.gate_up_proj.weight").narrow(0, 0, Inter), W(p + "mlp.gate_up_proj.weight").narrow(0, Inter, Inter))
+                : (W(p + "mlp.gate_proj.weight"), W(p + "mlp.up_proj.weight"));
+            var mlp = (nn.functional.silu(x.matmul(gate.t())) * x.matmul(up.t())).matmul(W(p + "mlp.down_proj.weight").t());
+            h = h + (olmo ? Norm(mlp, W(p + "post_feedforward_layernorm.weight"))
+                : glm ? Norm(mlp, W(p + "post_mlp_layernorm.weight")) : mlp * residual);
         }
         var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t()) / (granite ? LogitsScaling : 1.0);
         var data = logits.data<double>().ToArray();

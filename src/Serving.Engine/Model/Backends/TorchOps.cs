@@ -46,16 +46,28 @@ internal static class TorchOps
         return Join(q, k, v);
     }
 
-    /// x * cos + rotate_half(x) * sin over the first rotaryDim dimensions (rotate_half(x) = cat(-x2, x1)); the rest
-    /// pass through. cos and sin are cast to x's dtype first, as transformers does.
+    /// x * cos + rotate_half(x) * sin over the first rotaryDim dimensions (rotate_half(x) = cat(-x2, x1), or with
+    /// interleaved the pairs' (-x_odd, x_even)); the rest pass through. cos and sin are cast to x's dtype first, as
+    /// transformers does.
     // x (numTokens, heads, headDim), cos and sin (numTokens, 1, rotaryDim / 2) float32 -> (numTokens, heads, headDim)
-    public static Tensor Rotate(Tensor x, Tensor cos32, Tensor sin32, int rotaryDim)
+    public static Tensor Rotate(Tensor x, Tensor cos32, Tensor sin32, int rotaryDim, bool interleaved = false)
     {
         var (cos, sin) = (cos32.to_type(x.dtype), sin32.to_type(x.dtype));
         var turned = x.narrow(-1, 0, rotaryDim);
-        var halves = turned.chunk(2, dim: -1);
-        var (x1, x2) = (halves[0], halves[1]);                 // (numTokens, heads, rotaryDim / 2) each
-        var rotated = cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim: -1);
+        Tensor rotated;
+        if (interleaved)
+        {
+            // GLM's and GPT-J's pairs (x0, x1), (x2, x3), ...: pair i turns by frequency i
+            var pairs = turned.reshape([.. turned.shape[..^1], rotaryDim / 2, 2]);   // (numTokens, heads, rotaryDim / 2, 2)
+            var (even, odd) = (pairs.select(-1, 0), pairs.select(-1, 1));
+            rotated = stack([even * cos - odd * sin, odd * cos + even * sin], dim: -1).flatten(-2);
+        }
+        else
+        {
+            var halves = turned.chunk(2, dim: -1);
+            var (x1, x2) = (halves[0], halves[1]);             // (numTokens, heads, rotaryDim / 2) each
+            rotated = cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim: -1);
+        }
         return rotaryDim == x.shape[^1] ? rotated : cat([rotated, x.narrow(-1, rotaryDim, x.shape[^1] - rotaryDim)], dim: -1);
     }
 
