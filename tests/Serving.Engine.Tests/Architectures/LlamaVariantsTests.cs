@@ -84,7 +84,7 @@ public sealed class LlamaVariantsTests
     const int Vocab = 512, Hidden = 64, Inter = 96, Layers = 4, Heads = 4, KVHeads = 2, HeadDim = 16;
     const double EmbeddingMultiplier = 3.0, AttentionMultiplier = 0.2, ResidualMultiplier = 0.5, LogitsScaling = 2.5;
 
-    static Dictionary<string, Tensor> Write(Family family, string folder)
+    internal static Dictionary<string, Tensor> Write(Family family, string folder)
     {
         var config = new JsonObject
         {
@@ -158,7 +158,7 @@ public sealed class LlamaVariantsTests
         return weights;
     }
 
-    static double[][] Reference(Family family, Dictionary<string, Tensor> weights, int[] tokens)
+    internal static double[][] Reference(Family family, Dictionary<string, Tensor> weights, int[] tokens)
     {
         using var scope = NewDisposeScope();
         var granite = family == Family.Granite;
@@ -217,5 +217,32 @@ public sealed class LlamaVariantsTests
         var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t()) / (granite ? LogitsScaling : 1.0);
         var data = logits.data<double>().ToArray();
         return [.. Enumerable.Range(0, t).Select(row => data.AsSpan(row * Vocab, Vocab).ToArray())];
+    }
+}
+
+/// The same checkpoints on CUDA (the plain backend on the device): greedy tokens as the float64 reference gives them.
+[Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
+public sealed class LlamaVariantsGpuTests
+{
+    [GpuTheory]
+    [InlineData(LlamaVariantsTests.Family.Granite)]
+    [InlineData(LlamaVariantsTests.Family.SmolLM3)]
+    [InlineData(LlamaVariantsTests.Family.Olmo2)]
+    [InlineData(LlamaVariantsTests.Family.Glm4)]
+    public async Task OnCudaTheyAnswerAsTheReference(LlamaVariantsTests.Family family)
+    {
+        using var folder = new TempDirectory();
+        var weights = LlamaVariantsTests.Write(family, folder.Path);
+        int[] prompt = [1, 17, 305, 42, 9];
+        var expected = new List<int>();
+        for (var t = 0; t < 10; t++)
+        {
+            var logits = LlamaVariantsTests.Reference(family, weights, [.. prompt, .. expected])[^1];
+            expected.Add(Array.IndexOf(logits, logits.Max()));
+        }
+        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa",
+            o => o with { Model = folder.Path, BlockSize = 4, Device = "cuda", NumGpuBlocksOverride = 64 });
+        var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt, 10));
+        Assert.Equal(expected, completion.Tokens());
     }
 }
