@@ -21,13 +21,14 @@ public static class ArchitectureRegistry
     /// Multimodal checkpoints whose text decoder is served (text in, text out; their vision tower is not loaded): the
     /// decoder's architecture and model_type. Its config is config.json's text_config, or the top level where the text
     /// fields live there (Qwen2-VL, Qwen2.5-VL as first saved).
-    static readonly Dictionary<string, (string Architecture, string ModelType)> TextDecoders = new()
+    /// TextModelTypes: the model_type values its text config may carry (another decoder inside is refused, not misread).
+    static readonly Dictionary<string, (string Architecture, string ModelType, string[] TextModelTypes)> TextDecoders = new()
     {
-        ["Gemma3ForConditionalGeneration"] = ("Gemma3ForCausalLM", "gemma3_text"),
-        ["Qwen2VLForConditionalGeneration"] = ("Qwen2ForCausalLM", "qwen2"),
-        ["Qwen2_5_VLForConditionalGeneration"] = ("Qwen2ForCausalLM", "qwen2"),
-        ["Qwen3VLForConditionalGeneration"] = ("Qwen3ForCausalLM", "qwen3"),
-        ["Mistral3ForConditionalGeneration"] = ("MistralForCausalLM", "mistral"),
+        ["Gemma3ForConditionalGeneration"] = ("Gemma3ForCausalLM", "gemma3_text", ["gemma3_text"]),
+        ["Qwen2VLForConditionalGeneration"] = ("Qwen2ForCausalLM", "qwen2", ["qwen2_vl", "qwen2_vl_text"]),
+        ["Qwen2_5_VLForConditionalGeneration"] = ("Qwen2ForCausalLM", "qwen2", ["qwen2_5_vl", "qwen2_5_vl_text"]),
+        ["Qwen3VLForConditionalGeneration"] = ("Qwen3ForCausalLM", "qwen3", ["qwen3_vl", "qwen3_vl_text"]),
+        ["Mistral3ForConditionalGeneration"] = ("MistralForCausalLM", "mistral", ["mistral"]),
     };
 
     /// Whether an `architectures` name is a multimodal checkpoint whose text decoder is served.
@@ -42,15 +43,25 @@ public static class ArchitectureRegistry
         var architectures = json.StringList("architectures");
         if (architectures.Count == 0 || !TextDecoders.TryGetValue(architectures[0], out var decoder)) return json;
         var config = (System.Text.Json.Nodes.JsonObject)(json.Object("text_config")?.Json ?? json.Json).DeepClone();
+        var textType = config["model_type"]?.GetValue<string>();
+        if (textType is not null && !decoder.TextModelTypes.Contains(textType))
+            throw ModelConfigException.Unsupported(json.File, "text_config.model_type", textType,
+                $"{string.Join(", ", decoder.TextModelTypes)} for {architectures[0]}");
         config.Remove("vision_config");
         config.Remove("text_config");
         config["architectures"] = new System.Text.Json.Nodes.JsonArray(decoder.Architecture);
         config["model_type"] = decoder.ModelType;
         foreach (var field in new[] { "torch_dtype", "dtype", "quantization_config", "eos_token_id", "bos_token_id", "pad_token_id" })
             if (config[field] is null && json.Json[field] is { } value) config[field] = value.DeepClone();
+        // mrope's sections name no rope of their own: its type (yarn on Qwen2.5-VL's long context) stays, "mrope" is the default
         foreach (var field in new[] { "rope_scaling", "rope_parameters" })
             if (config[field] is System.Text.Json.Nodes.JsonObject rope && rope.ContainsKey("mrope_section"))
-                config[field] = new System.Text.Json.Nodes.JsonObject { ["rope_type"] = "default", ["rope_theta"] = rope["rope_theta"]?.DeepClone() ?? config["rope_theta"]?.DeepClone() };
+            {
+                rope.Remove("mrope_section");
+                rope.Remove("mrope_interleaved");
+                foreach (var typeField in new[] { "type", "rope_type" })
+                    if (rope[typeField]?.GetValue<string>() == "mrope") rope[typeField] = "default";
+            }
         return new JsonFields(config, json.File);
     }
 

@@ -43,6 +43,7 @@ internal abstract class Gemma : ModelArchitecture
             NormWeight = RmsNormWeight.OffsetBeforeRounding,
             SandwichNorms = true,
             EmbeddingMultiplier = Math.Sqrt(config.HiddenSize),
+            EmbeddingMultiplierInModelDtype = true,
             AttentionScale = 1 / Math.Sqrt(json.Double("query_pre_attn_scalar") ?? config.HeadDim),
             QkvBias = attentionBias,
             OutputBias = attentionBias,

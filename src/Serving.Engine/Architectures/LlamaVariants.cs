@@ -5,8 +5,7 @@ namespace Serving.Engine.Architectures;
 
 /// GraniteForCausalLM (IBM's Granite 3): Llama's layout with four multipliers: the embeddings times
 /// embedding_multiplier, attention scaled by attention_multiplier (not 1 / sqrt(head_dim)), each attention and MLP output
-/// times residual_multiplier before it joins the residual stream, and the logits divided by logits_scaling. Tied
-/// embeddings by default, as its configs leave out.
+/// times residual_multiplier before it joins the residual stream, and the logits divided by logits_scaling.
 internal sealed class Granite : ModelArchitecture
 {
     public override string Name => "GraniteForCausalLM";
@@ -20,7 +19,6 @@ internal sealed class Granite : ModelArchitecture
             QkvBias = attentionBias,
             OutputBias = attentionBias,
             MlpBias = json.Bool("mlp_bias") ?? false,
-            TieWordEmbeddings = json.Bool("tie_word_embeddings") ?? true,
             EmbeddingMultiplier = json.Double("embedding_multiplier") ?? 1.0,
             AttentionScale = json.Double("attention_multiplier") ?? 1.0,
             ResidualMultiplier = json.Double("residual_multiplier") ?? 1.0,
@@ -39,13 +37,18 @@ internal sealed class SmolLM3 : ModelArchitecture
     public override string Name => "SmolLM3ForCausalLM";
     public override string ModelType => "smollm3";
 
+    /// transformers' SmolLM3Config for what its configs may leave out.
+    public override IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
+        new Dictionary<string, System.Text.Json.Nodes.JsonNode> { ["tie_word_embeddings"] = true, ["rope_theta"] = 2000000.0 };
+
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
     {
         var attentionBias = json.Bool("attention_bias") ?? false;
         var interval = json.Int("no_rope_layer_interval") ?? 4;
         var usesRope = json.Has("no_rope_layers") ? json.IntOrList("no_rope_layers")
             : [.. Enumerable.Range(0, config.NumHiddenLayers).Select(i => (i + 1) % interval != 0 ? 1 : 0)];
-        if (usesRope.Count != config.NumHiddenLayers)
+        // transformers reads the first num_hidden_layers entries
+        if (usesRope.Count < config.NumHiddenLayers)
             throw new ModelConfigException($"{json.File}: no_rope_layers lists {usesRope.Count} layers, num_hidden_layers is {config.NumHiddenLayers}");
         return config with
         {

@@ -38,8 +38,11 @@ public sealed record ModelConfig
     public bool PreNorms { get; init; } = true;
     /// q_norm and k_norm over each head (qwen3, gemma3) or over the whole projection, every head at once (olmo2).
     public bool QkNormWholeProjection { get; init; }
-    /// The embeddings are multiplied by this, rounded to the model's dtype (gemma's sqrt(hidden_size)); null: not.
+    /// The embeddings are multiplied by this (gemma's sqrt(hidden_size), granite's embedding_multiplier); null: not.
     public double? EmbeddingMultiplier { get; init; }
+    /// Whether the multiplier is rounded to the model's dtype before it multiplies (gemma's: sqrt(3072) = 55.4256 becomes
+    /// 55.5 in bfloat16, as transformers computes it), or multiplies as the number it is (granite's).
+    public bool EmbeddingMultiplierInModelDtype { get; init; }
     /// The attention logits' scale (gemma's query_pre_attn_scalar^-0.5); null: 1 / sqrt(head_dim).
     public double? AttentionScale { get; init; }
     /// tanh soft-capping, cap x tanh(x / cap), of the attention logits (gemma2's attn_logit_softcapping) and of the final

@@ -61,6 +61,16 @@ public static class ModelConfigWriter
             json["residual_multiplier"] = residual;
             json["logits_scaling"] = config.LogitsDivisor;
         }
+        if (config.NumExperts > 0)   // the mixtures' fields, under both families' names
+        {
+            json["num_experts"] = config.NumExperts;
+            json["num_local_experts"] = config.NumExperts;
+            json["num_experts_per_tok"] = config.NumExpertsPerToken;
+            json["moe_intermediate_size"] = config.ExpertIntermediateSize;
+            json["norm_topk_prob"] = config.NormalizeTopKProbabilities;
+            json["shared_expert_intermediate_size"] = config.SharedExpertIntermediateSize;
+            json["mlp_only_layers"] = new JsonArray([.. config.DenseLayers.Select(l => (JsonNode)l)]);
+        }
         if (config.NoRopeLayers.Count > 0)
             json["no_rope_layers"] = new JsonArray([.. Enumerable.Range(0, config.NumHiddenLayers).Select(i => (JsonNode)(config.NoRopeLayers.Contains(i) ? 0 : 1))]);
         if (config.Rope.Type == RopeType.LongRope) json["original_max_position_embeddings"] = config.Rope.OriginalMaxPositionEmbeddings;

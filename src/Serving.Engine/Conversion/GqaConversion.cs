@@ -91,6 +91,11 @@ public static class GqaConversion
         // pooling FP8 bytes would average codes, not values
         if (config.Quantization is { } quantization)
             throw new ArgumentException($"{sourceDirectory} holds quantized weights ({quantization}); convert the unquantized checkpoint", nameof(sourceDirectory));
+        // a norm over the whole K projection (olmo2) has no heads to pool; a multimodal config keeps its heads in text_config
+        if (config.QkNormWholeProjection)
+            throw new ArgumentException($"{config.Architecture} norms k over the whole projection, which pooled heads would change", nameof(sourceDirectory));
+        if (JsonNode.Parse(File.ReadAllText(Path.Combine(sourceDirectory, "config.json")))?["text_config"] is not null)
+            throw new ArgumentException($"{sourceDirectory} is a multimodal checkpoint; convert its text decoder saved on its own", nameof(sourceDirectory));
         System.IO.Directory.CreateDirectory(targetDirectory);
         using (var generator = new Generator((ulong)seed))
         using (var checkpoint = SafetensorsCheckpoint.Open(sourceDirectory))

@@ -95,9 +95,12 @@ internal sealed class CausalLM : nn.Module
     {
         using var scope = NewDisposeScope();
         var hidden = step.AllReduce(_embedTokens.forward(step.TokenIds));        // (numTokens, hidden)
-        // gemma: embeddings times sqrt(hidden_size), the factor rounded to the model's dtype first (as transformers)
+        // gemma: embeddings times sqrt(hidden_size), the factor rounded to the model's dtype first; granite: times its
+        // embedding_multiplier as it is (both as transformers computes them)
         if (Config.EmbeddingMultiplier is { } multiplier)
-            hidden = hidden * tensor(multiplier, ScalarType.Float32).to_type(hidden.dtype).to(hidden.device);
+            hidden = Config.EmbeddingMultiplierInModelDtype
+                ? hidden * tensor(multiplier, ScalarType.Float32).to_type(hidden.dtype).to(hidden.device)
+                : hidden * multiplier;
         Tensor? residual = null;
         foreach (var layer in _layers)
             (hidden, residual) = RunLayer(layer, step, hidden, residual);

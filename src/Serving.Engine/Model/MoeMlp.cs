@@ -47,12 +47,13 @@ internal sealed class MoeMlp : FeedForward
         if (_normalize) weights = weights / weights.sum(-1, keepdim: true);
         weights = weights.to_type(x.dtype);
         var output = zeros_like(x);
+        // each expert's (token, slot) pairs, in token order: one pass over the routing
         var routed = chosen.cpu().data<long>().ToArray();
+        var byExpert = new List<int>[_experts];
+        for (var i = 0; i < routed.Length; i++) (byExpert[routed[i]] ??= []).Add(i);
         for (var expert = 0; expert < _experts; expert++)
         {
-            // the (token, slot) pairs routed to this expert, in token order
-            var pairs = Enumerable.Range(0, routed.Length).Where(i => routed[i] == expert).ToArray();
-            if (pairs.Length == 0) continue;
+            if (byExpert[expert] is not { } pairs) continue;
             using var scope = NewDisposeScope();
             var tokens = tensor(pairs.Select(i => (long)(i / _topK)).ToArray(), device: x.device);
             var slots = tensor(pairs.Select(i => (long)(i % _topK)).ToArray(), device: x.device);

@@ -81,6 +81,26 @@ public sealed class LlamaVariantsTests
         Assert.Equal(config.NoRopeLayers, back.NoRopeLayers);
     }
 
+    [Fact]
+    public void AbsentFieldsTakeTransformersDefaults()
+    {
+        using var folder = new TempDirectory();
+        void Config(string json) => File.WriteAllText(Path.Combine(folder.Path, "config.json"), json);
+        const string Shape = """ "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 4, "num_attention_heads": 4, "vocab_size": 512 """;
+        Config($$"""{"architectures": ["GraniteForCausalLM"], "model_type": "granite", {{Shape}} }""");
+        Assert.False(ModelConfig.Load(folder.Path).TieWordEmbeddings);   // GraniteConfig's default
+        Config($$"""{"architectures": ["SmolLM3ForCausalLM"], "model_type": "smollm3", "no_rope_layers": [1, 1, 1, 0, 1, 1, 1, 0], {{Shape}} }""");
+        var smol = ModelConfig.Load(folder.Path);
+        Assert.True(smol.TieWordEmbeddings);
+        Assert.Equal(2000000.0, smol.Rope.Theta);
+        Assert.Equal([3], smol.NoRopeLayers);                             // the first num_hidden_layers entries
+
+        // an OLMo 2 checkpoint is not GQA-converted: its k_norm spans the whole K projection
+        Write(Family.Olmo2, folder.Path);
+        using var target = new TempDirectory();
+        Assert.Throws<ArgumentException>(() => Serving.Engine.Conversion.GqaConversion.ConvertCheckpoint(folder.Path, target.Path, 1));
+    }
+
     const int Vocab = 512, Hidden = 64, Inter = 96, Layers = 4, Heads = 4, KVHeads = 2, HeadDim = 16;
     const double EmbeddingMultiplier = 3.0, AttentionMultiplier = 0.2, ResidualMultiplier = 0.5, LogitsScaling = 2.5;
 
@@ -103,6 +123,7 @@ public sealed class LlamaVariantsTests
             config["attention_multiplier"] = AttentionMultiplier;
             config["residual_multiplier"] = ResidualMultiplier;
             config["logits_scaling"] = LogitsScaling;
+            config["tie_word_embeddings"] = true;   // as Granite 3's configs say (GraniteConfig's default is false)
         }
         else if (family == Family.SmolLM3)
         {

@@ -78,6 +78,22 @@ public sealed class MixtureOfExpertsTests
             Serving.Engine.Config.ModelConfig.Load(folder.Path)).Message);
     }
 
+    [Theory]
+    [InlineData(Family.Mixtral)]
+    [InlineData(Family.Qwen3Moe)]
+    [InlineData(Family.Qwen2Moe)]
+    public void TheConfigWriterWritesWhatTheReaderReadsBack(Family family)
+    {
+        using var folder = new TempDirectory();
+        Write(family, folder.Path);
+        var config = Serving.Engine.Config.ModelConfig.Load(folder.Path);
+        using var written = new TempDirectory();
+        File.WriteAllText(Path.Combine(written.Path, "config.json"), Serving.Engine.Config.ModelConfigWriter.ToJson(config).ToJsonString());
+        var back = Serving.Engine.Config.ModelConfig.Load(written.Path);
+        Assert.Equal(config with { Architectures = [], EosTokenIds = [], DenseLayers = [] }, back with { Architectures = [], EosTokenIds = [], DenseLayers = [] });
+        Assert.Equal(config.DenseLayers, back.DenseLayers);
+    }
+
     const int Vocab = 512, Hidden = 64, Heads = 4, KVHeads = 2, HeadDim = 16;
 
     const int SharedWidth = 40;

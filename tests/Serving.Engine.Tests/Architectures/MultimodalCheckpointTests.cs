@@ -104,5 +104,27 @@ public sealed class MultimodalCheckpointTests
         Assert.Equal(new RopeConfig { Theta = 1000000.0 }, config.Rope);
         Assert.Null(config.SlidingWindow);
         Assert.Equal(128000, config.MaxContextLength);
+
+        // Qwen2.5-VL's long context: yarn beside the mrope sections stays yarn
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(folder.Path, "config.json")))!.AsObject();
+        json["rope_scaling"] = new JsonObject
+        {
+            ["type"] = "yarn", ["factor"] = 4.0, ["original_max_position_embeddings"] = 32768, ["mrope_section"] = new JsonArray(16, 24, 24),
+        };
+        File.WriteAllText(Path.Combine(folder.Path, "config.json"), json.ToJsonString());
+        var yarn = ModelConfig.Load(folder.Path).Rope;
+        Assert.Equal((RopeType.Yarn, 4.0, 32768), (yarn.Type, yarn.Factor, yarn.OriginalMaxPositionEmbeddings));
+    }
+
+    [Fact]
+    public void AnotherDecoderInsideAWrapperIsRefused()
+    {
+        using var folder = new TempDirectory();
+        File.WriteAllText(Path.Combine(folder.Path, "config.json"), """
+            {"architectures": ["Mistral3ForConditionalGeneration"], "model_type": "mistral3",
+             "text_config": {"model_type": "ministral3", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+                             "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512}}
+            """);
+        Assert.Contains("'text_config.model_type'", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(folder.Path)).Message);
     }
 }

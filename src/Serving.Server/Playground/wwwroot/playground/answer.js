@@ -20,7 +20,7 @@ export class AnswerView {
     this.finishReason = null;
     this.started = performance.now();
     this.firstAt = null;
-    this.pending = { text: '', thought: '', tokens: [] };   // what arrived since the last frame
+    this.pending = { thought: '', body: [] };   // what arrived since the last frame: thinking, and text or tokens in order
     this.frame = null;
     this.onRender = null;                         // called after each frame's update (the transcript follows the text)
     this.body = el('div', { class: 'msg-text' });
@@ -55,8 +55,8 @@ export class AnswerView {
       this.pending.thought += thought;
     }
     this.tokens.push(...tokens);
-    if (this.showTokens && tokens.length) this.pending.tokens.push(...tokens);
-    else if (text) this.pending.text += text;
+    if (this.showTokens && tokens.length) this.pending.body.push({ tokens });
+    else if (text) this.pending.body.push({ text });
     this.frame ??= requestAnimationFrame(() => this.render());
   }
 
@@ -64,17 +64,22 @@ export class AnswerView {
   render() {
     if (this.frame !== null) cancelAnimationFrame(this.frame);
     this.frame = null;
-    const { text, thought, tokens } = this.pending;
-    this.pending = { text: '', thought: '', tokens: [] };
-    if (tokens.length) this.addTokens(tokens);
+    const { thought, body } = this.pending;
+    this.pending = { thought: '', body: [] };
     if (thought) {
       this.thoughtNode ??= this.thoughts.appendChild(document.createTextNode(''));
       this.thoughtNode.appendData(thought);
       this.thinking.hidden = false;
     }
-    if (text) {
-      this.textNode ??= this.body.appendChild(document.createTextNode(''));
-      this.textNode.appendData(text);
+    // in arrival order: text joins the text node after the last spans, and spans start a new one after them
+    for (const piece of body) {
+      if (piece.tokens) {
+        this.addTokens(piece.tokens);
+        this.textNode = null;
+      } else {
+        this.textNode ??= this.body.appendChild(document.createTextNode(''));
+        this.textNode.appendData(piece.text);
+      }
     }
     this.onRender?.();
   }
