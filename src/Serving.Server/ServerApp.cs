@@ -123,6 +123,7 @@ public static class ServerApp
         app.MapTokenize();
         app.MapScores();
         app.MapClassify();
+        app.MapPooling();
         app.MapInvocations();
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (options.GrpcPort is not null) app.MapServingGrpc(options);

@@ -21,6 +21,7 @@ namespace Serving.Server.OpenAI;
 [JsonSerializable(typeof(IReadOnlyList<Responses.ResponseItem>))]
 [JsonSerializable(typeof(Pooling.EmbeddingRequest))]
 [JsonSerializable(typeof(Pooling.EmbeddingResponse))]
+[JsonSerializable(typeof(Pooling.PoolingResponse))]
 [JsonSerializable(typeof(float[]))]
 [JsonSerializable(typeof(Pooling.ClassifyRequest))]
 [JsonSerializable(typeof(Pooling.ClassifyResponse))]

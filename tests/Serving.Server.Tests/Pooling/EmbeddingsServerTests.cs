@@ -286,6 +286,18 @@ public sealed class EmbeddingsServerTests
         }
         Assert.Equal(Texts.Sum(t => server.Engine.Prompts.Encode(t).Count), body["usage"]!["prompt_tokens"]!.GetValue<int>());
 
+        // vLLM's /pooling: the classifier's probabilities, as /classify gives them
+        var (poolStatus, pooled) = await server.PostAsync("/pooling", new { input = Texts });
+        Assert.Equal(200, poolStatus);
+        for (var i = 0; i < Texts.Length; i++)
+        {
+            var probs = data[i]!["probs"]!.AsArray().Select(p => p!.GetValue<double>()).ToArray();
+            var scores = pooled!["data"]![i]!["data"]!.AsArray().Select(p => p!.GetValue<double>()).ToArray();
+            for (var c = 0; c < 3; c++) Assert.Equal(probs[c], scores[c], 1e-6);
+        }
+        var (dimensions, _) = await server.PostAsync("/pooling", new { input = "a", dimensions = 2 });
+        Assert.Equal(400, dimensions);
+
         var (embeddings, refusal) = await server.PostAsync("/v1/embeddings", new { input = "a" });
         Assert.Equal(400, embeddings);
         Assert.Contains("sequence classifier", refusal!["error"]!["message"]!.GetValue<string>());
@@ -484,6 +496,16 @@ public sealed class EmbeddingsServerTests
             var (expected, actual) = (Numbers(direct["data"] ?? direct["results"]), Numbers(invoked["data"] ?? invoked["results"]));
             Assert.Equal(expected.Length, actual.Length);
             for (var i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 1e-5);
+        }
+        // vLLM's /pooling: the same vectors, as pooling items
+        var (_, embedded) = await server.PostAsync("/v1/embeddings", new { input = Texts, encoding_format = "float" });
+        var (poolStatus, pooled) = await server.PostAsync("/pooling", new { input = Texts });
+        Assert.Equal(200, poolStatus);
+        Assert.StartsWith("pool-", pooled!["id"]!.GetValue<string>());
+        for (var i = 0; i < Texts.Length; i++)
+        {
+            Assert.Equal("pooling", pooled["data"]![i]!["object"]!.GetValue<string>());
+            AssertClose(Floats(embedded!["data"]![i]!["embedding"]!), Floats(pooled["data"]![i]!["data"]!));
         }
         var (refused, error) = await server.PostAsync("/invocations", new { prompt = "Hello" });
         Assert.Equal(400, refused);

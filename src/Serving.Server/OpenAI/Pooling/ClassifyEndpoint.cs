@@ -50,7 +50,7 @@ internal static class ClassifyEndpoint
 
     /// vLLM's classify activation: none for regression, a sigmoid per label for multi-label classification or a single
     /// label, else a softmax.
-    static double[] Activated(float[] logits, string? problemType)
+    internal static double[] Activated(float[] logits, string? problemType)
     {
         if (problemType == "regression") return [.. logits.Select(l => (double)l)];
         if (problemType == "multi_label_classification" || logits.Length == 1) return [.. logits.Select(l => 1 / (1 + Math.Exp(-l)))];
