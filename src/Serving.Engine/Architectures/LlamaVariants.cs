@@ -142,3 +142,39 @@ internal sealed class Glm4 : ModelArchitecture
             ]);
         });
 }
+
+/// CohereForCausalLM (Command R, Aya Expanse): a parallel block (attention and MLP read the same normed input, and both
+/// outputs join the residual stream at once), LayerNorm about the mean without bias (layer_norm_eps) in place of
+/// RMSNorm, rotary embedding in interleaved pairs, the logits times logit_scale, tied embeddings by default. Command R+'s
+/// per-head q/k LayerNorms (use_qk_norm) are refused.
+internal sealed class Cohere : ModelArchitecture
+{
+    public override string Name => "CohereForCausalLM";
+    public override string ModelType => "cohere";
+
+    /// transformers' CohereConfig for what its configs may leave out.
+    public override IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
+        new Dictionary<string, System.Text.Json.Nodes.JsonNode> { ["tie_word_embeddings"] = true };
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        if (json.Bool("use_qk_norm") == true)
+            throw ModelConfigException.Unsupported(json.File, "use_qk_norm", true, "false (Command R+'s per-head q/k LayerNorms are not served)");
+        var attentionBias = json.Bool("attention_bias") ?? false;
+        return config with
+        {
+            QkvBias = attentionBias,
+            OutputBias = attentionBias,
+            RmsNormEps = json.Double("layer_norm_eps") ?? 1e-5,
+            NormsCentered = true,
+            NormWeight = RmsNormWeight.BeforeRounding,
+            ParallelBlock = true,
+            InterleavedRope = true,
+            LogitsMultiplier = json.Double("logit_scale") ?? 0.0625,
+        };
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer)
+            .Where(b => !b.CheckpointName.EndsWith("post_attention_layernorm.weight", StringComparison.Ordinal)));
+}

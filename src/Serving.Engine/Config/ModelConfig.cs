@@ -36,6 +36,13 @@ public sealed record ModelConfig
     public bool SandwichNorms { get; init; }
     /// Whether each block norms its attention and MLP inputs (Llama's pre-norm); olmo2 norms only their outputs.
     public bool PreNorms { get; init; } = true;
+    /// Norms subtract the mean before scaling by the root mean square (cohere's LayerNorm without bias) instead of RMSNorm.
+    public bool NormsCentered { get; init; }
+    /// Attention and MLP read the same normed input and both outputs join the residual stream at once (cohere's
+    /// parallel block: h + attn(norm(h)) + mlp(norm(h))); the block has no pre-MLP norm.
+    public bool ParallelBlock { get; init; }
+    /// The logits are multiplied by this (cohere's logit_scale); null: not.
+    public double? LogitsMultiplier { get; init; }
     /// q_norm and k_norm over each head (qwen3, gemma3) or over the whole projection, every head at once (olmo2).
     public bool QkNormWholeProjection { get; init; }
     /// The embeddings are multiplied by this (gemma's sqrt(hidden_size), granite's embedding_multiplier); null: not.
@@ -88,7 +95,8 @@ public sealed record ModelConfig
     public bool IsLlamaBlock => Activation == MlpActivation.Silu && NumExperts == 0 && NormWeight == RmsNormWeight.AfterRounding
         && !SandwichNorms && PreNorms && !QkNormWholeProjection && EmbeddingMultiplier is null
         && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.All(w => w is null) && LocalRope is null
-        && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0 && !InterleavedRope;
+        && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0 && !InterleavedRope
+        && !NormsCentered && !ParallelBlock && LogitsMultiplier is null;
     public bool TieWordEmbeddings { get; init; }
     /// torch_dtype / dtype of the checkpoint ("float32", "bfloat16", "float16"), if written.
     public string? Dtype { get; init; }

@@ -61,6 +61,8 @@ public static class ModelConfigWriter
             json["residual_multiplier"] = residual;
             json["logits_scaling"] = config.LogitsDivisor;
         }
+        if (config.LogitsMultiplier is { } logitScale) json["logit_scale"] = logitScale;   // cohere's
+        if (config.NormsCentered) json["layer_norm_eps"] = config.RmsNormEps;
         if (config.NumExperts > 0)   // the mixtures' fields, under both families' names
         {
             json["num_experts"] = config.NumExperts;

@@ -160,6 +160,7 @@ internal sealed class CausalLM : nn.Module
         // gemma2's final soft-capping and granite's logits_scaling, in the model's dtype as transformers computes them
         if (Config.FinalLogitSoftcap is { } cap) logits = (logits / cap).tanh() * cap;
         if (Config.LogitsDivisor is { } divisor) logits = logits / divisor;
+        if (Config.LogitsMultiplier is { } scale) logits = logits * scale;   // cohere's logit_scale
         return logits.to_type(ScalarType.Float32);
     }
 

@@ -20,14 +20,16 @@ internal sealed class DecoderLayer : nn.Module
     [ComponentName(Name = "mlp")] readonly FeedForward _mlp;                                // dense, or a mixture of experts
     [ComponentName(Name = "mlp_output_norm")] readonly RmsNorm? _mlpOutputNorm;              // sandwich norms only
     readonly double? _residualMultiplier;                                                   // granite
+    readonly bool _parallel;                                                                // cohere
 
     public DecoderLayer(ModelConfig config, int layer, ScalarType dtype, Device device) : base("DecoderLayer")
     {
         if (config.PreNorms)
         {
             _attentionNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
-            _mlpNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+            if (!config.ParallelBlock) _mlpNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         }
+        _parallel = config.ParallelBlock;
         _attention = new Attention(config, layer, dtype, device);
         _mlp = config.IsExpertLayer(layer) ? new MoeMlp(config, dtype, device) : new Mlp(config, layer, dtype, device);
         _residualMultiplier = config.ResidualMultiplier;
@@ -44,6 +46,7 @@ internal sealed class DecoderLayer : nn.Module
     public Tensor Forward(DecoderStep step, Tensor hidden, ref Tensor? residual)
     {
         hidden = Enter(_attentionNorm, step, hidden, ref residual);
+        if (_parallel) return _attention.Forward(step, hidden) + _mlp.Forward(step, hidden);   // both join the stream at the next add
         hidden = _attention.Forward(step, hidden);
         if (_attentionOutputNorm is not null) hidden = _attentionOutputNorm.Forward(step, hidden);
         if (_residualMultiplier is { } scale) hidden = hidden * scale;

@@ -15,13 +15,14 @@ namespace Serving.Engine.Tests.Architectures;
 /// engine; the config writer writes back what the reader reads.
 public sealed class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3, Olmo2, Glm4 }
+    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere }
 
     [Theory]
     [InlineData(Family.Granite)]
     [InlineData(Family.SmolLM3)]
     [InlineData(Family.Olmo2)]
     [InlineData(Family.Glm4)]
+    [InlineData(Family.Cohere)]
     public void EveryPositionsLogitsMatchTheReference(Family family)
     {
         using var folder = new TempDirectory();
@@ -46,6 +47,7 @@ public sealed class LlamaVariantsTests
     [InlineData(Family.SmolLM3)]
     [InlineData(Family.Olmo2)]
     [InlineData(Family.Glm4)]
+    [InlineData(Family.Cohere)]
     public async Task GreedyTokensThroughTheEngineAreTheReferences(Family family)
     {
         using var folder = new TempDirectory();
@@ -67,6 +69,7 @@ public sealed class LlamaVariantsTests
     [InlineData(Family.SmolLM3)]
     [InlineData(Family.Olmo2)]
     [InlineData(Family.Glm4)]
+    [InlineData(Family.Cohere)]
     public void TheConfigWriterWritesWhatTheReaderReadsBack(Family family)
     {
         using var folder = new TempDirectory();
@@ -110,9 +113,13 @@ public sealed class LlamaVariantsTests
         {
             ["architectures"] = new JsonArray(family switch
             {
-                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", _ => "Glm4ForCausalLM",
+                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM",
+                Family.Glm4 => "Glm4ForCausalLM", _ => "CohereForCausalLM",
             }),
-            ["model_type"] = family switch { Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", _ => "glm4" },
+            ["model_type"] = family switch
+            {
+                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Glm4 => "glm4", _ => "cohere",
+            },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0,
             ["max_position_embeddings"] = 256, ["hidden_act"] = "silu", ["torch_dtype"] = "float32", ["bos_token_id"] = 1, ["eos_token_id"] = 2,
@@ -135,6 +142,11 @@ public sealed class LlamaVariantsTests
             config["tie_word_embeddings"] = true;
             config["attention_bias"] = true;
             config["partial_rotary_factor"] = 0.5;
+        }
+        else if (family == Family.Cohere)
+        {
+            config["logit_scale"] = 0.25;
+            config["layer_norm_eps"] = 1e-5;
         }
         else config["tie_word_embeddings"] = true;
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
@@ -166,7 +178,7 @@ public sealed class LlamaVariantsTests
                 weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
             }
             weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
-            weights[p + "post_attention_layernorm.weight"] = Norm();
+            if (family != Family.Cohere) weights[p + "post_attention_layernorm.weight"] = Norm();
             if (family == Family.Olmo2)
             {
                 weights[p + "post_feedforward_layernorm.weight"] = Norm();
@@ -184,7 +196,13 @@ public sealed class LlamaVariantsTests
         using var scope = NewDisposeScope();
         var granite = family == Family.Granite;
         Tensor W(string name) => weights[name].to_type(ScalarType.Float64);
-        Tensor Norm(Tensor x, Tensor w) => x * (x.pow(2).mean([-1], keepdim: true) + 1e-6).rsqrt() * w;
+        var cohere = family == Family.Cohere;
+        Tensor Norm(Tensor x, Tensor w)
+        {
+            if (!cohere) return x * (x.pow(2).mean([-1], keepdim: true) + 1e-6).rsqrt() * w;
+            var centered = x - x.mean([-1], keepdim: true);                    // cohere's LayerNorm, no bias
+            return centered * (centered.pow(2).mean([-1], keepdim: true) + 1e-5).rsqrt() * w;
+        }
         var t = tokens.Length;
         var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray())) * (granite ? EmbeddingMultiplier : 1.0);
         var inverse = 1.0 / pow(10000.0, arange(0, HeadDim, 2, ScalarType.Float64) / HeadDim);
@@ -197,6 +215,14 @@ public sealed class LlamaVariantsTests
         var pairInverse = 1.0 / pow(10000.0, arange(0, Turned, 2, ScalarType.Float64) / Turned);
         var pairAngles = outer(arange(t, ScalarType.Float64), pairInverse);                    // (t, Turned / 2)
         var (pairCos, pairSin) = (pairAngles.cos().repeat_interleave(2, 1).unsqueeze(1), pairAngles.sin().repeat_interleave(2, 1).unsqueeze(1));
+        // cohere: every dimension in interleaved pairs, frequencies of the whole head
+        var (allCos, allSin) = (angles.cos().repeat_interleave(2, 1).unsqueeze(1), angles.sin().repeat_interleave(2, 1).unsqueeze(1));
+        Tensor RotateAllPairs(Tensor y)
+        {
+            var pairs = y.reshape(t, y.shape[1], HeadDim / 2, 2);
+            var swapped = stack([-pairs.select(-1, 1), pairs.select(-1, 0)], -1).flatten(-2);
+            return y * allCos + swapped * allSin;
+        }
         Tensor RotatePairs(Tensor y)
         {
             var turned = y.narrow(-1, 0, Turned);
@@ -218,6 +244,7 @@ public sealed class LlamaVariantsTests
             (q, k) = (q.view(t, Heads, HeadDim), k.view(t, KVHeads, HeadDim));
             var v = (x.matmul(W(p + "self_attn.v_proj.weight").t()) + Bias("v_proj")).view(t, KVHeads, HeadDim);
             if (glm) (q, k) = (RotatePairs(q), RotatePairs(k));
+            else if (cohere) (q, k) = (RotateAllPairs(q), RotateAllPairs(k));
             else if (family != Family.SmolLM3 || i != 3) (q, k) = (Rotate(q), Rotate(k));   // smollm3: layer 3 has no rope
             var keys = k.repeat_interleave(Heads / KVHeads, 1).permute(1, 2, 0);
             var values = v.repeat_interleave(Heads / KVHeads, 1).permute(1, 0, 2);
@@ -225,6 +252,14 @@ public sealed class LlamaVariantsTests
             var hidden = arange(t).unsqueeze(0) > arange(t).unsqueeze(1);
             var attended = scores.masked_fill(hidden, double.NegativeInfinity).softmax(-1).matmul(values);
             var output = attended.permute(1, 0, 2).reshape(t, Heads * HeadDim).matmul(W(p + "self_attn.o_proj.weight").t());
+            if (cohere)
+            {
+                // the parallel block: attention and MLP of the same normed input, both added at once
+                var parallel = (nn.functional.silu(x.matmul(W(p + "mlp.gate_proj.weight").t())) * x.matmul(W(p + "mlp.up_proj.weight").t()))
+                    .matmul(W(p + "mlp.down_proj.weight").t());
+                h = h + output + parallel;
+                continue;
+            }
             h = h + (olmo ? Norm(output, W(p + "post_attention_layernorm.weight"))
                 : glm ? Norm(output, W(p + "post_self_attn_layernorm.weight")) : output * residual);
             x = olmo ? h : Norm(h, W(p + "post_attention_layernorm.weight"));
@@ -235,7 +270,8 @@ public sealed class LlamaVariantsTests
             h = h + (olmo ? Norm(mlp, W(p + "post_feedforward_layernorm.weight"))
                 : glm ? Norm(mlp, W(p + "post_mlp_layernorm.weight")) : mlp * residual);
         }
-        var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t()) / (granite ? LogitsScaling : 1.0);
+        var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t()) / (granite ? LogitsScaling : 1.0)
+            * (cohere ? 0.25 : 1.0);
         var data = logits.data<double>().ToArray();
         return [.. Enumerable.Range(0, t).Select(row => data.AsSpan(row * Vocab, Vocab).ToArray())];
     }

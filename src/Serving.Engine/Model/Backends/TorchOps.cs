@@ -10,10 +10,11 @@ internal static class TorchOps
     /// weight * RMSNorm(x): normalised in float32, rounded to x's dtype, then scaled (Llama's); other families scale the
     /// float32 normalisation before rounding, gemma by (1 + weight) (RmsNormWeight).
     // x (numTokens, width), weight (width) -> (numTokens, width)
-    public static Tensor RmsNorm(Tensor x, Tensor weight, double eps, RmsNormWeight kind = RmsNormWeight.AfterRounding)
+    public static Tensor RmsNorm(Tensor x, Tensor weight, double eps, RmsNormWeight kind = RmsNormWeight.AfterRounding, bool centered = false)
     {
         using var scope = NewDisposeScope();
         var x32 = x.to_type(ScalarType.Float32);
+        if (centered) x32 = x32 - x32.mean([-1], keepdim: true);              // cohere's LayerNorm: about the mean
         var variance = x32.pow(2).mean([-1], keepdim: true);                  // (numTokens, 1)
         var normalised = x32 * (variance + eps).rsqrt();
         var result = kind switch
@@ -27,10 +28,10 @@ internal static class TorchOps
 
     /// The pre-norm block's add + norm, out of place: (weight * RMSNorm(residual + x), residual + x).
     public static (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps,
-        RmsNormWeight kind = RmsNormWeight.AfterRounding)
+        RmsNormWeight kind = RmsNormWeight.AfterRounding, bool centered = false)
     {
         var sum = residual + x;
-        return (RmsNorm(sum, weight, eps, kind), sum);
+        return (RmsNorm(sum, weight, eps, kind, centered), sum);
     }
 
     /// RMSNorm of the query heads (qWeight) and the key heads (kWeight) of a fused projection, each head on its own
