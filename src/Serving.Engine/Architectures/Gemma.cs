@@ -29,8 +29,7 @@ internal abstract class Gemma : ModelArchitecture
         yield return new($"{from}pre_feedforward_layernorm.weight", [hidden], $"{to}post_attention_layernorm.weight");
         yield return new($"{from}post_feedforward_layernorm.weight", [hidden], $"{to}mlp_output_norm.weight");
         if (!config.QkNorm) yield break;
-        foreach (var name in new[] { "q_norm", "k_norm" })
-            yield return new($"{from}self_attn.{name}.weight", [config.HeadDim], $"{to}self_attn.{name}.weight");
+        foreach (var norm in LlamaLayout.HeadNorms(config, layer)) yield return norm;
     }
 
     /// What Gemma 2 and 3 share.

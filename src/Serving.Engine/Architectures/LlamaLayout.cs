@@ -24,6 +24,13 @@ internal static class LlamaLayout
         return bindings;
     }
 
+    /// Qwen3's per-head q_norm and k_norm of one layer (one head_dim weight each), which Qwen3-MoE and Gemma 3 share.
+    public static IEnumerable<WeightBinding> HeadNorms(ModelConfig config, int layer)
+    {
+        foreach (var name in new[] { "q_norm", "k_norm" })
+            yield return new($"model.layers.{layer}.self_attn.{name}.weight", [config.HeadDim], $"layers.{layer}.self_attn.{name}.weight");
+    }
+
     /// One layer with separate q/k/v and gate/up tensors.
     public static IEnumerable<WeightBinding> Layer(ModelConfig config, int layer)
     {

@@ -112,13 +112,10 @@ internal sealed class Glm4 : ModelArchitecture
 
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
     {
-        var factor = json.Double("partial_rotary_factor") ?? 0.5;
-        if (factor <= 0 || factor > 1 || (int)(config.HeadDim * factor) % 2 != 0)
-            throw new ModelConfigException($"{json.File}: field 'partial_rotary_factor' ({factor}) must be in (0, 1] and turn an even number of the {config.HeadDim} head dimensions");
         return config with
         {
             QkvBias = json.Bool("attention_bias") ?? false,
-            PartialRotaryFactor = factor,
+            PartialRotaryFactor = ModelConfigReader.PartialRotaryFactor(json, config.HeadDim, fallback: 0.5),
             InterleavedRope = true,
             SandwichNorms = true,
         };

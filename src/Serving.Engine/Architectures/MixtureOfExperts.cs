@@ -34,6 +34,15 @@ internal static class ExpertLayout
     public static IEnumerable<WeightBinding> DenseMlp(ModelConfig config, int layer) =>
         LlamaLayout.Layer(config, layer).Where(b => b.CheckpointName.Contains(".mlp.", StringComparison.Ordinal));
 
+    /// The Qwen mixtures' dense layers: those mlp_only_layers names, and those off every decoder_sparse_step-th.
+    public static int[] DenseLayers(JsonFields json, int layers)
+    {
+        var step = json.Int("decoder_sparse_step") ?? 1;
+        if (step < 1) throw new ModelConfigException($"{json.File}: decoder_sparse_step must be positive, got {step}");
+        var denseOnly = json.Has("mlp_only_layers") ? json.IntOrList("mlp_only_layers") : [];
+        return [.. Enumerable.Range(0, layers).Where(i => denseOnly.Contains(i) || (i + 1) % step != 0)];
+    }
+
     public static void Check(string file, ModelConfig config)
     {
         if (config.NumExperts < 1 || config.NumExpertsPerToken < 1 || config.NumExpertsPerToken > config.NumExperts)
@@ -81,9 +90,6 @@ internal sealed class Qwen3Moe : ModelArchitecture
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
     {
         var attentionBias = json.Bool("attention_bias") ?? false;
-        var step = json.Int("decoder_sparse_step") ?? 1;
-        if (step < 1) throw new ModelConfigException($"{json.File}: decoder_sparse_step must be positive, got {step}");
-        var denseOnly = json.Has("mlp_only_layers") ? json.IntOrList("mlp_only_layers") : [];
         var read = config with
         {
             QkNorm = true,
@@ -94,7 +100,7 @@ internal sealed class Qwen3Moe : ModelArchitecture
             NumExpertsPerToken = json.Int("num_experts_per_tok") ?? 8,
             ExpertIntermediateSize = json.Int("moe_intermediate_size") ?? 768,
             NormalizeTopKProbabilities = json.Bool("norm_topk_prob") ?? false,
-            DenseLayers = [.. Enumerable.Range(0, config.NumHiddenLayers).Where(i => denseOnly.Contains(i) || (i + 1) % step != 0)],
+            DenseLayers = ExpertLayout.DenseLayers(json, config.NumHiddenLayers),
         };
         ExpertLayout.Check(json.File, read);
         return read;
@@ -103,14 +109,12 @@ internal sealed class Qwen3Moe : ModelArchitecture
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
         LlamaLayout.Model(config, layer =>
         {
-            var (from, mlp) = ($"model.layers.{layer}.", $"model.layers.{layer}.mlp.");
+            var mlp = $"model.layers.{layer}.mlp.";
             var feedForward = config.IsExpertLayer(layer)
                 ? ExpertLayout.Experts(config, layer, mlp + "gate.weight",
                     e => ($"{mlp}experts.{e}.gate_proj.weight", $"{mlp}experts.{e}.up_proj.weight", $"{mlp}experts.{e}.down_proj.weight"))
                 : ExpertLayout.DenseMlp(config, layer);
-            var norms = new[] { "q_norm", "k_norm" }.Select(name =>
-                new WeightBinding($"{from}self_attn.{name}.weight", [config.HeadDim], $"layers.{layer}.self_attn.{name}.weight"));
-            return ExpertLayout.Attention(config, layer).Concat(norms).Concat(feedForward);
+            return ExpertLayout.Attention(config, layer).Concat(LlamaLayout.HeadNorms(config, layer)).Concat(feedForward);
         });
 }
 
@@ -124,9 +128,6 @@ internal sealed class Qwen2Moe : ModelArchitecture
 
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
     {
-        var step = json.Int("decoder_sparse_step") ?? 1;
-        if (step < 1) throw new ModelConfigException($"{json.File}: decoder_sparse_step must be positive, got {step}");
-        var denseOnly = json.Has("mlp_only_layers") ? json.IntOrList("mlp_only_layers") : [];
         var read = config with
         {
             QkvBias = true,
@@ -136,7 +137,7 @@ internal sealed class Qwen2Moe : ModelArchitecture
             ExpertIntermediateSize = json.Int("moe_intermediate_size") ?? 1408,
             SharedExpertIntermediateSize = json.Int("shared_expert_intermediate_size") ?? 5632,
             NormalizeTopKProbabilities = json.Bool("norm_topk_prob") ?? false,
-            DenseLayers = [.. Enumerable.Range(0, config.NumHiddenLayers).Where(i => denseOnly.Contains(i) || (i + 1) % step != 0)],
+            DenseLayers = ExpertLayout.DenseLayers(json, config.NumHiddenLayers),
         };
         ExpertLayout.Check(json.File, read);
         return read;

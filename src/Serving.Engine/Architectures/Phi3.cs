@@ -14,12 +14,9 @@ internal sealed class Phi3 : ModelArchitecture
 
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
     {
-        var factor = json.Double("partial_rotary_factor") ?? 1.0;
-        if (factor <= 0 || factor > 1 || (int)(config.HeadDim * factor) % 2 != 0)
-            throw new ModelConfigException($"{json.File}: field 'partial_rotary_factor' ({factor}) must be in (0, 1] and turn an even number of the {config.HeadDim} head dimensions");
         return config with
         {
-            PartialRotaryFactor = factor,
+            PartialRotaryFactor = ModelConfigReader.PartialRotaryFactor(json, config.HeadDim, fallback: 1.0),
             SlidingWindow = ModelConfigReader.SlidingWindow(json, inEffect: true),
         };
     }

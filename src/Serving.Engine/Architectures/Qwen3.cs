@@ -23,11 +23,5 @@ internal sealed class Qwen3 : ModelArchitecture
     }
 
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
-        LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer).Concat(HeadNorms(config, layer)));
-
-    static IEnumerable<WeightBinding> HeadNorms(ModelConfig config, int layer)
-    {
-        foreach (var name in new[] { "q_norm", "k_norm" })
-            yield return new($"model.layers.{layer}.self_attn.{name}.weight", [config.HeadDim], $"layers.{layer}.self_attn.{name}.weight");
-    }
+        LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer).Concat(LlamaLayout.HeadNorms(config, layer)));
 }

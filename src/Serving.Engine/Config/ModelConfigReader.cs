@@ -158,6 +158,14 @@ internal static class ModelConfigReader
             : throw ModelConfigException.Unsupported(json.File, field, dtype, "float32, bfloat16, float16");
     }
 
+    /// partial_rotary_factor, or the family's default: in (0, 1], turning an even number of each head's dimensions.
+    public static double PartialRotaryFactor(JsonFields json, int headDim, double fallback)
+    {
+        var factor = json.Double("partial_rotary_factor") ?? fallback;
+        return factor > 0 && factor <= 1 && (int)(headDim * factor) % 2 == 0 ? factor
+            : throw new ModelConfigException($"{json.File}: field 'partial_rotary_factor' ({factor}) must be in (0, 1] and turn an even number of the {headDim} head dimensions");
+    }
+
     /// The window in effect, or null; a window that is on must be positive.
     public static int? SlidingWindow(JsonFields json, bool inEffect)
     {

@@ -25,22 +25,8 @@ public sealed class GemmaTests
         var weights = Write(family, folder.Path);
         int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3, 250, 11, 64, 199, 7, 300];
         var expected = Reference(family, weights, prompt);
-        foreach (var ranks in new[] { 1, 2 })
-        {
-            using var model = ModelLoader.Load(folder.Path, "float32", tensorParallelSize: ranks);
-            Assert.False(model.Config.IsLlamaBlock);
-            using var cache = model.CreateKVCache(numBlocks: 16, blockSize: 4);
-            var runner = new PagedRunner(model, cache);
-            var sequence = runner.Add(prompt);
-            var rows = new List<float[]>();
-            foreach (var chunk in new[] { 5, 4, 5 })   // chunks across the windows (5 and 6) and the blocks (4)
-                rows.AddRange(runner.Step([(sequence, chunk)], allLogits: true));
-            Assert.Equal(prompt.Length, rows.Count);
-            for (var position = 0; position < prompt.Length; position++)
-                for (var token = 0; token < Vocab; token++)
-                    Assert.True(Math.Abs(expected[position][token] - rows[position][token]) < 2e-4,
-                        $"{family}, {ranks} rank(s): position {position}, token {token}: {rows[position][token]} against {expected[position][token]}");
-        }
+        foreach (var ranks in new[] { 1, 2 })   // chunks across the windows (5 and 6) and the blocks (4)
+            ReferenceChecks.AssertEveryPositionMatches(folder.Path, prompt, [5, 4, 5], expected, $"{family}, {ranks} rank(s)", ranks);
     }
 
     [Theory]
@@ -51,15 +37,8 @@ public sealed class GemmaTests
         using var folder = new TempDirectory();
         var weights = Write(family, folder.Path);
         int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3];
-        var expected = new List<int>();
-        for (var i = 0; i < 12; i++)
-        {
-            var logits = Reference(family, weights, [.. prompt, .. expected])[^1];
-            expected.Add(Array.IndexOf(logits, logits.Max()));
-        }
-        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with { Model = folder.Path, BlockSize = 4 });
-        var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt, 12));
-        Assert.Equal(expected, completion.Tokens());
+        var expected = ReferenceChecks.Greedy(tokens => Reference(family, weights, tokens), prompt, 12);
+        Assert.Equal(expected, await ReferenceChecks.EngineGreedyAsync(folder.Path, prompt, 12));
     }
 
     [Theory]
@@ -124,12 +103,7 @@ public sealed class GemmaTests
     {
         using var folder = new TempDirectory();
         Write(family, folder.Path);
-        var config = Serving.Engine.Config.ModelConfig.Load(folder.Path);
-        using var written = new TempDirectory();
-        File.WriteAllText(Path.Combine(written.Path, "config.json"), Serving.Engine.Config.ModelConfigWriter.ToJson(config).ToJsonString());
-        var back = Serving.Engine.Config.ModelConfig.Load(written.Path);
-        Assert.Equal(config with { Architectures = [], EosTokenIds = [], LayerWindows = [] }, back with { Architectures = [], EosTokenIds = [], LayerWindows = [] });
-        Assert.Equal(config.LayerWindows, back.LayerWindows);
+        ReferenceChecks.AssertConfigRoundTrips(folder.Path);
     }
 
     static float[] LastLogits(LoadedModel model, int[] prompt)
@@ -187,8 +161,7 @@ public sealed class GemmaTests
             config["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = shape.GlobalFactor };
         }
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
-        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" })
-            File.Copy(Path.Combine(Fixtures.Dir("llama-gqa"), file), Path.Combine(folder, file));
+        ReferenceChecks.CopyTokenizer(folder);
 
         var generator = new Generator(seed: (ulong)family + 7);
         Tensor Random(params long[] dims) => randn(dims, generator: generator) * 0.1f;
@@ -224,7 +197,6 @@ public sealed class GemmaTests
         Tensor Norm(Tensor x, Tensor w) => x * (x.pow(2).mean([-1], keepdim: true) + 1e-6).rsqrt() * (1 + w);
         var t = tokens.Length;
         var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray())) * Math.Sqrt(Hidden);
-        var positions = arange(t, ScalarType.Float64);
         for (var i = 0; i < Layers; i++)
         {
             var p = $"model.layers.{i}.";
@@ -239,22 +211,11 @@ public sealed class GemmaTests
                 k = Norm(k, W(p + "self_attn.k_norm.weight"));
             }
             var (theta, factor) = family == Family.Gemma3 && sliding ? (shape.LocalTheta, 1.0) : (shape.GlobalTheta, shape.GlobalFactor);
-            var inverse = 1.0 / pow(theta, arange(0, HeadDim, 2, ScalarType.Float64) / HeadDim) / factor;
-            var angles = outer(positions, inverse);                                           // (t, D/2)
-            var (cos, sin) = (cat([angles.cos(), angles.cos()], -1).unsqueeze(1), cat([angles.sin(), angles.sin()], -1).unsqueeze(1));
-            Tensor Rotate(Tensor y) => y * cos + cat([-y.narrow(-1, HeadDim / 2, HeadDim / 2), y.narrow(-1, 0, HeadDim / 2)], -1) * sin;
-            (q, k) = (Rotate(q), Rotate(k));
-            var repeat = Heads / KVHeads;
-            var keys = k.repeat_interleave(repeat, 1).permute(1, 2, 0);                         // (H, D, t)
-            var values = v.repeat_interleave(repeat, 1).permute(1, 0, 2);                       // (H, t, D)
-            var scores = q.permute(1, 0, 2).matmul(keys) / Math.Sqrt(shape.Scalar);             // (H, t, t)
-            if (shape.AttnCap is { } cap) scores = (scores / cap).tanh() * cap;
-            var query = arange(t).unsqueeze(1);
-            var key = arange(t).unsqueeze(0);
-            var hidden = key > query;
-            if (sliding) hidden = hidden.logical_or(key <= query - shape.Window);
-            var attended = scores.masked_fill(hidden, double.NegativeInfinity).softmax(-1).matmul(values);    // (H, t, D)
-            var output = attended.permute(1, 0, 2).reshape(t, Heads * HeadDim).matmul(W(p + "self_attn.o_proj.weight").t());
+            var rope = ReferenceChecks.HalfRope(t, HeadDim, theta, factor);
+            (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));
+            var hidden = ReferenceChecks.CausalMask(t, sliding ? shape.Window : null);
+            var attended = ReferenceChecks.Attend(q, k, v, 1 / Math.Sqrt(shape.Scalar), hidden, shape.AttnCap);
+            var output = attended.matmul(W(p + "self_attn.o_proj.weight").t());
             h = h + Norm(output, W(p + "post_attention_layernorm.weight"));
             x = Norm(h, W(p + "pre_feedforward_layernorm.weight"));
             var gate = x.matmul(W(p + "mlp.gate_proj.weight").t());
@@ -264,13 +225,12 @@ public sealed class GemmaTests
         }
         var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t());
         if (shape.FinalCap is { } final) logits = (logits / final).tanh() * final;
-        var data = logits.data<double>().ToArray();
-        return [.. Enumerable.Range(0, t).Select(row => data.AsSpan(row * Vocab, Vocab).ToArray())];
+        return ReferenceChecks.Rows(logits);
     }
 }
 
 /// The same checkpoints on CUDA, where a gemma model steps on the plain backend (the fused kernels take Llama blocks
-/// only): every position's logits, and greedy tokens through the engine, as the float64 reference gives them.
+/// only): greedy tokens through the engine as the float64 reference gives them.
 [Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
 public sealed class GemmaGpuTests
 {
@@ -282,15 +242,7 @@ public sealed class GemmaGpuTests
         using var folder = new TempDirectory();
         var weights = GemmaTests.Write(family, folder.Path);
         int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3];
-        var expected = new List<int>();
-        for (var i = 0; i < 12; i++)
-        {
-            var logits = GemmaTests.Reference(family, weights, [.. prompt, .. expected])[^1];
-            expected.Add(Array.IndexOf(logits, logits.Max()));
-        }
-        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa",
-            o => o with { Model = folder.Path, BlockSize = 4, Device = "cuda", NumGpuBlocksOverride = 64 });
-        var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt, 12));
-        Assert.Equal(expected, completion.Tokens());
+        var expected = ReferenceChecks.Greedy(tokens => GemmaTests.Reference(family, weights, tokens), prompt, 12);
+        Assert.Equal(expected, await ReferenceChecks.EngineGreedyAsync(folder.Path, prompt, 12, device: "cuda"));
     }
 }

@@ -17,71 +17,35 @@ public sealed class LlamaVariantsTests
 {
     public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere }
 
-    [Theory]
-    [InlineData(Family.Granite)]
-    [InlineData(Family.SmolLM3)]
-    [InlineData(Family.Olmo2)]
-    [InlineData(Family.Glm4)]
-    [InlineData(Family.Cohere)]
+    public static TheoryData<Family> Families => new(Enum.GetValues<Family>());
+
+    [Theory, MemberData(nameof(Families))]
     public void EveryPositionsLogitsMatchTheReference(Family family)
     {
         using var folder = new TempDirectory();
         var weights = Write(family, folder.Path);
         int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3, 250, 11];
-        var expected = Reference(family, weights, prompt);
-        using var model = ModelLoader.Load(folder.Path, "float32");
-        Assert.False(model.Config.IsLlamaBlock);
-        using var cache = model.CreateKVCache(numBlocks: 16, blockSize: 4);
-        var runner = new PagedRunner(model, cache);
-        var sequence = runner.Add(prompt);
-        var rows = new List<float[]>();
-        foreach (var chunk in new[] { 3, 7 }) rows.AddRange(runner.Step([(sequence, chunk)], allLogits: true));
-        for (var position = 0; position < prompt.Length; position++)
-            for (var token = 0; token < Vocab; token++)
-                Assert.True(Math.Abs(expected[position][token] - rows[position][token]) < 2e-4,
-                    $"{family}: position {position}, token {token}: {rows[position][token]} against {expected[position][token]}");
+        ReferenceChecks.AssertEveryPositionMatches(folder.Path, prompt, [3, 7], Reference(family, weights, prompt), family.ToString());
     }
 
-    [Theory]
-    [InlineData(Family.Granite)]
-    [InlineData(Family.SmolLM3)]
-    [InlineData(Family.Olmo2)]
-    [InlineData(Family.Glm4)]
-    [InlineData(Family.Cohere)]
+    [Theory, MemberData(nameof(Families))]
     public async Task GreedyTokensThroughTheEngineAreTheReferences(Family family)
     {
         using var folder = new TempDirectory();
         var weights = Write(family, folder.Path);
         int[] prompt = [1, 17, 305, 42, 9];
-        var expected = new List<int>();
-        for (var t = 0; t < 10; t++)
-        {
-            var logits = Reference(family, weights, [.. prompt, .. expected])[^1];
-            expected.Add(Array.IndexOf(logits, logits.Max()));
-        }
-        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with { Model = folder.Path, BlockSize = 4 });
-        var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt, 10));
-        Assert.Equal(expected, completion.Tokens());
+        var expected = ReferenceChecks.Greedy(tokens => Reference(family, weights, tokens), prompt, 10);
+        Assert.Equal(expected, await ReferenceChecks.EngineGreedyAsync(folder.Path, prompt, 10));
     }
 
-    [Theory]
-    [InlineData(Family.Granite)]
-    [InlineData(Family.SmolLM3)]
-    [InlineData(Family.Olmo2)]
-    [InlineData(Family.Glm4)]
-    [InlineData(Family.Cohere)]
+    [Theory, MemberData(nameof(Families))]
     public void TheConfigWriterWritesWhatTheReaderReadsBack(Family family)
     {
         using var folder = new TempDirectory();
         Write(family, folder.Path);
-        var config = ModelConfig.Load(folder.Path);
-        using var written = new TempDirectory();
-        File.WriteAllText(Path.Combine(written.Path, "config.json"), ModelConfigWriter.ToJson(config).ToJsonString());
-        var back = ModelConfig.Load(written.Path);
-        Assert.Equal(config with { Architectures = [], EosTokenIds = [], NoRopeLayers = [] }, back with { Architectures = [], EosTokenIds = [], NoRopeLayers = [] });
+        ReferenceChecks.AssertConfigRoundTrips(folder.Path);
         if (family == Family.Olmo2)
             Assert.Contains("one device", Assert.Throws<ModelLoadException>(() => ModelLoader.Load(folder.Path, "float32", tensorParallelSize: 2)).Message);
-        Assert.Equal(config.NoRopeLayers, back.NoRopeLayers);
     }
 
     [Fact]
@@ -150,8 +114,7 @@ public sealed class LlamaVariantsTests
         }
         else config["tie_word_embeddings"] = true;
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
-        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" })
-            File.Copy(Path.Combine(Fixtures.Dir("llama-gqa"), file), Path.Combine(folder, file));
+        ReferenceChecks.CopyTokenizer(folder);
         var generator = new Generator(seed: (ulong)family + 21);
         Tensor Random(params long[] dims) => randn(dims, generator: generator) * 0.15f;
         Tensor Norm() => 1 + randn([Hidden], generator: generator) * 0.1f;
@@ -205,10 +168,8 @@ public sealed class LlamaVariantsTests
         }
         var t = tokens.Length;
         var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray())) * (granite ? EmbeddingMultiplier : 1.0);
-        var inverse = 1.0 / pow(10000.0, arange(0, HeadDim, 2, ScalarType.Float64) / HeadDim);
-        var angles = outer(arange(t, ScalarType.Float64), inverse);
-        var (cos, sin) = (cat([angles.cos(), angles.cos()], -1).unsqueeze(1), cat([angles.sin(), angles.sin()], -1).unsqueeze(1));
-        Tensor Rotate(Tensor y) => y * cos + cat([-y.narrow(-1, HeadDim / 2, HeadDim / 2), y.narrow(-1, 0, HeadDim / 2)], -1) * sin;
+        var rope = ReferenceChecks.HalfRope(t, HeadDim, 10000.0);
+        var angles = outer(arange(t, ScalarType.Float64), 1.0 / pow(10000.0, arange(0, HeadDim, 2, ScalarType.Float64) / HeadDim));
         // GLM: the first half of each head in interleaved pairs, frequencies of that half (transformers' rotate_half over
         // x[..., 0::2] and x[..., 1::2], cos and sin repeated per pair)
         const int Turned = HeadDim / 2;
@@ -245,13 +206,9 @@ public sealed class LlamaVariantsTests
             var v = (x.matmul(W(p + "self_attn.v_proj.weight").t()) + Bias("v_proj")).view(t, KVHeads, HeadDim);
             if (glm) (q, k) = (RotatePairs(q), RotatePairs(k));
             else if (cohere) (q, k) = (RotateAllPairs(q), RotateAllPairs(k));
-            else if (family != Family.SmolLM3 || i != 3) (q, k) = (Rotate(q), Rotate(k));   // smollm3: layer 3 has no rope
-            var keys = k.repeat_interleave(Heads / KVHeads, 1).permute(1, 2, 0);
-            var values = v.repeat_interleave(Heads / KVHeads, 1).permute(1, 0, 2);
-            var scores = q.permute(1, 0, 2).matmul(keys) * (granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim));
-            var hidden = arange(t).unsqueeze(0) > arange(t).unsqueeze(1);
-            var attended = scores.masked_fill(hidden, double.NegativeInfinity).softmax(-1).matmul(values);
-            var output = attended.permute(1, 0, 2).reshape(t, Heads * HeadDim).matmul(W(p + "self_attn.o_proj.weight").t());
+            else if (family != Family.SmolLM3 || i != 3) (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));   // smollm3: layer 3 has no rope
+            var attended = ReferenceChecks.Attend(q, k, v, granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim), ReferenceChecks.CausalMask(t));
+            var output = attended.matmul(W(p + "self_attn.o_proj.weight").t());
             if (cohere)
             {
                 // the parallel block: attention and MLP of the same normed input, both added at once
@@ -272,8 +229,7 @@ public sealed class LlamaVariantsTests
         }
         var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t()) / (granite ? LogitsScaling : 1.0)
             * (cohere ? 0.25 : 1.0);
-        var data = logits.data<double>().ToArray();
-        return [.. Enumerable.Range(0, t).Select(row => data.AsSpan(row * Vocab, Vocab).ToArray())];
+        return ReferenceChecks.Rows(logits);
     }
 }
 
@@ -291,15 +247,7 @@ public sealed class LlamaVariantsGpuTests
         using var folder = new TempDirectory();
         var weights = LlamaVariantsTests.Write(family, folder.Path);
         int[] prompt = [1, 17, 305, 42, 9];
-        var expected = new List<int>();
-        for (var t = 0; t < 10; t++)
-        {
-            var logits = LlamaVariantsTests.Reference(family, weights, [.. prompt, .. expected])[^1];
-            expected.Add(Array.IndexOf(logits, logits.Max()));
-        }
-        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa",
-            o => o with { Model = folder.Path, BlockSize = 4, Device = "cuda", NumGpuBlocksOverride = 64 });
-        var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt, 10));
-        Assert.Equal(expected, completion.Tokens());
+        var expected = ReferenceChecks.Greedy(tokens => LlamaVariantsTests.Reference(family, weights, tokens), prompt, 10);
+        Assert.Equal(expected, await ReferenceChecks.EngineGreedyAsync(folder.Path, prompt, 10, device: "cuda"));
     }
 }

@@ -14,33 +14,18 @@ public sealed class MixtureOfExpertsTests
 {
     public enum Family { Mixtral, Qwen3Moe, Qwen2Moe }
 
-    [Theory]
-    [InlineData(Family.Mixtral)]
-    [InlineData(Family.Qwen3Moe)]
-    [InlineData(Family.Qwen2Moe)]
+    public static TheoryData<Family> Families => new(Enum.GetValues<Family>());
+
+    [Theory, MemberData(nameof(Families))]
     public void EveryPositionsLogitsMatchTheReference(Family family)
     {
         using var folder = new TempDirectory();
         var weights = Write(family, folder.Path);
         int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3, 250, 11, 64, 199];
-        var expected = Reference(family, weights, prompt);
-        using var model = ModelLoader.Load(folder.Path, "float32");
-        Assert.False(model.Config.IsLlamaBlock);
-        using var cache = model.CreateKVCache(numBlocks: 16, blockSize: 4);
-        var runner = new PagedRunner(model, cache);
-        var sequence = runner.Add(prompt);
-        var rows = new List<float[]>();
-        foreach (var chunk in new[] { 5, 7 }) rows.AddRange(runner.Step([(sequence, chunk)], allLogits: true));
-        for (var position = 0; position < prompt.Length; position++)
-            for (var token = 0; token < Vocab; token++)
-                Assert.True(Math.Abs(expected[position][token] - rows[position][token]) < 2e-4,
-                    $"{family}: position {position}, token {token}: {rows[position][token]} against {expected[position][token]}");
+        ReferenceChecks.AssertEveryPositionMatches(folder.Path, prompt, [5, 7], Reference(family, weights, prompt), family.ToString());
     }
 
-    [Theory]
-    [InlineData(Family.Mixtral)]
-    [InlineData(Family.Qwen3Moe)]
-    [InlineData(Family.Qwen2Moe)]
+    [Theory, MemberData(nameof(Families))]
     public async Task GreedyTokensThroughTheEngineAreTheReferences(Family family)
     {
         using var folder = new TempDirectory();
@@ -51,15 +36,7 @@ public sealed class MixtureOfExpertsTests
         var completions = await Task.WhenAll(prompts.Select((p, i) =>
             Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(p, 10, $"r{i}"))));
         for (var i = 0; i < prompts.Length; i++)
-        {
-            var expected = new List<int>();
-            for (var t = 0; t < 10; t++)
-            {
-                var logits = Reference(family, weights, [.. prompts[i], .. expected])[^1];
-                expected.Add(Array.IndexOf(logits, logits.Max()));
-            }
-            Assert.Equal(expected, completions[i].Tokens());
-        }
+            Assert.Equal(ReferenceChecks.Greedy(tokens => Reference(family, weights, tokens), prompts[i], 10), completions[i].Tokens());
     }
 
     [Fact]
@@ -78,20 +55,12 @@ public sealed class MixtureOfExpertsTests
             Serving.Engine.Config.ModelConfig.Load(folder.Path)).Message);
     }
 
-    [Theory]
-    [InlineData(Family.Mixtral)]
-    [InlineData(Family.Qwen3Moe)]
-    [InlineData(Family.Qwen2Moe)]
+    [Theory, MemberData(nameof(Families))]
     public void TheConfigWriterWritesWhatTheReaderReadsBack(Family family)
     {
         using var folder = new TempDirectory();
         Write(family, folder.Path);
-        var config = Serving.Engine.Config.ModelConfig.Load(folder.Path);
-        using var written = new TempDirectory();
-        File.WriteAllText(Path.Combine(written.Path, "config.json"), Serving.Engine.Config.ModelConfigWriter.ToJson(config).ToJsonString());
-        var back = Serving.Engine.Config.ModelConfig.Load(written.Path);
-        Assert.Equal(config with { Architectures = [], EosTokenIds = [], DenseLayers = [] }, back with { Architectures = [], EosTokenIds = [], DenseLayers = [] });
-        Assert.Equal(config.DenseLayers, back.DenseLayers);
+        ReferenceChecks.AssertConfigRoundTrips(folder.Path);
     }
 
     const int Vocab = 512, Hidden = 64, Heads = 4, KVHeads = 2, HeadDim = 16;
@@ -136,8 +105,7 @@ public sealed class MixtureOfExpertsTests
             config["decoder_sparse_step"] = 1;
         }
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
-        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" })
-            File.Copy(Path.Combine(Fixtures.Dir("llama-gqa"), file), Path.Combine(folder, file));
+        ReferenceChecks.CopyTokenizer(folder);
 
         var generator = new Generator(seed: (ulong)family + 11);
         Tensor Random(params long[] dims) => randn(dims, generator: generator) * 0.15f;
@@ -202,10 +170,8 @@ public sealed class MixtureOfExpertsTests
             (nn.functional.silu(x.matmul(gate.t())) * x.matmul(up.t())).matmul(down.t());
         var t = tokens.Length;
         var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray()));
-        var inverse = 1.0 / pow(1000000.0, arange(0, HeadDim, 2, ScalarType.Float64) / HeadDim);
-        var angles = outer(arange(t, ScalarType.Float64), inverse);
-        var (cos, sin) = (cat([angles.cos(), angles.cos()], -1).unsqueeze(1), cat([angles.sin(), angles.sin()], -1).unsqueeze(1));
-        Tensor Rotate(Tensor y) => y * cos + cat([-y.narrow(-1, HeadDim / 2, HeadDim / 2), y.narrow(-1, 0, HeadDim / 2)], -1) * sin;
+        var rope = ReferenceChecks.HalfRope(t, HeadDim, 1000000.0);
+        var causal = ReferenceChecks.CausalMask(t);
         for (var i = 0; i < shape.Layers; i++)
         {
             var p = $"model.layers.{i}.";
@@ -221,13 +187,8 @@ public sealed class MixtureOfExpertsTests
                 q = Norm(q, W(p + "self_attn.q_norm.weight"));
                 k = Norm(k, W(p + "self_attn.k_norm.weight"));
             }
-            (q, k) = (Rotate(q), Rotate(k));
-            var keys = k.repeat_interleave(Heads / KVHeads, 1).permute(1, 2, 0);
-            var values = v.repeat_interleave(Heads / KVHeads, 1).permute(1, 0, 2);
-            var scores = q.permute(1, 0, 2).matmul(keys) / Math.Sqrt(HeadDim);
-            var hidden = arange(t).unsqueeze(0) > arange(t).unsqueeze(1);
-            var attended = scores.masked_fill(hidden, double.NegativeInfinity).softmax(-1).matmul(values);
-            h = h + attended.permute(1, 0, 2).reshape(t, Heads * HeadDim).matmul(W(p + "self_attn.o_proj.weight").t());
+            (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));
+            h = h + ReferenceChecks.Attend(q, k, v, 1 / Math.Sqrt(HeadDim), causal).matmul(W(p + "self_attn.o_proj.weight").t());
             x = Norm(h, W(p + "post_attention_layernorm.weight"));
             if (shape.Dense.Contains(i))
             {
@@ -254,8 +215,7 @@ public sealed class MixtureOfExpertsTests
             h = h + output;
         }
         var logits = Norm(h, W("model.norm.weight")).matmul(W("lm_head.weight").t());
-        var data = logits.data<double>().ToArray();
-        return [.. Enumerable.Range(0, t).Select(row => data.AsSpan(row * Vocab, Vocab).ToArray())];
+        return ReferenceChecks.Rows(logits);
     }
 }
 
@@ -271,15 +231,7 @@ public sealed class MixtureOfExpertsGpuTests
         using var folder = new TempDirectory();
         var weights = MixtureOfExpertsTests.Write(family, folder.Path);
         int[] prompt = [1, 17, 305, 42, 9, 77];
-        var expected = new List<int>();
-        for (var t = 0; t < 10; t++)
-        {
-            var logits = MixtureOfExpertsTests.Reference(family, weights, [.. prompt, .. expected])[^1];
-            expected.Add(Array.IndexOf(logits, logits.Max()));
-        }
-        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa",
-            o => o with { Model = folder.Path, BlockSize = 4, Device = "cuda", NumGpuBlocksOverride = 64 });
-        var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt, 10));
-        Assert.Equal(expected, completion.Tokens());
+        var expected = ReferenceChecks.Greedy(tokens => MixtureOfExpertsTests.Reference(family, weights, tokens), prompt, 10);
+        Assert.Equal(expected, await ReferenceChecks.EngineGreedyAsync(folder.Path, prompt, 10, device: "cuda"));
     }
 }

@@ -18,36 +18,20 @@ public sealed class MultimodalCheckpointTests
     {
         using var folder = new TempDirectory();
         var fixture = Fixtures.Dir("qwen3-gqa");
-        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json", "generation_config.json" })
-            File.Copy(Path.Combine(fixture, file), Path.Combine(folder.Path, file));
         var text = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "config.json")))!.AsObject();
         text.Remove("architectures");
         text["model_type"] = "qwen3_vl_text";
         text.Remove("rope_parameters");
         text["rope_theta"] = 10000.0;
         text["rope_scaling"] = new JsonObject { ["rope_type"] = "default", ["mrope_section"] = new JsonArray(2, 3, 3), ["mrope_interleaved"] = true };
-        File.WriteAllText(Path.Combine(folder.Path, "config.json"), new JsonObject
+        Rewrap(folder.Path, "qwen3-gqa", ["tokenizer.json", "tokenizer_config.json", "generation_config.json"], new JsonObject
         {
             ["architectures"] = new JsonArray("Qwen3VLForConditionalGeneration"), ["model_type"] = "qwen3_vl",
             ["text_config"] = text, ["vision_config"] = new JsonObject { ["model_type"] = "qwen3_vl", ["depth"] = 1 },
             ["image_token_id"] = 500,
-        }.ToJsonString());
-        var tensors = new Dictionary<string, Tensor>();
-        using (var checkpoint = SafetensorsCheckpoint.Open(fixture))
-            foreach (var name in checkpoint.TensorNames)
-                tensors[name.StartsWith("model.", StringComparison.Ordinal) ? "model.language_model." + name["model.".Length..] : name] = checkpoint.Read(name);
-        tensors["model.visual.blocks.0.attn.qkv.weight"] = zeros(6, 2);
-        SafetensorsWriter.Write(Path.Combine(folder.Path, "model.safetensors"), tensors);
-
-        using var model = ModelLoader.Load(folder.Path, "float32");
-        Assert.Equal("Qwen3ForCausalLM", model.Config.Architecture);
-        using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16);
-        foreach (var prompt in Fixtures.Reference("qwen3-gqa").Prompts)
-        {
-            var runner = new PagedRunner(model, cache);
-            var logits = runner.Step([(runner.Add(prompt.InputIds), prompt.InputIds.Length)])[0];
-            Assert.True(logits.Zip(prompt.LastLogits, (a, b) => Math.Abs(a - b)).Max() <= 1e-3);
-        }
+        }, name => name.StartsWith("model.", StringComparison.Ordinal) ? "model.language_model." + name["model.".Length..] : name,
+            new() { ["model.visual.blocks.0.attn.qkv.weight"] = zeros(6, 2) });
+        AssertAnswersAsTheFixture(folder.Path, "qwen3-gqa", "Qwen3ForCausalLM");
     }
 
     [Fact]
@@ -57,29 +41,39 @@ public sealed class MultimodalCheckpointTests
         // language_model.model. and language_model.lm_head, a Pixtral vision tower beside them
         using var folder = new TempDirectory();
         var fixture = Fixtures.Dir("llama-gqa");
-        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" })
-            File.Copy(Path.Combine(fixture, file), Path.Combine(folder.Path, file));
         var text = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "config.json")))!.AsObject();
         text.Remove("architectures");
         text["model_type"] = "mistral";
         text["sliding_window"] = null;
-        File.WriteAllText(Path.Combine(folder.Path, "config.json"), new JsonObject
+        Rewrap(folder.Path, "llama-gqa", ["tokenizer.json", "tokenizer_config.json"], new JsonObject
         {
             ["architectures"] = new JsonArray("Mistral3ForConditionalGeneration"), ["model_type"] = "mistral3",
             ["text_config"] = text, ["vision_config"] = new JsonObject { ["model_type"] = "pixtral" }, ["torch_dtype"] = "float32",
-        }.ToJsonString());
-        var tensors = new Dictionary<string, Tensor>();
-        using (var checkpoint = SafetensorsCheckpoint.Open(fixture))
-            foreach (var name in checkpoint.TensorNames)
-                tensors["language_model." + name] = checkpoint.Read(name);
-        tensors["vision_tower.patch_conv.weight"] = zeros(4, 3, 2, 2);
-        tensors["multi_modal_projector.linear_1.weight"] = zeros(4, 4);
-        SafetensorsWriter.Write(Path.Combine(folder.Path, "model.safetensors"), tensors);
+        }, name => "language_model." + name,
+            new() { ["vision_tower.patch_conv.weight"] = zeros(4, 3, 2, 2), ["multi_modal_projector.linear_1.weight"] = zeros(4, 4) });
+        AssertAnswersAsTheFixture(folder.Path, "llama-gqa", "MistralForCausalLM");
+    }
 
-        using var model = ModelLoader.Load(folder.Path, "float32");
-        Assert.Equal("MistralForCausalLM", model.Config.Architecture);
+    /// The fixture's files and tensors (renamed) into folder as a multimodal checkpoint: its config and a vision tower's
+    /// tensors beside the decoder's.
+    static void Rewrap(string folder, string fixture, string[] files, JsonObject config, Func<string, string> rename,
+        Dictionary<string, Tensor> vision)
+    {
+        foreach (var file in files) File.Copy(Path.Combine(Fixtures.Dir(fixture), file), Path.Combine(folder, file));
+        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
+        var tensors = new Dictionary<string, Tensor>(vision);
+        using (var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(fixture)))
+            foreach (var name in checkpoint.TensorNames) tensors[rename(name)] = checkpoint.Read(name);
+        SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), tensors);
+    }
+
+    /// The folder loads as the text architecture and gives transformers' last logits of the fixture's prompts.
+    static void AssertAnswersAsTheFixture(string folder, string fixture, string architecture)
+    {
+        using var model = ModelLoader.Load(folder, "float32");
+        Assert.Equal(architecture, model.Config.Architecture);
         using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16);
-        foreach (var prompt in Fixtures.Reference("llama-gqa").Prompts)
+        foreach (var prompt in Fixtures.Reference(fixture).Prompts)
         {
             var runner = new PagedRunner(model, cache);
             var logits = runner.Step([(runner.Add(prompt.InputIds), prompt.InputIds.Length)])[0];
