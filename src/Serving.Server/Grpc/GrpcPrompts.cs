@@ -59,7 +59,7 @@ internal static class GrpcPrompts
         {
             var message = chat.Messages[i];
             messages.Add(ChatMessages.Message(message.Role, message.Content, message.Name.Length == 0 ? null : message.Name,
-                $"{field}.messages[{i}]"));
+                message.ToolCallId.Length == 0 ? null : message.ToolCallId, $"{field}.messages[{i}]"));
         }
         var kwargs = chat.ChatTemplateKwargs is { } fields
             ? JsonNode.Parse(Google.Protobuf.JsonFormatter.Default.Format(fields))!.AsObject()

@@ -37,19 +37,15 @@ internal static class ChatMessages
         var role = message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? Check.Text(r, $"{param}.role") : null;
         var content = message.TryGetProperty("content", out var c) ? Content(c, $"{param}.content", prompts) : "";
         var name = message.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? Check.Text(n, $"{param}.name") : null;
-        var result = Message(role, content, name, param);
+        var toolCallId = role == "tool" && message.TryGetProperty("tool_call_id", out var id) && id.ValueKind == JsonValueKind.String
+            ? Check.Text(id, $"{param}.tool_call_id") : null;
+        var result = Message(role, content, name, toolCallId, param);
         if (message.TryGetProperty("tool_calls", out var calls) && calls.ValueKind != JsonValueKind.Null)
         {
             Check.That(role == "assistant", $"{param}.tool_calls", $"{param}.tool_calls is only allowed on assistant messages.");
             result["tool_calls"] = ToolCalls(calls, $"{param}.tool_calls");
         }
         if (role == "assistant" && Reasoning(message, param) is { } reasoning) result["reasoning_content"] = reasoning;
-        if (role == "tool")
-        {
-            Check.That(message.TryGetProperty("tool_call_id", out var id) && id.ValueKind == JsonValueKind.String,
-                $"{param}.tool_call_id", $"{param}.tool_call_id must be the id of the tool call this message answers.");
-            result["tool_call_id"] = Check.Text(id, $"{param}.tool_call_id");
-        }
         return result;
     }
 
@@ -96,7 +92,8 @@ internal static class ChatMessages
         return result;
     }
 
-    static JsonNode? ParseArguments(string arguments, string param)
+    /// A tool call's arguments, JSON text, as the node the chat template renders; refused naming param when not JSON.
+    internal static JsonNode? ParseArguments(string arguments, string param)
     {
         try
         {
@@ -108,14 +105,20 @@ internal static class ChatMessages
         }
     }
 
-    /// One message as the chat template sees it; the role must be one the APIs accept (gRPC builds its
-    /// messages here too). param is the message's path in error messages ("messages[2]").
-    public static JsonObject Message(string? role, string content, string? name, string param)
+    /// One message as the chat template sees it; the role must be one the APIs accept, and a tool message names the
+    /// call it answers (gRPC builds its messages here too). param is the message's path in error messages ("messages[2]").
+    public static JsonObject Message(string? role, string content, string? name, string? toolCallId, string param)
     {
         Check.That(role is not null && Roles.Contains(role), $"{param}.role",
             $"{param}.role must be one of: {string.Join(", ", Roles)}.");
         var result = new JsonObject { ["role"] = role, ["content"] = content };
         if (name is not null) result["name"] = name;
+        if (role == "tool")
+        {
+            Check.That(!string.IsNullOrEmpty(toolCallId), $"{param}.tool_call_id",
+                $"{param}.tool_call_id must be the id of the tool call this message answers.");
+            result["tool_call_id"] = toolCallId;
+        }
         return result;
     }
 

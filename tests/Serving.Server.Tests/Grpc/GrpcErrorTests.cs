@@ -34,6 +34,8 @@ public sealed class GrpcErrorTests(SharedServer shared)
         ["max_tokens over context"] = new(() => Text(s => s.MaxTokens = 300), StatusCode.InvalidArgument, "max_tokens", "you requested 308 tokens (8 in the prompt, 300 in the completion)"),
         ["empty chat"] = new(() => Chat(), StatusCode.InvalidArgument, "chat.messages", "must not be empty"),
         ["unknown role"] = new(() => Chat(new ChatMessage { Role = "wizard", Content = "hi" }), StatusCode.InvalidArgument, "chat.messages[0].role", "must be one of"),
+        ["tool message without its call"] = new(() => Chat(new ChatMessage { Role = "user", Content = "hi" }, new ChatMessage { Role = "tool", Content = "42" }),
+            StatusCode.InvalidArgument, "chat.messages[1].tool_call_id", "must be the id of the tool call this message answers"),
         ["temperature"] = new(() => Text(s => s.Temperature = -1), StatusCode.InvalidArgument, "temperature", "temperature must be a finite number >= 0 (got -1)"),
         ["top_p zero"] = new(() => Text(s => s.TopP = 0), StatusCode.InvalidArgument, "top_p", "top_p must be in (0, 1] (got 0)"),
         ["top_k"] = new(() => Text(s => s.TopK = -2), StatusCode.InvalidArgument, "top_k", "top_k must be -1 or 0 (no limit) or at least 1 (got -2)"),
@@ -119,6 +121,26 @@ public sealed class GrpcErrorTests(SharedServer shared)
         await ExpectAsync(StatusCode.InvalidArgument, "token_ids", () => client.DetokenizeAsync(new DetokenizeRequest { TokenIds = { 3, 700 } }).ResponseAsync);
         await ExpectAsync(StatusCode.NotFound, "model", () => client.GetModelInfoAsync(new GetModelInfoRequest { Model = "other" }).ResponseAsync);
         await ExpectStillServingAsync();
+    }
+
+    [Fact]
+    public async Task AToolMessageRendersAsOverHttp()
+    {
+        var grpc = await _server.Grpc().TokenizeAsync(new TokenizeRequest
+        {
+            Model = RunningServer.Model,
+            Chat = new ChatInput
+            {
+                Messages = { new ChatMessage { Role = "user", Content = "Weather?" }, new ChatMessage { Role = "tool", Content = "sunny", ToolCallId = "call_1" } },
+            },
+        });
+        var (status, http) = await _server.PostAsync("/tokenize", new
+        {
+            model = RunningServer.Model,
+            messages = new object[] { new { role = "user", content = "Weather?" }, new { role = "tool", content = "sunny", tool_call_id = "call_1" } },
+        });
+        Assert.Equal(200, status);
+        Assert.Equal(http!["tokens"]!.AsArray().Select(id => id!.GetValue<int>()), grpc.TokenIds);
     }
 
     static async Task ExpectAsync(StatusCode code, string param, Func<Task> call)

@@ -207,6 +207,7 @@ public sealed class ResponsesApiTests(SharedServer shared)
     [InlineData("""{"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "https://x/y.png"}]}]}""", "input[0].content[0].type")]
     [InlineData("""{"input": [{"role": "robot", "content": "hi"}]}""", "input[0].role")]
     [InlineData("""{"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}""", "input[0].call_id")]
+    [InlineData("""{"input": [{"role": "user", "content": "hi"}, {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{not json"}]}""", "input[1].arguments")]
     [InlineData("""{"input": [{"type": "item_reference", "id": "msg_1"}]}""", "input[0].type")]
     [InlineData("""{"input": "hi", "max_output_tokens": 0}""", "max_output_tokens")]
     [InlineData("""{"input": "hi", "tools": [{"type": "web_search"}]}""", "tools[0].type")]

@@ -37,7 +37,7 @@ internal static class InputItems
         {
             "message" => Message(item, id, param),
             "function_call" => new FunctionCallItem(id ?? ItemIds.New("fc"), RequiredString(item, "call_id", param),
-                RequiredString(item, "name", param), RequiredString(item, "arguments", param), "completed"),
+                RequiredString(item, "name", param), Arguments(item, param), "completed"),
             "function_call_output" => new FunctionCallOutputItem(id ?? ItemIds.New("fco"), RequiredString(item, "call_id", param),
                 FunctionOutput(item, param), "completed"),
             "reasoning" => new ReasoningItem(id ?? ItemIds.New("rs"), Parts(item, "summary", param, "summary_text"),
@@ -60,6 +60,15 @@ internal static class InputItems
             _ => throw ApiException.BadRequest($"{param}.content must be a string or a list of content parts.", $"{param}.content"),
         };
         return new MessageItem(id ?? ItemIds.New("msg"), role, parts, "completed");
+    }
+
+    /// A function call's arguments: JSON text (refused here, where the item's place is known, rather than in the
+    /// chat messages it becomes).
+    static string Arguments(JsonElement item, string param)
+    {
+        var arguments = RequiredString(item, "arguments", param);
+        ChatMessages.ParseArguments(arguments, $"{param}.arguments");
+        return arguments;
     }
 
     /// A function's output: a string, or text parts (joined).
