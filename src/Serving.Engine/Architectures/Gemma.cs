@@ -36,7 +36,6 @@ internal abstract class Gemma : ModelArchitecture
     protected static ModelConfig ReadGemma(ModelConfig config, JsonFields json, Func<int, bool> defaultSliding)
     {
         var attentionBias = json.Bool("attention_bias") ?? false;
-        var window = json.Int("sliding_window");
         return config with
         {
             NormWeight = RmsNormWeight.OffsetBeforeRounding,
@@ -47,21 +46,8 @@ internal abstract class Gemma : ModelArchitecture
             QkvBias = attentionBias,
             OutputBias = attentionBias,
             TieWordEmbeddings = json.Bool("tie_word_embeddings") ?? true,   // transformers' default, which gemma's configs leave out
-            LayerWindows = LayerWindows(json, config.NumHiddenLayers, window, defaultSliding),
+            LayerWindows = ModelConfigReader.LayerWindows(json, config.NumHiddenLayers, defaultSliding),
         };
-    }
-
-    /// layer_types when given (sliding_attention / full_attention), else the family's pattern; no window, no sliding layer.
-    static IReadOnlyList<int?> LayerWindows(JsonFields json, int layers, int? window, Func<int, bool> defaultSliding)
-    {
-        var types = json.StringList("layer_types");
-        if (types.Count != 0 && types.Count != layers)
-            throw new ModelConfigException($"{json.File}: layer_types lists {types.Count} layers, num_hidden_layers is {layers}");
-        if (types.FirstOrDefault(t => t is not ("sliding_attention" or "full_attention")) is { } other)
-            throw ModelConfigException.Unsupported(json.File, "layer_types", other, "sliding_attention, full_attention");
-        if (window is <= 0) throw new ModelConfigException($"{json.File}: field 'sliding_window' must be positive, got {window}");
-        return [.. Enumerable.Range(0, layers).Select(i =>
-            window is { } w && (types.Count > 0 ? types[i] == "sliding_attention" : defaultSliding(i)) ? w : (int?)null)];
     }
 }
 

@@ -83,6 +83,14 @@ public sealed record ModelConfig
     /// A shared expert every token runs besides its routed ones, its output scaled by a sigmoid gate (qwen2_moe's
     /// shared_expert_intermediate_size); 0: none.
     public int SharedExpertIntermediateSize { get; init; }
+    /// gpt-oss's experts, when set: each expert's gate and up columns interleaved in one stored [hidden, 2F] matrix with a
+    /// bias, the gate clamped above at this limit (swiglu_limit) and up to +-limit, gate x sigmoid(1.702 gate) x (up + 1),
+    /// then a down matrix [F, hidden] with a bias; the router has a bias and softmaxes its top-k logits. null: the other
+    /// mixtures' SwiGLU experts.
+    public double? ExpertSwigluLimit { get; init; }
+    /// A learned logit per query head joins the softmax of each query's attention scores as a key with no value (gpt-oss's
+    /// sinks): the real keys' probabilities sum to less than 1, so a head may attend to nothing.
+    public bool AttentionSinks { get; init; }
     /// The layers of a mixture-of-experts model that keep a dense MLP of IntermediateSize (qwen3_moe's mlp_only_layers and
     /// decoder_sparse_step); empty: every layer routes.
     public IReadOnlyList<int> DenseLayers { get; init; } = [];
@@ -90,13 +98,13 @@ public sealed record ModelConfig
     public bool IsExpertLayer(int layer) => NumExperts > 0 && !DenseLayers.Contains(layer);
     /// Whether the decoder is the Llama block the fused CUDA kernels and the training backend compute: SwiGLU, Llama's
     /// RMSNorm, no sandwich norms, plain causal attention scaled by 1 / sqrt(head_dim) with rotary positions in every
-    /// layer, no soft-capping, multipliers or experts. Otherwise (gemma, granite, smollm3, the mixtures of experts) every
+    /// layer, no soft-capping, sinks, multipliers or experts. Otherwise (gemma, granite, smollm3, the mixtures of experts) every
     /// step runs the plain TorchSharp backend, on the GPU too.
     public bool IsLlamaBlock => Activation == MlpActivation.Silu && NumExperts == 0 && NormWeight == RmsNormWeight.AfterRounding
         && !SandwichNorms && PreNorms && !QkNormWholeProjection && EmbeddingMultiplier is null
         && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.All(w => w is null) && LocalRope is null
         && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0 && !InterleavedRope
-        && !NormsCentered && !ParallelBlock && LogitsMultiplier is null;
+        && !NormsCentered && !ParallelBlock && LogitsMultiplier is null && !AttentionSinks;
     public bool TieWordEmbeddings { get; init; }
     /// torch_dtype / dtype of the checkpoint ("float32", "bfloat16", "float16"), if written.
     public string? Dtype { get; init; }

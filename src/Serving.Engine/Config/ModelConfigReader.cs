@@ -166,6 +166,21 @@ internal static class ModelConfigReader
             : throw new ModelConfigException($"{json.File}: field 'partial_rotary_factor' ({factor}) must be in (0, 1] and turn an even number of the {headDim} head dimensions");
     }
 
+    /// Per layer, sliding_window for the layers that slide, null for those that attend to everything: layer_types when
+    /// given (sliding_attention / full_attention), else the family's pattern; without a window, no layer slides (gemma, gpt-oss).
+    public static IReadOnlyList<int?> LayerWindows(JsonFields json, int layers, Func<int, bool> defaultSliding)
+    {
+        var window = json.Int("sliding_window");
+        var types = json.StringList("layer_types");
+        if (types.Count != 0 && types.Count != layers)
+            throw new ModelConfigException($"{json.File}: layer_types lists {types.Count} layers, num_hidden_layers is {layers}");
+        if (types.FirstOrDefault(t => t is not ("sliding_attention" or "full_attention")) is { } other)
+            throw ModelConfigException.Unsupported(json.File, "layer_types", other, "sliding_attention, full_attention");
+        if (window is <= 0) throw new ModelConfigException($"{json.File}: field 'sliding_window' must be positive, got {window}");
+        return [.. Enumerable.Range(0, layers).Select(i =>
+            window is { } w && (types.Count > 0 ? types[i] == "sliding_attention" : defaultSliding(i)) ? w : (int?)null)];
+    }
+
     /// The window in effect, or null; a window that is on must be positive.
     public static int? SlidingWindow(JsonFields json, bool inEffect)
     {

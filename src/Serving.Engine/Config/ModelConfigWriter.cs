@@ -54,6 +54,12 @@ public static class ModelConfigWriter
         }
         if (RopeScaling(config.Rope) is { } scaling) json["rope_scaling"] = scaling;
         WriteGemma(config, json);
+        if (config.LayerWindows.Count > 0)   // gemma's and gpt-oss's sliding layers
+        {
+            json["sliding_window"] = config.LayerWindows.FirstOrDefault(w => w is not null);
+            json["layer_types"] = new JsonArray([.. config.LayerWindows.Select(w => (JsonNode)(w is null ? "full_attention" : "sliding_attention"))]);
+        }
+        if (config.ExpertSwigluLimit is { } limit) json["swiglu_limit"] = limit;   // gpt-oss's
         if (config.ResidualMultiplier is { } residual)   // granite's multipliers
         {
             json["embedding_multiplier"] = config.EmbeddingMultiplier;
@@ -86,11 +92,6 @@ public static class ModelConfigWriter
         if (config.AttentionScale is { } scale) json["query_pre_attn_scalar"] = 1 / (scale * scale);
         json["attn_logit_softcapping"] = config.AttentionSoftcap;
         json["final_logit_softcapping"] = config.FinalLogitSoftcap;
-        if (config.LayerWindows.Count > 0)
-        {
-            json["sliding_window"] = config.LayerWindows.FirstOrDefault(w => w is not null);
-            json["layer_types"] = new JsonArray([.. config.LayerWindows.Select(w => (JsonNode)(w is null ? "full_attention" : "sliding_attention"))]);
-        }
         if (config.LocalRope is { } local) json["rope_local_base_freq"] = local.Theta;
     }
 

@@ -8,7 +8,8 @@ namespace Serving.Engine.Config;
 ///   scale per tensor, per output channel or per block, weight_scale) store them;
 /// - integers packed in int32 with a scale and zero point per group of input columns: "awq" (AutoAWQ's GEMM layout,
 ///   4 bits) and "gptq" (AutoGPTQ's and GPTQModel's, 4 or 8 bits, act-order's g_idx, zero points stored minus one unless
-///   checkpoint_format is gptq_v2).
+///   checkpoint_format is gptq_v2);
+/// - MXFP4 ("mxfp4", gpt-oss's experts): 4-bit e2m1 values in blocks of 32 with a power-of-two scale each.
 /// Other methods (bitsandbytes, compressed-tensors' pack-quantized, marlin, ...) are refused naming the method.
 public sealed record WeightQuantization(string Method)
 {
@@ -30,8 +31,9 @@ public sealed record WeightQuantization(string Method)
             "compressed-tensors" => CompressedTensors(json.File, config),
             "awq" => Awq(json.File, config),
             "gptq" => Gptq(json.File, config),
+            "mxfp4" => new WeightQuantization("mxfp4"),
             _ => throw ModelConfigException.Unsupported(json.File, "quantization_config.quant_method", method,
-                "fp8, compressed-tensors FP8 (float-quantized), awq and gptq, dequantized at load"),
+                "fp8, compressed-tensors FP8 (float-quantized), awq, gptq and mxfp4, dequantized at load"),
         };
     }
 
@@ -109,6 +111,7 @@ public sealed record WeightQuantization(string Method)
     public override string ToString() => Method switch
     {
         "awq" or "gptq" => $"{Method}, {Bits}-bit integers in groups of {GroupSize}",
+        "mxfp4" => "mxfp4, e2m1 in blocks of 32 with power-of-two scales",
         _ when BlockSize is { } block => $"{Method}, FP8 e4m3 in {block[0]} x {block[1]} blocks",
         _ => $"{Method}, FP8 e4m3",
     };

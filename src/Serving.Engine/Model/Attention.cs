@@ -2,18 +2,20 @@ using Serving.Engine.Config;
 using Serving.Engine.Model.Backends;
 using TorchSharp;
 using TorchSharp.Utils;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
 
 /// Grouped-query self-attention: q, k, v in one fused projection, optional per-head RMSNorm of q and k (qwen3),
-/// rotary positions and the K/V write, paged attention over one KV head per group, o_proj.
+/// rotary positions and the K/V write, paged attention over one KV head per group (with gpt-oss's sinks), o_proj.
 internal sealed class Attention : nn.Module
 {
     [ComponentName(Name = "qkv_proj")] readonly Linear _qkv;   // (qSize + 2 * kvSize, hidden): q rows, k rows, v rows
     [ComponentName(Name = "o_proj")] readonly Linear _output;  // (hidden, qSize)
     [ComponentName(Name = "q_norm")] readonly RmsNorm? _queryNorm;  // (headDim), qwen3 only
     [ComponentName(Name = "k_norm")] readonly RmsNorm? _keyNorm;    // (headDim), qwen3 only
+    [ComponentName(Name = "sinks")] readonly Parameter? _sinks;     // (numHeads), gpt-oss only
     readonly int _layer;
 
     public Attention(ModelConfig config, int layer, ScalarType dtype, Device device) : base("Attention")
@@ -30,6 +32,7 @@ internal sealed class Attention : nn.Module
             _queryNorm = new RmsNorm(config.QkNormWholeProjection ? config.QSize : config.HeadDim, config.RmsNormEps, dtype, device);
             _keyNorm = new RmsNorm(config.QkNormWholeProjection ? config.KVSize : config.HeadDim, config.RmsNormEps, dtype, device);
         }
+        if (config.AttentionSinks) _sinks = ModelParameters.Empty([config.NumAttentionHeads], dtype, device);
         RegisterComponents();
     }
 
@@ -41,6 +44,6 @@ internal sealed class Attention : nn.Module
             qkv = step.HeadRmsNorm(qkv, _queryNorm.Weight, _keyNorm!.Weight, _queryNorm.Eps);
         qkv = step.RotaryAndCacheWrite(qkv, _layer);
         // (numTokens, qSize) -> (numTokens, hidden); a rank's heads give a partial sum (row-parallel o_proj)
-        return step.AllReduce(_output.Forward(step, step.Attention(qkv, _layer)));
+        return step.AllReduce(_output.Forward(step, step.Attention(qkv, _layer, _sinks)));
     }
 }

@@ -17,7 +17,7 @@ internal sealed class DecoderLayer : nn.Module
     [ComponentName(Name = "self_attn")] readonly Attention _attention;
     [ComponentName(Name = "attention_output_norm")] readonly RmsNorm? _attentionOutputNorm;  // sandwich norms only
     [ComponentName(Name = "post_attention_layernorm")] readonly RmsNorm? _mlpNorm;           // Llama's name for the pre-MLP norm
-    [ComponentName(Name = "mlp")] readonly FeedForward _mlp;                                // dense, or a mixture of experts
+    [ComponentName(Name = "mlp")] readonly FeedForward _mlp;                                // dense, or a mixture of experts (gpt-oss's own)
     [ComponentName(Name = "mlp_output_norm")] readonly RmsNorm? _mlpOutputNorm;              // sandwich norms only
     readonly double? _residualMultiplier;                                                   // granite
     readonly bool _parallel;                                                                // cohere
@@ -31,7 +31,8 @@ internal sealed class DecoderLayer : nn.Module
         }
         _parallel = config.ParallelBlock;
         _attention = new Attention(config, layer, dtype, device);
-        _mlp = config.IsExpertLayer(layer) ? new MoeMlp(config, dtype, device) : new Mlp(config, layer, dtype, device);
+        _mlp = !config.IsExpertLayer(layer) ? new Mlp(config, layer, dtype, device)
+            : config.ExpertSwigluLimit is null ? new MoeMlp(config, dtype, device) : new GptOssExperts(config, dtype, device);
         _residualMultiplier = config.ResidualMultiplier;
         if (config.SandwichNorms)
         {

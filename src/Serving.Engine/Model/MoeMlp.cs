@@ -47,16 +47,9 @@ internal sealed class MoeMlp : FeedForward
         if (_normalize) weights = weights / weights.sum(-1, keepdim: true);
         weights = weights.to_type(x.dtype);
         var output = zeros_like(x);
-        // each expert's (token, slot) pairs, in token order: one pass over the routing
-        var routed = chosen.cpu().data<long>().ToArray();
-        var byExpert = new List<int>[_experts];
-        for (var i = 0; i < routed.Length; i++) (byExpert[routed[i]] ??= []).Add(i);
-        for (var expert = 0; expert < _experts; expert++)
+        foreach (var (expert, tokens, slots) in ExpertRouting.ByExpert(chosen, _experts))
         {
-            if (byExpert[expert] is not { } pairs) continue;
             using var scope = NewDisposeScope();
-            var tokens = tensor(pairs.Select(i => (long)(i / _topK)).ToArray(), device: x.device);
-            var slots = tensor(pairs.Select(i => (long)(i % _topK)).ToArray(), device: x.device);
             var input = x.index_select(0, tokens);                                        // (routed, hidden)
             var gateUp = step.Linear(input, _gateUp.narrow(0, (long)expert * 2 * _width, 2L * _width), null);
             var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);
@@ -67,6 +60,25 @@ internal sealed class MoeMlp : FeedForward
         if (_shared is null) return output;
         // qwen2_moe's shared expert, gated per token by a sigmoid
         return output + nn.functional.sigmoid(_sharedGate!.Forward(step, x)) * _shared.Forward(step, x);
+    }
+}
+
+/// Which tokens each expert runs: from chosen (numTokens, k), the experts picked per token, each expert's (token, slot)
+/// pairs in token order as two int64 tensors on chosen's device, experts in order, those no token picked left out.
+internal static class ExpertRouting
+{
+    public static IEnumerable<(int Expert, Tensor Tokens, Tensor Slots)> ByExpert(Tensor chosen, int experts)
+    {
+        var topK = chosen.shape[1];
+        var routed = chosen.cpu().data<long>().ToArray();   // one pass over the routing, on the host
+        var byExpert = new List<int>[experts];
+        for (var i = 0; i < routed.Length; i++) (byExpert[routed[i]] ??= []).Add(i);
+        for (var expert = 0; expert < experts; expert++)
+        {
+            if (byExpert[expert] is not { } pairs) continue;
+            yield return (expert, tensor(pairs.Select(i => i / topK).ToArray(), device: chosen.device),
+                tensor(pairs.Select(i => i % topK).ToArray(), device: chosen.device));
+        }
     }
 }
 

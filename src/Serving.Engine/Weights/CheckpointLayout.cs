@@ -7,7 +7,8 @@ namespace Serving.Engine.Weights;
 internal static class CheckpointLayout
 {
     /// Every bound tensor exists with the expected shape and a floating-point dtype (FP8 with its scale beside it), or
-    /// packed as integers (awq, gptq) into a weight of that shape; otherwise a CheckpointException naming the tensor.
+    /// packed as integers (awq, gptq) or MXFP4 blocks into a weight of that shape; otherwise a CheckpointException naming
+    /// the tensor.
     public static void Validate(SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, Config.WeightQuantization? quantization = null)
     {
         foreach (var binding in bindings)
@@ -17,6 +18,14 @@ internal static class CheckpointLayout
                 var shape = PackedIntWeights.Shape(checkpoint, binding.CheckpointName, quantization);
                 if (!shape.SequenceEqual(binding.Shape))
                     throw new CheckpointException($"weight '{binding.CheckpointName}' is packed ({quantization?.Method}) as a " +
+                        $"{SafetensorsTensorInfo.FormatShape(shape)} weight, expected {SafetensorsTensorInfo.FormatShape(binding.Shape)} from config.json");
+                continue;
+            }
+            if (Mxfp4Weights.Holds(checkpoint, binding.CheckpointName))
+            {
+                var shape = Mxfp4Weights.Shape(checkpoint, binding.CheckpointName);
+                if (!shape.SequenceEqual(binding.Shape))
+                    throw new CheckpointException($"weight '{binding.CheckpointName}' is stored as MXFP4 blocks of a " +
                         $"{SafetensorsTensorInfo.FormatShape(shape)} weight, expected {SafetensorsTensorInfo.FormatShape(binding.Shape)} from config.json");
                 continue;
             }

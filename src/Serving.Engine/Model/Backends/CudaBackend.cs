@@ -143,7 +143,8 @@ internal sealed class CudaStep : DecoderStep
 
     public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer) => Timed("rotary + KV write", () => RotaryAndWrite(qkv, layer));
 
-    public override Tensor Attention(Tensor qkv, int layer) => Timed("attention", () => Attend(qkv, layer));
+    public override Tensor Attention(Tensor qkv, int layer, Tensor? sinks) => sinks is null ? Timed("attention", () => Attend(qkv, layer))
+        : throw new NotSupportedException("the fused kernels have no attention sinks: such a model runs the plain backend (ModelConfig.IsLlamaBlock)");
 
     public override Tensor SiluAndMul(Tensor gateUp) => Timed("silu x up", () =>
     {

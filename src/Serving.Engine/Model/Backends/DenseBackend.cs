@@ -54,8 +54,9 @@ internal sealed class DenseStep : TorchOpsStep
     /// One KV head per group, as the paged backends attend: a group's queries stacked (groupSize x length) against
     /// its single K/V head, never repeated per query head.
     // qkv (B T, (H + 2G) D) -> (B T, H D)
-    public override Tensor Attention(Tensor qkv, int layer)
+    public override Tensor Attention(Tensor qkv, int layer, Tensor? sinks)
     {
+        if (sinks is not null) throw new NotSupportedException("training runs Llama blocks only: no attention sinks");
         var (h, g, d) = (Config.NumAttentionHeads, Config.NumKeyValueHeads, Config.HeadDim);
         var (b, t, groupSize) = (_batch, _length, h / g);
         var (q, k, v) = Split(qkv);

@@ -14,7 +14,8 @@ namespace Serving.Engine.Model.Backends;
 /// query) or (1 sequence, queryLength queries). Query i of a chunk sits at position c - q + i and sees keys 0 .. that
 /// position (causal over the whole context, earlier chunks and prefix-cache hits included). A sliding-window layer
 /// (ModelConfig.LayerWindows, gemma) sees only the window's last positions up to its own; gemma's attention scale and
-/// soft-capping apply as transformers applies them (scale, then cap x tanh(scores / cap), then the mask).
+/// soft-capping apply as transformers applies them (scale, then cap x tanh(scores / cap), then the mask); gpt-oss's
+/// sinks join each softmax as a column without a value.
 internal sealed class TorchAttention
 {
     /// Sequences that attend together: Rows (decode groups) or the chunk starting at TokenStart; their block tables
@@ -47,24 +48,24 @@ internal sealed class TorchAttention
     }
 
     // q (numTokens, numHeads, headDim), pools (numBlocks, blockSize, numKVHeads, headDim) -> (numTokens, numHeads * headDim);
-    // window: the layer's sliding window, null for full attention
-    public Tensor Forward(Tensor q, Tensor keyPool, Tensor valuePool, int? window = null)
+    // window: the layer's sliding window, null for full attention; sinks (numHeads): gpt-oss's, null for none
+    public Tensor Forward(Tensor q, Tensor keyPool, Tensor valuePool, int? window = null, Tensor? sinks = null)
     {
         var output = q.new_empty(q.shape[0], _numHeads * _headDim);
         foreach (var group in _groups)
         {
             var hidden = window is { } w ? group.HiddenInWindow[w] : group.Hidden;
             if (group.Rows is { } rows)
-                output.index_copy_(0, rows, Attend(q.index_select(0, rows).unsqueeze(1), keyPool, valuePool, group, hidden));
+                output.index_copy_(0, rows, Attend(q.index_select(0, rows).unsqueeze(1), keyPool, valuePool, group, hidden, sinks));
             else
                 output.narrow(0, group.TokenStart, group.QueryLength)
-                    .copy_(Attend(q.narrow(0, group.TokenStart, group.QueryLength).unsqueeze(0), keyPool, valuePool, group, hidden));
+                    .copy_(Attend(q.narrow(0, group.TokenStart, group.QueryLength).unsqueeze(0), keyPool, valuePool, group, hidden, sinks));
         }
         return output;
     }
 
     // q (S, Q, numHeads, headDim) -> (S * Q, numHeads * headDim)
-    Tensor Attend(Tensor q, Tensor keyPool, Tensor valuePool, Group group, Tensor hidden)
+    Tensor Attend(Tensor q, Tensor keyPool, Tensor valuePool, Group group, Tensor hidden, Tensor? sinks)
     {
         var (s, queries) = (group.NumSeqs, group.QueryLength);
         var grouped = q.view(s, queries, _numKVHeads, _groupSize, _headDim)
@@ -81,10 +82,21 @@ internal sealed class TorchAttention
         scores = scores.view(s, _numKVHeads, _groupSize, queries, context)
             .masked_fill(hidden, minusInfinity)
             .view(s, _numKVHeads, _groupSize * queries, context);
-        var probabilities = scores.softmax(-1, ScalarType.Float32).to_type(q.dtype);             // softmax in float32
+        var probabilities = (sinks is null ? scores.softmax(-1, ScalarType.Float32) : WithSinks(scores, sinks, s, queries))
+            .to_type(q.dtype);                                                                   // softmax in float32
         var attended = matmul(probabilities, values);                                             // (S, kvHeads, G * Q, headDim)
         return attended.view(s, _numKVHeads, _groupSize, queries, _headDim)
             .permute(0, 3, 1, 2, 4).reshape(s * queries, _numKVHeads * _groupSize * _headDim);    // heads ordered kv * G + g
+    }
+
+    /// The softmax of each query head's scores with its sink's logit as one more column, that column dropped (gpt-oss):
+    /// scores (S, kvHeads, G * Q, ctx), sinks (kvHeads * G) in query-head order -> (S, kvHeads, G * Q, ctx) float32.
+    Tensor WithSinks(Tensor scores, Tensor sinks, long s, long queries)
+    {
+        var context = scores.shape[3];
+        var sinkColumn = sinks.to_type(scores.dtype).view(1, _numKVHeads, _groupSize, 1, 1)
+            .expand(s, _numKVHeads, _groupSize, queries, 1).reshape(s, _numKVHeads, _groupSize * queries, 1);
+        return cat([scores, sinkColumn], -1).softmax(-1, ScalarType.Float32).narrow(-1, 0, context);
     }
 
     /// The blocks of each sequence's table, in order, in the model's dtype: context position p is row p of the result.

@@ -58,10 +58,10 @@ internal sealed class TorchStep : TorchOpsStep
         return TorchOps.Join(q, k, v);
     }
 
-    public override Tensor Attention(Tensor qkv, int layer)
+    public override Tensor Attention(Tensor qkv, int layer, Tensor? sinks)
     {
         var (q, _, _) = Split(qkv);
-        return _attention.Forward(q, _cache.Keys(layer), _cache.Values(layer), Window(layer));
+        return _attention.Forward(q, _cache.Keys(layer), _cache.Values(layer), Window(layer), sinks);
     }
 
     /// The layer's sliding window (gemma), null when it attends to the whole context.

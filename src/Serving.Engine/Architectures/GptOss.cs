@@ -1,0 +1,67 @@
+using System.Text.Json.Nodes;
+using Serving.Engine.Config;
+using Serving.Engine.Weights;
+
+namespace Serving.Engine.Architectures;
+
+/// GptOssForCausalLM (OpenAI's gpt-oss-20b and gpt-oss-120b): Llama's attention with a bias on every projection and
+/// a learned sink logit per query head (self_attn.sinks, ModelConfig.AttentionSinks), every other layer sliding over
+/// sliding_window (128) positions from the first (layer_types), YaRN rope; norms that scale in float32
+/// (RmsNormWeight.BeforeRounding); in place of the MLP a router with a bias (mlp.router) and experts stored stacked as
+/// transformers' GptOssExperts holds them: gate_up_proj [E, hidden, 2F] with the gate and up columns interleaved,
+/// down_proj [E, F, hidden], each with a bias (ModelConfig.ExpertSwigluLimit; ../Model/GptOssExperts). The released
+/// checkpoints store the experts in MXFP4 (quantization_config mxfp4: *_blocks and *_scales), dequantized at load
+/// (../Weights/Mxfp4Weights). Steps run the plain backend (ModelConfig.IsLlamaBlock is false); one device only.
+internal sealed class GptOss : ModelArchitecture
+{
+    public override string Name => "GptOssForCausalLM";
+    public override string ModelType => "gpt_oss";
+
+    /// transformers' GptOssConfig, for the fields a config.json leaves out.
+    public override IReadOnlyDictionary<string, JsonNode> Defaults { get; } = new Dictionary<string, JsonNode>
+    {
+        ["num_hidden_layers"] = 36, ["num_local_experts"] = 128, ["vocab_size"] = 201088, ["hidden_size"] = 2880,
+        ["intermediate_size"] = 2880, ["head_dim"] = 64, ["num_attention_heads"] = 64, ["num_key_value_heads"] = 8,
+        ["sliding_window"] = 128, ["rope_theta"] = 150000.0, ["rms_norm_eps"] = 1e-5, ["max_position_embeddings"] = 131072,
+        ["num_experts_per_tok"] = 4, ["swiglu_limit"] = 7.0, ["attention_bias"] = true,
+    };
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var attentionBias = json.Bool("attention_bias") ?? true;
+        var limit = json.Double("swiglu_limit") ?? 7.0;
+        if (!(limit > 0)) throw new ModelConfigException($"{json.File}: field 'swiglu_limit' must be positive, got {limit}");
+        var read = config with
+        {
+            QkvBias = attentionBias,
+            OutputBias = attentionBias,
+            NormWeight = RmsNormWeight.BeforeRounding,
+            AttentionSinks = true,
+            LayerWindows = ModelConfigReader.LayerWindows(json, config.NumHiddenLayers, layer => layer % 2 == 0),
+            NumExperts = json.Int("num_local_experts") ?? 128,
+            NumExpertsPerToken = json.Int("num_experts_per_tok") ?? 4,
+            ExpertIntermediateSize = config.IntermediateSize,
+            NormalizeTopKProbabilities = true,   // the softmax of the top-k logits: the top-k probabilities normalized
+            ExpertSwigluLimit = limit,
+        };
+        ExpertLayout.Check(json.File, read);
+        return read;
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer => ExpertLayout.Attention(config, layer).Concat(Layer(config, layer)));
+
+    // the sinks, the router and the stacked experts of one layer, each stored as the model holds it
+    static IEnumerable<WeightBinding> Layer(ModelConfig config, int layer)
+    {
+        var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
+        var (experts, hidden, width) = ((long)config.NumExperts, (long)config.HiddenSize, (long)config.ExpertIntermediateSize);
+        yield return new($"{from}self_attn.sinks", [config.NumAttentionHeads], $"{to}self_attn.sinks");
+        yield return new($"{from}mlp.router.weight", [experts, hidden], $"{to}mlp.router.weight");
+        yield return new($"{from}mlp.router.bias", [experts], $"{to}mlp.router.bias");
+        yield return new($"{from}mlp.experts.gate_up_proj", [experts, hidden, 2 * width], $"{to}mlp.gate_up_proj");
+        yield return new($"{from}mlp.experts.gate_up_proj_bias", [experts, 2 * width], $"{to}mlp.gate_up_proj_bias");
+        yield return new($"{from}mlp.experts.down_proj", [experts, width, hidden], $"{to}mlp.down_proj");
+        yield return new($"{from}mlp.experts.down_proj_bias", [experts, hidden], $"{to}mlp.down_proj_bias");
+    }
+}

@@ -1,0 +1,58 @@
+using Serving.Engine.Config;
+using Serving.Engine.Model.Backends;
+using TorchSharp;
+using TorchSharp.Utils;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model;
+
+/// gpt-oss's mixture of experts in place of the MLP, as transformers' GptOssMLP computes it: the router's logits (with
+/// its bias), each token's top-k of them and their softmax; then each expert runs its tokens through
+/// x W_gate_up[e] + b (gate and up columns interleaved: gate at the even ones), the gate clamped above at the limit and
+/// up to +-limit, gate x sigmoid(1.702 gate) x (up + 1), times W_down[e] + b, and adds that times the token's weight for
+/// it, experts in order. The weights are stored as the checkpoint holds them, input dimension first.
+internal sealed class GptOssExperts : FeedForward
+{
+    const double Alpha = 1.702;
+
+    [ComponentName(Name = "router")] readonly Linear _router;                  // (experts, hidden) and a bias
+    [ComponentName(Name = "gate_up_proj")] readonly Parameter _gateUp;         // (experts, hidden, 2F)
+    [ComponentName(Name = "gate_up_proj_bias")] readonly Parameter _gateUpBias; // (experts, 2F)
+    [ComponentName(Name = "down_proj")] readonly Parameter _down;              // (experts, F, hidden)
+    [ComponentName(Name = "down_proj_bias")] readonly Parameter _downBias;     // (experts, hidden)
+    readonly int _experts, _topK;
+    readonly double _limit;
+
+    public GptOssExperts(ModelConfig config, ScalarType dtype, Device device) : base("GptOssExperts")
+    {
+        (_experts, _topK, _limit) = (config.NumExperts, config.NumExpertsPerToken, config.ExpertSwigluLimit!.Value);
+        var (hidden, width) = ((long)config.HiddenSize, (long)config.ExpertIntermediateSize);
+        _router = new Linear(hidden, _experts, true, dtype, device);
+        _gateUp = ModelParameters.Empty([_experts, hidden, 2 * width], dtype, device);
+        _gateUpBias = ModelParameters.Empty([_experts, 2 * width], dtype, device);
+        _down = ModelParameters.Empty([_experts, width, hidden], dtype, device);
+        _downBias = ModelParameters.Empty([_experts, hidden], dtype, device);
+        RegisterComponents();
+    }
+
+    // (numTokens, hidden) -> (numTokens, hidden)
+    public override Tensor Forward(DecoderStep step, Tensor x)
+    {
+        var (top, chosen) = _router.Forward(step, x).topk(_topK, dim: -1);   // (numTokens, k) each
+        var weights = top.softmax(-1);                                       // in the model's dtype, as transformers
+        var output = zeros_like(x);
+        foreach (var (expert, tokens, slots) in ExpertRouting.ByExpert(chosen, _experts))
+        {
+            using var scope = NewDisposeScope();
+            var gateUp = x.index_select(0, tokens).matmul(_gateUp[expert]) + _gateUpBias[expert];   // (routed, 2F)
+            var gate = gateUp[TensorIndex.Colon, TensorIndex.Slice(0, null, 2)].clamp_max(_limit);
+            var up = gateUp[TensorIndex.Colon, TensorIndex.Slice(1, null, 2)].clamp(-_limit, _limit);
+            var activated = (up + 1) * (gate * nn.functional.sigmoid(gate * Alpha));                   // (routed, F)
+            var y = activated.matmul(_down[expert]) + _downBias[expert];                               // (routed, hidden)
+            var weight = weights.index_select(0, tokens).gather(1, slots.unsqueeze(1));                // (routed, 1)
+            output.index_add_(0, tokens, y * weight, 1);
+        }
+        return output;
+    }
+}
