@@ -7,7 +7,7 @@ namespace Serving.Server.OpenAI.Chat;
 
 /// Where a choice's thinking goes under a reasoning parser: whether its answer starts in thinking, and whether the
 /// response shows the thinking (include_reasoning) or only leaves it out of the content.
-internal sealed record ReasoningPart(bool StartsThinking, bool Include);
+internal sealed record ReasoningPart(ReasoningParser Parser, bool StartsThinking, bool Include);
 
 /// One choice of a chat request as its events arrive: Append records an event and gives the streaming
 /// delta, Record only records it; ToChoice gives the whole assistant message. The reasoning part (when the server
@@ -19,7 +19,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, LogprobTok
     readonly StringBuilder _text = new();
     readonly List<int> _tokenIds = [];
     readonly List<(int TextLength, int TokenCount)> _afterEvents = [];
-    readonly ReasoningSplitter? _splitter = reasoning is null ? null : new ReasoningSplitter(reasoning.StartsThinking);
+    readonly IReasoningSplitter? _splitter = reasoning?.Parser.Splitter(reasoning.StartsThinking);
     List<TokenLogprob>? _logprobs;
     string? _finishReason;
     StopReason? _stopReason;
@@ -67,9 +67,8 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, LogprobTok
     {
         if (reasoning is null) return 0;
         var text = _text.ToString();
-        if (ReasoningSplitter.Split(text, reasoning.StartsThinking).Reasoning is null) return 0;
-        var close = text.IndexOf(ReasoningParser.Close, StringComparison.Ordinal);
-        var end = close < 0 ? text.Length : close + ReasoningParser.Close.Length;
+        if (reasoning.Parser.Split(text, reasoning.StartsThinking).Reasoning is null) return 0;
+        var end = reasoning.Parser.ThinkingEnd(text);
         foreach (var after in _afterEvents)
             if (after.TextLength >= end) return after.TokenCount;
         return _tokenIds.Count;
@@ -78,7 +77,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, LogprobTok
     public ChatChoice ToChoice()
     {
         var text = _text.ToString();
-        var (thinking, rest) = reasoning is null ? (null, text) : ReasoningSplitter.Split(text, reasoning.StartsThinking);
+        var (thinking, rest) = reasoning is null ? (null, text) : reasoning.Parser.Split(text, reasoning.StartsThinking);
         var (content, calls) = rest is null ? (null, null) : reader.Complete(rest);
         var finish = _finishReason is null ? null : reader.FinishReason(_finishReason, calls is { Count: > 0 });
         return new(index, new ChatMessage("assistant", content) { Reasoning = reasoning is { Include: true } ? thinking : null, ToolCalls = calls },

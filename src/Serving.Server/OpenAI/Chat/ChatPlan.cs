@@ -33,9 +33,11 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
         var keepLast = PromptEncoding.KeepLast(request.TruncatePromptTokens, limits.MaxModelLen);
         var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt, request.ContinueFinalMessage,
             request.ChatTemplateKwargs, request.ChatTemplate, tools.TemplateTools, guardLength: keepLast is null);
-        var reasoning = serving.Options.ReasoningParser is { } parser
-            ? new ReasoningPart(ReasoningParser.Create(parser).StartsThinking(text), request.IncludeReasoning ?? true)
-            : null;
+        var parser = serving.Options.ReasoningParser is { } name ? ReasoningParser.Create(name) : null;
+        var reasoning = parser is null ? null : new ReasoningPart(parser, parser.StartsThinking(text), request.IncludeReasoning ?? true);
+        Check.That(parser is not { ReadsSpecialTokens: true } || fields.StructuredOutputs is null,
+            request.Tools is not null && tools.Constraint is not null ? "tool_choice" : "response_format",
+            $"Output constraints (response_format, structured_outputs, a required or named tool_choice) are not supported with --reasoning-parser {parser?.Name}.");
         // an answer that starts in thinking meets its constraint once the thinking ends, as in vLLM
         if (reasoning is { StartsThinking: true } && fields.StructuredOutputs is { } constraint)
             fields = fields with { StructuredOutputs = constraint with { AfterThinking = true } };
@@ -43,6 +45,8 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
         var ids = serving.Prompts.Encode(text, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: true), "messages", keepLast);
         Check.That(ids.Count > 0, "messages", "The rendered conversation is empty.");
         var sampling = SamplingRules.ToSamplingParams(fields, ids.Count, limits, "messages");
+        // harmony's channels are marked by special tokens: the text keeps them for the parser, which leaves them out
+        if (parser is { ReadsSpecialTokens: true }) sampling = sampling with { SkipSpecialTokens = false };
         id ??= ServingContext.NewId("chatcmpl");
         var generation = new GenerationRequest
         {

@@ -3,9 +3,20 @@ namespace Serving.Server.OpenAI.Reasoning;
 /// What one streamed text delta of a choice adds to its thinking and to its content (either may be empty).
 internal readonly record struct ReasoningStep(string Reasoning, string Content);
 
-/// Divides one choice's text into thinking and content as it streams (Push, delta by delta; text that may be the
-/// start of a tag is held back until the next delta or the end), or whole (Split): both give the same division.
-internal sealed class ReasoningSplitter(bool startsThinking)
+/// Divides one answer's text into thinking and content as it streams, delta by delta (ReasoningParser.Split divides a
+/// whole text the same way).
+internal interface IReasoningSplitter
+{
+    /// Whether the answer has thought (so far): it has a thinking part, even an empty one.
+    bool Thought { get; }
+
+    /// What delta adds to the thinking and to the content; final: the answer's last delta.
+    ReasoningStep Push(string delta, bool final);
+}
+
+/// Divides one choice's text into thinking and content at <think> tags as it streams (text that may be the start of a
+/// tag is held back until the next delta or the end).
+internal sealed class ReasoningSplitter(bool startsThinking) : IReasoningSplitter
 {
     enum Part { Opening, Thinking, Content }
 
@@ -15,15 +26,6 @@ internal sealed class ReasoningSplitter(bool startsThinking)
 
     /// Whether the answer has thought (so far): it has a thinking part, even an empty one.
     public bool Thought { get; private set; }
-
-    /// The whole text's thinking (null when it did not think) and content (null when it thought and wrote
-    /// nothing after, as vLLM answers).
-    public static (string? Reasoning, string? Content) Split(string text, bool startsThinking)
-    {
-        var splitter = new ReasoningSplitter(startsThinking);
-        var step = splitter.Push(text, final: true);
-        return splitter.Thought ? (step.Reasoning, step.Content.Length == 0 ? null : step.Content) : (null, step.Content);
-    }
 
     public ReasoningStep Push(string delta, bool final)
     {

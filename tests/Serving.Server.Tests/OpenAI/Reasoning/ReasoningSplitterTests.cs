@@ -29,7 +29,7 @@ public sealed class ReasoningSplitterTests
     [Theory]
     [MemberData(nameof(Answers))]
     public void SplitsWholeAnswers(string text, bool startsThinking, string? reasoning, string? content) =>
-        Assert.Equal((reasoning, content), ReasoningSplitter.Split(text, startsThinking));
+        Assert.Equal((reasoning, content), ReasoningParser.Create(startsThinking ? "deepseek_r1" : "qwen3").Split(text, startsThinking));
 
     [Theory]
     [MemberData(nameof(Answers))]
@@ -48,6 +48,59 @@ public sealed class ReasoningSplitterTests
             Assert.Equal(content ?? "", streamedContent);
             Assert.Equal(reasoning is not null, splitter.Thought);
         }
+    }
+
+    const string Analysis = "<|channel|>analysis<|message|>", Final = "<|start|>assistant<|channel|>final<|message|>";
+
+    /// gpt-oss's harmony answers: the analysis channel is the thinking, the other channels the content, markers neither.
+    public static TheoryData<string, string?, string?> HarmonyAnswers() => new()
+    {
+        { Analysis + "The user asks.<|end|>" + Final + "Paris.", "The user asks.", "Paris." },
+        { "<|channel|>final<|message|>Paris.<|return|>", null, "Paris." },
+        { Analysis + "a<|end|><|start|>assistant" + Analysis + "b<|end|>" + Final + "c", "ab", "c" },
+        // cut off while thinking, or right after: all thinking
+        { Analysis + "still going", "still going", null },
+        { Analysis + "done<|end|>", "done", null },
+        // commentary is content; a header's recipient and format are not
+        { "<|channel|>commentary<|message|>Checking.<|end|><|start|>assistant<|channel|>final<|message|>Done.", null, "Checking.Done." },
+        { "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>", null, "{}" },
+        // what looks like the start of a marker inside a body, and an answer outside the format, are kept as written
+        { "<|channel|>final<|message|>a <| b <|en", null, "a <| b <|en" },
+        { "Paris, <|end|>.", null, "Paris, <|end|>." },
+        { "", null, "" },
+    };
+
+    [Theory]
+    [MemberData(nameof(HarmonyAnswers))]
+    public void SplitsHarmonyAnswersWholeAndStreamedInAnyCuts(string text, string? reasoning, string? content)
+    {
+        var parser = ReasoningParser.Create(ReasoningParser.Harmony);
+        Assert.False(parser.StartsThinking("<|start|>user<|message|>Hi<|end|><|start|>assistant"));
+        Assert.Equal((reasoning, content), parser.Split(text, startsThinking: false));
+        foreach (var cuts in Cuttings(text))
+        {
+            var splitter = parser.Splitter(startsThinking: false);
+            var (streamedReasoning, streamedContent) = ("", "");
+            for (var i = 0; i < cuts.Count; i++)
+            {
+                var step = splitter.Push(cuts[i], final: i == cuts.Count - 1);
+                (streamedReasoning, streamedContent) = (streamedReasoning + step.Reasoning, streamedContent + step.Content);
+            }
+            Assert.Equal(reasoning ?? "", streamedReasoning);
+            Assert.Equal(content ?? "", streamedContent);
+            Assert.Equal(reasoning is not null, splitter.Thought);
+        }
+    }
+
+    [Fact]
+    public void TheThinkingEndsAfterItsTagOrItsLastAnalysisMessage()
+    {
+        Assert.Equal("<think>a</think>".Length, ReasoningParser.Create("qwen3").ThinkingEnd("<think>a</think>b"));
+        Assert.Equal(3, ReasoningParser.Create("qwen3").ThinkingEnd("abc"));
+        var harmony = ReasoningParser.Create(ReasoningParser.Harmony);
+        var thought = Analysis + "a<|end|><|start|>assistant" + Analysis + "b<|end|>";
+        Assert.Equal(thought.Length, harmony.ThinkingEnd(thought + Final + "c"));
+        Assert.Equal((Analysis + "still").Length, harmony.ThinkingEnd(Analysis + "still"));
     }
 
     /// The text one character at a time, cut once at every place, and whole with an empty last delta.

@@ -1,0 +1,79 @@
+using Serving.Engine;
+using Serving.Server.OpenAI.Chat;
+using Serving.Server.OpenAI.Reasoning;
+using Serving.Server.OpenAI.Tools;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.OpenAI;
+
+/// --reasoning-parser openai_gptoss: a gpt-oss answer in the harmony format, token by token as the detokenizer hands it
+/// over (its markers are special tokens, kept in the text for this parser), becomes a chat choice's reasoning (the
+/// analysis channel) and content (the final channel), streamed and whole alike; the server keeps the special tokens and
+/// refuses output constraints with this parser.
+public sealed class HarmonyReasoningTests : IAsyncLifetime
+{
+    // one token per delta, as gpt-oss's tokenizer writes them (each marker one special token)
+    static readonly string[] Answer =
+    [
+        "<|channel|>", "analysis", "<|message|>", "The user", " asks", " for", " the capital.", "<|end|>",
+        "<|start|>", "assistant", "<|channel|>", "final", "<|message|>", "Par", "is.",
+    ];
+
+    static ChatChoiceState Choice(bool include) =>
+        new(0, returnTokenIds: false, names: null!, new ContentReader(), new ReasoningPart(ReasoningParser.Create(ReasoningParser.Harmony), false, include));
+
+    static TokenEvent Event(int token) => new()
+    {
+        Index = 0, TokenIds = [token], TextDelta = Answer[token], FinishReason = token == Answer.Length - 1 ? FinishReason.Stop : null,
+    };
+
+    [Fact]
+    public void AnAnswersAnalysisIsItsReasoningAndItsFinalChannelItsContentStreamedAndWhole()
+    {
+        var streamed = Choice(include: true);
+        var chunks = Enumerable.Range(0, Answer.Length).Select(token => streamed.Append(Event(token))).ToList();
+        Assert.Equal("The user asks for the capital.", string.Concat(chunks.Select(c => c.Delta.Reasoning)));
+        Assert.Equal("Paris.", string.Concat(chunks.Select(c => c.Delta.Content)));
+        Assert.DoesNotContain(chunks, c => (c.Delta.Content ?? "").Contains("<|") || (c.Delta.Reasoning ?? "").Contains("<|"));
+        Assert.Equal("stop", chunks[^1].FinishReason);
+
+        var whole = Choice(include: true);
+        foreach (var token in Enumerable.Range(0, Answer.Length)) whole.Record(Event(token));
+        var message = whole.ToChoice().Message;
+        Assert.Equal(("The user asks for the capital.", "Paris."), (message.Reasoning, message.Content));
+        Assert.Equal(8, whole.ReasoningTokens());   // through the analysis message's <|end|>
+
+        var hidden = Choice(include: false);
+        foreach (var token in Enumerable.Range(0, Answer.Length)) hidden.Record(Event(token));
+        Assert.Equal((null, "Paris."), (hidden.ToChoice().Message.Reasoning, hidden.ToChoice().Message.Content));
+    }
+
+    RunningServer _server = null!;
+
+    public async Task InitializeAsync() => _server = await RunningServer.StartAsync(["--reasoning-parser", "openai_gptoss"]);
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    [Fact]
+    public async Task TheServerKeepsTheSpecialTokensAndRefusesOutputConstraints()
+    {
+        var messages = new[] { new { role = "user", content = "Capital of France?" } };
+        var (status, body) = await _server.PostAsync("/v1/chat/completions", new
+        {
+            model = RunningServer.Model, messages, max_tokens = 12, seed = 1, return_token_ids = true,
+        });
+        Assert.Equal(200, status);
+        // the random model writes no harmony markers: its whole answer is content, special tokens spelled out
+        var ids = body!["choices"]![0]!["token_ids"]!.AsArray().Select(id => id!.GetValue<int>()).ToArray();
+        var (_, spelled) = await _server.PostAsync("/detokenize", new { model = RunningServer.Model, tokens = ids, skip_special_tokens = false });
+        Assert.Equal(spelled!["prompt"]!.GetValue<string>(), body["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+
+        var (refused, error) = await _server.PostAsync("/v1/chat/completions", new
+        {
+            model = RunningServer.Model, messages, max_tokens = 4, response_format = new { type = "json_object" },
+        });
+        Assert.Equal(400, refused);
+        Assert.Equal("response_format", error!["error"]!["param"]!.GetValue<string>());
+        Assert.Contains("openai_gptoss", error["error"]!["message"]!.GetValue<string>());
+    }
+}
