@@ -144,7 +144,7 @@ internal sealed class Glm4 : ModelArchitecture
 /// outputs join the residual stream at once), LayerNorm about the mean without bias (layer_norm_eps) in place of
 /// RMSNorm, rotary embedding in interleaved pairs, the logits times logit_scale, tied embeddings by default. Command R+'s
 /// per-head q/k LayerNorms (use_qk_norm) are refused.
-internal sealed class Cohere : ModelArchitecture
+internal class Cohere : ModelArchitecture
 {
     public override string Name => "CohereForCausalLM";
     public override string ModelType => "cohere";
@@ -174,4 +174,29 @@ internal sealed class Cohere : ModelArchitecture
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
         LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer)
             .Where(b => !b.CheckpointName.EndsWith("post_attention_layernorm.weight", StringComparison.Ordinal)));
+}
+
+/// Cohere2ForCausalLM (Command R7B, Command A): Cohere's block, with three sliding-window layers (sliding_window, 4096)
+/// to each full one (layer_types, else sliding_window_pattern 4), and rotary embedding in the sliding layers only: the
+/// full layers see positions through the mask alone.
+internal sealed class Cohere2 : Cohere
+{
+    public override string Name => "Cohere2ForCausalLM";
+    public override string ModelType => "cohere2";
+
+    /// transformers' Cohere2Config for what its configs may leave out.
+    public override IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
+        new Dictionary<string, System.Text.Json.Nodes.JsonNode> { ["tie_word_embeddings"] = true, ["sliding_window"] = 4096 };
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var pattern = json.Int("sliding_window_pattern") ?? 4;
+        if (pattern < 1) throw new ModelConfigException($"{json.File}: field 'sliding_window_pattern' must be positive, got {pattern}");
+        var windows = ModelConfigReader.LayerWindows(json, config.NumHiddenLayers, layer => (layer + 1) % pattern != 0);
+        return base.ReadSpecifics(config, json) with
+        {
+            LayerWindows = windows,
+            NoRopeLayers = [.. Enumerable.Range(0, config.NumHiddenLayers).Where(layer => windows[layer] is null)],
+        };
+    }
 }

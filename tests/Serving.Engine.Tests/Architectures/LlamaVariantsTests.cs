@@ -11,11 +11,16 @@ namespace Serving.Engine.Tests.Architectures;
 /// Granite (embedding, attention and residual multipliers, logits_scaling, tied embeddings), SmolLM3 (no rotary
 /// embedding in every fourth layer), OLMo 2 (norms after each sublayer only, q/k norms over the whole projections,
 /// norms scaling in float32) and GLM-4 (interleaved rotary pairs over half of each head, q/k/v biases, gate_up_proj
-/// stored fused, norms on the sublayers' outputs too). Every position's logits over the paged pool in chunks; greedy tokens through the
+/// stored fused, norms on the sublayers' outputs too), Cohere (a parallel block, LayerNorm about the mean, interleaved
+/// rotary pairs, logit_scale) and Cohere2 (Cohere's block, sliding layers with a window shorter than the prompts, no
+/// rotary embedding in its full layer). Every position's logits over the paged pool in chunks; greedy tokens through the
 /// engine; the config writer writes back what the reader reads.
 public sealed class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere }
+    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2 }
+
+    /// Cohere2's sliding window, shorter than the prompts: its layers 0-2 slide, layer 3 is full and has no rope.
+    const int Cohere2Window = 3;
 
     public static TheoryData<Family> Families => new(Enum.GetValues<Family>());
 
@@ -78,11 +83,12 @@ public sealed class LlamaVariantsTests
             ["architectures"] = new JsonArray(family switch
             {
                 Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM",
-                Family.Glm4 => "Glm4ForCausalLM", _ => "CohereForCausalLM",
+                Family.Glm4 => "Glm4ForCausalLM", Family.Cohere => "CohereForCausalLM", _ => "Cohere2ForCausalLM",
             }),
             ["model_type"] = family switch
             {
-                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Glm4 => "glm4", _ => "cohere",
+                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Glm4 => "glm4",
+                Family.Cohere => "cohere", _ => "cohere2",
             },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0,
@@ -107,10 +113,11 @@ public sealed class LlamaVariantsTests
             config["attention_bias"] = true;
             config["partial_rotary_factor"] = 0.5;
         }
-        else if (family == Family.Cohere)
+        else if (family is Family.Cohere or Family.Cohere2)
         {
             config["logit_scale"] = 0.25;
             config["layer_norm_eps"] = 1e-5;
+            if (family == Family.Cohere2) config["sliding_window"] = Cohere2Window;   // layer_types from the pattern: 4
         }
         else config["tie_word_embeddings"] = true;
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
@@ -141,7 +148,7 @@ public sealed class LlamaVariantsTests
                 weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
             }
             weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
-            if (family != Family.Cohere) weights[p + "post_attention_layernorm.weight"] = Norm();
+            if (family is not (Family.Cohere or Family.Cohere2)) weights[p + "post_attention_layernorm.weight"] = Norm();
             if (family == Family.Olmo2)
             {
                 weights[p + "post_feedforward_layernorm.weight"] = Norm();
@@ -159,7 +166,8 @@ public sealed class LlamaVariantsTests
         using var scope = NewDisposeScope();
         var granite = family == Family.Granite;
         Tensor W(string name) => weights[name].to_type(ScalarType.Float64);
-        var cohere = family == Family.Cohere;
+        var cohere = family is Family.Cohere or Family.Cohere2;
+        var cohere2Full = (int layer) => family == Family.Cohere2 && layer == 3;   // (layer + 1) % 4 == 0
         Tensor Norm(Tensor x, Tensor w)
         {
             if (!cohere) return x * (x.pow(2).mean([-1], keepdim: true) + 1e-6).rsqrt() * w;
@@ -205,9 +213,10 @@ public sealed class LlamaVariantsTests
             (q, k) = (q.view(t, Heads, HeadDim), k.view(t, KVHeads, HeadDim));
             var v = (x.matmul(W(p + "self_attn.v_proj.weight").t()) + Bias("v_proj")).view(t, KVHeads, HeadDim);
             if (glm) (q, k) = (RotatePairs(q), RotatePairs(k));
-            else if (cohere) (q, k) = (RotateAllPairs(q), RotateAllPairs(k));
+            else if (cohere) (q, k) = cohere2Full(i) ? (q, k) : (RotateAllPairs(q), RotateAllPairs(k));
             else if (family != Family.SmolLM3 || i != 3) (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));   // smollm3: layer 3 has no rope
-            var attended = ReferenceChecks.Attend(q, k, v, granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim), ReferenceChecks.CausalMask(t));
+            var mask = ReferenceChecks.CausalMask(t, family == Family.Cohere2 && !cohere2Full(i) ? Cohere2Window : null);
+            var attended = ReferenceChecks.Attend(q, k, v, granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim), mask);
             var output = attended.matmul(W(p + "self_attn.o_proj.weight").t());
             if (cohere)
             {
@@ -242,6 +251,7 @@ public sealed class LlamaVariantsGpuTests
     [InlineData(LlamaVariantsTests.Family.SmolLM3)]
     [InlineData(LlamaVariantsTests.Family.Olmo2)]
     [InlineData(LlamaVariantsTests.Family.Glm4)]
+    [InlineData(LlamaVariantsTests.Family.Cohere2)]
     public async Task OnCudaTheyAnswerAsTheReference(LlamaVariantsTests.Family family)
     {
         using var folder = new TempDirectory();
