@@ -51,6 +51,37 @@ internal abstract class Gemma : ModelArchitecture
     }
 }
 
+/// GemmaForCausalLM (Gemma 1: gemma-2b, whose attention is multi-query, gemma-7b, CodeGemma): the gemma norms (offsets
+/// from 1, in float32), GeGLU with GELU's tanh approximation, embeddings times sqrt(hidden_size), tied embeddings; Llama's
+/// block otherwise (its two norms, attention scaled by 1 / sqrt(head_dim), no windows or soft-capping).
+internal sealed class Gemma1 : ModelArchitecture
+{
+    public override string Name => "GemmaForCausalLM";
+    public override string ModelType => "gemma";
+
+    /// transformers' GemmaConfig (hidden_activation: its configs say gelu_pytorch_tanh, also under hidden_act).
+    public override IReadOnlyDictionary<string, JsonNode> Defaults { get; } = new Dictionary<string, JsonNode>
+    {
+        ["head_dim"] = 256, ["rms_norm_eps"] = 1e-6, ["hidden_activation"] = "gelu_pytorch_tanh", ["bos_token_id"] = 2, ["eos_token_id"] = 1,
+    };
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var attentionBias = json.Bool("attention_bias") ?? false;
+        return config with
+        {
+            NormWeight = RmsNormWeight.OffsetBeforeRounding,
+            EmbeddingMultiplier = Math.Sqrt(config.HiddenSize),
+            EmbeddingMultiplierInModelDtype = true,
+            QkvBias = attentionBias,
+            OutputBias = attentionBias,
+            TieWordEmbeddings = json.Bool("tie_word_embeddings") ?? true,
+        };
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) => LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer));
+}
+
 /// Gemma 2: soft-capped attention (attn_logit_softcapping, 50) and final logits (final_logit_softcapping, 30); every
 /// other layer, from the first, slides (sliding_window, 4096).
 internal sealed class Gemma2 : Gemma

@@ -7,18 +7,19 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Architectures;
 
-/// Gemma 2 and Gemma 3 (text) checkpoints, random and tiny, against a float64 forward written here from transformers'
+/// Gemma 1, Gemma 2 and Gemma 3 (text) checkpoints, random and tiny, against a float64 forward written here from transformers'
 /// modeling_gemma2 / modeling_gemma3: (1 + w) norms in float32, the attention and MLP outputs normed before the
 /// residual adds, GeGLU (tanh), embeddings times sqrt(hidden), query_pre_attn_scalar, sliding-window layers (windows
 /// shorter than the prompts, so prefill chunks and decode steps cross them), gemma3's q/k norms and local rope,
 /// gemma2's soft-capping. Every position's logits over the paged pool, chunked; greedy tokens through the engine.
 public sealed class GemmaTests
 {
-    public enum Family { Gemma2, Gemma3 }
+    public enum Family { Gemma2, Gemma3, Gemma1 }
 
     [Theory]
     [InlineData(Family.Gemma2)]
     [InlineData(Family.Gemma3)]
+    [InlineData(Family.Gemma1)]
     public void EveryPositionsLogitsMatchTheReference(Family family)
     {
         using var folder = new TempDirectory();
@@ -32,6 +33,7 @@ public sealed class GemmaTests
     [Theory]
     [InlineData(Family.Gemma2)]
     [InlineData(Family.Gemma3)]
+    [InlineData(Family.Gemma1)]
     public async Task GreedyTokensThroughTheEngineAreTheReferences(Family family)
     {
         using var folder = new TempDirectory();
@@ -99,6 +101,7 @@ public sealed class GemmaTests
     [Theory]
     [InlineData(Family.Gemma2)]
     [InlineData(Family.Gemma3)]
+    [InlineData(Family.Gemma1)]
     public void TheConfigWriterWritesWhatTheReaderReadsBack(Family family)
     {
         using var folder = new TempDirectory();
@@ -131,9 +134,12 @@ public sealed class GemmaTests
     const int Vocab = 512, Hidden = 64, Inter = 96, Layers = 4, Heads = 4, KVHeads = 2, HeadDim = 16;
 
     static (double Scalar, double? AttnCap, double? FinalCap, int Window, bool[] Sliding, double GlobalTheta, double GlobalFactor, double LocalTheta) Shape(Family family) =>
-        family == Family.Gemma2
-            ? (16, 5.0, 3.0, 5, [true, false, true, false], 10000, 1, 10000)
-            : (32, null, null, 6, [true, true, false, true], 1000000, 2, 10000);
+        family switch
+        {
+            Family.Gemma2 => (16, 5.0, 3.0, 5, [true, false, true, false], 10000, 1, 10000),
+            Family.Gemma3 => (32, null, null, 6, [true, true, false, true], 1000000, 2, 10000),
+            _ => (HeadDim, null, null, 0, [false, false, false, false], 10000, 1, 10000),   // gemma 1: 1 / sqrt(head_dim), no windows
+        };
 
     /// config.json, random weights (norms around 0: they are offsets from 1) and the llama-gqa fixture's tokenizer.
     internal static Dictionary<string, Tensor> Write(Family family, string folder)
@@ -141,14 +147,18 @@ public sealed class GemmaTests
         var shape = Shape(family);
         var config = new JsonObject
         {
-            ["architectures"] = new JsonArray(family == Family.Gemma2 ? "Gemma2ForCausalLM" : "Gemma3ForCausalLM"),
-            ["model_type"] = family == Family.Gemma2 ? "gemma2" : "gemma3_text",
+            ["architectures"] = new JsonArray(family switch { Family.Gemma2 => "Gemma2ForCausalLM", Family.Gemma3 => "Gemma3ForCausalLM", _ => "GemmaForCausalLM" }),
+            ["model_type"] = family switch { Family.Gemma2 => "gemma2", Family.Gemma3 => "gemma3_text", _ => "gemma" },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers,
             ["num_attention_heads"] = Heads, ["num_key_value_heads"] = KVHeads, ["head_dim"] = HeadDim, ["vocab_size"] = Vocab,
             ["rms_norm_eps"] = 1e-6, ["max_position_embeddings"] = 256, ["hidden_activation"] = "gelu_pytorch_tanh",
-            ["query_pre_attn_scalar"] = shape.Scalar, ["sliding_window"] = shape.Window, ["bos_token_id"] = 1, ["eos_token_id"] = 2,
-            ["torch_dtype"] = "float32", ["rope_theta"] = shape.GlobalTheta,
+            ["bos_token_id"] = 1, ["eos_token_id"] = 2, ["torch_dtype"] = "float32", ["rope_theta"] = shape.GlobalTheta,
         };
+        if (family != Family.Gemma1)
+        {
+            config["query_pre_attn_scalar"] = shape.Scalar;
+            config["sliding_window"] = shape.Window;
+        }
         if (family == Family.Gemma2)
         {
             config["attn_logit_softcapping"] = shape.AttnCap;
@@ -176,8 +186,9 @@ public sealed class GemmaTests
             weights[p + "mlp.gate_proj.weight"] = Random(Inter, Hidden);
             weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
             weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
-            foreach (var norm in new[] { "input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm" })
-                weights[p + norm + ".weight"] = Random(Hidden);
+            var norms = family == Family.Gemma1 ? new[] { "input_layernorm", "post_attention_layernorm" }
+                : ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"];
+            foreach (var norm in norms) weights[p + norm + ".weight"] = Random(Hidden);
             if (family == Family.Gemma3)
             {
                 weights[p + "self_attn.q_norm.weight"] = Random(HeadDim);
@@ -216,12 +227,14 @@ public sealed class GemmaTests
             var hidden = ReferenceChecks.CausalMask(t, sliding ? shape.Window : null);
             var attended = ReferenceChecks.Attend(q, k, v, 1 / Math.Sqrt(shape.Scalar), hidden, shape.AttnCap);
             var output = attended.matmul(W(p + "self_attn.o_proj.weight").t());
-            h = h + Norm(output, W(p + "post_attention_layernorm.weight"));
-            x = Norm(h, W(p + "pre_feedforward_layernorm.weight"));
+            // gemma 1: Llama's two norms; gemma 2 and 3 norm the sublayers' outputs too (post_attention_layernorm is then one)
+            var sandwich = family != Family.Gemma1;
+            h = h + (sandwich ? Norm(output, W(p + "post_attention_layernorm.weight")) : output);
+            x = Norm(h, W(p + (sandwich ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")));
             var gate = x.matmul(W(p + "mlp.gate_proj.weight").t());
             var geluTanh = 0.5 * gate * (1 + (Math.Sqrt(2 / Math.PI) * (gate + 0.044715 * gate.pow(3))).tanh());
             var mlp = (geluTanh * x.matmul(W(p + "mlp.up_proj.weight").t())).matmul(W(p + "mlp.down_proj.weight").t());
-            h = h + Norm(mlp, W(p + "post_feedforward_layernorm.weight"));
+            h = h + (sandwich ? Norm(mlp, W(p + "post_feedforward_layernorm.weight")) : mlp);
         }
         var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t());
         if (shape.FinalCap is { } final) logits = (logits / final).tanh() * final;
@@ -237,6 +250,7 @@ public sealed class GemmaGpuTests
     [GpuTheory]
     [InlineData(GemmaTests.Family.Gemma2)]
     [InlineData(GemmaTests.Family.Gemma3)]
+    [InlineData(GemmaTests.Family.Gemma1)]
     public async Task OnCudaTheyAnswerAsTheReference(GemmaTests.Family family)
     {
         using var folder = new TempDirectory();
