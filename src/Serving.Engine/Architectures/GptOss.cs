@@ -4,7 +4,8 @@ using Serving.Engine.Weights;
 
 namespace Serving.Engine.Architectures;
 
-/// GptOssForCausalLM (OpenAI's gpt-oss-20b and gpt-oss-120b): Llama's attention with a bias on every projection and
+/// GptOssForCausalLM (OpenAI's gpt-oss-20b; gpt-oss-120b too, but dequantized it takes ~234 GB and a mixture of experts
+/// runs on one device, so no GPU lent here holds it): Llama's attention with a bias on every projection and
 /// a learned sink logit per query head (self_attn.sinks, ModelConfig.AttentionSinks), every other layer sliding over
 /// sliding_window (128) positions from the first (layer_types), YaRN rope; norms that scale in float32
 /// (RmsNormWeight.BeforeRounding); in place of the MLP a router with a bias (mlp.router) and experts stored stacked as
@@ -26,10 +27,18 @@ internal sealed class GptOss : ModelArchitecture
         ["num_experts_per_tok"] = 4, ["swiglu_limit"] = 7.0, ["attention_bias"] = true,
     };
 
+    /// GptOssConfig's rope_scaling, for a config that gives neither it nor transformers 5's rope_parameters.
+    static readonly RopeConfig DefaultRope = new()
+    {
+        Theta = 150000.0, Type = RopeType.Yarn, Factor = 32, BetaFast = 32, BetaSlow = 1, Truncate = false,
+        OriginalMaxPositionEmbeddings = 4096, AttentionScaling = 0.1 * Math.Log(32) + 1,
+    };
+
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
     {
-        var attentionBias = json.Bool("attention_bias") ?? true;
-        var limit = json.Double("swiglu_limit") ?? 7.0;
+        // Defaults fill what the config leaves out
+        var attentionBias = json.Bool("attention_bias")!.Value;
+        var limit = json.Double("swiglu_limit")!.Value;
         if (!(limit > 0)) throw new ModelConfigException($"{json.File}: field 'swiglu_limit' must be positive, got {limit}");
         var read = config with
         {
@@ -38,11 +47,11 @@ internal sealed class GptOss : ModelArchitecture
             NormWeight = RmsNormWeight.BeforeRounding,
             AttentionSinks = true,
             LayerWindows = ModelConfigReader.LayerWindows(json, config.NumHiddenLayers, layer => layer % 2 == 0),
-            NumExperts = json.Int("num_local_experts") ?? 128,
-            NumExpertsPerToken = json.Int("num_experts_per_tok") ?? 4,
+            NumExperts = json.PositiveInt("num_local_experts"),
+            NumExpertsPerToken = json.PositiveInt("num_experts_per_tok"),
             ExpertIntermediateSize = config.IntermediateSize,
-            NormalizeTopKProbabilities = true,   // the softmax of the top-k logits: the top-k probabilities normalized
             ExpertSwigluLimit = limit,
+            Rope = json.Has("rope_scaling") || json.Has("rope_parameters") ? config.Rope : DefaultRope with { Theta = config.Rope.Theta },
         };
         ExpertLayout.Check(json.File, read);
         return read;

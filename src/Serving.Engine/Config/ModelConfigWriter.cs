@@ -52,7 +52,7 @@ public static class ModelConfigWriter
             json["sliding_window"] = window;
             json["use_sliding_window"] = true;
         }
-        if (RopeScaling(config.Rope) is { } scaling) json["rope_scaling"] = scaling;
+        json["rope_scaling"] = RopeScaling(config.Rope);
         WriteGemma(config, json);
         if (config.LayerWindows.Count > 0)   // gemma's and gpt-oss's sliding layers
         {
@@ -95,8 +95,10 @@ public static class ModelConfigWriter
         if (config.LocalRope is { } local) json["rope_local_base_freq"] = local.Theta;
     }
 
-    static JsonObject? RopeScaling(RopeConfig rope) => rope.Type switch
+    /// The rope's scaling; a plain rope says so (a family may default to a scaled one: gpt-oss's yarn).
+    static JsonObject RopeScaling(RopeConfig rope) => rope.Type switch
     {
+        RopeType.Default => new JsonObject { ["rope_type"] = "default" },
         RopeType.Linear => new JsonObject { ["rope_type"] = "linear", ["factor"] = rope.Factor },
         RopeType.Llama3 => new JsonObject
         {
@@ -115,6 +117,6 @@ public static class ModelConfigWriter
             ["beta_fast"] = rope.BetaFast, ["beta_slow"] = rope.BetaSlow, ["truncate"] = rope.Truncate,
             ["attention_factor"] = rope.AttentionScaling,
         },
-        _ => null,
+        _ => throw new ArgumentOutOfRangeException(nameof(rope), rope.Type, "a rope type the writer does not know"),
     };
 }

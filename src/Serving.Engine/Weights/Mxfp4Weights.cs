@@ -14,8 +14,8 @@ internal static class Mxfp4Weights
     /// e2m1's 16 values (1 sign, 2 exponent bits of bias 1, 1 mantissa bit; exponent 0 is subnormal: 0 or 0.5).
     static readonly float[] Values = Enumerable.Range(0, 16).Select(Decode).ToArray();
 
-    /// e8m0's 256 scales: 2^(byte - 127); 255 is NaN.
-    static readonly float[] Scales = Enumerable.Range(0, 256).Select(e => e == 255 ? float.NaN : (float)Math.Pow(2, e - 127)).ToArray();
+    /// e8m0's scales: 2^(byte - 127) (255, NaN, is refused).
+    static readonly float[] Scales = Enumerable.Range(0, 255).Select(e => (float)Math.Pow(2, e - 127)).ToArray();
 
     static float Decode(int bits)
     {
@@ -35,27 +35,41 @@ internal static class Mxfp4Weights
     /// The weight's shape as the blocks give it: [..., columns, rows] (the last two swapped).
     public static long[] Shape(SafetensorsCheckpoint checkpoint, string weight)
     {
-        var blocks = checkpoint.Info(weight + "_blocks").Shape;
-        var scales = checkpoint.Info(weight + "_scales").Shape;
+        var (blocksInfo, scalesInfo) = (checkpoint.Info(weight + "_blocks"), checkpoint.Info(weight + "_scales"));
+        if (blocksInfo.DType != ScalarType.Byte || scalesInfo.DType != ScalarType.Byte)
+            throw new CheckpointException($"weight '{weight}' is stored as MXFP4 but its blocks and scales are {SafetensorsDType.Name(blocksInfo.DType)} " +
+                $"and {SafetensorsDType.Name(scalesInfo.DType)}, not U8");
+        var (blocks, scales) = (blocksInfo.Shape, scalesInfo.Shape);
         if (blocks.Length < 3 || blocks[^1] != BlockValues / 2 || !scales.SequenceEqual(blocks[..^1]))
             throw new CheckpointException($"weight '{weight}' is stored as MXFP4 but '{weight}_blocks' {SafetensorsTensorInfo.FormatShape(blocks)} " +
                 $"and '{weight}_scales' {SafetensorsTensorInfo.FormatShape(scales)} are not [..., rows, blocks, 16] and [..., rows, blocks]");
         return [.. blocks[..^3], blocks[^2] * BlockValues, blocks[^3]];
     }
 
-    /// The whole weight in float32 (CPU), a new tensor the caller owns.
+    /// The whole weight in float32 (CPU), a new tensor the caller owns; made one matrix (an expert's) at a time, so that
+    /// the work beside it is one matrix's.
     public static Tensor Read(SafetensorsCheckpoint checkpoint, string weight)
     {
         var shape = Shape(checkpoint, weight);
         using var scope = NewDisposeScope();
-        var blocks = checkpoint.Read(weight + "_blocks").to_type(ScalarType.Int32);     // (..., rows, blocks, 16)
-        var scaleBytes = checkpoint.Read(weight + "_scales").to_type(ScalarType.Int32);   // (..., rows, blocks)
-        var (table, powers) = (tensor(Values), tensor(Scales));   // the scope disposes them
-        var low = table.index_select(0, blocks.bitwise_and(0xF).view(-1)).view(blocks.shape);
-        var high = table.index_select(0, blocks.bitwise_right_shift(4).view(-1)).view(blocks.shape);
-        var scales = powers.index_select(0, scaleBytes.view(-1)).view(scaleBytes.shape);
-        // the low nibble is the even value, the high one the odd: (..., rows, blocks, 16, 2) -> (..., rows, blocks, 32)
-        var values = stack([low, high], -1).flatten(-2) * scales.unsqueeze(-1);
-        return values.flatten(-2).transpose(-1, -2).contiguous().MoveToOuterDisposeScope();   // (..., columns, rows)
+        var blocks = checkpoint.Read(weight + "_blocks");   // (..., rows, blocks, 16) uint8
+        var scales = checkpoint.Read(weight + "_scales");   // (..., rows, blocks) uint8
+        if (scales.eq(255).any().item<bool>())
+            throw new CheckpointException($"weight '{weight}' has an MXFP4 scale of 255 (NaN) in '{weight}_scales'");
+        var (rows, groups) = (blocks.shape[^3], blocks.shape[^2]);
+        var (matrixBlocks, matrixScales) = (blocks.view(-1, rows, groups, 16), scales.view(-1, rows, groups));
+        var result = empty([matrixBlocks.shape[0], groups * BlockValues, rows]);   // (matrices, columns, rows)
+        var (table, powers) = (tensor(Values), tensor(Scales));
+        // the low nibble is the even value and the high one the odd: a byte's pair of values, for each of the 256 bytes
+        var bytes = arange(256, ScalarType.Int64);
+        var pairs = stack([table.index_select(0, bytes.bitwise_and(0xF)), table.index_select(0, bytes.bitwise_right_shift(4))], -1);   // (256, 2)
+        for (var i = 0; i < matrixBlocks.shape[0]; i++)
+        {
+            using var matrixScope = NewDisposeScope();
+            var values = pairs.index_select(0, matrixBlocks[i].to_type(ScalarType.Int64).view(-1)).view(rows, groups, BlockValues)
+                * powers.index_select(0, matrixScales[i].to_type(ScalarType.Int64).view(-1)).view(rows, groups, 1);
+            result[i].copy_(values.view(rows, groups * BlockValues).t());
+        }
+        return result.view(shape).MoveToOuterDisposeScope();   // (..., columns, rows)
     }
 }

@@ -111,6 +111,36 @@ public sealed class GptOssTests
         Assert.Equal(0.1 * Math.Log(32) + 1, config.Rope.AttentionScaling, 12);
         Assert.Equal(131072, config.MaxContextLength);
         Assert.Equal("mxfp4", config.Quantization!.Method);
+
+        // a config that leaves fields out takes GptOssConfig's, its yarn rope included
+        File.WriteAllText(Path.Combine(folder.Path, "config.json"), """{"architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss"}""");
+        var sparse = ModelConfig.Load(folder.Path);
+        Assert.Equal((36, 128, 4, 64, 8, 2880), (sparse.NumHiddenLayers, sparse.NumExperts, sparse.NumExpertsPerToken, sparse.NumAttentionHeads,
+            sparse.NumKeyValueHeads, sparse.HiddenSize));
+        Assert.Equal(config.Rope, sparse.Rope);
+        Assert.Equal(128, sparse.LayerWindows[0]);
+    }
+
+    [Fact]
+    public void Mxfp4BlocksThatAreNotBytesOrScalesThatAreNaNAreRefused()
+    {
+        using var folder = new TempDirectory();
+        var weights = Write(folder.Path);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(folder.Path, "config.json")))!.AsObject();
+        config["quantization_config"] = new JsonObject { ["quant_method"] = "mxfp4" };
+        File.WriteAllText(Path.Combine(folder.Path, "config.json"), config.ToJsonString());
+        void Store(Tensor blocks, Tensor scales)
+        {
+            var stored = new Dictionary<string, Tensor>(weights);
+            stored.Remove("model.layers.0.mlp.experts.down_proj");
+            stored["model.layers.0.mlp.experts.down_proj_blocks"] = blocks;
+            stored["model.layers.0.mlp.experts.down_proj_scales"] = scales;
+            SafetensorsWriter.Write(Path.Combine(folder.Path, "model.safetensors"), stored);
+        }
+        Store(zeros([Experts, Hidden, Width / 32, 16], ScalarType.Int8), full([Experts, Hidden, Width / 32], 127, ScalarType.Byte));
+        Assert.Contains("not U8", Assert.Throws<CheckpointException>(() => ModelLoader.Load(folder.Path, "float32")).Message);
+        Store(zeros([Experts, Hidden, Width / 32, 16], ScalarType.Byte), full([Experts, Hidden, Width / 32], 255, ScalarType.Byte));
+        Assert.Contains("scale of 255", Assert.Throws<CheckpointException>(() => ModelLoader.Load(folder.Path, "float32")).Message);
     }
 
     [Fact]
@@ -159,7 +189,7 @@ public sealed class GptOssTests
             ["architectures"] = new JsonArray("GptOssForCausalLM"), ["model_type"] = "gpt_oss",
             ["hidden_size"] = Hidden, ["intermediate_size"] = Width, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KVHeads, ["head_dim"] = HeadDim, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-5,
-            ["rope_theta"] = Theta, ["max_position_embeddings"] = 256, ["sliding_window"] = Window, ["num_local_experts"] = Experts,
+            ["rope_theta"] = Theta, ["rope_scaling"] = new JsonObject { ["rope_type"] = "default" }, ["max_position_embeddings"] = 256, ["sliding_window"] = Window, ["num_local_experts"] = Experts,
             ["num_experts_per_tok"] = TopK, ["swiglu_limit"] = Limit, ["attention_bias"] = true, ["tie_word_embeddings"] = false,
             ["torch_dtype"] = "float32", ["bos_token_id"] = 1, ["eos_token_id"] = 2,
         }.ToJsonString());

@@ -7,20 +7,20 @@ using Serving.Server.Tests.Support;
 namespace Serving.Server.Tests.OpenAI;
 
 /// --reasoning-parser openai_gptoss: a gpt-oss answer in the harmony format, token by token as the detokenizer hands it
-/// over (its markers are special tokens, kept in the text for this parser), becomes a chat choice's reasoning (the
-/// analysis channel) and content (the final channel), streamed and whole alike; the server keeps the special tokens and
-/// refuses output constraints with this parser.
-public sealed class HarmonyReasoningTests : IAsyncLifetime
+/// over (its markers are special tokens, kept in the text for this parser, the stop token's included), becomes a chat
+/// choice's reasoning (the analysis channel) and content (the final channel), streamed and whole alike.
+public sealed class HarmonyChoiceTests
 {
     // one token per delta, as gpt-oss's tokenizer writes them (each marker one special token)
     static readonly string[] Answer =
     [
         "<|channel|>", "analysis", "<|message|>", "The user", " asks", " for", " the capital.", "<|end|>",
-        "<|start|>", "assistant", "<|channel|>", "final", "<|message|>", "Par", "is.",
+        "<|start|>", "assistant", "<|channel|>", "final", "<|message|>", "Par", "is.", "<|return|>",
     ];
 
     static ChatChoiceState Choice(bool include) =>
-        new(0, returnTokenIds: false, names: null!, new ContentReader(), new ReasoningPart(ReasoningParser.Create(ReasoningParser.Harmony), false, include));
+        new(0, returnTokenIds: false, names: null!, new ContentReader(), new ReasoningPart(ReasoningParser.Create(ReasoningParser.Harmony),
+            "<|start|>user<|message|>Capital of France?<|end|><|start|>assistant", include));
 
     static TokenEvent Event(int token) => new()
     {
@@ -47,6 +47,11 @@ public sealed class HarmonyReasoningTests : IAsyncLifetime
         foreach (var token in Enumerable.Range(0, Answer.Length)) hidden.Record(Event(token));
         Assert.Equal((null, "Paris."), (hidden.ToChoice().Message.Reasoning, hidden.ToChoice().Message.Content));
     }
+}
+
+/// The server with --reasoning-parser openai_gptoss keeps the answers' special tokens and refuses output constraints.
+public sealed class HarmonyReasoningServerTests : IAsyncLifetime
+{
 
     RunningServer _server = null!;
 

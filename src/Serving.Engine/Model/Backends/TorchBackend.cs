@@ -64,7 +64,7 @@ internal sealed class TorchStep : TorchOpsStep
         return _attention.Forward(q, _cache.Keys(layer), _cache.Values(layer), Window(layer), sinks);
     }
 
-    /// The layer's sliding window (gemma), null when it attends to the whole context.
+    /// The layer's sliding window (gemma, cohere2, gpt-oss), null when it attends to the whole context.
     int? Window(int layer) => Config.LayerWindows.Count > 0 ? Config.LayerWindows[layer] : null;
 
     static Tensor Int64(int[] values, Device device) => tensor(values.Select(v => (long)v).ToArray(), device: device);

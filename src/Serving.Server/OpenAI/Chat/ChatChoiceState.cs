@@ -5,9 +5,13 @@ using Serving.Server.OpenAI.Tools;
 
 namespace Serving.Server.OpenAI.Chat;
 
-/// Where a choice's thinking goes under a reasoning parser: whether its answer starts in thinking, and whether the
-/// response shows the thinking (include_reasoning) or only leaves it out of the content.
-internal sealed record ReasoningPart(ReasoningParser Parser, bool StartsThinking, bool Include);
+/// Where a choice's thinking goes under a reasoning parser: the parser, the rendered prompt (whose end may open the
+/// thinking), and whether the response shows the thinking (include_reasoning) or only leaves it out of the content.
+internal sealed record ReasoningPart(ReasoningParser Parser, string PromptText, bool Include)
+{
+    /// Whether an answer starts in thinking (an output constraint then starts after it).
+    public bool StartsThinking { get; } = Parser.StartsThinking(PromptText);
+}
 
 /// One choice of a chat request as its events arrive: Append records an event and gives the streaming
 /// delta, Record only records it; ToChoice gives the whole assistant message. The reasoning part (when the server
@@ -19,7 +23,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, LogprobTok
     readonly StringBuilder _text = new();
     readonly List<int> _tokenIds = [];
     readonly List<(int TextLength, int TokenCount)> _afterEvents = [];
-    readonly IReasoningSplitter? _splitter = reasoning?.Parser.Splitter(reasoning.StartsThinking);
+    readonly IReasoningSplitter? _splitter = reasoning?.Parser.Splitter(reasoning.PromptText);
     List<TokenLogprob>? _logprobs;
     string? _finishReason;
     StopReason? _stopReason;
@@ -67,7 +71,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, LogprobTok
     {
         if (reasoning is null) return 0;
         var text = _text.ToString();
-        if (reasoning.Parser.Split(text, reasoning.StartsThinking).Reasoning is null) return 0;
+        if (reasoning.Parser.Split(text, reasoning.PromptText).Reasoning is null) return 0;
         var end = reasoning.Parser.ThinkingEnd(text);
         foreach (var after in _afterEvents)
             if (after.TextLength >= end) return after.TokenCount;
@@ -77,7 +81,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, LogprobTok
     public ChatChoice ToChoice()
     {
         var text = _text.ToString();
-        var (thinking, rest) = reasoning is null ? (null, text) : reasoning.Parser.Split(text, reasoning.StartsThinking);
+        var (thinking, rest) = reasoning is null ? (null, text) : reasoning.Parser.Split(text, reasoning.PromptText);
         var (content, calls) = rest is null ? (null, null) : reader.Complete(rest);
         var finish = _finishReason is null ? null : reader.FinishReason(_finishReason, calls is { Count: > 0 });
         return new(index, new ChatMessage("assistant", content) { Reasoning = reasoning is { Include: true } ? thinking : null, ToolCalls = calls },

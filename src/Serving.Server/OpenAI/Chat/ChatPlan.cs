@@ -34,9 +34,9 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
         var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt, request.ContinueFinalMessage,
             request.ChatTemplateKwargs, request.ChatTemplate, tools.TemplateTools, guardLength: keepLast is null);
         var parser = serving.Options.ReasoningParser is { } name ? ReasoningParser.Create(name) : null;
-        var reasoning = parser is null ? null : new ReasoningPart(parser, parser.StartsThinking(text), request.IncludeReasoning ?? true);
+        var reasoning = parser is null ? null : new ReasoningPart(parser, text, request.IncludeReasoning ?? true);
         Check.That(parser is not { ReadsSpecialTokens: true } || fields.StructuredOutputs is null,
-            request.Tools is not null && tools.Constraint is not null ? "tool_choice" : "response_format",
+            tools.Constraint is not null ? "tool_choice" : request.ResponseFormat is not null ? "response_format" : "structured_outputs",
             $"Output constraints (response_format, structured_outputs, a required or named tool_choice) are not supported with --reasoning-parser {parser?.Name}.");
         // an answer that starts in thinking meets its constraint once the thinking ends, as in vLLM
         if (reasoning is { StartsThinking: true } && fields.StructuredOutputs is { } constraint)

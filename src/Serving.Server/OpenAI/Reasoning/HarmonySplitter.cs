@@ -1,27 +1,90 @@
 namespace Serving.Server.OpenAI.Reasoning;
 
-/// Divides a gpt-oss answer, written in OpenAI's harmony format, into thinking and content (--reasoning-parser
-/// openai_gptoss). The answer is a run of messages after the prompt's `<|start|>assistant`, each a header naming its
-/// channel, `<|message|>`, a body, and `<|end|>` (then `<|start|>assistant` and the next header) or the end of the
-/// answer (`<|return|>`, `<|call|>`: stop tokens, usually left out of the text):
-///   <|channel|>analysis<|message|>thinking...<|end|><|start|>assistant<|channel|>final<|message|>content...
+/// openai_gptoss: gpt-oss's answers in OpenAI's harmony format. The answer is a run of messages after the prompt's
+/// `<|start|>assistant`, each a header naming its channel, `<|message|>`, a body, and an end marker: `<|end|>` (then
+/// `<|start|>assistant` and the next header), or `<|return|>` / `<|call|>` / `<|endoftext|>`, the stop tokens, whose text
+/// the answer carries as it carries every special token under this parser:
+///   <|channel|>analysis<|message|>thinking...<|end|><|start|>assistant<|channel|>final<|message|>content...<|return|>
 /// The analysis channel's bodies are the thinking; the final channel's, and any other's (commentary), the content; the
-/// headers and markers are neither. It reads the text with its special tokens (the chat path keeps them for this
-/// parser). Text that does not open with a marker is content as it stands, so an answer outside the format is kept.
-/// Push streams (a tail that may be the start of a marker is held back until the next delta or the end); Split gives
-/// the same division of a whole text.
-internal sealed class HarmonySplitter : IReasoningSplitter
+/// headers and markers are neither. A prompt that ends inside a message (continue_final_message, or a template that opens
+/// the channel) starts the answer in that message's body.
+internal sealed class HarmonyParser : ReasoningParser
 {
-    const string Message = "<|message|>", Channel = "<|channel|>", Marker = "<|";
-    static readonly string[] Ends = ["<|end|>", "<|return|>", "<|call|>"];
+    public const string Start = "<|start|>", Channel = "<|channel|>", Message = "<|message|>", End = "<|end|>", Analysis = "analysis";
+
+    /// What ends a message: `<|end|>`, and the stop tokens that end the answer.
+    public static readonly string[] Ends = [End, "<|return|>", "<|call|>", "<|endoftext|>"];
+
+    public override string Name => Harmony;
+
+    public override bool ReadsSpecialTokens => true;
+
+    public override bool StartsThinking(string promptText) => OpenChannel(promptText) == Analysis;
+
+    public override IReasoningSplitter Splitter(string promptText) => new HarmonySplitter(OpenChannel(promptText));
+
+    /// Past the end marker of the analysis message before the first other channel's.
+    public override int ThinkingEnd(string text)
+    {
+        for (var at = text.IndexOf(Channel, StringComparison.Ordinal); at >= 0; at = text.IndexOf(Channel, at + 1, StringComparison.Ordinal))
+        {
+            if (ChannelOf(text[at..]) == Analysis) continue;
+            var lastEnd = text.LastIndexOf(End, at, StringComparison.Ordinal);
+            return lastEnd < 0 ? at : lastEnd + End.Length;
+        }
+        return text.Length;
+    }
+
+    /// The channel of the message the prompt ends inside (its header and `<|message|>` written, no end marker yet); null
+    /// when the prompt ends between messages.
+    static string? OpenChannel(string promptText)
+    {
+        var start = promptText.LastIndexOf(Start, StringComparison.Ordinal);
+        var last = start < 0 ? promptText : promptText[start..];
+        var message = last.LastIndexOf(Message, StringComparison.Ordinal);
+        if (message < 0 || FirstEnd(last[message..]).Index >= 0) return null;
+        return ChannelOf(last[..message]);
+    }
+
+    /// The channel a header names (`<|start|>assistant<|channel|>final`, `<|channel|>commentary to=functions.f json`): the
+    /// word after `<|channel|>`; "" without one.
+    public static string ChannelOf(string header)
+    {
+        var at = header.IndexOf(Channel, StringComparison.Ordinal);
+        if (at < 0) return "";
+        var name = header[(at + Channel.Length)..];
+        var stop = name.IndexOfAny([' ', '<']);
+        return stop < 0 ? name : name[..stop];
+    }
+
+    /// The first end marker in text and its length; index -1 when there is none.
+    public static (int Index, int Length) FirstEnd(string text)
+    {
+        var (index, length) = (-1, 0);
+        foreach (var end in Ends)
+        {
+            var at = text.IndexOf(end, StringComparison.Ordinal);
+            if (at >= 0 && (index < 0 || at < index)) (index, length) = (at, end.Length);
+        }
+        return (index, length);
+    }
+}
+
+/// Divides one harmony answer into thinking and content as it streams (HarmonyParser): headers are read whole, a body's
+/// text goes to its channel's side, and a tail that may be the start of an end marker is held back until the next delta
+/// or the end. An answer that does not open with a marker is outside the format: all content, as written but for the
+/// end markers. openChannel: the channel of the message the prompt left open, null when it left none.
+internal sealed class HarmonySplitter(string? openChannel) : IReasoningSplitter
+{
+    const string Marker = "<|";
 
     enum Part { Opening, Header, Body }
 
-    Part _part = Part.Opening;
+    Part _part = openChannel is null ? Part.Opening : Part.Body;
+    bool _analysis = openChannel == HarmonyParser.Analysis, _outsideTheFormat;
     string _held = "", _header = "";
-    bool _analysis, _outsideTheFormat;
 
-    public bool Thought { get; private set; }
+    public bool Thought { get; private set; } = openChannel == HarmonyParser.Analysis;
 
     public ReasoningStep Push(string delta, bool final)
     {
@@ -38,37 +101,26 @@ internal sealed class HarmonySplitter : IReasoningSplitter
                     _held = text;   // white space, or the beginning of a marker
                     break;
                 }
-                // an answer in the format opens with a marker; any other is all content, as written
+                // an answer in the format opens with a marker
                 _outsideTheFormat = !rest.StartsWith(Marker, StringComparison.Ordinal);
-                if (_outsideTheFormat)
-                {
-                    content += text;
-                    (_part, text) = (Part.Body, "");
-                    break;
-                }
-                (_part, text) = (Part.Header, rest);
+                (_part, text) = _outsideTheFormat ? (Part.Body, text) : (Part.Header, rest);
                 continue;
             }
             if (_part == Part.Header)
             {
-                var message = (_header + text).IndexOf(Message, StringComparison.Ordinal);
+                var header = _header + text;
+                var message = header.IndexOf(HarmonyParser.Message, StringComparison.Ordinal);
                 if (message < 0)
                 {
-                    _header += text;
-                    text = "";
+                    (_header, text) = (header, "");
                     break;
                 }
-                var header = _header + text;
-                (_part, _analysis, _header, text) = (Part.Body, ChannelOf(header[..message]) == "analysis", "", header[(message + Message.Length)..]);
+                _analysis = HarmonyParser.ChannelOf(header[..message]) == HarmonyParser.Analysis;
+                (_part, _header, text) = (Part.Body, "", header[(message + HarmonyParser.Message.Length)..]);
                 Thought |= _analysis;
                 continue;
             }
-            if (_outsideTheFormat)
-            {
-                content += text;
-                break;
-            }
-            var (end, length) = FirstEnd(text);
+            var (end, length) = HarmonyParser.FirstEnd(text);
             var body = end < 0 ? text[..^(final ? 0 : PartialEnd(text))] : text[..end];
             if (_analysis) reasoning += body;
             else content += body;
@@ -77,38 +129,17 @@ internal sealed class HarmonySplitter : IReasoningSplitter
                 _held = text[body.Length..];
                 break;
             }
-            (_part, text) = (Part.Header, text[(end + length)..]);
+            // the message ends: the next header follows (outside the format, the marker is only left out)
+            (_part, text) = (_outsideTheFormat ? Part.Body : Part.Header, text[(end + length)..]);
         }
         return new(reasoning, content);
-    }
-
-    /// The channel a header names (`<|start|>assistant<|channel|>final`, `<|channel|>commentary to=functions.f json`): the
-    /// word after `<|channel|>`; "" without one.
-    static string ChannelOf(string header)
-    {
-        var at = header.IndexOf(Channel, StringComparison.Ordinal);
-        if (at < 0) return "";
-        var name = header[(at + Channel.Length)..];
-        var stop = name.IndexOfAny([' ', '<']);
-        return stop < 0 ? name : name[..stop];
-    }
-
-    static (int Index, int Length) FirstEnd(string text)
-    {
-        var (index, length) = (-1, 0);
-        foreach (var end in Ends)
-        {
-            var at = text.IndexOf(end, StringComparison.Ordinal);
-            if (at >= 0 && (index < 0 || at < index)) (index, length) = (at, end.Length);
-        }
-        return (index, length);
     }
 
     /// Length of the longest tail of text that is a proper prefix of an end marker.
     static int PartialEnd(string text)
     {
         var longest = 0;
-        foreach (var end in Ends)
+        foreach (var end in HarmonyParser.Ends)
             for (var length = Math.Min(end.Length - 1, text.Length); length > longest; length--)
                 if (text.AsSpan(text.Length - length).SequenceEqual(end.AsSpan(0, length))) longest = length;
         return longest;

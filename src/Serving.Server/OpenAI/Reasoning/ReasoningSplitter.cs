@@ -24,7 +24,6 @@ internal sealed class ReasoningSplitter(bool startsThinking) : IReasoningSplitte
     Part _part = Part.Opening;
     string _held = "";
 
-    /// Whether the answer has thought (so far): it has a thinking part, even an empty one.
     public bool Thought { get; private set; }
 
     public ReasoningStep Push(string delta, bool final)
@@ -36,11 +35,11 @@ internal sealed class ReasoningSplitter(bool startsThinking) : IReasoningSplitte
         {
             var start = text.Length - text.TrimStart().Length;
             var rest = text[start..];
-            if (rest.StartsWith(ReasoningParser.Open, StringComparison.Ordinal))
+            if (rest.StartsWith(ThinkTagParser.Open, StringComparison.Ordinal))
             {
-                (_part, Thought, text) = (Part.Thinking, true, rest[ReasoningParser.Open.Length..]);
+                (_part, Thought, text) = (Part.Thinking, true, rest[ThinkTagParser.Open.Length..]);
             }
-            else if (!final && ReasoningParser.Open.StartsWith(rest, StringComparison.Ordinal))
+            else if (!final && ThinkTagParser.Open.StartsWith(rest, StringComparison.Ordinal))
             {
                 _held = text;  // white space, or the beginning of <think>
                 return new("", "");
@@ -52,14 +51,14 @@ internal sealed class ReasoningSplitter(bool startsThinking) : IReasoningSplitte
         }
         if (_part == Part.Thinking)
         {
-            var close = text.IndexOf(ReasoningParser.Close, StringComparison.Ordinal);
+            var close = text.IndexOf(ThinkTagParser.Close, StringComparison.Ordinal);
             if (close < 0)
             {
                 var partial = final ? 0 : PartialClose(text);
                 _held = text[^partial..];
                 return new(text[..^partial], "");
             }
-            (_part, reasoning, text) = (Part.Content, text[..close], text[(close + ReasoningParser.Close.Length)..]);
+            (_part, reasoning, text) = (Part.Content, text[..close], text[(close + ThinkTagParser.Close.Length)..]);
         }
         return new(reasoning, text);
     }
@@ -67,8 +66,8 @@ internal sealed class ReasoningSplitter(bool startsThinking) : IReasoningSplitte
     /// Length of the longest tail of text that is a proper prefix of </think>.
     static int PartialClose(string text)
     {
-        for (var length = Math.Min(ReasoningParser.Close.Length - 1, text.Length); length > 0; length--)
-            if (text.AsSpan(text.Length - length).SequenceEqual(ReasoningParser.Close.AsSpan(0, length))) return length;
+        for (var length = Math.Min(ThinkTagParser.Close.Length - 1, text.Length); length > 0; length--)
+            if (text.AsSpan(text.Length - length).SequenceEqual(ThinkTagParser.Close.AsSpan(0, length))) return length;
         return 0;
     }
 }

@@ -29,7 +29,7 @@ public sealed class ReasoningSplitterTests
     [Theory]
     [MemberData(nameof(Answers))]
     public void SplitsWholeAnswers(string text, bool startsThinking, string? reasoning, string? content) =>
-        Assert.Equal((reasoning, content), ReasoningParser.Create(startsThinking ? "deepseek_r1" : "qwen3").Split(text, startsThinking));
+        Assert.Equal((reasoning, content), ThinkTags(startsThinking).Split(text, Prompt));
 
     [Theory]
     [MemberData(nameof(Answers))]
@@ -37,7 +37,7 @@ public sealed class ReasoningSplitterTests
     {
         foreach (var cuts in Cuttings(text))
         {
-            var splitter = new ReasoningSplitter(startsThinking);
+            var splitter = ThinkTags(startsThinking).Splitter(Prompt);
             var (streamedReasoning, streamedContent) = ("", "");
             for (var i = 0; i < cuts.Count; i++)
             {
@@ -50,13 +50,21 @@ public sealed class ReasoningSplitterTests
         }
     }
 
+    const string Prompt = "<|user|>Capital of France?<|assistant|>";
+
+    // deepseek_r1's answers start in thinking after this prompt, qwen3's do not
+    static ReasoningParser ThinkTags(bool startsThinking) => ReasoningParser.Create(startsThinking ? "deepseek_r1" : "qwen3");
+
     const string Analysis = "<|channel|>analysis<|message|>", Final = "<|start|>assistant<|channel|>final<|message|>";
+    const string HarmonyPrompt = "<|start|>user<|message|>Capital of France?<|end|><|start|>assistant";
 
     /// gpt-oss's harmony answers: the analysis channel is the thinking, the other channels the content, markers neither.
     public static TheoryData<string, string?, string?> HarmonyAnswers() => new()
     {
         { Analysis + "The user asks.<|end|>" + Final + "Paris.", "The user asks.", "Paris." },
         { "<|channel|>final<|message|>Paris.<|return|>", null, "Paris." },
+        // the stop tokens' text is in the answer: none of them is content
+        { Analysis + "Hm.<|end|>" + Final + "Paris.<|endoftext|>", "Hm.", "Paris." },
         { Analysis + "a<|end|><|start|>assistant" + Analysis + "b<|end|>" + Final + "c", "ab", "c" },
         // cut off while thinking, or right after: all thinking
         { Analysis + "still going", "still going", null },
@@ -66,7 +74,7 @@ public sealed class ReasoningSplitterTests
         { "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>", null, "{}" },
         // what looks like the start of a marker inside a body, and an answer outside the format, are kept as written
         { "<|channel|>final<|message|>a <| b <|en", null, "a <| b <|en" },
-        { "Paris, <|end|>.", null, "Paris, <|end|>." },
+        { "Paris, <|end|>.<|return|>", null, "Paris, ." },
         { "", null, "" },
     };
 
@@ -75,11 +83,11 @@ public sealed class ReasoningSplitterTests
     public void SplitsHarmonyAnswersWholeAndStreamedInAnyCuts(string text, string? reasoning, string? content)
     {
         var parser = ReasoningParser.Create(ReasoningParser.Harmony);
-        Assert.False(parser.StartsThinking("<|start|>user<|message|>Hi<|end|><|start|>assistant"));
-        Assert.Equal((reasoning, content), parser.Split(text, startsThinking: false));
+        Assert.False(parser.StartsThinking(HarmonyPrompt));
+        Assert.Equal((reasoning, content), parser.Split(text, HarmonyPrompt));
         foreach (var cuts in Cuttings(text))
         {
-            var splitter = parser.Splitter(startsThinking: false);
+            var splitter = parser.Splitter(HarmonyPrompt);
             var (streamedReasoning, streamedContent) = ("", "");
             for (var i = 0; i < cuts.Count; i++)
             {
@@ -90,6 +98,19 @@ public sealed class ReasoningSplitterTests
             Assert.Equal(content ?? "", streamedContent);
             Assert.Equal(reasoning is not null, splitter.Thought);
         }
+    }
+
+    [Fact]
+    public void APromptThatOpensAChannelStartsTheAnswerInItsBody()
+    {
+        var parser = ReasoningParser.Create(ReasoningParser.Harmony);
+        var thinking = HarmonyPrompt + "<|channel|>analysis<|message|>";
+        Assert.True(parser.StartsThinking(thinking));
+        Assert.Equal(("Hm.", "Paris."), parser.Split("Hm.<|end|>" + Final + "Paris.<|return|>", thinking));
+        // continue_final_message: the final channel's text goes on
+        var continued = HarmonyPrompt + "<|channel|>final<|message|>The capital is ";
+        Assert.False(parser.StartsThinking(continued));
+        Assert.Equal((null, "Paris."), parser.Split("Paris.<|return|>", continued));
     }
 
     [Fact]
