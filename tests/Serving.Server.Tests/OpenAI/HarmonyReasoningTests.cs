@@ -47,6 +47,37 @@ public sealed class HarmonyChoiceTests
         foreach (var token in Enumerable.Range(0, Answer.Length)) hidden.Record(Event(token));
         Assert.Equal((null, "Paris."), (hidden.ToChoice().Message.Reasoning, hidden.ToChoice().Message.Content));
     }
+
+    [Fact]
+    public void AFunctionCallMessageBecomesAToolCallUnderTheOpenaiToolParser()
+    {
+        string[] answer =
+        [
+            "<|channel|>", "analysis", "<|message|>", "Need", " the weather.", "<|end|>",
+            "<|start|>", "assistant", " to=functions.get_weather", "<|channel|>", "commentary", " json", "<|message|>",
+            "{\"city\":", " \"Paris\"}", "<|call|>",
+        ];
+        ChatChoiceState Calling() => new(0, returnTokenIds: false, names: null!, new AutoCallsReader(ToolCallParsers.Create("openai")),
+            new ReasoningPart(ReasoningParser.Create(ReasoningParser.Harmony), "<|start|>user<|message|>Weather in Paris?<|end|><|start|>assistant", true));
+        TokenEvent At(int token) => new()
+        {
+            Index = 0, TokenIds = [token], TextDelta = answer[token], FinishReason = token == answer.Length - 1 ? FinishReason.Stop : null,
+        };
+        var streamed = Calling();
+        var chunks = Enumerable.Range(0, answer.Length).Select(token => streamed.Append(At(token))).ToList();
+        Assert.Equal("Need the weather.", string.Concat(chunks.Select(c => c.Delta.Reasoning)));
+        Assert.Equal("", string.Concat(chunks.Select(c => c.Delta.Content)));
+        var call = Assert.Single(chunks.SelectMany(c => c.Delta.ToolCalls ?? []));
+        Assert.Equal(("get_weather", "{\"city\":\"Paris\"}"), (call.Function!.Name, call.Function.Arguments));
+        Assert.Equal("tool_calls", chunks[^1].FinishReason);
+
+        var whole = Calling();
+        foreach (var token in Enumerable.Range(0, answer.Length)) whole.Record(At(token));
+        var message = whole.ToChoice().Message;
+        Assert.Null(message.Content);
+        Assert.Equal("Need the weather.", message.Reasoning);
+        Assert.Equal("get_weather", Assert.Single(message.ToolCalls!).Function.Name);
+    }
 }
 
 /// The server with --reasoning-parser openai_gptoss keeps the answers' special tokens and refuses output constraints.

@@ -6,11 +6,16 @@ namespace Serving.Server.OpenAI.Reasoning;
 /// the answer carries as it carries every special token under this parser:
 ///   <|channel|>analysis<|message|>thinking...<|end|><|start|>assistant<|channel|>final<|message|>content...<|return|>
 /// The analysis channel's bodies are the thinking; the final channel's, and any other's (commentary), the content; the
-/// headers and markers are neither. A prompt that ends inside a message (continue_final_message, or a template that opens
+/// headers and markers are neither, but for a function call's message (a header naming a recipient, `to=functions.f`),
+/// which goes to the content whole, header, body and end marker, for the openai tool-call parser to read
+/// (../Tools/HarmonyCallParser). A prompt that ends inside a message (continue_final_message, or a template that opens
 /// the channel) starts the answer in that message's body.
 internal sealed class HarmonyParser : ReasoningParser
 {
     public const string Start = "<|start|>", Channel = "<|channel|>", Message = "<|message|>", End = "<|end|>", Analysis = "analysis";
+
+    /// What a header that addresses a message to a function says (`to=functions.get_weather`).
+    public const string ToFunction = "to=functions.";
 
     /// What ends a message: `<|end|>`, and the stop tokens that end the answer.
     public static readonly string[] Ends = [End, "<|return|>", "<|call|>", "<|endoftext|>"];
@@ -81,7 +86,7 @@ internal sealed class HarmonySplitter(string? openChannel) : IReasoningSplitter
     enum Part { Opening, Header, Body }
 
     Part _part = openChannel is null ? Part.Opening : Part.Body;
-    bool _analysis = openChannel == HarmonyParser.Analysis, _outsideTheFormat;
+    bool _analysis = openChannel == HarmonyParser.Analysis, _outsideTheFormat, _call;
     string _held = "", _header = "";
 
     public bool Thought { get; private set; } = openChannel == HarmonyParser.Analysis;
@@ -115,8 +120,11 @@ internal sealed class HarmonySplitter(string? openChannel) : IReasoningSplitter
                     (_header, text) = (header, "");
                     break;
                 }
-                _analysis = HarmonyParser.ChannelOf(header[..message]) == HarmonyParser.Analysis;
-                (_part, _header, text) = (Part.Body, "", header[(message + HarmonyParser.Message.Length)..]);
+                var opening = header[..(message + HarmonyParser.Message.Length)];
+                _call = opening.Contains(HarmonyParser.ToFunction, StringComparison.Ordinal);
+                _analysis = !_call && HarmonyParser.ChannelOf(opening) == HarmonyParser.Analysis;
+                if (_call) content += opening.TrimStart();   // a function call goes to the content whole
+                (_part, _header, text) = (Part.Body, "", header[opening.Length..]);
                 Thought |= _analysis;
                 continue;
             }
@@ -129,6 +137,7 @@ internal sealed class HarmonySplitter(string? openChannel) : IReasoningSplitter
                 _held = text[body.Length..];
                 break;
             }
+            if (_call) content += text.Substring(end, length);
             // the message ends: the next header follows (outside the format, the marker is only left out)
             (_part, text) = (_outsideTheFormat ? Part.Body : Part.Header, text[(end + length)..]);
         }

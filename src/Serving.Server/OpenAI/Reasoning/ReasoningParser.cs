@@ -13,8 +13,8 @@ namespace Serving.Server.OpenAI.Reasoning;
 /// the rest is content, tags and all.
 /// - openai_gptoss (gpt-oss): OpenAI's harmony format, whose analysis channel is the thinking and whose final (and
 ///   commentary) channel the content (HarmonySplitter); it reads the special tokens that mark the channels. Output
-///   constraints are refused with it (the format's headers come before any content), and harmony's tool calls are
-///   not read.
+///   constraints are refused with it (the format's headers come before any content); its function calls are read by
+///   the openai tool-call parser.
 internal abstract class ReasoningParser
 {
     public const string Harmony = "openai_gptoss";

@@ -86,10 +86,11 @@ internal abstract class ToolCallParser
 /// The --tool-call-parser names and their parsers.
 internal static class ToolCallParsers
 {
-    public static readonly IReadOnlyList<string> Names = ["llama3_json", "hermes", "mistral", "pythonic"];
+    public static readonly IReadOnlyList<string> Names = ["llama3_json", "hermes", "mistral", "pythonic", "openai"];
 
     public static ToolCallParser Create(string name) => name switch
     {
+        "openai" => new HarmonyCallParser(),
         "llama3_json" => new Llama3JsonParser(),
         "hermes" => new HermesParser(),
         "mistral" => new MistralParser(),
@@ -172,5 +173,46 @@ internal sealed class MistralParser : ToolCallParser
     {
         var body = calls.StartsWith(Marker, StringComparison.Ordinal) ? calls[Marker.Length..] : calls;
         return JsonValues(body, ' ') is [JsonArray list] ? AllCalls(list, "arguments", "parameters") : null;
+    }
+}
+
+/// gpt-oss (openai, with --reasoning-parser openai_gptoss): each call is a harmony message addressed to a function,
+/// which the reasoning parser leaves in the content whole: a header naming `to=functions.NAME` (before or after its
+/// channel), `<|message|>`, the arguments' JSON, and an end marker (`<|call|>`, the stop token that ends the answer).
+internal sealed class HarmonyCallParser : ToolCallParser
+{
+    const string Marker = "<|";
+
+    public override int? FindStart(string text)
+    {
+        for (var at = text.IndexOf(Marker, StringComparison.Ordinal); at >= 0; at = text.IndexOf(Marker, at + 1, StringComparison.Ordinal))
+        {
+            var message = text.IndexOf(Reasoning.HarmonyParser.Message, at, StringComparison.Ordinal);
+            if (message < 0 || text.AsSpan(at, message - at).IndexOf(Reasoning.HarmonyParser.ToFunction, StringComparison.Ordinal) >= 0) return at;
+        }
+        return null;
+    }
+
+    public override int PossibleStartLength(string text) => PartialMarker(text, Reasoning.HarmonyParser.Start);
+
+    protected override IReadOnlyList<ParsedToolCall>? ParseCalls(string calls)
+    {
+        var parsed = new List<ParsedToolCall>();
+        var rest = calls;
+        while (rest.Length > 0)
+        {
+            var message = rest.IndexOf(Reasoning.HarmonyParser.Message, StringComparison.Ordinal);
+            var to = message < 0 ? -1 : rest.AsSpan(0, message).IndexOf(Reasoning.HarmonyParser.ToFunction, StringComparison.Ordinal);
+            if (to < 0) return null;
+            var name = rest[(to + Reasoning.HarmonyParser.ToFunction.Length)..message];
+            name = name[..(name.IndexOfAny([' ', '<']) is var stop and >= 0 ? stop : name.Length)];
+            var body = rest[(message + Reasoning.HarmonyParser.Message.Length)..];
+            var (end, length) = Reasoning.HarmonyParser.FirstEnd(body);
+            var arguments = (end < 0 ? body : body[..end]).Trim();
+            if (name.Length == 0 || JsonValues(arguments, ' ') is not [JsonObject values]) return null;
+            parsed.Add(new ParsedToolCall(name, values.ToJsonString()));
+            rest = end < 0 ? "" : body[(end + length)..].TrimStart();
+        }
+        return parsed;
     }
 }

@@ -69,9 +69,12 @@ public sealed class ReasoningSplitterTests
         // cut off while thinking, or right after: all thinking
         { Analysis + "still going", "still going", null },
         { Analysis + "done<|end|>", "done", null },
-        // commentary is content; a header's recipient and format are not
+        // commentary is content; a function call's message is content whole, for the openai tool-call parser
         { "<|channel|>commentary<|message|>Checking.<|end|><|start|>assistant<|channel|>final<|message|>Done.", null, "Checking.Done." },
-        { "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>", null, "{}" },
+        { "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>", null,
+            "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>" },
+        { Analysis + "Hm.<|end|><|start|>assistant to=functions.f<|channel|>commentary json<|message|>{}<|call|>", "Hm.",
+            "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>{}<|call|>" },
         // what looks like the start of a marker inside a body, and an answer outside the format, are kept as written
         { "<|channel|>final<|message|>a <| b <|en", null, "a <| b <|en" },
         { "Paris, <|end|>.<|return|>", null, "Paris, ." },

@@ -3,7 +3,7 @@ using Serving.Server.OpenAI.Tools;
 
 namespace Serving.Server.Tests.OpenAI.Tools;
 
-/// The --tool-call-parser formats (llama3_json, hermes, mistral, pythonic) and the required-call scanner, read whole and
+/// The --tool-call-parser formats (llama3_json, hermes, mistral, pythonic, openai) and the required-call scanner, read whole and
 /// streamed in every split: the streamed content and calls always add up to the whole answer.
 public sealed class ToolCallReaderTests
 {
@@ -34,6 +34,13 @@ public sealed class ToolCallReaderTests
         { "pythonic", "[f(1)]", "[f(1)]", [] },
         { "pythonic", "[f(a=1, a=2)]", "[f(a=1, a=2)]", [] },
         { "pythonic", "The answer is 4.", "The answer is 4.", [] },
+        // gpt-oss: the harmony messages addressed to functions, as the reasoning parser leaves them in the content
+        { "openai", "<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{\"city\": \"Paris\"}<|call|>", null,
+            ["get_weather {\"city\":\"Paris\"}"] },
+        { "openai", "Let me check.<|channel|>commentary to=functions.get_time <|constrain|>json<|message|>{}<|call|>", "Let me check.", ["get_time {}"] },
+        { "openai", "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>not json<|call|>",
+            "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>not json<|call|>", [] },
+        { "openai", "The answer is 4.", "The answer is 4.", [] },
     };
 
     [Theory]
