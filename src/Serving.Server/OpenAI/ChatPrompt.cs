@@ -14,8 +14,9 @@ internal static class ChatPrompt
     /// addGenerationPrompt (default true) and continueFinalMessage (transformers' and vLLM's prefill of the answer):
     /// continuing the final message leaves the generation prompt out unless asked for; both at once are refused.
     /// guardLength false (a truncated prompt): a message too long for the context is not refused from its length.
+    /// reasoningEffort: the template's reasoning_effort, unless the kwargs give one.
     public static string Render(ServingContext serving, JsonElement? messages, bool? addGenerationPrompt, bool? continueFinalMessage,
-        JsonElement? kwargs, string? chatTemplate, JsonArray? templateTools = null, bool guardLength = true)
+        JsonElement? kwargs, string? chatTemplate, JsonArray? templateTools = null, bool guardLength = true, string? reasoningEffort = null)
     {
         var continuing = continueFinalMessage == true;
         Check.That(!(continuing && addGenerationPrompt == true), "continue_final_message",
@@ -26,8 +27,12 @@ internal static class ChatPrompt
             "(start it with --trust-request-chat-template to allow one).");
         var context = Kwargs(kwargs);
         if (templateTools is not null) context["tools"] = templateTools;
+        if (reasoningEffort is not null && !context.ContainsKey("reasoning_effort")) context["reasoning_effort"] = reasoningEffort;
         return serving.Prompts.ApplyChatTemplate(normalized, addGenerationPrompt ?? !continuing, context, chatTemplate, continuing);
     }
+
+    /// OpenAI's reasoning efforts, the chat API's reasoning_effort and the Responses API's reasoning.effort alike.
+    public static readonly string[] ReasoningEfforts = ["none", "minimal", "low", "medium", "high", "xhigh"];
 
     static JsonObject Kwargs(JsonElement? kwargs)
     {

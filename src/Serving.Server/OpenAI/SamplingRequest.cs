@@ -93,6 +93,9 @@ internal sealed record ChatRequest : SamplingRequest
     public bool? ContinueFinalMessage { get; init; }
     /// Extra variables for the chat template (an object).
     public JsonElement? ChatTemplateKwargs { get; init; }
+    /// OpenAI's reasoning_effort (none, minimal, low, medium, high, xhigh): the chat template's reasoning_effort variable
+    /// (gpt-oss's template writes it into the system message) unless chat_template_kwargs sets one.
+    public string? ReasoningEffort { get; init; }
     /// A request's own chat template: refused unless the server trusts request templates.
     public string? ChatTemplate { get; init; }
     /// A list of {"type": "function", "function": {name, description, parameters, strict}}.

@@ -66,6 +66,42 @@ public sealed class ChatTemplateRequestTests
         Assert.Equal("chat_template", bad!["error"]!["param"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task ReasoningEffortReachesTheTemplateUnlessTheKwargsSetIt()
+    {
+        // gpt-oss's template writes reasoning_effort into its system message; this one writes it five times
+        const string template = "{% for i in range(5) %}{{ reasoning_effort | default('') }}{% endfor %}{% for m in messages %}{{ m['content'] }}{% endfor %}";
+        await using var server = await RunningServer.StartAsync(["--trust-request-chat-template"]);
+        async Task<int[]> PromptAsync(object body)
+        {
+            var (status, response) = await server.PostAsync("/v1/chat/completions", body);
+            Assert.True(status == 200, response?.ToJsonString());
+            return [.. response!["prompt_token_ids"]!.AsArray().Select(t => t!.GetValue<int>())];
+        }
+        async Task<int[]> TextAsync(string text) => await TokensAsync(server, new { model = RunningServer.Model, prompt = text, add_special_tokens = false });
+
+        var high = await PromptAsync(new { model = RunningServer.Model, messages = Hello, chat_template = template, max_tokens = 1, return_token_ids = true, reasoning_effort = "high" });
+        Assert.Equal(await TextAsync("highhighhighhighhighHello"), high);
+        var kwargs = await PromptAsync(new
+        {
+            model = RunningServer.Model, messages = Hello, chat_template = template, max_tokens = 1, return_token_ids = true,
+            reasoning_effort = "high", chat_template_kwargs = new { reasoning_effort = "low" },
+        });
+        Assert.Equal(await TextAsync("lowlowlowlowlowHello"), kwargs);
+
+        var (badStatus, bad) = await server.PostAsync("/v1/chat/completions", new { model = RunningServer.Model, messages = Hello, reasoning_effort = "extreme" });
+        Assert.Equal(400, badStatus);
+        Assert.Equal("reasoning_effort", bad!["error"]!["param"]!.GetValue<string>());
+
+        // the Responses API's reasoning.effort becomes the same field (and is echoed back)
+        var (responseStatus, response) = await server.PostAsync("/v1/responses", new
+        {
+            model = RunningServer.Model, input = "Hello", max_output_tokens = 1, reasoning = new { effort = "minimal" },
+        });
+        Assert.True(responseStatus == 200, response?.ToJsonString());
+        Assert.Equal("minimal", response!["reasoning"]!["effort"]!.GetValue<string>());
+    }
+
     static async Task<int[]> TokensAsync(RunningServer server, object body)
     {
         var (status, response) = await server.PostAsync("/tokenize", body);

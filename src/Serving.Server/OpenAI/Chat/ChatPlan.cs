@@ -31,8 +31,10 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
             fields = fields with { StructuredOutputs = forced };
         }
         var keepLast = PromptEncoding.KeepLast(request.TruncatePromptTokens, limits.MaxModelLen);
+        Check.That(request.ReasoningEffort is null || ChatPrompt.ReasoningEfforts.Contains(request.ReasoningEffort), "reasoning_effort",
+            $"reasoning_effort must be one of: {string.Join(", ", ChatPrompt.ReasoningEfforts)}.");
         var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt, request.ContinueFinalMessage,
-            request.ChatTemplateKwargs, request.ChatTemplate, tools.TemplateTools, guardLength: keepLast is null);
+            request.ChatTemplateKwargs, request.ChatTemplate, tools.TemplateTools, guardLength: keepLast is null, request.ReasoningEffort);
         var parser = serving.Options.ReasoningParser is { } name ? ReasoningParser.Create(name) : null;
         var reasoning = parser is null ? null : new ReasoningPart(parser, text, request.IncludeReasoning ?? true);
         Check.That(parser is not { ReadsSpecialTokens: true } || fields.StructuredOutputs is null,

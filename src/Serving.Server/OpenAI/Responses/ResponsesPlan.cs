@@ -55,6 +55,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
             ToolChoice = ToolChoice(request.ToolChoice),
             ParallelToolCalls = request.ParallelToolCalls,
             ChatTemplateKwargs = request.ChatTemplateKwargs,
+            ReasoningEffort = ReasoningEffort(request.Reasoning),
             Priority = request.Priority,
             CacheSalt = request.CacheSalt,
         };
@@ -149,12 +150,12 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         if (request.Metadata is { } metadata)
             Check.That(metadata.Count <= 16 && metadata.All(m => m.Key.Length <= 64 && m.Value.Length <= 512), "metadata",
                 "metadata holds at most 16 pairs, keys of at most 64 characters and values of at most 512.");
-        // echoed back, not acted on, but still OpenAI's shapes
+        // echoed back (reasoning.effort also reaches the chat template), still OpenAI's shapes
         if (!IsAbsent(request.Reasoning))
         {
             var reasoning = request.Reasoning!.Value;
             Check.That(reasoning.ValueKind == JsonValueKind.Object, "reasoning", "reasoning must be an object ({\"effort\", \"summary\"}).");
-            OneOf(reasoning, "effort", "reasoning.effort", "none", "minimal", "low", "medium", "high", "xhigh");
+            OneOf(reasoning, "effort", "reasoning.effort", ChatPrompt.ReasoningEfforts);
             OneOf(reasoning, "summary", "reasoning.summary", "auto", "concise", "detailed");
         }
         if (!IsAbsent(request.Text) && request.Text!.Value.ValueKind == JsonValueKind.Object)
@@ -186,6 +187,11 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
             _ => throw ApiException.BadRequest("text.format.type must be one of text, json_object, json_schema.", "text.format.type"),
         };
     }
+
+    /// reasoning.effort, for the chat template (checked with the other echoed fields).
+    static string? ReasoningEffort(JsonElement? reasoning) =>
+        !IsAbsent(reasoning) && reasoning!.Value.ValueKind == JsonValueKind.Object && reasoning.Value.TryGetProperty("effort", out var effort)
+            && effort.ValueKind == JsonValueKind.String ? effort.GetString() : null;
 
     /// Responses' flat function tools ({type, name, parameters, ...}) as the chat API's ({type, function: {...}}).
     static JsonElement? Tools(JsonElement? tools)

@@ -31,7 +31,7 @@ internal sealed record ResponsesRequest
     public bool? ParallelToolCalls { get; init; }
     /// {"format": {"type": "text" | "json_object" | "json_schema", ...}}.
     public JsonElement? Text { get; init; }
-    /// {"effort", "summary"}: echoed back; how long a model thinks is its chat template's affair.
+    /// {"effort", "summary"}: echoed back; the effort is also the chat template's reasoning_effort (gpt-oss reads it).
     public JsonElement? Reasoning { get; init; }
     public Dictionary<string, string>? Metadata { get; init; }
     public string? User { get; init; }
