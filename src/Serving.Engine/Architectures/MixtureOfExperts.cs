@@ -136,6 +136,7 @@ internal sealed class Qwen2Moe : ModelArchitecture
             NumExpertsPerToken = json.Int("num_experts_per_tok") ?? 4,
             ExpertIntermediateSize = json.Int("moe_intermediate_size") ?? 1408,
             SharedExpertIntermediateSize = json.Int("shared_expert_intermediate_size") ?? 5632,
+            SharedExpertGated = true,
             NormalizeTopKProbabilities = json.Bool("norm_topk_prob") ?? false,
             DenseLayers = ExpertLayout.DenseLayers(json, config.NumHiddenLayers),
         };

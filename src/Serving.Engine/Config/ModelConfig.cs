@@ -80,9 +80,17 @@ public sealed record ModelConfig
     public int ExpertIntermediateSize { get; init; }
     /// The chosen experts' probabilities scaled to sum to 1 (mixtral always; qwen3_moe's norm_topk_prob).
     public bool NormalizeTopKProbabilities { get; init; }
-    /// A shared expert every token runs besides its routed ones, its output scaled by a sigmoid gate (qwen2_moe's
-    /// shared_expert_intermediate_size); 0: none.
+    /// A shared expert every token runs besides its routed ones (qwen2_moe's shared_expert_intermediate_size, ernie4_5_moe's
+    /// shared experts together); 0: none.
     public int SharedExpertIntermediateSize { get; init; }
+    /// The shared expert's output scaled by the sigmoid of its own gate (qwen2_moe's shared_expert_gate); false: added as it is.
+    public bool SharedExpertGated { get; init; }
+    /// The router's product and softmax in float32 over a float32 weight, whatever the model's dtype (ernie4_5_moe keeps
+    /// its gate in float32).
+    public bool RouterInFloat32 { get; init; }
+    /// A per-expert bias added to the router's probabilities to choose each token's experts, not to weigh them
+    /// (ernie4_5_moe's moe_statics.e_score_correction_bias).
+    public bool ExpertChoiceBias { get; init; }
     /// gpt-oss's experts, when set: each expert's gate and up columns interleaved in one stored [hidden, 2F] matrix with a
     /// bias, the gate clamped above at this limit (swiglu_limit) and up to +-limit, gate x sigmoid(1.702 gate) x (up + 1),
     /// then a down matrix [F, hidden] with a bias; the router has a bias and softmaxes its top-k logits. null: the other

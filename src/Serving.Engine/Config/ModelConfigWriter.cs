@@ -31,6 +31,7 @@ public static class ModelConfigWriter
             ["eos_token_id"] = config.EosTokenIds.Count == 1 ? config.EosTokenIds[0] : new JsonArray(config.EosTokenIds.Select(id => (JsonNode)id).ToArray()),
         };
         if (config.PartialRotaryFactor != 1.0) json["partial_rotary_factor"] = config.PartialRotaryFactor;
+        if (config.QkvBias && config.OutputBias && config.MlpBias) json["use_bias"] = true;   // ernie's one switch
         if (config.ClassifierFromToken.Count > 0)
         {
             json["classifier_from_token"] = new JsonArray(config.ClassifierFromToken.Select(t => (JsonNode)t).ToArray());
@@ -69,7 +70,7 @@ public static class ModelConfigWriter
         }
         if (config.LogitsMultiplier is { } logitScale) json["logit_scale"] = logitScale;   // cohere's
         if (config.NormsCentered) json["layer_norm_eps"] = config.RmsNormEps;
-        if (config.NumExperts > 0)   // the mixtures' fields, under both families' names
+        if (config.NumExperts > 0)   // the mixtures' fields, under every family's names
         {
             json["num_experts"] = config.NumExperts;
             json["num_local_experts"] = config.NumExperts;
@@ -78,11 +79,25 @@ public static class ModelConfigWriter
             json["norm_topk_prob"] = config.NormalizeTopKProbabilities;
             json["shared_expert_intermediate_size"] = config.SharedExpertIntermediateSize;
             json["mlp_only_layers"] = new JsonArray([.. config.DenseLayers.Select(l => (JsonNode)l)]);
+            WriteErnieExperts(config, json);
         }
         if (config.NoRopeLayers.Count > 0)
             json["no_rope_layers"] = new JsonArray([.. Enumerable.Range(0, config.NumHiddenLayers).Select(i => (JsonNode)(config.NoRopeLayers.Contains(i) ? 0 : 1))]);
         if (config.Rope.Type == RopeType.LongRope) json["original_max_position_embeddings"] = config.Rope.OriginalMaxPositionEmbeddings;
         return json;
+    }
+
+    /// ernie4_5_moe's names for the mixture: its expert layers as a first, a last and the step between them.
+    static void WriteErnieExperts(ModelConfig config, JsonObject json)
+    {
+        json["moe_num_experts"] = config.NumExperts;
+        json["moe_k"] = config.NumExpertsPerToken;
+        json["moe_num_shared_experts"] = config.SharedExpertIntermediateSize / config.ExpertIntermediateSize;
+        var routed = Enumerable.Range(0, config.NumHiddenLayers).Where(config.IsExpertLayer).ToArray();
+        if (routed.Length == 0) return;
+        json["moe_layer_start_index"] = routed[0];
+        json["moe_layer_end_index"] = routed[^1];
+        json["moe_layer_interval"] = routed.Length > 1 ? routed[1] - routed[0] : 1;
     }
 
     /// The gemma block's fields (the architecture sets the rest: its norms, sandwich norms and embedding scale).

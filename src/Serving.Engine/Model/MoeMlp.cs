@@ -10,40 +10,44 @@ namespace Serving.Engine.Model;
 /// A mixture of experts in place of the MLP (mixtral, qwen3_moe), as transformers computes it: the router's logits
 /// (E per token), their softmax in float32, each token's top-k experts and probabilities (scaled to sum to 1 when the
 /// config says), rounded to the model dtype; then each expert runs its tokens through its own gated MLP and adds its
-/// output times the token's probability for it, experts in order; a shared expert (qwen2_moe) adds its own output times
-/// the sigmoid of its gate. The experts' weights are stacked: expert e's gate and up rows at e x 2F of experts_gate_up,
+/// output times the token's probability for it, experts in order; a shared expert (qwen2_moe, ernie4_5_moe) adds its own
+/// output (qwen2_moe's times the sigmoid of its gate). ernie4_5_moe routes in float32 and chooses by the probabilities plus
+/// a per-expert bias, weighing by the probabilities alone. The experts' weights are stacked: expert e's gate and up rows at e x 2F of experts_gate_up,
 /// its down rows at e x hidden of experts_down.
 internal sealed class MoeMlp : FeedForward
 {
     [ComponentName(Name = "router")] readonly Linear _router;            // (experts, hidden)
     [ComponentName(Name = "experts_gate_up")] readonly Parameter _gateUp; // (experts x 2F, hidden)
     [ComponentName(Name = "experts_down")] readonly Parameter _down;      // (experts x hidden, F)
-    [ComponentName(Name = "shared_expert")] readonly Mlp? _shared;                      // qwen2_moe: every token runs it
-    [ComponentName(Name = "shared_expert_gate")] readonly Linear? _sharedGate;          // (1, hidden): its sigmoid gate
+    [ComponentName(Name = "shared_expert")] readonly Mlp? _shared;                      // qwen2_moe, ernie4_5_moe: every token runs it
+    [ComponentName(Name = "shared_expert_gate")] readonly Linear? _sharedGate;          // (1, hidden): its sigmoid gate (qwen2_moe)
+    [ComponentName(Name = "expert_choice_bias")] readonly Parameter? _choiceBias;       // (1, experts) float32 (ernie4_5_moe)
     readonly int _experts, _topK, _width, _hidden;
-    readonly bool _normalize;
+    readonly bool _normalize, _routerInFloat32;
     readonly MlpActivation _activation;
 
     public MoeMlp(ModelConfig config, ScalarType dtype, Device device) : base("MoeMlp")
     {
         (_experts, _topK, _width, _hidden) = (config.NumExperts, config.NumExpertsPerToken, config.ExpertIntermediateSize, config.HiddenSize);
-        (_normalize, _activation) = (config.NormalizeTopKProbabilities, config.Activation);
-        _router = new Linear(_hidden, _experts, false, dtype, device);
+        (_normalize, _activation, _routerInFloat32) = (config.NormalizeTopKProbabilities, config.Activation, config.RouterInFloat32);
+        _router = new Linear(_hidden, _experts, false, _routerInFloat32 ? ScalarType.Float32 : dtype, device);
         _gateUp = ModelParameters.Empty([(long)_experts * 2 * _width, _hidden], dtype, device);
         _down = ModelParameters.Empty([(long)_experts * _hidden, _width], dtype, device);
         if (config.SharedExpertIntermediateSize > 0)
-        {
             _shared = new Mlp(config with { IntermediateSize = config.SharedExpertIntermediateSize, MlpBias = false }, layer: null, dtype, device);
-            _sharedGate = new Linear(_hidden, 1, false, dtype, device);
-        }
+        if (config.SharedExpertGated) _sharedGate = new Linear(_hidden, 1, false, dtype, device);
+        if (config.ExpertChoiceBias) _choiceBias = ModelParameters.Empty([1, _experts], ScalarType.Float32, device);
         RegisterComponents();
     }
 
     // (numTokens, hidden) -> (numTokens, hidden)
     public override Tensor Forward(DecoderStep step, Tensor x)
     {
-        var probabilities = _router.Forward(step, x).softmax(-1, ScalarType.Float32);   // (numTokens, experts)
-        var (weights, chosen) = probabilities.topk(_topK, dim: -1);                    // (numTokens, k) each
+        var logits = _router.Forward(step, _routerInFloat32 ? x.to_type(ScalarType.Float32) : x);
+        var probabilities = logits.softmax(-1, ScalarType.Float32);                    // (numTokens, experts)
+        // the top-k experts (by the probabilities, or with ernie's bias added), weighed by their probabilities
+        var chosen = (_choiceBias is null ? probabilities : probabilities + _choiceBias).topk(_topK, dim: -1).indexes;   // (numTokens, k)
+        var weights = probabilities.gather(1, chosen);
         if (_normalize) weights = weights / weights.sum(-1, keepdim: true);
         weights = weights.to_type(x.dtype);
         var output = zeros_like(x);
@@ -58,8 +62,9 @@ internal sealed class MoeMlp : FeedForward
             output.index_add_(0, tokens, y * weight, 1);
         }
         if (_shared is null) return output;
-        // qwen2_moe's shared expert, gated per token by a sigmoid
-        return output + nn.functional.sigmoid(_sharedGate!.Forward(step, x)) * _shared.Forward(step, x);
+        // the shared expert; qwen2_moe's gated per token by a sigmoid
+        var shared = _shared.Forward(step, x);
+        return output + (_sharedGate is null ? shared : nn.functional.sigmoid(_sharedGate.Forward(step, x)) * shared);
     }
 }
 
