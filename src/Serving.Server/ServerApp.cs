@@ -90,6 +90,7 @@ public static class ServerApp
         services.AddSingleton<ServingState>();
         services.AddSingleton<ServingContext>();
         services.AddSingleton<ResponseStore>();
+        services.AddSingleton<BackgroundResponses>();
         services.AddHostedService<EngineHost>();
         services.AddHostedService<IdleMemoryTrimmer>();
         services.AddHostedService<StatsLogger>();

@@ -202,6 +202,37 @@ public sealed class ResponsesApiTests(SharedServer shared)
         Assert.Equal(chat.Text, streamed.ToString());
     }
 
+    [Fact]
+    public async Task ABackgroundResponseIsQueuedThenReadBackAsItCompletesAndCanBeCancelled()
+    {
+        var chat = await ChatAsync(12, new { role = "user", content = "Hello!" });
+        var options = Greedy(12, ResponseItem.CreateUserMessageItem("Hello!"));
+        options.BackgroundModeEnabled = true;
+        ResponseResult queued = await Responses.CreateResponseAsync(options);
+        Assert.Equal(ResponseStatus.Queued, queued.Status);
+        Assert.True(queued.BackgroundModeEnabled);
+        var done = await PollAsync(queued.Id, status => status is ResponseStatus.Completed or ResponseStatus.Incomplete);
+        Assert.Equal(chat.Text, done.GetOutputText());
+        Assert.Equal(chat.CompletionTokens, done.Usage.OutputTokenCount);
+        var finished = await Assert.ThrowsAsync<ClientResultException>(() => Responses.CancelResponseAsync(queued.Id));
+        Assert.Equal(400, finished.Status);
+    }
+
+    Task<ResponseResult> PollAsync(string id, Func<ResponseStatus?, bool> until) => PollAsync(Responses, id, until);
+
+    /// GET /v1/responses/{id} until its status is one of until's (60 s at most).
+    internal static async Task<ResponseResult> PollAsync(ResponsesClient responses, string id, Func<ResponseStatus?, bool> until)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            ResponseResult response = await responses.GetResponseAsync(id);
+            if (until(response.Status)) return response;
+            Assert.True(DateTime.UtcNow < deadline, $"response {id} is still {response.Status}");
+            await Task.Delay(20);
+        }
+    }
+
     [Theory]
     [InlineData("""{"input": 5}""", "input")]
     [InlineData("""{"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "https://x/y.png"}]}]}""", "input[0].content[0].type")]
@@ -215,7 +246,8 @@ public sealed class ResponsesApiTests(SharedServer shared)
     [InlineData("""{"input": "hi", "tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "function", "name": "g"}}""", "tool_choice.name")]
     [InlineData("""{"input": "hi", "text": {"format": {"type": "json_schema", "name": "n", "schema": {"type": "bogus"}}}}""", "text.format.schema")]
     [InlineData("""{"input": "hi", "text": {"format": {"type": "xml"}}}""", "text.format.type")]
-    [InlineData("""{"input": "hi", "background": true}""", "background")]
+    [InlineData("""{"input": "hi", "background": true, "stream": true}""", "stream")]
+    [InlineData("""{"input": "hi", "background": true, "store": false}""", "store")]
     [InlineData("""{"input": "hi", "truncation": "middle"}""", "truncation")]
     [InlineData("""{"input": "hi", "include": ["everything"]}""", "include")]
     [InlineData("""{"input": "hi", "top_logprobs": 21}""", "top_logprobs")]
@@ -250,5 +282,44 @@ public sealed class ResponsesApiTests(SharedServer shared)
             var streamed = all.Where(e => e["type"]!.GetValue<string>() == "response.output_text.delta").SelectMany(e => e["logprobs"]!.AsArray());
             Assert.Equal(logprobs.Select(t => t!["token"]!.GetValue<string>()), streamed.Select(t => t!["token"]!.GetValue<string>()));
         }
+    }
+}
+
+/// A background response cancelled while it generates (a server of its own, whose context leaves it time to): it is
+/// cancelled at once, and its engine request is gone.
+public sealed class BackgroundResponseCancelTests : IAsyncLifetime
+{
+    RunningServer _server = null!;
+
+    public async Task InitializeAsync() => _server = await RunningServer.StartAsync(["--hf-overrides", """{"max_position_embeddings": 4096}"""]);
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    [Fact]
+    public async Task CancellingItStopsItsGeneration()
+    {
+        var responses = _server.OpenAI().GetResponsesClient();
+        var (status, body) = await _server.PostAsync("/v1/responses", new
+        {
+            model = RunningServer.Model, input = "Hello!", background = true, max_output_tokens = 2000, ignore_eos = true,
+        });
+        Assert.True(status == 200, body?.ToJsonString());
+        var id = body!["id"]!.GetValue<string>();
+        await ResponsesApiTests.PollAsync(responses, id, s => s == ResponseStatus.InProgress);
+        ResponseResult cancelled = await responses.CancelResponseAsync(id);
+        Assert.Equal(ResponseStatus.Cancelled, cancelled.Status);
+        Assert.Equal(ResponseStatus.Cancelled, (await responses.GetResponseAsync(id)).Value.Status);
+        await _server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0);
+
+        // deleted while it generates: it stops, and stays deleted
+        var (_, second) = await _server.PostAsync("/v1/responses", new
+        {
+            model = RunningServer.Model, input = "Hello!", background = true, max_output_tokens = 2000, ignore_eos = true,
+        });
+        var secondId = second!["id"]!.GetValue<string>();
+        await ResponsesApiTests.PollAsync(responses, secondId, s => s == ResponseStatus.InProgress);
+        Assert.True((await responses.DeleteResponseAsync(secondId)).Value.Deleted);
+        await _server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0);
+        Assert.Equal(404, (await Assert.ThrowsAsync<System.ClientModel.ClientResultException>(() => responses.GetResponseAsync(secondId))).Status);
     }
 }

@@ -9,7 +9,7 @@ internal sealed record ResponseObject(string Id, long CreatedAt, string Status, 
     ResponseUsage? Usage)
 {
     public string Object => "response";
-    public bool Background => false;
+    public bool Background { get; init; }
     public ResponseError? Error { get; init; }
     public IncompleteDetails? IncompleteDetails { get; init; }
     public string? Instructions { get; init; }

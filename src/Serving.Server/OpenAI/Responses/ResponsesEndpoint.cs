@@ -2,12 +2,13 @@ using Serving.Server.Errors;
 using Serving.Server.Generation;
 using Serving.Server.OpenAI.Chat;
 using Serving.Server.Streaming;
+using Serving.Server.Telemetry;
 
 namespace Serving.Server.OpenAI.Responses;
 
-/// OpenAI's Responses API: POST /v1/responses (answered whole or as named events), and for stored responses
-/// GET /v1/responses/{id}, its input_items, DELETE, and cancel (which only background responses allow, and this
-/// server makes none).
+/// OpenAI's Responses API: POST /v1/responses (answered whole, as named events, or with background: true at once as
+/// queued while it generates apart: BackgroundResponses), and for stored responses GET /v1/responses/{id} (a background
+/// one's state as it goes), its input_items, DELETE, and cancel (a background response still in progress).
 internal static class ResponsesEndpoint
 {
     public static void MapResponses(this RouteGroupBuilder v1)
@@ -16,17 +17,25 @@ internal static class ResponsesEndpoint
         v1.MapGet("/responses/{id}", (string id, ResponseStore store) =>
             Results.Json(Stored(store, id).Response, OpenAIJsonContext.Default.ResponseObject));
         v1.MapGet("/responses/{id}/input_items", InputItemsOf);
-        v1.MapDelete("/responses/{id}", (string id, ResponseStore store) => store.Delete(id)
-            ? Results.Json(new ResponseDeleted(id, true), OpenAIJsonContext.Default.ResponseDeleted)
-            : throw NotFound(id, null));
-        v1.MapPost("/responses/{id}/cancel", (string id, ResponseStore store) =>
+        v1.MapDelete("/responses/{id}", async (string id, ResponseStore store, BackgroundResponses background) =>
         {
-            Stored(store, id);
-            throw ApiException.BadRequest("Only responses created with background=true can be cancelled; this one has finished.");
+            await background.CancelAsync(id);   // one still generating stops first, so that it is not stored again
+            return store.Delete(id)
+                ? Results.Json(new ResponseDeleted(id, true), OpenAIJsonContext.Default.ResponseDeleted)
+                : throw NotFound(id, null);
+        });
+        v1.MapPost("/responses/{id}/cancel", async (string id, ResponseStore store, BackgroundResponses background) =>
+        {
+            var stored = Stored(store, id);
+            if (!await background.CancelAsync(id))
+                throw ApiException.BadRequest(stored.Response.Background
+                    ? $"This response has finished ({stored.Response.Status}); only one still in progress can be cancelled."
+                    : "Only responses created with background=true can be cancelled; this one has finished.");
+            return Results.Json(Stored(store, id).Response, OpenAIJsonContext.Default.ResponseObject);
         });
     }
 
-    static async Task CreateAsync(HttpContext context, ServingContext serving, ResponseStore store)
+    static async Task CreateAsync(HttpContext context, ServingContext serving, ResponseStore store, BackgroundResponses background)
     {
         serving.EnsureReady();
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Generate, "Responses");
@@ -35,12 +44,46 @@ internal static class ResponsesEndpoint
             ? store.Find(previousId) ?? throw NotFound(previousId, "previous_response_id") : null;
         var plan = await serving.PreparePromptsAsync(() => ResponsesPlan.Create(request, previous, serving), context.RequestAborted);
         var observer = serving.Observer("chat");   // GenAI semantic conventions: a Responses call is a chat operation
+        if (request.Background == true)
+        {
+            var queued = plan.Response("queued", [], null);
+            store.TrySave(new StoredResponse(queued, plan.Input, plan.Conversation));
+            background.Start(plan.Id, cancelled => GenerateInBackgroundAsync(plan, serving, store, observer, cancelled));
+            await context.Response.WriteAsJsonAsync(queued, OpenAIJsonContext.Default.ResponseObject, cancellationToken: context.RequestAborted);
+            return;
+        }
         var aborted = context.RequestAborted;
         await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Chat.Generation], observer, aborted);
         var answer = new Answer(plan, plan.Chat.NewChoiceStates(serving.Prompts)[0], store);
         if (request.Stream == true) await StreamAsync(context, answer, run, serving);
         else await AnswerWholeAsync(context, answer, run);
         observer.LogText(plan.Id, plan.Chat.PromptText, answer.Choice.Text);
+    }
+
+    /// A background response's generation, apart from the request that created it: stored in_progress once the engine
+    /// takes it, then as it ends: completed or incomplete (Answer.Finish), cancelled (POST .../cancel), or failed.
+    static async Task GenerateInBackgroundAsync(ResponsesPlan plan, ServingContext serving, ResponseStore store, RequestObserver observer,
+        CancellationToken cancelled)
+    {
+        void Save(ResponseObject response) => store.TrySave(new StoredResponse(response, plan.Input, plan.Conversation));
+        try
+        {
+            await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Chat.Generation], observer, cancelled);
+            Save(plan.Response("in_progress", [], null));
+            var answer = new Answer(plan, plan.Chat.NewChoiceStates(serving.Prompts)[0], store);
+            await foreach (var item in run.ReadAllAsync(cancelled)) answer.Record(item.Event);
+            answer.Finish();
+            observer.LogText(plan.Id, plan.Chat.PromptText, answer.Choice.Text);
+        }
+        catch (OperationCanceledException) when (cancelled.IsCancellationRequested)
+        {
+            Save(plan.Response("cancelled", [], null));
+        }
+        catch (Exception exception)
+        {
+            var error = ErrorMapping.ToApiException(exception);
+            Save(plan.Response("failed", [], null) with { Error = new ResponseError(error.Code ?? error.Type, error.Message) });
+        }
     }
 
     static async Task AnswerWholeAsync(HttpContext context, Answer answer, GenerationRun run)

@@ -135,11 +135,16 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
             User = Request.User,
             Metadata = Request.Metadata ?? [],
             Truncation = Request.Truncation ?? "disabled",
+            Background = Request.Background == true,
         };
 
     static void RefuseUnsupported(ResponsesRequest request)
     {
-        Check.That(request.Background != true, "background", "Background responses are not supported; leave background false.");
+        if (request.Background == true)
+        {
+            Check.That(request.Store != false, "store", "A background response is stored: background requires store.");
+            Check.That(request.Stream != true, "stream", "A background response is read with GET /v1/responses/{id}, not streamed.");
+        }
         Check.That(IsAbsent(request.Conversation), "conversation",
             "Conversations are not supported; continue a response with previous_response_id instead.");
         Check.That(IsAbsent(request.Prompt), "prompt", "Stored prompts are not supported; send the instructions and input.");
@@ -230,7 +235,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         var renamed = param switch
         {
             _ when param.StartsWith("messages", StringComparison.Ordinal) => "input",
-            "max_completion_tokens" => "max_output_tokens",
+            "max_completion_tokens" or "max_tokens" => "max_output_tokens",
             "response_format" or "response_format.json_schema" => "text.format",
             _ when param.StartsWith("response_format.json_schema.", StringComparison.Ordinal) => "text.format." + param["response_format.json_schema.".Length..],
             _ when param.StartsWith("tools[", StringComparison.Ordinal) => param.Replace(".function.", ".", StringComparison.Ordinal),

@@ -16,6 +16,7 @@ internal sealed record ResponsesRequest
     /// Keep the response for GET /v1/responses/{id} and previous_response_id (default true, as OpenAI).
     public bool? Store { get; init; }
     public bool? Stream { get; init; }
+    /// Answered at once as queued, generated apart (BackgroundResponses), read back with GET; needs store, not streamed.
     public bool? Background { get; init; }
     public int? MaxOutputTokens { get; init; }
     public float? Temperature { get; init; }
