@@ -72,6 +72,7 @@ internal static class ResponsesEndpoint
             Save(plan.Response("in_progress", [], null));
             var answer = new Answer(plan, plan.Chat.NewChoiceStates(serving.Prompts)[0], store);
             await foreach (var item in run.ReadAllAsync(cancelled)) answer.Record(item.Event);
+            cancelled.ThrowIfCancellationRequested();   // an answer the cancel aborted is cancelled, not incomplete
             answer.Finish();
             observer.LogText(plan.Id, plan.Chat.PromptText, answer.Choice.Text);
         }
