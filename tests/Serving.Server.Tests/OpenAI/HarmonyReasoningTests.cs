@@ -58,7 +58,8 @@ public sealed class HarmonyChoiceTests
             "{\"city\":", " \"Paris\"}", "<|call|>",
         ];
         ChatChoiceState Calling() => new(0, returnTokenIds: false, names: null!, new AutoCallsReader(ToolCallParsers.Create("openai")),
-            new ReasoningPart(ReasoningParser.Create(ReasoningParser.Harmony), "<|start|>user<|message|>Weather in Paris?<|end|><|start|>assistant", true));
+            new ReasoningPart(ReasoningParser.Create(ReasoningParser.Harmony), "<|start|>user<|message|>Weather in Paris?<|end|><|start|>assistant", true,
+                KeepFunctionCalls: true));
         TokenEvent At(int token) => new()
         {
             Index = 0, TokenIds = [token], TextDelta = answer[token], FinishReason = token == answer.Length - 1 ? FinishReason.Stop : null,

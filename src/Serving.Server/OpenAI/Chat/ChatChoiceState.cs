@@ -6,11 +6,16 @@ using Serving.Server.OpenAI.Tools;
 namespace Serving.Server.OpenAI.Chat;
 
 /// Where a choice's thinking goes under a reasoning parser: the parser, the rendered prompt (whose end may open the
-/// thinking), and whether the response shows the thinking (include_reasoning) or only leaves it out of the content.
-internal sealed record ReasoningPart(ReasoningParser Parser, string PromptText, bool Include)
+/// thinking), whether the response shows the thinking (include_reasoning) or only leaves it out of the content, and
+/// whether harmony's function calls stay in the content for the openai tool-call parser.
+internal sealed record ReasoningPart(ReasoningParser Parser, string PromptText, bool Include, bool KeepFunctionCalls = false)
 {
     /// Whether an answer starts in thinking (an output constraint then starts after it).
     public bool StartsThinking { get; } = Parser.StartsThinking(PromptText);
+
+    public IReasoningSplitter NewSplitter() => Parser.Splitter(PromptText, KeepFunctionCalls);
+
+    public (string? Reasoning, string? Content) Split(string text) => Parser.Split(text, PromptText, KeepFunctionCalls);
 }
 
 /// One choice of a chat request as its events arrive: Append records an event and gives the streaming
@@ -23,7 +28,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, LogprobTok
     readonly StringBuilder _text = new();
     readonly List<int> _tokenIds = [];
     readonly List<(int TextLength, int TokenCount)> _afterEvents = [];
-    readonly IReasoningSplitter? _splitter = reasoning?.Parser.Splitter(reasoning.PromptText);
+    readonly IReasoningSplitter? _splitter = reasoning?.NewSplitter();
     List<TokenLogprob>? _logprobs;
     string? _finishReason;
     StopReason? _stopReason;
@@ -71,7 +76,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, LogprobTok
     {
         if (reasoning is null) return 0;
         var text = _text.ToString();
-        if (reasoning.Parser.Split(text, reasoning.PromptText).Reasoning is null) return 0;
+        if (reasoning.Split(text).Reasoning is null) return 0;
         var end = reasoning.Parser.ThinkingEnd(text);
         foreach (var after in _afterEvents)
             if (after.TextLength >= end) return after.TokenCount;
@@ -81,7 +86,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, LogprobTok
     public ChatChoice ToChoice()
     {
         var text = _text.ToString();
-        var (thinking, rest) = reasoning is null ? (null, text) : reasoning.Parser.Split(text, reasoning.PromptText);
+        var (thinking, rest) = reasoning is null ? (null, text) : reasoning.Split(text);
         var (content, calls) = rest is null ? (null, null) : reader.Complete(rest);
         var finish = _finishReason is null ? null : reader.FinishReason(_finishReason, calls is { Count: > 0 });
         return new(index, new ChatMessage("assistant", content) { Reasoning = reasoning is { Include: true } ? thinking : null, ToolCalls = calls },

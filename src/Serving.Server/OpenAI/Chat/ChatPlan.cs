@@ -36,7 +36,9 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
         var text = ChatPrompt.Render(serving, request.Messages, request.AddGenerationPrompt, request.ContinueFinalMessage,
             request.ChatTemplateKwargs, request.ChatTemplate, tools.TemplateTools, guardLength: keepLast is null, request.ReasoningEffort);
         var parser = serving.Options.ReasoningParser is { } name ? ReasoningParser.Create(name) : null;
-        var reasoning = parser is null ? null : new ReasoningPart(parser, text, request.IncludeReasoning ?? true);
+        // a harmony function call stays in the content when the openai tool-call parser reads the answer
+        var keepFunctionCalls = tools.Mode == ToolChoiceMode.Auto && serving.Options.ToolCallParser == HarmonyCallParser.Name;
+        var reasoning = parser is null ? null : new ReasoningPart(parser, text, request.IncludeReasoning ?? true, keepFunctionCalls);
         Check.That(parser is not { ReadsSpecialTokens: true } || fields.StructuredOutputs is null,
             tools.Constraint is not null ? "tool_choice" : request.ResponseFormat is not null ? "response_format" : "structured_outputs",
             $"Output constraints (response_format, structured_outputs, a required or named tool_choice) are not supported with --reasoning-parser {parser?.Name}.");

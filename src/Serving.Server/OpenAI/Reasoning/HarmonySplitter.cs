@@ -6,13 +6,16 @@ namespace Serving.Server.OpenAI.Reasoning;
 /// the answer carries as it carries every special token under this parser:
 ///   <|channel|>analysis<|message|>thinking...<|end|><|start|>assistant<|channel|>final<|message|>content...<|return|>
 /// The analysis channel's bodies are the thinking; the final channel's, and any other's (commentary), the content; the
-/// headers and markers are neither, but for a function call's message (a header naming a recipient, `to=functions.f`),
-/// which goes to the content whole, header, body and end marker, for the openai tool-call parser to read
-/// (../Tools/HarmonyCallParser). A prompt that ends inside a message (continue_final_message, or a template that opens
+/// headers and markers are neither. A function call's message (a header naming a recipient, `to=functions.f`) goes to
+/// the content whole, header, body and end marker, when the openai tool-call parser reads the answer
+/// (HarmonyCallParser in ../Tools/ToolCallParsers.cs); otherwise its body is content as any other's. A prompt that ends inside a message (continue_final_message, or a template that opens
 /// the channel) starts the answer in that message's body.
 internal sealed class HarmonyParser : ReasoningParser
 {
     public const string Start = "<|start|>", Channel = "<|channel|>", Message = "<|message|>", End = "<|end|>", Analysis = "analysis";
+
+    /// What every harmony marker starts with.
+    public const string Marker = "<|";
 
     /// What a header that addresses a message to a function says (`to=functions.get_weather`).
     public const string ToFunction = "to=functions.";
@@ -26,7 +29,8 @@ internal sealed class HarmonyParser : ReasoningParser
 
     public override bool StartsThinking(string promptText) => OpenChannel(promptText) == Analysis;
 
-    public override IReasoningSplitter Splitter(string promptText) => new HarmonySplitter(OpenChannel(promptText));
+    public override IReasoningSplitter Splitter(string promptText, bool keepFunctionCalls = false) =>
+        new HarmonySplitter(OpenChannel(promptText), keepFunctionCalls);
 
     /// Past the end marker of the analysis message before the first other channel's.
     public override int ThinkingEnd(string text)
@@ -78,10 +82,11 @@ internal sealed class HarmonyParser : ReasoningParser
 /// Divides one harmony answer into thinking and content as it streams (HarmonyParser): headers are read whole, a body's
 /// text goes to its channel's side, and a tail that may be the start of an end marker is held back until the next delta
 /// or the end. An answer that does not open with a marker is outside the format: all content, as written but for the
-/// end markers. openChannel: the channel of the message the prompt left open, null when it left none.
-internal sealed class HarmonySplitter(string? openChannel) : IReasoningSplitter
+/// end markers. openChannel: the channel of the message the prompt left open, null when it left none; keepFunctionCalls:
+/// a function call's message stays whole in the content (HarmonyParser).
+internal sealed class HarmonySplitter(string? openChannel, bool keepFunctionCalls) : IReasoningSplitter
 {
-    const string Marker = "<|";
+    const string Marker = HarmonyParser.Marker;
 
     enum Part { Opening, Header, Body }
 
@@ -121,7 +126,7 @@ internal sealed class HarmonySplitter(string? openChannel) : IReasoningSplitter
                     break;
                 }
                 var opening = header[..(message + HarmonyParser.Message.Length)];
-                _call = opening.Contains(HarmonyParser.ToFunction, StringComparison.Ordinal);
+                _call = keepFunctionCalls && opening.Contains(HarmonyParser.ToFunction, StringComparison.Ordinal);
                 _analysis = !_call && HarmonyParser.ChannelOf(opening) == HarmonyParser.Analysis;
                 if (_call) content += opening.TrimStart();   // a function call goes to the content whole
                 (_part, _header, text) = (Part.Body, "", header[opening.Length..]);

@@ -37,17 +37,18 @@ internal abstract class ReasoningParser
     /// Whether an answer to this prompt starts in thinking before it writes anything.
     public abstract bool StartsThinking(string promptText);
 
-    /// A splitter for one answer to this prompt, as it streams.
-    public abstract IReasoningSplitter Splitter(string promptText);
+    /// A splitter for one answer to this prompt, as it streams. keepFunctionCalls: a harmony function call stays in the
+    /// content for the openai tool-call parser (HarmonyParser; the others have no such messages).
+    public abstract IReasoningSplitter Splitter(string promptText, bool keepFunctionCalls = false);
 
     /// Where the thinking of a text that thought ends (its length while it still thinks).
     public abstract int ThinkingEnd(string text);
 
     /// The whole text's thinking (null when it did not think) and content (null when it thought and wrote nothing
     /// after, as vLLM answers).
-    public (string? Reasoning, string? Content) Split(string text, string promptText)
+    public (string? Reasoning, string? Content) Split(string text, string promptText, bool keepFunctionCalls = false)
     {
-        var splitter = Splitter(promptText);
+        var splitter = Splitter(promptText, keepFunctionCalls);
         var step = splitter.Push(text, final: true);
         return splitter.Thought ? (step.Reasoning, step.Content.Length == 0 ? null : step.Content) : (null, step.Content);
     }
@@ -67,7 +68,7 @@ internal sealed class ThinkTagParser(string name, bool thinksUnlessClosed) : Rea
         return openedByPrompt || thinksUnlessClosed && !tail.EndsWith(Close, StringComparison.Ordinal);
     }
 
-    public override IReasoningSplitter Splitter(string promptText) => new ReasoningSplitter(StartsThinking(promptText));
+    public override IReasoningSplitter Splitter(string promptText, bool keepFunctionCalls = false) => new ReasoningSplitter(StartsThinking(promptText));
 
     /// Just past </think>.
     public override int ThinkingEnd(string text)

@@ -86,11 +86,11 @@ internal abstract class ToolCallParser
 /// The --tool-call-parser names and their parsers.
 internal static class ToolCallParsers
 {
-    public static readonly IReadOnlyList<string> Names = ["llama3_json", "hermes", "mistral", "pythonic", "openai"];
+    public static readonly IReadOnlyList<string> Names = ["llama3_json", "hermes", "mistral", "pythonic", HarmonyCallParser.Name];
 
     public static ToolCallParser Create(string name) => name switch
     {
-        "openai" => new HarmonyCallParser(),
+        HarmonyCallParser.Name => new HarmonyCallParser(),
         "llama3_json" => new Llama3JsonParser(),
         "hermes" => new HermesParser(),
         "mistral" => new MistralParser(),
@@ -178,22 +178,26 @@ internal sealed class MistralParser : ToolCallParser
 
 /// gpt-oss (openai, with --reasoning-parser openai_gptoss): each call is a harmony message addressed to a function,
 /// which the reasoning parser leaves in the content whole: a header naming `to=functions.NAME` (before or after its
-/// channel), `<|message|>`, the arguments' JSON, and an end marker (`<|call|>`, the stop token that ends the answer).
+/// channel), `<|message|>`, the arguments, and an end marker (`<|call|>`, the stop token that ends the answer). The
+/// arguments are JSON as written, or kept as their text when they are not JSON (as vLLM keeps them).
 internal sealed class HarmonyCallParser : ToolCallParser
 {
-    const string Marker = "<|";
+    public const string Name = "openai";
+    const string Marker = Reasoning.HarmonyParser.Marker;
 
     public override int? FindStart(string text)
     {
         for (var at = text.IndexOf(Marker, StringComparison.Ordinal); at >= 0; at = text.IndexOf(Marker, at + 1, StringComparison.Ordinal))
         {
             var message = text.IndexOf(Reasoning.HarmonyParser.Message, at, StringComparison.Ordinal);
+            // a marker not yet followed by <|message|> may be a call's header still coming: held back until it is read
+            // (the reasoning parser leaves no other marker in the content, so a held literal "<|" is rare)
             if (message < 0 || text.AsSpan(at, message - at).IndexOf(Reasoning.HarmonyParser.ToFunction, StringComparison.Ordinal) >= 0) return at;
         }
         return null;
     }
 
-    public override int PossibleStartLength(string text) => PartialMarker(text, Reasoning.HarmonyParser.Start);
+    public override int PossibleStartLength(string text) => PartialMarker(text, Marker);
 
     protected override IReadOnlyList<ParsedToolCall>? ParseCalls(string calls)
     {
@@ -209,8 +213,8 @@ internal sealed class HarmonyCallParser : ToolCallParser
             var body = rest[(message + Reasoning.HarmonyParser.Message.Length)..];
             var (end, length) = Reasoning.HarmonyParser.FirstEnd(body);
             var arguments = (end < 0 ? body : body[..end]).Trim();
-            if (name.Length == 0 || JsonValues(arguments, ' ') is not [JsonObject values]) return null;
-            parsed.Add(new ParsedToolCall(name, values.ToJsonString()));
+            if (name.Length == 0) return null;
+            parsed.Add(new ParsedToolCall(name, JsonValues(arguments, ' ') is [JsonObject values] ? values.ToJsonString() : arguments));
             rest = end < 0 ? "" : body[(end + length)..].TrimStart();
         }
         return parsed;

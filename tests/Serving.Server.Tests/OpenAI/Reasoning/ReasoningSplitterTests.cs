@@ -69,12 +69,9 @@ public sealed class ReasoningSplitterTests
         // cut off while thinking, or right after: all thinking
         { Analysis + "still going", "still going", null },
         { Analysis + "done<|end|>", "done", null },
-        // commentary is content; a function call's message is content whole, for the openai tool-call parser
+        // commentary is content, and so is a function call's body when no tool-call parser reads calls
         { "<|channel|>commentary<|message|>Checking.<|end|><|start|>assistant<|channel|>final<|message|>Done.", null, "Checking.Done." },
-        { "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>", null,
-            "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>" },
-        { Analysis + "Hm.<|end|><|start|>assistant to=functions.f<|channel|>commentary json<|message|>{}<|call|>", "Hm.",
-            "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>{}<|call|>" },
+        { "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>", null, "{}" },
         // what looks like the start of a marker inside a body, and an answer outside the format, are kept as written
         { "<|channel|>final<|message|>a <| b <|en", null, "a <| b <|en" },
         { "Paris, <|end|>.<|return|>", null, "Paris, ." },
@@ -101,6 +98,15 @@ public sealed class ReasoningSplitterTests
             Assert.Equal(content ?? "", streamedContent);
             Assert.Equal(reasoning is not null, splitter.Thought);
         }
+    }
+
+    [Fact]
+    public void UnderTheOpenaiToolParserAFunctionCallStaysWholeInTheContent()
+    {
+        var parser = ReasoningParser.Create(ReasoningParser.Harmony);
+        const string call = "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>{}<|call|>";
+        Assert.Equal(("Hm.", call), parser.Split(Analysis + "Hm.<|end|>" + call, HarmonyPrompt, keepFunctionCalls: true));
+        Assert.Equal(("Hm.", "{}"), parser.Split(Analysis + "Hm.<|end|>" + call, HarmonyPrompt));
     }
 
     [Fact]

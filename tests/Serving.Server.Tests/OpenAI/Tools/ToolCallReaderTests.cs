@@ -38,8 +38,8 @@ public sealed class ToolCallReaderTests
         { "openai", "<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{\"city\": \"Paris\"}<|call|>", null,
             ["get_weather {\"city\":\"Paris\"}"] },
         { "openai", "Let me check.<|channel|>commentary to=functions.get_time <|constrain|>json<|message|>{}<|call|>", "Let me check.", ["get_time {}"] },
-        { "openai", "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>not json<|call|>",
-            "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>not json<|call|>", [] },
+        { "openai", "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>not json<|call|>", null, ["f not json"] },
+        { "openai", "2 <| 3 is false", "2 <| 3 is false", [] },
         { "openai", "The answer is 4.", "The answer is 4.", [] },
     };
 
