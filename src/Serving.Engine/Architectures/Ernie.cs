@@ -16,6 +16,7 @@ internal sealed class Ernie4_5 : ModelArchitecture
     public override IReadOnlyDictionary<string, JsonNode> Defaults { get; } = new Dictionary<string, JsonNode>
     {
         ["tie_word_embeddings"] = true, ["rms_norm_eps"] = 1e-5, ["rope_theta"] = 500000.0, ["use_bias"] = false,
+        ["num_key_value_heads"] = 2, ["head_dim"] = 128,
     };
 
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json) => ReadErnie(config, json);
@@ -45,7 +46,7 @@ internal sealed class Ernie4_5Moe : ModelArchitecture
     {
         ["tie_word_embeddings"] = true, ["rms_norm_eps"] = 1e-5, ["rope_theta"] = 500000.0, ["use_bias"] = false,
         ["moe_intermediate_size"] = 1536, ["moe_k"] = 6, ["moe_num_experts"] = 64, ["moe_num_shared_experts"] = 2,
-        ["moe_layer_start_index"] = 1, ["moe_layer_end_index"] = -1, ["moe_layer_interval"] = 1,
+        ["moe_layer_start_index"] = 1, ["moe_layer_end_index"] = -1, ["moe_layer_interval"] = 1, ["num_key_value_heads"] = 4,
     };
 
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)

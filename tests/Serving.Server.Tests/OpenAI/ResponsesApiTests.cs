@@ -306,9 +306,14 @@ public sealed class BackgroundResponseCancelTests : IAsyncLifetime
         Assert.True(status == 200, body?.ToJsonString());
         var id = body!["id"]!.GetValue<string>();
         await ResponsesApiTests.PollAsync(responses, id, s => s == ResponseStatus.InProgress);
+        // a response still generating cannot be continued
+        var (continued, refusal) = await _server.PostAsync("/v1/responses", new { model = RunningServer.Model, input = "And?", previous_response_id = id });
+        Assert.Equal(400, continued);
+        Assert.Equal("previous_response_id", refusal!["error"]!["param"]!.GetValue<string>());
         ResponseResult cancelled = await responses.CancelResponseAsync(id);
         Assert.Equal(ResponseStatus.Cancelled, cancelled.Status);
         Assert.Equal(ResponseStatus.Cancelled, (await responses.GetResponseAsync(id)).Value.Status);
+        Assert.Equal(ResponseStatus.Cancelled, (await responses.CancelResponseAsync(id)).Value.Status);   // again: the same answer
         await _server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0);
 
         // deleted while it generates: it stops, and stays deleted
@@ -321,5 +326,15 @@ public sealed class BackgroundResponseCancelTests : IAsyncLifetime
         Assert.True((await responses.DeleteResponseAsync(secondId)).Value.Deleted);
         await _server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0);
         Assert.Equal(404, (await Assert.ThrowsAsync<System.ClientModel.ClientResultException>(() => responses.GetResponseAsync(secondId))).Status);
+    }
+
+    [Fact]
+    public async Task ABackgroundResponseTheStoreCannotHoldIsRefused()
+    {
+        await using var server = await RunningServer.StartAsync(["--max-stored-response-bytes", "100"]);
+        var (status, body) = await server.PostAsync("/v1/responses", new { model = RunningServer.Model, input = "Hello!", background = true });
+        Assert.Equal(400, status);
+        Assert.Equal("store", body!["error"]!["param"]!.GetValue<string>());
+        await server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0);
     }
 }

@@ -13,24 +13,35 @@ internal sealed record StoredResponse(ResponseObject Response, IReadOnlyList<Res
 }
 
 /// The responses kept for GET /v1/responses/{id} and previous_response_id, in process memory (as vLLM keeps them):
-/// at most --max-stored-response-bytes of them, the least recently used evicted first. A restart forgets them all.
+/// at most --max-stored-response-bytes of them, the least recently used evicted first, except background responses
+/// still generating (pinned until their final save). A restart forgets them all.
 internal sealed class ResponseStore(ServerOptions options)
 {
     readonly Lock _lock = new();
     readonly Dictionary<string, LinkedListNode<StoredResponse>> _byId = [];
     readonly LinkedList<StoredResponse> _recent = new();   // most recently used first
+    readonly HashSet<string> _pinned = [];
     long _bytes;
 
-    /// Keeps a response; false when storing is off or it alone is larger than the store.
-    public bool TrySave(StoredResponse stored)
+    /// Keeps a response (replacing one of its id); false when storing is off or it alone is larger than the store.
+    /// pinned: not evicted until it is saved again unpinned (a background response's states before its last).
+    public bool TrySave(StoredResponse stored, bool pinned = false)
     {
         if (stored.Bytes > options.MaxStoredResponseBytes) return false;
+        var id = stored.Response.Id;
         lock (_lock)
         {
-            Remove(stored.Response.Id);
-            _byId[stored.Response.Id] = _recent.AddFirst(stored);
+            Remove(id);
+            _byId[id] = _recent.AddFirst(stored);
             _bytes += stored.Bytes;
-            while (_bytes > options.MaxStoredResponseBytes) Remove(_recent.Last!.Value.Response.Id);
+            if (pinned) _pinned.Add(id);
+            else _pinned.Remove(id);
+            for (var node = _recent.Last; _bytes > options.MaxStoredResponseBytes && node is not null;)
+            {
+                var previous = node.Previous;
+                if (!_pinned.Contains(node.Value.Response.Id)) Remove(node.Value.Response.Id);
+                node = previous;
+            }
             return true;
         }
     }
@@ -53,6 +64,7 @@ internal sealed class ResponseStore(ServerOptions options)
 
     bool Remove(string id)
     {
+        _pinned.Remove(id);
         if (!_byId.Remove(id, out var node)) return false;
         _recent.Remove(node);
         _bytes -= node.Value.Bytes;

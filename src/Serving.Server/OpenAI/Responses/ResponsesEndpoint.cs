@@ -26,12 +26,14 @@ internal static class ResponsesEndpoint
         });
         v1.MapPost("/responses/{id}/cancel", async (string id, ResponseStore store, BackgroundResponses background) =>
         {
-            var stored = Stored(store, id);
-            if (!await background.CancelAsync(id))
-                throw ApiException.BadRequest(stored.Response.Background
-                    ? $"This response has finished ({stored.Response.Status}); only one still in progress can be cancelled."
+            await background.CancelAsync(id);
+            var stored = Stored(store, id).Response;
+            // cancelling a cancelled response answers it again, as OpenAI does
+            if (stored.Status != "cancelled")
+                throw ApiException.BadRequest(stored.Background
+                    ? $"This response has finished ({stored.Status}); only one still in progress can be cancelled."
                     : "Only responses created with background=true can be cancelled; this one has finished.");
-            return Results.Json(Stored(store, id).Response, OpenAIJsonContext.Default.ResponseObject);
+            return Results.Json(stored, OpenAIJsonContext.Default.ResponseObject);
         });
     }
 
@@ -42,12 +44,15 @@ internal static class ResponsesEndpoint
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ResponsesRequest);
         var previous = request.PreviousResponseId is { } previousId
             ? store.Find(previousId) ?? throw NotFound(previousId, "previous_response_id") : null;
+        Check.That(previous is null || previous.Response.Status is "completed" or "incomplete", "previous_response_id",
+            $"The previous response is {previous?.Response.Status}: only a completed or incomplete one can be continued.");
         var plan = await serving.PreparePromptsAsync(() => ResponsesPlan.Create(request, previous, serving), context.RequestAborted);
         var observer = serving.Observer("chat");   // GenAI semantic conventions: a Responses call is a chat operation
         if (request.Background == true)
         {
             var queued = plan.Response("queued", [], null);
-            store.TrySave(new StoredResponse(queued, plan.Input, plan.Conversation));
+            Check.That(store.TrySave(new StoredResponse(queued, plan.Input, plan.Conversation), pinned: true), "store",
+                "A background response is stored, and this one is larger than the store (--max-stored-response-bytes).");
             background.Start(plan.Id, cancelled => GenerateInBackgroundAsync(plan, serving, store, observer, cancelled));
             await context.Response.WriteAsJsonAsync(queued, OpenAIJsonContext.Default.ResponseObject, cancellationToken: context.RequestAborted);
             return;
@@ -65,15 +70,21 @@ internal static class ResponsesEndpoint
     static async Task GenerateInBackgroundAsync(ResponsesPlan plan, ServingContext serving, ResponseStore store, RequestObserver observer,
         CancellationToken cancelled)
     {
-        void Save(ResponseObject response) => store.TrySave(new StoredResponse(response, plan.Input, plan.Conversation));
+        // the states before the last are pinned in the store; the last is saved as any response
+        void Save(ResponseObject response, bool pinned = false) =>
+            store.TrySave(new StoredResponse(response, plan.Input, plan.Conversation), pinned);
         try
         {
             await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Chat.Generation], observer, cancelled);
-            Save(plan.Response("in_progress", [], null));
+            Save(plan.Response("in_progress", [], null), pinned: true);
             var answer = new Answer(plan, plan.Chat.NewChoiceStates(serving.Prompts)[0], store);
             await foreach (var item in run.ReadAllAsync(cancelled)) answer.Record(item.Event);
             cancelled.ThrowIfCancellationRequested();   // an answer the cancel aborted is cancelled, not incomplete
-            answer.Finish();
+            if (answer.Finish().Store != true)
+                Save(plan.Response("failed", [], null) with
+                {
+                    Error = new ResponseError("server_error", "The response is larger than the store (--max-stored-response-bytes)."),
+                });
             observer.LogText(plan.Id, plan.Chat.PromptText, answer.Choice.Text);
         }
         catch (OperationCanceledException) when (cancelled.IsCancellationRequested)
@@ -82,6 +93,7 @@ internal static class ResponsesEndpoint
         }
         catch (Exception exception)
         {
+            serving.LogStreamFailure(plan.Id, exception);
             var error = ErrorMapping.ToApiException(exception);
             Save(plan.Response("failed", [], null) with { Error = new ResponseError(error.Code ?? error.Type, error.Message) });
         }
