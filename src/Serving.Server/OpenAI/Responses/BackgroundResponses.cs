@@ -12,6 +12,9 @@ internal sealed class BackgroundResponses
     {
         var cancel = new CancellationTokenSource();
         var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // the work outlives the request that starts it: it does not take the request's context (its trace span among it),
+        // so its generation's span is a trace of its own rather than the child of a finished request
+        using var apart = ExecutionContext.SuppressFlow();
         var running = Task.Run(async () =>
         {
             await registered.Task;   // so that it cannot end, and leave, before it is here
