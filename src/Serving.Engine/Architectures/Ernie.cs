@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using Serving.Engine.Config;
 using Serving.Engine.Weights;
-using static Serving.Engine.Weights.RowKind;
 
 namespace Serving.Engine.Architectures;
 
@@ -79,15 +78,8 @@ internal sealed class Ernie4_5Moe : ModelArchitecture
             var (mlp, to) = ($"model.layers.{layer}.mlp.", $"layers.{layer}.mlp.");
             var experts = ExpertLayout.Experts(config, layer, mlp + "gate.weight",
                 e => ($"{mlp}experts.{e}.gate_proj.weight", $"{mlp}experts.{e}.up_proj.weight", $"{mlp}experts.{e}.down_proj.weight"));
-            var (hidden, shared) = ((long)config.HiddenSize, (long)config.SharedExpertIntermediateSize);
-            List<WeightBinding> rest = [new($"{mlp}moe_statics.e_score_correction_bias", [1, config.NumExperts], $"{to}expert_choice_bias")];
-            if (shared > 0)
-                rest.AddRange(
-                [
-                    new($"{mlp}shared_experts.gate_proj.weight", [shared, hidden], $"{to}shared_expert.gate_up_proj.weight", 0, Gate),
-                    new($"{mlp}shared_experts.up_proj.weight", [shared, hidden], $"{to}shared_expert.gate_up_proj.weight", shared, Up),
-                    new($"{mlp}shared_experts.down_proj.weight", [hidden, shared], $"{to}shared_expert.down_proj.weight"),
-                ]);
-            return ExpertLayout.Attention(config, layer).Concat(experts).Concat(rest);
+            WeightBinding choiceBias = new($"{mlp}moe_statics.e_score_correction_bias", [1, config.NumExperts], $"{to}expert_choice_bias");
+            IEnumerable<WeightBinding> shared = config.SharedExpertIntermediateSize > 0 ? ExpertLayout.SharedExpert(config, layer, mlp + "shared_experts.") : [];
+            return ExpertLayout.Attention(config, layer).Concat(experts).Append(choiceBias).Concat(shared);
         });
 }

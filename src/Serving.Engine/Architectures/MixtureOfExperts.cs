@@ -26,6 +26,17 @@ internal static class ExpertLayout
         }
     }
 
+    /// A shared expert's gate, up and down tensors of one layer, stored under prefix (`model.layers.N.mlp.shared_expert.`),
+    /// as the model's shared_expert MLP: gate and up fused.
+    public static IEnumerable<WeightBinding> SharedExpert(ModelConfig config, int layer, string prefix)
+    {
+        var to = $"layers.{layer}.mlp.shared_expert.";
+        var (hidden, shared) = ((long)config.HiddenSize, (long)config.SharedExpertIntermediateSize);
+        yield return new($"{prefix}gate_proj.weight", [shared, hidden], to + "gate_up_proj.weight", 0, Gate);
+        yield return new($"{prefix}up_proj.weight", [shared, hidden], to + "gate_up_proj.weight", shared, Up);
+        yield return new($"{prefix}down_proj.weight", [hidden, shared], to + "down_proj.weight");
+    }
+
     /// Llama's tensors of one layer but its MLP's.
     public static IEnumerable<WeightBinding> Attention(ModelConfig config, int layer) =>
         LlamaLayout.Layer(config, layer).Where(b => !b.CheckpointName.Contains(".mlp.", StringComparison.Ordinal));
@@ -148,17 +159,10 @@ internal sealed class Qwen2Moe : ModelArchitecture
         LlamaLayout.Model(config, layer =>
         {
             if (!config.IsExpertLayer(layer)) return LlamaLayout.Layer(config, layer);
-            var (mlp, to) = ($"model.layers.{layer}.mlp.", $"layers.{layer}.mlp.");
-            var (hidden, shared) = ((long)config.HiddenSize, (long)config.SharedExpertIntermediateSize);
+            var mlp = $"model.layers.{layer}.mlp.";
             var experts = ExpertLayout.Experts(config, layer, mlp + "gate.weight",
                 e => ($"{mlp}experts.{e}.gate_proj.weight", $"{mlp}experts.{e}.up_proj.weight", $"{mlp}experts.{e}.down_proj.weight"));
-            WeightBinding[] sharedExpert =
-            [
-                new($"{mlp}shared_expert.gate_proj.weight", [shared, hidden], $"{to}shared_expert.gate_up_proj.weight", 0, Gate),
-                new($"{mlp}shared_expert.up_proj.weight", [shared, hidden], $"{to}shared_expert.gate_up_proj.weight", shared, Up),
-                new($"{mlp}shared_expert.down_proj.weight", [hidden, shared], $"{to}shared_expert.down_proj.weight"),
-                new($"{mlp}shared_expert_gate.weight", [1, hidden], $"{to}shared_expert_gate.weight"),
-            ];
-            return ExpertLayout.Attention(config, layer).Concat(experts).Concat(sharedExpert);
+            WeightBinding gate = new($"{mlp}shared_expert_gate.weight", [1, config.HiddenSize], $"layers.{layer}.mlp.shared_expert_gate.weight");
+            return ExpertLayout.Attention(config, layer).Concat(experts).Concat(ExpertLayout.SharedExpert(config, layer, mlp + "shared_expert.")).Append(gate);
         });
 }

@@ -38,12 +38,7 @@ public sealed class ReasoningSplitterTests
         foreach (var cuts in Cuttings(text))
         {
             var splitter = ThinkTags(startsThinking).Splitter(Prompt);
-            var (streamedReasoning, streamedContent) = ("", "");
-            for (var i = 0; i < cuts.Count; i++)
-            {
-                var step = splitter.Push(cuts[i], final: i == cuts.Count - 1);
-                (streamedReasoning, streamedContent) = (streamedReasoning + step.Reasoning, streamedContent + step.Content);
-            }
+            var (streamedReasoning, streamedContent) = Stream(splitter, cuts);
             Assert.Equal(reasoning ?? "", streamedReasoning);
             Assert.Equal(content ?? "", streamedContent);
             Assert.Equal(reasoning is not null, splitter.Thought);
@@ -88,12 +83,7 @@ public sealed class ReasoningSplitterTests
         foreach (var cuts in Cuttings(text))
         {
             var splitter = parser.Splitter(HarmonyPrompt);
-            var (streamedReasoning, streamedContent) = ("", "");
-            for (var i = 0; i < cuts.Count; i++)
-            {
-                var step = splitter.Push(cuts[i], final: i == cuts.Count - 1);
-                (streamedReasoning, streamedContent) = (streamedReasoning + step.Reasoning, streamedContent + step.Content);
-            }
+            var (streamedReasoning, streamedContent) = Stream(splitter, cuts);
             Assert.Equal(reasoning ?? "", streamedReasoning);
             Assert.Equal(content ?? "", streamedContent);
             Assert.Equal(reasoning is not null, splitter.Thought);
@@ -131,6 +121,18 @@ public sealed class ReasoningSplitterTests
         var thought = Analysis + "a<|end|><|start|>assistant" + Analysis + "b<|end|>";
         Assert.Equal(thought.Length, harmony.ThinkingEnd(thought + Final + "c"));
         Assert.Equal((Analysis + "still").Length, harmony.ThinkingEnd(Analysis + "still"));
+    }
+
+    /// What a splitter gives for the deltas, the last one final: the thinking and the content, each concatenated.
+    static (string Reasoning, string Content) Stream(IReasoningSplitter splitter, List<string> cuts)
+    {
+        var (reasoning, content) = ("", "");
+        for (var i = 0; i < cuts.Count; i++)
+        {
+            var step = splitter.Push(cuts[i], final: i == cuts.Count - 1);
+            (reasoning, content) = (reasoning + step.Reasoning, content + step.Content);
+        }
+        return (reasoning, content);
     }
 
     /// The text one character at a time, cut once at every place, and whole with an empty last delta.
