@@ -134,7 +134,7 @@ internal sealed class BenchRunner(BenchOptions options)
 
         if (fused && !options.DependentLaunch) bench.Model.FusedBackend(bench.Cache.Dtype).Kernels.DependentLaunch = false;
         var timing = new DecodeBenchmark(bench, ceilings, device, options.Steps);
-        if (fused && options.CudaGraphs)
+        if (options.CudaGraphs && bench.Model.CanCaptureGraphs(bench.Cache.Dtype))
         {
             bench.Model.CaptureDecodeGraphs(bench.Cache, plan.Decode.Select(s => s.Batch).Distinct().Order().ToList(), options.MatmulTuning);
         }

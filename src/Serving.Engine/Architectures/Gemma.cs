@@ -11,7 +11,7 @@ namespace Serving.Engine.Architectures;
 /// GELU's tanh approximation, embeddings times sqrt(hidden_size), attention scaled by query_pre_attn_scalar^-0.5,
 /// sliding-window layers between full ones (layer_types), tied embeddings by default. Gemma 2 soft-caps the attention
 /// and final logits; Gemma 3 norms each query and key head and turns its sliding layers by rope_local_base_freq.
-/// Steps run the plain backend (ModelConfig.IsLlamaBlock is false), on the GPU too.
+/// Steps run the plain backend (ModelConfig.FusedKernelsCompute is false: gemma's norms), on the GPU too.
 internal abstract class Gemma : ModelArchitecture
 {
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>

@@ -7,7 +7,8 @@ namespace Serving.Engine.Architectures;
 /// Mixture-of-experts families: Llama's attention, and in place of the MLP a router (E x hidden) and E SwiGLU experts
 /// (the model's `mlp.experts` parameters stack them: expert e's gate and up rows at e x 2F, its down rows at e x hidden).
 /// Each token runs its top-k experts by the router's softmax and sums their outputs weighted by those probabilities
-/// (../Model/MoeMlp). Steps run the plain backend (ModelConfig.IsLlamaBlock is false); one device only.
+/// (../Model/MoeMlp). On CUDA the fused kernels run the attention and norms (the experts are TorchSharp products); the
+/// routing is read on the host each layer, so decode steps are not captured as CUDA graphs. One device only.
 internal static class ExpertLayout
 {
     /// The router's and every expert's tensors of one layer, from their checkpoint names (expert e's gate, up and down).

@@ -104,15 +104,28 @@ public sealed record ModelConfig
     public IReadOnlyList<int> DenseLayers { get; init; } = [];
     /// Whether a layer's MLP is a mixture of experts.
     public bool IsExpertLayer(int layer) => NumExperts > 0 && !DenseLayers.Contains(layer);
-    /// Whether the decoder is the Llama block the fused CUDA kernels and the training backend compute: SwiGLU, Llama's
-    /// RMSNorm, no sandwich norms, plain causal attention scaled by 1 / sqrt(head_dim) with rotary positions in every
-    /// layer, no soft-capping, sinks, multipliers or experts. Otherwise (gemma, granite, smollm3, the mixtures of experts) every
-    /// step runs the plain TorchSharp backend, on the GPU too.
+    /// Whether the decoder is the Llama block the training backend computes: SwiGLU, Llama's RMSNorm, no sandwich norms,
+    /// plain causal attention scaled by 1 / sqrt(head_dim) with rotary positions in every layer, no soft-capping, sinks,
+    /// multipliers or experts.
     public bool IsLlamaBlock => Activation == MlpActivation.Silu && NumExperts == 0 && NormWeight == RmsNormWeight.AfterRounding
         && !SandwichNorms && PreNorms && !QkNormWholeProjection && EmbeddingMultiplier is null
         && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.All(w => w is null) && LocalRope is null
         && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0 && !InterleavedRope
         && !NormsCentered && !ParallelBlock && LogitsMultiplier is null && !AttentionSinks;
+    /// Whether the fused CUDA kernels compute this decoder's norms, rotary embedding, K/V write and attention: Llama's
+    /// RMSNorm (q/k norms per head), rotary embedding over the first RotaryDim dimensions in halves (or none, NoRopeLayers),
+    /// causal attention over the whole context at any scale, without soft-capping or sinks. What the decoder does around
+    /// them (multipliers, sandwich norms, GeGLU, experts) is TorchSharp on either backend. So granite, smollm3 and the
+    /// mixtures of experts run the fused backend too; gemma, olmo2, glm4, cohere, ernie, gpt-oss and sliding windows
+    /// run the plain one, on the GPU too.
+    public bool FusedKernelsCompute => NormWeight == RmsNormWeight.AfterRounding && !QkNormWholeProjection
+        && AttentionSoftcap is null && LayerWindows.All(w => w is null) && LocalRope is null && !InterleavedRope
+        && !NormsCentered && !AttentionSinks;
+    /// Whether a step reads the device's results on the host before it ends (a mixture of experts copies each layer's
+    /// routing to the host to group the tokens by expert): such a step cannot be captured as a CUDA graph.
+    public bool StepWaitsForTheHost => NumExperts > 0;
+    /// The attention logits' scale: AttentionScale, else 1 / sqrt(head_dim).
+    public double SoftmaxScale => AttentionScale ?? 1.0 / Math.Sqrt(HeadDim);
     public bool TieWordEmbeddings { get; init; }
     /// torch_dtype / dtype of the checkpoint ("float32", "bfloat16", "float16"), if written.
     public string? Dtype { get; init; }

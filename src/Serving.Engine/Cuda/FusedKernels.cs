@@ -34,8 +34,10 @@ internal sealed unsafe class FusedKernels : IDisposable
     readonly DecodeAttentionKernel _attentionKernel;
     readonly int _concurrentAttentionBlocks;
 
-    public FusedKernels(CudaDevice device, IntPtr stream, KernelShape shape)
+    /// attentionScale: the attention logits' scale (ModelConfig.SoftmaxScale); null: 1 / sqrt(head_dim).
+    public FusedKernels(CudaDevice device, IntPtr stream, KernelShape shape, float? attentionScale = null)
     {
+        AttentionScale = attentionScale ?? 1f / MathF.Sqrt(shape.HeadDim);
         if (!Supports(shape, device.ComputeCapability))
             throw new ArgumentException($"no fused kernels for {shape} on sm_{device.ComputeCapability}");
         (Device, Shape, _stream) = (device, shape, stream);
@@ -71,6 +73,8 @@ internal sealed unsafe class FusedKernels : IDisposable
 
     public CudaDevice Device { get; }
     public KernelShape Shape { get; }
+    /// What the attention kernels scale q . k by before the softmax.
+    public float AttentionScale { get; }
 
     /// The kernel sources of the module, concatenated in this order (each later file uses the earlier ones' defines).
     public static IReadOnlyList<string> SourceNames { get; } = ["decoder_kernels.cu", "paged_attention.cu", "paged_attention_mma.cu"];
@@ -183,7 +187,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         Tensor workspace)
     {
         var (qStride, maxBlocks, blockSize) = ((int)query.stride(0), (int)blockTables.size(1), (int)kCache.size(1));
-        var (partitionPtr, scale) = (TensorPointer.Of(partitionSize), 1f / MathF.Sqrt(Shape.HeadDim));
+        var (partitionPtr, scale) = (TensorPointer.Of(partitionSize), AttentionScale);
         var (qPtr, kPtr, vPtr) = (TensorPointer.Of(query), TensorPointer.Of(kCache), TensorPointer.Of(vCache));
         var (seqPtr, rowPtr) = (TensorPointer.Of(decodeSeqs), TensorPointer.Of(tokenRows));
         var (tablePtr, lenPtr, outPtr) = (TensorPointer.Of(blockTables), TensorPointer.Of(contextLengths), TensorPointer.Of(output));
@@ -215,7 +219,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         Tensor blockTables, Tensor contextLengths, Tensor kvScales, Tensor output)
     {
         if (!_attentionKernel.TensorCores) throw new InvalidOperationException("prefill attention kernel needs tensor-core attention");
-        var (qStride, maxBlocks, blockSize, scale) = ((int)query.stride(0), (int)blockTables.size(1), (int)kCache.size(1), 1f / MathF.Sqrt(Shape.HeadDim));
+        var (qStride, maxBlocks, blockSize, scale) = ((int)query.stride(0), (int)blockTables.size(1), (int)kCache.size(1), AttentionScale);
         var (qPtr, kPtr, vPtr, prefillPtr) = (TensorPointer.Of(query), TensorPointer.Of(kCache), TensorPointer.Of(vCache), TensorPointer.Of(prefills));
         var (tablePtr, lenPtr, scalePtr, outPtr) = (TensorPointer.Of(blockTables), TensorPointer.Of(contextLengths), TensorPointer.Of(kvScales), TensorPointer.Of(output));
         void** args = stackalloc void*[] { &qPtr, &qStride, &kPtr, &vPtr, &prefillPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &scale, &scalePtr, &outPtr };

@@ -98,7 +98,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             capacity.CapacityTokens, capacity.MaxConcurrentSequences(maxModelLen), maxModelLen);
         var cache = model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize, cacheDtype);
         // the pooling runner computes prompts only: no decode step to capture
-        if (!options.EnforceEager && !pooling && gpuMemory is not null && model.FusedKernelsActive(cacheDtype))
+        if (!options.EnforceEager && !pooling && gpuMemory is not null && model.CanCaptureGraphs(cacheDtype))
             CaptureGraphs(model, cache, options, gpuMemory, logger);
         cache.CalibrateScales = options.CalculateKVScales;   // after the capture: graphs replay plain decode steps
         var runner = new ModelRunner(model, cache);

@@ -204,6 +204,10 @@ public sealed class LoadedModel : IDisposable
         UseFusedKernels && Device.type == TorchSharp.DeviceType.CUDA
         && CudaBackend.Supports(_model.Config, Shape(cacheDtype ?? KVCacheDtype.Of(Dtype)), Device);
 
+    /// Whether decode steps over a pool of cacheDtype can be captured as CUDA graphs: the fused backend runs them and
+    /// they never wait for the host (ModelConfig.StepWaitsForTheHost: a mixture of experts' routing).
+    public bool CanCaptureGraphs(KVCacheDtype cacheDtype) => FusedKernelsActive(cacheDtype) && !Config.StepWaitsForTheHost;
+
     /// Whether steps over a pool of cacheDtype run on some backend: an FP8 pool needs the fused kernels (libtorch here
     /// has no FP8 type for the plain path).
     public bool CanRun(KVCacheDtype cacheDtype) => !cacheDtype.IsFp8 || FusedKernelsActive(cacheDtype);
@@ -247,7 +251,8 @@ public sealed class LoadedModel : IDisposable
     /// tuneMatmuls: time the matrix products at these batch sizes first (MatmulTuning); false keeps cuBLAS's defaults.
     public void CaptureDecodeGraphs(PagedKVCache cache, IReadOnlyList<int> batchSizes, bool tuneMatmuls = true)
     {
-        if (!FusedKernelsActive(cache.Dtype)) throw new InvalidOperationException("CUDA graphs need the fused CUDA backend");
+        if (!CanCaptureGraphs(cache.Dtype))
+            throw new InvalidOperationException("CUDA graphs need the fused CUDA backend and steps that never wait for the host");
         if (_peers is null)
         {
             CaptureRankGraphs(cache, batchSizes, tuneMatmuls);

@@ -53,6 +53,21 @@ public sealed class LlamaVariantsTests
             Assert.Contains("one device", Assert.Throws<ModelLoadException>(() => ModelLoader.Load(folder.Path, "float32", tensorParallelSize: 2)).Message);
     }
 
+    /// Granite's multipliers and SmolLM3's layers without rope are within what the fused kernels compute; the others'
+    /// norms or rotary pairs are not (they run the plain backend on CUDA). None is the training backend's Llama block.
+    [Theory, MemberData(nameof(Families))]
+    public void TheFusedKernelsComputeGraniteAndSmolLM3(Family family)
+    {
+        using var folder = new TempDirectory();
+        Write(family, folder.Path);
+        var config = ModelConfig.Load(folder.Path);
+        Assert.Equal(family is Family.Granite or Family.SmolLM3, config.FusedKernelsCompute);
+        Assert.False(config.StepWaitsForTheHost);
+        Assert.False(config.IsLlamaBlock);
+        if (family == Family.Granite) Assert.Equal(AttentionMultiplier, config.SoftmaxScale);
+        else Assert.Equal(1 / Math.Sqrt(HeadDim), config.SoftmaxScale, 12);
+    }
+
     [Fact]
     public void AbsentFieldsTakeTransformersDefaults()
     {
@@ -244,8 +259,18 @@ public sealed class LlamaVariantsTests
 
 /// The same checkpoints on CUDA (the plain backend on the device): greedy tokens as the float64 reference gives them.
 [Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
-public sealed class LlamaVariantsGpuTests
+public sealed class LlamaVariantsGpuTests(Xunit.Abstractions.ITestOutputHelper output)
 {
+    [GpuTheory]
+    [InlineData(LlamaVariantsTests.Family.Granite)]
+    [InlineData(LlamaVariantsTests.Family.SmolLM3)]
+    public void TheFusedBackendComputesThemAsThePlainOne(LlamaVariantsTests.Family family)
+    {
+        using var folder = new TempDirectory();
+        LlamaVariantsTests.Write(family, folder.Path);
+        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, [1, 17, 305, 42, 9, 77, 480, 3, 250, 11], [64, 5, 300, 12], output.WriteLine);
+    }
+
     [GpuTheory]
     [InlineData(LlamaVariantsTests.Family.Granite)]
     [InlineData(LlamaVariantsTests.Family.SmolLM3)]

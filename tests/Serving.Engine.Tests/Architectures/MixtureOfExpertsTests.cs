@@ -55,6 +55,18 @@ public sealed class MixtureOfExpertsTests
             Serving.Engine.Config.ModelConfig.Load(folder.Path)).Message);
     }
 
+    /// The fused kernels compute a mixture's attention and norms (the experts are TorchSharp products either way), but
+    /// its steps read the routing on the host, so they are never captured as CUDA graphs.
+    [Theory, MemberData(nameof(Families))]
+    public void TheFusedKernelsRunThemWithoutGraphs(Family family)
+    {
+        using var folder = new TempDirectory();
+        Write(family, folder.Path);
+        var config = Serving.Engine.Config.ModelConfig.Load(folder.Path);
+        Assert.True(config.FusedKernelsCompute);
+        Assert.True(config.StepWaitsForTheHost);
+    }
+
     [Theory, MemberData(nameof(Families))]
     public void TheConfigWriterWritesWhatTheReaderReadsBack(Family family)
     {
@@ -221,8 +233,19 @@ public sealed class MixtureOfExpertsTests
 
 /// The same checkpoints on CUDA (the plain backend on the device): greedy tokens as the float64 reference gives them.
 [Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
-public sealed class MixtureOfExpertsGpuTests
+public sealed class MixtureOfExpertsGpuTests(Xunit.Abstractions.ITestOutputHelper output)
 {
+    [GpuTheory]
+    [InlineData(MixtureOfExpertsTests.Family.Mixtral)]
+    [InlineData(MixtureOfExpertsTests.Family.Qwen3Moe)]
+    [InlineData(MixtureOfExpertsTests.Family.Qwen2Moe)]
+    public void TheFusedBackendComputesThemAsThePlainOne(MixtureOfExpertsTests.Family family)
+    {
+        using var folder = new TempDirectory();
+        MixtureOfExpertsTests.Write(family, folder.Path);
+        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, [1, 17, 305, 42, 9, 77, 480, 3, 250, 11], [64, 5, 300, 12], output.WriteLine);
+    }
+
     [GpuTheory]
     [InlineData(MixtureOfExpertsTests.Family.Mixtral)]
     [InlineData(MixtureOfExpertsTests.Family.Qwen3Moe)]

@@ -50,6 +50,40 @@ internal static class ReferenceChecks
         return tokens;
     }
 
+    /// On CUDA in bfloat16, where the fused backend runs the checkpoint (ModelConfig.FusedKernelsCompute): its logits of
+    /// every prompt position (prefilled in two chunks, the second attending over the first's pool) and of decode steps
+    /// after it (teacher-forced on the same tokens) are the plain backend's within bfloat16 rounding, the same argmax at
+    /// every one; prefill and decode run the tensor-core kernels (head dim 16) at the model's attention scale.
+    public static void AssertFusedAgreesWithPlain(string folder, int[] prompt, int[] forced, Action<string> log)
+    {
+        using var model = ModelLoader.Load(folder, "bfloat16", CUDA);
+        Assert.True(model.FusedKernelsActive());
+        using var cache = model.CreateKVCache(numBlocks: 32, blockSize: 4);
+        List<float[]> Run(bool fused)
+        {
+            model.UseFusedKernels = fused;
+            var runner = new PagedRunner(model, cache);
+            var sequence = runner.Add(prompt);
+            var rows = new List<float[]>(runner.Step([(sequence, prompt.Length / 2)], allLogits: true));
+            rows.AddRange(runner.Step([(sequence, prompt.Length - prompt.Length / 2)], allLogits: true));
+            foreach (var token in forced)
+            {
+                runner.Append(sequence, token);
+                rows.Add(runner.Step([(sequence, 1)])[0]);
+            }
+            return rows;
+        }
+        var (plain, fusedRows) = (Run(fused: false), Run(fused: true));
+        var maxDifference = 0.0;
+        for (var row = 0; row < plain.Count; row++)
+        {
+            maxDifference = Math.Max(maxDifference, plain[row].Zip(fusedRows[row], (a, b) => Math.Abs((double)a - b)).Max());
+            Assert.Equal(PagedRunner.ArgMax(plain[row]), PagedRunner.ArgMax(fusedRows[row]));
+        }
+        log($"max |fused - plain| bf16 logits over {plain.Count} positions: {maxDifference:E2}");
+        Assert.True(maxDifference <= 0.1, $"max difference {maxDifference}");
+    }
+
     /// The engine's greedy tokens for prompt from the checkpoint folder, on the CPU or on CUDA.
     public static async Task<int[]> EngineGreedyAsync(string folder, int[] prompt, int count, string device = "cpu")
     {

@@ -17,14 +17,15 @@ internal sealed class CudaBackend : DecoderBackend
     public CudaBackend(ModelConfig config, KernelShape shape, RopeTable rope, Device device, CudaStream stream)
     {
         (_config, _rope, Stream) = (config, rope, stream);
-        Kernels = new FusedKernels(stream.Device, Stream.Handle, shape);
+        Kernels = new FusedKernels(stream.Device, Stream.Handle, shape, (float)config.SoftmaxScale);
         Buffers = new DeviceStepBuffers(maxTokens: 256, maxSeqs: 16, maxBlocksPerSeq: 64, device);
     }
 
-    /// Whether the kernels take this model and pool on the device: a Llama block (not gemma's), see
-    /// FusedKernels.Supports; rows of whole 16-byte vectors.
+    /// Whether the kernels take this model and pool on the device: a decoder they compute (ModelConfig.FusedKernelsCompute)
+    /// in a shape they take (FusedKernels.Supports), its norms' and SiLU's rows whole 16-byte vectors.
     public static bool Supports(ModelConfig config, KernelShape shape, Device device) =>
-        config.IsLlamaBlock && config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0
+        config.FusedKernelsCompute
+        && new[] { config.HiddenSize, config.IntermediateSize, config.ExpertIntermediateSize, config.SharedExpertIntermediateSize }.All(n => n % 8 == 0)
         && FusedKernels.Supports(shape, CudaDevice.Open(Math.Max(device.index, 0)).ComputeCapability);
 
     public CudaStream Stream { get; }
@@ -144,7 +145,7 @@ internal sealed class CudaStep : DecoderStep
     public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer) => Timed("rotary + KV write", () => RotaryAndWrite(qkv, layer));
 
     public override Tensor Attention(Tensor qkv, int layer, Tensor? sinks) => sinks is null ? Timed("attention", () => Attend(qkv, layer))
-        : throw new NotSupportedException("the fused kernels have no attention sinks: such a model runs the plain backend (ModelConfig.IsLlamaBlock)");
+        : throw new NotSupportedException("the fused kernels have no attention sinks: such a model runs the plain backend (ModelConfig.FusedKernelsCompute)");
 
     public override Tensor SiluAndMul(Tensor gateUp) => Timed("silu x up", () =>
     {
@@ -161,13 +162,15 @@ internal sealed class CudaStep : DecoderStep
     Tensor RotaryAndWrite(Tensor qkv, int layer)
     {
         var (keys, values, scales) = (_cache.Keys(layer), _cache.Values(layer), _cache.Scales[layer]);
+        var rotated = !_config.NoRopeLayers.Contains(layer);   // smollm3's every fourth layer has no rotary embedding
         if (!_cache.CalibrateScales)
         {
-            _kernels.RopeAndWriteKV(qkv, _positions, _slots, _rope.Cos, _rope.Sin, scales, keys, values);
+            if (rotated) _kernels.RopeAndWriteKV(qkv, _positions, _slots, _rope.Cos, _rope.Sin, scales, keys, values);
+            else _kernels.WriteKV(qkv, _slots, scales, keys, values);
             return qkv;
         }
         // --calculate-kv-scales: rotate, measure the rotated K and V, set this layer's scales, then write
-        _kernels.RopeAndWriteKV(qkv, _positions, null, _rope.Cos, _rope.Sin, scales, keys, values);
+        if (rotated) _kernels.RopeAndWriteKV(qkv, _positions, null, _rope.Cos, _rope.Sin, scales, keys, values);
         var (heads, kvHeads, dim) = (_config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
         using (var scope = NewDisposeScope())
         {

@@ -46,8 +46,7 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// silu(gate) * up, from gateUp (numTokens, 2 ffn) = [gate | up]: (numTokens, ffn).
     public abstract Tensor SiluAndMul(Tensor gateUp);
 
-    /// gelu(gate) * up with GELU's tanh approximation (gemma): plain TorchSharp on every backend (the fused kernels
-    /// serve Llama blocks only, ModelConfig.IsLlamaBlock).
+    /// gelu(gate) * up with GELU's tanh approximation (gemma): plain TorchSharp on every backend (no fused kernel).
     public virtual Tensor GeluTanhAndMul(Tensor gateUp) => TorchOps.GeluTanhAndMul(gateUp);
 
     /// x W^T (+ bias): x (numTokens, in), weight (out, in) -> (numTokens, out). TorchSharp's linear (cuBLAS's own

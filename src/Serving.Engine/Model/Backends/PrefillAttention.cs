@@ -37,7 +37,7 @@ internal static class PrefillAttention
                 var rows = Math.Min(rowsPerPiece, queryLength - first);
                 var keys = contextLength - queryLength + first + rows;                  // the piece's last query sees these
                 var attended = Attend(qkv.narrow(0, queryStart + first, rows), k.narrow(2, 0, keys), v.narrow(2, 0, keys),
-                    numHeads, numKVHeads, headDim);
+                    numHeads, numKVHeads, headDim, kernels.AttentionScale);
                 output.narrow(0, queryStart + first, rows).copy_(attended);
             }
             contextStart += contextLength;
@@ -45,13 +45,16 @@ internal static class PrefillAttention
     }
 
     // rows (Lq, (H + 2G) D): queries at the last Lq of the keys' positions; k, v (1, G, C, D) -> (Lq, H D)
-    static Tensor Attend(Tensor rows, Tensor k, Tensor v, int numHeads, int numKVHeads, int headDim)
+    static Tensor Attend(Tensor rows, Tensor k, Tensor v, int numHeads, int numKVHeads, int headDim, double scale)
     {
         var (queryLength, groupSize, contextLength) = ((int)rows.size(0), numHeads / numKVHeads, (int)k.size(2));
         var q = rows.narrow(1, 0, numHeads * headDim)
             .view(queryLength, numKVHeads, groupSize, headDim)
             .permute(1, 2, 0, 3).reshape(1, numKVHeads, -1, headDim);                  // (1, G, group Lq, D)
         var mask = CausalMask(queryLength, contextLength, groupSize, rows.device);
+        // SDPA scales by 1 / sqrt(D) (TorchSharp's takes no scale): another scale (granite's) is folded into the queries
+        var sdpaScale = 1.0 / Math.Sqrt(headDim);
+        if (Math.Abs(scale - sdpaScale) > 1e-7 * sdpaScale) q = q * (scale / sdpaScale);
         return scaled_dot_product_attention(q, k, v, mask)                               // (1, G, group Lq, D)
             .view(numKVHeads, groupSize, queryLength, headDim)
             .permute(2, 0, 1, 3).reshape(queryLength, numHeads * headDim);

@@ -35,7 +35,7 @@ internal sealed class TorchAttention
     {
         (_numHeads, _numKVHeads, _headDim) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim);
         _groupSize = _numHeads / _numKVHeads;
-        _scale = config.AttentionScale ?? 1.0 / Math.Sqrt(_headDim);
+        _scale = config.SoftmaxScale;
         _softcap = config.AttentionSoftcap;
         var windows = config.LayerWindows.OfType<int>().Distinct().ToArray();
         var decodes = new List<int>();
