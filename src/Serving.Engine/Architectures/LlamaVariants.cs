@@ -56,7 +56,9 @@ internal sealed class SmolLM3 : ModelArchitecture
             OutputBias = attentionBias,
             MlpBias = json.Bool("mlp_bias") ?? false,
             NoRopeLayers = [.. Enumerable.Range(0, config.NumHiddenLayers).Where(i => usesRope[i] == 0)],
-            SlidingWindow = ModelConfigReader.SlidingWindow(json, inEffect: json.Bool("use_sliding_window") ?? false),
+            // under use_sliding_window the layers without rope slide (SmolLM3Config), unless layer_types says otherwise
+            LayerWindows = json.Bool("use_sliding_window") ?? false
+                ? ModelConfigReader.LayerWindows(json, config.NumHiddenLayers, layer => usesRope[layer] == 0) : [],
         };
     }
 

@@ -78,7 +78,7 @@ internal sealed class Mixtral : ModelArchitecture
             NumExpertsPerToken = json.Int("num_experts_per_tok") ?? 2,
             ExpertIntermediateSize = config.IntermediateSize,
             NormalizeTopKProbabilities = true,
-            SlidingWindow = ModelConfigReader.SlidingWindow(json, inEffect: true),
+            LayerWindows = ModelConfigReader.EveryLayerWindows(json, config.NumHiddenLayers),
         };
         ExpertLayout.Check(json.File, read);
         return read;
@@ -107,7 +107,7 @@ internal sealed class Qwen3Moe : ModelArchitecture
             QkNorm = true,
             QkvBias = attentionBias,
             OutputBias = attentionBias,
-            SlidingWindow = ModelConfigReader.SlidingWindow(json, inEffect: json.Bool("use_sliding_window") ?? false),
+            LayerWindows = ModelConfigReader.QwenLayerWindows(json, config.NumHiddenLayers),
             NumExperts = json.Int("num_experts") ?? 128,
             NumExpertsPerToken = json.Int("num_experts_per_tok") ?? 8,
             ExpertIntermediateSize = json.Int("moe_intermediate_size") ?? 768,
@@ -143,7 +143,7 @@ internal sealed class Qwen2Moe : ModelArchitecture
         var read = config with
         {
             QkvBias = true,
-            SlidingWindow = ModelConfigReader.SlidingWindow(json, inEffect: json.Bool("use_sliding_window") ?? false),
+            LayerWindows = ModelConfigReader.QwenLayerWindows(json, config.NumHiddenLayers),
             NumExperts = json.Int("num_experts") ?? 60,
             NumExpertsPerToken = json.Int("num_experts_per_tok") ?? 4,
             ExpertIntermediateSize = json.Int("moe_intermediate_size") ?? 1408,

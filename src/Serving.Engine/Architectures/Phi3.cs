@@ -6,7 +6,7 @@ namespace Serving.Engine.Architectures;
 
 /// Phi3ForCausalLM (Phi-3, Phi-3.5, Phi-4-mini): checkpoints store qkv_proj and gate_up_proj already fused, rotary
 /// embedding may turn only part of each head (partial_rotary_factor) and long-context variants use longrope. No
-/// biases; sliding_window, when set, is in effect.
+/// biases; sliding_window, when set, slides every layer.
 internal sealed class Phi3 : ModelArchitecture
 {
     public override string Name => "Phi3ForCausalLM";
@@ -17,7 +17,7 @@ internal sealed class Phi3 : ModelArchitecture
         return config with
         {
             PartialRotaryFactor = ModelConfigReader.PartialRotaryFactor(json, config.HeadDim, fallback: 1.0),
-            SlidingWindow = ModelConfigReader.SlidingWindow(json, inEffect: true),
+            LayerWindows = ModelConfigReader.EveryLayerWindows(json, config.NumHiddenLayers),
         };
     }
 

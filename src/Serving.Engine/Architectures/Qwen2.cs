@@ -4,7 +4,7 @@ using Serving.Engine.Weights;
 namespace Serving.Engine.Architectures;
 
 /// Qwen2ForCausalLM (Qwen2, Qwen2.5): Llama's layout with a bias on q, k and v (never on o); configs carry
-/// sliding_window even when it is off, and only use_sliding_window turns it on.
+/// sliding_window even when it is off, and only use_sliding_window turns it on (from max_window_layers on).
 internal sealed class Qwen2 : ModelArchitecture
 {
     public override string Name => "Qwen2ForCausalLM";
@@ -13,7 +13,7 @@ internal sealed class Qwen2 : ModelArchitecture
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json) => config with
     {
         QkvBias = true,
-        SlidingWindow = ModelConfigReader.SlidingWindow(json, inEffect: json.Bool("use_sliding_window") ?? false),
+        LayerWindows = ModelConfigReader.QwenLayerWindows(json, config.NumHiddenLayers),
     };
 
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>

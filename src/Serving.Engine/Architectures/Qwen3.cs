@@ -18,7 +18,7 @@ internal sealed class Qwen3 : ModelArchitecture
             QkNorm = true,
             QkvBias = attentionBias,
             OutputBias = attentionBias,
-            SlidingWindow = ModelConfigReader.SlidingWindow(json, inEffect: json.Bool("use_sliding_window") ?? false),
+            LayerWindows = ModelConfigReader.QwenLayerWindows(json, config.NumHiddenLayers),
         };
     }
 

@@ -57,9 +57,16 @@ public sealed record ModelConfig
     public double? AttentionSoftcap { get; init; }
     public double? FinalLogitSoftcap { get; init; }
     /// Per layer, the window of a sliding-window layer (a query sees itself and the window - 1 positions before it) or
-    /// null for a layer that attends to the whole context (gemma's layer_types); empty: every layer attends to the
-    /// whole context. Unlike SlidingWindow, this does not bound the context: the plain backend masks each window.
+    /// null for a layer that attends to the whole context (layer_types, else each family's pattern: every layer of
+    /// mistral, mixtral and phi3 under sliding_window, gemma's and gpt-oss's alternating layers, qwen's from
+    /// max_window_layers on under use_sliding_window); empty: every layer attends to the whole context. The window does
+    /// not bound the context: attention masks it.
     public IReadOnlyList<int?> LayerWindows { get; init; } = [];
+    /// A layer's sliding window (LayerWindows), null when it attends to the whole context.
+    public int? LayerWindow(int layer) => LayerWindows.Count > 0 ? LayerWindows[layer] : null;
+    /// When every layer slides: the largest window, the most positions any query attends to; null: some layer (or
+    /// every one) sees its whole context.
+    public int? AttentionSpan => LayerWindows.Count > 0 && LayerWindows.All(w => w is not null) ? LayerWindows.Max() : null;
     /// The rope of the sliding-window layers when it is not Rope (gemma3's rope_local_base_freq); null: Rope.
     public RopeConfig? LocalRope { get; init; }
     /// The attention and MLP outputs are multiplied by this before they join the residual stream (granite's
@@ -113,14 +120,13 @@ public sealed record ModelConfig
         && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0 && !InterleavedRope
         && !NormsCentered && !ParallelBlock && LogitsMultiplier is null && !AttentionSinks;
     /// Whether the fused CUDA kernels compute this decoder's norms, rotary embedding, K/V write and attention: Llama's
-    /// RMSNorm (q/k norms per head), rotary embedding over the first RotaryDim dimensions in halves (or none, NoRopeLayers),
-    /// causal attention over the whole context at any scale, without soft-capping or sinks. What the decoder does around
-    /// them (multipliers, sandwich norms, GeGLU, experts) is TorchSharp on either backend. So granite, smollm3 and the
-    /// mixtures of experts run the fused backend too; gemma, olmo2, glm4, cohere, ernie, gpt-oss and sliding windows
-    /// run the plain one, on the GPU too.
+    /// RMSNorm (q/k norms per head), one rotary embedding over the first RotaryDim dimensions in halves (or none,
+    /// NoRopeLayers), causal attention at any scale over the whole context or a layer's window, without soft-capping or
+    /// sinks. What the decoder does around them (multipliers, sandwich norms, GeGLU, experts) is TorchSharp on either
+    /// backend. So granite, smollm3, mistral's and phi3's windows and the mixtures of experts run the fused backend too;
+    /// gemma, olmo2, glm4, cohere, ernie and gpt-oss run the plain one, on the GPU too.
     public bool FusedKernelsCompute => NormWeight == RmsNormWeight.AfterRounding && !QkNormWholeProjection
-        && AttentionSoftcap is null && LayerWindows.All(w => w is null) && LocalRope is null && !InterleavedRope
-        && !NormsCentered && !AttentionSinks;
+        && AttentionSoftcap is null && LocalRope is null && !InterleavedRope && !NormsCentered && !AttentionSinks;
     /// Whether a step reads the device's results on the host before it ends (a mixture of experts copies each layer's
     /// routing to the host to group the tokens by expert): such a step cannot be captured as a CUDA graph.
     public bool StepWaitsForTheHost => NumExperts > 0;
@@ -165,10 +171,6 @@ public sealed record ModelConfig
     /// How the checkpoint's weights are quantized (quantization_config); null: they are not. They are dequantized as
     /// they load, so nothing past the loader sees it.
     public WeightQuantization? Quantization { get; init; }
-    /// The attention window when one is in effect (mistral sliding_window, qwen2 with use_sliding_window).
-    /// We do not implement windowed attention: MaxContextLength is clamped to it instead, so that no query
-    /// ever has a key outside the window and results equal transformers' exactly.
-    public int? SlidingWindow { get; init; }
 
     public int NumQueriesPerKV => NumAttentionHeads / NumKeyValueHeads;
     /// Width of the concatenated query heads: NumAttentionHeads x HeadDim.
@@ -184,7 +186,7 @@ public sealed record ModelConfig
     /// embedding model was made for, which vLLM serves as the model's length; null when the folder has none.
     public int? SentenceTransformersMaxLength { get; init; }
     /// Longest sequence (prompt + completion) this checkpoint serves exactly.
-    public int MaxContextLength => Math.Min(Math.Min(RopeContextLength, SlidingWindow ?? int.MaxValue), SentenceTransformersMaxLength ?? int.MaxValue);
+    public int MaxContextLength => Math.Min(RopeContextLength, SentenceTransformersMaxLength ?? int.MaxValue);
     /// The architecture name: the first of `architectures`, else the model type.
     public string Architecture => Architectures.FirstOrDefault() ?? ModelType;
 
@@ -201,8 +203,6 @@ public sealed record ModelConfig
     {
         if (SentenceTransformersMaxLength is { } length && length == MaxContextLength)
             return $"sentence_bert_config.json's max_seq_length = {length}";
-        if (SlidingWindow is { } window && window < RopeContextLength)
-            return $"sliding_window = {window}: windowed attention is not implemented, so contexts are limited to the window";
         if (RopeContextLength != MaxPositionEmbeddings)
             return $"max_position_embeddings = {MaxPositionEmbeddings}, {Rope.Type.ToString().ToLowerInvariant()} rope scaling by {Rope.Factor} serves {RopeContextLength}";
         return $"max_position_embeddings = {MaxPositionEmbeddings}";

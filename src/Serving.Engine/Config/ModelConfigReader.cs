@@ -181,12 +181,17 @@ internal static class ModelConfigReader
             window is { } w && (types.Count > 0 ? types[i] == "sliding_attention" : defaultSliding(i)) ? w : (int?)null)];
     }
 
-    /// The window in effect, or null; a window that is on must be positive.
-    public static int? SlidingWindow(JsonFields json, bool inEffect)
+    /// Every layer sliding under sliding_window, unless layer_types says otherwise (mistral, mixtral, phi3: their
+    /// attention takes config.sliding_window in every layer); all null without a window.
+    public static IReadOnlyList<int?> EveryLayerWindows(JsonFields json, int layers) => LayerWindows(json, layers, _ => true);
+
+    /// Qwen's families (qwen2, qwen3 and their mixtures): only use_sliding_window puts sliding_window in effect (their
+    /// configs carry it when it is off), then in the layers from max_window_layers on (transformers' default 28) unless
+    /// layer_types says otherwise.
+    public static IReadOnlyList<int?> QwenLayerWindows(JsonFields json, int layers)
     {
-        var window = json.Int("sliding_window");
-        if (window is null || !inEffect) return null;
-        return window > 0 ? window
-            : throw new ModelConfigException($"{json.File}: field 'sliding_window' must be positive, got {window}");
+        if (!(json.Bool("use_sliding_window") ?? false)) return [];
+        var from = json.Int("max_window_layers") ?? 28;
+        return LayerWindows(json, layers, layer => layer >= from);
     }
 }

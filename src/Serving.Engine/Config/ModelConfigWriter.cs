@@ -48,16 +48,12 @@ public static class ModelConfigWriter
         if (config.ProblemType is { } problem) json["problem_type"] = problem;
         if (config.IsMatryoshka) json["is_matryoshka"] = true;
         if (config.MatryoshkaDimensions.Count > 0) json["matryoshka_dimensions"] = new JsonArray(config.MatryoshkaDimensions.Select(d => (JsonNode)d).ToArray());
-        if (config.SlidingWindow is { } window)
-        {
-            json["sliding_window"] = window;
-            json["use_sliding_window"] = true;
-        }
         json["rope_scaling"] = RopeScaling(config.Rope);
         WriteGemma(config, json);
-        if (config.LayerWindows.Count > 0)   // gemma's and gpt-oss's sliding layers
+        if (config.LayerWindows.Any(w => w is not null))   // which layers slide, in any family's reading (qwen's needs use_sliding_window)
         {
-            json["sliding_window"] = config.LayerWindows.FirstOrDefault(w => w is not null);
+            json["sliding_window"] = config.LayerWindows.First(w => w is not null);
+            json["use_sliding_window"] = true;
             json["layer_types"] = new JsonArray([.. config.LayerWindows.Select(w => (JsonNode)(w is null ? "full_attention" : "sliding_attention"))]);
         }
         if (config.ExpertSwigluLimit is { } limit) json["swiglu_limit"] = limit;   // gpt-oss's

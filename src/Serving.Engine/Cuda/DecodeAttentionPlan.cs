@@ -14,13 +14,20 @@ internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int N
     /// warp, cost more than they hide (GQA-8 at batch 64, ctx 2048: 4.58 ms unsplit against 4.87 at three partitions;
     /// MQA at batch 256: 2.58 against 3.36). <paramref name="granule"/>: the tokens one block takes at a time
     /// (partitions are whole granules).
+    /// <paramref name="attentionSpan"/>: the most positions any layer attends to when every layer slides (the largest
+    /// window; see AttentionSpan), so longer contexts split as that many positions do.
     public static DecodeAttentionPlan Create(int numSeqs, int maxContextLength, int blocksPerPartition, int concurrentBlocks, int granule,
-        int minPartitionTokens = MinPartitionTokens)
+        int minPartitionTokens = MinPartitionTokens, int? attentionSpan = null)
     {
+        var attended = Math.Min(maxContextLength, attentionSpan ?? int.MaxValue);
         var inOneWave = concurrentBlocks / Math.Max(1, numSeqs * blocksPerPartition);
-        var longEnough = maxContextLength / minPartitionTokens;
-        return Split(numSeqs, maxContextLength, Math.Max(1, Math.Min(inOneWave, longEnough)), granule);
+        var longEnough = attended / minPartitionTokens;
+        return Split(numSeqs, attended, Math.Max(1, Math.Min(inOneWave, longEnough)), granule) with { AttentionSpan = attentionSpan };
     }
+
+    /// When every layer of the model slides: the largest window, the most positions a query attends to whatever its
+    /// context (a sliding layer's partitions count from its window's start); null: some layer sees the whole context.
+    public int? AttentionSpan { get; init; }
 
     /// The shortest partition a split makes: below it the fixed cost of a block (queries, pipeline start, merge) and of
     /// the reduce outweighs the shorter walk (batch 1, ctx 2048 on the H200: 0.49-0.53 ms for 6 to 32 partitions).
@@ -49,7 +56,7 @@ internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int N
     /// need: the partition size a step uploads. Partitions past a sequence's context do nothing.
     public int PartitionSizeFor(int maxContextLength)
     {
-        var granules = Math.Max(1, CeilDiv(maxContextLength, Granule));
+        var granules = Math.Max(1, CeilDiv(Math.Min(maxContextLength, AttentionSpan ?? int.MaxValue), Granule));
         return CeilDiv(granules, NumPartitions) * Granule;
     }
 

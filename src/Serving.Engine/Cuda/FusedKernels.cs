@@ -34,10 +34,12 @@ internal sealed unsafe class FusedKernels : IDisposable
     readonly DecodeAttentionKernel _attentionKernel;
     readonly int _concurrentAttentionBlocks;
 
-    /// attentionScale: the attention logits' scale (ModelConfig.SoftmaxScale); null: 1 / sqrt(head_dim).
-    public FusedKernels(CudaDevice device, IntPtr stream, KernelShape shape, float? attentionScale = null)
+    /// attentionScale: the attention logits' scale (ModelConfig.SoftmaxScale); null: 1 / sqrt(head_dim). attentionSpan: the
+    /// largest window when every layer slides (ModelConfig.AttentionSpan), which bounds how decode attention splits.
+    public FusedKernels(CudaDevice device, IntPtr stream, KernelShape shape, float? attentionScale = null, int? attentionSpan = null)
     {
         AttentionScale = attentionScale ?? 1f / MathF.Sqrt(shape.HeadDim);
+        AttentionSpan = attentionSpan;
         if (!Supports(shape, device.ComputeCapability))
             throw new ArgumentException($"no fused kernels for {shape} on sm_{device.ComputeCapability}");
         (Device, Shape, _stream) = (device, shape, stream);
@@ -75,6 +77,8 @@ internal sealed unsafe class FusedKernels : IDisposable
     public KernelShape Shape { get; }
     /// What the attention kernels scale q . k by before the softmax.
     public float AttentionScale { get; }
+    /// The largest window when every layer slides; null: some layer attends to the whole context.
+    public int? AttentionSpan { get; }
 
     /// The kernel sources of the module, concatenated in this order (each later file uses the earlier ones' defines).
     public static IReadOnlyList<string> SourceNames { get; } = ["decoder_kernels.cu", "paged_attention.cu", "paged_attention_mma.cu"];
@@ -170,7 +174,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     public DecodeAttentionPlan PlanDecode(int numDecodes, int maxContextLength, int? concurrentBlocks = null) =>
         DecodeAttentionPlan.Create(numDecodes, maxContextLength, Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead,
             concurrentBlocks ?? _concurrentAttentionBlocks, _attentionKernel.Granule,
-            DecodeAttentionPlan.MinPartitionTokensFor(Shape.GroupSize, Shape.CacheDtype.Size));
+            DecodeAttentionPlan.MinPartitionTokensFor(Shape.GroupSize, Shape.CacheDtype.Size), AttentionSpan);
 
     /// Whether decode attention runs on tensor cores here (see KernelShape.UsesTensorCoreAttention).
     public bool TensorCoreAttention => _attentionKernel.TensorCores;
@@ -181,11 +185,15 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// blockTables (numSeqs, maxBlocksPerSeq) and contextLengths (numSeqs) int32; partitionSize one int32 on the
     /// device (the tokens of one partition, see DecodeAttentionPlan.PartitionSizeFor); kvScales the layer's
     /// [k_scale, v_scale] float32; output (numTokens, numHeads * headDim), only the decode rows written; workspace
-    /// float32 of plan.WorkspaceElements (or empty). The plan gives the grid: NumSeqs x NumPartitions.
+    /// float32 of plan.WorkspaceElements (or empty). The plan gives the grid: NumSeqs x NumPartitions. window: a
+    /// sliding-window layer's (each query sees the last window positions of its context); null: the whole context.
     public void PagedDecodeAttention(Tensor query, Tensor kCache, Tensor vCache, Tensor decodeSeqs, Tensor tokenRows,
         Tensor blockTables, Tensor contextLengths, Tensor partitionSize, Tensor kvScales, DecodeAttentionPlan plan, Tensor output,
-        Tensor workspace)
+        Tensor workspace, int? window = null)
     {
+        if (window is not null && (window <= 0 || plan.AttentionSpan is { } span && window > span))
+            throw new ArgumentOutOfRangeException(nameof(window), window, $"a window is positive and within the plan's span ({plan.AttentionSpan})");
+        var windowSize = window ?? 0;
         var (qStride, maxBlocks, blockSize) = ((int)query.stride(0), (int)blockTables.size(1), (int)kCache.size(1));
         var (partitionPtr, scale) = (TensorPointer.Of(partitionSize), AttentionScale);
         var (qPtr, kPtr, vPtr) = (TensorPointer.Of(query), TensorPointer.Of(kCache), TensorPointer.Of(vCache));
@@ -197,7 +205,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         void** args = stackalloc void*[]
         {
             &qPtr, &qStride, &kPtr, &vPtr, &seqPtr, &rowPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &partitionPtr, &scale,
-            &scalePtr, &outPtr, &partOut, &partMl,
+            &windowSize, &scalePtr, &outPtr, &partOut, &partMl,
         };
         var grid = ((uint)(Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead), (uint)plan.NumSeqs, (uint)plan.NumPartitions);
         Launch(_attention, grid, _attentionKernel.Threads, _attentionKernel.SharedBytes, args);

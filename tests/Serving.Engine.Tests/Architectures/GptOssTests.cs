@@ -106,7 +106,6 @@ public sealed class GptOssTests
         Assert.Equal(7.0, config.ExpertSwigluLimit);
         Assert.Equal(RmsNormWeight.BeforeRounding, config.NormWeight);
         Assert.Equal(Enumerable.Range(0, 24).Select(i => i % 2 == 0 ? 128 : (int?)null), config.LayerWindows);
-        Assert.Null(config.SlidingWindow);   // masked per layer, not a bound on the context
         Assert.Equal((RopeType.Yarn, 32.0, 4096, false), (config.Rope.Type, config.Rope.Factor, config.Rope.OriginalMaxPositionEmbeddings, config.Rope.Truncate));
         Assert.Equal(0.1 * Math.Log(32) + 1, config.Rope.AttentionScaling, 12);
         Assert.Equal(131072, config.MaxContextLength);

@@ -12,15 +12,17 @@ namespace Serving.Engine.Tests.Architectures;
 /// embedding in every fourth layer), OLMo 2 (norms after each sublayer only, q/k norms over the whole projections,
 /// norms scaling in float32) and GLM-4 (interleaved rotary pairs over half of each head, q/k/v biases, gate_up_proj
 /// stored fused, norms on the sublayers' outputs too), Cohere (a parallel block, LayerNorm about the mean, interleaved
-/// rotary pairs, logit_scale) and Cohere2 (Cohere's block, sliding layers with a window shorter than the prompts, no
-/// rotary embedding in its full layer). Every position's logits over the paged pool in chunks; greedy tokens through the
+/// rotary pairs, logit_scale), Cohere2 (Cohere's block, sliding layers with a window shorter than the prompts, no
+/// rotary embedding in its full layer) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
 /// engine; the config writer writes back what the reader reads.
 public sealed class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2 }
+    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral }
 
     /// Cohere2's sliding window, shorter than the prompts: its layers 0-2 slide, layer 3 is full and has no rope.
     const int Cohere2Window = 3;
+    /// Mistral's (7B v0.1's sliding_window, small): every layer slides, windows crossing the chunks and the pool's blocks.
+    const int MistralWindow = 4;
 
     public static TheoryData<Family> Families => new(Enum.GetValues<Family>());
 
@@ -53,15 +55,16 @@ public sealed class LlamaVariantsTests
             Assert.Contains("one device", Assert.Throws<ModelLoadException>(() => ModelLoader.Load(folder.Path, "float32", tensorParallelSize: 2)).Message);
     }
 
-    /// Granite's multipliers and SmolLM3's layers without rope are within what the fused kernels compute; the others'
-    /// norms or rotary pairs are not (they run the plain backend on CUDA). None is the training backend's Llama block.
+    /// Granite's multipliers, SmolLM3's layers without rope and Mistral's window are within what the fused kernels
+    /// compute; the others' norms or rotary pairs are not (they run the plain backend on CUDA). None is the training
+    /// backend's Llama block.
     [Theory, MemberData(nameof(Families))]
-    public void TheFusedKernelsComputeGraniteAndSmolLM3(Family family)
+    public void TheFusedKernelsComputeGraniteSmolLM3AndMistral(Family family)
     {
         using var folder = new TempDirectory();
         Write(family, folder.Path);
         var config = ModelConfig.Load(folder.Path);
-        Assert.Equal(family is Family.Granite or Family.SmolLM3, config.FusedKernelsCompute);
+        Assert.Equal(family is Family.Granite or Family.SmolLM3 or Family.Mistral, config.FusedKernelsCompute);
         Assert.False(config.StepWaitsForTheHost);
         Assert.False(config.IsLlamaBlock);
         if (family == Family.Granite) Assert.Equal(AttentionMultiplier, config.SoftmaxScale);
@@ -98,12 +101,13 @@ public sealed class LlamaVariantsTests
             ["architectures"] = new JsonArray(family switch
             {
                 Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM",
-                Family.Glm4 => "Glm4ForCausalLM", Family.Cohere => "CohereForCausalLM", _ => "Cohere2ForCausalLM",
+                Family.Glm4 => "Glm4ForCausalLM", Family.Cohere => "CohereForCausalLM", Family.Cohere2 => "Cohere2ForCausalLM",
+                _ => "MistralForCausalLM",
             }),
             ["model_type"] = family switch
             {
                 Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Glm4 => "glm4",
-                Family.Cohere => "cohere", _ => "cohere2",
+                Family.Cohere => "cohere", Family.Cohere2 => "cohere2", _ => "mistral",
             },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0,
@@ -133,6 +137,11 @@ public sealed class LlamaVariantsTests
             config["logit_scale"] = 0.25;
             config["layer_norm_eps"] = 1e-5;
             if (family == Family.Cohere2) config["sliding_window"] = Cohere2Window;   // layer_types from the pattern: 4
+        }
+        else if (family == Family.Mistral)
+        {
+            config["tie_word_embeddings"] = true;
+            config["sliding_window"] = MistralWindow;
         }
         else config["tie_word_embeddings"] = true;
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
@@ -230,7 +239,8 @@ public sealed class LlamaVariantsTests
             if (glm) (q, k) = (RotatePairs(q), RotatePairs(k));
             else if (cohere) (q, k) = cohere2Full(i) ? (q, k) : (RotateAllPairs(q), RotateAllPairs(k));
             else if (family != Family.SmolLM3 || i != 3) (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));   // smollm3: layer 3 has no rope
-            var mask = ReferenceChecks.CausalMask(t, family == Family.Cohere2 && !cohere2Full(i) ? Cohere2Window : null);
+            var mask = ReferenceChecks.CausalMask(t, family == Family.Cohere2 && !cohere2Full(i) ? Cohere2Window
+                : family == Family.Mistral ? MistralWindow : null);
             var attended = ReferenceChecks.Attend(q, k, v, granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim), mask);
             var output = attended.matmul(W(p + "self_attn.o_proj.weight").t());
             if (cohere)
@@ -264,6 +274,7 @@ public sealed class LlamaVariantsGpuTests(Xunit.Abstractions.ITestOutputHelper o
     [GpuTheory]
     [InlineData(LlamaVariantsTests.Family.Granite)]
     [InlineData(LlamaVariantsTests.Family.SmolLM3)]
+    [InlineData(LlamaVariantsTests.Family.Mistral)]
     public void TheFusedBackendComputesThemAsThePlainOne(LlamaVariantsTests.Family family)
     {
         using var folder = new TempDirectory();
@@ -277,6 +288,7 @@ public sealed class LlamaVariantsGpuTests(Xunit.Abstractions.ITestOutputHelper o
     [InlineData(LlamaVariantsTests.Family.Olmo2)]
     [InlineData(LlamaVariantsTests.Family.Glm4)]
     [InlineData(LlamaVariantsTests.Family.Cohere2)]
+    [InlineData(LlamaVariantsTests.Family.Mistral)]
     public async Task OnCudaTheyAnswerAsTheReference(LlamaVariantsTests.Family family)
     {
         using var folder = new TempDirectory();

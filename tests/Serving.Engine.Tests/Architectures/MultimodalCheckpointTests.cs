@@ -96,7 +96,7 @@ public sealed class MultimodalCheckpointTests
         var config = ModelConfig.Load(folder.Path);
         Assert.Equal(("Qwen2ForCausalLM", "qwen2", true, 4), (config.Architecture, config.ModelType, config.QkvBias, config.NumKeyValueHeads));
         Assert.Equal(new RopeConfig { Theta = 1000000.0 }, config.Rope);
-        Assert.Null(config.SlidingWindow);
+        Assert.Empty(config.LayerWindows);   // use_sliding_window false
         Assert.Equal(128000, config.MaxContextLength);
 
         // Qwen2.5-VL's long context: yarn beside the mrope sections stays yarn

@@ -222,8 +222,27 @@ public sealed class ModelConfigTests
         Assert.True(config.QkvBias);
         Assert.False(config.OutputBias);
         Assert.True(config.TieWordEmbeddings);
-        Assert.Null(config.SlidingWindow);
+        Assert.Empty(config.LayerWindows);
         Assert.Equal(32768, config.MaxContextLength);
+    }
+
+    /// Qwen's use_sliding_window slides the layers from max_window_layers on (transformers' layer_types), unless
+    /// layer_types says which; the window is masked, not a bound on the context.
+    [Fact]
+    public void QwenSlidesTheLayersFromMaxWindowLayersUnderUseSlidingWindow()
+    {
+        var config = Read(("model_type", "qwen2"), ("sliding_window", 4096), ("use_sliding_window", true), ("max_window_layers", 1),
+            ("max_position_embeddings", 32768));
+        Assert.Equal(new int?[] { null, 4096 }, config.LayerWindows);   // the fixture shape's two layers
+        Assert.Null(config.AttentionSpan);                   // layer 0 sees its whole context
+        Assert.Equal(32768, config.MaxContextLength);
+        Assert.True(config.FusedKernelsCompute);
+        var typed = Read(("model_type", "qwen2"), ("sliding_window", 4096), ("use_sliding_window", true),
+            ("layer_types", new JsonArray("sliding_attention", "sliding_attention")));
+        Assert.Equal(new int?[] { 4096, 4096 }, typed.LayerWindows);
+        Assert.Equal(4096, typed.AttentionSpan);
+        Assert.Empty(Read(("model_type", "qwen3"), ("sliding_window", 4096), ("use_sliding_window", false),
+            ("layer_types", new JsonArray("sliding_attention", "sliding_attention"))).LayerWindows);
     }
 
     [Fact]
@@ -234,15 +253,18 @@ public sealed class ModelConfigTests
     }
 
     [Fact]
-    public void MistralSlidingWindowClampsTheContextAndRefusesLongerMaxModelLen()
+    public void MistralsSlidingWindowSlidesEveryLayerAndLeavesTheContextWhole()
     {
         var config = Read(("model_type", "mistral"), ("sliding_window", 4096), ("max_position_embeddings", 32768));
-        Assert.Equal(4096, config.MaxContextLength);
-        Assert.Equal(4096, config.ResolveMaxModelLen(0));
-        Assert.Equal(2048, config.ResolveMaxModelLen(2048));
-        var refused = Assert.Throws<ModelConfigException>(() => config.ResolveMaxModelLen(8192));
-        Assert.Contains("sliding_window", refused.Message);
-        Assert.Equal(32768, Read(("model_type", "mistral"), ("sliding_window", null), ("max_position_embeddings", 32768)).MaxContextLength);
+        Assert.Equal(new int?[] { 4096, 4096 }, config.LayerWindows);
+        Assert.Equal(4096, config.AttentionSpan);
+        Assert.Equal(32768, config.MaxContextLength);
+        Assert.Equal(32768, config.ResolveMaxModelLen(0));
+        Assert.Contains("max_position_embeddings", Assert.Throws<ModelConfigException>(() => config.ResolveMaxModelLen(40000)).Message);
+        var unwindowed = Read(("model_type", "mistral"), ("sliding_window", null), ("max_position_embeddings", 32768));
+        Assert.All(unwindowed.LayerWindows, w => Assert.Null(w));
+        Assert.Null(unwindowed.AttentionSpan);
+        Assert.Equal(2047, Read(("model_type", "phi3"), ("sliding_window", 2047), ("max_position_embeddings", 4096)).AttentionSpan);   // Phi-3-mini-4k
     }
 
     [Fact]

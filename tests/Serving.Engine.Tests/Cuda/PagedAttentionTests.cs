@@ -37,7 +37,16 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
     [InlineData(32, 4, 96, 1000, "fp8")]        // FP8 fragments read in 8- and 4-byte words
     [InlineData(16, 2, 64, 1, "fp8")]
     [InlineData(12, 2, 64, 1000, "fp8")]        // 6 heads per KV head (Qwen2.5-1.5B)
-    public void MatchesFloat64Attention(int numHeads, int numKVHeads, int headDim, int concurrentBlocks, string dtype)
+    // sliding windows (mistral, phi3): each query sees its context's last `window` positions, from mid-block; the plan
+    // splits by the window (the span), or by the whole context where some other layer sees it all (no span)
+    [InlineData(32, 8, 128, 1000, "float32", 300, true)]
+    [InlineData(32, 8, 128, 1000, "bfloat16", 300, true)]
+    [InlineData(32, 8, 128, 1000, "bfloat16", 300, false)]
+    [InlineData(32, 8, 128, 1, "bfloat16", 50, true)]
+    [InlineData(32, 1, 128, 1000, "bfloat16", 700, false)]
+    [InlineData(32, 8, 128, 1000, "fp8", 300, true)]
+    public void MatchesFloat64Attention(int numHeads, int numKVHeads, int headDim, int concurrentBlocks, string dtype,
+        int window = 0, bool windowIsTheSpan = false)
     {
         var (modelDtype, cacheDtype) = dtype switch
         {
@@ -50,7 +59,7 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         using var stream = CudaStream.Create(CudaDevice.Open(0));
         stream.MakeCurrent();
         using var kernels = new FusedKernels(CudaDevice.Open(0), stream.Handle,
-            new KernelShape(modelDtype, cacheDtype, headDim, headDim, numHeads, numKVHeads));
+            new KernelShape(modelDtype, cacheDtype, headDim, headDim, numHeads, numKVHeads), attentionSpan: windowIsTheSpan ? window : null);
         Assert.Equal(modelDtype != ScalarType.Float32, kernels.TensorCoreAttention);
         using var scope = NewDisposeScope();
         var numBlocks = contexts.Sum(c => (c + BlockSize - 1) / BlockSize);
@@ -69,13 +78,13 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         var result = full(contexts.Length, numHeads * headDim, double.NaN, dtype: modelDtype, device: device);   // poisoned: every element must be written
         var n = batch.NumSeqs;
         kernels.PagedDecodeAttention(qkv, keys, values, buffers.DecodeSeqs(n), buffers.TokenRows(n), buffers.BlockTables(n),
-            buffers.ContextLengths(n), buffers.PartitionSize, ones(2, device: device), plan, result, workspace);
+            buffers.ContextLengths(n), buffers.PartitionSize, ones(2, device: device), plan, result, workspace, window > 0 ? window : null);
         stream.Synchronize();
 
         var expected = Reference(qkv.narrow(1, 0, numHeads * headDim), KVPoolValues.Decoded(keys, cacheDtype), KVPoolValues.Decoded(values, cacheDtype), contexts, tables,
-            numHeads, numKVHeads, headDim);
+            numHeads, numKVHeads, headDim, window);
         var relative = ((result.to(ScalarType.Float64) - expected).norm() / expected.norm()).item<double>();
-        output.WriteLine($"{dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}, {plan.NumPartitions} partitions: relative error {relative:E2}");
+        output.WriteLine($"{dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}, window {window}, {plan.NumPartitions} partitions: relative error {relative:E2}");
         // bfloat16 output and probabilities rounded to 16 bits for the P.V product: about 2^-8 per element
         Assert.True(relative < (dtype == "float32" ? 1e-5 : 1e-2), $"relative error {relative}");
     }
@@ -135,12 +144,15 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         Assert.True(relative < 1e-2, $"relative error {relative}");
     }
 
-    static Tensor Reference(Tensor q, Tensor keys, Tensor values, int[] contexts, int[][] tables, int numHeads, int numKVHeads, int headDim)
+    // window > 0: each query sees only its context's last `window` positions
+    static Tensor Reference(Tensor q, Tensor keys, Tensor values, int[] contexts, int[][] tables, int numHeads, int numKVHeads, int headDim,
+        int window = 0)
     {
         var rows = new List<Tensor>();
         for (var s = 0; s < contexts.Length; s++)
         {
-            var slots = tensor(Enumerable.Range(0, contexts[s]).Select(t => (long)tables[s][t / BlockSize] * BlockSize + t % BlockSize).ToArray(), device: q.device);
+            var seen = window > 0 ? Math.Max(0, contexts[s] - window) : 0;
+            var slots = tensor(Enumerable.Range(seen, contexts[s] - seen).Select(t => (long)tables[s][t / BlockSize] * BlockSize + t % BlockSize).ToArray(), device: q.device);
             var k = keys.view(-1, numKVHeads, headDim).index_select(0, slots).to(ScalarType.Float64).permute(1, 2, 0);   // (G, D, C)
             var v = values.view(-1, numKVHeads, headDim).index_select(0, slots).to(ScalarType.Float64).permute(1, 0, 2); // (G, C, D)
             var grouped = q[s].to(ScalarType.Float64).view(numKVHeads, numHeads / numKVHeads, headDim);                  // (G, group, D)

@@ -159,14 +159,15 @@ __device__ void accumulate_tile(const AttentionShared& s, int stage, float (&acc
 // The decode sequences of a step: decode_seqs (numDecodes) lists which sequences of the batch they are; the partition
 // size is read from the device (the step buffers), so a captured step follows each step's contexts; sequence s
 // reads its query from row token_rows[s] of q (numTokens, numHeads*D, row stride q_stride) and writes that row of
-// out (numTokens, numHeads*D); context_lens (numSeqs), block_tables (numSeqs, max_blocks_per_seq) int32.
+// out (numTokens, numHeads*D); context_lens (numSeqs), block_tables (numSeqs, max_blocks_per_seq) int32. window > 0: a
+// sliding-window layer, whose query sees the last `window` positions of its context (partitions count from there).
 // part_out (numDecodes, numHeads, numPartitions, D) and part_ml (numDecodes, numHeads, numPartitions, 2) float32,
 // used only when num_partitions > 1. Grid: (numKVHeads, numDecodes, numPartitions).
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attention(
         const elem_t* __restrict__ q, int q_stride, const cache_t* __restrict__ k_cache, const cache_t* __restrict__ v_cache,
         const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
         const int* __restrict__ block_tables, int max_blocks_per_seq, const int* __restrict__ context_lens,
-        int block_size, const int* __restrict__ partition_size_ptr, float scale, const float* __restrict__ kv_scales,
+        int block_size, const int* __restrict__ partition_size_ptr, float scale, int window, const float* __restrict__ kv_scales,
         elem_t* __restrict__ out, float* __restrict__ part_out, float* __restrict__ part_ml) {
     wait_for_previous_kernel(/*let_next_in*/ false);
     extern __shared__ __align__(16) unsigned char shared_bytes[];
@@ -177,8 +178,9 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
     // a partition past the context's end (a captured step keeps its grid while contexts grow) scores nothing and
     // writes an empty partial: output 0, max -inf, sum 0, which paged_attention_reduce weighs at 0
     const int partition_size = *partition_size_ptr;
-    const int begin = part * partition_size;
-    const int end = min(context_lens[seq], begin + partition_size);
+    const int context = context_lens[seq];
+    const int begin = (window > 0 ? max(0, context - window) : 0) + part * partition_size;
+    const int end = min(context, begin + partition_size);
     const int* table = block_tables + (long)seq * max_blocks_per_seq;
 
     // stored K and V are value / scale: K's scale folds into the queries, V's into the output

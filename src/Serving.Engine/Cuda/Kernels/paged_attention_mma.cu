@@ -559,7 +559,7 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
         const elem_t* __restrict__ q, int q_stride, const cache_t* __restrict__ k_cache, const cache_t* __restrict__ v_cache,
         const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
         const int* __restrict__ block_tables, int max_blocks_per_seq, const int* __restrict__ context_lens,
-        int block_size, const int* __restrict__ partition_size_ptr, float scale, const float* __restrict__ kv_scales,
+        int block_size, const int* __restrict__ partition_size_ptr, float scale, int window, const float* __restrict__ kv_scales,
         elem_t* __restrict__ out, float* __restrict__ part_out, float* __restrict__ part_ml) {
     wait_for_previous_kernel(/*let_next_in*/ false);
     extern __shared__ __align__(16) unsigned char shared_bytes[];
@@ -576,7 +576,9 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
     const int rows = min(MMA_ROWS, block_rows - block_tile * MMA_ROWS);                      // in this warp's tile (<= 0: none)
     const int seq = decode_seqs[item], row = token_rows[seq];
     const int partition_size = *partition_size_ptr;
-    const int begin = part * partition_size, end = min(context_lens[seq], begin + partition_size);
+    const int context = context_lens[seq];
+    const int begin = (window > 0 ? max(0, context - window) : 0) + part * partition_size;   // a sliding layer's window
+    const int end = min(context, begin + partition_size);
     const int* table = block_tables + (long)seq * max_blocks_per_seq;
     const float score_scale = scale * kv_scales[0] * LOG2E, v_scale = kv_scales[1];
 

@@ -17,7 +17,7 @@ internal sealed class CudaBackend : DecoderBackend
     public CudaBackend(ModelConfig config, KernelShape shape, RopeTable rope, Device device, CudaStream stream)
     {
         (_config, _rope, Stream) = (config, rope, stream);
-        Kernels = new FusedKernels(stream.Device, Stream.Handle, shape, (float)config.SoftmaxScale);
+        Kernels = new FusedKernels(stream.Device, Stream.Handle, shape, (float)config.SoftmaxScale, config.AttentionSpan);
         Buffers = new DeviceStepBuffers(maxTokens: 256, maxSeqs: 16, maxBlocksPerSeq: 64, device);
     }
 
@@ -112,7 +112,8 @@ internal sealed class CudaStep : DecoderStep
             _prefills = tensor(rows, dtype: ScalarType.Int32, device: cache.Device).view(_prefillSeqs.Length, 3);
             _maxPrefillLength = _prefillSeqs.Max(inputs.QueryLength);
         }
-        else if (_prefillSeqs.Length > 0)
+        // the SDPA path: where the tensor-core prefill kernel does not run, and for sliding-window layers (it has no window)
+        if (_prefillSeqs.Length > 0 && (!_kernels.TensorCoreAttention || config.LayerWindows.Any(w => w is not null)))
             _contextSlots = tensor(PrefillAttention.ContextSlots(inputs, _prefillSeqs), dtype: ScalarType.Int32, device: cache.Device);
         if (_plan is not null)
             _workspace = empty(_plan.WorkspaceElements(config.NumAttentionHeads, config.HeadDim), ScalarType.Float32, cache.Device);
@@ -185,21 +186,21 @@ internal sealed class CudaStep : DecoderStep
 
     Tensor Attend(Tensor qkv, int layer)
     {
-        var (keys, values) = (_cache.Keys(layer), _cache.Values(layer));
+        var (keys, values, window) = (_cache.Keys(layer), _cache.Values(layer), _config.LayerWindow(layer));
         var output = empty(_inputs.NumTokens, _config.QSize, qkv.dtype, qkv.device);
         if (_plan is not null)
         {
             // each decode sequence's query is the first QSize columns of its row of qkv (read at qkv's row stride)
             _kernels.PagedDecodeAttention(qkv, keys, values, _decodeSeqs, _tokenRows, _blockTables, _contextLengths,
-                _partitionSize, _cache.Scales[layer], _plan, output, _workspace!);
+                _partitionSize, _cache.Scales[layer], _plan, output, _workspace!, window);
         }
-        if (_prefills is not null)
+        if (_prefills is not null && window is null)
         {
             _kernels.PagedPrefillAttention(qkv, keys, values, _prefills, _maxPrefillLength, _blockTables, _contextLengths,
                 _cache.Scales[layer], output);
         }
-        if (_contextSlots is not null)
-            PrefillAttention.Run(_kernels, qkv, layer, _cache, _inputs, _prefillSeqs, _contextSlots, output);
+        else if (_contextSlots is not null)
+            PrefillAttention.Run(_kernels, qkv, layer, _cache, _inputs, _prefillSeqs, _contextSlots, output, window);
         return output;
     }
 

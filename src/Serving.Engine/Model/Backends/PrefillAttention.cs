@@ -11,13 +11,15 @@ namespace Serving.Engine.Model.Backends;
 /// kernel has already written this step's), gathered by a kernel into the model dtype (dequantized for FP8 pools),
 /// one KV head each: queries are grouped as (numKVHeads, groupSize x queryLength, headDim) against (numKVHeads,
 /// contextLength, headDim), so K/V are never repeated per query head, with a causal mask that lets query j see
-/// context positions up to its own.
+/// context positions up to its own (and, in a sliding-window layer, no further back than its window). Sliding layers
+/// take this path on tensor cores too.
 internal static class PrefillAttention
 {
     /// qkv (N, (H + 2G) D) with q and k rotated; writes the rows of the given sequences into output (N, H D);
-    /// contextSlots: every context slot of those sequences, in their order (see ContextSlots).
+    /// contextSlots: every context slot of those sequences, in their order (see ContextSlots); window: the layer's
+    /// sliding window (a query sees the window's last positions up to its own), null for the whole context.
     public static void Run(FusedKernels kernels, Tensor qkv, int layer, KVCache.PagedKVCache cache, StepInputs inputs,
-        IReadOnlyList<int> seqs, Tensor contextSlots, Tensor output)
+        IReadOnlyList<int> seqs, Tensor contextSlots, Tensor output, int? window = null)
     {
         var (numHeads, numKVHeads, headDim) = (kernels.Shape.NumHeads, kernels.Shape.NumKVHeads, kernels.Shape.HeadDim);
         var scales = cache.Scales[layer];
@@ -26,18 +28,20 @@ internal static class PrefillAttention
         {
             var (queryStart, queryLength, contextLength) = (inputs.QueryStarts[s], inputs.QueryLength(s), inputs.ContextLengths[s]);
             using var scope = NewDisposeScope();
-            var slots = contextSlots.narrow(0, contextStart, contextLength);
-            var k = Gather(kernels, cache.Keys(layer), slots, scales[0], qkv.dtype).transpose(0, 1).unsqueeze(0);   // (1, G, C, D)
+            // the positions from `seen` on: those the first query's window reaches (all of them without a window)
+            var seen = window is { } w ? Math.Max(0, contextLength - queryLength - w + 1) : 0;
+            var slots = contextSlots.narrow(0, contextStart + seen, contextLength - seen);
+            var k = Gather(kernels, cache.Keys(layer), slots, scales[0], qkv.dtype).transpose(0, 1).unsqueeze(0);   // (1, G, C - seen, D)
             var v = Gather(kernels, cache.Values(layer), slots, scales[1], qkv.dtype).transpose(0, 1).unsqueeze(0);
             // pieces of queries small enough that SDPA's mask (G x group rows x keys) stays far below 2^31 elements
             // (past that its memory-efficient kernel's indexing overflows); each piece sees keys up to its last query
-            var rowsPerPiece = Math.Max(1, (int)((1L << 30) / ((long)numHeads * contextLength)));
+            var rowsPerPiece = Math.Max(1, (int)((1L << 30) / ((long)numHeads * (contextLength - seen))));
             for (var first = 0; first < queryLength; first += rowsPerPiece)
             {
                 var rows = Math.Min(rowsPerPiece, queryLength - first);
-                var keys = contextLength - queryLength + first + rows;                  // the piece's last query sees these
+                var keys = contextLength - queryLength + first + rows - seen;           // the piece's last query sees these
                 var attended = Attend(qkv.narrow(0, queryStart + first, rows), k.narrow(2, 0, keys), v.narrow(2, 0, keys),
-                    numHeads, numKVHeads, headDim, kernels.AttentionScale);
+                    numHeads, numKVHeads, headDim, kernels.AttentionScale, window);
                 output.narrow(0, queryStart + first, rows).copy_(attended);
             }
             contextStart += contextLength;
@@ -45,13 +49,13 @@ internal static class PrefillAttention
     }
 
     // rows (Lq, (H + 2G) D): queries at the last Lq of the keys' positions; k, v (1, G, C, D) -> (Lq, H D)
-    static Tensor Attend(Tensor rows, Tensor k, Tensor v, int numHeads, int numKVHeads, int headDim, double scale)
+    static Tensor Attend(Tensor rows, Tensor k, Tensor v, int numHeads, int numKVHeads, int headDim, double scale, int? window)
     {
         var (queryLength, groupSize, contextLength) = ((int)rows.size(0), numHeads / numKVHeads, (int)k.size(2));
         var q = rows.narrow(1, 0, numHeads * headDim)
             .view(queryLength, numKVHeads, groupSize, headDim)
             .permute(1, 2, 0, 3).reshape(1, numKVHeads, -1, headDim);                  // (1, G, group Lq, D)
-        var mask = CausalMask(queryLength, contextLength, groupSize, rows.device);
+        var mask = CausalMask(queryLength, contextLength, groupSize, rows.device, window);
         // SDPA scales by 1 / sqrt(D) (TorchSharp's takes no scale): another scale (granite's) is folded into the queries
         var sdpaScale = 1.0 / Math.Sqrt(headDim);
         if (Math.Abs(scale - sdpaScale) > 1e-7 * sdpaScale) q = q * (scale / sdpaScale);
@@ -79,10 +83,13 @@ internal static class PrefillAttention
         return slots;
     }
 
-    // (group Lq, C) bool: row r is query r % Lq, at position C - Lq + r % Lq; it sees columns up to that position.
-    internal static Tensor CausalMask(int queryLength, int contextLength, int groupSize, Device device)
+    // (group Lq, C) bool: row r is query r % Lq, at position C - Lq + r % Lq; it sees columns up to that position, and
+    // with a window only the window's last ones of them.
+    internal static Tensor CausalMask(int queryLength, int contextLength, int groupSize, Device device, int? window = null)
     {
         var queryPositions = arange(contextLength - queryLength, contextLength, device: device).repeat(groupSize).unsqueeze(1);
-        return arange(contextLength, device: device).unsqueeze(0) <= queryPositions;
+        var columns = arange(contextLength, device: device).unsqueeze(0);
+        var causal = columns <= queryPositions;
+        return window is { } w ? causal.logical_and(columns > queryPositions - w) : causal;
     }
 }

@@ -49,7 +49,7 @@ internal sealed class TorchStep : TorchOpsStep
     public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer)
     {
         var (q, k, v) = Split(qkv);
-        var (cos, sin) = Window(layer) is not null && _localCos is not null ? (_localCos, _localSin!) : (_cos, _sin);
+        var (cos, sin) = Config.LayerWindow(layer) is not null && _localCos is not null ? (_localCos, _localSin!) : (_cos, _sin);
         if (!Config.NoRopeLayers.Contains(layer))   // smollm3's NoPE layers keep their positions out of q and k
             (q, k) = (TorchOps.Rotate(q, cos, sin, Config.RotaryDim, Config.InterleavedRope), TorchOps.Rotate(k, cos, sin, Config.RotaryDim, Config.InterleavedRope));
         var (heads, dim) = (Config.NumKeyValueHeads, Config.HeadDim);
@@ -61,11 +61,8 @@ internal sealed class TorchStep : TorchOpsStep
     public override Tensor Attention(Tensor qkv, int layer, Tensor? sinks)
     {
         var (q, _, _) = Split(qkv);
-        return _attention.Forward(q, _cache.Keys(layer), _cache.Values(layer), Window(layer), sinks);
+        return _attention.Forward(q, _cache.Keys(layer), _cache.Values(layer), Config.LayerWindow(layer), sinks);
     }
-
-    /// The layer's sliding window (gemma, cohere2, gpt-oss), null when it attends to the whole context.
-    int? Window(int layer) => Config.LayerWindows.Count > 0 ? Config.LayerWindows[layer] : null;
 
     static Tensor Int64(int[] values, Device device) => tensor(values.Select(v => (long)v).ToArray(), device: device);
 }
