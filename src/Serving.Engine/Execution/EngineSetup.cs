@@ -108,7 +108,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             LongPrefillTokenThreshold = options.LongPrefillTokenThreshold,
             MaxModelLen = maxModelLen, EosTokenIds = eosTokenIds, Policy = options.SchedulingPolicy,
             Speculative = options.SpeculativeConfig,
-        }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching));
+        }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching, config.AttentionSpan));
         manual_seed(options.Seed);
         var vocabulary = TokenVocabulary.Create(tokenizer, config.VocabSize, eosTokenIds);
         vocabulary.WarmUp();

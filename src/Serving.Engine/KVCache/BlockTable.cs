@@ -22,15 +22,26 @@ internal sealed class BlockTable(string? salt = null)
     /// Leading blocks already offered to the prefix cache; the next CacheFullBlocks starts after them.
     internal int NumCommittedBlocks { get; set; }
 
-    public int[] BlockIds() => _blocks.Select(block => block.Id).ToArray();
+    /// Leading blocks given back to the pool because no query of the sequence will see them again (they fell out of
+    /// every layer's sliding window, KVCacheManager.ReleaseOutsideWindow). Their entries stay, so positions keep their
+    /// block index, but the table no longer holds them: another sequence may own them now.
+    internal int NumReleasedBlocks { get; set; }
+
+    /// The blocks the table holds: all but the released head.
+    public IEnumerable<KVBlock> HeldBlocks => _blocks.Skip(NumReleasedBlocks);
+
+    /// The block id of each position's block; a released block's entry reads block 0, whose contents no attention sees
+    /// (they are outside every window, and masked).
+    public int[] BlockIds() => _blocks.Select((block, i) => i < NumReleasedBlocks ? 0 : block.Id).ToArray();
 
     internal void Append(IEnumerable<KVBlock> blocks) => _blocks.AddRange(blocks);
 
     /// Removes the last count blocks (uncommitted ones: never hashed) and returns them, last first.
     internal List<KVBlock> RemoveTail(int count)
     {
-        if (count > _blocks.Count - NumCommittedBlocks)
-            throw new InvalidOperationException($"cannot remove {count} blocks: only {_blocks.Count - NumCommittedBlocks} are uncommitted");
+        var removable = _blocks.Count - Math.Max(NumCommittedBlocks, NumReleasedBlocks);
+        if (count > removable)
+            throw new InvalidOperationException($"cannot remove {count} blocks: only {removable} are uncommitted and held");
         var tail = _blocks.GetRange(_blocks.Count - count, count);
         _blocks.RemoveRange(_blocks.Count - count, count);
         tail.Reverse();
@@ -41,6 +52,7 @@ internal sealed class BlockTable(string? salt = null)
     {
         _blocks.Clear();
         NumCommittedBlocks = 0;
+        NumReleasedBlocks = 0;
     }
 
     /// Extends the hash chain to cover the first numFullBlocks blocks of tokenIds.

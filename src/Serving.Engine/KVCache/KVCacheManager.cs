@@ -7,16 +7,22 @@ internal sealed class KVCacheManager
 {
     readonly BlockPool _pool;
 
-    public KVCacheManager(int numBlocks, int blockSize, bool enablePrefixCaching)
+    /// attentionSpan: when every layer of the model slides, the largest window (ModelConfig.AttentionSpan): blocks that
+    /// fall out of it go back to the pool while their sequence runs (ReleaseOutsideWindow); null: a sequence holds
+    /// every block of its context.
+    public KVCacheManager(int numBlocks, int blockSize, bool enablePrefixCaching, int? attentionSpan = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
+        if (attentionSpan is < 1) throw new ArgumentOutOfRangeException(nameof(attentionSpan), attentionSpan, "a window is positive");
         _pool = new BlockPool(numBlocks);
         BlockSize = blockSize;
         PrefixCachingEnabled = enablePrefixCaching;
+        AttentionSpan = attentionSpan;
     }
 
     public int BlockSize { get; }
     public bool PrefixCachingEnabled { get; }
+    public int? AttentionSpan { get; }
     public BlockPool Pool => _pool;
     public int NumBlocks => _pool.NumBlocks;
     public int NumFreeBlocks => _pool.NumFreeBlocks;
@@ -29,6 +35,11 @@ internal sealed class KVCacheManager
     public long PrefixCacheHits { get; private set; }
 
     public int BlocksFor(int numTokens) => SlotMapping.BlocksFor(numTokens, BlockSize);
+
+    /// The most blocks a sequence of numTokens holds at once, computed at most maxStepTokens a step: all of them, or
+    /// when every layer slides, its span (straddling one block more) and one step's new tokens (ReleaseOutsideWindow).
+    public int MostBlocksHeld(int numTokens, int maxStepTokens) =>
+        AttentionSpan is { } span ? Math.Min(BlocksFor(numTokens), BlocksFor(span + maxStepTokens) + 1) : BlocksFor(numTokens);
 
     /// The longest run of cached full blocks at the start of tokenIds. At least the last token is left out,
     /// so a fully cached prompt still computes one token and yields logits to sample from.
@@ -52,12 +63,17 @@ internal sealed class KVCacheManager
         if (prefix.Blocks.Count > 0 && table.Count > 0)
             throw new InvalidOperationException("a cached prefix can only start an empty block table");
         var numNewBlocks = Math.Max(0, BlocksFor(numTokens) - table.Count - prefix.Blocks.Count);
+        // when every layer slides, the prefix's blocks before the first new query's window are never read: the table
+        // records them as released without taking them (ReleaseOutsideWindow)
+        var unseen = AttentionSpan is { } span ? Math.Min(Math.Max(0, prefix.NumTokens - span + 1) / BlockSize, prefix.Blocks.Count) : 0;
+        var taken = prefix.Blocks.Skip(unseen).ToList();
         // Unreferenced prefix blocks leave the free queue on Touch, so they count against the free blocks too.
-        var numRevived = prefix.Blocks.Count(block => block.RefCount == 0);
+        var numRevived = taken.Count(block => block.RefCount == 0);
         if (numNewBlocks + numRevived > _pool.NumFreeBlocks)
             return false;
-        _pool.Touch(prefix.Blocks);
+        _pool.Touch(taken);
         table.Append(prefix.Blocks);
+        if (prefix.Blocks.Count > 0) table.NumReleasedBlocks = unseen;
         table.NumCommittedBlocks = Math.Max(table.NumCommittedBlocks, prefix.Blocks.Count);
         table.Append(_pool.Allocate(numNewBlocks));
         return true;
@@ -84,11 +100,25 @@ internal sealed class KVCacheManager
             _pool.Free(table.RemoveTail(extra));
     }
 
-    /// Releases every block of the table, tail first so the tail is evicted before the shared prefix.
+    /// Releases every block the table holds, tail first so the tail is evicted before the shared prefix.
     public void Free(BlockTable table)
     {
-        _pool.Free(table.Blocks.Reverse());
+        _pool.Free(table.HeldBlocks.Reverse());
         table.Clear();
+    }
+
+    /// When every layer slides (AttentionSpan): gives back the leading blocks no query of the sequence will see again,
+    /// once its first numComputedTokens tokens are computed. Its next query, at position numComputedTokens, sees the
+    /// span's last positions up to its own (from numComputedTokens - span + 1 on), and later ones see less far back;
+    /// a block wholly before that is released (a cached one stays findable until evicted, as vLLM's sliding-window
+    /// manager keeps it). Call after CacheFullBlocks, so a full block is offered to the prefix cache first.
+    public void ReleaseOutsideWindow(BlockTable table, int numComputedTokens)
+    {
+        if (AttentionSpan is not { } span) return;
+        var unseen = Math.Min(Math.Max(0, numComputedTokens - span + 1) / BlockSize, table.Count);   // whole blocks before it
+        if (unseen <= table.NumReleasedBlocks) return;
+        _pool.Free(table.Blocks.Skip(table.NumReleasedBlocks).Take(unseen - table.NumReleasedBlocks));
+        table.NumReleasedBlocks = unseen;
     }
 
     public void RecordPrefixLookup(int numQueriedTokens, int numHitTokens)

@@ -7,11 +7,12 @@ namespace Serving.Engine.Scheduling;
 /// submitted (Execution/RequestValidation); this is the one the scheduler alone can make.
 internal static class AdmissionCheck
 {
-    public static void Validate(GenerationRequest request, KVCacheManager kvCache)
+    /// maxStepTokens: the most tokens one step computes for a sequence (--max-num-batched-tokens).
+    public static void Validate(GenerationRequest request, KVCacheManager kvCache, int maxStepTokens)
     {
         var numPrompt = request.PromptTokenIds.Count;
         var maxTokens = request.MaxNewTokens;
-        var numBlocks = kvCache.BlocksFor(numPrompt + maxTokens);
+        var numBlocks = kvCache.MostBlocksHeld(numPrompt + maxTokens, maxStepTokens);
         if (numBlocks <= kvCache.NumBlocks)
             return;
         if (request.Pooling is not null)

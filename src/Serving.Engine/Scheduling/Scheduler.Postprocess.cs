@@ -59,6 +59,7 @@ internal sealed partial class Scheduler
         var sequence = entry.Sequence;
         sequence.MarkComputed(entry.StartPosition + numComputed);
         _kvCache.CacheFullBlocks(sequence.BlockTable, sequence.TokenIds, sequence.NumComputedTokens);
+        _kvCache.ReleaseOutsideWindow(sequence.BlockTable, sequence.NumComputedTokens);
         _numComputedTokens += numComputed;
     }
 

@@ -45,7 +45,7 @@ internal sealed partial class Scheduler
     /// id is already live.
     public IReadOnlyList<Sequence> Add(GenerationRequest request, string? adapterKey = null)
     {
-        AdmissionCheck.Validate(request, _kvCache);
+        AdmissionCheck.Validate(request, _kvCache, _options.MaxNumBatchedTokens);
         if (request.Priority != 0 && _options.Policy != SchedulingPolicy.Priority)
             throw new InvalidRequestException(
                 $"priority {request.Priority} needs priority scheduling (start the server with --scheduling-policy priority)", "priority");

@@ -45,6 +45,24 @@ public sealed class LlamaVariantsTests
         Assert.Equal(expected, await ReferenceChecks.EngineGreedyAsync(folder.Path, prompt, 10));
     }
 
+    /// A sequence longer than the whole KV pool: every Mistral layer slides, so blocks go back to the pool as they fall
+    /// out of the window (KVCacheManager.ReleaseOutsideWindow) and 5 + 40 tokens run in 4 blocks of 4, steps of at most
+    /// 8 tokens, giving the reference's tokens; the admission check counts the blocks held at once, not the sequence's.
+    [Fact]
+    public async Task AWindowedSequenceOutrunsTheKVPool()
+    {
+        using var folder = new TempDirectory();
+        var weights = Write(Family.Mistral, folder.Path);
+        int[] prompt = [1, 17, 305, 42, 9];
+        var expected = ReferenceChecks.Greedy(tokens => Reference(Family.Mistral, weights, tokens), prompt, 40);
+        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with
+        {
+            Model = folder.Path, BlockSize = 4, NumGpuBlocksOverride = 4, MaxNumBatchedTokens = 8, EnablePrefixCaching = false,
+        });
+        var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt, 40));
+        Assert.Equal(expected, completion.Tokens());
+    }
+
     [Theory, MemberData(nameof(Families))]
     public void TheConfigWriterWritesWhatTheReaderReadsBack(Family family)
     {

@@ -126,4 +126,56 @@ public sealed class KVCacheManagerTests
         manager.RecordPrefixLookup(10, 0);
         Assert.Equal(0, manager.PrefixCacheQueries);
     }
+    /// Every layer sliding over 6 positions, blocks of 4: after 10 computed tokens the next query (position 10) sees
+    /// positions 5..10, so block 0 (0..3) goes back to the pool and block 1 (4..7) stays; entries keep their index,
+    /// released ones read block 0, and freeing the table gives back only what it still holds.
+    [Fact]
+    public void BlocksOutOfEveryWindowGoBackToThePool()
+    {
+        var manager = new KVCacheManager(numBlocks: 8, blockSize: 4, enablePrefixCaching: false, attentionSpan: 6);
+        var table = new BlockTable();
+        Assert.True(manager.TryAllocateSlots(table, 10));
+        var ids = table.BlockIds();
+        manager.ReleaseOutsideWindow(table, 8);                // the next query at 8 sees 3..8: nothing whole before it
+        Assert.Equal(5, manager.NumFreeBlocks);
+        manager.ReleaseOutsideWindow(table, 10);
+        Assert.Equal(6, manager.NumFreeBlocks);
+        Assert.Equal(1, table.NumReleasedBlocks);
+        Assert.Equal([0, ids[1], ids[2]], table.BlockIds());
+        Assert.True(manager.TryAllocateSlots(table, 13));       // positions keep their blocks: a fourth one for 12
+        Assert.Equal(4, table.Count);
+        manager.ReleaseOutsideWindow(table, 13);                // the next query at 13 sees 8..13: blocks 0 and 1 out
+        Assert.Equal(2, table.NumReleasedBlocks);
+        Assert.Equal(6, manager.NumFreeBlocks);
+        manager.Free(table);
+        Assert.Equal(8, manager.NumFreeBlocks);
+        Assert.All(manager.Pool.Blocks, block => Assert.Equal(0, block.RefCount));
+        Assert.Equal(0, table.NumReleasedBlocks);
+    }
+
+    /// A cached prefix longer than the span: the blocks before the first new query's window are recorded released,
+    /// never taken (nor revived from the free queue); a released cached block stays findable.
+    [Fact]
+    public void APrefixHitTakesOnlyTheBlocksInTheWindow()
+    {
+        var manager = new KVCacheManager(numBlocks: 8, blockSize: 4, enablePrefixCaching: true, attentionSpan: 5);
+        int[] prompt = [.. Enumerable.Range(1, 13)];
+        var first = new BlockTable();
+        Assert.True(manager.TryAllocateSlots(first, prompt.Length));
+        manager.CacheFullBlocks(first, prompt, prompt.Length);
+        manager.ReleaseOutsideWindow(first, prompt.Length);     // the next query at 13 sees 9..13: blocks 0 and 1 out
+        Assert.Equal(2, first.NumReleasedBlocks);
+        Assert.Equal(0, first.Blocks[0].RefCount);
+        Assert.Equal(4 + 2, manager.NumFreeBlocks);
+        var second = new BlockTable();
+        var prefix = manager.FindCachedPrefix(second, prompt);  // all three full blocks still cached
+        Assert.Equal(12, prefix.NumTokens);
+        Assert.True(manager.TryAllocateSlots(second, prompt.Length, prefix));
+        Assert.Equal(2, second.NumReleasedBlocks);              // the first new query (12) sees 8..12: blocks 0 and 1 out
+        Assert.Equal(0, first.Blocks[1].RefCount);
+        Assert.Equal(2, first.Blocks[2].RefCount);
+        Assert.Equal(6 - 1, manager.NumFreeBlocks);             // a new tail block only
+        Assert.Equal(4, manager.MostBlocksHeld(1000, maxStepTokens: 4));   // span 5 + a step of 4: 3 blocks, one more straddled
+        Assert.Equal(3, manager.MostBlocksHeld(9, maxStepTokens: 4));
+    }
 }

@@ -21,10 +21,12 @@ internal sealed class TorchAttention
     /// Sequences that attend together: Rows (decode groups) or the chunk starting at TokenStart; their block tables
     /// padded with block 0; Hidden (numSeqs, 1, 1, queryLength, numBlocks * blockSize) true where a key is not visible;
     /// HiddenInWindow the same for each window size of the model's sliding layers; Stale (numSeqs, 1, numBlocks * blockSize,
-    /// 1) true at positions past a sequence's context, which hold whatever an earlier owner of the block left (NaN
-    /// included: hidden scores weigh 0, and 0 x NaN would still be NaN, so their values are zeroed).
+    /// 1) true at positions no query of the sequence sees (past its context), which hold whatever an earlier owner of the
+    /// block left (NaN included: hidden scores weigh 0, and 0 x NaN would still be NaN, so their values are zeroed);
+    /// StaleInWindow the same for each window, which also covers the positions before every query's window (their
+    /// blocks may have gone back to the pool, KVCacheManager.ReleaseOutsideWindow).
     sealed record Group(Tensor? Rows, int TokenStart, int NumSeqs, int QueryLength, Tensor BlockTables, Tensor Hidden,
-        IReadOnlyDictionary<int, Tensor> HiddenInWindow, Tensor Stale);
+        IReadOnlyDictionary<int, Tensor> HiddenInWindow, Tensor Stale, IReadOnlyDictionary<int, Tensor> StaleInWindow);
 
     readonly int _numHeads, _numKVHeads, _headDim, _groupSize;
     readonly double _scale;
@@ -54,24 +56,24 @@ internal sealed class TorchAttention
         var output = q.new_empty(q.shape[0], _numHeads * _headDim);
         foreach (var group in _groups)
         {
-            var hidden = window is { } w ? group.HiddenInWindow[w] : group.Hidden;
+            var (hidden, stale) = window is { } w ? (group.HiddenInWindow[w], group.StaleInWindow[w]) : (group.Hidden, group.Stale);
             if (group.Rows is { } rows)
-                output.index_copy_(0, rows, Attend(q.index_select(0, rows).unsqueeze(1), keyPool, valuePool, group, hidden, sinks));
+                output.index_copy_(0, rows, Attend(q.index_select(0, rows).unsqueeze(1), keyPool, valuePool, group, hidden, stale, sinks));
             else
                 output.narrow(0, group.TokenStart, group.QueryLength)
-                    .copy_(Attend(q.narrow(0, group.TokenStart, group.QueryLength).unsqueeze(0), keyPool, valuePool, group, hidden, sinks));
+                    .copy_(Attend(q.narrow(0, group.TokenStart, group.QueryLength).unsqueeze(0), keyPool, valuePool, group, hidden, stale, sinks));
         }
         return output;
     }
 
     // q (S, Q, numHeads, headDim) -> (S * Q, numHeads * headDim)
-    Tensor Attend(Tensor q, Tensor keyPool, Tensor valuePool, Group group, Tensor hidden, Tensor? sinks)
+    Tensor Attend(Tensor q, Tensor keyPool, Tensor valuePool, Group group, Tensor hidden, Tensor stale, Tensor? sinks)
     {
         var (s, queries) = (group.NumSeqs, group.QueryLength);
         var grouped = q.view(s, queries, _numKVHeads, _groupSize, _headDim)
             .permute(0, 2, 3, 1, 4).reshape(s, _numKVHeads, _groupSize * queries, _headDim);    // (S, kvHeads, G * Q, headDim)
         var keys = Gather(keyPool, group, q.dtype).permute(0, 2, 3, 1);                           // (S, kvHeads, headDim, ctx)
-        var values = Gather(valuePool, group, q.dtype).permute(0, 2, 1, 3).masked_fill(group.Stale, 0);   // (S, kvHeads, ctx, headDim)
+        var values = Gather(valuePool, group, q.dtype).permute(0, 2, 1, 3).masked_fill(stale, 0);   // (S, kvHeads, ctx, headDim)
         var scores = matmul(grouped, keys).mul_(_scale);                                          // (S, kvHeads, G * Q, ctx)
         if (_softcap is { } cap) scores = scores.div(cap).tanh_().mul_(cap);
         var context = scores.shape[3];
@@ -112,8 +114,10 @@ internal sealed class TorchAttention
         var lastVisible = arange(c - q, c, int64, device);                        // (q)
         var keyPositions = arange(table.Length * inputs.BlockSize, int64, device); // (numBlocks * blockSize)
         var (hidden, inWindow) = Masks(keyPositions, lastVisible, windows);       // (q, numBlocks * blockSize) each
+        // a position no query sees: hidden from every query of the chunk
         return new Group(null, inputs.QueryStarts[s], 1, q, blocks, hidden.view(1, 1, 1, q, -1),
-            inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.view(1, 1, 1, q, -1)), (keyPositions >= c).view(1, 1, -1, 1));
+            inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.view(1, 1, 1, q, -1)), hidden.all(0).view(1, 1, -1, 1),
+            inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.all(0).view(1, 1, -1, 1)));
     }
 
     // keys after each query's position are hidden; in a window w also those w or more positions before it
@@ -136,8 +140,9 @@ internal sealed class TorchAttention
         var keyPositions = arange(numBlocks * inputs.BlockSize, int64, device);
         var (hidden, inWindow) = Masks(keyPositions, lastVisible, windows);       // (numSeqs, numBlocks * blockSize) each
         var rows = tensor(seqs.Select(s => (long)inputs.LastRow(s)).ToArray(), device: device);
+        // one query per sequence: what it does not see, no query sees
         return new Group(rows, 0, seqs.Count, 1, tensor(table, device: device).view(seqs.Count, numBlocks), hidden.view(seqs.Count, 1, 1, 1, -1),
-            inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.view(seqs.Count, 1, 1, 1, -1)),
-            (keyPositions.unsqueeze(0) > lastVisible.unsqueeze(1)).view(seqs.Count, 1, -1, 1));
+            inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.view(seqs.Count, 1, 1, 1, -1)), hidden.view(seqs.Count, 1, -1, 1),
+            inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.view(seqs.Count, 1, -1, 1)));
     }
 }
