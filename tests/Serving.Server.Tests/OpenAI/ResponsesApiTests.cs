@@ -218,6 +218,69 @@ public sealed class ResponsesApiTests(SharedServer shared)
         Assert.Equal(400, finished.Status);
     }
 
+    /// background and stream: the events come as they are made, numbered from 0, the first the response queued; a client
+    /// that leaves after the first text reads the rest with GET ?stream=true&starting_after=N (the SDK's
+    /// GetResponseStreamingAsync), and together they are the chat API's answer; once finished, the log streams again
+    /// from the start, event for event.
+    [Fact]
+    public async Task ABackgroundStreamResumesAfterTheLastSequenceNumberSeen()
+    {
+        var chat = await ChatAsync(12, new { role = "user", content = "Hello!" });
+        var options = Greedy(12, ResponseItem.CreateUserMessageItem("Hello!"));
+        options.BackgroundModeEnabled = true;
+        options.StreamingEnabled = true;
+        var first = new List<StreamingResponseUpdate>();
+        await foreach (var update in Responses.CreateResponseStreamingAsync(options))
+        {
+            first.Add(update);
+            if (update is StreamingResponseOutputTextDeltaUpdate) break;   // the client leaves; the response generates on
+        }
+        var created = Assert.IsType<StreamingResponseCreatedUpdate>(first[0]);
+        Assert.Equal(ResponseStatus.Queued, created.Response.Status);
+        Assert.True(created.Response.BackgroundModeEnabled);
+        var id = created.Response.Id;
+
+        async Task<List<StreamingResponseUpdate>> ReadAsync(int? startingAfter)
+        {
+            var read = new List<StreamingResponseUpdate>();
+            await foreach (var update in Responses.GetResponseStreamingAsync(new GetResponseOptions(id) { StartingAfter = startingAfter, StreamingEnabled = true }))
+                read.Add(update);
+            return read;
+        }
+        var all = first.Concat(await ReadAsync(first[^1].SequenceNumber)).ToList();
+        Assert.Equal(Enumerable.Range(0, all.Count), all.Select(u => u.SequenceNumber));
+        Assert.IsType<StreamingResponseInProgressUpdate>(all[1]);
+        Assert.Equal(chat.Text, string.Concat(all.OfType<StreamingResponseOutputTextDeltaUpdate>().Select(d => d.Delta)));
+        var final = all[^1] switch
+        {
+            StreamingResponseCompletedUpdate completed => completed.Response,
+            StreamingResponseIncompleteUpdate incomplete => incomplete.Response,
+            var last => throw new Xunit.Sdk.XunitException($"the stream ended with {last.GetType().Name}"),
+        };
+        Assert.Equal(chat.Text, final.GetOutputText());
+        Assert.Equal(final.Status, (await Responses.GetResponseAsync(id)).Value.Status);
+        var again = await ReadAsync(null);
+        Assert.Equal(all.Select(u => (u.SequenceNumber, u.GetType())), again.Select(u => (u.SequenceNumber, u.GetType())));
+    }
+
+    /// Streaming again is for background streamed responses only; stream and starting_after of the wrong kind are 400s
+    /// naming them; an unknown id is a 404.
+    [Fact]
+    public async Task StreamingAStoredResponseAgainIsRefusedWhereItCannotBe()
+    {
+        ResponseResult whole = await Responses.CreateResponseAsync(Greedy(4, ResponseItem.CreateUserMessageItem("Hello!")));
+        foreach (var (query, param) in new[] { ("stream=true", "stream"), ("stream=maybe", "stream"), ("stream=true&starting_after=x", "starting_after"),
+            ("stream=true&starting_after=-2", "starting_after") })
+        {
+            using var response = await _server.Http.GetAsync($"/v1/responses/{whole.Id}?{query}");
+            var error = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["error"]!;
+            Assert.True(400 == (int)response.StatusCode, query);
+            Assert.Equal(param, error["param"]!.GetValue<string>());
+        }
+        using var unknown = await _server.Http.GetAsync("/v1/responses/resp_nothing?stream=true");
+        Assert.Equal(404, (int)unknown.StatusCode);
+    }
+
     Task<ResponseResult> PollAsync(string id, Func<ResponseStatus?, bool> until) => PollAsync(Responses, id, until);
 
     /// GET /v1/responses/{id} until its status is one of until's (60 s at most).
@@ -246,7 +309,6 @@ public sealed class ResponsesApiTests(SharedServer shared)
     [InlineData("""{"input": "hi", "tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "function", "name": "g"}}""", "tool_choice.name")]
     [InlineData("""{"input": "hi", "text": {"format": {"type": "json_schema", "name": "n", "schema": {"type": "bogus"}}}}""", "text.format.schema")]
     [InlineData("""{"input": "hi", "text": {"format": {"type": "xml"}}}""", "text.format.type")]
-    [InlineData("""{"input": "hi", "background": true, "stream": true}""", "stream")]
     [InlineData("""{"input": "hi", "background": true, "store": false}""", "store")]
     [InlineData("""{"input": "hi", "truncation": "middle"}""", "truncation")]
     [InlineData("""{"input": "hi", "include": ["everything"]}""", "include")]
@@ -326,6 +388,41 @@ public sealed class BackgroundResponseCancelTests : IAsyncLifetime
         Assert.True((await responses.DeleteResponseAsync(secondId)).Value.Deleted);
         await _server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0);
         Assert.Equal(404, (await Assert.ThrowsAsync<System.ClientModel.ClientResultException>(() => responses.GetResponseAsync(secondId))).Status);
+    }
+
+    /// A streamed background response cancelled while two readers stream it (the creating request and a GET from the
+    /// start): both streams end, neither with a terminal event, and the response is stored cancelled.
+    [Fact]
+    public async Task CancellingAStreamedOneEndsItsStreams()
+    {
+        var responses = _server.OpenAI().GetResponsesClient();
+        var (created, events) = await _server.StreamAsync("/v1/responses", new
+        {
+            model = RunningServer.Model, input = "Hello!", background = true, stream = true, max_output_tokens = 2000, ignore_eos = true,
+        });
+        using (created)
+        using (events)
+        {
+            var first = (await events.NextAsync())!;
+            Assert.Equal("response.created", first["type"]!.GetValue<string>());
+            var id = first["response"]!["id"]!.GetValue<string>();
+            while ((await events.NextAsync())!["type"]!.GetValue<string>() != "response.output_text.delta") { }
+            var (again, replay) = await _server.StreamGetAsync($"/v1/responses/{id}?stream=true");
+            using (again)
+            using (replay)
+            {
+                Assert.Equal(0, (await replay.NextAsync())!["sequence_number"]!.GetValue<int>());
+                Assert.Equal(ResponseStatus.Cancelled, (await responses.CancelResponseAsync(id)).Value.Status);
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+                foreach (var stream in new[] { events, replay })
+                {
+                    var rest = await stream.ReadAllAsync(timeout.Token);
+                    Assert.DoesNotContain(rest, e => e["type"]!.GetValue<string>() is "response.completed" or "response.incomplete" or "response.failed");
+                }
+            }
+            Assert.Equal(ResponseStatus.Cancelled, (await responses.GetResponseAsync(id)).Value.Status);
+        }
+        await _server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0);
     }
 
     [Fact]

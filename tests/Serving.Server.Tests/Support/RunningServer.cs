@@ -81,6 +81,13 @@ public sealed partial class RunningServer : IAsyncDisposable
         return (response, new SseReader(await response.Content.ReadAsStreamAsync(cancellationToken)));
     }
 
+    /// Opens a streaming GET (a Responses stream read again); the caller disposes the response.
+    public async Task<(HttpResponseMessage Response, SseReader Events)> StreamGetAsync(string path, CancellationToken cancellationToken = default)
+    {
+        var response = await Http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        return (response, new SseReader(await response.Content.ReadAsStreamAsync(cancellationToken)));
+    }
+
     public static StringContent Json(object body) =>
         new(body as string ?? JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
 

@@ -7,19 +7,21 @@ using Serving.Server.Telemetry;
 namespace Serving.Server.OpenAI.Responses;
 
 /// OpenAI's Responses API: POST /v1/responses (answered whole, as named events, or with background: true at once as
-/// queued while it generates apart: BackgroundResponses), and for stored responses GET /v1/responses/{id} (a background
-/// one's state as it goes), its input_items, DELETE, and cancel (a background response still in progress).
+/// queued while it generates apart: BackgroundResponses; background and stream: its events as they come, from a log
+/// a reconnecting client streams again with GET ?stream=true&starting_after=N), and for stored responses
+/// GET /v1/responses/{id} (a background one's state as it goes), its input_items, DELETE, and cancel (a background
+/// response still in progress).
 internal static class ResponsesEndpoint
 {
     public static void MapResponses(this RouteGroupBuilder v1)
     {
         v1.MapPost("/responses", CreateAsync);
-        v1.MapGet("/responses/{id}", (string id, ResponseStore store) =>
-            Results.Json(Stored(store, id).Response, OpenAIJsonContext.Default.ResponseObject));
+        v1.MapGet("/responses/{id}", GetAsync);
         v1.MapGet("/responses/{id}/input_items", InputItemsOf);
         v1.MapDelete("/responses/{id}", async (string id, ResponseStore store, BackgroundResponses background) =>
         {
             await background.CancelAsync(id);   // one still generating stops first, so that it is not stored again
+            background.Forget(id);
             return store.Delete(id)
                 ? Results.Json(new ResponseDeleted(id, true), OpenAIJsonContext.Default.ResponseDeleted)
                 : throw NotFound(id, null);
@@ -53,8 +55,16 @@ internal static class ResponsesEndpoint
             var queued = plan.Response("queued", [], null);
             Check.That(store.TrySave(new StoredResponse(queued, plan.Input, plan.Conversation), pinned: true), "store",
                 "A background response is stored, and this one is larger than the store (--max-stored-response-bytes).");
-            background.Start(plan.Id, cancelled => GenerateInBackgroundAsync(plan, serving, store, observer, cancelled));
-            await context.Response.WriteAsJsonAsync(queued, OpenAIJsonContext.Default.ResponseObject, cancellationToken: context.RequestAborted);
+            var apart = new Answer(plan, plan.Chat.NewChoiceStates(serving.Prompts)[0], store);
+            ResponseEventLog? log = null;
+            if (request.Stream == true)
+            {
+                log = new ResponseEventLog(new ResponseStream(apart.Ids, plan.OutputLogprobs));
+                log.Append([log.Events.Lifecycle("response.created", queued)]);
+            }
+            background.Start(plan.Id, cancelled => GenerateInBackgroundAsync(apart, serving, store, observer, log, cancelled), log);
+            if (log is not null) await StreamLogAsync(context, log, startingAfter: -1);   // leaving early leaves it generating
+            else await context.Response.WriteAsJsonAsync(queued, OpenAIJsonContext.Default.ResponseObject, cancellationToken: context.RequestAborted);
             return;
         }
         var aborted = context.RequestAborted;
@@ -66,25 +76,33 @@ internal static class ResponsesEndpoint
     }
 
     /// A background response's generation, apart from the request that created it: stored in_progress once the engine
-    /// takes it, then as it ends: completed or incomplete (Answer.Finish), cancelled (POST .../cancel), or failed.
-    static async Task GenerateInBackgroundAsync(ResponsesPlan plan, ServingContext serving, ResponseStore store, RequestObserver observer,
-        CancellationToken cancelled)
+    /// takes it, then as it ends: completed or incomplete (Answer.Finish), cancelled (POST .../cancel), or failed. A
+    /// streamed one's events go to its log as they are made (a cancelled one's end without a terminal event, OpenAI's
+    /// stream having none for it).
+    static async Task GenerateInBackgroundAsync(Answer answer, ServingContext serving, ResponseStore store, RequestObserver observer,
+        ResponseEventLog? log, CancellationToken cancelled)
     {
+        var plan = answer.Plan;
         // the states before the last are pinned in the store; the last is saved as any response
         void Save(ResponseObject response, bool pinned = false) =>
             store.TrySave(new StoredResponse(response, plan.Input, plan.Conversation), pinned);
         try
         {
             await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Chat.Generation], observer, cancelled);
-            Save(plan.Response("in_progress", [], null), pinned: true);
-            var answer = new Answer(plan, plan.Chat.NewChoiceStates(serving.Prompts)[0], store);
-            await foreach (var item in run.ReadAllAsync(cancelled)) answer.Record(item.Event);
+            var inProgress = plan.Response("in_progress", [], null);
+            Save(inProgress, pinned: true);
+            log?.Append([log.Events.Lifecycle("response.in_progress", inProgress)]);
+            await foreach (var item in run.ReadAllAsync(cancelled))
+            {
+                if (log is null) answer.Record(item.Event);
+                else log.Append(log.Events.For(answer.Append(item.Event)));
+            }
             cancelled.ThrowIfCancellationRequested();   // an answer the cancel aborted is cancelled, not incomplete
-            if (answer.Finish().Store != true)
-                Save(plan.Response("failed", [], null) with
-                {
-                    Error = new ResponseError("server_error", "The response is larger than the store (--max-stored-response-bytes)."),
-                });
+            var finished = answer.Finish();
+            if (finished.Store != true)
+                throw new ApiException(StatusCodes.Status500InternalServerError, ErrorTypes.Server,
+                    "The response is larger than the store (--max-stored-response-bytes).", null, "server_error");
+            log?.Append(log.Events.Finish(finished));
             observer.LogText(plan.Id, plan.Chat.PromptText, answer.Choice.Text);
         }
         catch (OperationCanceledException) when (cancelled.IsCancellationRequested)
@@ -93,10 +111,51 @@ internal static class ResponsesEndpoint
         }
         catch (Exception exception)
         {
-            serving.LogStreamFailure(plan.Id, exception);
+            if (exception is not ApiException) serving.LogStreamFailure(plan.Id, exception);
             var error = ErrorMapping.ToApiException(exception);
-            Save(plan.Response("failed", [], null) with { Error = new ResponseError(error.Code ?? error.Type, error.Message) });
+            var failed = plan.Response("failed", [], null) with { Error = new ResponseError(error.Code ?? error.Type, error.Message) };
+            Save(failed);
+            log?.Append(log.Events.Failure(error, failed));
         }
+    }
+
+    /// A background response's logged events after startingAfter, as they come, until its last (or the client leaves).
+    static async Task StreamLogAsync(HttpContext context, ResponseEventLog log, int startingAfter)
+    {
+        var aborted = context.RequestAborted;
+        var sse = new SseWriter(context.Response);
+        await sse.StartAsync(aborted);
+        try
+        {
+            await foreach (var e in log.ReadAsync(startingAfter, aborted))
+                await sse.WriteEventAsync(e.Type, e, OpenAIJsonContext.Default.ResponseEvent, aborted);
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            // the reader left; the response generates on
+        }
+    }
+
+    /// A stored response; with stream=true, a background streamed one's events after starting_after (default: all),
+    /// then as they come. stream and starting_after are read here, not bound: a value of the wrong kind is a 400 naming it.
+    static async Task GetAsync(HttpContext context, string id, ResponseStore store, BackgroundResponses background, string? stream,
+        string? starting_after)
+    {
+        Check.That(stream is null or "true" or "false", "stream", $"stream must be true or false (got '{stream}').");
+        int? after = starting_after is null ? null
+            : int.TryParse(starting_after, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var parsed) && parsed >= 0
+                ? parsed
+                : throw ApiException.BadRequest($"starting_after must be a sequence number, an integer of 0 or more (got '{starting_after}').", "starting_after");
+        var stored = Stored(store, id).Response;
+        if (stream != "true")
+        {
+            await context.Response.WriteAsJsonAsync(stored, OpenAIJsonContext.Default.ResponseObject, cancellationToken: context.RequestAborted);
+            return;
+        }
+        var log = background.Log(id) ?? throw ApiException.BadRequest(
+            "Only a response created with background and stream can be streamed again (and only while it is among the last "
+            + $"{BackgroundResponses.FinishedLogsKept} finished).", "stream");
+        await StreamLogAsync(context, log, after ?? -1);
     }
 
     static async Task AnswerWholeAsync(HttpContext context, Answer answer, GenerationRun run)

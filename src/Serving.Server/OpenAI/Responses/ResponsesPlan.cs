@@ -143,7 +143,6 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         if (request.Background == true)
         {
             Check.That(request.Store != false, "store", "A background response is stored: background requires store.");
-            Check.That(request.Stream != true, "stream", "A background response is read with GET /v1/responses/{id}, not streamed.");
         }
         Check.That(IsAbsent(request.Conversation), "conversation",
             "Conversations are not supported; continue a response with previous_response_id instead.");

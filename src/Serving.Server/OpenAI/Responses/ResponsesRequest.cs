@@ -16,7 +16,8 @@ internal sealed record ResponsesRequest
     /// Keep the response for GET /v1/responses/{id} and previous_response_id (default true, as OpenAI).
     public bool? Store { get; init; }
     public bool? Stream { get; init; }
-    /// Answered at once as queued, generated apart (BackgroundResponses), read back with GET; needs store, not streamed.
+    /// Answered at once as queued, generated apart (BackgroundResponses), read back with GET; needs store. With stream,
+    /// its events are streamed, and again from any point with GET ?stream=true&starting_after=N.
     public bool? Background { get; init; }
     public int? MaxOutputTokens { get; init; }
     public float? Temperature { get; init; }
