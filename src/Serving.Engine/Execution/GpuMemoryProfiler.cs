@@ -27,14 +27,14 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
         // the pooling runner samples nothing: its step returns hidden states, every row's at most (MEAN pooling)
         if (!model.HasLmHead) sampledRows = 0;
         WarmUp(model, cacheDtype, numTokens, sampledRows, options.BlockSize);
-        return devices.Min(entry => Budget(options, model, entry.Device, entry.FreeBeforeLoading));
+        // the pooling runner (no LM head) captures no decode graphs, nor does a model whose steps wait for the host
+        var capturesGraphs = !options.EnforceEager && model.HasLmHead && model.CanCaptureGraphs(cacheDtype);
+        return devices.Min(entry => Budget(options, model, entry.Device, entry.FreeBeforeLoading, capturesGraphs));
     }
 
-    static long Budget(EngineOptions options, LoadedModel model, CudaDevice device, long freeBeforeLoading)
+    static long Budget(EngineOptions options, LoadedModel model, CudaDevice device, long freeBeforeLoading, bool capturesGraphs)
     {
         var (free, total) = device.MemoryInfo();
-        // the pooling runner (no LM head) captures no decode graphs
-        var capturesGraphs = !options.EnforceEager && model.HasLmHead;
         var used = freeBeforeLoading - free + (capturesGraphs ? GraphMemoryEstimate(model, options.MaxNumSeqs) : 0);
         var budget = Math.Min((long)(total * options.GpuMemoryUtilization) - used, free);
         if (budget <= 0)

@@ -72,6 +72,10 @@ internal sealed class KVCacheManager
         if (numNewBlocks + numRevived > _pool.NumFreeBlocks)
             return false;
         _pool.Touch(taken);
+        // the unseen ones are not taken, but were just found useful: freshened, they are not the next evicted
+        var unseenBlocks = prefix.Blocks.Take(unseen).ToList();
+        _pool.Touch(unseenBlocks);
+        _pool.Free(unseenBlocks);
         table.Append(prefix.Blocks);
         if (prefix.Blocks.Count > 0) table.NumReleasedBlocks = unseen;
         table.NumCommittedBlocks = Math.Max(table.NumCommittedBlocks, prefix.Blocks.Count);

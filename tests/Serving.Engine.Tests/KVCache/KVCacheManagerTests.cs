@@ -174,6 +174,7 @@ public sealed class KVCacheManagerTests
         Assert.Equal(2, second.NumReleasedBlocks);              // the first new query (12) sees 8..12: blocks 0 and 1 out
         Assert.Equal(0, first.Blocks[1].RefCount);
         Assert.Equal(2, first.Blocks[2].RefCount);
+        Assert.Equal([first.Blocks[0], first.Blocks[1]], manager.Pool.FreeQueue.TakeLast(2));   // found useful: the last evicted
         Assert.Equal(6 - 1, manager.NumFreeBlocks);             // a new tail block only
         Assert.Equal(4, manager.MostBlocksHeld(1000, maxStepTokens: 4));   // span 5 + a step of 4: 3 blocks, one more straddled
         Assert.Equal(3, manager.MostBlocksHeld(9, maxStepTokens: 4));

@@ -79,7 +79,7 @@ internal sealed class CudaStep : DecoderStep
     readonly StepInputs _inputs;
     readonly Tensor _positions, _slots, _tokenRows, _decodeSeqs, _contextLengths, _blockTables;
     readonly int[] _prefillSeqs;
-    readonly Tensor? _contextSlots;        // (sum of prefill context lengths) int32, prefill sequences only (CUDA-core path)
+    readonly Tensor? _contextSlots;        // (sum of prefill context lengths) int32, prefill sequences only (the SDPA path)
     readonly Tensor? _prefills;            // (prefill sequences, 3) int32: index, first row, query length (tensor-core path)
     readonly int _maxPrefillLength;
     readonly DecodeAttentionPlan? _plan;

@@ -13,7 +13,7 @@ namespace Serving.Engine.Model.Backends;
 /// context; each prefill chunk is a group of its own. So no query is ever padded: a group is either (numSeqs, 1
 /// query) or (1 sequence, queryLength queries). Query i of a chunk sits at position c - q + i and sees keys 0 .. that
 /// position (causal over the whole context, earlier chunks and prefix-cache hits included). A sliding-window layer
-/// (ModelConfig.LayerWindows: gemma, cohere2, gpt-oss) sees only the window's last positions up to its own; gemma's attention scale and
+/// (ModelConfig.LayerWindows: gemma, cohere2, gpt-oss, mistral, phi3, qwen's under use_sliding_window) sees only the window's last positions up to its own; gemma's attention scale and
 /// soft-capping apply as transformers applies them (scale, then cap x tanh(scores / cap), then the mask); gpt-oss's
 /// sinks join each softmax as a column without a value.
 internal sealed class TorchAttention
