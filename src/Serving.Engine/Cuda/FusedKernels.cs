@@ -222,15 +222,18 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// cores (only where TensorCoreAttention). query as PagedDecodeAttention; prefills (numPrefills, 3) int32: each
     /// sequence's index, first row in query / output, and query length (its queries are the last query-length positions
     /// of its context, whose K/V are already in the pool); maxQueryLength the longest of them; blockTables,
-    /// contextLengths, kvScales and output as PagedDecodeAttention (only the prefill rows written).
+    /// contextLengths, kvScales and output as PagedDecodeAttention (only the prefill rows written); window as
+    /// PagedDecodeAttention's.
     public void PagedPrefillAttention(Tensor query, Tensor kCache, Tensor vCache, Tensor prefills, int maxQueryLength,
-        Tensor blockTables, Tensor contextLengths, Tensor kvScales, Tensor output)
+        Tensor blockTables, Tensor contextLengths, Tensor kvScales, Tensor output, int? window = null)
     {
         if (!_attentionKernel.TensorCores) throw new InvalidOperationException("prefill attention kernel needs tensor-core attention");
+        if (window is <= 0) throw new ArgumentOutOfRangeException(nameof(window), window, "a window is positive");
+        var windowSize = window ?? 0;
         var (qStride, maxBlocks, blockSize, scale) = ((int)query.stride(0), (int)blockTables.size(1), (int)kCache.size(1), AttentionScale);
         var (qPtr, kPtr, vPtr, prefillPtr) = (TensorPointer.Of(query), TensorPointer.Of(kCache), TensorPointer.Of(vCache), TensorPointer.Of(prefills));
         var (tablePtr, lenPtr, scalePtr, outPtr) = (TensorPointer.Of(blockTables), TensorPointer.Of(contextLengths), TensorPointer.Of(kvScales), TensorPointer.Of(output));
-        void** args = stackalloc void*[] { &qPtr, &qStride, &kPtr, &vPtr, &prefillPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &scale, &scalePtr, &outPtr };
+        void** args = stackalloc void*[] { &qPtr, &qStride, &kPtr, &vPtr, &prefillPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &scale, &windowSize, &scalePtr, &outPtr };
         var rowTiles = ((long)maxQueryLength * Shape.GroupSize + PrefillRowsPerBlock - 1) / PrefillRowsPerBlock;
         var grid = ((uint)Shape.NumKVHeads, (uint)prefills.size(0), (uint)rowTiles);
         Launch(_prefillAttention, grid, PrefillThreads, DecodeAttentionKernel.ChunkStagesBytes(Shape), args);

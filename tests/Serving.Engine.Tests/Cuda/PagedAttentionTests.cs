@@ -99,7 +99,14 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
     [InlineData(32, 8, 128, "fp8")]
     [InlineData(32, 1, 128, "fp8")]
     [InlineData(32, 4, 96, "fp8")]
-    public void PrefillMatchesFloat64CausalAttention(int numHeads, int numKVHeads, int headDim, string dtype)
+    // sliding windows: each new token sees the window's last positions up to its own; blocks start at their first row's
+    // window, and rows whose window starts later see whole chunks of nothing first
+    [InlineData(32, 8, 128, "bfloat16", 100)]
+    [InlineData(64, 8, 128, "bfloat16", 37)]
+    [InlineData(8, 8, 64, "bfloat16", 17)]
+    [InlineData(32, 1, 128, "bfloat16", 300)]
+    [InlineData(32, 8, 128, "fp8", 100)]
+    public void PrefillMatchesFloat64CausalAttention(int numHeads, int numKVHeads, int headDim, string dtype, int window = 0)
     {
         // (context before this step, new tokens): a whole prompt, chunked prefills after cached context, one token
         (int Cached, int New)[] seqs = [(0, 37), (100, 17), (0, 1), (513, 300), (2000, 64)];
@@ -127,7 +134,7 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         var scales = tensor(new[] { 0.75f, 1.5f }, device: device);
         var result = full(batch.NumTokens, numHeads * headDim, double.NaN, dtype: ScalarType.BFloat16, device: device);
         kernels.PagedPrefillAttention(qkv, keys, values, prefills, seqs.Max(s => s.New), buffers.BlockTables(seqs.Length),
-            buffers.ContextLengths(seqs.Length), scales, result);
+            buffers.ContextLengths(seqs.Length), scales, result, window > 0 ? window : null);
         stream.Synchronize();
 
         var (k64, v64) = (KVPoolValues.Decoded(keys, cacheDtype) * 0.75, KVPoolValues.Decoded(values, cacheDtype) * 1.5);
@@ -137,10 +144,10 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
             for (var i = 0; i < seqs[s].New; i++)
             {
                 var position = seqs[s].Cached + i;   // sees positions 0 .. position
-                expected.Add(Reference(q[batch.QueryStarts[s] + i].unsqueeze(0), k64, v64, [position + 1], [tables[s]], numHeads, numKVHeads, headDim));
+                expected.Add(Reference(q[batch.QueryStarts[s] + i].unsqueeze(0), k64, v64, [position + 1], [tables[s]], numHeads, numKVHeads, headDim, window));
             }
         var relative = ((result.to(ScalarType.Float64) - cat(expected, 0)).norm() / cat(expected, 0).norm()).item<double>();
-        output.WriteLine($"prefill {dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}: relative error {relative:E2}");
+        output.WriteLine($"prefill {dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}, window {window}: relative error {relative:E2}");
         Assert.True(relative < 1e-2, $"relative error {relative}");
     }
 

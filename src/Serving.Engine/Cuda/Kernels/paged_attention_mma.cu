@@ -376,9 +376,12 @@ __device__ __forceinline__ void accumulate_chunk(const cache_t* v, const unsigne
 
 // One 16-token chunk, the one in stage `stage`, for a warp's 16 query rows: online softmax in log2 units,
 // S = Q K^T, P = exp2(S - m), O += P V. The chunk starts at token `first`; rows g and g + 8 of the fragments see
-// tokens below limit0 and limit8.
+// tokens below limit0 and limit8, and (a sliding window's) from low0 and low8 on. Where a row may have seen nothing
+// yet (windowed: its chunks before its window), its running max may still be -inf: `windowed` takes 0 in its place
+// in the exponents, so that an empty row stays zero instead of -inf - -inf.
 __device__ __forceinline__ void attend_chunk(const MmaChunkStages& stages, int stage, WarpRows& rows, float score_scale,
-                                             int first, int limit0, int limit8, int lane) {
+                                             int first, int limit0, int limit8, int lane,
+                                             bool windowed = false, int low0 = 0, int low8 = 0) {
     const int t = lane & 3;
     float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
     score_chunk(stages.k[stage], rows, s, lane);
@@ -390,21 +393,31 @@ __device__ __forceinline__ void attend_chunk(const MmaChunkStages& stages, int s
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const int token = first + n * 8 + 2 * t + (i & 1);
-            s[n][i] = token < (i < 2 ? limit0 : limit8) ? s[n][i] * score_scale : NEG_INF;
+            const bool seen = token < (i < 2 ? limit0 : limit8) && (!windowed || token >= (i < 2 ? low0 : low8));
+            s[n][i] = seen ? s[n][i] * score_scale : NEG_INF;
             chunk_max[i >> 1] = fmaxf(chunk_max[i >> 1], s[n][i]);
         }
-    float alpha[2];
+    float alpha[2], m_sub[2];
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         chunk_max[h] = fmaxf(chunk_max[h], __shfl_xor_sync(0xffffffffu, chunk_max[h], 1));
         chunk_max[h] = fmaxf(chunk_max[h], __shfl_xor_sync(0xffffffffu, chunk_max[h], 2));
-        alpha[h] = advance_running_max(rows.m[h], rows.l[h], chunk_max[h]);   // finite: a row's first chunk holds a token it sees
+        if (!windowed) {
+            alpha[h] = advance_running_max(rows.m[h], rows.l[h], chunk_max[h]);   // finite: a row's first chunk holds a token it sees
+            m_sub[h] = rows.m[h];
+        } else {
+            const float m_new = fmaxf(rows.m[h], chunk_max[h]);
+            m_sub[h] = m_new == NEG_INF ? 0.f : m_new;        // nothing seen yet: exp2(-inf - 0) = 0 keeps the row empty
+            alpha[h] = fast_exp2(rows.m[h] - m_sub[h]);
+            rows.m[h] = m_new;
+            rows.l[h] *= alpha[h];
+        }
     }
 #pragma unroll
     for (int n = 0; n < 2; n++)
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            s[n][i] = fast_exp2(s[n][i] - rows.m[i >> 1]);
+            s[n][i] = fast_exp2(s[n][i] - m_sub[i >> 1]);
             rows.l[i >> 1] += s[n][i];
         }
 #pragma unroll
@@ -693,11 +706,13 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
 // query length; the queries are the last query-length positions of its context. The rows of a (sequence, KV head)
 // are (query token, head of the group) pairs, token-major: a block takes 64 of them (16 per warp) and walks the
 // context up to its last row's position in 16-token chunks, each loaded once for the four warps. Every row sees the
-// positions up to its own. Grid: (numKVHeads, numPrefills, row tiles of 64); dynamic shared memory: MmaChunkStages.
+// positions up to its own; window > 0 (a sliding-window layer): only the last `window` of them, and the block starts at
+// the chunk of its first row's window. Grid: (numKVHeads, numPrefills, row tiles of 64); dynamic shared memory:
+// MmaChunkStages.
 extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_prefill_attention_mma(
         const elem_t* __restrict__ q, int q_stride, const cache_t* __restrict__ k_cache, const cache_t* __restrict__ v_cache,
         const int* __restrict__ prefills, const int* __restrict__ block_tables, int max_blocks_per_seq,
-        const int* __restrict__ context_lens, int block_size, float scale, const float* __restrict__ kv_scales,
+        const int* __restrict__ context_lens, int block_size, float scale, int window, const float* __restrict__ kv_scales,
         elem_t* __restrict__ out) {
     wait_for_previous_kernel();
     extern __shared__ __align__(16) unsigned char shared_bytes[];
@@ -716,6 +731,8 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_prefill_atten
     const int r0 = block_row + warp * MMA_ROWS + g, r8 = r0 + 8;
     const int limit0 = r0 < rows ? first_position + r0 / GROUP_SIZE + 1 : 1;
     const int limit8 = r8 < rows ? first_position + r8 / GROUP_SIZE + 1 : 1;
+    const bool windowed = window > 0;   // a row at position p sees p - window + 1 .. p
+    const int low0 = windowed ? max(0, limit0 - window) : 0, low8 = windowed ? max(0, limit8 - window) : 0;
     WarpRows warp_rows;
     start_rows(warp_rows,
                q + (long)(first_row + r0 / GROUP_SIZE) * q_stride + (long)(kv_head * GROUP_SIZE + r0 % GROUP_SIZE) * HEAD_DIM,
@@ -727,21 +744,27 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_prefill_atten
     const int end = first_position + block_last / GROUP_SIZE + 1;
     const int warp_row = block_row + warp * MMA_ROWS;
     const int warp_end = warp_row < rows ? first_position + min(rows - 1, warp_row + MMA_ROWS - 1) / GROUP_SIZE + 1 : 0;
-    const int chunks = (end + MMA_CHUNK - 1) / MMA_CHUNK;
+    // windowed: the block's chunks start at its first row's window, a warp's at its own first row's
+    const int block_start = windowed ? max(0, first_position + block_row / GROUP_SIZE + 1 - window) : 0;
+    const int warp_start = windowed && warp_row < rows ? max(0, first_position + warp_row / GROUP_SIZE + 1 - window) : 0;
+    const int first_chunk = block_start / MMA_CHUNK;
+    const int chunks = (end + MMA_CHUNK - 1) / MMA_CHUNK - first_chunk;   // chunk j starts at token (first_chunk + j) MMA_CHUNK
 #pragma unroll
     for (int j = 0; j < MMA_STAGES - 1; j++) {
-        if (j < chunks) load_chunk_block(stages, j, k_cache, v_cache, table, j * MMA_CHUNK, end, block_size, num_kv_heads, kv_head);
+        if (j < chunks)
+            load_chunk_block(stages, j, k_cache, v_cache, table, (first_chunk + j) * MMA_CHUNK, end, block_size, num_kv_heads, kv_head);
         cp_async_commit();
     }
     for (int j = 0; j < chunks; j++) {
-        const int stage = j % MMA_STAGES;
+        const int stage = j % MMA_STAGES, first = (first_chunk + j) * MMA_CHUNK;
         if (j + MMA_STAGES - 1 < chunks)
-            load_chunk_block(stages, (j + MMA_STAGES - 1) % MMA_STAGES, k_cache, v_cache, table, (j + MMA_STAGES - 1) * MMA_CHUNK, end,
-                             block_size, num_kv_heads, kv_head);
+            load_chunk_block(stages, (j + MMA_STAGES - 1) % MMA_STAGES, k_cache, v_cache, table,
+                             (first_chunk + j + MMA_STAGES - 1) * MMA_CHUNK, end, block_size, num_kv_heads, kv_head);
         cp_async_commit();
         asm volatile("cp.async.wait_group %0;\n" :: "n"(MMA_STAGES - 1) : "memory");
         __syncthreads();                                    // chunk j has landed for every thread's copies
-        if (j * MMA_CHUNK < warp_end) attend_chunk(stages, stage, warp_rows, score_scale, j * MMA_CHUNK, limit0, limit8, lane);
+        if (first < warp_end && first + MMA_CHUNK > warp_start)
+            attend_chunk(stages, stage, warp_rows, score_scale, first, limit0, limit8, lane, windowed, low0, low8);
         __syncthreads();                                    // the stage may be refilled
     }
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");

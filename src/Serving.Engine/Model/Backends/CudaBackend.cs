@@ -79,7 +79,7 @@ internal sealed class CudaStep : DecoderStep
     readonly StepInputs _inputs;
     readonly Tensor _positions, _slots, _tokenRows, _decodeSeqs, _contextLengths, _blockTables;
     readonly int[] _prefillSeqs;
-    readonly Tensor? _contextSlots;        // (sum of prefill context lengths) int32, prefill sequences only (the SDPA path)
+    readonly Tensor? _contextSlots;        // (sum of prefill context lengths) int32, prefill sequences only (CUDA-core path)
     readonly Tensor? _prefills;            // (prefill sequences, 3) int32: index, first row, query length (tensor-core path)
     readonly int _maxPrefillLength;
     readonly DecodeAttentionPlan? _plan;
@@ -112,8 +112,7 @@ internal sealed class CudaStep : DecoderStep
             _prefills = tensor(rows, dtype: ScalarType.Int32, device: cache.Device).view(_prefillSeqs.Length, 3);
             _maxPrefillLength = _prefillSeqs.Max(inputs.QueryLength);
         }
-        // the SDPA path: where the tensor-core prefill kernel does not run, and for sliding-window layers (it has no window)
-        if (_prefillSeqs.Length > 0 && (!_kernels.TensorCoreAttention || config.LayerWindows.Any(w => w is not null)))
+        else if (_prefillSeqs.Length > 0)
             _contextSlots = tensor(PrefillAttention.ContextSlots(inputs, _prefillSeqs), dtype: ScalarType.Int32, device: cache.Device);
         if (_plan is not null)
             _workspace = empty(_plan.WorkspaceElements(config.NumAttentionHeads, config.HeadDim), ScalarType.Float32, cache.Device);
@@ -194,12 +193,12 @@ internal sealed class CudaStep : DecoderStep
             _kernels.PagedDecodeAttention(qkv, keys, values, _decodeSeqs, _tokenRows, _blockTables, _contextLengths,
                 _partitionSize, _cache.Scales[layer], _plan, output, _workspace!, window);
         }
-        if (_prefills is not null && window is null)
+        if (_prefills is not null)
         {
             _kernels.PagedPrefillAttention(qkv, keys, values, _prefills, _maxPrefillLength, _blockTables, _contextLengths,
-                _cache.Scales[layer], output);
+                _cache.Scales[layer], output, window);
         }
-        else if (_contextSlots is not null)
+        if (_contextSlots is not null)
             PrefillAttention.Run(_kernels, qkv, layer, _cache, _inputs, _prefillSeqs, _contextSlots, output, window);
         return output;
     }

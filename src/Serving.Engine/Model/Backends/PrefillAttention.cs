@@ -11,8 +11,7 @@ namespace Serving.Engine.Model.Backends;
 /// kernel has already written this step's), gathered by a kernel into the model dtype (dequantized for FP8 pools),
 /// one KV head each: queries are grouped as (numKVHeads, groupSize x queryLength, headDim) against (numKVHeads,
 /// contextLength, headDim), so K/V are never repeated per query head, with a causal mask that lets query j see
-/// context positions up to its own (and, in a sliding-window layer, no further back than its window). Sliding layers
-/// take this path on tensor cores too.
+/// context positions up to its own (and, in a sliding-window layer, no further back than its window).
 internal static class PrefillAttention
 {
     /// qkv (N, (H + 2G) D) with q and k rotated; writes the rows of the given sequences into output (N, H D);
