@@ -94,8 +94,11 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         model.MaxPositions = maxModelLen;
         model.ReserveStepBuffers(cacheDtype, options.MaxNumBatchedTokens, options.MaxNumSeqs, KVCache.SlotMapping.BlocksFor(maxModelLen, options.BlockSize));
         var capacity = PlanKVCache(options, model, cacheDtype, gpuMemory, maxModelLen);
+        var kvCache = new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching, config.AttentionSpan);
+        // a sequence of maxModelLen holds at most this many blocks at once (fewer than its length's when every layer slides)
+        var blocksPerSequence = kvCache.MostBlocksHeld(maxModelLen, options.MaxNumBatchedTokens);
         Log.KVCachePlanned(logger, capacity.BytesPerToken, capacity.NumBlocks, capacity.BlockSize,
-            capacity.CapacityTokens, capacity.MaxConcurrentSequences(maxModelLen), maxModelLen);
+            capacity.CapacityTokens, capacity.MaxConcurrentSequences(blocksPerSequence), maxModelLen);
         var cache = model.CreateKVCache(capacity.NumBlocks, capacity.BlockSize, cacheDtype);
         // the pooling runner computes prompts only: no decode step to capture
         if (!options.EnforceEager && !pooling && gpuMemory is not null && model.CanCaptureGraphs(cacheDtype))
@@ -108,7 +111,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             LongPrefillTokenThreshold = options.LongPrefillTokenThreshold,
             MaxModelLen = maxModelLen, EosTokenIds = eosTokenIds, Policy = options.SchedulingPolicy,
             Speculative = options.SpeculativeConfig,
-        }, new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching, config.AttentionSpan));
+        }, kvCache);
         manual_seed(options.Seed);
         var vocabulary = TokenVocabulary.Create(tokenizer, config.VocabSize, eosTokenIds);
         vocabulary.WarmUp();

@@ -7,8 +7,8 @@ internal sealed record KVCacheCapacity(int NumBlocks, int BlockSize, long BytesP
 
     public long TotalBytes => CapacityTokens * BytesPerToken;
 
-    /// Sequences of maxModelLen tokens that fit at once; each needs whole blocks.
-    public long MaxConcurrentSequences(int maxModelLen) => NumBlocks / ((maxModelLen + BlockSize - 1) / BlockSize);
+    /// Sequences that fit at once when each holds blocksPerSequence (KVCacheManager.MostBlocksHeld of the longest).
+    public long MaxConcurrentSequences(int blocksPerSequence) => NumBlocks / blocksPerSequence;
 }
 
 internal static class KVCacheSizing

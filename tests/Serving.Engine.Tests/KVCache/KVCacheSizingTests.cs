@@ -38,13 +38,17 @@ public sealed class KVCacheSizingTests
         Assert.All(new[] { mha, gqa, mqa }, capacity => Assert.Equal(memory, capacity.TotalBytes));
     }
 
+    /// Sequences count whole blocks; when every layer slides, a sequence holds its span and a step's tokens at most.
     [Fact]
-    public void CapacityInSequencesCountsWholeBlocks()
+    public void CapacityInSequencesCountsTheBlocksEachHolds()
     {
         var capacity = new KVCacheCapacity(NumBlocks: 100, BlockSize: 16, BytesPerToken: 256);
         Assert.Equal(1600, capacity.CapacityTokens);
-        Assert.Equal(6, capacity.MaxConcurrentSequences(256)); // 16 blocks each
-        Assert.Equal(5, capacity.MaxConcurrentSequences(257)); // 17 blocks each
+        var manager = new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, enablePrefixCaching: false);
+        Assert.Equal(6, capacity.MaxConcurrentSequences(manager.MostBlocksHeld(256, 8192)));   // 16 blocks each
+        Assert.Equal(5, capacity.MaxConcurrentSequences(manager.MostBlocksHeld(257, 8192)));   // 17 blocks each
+        var sliding = new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, enablePrefixCaching: false, attentionSpan: 100);
+        Assert.Equal(8, capacity.MaxConcurrentSequences(sliding.MostBlocksHeld(4096, 64)));   // 100 + 64 tokens: 11 blocks, one straddled
     }
 
     [Fact]
