@@ -129,7 +129,7 @@ public sealed class ServerOptions
     public string? OverrideGenerationConfig { get; set; }
     /// Let the model decide when to call a tool (tool_choice "auto"); needs ToolCallParser (vLLM's flag).
     public bool EnableAutoToolChoice { get; set; }
-    /// How tool calls are read from the model's text: llama3_json, hermes, mistral or pythonic (vLLM's names).
+    /// How tool calls are read from the model's text (vLLM's names, ToolCallParsers.Names).
     public string? ToolCallParser { get; set; }
     /// How a reasoning model's thinking is read from its chat answers: deepseek_r1 or qwen3 (vLLM's names); the
     /// thinking then comes as "reasoning", apart from the content.

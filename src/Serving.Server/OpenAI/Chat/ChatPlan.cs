@@ -70,5 +70,5 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
     public ChatChoiceState[] NewChoiceStates(IPromptProcessor prompts) =>
         [.. Enumerable.Range(0, N).Select(i => new ChatChoiceState(i, Request.ReturnTokenIds == true,
             new LogprobTokens(prompts, Request.ReturnTokensAsTokenIds == true),
-            ToolCallReader.For(Tools, ToolCallParser is { } parser ? ToolCallParsers.Create(parser) : null), Reasoning))];
+            ToolCallReader.For(Tools, ToolCallParser is { } parser ? ToolCallParsers.Create(parser, Tools.TemplateTools) : null), Reasoning))];
 }

@@ -86,17 +86,64 @@ internal abstract class ToolCallParser
 /// The --tool-call-parser names and their parsers.
 internal static class ToolCallParsers
 {
-    public static readonly IReadOnlyList<string> Names = ["llama3_json", "hermes", "mistral", "pythonic", HarmonyCallParser.Name];
+    public static readonly IReadOnlyList<string> Names =
+        ["llama3_json", "hermes", "mistral", "pythonic", "granite", "phi4_mini_json", "qwen3_coder", HarmonyCallParser.Name];
 
-    public static ToolCallParser Create(string name) => name switch
+    /// tools: the request's tool list as the chat template receives it (qwen3_coder reads its parameters' types).
+    public static ToolCallParser Create(string name, JsonArray? tools = null) => name switch
     {
         HarmonyCallParser.Name => new HarmonyCallParser(),
         "llama3_json" => new Llama3JsonParser(),
         "hermes" => new HermesParser(),
         "mistral" => new MistralParser(),
         "pythonic" => new PythonicParser(),
+        "granite" => new GraniteParser(),
+        "phi4_mini_json" => new Phi4MiniJsonParser(),
+        "qwen3_coder" => new Qwen3CoderParser(tools),
         _ => throw new ArgumentException($"unknown tool call parser '{name}'", nameof(name)),
     };
+}
+
+/// IBM Granite 3: the whole answer is <|tool_call|>[{"name": ..., "arguments": {...}}, ...] (<tool_call> in some of its
+/// releases, or the bare list).
+internal sealed class GraniteParser : ToolCallParser
+{
+    static readonly string[] Markers = ["<|tool_call|>", "<tool_call>"];
+
+    public override int? FindStart(string text)
+    {
+        var rest = text.AsSpan().TrimStart();
+        foreach (var marker in Markers)
+            if (rest.StartsWith(marker)) return 0;
+        return rest.StartsWith("[") ? 0 : null;
+    }
+
+    public override int PossibleStartLength(string text)
+    {
+        var trimmed = text.TrimStart();
+        return trimmed.Length == 0 || Markers.Any(m => m.StartsWith(trimmed, StringComparison.Ordinal)) ? text.Length : 0;
+    }
+
+    protected override IReadOnlyList<ParsedToolCall>? ParseCalls(string calls)
+    {
+        var body = calls.TrimStart();
+        foreach (var marker in Markers)
+            if (body.StartsWith(marker, StringComparison.Ordinal)) body = body[marker.Length..];
+        return JsonValues(body, ' ') is [JsonArray list] ? AllCalls(list, "arguments", "parameters") : null;
+    }
+}
+
+/// Phi-4-mini: functools[{"name": ..., "arguments": {...}}, ...], text before it being content.
+internal sealed class Phi4MiniJsonParser : ToolCallParser
+{
+    const string Marker = "functools";
+
+    public override int? FindStart(string text) => text.IndexOf(Marker + "[", StringComparison.Ordinal) is var i and >= 0 ? i : null;
+
+    public override int PossibleStartLength(string text) => PartialMarker(text, Marker + "[");
+
+    protected override IReadOnlyList<ParsedToolCall>? ParseCalls(string calls) =>
+        JsonValues(calls[Marker.Length..], ' ') is [JsonArray list] ? AllCalls(list, "arguments", "parameters") : null;
 }
 
 /// Formats whose calls are the whole answer: it starts with tag or opening (white space before them is theirs).

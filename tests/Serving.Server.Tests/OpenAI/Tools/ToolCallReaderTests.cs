@@ -1,9 +1,10 @@
 using System.Text;
+using System.Text.Json.Nodes;
 using Serving.Server.OpenAI.Tools;
 
 namespace Serving.Server.Tests.OpenAI.Tools;
 
-/// The --tool-call-parser formats (llama3_json, hermes, mistral, pythonic, openai) and the required-call scanner, read whole and
+/// The --tool-call-parser formats (llama3_json, hermes, mistral, pythonic, granite, phi4_mini_json, qwen3_coder, openai) and the required-call scanner, read whole and
 /// streamed in every split: the streamed content and calls always add up to the whole answer.
 public sealed class ToolCallReaderTests
 {
@@ -41,23 +42,46 @@ public sealed class ToolCallReaderTests
         { "openai", "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>not json<|call|>", null, ["f not json"] },
         { "openai", "2 <| 3 is false", "2 <| 3 is false", [] },
         { "openai", "The answer is 4.", "The answer is 4.", [] },
+        { "granite", "<|tool_call|>[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]", null, ["get_weather {\"city\":\"Paris\"}"] },
+        { "granite", " <tool_call>[{\"name\": \"a\", \"arguments\": {}}, {\"name\": \"b\", \"arguments\": {\"k\": 1}}]", null, ["a {}", "b {\"k\":1}"] },
+        { "granite", "The answer [1] is here.", "The answer [1] is here.", [] },
+        { "granite", "[1, 2]", "[1, 2]", [] },
+        { "phi4_mini_json", "functools[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]", null, ["get_weather {\"city\":\"Paris\"}"] },
+        { "phi4_mini_json", "I will look. functools[{\"name\": \"a\", \"arguments\": {}}]", "I will look. ", ["a {}"] },
+        { "phi4_mini_json", "No tools needed.", "No tools needed.", [] },
+        // qwen3_coder: values typed by the tools' schemas below (city and zip strings, days integer, options object)
+        { "qwen3_coder", "Let me check.\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=days>\n2\n</parameter>\n</function>\n</tool_call>",
+            "Let me check.\n", ["get_weather {\"city\":\"Paris\",\"days\":2}"] },
+        { "qwen3_coder", "<tool_call>\n<function=get_weather>\n<parameter=zip>\n10001\n</parameter>\n<parameter=options>\n{\"unit\": \"C\", \"hourly\": [1, 2]}\n</parameter>\n<parameter=note>\n42\n</parameter>\n</function>\n</tool_call>\n<tool_call>\n<function=get_time>\n</function>\n</tool_call>",
+            null, ["get_weather {\"zip\":\"10001\",\"options\":{\"unit\":\"C\",\"hourly\":[1,2]},\"note\":\"42\"}", "get_time {}"] },
+        { "qwen3_coder", "<function=get_weather>\n<parameter=city>\nNew\nYork\n</parameter>\n<parameter=days>\nthree\n</parameter>\n</function>", null,
+            ["get_weather {\"city\":\"New\\nYork\",\"days\":\"three\"}"] },
+        { "qwen3_coder", "<tool_call>\n<function=f>\n<parameter=x>\n1\n</function>\n</tool_call>", "<tool_call>\n<function=f>\n<parameter=x>\n1\n</function>\n</tool_call>", [] },
+        { "qwen3_coder", "2 < 3, and <b> is bold.", "2 < 3, and <b> is bold.", [] },
     };
+
+    /// The request's tools as the chat template receives them (qwen3_coder types its values by them).
+    static readonly JsonArray Tools = JsonNode.Parse("""
+        [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {
+            "city": {"type": "string"}, "zip": {"type": "string"}, "days": {"type": "integer"}, "options": {"type": "object"}}}}},
+         {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}]
+        """)!.AsArray();
 
     [Theory]
     [MemberData(nameof(AutoCases))]
     public void AutoCallsAreReadWholeAndInEveryStreamedSplit(string parser, string text, string? content, string[] calls)
     {
-        var (wholeContent, wholeCalls) = ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Auto), ToolCallParsers.Create(parser)).Complete(text);
+        var (wholeContent, wholeCalls) = ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Auto), ToolCallParsers.Create(parser, Tools)).Complete(text);
         Assert.Equal(content, wholeContent);
         Assert.Equal(calls, (wholeCalls ?? []).Select(c => $"{c.Function.Name} {c.Function.Arguments}"));
         for (var split = 0; split <= text.Length; split++)
         {
-            var reader = ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Auto), ToolCallParsers.Create(parser));
+            var reader = ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Auto), ToolCallParsers.Create(parser, Tools));
             var (streamedContent, streamedCalls) = Stream(reader, [text[..split], text[split..]]);
             Assert.Equal(content ?? (calls.Length == 0 ? text : ""), streamedContent);
             Assert.Equal(calls, streamedCalls);
         }
-        var byCharacter = Stream(ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Auto), ToolCallParsers.Create(parser)), text.Select(c => c.ToString()));
+        var byCharacter = Stream(ToolCallReader.For(ChatToolsFor(ToolChoiceMode.Auto), ToolCallParsers.Create(parser, Tools)), text.Select(c => c.ToString()));
         Assert.Equal(calls, byCharacter.Calls);
     }
 
