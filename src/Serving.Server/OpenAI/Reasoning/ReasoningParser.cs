@@ -11,6 +11,9 @@ namespace Serving.Server.OpenAI.Reasoning;
 /// An answer that starts in thinking meets its output constraint (structured outputs, a required or named tool)
 /// after the thinking, as in vLLM; one that starts in content meets it from its first token. Once </think> is read,
 /// the rest is content, tags and all.
+/// - granite (Granite 3.2 and 3.3 with the template's thinking on): the same division at its phrases, "Here is my
+///   thought process:" and "Here is my response:" ("Here's" too); the model writes the first itself, so an answer
+///   starts in content until it does (and meets an output constraint from its first token).
 /// - openai_gptoss (gpt-oss): OpenAI's harmony format, whose analysis channel is the thinking and whose final (and
 ///   commentary) channel the content (HarmonySplitter); it reads the special tokens that mark the channels. Output
 ///   constraints are refused with it (the format's headers come before any content); its function calls are read by
@@ -19,12 +22,13 @@ internal abstract class ReasoningParser
 {
     public const string Harmony = "openai_gptoss";
 
-    public static readonly IReadOnlyList<string> Names = ["deepseek_r1", "qwen3", Harmony];
+    public static readonly IReadOnlyList<string> Names = ["deepseek_r1", "qwen3", "granite", Harmony];
 
     public static ReasoningParser Create(string name) => name switch
     {
         "deepseek_r1" => new ThinkTagParser(name, thinksUnlessClosed: true),
         "qwen3" => new ThinkTagParser(name, thinksUnlessClosed: false),
+        "granite" => new GraniteReasoningParser(),
         Harmony => new HarmonyParser(),
         _ => throw new ArgumentException($"unknown reasoning parser '{name}'", nameof(name)),
     };
@@ -68,12 +72,28 @@ internal sealed class ThinkTagParser(string name, bool thinksUnlessClosed) : Rea
         return openedByPrompt || thinksUnlessClosed && !tail.EndsWith(Close, StringComparison.Ordinal);
     }
 
-    public override IReasoningSplitter Splitter(string promptText, bool keepFunctionCalls = false) => new ReasoningSplitter(StartsThinking(promptText));
+    static readonly ThinkingMarkers Tags = new([Open], [Close]);
+
+    public override IReasoningSplitter Splitter(string promptText, bool keepFunctionCalls = false) =>
+        new ReasoningSplitter(StartsThinking(promptText), Tags);
 
     /// Just past </think>.
-    public override int ThinkingEnd(string text)
-    {
-        var close = text.IndexOf(Close, StringComparison.Ordinal);
-        return close < 0 ? text.Length : close + Close.Length;
-    }
+    public override int ThinkingEnd(string text) => Tags.FindClose(text) is { } close ? close.At + close.Length : text.Length;
+}
+
+/// granite: the thinking between "Here is my thought process:" and "Here is my response:" (ReasoningSplitter), which
+/// the model writes itself: no prompt opens it.
+internal sealed class GraniteReasoningParser : ReasoningParser
+{
+    static readonly ThinkingMarkers Phrases = new(
+        ["Here is my thought process:", "Here's my thought process:"], ["Here is my response:", "Here's my response:"]);
+
+    public override string Name => "granite";
+
+    public override bool StartsThinking(string promptText) => false;
+
+    public override IReasoningSplitter Splitter(string promptText, bool keepFunctionCalls = false) => new ReasoningSplitter(false, Phrases);
+
+    /// Just past the response phrase.
+    public override int ThinkingEnd(string text) => Phrases.FindClose(text) is { } close ? close.At + close.Length : text.Length;
 }

@@ -14,13 +14,32 @@ internal interface IReasoningSplitter
     ReasoningStep Push(string delta, bool final);
 }
 
-/// Divides one choice's text into thinking and content at <think> tags as it streams (text that may be the start of a
-/// tag is held back until the next delta or the end).
-internal sealed class ReasoningSplitter(bool startsThinking) : IReasoningSplitter
+/// The markers that open and close a model's thinking in its text (any of several spellings).
+internal sealed record ThinkingMarkers(IReadOnlyList<string> Opens, IReadOnlyList<string> Closes)
+{
+    /// Where the first close in text starts and how long it is; null when none is there.
+    public (int At, int Length)? FindClose(string text) =>
+        Closes.Select(close => (At: text.IndexOf(close, StringComparison.Ordinal), close.Length)).Where(c => c.At >= 0)
+            .OrderBy(c => c.At).Select(c => ((int, int)?)c).FirstOrDefault();
+
+    /// Length of the longest tail of text that is a proper prefix of a close.
+    public int PartialClose(string text)
+    {
+        var longest = 0;
+        foreach (var close in Closes)
+            for (var length = Math.Min(close.Length - 1, text.Length); length > longest; length--)
+                if (text.AsSpan(text.Length - length).SequenceEqual(close.AsSpan(0, length))) longest = length;
+        return longest;
+    }
+}
+
+/// Divides one choice's text into thinking and content at its thinking markers as it streams (text that may be the
+/// start of a marker is held back until the next delta or the end).
+internal sealed class ReasoningSplitter(bool startsThinking, ThinkingMarkers markers) : IReasoningSplitter
 {
     enum Part { Opening, Thinking, Content }
 
-    // Opening: nothing but white space written yet, so the answer may still open with <think>
+    // Opening: nothing but white space written yet, so the answer may still open its thinking
     Part _part = Part.Opening;
     string _held = "";
 
@@ -35,13 +54,13 @@ internal sealed class ReasoningSplitter(bool startsThinking) : IReasoningSplitte
         {
             var start = text.Length - text.TrimStart().Length;
             var rest = text[start..];
-            if (rest.StartsWith(ThinkTagParser.Open, StringComparison.Ordinal))
+            if (markers.Opens.FirstOrDefault(open => rest.StartsWith(open, StringComparison.Ordinal)) is { } opened)
             {
-                (_part, Thought, text) = (Part.Thinking, true, rest[ThinkTagParser.Open.Length..]);
+                (_part, Thought, text) = (Part.Thinking, true, rest[opened.Length..]);
             }
-            else if (!final && ThinkTagParser.Open.StartsWith(rest, StringComparison.Ordinal))
+            else if (!final && markers.Opens.Any(open => open.StartsWith(rest, StringComparison.Ordinal)))
             {
-                _held = text;  // white space, or the beginning of <think>
+                _held = text;  // white space, or the beginning of an opening marker
                 return new("", "");
             }
             else
@@ -51,23 +70,14 @@ internal sealed class ReasoningSplitter(bool startsThinking) : IReasoningSplitte
         }
         if (_part == Part.Thinking)
         {
-            var close = text.IndexOf(ThinkTagParser.Close, StringComparison.Ordinal);
-            if (close < 0)
+            if (markers.FindClose(text) is not { } close)
             {
-                var partial = final ? 0 : PartialClose(text);
+                var partial = final ? 0 : markers.PartialClose(text);
                 _held = text[^partial..];
                 return new(text[..^partial], "");
             }
-            (_part, reasoning, text) = (Part.Content, text[..close], text[(close + ThinkTagParser.Close.Length)..]);
+            (_part, reasoning, text) = (Part.Content, text[..close.At], text[(close.At + close.Length)..]);
         }
         return new(reasoning, text);
-    }
-
-    /// Length of the longest tail of text that is a proper prefix of </think>.
-    static int PartialClose(string text)
-    {
-        for (var length = Math.Min(ThinkTagParser.Close.Length - 1, text.Length); length > 0; length--)
-            if (text.AsSpan(text.Length - length).SequenceEqual(ThinkTagParser.Close.AsSpan(0, length))) return length;
-        return 0;
     }
 }

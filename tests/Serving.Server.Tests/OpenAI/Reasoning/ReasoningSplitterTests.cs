@@ -45,6 +45,36 @@ public sealed class ReasoningSplitterTests
         }
     }
 
+    /// granite: the thinking between its phrases (either spelling), which the answer writes itself.
+    public static TheoryData<string, string?, string?> GraniteAnswers() => new()
+    {
+        { "Here is my thought process:\nCheck the map.\n\nHere is my response:\nParis.", "\nCheck the map.\n\n", "\nParis." },
+        { "  Here's my thought process:a Here's my response:b", "a ", "b" },
+        { "Here is my thought process: x Here's my response:", " x ", null },
+        { "Here is my thought process:\nstill thinking", "\nstill thinking", null },
+        { "Here is the answer: Paris.", null, "Here is the answer: Paris." },
+        { "Paris. Here is my response: no", null, "Paris. Here is my response: no" },
+        { "Here", null, "Here" },
+        { "", null, "" },
+    };
+
+    [Theory]
+    [MemberData(nameof(GraniteAnswers))]
+    public void SplitsGraniteAnswersWholeAndStreamedInAnyCuts(string text, string? reasoning, string? content)
+    {
+        var granite = ReasoningParser.Create("granite");
+        Assert.False(granite.StartsThinking(Prompt));
+        Assert.Equal((reasoning, content), granite.Split(text, Prompt));
+        foreach (var cuts in Cuttings(text))
+        {
+            var splitter = granite.Splitter(Prompt);
+            var (streamedReasoning, streamedContent) = Stream(splitter, cuts);
+            Assert.Equal(reasoning ?? "", streamedReasoning);
+            Assert.Equal(content ?? "", streamedContent);
+            Assert.Equal(reasoning is not null, splitter.Thought);
+        }
+    }
+
     const string Prompt = "<|user|>Capital of France?<|assistant|>";
 
     // deepseek_r1's answers start in thinking after this prompt, qwen3's do not
@@ -152,6 +182,6 @@ public sealed class ReasoningSplitterTests
             closed = "<|im_start|>assistant\n<think>\n\n</think>\n\n", earlier = "<think>a</think>b<|im_start|>assistant\n";
         Assert.Equal([false, true, false, false], new[] { open, opened, closed, earlier }.Select(qwen3.StartsThinking));
         Assert.Equal([true, true, false, true], new[] { open, opened, closed, earlier }.Select(deepSeek.StartsThinking));
-        Assert.Throws<ArgumentException>(() => ReasoningParser.Create("granite"));
+        Assert.Throws<ArgumentException>(() => ReasoningParser.Create("ernie45"));
     }
 }
