@@ -112,11 +112,11 @@ public sealed record ModelConfig
     /// Whether a layer's MLP is a mixture of experts.
     public bool IsExpertLayer(int layer) => NumExperts > 0 && !DenseLayers.Contains(layer);
     /// Whether the decoder is the Llama block the training backend computes: SwiGLU, Llama's RMSNorm, no sandwich norms,
-    /// plain causal attention scaled by 1 / sqrt(head_dim) with rotary positions in every layer, no soft-capping, sinks,
-    /// multipliers or experts.
+    /// plain causal attention scaled by 1 / sqrt(head_dim) with rotary positions in every layer (one window in every
+    /// layer at most: mistral's), no soft-capping, sinks, multipliers or experts.
     public bool IsLlamaBlock => Activation == MlpActivation.Silu && NumExperts == 0 && NormWeight == RmsNormWeight.AfterRounding
         && !SandwichNorms && PreNorms && !QkNormWholeProjection && EmbeddingMultiplier is null
-        && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.All(w => w is null) && LocalRope is null
+        && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.Distinct().Count() <= 1 && LocalRope is null
         && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0 && !InterleavedRope
         && !NormsCentered && !ParallelBlock && LogitsMultiplier is null && !AttentionSinks;
     /// Whether the fused CUDA kernels compute this decoder's norms, rotary embedding, K/V write and attention: Llama's

@@ -30,6 +30,43 @@ public sealed class TrainingModelTests
         }
     }
 
+    /// A window in every layer (mistral's sliding_window, shorter than the prompts here): the dense backend masks it as
+    /// the paged one does, every position's logits agreeing in float32.
+    [Fact]
+    public void DenseLogitsKeepAMistralWindow()
+    {
+        var folder = Directory.CreateTempSubdirectory("mistral-window-").FullName;
+        try
+        {
+            foreach (var file in Directory.GetFiles(Fixtures.Dir("llama-gqa")))
+                File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+            var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "config.json")))!.AsObject();
+            config["architectures"] = new System.Text.Json.Nodes.JsonArray("MistralForCausalLM");
+            config["model_type"] = "mistral";
+            config["sliding_window"] = 3;
+            File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
+            var prompts = Fixtures.Reference("llama-gqa").Prompts.Select(p => p.InputIds).Take(3).ToArray();
+            var length = prompts.Min(p => p.Length);
+            Assert.True(length > 3);
+            using var training = TrainingModel.Load(folder, ScalarType.Float32, CPU, length);
+            using var engine = ModelLoader.Load(folder, "float32");
+            using var unwindowed = ModelLoader.Load(Fixtures.Dir("llama-gqa"), "float32");
+            using var scope = NewDisposeScope();
+            var batch = tensor(prompts.SelectMany(p => p.Take(length)).Select(t => (long)t).ToArray()).view(prompts.Length, length);
+            var dense = training.Logits(batch).view(prompts.Length, length, -1);
+            for (var b = 0; b < prompts.Length; b++)
+            {
+                var paged = EngineLogits(engine, prompts[b][..length]);
+                Assert.True((dense[b] - paged).abs().max().item<float>() <= 1e-5, $"prompt {b}: the dense backend parts from the paged one");
+                Assert.True((paged - EngineLogits(unwindowed, prompts[b][..length])).abs().max().item<float>() > 1e-3, "the window changes nothing");
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Fact]
     public void ParametersAreViewsOfTheFlatTensorAndTheirGradientsOfTheFlatGradients()
     {

@@ -23,7 +23,7 @@ internal sealed class DenseStep : TorchOpsStep
 {
     readonly int _batch, _length;
     readonly Tensor _cos, _sin;           // (batch * length, 1, rotaryDim / 2) float32
-    readonly Tensor? _mask;               // (groupSize * length, length) bool, true where a key is visible; null for MHA
+    readonly Tensor? _mask;               // (groupSize * length, length) bool, true where a key is visible; null for MHA without a window
 
     public DenseStep(ModelConfig config, RopeTable rope, Tensor tokens) : base(config, communicator: null)   // one device
     {
@@ -35,8 +35,10 @@ internal sealed class DenseStep : TorchOpsStep
         var positions = arange(_length, ScalarType.Int64, tokens.device).repeat(_batch);          // (batch * length)
         (_cos, _sin) = (rope.Cos.index_select(0, positions).unsqueeze(1), rope.Sin.index_select(0, positions).unsqueeze(1));
         var groupSize = config.NumAttentionHeads / config.NumKeyValueHeads;
-        // MHA takes SDPA's own causal path (the fused kernels); grouped queries need the explicit mask
-        _mask = groupSize == 1 ? null : PrefillAttention.CausalMask(_length, _length, groupSize, tokens.device);
+        // MHA takes SDPA's own causal path (the fused kernels); grouped queries and a window (every layer's, IsLlamaBlock)
+        // need the explicit mask
+        var window = config.LayerWindow(0);
+        _mask = groupSize == 1 && window is null ? null : PrefillAttention.CausalMask(_length, _length, groupSize, tokens.device, window);
         Keep(scope);
     }
 
