@@ -37,11 +37,14 @@ internal sealed class HealthService(ServingState state) : global::Grpc.Health.V1
         ServingStatus? sent = null;
         while (true)
         {
+            // final is read before the status: a state that turns final between the two reads is still sent (the
+            // status read after it), and the loop goes round once more; read after, it could end the stream unsent
             var changed = state.Changed;
+            var final = state.IsFinal;
             var status = Current();
             if (status != sent) await responseStream.WriteAsync(new HealthCheckResponse { Status = status }, cancellationToken);
             sent = status;
-            if (state.IsFinal) return;
+            if (final) return;
             await changed.WaitAsync(cancellationToken);
         }
     }
