@@ -61,4 +61,7 @@ internal static partial class Log
 
     [LoggerMessage(15, LogLevel.Information, "Quantized checkpoint ({Quantization}): weights dequantized to {Dtype} as they loaded; they take the memory of unquantized ones")]
     public static partial void WeightsDequantized(ILogger logger, string quantization, string dtype);
+
+    [LoggerMessage(16, LogLevel.Information, "The model attends both ways (is_causal: false): each prompt is computed whole in one step (--max-num-batched-tokens {MaxNumBatchedTokens}), without prefix caching")]
+    public static partial void Bidirectional(ILogger logger, int maxNumBatchedTokens);
 }

@@ -62,6 +62,10 @@ public sealed record ModelConfig
     /// max_window_layers on under use_sliding_window); empty: every layer attends to the whole context. The window does
     /// not bound the context: attention masks it.
     public IReadOnlyList<int?> LayerWindows { get; init; } = [];
+    /// false (config.json's is_causal: gte-Qwen2's bidirectional embeddings): every position of a prompt attends to the
+    /// whole prompt, after it too. Such a model serves the pooling runner only, each prompt computed whole in one step,
+    /// without prefix caching (a prefix's K/V depend on what follows it).
+    public bool IsCausal { get; init; } = true;
     /// A layer's sliding window (LayerWindows), null when it attends to the whole context.
     public int? LayerWindow(int layer) => LayerWindows.Count > 0 ? LayerWindows[layer] : null;
     /// When every layer slides: the largest window, the most positions any query attends to; null: some layer (or
@@ -116,7 +120,7 @@ public sealed record ModelConfig
     /// layer at most: mistral's), no soft-capping, sinks, multipliers or experts.
     public bool IsLlamaBlock => Activation == MlpActivation.Silu && NumExperts == 0 && NormWeight == RmsNormWeight.AfterRounding
         && !SandwichNorms && PreNorms && !QkNormWholeProjection && EmbeddingMultiplier is null
-        && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.Distinct().Count() <= 1 && LocalRope is null
+        && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.Distinct().Count() <= 1 && LocalRope is null && IsCausal
         && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0 && !InterleavedRope
         && !NormsCentered && !ParallelBlock && LogitsMultiplier is null && !AttentionSinks;
     /// Whether the fused CUDA kernels compute this decoder's norms, rotary embedding, K/V write and attention: Llama's
@@ -126,7 +130,7 @@ public sealed record ModelConfig
     /// backend. So granite, smollm3, mistral's and phi3's windows and the mixtures of experts run the fused backend too;
     /// gemma, olmo2, glm4, cohere, ernie and gpt-oss run the plain one, on the GPU too.
     public bool FusedKernelsCompute => NormWeight == RmsNormWeight.AfterRounding && !QkNormWholeProjection
-        && AttentionSoftcap is null && LocalRope is null && !InterleavedRope && !NormsCentered && !AttentionSinks;
+        && AttentionSoftcap is null && LocalRope is null && !InterleavedRope && !NormsCentered && !AttentionSinks && IsCausal;
     /// Whether a step reads the device's results on the host before it ends (a mixture of experts copies each layer's
     /// routing to the host to group the tokens by expert): such a step cannot be captured as a CUDA graph.
     public bool StepWaitsForTheHost => NumExperts > 0;

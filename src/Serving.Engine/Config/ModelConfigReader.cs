@@ -33,6 +33,7 @@ internal static class ModelConfigReader
             Rope = RopeConfig.Read(json),
             MaxPositionEmbeddings = json.Has("max_position_embeddings") ? json.PositiveInt("max_position_embeddings") : 2048,
             TieWordEmbeddings = json.Bool("tie_word_embeddings") ?? false,
+            IsCausal = json.Bool("is_causal") ?? true,
             Dtype = ReadDtype(json),
             BosTokenId = json.Int("bos_token_id"),
             EosTokenIds = json.IntOrList("eos_token_id"),

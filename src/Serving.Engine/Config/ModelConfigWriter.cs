@@ -48,6 +48,7 @@ public static class ModelConfigWriter
         if (config.ProblemType is { } problem) json["problem_type"] = problem;
         if (config.IsMatryoshka) json["is_matryoshka"] = true;
         if (config.MatryoshkaDimensions.Count > 0) json["matryoshka_dimensions"] = new JsonArray(config.MatryoshkaDimensions.Select(d => (JsonNode)d).ToArray());
+        if (!config.IsCausal) json["is_causal"] = false;
         json["rope_scaling"] = RopeScaling(config.Rope);
         WriteGemma(config, json);
         if (config.LayerWindows.Any(w => w is not null))   // which layers slide, in any family's reading (qwen's needs use_sliding_window)

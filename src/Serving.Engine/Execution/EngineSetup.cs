@@ -74,6 +74,17 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
     {
         var pooling = pooler is not null;
         var config = model.Config;
+        var maxModelLen = config.ResolveMaxModelLen(options.MaxModelLen);
+        if (!config.IsCausal)
+        {
+            // a prompt attends both ways: computed whole in one step (no chunk sees a later one), never from a cached prefix
+            options = options with
+            {
+                MaxNumBatchedTokens = Math.Max(options.MaxNumBatchedTokens, maxModelLen), LongPrefillTokenThreshold = 0,
+                EnablePrefixCaching = false,
+            };
+            Log.Bidirectional(logger, options.MaxNumBatchedTokens);
+        }
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
             config.NumKeyValueHeads, config.HeadDim, model.DtypeName, options.Device);
         if (config.Quantization is { } quantization) Log.WeightsDequantized(logger, quantization.ToString(), model.DtypeName);
@@ -89,7 +100,6 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
                 ?? throw new ModelLoadException($"classifier_from_token '{token}' is not a token of the tokenizer's vocabulary"))]);
         var eosTokenIds = config.EosTokenIds.Concat(model.Generation.EosTokenIds).Concat(tokenizer.EosTokenIds)
             .ToHashSet();
-        var maxModelLen = config.ResolveMaxModelLen(options.MaxModelLen);
         var cacheDtype = ResolveCacheDtype(options, model);
         model.MaxPositions = maxModelLen;
         model.ReserveStepBuffers(cacheDtype, options.MaxNumBatchedTokens, options.MaxNumSeqs, KVCache.SlotMapping.BlocksFor(maxModelLen, options.BlockSize));

@@ -31,7 +31,9 @@ public static class RunnerTypes
     {
         if (config.IsClassifier && requested == RunnerType.Generate)
             throw new ModelLoadException($"{config.Architecture} is a sequence classifier (no LM head): it serves /classify under --runner pooling, not generation");
-        return requested ?? (Architectures.ArchitectureRegistry.IsBaseModel(config.Architecture) || config.IsClassifier
+        if (!config.IsCausal && requested == RunnerType.Generate)
+            throw new ModelLoadException("the model attends both ways (is_causal: false): it embeds under --runner pooling, it cannot generate");
+        return requested ?? (Architectures.ArchitectureRegistry.IsBaseModel(config.Architecture) || config.IsClassifier || !config.IsCausal
             ? RunnerType.Pooling : RunnerType.Generate);
     }
 }

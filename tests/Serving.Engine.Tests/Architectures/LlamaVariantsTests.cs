@@ -63,6 +63,51 @@ public sealed class LlamaVariantsTests
         Assert.Equal(expected, completion.Tokens());
     }
 
+    /// is_causal: false (gte-Qwen2's bidirectional embeddings), here on Granite's checkpoint: every position's logits,
+    /// the prompt in one step, are the float64 forward's where each position sees the whole prompt; the engine takes the
+    /// pooling runner (generation is refused), computes each prompt whole whatever --max-num-batched-tokens says, and
+    /// keeps no prefix cache.
+    [Fact]
+    public async Task ABidirectionalCheckpointSeesTheWholePrompt()
+    {
+        using var folder = new TempDirectory();
+        var weights = Write(Family.Granite, folder.Path);
+        var path = Path.Combine(folder.Path, "config.json");
+        var config = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        config["is_causal"] = false;
+        File.WriteAllText(path, config.ToJsonString());
+        int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3, 250, 11];
+        ReferenceChecks.AssertEveryPositionMatches(folder.Path, prompt, [prompt.Length], Reference(Family.Granite, weights, prompt, causal: false), "bidirectional");
+        ReferenceChecks.AssertConfigRoundTrips(folder.Path);
+        Assert.False(ModelConfig.Load(folder.Path).IsCausal);
+
+        var refused = await Assert.ThrowsAsync<ModelLoadException>(() => Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with
+        {
+            Model = folder.Path, Runner = Serving.Engine.Pooling.RunnerType.Generate,
+        }));
+        Assert.Contains("is_causal", refused.Message);
+        async Task<float[]> EmbedAsync(int maxNumBatchedTokens)
+        {
+            await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with
+            {
+                Model = folder.Path, BlockSize = 4, MaxNumBatchedTokens = maxNumBatchedTokens,
+            });
+            Assert.Equal(Serving.Engine.Pooling.RunnerType.Pooling, engine.Info.Runner);
+            GenerationRequest Request() => new()
+            {
+                RequestId = Guid.NewGuid().ToString("N"), PromptTokenIds = prompt,
+                Pooling = new Serving.Engine.Pooling.PoolingParams(Serving.Engine.Pooling.PoolingType.Last, false),
+            };
+            // LAST pooling may start from a cached prefix where prefix caching is on: here nothing is looked up
+            var embedding = (await engine.EmbedAsync(Request(), default)).Embedding;
+            Assert.Equal(embedding, (await engine.EmbedAsync(Request(), default)).Embedding);
+            Assert.Equal(0, engine.GetStats().PrefixCacheQueries);
+            return embedding;
+        }
+        // the earlier positions' states see the later ones: a chunked prompt (steps of 3) would give another embedding
+        Assert.Equal(await EmbedAsync(8192), await EmbedAsync(3));
+    }
+
     [Theory, MemberData(nameof(Families))]
     public void TheConfigWriterWritesWhatTheReaderReadsBack(Family family)
     {
@@ -203,7 +248,8 @@ public sealed class LlamaVariantsTests
         return weights;
     }
 
-    internal static double[][] Reference(Family family, Dictionary<string, Tensor> weights, int[] tokens)
+    /// causal false: every position sees the whole prompt (is_causal: false).
+    internal static double[][] Reference(Family family, Dictionary<string, Tensor> weights, int[] tokens, bool causal = true)
     {
         using var scope = NewDisposeScope();
         var granite = family == Family.Granite;
@@ -257,8 +303,8 @@ public sealed class LlamaVariantsTests
             if (glm) (q, k) = (RotatePairs(q), RotatePairs(k));
             else if (cohere) (q, k) = cohere2Full(i) ? (q, k) : (RotateAllPairs(q), RotateAllPairs(k));
             else if (family != Family.SmolLM3 || i != 3) (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));   // smollm3: layer 3 has no rope
-            var mask = ReferenceChecks.CausalMask(t, family == Family.Cohere2 && !cohere2Full(i) ? Cohere2Window
-                : family == Family.Mistral ? MistralWindow : null);
+            var mask = !causal ? zeros(t, t, ScalarType.Bool)
+                : ReferenceChecks.CausalMask(t, family == Family.Cohere2 && !cohere2Full(i) ? Cohere2Window : family == Family.Mistral ? MistralWindow : null);
             var attended = ReferenceChecks.Attend(q, k, v, granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim), mask);
             var output = attended.matmul(W(p + "self_attn.o_proj.weight").t());
             if (cohere)

@@ -44,7 +44,7 @@ internal sealed class TorchAttention
         for (var s = 0; s < inputs.NumSeqs; s++)
         {
             if (inputs.QueryLength(s) == 1) decodes.Add(s);
-            else _groups.Add(PrefillGroup(inputs, s, windows, device));
+            else _groups.Add(PrefillGroup(inputs, s, windows, config.IsCausal, device));
         }
         if (decodes.Count > 0) _groups.Add(DecodeGroup(inputs, decodes, windows, device));
     }
@@ -106,12 +106,13 @@ internal sealed class TorchAttention
     Tensor Gather(Tensor pool, Group group, ScalarType dtype) =>
         pool.index_select(0, group.BlockTables.view(-1)).view(group.NumSeqs, -1, _numKVHeads, _headDim).to_type(dtype);
 
-    static Group PrefillGroup(StepInputs inputs, int s, int[] windows, Device device)
+    // causal false (is_causal: false): every query sees the whole prompt, which a step computes whole
+    static Group PrefillGroup(StepInputs inputs, int s, int[] windows, bool causal, Device device)
     {
         var (q, c) = (inputs.QueryLength(s), inputs.ContextLengths[s]);
         var table = inputs.BlockTables[s];
         var blocks = tensor(table.Select(b => (long)b).ToArray(), device: device).view(1, table.Length);
-        var lastVisible = arange(c - q, c, int64, device);                        // (q)
+        var lastVisible = causal ? arange(c - q, c, int64, device) : full(q, c - 1L, int64, device);   // (q)
         var keyPositions = arange(table.Length * inputs.BlockSize, int64, device); // (numBlocks * blockSize)
         var (hidden, inWindow) = Masks(keyPositions, lastVisible, windows);       // (q, numBlocks * blockSize) each
         // a position no query sees: hidden from every query of the chunk
