@@ -119,7 +119,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         {
             MaxNumSeqs = options.MaxNumSeqs, MaxNumBatchedTokens = options.MaxNumBatchedTokens,
             LongPrefillTokenThreshold = options.LongPrefillTokenThreshold,
-            MaxModelLen = maxModelLen, EosTokenIds = eosTokenIds, Policy = options.SchedulingPolicy,
+            MaxModelLen = maxModelLen, EosTokenIds = eosTokenIds, Policy = options.SchedulingPolicy, WholePromptsInOneStep = !config.IsCausal,
             Speculative = options.SpeculativeConfig,
         }, kvCache);
         manual_seed(options.Seed);

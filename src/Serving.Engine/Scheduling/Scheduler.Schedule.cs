@@ -121,6 +121,8 @@ internal sealed partial class Scheduler
         var wholePrompt = NeedsWholePrompt(sequence);
         var prefix = wholePrompt ? CachedPrefix.None : _kvCache.FindCachedPrefix(sequence.BlockTable, sequence.TokenIds);
         var numNewTokens = ChunkOf(sequence.NumTokens - prefix.NumTokens, step.TokenBudget);
+        if (_options.WholePromptsInOneStep && numNewTokens < sequence.NumTokens - prefix.NumTokens)
+            return false;   // not in chunks: it waits for a step with room for all of it
         if (!_kvCache.TryAllocateSlots(sequence.BlockTable, prefix.NumTokens + numNewTokens, prefix))
             return false;
         if (!wholePrompt) _kvCache.RecordPrefixLookup(sequence.NumTokens, prefix.NumTokens);   // no lookup, no query

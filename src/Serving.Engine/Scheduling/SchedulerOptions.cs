@@ -13,6 +13,11 @@ internal sealed record SchedulerOptions
     /// leaves), so that several long prompts prefill side by side and a short one behind them starts at once.
     public int LongPrefillTokenThreshold { get; init; }
 
+    /// Every prompt is computed whole in one step, never in chunks (a model that attends both ways, ModelConfig.IsCausal
+    /// false: a chunk would not see the tokens after it). A prompt the step's budget cannot take whole waits for a
+    /// step that can (one with nothing else does: the budget is at least the model's length).
+    public bool WholePromptsInOneStep { get; init; }
+
     /// The order of the waiting and running queues.
     public SchedulingPolicy Policy { get; init; } = SchedulingPolicy.Fcfs;
 
@@ -31,6 +36,8 @@ internal sealed record SchedulerOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxNumBatchedTokens, 1, nameof(MaxNumBatchedTokens));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxModelLen, 1, nameof(MaxModelLen));
         ArgumentOutOfRangeException.ThrowIfNegative(LongPrefillTokenThreshold, nameof(LongPrefillTokenThreshold));
+        if (WholePromptsInOneStep && (MaxNumBatchedTokens < MaxModelLen || LongPrefillTokenThreshold > 0))
+            throw new ArgumentException("whole prompts in one step need a token budget of the model's length and no prefill threshold");
         Speculative?.Validate();
     }
 }

@@ -105,7 +105,18 @@ public sealed class LlamaVariantsTests
             return embedding;
         }
         // the earlier positions' states see the later ones: a chunked prompt (steps of 3) would give another embedding
-        Assert.Equal(await EmbedAsync(8192), await EmbedAsync(3));
+        var whole = await EmbedAsync(8192);
+        Assert.Equal(whole, await EmbedAsync(3));
+        // several at once under a budget of 16 (the model's length here): none is split over the budget another left
+        await using (var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with { Model = folder.Path, BlockSize = 4, MaxModelLen = 16 }))
+        {
+            var embeddings = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => engine.EmbedAsync(new GenerationRequest
+            {
+                RequestId = Guid.NewGuid().ToString("N"), PromptTokenIds = prompt,
+                Pooling = new Serving.Engine.Pooling.PoolingParams(Serving.Engine.Pooling.PoolingType.Last, false),
+            }, default)));
+            Assert.All(embeddings, e => Assert.Equal(whole, e.Embedding, (a, b) => Math.Abs(a - b) < 1e-5f));
+        }
     }
 
     [Theory, MemberData(nameof(Families))]

@@ -69,6 +69,29 @@ public sealed class SchedulerTests
             Assert.Equal(SimulatedEngine.ReferenceOutput(sequence, new HashSet<int> { Eos }, 128), sequence.OutputTokenIds);
     }
 
+    /// A model that attends both ways (WholePromptsInOneStep): a prompt the step's leftover budget cannot take whole waits
+    /// for the next step instead of starting a chunk; with chunking allowed the same prompt starts in 6 tokens.
+    [Fact]
+    public void WholePromptsInOneStepNeverStartAChunk()
+    {
+        foreach (var whole in new[] { true, false })
+        {
+            var scheduler = new Scheduler(new SchedulerOptions
+            {
+                MaxNumBatchedTokens = 16, MaxModelLen = 16, WholePromptsInOneStep = whole, EosTokenIds = new HashSet<int> { Eos },
+            }, new KVCacheManager(64, 4, false));
+            var engine = new SimulatedEngine(scheduler);
+            var a = scheduler.Add(Request("a", promptLength: 10, maxTokens: 2))[0];
+            var b = scheduler.Add(Request("b", promptLength: 10, maxTokens: 2, firstToken: 200))[0];
+            var (first, _) = engine.Step();
+            Assert.Equal(whole ? [(a, 0, 10)] : [(a, 0, 10), (b, 0, 6)], first.Entries.Select(e => (e.Sequence, e.StartPosition, e.NumNewTokens)));
+            if (!whole) continue;
+            var (second, _) = engine.Step();
+            Assert.Contains((b, 0, 10), second.Entries.Select(e => (e.Sequence, e.StartPosition, e.NumNewTokens)));
+        }
+        Assert.Throws<ArgumentException>(() => new SchedulerOptions { MaxNumBatchedTokens = 8, MaxModelLen = 16, WholePromptsInOneStep = true }.Validate());
+    }
+
     [Fact]
     public void ASecondIdenticalPromptComputesOnlyTheUncachedTail()
     {

@@ -43,7 +43,7 @@ internal sealed class ResponseEventLog(ResponseStream events)
     public async IAsyncEnumerable<ResponseEvent> ReadAsync(int startingAfter,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var next = Math.Max(0, startingAfter + 1);
+        var next = (int)Math.Clamp(startingAfter + 1L, 0, int.MaxValue);
         while (true)
         {
             ResponseEvent[] ready;

@@ -88,7 +88,9 @@ internal sealed class Qwen3CoderParser(JsonArray? tools) : ToolCallParser
         var definition = tools?.OfType<JsonObject>()
             .Select(tool => tool["function"] as JsonObject)
             .FirstOrDefault(f => f?["name"] is JsonValue name && name.GetValueKind() == JsonValueKind.String && name.GetValue<string>() == function);
-        var type = (definition?["parameters"]?["properties"] as JsonObject)?[parameter]?["type"];
+        // a schema may be true / false, or anything but an object where a keyword is expected: it says no type then
+        var properties = (definition?["parameters"] as JsonObject)?["properties"] as JsonObject;
+        var type = (properties?[parameter] as JsonObject)?["type"];
         return type switch
         {
             JsonValue single when single.GetValueKind() == JsonValueKind.String => [single.GetValue<string>()],

@@ -58,12 +58,14 @@ public sealed class ToolCallReaderTests
             ["get_weather {\"city\":\"New\\nYork\",\"days\":\"three\"}"] },
         { "qwen3_coder", "<tool_call>\n<function=f>\n<parameter=x>\n1\n</function>\n</tool_call>", "<tool_call>\n<function=f>\n<parameter=x>\n1\n</function>\n</tool_call>", [] },
         { "qwen3_coder", "2 < 3, and <b> is bold.", "2 < 3, and <b> is bold.", [] },
+        { "qwen3_coder", "<function=get_weather>\n<parameter=any>\n7\n</parameter>\n</function>", null, ["get_weather {\"any\":\"7\"}"] },   // a schema of true: no type
     };
 
     /// The request's tools as the chat template receives them (qwen3_coder types its values by them).
     static readonly JsonArray Tools = JsonNode.Parse("""
         [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {
-            "city": {"type": "string"}, "zip": {"type": "string"}, "days": {"type": "integer"}, "options": {"type": "object"}}}}},
+            "city": {"type": "string"}, "zip": {"type": "string"}, "days": {"type": "integer"}, "options": {"type": "object"},
+            "any": true}}}},
          {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}]
         """)!.AsArray();
 
