@@ -12,10 +12,11 @@ namespace Serving.Server.OpenAI.Tools;
 ///   </parameter>
 ///   </function>
 ///   </tool_call>
-/// (the <tool_call> wrapper may be missing). A value is raw text, one newline trimmed at each end; it becomes the JSON
-/// its parameter's schema in the request's tools says: a string as written, integer / number / boolean / null read as
-/// such, object and array read as JSON; a value that is not what its type says, or a parameter the schema does not
-/// name, stays a string.
+/// (the <tool_call> wrapper may be missing, and so may a closing tag, as when a stop cut the answer: the element then
+/// ends where the next one begins). A value is raw text, one newline trimmed at each end; `null` is null, and otherwise
+/// it becomes the JSON its parameter's schema in the request's tools says (with the aliases vLLM reads: int, float,
+/// bool, str, dict, list...): a string as written, integer / number / boolean read as such, object and array read as
+/// JSON; a value that is not what its type says, or a parameter the schema does not name, stays a string.
 internal sealed class Qwen3CoderParser(JsonArray? tools) : ToolCallParser
 {
     const string CallOpen = "<tool_call>", CallClose = "</tool_call>";
@@ -46,12 +47,12 @@ internal sealed class Qwen3CoderParser(JsonArray? tools) : ToolCallParser
             // only wrappers and white space between calls
             if (!string.IsNullOrWhiteSpace(calls[at..open].Replace(CallOpen, "").Replace(CallClose, ""))) return null;
             var nameEnd = calls.IndexOf('>', open);
-            var close = calls.IndexOf(FunctionClose, open, StringComparison.Ordinal);
-            if (nameEnd < 0 || close < 0 || nameEnd > close) return null;
+            if (nameEnd < 0) return null;
+            var (end, next) = ElementEnd(calls, nameEnd + 1, FunctionClose, FunctionOpen, CallClose);
             var name = calls[(open + FunctionOpen.Length)..nameEnd].Trim();
-            if (name.Length == 0 || Arguments(name, calls[(nameEnd + 1)..close]) is not { } arguments) return null;
+            if (name.Length == 0 || name.Contains('<') || Arguments(name, calls[(nameEnd + 1)..end]) is not { } arguments) return null;
             parsed.Add(new ParsedToolCall(name, arguments.ToJsonString()));
-            at = close + FunctionClose.Length;
+            at = next;
         }
         return parsed.Count > 0 && string.IsNullOrWhiteSpace(calls[at..].Replace(CallClose, "")) ? parsed : null;
     }
@@ -65,14 +66,26 @@ internal sealed class Qwen3CoderParser(JsonArray? tools) : ToolCallParser
         {
             if (!string.IsNullOrWhiteSpace(body[at..open])) return null;
             var nameEnd = body.IndexOf('>', open);
-            var close = body.IndexOf(ParameterClose, open, StringComparison.Ordinal);
-            if (nameEnd < 0 || close < 0 || nameEnd > close) return null;
+            if (nameEnd < 0) return null;
+            var (end, next) = ElementEnd(body, nameEnd + 1, ParameterClose, ParameterOpen, null);
             var name = body[(open + ParameterOpen.Length)..nameEnd].Trim();
-            if (name.Length == 0 || arguments.ContainsKey(name)) return null;
-            arguments[name] = Value(TrimOneNewline(body[(nameEnd + 1)..close]), TypesOf(function, name));
-            at = close + ParameterClose.Length;
+            if (name.Length == 0 || name.Contains('<') || arguments.ContainsKey(name)) return null;
+            arguments[name] = Value(TrimOneNewline(body[(nameEnd + 1)..end]), TypesOf(function, name));
+            at = next;
         }
         return string.IsNullOrWhiteSpace(body[at..]) ? arguments : null;
+    }
+
+    // where an element whose content starts at `from` ends, and where reading goes on: at its closing tag, or where the
+    // next element of its kind (or its enclosing element's close) begins, or at the end of the text
+    static (int End, int Next) ElementEnd(string text, int from, string close, string nextOpen, string? outerClose)
+    {
+        var closeAt = text.IndexOf(close, from, StringComparison.Ordinal);
+        var nextAt = text.IndexOf(nextOpen, from, StringComparison.Ordinal);
+        if (closeAt >= 0 && (nextAt < 0 || closeAt < nextAt)) return (closeAt, closeAt + close.Length);
+        var end = nextAt >= 0 ? nextAt : text.Length;
+        if (outerClose is not null && text.IndexOf(outerClose, from, StringComparison.Ordinal) is var outer and >= 0 && outer < end) end = outer;
+        return (end, end);
     }
 
     static string TrimOneNewline(string value)
@@ -99,17 +112,28 @@ internal sealed class Qwen3CoderParser(JsonArray? tools) : ToolCallParser
         };
     }
 
+    // a schema type by JSON Schema's name, from the aliases models' tool definitions use
+    static string Canonical(string type) => type.ToLowerInvariant() switch
+    {
+        "int" or "integer" or "uint" or "long" or "short" or "unsigned" => "integer",
+        "float" or "double" or "number" or "num" => "number",
+        "bool" or "boolean" or "binary" => "boolean",
+        "str" or "string" or "text" or "varchar" or "char" or "enum" => "string",
+        "dict" or "object" or "map" => "object",
+        "list" or "array" or "arr" or "sequence" => "array",
+        var other => other,
+    };
+
     // the value as the first of its types it reads as; a string otherwise
     static JsonNode? Value(string text, IReadOnlyList<string> types)
     {
-        foreach (var type in types)
+        if (text.Trim().Equals("null", StringComparison.OrdinalIgnoreCase)) return null;
+        foreach (var type in types.Select(Canonical))
         {
             switch (type)
             {
                 case "string":
                     return JsonValue.Create(text);
-                case "null" when text.Trim() == "null":
-                    return null;
                 case "boolean" when text.Trim().ToLowerInvariant() is "true" or "false":
                     return JsonValue.Create(text.Trim().Equals("true", StringComparison.OrdinalIgnoreCase));
                 case "integer" when long.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var integer):

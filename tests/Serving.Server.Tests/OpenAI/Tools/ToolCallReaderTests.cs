@@ -56,7 +56,12 @@ public sealed class ToolCallReaderTests
             null, ["get_weather {\"zip\":\"10001\",\"options\":{\"unit\":\"C\",\"hourly\":[1,2]},\"note\":\"42\"}", "get_time {}"] },
         { "qwen3_coder", "<function=get_weather>\n<parameter=city>\nNew\nYork\n</parameter>\n<parameter=days>\nthree\n</parameter>\n</function>", null,
             ["get_weather {\"city\":\"New\\nYork\",\"days\":\"three\"}"] },
-        { "qwen3_coder", "<tool_call>\n<function=f>\n<parameter=x>\n1\n</function>\n</tool_call>", "<tool_call>\n<function=f>\n<parameter=x>\n1\n</function>\n</tool_call>", [] },
+        // closing tags a stop cut off, null, a type alias (count: "int"); a call without a name stays content
+        { "qwen3_coder", "<tool_call>\n<function=f>\n<parameter=x>\n1\n</function>\n</tool_call>", null, ["f {\"x\":\"1\"}"] },
+        { "qwen3_coder", "<tool_call>\n<function=get_weather>\n<parameter=count>\n5\n</parameter>\n<parameter=city>\nnull\n", null,
+            ["get_weather {\"count\":5,\"city\":null}"] },
+        { "qwen3_coder", "<tool_call>\n<function=>\n</function>\n</tool_call>", "<tool_call>\n<function=>\n</function>\n</tool_call>", [] },
+        { "qwen3_coder", "<tool_call>\n<function=f", "<tool_call>\n<function=f", [] },
         { "qwen3_coder", "2 < 3, and <b> is bold.", "2 < 3, and <b> is bold.", [] },
         { "qwen3_coder", "<function=get_weather>\n<parameter=any>\n7\n</parameter>\n</function>", null, ["get_weather {\"any\":\"7\"}"] },   // a schema of true: no type
     };
@@ -65,7 +70,7 @@ public sealed class ToolCallReaderTests
     static readonly JsonArray Tools = JsonNode.Parse("""
         [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {
             "city": {"type": "string"}, "zip": {"type": "string"}, "days": {"type": "integer"}, "options": {"type": "object"},
-            "any": true}}}},
+            "count": {"type": "int"}, "any": true}}}},
          {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}]
         """)!.AsArray();
 
