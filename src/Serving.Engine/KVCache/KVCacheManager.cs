@@ -65,7 +65,7 @@ internal sealed class KVCacheManager
         var numNewBlocks = Math.Max(0, BlocksFor(numTokens) - table.Count - prefix.Blocks.Count);
         // when every layer slides, the prefix's blocks before the first new query's window are never read: the table
         // records them as released without taking them (ReleaseOutsideWindow)
-        var unseen = AttentionSpan is { } span ? Math.Min(Math.Max(0, prefix.NumTokens - span + 1) / BlockSize, prefix.Blocks.Count) : 0;
+        var unseen = Math.Min(BlocksBeforeWindow(prefix.NumTokens), prefix.Blocks.Count);
         var taken = prefix.Blocks.Skip(unseen).ToList();
         // Unreferenced prefix blocks leave the free queue on Touch, so they count against the free blocks too.
         var numRevived = taken.Count(block => block.RefCount == 0);
@@ -118,12 +118,15 @@ internal sealed class KVCacheManager
     /// manager keeps it). Call after CacheFullBlocks, so a full block is offered to the prefix cache first.
     public void ReleaseOutsideWindow(BlockTable table, int numComputedTokens)
     {
-        if (AttentionSpan is not { } span) return;
-        var unseen = Math.Min(Math.Max(0, numComputedTokens - span + 1) / BlockSize, table.Count);   // whole blocks before it
+        var unseen = Math.Min(BlocksBeforeWindow(numComputedTokens), table.Count);
         if (unseen <= table.NumReleasedBlocks) return;
         _pool.Free(table.Blocks.Skip(table.NumReleasedBlocks).Take(unseen - table.NumReleasedBlocks));
         table.NumReleasedBlocks = unseen;
     }
+
+    /// The whole blocks before the window of a query at this position (every later query's too): positions up to
+    /// position - AttentionSpan, which no query from here on sees; 0 when some layer sees the whole context.
+    int BlocksBeforeWindow(int position) => AttentionSpan is { } span ? Math.Max(0, position - span + 1) / BlockSize : 0;
 
     public void RecordPrefixLookup(int numQueriedTokens, int numHitTokens)
     {

@@ -242,8 +242,8 @@ public sealed class GemmaTests
     }
 }
 
-/// The same checkpoints on CUDA, where a gemma model steps on the plain backend (the fused kernels take Llama blocks
-/// only): greedy tokens through the engine as the float64 reference gives them.
+/// The same checkpoints on CUDA, where a gemma model steps on the plain backend (its norms are not the fused kernels',
+/// ModelConfig.FusedKernelsCompute): greedy tokens through the engine as the float64 reference gives them.
 [Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
 public sealed class GemmaGpuTests
 {

@@ -342,7 +342,8 @@ public sealed class LlamaVariantsTests
     }
 }
 
-/// The same checkpoints on CUDA (the plain backend on the device): greedy tokens as the float64 reference gives them.
+/// The same checkpoints on CUDA: greedy tokens as the float64 reference gives them (granite, smollm3 and mistral on the
+/// fused backend with CUDA graphs, the others on the plain one), and the fused backend's logits against the plain one's.
 [Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
 public sealed class LlamaVariantsGpuTests(Xunit.Abstractions.ITestOutputHelper output)
 {
@@ -354,7 +355,7 @@ public sealed class LlamaVariantsGpuTests(Xunit.Abstractions.ITestOutputHelper o
     {
         using var folder = new TempDirectory();
         LlamaVariantsTests.Write(family, folder.Path);
-        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, [1, 17, 305, 42, 9, 77, 480, 3, 250, 11], [64, 5, 300, 12], output.WriteLine);
+        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, output.WriteLine);
     }
 
     [GpuTheory]

@@ -231,7 +231,8 @@ public sealed class MixtureOfExpertsTests
     }
 }
 
-/// The same checkpoints on CUDA (the plain backend on the device): greedy tokens as the float64 reference gives them.
+/// The same checkpoints on CUDA (the fused backend without CUDA graphs): greedy tokens as the float64 reference gives
+/// them, and the fused backend's logits against the plain one's.
 [Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
 public sealed class MixtureOfExpertsGpuTests(Xunit.Abstractions.ITestOutputHelper output)
 {
@@ -243,7 +244,7 @@ public sealed class MixtureOfExpertsGpuTests(Xunit.Abstractions.ITestOutputHelpe
     {
         using var folder = new TempDirectory();
         MixtureOfExpertsTests.Write(family, folder.Path);
-        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, [1, 17, 305, 42, 9, 77, 480, 3, 250, 11], [64, 5, 300, 12], output.WriteLine);
+        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, output.WriteLine);
     }
 
     [GpuTheory]

@@ -25,7 +25,8 @@ internal sealed class CudaBackend : DecoderBackend
     /// in a shape they take (FusedKernels.Supports), its norms' and SiLU's rows whole 16-byte vectors.
     public static bool Supports(ModelConfig config, KernelShape shape, Device device) =>
         config.FusedKernelsCompute
-        && new[] { config.HiddenSize, config.IntermediateSize, config.ExpertIntermediateSize, config.SharedExpertIntermediateSize }.All(n => n % 8 == 0)
+        && config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0 && config.ExpertIntermediateSize % 8 == 0
+        && config.SharedExpertIntermediateSize % 8 == 0
         && FusedKernels.Supports(shape, CudaDevice.Open(Math.Max(device.index, 0)).ComputeCapability);
 
     public CudaStream Stream { get; }

@@ -134,7 +134,7 @@ internal sealed class HarmonySplitter(string? openChannel, bool keepFunctionCall
                 continue;
             }
             var (end, length) = HarmonyParser.FirstEnd(text);
-            var body = end < 0 ? text[..^(final ? 0 : PartialEnd(text))] : text[..end];
+            var body = end < 0 ? text[..^(final ? 0 : Streaming.MarkerHoldBack.PartialMarkerLength(text, HarmonyParser.Ends))] : text[..end];
             if (_analysis) reasoning += body;
             else content += body;
             if (end < 0)
@@ -147,15 +147,5 @@ internal sealed class HarmonySplitter(string? openChannel, bool keepFunctionCall
             (_part, text) = (_outsideTheFormat ? Part.Body : Part.Header, text[(end + length)..]);
         }
         return new(reasoning, content);
-    }
-
-    /// Length of the longest tail of text that is a proper prefix of an end marker.
-    static int PartialEnd(string text)
-    {
-        var longest = 0;
-        foreach (var end in HarmonyParser.Ends)
-            for (var length = Math.Min(end.Length - 1, text.Length); length > longest; length--)
-                if (text.AsSpan(text.Length - length).SequenceEqual(end.AsSpan(0, length))) longest = length;
-        return longest;
     }
 }

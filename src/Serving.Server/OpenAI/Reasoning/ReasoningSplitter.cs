@@ -23,14 +23,7 @@ internal sealed record ThinkingMarkers(IReadOnlyList<string> Opens, IReadOnlyLis
             .OrderBy(c => c.At).Select(c => ((int, int)?)c).FirstOrDefault();
 
     /// Length of the longest tail of text that is a proper prefix of a close.
-    public int PartialClose(string text)
-    {
-        var longest = 0;
-        foreach (var close in Closes)
-            for (var length = Math.Min(close.Length - 1, text.Length); length > longest; length--)
-                if (text.AsSpan(text.Length - length).SequenceEqual(close.AsSpan(0, length))) longest = length;
-        return longest;
-    }
+    public int PartialClose(string text) => Streaming.MarkerHoldBack.PartialMarkerLength(text, Closes);
 }
 
 /// Divides one choice's text into thinking and content at its thinking markers as it streams (text that may be the

@@ -36,7 +36,7 @@ internal sealed class Qwen3CoderParser(JsonArray? tools) : ToolCallParser
         };
     }
 
-    public override int PossibleStartLength(string text) => Math.Max(PartialMarker(text, CallOpen), PartialMarker(text, FunctionOpen));
+    public override int PossibleStartLength(string text) => PartialMarker(text, CallOpen, FunctionOpen);
 
     protected override IReadOnlyList<ParsedToolCall>? ParseCalls(string calls)
     {
@@ -138,9 +138,10 @@ internal sealed class Qwen3CoderParser(JsonArray? tools) : ToolCallParser
                     return JsonValue.Create(text.Trim().Equals("true", StringComparison.OrdinalIgnoreCase));
                 case "integer" when long.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var integer):
                     return JsonValue.Create(integer);
+                case "number" when long.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var whole):
+                    return JsonValue.Create(whole);   // written as an integer: kept one
                 case "number" when double.TryParse(text.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number):
-                    return number == Math.Floor(number) && Math.Abs(number) < 1e15 && !text.Contains('.') && !text.Contains('e', StringComparison.OrdinalIgnoreCase)
-                        ? JsonValue.Create((long)number) : JsonValue.Create(number);
+                    return JsonValue.Create(number);
                 case "object" or "array":
                     try
                     {

@@ -29,13 +29,9 @@ internal abstract class ToolCallParser
         return (string.IsNullOrWhiteSpace(content) ? null : content, calls);
     }
 
-    /// Longest tail of text that is a proper prefix of marker.
-    protected static int PartialMarker(string text, string marker)
-    {
-        for (var length = Math.Min(marker.Length - 1, text.Length); length > 0; length--)
-            if (text.AsSpan(text.Length - length).SequenceEqual(marker.AsSpan(0, length))) return length;
-        return 0;
-    }
+    /// Longest tail of text that is a proper prefix of one of the markers.
+    protected static int PartialMarker(string text, params IEnumerable<string> markers) =>
+        Streaming.MarkerHoldBack.PartialMarkerLength(text, markers);
 
     /// Consecutive JSON values in text separated by whitespace or the separator; null when any is not JSON.
     protected static List<JsonNode>? JsonValues(string text, char separator)
