@@ -101,7 +101,7 @@ internal sealed class BenchRunner(BenchOptions options)
             // the model's type, float32, and an FP8 pool under the model's type where the device has FP8
             var shapes = new[] { (dtype, KVCacheDtype.Of(dtype)), (ScalarType.Float32, KVCacheDtype.Float32), (dtype, KVCacheDtype.Fp8E4M3) }
                 .Distinct()
-                .Select(s => new KernelShape(s.Item1, s.Item2, config.HeadDim, config.RotaryDim, config.NumAttentionHeads, config.NumKeyValueHeads))
+                .Select(s => KernelShape.Of(config, s.Item1, s.Item2))
                 .Where(shape => FusedKernels.Supports(shape, cudaDevice.ComputeCapability));
             foreach (var shape in shapes)
             {

@@ -11,7 +11,8 @@ namespace Serving.Engine.Architectures;
 /// GELU's tanh approximation, embeddings times sqrt(hidden_size), attention scaled by query_pre_attn_scalar^-0.5,
 /// sliding-window layers between full ones (layer_types), tied embeddings by default. Gemma 2 soft-caps the attention
 /// and final logits; Gemma 3 norms each query and key head and turns its sliding layers by rope_local_base_freq.
-/// Steps run the plain backend (ModelConfig.FusedKernelsCompute is false: gemma's norms), on the GPU too.
+/// Gemma 1 and 3 run the fused backend on CUDA (its kernels weigh the norms gemma's way, and turn the sliding layers by
+/// their own rope); Gemma 2 the plain one (ModelConfig.FusedKernelsCompute is false: its soft-capping).
 internal abstract class Gemma : ModelArchitecture
 {
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>

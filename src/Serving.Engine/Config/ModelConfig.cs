@@ -123,14 +123,16 @@ public sealed record ModelConfig
         && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.Distinct().Count() <= 1 && LocalRope is null && IsCausal
         && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0 && !InterleavedRope
         && !NormsCentered && !ParallelBlock && LogitsMultiplier is null && !AttentionSinks;
-    /// Whether the fused CUDA kernels compute this decoder's norms, rotary embedding, K/V write and attention: Llama's
-    /// RMSNorm (q/k norms per head), one rotary embedding over the first RotaryDim dimensions in halves (or none,
-    /// NoRopeLayers), causal attention at any scale over the whole context or a layer's window, without soft-capping or
-    /// sinks. What the decoder does around them (multipliers, sandwich norms, GeGLU, experts) is TorchSharp on either
-    /// backend. So granite, smollm3, mistral's and phi3's windows and the mixtures of experts run the fused backend too;
-    /// gemma, olmo2, glm4, cohere, ernie and gpt-oss run the plain one, on the GPU too.
-    public bool FusedKernelsCompute => NormWeight == RmsNormWeight.AfterRounding && !QkNormWholeProjection
-        && AttentionSoftcap is null && LocalRope is null && !InterleavedRope && !NormsCentered && !AttentionSinks && IsCausal;
+    /// Whether the fused CUDA kernels compute this decoder's norms, rotary embedding, K/V write and attention: RMSNorm
+    /// with its weight applied any way (NormWeight) or cohere's LayerNorm (NormsCentered), q/k norms per head (a whole
+    /// projection's are TorchSharp), rotary embedding over the first RotaryDim dimensions in halves or interleaved
+    /// pairs (or none, NoRopeLayers; the sliding layers by their own LocalRope), causal attention at any scale over
+    /// the whole context or a layer's window, without soft-capping or sinks. What the decoder does around them
+    /// (multipliers, sandwich norms, GeGLU, experts) is TorchSharp on either backend. So every family runs the fused
+    /// backend but gemma2 (its soft-capping) and gpt-oss (its sinks), which run the plain one, on the GPU too.
+    public bool FusedKernelsCompute => AttentionSoftcap is null && !AttentionSinks && IsCausal;
+    /// Whether a layer's rotary embedding is LocalRope's (gemma3's sliding layers) rather than Rope's.
+    public bool TurnsByLocalRope(int layer) => LocalRope is not null && LayerWindow(layer) is not null;
     /// Whether a step reads the device's results on the host before it ends (a mixture of experts copies each layer's
     /// routing to the host to group the tokens by expert): such a step cannot be captured as a CUDA graph.
     public bool StepWaitsForTheHost => NumExperts > 0;
@@ -233,13 +235,14 @@ public enum MlpActivation
     GeluTanh,
 }
 
-/// How an RMSNorm's weight w scales the normalisation n = x / rms(x), computed in float32.
+/// How an RMSNorm's weight w scales the normalisation n = x / rms(x), computed in float32 (the values are the fused
+/// kernels' NORM_WEIGHT codes).
 public enum RmsNormWeight
 {
     /// w x round(n): Llama's, and most families'.
-    AfterRounding,
-    /// round(w x n), in float32 first: olmo2's.
-    BeforeRounding,
+    AfterRounding = 0,
+    /// round(w x n), in float32 first: olmo2's, cohere's, gpt-oss's.
+    BeforeRounding = 1,
     /// round((1 + w) x n): gemma's, whose weight is stored as an offset from 1.
-    OffsetBeforeRounding,
+    OffsetBeforeRounding = 2,
 }

@@ -37,6 +37,8 @@ internal static unsafe class CudaDriver
     static readonly delegate* unmanaged<IntPtr*, uint, int> StreamCreateFn = (delegate* unmanaged<IntPtr*, uint, int>)Export("cuStreamCreate");
     static readonly delegate* unmanaged<IntPtr, int> StreamDestroyFn = (delegate* unmanaged<IntPtr, int>)Export("cuStreamDestroy_v2");
     static readonly delegate* unmanaged<IntPtr, int> StreamSynchronizeFn = (delegate* unmanaged<IntPtr, int>)Export("cuStreamSynchronize");
+    static readonly delegate* unmanaged<IntPtr, IntPtr*, int> StreamEndCaptureFn = (delegate* unmanaged<IntPtr, IntPtr*, int>)Export("cuStreamEndCapture");
+    static readonly delegate* unmanaged<IntPtr, int> GraphDestroyFn = (delegate* unmanaged<IntPtr, int>)Export("cuGraphDestroy");
     static readonly delegate* unmanaged<IntPtr*, uint, int> EventCreateFn = (delegate* unmanaged<IntPtr*, uint, int>)Export("cuEventCreate");
     static readonly delegate* unmanaged<IntPtr, int> EventDestroyFn = (delegate* unmanaged<IntPtr, int>)Export("cuEventDestroy_v2");
     static readonly delegate* unmanaged<IntPtr, IntPtr, int> EventRecordFn = (delegate* unmanaged<IntPtr, IntPtr, int>)Export("cuEventRecord");
@@ -132,6 +134,15 @@ internal static unsafe class CudaDriver
     public static void DestroyStream(IntPtr stream) => Check(StreamDestroyFn(stream), "cuStreamDestroy");
 
     public static void SynchronizeStream(IntPtr stream) => Check(StreamSynchronizeFn(stream), "cuStreamSynchronize");
+
+    /// Ends a capture that failed part-way (the work queued so far, or a capture the driver already invalidated) and
+    /// drops what was captured, so that the stream takes work again; errors are ignored, as the caller is unwinding one.
+    public static void AbandonCapture(IntPtr stream)
+    {
+        IntPtr graph = IntPtr.Zero;
+        StreamEndCaptureFn(stream, &graph);
+        if (graph != IntPtr.Zero) GraphDestroyFn(graph);
+    }
 
     public static IntPtr CreateEvent()
     {

@@ -1,11 +1,27 @@
+using Serving.Engine.Config;
 using Serving.Engine.KVCache;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Cuda;
 
-/// What the kernels are compiled for: the model's element type, the KV pool's, and the attention shape.
+/// What the kernels are compiled for: the model's element type, the KV pool's, the attention shape, and the
+/// family's norms and rotary pairs.
 internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, int HeadDim, int RotaryDim, int NumHeads, int NumKVHeads)
 {
+    /// The shape of a model's kernels in this element type over a pool of that type.
+    public static KernelShape Of(ModelConfig config, ScalarType dtype, KVCacheDtype cacheDtype) =>
+        new(dtype, cacheDtype, config.HeadDim, config.RotaryDim, config.NumAttentionHeads, config.NumKeyValueHeads)
+        {
+            NormWeight = config.NormWeight, NormsCentered = config.NormsCentered, InterleavedRope = config.InterleavedRope,
+        };
+
+    /// How the norms' weights scale the normalisation (ModelConfig.NormWeight).
+    public RmsNormWeight NormWeight { get; init; }
+    /// Norms about the row's mean (ModelConfig.NormsCentered: cohere's LayerNorm).
+    public bool NormsCentered { get; init; }
+    /// Rotary embedding in interleaved pairs (ModelConfig.InterleavedRope).
+    public bool InterleavedRope { get; init; }
+
     public int GroupSize => NumHeads / NumKVHeads;
 
     /// Bytes one asynchronous copy of the attention kernel moves: 16, or a whole head row when shorter.
@@ -92,6 +108,9 @@ internal sealed unsafe class FusedKernels : IDisposable
         ["CACHE_VEC_BYTES"] = shape.CacheVectorBytes,
         ["ROTARY_DIM"] = shape.RotaryDim,
         ["GROUP_SIZE"] = shape.GroupSize,
+        ["NORM_WEIGHT"] = (int)shape.NormWeight,
+        ["NORM_CENTERED"] = shape.NormsCentered ? 1 : 0,
+        ["ROPE_INTERLEAVED"] = shape.InterleavedRope ? 1 : 0,
     };
 
     /// output = RMSNorm(x) * weight. x, output (numTokens, hidden); weight (hidden).

@@ -47,6 +47,11 @@ internal sealed class CausalLM : nn.Module
         // a classifier made from the LM head's rows (classifier_from_token) keeps the LM head to take them from
         var keepsLmHead = HasLmHead || config.ClassifierFromToken.Count > 0;
         _lmHead = config.TieWordEmbeddings || !keepsLmHead ? null : new Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
+        if (config.EmbeddingMultiplier is { } multiplier)
+        {
+            using var rounded = tensor(multiplier).to_type(config.EmbeddingMultiplierInModelDtype ? dtype : ScalarType.Float64);
+            EmbeddingScale = rounded.to_type(ScalarType.Float64).item<double>();
+        }
         RegisterComponents();
     }
 
@@ -56,6 +61,11 @@ internal sealed class CausalLM : nn.Module
     /// This rank's part of the model (ModelShard.Whole at one rank).
     public ModelShard Shard { get; }
     public ScalarType Dtype { get; }
+
+    /// What the embeddings are multiplied by, a host scalar (a step copies nothing to the device, so a CUDA graph can
+    /// capture it): gemma's sqrt(hidden_size) rounded to the model's dtype first, granite's embedding_multiplier as it
+    /// is (both as transformers computes them); null: none.
+    public double? EmbeddingScale { get; }
     public Device Device { get; }
 
     /// False for the pooling runner's decoder: a step may then return hidden states but no logits.
@@ -95,12 +105,7 @@ internal sealed class CausalLM : nn.Module
     {
         using var scope = NewDisposeScope();
         var hidden = step.AllReduce(_embedTokens.forward(step.TokenIds));        // (numTokens, hidden)
-        // gemma: embeddings times sqrt(hidden_size), the factor rounded to the model's dtype first; granite: times its
-        // embedding_multiplier as it is (both as transformers computes them)
-        if (Config.EmbeddingMultiplier is { } multiplier)
-            hidden = Config.EmbeddingMultiplierInModelDtype
-                ? hidden * tensor(multiplier, ScalarType.Float32).to_type(hidden.dtype).to(hidden.device)
-                : hidden * multiplier;
+        if (EmbeddingScale is { } scale) hidden = hidden * scale;
         Tensor? residual = null;
         foreach (var layer in _layers)
             (hidden, residual) = RunLayer(layer, step, hidden, residual);

@@ -68,10 +68,18 @@ internal sealed class DecodeGraphs : IDisposable
             using (var scope = NewDisposeScope()) model.Forward(step, allRows: true);   // cuBLAS handles and workspaces, outside the capture
             var graph = new CudaGraph();
             graph.BeginCapture(first);
-            using (var scope = NewDisposeScope())
+            try
             {
+                using var scope = NewDisposeScope();
                 var output = model.Forward(step, allRows: true);                          // (size, vocab) float32
                 logits.narrow(0, 0, size).copy_(output);
+            }
+            catch
+            {
+                // an operation the capture does not take (a host copy, a synchronization): the stream must leave the
+                // capture, or every later call on it fails and hides this error
+                CudaDriver.AbandonCapture(backend.Stream.Handle);
+                throw;
             }
             graph.EndCapture();
             first ??= graph;

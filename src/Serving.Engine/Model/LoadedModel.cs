@@ -339,7 +339,7 @@ public sealed class LoadedModel : IDisposable
         if (!_fused.TryGetValue(cacheDtype, out var backend))
         {
             _stream ??= CudaStream.Create(CudaDevice.Open(Math.Max(Device.index, 0)));
-            _fused[cacheDtype] = backend = new CudaBackend(_model.Config, Shape(cacheDtype), Rope, Device, _stream) { Communicator = _communicator };
+            _fused[cacheDtype] = backend = new CudaBackend(_model.Config, Shape(cacheDtype), Rope, LocalRope, Device, _stream) { Communicator = _communicator };
         }
         return backend;
     }
@@ -348,11 +348,7 @@ public sealed class LoadedModel : IDisposable
     /// The sliding-window layers' own rotary table (gemma3's rope_local_base_freq); null when they use Rope.
     RopeTable? LocalRope => Config.LocalRope is { } local ? _localRope ??= new RopeTable(local, Config.RotaryDim, MaxPositions, Device) : null;
 
-    KernelShape Shape(KVCacheDtype cacheDtype)
-    {
-        var config = _model.Config;
-        return new(Dtype, cacheDtype, config.HeadDim, config.RotaryDim, config.NumAttentionHeads, config.NumKeyValueHeads);
-    }
+    KernelShape Shape(KVCacheDtype cacheDtype) => KernelShape.Of(_model.Config, Dtype, cacheDtype);
 
     IEnumerable<LoadedModel> Peers => _peers?.Models ?? [];
 
@@ -373,6 +369,7 @@ public sealed class LoadedModel : IDisposable
         _stream?.Dispose();
         _peers?.Dispose();
         _rope?.Dispose();
+        _localRope?.Dispose();
         _model.Dispose();
     }
 }

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Serving.Engine.Config;
 
 namespace Serving.Engine.Model;
@@ -6,10 +7,11 @@ namespace Serving.Engine.Model;
 /// `--model llama3-8b` in the server and the benchmark. The llama3-8b trio differs only in KV heads: GQA-8
 /// (the real model), its MHA twin and an MQA variant, so their step times isolate the cost of the KV cache.
 /// llama3-70b (141 GB in bf16) is for tensor parallelism: more than one H200 holds beside a KV cache.
-/// The tiny ones keep CPU smoke runs fast.
+/// gemma3-4b (Gemma 3 4B's text decoder: head dim 256, five sliding layers to each full one, the gemma block) times
+/// a family other than Llama on either backend. The tiny ones keep CPU smoke runs fast.
 public static class ModelPresets
 {
-    public static IReadOnlyList<string> Names { get; } = ["llama3-8b", "llama3-8b-mha", "llama3-8b-mqa", "llama3-70b", "tiny-gqa", "tiny-mha"];
+    public static IReadOnlyList<string> Names { get; } = ["llama3-8b", "llama3-8b-mha", "llama3-8b-mqa", "llama3-70b", "gemma3-4b", "tiny-gqa", "tiny-mha"];
 
     public static bool IsPreset(string name) => Names.Contains(name, StringComparer.OrdinalIgnoreCase);
 
@@ -20,6 +22,7 @@ public static class ModelPresets
         "llama3-8b-mha" => Llama3_8B(numKVHeads: 32),
         "llama3-8b-mqa" => Llama3_8B(numKVHeads: 1),
         "llama3-70b" => Llama3_70B(),
+        "gemma3-4b" => Gemma3_4B(),
         "tiny-gqa" => Tiny(numHeads: 8, numKVHeads: 2, headDim: 32),
         "tiny-mha" => Tiny(numHeads: 4, numKVHeads: 4, headDim: 64),
         _ => throw new ArgumentException($"unknown model preset '{name}' (known: {string.Join(", ", Names)})", nameof(name)),
@@ -53,6 +56,16 @@ public static class ModelPresets
         NumHiddenLayers = 80,
         NumAttentionHeads = 64,
     };
+
+    // google/gemma-3-4b-it's text_config, through the gemma3_text reader as a checkpoint's would be read
+    static ModelConfig Gemma3_4B() => ModelConfigReader.Read(new JsonFields(new JsonObject
+    {
+        ["architectures"] = new JsonArray("Gemma3ForCausalLM"), ["model_type"] = "gemma3_text",
+        ["hidden_size"] = 2560, ["intermediate_size"] = 10240, ["num_hidden_layers"] = 34, ["num_attention_heads"] = 8,
+        ["num_key_value_heads"] = 4, ["head_dim"] = 256, ["vocab_size"] = 262208, ["sliding_window"] = 1024,
+        ["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = 8.0 }, ["max_position_embeddings"] = 131072,
+        ["torch_dtype"] = "bfloat16", ["bos_token_id"] = 2, ["eos_token_id"] = new JsonArray(1, 106),
+    }, "the gemma3-4b preset"));
 
     static ModelConfig Tiny(int numHeads, int numKVHeads, int headDim) => new()
     {

@@ -158,3 +158,27 @@ public sealed class ErnieTests
         return ReferenceChecks.Rows(Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t()));
     }
 }
+
+/// The same checkpoints on CUDA, on the fused backend (with CUDA graphs for the dense model): greedy tokens through the
+/// engine as the float64 reference gives them, and the fused backend's logits against the plain one's.
+[Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
+public sealed class ErnieGpuTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [GpuTheory, MemberData(nameof(ErnieTests.Families), MemberType = typeof(ErnieTests))]
+    public void TheFusedBackendComputesThemAsThePlainOne(ErnieTests.Family family)
+    {
+        using var folder = new TempDirectory();
+        ErnieTests.Write(family, folder.Path);
+        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, output.WriteLine);
+    }
+
+    [GpuTheory, MemberData(nameof(ErnieTests.Families), MemberType = typeof(ErnieTests))]
+    public async Task OnCudaTheyAnswerAsTheReference(ErnieTests.Family family)
+    {
+        using var folder = new TempDirectory();
+        var weights = ErnieTests.Write(family, folder.Path);
+        int[] prompt = [1, 17, 305, 42, 9];
+        var expected = ReferenceChecks.Greedy(tokens => ErnieTests.Reference(family, weights, tokens), prompt, 10);
+        Assert.Equal(expected, await ReferenceChecks.EngineGreedyAsync(folder.Path, prompt, 10, device: "cuda"));
+    }
+}

@@ -96,6 +96,23 @@ public sealed class GemmaTests
         Assert.Equal([1024, 1024, 1024, 1024, 1024, null], config.LayerWindows.Take(6));
         Assert.Equal((1000000.0, Serving.Engine.Config.RopeType.Linear, 8.0), (config.Rope.Theta, config.Rope.Type, config.Rope.Factor));
         Assert.Equal(10000.0, config.LocalRope!.Theta);
+        Assert.Equal([true, true, true, true, true, false], Enumerable.Range(0, 6).Select(config.TurnsByLocalRope));
+    }
+
+    /// The fused kernels weigh gemma's norms by (1 + w) and turn gemma3's sliding layers by their own rope, so Gemma 1
+    /// and 3 run the fused backend on CUDA; Gemma 2's soft-capped attention is not theirs.
+    [Theory]
+    [InlineData(Family.Gemma2)]
+    [InlineData(Family.Gemma3)]
+    [InlineData(Family.Gemma1)]
+    public void TheFusedKernelsComputeGemma1And3(Family family)
+    {
+        using var folder = new TempDirectory();
+        Write(family, folder.Path);
+        var config = Serving.Engine.Config.ModelConfig.Load(folder.Path);
+        Assert.Equal(family != Family.Gemma2, config.FusedKernelsCompute);
+        Assert.Equal(Serving.Engine.Config.RmsNormWeight.OffsetBeforeRounding, config.NormWeight);
+        Assert.False(config.IsLlamaBlock);
     }
 
     [Theory]
@@ -242,11 +259,21 @@ public sealed class GemmaTests
     }
 }
 
-/// The same checkpoints on CUDA, where a gemma model steps on the plain backend (its norms are not the fused kernels',
-/// ModelConfig.FusedKernelsCompute): greedy tokens through the engine as the float64 reference gives them.
+/// The same checkpoints on CUDA: greedy tokens through the engine as the float64 reference gives them (Gemma 1 and 3 on
+/// the fused backend with CUDA graphs, Gemma 2 on the plain one), and the fused backend's logits against the plain one's.
 [Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
-public sealed class GemmaGpuTests
+public sealed class GemmaGpuTests(Xunit.Abstractions.ITestOutputHelper output)
 {
+    [GpuTheory]
+    [InlineData(GemmaTests.Family.Gemma3)]
+    [InlineData(GemmaTests.Family.Gemma1)]
+    public void TheFusedBackendComputesThemAsThePlainOne(GemmaTests.Family family)
+    {
+        using var folder = new TempDirectory();
+        GemmaTests.Write(family, folder.Path);
+        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, output.WriteLine);
+    }
+
     [GpuTheory]
     [InlineData(GemmaTests.Family.Gemma2)]
     [InlineData(GemmaTests.Family.Gemma3)]

@@ -1,9 +1,11 @@
 using System.Text;
 using System.Text.RegularExpressions;
+using Serving.Engine.Config;
 using Serving.Engine.Cuda;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Xunit.Abstractions;
+using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Cuda;
 
@@ -32,11 +34,28 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
     [InlineData("bfloat16", "auto", 256, 16, 2, 90)]      // head dim 256: the CUDA-core attention kernel
     [InlineData("float32", "auto", 16, 4, 2, 90)]         // the fixtures in float32
     [InlineData("float32", "bfloat16", 64, 8, 2, 80)]     // a float32 model over a bfloat16 pool
-    public async Task FusedKernelsCompileWithEveryEntryPointAndNoSpills(string dtype, string cache, int headDim, int heads, int kvHeads, int sm)
+    public Task FusedKernelsCompileWithEveryEntryPointAndNoSpills(string dtype, string cache, int headDim, int heads, int kvHeads, int sm)
+    {
+        var modelDtype = ModelDtype.Parse(dtype, "dtype");
+        return CompileAndCheck(new KernelShape(modelDtype, KVCacheDtype.Resolve(cache, modelDtype), headDim, headDim, heads, kvHeads), sm);
+    }
+
+    /// The families' norms and rotary pairs (KernelShape's NormWeight, NormsCentered, InterleavedRope) compile too.
+    [Theory]
+    [InlineData(RmsNormWeight.OffsetBeforeRounding, false, false, 256, 256, 8, 4)]   // gemma3: (1 + w) norms, head dim 256
+    [InlineData(RmsNormWeight.OffsetBeforeRounding, false, false, 128, 128, 32, 16)] // gemma-3-27b
+    [InlineData(RmsNormWeight.BeforeRounding, false, false, 128, 128, 40, 40)]       // olmo2
+    [InlineData(RmsNormWeight.AfterRounding, false, true, 128, 64, 48, 2)]           // glm4: interleaved pairs over half of each head
+    [InlineData(RmsNormWeight.BeforeRounding, true, true, 128, 128, 32, 8)]          // cohere2: LayerNorm, interleaved pairs
+    public Task TheFamiliesKernelsCompile(RmsNormWeight normWeight, bool centered, bool interleaved, int headDim, int rotaryDim, int heads, int kvHeads) =>
+        CompileAndCheck(new KernelShape(ScalarType.BFloat16, KVCacheDtype.BFloat16, headDim, rotaryDim, heads, kvHeads)
+        {
+            NormWeight = normWeight, NormsCentered = centered, InterleavedRope = interleaved,
+        }, 90);
+
+    async Task CompileAndCheck(KernelShape shape, int sm)
     {
         await Installed.Value;
-        var modelDtype = ModelDtype.Parse(dtype, "dtype");
-        var shape = new KernelShape(modelDtype, KVCacheDtype.Resolve(cache, modelDtype), headDim, headDim, heads, kvHeads);
         Assert.True(FusedKernels.Supports(shape, sm), $"{shape} is a shape the engine runs on sm_{sm}");
 
         var (cubin, log) = KernelModule.Compile(FusedKernels.SourceNames, FusedKernels.Defines(shape), sm, "--ptxas-options=-v");

@@ -34,6 +34,22 @@ public sealed class ModelPresetsTests
         Assert.Equal(327680, KVCacheSpec.For(config, ScalarType.BFloat16).BytesPerToken);
     }
 
+    /// The gemma3-4b preset is read as Gemma 3 4B's text config would be: the gemma block, its windows and two ropes,
+    /// on the fused backend's kernels.
+    [Fact]
+    public void Gemma3_4BIsTheShapeOfGooglesTextConfig()
+    {
+        var config = ModelPresets.Get("gemma3-4b");
+        Assert.Equal(("Gemma3ForCausalLM", 34, 2560, 10240, 8, 4, 256, 262208), (config.Architecture, config.NumHiddenLayers, config.HiddenSize,
+            config.IntermediateSize, config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, config.VocabSize));
+        Assert.Equal((RmsNormWeight.OffsetBeforeRounding, MlpActivation.GeluTanh, true), (config.NormWeight, config.Activation, config.SandwichNorms));
+        Assert.Equal([1024, 1024, 1024, 1024, 1024, null], config.LayerWindows.Take(6));
+        Assert.Equal((1000000.0, RopeType.Linear, 8.0, 10000.0), (config.Rope.Theta, config.Rope.Type, config.Rope.Factor, config.LocalRope!.Theta));
+        Assert.True(config.FusedKernelsCompute);
+        // 2 (K, V) x 34 layers x 4 KV heads x 256 x 2 bytes
+        Assert.Equal(139264, KVCacheSpec.For(config, ScalarType.BFloat16).BytesPerToken);
+    }
+
     /// Every rank draws the whole model's random values in the whole model's order and keeps its shard: a preset split
     /// over ranks is the same model as whole.
     [Theory]

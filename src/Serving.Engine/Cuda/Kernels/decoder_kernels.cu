@@ -6,6 +6,10 @@
 //   -DCACHE_VEC_BYTES=<n> bytes of one pool copy in the attention kernel: min(16, HEAD_DIM x pool element size)
 //   -DROTARY_DIM=<r>     leading dimensions of each head that rotary embedding turns (even, at most HEAD_DIM)
 //   -DGROUP_SIZE=<g>     query heads per KV head (1 = MHA, numHeads = MQA)
+//   -DNORM_WEIGHT=0|1|2  how a norm's weight w scales the float32 normalisation n (ModelConfig.NormWeight):
+//                        w x round(n) (Llama's), round(w x n) (olmo2's, cohere's), round((1 + w) x n) (gemma's)
+//   -DNORM_CENTERED=0|1  norms about the row's mean, LayerNorm without bias (cohere's)
+//   -DROPE_INTERLEAVED=0|1 rotary pairs (i, i + ROTARY_DIM/2) (Llama's rotate-half) or (2i, 2i + 1) (GLM's, cohere's, ERNIE's)
 // No CUDA headers are included: bf16 and f16 are raw 16-bit words converted by hand or by one PTX instruction,
 // so the source compiles with any NVRTC without an include path.
 //
@@ -132,17 +136,46 @@ __device__ float block_sum(float v) {
 // ---------------------------------------------------------------------------------------------------
 // RMSNorm, optionally fused with the residual add. One block per token; hidden % VEC == 0.
 //   residual (numTokens, hidden): with add, residual += x in place (rounded to elem_t) and normalized;
-//   out      (numTokens, hidden) = weight * round(residual * rsqrt(mean(residual^2) + eps))
+//   out      (numTokens, hidden) = weight * round(residual * rsqrt(mean(residual^2) + eps)), the weight applied as
+//            NORM_WEIGHT says; with NORM_CENTERED, residual - mean(residual) in place of residual (cohere's LayerNorm)
 // ---------------------------------------------------------------------------------------------------
+__device__ __forceinline__ elem_t weigh_norm(float w, float n) {
+#if NORM_WEIGHT == 1
+    return from_f(w * n);
+#elif NORM_WEIGHT == 2
+    return from_f((1.f + w) * n);
+#else
+    return from_f(w * rnd(n));
+#endif
+}
+
+// sum_sq: this thread's share of the row's sum of squares (unused when NORM_CENTERED, which makes two passes of its own)
 __device__ void rms_norm_row(const elem_t* __restrict__ row, const elem_t* __restrict__ weight,
                              elem_t* __restrict__ out, int hidden, float eps, float sum_sq) {
+#if NORM_CENTERED
+    float sum = 0.f;
+    for (int c = threadIdx.x; c < hidden / (int)VEC; c += blockDim.x) {
+        vec_t r = reinterpret_cast<const vec_t*>(row)[c];
+#pragma unroll
+        for (int j = 0; j < (int)VEC; j++) sum += to_f(r.v[j]);
+    }
+    const float mean = block_sum(sum) / hidden;
+    sum_sq = 0.f;
+    for (int c = threadIdx.x; c < hidden / (int)VEC; c += blockDim.x) {
+        vec_t r = reinterpret_cast<const vec_t*>(row)[c];
+#pragma unroll
+        for (int j = 0; j < (int)VEC; j++) { const float f = to_f(r.v[j]) - mean; sum_sq += f * f; }
+    }
+#else
+    const float mean = 0.f;
+#endif
     const float inv = rsqrtf(block_sum(sum_sq) / hidden + eps);
     for (int c = threadIdx.x; c < hidden / (int)VEC; c += blockDim.x) {
         vec_t r = reinterpret_cast<const vec_t*>(row)[c];
         vec_t w = reinterpret_cast<const vec_t*>(weight)[c];
         vec_t o;
 #pragma unroll
-        for (int j = 0; j < (int)VEC; j++) o.v[j] = from_f(to_f(w.v[j]) * rnd(to_f(r.v[j]) * inv));
+        for (int j = 0; j < (int)VEC; j++) o.v[j] = weigh_norm(to_f(w.v[j]), (to_f(r.v[j]) - mean) * inv);
         reinterpret_cast<vec_t*>(out)[c] = o;
     }
 }
@@ -182,8 +215,8 @@ extern "C" __global__ void add_rms_norm(elem_t* residual, const elem_t* __restri
 }
 
 // ---------------------------------------------------------------------------------------------------
-// RMSNorm over each query and key head of the fused QKV output, in place (qwen3's q_norm and k_norm, before
-// rotary embedding). One block per token, one warp per head.
+// RMSNorm over each query and key head of the fused QKV output, in place (qwen3's and gemma3's q_norm and k_norm,
+// before rotary embedding), the weight applied as NORM_WEIGHT says. One block per token, one warp per head.
 //   qkv (numTokens, qkv_stride) = [q: numHeads*D | k: numKVHeads*D | v]; q_weight, k_weight (D)
 // ---------------------------------------------------------------------------------------------------
 extern "C" __global__ void head_rms_norm(elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
@@ -197,7 +230,7 @@ extern "C" __global__ void head_rms_norm(elem_t* qkv, int qkv_stride, int num_he
         float sum_sq = 0.f;
         for (int d = lane; d < HEAD_DIM; d += 32) { const float f = to_f(x[d]); sum_sq += f * f; }
         const float inv = rsqrtf(warp_sum(sum_sq) / HEAD_DIM + eps);
-        for (int d = lane; d < HEAD_DIM; d += 32) x[d] = from_f(to_f(w[d]) * rnd(to_f(x[d]) * inv));
+        for (int d = lane; d < HEAD_DIM; d += 32) x[d] = weigh_norm(to_f(w[d]), to_f(x[d]) * inv);
     }
 }
 
@@ -223,9 +256,9 @@ __device__ void write_kv_row(const elem_t* row, int num_heads, int num_kv_heads,
 }
 
 // ---------------------------------------------------------------------------------------------------
-// RoPE on q and k of the fused QKV output (in place, rotate-half layout over the first ROTARY_DIM dimensions
-// of each head, as in Hugging Face Llama and Phi-3), and the token's k and v written into the paged pool at its slot
-// as write_kv_row writes them (the same values, bit for bit). One block per token, a thread per rotated pair (up to
+// RoPE on q and k of the fused QKV output (in place, over the first ROTARY_DIM dimensions of each head: in
+// rotate-half pairs as in Hugging Face Llama and Phi-3, or in interleaved pairs with ROPE_INTERLEAVED as in GLM),
+// and the token's k and v written into the paged pool at its slot as write_kv_row writes them (the same values, bit for bit). One block per token, a thread per rotated pair (up to
 // 1024): the pairs are independent, and a block that loops over them waits on one global load after another. A
 // thread that rotates a pair of k writes it to the pool from its registers; write_kv_row then copies v and k's
 // unrotated dimensions, which the rotation does not touch, so no barrier sits between the two.
@@ -250,16 +283,21 @@ extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, in
     const int rotated_pairs = (num_heads + num_kv_heads) * half;
     for (int p = threadIdx.x; p < rotated_pairs; p += blockDim.x) {
         const int head = p / half, i = p % half;
+#if ROPE_INTERLEAVED
+        const int d1 = 2 * i, d2 = 2 * i + 1;
+#else
+        const int d1 = i, d2 = i + half;
+#endif
         elem_t* x = row + head * HEAD_DIM;
         const float c = rnd(c_row[i]), s = rnd(s_row[i]);
-        const float x1 = to_f(x[i]), x2 = to_f(x[i + half]);
+        const float x1 = to_f(x[d1]), x2 = to_f(x[d2]);
         const elem_t r1 = from_f(rnd(x1 * c) - rnd(x2 * s)), r2 = from_f(rnd(x2 * c) + rnd(x1 * s));
-        x[i] = r1;
-        x[i + half] = r2;
+        x[d1] = r1;
+        x[d2] = r2;
         if (slot >= 0 && head >= num_heads) {
             cache_t* k = k_cache + pool_row(slot, num_kv_heads) + (head - num_heads) * HEAD_DIM;
-            k[i] = to_pool(r1, k_inv);
-            k[i + half] = to_pool(r2, k_inv);
+            k[d1] = to_pool(r1, k_inv);
+            k[d2] = to_pool(r2, k_inv);
         }
     }
     if (slot >= 0) write_kv_row(row, num_heads, num_kv_heads, slot, scales, k_cache, v_cache, ROTARY_DIM);

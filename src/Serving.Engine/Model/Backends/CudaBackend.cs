@@ -8,15 +8,17 @@ namespace Serving.Engine.Model.Backends;
 /// The fused backend: the NVRTC-compiled kernels of ../../Cuda for norms, rotary + KV write, decode attention and
 /// SiLU x up, launched on the model's own stream, where TorchSharp's matrix products and the prefill attention of
 /// the step run too. Owns the compiled kernels and the step buffers (fixed addresses, so a decode step can be
-/// captured as a CUDA graph); the stream and the rotary table belong to the model.
+/// captured as a CUDA graph); the stream and the rotary tables belong to the model.
 internal sealed class CudaBackend : DecoderBackend
 {
     readonly ModelConfig _config;
     readonly RopeTable _rope;
+    readonly RopeTable? _localRope;
 
-    public CudaBackend(ModelConfig config, KernelShape shape, RopeTable rope, Device device, CudaStream stream)
+    /// localRope: the sliding-window layers' rotary table when they turn by another rope (gemma3); null: rope.
+    public CudaBackend(ModelConfig config, KernelShape shape, RopeTable rope, RopeTable? localRope, Device device, CudaStream stream)
     {
-        (_config, _rope, Stream) = (config, rope, stream);
+        (_config, _rope, _localRope, Stream) = (config, rope, localRope, stream);
         Kernels = new FusedKernels(stream.Device, Stream.Handle, shape, (float)config.SoftmaxScale, config.AttentionSpan);
         Buffers = new DeviceStepBuffers(maxTokens: 256, maxSeqs: 16, maxBlocksPerSeq: 64, device);
     }
@@ -50,12 +52,12 @@ internal sealed class CudaBackend : DecoderBackend
         Matmuls.Tune(weights, batchSizes);
     }
 
-    public override DecoderStep Begin(StepInputs inputs, PagedKVCache cache) => new CudaStep(this, _config, _rope, inputs, cache);
+    public override DecoderStep Begin(StepInputs inputs, PagedKVCache cache) => new CudaStep(this, _config, _rope, _localRope, inputs, cache);
 
     /// A decode step of fixed shape for capture: its attention grid is the plan's (NumPartitions), whatever the
     /// contexts of the steps that replay it.
     public CudaStep BeginCapture(StepInputs inputs, PagedKVCache cache, DecodeAttentionPlan plan) =>
-        new(this, _config, _rope, inputs, cache, plan);
+        new(this, _config, _rope, _localRope, inputs, cache, plan);
 
     public override void Dispose()
     {
@@ -76,6 +78,7 @@ internal sealed class CudaStep : DecoderStep
     readonly MatmulTuning? _matmuls;
     readonly ModelConfig _config;
     readonly RopeTable _rope;
+    readonly RopeTable? _localRope;
     readonly PagedKVCache _cache;
     readonly StepInputs _inputs;
     readonly Tensor _positions, _slots, _tokenRows, _decodeSeqs, _contextLengths, _blockTables;
@@ -87,11 +90,11 @@ internal sealed class CudaStep : DecoderStep
     readonly Tensor _partitionSize;        // (1) int32: tokens per attention partition this step
     readonly Tensor? _workspace;           // float32, plan.WorkspaceElements
 
-    public CudaStep(CudaBackend backend, ModelConfig config, RopeTable rope, StepInputs inputs, PagedKVCache cache,
+    public CudaStep(CudaBackend backend, ModelConfig config, RopeTable rope, RopeTable? localRope, StepInputs inputs, PagedKVCache cache,
         DecodeAttentionPlan? fixedPlan = null)
         : base(backend.Communicator)
     {
-        (_kernels, _config, _rope, _cache, _inputs) = (backend.Kernels, config, rope, cache, inputs);
+        (_kernels, _config, _rope, _localRope, _cache, _inputs) = (backend.Kernels, config, rope, localRope, cache, inputs);
         (_profile, _matmuls) = (backend.Profile, backend.Matmuls);
         backend.Stream.MakeCurrent();
         using var scope = NewDisposeScope();
@@ -139,6 +142,10 @@ internal sealed class CudaStep : DecoderStep
 
     public override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps) => Timed("norms", () =>
     {
+        // olmo2 norms all of q and all of k at once, wider than a head: TorchSharp's
+        if (_config.QkNormWholeProjection)
+            return TorchOps.HeadRmsNorm(qkv, qWeight, kWeight, eps, _config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim,
+                _config.NormWeight, wholeProjection: true);
         _kernels.HeadRmsNorm(qkv, qWeight, kWeight, (float)eps);
         return qkv;
     });
@@ -164,14 +171,15 @@ internal sealed class CudaStep : DecoderStep
     {
         var (keys, values, scales) = (_cache.Keys(layer), _cache.Values(layer), _cache.Scales[layer]);
         var rotated = !_config.NoRopeLayers.Contains(layer);   // smollm3's every fourth layer has no rotary embedding
+        var rope = _config.TurnsByLocalRope(layer) ? _localRope! : _rope;
         if (!_cache.CalibrateScales)
         {
-            if (rotated) _kernels.RopeAndWriteKV(qkv, _positions, _slots, _rope.Cos, _rope.Sin, scales, keys, values);
+            if (rotated) _kernels.RopeAndWriteKV(qkv, _positions, _slots, rope.Cos, rope.Sin, scales, keys, values);
             else _kernels.WriteKV(qkv, _slots, scales, keys, values);
             return qkv;
         }
         // --calculate-kv-scales: rotate, measure the rotated K and V, set this layer's scales, then write
-        if (rotated) _kernels.RopeAndWriteKV(qkv, _positions, null, _rope.Cos, _rope.Sin, scales, keys, values);
+        if (rotated) _kernels.RopeAndWriteKV(qkv, _positions, null, rope.Cos, rope.Sin, scales, keys, values);
         var (heads, kvHeads, dim) = (_config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
         using (var scope = NewDisposeScope())
         {

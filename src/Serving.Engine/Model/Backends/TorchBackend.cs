@@ -49,7 +49,7 @@ internal sealed class TorchStep : TorchOpsStep
     public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer)
     {
         var (q, k, v) = Split(qkv);
-        var (cos, sin) = Config.LayerWindow(layer) is not null && _localCos is not null ? (_localCos, _localSin!) : (_cos, _sin);
+        var (cos, sin) = Config.TurnsByLocalRope(layer) ? (_localCos!, _localSin!) : (_cos, _sin);
         if (!Config.NoRopeLayers.Contains(layer))   // smollm3's NoPE layers keep their positions out of q and k
             (q, k) = (TorchOps.Rotate(q, cos, sin, Config.RotaryDim, Config.InterleavedRope), TorchOps.Rotate(k, cos, sin, Config.RotaryDim, Config.InterleavedRope));
         var (heads, dim) = (Config.NumKeyValueHeads, Config.HeadDim);
