@@ -12,7 +12,8 @@ namespace Serving.Engine.Architectures;
 /// transformers' GptOssExperts holds them: gate_up_proj [E, hidden, 2F] with the gate and up columns interleaved,
 /// down_proj [E, F, hidden], each with a bias (ModelConfig.ExpertSwigluLimit; ../Model/GptOssExperts). The released
 /// checkpoints store the experts in MXFP4 (quantization_config mxfp4: *_blocks and *_scales), dequantized at load
-/// (../Weights/Mxfp4Weights). Steps run the plain backend (ModelConfig.FusedKernelsCompute is false: the sinks); one device only.
+/// (../Weights/Mxfp4Weights). On CUDA in 16 bits steps run the fused backend (its tensor-core attention takes the
+/// sinks), without CUDA graphs (a mixture copies its routing to the host); one device only.
 internal sealed class GptOss : ModelArchitecture
 {
     public override string Name => "GptOssForCausalLM";

@@ -206,13 +206,16 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// [k_scale, v_scale] float32; output (numTokens, numHeads * headDim), only the decode rows written; workspace
     /// float32 of plan.WorkspaceElements (or empty). The plan gives the grid: NumSeqs x NumPartitions. window: a
     /// sliding-window layer's (each query sees the last window positions of its context); null: the whole context.
+    /// sinks: a logit per query head (numHeads, of the model's type) that joins each softmax as a key without a value
+    /// (gpt-oss's); null: none.
     public void PagedDecodeAttention(Tensor query, Tensor kCache, Tensor vCache, Tensor decodeSeqs, Tensor tokenRows,
         Tensor blockTables, Tensor contextLengths, Tensor partitionSize, Tensor kvScales, DecodeAttentionPlan plan, Tensor output,
-        Tensor workspace, int? window = null)
+        Tensor workspace, int? window = null, Tensor? sinks = null)
     {
         if (window is not null && (window <= 0 || plan.AttentionSpan is { } span && window > span))
             throw new ArgumentOutOfRangeException(nameof(window), window, $"a window is positive and within the plan's span ({plan.AttentionSpan})");
         var windowSize = window ?? 0;
+        var sinkPtr = SinksPointer(sinks);
         var (qStride, maxBlocks, blockSize) = ((int)query.stride(0), (int)blockTables.size(1), (int)kCache.size(1));
         var (partitionPtr, scale) = (TensorPointer.Of(partitionSize), AttentionScale);
         var (qPtr, kPtr, vPtr) = (TensorPointer.Of(query), TensorPointer.Of(kCache), TensorPointer.Of(vCache));
@@ -224,14 +227,16 @@ internal sealed unsafe class FusedKernels : IDisposable
         void** args = stackalloc void*[]
         {
             &qPtr, &qStride, &kPtr, &vPtr, &seqPtr, &rowPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &partitionPtr, &scale,
-            &windowSize, &scalePtr, &outPtr, &partOut, &partMl,
+            &windowSize, &scalePtr, &outPtr, &partOut, &partMl, &sinkPtr,
         };
         var grid = ((uint)(Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead), (uint)plan.NumSeqs, (uint)plan.NumPartitions);
         Launch(_attention, grid, _attentionKernel.Threads, _attentionKernel.SharedBytes, args);
         if (plan.NumPartitions > 1)
         {
             var partitions = plan.NumPartitions;
-            void** reduceArgs = stackalloc void*[] { &partOut, &partMl, &seqPtr, &rowPtr, &partitions, &outPtr };
+            // the CUDA-core kernel counts the sinks in its partition 0, the tensor-core one leaves them to the reduce
+            var reduceSinkPtr = _attentionKernel.TensorCores ? sinkPtr : IntPtr.Zero;
+            void** reduceArgs = stackalloc void*[] { &partOut, &partMl, &seqPtr, &rowPtr, &partitions, &outPtr, &reduceSinkPtr };
             Launch(_attentionReduce, ((uint)Shape.NumHeads, (uint)plan.NumSeqs, 1), (uint)Shape.HeadDim,
                 (uint)(partitions * 2 * sizeof(float)), reduceArgs);
         }
@@ -242,9 +247,9 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// sequence's index, first row in query / output, and query length (its queries are the last query-length positions
     /// of its context, whose K/V are already in the pool); maxQueryLength the longest of them; blockTables,
     /// contextLengths, kvScales and output as PagedDecodeAttention (only the prefill rows written); window as
-    /// PagedDecodeAttention's.
+    /// PagedDecodeAttention's; sinks as PagedDecodeAttention's.
     public void PagedPrefillAttention(Tensor query, Tensor kCache, Tensor vCache, Tensor prefills, int maxQueryLength,
-        Tensor blockTables, Tensor contextLengths, Tensor kvScales, Tensor output, int? window = null)
+        Tensor blockTables, Tensor contextLengths, Tensor kvScales, Tensor output, int? window = null, Tensor? sinks = null)
     {
         if (!_attentionKernel.TensorCores) throw new InvalidOperationException("prefill attention kernel needs tensor-core attention");
         if (window is <= 0) throw new ArgumentOutOfRangeException(nameof(window), window, "a window is positive");
@@ -252,13 +257,23 @@ internal sealed unsafe class FusedKernels : IDisposable
         var (qStride, maxBlocks, blockSize, scale) = ((int)query.stride(0), (int)blockTables.size(1), (int)kCache.size(1), AttentionScale);
         var (qPtr, kPtr, vPtr, prefillPtr) = (TensorPointer.Of(query), TensorPointer.Of(kCache), TensorPointer.Of(vCache), TensorPointer.Of(prefills));
         var (tablePtr, lenPtr, scalePtr, outPtr) = (TensorPointer.Of(blockTables), TensorPointer.Of(contextLengths), TensorPointer.Of(kvScales), TensorPointer.Of(output));
-        void** args = stackalloc void*[] { &qPtr, &qStride, &kPtr, &vPtr, &prefillPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &scale, &windowSize, &scalePtr, &outPtr };
+        var sinkPtr = SinksPointer(sinks);
+        void** args = stackalloc void*[]
+        {
+            &qPtr, &qStride, &kPtr, &vPtr, &prefillPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &scale, &windowSize, &scalePtr, &outPtr, &sinkPtr,
+        };
         var rowTiles = ((long)maxQueryLength * Shape.GroupSize + PrefillRowsPerBlock - 1) / PrefillRowsPerBlock;
         var grid = ((uint)Shape.NumKVHeads, (uint)prefills.size(0), (uint)rowTiles);
         Launch(_prefillAttention, grid, PrefillThreads, DecodeAttentionKernel.ChunkStagesBytes(Shape), args);
     }
 
     public void Dispose() => _module.Dispose();
+
+    // the kernels read one sink per query head in the model's type
+    IntPtr SinksPointer(Tensor? sinks) =>
+        sinks is null ? IntPtr.Zero
+        : sinks.dtype == Shape.Dtype && sinks.numel() == Shape.NumHeads && sinks.is_contiguous() ? TensorPointer.Of(sinks)
+        : throw new ArgumentException($"sinks are {Shape.NumHeads} contiguous values of {Shape.Dtype}, got {sinks.dtype} [{string.Join(", ", sinks.shape)}]", nameof(sinks));
 
     // a grid of no blocks has nothing to do (a step whose chunk needs no logits runs the final norm over no rows): the
     // driver refuses such a launch, so it is skipped

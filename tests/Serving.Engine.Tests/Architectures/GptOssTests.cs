@@ -103,6 +103,7 @@ public sealed class GptOssTests
         Assert.Equal((64, 8, 64, 32, 4, 2880), (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, config.NumExperts,
             config.NumExpertsPerToken, config.ExpertIntermediateSize));
         Assert.True(config.AttentionSinks && config.QkvBias && config.OutputBias && !config.IsLlamaBlock);
+        Assert.True(config.FusedKernelsCompute);   // on tensor cores, which take the sinks
         Assert.Equal(7.0, config.ExpertSwigluLimit);
         Assert.Equal(RmsNormWeight.BeforeRounding, config.NormWeight);
         Assert.Equal(Enumerable.Range(0, 24).Select(i => i % 2 == 0 ? 128 : (int?)null), config.LayerWindows);
@@ -281,10 +282,20 @@ public sealed class GptOssTests
     }
 }
 
-/// The same checkpoint on CUDA (the plain backend on the device): greedy tokens as the float64 reference gives them.
+/// The same checkpoint on CUDA: in float32 (the plain backend: the CUDA-core prefill has no sinks) greedy tokens as the
+/// float64 reference gives them; in bfloat16 the fused backend's logits (its tensor-core attention with the sinks)
+/// against the plain one's.
 [Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
-public sealed class GptOssGpuTests
+public sealed class GptOssGpuTests(Xunit.Abstractions.ITestOutputHelper output)
 {
+    [GpuFact]
+    public void TheFusedBackendComputesItAsThePlainOne()
+    {
+        using var folder = new TempDirectory();
+        GptOssTests.Write(folder.Path);
+        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, output.WriteLine);
+    }
+
     [GpuFact]
     public async Task OnCudaItAnswersAsTheReference()
     {

@@ -70,7 +70,7 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
         Assert.All(entryPoints, name => Assert.Contains(name + "\0", symbols));
         var spills = SpillStores.Matches(log).Select(m => int.Parse(m.Groups[1].Value)).ToArray();
         output.WriteLine($"{shape} on sm_{sm}: {attention.Name}, {cubin.Length} bytes of cubin; ptxas:");
-        foreach (var line in log.Split('\n').Where(l => l.Contains("registers") || l.Contains("Compiling entry"))) output.WriteLine(line.Trim());
+        foreach (var line in log.Split('\n').Where(l => l.Contains("registers") || l.Contains("Compiling entry") || l.Contains("spill stores"))) output.WriteLine(line.Trim());
         Assert.NotEmpty(spills);
         Assert.All(spills, bytes => Assert.Equal(0, bytes));
     }

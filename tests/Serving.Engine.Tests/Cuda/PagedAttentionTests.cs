@@ -45,8 +45,14 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
     [InlineData(32, 8, 128, 1, "bfloat16", 50, true)]
     [InlineData(32, 1, 128, 1000, "bfloat16", 700, false)]
     [InlineData(32, 8, 128, 1000, "fp8", 300, true)]
+    // gpt-oss's sinks: a logit per query head in each softmax, with one partition and through the reduce
+    [InlineData(32, 8, 128, 1, "float32", 0, false, true)]
+    [InlineData(32, 8, 128, 1000, "float32", 0, false, true)]
+    [InlineData(64, 8, 64, 1, "bfloat16", 0, false, true)]
+    [InlineData(64, 8, 64, 1000, "bfloat16", 128, false, true)]
+    [InlineData(64, 8, 64, 1000, "fp8", 0, false, true)]
     public void MatchesFloat64Attention(int numHeads, int numKVHeads, int headDim, int concurrentBlocks, string dtype,
-        int window = 0, bool windowIsTheSpan = false)
+        int window = 0, bool windowIsTheSpan = false, bool withSinks = false)
     {
         var (modelDtype, cacheDtype) = dtype switch
         {
@@ -76,15 +82,16 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray(), plan.PartitionSizeFor(contexts.Max()));
         var workspace = empty(plan.WorkspaceElements(numHeads, headDim), ScalarType.Float32, device);
         var result = full(contexts.Length, numHeads * headDim, double.NaN, dtype: modelDtype, device: device);   // poisoned: every element must be written
+        var sinks = withSinks ? Sinks(numHeads, modelDtype) : null;
         var n = batch.NumSeqs;
         kernels.PagedDecodeAttention(qkv, keys, values, buffers.DecodeSeqs(n), buffers.TokenRows(n), buffers.BlockTables(n),
-            buffers.ContextLengths(n), buffers.PartitionSize, ones(2, device: device), plan, result, workspace, window > 0 ? window : null);
+            buffers.ContextLengths(n), buffers.PartitionSize, ones(2, device: device), plan, result, workspace, window > 0 ? window : null, sinks);
         stream.Synchronize();
 
         var expected = Reference(qkv.narrow(1, 0, numHeads * headDim), KVPoolValues.Decoded(keys, cacheDtype), KVPoolValues.Decoded(values, cacheDtype), contexts, tables,
-            numHeads, numKVHeads, headDim, window);
+            numHeads, numKVHeads, headDim, window, sinks);
         var relative = ((result.to(ScalarType.Float64) - expected).norm() / expected.norm()).item<double>();
-        output.WriteLine($"{dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}, window {window}, {plan.NumPartitions} partitions: relative error {relative:E2}");
+        output.WriteLine($"{dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}, window {window}, sinks {withSinks}, {plan.NumPartitions} partitions: relative error {relative:E2}");
         // bfloat16 output and probabilities rounded to 16 bits for the P.V product: about 2^-8 per element
         Assert.True(relative < (dtype == "float32" ? 1e-5 : 1e-2), $"relative error {relative}");
     }
@@ -106,7 +113,10 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
     [InlineData(8, 8, 64, "bfloat16", 17)]
     [InlineData(32, 1, 128, "bfloat16", 300)]
     [InlineData(32, 8, 128, "fp8", 100)]
-    public void PrefillMatchesFloat64CausalAttention(int numHeads, int numKVHeads, int headDim, string dtype, int window = 0)
+    [InlineData(64, 8, 64, "bfloat16", 0, true)]     // gpt-oss's sinks
+    [InlineData(64, 8, 64, "bfloat16", 128, true)]
+    [InlineData(64, 8, 64, "fp8", 0, true)]
+    public void PrefillMatchesFloat64CausalAttention(int numHeads, int numKVHeads, int headDim, string dtype, int window = 0, bool withSinks = false)
     {
         // (context before this step, new tokens): a whole prompt, chunked prefills after cached context, one token
         (int Cached, int New)[] seqs = [(0, 37), (100, 17), (0, 1), (513, 300), (2000, 64)];
@@ -133,8 +143,9 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
             dtype: ScalarType.Int32, device: device).view(seqs.Length, 3);
         var scales = tensor(new[] { 0.75f, 1.5f }, device: device);
         var result = full(batch.NumTokens, numHeads * headDim, double.NaN, dtype: ScalarType.BFloat16, device: device);
+        var sinks = withSinks ? Sinks(numHeads, ScalarType.BFloat16) : null;
         kernels.PagedPrefillAttention(qkv, keys, values, prefills, seqs.Max(s => s.New), buffers.BlockTables(seqs.Length),
-            buffers.ContextLengths(seqs.Length), scales, result, window > 0 ? window : null);
+            buffers.ContextLengths(seqs.Length), scales, result, window > 0 ? window : null, sinks);
         stream.Synchronize();
 
         var (k64, v64) = (KVPoolValues.Decoded(keys, cacheDtype) * 0.75, KVPoolValues.Decoded(values, cacheDtype) * 1.5);
@@ -144,16 +155,22 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
             for (var i = 0; i < seqs[s].New; i++)
             {
                 var position = seqs[s].Cached + i;   // sees positions 0 .. position
-                expected.Add(Reference(q[batch.QueryStarts[s] + i].unsqueeze(0), k64, v64, [position + 1], [tables[s]], numHeads, numKVHeads, headDim, window));
+                expected.Add(Reference(q[batch.QueryStarts[s] + i].unsqueeze(0), k64, v64, [position + 1], [tables[s]], numHeads, numKVHeads, headDim, window, sinks));
             }
         var relative = ((result.to(ScalarType.Float64) - cat(expected, 0)).norm() / cat(expected, 0).norm()).item<double>();
-        output.WriteLine($"prefill {dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}, window {window}: relative error {relative:E2}");
+        output.WriteLine($"prefill {dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}, window {window}, sinks {withSinks}: relative error {relative:E2}");
         Assert.True(relative < 1e-2, $"relative error {relative}");
     }
 
-    // window > 0: each query sees only its context's last `window` positions
+    // Sinks of either sign around the scores' size (a unit query against unit keys scores ~N(0, 1)), some far above them
+    // (a head that mostly attends to nothing), in the model's type as the checkpoint's are.
+    static Tensor Sinks(int numHeads, ScalarType dtype) =>
+        tensor(Enumerable.Range(0, numHeads).Select(h => h % 5 == 4 ? 6.0f : (h % 7 - 3) * 0.8f).ToArray(), device: CUDA).to(dtype);
+
+    // window > 0: each query sees only its context's last `window` positions; sinks (numHeads): a logit per query head
+    // that joins its softmax as a key without a value
     static Tensor Reference(Tensor q, Tensor keys, Tensor values, int[] contexts, int[][] tables, int numHeads, int numKVHeads, int headDim,
-        int window = 0)
+        int window = 0, Tensor? sinks = null)
     {
         var rows = new List<Tensor>();
         for (var s = 0; s < contexts.Length; s++)
@@ -163,7 +180,9 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
             var k = keys.view(-1, numKVHeads, headDim).index_select(0, slots).to(ScalarType.Float64).permute(1, 2, 0);   // (G, D, C)
             var v = values.view(-1, numKVHeads, headDim).index_select(0, slots).to(ScalarType.Float64).permute(1, 0, 2); // (G, C, D)
             var grouped = q[s].to(ScalarType.Float64).view(numKVHeads, numHeads / numKVHeads, headDim);                  // (G, group, D)
-            var p = nn.functional.softmax(grouped.matmul(k) / Math.Sqrt(headDim), -1);                                   // (G, group, C)
+            var scores = grouped.matmul(k) / Math.Sqrt(headDim);                                                         // (G, group, C)
+            var p = sinks is null ? nn.functional.softmax(scores, -1)
+                : nn.functional.softmax(cat([scores, sinks.to(ScalarType.Float64).view(numKVHeads, -1, 1)], -1), -1).narrow(-1, 0, scores.size(-1));
             rows.Add(p.matmul(v).reshape(1, numHeads * headDim));
         }
         return cat(rows, 0);

@@ -162,13 +162,16 @@ __device__ void accumulate_tile(const AttentionShared& s, int stage, float (&acc
 // out (numTokens, numHeads*D); context_lens (numSeqs), block_tables (numSeqs, max_blocks_per_seq) int32. window > 0: a
 // sliding-window layer, whose query sees the last `window` positions of its context (partitions count from there).
 // part_out (numDecodes, numHeads, numPartitions, D) and part_ml (numDecodes, numHeads, numPartitions, 2) float32,
-// used only when num_partitions > 1. Grid: (numKVHeads, numDecodes, numPartitions).
+// used only when num_partitions > 1. sinks (numHeads) of elem_t, or null: a logit per query head that joins each
+// softmax as a key without a value (gpt-oss's), so the real keys' probabilities sum to less than 1; it enters the
+// sum once (here as partition 0's first key; the tensor-core kernel adds it where it normalizes, or leaves it to
+// paged_attention_reduce). Grid: (numKVHeads, numDecodes, numPartitions).
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attention(
         const elem_t* __restrict__ q, int q_stride, const cache_t* __restrict__ k_cache, const cache_t* __restrict__ v_cache,
         const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
         const int* __restrict__ block_tables, int max_blocks_per_seq, const int* __restrict__ context_lens,
         int block_size, const int* __restrict__ partition_size_ptr, float scale, int window, const float* __restrict__ kv_scales,
-        elem_t* __restrict__ out, float* __restrict__ part_out, float* __restrict__ part_ml) {
+        elem_t* __restrict__ out, float* __restrict__ part_out, float* __restrict__ part_ml, const elem_t* __restrict__ sinks) {
     wait_for_previous_kernel(/*let_next_in*/ false);
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     AttentionShared& s = *reinterpret_cast<AttentionShared*>(shared_bytes);
@@ -187,7 +190,12 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
     const float q_scale = scale * kv_scales[0], v_scale = kv_scales[1];
     for (int idx = threadIdx.x; idx < GROUP_SIZE * HEAD_DIM; idx += ATTN_THREADS)
         s.q[idx] = to_f(q[(long)row * q_stride + kv_head * GROUP_SIZE * HEAD_DIM + idx]) * q_scale;
-    if (threadIdx.x < GROUP_SIZE) { s.m[threadIdx.x] = NEG_INF; s.l[threadIdx.x] = 0.f; }
+    // a head's sink is a first key of score sink and value 0, in partition 0 only (the reduce sums the partitions)
+    if (threadIdx.x < GROUP_SIZE) {
+        const bool sink = sinks != nullptr && part == 0;
+        s.m[threadIdx.x] = sink ? to_f(sinks[kv_head * GROUP_SIZE + threadIdx.x]) : NEG_INF;
+        s.l[threadIdx.x] = sink ? 1.f : 0.f;
+    }
     float acc[OUT_PER_THREAD];
 #pragma unroll
     for (int i = 0; i < OUT_PER_THREAD; i++) acc[i] = 0.f;
@@ -229,12 +237,14 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
 // past the context an empty one that weighs nothing), so the merge needs no context length, and its loads do not wait
 // on one another: the partitions' max and sum (into shared memory), the first REDUCE_HELD partial outputs (into
 // registers) and the output row are asked for together, one round trip to L2 instead of one per dependent load.
-// The sums run over the partitions in order, as a plain loop would. Grid: (numHeads, numDecodes); block: HEAD_DIM
-// threads; dynamic shared memory: a float2 per partition.
+// The sums run over the partitions in order, as a plain loop would; a sink (sinks, as the decode kernels take them)
+// joins the sum last (null after the CUDA-core kernel, which counts it in its partition 0). Grid: (numHeads, numDecodes); block: HEAD_DIM threads; dynamic shared memory: a float2 per
+// partition.
 #define REDUCE_HELD 8
 extern "C" __global__ void paged_attention_reduce(const float* __restrict__ part_out, const float2* __restrict__ part_ml,
                                                   const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
-                                                  int num_partitions, elem_t* __restrict__ out) {
+                                                  int num_partitions, elem_t* __restrict__ out,
+                                                  const elem_t* __restrict__ sinks) {
     wait_for_previous_kernel(/*let_next_in*/ false);
     extern __shared__ float2 ml[];                 // (max, sum) of each partition
     const int head = blockIdx.x, item = blockIdx.y, num_heads = gridDim.x, d = threadIdx.x;
@@ -258,5 +268,6 @@ extern "C" __global__ void paged_attention_reduce(const float* __restrict__ part
     for (int p = 0; p < REDUCE_HELD; p++)
         if (p < num_partitions) add_partition(p, held[p]);
     for (int p = REDUCE_HELD; p < num_partitions; p++) add_partition(p, o_p[(long)p * HEAD_DIM]);
+    if (sinks != nullptr) l += __expf(to_f(sinks[head]) - m);
     out[((long)row * num_heads + head) * HEAD_DIM + d] = from_f(l > 0.f ? o / l : 0.f);
 }

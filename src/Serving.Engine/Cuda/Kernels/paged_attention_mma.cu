@@ -573,7 +573,7 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
         const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
         const int* __restrict__ block_tables, int max_blocks_per_seq, const int* __restrict__ context_lens,
         int block_size, const int* __restrict__ partition_size_ptr, float scale, int window, const float* __restrict__ kv_scales,
-        elem_t* __restrict__ out, float* __restrict__ part_out, float* __restrict__ part_ml) {
+        elem_t* __restrict__ out, float* __restrict__ part_out, float* __restrict__ part_ml, const elem_t* __restrict__ sinks) {
     wait_for_previous_kernel(/*let_next_in*/ false);
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -682,6 +682,13 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
         merge.m_all[r] = m_all;
         merge.l_all[r] = l_all;
     }
+    // the whole softmax is here: each row's sink joins its sum (max in log2 units); else paged_attention_reduce adds it
+    if (num_partitions == 1 && sinks != nullptr) {
+        const elem_t* sink = sinks + block_first_head;
+        asm volatile("" : "+l"(sink));   // computed here: hoisted above the chunk loop, it was held through it (a spill)
+        for (int r = threadIdx.x; r < block_rows; r += MMA_WARPS * 32)
+            merge.l_all[r] += fast_exp2(to_f(sink[r]) * LOG2E - merge.m_all[r]);
+    }
     __syncthreads();
 
     for (int idx = threadIdx.x; idx < block_rows * HEAD_DIM; idx += MMA_WARPS * 32) {
@@ -707,13 +714,13 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
 // are (query token, head of the group) pairs, token-major: a block takes 64 of them (16 per warp) and walks the
 // context up to its last row's position in 16-token chunks, each loaded once for the four warps. Every row sees the
 // positions up to its own; window > 0 (a sliding-window layer): only the last `window` of them, and the block starts at
-// the chunk of its first row's window. Grid: (numKVHeads, numPrefills, row tiles of 64); dynamic shared memory:
-// MmaChunkStages.
+// the chunk of its first row's window. sinks: as paged_decode_attention's. Grid: (numKVHeads, numPrefills, row tiles
+// of 64); dynamic shared memory: MmaChunkStages.
 extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_prefill_attention_mma(
         const elem_t* __restrict__ q, int q_stride, const cache_t* __restrict__ k_cache, const cache_t* __restrict__ v_cache,
         const int* __restrict__ prefills, const int* __restrict__ block_tables, int max_blocks_per_seq,
         const int* __restrict__ context_lens, int block_size, float scale, int window, const float* __restrict__ kv_scales,
-        elem_t* __restrict__ out) {
+        elem_t* __restrict__ out, const elem_t* __restrict__ sinks) {
     wait_for_previous_kernel();
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     MmaChunkStages& stages = *reinterpret_cast<MmaChunkStages*>(shared_bytes);
@@ -770,6 +777,10 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_prefill_atten
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 
     sum_row_groups(warp_rows);
+    if (sinks != nullptr) {   // each row's sink joins its sum, against its max (log2 units)
+        warp_rows.l[0] += exp2f(to_f(sinks[kv_head * GROUP_SIZE + r0 % GROUP_SIZE]) * LOG2E - warp_rows.m[0]);
+        warp_rows.l[1] += exp2f(to_f(sinks[kv_head * GROUP_SIZE + r8 % GROUP_SIZE]) * LOG2E - warp_rows.m[1]);
+    }
     const float scale0 = v_scale / warp_rows.l[0], scale8 = v_scale / warp_rows.l[1];   // l >= 1: the row's maximum contributes exp2(0)
     elem_t* out0 = out + (long)(first_row + r0 / GROUP_SIZE) * num_heads * HEAD_DIM + (long)(kv_head * GROUP_SIZE + r0 % GROUP_SIZE) * HEAD_DIM;
     elem_t* out8 = out + (long)(first_row + r8 / GROUP_SIZE) * num_heads * HEAD_DIM + (long)(kv_head * GROUP_SIZE + r8 % GROUP_SIZE) * HEAD_DIM;

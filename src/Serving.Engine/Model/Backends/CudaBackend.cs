@@ -24,12 +24,17 @@ internal sealed class CudaBackend : DecoderBackend
     }
 
     /// Whether the kernels take this model and pool on the device: a decoder they compute (ModelConfig.FusedKernelsCompute)
-    /// in a shape they take (FusedKernels.Supports), its norms' and SiLU's rows whole 16-byte vectors.
-    public static bool Supports(ModelConfig config, KernelShape shape, Device device) =>
-        config.FusedKernelsCompute
-        && config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0 && config.ExpertIntermediateSize % 8 == 0
-        && config.SharedExpertIntermediateSize % 8 == 0
-        && FusedKernels.Supports(shape, CudaDevice.Open(Math.Max(device.index, 0)).ComputeCapability);
+    /// in a shape they take (FusedKernels.Supports), its norms' and SiLU's rows whole 16-byte vectors; attention sinks
+    /// only on tensor cores (the other prefill path is SDPA's, which has none).
+    public static bool Supports(ModelConfig config, KernelShape shape, Device device)
+    {
+        var computeCapability = CudaDevice.Open(Math.Max(device.index, 0)).ComputeCapability;
+        return config.FusedKernelsCompute
+            && config.HiddenSize % 8 == 0 && config.IntermediateSize % 8 == 0 && config.ExpertIntermediateSize % 8 == 0
+            && config.SharedExpertIntermediateSize % 8 == 0
+            && FusedKernels.Supports(shape, computeCapability)
+            && (!config.AttentionSinks || shape.UsesTensorCoreAttention(computeCapability));
+    }
 
     public CudaStream Stream { get; }
     public FusedKernels Kernels { get; }
@@ -152,8 +157,7 @@ internal sealed class CudaStep : DecoderStep
 
     public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer) => Timed("rotary + KV write", () => RotaryAndWrite(qkv, layer));
 
-    public override Tensor Attention(Tensor qkv, int layer, Tensor? sinks) => sinks is null ? Timed("attention", () => Attend(qkv, layer))
-        : throw new NotSupportedException("the fused kernels have no attention sinks: such a model runs the plain backend (ModelConfig.FusedKernelsCompute)");
+    public override Tensor Attention(Tensor qkv, int layer, Tensor? sinks) => Timed("attention", () => Attend(qkv, layer, sinks));
 
     public override Tensor SiluAndMul(Tensor gateUp) => Timed("silu x up", () =>
     {
@@ -192,7 +196,7 @@ internal sealed class CudaStep : DecoderStep
         return qkv;
     }
 
-    Tensor Attend(Tensor qkv, int layer)
+    Tensor Attend(Tensor qkv, int layer, Tensor? sinks)
     {
         var (keys, values, window) = (_cache.Keys(layer), _cache.Values(layer), _config.LayerWindow(layer));
         var output = empty(_inputs.NumTokens, _config.QSize, qkv.dtype, qkv.device);
@@ -200,16 +204,19 @@ internal sealed class CudaStep : DecoderStep
         {
             // each decode sequence's query is the first QSize columns of its row of qkv (read at qkv's row stride)
             _kernels.PagedDecodeAttention(qkv, keys, values, _decodeSeqs, _tokenRows, _blockTables, _contextLengths,
-                _partitionSize, _cache.Scales[layer], _plan, output, _workspace!, window);
+                _partitionSize, _cache.Scales[layer], _plan, output, _workspace!, window, sinks);
         }
         if (_prefills is not null)
         {
             _kernels.PagedPrefillAttention(qkv, keys, values, _prefills, _maxPrefillLength, _blockTables, _contextLengths,
-                _cache.Scales[layer], output, window);
+                _cache.Scales[layer], output, window, sinks);
         }
         if (_contextSlots is not null)
+        {
+            // SDPA has no sinks: such a model takes the fused backend only with tensor-core attention (Supports)
+            if (sinks is not null) throw new NotSupportedException("attention sinks in a prefill need the tensor-core kernels");
             PrefillAttention.Run(_kernels, qkv, layer, _cache, _inputs, _prefillSeqs, _contextSlots, output, window);
+        }
         return output;
     }
-
 }

@@ -40,7 +40,7 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
 
     /// Attention of every new token over its sequence's context (already written), one KV head per group of query
     /// heads: (numTokens, H D), heads in query-head order. sinks (H): gpt-oss's per-head logit that joins each softmax
-    /// without a value (ModelConfig.AttentionSinks; the plain backend's only); null: none.
+    /// without a value (ModelConfig.AttentionSinks); null: none.
     public abstract Tensor Attention(Tensor qkv, int layer, Tensor? sinks);
 
     /// silu(gate) * up, from gateUp (numTokens, 2 ffn) = [gate | up]: (numTokens, ffn).
