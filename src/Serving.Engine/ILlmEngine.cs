@@ -136,8 +136,12 @@ public sealed record ModelInfo
     public Pooling.RunnerType Runner { get; init; } = Pooling.RunnerType.Generate;
     /// The pooling runner's defaults (--pooler-config, the checkpoint's sentence-transformers modules); null for generate.
     public Pooling.PoolerConfig? Pooler { get; init; }
+    /// The pooled vector's length (PoolerConfig.EmbeddingSize: the checkpoint's last Dense module's out_features, else
+    /// HiddenSize).
+    public int EmbeddingSize { get => _embeddingSize ?? HiddenSize; init => _embeddingSize = value; }
+    readonly int? _embeddingSize;
     /// Matryoshka embeddings (config.json is_matryoshka / matryoshka_dimensions): whether a request may ask for fewer
-    /// dimensions than HiddenSize, and which (empty: any).
+    /// dimensions than EmbeddingSize, and which (empty: any).
     public bool AllowsMatryoshkaDimensions { get; init; }
     public IReadOnlyList<int> MatryoshkaDimensions { get; init; } = [];
     /// A sequence classifier's labels in id order (its pooled vector is one logit per label); empty for other models.
@@ -163,10 +167,10 @@ public sealed record ModelInfo
 
     /// Refuses (InvalidRequestException naming "dimensions") an embedding size the model cannot give well; vLLM's rules
     /// and words.
-    public void CheckDimensions(int dimensions) => CheckDimensions(dimensions, AllowsMatryoshkaDimensions, MatryoshkaDimensions, HiddenSize);
+    public void CheckDimensions(int dimensions) => CheckDimensions(dimensions, AllowsMatryoshkaDimensions, MatryoshkaDimensions, EmbeddingSize);
 
-    /// The rule of CheckDimensions for a model of this Matryoshka setting and hidden size (before it is loaded).
-    public static void CheckDimensions(int dimensions, bool isMatryoshka, IReadOnlyList<int> matryoshkaDimensions, int hiddenSize)
+    /// The rule of CheckDimensions for a model of this Matryoshka setting and embedding size (before it is loaded).
+    public static void CheckDimensions(int dimensions, bool isMatryoshka, IReadOnlyList<int> matryoshkaDimensions, int embeddingSize)
     {
         if (dimensions < 1)
             throw new InvalidRequestException("Dimensions must be greater than 0", "dimensions");
@@ -175,8 +179,8 @@ public sealed record ModelInfo
         if (matryoshkaDimensions.Count > 0 && !matryoshkaDimensions.Contains(dimensions))
             throw new InvalidRequestException($"This model only supports [{string.Join(", ", matryoshkaDimensions)}] matryoshka dimensions, " +
                 "use other output dimensions will lead to poor results.", "dimensions");
-        if (dimensions > hiddenSize)
-            throw new InvalidRequestException($"dimensions {dimensions} exceeds the model's {hiddenSize} (its hidden size)", "dimensions");
+        if (dimensions > embeddingSize)
+            throw new InvalidRequestException($"dimensions {dimensions} exceeds the model's embedding size, {embeddingSize}", "dimensions");
     }
     public long KVCapacityTokens => (long)NumKVBlocks * BlockSize;
 }

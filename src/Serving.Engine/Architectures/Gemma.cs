@@ -111,11 +111,14 @@ internal sealed class Gemma2 : Gemma
 /// Gemma 3's text decoder: q_norm and k_norm per head; five sliding layers to each full one (sliding_window_pattern,
 /// 6) unless layer_types says; the sliding layers turn by rope_local_base_freq (10000) without scaling, the full ones by
 /// rope_theta and rope_scaling (transformers 5: rope_parameters per layer type). No soft-capping unless configured.
-/// EmbeddingGemma's bidirectional attention is refused.
+/// EmbeddingGemma (a Gemma3TextModel under use_bidirectional_attention) attends both ways: every position sees the whole
+/// prompt, a sliding layer's positions less than sliding_window apart (ModelConfig.IsCausal false: the pooling runner).
 internal sealed class Gemma3 : Gemma
 {
     public override string Name => "Gemma3ForCausalLM";
     public override string ModelType => "gemma3_text";
+    /// transformers' text decoder alone (Gemma3Model is the multimodal one).
+    public override string BaseModelName => "Gemma3TextModel";
 
     /// transformers' Gemma3TextConfig: a Gemma 3 4B-27B checkpoint's text_config gives only what differs from these.
     public override IReadOnlyDictionary<string, JsonNode> Defaults { get; } = new Dictionary<string, JsonNode>
@@ -128,8 +131,6 @@ internal sealed class Gemma3 : Gemma
 
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
     {
-        if (json.Bool("use_bidirectional_attention") == true)
-            throw ModelConfigException.Unsupported(json.File, "use_bidirectional_attention", true, "false (causal attention)");
         var pattern = json.Int("sliding_window_pattern") ?? 6;
         var nested = json.Object("rope_parameters")?.Has("sliding_attention") == true;
         return ReadGemma(config, json, layer => (layer + 1) % pattern != 0) with
@@ -138,6 +139,7 @@ internal sealed class Gemma3 : Gemma
             AttentionSoftcap = json.Double("attn_logit_softcapping"),
             FinalLogitSoftcap = json.Double("final_logit_softcapping"),
             LocalRope = nested ? RopeConfig.Read(json, "sliding_attention") : new RopeConfig { Theta = json.Double("rope_local_base_freq") ?? 10000.0 },
+            IsCausal = config.IsCausal && json.Bool("use_bidirectional_attention") != true,
         };
     }
 }

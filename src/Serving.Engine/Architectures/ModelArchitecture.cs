@@ -13,7 +13,7 @@ internal abstract class ModelArchitecture
 
     /// transformers' name of the same decoder without its LM head (LlamaForCausalLM -> LlamaModel): what embedding
     /// checkpoints name; served by the pooling runner.
-    public string BaseModelName => Name.Replace("ForCausalLM", "Model");
+    public virtual string BaseModelName => Name.Replace("ForCausalLM", "Model");
 
     /// transformers' name of the same decoder with a classification head (`score`) instead of its LM head
     /// (LlamaForCausalLM -> LlamaForSequenceClassification); served by the pooling runner (/classify).

@@ -56,27 +56,33 @@ internal sealed partial class EngineCore
         return (emitted + tail.Text + text.Stops.Flush(), stopReason);
     }
 
-    /// The embedding requests whose prompts this step finished computing: their one event carries the pooled vector.
+    /// The embedding requests whose prompts this step finished computing: their one event carries the pooled vector
+    /// (through the checkpoint's Dense modules, all of the step's at once).
     void EmitEmbeddings(ScheduledBatch batch)
     {
+        var done = new List<(RequestState Request, double[] Pooled)>();
         foreach (var entry in batch.Entries)
         {
             var sequence = entry.Sequence;
             if (sequence.Pooling is null || sequence.FinishReason != FinishReason.Stop
                 || !_requests.TryGetValue(sequence.RequestId, out var request) || request.Sequences[0].HasEnded)
                 continue;
-            float[] embedding;
             try
             {
-                embedding = request.Pooled!.Finish();
+                done.Add((request, request.Pooled!.Mean()));
             }
             catch (InvalidOperationException error)
             {
                 FailRequest(request.RequestId, error);
-                continue;
             }
+        }
+        if (done.Count == 0) return;
+        var pooled = _dense is null ? done.Select(d => d.Pooled).ToArray() : _dense.Apply(done.Select(d => d.Pooled).ToList());
+        for (var i = 0; i < done.Count; i++)
+        {
+            var request = done[i].Request;
             request.MarkToken();
-            EmitFinished(request, 0, [], "", null, FinishReason.Stop, null, embedding);
+            EmitFinished(request, 0, [], "", null, FinishReason.Stop, null, request.Pooled!.Finish(pooled[i]));
         }
     }
 

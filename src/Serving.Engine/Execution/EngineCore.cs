@@ -28,15 +28,18 @@ internal sealed partial class EngineCore : IDisposable
     readonly ILogger _logger;
     readonly Sampler _sampler = new();
     readonly Dictionary<string, RequestState> _requests = new();
+    /// The checkpoint's sentence-transformers Dense modules, run on finished embeddings; null: none.
+    readonly Pooling.DenseProjections? _dense;
     long _steps;
     long _promptTokens;
     TimeSpan _lastStepDuration, _schedulingTime, _executionTime, _postprocessingTime;
 
     public EngineCore(ModelRunner runner, Scheduler scheduler, TextTokenizer tokenizer, TokenVocabulary vocabulary,
-        IReadOnlyCollection<int> eosTokenIds, Action<GenerationRequest> requestLeftQueue, ILogger logger)
+        IReadOnlyCollection<int> eosTokenIds, Action<GenerationRequest> requestLeftQueue, ILogger logger,
+        Pooling.DenseProjections? dense = null)
     {
         (_runner, _scheduler, _tokenizer, _vocabulary, _eosTokenIds) = (runner, scheduler, tokenizer, vocabulary, eosTokenIds);
-        (_requestLeftQueue, _logger) = (requestLeftQueue, logger);
+        (_requestLeftQueue, _logger, _dense) = (requestLeftQueue, logger, dense);
     }
 
     public bool HasWork => _scheduler.HasUnfinishedSequences;
@@ -196,6 +199,7 @@ internal sealed partial class EngineCore : IDisposable
     public void Dispose()
     {
         FailAll(new EngineUnavailableException("the engine stopped"));
+        _dense?.Dispose();
         _runner.Dispose();
     }
 }

@@ -54,11 +54,13 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var pooler = Pooling.PoolerConfig.Resolve(options.Model, options.PoolerConfig, config.IsClassifier);
         if (config.IsClassifier && (pooler.Normalize || pooler.Dimensions is not null))
             throw new ModelLoadException("--pooler-config: a sequence classifier's logits are neither normalized nor cut (normalize false, no dimensions)");
+        if (pooler.Dense.Count > 0 && pooler.Dense[0].InFeatures != config.HiddenSize)
+            throw new ModelLoadException($"{pooler.Dense[0].Folder}: the Dense module takes {pooler.Dense[0].InFeatures} features, the model's hidden size is {config.HiddenSize}");
         if (pooler.Dimensions is { } dimensions)
         {
             try
             {
-                ModelInfo.CheckDimensions(dimensions, config.AllowsMatryoshkaDimensions, config.MatryoshkaDimensions, config.HiddenSize);
+                ModelInfo.CheckDimensions(dimensions, config.AllowsMatryoshkaDimensions, config.MatryoshkaDimensions, pooler.EmbeddingSize(config.HiddenSize));
             }
             catch (InvalidRequestException error)
             {
@@ -125,12 +127,13 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         manual_seed(options.Seed);
         var vocabulary = TokenVocabulary.Create(tokenizer, config.VocabSize, eosTokenIds);
         vocabulary.WarmUp();
-        var core = new EngineCore(runner, scheduler, tokenizer, vocabulary, eosTokenIds, requestLeftQueue, logger);
+        var dense = pooler is { Dense.Count: > 0 } ? new Pooling.DenseProjections(pooler.Dense, model.Device) : null;
+        var core = new EngineCore(runner, scheduler, tokenizer, vocabulary, eosTokenIds, requestLeftQueue, logger, dense);
         var info = Describe(model, options, cacheDtype, capacity, maxModelLen) with { SamplingDefaults = SamplingDefaultsOf(options, model) };
         if (!info.SamplingDefaults.IsNone) Log.SamplingDefaults(logger, info.SamplingDefaults.ToString());
         if (pooler is not null)
         {
-            info = info with { Pooler = pooler };
+            info = info with { Pooler = pooler, EmbeddingSize = pooler.EmbeddingSize(config.HiddenSize) };
             Log.PoolingRunner(logger, pooler.ToString());
         }
         return new EngineSetup(core, info, new PromptProcessor(tokenizer, maxModelLen, options.ChatTemplate, options.DefaultChatTemplateKwargs),

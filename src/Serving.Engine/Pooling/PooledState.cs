@@ -21,15 +21,20 @@ internal sealed class PooledState(PoolingParams pooling, int promptLength)
         _rows += rows;
     }
 
-    /// The embedding: the mean of the rows seen (one row for LAST and CLS), its first Dimensions values, scaled to unit
-    /// length when asked.
-    public float[] Finish()
+    /// The pooled vector: the mean of the rows seen (one row for LAST and CLS).
+    public double[] Mean()
     {
         if (_sum is null || (Params.Type == PoolingType.Mean && _rows != promptLength))
             throw new InvalidOperationException($"pooling saw {_rows} of the prompt's {promptLength} tokens");
-        var length = Math.Min(Params.Dimensions ?? _sum.Length, _sum.Length);
-        var vector = new double[length];
-        for (var i = 0; i < length; i++) vector[i] = _sum[i] / _rows;
+        return _sum.Select(s => s / _rows).ToArray();
+    }
+
+    /// The embedding of a pooled vector (Mean, through the checkpoint's Dense modules if it has them): its first
+    /// Dimensions values, scaled to unit length when asked.
+    public float[] Finish(double[] pooled)
+    {
+        var length = Math.Min(Params.Dimensions ?? pooled.Length, pooled.Length);
+        var vector = pooled[..length];
         if (Params.Normalize)
         {
             // as torch.nn.functional.normalize: divided by max(norm, 1e-12)

@@ -10,6 +10,19 @@ public sealed record PoolerConfig(PoolingType PoolingType = PoolingType.Last, bo
 {
     public static PoolerConfig Default { get; } = new();
 
+    /// The checkpoint's sentence-transformers Dense modules, run in order on the pooled vector before it is cut and
+    /// normalized (EmbeddingGemma's two); empty: none.
+    public IReadOnlyList<DenseModule> Dense { get; init; } = [];
+
+    /// The pooled vector's length: the last Dense module's out_features, else the model's hidden size.
+    public int EmbeddingSize(int hiddenSize) => Dense.Count > 0 ? Dense[^1].OutFeatures : hiddenSize;
+
+    // equal with equal modules, whichever list holds them
+    public bool Equals(PoolerConfig? other) => other is not null && PoolingType == other.PoolingType && Normalize == other.Normalize
+        && Dimensions == other.Dimensions && Dense.SequenceEqual(other.Dense);
+
+    public override int GetHashCode() => HashCode.Combine(PoolingType, Normalize, Dimensions, Dense.Count);
+
     /// A classifier's default (vLLM's for classify): LAST pooling of the head's logits, not normalized.
     public static PoolerConfig Classifier { get; } = new(PoolingType.Last, Normalize: false);
 
@@ -27,7 +40,8 @@ public sealed record PoolerConfig(PoolingType PoolingType = PoolingType.Last, bo
         new(PoolingType, normalize ?? Normalize, dimensions ?? Dimensions);
 
     public override string ToString() =>
-        $"pooling_type={PoolingType.Name()}, normalize={Normalize.ToString().ToLowerInvariant()}" + (Dimensions is { } d ? $", dimensions={d}" : "");
+        $"pooling_type={PoolingType.Name()}, normalize={Normalize.ToString().ToLowerInvariant()}" + (Dimensions is { } d ? $", dimensions={d}" : "")
+        + (Dense.Count > 0 ? $", dense={Dense[0].InFeatures}->{string.Join("->", Dense.Select(m => m.OutFeatures))}" : "");
 }
 
 /// --pooler-config (vLLM's flag): a JSON object of the PoolerConfig fields to set, e.g. {"pooling_type": "MEAN",
@@ -66,5 +80,6 @@ public sealed record PoolerConfigOverrides(PoolingType? PoolingType, bool? Norma
         }
     }
 
-    public PoolerConfig ApplyTo(PoolerConfig config) => new(PoolingType ?? config.PoolingType, Normalize ?? config.Normalize, Dimensions ?? config.Dimensions);
+    public PoolerConfig ApplyTo(PoolerConfig config) =>
+        config with { PoolingType = PoolingType ?? config.PoolingType, Normalize = Normalize ?? config.Normalize, Dimensions = Dimensions ?? config.Dimensions };
 }

@@ -4,12 +4,14 @@ using System.Text.Json.Nodes;
 namespace Serving.Engine.Pooling;
 
 /// A sentence-transformers checkpoint says how it pools in its own files, and vLLM follows them: modules.json lists
-/// the modules (a sentence_transformers.models.Pooling module, whose folder's config.json sets pooling_mode_*; a
-/// Normalize module scales to unit length). Read here so that such a model embeds as sentence-transformers does.
+/// the modules (a sentence_transformers.models.Pooling module, whose folder's config.json sets pooling_mode_*; Dense
+/// projections after it, DenseModule; a Normalize module last scales to unit length). Read here so that such a model
+/// embeds as sentence-transformers does.
 internal static class SentenceTransformersConfig
 {
     const string TransformerModule = "sentence_transformers.models.Transformer";
     const string PoolingModule = "sentence_transformers.models.Pooling";
+    const string DenseModuleType = "sentence_transformers.models.Dense";
     const string NormalizeModule = "sentence_transformers.models.Normalize";
     static readonly string[] Modes = ["pooling_mode_lasttoken", "pooling_mode_mean_tokens", "pooling_mode_cls_token"];
 
@@ -23,17 +25,28 @@ internal static class SentenceTransformersConfig
             var modules = JsonNode.Parse(File.ReadAllText(modulesPath)) as JsonArray
                 ?? throw new ModelLoadException($"{modulesPath}: a JSON array of modules is expected");
             var types = modules.OfType<JsonObject>().Select(m => (Type: m["type"]?.GetValue<string>(), Path: m["path"]?.GetValue<string>())).ToList();
-            // a module we would skip (a Dense projection, a LayerNorm) changes the vector: refused, not ignored
-            if (types.FirstOrDefault(m => m.Type is not (TransformerModule or PoolingModule or NormalizeModule)) is { Type: var other } && other is not null)
+            // a module we would skip (a LayerNorm, a word-weights layer) changes the vector: refused, not ignored
+            if (types.FirstOrDefault(m => m.Type is not (TransformerModule or PoolingModule or DenseModuleType or NormalizeModule)) is { Type: var other } && other is not null)
                 throw new ModelLoadException($"{modulesPath} lists a {other} module, which this server does not run " +
-                    "(it serves Transformer, Pooling and Normalize modules); its embeddings would differ from sentence-transformers'");
-            var pooling = types.FirstOrDefault(m => m.Type == PoolingModule);
-            if (pooling.Type is null) return null;
-            var poolingPath = Path.Combine(directory, pooling.Path ?? "", "config.json");
+                    "(it serves Transformer, Pooling, Dense and Normalize modules); its embeddings would differ from sentence-transformers'");
+            var pooling = types.FindIndex(m => m.Type == PoolingModule);
+            if (pooling < 0) return null;
+            // the order sentence-transformers runs them in: the Dense projections after pooling, a Normalize last
+            var normalize = types.FindIndex(m => m.Type == NormalizeModule);
+            if (types.FindIndex(m => m.Type == DenseModuleType) is var dense and >= 0 && dense < pooling
+                || normalize >= 0 && normalize != types.Count - 1)
+                throw new ModelLoadException($"{modulesPath}: the modules run Pooling, then any Dense, then Normalize last " +
+                    $"(listed: {string.Join(", ", types.Select(m => m.Type?.Split('.')[^1]))})");
+            var poolingPath = Path.Combine(directory, types[pooling].Path ?? "", "config.json");
             if (!File.Exists(poolingPath)) return null;
             var fields = JsonNode.Parse(File.ReadAllText(poolingPath)) as JsonObject
                 ?? throw new ModelLoadException($"{poolingPath}: a JSON object is expected");
-            return new PoolerConfig(PoolingTypeOf(fields, poolingPath), types.Any(m => m.Type == NormalizeModule));
+            var projections = types.Where(m => m.Type == DenseModuleType).Select(m => DenseModule.Read(Path.Combine(directory, m.Path ?? ""))).ToList();
+            for (var i = 1; i < projections.Count; i++)
+                if (projections[i].InFeatures != projections[i - 1].OutFeatures)
+                    throw new ModelLoadException($"{projections[i].Folder}: in_features {projections[i].InFeatures} does not take " +
+                        $"the {projections[i - 1].OutFeatures} features of the Dense module before it");
+            return new PoolerConfig(PoolingTypeOf(fields, poolingPath), normalize >= 0) { Dense = projections };
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException)
         {

@@ -139,10 +139,6 @@ public sealed class GemmaTests
         using var folder = new TempDirectory();
         Write(Family.Gemma3, folder.Path);
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(folder.Path, "config.json")))!.AsObject();
-        config["use_bidirectional_attention"] = true;
-        File.WriteAllText(Path.Combine(folder.Path, "config.json"), config.ToJsonString());
-        Assert.Contains("'use_bidirectional_attention'", Assert.Throws<Serving.Engine.Config.ModelConfigException>(() => Serving.Engine.Config.ModelConfig.Load(folder.Path)).Message);
-        config.Remove("use_bidirectional_attention");
         config["layer_types"] = new JsonArray("sliding_attention", "full_attention");
         File.WriteAllText(Path.Combine(folder.Path, "config.json"), config.ToJsonString());
         Assert.Contains("layer_types", Assert.Throws<Serving.Engine.Config.ModelConfigException>(() => Serving.Engine.Config.ModelConfig.Load(folder.Path)).Message);
@@ -217,7 +213,17 @@ public sealed class GemmaTests
     }
 
     /// transformers' forward in float64: logits of every position of tokens.
-    internal static double[][] Reference(Family family, Dictionary<string, Tensor> weights, int[] tokens)
+    internal static double[][] Reference(Family family, Dictionary<string, Tensor> weights, int[] tokens) =>
+        Forward(family, weights, tokens, bidirectional: false, hidden =>
+        {
+            var logits = hidden.matmul(weights["model.embed_tokens.weight"].to_type(ScalarType.Float64).t());
+            return Shape(family).FinalCap is { } final ? (logits / final).tanh() * final : logits;
+        });
+
+    /// The decoder's final norm output (tokens, hidden) in float64 through head, as rows. bidirectional (EmbeddingGemma's
+    /// use_bidirectional_attention): every position sees the whole prompt, a sliding layer's positions less than its
+    /// window apart.
+    static double[][] Forward(Family family, Dictionary<string, Tensor> weights, int[] tokens, bool bidirectional, Func<Tensor, Tensor> head)
     {
         using var scope = NewDisposeScope();
         var shape = Shape(family);
@@ -241,7 +247,9 @@ public sealed class GemmaTests
             var (theta, factor) = family == Family.Gemma3 && sliding ? (shape.LocalTheta, 1.0) : (shape.GlobalTheta, shape.GlobalFactor);
             var rope = ReferenceChecks.HalfRope(t, HeadDim, theta, factor);
             (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));
-            var hidden = ReferenceChecks.CausalMask(t, sliding ? shape.Window : null);
+            var distance = (arange(t).unsqueeze(1) - arange(t).unsqueeze(0)).abs();
+            var hidden = !bidirectional ? ReferenceChecks.CausalMask(t, sliding ? shape.Window : null)
+                : sliding ? distance >= shape.Window : zeros(t, t, ScalarType.Bool);
             var attended = ReferenceChecks.Attend(q, k, v, 1 / Math.Sqrt(shape.Scalar), hidden, shape.AttnCap);
             var output = attended.matmul(W(p + "self_attn.o_proj.weight").t());
             // gemma 1: Llama's two norms; gemma 2 and 3 norm the sublayers' outputs too (post_attention_layernorm is then one)
@@ -253,9 +261,64 @@ public sealed class GemmaTests
             var mlp = (geluTanh * x.matmul(W(p + "mlp.up_proj.weight").t())).matmul(W(p + "mlp.down_proj.weight").t());
             h = h + (sandwich ? Norm(mlp, W(p + "post_feedforward_layernorm.weight")) : mlp);
         }
-        var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t());
-        if (shape.FinalCap is { } final) logits = (logits / final).tanh() * final;
-        return ReferenceChecks.Rows(logits);
+        return ReferenceChecks.Rows(head(Norm(h, W("model.norm.weight"))));
+    }
+
+    /// EmbeddingGemma's layout on the Gemma 3 checkpoint: a Gemma3TextModel (a base model's tensor names, no LM head) under
+    /// use_bidirectional_attention, and sentence-transformers modules: MEAN pooling, a Dense projection without bias
+    /// (the identity) and one with a bias and tanh (sentence-transformers' default), Normalize. The pooling runner's
+    /// embedding is the float64 forward's, where every position sees the whole prompt and a sliding layer's positions
+    /// less than its window (6) apart, pooled and projected as sentence-transformers does.
+    [Fact]
+    public async Task EmbeddingGemmaEmbedsAsSentenceTransformersDoes()
+    {
+        using var folder = new TempDirectory();
+        var weights = Write(Family.Gemma3, folder.Path);
+        var path = Path.Combine(folder.Path, "config.json");
+        var config = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        config["architectures"] = new JsonArray("Gemma3TextModel");
+        config["use_bidirectional_attention"] = true;
+        File.WriteAllText(path, config.ToJsonString());
+        SafetensorsWriter.Write(Path.Combine(folder.Path, "model.safetensors"), weights.ToDictionary(w => w.Key["model.".Length..], w => w.Value));
+        var generator = new Generator(seed: 11);
+        var (wide, narrow, bias) = (randn(96, Hidden, generator: generator) * 0.2f, randn(48, 96, generator: generator) * 0.2f, randn(48, generator: generator) * 0.1f);
+        File.WriteAllText(Path.Combine(folder.Path, "modules.json"), """
+            [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+             {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+             {"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"},
+             {"idx": 4, "name": "4", "path": "4_Normalize", "type": "sentence_transformers.models.Normalize"}]
+            """);
+        void Module(string name, string moduleConfig, Dictionary<string, Tensor>? tensors = null)
+        {
+            Directory.CreateDirectory(Path.Combine(folder.Path, name));
+            File.WriteAllText(Path.Combine(folder.Path, name, "config.json"), moduleConfig);
+            if (tensors is not null) SafetensorsWriter.Write(Path.Combine(folder.Path, name, "model.safetensors"), tensors);
+        }
+        Module("1_Pooling", $$"""{"word_embedding_dimension": {{Hidden}}, "pooling_mode_mean_tokens": true, "pooling_mode_cls_token": false}""");
+        Module("2_Dense", $$"""{"in_features": {{Hidden}}, "out_features": 96, "bias": false, "activation_function": "torch.nn.modules.linear.Identity"}""",
+            new() { ["linear.weight"] = wide });
+        Module("3_Dense", """{"in_features": 96, "out_features": 48, "bias": true}""", new() { ["linear.weight"] = narrow, ["linear.bias"] = bias });
+        Directory.CreateDirectory(Path.Combine(folder.Path, "4_Normalize"));
+        Assert.False(Serving.Engine.Config.ModelConfig.Load(folder.Path).IsCausal);
+
+        int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3, 250, 11, 64, 199, 7, 300];   // past the window both ways
+        var expected = Forward(Family.Gemma3, weights, prompt, bidirectional: true, hidden =>
+        {
+            var projected = hidden.mean([0], keepdim: true).matmul(wide.to_type(ScalarType.Float64).t())
+                .matmul(narrow.to_type(ScalarType.Float64).t()).add(bias.to_type(ScalarType.Float64)).tanh();
+            return projected / projected.norm();
+        })[0];
+        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with { Model = folder.Path, BlockSize = 4 });
+        Assert.Equal((Serving.Engine.Pooling.RunnerType.Pooling, 48), (engine.Info.Runner, engine.Info.EmbeddingSize));
+        Assert.Contains("dense=64->96->48", engine.Info.Pooler!.ToString());
+        var embedding = (await engine.EmbedAsync(new GenerationRequest
+        {
+            RequestId = "embeddinggemma", PromptTokenIds = prompt, Pooling = engine.Info.Pooler.Params(),
+        }, default)).Embedding;
+        Assert.Equal(48, embedding.Length);
+        var error = expected.Zip(embedding, (e, a) => Math.Abs(e - a)).Max();
+        Assert.True(error < 1e-5, $"max |embedding - float64| {error}");
     }
 }
 

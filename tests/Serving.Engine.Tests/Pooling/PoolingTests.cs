@@ -165,8 +165,13 @@ public sealed class PoolingTests
     }
 
     [Theory]
+    [InlineData("""[{"path": "", "type": "sentence_transformers.models.Transformer"}, {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}, {"path": "2_LayerNorm", "type": "sentence_transformers.models.LayerNorm"}]""",
+        """{"pooling_mode_mean_tokens": true}""", "sentence_transformers.models.LayerNorm")]
+    // a Dense module (EmbeddingGemma's, GemmaTests) needs its config.json, and runs after the pooling, before a Normalize
     [InlineData("""[{"path": "", "type": "sentence_transformers.models.Transformer"}, {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}, {"path": "2_Dense", "type": "sentence_transformers.models.Dense"}]""",
-        """{"pooling_mode_mean_tokens": true}""", "sentence_transformers.models.Dense")]
+        """{"pooling_mode_mean_tokens": true}""", "in_features and out_features")]
+    [InlineData("""[{"path": "", "type": "sentence_transformers.models.Transformer"}, {"path": "2_Dense", "type": "sentence_transformers.models.Dense"}, {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]""",
+        """{"pooling_mode_mean_tokens": true}""", "Pooling, then any Dense, then Normalize last")]
     [InlineData("""[{"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]""",
         """{"pooling_mode_mean_tokens": true, "pooling_mode_cls_token": true}""", "pooling_mode_mean_tokens + pooling_mode_cls_token")]
     [InlineData("""[{"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]""",

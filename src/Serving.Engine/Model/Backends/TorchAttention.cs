@@ -112,22 +112,25 @@ internal sealed class TorchAttention
         var (q, c) = (inputs.QueryLength(s), inputs.ContextLengths[s]);
         var table = inputs.BlockTables[s];
         var blocks = tensor(table.Select(b => (long)b).ToArray(), device: device).view(1, table.Length);
-        var lastVisible = causal ? arange(c - q, c, int64, device) : full(q, c - 1L, int64, device);   // (q)
+        var positions = arange(c - q, c, int64, device);                          // (q)
+        var lastVisible = causal ? positions : full(q, c - 1L, int64, device);    // bidirectional: the whole prompt
         var keyPositions = arange(table.Length * inputs.BlockSize, int64, device); // (numBlocks * blockSize)
-        var (hidden, inWindow) = Masks(keyPositions, lastVisible, windows);       // (q, numBlocks * blockSize) each
+        var (hidden, inWindow) = Masks(keyPositions, positions, lastVisible, windows);   // (q, numBlocks * blockSize) each
         // a position no query sees: hidden from every query of the chunk
         return new Group(null, inputs.QueryStarts[s], 1, q, blocks, hidden.view(1, 1, 1, q, -1),
             inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.view(1, 1, 1, q, -1)), hidden.all(0).view(1, 1, -1, 1),
             inWindow.ToDictionary(pair => pair.Key, pair => pair.Value.all(0).view(1, 1, -1, 1)));
     }
 
-    // keys after each query's position are hidden; in a window w also those w or more positions before it
-    // keyPositions (keys), lastVisible (rows) -> (rows, keys) bool each
-    static (Tensor Causal, Dictionary<int, Tensor> InWindow) Masks(Tensor keyPositions, Tensor lastVisible, int[] windows)
+    // keys after each row's last visible position are hidden (its own position, causal); in a window w also those w or
+    // more positions away from the row's own (before it, or after it when the prompt attends both ways: gemma3's
+    // bidirectional window, |query - key| < w)
+    // keyPositions (keys), positions and lastVisible (rows) -> (rows, keys) bool each
+    static (Tensor Causal, Dictionary<int, Tensor> InWindow) Masks(Tensor keyPositions, Tensor positions, Tensor lastVisible, int[] windows)
     {
-        var (keys, queries) = (keyPositions.unsqueeze(0), lastVisible.unsqueeze(1));
-        var causal = keys > queries;
-        return (causal, windows.ToDictionary(w => w, w => causal.logical_or(keys <= queries - w)));
+        var (keys, queries) = (keyPositions.unsqueeze(0), positions.unsqueeze(1));
+        var causal = keys > lastVisible.unsqueeze(1);
+        return (causal, windows.ToDictionary(w => w, w => causal.logical_or((keys - queries).abs() >= w)));
     }
 
     static Group DecodeGroup(StepInputs inputs, List<int> seqs, int[] windows, Device device)
@@ -139,7 +142,7 @@ internal sealed class TorchAttention
                 table[i * numBlocks + b] = inputs.BlockTables[seqs[i]][b];
         var lastVisible = tensor(seqs.Select(s => (long)inputs.ContextLengths[s] - 1).ToArray(), device: device);  // (numSeqs)
         var keyPositions = arange(numBlocks * inputs.BlockSize, int64, device);
-        var (hidden, inWindow) = Masks(keyPositions, lastVisible, windows);       // (numSeqs, numBlocks * blockSize) each
+        var (hidden, inWindow) = Masks(keyPositions, lastVisible, lastVisible, windows);   // (numSeqs, numBlocks * blockSize) each
         var rows = tensor(seqs.Select(s => (long)inputs.LastRow(s)).ToArray(), device: device);
         // one query per sequence: what it does not see, no query sees
         return new Group(rows, 0, seqs.Count, 1, tensor(table, device: device).view(seqs.Count, numBlocks), hidden.view(seqs.Count, 1, 1, 1, -1),
