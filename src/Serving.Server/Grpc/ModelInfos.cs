@@ -34,6 +34,7 @@ internal static class ModelInfos
             KvBytesPerToken = info.KVBytesPerToken,
             KvCapacityTokens = info.KVCapacityTokens,
             Runner = Serving.Engine.Pooling.RunnerTypes.Name(info.Runner),
+            EmbeddingSize = info.EmbeddingSize,
         };
     }
 }

@@ -411,6 +411,7 @@ public sealed class EmbeddingsServerTests
         var grpc = server.Grpc();
         var info = await grpc.GetModelInfoAsync(new GetModelInfoRequest());
         Assert.Equal("pooling", info.Runner);
+        Assert.Equal(server.Engine.Info.HiddenSize, info.EmbeddingSize);   // no Dense module: the hidden states' length
         var ids = server.Engine.Prompts.Encode(Texts[2]);
         var request = new EmbedRequest
         {
