@@ -62,8 +62,8 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         var (x, residual, weight) = (Randn(37, config.HiddenSize), Randn(37, config.HiddenSize), Randn(config.HiddenSize));
         var output = full(37, config.HiddenSize, double.NaN, dtype: _dtype, device: device);
         var expectedResidual = addResidual ? residual + x : x;
-        var x32 = expectedResidual.to(ScalarType.Float32);
-        var expected = weight * (x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + config.RmsNormEps)).to(_dtype);
+        // the family's norm (its weight's rounding, cohere's centering) as the plain backend computes it
+        var expected = TorchOps.RmsNorm(expectedResidual, weight, config.RmsNormEps, config.NormWeight, config.NormsCentered);
         if (addResidual)
         {
             kernels.AddRmsNorm(residual, x, weight, output, (float)config.RmsNormEps);
@@ -89,9 +89,10 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         kernels.RopeAndWriteKV(qkv, positions, slots, rope.Cos, rope.Sin, scales, keys, values);
 
         var parts = original.split([h * d, g * d, g * d], 1);
-        var cos = rope.Cos.index_select(0, positions.to(ScalarType.Int64)).to(_dtype).repeat(1, 2).unsqueeze(1);
-        var sin = rope.Sin.index_select(0, positions.to(ScalarType.Int64)).to(_dtype).repeat(1, 2).unsqueeze(1);
-        Tensor Rotate(Tensor x) { var halves = x.chunk(2, -1); return x * cos + cat([-halves[1], halves[0]], -1) * sin; }
+        // the family's rotary embedding (halves or interleaved pairs, over RotaryDim) as the plain backend computes it
+        var cos = rope.Cos.index_select(0, positions.to(ScalarType.Int64)).unsqueeze(1);
+        var sin = rope.Sin.index_select(0, positions.to(ScalarType.Int64)).unsqueeze(1);
+        Tensor Rotate(Tensor x) => TorchOps.Rotate(x, cos, sin, config.RotaryDim, config.InterleavedRope);
         var expectedQ = Rotate(parts[0].view(n, h, d)).view(n, h * d);
         var expectedK = Rotate(parts[1].view(n, g, d)).view(n, g * d);
         var slotIndex = slots.to(ScalarType.Int64);

@@ -112,7 +112,8 @@ internal sealed class Gemma2 : Gemma
 /// 6) unless layer_types says; the sliding layers turn by rope_local_base_freq (10000) without scaling, the full ones by
 /// rope_theta and rope_scaling (transformers 5: rope_parameters per layer type). No soft-capping unless configured.
 /// EmbeddingGemma (a Gemma3TextModel under use_bidirectional_attention) attends both ways: every position sees the whole
-/// prompt, a sliding layer's positions less than sliding_window apart (ModelConfig.IsCausal false: the pooling runner).
+/// prompt, a sliding layer's positions less than sliding_window / 2 + 1 apart (transformers' config halves the window
+/// it reads then, its mask bounding the distance either side; ModelConfig.IsCausal false: the pooling runner).
 internal sealed class Gemma3 : Gemma
 {
     public override string Name => "Gemma3ForCausalLM";
@@ -133,13 +134,16 @@ internal sealed class Gemma3 : Gemma
     {
         var pattern = json.Int("sliding_window_pattern") ?? 6;
         var nested = json.Object("rope_parameters")?.Has("sliding_attention") == true;
-        return ReadGemma(config, json, layer => (layer + 1) % pattern != 0) with
+        var bidirectional = json.Bool("use_bidirectional_attention") == true;
+        var gemma = ReadGemma(config, json, layer => (layer + 1) % pattern != 0);
+        return gemma with
         {
+            LayerWindows = bidirectional ? [.. gemma.LayerWindows.Select(w => w / 2 + 1)] : gemma.LayerWindows,
             QkNorm = true,
             AttentionSoftcap = json.Double("attn_logit_softcapping"),
             FinalLogitSoftcap = json.Double("final_logit_softcapping"),
             LocalRope = nested ? RopeConfig.Read(json, "sliding_attention") : new RopeConfig { Theta = json.Double("rope_local_base_freq") ?? 10000.0 },
-            IsCausal = config.IsCausal && json.Bool("use_bidirectional_attention") != true,
+            IsCausal = config.IsCausal && !bidirectional,
         };
     }
 }

@@ -31,15 +31,20 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             throw new ModelLoadException("classifier_from_token (--hf-overrides) is not supported with --tensor-parallel-size above 1");
         var runner = Pooling.RunnerTypes.Resolve(options.Runner, config);
         var pooler = PoolerOf(options, runner, config);
-        var model = ModelLoader.Load(options.Model, options.Dtype, device, progress, options.TensorParallelSize, options.HfOverrides,
-            lmHead: runner == Pooling.RunnerType.Generate, config: config);
+        // the checkpoint's sentence-transformers Dense modules: a missing or misshapen file fails before the model loads,
+        // and their memory is on the device before the KV cache is planned from what is left
+        var dense = pooler is { Dense.Count: > 0 } ? new Pooling.DenseProjections(pooler.Dense, device) : null;
+        LoadedModel? model = null;
         try
         {
-            return Create(options with { Runner = runner }, pooler, model, gpuMemory, requestLeftQueue, logger);
+            model = ModelLoader.Load(options.Model, options.Dtype, device, progress, options.TensorParallelSize, options.HfOverrides,
+                lmHead: runner == Pooling.RunnerType.Generate, config: config);
+            return Create(options with { Runner = runner }, pooler, model, dense, gpuMemory, requestLeftQueue, logger);
         }
         catch
         {
-            model.Dispose();
+            model?.Dispose();
+            dense?.Dispose();
             throw;
         }
     }
@@ -71,8 +76,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
     }
 
     /// options.Runner is resolved (not auto); pooler is the pooling runner's (null for generate).
-    static EngineSetup Create(EngineOptions options, Pooling.PoolerConfig? pooler, LoadedModel model, GpuMemoryProfiler? gpuMemory,
-        Action<GenerationRequest> requestLeftQueue, ILogger logger)
+    static EngineSetup Create(EngineOptions options, Pooling.PoolerConfig? pooler, LoadedModel model, Pooling.DenseProjections? dense,
+        GpuMemoryProfiler? gpuMemory, Action<GenerationRequest> requestLeftQueue, ILogger logger)
     {
         var pooling = pooler is not null;
         var config = model.Config;
@@ -127,7 +132,6 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         manual_seed(options.Seed);
         var vocabulary = TokenVocabulary.Create(tokenizer, config.VocabSize, eosTokenIds);
         vocabulary.WarmUp();
-        var dense = pooler is { Dense.Count: > 0 } ? new Pooling.DenseProjections(pooler.Dense, model.Device) : null;
         var core = new EngineCore(runner, scheduler, tokenizer, vocabulary, eosTokenIds, requestLeftQueue, logger, dense);
         var info = Describe(model, options, cacheDtype, capacity, maxModelLen) with { SamplingDefaults = SamplingDefaultsOf(options, model) };
         if (!info.SamplingDefaults.IsNone) Log.SamplingDefaults(logger, info.SamplingDefaults.ToString());

@@ -77,8 +77,16 @@ internal sealed class DecodeGraphs : IDisposable
             catch
             {
                 // an operation the capture does not take (a host copy, a synchronization): the stream must leave the
-                // capture, or every later call on it fails and hides this error
+                // capture, or every later call on it fails and hides this error; what was captured before goes (the
+                // failed graph's object is left as it is: libtorch never saw its capture end)
                 CudaDriver.AbandonCapture(backend.Stream.Handle);
+                step.Dispose();
+                foreach (var captured in graphs)
+                {
+                    captured.Captured.Dispose();
+                    captured.Step.Dispose();
+                }
+                logits.Dispose();
                 throw;
             }
             graph.EndCapture();

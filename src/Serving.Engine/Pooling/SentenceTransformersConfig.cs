@@ -38,7 +38,8 @@ internal static class SentenceTransformersConfig
                 throw new ModelLoadException($"{modulesPath}: the modules run Pooling, then any Dense, then Normalize last " +
                     $"(listed: {string.Join(", ", types.Select(m => m.Type?.Split('.')[^1]))})");
             var poolingPath = Path.Combine(directory, types[pooling].Path ?? "", "config.json");
-            if (!File.Exists(poolingPath)) return null;
+            // without it the listed modules (a Dense projection's length, a Normalize) would be dropped unseen
+            if (!File.Exists(poolingPath)) throw new ModelLoadException($"{modulesPath} lists a Pooling module, but {poolingPath} is missing");
             var fields = JsonNode.Parse(File.ReadAllText(poolingPath)) as JsonObject
                 ?? throw new ModelLoadException($"{poolingPath}: a JSON object is expected");
             var projections = types.Where(m => m.Type == DenseModuleType).Select(m => DenseModule.Read(Path.Combine(directory, m.Path ?? ""))).ToList();

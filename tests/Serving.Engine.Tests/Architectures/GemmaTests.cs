@@ -221,8 +221,8 @@ public sealed class GemmaTests
         });
 
     /// The decoder's final norm output (tokens, hidden) in float64 through head, as rows. bidirectional (EmbeddingGemma's
-    /// use_bidirectional_attention): every position sees the whole prompt, a sliding layer's positions less than its
-    /// window apart.
+    /// use_bidirectional_attention): every position sees the whole prompt, a sliding layer's positions less than
+    /// sliding_window / 2 + 1 apart (transformers' Gemma3TextConfig halves the window then).
     static double[][] Forward(Family family, Dictionary<string, Tensor> weights, int[] tokens, bool bidirectional, Func<Tensor, Tensor> head)
     {
         using var scope = NewDisposeScope();
@@ -249,7 +249,7 @@ public sealed class GemmaTests
             (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));
             var distance = (arange(t).unsqueeze(1) - arange(t).unsqueeze(0)).abs();
             var hidden = !bidirectional ? ReferenceChecks.CausalMask(t, sliding ? shape.Window : null)
-                : sliding ? distance >= shape.Window : zeros(t, t, ScalarType.Bool);
+                : sliding ? distance >= shape.Window / 2 + 1 : zeros(t, t, ScalarType.Bool);
             var attended = ReferenceChecks.Attend(q, k, v, 1 / Math.Sqrt(shape.Scalar), hidden, shape.AttnCap);
             var output = attended.matmul(W(p + "self_attn.o_proj.weight").t());
             // gemma 1: Llama's two norms; gemma 2 and 3 norm the sublayers' outputs too (post_attention_layernorm is then one)
@@ -268,7 +268,7 @@ public sealed class GemmaTests
     /// use_bidirectional_attention, and sentence-transformers modules: MEAN pooling, a Dense projection without bias
     /// (the identity) and one with a bias and tanh (sentence-transformers' default), Normalize. The pooling runner's
     /// embedding is the float64 forward's, where every position sees the whole prompt and a sliding layer's positions
-    /// less than its window (6) apart, pooled and projected as sentence-transformers does.
+    /// less than 6 / 2 + 1 apart, pooled and projected as sentence-transformers does; the config round-trips.
     [Fact]
     public async Task EmbeddingGemmaEmbedsAsSentenceTransformersDoes()
     {
@@ -300,7 +300,10 @@ public sealed class GemmaTests
             new() { ["linear.weight"] = wide });
         Module("3_Dense", """{"in_features": 96, "out_features": 48, "bias": true}""", new() { ["linear.weight"] = narrow, ["linear.bias"] = bias });
         Directory.CreateDirectory(Path.Combine(folder.Path, "4_Normalize"));
-        Assert.False(Serving.Engine.Config.ModelConfig.Load(folder.Path).IsCausal);
+        var read = Serving.Engine.Config.ModelConfig.Load(folder.Path);
+        Assert.False(read.IsCausal);
+        Assert.Equal([4, 4, null, 4], read.LayerWindows);
+        ReferenceChecks.AssertConfigRoundTrips(folder.Path);   // written as is_causal false and the halved window, read back alike
 
         int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3, 250, 11, 64, 199, 7, 300];   // past the window both ways
         var expected = Forward(Family.Gemma3, weights, prompt, bidirectional: true, hidden =>
