@@ -92,7 +92,7 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         // the family's rotary embedding (halves or interleaved pairs, over RotaryDim) as the plain backend computes it
         var cos = rope.Cos.index_select(0, positions.to(ScalarType.Int64)).unsqueeze(1);
         var sin = rope.Sin.index_select(0, positions.to(ScalarType.Int64)).unsqueeze(1);
-        Tensor Rotate(Tensor x) => TorchOps.Rotate(x, cos, sin, config.RotaryDim, config.InterleavedRope);
+        Tensor Rotate(Tensor x) => TorchOps.Rotate(x, cos, sin, config.RotaryDim, config.InterleavedRope, config.RotaryPrecision);
         var expectedQ = Rotate(parts[0].view(n, h, d)).view(n, h * d);
         var expectedK = Rotate(parts[1].view(n, g, d)).view(n, g * d);
         var slotIndex = slots.to(ScalarType.Int64);

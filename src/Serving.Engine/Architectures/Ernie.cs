@@ -26,7 +26,7 @@ internal sealed class Ernie4_5 : ModelArchitecture
     internal static ModelConfig ReadErnie(ModelConfig config, JsonFields json)
     {
         var bias = json.Bool("use_bias")!.Value;
-        return config with { InterleavedRope = true, QkvBias = bias, OutputBias = bias, MlpBias = bias };
+        return config with { InterleavedRope = true, RotaryPrecision = RotaryPrecision.Float32, QkvBias = bias, OutputBias = bias, MlpBias = bias };
     }
 }
 

@@ -169,6 +169,7 @@ internal class Cohere : ModelArchitecture
             NormWeight = RmsNormWeight.BeforeRounding,
             ParallelBlock = true,
             InterleavedRope = true,
+            RotaryPrecision = RotaryPrecision.Float32RoundedTables,
             LogitsMultiplier = json.Double("logit_scale") ?? 0.0625,
         };
     }

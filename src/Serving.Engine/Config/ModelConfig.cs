@@ -81,6 +81,8 @@ public sealed record ModelConfig
     /// Rotary embedding turns adjacent pairs of dimensions (GPT-J's and GLM's layout: (x0, x1), (x2, x3), ...) rather
     /// than each dimension with the one half a head away (Llama's rotate_half).
     public bool InterleavedRope { get; init; }
+    /// Where rotary embedding rounds (RotaryPrecision: Llama's in the model's dtype; cohere's and ERNIE's in float32).
+    public RotaryPrecision RotaryPrecision { get; init; }
     /// The layers that apply no rotary embedding (smollm3's no_rope_layers: every fourth); empty: all apply it.
     public IReadOnlyList<int> NoRopeLayers { get; init; } = [];
     /// A mixture of experts in place of the MLP (mixtral, qwen3_moe): this many experts, 0 for a dense model.
@@ -233,6 +235,18 @@ public enum MlpActivation
     Silu,
     /// GELU's tanh approximation (transformers' gelu_pytorch_tanh, gelu_new): gemma.
     GeluTanh,
+}
+
+/// Where rotary embedding rounds to the model's dtype, as each family's transformers code computes it (the values are
+/// the fused kernels' ROPE_PRECISION codes).
+public enum RotaryPrecision
+{
+    /// cos and sin rounded to the model's dtype, each product and the sum rounded too: Llama's, and most families'.
+    ModelDtype = 0,
+    /// q and k turned in float32 by cos and sin rounded to the model's dtype, rounded once: cohere's.
+    Float32RoundedTables = 1,
+    /// q and k turned in float32 by float32 cos and sin, rounded once: ERNIE 4.5's ("full precision").
+    Float32 = 2,
 }
 
 /// How an RMSNorm's weight w scales the normalisation n = x / rms(x), computed in float32 (the values are the fused

@@ -13,6 +13,7 @@ internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, in
         new(dtype, cacheDtype, config.HeadDim, config.RotaryDim, config.NumAttentionHeads, config.NumKeyValueHeads)
         {
             NormWeight = config.NormWeight, NormsCentered = config.NormsCentered, InterleavedRope = config.InterleavedRope,
+            RotaryPrecision = config.RotaryPrecision,
         };
 
     /// How the norms' weights scale the normalisation (ModelConfig.NormWeight).
@@ -21,6 +22,8 @@ internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, in
     public bool NormsCentered { get; init; }
     /// Rotary embedding in interleaved pairs (ModelConfig.InterleavedRope).
     public bool InterleavedRope { get; init; }
+    /// Where rotary embedding rounds (ModelConfig.RotaryPrecision).
+    public RotaryPrecision RotaryPrecision { get; init; }
 
     public int GroupSize => NumHeads / NumKVHeads;
 
@@ -111,6 +114,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         ["NORM_WEIGHT"] = (int)shape.NormWeight,
         ["NORM_CENTERED"] = shape.NormsCentered ? 1 : 0,
         ["ROPE_INTERLEAVED"] = shape.InterleavedRope ? 1 : 0,
+        ["ROPE_PRECISION"] = (int)shape.RotaryPrecision,
     };
 
     /// output = RMSNorm(x) * weight. x, output (numTokens, hidden); weight (hidden).

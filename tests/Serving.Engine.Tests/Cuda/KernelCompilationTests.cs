@@ -46,11 +46,13 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
     [InlineData(RmsNormWeight.OffsetBeforeRounding, false, false, 128, 128, 32, 16)] // gemma-3-27b
     [InlineData(RmsNormWeight.BeforeRounding, false, false, 128, 128, 40, 40)]       // olmo2
     [InlineData(RmsNormWeight.AfterRounding, false, true, 128, 64, 48, 2)]           // glm4: interleaved pairs over half of each head
-    [InlineData(RmsNormWeight.BeforeRounding, true, true, 128, 128, 32, 8)]          // cohere2: LayerNorm, interleaved pairs
-    public Task TheFamiliesKernelsCompile(RmsNormWeight normWeight, bool centered, bool interleaved, int headDim, int rotaryDim, int heads, int kvHeads) =>
+    [InlineData(RmsNormWeight.BeforeRounding, true, true, 128, 128, 32, 8, RotaryPrecision.Float32RoundedTables)]   // cohere2: LayerNorm, interleaved pairs in float32
+    [InlineData(RmsNormWeight.AfterRounding, false, true, 128, 128, 16, 2, RotaryPrecision.Float32)]               // ERNIE 4.5: float32 rope
+    public Task TheFamiliesKernelsCompile(RmsNormWeight normWeight, bool centered, bool interleaved, int headDim, int rotaryDim, int heads, int kvHeads,
+        RotaryPrecision precision = RotaryPrecision.ModelDtype) =>
         CompileAndCheck(new KernelShape(ScalarType.BFloat16, KVCacheDtype.BFloat16, headDim, rotaryDim, heads, kvHeads)
         {
-            NormWeight = normWeight, NormsCentered = centered, InterleavedRope = interleaved,
+            NormWeight = normWeight, NormsCentered = centered, InterleavedRope = interleaved, RotaryPrecision = precision,
         }, 90);
 
     async Task CompileAndCheck(KernelShape shape, int sm)

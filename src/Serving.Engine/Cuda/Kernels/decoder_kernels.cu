@@ -10,6 +10,8 @@
 //                        w x round(n) (Llama's), round(w x n) (olmo2's, cohere's), round((1 + w) x n) (gemma's)
 //   -DNORM_CENTERED=0|1  norms about the row's mean, LayerNorm without bias (cohere's)
 //   -DROPE_INTERLEAVED=0|1 rotary pairs (i, i + ROTARY_DIM/2) (Llama's rotate-half) or (2i, 2i + 1) (GLM's, cohere's, ERNIE's)
+//   -DROPE_PRECISION=0|1|2 where rotary embedding rounds (ModelConfig.RotaryPrecision): cos, sin and each product in the
+//                        element type (Llama's); in float32 by rounded cos and sin (cohere's); in float32 (ERNIE's)
 // No CUDA headers are included: bf16 and f16 are raw 16-bit words converted by hand or by one PTX instruction,
 // so the source compiles with any NVRTC without an include path.
 //
@@ -289,9 +291,18 @@ extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, in
         const int d1 = i, d2 = i + half;
 #endif
         elem_t* x = row + head * HEAD_DIM;
-        const float c = rnd(c_row[i]), s = rnd(s_row[i]);
         const float x1 = to_f(x[d1]), x2 = to_f(x[d2]);
+#if ROPE_PRECISION == 2
+        const float c = c_row[i], s = s_row[i];
+#else
+        const float c = rnd(c_row[i]), s = rnd(s_row[i]);
+#endif
+#if ROPE_PRECISION == 0
         const elem_t r1 = from_f(rnd(x1 * c) - rnd(x2 * s)), r2 = from_f(rnd(x2 * c) + rnd(x1 * s));
+#else
+        // float32 products rounded once (no fused multiply-add: PyTorch's float ops round each product)
+        const elem_t r1 = from_f(__fmul_rn(x1, c) - __fmul_rn(x2, s)), r2 = from_f(__fmul_rn(x2, c) + __fmul_rn(x1, s));
+#endif
         x[d1] = r1;
         x[d2] = r2;
         if (slot >= 0 && head >= num_heads) {

@@ -51,7 +51,8 @@ internal sealed class TorchStep : TorchOpsStep
         var (q, k, v) = Split(qkv);
         var (cos, sin) = Config.TurnsByLocalRope(layer) ? (_localCos!, _localSin!) : (_cos, _sin);
         if (!Config.NoRopeLayers.Contains(layer))   // smollm3's NoPE layers keep their positions out of q and k
-            (q, k) = (TorchOps.Rotate(q, cos, sin, Config.RotaryDim, Config.InterleavedRope), TorchOps.Rotate(k, cos, sin, Config.RotaryDim, Config.InterleavedRope));
+            (q, k) = (TorchOps.Rotate(q, cos, sin, Config.RotaryDim, Config.InterleavedRope, Config.RotaryPrecision),
+                TorchOps.Rotate(k, cos, sin, Config.RotaryDim, Config.InterleavedRope, Config.RotaryPrecision));
         var (heads, dim) = (Config.NumKeyValueHeads, Config.HeadDim);
         _cache.Keys(layer).view(-1, heads, dim).index_copy_(0, _slots, k.to_type(_cache.Dtype.Storage));    // (numSlots, kvHeads, headDim)
         _cache.Values(layer).view(-1, heads, dim).index_copy_(0, _slots, v.to_type(_cache.Dtype.Storage));

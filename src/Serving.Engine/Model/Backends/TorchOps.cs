@@ -51,10 +51,14 @@ internal static class TorchOps
     /// interleaved the pairs' (-x_odd, x_even)); the rest pass through. cos and sin are cast to x's dtype first, as
     /// transformers does.
     // x (numTokens, heads, headDim), cos and sin (numTokens, 1, rotaryDim / 2) float32 -> (numTokens, heads, headDim)
-    public static Tensor Rotate(Tensor x, Tensor cos32, Tensor sin32, int rotaryDim, bool interleaved = false)
+    public static Tensor Rotate(Tensor x, Tensor cos32, Tensor sin32, int rotaryDim, bool interleaved = false,
+        RotaryPrecision precision = RotaryPrecision.ModelDtype)
     {
-        var (cos, sin) = (cos32.to_type(x.dtype), sin32.to_type(x.dtype));
+        // the tables in the model's dtype unless ERNIE's; the turn in float32 for cohere and ERNIE, rounded once at the end
+        var (cos, sin) = precision == RotaryPrecision.Float32 ? (cos32, sin32) : (cos32.to_type(x.dtype), sin32.to_type(x.dtype));
         var turned = x.narrow(-1, 0, rotaryDim);
+        if (precision != RotaryPrecision.ModelDtype)
+            (turned, cos, sin) = (turned.to_type(ScalarType.Float32), cos.to_type(ScalarType.Float32), sin.to_type(ScalarType.Float32));
         Tensor rotated;
         if (interleaved)
         {
@@ -69,6 +73,7 @@ internal static class TorchOps
             var (x1, x2) = (halves[0], halves[1]);             // (numTokens, heads, rotaryDim / 2) each
             rotated = cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim: -1);
         }
+        rotated = rotated.to_type(x.dtype);
         return rotaryDim == x.shape[^1] ? rotated : cat([rotated, x.narrow(-1, rotaryDim, x.shape[^1] - rotaryDim)], dim: -1);
     }
 
