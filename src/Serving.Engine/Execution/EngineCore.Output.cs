@@ -77,7 +77,18 @@ internal sealed partial class EngineCore
             }
         }
         if (done.Count == 0) return;
-        var pooled = _dense is null ? done.Select(d => d.Pooled).ToArray() : _dense.Apply(done.Select(d => d.Pooled).ToList());
+        double[][] pooled;
+        try
+        {
+            pooled = _dense is null ? done.Select(d => d.Pooled).ToArray() : _dense.Apply(done.Select(d => d.Pooled).ToList());
+        }
+        catch (Exception error) when (error is not OutOfMemoryException)
+        {
+            // the step's embeddings fail, not the engine loop
+            foreach (var (request, _) in done)
+                FailRequest(request.RequestId, new RequestFailedException($"the embedding's Dense modules failed: {error.Message}", error));
+            return;
+        }
         for (var i = 0; i < done.Count; i++)
         {
             var request = done[i].Request;
