@@ -51,6 +51,7 @@ internal sealed class CausalLM : nn.Module
         {
             using var rounded = tensor(multiplier).to_type(config.EmbeddingMultiplierInModelDtype ? dtype : ScalarType.Float64);
             EmbeddingScale = rounded.to_type(ScalarType.Float64).item<double>();
+            _embeddingScale = EmbeddingScale.Value.ToScalar();
         }
         RegisterComponents();
     }
@@ -66,6 +67,9 @@ internal sealed class CausalLM : nn.Module
     /// capture it): gemma's sqrt(hidden_size) rounded to the model's dtype first, granite's embedding_multiplier as it
     /// is (both as transformers computes them); null: none.
     public double? EmbeddingScale { get; }
+    // EmbeddingScale as the Scalar each step multiplies by, held by the model: a temporary one can be finalized by the
+    // GC while the native call still reads it
+    readonly Scalar? _embeddingScale;
     public Device Device { get; }
 
     /// False for the pooling runner's decoder: a step may then return hidden states but no logits.
@@ -105,7 +109,7 @@ internal sealed class CausalLM : nn.Module
     {
         using var scope = NewDisposeScope();
         var hidden = step.AllReduce(_embedTokens.forward(step.TokenIds));        // (numTokens, hidden)
-        if (EmbeddingScale is { } scale) hidden = hidden * scale;
+        if (_embeddingScale is { } scale) hidden = hidden * scale;
         Tensor? residual = null;
         foreach (var layer in _layers)
             (hidden, residual) = RunLayer(layer, step, hidden, residual);

@@ -130,7 +130,12 @@ internal sealed class TorchAttention
     {
         var (keys, queries) = (keyPositions.unsqueeze(0), positions.unsqueeze(1));
         var causal = keys > lastVisible.unsqueeze(1);
-        return (causal, windows.ToDictionary(w => w, w => causal.logical_or((keys - queries).abs() >= w)));
+        var distance = (keys - queries).abs();
+        return (causal, windows.ToDictionary(w => w, w =>
+        {
+            using var window = w.ToScalar();   // held through the native call (Attend says why)
+            return causal.logical_or(distance >= window);
+        }));
     }
 
     static Group DecodeGroup(StepInputs inputs, List<int> seqs, int[] windows, Device device)
