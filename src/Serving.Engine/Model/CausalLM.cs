@@ -53,6 +53,8 @@ internal sealed class CausalLM : nn.Module
             EmbeddingScale = rounded.to_type(ScalarType.Float64).item<double>();
             _embeddingScale = EmbeddingScale.Value.ToScalar();
         }
+        (_finalSoftcap, _logitsDivisor, _logitsMultiplier) =
+            (config.FinalLogitSoftcap?.ToScalar(), config.LogitsDivisor?.ToScalar(), config.LogitsMultiplier?.ToScalar());
         RegisterComponents();
     }
 
@@ -70,6 +72,8 @@ internal sealed class CausalLM : nn.Module
     // EmbeddingScale as the Scalar each step multiplies by, held by the model: a temporary one can be finalized by the
     // GC while the native call still reads it
     readonly Scalar? _embeddingScale;
+    // the logits' gemma2 cap, granite divisor and cohere multiplier, held likewise
+    readonly Scalar? _finalSoftcap, _logitsDivisor, _logitsMultiplier;
     public Device Device { get; }
 
     /// False for the pooling runner's decoder: a step may then return hidden states but no logits.
@@ -167,9 +171,9 @@ internal sealed class CausalLM : nn.Module
         logits = step.AllGatherColumns(logits);                                 // (rows, ranks x vocab rows per rank)
         if (logits.size(1) != Shard.Model.VocabSize) logits = logits.narrow(1, 0, Shard.Model.VocabSize);  // padding
         // gemma2's final soft-capping and granite's logits_scaling, in the model's dtype as transformers computes them
-        if (Config.FinalLogitSoftcap is { } cap) logits = (logits / cap).tanh() * cap;
-        if (Config.LogitsDivisor is { } divisor) logits = logits / divisor;
-        if (Config.LogitsMultiplier is { } scale) logits = logits * scale;   // cohere's logit_scale
+        if (_finalSoftcap is { } cap) logits = (logits / cap).tanh() * cap;
+        if (_logitsDivisor is { } divisor) logits = logits / divisor;
+        if (_logitsMultiplier is { } scale) logits = logits * scale;   // cohere's logit_scale
         return logits.to_type(ScalarType.Float32);
     }
 

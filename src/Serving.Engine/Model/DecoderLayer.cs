@@ -19,7 +19,8 @@ internal sealed class DecoderLayer : nn.Module
     [ComponentName(Name = "post_attention_layernorm")] readonly RmsNorm? _mlpNorm;           // Llama's name for the pre-MLP norm
     [ComponentName(Name = "mlp")] readonly FeedForward _mlp;                                // dense, or a mixture of experts (gpt-oss's own)
     [ComponentName(Name = "mlp_output_norm")] readonly RmsNorm? _mlpOutputNorm;              // sandwich norms only
-    readonly double? _residualMultiplier;                                                   // granite
+    // granite's; a Scalar the layer holds (a temporary one can be finalized by the GC while the native call reads it)
+    readonly Scalar? _residualMultiplier;
     readonly bool _parallel;                                                                // cohere
 
     public DecoderLayer(ModelConfig config, int layer, ScalarType dtype, Device device) : base("DecoderLayer")
@@ -33,7 +34,7 @@ internal sealed class DecoderLayer : nn.Module
         _attention = new Attention(config, layer, dtype, device);
         _mlp = !config.IsExpertLayer(layer) ? new Mlp(config, layer, dtype, device)
             : config.ExpertSwigluLimit is null ? new MoeMlp(config, dtype, device) : new GptOssExperts(config, dtype, device);
-        _residualMultiplier = config.ResidualMultiplier;
+        _residualMultiplier = config.ResidualMultiplier?.ToScalar();
         if (config.SandwichNorms)
         {
             _attentionOutputNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);

@@ -22,11 +22,13 @@ internal sealed class GptOssExperts : FeedForward
     [ComponentName(Name = "down_proj")] readonly Parameter _down;              // (experts, F, hidden)
     [ComponentName(Name = "down_proj_bias")] readonly Parameter _downBias;     // (experts, hidden)
     readonly int _experts, _topK;
-    readonly double _limit;
+    // swiglu_limit and its negative, Scalars the module holds (a temporary one can be finalized by the GC mid-call)
+    readonly Scalar _limit, _negativeLimit;
 
     public GptOssExperts(ModelConfig config, ScalarType dtype, Device device) : base("GptOssExperts")
     {
-        (_experts, _topK, _limit) = (config.NumExperts, config.NumExpertsPerToken, config.ExpertSwigluLimit!.Value);
+        (_experts, _topK) = (config.NumExperts, config.NumExpertsPerToken);
+        (_limit, _negativeLimit) = (config.ExpertSwigluLimit!.Value.ToScalar(), (-config.ExpertSwigluLimit.Value).ToScalar());
         var (hidden, width) = ((long)config.HiddenSize, (long)config.ExpertIntermediateSize);
         _router = new Linear(hidden, _experts, true, dtype, device);
         _gateUp = ModelParameters.Empty([_experts, hidden, 2 * width], dtype, device);
@@ -47,7 +49,7 @@ internal sealed class GptOssExperts : FeedForward
             using var scope = NewDisposeScope();
             var gateUp = x.index_select(0, tokens).matmul(_gateUp[expert]) + _gateUpBias[expert];   // (routed, 2F)
             var gate = gateUp[TensorIndex.Colon, TensorIndex.Slice(0, null, 2)].clamp_max(_limit);
-            var up = gateUp[TensorIndex.Colon, TensorIndex.Slice(1, null, 2)].clamp(-_limit, _limit);
+            var up = gateUp[TensorIndex.Colon, TensorIndex.Slice(1, null, 2)].clamp(_negativeLimit, _limit);
             var activated = (up + 1) * (gate * nn.functional.sigmoid(gate * Alpha));                   // (routed, F)
             var y = activated.matmul(_down[expert]) + _downBias[expert];                               // (routed, hidden)
             var weight = weights.index_select(0, tokens).gather(1, slots.unsqueeze(1));                // (routed, 1)

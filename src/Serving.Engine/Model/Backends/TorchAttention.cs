@@ -29,16 +29,17 @@ internal sealed class TorchAttention
         IReadOnlyDictionary<int, Tensor> HiddenInWindow, Tensor Stale, IReadOnlyDictionary<int, Tensor> StaleInWindow);
 
     readonly int _numHeads, _numKVHeads, _headDim, _groupSize;
-    readonly double _scale;
-    readonly double? _softcap;
+    // the attention scale and gemma2's cap as Scalars held by the step (Attend says why)
+    readonly Scalar _scale;
+    readonly Scalar? _softcap;
     readonly List<Group> _groups = [];
 
     public TorchAttention(ModelConfig config, StepInputs inputs, Device device)
     {
         (_numHeads, _numKVHeads, _headDim) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim);
         _groupSize = _numHeads / _numKVHeads;
-        _scale = config.SoftmaxScale;
-        _softcap = config.AttentionSoftcap;
+        _scale = config.SoftmaxScale.ToScalar();
+        _softcap = config.AttentionSoftcap?.ToScalar();
         var windows = config.LayerWindows.OfType<int>().Distinct().ToArray();
         var decodes = new List<int>();
         for (var s = 0; s < inputs.NumSeqs; s++)
