@@ -110,19 +110,19 @@ internal static class LogitsProcessors
         if (repetition)
         {
             var inPrompt = TokenCounts(rows, r => r.Params.RepetitionPenalty != 1f ? r.PromptTokenIds : [],
-                vocab, logits.device).gt(0); // (numSeqs, vocab)
-            var seen = inPrompt.logical_or(outputCounts.gt(0));
+                vocab, logits.device).gt(HeldScalars.Zero); // (numSeqs, vocab)
+            var seen = inPrompt.logical_or(outputCounts.gt(HeldScalars.Zero));
             var penalty = RowParameter(rows, p => p.RepetitionPenalty, logits.device); // (numSeqs, 1)
-            var penalized = where(logits.gt(0), logits / penalty, logits * penalty);
+            var penalized = where(logits.gt(HeldScalars.Zero), logits / penalty, logits * penalty);
             // an extreme penalty (1e-38 is valid) must not overflow a finite logit to infinity, whose softmax is NaN
-            penalized = where(logits.isfinite(), penalized.clamp(-1e30, 1e30), logits);
+            penalized = where(logits.isfinite(), penalized.clamp(HeldScalars.SmallestLogit, HeldScalars.LargestLogit), logits);
             logits.copy_(where(seen, penalized, logits));
         }
         if (additive)
         {
             var frequency = RowParameter(rows, p => p.FrequencyPenalty, logits.device); // (numSeqs, 1)
             var presence = RowParameter(rows, p => p.PresencePenalty, logits.device); // (numSeqs, 1)
-            logits.sub_(frequency * outputCounts + presence * outputCounts.gt(0).to(ScalarType.Float32));
+            logits.sub_(frequency * outputCounts + presence * outputCounts.gt(HeldScalars.Zero).to(ScalarType.Float32));
         }
     }
 

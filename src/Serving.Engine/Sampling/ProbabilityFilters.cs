@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Sampling;
@@ -14,7 +15,7 @@ internal static class ProbabilityFilters
         using var scope = NewDisposeScope();
         var probs = logits.softmax(-1); // (numSeqs, vocab)
         var threshold = probs.amax([-1], keepdim: true) * minP; // (numSeqs, 1)
-        logits.masked_fill_(probs.lt(threshold), float.NegativeInfinity);
+        logits.masked_fill_(probs.lt(threshold), HeldScalars.MinusInfinity);
     }
 
     /// logits: (numSeqs, vocab), in place. topK: (numSeqs, 1) int64 in [1, vocab] or null (off for all rows);
@@ -32,17 +33,18 @@ internal static class ProbabilityFilters
         var vocab = logits.shape[1];
         if (topK is not null)
         {
-            var kthLargest = sorted.gather(1, (vocab - topK).clamp(0, vocab - 1)); // (numSeqs, 1)
-            sorted.masked_fill_(sorted.lt(kthLargest), float.NegativeInfinity);
+            using Scalar vocabSize = vocab.ToScalar(), lastToken = (vocab - 1).ToScalar();   // held through the calls (HeldScalars)
+            var kthLargest = sorted.gather(1, (vocabSize - topK).clamp(HeldScalars.Zero, lastToken)); // (numSeqs, 1)
+            sorted.masked_fill_(sorted.lt(kthLargest), HeldScalars.MinusInfinity);
         }
         if (topP is not null)
         {
             // In ascending order a token is dropped when it and every less likely token together hold no
             // more than 1 - top_p of the mass: the tokens above it already reach top_p.
             var cumulative = sorted.softmax(-1).cumsum(-1); // (numSeqs, vocab)
-            var drop = cumulative.le(1 - topP);
-            drop.select(1, vocab - 1).fill_(false); // the most likely token always stays
-            sorted.masked_fill_(drop, float.NegativeInfinity);
+            var drop = cumulative.le(HeldScalars.One - topP);
+            drop.select(1, vocab - 1).fill_(HeldScalars.False); // the most likely token always stays
+            sorted.masked_fill_(drop, HeldScalars.MinusInfinity);
         }
         logits.scatter_(1, order, sorted);
     }

@@ -25,7 +25,7 @@ public sealed class Sampler
 
     /// Exponential draws are clamped to this (a normal float, so flush-to-zero cannot undo it): a draw of
     /// exactly 0 would make 0 / 0 = NaN for a masked token, and argmax picks NaN.
-    const float MinNoise = 1e-20f;
+    static readonly Scalar MinNoise = 1e-20f.ToScalar();   // held for the process (HeldScalars says why)
 
     /// logits: (numSeqs, vocab), any float dtype, any device; row i belongs to rows[i]. The logits are not
     /// modified. A seeded row draws its vocab exponentials from its token's own generator.
@@ -61,10 +61,9 @@ public sealed class Sampler
             throw new ArgumentException($"allowed-token masks of {allowed.NumRows} x {allowed.RowBytes * 8} for logits of {numRows} x {vocab}");
         var packed = tensor(allowed.Bits, [numRows, allowed.RowBytes], ScalarType.Byte).to(logits.device); // (numSeqs, vocab / 8)
         var bitValues = tensor(new byte[] { 1, 2, 4, 8, 16, 32, 64, 128 }, ScalarType.Byte).to(logits.device); // (8)
-        var bits = packed.unsqueeze(-1).bitwise_and(bitValues).ne(0) // (numSeqs, vocab / 8, 8)
+        var bits = packed.unsqueeze(-1).bitwise_and(bitValues).ne(HeldScalars.Zero) // (numSeqs, vocab / 8, 8)
             .reshape(numRows, allowed.RowBytes * 8L)[.., ..(int)vocab]; // (numSeqs, vocab)
-        using var minusInfinity = float.NegativeInfinity.ToScalar();   // held through the native call (TorchAttention says why)
-        return logits.masked_fill(bits.logical_not(), minusInfinity);
+        return logits.masked_fill(bits.logical_not(), HeldScalars.MinusInfinity);
     }
 
     /// (numSeqs) int64: argmax for greedy rows, a random draw for the others.

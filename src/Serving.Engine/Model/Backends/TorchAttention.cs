@@ -29,7 +29,7 @@ internal sealed class TorchAttention
         IReadOnlyDictionary<int, Tensor> HiddenInWindow, Tensor Stale, IReadOnlyDictionary<int, Tensor> StaleInWindow);
 
     readonly int _numHeads, _numKVHeads, _headDim, _groupSize;
-    // the attention scale and gemma2's cap as Scalars held by the step (Attend says why)
+    // the attention scale and gemma2's cap as Scalars held by the step (HeldScalars says why)
     readonly Scalar _scale;
     readonly Scalar? _softcap;
     readonly List<Group> _groups = [];
@@ -79,11 +79,10 @@ internal sealed class TorchAttention
         if (_softcap is { } cap) scores = scores.div(cap).tanh_().mul_(cap);
         var context = scores.shape[3];
         // the causal mask is the same for every query head of a group: broadcast it over kvHeads and G. The fill value
-        // is a Scalar held to the end of the method: an implicit temporary one can be finalized by the GC while the
-        // native call still reads it (seen as "toFloat: Expected false to be true" under a drain's allocations)
-        using var minusInfinity = double.NegativeInfinity.ToScalar();
+        // is a held Scalar (HeldScalars: a temporary one was seen finalized mid-call, "toFloat: Expected false to be
+        // true" under a drain's allocations)
         scores = scores.view(s, _numKVHeads, _groupSize, queries, context)
-            .masked_fill(hidden, minusInfinity)
+            .masked_fill(hidden, HeldScalars.MinusInfinity)
             .view(s, _numKVHeads, _groupSize * queries, context);
         var probabilities = (sinks is null ? scores.softmax(-1, ScalarType.Float32) : WithSinks(scores, sinks, s, queries))
             .to_type(q.dtype);                                                                   // softmax in float32
@@ -134,7 +133,7 @@ internal sealed class TorchAttention
         var distance = (keys - queries).abs();
         return (causal, windows.ToDictionary(w => w, w =>
         {
-            using var window = w.ToScalar();   // held through the native call (Attend says why)
+            using var window = w.ToScalar();   // held through the native call (HeldScalars says why)
             return causal.logical_or(distance >= window);
         }));
     }

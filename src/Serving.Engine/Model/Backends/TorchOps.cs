@@ -14,9 +14,7 @@ internal static class TorchOps
     public static Tensor RmsNorm(Tensor x, Tensor weight, double eps, RmsNormWeight kind = RmsNormWeight.AfterRounding, bool centered = false)
     {
         using var scope = NewDisposeScope();
-        // the scalars held to the end: an implicit temporary one can be finalized by the GC while the native call still
-        // reads it ("Unknown scalar type", seen in CI; TorchAttention says the same)
-        using Scalar epsilon = eps.ToScalar(), one = 1.ToScalar();
+        using var epsilon = eps.ToScalar();   // held through the calls (HeldScalars says why)
         var x32 = x.to_type(ScalarType.Float32);
         if (centered) x32 = x32 - x32.mean([-1], keepdim: true);              // cohere's LayerNorm: about the mean
         var variance = x32.square().mean([-1], keepdim: true);                // (numTokens, 1)
@@ -24,7 +22,7 @@ internal static class TorchOps
         var result = kind switch
         {
             RmsNormWeight.BeforeRounding => (normalised * weight.to_type(ScalarType.Float32)).to_type(x.dtype),
-            RmsNormWeight.OffsetBeforeRounding => (normalised * (weight.to_type(ScalarType.Float32) + one)).to_type(x.dtype),
+            RmsNormWeight.OffsetBeforeRounding => (normalised * (weight.to_type(ScalarType.Float32) + HeldScalars.One)).to_type(x.dtype),
             _ => weight * normalised.to_type(x.dtype),
         };
         return result.MoveToOuterDisposeScope();

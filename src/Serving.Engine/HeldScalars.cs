@@ -1,0 +1,16 @@
+using TorchSharp;
+
+namespace Serving.Engine;
+
+/// The numbers the engine's tensor operations take, as Scalars held for the whole process. A number passed where
+/// TorchSharp takes a Scalar becomes a temporary Scalar that the GC may finalize (freeing its native value) while the
+/// native call still reads it: "Unknown scalar type", seen in CI. Static fields are never finalized, and a native
+/// Scalar is only read, so every thread shares these. A number known only at run time is held by its owner instead
+/// (`using var x = value.ToScalar();` through the call, or a field of the object that uses it).
+internal static class HeldScalars
+{
+    public static readonly Scalar Zero = 0.ToScalar(), One = 1.ToScalar(), False = false.ToScalar();
+    public static readonly Scalar MinusInfinity = float.NegativeInfinity.ToScalar();
+    /// The largest finite logit a penalty may leave (its negative: the smallest), so that no softmax meets infinity.
+    public static readonly Scalar LargestLogit = 1e30.ToScalar(), SmallestLogit = (-1e30).ToScalar();
+}
