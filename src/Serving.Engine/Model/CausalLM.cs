@@ -50,8 +50,7 @@ internal sealed class CausalLM : nn.Module
         if (config.EmbeddingMultiplier is { } multiplier)
         {
             using var rounded = tensor(multiplier).to_type(config.EmbeddingMultiplierInModelDtype ? dtype : ScalarType.Float64);
-            EmbeddingScale = rounded.to_type(ScalarType.Float64).item<double>();
-            _embeddingScale = EmbeddingScale.Value.ToScalar();
+            _embeddingScale = rounded.to_type(ScalarType.Float64).item<double>().ToScalar();
         }
         (_finalSoftcap, _logitsDivisor, _logitsMultiplier) =
             (config.FinalLogitSoftcap?.ToScalar(), config.LogitsDivisor?.ToScalar(), config.LogitsMultiplier?.ToScalar());
@@ -65,12 +64,9 @@ internal sealed class CausalLM : nn.Module
     public ModelShard Shard { get; }
     public ScalarType Dtype { get; }
 
-    /// What the embeddings are multiplied by, a host scalar (a step copies nothing to the device, so a CUDA graph can
-    /// capture it): gemma's sqrt(hidden_size) rounded to the model's dtype first, granite's embedding_multiplier as it
-    /// is (both as transformers computes them); null: none.
-    public double? EmbeddingScale { get; }
-    // EmbeddingScale as the Scalar each step multiplies by, held by the model: a temporary one can be finalized by the
-    // GC while the native call still reads it
+    // What the embeddings are multiplied by, a host scalar (a step copies nothing to the device, so a CUDA graph can
+    // capture it) the model holds (HeldScalars says why): gemma's sqrt(hidden_size) rounded to the model's dtype first,
+    // granite's embedding_multiplier as it is (both as transformers computes them); null: none.
     readonly Scalar? _embeddingScale;
     // the logits' gemma2 cap, granite divisor and cohere multiplier, held likewise
     readonly Scalar? _finalSoftcap, _logitsDivisor, _logitsMultiplier;

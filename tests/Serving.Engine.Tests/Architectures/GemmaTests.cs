@@ -16,10 +16,9 @@ public sealed class GemmaTests
 {
     public enum Family { Gemma2, Gemma3, Gemma1 }
 
-    [Theory]
-    [InlineData(Family.Gemma2)]
-    [InlineData(Family.Gemma3)]
-    [InlineData(Family.Gemma1)]
+    public static TheoryData<Family> Families => new(Enum.GetValues<Family>());
+
+    [Theory, MemberData(nameof(Families))]
     public void EveryPositionsLogitsMatchTheReference(Family family)
     {
         using var folder = new TempDirectory();
@@ -30,17 +29,13 @@ public sealed class GemmaTests
             ReferenceChecks.AssertEveryPositionMatches(folder.Path, prompt, [5, 4, 5], expected, $"{family}, {ranks} rank(s)", ranks);
     }
 
-    [Theory]
-    [InlineData(Family.Gemma2)]
-    [InlineData(Family.Gemma3)]
-    [InlineData(Family.Gemma1)]
+    [Theory, MemberData(nameof(Families))]
     public async Task GreedyTokensThroughTheEngineAreTheReferences(Family family)
     {
         using var folder = new TempDirectory();
         var weights = Write(family, folder.Path);
         int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3];
-        var expected = ReferenceChecks.Greedy(tokens => Reference(family, weights, tokens), prompt, 12);
-        Assert.Equal(expected, await ReferenceChecks.EngineGreedyAsync(folder.Path, prompt, 12));
+        await ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder.Path, tokens => Reference(family, weights, tokens), prompt, 12);
     }
 
     [Theory]
@@ -101,10 +96,7 @@ public sealed class GemmaTests
 
     /// The fused kernels weigh gemma's norms by (1 + w) and turn gemma3's sliding layers by their own rope, so Gemma 1
     /// and 3 run the fused backend on CUDA; Gemma 2's soft-capped attention is not theirs.
-    [Theory]
-    [InlineData(Family.Gemma2)]
-    [InlineData(Family.Gemma3)]
-    [InlineData(Family.Gemma1)]
+    [Theory, MemberData(nameof(Families))]
     public void TheFusedKernelsComputeGemma1And3(Family family)
     {
         using var folder = new TempDirectory();
@@ -115,10 +107,7 @@ public sealed class GemmaTests
         Assert.False(config.IsLlamaBlock);
     }
 
-    [Theory]
-    [InlineData(Family.Gemma2)]
-    [InlineData(Family.Gemma3)]
-    [InlineData(Family.Gemma1)]
+    [Theory, MemberData(nameof(Families))]
     public void TheConfigWriterWritesWhatTheReaderReadsBack(Family family)
     {
         using var folder = new TempDirectory();
@@ -340,16 +329,12 @@ public sealed class GemmaGpuTests(Xunit.Abstractions.ITestOutputHelper output)
         ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, output.WriteLine);
     }
 
-    [GpuTheory]
-    [InlineData(GemmaTests.Family.Gemma2)]
-    [InlineData(GemmaTests.Family.Gemma3)]
-    [InlineData(GemmaTests.Family.Gemma1)]
+    [GpuTheory, MemberData(nameof(GemmaTests.Families), MemberType = typeof(GemmaTests))]
     public async Task OnCudaTheyAnswerAsTheReference(GemmaTests.Family family)
     {
         using var folder = new TempDirectory();
         var weights = GemmaTests.Write(family, folder.Path);
         int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3];
-        var expected = ReferenceChecks.Greedy(tokens => GemmaTests.Reference(family, weights, tokens), prompt, 12);
-        Assert.Equal(expected, await ReferenceChecks.EngineGreedyAsync(folder.Path, prompt, 12, device: "cuda"));
+        await ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder.Path, tokens => GemmaTests.Reference(family, weights, tokens), prompt, 12, device: "cuda");
     }
 }

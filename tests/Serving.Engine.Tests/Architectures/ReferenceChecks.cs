@@ -107,6 +107,11 @@ internal static class ReferenceChecks
             $"fused from the reference: max {fusedError.Max}, mean {fusedError.Mean}; plain: max {plainError.Max}, mean {plainError.Mean}");
     }
 
+    /// The engine's greedy tokens for prompt from the checkpoint folder (on the CPU or on CUDA) are the reference's.
+    public static async Task AssertEngineGreedyIsTheReferencesAsync(string folder, Func<int[], double[][]> reference, int[] prompt,
+        int count, string device = "cpu") =>
+        Assert.Equal(Greedy(reference, prompt, count), await EngineGreedyAsync(folder, prompt, count, device));
+
     /// The engine's greedy tokens for prompt from the checkpoint folder, on the CPU or on CUDA.
     public static async Task<int[]> EngineGreedyAsync(string folder, int[] prompt, int count, string device = "cpu")
     {
