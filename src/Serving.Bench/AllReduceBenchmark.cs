@@ -105,10 +105,11 @@ internal static class AllReduceBenchmark
     // rank r contributes r + 1 everywhere: every rank must read N (N + 1) / 2 everywhere
     static void Check(ICommunicator communicator, Device device, ScalarType dtype, Options options)
     {
-        using var x = full(options.Batches.Max(), options.Hidden, communicator.Rank + 1.0, dtype, device);
-        communicator.AllReduce(x);
         var expected = options.Size * (options.Size + 1) / 2.0;
-        if (!x.eq(expected).all().item<bool>())
+        using Scalar contribution = (communicator.Rank + 1.0).ToScalar(), sum = expected.ToScalar();
+        using var x = full(options.Batches.Max(), options.Hidden, contribution, dtype, device);
+        communicator.AllReduce(x);
+        if (!x.eq(sum).all().item<bool>())
             throw new InvalidOperationException($"rank {communicator.Rank}: the all-reduce gave {x.min().item<float>()}..{x.max().item<float>()}, not {expected}");
     }
 

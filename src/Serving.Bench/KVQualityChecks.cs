@@ -1,6 +1,7 @@
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Tokenization;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Bench;
@@ -25,6 +26,7 @@ internal sealed record KVQualityResult(string Case, int Positions, double MaxAbs
 /// runs once over a bfloat16 pool and once over an FP8 pool with scales 1.0 (vLLM's default without calibration).
 internal static class KVQualityChecks
 {
+    static readonly Scalar Tiny = 1e-30.ToScalar();
     const int BlockSize = 16, Chunk = 8192;
 
     public static IEnumerable<KVQualityResult> Run(string model, string dtype, Device device, string? textPath = null)
@@ -67,14 +69,14 @@ internal static class KVQualityChecks
         var top5 = other.topk((int)Math.Min(5, other.size(1)), -1).indexes.eq(expected.unsqueeze(1)).any(1);
         var referenceTop = reference.eq(best.unsqueeze(1));                              // (n, vocab) tokens at bf16's maximum
         var otherTop = other.eq(other.amax([-1L], keepdim: true));
-        var step = pow(2.0, best.abs().clamp_min(1e-30).log2().floor() - 7);            // a bfloat16 step at that magnitude
+        var step = pow(2.0, best.abs().clamp_min(Tiny).log2().floor() - 7);            // a bfloat16 step at that magnitude
         var withinRounding = reference.gather(1, choice.unsqueeze(1)).squeeze(1).ge(best - step);
         long NonFinite(Tensor t) => (~t.isfinite()).sum().item<long>();
         static double Fraction(Tensor mask) => mask.to_type(ScalarType.Float64).mean().item<double>();
         return new KVQualityResult(name, (int)bf16.size(0), difference.max().item<double>(), difference.mean().item<double>(),
             Fraction(agrees), NonFinite(bf16), NonFinite(fp8),
             gap.median().item<double>(), flippedGaps.numel() == 0 ? 0 : flippedGaps.max().item<double>(),
-            Fraction(top5), TiedTop: Fraction(referenceTop.sum(-1).gt(1)), TopSetAgreement: Fraction((referenceTop & otherTop).any(-1)),
+            Fraction(top5), TiedTop: Fraction(referenceTop.sum(-1).gt(Serving.Engine.HeldScalars.One)), TopSetAgreement: Fraction((referenceTop & otherTop).any(-1)),
             WithinRoundingAgreement: Fraction(withinRounding));
     }
 

@@ -4,6 +4,7 @@ using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Model.Backends;
 using Serving.Tests.Shared;
+using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn.functional;
 
@@ -32,6 +33,8 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
 {
     readonly ScalarType _dtype = kernels.Shape.Dtype;
     readonly KVCacheDtype _cacheDtype = kernels.Shape.CacheDtype;
+    /// What an output buffer holds before a kernel writes it (FP8's NaN is the byte 0xFF), so an element left unwritten fails.
+    static readonly Scalar NaN = double.NaN.ToScalar(), Fp8NaN = 0xFF.ToScalar();
     double Tolerance => _dtype == ScalarType.Float32 ? 1e-5 : 1e-2;
     // what one stored K/V element can be off by, relative: exact for float pools of the model's type, 2^-8 for
     // bf16, 2^-4 for FP8's 3 mantissa bits (norm-relative errors come out about half of that)
@@ -60,7 +63,7 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
     {
         using var scope = NewDisposeScope();
         var (x, residual, weight) = (Randn(37, config.HiddenSize), Randn(37, config.HiddenSize), Randn(config.HiddenSize));
-        var output = full(37, config.HiddenSize, double.NaN, dtype: _dtype, device: device);
+        var output = full(37, config.HiddenSize, NaN, dtype: _dtype, device: device);
         var expectedResidual = addResidual ? residual + x : x;
         // the family's norm (its weight's rounding, cohere's centering) as the plain backend computes it
         var expected = TorchOps.RmsNorm(expectedResidual, weight, config.RmsNormEps, config.NormWeight, config.NormsCentered);
@@ -106,7 +109,7 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
     {
         using var scope = NewDisposeScope();
         var gateUp = Randn(23, 2 * config.IntermediateSize);
-        var output = full(23, config.IntermediateSize, double.NaN, dtype: _dtype, device: device);
+        var output = full(23, config.IntermediateSize, NaN, dtype: _dtype, device: device);
         kernels.SiluMul(gateUp, output);
         var halves = gateUp.chunk(2, -1);
         return CheckResult.Compare("silu*up", output, silu(halves[0]) * halves[1], Tolerance);
@@ -127,7 +130,7 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         var plan = kernels.PlanDecode(contexts.Length, contexts.Max(), concurrentBlocks);
         buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray(), plan.PartitionSizeFor(contexts.Max()));
         var workspace = empty(plan.WorkspaceElements(h, d), ScalarType.Float32, device);
-        var output = full(contexts.Length, h * d, double.NaN, dtype: _dtype, device: device);
+        var output = full(contexts.Length, h * d, NaN, dtype: _dtype, device: device);
         kernels.PagedDecodeAttention(qkv, keys, values, buffers.DecodeSeqs(batch.NumSeqs), buffers.TokenRows(batch.NumSeqs),
             buffers.BlockTables(batch.NumSeqs), buffers.ContextLengths(batch.NumSeqs), buffers.PartitionSize, scales, plan, output, workspace);
         var expected = ReferenceAttention(qkv.narrow(1, 0, h * d), Decoded(keys) * 0.75, Decoded(values) * 1.5, batch);
@@ -156,8 +159,8 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
 
     // a pool of the kernels' cache type that a write must fill: NaN where the type has it, 0xFF (NaN) for FP8
     Tensor EmptyPool(params long[] shape) => _cacheDtype.IsFp8
-        ? full(shape, 0xFF, dtype: ScalarType.Byte, device: device)
-        : full(shape, double.NaN, dtype: _cacheDtype.Storage, device: device);
+        ? full(shape, Fp8NaN, dtype: ScalarType.Byte, device: device)
+        : full(shape, NaN, dtype: _cacheDtype.Storage, device: device);
 
     Tensor RandomPool(params long[] shape) => KVPoolValues.Random(_cacheDtype, shape, device);
 

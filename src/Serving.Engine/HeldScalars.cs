@@ -1,4 +1,5 @@
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Serving.Engine;
 
@@ -6,11 +7,19 @@ namespace Serving.Engine;
 /// TorchSharp takes a Scalar becomes a temporary Scalar that the GC may finalize (freeing its native value) while the
 /// native call still reads it: "Unknown scalar type", seen in CI. Static fields are never finalized, and a native
 /// Scalar is only read, so every thread shares these. A number known only at run time is held by its owner instead
-/// (`using var x = value.ToScalar();` through the call, or a field of the object that uses it).
+/// (`using var x = value.ToScalar();` through the call, or a field of the object that uses it). The build reports any
+/// other (SERV0001, build/ScalarAnalyzer).
 internal static class HeldScalars
 {
     public static readonly Scalar Zero = 0.ToScalar(), One = 1.ToScalar(), False = false.ToScalar();
     public static readonly Scalar MinusInfinity = float.NegativeInfinity.ToScalar();
     /// The largest finite logit a penalty may leave (its negative: the smallest), so that no softmax meets infinity.
     public static readonly Scalar LargestLogit = 1e30.ToScalar(), SmallestLogit = (-1e30).ToScalar();
+
+    /// torch.arange(start, stop, step) of whole numbers, its bounds held through the call.
+    public static Tensor Range(long start, long stop, long step = 1, ScalarType dtype = ScalarType.Int64, Device? device = null)
+    {
+        using Scalar first = start.ToScalar(), end = stop.ToScalar(), by = step.ToScalar();
+        return arange(first, end, by, dtype, device);
+    }
 }

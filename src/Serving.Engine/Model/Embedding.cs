@@ -29,8 +29,9 @@ internal sealed class Embedding : nn.Module<Tensor, Tensor>
     {
         if (!_sharded) return _weight.index_select(0, ids);
         var local = ids.to_type(ScalarType.Int64) - _vocabStart;                           // (numTokens)
-        var elsewhere = local.lt(0).logical_or_(local.ge(_weight.size(0)));                 // ids another rank holds
-        var rows = _weight.index_select(0, local.masked_fill(elsewhere, 0));
-        return rows.masked_fill_(elsewhere.unsqueeze(1), 0);
+        using var rowCount = _weight.size(0).ToScalar();
+        var elsewhere = local.lt(HeldScalars.Zero).logical_or_(local.ge(rowCount));        // ids another rank holds
+        var rows = _weight.index_select(0, local.masked_fill(elsewhere, HeldScalars.Zero));
+        return rows.masked_fill_(elsewhere.unsqueeze(1), HeldScalars.Zero);
     }
 }

@@ -53,7 +53,7 @@ internal sealed class GptOssExperts : FeedForward
             var activated = (up + 1) * (gate * nn.functional.sigmoid(gate * Alpha));                   // (routed, F)
             var y = activated.matmul(_down[expert]) + _downBias[expert];                               // (routed, hidden)
             var weight = weights.index_select(0, tokens).gather(1, slots.unsqueeze(1));                // (routed, 1)
-            output.index_add_(0, tokens, y * weight, 1);
+            output.index_add_(0, tokens, y * weight, HeldScalars.One);
         }
         return output;
     }

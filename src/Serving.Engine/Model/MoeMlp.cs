@@ -59,7 +59,7 @@ internal sealed class MoeMlp : FeedForward
             var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);
             var y = step.Linear(activated, _down.narrow(0, (long)expert * _hidden, _hidden), null);   // (routed, hidden)
             var weight = weights.index_select(0, tokens).gather(1, slots.unsqueeze(1));    // (routed, 1)
-            output.index_add_(0, tokens, y * weight, 1);
+            output.index_add_(0, tokens, y * weight, HeldScalars.One);
         }
         if (_shared is null) return output;
         // the shared expert; qwen2_moe's gated per token by a sigmoid

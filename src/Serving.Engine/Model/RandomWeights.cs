@@ -40,7 +40,7 @@ internal static class RandomWeights
             }
             foreach (var (name, parameter) in model.named_parameters())
             {
-                if (name.EndsWith("norm.weight", StringComparison.Ordinal)) parameter.fill_(1.0);
+                if (name.EndsWith("norm.weight", StringComparison.Ordinal)) parameter.fill_(HeldScalars.One);
                 else if (parameter.dim() == 2) parameter.normal_(0.0, TrainingInitStd, generator);
                 else parameter.zero_();
             }

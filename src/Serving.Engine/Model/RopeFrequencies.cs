@@ -1,3 +1,4 @@
+using TorchSharp;
 using Serving.Engine.Config;
 using static TorchSharp.torch;
 
@@ -15,7 +16,7 @@ internal static class RopeFrequencies
     {
         using var scope = NewDisposeScope();
         // base ** (arange(0, dim, 2).float() / dim)
-        var powers = tensor((float)rope.Theta).pow(arange(0, rotaryDim, 2, dtype: ScalarType.Int64).to_type(ScalarType.Float32) / rotaryDim);
+        var powers = tensor((float)rope.Theta).pow(HeldScalars.Range(0, rotaryDim, 2).to_type(ScalarType.Float32) / rotaryDim);
         var frequencies = rope.Type switch
         {
             RopeType.Linear => powers.reciprocal() / rope.Factor,
@@ -32,11 +33,12 @@ internal static class RopeFrequencies
     {
         var (context, factor) = ((double)rope.OriginalMaxPositionEmbeddings, rope.Factor);
         var (lowFrequencyWavelength, highFrequencyWavelength) = (context / rope.LowFreqFactor, context / rope.HighFreqFactor);
+        using Scalar low = lowFrequencyWavelength.ToScalar(), high = highFrequencyWavelength.ToScalar();
         var wavelength = frequencies.reciprocal() * (2 * Math.PI);
-        var scaled = where(wavelength > lowFrequencyWavelength, frequencies / factor, frequencies);
+        var scaled = where(wavelength > low, frequencies / factor, frequencies);
         var smooth = (wavelength.reciprocal() * context - rope.LowFreqFactor) / (rope.HighFreqFactor - rope.LowFreqFactor);
         var smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
-        var medium = (wavelength < highFrequencyWavelength).logical_not() & (wavelength > lowFrequencyWavelength).logical_not();
+        var medium = (wavelength < high).logical_not() & (wavelength > low).logical_not();
         return where(medium, smoothed, scaled);
     }
 
@@ -47,7 +49,7 @@ internal static class RopeFrequencies
         var interpolation = (powers * rope.Factor).reciprocal();
         var (low, high) = rope.YarnBand(rotaryDim);
         if (low == high) high += 0.001;
-        var ramp = ((arange(rotaryDim / 2, dtype: ScalarType.Float32) - low) / (high - low)).clamp(0, 1);
+        var ramp = ((HeldScalars.Range(0, rotaryDim / 2, dtype: ScalarType.Float32) - low) / (high - low)).clamp(HeldScalars.Zero, HeldScalars.One);
         var extrapolationFactor = 1 - ramp;
         return interpolation * (1 - extrapolationFactor) + extrapolation * extrapolationFactor;
     }

@@ -32,7 +32,7 @@ internal sealed class RopeTable : IDisposable
 
     // position x frequency in float32, as transformers multiplies them
     static Tensor Angles(float[] inverseFrequencies, int from, int to, Device device) =>
-        outer(arange(from, to, dtype: ScalarType.Float32, device: device), tensor(inverseFrequencies, device: device));
+        outer(HeldScalars.Range(from, to, dtype: ScalarType.Float32, device: device), tensor(inverseFrequencies, device: device));
 
     public void Dispose()
     {

@@ -29,8 +29,8 @@ internal static class LogitsProcessors
             }
             using var scope = NewDisposeScope();
             var outside = ones(logits.size(1), dtype: ScalarType.Bool, device: logits.device);
-            outside.index_put_(false, tensor(allowed.Select(id => (long)id).ToArray(), device: logits.device));
-            logits[row].masked_fill_(outside, float.NegativeInfinity);
+            outside.index_put_(HeldScalars.False, tensor(allowed.Select(id => (long)id).ToArray(), device: logits.device));
+            logits[row].masked_fill_(outside, HeldScalars.MinusInfinity);
         }
     }
 
@@ -88,7 +88,7 @@ internal static class LogitsProcessors
         using var scope = NewDisposeScope();
         var device = logits.device;
         Tensor[] index = [tensor(rowIds.ToArray(), device: device), tensor(tokenIds.ToArray(), device: device)];
-        logits.index_put_(float.NegativeInfinity, index);
+        logits.index_put_(HeldScalars.MinusInfinity, index);
     }
 
     /// OpenAI / vLLM / transformers definitions, per row:

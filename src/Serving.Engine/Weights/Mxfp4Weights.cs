@@ -54,14 +54,14 @@ internal static class Mxfp4Weights
         using var scope = NewDisposeScope();
         var blocks = checkpoint.Read(weight + "_blocks");   // (..., rows, blocks, 16) uint8
         var scales = checkpoint.Read(weight + "_scales");   // (..., rows, blocks) uint8
-        if (scales.eq(255).any().item<bool>())
+        if (scales.eq(tensor((byte)255)).any().item<bool>())
             throw new CheckpointException($"weight '{weight}' has an MXFP4 scale of 255 (NaN) in '{weight}_scales'");
         var (rows, groups) = (blocks.shape[^3], blocks.shape[^2]);
         var (matrixBlocks, matrixScales) = (blocks.view(-1, rows, groups, 16), scales.view(-1, rows, groups));
         var result = empty([matrixBlocks.shape[0], groups * BlockValues, rows]);   // (matrices, columns, rows)
         var (table, powers) = (tensor(Values), tensor(Scales));
         // the low nibble is the even value and the high one the odd: a byte's pair of values, for each of the 256 bytes
-        var bytes = arange(256, ScalarType.Int64);
+        var bytes = HeldScalars.Range(0, 256);
         var pairs = stack([table.index_select(0, bytes.bitwise_and(0xF)), table.index_select(0, bytes.bitwise_right_shift(4))], -1);   // (256, 2)
         for (var i = 0; i < matrixBlocks.shape[0]; i++)
         {

@@ -78,7 +78,7 @@ internal static class PackedIntWeights
     // int32 (rows, packed) -> (rows, packed x 32 / bits): the integers of each int32, lowest bits first
     static Tensor Unpack(Tensor packed, int bits)
     {
-        var shifts = arange(0, 32, bits, ScalarType.Int32);
+        var shifts = HeldScalars.Range(0, 32, bits, ScalarType.Int32);
         var values = packed.to_type(ScalarType.Int32).unsqueeze(-1).bitwise_right_shift(shifts).bitwise_and((1 << bits) - 1);
         return values.reshape(packed.shape[0], -1);
     }
@@ -87,7 +87,7 @@ internal static class PackedIntWeights
     static Tensor AwqOutputs(Tensor unpacked)
     {
         var columns = unpacked.shape[1];
-        var order = (arange(0, columns, 8, ScalarType.Int64).unsqueeze(1) + tensor(AwqOrder).unsqueeze(0)).view(-1);
+        var order = (HeldScalars.Range(0, columns, 8).unsqueeze(1) + tensor(AwqOrder).unsqueeze(0)).view(-1);
         return unpacked.index_select(1, order);
     }
 
@@ -96,7 +96,7 @@ internal static class PackedIntWeights
     {
         var groups = checkpoint.Contains(name + ".g_idx")
             ? checkpoint.Read(name + ".g_idx").to_type(ScalarType.Int64)
-            : arange(inputs, ScalarType.Int64).div(groupSize == -1 ? inputs : groupSize, rounding_mode: RoundingMode.floor);
+            : HeldScalars.Range(0, inputs).div(tensor(groupSize == -1 ? inputs : groupSize), rounding_mode: RoundingMode.floor);
         if (groups.shape[0] != inputs || groups.min().item<long>() < 0 || groups.max().item<long>() >= numGroups)
             throw new CheckpointException($"'{name}': the groups of its {inputs} input columns do not match its {numGroups} groups of scales");
         return groups;

@@ -4,6 +4,7 @@ using Serving.Engine.Architectures;
 using Serving.Engine.Config;
 using Serving.Engine.Model;
 using Serving.Engine.Weights;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Training.Checkpoints;
@@ -41,7 +42,8 @@ internal static class RandomCheckpoint
     {
         if (name.EndsWith("norm.weight", StringComparison.Ordinal)) return ones(shape, dtype);
         using var scope = NewDisposeScope();
-        return randn(shape, ScalarType.Float32, generator: generator).mul_(InitStd).to_type(dtype).MoveToOuterDisposeScope();
+        using var std = InitStd.ToScalar();
+        return randn(shape, ScalarType.Float32, generator: generator).mul_(std).to_type(dtype).MoveToOuterDisposeScope();
     }
 
     /// Every tensor of a checkpoint of this config, in its architecture's names, in file order.

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Training.Training;
@@ -32,13 +33,16 @@ internal sealed class AdamW : IDisposable
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         StepCount++;
-        ExpAvg.mul_(Beta1).add_(gradients, alpha: 1 - Beta1);
-        ExpAvgSq.mul_(Beta2).addcmul_(gradients, gradients, value: 1 - Beta2);
         var correction1 = 1 - Math.Pow(Beta1, StepCount);
         var correction2 = 1 - Math.Pow(Beta2, StepCount);
-        weights.addcmul_(weights, _decayMask, value: -lr * WeightDecay);
-        var denominator = ExpAvgSq.sqrt().div_(Math.Sqrt(correction2)).add_(Eps);
-        weights.addcdiv_(ExpAvg, denominator, value: -lr / correction1);
+        using Scalar beta1 = Beta1.ToScalar(), keep1 = (1 - Beta1).ToScalar(), beta2 = Beta2.ToScalar(), keep2 = (1 - Beta2).ToScalar(),
+            decay = (-lr * WeightDecay).ToScalar(), root2 = Math.Sqrt(correction2).ToScalar(), eps = Eps.ToScalar(),
+            rate = (-lr / correction1).ToScalar();
+        ExpAvg.mul_(beta1).add_(gradients, alpha: keep1);
+        ExpAvgSq.mul_(beta2).addcmul_(gradients, gradients, value: keep2);
+        weights.addcmul_(weights, _decayMask, value: decay);
+        var denominator = ExpAvgSq.sqrt().div_(root2).add_(eps);
+        weights.addcdiv_(ExpAvg, denominator, value: rate);
     }
 
     public void Dispose()

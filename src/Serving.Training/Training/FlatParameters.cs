@@ -46,7 +46,7 @@ internal sealed class FlatParameters : IDisposable
     {
         var mask = zeros(Count, ScalarType.Float32, Values.device);
         foreach (var (_, parameter, offset) in _entries)
-            if (parameter.dim() >= 2) mask.narrow(0, offset, parameter.NumberOfElements).fill_(1.0);
+            if (parameter.dim() >= 2) mask.narrow(0, offset, parameter.NumberOfElements).fill_(Serving.Engine.HeldScalars.One);
         return mask;
     }
 

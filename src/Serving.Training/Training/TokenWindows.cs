@@ -42,7 +42,7 @@ internal sealed class TokenWindows : IDisposable
     Tensor Gather(long[] starts, int width)
     {
         using var scope = NewDisposeScope();
-        var offsets = tensor(starts, device: _tokens.device).unsqueeze(1) + arange(width, ScalarType.Int64, _tokens.device);
+        var offsets = tensor(starts, device: _tokens.device).unsqueeze(1) + Serving.Engine.HeldScalars.Range(0, width, device: _tokens.device);
         return _tokens.index_select(0, offsets.view(-1)).view(starts.Length, width).MoveToOuterDisposeScope();
     }
 

@@ -140,7 +140,7 @@ internal sealed class Trainer(TrainingRun run, TokenWindows train, TokenWindows 
         lossSum.add_(loss.detach());
         var gradients = model.Gradients32();
         var norm = gradients.norm();
-        gradients.mul_((options.GradientClip / (norm + 1e-6)).clamp_max(1.0));
+        gradients.mul_((options.GradientClip / (norm + 1e-6)).clamp_max(Serving.Engine.HeldScalars.One));
         optimizer.Step(model.MasterWeights, gradients, lr);
         model.CopyMasterToCompute();
         model.ZeroGrad();

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Serving.Engine.Tests.Support;
 using Serving.Engine.Weights;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Architectures;
@@ -18,6 +19,7 @@ public sealed class ErnieTests
 
     const int Vocab = 512, Hidden = 64, Inter = 96, Layers = 3, Heads = 4, KVHeads = 2, HeadDim = 16, Experts = 5, TopK = 2, Width = 24, Shared = 2;
     const double Theta = 500000.0;
+    static readonly Scalar Tiny = 1e-12.ToScalar();
 
     [Theory, MemberData(nameof(Families))]
     public void EveryPositionsLogitsMatchTheReference(Family family)
@@ -112,7 +114,7 @@ public sealed class ErnieTests
     {
         using var scope = NewDisposeScope();
         Tensor W(string name) => weights[name].to_type(ScalarType.Float64);
-        Tensor Norm(Tensor x, Tensor w) => x * (x.pow(2).mean([-1], keepdim: true) + 1e-5).rsqrt() * w;
+        Tensor Norm(Tensor x, Tensor w) => x * (x.square().mean([-1], keepdim: true) + 1e-5).rsqrt() * w;
         Tensor Linear(Tensor x, string name) =>
             family == Family.Dense ? x.matmul(W(name + ".weight").t()) + W(name + ".bias") : x.matmul(W(name + ".weight").t());
         Tensor SwiGlu(Tensor x, string prefix) =>
@@ -120,7 +122,7 @@ public sealed class ErnieTests
         var t = tokens.Length;
         var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray()));
         // GLM's rotate_half over interleaved pairs of the whole head: (x0, x1) -> (-x1, x0), cos and sin repeated per pair
-        var angles = outer(arange(t, ScalarType.Float64), 1.0 / pow(Theta, arange(0, HeadDim, 2, ScalarType.Float64) / HeadDim));
+        var angles = outer(Serving.Engine.HeldScalars.Range(0, t, dtype: ScalarType.Float64), 1.0 / pow(Theta, Serving.Engine.HeldScalars.Range(0, HeadDim, 2, ScalarType.Float64) / HeadDim));
         var (cos, sin) = (angles.cos().repeat_interleave(2, 1).unsqueeze(1), angles.sin().repeat_interleave(2, 1).unsqueeze(1));
         Tensor Rotate(Tensor y)
         {
@@ -144,7 +146,7 @@ public sealed class ErnieTests
             var probabilities = x.matmul(W(p + "mlp.gate.weight").t()).softmax(-1);                          // (t, experts)
             var chosen = (probabilities + W(p + "mlp.moe_statics.e_score_correction_bias")).topk(TopK, dim: -1).indexes;
             var routing = probabilities.gather(1, chosen);
-            routing = routing / routing.sum(-1, keepdim: true).clamp_min(1e-12);
+            routing = routing / routing.sum(-1, keepdim: true).clamp_min(Tiny);
             var output = zeros_like(x);
             for (var token = 0; token < t; token++)
                 for (var slot = 0; slot < TopK; slot++)
@@ -167,8 +169,10 @@ public sealed class ErnieGpuTests(Xunit.Abstractions.ITestOutputHelper output)
     public void TheFusedBackendComputesThemAsThePlainOne(ErnieTests.Family family)
     {
         using var folder = new TempDirectory();
-        ErnieTests.Write(family, folder.Path);
-        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, output.WriteLine);
+        var weights = ErnieTests.Write(family, folder.Path);
+        // judged against the float64 forward: in the mixture a bf16 rounding that moves a token's router score past
+        // another expert's sends it elsewhere, which either backend may do (seen on an H100: logits up to 1.8 apart)
+        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, output.WriteLine, tokens => ErnieTests.Reference(family, weights, tokens));
     }
 
     [GpuTheory, MemberData(nameof(ErnieTests.Families), MemberType = typeof(ErnieTests))]

@@ -217,7 +217,7 @@ public sealed class GemmaTests
         using var scope = NewDisposeScope();
         var shape = Shape(family);
         Tensor W(string name) => weights[name].to_type(ScalarType.Float64);
-        Tensor Norm(Tensor x, Tensor w) => x * (x.pow(2).mean([-1], keepdim: true) + 1e-6).rsqrt() * (1 + w);
+        Tensor Norm(Tensor x, Tensor w) => x * (x.square().mean([-1], keepdim: true) + 1e-6).rsqrt() * (1 + w);
         var t = tokens.Length;
         var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray())) * Math.Sqrt(Hidden);
         for (var i = 0; i < Layers; i++)
@@ -236,9 +236,9 @@ public sealed class GemmaTests
             var (theta, factor) = family == Family.Gemma3 && sliding ? (shape.LocalTheta, 1.0) : (shape.GlobalTheta, shape.GlobalFactor);
             var rope = ReferenceChecks.HalfRope(t, HeadDim, theta, factor);
             (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));
-            var distance = (arange(t).unsqueeze(1) - arange(t).unsqueeze(0)).abs();
+            var distance = (Serving.Engine.HeldScalars.Range(0, t).unsqueeze(1) - Serving.Engine.HeldScalars.Range(0, t).unsqueeze(0)).abs();
             var hidden = !bidirectional ? ReferenceChecks.CausalMask(t, sliding ? shape.Window : null)
-                : sliding ? distance >= shape.Window / 2 + 1 : zeros(t, t, ScalarType.Bool);
+                : sliding ? distance >= tensor(shape.Window / 2 + 1) : zeros(t, t, ScalarType.Bool);
             var attended = ReferenceChecks.Attend(q, k, v, 1 / Math.Sqrt(shape.Scalar), hidden, shape.AttnCap);
             var output = attended.matmul(W(p + "self_attn.o_proj.weight").t());
             // gemma 1: Llama's two norms; gemma 2 and 3 norm the sublayers' outputs too (post_attention_layernorm is then one)
@@ -246,7 +246,7 @@ public sealed class GemmaTests
             h = h + (sandwich ? Norm(output, W(p + "post_attention_layernorm.weight")) : output);
             x = Norm(h, W(p + (sandwich ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")));
             var gate = x.matmul(W(p + "mlp.gate_proj.weight").t());
-            var geluTanh = 0.5 * gate * (1 + (Math.Sqrt(2 / Math.PI) * (gate + 0.044715 * gate.pow(3))).tanh());
+            var geluTanh = 0.5 * gate * (1 + (Math.Sqrt(2 / Math.PI) * (gate + 0.044715 * gate * gate.square())).tanh());
             var mlp = (geluTanh * x.matmul(W(p + "mlp.up_proj.weight").t())).matmul(W(p + "mlp.down_proj.weight").t());
             h = h + (sandwich ? Norm(mlp, W(p + "post_feedforward_layernorm.weight")) : mlp);
         }
@@ -259,7 +259,9 @@ public sealed class GemmaTests
     /// embedding is the float64 forward's, where every position sees the whole prompt and a sliding layer's positions
     /// less than 6 / 2 + 1 apart, pooled and projected as sentence-transformers does; the config round-trips.
     [Fact]
-    public async Task EmbeddingGemmaEmbedsAsSentenceTransformersDoes()
+    public Task EmbeddingGemmaEmbedsAsSentenceTransformersDoes() => AssertEmbeddingGemmaAsync(device: "cpu");
+
+    internal static async Task AssertEmbeddingGemmaAsync(string device)
     {
         using var folder = new TempDirectory();
         var weights = Write(Family.Gemma3, folder.Path);
@@ -301,7 +303,7 @@ public sealed class GemmaTests
                 .matmul(narrow.to_type(ScalarType.Float64).t()).add(bias.to_type(ScalarType.Float64)).tanh();
             return projected / projected.norm();
         })[0];
-        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with { Model = folder.Path, BlockSize = 4 });
+        await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with { Model = folder.Path, BlockSize = 4, Device = device });
         Assert.Equal((Serving.Engine.Pooling.RunnerType.Pooling, 48), (engine.Info.Runner, engine.Info.EmbeddingSize));
         Assert.Contains("dense=64->96->48", engine.Info.Pooler!.ToString());
         var embedding = (await engine.EmbedAsync(new GenerationRequest
@@ -337,4 +339,8 @@ public sealed class GemmaGpuTests(Xunit.Abstractions.ITestOutputHelper output)
         int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3];
         await ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder.Path, tokens => GemmaTests.Reference(family, weights, tokens), prompt, 12, device: "cuda");
     }
+
+    /// EmbeddingGemma (bidirectional, so the plain backend's masks) on CUDA embeds as the float64 forward does.
+    [GpuFact]
+    public Task EmbeddingGemmaOnCudaEmbedsAsSentenceTransformersDoes() => GemmaTests.AssertEmbeddingGemmaAsync(device: "cuda");
 }

@@ -3,6 +3,7 @@ using Serving.Engine.Config;
 using Serving.Engine.Model;
 using Serving.Engine.Tests.Support;
 using Serving.Engine.Weights;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Architectures;
@@ -16,6 +17,8 @@ public sealed class GptOssTests
 {
     const int Vocab = 512, Hidden = 64, Heads = 4, KVHeads = 2, HeadDim = 16, Layers = 3, Experts = 4, TopK = 2, Width = 32, Window = 3;
     const double Limit = 7.0, Theta = 150000.0;
+    static readonly Scalar HeldLimit = Limit.ToScalar(), HeldMinusLimit = (-Limit).ToScalar();
+    static readonly Scalar ScaleOfOne = 127.ToScalar(), ScaleOfNaN = 255.ToScalar();   // MXFP4 scales: 2^0, and the NaN byte
 
     [Fact]
     public void EveryPositionsLogitsMatchTheReference()
@@ -137,9 +140,9 @@ public sealed class GptOssTests
             stored["model.layers.0.mlp.experts.down_proj_scales"] = scales;
             SafetensorsWriter.Write(Path.Combine(folder.Path, "model.safetensors"), stored);
         }
-        Store(zeros([Experts, Hidden, Width / 32, 16], ScalarType.Int8), full([Experts, Hidden, Width / 32], 127, ScalarType.Byte));
+        Store(zeros([Experts, Hidden, Width / 32, 16], ScalarType.Int8), full([Experts, Hidden, Width / 32], ScaleOfOne, ScalarType.Byte));
         Assert.Contains("not U8", Assert.Throws<CheckpointException>(() => ModelLoader.Load(folder.Path, "float32")).Message);
-        Store(zeros([Experts, Hidden, Width / 32, 16], ScalarType.Byte), full([Experts, Hidden, Width / 32], 255, ScalarType.Byte));
+        Store(zeros([Experts, Hidden, Width / 32, 16], ScalarType.Byte), full([Experts, Hidden, Width / 32], ScaleOfNaN, ScalarType.Byte));
         Assert.Contains("scale of 255", Assert.Throws<CheckpointException>(() => ModelLoader.Load(folder.Path, "float32")).Message);
     }
 
@@ -231,7 +234,7 @@ public sealed class GptOssTests
     {
         using var scope = NewDisposeScope();
         Tensor W(string name) => weights[name].to_type(ScalarType.Float64);
-        Tensor Norm(Tensor x, Tensor w) => w * (x * (x.pow(2).mean([-1], keepdim: true) + 1e-5).rsqrt());
+        Tensor Norm(Tensor x, Tensor w) => w * (x * (x.square().mean([-1], keepdim: true) + 1e-5).rsqrt());
         var t = tokens.Length;
         var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray()));
         var rope = ReferenceChecks.HalfRope(t, HeadDim, Theta);
@@ -256,8 +259,8 @@ public sealed class GptOssTests
                 {
                     var e = chosen[token, slot].item<long>();
                     var gateUp = x[token].matmul(W(p + "mlp.experts.gate_up_proj")[e]) + W(p + "mlp.experts.gate_up_proj_bias")[e];   // (2F)
-                    var gate = gateUp.view(Width, 2).select(1, 0).clamp_max(Limit);
-                    var up = gateUp.view(Width, 2).select(1, 1).clamp(-Limit, Limit);
+                    var gate = gateUp.view(Width, 2).select(1, 0).clamp_max(HeldLimit);
+                    var up = gateUp.view(Width, 2).select(1, 1).clamp(HeldMinusLimit, HeldLimit);
                     var glu = gate * nn.functional.sigmoid(gate * 1.702);
                     var y = ((up + 1) * glu).matmul(W(p + "mlp.experts.down_proj")[e]) + W(p + "mlp.experts.down_proj_bias")[e];
                     output[token] += y * routing[token, slot];
@@ -275,7 +278,7 @@ public sealed class GptOssTests
         var repeat = Heads / KVHeads;
         var keys = k.repeat_interleave(repeat, 1).permute(1, 2, 0);                                  // (H, D, t)
         var values = v.repeat_interleave(repeat, 1).permute(1, 0, 2);                                // (H, t, D)
-        var scores = (q.permute(1, 0, 2).matmul(keys) / Math.Sqrt(HeadDim)).masked_fill(hidden, double.NegativeInfinity);   // (H, t, t)
+        var scores = (q.permute(1, 0, 2).matmul(keys) / Math.Sqrt(HeadDim)).masked_fill(hidden, Serving.Engine.HeldScalars.MinusInfinity);   // (H, t, t)
         var combined = cat([scores, sinks.view(Heads, 1, 1).expand(Heads, t, 1)], -1);
         var probabilities = combined.softmax(-1).narrow(-1, 0, t);
         return probabilities.matmul(values).permute(1, 0, 2).reshape(t, Heads * HeadDim);

@@ -268,19 +268,19 @@ public sealed class LlamaVariantsTests
         var cohere2Full = (int layer) => family == Family.Cohere2 && layer == 3;   // (layer + 1) % 4 == 0
         Tensor Norm(Tensor x, Tensor w)
         {
-            if (!cohere) return x * (x.pow(2).mean([-1], keepdim: true) + 1e-6).rsqrt() * w;
+            if (!cohere) return x * (x.square().mean([-1], keepdim: true) + 1e-6).rsqrt() * w;
             var centered = x - x.mean([-1], keepdim: true);                    // cohere's LayerNorm, no bias
-            return centered * (centered.pow(2).mean([-1], keepdim: true) + 1e-5).rsqrt() * w;
+            return centered * (centered.square().mean([-1], keepdim: true) + 1e-5).rsqrt() * w;
         }
         var t = tokens.Length;
         var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray())) * (granite ? EmbeddingMultiplier : 1.0);
         var rope = ReferenceChecks.HalfRope(t, HeadDim, 10000.0);
-        var angles = outer(arange(t, ScalarType.Float64), 1.0 / pow(10000.0, arange(0, HeadDim, 2, ScalarType.Float64) / HeadDim));
+        var angles = outer(Serving.Engine.HeldScalars.Range(0, t, dtype: ScalarType.Float64), 1.0 / pow(10000.0, Serving.Engine.HeldScalars.Range(0, HeadDim, 2, ScalarType.Float64) / HeadDim));
         // GLM: the first half of each head in interleaved pairs, frequencies of that half (transformers' rotate_half over
         // x[..., 0::2] and x[..., 1::2], cos and sin repeated per pair)
         const int Turned = HeadDim / 2;
-        var pairInverse = 1.0 / pow(10000.0, arange(0, Turned, 2, ScalarType.Float64) / Turned);
-        var pairAngles = outer(arange(t, ScalarType.Float64), pairInverse);                    // (t, Turned / 2)
+        var pairInverse = 1.0 / pow(10000.0, Serving.Engine.HeldScalars.Range(0, Turned, 2, ScalarType.Float64) / Turned);
+        var pairAngles = outer(Serving.Engine.HeldScalars.Range(0, t, dtype: ScalarType.Float64), pairInverse);                    // (t, Turned / 2)
         var (pairCos, pairSin) = (pairAngles.cos().repeat_interleave(2, 1).unsqueeze(1), pairAngles.sin().repeat_interleave(2, 1).unsqueeze(1));
         // cohere: every dimension in interleaved pairs, frequencies of the whole head
         var (allCos, allSin) = (angles.cos().repeat_interleave(2, 1).unsqueeze(1), angles.sin().repeat_interleave(2, 1).unsqueeze(1));

@@ -177,7 +177,7 @@ public sealed class MixtureOfExpertsTests
         using var scope = NewDisposeScope();
         var shape = Shape(family);
         Tensor W(string name) => weights[name].to_type(ScalarType.Float64);
-        Tensor Norm(Tensor x, Tensor w) => x * (x.pow(2).mean([-1], keepdim: true) + 1e-6).rsqrt() * w;
+        Tensor Norm(Tensor x, Tensor w) => x * (x.square().mean([-1], keepdim: true) + 1e-6).rsqrt() * w;
         Tensor SwiGlu(Tensor x, Tensor gate, Tensor up, Tensor down) =>
             (nn.functional.silu(x.matmul(gate.t())) * x.matmul(up.t())).matmul(down.t());
         var t = tokens.Length;

@@ -142,8 +142,8 @@ internal static class ReferenceChecks
     /// frequencies divided by a linear rope's factor.
     public static (Tensor Cos, Tensor Sin) HalfRope(int count, int headDim, double theta, double factor = 1)
     {
-        var inverse = 1.0 / pow(theta, arange(0, headDim, 2, ScalarType.Float64) / headDim) / factor;
-        var angles = outer(arange(count, ScalarType.Float64), inverse);                           // (count, headDim / 2)
+        var inverse = 1.0 / pow(theta, Serving.Engine.HeldScalars.Range(0, headDim, 2, ScalarType.Float64) / headDim) / factor;
+        var angles = outer(Serving.Engine.HeldScalars.Range(0, count, dtype: ScalarType.Float64), inverse);                           // (count, headDim / 2)
         return (cat([angles.cos(), angles.cos()], -1).unsqueeze(1), cat([angles.sin(), angles.sin()], -1).unsqueeze(1));
     }
 
@@ -158,7 +158,7 @@ internal static class ReferenceChecks
     /// (t, t) true where a key is hidden.
     public static Tensor CausalMask(int count, int? window = null)
     {
-        var (query, key) = (arange(count).unsqueeze(1), arange(count).unsqueeze(0));
+        var (query, key) = (Serving.Engine.HeldScalars.Range(0, count).unsqueeze(1), Serving.Engine.HeldScalars.Range(0, count).unsqueeze(0));
         var hidden = key > query;
         return window is { } w ? hidden.logical_or(key <= query - w) : hidden;
     }
@@ -173,7 +173,7 @@ internal static class ReferenceChecks
         var values = v.repeat_interleave(repeat, 1).permute(1, 0, 2);                              // (H, t, D)
         var scores = q.permute(1, 0, 2).matmul(keys) * scale;                                      // (H, t, t)
         if (softcap is { } cap) scores = (scores / cap).tanh() * cap;
-        var attended = scores.masked_fill(hidden, double.NegativeInfinity).softmax(-1).matmul(values);   // (H, t, D)
+        var attended = scores.masked_fill(hidden, Serving.Engine.HeldScalars.MinusInfinity).softmax(-1).matmul(values);   // (H, t, D)
         return attended.permute(1, 0, 2).reshape(t, heads * dim);
     }
 

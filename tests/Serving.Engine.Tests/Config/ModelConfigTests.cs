@@ -98,7 +98,7 @@ public sealed class ModelConfigTests
     public void FrequenciesAreTransformersFloat32Bits()
     {
         // transformers: 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim)), in float32 on the CPU
-        using var exponents = TorchSharp.torch.arange(0, 128, 2, dtype: TorchSharp.torch.ScalarType.Int64).to_type(TorchSharp.torch.ScalarType.Float32) / 128;
+        using var exponents = Serving.Engine.HeldScalars.Range(0, 128, 2).to_type(TorchSharp.torch.ScalarType.Float32) / 128;
         using var powers = TorchSharp.torch.tensor(500000f).pow(exponents);
         using var expected = powers.reciprocal();
         var frequencies = RopeFrequencies.Of(new RopeConfig { Theta = 500000 }, 128);

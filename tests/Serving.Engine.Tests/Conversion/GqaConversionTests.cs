@@ -79,7 +79,7 @@ public sealed class GqaConversionTests(ITestOutputHelper output)
         using var scope = NewDisposeScope();
         var weight = tensor(new float[] { 1, 10, 3, 30, 5, 50, 7, 70 }).view(4, 2);
         Assert.Equal(new float[] { 1, 10, 5, 50 }, GqaConversion.PoolHeads(weight, 4, 1, 2, KVHeadInit.FirstHead).data<float>().ToArray());
-        var large = randn(64, 32).mul_(3.0);
+        var large = randn(64, 32) * 3.0;
         using var generator = new TorchSharp.torch.Generator(7);
         var random = GqaConversion.PoolHeads(large, 8, 8, 2, KVHeadInit.Random, generator);
         Assert.Equal([16L, 32], random.shape);

@@ -1,6 +1,7 @@
 using Serving.Engine.Cuda;
 using Serving.Engine.Tests.Support;
 using Xunit.Abstractions;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Cuda;
@@ -10,6 +11,8 @@ namespace Serving.Engine.Tests.Cuda;
 [Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
 public sealed class MatmulTuningTests(ITestOutputHelper output)
 {
+    static readonly Scalar NaN = float.NaN.ToScalar();   // the output before the product: every element must be written
+
     /// Every candidate cuBLASLt's heuristics rank for a decode shape gives y = x W^T: the layouts and the transpose of
     /// the bindings are right whatever kernel runs, at one row, a row stride wider than K and a ragged M.
     [GpuTheory]
@@ -33,7 +36,7 @@ public sealed class MatmulTuningTests(ITestOutputHelper output)
             Assert.NotEmpty(candidates);
             foreach (var candidate in candidates)
             {
-                var y = full(m, n, float.NaN, ScalarType.BFloat16, CUDA);
+                var y = full(m, n, NaN, ScalarType.BFloat16, CUDA);
                 problem.Run(handle, candidate, TensorPointer.Of(weight), TensorPointer.Of(x), TensorPointer.Of(y),
                     TensorPointer.Of(workspace), 32L << 20, stream.Handle);
                 AssertClose(expected, y, $"candidate {candidates.ToList().IndexOf(candidate)}");

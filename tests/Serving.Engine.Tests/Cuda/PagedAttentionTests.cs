@@ -4,6 +4,7 @@ using Serving.Engine.Model;
 using Serving.Engine.Model.Backends;
 using Serving.Engine.Tests.Support;
 using Xunit.Abstractions;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Cuda;
@@ -16,6 +17,7 @@ namespace Serving.Engine.Tests.Cuda;
 public sealed class PagedAttentionTests(ITestOutputHelper output)
 {
     const int BlockSize = 16;
+    static readonly Scalar NaN = double.NaN.ToScalar();   // the output before the kernel: every element must be written
 
     [GpuTheory]
     [InlineData(32, 8, 128, 1, "float32")]      // GQA, one partition per sequence
@@ -81,7 +83,7 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         var plan = kernels.PlanDecode(contexts.Length, contexts.Max(), concurrentBlocks);
         buffers.Upload(batch, Enumerable.Range(0, batch.NumSeqs).ToArray(), plan.PartitionSizeFor(contexts.Max()));
         var workspace = empty(plan.WorkspaceElements(numHeads, headDim), ScalarType.Float32, device);
-        var result = full(contexts.Length, numHeads * headDim, double.NaN, dtype: modelDtype, device: device);   // poisoned: every element must be written
+        var result = full(contexts.Length, numHeads * headDim, NaN, dtype: modelDtype, device: device);   // poisoned: every element must be written
         var sinks = withSinks ? Sinks(numHeads, modelDtype) : null;
         var n = batch.NumSeqs;
         kernels.PagedDecodeAttention(qkv, keys, values, buffers.DecodeSeqs(n), buffers.TokenRows(n), buffers.BlockTables(n),
@@ -142,7 +144,7 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         var prefills = tensor(Enumerable.Range(0, seqs.Length).SelectMany(s => new[] { s, batch.QueryStarts[s], seqs[s].New }).ToArray(),
             dtype: ScalarType.Int32, device: device).view(seqs.Length, 3);
         var scales = tensor(new[] { 0.75f, 1.5f }, device: device);
-        var result = full(batch.NumTokens, numHeads * headDim, double.NaN, dtype: ScalarType.BFloat16, device: device);
+        var result = full(batch.NumTokens, numHeads * headDim, NaN, dtype: ScalarType.BFloat16, device: device);
         var sinks = withSinks ? Sinks(numHeads, ScalarType.BFloat16) : null;
         kernels.PagedPrefillAttention(qkv, keys, values, prefills, seqs.Max(s => s.New), buffers.BlockTables(seqs.Length),
             buffers.ContextLengths(seqs.Length), scales, result, window > 0 ? window : null, sinks);

@@ -31,7 +31,7 @@ public sealed class InProcessGroupTests
         using var group = new InProcessGroup(3);
         var results = OnEveryRank(group, communicator =>
         {
-            using var x = full(2, 2, (float)communicator.Rank);
+            using var x = ones(2, 2) * (float)communicator.Rank;
             using var all = empty(3, 2, 2);
             communicator.AllGather(x, all);
             return all.data<float>().ToArray();

@@ -24,10 +24,10 @@ public sealed class NcclTests(ITestOutputHelper output)
             using var stream = CudaStream.Create(CudaDevice.Open((int)device.index));
             stream.MakeCurrent();
             using var scope = NewDisposeScope();
-            var x = full(3, 8192, rank + 1.0, ScalarType.BFloat16, device);
+            var x = ones(3, 8192, ScalarType.BFloat16, device) * (rank + 1.0);
             group.Communicators[rank].AllReduce(x);
             var gathered = empty(2, 4, dtype: ScalarType.Float32, device: device);
-            group.Communicators[rank].AllGather(full(4, (float)rank, device: device), gathered);
+            group.Communicators[rank].AllGather(ones(4, device: device) * (float)rank, gathered);
             stream.Synchronize();
             return (Sum: x.to_type(ScalarType.Float32).cpu().data<float>().Distinct().ToArray(), Gathered: gathered.cpu().data<float>().ToArray());
         }, TaskCreationOptions.LongRunning)).ToArray();

@@ -157,7 +157,7 @@ public sealed class TensorParallelForwardTests(ITestOutputHelper output)
         RewriteTensors(directory, tensors =>
         {
             var generator = new Generator(11);
-            Tensor Bias(long rows) => randn([rows], generator: generator).mul_(0.1);
+            Tensor Bias(long rows) => randn([rows], generator: generator) * 0.1;
             for (var layer = 0; layer < config.NumHiddenLayers; layer++)
             {
                 var p = $"model.layers.{layer}.";

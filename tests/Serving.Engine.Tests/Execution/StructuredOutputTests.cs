@@ -109,7 +109,7 @@ public sealed class StructuredOutputTests
             new SamplingState(SamplingParams.Greedy, [1], [], tokenizer.EosTokenIds, grammar: grammar),
             new SamplingState(SamplingParams.Greedy, [1], [], tokenizer.EosTokenIds),
         };
-        using var logits = TorchSharp.torch.arange(vocabulary.Size, dtype: TorchSharp.torch.ScalarType.Float32).repeat(2, 1);
+        using var logits = Serving.Engine.HeldScalars.Range(0, vocabulary.Size, dtype: TorchSharp.torch.ScalarType.Float32).repeat(2, 1);
         var allowed = await AllowedTokens.StartPreparing(rows)!;
         var output = new Sampler().Sample(logits, rows, allowed);
         var allowedIds = TokenMaskTests.Allowed(grammar, vocabulary);

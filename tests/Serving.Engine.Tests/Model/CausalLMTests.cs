@@ -1,4 +1,5 @@
 using Serving.Engine.Model;
+using TorchSharp;
 using Serving.Engine.Tests.Support;
 using Xunit.Abstractions;
 
@@ -35,10 +36,11 @@ public sealed class CausalLMTests(ITestOutputHelper output)
         var reference = Fixtures.Reference(fixture);
         using var model = ModelLoader.Load(Fixtures.Dir(fixture), "float32");
         using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16);
+        using var nan = float.NaN.ToScalar();
         for (var layer = 0; layer < model.Config.NumHiddenLayers; layer++)
         {
-            cache.Keys(layer).fill_(float.NaN);
-            cache.Values(layer).fill_(float.NaN);
+            cache.Keys(layer).fill_(nan);
+            cache.Values(layer).fill_(nan);
         }
         var runner = new PagedRunner(model, cache);
         var sequences = reference.Prompts.Select(p => runner.Add(p.InputIds)).ToArray();

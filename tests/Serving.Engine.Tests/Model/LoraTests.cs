@@ -82,7 +82,7 @@ public sealed class LoraTests
         {
             var tensors = new Dictionary<string, TorchSharp.torch.Tensor>();
             using (var file = Serving.Engine.Weights.SafetensorsFile.Open(lora.Adapter.File(LoraLoader.WeightsFile)))
-                foreach (var name in file.Tensors.Keys) tensors[name] = nanWeights ? TorchSharp.torch.full_like(file.Read(name), float.NaN) : file.Read(name);
+                foreach (var name in file.Tensors.Keys) tensors[name] = nanWeights ? file.Read(name) * float.NaN : file.Read(name);
             if (extraTensor is not null)
             {
                 var (name2, shape) = extraTensor.Split(':') is [var n, var s] ? (n, s.Split('x').Select(long.Parse).ToArray()) : (extraTensor, new long[] { 4, 4 });

@@ -15,7 +15,7 @@ public sealed class SafetensorsTests
         using var scope = NewDisposeScope();
         var tensors = new Dictionary<string, Tensor>
         {
-            ["a.f32"] = arange(12, float32).view(3, 4),
+            ["a.f32"] = Serving.Engine.HeldScalars.Range(0, 12, dtype: float32).view(3, 4),
             ["b.bf16"] = linspace(-2, 2, 10).to_type(ScalarType.BFloat16),
             ["c.f16"] = linspace(-1, 1, 6).to_type(ScalarType.Float16).view(2, 3),
             ["d.empty"] = zeros(0, 5),
@@ -57,9 +57,9 @@ public sealed class SafetensorsTests
         using var scope = NewDisposeScope();
         var tensors = new Dictionary<string, Tensor>
         {
-            ["m.f32"] = arange(24, float32).view(6, 4),
-            ["m.bf16"] = arange(24, float32).view(6, 4).to_type(ScalarType.BFloat16),
-            ["v.f16"] = arange(6, float32).to_type(ScalarType.Float16),
+            ["m.f32"] = Serving.Engine.HeldScalars.Range(0, 24, dtype: float32).view(6, 4),
+            ["m.bf16"] = Serving.Engine.HeldScalars.Range(0, 24, dtype: float32).view(6, 4).to_type(ScalarType.BFloat16),
+            ["v.f16"] = Serving.Engine.HeldScalars.Range(0, 6, dtype: float32).to_type(ScalarType.Float16),
         };
         var path = dir.File(SafetensorsCheckpoint.SingleFile);
         SafetensorsWriter.Write(path, tensors);
@@ -79,7 +79,7 @@ public sealed class SafetensorsTests
         using var dir = new TempDirectory();
         using var scope = NewDisposeScope();
         SafetensorsWriter.Write(dir.File("model-00001-of-00002.safetensors"), new Dictionary<string, Tensor> { ["x"] = ones(2, 2) });
-        SafetensorsWriter.Write(dir.File("model-00002-of-00002.safetensors"), new Dictionary<string, Tensor> { ["y"] = full(3, 7f) });
+        SafetensorsWriter.Write(dir.File("model-00002-of-00002.safetensors"), new Dictionary<string, Tensor> { ["y"] = ones(3) * 7f });
         File.WriteAllText(dir.File(SafetensorsCheckpoint.IndexFile),
             """{"metadata": {}, "weight_map": {"x": "model-00001-of-00002.safetensors", "y": "model-00002-of-00002.safetensors"}}""");
         using var checkpoint = SafetensorsCheckpoint.Open(dir.Path);

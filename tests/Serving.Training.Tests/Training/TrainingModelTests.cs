@@ -73,7 +73,7 @@ public sealed class TrainingModelTests
         using var model = TrainingModel.Create(TinyCorpus.Config(numKVHeads: 2), ScalarType.Float32, CPU, 32, seed: 1);
         using var scope = NewDisposeScope();
         var first = model.Master.parameters().First();
-        using (no_grad()) model.MasterWeights.narrow(0, 0, 1).fill_(42.0);
+        using (no_grad()) model.MasterWeights.narrow(0, 0, 1).copy_(tensor(42.0f));
         Assert.Equal(42.0f, first.view(-1)[0].item<float>());
         var loss = model.Loss(tensor(TinyCorpus.Tokens(33 * 2, seed: 3)).view(2, 33));
         loss.backward();
@@ -92,7 +92,7 @@ public sealed class TrainingModelTests
         var loss = model.Loss(tensor(TinyCorpus.Tokens(33 * 2, seed: 3)).view(2, 33));
         loss.backward();
         Assert.Equal(ScalarType.Float32, model.Gradients32().dtype);
-        using (no_grad()) model.MasterWeights.add_(1.0);
+        using (no_grad()) model.MasterWeights.add_(Serving.Engine.HeldScalars.One);
         model.CopyMasterToCompute();
         var after = model.Loss(tensor(TinyCorpus.Tokens(33 * 2, seed: 3)).view(2, 33));
         Assert.NotEqual(loss.item<float>(), after.item<float>());
@@ -104,7 +104,7 @@ public sealed class TrainingModelTests
         using var model = TrainingModel.Create(TinyCorpus.Config(), ScalarType.Float32, CPU, 32, seed: 1);
         foreach (var (name, parameter) in model.Master.named_parameters())
         {
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) Assert.True(parameter.eq(1.0f).all().item<bool>(), name);
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) Assert.True(parameter.eq(Serving.Engine.HeldScalars.One).all().item<bool>(), name);
             else Assert.InRange(parameter.std().item<float>(), 0.015f, 0.025f);
         }
     }

@@ -1,6 +1,7 @@
 using Serving.Engine.Config;
 using Serving.Engine.Cuda;
 using Serving.Engine.KVCache;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model.Backends;
@@ -78,6 +79,9 @@ internal sealed class CudaBackend : DecoderBackend
 /// stream order.
 internal sealed class CudaStep : DecoderStep
 {
+    /// The least KV scale --calculate-kv-scales sets (an all-zero layer would otherwise divide by zero).
+    static readonly Scalar SmallestScale = 1e-8.ToScalar();
+
     readonly FusedKernels _kernels;
     readonly KernelProfile? _profile;
     readonly MatmulTuning? _matmuls;
@@ -190,7 +194,7 @@ internal sealed class CudaStep : DecoderStep
             var k = qkv.narrow(1, heads * dim, kvHeads * dim).abs().max();
             var v = qkv.narrow(1, (heads + kvHeads) * dim, kvHeads * dim).abs().max();
             var amax = stack([k, v]).to_type(ScalarType.Float32);
-            scales.copy_(clamp_min(amax / _cache.Dtype.MaxMagnitude, 1e-8));  // the largest value maps to the type's largest
+            scales.copy_(clamp_min(amax / _cache.Dtype.MaxMagnitude, SmallestScale));  // the largest value maps to the type's largest
         }
         _kernels.WriteKV(qkv, _slots, scales, keys, values);
         return qkv;

@@ -32,7 +32,7 @@ internal sealed class DenseStep : TorchOpsStep
         (_batch, _length) = ((int)tokens.shape[0], (int)tokens.shape[1]);
         using var scope = NewDisposeScope();
         TokenIds = tokens.reshape(-1).to_type(ScalarType.Int64);
-        var positions = arange(_length, ScalarType.Int64, tokens.device).repeat(_batch);          // (batch * length)
+        var positions = HeldScalars.Range(0, _length, device: tokens.device).repeat(_batch);          // (batch * length)
         (_cos, _sin) = (rope.Cos.index_select(0, positions).unsqueeze(1), rope.Sin.index_select(0, positions).unsqueeze(1));
         var groupSize = config.NumAttentionHeads / config.NumKeyValueHeads;
         // MHA takes SDPA's own causal path (the fused kernels); grouped queries and a window (every layer's, IsLlamaBlock)

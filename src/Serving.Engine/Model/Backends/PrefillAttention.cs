@@ -86,8 +86,8 @@ internal static class PrefillAttention
     // with a window only the window's last ones of them.
     internal static Tensor CausalMask(int queryLength, int contextLength, int groupSize, Device device, int? window = null)
     {
-        var queryPositions = arange(contextLength - queryLength, contextLength, device: device).repeat(groupSize).unsqueeze(1);
-        var columns = arange(contextLength, device: device).unsqueeze(0);
+        var queryPositions = HeldScalars.Range(contextLength - queryLength, contextLength, device: device).repeat(groupSize).unsqueeze(1);
+        var columns = HeldScalars.Range(0, contextLength, device: device).unsqueeze(0);
         var causal = columns <= queryPositions;
         return window is { } w ? causal.logical_and(columns > queryPositions - w) : causal;
     }

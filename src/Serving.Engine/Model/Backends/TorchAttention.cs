@@ -74,7 +74,7 @@ internal sealed class TorchAttention
         var grouped = q.view(s, queries, _numKVHeads, _groupSize, _headDim)
             .permute(0, 2, 3, 1, 4).reshape(s, _numKVHeads, _groupSize * queries, _headDim);    // (S, kvHeads, G * Q, headDim)
         var keys = Gather(keyPool, group, q.dtype).permute(0, 2, 3, 1);                           // (S, kvHeads, headDim, ctx)
-        var values = Gather(valuePool, group, q.dtype).permute(0, 2, 1, 3).masked_fill(stale, 0);   // (S, kvHeads, ctx, headDim)
+        var values = Gather(valuePool, group, q.dtype).permute(0, 2, 1, 3).masked_fill(stale, HeldScalars.Zero);   // (S, kvHeads, ctx, headDim)
         var scores = matmul(grouped, keys).mul_(_scale);                                          // (S, kvHeads, G * Q, ctx)
         if (_softcap is { } cap) scores = scores.div(cap).tanh_().mul_(cap);
         var context = scores.shape[3];
@@ -112,9 +112,9 @@ internal sealed class TorchAttention
         var (q, c) = (inputs.QueryLength(s), inputs.ContextLengths[s]);
         var table = inputs.BlockTables[s];
         var blocks = tensor(table.Select(b => (long)b).ToArray(), device: device).view(1, table.Length);
-        var positions = arange(c - q, c, int64, device);                          // (q)
-        var lastVisible = causal ? positions : full(q, c - 1L, int64, device);    // bidirectional: the whole prompt
-        var keyPositions = arange(table.Length * inputs.BlockSize, int64, device); // (numBlocks * blockSize)
+        var positions = HeldScalars.Range(c - q, c, device: device);               // (q)
+        var lastVisible = causal ? positions : tensor(c - 1L, device: device).expand(q);   // bidirectional: the whole prompt
+        var keyPositions = HeldScalars.Range(0, table.Length * inputs.BlockSize, device: device); // (numBlocks * blockSize)
         var (hidden, inWindow) = Masks(keyPositions, positions, lastVisible, windows);   // (q, numBlocks * blockSize) each
         // a position no query sees: hidden from every query of the chunk
         return new Group(null, inputs.QueryStarts[s], 1, q, blocks, hidden.view(1, 1, 1, q, -1),
@@ -146,7 +146,7 @@ internal sealed class TorchAttention
             for (var b = 0; b < inputs.BlockTables[seqs[i]].Length; b++)
                 table[i * numBlocks + b] = inputs.BlockTables[seqs[i]][b];
         var lastVisible = tensor(seqs.Select(s => (long)inputs.ContextLengths[s] - 1).ToArray(), device: device);  // (numSeqs)
-        var keyPositions = arange(numBlocks * inputs.BlockSize, int64, device);
+        var keyPositions = HeldScalars.Range(0, numBlocks * inputs.BlockSize, device: device);
         var (hidden, inWindow) = Masks(keyPositions, lastVisible, lastVisible, windows);   // (numSeqs, numBlocks * blockSize) each
         var rows = tensor(seqs.Select(s => (long)inputs.LastRow(s)).ToArray(), device: device);
         // one query per sequence: what it does not see, no query sees

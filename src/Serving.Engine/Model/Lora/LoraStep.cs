@@ -48,7 +48,7 @@ internal sealed class LoraStep : IDisposable
             using var rowsIn = x.index_select(0, rows);
             using var low = nn.functional.linear(rowsIn, weights.A);      // (rows, rank)
             using var update = nn.functional.linear(low, weights.B);      // (rows, out)
-            y.index_add_(0, rows, update, 1);
+            y.index_add_(0, rows, update, HeldScalars.One);
         }
         return y;
     }

@@ -1,0 +1,89 @@
+using System.Collections.Immutable;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Diagnostics;
+using Microsoft.CodeAnalysis.Operations;
+
+namespace Serving.Build;
+
+/// Reports a TorchSharp Scalar made for one call and dropped in it: a number where a tensor operation takes a Scalar
+/// (`x * 0.5`, `x.pow(2)`, `x.masked_fill(mask, 0)`), or `value.ToScalar()` written as the argument. TorchSharp reads
+/// the Scalar's native handle and calls into libtorch; nothing keeps the temporary reachable through that call, so the
+/// GC may finalize it (freeing the native value) while libtorch reads it: "Unknown scalar type", seen in CI. A Scalar
+/// someone holds (a static field, Serving.Engine.HeldScalars, a field of the object that uses it, or
+/// `using var s = value.ToScalar();` through the call) lives through the call.
+[DiagnosticAnalyzer(LanguageNames.CSharp)]
+public sealed class TemporaryScalarAnalyzer : DiagnosticAnalyzer
+{
+    public static readonly DiagnosticDescriptor TemporaryScalar = new(
+        id: "SERV0001",
+        title: "A temporary TorchSharp Scalar may be finalized during the call that reads it",
+        messageFormat: "'{0}' becomes a temporary Scalar that nothing holds through the native call; pass a held Scalar (HeldScalars, a field, or 'using var s = value.ToScalar();')",
+        category: "Reliability",
+        defaultSeverity: DiagnosticSeverity.Error,
+        isEnabledByDefault: true);
+
+    public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics => ImmutableArray.Create(TemporaryScalar);
+
+    public override void Initialize(AnalysisContext context)
+    {
+        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
+        context.EnableConcurrentExecution();
+        context.RegisterCompilationStartAction(start =>
+        {
+            var scalar = start.Compilation.GetTypeByMetadataName("TorchSharp.Scalar");
+            if (scalar is null) return;
+            start.RegisterOperationAction(c => ReportImplicit(c, scalar), OperationKind.Conversion);
+            start.RegisterOperationAction(c => ReportInlineToScalar(c, scalar), OperationKind.Invocation);
+        });
+    }
+
+    // a number (or bool) converted to a Scalar where it is passed: the conversion's result is the temporary
+    static void ReportImplicit(OperationAnalysisContext context, INamedTypeSymbol scalar)
+    {
+        var conversion = (IConversionOperation)context.Operation;
+        if (!conversion.IsImplicit || !conversion.Conversion.IsUserDefined) return;
+        if (!SymbolEqualityComparer.Default.Equals(conversion.Type, scalar)) return;
+        if (IsHeld(conversion)) return;
+        context.ReportDiagnostic(Diagnostic.Create(TemporaryScalar, conversion.Syntax.GetLocation(), conversion.Operand.Syntax.ToString()));
+    }
+
+    // value.ToScalar() written straight into a call's arguments
+    static void ReportInlineToScalar(OperationAnalysisContext context, INamedTypeSymbol scalar)
+    {
+        var invocation = (IInvocationOperation)context.Operation;
+        if (invocation.TargetMethod.Name != "ToScalar" || !SymbolEqualityComparer.Default.Equals(invocation.Type, scalar)) return;
+        if (IsHeld(invocation)) return;
+        context.ReportDiagnostic(Diagnostic.Create(TemporaryScalar, invocation.Syntax.GetLocation(), invocation.Syntax.ToString()));
+    }
+
+    // Held rather than passed: a field's or property's initializer or assignment, a `using` local, a return (the caller
+    // holds what a factory makes), or an element of a collection or tuple so held. A plain local is not held: the JIT
+    // ends its life at its last read, which may be the read of the handle before the native call.
+    static bool IsHeld(IOperation made)
+    {
+        var parent = made.Parent;
+        while (parent is IConversionOperation or IParenthesizedOperation or IConditionalAccessOperation) parent = parent.Parent;
+        return parent switch
+        {
+            IFieldInitializerOperation or IPropertyInitializerOperation or IReturnOperation => true,
+            IVariableInitializerOperation initializer => IsUsingLocal(initializer),
+            ISimpleAssignmentOperation assignment => assignment.Target is IFieldReferenceOperation or IPropertyReferenceOperation,
+            IDeconstructionAssignmentOperation deconstruction => deconstruction.Target is ITupleOperation targets
+                && targets.Elements.All(e => e is IFieldReferenceOperation or IPropertyReferenceOperation),
+            IArrayInitializerOperation or ITupleOperation or ICollectionExpressionOperation => IsHeld(parent),
+            IArrayCreationOperation => IsHeld(parent),
+            _ => false,
+        };
+    }
+
+    static bool IsUsingLocal(IVariableInitializerOperation initializer)
+    {
+        for (var node = initializer.Parent; node is not null; node = node.Parent)
+        {
+            if (node is IUsingDeclarationOperation or IUsingOperation) return true;
+            if (node is not (IVariableDeclaratorOperation or IVariableDeclarationOperation or IVariableDeclarationGroupOperation)) return false;
+        }
+        return false;
+    }
+}

@@ -1,0 +1,60 @@
+using System.Collections.Immutable;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.Diagnostics;
+using Serving.Build;
+
+namespace Serving.Deploy.Tests.Build;
+
+/// SERV0001 (build/ScalarAnalyzer), run on code against the real TorchSharp: a number or an inline ToScalar() passed
+/// where a call takes a Scalar is reported, at each such operand; a Scalar held through the call (a static field, a
+/// `using` local, a field assigned in a constructor, a factory's return) and the numeric overloads TorchSharp itself
+/// holds (`x * 0.5`) are not; a plain local is (nothing holds it past its last read).
+public sealed class TemporaryScalarAnalyzerTests
+{
+    [Fact]
+    public async Task ATemporaryScalarIsReportedWhereItIsPassedAndAHeldOneIsNot()
+    {
+        var reported = await ReportedOperandsAsync("""
+            using TorchSharp;
+            using static TorchSharp.torch;
+
+            sealed class Step
+            {
+                static readonly Scalar Zero = 0.ToScalar();
+                readonly Scalar _scale;
+                readonly Scalar? _cap;
+
+                Step(double scale, double? cap) => (_scale, _cap) = (scale.ToScalar(), cap?.ToScalar());
+
+                static Scalar Factory(double value) => value.ToScalar();
+
+                Tensor Run(Tensor x, Tensor mask, long length, double limit)
+                {
+                    using var bound = limit.ToScalar();
+                    var held = x.masked_fill(mask, Zero).mul(_scale).clamp_max(bound) * 0.5;
+                    var positions = arange(length, ScalarType.Int64);
+                    var filled = x.masked_fill(mask, 0);
+                    var capped = x.clamp(-limit, limit.ToScalar());
+                    var plain = limit.ToScalar();
+                    return held + positions + filled + capped + x.pow(2).mul(plain);
+                }
+            }
+            """);
+        // the plain local too: the JIT may end its life at its last read, before the native call reads its value
+        Assert.Equal(["length", "0", "-limit", "limit.ToScalar()", "limit.ToScalar()", "2"], reported);
+    }
+
+    static async Task<string[]> ReportedOperandsAsync(string source)
+    {
+        var tree = CSharpSyntaxTree.ParseText(source);
+        var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
+            .Append(typeof(TorchSharp.Scalar).Assembly.Location)
+            .Select(path => MetadataReference.CreateFromFile(path));
+        var compilation = CSharpCompilation.Create("snippet", [tree], references, new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary));
+        Assert.Empty(compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
+        var diagnostics = await compilation.WithAnalyzers(ImmutableArray.Create<DiagnosticAnalyzer>(new TemporaryScalarAnalyzer())).GetAnalyzerDiagnosticsAsync();
+        Assert.All(diagnostics, d => Assert.Equal("SERV0001", d.Id));
+        return diagnostics.OrderBy(d => d.Location.SourceSpan.Start).Select(d => d.Location.SourceTree!.ToString()[d.Location.SourceSpan.Start..d.Location.SourceSpan.End]).ToArray();
+    }
+}
