@@ -16,6 +16,7 @@ WORKDIR /src
 # Restore first, from the project files alone, so source edits reuse the restore layer.
 COPY Directory.Build.props Directory.Build.targets Directory.Packages.props ./
 COPY build/ build/
+COPY protos/ protos/
 COPY src/Serving.Engine/Serving.Engine.csproj src/Serving.Engine/
 COPY src/Serving.Server/Serving.Server.csproj src/Serving.Server/
 RUN dotnet restore src/Serving.Server/Serving.Server.csproj -r linux-x64 -p:TorchFlavour=${TORCH_FLAVOUR}

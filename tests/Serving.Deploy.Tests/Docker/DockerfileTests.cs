@@ -25,6 +25,42 @@ public sealed partial class DockerfileTests
             }
     }
 
+    /// The build stage copies everything the server's build reads through $(RepoRoot): the protos gRPC's code is
+    /// generated from, the imported targets, the analyzer project every build runs (found from the server's project,
+    /// Directory.Build.*, and each project or targets file those name in turn).
+    [Fact]
+    public void EveryPathTheServersBuildReadsIsCopiedIntoTheBuildStage()
+    {
+        var copied = Image.Instructions.Where(i => i.Keyword == "COPY" && !i.Arguments.StartsWith("--from", StringComparison.Ordinal))
+            .SelectMany(i => i.Arguments.Split(' ').SkipLast(1)).Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToList();
+        bool IsCopied(string path) => copied.Any(source => source.EndsWith('/') ? path.StartsWith(source, StringComparison.Ordinal) : path == source);
+        var pending = new Queue<string>(["Directory.Build.props", "Directory.Build.targets", "src/Serving.Server/Serving.Server.csproj"]);
+        var read = new HashSet<string>();
+        while (pending.TryDequeue(out var file))
+        {
+            if (!read.Add(file)) continue;
+            Assert.True(IsCopied(file), $"the build reads {file}, which the Dockerfile does not copy");
+            var text = File.ReadAllText(Path.Combine(RepoPaths.Root, file));
+            foreach (Match m in RepoRootPath().Matches(text))
+            {
+                var path = m.Groups[1].Value.Split('*')[0];
+                Assert.True(IsCopied(path) || IsCopied(path + "/"), $"{file} reads {path}, which the Dockerfile does not copy");
+                if (path.EndsWith(".csproj", StringComparison.Ordinal) || path.EndsWith(".targets", StringComparison.Ordinal) || path.EndsWith(".props", StringComparison.Ordinal))
+                    pending.Enqueue(path);
+            }
+            foreach (Match m in ProjectReference().Matches(text))
+                pending.Enqueue(Path.GetRelativePath(RepoPaths.Root, Path.GetFullPath(Path.Combine(RepoPaths.Root, Path.GetDirectoryName(file)!, m.Groups[1].Value))).Replace('\\', '/'));
+        }
+        Assert.Contains("src/Serving.Engine/Serving.Engine.csproj", read);
+        Assert.Contains("build/ScalarAnalyzer/ScalarAnalyzer.csproj", read);
+    }
+
+    [GeneratedRegex(@"\$\(RepoRoot\)([^""; ]+)")]
+    private static partial Regex RepoRootPath();
+
+    [GeneratedRegex(@"<ProjectReference Include=""(?!\$\(RepoRoot\))([^""]+)""")]
+    private static partial Regex ProjectReference();
+
     [Fact]
     public void OneBuildArgumentSelectsTheCudaOrCpuUbuntu2404RuntimeAndTorchFlavour()
     {
