@@ -148,7 +148,9 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
             var k = keys.view(-1, g, d).index_select(0, slots).permute(1, 2, 0);                          // (G, D, C) float64
             var v = values.view(-1, g, d).index_select(0, slots).permute(1, 0, 2);                        // (G, C, D)
             var qs = q[s].to(ScalarType.Float64).view(g, h / g, d);                                        // (G, group, D)
-            var p = softmax(qs.matmul(k) / Math.Sqrt(d), -1);                                              // (G, group, C)
+            var scores = qs.matmul(k) * kernels.AttentionScale;                                            // (G, group, C)
+            var cap = kernels.Shape.AttentionSoftcap;                                                      // gemma2's
+            var p = softmax(cap > 0 ? (scores / cap).tanh() * cap : scores, -1);
             rows.Add(p.matmul(v).reshape(1, h * d));
         }
 

@@ -11,8 +11,8 @@ namespace Serving.Engine.Architectures;
 /// GELU's tanh approximation, embeddings times sqrt(hidden_size), attention scaled by query_pre_attn_scalar^-0.5,
 /// sliding-window layers between full ones (layer_types), tied embeddings by default. Gemma 2 soft-caps the attention
 /// and final logits; Gemma 3 norms each query and key head and turns its sliding layers by rope_local_base_freq.
-/// Gemma 1 and 3 run the fused backend on CUDA (its kernels weigh the norms gemma's way, and turn the sliding layers by
-/// their own rope); Gemma 2 the plain one (ModelConfig.FusedKernelsCompute is false: its soft-capping).
+/// All three run the fused backend on CUDA: its kernels weigh the norms gemma's way, turn the sliding layers by their
+/// own rope and soft-cap Gemma 2's attention scores (ATTN_SOFTCAP).
 internal abstract class Gemma : ModelArchitecture
 {
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>

@@ -129,10 +129,11 @@ public sealed record ModelConfig
     /// with its weight applied any way (NormWeight) or cohere's LayerNorm (NormsCentered), q/k norms per head (a whole
     /// projection's are TorchSharp), rotary embedding over the first RotaryDim dimensions in halves or interleaved
     /// pairs (or none, NoRopeLayers; the sliding layers by their own LocalRope), causal attention at any scale over
-    /// the whole context or a layer's window, with sinks (on tensor cores: CudaBackend.Supports), without soft-capping.
-    /// What the decoder does around them (multipliers, sandwich norms, GeGLU, experts) is TorchSharp on either backend.
-    /// So every family runs the fused backend but gemma2 (its soft-capping), which runs the plain one, on the GPU too.
-    public bool FusedKernelsCompute => AttentionSoftcap is null && IsCausal;
+    /// the whole context or a layer's window, with sinks (on tensor cores: CudaBackend.Supports) and gemma2's
+    /// soft-capping. What the decoder does around them (multipliers, sandwich norms, GeGLU, experts, the final logits'
+    /// soft-capping) is TorchSharp on either backend. So every causal family runs the fused backend on the GPU; a
+    /// bidirectional encoder (EmbeddingGemma) runs the plain one.
+    public bool FusedKernelsCompute => IsCausal;
     /// Whether a layer's rotary embedding is LocalRope's (gemma3's sliding layers) rather than Rope's.
     public bool TurnsByLocalRope(int layer) => LocalRope is not null && LayerWindow(layer) is not null;
     /// Whether a step reads the device's results on the host before it ends (a mixture of experts copies each layer's

@@ -1,5 +1,6 @@
 using Serving.Engine.Config;
 using Serving.Engine.KVCache;
+using static System.FormattableString;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Cuda;
@@ -13,7 +14,7 @@ internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, in
         new(dtype, cacheDtype, config.HeadDim, config.RotaryDim, config.NumAttentionHeads, config.NumKeyValueHeads)
         {
             NormWeight = config.NormWeight, NormsCentered = config.NormsCentered, InterleavedRope = config.InterleavedRope,
-            RotaryPrecision = config.RotaryPrecision,
+            RotaryPrecision = config.RotaryPrecision, AttentionSoftcap = config.AttentionSoftcap ?? 0,
         };
 
     /// How the norms' weights scale the normalisation (ModelConfig.NormWeight).
@@ -22,6 +23,9 @@ internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, in
     public bool NormsCentered { get; init; }
     /// Rotary embedding in interleaved pairs (ModelConfig.InterleavedRope).
     public bool InterleavedRope { get; init; }
+    /// Attention soft-capping, cap x tanh(score / cap) on the scaled scores (ModelConfig.AttentionSoftcap: gemma2's);
+    /// 0: none.
+    public double AttentionSoftcap { get; init; }
     /// Where rotary embedding rounds (ModelConfig.RotaryPrecision).
     public RotaryPrecision RotaryPrecision { get; init; }
 
@@ -103,19 +107,27 @@ internal sealed unsafe class FusedKernels : IDisposable
     public static IReadOnlyList<string> SourceNames { get; } = ["decoder_kernels.cu", "paged_attention.cu", "paged_attention_mma.cu"];
 
     /// What the module is compiled with for a shape (decoder_kernels.cu lists them).
-    public static IReadOnlyDictionary<string, int> Defines(KernelShape shape) => new Dictionary<string, int>
+    public static IReadOnlyDictionary<string, string> Defines(KernelShape shape) => new Dictionary<string, string>
     {
-        ["ELEM_TYPE"] = TypeCode(shape.Dtype),
-        ["CACHE_TYPE"] = TypeCode(shape.CacheDtype),
-        ["HEAD_DIM"] = shape.HeadDim,
-        ["CACHE_VEC_BYTES"] = shape.CacheVectorBytes,
-        ["ROTARY_DIM"] = shape.RotaryDim,
-        ["GROUP_SIZE"] = shape.GroupSize,
-        ["NORM_WEIGHT"] = (int)shape.NormWeight,
-        ["NORM_CENTERED"] = shape.NormsCentered ? 1 : 0,
-        ["ROPE_INTERLEAVED"] = shape.InterleavedRope ? 1 : 0,
-        ["ROPE_PRECISION"] = (int)shape.RotaryPrecision,
+        ["ELEM_TYPE"] = Invariant($"{TypeCode(shape.Dtype)}"),
+        ["CACHE_TYPE"] = Invariant($"{TypeCode(shape.CacheDtype)}"),
+        ["HEAD_DIM"] = Invariant($"{shape.HeadDim}"),
+        ["CACHE_VEC_BYTES"] = Invariant($"{shape.CacheVectorBytes}"),
+        ["ROTARY_DIM"] = Invariant($"{shape.RotaryDim}"),
+        ["GROUP_SIZE"] = Invariant($"{shape.GroupSize}"),
+        ["NORM_WEIGHT"] = Invariant($"{(int)shape.NormWeight}"),
+        ["NORM_CENTERED"] = shape.NormsCentered ? "1" : "0",
+        ["ROPE_INTERLEAVED"] = shape.InterleavedRope ? "1" : "0",
+        ["ROPE_PRECISION"] = Invariant($"{(int)shape.RotaryPrecision}"),
+        ["ATTN_SOFTCAP"] = FloatLiteral(shape.AttentionSoftcap),
     };
+
+    // a C float literal: 50 -> 50.0f, 1E-05 -> 1E-05f
+    static string FloatLiteral(double value)
+    {
+        var digits = ((float)value).ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        return (digits.Contains('.') || digits.Contains('E') ? digits : digits + ".0") + "f";
+    }
 
     /// output = RMSNorm(x) * weight. x, output (numTokens, hidden); weight (hidden).
     public void RmsNorm(Tensor x, Tensor weight, Tensor output, float eps)

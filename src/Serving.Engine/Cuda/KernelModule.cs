@@ -9,7 +9,7 @@ internal sealed class KernelModule : IDisposable
     readonly CudaDevice _device;
     IntPtr _module;
 
-    public KernelModule(CudaDevice device, IReadOnlyList<string> sourceNames, IReadOnlyDictionary<string, int> defines)
+    public KernelModule(CudaDevice device, IReadOnlyList<string> sourceNames, IReadOnlyDictionary<string, string> defines)
     {
         _device = device;
         var (cubin, _) = Compile(sourceNames, defines, device.ComputeCapability);
@@ -19,7 +19,7 @@ internal sealed class KernelModule : IDisposable
 
     /// The sources (embedded, concatenated in order) compiled for sm_<paramref name="computeCapability"/> with these
     /// defines: the cubin and NVRTC's log. Needs no device (only NVRTC), so kernels can be compiled where none is.
-    public static (byte[] Cubin, string Log) Compile(IReadOnlyList<string> sourceNames, IReadOnlyDictionary<string, int> defines,
+    public static (byte[] Cubin, string Log) Compile(IReadOnlyList<string> sourceNames, IReadOnlyDictionary<string, string> defines,
         int computeCapability, params string[] extraOptions)
     {
         var source = string.Join("\n", sourceNames.Select(ReadEmbeddedSource));

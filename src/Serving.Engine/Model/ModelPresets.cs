@@ -8,10 +8,11 @@ namespace Serving.Engine.Model;
 /// (the real model), its MHA twin and an MQA variant, so their step times isolate the cost of the KV cache.
 /// llama3-70b (141 GB in bf16) is for tensor parallelism: more than one H200 holds beside a KV cache.
 /// gemma3-4b (Gemma 3 4B's text decoder: head dim 256, five sliding layers to each full one, the gemma block) times
-/// a family other than Llama on either backend. The tiny ones keep CPU smoke runs fast.
+/// a family other than Llama on either backend; gemma2-9b (Gemma 2 9B: head dim 256, every other layer sliding, soft-capped
+/// attention and logits) the kernels' soft-capping. The tiny ones keep CPU smoke runs fast.
 public static class ModelPresets
 {
-    public static IReadOnlyList<string> Names { get; } = ["llama3-8b", "llama3-8b-mha", "llama3-8b-mqa", "llama3-70b", "gemma3-4b", "tiny-gqa", "tiny-mha"];
+    public static IReadOnlyList<string> Names { get; } = ["llama3-8b", "llama3-8b-mha", "llama3-8b-mqa", "llama3-70b", "gemma3-4b", "gemma2-9b", "tiny-gqa", "tiny-mha"];
 
     public static bool IsPreset(string name) => Names.Contains(name, StringComparer.OrdinalIgnoreCase);
 
@@ -23,6 +24,7 @@ public static class ModelPresets
         "llama3-8b-mqa" => Llama3_8B(numKVHeads: 1),
         "llama3-70b" => Llama3_70B(),
         "gemma3-4b" => Gemma3_4B(),
+        "gemma2-9b" => Gemma2_9B(),
         "tiny-gqa" => Tiny(numHeads: 8, numKVHeads: 2, headDim: 32),
         "tiny-mha" => Tiny(numHeads: 4, numKVHeads: 4, headDim: 64),
         _ => throw new ArgumentException($"unknown model preset '{name}' (known: {string.Join(", ", Names)})", nameof(name)),
@@ -66,6 +68,17 @@ public static class ModelPresets
         ["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = 8.0 }, ["max_position_embeddings"] = 131072,
         ["torch_dtype"] = "bfloat16", ["bos_token_id"] = 2, ["eos_token_id"] = new JsonArray(1, 106),
     }, "the gemma3-4b preset"));
+
+    // google/gemma-2-9b's config.json, through the gemma2 reader as a checkpoint's would be read
+    static ModelConfig Gemma2_9B() => ModelConfigReader.Read(new JsonFields(new JsonObject
+    {
+        ["architectures"] = new JsonArray("Gemma2ForCausalLM"), ["model_type"] = "gemma2",
+        ["hidden_size"] = 3584, ["intermediate_size"] = 14336, ["num_hidden_layers"] = 42, ["num_attention_heads"] = 16,
+        ["num_key_value_heads"] = 8, ["head_dim"] = 256, ["vocab_size"] = 256000, ["sliding_window"] = 4096,
+        ["query_pre_attn_scalar"] = 256, ["attn_logit_softcapping"] = 50.0, ["final_logit_softcapping"] = 30.0,
+        ["max_position_embeddings"] = 8192, ["rope_theta"] = 10000.0,
+        ["torch_dtype"] = "bfloat16", ["bos_token_id"] = 2, ["eos_token_id"] = 1,
+    }, "the gemma2-9b preset"));
 
     static ModelConfig Tiny(int numHeads, int numKVHeads, int headDim) => new()
     {

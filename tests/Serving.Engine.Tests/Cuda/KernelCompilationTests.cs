@@ -48,11 +48,14 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
     [InlineData(RmsNormWeight.AfterRounding, false, true, 128, 64, 48, 2)]           // glm4: interleaved pairs over half of each head
     [InlineData(RmsNormWeight.BeforeRounding, true, true, 128, 128, 32, 8, RotaryPrecision.Float32RoundedTables)]   // cohere2: LayerNorm, interleaved pairs in float32
     [InlineData(RmsNormWeight.AfterRounding, false, true, 128, 128, 16, 2, RotaryPrecision.Float32)]               // ERNIE 4.5: float32 rope
+    [InlineData(RmsNormWeight.OffsetBeforeRounding, false, false, 256, 256, 16, 8, RotaryPrecision.ModelDtype, 50.0)]   // gemma-2-9b: soft-capped, CUDA cores
+    [InlineData(RmsNormWeight.OffsetBeforeRounding, false, false, 128, 128, 32, 16, RotaryPrecision.ModelDtype, 50.0)]  // gemma-2-27b: on tensor cores
     public Task TheFamiliesKernelsCompile(RmsNormWeight normWeight, bool centered, bool interleaved, int headDim, int rotaryDim, int heads, int kvHeads,
-        RotaryPrecision precision = RotaryPrecision.ModelDtype) =>
+        RotaryPrecision precision = RotaryPrecision.ModelDtype, double softcap = 0) =>
         CompileAndCheck(new KernelShape(ScalarType.BFloat16, KVCacheDtype.BFloat16, headDim, rotaryDim, heads, kvHeads)
         {
             NormWeight = normWeight, NormsCentered = centered, InterleavedRope = interleaved, RotaryPrecision = precision,
+            AttentionSoftcap = softcap,
         }, 90);
 
     async Task CompileAndCheck(KernelShape shape, int sm)

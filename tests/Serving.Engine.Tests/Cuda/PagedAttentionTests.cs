@@ -53,8 +53,16 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
     [InlineData(64, 8, 64, 1, "bfloat16", 0, false, true)]
     [InlineData(64, 8, 64, 1000, "bfloat16", 128, false, true)]
     [InlineData(64, 8, 64, 1000, "fp8", 0, false, true)]
+    // gemma2's soft-capping (a cap of 1 bends every score of these unit-sized ones): tokens and heads as MMA rows, the
+    // CUDA-core kernel at head dim 256 and in float32, FP8, a window
+    [InlineData(32, 16, 128, 1000, "bfloat16", 0, false, false, 1.0)]
+    [InlineData(64, 1, 64, 1000, "bfloat16", 0, false, false, 1.0)]
+    [InlineData(16, 8, 256, 1000, "bfloat16", 0, false, false, 1.0)]
+    [InlineData(32, 8, 128, 1, "float32", 0, false, false, 1.0)]
+    [InlineData(32, 8, 128, 1000, "fp8", 0, false, false, 1.0)]
+    [InlineData(32, 16, 128, 1000, "bfloat16", 300, false, false, 1.0)]
     public void MatchesFloat64Attention(int numHeads, int numKVHeads, int headDim, int concurrentBlocks, string dtype,
-        int window = 0, bool windowIsTheSpan = false, bool withSinks = false)
+        int window = 0, bool windowIsTheSpan = false, bool withSinks = false, double softcap = 0)
     {
         var (modelDtype, cacheDtype) = dtype switch
         {
@@ -67,8 +75,9 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         using var stream = CudaStream.Create(CudaDevice.Open(0));
         stream.MakeCurrent();
         using var kernels = new FusedKernels(CudaDevice.Open(0), stream.Handle,
-            new KernelShape(modelDtype, cacheDtype, headDim, headDim, numHeads, numKVHeads), attentionSpan: windowIsTheSpan ? window : null);
-        Assert.Equal(modelDtype != ScalarType.Float32, kernels.TensorCoreAttention);
+            new KernelShape(modelDtype, cacheDtype, headDim, headDim, numHeads, numKVHeads) { AttentionSoftcap = softcap },
+            attentionSpan: windowIsTheSpan ? window : null);
+        Assert.Equal(modelDtype != ScalarType.Float32 && headDim <= 128, kernels.TensorCoreAttention);
         using var scope = NewDisposeScope();
         var numBlocks = contexts.Sum(c => (c + BlockSize - 1) / BlockSize);
         var blocks = Enumerable.Range(0, numBlocks).OrderBy(b => (b * 7919) % numBlocks).ToArray();  // scattered
@@ -91,9 +100,9 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         stream.Synchronize();
 
         var expected = Reference(qkv.narrow(1, 0, numHeads * headDim), KVPoolValues.Decoded(keys, cacheDtype), KVPoolValues.Decoded(values, cacheDtype), contexts, tables,
-            numHeads, numKVHeads, headDim, window, sinks);
+            numHeads, numKVHeads, headDim, window, sinks, softcap);
         var relative = ((result.to(ScalarType.Float64) - expected).norm() / expected.norm()).item<double>();
-        output.WriteLine($"{dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}, window {window}, sinks {withSinks}, {plan.NumPartitions} partitions: relative error {relative:E2}");
+        output.WriteLine($"{dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}, window {window}, sinks {withSinks}, softcap {softcap}, {plan.NumPartitions} partitions: relative error {relative:E2}");
         // bfloat16 output and probabilities rounded to 16 bits for the P.V product: about 2^-8 per element
         Assert.True(relative < (dtype == "float32" ? 1e-5 : 1e-2), $"relative error {relative}");
     }
@@ -118,7 +127,10 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
     [InlineData(64, 8, 64, "bfloat16", 0, true)]     // gpt-oss's sinks
     [InlineData(64, 8, 64, "bfloat16", 128, true)]
     [InlineData(64, 8, 64, "fp8", 0, true)]
-    public void PrefillMatchesFloat64CausalAttention(int numHeads, int numKVHeads, int headDim, string dtype, int window = 0, bool withSinks = false)
+    [InlineData(32, 16, 128, "bfloat16", 0, false, 1.0)]   // gemma2's soft-capping
+    [InlineData(32, 8, 128, "fp8", 100, false, 1.0)]
+    public void PrefillMatchesFloat64CausalAttention(int numHeads, int numKVHeads, int headDim, string dtype, int window = 0, bool withSinks = false,
+        double softcap = 0)
     {
         // (context before this step, new tokens): a whole prompt, chunked prefills after cached context, one token
         (int Cached, int New)[] seqs = [(0, 37), (100, 17), (0, 1), (513, 300), (2000, 64)];
@@ -127,7 +139,7 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         using var stream = CudaStream.Create(CudaDevice.Open(0));
         stream.MakeCurrent();
         using var kernels = new FusedKernels(CudaDevice.Open(0), stream.Handle,
-            new KernelShape(ScalarType.BFloat16, cacheDtype, headDim, headDim, numHeads, numKVHeads));
+            new KernelShape(ScalarType.BFloat16, cacheDtype, headDim, headDim, numHeads, numKVHeads) { AttentionSoftcap = softcap });
         using var scope = NewDisposeScope();
         var contexts = seqs.Select(s => s.Cached + s.New).ToArray();
         var numBlocks = contexts.Sum(c => (c + BlockSize - 1) / BlockSize);
@@ -157,10 +169,10 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
             for (var i = 0; i < seqs[s].New; i++)
             {
                 var position = seqs[s].Cached + i;   // sees positions 0 .. position
-                expected.Add(Reference(q[batch.QueryStarts[s] + i].unsqueeze(0), k64, v64, [position + 1], [tables[s]], numHeads, numKVHeads, headDim, window, sinks));
+                expected.Add(Reference(q[batch.QueryStarts[s] + i].unsqueeze(0), k64, v64, [position + 1], [tables[s]], numHeads, numKVHeads, headDim, window, sinks, softcap));
             }
         var relative = ((result.to(ScalarType.Float64) - cat(expected, 0)).norm() / cat(expected, 0).norm()).item<double>();
-        output.WriteLine($"prefill {dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}, window {window}, sinks {withSinks}: relative error {relative:E2}");
+        output.WriteLine($"prefill {dtype}: {numHeads}/{numKVHeads} heads, dim {headDim}, window {window}, sinks {withSinks}, softcap {softcap}: relative error {relative:E2}");
         Assert.True(relative < 1e-2, $"relative error {relative}");
     }
 
@@ -170,9 +182,9 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         tensor(Enumerable.Range(0, numHeads).Select(h => h % 5 == 4 ? 6.0f : (h % 7 - 3) * 0.8f).ToArray(), device: CUDA).to(dtype);
 
     // window > 0: each query sees only its context's last `window` positions; sinks (numHeads): a logit per query head
-    // that joins its softmax as a key without a value
+    // that joins its softmax as a key without a value; softcap > 0: scores become softcap x tanh(score / softcap)
     static Tensor Reference(Tensor q, Tensor keys, Tensor values, int[] contexts, int[][] tables, int numHeads, int numKVHeads, int headDim,
-        int window = 0, Tensor? sinks = null)
+        int window = 0, Tensor? sinks = null, double softcap = 0)
     {
         var rows = new List<Tensor>();
         for (var s = 0; s < contexts.Length; s++)
@@ -183,6 +195,7 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
             var v = values.view(-1, numKVHeads, headDim).index_select(0, slots).to(ScalarType.Float64).permute(1, 0, 2); // (G, C, D)
             var grouped = q[s].to(ScalarType.Float64).view(numKVHeads, numHeads / numKVHeads, headDim);                  // (G, group, D)
             var scores = grouped.matmul(k) / Math.Sqrt(headDim);                                                         // (G, group, C)
+            if (softcap > 0) scores = (scores / softcap).tanh() * softcap;
             var p = sinks is null ? nn.functional.softmax(scores, -1)
                 : nn.functional.softmax(cat([scores, sinks.to(ScalarType.Float64).view(numKVHeads, -1, 1)], -1), -1).narrow(-1, 0, scores.size(-1));
             rows.Add(p.matmul(v).reshape(1, numHeads * headDim));

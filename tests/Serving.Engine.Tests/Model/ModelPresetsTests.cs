@@ -50,6 +50,21 @@ public sealed class ModelPresetsTests
         Assert.Equal(139264, KVCacheSpec.For(config, ScalarType.BFloat16).BytesPerToken);
     }
 
+    /// The gemma2-9b preset is read as Gemma 2 9B's config would be: every other layer sliding, both soft-caps, on the
+    /// fused backend's kernels (which soft-cap the attention).
+    [Fact]
+    public void Gemma2_9BIsTheShapeOfGooglesConfig()
+    {
+        var config = ModelPresets.Get("gemma2-9b");
+        Assert.Equal(("Gemma2ForCausalLM", 42, 3584, 14336, 16, 8, 256, 256000), (config.Architecture, config.NumHiddenLayers, config.HiddenSize,
+            config.IntermediateSize, config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, config.VocabSize));
+        Assert.Equal([4096, null, 4096, null], config.LayerWindows.Take(4));
+        Assert.Equal((50.0, 30.0, 1 / 16.0), (config.AttentionSoftcap, config.FinalLogitSoftcap, config.SoftmaxScale));
+        Assert.True(config.FusedKernelsCompute);
+        // 2 (K, V) x 42 layers x 8 KV heads x 256 x 2 bytes
+        Assert.Equal(344064, KVCacheSpec.For(config, ScalarType.BFloat16).BytesPerToken);
+    }
+
     /// Every rank draws the whole model's random values in the whole model's order and keeps its shard: a preset split
     /// over ranks is the same model as whole.
     [Theory]

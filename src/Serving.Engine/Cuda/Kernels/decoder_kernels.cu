@@ -12,6 +12,7 @@
 //   -DROPE_INTERLEAVED=0|1 rotary pairs (i, i + ROTARY_DIM/2) (Llama's rotate-half) or (2i, 2i + 1) (GLM's, cohere's, ERNIE's)
 //   -DROPE_PRECISION=0|1|2 where rotary embedding rounds (ModelConfig.RotaryPrecision): cos, sin and each product in the
 //                        element type (Llama's); in float32 by rounded cos and sin (cohere's); in float32 (ERNIE's)
+//   -DATTN_SOFTCAP=<c>f  attention soft-capping, c x tanh(score / c) on the scaled scores (gemma2's); 0.0f: none
 // No CUDA headers are included: bf16 and f16 are raw 16-bit words converted by hand or by one PTX instruction,
 // so the source compiles with any NVRTC without an include path.
 //
@@ -29,6 +30,12 @@ __device__ __forceinline__ float to_float(f16_t x) {
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.bits));
     return f;
+}
+
+// gemma2's attention soft-capping of a score in the units of cap (the attention kernels' scores are natural-log or
+// log2 units: cap is ATTN_SOFTCAP or ATTN_SOFTCAP x log2 e); the score itself without capping
+__device__ __forceinline__ float soft_cap(float score, float cap) {
+    return ATTN_SOFTCAP > 0.f ? cap * tanhf(score / cap) : score;
 }
 
 #if CACHE_TYPE == 3

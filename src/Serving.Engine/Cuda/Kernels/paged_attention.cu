@@ -63,7 +63,7 @@ __device__ void load_tile(AttentionShared& s, int stage, const cache_t* __restri
     }
 }
 
-// p[g][r] = q_g . k_r for the tile's rows, -inf past its end. Thread t scores row t % TILE against query
+// p[g][r] = q_g . k_r for the tile's rows (soft-capped where the model caps), -inf past its end. Thread t scores row t % TILE against query
 // heads t / TILE + i * SCORE_STEP, so each K vector read from shared memory serves all its heads.
 #define SCORE_STEP (ATTN_THREADS / TILE)
 #define SCORES_PER_THREAD ((GROUP_SIZE + SCORE_STEP - 1) / SCORE_STEP)
@@ -95,7 +95,7 @@ __device__ void score_tile(AttentionShared& s, int stage, int count) {
 #pragma unroll
     for (int i = 0; i < SCORES_PER_THREAD; i++) {
         const int g = g0 + i * SCORE_STEP;
-        if (g < GROUP_SIZE) s.p[g * TILE + r] = r < count ? dot[i] : NEG_INF;
+        if (g < GROUP_SIZE) s.p[g * TILE + r] = r < count ? soft_cap(dot[i], ATTN_SOFTCAP) : NEG_INF;
     }
 }
 

@@ -394,7 +394,7 @@ __device__ __forceinline__ void attend_chunk(const MmaChunkStages& stages, int s
         for (int i = 0; i < 4; i++) {
             const int token = first + n * 8 + 2 * t + (i & 1);
             const bool seen = token < (i < 2 ? limit0 : limit8) && (!windowed || token >= (i < 2 ? low0 : low8));
-            s[n][i] = seen ? s[n][i] * score_scale : NEG_INF;
+            s[n][i] = seen ? soft_cap(s[n][i] * score_scale, ATTN_SOFTCAP * LOG2E) : NEG_INF;
             chunk_max[i >> 1] = fmaxf(chunk_max[i >> 1], s[n][i]);
         }
     float alpha[2], m_sub[2];
@@ -540,7 +540,7 @@ __device__ __forceinline__ void attend_chunk_columns(const MmaChunkStages& stage
     float chunk_max[2] = {NEG_INF, NEG_INF};
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        s[i] = first + g + (i >> 1) * 8 < end ? s[i] * score_scale : NEG_INF;
+        s[i] = first + g + (i >> 1) * 8 < end ? soft_cap(s[i] * score_scale, ATTN_SOFTCAP * LOG2E) : NEG_INF;
         chunk_max[i & 1] = fmaxf(chunk_max[i & 1], s[i]);
     }
     float alpha[2];

@@ -1,4 +1,5 @@
 using Serving.Engine.Cuda;
+using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn.functional;
 
@@ -33,14 +34,16 @@ internal static class PrefillAttention
             var k = Gather(kernels, cache.Keys(layer), slots, scales[0], qkv.dtype).transpose(0, 1).unsqueeze(0);   // (1, G, C - seen, D)
             var v = Gather(kernels, cache.Values(layer), slots, scales[1], qkv.dtype).transpose(0, 1).unsqueeze(0);
             // pieces of queries small enough that SDPA's mask (G x group rows x keys) stays far below 2^31 elements
-            // (past that its memory-efficient kernel's indexing overflows); each piece sees keys up to its last query
-            var rowsPerPiece = Math.Max(1, (int)((1L << 30) / ((long)numHeads * (contextLength - seen))));
+            // (past that its memory-efficient kernel's indexing overflows), or the soft-capped scores (H x rows x keys,
+            // float32) within 256 MiB; each piece sees keys up to its last query
+            var pieceElements = kernels.Shape.AttentionSoftcap > 0 ? 1L << 26 : 1L << 30;
+            var rowsPerPiece = Math.Max(1, (int)(pieceElements / ((long)numHeads * (contextLength - seen))));
             for (var first = 0; first < queryLength; first += rowsPerPiece)
             {
                 var rows = Math.Min(rowsPerPiece, queryLength - first);
                 var keys = contextLength - queryLength + first + rows - seen;           // the piece's last query sees these
                 var attended = Attend(qkv.narrow(0, queryStart + first, rows), k.narrow(2, 0, keys), v.narrow(2, 0, keys),
-                    numHeads, numKVHeads, headDim, kernels.AttentionScale, window);
+                    numHeads, numKVHeads, headDim, kernels.AttentionScale, kernels.Shape.AttentionSoftcap, window);
                 output.narrow(0, queryStart + first, rows).copy_(attended);
             }
             contextStart += contextLength;
@@ -48,19 +51,35 @@ internal static class PrefillAttention
     }
 
     // rows (Lq, (H + 2G) D): queries at the last Lq of the keys' positions; k, v (1, G, C, D) -> (Lq, H D)
-    static Tensor Attend(Tensor rows, Tensor k, Tensor v, int numHeads, int numKVHeads, int headDim, double scale, int? window)
+    static Tensor Attend(Tensor rows, Tensor k, Tensor v, int numHeads, int numKVHeads, int headDim, double scale, double softcap, int? window)
     {
         var (queryLength, groupSize, contextLength) = ((int)rows.size(0), numHeads / numKVHeads, (int)k.size(2));
         var q = rows.narrow(1, 0, numHeads * headDim)
             .view(queryLength, numKVHeads, groupSize, headDim)
             .permute(1, 2, 0, 3).reshape(1, numKVHeads, -1, headDim);                  // (1, G, group Lq, D)
         var mask = CausalMask(queryLength, contextLength, groupSize, rows.device, window);
+        var attended = softcap > 0 ? SoftCappedAttention(q, k, v, mask, scale, softcap) : Sdpa(q, k, v, mask, scale, headDim);
+        return attended                                                                 // (1, G, group Lq, D)
+            .view(numKVHeads, groupSize, queryLength, headDim)
+            .permute(2, 0, 1, 3).reshape(queryLength, numHeads * headDim);
+    }
+
+    static Tensor Sdpa(Tensor q, Tensor k, Tensor v, Tensor mask, double scale, int headDim)
+    {
         // SDPA scales by 1 / sqrt(D) (TorchSharp's takes no scale): another scale (granite's) is folded into the queries
         var sdpaScale = 1.0 / Math.Sqrt(headDim);
         if (Math.Abs(scale - sdpaScale) > 1e-7 * sdpaScale) q = q * (scale / sdpaScale);
-        return scaled_dot_product_attention(q, k, v, mask)                               // (1, G, group Lq, D)
-            .view(numKVHeads, groupSize, queryLength, headDim)
-            .permute(2, 0, 1, 3).reshape(queryLength, numHeads * headDim);
+        return scaled_dot_product_attention(q, k, v, mask);
+    }
+
+    // SDPA has no soft-capping (gemma2's): the scores in the model dtype, as transformers computes them, then capped,
+    // masked and normalized in float32
+    static Tensor SoftCappedAttention(Tensor q, Tensor k, Tensor v, Tensor mask, double scale, double softcap)
+    {
+        using Scalar scaled = scale.ToScalar(), cap = softcap.ToScalar();
+        var scores = q.matmul(k.transpose(-2, -1)).mul_(scaled).to_type(ScalarType.Float32).div_(cap).tanh_().mul_(cap);
+        var probabilities = scores.masked_fill_(mask.logical_not(), HeldScalars.MinusInfinity).softmax(-1);
+        return probabilities.to_type(v.dtype).matmul(v);
     }
 
     // pool rows at slots, dequantized into the model dtype: (C, G, D)
