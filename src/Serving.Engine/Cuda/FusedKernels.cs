@@ -207,9 +207,12 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// The split of a decode step's attention for this device; one plan serves every layer of the step.
     /// concurrentBlocks overrides the blocks the device runs at once (tests steer the split with it).
     public DecodeAttentionPlan PlanDecode(int numDecodes, int maxContextLength, int? concurrentBlocks = null) =>
-        DecodeAttentionPlan.Create(numDecodes, maxContextLength, Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead,
-            concurrentBlocks ?? _concurrentAttentionBlocks, _attentionKernel.Granule,
-            DecodeAttentionPlan.MinPartitionTokensFor(Shape.GroupSize, Shape.CacheDtype.Size), AttentionSpan);
+        _attentionKernel.TensorCores
+            ? DecodeAttentionPlan.Create(numDecodes, maxContextLength, Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead,
+                concurrentBlocks ?? _concurrentAttentionBlocks, _attentionKernel.Granule,
+                DecodeAttentionPlan.MinPartitionTokensFor(Shape.GroupSize, Shape.CacheDtype.Size), AttentionSpan)
+            : DecodeAttentionPlan.CreateLatencyBound(numDecodes, maxContextLength, Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead,
+                concurrentBlocks ?? _concurrentAttentionBlocks, _attentionKernel.Granule, AttentionSpan);
 
     /// Whether decode attention runs on tensor cores here (see KernelShape.UsesTensorCoreAttention).
     public bool TensorCoreAttention => _attentionKernel.TensorCores;

@@ -51,6 +51,29 @@ public sealed class DecodeAttentionPlanTests
         Assert.Equal((4, 512), (mqa.NumPartitions, mqa.PartitionSize));
     }
 
+    /// The CUDA-core kernel's split (head dim 256: gemma2-9b's 8 KV heads and gemma3-4b's 4, group 2, 32-token granules,
+    /// 396 blocks at once on an H100) at the shapes measured with --attention-splits: the fastest split there, or
+    /// (batch 64) one within 8% of it.
+    [Theory]
+    [InlineData(1, 512, 8, 16)]      // measured fastest: 16 (0.72 ms; one partition 7.77)
+    [InlineData(1, 2048, 8, 32)]     // 32 (1.36; 64: 1.52)
+    [InlineData(8, 512, 8, 6)]       // 6 (1.97; 8: 2.41)
+    [InlineData(8, 2048, 8, 6)]      // 6 (6.05)
+    [InlineData(64, 2048, 8, 3)]     // 7 (43.8); 3: 44.4; one partition 64.3
+    [InlineData(1, 2048, 4, 64)]     // gemma3-4b: 64 (0.78)
+    [InlineData(8, 512, 4, 8)]       // 8 (1.12; 16: 1.21)
+    [InlineData(8, 2048, 4, 11)]     // 11 (2.93)
+    [InlineData(64, 512, 4, 3)]      // 3 (5.35)
+    [InlineData(64, 2048, 4, 3)]     // 10 (18.1); 3: 18.4; one partition 25.7
+    public void TheCudaCoreKernelSplitsByWavesOfLatencyBoundBlocks(int numSeqs, int maxContext, int numKVHeads, int expected)
+    {
+        var plan = DecodeAttentionPlan.CreateLatencyBound(numSeqs, maxContext, numKVHeads, concurrentBlocks: 396, granule: 32);
+        Assert.Equal(expected, plan.NumPartitions);
+        Assert.True(plan.NumPartitions * plan.PartitionSize >= maxContext && (plan.NumPartitions - 1) * plan.PartitionSize < maxContext);
+        // a device that runs one block at a time gains nothing from a split
+        Assert.Equal(1, DecodeAttentionPlan.CreateLatencyBound(numSeqs, maxContext, numKVHeads, concurrentBlocks: 1, granule: 32).NumPartitions);
+    }
+
     [Theory]
     [InlineData(1, 2, 256)]    // MHA
     [InlineData(4, 2, 256)]    // GQA-8 of Llama-3-8B
