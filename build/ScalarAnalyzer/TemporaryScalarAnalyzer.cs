@@ -7,7 +7,8 @@ using Microsoft.CodeAnalysis.Operations;
 namespace Serving.Build;
 
 /// Reports a TorchSharp Scalar made for one call and dropped in it: a number where a tensor operation takes a Scalar
-/// (`x * 0.5`, `x.pow(2)`, `x.masked_fill(mask, 0)`), or `value.ToScalar()` written as the argument. TorchSharp reads
+/// (`x.pow(2)`, `x.masked_fill(mask, 0)`; not `x * 0.5`, whose overload for double holds its own), a cast to Scalar or
+/// `value.ToScalar()` written as the argument. TorchSharp reads
 /// the Scalar's native handle and calls into libtorch; nothing keeps the temporary reachable through that call, so the
 /// GC may finalize it (freeing the native value) while libtorch reads it: "Unknown scalar type", seen in CI. A Scalar
 /// someone holds (a static field, Serving.Engine.HeldScalars, a field of the object that uses it, or
@@ -33,16 +34,17 @@ public sealed class TemporaryScalarAnalyzer : DiagnosticAnalyzer
         {
             var scalar = start.Compilation.GetTypeByMetadataName("TorchSharp.Scalar");
             if (scalar is null) return;
-            start.RegisterOperationAction(c => ReportImplicit(c, scalar), OperationKind.Conversion);
+            start.RegisterOperationAction(c => ReportConversion(c, scalar), OperationKind.Conversion);
             start.RegisterOperationAction(c => ReportInlineToScalar(c, scalar), OperationKind.Invocation);
         });
     }
 
-    // a number (or bool) converted to a Scalar where it is passed: the conversion's result is the temporary
-    static void ReportImplicit(OperationAnalysisContext context, INamedTypeSymbol scalar)
+    // a number (or bool) converted to a Scalar, implicitly or by a cast, where it is passed: the conversion's result is
+    // the temporary
+    static void ReportConversion(OperationAnalysisContext context, INamedTypeSymbol scalar)
     {
         var conversion = (IConversionOperation)context.Operation;
-        if (!conversion.IsImplicit || !conversion.Conversion.IsUserDefined) return;
+        if (!conversion.Conversion.IsUserDefined) return;
         if (!SymbolEqualityComparer.Default.Equals(conversion.Type, scalar)) return;
         if (IsHeld(conversion)) return;
         context.ReportDiagnostic(Diagnostic.Create(TemporaryScalar, conversion.Syntax.GetLocation(), conversion.Operand.Syntax.ToString()));

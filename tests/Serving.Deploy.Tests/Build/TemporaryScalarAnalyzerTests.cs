@@ -37,12 +37,13 @@ public sealed class TemporaryScalarAnalyzerTests
                     var filled = x.masked_fill(mask, 0);
                     var capped = x.clamp(-limit, limit.ToScalar());
                     var plain = limit.ToScalar();
-                    return held + positions + filled + capped + x.pow(2).mul(plain);
+                    var cast = x.add((Scalar)limit);
+                    return held + positions + filled + capped + cast + x.pow(2).mul(plain);
                 }
             }
             """);
         // the plain local too: the JIT may end its life at its last read, before the native call reads its value
-        Assert.Equal(["length", "0", "-limit", "limit.ToScalar()", "limit.ToScalar()", "2"], reported);
+        Assert.Equal(["length", "0", "-limit", "limit.ToScalar()", "limit.ToScalar()", "(Scalar)limit", "2"], reported);
     }
 
     static async Task<string[]> ReportedOperandsAsync(string source)

@@ -153,7 +153,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await Expect(plain.Page.Locator("#drafts-kept-fact")).ToBeHiddenAsync();
     }
 
-    /// An embedding server (--runner pooling) chats with nobody: the page says what it serves and offers no Send.
+    /// An embedding server (--runner pooling) chats with nobody: the page says what it serves and offers no message box.
     [Fact]
     public async Task AnEmbeddingServerIsShownAsOneAndOffersNoChat()
     {
@@ -162,15 +162,53 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await using var page = await fixture.OpenAsync(server: server);
         await page.WaitUntilConnectedAsync();
         await Expect(page.Notice).ToContainTextAsync("This server runs the pooling runner (--runner pooling).");
-        await Expect(page.SendButton).ToBeDisabledAsync();
-        await page.Page.GetByLabel("Model", new() { Exact = true }).SelectOptionAsync("tuned");   // picking an adapter changes nothing
-        await Expect(page.SendButton).ToBeDisabledAsync();
+        await Expect(page.SendButton).ToBeHiddenAsync();
+        await Expect(page.Composer).ToBeHiddenAsync();
+        await page.Page.GetByLabel("Model", new() { Exact = true }).SelectOptionAsync("tuned");   // picking an adapter brings no chat
+        await Expect(page.SendButton).ToBeHiddenAsync();
         await Expect(page.EngineStat("running")).ToHaveTextAsync("0");
 
         await using var plain = await fixture.OpenAsync();
         await plain.WaitUntilConnectedAsync();
         await Expect(plain.Notice).ToBeHiddenAsync();
         await Expect(plain.SendButton).ToBeEnabledAsync();
+    }
+
+    /// An embedding server's form sends one or two texts to /v1/embeddings and shows what the API answers: the
+    /// vectors' size and the two texts' cosine similarity, as computed from the API's own answer.
+    [Fact]
+    public async Task AnEmbeddingServerEmbedsTwoTextsFromItsForm()
+    {
+        string[] texts = ["The cat sat on the mat.", "A dog slept on the rug."];
+        await using var server = await RunningServer.StartAsync(["--runner", "pooling"]);
+        await using var page = await fixture.OpenAsync(server: server);
+        await page.WaitUntilConnectedAsync();
+        await Expect(page.Page.GetByRole(AriaRole.Heading, new() { Name = "Embeddings" })).ToBeVisibleAsync();
+        await page.SetAsync("Text", texts[0]);
+        await page.SetAsync("Second text (optional: their cosine similarity)", texts[1]);
+        var request = await page.Page.RunAndWaitForRequestAsync(
+            () => page.Page.GetByRole(AriaRole.Button, new() { Name = "Embed", Exact = true }).ClickAsync(),
+            r => r.Method == "POST" && r.Url.EndsWith("/v1/embeddings", StringComparison.Ordinal));
+        var sent = request.PostDataJSON()!.Value;
+        Assert.Equal(texts, sent.GetProperty("input").EnumerateArray().Select(t => t.GetString()));
+        Assert.Equal(RunningServer.Model, sent.GetProperty("model").GetString());
+
+        var (status, body) = await server.PostAsync("/v1/embeddings", new { model = RunningServer.Model, input = texts });
+        Assert.Equal(200, status);
+        var vectors = body!["data"]!.AsArray().Select(d => d!["embedding"]!.AsArray().Select(x => x!.GetValue<double>()).ToArray()).ToArray();
+        var cosine = vectors[0].Zip(vectors[1], (a, b) => a * b).Sum()
+            / Math.Sqrt(vectors[0].Sum(a => a * a) * vectors[1].Sum(b => b * b));
+        ILocator Field(string name) => page.Page.Locator($"#embed-result [data-embed={name}]");
+        await Expect(Field("dimensions")).ToHaveTextAsync(vectors[0].Length.ToString(CultureInfo.InvariantCulture));
+        await Expect(Field("cosine")).ToHaveTextAsync(cosine.ToString("F4", CultureInfo.InvariantCulture));
+        await Expect(Field("tokens")).ToHaveTextAsync(body["usage"]!["prompt_tokens"]!.ToString());
+        await Expect(page.Page.Locator("#embed-error")).ToBeHiddenAsync();
+        await page.ScreenshotAsync("playground-embeddings");
+
+        // a generating server shows no such form
+        await using var plain = await fixture.OpenAsync();
+        await plain.WaitUntilConnectedAsync();
+        await Expect(plain.Page.Locator("#embed-form")).ToBeHiddenAsync();
     }
 
     [Fact]

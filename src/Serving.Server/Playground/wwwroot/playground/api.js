@@ -73,6 +73,13 @@ export async function getJson(path, signal) {
   return response.json();
 }
 
+/// POST body as JSON and parse the JSON answer (a refusal throws its ApiError).
+export async function postJson(path, body, signal) {
+  const response = await send(path, { method: 'POST', headers: headers(true), body: JSON.stringify(body), signal });
+  if (!response.ok) throw await errorOf(response);
+  return response.json();
+}
+
 /// POST body with "stream": true and call onChunk with each event's JSON until "data: [DONE]". An error event
 /// after the stream began throws like a refusal before it. Aborting signal closes the connection, which the
 /// server takes as the client leaving: it aborts the request and frees its KV blocks.

@@ -3,6 +3,7 @@
 
 import * as api from './api.js';
 import { Conversation } from './conversation.js';
+import { EmbeddingsForm } from './embeddings.js';
 import { EnginePanel, showModel } from './panels.js';
 import { showGqa } from './gqa.js';
 import { wireTokenTips } from './tokens.js';
@@ -12,6 +13,7 @@ const $ = id => document.getElementById(id);
 
 const engine = new EnginePanel(authFailed);
 const conversation = new Conversation({ onAuthError: authFailed, onActivity: () => engine.refresh() });
+const embeddings = new EmbeddingsForm(authFailed);
 
 /// The notice under the header: auth and connection problems, which block everything else.
 function notice(kind, title, text) {
@@ -23,6 +25,7 @@ function notice(kind, title, text) {
 
 function authFailed(error) {
   conversation.setModel(null);
+  embeddings.setModel(null);
   $('model-badge').textContent = 'API key needed';
   $('key-form').classList.add('attention');
   if (api.hasKey()) {
@@ -61,13 +64,18 @@ async function connect() {
   pickModels(cards);
   engine.start();
   embeddingServer = card.model_info.runner === 'pooling';
+  $('composer').hidden = embeddingServer;
+  $('transcript-scroll').hidden = embeddingServer;
   if (embeddingServer) {
-    // a pooling server (embeddings or classification) answers no chat: say what it serves instead of failing each message
+    // a pooling server (embeddings or classification) answers no chat: say what it serves instead of failing each
+    // message, and offer its embeddings instead
     conversation.setModel(null);
+    embeddings.setModel($('model-select').value || card.id);
     notice('info', 'This server runs the pooling runner (--runner pooling).',
-      'It answers POST /v1/embeddings, /score and /rerank (a classifier: /classify); chat and completions are off.');
+      'It answers POST /v1/embeddings (the form below), /score and /rerank (a classifier: /classify); chat and completions are off.');
     return;
   }
+  embeddings.setModel(null);
   conversation.setModel($('model-select').value || card.id);
 }
 
@@ -89,7 +97,10 @@ function defaultMaxTokens(maxModelLen) {
 }
 
 /// Each number input gets a slider twin (for the mouse); the number input is the labelled control.
-$('model-select').addEventListener('change', () => { if (!embeddingServer) conversation.setModel($('model-select').value); });
+$('model-select').addEventListener('change', () => {
+  if (embeddingServer) embeddings.setModel($('model-select').value);
+  else conversation.setModel($('model-select').value);
+});
 
 function pairSliders() {
   for (const range of document.querySelectorAll('input[type=range][data-for]')) {
