@@ -27,8 +27,7 @@ internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int N
 
     /// The split for the CUDA-core kernel (paged_attention.cu: float32 models and pools, head dims the tensor cores do
     /// not take, such as gemma's 256), whose blocks are bound by the latency of their tile loop rather than by
-    /// bandwidth: a block takes about (its granules + half a granule of fixed cost) in time, and the blocks run in waves
-    /// of concurrentBlocks, so the split minimizes waves x (granules per partition + 1/2) (fewer partitions on a tie).
+    /// bandwidth: LatencyBoundPartitions for the batch, or one partition per granule of a shorter context.
     /// Measured on an H100 (Serving.Bench --attention-splits, gemma2-9b and gemma3-4b, head dim 256, batch 1 to 64,
     /// ctx 512 and 2048): this picks the fastest split or one within 8% of it at all twelve shapes, where the
     /// tensor-core rule (one wave, partitions of 256 tokens) left batch 1 at ctx 512 at 3.96 ms of attention against
@@ -37,7 +36,35 @@ internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int N
         int granule, int? attentionSpan = null)
     {
         var attended = Math.Min(maxContextLength, attentionSpan ?? int.MaxValue);
-        var granules = Math.Max(1, CeilDiv(attended, granule));
+        var partitions = LatencyBoundPartitions(numSeqs, blocksPerPartition, concurrentBlocks);
+        return Split(numSeqs, attended, Math.Min(partitions, Math.Max(1, CeilDiv(attended, granule))), granule) with { AttentionSpan = attentionSpan };
+    }
+
+    /// The CUDA-core kernel's grid for a CUDA graph of decode batches of smallestBatch to largestBatch sequences: the
+    /// most partitions an eager step of those batches up to maxContextLength plans (CreateLatencyBound), exactly that
+    /// many (the eager step's may be fewer: the replay uploads its partition size, so it sums in the eager order, and
+    /// the grid's other partitions are empty).
+    public static DecodeAttentionPlan LatencyBoundGraph(int smallestBatch, int largestBatch, int maxContextLength, int blocksPerPartition,
+        int concurrentBlocks, int granule, int? attentionSpan = null)
+    {
+        var attended = Math.Min(maxContextLength, attentionSpan ?? int.MaxValue);
+        var most = Enumerable.Range(smallestBatch, largestBatch - smallestBatch + 1)
+            .Max(n => LatencyBoundPartitions(n, blocksPerPartition, concurrentBlocks));
+        var plan = new DecodeAttentionPlan(largestBatch, 0, Math.Min(most, Math.Max(1, CeilDiv(attended, granule))), granule)
+        {
+            AttentionSpan = attentionSpan,
+        };
+        return plan with { PartitionSize = plan.PartitionSizeFor(maxContextLength) };
+    }
+
+    /// Partitions of the CUDA-core kernel for numSeqs sequences of blocksPerPartition blocks each: a block takes about
+    /// (its granules + half a granule of fixed cost) in time and the blocks run in waves of concurrentBlocks, so the
+    /// split of a reference context of LatencyBoundReferenceGranules that minimizes waves x (granules per partition +
+    /// 1/2) (fewer partitions on a tie). One count per batch, whatever the context (a shorter one takes one partition
+    /// per granule at most), so a longer context never plans fewer.
+    public static int LatencyBoundPartitions(int numSeqs, int blocksPerPartition, int concurrentBlocks)
+    {
+        const int granules = LatencyBoundReferenceGranules;
         var blocksPerSplit = (long)Math.Max(1, numSeqs) * Math.Max(1, blocksPerPartition);
         var (best, bestCost) = (1, double.MaxValue);
         for (var perPartition = granules; perPartition >= 1; perPartition--)
@@ -47,8 +74,12 @@ internal sealed record DecodeAttentionPlan(int NumSeqs, int PartitionSize, int N
             var cost = waves * (perPartition + 0.5);
             if (cost < bestCost) (best, bestCost) = (partitions, cost);
         }
-        return Split(numSeqs, attended, best, granule) with { AttentionSpan = attentionSpan };
+        return best;
     }
+
+    /// The context LatencyBoundPartitions weighs splits at: 128 granules (4096 tokens of the CUDA-core kernel's 32-token
+    /// tiles); the twelve measured shapes pick the same at 64 to 128.
+    public const int LatencyBoundReferenceGranules = 128;
 
     /// When every layer of the model slides: the largest window, the most positions a query attends to whatever its
     /// context (a sliding layer's partitions count from its window's start); null: some layer sees the whole context.

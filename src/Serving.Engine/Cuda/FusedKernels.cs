@@ -214,6 +214,15 @@ internal sealed unsafe class FusedKernels : IDisposable
             : DecodeAttentionPlan.CreateLatencyBound(numDecodes, maxContextLength, Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead,
                 concurrentBlocks ?? _concurrentAttentionBlocks, _attentionKernel.Granule, AttentionSpan);
 
+    /// The split a CUDA graph of decode batches of smallestBatch to largestBatch sequences captures, up to
+    /// maxContextLength: a grid with room for the partitions of any eager step of those batches (DecodeGraphs replays
+    /// with the eager step's partition size, so a replay sums in the eager order).
+    public DecodeAttentionPlan PlanDecodeGraph(int smallestBatch, int largestBatch, int maxContextLength) =>
+        _attentionKernel.TensorCores
+            ? PlanDecode(smallestBatch, maxContextLength) with { NumSeqs = largestBatch }
+            : DecodeAttentionPlan.LatencyBoundGraph(smallestBatch, largestBatch, maxContextLength,
+                Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead, _concurrentAttentionBlocks, _attentionKernel.Granule, AttentionSpan);
+
     /// Whether decode attention runs on tensor cores here (see KernelShape.UsesTensorCoreAttention).
     public bool TensorCoreAttention => _attentionKernel.TensorCores;
 

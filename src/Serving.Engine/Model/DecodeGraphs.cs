@@ -59,10 +59,10 @@ internal sealed class DecodeGraphs : IDisposable
         var ascending = batchSizes.Order().ToList();
         foreach (var size in batchSizes.OrderDescending())
         {
-            // the grid takes the most partitions an eager step of this graph's batches could have: the split of the
-            // smallest batch it serves (one more than the next smaller graph's) at the longest context
+            // the grid takes the most partitions an eager step of this graph's batches (one more than the next smaller
+            // graph's up to its own) could have at the longest context
             var smallest = ascending.LastOrDefault(s => s < size) + 1;
-            var plan = backend.Kernels.PlanDecode(smallest, maxContextLength) with { NumSeqs = size };
+            var plan = backend.Kernels.PlanDecodeGraph(smallest, size, maxContextLength);
             var step = backend.BeginCapture(PaddingStep(size, cache.BlockSize), cache, plan);
             backend.Buffers.UploadPadding(size, plan.PartitionSizeFor(1));           // the captured runs write no K/V
             using (var scope = NewDisposeScope()) model.Forward(step, allRows: true);   // cuBLAS handles and workspaces, outside the capture

@@ -74,6 +74,32 @@ public sealed class DecodeAttentionPlanTests
         Assert.Equal(1, DecodeAttentionPlan.CreateLatencyBound(numSeqs, maxContext, numKVHeads, concurrentBlocks: 1, granule: 32).NumPartitions);
     }
 
+    /// A CUDA graph's grid (DecodeGraphs) holds the CUDA-core split of every eager step it may replay (any batch of its
+    /// range, any context up to the longest), so a replay sums in the eager step's order; over random shapes.
+    [Fact]
+    public void ACudaCoreGraphsGridHoldsEveryEagerSplitOfItsBatches()
+    {
+        var random = new Random(7);
+        int[] kvHeads = [1, 2, 4, 8, 16, 32], concurrent = [132, 264, 396, 528, 1056, 2112];
+        for (var trial = 0; trial < 1000; trial++)
+        {
+            var (units, blocks) = (kvHeads[random.Next(kvHeads.Length)], concurrent[random.Next(concurrent.Length)]);
+            var smallest = random.Next(1, 65);
+            var largest = smallest + random.Next(0, 8);
+            var longest = random.Next(1, 8193);
+            var graph = DecodeAttentionPlan.LatencyBoundGraph(smallest, largest, longest, units, blocks, granule: 32);
+            Assert.Equal(largest, graph.NumSeqs);
+            Assert.True(graph.NumPartitions * graph.PartitionSize >= longest, "the grid covers the longest context");
+            for (var probe = 0; probe < 8; probe++)
+            {
+                var (batch, context) = (random.Next(smallest, largest + 1), random.Next(1, longest + 1));
+                var eager = DecodeAttentionPlan.CreateLatencyBound(batch, context, units, blocks, granule: 32);
+                Assert.True(eager.NumPartitions <= graph.NumPartitions,
+                    $"batch {batch} at {context} tokens splits in {eager.NumPartitions}, the graph of {smallest}..{largest} up to {longest} holds {graph.NumPartitions}");
+            }
+        }
+    }
+
     [Theory]
     [InlineData(1, 2, 256)]    // MHA
     [InlineData(4, 2, 256)]    // GQA-8 of Llama-3-8B
