@@ -116,12 +116,14 @@ internal sealed record ModelCard(string Id, long Created, string OwnedBy, string
 
 /// Our extra field of the model card (clients ignore unknown fields, as with vLLM's max_model_len): the model's
 /// shape and KV cache, so a load generator can report KV bytes per token and capacity beside its measurements, and
-/// the runner (generate or pooling), so the playground knows whether the server chats.
+/// the runner (generate or pooling) and a sequence classifier's labels (empty otherwise), so the playground knows
+/// whether the server chats, embeds or classifies.
 internal sealed record ModelInfoCard(string Architecture, int NumHiddenLayers, int NumAttentionHeads, int NumKeyValueHeads,
     int HeadDim, int VocabSize, string Dtype, string KvCacheDtype, string Device, int TensorParallelSize, int BlockSize, int NumKvBlocks,
-    long KvBytesPerToken, long KvCapacityTokens, string Runner)
+    long KvBytesPerToken, long KvCapacityTokens, string Runner, IReadOnlyList<string> Labels)
 {
     public static ModelInfoCard From(Serving.Engine.ModelInfo info) => new(info.Architecture, info.NumLayers, info.NumAttentionHeads,
         info.NumKeyValueHeads, info.HeadDim, info.VocabSize, info.Dtype, info.KVCacheDtype, info.Device, info.TensorParallelSize,
-        info.BlockSize, info.NumKVBlocks, info.KVBytesPerToken, info.KVCapacityTokens, Serving.Engine.Pooling.RunnerTypes.Name(info.Runner));
+        info.BlockSize, info.NumKVBlocks, info.KVBytesPerToken, info.KVCapacityTokens, Serving.Engine.Pooling.RunnerTypes.Name(info.Runner),
+        info.Labels);
 }

@@ -211,6 +211,34 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await Expect(plain.Page.Locator("#embed-form")).ToBeHiddenAsync();
     }
 
+    /// A sequence classifier's server (its model card lists the labels) gets the form as a classifier: one text to
+    /// /v1/classify, the labels shown by probability as the API answers them.
+    [Fact]
+    public async Task AClassifierServerClassifiesATextFromItsForm()
+    {
+        string[] labels = ["negative", "neutral", "positive"];
+        using var classifier = ClassifierFixture.Create("llama-gqa", labels);
+        await using var server = await RunningServer.StartAsync([], model: classifier.Folder.Path);
+        await using var page = await fixture.OpenAsync(server: server);
+        await Expect(page.Notice).ToContainTextAsync("It answers POST /v1/classify");
+        await Expect(page.Page.GetByRole(AriaRole.Heading, new() { Name = "Classification" })).ToBeVisibleAsync();
+        await Expect(page.Page.GetByLabel("Second text (optional: their cosine similarity)")).ToBeHiddenAsync();
+        await page.SetAsync("Text", "What a wonderful day");
+        var request = await page.Page.RunAndWaitForRequestAsync(
+            () => page.Page.GetByRole(AriaRole.Button, new() { Name = "Classify", Exact = true }).ClickAsync(),
+            r => r.Method == "POST" && r.Url.EndsWith("/v1/classify", StringComparison.Ordinal));
+        Assert.Equal("What a wonderful day", request.PostDataJSON()!.Value.GetProperty("input").GetString());
+
+        var (status, body) = await server.PostAsync("/v1/classify", new { model = RunningServer.Model, input = "What a wonderful day" });
+        Assert.Equal(200, status);
+        var probs = body!["data"]![0]!["probs"]!.AsArray().Select(p => p!.GetValue<double>()).ToArray();
+        var ranked = labels.Zip(probs).OrderByDescending(x => x.Second).ToArray();
+        var result = page.Page.Locator("#classify-result");
+        await Expect(result.Locator("dt")).ToHaveTextAsync(ranked.Select(x => x.First).ToArray());
+        await Expect(result.Locator("dd")).ToHaveTextAsync(ranked.Select(x => (100 * x.Second).ToString("F1", CultureInfo.InvariantCulture) + "%").ToArray());
+        await page.ScreenshotAsync("playground-classify");
+    }
+
     [Fact]
     public async Task ALoraAdapterIsPickedAndSentAsTheModel()
     {

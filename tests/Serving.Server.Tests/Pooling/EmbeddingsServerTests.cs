@@ -267,6 +267,9 @@ public sealed class EmbeddingsServerTests
         using var fixture = ClassifierFixture.Create("llama-gqa", ["negative", "neutral", "positive"]);
         await using var server = await RunningServer.StartAsync([], model: fixture.Folder.Path);   // auto: a classifier pools
         Assert.Equal(["negative", "neutral", "positive"], server.Engine.Info.Labels);
+        // the model card lists them (model_info.labels: what the playground's form classifies into)
+        var card = System.Text.Json.Nodes.JsonNode.Parse(await server.Http.GetStringAsync("/v1/models"))!["data"]![0]!["model_info"]!;
+        Assert.Equal(["negative", "neutral", "positive"], card["labels"]!.AsArray().Select(l => l!.GetValue<string>()));
         var (status, body) = await server.PostAsync("/v1/classify", new { model = RunningServer.Model, input = Texts });
         Assert.Equal(200, status);
         Assert.Equal("list", body!["object"]!.GetValue<string>());

@@ -3,7 +3,7 @@
 
 import * as api from './api.js';
 import { Conversation } from './conversation.js';
-import { EmbeddingsForm } from './embeddings.js';
+import { PoolingForm } from './pooling.js';
 import { EnginePanel, showModel } from './panels.js';
 import { showGqa } from './gqa.js';
 import { wireTokenTips } from './tokens.js';
@@ -13,7 +13,7 @@ const $ = id => document.getElementById(id);
 
 const engine = new EnginePanel(authFailed);
 const conversation = new Conversation({ onAuthError: authFailed, onActivity: () => engine.refresh() });
-const embeddings = new EmbeddingsForm(authFailed);
+const pooling = new PoolingForm(authFailed);
 
 /// The notice under the header: auth and connection problems, which block everything else.
 function notice(kind, title, text) {
@@ -25,7 +25,7 @@ function notice(kind, title, text) {
 
 function authFailed(error) {
   conversation.setModel(null);
-  embeddings.setModel(null);
+  pooling.setModel(null);
   $('model-badge').textContent = 'API key needed';
   $('key-form').classList.add('attention');
   if (api.hasKey()) {
@@ -70,12 +70,13 @@ async function connect() {
     // a pooling server (embeddings or classification) answers no chat: say what it serves instead of failing each
     // message, and offer its embeddings instead
     conversation.setModel(null);
-    embeddings.setModel($('model-select').value || card.id);
-    notice('info', 'This server runs the pooling runner (--runner pooling).',
-      'It answers POST /v1/embeddings (the form below), /score and /rerank (a classifier: /classify); chat and completions are off.');
+    pooling.setModel($('model-select').value || card.id, card.model_info.labels ?? []);
+    notice('info', 'This server runs the pooling runner (--runner pooling).', card.model_info.labels?.length
+      ? 'It answers POST /v1/classify (the form below) and /pooling; chat and completions are off.'
+      : 'It answers POST /v1/embeddings (the form below), /score and /rerank; chat and completions are off.');
     return;
   }
-  embeddings.setModel(null);
+  pooling.setModel(null);
   conversation.setModel($('model-select').value || card.id);
 }
 
@@ -98,7 +99,7 @@ function defaultMaxTokens(maxModelLen) {
 
 /// Each number input gets a slider twin (for the mouse); the number input is the labelled control.
 $('model-select').addEventListener('change', () => {
-  if (embeddingServer) embeddings.setModel($('model-select').value);
+  if (embeddingServer) pooling.setModel($('model-select').value, pooling.labels);
   else conversation.setModel($('model-select').value);
 });
 
