@@ -35,6 +35,7 @@ internal static class ModelInfos
             KvCapacityTokens = info.KVCapacityTokens,
             Runner = Serving.Engine.Pooling.RunnerTypes.Name(info.Runner),
             EmbeddingSize = info.EmbeddingSize,
+            Labels = { info.Labels },
         };
     }
 }

@@ -267,9 +267,10 @@ public sealed class EmbeddingsServerTests
         using var fixture = ClassifierFixture.Create("llama-gqa", ["negative", "neutral", "positive"]);
         await using var server = await RunningServer.StartAsync([], model: fixture.Folder.Path);   // auto: a classifier pools
         Assert.Equal(["negative", "neutral", "positive"], server.Engine.Info.Labels);
-        // the model card lists them (model_info.labels: what the playground's form classifies into)
+        // the model card lists them (model_info.labels: what the playground's form classifies into), and gRPC's ModelInfo
         var card = System.Text.Json.Nodes.JsonNode.Parse(await server.Http.GetStringAsync("/v1/models"))!["data"]![0]!["model_info"]!;
         Assert.Equal(["negative", "neutral", "positive"], card["labels"]!.AsArray().Select(l => l!.GetValue<string>()));
+        Assert.Equal(["negative", "neutral", "positive"], (await server.Grpc().GetModelInfoAsync(new GetModelInfoRequest())).Labels);
         var (status, body) = await server.PostAsync("/v1/classify", new { model = RunningServer.Model, input = Texts });
         Assert.Equal(200, status);
         Assert.Equal("list", body!["object"]!.GetValue<string>());
@@ -415,6 +416,7 @@ public sealed class EmbeddingsServerTests
         var info = await grpc.GetModelInfoAsync(new GetModelInfoRequest());
         Assert.Equal("pooling", info.Runner);
         Assert.Equal(server.Engine.Info.HiddenSize, info.EmbeddingSize);   // no Dense module: the hidden states' length
+        Assert.Empty(info.Labels);                                          // not a classifier
         var ids = server.Engine.Prompts.Encode(Texts[2]);
         var request = new EmbedRequest
         {
