@@ -208,10 +208,10 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// concurrentBlocks overrides the blocks the device runs at once (tests steer the split with it).
     public DecodeAttentionPlan PlanDecode(int numDecodes, int maxContextLength, int? concurrentBlocks = null) =>
         _attentionKernel.TensorCores
-            ? DecodeAttentionPlan.Create(numDecodes, maxContextLength, Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead,
+            ? DecodeAttentionPlan.Create(numDecodes, maxContextLength, AttentionBlocksPerSeq,
                 concurrentBlocks ?? _concurrentAttentionBlocks, _attentionKernel.Granule,
                 DecodeAttentionPlan.MinPartitionTokensFor(Shape.GroupSize, Shape.CacheDtype.Size), AttentionSpan)
-            : DecodeAttentionPlan.CreateLatencyBound(numDecodes, maxContextLength, Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead,
+            : DecodeAttentionPlan.CreateLatencyBound(numDecodes, maxContextLength, AttentionBlocksPerSeq,
                 concurrentBlocks ?? _concurrentAttentionBlocks, _attentionKernel.Granule, AttentionSpan);
 
     /// The split a CUDA graph of decode batches of smallestBatch to largestBatch sequences captures, up to
@@ -221,7 +221,10 @@ internal sealed unsafe class FusedKernels : IDisposable
         _attentionKernel.TensorCores
             ? PlanDecode(smallestBatch, maxContextLength) with { NumSeqs = largestBatch }
             : DecodeAttentionPlan.LatencyBoundGraph(smallestBatch, largestBatch, maxContextLength,
-                Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead, _concurrentAttentionBlocks, _attentionKernel.Granule, AttentionSpan);
+                AttentionBlocksPerSeq, _concurrentAttentionBlocks, _attentionKernel.Granule, AttentionSpan);
+
+    // thread blocks of decode attention per sequence and partition
+    int AttentionBlocksPerSeq => Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead;
 
     /// Whether decode attention runs on tensor cores here (see KernelShape.UsesTensorCoreAttention).
     public bool TensorCoreAttention => _attentionKernel.TensorCores;
@@ -257,7 +260,7 @@ internal sealed unsafe class FusedKernels : IDisposable
             &qPtr, &qStride, &kPtr, &vPtr, &seqPtr, &rowPtr, &tablePtr, &maxBlocks, &lenPtr, &blockSize, &partitionPtr, &scale,
             &windowSize, &scalePtr, &outPtr, &partOut, &partMl, &sinkPtr,
         };
-        var grid = ((uint)(Shape.NumKVHeads * _attentionKernel.BlocksPerKVHead), (uint)plan.NumSeqs, (uint)plan.NumPartitions);
+        var grid = ((uint)AttentionBlocksPerSeq, (uint)plan.NumSeqs, (uint)plan.NumPartitions);
         Launch(_attention, grid, _attentionKernel.Threads, _attentionKernel.SharedBytes, args);
         if (plan.NumPartitions > 1)
         {

@@ -1,4 +1,6 @@
 using System.Text.Json.Nodes;
+using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Sampling;
 using Serving.Engine.Tests.Support;
@@ -30,13 +32,8 @@ public sealed class GemmaTests
     }
 
     [Theory, MemberData(nameof(Families))]
-    public async Task GreedyTokensThroughTheEngineAreTheReferences(Family family)
-    {
-        using var folder = new TempDirectory();
-        var weights = Write(family, folder.Path);
-        int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3];
-        await ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder.Path, tokens => Reference(family, weights, tokens), prompt, 12);
-    }
+    public Task GreedyTokensThroughTheEngineAreTheReferences(Family family) =>
+        ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder => Write(family, folder), (weights, tokens) => Reference(family, weights, tokens), [1, 17, 305, 42, 9, 77, 480, 3], 12);
 
     [Theory]
     [InlineData("language_model.model.")]   // transformers before 4.52
@@ -99,11 +96,9 @@ public sealed class GemmaTests
     [Theory, MemberData(nameof(Families))]
     public void TheFusedKernelsComputeEveryGemma(Family family)
     {
-        using var folder = new TempDirectory();
-        Write(family, folder.Path);
-        var config = Serving.Engine.Config.ModelConfig.Load(folder.Path);
+        var config = ReferenceChecks.ConfigOf(folder => Write(family, folder));
         Assert.True(config.FusedKernelsCompute);
-        Assert.Equal(Shape(family).AttnCap ?? 0, Serving.Engine.Cuda.KernelShape.Of(config, TorchSharp.torch.ScalarType.BFloat16, Serving.Engine.KVCache.KVCacheDtype.BFloat16).AttentionSoftcap);
+        Assert.Equal(Shape(family).AttnCap ?? 0, KernelShape.Of(config, ScalarType.BFloat16, KVCacheDtype.BFloat16).AttentionSoftcap);
         Assert.Equal(Serving.Engine.Config.RmsNormWeight.OffsetBeforeRounding, config.NormWeight);
         Assert.False(config.IsLlamaBlock);
     }
@@ -324,21 +319,12 @@ public sealed class GemmaTests
 public sealed class GemmaGpuTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [GpuTheory, MemberData(nameof(GemmaTests.Families), MemberType = typeof(GemmaTests))]
-    public void TheFusedBackendComputesThemAsThePlainOne(GemmaTests.Family family)
-    {
-        using var folder = new TempDirectory();
-        GemmaTests.Write(family, folder.Path);
-        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, output.WriteLine);
-    }
+    public void TheFusedBackendComputesThemAsThePlainOne(GemmaTests.Family family) =>
+        ReferenceChecks.AssertFusedAgreesWithPlain(folder => GemmaTests.Write(family, folder), output.WriteLine);
 
     [GpuTheory, MemberData(nameof(GemmaTests.Families), MemberType = typeof(GemmaTests))]
-    public async Task OnCudaTheyAnswerAsTheReference(GemmaTests.Family family)
-    {
-        using var folder = new TempDirectory();
-        var weights = GemmaTests.Write(family, folder.Path);
-        int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3];
-        await ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder.Path, tokens => GemmaTests.Reference(family, weights, tokens), prompt, 12, device: "cuda");
-    }
+    public Task OnCudaTheyAnswerAsTheReference(GemmaTests.Family family) =>
+        ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder => GemmaTests.Write(family, folder), (weights, tokens) => GemmaTests.Reference(family, weights, tokens), [1, 17, 305, 42, 9, 77, 480, 3], 12, device: "cuda");
 
     /// EmbeddingGemma (bidirectional, so the plain backend's masks) on CUDA embeds as the float64 forward does.
     [GpuFact]

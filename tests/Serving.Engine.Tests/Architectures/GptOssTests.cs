@@ -292,19 +292,10 @@ public sealed class GptOssTests
 public sealed class GptOssGpuTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [GpuFact]
-    public void TheFusedBackendComputesItAsThePlainOne()
-    {
-        using var folder = new TempDirectory();
-        var weights = GptOssTests.Write(folder.Path);
-        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, output.WriteLine, tokens => GptOssTests.Reference(weights, tokens));
-    }
+    public void TheFusedBackendComputesItAsThePlainOne() =>
+        ReferenceChecks.AssertFusedAgreesWithPlain(GptOssTests.Write, output.WriteLine, GptOssTests.Reference);
 
     [GpuFact]
-    public async Task OnCudaItAnswersAsTheReference()
-    {
-        using var folder = new TempDirectory();
-        var weights = GptOssTests.Write(folder.Path);
-        int[] prompt = [1, 17, 305, 42, 9, 77];
-        await ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder.Path, tokens => GptOssTests.Reference(weights, tokens), prompt, 10, device: "cuda");
-    }
+    public Task OnCudaItAnswersAsTheReference() =>
+        ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(GptOssTests.Write, GptOssTests.Reference, [1, 17, 305, 42, 9, 77], 10, device: "cuda");
 }

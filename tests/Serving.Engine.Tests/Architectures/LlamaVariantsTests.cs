@@ -36,13 +36,8 @@ public sealed class LlamaVariantsTests
     }
 
     [Theory, MemberData(nameof(Families))]
-    public async Task GreedyTokensThroughTheEngineAreTheReferences(Family family)
-    {
-        using var folder = new TempDirectory();
-        var weights = Write(family, folder.Path);
-        int[] prompt = [1, 17, 305, 42, 9];
-        await ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder.Path, tokens => Reference(family, weights, tokens), prompt, 10);
-    }
+    public Task GreedyTokensThroughTheEngineAreTheReferences(Family family) =>
+        ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder => Write(family, folder), (weights, tokens) => Reference(family, weights, tokens), [1, 17, 305, 42, 9], 10);
 
     /// A sequence longer than the whole KV pool: every Mistral layer slides, so blocks go back to the pool as they fall
     /// out of the window (KVCacheManager.ReleaseOutsideWindow) and 5 + 40 tokens run in 4 blocks of 4, steps of at most
@@ -134,9 +129,7 @@ public sealed class LlamaVariantsTests
     [Theory, MemberData(nameof(Families))]
     public void TheFusedKernelsComputeEveryVariant(Family family)
     {
-        using var folder = new TempDirectory();
-        Write(family, folder.Path);
-        var config = ModelConfig.Load(folder.Path);
+        var config = ReferenceChecks.ConfigOf(folder => Write(family, folder));
         Assert.True(config.FusedKernelsCompute);
         Assert.False(config.StepWaitsForTheHost);
         Assert.Equal(family == Family.Mistral, config.IsLlamaBlock);   // training takes a window in every layer
@@ -347,19 +340,10 @@ public sealed class LlamaVariantsTests
 public sealed class LlamaVariantsGpuTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [GpuTheory, MemberData(nameof(LlamaVariantsTests.Families), MemberType = typeof(LlamaVariantsTests))]
-    public void TheFusedBackendComputesThemAsThePlainOne(LlamaVariantsTests.Family family)
-    {
-        using var folder = new TempDirectory();
-        LlamaVariantsTests.Write(family, folder.Path);
-        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, output.WriteLine);
-    }
+    public void TheFusedBackendComputesThemAsThePlainOne(LlamaVariantsTests.Family family) =>
+        ReferenceChecks.AssertFusedAgreesWithPlain(folder => LlamaVariantsTests.Write(family, folder), output.WriteLine);
 
     [GpuTheory, MemberData(nameof(LlamaVariantsTests.Families), MemberType = typeof(LlamaVariantsTests))]
-    public async Task OnCudaTheyAnswerAsTheReference(LlamaVariantsTests.Family family)
-    {
-        using var folder = new TempDirectory();
-        var weights = LlamaVariantsTests.Write(family, folder.Path);
-        int[] prompt = [1, 17, 305, 42, 9];
-        await ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder.Path, tokens => LlamaVariantsTests.Reference(family, weights, tokens), prompt, 10, device: "cuda");
-    }
+    public Task OnCudaTheyAnswerAsTheReference(LlamaVariantsTests.Family family) =>
+        ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder => LlamaVariantsTests.Write(family, folder), (weights, tokens) => LlamaVariantsTests.Reference(family, weights, tokens), [1, 17, 305, 42, 9], 10, device: "cuda");
 }

@@ -60,9 +60,7 @@ public sealed class MixtureOfExpertsTests
     [Theory, MemberData(nameof(Families))]
     public void TheFusedKernelsRunThemWithoutGraphs(Family family)
     {
-        using var folder = new TempDirectory();
-        Write(family, folder.Path);
-        var config = Serving.Engine.Config.ModelConfig.Load(folder.Path);
+        var config = ReferenceChecks.ConfigOf(folder => Write(family, folder));
         Assert.True(config.FusedKernelsCompute);
         Assert.True(config.StepWaitsForTheHost);
     }
@@ -240,21 +238,12 @@ public sealed class MixtureOfExpertsGpuTests(Xunit.Abstractions.ITestOutputHelpe
     [InlineData(MixtureOfExpertsTests.Family.Mixtral)]
     [InlineData(MixtureOfExpertsTests.Family.Qwen3Moe)]
     [InlineData(MixtureOfExpertsTests.Family.Qwen2Moe)]
-    public void TheFusedBackendComputesThemAsThePlainOne(MixtureOfExpertsTests.Family family)
-    {
-        using var folder = new TempDirectory();
-        MixtureOfExpertsTests.Write(family, folder.Path);
-        ReferenceChecks.AssertFusedAgreesWithPlain(folder.Path, output.WriteLine);
-    }
+    public void TheFusedBackendComputesThemAsThePlainOne(MixtureOfExpertsTests.Family family) =>
+        ReferenceChecks.AssertFusedAgreesWithPlain(folder => MixtureOfExpertsTests.Write(family, folder), output.WriteLine);
 
     [GpuTheory]
     [InlineData(MixtureOfExpertsTests.Family.Mixtral)]
     [InlineData(MixtureOfExpertsTests.Family.Qwen3Moe)]
-    public async Task OnCudaTheyAnswerAsTheReference(MixtureOfExpertsTests.Family family)
-    {
-        using var folder = new TempDirectory();
-        var weights = MixtureOfExpertsTests.Write(family, folder.Path);
-        int[] prompt = [1, 17, 305, 42, 9, 77];
-        await ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder.Path, tokens => MixtureOfExpertsTests.Reference(family, weights, tokens), prompt, 10, device: "cuda");
-    }
+    public Task OnCudaTheyAnswerAsTheReference(MixtureOfExpertsTests.Family family) =>
+        ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder => MixtureOfExpertsTests.Write(family, folder), (weights, tokens) => MixtureOfExpertsTests.Reference(family, weights, tokens), [1, 17, 305, 42, 9, 77], 10, device: "cuda");
 }

@@ -57,10 +57,14 @@ internal static class ReferenceChecks
     /// With the float64 reference (reference), the two may part further, as long as the fused logits stay as close to
     /// it as the plain ones (within half again their distance): gpt-oss's plain attention rounds its scores and
     /// probabilities to bfloat16 where the kernels keep float32, and its experts' routing parts at near-ties.
-    public static void AssertFusedAgreesWithPlain(string folder, Action<string> log, Func<int[], double[][]>? reference = null)
+    /// write: fills a checkpoint folder and returns the tensors it wrote, which reference reads.
+    public static void AssertFusedAgreesWithPlain(Func<string, Dictionary<string, Tensor>> write, Action<string> log,
+        Func<Dictionary<string, Tensor>, int[], double[][]>? reference = null)
     {
         int[] prompt = [1, 17, 305, 42, 9, 77, 480, 3, 250, 11], forced = [64, 5, 300, 12];
-        using var model = ModelLoader.Load(folder, "bfloat16", CUDA);
+        using var folder = new TempDirectory();
+        var weights = write(folder.Path);
+        using var model = ModelLoader.Load(folder.Path, "bfloat16", CUDA);
         Assert.True(model.FusedKernelsActive());
         using var cache = model.CreateKVCache(numBlocks: 32, blockSize: 4);
         List<float[]> Run(bool fused)
@@ -95,7 +99,7 @@ internal static class ReferenceChecks
             Assert.True(max <= nearTie && mean <= 0.03, $"max difference {max}, mean {mean}");
             return;
         }
-        var expected = reference([.. prompt, .. forced]);
+        var expected = reference(weights, [.. prompt, .. forced]);
         (double Max, double Mean) FromReference(List<float[]> rows)
         {
             var errors = rows.Select((row, i) => row.Select((v, j) => Math.Abs(v - expected[i][j])).ToArray()).ToArray();
@@ -107,10 +111,23 @@ internal static class ReferenceChecks
             $"fused from the reference: max {fusedError.Max}, mean {fusedError.Mean}; plain: max {plainError.Max}, mean {plainError.Mean}");
     }
 
-    /// The engine's greedy tokens for prompt from the checkpoint folder (on the CPU or on CUDA) are the reference's.
-    public static async Task AssertEngineGreedyIsTheReferencesAsync(string folder, Func<int[], double[][]> reference, int[] prompt,
-        int count, string device = "cpu") =>
-        Assert.Equal(Greedy(reference, prompt, count), await EngineGreedyAsync(folder, prompt, count, device));
+    /// The config the reader reads from the checkpoint write makes.
+    public static ModelConfig ConfigOf(Func<string, Dictionary<string, Tensor>> write)
+    {
+        using var folder = new TempDirectory();
+        write(folder.Path);
+        return ModelConfig.Load(folder.Path);
+    }
+
+    /// The engine's greedy tokens for prompt from the checkpoint write makes (on the CPU or on CUDA) are the reference's
+    /// over the tensors it wrote.
+    public static async Task AssertEngineGreedyIsTheReferencesAsync(Func<string, Dictionary<string, Tensor>> write,
+        Func<Dictionary<string, Tensor>, int[], double[][]> reference, int[] prompt, int count, string device = "cpu")
+    {
+        using var folder = new TempDirectory();
+        var weights = write(folder.Path);
+        Assert.Equal(Greedy(tokens => reference(weights, tokens), prompt, count), await EngineGreedyAsync(folder.Path, prompt, count, device));
+    }
 
     /// The engine's greedy tokens for prompt from the checkpoint folder, on the CPU or on CUDA.
     public static async Task<int[]> EngineGreedyAsync(string folder, int[] prompt, int count, string device = "cpu")

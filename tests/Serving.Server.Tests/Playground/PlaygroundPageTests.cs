@@ -202,13 +202,13 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await Expect(Field("dimensions")).ToHaveTextAsync(vectors[0].Length.ToString(CultureInfo.InvariantCulture));
         await Expect(Field("cosine")).ToHaveTextAsync(cosine.ToString("F4", CultureInfo.InvariantCulture));
         await Expect(Field("tokens")).ToHaveTextAsync(body["usage"]!["prompt_tokens"]!.ToString());
-        await Expect(page.Page.Locator("#embed-error")).ToBeHiddenAsync();
+        await Expect(page.Page.Locator("#pooling-error")).ToBeHiddenAsync();
         await page.ScreenshotAsync("playground-embeddings");
 
         // a generating server shows no such form
         await using var plain = await fixture.OpenAsync();
         await plain.WaitUntilConnectedAsync();
-        await Expect(plain.Page.Locator("#embed-form")).ToBeHiddenAsync();
+        await Expect(plain.Page.Locator("#pooling-form")).ToBeHiddenAsync();
     }
 
     /// A sequence classifier's server (its model card lists the labels) gets the form as a classifier: one text to

@@ -38,8 +38,8 @@ function authFailed(error) {
 }
 
 let retry = null;
-/// The server answers embeddings only (--runner pooling): no model, picked or not, can be chatted with.
-let embeddingServer = false;
+/// The server pools (--runner pooling: embeddings or a classifier): no model, picked or not, can be chatted with.
+let poolingServer = false;
 
 async function connect() {
   clearTimeout(retry);
@@ -63,10 +63,10 @@ async function connect() {
   showGqa(card.model_info);
   pickModels(cards);
   engine.start();
-  embeddingServer = card.model_info.runner === 'pooling';
-  $('composer').hidden = embeddingServer;
-  $('transcript-scroll').hidden = embeddingServer;
-  if (embeddingServer) {
+  poolingServer = card.model_info.runner === 'pooling';
+  $('composer').hidden = poolingServer;
+  $('transcript-scroll').hidden = poolingServer;
+  if (poolingServer) {
     // a pooling server (embeddings or classification) answers no chat: say what it serves instead of failing each
     // message, and offer its embeddings instead
     conversation.setModel(null);
@@ -99,7 +99,7 @@ function defaultMaxTokens(maxModelLen) {
 
 /// Each number input gets a slider twin (for the mouse); the number input is the labelled control.
 $('model-select').addEventListener('change', () => {
-  if (embeddingServer) pooling.setModel($('model-select').value, pooling.labels);
+  if (poolingServer) pooling.setModel($('model-select').value, pooling.labels);
   else conversation.setModel($('model-select').value);
 });
 

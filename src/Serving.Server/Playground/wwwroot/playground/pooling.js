@@ -21,7 +21,7 @@ export class PoolingForm {
     this.onAuthError = onAuthError;
     this.model = null;
     this.labels = [];
-    $('embed-form').addEventListener('submit', e => { e.preventDefault(); this.send(); });
+    $('pooling-form').addEventListener('submit', e => { e.preventDefault(); this.send(); });
   }
 
   /// Shows the form for this model (a classifier when it has labels); null hides it.
@@ -29,21 +29,21 @@ export class PoolingForm {
     this.model = model;
     this.labels = labels;
     const classifies = labels.length > 0;
-    $('embed-form').hidden = model === null;
-    $('embed-title').textContent = classifies ? 'Classification' : 'Embeddings';
-    $('embed').textContent = classifies ? 'Classify' : 'Embed';
-    $('embed-second').hidden = classifies;
+    $('pooling-form').hidden = model === null;
+    $('pooling-title').textContent = classifies ? 'Classification' : 'Embeddings';
+    $('pooling-send').textContent = classifies ? 'Classify' : 'Embed';
+    $('pooling-second').hidden = classifies;
     $('embed-result').hidden = true;
     $('classify-result').hidden = true;
   }
 
   async send() {
     const classifies = this.labels.length > 0;
-    const texts = (classifies ? [$('embed-a').value] : [$('embed-a').value, $('embed-b').value]).filter(t => t.trim() !== '');
-    if (texts.length === 0) return $('embed-a').focus();
-    const button = $('embed');
+    const texts = (classifies ? [$('pooling-text').value] : [$('pooling-text').value, $('pooling-second-text').value]).filter(t => t.trim() !== '');
+    if (texts.length === 0) return $('pooling-text').focus();
+    const button = $('pooling-send');
     button.disabled = true;
-    $('embed-error').hidden = true;
+    $('pooling-error').hidden = true;
     try {
       if (classifies) this.showLabels((await api.postJson('v1/classify', { model: this.model, input: texts[0] })).data[0]);
       else {
@@ -52,7 +52,7 @@ export class PoolingForm {
       }
     } catch (e) {
       if (e.isAuth) this.onAuthError(e);
-      const error = $('embed-error');
+      const error = $('pooling-error');
       error.textContent = `${e.title ?? 'Error'}: ${e.message}`;
       error.hidden = false;
     } finally {
