@@ -29,7 +29,7 @@ internal abstract class Gemma : ModelArchitecture
         yield return new($"{from}post_attention_layernorm.weight", [hidden], $"{to}attention_output_norm.weight");
         yield return new($"{from}pre_feedforward_layernorm.weight", [hidden], $"{to}post_attention_layernorm.weight");
         yield return new($"{from}post_feedforward_layernorm.weight", [hidden], $"{to}mlp_output_norm.weight");
-        if (!config.QkNorm) yield break;
+        if (config.QkNorm == QkNorm.None) yield break;
         foreach (var norm in LlamaLayout.HeadNorms(config, layer)) yield return norm;
     }
 
@@ -139,7 +139,7 @@ internal sealed class Gemma3 : Gemma
         return gemma with
         {
             LayerWindows = bidirectional ? [.. gemma.LayerWindows.Select(w => w / 2 + 1)] : gemma.LayerWindows,
-            QkNorm = true,
+            QkNorm = QkNorm.EachHead,
             AttentionSoftcap = json.Double("attn_logit_softcapping"),
             FinalLogitSoftcap = json.Double("final_logit_softcapping"),
             LocalRope = nested ? RopeConfig.Read(json, "sliding_attention") : new RopeConfig { Theta = json.Double("rope_local_base_freq") ?? 10000.0 },

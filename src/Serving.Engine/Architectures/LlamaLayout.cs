@@ -24,11 +24,14 @@ internal static class LlamaLayout
         return bindings;
     }
 
-    /// Qwen3's per-head q_norm and k_norm of one layer (one head_dim weight each), which Qwen3-MoE and Gemma 3 share.
+    /// The per-head q_norm and k_norm of one layer: one head_dim weight each (qwen3's, which Qwen3-MoE and Gemma 3
+    /// share), or a weight per head, (heads, head_dim) and (kv heads, head_dim) (Command R+'s).
     public static IEnumerable<WeightBinding> HeadNorms(ModelConfig config, int layer)
     {
-        foreach (var name in new[] { "q_norm", "k_norm" })
-            yield return new($"model.layers.{layer}.self_attn.{name}.weight", [config.HeadDim], $"layers.{layer}.self_attn.{name}.weight");
+        var ownWeights = config.QkNorm == QkNorm.EachHeadOwnWeight;
+        foreach (var (name, heads) in new[] { ("q_norm", config.NumAttentionHeads), ("k_norm", config.NumKeyValueHeads) })
+            yield return new($"model.layers.{layer}.self_attn.{name}.weight", ownWeights ? [heads, config.HeadDim] : [config.HeadDim],
+                $"layers.{layer}.self_attn.{name}.weight");
     }
 
     /// One layer with separate q/k/v and gate/up tensors.

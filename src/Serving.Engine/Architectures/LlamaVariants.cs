@@ -82,8 +82,7 @@ internal sealed class Olmo2 : ModelArchitecture
         {
             QkvBias = attentionBias,
             OutputBias = attentionBias,
-            QkNorm = true,
-            QkNormWholeProjection = true,
+            QkNorm = QkNorm.WholeProjection,
             PreNorms = false,
             SandwichNorms = true,
             NormWeight = RmsNormWeight.BeforeRounding,
@@ -144,8 +143,9 @@ internal sealed class Glm4 : ModelArchitecture
 
 /// CohereForCausalLM (Command R, Aya Expanse): a parallel block (attention and MLP read the same normed input, and both
 /// outputs join the residual stream at once), LayerNorm about the mean without bias (layer_norm_eps) in place of
-/// RMSNorm, rotary embedding in interleaved pairs, the logits times logit_scale, tied embeddings by default. Command R+'s
-/// per-head q/k LayerNorms (use_qk_norm) are refused.
+/// RMSNorm, rotary embedding in interleaved pairs, the logits times logit_scale, tied embeddings by default; with
+/// use_qk_norm (Command R+) the same LayerNorm over each query and key head, by a weight per head (q_norm (heads,
+/// head_dim), k_norm (kv heads, head_dim)).
 internal class Cohere : ModelArchitecture
 {
     public override string Name => "CohereForCausalLM";
@@ -157,8 +157,6 @@ internal class Cohere : ModelArchitecture
 
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
     {
-        if (json.Bool("use_qk_norm") == true)
-            throw ModelConfigException.Unsupported(json.File, "use_qk_norm", true, "false (Command R+'s per-head q/k LayerNorms are not served)");
         var attentionBias = json.Bool("attention_bias") ?? false;
         return config with
         {
@@ -171,12 +169,14 @@ internal class Cohere : ModelArchitecture
             InterleavedRope = true,
             RotaryPrecision = RotaryPrecision.Float32RoundedTables,
             LogitsMultiplier = json.Double("logit_scale") ?? 0.0625,
+            QkNorm = json.Bool("use_qk_norm") == true ? QkNorm.EachHeadOwnWeight : QkNorm.None,
         };
     }
 
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
         LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer)
-            .Where(b => !b.CheckpointName.EndsWith("post_attention_layernorm.weight", StringComparison.Ordinal)));
+            .Where(b => !b.CheckpointName.EndsWith("post_attention_layernorm.weight", StringComparison.Ordinal))
+            .Concat(config.QkNorm == QkNorm.EachHeadOwnWeight ? LlamaLayout.HeadNorms(config, layer) : []));
 }
 
 /// Cohere2ForCausalLM (Command R7B, Command A): Cohere's block, with three sliding-window layers (sliding_window, 4096)

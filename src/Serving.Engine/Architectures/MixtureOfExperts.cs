@@ -104,7 +104,7 @@ internal sealed class Qwen3Moe : ModelArchitecture
         var attentionBias = json.Bool("attention_bias") ?? false;
         var read = config with
         {
-            QkNorm = true,
+            QkNorm = QkNorm.EachHead,
             QkvBias = attentionBias,
             OutputBias = attentionBias,
             LayerWindows = ModelConfigReader.QwenLayerWindows(json, config.NumHiddenLayers),

@@ -15,7 +15,7 @@ internal sealed class Qwen3 : ModelArchitecture
         var attentionBias = json.Bool("attention_bias") ?? false;
         return config with
         {
-            QkNorm = true,
+            QkNorm = QkNorm.EachHead,
             QkvBias = attentionBias,
             OutputBias = attentionBias,
             LayerWindows = ModelConfigReader.QwenLayerWindows(json, config.NumHiddenLayers),

@@ -25,8 +25,8 @@ public sealed record ModelConfig
     /// Bias on o_proj (llama attention_bias; never for qwen2 and mistral).
     public bool OutputBias { get; init; }
     public bool MlpBias { get; init; }
-    /// RMSNorm over each query and key head before rotary embedding (qwen3's and gemma3's q_norm and k_norm).
-    public bool QkNorm { get; init; }
+    /// Which norm q and k take before rotary embedding (q_norm, k_norm), if any.
+    public QkNorm QkNorm { get; init; }
     /// The MLP's gate activation: SiLU (SwiGLU, the default) or GELU's tanh approximation (gemma's GeGLU).
     public MlpActivation Activation { get; init; } = MlpActivation.Silu;
     /// How an RMSNorm's weight scales the normalisation (Llama's: after rounding it to the dtype).
@@ -43,8 +43,6 @@ public sealed record ModelConfig
     public bool ParallelBlock { get; init; }
     /// The logits are multiplied by this (cohere's logit_scale); null: not.
     public double? LogitsMultiplier { get; init; }
-    /// q_norm and k_norm over each head (qwen3, gemma3) or over the whole projection, every head at once (olmo2).
-    public bool QkNormWholeProjection { get; init; }
     /// The embeddings are multiplied by this (gemma's sqrt(hidden_size), granite's embedding_multiplier); null: not.
     public double? EmbeddingMultiplier { get; init; }
     /// Whether the multiplier is rounded to the model's dtype before it multiplies (gemma's: sqrt(3072) = 55.4256 becomes
@@ -121,7 +119,7 @@ public sealed record ModelConfig
     /// plain causal attention scaled by 1 / sqrt(head_dim) with rotary positions in every layer (one window in every
     /// layer at most: mistral's), no soft-capping, sinks, multipliers or experts.
     public bool IsLlamaBlock => Activation == MlpActivation.Silu && NumExperts == 0 && NormWeight == RmsNormWeight.AfterRounding
-        && !SandwichNorms && PreNorms && !QkNormWholeProjection && EmbeddingMultiplier is null
+        && !SandwichNorms && PreNorms && (QkNorm is QkNorm.None or QkNorm.EachHead) && EmbeddingMultiplier is null
         && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.Distinct().Count() <= 1 && LocalRope is null && IsCausal
         && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0 && !InterleavedRope
         && !NormsCentered && !ParallelBlock && LogitsMultiplier is null && !AttentionSinks;
@@ -248,6 +246,20 @@ public enum RotaryPrecision
     Float32RoundedTables = 1,
     /// q and k turned in float32 by float32 cos and sin, rounded once: ERNIE 4.5's ("full precision").
     Float32 = 2,
+}
+
+/// The norm q and k take before rotary embedding (q_norm and k_norm), computed as the model's other norms are
+/// (NormWeight, NormsCentered).
+public enum QkNorm
+{
+    /// None: Llama's.
+    None,
+    /// Each head on its own, by one (head_dim) weight every head shares: qwen3's, gemma3's.
+    EachHead,
+    /// Each head on its own, by a weight of its own, (heads, head_dim): Command R+'s (cohere's use_qk_norm).
+    EachHeadOwnWeight,
+    /// All of q and all of k at once, by a weight as wide as the projection: olmo2's.
+    WholeProjection,
 }
 
 /// How an RMSNorm's weight w scales the normalisation n = x / rms(x), computed in float32 (the values are the fused

@@ -67,6 +67,7 @@ public static class ModelConfigWriter
         }
         if (config.LogitsMultiplier is { } logitScale) json["logit_scale"] = logitScale;   // cohere's
         if (config.NormsCentered) json["layer_norm_eps"] = config.RmsNormEps;
+        if (config.QkNorm == QkNorm.EachHeadOwnWeight) json["use_qk_norm"] = true;   // Command R+'s
         if (config.NumExperts > 0)   // the mixtures' fields, under every family's names
         {
             json["num_experts"] = config.NumExperts;

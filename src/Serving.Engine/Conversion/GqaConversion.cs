@@ -91,9 +91,10 @@ public static class GqaConversion
         // pooling FP8 bytes would average codes, not values
         if (config.Quantization is { } quantization)
             throw new ArgumentException($"{sourceDirectory} holds quantized weights ({quantization}); convert the unquantized checkpoint", nameof(sourceDirectory));
-        // a norm over the whole K projection (olmo2) has no heads to pool; a multimodal config keeps its heads in text_config
-        if (config.QkNormWholeProjection)
-            throw new ArgumentException($"{config.Architecture} norms k over the whole projection, which pooled heads would change", nameof(sourceDirectory));
+        // a norm over the whole K projection (olmo2) has no heads to pool, nor has one weight per K head (Command R+) a
+        // pooled weight that norms the pooled head as the group's did; a multimodal config keeps its heads in text_config
+        if (config.QkNorm is QkNorm.WholeProjection or QkNorm.EachHeadOwnWeight)
+            throw new ArgumentException($"{config.Architecture} norms k by weights of the heads themselves ({config.QkNorm}), which pooled heads would change", nameof(sourceDirectory));
         if (JsonNode.Parse(File.ReadAllText(Path.Combine(sourceDirectory, "config.json")))?["text_config"] is not null)
             throw new ArgumentException($"{sourceDirectory} is a multimodal checkpoint; convert its text decoder saved on its own", nameof(sourceDirectory));
         System.IO.Directory.CreateDirectory(targetDirectory);

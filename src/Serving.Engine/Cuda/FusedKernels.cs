@@ -147,12 +147,14 @@ internal sealed unsafe class FusedKernels : IDisposable
         Launch(_addRmsNorm, (rows, 1, 1), NormThreads(hidden), 0, args);
     }
 
-    /// RMSNorm over each query head (qWeight) and key head (kWeight) of qkv (numTokens, (H + 2G) D), in place.
+    /// RMSNorm over each query head and key head of qkv (numTokens, (H + 2G) D), in place: by qWeight and kWeight (D)
+    /// that every head shares, or (H, D) and (G, D), a weight per head.
     public void HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, float eps)
     {
         var (rows, stride, heads, kvHeads) = ((uint)qkv.size(0), (int)qkv.stride(0), Shape.NumHeads, Shape.NumKVHeads);
         var (qkvPtr, qPtr, kPtr) = (TensorPointer.Of(qkv), TensorPointer.Of(qWeight), TensorPointer.Of(kWeight));
-        void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &qPtr, &kPtr, &eps };
+        var weightHeadStride = qWeight.dim() == 2 ? Shape.HeadDim : 0;
+        void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &qPtr, &kPtr, &weightHeadStride, &eps };
         Launch(_headRmsNorm, (rows, 1, 1), 32 * (uint)Math.Min(8, heads + kvHeads), 0, args);
     }
 

@@ -72,7 +72,7 @@ public sealed class ModelShard
             throw new ModelLoadException($"--tensor-parallel-size must be at least 1, not {size}");
         if (size > 1 && model.NumExperts > 0)
             throw new ModelLoadException($"--tensor-parallel-size {size}: a mixture-of-experts model ({model.Architecture}) runs on one device");
-        if (size > 1 && model.QkNormWholeProjection)
+        if (size > 1 && model.QkNorm == QkNorm.WholeProjection)
             throw new ModelLoadException($"--tensor-parallel-size {size}: {model.Architecture} norms q and k over every head at once, so it runs on one device");
         if (model.NumAttentionHeads % size != 0)
             throw new ModelLoadException(
@@ -100,6 +100,7 @@ public sealed class ModelShard
             ParallelStyle.OutputRows => binding.Segments.Select(segment => OutputRows(binding, segment)).ToArray(),
             ParallelStyle.InputColumns => [InputColumns(binding)],
             ParallelStyle.FirstRankOnly => Rank == 0 ? [whole] : [],
+            ParallelStyle.HeadNorms => binding.Shape.Length == 1 ? [whole] : [HeadRows(binding)],
             var style => throw new InvalidOperationException($"no sharding rule for {style}"),
         };
     }
@@ -125,6 +126,14 @@ public sealed class ModelShard
                 $"cannot shard '{binding.CheckpointName}': its {segment.Kind} rows ({segment.Rows}) are not all of that kind's {WholeRows(segment.Kind)}");
         var (start, length) = RankRows(segment.Kind);
         return new ShardCopy(new TensorSlice(0, segment.Start + start, length), LocalOffset(segment.Kind));
+    }
+
+    // A weight per head (Command R+'s q/k norms, (heads, head_dim)): the rows of this rank's query or KV heads.
+    ShardCopy HeadRows(WeightBinding binding)
+    {
+        var keys = binding.ParameterName.EndsWith("k_norm.weight", StringComparison.Ordinal);
+        var (first, count) = keys ? (FirstKVHead, NumKVHeads) : (FirstHead, NumHeads);
+        return new ShardCopy(new TensorSlice(0, first, count), 0);
     }
 
     // Row parallel (o_proj, down_proj): the input columns that meet this rank's heads or ffn rows.

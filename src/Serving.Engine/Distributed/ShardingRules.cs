@@ -6,8 +6,11 @@ namespace Serving.Engine.Distributed;
 /// module).
 internal enum ParallelStyle
 {
-    /// Every rank holds all of it: the norms (input, post-attention, final, q/k head norms).
+    /// Every rank holds all of it: the norms (input, post-attention, final).
     Replicated,
+    /// The q/k norms: a weight per head, (heads, head_dim), splits as the heads do (Command R+'s); one that every head
+    /// shares, (head_dim), is whole on every rank (qwen3's).
+    HeadNorms,
     /// Column parallel: each rank holds its heads' (or its ffn slice's) output rows: qkv_proj, gate_up_proj.
     OutputRows,
     /// Row parallel: each rank holds the input columns that meet its heads (or ffn slice); the outputs are partial
@@ -31,6 +34,7 @@ internal static class ShardingRules
             => ParallelStyle.OutputRows,
         _ when Ends(parameterName, "self_attn.o_proj.weight", "mlp.down_proj.weight") => ParallelStyle.InputColumns,
         _ when Ends(parameterName, "self_attn.o_proj.bias", "mlp.down_proj.bias") => ParallelStyle.FirstRankOnly,
+        _ when Ends(parameterName, "self_attn.q_norm.weight", "self_attn.k_norm.weight") => ParallelStyle.HeadNorms,
         _ => ParallelStyle.Replicated,
     };
 

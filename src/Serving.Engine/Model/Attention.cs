@@ -7,14 +7,14 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
 
-/// Grouped-query self-attention: q, k, v in one fused projection, optional per-head RMSNorm of q and k (qwen3),
+/// Grouped-query self-attention: q, k, v in one fused projection, an optional norm of q and k (ModelConfig.QkNorm),
 /// rotary positions and the K/V write, paged attention over one KV head per group (with gpt-oss's sinks), o_proj.
 internal sealed class Attention : nn.Module
 {
     [ComponentName(Name = "qkv_proj")] readonly Linear _qkv;   // (qSize + 2 * kvSize, hidden): q rows, k rows, v rows
     [ComponentName(Name = "o_proj")] readonly Linear _output;  // (hidden, qSize)
-    [ComponentName(Name = "q_norm")] readonly RmsNorm? _queryNorm;  // (headDim), qwen3 only
-    [ComponentName(Name = "k_norm")] readonly RmsNorm? _keyNorm;    // (headDim), qwen3 only
+    [ComponentName(Name = "q_norm")] readonly RmsNorm? _queryNorm;  // (headDim), (numHeads, headDim) or (qSize): HeadNormShape
+    [ComponentName(Name = "k_norm")] readonly RmsNorm? _keyNorm;    // (headDim), (numKVHeads, headDim) or (kvSize)
     [ComponentName(Name = "sinks")] readonly Parameter? _sinks;     // (numHeads), gpt-oss only
     readonly int _layer;
 
@@ -26,15 +26,21 @@ internal sealed class Attention : nn.Module
             Target = new(layer, Lora.LoraProjection.Qkv),
         };
         _output = new Linear(config.QSize, config.HiddenSize, config.OutputBias, dtype, device) { Target = new(layer, Lora.LoraProjection.Output) };
-        if (config.QkNorm)
+        if (config.QkNorm != QkNorm.None)
         {
-            // over each head (qwen3, gemma3), or over the whole projection (olmo2)
-            _queryNorm = new RmsNorm(config.QkNormWholeProjection ? config.QSize : config.HeadDim, config.RmsNormEps, dtype, device);
-            _keyNorm = new RmsNorm(config.QkNormWholeProjection ? config.KVSize : config.HeadDim, config.RmsNormEps, dtype, device);
+            _queryNorm = new RmsNorm(HeadNormShape(config, config.NumAttentionHeads), config.RmsNormEps, dtype, device);
+            _keyNorm = new RmsNorm(HeadNormShape(config, config.NumKeyValueHeads), config.RmsNormEps, dtype, device);
         }
         if (config.AttentionSinks) _sinks = ModelParameters.Empty([config.NumAttentionHeads], dtype, device);
         RegisterComponents();
     }
+
+    static long[] HeadNormShape(ModelConfig config, int heads) => config.QkNorm switch
+    {
+        QkNorm.EachHead => [config.HeadDim],                    // one weight every head shares (qwen3, gemma3)
+        QkNorm.EachHeadOwnWeight => [heads, config.HeadDim],    // a weight per head (Command R+)
+        _ => [(long)heads * config.HeadDim],                    // the whole projection at once (olmo2)
+    };
 
     // x (numTokens, hidden) -> (numTokens, hidden)
     public Tensor Forward(DecoderStep step, Tensor x)

@@ -9,11 +9,15 @@ namespace Serving.Engine.Model;
 /// An RMSNorm's weight and epsilon; the normalisation is the step's operation (DecoderStep.RmsNorm, AddRmsNorm).
 internal sealed class RmsNorm : nn.Module
 {
-    [ComponentName(Name = "weight")] readonly Parameter _weight;  // (width)
+    [ComponentName(Name = "weight")] readonly Parameter _weight;  // (width), or a q/k norm's (heads, headDim)
 
-    public RmsNorm(long width, double eps, ScalarType dtype, Device device) : base("RmsNorm")
+    public RmsNorm(long width, double eps, ScalarType dtype, Device device) : this([width], eps, dtype, device)
     {
-        _weight = ModelParameters.Empty([width], dtype, device);
+    }
+
+    public RmsNorm(long[] shape, double eps, ScalarType dtype, Device device) : base("RmsNorm")
+    {
+        _weight = ModelParameters.Empty(shape, dtype, device);
         Eps = eps;
         RegisterComponents();
     }

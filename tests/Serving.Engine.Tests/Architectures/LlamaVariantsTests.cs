@@ -13,11 +13,12 @@ namespace Serving.Engine.Tests.Architectures;
 /// norms scaling in float32) and GLM-4 (interleaved rotary pairs over half of each head, q/k/v biases, gate_up_proj
 /// stored fused, norms on the sublayers' outputs too), Cohere (a parallel block, LayerNorm about the mean, interleaved
 /// rotary pairs, logit_scale), Cohere2 (Cohere's block, sliding layers with a window shorter than the prompts, no
-/// rotary embedding in its full layer) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
+/// rotary embedding in its full layer), Command R+ (Cohere's with use_qk_norm: LayerNorm over each query and key head by
+/// a weight per head) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
 /// engine; the config writer writes back what the reader reads.
 public sealed class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral }
+    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus }
 
     /// Cohere2's sliding window, shorter than the prompts: its layers 0-2 slide, layer 3 is full and has no rope.
     const int Cohere2Window = 3;
@@ -121,6 +122,14 @@ public sealed class LlamaVariantsTests
         ReferenceChecks.AssertConfigRoundTrips(folder.Path);
         if (family == Family.Olmo2)
             Assert.Contains("one device", Assert.Throws<ModelLoadException>(() => ModelLoader.Load(folder.Path, "float32", tensorParallelSize: 2)).Message);
+        if (family == Family.CommandRPlus)
+        {
+            Assert.Equal(QkNorm.EachHeadOwnWeight, ModelConfig.Load(folder.Path).QkNorm);
+            // a K head's own norm weight has no pooled counterpart
+            using var target = new TempDirectory();
+            Assert.Contains("EachHeadOwnWeight", Assert.Throws<ArgumentException>(() =>
+                Serving.Engine.Conversion.GqaConversion.ConvertCheckpoint(folder.Path, target.Path, 1)).Message);
+        }
     }
 
     /// Every variant is within what the fused kernels compute (granite's multipliers, smollm3's layers without rope,
@@ -167,13 +176,13 @@ public sealed class LlamaVariantsTests
             ["architectures"] = new JsonArray(family switch
             {
                 Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM",
-                Family.Glm4 => "Glm4ForCausalLM", Family.Cohere => "CohereForCausalLM", Family.Cohere2 => "Cohere2ForCausalLM",
+                Family.Glm4 => "Glm4ForCausalLM", Family.Cohere or Family.CommandRPlus => "CohereForCausalLM", Family.Cohere2 => "Cohere2ForCausalLM",
                 _ => "MistralForCausalLM",
             }),
             ["model_type"] = family switch
             {
                 Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Glm4 => "glm4",
-                Family.Cohere => "cohere", Family.Cohere2 => "cohere2", _ => "mistral",
+                Family.Cohere or Family.CommandRPlus => "cohere", Family.Cohere2 => "cohere2", _ => "mistral",
             },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0,
@@ -198,11 +207,12 @@ public sealed class LlamaVariantsTests
             config["attention_bias"] = true;
             config["partial_rotary_factor"] = 0.5;
         }
-        else if (family is Family.Cohere or Family.Cohere2)
+        else if (family is Family.Cohere or Family.Cohere2 or Family.CommandRPlus)
         {
             config["logit_scale"] = 0.25;
             config["layer_norm_eps"] = 1e-5;
             if (family == Family.Cohere2) config["sliding_window"] = Cohere2Window;   // layer_types from the pattern: 4
+            if (family == Family.CommandRPlus) config["use_qk_norm"] = true;
         }
         else if (family == Family.Mistral)
         {
@@ -238,7 +248,13 @@ public sealed class LlamaVariantsTests
                 weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
             }
             weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
-            if (family is not (Family.Cohere or Family.Cohere2)) weights[p + "post_attention_layernorm.weight"] = Norm();
+            if (family is not (Family.Cohere or Family.Cohere2 or Family.CommandRPlus)) weights[p + "post_attention_layernorm.weight"] = Norm();
+            if (family == Family.CommandRPlus)
+            {
+                // a weight per head, far enough apart that one head's weight on another would show
+                weights[p + "self_attn.q_norm.weight"] = 1 + randn([Heads, HeadDim], generator: generator) * 0.3f;
+                weights[p + "self_attn.k_norm.weight"] = 1 + randn([KVHeads, HeadDim], generator: generator) * 0.3f;
+            }
             if (family == Family.Olmo2)
             {
                 weights[p + "post_feedforward_layernorm.weight"] = Norm();
@@ -257,7 +273,7 @@ public sealed class LlamaVariantsTests
         using var scope = NewDisposeScope();
         var granite = family == Family.Granite;
         Tensor W(string name) => weights[name].to_type(ScalarType.Float64);
-        var cohere = family is Family.Cohere or Family.Cohere2;
+        var cohere = family is Family.Cohere or Family.Cohere2 or Family.CommandRPlus;
         var cohere2Full = (int layer) => family == Family.Cohere2 && layer == 3;   // (layer + 1) % 4 == 0
         Tensor Norm(Tensor x, Tensor w)
         {
@@ -302,6 +318,7 @@ public sealed class LlamaVariantsTests
             var k = x.matmul(W(p + "self_attn.k_proj.weight").t()) + Bias("k_proj");
             if (olmo) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));
             (q, k) = (q.view(t, Heads, HeadDim), k.view(t, KVHeads, HeadDim));
+            if (family == Family.CommandRPlus) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));   // (heads, head_dim) weights
             var v = (x.matmul(W(p + "self_attn.v_proj.weight").t()) + Bias("v_proj")).view(t, KVHeads, HeadDim);
             if (glm) (q, k) = (RotatePairs(q), RotatePairs(k));
             else if (cohere) (q, k) = cohere2Full(i) ? (q, k) : (RotateAllPairs(q), RotateAllPairs(k));

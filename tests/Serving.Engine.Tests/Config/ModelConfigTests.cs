@@ -271,9 +271,9 @@ public sealed class ModelConfigTests
     public void Qwen3TurnsOnTheHeadNormsAndReadsItsExplicitHeadDim()
     {
         var config = ModelConfig.Load(Fixtures.Dir("qwen3-gqa"));
-        Assert.Equal(("Qwen3ForCausalLM", true, 16, 64), (config.Architecture, config.QkNorm, config.HeadDim, config.HiddenSize));
+        Assert.Equal(("Qwen3ForCausalLM", QkNorm.EachHead, 16, 64), (config.Architecture, config.QkNorm, config.HeadDim, config.HiddenSize));
         Assert.Equal(128, config.QSize);
-        Assert.False(Read().QkNorm);
+        Assert.Equal(QkNorm.None, Read().QkNorm);
     }
 
     [Fact]

@@ -47,6 +47,7 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
     [InlineData(RmsNormWeight.BeforeRounding, false, false, 128, 128, 40, 40)]       // olmo2
     [InlineData(RmsNormWeight.AfterRounding, false, true, 128, 64, 48, 2)]           // glm4: interleaved pairs over half of each head
     [InlineData(RmsNormWeight.BeforeRounding, true, true, 128, 128, 32, 8, RotaryPrecision.Float32RoundedTables)]   // cohere2: LayerNorm, interleaved pairs in float32
+    [InlineData(RmsNormWeight.BeforeRounding, true, true, 128, 128, 96, 8, RotaryPrecision.Float32RoundedTables)]   // Command R+: LayerNorm over each q/k head too
     [InlineData(RmsNormWeight.AfterRounding, false, true, 128, 128, 16, 2, RotaryPrecision.Float32)]               // ERNIE 4.5: float32 rope
     [InlineData(RmsNormWeight.OffsetBeforeRounding, false, false, 256, 256, 16, 8, RotaryPrecision.ModelDtype, 50.0)]   // gemma-2-9b: soft-capped, CUDA cores
     [InlineData(RmsNormWeight.OffsetBeforeRounding, false, false, 128, 128, 32, 16, RotaryPrecision.ModelDtype, 50.0)]  // gemma-2-27b: on tensor cores

@@ -225,21 +225,33 @@ extern "C" __global__ void add_rms_norm(elem_t* residual, const elem_t* __restri
 
 // ---------------------------------------------------------------------------------------------------
 // RMSNorm over each query and key head of the fused QKV output, in place (qwen3's and gemma3's q_norm and k_norm,
-// before rotary embedding), the weight applied as NORM_WEIGHT says. One block per token, one warp per head.
-//   qkv (numTokens, qkv_stride) = [q: numHeads*D | k: numKVHeads*D | v]; q_weight, k_weight (D)
+// before rotary embedding; with NORM_CENTERED about the head's mean, Command R+'s LayerNorm), the weight applied as
+// NORM_WEIGHT says. One block per token, one warp per head.
+//   qkv (numTokens, qkv_stride) = [q: numHeads*D | k: numKVHeads*D | v]
+//   q_weight, k_weight: (D) that every head shares (weight_head_stride 0), or a weight per head, (numHeads, D) and
+//                       (numKVHeads, D) (weight_head_stride D)
 // ---------------------------------------------------------------------------------------------------
 extern "C" __global__ void head_rms_norm(elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
-                                         const elem_t* __restrict__ q_weight, const elem_t* __restrict__ k_weight, float eps) {
+                                         const elem_t* __restrict__ q_weight, const elem_t* __restrict__ k_weight,
+                                         int weight_head_stride, float eps) {
     wait_for_previous_kernel();
     const int lane = threadIdx.x & 31;
     elem_t* row = qkv + (long)blockIdx.x * qkv_stride;
     for (int head = threadIdx.x >> 5; head < num_heads + num_kv_heads; head += blockDim.x >> 5) {
         elem_t* x = row + head * HEAD_DIM;
-        const elem_t* w = head < num_heads ? q_weight : k_weight;
+        const elem_t* w = head < num_heads ? q_weight + head * weight_head_stride
+                                           : k_weight + (head - num_heads) * weight_head_stride;
+#if NORM_CENTERED
+        float sum = 0.f;
+        for (int d = lane; d < HEAD_DIM; d += 32) sum += to_f(x[d]);
+        const float mean = warp_sum(sum) / HEAD_DIM;
+#else
+        const float mean = 0.f;
+#endif
         float sum_sq = 0.f;
-        for (int d = lane; d < HEAD_DIM; d += 32) { const float f = to_f(x[d]); sum_sq += f * f; }
+        for (int d = lane; d < HEAD_DIM; d += 32) { const float f = to_f(x[d]) - mean; sum_sq += f * f; }
         const float inv = rsqrtf(warp_sum(sum_sq) / HEAD_DIM + eps);
-        for (int d = lane; d < HEAD_DIM; d += 32) x[d] = weigh_norm(to_f(w[d]), to_f(x[d]) * inv);
+        for (int d = lane; d < HEAD_DIM; d += 32) x[d] = weigh_norm(to_f(w[d]), (to_f(x[d]) - mean) * inv);
     }
 }
 

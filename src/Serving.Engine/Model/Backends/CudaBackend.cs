@@ -152,9 +152,9 @@ internal sealed class CudaStep : DecoderStep
     public override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps) => Timed("norms", () =>
     {
         // olmo2 norms all of q and all of k at once, wider than a head: TorchSharp's
-        if (_config.QkNormWholeProjection)
+        if (_config.QkNorm == QkNorm.WholeProjection)
             return TorchOps.HeadRmsNorm(qkv, qWeight, kWeight, eps, _config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim,
-                _config.NormWeight, wholeProjection: true);
+                _config.NormWeight, _config.NormsCentered, wholeProjection: true);
         _kernels.HeadRmsNorm(qkv, qWeight, kWeight, (float)eps);
         return qkv;
     });

@@ -10,7 +10,8 @@ internal static class TorchOps
 {
     /// weight * RMSNorm(x): normalised in float32, rounded to x's dtype, then scaled (Llama's); other families scale the
     /// float32 normalisation before rounding, gemma by (1 + weight) (RmsNormWeight).
-    // x (numTokens, width), weight (width) -> (numTokens, width)
+    // x (numTokens, width), weight (width) -> (numTokens, width); or per head: x (numTokens, heads, headDim), weight
+    // (headDim) or (heads, headDim)
     public static Tensor RmsNorm(Tensor x, Tensor weight, double eps, RmsNormWeight kind = RmsNormWeight.AfterRounding, bool centered = false)
     {
         using var scope = NewDisposeScope();
@@ -36,16 +37,17 @@ internal static class TorchOps
         return (RmsNorm(sum, weight, eps, kind, centered), sum);
     }
 
-    /// RMSNorm of the query heads (qWeight) and the key heads (kWeight) of a fused projection, each head on its own
-    /// (qwen3, gemma3) or all of q and all of k at once (wholeProjection: olmo2); v passes through.
+    /// RMSNorm (or with centered cohere's LayerNorm) of the query heads (qWeight) and the key heads (kWeight) of a fused
+    /// projection, each head on its own by a (headDim) weight they share (qwen3, gemma3) or a (heads, headDim) weight
+    /// of their own (Command R+), or all of q and all of k at once (wholeProjection: olmo2); v passes through.
     public static Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps, int numHeads, int numKVHeads, int headDim,
-        RmsNormWeight kind = RmsNormWeight.AfterRounding, bool wholeProjection = false)
+        RmsNormWeight kind = RmsNormWeight.AfterRounding, bool centered = false, bool wholeProjection = false)
     {
         var (q, k, v) = Split(qkv, numHeads, numKVHeads, headDim);
         if (wholeProjection)
-            (q, k) = (RmsNorm(q.flatten(1), qWeight, eps, kind).view(q.shape), RmsNorm(k.flatten(1), kWeight, eps, kind).view(k.shape));
+            (q, k) = (RmsNorm(q.flatten(1), qWeight, eps, kind, centered).view(q.shape), RmsNorm(k.flatten(1), kWeight, eps, kind, centered).view(k.shape));
         else
-            (q, k) = (RmsNorm(q, qWeight, eps, kind), RmsNorm(k, kWeight, eps, kind));
+            (q, k) = (RmsNorm(q, qWeight, eps, kind, centered), RmsNorm(k, kWeight, eps, kind, centered));
         return Join(q, k, v);
     }
 

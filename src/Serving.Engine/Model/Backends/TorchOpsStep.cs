@@ -18,7 +18,7 @@ internal abstract class TorchOpsStep(ModelConfig config, ICommunicator? communic
 
     public sealed override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps) =>
         TorchOps.HeadRmsNorm(qkv, qWeight, kWeight, eps, Config.NumAttentionHeads, Config.NumKeyValueHeads, Config.HeadDim, Config.NormWeight,
-            Config.QkNormWholeProjection);
+            Config.NormsCentered, Config.QkNorm == QkNorm.WholeProjection);
 
     public sealed override Tensor SiluAndMul(Tensor gateUp) => TorchOps.SiluAndMul(gateUp);
 
