@@ -16,7 +16,10 @@ internal sealed partial class EngineCore
             return;
         request.MarkToken();
         request.CompletionTokens++;
-        var match = text.Stops.Append(text.Detokenizer.Push(output.TokenId));
+        // a stop token (EOS, stop_token_ids) ends the text without its own unless include_stop_str_in_output, as vLLM's
+        // detokenizer does (the scheduler stops for no other reason)
+        var stopToken = output.FinishReason == FinishReason.Stop && !sequence.Sampling.IncludeStopStringInOutput;
+        var match = text.Stops.Append(stopToken ? "" : text.Detokenizer.Push(output.TokenId));
         var finish = output.FinishReason;
         var emitted = match.Text;
         StopReason? stopReason = null;

@@ -90,7 +90,7 @@ internal sealed partial class EngineCore : IDisposable
         var badWords = BadWordTokens.Of(sampling.BadWords, _tokenizer);
         return sequence => new SequenceText(
             new SamplingState(sampling, sequence.PromptTokenIds, sequence.OutputTokenIds, _eosTokenIds, sequence.Index,
-                grammar is null ? null : new GrammarState(grammar, _vocabulary), badWords),
+                grammar is null ? null : new GrammarState(grammar, _vocabulary, sampling.StructuredOutputs!.AfterTokens), badWords),
             _tokenizer.CreateDetokenizer(sequence.PromptTokenIds, sampling.SkipSpecialTokens),
             new StopStringMatcher(sampling.Stop, sampling.IncludeStopStringInOutput));
     }

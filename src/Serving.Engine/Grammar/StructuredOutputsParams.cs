@@ -14,6 +14,12 @@ public sealed record StructuredOutputsParams
     /// model whose prompt opened its thinking (vLLM applies the constraint once the thinking ends).
     public bool AfterThinking { get; init; }
 
+    /// The output is free until it first writes these token ids, and meets the constraint from there: gpt-oss's
+    /// final-channel header after its analysis (harmony's `<|channel|>final<|message|>`, special tokens that no
+    /// grammar spells). Null: the constraint holds from the first token (or after the thinking, AfterThinking). Not
+    /// part of Key: the compiled grammar is the same; each sequence's GrammarState watches for the opening.
+    public IReadOnlyList<int>? AfterTokens { get; init; }
+
     /// The tag that ends a reasoning model's thinking.
     public const string ThinkingEnd = "</think>";
 

@@ -146,6 +146,29 @@ public class LlmEngineTests(ITestOutputHelper output)
         Assert.Equal(text[..text.IndexOf(stop, StringComparison.Ordinal)], stopped.Text());
     }
 
+    /// The stop token that ends an answer (stop_token_ids, or EOS) leaves its text out, special or not, unless
+    /// include_stop_str_in_output (vLLM's detokenizer); its id is the answer's last.
+    [Fact]
+    public async Task AStopTokensTextIsLeftOutUnlessAskedFor()
+    {
+        await using var engine = await StartAsync();
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[1].InputIds;
+        var free = (await CollectAsync(engine, Greedy(prompt, 8))).Tokens();
+        var stop = free[4];
+        var before = engine.Prompts.Decode(free[..Array.IndexOf(free, stop)], skipSpecialTokens: false);
+        foreach (var include in new[] { false, true })
+        {
+            var stopped = await CollectAsync(engine, Greedy(prompt, 8) with
+            {
+                Sampling = SamplingParams.Greedy with { MaxTokens = 8, StopTokenIds = [stop], SkipSpecialTokens = false, IncludeStopStringInOutput = include },
+            });
+            Assert.Equal(stop, stopped.Tokens()[^1]);
+            Assert.Equal(new StopReason.TokenId(stop), stopped.Events.Last().StopReason);
+            var expected = include ? engine.Prompts.Decode(free[..(Array.IndexOf(free, stop) + 1)], skipSpecialTokens: false) : before;
+            Assert.Equal(expected, stopped.Text());
+        }
+    }
+
     [Fact]
     public async Task InvalidRequestsAreRefusedBeforeAnyEvent()
     {

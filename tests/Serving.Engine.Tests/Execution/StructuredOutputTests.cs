@@ -84,6 +84,38 @@ public sealed class StructuredOutputTests
         Assert.Matches(@"^[A-Z]{3}-\d{4}$", regex.Text());
     }
 
+    /// An opening (AfterTokens: gpt-oss's final-channel header): the output is free, token for token the unconstrained
+    /// greedy answer, until it first writes the opening's tokens; from there the constraint holds it to its end.
+    [Fact]
+    public async Task AfterItsOpeningTheOutputMeetsTheConstraintAndIsFreeBefore()
+    {
+        await using var engine = await EngineTestHelpers.StartAsync();
+        var prompt = engine.Prompts.Encode("Answer:");
+        var free = (await EngineTestHelpers.CollectAsync(engine, EngineTestHelpers.Greedy(prompt, 12))).Tokens();
+        int[] opening = [free[3], free[4]];
+        // the output's length once it has first written the opening
+        var opened = Enumerable.Range(1, free.Length - 1).First(i => free[i - 1] == opening[0] && free[i] == opening[1]) + 1;
+        var constrained = await EngineTestHelpers.CollectAsync(engine, new GenerationRequest
+        {
+            RequestId = "opening", PromptTokenIds = prompt,
+            Sampling = SamplingParams.Greedy with
+            {
+                MaxTokens = 40, StructuredOutputs = new StructuredOutputsParams { Regex = @"[A-Z]{3}-\d{4}", AfterTokens = opening },
+            },
+        });
+        var tokens = constrained.Tokens();
+        Assert.Equal(free[..opened], tokens[..opened]);
+        Assert.Matches(@"^[A-Z]{3}-\d{4}$", engine.Prompts.Decode(tokens[opened..], skipSpecialTokens: true));
+        Assert.Equal(FinishReason.Stop, constrained.Finish(0));
+        // the same constraint without the opening holds from the first token
+        var held = await EngineTestHelpers.CollectAsync(engine, new GenerationRequest
+        {
+            RequestId = "held", PromptTokenIds = prompt,
+            Sampling = SamplingParams.Greedy with { MaxTokens = 40, StructuredOutputs = new StructuredOutputsParams { Regex = @"[A-Z]{3}-\d{4}" } },
+        });
+        Assert.Matches(@"^[A-Z]{3}-\d{4}$", held.Text());
+    }
+
     [Fact]
     public async Task ABadSchemaIsRefusedBeforeAnyEvent()
     {

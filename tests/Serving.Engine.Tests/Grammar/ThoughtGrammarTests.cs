@@ -61,4 +61,43 @@ public sealed class ThoughtGrammarTests
         Assert.True(state.SyncTo([.. closed, .. tokenizer.Encode("ok", addSpecialTokens: false), eos]));
         Assert.False(new GrammarState(automaton, vocabulary).SyncTo([.. closed, .. tokenizer.Encode("okay", addSpecialTokens: false)]));
     }
+
+    /// An opening (AfterTokens, gpt-oss's `<|channel|>final<|message|>`): every token may come, EOS and tokens that
+    /// spell nothing included, until the output has written the opening's tokens in a row (a partial match that breaks
+    /// off, or that restarts inside itself, opens nothing); then the grammar holds. Rolling back before the opening
+    /// frees the output again.
+    [Fact]
+    public void AnOpeningFreesTheOutputUntilItsTokensAreWrittenThenTheGrammarHolds()
+    {
+        var tokenizer = TokenMaskTests.Load("fixture:llama-gqa");
+        var vocabulary = TokenVocabulary.Create(tokenizer, tokenizer.VocabSize, tokenizer.EosTokenIds);
+        var automaton = GrammarCompiler.Compile(new StructuredOutputsParams { Regex = "[a-z]{2}" });
+        var (a, b, c, eos) = (10, 11, 12, tokenizer.EosTokenIds[0]);
+        var everything = Enumerable.Range(0, vocabulary.Size).ToArray();
+        var state = new GrammarState(automaton, vocabulary, opening: [a, a, b]);
+
+        // a a a b: the third a restarts the match inside the opening (KMP's fallback), so a a b is written at its end
+        foreach (var token in new[] { c, a, a, c, a, eos, a, a })
+        {
+            Assert.True(state.TryAccept(token));
+            Assert.Equal(everything, TokenMaskTests.Allowed(state, vocabulary));
+            Assert.False(state.MustEnd);
+        }
+        Assert.True(state.TryAccept(a));
+        Assert.Equal(everything, TokenMaskTests.Allowed(state, vocabulary));
+        Assert.True(state.TryAccept(b));
+        var letters = TokenMaskTests.Allowed(state, vocabulary);
+        Assert.NotEmpty(letters);
+        Assert.All(letters, id => Assert.Matches("^[a-z]{1,2}$", tokenizer.Decode([id])));
+        Assert.False(state.TryAccept(eos));   // the grammar holds: not before two letters
+        var ok = tokenizer.Encode("ok", addSpecialTokens: false);
+        Assert.All(ok, token => Assert.True(state.TryAccept(token)));
+        Assert.True(state.MustEnd);
+
+        // back before the opening's last token: free again; a different token there opens nothing
+        state.Rollback(1 + ok.Count);
+        Assert.Equal(everything, TokenMaskTests.Allowed(state, vocabulary));
+        Assert.True(state.SyncTo([c, a, a, c, a, eos, a, a, a, c, c]));
+        Assert.Equal(everything, TokenMaskTests.Allowed(state, vocabulary));
+    }
 }

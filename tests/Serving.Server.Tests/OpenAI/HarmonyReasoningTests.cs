@@ -81,36 +81,75 @@ public sealed class HarmonyChoiceTests
     }
 }
 
-/// The server with --reasoning-parser openai_gptoss keeps the answers' special tokens and refuses output constraints.
+/// The server with --reasoning-parser openai_gptoss keeps the answers' special tokens, holds the final channel's body to
+/// an output constraint (free until the answer opens that channel, as in vLLM) and refuses a required or named tool.
 public sealed class HarmonyReasoningServerTests : IAsyncLifetime
 {
+    /// A harmony prompt (the default model's tokenizer spells the markers as text): its last message opens the final
+    /// channel, so the answer is the final channel's body from its first token.
+    const string InsideTheFinalChannel =
+        "{% for m in messages %}<|start|>{{ m.role }}<|message|>{{ m.content }}<|end|>{% endfor %}<|start|>assistant<|channel|>final<|message|>";
+    const string BetweenMessages = "{% for m in messages %}<|start|>{{ m.role }}<|message|>{{ m.content }}<|end|>{% endfor %}<|start|>assistant";
+
+    static readonly object[] Messages = [new { role = "user", content = "Capital of France?" }];
 
     RunningServer _server = null!;
 
-    public async Task InitializeAsync() => _server = await RunningServer.StartAsync(["--reasoning-parser", "openai_gptoss"]);
+    public async Task InitializeAsync() =>
+        _server = await RunningServer.StartAsync(["--reasoning-parser", "openai_gptoss", "--trust-request-chat-template"]);
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
     [Fact]
-    public async Task TheServerKeepsTheSpecialTokensAndRefusesOutputConstraints()
+    public async Task TheServerKeepsTheSpecialTokens()
     {
-        var messages = new[] { new { role = "user", content = "Capital of France?" } };
         var (status, body) = await _server.PostAsync("/v1/chat/completions", new
         {
-            model = RunningServer.Model, messages, max_tokens = 12, seed = 1, return_token_ids = true,
+            model = RunningServer.Model, messages = Messages, max_tokens = 12, seed = 1, return_token_ids = true,
         });
         Assert.Equal(200, status);
         // the random model writes no harmony markers: its whole answer is content, special tokens spelled out
         var ids = body!["choices"]![0]!["token_ids"]!.AsArray().Select(id => id!.GetValue<int>()).ToArray();
         var (_, spelled) = await _server.PostAsync("/detokenize", new { model = RunningServer.Model, tokens = ids, skip_special_tokens = false });
         Assert.Equal(spelled!["prompt"]!.GetValue<string>(), body["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+    }
 
+    [Fact]
+    public async Task AConstraintHoldsTheFinalChannelsBody()
+    {
+        // the prompt ends inside the final channel: the content is the constrained body
+        var (status, body) = await _server.PostAsync("/v1/chat/completions", new
+        {
+            model = RunningServer.Model, messages = Messages, max_tokens = 60, seed = 3, chat_template = InsideTheFinalChannel,
+            response_format = new { type = "json_schema", json_schema = new { name = "city", schema = new { type = "object",
+                properties = new { city = new { type = "string", maxLength = 8 } }, required = new[] { "city" }, additionalProperties = false } } },
+        });
+        Assert.Equal(200, status);
+        var choice = body!["choices"]![0]!;
+        Assert.Equal("stop", choice["finish_reason"]!.GetValue<string>());
+        var content = System.Text.Json.Nodes.JsonNode.Parse(choice["message"]!["content"]!.GetValue<string>())!.AsObject();
+        Assert.Equal(["city"], content.Select(p => p.Key));
+
+        // between messages the answer is free until it writes the final channel's header, which this model never does
+        var (freeStatus, free) = await _server.PostAsync("/v1/chat/completions", new
+        {
+            model = RunningServer.Model, messages = Messages, max_tokens = 12, seed = 3, chat_template = BetweenMessages,
+            response_format = new { type = "json_object" },
+        });
+        Assert.Equal(200, freeStatus);
+        Assert.Equal("length", free!["choices"]![0]!["finish_reason"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task ARequiredToolIsRefused()
+    {
         var (refused, error) = await _server.PostAsync("/v1/chat/completions", new
         {
-            model = RunningServer.Model, messages, max_tokens = 4, response_format = new { type = "json_object" },
+            model = RunningServer.Model, messages = Messages, max_tokens = 4, tool_choice = "required",
+            tools = new[] { new { type = "function", function = new { name = "get_weather", parameters = new { type = "object" } } } },
         });
         Assert.Equal(400, refused);
-        Assert.Equal("response_format", error!["error"]!["param"]!.GetValue<string>());
+        Assert.Equal("tool_choice", error!["error"]!["param"]!.GetValue<string>());
         Assert.Contains("openai_gptoss", error["error"]!["message"]!.GetValue<string>());
     }
 }

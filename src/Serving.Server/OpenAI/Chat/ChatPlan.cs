@@ -39,12 +39,14 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
         // a harmony function call stays in the content when the openai tool-call parser reads the answer
         var keepFunctionCalls = tools.Mode == ToolChoiceMode.Auto && serving.Options.ToolCallParser == HarmonyCallParser.Name;
         var reasoning = parser is null ? null : new ReasoningPart(parser, text, request.IncludeReasoning ?? true, keepFunctionCalls);
-        Check.That(parser is not { ReadsSpecialTokens: true } || fields.StructuredOutputs is null,
-            tools.Constraint is not null ? "tool_choice" : request.ResponseFormat is not null ? "response_format" : "structured_outputs",
-            $"Output constraints (response_format, structured_outputs, a required or named tool_choice) are not supported with --reasoning-parser {parser?.Name}.");
+        Check.That(parser is not { ReadsSpecialTokens: true } || tools.Constraint is null, "tool_choice",
+            $"A required or named tool_choice is not supported with --reasoning-parser {parser?.Name}: its calls are written in headers of their own; use tool_choice auto.");
         // an answer that starts in thinking meets its constraint once the thinking ends, as in vLLM
-        if (reasoning is { StartsThinking: true } && fields.StructuredOutputs is { } constraint)
-            fields = fields with { StructuredOutputs = constraint with { AfterThinking = true } };
+        if (parser is not null && fields.StructuredOutputs is { } constraint)
+            fields = fields with
+            {
+                StructuredOutputs = parser.Constrain(constraint, text, header => serving.Prompts.Encode(header, addSpecialTokens: false, "messages")),
+            };
         // The template writes the special tokens itself, so none are added (vLLM's default for chat).
         var ids = serving.Prompts.Encode(text, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: true), "messages", keepLast);
         Check.That(ids.Count > 0, "messages", "The rendered conversation is empty.");

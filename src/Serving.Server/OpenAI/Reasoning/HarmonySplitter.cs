@@ -1,3 +1,5 @@
+using Serving.Engine.Grammar;
+
 namespace Serving.Server.OpenAI.Reasoning;
 
 /// openai_gptoss: gpt-oss's answers in OpenAI's harmony format. The answer is a run of messages after the prompt's
@@ -12,7 +14,7 @@ namespace Serving.Server.OpenAI.Reasoning;
 /// the channel) starts the answer in that message's body.
 internal sealed class HarmonyParser : ReasoningParser
 {
-    public const string Start = "<|start|>", Channel = "<|channel|>", Message = "<|message|>", End = "<|end|>", Analysis = "analysis";
+    public const string Start = "<|start|>", Channel = "<|channel|>", Message = "<|message|>", End = "<|end|>", Analysis = "analysis", Final = "final";
 
     /// What every harmony marker starts with.
     public const string Marker = "<|";
@@ -31,6 +33,12 @@ internal sealed class HarmonyParser : ReasoningParser
 
     public override IReasoningSplitter Splitter(string promptText, bool keepFunctionCalls = false) =>
         new HarmonySplitter(OpenChannel(promptText), keepFunctionCalls);
+
+    /// The final channel's body meets the constraint: the answer is free (analysis, commentary) until it writes the
+    /// final channel's header, `<|channel|>final<|message|>` (vLLM's gpt-oss parser ends the reasoning there too), or
+    /// from its first token when the prompt ends inside a final message.
+    public override StructuredOutputsParams Constrain(StructuredOutputsParams constraint, string promptText, Func<string, IReadOnlyList<int>> encode) =>
+        OpenChannel(promptText) == Final ? constraint : constraint with { AfterTokens = encode(Channel + Final + Message) };
 
     /// Past the end marker of the analysis message before the first other channel's.
     public override int ThinkingEnd(string text)

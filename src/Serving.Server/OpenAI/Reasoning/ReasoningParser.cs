@@ -1,3 +1,5 @@
+using Serving.Engine.Grammar;
+
 namespace Serving.Server.OpenAI.Reasoning;
 
 /// vLLM's --reasoning-parser: how a reasoning model's answer divides into its thinking and its content. Two read
@@ -15,9 +17,10 @@ namespace Serving.Server.OpenAI.Reasoning;
 ///   thought process:" and "Here is my response:" ("Here's" too); the model writes the first itself, so an answer
 ///   starts in content until it does (and meets an output constraint from its first token).
 /// - openai_gptoss (gpt-oss): OpenAI's harmony format, whose analysis channel is the thinking and whose final (and
-///   commentary) channel the content (HarmonySplitter); it reads the special tokens that mark the channels. Output
-///   constraints are refused with it (the format's headers come before any content); its function calls are read by
-///   the openai tool-call parser.
+///   commentary) channel the content (HarmonySplitter); it reads the special tokens that mark the channels. An output
+///   constraint (structured outputs) holds the final channel's body: the answer is free until it opens that channel,
+///   as in vLLM; a required or named tool_choice is refused with it (harmony writes a call in a header of its own).
+///   Its function calls are read by the openai tool-call parser.
 internal abstract class ReasoningParser
 {
     public const string Harmony = "openai_gptoss";
@@ -44,6 +47,12 @@ internal abstract class ReasoningParser
     /// A splitter for one answer to this prompt, as it streams. keepFunctionCalls: a harmony function call stays in the
     /// content for the openai tool-call parser (HarmonyParser; the others have no such messages).
     public abstract IReasoningSplitter Splitter(string promptText, bool keepFunctionCalls = false);
+
+    /// The constraint an answer to this prompt meets (structured outputs, a required or named tool): from its first
+    /// token when the answer starts in content, once the thinking ends when it starts thinking, as in vLLM. encode:
+    /// the tokenizer's ids of a text, its special tokens read as such.
+    public virtual StructuredOutputsParams Constrain(StructuredOutputsParams constraint, string promptText, Func<string, IReadOnlyList<int>> encode) =>
+        StartsThinking(promptText) ? constraint with { AfterThinking = true } : constraint;
 
     /// Where the thinking of a text that thought ends (its length while it still thinks).
     public abstract int ThinkingEnd(string text);
