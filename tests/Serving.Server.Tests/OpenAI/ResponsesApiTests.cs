@@ -317,6 +317,7 @@ public sealed class ResponsesApiTests(SharedServer shared)
     [InlineData("""{"input": "hi", "reasoning": "x"}""", "reasoning")]
     [InlineData("""{"input": "hi", "reasoning": {"effort": "extreme"}}""", "reasoning.effort")]
     [InlineData("""{"input": "hi", "text": {"verbosity": "x"}}""", "text.verbosity")]
+    [InlineData("""{"input": "hi", "metadata": {"type": null}}""", "metadata")]
     public async Task BadRequestsAre400sNamingTheResponsesField(string body, string param)
     {
         using var response = await _server.Http.PostAsync("/v1/responses", RunningServer.Json(body));

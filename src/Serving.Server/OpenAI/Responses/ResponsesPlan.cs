@@ -152,8 +152,8 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         foreach (var include in request.Include ?? [])
             Check.That(Includes.Contains(include), "include", $"include value '{include}' is not supported.");
         if (request.Metadata is { } metadata)
-            Check.That(metadata.Count <= 16 && metadata.All(m => m.Key.Length <= 64 && m.Value.Length <= 512), "metadata",
-                "metadata holds at most 16 pairs, keys of at most 64 characters and values of at most 512.");
+            Check.That(metadata.Count <= 16 && metadata.All(m => m.Key.Length <= 64 && m.Value is { Length: <= 512 }), "metadata",
+                "metadata holds at most 16 pairs, keys of at most 64 characters and string values of at most 512.");
         // echoed back (reasoning.effort also reaches the chat template), still OpenAI's shapes
         if (!IsAbsent(request.Reasoning))
         {
