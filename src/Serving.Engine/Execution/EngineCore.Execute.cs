@@ -54,6 +54,7 @@ internal sealed partial class EngineCore
         try
         {
             var output = _sampler.Sample(logits, rows, allowed);
+            FailRowsWithNoToken(entries, output);
             return new SampledTokens(output.TokenIds, output.Logprobs);
         }
         catch (Exception error) when (error is not OutOfMemoryException)
@@ -139,6 +140,7 @@ internal sealed partial class EngineCore
             {
                 var output = _sampler.Sample(logits[i].unsqueeze(0), [rows[i]], allowed?.Row(i));
                 (tokens[i], logprobs[i]) = (output.TokenIds[0], output.Logprobs[0]);
+                FailRowsWithNoToken([entries[i]], output);
             }
             catch (Exception error) when (error is not OutOfMemoryException)
             {
@@ -148,6 +150,17 @@ internal sealed partial class EngineCore
         return new SampledTokens(tokens, logprobs);
     }
 
+    /// A row with no token to sample is the request's own doing: its constraints exclude one another here.
+    void FailRowsWithNoToken(List<ScheduledSequence> entries, SamplerOutput output)
+    {
+        foreach (var row in output.RowsWithNoToken)
+            FailRequest(entries[row].Sequence.RequestId, new InvalidRequestException(
+                "No token meets every constraint of the request at this point of its answer: allowed_token_ids or bad_words exclude each token the structured output allows.",
+                "structured_outputs"));
+    }
+
+    /// Ends a request with an error: a refusal of the request's own (InvalidRequestException) as it is, anything else as
+    /// the server's failure to serve it.
     void FailRequest(string requestId, Exception error)
     {
         if (!_requests.Remove(requestId, out var request))
@@ -155,7 +168,7 @@ internal sealed partial class EngineCore
         _scheduler.Abort(requestId);
         if (!request.HasStarted)
             _requestLeftQueue(request.Request);
-        request.Fail(new RequestFailedException($"serving request '{requestId}' failed: {error.Message}", error));
+        request.Fail(error is InvalidRequestException ? error : new RequestFailedException($"serving request '{requestId}' failed: {error.Message}", error));
     }
 
     SequenceText TextOf(Sequence sequence) => _requests[sequence.RequestId].Sequences[sequence.Index];

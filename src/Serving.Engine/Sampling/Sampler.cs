@@ -5,7 +5,12 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Sampling;
 
 /// The chosen token of each row of a step, and its log-probabilities for rows that asked (else null).
-public sealed record SamplerOutput(int[] TokenIds, TokenLogprob?[] Logprobs);
+public sealed record SamplerOutput(int[] TokenIds, TokenLogprob?[] Logprobs)
+{
+    /// Rows whose every token was masked out, so their token means nothing: a structured output's next tokens all
+    /// excluded by the row's allowed_token_ids or bad_words (only rows under a grammar are checked).
+    public IReadOnlyList<int> RowsWithNoToken { get; init; } = [];
+}
 
 /// Chooses the next token of every sequence in a step with one set of batched tensor ops, whatever mix of
 /// parameters the rows carry:
@@ -49,7 +54,17 @@ public sealed class Sampler
         LogitsProcessors.Apply(processed, rows);
         var chosen = ChooseTokens(processed, rows); // (numSeqs) int64
         var tokenIds = chosen.to(ScalarType.Int32).cpu().data<int>().ToArray();
-        return new SamplerOutput(tokenIds, LogprobGatherer.Gather(raw, chosen, rows));
+        return new SamplerOutput(tokenIds, LogprobGatherer.Gather(raw, chosen, rows))
+        {
+            RowsWithNoToken = allowed is null ? [] : RowsWithNoToken(processed),
+        };
+    }
+
+    /// The rows of logits that are -inf throughout (nothing may be sampled).
+    static int[] RowsWithNoToken(Tensor logits)
+    {
+        var none = logits.amax([-1]).isneginf().cpu().data<bool>().ToArray(); // (numSeqs)
+        return [.. Enumerable.Range(0, none.Length).Where(row => none[row])];
     }
 
     /// logits with -inf where the packed mask has a 0 bit. The bits are unpacked on the logits' device: one

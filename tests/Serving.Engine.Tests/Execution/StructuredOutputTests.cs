@@ -116,6 +116,28 @@ public sealed class StructuredOutputTests
         Assert.Matches(@"^[A-Z]{3}-\d{4}$", held.Text());
     }
 
+    /// Constraints that exclude one another (allowed_token_ids outside what the grammar allows) are the request's error,
+    /// said at the step that has no token left to sample: an InvalidRequestException naming structured_outputs, not a
+    /// failure of the server's; the engine serves on.
+    [Fact]
+    public async Task ConstraintsThatLeaveNoTokenAreTheRequestsError()
+    {
+        await using var engine = await EngineTestHelpers.StartAsync();
+        var prompt = engine.Prompts.Encode("Name:");
+        var request = new GenerationRequest
+        {
+            RequestId = "none", PromptTokenIds = prompt,
+            Sampling = SamplingParams.Greedy with
+            {
+                MaxTokens = 8, AllowedTokenIds = [.. engine.Prompts.Encode("123", addSpecialTokens: false)],
+                StructuredOutputs = new StructuredOutputsParams { Regex = "[a-z]+" },
+            },
+        };
+        var error = await Assert.ThrowsAsync<InvalidRequestException>(() => EngineTestHelpers.CollectAsync(engine, request));
+        Assert.Equal("structured_outputs", error.Param);
+        Assert.Equal(4, (await EngineTestHelpers.CollectAsync(engine, EngineTestHelpers.Greedy(prompt, 4))).Tokens().Length);
+    }
+
     [Fact]
     public async Task ABadSchemaIsRefusedBeforeAnyEvent()
     {

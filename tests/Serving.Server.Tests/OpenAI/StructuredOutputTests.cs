@@ -157,6 +157,32 @@ public sealed class StructuredOutputTests(ToolServer shared)
         return List() && at == text.Length;
     }
 
+    /// allowed_token_ids that exclude every token the constraint allows are the client's error: a 400 naming
+    /// structured_outputs, streamed or not, not a server failure; the server serves on.
+    [Fact]
+    public async Task ConstraintsThatLeaveNoTokenAreA400()
+    {
+        var (_, tokens) = await _server.PostAsync("/tokenize", new { model = RunningServer.Model, prompt = "123", add_special_tokens = false });
+        var digits = tokens!["tokens"]!.AsArray().Select(t => t!.GetValue<int>()).ToArray();
+        var request = new Dictionary<string, object>
+        {
+            ["prompt"] = "Name:", ["max_tokens"] = 8, ["allowed_token_ids"] = digits,
+            ["structured_outputs"] = new Dictionary<string, object> { ["regex"] = "[a-z]+" },
+        };
+        var (status, body) = await _server.PostAsync("/v1/completions", request);
+        Assert.Equal(400, status);
+        Assert.Equal("structured_outputs", body!["error"]!["param"]!.GetValue<string>());
+        Assert.Contains("allowed_token_ids", body["error"]!["message"]!.GetValue<string>());
+
+        // streamed, the refusal comes before the stream's first event: a 400 too
+        request["stream"] = true;
+        (status, body) = await _server.PostAsync("/v1/completions", request);
+        Assert.Equal(400, status);
+        Assert.Equal("structured_outputs", body!["error"]!["param"]!.GetValue<string>());
+        (status, _) = await _server.PostAsync("/v1/completions", new { prompt = "Name:", max_tokens = 2 });
+        Assert.Equal(200, status);
+    }
+
     [Fact]
     public async Task AGrammarConstrainsChatAndCompletionsWholeAndStreamed()
     {
