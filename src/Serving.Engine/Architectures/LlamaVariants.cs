@@ -70,7 +70,7 @@ internal sealed class SmolLM3 : ModelArchitecture
 /// (post_attention_layernorm on the attention output, post_feedforward_layernorm on the MLP output, no input norms),
 /// q_norm and k_norm over the whole q and k projections, and norms that scale in float32 before rounding. One device:
 /// the whole-projection q/k norms would need every rank's heads.
-internal sealed class Olmo2 : ModelArchitecture
+internal class Olmo2 : ModelArchitecture
 {
     public override string Name => "Olmo2ForCausalLM";
     public override string ModelType => "olmo2";
@@ -101,6 +101,31 @@ internal sealed class Olmo2 : ModelArchitecture
                 new($"{from}self_attn.k_norm.weight", [config.KVSize], $"{to}self_attn.k_norm.weight"),
             ]);
         });
+}
+
+/// Olmo3ForCausalLM (AllenAI's OLMo 3): OLMo 2's decoder with three sliding-window layers (sliding_window, 4096) to each
+/// full one (layer_types, else every fourth layer full). A rope_scaling (YaRN in the long-context releases) turns the
+/// full layers only: the sliding layers keep the plain rotary embedding of the same theta (LocalRope), as transformers'
+/// Olmo3 builds a default-type rotary embedding for them.
+internal sealed class Olmo3 : Olmo2
+{
+    public override string Name => "Olmo3ForCausalLM";
+    public override string ModelType => "olmo3";
+
+    /// transformers' Olmo3Config for what its configs may leave out.
+    public override IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
+        new Dictionary<string, System.Text.Json.Nodes.JsonNode> { ["sliding_window"] = 4096 };
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var perLayerType = json.Object("rope_parameters")?.Has("sliding_attention") == true;
+        return base.ReadSpecifics(config, json) with
+        {
+            LayerWindows = ModelConfigReader.LayerWindows(json, config.NumHiddenLayers, layer => (layer + 1) % 4 != 0),
+            LocalRope = perLayerType ? RopeConfig.Read(json, "sliding_attention")
+                : config.Rope.Type == RopeType.Default ? null : new RopeConfig { Theta = config.Rope.Theta },
+        };
+    }
 }
 
 /// Glm4ForCausalLM (GLM-4-0414, GLM-Z1): Llama's q/k/v (a bias under attention_bias, none on o) with rotary embedding

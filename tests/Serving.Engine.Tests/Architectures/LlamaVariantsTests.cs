@@ -14,14 +14,17 @@ namespace Serving.Engine.Tests.Architectures;
 /// stored fused, norms on the sublayers' outputs too), Cohere (a parallel block, LayerNorm about the mean, interleaved
 /// rotary pairs, logit_scale), Cohere2 (Cohere's block, sliding layers with a window shorter than the prompts, no
 /// rotary embedding in its full layer), Command R+ (Cohere's with use_qk_norm: LayerNorm over each query and key head by
-/// a weight per head) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
+/// a weight per head), OLMo 3 (OLMo 2's block with sliding layers, a linear rope_scaling in its full layer only) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
 /// engine; the config writer writes back what the reader reads.
 public sealed class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus }
+    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3 }
 
     /// Cohere2's sliding window, shorter than the prompts: its layers 0-2 slide, layer 3 is full and has no rope.
     const int Cohere2Window = 3;
+    /// OLMo 3's, likewise: its layers 0-2 slide and turn by the plain rotary embedding, layer 3 turns by the scaled one.
+    const int Olmo3Window = 3;
+    const double Olmo3RopeFactor = 4.0;
     /// Mistral's (7B v0.1's sliding_window, small): every layer slides, windows crossing the chunks and the pool's blocks.
     const int MistralWindow = 4;
 
@@ -120,7 +123,7 @@ public sealed class LlamaVariantsTests
         using var folder = new TempDirectory();
         Write(family, folder.Path);
         ReferenceChecks.AssertConfigRoundTrips(folder.Path);
-        if (family == Family.Olmo2)
+        if (family is Family.Olmo2 or Family.Olmo3)
             Assert.Contains("one device", Assert.Throws<ModelLoadException>(() => ModelLoader.Load(folder.Path, "float32", tensorParallelSize: 2)).Message);
         if (family == Family.CommandRPlus)
         {
@@ -175,13 +178,13 @@ public sealed class LlamaVariantsTests
         {
             ["architectures"] = new JsonArray(family switch
             {
-                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM",
+                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM",
                 Family.Glm4 => "Glm4ForCausalLM", Family.Cohere or Family.CommandRPlus => "CohereForCausalLM", Family.Cohere2 => "Cohere2ForCausalLM",
                 _ => "MistralForCausalLM",
             }),
             ["model_type"] = family switch
             {
-                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Glm4 => "glm4",
+                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Glm4 => "glm4",
                 Family.Cohere or Family.CommandRPlus => "cohere", Family.Cohere2 => "cohere2", _ => "mistral",
             },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
@@ -219,6 +222,12 @@ public sealed class LlamaVariantsTests
             config["tie_word_embeddings"] = true;
             config["sliding_window"] = MistralWindow;
         }
+        else if (family == Family.Olmo3)
+        {
+            config["tie_word_embeddings"] = true;
+            config["sliding_window"] = Olmo3Window;   // layer_types from the default: every fourth layer full
+            config["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = Olmo3RopeFactor };
+        }
         else config["tie_word_embeddings"] = true;
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
         ReferenceChecks.CopyTokenizer(folder);
@@ -255,7 +264,7 @@ public sealed class LlamaVariantsTests
                 weights[p + "self_attn.q_norm.weight"] = 1 + randn([Heads, HeadDim], generator: generator) * 0.3f;
                 weights[p + "self_attn.k_norm.weight"] = 1 + randn([KVHeads, HeadDim], generator: generator) * 0.3f;
             }
-            if (family == Family.Olmo2)
+            if (family is Family.Olmo2 or Family.Olmo3)
             {
                 weights[p + "post_feedforward_layernorm.weight"] = Norm();
                 weights[p + "self_attn.q_norm.weight"] = 1 + randn([Heads * HeadDim], generator: generator) * 0.1f;
@@ -275,6 +284,7 @@ public sealed class LlamaVariantsTests
         Tensor W(string name) => weights[name].to_type(ScalarType.Float64);
         var cohere = family is Family.Cohere or Family.Cohere2 or Family.CommandRPlus;
         var cohere2Full = (int layer) => family == Family.Cohere2 && layer == 3;   // (layer + 1) % 4 == 0
+        var olmo3Full = (int layer) => family == Family.Olmo3 && layer == 3;       // likewise
         Tensor Norm(Tensor x, Tensor w)
         {
             if (!cohere) return x * (x.square().mean([-1], keepdim: true) + 1e-6).rsqrt() * w;
@@ -284,6 +294,7 @@ public sealed class LlamaVariantsTests
         var t = tokens.Length;
         var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray())) * (granite ? EmbeddingMultiplier : 1.0);
         var rope = ReferenceChecks.HalfRope(t, HeadDim, 10000.0);
+        var scaledRope = ReferenceChecks.HalfRope(t, HeadDim, 10000.0, Olmo3RopeFactor);   // linear: positions / factor
         var angles = outer(Serving.Engine.HeldScalars.Range(0, t, dtype: ScalarType.Float64), 1.0 / pow(10000.0, Serving.Engine.HeldScalars.Range(0, HeadDim, 2, ScalarType.Float64) / HeadDim));
         // GLM: the first half of each head in interleaved pairs, frequencies of that half (transformers' rotate_half over
         // x[..., 0::2] and x[..., 1::2], cos and sin repeated per pair)
@@ -310,7 +321,7 @@ public sealed class LlamaVariantsTests
         for (var i = 0; i < Layers; i++)
         {
             var p = $"model.layers.{i}.";
-            var olmo = family == Family.Olmo2;
+            var olmo = family is Family.Olmo2 or Family.Olmo3;
             var x = olmo ? h : Norm(h, W(p + "input_layernorm.weight"));
             var glm = family == Family.Glm4;
             Tensor Bias(string name) => glm ? W(p + $"self_attn.{name}.bias") : zeros(1, ScalarType.Float64);
@@ -322,9 +333,11 @@ public sealed class LlamaVariantsTests
             var v = (x.matmul(W(p + "self_attn.v_proj.weight").t()) + Bias("v_proj")).view(t, KVHeads, HeadDim);
             if (glm) (q, k) = (RotatePairs(q), RotatePairs(k));
             else if (cohere) (q, k) = cohere2Full(i) ? (q, k) : (RotateAllPairs(q), RotateAllPairs(k));
+            else if (olmo3Full(i)) (q, k) = (ReferenceChecks.RotateHalf(q, scaledRope), ReferenceChecks.RotateHalf(k, scaledRope));
             else if (family != Family.SmolLM3 || i != 3) (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));   // smollm3: layer 3 has no rope
-            var mask = !causal ? zeros(t, t, ScalarType.Bool)
-                : ReferenceChecks.CausalMask(t, family == Family.Cohere2 && !cohere2Full(i) ? Cohere2Window : family == Family.Mistral ? MistralWindow : null);
+            int? window = family == Family.Cohere2 && !cohere2Full(i) ? Cohere2Window : family == Family.Mistral ? MistralWindow
+                : family == Family.Olmo3 && !olmo3Full(i) ? Olmo3Window : null;
+            var mask = !causal ? zeros(t, t, ScalarType.Bool) : ReferenceChecks.CausalMask(t, window);
             var attended = ReferenceChecks.Attend(q, k, v, granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim), mask);
             var output = attended.matmul(W(p + "self_attn.o_proj.weight").t());
             if (cohere)
