@@ -61,10 +61,11 @@ internal static class ModelConfigReader
 
     static void RefuseUnsupported(JsonFields json) => Activation(json);
 
-    /// The config with its family's defaults (ModelArchitecture.Defaults) under the fields it leaves out.
+    /// The config with its family's defaults (ModelArchitecture.Defaults) under the fields it leaves out; a field written
+    /// null stays null, as transformers' config classes take it (EXAONE 4.0-1.2B's "sliding_window": null: no window).
     static JsonFields WithDefaults(JsonFields json, ModelArchitecture architecture)
     {
-        var missing = architecture.Defaults.Where(d => !json.Has(d.Key)).ToList();
+        var missing = architecture.Defaults.Where(d => !json.Json.ContainsKey(d.Key)).ToList();
         if (missing.Count == 0) return json;
         var filled = (System.Text.Json.Nodes.JsonObject)json.Json.DeepClone();
         foreach (var (field, value) in missing) filled[field] = value.DeepClone();

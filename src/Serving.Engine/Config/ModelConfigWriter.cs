@@ -57,6 +57,7 @@ public static class ModelConfigWriter
             json["use_sliding_window"] = true;
             json["layer_types"] = new JsonArray([.. config.LayerWindows.Select(w => (JsonNode)(w is null ? "full_attention" : "sliding_attention"))]);
         }
+        else json["sliding_window"] = null;   // no window, also where the family's default has one (exaone4, gemma)
         if (config.ExpertSwigluLimit is { } limit) json["swiglu_limit"] = limit;   // gpt-oss's
         if (config.ResidualMultiplier is { } residual)   // granite's multipliers
         {

@@ -14,17 +14,20 @@ namespace Serving.Engine.Tests.Architectures;
 /// stored fused, norms on the sublayers' outputs too), Cohere (a parallel block, LayerNorm about the mean, interleaved
 /// rotary pairs, logit_scale), Cohere2 (Cohere's block, sliding layers with a window shorter than the prompts, no
 /// rotary embedding in its full layer), Command R+ (Cohere's with use_qk_norm: LayerNorm over each query and key head by
-/// a weight per head), OLMo 3 (OLMo 2's block with sliding layers, a linear rope_scaling in its full layer only) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
+/// a weight per head), OLMo 3 (OLMo 2's block with sliding layers, a linear rope_scaling in its full layer only), EXAONE 4.0 (OLMo 2's
+/// block with Llama's norms, q/k norms per head, sliding layers by an "LLLG" pattern, its full layer without rope) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
 /// engine; the config writer writes back what the reader reads.
 public sealed class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3 }
+    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3, Exaone4 }
 
     /// Cohere2's sliding window, shorter than the prompts: its layers 0-2 slide, layer 3 is full and has no rope.
     const int Cohere2Window = 3;
     /// OLMo 3's, likewise: its layers 0-2 slide and turn by the plain rotary embedding, layer 3 turns by the scaled one.
     const int Olmo3Window = 3;
     const double Olmo3RopeFactor = 4.0;
+    /// EXAONE 4.0's, likewise: layers 0-2 slide with rope, layer 3 is full without it.
+    const int Exaone4Window = 3;
     /// Mistral's (7B v0.1's sliding_window, small): every layer slides, windows crossing the chunks and the pool's blocks.
     const int MistralWindow = 4;
 
@@ -163,6 +166,23 @@ public sealed class LlamaVariantsTests
         Assert.Equal(2000000.0, smol.Rope.Theta);
         Assert.Equal([3], smol.NoRopeLayers);                             // the first num_hidden_layers entries
 
+        // EXAONE 4.0: a window of 4096 in three layers of four unless the config says otherwise; the full layers without
+        // rope then; "sliding_window": null (the 1.2B) is no window at all, every layer turning by rope
+        const string Exaone = """ "architectures": ["Exaone4ForCausalLM"], "model_type": "exaone4" """;
+        Config($$"""{ {{Exaone}}, {{Shape}} }""");
+        var hybrid = ModelConfig.Load(folder.Path);
+        Assert.Equal([4096, 4096, 4096, null], hybrid.LayerWindows);
+        Assert.Equal([3], hybrid.NoRopeLayers);
+        Config($$"""{ {{Exaone}}, "sliding_window": null, {{Shape}} }""");
+        var global = ModelConfig.Load(folder.Path);
+        Assert.All(global.LayerWindows, window => Assert.Null(window));
+        Assert.Empty(global.NoRopeLayers);
+        ReferenceChecks.AssertConfigRoundTrips(folder.Path);
+        Config($$"""{ {{Exaone}}, "sliding_window": 8, "sliding_window_pattern": "LG", {{Shape}} }""");
+        Assert.Equal([8, null, 8, null], ModelConfig.Load(folder.Path).LayerWindows);   // the last layer full whatever the pattern says
+        Config($$"""{ {{Exaone}}, "sliding_window": 8, "sliding_window_pattern": "LLX", {{Shape}} }""");
+        Assert.Contains("sliding_window_pattern", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(folder.Path)).Message);
+
         // an OLMo 2 checkpoint is not GQA-converted: its k_norm spans the whole K projection
         Write(Family.Olmo2, folder.Path);
         using var target = new TempDirectory();
@@ -178,13 +198,13 @@ public sealed class LlamaVariantsTests
         {
             ["architectures"] = new JsonArray(family switch
             {
-                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM",
+                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM", Family.Exaone4 => "Exaone4ForCausalLM",
                 Family.Glm4 => "Glm4ForCausalLM", Family.Cohere or Family.CommandRPlus => "CohereForCausalLM", Family.Cohere2 => "Cohere2ForCausalLM",
                 _ => "MistralForCausalLM",
             }),
             ["model_type"] = family switch
             {
-                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Glm4 => "glm4",
+                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Exaone4 => "exaone4", Family.Glm4 => "glm4",
                 Family.Cohere or Family.CommandRPlus => "cohere", Family.Cohere2 => "cohere2", _ => "mistral",
             },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
@@ -221,6 +241,12 @@ public sealed class LlamaVariantsTests
         {
             config["tie_word_embeddings"] = true;
             config["sliding_window"] = MistralWindow;
+        }
+        else if (family == Family.Exaone4)
+        {
+            config["tie_word_embeddings"] = true;
+            config["sliding_window"] = Exaone4Window;
+            config["sliding_window_pattern"] = "LLLG";
         }
         else if (family == Family.Olmo3)
         {
@@ -264,7 +290,13 @@ public sealed class LlamaVariantsTests
                 weights[p + "self_attn.q_norm.weight"] = 1 + randn([Heads, HeadDim], generator: generator) * 0.3f;
                 weights[p + "self_attn.k_norm.weight"] = 1 + randn([KVHeads, HeadDim], generator: generator) * 0.3f;
             }
-            if (family is Family.Olmo2 or Family.Olmo3)
+            if (family == Family.Exaone4)
+            {
+                weights[p + "post_feedforward_layernorm.weight"] = Norm();
+                weights[p + "self_attn.q_norm.weight"] = 1 + randn([HeadDim], generator: generator) * 0.1f;
+                weights[p + "self_attn.k_norm.weight"] = 1 + randn([HeadDim], generator: generator) * 0.1f;
+            }
+            else if (family is Family.Olmo2 or Family.Olmo3)
             {
                 weights[p + "post_feedforward_layernorm.weight"] = Norm();
                 weights[p + "self_attn.q_norm.weight"] = 1 + randn([Heads * HeadDim], generator: generator) * 0.1f;
@@ -321,22 +353,23 @@ public sealed class LlamaVariantsTests
         for (var i = 0; i < Layers; i++)
         {
             var p = $"model.layers.{i}.";
-            var olmo = family is Family.Olmo2 or Family.Olmo3;
+            var olmo = family is Family.Olmo2 or Family.Olmo3 or Family.Exaone4;   // norms on the sublayers' outputs only
             var x = olmo ? h : Norm(h, W(p + "input_layernorm.weight"));
             var glm = family == Family.Glm4;
             Tensor Bias(string name) => glm ? W(p + $"self_attn.{name}.bias") : zeros(1, ScalarType.Float64);
             var q = x.matmul(W(p + "self_attn.q_proj.weight").t()) + Bias("q_proj");
             var k = x.matmul(W(p + "self_attn.k_proj.weight").t()) + Bias("k_proj");
-            if (olmo) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));
+            if (olmo && family != Family.Exaone4) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));
             (q, k) = (q.view(t, Heads, HeadDim), k.view(t, KVHeads, HeadDim));
+            if (family == Family.Exaone4) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));   // each head
             if (family == Family.CommandRPlus) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));   // (heads, head_dim) weights
             var v = (x.matmul(W(p + "self_attn.v_proj.weight").t()) + Bias("v_proj")).view(t, KVHeads, HeadDim);
             if (glm) (q, k) = (RotatePairs(q), RotatePairs(k));
             else if (cohere) (q, k) = cohere2Full(i) ? (q, k) : (RotateAllPairs(q), RotateAllPairs(k));
             else if (olmo3Full(i)) (q, k) = (ReferenceChecks.RotateHalf(q, scaledRope), ReferenceChecks.RotateHalf(k, scaledRope));
-            else if (family != Family.SmolLM3 || i != 3) (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));   // smollm3: layer 3 has no rope
+            else if (family is not (Family.SmolLM3 or Family.Exaone4) || i != 3) (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));   // smollm3: layer 3 has no rope
             int? window = family == Family.Cohere2 && !cohere2Full(i) ? Cohere2Window : family == Family.Mistral ? MistralWindow
-                : family == Family.Olmo3 && !olmo3Full(i) ? Olmo3Window : null;
+                : family == Family.Olmo3 && !olmo3Full(i) ? Olmo3Window : family == Family.Exaone4 && i != 3 ? Exaone4Window : null;
             var mask = !causal ? zeros(t, t, ScalarType.Bool) : ReferenceChecks.CausalMask(t, window);
             var attended = ReferenceChecks.Attend(q, k, v, granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim), mask);
             var output = attended.matmul(W(p + "self_attn.o_proj.weight").t());
