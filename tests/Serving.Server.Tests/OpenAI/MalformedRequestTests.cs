@@ -12,8 +12,13 @@ namespace Serving.Server.Tests.OpenAI;
 public sealed class MalformedRequestTests : IAsyncLifetime
 {
     RunningServer _server = null!;
+    LogCapture _log = null!;
 
-    public async Task InitializeAsync() => _server = await RunningServer.StartAsync(["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]);
+    public async Task InitializeAsync()
+    {
+        _server = await RunningServer.StartAsync(["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]);
+        _log = LogCapture.AttachTo(_server);
+    }
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
@@ -84,7 +89,9 @@ public sealed class MalformedRequestTests : IAsyncLifetime
             await response.Content.ReadAsStringAsync(cancellationToken);   // a stream to its end
             if ((int)response.StatusCode >= 500) errors.Add($"{(int)response.StatusCode}: {body}");
         });
-        Assert.True(errors.IsEmpty, string.Join("\n", errors));
+        // a failure names the bodies and what the server logged of them
+        var failures = _log.Entries.Where(e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Error).Select(e => $"{e.Text}: {e.Exception}");
+        Assert.True(errors.IsEmpty, string.Join("\n", errors.Concat(failures)));
         var (status, _) = await _server.PostAsync("/v1/completions", new { model = RunningServer.Model, prompt = "Hello", max_tokens = 2 });
         Assert.Equal(200, status);
     }
