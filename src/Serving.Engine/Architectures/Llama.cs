@@ -19,3 +19,25 @@ internal sealed class Llama : ModelArchitecture
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
         LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer));
 }
+
+/// SeedOssForCausalLM (ByteDance's Seed-OSS): Llama's decoder with a bias on q, k and v under attention_bias (on by
+/// default), on o only under attention_out_bias, and on the MLP under mlp_bias.
+internal sealed class SeedOss : ModelArchitecture
+{
+    public override string Name => "SeedOssForCausalLM";
+    public override string ModelType => "seed_oss";
+
+    /// transformers' SeedOssConfig for what its configs may leave out.
+    public override IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
+        new Dictionary<string, System.Text.Json.Nodes.JsonNode> { ["head_dim"] = 128, ["num_key_value_heads"] = 8, ["rms_norm_eps"] = 1e-6 };
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json) => config with
+    {
+        QkvBias = json.Bool("attention_bias") ?? true,
+        OutputBias = json.Bool("attention_out_bias") ?? false,
+        MlpBias = json.Bool("mlp_bias") ?? false,
+    };
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer));
+}

@@ -25,6 +25,7 @@ public static class ModelConfigWriter
             ["rope_theta"] = config.Rope.Theta,
             ["attention_bias"] = config.QkvBias,
             ["mlp_bias"] = config.MlpBias,
+            ["attention_out_bias"] = config.OutputBias,   // seed_oss's o bias apart from attention_bias (the others ignore it)
             ["tie_word_embeddings"] = config.TieWordEmbeddings,
             ["torch_dtype"] = config.Dtype,
             ["bos_token_id"] = config.BosTokenId,

@@ -15,11 +15,12 @@ namespace Serving.Engine.Tests.Architectures;
 /// rotary pairs, logit_scale), Cohere2 (Cohere's block, sliding layers with a window shorter than the prompts, no
 /// rotary embedding in its full layer), Command R+ (Cohere's with use_qk_norm: LayerNorm over each query and key head by
 /// a weight per head), OLMo 3 (OLMo 2's block with sliding layers, a linear rope_scaling in its full layer only), EXAONE 4.0 (OLMo 2's
-/// block with Llama's norms, q/k norms per head, sliding layers by an "LLLG" pattern, its full layer without rope) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
+/// block with Llama's norms, q/k norms per head, sliding layers by an "LLLG" pattern, its full layer without rope), Seed-OSS
+/// (Llama's with biases on q, k, v by default and on o by attention_out_bias) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
 /// engine; the config writer writes back what the reader reads.
 public sealed class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3, Exaone4 }
+    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3, Exaone4, SeedOss }
 
     /// Cohere2's sliding window, shorter than the prompts: its layers 0-2 slide, layer 3 is full and has no rope.
     const int Cohere2Window = 3;
@@ -140,14 +141,14 @@ public sealed class LlamaVariantsTests
 
     /// Every variant is within what the fused kernels compute (granite's multipliers, smollm3's layers without rope,
     /// olmo2's norms weighed before rounding, glm4's and cohere's interleaved pairs, cohere's LayerNorm, mistral's
-    /// window); of them only Mistral is the training backend's Llama block.
+    /// window); of them only Mistral and Seed-OSS are the training backend's Llama block.
     [Theory, MemberData(nameof(Families))]
     public void TheFusedKernelsComputeEveryVariant(Family family)
     {
         var config = ReferenceChecks.ConfigOf(folder => Write(family, folder));
         Assert.True(config.FusedKernelsCompute);
         Assert.False(config.StepWaitsForTheHost);
-        Assert.Equal(family == Family.Mistral, config.IsLlamaBlock);   // training takes a window in every layer
+        Assert.Equal(family is Family.Mistral or Family.SeedOss, config.IsLlamaBlock);   // training takes a window in every layer, and biases
         if (family == Family.Granite) Assert.Equal(AttentionMultiplier, config.SoftmaxScale);
         else Assert.Equal(1 / Math.Sqrt(HeadDim), config.SoftmaxScale, 12);
     }
@@ -198,13 +199,13 @@ public sealed class LlamaVariantsTests
         {
             ["architectures"] = new JsonArray(family switch
             {
-                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM", Family.Exaone4 => "Exaone4ForCausalLM",
+                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM", Family.Exaone4 => "Exaone4ForCausalLM", Family.SeedOss => "SeedOssForCausalLM",
                 Family.Glm4 => "Glm4ForCausalLM", Family.Cohere or Family.CommandRPlus => "CohereForCausalLM", Family.Cohere2 => "Cohere2ForCausalLM",
                 _ => "MistralForCausalLM",
             }),
             ["model_type"] = family switch
             {
-                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Exaone4 => "exaone4", Family.Glm4 => "glm4",
+                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Exaone4 => "exaone4", Family.SeedOss => "seed_oss", Family.Glm4 => "glm4",
                 Family.Cohere or Family.CommandRPlus => "cohere", Family.Cohere2 => "cohere2", _ => "mistral",
             },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
@@ -242,6 +243,12 @@ public sealed class LlamaVariantsTests
             config["tie_word_embeddings"] = true;
             config["sliding_window"] = MistralWindow;
         }
+        else if (family == Family.SeedOss)
+        {
+            config["tie_word_embeddings"] = true;
+            config["head_dim"] = HeadDim;
+            config["attention_out_bias"] = true;   // attention_bias left out: on by default
+        }
         else if (family == Family.Exaone4)
         {
             config["tie_word_embeddings"] = true;
@@ -268,6 +275,13 @@ public sealed class LlamaVariantsTests
             weights[p + "self_attn.k_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
             weights[p + "self_attn.v_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
             weights[p + "self_attn.o_proj.weight"] = Random(Hidden, Heads * HeadDim);
+            if (family == Family.SeedOss)
+            {
+                weights[p + "self_attn.q_proj.bias"] = Random(Heads * HeadDim);
+                weights[p + "self_attn.k_proj.bias"] = Random(KVHeads * HeadDim);
+                weights[p + "self_attn.v_proj.bias"] = Random(KVHeads * HeadDim);
+                weights[p + "self_attn.o_proj.bias"] = Random(Hidden);
+            }
             if (family == Family.Glm4)
             {
                 weights[p + "mlp.gate_up_proj.weight"] = Random(2 * Inter, Hidden);
@@ -356,7 +370,8 @@ public sealed class LlamaVariantsTests
             var olmo = family is Family.Olmo2 or Family.Olmo3 or Family.Exaone4;   // norms on the sublayers' outputs only
             var x = olmo ? h : Norm(h, W(p + "input_layernorm.weight"));
             var glm = family == Family.Glm4;
-            Tensor Bias(string name) => glm ? W(p + $"self_attn.{name}.bias") : zeros(1, ScalarType.Float64);
+            var seed = family == Family.SeedOss;
+            Tensor Bias(string name) => glm || seed ? W(p + $"self_attn.{name}.bias") : zeros(1, ScalarType.Float64);
             var q = x.matmul(W(p + "self_attn.q_proj.weight").t()) + Bias("q_proj");
             var k = x.matmul(W(p + "self_attn.k_proj.weight").t()) + Bias("k_proj");
             if (olmo && family != Family.Exaone4) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));
@@ -372,7 +387,7 @@ public sealed class LlamaVariantsTests
                 : family == Family.Olmo3 && !olmo3Full(i) ? Olmo3Window : family == Family.Exaone4 && i != 3 ? Exaone4Window : null;
             var mask = !causal ? zeros(t, t, ScalarType.Bool) : ReferenceChecks.CausalMask(t, window);
             var attended = ReferenceChecks.Attend(q, k, v, granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim), mask);
-            var output = attended.matmul(W(p + "self_attn.o_proj.weight").t());
+            var output = attended.matmul(W(p + "self_attn.o_proj.weight").t()) + (seed ? Bias("o_proj") : zeros(1, ScalarType.Float64));
             if (cohere)
             {
                 // the parallel block: attention and MLP of the same normed input, both added at once
