@@ -85,14 +85,14 @@ internal sealed partial class Scheduler
     /// before max_tokens or the model's context ends it.
     void ProposeDrafts(Sequence sequence)
     {
-        if (_options.Speculative is not { } config || _running.Count + _waiting.Count > (config.DisableByBatchSize ?? int.MaxValue) ||
+        if (_options.Speculative is not { } config || _drafts is null || _running.Count + _waiting.Count > (config.DisableByBatchSize ?? int.MaxValue) ||
             !DraftVerification.CanSpeculate(sequence.Sampling, sequence.NumOutputTokens))
         {
             sequence.DraftTokenIds = [];
             return;
         }
         var room = Math.Min(sequence.Sampling.MaxTokens - sequence.NumOutputTokens, _options.MaxModelLen - sequence.NumTokens) - 1;
-        sequence.DraftTokenIds = NgramProposer.Propose(sequence.TokenSpan(), config, Math.Min(room, config.NumSpeculativeTokens));
+        sequence.DraftTokenIds = _drafts.Propose(sequence.TokenSpan(), Math.Min(room, config.NumSpeculativeTokens));
     }
 
     /// Stop tokens (EOS unless ignore_eos, and stop_token_ids) count once min_tokens were generated; then

@@ -25,6 +25,7 @@ internal sealed partial class Scheduler
     long _numComputedTokens;
     long _numGeneratedTokens;
     readonly Speculative.SpeculationCounters? _speculation;
+    readonly Speculative.DraftProposer? _drafts;   // with --speculative-config
 
     public Scheduler(SchedulerOptions options, KVCacheManager kvCache)
     {
@@ -32,6 +33,7 @@ internal sealed partial class Scheduler
         _options = options;
         _kvCache = kvCache;
         _speculation = options.Speculative is { } config ? new Speculative.SpeculationCounters(config.NumSpeculativeTokens) : null;
+        _drafts = options.Speculative is { } speculative ? Speculative.DraftProposer.For(speculative) : null;
     }
 
     public KVCacheManager KVCache => _kvCache;
@@ -97,6 +99,8 @@ internal sealed partial class Scheduler
         sequence.DraftTokenIds = [];
         sequence.Status = SequenceStatus.Finished;
         sequence.FinishReason = reason;
+        if (reason != FinishReason.Abort && sequence.Pooling is null)
+            _drafts?.Finished(sequence.TokenSpan()[sequence.NumPromptTokens..]);   // suffix decoding remembers answers
         var siblings = _requests[sequence.RequestId];
         if (siblings.All(sibling => sibling.IsFinished))
             _requests.Remove(sequence.RequestId);

@@ -12,19 +12,23 @@ namespace Serving.Engine.Tests.Execution;
 public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
 {
     static readonly SpeculativeConfig Ngram = new() { NumSpeculativeTokens = 4, PromptLookupMin = 1, PromptLookupMax = 3 };
+    static readonly SpeculativeConfig Suffix = new() { Method = SpeculativeMethod.Suffix, NumSpeculativeTokens = 4, SuffixMaxSpecFactor = 2 };
 
     /// A prompt followed by what greedy decoding made of it, twice: text that invites the model to repeat itself.
     static int[] Repeating(FixturePrompt prompt) => [.. prompt.InputIds, .. prompt.Greedy16, .. prompt.InputIds];
 
+    /// Suffix decoding also drafts from the answers before (the later prompts repeat earlier ones' text).
     [Theory]
-    [InlineData("llama-gqa")]
-    [InlineData("llama-sp-mqa")]
-    [InlineData("qwen3-gqa")]
-    public async Task GreedyDecodingGivesTheSameTokensInFewerSteps(string fixture)
+    [InlineData("llama-gqa", SpeculativeMethod.Ngram)]
+    [InlineData("llama-sp-mqa", SpeculativeMethod.Ngram)]
+    [InlineData("qwen3-gqa", SpeculativeMethod.Ngram)]
+    [InlineData("llama-gqa", SpeculativeMethod.Suffix)]
+    [InlineData("qwen3-gqa", SpeculativeMethod.Suffix)]
+    public async Task GreedyDecodingGivesTheSameTokensInFewerSteps(string fixture, SpeculativeMethod method)
     {
         var prompts = Fixtures.Reference(fixture).Prompts.SelectMany(p => new[] { p.InputIds, Repeating(p) }).ToList();
         await using var plain = await StartAsync(fixture);
-        await using var speculating = await StartAsync(fixture, o => o with { SpeculativeConfig = Ngram });
+        await using var speculating = await StartAsync(fixture, o => o with { SpeculativeConfig = method == SpeculativeMethod.Suffix ? Suffix : Ngram });
         var expected = new List<Completion>();
         foreach (var prompt in prompts)
             expected.Add(await CollectAsync(plain, Greedy(prompt, 40)));
@@ -37,7 +41,7 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
             Assert.Equal(expected[i].Usage, actual.Usage);
         }
         var stats = speculating.GetStats();
-        output.WriteLine($"{fixture}: {plainSteps} steps without drafts, {stats.Steps} with; {stats.Speculation}");
+        output.WriteLine($"{fixture} ({method}): {plainSteps} steps without drafts, {stats.Steps} with; {stats.Speculation}");
         Assert.True(stats.Speculation.NumAcceptedTokens > 0, "no draft was kept");
         Assert.True(stats.Speculation.NumDraftTokens > stats.Speculation.NumAcceptedTokens, "no draft was refused");
         Assert.True(stats.Steps < plainSteps, "speculation took as many steps as decoding one token at a time");

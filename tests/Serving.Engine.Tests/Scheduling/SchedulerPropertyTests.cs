@@ -45,9 +45,10 @@ public sealed class SchedulerPropertyTests(ITestOutputHelper output)
         Assert.True(totals.Sum(t => t.Finished) > 1000, "too few finished sequences");
     }
 
-    /// The same workloads with speculative decoding (random draft lengths and n-gram bounds) over text that repeats
-    /// itself: drafts are kept, cut short, refused and dropped for lack of budget or blocks, and every sequence must
-    /// still produce exactly what it produces alone, one token per step.
+    /// The same workloads with speculative decoding (random draft lengths and n-gram bounds; every third workload suffix
+    /// decoding, with random factors, probabilities and caches of earlier answers) over text that repeats itself: drafts
+    /// are kept, cut short, refused and dropped for lack of budget or blocks, and every sequence must still produce
+    /// exactly what it produces alone, one token per step.
     [Fact]
     public void RandomWorkloadsWithSpeculativeDecodingFinishAsWithout()
     {
@@ -61,10 +62,16 @@ public sealed class SchedulerPropertyTests(ITestOutputHelper output)
             {
                 Options = workload.Options with
                 {
-                    Speculative = new Engine.Speculative.SpeculativeConfig
-                    {
-                        NumSpeculativeTokens = rng.Next(1, 6), PromptLookupMin = lookupMin, PromptLookupMax = lookupMin + rng.Next(0, 3),
-                    },
+                    Speculative = seed % 3 == 2
+                        ? new Engine.Speculative.SpeculativeConfig
+                        {
+                            Method = Engine.Speculative.SpeculativeMethod.Suffix, NumSpeculativeTokens = rng.Next(1, 6),
+                            SuffixMaxSpecFactor = 1 + 2 * rng.NextDouble(), SuffixMinTokenProb = 0.5 * rng.NextDouble(), SuffixMaxCachedRequests = rng.Next(0, 20),
+                        }
+                        : new Engine.Speculative.SpeculativeConfig
+                        {
+                            NumSpeculativeTokens = rng.Next(1, 6), PromptLookupMin = lookupMin, PromptLookupMax = lookupMin + rng.Next(0, 3),
+                        },
                 },
                 Memory = rng.Next(1, 3),
             };

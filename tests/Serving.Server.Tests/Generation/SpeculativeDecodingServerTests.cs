@@ -74,6 +74,12 @@ public sealed class SpeculativeDecodingServerTests
         Assert.Equal(new Serving.Engine.Speculative.SpeculativeConfig { NumSpeculativeTokens = 4, PromptLookupMin = 1, PromptLookupMax = 3 },
             options.ToEngineOptions().SpeculativeConfig);
         Assert.Null(new Serving.Server.Options.ServerOptions().ToEngineOptions().SpeculativeConfig);
+        var suffix = Options.ServerCommandLineTests.Bind(Serving.Server.Options.ServerCommandLine.ToConfiguration(
+            ["--speculative-config", """{"method": "suffix", "suffix_decoding_max_cached_requests": 100}"""]));
+        Assert.Equal(new Serving.Engine.Speculative.SpeculativeConfig
+        {
+            Method = Serving.Engine.Speculative.SpeculativeMethod.Suffix, NumSpeculativeTokens = 24, SuffixMaxCachedRequests = 100,
+        }, suffix.ToEngineOptions().SpeculativeConfig);
         var bad = Options.ServerCommandLineTests.Bind(Serving.Server.Options.ServerCommandLine.ToConfiguration(
             ["--speculative-config", """{"method": "eagle", "model": "yuhuili/EAGLE-LLaMA3-Instruct-8B", "num_speculative_tokens": 5}"""]));
         Assert.Contains(bad.Validate(), error => error.StartsWith("speculative-config: method \"eagle\" is not supported", StringComparison.Ordinal));
