@@ -92,7 +92,7 @@ internal sealed partial class Scheduler
             return;
         }
         var room = Math.Min(sequence.Sampling.MaxTokens - sequence.NumOutputTokens, _options.MaxModelLen - sequence.NumTokens) - 1;
-        sequence.DraftTokenIds = _drafts.Propose(sequence.TokenSpan(), Math.Min(room, config.NumSpeculativeTokens));
+        sequence.DraftTokenIds = _drafts.Propose(sequence.TokenSpan(), sequence.Salt, Math.Min(room, config.NumSpeculativeTokens));
     }
 
     /// Stop tokens (EOS unless ignore_eos, and stop_token_ids) count once min_tokens were generated; then

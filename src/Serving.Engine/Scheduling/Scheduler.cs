@@ -100,7 +100,7 @@ internal sealed partial class Scheduler
         sequence.Status = SequenceStatus.Finished;
         sequence.FinishReason = reason;
         if (reason != FinishReason.Abort && sequence.Pooling is null)
-            _drafts?.Finished(sequence.TokenSpan()[sequence.NumPromptTokens..]);   // suffix decoding remembers answers
+            _drafts?.Finished(sequence.TokenSpan()[sequence.NumPromptTokens..], sequence.Salt);   // suffix decoding remembers answers
         var siblings = _requests[sequence.RequestId];
         if (siblings.All(sibling => sibling.IsFinished))
             _requests.Remove(sequence.RequestId);

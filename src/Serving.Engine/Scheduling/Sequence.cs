@@ -30,7 +30,8 @@ internal sealed class Sequence
         RequestId = request.RequestId;
         Priority = request.Priority;
         LoraAdapter = request.LoraAdapter;
-        BlockTable = new BlockTable(PrefixSalt(adapterKey, request.CacheSalt));
+        Salt = PrefixSalt(adapterKey, request.CacheSalt);
+        BlockTable = new BlockTable(Salt);
         Arrival = arrival;
         Index = index;
         Parent = parent;
@@ -92,9 +93,11 @@ internal sealed class Sequence
     public FinishReason? FinishReason { get; internal set; }
     public bool IsFinished => Status == SequenceStatus.Finished;
 
-    /// What keeps the sequence's prefix-cache blocks apart from other requests' of the same tokens: the load of its
-    /// LoRA adapter (whose K/V differs from the base model's and from another load's) and its cache salt; null when it
-    /// has neither. Length-prefixed, so no two (adapter, salt) pairs give the same text.
+    /// What keeps the sequence's prefix-cache blocks (and the answers suffix decoding drafts from) apart from other
+    /// requests': the load of its LoRA adapter (whose K/V differs from the base model's and from another load's) and
+    /// its cache salt; null when it has neither. Length-prefixed, so no two (adapter, salt) pairs give the same text.
+    internal string? Salt { get; }
+
     static string? PrefixSalt(string? adapterKey, string? cacheSalt) =>
         adapterKey is null && cacheSalt is null ? null
             : $"lora {adapterKey?.Length ?? -1}:{adapterKey} salt {cacheSalt?.Length ?? -1}:{cacheSalt}";

@@ -10,16 +10,17 @@ internal abstract class DraftProposer
         _ => new PromptLookup(config),
     };
 
-    /// Up to maxTokens tokens to follow tokens (a sequence's prompt and output); empty for none.
-    public abstract int[] Propose(ReadOnlySpan<int> tokens, int maxTokens);
+    /// Up to maxTokens tokens to follow tokens (a sequence's prompt and output); empty for none. salt: the sequence's
+    /// (Sequence.Salt: its LoRA adapter and cache salt; null for neither): only answers of the same salt are drawn from.
+    public abstract int[] Propose(ReadOnlySpan<int> tokens, string? salt, int maxTokens);
 
-    /// A request's sequence finished with this output (stop or length).
-    public virtual void Finished(ReadOnlySpan<int> output)
+    /// A request's sequence of this salt finished with this output (stop or length).
+    public virtual void Finished(ReadOnlySpan<int> output, string? salt)
     {
     }
 
     sealed class PromptLookup(SpeculativeConfig config) : DraftProposer
     {
-        public override int[] Propose(ReadOnlySpan<int> tokens, int maxTokens) => NgramProposer.Propose(tokens, config, maxTokens);
+        public override int[] Propose(ReadOnlySpan<int> tokens, string? salt, int maxTokens) => NgramProposer.Propose(tokens, config, maxTokens);
     }
 }

@@ -6,7 +6,9 @@ namespace Serving.Engine.Speculative;
 /// continuation, while its estimated probability (the share of those places that continue with it, multiplied along
 /// the draft) stays at least SuffixMinTokenProb. A longer match allows a longer draft: at most SuffixMaxSpecFactor x
 /// the match, and match plus draft at most SuffixMaxTreeDepth tokens. Of the two sources the draft with the higher
-/// score (the sum of its tokens' probabilities) is taken, on a tie the one of the longer match.
+/// score (the sum of its tokens' probabilities) is taken, on a tie the one of the longer match. Answers are drawn on
+/// only by sequences of their salt (LoRA adapter and cache salt, as the prefix cache keeps them apart), so a tenant's
+/// drafts, and so its speed, tell nothing of another's answers.
 ///
 /// Where the reference keeps suffix trees, this keeps the texts and, for earlier outputs, an index of where each pair
 /// of consecutive tokens occurs (the sequence's own tokens are searched, as prompt lookup does): a match is the set of
@@ -18,32 +20,32 @@ internal sealed class SuffixProposer(SpeculativeConfig config) : DraftProposer
     /// The most places (latest first) a match weighs, per source.
     const int MaxPlaces = 256;
 
-    readonly Dictionary<int, int[]> _outputs = [];                     // by id; ids rise, the oldest goes first
-    readonly Dictionary<long, List<(int Output, int End)>> _pairs = [];  // (a, b) -> where b follows a, in id order
+    readonly Dictionary<int, (string Salt, int[] Tokens)> _outputs = [];          // by id; ids rise, the oldest goes first
+    readonly Dictionary<(string Salt, long Pair), List<(int Output, int End)>> _pairs = [];  // where b follows a, in id order
     int _oldest, _next;
 
     /// Outputs of earlier requests held now.
     public int NumCachedOutputs => _outputs.Count;
 
-    public override int[] Propose(ReadOnlySpan<int> tokens, int maxTokens)
+    public override int[] Propose(ReadOnlySpan<int> tokens, string? salt, int maxTokens)
     {
         if (maxTokens <= 0 || tokens.Length < 3) return [];
         var depth = config.SuffixMaxTreeDepth;
         var context = tokens[Math.Max(0, tokens.Length - depth)..];
         var own = Draft(tokens, OwnPlaces(tokens, context), context, maxTokens);
-        var earlier = Draft(tokens, EarlierPlaces(context), context, maxTokens);
+        var earlier = Draft(tokens, EarlierPlaces(context, salt ?? ""), context, maxTokens);
         return ((earlier.Score, earlier.Matched).CompareTo((own.Score, own.Matched)) > 0 ? earlier : own).Tokens;
     }
 
     /// Keeps a finished request's output for later requests (none when SuffixMaxCachedRequests is 0).
-    public override void Finished(ReadOnlySpan<int> output)
+    public override void Finished(ReadOnlySpan<int> output, string? salt)
     {
         if (config.SuffixMaxCachedRequests == 0 || output.Length < 2) return;
         var id = _next++;
-        _outputs[id] = output.ToArray();
+        _outputs[id] = (salt ?? "", output.ToArray());
         for (var end = 1; end < output.Length; end++)
         {
-            var key = Pair(output[end - 1], output[end]);
+            var key = (salt ?? "", Pair(output[end - 1], output[end]));
             if (!_pairs.TryGetValue(key, out var places)) _pairs[key] = places = [];
             places.Add((id, end));
         }
@@ -54,11 +56,11 @@ internal sealed class SuffixProposer(SpeculativeConfig config) : DraftProposer
     void Evict()
     {
         while (!_outputs.ContainsKey(_oldest)) _oldest++;
-        var text = _outputs[_oldest];
+        var (salt, text) = _outputs[_oldest];
         _outputs.Remove(_oldest);
         for (var end = 1; end < text.Length; end++)
         {
-            var key = Pair(text[end - 1], text[end]);
+            var key = (salt, Pair(text[end - 1], text[end]));
             if (!_pairs.TryGetValue(key, out var places)) continue;
             var gone = 0;
             while (gone < places.Count && places[gone].Output == _oldest) gone++;
@@ -82,14 +84,14 @@ internal sealed class SuffixProposer(SpeculativeConfig config) : DraftProposer
     }
 
     // Places in earlier outputs, latest first.
-    List<Place> EarlierPlaces(ReadOnlySpan<int> context)
+    List<Place> EarlierPlaces(ReadOnlySpan<int> context, string salt)
     {
         var places = new List<Place>();
-        if (!_pairs.TryGetValue(Pair(context[^2], context[^1]), out var found)) return places;
+        if (!_pairs.TryGetValue((salt, Pair(context[^2], context[^1])), out var found)) return places;
         for (var i = found.Count - 1; i >= 0 && places.Count < MaxPlaces; i--)
         {
             var (output, end) = found[i];
-            var text = _outputs[output];
+            var text = _outputs[output].Tokens;
             places.Add(new Place(text, end, Matched(text, end, context)));
         }
         return places;
