@@ -1,0 +1,245 @@
+using System.Text.Json.Nodes;
+using Serving.Engine.Config;
+using Serving.Engine.Model;
+using Serving.Engine.Tests.Support;
+using Serving.Engine.Weights;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Architectures;
+
+/// The families' tiny checkpoints (Write: config.json, tokenizer, random weights) and their float64 forward
+/// (Reference: every position's logits as transformers computes them), which the tests here and on the GPU use.
+public sealed partial class LlamaVariantsTests
+{
+    /// Cohere2's sliding window, shorter than the prompts: its layers 0-2 slide, layer 3 is full and has no rope.
+    const int Cohere2Window = 3;
+    /// OLMo 3's, likewise: its layers 0-2 slide and turn by the plain rotary embedding, layer 3 turns by the scaled one.
+    const int Olmo3Window = 3;
+    const double Olmo3RopeFactor = 4.0;
+    /// EXAONE 4.0's, likewise: layers 0-2 slide with rope, layer 3 is full without it.
+    const int Exaone4Window = 3;
+    /// Mistral's (7B v0.1's sliding_window, small): every layer slides, windows crossing the chunks and the pool's blocks.
+    const int MistralWindow = 4;
+
+
+    const int Vocab = 512, Hidden = 64, Inter = 96, Layers = 4, Heads = 4, KVHeads = 2, HeadDim = 16;
+    const double EmbeddingMultiplier = 3.0, AttentionMultiplier = 0.2, ResidualMultiplier = 0.5, LogitsScaling = 2.5;
+
+    internal static Dictionary<string, Tensor> Write(Family family, string folder)
+    {
+        var config = new JsonObject
+        {
+            ["architectures"] = new JsonArray(family switch
+            {
+                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM", Family.Exaone4 => "Exaone4ForCausalLM", Family.SeedOss => "SeedOssForCausalLM",
+                Family.Glm4 => "Glm4ForCausalLM", Family.Cohere or Family.CommandRPlus => "CohereForCausalLM", Family.Cohere2 => "Cohere2ForCausalLM",
+                _ => "MistralForCausalLM",
+            }),
+            ["model_type"] = family switch
+            {
+                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Exaone4 => "exaone4", Family.SeedOss => "seed_oss", Family.Glm4 => "glm4",
+                Family.Cohere or Family.CommandRPlus => "cohere", Family.Cohere2 => "cohere2", _ => "mistral",
+            },
+            ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
+            ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0,
+            ["max_position_embeddings"] = 256, ["hidden_act"] = "silu", ["torch_dtype"] = "float32", ["bos_token_id"] = 1, ["eos_token_id"] = 2,
+        };
+        if (family == Family.Granite)
+        {
+            config["embedding_multiplier"] = EmbeddingMultiplier;
+            config["attention_multiplier"] = AttentionMultiplier;
+            config["residual_multiplier"] = ResidualMultiplier;
+            config["logits_scaling"] = LogitsScaling;
+            config["tie_word_embeddings"] = true;   // as Granite 3's configs say (GraniteConfig's default is false)
+        }
+        else if (family == Family.SmolLM3)
+        {
+            config["tie_word_embeddings"] = true;
+            config["no_rope_layer_interval"] = 4;   // layer 3 has no rotary embedding
+        }
+        else if (family == Family.Glm4)
+        {
+            config["tie_word_embeddings"] = true;
+            config["attention_bias"] = true;
+            config["partial_rotary_factor"] = 0.5;
+        }
+        else if (family is Family.Cohere or Family.Cohere2 or Family.CommandRPlus)
+        {
+            config["logit_scale"] = 0.25;
+            config["layer_norm_eps"] = 1e-5;
+            if (family == Family.Cohere2) config["sliding_window"] = Cohere2Window;   // layer_types from the pattern: 4
+            if (family == Family.CommandRPlus) config["use_qk_norm"] = true;
+        }
+        else if (family == Family.Mistral)
+        {
+            config["tie_word_embeddings"] = true;
+            config["sliding_window"] = MistralWindow;
+        }
+        else if (family == Family.SeedOss)
+        {
+            config["tie_word_embeddings"] = true;
+            config["head_dim"] = HeadDim;
+            config["attention_out_bias"] = true;   // attention_bias left out: on by default
+        }
+        else if (family == Family.Exaone4)
+        {
+            config["tie_word_embeddings"] = true;
+            config["sliding_window"] = Exaone4Window;
+            config["sliding_window_pattern"] = "LLLG";
+        }
+        else if (family == Family.Olmo3)
+        {
+            config["tie_word_embeddings"] = true;
+            config["sliding_window"] = Olmo3Window;   // layer_types from the default: every fourth layer full
+            config["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = Olmo3RopeFactor };
+        }
+        else config["tie_word_embeddings"] = true;
+        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
+        ReferenceChecks.CopyTokenizer(folder);
+        var generator = new Generator(seed: (ulong)family + 21);
+        Tensor Random(params long[] dims) => randn(dims, generator: generator) * 0.15f;
+        Tensor Norm() => 1 + randn([Hidden], generator: generator) * 0.1f;
+        var weights = new Dictionary<string, Tensor> { ["model.embed_tokens.weight"] = Random(Vocab, Hidden), ["model.norm.weight"] = Norm() };
+        for (var i = 0; i < Layers; i++)
+        {
+            var p = $"model.layers.{i}.";
+            weights[p + "self_attn.q_proj.weight"] = Random(Heads * HeadDim, Hidden);
+            weights[p + "self_attn.k_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
+            weights[p + "self_attn.v_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
+            weights[p + "self_attn.o_proj.weight"] = Random(Hidden, Heads * HeadDim);
+            if (family == Family.SeedOss)
+            {
+                weights[p + "self_attn.q_proj.bias"] = Random(Heads * HeadDim);
+                weights[p + "self_attn.k_proj.bias"] = Random(KVHeads * HeadDim);
+                weights[p + "self_attn.v_proj.bias"] = Random(KVHeads * HeadDim);
+                weights[p + "self_attn.o_proj.bias"] = Random(Hidden);
+            }
+            if (family == Family.Glm4)
+            {
+                weights[p + "mlp.gate_up_proj.weight"] = Random(2 * Inter, Hidden);
+                weights[p + "self_attn.q_proj.bias"] = Random(Heads * HeadDim);
+                weights[p + "self_attn.k_proj.bias"] = Random(KVHeads * HeadDim);
+                weights[p + "self_attn.v_proj.bias"] = Random(KVHeads * HeadDim);
+                weights[p + "post_self_attn_layernorm.weight"] = Norm();
+                weights[p + "post_mlp_layernorm.weight"] = Norm();
+            }
+            else
+            {
+                weights[p + "mlp.gate_proj.weight"] = Random(Inter, Hidden);
+                weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
+            }
+            weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
+            if (family is not (Family.Cohere or Family.Cohere2 or Family.CommandRPlus)) weights[p + "post_attention_layernorm.weight"] = Norm();
+            if (family == Family.CommandRPlus)
+            {
+                // a weight per head, far enough apart that one head's weight on another would show
+                weights[p + "self_attn.q_norm.weight"] = 1 + randn([Heads, HeadDim], generator: generator) * 0.3f;
+                weights[p + "self_attn.k_norm.weight"] = 1 + randn([KVHeads, HeadDim], generator: generator) * 0.3f;
+            }
+            if (family == Family.Exaone4)
+            {
+                weights[p + "post_feedforward_layernorm.weight"] = Norm();
+                weights[p + "self_attn.q_norm.weight"] = 1 + randn([HeadDim], generator: generator) * 0.1f;
+                weights[p + "self_attn.k_norm.weight"] = 1 + randn([HeadDim], generator: generator) * 0.1f;
+            }
+            else if (family is Family.Olmo2 or Family.Olmo3)
+            {
+                weights[p + "post_feedforward_layernorm.weight"] = Norm();
+                weights[p + "self_attn.q_norm.weight"] = 1 + randn([Heads * HeadDim], generator: generator) * 0.1f;
+                weights[p + "self_attn.k_norm.weight"] = 1 + randn([KVHeads * HeadDim], generator: generator) * 0.1f;
+            }
+            else weights[p + "input_layernorm.weight"] = Norm();
+        }
+        SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), weights);
+        return weights;
+    }
+
+    /// causal false: every position sees the whole prompt (is_causal: false).
+    internal static double[][] Reference(Family family, Dictionary<string, Tensor> weights, int[] tokens, bool causal = true)
+    {
+        using var scope = NewDisposeScope();
+        var granite = family == Family.Granite;
+        Tensor W(string name) => weights[name].to_type(ScalarType.Float64);
+        var cohere = family is Family.Cohere or Family.Cohere2 or Family.CommandRPlus;
+        var cohere2Full = (int layer) => family == Family.Cohere2 && layer == 3;   // (layer + 1) % 4 == 0
+        var olmo3Full = (int layer) => family == Family.Olmo3 && layer == 3;       // likewise
+        Tensor Norm(Tensor x, Tensor w)
+        {
+            if (!cohere) return x * (x.square().mean([-1], keepdim: true) + 1e-6).rsqrt() * w;
+            var centered = x - x.mean([-1], keepdim: true);                    // cohere's LayerNorm, no bias
+            return centered * (centered.square().mean([-1], keepdim: true) + 1e-5).rsqrt() * w;
+        }
+        var t = tokens.Length;
+        var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray())) * (granite ? EmbeddingMultiplier : 1.0);
+        var rope = ReferenceChecks.HalfRope(t, HeadDim, 10000.0);
+        var scaledRope = ReferenceChecks.HalfRope(t, HeadDim, 10000.0, Olmo3RopeFactor);   // linear: positions / factor
+        var angles = outer(Serving.Engine.HeldScalars.Range(0, t, dtype: ScalarType.Float64), 1.0 / pow(10000.0, Serving.Engine.HeldScalars.Range(0, HeadDim, 2, ScalarType.Float64) / HeadDim));
+        // GLM: the first half of each head in interleaved pairs, frequencies of that half (transformers' rotate_half over
+        // x[..., 0::2] and x[..., 1::2], cos and sin repeated per pair)
+        const int Turned = HeadDim / 2;
+        var pairInverse = 1.0 / pow(10000.0, Serving.Engine.HeldScalars.Range(0, Turned, 2, ScalarType.Float64) / Turned);
+        var pairAngles = outer(Serving.Engine.HeldScalars.Range(0, t, dtype: ScalarType.Float64), pairInverse);                    // (t, Turned / 2)
+        var (pairCos, pairSin) = (pairAngles.cos().repeat_interleave(2, 1).unsqueeze(1), pairAngles.sin().repeat_interleave(2, 1).unsqueeze(1));
+        // cohere: every dimension in interleaved pairs, frequencies of the whole head
+        var (allCos, allSin) = (angles.cos().repeat_interleave(2, 1).unsqueeze(1), angles.sin().repeat_interleave(2, 1).unsqueeze(1));
+        Tensor RotateAllPairs(Tensor y)
+        {
+            var pairs = y.reshape(t, y.shape[1], HeadDim / 2, 2);
+            var swapped = stack([-pairs.select(-1, 1), pairs.select(-1, 0)], -1).flatten(-2);
+            return y * allCos + swapped * allSin;
+        }
+        Tensor RotatePairs(Tensor y)
+        {
+            var turned = y.narrow(-1, 0, Turned);
+            var pairs = turned.reshape(t, y.shape[1], Turned / 2, 2);
+            var swapped = stack([-pairs.select(-1, 1), pairs.select(-1, 0)], -1).flatten(-2);   // rotate_half: (-x1, x0), (-x3, x2), ...
+            return cat([turned * pairCos + swapped * pairSin, y.narrow(-1, Turned, HeadDim - Turned)], -1);
+        }
+        var residual = granite ? ResidualMultiplier : 1.0;
+        for (var i = 0; i < Layers; i++)
+        {
+            var p = $"model.layers.{i}.";
+            var olmo = family is Family.Olmo2 or Family.Olmo3 or Family.Exaone4;   // norms on the sublayers' outputs only
+            var x = olmo ? h : Norm(h, W(p + "input_layernorm.weight"));
+            var glm = family == Family.Glm4;
+            var seed = family == Family.SeedOss;
+            Tensor Bias(string name) => glm || seed ? W(p + $"self_attn.{name}.bias") : zeros(1, ScalarType.Float64);
+            var q = x.matmul(W(p + "self_attn.q_proj.weight").t()) + Bias("q_proj");
+            var k = x.matmul(W(p + "self_attn.k_proj.weight").t()) + Bias("k_proj");
+            if (olmo && family != Family.Exaone4) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));
+            (q, k) = (q.view(t, Heads, HeadDim), k.view(t, KVHeads, HeadDim));
+            if (family == Family.Exaone4) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));   // each head
+            if (family == Family.CommandRPlus) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));   // (heads, head_dim) weights
+            var v = (x.matmul(W(p + "self_attn.v_proj.weight").t()) + Bias("v_proj")).view(t, KVHeads, HeadDim);
+            if (glm) (q, k) = (RotatePairs(q), RotatePairs(k));
+            else if (cohere) (q, k) = cohere2Full(i) ? (q, k) : (RotateAllPairs(q), RotateAllPairs(k));
+            else if (olmo3Full(i)) (q, k) = (ReferenceChecks.RotateHalf(q, scaledRope), ReferenceChecks.RotateHalf(k, scaledRope));
+            else if (family is not (Family.SmolLM3 or Family.Exaone4) || i != 3) (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));   // smollm3: layer 3 has no rope
+            int? window = family == Family.Cohere2 && !cohere2Full(i) ? Cohere2Window : family == Family.Mistral ? MistralWindow
+                : family == Family.Olmo3 && !olmo3Full(i) ? Olmo3Window : family == Family.Exaone4 && i != 3 ? Exaone4Window : null;
+            var mask = !causal ? zeros(t, t, ScalarType.Bool) : ReferenceChecks.CausalMask(t, window);
+            var attended = ReferenceChecks.Attend(q, k, v, granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim), mask);
+            var output = attended.matmul(W(p + "self_attn.o_proj.weight").t()) + (seed ? Bias("o_proj") : zeros(1, ScalarType.Float64));
+            if (cohere)
+            {
+                // the parallel block: attention and MLP of the same normed input, both added at once
+                var parallel = (nn.functional.silu(x.matmul(W(p + "mlp.gate_proj.weight").t())) * x.matmul(W(p + "mlp.up_proj.weight").t()))
+                    .matmul(W(p + "mlp.down_proj.weight").t());
+                h = h + output + parallel;
+                continue;
+            }
+            h = h + (olmo ? Norm(output, W(p + "post_attention_layernorm.weight"))
+                : glm ? Norm(output, W(p + "post_self_attn_layernorm.weight")) : output * residual);
+            x = olmo ? h : Norm(h, W(p + "post_attention_layernorm.weight"));
+            var (gate, up) = glm
+                ? (W(p + "mlp.gate_up_proj.weight").narrow(0, 0, Inter), W(p + "mlp.gate_up_proj.weight").narrow(0, Inter, Inter))
+                : (W(p + "mlp.gate_proj.weight"), W(p + "mlp.up_proj.weight"));
+            var mlp = (nn.functional.silu(x.matmul(gate.t())) * x.matmul(up.t())).matmul(W(p + "mlp.down_proj.weight").t());
+            h = h + (olmo ? Norm(mlp, W(p + "post_feedforward_layernorm.weight"))
+                : glm ? Norm(mlp, W(p + "post_mlp_layernorm.weight")) : mlp * residual);
+        }
+        var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t()) / (granite ? LogitsScaling : 1.0)
+            * (cohere ? 0.25 : 1.0);
+        return ReferenceChecks.Rows(logits);
+    }
+}
