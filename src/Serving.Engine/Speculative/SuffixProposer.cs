@@ -32,8 +32,8 @@ internal sealed class SuffixProposer(SpeculativeConfig config) : DraftProposer
         if (maxTokens <= 0 || tokens.Length < 3) return [];
         var depth = config.SuffixMaxTreeDepth;
         var context = tokens[Math.Max(0, tokens.Length - depth)..];
-        var own = Draft(tokens, OwnPlaces(tokens, context), context, maxTokens);
-        var earlier = Draft(tokens, EarlierPlaces(context, salt ?? ""), context, maxTokens);
+        var own = Draft(tokens, OwnPlaces(tokens, context), maxTokens);
+        var earlier = Draft(tokens, EarlierPlaces(context, salt ?? ""), maxTokens);
         return ((earlier.Score, earlier.Matched).CompareTo((own.Score, own.Matched)) > 0 ? earlier : own).Tokens;
     }
 
@@ -110,14 +110,25 @@ internal sealed class SuffixProposer(SpeculativeConfig config) : DraftProposer
 
     readonly record struct Proposal(int[] Tokens, double Score, int Matched);
 
-    // The longest match's places, continued token by token by the most frequent next token (the latest place's among
-    // equals) while the draft's estimated probability holds.
-    Proposal Draft(ReadOnlySpan<int> own, List<Place> places, ReadOnlySpan<int> context, int maxTokens)
+    // The match's places continued token by token by the most frequent next token (the latest place's among equals)
+    // while the draft's estimated probability holds. Two matches are tried: the longest, and where that leaves the
+    // depth little room, the one of depth / (1 + factor) tokens (the longest draft the depth and factor allow, as
+    // the reference tries its pattern's shorter suffixes too); the higher score wins.
+    Proposal Draft(ReadOnlySpan<int> own, List<Place> places, int maxTokens)
     {
         if (places.Count == 0) return new([], 0, 0);
-        var matched = places.Max(p => p.Matched);
+        var longest = places.Max(p => p.Matched);
+        var roomiest = Math.Max(2, Math.Min(longest, (int)(config.SuffixMaxTreeDepth / (1 + config.SuffixMaxSpecFactor))));
+        var best = Walk(own, places, longest, maxTokens);
+        if (roomiest < longest && Walk(own, places, roomiest, maxTokens) is var shorter && shorter.Score > best.Score) best = shorter;
+        return best;
+    }
+
+    // The draft from the places that match at least `matched` tokens.
+    Proposal Walk(ReadOnlySpan<int> own, List<Place> places, int matched, int maxTokens)
+    {
         var limit = Math.Min(maxTokens, Math.Min((int)Math.Floor(config.SuffixMaxSpecFactor * matched), config.SuffixMaxTreeDepth - matched));
-        var alive = places.Where(p => p.Matched == matched).ToList();
+        var alive = places.Where(p => p.Matched >= matched).ToList();
         var (draft, probability, score) = (new List<int>(), 1.0, 0.0);
         var counts = new Dictionary<int, int>();
         for (var offset = 1; draft.Count < limit && alive.Count > 0; offset++)

@@ -21,9 +21,19 @@ public sealed class SuffixProposerTests
         Assert.Equal([4, 5, 6], Proposer().Propose(tokens, null, 10));                  // a match of 3 allows 3
         Assert.Equal([4, 5, 6, 7, 8, 9], Proposer(factor: 2).Propose(tokens, null, 10));
         Assert.Equal([4, 5], Proposer(factor: 2).Propose(tokens, null, 2));             // what the caller has room for
-        Assert.Equal([4], Proposer(factor: 4, depth: 4).Propose(tokens, null, 10));     // match plus draft within the depth
+        Assert.Equal([4, 5], Proposer(factor: 4, depth: 4).Propose(tokens, null, 10));  // match plus draft within the depth: 2 + 2
         Assert.Empty(Proposer().Propose([1, 2, 3, 4, 5, 1], null, 10));                  // one token is no match
         Assert.Empty(Proposer().Propose([7, 8, 9], null, 10));
+    }
+
+    /// Text that has repeated for longer than the depth matches all of it, which leaves no room to draft: the shorter
+    /// match of depth / (1 + factor) tokens does (the reference tries its pattern's shorter suffixes too).
+    [Fact]
+    public void AMatchAsLongAsTheDepthDraftsThroughAShorterOne()
+    {
+        int[] tokens = [.. Enumerable.Repeat(new[] { 1, 2, 3 }, 20).SelectMany(t => t)];
+        Assert.Equal([1, 2, 3, 1, 2, 3, 1, 2], Proposer().Propose(tokens, null, 8));   // depth 24: a match of 12, a draft of up to 12
+        Assert.Equal(12, Proposer().Propose(tokens, null, 64).Length);
     }
 
     [Fact]
