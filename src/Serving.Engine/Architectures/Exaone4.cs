@@ -55,13 +55,5 @@ internal sealed class Exaone4 : ModelArchitecture
     }
 
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
-        LlamaLayout.Model(config, layer =>
-        {
-            var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
-            return LlamaLayout.Layer(config, layer).Where(b => !b.CheckpointName.EndsWith("layernorm.weight", StringComparison.Ordinal)).Concat(
-            [
-                new($"{from}post_attention_layernorm.weight", [config.HiddenSize], $"{to}attention_output_norm.weight"),
-                new($"{from}post_feedforward_layernorm.weight", [config.HiddenSize], $"{to}mlp_output_norm.weight"),
-            ]).Concat(LlamaLayout.HeadNorms(config, layer));
-        });
+        LlamaLayout.Model(config, layer => LlamaLayout.OutputNormedLayer(config, layer));
 }

@@ -24,14 +24,25 @@ internal static class LlamaLayout
         return bindings;
     }
 
-    /// The per-head q_norm and k_norm of one layer: one head_dim weight each (qwen3's, which Qwen3-MoE and Gemma 3
-    /// share), or a weight per head, (heads, head_dim) and (kv heads, head_dim) (Command R+'s).
+    /// The q_norm and k_norm of one layer, shaped as config.QkNorm says (ModelConfig.QkNormShape): qwen3's (which
+    /// Qwen3-MoE, Gemma 3 and EXAONE 4.0 share), Command R+'s per head, olmo2's over the whole projection.
     public static IEnumerable<WeightBinding> HeadNorms(ModelConfig config, int layer)
     {
-        var ownWeights = config.QkNorm == QkNorm.EachHeadOwnWeight;
         foreach (var (name, heads) in new[] { ("q_norm", config.NumAttentionHeads), ("k_norm", config.NumKeyValueHeads) })
-            yield return new($"model.layers.{layer}.self_attn.{name}.weight", ownWeights ? [heads, config.HeadDim] : [config.HeadDim],
-                $"layers.{layer}.self_attn.{name}.weight");
+            yield return new($"model.layers.{layer}.self_attn.{name}.weight", config.QkNormShape(heads), $"layers.{layer}.self_attn.{name}.weight");
+    }
+
+    /// One layer of a block that norms its sublayers' outputs instead of their inputs (olmo2's, EXAONE 4.0's): Llama's
+    /// projections, post_attention_layernorm on the attention output, post_feedforward_layernorm on the MLP output,
+    /// and the q/k norms.
+    public static IEnumerable<WeightBinding> OutputNormedLayer(ModelConfig config, int layer)
+    {
+        var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
+        return Layer(config, layer).Where(b => !b.CheckpointName.EndsWith("layernorm.weight", StringComparison.Ordinal)).Concat(
+        [
+            new($"{from}post_attention_layernorm.weight", [config.HiddenSize], $"{to}attention_output_norm.weight"),
+            new($"{from}post_feedforward_layernorm.weight", [config.HiddenSize], $"{to}mlp_output_norm.weight"),
+        ]).Concat(HeadNorms(config, layer));
     }
 
     /// One layer with separate q/k/v and gate/up tensors.

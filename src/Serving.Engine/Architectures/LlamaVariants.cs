@@ -90,17 +90,7 @@ internal class Olmo2 : ModelArchitecture
     }
 
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
-        LlamaLayout.Model(config, layer =>
-        {
-            var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
-            return LlamaLayout.Layer(config, layer).Where(b => !b.CheckpointName.EndsWith("layernorm.weight", StringComparison.Ordinal)).Concat(
-            [
-                new($"{from}post_attention_layernorm.weight", [config.HiddenSize], $"{to}attention_output_norm.weight"),
-                new($"{from}post_feedforward_layernorm.weight", [config.HiddenSize], $"{to}mlp_output_norm.weight"),
-                new($"{from}self_attn.q_norm.weight", [config.QSize], $"{to}self_attn.q_norm.weight"),
-                new($"{from}self_attn.k_norm.weight", [config.KVSize], $"{to}self_attn.k_norm.weight"),
-            ]);
-        });
+        LlamaLayout.Model(config, layer => LlamaLayout.OutputNormedLayer(config, layer));
 }
 
 /// Olmo3ForCausalLM (AllenAI's OLMo 3): OLMo 2's decoder with three sliding-window layers (sliding_window, 4096) to each

@@ -184,6 +184,15 @@ public sealed record ModelConfig
     public int QSize => NumAttentionHeads * HeadDim;
     /// Width of the concatenated K (or V) heads: NumKeyValueHeads x HeadDim.
     public int KVSize => NumKeyValueHeads * HeadDim;
+    /// The shape of q_norm's weight (heads: NumAttentionHeads) or k_norm's (NumKeyValueHeads), as QkNorm says: (head_dim)
+    /// that every head shares, (heads, head_dim), or (heads x head_dim) over the whole projection.
+    public long[] QkNormShape(int heads) => QkNorm switch
+    {
+        QkNorm.EachHead => [HeadDim],
+        QkNorm.EachHeadOwnWeight => [heads, HeadDim],
+        QkNorm.WholeProjection => [(long)heads * HeadDim],
+        _ => throw new InvalidOperationException($"{Architecture} has no q/k norms"),
+    };
     /// Dimensions of each head that rotary embedding turns (the first RotaryDim; the rest pass through).
     public int RotaryDim => (int)(HeadDim * PartialRotaryFactor);
     /// The context the rope was set up for (vLLM's derived max model length): max_position_embeddings, stretched

@@ -13,7 +13,7 @@ internal sealed class Attention : nn.Module
 {
     [ComponentName(Name = "qkv_proj")] readonly Linear _qkv;   // (qSize + 2 * kvSize, hidden): q rows, k rows, v rows
     [ComponentName(Name = "o_proj")] readonly Linear _output;  // (hidden, qSize)
-    [ComponentName(Name = "q_norm")] readonly RmsNorm? _queryNorm;  // (headDim), (numHeads, headDim) or (qSize): HeadNormShape
+    [ComponentName(Name = "q_norm")] readonly RmsNorm? _queryNorm;  // (headDim), (numHeads, headDim) or (qSize): QkNormShape
     [ComponentName(Name = "k_norm")] readonly RmsNorm? _keyNorm;    // (headDim), (numKVHeads, headDim) or (kvSize)
     [ComponentName(Name = "sinks")] readonly Parameter? _sinks;     // (numHeads), gpt-oss only
     readonly int _layer;
@@ -28,19 +28,12 @@ internal sealed class Attention : nn.Module
         _output = new Linear(config.QSize, config.HiddenSize, config.OutputBias, dtype, device) { Target = new(layer, Lora.LoraProjection.Output) };
         if (config.QkNorm != QkNorm.None)
         {
-            _queryNorm = new RmsNorm(HeadNormShape(config, config.NumAttentionHeads), config.RmsNormEps, dtype, device);
-            _keyNorm = new RmsNorm(HeadNormShape(config, config.NumKeyValueHeads), config.RmsNormEps, dtype, device);
+            _queryNorm = new RmsNorm(config.QkNormShape(config.NumAttentionHeads), config.RmsNormEps, dtype, device);
+            _keyNorm = new RmsNorm(config.QkNormShape(config.NumKeyValueHeads), config.RmsNormEps, dtype, device);
         }
         if (config.AttentionSinks) _sinks = ModelParameters.Empty([config.NumAttentionHeads], dtype, device);
         RegisterComponents();
     }
-
-    static long[] HeadNormShape(ModelConfig config, int heads) => config.QkNorm switch
-    {
-        QkNorm.EachHead => [config.HeadDim],                    // one weight every head shares (qwen3, gemma3)
-        QkNorm.EachHeadOwnWeight => [heads, config.HeadDim],    // a weight per head (Command R+)
-        _ => [(long)heads * config.HeadDim],                    // the whole projection at once (olmo2)
-    };
 
     // x (numTokens, hidden) -> (numTokens, hidden)
     public Tensor Forward(DecoderStep step, Tensor x)
