@@ -53,18 +53,16 @@ public sealed class Sampler
         var processed = raw.clone(); // (numSeqs, vocab)
         LogitsProcessors.Apply(processed, rows);
         var chosen = ChooseTokens(processed, rows); // (numSeqs) int64
-        var tokenIds = chosen.to(ScalarType.Int32).cpu().data<int>().ToArray();
-        return new SamplerOutput(tokenIds, LogprobGatherer.Gather(raw, chosen, rows))
+        if (allowed is null)
+            return new SamplerOutput(chosen.to(ScalarType.Int32).cpu().data<int>().ToArray(), LogprobGatherer.Gather(raw, chosen, rows));
+        // under a grammar the rows with nothing to sample (-inf throughout) come to the host in the tokens' one copy
+        var noToken = processed.amax([-1]).isneginf().to(ScalarType.Int64); // (numSeqs)
+        var copied = stack([chosen, noToken]).to(ScalarType.Int32).cpu().data<int>().ToArray(); // (2 * numSeqs)
+        var numRows = rows.Count;
+        return new SamplerOutput(copied[..numRows], LogprobGatherer.Gather(raw, chosen, rows))
         {
-            RowsWithNoToken = allowed is null ? [] : RowsWithNoToken(processed),
+            RowsWithNoToken = [.. Enumerable.Range(0, numRows).Where(row => copied[numRows + row] != 0)],
         };
-    }
-
-    /// The rows of logits that are -inf throughout (nothing may be sampled).
-    static int[] RowsWithNoToken(Tensor logits)
-    {
-        var none = logits.amax([-1]).isneginf().cpu().data<bool>().ToArray(); // (numSeqs)
-        return [.. Enumerable.Range(0, none.Length).Where(row => none[row])];
     }
 
     /// logits with -inf where the packed mask has a 0 bit. The bits are unpacked on the logits' device: one

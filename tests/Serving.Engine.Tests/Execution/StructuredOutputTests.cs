@@ -158,17 +158,23 @@ public sealed class StructuredOutputTests
         var tokenizer = TokenMaskTests.Load("llama3");
         var vocabulary = TokenVocabulary.Create(tokenizer, tokenizer.VocabSize, tokenizer.EosTokenIds);
         var grammar = new GrammarState(GrammarCompiler.Compile(new StructuredOutputsParams { Choice = ["{}"] }), vocabulary);
+        var allowedIds = TokenMaskTests.Allowed(grammar, vocabulary);
+        var excluded = Enumerable.Range(0, vocabulary.Size).First(id => !allowedIds.Contains(id));
         var rows = new[]
         {
             new SamplingState(SamplingParams.Greedy, [1], [], tokenizer.EosTokenIds, grammar: grammar),
             new SamplingState(SamplingParams.Greedy, [1], [], tokenizer.EosTokenIds),
+            // allowed_token_ids outside what its grammar allows: nothing to sample
+            new SamplingState(SamplingParams.Greedy with { AllowedTokenIds = [excluded] }, [1], [], tokenizer.EosTokenIds,
+                grammar: new GrammarState(GrammarCompiler.Compile(new StructuredOutputsParams { Choice = ["{}"] }), vocabulary)),
         };
-        using var logits = Serving.Engine.HeldScalars.Range(0, vocabulary.Size, dtype: TorchSharp.torch.ScalarType.Float32).repeat(2, 1);
+        using var logits = Serving.Engine.HeldScalars.Range(0, vocabulary.Size, dtype: TorchSharp.torch.ScalarType.Float32).repeat(3, 1);
         var allowed = await AllowedTokens.StartPreparing(rows)!;
         var output = new Sampler().Sample(logits, rows, allowed);
-        var allowedIds = TokenMaskTests.Allowed(grammar, vocabulary);
         Assert.Contains(output.TokenIds[0], allowedIds);
         Assert.Equal(allowedIds.Max(), output.TokenIds[0]); // the largest allowed logit
         Assert.Equal(vocabulary.Size - 1, output.TokenIds[1]);
+        Assert.Equal([2], output.RowsWithNoToken);
+        Assert.Empty(new Sampler().Sample(logits[..2], rows[..2], await AllowedTokens.StartPreparing(rows[..2])!).RowsWithNoToken);
     }
 }
