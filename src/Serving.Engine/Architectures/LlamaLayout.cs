@@ -25,11 +25,12 @@ internal static class LlamaLayout
     }
 
     /// The q_norm and k_norm of one layer, shaped as config.QkNorm says (ModelConfig.QkNormShape): qwen3's (which
-    /// Qwen3-MoE, Gemma 3 and EXAONE 4.0 share), Command R+'s per head, olmo2's over the whole projection.
-    public static IEnumerable<WeightBinding> HeadNorms(ModelConfig config, int layer)
+    /// Qwen3-MoE, Gemma 3 and EXAONE 4.0 share), Command R+'s per head, olmo2's over the whole projection. A checkpoint
+    /// may name them otherwise (Hunyuan's query_layernorm and key_layernorm).
+    public static IEnumerable<WeightBinding> HeadNorms(ModelConfig config, int layer, string queryNorm = "q_norm", string keyNorm = "k_norm")
     {
-        foreach (var (name, heads) in new[] { ("q_norm", config.NumAttentionHeads), ("k_norm", config.NumKeyValueHeads) })
-            yield return new($"model.layers.{layer}.self_attn.{name}.weight", config.QkNormShape(heads), $"layers.{layer}.self_attn.{name}.weight");
+        foreach (var (stored, name, heads) in new[] { (queryNorm, "q_norm", config.NumAttentionHeads), (keyNorm, "k_norm", config.NumKeyValueHeads) })
+            yield return new($"model.layers.{layer}.self_attn.{stored}.weight", config.QkNormShape(heads), $"layers.{layer}.self_attn.{name}.weight");
     }
 
     /// One layer of a block that norms its sublayers' outputs instead of their inputs (olmo2's, EXAONE 4.0's): Llama's

@@ -25,8 +25,10 @@ public sealed record ModelConfig
     /// Bias on o_proj (llama attention_bias; never for qwen2 and mistral).
     public bool OutputBias { get; init; }
     public bool MlpBias { get; init; }
-    /// Which norm q and k take before rotary embedding (q_norm, k_norm), if any.
+    /// Which norm q and k take (q_norm, k_norm), if any: before the rotary embedding, or after it under QkNormAfterRope.
     public QkNorm QkNorm { get; init; }
+    /// q and k take their norm after the rotary embedding (Hunyuan's query_layernorm and key_layernorm), not before it.
+    public bool QkNormAfterRope { get; init; }
     /// The MLP's gate activation: SiLU (SwiGLU, the default) or GELU's tanh approximation (gemma's GeGLU).
     public MlpActivation Activation { get; init; } = MlpActivation.Silu;
     /// How an RMSNorm's weight scales the normalisation (Llama's: after rounding it to the dtype).
@@ -119,7 +121,7 @@ public sealed record ModelConfig
     /// plain causal attention scaled by 1 / sqrt(head_dim) with rotary positions in every layer (one window in every
     /// layer at most: mistral's), no soft-capping, sinks, multipliers or experts.
     public bool IsLlamaBlock => Activation == MlpActivation.Silu && NumExperts == 0 && NormWeight == RmsNormWeight.AfterRounding
-        && !SandwichNorms && PreNorms && (QkNorm is QkNorm.None or QkNorm.EachHead) && EmbeddingMultiplier is null
+        && !SandwichNorms && PreNorms && (QkNorm is QkNorm.None or QkNorm.EachHead) && !QkNormAfterRope && EmbeddingMultiplier is null
         && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.Distinct().Count() <= 1 && LocalRope is null && IsCausal
         && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0 && !InterleavedRope
         && !NormsCentered && !ParallelBlock && LogitsMultiplier is null && !AttentionSinks;
@@ -257,8 +259,7 @@ public enum RotaryPrecision
     Float32 = 2,
 }
 
-/// The norm q and k take before rotary embedding (q_norm and k_norm), computed as the model's other norms are
-/// (NormWeight, NormsCentered).
+/// The norm q and k take (q_norm and k_norm), computed as the model's other norms are (NormWeight, NormsCentered).
 public enum QkNorm
 {
     /// None: Llama's.

@@ -132,6 +132,7 @@ public static class ModelConfigWriter
             ["beta_fast"] = rope.BetaFast, ["beta_slow"] = rope.BetaSlow, ["truncate"] = rope.Truncate,
             ["attention_factor"] = rope.AttentionScaling,
         },
+        RopeType.DynamicNtkAlpha => new JsonObject { ["rope_type"] = "dynamic", ["alpha"] = rope.Alpha },
         _ => throw new ArgumentOutOfRangeException(nameof(rope), rope.Type, "a rope type the writer does not know"),
     };
 }

@@ -1,6 +1,6 @@
 namespace Serving.Engine.Config;
 
-public enum RopeType { Default, Linear, Llama3, LongRope, Yarn }
+public enum RopeType { Default, Linear, Llama3, LongRope, Yarn, DynamicNtkAlpha }
 
 /// Rotary position embedding parameters, from either spelling of config.json:
 /// `rope_theta` + `rope_scaling` (transformers 4) or `rope_parameters` (transformers 5).
@@ -24,6 +24,9 @@ public sealed record RopeConfig
     /// longrope only: per-frequency divisors for positions below OriginalMaxPositionEmbeddings (short) and from it on (long).
     public IReadOnlyList<double> ShortFactor { get; init; } = [];
     public IReadOnlyList<double> LongFactor { get; init; } = [];
+    /// dynamic with alpha (Hunyuan's NTK-aware scaling): the rope's base is Theta * Alpha^(d / (d - 2)) for a rotary
+    /// dimension d, at every position (vLLM's DynamicNTKAlphaRotaryEmbedding, transformers' HunYuan rotary embedding).
+    public double Alpha { get; init; } = 1.0;
     /// cos and sin are multiplied by this (longrope's and yarn's attention_factor; 1 otherwise).
     public double AttentionScaling { get; init; } = 1.0;
 
@@ -36,6 +39,11 @@ public sealed record RopeConfig
         RopeType.Yarn => Stretched(OriginalMaxPositionEmbeddings),
         _ => maxPositionEmbeddings,
     };
+
+    /// The base whose powers give the inverse frequencies: Theta, raised by dynamic-alpha scaling (in doubles, as
+    /// Python computes it).
+    public double Base(int rotaryDim) =>
+        Type == RopeType.DynamicNtkAlpha ? Theta * Math.Pow(Alpha, rotaryDim / (rotaryDim - 2.0)) : Theta;
 
     int Stretched(int positions) => (int)Math.Min(int.MaxValue, Math.Floor(positions * Factor));
 
@@ -84,10 +92,14 @@ public sealed record RopeConfig
             "llama3" => RopeType.Llama3,
             "longrope" or "su" => RopeType.LongRope,
             "yarn" => RopeType.Yarn,
-            _ => throw ModelConfigException.Unsupported(scaling.File, scaling.Name(typeField), typeName, "default, linear, llama3, longrope, yarn"),
+            // dynamic NTK by a factor rescales by the batch's longest sequence in transformers: not served
+            "dynamic" when scaling.Has("alpha") => RopeType.DynamicNtkAlpha,
+            _ => throw ModelConfigException.Unsupported(scaling.File, scaling.Name(typeField), typeName,
+                "default, linear, llama3, longrope, yarn, dynamic with alpha"),
         };
         var rope = new RopeConfig { Theta = theta, Type = type };
         if (type == RopeType.Default) return rope;
+        if (type == RopeType.DynamicNtkAlpha) return rope with { Alpha = RequiredPositive(scaling, "alpha") };
         if (type == RopeType.LongRope) return ReadLongRope(scaling, rope, config);
         if (type == RopeType.Yarn) return ReadYarn(scaling, rope, config);
         rope = rope with { Factor = RequiredPositive(scaling, "factor") };

@@ -7,8 +7,8 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
 
-/// Grouped-query self-attention: q, k, v in one fused projection, an optional norm of q and k (ModelConfig.QkNorm),
-/// rotary positions and the K/V write, paged attention over one KV head per group (with gpt-oss's sinks), o_proj.
+/// Grouped-query self-attention: q, k, v in one fused projection, an optional norm of q and k (ModelConfig.QkNorm) before
+/// or after the rotary positions, the K/V write, paged attention over one KV head per group (with gpt-oss's sinks), o_proj.
 internal sealed class Attention : nn.Module
 {
     [ComponentName(Name = "qkv_proj")] readonly Linear _qkv;   // (qSize + 2 * kvSize, hidden): q rows, k rows, v rows
@@ -17,10 +17,11 @@ internal sealed class Attention : nn.Module
     [ComponentName(Name = "k_norm")] readonly RmsNorm? _keyNorm;    // (headDim), (numKVHeads, headDim) or (kvSize)
     [ComponentName(Name = "sinks")] readonly Parameter? _sinks;     // (numHeads), gpt-oss only
     readonly int _layer;
+    readonly bool _normAfterRope;   // Hunyuan's: q_norm and k_norm of the rotated q and k
 
     public Attention(ModelConfig config, int layer, ScalarType dtype, Device device) : base("Attention")
     {
-        _layer = layer;
+        (_layer, _normAfterRope) = (layer, config.QkNormAfterRope);
         _qkv = new Linear(config.HiddenSize, config.QSize + 2L * config.KVSize, config.QkvBias, dtype, device)
         {
             Target = new(layer, Lora.LoraProjection.Qkv),
@@ -39,9 +40,12 @@ internal sealed class Attention : nn.Module
     public Tensor Forward(DecoderStep step, Tensor x)
     {
         var qkv = _qkv.Forward(step, x);                                           // (numTokens, qSize + 2 * kvSize)
-        if (_queryNorm is not null)
-            qkv = step.HeadRmsNorm(qkv, _queryNorm.Weight, _keyNorm!.Weight, _queryNorm.Eps);
-        qkv = step.RotaryAndCacheWrite(qkv, _layer);
+        if (_queryNorm is null)
+            qkv = step.RotaryAndCacheWrite(qkv, _layer);
+        else if (!_normAfterRope)
+            qkv = step.RotaryAndCacheWrite(step.HeadRmsNorm(qkv, _queryNorm.Weight, _keyNorm!.Weight, _queryNorm.Eps), _layer);
+        else
+            qkv = step.CacheWrite(step.HeadRmsNorm(step.Rotary(qkv, _layer), _queryNorm.Weight, _keyNorm!.Weight, _queryNorm.Eps), _layer);
         // (numTokens, qSize) -> (numTokens, hidden); a rank's heads give a partial sum (row-parallel o_proj)
         return step.AllReduce(_output.Forward(step, step.Attention(qkv, _layer, _sinks)));
     }

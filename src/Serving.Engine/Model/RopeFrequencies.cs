@@ -16,7 +16,7 @@ internal static class RopeFrequencies
     {
         using var scope = NewDisposeScope();
         // base ** (arange(0, dim, 2).float() / dim)
-        var powers = tensor((float)rope.Theta).pow(HeldScalars.Range(0, rotaryDim, 2).to_type(ScalarType.Float32) / rotaryDim);
+        var powers = tensor((float)rope.Base(rotaryDim)).pow(HeldScalars.Range(0, rotaryDim, 2).to_type(ScalarType.Float32) / rotaryDim);
         var frequencies = rope.Type switch
         {
             RopeType.Linear => powers.reciprocal() / rope.Factor,

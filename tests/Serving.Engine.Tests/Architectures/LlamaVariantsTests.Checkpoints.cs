@@ -18,6 +18,8 @@ public sealed partial class LlamaVariantsTests
     const double Olmo3RopeFactor = 4.0;
     /// EXAONE 4.0's, likewise: layers 0-2 slide with rope, layer 3 is full without it.
     const int Exaone4Window = 3;
+    /// Hunyuan's dynamic-alpha rope (1000 in the 7B): the base is theta x alpha^(d / (d - 2)).
+    const double HunyuanAlpha = 5.0;
     /// Mistral's (7B v0.1's sliding_window, small): every layer slides, windows crossing the chunks and the pool's blocks.
     const int MistralWindow = 4;
 
@@ -31,13 +33,13 @@ public sealed partial class LlamaVariantsTests
         {
             ["architectures"] = new JsonArray(family switch
             {
-                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM", Family.Exaone4 => "Exaone4ForCausalLM", Family.SeedOss => "SeedOssForCausalLM",
+                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM", Family.Exaone4 => "Exaone4ForCausalLM", Family.SeedOss => "SeedOssForCausalLM", Family.Hunyuan => "HunYuanDenseV1ForCausalLM",
                 Family.Glm4 => "Glm4ForCausalLM", Family.Cohere or Family.CommandRPlus => "CohereForCausalLM", Family.Cohere2 => "Cohere2ForCausalLM",
                 _ => "MistralForCausalLM",
             }),
             ["model_type"] = family switch
             {
-                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Exaone4 => "exaone4", Family.SeedOss => "seed_oss", Family.Glm4 => "glm4",
+                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Exaone4 => "exaone4", Family.SeedOss => "seed_oss", Family.Hunyuan => "hunyuan_v1_dense", Family.Glm4 => "glm4",
                 Family.Cohere or Family.CommandRPlus => "cohere", Family.Cohere2 => "cohere2", _ => "mistral",
             },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
@@ -80,6 +82,13 @@ public sealed partial class LlamaVariantsTests
             config["tie_word_embeddings"] = true;
             config["head_dim"] = HeadDim;
             config["attention_out_bias"] = true;   // attention_bias left out: on by default
+        }
+        else if (family == Family.Hunyuan)
+        {
+            config["tie_word_embeddings"] = true;
+            config["use_qk_norm"] = true;
+            config["use_cla"] = false;
+            config["rope_scaling"] = new JsonObject { ["type"] = "dynamic", ["alpha"] = HunyuanAlpha };
         }
         else if (family == Family.Exaone4)
         {
@@ -136,6 +145,12 @@ public sealed partial class LlamaVariantsTests
                 weights[p + "self_attn.q_norm.weight"] = 1 + randn([Heads, HeadDim], generator: generator) * 0.3f;
                 weights[p + "self_attn.k_norm.weight"] = 1 + randn([KVHeads, HeadDim], generator: generator) * 0.3f;
             }
+            if (family == Family.Hunyuan)
+            {
+                // far from 1 and from one another, so a norm before the rotary embedding would show
+                weights[p + "self_attn.query_layernorm.weight"] = 1 + randn([HeadDim], generator: generator) * 0.3f;
+                weights[p + "self_attn.key_layernorm.weight"] = 1 + randn([HeadDim], generator: generator) * 0.3f;
+            }
             if (family == Family.Exaone4)
             {
                 weights[p + "post_feedforward_layernorm.weight"] = Norm();
@@ -173,6 +188,7 @@ public sealed partial class LlamaVariantsTests
         var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray())) * (granite ? EmbeddingMultiplier : 1.0);
         var rope = ReferenceChecks.HalfRope(t, HeadDim, 10000.0);
         var scaledRope = ReferenceChecks.HalfRope(t, HeadDim, 10000.0, Olmo3RopeFactor);   // linear: positions / factor
+        var alphaRope = ReferenceChecks.HalfRope(t, HeadDim, 10000.0 * Math.Pow(HunyuanAlpha, HeadDim / (HeadDim - 2.0)));
         var angles = outer(Serving.Engine.HeldScalars.Range(0, t, dtype: ScalarType.Float64), 1.0 / pow(10000.0, Serving.Engine.HeldScalars.Range(0, HeadDim, 2, ScalarType.Float64) / HeadDim));
         // GLM: the first half of each head in interleaved pairs, frequencies of that half (transformers' rotate_half over
         // x[..., 0::2] and x[..., 1::2], cos and sin repeated per pair)
@@ -214,6 +230,9 @@ public sealed partial class LlamaVariantsTests
             if (glm) (q, k) = (RotatePairs(q), RotatePairs(k));
             else if (cohere) (q, k) = cohere2Full(i) ? (q, k) : (RotateAllPairs(q), RotateAllPairs(k));
             else if (olmo3Full(i)) (q, k) = (ReferenceChecks.RotateHalf(q, scaledRope), ReferenceChecks.RotateHalf(k, scaledRope));
+            else if (family == Family.Hunyuan)   // each head normed after the rotary embedding
+                (q, k) = (Norm(ReferenceChecks.RotateHalf(q, alphaRope), W(p + "self_attn.query_layernorm.weight")),
+                    Norm(ReferenceChecks.RotateHalf(k, alphaRope), W(p + "self_attn.key_layernorm.weight")));
             else if (family is not (Family.SmolLM3 or Family.Exaone4) || i != 3) (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));   // smollm3: layer 3 has no rope
             int? window = family == Family.Cohere2 && !cohere2Full(i) ? Cohere2Window : family == Family.Mistral ? MistralWindow
                 : family == Family.Olmo3 && !olmo3Full(i) ? Olmo3Window : family == Family.Exaone4 && i != 3 ? Exaone4Window : null;

@@ -16,11 +16,12 @@ namespace Serving.Engine.Tests.Architectures;
 /// rotary embedding in its full layer), Command R+ (Cohere's with use_qk_norm: LayerNorm over each query and key head by
 /// a weight per head), OLMo 3 (OLMo 2's block with sliding layers, a linear rope_scaling in its full layer only), EXAONE 4.0 (OLMo 2's
 /// block with Llama's norms, q/k norms per head, sliding layers by an "LLLG" pattern, its full layer without rope), Seed-OSS
-/// (Llama's with biases on q, k, v by default and on o by attention_out_bias) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
+/// (Llama's with biases on q, k, v by default and on o by attention_out_bias), Hunyuan (Llama's with q/k norms per head after
+/// the rotary embedding, whose base dynamic-alpha scaling raises) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
 /// engine; the config writer writes back what the reader reads.
 public sealed partial class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3, Exaone4, SeedOss }
+    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3, Exaone4, SeedOss, Hunyuan }
 
     public static TheoryData<Family> Families => new(Enum.GetValues<Family>());
 
@@ -173,6 +174,15 @@ public sealed partial class LlamaVariantsTests
         Assert.Equal([8, null, 8, null], ModelConfig.Load(folder.Path).LayerWindows);   // the last layer full whatever the pattern says
         Config($$"""{ {{Exaone}}, "sliding_window": 8, "sliding_window_pattern": "LLX", {{Shape}} }""");
         Assert.Contains("sliding_window_pattern", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(folder.Path)).Message);
+
+        // Hunyuan: transformers' norm epsilon; cross-layer attention and a dynamic rope without alpha are refused
+        const string Hunyuan = """ "architectures": ["HunYuanDenseV1ForCausalLM"], "model_type": "hunyuan_v1_dense" """;
+        Config($$"""{ {{Hunyuan}}, {{Shape}} }""");
+        Assert.Equal(1e-5, ModelConfig.Load(folder.Path).RmsNormEps);
+        Config($$"""{ {{Hunyuan}}, "use_cla": true, {{Shape}} }""");
+        Assert.Contains("use_cla", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(folder.Path)).Message);
+        Config($$"""{ {{Hunyuan}}, "rope_scaling": {"type": "dynamic", "factor": 2.0}, {{Shape}} }""");
+        Assert.Contains("dynamic with alpha", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(folder.Path)).Message);
 
         // an OLMo 2 checkpoint is not GQA-converted: its k_norm spans the whole K projection
         Write(Family.Olmo2, folder.Path);

@@ -159,7 +159,18 @@ internal sealed class CudaStep : DecoderStep
         return qkv;
     });
 
-    public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer) => Timed("rotary + KV write", () => RotaryAndWrite(qkv, layer));
+    public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer) => Timed("rotary + KV write", () =>
+    {
+        if (_cache.CalibrateScales || _config.NoRopeLayers.Contains(layer))
+            return Write(Rotate(qkv, layer), layer);
+        var rope = RopeOf(layer);
+        _kernels.RopeAndWriteKV(qkv, _positions, _slots, rope.Cos, rope.Sin, _cache.Scales[layer], _cache.Keys(layer), _cache.Values(layer));
+        return qkv;
+    });
+
+    public override Tensor Rotary(Tensor qkv, int layer) => Timed("rotary + KV write", () => Rotate(qkv, layer));
+
+    public override Tensor CacheWrite(Tensor qkv, int layer) => Timed("rotary + KV write", () => Write(qkv, layer));
 
     public override Tensor Attention(Tensor qkv, int layer, Tensor? sinks) => Timed("attention", () => Attend(qkv, layer, sinks));
 
@@ -175,22 +186,26 @@ internal sealed class CudaStep : DecoderStep
 
     T Timed<T>(string operation, Func<T> work) => _profile is null ? work() : _profile.Time(operation, work);
 
-    Tensor RotaryAndWrite(Tensor qkv, int layer)
+    RopeTable RopeOf(int layer) => _config.TurnsByLocalRope(layer) ? _localRope! : _rope;
+
+    /// In place: the rotary kernel without its KV write.
+    Tensor Rotate(Tensor qkv, int layer)
+    {
+        if (_config.NoRopeLayers.Contains(layer))   // smollm3's every fourth layer has no rotary embedding
+            return qkv;
+        var rope = RopeOf(layer);
+        _kernels.RopeAndWriteKV(qkv, _positions, null, rope.Cos, rope.Sin, _cache.Scales[layer], _cache.Keys(layer), _cache.Values(layer));
+        return qkv;
+    }
+
+    Tensor Write(Tensor qkv, int layer)
     {
         var (keys, values, scales) = (_cache.Keys(layer), _cache.Values(layer), _cache.Scales[layer]);
-        var rotated = !_config.NoRopeLayers.Contains(layer);   // smollm3's every fourth layer has no rotary embedding
-        var rope = _config.TurnsByLocalRope(layer) ? _localRope! : _rope;
-        if (!_cache.CalibrateScales)
+        if (_cache.CalibrateScales)
         {
-            if (rotated) _kernels.RopeAndWriteKV(qkv, _positions, _slots, rope.Cos, rope.Sin, scales, keys, values);
-            else _kernels.WriteKV(qkv, _slots, scales, keys, values);
-            return qkv;
-        }
-        // --calculate-kv-scales: rotate, measure the rotated K and V, set this layer's scales, then write
-        if (rotated) _kernels.RopeAndWriteKV(qkv, _positions, null, rope.Cos, rope.Sin, scales, keys, values);
-        var (heads, kvHeads, dim) = (_config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
-        using (var scope = NewDisposeScope())
-        {
+            // --calculate-kv-scales: measure the (rotated) K and V, set this layer's scales, then write
+            var (heads, kvHeads, dim) = (_config.NumAttentionHeads, _config.NumKeyValueHeads, _config.HeadDim);
+            using var scope = NewDisposeScope();
             var k = qkv.narrow(1, heads * dim, kvHeads * dim).abs().max();
             var v = qkv.narrow(1, (heads + kvHeads) * dim, kvHeads * dim).abs().max();
             var amax = stack([k, v]).to_type(ScalarType.Float32);

@@ -31,12 +31,19 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// a backend may update residual in place and return the same tensor.
     public abstract (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps);
 
-    /// RMSNorm over each query head (qWeight) and key head (kWeight) of qkv, before rotary embedding (qwen3).
+    /// RMSNorm over each query head (qWeight) and key head (kWeight) of qkv: before the rotary embedding (qwen3) or
+    /// after it (Hunyuan), as ModelConfig.QkNormAfterRope says.
     public abstract Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps);
 
-    /// Rotates q and k by their positions and writes k and v into the layer's pool at the step's slots.
-    /// Returns qkv with q and k rotated (a backend may rotate in place and return the same tensor).
-    public abstract Tensor RotaryAndCacheWrite(Tensor qkv, int layer);
+    /// Rotates q and k by their positions (a layer without rotary embedding keeps them). Returns qkv with q and k
+    /// rotated (a backend may rotate in place and return the same tensor).
+    public abstract Tensor Rotary(Tensor qkv, int layer);
+
+    /// Writes k and v of qkv into the layer's pool at the step's slots. Returns qkv.
+    public abstract Tensor CacheWrite(Tensor qkv, int layer);
+
+    /// Rotary, then CacheWrite: one kernel on the fused backend.
+    public virtual Tensor RotaryAndCacheWrite(Tensor qkv, int layer) => CacheWrite(Rotary(qkv, layer), layer);
 
     /// Attention of every new token over its sequence's context (already written), one KV head per group of query
     /// heads: (numTokens, H D), heads in query-head order. sinks (H): gpt-oss's per-head logit that joins each softmax

@@ -45,13 +45,15 @@ internal sealed class DenseStep : TorchOpsStep
     public override Tensor TokenIds { get; }
     public override Tensor? LogitRows => null;
 
-    /// Rotates q and k; there is no pool to write.
-    public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer)
+    public override Tensor Rotary(Tensor qkv, int layer)
     {
         var (q, k, v) = Split(qkv);
         var rotary = Config.RotaryDim;
         return TorchOps.Join(TorchOps.Rotate(q, _cos, _sin, rotary), TorchOps.Rotate(k, _cos, _sin, rotary), v);
     }
+
+    /// No pool: attention takes this step's k and v from qkv.
+    public override Tensor CacheWrite(Tensor qkv, int layer) => qkv;
 
     /// One KV head per group, as the paged backends attend: a group's queries stacked (groupSize x length) against
     /// its single K/V head, never repeated per query head.

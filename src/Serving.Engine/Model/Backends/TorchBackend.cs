@@ -46,17 +46,23 @@ internal sealed class TorchStep : TorchOpsStep
     public override Tensor TokenIds { get; }
     public override Tensor? LogitRows { get; }
 
-    public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer)
+    public override Tensor Rotary(Tensor qkv, int layer)
     {
+        if (Config.NoRopeLayers.Contains(layer))   // smollm3's NoPE layers keep their positions out of q and k
+            return qkv;
         var (q, k, v) = Split(qkv);
         var (cos, sin) = Config.TurnsByLocalRope(layer) ? (_localCos!, _localSin!) : (_cos, _sin);
-        if (!Config.NoRopeLayers.Contains(layer))   // smollm3's NoPE layers keep their positions out of q and k
-            (q, k) = (TorchOps.Rotate(q, cos, sin, Config.RotaryDim, Config.InterleavedRope, Config.RotaryPrecision),
-                TorchOps.Rotate(k, cos, sin, Config.RotaryDim, Config.InterleavedRope, Config.RotaryPrecision));
+        return TorchOps.Join(TorchOps.Rotate(q, cos, sin, Config.RotaryDim, Config.InterleavedRope, Config.RotaryPrecision),
+            TorchOps.Rotate(k, cos, sin, Config.RotaryDim, Config.InterleavedRope, Config.RotaryPrecision), v);
+    }
+
+    public override Tensor CacheWrite(Tensor qkv, int layer)
+    {
+        var (_, k, v) = Split(qkv);
         var (heads, dim) = (Config.NumKeyValueHeads, Config.HeadDim);
         _cache.Keys(layer).view(-1, heads, dim).index_copy_(0, _slots, k.to_type(_cache.Dtype.Storage));    // (numSlots, kvHeads, headDim)
         _cache.Values(layer).view(-1, heads, dim).index_copy_(0, _slots, v.to_type(_cache.Dtype.Storage));
-        return TorchOps.Join(q, k, v);
+        return qkv;
     }
 
     public override Tensor Attention(Tensor qkv, int layer, Tensor? sinks)
