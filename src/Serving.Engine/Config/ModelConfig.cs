@@ -31,6 +31,8 @@ public sealed record ModelConfig
     public bool QkNormAfterRope { get; init; }
     /// The MLP's gate activation: SiLU (SwiGLU, the default) or GELU's tanh approximation (gemma's GeGLU).
     public MlpActivation Activation { get; init; } = MlpActivation.Silu;
+    /// Whether the MLP is gated, down(act(gate(x)) * up(x)); xIELU's is not, down(xielu(up(x))) (Apertus, as Nemotron's MLP).
+    public bool GatedMlp => Activation != MlpActivation.Xielu;
     /// How an RMSNorm's weight scales the normalisation (Llama's: after rounding it to the dtype).
     public RmsNormWeight NormWeight { get; init; } = RmsNormWeight.AfterRounding;
     /// Norms on the attention output and on the MLP output, each before it joins the residual stream: gemma 2 and 3
@@ -245,6 +247,8 @@ public enum MlpActivation
     Silu,
     /// GELU's tanh approximation (transformers' gelu_pytorch_tanh, gelu_new): gemma.
     GeluTanh,
+    /// xIELU, with a learned alpha_p, alpha_n, beta and eps per layer, in an MLP without a gate: Apertus.
+    Xielu,
 }
 
 /// Where rotary embedding rounds to the model's dtype, as each family's transformers code computes it (the values are

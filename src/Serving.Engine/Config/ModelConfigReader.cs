@@ -72,7 +72,7 @@ internal static class ModelConfigReader
         return new JsonFields(filled, json.File);
     }
 
-    /// hidden_activation (gemma's name) or hidden_act: SiLU or GELU's tanh approximation.
+    /// hidden_activation (gemma's name) or hidden_act: SiLU, GELU's tanh approximation or xIELU.
     static MlpActivation Activation(JsonFields json)
     {
         var field = json.Has("hidden_activation") ? "hidden_activation" : "hidden_act";
@@ -81,7 +81,8 @@ internal static class ModelConfigReader
         {
             "silu" or "swish" => MlpActivation.Silu,
             "gelu_pytorch_tanh" or "gelu_new" => MlpActivation.GeluTanh,
-            _ => throw ModelConfigException.Unsupported(json.File, field, name, "silu, gelu_pytorch_tanh"),
+            "xielu" => MlpActivation.Xielu,
+            _ => throw ModelConfigException.Unsupported(json.File, field, name, "silu, gelu_pytorch_tanh, xielu"),
         };
     }
 

@@ -12,7 +12,7 @@ public static class ModelConfigWriter
         {
             ["architectures"] = new JsonArray(config.Architectures.Select(a => (JsonNode)a).ToArray()),
             ["model_type"] = config.ModelType,
-            ["hidden_act"] = config.Activation == MlpActivation.Silu ? "silu" : "gelu_pytorch_tanh",
+            ["hidden_act"] = config.Activation switch { MlpActivation.Silu => "silu", MlpActivation.GeluTanh => "gelu_pytorch_tanh", _ => "xielu" },
             ["hidden_size"] = config.HiddenSize,
             ["intermediate_size"] = config.IntermediateSize,
             ["num_hidden_layers"] = config.NumHiddenLayers,

@@ -166,7 +166,7 @@ public sealed class ModelShard
         RowKind.QueryHeads or RowKind.Gate => 0,
         RowKind.KeyHeads => Config.QSize,
         RowKind.ValueHeads => Config.QSize + Config.KVSize,
-        RowKind.Up => Config.IntermediateSize,
+        RowKind.Up => Model.GatedMlp ? Config.IntermediateSize : 0,   // after the gate rows; an ungated MLP's up_proj is its own
         _ => throw new InvalidOperationException($"rows of kind {kind} cannot be split over ranks"),
     };
 }

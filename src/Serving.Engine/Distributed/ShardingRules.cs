@@ -11,7 +11,7 @@ internal enum ParallelStyle
     /// The q/k norms: a weight per head, (heads, head_dim), splits as the heads do (Command R+'s); one that every head
     /// shares, (head_dim), is whole on every rank (qwen3's).
     HeadNorms,
-    /// Column parallel: each rank holds its heads' (or its ffn slice's) output rows: qkv_proj, gate_up_proj.
+    /// Column parallel: each rank holds its heads' (or its ffn slice's) output rows: qkv_proj, gate_up_proj (up_proj without a gate).
     OutputRows,
     /// Row parallel: each rank holds the input columns that meet its heads (or ffn slice); the outputs are partial
     /// sums, added by an all-reduce: o_proj, down_proj.
@@ -30,7 +30,8 @@ internal static class ShardingRules
     public static ParallelStyle StyleOf(string parameterName) => parameterName switch
     {
         "embed_tokens.weight" or "lm_head.weight" => ParallelStyle.Vocabulary,
-        _ when Ends(parameterName, "self_attn.qkv_proj.weight", "self_attn.qkv_proj.bias", "mlp.gate_up_proj.weight", "mlp.gate_up_proj.bias")
+        _ when Ends(parameterName, "self_attn.qkv_proj.weight", "self_attn.qkv_proj.bias", "mlp.gate_up_proj.weight", "mlp.gate_up_proj.bias",
+            "mlp.up_proj.weight", "mlp.up_proj.bias")
             => ParallelStyle.OutputRows,
         _ when Ends(parameterName, "self_attn.o_proj.weight", "mlp.down_proj.weight") => ParallelStyle.InputColumns,
         _ when Ends(parameterName, "self_attn.o_proj.bias", "mlp.down_proj.bias") => ParallelStyle.FirstRankOnly,

@@ -32,7 +32,7 @@ internal sealed class DecoderLayer : nn.Module
         }
         _parallel = config.ParallelBlock;
         _attention = new Attention(config, layer, dtype, device);
-        _mlp = !config.IsExpertLayer(layer) ? new Mlp(config, layer, dtype, device)
+        _mlp = !config.IsExpertLayer(layer) ? (config.GatedMlp ? new Mlp(config, layer, dtype, device) : new XieluMlp(config, layer, dtype, device))
             : config.ExpertSwigluLimit is null ? new MoeMlp(config, dtype, device) : new GptOssExperts(config, dtype, device);
         _residualMultiplier = config.ResidualMultiplier?.ToScalar();
         if (config.SandwichNorms)

@@ -76,6 +76,7 @@ public sealed record SafetensorsHeader(
         if (!isFloat8 && !SafetensorsDType.TryParse(dtypeName, out dtype))
             throw new CheckpointException($"{name}: tensor '{tensor}' has unsupported dtype {dtypeName} (supported: F32, F16, BF16, F8_E4M3, F64, integer and BOOL)");
         var shape = Longs(name, tensor, obj["shape"], "shape");
+        if (shape.Length == 0) shape = [1];   // a scalar (0-dim) tensor is read as its one element: Apertus's xIELU beta and eps
         var offsets = Longs(name, tensor, obj["data_offsets"], "data_offsets");
         if (offsets.Length != 2) throw Corrupt(name, $"tensor '{tensor}' data_offsets must have 2 entries");
         var info = new SafetensorsTensorInfo(tensor, dtype, shape, offsets[0], offsets[1]) { IsFloat8 = isFloat8 };

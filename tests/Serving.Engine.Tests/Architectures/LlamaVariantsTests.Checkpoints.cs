@@ -33,13 +33,13 @@ public sealed partial class LlamaVariantsTests
         {
             ["architectures"] = new JsonArray(family switch
             {
-                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM", Family.Exaone4 => "Exaone4ForCausalLM", Family.SeedOss => "SeedOssForCausalLM", Family.Hunyuan => "HunYuanDenseV1ForCausalLM",
+                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM", Family.Exaone4 => "Exaone4ForCausalLM", Family.SeedOss => "SeedOssForCausalLM", Family.Hunyuan => "HunYuanDenseV1ForCausalLM", Family.Apertus => "ApertusForCausalLM",
                 Family.Glm4 => "Glm4ForCausalLM", Family.Cohere or Family.CommandRPlus => "CohereForCausalLM", Family.Cohere2 => "Cohere2ForCausalLM",
                 _ => "MistralForCausalLM",
             }),
             ["model_type"] = family switch
             {
-                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Exaone4 => "exaone4", Family.SeedOss => "seed_oss", Family.Hunyuan => "hunyuan_v1_dense", Family.Glm4 => "glm4",
+                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Exaone4 => "exaone4", Family.SeedOss => "seed_oss", Family.Hunyuan => "hunyuan_v1_dense", Family.Apertus => "apertus", Family.Glm4 => "glm4",
                 Family.Cohere or Family.CommandRPlus => "cohere", Family.Cohere2 => "cohere2", _ => "mistral",
             },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
@@ -90,6 +90,12 @@ public sealed partial class LlamaVariantsTests
             config["use_cla"] = false;
             config["rope_scaling"] = new JsonObject { ["type"] = "dynamic", ["alpha"] = HunyuanAlpha };
         }
+        else if (family == Family.Apertus)
+        {
+            config["tie_word_embeddings"] = true;
+            config["hidden_act"] = "xielu";
+            config["rope_scaling"] = new JsonObject { ["rope_type"] = "default" };   // the tiny model's (ApertusConfig's is llama3)
+        }
         else if (family == Family.Exaone4)
         {
             config["tie_word_embeddings"] = true;
@@ -132,13 +138,27 @@ public sealed partial class LlamaVariantsTests
                 weights[p + "post_self_attn_layernorm.weight"] = Norm();
                 weights[p + "post_mlp_layernorm.weight"] = Norm();
             }
+            else if (family == Family.Apertus)
+            {
+                // no gate; xIELU's parameters near transformers' initial ones (alpha_p 0.8, alpha_n 0.3 after softplus),
+                // beta and eps 0-dim as Apertus's checkpoints store them
+                weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
+                weights[p + "mlp.act_fn.alpha_p"] = (Math.Log(Math.Exp(0.8) - 1) + randn([1], generator: generator) * 0.3f).to_type(ScalarType.Float32);
+                weights[p + "mlp.act_fn.alpha_n"] = (Math.Log(Math.Exp(0.3) - 1) + randn([1], generator: generator) * 0.3f).to_type(ScalarType.Float32);
+                weights[p + "mlp.act_fn.beta"] = (0.5 + randn([], generator: generator) * 0.1f).to_type(ScalarType.Float32);
+                weights[p + "mlp.act_fn.eps"] = tensor(-1e-6f);
+                weights[p + "self_attn.q_norm.weight"] = 1 + randn([HeadDim], generator: generator) * 0.2f;
+                weights[p + "self_attn.k_norm.weight"] = 1 + randn([HeadDim], generator: generator) * 0.2f;
+                weights[p + "attention_layernorm.weight"] = Norm();
+                weights[p + "feedforward_layernorm.weight"] = Norm();
+            }
             else
             {
                 weights[p + "mlp.gate_proj.weight"] = Random(Inter, Hidden);
                 weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
             }
             weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
-            if (family is not (Family.Cohere or Family.Cohere2 or Family.CommandRPlus)) weights[p + "post_attention_layernorm.weight"] = Norm();
+            if (family is not (Family.Cohere or Family.Cohere2 or Family.CommandRPlus or Family.Apertus)) weights[p + "post_attention_layernorm.weight"] = Norm();
             if (family == Family.CommandRPlus)
             {
                 // a weight per head, far enough apart that one head's weight on another would show
@@ -163,7 +183,7 @@ public sealed partial class LlamaVariantsTests
                 weights[p + "self_attn.q_norm.weight"] = 1 + randn([Heads * HeadDim], generator: generator) * 0.1f;
                 weights[p + "self_attn.k_norm.weight"] = 1 + randn([KVHeads * HeadDim], generator: generator) * 0.1f;
             }
-            else weights[p + "input_layernorm.weight"] = Norm();
+            else if (family != Family.Apertus) weights[p + "input_layernorm.weight"] = Norm();
         }
         SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), weights);
         return weights;
@@ -216,7 +236,8 @@ public sealed partial class LlamaVariantsTests
         {
             var p = $"model.layers.{i}.";
             var olmo = family is Family.Olmo2 or Family.Olmo3 or Family.Exaone4;   // norms on the sublayers' outputs only
-            var x = olmo ? h : Norm(h, W(p + "input_layernorm.weight"));
+            var apertus = family == Family.Apertus;   // its pre-norms' own names; q/k norms per head; xIELU without a gate
+            var x = olmo ? h : Norm(h, W(p + (apertus ? "attention_layernorm.weight" : "input_layernorm.weight")));
             var glm = family == Family.Glm4;
             var seed = family == Family.SeedOss;
             Tensor Bias(string name) => glm || seed ? W(p + $"self_attn.{name}.bias") : zeros(1, ScalarType.Float64);
@@ -224,7 +245,7 @@ public sealed partial class LlamaVariantsTests
             var k = x.matmul(W(p + "self_attn.k_proj.weight").t()) + Bias("k_proj");
             if (olmo && family != Family.Exaone4) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));
             (q, k) = (q.view(t, Heads, HeadDim), k.view(t, KVHeads, HeadDim));
-            if (family == Family.Exaone4) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));   // each head
+            if (family is Family.Exaone4 or Family.Apertus) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));   // each head
             if (family == Family.CommandRPlus) (q, k) = (Norm(q, W(p + "self_attn.q_norm.weight")), Norm(k, W(p + "self_attn.k_norm.weight")));   // (heads, head_dim) weights
             var v = (x.matmul(W(p + "self_attn.v_proj.weight").t()) + Bias("v_proj")).view(t, KVHeads, HeadDim);
             if (glm) (q, k) = (RotatePairs(q), RotatePairs(k));
@@ -249,13 +270,25 @@ public sealed partial class LlamaVariantsTests
             }
             h = h + (olmo ? Norm(output, W(p + "post_attention_layernorm.weight"))
                 : glm ? Norm(output, W(p + "post_self_attn_layernorm.weight")) : output * residual);
-            x = olmo ? h : Norm(h, W(p + "post_attention_layernorm.weight"));
+            x = olmo ? h : Norm(h, W(p + (apertus ? "feedforward_layernorm.weight" : "post_attention_layernorm.weight")));
+            if (apertus)
+            {
+                h = h + Xielu(x.matmul(W(p + "mlp.up_proj.weight").t()), p).matmul(W(p + "mlp.down_proj.weight").t());
+                continue;
+            }
             var (gate, up) = glm
                 ? (W(p + "mlp.gate_up_proj.weight").narrow(0, 0, Inter), W(p + "mlp.gate_up_proj.weight").narrow(0, Inter, Inter))
                 : (W(p + "mlp.gate_proj.weight"), W(p + "mlp.up_proj.weight"));
             var mlp = (nn.functional.silu(x.matmul(gate.t())) * x.matmul(up.t())).matmul(W(p + "mlp.down_proj.weight").t());
             h = h + (olmo ? Norm(mlp, W(p + "post_feedforward_layernorm.weight"))
                 : glm ? Norm(mlp, W(p + "post_mlp_layernorm.weight")) : mlp * residual);
+        }
+        // transformers' XIELUActivation: alpha_p and alpha_n through softplus, beta and eps as they are
+        Tensor Xielu(Tensor up, string p)
+        {
+            var (alphaP, alphaN) = (nn.functional.softplus(W(p + "mlp.act_fn.alpha_p")), W(p + "mlp.act_fn.beta") + nn.functional.softplus(W(p + "mlp.act_fn.alpha_n")));
+            var (beta, eps) = (W(p + "mlp.act_fn.beta"), W(p + "mlp.act_fn.eps"));
+            return where(up > Serving.Engine.HeldScalars.Zero, alphaP * up * up + beta * up, (minimum(up, eps).expm1() - up) * alphaN + beta * up);
         }
         var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t()) / (granite ? LogitsScaling : 1.0)
             * (cohere ? 0.25 : 1.0);

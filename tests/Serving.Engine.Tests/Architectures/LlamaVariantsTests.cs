@@ -17,11 +17,12 @@ namespace Serving.Engine.Tests.Architectures;
 /// a weight per head), OLMo 3 (OLMo 2's block with sliding layers, a linear rope_scaling in its full layer only), EXAONE 4.0 (OLMo 2's
 /// block with Llama's norms, q/k norms per head, sliding layers by an "LLLG" pattern, its full layer without rope), Seed-OSS
 /// (Llama's with biases on q, k, v by default and on o by attention_out_bias), Hunyuan (Llama's with q/k norms per head after
-/// the rotary embedding, whose base dynamic-alpha scaling raises) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
+/// the rotary embedding, whose base dynamic-alpha scaling raises), Apertus (qwen3's q/k norms, an MLP without a gate whose
+/// xIELU activation has parameters of its own per layer, beta and eps stored 0-dim) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
 /// engine; the config writer writes back what the reader reads.
 public sealed partial class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3, Exaone4, SeedOss, Hunyuan }
+    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3, Exaone4, SeedOss, Hunyuan, Apertus }
 
     public static TheoryData<Family> Families => new(Enum.GetValues<Family>());
 
@@ -183,6 +184,14 @@ public sealed partial class LlamaVariantsTests
         Assert.Contains("use_cla", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(folder.Path)).Message);
         Config($$"""{ {{Hunyuan}}, "rope_scaling": {"type": "dynamic", "factor": 2.0}, {{Shape}} }""");
         Assert.Contains("dynamic with alpha", Assert.Throws<ModelConfigException>(() => ModelConfig.Load(folder.Path)).Message);
+
+        // Apertus: xIELU, and ApertusConfig's llama3 rope where the config gives none
+        Config($$"""{"architectures": ["ApertusForCausalLM"], "model_type": "apertus", {{Shape}} }""");
+        var apertus = ModelConfig.Load(folder.Path);
+        Assert.Equal((MlpActivation.Xielu, false), (apertus.Activation, apertus.GatedMlp));
+        Assert.Equal(new RopeConfig { Theta = 12000000.0, Type = RopeType.Llama3, Factor = 8, OriginalMaxPositionEmbeddings = 8192 }, apertus.Rope);
+        Assert.Equal(65536, apertus.MaxPositionEmbeddings);
+        ReferenceChecks.AssertConfigRoundTrips(folder.Path);
 
         // an OLMo 2 checkpoint is not GQA-converted: its k_norm spans the whole K projection
         Write(Family.Olmo2, folder.Path);

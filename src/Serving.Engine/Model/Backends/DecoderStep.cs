@@ -56,6 +56,10 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// gelu(gate) * up with GELU's tanh approximation (gemma): plain TorchSharp on every backend (no fused kernel).
     public virtual Tensor GeluTanhAndMul(Tensor gateUp) => TorchOps.GeluTanhAndMul(gateUp);
 
+    /// xIELU of up (numTokens, ffn) by a layer's learned parameters (Apertus): plain TorchSharp on every backend.
+    public virtual Tensor Xielu(Tensor up, XieluParameters parameters) =>
+        TorchOps.Xielu(up, parameters.AlphaP, parameters.AlphaN, parameters.Beta, parameters.Eps);
+
     /// x W^T (+ bias): x (numTokens, in), weight (out, in) -> (numTokens, out). TorchSharp's linear (cuBLAS's own
     /// choice of algorithm); the fused backend runs a decode step's products with the algorithm timed fastest for
     /// its batch size (../../Cuda/MatmulTuning.cs).

@@ -95,6 +95,17 @@ internal static class TorchOps
         return halves[0].gelu(TorchSharp.Modules.GELU.Approximate.tanh) * halves[1];
     }
 
+    /// xIELU (Apertus) of x (numTokens, ffn), its learned parameters one element each, computed as transformers'
+    /// XIELUActivation does in the model's dtype: with ap = softplus(alphaP) and an = beta + softplus(alphaN),
+    /// ap x^2 + beta x where x > 0, else (expm1(min(x, eps)) - x) an + beta x.
+    public static Tensor Xielu(Tensor x, Tensor alphaP, Tensor alphaN, Tensor beta, Tensor eps)
+    {
+        var positive = nn.functional.softplus(alphaP);
+        var negative = beta + nn.functional.softplus(alphaN);
+        var linear = beta * x;
+        return where(x > HeldScalars.Zero, positive * x * x + linear, (minimum(x, eps).expm1() - x) * negative + linear);
+    }
+
     /// The q, k and v heads of a fused projection, as views.
     // qkv (numTokens, (H + 2G) D) -> q (numTokens, H, D), k and v (numTokens, G, D)
     public static (Tensor Q, Tensor K, Tensor V) Split(Tensor qkv, int numHeads, int numKVHeads, int headDim)

@@ -119,6 +119,7 @@ internal static partial class LoraLoader
         LoraProjection.Qkv => [("q_proj", 0, config.QSize), ("k_proj", config.QSize, config.KVSize), ("v_proj", config.QSize + config.KVSize, config.KVSize),
             ("qkv_proj", 0, config.QSize + 2L * config.KVSize)],
         LoraProjection.Output => [("o_proj", 0, config.HiddenSize)],
+        LoraProjection.GateUp when !config.GatedMlp => [("up_proj", 0, config.IntermediateSize)],   // Apertus's MLP has no gate
         LoraProjection.GateUp => [("gate_proj", 0, config.IntermediateSize), ("up_proj", config.IntermediateSize, config.IntermediateSize),
             ("gate_up_proj", 0, 2L * config.IntermediateSize)],
         _ => [("down_proj", 0, config.HiddenSize)],
