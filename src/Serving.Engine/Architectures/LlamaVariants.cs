@@ -11,14 +11,17 @@ internal sealed class Granite : ModelArchitecture
     public override string Name => "GraniteForCausalLM";
     public override string ModelType => "granite";
 
-    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json) =>
+        WithMultipliers(config, json) with { MlpBias = json.Bool("mlp_bias") ?? false };
+
+    /// Granite's attention bias and its embedding, attention, residual and logits multipliers (GraniteMoE's too).
+    internal static ModelConfig WithMultipliers(ModelConfig config, JsonFields json)
     {
         var attentionBias = json.Bool("attention_bias") ?? false;
         return config with
         {
             QkvBias = attentionBias,
             OutputBias = attentionBias,
-            MlpBias = json.Bool("mlp_bias") ?? false,
             EmbeddingMultiplier = json.Double("embedding_multiplier") ?? 1.0,
             AttentionScale = json.Double("attention_multiplier") ?? 1.0,
             ResidualMultiplier = json.Double("residual_multiplier") ?? 1.0,

@@ -91,6 +91,66 @@ internal sealed class Mixtral : ModelArchitecture
                 $"model.layers.{layer}.block_sparse_moe.experts.{e}.w2.weight"))));
 }
 
+/// GraniteMoeForCausalLM and GraniteMoeSharedForCausalLM (IBM's Granite 3 mixtures): Granite's attention and
+/// multipliers; every layer routes to its top num_experts_per_tok of num_local_experts experts of intermediate_size by
+/// the router's logits, weighed by their softmax over those k (block_sparse_moe.router.layer); the experts' gate and up
+/// stacked in one (experts, 2F, hidden) tensor (block_sparse_moe.input_linear), their down in one (experts, hidden, F)
+/// (output_linear). The shared variant adds a dense MLP every token runs (shared_mlp.input_linear: gate and up fused, of
+/// shared_intermediate_size; output_linear), ungated.
+internal class GraniteMoe : ModelArchitecture
+{
+    public override string Name => "GraniteMoeForCausalLM";
+    public override string ModelType => "granitemoe";
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var read = Granite.WithMultipliers(config, json) with
+        {
+            NumExperts = json.Int("num_local_experts") ?? 8,
+            NumExpertsPerToken = json.Int("num_experts_per_tok") ?? 2,
+            ExpertIntermediateSize = config.IntermediateSize,
+            RouterSoftmaxOverTopK = true,
+            SharedExpertIntermediateSize = SharedWidth(json),
+        };
+        ExpertLayout.Check(json.File, read);
+        return read;
+    }
+
+    /// The shared MLP's width: none in GraniteMoE.
+    protected virtual int SharedWidth(JsonFields json) => 0;
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) => LlamaLayout.Model(config, layer => Layer(config, layer));
+
+    static IEnumerable<WeightBinding> Layer(ModelConfig config, int layer)
+    {
+        var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.mlp.");
+        var (experts, hidden, width, shared) = ((long)config.NumExperts, (long)config.HiddenSize, (long)config.ExpertIntermediateSize,
+            (long)config.SharedExpertIntermediateSize);
+        var bindings = ExpertLayout.Attention(config, layer).Concat(
+        [
+            new($"{from}block_sparse_moe.router.layer.weight", [experts, hidden], to + "router.weight"),
+            new($"{from}block_sparse_moe.input_linear.weight", [experts, 2 * width, hidden], to + "experts_gate_up"),
+            new($"{from}block_sparse_moe.output_linear.weight", [experts, hidden, width], to + "experts_down"),
+        ]);
+        if (shared == 0) return bindings;
+        return bindings.Concat(
+        [
+            new($"{from}shared_mlp.input_linear.weight", [2 * shared, hidden], to + "shared_expert.gate_up_proj.weight", 0,
+                [new RowSegment(Gate, 0, shared), new RowSegment(Up, shared, shared)]),
+            new($"{from}shared_mlp.output_linear.weight", [hidden, shared], to + "shared_expert.down_proj.weight"),
+        ]);
+    }
+}
+
+/// GraniteMoeSharedForCausalLM: GraniteMoE with a shared MLP of shared_intermediate_size.
+internal sealed class GraniteMoeShared : GraniteMoe
+{
+    public override string Name => "GraniteMoeSharedForCausalLM";
+    public override string ModelType => "granitemoeshared";
+
+    protected override int SharedWidth(JsonFields json) => json.Int("shared_intermediate_size") ?? 0;
+}
+
 /// Qwen3MoeForCausalLM: Qwen3's attention (q_norm, k_norm); layers route to their top num_experts_per_tok of
 /// num_experts experts of moe_intermediate_size (mlp.gate, mlp.experts.N.gate_proj / up_proj / down_proj), normalized
 /// when norm_topk_prob; the layers of mlp_only_layers, or off decoder_sparse_step, keep a dense MLP of intermediate_size.

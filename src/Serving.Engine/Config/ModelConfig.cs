@@ -95,6 +95,9 @@ public sealed record ModelConfig
     public int ExpertIntermediateSize { get; init; }
     /// The chosen experts' probabilities scaled to sum to 1 (mixtral always; qwen3_moe's norm_topk_prob).
     public bool NormalizeTopKProbabilities { get; init; }
+    /// The experts chosen by the router's top-k logits and weighed by the softmax over those k alone, in float32
+    /// (GraniteMoE's, after JetMoE): the same weights as normalized top-k probabilities, rounded as that family rounds them.
+    public bool RouterSoftmaxOverTopK { get; init; }
     /// A shared expert every token runs besides its routed ones (qwen2_moe's shared_expert_intermediate_size, ernie4_5_moe's
     /// shared experts together); 0: none.
     public int SharedExpertIntermediateSize { get; init; }

@@ -78,6 +78,7 @@ public static class ModelConfigWriter
             json["moe_intermediate_size"] = config.ExpertIntermediateSize;
             json["norm_topk_prob"] = config.NormalizeTopKProbabilities;
             json["shared_expert_intermediate_size"] = config.SharedExpertIntermediateSize;
+            json["shared_intermediate_size"] = config.SharedExpertIntermediateSize;   // granitemoeshared's
             json["mlp_only_layers"] = new JsonArray([.. config.DenseLayers.Select(l => (JsonNode)l)]);
             WriteErnieExperts(config, json);
         }

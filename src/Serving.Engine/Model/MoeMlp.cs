@@ -23,13 +23,14 @@ internal sealed class MoeMlp : FeedForward
     [ComponentName(Name = "shared_expert_gate")] readonly Linear? _sharedGate;          // (1, hidden): its sigmoid gate (qwen2_moe)
     [ComponentName(Name = "expert_choice_bias")] readonly Parameter? _choiceBias;       // (1, experts) float32 (ernie4_5_moe)
     readonly int _experts, _topK, _width, _hidden;
-    readonly bool _normalize, _routerInFloat32;
+    readonly bool _normalize, _routerInFloat32, _softmaxOverTopK;
     readonly MlpActivation _activation;
 
     public MoeMlp(ModelConfig config, ScalarType dtype, Device device) : base("MoeMlp")
     {
         (_experts, _topK, _width, _hidden) = (config.NumExperts, config.NumExpertsPerToken, config.ExpertIntermediateSize, config.HiddenSize);
         (_normalize, _activation, _routerInFloat32) = (config.NormalizeTopKProbabilities, config.Activation, config.RouterInFloat32);
+        _softmaxOverTopK = config.RouterSoftmaxOverTopK;
         _router = new Linear(_hidden, _experts, false, _routerInFloat32 ? ScalarType.Float32 : dtype, device);
         _gateUp = ModelParameters.Empty([(long)_experts * 2 * _width, _hidden], dtype, device);
         _down = ModelParameters.Empty([(long)_experts * _hidden, _width], dtype, device);
@@ -44,11 +45,7 @@ internal sealed class MoeMlp : FeedForward
     public override Tensor Forward(DecoderStep step, Tensor x)
     {
         var logits = _router.Forward(step, _routerInFloat32 ? x.to_type(ScalarType.Float32) : x);
-        var probabilities = logits.softmax(-1, ScalarType.Float32);                    // (numTokens, experts)
-        // the top-k experts (by the probabilities, or with ernie's bias added), weighed by their probabilities
-        var chosen = (_choiceBias is null ? probabilities : probabilities + _choiceBias).topk(_topK, dim: -1).indexes;   // (numTokens, k)
-        var weights = probabilities.gather(1, chosen);
-        if (_normalize) weights = weights / weights.sum(-1, keepdim: true);
+        var (chosen, weights) = _softmaxOverTopK ? SoftmaxOverTopK(logits) : TopKProbabilities(logits);   // (numTokens, k) each
         weights = weights.to_type(x.dtype);
         var output = zeros_like(x);
         foreach (var (expert, tokens, slots) in ExpertRouting.ByExpert(chosen, _experts))
@@ -65,6 +62,23 @@ internal sealed class MoeMlp : FeedForward
         // the shared expert; qwen2_moe's gated per token by a sigmoid
         var shared = _shared.Forward(step, x);
         return output + (_sharedGate is null ? shared : nn.functional.sigmoid(_sharedGate.Forward(step, x)) * shared);
+    }
+
+    /// The top-k experts by the router's softmax probabilities (or with ernie's bias added), weighed by those
+    /// probabilities (scaled to sum to 1 where the config says).
+    (Tensor Chosen, Tensor Weights) TopKProbabilities(Tensor logits)
+    {
+        var probabilities = logits.softmax(-1, ScalarType.Float32);                    // (numTokens, experts)
+        var chosen = (_choiceBias is null ? probabilities : probabilities + _choiceBias).topk(_topK, dim: -1).indexes;
+        var weights = probabilities.gather(1, chosen);
+        return (chosen, _normalize ? weights / weights.sum(-1, keepdim: true) : weights);
+    }
+
+    /// GraniteMoE's: the top-k logits in float32, weighed by their own softmax.
+    (Tensor Chosen, Tensor Weights) SoftmaxOverTopK(Tensor logits)
+    {
+        var (values, chosen) = logits.to_type(ScalarType.Float32).topk(_topK, dim: -1);
+        return (chosen, values.softmax(-1));
     }
 }
 

@@ -31,12 +31,20 @@ internal static class WeightLoader
                 using var scope = NewDisposeScope();
                 var part = dequantized is null ? checkpoint.Read(binding.CheckpointName, copy.Slice)
                     : copy.Slice.Of(dequantized);
-                parameters[binding.ParameterName].narrow(0, copy.DestinationRow, part.shape[0]).copy_(part);
+                var parameter = parameters[binding.ParameterName];
+                part = part.reshape(AsParameterRows(part.shape, parameter.dim()));
+                parameter.narrow(0, copy.DestinationRow, part.shape[0]).copy_(part);
             }
             loadedBytes += QuantizedWeights.StoredBytes(checkpoint, binding.CheckpointName);
             progress?.Report(new WeightLoadProgress(binding.CheckpointName, i + 1, bindings.Count, loadedBytes, totalBytes));
         }
     }
+
+    /// A checkpoint tensor with more dimensions than its parameter fills the parameter's rows with its leading dimensions
+    /// flattened: GraniteMoE stores its experts stacked, (experts, 2F, hidden), where the model keeps (experts x 2F, hidden).
+    static long[] AsParameterRows(long[] shape, long parameterDims) =>
+        shape.Length <= parameterDims ? shape
+            : [shape.Take(shape.Length - (int)parameterDims + 1).Aggregate(1L, (a, b) => a * b), .. shape.Skip(shape.Length - (int)parameterDims + 1)];
 
     /// Invariant of the layout: the bindings of each parameter tile its rows exactly, with matching trailing dims (a
     /// rank's parts tile the rows it does not leave zero).
@@ -46,7 +54,7 @@ internal static class WeightLoader
         foreach (var (name, parameter) in parameters)
         {
             var parts = byParameter.TryGetValue(name, out var found)
-                ? found.SelectMany(binding => shard.Copies(binding).Select(copy => copy.Slice.ShapeIn(binding.Shape))).ToArray()
+                ? found.SelectMany(binding => shard.Copies(binding).Select(copy => AsParameterRows(copy.Slice.ShapeIn(binding.Shape), parameter.dim()))).ToArray()
                 : [];
             var rows = parts.Sum(part => part[0]) + shard.ZeroRows(name, parameter.shape[0]);
             var trailingOk = found is not null && parts.All(part => part.Skip(1).SequenceEqual(parameter.shape.Skip(1)));

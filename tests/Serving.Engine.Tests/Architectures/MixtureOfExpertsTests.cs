@@ -12,7 +12,7 @@ namespace Serving.Engine.Tests.Architectures;
 /// layer (mlp_only_layers). Every position's logits over the paged pool in chunks; greedy tokens through the engine.
 public sealed class MixtureOfExpertsTests
 {
-    public enum Family { Mixtral, Qwen3Moe, Qwen2Moe }
+    public enum Family { Mixtral, Qwen3Moe, Qwen2Moe, GraniteMoe, GraniteMoeShared }
 
     public static TheoryData<Family> Families => new(Enum.GetValues<Family>());
 
@@ -76,11 +76,15 @@ public sealed class MixtureOfExpertsTests
     const int Vocab = 512, Hidden = 64, Heads = 4, KVHeads = 2, HeadDim = 16;
 
     const int SharedWidth = 40;
+    /// GraniteMoE's multipliers (Granite's).
+    const double EmbeddingMultiplier = 3.0, AttentionMultiplier = 0.2, ResidualMultiplier = 0.5, LogitsScaling = 2.5;
+    static bool IsGranite(Family family) => family is Family.GraniteMoe or Family.GraniteMoeShared;
 
     static (int Layers, int Experts, int TopK, int Width, int DenseWidth, bool Normalize, int[] Dense) Shape(Family family) => family switch
     {
         Family.Mixtral => (2, 4, 2, 32, 32, true, []),
         Family.Qwen3Moe => (3, 6, 3, 24, 48, false, [1]),
+        Family.GraniteMoe or Family.GraniteMoeShared => (2, 5, 2, 24, 24, true, []),   // the softmax over the top k sums to 1
         _ => (2, 5, 2, 24, 48, true, []),
     };
 
@@ -90,14 +94,30 @@ public sealed class MixtureOfExpertsTests
         var shape = Shape(family);
         var config = new JsonObject
         {
-            ["architectures"] = new JsonArray(family switch { Family.Mixtral => "MixtralForCausalLM", Family.Qwen3Moe => "Qwen3MoeForCausalLM", _ => "Qwen2MoeForCausalLM" }),
-            ["model_type"] = family switch { Family.Mixtral => "mixtral", Family.Qwen3Moe => "qwen3_moe", _ => "qwen2_moe" },
+            ["architectures"] = new JsonArray(family switch
+            {
+                Family.Mixtral => "MixtralForCausalLM", Family.Qwen3Moe => "Qwen3MoeForCausalLM", Family.GraniteMoe => "GraniteMoeForCausalLM",
+                Family.GraniteMoeShared => "GraniteMoeSharedForCausalLM", _ => "Qwen2MoeForCausalLM",
+            }),
+            ["model_type"] = family switch
+            {
+                Family.Mixtral => "mixtral", Family.Qwen3Moe => "qwen3_moe", Family.GraniteMoe => "granitemoe", Family.GraniteMoeShared => "granitemoeshared",
+                _ => "qwen2_moe",
+            },
             ["hidden_size"] = Hidden, ["num_hidden_layers"] = shape.Layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 1000000.0,
             ["max_position_embeddings"] = 256, ["hidden_act"] = "silu", ["tie_word_embeddings"] = false, ["torch_dtype"] = "float32",
             ["bos_token_id"] = 1, ["eos_token_id"] = 2, ["num_experts_per_tok"] = shape.TopK,
         };
-        if (family == Family.Mixtral)
+        if (IsGranite(family))
+        {
+            config["intermediate_size"] = shape.Width;
+            config["num_local_experts"] = shape.Experts;
+            (config["embedding_multiplier"], config["attention_multiplier"]) = (EmbeddingMultiplier, AttentionMultiplier);
+            (config["residual_multiplier"], config["logits_scaling"]) = (ResidualMultiplier, LogitsScaling);
+            if (family == Family.GraniteMoeShared) config["shared_intermediate_size"] = SharedWidth;
+        }
+        else if (family == Family.Mixtral)
         {
             config["intermediate_size"] = shape.Width;
             config["num_local_experts"] = shape.Experts;
@@ -155,6 +175,19 @@ public sealed class MixtureOfExpertsTests
                 weights[p + "mlp.down_proj.weight"] = Random(Hidden, shape.DenseWidth);
                 continue;
             }
+            if (IsGranite(family))
+            {
+                // the experts stacked: gate and up rows of each in one (experts, 2F, hidden) tensor, down in (experts, hidden, F)
+                weights[p + "block_sparse_moe.router.layer.weight"] = Random(shape.Experts, Hidden) * 4;
+                weights[p + "block_sparse_moe.input_linear.weight"] = Random(shape.Experts, 2 * shape.Width, Hidden);
+                weights[p + "block_sparse_moe.output_linear.weight"] = Random(shape.Experts, Hidden, shape.Width);
+                if (family == Family.GraniteMoeShared)
+                {
+                    weights[p + "shared_mlp.input_linear.weight"] = Random(2 * SharedWidth, Hidden);
+                    weights[p + "shared_mlp.output_linear.weight"] = Random(Hidden, SharedWidth);
+                }
+                continue;
+            }
             var moe = family == Family.Mixtral ? p + "block_sparse_moe." : p + "mlp.";
             weights[moe + "gate.weight"] = Random(shape.Experts, Hidden) * 4;   // a router with opinions
             for (var e = 0; e < shape.Experts; e++)
@@ -179,7 +212,9 @@ public sealed class MixtureOfExpertsTests
         Tensor SwiGlu(Tensor x, Tensor gate, Tensor up, Tensor down) =>
             (nn.functional.silu(x.matmul(gate.t())) * x.matmul(up.t())).matmul(down.t());
         var t = tokens.Length;
-        var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray()));
+        var granite = IsGranite(family);
+        var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray())) * (granite ? EmbeddingMultiplier : 1.0);
+        var residual = granite ? ResidualMultiplier : 1.0;
         var rope = ReferenceChecks.HalfRope(t, HeadDim, 1000000.0);
         var causal = ReferenceChecks.CausalMask(t);
         for (var i = 0; i < shape.Layers; i++)
@@ -198,8 +233,14 @@ public sealed class MixtureOfExpertsTests
                 k = Norm(k, W(p + "self_attn.k_norm.weight"));
             }
             (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));
-            h = h + ReferenceChecks.Attend(q, k, v, 1 / Math.Sqrt(HeadDim), causal).matmul(W(p + "self_attn.o_proj.weight").t());
+            h = h + ReferenceChecks.Attend(q, k, v, granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim), causal)
+                .matmul(W(p + "self_attn.o_proj.weight").t()) * residual;
             x = Norm(h, W(p + "post_attention_layernorm.weight"));
+            if (granite)
+            {
+                h = h + GraniteExperts(x, p) * residual;
+                continue;
+            }
             if (shape.Dense.Contains(i))
             {
                 h = h + SwiGlu(x, W(p + "mlp.gate_proj.weight"), W(p + "mlp.up_proj.weight"), W(p + "mlp.down_proj.weight"));
@@ -224,8 +265,28 @@ public sealed class MixtureOfExpertsTests
                     * SwiGlu(x, W(p + "mlp.shared_expert.gate_proj.weight"), W(p + "mlp.shared_expert.up_proj.weight"), W(p + "mlp.shared_expert.down_proj.weight"));
             h = h + output;
         }
-        var logits = Norm(h, W("model.norm.weight")).matmul(W("lm_head.weight").t());
+        var logits = Norm(h, W("model.norm.weight")).matmul(W("lm_head.weight").t()) / (granite ? LogitsScaling : 1.0);
         return ReferenceChecks.Rows(logits);
+
+        // GraniteMoE's: the top-k router logits weighed by their own softmax; the experts' tensors stacked; the shared MLP
+        // (gate and up in one tensor) added as it is
+        Tensor GraniteExperts(Tensor x, string p)
+        {
+            var (topLogits, chosen) = x.matmul(W(p + "block_sparse_moe.router.layer.weight").t()).topk(shape.TopK, dim: -1);
+            var top = topLogits.softmax(-1);
+            var (gateUp, down) = (W(p + "block_sparse_moe.input_linear.weight"), W(p + "block_sparse_moe.output_linear.weight"));
+            var output = zeros_like(x);
+            for (var token = 0; token < t; token++)
+                for (var slot = 0; slot < shape.TopK; slot++)
+                {
+                    var e = chosen[token, slot].item<long>();
+                    output[token] += (SwiGlu(x.narrow(0, token, 1), gateUp[e].narrow(0, 0, shape.Width), gateUp[e].narrow(0, shape.Width, shape.Width),
+                        down[e]) * top[token, slot]).squeeze(0);
+                }
+            if (family != Family.GraniteMoeShared) return output;
+            var shared = W(p + "shared_mlp.input_linear.weight");
+            return output + SwiGlu(x, shared.narrow(0, 0, SharedWidth), shared.narrow(0, SharedWidth, SharedWidth), W(p + "shared_mlp.output_linear.weight"));
+        }
     }
 }
 
@@ -238,6 +299,7 @@ public sealed class MixtureOfExpertsGpuTests(Xunit.Abstractions.ITestOutputHelpe
     [InlineData(MixtureOfExpertsTests.Family.Mixtral)]
     [InlineData(MixtureOfExpertsTests.Family.Qwen3Moe)]
     [InlineData(MixtureOfExpertsTests.Family.Qwen2Moe)]
+    [InlineData(MixtureOfExpertsTests.Family.GraniteMoeShared)]
     public void TheFusedBackendComputesThemAsThePlainOne(MixtureOfExpertsTests.Family family) =>
         ReferenceChecks.AssertFusedAgreesWithPlain(folder => MixtureOfExpertsTests.Write(family, folder), output.WriteLine);
 
