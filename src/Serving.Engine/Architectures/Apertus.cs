@@ -32,6 +32,7 @@ internal sealed class Apertus : ModelArchitecture
         return config with
         {
             QkNorm = QkNorm.EachHead,
+            GatedMlp = false,
             QkvBias = attentionBias,
             OutputBias = attentionBias,
             Rope = json.Has("rope_scaling") || json.Has("rope_parameters") ? config.Rope : DefaultRope with { Theta = config.Rope.Theta },

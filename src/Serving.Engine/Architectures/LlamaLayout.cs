@@ -15,6 +15,7 @@ internal static class LlamaLayout
         var bindings = new List<WeightBinding> { new("model.embed_tokens.weight", [config.VocabSize, config.HiddenSize], "embed_tokens.weight") };
         for (var i = 0; i < config.NumHiddenLayers; i++) bindings.AddRange(layer(i));
         bindings.Add(new("model.norm.weight", [config.HiddenSize], "norm.weight"));
+        if (config.NormBias) bindings.Add(new("model.norm.bias", [config.HiddenSize], "norm.bias"));   // starcoder2's LayerNorm
         // a classifier's head is score.weight, one row per label; tied checkpoints may still carry lm_head.weight (a copy
         // of the embeddings), which is ignored
         if (config.HasScoreHead)

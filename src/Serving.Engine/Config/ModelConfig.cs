@@ -31,8 +31,8 @@ public sealed record ModelConfig
     public bool QkNormAfterRope { get; init; }
     /// The MLP's gate activation: SiLU (SwiGLU, the default) or GELU's tanh approximation (gemma's GeGLU).
     public MlpActivation Activation { get; init; } = MlpActivation.Silu;
-    /// Whether the MLP is gated, down(act(gate(x)) * up(x)); xIELU's is not, down(xielu(up(x))) (Apertus, as Nemotron's MLP).
-    public bool GatedMlp => Activation != MlpActivation.Xielu;
+    /// Whether the MLP is gated, down(act(gate(x)) * up(x)), or not, down(act(up(x))): Apertus's (xIELU), starcoder2's.
+    public bool GatedMlp { get; init; } = true;
     /// How an RMSNorm's weight scales the normalisation (Llama's: after rounding it to the dtype).
     public RmsNormWeight NormWeight { get; init; } = RmsNormWeight.AfterRounding;
     /// Norms on the attention output and on the MLP output, each before it joins the residual stream: gemma 2 and 3
@@ -42,6 +42,9 @@ public sealed record ModelConfig
     public bool PreNorms { get; init; } = true;
     /// Norms subtract the mean before scaling by the root mean square (cohere's LayerNorm without bias) instead of RMSNorm.
     public bool NormsCentered { get; init; }
+    /// The hidden norms are nn.LayerNorm with a bias (starcoder2's): torch's own layer_norm, as transformers computes
+    /// them (in TorchSharp on every backend).
+    public bool NormBias { get; init; }
     /// Attention and MLP read the same normed input and both outputs join the residual stream at once (cohere's
     /// parallel block: h + attn(norm(h)) + mlp(norm(h))); the block has no pre-MLP norm.
     public bool ParallelBlock { get; init; }
@@ -129,7 +132,7 @@ public sealed record ModelConfig
         && !SandwichNorms && PreNorms && (QkNorm is QkNorm.None or QkNorm.EachHead) && !QkNormAfterRope && EmbeddingMultiplier is null
         && AttentionScale is null && AttentionSoftcap is null && FinalLogitSoftcap is null && LayerWindows.Distinct().Count() <= 1 && LocalRope is null && IsCausal
         && ResidualMultiplier is null && LogitsDivisor is null && NoRopeLayers.Count == 0 && !InterleavedRope
-        && !NormsCentered && !ParallelBlock && LogitsMultiplier is null && !AttentionSinks;
+        && !NormsCentered && !NormBias && GatedMlp && !ParallelBlock && LogitsMultiplier is null && !AttentionSinks;
     /// Whether the fused CUDA kernels compute this decoder's norms, rotary embedding, K/V write and attention: RMSNorm
     /// with its weight applied any way (NormWeight) or cohere's LayerNorm (NormsCentered), q/k norms per head (a whole
     /// projection's are TorchSharp), rotary embedding over the first RotaryDim dimensions in halves or interleaved

@@ -46,7 +46,7 @@ internal static class ModelConfigReader
         };
         if (ArchitectureRegistry.IsClassifier(config.Architecture))
             config = Classifier(json, config);
-        return CheckRope(json, architecture.ReadSpecifics(config, json));
+        return CheckMlp(json, CheckRope(json, architecture.ReadSpecifics(config, json)));
     }
 
     // longrope divides each of the rotary dimension's frequencies by a factor of its own
@@ -58,6 +58,14 @@ internal static class ModelConfigReader
                 $"rotary dimension {config.RotaryDim} over 2), not {rope.ShortFactor.Count} and {rope.LongFactor.Count}");
         return config;
     }
+
+    /// xIELU is an ungated MLP's activation (Apertus's), SiLU a gated one's: a family whose MLP the other is refused.
+    static ModelConfig CheckMlp(JsonFields json, ModelConfig config) => (config.GatedMlp, config.Activation) switch
+    {
+        (true, MlpActivation.Xielu) => throw ModelConfigException.Unsupported(json.File, "hidden_act", "xielu", $"silu, gelu_pytorch_tanh for {config.Architecture}"),
+        (false, MlpActivation.Silu) => throw ModelConfigException.Unsupported(json.File, "hidden_act", "silu", $"gelu_pytorch_tanh, xielu for {config.Architecture}"),
+        _ => config,
+    };
 
     static void RefuseUnsupported(JsonFields json) => Activation(json);
 

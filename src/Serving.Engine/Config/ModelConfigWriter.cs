@@ -32,7 +32,7 @@ public static class ModelConfigWriter
             ["eos_token_id"] = config.EosTokenIds.Count == 1 ? config.EosTokenIds[0] : new JsonArray(config.EosTokenIds.Select(id => (JsonNode)id).ToArray()),
         };
         if (config.PartialRotaryFactor != 1.0) json["partial_rotary_factor"] = config.PartialRotaryFactor;
-        if (config.QkvBias && config.OutputBias && config.MlpBias) json["use_bias"] = true;   // ernie's one switch
+        json["use_bias"] = config.QkvBias && config.OutputBias && config.MlpBias;   // ernie's and starcoder2's one switch
         if (config.ClassifierFromToken.Count > 0)
         {
             json["classifier_from_token"] = new JsonArray(config.ClassifierFromToken.Select(t => (JsonNode)t).ToArray());
@@ -69,6 +69,7 @@ public static class ModelConfigWriter
         }
         if (config.LogitsMultiplier is { } logitScale) json["logit_scale"] = logitScale;   // cohere's
         if (config.NormsCentered) json["layer_norm_eps"] = config.RmsNormEps;
+        if (config.NormBias) json["norm_epsilon"] = config.RmsNormEps;   // starcoder2's
         if (config.QkNorm == QkNorm.EachHeadOwnWeight) json["use_qk_norm"] = true;   // Command R+'s
         if (config.NumExperts > 0)   // the mixtures' fields, under every family's names
         {

@@ -42,7 +42,7 @@ internal sealed class CausalLM : nn.Module
         _embedTokens = new Embedding(config.VocabSize, config.HiddenSize, dtype, device, shard.VocabStart, sharded: shard.Size > 1);
         _layers = new ModuleList<DecoderLayer>(
             Enumerable.Range(0, config.NumHiddenLayers).Select(i => new DecoderLayer(config, i, dtype, device)).ToArray());
-        _norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+        _norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device, config.NormBias);
         _score = config.HasScoreHead ? new Linear(config.HiddenSize, config.Labels.Count, false, dtype, device) : null;
         // a classifier made from the LM head's rows (classifier_from_token) keeps the LM head to take them from
         var keepsLmHead = HasLmHead || config.ClassifierFromToken.Count > 0;

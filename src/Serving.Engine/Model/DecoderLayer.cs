@@ -27,12 +27,12 @@ internal sealed class DecoderLayer : nn.Module
     {
         if (config.PreNorms)
         {
-            _attentionNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
-            if (!config.ParallelBlock) _mlpNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+            _attentionNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device, config.NormBias);
+            if (!config.ParallelBlock) _mlpNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device, config.NormBias);
         }
         _parallel = config.ParallelBlock;
         _attention = new Attention(config, layer, dtype, device);
-        _mlp = !config.IsExpertLayer(layer) ? (config.GatedMlp ? new Mlp(config, layer, dtype, device) : new XieluMlp(config, layer, dtype, device))
+        _mlp = !config.IsExpertLayer(layer) ? (config.GatedMlp ? new Mlp(config, layer, dtype, device) : new UngatedMlp(config, layer, dtype, device))
             : config.ExpertSwigluLimit is null ? new MoeMlp(config, dtype, device) : new GptOssExperts(config, dtype, device);
         _residualMultiplier = config.ResidualMultiplier?.ToScalar();
         if (config.SandwichNorms)

@@ -33,13 +33,13 @@ public sealed partial class LlamaVariantsTests
         {
             ["architectures"] = new JsonArray(family switch
             {
-                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM", Family.Exaone4 => "Exaone4ForCausalLM", Family.SeedOss => "SeedOssForCausalLM", Family.Hunyuan => "HunYuanDenseV1ForCausalLM", Family.Apertus => "ApertusForCausalLM",
+                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM", Family.Exaone4 => "Exaone4ForCausalLM", Family.SeedOss => "SeedOssForCausalLM", Family.Hunyuan => "HunYuanDenseV1ForCausalLM", Family.Apertus => "ApertusForCausalLM", Family.Starcoder2 => "Starcoder2ForCausalLM",
                 Family.Glm4 => "Glm4ForCausalLM", Family.Cohere or Family.CommandRPlus => "CohereForCausalLM", Family.Cohere2 => "Cohere2ForCausalLM",
                 _ => "MistralForCausalLM",
             }),
             ["model_type"] = family switch
             {
-                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Exaone4 => "exaone4", Family.SeedOss => "seed_oss", Family.Hunyuan => "hunyuan_v1_dense", Family.Apertus => "apertus", Family.Glm4 => "glm4",
+                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Exaone4 => "exaone4", Family.SeedOss => "seed_oss", Family.Hunyuan => "hunyuan_v1_dense", Family.Apertus => "apertus", Family.Starcoder2 => "starcoder2", Family.Glm4 => "glm4",
                 Family.Cohere or Family.CommandRPlus => "cohere", Family.Cohere2 => "cohere2", _ => "mistral",
             },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
@@ -90,6 +90,13 @@ public sealed partial class LlamaVariantsTests
             config["use_cla"] = false;
             config["rope_scaling"] = new JsonObject { ["type"] = "dynamic", ["alpha"] = HunyuanAlpha };
         }
+        else if (family == Family.Starcoder2)
+        {
+            // use_bias and tie_word_embeddings left out: on by default
+            config["hidden_act"] = "gelu_pytorch_tanh";
+            config["norm_epsilon"] = 1e-5;
+            config["sliding_window"] = MistralWindow;
+        }
         else if (family == Family.Apertus)
         {
             config["tie_word_embeddings"] = true;
@@ -122,7 +129,7 @@ public sealed partial class LlamaVariantsTests
             weights[p + "self_attn.k_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
             weights[p + "self_attn.v_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
             weights[p + "self_attn.o_proj.weight"] = Random(Hidden, Heads * HeadDim);
-            if (family == Family.SeedOss)
+            if (family is Family.SeedOss or Family.Starcoder2)
             {
                 weights[p + "self_attn.q_proj.bias"] = Random(Heads * HeadDim);
                 weights[p + "self_attn.k_proj.bias"] = Random(KVHeads * HeadDim);
@@ -137,6 +144,16 @@ public sealed partial class LlamaVariantsTests
                 weights[p + "self_attn.v_proj.bias"] = Random(KVHeads * HeadDim);
                 weights[p + "post_self_attn_layernorm.weight"] = Norm();
                 weights[p + "post_mlp_layernorm.weight"] = Norm();
+            }
+            else if (family == Family.Starcoder2)
+            {
+                // no gate, biases; LayerNorms with biases
+                weights[p + "mlp.c_fc.weight"] = Random(Inter, Hidden);
+                weights[p + "mlp.c_fc.bias"] = Random(Inter);
+                weights[p + "mlp.c_proj.weight"] = Random(Hidden, Inter);
+                weights[p + "mlp.c_proj.bias"] = Random(Hidden);
+                foreach (var norm in new[] { "input_layernorm", "post_attention_layernorm" })
+                    (weights[$"{p}{norm}.weight"], weights[$"{p}{norm}.bias"]) = (Norm(), Random(Hidden));
             }
             else if (family == Family.Apertus)
             {
@@ -157,8 +174,8 @@ public sealed partial class LlamaVariantsTests
                 weights[p + "mlp.gate_proj.weight"] = Random(Inter, Hidden);
                 weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
             }
-            weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
-            if (family is not (Family.Cohere or Family.Cohere2 or Family.CommandRPlus or Family.Apertus)) weights[p + "post_attention_layernorm.weight"] = Norm();
+            if (family != Family.Starcoder2) weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
+            if (family is not (Family.Cohere or Family.Cohere2 or Family.CommandRPlus or Family.Apertus or Family.Starcoder2)) weights[p + "post_attention_layernorm.weight"] = Norm();
             if (family == Family.CommandRPlus)
             {
                 // a weight per head, far enough apart that one head's weight on another would show
@@ -183,8 +200,9 @@ public sealed partial class LlamaVariantsTests
                 weights[p + "self_attn.q_norm.weight"] = 1 + randn([Heads * HeadDim], generator: generator) * 0.1f;
                 weights[p + "self_attn.k_norm.weight"] = 1 + randn([KVHeads * HeadDim], generator: generator) * 0.1f;
             }
-            else if (family != Family.Apertus) weights[p + "input_layernorm.weight"] = Norm();
+            else if (family is not (Family.Apertus or Family.Starcoder2)) weights[p + "input_layernorm.weight"] = Norm();
         }
+        if (family == Family.Starcoder2) weights["model.norm.bias"] = Random(Hidden);
         SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), weights);
         return weights;
     }
@@ -204,6 +222,13 @@ public sealed partial class LlamaVariantsTests
             var centered = x - x.mean([-1], keepdim: true);                    // cohere's LayerNorm, no bias
             return centered * (centered.square().mean([-1], keepdim: true) + 1e-5).rsqrt() * w;
         }
+        // starcoder2's nn.LayerNorm: about the mean, a weight and a bias
+        Tensor LayerNorm(Tensor x, string name)
+        {
+            var centered = x - x.mean([-1], keepdim: true);
+            return centered * (centered.square().mean([-1], keepdim: true) + 1e-5).rsqrt() * W(name + ".weight") + W(name + ".bias");
+        }
+        var starcoder = family == Family.Starcoder2;
         var t = tokens.Length;
         var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray())) * (granite ? EmbeddingMultiplier : 1.0);
         var rope = ReferenceChecks.HalfRope(t, HeadDim, 10000.0);
@@ -237,9 +262,9 @@ public sealed partial class LlamaVariantsTests
             var p = $"model.layers.{i}.";
             var olmo = family is Family.Olmo2 or Family.Olmo3 or Family.Exaone4;   // norms on the sublayers' outputs only
             var apertus = family == Family.Apertus;   // its pre-norms' own names; q/k norms per head; xIELU without a gate
-            var x = olmo ? h : Norm(h, W(p + (apertus ? "attention_layernorm.weight" : "input_layernorm.weight")));
+            var x = olmo ? h : starcoder ? LayerNorm(h, p + "input_layernorm") : Norm(h, W(p + (apertus ? "attention_layernorm.weight" : "input_layernorm.weight")));
             var glm = family == Family.Glm4;
-            var seed = family == Family.SeedOss;
+            var seed = family is Family.SeedOss or Family.Starcoder2;   // biases on q, k, v and o
             Tensor Bias(string name) => glm || seed ? W(p + $"self_attn.{name}.bias") : zeros(1, ScalarType.Float64);
             var q = x.matmul(W(p + "self_attn.q_proj.weight").t()) + Bias("q_proj");
             var k = x.matmul(W(p + "self_attn.k_proj.weight").t()) + Bias("k_proj");
@@ -255,7 +280,7 @@ public sealed partial class LlamaVariantsTests
                 (q, k) = (Norm(ReferenceChecks.RotateHalf(q, alphaRope), W(p + "self_attn.query_layernorm.weight")),
                     Norm(ReferenceChecks.RotateHalf(k, alphaRope), W(p + "self_attn.key_layernorm.weight")));
             else if (family is not (Family.SmolLM3 or Family.Exaone4) || i != 3) (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));   // smollm3: layer 3 has no rope
-            int? window = family == Family.Cohere2 && !cohere2Full(i) ? Cohere2Window : family == Family.Mistral ? MistralWindow
+            int? window = family == Family.Cohere2 && !cohere2Full(i) ? Cohere2Window : family is Family.Mistral or Family.Starcoder2 ? MistralWindow
                 : family == Family.Olmo3 && !olmo3Full(i) ? Olmo3Window : family == Family.Exaone4 && i != 3 ? Exaone4Window : null;
             var mask = !causal ? zeros(t, t, ScalarType.Bool) : ReferenceChecks.CausalMask(t, window);
             var attended = ReferenceChecks.Attend(q, k, v, granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim), mask);
@@ -271,6 +296,13 @@ public sealed partial class LlamaVariantsTests
             h = h + (olmo ? Norm(output, W(p + "post_attention_layernorm.weight"))
                 : glm ? Norm(output, W(p + "post_self_attn_layernorm.weight")) : output * residual);
             x = olmo ? h : Norm(h, W(p + (apertus ? "feedforward_layernorm.weight" : "post_attention_layernorm.weight")));
+            if (starcoder)
+            {
+                var normed = LayerNorm(h, p + "post_attention_layernorm");
+                var fc = normed.matmul(W(p + "mlp.c_fc.weight").t()) + W(p + "mlp.c_fc.bias");
+                h = h + fc.gelu(TorchSharp.Modules.GELU.Approximate.tanh).matmul(W(p + "mlp.c_proj.weight").t()) + W(p + "mlp.c_proj.bias");
+                continue;
+            }
             if (apertus)
             {
                 h = h + Xielu(x.matmul(W(p + "mlp.up_proj.weight").t()), p).matmul(W(p + "mlp.down_proj.weight").t());
@@ -290,7 +322,7 @@ public sealed partial class LlamaVariantsTests
             var (beta, eps) = (W(p + "mlp.act_fn.beta"), W(p + "mlp.act_fn.eps"));
             return where(up > Serving.Engine.HeldScalars.Zero, alphaP * up * up + beta * up, (minimum(up, eps).expm1() - up) * alphaN + beta * up);
         }
-        var logits = Norm(h, W("model.norm.weight")).matmul(W("model.embed_tokens.weight").t()) / (granite ? LogitsScaling : 1.0)
+        var logits = (starcoder ? LayerNorm(h, "model.norm") : Norm(h, W("model.norm.weight"))).matmul(W("model.embed_tokens.weight").t()) / (granite ? LogitsScaling : 1.0)
             * (cohere ? 0.25 : 1.0);
         return ReferenceChecks.Rows(logits);
     }

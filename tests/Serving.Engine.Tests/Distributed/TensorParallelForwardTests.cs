@@ -122,7 +122,8 @@ public sealed class TensorParallelForwardTests(ITestOutputHelper output)
     /// every projection (column-parallel ones split, o_proj's and down_proj's added by rank 0 alone) and a vocabulary
     /// of 510 that 4 ranks do not divide (the last rank's rows padded with zeros, the padded logits dropped), and Command
     /// R+'s q/k norms with a weight per head (each rank holds its heads' rows: at 4 ranks the 2 KV heads' are replicated), and
-    /// Apertus's MLP without a gate (each rank its rows of up_proj, its xIELU parameters whole).
+    /// Apertus's MLP without a gate (each rank its rows of up_proj, its xIELU parameters whole), and StarCoder2's (up_proj's
+    /// bias split with its rows, the LayerNorms' biases whole on every rank).
     [Theory]
     [InlineData("phi3 layout", 2)]
     [InlineData("phi3 layout", 4)]
@@ -133,15 +134,17 @@ public sealed class TensorParallelForwardTests(ITestOutputHelper output)
     [InlineData("command r+", 4)]
     [InlineData("apertus", 2)]
     [InlineData("apertus", 4)]
+    [InlineData("starcoder2", 2)]
     public void CheckpointVariantsShardedEqualTheWholeModel(string variant, int size)
     {
-        using var dir = variant is "command r+" or "apertus" ? new TempDirectory() : TempDirectory.CopyOf("llama-gqa");
+        using var dir = variant is "command r+" or "apertus" or "starcoder2" ? new TempDirectory() : TempDirectory.CopyOf("llama-gqa");
         switch (variant)
         {
             case "phi3 layout": Phi3LayoutTests.RewriteAsPhi3(dir.Path, ModelConfig.Load(dir.Path)); break;
             case "biases": AddBiases(dir.Path, ModelConfig.Load(dir.Path)); break;
             case "command r+": LlamaVariantsTests.Write(LlamaVariantsTests.Family.CommandRPlus, dir.Path); break;
             case "apertus": LlamaVariantsTests.Write(LlamaVariantsTests.Family.Apertus, dir.Path); break;
+            case "starcoder2": LlamaVariantsTests.Write(LlamaVariantsTests.Family.Starcoder2, dir.Path); break;
             default: CutVocabulary(dir.Path, 510); break;
         }
         using var whole = ModelLoader.Load(dir.Path, "float32");

@@ -135,15 +135,18 @@ internal sealed class CudaStep : DecoderStep
     public override Tensor TokenIds { get; }
     public override Tensor? LogitRows { get; }
 
-    public override Tensor RmsNorm(Tensor x, Tensor weight, double eps) => Timed("norms", () =>
+    // a LayerNorm with a bias (starcoder2's) is torch's layer_norm: the kernels have no bias
+    public override Tensor RmsNorm(Tensor x, Tensor weight, double eps, Tensor? bias = null) => Timed("norms", () =>
     {
+        if (bias is not null) return TorchOps.RmsNorm(x, weight, eps, bias: bias);
         var output = empty_like(x);
         _kernels.RmsNorm(x, weight, output, (float)eps);
         return output;
     });
 
-    public override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps) => Timed("norms", () =>
+    public override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps, Tensor? bias = null) => Timed("norms", () =>
     {
+        if (bias is not null) return TorchOps.AddRmsNorm(x, residual, weight, eps, bias: bias);
         var output = empty_like(x);
         _kernels.AddRmsNorm(residual, x, weight, output, (float)eps);
         return (output, residual);

@@ -25,11 +25,12 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     public Lora.LoraStep? Lora { get; set; }
 
     /// weight * RMSNorm(x), normalised in float32 and rounded to the model dtype as transformers does.
-    public abstract Tensor RmsNorm(Tensor x, Tensor weight, double eps);
+    /// bias: a LayerNorm's (ModelConfig.NormBias), else null.
+    public abstract Tensor RmsNorm(Tensor x, Tensor weight, double eps, Tensor? bias = null);
 
     /// The pre-norm block's add + norm: residual' = residual + x, then weight * RMSNorm(residual'). Returns both;
     /// a backend may update residual in place and return the same tensor.
-    public abstract (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps);
+    public abstract (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps, Tensor? bias = null);
 
     /// RMSNorm over each query head (qWeight) and key head (kWeight) of qkv: before the rotary embedding (qwen3) or
     /// after it (Hunyuan), as ModelConfig.QkNormAfterRope says.
@@ -55,6 +56,9 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
 
     /// gelu(gate) * up with GELU's tanh approximation (gemma): plain TorchSharp on every backend (no fused kernel).
     public virtual Tensor GeluTanhAndMul(Tensor gateUp) => TorchOps.GeluTanhAndMul(gateUp);
+
+    /// GELU's tanh approximation of up (numTokens, ffn), an ungated MLP's (starcoder2): TorchSharp on every backend.
+    public virtual Tensor GeluTanh(Tensor up) => TorchOps.GeluTanh(up);
 
     /// xIELU of up (numTokens, ffn) by a layer's learned parameters (Apertus): plain TorchSharp on every backend.
     public virtual Tensor Xielu(Tensor up, XieluParameters parameters) =>

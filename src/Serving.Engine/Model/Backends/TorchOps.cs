@@ -12,8 +12,12 @@ internal static class TorchOps
     /// float32 normalisation before rounding, gemma by (1 + weight) (RmsNormWeight).
     // x (numTokens, width), weight (width) -> (numTokens, width); or per head: x (numTokens, heads, headDim), weight
     // (headDim) or (heads, headDim)
-    public static Tensor RmsNorm(Tensor x, Tensor weight, double eps, RmsNormWeight kind = RmsNormWeight.AfterRounding, bool centered = false)
+    /// bias: the norm is nn.LayerNorm (starcoder2's), torch's own layer_norm whatever kind and centered say.
+    public static Tensor RmsNorm(Tensor x, Tensor weight, double eps, RmsNormWeight kind = RmsNormWeight.AfterRounding, bool centered = false,
+        Tensor? bias = null)
     {
+        if (bias is not null)
+            return nn.functional.layer_norm(x, [x.shape[^1]], weight, bias, eps);
         using var scope = NewDisposeScope();
         using var epsilon = eps.ToScalar();   // held through the calls (HeldScalars says why)
         var x32 = x.to_type(ScalarType.Float32);
@@ -31,11 +35,14 @@ internal static class TorchOps
 
     /// The pre-norm block's add + norm, out of place: (weight * RMSNorm(residual + x), residual + x).
     public static (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps,
-        RmsNormWeight kind = RmsNormWeight.AfterRounding, bool centered = false)
+        RmsNormWeight kind = RmsNormWeight.AfterRounding, bool centered = false, Tensor? bias = null)
     {
         var sum = residual + x;
-        return (RmsNorm(sum, weight, eps, kind, centered), sum);
+        return (RmsNorm(sum, weight, eps, kind, centered, bias), sum);
     }
+
+    /// GELU's tanh approximation of x: an ungated MLP's activation (starcoder2's).
+    public static Tensor GeluTanh(Tensor x) => x.gelu(TorchSharp.Modules.GELU.Approximate.tanh);
 
     /// RMSNorm (or with centered cohere's LayerNorm) of the query heads (qWeight) and the key heads (kWeight) of a fused
     /// projection, each head on its own by a (headDim) weight they share (qwen3, gemma3) or a (heads, headDim) weight

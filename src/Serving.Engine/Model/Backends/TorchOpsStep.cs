@@ -11,10 +11,11 @@ internal abstract class TorchOpsStep(ModelConfig config, ICommunicator? communic
 {
     protected ModelConfig Config { get; } = config;
 
-    public sealed override Tensor RmsNorm(Tensor x, Tensor weight, double eps) => TorchOps.RmsNorm(x, weight, eps, Config.NormWeight, Config.NormsCentered);
+    public sealed override Tensor RmsNorm(Tensor x, Tensor weight, double eps, Tensor? bias = null) =>
+        TorchOps.RmsNorm(x, weight, eps, Config.NormWeight, Config.NormsCentered, bias);
 
-    public sealed override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps) =>
-        TorchOps.AddRmsNorm(x, residual, weight, eps, Config.NormWeight, Config.NormsCentered);
+    public sealed override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps, Tensor? bias = null) =>
+        TorchOps.AddRmsNorm(x, residual, weight, eps, Config.NormWeight, Config.NormsCentered, bias);
 
     public sealed override Tensor HeadRmsNorm(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps) =>
         TorchOps.HeadRmsNorm(qkv, qWeight, kWeight, eps, Config.NumAttentionHeads, Config.NumKeyValueHeads, Config.HeadDim, Config.NormWeight,

@@ -7,25 +7,31 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
 
-/// Apertus's feed-forward, without a gate (Nemotron's MLP): down(xielu(up(x))), the activation's parameters learned per
-/// layer (act_fn).
-internal sealed class XieluMlp : FeedForward
+/// A feed-forward without a gate (Nemotron's MLP): down(act(up(x))), act Apertus's xIELU with parameters learned per layer
+/// (act_fn) or starcoder2's GELU (tanh approximation).
+internal sealed class UngatedMlp : FeedForward
 {
     [ComponentName(Name = "up_proj")] readonly Linear _up;            // (intermediate, hidden)
     [ComponentName(Name = "down_proj")] readonly Linear _down;        // (hidden, intermediate)
-    [ComponentName(Name = "act_fn")] readonly XieluParameters _activation;
+    [ComponentName(Name = "act_fn")] readonly XieluParameters? _xielu; // xIELU only
 
-    public XieluMlp(ModelConfig config, int layer, ScalarType dtype, Device device) : base("XieluMlp")
+    public UngatedMlp(ModelConfig config, int layer, ScalarType dtype, Device device) : base("UngatedMlp")
     {
+        if (config.Activation is not (MlpActivation.Xielu or MlpActivation.GeluTanh))
+            throw new ArgumentException($"an MLP without a gate takes xIELU or GELU, not {config.Activation}", nameof(config));
         _up = new Linear(config.HiddenSize, config.IntermediateSize, config.MlpBias, dtype, device) { Target = new(layer, Lora.LoraProjection.GateUp) };
         _down = new Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device) { Target = new(layer, Lora.LoraProjection.Down) };
-        _activation = new XieluParameters(dtype, device);
+        if (config.Activation == MlpActivation.Xielu) _xielu = new XieluParameters(dtype, device);
         RegisterComponents();
     }
 
     // (numTokens, hidden) -> (numTokens, hidden); a rank's ffn columns give a partial sum (row-parallel down_proj)
-    public override Tensor Forward(DecoderStep step, Tensor x) =>
-        step.AllReduce(_down.Forward(step, step.Xielu(_up.Forward(step, x), _activation)));
+    public override Tensor Forward(DecoderStep step, Tensor x)
+    {
+        var up = _up.Forward(step, x);
+        var activated = _xielu is null ? step.GeluTanh(up) : step.Xielu(up, _xielu);
+        return step.AllReduce(_down.Forward(step, activated));
+    }
 }
 
 /// xIELU's learned parameters, one element each, in the model's dtype: alpha_p and alpha_n (before their softplus), beta

@@ -1,0 +1,56 @@
+using Serving.Engine.Config;
+using Serving.Engine.Weights;
+
+namespace Serving.Engine.Architectures;
+
+/// Starcoder2ForCausalLM (BigCode's StarCoder2): Llama's attention with a bias on q, k, v and o and an MLP without a gate
+/// (c_fc, GELU's tanh approximation, c_proj) with biases, all under use_bias; every norm an nn.LayerNorm with a bias
+/// (norm_epsilon); a sliding_window in every layer where the config gives one.
+internal sealed class Starcoder2 : ModelArchitecture
+{
+    public override string Name => "Starcoder2ForCausalLM";
+    public override string ModelType => "starcoder2";
+
+    /// transformers' Starcoder2Config for what its configs may leave out.
+    public override IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
+        new Dictionary<string, System.Text.Json.Nodes.JsonNode>
+        {
+            ["hidden_act"] = "gelu_pytorch_tanh", ["norm_epsilon"] = 1e-5, ["use_bias"] = true, ["tie_word_embeddings"] = true,
+            ["max_position_embeddings"] = 4096, ["bos_token_id"] = 50256, ["eos_token_id"] = 50256,
+        };
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var bias = json.Bool("use_bias")!.Value;
+        return config with
+        {
+            RmsNormEps = json.Double("norm_epsilon")!.Value,
+            NormsCentered = true,
+            NormWeight = RmsNormWeight.BeforeRounding,
+            NormBias = true,
+            GatedMlp = false,
+            QkvBias = bias,
+            OutputBias = bias,
+            MlpBias = bias,
+            LayerWindows = ModelConfigReader.EveryLayerWindows(json, config.NumHiddenLayers),
+        };
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) => LlamaLayout.Model(config, layer => Layer(config, layer));
+
+    /// Llama's attention projections; c_fc and c_proj as the ungated MLP's up and down; the norms with their biases.
+    static IEnumerable<WeightBinding> Layer(ModelConfig config, int layer)
+    {
+        var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
+        var (hidden, inter) = ((long)config.HiddenSize, (long)config.IntermediateSize);
+        var bindings = LlamaLayout.Layer(config, layer).Where(b => b.CheckpointName.Contains(".self_attn.", StringComparison.Ordinal)).ToList();
+        bindings.Add(new($"{from}mlp.c_fc.weight", [inter, hidden], $"{to}mlp.up_proj.weight", 0, RowKind.Up));
+        if (config.MlpBias) bindings.Add(new($"{from}mlp.c_fc.bias", [inter], $"{to}mlp.up_proj.bias", 0, RowKind.Up));
+        bindings.Add(new($"{from}mlp.c_proj.weight", [hidden, inter], $"{to}mlp.down_proj.weight"));
+        if (config.MlpBias) bindings.Add(new($"{from}mlp.c_proj.bias", [hidden], $"{to}mlp.down_proj.bias"));
+        foreach (var norm in new[] { "input_layernorm", "post_attention_layernorm" })
+            foreach (var part in new[] { "weight", "bias" })
+                bindings.Add(new($"{from}{norm}.{part}", [hidden], $"{to}{norm}.{part}"));
+        return bindings;
+    }
+}
