@@ -21,7 +21,10 @@ internal static class LlamaLayout
         if (config.HasScoreHead)
             bindings.Add(new("score.weight", [config.Labels.Count, config.HiddenSize], "score.weight"));
         else if (!config.TieWordEmbeddings)
+        {
             bindings.Add(new("lm_head.weight", [config.VocabSize, config.HiddenSize], "lm_head.weight"));
+            if (config.LmHeadBias) bindings.Add(new("lm_head.bias", [config.VocabSize], "lm_head.bias"));
+        }
         return bindings;
     }
 

@@ -91,6 +91,67 @@ internal sealed class Mixtral : ModelArchitecture
                 $"model.layers.{layer}.block_sparse_moe.experts.{e}.w2.weight"))));
 }
 
+/// PhimoeForCausalLM (Phi-3.5-MoE): Mixtral's layout with two experts per token chosen by SparseMixer
+/// (router_jitter_noise), every norm an nn.LayerNorm with a bias (rms_norm_eps), attention_bias on q, k, v and o,
+/// lm_head_bias, and longrope whose cos and sin are scaled by short_mscale (long_mscale must be the same: transformers
+/// switches between them by the batch's longest position).
+internal sealed class Phimoe : ModelArchitecture
+{
+    public override string Name => "PhimoeForCausalLM";
+    public override string ModelType => "phimoe";
+
+    /// transformers' PhimoeConfig for what its configs may leave out.
+    public override IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
+        new Dictionary<string, System.Text.Json.Nodes.JsonNode>
+        {
+            ["rms_norm_eps"] = 1e-5, ["rope_theta"] = 1000000.0, ["num_local_experts"] = 16, ["num_experts_per_tok"] = 2,
+            ["router_jitter_noise"] = 0.01, ["max_position_embeddings"] = 131072,
+        };
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        if (json.Int("num_experts_per_tok") != 2)
+            throw ModelConfigException.Unsupported(json.File, "num_experts_per_tok", json.Int("num_experts_per_tok"), "2 (SparseMixer routes to two experts)");
+        var bias = json.Bool("attention_bias") ?? false;
+        var read = config with
+        {
+            NumExperts = json.PositiveInt("num_local_experts"),
+            NumExpertsPerToken = 2,
+            ExpertIntermediateSize = config.IntermediateSize,
+            SparseMixerJitter = json.Double("router_jitter_noise")!.Value,
+            QkvBias = bias,
+            OutputBias = bias,
+            LmHeadBias = json.Bool("lm_head_bias") ?? false,
+            NormsCentered = true,
+            NormWeight = RmsNormWeight.BeforeRounding,
+            NormBias = true,
+            LayerWindows = ModelConfigReader.EveryLayerWindows(json, config.NumHiddenLayers),
+            Rope = config.Rope.Type == RopeType.LongRope ? config.Rope with { AttentionScaling = Mscale(json) ?? config.Rope.AttentionScaling } : config.Rope,
+        };
+        ExpertLayout.Check(json.File, read);
+        return read;
+    }
+
+    /// longrope's short_mscale, where rope_scaling gives it (and a long_mscale equal to it).
+    static double? Mscale(JsonFields json)
+    {
+        var scaling = json.Object("rope_scaling") ?? json.Object("rope_parameters");
+        var (shortScale, longScale) = (scaling?.Double("short_mscale"), scaling?.Double("long_mscale"));
+        if (shortScale != longScale)
+            throw new ModelConfigException($"{json.File}: rope_scaling's short_mscale ({shortScale}) and long_mscale ({longScale}) differ: " +
+                "transformers switches between them by the batch's longest position, which a paged cache cannot follow");
+        return shortScale;
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer => ExpertLayout.Attention(config, layer)
+            .Concat(new[] { "input_layernorm", "post_attention_layernorm" }.Select(norm =>
+                new WeightBinding($"model.layers.{layer}.{norm}.bias", [config.HiddenSize], $"layers.{layer}.{norm}.bias")))
+            .Concat(ExpertLayout.Experts(config, layer, $"model.layers.{layer}.block_sparse_moe.gate.weight",
+                e => ($"model.layers.{layer}.block_sparse_moe.experts.{e}.w1.weight", $"model.layers.{layer}.block_sparse_moe.experts.{e}.w3.weight",
+                    $"model.layers.{layer}.block_sparse_moe.experts.{e}.w2.weight"))));
+}
+
 /// GraniteMoeForCausalLM and GraniteMoeSharedForCausalLM (IBM's Granite 3 mixtures): Granite's attention and
 /// multipliers; every layer routes to its top num_experts_per_tok of num_local_experts experts of intermediate_size by
 /// the router's logits, weighed by their softmax over those k (block_sparse_moe.router.layer); the experts' gate and up

@@ -101,6 +101,10 @@ public sealed record ModelConfig
     /// The experts chosen by the router's top-k logits and weighed by the softmax over those k alone, in float32
     /// (GraniteMoE's, after JetMoE): the same weights as normalized top-k probabilities, rounded as that family rounds them.
     public bool RouterSoftmaxOverTopK { get; init; }
+    /// phimoe's SparseMixer routing at inference, when set (its router_jitter_noise): the top expert by the router's
+    /// logits, weighed by the softmax over the logits within 2 x this of it (relative to their magnitude); then the
+    /// next expert among the rest, weighed likewise. Two experts per token.
+    public double? SparseMixerJitter { get; init; }
     /// A shared expert every token runs besides its routed ones (qwen2_moe's shared_expert_intermediate_size, ernie4_5_moe's
     /// shared experts together); 0: none.
     public int SharedExpertIntermediateSize { get; init; }
@@ -150,6 +154,8 @@ public sealed record ModelConfig
     /// The attention logits' scale: AttentionScale, else 1 / sqrt(head_dim).
     public double SoftmaxScale => AttentionScale ?? 1.0 / Math.Sqrt(HeadDim);
     public bool TieWordEmbeddings { get; init; }
+    /// A bias on the LM head (phimoe's lm_head_bias).
+    public bool LmHeadBias { get; init; }
     /// torch_dtype / dtype of the checkpoint ("float32", "bfloat16", "float16"), if written.
     public string? Dtype { get; init; }
     public int? BosTokenId { get; init; }

@@ -27,6 +27,7 @@ public static class ModelConfigWriter
             ["mlp_bias"] = config.MlpBias,
             ["attention_out_bias"] = config.OutputBias,   // seed_oss's o bias apart from attention_bias (the others ignore it)
             ["tie_word_embeddings"] = config.TieWordEmbeddings,
+            ["lm_head_bias"] = config.LmHeadBias,
             ["torch_dtype"] = config.Dtype,
             ["bos_token_id"] = config.BosTokenId,
             ["eos_token_id"] = config.EosTokenIds.Count == 1 ? config.EosTokenIds[0] : new JsonArray(config.EosTokenIds.Select(id => (JsonNode)id).ToArray()),
@@ -82,6 +83,7 @@ public static class ModelConfigWriter
             json["shared_intermediate_size"] = config.SharedExpertIntermediateSize;   // granitemoeshared's
             json["mlp_only_layers"] = new JsonArray([.. config.DenseLayers.Select(l => (JsonNode)l)]);
             WriteErnieExperts(config, json);
+            if (config.SparseMixerJitter is { } jitter) json["router_jitter_noise"] = jitter;   // phimoe's
         }
         if (config.NoRopeLayers.Count > 0)
             json["no_rope_layers"] = new JsonArray([.. Enumerable.Range(0, config.NumHiddenLayers).Select(i => (JsonNode)(config.NoRopeLayers.Contains(i) ? 0 : 1))]);

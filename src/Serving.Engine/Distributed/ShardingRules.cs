@@ -29,7 +29,7 @@ internal static class ShardingRules
 {
     public static ParallelStyle StyleOf(string parameterName) => parameterName switch
     {
-        "embed_tokens.weight" or "lm_head.weight" => ParallelStyle.Vocabulary,
+        "embed_tokens.weight" or "lm_head.weight" or "lm_head.bias" => ParallelStyle.Vocabulary,
         _ when Ends(parameterName, "self_attn.qkv_proj.weight", "self_attn.qkv_proj.bias", "mlp.gate_up_proj.weight", "mlp.gate_up_proj.bias",
             "mlp.up_proj.weight", "mlp.up_proj.bias")
             => ParallelStyle.OutputRows,

@@ -46,7 +46,7 @@ internal sealed class CausalLM : nn.Module
         _score = config.HasScoreHead ? new Linear(config.HiddenSize, config.Labels.Count, false, dtype, device) : null;
         // a classifier made from the LM head's rows (classifier_from_token) keeps the LM head to take them from
         var keepsLmHead = HasLmHead || config.ClassifierFromToken.Count > 0;
-        _lmHead = config.TieWordEmbeddings || !keepsLmHead ? null : new Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
+        _lmHead = config.TieWordEmbeddings || !keepsLmHead ? null : new Linear(config.HiddenSize, config.VocabSize, config.LmHeadBias, dtype, device);
         if (config.EmbeddingMultiplier is { } multiplier)
         {
             using var rounded = tensor(multiplier).to_type(config.EmbeddingMultiplierInModelDtype ? dtype : ScalarType.Float64);

@@ -45,7 +45,7 @@ public static class ModelLoader
     /// the LM head's rows keeps them).
     static IReadOnlyList<WeightBinding> Bindings(ModelConfig config, bool lmHead) =>
         ArchitectureRegistry.For(config).Layout(config)
-            .Where(b => lmHead || config.ClassifierFromToken.Count > 0 || b.ParameterName != CausalLM.LmHeadWeight).ToArray();
+            .Where(b => lmHead || config.ClassifierFromToken.Count > 0 || !b.ParameterName.StartsWith("lm_head.", StringComparison.Ordinal)).ToArray();
 
     /// The decoder of a checkpoint folder on one device with its weights (frozen), checked as Load checks it: what
     /// training continues from.

@@ -24,13 +24,14 @@ internal sealed class MoeMlp : FeedForward
     [ComponentName(Name = "expert_choice_bias")] readonly Parameter? _choiceBias;       // (1, experts) float32 (ernie4_5_moe)
     readonly int _experts, _topK, _width, _hidden;
     readonly bool _normalize, _routerInFloat32, _softmaxOverTopK;
+    readonly double? _sparseMixerJitter;
     readonly MlpActivation _activation;
 
     public MoeMlp(ModelConfig config, ScalarType dtype, Device device) : base("MoeMlp")
     {
         (_experts, _topK, _width, _hidden) = (config.NumExperts, config.NumExpertsPerToken, config.ExpertIntermediateSize, config.HiddenSize);
         (_normalize, _activation, _routerInFloat32) = (config.NormalizeTopKProbabilities, config.Activation, config.RouterInFloat32);
-        _softmaxOverTopK = config.RouterSoftmaxOverTopK;
+        (_softmaxOverTopK, _sparseMixerJitter) = (config.RouterSoftmaxOverTopK, config.SparseMixerJitter);
         _router = new Linear(_hidden, _experts, false, _routerInFloat32 ? ScalarType.Float32 : dtype, device);
         _gateUp = ModelParameters.Empty([(long)_experts * 2 * _width, _hidden], dtype, device);
         _down = ModelParameters.Empty([(long)_experts * _hidden, _width], dtype, device);
@@ -45,7 +46,8 @@ internal sealed class MoeMlp : FeedForward
     public override Tensor Forward(DecoderStep step, Tensor x)
     {
         var logits = _router.Forward(step, _routerInFloat32 ? x.to_type(ScalarType.Float32) : x);
-        var (chosen, weights) = _softmaxOverTopK ? SoftmaxOverTopK(logits) : TopKProbabilities(logits);   // (numTokens, k) each
+        var (chosen, weights) = _sparseMixerJitter is { } jitter ? SparseMixer(logits, jitter)
+            : _softmaxOverTopK ? SoftmaxOverTopK(logits) : TopKProbabilities(logits);   // (numTokens, k) each
         weights = weights.to_type(x.dtype);
         var output = zeros_like(x);
         foreach (var (expert, tokens, slots) in ExpertRouting.ByExpert(chosen, _experts))
@@ -72,6 +74,26 @@ internal sealed class MoeMlp : FeedForward
         var chosen = (_choiceBias is null ? probabilities : probabilities + _choiceBias).topk(_topK, dim: -1).indexes;
         var weights = probabilities.gather(1, chosen);
         return (chosen, _normalize ? weights / weights.sum(-1, keepdim: true) : weights);
+    }
+
+    /// phimoe's SparseMixer at inference, in the logits' dtype as transformers computes it: the top expert, weighed by the
+    /// softmax over the logits near it ((top - s) / max(|s|, top) <= 2 jitter; the others -inf); then the top of the rest,
+    /// weighed by the softmax over the rest's logits near it (the first expert excluded).
+    static (Tensor Chosen, Tensor Weights) SparseMixer(Tensor scores, double jitter)
+    {
+        using var threshold = (2 * jitter).ToScalar();   // held through the calls (HeldScalars says why)
+        (Tensor Chosen, Tensor Weight) Pick(Tensor candidates)
+        {
+            var (top, index) = candidates.max(-1, keepdim: true);                             // (numTokens, 1) each
+            var factor = scores.abs().maximum(top);
+            var far = (top - scores) / factor > threshold;                                   // (numTokens, experts)
+            var gates = candidates.masked_fill(far, HeldScalars.MinusInfinity).softmax(-1);
+            return (index, gates.gather(-1, index));
+        }
+        var (first, firstWeight) = Pick(scores);
+        var excluded = empty_like(first, dtype: scores.dtype).fill_(HeldScalars.MinusInfinity);   // (numTokens, 1)
+        var (second, secondWeight) = Pick(scores.scatter(-1, first, excluded));
+        return (cat([first, second], -1), cat([firstWeight, secondWeight], -1));
     }
 
     /// GraniteMoE's: the top-k logits in float32, weighed by their own softmax.

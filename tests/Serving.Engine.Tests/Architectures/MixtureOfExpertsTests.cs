@@ -12,7 +12,7 @@ namespace Serving.Engine.Tests.Architectures;
 /// layer (mlp_only_layers). Every position's logits over the paged pool in chunks; greedy tokens through the engine.
 public sealed class MixtureOfExpertsTests
 {
-    public enum Family { Mixtral, Qwen3Moe, Qwen2Moe, GraniteMoe, GraniteMoeShared }
+    public enum Family { Mixtral, Qwen3Moe, Qwen2Moe, GraniteMoe, GraniteMoeShared, Phimoe }
 
     public static TheoryData<Family> Families => new(Enum.GetValues<Family>());
 
@@ -55,6 +55,35 @@ public sealed class MixtureOfExpertsTests
             Serving.Engine.Config.ModelConfig.Load(folder.Path)).Message);
     }
 
+    /// Phi-3.5-MoE's longrope scales cos and sin by short_mscale; a long_mscale apart from it (transformers switches by the
+    /// batch's longest position) and other than two experts per token (SparseMixer picks two) are refused.
+    [Fact]
+    public void PhimoeReadsItsMscaleAndRefusesWhatItCannotServe()
+    {
+        using var folder = new TempDirectory();
+        Write(Family.Phimoe, folder.Path);
+        var path = Path.Combine(folder.Path, "config.json");
+        var original = File.ReadAllText(path);
+        void Edit(Action<JsonObject> change)
+        {
+            var config = JsonNode.Parse(original)!.AsObject();
+            change(config);
+            File.WriteAllText(path, config.ToJsonString());
+        }
+        JsonObject LongRope(double shortScale, double longScale) => new()
+        {
+            ["type"] = "longrope", ["short_factor"] = new JsonArray([.. Enumerable.Range(0, HeadDim / 2).Select(_ => (JsonNode?)1.0)]),
+            ["long_factor"] = new JsonArray([.. Enumerable.Range(0, HeadDim / 2).Select(_ => (JsonNode?)2.0)]),
+            ["short_mscale"] = shortScale, ["long_mscale"] = longScale,
+        };
+        Edit(c => (c["rope_scaling"], c["original_max_position_embeddings"]) = (LongRope(1.25, 1.25), 64));
+        Assert.Equal(1.25, Serving.Engine.Config.ModelConfig.Load(folder.Path).Rope.AttentionScaling);
+        Edit(c => (c["rope_scaling"], c["original_max_position_embeddings"]) = (LongRope(1.25, 1.5), 64));
+        Assert.Contains("long_mscale", Assert.Throws<Serving.Engine.Config.ModelConfigException>(() => Serving.Engine.Config.ModelConfig.Load(folder.Path)).Message);
+        Edit(c => c["num_experts_per_tok"] = 3);
+        Assert.Contains("num_experts_per_tok", Assert.Throws<Serving.Engine.Config.ModelConfigException>(() => Serving.Engine.Config.ModelConfig.Load(folder.Path)).Message);
+    }
+
     /// The fused kernels compute a mixture's attention and norms (the experts are TorchSharp products either way), but
     /// its steps read the routing on the host, so they are never captured as CUDA graphs.
     [Theory, MemberData(nameof(Families))]
@@ -79,12 +108,15 @@ public sealed class MixtureOfExpertsTests
     /// GraniteMoE's multipliers (Granite's).
     const double EmbeddingMultiplier = 3.0, AttentionMultiplier = 0.2, ResidualMultiplier = 0.5, LogitsScaling = 2.5;
     static bool IsGranite(Family family) => family is Family.GraniteMoe or Family.GraniteMoeShared;
+    /// phimoe's router_jitter_noise, wide enough here that the softmax of each pick takes in other experts.
+    const double SparseMixerJitter = 0.3;
 
     static (int Layers, int Experts, int TopK, int Width, int DenseWidth, bool Normalize, int[] Dense) Shape(Family family) => family switch
     {
         Family.Mixtral => (2, 4, 2, 32, 32, true, []),
         Family.Qwen3Moe => (3, 6, 3, 24, 48, false, [1]),
         Family.GraniteMoe or Family.GraniteMoeShared => (2, 5, 2, 24, 24, true, []),   // the softmax over the top k sums to 1
+        Family.Phimoe => (2, 5, 2, 24, 24, false, []),
         _ => (2, 5, 2, 24, 48, true, []),
     };
 
@@ -97,12 +129,12 @@ public sealed class MixtureOfExpertsTests
             ["architectures"] = new JsonArray(family switch
             {
                 Family.Mixtral => "MixtralForCausalLM", Family.Qwen3Moe => "Qwen3MoeForCausalLM", Family.GraniteMoe => "GraniteMoeForCausalLM",
-                Family.GraniteMoeShared => "GraniteMoeSharedForCausalLM", _ => "Qwen2MoeForCausalLM",
+                Family.GraniteMoeShared => "GraniteMoeSharedForCausalLM", Family.Phimoe => "PhimoeForCausalLM", _ => "Qwen2MoeForCausalLM",
             }),
             ["model_type"] = family switch
             {
                 Family.Mixtral => "mixtral", Family.Qwen3Moe => "qwen3_moe", Family.GraniteMoe => "granitemoe", Family.GraniteMoeShared => "granitemoeshared",
-                _ => "qwen2_moe",
+                Family.Phimoe => "phimoe", _ => "qwen2_moe",
             },
             ["hidden_size"] = Hidden, ["num_hidden_layers"] = shape.Layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 1000000.0,
@@ -116,6 +148,13 @@ public sealed class MixtureOfExpertsTests
             (config["embedding_multiplier"], config["attention_multiplier"]) = (EmbeddingMultiplier, AttentionMultiplier);
             (config["residual_multiplier"], config["logits_scaling"]) = (ResidualMultiplier, LogitsScaling);
             if (family == Family.GraniteMoeShared) config["shared_intermediate_size"] = SharedWidth;
+        }
+        else if (family == Family.Phimoe)
+        {
+            config["intermediate_size"] = shape.Width;
+            config["num_local_experts"] = shape.Experts;
+            config["router_jitter_noise"] = SparseMixerJitter;
+            (config["attention_bias"], config["lm_head_bias"]) = (true, true);
         }
         else if (family == Family.Mixtral)
         {
@@ -153,6 +192,13 @@ public sealed class MixtureOfExpertsTests
             weights[p + "self_attn.o_proj.weight"] = Random(Hidden, Heads * HeadDim);
             weights[p + "input_layernorm.weight"] = Norm(Hidden);
             weights[p + "post_attention_layernorm.weight"] = Norm(Hidden);
+            if (family == Family.Phimoe)
+            {
+                // LayerNorms with biases, biases on every attention projection
+                (weights[p + "input_layernorm.bias"], weights[p + "post_attention_layernorm.bias"]) = (Random(Hidden), Random(Hidden));
+                foreach (var (name, rows) in new[] { ("q_proj", Heads * HeadDim), ("k_proj", KVHeads * HeadDim), ("v_proj", KVHeads * HeadDim), ("o_proj", Hidden) })
+                    weights[$"{p}self_attn.{name}.bias"] = Random(rows);
+            }
             if (family == Family.Qwen3Moe)
             {
                 weights[p + "self_attn.q_norm.weight"] = Norm(HeadDim);
@@ -188,16 +234,17 @@ public sealed class MixtureOfExpertsTests
                 }
                 continue;
             }
-            var moe = family == Family.Mixtral ? p + "block_sparse_moe." : p + "mlp.";
+            var moe = family is Family.Mixtral or Family.Phimoe ? p + "block_sparse_moe." : p + "mlp.";
             weights[moe + "gate.weight"] = Random(shape.Experts, Hidden) * 4;   // a router with opinions
             for (var e = 0; e < shape.Experts; e++)
             {
-                var (gate, up, down) = family == Family.Mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj");
+                var (gate, up, down) = family is Family.Mixtral or Family.Phimoe ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj");
                 weights[$"{moe}experts.{e}.{gate}.weight"] = Random(shape.Width, Hidden);
                 weights[$"{moe}experts.{e}.{up}.weight"] = Random(shape.Width, Hidden);
                 weights[$"{moe}experts.{e}.{down}.weight"] = Random(Hidden, shape.Width);
             }
         }
+        if (family == Family.Phimoe) (weights["model.norm.bias"], weights["lm_head.bias"]) = (Random(Hidden), Random(Vocab));
         SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), weights);
         return weights;
     }
@@ -208,6 +255,10 @@ public sealed class MixtureOfExpertsTests
         using var scope = NewDisposeScope();
         var shape = Shape(family);
         Tensor W(string name) => weights[name].to_type(ScalarType.Float64);
+        var phimoe = family == Family.Phimoe;
+        // phimoe's norms are nn.LayerNorm (eps its rms_norm_eps, 1e-6 here) with a bias
+        Tensor Normed(Tensor x, string name) => !phimoe ? Norm(x, W(name + ".weight"))
+            : (x - x.mean([-1], keepdim: true)) * (x.var(-1, unbiased: false, keepdim: true) + 1e-6).rsqrt() * W(name + ".weight") + W(name + ".bias");
         Tensor Norm(Tensor x, Tensor w) => x * (x.square().mean([-1], keepdim: true) + 1e-6).rsqrt() * w;
         Tensor SwiGlu(Tensor x, Tensor gate, Tensor up, Tensor down) =>
             (nn.functional.silu(x.matmul(gate.t())) * x.matmul(up.t())).matmul(down.t());
@@ -220,8 +271,8 @@ public sealed class MixtureOfExpertsTests
         for (var i = 0; i < shape.Layers; i++)
         {
             var p = $"model.layers.{i}.";
-            var x = Norm(h, W(p + "input_layernorm.weight"));
-            Tensor Projection(string name) => family == Family.Qwen2Moe
+            var x = Normed(h, p + "input_layernorm");
+            Tensor Projection(string name) => family is Family.Qwen2Moe or Family.Phimoe
                 ? x.matmul(W(p + $"self_attn.{name}.weight").t()) + W(p + $"self_attn.{name}.bias")
                 : x.matmul(W(p + $"self_attn.{name}.weight").t());
             var q = Projection("q_proj").view(t, Heads, HeadDim);
@@ -234,8 +285,8 @@ public sealed class MixtureOfExpertsTests
             }
             (q, k) = (ReferenceChecks.RotateHalf(q, rope), ReferenceChecks.RotateHalf(k, rope));
             h = h + ReferenceChecks.Attend(q, k, v, granite ? AttentionMultiplier : 1 / Math.Sqrt(HeadDim), causal)
-                .matmul(W(p + "self_attn.o_proj.weight").t()) * residual;
-            x = Norm(h, W(p + "post_attention_layernorm.weight"));
+                .matmul(W(p + "self_attn.o_proj.weight").t()) * residual + (phimoe ? W(p + "self_attn.o_proj.bias") : zeros(1, ScalarType.Float64));
+            x = Normed(h, p + "post_attention_layernorm");
             if (granite)
             {
                 h = h + GraniteExperts(x, p) * residual;
@@ -246,10 +297,10 @@ public sealed class MixtureOfExpertsTests
                 h = h + SwiGlu(x, W(p + "mlp.gate_proj.weight"), W(p + "mlp.up_proj.weight"), W(p + "mlp.down_proj.weight"));
                 continue;
             }
-            var moe = family == Family.Mixtral ? p + "block_sparse_moe." : p + "mlp.";
-            var (gateName, upName, downName) = family == Family.Mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj");
+            var moe = family is Family.Mixtral or Family.Phimoe ? p + "block_sparse_moe." : p + "mlp.";
+            var (gateName, upName, downName) = family is Family.Mixtral or Family.Phimoe ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj");
             var probabilities = x.matmul(W(moe + "gate.weight").t()).softmax(-1);      // (t, experts)
-            var (top, chosen) = probabilities.topk(shape.TopK, dim: -1);
+            var (top, chosen) = phimoe ? SparseMixer(x.matmul(W(moe + "gate.weight").t())) : probabilities.topk(shape.TopK, dim: -1);
             if (shape.Normalize) top = top / top.sum(-1, keepdim: true);
             var output = zeros_like(x);
             for (var token = 0; token < t; token++)
@@ -265,8 +316,31 @@ public sealed class MixtureOfExpertsTests
                     * SwiGlu(x, W(p + "mlp.shared_expert.gate_proj.weight"), W(p + "mlp.shared_expert.up_proj.weight"), W(p + "mlp.shared_expert.down_proj.weight"));
             h = h + output;
         }
-        var logits = Norm(h, W("model.norm.weight")).matmul(W("lm_head.weight").t()) / (granite ? LogitsScaling : 1.0);
+        var logits = Normed(h, "model.norm").matmul(W("lm_head.weight").t()) / (granite ? LogitsScaling : 1.0);
+        if (phimoe) logits = logits + W("lm_head.bias");
         return ReferenceChecks.Rows(logits);
+
+        // phimoe's SparseMixer at inference, token by token: the top expert, weighed by the softmax over the logits
+        // within 2 x jitter of it relative to max(|logit|, top); then likewise the top of the others
+        (Tensor Weights, Tensor Chosen) SparseMixer(Tensor scores)
+        {
+            var (weightsOut, chosenOut) = (zeros(t, 2, ScalarType.Float64), zeros(t, 2, ScalarType.Int64));
+            for (var token = 0; token < t; token++)
+            {
+                var row = scores[token].data<double>().ToArray();
+                var excluded = -1;
+                for (var pick = 0; pick < 2; pick++)
+                {
+                    var best = Enumerable.Range(0, row.Length).Where(e => e != excluded).MaxBy(e => row[e]);
+                    var near = Enumerable.Range(0, row.Length).Where(e => e != excluded
+                        && (row[best] - row[e]) / Math.Max(Math.Abs(row[e]), row[best]) <= 2 * SparseMixerJitter).ToArray();
+                    var sum = near.Sum(e => Math.Exp(row[e] - row[best]));
+                    (weightsOut[token, pick], chosenOut[token, pick]) = (1.0 / sum, (long)best);
+                    excluded = best;
+                }
+            }
+            return (weightsOut, chosenOut);
+        }
 
         // GraniteMoE's: the top-k router logits weighed by their own softmax; the experts' tensors stacked; the shared MLP
         // (gate and up in one tensor) added as it is
