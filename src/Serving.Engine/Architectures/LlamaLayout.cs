@@ -50,6 +50,25 @@ internal static class LlamaLayout
         ]).Concat(HeadNorms(config, layer));
     }
 
+    /// One layer whose MLP has no gate (starcoder2's c_fc / c_proj, Nemotron's up_proj / down_proj, with biases under
+    /// mlp_bias) and whose two norms carry a bias under NormBias: Llama's attention projections besides.
+    public static IEnumerable<WeightBinding> UngatedLayer(ModelConfig config, int layer, string up, string down)
+    {
+        var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
+        var (hidden, inter) = ((long)config.HiddenSize, (long)config.IntermediateSize);
+        var bindings = Layer(config, layer).Where(b => b.CheckpointName.Contains(".self_attn.", StringComparison.Ordinal)).ToList();
+        bindings.Add(new($"{from}mlp.{up}.weight", [inter, hidden], $"{to}mlp.up_proj.weight", 0, RowKind.Up));
+        if (config.MlpBias) bindings.Add(new($"{from}mlp.{up}.bias", [inter], $"{to}mlp.up_proj.bias", 0, RowKind.Up));
+        bindings.Add(new($"{from}mlp.{down}.weight", [hidden, inter], $"{to}mlp.down_proj.weight"));
+        if (config.MlpBias) bindings.Add(new($"{from}mlp.{down}.bias", [hidden], $"{to}mlp.down_proj.bias"));
+        foreach (var norm in new[] { "input_layernorm", "post_attention_layernorm" })
+        {
+            bindings.Add(new($"{from}{norm}.weight", [hidden], $"{to}{norm}.weight"));
+            if (config.NormBias) bindings.Add(new($"{from}{norm}.bias", [hidden], $"{to}{norm}.bias"));
+        }
+        return bindings;
+    }
+
     /// One layer with separate q/k/v and gate/up tensors.
     public static IEnumerable<WeightBinding> Layer(ModelConfig config, int layer)
     {

@@ -36,21 +36,6 @@ internal sealed class Starcoder2 : ModelArchitecture
         };
     }
 
-    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) => LlamaLayout.Model(config, layer => Layer(config, layer));
-
-    /// Llama's attention projections; c_fc and c_proj as the ungated MLP's up and down; the norms with their biases.
-    static IEnumerable<WeightBinding> Layer(ModelConfig config, int layer)
-    {
-        var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
-        var (hidden, inter) = ((long)config.HiddenSize, (long)config.IntermediateSize);
-        var bindings = LlamaLayout.Layer(config, layer).Where(b => b.CheckpointName.Contains(".self_attn.", StringComparison.Ordinal)).ToList();
-        bindings.Add(new($"{from}mlp.c_fc.weight", [inter, hidden], $"{to}mlp.up_proj.weight", 0, RowKind.Up));
-        if (config.MlpBias) bindings.Add(new($"{from}mlp.c_fc.bias", [inter], $"{to}mlp.up_proj.bias", 0, RowKind.Up));
-        bindings.Add(new($"{from}mlp.c_proj.weight", [hidden, inter], $"{to}mlp.down_proj.weight"));
-        if (config.MlpBias) bindings.Add(new($"{from}mlp.c_proj.bias", [hidden], $"{to}mlp.down_proj.bias"));
-        foreach (var norm in new[] { "input_layernorm", "post_attention_layernorm" })
-            foreach (var part in new[] { "weight", "bias" })
-                bindings.Add(new($"{from}{norm}.{part}", [hidden], $"{to}{norm}.{part}"));
-        return bindings;
-    }
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer => LlamaLayout.UngatedLayer(config, layer, "c_fc", "c_proj"));
 }

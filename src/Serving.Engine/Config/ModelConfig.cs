@@ -261,6 +261,8 @@ public enum MlpActivation
     GeluTanh,
     /// xIELU, with a learned alpha_p, alpha_n, beta and eps per layer, in an MLP without a gate: Apertus.
     Xielu,
+    /// relu(x)^2 (transformers' relu2), in an MLP without a gate: Nemotron.
+    Relu2,
 }
 
 /// Where rotary embedding rounds to the model's dtype, as each family's transformers code computes it (the values are

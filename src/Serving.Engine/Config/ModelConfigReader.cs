@@ -59,11 +59,12 @@ internal static class ModelConfigReader
         return config;
     }
 
-    /// xIELU is an ungated MLP's activation (Apertus's), SiLU a gated one's: a family whose MLP the other is refused.
+    /// xIELU and ReLU^2 are ungated MLPs' activations (Apertus's, Nemotron's), SiLU a gated one's: a family whose MLP the other is refused.
     static ModelConfig CheckMlp(JsonFields json, ModelConfig config) => (config.GatedMlp, config.Activation) switch
     {
-        (true, MlpActivation.Xielu) => throw ModelConfigException.Unsupported(json.File, "hidden_act", "xielu", $"silu, gelu_pytorch_tanh for {config.Architecture}"),
-        (false, MlpActivation.Silu) => throw ModelConfigException.Unsupported(json.File, "hidden_act", "silu", $"gelu_pytorch_tanh, xielu for {config.Architecture}"),
+        (true, MlpActivation.Xielu or MlpActivation.Relu2) => throw ModelConfigException.Unsupported(json.File, "hidden_act", config.Activation,
+            $"silu, gelu_pytorch_tanh for {config.Architecture}"),
+        (false, MlpActivation.Silu) => throw ModelConfigException.Unsupported(json.File, "hidden_act", "silu", $"gelu_pytorch_tanh, xielu, relu2 for {config.Architecture}"),
         _ => config,
     };
 
@@ -90,7 +91,8 @@ internal static class ModelConfigReader
             "silu" or "swish" => MlpActivation.Silu,
             "gelu_pytorch_tanh" or "gelu_new" => MlpActivation.GeluTanh,
             "xielu" => MlpActivation.Xielu,
-            _ => throw ModelConfigException.Unsupported(json.File, field, name, "silu, gelu_pytorch_tanh, xielu"),
+            "relu2" => MlpActivation.Relu2,
+            _ => throw ModelConfigException.Unsupported(json.File, field, name, "silu, gelu_pytorch_tanh, xielu, relu2"),
         };
     }
 

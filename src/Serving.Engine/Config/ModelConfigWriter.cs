@@ -12,7 +12,10 @@ public static class ModelConfigWriter
         {
             ["architectures"] = new JsonArray(config.Architectures.Select(a => (JsonNode)a).ToArray()),
             ["model_type"] = config.ModelType,
-            ["hidden_act"] = config.Activation switch { MlpActivation.Silu => "silu", MlpActivation.GeluTanh => "gelu_pytorch_tanh", _ => "xielu" },
+            ["hidden_act"] = config.Activation switch
+            {
+                MlpActivation.Silu => "silu", MlpActivation.GeluTanh => "gelu_pytorch_tanh", MlpActivation.Relu2 => "relu2", _ => "xielu",
+            },
             ["hidden_size"] = config.HiddenSize,
             ["intermediate_size"] = config.IntermediateSize,
             ["num_hidden_layers"] = config.NumHiddenLayers,
@@ -70,7 +73,7 @@ public static class ModelConfigWriter
         }
         if (config.LogitsMultiplier is { } logitScale) json["logit_scale"] = logitScale;   // cohere's
         if (config.NormsCentered) json["layer_norm_eps"] = config.RmsNormEps;
-        if (config.NormBias) json["norm_epsilon"] = config.RmsNormEps;   // starcoder2's
+        if (config.NormBias) (json["norm_epsilon"], json["norm_eps"]) = (config.RmsNormEps, config.RmsNormEps);   // starcoder2's, nemotron's
         if (config.QkNorm == QkNorm.EachHeadOwnWeight) json["use_qk_norm"] = true;   // Command R+'s
         if (config.NumExperts > 0)   // the mixtures' fields, under every family's names
         {

@@ -8,17 +8,19 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// A feed-forward without a gate (Nemotron's MLP): down(act(up(x))), act Apertus's xIELU with parameters learned per layer
-/// (act_fn) or starcoder2's GELU (tanh approximation).
+/// (act_fn), starcoder2's GELU (tanh approximation) or Nemotron's ReLU^2.
 internal sealed class UngatedMlp : FeedForward
 {
     [ComponentName(Name = "up_proj")] readonly Linear _up;            // (intermediate, hidden)
     [ComponentName(Name = "down_proj")] readonly Linear _down;        // (hidden, intermediate)
     [ComponentName(Name = "act_fn")] readonly XieluParameters? _xielu; // xIELU only
+    readonly MlpActivation _activation;
 
     public UngatedMlp(ModelConfig config, int layer, ScalarType dtype, Device device) : base("UngatedMlp")
     {
-        if (config.Activation is not (MlpActivation.Xielu or MlpActivation.GeluTanh))
-            throw new ArgumentException($"an MLP without a gate takes xIELU or GELU, not {config.Activation}", nameof(config));
+        if (config.Activation == MlpActivation.Silu)
+            throw new ArgumentException("an MLP without a gate takes xIELU, GELU or ReLU^2, not SiLU", nameof(config));
+        _activation = config.Activation;
         _up = new Linear(config.HiddenSize, config.IntermediateSize, config.MlpBias, dtype, device) { Target = new(layer, Lora.LoraProjection.GateUp) };
         _down = new Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device) { Target = new(layer, Lora.LoraProjection.Down) };
         if (config.Activation == MlpActivation.Xielu) _xielu = new XieluParameters(dtype, device);
@@ -29,7 +31,7 @@ internal sealed class UngatedMlp : FeedForward
     public override Tensor Forward(DecoderStep step, Tensor x)
     {
         var up = _up.Forward(step, x);
-        var activated = _xielu is null ? step.GeluTanh(up) : step.Xielu(up, _xielu);
+        var activated = _xielu is null ? step.UngatedActivation(up, _activation) : step.Xielu(up, _xielu);
         return step.AllReduce(_down.Forward(step, activated));
     }
 }

@@ -33,13 +33,13 @@ public sealed partial class LlamaVariantsTests
         {
             ["architectures"] = new JsonArray(family switch
             {
-                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM", Family.Exaone4 => "Exaone4ForCausalLM", Family.SeedOss => "SeedOssForCausalLM", Family.Hunyuan => "HunYuanDenseV1ForCausalLM", Family.Apertus => "ApertusForCausalLM", Family.Starcoder2 => "Starcoder2ForCausalLM",
+                Family.Granite => "GraniteForCausalLM", Family.SmolLM3 => "SmolLM3ForCausalLM", Family.Olmo2 => "Olmo2ForCausalLM", Family.Olmo3 => "Olmo3ForCausalLM", Family.Exaone4 => "Exaone4ForCausalLM", Family.SeedOss => "SeedOssForCausalLM", Family.Hunyuan => "HunYuanDenseV1ForCausalLM", Family.Apertus => "ApertusForCausalLM", Family.Starcoder2 => "Starcoder2ForCausalLM", Family.Nemotron => "NemotronForCausalLM",
                 Family.Glm4 => "Glm4ForCausalLM", Family.Cohere or Family.CommandRPlus => "CohereForCausalLM", Family.Cohere2 => "Cohere2ForCausalLM",
                 _ => "MistralForCausalLM",
             }),
             ["model_type"] = family switch
             {
-                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Exaone4 => "exaone4", Family.SeedOss => "seed_oss", Family.Hunyuan => "hunyuan_v1_dense", Family.Apertus => "apertus", Family.Starcoder2 => "starcoder2", Family.Glm4 => "glm4",
+                Family.Granite => "granite", Family.SmolLM3 => "smollm3", Family.Olmo2 => "olmo2", Family.Olmo3 => "olmo3", Family.Exaone4 => "exaone4", Family.SeedOss => "seed_oss", Family.Hunyuan => "hunyuan_v1_dense", Family.Apertus => "apertus", Family.Starcoder2 => "starcoder2", Family.Nemotron => "nemotron", Family.Glm4 => "glm4",
                 Family.Cohere or Family.CommandRPlus => "cohere", Family.Cohere2 => "cohere2", _ => "mistral",
             },
             ["hidden_size"] = Hidden, ["intermediate_size"] = Inter, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
@@ -90,6 +90,13 @@ public sealed partial class LlamaVariantsTests
             config["use_cla"] = false;
             config["rope_scaling"] = new JsonObject { ["type"] = "dynamic", ["alpha"] = HunyuanAlpha };
         }
+        else if (family == Family.Nemotron)
+        {
+            config["tie_word_embeddings"] = true;
+            config["hidden_act"] = "relu2";
+            config["norm_eps"] = 1e-5;
+            (config["attention_bias"], config["mlp_bias"]) = (true, true);   // partial_rotary_factor left out: 0.5 by default
+        }
         else if (family == Family.Starcoder2)
         {
             // use_bias and tie_word_embeddings left out: on by default
@@ -129,7 +136,7 @@ public sealed partial class LlamaVariantsTests
             weights[p + "self_attn.k_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
             weights[p + "self_attn.v_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
             weights[p + "self_attn.o_proj.weight"] = Random(Hidden, Heads * HeadDim);
-            if (family is Family.SeedOss or Family.Starcoder2)
+            if (family is Family.SeedOss or Family.Starcoder2 or Family.Nemotron)
             {
                 weights[p + "self_attn.q_proj.bias"] = Random(Heads * HeadDim);
                 weights[p + "self_attn.k_proj.bias"] = Random(KVHeads * HeadDim);
@@ -145,15 +152,16 @@ public sealed partial class LlamaVariantsTests
                 weights[p + "post_self_attn_layernorm.weight"] = Norm();
                 weights[p + "post_mlp_layernorm.weight"] = Norm();
             }
-            else if (family == Family.Starcoder2)
+            else if (family is Family.Starcoder2 or Family.Nemotron)
             {
-                // no gate, biases; LayerNorms with biases
-                weights[p + "mlp.c_fc.weight"] = Random(Inter, Hidden);
-                weights[p + "mlp.c_fc.bias"] = Random(Inter);
-                weights[p + "mlp.c_proj.weight"] = Random(Hidden, Inter);
-                weights[p + "mlp.c_proj.bias"] = Random(Hidden);
+                // no gate, biases; LayerNorms with biases (Nemotron's weights stored as their offsets from 1)
+                var (up, down) = family == Family.Starcoder2 ? ("c_fc", "c_proj") : ("up_proj", "down_proj");
+                weights[$"{p}mlp.{up}.weight"] = Random(Inter, Hidden);
+                weights[$"{p}mlp.{up}.bias"] = Random(Inter);
+                weights[$"{p}mlp.{down}.weight"] = Random(Hidden, Inter);
+                weights[$"{p}mlp.{down}.bias"] = Random(Hidden);
                 foreach (var norm in new[] { "input_layernorm", "post_attention_layernorm" })
-                    (weights[$"{p}{norm}.weight"], weights[$"{p}{norm}.bias"]) = (Norm(), Random(Hidden));
+                    (weights[$"{p}{norm}.weight"], weights[$"{p}{norm}.bias"]) = (family == Family.Nemotron ? Norm() - 1 : Norm(), Random(Hidden));
             }
             else if (family == Family.Apertus)
             {
@@ -174,8 +182,9 @@ public sealed partial class LlamaVariantsTests
                 weights[p + "mlp.gate_proj.weight"] = Random(Inter, Hidden);
                 weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
             }
-            if (family != Family.Starcoder2) weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
-            if (family is not (Family.Cohere or Family.Cohere2 or Family.CommandRPlus or Family.Apertus or Family.Starcoder2)) weights[p + "post_attention_layernorm.weight"] = Norm();
+            if (family is not (Family.Starcoder2 or Family.Nemotron)) weights[p + "mlp.down_proj.weight"] = Random(Hidden, Inter);
+            if (family is not (Family.Cohere or Family.Cohere2 or Family.CommandRPlus or Family.Apertus or Family.Starcoder2 or Family.Nemotron))
+                weights[p + "post_attention_layernorm.weight"] = Norm();
             if (family == Family.CommandRPlus)
             {
                 // a weight per head, far enough apart that one head's weight on another would show
@@ -200,9 +209,10 @@ public sealed partial class LlamaVariantsTests
                 weights[p + "self_attn.q_norm.weight"] = 1 + randn([Heads * HeadDim], generator: generator) * 0.1f;
                 weights[p + "self_attn.k_norm.weight"] = 1 + randn([KVHeads * HeadDim], generator: generator) * 0.1f;
             }
-            else if (family is not (Family.Apertus or Family.Starcoder2)) weights[p + "input_layernorm.weight"] = Norm();
+            else if (family is not (Family.Apertus or Family.Starcoder2 or Family.Nemotron)) weights[p + "input_layernorm.weight"] = Norm();
         }
-        if (family == Family.Starcoder2) weights["model.norm.bias"] = Random(Hidden);
+        if (family == Family.Nemotron) weights["model.norm.weight"] = Norm() - 1;
+        if (family is Family.Starcoder2 or Family.Nemotron) weights["model.norm.bias"] = Random(Hidden);
         SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), weights);
         return weights;
     }
@@ -222,13 +232,15 @@ public sealed partial class LlamaVariantsTests
             var centered = x - x.mean([-1], keepdim: true);                    // cohere's LayerNorm, no bias
             return centered * (centered.square().mean([-1], keepdim: true) + 1e-5).rsqrt() * w;
         }
-        // starcoder2's nn.LayerNorm: about the mean, a weight and a bias
+        var nemotron = family == Family.Nemotron;
+        // starcoder2's nn.LayerNorm: about the mean, a weight and a bias; Nemotron's LayerNorm1P weighs by 1 + weight
         Tensor LayerNorm(Tensor x, string name)
         {
             var centered = x - x.mean([-1], keepdim: true);
-            return centered * (centered.square().mean([-1], keepdim: true) + 1e-5).rsqrt() * W(name + ".weight") + W(name + ".bias");
+            return centered * (centered.square().mean([-1], keepdim: true) + 1e-5).rsqrt() * (W(name + ".weight") + (nemotron ? 1.0 : 0.0))
+                + W(name + ".bias");
         }
-        var starcoder = family == Family.Starcoder2;
+        var starcoder = family is Family.Starcoder2 or Family.Nemotron;   // LayerNorms with biases, an ungated MLP with biases
         var t = tokens.Length;
         var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray())) * (granite ? EmbeddingMultiplier : 1.0);
         var rope = ReferenceChecks.HalfRope(t, HeadDim, 10000.0);
@@ -249,6 +261,9 @@ public sealed partial class LlamaVariantsTests
             var swapped = stack([-pairs.select(-1, 1), pairs.select(-1, 0)], -1).flatten(-2);
             return y * allCos + swapped * allSin;
         }
+        var halfRope = ReferenceChecks.HalfRope(t, Turned, 10000.0);
+        Tensor RotateFirstHalf(Tensor y) =>
+            cat([ReferenceChecks.RotateHalf(y.narrow(-1, 0, Turned), halfRope), y.narrow(-1, Turned, HeadDim - Turned)], -1);
         Tensor RotatePairs(Tensor y)
         {
             var turned = y.narrow(-1, 0, Turned);
@@ -264,7 +279,7 @@ public sealed partial class LlamaVariantsTests
             var apertus = family == Family.Apertus;   // its pre-norms' own names; q/k norms per head; xIELU without a gate
             var x = olmo ? h : starcoder ? LayerNorm(h, p + "input_layernorm") : Norm(h, W(p + (apertus ? "attention_layernorm.weight" : "input_layernorm.weight")));
             var glm = family == Family.Glm4;
-            var seed = family is Family.SeedOss or Family.Starcoder2;   // biases on q, k, v and o
+            var seed = family is Family.SeedOss or Family.Starcoder2 or Family.Nemotron;   // biases on q, k, v and o
             Tensor Bias(string name) => glm || seed ? W(p + $"self_attn.{name}.bias") : zeros(1, ScalarType.Float64);
             var q = x.matmul(W(p + "self_attn.q_proj.weight").t()) + Bias("q_proj");
             var k = x.matmul(W(p + "self_attn.k_proj.weight").t()) + Bias("k_proj");
@@ -276,6 +291,8 @@ public sealed partial class LlamaVariantsTests
             if (glm) (q, k) = (RotatePairs(q), RotatePairs(k));
             else if (cohere) (q, k) = cohere2Full(i) ? (q, k) : (RotateAllPairs(q), RotateAllPairs(k));
             else if (olmo3Full(i)) (q, k) = (ReferenceChecks.RotateHalf(q, scaledRope), ReferenceChecks.RotateHalf(k, scaledRope));
+            else if (nemotron)   // the first half of each head in halves, frequencies of that half
+                (q, k) = (RotateFirstHalf(q), RotateFirstHalf(k));
             else if (family == Family.Hunyuan)   // each head normed after the rotary embedding
                 (q, k) = (Norm(ReferenceChecks.RotateHalf(q, alphaRope), W(p + "self_attn.query_layernorm.weight")),
                     Norm(ReferenceChecks.RotateHalf(k, alphaRope), W(p + "self_attn.key_layernorm.weight")));
@@ -299,8 +316,10 @@ public sealed partial class LlamaVariantsTests
             if (starcoder)
             {
                 var normed = LayerNorm(h, p + "post_attention_layernorm");
-                var fc = normed.matmul(W(p + "mlp.c_fc.weight").t()) + W(p + "mlp.c_fc.bias");
-                h = h + fc.gelu(TorchSharp.Modules.GELU.Approximate.tanh).matmul(W(p + "mlp.c_proj.weight").t()) + W(p + "mlp.c_proj.bias");
+                var (upName, downName) = nemotron ? ("up_proj", "down_proj") : ("c_fc", "c_proj");
+                var fc = normed.matmul(W($"{p}mlp.{upName}.weight").t()) + W($"{p}mlp.{upName}.bias");
+                var activated = nemotron ? fc.relu().square() : fc.gelu(TorchSharp.Modules.GELU.Approximate.tanh);
+                h = h + activated.matmul(W($"{p}mlp.{downName}.weight").t()) + W($"{p}mlp.{downName}.bias");
                 continue;
             }
             if (apertus)

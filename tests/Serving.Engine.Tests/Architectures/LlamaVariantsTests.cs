@@ -19,11 +19,12 @@ namespace Serving.Engine.Tests.Architectures;
 /// (Llama's with biases on q, k, v by default and on o by attention_out_bias), Hunyuan (Llama's with q/k norms per head after
 /// the rotary embedding, whose base dynamic-alpha scaling raises), Apertus (qwen3's q/k norms, an MLP without a gate whose
 /// xIELU activation has parameters of its own per layer, beta and eps stored 0-dim), StarCoder2 (LayerNorms with biases, biases
-/// on every projection, an MLP without a gate, a window in every layer) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
+/// on every projection, an MLP without a gate, a window in every layer), Nemotron (LayerNorms whose weight is stored as its offset
+/// from 1, ReLU^2 without a gate, half of each head turned) and Mistral with a sliding_window (every layer slides; the context is not bound by it). Every position's logits over the paged pool in chunks; greedy tokens through the
 /// engine; the config writer writes back what the reader reads.
 public sealed partial class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3, Exaone4, SeedOss, Hunyuan, Apertus, Starcoder2 }
+    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3, Exaone4, SeedOss, Hunyuan, Apertus, Starcoder2, Nemotron }
 
     public static TheoryData<Family> Families => new(Enum.GetValues<Family>());
 

@@ -57,8 +57,8 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// gelu(gate) * up with GELU's tanh approximation (gemma): plain TorchSharp on every backend (no fused kernel).
     public virtual Tensor GeluTanhAndMul(Tensor gateUp) => TorchOps.GeluTanhAndMul(gateUp);
 
-    /// GELU's tanh approximation of up (numTokens, ffn), an ungated MLP's (starcoder2): TorchSharp on every backend.
-    public virtual Tensor GeluTanh(Tensor up) => TorchOps.GeluTanh(up);
+    /// An ungated MLP's activation of up (numTokens, ffn): starcoder2's GELU, Nemotron's ReLU^2; TorchSharp on every backend.
+    public virtual Tensor UngatedActivation(Tensor up, Config.MlpActivation activation) => TorchOps.UngatedActivation(up, activation);
 
     /// xIELU of up (numTokens, ffn) by a layer's learned parameters (Apertus): plain TorchSharp on every backend.
     public virtual Tensor Xielu(Tensor up, XieluParameters parameters) =>

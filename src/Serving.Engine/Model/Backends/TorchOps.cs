@@ -12,12 +12,17 @@ internal static class TorchOps
     /// float32 normalisation before rounding, gemma by (1 + weight) (RmsNormWeight).
     // x (numTokens, width), weight (width) -> (numTokens, width); or per head: x (numTokens, heads, headDim), weight
     // (headDim) or (heads, headDim)
-    /// bias: the norm is nn.LayerNorm (starcoder2's), torch's own layer_norm whatever kind and centered say.
+    /// bias: the norm is nn.LayerNorm (starcoder2's), torch's own layer_norm, its weight 1 + weight under
+    /// OffsetBeforeRounding (Nemotron's LayerNorm1P, the sum in the weight's dtype as transformers adds it).
     public static Tensor RmsNorm(Tensor x, Tensor weight, double eps, RmsNormWeight kind = RmsNormWeight.AfterRounding, bool centered = false,
         Tensor? bias = null)
     {
         if (bias is not null)
-            return nn.functional.layer_norm(x, [x.shape[^1]], weight, bias, eps);
+        {
+            using var offsetScope = NewDisposeScope();
+            var scale = kind == RmsNormWeight.OffsetBeforeRounding ? weight + HeldScalars.One : weight;
+            return nn.functional.layer_norm(x, [x.shape[^1]], scale, bias, eps).MoveToOuterDisposeScope();
+        }
         using var scope = NewDisposeScope();
         using var epsilon = eps.ToScalar();   // held through the calls (HeldScalars says why)
         var x32 = x.to_type(ScalarType.Float32);
@@ -41,8 +46,13 @@ internal static class TorchOps
         return (RmsNorm(sum, weight, eps, kind, centered, bias), sum);
     }
 
-    /// GELU's tanh approximation of x: an ungated MLP's activation (starcoder2's).
-    public static Tensor GeluTanh(Tensor x) => x.gelu(TorchSharp.Modules.GELU.Approximate.tanh);
+    /// An ungated MLP's activation of x: GELU's tanh approximation (starcoder2's) or relu(x)^2 (Nemotron's).
+    public static Tensor UngatedActivation(Tensor x, MlpActivation activation) => activation switch
+    {
+        MlpActivation.GeluTanh => x.gelu(TorchSharp.Modules.GELU.Approximate.tanh),
+        MlpActivation.Relu2 => x.relu().square(),
+        _ => throw new ArgumentOutOfRangeException(nameof(activation), activation, "not an ungated MLP's plain activation"),
+    };
 
     /// RMSNorm (or with centered cohere's LayerNorm) of the query heads (qWeight) and the key heads (kWeight) of a fused
     /// projection, each head on its own by a (headDim) weight they share (qwen3, gemma3) or a (heads, headDim) weight
