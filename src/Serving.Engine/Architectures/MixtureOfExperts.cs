@@ -215,7 +215,7 @@ internal sealed class GraniteMoeShared : GraniteMoe
 /// Qwen3MoeForCausalLM: Qwen3's attention (q_norm, k_norm); layers route to their top num_experts_per_tok of
 /// num_experts experts of moe_intermediate_size (mlp.gate, mlp.experts.N.gate_proj / up_proj / down_proj), normalized
 /// when norm_topk_prob; the layers of mlp_only_layers, or off decoder_sparse_step, keep a dense MLP of intermediate_size.
-internal sealed class Qwen3Moe : ModelArchitecture
+internal class Qwen3Moe : ModelArchitecture
 {
     public override string Name => "Qwen3MoeForCausalLM";
     public override string ModelType => "qwen3_moe";
@@ -249,6 +249,38 @@ internal sealed class Qwen3Moe : ModelArchitecture
                 : ExpertLayout.DenseMlp(config, layer);
             return ExpertLayout.Attention(config, layer).Concat(LlamaLayout.HeadNorms(config, layer)).Concat(feedForward);
         });
+}
+
+/// OlmoeForCausalLM (AllenAI's OLMoE): Qwen3-MoE's layout and routing (mlp.gate, mlp.experts.N.*, softmax then top-k,
+/// normalized when norm_topk_prob), every layer routing to experts of intermediate_size, with OLMo 2's q/k norms over
+/// the whole projections under Llama's RMSNorm. clip_qkv is refused.
+internal sealed class Olmoe : Qwen3Moe
+{
+    public override string Name => "OlmoeForCausalLM";
+    public override string ModelType => "olmoe";
+
+    /// transformers' OlmoeConfig for what its configs may leave out.
+    public override IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
+        new Dictionary<string, System.Text.Json.Nodes.JsonNode> { ["rms_norm_eps"] = 1e-5, ["num_experts"] = 64, ["num_experts_per_tok"] = 8 };
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        if (json.Double("clip_qkv") is { } clip)
+            throw ModelConfigException.Unsupported(json.File, "clip_qkv", clip, "null (q, k and v unclipped)");
+        var attentionBias = json.Bool("attention_bias") ?? false;
+        var read = config with
+        {
+            QkNorm = QkNorm.WholeProjection,
+            QkvBias = attentionBias,
+            OutputBias = attentionBias,
+            NumExperts = json.PositiveInt("num_experts"),
+            NumExpertsPerToken = json.PositiveInt("num_experts_per_tok"),
+            ExpertIntermediateSize = config.IntermediateSize,
+            NormalizeTopKProbabilities = json.Bool("norm_topk_prob") ?? false,
+        };
+        ExpertLayout.Check(json.File, read);
+        return read;
+    }
 }
 
 /// Qwen2MoeForCausalLM (Qwen1.5-MoE, Qwen2-57B-A14B): Qwen2's attention (a bias on q, k and v); layers route to their

@@ -12,7 +12,7 @@ namespace Serving.Engine.Tests.Architectures;
 /// layer (mlp_only_layers). Every position's logits over the paged pool in chunks; greedy tokens through the engine.
 public sealed class MixtureOfExpertsTests
 {
-    public enum Family { Mixtral, Qwen3Moe, Qwen2Moe, GraniteMoe, GraniteMoeShared, Phimoe }
+    public enum Family { Mixtral, Qwen3Moe, Qwen2Moe, GraniteMoe, GraniteMoeShared, Phimoe, Olmoe }
 
     public static TheoryData<Family> Families => new(Enum.GetValues<Family>());
 
@@ -53,6 +53,14 @@ public sealed class MixtureOfExpertsTests
         File.WriteAllText(Path.Combine(folder.Path, "config.json"), config.ToJsonString());
         Assert.Contains("num_experts_per_tok", Assert.Throws<Serving.Engine.Config.ModelConfigException>(() =>
             Serving.Engine.Config.ModelConfig.Load(folder.Path)).Message);
+        // OLMoE's clip_qkv (its released configs have none)
+        using var olmoeFolder = new TempDirectory();
+        Write(Family.Olmoe, olmoeFolder.Path);
+        var olmoe = JsonNode.Parse(File.ReadAllText(Path.Combine(olmoeFolder.Path, "config.json")))!.AsObject();
+        olmoe["clip_qkv"] = 8.0;
+        File.WriteAllText(Path.Combine(olmoeFolder.Path, "config.json"), olmoe.ToJsonString());
+        Assert.Contains("clip_qkv", Assert.Throws<Serving.Engine.Config.ModelConfigException>(() =>
+            Serving.Engine.Config.ModelConfig.Load(olmoeFolder.Path)).Message);
     }
 
     /// Phi-3.5-MoE's longrope scales cos and sin by short_mscale; a long_mscale apart from it (transformers switches by the
@@ -117,6 +125,7 @@ public sealed class MixtureOfExpertsTests
         Family.Qwen3Moe => (3, 6, 3, 24, 48, false, [1]),
         Family.GraniteMoe or Family.GraniteMoeShared => (2, 5, 2, 24, 24, true, []),   // the softmax over the top k sums to 1
         Family.Phimoe => (2, 5, 2, 24, 24, false, []),
+        Family.Olmoe => (2, 6, 3, 24, 24, false, []),
         _ => (2, 5, 2, 24, 48, true, []),
     };
 
@@ -129,12 +138,12 @@ public sealed class MixtureOfExpertsTests
             ["architectures"] = new JsonArray(family switch
             {
                 Family.Mixtral => "MixtralForCausalLM", Family.Qwen3Moe => "Qwen3MoeForCausalLM", Family.GraniteMoe => "GraniteMoeForCausalLM",
-                Family.GraniteMoeShared => "GraniteMoeSharedForCausalLM", Family.Phimoe => "PhimoeForCausalLM", _ => "Qwen2MoeForCausalLM",
+                Family.GraniteMoeShared => "GraniteMoeSharedForCausalLM", Family.Phimoe => "PhimoeForCausalLM", Family.Olmoe => "OlmoeForCausalLM", _ => "Qwen2MoeForCausalLM",
             }),
             ["model_type"] = family switch
             {
                 Family.Mixtral => "mixtral", Family.Qwen3Moe => "qwen3_moe", Family.GraniteMoe => "granitemoe", Family.GraniteMoeShared => "granitemoeshared",
-                Family.Phimoe => "phimoe", _ => "qwen2_moe",
+                Family.Phimoe => "phimoe", Family.Olmoe => "olmoe", _ => "qwen2_moe",
             },
             ["hidden_size"] = Hidden, ["num_hidden_layers"] = shape.Layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 1000000.0,
@@ -148,6 +157,12 @@ public sealed class MixtureOfExpertsTests
             (config["embedding_multiplier"], config["attention_multiplier"]) = (EmbeddingMultiplier, AttentionMultiplier);
             (config["residual_multiplier"], config["logits_scaling"]) = (ResidualMultiplier, LogitsScaling);
             if (family == Family.GraniteMoeShared) config["shared_intermediate_size"] = SharedWidth;
+        }
+        else if (family == Family.Olmoe)
+        {
+            // the experts of intermediate_size; norm_topk_prob left out: off
+            config["intermediate_size"] = shape.Width;
+            config["num_experts"] = shape.Experts;
         }
         else if (family == Family.Phimoe)
         {
@@ -203,6 +218,11 @@ public sealed class MixtureOfExpertsTests
             {
                 weights[p + "self_attn.q_norm.weight"] = Norm(HeadDim);
                 weights[p + "self_attn.k_norm.weight"] = Norm(HeadDim);
+            }
+            if (family == Family.Olmoe)   // over the whole projections
+            {
+                weights[p + "self_attn.q_norm.weight"] = Norm(Heads * HeadDim);
+                weights[p + "self_attn.k_norm.weight"] = Norm(KVHeads * HeadDim);
             }
             if (family == Family.Qwen2Moe)
             {
@@ -275,8 +295,11 @@ public sealed class MixtureOfExpertsTests
             Tensor Projection(string name) => family is Family.Qwen2Moe or Family.Phimoe
                 ? x.matmul(W(p + $"self_attn.{name}.weight").t()) + W(p + $"self_attn.{name}.bias")
                 : x.matmul(W(p + $"self_attn.{name}.weight").t());
-            var q = Projection("q_proj").view(t, Heads, HeadDim);
-            var k = Projection("k_proj").view(t, KVHeads, HeadDim);
+            var (qProjected, kProjected) = (Projection("q_proj"), Projection("k_proj"));
+            if (family == Family.Olmoe)
+                (qProjected, kProjected) = (Norm(qProjected, W(p + "self_attn.q_norm.weight")), Norm(kProjected, W(p + "self_attn.k_norm.weight")));
+            var q = qProjected.view(t, Heads, HeadDim);
+            var k = kProjected.view(t, KVHeads, HeadDim);
             var v = Projection("v_proj").view(t, KVHeads, HeadDim);
             if (family == Family.Qwen3Moe)
             {
