@@ -118,7 +118,8 @@ internal sealed class Phimoe : ModelArchitecture
             NumExperts = json.PositiveInt("num_local_experts"),
             NumExpertsPerToken = 2,
             ExpertIntermediateSize = config.IntermediateSize,
-            SparseMixerJitter = json.Double("router_jitter_noise")!.Value,
+            Routing = ExpertRouting.SparseMixer,
+            RouterJitter = json.Double("router_jitter_noise")!.Value,
             QkvBias = bias,
             OutputBias = bias,
             LmHeadBias = json.Bool("lm_head_bias") ?? false,
@@ -170,7 +171,7 @@ internal class GraniteMoe : ModelArchitecture
             NumExperts = json.Int("num_local_experts") ?? 8,
             NumExpertsPerToken = json.Int("num_experts_per_tok") ?? 2,
             ExpertIntermediateSize = config.IntermediateSize,
-            RouterSoftmaxOverTopK = true,
+            Routing = ExpertRouting.SoftmaxOverTopK,
             SharedExpertIntermediateSize = SharedWidth(json),
         };
         ExpertLayout.Check(json.File, read);

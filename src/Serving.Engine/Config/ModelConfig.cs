@@ -98,13 +98,10 @@ public sealed record ModelConfig
     public int ExpertIntermediateSize { get; init; }
     /// The chosen experts' probabilities scaled to sum to 1 (mixtral always; qwen3_moe's norm_topk_prob).
     public bool NormalizeTopKProbabilities { get; init; }
-    /// The experts chosen by the router's top-k logits and weighed by the softmax over those k alone, in float32
-    /// (GraniteMoE's, after JetMoE): the same weights as normalized top-k probabilities, rounded as that family rounds them.
-    public bool RouterSoftmaxOverTopK { get; init; }
-    /// phimoe's SparseMixer routing at inference, when set (its router_jitter_noise): the top expert by the router's
-    /// logits, weighed by the softmax over the logits within 2 x this of it (relative to their magnitude); then the
-    /// next expert among the rest, weighed likewise. Two experts per token.
-    public double? SparseMixerJitter { get; init; }
+    /// How the router chooses and weighs each token's experts (ExpertRouting).
+    public ExpertRouting Routing { get; init; }
+    /// phimoe's router_jitter_noise: how near the top logit SparseMixer's softmax reaches (ExpertRouting.SparseMixer).
+    public double RouterJitter { get; init; }
     /// A shared expert every token runs besides its routed ones (qwen2_moe's shared_expert_intermediate_size, ernie4_5_moe's
     /// shared experts together); 0: none.
     public int SharedExpertIntermediateSize { get; init; }
@@ -288,6 +285,19 @@ public enum QkNorm
     EachHeadOwnWeight,
     /// All of q and all of k at once, by a weight as wide as the projection: olmo2's.
     WholeProjection,
+}
+
+/// How a mixture's router chooses and weighs each token's experts.
+public enum ExpertRouting
+{
+    /// The top k by the softmax of the router's logits in float32 (with ernie's choice bias added), weighed by those
+    /// probabilities, normalized where NormalizeTopKProbabilities says: mixtral's, qwen's, ernie's.
+    TopKProbabilities,
+    /// The top k logits in float32, weighed by the softmax over those k alone: GraniteMoE's (JetMoE's gating).
+    SoftmaxOverTopK,
+    /// phimoe's SparseMixer at inference, two experts: the top logit, weighed by the softmax over the logits within
+    /// 2 x RouterJitter of it (relative to their magnitude); then the top of the rest, likewise.
+    SparseMixer,
 }
 
 /// How an RMSNorm's weight w scales the normalisation n = x / rms(x), computed in float32 (the values are the fused

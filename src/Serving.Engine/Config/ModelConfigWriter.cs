@@ -86,7 +86,7 @@ public static class ModelConfigWriter
             json["shared_intermediate_size"] = config.SharedExpertIntermediateSize;   // granitemoeshared's
             json["mlp_only_layers"] = new JsonArray([.. config.DenseLayers.Select(l => (JsonNode)l)]);
             WriteErnieExperts(config, json);
-            if (config.SparseMixerJitter is { } jitter) json["router_jitter_noise"] = jitter;   // phimoe's
+            if (config.Routing == ExpertRouting.SparseMixer) json["router_jitter_noise"] = config.RouterJitter;   // phimoe's
         }
         if (config.NoRopeLayers.Count > 0)
             json["no_rope_layers"] = new JsonArray([.. Enumerable.Range(0, config.NumHiddenLayers).Select(i => (JsonNode)(config.NoRopeLayers.Contains(i) ? 0 : 1))]);

@@ -44,7 +44,7 @@ internal sealed class GptOssExperts : FeedForward
         var (top, chosen) = _router.Forward(step, x).topk(_topK, dim: -1);   // (numTokens, k) each
         var weights = top.softmax(-1);                                       // in the model's dtype, as transformers
         var output = zeros_like(x);
-        foreach (var (expert, tokens, slots) in ExpertRouting.ByExpert(chosen, _experts))
+        foreach (var (expert, tokens, slots) in ExpertDispatch.ByExpert(chosen, _experts))
         {
             using var scope = NewDisposeScope();
             var gateUp = x.index_select(0, tokens).matmul(_gateUp[expert]) + _gateUpBias[expert];   // (routed, 2F)

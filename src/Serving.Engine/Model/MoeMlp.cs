@@ -8,8 +8,8 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// A mixture of experts in place of the MLP (mixtral, qwen3_moe), as transformers computes it: the router's logits
-/// (E per token), their softmax in float32, each token's top-k experts and probabilities (scaled to sum to 1 when the
-/// config says), rounded to the model dtype; then each expert runs its tokens through its own gated MLP and adds its
+/// (E per token), each token's experts and their weights as the family routes (ModelConfig.Routing: by default the
+/// softmax in float32, the top-k probabilities, scaled to sum to 1 when the config says), rounded to the model dtype; then each expert runs its tokens through its own gated MLP and adds its
 /// output times the token's probability for it, experts in order; a shared expert (qwen2_moe, ernie4_5_moe) adds its own
 /// output (qwen2_moe's times the sigmoid of its gate). ernie4_5_moe routes in float32 and chooses by the probabilities plus
 /// a per-expert bias, weighing by the probabilities alone. The experts' weights are stacked: expert e's gate and up rows at e x 2F of experts_gate_up,
@@ -23,15 +23,16 @@ internal sealed class MoeMlp : FeedForward
     [ComponentName(Name = "shared_expert_gate")] readonly Linear? _sharedGate;          // (1, hidden): its sigmoid gate (qwen2_moe)
     [ComponentName(Name = "expert_choice_bias")] readonly Parameter? _choiceBias;       // (1, experts) float32 (ernie4_5_moe)
     readonly int _experts, _topK, _width, _hidden;
-    readonly bool _normalize, _routerInFloat32, _softmaxOverTopK;
-    readonly double? _sparseMixerJitter;
+    readonly bool _normalize, _routerInFloat32;
+    readonly ExpertRouting _routing;
+    readonly double _jitter;
     readonly MlpActivation _activation;
 
     public MoeMlp(ModelConfig config, ScalarType dtype, Device device) : base("MoeMlp")
     {
         (_experts, _topK, _width, _hidden) = (config.NumExperts, config.NumExpertsPerToken, config.ExpertIntermediateSize, config.HiddenSize);
         (_normalize, _activation, _routerInFloat32) = (config.NormalizeTopKProbabilities, config.Activation, config.RouterInFloat32);
-        (_softmaxOverTopK, _sparseMixerJitter) = (config.RouterSoftmaxOverTopK, config.SparseMixerJitter);
+        (_routing, _jitter) = (config.Routing, config.RouterJitter);
         _router = new Linear(_hidden, _experts, false, _routerInFloat32 ? ScalarType.Float32 : dtype, device);
         _gateUp = ModelParameters.Empty([(long)_experts * 2 * _width, _hidden], dtype, device);
         _down = ModelParameters.Empty([(long)_experts * _hidden, _width], dtype, device);
@@ -46,11 +47,15 @@ internal sealed class MoeMlp : FeedForward
     public override Tensor Forward(DecoderStep step, Tensor x)
     {
         var logits = _router.Forward(step, _routerInFloat32 ? x.to_type(ScalarType.Float32) : x);
-        var (chosen, weights) = _sparseMixerJitter is { } jitter ? SparseMixer(logits, jitter)
-            : _softmaxOverTopK ? SoftmaxOverTopK(logits) : TopKProbabilities(logits);   // (numTokens, k) each
+        var (chosen, weights) = _routing switch   // (numTokens, k) each
+        {
+            ExpertRouting.SparseMixer => SparseMixer(logits, _jitter),
+            ExpertRouting.SoftmaxOverTopK => SoftmaxOverTopK(logits),
+            _ => TopKProbabilities(logits),
+        };
         weights = weights.to_type(x.dtype);
         var output = zeros_like(x);
-        foreach (var (expert, tokens, slots) in ExpertRouting.ByExpert(chosen, _experts))
+        foreach (var (expert, tokens, slots) in ExpertDispatch.ByExpert(chosen, _experts))
         {
             using var scope = NewDisposeScope();
             var input = x.index_select(0, tokens);                                        // (routed, hidden)
@@ -106,7 +111,7 @@ internal sealed class MoeMlp : FeedForward
 
 /// Which tokens each expert runs: from chosen (numTokens, k), the experts picked per token, each expert's (token, slot)
 /// pairs in token order as two int64 tensors on chosen's device, experts in order, those no token picked left out.
-internal static class ExpertRouting
+internal static class ExpertDispatch
 {
     public static IEnumerable<(int Expert, Tensor Tokens, Tensor Slots)> ByExpert(Tensor chosen, int experts)
     {
