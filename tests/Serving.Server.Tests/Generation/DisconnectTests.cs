@@ -7,14 +7,19 @@ public sealed class DisconnectTests : IAsyncLifetime
 {
     RunningServer _server = null!;
 
-    // One sequence at a time, so a second request waits in the queue behind the first.
-    public async Task InitializeAsync() => _server = await RunningServer.StartAsync(["--max-num-seqs", "1"]);
+    // One sequence at a time, so a second request waits in the queue behind the first; a context long enough that a
+    // running request outlasts an HTTP round trip on a busy machine (the tiny model decodes a token in about a millisecond).
+    public async Task InitializeAsync() => _server = await RunningServer.StartAsync(
+        ["--max-num-seqs", "1", "--hf-overrides", """{"max_position_embeddings": 4096}"""]);
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
+    /// Seconds of decoding: a stream still runs when the client's next move reaches the server.
+    const int LongTokens = 3000;
+
     static object LongStream => new
     {
-        model = RunningServer.Model, prompt = "Hello world", max_tokens = 240, ignore_eos = true, temperature = 0, stream = true,
+        model = RunningServer.Model, prompt = "Hello world", max_tokens = LongTokens, ignore_eos = true, temperature = 0, stream = true,
     };
 
     [Fact]
@@ -28,7 +33,7 @@ public sealed class DisconnectTests : IAsyncLifetime
 
         var stats = await _server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0);
         await _server.WaitForStatsAsync(s => s.KVUsage == 0 && s.FreeKVBlocks == s.NumKVBlocks);
-        Assert.True(stats.GenerationTokens < 240, $"generated {stats.GenerationTokens} tokens: the stream was not aborted");
+        Assert.True(stats.GenerationTokens < LongTokens, $"generated {stats.GenerationTokens} tokens: the stream was not aborted");
     }
 
     [Fact]
@@ -36,7 +41,7 @@ public sealed class DisconnectTests : IAsyncLifetime
     {
         var (response, events) = await _server.StreamAsync("/v1/responses", new
         {
-            model = RunningServer.Model, input = "Hello world", max_output_tokens = 200, ignore_eos = true, temperature = 0, stream = true,
+            model = RunningServer.Model, input = "Hello world", max_output_tokens = LongTokens, ignore_eos = true, temperature = 0, stream = true,
         });
         while (await events.NextAsync() is { } e && e["type"]!.GetValue<string>() != "response.output_text.delta") { }
         Assert.True(_server.Engine.GetStats().KVUsage > 0);
@@ -44,7 +49,7 @@ public sealed class DisconnectTests : IAsyncLifetime
 
         var stats = await _server.WaitForStatsAsync(s => s.RunningRequests == 0 && s.WaitingRequests == 0);
         await _server.WaitForStatsAsync(s => s.KVUsage == 0 && s.FreeKVBlocks == s.NumKVBlocks);
-        Assert.True(stats.GenerationTokens < 200, $"generated {stats.GenerationTokens} tokens: the stream was not aborted");
+        Assert.True(stats.GenerationTokens < LongTokens, $"generated {stats.GenerationTokens} tokens: the stream was not aborted");
     }
 
     [Fact]

@@ -10,15 +10,20 @@ public sealed class GrpcCancellationTests : IAsyncLifetime
 {
     RunningServer _server = null!;
 
-    // One sequence at a time, so a second request waits in the queue behind the first.
-    public async Task InitializeAsync() => _server = await RunningServer.StartAsync(["--max-num-seqs", "1"]);
+    // One sequence at a time, so a second request waits in the queue behind the first; a context long enough for a call
+    // to outlast its deadline by seconds on a busy machine (the tiny model decodes a token in about a millisecond).
+    public async Task InitializeAsync() => _server = await RunningServer.StartAsync(
+        ["--max-num-seqs", "1", "--hf-overrides", """{"max_position_embeddings": 4096}"""]);
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
-    /// As long as the context allows ("Hello world" is 8 tokens of 256): seconds of decoding on CPU.
+    /// Seconds of decoding on CPU ("Hello world" is 8 tokens of the 4096 here): a call still runs when its client's
+    /// next move reaches the server.
+    const int LongTokens = 3000;
+
     static GenerateRequest Long(int n = 1)
     {
-        var request = GenerateResult.Greedy(240);
+        var request = GenerateResult.Greedy(LongTokens);
         request.Sampling.N = n;
         return request;
     }
@@ -42,17 +47,17 @@ public sealed class GrpcCancellationTests : IAsyncLifetime
 
         var error = await Assert.ThrowsAsync<RpcException>(() => DrainAsync(call));
         Assert.Equal(StatusCode.Cancelled, error.StatusCode);
-        await ExpectDrainedAsync(240);
+        await ExpectDrainedAsync(LongTokens);
     }
 
     [Fact]
     public async Task ADeadlineThatPassesEndsTheCallDeadlineExceededAndFreesItsBlocks()
     {
-        // 8 sequences one at a time (--max-num-seqs 1): about 2000 steps, far beyond the deadline.
+        // 8 sequences one at a time (--max-num-seqs 1): 24,000 steps, far beyond the deadline.
         using var call = _server.Grpc().Generate(Long(n: 8), deadline: DateTime.UtcNow.AddMilliseconds(300));
         var error = await Assert.ThrowsAsync<RpcException>(() => DrainAsync(call));
         Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
-        await ExpectDrainedAsync(8 * 240);
+        await ExpectDrainedAsync(8 * LongTokens);
     }
 
     [Fact]
@@ -71,7 +76,7 @@ public sealed class GrpcCancellationTests : IAsyncLifetime
         await _server.WaitForStatsAsync(s => s.WaitingRequests == 0);
 
         await stopRunning.CancelAsync();
-        await ExpectDrainedAsync(2 * 240);
+        await ExpectDrainedAsync(2 * LongTokens);
     }
 
     static async Task DrainAsync(AsyncServerStreamingCall<GenerateResponse> call)
