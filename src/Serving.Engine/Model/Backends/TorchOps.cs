@@ -20,7 +20,7 @@ internal static class TorchOps
         if (bias is not null)
         {
             using var offsetScope = NewDisposeScope();
-            var scale = kind == RmsNormWeight.OffsetBeforeRounding ? weight + HeldScalars.One : weight;
+            var scale = kind == RmsNormWeight.OffsetBeforeRounding ? weight.add(HeldScalars.One, HeldScalars.One) : weight;
             return nn.functional.layer_norm(x, [x.shape[^1]], scale, bias, eps).MoveToOuterDisposeScope();
         }
         using var scope = NewDisposeScope();
@@ -28,11 +28,13 @@ internal static class TorchOps
         var x32 = x.to_type(ScalarType.Float32);
         if (centered) x32 = x32 - x32.mean([-1], keepdim: true);              // cohere's LayerNorm: about the mean
         var variance = x32.square().mean([-1], keepdim: true);                // (numTokens, 1)
-        var normalised = x32 * (variance + epsilon).rsqrt();
+        // add(scalar, alpha) with both held: TorchSharp's `tensor + scalar` passes a temporary alpha of 1 to the native
+        // call, which the GC may finalize during it (a 500 seen once in a fuzzing run: libtorch read a freed Scalar)
+        var normalised = x32 * variance.add(epsilon, HeldScalars.One).rsqrt();
         var result = kind switch
         {
             RmsNormWeight.BeforeRounding => (normalised * weight.to_type(ScalarType.Float32)).to_type(x.dtype),
-            RmsNormWeight.OffsetBeforeRounding => (normalised * (weight.to_type(ScalarType.Float32) + HeldScalars.One)).to_type(x.dtype),
+            RmsNormWeight.OffsetBeforeRounding => (normalised * weight.to_type(ScalarType.Float32).add(HeldScalars.One, HeldScalars.One)).to_type(x.dtype),
             _ => weight * normalised.to_type(x.dtype),
         };
         return result.MoveToOuterDisposeScope();
