@@ -84,7 +84,7 @@ internal sealed class InProcessGroup : IDisposable
             group.Exchange(rank, x, all =>
             {
                 sum = all[0].clone();
-                for (var r = 1; r < all.Length; r++) sum.add_(all[r]);
+                for (var r = 1; r < all.Length; r++) sum.add_(all[r], HeldScalars.One);
             });
             x.copy_(sum!);                         // every rank has read every input: overwriting ours is safe now
         }

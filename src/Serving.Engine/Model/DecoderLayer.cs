@@ -48,7 +48,7 @@ internal sealed class DecoderLayer : nn.Module
     public Tensor Forward(DecoderStep step, Tensor hidden, ref Tensor? residual)
     {
         hidden = Enter(_attentionNorm, step, hidden, ref residual);
-        if (_parallel) return _attention.Forward(step, hidden) + _mlp.Forward(step, hidden);   // both join the stream at the next add
+        if (_parallel) return _attention.Forward(step, hidden).add(_mlp.Forward(step, hidden), HeldScalars.One);   // both join the stream at the next add
         hidden = _attention.Forward(step, hidden);
         if (_attentionOutputNorm is not null) hidden = _attentionOutputNorm.Forward(step, hidden);
         if (_residualMultiplier is { } scale) hidden = hidden * scale;
@@ -62,7 +62,7 @@ internal sealed class DecoderLayer : nn.Module
     static Tensor Enter(RmsNorm? norm, DecoderStep step, Tensor hidden, ref Tensor? residual)
     {
         if (norm is not null) return norm.Forward(step, hidden, ref residual);
-        residual = residual is null ? hidden : residual + hidden;
+        residual = residual is null ? hidden : residual.add(hidden, HeldScalars.One);
         return residual;
     }
 }

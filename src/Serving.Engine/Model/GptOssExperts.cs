@@ -47,11 +47,11 @@ internal sealed class GptOssExperts : FeedForward
         foreach (var (expert, tokens, slots) in ExpertDispatch.ByExpert(chosen, _experts))
         {
             using var scope = NewDisposeScope();
-            var gateUp = x.index_select(0, tokens).matmul(_gateUp[expert]) + _gateUpBias[expert];   // (routed, 2F)
+            var gateUp = x.index_select(0, tokens).matmul(_gateUp[expert]).add(_gateUpBias[expert], HeldScalars.One);   // (routed, 2F)
             var gate = gateUp[TensorIndex.Colon, TensorIndex.Slice(0, null, 2)].clamp_max(_limit);
             var up = gateUp[TensorIndex.Colon, TensorIndex.Slice(1, null, 2)].clamp(_negativeLimit, _limit);
-            var activated = (up + 1) * (gate * nn.functional.sigmoid(gate * Alpha));                   // (routed, F)
-            var y = activated.matmul(_down[expert]) + _downBias[expert];                               // (routed, hidden)
+            var activated = up.add(HeldScalars.One, HeldScalars.One) * (gate * nn.functional.sigmoid(gate * Alpha));                   // (routed, F)
+            var y = activated.matmul(_down[expert]).add(_downBias[expert], HeldScalars.One);                               // (routed, hidden)
             var weight = weights.index_select(0, tokens).gather(1, slots.unsqueeze(1));                // (routed, 1)
             output.index_add_(0, tokens, y * weight, HeldScalars.One);
         }

@@ -68,7 +68,7 @@ internal sealed class MoeMlp : FeedForward
         if (_shared is null) return output;
         // the shared expert; qwen2_moe's gated per token by a sigmoid
         var shared = _shared.Forward(step, x);
-        return output + (_sharedGate is null ? shared : nn.functional.sigmoid(_sharedGate.Forward(step, x)) * shared);
+        return output.add(_sharedGate is null ? shared : nn.functional.sigmoid(_sharedGate.Forward(step, x)) * shared, HeldScalars.One);
     }
 
     /// The top-k experts by the router's softmax probabilities (or with ernie's bias added), weighed by those
@@ -76,7 +76,7 @@ internal sealed class MoeMlp : FeedForward
     (Tensor Chosen, Tensor Weights) TopKProbabilities(Tensor logits)
     {
         var probabilities = logits.softmax(-1, ScalarType.Float32);                    // (numTokens, experts)
-        var chosen = (_choiceBias is null ? probabilities : probabilities + _choiceBias).topk(_topK, dim: -1).indexes;
+        var chosen = (_choiceBias is null ? probabilities : probabilities.add(_choiceBias, HeldScalars.One)).topk(_topK, dim: -1).indexes;
         var weights = probabilities.gather(1, chosen);
         return (chosen, _normalize ? weights / weights.sum(-1, keepdim: true) : weights);
     }

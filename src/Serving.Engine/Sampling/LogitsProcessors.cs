@@ -122,7 +122,7 @@ internal static class LogitsProcessors
         {
             var frequency = RowParameter(rows, p => p.FrequencyPenalty, logits.device); // (numSeqs, 1)
             var presence = RowParameter(rows, p => p.PresencePenalty, logits.device); // (numSeqs, 1)
-            logits.sub_(frequency * outputCounts + presence * outputCounts.gt(HeldScalars.Zero).to(ScalarType.Float32));
+            logits.sub_((frequency * outputCounts).add(presence * outputCounts.gt(HeldScalars.Zero).to(ScalarType.Float32), HeldScalars.One));
         }
     }
 

@@ -34,7 +34,7 @@ internal static class ProbabilityFilters
         if (topK is not null)
         {
             using Scalar vocabSize = vocab.ToScalar(), lastToken = (vocab - 1).ToScalar();   // held through the calls (HeldScalars)
-            var kthLargest = sorted.gather(1, (vocabSize - topK).clamp(HeldScalars.Zero, lastToken)); // (numSeqs, 1)
+            var kthLargest = sorted.gather(1, topK.neg().add(vocabSize, HeldScalars.One).clamp(HeldScalars.Zero, lastToken)); // (numSeqs, 1)
             sorted.masked_fill_(sorted.lt(kthLargest), HeldScalars.MinusInfinity);
         }
         if (topP is not null)
@@ -42,7 +42,7 @@ internal static class ProbabilityFilters
             // In ascending order a token is dropped when it and every less likely token together hold no
             // more than 1 - top_p of the mass: the tokens above it already reach top_p.
             var cumulative = sorted.softmax(-1).cumsum(-1); // (numSeqs, vocab)
-            var drop = cumulative.le(HeldScalars.One - topP);
+            var drop = cumulative.le(topP.neg().add(HeldScalars.One, HeldScalars.One));   // 1 - top_p
             drop.select(1, vocab - 1).fill_(HeldScalars.False); // the most likely token always stays
             sorted.masked_fill_(drop, HeldScalars.MinusInfinity);
         }

@@ -14,7 +14,7 @@ internal static class PromptLogprobGatherer
         var logprobs = logits.log_softmax(-1);                                          // (rows, vocab)
         var targets = tensor(next.Select(id => (long)id).ToArray(), device: logits.device).unsqueeze(1); // (rows, 1)
         var chosen = logprobs.gather(1, targets);                                       // (rows, 1)
-        var ranks = logprobs.gt(chosen).sum(1).add(HeldScalars.One).cpu().data<long>().ToArray();    // (rows)
+        var ranks = logprobs.gt(chosen).sum(1).add(HeldScalars.One, HeldScalars.One).cpu().data<long>().ToArray();    // (rows)
         var values = chosen.squeeze(1).cpu().data<float>().ToArray();
         topN = (int)Math.Min(topN, logits.shape[1]);
         var (topValues, topIds) = topN > 0 ? logprobs.topk(topN, dim: -1) : (null, null); // (rows, topN)

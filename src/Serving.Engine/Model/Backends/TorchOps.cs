@@ -44,7 +44,7 @@ internal static class TorchOps
     public static (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps,
         RmsNormWeight kind = RmsNormWeight.AfterRounding, bool centered = false, Tensor? bias = null)
     {
-        var sum = residual + x;
+        var sum = residual.add(x, HeldScalars.One);
         return (RmsNorm(sum, weight, eps, kind, centered, bias), sum);
     }
 
@@ -88,13 +88,13 @@ internal static class TorchOps
             // GLM's and GPT-J's pairs (x0, x1), (x2, x3), ...: pair i turns by frequency i
             var pairs = turned.reshape([.. turned.shape[..^1], rotaryDim / 2, 2]);   // (numTokens, heads, rotaryDim / 2, 2)
             var (even, odd) = (pairs.select(-1, 0), pairs.select(-1, 1));
-            rotated = stack([even * cos - odd * sin, odd * cos + even * sin], dim: -1).flatten(-2);
+            rotated = stack([even * cos - odd * sin, (odd * cos).add(even * sin, HeldScalars.One)], dim: -1).flatten(-2);
         }
         else
         {
             var halves = turned.chunk(2, dim: -1);
             var (x1, x2) = (halves[0], halves[1]);             // (numTokens, heads, rotaryDim / 2) each
-            rotated = cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim: -1);
+            rotated = cat([x1 * cos - x2 * sin, (x2 * cos).add(x1 * sin, HeldScalars.One)], dim: -1);
         }
         rotated = rotated.to_type(x.dtype);
         return rotaryDim == x.shape[^1] ? rotated : cat([rotated, x.narrow(-1, rotaryDim, x.shape[^1] - rotaryDim)], dim: -1);
