@@ -120,9 +120,10 @@ internal static class TorchOps
     public static Tensor Xielu(Tensor x, Tensor alphaP, Tensor alphaN, Tensor beta, Tensor eps)
     {
         var positive = nn.functional.softplus(alphaP);
-        var negative = beta + nn.functional.softplus(alphaN);
+        var negative = beta.add(nn.functional.softplus(alphaN), HeldScalars.One);   // held alphas: see RmsNorm
         var linear = beta * x;
-        return where(x > HeldScalars.Zero, positive * x * x + linear, (minimum(x, eps).expm1() - x) * negative + linear);
+        return where(x > HeldScalars.Zero, (positive * x * x).add(linear, HeldScalars.One),
+            ((minimum(x, eps).expm1() - x) * negative).add(linear, HeldScalars.One));
     }
 
     /// The q, k and v heads of a fused projection, as views.
