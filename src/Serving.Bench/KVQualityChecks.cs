@@ -1,3 +1,4 @@
+using Serving.Engine;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
 using Serving.Engine.Tokenization;
@@ -69,7 +70,8 @@ internal static class KVQualityChecks
         var top5 = other.topk((int)Math.Min(5, other.size(1)), -1).indexes.eq(expected.unsqueeze(1)).any(1);
         var referenceTop = reference.eq(best.unsqueeze(1));                              // (n, vocab) tokens at bf16's maximum
         var otherTop = other.eq(other.amax([-1L], keepdim: true));
-        var step = pow(2.0, best.abs().clamp_min(Tiny).log2().floor() - 7);            // a bfloat16 step at that magnitude
+        // a bfloat16 step at that magnitude
+        var step = pow(2.0, HeldScalars.Subtract(best.abs().clamp_min(Tiny).log2().floor(), 7));
         var withinRounding = reference.gather(1, choice.unsqueeze(1)).squeeze(1).ge(best - step);
         long NonFinite(Tensor t) => (~t.isfinite()).sum().item<long>();
         static double Fraction(Tensor mask) => mask.to_type(ScalarType.Float64).mean().item<double>();

@@ -1,3 +1,4 @@
+using Serving.Engine;
 using Serving.Engine.Config;
 using Serving.Engine.Cuda;
 using Serving.Engine.KVCache;
@@ -64,7 +65,7 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         using var scope = NewDisposeScope();
         var (x, residual, weight) = (Randn(37, config.HiddenSize), Randn(37, config.HiddenSize), Randn(config.HiddenSize));
         var output = full(37, config.HiddenSize, NaN, dtype: _dtype, device: device);
-        var expectedResidual = addResidual ? residual + x : x;
+        var expectedResidual = addResidual ? residual.add(x, HeldScalars.One) : x;
         // the family's norm (its weight's rounding, cohere's centering) as the plain backend computes it
         var expected = TorchOps.RmsNorm(expectedResidual, weight, config.RmsNormEps, config.NormWeight, config.NormsCentered);
         if (addResidual)
@@ -101,7 +102,8 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         var slotIndex = slots.to(ScalarType.Int64);
         yield return CheckResult.Compare("rope q,k in place", qkv.narrow(1, 0, (h + g) * d), cat([expectedQ, expectedK], 1), Tolerance);
         yield return CheckResult.Compare($"rope k,v into {_cacheDtype} pool",
-            cat([Decoded(keys).view(-1, g * d).index_select(0, slotIndex) * 0.5, Decoded(values).view(-1, g * d).index_select(0, slotIndex) * 0.25], 1),
+            cat([HeldScalars.Multiply(Decoded(keys).view(-1, g * d).index_select(0, slotIndex), 0.5),
+                HeldScalars.Multiply(Decoded(values).view(-1, g * d).index_select(0, slotIndex), 0.25)], 1),
             cat([expectedK, parts[2]], 1).to(ScalarType.Float64), PoolTolerance);
     }
 
@@ -133,7 +135,8 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
         var output = full(contexts.Length, h * d, NaN, dtype: _dtype, device: device);
         kernels.PagedDecodeAttention(qkv, keys, values, buffers.DecodeSeqs(batch.NumSeqs), buffers.TokenRows(batch.NumSeqs),
             buffers.BlockTables(batch.NumSeqs), buffers.ContextLengths(batch.NumSeqs), buffers.PartitionSize, scales, plan, output, workspace);
-        var expected = ReferenceAttention(qkv.narrow(1, 0, h * d), Decoded(keys) * 0.75, Decoded(values) * 1.5, batch);
+        var expected = ReferenceAttention(qkv.narrow(1, 0, h * d), HeldScalars.Multiply(Decoded(keys), 0.75),
+            HeldScalars.Multiply(Decoded(values), 1.5), batch);
         var name = $"attention over a {_cacheDtype} pool ctx [{string.Join(",", contexts.Distinct())}] x{contexts.Length}, {plan.NumPartitions} part";
         return CheckResult.Compare(name, output, expected, _dtype == ScalarType.Float32 ? 1e-4 : 1e-2);
     }
@@ -148,9 +151,9 @@ internal sealed class KernelChecks(FusedKernels kernels, ModelConfig config, Dev
             var k = keys.view(-1, g, d).index_select(0, slots).permute(1, 2, 0);                          // (G, D, C) float64
             var v = values.view(-1, g, d).index_select(0, slots).permute(1, 0, 2);                        // (G, C, D)
             var qs = q[s].to(ScalarType.Float64).view(g, h / g, d);                                        // (G, group, D)
-            var scores = qs.matmul(k) * kernels.AttentionScale;                                            // (G, group, C)
+            var scores = HeldScalars.Multiply(qs.matmul(k), kernels.AttentionScale);                      // (G, group, C)
             var cap = kernels.Shape.AttentionSoftcap;                                                      // gemma2's
-            var p = softmax(cap > 0 ? (scores / cap).tanh() * cap : scores, -1);
+            var p = softmax(cap > 0 ? HeldScalars.Multiply(HeldScalars.Divide(scores, cap).tanh(), cap) : scores, -1);
             rows.Add(p.matmul(v).reshape(1, h * d));
         }
 

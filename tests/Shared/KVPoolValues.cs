@@ -1,3 +1,4 @@
+using Serving.Engine;
 using Serving.Engine.KVCache;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -11,7 +12,8 @@ public static class KVPoolValues
     /// Random K/V in the pool's type: normal for 16/32-bit pools; for FP8, bytes with exponents 5..8 (magnitudes
     /// 1/4 .. 4) and either sign.
     public static Tensor Random(KVCacheDtype dtype, long[] shape, Device device) => dtype.IsFp8
-        ? (randint(0, 2, shape, dtype: ScalarType.Byte, device: device) * 0x80 + randint(0x28, 0x48, shape, dtype: ScalarType.Byte, device: device)).to(ScalarType.Byte)
+        ? HeldScalars.Multiply(randint(0, 2, shape, dtype: ScalarType.Byte, device: device), 0x80)
+            .add(randint(0x28, 0x48, shape, dtype: ScalarType.Byte, device: device), HeldScalars.One)
         : randn(shape, dtype: dtype.Storage, device: device);
 
     /// The values a pool holds, float64 (FP8 bytes through the host reference decoder).

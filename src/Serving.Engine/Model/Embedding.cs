@@ -28,7 +28,7 @@ internal sealed class Embedding : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor ids)
     {
         if (!_sharded) return _weight.index_select(0, ids);
-        var local = ids.to_type(ScalarType.Int64) - _vocabStart;                           // (numTokens)
+        var local = HeldScalars.Subtract(ids.to_type(ScalarType.Int64), _vocabStart);      // (numTokens)
         using var rowCount = _weight.size(0).ToScalar();
         var elsewhere = local.lt(HeldScalars.Zero).logical_or_(local.ge(rowCount));        // ids another rank holds
         var rows = _weight.index_select(0, local.masked_fill(elsewhere, HeldScalars.Zero));

@@ -14,7 +14,7 @@ namespace Serving.Engine.Model;
 /// it, experts in order. The weights are stored as the checkpoint holds them, input dimension first.
 internal sealed class GptOssExperts : FeedForward
 {
-    const double Alpha = 1.702;
+    static readonly Scalar Alpha = 1.702.ToScalar();
 
     [ComponentName(Name = "router")] readonly Linear _router;                  // (experts, hidden) and a bias
     [ComponentName(Name = "gate_up_proj")] readonly Parameter _gateUp;         // (experts, hidden, 2F)
@@ -50,7 +50,7 @@ internal sealed class GptOssExperts : FeedForward
             var gateUp = x.index_select(0, tokens).matmul(_gateUp[expert]).add(_gateUpBias[expert], HeldScalars.One);   // (routed, 2F)
             var gate = gateUp[TensorIndex.Colon, TensorIndex.Slice(0, null, 2)].clamp_max(_limit);
             var up = gateUp[TensorIndex.Colon, TensorIndex.Slice(1, null, 2)].clamp(_negativeLimit, _limit);
-            var activated = up.add(HeldScalars.One, HeldScalars.One) * (gate * nn.functional.sigmoid(gate * Alpha));                   // (routed, F)
+            var activated = up.add(HeldScalars.One, HeldScalars.One) * (gate * nn.functional.sigmoid(gate.mul(Alpha)));                   // (routed, F)
             var y = activated.matmul(_down[expert]).add(_downBias[expert], HeldScalars.One);                               // (routed, hidden)
             var weight = weights.index_select(0, tokens).gather(1, slots.unsqueeze(1));                // (routed, 1)
             output.index_add_(0, tokens, y * weight, HeldScalars.One);

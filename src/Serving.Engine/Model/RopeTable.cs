@@ -18,8 +18,8 @@ internal sealed class RopeTable : IDisposable
             angles = cat([angles, Angles(RopeFrequencies.Of(rope, rotaryDim, longContext: true), shortEnd, maxPositions, device)]);
         // transformers multiplies cos and sin by the attention scaling in float32, before casting to the model dtype
         // detached: the table lives as long as the model, not as long as the step that happened to build it
-        Cos = (angles.cos() * rope.AttentionScaling).contiguous().DetachFromDisposeScope();
-        Sin = (angles.sin() * rope.AttentionScaling).contiguous().DetachFromDisposeScope();
+        Cos = HeldScalars.Multiply(angles.cos(), rope.AttentionScaling).contiguous().DetachFromDisposeScope();
+        Sin = HeldScalars.Multiply(angles.sin(), rope.AttentionScaling).contiguous().DetachFromDisposeScope();
         RotaryDim = rotaryDim;
     }
 

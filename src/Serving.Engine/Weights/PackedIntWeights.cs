@@ -56,7 +56,7 @@ internal static class PackedIntWeights
         {
             values = Unpack(qweight.t(), method.Bits).t();                     // (in, out): packed along the input
             zeros = Unpack(qzeros, method.Bits);                               // (groups, out)
-            if (method.ZeroPointsMinusOne) zeros = zeros + 1;
+            if (method.ZeroPointsMinusOne) zeros = HeldScalars.Add(zeros, 1);
         }
         var groups = GroupOfEachInput(checkpoint, name, inputs, scales.shape[0], method.GroupSize);
         if (values.shape[1] != outputs || zeros.shape[1] != outputs || zeros.shape[0] != scales.shape[0])
@@ -87,7 +87,7 @@ internal static class PackedIntWeights
     static Tensor AwqOutputs(Tensor unpacked)
     {
         var columns = unpacked.shape[1];
-        var order = (HeldScalars.Range(0, columns, 8).unsqueeze(1) + tensor(AwqOrder).unsqueeze(0)).view(-1);
+        var order = HeldScalars.Range(0, columns, 8).unsqueeze(1).add(tensor(AwqOrder).unsqueeze(0), HeldScalars.One).view(-1);
         return unpacked.index_select(1, order);
     }
 

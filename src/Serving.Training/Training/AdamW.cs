@@ -41,7 +41,7 @@ internal sealed class AdamW : IDisposable
         ExpAvg.mul_(beta1).add_(gradients, alpha: keep1);
         ExpAvgSq.mul_(beta2).addcmul_(gradients, gradients, value: keep2);
         weights.addcmul_(weights, _decayMask, value: decay);
-        var denominator = ExpAvgSq.sqrt().div_(root2).add_(eps);
+        var denominator = ExpAvgSq.sqrt().div_(root2).add_(eps, Serving.Engine.HeldScalars.One);
         weights.addcdiv_(ExpAvg, denominator, value: rate);
     }
 

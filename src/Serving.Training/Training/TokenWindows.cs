@@ -42,7 +42,8 @@ internal sealed class TokenWindows : IDisposable
     Tensor Gather(long[] starts, int width)
     {
         using var scope = NewDisposeScope();
-        var offsets = tensor(starts, device: _tokens.device).unsqueeze(1) + Serving.Engine.HeldScalars.Range(0, width, device: _tokens.device);
+        var offsets = tensor(starts, device: _tokens.device).unsqueeze(1)
+            .add(Serving.Engine.HeldScalars.Range(0, width, device: _tokens.device), Serving.Engine.HeldScalars.One);
         return _tokens.index_select(0, offsets.view(-1)).view(starts.Length, width).MoveToOuterDisposeScope();
     }
 

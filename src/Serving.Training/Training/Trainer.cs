@@ -137,10 +137,12 @@ internal sealed class Trainer(TrainingRun run, TokenWindows train, TokenWindows 
         var loss = model.Loss(windows);
         loss.backward();
         using var noGrad = no_grad();
-        lossSum.add_(loss.detach());
+        lossSum.add_(loss.detach(), Serving.Engine.HeldScalars.One);
         var gradients = model.Gradients32();
         var norm = gradients.norm();
-        gradients.mul_((options.GradientClip / (norm + 1e-6)).clamp_max(Serving.Engine.HeldScalars.One));
+        // min(clip / (norm + 1e-6), 1)
+        var clip = Serving.Engine.HeldScalars.Multiply(Serving.Engine.HeldScalars.Add(norm, 1e-6).reciprocal(), options.GradientClip);
+        gradients.mul_(clip.clamp_max(Serving.Engine.HeldScalars.One));
         optimizer.Step(model.MasterWeights, gradients, lr);
         model.CopyMasterToCompute();
         model.ZeroGrad();

@@ -8,8 +8,8 @@ namespace Serving.Deploy.Tests.Build;
 
 /// SERV0001 (build/ScalarAnalyzer), run on code against the real TorchSharp: a number or an inline ToScalar() passed
 /// where a call takes a Scalar is reported, at each such operand; a Scalar held through the call (a static field, a
-/// `using` local, a field assigned in a constructor, a factory's return) and the numeric overloads TorchSharp itself
-/// holds (`x * 0.5`) are not; a plain local is (nothing holds it past its last read).
+/// `using` local, a field assigned in a constructor, a factory's return) is not, nor a number TorchSharp converts inside
+/// (`x * 0.5`: SERV0002's, TorchSharpScalarMakersTests); a plain local is (nothing holds it past its last read).
 public sealed class TemporaryScalarAnalyzerTests
 {
     [Fact]
@@ -55,7 +55,6 @@ public sealed class TemporaryScalarAnalyzerTests
         var compilation = CSharpCompilation.Create("snippet", [tree], references, new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary));
         Assert.Empty(compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
         var diagnostics = await compilation.WithAnalyzers(ImmutableArray.Create<DiagnosticAnalyzer>(new TemporaryScalarAnalyzer())).GetAnalyzerDiagnosticsAsync();
-        Assert.All(diagnostics, d => Assert.Equal("SERV0001", d.Id));
-        return diagnostics.OrderBy(d => d.Location.SourceSpan.Start).Select(d => d.Location.SourceTree!.ToString()[d.Location.SourceSpan.Start..d.Location.SourceSpan.End]).ToArray();
+        return diagnostics.Where(d => d.Id == "SERV0001").OrderBy(d => d.Location.SourceSpan.Start).Select(d => d.Location.SourceTree!.ToString()[d.Location.SourceSpan.Start..d.Location.SourceSpan.End]).ToArray();
     }
 }

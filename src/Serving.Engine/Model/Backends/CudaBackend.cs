@@ -212,7 +212,7 @@ internal sealed class CudaStep : DecoderStep
             var k = qkv.narrow(1, heads * dim, kvHeads * dim).abs().max();
             var v = qkv.narrow(1, (heads + kvHeads) * dim, kvHeads * dim).abs().max();
             var amax = stack([k, v]).to_type(ScalarType.Float32);
-            scales.copy_(clamp_min(amax / _cache.Dtype.MaxMagnitude, SmallestScale));  // the largest value maps to the type's largest
+            scales.copy_(clamp_min(HeldScalars.Divide(amax, _cache.Dtype.MaxMagnitude), SmallestScale));  // the largest value maps to the type's largest
         }
         _kernels.WriteKV(qkv, _slots, scales, keys, values);
         return qkv;

@@ -68,7 +68,7 @@ internal static class PrefillAttention
     {
         // SDPA scales by 1 / sqrt(D) (TorchSharp's takes no scale): another scale (granite's) is folded into the queries
         var sdpaScale = 1.0 / Math.Sqrt(headDim);
-        if (Math.Abs(scale - sdpaScale) > 1e-7 * sdpaScale) q = q * (scale / sdpaScale);
+        if (Math.Abs(scale - sdpaScale) > 1e-7 * sdpaScale) q = HeldScalars.Multiply(q, scale / sdpaScale);
         return scaled_dot_product_attention(q, k, v, mask);
     }
 
@@ -108,6 +108,6 @@ internal static class PrefillAttention
         var queryPositions = HeldScalars.Range(contextLength - queryLength, contextLength, device: device).repeat(groupSize).unsqueeze(1);
         var columns = HeldScalars.Range(0, contextLength, device: device).unsqueeze(0);
         var causal = columns <= queryPositions;
-        return window is { } w ? causal.logical_and(columns > queryPositions - w) : causal;
+        return window is { } w ? causal.logical_and(columns > HeldScalars.Subtract(queryPositions, w)) : causal;
     }
 }

@@ -27,7 +27,7 @@ internal static class TorchOps
         using var epsilon = eps.ToScalar();   // held through the calls (HeldScalars says why)
         var x32 = x.to_type(ScalarType.Float32);
         if (centered) x32 = x32 - x32.mean([-1], keepdim: true);              // cohere's LayerNorm: about the mean
-        var variance = x32.square().mean([-1], keepdim: true);                // (numTokens, 1)
+        var variance = x32.pow(HeldScalars.Two).mean([-1], keepdim: true);    // (numTokens, 1); square() makes an unheld 2
         // add(scalar, alpha) with both held: TorchSharp's `tensor + scalar` passes a temporary alpha of 1 to the native
         // call, which the GC may finalize during it (a 500 seen once in a fuzzing run: libtorch read a freed Scalar)
         var normalised = x32 * variance.add(epsilon, HeldScalars.One).rsqrt();
@@ -52,7 +52,7 @@ internal static class TorchOps
     public static Tensor UngatedActivation(Tensor x, MlpActivation activation) => activation switch
     {
         MlpActivation.GeluTanh => x.gelu(TorchSharp.Modules.GELU.Approximate.tanh),
-        MlpActivation.Relu2 => x.relu().square(),
+        MlpActivation.Relu2 => x.relu().pow(HeldScalars.Two),
         _ => throw new ArgumentOutOfRangeException(nameof(activation), activation, "not an ungated MLP's plain activation"),
     };
 
@@ -119,12 +119,23 @@ internal static class TorchOps
     /// ap x^2 + beta x where x > 0, else (expm1(min(x, eps)) - x) an + beta x.
     public static Tensor Xielu(Tensor x, Tensor alphaP, Tensor alphaN, Tensor beta, Tensor eps)
     {
-        var positive = nn.functional.softplus(alphaP);
-        var negative = beta.add(nn.functional.softplus(alphaN), HeldScalars.One);   // held alphas: see RmsNorm
+        var positive = Softplus(alphaP);
+        var negative = beta.add(Softplus(alphaN), HeldScalars.One);   // held alphas: see RmsNorm
         var linear = beta * x;
         return where(x > HeldScalars.Zero, (positive * x * x).add(linear, HeldScalars.One),
             ((minimum(x, eps).expm1() - x) * negative).add(linear, HeldScalars.One));
     }
+
+    /// softplus(x) with torch's default beta 1 and threshold 20, as its kernel computes it: log1p(exp(x)), or x above the
+    /// threshold, in float32 for a narrower dtype. TorchSharp's softplus makes its beta and threshold Scalars without
+    /// holding them (SERV0002).
+    static Tensor Softplus(Tensor x)
+    {
+        var wide = x.dtype is ScalarType.Float32 or ScalarType.Float64 ? x : x.to_type(ScalarType.Float32);
+        return where(wide > SoftplusThreshold, wide, wide.exp().log1p()).to_type(x.dtype);
+    }
+
+    static readonly Scalar SoftplusThreshold = 20.ToScalar();
 
     /// The q, k and v heads of a fused projection, as views.
     // qkv (numTokens, (H + 2G) D) -> q (numTokens, H, D), k and v (numTokens, G, D)

@@ -161,7 +161,7 @@ internal static partial class LoraLoader
                 throw Error(source, $"{at}: lora_A is [{string.Join(", ", partA.shape)}] and lora_B [{string.Join(", ", partB.shape)}]; " +
                     $"this model needs [{rank}, {inFeatures}] and [{rows}, {rank}]");
             a.narrow(0, i * rank, rank).copy_(partA);
-            b.narrow(0, row, rows).narrow(1, i * rank, rank).copy_(partB * scale);
+            b.narrow(0, row, rows).narrow(1, i * rank, rank).copy_(HeldScalars.Multiply(partB, scale));
         }
         // a NaN or infinity would make every sequence of the adapter NaN (and its KV blocks with it)
         if (!a.isfinite().all().item<bool>() || !b.isfinite().all().item<bool>())
@@ -189,7 +189,7 @@ internal static partial class LoraLoader
         using var generator = new Generator((ulong)seed);   // drawn on the CPU (a CUDA draw needs a CUDA generator), then moved
         using var scope = NewDisposeScope();
         var weights = new Dictionary<LoraTarget, LoraWeights>();
-        Tensor Draw(long rows, long columns) => (randn([rows, columns], generator: generator) * 0.01).to(dtype, device).DetachFromDisposeScope();
+        Tensor Draw(long rows, long columns) => HeldScalars.Multiply(randn([rows, columns], generator: generator), 0.01).to(dtype, device).DetachFromDisposeScope();
         for (var layer = 0; layer < config.NumHiddenLayers; layer++)
             foreach (var projection in Enum.GetValues<LoraProjection>())
             {
