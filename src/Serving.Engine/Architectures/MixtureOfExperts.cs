@@ -113,7 +113,7 @@ internal sealed class Phimoe : ModelArchitecture
         if (json.Int("num_experts_per_tok") != 2)
             throw ModelConfigException.Unsupported(json.File, "num_experts_per_tok", json.Int("num_experts_per_tok"), "2 (SparseMixer routes to two experts)");
         var bias = json.Bool("attention_bias") ?? false;
-        var read = config with
+        var read = config.WithLayerNorms() with
         {
             NumExperts = json.PositiveInt("num_local_experts"),
             NumExpertsPerToken = 2,
@@ -123,9 +123,6 @@ internal sealed class Phimoe : ModelArchitecture
             QkvBias = bias,
             OutputBias = bias,
             LmHeadBias = json.Bool("lm_head_bias") ?? false,
-            NormsCentered = true,
-            NormWeight = RmsNormWeight.BeforeRounding,
-            NormBias = true,
             LayerWindows = ModelConfigReader.EveryLayerWindows(json, config.NumHiddenLayers),
             Rope = config.Rope.Type == RopeType.LongRope ? config.Rope with { AttentionScaling = Mscale(json) ?? config.Rope.AttentionScaling } : config.Rope,
         };

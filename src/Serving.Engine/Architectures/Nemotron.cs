@@ -22,12 +22,9 @@ internal sealed class Nemotron : ModelArchitecture
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
     {
         var attentionBias = json.Bool("attention_bias") ?? false;
-        return config with
+        return config.WithLayerNorms(RmsNormWeight.OffsetBeforeRounding) with
         {
             RmsNormEps = json.Double("norm_eps")!.Value,
-            NormsCentered = true,
-            NormWeight = RmsNormWeight.OffsetBeforeRounding,
-            NormBias = true,
             GatedMlp = false,
             QkvBias = attentionBias,
             OutputBias = attentionBias,

@@ -22,12 +22,9 @@ internal sealed class Starcoder2 : ModelArchitecture
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
     {
         var bias = json.Bool("use_bias")!.Value;
-        return config with
+        return config.WithLayerNorms() with
         {
             RmsNormEps = json.Double("norm_epsilon")!.Value,
-            NormsCentered = true,
-            NormWeight = RmsNormWeight.BeforeRounding,
-            NormBias = true,
             GatedMlp = false,
             QkvBias = bias,
             OutputBias = bias,

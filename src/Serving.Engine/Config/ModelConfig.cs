@@ -45,6 +45,11 @@ public sealed record ModelConfig
     /// The hidden norms are nn.LayerNorm with a bias (starcoder2's): torch's own layer_norm, as transformers computes
     /// them (in TorchSharp on every backend).
     public bool NormBias { get; init; }
+
+    /// Every hidden norm an nn.LayerNorm with a bias (starcoder2's, Phi-3.5-MoE's; Nemotron's LayerNorm1P stores its
+    /// weight as the offset from 1): centered, its weight applied in float32 before rounding, a bias.
+    public ModelConfig WithLayerNorms(RmsNormWeight weight = RmsNormWeight.BeforeRounding) =>
+        this with { NormsCentered = true, NormWeight = weight, NormBias = true };
     /// Attention and MLP read the same normed input and both outputs join the residual stream at once (cohere's
     /// parallel block: h + attn(norm(h)) + mlp(norm(h))); the block has no pre-MLP norm.
     public bool ParallelBlock { get; init; }
