@@ -56,6 +56,8 @@ public static class ServerApp
             kestrel.ListenGrpc(options, limit);
         });
         var app = builder.Build();
+        if (options.FlagsWithoutEffect is { } withoutEffect)
+            app.Logger.LogWarning("vLLM flags accepted with no effect here: {Flags}", withoutEffect.Replace("\n", "; ", StringComparison.Ordinal));
         MapRoutes(app, options);
         return app;
     }

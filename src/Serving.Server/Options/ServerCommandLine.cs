@@ -5,42 +5,73 @@ namespace Serving.Server.Options;
 
 /// The command line: vLLM's flag names, each mapped onto a key of the "Server" configuration section so
 /// that a flag, an appsettings.json entry and an environment variable (Server__MaxNumSeqs) are one setting.
-/// Flags are applied last and win. No flag has a parser default: an absent flag leaves the key alone.
+/// Flags are applied last and win. No flag has a parser default: an absent flag leaves the key alone. As `vllm serve
+/// MODEL`, the model may come first without --model; vLLM's flags that have no setting here are VllmOnlyFlags'.
 public static class ServerCommandLine
 {
     /// Builds the root command; its action receives the configuration overrides the flags give.
     public static RootCommand Create(Func<IReadOnlyDictionary<string, string?>, CancellationToken, Task<int>> run)
     {
-        var root = new RootCommand("OpenAI-compatible LLM server (vLLM flag names). Every flag is also the " +
+        var line = Line.Make("OpenAI-compatible LLM server (vLLM flag names). Every flag is also the " +
             "configuration key Server:<Name> (appsettings.json, or environment variable Server__<Name>).");
-        var flags = Flags();
-        foreach (var flag in flags) root.Options.Add(flag.Option);
-        root.SetAction((parse, ct) => run(ToConfiguration(parse, flags), ct));
-        return root;
+        line.Root.SetAction((parse, ct) => run(line.ToConfiguration(parse), ct));
+        return line.Root;
     }
 
     /// Parses args into configuration overrides; throws ArgumentException listing the errors.
     public static IReadOnlyDictionary<string, string?> ToConfiguration(string[] args)
     {
-        var flags = Flags();
-        var root = new RootCommand();
-        foreach (var flag in flags) root.Options.Add(flag.Option);
-        var parse = root.Parse(args);
+        var line = Line.Make("");
+        var parse = line.Root.Parse(args);
         if (parse.Errors.Count > 0)
             throw new ArgumentException(string.Join("; ", parse.Errors.Select(e => e.Message)));
-        return ToConfiguration(parse, flags);
+        return line.ToConfiguration(parse);
     }
 
-    static Dictionary<string, string?> ToConfiguration(ParseResult parse, IReadOnlyList<Flag> flags)
+    /// The root command and what it reads: the flags, the model named first, vLLM's flags without a setting here.
+    sealed record Line(RootCommand Root, IReadOnlyList<Flag> Flags, Argument<string?> ModelTag, IReadOnlyList<VllmOnlyFlags.Accepted> WithoutEffect)
     {
-        var values = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        foreach (var flag in flags)
+        public static Line Make(string description)
         {
-            if (parse.GetResult(flag.Option) is not { Implicit: false }) continue;
-            var value = flag.ValueOf(parse);
-            values[$"{ServerOptions.Section}:{flag.Key}"] = flag.Invert ? (!(bool)value!).ToString() : Format(value);
+            var root = new RootCommand(description);
+            var flags = ServerCommandLine.Flags();
+            foreach (var flag in flags) root.Options.Add(flag.Option);
+            var withoutEffect = VllmOnlyFlags.AcceptedWithoutEffect();
+            foreach (var flag in withoutEffect) root.Options.Add(flag.Option);
+            foreach (var flag in VllmOnlyFlags.AcceptedAtOneValue()) root.Options.Add(flag.Option);
+            var modelTag = new Argument<string?>("model") { Description = "The model, as `vllm serve MODEL` names it: the same as --model.", Arity = ArgumentArity.ZeroOrOne };
+            // a flag this command does not know would otherwise be taken for the model
+            modelTag.Validators.Add(result =>
+            {
+                if (result.Tokens is [{ Value: var value }] && value.StartsWith('-')) result.AddError($"unknown flag {value} (--help lists them)");
+            });
+            root.Arguments.Add(modelTag);
+            var model = flags.Single(f => f.Key == "Model").Option;
+            // read as tokens: converting the model's value here would skip its own validator
+            root.Validators.Add(command =>
+            {
+                var first = command.GetResult(modelTag) is { Tokens: [{ Value: var tag }] } ? tag : null;
+                var flag = command.GetResult(model) is { Implicit: false, Tokens: [{ Value: var path }] } ? path : null;
+                if (first is not null && flag is not null && first != flag)
+                    command.AddError($"the model is named twice, first as '{first}' and by --model as '{flag}'");
+            });
+            return new Line(root, flags, modelTag, withoutEffect);
         }
-        return values;
+
+        public Dictionary<string, string?> ToConfiguration(ParseResult parse)
+        {
+            var values = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+            foreach (var flag in Flags)
+            {
+                if (parse.GetResult(flag.Option) is not { Implicit: false }) continue;
+                var value = flag.ValueOf(parse);
+                values[$"{flag.Section}:{flag.Key}"] = flag.Invert ? (!(bool)value!).ToString() : Format(value);
+            }
+            if (parse.GetValue(ModelTag) is { } model) values[$"{ServerOptions.Section}:Model"] = model;
+            var given = WithoutEffect.Where(f => parse.GetResult(f.Option) is { Implicit: false }).Select(f => $"{f.Option.Name} ({f.Why})").ToList();
+            if (given.Count > 0) values[$"{ServerOptions.Section}:{VllmOnlyFlags.WithoutEffectKey}"] = string.Join('\n', given);
+            return values;
+        }
     }
 
     static string? Format(object? value) => value switch
@@ -50,7 +81,8 @@ public static class ServerCommandLine
         _ => value.ToString(),
     };
 
-    sealed record Flag(Option Option, string Key, Func<ParseResult, object?> ValueOf, bool Invert = false);
+    /// A flag and the configuration key it sets: Section:Key (the "Server" section but for the HTTP server's log level).
+    sealed record Flag(Option Option, string Key, Func<ParseResult, object?> ValueOf, bool Invert = false, string Section = ServerOptions.Section);
 
     static Flag Make<T>(string name, string key, string description, params string[] aliases)
     {
@@ -65,6 +97,18 @@ public static class ServerCommandLine
         return new Flag(option, key, parse => string.Join(' ', parse.GetValue(option) ?? []));
     }
 
+    /// A log level by Python's names, onto Logging:LogLevel:category.
+    static Flag LogLevel(string name, string category, string description)
+    {
+        Dictionary<string, string> levels = new(StringComparer.OrdinalIgnoreCase)
+        {
+            ["critical"] = "Critical", ["error"] = "Error", ["warning"] = "Warning", ["info"] = "Information", ["debug"] = "Debug", ["trace"] = "Trace",
+        };
+        var option = new Option<string>(name) { Description = description };
+        option.AcceptOnlyFromAmong([.. levels.Keys]);
+        return new Flag(option, category, parse => levels[parse.GetValue(option)!], Section: "Logging:LogLevel");
+    }
+
     static Flag Switch(string name, string key, string description, bool invert = false)
     {
         var option = new Option<bool>(name) { Description = description, Arity = ArgumentArity.ZeroOrOne };
@@ -74,6 +118,7 @@ public static class ServerCommandLine
     static IReadOnlyList<Flag> Flags() =>
     [
         Make<string>("--host", "Host", "IP address to listen on, or localhost (default 0.0.0.0)."),
+        LogLevel("--uvicorn-log-level", "Microsoft.AspNetCore", "The HTTP server's log level, as vLLM's for uvicorn: critical, error, warning, info, debug or trace (default warning)."),
         Make<int>("--port", "Port", "TCP port (default 8000; 0 picks a free one)."),
         Make<int>("--grpc-port", "GrpcPort", "Also serve the gRPC API (serving.v1, HTTP/2 without TLS) on this port (default: off; 0 picks a free one)."),
         Switch("--enable-grpc-reflection", "EnableGrpcReflection", "Serve gRPC server reflection (for grpcurl and similar tools)."),

@@ -23,6 +23,8 @@ public sealed class ServerOptions
     public bool EnableGrpcReflection { get; set; }
     /// Checkpoint folder; null serves the tiny model that ships in DefaultModel/.
     public string? Model { get; set; }
+    /// vLLM's flags given that change nothing here, one a line with why (VllmOnlyFlags); logged once at start.
+    public string? FlagsWithoutEffect { get; set; }
     /// Folder with the tokenizer files; defaults to the model folder, or to DefaultModel/ for a preset shape
     /// with random weights (llama3-8b, ...), which has no files of its own.
     public string? Tokenizer { get; set; }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Serving.Server.Options;
+using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.Options;
 
@@ -99,5 +100,54 @@ public sealed class ServerCommandLineTests
                      "--max-num-queued-reqs", "--shutdown-timeout", "--max-logprobs", "--enable-log-requests",
                      "--long-prefill-token-threshold", "--speculative-config", "--runner", "--convert", "--pooler-config" })
             Assert.Contains(flag, output.ToString());
+    }
+
+    /// A `vllm serve` command line runs as it is: the model first, vLLM's flags that ask for what this server always
+    /// does accepted and listed with why for the start-up warning, the HTTP server's log level onto ASP.NET Core's.
+    [Fact]
+    public void AVllmServeCommandLineRunsAsItIs()
+    {
+        var flags = ServerCommandLine.ToConfiguration(["/models/qwen3", "--trust-remote-code", "--enable-chunked-prefill",
+            "--swap-space", "4", "--max-model-len", "8192", "-pp", "1", "--data-parallel-size", "1", "--tokenizer-mode", "auto",
+            "--load-format", "safetensors", "--uvicorn-log-level", "info", "--disable-log-requests"]);
+        var options = Bind(flags);
+        Assert.Equal(("/models/qwen3", 8192), (options.Model, options.MaxModelLen));
+        Assert.Equal("Information", flags["Logging:LogLevel:Microsoft.AspNetCore"]);
+        var withoutEffect = options.FlagsWithoutEffect!.Split('\n');
+        Assert.Equal(["--trust-remote-code", "--enable-chunked-prefill", "--disable-log-requests", "--swap-space"], withoutEffect.Select(f => f.Split(' ')[0]));
+        Assert.Contains("--trust-remote-code (every architecture is built in; no code from a checkpoint runs)", withoutEffect);
+        Assert.Null(Bind(ServerCommandLine.ToConfiguration(["--model", "/m"])).FlagsWithoutEffect);
+        Assert.Equal("/m", Bind(ServerCommandLine.ToConfiguration(["/m", "--model", "/m"])).Model);
+    }
+
+    /// The values of vLLM's flags that ask for what is not built are refused naming the flag, as is a model named
+    /// twice, a log level Python would not know, and a flag vLLM does not have either.
+    [Theory]
+    [InlineData("-pp 2", "--pipeline-parallel-size 2 is not served: pipeline parallelism is not built")]
+    [InlineData("--data-parallel-size 4", "--data-parallel-size 4 is not served: one server serves one model replica")]
+    [InlineData("--tokenizer-mode mistral", "--tokenizer-mode mistral is not served: the checkpoint's tokenizer.json")]
+    [InlineData("--load-format gguf", "--load-format gguf is not served: checkpoints are read from safetensors files (accepted: auto, safetensors)")]
+    [InlineData("/a --model /b", "the model is named twice, first as '/a' and by --model as '/b'")]
+    [InlineData("--uvicorn-log-level loud", "loud")]
+    [InlineData("--no-such-flag", "unknown flag --no-such-flag")]
+    public void WhatIsNotBuiltIsRefusedNamingTheFlag(string args, string message)
+    {
+        var refused = Assert.Throws<ArgumentException>(() => ServerCommandLine.ToConfiguration(args.Split(' ')));
+        Assert.Contains(message, refused.Message);
+    }
+
+    /// The server process started by such a command line serves, and says at start which flags changed nothing.
+    [Fact]
+    public async Task TheServerStartedByAVllmCommandLineServesAndNamesTheFlagsWithoutEffect()
+    {
+        await using var server = ServerProcess.Start([Fixtures.Dir("llama-gqa"), "--trust-remote-code", "--enable-chunked-prefill",
+            "--swap-space", "4", "--uvicorn-log-level", "warning"]);
+        await server.WaitUntilReadyAsync(TimeSpan.FromSeconds(60));
+        using var client = new HttpClient { BaseAddress = server.BaseAddress };
+        using var answer = await client.PostAsync("/v1/completions", new StringContent(
+            """{"prompt": "Hello", "max_tokens": 4}""", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(System.Net.HttpStatusCode.OK, answer.StatusCode);
+        Assert.Contains("vLLM flags accepted with no effect here: --trust-remote-code (every architecture is built in", server.Output);
+        Assert.Contains("--swap-space (a preempted sequence is recomputed", server.Output);
     }
 }
