@@ -209,6 +209,36 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await using var plain = await fixture.OpenAsync();
         await plain.WaitUntilConnectedAsync();
         await Expect(plain.Page.Locator("#pooling-form")).ToBeHiddenAsync();
+        await Expect(plain.Page.Locator("#rerank-form")).ToBeHiddenAsync();
+    }
+
+    /// A server that scores pairs (here an embedding model: cosine similarity) also offers a rerank form: a query and
+    /// documents, one a line, to /v1/rerank, the documents shown in the API's order with its scores.
+    [Fact]
+    public async Task AnEmbeddingServerReranksDocumentsFromItsForm()
+    {
+        const string Query = "Where did the cat sleep?";
+        string[] documents = ["The cat sat on the mat.", "Stock prices fell sharply.", "A kitten napped on the rug."];
+        await using var server = await RunningServer.StartAsync(["--runner", "pooling"]);
+        await using var page = await fixture.OpenAsync(server: server);
+        await page.WaitUntilConnectedAsync();
+        await Expect(page.Page.GetByRole(AriaRole.Heading, new() { Name = "Rerank" })).ToBeVisibleAsync();
+        await page.SetAsync("Query", Query);
+        await page.SetAsync("Documents (one a line)", string.Join('\n', documents));
+        var request = await page.Page.RunAndWaitForRequestAsync(
+            () => page.Page.GetByRole(AriaRole.Button, new() { Name = "Rerank", Exact = true }).ClickAsync(),
+            r => r.Method == "POST" && r.Url.EndsWith("/v1/rerank", StringComparison.Ordinal));
+        var sent = request.PostDataJSON()!.Value;
+        Assert.Equal(Query, sent.GetProperty("query").GetString());
+        Assert.Equal(documents, sent.GetProperty("documents").EnumerateArray().Select(d => d.GetString()));
+
+        var (status, body) = await server.PostAsync("/v1/rerank", new { model = RunningServer.Model, query = Query, documents });
+        Assert.Equal(200, status);
+        var ranked = body!["results"]!.AsArray()
+            .Select(r => r!["relevance_score"]!.GetValue<double>().ToString("F4", CultureInfo.InvariantCulture) + r["document"]!["text"]!.GetValue<string>());
+        await Expect(page.Page.Locator("#rerank-result li")).ToHaveTextAsync(ranked.ToArray());
+        await Expect(page.Page.Locator("#rerank-error")).ToBeHiddenAsync();
+        await page.ScreenshotAsync("playground-rerank");
     }
 
     /// A sequence classifier's server (its model card lists the labels) gets the form as a classifier: one text to
@@ -223,6 +253,7 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await Expect(page.Notice).ToContainTextAsync("It answers POST /v1/classify");
         await Expect(page.Page.GetByRole(AriaRole.Heading, new() { Name = "Classification" })).ToBeVisibleAsync();
         await Expect(page.Page.GetByLabel("Second text (optional: their cosine similarity)")).ToBeHiddenAsync();
+        await Expect(page.Page.Locator("#rerank-form")).ToBeHiddenAsync();   // three labels: not a cross-encoder
         await page.SetAsync("Text", "What a wonderful day");
         var request = await page.Page.RunAndWaitForRequestAsync(
             () => page.Page.GetByRole(AriaRole.Button, new() { Name = "Classify", Exact = true }).ClickAsync(),

@@ -3,7 +3,7 @@
 
 import * as api from './api.js';
 import { Conversation } from './conversation.js';
-import { PoolingForm } from './pooling.js';
+import { PoolingForm, RerankForm } from './pooling.js';
 import { EnginePanel, showModel } from './panels.js';
 import { showGqa } from './gqa.js';
 import { wireTokenTips } from './tokens.js';
@@ -14,6 +14,7 @@ const $ = id => document.getElementById(id);
 const engine = new EnginePanel(authFailed);
 const conversation = new Conversation({ onAuthError: authFailed, onActivity: () => engine.refresh() });
 const pooling = new PoolingForm(authFailed);
+const rerank = new RerankForm(authFailed);
 
 /// The notice under the header: auth and connection problems, which block everything else.
 function notice(kind, title, text) {
@@ -26,6 +27,7 @@ function notice(kind, title, text) {
 function authFailed(error) {
   conversation.setModel(null);
   pooling.setModel(null);
+  rerank.setModel(null);
   $('model-badge').textContent = 'API key needed';
   $('key-form').classList.add('attention');
   if (api.hasKey()) {
@@ -70,13 +72,18 @@ async function connect() {
     // a pooling server (embeddings or classification) answers no chat: say what it serves instead of failing each
     // message, and offer its embeddings instead
     conversation.setModel(null);
-    pooling.setModel($('model-select').value || card.id, card.model_info.labels ?? []);
-    notice('info', 'This server runs the pooling runner (--runner pooling).', card.model_info.labels?.length
+    const labels = card.model_info.labels ?? [];
+    pooling.setModel($('model-select').value || card.id, labels);
+    rerank.setModel($('model-select').value || card.id, labels);
+    notice('info', 'This server runs the pooling runner (--runner pooling).', labels.length > 1
       ? 'It answers POST /v1/classify (the form below) and /pooling; chat and completions are off.'
-      : 'It answers POST /v1/embeddings (the form below), /score and /rerank; chat and completions are off.');
+      : labels.length === 1
+        ? 'It answers POST /v1/classify, /score and /rerank (the forms below); chat and completions are off.'
+        : 'It answers POST /v1/embeddings, /score and /rerank (the forms below); chat and completions are off.');
     return;
   }
   pooling.setModel(null);
+  rerank.setModel(null);
   conversation.setModel($('model-select').value || card.id);
 }
 

@@ -1,6 +1,8 @@
-// The form of a pooling server (--runner pooling): an embedding model's one or two texts through POST /v1/embeddings,
+// The forms of a pooling server (--runner pooling): an embedding model's one or two texts through POST /v1/embeddings,
 // shown as the vectors' size, norms and first values and the two texts' cosine similarity; a sequence classifier's
-// text through POST /v1/classify, shown as its labels by probability.
+// text through POST /v1/classify, shown as its labels by probability; and, where the server scores (an embedding
+// model or a cross-encoder: a classifier of one label), a query and documents through POST /v1/rerank, shown as the
+// documents by relevance.
 
 import * as api from './api.js';
 import { el, percent } from './format.js';
@@ -39,25 +41,16 @@ export class PoolingForm {
 
   async send() {
     const classifies = this.labels.length > 0;
+    $('pooling-error').hidden = true;
     const texts = (classifies ? [$('pooling-text').value] : [$('pooling-text').value, $('pooling-second-text').value]).filter(t => t.trim() !== '');
     if (texts.length === 0) return $('pooling-text').focus();
-    const button = $('pooling-send');
-    button.disabled = true;
-    $('pooling-error').hidden = true;
-    try {
+    await post($('pooling-send'), $('pooling-error'), this.onAuthError, async () => {
       if (classifies) this.showLabels((await api.postJson('v1/classify', { model: this.model, input: texts[0] })).data[0]);
       else {
         const answer = await api.postJson('v1/embeddings', { model: this.model, input: texts });
         this.showVectors(answer.data.map(d => d.embedding), answer.usage);
       }
-    } catch (e) {
-      if (e.isAuth) this.onAuthError(e);
-      const error = $('pooling-error');
-      error.textContent = `${e.title ?? 'Error'}: ${e.message}`;
-      error.hidden = false;
-    } finally {
-      button.disabled = false;
-    }
+    });
   }
 
   showVectors(vectors, usage) {
@@ -78,5 +71,51 @@ export class PoolingForm {
       el('dt', { 'data-label': label }, label), el('dd', { 'data-label': label }, percent(p, 1)),
     ]));
     $('classify-result').hidden = false;
+  }
+}
+
+/// A query and documents (one a line) through POST /v1/rerank, for a server that scores pairs: an embedding model
+/// (cosine similarity) or a cross-encoder (a classifier of one label); a classifier of several labels does not.
+export class RerankForm {
+  constructor(onAuthError) {
+    this.onAuthError = onAuthError;
+    this.model = null;
+    $('rerank-form').addEventListener('submit', e => { e.preventDefault(); this.send(); });
+  }
+
+  /// Shows the form for this model when it scores (labels: the classifier's, none for an embedding model); null hides it.
+  setModel(model, labels = []) {
+    this.model = labels.length <= 1 ? model : null;
+    $('rerank-form').hidden = this.model === null;
+    $('rerank-result').hidden = true;
+  }
+
+  async send() {
+    const query = $('rerank-query').value;
+    const documents = $('rerank-documents').value.split('\n').filter(d => d.trim() !== '');
+    if (query.trim() === '') return $('rerank-query').focus();
+    if (documents.length === 0) return $('rerank-documents').focus();
+    $('rerank-error').hidden = true;
+    await post($('rerank-send'), $('rerank-error'), this.onAuthError, async () => {
+      const answer = await api.postJson('v1/rerank', { model: this.model, query, documents });
+      // the API's order: most relevant first
+      $('rerank-result').replaceChildren(...answer.results.map(r => el('li', { 'data-index': String(r.index) },
+        el('span', { class: 'score' }, r.relevance_score.toFixed(4)), r.document.text)));
+      $('rerank-result').hidden = false;
+    });
+  }
+}
+
+/// Runs a form's request with its button disabled; a refusal is shown in its error line as the server said it.
+async function post(button, error, onAuthError, request) {
+  button.disabled = true;
+  try {
+    await request();
+  } catch (e) {
+    if (e.isAuth) onAuthError(e);
+    error.textContent = `${e.title ?? 'Error'}: ${e.message}`;
+    error.hidden = false;
+  } finally {
+    button.disabled = false;
   }
 }
