@@ -35,6 +35,10 @@ internal abstract record SamplingRequest
     public bool? ReturnTokenIds { get; init; }
     /// vLLM's return_tokens_as_token_ids: log-probability listings name tokens "token_id:{id}" instead of their text.
     public bool? ReturnTokensAsTokenIds { get; init; }
+
+    /// Whether log-probability listings name tokens by id: the request's return_tokens_as_token_ids, else the server's
+    /// --return-tokens-as-token-ids.
+    public bool TokensAsTokenIds(Options.ServerOptions options) => ReturnTokensAsTokenIds ?? options.ReturnTokensAsTokenIds;
     public bool? AddSpecialTokens { get; init; }
     public bool? SkipSpecialTokens { get; init; }
     public bool? IncludeStopStrInOutput { get; init; }

@@ -160,6 +160,7 @@ public static class ServerCommandLine
         Switch("--enable-metrics-auth", "EnableMetricsAuth", "Require the API key on /metrics as well (open by default, as in vLLM)."),
         Make<int>("--shutdown-timeout", "ShutdownTimeout", "Seconds running requests may finish after SIGTERM (default 30)."),
         Make<int>("--max-logprobs", "MaxLogprobs", "Largest logprobs/top_logprobs a request may ask (default 20)."),
+        Switch("--return-tokens-as-token-ids", "ReturnTokensAsTokenIds", "Log-probability listings name each token \"token_id:{id}\", so that tokens whose text is not valid UTF-8 stay identifiable (a request's return_tokens_as_token_ids overrides it)."),
         Make<int>("--max-n", "MaxN", "Largest n a request may ask (default 16)."),
         Make<int>("--max-stop-sequences", "MaxStopSequences", "Most stop strings per request (default 16)."),
         Make<long>("--max-request-body-bytes", "MaxRequestBodyBytes", "Largest request body; 413 beyond (default 8388608)."),

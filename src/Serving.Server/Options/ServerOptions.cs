@@ -23,6 +23,9 @@ public sealed class ServerOptions
     public bool EnableGrpcReflection { get; set; }
     /// Checkpoint folder; null serves the tiny model that ships in DefaultModel/.
     public string? Model { get; set; }
+    /// Log-probability listings name tokens "token_id:{id}" unless a request's return_tokens_as_token_ids says otherwise
+    /// (vLLM's --return-tokens-as-token-ids).
+    public bool ReturnTokensAsTokenIds { get; set; }
     /// vLLM's flags given that change nothing here, one a line with why (VllmOnlyFlags); logged once at start.
     public string? FlagsWithoutEffect { get; set; }
     /// Folder with the tokenizer files; defaults to the model folder, or to DefaultModel/ for a preset shape

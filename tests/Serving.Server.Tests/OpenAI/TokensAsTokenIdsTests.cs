@@ -38,4 +38,25 @@ public sealed class TokensAsTokenIdsTests(SharedServer shared)
         var (_, plain) = await _server.PostAsync("/v1/completions", new { model = RunningServer.Model, prompt = "Hello world", max_tokens = 5, temperature = 0, logprobs = 0 });
         Assert.DoesNotContain(plain!["choices"]![0]!["logprobs"]!["tokens"]!.AsArray(), t => t!.GetValue<string>().StartsWith("token_id:"));
     }
+
+    /// --return-tokens-as-token-ids makes it the server's default; a request's false still names tokens by their text.
+    [Fact]
+    public async Task TheServerFlagNamesThemByIdUnlessARequestSaysNo()
+    {
+        await using var server = await RunningServer.StartAsync(["--return-tokens-as-token-ids"]);
+        var (_, byDefault) = await server.PostAsync("/v1/chat/completions", new
+        {
+            model = RunningServer.Model, messages = new[] { new { role = "user", content = "Hi" } }, max_tokens = 3, temperature = 0,
+            logprobs = true, return_token_ids = true,
+        });
+        var choice = byDefault!["choices"]![0]!;
+        Assert.Equal(choice["token_ids"]!.AsArray().Select(t => $"token_id:{t!.GetValue<int>()}"),
+            choice["logprobs"]!["content"]!.AsArray().Select(t => t!["token"]!.GetValue<string>()));
+
+        var (_, byText) = await server.PostAsync("/v1/completions", new
+        {
+            model = RunningServer.Model, prompt = "Hello world", max_tokens = 3, temperature = 0, logprobs = 0, return_tokens_as_token_ids = false,
+        });
+        Assert.DoesNotContain(byText!["choices"]![0]!["logprobs"]!["tokens"]!.AsArray(), t => t!.GetValue<string>().StartsWith("token_id:"));
+    }
 }

@@ -16,7 +16,7 @@ internal static class ChatEndpoint
         var observer = serving.Observer("chat");
         var aborted = context.RequestAborted;
         await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Generation], observer, aborted);
-        var choices = plan.NewChoiceStates(serving.Prompts);
+        var choices = plan.NewChoiceStates(serving);
         var usage = new UsageTotals();
         if (request.Stream == true) await StreamAsync(context, plan, run, choices, usage, serving);
         else await AnswerWholeAsync(context, plan, run, choices, usage, serving);

@@ -69,8 +69,8 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
         Check.InRange(request.MaxTokens, 1, int.MaxValue, "max_tokens");
     }
 
-    public ChatChoiceState[] NewChoiceStates(IPromptProcessor prompts) =>
+    public ChatChoiceState[] NewChoiceStates(ServingContext serving) =>
         [.. Enumerable.Range(0, N).Select(i => new ChatChoiceState(i, Request.ReturnTokenIds == true,
-            new LogprobTokens(prompts, Request.ReturnTokensAsTokenIds == true),
+            new LogprobTokens(serving.Prompts, Request.TokensAsTokenIds(serving.Options)),
             ToolCallReader.For(Tools, ToolCallParser is { } parser ? ToolCallParsers.Create(parser, Tools.TemplateTools) : null), Reasoning))];
 }

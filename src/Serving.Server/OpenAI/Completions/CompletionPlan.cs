@@ -50,7 +50,7 @@ internal sealed record CompletionPlan(string Id, long Created, ServedModel Model
     public CompletionChoiceState[] NewChoiceStates(ServingContext serving)
     {
         var states = new CompletionChoiceState[Prompts.Count * N];
-        var names = new LogprobTokens(serving.Prompts, Request.ReturnTokensAsTokenIds == true);
+        var names = new LogprobTokens(serving.Prompts, Request.TokensAsTokenIds(serving.Options));
         for (var p = 0; p < Prompts.Count; p++)
         {
             var echo = Request.Echo == true

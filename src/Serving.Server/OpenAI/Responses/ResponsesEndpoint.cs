@@ -55,7 +55,7 @@ internal static class ResponsesEndpoint
             var queued = plan.Response("queued", [], null);
             Check.That(store.TrySave(new StoredResponse(queued, plan.Input, plan.Conversation), pinned: true), "store",
                 "A background response is stored, and this one is larger than the store (--max-stored-response-bytes).");
-            var apart = new Answer(plan, plan.Chat.NewChoiceStates(serving.Prompts)[0], store);
+            var apart = new Answer(plan, plan.Chat.NewChoiceStates(serving)[0], store);
             ResponseEventLog? log = null;
             if (request.Stream == true)
             {
@@ -69,7 +69,7 @@ internal static class ResponsesEndpoint
         }
         var aborted = context.RequestAborted;
         await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Chat.Generation], observer, aborted);
-        var answer = new Answer(plan, plan.Chat.NewChoiceStates(serving.Prompts)[0], store);
+        var answer = new Answer(plan, plan.Chat.NewChoiceStates(serving)[0], store);
         if (request.Stream == true) await StreamAsync(context, answer, run, serving);
         else await AnswerWholeAsync(context, answer, run);
         observer.LogText(plan.Id, plan.Chat.PromptText, answer.Choice.Text);
