@@ -40,6 +40,10 @@ public interface ILlmEngine : IAsyncDisposable
     /// a live request uses it.
     Task UnloadLoraAdapterAsync(string name, CancellationToken cancellationToken);
 
+    /// Forgets every cached prefix (vLLM's /reset_prefix_cache), so later prompts compute their KV again, as a benchmark
+    /// run wants between rounds. False, changing nothing, while a request holds KV blocks.
+    Task<bool> ResetPrefixCacheAsync(CancellationToken cancellationToken);
+
     /// Stops admitting new requests (State becomes Draining), lets running ones finish up to the timeout,
     /// then aborts the rest (their streams end with FinishReason.Abort) and stops the loop.
     Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken);

@@ -91,6 +91,17 @@ public sealed class LlmEngine : ILlmEngine
         await done.Task.WaitAsync(cancellationToken);
     }
 
+    /// Forgets every cached prefix at the engine's next step boundary (vLLM's /reset_prefix_cache); false while a request
+    /// holds KV blocks, which keep their hashes then.
+    public async Task<bool> ResetPrefixCacheAsync(CancellationToken cancellationToken)
+    {
+        if (_state != EngineState.Ready)
+            throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()}");
+        var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_commands.Writer.TryWrite(new ResetPrefixCacheCommand(done))) throw new EngineUnavailableException("the engine has stopped");
+        return await done.Task.WaitAsync(cancellationToken);
+    }
+
     EngineSetup Setup => _setup ?? throw new EngineUnavailableException($"the engine is {_state.ToString().ToLowerInvariant()}");
 
     public Task WaitUntilReadyAsync(CancellationToken cancellationToken) => _ready.Task.WaitAsync(cancellationToken);
@@ -255,6 +266,9 @@ public sealed class LlmEngine : ILlmEngine
                 case RemoveLoraAdapterCommand remove:
                     remove.Done.TrySetException(stopped);
                     break;
+                case ResetPrefixCacheCommand reset:
+                    reset.Done.TrySetException(stopped);
+                    break;
             }
     }
 
@@ -325,6 +339,9 @@ public sealed class LlmEngine : ILlmEngine
                     break;
                 case RemoveLoraAdapterCommand remove:
                     ChangeLoraAdapters(remove.Done, () => core.RemoveLoraAdapter(remove.Name));
+                    break;
+                case ResetPrefixCacheCommand reset:
+                    reset.Done.TrySetResult(core.ResetPrefixCache());
                     break;
             }
         }

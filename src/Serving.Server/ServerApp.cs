@@ -128,6 +128,7 @@ public static class ServerApp
         app.MapClassify();
         app.MapPooling();
         app.MapInvocations();
+        app.MapPrefixCacheReset();
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (options.GrpcPort is not null) app.MapServingGrpc(options);
     }

@@ -17,5 +17,8 @@ internal sealed record AbortAllCommand : EngineCommand;
 /// Serve a LoRA adapter already loaded onto the device (Done completes, or fails with why not).
 internal sealed record AddLoraAdapterCommand(Model.Lora.LoraAdapter Adapter, TaskCompletionSource Done) : EngineCommand;
 
+/// Forget every cached prefix; Done says whether it could (not while a request holds blocks).
+internal sealed record ResetPrefixCacheCommand(TaskCompletionSource<bool> Done) : EngineCommand;
+
 /// Stop serving a LoRA adapter and free its weights.
 internal sealed record RemoveLoraAdapterCommand(string Name, TaskCompletionSource Done) : EngineCommand;

@@ -98,6 +98,9 @@ internal sealed partial class EngineCore : IDisposable
     /// Serves a loaded LoRA adapter from the next step on.
     public void AddLoraAdapter(Model.Lora.LoraAdapter adapter) => _runner.Model.AddLoraAdapter(adapter);
 
+    /// BlockPool.ResetPrefixCache on this engine's pool (every rank's pool follows rank 0's block tables).
+    public bool ResetPrefixCache() => _scheduler.KVCache.Pool.ResetPrefixCache();
+
     /// Stops serving a LoRA adapter. InvalidRequestException while a live request uses it (or when none has the name).
     public void RemoveLoraAdapter(string name)
     {

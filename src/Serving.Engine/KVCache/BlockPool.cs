@@ -95,6 +95,18 @@ internal sealed class BlockPool
         return true;
     }
 
+    /// Forgets every cached prefix (vLLM's reset_prefix_cache), so later prompts compute their KV again. Only while no
+    /// table holds a block: a held block's hash may be what its sequence's next blocks chain from. False otherwise.
+    public bool ResetPrefixCache()
+    {
+        if (_freeQueue.Count < _blocks.Length)
+            return false;
+        foreach (var block in _blocks)
+            block.Hash = null;
+        _cachedBlocks.Clear();
+        return true;
+    }
+
     void RemoveFromFreeQueue(KVBlock block)
     {
         _freeQueue.Remove(block.FreeQueueNode!);

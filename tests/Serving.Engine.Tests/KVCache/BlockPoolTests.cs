@@ -57,6 +57,28 @@ public sealed class BlockPoolTests
     }
 
     [Fact]
+    public void ResettingForgetsEveryCachedPrefixButOnlyWhileNoBlockIsHeld()
+    {
+        var pool = new BlockPool(3);
+        var blocks = pool.Allocate(2);
+        Assert.True(pool.TryCache(blocks[0], HashOf(1)));
+        Assert.True(pool.TryCache(blocks[1], HashOf(2)));
+        pool.Free([blocks[1]]);
+
+        Assert.False(pool.ResetPrefixCache());   // block 0 is held: nothing changes
+        Assert.Same(blocks[1], pool.FindCached(HashOf(2)));
+        Assert.Equal(2, pool.NumCachedBlocks);
+
+        pool.Free([blocks[0]]);
+        Assert.True(pool.ResetPrefixCache());
+        Assert.Equal(0, pool.NumCachedBlocks);
+        Assert.Null(pool.FindCached(HashOf(1)));
+        Assert.All(pool.Blocks, block => Assert.Null(block.Hash));
+        Assert.Equal(3, pool.NumFreeBlocks);
+        Assert.True(pool.TryCache(pool.Allocate(1)[0], HashOf(1)));   // cached anew
+    }
+
+    [Fact]
     public void UnhashedFreedBlocksAreReusedBeforeCachedOnes()
     {
         var pool = new BlockPool(3);

@@ -27,6 +27,8 @@ public abstract class DelegatingEngine(ILlmEngine inner) : ILlmEngine
 
     public Task UnloadLoraAdapterAsync(string name, CancellationToken cancellationToken) => inner.UnloadLoraAdapterAsync(name, cancellationToken);
 
+    public Task<bool> ResetPrefixCacheAsync(CancellationToken cancellationToken) => inner.ResetPrefixCacheAsync(cancellationToken);
+
     public virtual Task DrainAsync(TimeSpan timeout, CancellationToken cancellationToken) => inner.DrainAsync(timeout, cancellationToken);
 
     public virtual ValueTask DisposeAsync() => inner.DisposeAsync();
