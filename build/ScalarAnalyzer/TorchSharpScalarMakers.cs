@@ -4,14 +4,27 @@ using Microsoft.CodeAnalysis;
 
 namespace Serving.Build;
 
-/// The public members of TorchSharp's tensor API (torch, torch.Tensor, torch.nn.functional, torch.linalg,
-/// TensorExtensionMethods) that make a Scalar inside and pass it to native code without holding it, directly or through
-/// another such member: read from TorchSharp 0.107.0's IL by Serving.Deploy.Tests' TorchSharpScalarMakersTests, which
-/// fails with the difference when a TorchSharp upgrade changes the set.
+/// The public members of TorchSharp's tensor API (torch, torch.Tensor, torch.nn, torch.nn.functional, torch.linalg,
+/// TensorExtensionMethods, and the modules' own methods) that make a Scalar inside and pass it to native code without
+/// holding it, directly or through another such member: read from TorchSharp 0.107.0's IL by Serving.Deploy.Tests'
+/// TorchSharpScalarMakersTests, which fails with the difference when a TorchSharp upgrade changes the set. A module
+/// called through Module.call (its forward reached virtually) is not seen: use the functional form (nn.functional).
 public static class TorchSharpScalarMakers
 {
     public static readonly HashSet<string> Members = new()
     {
+        "TorchSharp.Modules.BatchNorm.forward(Tensor)",
+        "TorchSharp.Modules.CELU.forward(Tensor)",
+        "TorchSharp.Modules.ELU.forward(Tensor)",
+        "TorchSharp.Modules.GaussianNLLLoss.forward(Tensor, Tensor, Tensor)",
+        "TorchSharp.Modules.Hardshrink.forward(Tensor)",
+        "TorchSharp.Modules.Hardtanh.forward(Tensor)",
+        "TorchSharp.Modules.LeakyReLU.forward(Tensor)",
+        "TorchSharp.Modules.Mish.forward(Tensor)",
+        "TorchSharp.Modules.Softplus.forward(Tensor)",
+        "TorchSharp.Modules.Softshrink.forward(Tensor)",
+        "TorchSharp.Modules.Softsign.forward(Tensor)",
+        "TorchSharp.Modules.Threshold.forward(Tensor)",
         "TorchSharp.TensorExtensionMethods.cstr(Tensor, String, Int32?, String, CultureInfo)",
         "TorchSharp.TensorExtensionMethods.jlstr(Tensor, String, Int32?, String, CultureInfo)",
         "TorchSharp.TensorExtensionMethods.metastr(Tensor)",
@@ -42,8 +55,16 @@ public static class TorchSharpScalarMakers
         "TorchSharp.torch.normal(Double, Double, ReadOnlySpan`1, ScalarType?, Device, Boolean, Generator, String[])",
         "TorchSharp.torch.normal(Tensor, Tensor, Generator)",
         "TorchSharp.torch.square(Tensor)",
+        "TorchSharp.torch+jit+ScriptModule.call(Object[])",
+        "TorchSharp.torch+jit+ScriptModule.forward(Object[])",
+        "TorchSharp.torch+jit+ScriptModule.invoke(String, Object[])",
+        "TorchSharp.torch+jit+ScriptModule.invoke(String, T[])",
+        "TorchSharp.torch+jit+ScriptModule`1.forward(Tensor[])",
+        "TorchSharp.torch+jit+ScriptModule`2.forward(T)",
+        "TorchSharp.torch+jit+ScriptModule`3.forward(T1, T2)",
         "TorchSharp.torch+linalg.matrix_norm(Tensor, Double, Int64[], Boolean)",
         "TorchSharp.torch+linalg.vector_norm(Tensor, Double, Int64[], Boolean)",
+        "TorchSharp.torch+nn.PReLU(Int64, Double, Device, ScalarType?)",
         "TorchSharp.torch+nn+functional.celu(Tensor, Double, Boolean)",
         "TorchSharp.torch+nn+functional.elu(Tensor, Double, Boolean)",
         "TorchSharp.torch+nn+functional.hardshrink(Tensor, Double)",

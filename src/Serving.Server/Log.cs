@@ -72,4 +72,7 @@ internal static partial class Log
 
     [LoggerMessage(31, LogLevel.Error, "gRPC call {Method} failed")]
     public static partial void GrpcFailed(ILogger logger, string method, Exception exception);
+
+    [LoggerMessage(33, LogLevel.Warning, "vLLM flags accepted with no effect here: {Flags}")]
+    public static partial void FlagsWithoutEffect(ILogger logger, string flags);
 }

@@ -57,7 +57,7 @@ public static class ServerApp
         });
         var app = builder.Build();
         if (options.FlagsWithoutEffect is { } withoutEffect)
-            app.Logger.LogWarning("vLLM flags accepted with no effect here: {Flags}", withoutEffect.Replace("\n", "; ", StringComparison.Ordinal));
+            Log.FlagsWithoutEffect(app.Logger, withoutEffect.Replace("\n", "; ", StringComparison.Ordinal));
         MapRoutes(app, options);
         return app;
     }

@@ -1,6 +1,7 @@
 using TorchSharp;
 using Serving.Engine.Config;
 using static TorchSharp.torch;
+using static Serving.Engine.HeldScalars;
 
 namespace Serving.Engine.Model;
 
@@ -16,10 +17,10 @@ internal static class RopeFrequencies
     {
         using var scope = NewDisposeScope();
         // base ** (arange(0, dim, 2).float() / dim)
-        var powers = tensor((float)rope.Base(rotaryDim)).pow(HeldScalars.Divide(HeldScalars.Range(0, rotaryDim, 2).to_type(ScalarType.Float32), rotaryDim));
+        var powers = tensor((float)rope.Base(rotaryDim)).pow(Divide(Range(0, rotaryDim, 2).to_type(ScalarType.Float32), rotaryDim));
         var frequencies = rope.Type switch
         {
-            RopeType.Linear => HeldScalars.Divide(powers.reciprocal(), rope.Factor),
+            RopeType.Linear => Divide(powers.reciprocal(), rope.Factor),
             RopeType.Llama3 => Llama3(rope, powers.reciprocal()),
             RopeType.LongRope => (tensor((longContext ? rope.LongFactor : rope.ShortFactor).Select(f => (float)f).ToArray()) * powers).reciprocal(),
             RopeType.Yarn => Yarn(rope, powers, rotaryDim),
@@ -34,13 +35,13 @@ internal static class RopeFrequencies
         var (context, factor) = ((double)rope.OriginalMaxPositionEmbeddings, rope.Factor);
         var (lowFrequencyWavelength, highFrequencyWavelength) = (context / rope.LowFreqFactor, context / rope.HighFreqFactor);
         using Scalar low = lowFrequencyWavelength.ToScalar(), high = highFrequencyWavelength.ToScalar();
-        var wavelength = HeldScalars.Multiply(frequencies.reciprocal(), 2 * Math.PI);
-        var scaled = where(wavelength > low, HeldScalars.Divide(frequencies, factor), frequencies);
+        var wavelength = Multiply(frequencies.reciprocal(), 2 * Math.PI);
+        var scaled = where(wavelength > low, Divide(frequencies, factor), frequencies);
         // (context / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)
-        var smooth = HeldScalars.Divide(HeldScalars.Subtract(HeldScalars.Multiply(wavelength.reciprocal(), context), rope.LowFreqFactor),
+        var smooth = Divide(Subtract(Multiply(wavelength.reciprocal(), context), rope.LowFreqFactor),
             rope.HighFreqFactor - rope.LowFreqFactor);
         // (1 - smooth) * scaled / factor + smooth * scaled
-        var smoothed = HeldScalars.Divide(HeldScalars.Subtract(1, smooth) * scaled, factor).add(smooth * scaled, HeldScalars.One);
+        var smoothed = Divide(Subtract(1, smooth) * scaled, factor).add(smooth * scaled, One);
         var medium = (wavelength < high).logical_not() & (wavelength > low).logical_not();
         return where(medium, smoothed, scaled);
     }
@@ -49,14 +50,14 @@ internal static class RopeFrequencies
     static Tensor Yarn(RopeConfig rope, Tensor powers, int rotaryDim)
     {
         var extrapolation = powers.reciprocal();
-        var interpolation = HeldScalars.Multiply(powers, rope.Factor).reciprocal();
+        var interpolation = Multiply(powers, rope.Factor).reciprocal();
         var (low, high) = rope.YarnBand(rotaryDim);
         if (low == high) high += 0.001;
         // (arange(dim / 2) - low) / (high - low), clamped to [0, 1]
-        var ramp = HeldScalars.Divide(HeldScalars.Subtract(HeldScalars.Range(0, rotaryDim / 2, dtype: ScalarType.Float32), low), high - low)
-            .clamp(HeldScalars.Zero, HeldScalars.One);
-        var extrapolationFactor = HeldScalars.Subtract(1, ramp);
+        var ramp = Divide(Subtract(Range(0, rotaryDim / 2, dtype: ScalarType.Float32), low), high - low)
+            .clamp(Zero, One);
+        var extrapolationFactor = Subtract(1, ramp);
         // interpolation * (1 - extrapolationFactor) + extrapolation * extrapolationFactor
-        return (interpolation * HeldScalars.Subtract(1, extrapolationFactor)).add(extrapolation * extrapolationFactor, HeldScalars.One);
+        return (interpolation * Subtract(1, extrapolationFactor)).add(extrapolation * extrapolationFactor, One);
     }
 }

@@ -13,7 +13,8 @@ public static class ServerCommandLine
     public static RootCommand Create(Func<IReadOnlyDictionary<string, string?>, CancellationToken, Task<int>> run)
     {
         var line = Line.Make("OpenAI-compatible LLM server (vLLM flag names). Every flag is also the " +
-            "configuration key Server:<Name> (appsettings.json, or environment variable Server__<Name>).");
+            "configuration key Server:<Name> (appsettings.json, or environment variable Server__<Name>), but " +
+            "--uvicorn-log-level, which is Logging:LogLevel:Microsoft.AspNetCore.");
         line.Root.SetAction((parse, ct) => run(line.ToConfiguration(parse), ct));
         return line.Root;
     }
@@ -100,7 +101,7 @@ public static class ServerCommandLine
     /// A log level by Python's names, onto Logging:LogLevel:category.
     static Flag LogLevel(string name, string category, string description)
     {
-        Dictionary<string, string> levels = new(StringComparer.OrdinalIgnoreCase)
+        Dictionary<string, string> levels = new()
         {
             ["critical"] = "Critical", ["error"] = "Error", ["warning"] = "Warning", ["info"] = "Information", ["debug"] = "Debug", ["trace"] = "Trace",
         };

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Serving.Engine;
 using Serving.Engine.Config;
 using Serving.Engine.Model;
 using Serving.Training.Reports;
@@ -137,12 +138,12 @@ internal sealed class Trainer(TrainingRun run, TokenWindows train, TokenWindows 
         var loss = model.Loss(windows);
         loss.backward();
         using var noGrad = no_grad();
-        lossSum.add_(loss.detach(), Serving.Engine.HeldScalars.One);
+        lossSum.add_(loss.detach(), HeldScalars.One);
         var gradients = model.Gradients32();
         var norm = gradients.norm();
         // min(clip / (norm + 1e-6), 1)
-        var clip = Serving.Engine.HeldScalars.Multiply(Serving.Engine.HeldScalars.Add(norm, 1e-6).reciprocal(), options.GradientClip);
-        gradients.mul_(clip.clamp_max(Serving.Engine.HeldScalars.One));
+        var clip = HeldScalars.Multiply(HeldScalars.Add(norm, 1e-6).reciprocal(), options.GradientClip);
+        gradients.mul_(clip.clamp_max(HeldScalars.One));
         optimizer.Step(model.MasterWeights, gradients, lr);
         model.CopyMasterToCompute();
         model.ZeroGrad();

@@ -434,6 +434,24 @@ public sealed class PlaygroundPageTests(PlaygroundFixture fixture) : IClassFixtu
         await page.ScreenshotAsync("tokens");
     }
 
+    /// A server started with --return-tokens-as-token-ids names tokens by id unless asked otherwise: the page asks for
+    /// their text, so its token view still shows the answer's words.
+    [Fact]
+    public async Task TheTokenViewShowsTextUnderTheServersTokenIdsFlag()
+    {
+        await using var server = await RunningServer.StartAsync(["--return-tokens-as-token-ids"]);
+        await using var page = await fixture.OpenAsync(server: server);
+        await page.WaitUntilConnectedAsync();
+        await page.Page.GetByLabel("Tokens & logprobs", new() { Exact = true }).CheckAsync();
+        await page.SetAsync("Max tokens", "8");
+        var request = await page.SendAsync("Hi");
+        Assert.False(request.GetProperty("return_tokens_as_token_ids").GetBoolean());
+        await page.WaitForAnswerAsync();
+        var tokens = page.LastAnswer.Locator(".tok");
+        await Expect(tokens).ToHaveCountAsync(8);
+        Assert.DoesNotContain("token_id:", await page.LastAnswer.InnerTextAsync());
+    }
+
     [Fact]
     public async Task ThePageFitsANarrowWindowAndWorksFromTheKeyboard()
     {

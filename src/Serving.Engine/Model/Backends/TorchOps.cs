@@ -126,9 +126,10 @@ internal static class TorchOps
             ((minimum(x, eps).expm1() - x) * negative).add(linear, HeldScalars.One));
     }
 
-    /// softplus(x) with torch's default beta 1 and threshold 20, as its kernel computes it: log1p(exp(x)), or x above the
-    /// threshold, in float32 for a narrower dtype. TorchSharp's softplus makes its beta and threshold Scalars without
-    /// holding them (SERV0002).
+    /// softplus(x) with torch's default beta 1 and threshold 20: log1p(exp(x)), or x above the threshold, in float32 for
+    /// a narrower dtype, as torch's kernel computes it; the same bits for half and bfloat16, and for the one-element
+    /// parameters xIELU takes (torch's vectorized float32 path over many elements may differ in the last bit).
+    /// TorchSharp's softplus makes its beta and threshold Scalars without holding them (SERV0002).
     static Tensor Softplus(Tensor x)
     {
         var wide = x.dtype is ScalarType.Float32 or ScalarType.Float64 ? x : x.to_type(ScalarType.Float32);

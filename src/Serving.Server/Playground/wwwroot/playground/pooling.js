@@ -96,6 +96,7 @@ export class RerankForm {
     if (query.trim() === '') return $('rerank-query').focus();
     if (documents.length === 0) return $('rerank-documents').focus();
     $('rerank-error').hidden = true;
+    $('rerank-result').hidden = true;
     await post($('rerank-send'), $('rerank-error'), this.onAuthError, async () => {
       const answer = await api.postJson('v1/rerank', { model: this.model, query, documents });
       // the API's order: most relevant first

@@ -70,11 +70,12 @@ function structured() {
 const streamed = { stream: true, stream_options: { include_usage: true } };
 
 export function chatBody(model, messages) {
-  const logprobs = wantsTokens() ? { logprobs: true, top_logprobs: number('top-logprobs') ?? 5 } : {};
+  // tokens by their text, whatever the server's --return-tokens-as-token-ids: the view shows the text
+  const logprobs = wantsTokens() ? { logprobs: true, top_logprobs: number('top-logprobs') ?? 5, return_tokens_as_token_ids: false } : {};
   return { model, messages, ...sampling(), ...logprobs, ...structured(), ...streamed };
 }
 
 export function completionBody(model, prompt) {
-  const logprobs = wantsTokens() ? { logprobs: number('top-logprobs') ?? 5 } : {};
+  const logprobs = wantsTokens() ? { logprobs: number('top-logprobs') ?? 5, return_tokens_as_token_ids: false } : {};
   return { model, prompt, ...sampling(), ...logprobs, ...streamed };
 }
