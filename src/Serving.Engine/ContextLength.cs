@@ -11,7 +11,8 @@ public static class ContextLength
         if (promptTokens > maxModelLen)
             throw new InvalidRequestException($"This model's maximum context length is {maxModelLen} tokens. " +
                 $"However, you requested {promptTokens} tokens in the input for embedding generation. Please reduce the length of the input.",
-                promptParam) { ExceedsContext = true };
+                promptParam)
+            { ExceedsContext = true };
     }
 
     /// Throws InvalidRequestException naming promptParam (the prompt does not leave room) or max_tokens.
@@ -19,10 +20,12 @@ public static class ContextLength
     {
         if (promptTokens >= maxModelLen)
             throw new InvalidRequestException($"This model's maximum context length is {maxModelLen} tokens. " +
-                $"However, your prompt has {promptTokens} tokens, which leaves no room for a completion.", promptParam) { ExceedsContext = true };
+                $"However, your prompt has {promptTokens} tokens, which leaves no room for a completion.", promptParam)
+            { ExceedsContext = true };
         if (promptTokens + maxTokens > maxModelLen)
             throw new InvalidRequestException($"This model's maximum context length is {maxModelLen} tokens. " +
                 $"However, you requested {promptTokens + maxTokens} tokens ({promptTokens} in the prompt, {maxTokens} in the completion).",
-                "max_tokens") { ExceedsContext = true };
+                "max_tokens")
+            { ExceedsContext = true };
     }
 }

@@ -14,7 +14,10 @@ public static class ModelConfigWriter
             ["model_type"] = config.ModelType,
             ["hidden_act"] = config.Activation switch
             {
-                MlpActivation.Silu => "silu", MlpActivation.GeluTanh => "gelu_pytorch_tanh", MlpActivation.Relu2 => "relu2", _ => "xielu",
+                MlpActivation.Silu => "silu",
+                MlpActivation.GeluTanh => "gelu_pytorch_tanh",
+                MlpActivation.Relu2 => "relu2",
+                _ => "xielu",
             },
             ["hidden_size"] = config.HiddenSize,
             ["intermediate_size"] = config.IntermediateSize,

@@ -87,7 +87,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             // a prompt attends both ways: computed whole in one step (no chunk sees a later one), never from a cached prefix
             options = options with
             {
-                MaxNumBatchedTokens = Math.Max(options.MaxNumBatchedTokens, maxModelLen), LongPrefillTokenThreshold = 0,
+                MaxNumBatchedTokens = Math.Max(options.MaxNumBatchedTokens, maxModelLen),
+                LongPrefillTokenThreshold = 0,
                 EnablePrefixCaching = false,
             };
             Log.Bidirectional(logger, options.MaxNumBatchedTokens);

@@ -34,7 +34,9 @@ internal sealed class BeamSearch(
         // the step requests list the chosen (argmax) token and the most likely alternatives, from the raw logits
         var step = SamplingParams.Greedy with
         {
-            MaxTokens = 1, Logprobs = Math.Max(2 * width, sampling.Logprobs ?? 0), IgnoreEos = true,
+            MaxTokens = 1,
+            Logprobs = Math.Max(2 * width, sampling.Logprobs ?? 0),
+            IgnoreEos = true,
         };
         List<Beam> live = [new([], [], 0)];
         List<Beam> finished = [];
@@ -69,7 +71,8 @@ internal sealed class BeamSearch(
                     if (isEos || sampling.StopTokenIds.Contains(alternative.TokenId))
                         finished.Add(extended with
                         {
-                            Finish = FinishReason.Stop, EndsWithEos = isEos,
+                            Finish = FinishReason.Stop,
+                            EndsWithEos = isEos,
                             StopReason = isEos ? null : new StopReason.TokenId(alternative.TokenId),
                         });
                     else

@@ -43,7 +43,8 @@ internal sealed class PromptProcessor : IPromptProcessor
         if (length > MaxTextLength)
             throw new InvalidRequestException(
                 $"This model's maximum context length is {_maxModelLen} tokens and none of its tokens is longer than " +
-                $"{_tokenizer.MaxTokenLength} characters, so a text of {length} characters cannot fit.", "prompt") { ExceedsContext = true };
+                $"{_tokenizer.MaxTokenLength} characters, so a text of {length} characters cannot fit.", "prompt")
+            { ExceedsContext = true };
     }
 
     public string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens = false) =>

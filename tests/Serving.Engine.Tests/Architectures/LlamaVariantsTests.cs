@@ -53,7 +53,11 @@ public sealed partial class LlamaVariantsTests
         var expected = ReferenceChecks.Greedy(tokens => Reference(Family.Mistral, weights, tokens), prompt, 40);
         await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with
         {
-            Model = folder.Path, BlockSize = 4, NumGpuBlocksOverride = 4, MaxNumBatchedTokens = 8, EnablePrefixCaching = false,
+            Model = folder.Path,
+            BlockSize = 4,
+            NumGpuBlocksOverride = 4,
+            MaxNumBatchedTokens = 8,
+            EnablePrefixCaching = false,
         });
         var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt, 40));
         Assert.Equal(expected, completion.Tokens());
@@ -79,14 +83,17 @@ public sealed partial class LlamaVariantsTests
 
         var refused = await Assert.ThrowsAsync<ModelLoadException>(() => Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with
         {
-            Model = folder.Path, Runner = Serving.Engine.Pooling.RunnerType.Generate,
+            Model = folder.Path,
+            Runner = Serving.Engine.Pooling.RunnerType.Generate,
         }));
         Assert.Contains("is_causal", refused.Message);
         async Task<float[]> EmbedAsync(int maxNumBatchedTokens)
         {
             await using var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with
             {
-                Model = folder.Path, BlockSize = 4, MaxNumBatchedTokens = maxNumBatchedTokens,
+                Model = folder.Path,
+                BlockSize = 4,
+                MaxNumBatchedTokens = maxNumBatchedTokens,
             });
             Assert.Equal(Serving.Engine.Pooling.RunnerType.Pooling, engine.Info.Runner);
             GenerationRequest Request() => new()

@@ -137,13 +137,23 @@ public sealed class MixtureOfExpertsTests
         {
             ["architectures"] = new JsonArray(family switch
             {
-                Family.Mixtral => "MixtralForCausalLM", Family.Qwen3Moe => "Qwen3MoeForCausalLM", Family.GraniteMoe => "GraniteMoeForCausalLM",
-                Family.GraniteMoeShared => "GraniteMoeSharedForCausalLM", Family.Phimoe => "PhimoeForCausalLM", Family.Olmoe => "OlmoeForCausalLM", _ => "Qwen2MoeForCausalLM",
+                Family.Mixtral => "MixtralForCausalLM",
+                Family.Qwen3Moe => "Qwen3MoeForCausalLM",
+                Family.GraniteMoe => "GraniteMoeForCausalLM",
+                Family.GraniteMoeShared => "GraniteMoeSharedForCausalLM",
+                Family.Phimoe => "PhimoeForCausalLM",
+                Family.Olmoe => "OlmoeForCausalLM",
+                _ => "Qwen2MoeForCausalLM",
             }),
             ["model_type"] = family switch
             {
-                Family.Mixtral => "mixtral", Family.Qwen3Moe => "qwen3_moe", Family.GraniteMoe => "granitemoe", Family.GraniteMoeShared => "granitemoeshared",
-                Family.Phimoe => "phimoe", Family.Olmoe => "olmoe", _ => "qwen2_moe",
+                Family.Mixtral => "mixtral",
+                Family.Qwen3Moe => "qwen3_moe",
+                Family.GraniteMoe => "granitemoe",
+                Family.GraniteMoeShared => "granitemoeshared",
+                Family.Phimoe => "phimoe",
+                Family.Olmoe => "olmoe",
+                _ => "qwen2_moe",
             },
             ["hidden_size"] = Hidden, ["num_hidden_layers"] = shape.Layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KVHeads, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 1000000.0,

@@ -172,7 +172,10 @@ public sealed class BeamSearchTests
         {
             Sampling = SamplingParams.Greedy with
             {
-                N = beams, MaxTokens = maxTokens, IgnoreEos = true, Logprobs = 0,
+                N = beams,
+                MaxTokens = maxTokens,
+                IgnoreEos = true,
+                Logprobs = 0,
                 BeamSearch = new BeamSearchParams { LengthPenalty = lengthPenalty },
             },
         };

@@ -126,7 +126,10 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
 
         await using var constrained = await StartAsync(configure: o => o with
         {
-            SpeculativeConfig = Ngram, MaxNumBatchedTokens = 6, NumGpuBlocksOverride = 24, BlockSize = 4,
+            SpeculativeConfig = Ngram,
+            MaxNumBatchedTokens = 6,
+            NumGpuBlocksOverride = 24,
+            BlockSize = 4,
         });
         var requests = Requests();
         var actual = await Task.WhenAll(requests.Select(r => CollectAsync(constrained, r)));
@@ -225,7 +228,8 @@ public sealed class SpeculativeDecodingTests(ITestOutputHelper output)
         await using var merged = await StartAsync(configure: o => o with { Model = lora.Merged.Path });
         await using var withAdapter = await StartAsync(configure: o => o with
         {
-            SpeculativeConfig = Ngram, LoraModules = [new Engine.Model.Lora.LoraAdapterSource("tuned", lora.Adapter.Path)],
+            SpeculativeConfig = Ngram,
+            LoraModules = [new Engine.Model.Lora.LoraAdapterSource("tuned", lora.Adapter.Path)],
         });
         await using var tensorParallel = await StartAsync(configure: o => o with { SpeculativeConfig = Ngram, TensorParallelSize = 2 });
         var baseTokens = await Task.WhenAll(prompts.Select(p => CollectAsync(plain, Greedy(p, 32))));

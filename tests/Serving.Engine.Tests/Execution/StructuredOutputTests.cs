@@ -100,7 +100,8 @@ public sealed class StructuredOutputTests
             RequestId = "opening", PromptTokenIds = prompt,
             Sampling = SamplingParams.Greedy with
             {
-                MaxTokens = 40, StructuredOutputs = new StructuredOutputsParams { Regex = @"[A-Z]{3}-\d{4}", AfterTokens = opening },
+                MaxTokens = 40,
+                StructuredOutputs = new StructuredOutputsParams { Regex = @"[A-Z]{3}-\d{4}", AfterTokens = opening },
             },
         });
         var tokens = constrained.Tokens();
@@ -129,7 +130,8 @@ public sealed class StructuredOutputTests
             RequestId = "none", PromptTokenIds = prompt,
             Sampling = SamplingParams.Greedy with
             {
-                MaxTokens = 8, AllowedTokenIds = [.. engine.Prompts.Encode("123", addSpecialTokens: false)],
+                MaxTokens = 8,
+                AllowedTokenIds = [.. engine.Prompts.Encode("123", addSpecialTokens: false)],
                 StructuredOutputs = new StructuredOutputsParams { Regex = "[a-z]+" },
             },
         };

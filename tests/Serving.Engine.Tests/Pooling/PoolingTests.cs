@@ -84,7 +84,10 @@ public sealed class PoolingTests
         // preempts another
         await using var constrained = await StartPoolingAsync("qwen3-gqa", configure: o => o with
         {
-            MaxNumBatchedTokens = 9, LongPrefillTokenThreshold = 3, BlockSize = 4, NumGpuBlocksOverride = 5,
+            MaxNumBatchedTokens = 9,
+            LongPrefillTokenThreshold = 3,
+            BlockSize = 4,
+            NumGpuBlocksOverride = 5,
         });
         var requests = Enumerable.Range(0, 3).SelectMany(_ => prompts.Select((p, i) => (p, i)).SelectMany(x => kinds.Select(kind => (x.p, x.i, kind)))).ToList();
         var results = await Task.WhenAll(requests.Select(r => constrained.EmbedAsync(Embed(r.p, new PoolingParams(r.kind, true)), default)));
@@ -131,7 +134,8 @@ public sealed class PoolingTests
         {
             Sampling = Serving.Engine.Sampling.SamplingParams.Greedy with
             {
-                N = 3, StructuredOutputs = new Serving.Engine.Grammar.StructuredOutputsParams { Regex = "(" },
+                N = 3,
+                StructuredOutputs = new Serving.Engine.Grammar.StructuredOutputsParams { Regex = "(" },
             },
         };
         var events = new List<TokenEvent>();
@@ -156,7 +160,8 @@ public sealed class PoolingTests
     {
         var onGenerate = await Assert.ThrowsAsync<ModelLoadException>(() => StartAsync("llama-gqa", o => o with
         {
-            Runner = RunnerType.Generate, PoolerConfig = PoolerConfigOverrides.Parse("""{"normalize": false}"""),
+            Runner = RunnerType.Generate,
+            PoolerConfig = PoolerConfigOverrides.Parse("""{"normalize": false}"""),
         }));
         Assert.Contains("--pooler-config applies to the pooling runner", onGenerate.Message);
         var dimensions = await Assert.ThrowsAsync<ModelLoadException>(() => StartPoolingAsync("llama-gqa", PoolerConfigOverrides.Parse("""{"dimensions": 16}""")));
@@ -325,7 +330,8 @@ public sealed class PoolingTests
         Assert.Contains("sequence classifier", generate.Message);
         var normalized = await Assert.ThrowsAsync<ModelLoadException>(() => StartAsync(fixture.Folder.Path, o => o with
         {
-            Runner = null, PoolerConfig = PoolerConfigOverrides.Parse("""{"normalize": true}"""),
+            Runner = null,
+            PoolerConfig = PoolerConfigOverrides.Parse("""{"normalize": true}"""),
         }));
         Assert.Contains("--pooler-config", normalized.Message);
         Assert.Contains("no LM head to train", Assert.Throws<ModelLoadException>(() => Serving.Engine.Model.ModelLoader.LoadDecoder(fixture.Folder.Path, "float32", CPU)).Message);

@@ -121,8 +121,17 @@ public sealed class HarmonyReasoningServerTests : IAsyncLifetime
         var (status, body) = await _server.PostAsync("/v1/chat/completions", new
         {
             model = RunningServer.Model, messages = Messages, max_tokens = 60, seed = 3, chat_template = InsideTheFinalChannel,
-            response_format = new { type = "json_schema", json_schema = new { name = "city", schema = new { type = "object",
-                properties = new { city = new { type = "string", maxLength = 8 } }, required = new[] { "city" }, additionalProperties = false } } },
+            response_format = new
+            {
+                type = "json_schema", json_schema = new
+                {
+                    name = "city", schema = new
+                    {
+                        type = "object",
+                        properties = new { city = new { type = "string", maxLength = 8 } }, required = new[] { "city" }, additionalProperties = false
+                    }
+                }
+            },
         });
         Assert.Equal(200, status);
         var choice = body!["choices"]![0]!;

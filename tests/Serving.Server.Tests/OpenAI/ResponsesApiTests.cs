@@ -162,8 +162,11 @@ public sealed class ResponsesApiTests(SharedServer shared)
     public async Task TruncationAutoDropsTheFewestOldestMessagesThatMakeItFit()
     {
         // twelve turns of some 20 tokens each: far more than the fixture's 256 positions
-        var turns = Enumerable.Range(0, 12).Select(i => new { role = i % 2 == 0 ? "user" : "assistant",
-            content = $"message {i}: " + string.Join(" ", Enumerable.Repeat("words fill the context", 4)) }).ToArray();
+        var turns = Enumerable.Range(0, 12).Select(i => new
+        {
+            role = i % 2 == 0 ? "user" : "assistant",
+            content = $"message {i}: " + string.Join(" ", Enumerable.Repeat("words fill the context", 4))
+        }).ToArray();
         object Body(string truncation) => new { model = RunningServer.Model, instructions = "Be brief.", input = turns, max_output_tokens = 16, truncation };
         var (refused, error) = await _server.PostAsync("/v1/responses", Body("disabled"));
         Assert.Equal(400, refused);

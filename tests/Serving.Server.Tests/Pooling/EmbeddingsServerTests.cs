@@ -118,7 +118,7 @@ public sealed class EmbeddingsServerTests
             Assert.Contains(words, error["error"]!["message"]!.GetValue<string>());
         }
         await Refused(new { input = Array.Empty<string>() }, "input", "must not be empty");
-        await Refused(new { input = "" , add_special_tokens = false }, "input", "must not be empty");
+        await Refused(new { input = "", add_special_tokens = false }, "input", "must not be empty");
         await Refused(new { model = RunningServer.Model }, "input", "Exactly one of input and messages");
         await Refused(new { input = "a", messages = new[] { new { role = "user", content = "b" } } }, "input", "Exactly one of input and messages");
         await Refused(new { input = new[] { 1, 999999 } }, "input", "vocabulary");

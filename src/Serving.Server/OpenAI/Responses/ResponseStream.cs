@@ -28,7 +28,10 @@ internal sealed class ResponseStream(OutputIds ids, bool logprobs)
             if (added) yield return ItemAdded(item, new ReasoningItem(item.Id, [], [], "in_progress"));
             yield return Next("response.reasoning_text.delta") with
             {
-                ItemId = item.Id, OutputIndex = item.OutputIndex, ContentIndex = 0, Delta = thinking,
+                ItemId = item.Id,
+                OutputIndex = item.OutputIndex,
+                ContentIndex = 0,
+                Delta = thinking,
             };
         }
         var text = chunk.Delta.Content ?? "";
@@ -49,12 +52,18 @@ internal sealed class ResponseStream(OutputIds ids, bool logprobs)
                 yield return ItemAdded(item, new MessageItem(item.Id, "assistant", [], "in_progress"));
                 yield return Next("response.content_part.added") with
                 {
-                    ItemId = item.Id, OutputIndex = item.OutputIndex, ContentIndex = 0, Part = ContentPart.Output("", logprobs ? [] : null),
+                    ItemId = item.Id,
+                    OutputIndex = item.OutputIndex,
+                    ContentIndex = 0,
+                    Part = ContentPart.Output("", logprobs ? [] : null),
                 };
             }
             yield return Next("response.output_text.delta") with
             {
-                ItemId = item.Id, OutputIndex = item.OutputIndex, ContentIndex = 0, Delta = text,
+                ItemId = item.Id,
+                OutputIndex = item.OutputIndex,
+                ContentIndex = 0,
+                Delta = text,
                 Logprobs = [.. _heldLogprobs],
             };
             _heldLogprobs.Clear();
@@ -90,7 +99,10 @@ internal sealed class ResponseStream(OutputIds ids, bool logprobs)
                 if (item is MessageItem)
                     yield return Next("response.content_part.added") with
                     {
-                        ItemId = item.Id, OutputIndex = index, ContentIndex = 0, Part = ContentPart.Output("", logprobs ? [] : null),
+                        ItemId = item.Id,
+                        OutputIndex = index,
+                        ContentIndex = 0,
+                        Part = ContentPart.Output("", logprobs ? [] : null),
                     };
             }
             foreach (var e in Done(item, open.OutputIndex)) yield return e;
@@ -113,21 +125,31 @@ internal sealed class ResponseStream(OutputIds ids, bool logprobs)
             case ReasoningItem reasoning:
                 yield return Next("response.reasoning_text.done") with
                 {
-                    ItemId = item.Id, OutputIndex = outputIndex, ContentIndex = 0, Text = reasoning.Text,
+                    ItemId = item.Id,
+                    OutputIndex = outputIndex,
+                    ContentIndex = 0,
+                    Text = reasoning.Text,
                 };
                 break;
             case MessageItem message:
                 var part = message.Content[0];
                 yield return Next("response.output_text.done") with
                 {
-                    ItemId = item.Id, OutputIndex = outputIndex, ContentIndex = 0, Text = part.Text, Logprobs = part.Logprobs ?? [],
+                    ItemId = item.Id,
+                    OutputIndex = outputIndex,
+                    ContentIndex = 0,
+                    Text = part.Text,
+                    Logprobs = part.Logprobs ?? [],
                 };
                 yield return Next("response.content_part.done") with { ItemId = item.Id, OutputIndex = outputIndex, ContentIndex = 0, Part = part };
                 break;
             case FunctionCallItem call:
                 yield return Next("response.function_call_arguments.done") with
                 {
-                    ItemId = item.Id, OutputIndex = outputIndex, Name = call.Name, Arguments = call.Arguments,
+                    ItemId = item.Id,
+                    OutputIndex = outputIndex,
+                    Name = call.Name,
+                    Arguments = call.Arguments,
                 };
                 break;
         }

@@ -42,7 +42,9 @@ public sealed class CudaBackendTests(ITestOutputHelper output)
         var prompt = Fixtures.Reference(fixture).Prompts.MaxBy(p => p.InputIds.Length)!;
         await using var engine = await Execution.EngineTestHelpers.StartAsync(fixture, o => o with
         {
-            Device = "cuda", MaxNumBatchedTokens = 4, NumGpuBlocksOverride = 64,
+            Device = "cuda",
+            MaxNumBatchedTokens = 4,
+            NumGpuBlocksOverride = 64,
         });
         var completion = await Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(prompt.InputIds, 16));
         Assert.Equal(prompt.Greedy16, completion.Tokens());
