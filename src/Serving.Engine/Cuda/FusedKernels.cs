@@ -35,11 +35,13 @@ internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, in
     public int CacheVectorBytes => Math.Min(16, HeadDim * CacheDtype.Size);
 
     /// Whether decode attention runs on tensor cores (paged_attention_mma.cu): a 16-bit model over a 16-bit or FP8
-    /// pool, head dim a multiple of 16 (32 for FP8) and at most 128 (registers), on sm_80 or later. Otherwise the CUDA-core kernel
+    /// pool, head dim a multiple of 16 (32 for FP8) and at most 128 (registers), on sm_80 or later; or head dim 256
+    /// (gemma's) with at most 8 query heads per KV head (the layout with tokens as MMA rows, 156 registers) on sm_90,
+    /// whose 227 KB of shared memory per block hold its four streams' stages (198 KB). Otherwise the CUDA-core kernel
     /// (paged_attention.cu) runs it: float32 models and pools, other head dims.
     public bool UsesTensorCoreAttention(int computeCapability) =>
         Dtype != ScalarType.Float32 && CacheDtype.Storage != ScalarType.Float32 && HeadDim % (CacheDtype.IsFp8 ? 32 : 16) == 0
-        && HeadDim <= 128 && computeCapability >= 80;
+        && (HeadDim <= 128 && computeCapability >= 80 || HeadDim == 256 && GroupSize <= 8 && computeCapability >= 90);
 }
 
 /// The decoder's fused CUDA kernels for one model shape, compiled with NVRTC when created and launched on one
@@ -76,7 +78,13 @@ internal sealed unsafe class FusedKernels : IDisposable
         CudaDriver.SetFunctionAttribute(_attention, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, sharedBytes);
         var perMultiprocessor = CudaDriver.MaxActiveBlocksPerMultiprocessor(_attention, (int)_attentionKernel.Threads, sharedBytes);
         _concurrentAttentionBlocks = Math.Max(1, perMultiprocessor) * device.MultiprocessorCount;
-        if (_attentionKernel.TensorCores) _prefillAttention = Fn("paged_prefill_attention_mma");
+        if (_attentionKernel.TensorCores)
+        {
+            _prefillAttention = Fn("paged_prefill_attention_mma");
+            // head dim 256 stages more than the 48 KB a launch may take without asking
+            CudaDriver.SetFunctionAttribute(_prefillAttention, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes,
+                (int)DecodeAttentionKernel.ChunkStagesBytes(shape));
+        }
         DependentLaunch = device.ComputeCapability >= 90 && CudaDriver.SupportsDependentLaunch;
     }
 

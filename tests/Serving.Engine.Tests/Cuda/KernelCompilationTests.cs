@@ -31,7 +31,10 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
     [InlineData("float16", "fp8", 96, 32, 8, 90)]         // FP8 fragments in 8- and 4-byte words
     [InlineData("bfloat16", "auto", 128, 48, 1, 90)]      // three tiles: two blocks of two
     [InlineData("float16", "bfloat16", 96, 40, 2, 90)]    // Phi-3's head dim, a ragged group of 20, pool of another type
-    [InlineData("bfloat16", "auto", 256, 16, 2, 90)]      // head dim 256: the CUDA-core attention kernel
+    [InlineData("bfloat16", "auto", 256, 16, 2, 90)]      // head dim 256 (gemma): tensor cores on sm_90, tokens as MMA rows
+    [InlineData("bfloat16", "fp8", 256, 8, 4, 90)]        // gemma3-4b over FP8
+    [InlineData("bfloat16", "auto", 256, 16, 2, 80)]      // head dim 256 on an A100: the CUDA-core attention kernel
+    [InlineData("bfloat16", "auto", 256, 32, 2, 90)]      // 16 heads per KV head at 256: the CUDA-core kernel (registers)
     [InlineData("float32", "auto", 16, 4, 2, 90)]         // the fixtures in float32
     [InlineData("float32", "bfloat16", 64, 8, 2, 80)]     // a float32 model over a bfloat16 pool
     public Task FusedKernelsCompileWithEveryEntryPointAndNoSpills(string dtype, string cache, int headDim, int heads, int kvHeads, int sm)

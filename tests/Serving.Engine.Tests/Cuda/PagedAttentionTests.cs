@@ -53,11 +53,16 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
     [InlineData(64, 8, 64, 1, "bfloat16", 0, false, true)]
     [InlineData(64, 8, 64, 1000, "bfloat16", 128, false, true)]
     [InlineData(64, 8, 64, 1000, "fp8", 0, false, true)]
-    // gemma2's soft-capping (a cap of 1 bends every score of these unit-sized ones): tokens and heads as MMA rows, the
-    // CUDA-core kernel at head dim 256 and in float32, FP8, a window
+    // gemma2's soft-capping (a cap of 1 bends every score of these unit-sized ones): tokens and heads as MMA rows, head
+    // dim 256, the CUDA-core kernel in float32, FP8, a window
     [InlineData(32, 16, 128, 1000, "bfloat16", 0, false, false, 1.0)]
     [InlineData(64, 1, 64, 1000, "bfloat16", 0, false, false, 1.0)]
     [InlineData(16, 8, 256, 1000, "bfloat16", 0, false, false, 1.0)]
+    // head dim 256 (gemma) on tensor cores: one and many partitions, FP8, a window
+    [InlineData(8, 4, 256, 1, "bfloat16")]
+    [InlineData(8, 4, 256, 1000, "bfloat16")]
+    [InlineData(32, 16, 256, 1000, "bfloat16", 300, false)]
+    [InlineData(8, 4, 256, 1000, "fp8")]
     [InlineData(32, 8, 128, 1, "float32", 0, false, false, 1.0)]
     [InlineData(32, 8, 128, 1000, "fp8", 0, false, false, 1.0)]
     [InlineData(32, 16, 128, 1000, "bfloat16", 300, false, false, 1.0)]
@@ -77,7 +82,7 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
         using var kernels = new FusedKernels(CudaDevice.Open(0), stream.Handle,
             new KernelShape(modelDtype, cacheDtype, headDim, headDim, numHeads, numKVHeads) { AttentionSoftcap = softcap },
             attentionSpan: windowIsTheSpan ? window : null);
-        Assert.Equal(modelDtype != ScalarType.Float32 && headDim <= 128, kernels.TensorCoreAttention);
+        Assert.Equal(modelDtype != ScalarType.Float32, kernels.TensorCoreAttention);   // sm_90 (head dim 256 needs it)
         using var scope = NewDisposeScope();
         var numBlocks = contexts.Sum(c => (c + BlockSize - 1) / BlockSize);
         var blocks = Enumerable.Range(0, numBlocks).OrderBy(b => (b * 7919) % numBlocks).ToArray();  // scattered
@@ -129,6 +134,9 @@ public sealed class PagedAttentionTests(ITestOutputHelper output)
     [InlineData(64, 8, 64, "fp8", 0, true)]
     [InlineData(32, 16, 128, "bfloat16", 0, false, 1.0)]   // gemma2's soft-capping
     [InlineData(32, 8, 128, "fp8", 100, false, 1.0)]
+    [InlineData(8, 4, 256, "bfloat16")]                    // head dim 256 (gemma)
+    [InlineData(16, 8, 256, "bfloat16", 100, false, 50.0)]  // gemma2-9b's shape: window, soft-capping
+    [InlineData(8, 4, 256, "fp8")]
     public void PrefillMatchesFloat64CausalAttention(int numHeads, int numKVHeads, int headDim, string dtype, int window = 0, bool withSinks = false,
         double softcap = 0)
     {
