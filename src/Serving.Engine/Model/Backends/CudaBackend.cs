@@ -135,10 +135,11 @@ internal sealed class CudaStep : DecoderStep
     public override Tensor TokenIds { get; }
     public override Tensor? LogitRows { get; }
 
-    // a LayerNorm with a bias (starcoder2's) is torch's layer_norm: the kernels have no bias
+    // a LayerNorm with a bias (starcoder2's; Nemotron's LayerNorm1P, whose weight is 1 + the stored one) is torch's
+    // layer_norm as the plain backend computes it: the kernels have no bias
     public override Tensor RmsNorm(Tensor x, Tensor weight, double eps, Tensor? bias = null) => Timed("norms", () =>
     {
-        if (bias is not null) return TorchOps.RmsNorm(x, weight, eps, bias: bias);
+        if (bias is not null) return TorchOps.RmsNorm(x, weight, eps, _config.NormWeight, _config.NormsCentered, bias);
         var output = empty_like(x);
         _kernels.RmsNorm(x, weight, output, (float)eps);
         return output;
@@ -146,7 +147,7 @@ internal sealed class CudaStep : DecoderStep
 
     public override (Tensor Normed, Tensor Residual) AddRmsNorm(Tensor x, Tensor residual, Tensor weight, double eps, Tensor? bias = null) => Timed("norms", () =>
     {
-        if (bias is not null) return TorchOps.AddRmsNorm(x, residual, weight, eps, bias: bias);
+        if (bias is not null) return TorchOps.AddRmsNorm(x, residual, weight, eps, _config.NormWeight, _config.NormsCentered, bias);
         var output = empty_like(x);
         _kernels.AddRmsNorm(residual, x, weight, output, (float)eps);
         return (output, residual);
