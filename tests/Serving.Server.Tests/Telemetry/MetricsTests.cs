@@ -48,15 +48,15 @@ public sealed partial class MetricsTests(SharedServer shared)
     static double Mean(string text, string histogram, params string[] labels) =>
         Sample(text, histogram + "_sum", labels) / Sample(text, histogram + "_count", labels);
 
-    /// The value of the first sample whose name starts with the given one (any unit/_total suffix) and
-    /// whose labels contain every one of labels.
+    /// The sum of the samples whose name starts with the given one (any unit/_total suffix) and whose labels contain
+    /// every one of labels: every series of those labels, whatever else it is labelled with (the model, an error type),
+    /// since the collection's other tests add series beside this test's own.
     static double Sample(string text, string name, params string[] labels)
     {
-        foreach (Match match in SampleLine().Matches(text))
-            if (match.Groups["name"].Value.StartsWith(name, StringComparison.Ordinal)
-                && labels.All(match.Groups["labels"].Value.Contains))
-                return double.Parse(match.Groups["value"].Value, CultureInfo.InvariantCulture);
-        throw new Xunit.Sdk.XunitException($"no sample {name}{{{string.Join(",", labels)}}} in:\n{text}");
+        var values = SampleLine().Matches(text)
+            .Where(match => match.Groups["name"].Value.StartsWith(name, StringComparison.Ordinal) && labels.All(match.Groups["labels"].Value.Contains))
+            .Select(match => double.Parse(match.Groups["value"].Value, CultureInfo.InvariantCulture)).ToList();
+        return values.Count > 0 ? values.Sum() : throw new Xunit.Sdk.XunitException($"no sample {name}{{{string.Join(",", labels)}}} in:\n{text}");
     }
 
     [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?<labels>[^}]*)\})? (?<value>[^ \n]+)", RegexOptions.Multiline)]
