@@ -109,12 +109,13 @@ public sealed class ServerCommandLineTests
     {
         var flags = ServerCommandLine.ToConfiguration(["/models/qwen3", "--trust-remote-code", "--enable-chunked-prefill",
             "--swap-space", "4", "--max-model-len", "8192", "-pp", "1", "--data-parallel-size", "1", "--tokenizer-mode", "auto",
-            "--load-format", "safetensors", "--uvicorn-log-level", "info", "--disable-log-requests"]);
+            "--load-format", "safetensors", "--uvicorn-log-level", "info", "--disable-log-requests", "--limit-mm-per-prompt", """{"image": 0}"""]);
         var options = Bind(flags);
         Assert.Equal(("/models/qwen3", 8192), (options.Model, options.MaxModelLen));
         Assert.Equal("Information", flags["Logging:LogLevel:Microsoft.AspNetCore"]);
         var withoutEffect = options.FlagsWithoutEffect!.Split('\n');
-        Assert.Equal(["--trust-remote-code", "--enable-chunked-prefill", "--disable-log-requests", "--swap-space"], withoutEffect.Select(f => f.Split(' ')[0]));
+        Assert.Equal(["--trust-remote-code", "--enable-chunked-prefill", "--disable-log-requests", "--limit-mm-per-prompt", "--swap-space"],
+            withoutEffect.Select(f => f.Split(' ')[0]));
         Assert.Contains("--trust-remote-code (every architecture is built in; no code from a checkpoint runs)", withoutEffect);
         Assert.Null(Bind(ServerCommandLine.ToConfiguration(["--model", "/m"])).FlagsWithoutEffect);
         Assert.Equal("/m", Bind(ServerCommandLine.ToConfiguration(["/m", "--model", "/m"])).Model);
