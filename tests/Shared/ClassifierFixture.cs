@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Serving.Engine.Weights;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Tests.Shared;
@@ -29,7 +30,8 @@ public sealed class ClassifierFixture : IDisposable
         using var checkpoint = SafetensorsCheckpoint.Open(from);
         var tensors = checkpoint.TensorNames.Where(name => !name.StartsWith("lm_head.")).ToDictionary(name => name, name => checkpoint.Read(name));
         var embeddings = tensors["model.embed_tokens.weight"];
-        using var score = randn([labels.Length, embeddings.size(1)], generator: new Generator((ulong)seed)) * 0.2;
+        using var spread = 0.2.ToScalar();   // held through the call (SERV0002)
+        using var score = randn([labels.Length, embeddings.size(1)], generator: new Generator((ulong)seed)).mul(spread);
         tensors["score.weight"] = score.to_type(embeddings.dtype);
         SafetensorsWriter.Write(Path.Combine(folder.Path, "model.safetensors"), tensors);
         var head = tensors["score.weight"].to_type(ScalarType.Float32);

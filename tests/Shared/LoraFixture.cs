@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Serving.Engine.Weights;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Tests.Shared;
@@ -29,6 +30,8 @@ public sealed class LoraFixture : IDisposable
         using (var checkpoint = SafetensorsCheckpoint.Open(merged.Path))
             foreach (var name in checkpoint.TensorNames) weights[name] = checkpoint.Read(name);
         var generator = new TorchSharp.torch.Generator((ulong)seed);
+        // the numbers the products take, held through the calls (SERV0001, SERV0002)
+        using Scalar small = 0.05.ToScalar(), scaled = scale.ToScalar(), one = 1.ToScalar();
         var lora = new Dictionary<string, Tensor>();
         foreach (var name in weights.Keys.Order().ToList())
         {
@@ -36,12 +39,12 @@ public sealed class LoraFixture : IDisposable
             if (projection is null || !name.StartsWith("model.layers.", StringComparison.Ordinal)) continue;
             var weight = weights[name];
             var (outFeatures, inFeatures) = (weight.size(0), weight.size(1));
-            var a = randn([rank, inFeatures], generator: generator) * 0.05;
-            var b = randn([outFeatures, rank], generator: generator) * 0.05;
+            var a = randn([rank, inFeatures], generator: generator).mul(small);
+            var b = randn([outFeatures, rank], generator: generator).mul(small);
             var module = name[..^".weight".Length];
             lora[$"base_model.model.{module}.lora_A.weight"] = a;
             lora[$"base_model.model.{module}.lora_B.weight"] = b;
-            weights[name] = (weight.to_type(ScalarType.Float32) + matmul(b, a) * scale).to_type(weight.dtype);
+            weights[name] = weight.to_type(ScalarType.Float32).add(matmul(b, a).mul(scaled), one).to_type(weight.dtype);   // W + scale B A
         }
         SafetensorsWriter.Write(Path.Combine(merged.Path, SafetensorsCheckpoint.SingleFile), weights);
         SafetensorsWriter.Write(adapter.File("adapter_model.safetensors"), lora);
