@@ -39,7 +39,7 @@ public static class ServerCommandLine
             foreach (var flag in flags) root.Options.Add(flag.Option);
             var withoutEffect = VllmOnlyFlags.AcceptedWithoutEffect();
             foreach (var flag in withoutEffect) root.Options.Add(flag.Option);
-            foreach (var flag in VllmOnlyFlags.AcceptedAtOneValue()) root.Options.Add(flag.Option);
+            foreach (var option in VllmOnlyFlags.AcceptedAtOneValue()) root.Options.Add(option);
             var modelTag = new Argument<string?>("model") { Description = "The model, as `vllm serve MODEL` names it: the same as --model.", Arity = ArgumentArity.ZeroOrOne };
             // a flag this command does not know would otherwise be taken for the model
             modelTag.Validators.Add(result =>

@@ -14,9 +14,6 @@ static class VllmOnlyFlags
     /// A flag accepted with no effect: its option and why.
     public sealed record Accepted(Option Option, string Why);
 
-    /// A flag accepted only at the values that are this server's behaviour.
-    public sealed record Restricted(Option<string> Option);
-
     const string LocalFolder = "--model is a folder on this machine; nothing is downloaded";
 
     public static IReadOnlyList<Accepted> AcceptedWithoutEffect() =>
@@ -39,7 +36,8 @@ static class VllmOnlyFlags
         Value("--tokenizer-revision", LocalFolder),
     ];
 
-    public static IReadOnlyList<Restricted> AcceptedAtOneValue() =>
+    /// Flags accepted only at the values that are this server's behaviour (their validators refuse the rest).
+    public static IReadOnlyList<Option<string>> AcceptedAtOneValue() =>
     [
         Restrict("--pipeline-parallel-size", ["1"], "pipeline parallelism is not built (tensor parallelism is: --tensor-parallel-size)", "-pp"),
         Restrict("--data-parallel-size", ["1"], "one server serves one model replica; run more servers behind a load balancer", "-dp"),
@@ -53,7 +51,7 @@ static class VllmOnlyFlags
     static Accepted Value(string name, string why) =>
         new(new Option<string>(name) { Description = $"Accepted as vLLM's; no effect: {why}." }, why);
 
-    static Restricted Restrict(string name, string[] values, string why, params string[] aliases)
+    static Option<string> Restrict(string name, string[] values, string why, params string[] aliases)
     {
         var option = new Option<string>(name, aliases) { Description = $"Accepted as vLLM's at {string.Join(" or ", values)} only: {why}." };
         option.Validators.Add(result =>
@@ -62,6 +60,6 @@ static class VllmOnlyFlags
             if (value is not null && !values.Contains(value, StringComparer.OrdinalIgnoreCase))
                 result.AddError($"{name} {value} is not served: {why} (accepted: {string.Join(", ", values)})");
         });
-        return new Restricted(option);
+        return option;
     }
 }

@@ -1,9 +1,3 @@
-using System.Collections.Immutable;
-using Microsoft.CodeAnalysis;
-using Microsoft.CodeAnalysis.CSharp;
-using Microsoft.CodeAnalysis.Diagnostics;
-using Serving.Build;
-
 namespace Serving.Deploy.Tests.Build;
 
 /// SERV0001 (build/ScalarAnalyzer), run on code against the real TorchSharp: a number or an inline ToScalar() passed
@@ -15,7 +9,7 @@ public sealed class TemporaryScalarAnalyzerTests
     [Fact]
     public async Task ATemporaryScalarIsReportedWhereItIsPassedAndAHeldOneIsNot()
     {
-        var reported = await ReportedOperandsAsync("""
+        var reported = await AnalyzerSnippet.ReportedAsync("""
             using TorchSharp;
             using static TorchSharp.torch;
 
@@ -41,20 +35,8 @@ public sealed class TemporaryScalarAnalyzerTests
                     return held + positions + filled + capped + cast + x.pow(2).mul(plain);
                 }
             }
-            """);
+            """, "SERV0001");
         // the plain local too: the JIT may end its life at its last read, before the native call reads its value
         Assert.Equal(["length", "0", "-limit", "limit.ToScalar()", "limit.ToScalar()", "(Scalar)limit", "2"], reported);
-    }
-
-    static async Task<string[]> ReportedOperandsAsync(string source)
-    {
-        var tree = CSharpSyntaxTree.ParseText(source);
-        var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
-            .Append(typeof(TorchSharp.Scalar).Assembly.Location)
-            .Select(path => MetadataReference.CreateFromFile(path));
-        var compilation = CSharpCompilation.Create("snippet", [tree], references, new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary));
-        Assert.Empty(compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
-        var diagnostics = await compilation.WithAnalyzers(ImmutableArray.Create<DiagnosticAnalyzer>(new TemporaryScalarAnalyzer())).GetAnalyzerDiagnosticsAsync();
-        return diagnostics.Where(d => d.Id == "SERV0001").OrderBy(d => d.Location.SourceSpan.Start).Select(d => d.Location.SourceTree!.ToString()[d.Location.SourceSpan.Start..d.Location.SourceSpan.End]).ToArray();
     }
 }

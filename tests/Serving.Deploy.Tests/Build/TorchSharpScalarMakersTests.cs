@@ -1,11 +1,7 @@
-using System.Collections.Immutable;
 using System.Reflection;
 using System.Reflection.Metadata;
 using System.Reflection.Metadata.Ecma335;
 using System.Reflection.PortableExecutable;
-using Microsoft.CodeAnalysis;
-using Microsoft.CodeAnalysis.CSharp;
-using Microsoft.CodeAnalysis.Diagnostics;
 using Serving.Build;
 
 namespace Serving.Deploy.Tests.Build;
@@ -33,7 +29,7 @@ public sealed class TorchSharpScalarMakersTests
     [Fact]
     public async Task TheAnalyzerReportsThemWhereTheyAreCalled()
     {
-        var reported = await ReportedAsync("""
+        var reported = await AnalyzerSnippet.ReportedAsync("""
             using TorchSharp;
             using static TorchSharp.torch;
 
@@ -54,21 +50,8 @@ public sealed class TorchSharpScalarMakersTests
                     return held + scaled;
                 }
             }
-            """);
+            """, "SERV0002");
         Assert.Equal(["a + b", "sum += b", "a * 0.5", "a.add(b)", "a.sum().ToSingle()", "(float)a.sum()", "held + scaled"], reported);
-    }
-
-    static async Task<string[]> ReportedAsync(string source)
-    {
-        var tree = CSharpSyntaxTree.ParseText(source);
-        var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
-            .Append(typeof(TorchSharp.Scalar).Assembly.Location)
-            .Select(path => MetadataReference.CreateFromFile(path));
-        var compilation = CSharpCompilation.Create("snippet", [tree], references, new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary));
-        Assert.Empty(compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
-        var diagnostics = await compilation.WithAnalyzers(ImmutableArray.Create<DiagnosticAnalyzer>(new TemporaryScalarAnalyzer())).GetAnalyzerDiagnosticsAsync();
-        return diagnostics.Where(d => d.Id == "SERV0002").OrderBy(d => d.Location.SourceSpan.Start)
-            .Select(d => d.Location.SourceTree!.ToString()[d.Location.SourceSpan.Start..d.Location.SourceSpan.End]).ToArray();
     }
 
     /// TorchSharpScalarMakers.Key's form, from reflection.
