@@ -6,7 +6,8 @@ namespace Serving.Server.Options;
 /// The command line: vLLM's flag names, each mapped onto a key of the "Server" configuration section so
 /// that a flag, an appsettings.json entry and an environment variable (Server__MaxNumSeqs) are one setting.
 /// Flags are applied last and win. No flag has a parser default: an absent flag leaves the key alone. As `vllm serve
-/// MODEL`, the model may come first without --model; vLLM's flags that have no setting here are VllmOnlyFlags'.
+/// MODEL`, the model may come first without --model; vLLM's flags that have no setting here are VllmOnlyFlags'. As
+/// `vllm serve --config FILE`, a YAML file may give flags too (ConfigFile); Parse reads it.
 public static class ServerCommandLine
 {
     /// Builds the root command; its action receives the configuration overrides the flags give.
@@ -19,11 +20,14 @@ public static class ServerCommandLine
         return line.Root;
     }
 
+    /// Parses args for the command Create built, with a --config file's flags (those the command line does not give).
+    public static ParseResult Parse(RootCommand command, string[] args) => command.Parse(ConfigFile.Expand(command, args));
+
     /// Parses args into configuration overrides; throws ArgumentException listing the errors.
     public static IReadOnlyDictionary<string, string?> ToConfiguration(string[] args)
     {
         var line = Line.Make("");
-        var parse = line.Root.Parse(args);
+        var parse = Parse(line.Root, args);
         if (parse.Errors.Count > 0)
             throw new ArgumentException(string.Join("; ", parse.Errors.Select(e => e.Message)));
         return line.ToConfiguration(parse);
@@ -40,6 +44,7 @@ public static class ServerCommandLine
             var withoutEffect = VllmOnlyFlags.AcceptedWithoutEffect();
             foreach (var flag in withoutEffect) root.Options.Add(flag.Option);
             foreach (var option in VllmOnlyFlags.AcceptedAtOneValue()) root.Options.Add(option);
+            root.Options.Add(ConfigFile.Option(root));
             var modelTag = new Argument<string?>("model") { Description = "The model, as `vllm serve MODEL` names it: the same as --model.", Arity = ArgumentArity.ZeroOrOne };
             // a flag this command does not know would otherwise be taken for the model
             modelTag.Validators.Add(result =>
