@@ -176,6 +176,7 @@ public static class ServerCommandLine
         Make<string>("--chat-template", "ChatTemplate", "A chat template for every chat instead of the model's: a file, or the template itself."),
         Make<string>("--default-chat-template-kwargs", "DefaultChatTemplateKwargs", "A JSON object of chat template variables every chat gets unless its request sets them, e.g. '{\"enable_thinking\": false}'."),
         Switch("--trust-request-chat-template", "TrustRequestChatTemplate", "Render chats with a request's own chat_template (refused by default)."),
+        Make<string>("--response-role", "ResponseRole", "The role of chat answers (default assistant); an answer that continues the final message (add_generation_prompt false) takes that message's role."),
         Make<string>("--generation-config", "GenerationConfig", "Sampling defaults: auto (the model's generation_config.json), vllm (none), or a folder holding a generation_config.json (default auto)."),
         Make<string>("--override-generation-config", "OverrideGenerationConfig", "Sampling defaults replacing --generation-config's, a JSON object in generation_config.json's names, e.g. '{\"temperature\": 0.6}'."),
         Switch("--enable-log-requests", "EnableLogRequests", "Log prompt and output text (off by default)."),

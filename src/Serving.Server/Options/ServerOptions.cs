@@ -136,6 +136,9 @@ public sealed class ServerOptions
     public bool EnableAutoToolChoice { get; set; }
     /// How tool calls are read from the model's text (vLLM's names, ToolCallParsers.Names).
     public string? ToolCallParser { get; set; }
+    /// The role of chat answers when the prompt ends with the generation prompt (vLLM's --response-role); an answer that
+    /// continues the final message (add_generation_prompt false) takes that message's role.
+    public string ResponseRole { get; set; } = "assistant";
     /// How a reasoning model's thinking is read from its chat answers: deepseek_r1 or qwen3 (vLLM's names); the
     /// thinking then comes as "reasoning", apart from the content.
     public string? ReasoningParser { get; set; }
@@ -251,6 +254,7 @@ public sealed class ServerOptions
         Check(MaxRequestBodyBytes >= 1024, "max-request-body-bytes must be >= 1024");
         Check(MaxStoredResponseBytes >= 0, $"max-stored-response-bytes must be >= 0 (got {MaxStoredResponseBytes})");
         Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
+        Check(!string.IsNullOrWhiteSpace(ResponseRole), "response-role must not be empty");
         Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
         Check(Convert != "embed" || Runner != "generate", "convert embed serves embeddings: it needs runner pooling or auto, not generate");
         return errors;

@@ -19,7 +19,7 @@ public sealed class HarmonyChoiceTests
     ];
 
     static ChatChoiceState Choice(bool include) =>
-        new(0, returnTokenIds: false, names: null!, new ContentReader(), new ReasoningPart(ReasoningParser.Create(ReasoningParser.Harmony),
+        new(0, "assistant", returnTokenIds: false, names: null!, new ContentReader(), new ReasoningPart(ReasoningParser.Create(ReasoningParser.Harmony),
             "<|start|>user<|message|>Capital of France?<|end|><|start|>assistant", include));
 
     static TokenEvent Event(int token) => new()
@@ -57,7 +57,7 @@ public sealed class HarmonyChoiceTests
             "<|start|>", "assistant", " to=functions.get_weather", "<|channel|>", "commentary", " json", "<|message|>",
             "{\"city\":", " \"Paris\"}", "<|call|>",
         ];
-        ChatChoiceState Calling() => new(0, returnTokenIds: false, names: null!, new AutoCallsReader(ToolCallParsers.Create("openai")),
+        ChatChoiceState Calling() => new(0, "assistant", returnTokenIds: false, names: null!, new AutoCallsReader(ToolCallParsers.Create("openai")),
             new ReasoningPart(ReasoningParser.Create(ReasoningParser.Harmony), "<|start|>user<|message|>Weather in Paris?<|end|><|start|>assistant", true,
                 KeepFunctionCalls: true));
         TokenEvent At(int token) => new()

@@ -19,10 +19,11 @@ internal sealed record ReasoningPart(ReasoningParser Parser, string PromptText, 
 }
 
 /// One choice of a chat request as its events arrive: Append records an event and gives the streaming
-/// delta, Record only records it; ToChoice gives the whole assistant message. The reasoning part (when the server
+/// delta, Record only records it; ToChoice gives the whole message (in role, the assistant's unless --response-role
+/// or a continued final message says otherwise). The reasoning part (when the server
 /// has a reasoning parser) takes the thinking off the front of the text; the tool-call reader decides what the
 /// rest is: content, or the arguments of tool calls.
-internal sealed class ChatChoiceState(int index, bool returnTokenIds, LogprobTokens names, ToolCallReader reader,
+internal sealed class ChatChoiceState(int index, string role, bool returnTokenIds, LogprobTokens names, ToolCallReader reader,
     ReasoningPart? reasoning)
 {
     readonly StringBuilder _text = new();
@@ -37,7 +38,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, LogprobTok
     public string Text => _text.ToString();
 
     /// The opening chunk of a streamed choice: the role, and empty content (as OpenAI sends it).
-    public ChatChunkChoice RoleDelta() => new(index, new ChatDelta("assistant", ""), null, null, null);
+    public ChatChunkChoice RoleDelta() => new(index, new ChatDelta(role, ""), null, null, null);
 
     /// Records an event for ToChoice (a whole answer needs no deltas).
     public void Record(TokenEvent e)
@@ -89,7 +90,7 @@ internal sealed class ChatChoiceState(int index, bool returnTokenIds, LogprobTok
         var (thinking, rest) = reasoning is null ? (null, text) : reasoning.Split(text);
         var (content, calls) = rest is null ? (null, null) : reader.Complete(rest);
         var finish = _finishReason is null ? null : reader.FinishReason(_finishReason, calls is { Count: > 0 });
-        return new(index, new ChatMessage("assistant", content) { Reasoning = reasoning is { Include: true } ? thinking : null, ToolCalls = calls },
+        return new(index, new ChatMessage(role, content) { Reasoning = reasoning is { Include: true } ? thinking : null, ToolCalls = calls },
             _logprobs is null ? null : LogprobsFormat.Chat(_logprobs, names), finish, _stopReason.ToOpenAI())
         {
             TokenIds = returnTokenIds ? _tokenIds : null,

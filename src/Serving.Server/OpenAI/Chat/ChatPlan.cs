@@ -7,9 +7,9 @@ namespace Serving.Server.OpenAI.Chat;
 
 /// A checked /v1/chat/completions request: the conversation rendered by the model's chat template and
 /// tokenized, the engine request for it, how its answers may call tools, and (with a reasoning parser) where their
-/// thinking goes.
+/// thinking goes, and the role its answers carry.
 internal sealed record ChatPlan(string Id, long Created, ServedModel Model, ChatRequest Request, string PromptText,
-    GenerationRequest Generation, ChatTools Tools, string? ToolCallParser, ReasoningPart? Reasoning)
+    GenerationRequest Generation, ChatTools Tools, string? ToolCallParser, ReasoningPart? Reasoning, string Role)
 {
     public int N => Generation.Sampling.N;
 
@@ -59,8 +59,16 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
             RequestId = id, PromptTokenIds = ids, Sampling = sampling, Priority = request.Priority ?? 0, LoraAdapter = model.LoraAdapter,
             CacheSalt = request.CacheSalt,
         };
-        return new ChatPlan(id, ServingContext.UnixNow(), model, request, text, generation, tools, serving.Options.ToolCallParser, reasoning);
+        return new ChatPlan(id, ServingContext.UnixNow(), model, request, text, generation, tools, serving.Options.ToolCallParser, reasoning,
+            AnswerRole(request, serving.Options.ResponseRole));
     }
+
+    /// --response-role after a generation prompt; else the answer continues the final message, as that message's role
+    /// (vLLM's rule). The messages were checked by the rendering.
+    static string AnswerRole(ChatRequest request, string responseRole) =>
+        request.AddGenerationPrompt ?? request.ContinueFinalMessage != true
+            ? responseRole
+            : request.Messages!.Value.EnumerateArray().Last().GetProperty("role").GetString()!;
 
     static void ValidateChatFields(ChatRequest request)
     {
@@ -70,7 +78,7 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
     }
 
     public ChatChoiceState[] NewChoiceStates(ServingContext serving) =>
-        [.. Enumerable.Range(0, N).Select(i => new ChatChoiceState(i, Request.ReturnTokenIds == true,
+        [.. Enumerable.Range(0, N).Select(i => new ChatChoiceState(i, Role, Request.ReturnTokenIds == true,
             new LogprobTokens(serving.Prompts, Request.TokensAsTokenIds(serving.Options)),
             ToolCallReader.For(Tools, ToolCallParser is { } parser ? ToolCallParsers.Create(parser, Tools.TemplateTools) : null), Reasoning))];
 }
