@@ -16,6 +16,9 @@ public sealed record EngineOptions
     public System.Text.Json.Nodes.JsonObject? DefaultChatTemplateKwargs { get; init; }
     /// Sampling defaults that replace GenerationConfig's (vLLM's --override-generation-config).
     public Config.SamplingDefaults? OverrideGenerationConfig { get; init; }
+    /// vLLM's --quantization: null reads the checkpoint's quantization_config; a value must name that method
+    /// (WeightQuantization.FlagValues).
+    public string? Quantization { get; init; }
     /// auto (checkpoint dtype; bfloat16 on CUDA), float32, bfloat16, float16.
     public string Dtype { get; init; } = "auto";
     /// How the KV pool stores K and V (vLLM's --kv-cache-dtype): auto (the model's dtype), float32, bfloat16, float16.

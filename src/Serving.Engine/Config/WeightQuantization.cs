@@ -21,6 +21,31 @@ public sealed record WeightQuantization(string Method)
     /// gptq's original format stores each zero point minus one.
     public bool ZeroPointsMinusOne { get; init; }
 
+    /// vLLM's --quantization values for the methods read here: each names the checkpoint's quant_method it serves
+    /// (the marlin kernels' names are vLLM's faster paths for the same awq and gptq checkpoints).
+    public static readonly IReadOnlyDictionary<string, string> FlagValues = new Dictionary<string, string>
+    {
+        ["fp8"] = "fp8", ["compressed-tensors"] = "compressed-tensors", ["awq"] = "awq", ["awq_marlin"] = "awq",
+        ["gptq"] = "gptq", ["gptq_marlin"] = "gptq", ["mxfp4"] = "mxfp4",
+    };
+
+    /// vLLM's --quantization (null: from the checkpoint) checked against the checkpoint's quantization_config: the
+    /// weights are read as the checkpoint stores them, so the flag may only name that; quantizing unquantized weights
+    /// as they load is not built. Throws naming the flag.
+    public static void CheckFlag(string? flag, WeightQuantization? checkpoint)
+    {
+        if (flag is null) return;
+        if (!FlagValues.TryGetValue(flag, out var method))
+            throw new ModelLoadException($"--quantization {flag} is not served (accepted: {string.Join(", ", FlagValues.Keys)}, " +
+                "each naming the checkpoint's own quantization_config)");
+        if (checkpoint is null)
+            throw new ModelLoadException($"--quantization {flag}: the checkpoint is not quantized (config.json has no quantization_config), " +
+                "and quantizing weights as they load is not built; serve it without the flag, or a checkpoint stored quantized");
+        if (checkpoint.Method != method)
+            throw new ModelLoadException($"--quantization {flag} does not match the checkpoint's quantization_config.quant_method " +
+                $"{checkpoint.Method}; leave the flag out to read the checkpoint's own");
+    }
+
     internal static WeightQuantization? Read(JsonFields json)
     {
         if (json.Object("quantization_config") is not { } config) return null;

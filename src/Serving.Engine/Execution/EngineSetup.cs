@@ -27,6 +27,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             : null;
         // what the runner needs is decided and checked before the weights load
         var config = ModelLoader.ReadConfig(options.Model, options.HfOverrides);
+        WeightQuantization.CheckFlag(options.Quantization, config.Quantization);
         if (config.ClassifierFromToken.Count > 0 && options.TensorParallelSize > 1)
             throw new ModelLoadException("classifier_from_token (--hf-overrides) is not supported with --tensor-parallel-size above 1");
         var runner = Pooling.RunnerTypes.Resolve(options.Runner, config);

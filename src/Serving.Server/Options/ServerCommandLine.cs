@@ -138,6 +138,7 @@ public static class ServerCommandLine
         Make<int>("--max-loras", "MaxLoras", "The most LoRA adapters loaded at once, at start and while serving; the KV cache leaves GPU memory for them (default 1, at least the --lora-modules)."),
         Switch("--allow-runtime-lora-updating", "AllowRuntimeLoraUpdating", "Load and unload LoRA adapters while serving: POST /v1/load_lora_adapter, /v1/unload_lora_adapter (vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING)."),
         Make<string>("--dtype", "Dtype", "auto, float32, bfloat16 or float16 (default auto)."),
+        Make<string>("--quantization", "Quantization", "How the checkpoint's weights are quantized: fp8, compressed-tensors, awq (awq_marlin), gptq (gptq_marlin) or mxfp4, as its config.json's quantization_config says (checked against it; default: read from it). Quantized weights are dequantized to --dtype as they load.", "-q"),
         Make<string>("--kv-cache-dtype", "KvCacheDtype", "How the KV cache stores K and V: auto (the model's dtype), bfloat16, float16, float32, or fp8 (fp8_e4m3, CUDA only) (default auto)."),
         Switch("--enforce-eager", "EnforceEager", "Never replay CUDA graphs of decode steps (default: captured at start on CUDA)."),
         Switch("--calculate-kv-scales", "CalculateKvScales", "FP8 KV cache: scales from the first prompts' K and V (default: 1.0, or the checkpoint's k_scale/v_scale)."),

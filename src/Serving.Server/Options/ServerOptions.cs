@@ -58,6 +58,9 @@ public sealed class ServerOptions
     public string Device { get; set; } = "cpu";
     /// GPUs one model is split over (tensor parallelism, from --device's index on); CPU ranks on --device cpu.
     public int TensorParallelSize { get; set; } = 1;
+    /// vLLM's --quantization: the checkpoint's weight quantization method, checked against its quantization_config
+    /// (null: read from it).
+    public string? Quantization { get; set; }
     /// 0 means the model's max_position_embeddings.
     public int MaxModelLen { get; set; }
     public int MaxNumSeqs { get; set; } = 256;
@@ -189,6 +192,7 @@ public sealed class ServerOptions
         EnforceEager = EnforceEager,
         Device = Device,
         TensorParallelSize = TensorParallelSize,
+        Quantization = Quantization,
         MaxModelLen = MaxModelLen,
         BlockSize = BlockSize,
         MaxNumSeqs = MaxNumSeqs,
@@ -255,6 +259,8 @@ public sealed class ServerOptions
         Check(MaxStoredResponseBytes >= 0, $"max-stored-response-bytes must be >= 0 (got {MaxStoredResponseBytes})");
         Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
         Check(!string.IsNullOrWhiteSpace(ResponseRole), "response-role must not be empty");
+        Check(Quantization is null || Serving.Engine.Config.WeightQuantization.FlagValues.ContainsKey(Quantization),
+            $"quantization {Quantization} is not served (accepted: {string.Join(", ", Serving.Engine.Config.WeightQuantization.FlagValues.Keys)}, each naming the checkpoint's own quantization_config)");
         Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
         Check(Convert != "embed" || Runner != "generate", "convert embed serves embeddings: it needs runner pooling or auto, not generate");
         return errors;

@@ -6,6 +6,7 @@ using Serving.Engine.Model;
 using Serving.Engine.Tests.Support;
 using Serving.Engine.Weights;
 using Xunit.Abstractions;
+using static Serving.Engine.Tests.Execution.EngineTestHelpers;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Weights;
@@ -88,6 +89,34 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         var error = Assert.Throws<CheckpointException>(() => ModelLoader.Load(dir.Path, "float32"));
         Assert.Contains("model.layers.1.mlp.down_proj.weight", error.Message);
         Assert.Contains("F8_E4M3", error.Message);
+    }
+
+    /// vLLM's --quantization names the checkpoint's method (or vLLM's marlin name for it): the engine then serves the
+    /// checkpoint as without the flag; another method, or any on an unquantized checkpoint, fails the start naming it.
+    [Fact]
+    public async Task TheQuantizationFlagMustNameTheCheckpointsMethod()
+    {
+        using var awq = new TempDirectory();
+        using var reference = new TempDirectory();
+        Quantize(Fixtures.Dir("llama-gqa"), Format.Awq, awq.Path, reference.Path);
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[0];
+        await using (var plain = new LlmEngine(new EngineOptions { Model = awq.Path, Dtype = "float32" }))
+        await using (var flagged = new LlmEngine(new EngineOptions { Model = awq.Path, Dtype = "float32", Quantization = "awq_marlin" }))
+        {
+            await Task.WhenAll(plain.WaitUntilReadyAsync(CancellationToken.None), flagged.WaitUntilReadyAsync(CancellationToken.None));
+            Assert.Equal((await CollectAsync(plain, Greedy(prompt.InputIds, 8))).Tokens(), (await CollectAsync(flagged, Greedy(prompt.InputIds, 8))).Tokens());
+        }
+        foreach (var (model, flag, message) in new[]
+        {
+            (awq.Path, "gptq", "--quantization gptq does not match the checkpoint's quantization_config.quant_method awq"),
+            (Fixtures.Dir("llama-gqa"), "fp8", "--quantization fp8: the checkpoint is not quantized (config.json has no quantization_config)"),
+            (awq.Path, "bitsandbytes", "--quantization bitsandbytes is not served (accepted: fp8, compressed-tensors, awq, awq_marlin"),
+        })
+        {
+            await using var engine = new LlmEngine(new EngineOptions { Model = model, Dtype = "float32", Quantization = flag });
+            var error = await Assert.ThrowsAsync<ModelLoadException>(() => engine.WaitUntilReadyAsync(CancellationToken.None));
+            Assert.Contains(message, error.Message);
+        }
     }
 
     static float[] LastLogits(LoadedModel model, int[] prompt)

@@ -46,6 +46,15 @@ public sealed class ModelLoadFailureTests
         Assert.Contains("llama9-70b", log);
     }
 
+    /// vLLM's --quantization names how the checkpoint is stored; on an unquantized one the start fails naming the flag.
+    [Fact]
+    public async Task AQuantizationTheCheckpointDoesNotHaveExitsNonZeroNamingTheFlag()
+    {
+        var (exitCode, log) = await RunAsync(["--model", Fixtures.Dir("llama-gqa"), "-q", "fp8"]);
+        Assert.Equal(1, exitCode);
+        Assert.Contains("--quantization fp8: the checkpoint is not quantized", log);
+    }
+
     /// The real process: the exit code a supervisor sees, and the reason in its log.
     [Fact]
     public async Task TheServerProcessExitsWith1WhenItsModelDoesNotLoad()

@@ -45,6 +45,15 @@ public sealed class ServerCommandLineTests
     }
 
     [Fact]
+    public void QuantizationNamesAMethodTheEngineChecksAgainstTheCheckpoint()
+    {
+        Assert.Equal("awq_marlin", Bind(ServerCommandLine.ToConfiguration(["-q", "awq_marlin"])).ToEngineOptions().Quantization);
+        Assert.Null(Bind(ServerCommandLine.ToConfiguration([])).ToEngineOptions().Quantization);
+        Assert.Contains(Bind(ServerCommandLine.ToConfiguration(["--quantization", "bitsandbytes"])).Validate(),
+            e => e.StartsWith("quantization bitsandbytes is not served (accepted: fp8, compressed-tensors, awq", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void AbsentFlagsLeaveAppsettingsAndEnvironmentValuesAlone()
     {
         var earlier = new Dictionary<string, string?> { ["Server:Port"] = "7000", ["Server:MaxNumSeqs"] = "9" };
