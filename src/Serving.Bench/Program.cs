@@ -83,7 +83,7 @@ static Command EngineCommand()
     var outputLen = new Option<int>("--output-len") { DefaultValueFactory = _ => 64 };
     var maxNumSeqs = new Option<int>("--max-num-seqs") { DefaultValueFactory = _ => 256 };
     var maxBatched = new Option<int>("--max-num-batched-tokens") { DefaultValueFactory = _ => 8192 };
-    var kvMemory = new Option<long>("--kv-cache-memory") { Description = "KV pool bytes on CPU", DefaultValueFactory = _ => 256L << 20 };
+    var kvMemory = new Option<long?>("--kv-cache-memory-bytes", "--kv-cache-memory") { Description = "KV pool bytes (default: on CUDA what --gpu-memory-utilization leaves, on CPU 256 MiB)" };
     var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
     var kvDtype = new Option<string>("--kv-cache-dtype") { Description = "auto, bfloat16, float16, float32, fp8", DefaultValueFactory = _ => "auto" };
     var enforceEager = new Option<bool>("--enforce-eager") { Description = "no CUDA graphs" };

@@ -63,8 +63,11 @@ public sealed record EngineOptions
     public SchedulingPolicy SchedulingPolicy { get; init; } = SchedulingPolicy.Fcfs;
     /// Fraction of GPU memory the engine may use (weights + KV + activations) on CUDA.
     public double GpuMemoryUtilization { get; init; } = 0.9;
-    /// KV pool size in bytes on CPU (default 256 MiB).
-    public long KVCacheMemoryBytes { get; init; } = 256L << 20;
+    /// KV pool size in bytes (vLLM's --kv-cache-memory-bytes; per GPU under tensor parallelism). Null: on CUDA what
+    /// GpuMemoryUtilization leaves, on CPU CpuKVCacheBytes. Given on CUDA, it replaces GpuMemoryUtilization's sizing.
+    public long? KVCacheMemoryBytes { get; init; }
+    /// The CPU pool's size when KVCacheMemoryBytes is not given.
+    public const long CpuKVCacheBytes = 256L << 20;
     /// Forces the number of KV blocks (overrides both sizings above).
     public int? NumGpuBlocksOverride { get; init; }
     public bool EnablePrefixCaching { get; init; } = true;

@@ -180,8 +180,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         return folder;
     }
 
-    /// --num-gpu-blocks-override wins; else on CUDA the pool gets what --gpu-memory-utilization leaves after the
-    /// weights and a warm-up step, and on CPU --kv-cache-memory bytes.
+    /// --num-gpu-blocks-override wins; else on CUDA the pool gets --kv-cache-memory-bytes when given (checked to fit)
+    /// or what --gpu-memory-utilization leaves after the weights and a warm-up step, and on CPU --kv-cache-memory-bytes
+    /// (256 MiB by default).
     static KVCacheCapacity PlanKVCache(EngineOptions options, LoadedModel model, KVCacheDtype cacheDtype, GpuMemoryProfiler? gpuMemory,
         int maxModelLen)
     {
@@ -189,7 +190,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var loraReserve = (options.LoraCapacity - model.LoraAdapters.Count) * Model.Lora.LoraLoader.DeviceBytes(model.Config, options.MaxLoraRank, model.Dtype);
         var memory = options.NumGpuBlocksOverride is null && gpuMemory is not null
             ? gpuMemory.KVBudgetBytes(options, model, cacheDtype, maxModelLen) - loraReserve
-            : options.KVCacheMemoryBytes;
+            : options.KVCacheMemoryBytes ?? EngineOptions.CpuKVCacheBytes;
         if (memory <= 0 && loraReserve > 0)
             throw new ModelLoadException($"the {loraReserve} bytes set aside for LoRA adapters loaded while serving (--max-loras " +
                 $"{options.LoraCapacity}, --max-lora-rank {options.MaxLoraRank}) leave no memory for the KV cache");

@@ -35,7 +35,14 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
     static long Budget(EngineOptions options, LoadedModel model, CudaDevice device, long freeBeforeLoading, bool capturesGraphs)
     {
         var (free, total) = device.MemoryInfo();
-        var used = freeBeforeLoading - free + (capturesGraphs ? GraphMemoryEstimate(model, options.MaxNumSeqs) : 0);
+        var graphs = capturesGraphs ? GraphMemoryEstimate(model, options.MaxNumSeqs) : 0;
+        if (options.KVCacheMemoryBytes is { } asked)
+            return asked <= free - graphs ? asked
+                : throw new ModelLoadException(
+                    $"--kv-cache-memory-bytes {asked} does not fit on cuda:{device.Ordinal}: {Math.Max(0, free - graphs) >> 20} MiB are free " +
+                    $"after the model, a warm-up step{(capturesGraphs ? " and the decode graphs" : "")}; lower it" +
+                    (options.TensorParallelSize == 1 ? "" : ", or raise --tensor-parallel-size"));
+        var used = freeBeforeLoading - free + graphs;
         var budget = Math.Min((long)(total * options.GpuMemoryUtilization) - used, free);
         if (budget <= 0)
             throw new ModelLoadException(

@@ -96,6 +96,40 @@ public static class ServerCommandLine
         return new Flag(option, key, parse => parse.GetValue(option));
     }
 
+    /// A whole number as vLLM reads its human-readable integers: decimal k, m, g, t (1k = 1,000; 25.6k = 25,600) and
+    /// binary K, M, G, T on whole numbers (32K = 32,768; 8G = 8 GiB).
+    static Flag Count(string name, string key, string description, long max, params string[] aliases)
+    {
+        var option = new Option<long>(name, aliases)
+        {
+            Description = $"{description} Also as 32K (32,768) or 25.6k (25,600).",
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Single().Value;
+                if (HumanCount(text) is { } value && value <= max) return value;
+                result.AddError($"{name} {text} is not a whole number of at most {max} (suffixes: 1k = 1,000, 1K = 1,024; k m g t, K M G T)");
+                return 0;
+            },
+        };
+        return new Flag(option, key, parse => parse.GetValue(option));
+    }
+
+    static long? HumanCount(string text)
+    {
+        if (text.Length == 0) return null;
+        var (factor, binary) = text[^1] switch
+        {
+            'k' => (1e3m, false), 'm' => (1e6m, false), 'g' => (1e9m, false), 't' => (1e12m, false),
+            'K' => (1024m, true), 'M' => (1024m * 1024, true), 'G' => (1024m * 1024 * 1024, true), 'T' => (1024m * 1024 * 1024 * 1024, true),
+            _ => (1m, false),
+        };
+        var digits = factor == 1m ? text : text[..^1];
+        var styles = binary || factor == 1m ? NumberStyles.AllowLeadingSign : NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint;
+        if (!decimal.TryParse(digits, styles, CultureInfo.InvariantCulture, out var number) || Math.Abs(number) > 1e15m) return null;
+        var value = number * factor;
+        return value == decimal.Truncate(value) && Math.Abs(value) <= long.MaxValue ? (long)value : null;
+    }
+
     /// One or more values, kept as one setting separated by spaces.
     static Flag Names(string name, string key, string description)
     {
@@ -144,18 +178,18 @@ public static class ServerCommandLine
         Switch("--calculate-kv-scales", "CalculateKvScales", "FP8 KV cache: scales from the first prompts' K and V (default: 1.0, or the checkpoint's k_scale/v_scale)."),
         Make<string>("--device", "Device", "cpu or cuda[:N] (default cpu)."),
         Make<int>("--tensor-parallel-size", "TensorParallelSize", "GPUs to split the model over by tensor parallelism, from --device's index on, joined by NCCL (default 1).", "-tp"),
-        Make<int>("--max-model-len", "MaxModelLen", "Longest prompt + completion in tokens (default: the model's max_position_embeddings)."),
+        Count("--max-model-len", "MaxModelLen", "Longest prompt + completion in tokens (default: the model's max_position_embeddings).", int.MaxValue),
         Make<int>("--max-num-seqs", "MaxNumSeqs", "Most sequences in one batch (default 256)."),
         Make<string>("--scheduling-policy", "SchedulingPolicy", "fcfs (first come, first served) or priority: requests' \"priority\" (lower first) orders admission and preemption (default fcfs)."),
         Make<string>("--runner", "Runner", "What to serve: auto (from the architecture: a base model such as Qwen3Model pools), generate (completions, chat, responses) or pooling (/v1/embeddings) (default auto)."),
         Make<string>("--convert", "Convert", "auto, none, or embed: serve a *ForCausalLM checkpoint as an embedding model (the pooling runner) (default auto)."),
         Make<string>("--pooler-config", "PoolerConfig", "The pooling runner's defaults as JSON: '{\"pooling_type\": \"MEAN\", \"normalize\": false}' (pooling_type LAST, CLS or MEAN; normalize; dimensions) (default: the checkpoint's sentence-transformers modules, else LAST, normalized).", "--override-pooler-config"),
         Make<string>("--speculative-config", "SpeculativeConfig", "Speculative decoding by prompt lookup, as JSON: '{\"method\": \"ngram\", \"num_speculative_tokens\": 4, \"prompt_lookup_max\": 4, \"prompt_lookup_min\": 2}' (default off)."),
-        Make<int>("--max-num-batched-tokens", "MaxNumBatchedTokens", "Most tokens in one engine step (default 8192)."),
+        Count("--max-num-batched-tokens", "MaxNumBatchedTokens", "Most tokens in one engine step (default 8192).", int.MaxValue),
         Make<int>("--long-prefill-token-threshold", "LongPrefillTokenThreshold", "Most prompt tokens one request computes in a step, so long prompts prefill side by side and short ones start at once (default 0: no cap)."),
         Make<int>("--block-size", "BlockSize", "Tokens per KV-cache block (default 16)."),
         Make<double>("--gpu-memory-utilization", "GpuMemoryUtilization", "Fraction of GPU memory the engine may use (default 0.9)."),
-        Make<long>("--kv-cache-memory", "KvCacheMemory", "KV-cache size in bytes on CPU (default 268435456)."),
+        Count("--kv-cache-memory-bytes", "KvCacheMemory", "KV-cache size in bytes, per GPU; on CUDA it replaces --gpu-memory-utilization's sizing (default: what that leaves on CUDA, 256M on CPU).", long.MaxValue, "--kv-cache-memory"),
         Make<int>("--num-gpu-blocks-override", "NumGpuBlocksOverride", "Force the number of KV blocks."),
         Switch("--enable-prefix-caching", "EnablePrefixCaching", "Reuse KV blocks of shared prompt prefixes (default on)."),
         Switch("--no-enable-prefix-caching", "EnablePrefixCaching", "Turn prefix caching off.", invert: true),

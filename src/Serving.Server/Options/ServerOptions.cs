@@ -69,8 +69,9 @@ public sealed class ServerOptions
     public int LongPrefillTokenThreshold { get; set; }
     public int BlockSize { get; set; } = 16;
     public double GpuMemoryUtilization { get; set; } = 0.9;
-    /// KV pool size in bytes on CPU.
-    public long KvCacheMemory { get; set; } = 256L << 20;
+    /// KV pool size in bytes (vLLM's --kv-cache-memory-bytes): given on CUDA it replaces GpuMemoryUtilization's sizing;
+    /// null: on CUDA what GpuMemoryUtilization leaves, on CPU 256 MiB.
+    public long? KvCacheMemory { get; set; }
     public int? NumGpuBlocksOverride { get; set; }
     public bool EnablePrefixCaching { get; set; } = true;
     /// Waiting sequences (a request with n counts n) beyond this are refused with 429.
@@ -242,7 +243,7 @@ public sealed class ServerOptions
         Check(LongPrefillTokenThreshold >= 0, $"long-prefill-token-threshold must be >= 0 (got {LongPrefillTokenThreshold})");
         Check(BlockSize >= 1, "block-size must be >= 1");
         Check(GpuMemoryUtilization is > 0 and <= 1, "gpu-memory-utilization must be in (0, 1]");
-        Check(KvCacheMemory > 0, "kv-cache-memory must be > 0");
+        Check(KvCacheMemory is null or > 0, $"kv-cache-memory-bytes must be > 0 (got {KvCacheMemory})");
         Check(NumGpuBlocksOverride is null or >= 1, "num-gpu-blocks-override must be >= 1");
         Check(MaxNumQueuedReqs >= 1, "max-num-queued-reqs must be >= 1");
         Check(MaxPromptsPerRequest >= 1, "max-prompts-per-request must be >= 1");

@@ -8,8 +8,11 @@ internal static class EngineTestHelpers
 {
     public static async Task<LlmEngine> StartAsync(string fixture = "llama-gqa", Func<EngineOptions, EngineOptions>? configure = null)
     {
-        var options = new EngineOptions { Model = Fixtures.Dir(fixture), Dtype = "float32", KVCacheMemoryBytes = 4 << 20 };
-        var engine = new LlmEngine(configure?.Invoke(options) ?? options);
+        var options = new EngineOptions { Model = Fixtures.Dir(fixture), Dtype = "float32" };
+        options = configure?.Invoke(options) ?? options;
+        // a small CPU pool unless the test sizes it; on CUDA the pool is sized as a server sizes it (--gpu-memory-utilization)
+        if (options.Device == "cpu" && options.KVCacheMemoryBytes is null) options = options with { KVCacheMemoryBytes = 4 << 20 };
+        var engine = new LlmEngine(options);
         await engine.WaitUntilReadyAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
         return engine;
     }

@@ -44,6 +44,42 @@ public sealed class ServerCommandLineTests
         Assert.Contains("long-prefill-token-threshold must be >= 0 (got -1)", Bind(ServerCommandLine.ToConfiguration(["--long-prefill-token-threshold", "-1"])).Validate());
     }
 
+    /// vLLM's human-readable integers on the token counts and the KV bytes: decimal k m g t, binary K M G T.
+    [Theory]
+    [InlineData("32K", 32768)]
+    [InlineData("1k", 1000)]
+    [InlineData("25.6k", 25600)]
+    [InlineData("128", 128)]
+    [InlineData("1m", 1000000)]
+    public void TokenCountsTakeVllmsSuffixes(string text, int expected)
+    {
+        var options = Bind(ServerCommandLine.ToConfiguration(["--max-model-len", text, "--max-num-batched-tokens", text]));
+        Assert.Equal((expected, expected), (options.MaxModelLen, options.ToEngineOptions().MaxNumBatchedTokens));
+    }
+
+    [Theory]
+    [InlineData("--max-model-len", "1.5K")]
+    [InlineData("--max-model-len", "3G")]
+    [InlineData("--max-model-len", "1.2345k")]
+    [InlineData("--max-num-batched-tokens", "lots")]
+    [InlineData("--kv-cache-memory-bytes", "8Q")]
+    public void ACountThatIsNotAWholeNumberIsRefusedNamingTheFlag(string flag, string text)
+    {
+        var refused = Assert.Throws<ArgumentException>(() => ServerCommandLine.ToConfiguration([flag, text]));
+        Assert.Contains($"{flag} {text} is not a whole number", refused.Message);
+    }
+
+    /// vLLM's --kv-cache-memory-bytes (our earlier --kv-cache-memory is its alias): left out, the CPU pool is 256 MiB and
+    /// the CUDA pool what --gpu-memory-utilization leaves; given, the engine's pool has that size.
+    [Fact]
+    public void KvCacheMemoryBytesSizesThePool()
+    {
+        Assert.Equal(8L << 30, Bind(ServerCommandLine.ToConfiguration(["--kv-cache-memory-bytes", "8G"])).ToEngineOptions().KVCacheMemoryBytes);
+        Assert.Equal(1L << 20, Bind(ServerCommandLine.ToConfiguration(["--kv-cache-memory", "1048576"])).ToEngineOptions().KVCacheMemoryBytes);
+        Assert.Null(Bind(ServerCommandLine.ToConfiguration([])).ToEngineOptions().KVCacheMemoryBytes);
+        Assert.Contains("kv-cache-memory-bytes must be > 0 (got 0)", Bind(ServerCommandLine.ToConfiguration(["--kv-cache-memory-bytes", "0"])).Validate());
+    }
+
     [Fact]
     public void QuantizationNamesAMethodTheEngineChecksAgainstTheCheckpoint()
     {
@@ -104,7 +140,7 @@ public sealed class ServerCommandLineTests
         var exit = await command.Parse(["--help"]).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output });
         Assert.Equal(0, exit);
         foreach (var flag in new[] { "--host", "--port", "--model", "--served-model-name", "--dtype", "--device", "--max-model-len",
-                     "--max-num-seqs", "--max-num-batched-tokens", "--block-size", "--gpu-memory-utilization", "--kv-cache-memory", "--kv-cache-dtype",
+                     "--max-num-seqs", "--max-num-batched-tokens", "--block-size", "--gpu-memory-utilization", "--kv-cache-memory-bytes", "--kv-cache-dtype",
                      "--num-gpu-blocks-override", "--enable-prefix-caching", "--no-enable-prefix-caching", "--api-key",
                      "--max-num-queued-reqs", "--shutdown-timeout", "--max-logprobs", "--enable-log-requests",
                      "--long-prefill-token-threshold", "--speculative-config", "--runner", "--convert", "--pooler-config" })

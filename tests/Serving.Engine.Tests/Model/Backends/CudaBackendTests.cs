@@ -50,6 +50,19 @@ public sealed class CudaBackendTests(ITestOutputHelper output)
         Assert.Equal(prompt.Greedy16, completion.Tokens());
     }
 
+    /// vLLM's --kv-cache-memory-bytes on CUDA: the pool has that size instead of what --gpu-memory-utilization leaves,
+    /// and a size the GPU cannot hold fails the start naming the flag.
+    [GpuFact]
+    public async Task KVCacheMemoryBytesSizesTheGpuPool()
+    {
+        const long bytes = 3L << 20;
+        await using (var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with { Device = "cuda", KVCacheMemoryBytes = bytes }))
+            Assert.Equal(bytes / (engine.Info.BlockSize * engine.Info.KVBytesPerToken), engine.Info.NumKVBlocks);
+        var refused = await Assert.ThrowsAsync<ModelLoadException>(() =>
+            Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with { Device = "cuda", KVCacheMemoryBytes = 1L << 50 }));
+        Assert.Contains($"--kv-cache-memory-bytes {1L << 50} does not fit on cuda:0", refused.Message);
+    }
+
     /// Chunks of 3 over blocks of 4: the fused prefill attends over earlier chunks gathered from the pool.
     [GpuTheory, MemberData(nameof(Models))]
     public void ChunkedPrefillOnCudaGivesTheReferenceTokens(string fixture)
