@@ -28,6 +28,9 @@ static class VllmOnlyFlags
         Switch("--disable-uvicorn-access-log", "requests are not access-logged (--uvicorn-log-level sets the HTTP server's log level)"),
         Switch("--disable-fastapi-docs", "no API documentation pages are served"),
         Value("--max-seq-len-to-capture", "CUDA graphs serve every context length (one graph per batch size)"),
+        Value("--compilation-config", "nothing is compiled by torch.compile; decode steps replay CUDA graphs captured at start (--enforce-eager turns them off)", "-O"),
+        Switch("--async-scheduling", "the engine thread schedules each step between steps; that host work is about 1% of a step's time"),
+        Switch("--enable-expert-parallel", "a mixture-of-experts model runs on one GPU here, where expert parallelism splits nothing", "-ep"),
         Value("--limit-mm-per-prompt", "multimodal checkpoints serve their text decoder only; no image or audio input is read"),
         Value("--swap-space", "a preempted sequence is recomputed, never swapped to CPU memory (as in vLLM V1)"),
         Value("--download-dir", LocalFolder),
@@ -43,13 +46,14 @@ static class VllmOnlyFlags
         Restrict("--data-parallel-size", ["1"], "one server serves one model replica; run more servers behind a load balancer", "-dp"),
         Restrict("--tokenizer-mode", ["auto", "hf", "slow"], "the checkpoint's tokenizer.json (or tokenizer.model) is read; mistral's tekken files are not"),
         Restrict("--load-format", ["auto", "safetensors"], "checkpoints are read from safetensors files"),
+        Restrict("--chat-template-content-format", ["auto", "string"], "a message's text parts reach the chat template joined into one string (vLLM's string format)"),
     ];
 
-    static Accepted Switch(string name, string why) =>
-        new(new Option<bool>(name) { Description = $"Accepted as vLLM's; no effect: {why}.", Arity = ArgumentArity.ZeroOrOne }, why);
+    static Accepted Switch(string name, string why, params string[] aliases) =>
+        new(new Option<bool>(name, aliases) { Description = $"Accepted as vLLM's; no effect: {why}.", Arity = ArgumentArity.ZeroOrOne }, why);
 
-    static Accepted Value(string name, string why) =>
-        new(new Option<string>(name) { Description = $"Accepted as vLLM's; no effect: {why}." }, why);
+    static Accepted Value(string name, string why, params string[] aliases) =>
+        new(new Option<string>(name, aliases) { Description = $"Accepted as vLLM's; no effect: {why}." }, why);
 
     static Option<string> Restrict(string name, string[] values, string why, params string[] aliases)
     {
