@@ -33,8 +33,10 @@ public sealed record EngineOptions
     /// Ranks the model is split over by tensor parallelism (vLLM's --tensor-parallel-size): on CUDA one GPU each, from
     /// Device's index on, joined by NCCL; on CPU threads joined in-process. 1 runs the whole model on Device.
     public int TensorParallelSize { get; init; } = 1;
-    /// 0 means the model's max_position_embeddings.
+    /// 0 means the model's max_position_embeddings; AutoMaxModelLen (vLLM's `--max-model-len auto`, or -1) the longest
+    /// one sequence the KV cache holds whole, at most the model's.
     public int MaxModelLen { get; init; }
+    public const int AutoMaxModelLen = -1;
     public int BlockSize { get; init; } = 16;
     public int MaxNumSeqs { get; init; } = 256;
     public int MaxNumBatchedTokens { get; init; } = 8192;

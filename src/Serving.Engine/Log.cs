@@ -62,6 +62,14 @@ internal static partial class Log
     [LoggerMessage(15, LogLevel.Information, "Quantized checkpoint ({Quantization}): weights dequantized to {Dtype} as they loaded; they take the memory of unquantized ones")]
     public static partial void WeightsDequantized(ILogger logger, string quantization, string dtype);
 
+    [LoggerMessage(17, LogLevel.Warning,
+        "--max-model-len auto: the KV cache holds {CapacityTokens} tokens, so the context is {MaxModelLen} tokens (the model serves {ModelLen})")]
+    public static partial void MaxModelLenFitted(ILogger logger, long capacityTokens, int maxModelLen, int modelLen);
+
+    [LoggerMessage(18, LogLevel.Warning,
+        "The KV cache holds {CapacityTokens} tokens, fewer than one sequence of the context ({MaxModelLen} tokens): longer requests are refused. Lower --max-model-len (or set it to auto), or give the cache more memory (--gpu-memory-utilization, --kv-cache-memory-bytes)")]
+    public static partial void KVCacheShorterThanContext(ILogger logger, long capacityTokens, int maxModelLen);
+
     [LoggerMessage(16, LogLevel.Information, "The model attends both ways (is_causal: false): each prompt is computed whole in one step (--max-num-batched-tokens {MaxNumBatchedTokens}), without prefix caching")]
     public static partial void Bidirectional(ILogger logger, int maxNumBatchedTokens);
 }

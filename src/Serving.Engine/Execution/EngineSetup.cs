@@ -114,6 +114,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         model.ReserveStepBuffers(cacheDtype, options.MaxNumBatchedTokens, options.MaxNumSeqs, KVCache.SlotMapping.BlocksFor(maxModelLen, options.BlockSize));
         var capacity = PlanKVCache(options, model, cacheDtype, gpuMemory, maxModelLen);
         var kvCache = new KVCacheManager(capacity.NumBlocks, capacity.BlockSize, options.EnablePrefixCaching, config.AttentionSpan);
+        maxModelLen = FitContext(options, kvCache, capacity, maxModelLen, logger);
+        model.MaxPositions = maxModelLen;
         // a sequence of maxModelLen holds at most this many blocks at once (fewer than its length's when every layer slides)
         var blocksPerSequence = kvCache.MostBlocksHeld(maxModelLen, options.MaxNumBatchedTokens);
         Log.KVCachePlanned(logger, capacity.BytesPerToken, capacity.NumBlocks, capacity.BlockSize,
@@ -178,6 +180,23 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             throw new ModelLoadException(
                 $"'{options.Model}' has no tokenizer files (a preset shape with random weights); give a tokenizer folder (--tokenizer)");
         return folder;
+    }
+
+    /// The context once the pool is sized: under --max-model-len auto the longest sequence the pool holds whole (at
+    /// most the model's); otherwise as asked, with a warning when one sequence of it does not fit (vLLM refuses to start
+    /// there; here a request that cannot fit is refused, AdmissionCheck, and a shorter one is served).
+    static int FitContext(EngineOptions options, KVCacheManager kvCache, KVCacheCapacity capacity, int maxModelLen, ILogger logger)
+    {
+        if (kvCache.MostBlocksHeld(maxModelLen, options.MaxNumBatchedTokens) <= kvCache.NumBlocks) return maxModelLen;
+        if (options.MaxModelLen != EngineOptions.AutoMaxModelLen)
+        {
+            Log.KVCacheShorterThanContext(logger, capacity.CapacityTokens, maxModelLen);
+            return maxModelLen;
+        }
+        // a sequence holds at most one block per BlockSize tokens, so the pool's tokens fit whole
+        var fitted = (int)Math.Min(maxModelLen, capacity.CapacityTokens);
+        Log.MaxModelLenFitted(logger, capacity.CapacityTokens, fitted, maxModelLen);
+        return fitted;
     }
 
     /// --num-gpu-blocks-override wins; else on CUDA the pool gets --kv-cache-memory-bytes when given (checked to fit)

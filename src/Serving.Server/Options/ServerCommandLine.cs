@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Serving.Engine;
 
 namespace Serving.Server.Options;
 
@@ -98,7 +99,10 @@ public static class ServerCommandLine
 
     /// A whole number as vLLM reads its human-readable integers: decimal k, m, g, t (1k = 1,000; 25.6k = 25,600) and
     /// binary K, M, G, T on whole numbers (32K = 32,768; 8G = 8 GiB).
-    static Flag Count(string name, string key, string description, long max, params string[] aliases)
+    static Flag Count(string name, string key, string description, long max, params string[] aliases) => Count(name, key, description, max, null, aliases);
+
+    /// auto: the value "auto" stands for (--max-model-len's -1).
+    static Flag Count(string name, string key, string description, long max, long? auto, params string[] aliases)
     {
         var option = new Option<long>(name, aliases)
         {
@@ -106,6 +110,7 @@ public static class ServerCommandLine
             CustomParser = result =>
             {
                 var text = result.Tokens.Single().Value;
+                if (auto is { } stand && text == "auto") return stand;
                 if (HumanCount(text) is { } value && value <= max) return value;
                 result.AddError($"{name} {text} is not a whole number of at most {max} (suffixes: 1k = 1,000, 1K = 1,024; k m g t, K M G T)");
                 return 0;
@@ -178,7 +183,7 @@ public static class ServerCommandLine
         Switch("--calculate-kv-scales", "CalculateKvScales", "FP8 KV cache: scales from the first prompts' K and V (default: 1.0, or the checkpoint's k_scale/v_scale)."),
         Make<string>("--device", "Device", "cpu or cuda[:N] (default cpu)."),
         Make<int>("--tensor-parallel-size", "TensorParallelSize", "GPUs to split the model over by tensor parallelism, from --device's index on, joined by NCCL (default 1).", "-tp"),
-        Count("--max-model-len", "MaxModelLen", "Longest prompt + completion in tokens (default: the model's max_position_embeddings).", int.MaxValue),
+        Count("--max-model-len", "MaxModelLen", "Longest prompt + completion in tokens (default: the model's max_position_embeddings); auto (or -1): the longest one sequence the KV cache holds, at most the model's.", int.MaxValue, auto: EngineOptions.AutoMaxModelLen),
         Make<int>("--max-num-seqs", "MaxNumSeqs", "Most sequences in one batch (default 256)."),
         Make<string>("--scheduling-policy", "SchedulingPolicy", "fcfs (first come, first served) or priority: requests' \"priority\" (lower first) orders admission and preemption (default fcfs)."),
         Make<string>("--runner", "Runner", "What to serve: auto (from the architecture: a base model such as Qwen3Model pools), generate (completions, chat, responses) or pooling (/v1/embeddings) (default auto)."),

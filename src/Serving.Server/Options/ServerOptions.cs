@@ -233,7 +233,7 @@ public sealed class ServerOptions
         Check(Host != "localhost" || GrpcPort != 0, "grpc-port 0 (any free port) needs an IP address as host, not localhost");
         Check(!EnableGrpcReflection || GrpcPort is not null, "enable-grpc-reflection needs grpc-port");
         Check(TensorParallelSize >= 1, $"tensor-parallel-size must be >= 1 (got {TensorParallelSize})");
-        Check(MaxModelLen >= 0, "max-model-len must be >= 0");
+        Check(MaxModelLen >= EngineOptions.AutoMaxModelLen, $"max-model-len must be >= 0, or auto (-1) (got {MaxModelLen})");
         Check(MaxNumSeqs >= 1, "max-num-seqs must be >= 1");
         Check(MaxLoraRank >= 1, $"max-lora-rank must be >= 1 (got {MaxLoraRank})");
         Check(MaxLoras is null or >= 1, $"max-loras must be >= 1 (got {MaxLoras})");

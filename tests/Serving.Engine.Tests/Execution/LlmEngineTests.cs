@@ -79,6 +79,22 @@ public class LlmEngineTests(ITestOutputHelper output)
         Assert.Equal(stats.NumKVBlocks, stats.FreeKVBlocks);
     }
 
+    /// vLLM's --max-model-len auto: the context is the longest sequence the KV pool holds whole, at most the model's
+    /// (the fixture serves 256 positions); a request past it is refused as any over the context is.
+    [Fact]
+    public async Task AnAutoContextIsTheLongestSequenceThePoolHolds()
+    {
+        await using (var small = await StartAsync(configure: o => o with { MaxModelLen = EngineOptions.AutoMaxModelLen, NumGpuBlocksOverride = 6, BlockSize = 16 }))
+        {
+            Assert.Equal(96, small.Info.MaxModelLen);
+            Assert.Equal(10, (await CollectAsync(small, Greedy([.. Enumerable.Range(5, 86)], 10))).Tokens().Length);
+            var refused = await Assert.ThrowsAsync<InvalidRequestException>(() => CollectAsync(small, Greedy([.. Enumerable.Range(5, 90)], 10)));
+            Assert.Contains("96", refused.Message);
+        }
+        await using var roomy = await StartAsync(configure: o => o with { MaxModelLen = EngineOptions.AutoMaxModelLen });
+        Assert.Equal(256, roomy.Info.MaxModelLen);
+    }
+
     [Fact]
     public async Task StepPhasesAreTimedWithinTheWallClock()
     {

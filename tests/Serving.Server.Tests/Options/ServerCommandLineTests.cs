@@ -57,6 +57,15 @@ public sealed class ServerCommandLineTests
         Assert.Equal((expected, expected), (options.MaxModelLen, options.ToEngineOptions().MaxNumBatchedTokens));
     }
 
+    [Fact]
+    public void MaxModelLenAutoFitsTheKVCache()
+    {
+        foreach (var auto in new[] { "auto", "-1" })
+            Assert.Equal(Serving.Engine.EngineOptions.AutoMaxModelLen, Bind(ServerCommandLine.ToConfiguration(["--max-model-len", auto])).ToEngineOptions().MaxModelLen);
+        Assert.Empty(Bind(ServerCommandLine.ToConfiguration(["--max-model-len", "auto"])).Validate());
+        Assert.Contains("max-model-len must be >= 0, or auto (-1) (got -2)", Bind(ServerCommandLine.ToConfiguration(["--max-model-len", "-2"])).Validate());
+    }
+
     [Theory]
     [InlineData("--max-model-len", "1.5K")]
     [InlineData("--max-model-len", "3G")]
@@ -163,6 +172,12 @@ public sealed class ServerCommandLineTests
             withoutEffect.Select(f => f.Split(' ')[0]));
         Assert.Contains("--trust-remote-code (every architecture is built in; no code from a checkpoint runs)", withoutEffect);
         Assert.Null(Bind(ServerCommandLine.ToConfiguration(["--model", "/m"])).FlagsWithoutEffect);
+        // as vLLM recipes write them: torch.compile's level and config, async scheduling, expert parallelism
+        var recipe = Bind(ServerCommandLine.ToConfiguration(["/m", "--async-scheduling", "-O3", "-ep", "--chat-template-content-format", "string"]))
+            .FlagsWithoutEffect!.Split('\n');
+        Assert.Equal(["--compilation-config", "--async-scheduling", "--enable-expert-parallel"], recipe.Select(f => f.Split(' ')[0]));
+        Assert.StartsWith("--compilation-config (nothing is compiled by torch.compile", Bind(ServerCommandLine.ToConfiguration(
+            ["--compilation-config", """{"cudagraph_mode": "FULL_AND_PIECEWISE"}"""])).FlagsWithoutEffect);
         Assert.Equal("/m", Bind(ServerCommandLine.ToConfiguration(["/m", "--model", "/m"])).Model);
     }
 
@@ -175,6 +190,7 @@ public sealed class ServerCommandLineTests
     [InlineData("--load-format gguf", "--load-format gguf is not served: checkpoints are read from safetensors files (accepted: auto, safetensors)")]
     [InlineData("/a --model /b", "the model is named twice, first as '/a' and by --model as '/b'")]
     [InlineData("--uvicorn-log-level loud", "loud")]
+    [InlineData("--chat-template-content-format openai", "--chat-template-content-format openai is not served: a message's text parts reach the chat template joined into one string")]
     [InlineData("--no-such-flag", "unknown flag --no-such-flag")]
     public void WhatIsNotBuiltIsRefusedNamingTheFlag(string args, string message)
     {
