@@ -58,6 +58,12 @@ public sealed class CudaBackendTests(ITestOutputHelper output)
         const long bytes = 3L << 20;
         await using (var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with { Device = "cuda", KVCacheMemoryBytes = bytes }))
             Assert.Equal(bytes / (engine.Info.BlockSize * engine.Info.KVBytesPerToken), engine.Info.NumKVBlocks);
+        // with --max-model-len auto a pool of 10 blocks of 16 tokens (256 bytes a token in float32) is a context of 160
+        await using (var engine = await Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with
+        {
+            Device = "cuda", KVCacheMemoryBytes = 10 * 16 * 256, MaxModelLen = EngineOptions.AutoMaxModelLen,
+        }))
+            Assert.Equal((10, 160), (engine.Info.NumKVBlocks, engine.Info.MaxModelLen));
         var refused = await Assert.ThrowsAsync<ModelLoadException>(() =>
             Execution.EngineTestHelpers.StartAsync("llama-gqa", o => o with { Device = "cuda", KVCacheMemoryBytes = 1L << 50 }));
         Assert.Contains($"--kv-cache-memory-bytes {1L << 50} does not fit on cuda:0", refused.Message);
