@@ -237,7 +237,7 @@ public sealed class LlmEngine : ILlmEngine
             _stopped.TrySetResult();
             return;
         }
-        _loraAdapters = [.. _setup.Core.Model.LoraAdapters.Select(a => new Model.Lora.LoraAdapterSource(a.Name, a.Path))];
+        _loraAdapters = [.. _setup.Core.Model.LoraAdapters.Select(a => a.Source)];
         using (_setup.Core)
         {
             RunLoop(_setup.Core);
@@ -303,7 +303,7 @@ public sealed class LlmEngine : ILlmEngine
         try
         {
             change();
-            _loraAdapters = [.. _setup!.Core.Model.LoraAdapters.Select(a => new Model.Lora.LoraAdapterSource(a.Name, a.Path))];
+            _loraAdapters = [.. _setup!.Core.Model.LoraAdapters.Select(a => a.Source)];
             done.TrySetResult();
         }
         catch (Exception error) when (error is InvalidRequestException or InvalidOperationException)

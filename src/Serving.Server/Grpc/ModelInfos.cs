@@ -15,7 +15,7 @@ internal static class ModelInfos
         {
             Id = name ?? serving.ModelName,
             Root = adapter?.Path ?? serving.Options.ResolvedModel,
-            Parent = adapter is null ? "" : serving.ModelName,
+            Parent = adapter is null ? "" : adapter.BaseModelName ?? serving.ModelName,
             Architecture = info.Architecture,
             ModelType = info.ModelType,
             NumLayers = info.NumLayers,

@@ -4,7 +4,7 @@ using Serving.Server.Generation;
 namespace Serving.Server.OpenAI;
 
 /// GET /v1/models and GET /v1/models/{id}: the one served model, a card per name it is served under, and a card per
-/// LoRA adapter (its root the adapter's folder, its parent the model's first name, as vLLM lists them).
+/// LoRA adapter (its root the adapter's folder, its parent its base_model_name or the model's first name, as vLLM lists them).
 internal static class ModelsEndpoint
 {
     static readonly long StartedAt = ServingContext.UnixNow();
@@ -27,7 +27,7 @@ internal static class ModelsEndpoint
         serving.LoraAdapters.FirstOrDefault(adapter => adapter.Name == name) is { } adapter
             ? new(name, StartedAt, "serving", adapter.Path, serving.Engine.Info.MaxModelLen, ModelInfoCard.From(serving.Engine.Info))
             {
-                Parent = serving.ModelName,
+                Parent = adapter.BaseModelName ?? serving.ModelName,
             }
             : new(name, StartedAt, "serving", serving.Options.ResolvedModel, serving.Engine.Info.MaxModelLen, ModelInfoCard.From(serving.Engine.Info));
 }

@@ -171,12 +171,10 @@ public sealed class ServerOptions
     /// The name responses carry: the first served name.
     public string ResolvedServedModelName => ServedModelNames[0];
 
-    /// --lora-modules as the engine takes them; ArgumentException names an entry that is not name=path.
+    /// --lora-modules as the engine takes them; ArgumentException names an entry that is neither name=path nor vLLM's
+    /// JSON form, {"name": ..., "path": ..., "base_model_name": ...}.
     public IReadOnlyList<Serving.Engine.Model.Lora.LoraAdapterSource> LoraAdapterSources =>
-        [.. (LoraModules?.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries) ?? []).Select(entry =>
-            entry.Split('=', 2) is [{ Length: > 0 } name, { Length: > 0 } path]
-                ? new Serving.Engine.Model.Lora.LoraAdapterSource(name, path)
-                : throw new ArgumentException($"lora-modules entries are name=path (got '{entry}')"))];
+        [.. LoraModuleEntries.Split(LoraModules).Select(LoraModuleEntries.Read)];
 
     public static string DefaultModelDir => Path.Combine(AppContext.BaseDirectory, "DefaultModel");
 

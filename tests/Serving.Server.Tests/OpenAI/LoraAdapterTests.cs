@@ -16,7 +16,9 @@ public sealed class LoraAdapterTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _lora = LoraFixture.Create("llama-gqa");
-        _server = await RunningServer.StartAsync(["--enable-lora", "--lora-modules", $"tuned={_lora.Adapter.Path}"]);
+        // the second adapter in vLLM's JSON form, naming the model its card lists as parent
+        _server = await RunningServer.StartAsync(["--enable-lora", "--lora-modules", $"tuned={_lora.Adapter.Path}",
+            $$"""{"name": "styled", "path": "{{_lora.Adapter.Path}}", "base_model_name": "llama-base"}"""]);
         _merged = await RunningServer.StartAsync(model: _lora.Merged.Path);
     }
 
@@ -38,9 +40,10 @@ public sealed class LoraAdapterTests : IAsyncLifetime
     public async Task TheAdapterIsAModelThatAnswersAsItsMergedCheckpoint()
     {
         var models = JsonNode.Parse(await _server.Http.GetStringAsync("/v1/models"))!["data"]!.AsArray();
-        Assert.Equal([RunningServer.Model, "tuned"], models.Select(m => m!["id"]!.GetValue<string>()));
+        Assert.Equal([RunningServer.Model, "tuned", "styled"], models.Select(m => m!["id"]!.GetValue<string>()));
         Assert.Null(models[0]!["parent"]);
         Assert.Equal(RunningServer.Model, models[1]!["parent"]!.GetValue<string>());
+        Assert.Equal("llama-base", models[2]!["parent"]!.GetValue<string>());
         Assert.Equal(_lora.Adapter.Path, models[1]!["root"]!.GetValue<string>());
 
         var (status, tuned) = await _server.PostAsync("/v1/chat/completions", Chat("tuned"));
@@ -61,6 +64,7 @@ public sealed class LoraAdapterTests : IAsyncLifetime
         Assert.Equal(completion!["choices"]![0]!["text"]!.GetValue<string>(), grpc.Text());
         var listed = await _server.Grpc().ListModelsAsync(new ListModelsRequest());
         Assert.Equal(RunningServer.Model, listed.Models.Single(m => m.Id == "tuned").Parent);
+        Assert.Equal("llama-base", listed.Models.Single(m => m.Id == "styled").Parent);
     }
 
     [Fact]
@@ -96,7 +100,13 @@ public sealed class LoraAdapterTests : IAsyncLifetime
         Assert.Equal([("a", "/x"), ("b", "/y")], options.ToEngineOptions().LoraModules.Select(m => (m.Name, m.Path)));
         Assert.Equal(64, options.ToEngineOptions().MaxLoraRank);
         Assert.Contains("lora-modules needs enable-lora", Bind("--lora-modules", $"a={_lora.Adapter.Path}").Validate());
-        Assert.Contains("lora-modules entries are name=path (got 'a')", Bind("--enable-lora", "--lora-modules", "a").Validate());
+        Assert.Contains("lora-modules entries are name=path or a JSON object (got 'a')", Bind("--enable-lora", "--lora-modules", "a").Validate());
+        // vLLM's JSON form, whose values may hold spaces, beside name=path
+        Assert.Equal([("j", "/a b", "base"), ("c", "/z", null)], Bind("--enable-lora", "--lora-modules",
+            """{"name": "j", "path": "/a b", "base_model_name": "base"}""", "c=/z").ToEngineOptions().LoraModules.Select(m => (m.Name, m.Path, m.BaseModelName)));
+        Assert.Contains("lora-modules: '{\"name\": \"j\"}' has no path", Bind("--enable-lora", "--lora-modules", """{"name": "j"}""").Validate());
+        Assert.Contains(Bind("--enable-lora", "--lora-modules", """{"name": "j", """).Validate(), e => e.Contains("is not valid JSON"));
+        Assert.Contains(Bind("--enable-lora", "--lora-modules", """{"name": "j", "path": 3}""").Validate(), e => e.Contains("path in '{\"name\": \"j\", \"path\": 3}' must be a non-empty string"));
         Assert.Contains(Bind("--enable-lora", "--lora-modules", "a=/no/such/folder").Validate(), e => e.Contains("adapter folder '/no/such/folder' of 'a' does not exist"));
         Assert.Contains(Bind("--enable-lora", "--served-model-name", "a", "--lora-modules", $"a={_lora.Adapter.Path}").Validate(),
             e => e.Contains("'a' is also a served model name"));

@@ -13,17 +13,18 @@ internal readonly record struct LoraTarget(int Layer, LoraProjection Projection)
 /// is block-diagonal, each part's B at its output rows and its rank's columns (zero elsewhere).
 internal sealed record LoraWeights(Tensor A, Tensor B);
 
-/// One PEFT LoRA adapter loaded onto the model's device (LoraLoader), served under Name.
-internal sealed class LoraAdapter(string name, string path, int rank, IReadOnlyDictionary<LoraTarget, LoraWeights> weights) : IDisposable
+/// One PEFT LoRA adapter loaded onto the model's device (LoraLoader), served under its source's name.
+internal sealed class LoraAdapter(LoraAdapterSource source, int rank, IReadOnlyDictionary<LoraTarget, LoraWeights> weights) : IDisposable
 {
-    public string Name { get; } = name;
-    public string Path { get; } = path;
+    public LoraAdapterSource Source { get; } = source;
+    public string Name => Source.Name;
+    public string Path => Source.Path;
     public int Rank { get; } = rank;
     public int NumProjections => weights.Count;
 
     /// This load of the adapter, unique in the process (its name and the load's number): what keeps the prefix-cache
     /// blocks of an adapter unloaded and loaded again under the same name apart from the old one's. Set when served.
-    public string Key { get; internal set; } = name;
+    public string Key { get; internal set; } = source.Name;
 
     public LoraWeights? For(LoraTarget target) => weights.GetValueOrDefault(target);
 
@@ -38,5 +39,5 @@ internal sealed class LoraAdapter(string name, string path, int rank, IReadOnlyD
 }
 
 /// Where a served adapter comes from: the name requests give as "model" and its PEFT folder (vLLM's --lora-modules
-/// name=path).
-public sealed record LoraAdapterSource(string Name, string Path);
+/// name=path), and the model name its card lists as parent when not the served model's (vLLM's base_model_name).
+public sealed record LoraAdapterSource(string Name, string Path, string? BaseModelName = null);

@@ -71,7 +71,7 @@ internal static partial class LoraLoader
             a.DetachFromDisposeScope();
             b.DetachFromDisposeScope();
         }
-        return new LoraAdapter(source.Name, source.Path, rank, weights);
+        return new LoraAdapter(source, rank, weights);
     }
 
     /// r and the scale, after refusing what the engine cannot apply.
@@ -197,7 +197,7 @@ internal static partial class LoraLoader
                 weights[new LoraTarget(layer, projection)] = new LoraWeights(Draw(parts * rank, InFeatures(config, projection)),
                     Draw(outFeatures, parts * rank));
             }
-        return new LoraAdapter(name, "(random)", rank, weights);
+        return new LoraAdapter(new LoraAdapterSource(name, "(random)"), rank, weights);
     }
 
     static ModelLoadException Error(LoraAdapterSource source, string message) =>
