@@ -51,7 +51,8 @@ public static class ServerApp
                 listen.Use(limit.Wrap);
                 if (certificate is not null) listen.UseHttps(certificate);
             }
-            if (options.Host == "localhost") kestrel.ListenLocalhost(options.Port, Listen);
+            if (options.Uds is { } socket) kestrel.ListenUnixSocket(Connections.UnixSocketPath.Claim(socket), Listen);
+            else if (options.Host == "localhost") kestrel.ListenLocalhost(options.Port, Listen);
             else kestrel.Listen(IPAddress.Parse(options.Host), options.Port, Listen);
             kestrel.ListenGrpc(options, limit);
         });

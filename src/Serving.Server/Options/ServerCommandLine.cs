@@ -165,6 +165,7 @@ public static class ServerCommandLine
         Make<string>("--host", "Host", "IP address to listen on, or localhost (default 0.0.0.0)."),
         LogLevel("--uvicorn-log-level", "Microsoft.AspNetCore", "The HTTP server's log level, as vLLM's for uvicorn: critical, error, warning, info, debug or trace (default warning)."),
         Make<int>("--port", "Port", "TCP port (default 8000; 0 picks a free one)."),
+        Make<string>("--uds", "Uds", "Serve HTTP on this Unix domain socket instead of --host and --port (a socket a stopped server left is replaced; the gRPC port stays TCP)."),
         Make<int>("--grpc-port", "GrpcPort", "Also serve the gRPC API (serving.v1, HTTP/2 without TLS) on this port (default: off; 0 picks a free one)."),
         Switch("--enable-grpc-reflection", "EnableGrpcReflection", "Serve gRPC server reflection (for grpcurl and similar tools)."),
         Make<string>("--model", "Model", "Hugging Face checkpoint folder (default: the tiny model in DefaultModel/)."),

@@ -17,6 +17,8 @@ public sealed class ServerOptions
     /// Address to listen on: an IP address or "localhost".
     public string Host { get; set; } = "0.0.0.0";
     public int Port { get; set; } = 8000;
+    /// A Unix domain socket to serve HTTP on instead of Host and Port (vLLM's --uds); the gRPC port stays TCP.
+    public string? Uds { get; set; }
     /// Port of the gRPC API (HTTP/2 without TLS) on the same host; null serves no gRPC.
     public int? GrpcPort { get; set; }
     /// Serve gRPC server reflection (grpcurl, Postman list the services without the proto).
@@ -226,6 +228,8 @@ public sealed class ServerOptions
         Check(Port is >= 0 and <= 65535, $"port must be 0..65535 (got {Port})");
         Check(Host == "localhost" || System.Net.IPAddress.TryParse(Host, out _), $"host must be an IP address or localhost (got '{Host}')");
         Check(Host != "localhost" || Port != 0, "port 0 (any free port) needs an IP address as host, not localhost");
+        Check(Uds is null || Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(Uds))), $"uds: the folder of '{Uds}' does not exist");
+        if (Uds is not null && Connections.UnixSocketPath.Problem(Uds) is { } socketProblem) errors.Add(socketProblem);
         Check(GrpcPort is null or >= 0 and <= 65535, $"grpc-port must be 0..65535 (got {GrpcPort})");
         Check(GrpcPort is null or 0 || GrpcPort != Port, $"grpc-port must differ from port (both {Port})");
         Check(Host != "localhost" || GrpcPort != 0, "grpc-port 0 (any free port) needs an IP address as host, not localhost");
