@@ -176,6 +176,10 @@ public sealed class ServerCommandLineTests
         var recipe = Bind(ServerCommandLine.ToConfiguration(["/m", "--async-scheduling", "-O3", "-ep", "--chat-template-content-format", "string"]))
             .FlagsWithoutEffect!.Split('\n');
         Assert.Equal(["--compilation-config", "--async-scheduling", "--enable-expert-parallel"], recipe.Select(f => f.Split(' ')[0]));
+        // and as older command lines write them
+        var older = Bind(ServerCommandLine.ToConfiguration(["/m", "--enable-reasoning", "--reasoning-parser", "deepseek_r1",
+            "--guided-decoding-backend", "xgrammar", "--enable-log-requests", "--enable-log-outputs"])).FlagsWithoutEffect!.Split('\n');
+        Assert.Equal(["--enable-reasoning", "--enable-log-outputs", "--guided-decoding-backend"], older.Select(f => f.Split(' ')[0]));
         Assert.StartsWith("--compilation-config (nothing is compiled by torch.compile", Bind(ServerCommandLine.ToConfiguration(
             ["--compilation-config", """{"cudagraph_mode": "FULL_AND_PIECEWISE"}"""])).FlagsWithoutEffect);
         Assert.Equal("/m", Bind(ServerCommandLine.ToConfiguration(["/m", "--model", "/m"])).Model);
