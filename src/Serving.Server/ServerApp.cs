@@ -46,10 +46,16 @@ public static class ServerApp
             kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(options.TimeoutKeepAlive);
             var limit = kestrel.ApplicationServices.GetRequiredService<ConnectionLimit>();
             var certificate = TlsCertificate.Load(options.SslCertfile, options.SslKeyfile);
+            var clients = ClientCertificates.Load(options.SslCertReqs, options.SslCaCerts, https: certificate is not null);
             void Listen(ListenOptions listen)
             {
                 listen.Use(limit.Wrap);
-                if (certificate is not null) listen.UseHttps(certificate);
+                if (certificate is not null)
+                    listen.UseHttps(https =>
+                    {
+                        https.ServerCertificate = certificate;
+                        clients?.Configure(https);
+                    });
             }
             if (options.Uds is { } socket) kestrel.ListenUnixSocket(Connections.UnixSocketPath.Claim(socket), Listen);
             else if (options.Host == "localhost") kestrel.ListenLocalhost(options.Port, Listen);

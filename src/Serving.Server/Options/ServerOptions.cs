@@ -154,6 +154,10 @@ public sealed class ServerOptions
     /// OpenAI API is then served over HTTPS. Both or neither.
     public string? SslCertfile { get; set; }
     public string? SslKeyfile { get; set; }
+    /// Clients' certificates (vLLM's --ssl-cert-reqs, Python's ssl levels): 0 none asked, 1 checked when presented,
+    /// 2 required; each must chain to a CA of SslCaCerts (a PEM file, vLLM's --ssl-ca-certs).
+    public int SslCertReqs { get; set; }
+    public string? SslCaCerts { get; set; }
     /// Leave out the periodic stats line (vLLM's --disable-log-stats).
     public bool DisableLogStats { get; set; }
     /// Seconds between stats lines (vLLM's VLLM_LOG_STATS_INTERVAL, 10).
@@ -319,6 +323,8 @@ public sealed class ServerOptions
         Read(AllowedMethods, json => Cors.CorsSetup.List(json, "allowed-methods"));
         Read(AllowedHeaders, json => Cors.CorsSetup.List(json, "allowed-headers"));
         Read(SslCertfile ?? SslKeyfile, _ => Connections.TlsCertificate.Load(SslCertfile, SslKeyfile)?.Dispose());
+        if (SslCertReqs != Connections.ClientCertificates.None)
+            Read(SslCaCerts ?? "", _ => Connections.ClientCertificates.Load(SslCertReqs, SslCaCerts, https: SslCertfile is not null));
         return errors;
     }
 }
