@@ -35,9 +35,7 @@ public sealed record WeightQuantization(string Method)
     public static void CheckFlag(string? flag, WeightQuantization? checkpoint)
     {
         if (flag is null) return;
-        if (!FlagValues.TryGetValue(flag, out var method))
-            throw new ModelLoadException($"--quantization {flag} is not served (accepted: {string.Join(", ", FlagValues.Keys)}, " +
-                "each naming the checkpoint's own quantization_config)");
+        if (!FlagValues.TryGetValue(flag, out var method)) throw new ModelLoadException("--" + UnknownFlagValue(flag));
         if (checkpoint is null)
             throw new ModelLoadException($"--quantization {flag}: the checkpoint is not quantized (config.json has no quantization_config), " +
                 "and quantizing weights as they load is not built; serve it without the flag, or a checkpoint stored quantized");
@@ -45,6 +43,10 @@ public sealed record WeightQuantization(string Method)
             throw new ModelLoadException($"--quantization {flag} does not match the checkpoint's quantization_config.quant_method " +
                 $"{checkpoint.Method}; leave the flag out to read the checkpoint's own");
     }
+
+    /// What is wrong with a --quantization value this server does not read (null for one it does), without the dashes.
+    public static string? UnknownFlagValue(string flag) => FlagValues.ContainsKey(flag) ? null
+        : $"quantization {flag} is not served (accepted: {string.Join(", ", FlagValues.Keys)}, each naming the checkpoint's own quantization_config)";
 
     internal static WeightQuantization? Read(JsonFields json)
     {

@@ -208,7 +208,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         // room for the adapters --max-loras allows beyond those loaded at start, at --max-lora-rank
         var loraReserve = (options.LoraCapacity - model.LoraAdapters.Count) * Model.Lora.LoraLoader.DeviceBytes(model.Config, options.MaxLoraRank, model.Dtype);
         var memory = options.NumGpuBlocksOverride is null && gpuMemory is not null
-            ? gpuMemory.KVBudgetBytes(options, model, cacheDtype, maxModelLen) - loraReserve
+            ? gpuMemory.KVBudgetBytes(options, model, cacheDtype, maxModelLen, loraReserve)
             : options.KVCacheMemoryBytes ?? EngineOptions.CpuKVCacheBytes;
         if (memory <= 0 && loraReserve > 0)
             throw new ModelLoadException($"the {loraReserve} bytes set aside for LoRA adapters loaded while serving (--max-loras " +

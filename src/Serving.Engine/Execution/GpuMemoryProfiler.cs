@@ -19,7 +19,9 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
         return (device, device.MemoryInfo().Free);
     }).ToArray());
 
-    public long KVBudgetBytes(EngineOptions options, LoadedModel model, KVCache.KVCacheDtype cacheDtype, int maxModelLen)
+    /// The KV pool's bytes: --kv-cache-memory-bytes when given (checked to fit beside reserveBytes), else what
+    /// --gpu-memory-utilization leaves less reserveBytes (memory kept for LoRA adapters loaded while serving).
+    public long KVBudgetBytes(EngineOptions options, LoadedModel model, KVCache.KVCacheDtype cacheDtype, int maxModelLen, long reserveBytes)
     {
         var numTokens = Math.Min(options.MaxNumBatchedTokens, maxModelLen);
         // a step samples a row per sequence, and one more per draft it checks
@@ -29,18 +31,19 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
         WarmUp(model, cacheDtype, numTokens, sampledRows, options.BlockSize);
         // the pooling runner (no LM head) captures no decode graphs, nor does a model whose steps wait for the host
         var capturesGraphs = !options.EnforceEager && model.HasLmHead && model.CanCaptureGraphs(cacheDtype);
-        return devices.Min(entry => Budget(options, model, entry.Device, entry.FreeBeforeLoading, capturesGraphs));
+        return devices.Min(entry => Budget(options, model, entry.Device, entry.FreeBeforeLoading, capturesGraphs, reserveBytes));
     }
 
-    static long Budget(EngineOptions options, LoadedModel model, CudaDevice device, long freeBeforeLoading, bool capturesGraphs)
+    static long Budget(EngineOptions options, LoadedModel model, CudaDevice device, long freeBeforeLoading, bool capturesGraphs, long reserveBytes)
     {
         var (free, total) = device.MemoryInfo();
         var graphs = capturesGraphs ? GraphMemoryEstimate(model, options.MaxNumSeqs) : 0;
         if (options.KVCacheMemoryBytes is { } asked)
-            return asked <= free - graphs ? asked
+            return asked + reserveBytes <= free - graphs ? asked
                 : throw new ModelLoadException(
                     $"--kv-cache-memory-bytes {asked} does not fit on cuda:{device.Ordinal}: {Math.Max(0, free - graphs) >> 20} MiB are free " +
-                    $"after the model, a warm-up step{(capturesGraphs ? " and the decode graphs" : "")}; lower it" +
+                    $"after the model, a warm-up step{(capturesGraphs ? " and the decode graphs" : "")}" +
+                    (reserveBytes > 0 ? $", of which {reserveBytes >> 20} MiB stay for LoRA adapters (--max-loras)" : "") + "; lower it" +
                     (options.TensorParallelSize == 1 ? "" : ", or raise --tensor-parallel-size"));
         var used = freeBeforeLoading - free + graphs;
         var budget = Math.Min((long)(total * options.GpuMemoryUtilization) - used, free);
@@ -50,7 +53,7 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
                 $"--gpu-memory-utilization {options.GpuMemoryUtilization} allows {(long)(total * options.GpuMemoryUtilization) >> 20} " +
                 $"MiB of {total >> 20} MiB and {free >> 20} MiB are free; raise it, or lower --max-num-batched-tokens" +
                 (options.TensorParallelSize == 1 ? "" : ", or raise --tensor-parallel-size"));
-        return budget;
+        return budget - reserveBytes;
     }
 
     /// Free memory of rank 0's GPU now.

@@ -16,7 +16,8 @@ internal static class ChatMessages
     static readonly HashSet<string> Roles = ["system", "developer", "user", "assistant", "tool"];
 
     /// prompts, when given, refuses a content too long for the context from its length, before decoding it.
-    public static JsonArray Normalize(JsonElement? messages, IPromptProcessor? prompts = null)
+    /// responseRole: the role the server's answers carry (--response-role), accepted back in a replayed conversation.
+    public static JsonArray Normalize(JsonElement? messages, IPromptProcessor? prompts = null, string responseRole = "assistant")
     {
         Check.That(messages is { ValueKind: JsonValueKind.Array }, "messages", "messages must be a list of message objects.");
         Check.That(messages!.Value.GetArrayLength() > 0, "messages", "messages must not be empty.");
@@ -24,13 +25,13 @@ internal static class ChatMessages
         var index = 0;
         foreach (var message in messages.Value.EnumerateArray())
         {
-            normalized.Add(NormalizeOne(message, $"messages[{index}]", prompts));
+            normalized.Add(NormalizeOne(message, $"messages[{index}]", prompts, responseRole));
             index++;
         }
         return normalized;
     }
 
-    static JsonObject NormalizeOne(JsonElement message, string param, IPromptProcessor? prompts)
+    static JsonObject NormalizeOne(JsonElement message, string param, IPromptProcessor? prompts, string responseRole)
     {
         Check.That(message.ValueKind == JsonValueKind.Object, param, $"{param} must be an object.");
         Check.ValidText(message, param);
@@ -39,7 +40,7 @@ internal static class ChatMessages
         var name = message.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? Check.Text(n, $"{param}.name") : null;
         var toolCallId = role == "tool" && message.TryGetProperty("tool_call_id", out var id) && id.ValueKind == JsonValueKind.String
             ? Check.Text(id, $"{param}.tool_call_id") : null;
-        var result = Message(role, content, name, toolCallId, param);
+        var result = Message(role, content, name, toolCallId, param, responseRole);
         if (message.TryGetProperty("tool_calls", out var calls) && calls.ValueKind != JsonValueKind.Null)
         {
             Check.That(role == "assistant", $"{param}.tool_calls", $"{param}.tool_calls is only allowed on assistant messages.");
@@ -107,10 +108,11 @@ internal static class ChatMessages
 
     /// One message as the chat template sees it; the role must be one the APIs accept, and a tool message names the
     /// call it answers (gRPC builds its messages here too). param is the message's path in error messages ("messages[2]").
-    public static JsonObject Message(string? role, string content, string? name, string? toolCallId, string param)
+    public static JsonObject Message(string? role, string content, string? name, string? toolCallId, string param,
+        string responseRole = "assistant")
     {
-        Check.That(role is not null && Roles.Contains(role), $"{param}.role",
-            $"{param}.role must be one of: {string.Join(", ", Roles)}.");
+        Check.That(role is not null && (Roles.Contains(role) || role == responseRole), $"{param}.role",
+            $"{param}.role must be one of: {string.Join(", ", Roles.Append(responseRole).Distinct())}.");
         var result = new JsonObject { ["role"] = role, ["content"] = content };
         if (name is not null) result["name"] = name;
         if (role == "tool")

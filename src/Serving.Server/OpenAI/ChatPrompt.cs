@@ -21,7 +21,7 @@ internal static class ChatPrompt
         var continuing = continueFinalMessage == true;
         Check.That(!(continuing && addGenerationPrompt == true), "continue_final_message",
             "continue_final_message and add_generation_prompt cannot both be true.");
-        var normalized = ChatMessages.Normalize(messages, guardLength ? serving.Prompts : null);
+        var normalized = ChatMessages.Normalize(messages, guardLength ? serving.Prompts : null, serving.Options.ResponseRole);
         Check.That(chatTemplate is null || serving.Options.TrustRequestChatTemplate, "chat_template",
             "A chat_template in the request is refused: the server renders with the model's template " +
             "(start it with --trust-request-chat-template to allow one).");

@@ -22,7 +22,7 @@ public static class ServerCommandLine
     }
 
     /// Parses args for the command Create built, with a --config file's flags (those the command line does not give).
-    public static ParseResult Parse(RootCommand command, string[] args) => command.Parse(ConfigFile.Expand(command, args));
+    public static ParseResult Parse(RootCommand command, string[] args) => command.Parse(ConfigFile.Expand(command, args), ConfigFile.Parsing);
 
     /// Parses args into configuration overrides; throws ArgumentException listing the errors.
     public static IReadOnlyDictionary<string, string?> ToConfiguration(string[] args)
@@ -97,8 +97,9 @@ public static class ServerCommandLine
         return new Flag(option, key, parse => parse.GetValue(option));
     }
 
-    /// A whole number as vLLM reads its human-readable integers: decimal k, m, g, t (1k = 1,000; 25.6k = 25,600) and
-    /// binary K, M, G, T on whole numbers (32K = 32,768; 8G = 8 GiB).
+    /// A whole number as vLLM reads its human-readable integers: decimal k, m, g, t (1k = 1,000; 25.6k = 25,600, a
+    /// fraction left cut off) and binary K, M, G, T on whole numbers (32K = 32,768; 8G = 8 GiB). Flags only: the
+    /// Server__ environment variables and appsettings.json take plain numbers.
     static Flag Count(string name, string key, string description, long max, params string[] aliases) => Count(name, key, description, max, null, aliases);
 
     /// auto: the value "auto" stands for (--max-model-len's -1).
@@ -109,8 +110,8 @@ public static class ServerCommandLine
             Description = $"{description} Also as 32K (32,768) or 25.6k (25,600).",
             CustomParser = result =>
             {
-                var text = result.Tokens.Single().Value;
-                if (auto is { } stand && text == "auto") return stand;
+                var text = result.Tokens.Single().Value.Trim();
+                if (auto is { } stand && text.Equals("auto", StringComparison.OrdinalIgnoreCase)) return stand;
                 if (HumanCount(text) is { } value && value <= max) return value;
                 result.AddError($"{name} {text} is not a whole number of at most {max} (suffixes: 1k = 1,000, 1K = 1,024; k m g t, K M G T)");
                 return 0;
@@ -130,9 +131,10 @@ public static class ServerCommandLine
         };
         var digits = factor == 1m ? text : text[..^1];
         var styles = binary || factor == 1m ? NumberStyles.AllowLeadingSign : NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint;
-        if (!decimal.TryParse(digits, styles, CultureInfo.InvariantCulture, out var number) || Math.Abs(number) > 1e15m) return null;
-        var value = number * factor;
-        return value == decimal.Truncate(value) && Math.Abs(value) <= long.MaxValue ? (long)value : null;
+        if (digits.TrimStart('-', '+').StartsWith('.') || !decimal.TryParse(digits, styles, CultureInfo.InvariantCulture, out var number)
+            || Math.Abs(number) > 1e15m) return null;
+        var value = decimal.Truncate(number * factor);
+        return Math.Abs(value) <= long.MaxValue ? (long)value : null;
     }
 
     /// One or more values, kept as one setting separated by spaces.

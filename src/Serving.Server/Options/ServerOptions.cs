@@ -266,8 +266,7 @@ public sealed class ServerOptions
         Check(MaxStoredResponseBytes >= 0, $"max-stored-response-bytes must be >= 0 (got {MaxStoredResponseBytes})");
         Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
         Check(!string.IsNullOrWhiteSpace(ResponseRole), "response-role must not be empty");
-        Check(Quantization is null || Serving.Engine.Config.WeightQuantization.FlagValues.ContainsKey(Quantization),
-            $"quantization {Quantization} is not served (accepted: {string.Join(", ", Serving.Engine.Config.WeightQuantization.FlagValues.Keys)}, each naming the checkpoint's own quantization_config)");
+        if (Quantization is not null && WeightQuantization.UnknownFlagValue(Quantization) is { } quantizationProblem) errors.Add(quantizationProblem);
         Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");
         Check(Convert != "embed" || Runner != "generate", "convert embed serves embeddings: it needs runner pooling or auto, not generate");
         return errors;

@@ -27,7 +27,7 @@ internal static class SampleCommand
     /// The prompt followed by up to maxTokens greedy tokens (stopping at end-of-text).
     public static async Task<string> Continue(string model, string prompt, int maxTokens, string device, CancellationToken cancel)
     {
-        await using var engine = new LlmEngine(new EngineOptions { Model = model, Device = device, KVCacheMemoryBytes = 64 << 20 });
+        await using var engine = new LlmEngine(new EngineOptions { Model = model, Device = device, KVCacheMemoryBytes = device == "cpu" ? 64 << 20 : null });
         await engine.WaitUntilReadyAsync(cancel);
         var request = new GenerationRequest
         {

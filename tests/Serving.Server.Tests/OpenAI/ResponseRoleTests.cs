@@ -44,6 +44,18 @@ public sealed class ResponseRoleTests
         await using var server = await RunningServer.StartAsync(["--response-role", "narrator"]);
         Assert.Equal(("narrator", "narrator"), await RolesAsync(server, Question));
         Assert.Equal(("user", "user"), await RolesAsync(server, UnfinishedUserText, continueFinalMessage: true));
+        // every choice carries it, and a client may send the answer back in the conversation
+        var (status, body) = await server.PostAsync("/v1/chat/completions", new { model = RunningServer.Model, messages = Question, max_tokens = 2, n = 3 });
+        Assert.Equal(200, status);
+        Assert.All(body!["choices"]!.AsArray(), choice => Assert.Equal("narrator", choice!["message"]!["role"]!.GetValue<string>()));
+        object[] replayed = [.. Question, new { role = "narrator", content = "Paris." }, new { role = "user", content = "And Spain?" }];
+        Assert.Equal(("narrator", "narrator"), await RolesAsync(server, replayed));
+        var (refused, error) = await server.PostAsync("/v1/chat/completions", new
+        {
+            model = RunningServer.Model, messages = new object[] { new { role = "bard", content = "Hi" } }, max_tokens = 2,
+        });
+        Assert.Equal(400, refused);
+        Assert.Contains("narrator", error!["error"]!["message"]!.GetValue<string>());
     }
 
     [Fact]

@@ -74,17 +74,76 @@ public sealed class ConfigFileTests : IDisposable
         Assert.Equal((6379, 1024), (overEnvironment.Port, overEnvironment.ToEngineOptions().MaxNumBatchedTokens));
     }
 
+    /// As yaml.safe_load reads them: yes/no and on/off are booleans (a switch, or a JSON value), an empty list or null
+    /// item sets nothing, a list of mappings is a list of JSON objects, `auto` and -1 are --max-model-len's auto.
+    [Fact]
+    public void YamlValuesReadAsVllmReadsThem()
+    {
+        var adapter = _dir.File("adapter");
+        Directory.CreateDirectory(adapter);
+        var options = Bind(ServerCommandLine.ToConfiguration(["--config", Write($"""
+            enforce-eager: yes
+            enable-prefix-caching: off
+            default-chat-template-kwargs: {"{"}enable_thinking: no, budget: .inf, level: 2.5{"}"}
+            served-model-name: []
+            max-model-len: auto
+            enable-lora: true
+            lora-modules:
+              - name: sql
+                path: {adapter}
+                base_model_name: llama
+              - chat={adapter}
+              - ~
+            """)]));
+        Assert.Equal((true, false), (options.EnforceEager, options.EnablePrefixCaching));
+        Assert.Equal("""{"enable_thinking":false,"budget":".inf","level":2.5}""", options.DefaultChatTemplateKwargs);
+        Assert.Equal("default", options.ResolvedServedModelName);
+        Assert.Equal(Serving.Engine.EngineOptions.AutoMaxModelLen, options.MaxModelLen);
+        Assert.Equal([("sql", adapter, "llama"), ("chat", adapter, null)],
+            options.ToEngineOptions().LoraModules.Select(m => (m.Name, m.Path, m.BaseModelName)));
+        Assert.Equal(-1, Bind(ServerCommandLine.ToConfiguration(["--config", Write("max_model_len: -1\n")])).MaxModelLen);
+    }
+
+    /// The command line's list flag replaces the file's; `--config:FILE` and `--config=FILE` are `--config FILE`; the
+    /// file's flags stay flags before an end-of-options "--".
+    [Fact]
+    public void TheFileIsReadHoweverTheCommandLineNamesIt()
+    {
+        var config = Write("served-model-name: [a, b]\nport: 6379\n");
+        Assert.Equal(["c"], Bind(ServerCommandLine.ToConfiguration(["--config", config, "--served-model-name", "c"])).ServedModelNames);
+        Assert.Equal(6379, Bind(ServerCommandLine.ToConfiguration([$"--config:{config}"])).Port);
+        Assert.Equal(6379, Bind(ServerCommandLine.ToConfiguration([$"--config={config}"])).Port);
+        var beforeEnd = Bind(ServerCommandLine.ToConfiguration(["--config", config, "--", "/models/x"]));
+        Assert.Equal((6379, "/models/x"), (beforeEnd.Port, beforeEnd.Model));
+        // a value starting with "@" is a value, not a file of arguments (vLLM reads none)
+        Assert.Equal("@secret", Bind(ServerCommandLine.ToConfiguration(["--config", Write("api-key: \"@secret\"\n")])).ApiKey);
+        Assert.Equal("@key", Bind(ServerCommandLine.ToConfiguration(["--api-key", "@key"])).ApiKey);
+    }
+
+    /// An option the command line leaves without its value is that error, not a value taken from the file.
+    [Fact]
+    public void AnUnfinishedCommandLineIsItsOwnError()
+    {
+        var refused = Assert.Throws<ArgumentException>(() => ServerCommandLine.ToConfiguration(["--config", Write("port: 8000\n"), "--api-key"]));
+        Assert.Contains("--api-key", refused.Message);
+        Assert.DoesNotContain("named twice", refused.Message);
+    }
+
     [Fact]
     public void FlagsMayBeSpelledWithUnderscoresAsVllmReadsThem()
     {
         var options = Bind(ServerCommandLine.ToConfiguration(["--max_model_len", "128", "--served_model_name=tiny", "--enable_prefix_caching", "false"]));
         Assert.Equal((128, "tiny", false), (options.MaxModelLen, options.ServedModelName, options.EnablePrefixCaching));
+        // only a flag's name: a value that looks like a flag keeps its underscores
+        Assert.Equal(("--s_k", "my_model"), (Bind(ServerCommandLine.ToConfiguration(["--api-key", "--s_k", "--served_model_name:my_model"])) is var o
+            ? (o.ApiKey, o.ServedModelName) : default));
     }
 
     [Theory]
     [InlineData("port: 8000\nno-such-flag: 1\n", "'no-such-flag' (line 2) is not a flag of this server")]
     [InlineData("--port: 8000\n", "'--port' (line 1) is not a flag of this server (keys are long flag names without the dashes")]
     [InlineData("config: other.yaml\n", "'config' (line 1) is not a flag of this server")]
+    [InlineData("help: true\n", "'help' (line 1) is not a flag of this server")]
     [InlineData("port: [8000\n", "not valid YAML")]
     [InlineData("- port\n- 8000\n", "must hold one mapping of flag names to values")]
     [InlineData("", "must hold one mapping of flag names to values")]
