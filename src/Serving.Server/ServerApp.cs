@@ -113,6 +113,7 @@ public static class ServerApp
     static void MapRoutes(WebApplication app, ServerOptions options)
     {
         app.UseCors();   // first: preflights need no API key, and error answers carry the headers too
+        if (options.EnableRequestIdHeaders) app.Use(ClientRequestId.EchoAsync);
         app.UseMiddleware<ErrorMiddleware>();
         app.UseStatusCodePages(context => ErrorMiddleware.WriteStatusCodeBodyAsync(context.HttpContext));
         if (!options.DisablePlayground) app.UsePlayground(); // before the key check: the page itself is public

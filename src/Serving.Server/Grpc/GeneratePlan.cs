@@ -9,14 +9,9 @@ namespace Serving.Server.Grpc;
 /// because the engine requires ids unique among live requests and a caller may reuse one.
 internal sealed record GeneratePlan(string RequestId, GrpcPrompt Prompt, GenerationRequest Generation)
 {
-    const int MaxRequestIdLength = 128;
-
     public static GeneratePlan Create(GenerateRequest request, ServingContext serving)
     {
-        Check.That(request.RequestId.Length <= MaxRequestIdLength, "request_id",
-            $"request_id must be at most {MaxRequestIdLength} characters (got {request.RequestId.Length}).");
-        // It reaches logs and traces: no line breaks or terminal escapes.
-        Check.That(!request.RequestId.Any(char.IsControl), "request_id", "request_id must not contain control characters.");
+        ClientRequestId.Of(null, request.RequestId);   // checked as the HTTP API's
         var limits = serving.Limits;
         var fields = GrpcSampling.Read(request.Sampling, limits);
         SamplingRules.Sequences(1, fields.N, limits);

@@ -32,6 +32,9 @@ internal abstract record SamplingRequest
     public bool? IgnoreEos { get; init; }
     public int? MinTokens { get; init; }
     public string? User { get; init; }
+    /// vLLM's request_id: the client's id for the request, its response's id after the API's prefix (the X-Request-Id
+    /// header wins over it).
+    public string? RequestId { get; init; }
     public bool? ReturnTokenIds { get; init; }
     /// vLLM's return_tokens_as_token_ids: log-probability listings name tokens "token_id:{id}" instead of their text.
     public bool? ReturnTokensAsTokenIds { get; init; }

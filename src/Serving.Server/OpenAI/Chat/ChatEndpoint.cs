@@ -12,7 +12,8 @@ internal static class ChatEndpoint
         serving.EnsureReady();
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Generate, "Chat Completions");
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.ChatRequest);
-        var plan = await serving.PreparePromptsAsync(() => ChatPlan.Create(request, serving), context.RequestAborted);
+        var ids = ClientRequestId.Ids("chatcmpl", ClientRequestId.Of(context, request.RequestId));
+        var plan = await serving.PreparePromptsAsync(() => ChatPlan.Create(request, serving, ids), context.RequestAborted);
         var observer = serving.Observer("chat");
         var aborted = context.RequestAborted;
         await using var run = await GenerationRun.StartAsync(serving.Engine, [plan.Generation], observer, aborted);

@@ -13,8 +13,9 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
 {
     public int N => Generation.Sampling.N;
 
-    /// id: the request's id (a new "chatcmpl-..." when not given; the Responses API gives its own "resp_...").
-    public static ChatPlan Create(ChatRequest request, ServingContext serving, string? id = null)
+    /// requestIds: the response's and the engine's ids (the chat API's "chatcmpl-..." from the client's id or a new
+    /// one, ClientRequestId; the Responses API's own "resp_...").
+    public static ChatPlan Create(ChatRequest request, ServingContext serving, RequestIds requestIds)
     {
         var model = serving.Resolve(request.Model);
         var limits = serving.Limits;
@@ -53,13 +54,12 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
         var sampling = SamplingRules.ToSamplingParams(fields, ids.Count, limits, "messages");
         // harmony's channels are marked by special tokens: the text keeps them for the parser, which leaves them out
         if (parser is { ReadsSpecialTokens: true }) sampling = sampling with { SkipSpecialTokens = false };
-        id ??= ServingContext.NewId("chatcmpl");
         var generation = new GenerationRequest
         {
-            RequestId = id, PromptTokenIds = ids, Sampling = sampling, Priority = request.Priority ?? 0, LoraAdapter = model.LoraAdapter,
+            RequestId = requestIds.Engine, PromptTokenIds = ids, Sampling = sampling, Priority = request.Priority ?? 0, LoraAdapter = model.LoraAdapter,
             CacheSalt = request.CacheSalt,
         };
-        return new ChatPlan(id, ServingContext.UnixNow(), model, request, text, generation, tools, serving.Options.ToolCallParser, reasoning,
+        return new ChatPlan(requestIds.Response, ServingContext.UnixNow(), model, request, text, generation, tools, serving.Options.ToolCallParser, reasoning,
             AnswerRole(request, serving.Options.ResponseRole));
     }
 

@@ -11,7 +11,8 @@ internal sealed record CompletionPlan(string Id, long Created, ServedModel Model
     /// echo with max_tokens 0: the engine generates one token, which the answer leaves out.
     public bool EchoOnly => Request.Echo == true && Request.MaxTokens == 0;
 
-    public static CompletionPlan Create(CompletionRequest request, ServingContext serving)
+    /// requestIds: "cmpl-" and the client's id or a new one (ClientRequestId); a prompt's engine id adds its index.
+    public static CompletionPlan Create(CompletionRequest request, ServingContext serving, RequestIds requestIds)
     {
         var model = serving.Resolve(request.Model);
         var limits = serving.Limits;
@@ -26,17 +27,16 @@ internal sealed record CompletionPlan(string Id, long Created, ServedModel Model
         SamplingRules.Sequences(count, fields.N, limits);
         var prompts = CompletionPrompts.Resolve(request.Prompt, serving.Prompts, PromptEncoding.AddSpecialTokens(request.AddSpecialTokens, chat: false),
             PromptEncoding.KeepLast(request.TruncatePromptTokens, limits.MaxModelLen));
-        var id = ServingContext.NewId("cmpl");
         var requests = prompts.Select((prompt, i) => new GenerationRequest
         {
-            RequestId = prompts.Count == 1 ? id : $"{id}-{i}",
+            RequestId = prompts.Count == 1 ? requestIds.Engine : $"{requestIds.Engine}-{i}",
             PromptTokenIds = prompt.TokenIds,
             Sampling = SamplingRules.ToSamplingParams(fields, prompt.TokenIds.Count, limits, "prompt"),
             Priority = request.Priority ?? 0,
             LoraAdapter = model.LoraAdapter,
             CacheSalt = request.CacheSalt,
         }).ToList();
-        return new CompletionPlan(id, ServingContext.UnixNow(), model, request, prompts, requests, request.N ?? 1);
+        return new CompletionPlan(requestIds.Response, ServingContext.UnixNow(), model, request, prompts, requests, request.N ?? 1);
     }
 
     static void ValidateCompletionFields(CompletionRequest request, RequestLimits limits)

@@ -12,7 +12,8 @@ internal static class CompletionsEndpoint
         serving.EnsureReady();
         serving.EnsureRunner(Serving.Engine.Pooling.RunnerType.Generate, "Completions");
         var request = await RequestBody.ReadAsync(context, OpenAIJsonContext.Default.CompletionRequest);
-        var plan = await serving.PreparePromptsAsync(() => CompletionPlan.Create(request, serving), context.RequestAborted);
+        var ids = ClientRequestId.Ids("cmpl", ClientRequestId.Of(context, request.RequestId));
+        var plan = await serving.PreparePromptsAsync(() => CompletionPlan.Create(request, serving, ids), context.RequestAborted);
         var observer = serving.Observer("text_completion");
         var aborted = context.RequestAborted;
         await using var run = await GenerationRun.StartAsync(serving.Engine, plan.Requests, observer, aborted);

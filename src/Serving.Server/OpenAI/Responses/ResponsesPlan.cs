@@ -63,7 +63,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         var id = $"resp_{Guid.NewGuid():N}";
         try
         {
-            var plan = request.Truncation == "auto" ? Truncated(chat, messages, serving, id) : ChatPlan.Create(chat with { Messages = Element(messages) }, serving, id);
+            var plan = request.Truncation == "auto" ? Truncated(chat, messages, serving, id) : ChatPlan.Create(chat with { Messages = Element(messages) }, serving, RequestIds.Same(id));
             return new ResponsesPlan(plan, request, plan.Model.Name, input, conversation, request.Store ?? true, logprobs);
         }
         catch (ApiException error)
@@ -81,7 +81,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         {
             try
             {
-                return ChatPlan.Create(chat with { Messages = Element(WithoutOldest(messages, drop)) }, serving, id);
+                return ChatPlan.Create(chat with { Messages = Element(WithoutOldest(messages, drop)) }, serving, RequestIds.Same(id));
             }
             catch (Exception error) when (error is InvalidRequestException { ExceedsContext: true } or ApiException { ExceedsContext: true })
             {
@@ -91,7 +91,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         if (Try(0) is { } whole) return whole;
         var keep = Instructions(messages);
         var (fails, fits) = (0, Math.Max(0, messages.Count - keep - 1));   // dropping `fails` does not fit; `fits`: the most that may go
-        var plan = Try(fits) ?? ChatPlan.Create(chat with { Messages = Element(WithoutOldest(messages, fits)) }, serving, id);   // throws the refusal
+        var plan = Try(fits) ?? ChatPlan.Create(chat with { Messages = Element(WithoutOldest(messages, fits)) }, serving, RequestIds.Same(id));   // throws the refusal
         while (fits - fails > 1)
         {
             var middle = (fails + fits) / 2;
