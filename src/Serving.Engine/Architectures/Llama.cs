@@ -20,6 +20,31 @@ internal sealed class Llama : ModelArchitecture
         LlamaLayout.Model(config, layer => LlamaLayout.Layer(config, layer));
 }
 
+/// ArceeForCausalLM (Arcee's AFM): Llama's decoder with an MLP without a gate, relu(x)^2 between up_proj and down_proj
+/// (transformers takes Nemotron's MLP); attention_bias on q, k, v and o, mlp_bias on the MLP.
+internal sealed class Arcee : ModelArchitecture
+{
+    public override string Name => "ArceeForCausalLM";
+    public override string ModelType => "arcee";
+
+    /// transformers' ArceeConfig for what its configs may leave out.
+    public override IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
+        new Dictionary<string, System.Text.Json.Nodes.JsonNode>
+        {
+            ["hidden_act"] = "relu2", ["rms_norm_eps"] = 1e-5, ["max_position_embeddings"] = 4096, ["bos_token_id"] = 128000,
+            ["eos_token_id"] = 128001,
+        };
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    {
+        var attentionBias = json.Bool("attention_bias") ?? false;
+        return config with { GatedMlp = false, QkvBias = attentionBias, OutputBias = attentionBias, MlpBias = json.Bool("mlp_bias") ?? false };
+    }
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer => LlamaLayout.UngatedLayer(config, layer, "up_proj", "down_proj"));
+}
+
 /// SeedOssForCausalLM (ByteDance's Seed-OSS): Llama's decoder with a bias on q, k and v under attention_bias (on by
 /// default), on o only under attention_out_bias, and on the MLP under mlp_bias.
 internal sealed class SeedOss : ModelArchitecture

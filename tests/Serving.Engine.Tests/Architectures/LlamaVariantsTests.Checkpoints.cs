@@ -43,6 +43,7 @@ public sealed partial class LlamaVariantsTests
                 Family.Apertus => "ApertusForCausalLM",
                 Family.Starcoder2 => "Starcoder2ForCausalLM",
                 Family.Nemotron => "NemotronForCausalLM",
+                Family.Arcee => "ArceeForCausalLM",
                 Family.Glm4 => "Glm4ForCausalLM",
                 Family.Cohere or Family.CommandRPlus => "CohereForCausalLM",
                 Family.Cohere2 => "Cohere2ForCausalLM",
@@ -60,6 +61,7 @@ public sealed partial class LlamaVariantsTests
                 Family.Apertus => "apertus",
                 Family.Starcoder2 => "starcoder2",
                 Family.Nemotron => "nemotron",
+                Family.Arcee => "arcee",
                 Family.Glm4 => "glm4",
                 Family.Cohere or Family.CommandRPlus => "cohere",
                 Family.Cohere2 => "cohere2",
@@ -120,6 +122,12 @@ public sealed partial class LlamaVariantsTests
             config["norm_eps"] = 1e-5;
             (config["attention_bias"], config["mlp_bias"]) = (true, true);   // partial_rotary_factor left out: 0.5 by default
         }
+        else if (family == Family.Arcee)
+        {
+            config["tie_word_embeddings"] = true;
+            config.Remove("hidden_act");   // ArceeConfig's relu2 by default
+            (config["attention_bias"], config["mlp_bias"]) = (true, true);
+        }
         else if (family == Family.Starcoder2)
         {
             // use_bias and tie_word_embeddings left out: on by default
@@ -159,7 +167,7 @@ public sealed partial class LlamaVariantsTests
             weights[p + "self_attn.k_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
             weights[p + "self_attn.v_proj.weight"] = Random(KVHeads * HeadDim, Hidden);
             weights[p + "self_attn.o_proj.weight"] = Random(Hidden, Heads * HeadDim);
-            if (family is Family.SeedOss or Family.Starcoder2 or Family.Nemotron)
+            if (family is Family.SeedOss or Family.Starcoder2 or Family.Nemotron or Family.Arcee)
             {
                 weights[p + "self_attn.q_proj.bias"] = Random(Heads * HeadDim);
                 weights[p + "self_attn.k_proj.bias"] = Random(KVHeads * HeadDim);
@@ -185,6 +193,13 @@ public sealed partial class LlamaVariantsTests
                 weights[$"{p}mlp.{down}.bias"] = Random(Hidden);
                 foreach (var norm in new[] { "input_layernorm", "post_attention_layernorm" })
                     (weights[$"{p}{norm}.weight"], weights[$"{p}{norm}.bias"]) = (family == Family.Nemotron ? Norm() - 1 : Norm(), Random(Hidden));
+            }
+            else if (family == Family.Arcee)
+            {
+                // no gate, biases; Llama's RMSNorms
+                weights[p + "mlp.up_proj.weight"] = Random(Inter, Hidden);
+                weights[p + "mlp.up_proj.bias"] = Random(Inter);
+                weights[p + "mlp.down_proj.bias"] = Random(Hidden);
             }
             else if (family == Family.Apertus)
             {
@@ -302,7 +317,7 @@ public sealed partial class LlamaVariantsTests
             var apertus = family == Family.Apertus;   // its pre-norms' own names; q/k norms per head; xIELU without a gate
             var x = olmo ? h : starcoder ? LayerNorm(h, p + "input_layernorm") : Norm(h, W(p + (apertus ? "attention_layernorm.weight" : "input_layernorm.weight")));
             var glm = family == Family.Glm4;
-            var seed = family is Family.SeedOss or Family.Starcoder2 or Family.Nemotron;   // biases on q, k, v and o
+            var seed = family is Family.SeedOss or Family.Starcoder2 or Family.Nemotron or Family.Arcee;   // biases on q, k, v and o
             Tensor Bias(string name) => glm || seed ? W(p + $"self_attn.{name}.bias") : zeros(1, ScalarType.Float64);
             var q = x.matmul(W(p + "self_attn.q_proj.weight").t()) + Bias("q_proj");
             var k = x.matmul(W(p + "self_attn.k_proj.weight").t()) + Bias("k_proj");
@@ -343,6 +358,12 @@ public sealed partial class LlamaVariantsTests
                 var fc = normed.matmul(W($"{p}mlp.{upName}.weight").t()) + W($"{p}mlp.{upName}.bias");
                 var activated = nemotron ? fc.relu().square() : fc.gelu(TorchSharp.Modules.GELU.Approximate.tanh);
                 h = h + activated.matmul(W($"{p}mlp.{downName}.weight").t()) + W($"{p}mlp.{downName}.bias");
+                continue;
+            }
+            if (family == Family.Arcee)   // Nemotron's MLP after Llama's RMSNorm
+            {
+                var fc = x.matmul(W(p + "mlp.up_proj.weight").t()) + W(p + "mlp.up_proj.bias");
+                h = h + fc.relu().square().matmul(W(p + "mlp.down_proj.weight").t()) + W(p + "mlp.down_proj.bias");
                 continue;
             }
             if (apertus)
