@@ -33,6 +33,10 @@ internal abstract class ModelArchitecture
     public virtual IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
         new Dictionary<string, System.Text.Json.Nodes.JsonNode>();
 
+    /// Fields this family's config.json names otherwise than the shared reader does (theirs -> the reader's name); the
+    /// reader takes theirs where its own is absent. Empty: the shared names.
+    public virtual IReadOnlyDictionary<string, string> FieldNames { get; } = new Dictionary<string, string>();
+
     /// Every checkpoint tensor a config needs, in file order, and the model parameter rows each one fills.
     public abstract IReadOnlyList<WeightBinding> Layout(ModelConfig config);
 }

@@ -11,7 +11,7 @@ internal static class ModelConfigReader
     {
         json = ArchitectureRegistry.TextDecoderOf(json);
         var architecture = ArchitectureRegistry.Find(json);
-        json = WithDefaults(json, architecture);
+        json = WithDefaults(WithSharedNames(json, architecture), architecture);
         RefuseUnsupported(json);
         var hidden = json.PositiveInt("hidden_size");
         var heads = json.PositiveInt("num_attention_heads");
@@ -69,6 +69,16 @@ internal static class ModelConfigReader
     };
 
     static void RefuseUnsupported(JsonFields json) => Activation(json);
+
+    /// The config with its family's own field names (ModelArchitecture.FieldNames) copied to the shared ones it lacks.
+    static JsonFields WithSharedNames(JsonFields json, ModelArchitecture architecture)
+    {
+        var renamed = architecture.FieldNames.Where(n => json.Json.ContainsKey(n.Key) && !json.Json.ContainsKey(n.Value)).ToList();
+        if (renamed.Count == 0) return json;
+        var named = (System.Text.Json.Nodes.JsonObject)json.Json.DeepClone();
+        foreach (var (theirs, shared) in renamed) named[shared] = named[theirs]!.DeepClone();
+        return new JsonFields(named, json.File);
+    }
 
     /// The config with its family's defaults (ModelArchitecture.Defaults) under the fields it leaves out; a field written
     /// null stays null, as transformers' config classes take it (EXAONE 4.0-1.2B's "sliding_window": null: no window).

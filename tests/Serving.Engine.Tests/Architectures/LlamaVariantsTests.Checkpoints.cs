@@ -38,6 +38,7 @@ public sealed partial class LlamaVariantsTests
                 Family.Olmo2 => "Olmo2ForCausalLM",
                 Family.Olmo3 => "Olmo3ForCausalLM",
                 Family.Exaone4 => "Exaone4ForCausalLM",
+                Family.Exaone => "ExaoneForCausalLM",
                 Family.SeedOss => "SeedOssForCausalLM",
                 Family.Hunyuan => "HunYuanDenseV1ForCausalLM",
                 Family.Apertus => "ApertusForCausalLM",
@@ -62,6 +63,7 @@ public sealed partial class LlamaVariantsTests
                 Family.Starcoder2 => "starcoder2",
                 Family.Nemotron => "nemotron",
                 Family.Arcee => "arcee",
+                Family.Exaone => "exaone",
                 Family.Glm4 => "glm4",
                 Family.Cohere or Family.CommandRPlus => "cohere",
                 Family.Cohere2 => "cohere2",
@@ -127,6 +129,16 @@ public sealed partial class LlamaVariantsTests
             config["tie_word_embeddings"] = true;
             config.Remove("hidden_act");   // ArceeConfig's relu2 by default
             (config["attention_bias"], config["mlp_bias"]) = (true, true);
+        }
+        else if (family == Family.Exaone)
+        {
+            // ExaoneConfig's own names for three shared fields
+            config["tie_word_embeddings"] = true;
+            foreach (var (shared, theirs) in new[] { ("num_hidden_layers", "num_layers"), ("rms_norm_eps", "layer_norm_epsilon"), ("hidden_act", "activation_function") })
+            {
+                config[theirs] = config[shared]!.DeepClone();
+                config.Remove(shared);
+            }
         }
         else if (family == Family.Starcoder2)
         {
@@ -251,9 +263,16 @@ public sealed partial class LlamaVariantsTests
         }
         if (family == Family.Nemotron) weights["model.norm.weight"] = Norm() - 1;
         if (family is Family.Starcoder2 or Family.Nemotron) weights["model.norm.bias"] = Random(Hidden);
-        SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), weights);
+        SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), family == Family.Exaone ? weights.ToDictionary(w => ExaoneName(w.Key), w => w.Value) : weights);
         return weights;
     }
+
+    /// A Llama tensor name as EXAONE 3.5's checkpoints (GPT-2's names) spell it.
+    static string ExaoneName(string name) => name
+        .Replace("model.embed_tokens.", "transformer.wte.").Replace("model.norm.", "transformer.ln_f.").Replace("model.layers.", "transformer.h.")
+        .Replace(".input_layernorm.", ".ln_1.").Replace(".post_attention_layernorm.", ".ln_2.")
+        .Replace(".self_attn.o_proj.", ".attn.attention.out_proj.").Replace(".self_attn.", ".attn.attention.")
+        .Replace(".mlp.gate_proj.", ".mlp.c_fc_0.").Replace(".mlp.up_proj.", ".mlp.c_fc_1.").Replace(".mlp.down_proj.", ".mlp.c_proj.");
 
     /// causal false: every position sees the whole prompt (is_causal: false).
     internal static double[][] Reference(Family family, Dictionary<string, Tensor> weights, int[] tokens, bool causal = true)

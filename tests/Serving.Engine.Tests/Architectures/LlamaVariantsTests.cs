@@ -24,7 +24,7 @@ namespace Serving.Engine.Tests.Architectures;
 /// engine; the config writer writes back what the reader reads.
 public sealed partial class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3, Exaone4, SeedOss, Hunyuan, Apertus, Starcoder2, Nemotron, Arcee }
+    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3, Exaone4, SeedOss, Hunyuan, Apertus, Starcoder2, Nemotron, Arcee, Exaone }
 
     public static TheoryData<Family> Families => new(Enum.GetValues<Family>());
 
@@ -149,7 +149,7 @@ public sealed partial class LlamaVariantsTests
         var config = ReferenceChecks.ConfigOf(folder => Write(family, folder));
         Assert.True(config.FusedKernelsCompute);
         Assert.False(config.StepWaitsForTheHost);
-        Assert.Equal(family is Family.Mistral or Family.SeedOss, config.IsLlamaBlock);   // training takes a window in every layer, and biases
+        Assert.Equal(family is Family.Mistral or Family.SeedOss or Family.Exaone, config.IsLlamaBlock);   // training takes a window in every layer, and biases
         if (family == Family.Granite) Assert.Equal(AttentionMultiplier, config.SoftmaxScale);
         else Assert.Equal(1 / Math.Sqrt(HeadDim), config.SoftmaxScale, 12);
     }
