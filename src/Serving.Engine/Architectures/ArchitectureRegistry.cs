@@ -6,7 +6,7 @@ namespace Serving.Engine.Architectures;
 /// ModelRegistry is. Adding one is a file in this folder and a line here.
 public static class ArchitectureRegistry
 {
-    static readonly ModelArchitecture[] All = [new Llama(), new Mistral(), new Qwen2(), new Qwen3(), new Phi3(), new Gemma1(), new Gemma2(), new Gemma3(), new Mixtral(), new Qwen3Moe(), new Qwen2Moe(), new Granite(), new GraniteMoe(), new GraniteMoeShared(), new Phimoe(), new Olmoe(), new SmolLM3(), new Olmo2(), new Olmo3(), new Exaone(), new Exaone4(), new SeedOss(), new HunyuanDense(), new Apertus(), new Starcoder2(), new Nemotron(), new Arcee(), new Glm4(), new Cohere(), new Cohere2(), new GptOss(), new Ernie4_5(), new Ernie4_5Moe()];
+    static readonly ModelArchitecture[] All = [new Llama(), new Mistral(), new Qwen2(), new Qwen3(), new Phi3(), new Gemma1(), new Gemma2(), new Gemma3(), new Mixtral(), new Qwen3Moe(), new Qwen2Moe(), new Granite(), new GraniteMoe(), new GraniteMoeShared(), new Phimoe(), new Olmoe(), new SmolLM3(), new Olmo2(), new Olmo3(), new Exaone(), new Exaone4(), new SeedOss(), new HunyuanDense(), new Apertus(), new Starcoder2(), new Nemotron(), new Arcee(), new Glm(), new Glm4(), new Cohere(), new Cohere2(), new GptOss(), new Ernie4_5(), new Ernie4_5Moe()];
 
     public static IReadOnlyList<string> Names { get; } = All.Select(a => a.Name).ToArray();
 

@@ -121,39 +121,65 @@ internal sealed class Olmo3 : Olmo2
     }
 }
 
-/// Glm4ForCausalLM (GLM-4-0414, GLM-Z1): Llama's q/k/v (a bias under attention_bias, none on o) with rotary embedding
-/// over the first partial_rotary_factor (0.5) of each head in GLM's interleaved pairs, gate_up_proj stored fused, and
-/// norms on the attention and MLP outputs too (post_self_attn_layernorm, post_mlp_layernorm) besides the pre-norms.
-internal sealed class Glm4 : ModelArchitecture
+/// GlmForCausalLM (GLM-4-9B's -hf releases): Llama's q/k/v (a bias under attention_bias, on by default; none on o) with
+/// rotary embedding over the first partial_rotary_factor (0.5) of each head in GLM's interleaved pairs, and
+/// gate_up_proj stored fused.
+internal class Glm : ModelArchitecture
+{
+    public override string Name => "GlmForCausalLM";
+    public override string ModelType => "glm";
+
+    /// transformers' GlmConfig for what its configs may leave out.
+    public override IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
+        new Dictionary<string, System.Text.Json.Nodes.JsonNode> { ["attention_bias"] = true, ["rms_norm_eps"] = 1.5625e-07 };
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json) => config with
+    {
+        QkvBias = json.Bool("attention_bias") ?? false,
+        PartialRotaryFactor = ModelConfigReader.PartialRotaryFactor(json, config.HeadDim, fallback: 0.5),
+        InterleavedRope = true,
+    };
+
+    public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
+        LlamaLayout.Model(config, layer => Layer(config, layer));
+
+    /// Llama's attention projections, the fused gate_up_proj, down_proj and the two pre-norms.
+    protected static IEnumerable<WeightBinding> Layer(ModelConfig config, int layer)
+    {
+        var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
+        var (hidden, inter) = ((long)config.HiddenSize, (long)config.IntermediateSize);
+        var attention = LlamaLayout.Layer(config, layer).Where(b => b.CheckpointName.Contains(".self_attn.", StringComparison.Ordinal));
+        return attention.Concat(
+        [
+            new($"{from}mlp.gate_up_proj.weight", [2 * inter, hidden], $"{to}mlp.gate_up_proj.weight", 0,
+                [new RowSegment(RowKind.Gate, 0, inter), new RowSegment(RowKind.Up, inter, inter)]),
+            new($"{from}mlp.down_proj.weight", [hidden, inter], $"{to}mlp.down_proj.weight"),
+            new($"{from}input_layernorm.weight", [hidden], $"{to}input_layernorm.weight"),
+            new($"{from}post_attention_layernorm.weight", [hidden], $"{to}post_attention_layernorm.weight"),
+        ]);
+    }
+}
+
+/// Glm4ForCausalLM (GLM-4-0414, GLM-Z1): GLM's block with norms on the attention and MLP outputs too
+/// (post_self_attn_layernorm, post_mlp_layernorm) besides the pre-norms; attention_bias off unless the config says.
+internal sealed class Glm4 : Glm
 {
     public override string Name => "Glm4ForCausalLM";
     public override string ModelType => "glm4";
 
-    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
-    {
-        return config with
-        {
-            QkvBias = json.Bool("attention_bias") ?? false,
-            PartialRotaryFactor = ModelConfigReader.PartialRotaryFactor(json, config.HeadDim, fallback: 0.5),
-            InterleavedRope = true,
-            SandwichNorms = true,
-        };
-    }
+    public override IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
+        new Dictionary<string, System.Text.Json.Nodes.JsonNode>();
+
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json) => base.ReadSpecifics(config, json) with { SandwichNorms = true };
 
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
         LlamaLayout.Model(config, layer =>
         {
             var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
-            var (hidden, inter) = ((long)config.HiddenSize, (long)config.IntermediateSize);
-            var attention = LlamaLayout.Layer(config, layer).Where(b => b.CheckpointName.Contains(".self_attn.", StringComparison.Ordinal));
-            return attention.Concat(
+            var hidden = (long)config.HiddenSize;
+            return Layer(config, layer).Concat(
             [
-                new($"{from}mlp.gate_up_proj.weight", [2 * inter, hidden], $"{to}mlp.gate_up_proj.weight", 0,
-                    [new RowSegment(RowKind.Gate, 0, inter), new RowSegment(RowKind.Up, inter, inter)]),
-                new($"{from}mlp.down_proj.weight", [hidden, inter], $"{to}mlp.down_proj.weight"),
-                new($"{from}input_layernorm.weight", [hidden], $"{to}input_layernorm.weight"),
                 new($"{from}post_self_attn_layernorm.weight", [hidden], $"{to}attention_output_norm.weight"),
-                new($"{from}post_attention_layernorm.weight", [hidden], $"{to}post_attention_layernorm.weight"),
                 new($"{from}post_mlp_layernorm.weight", [hidden], $"{to}mlp_output_norm.weight"),
             ]);
         });

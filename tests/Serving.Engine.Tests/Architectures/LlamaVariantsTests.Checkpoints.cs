@@ -46,6 +46,7 @@ public sealed partial class LlamaVariantsTests
                 Family.Nemotron => "NemotronForCausalLM",
                 Family.Arcee => "ArceeForCausalLM",
                 Family.Glm4 => "Glm4ForCausalLM",
+                Family.Glm => "GlmForCausalLM",
                 Family.Cohere or Family.CommandRPlus => "CohereForCausalLM",
                 Family.Cohere2 => "Cohere2ForCausalLM",
                 _ => "MistralForCausalLM",
@@ -65,6 +66,7 @@ public sealed partial class LlamaVariantsTests
                 Family.Arcee => "arcee",
                 Family.Exaone => "exaone",
                 Family.Glm4 => "glm4",
+                Family.Glm => "glm",
                 Family.Cohere or Family.CommandRPlus => "cohere",
                 Family.Cohere2 => "cohere2",
                 _ => "mistral",
@@ -92,6 +94,8 @@ public sealed partial class LlamaVariantsTests
             config["attention_bias"] = true;
             config["partial_rotary_factor"] = 0.5;
         }
+        else if (family == Family.Glm)
+            config["tie_word_embeddings"] = true;   // attention_bias and partial_rotary_factor left out: on, and 0.5, by default
         else if (family is Family.Cohere or Family.Cohere2 or Family.CommandRPlus)
         {
             config["logit_scale"] = 0.25;
@@ -186,14 +190,17 @@ public sealed partial class LlamaVariantsTests
                 weights[p + "self_attn.v_proj.bias"] = Random(KVHeads * HeadDim);
                 weights[p + "self_attn.o_proj.bias"] = Random(Hidden);
             }
-            if (family == Family.Glm4)
+            if (family is Family.Glm4 or Family.Glm)
             {
                 weights[p + "mlp.gate_up_proj.weight"] = Random(2 * Inter, Hidden);
                 weights[p + "self_attn.q_proj.bias"] = Random(Heads * HeadDim);
                 weights[p + "self_attn.k_proj.bias"] = Random(KVHeads * HeadDim);
                 weights[p + "self_attn.v_proj.bias"] = Random(KVHeads * HeadDim);
-                weights[p + "post_self_attn_layernorm.weight"] = Norm();
-                weights[p + "post_mlp_layernorm.weight"] = Norm();
+                if (family == Family.Glm4)
+                {
+                    weights[p + "post_self_attn_layernorm.weight"] = Norm();
+                    weights[p + "post_mlp_layernorm.weight"] = Norm();
+                }
             }
             else if (family is Family.Starcoder2 or Family.Nemotron)
             {
@@ -335,7 +342,8 @@ public sealed partial class LlamaVariantsTests
             var olmo = family is Family.Olmo2 or Family.Olmo3 or Family.Exaone4;   // norms on the sublayers' outputs only
             var apertus = family == Family.Apertus;   // its pre-norms' own names; q/k norms per head; xIELU without a gate
             var x = olmo ? h : starcoder ? LayerNorm(h, p + "input_layernorm") : Norm(h, W(p + (apertus ? "attention_layernorm.weight" : "input_layernorm.weight")));
-            var glm = family == Family.Glm4;
+            var glm = family is Family.Glm4 or Family.Glm;
+            var sandwich = family == Family.Glm4;   // norms on the attention and MLP outputs too
             var seed = family is Family.SeedOss or Family.Starcoder2 or Family.Nemotron or Family.Arcee;   // biases on q, k, v and o
             Tensor Bias(string name) => glm || seed ? W(p + $"self_attn.{name}.bias") : zeros(1, ScalarType.Float64);
             var q = x.matmul(W(p + "self_attn.q_proj.weight").t()) + Bias("q_proj");
@@ -368,7 +376,7 @@ public sealed partial class LlamaVariantsTests
                 continue;
             }
             h = h + (olmo ? Norm(output, W(p + "post_attention_layernorm.weight"))
-                : glm ? Norm(output, W(p + "post_self_attn_layernorm.weight")) : output * residual);
+                : sandwich ? Norm(output, W(p + "post_self_attn_layernorm.weight")) : output * residual);
             x = olmo ? h : Norm(h, W(p + (apertus ? "feedforward_layernorm.weight" : "post_attention_layernorm.weight")));
             if (starcoder)
             {
@@ -395,7 +403,7 @@ public sealed partial class LlamaVariantsTests
                 : (W(p + "mlp.gate_proj.weight"), W(p + "mlp.up_proj.weight"));
             var mlp = (nn.functional.silu(x.matmul(gate.t())) * x.matmul(up.t())).matmul(W(p + "mlp.down_proj.weight").t());
             h = h + (olmo ? Norm(mlp, W(p + "post_feedforward_layernorm.weight"))
-                : glm ? Norm(mlp, W(p + "post_mlp_layernorm.weight")) : mlp * residual);
+                : sandwich ? Norm(mlp, W(p + "post_mlp_layernorm.weight")) : mlp * residual);
         }
         // transformers' XIELUActivation: alpha_p and alpha_n through softplus, beta and eps as they are
         Tensor Xielu(Tensor up, string p)

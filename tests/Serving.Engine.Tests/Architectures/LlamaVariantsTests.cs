@@ -24,7 +24,7 @@ namespace Serving.Engine.Tests.Architectures;
 /// engine; the config writer writes back what the reader reads.
 public sealed partial class LlamaVariantsTests
 {
-    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3, Exaone4, SeedOss, Hunyuan, Apertus, Starcoder2, Nemotron, Arcee, Exaone }
+    public enum Family { Granite, SmolLM3, Olmo2, Glm4, Cohere, Cohere2, Mistral, CommandRPlus, Olmo3, Exaone4, SeedOss, Hunyuan, Apertus, Starcoder2, Nemotron, Arcee, Exaone, Glm }
 
     public static TheoryData<Family> Families => new(Enum.GetValues<Family>());
 
