@@ -23,6 +23,7 @@ internal sealed class Exaone : ModelArchitecture
         new Dictionary<string, System.Text.Json.Nodes.JsonNode>
         {
             ["hidden_act"] = "silu", ["rms_norm_eps"] = 1e-5, ["max_position_embeddings"] = 2048, ["bos_token_id"] = 0, ["eos_token_id"] = 2,
+            ["tie_word_embeddings"] = true,
         };
 
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json) => config;

@@ -131,7 +131,11 @@ internal class Glm : ModelArchitecture
 
     /// transformers' GlmConfig for what its configs may leave out.
     public override IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode> Defaults { get; } =
-        new Dictionary<string, System.Text.Json.Nodes.JsonNode> { ["attention_bias"] = true, ["rms_norm_eps"] = 1.5625e-07 };
+        new Dictionary<string, System.Text.Json.Nodes.JsonNode>
+        {
+            ["attention_bias"] = true, ["rms_norm_eps"] = 1.5625e-07, ["head_dim"] = 128,
+            ["eos_token_id"] = new System.Text.Json.Nodes.JsonArray(151329, 151336, 151338),
+        };
 
     public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json) => config with
     {

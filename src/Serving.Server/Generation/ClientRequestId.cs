@@ -10,24 +10,36 @@ internal static class ClientRequestId
     public const string Header = "X-Request-Id";
     const int MaxLength = 128;
 
-    /// vLLM's --enable-request-id-headers: every response carries X-Request-Id, the request's own or a new one.
+    /// vLLM's --enable-request-id-headers: every response carries X-Request-Id, the request's own (its first value, when
+    /// printable ASCII, which a response header must be) or a new one; set as the response starts, so that an error
+    /// answer, whose headers are cleared, carries it too.
     public static Task EchoAsync(HttpContext context, RequestDelegate next)
     {
-        var id = context.Request.Headers[Header] is { Count: > 0 } given ? given.ToString() : Guid.NewGuid().ToString("N");
-        context.Response.Headers[Header] = id;
+        var given = HeaderValue(context);
+        var id = given is not null && given.All(c => c is >= ' ' and <= '~') ? given : Guid.NewGuid().ToString("N");
+        context.Response.OnStarting(() =>
+        {
+            context.Response.Headers[Header] = id;
+            return Task.CompletedTask;
+        });
         return next(context);
     }
 
-    /// The client's id from the header or the body (param names the field), checked; null when it gives none.
-    public static string? Of(HttpContext? context, string? bodyId, string param = "request_id")
+    /// The client's id from the header (its first value) or else the body (bodyParam names the field), checked; null
+    /// when it gives none.
+    public static string? Of(HttpContext? context, string? bodyId, string bodyParam = "request_id")
     {
-        var id = context?.Request.Headers[Header] is { Count: > 0 } header ? header.ToString() : bodyId;
+        var header = context is null ? null : HeaderValue(context);
+        var (id, param) = header is not null ? (header, Header) : (bodyId, bodyParam);
         if (string.IsNullOrEmpty(id)) return null;
         Check.That(id.Length <= MaxLength, param, $"{param} must be at most {MaxLength} characters (got {id.Length}).");
         // It reaches logs and traces: no line breaks or terminal escapes.
         Check.That(!id.Any(char.IsControl), param, $"{param} must not contain control characters.");
         return id;
     }
+
+    static string? HeaderValue(HttpContext context) =>
+        context.Request.Headers[Header] is { Count: > 0 } values && !string.IsNullOrEmpty(values[0]) ? values[0] : null;
 
     /// The response's id and the engine's: prefix-{client id} and that with a random suffix, or one new id for both.
     public static RequestIds Ids(string prefix, string? clientId)

@@ -95,7 +95,10 @@ public sealed partial class LlamaVariantsTests
             config["partial_rotary_factor"] = 0.5;
         }
         else if (family == Family.Glm)
+        {
             config["tie_word_embeddings"] = true;   // attention_bias and partial_rotary_factor left out: on, and 0.5, by default
+            config["head_dim"] = HeadDim;           // GlmConfig's is 128
+        }
         else if (family is Family.Cohere or Family.Cohere2 or Family.CommandRPlus)
         {
             config["logit_scale"] = 0.25;

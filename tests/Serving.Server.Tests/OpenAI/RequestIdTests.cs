@@ -20,7 +20,7 @@ public sealed class RequestIdTests(SharedServer shared)
     async Task<(int Status, string? Id, string Body)> PostAsync(string path, object body, string? header = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = RunningServer.Json(body) };
-        if (header is not null) request.Headers.Add("X-Request-Id", header);
+        if (header is not null) request.Headers.TryAddWithoutValidation("X-Request-Id", header);
         using var response = await _server.Http.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         var id = (int)response.StatusCode == 200 && !text.StartsWith("data:", StringComparison.Ordinal)
@@ -35,6 +35,7 @@ public sealed class RequestIdTests(SharedServer shared)
     {
         Assert.Equal("chatcmpl-body-1", (await PostAsync("/v1/chat/completions", Chat("body-1"))).Id);
         Assert.Equal("chatcmpl-header-1", (await PostAsync("/v1/chat/completions", Chat("body-1"), header: "header-1")).Id);
+        Assert.Equal("chatcmpl-body-2", (await PostAsync("/v1/chat/completions", Chat("body-2"), header: "")).Id);   // an empty header gives none
         Assert.Equal("chatcmpl-streamed", (await PostAsync("/v1/chat/completions", Chat("streamed", stream: true))).Id);
         Assert.Equal("cmpl-mine", (await PostAsync("/v1/completions",
             new { model = RunningServer.Model, prompt = new[] { "a", "b" }, max_tokens = 2, request_id = "mine" })).Id);
@@ -65,6 +66,15 @@ public sealed class RequestIdTests(SharedServer shared)
         Assert.Equal(["trace-7"], echoed.Headers.GetValues("X-Request-Id"));
         using var fresh = await server.Http.GetAsync("/v1/models");
         Assert.Matches("^[0-9a-f]{32}$", fresh.Headers.GetValues("X-Request-Id").Single());
+        // an error answer carries it too, and names the header when the header's id is what is wrong
+        using var refused = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = RunningServer.Json(Chat()) };
+        refused.Headers.Add("X-Request-Id", new string('y', 129));
+        using var error = await server.Http.SendAsync(refused);
+        Assert.Equal(400, (int)error.StatusCode);
+        Assert.Equal([new string('y', 129)], error.Headers.GetValues("X-Request-Id"));
+        var body = await error.Content.ReadAsStringAsync();
+        Assert.Contains("X-Request-Id must be at most 128 characters (got 129).", body);
+        Assert.Contains("\"param\":\"X-Request-Id\"", body);
         using var without = await _server.Http.GetAsync("/v1/models");
         Assert.False(without.Headers.Contains("X-Request-Id"));
     }

@@ -21,7 +21,7 @@ internal static class ChatEndpoint
         var usage = new UsageTotals();
         if (request.Stream == true) await StreamAsync(context, plan, run, choices, usage, serving);
         else await AnswerWholeAsync(context, plan, run, choices, usage, serving);
-        observer.LogText(plan.Id, plan.PromptText, string.Join(" | ", choices.Select(c => c.Text)));
+        observer.LogText(plan.Generation.RequestId, plan.PromptText, string.Join(" | ", choices.Select(c => c.Text)));
     }
 
     static async Task AnswerWholeAsync(HttpContext context, ChatPlan plan, GenerationRun run, ChatChoiceState[] choices,

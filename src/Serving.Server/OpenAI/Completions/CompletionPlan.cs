@@ -5,7 +5,8 @@ namespace Serving.Server.OpenAI.Completions;
 
 /// A checked /v1/completions request: its prompts, the engine request of each, and its choice states
 /// (choice index = promptIndex * n + sequence index, as OpenAI numbers them).
-internal sealed record CompletionPlan(string Id, long Created, ServedModel Model, CompletionRequest Request,
+/// Id is the response's; EngineId the engine's (a prompt's request adds its index when there are several).
+internal sealed record CompletionPlan(string Id, string EngineId, long Created, ServedModel Model, CompletionRequest Request,
     IReadOnlyList<PromptInput> Prompts, IReadOnlyList<GenerationRequest> Requests, int N)
 {
     /// echo with max_tokens 0: the engine generates one token, which the answer leaves out.
@@ -36,7 +37,7 @@ internal sealed record CompletionPlan(string Id, long Created, ServedModel Model
             LoraAdapter = model.LoraAdapter,
             CacheSalt = request.CacheSalt,
         }).ToList();
-        return new CompletionPlan(requestIds.Response, ServingContext.UnixNow(), model, request, prompts, requests, request.N ?? 1);
+        return new CompletionPlan(requestIds.Response, requestIds.Engine, ServingContext.UnixNow(), model, request, prompts, requests, request.N ?? 1);
     }
 
     static void ValidateCompletionFields(CompletionRequest request, RequestLimits limits)

@@ -69,6 +69,6 @@ internal static class CompletionsEndpoint
         new(plan.Id, plan.Created, plan.Model.Name, choices, usage);
 
     static void LogText(Telemetry.RequestObserver observer, CompletionPlan plan, CompletionChoiceState[] choices) =>
-        observer.LogText(plan.Id, string.Join(" | ", plan.Prompts.Select(p => p.Text ?? $"<{p.TokenIds.Count} token ids>")),
+        observer.LogText(plan.EngineId, string.Join(" | ", plan.Prompts.Select(p => p.Text ?? $"<{p.TokenIds.Count} token ids>")),
             string.Join(" | ", choices.Select(c => c.Text)));
 }
