@@ -73,6 +73,9 @@ internal static partial class Log
     [LoggerMessage(31, LogLevel.Error, "gRPC call {Method} failed")]
     public static partial void GrpcFailed(ILogger logger, string method, Exception exception);
 
+    [LoggerMessage(34, LogLevel.Warning, "The following fields were present in the request but ignored: {Fields}")]
+    public static partial void FieldsIgnored(ILogger logger, string fields);
+
     [LoggerMessage(33, LogLevel.Warning, "vLLM flags accepted with no effect here: {Flags}")]
     public static partial void FlagsWithoutEffect(ILogger logger, string flags);
 }
