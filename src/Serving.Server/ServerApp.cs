@@ -97,6 +97,7 @@ public static class ServerApp
         services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<AcceptGate>());
         services.AddSingleton(sp => engineFactory(options.ToEngineOptions(), sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<ServingState>();
+        services.AddSingleton<Health.ServerLoad>();
         services.AddSingleton<ServingContext>();
         services.AddSingleton<ResponseStore>();
         services.AddSingleton<BackgroundResponses>();
@@ -114,6 +115,7 @@ public static class ServerApp
     {
         app.UseCors();   // first: preflights need no API key, and error answers carry the headers too
         if (options.EnableRequestIdHeaders) app.Use(ClientRequestId.EchoAsync);
+        if (options.EnableServerLoadTracking) app.Use(app.Services.GetRequiredService<Health.ServerLoad>().TrackAsync);
         app.UseMiddleware<ErrorMiddleware>();
         app.UseStatusCodePages(context => ErrorMiddleware.WriteStatusCodeBodyAsync(context.HttpContext));
         if (!options.DisablePlayground) app.UsePlayground(); // before the key check: the page itself is public
@@ -121,6 +123,7 @@ public static class ServerApp
         app.Services.GetRequiredService<EngineMetrics>(); // registers the engine's observable instruments
         app.MapHealth();
         app.MapVersion();
+        Health.ServerLoad.MapLoad(app);
         var v1 = app.MapGroup("/v1");
         v1.MapPost("/completions", CompletionsEndpoint.HandleAsync);
         v1.MapPost("/chat/completions", ChatEndpoint.HandleAsync);

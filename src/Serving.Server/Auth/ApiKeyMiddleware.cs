@@ -5,7 +5,7 @@ using Serving.Server.Options;
 namespace Serving.Server.Auth;
 
 /// Requires "Authorization: Bearer <key>" on every route except the operators' open ones: /health and /ping (probes),
-/// /version, and /metrics unless --enable-metrics-auth (vLLM leaves it open; Prometheus scrapes need no secret).
+/// /load (load balancers), /version, and /metrics unless --enable-metrics-auth (vLLM leaves it open; Prometheus scrapes need no secret).
 /// gRPC methods are left to ApiKeyInterceptor, which answers in gRPC's terms (UNAUTHENTICATED).
 internal sealed class ApiKeyMiddleware(RequestDelegate next, BearerKey key, ServerOptions options)
 {
@@ -19,7 +19,7 @@ internal sealed class ApiKeyMiddleware(RequestDelegate next, BearerKey key, Serv
     }
 
     bool IsPublic(PathString path) =>
-        path.StartsWithSegments("/health") || path.StartsWithSegments("/ping") || path.StartsWithSegments("/version")
+        path.StartsWithSegments("/health") || path.StartsWithSegments("/ping") || path.StartsWithSegments("/load") || path.StartsWithSegments("/version")
         || (!options.EnableMetricsAuth && path.StartsWithSegments("/metrics"));
 
     /// Routing ran first (WebApplication puts it at the start), so the endpoint is known here.

@@ -38,6 +38,7 @@ namespace Serving.Server.OpenAI;
 [JsonSerializable(typeof(DetokenizeRequest))]
 [JsonSerializable(typeof(DetokenizeResponse))]
 [JsonSerializable(typeof(Health.VersionEndpoint.VersionResponse))]
+[JsonSerializable(typeof(Health.ServerLoad.LoadResponse))]
 [JsonSerializable(typeof(EngineStatsResponse))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(int))]
