@@ -104,7 +104,7 @@ public static class ServerApp
         services.AddHostedService<EngineHost>();
         services.AddHostedService<IdleMemoryTrimmer>();
         services.AddHostedService<StatsLogger>();
-        if (options.ApiKey is { } apiKey) services.AddSingleton(new BearerKey(apiKey));
+        if (options.ApiKeys is { Count: > 0 } apiKeys) services.AddSingleton(new BearerKey(apiKeys));
         if (options.GrpcPort is not null) services.AddServingGrpc(options);
         // Drain first (--shutdown-timeout), then leave Kestrel time to close the finished streams.
         services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeout + 10));
@@ -119,7 +119,7 @@ public static class ServerApp
         app.UseMiddleware<ErrorMiddleware>();
         app.UseStatusCodePages(context => ErrorMiddleware.WriteStatusCodeBodyAsync(context.HttpContext));
         if (!options.DisablePlayground) app.UsePlayground(); // before the key check: the page itself is public
-        if (options.ApiKey is not null) app.UseMiddleware<ApiKeyMiddleware>();
+        if (options.ApiKeys.Count > 0) app.UseMiddleware<ApiKeyMiddleware>();
         app.Services.GetRequiredService<EngineMetrics>(); // registers the engine's observable instruments
         app.MapHealth();
         app.MapVersion();

@@ -21,7 +21,7 @@ internal static class GrpcSetup
             // catch-all route would otherwise turn a wrong HTTP method on an OpenAI route into 404.
             grpc.IgnoreUnknownServices = true;
             grpc.Interceptors.Add<ErrorInterceptor>();
-            if (options.ApiKey is not null) grpc.Interceptors.Add<ApiKeyInterceptor>();
+            if (options.ApiKeys.Count > 0) grpc.Interceptors.Add<ApiKeyInterceptor>();
         });
         if (options.EnableGrpcReflection) services.AddGrpcReflection();
         return services;

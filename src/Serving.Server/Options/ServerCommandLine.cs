@@ -205,7 +205,7 @@ public static class ServerCommandLine
         Make<int>("--max-prompts-per-request", "MaxPromptsPerRequest", "Most prompts in one completions request (default 256)."),
         Make<int>("--max-seqs-per-request", "MaxSeqsPerRequest", "Most sequences (prompts x n) in one request (default 256)."),
         Make<long>("--seed", "Seed", "Seed for requests without one (default 0)."),
-        Make<string>("--api-key", "ApiKey", "Require \"Authorization: Bearer <key>\" on every route but /health, /version and /metrics."),
+        Names("--api-key", "ApiKey", "Require \"Authorization: Bearer <key>\", one of these keys, on every route but /health, /ping, /load, /version and /metrics (default: vLLM's VLLM_API_KEY variable, else open)."),
         Switch("--enable-metrics-auth", "EnableMetricsAuth", "Require the API key on /metrics as well (open by default, as in vLLM)."),
         Make<int>("--shutdown-timeout", "ShutdownTimeout", "Seconds running requests may finish after SIGTERM (default 30)."),
         Make<int>("--max-logprobs", "MaxLogprobs", "Largest logprobs/top_logprobs a request may ask (default 20)."),

@@ -83,8 +83,13 @@ public sealed class ServerOptions
     /// Most sequences (prompts x n) one request may ask for: bounds the work and the answer of one request.
     public int MaxSeqsPerRequest { get; set; } = 256;
     public long Seed { get; set; }
-    /// Bearer key every route but /health requires; null leaves the server open.
+    /// Bearer keys every route but the probes requires, one of them (vLLM's --api-key, one or more: space-separated
+    /// here); null reads vLLM's VLLM_API_KEY variable, and without it the server is open.
     public string? ApiKey { get; set; }
+
+    /// The keys a request may present (ApiKey, else VLLM_API_KEY); empty: none is asked.
+    public IReadOnlyList<string> ApiKeys =>
+        (ApiKey ?? Environment.GetEnvironmentVariable("VLLM_API_KEY"))?.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries) ?? [];
     /// /metrics requires the API key as well (by default it is open, as in vLLM, so Prometheus needs no secret).
     public bool EnableMetricsAuth { get; set; }
     /// Seconds running requests may take to finish after SIGTERM before they are aborted.
@@ -268,7 +273,7 @@ public sealed class ServerOptions
         Check(MaxStopSequences >= 0, "max-stop-sequences must be >= 0");
         Check(MaxRequestBodyBytes >= 1024, "max-request-body-bytes must be >= 1024");
         Check(MaxStoredResponseBytes >= 0, $"max-stored-response-bytes must be >= 0 (got {MaxStoredResponseBytes})");
-        Check(ApiKey is null || ApiKey.Length > 0, "api-key must not be empty");
+        Check(ApiKey is null || ApiKeys.Count > 0, "api-key must not be empty");
         Check(!string.IsNullOrWhiteSpace(ResponseRole), "response-role must not be empty");
         if (Quantization is not null && WeightQuantization.UnknownFlagValue(Quantization) is { } quantizationProblem) errors.Add(quantizationProblem);
         Check(!EnableAutoToolChoice || ToolCallParser is not null, "enable-auto-tool-choice needs tool-call-parser");

@@ -33,7 +33,7 @@ public sealed class ServerProcess : IAsyncDisposable
 
     /// Starts `dotnet Serving.Server.dll --host 127.0.0.1 --port P --grpc-port G args`; maxOpenFiles runs it
     /// under `ulimit -n maxOpenFiles`.
-    public static ServerProcess Start(IEnumerable<string> args, int? maxOpenFiles = null)
+    public static ServerProcess Start(IEnumerable<string> args, int? maxOpenFiles = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var (port, grpcPort) = (LocalProcess.FreePort(), LocalProcess.FreePort());
         string[] server = [LocalProcess.DotnetHost(), Path.Combine(AppContext.BaseDirectory, "Serving.Server.dll"),
@@ -46,6 +46,7 @@ public sealed class ServerProcess : IAsyncDisposable
         start.WorkingDirectory = AppContext.BaseDirectory;
         start.Environment["Logging__Console__FormatterName"] = "simple";
         start.Environment["Logging__Console__FormatterOptions__SingleLine"] = "true";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         return new ServerProcess(Process.Start(start)!, new Uri($"http://127.0.0.1:{port}"), new Uri($"http://127.0.0.1:{grpcPort}"));
     }
 
