@@ -72,7 +72,13 @@ internal abstract record SamplingRequest
 /// its choice's usage so far.
 internal sealed record StreamOptions(bool? IncludeUsage, bool? ContinuousUsageStats)
 {
-    public bool Continuous => IncludeUsage == true && ContinuousUsageStats == true;
+    /// Whether a stream ends with a usage chunk and whether every chunk carries its choice's usage: the request's
+    /// stream_options, the last chunk also under vLLM's --enable-force-include-usage (forced) for every stream.
+    public static (bool Final, bool Continuous) UsageOf(StreamOptions? options, bool forced)
+    {
+        var final = options?.IncludeUsage == true || forced;
+        return (final, final && options?.ContinuousUsageStats == true);
+    }
 }
 
 /// POST /v1/completions.

@@ -228,6 +228,7 @@ public static class ServerCommandLine
         Make<string>("--ssl-keyfile", "SslKeyfile", "PEM file of the certificate's private key."),
         Make<int>("--ssl-cert-reqs", "SslCertReqs", "Clients' TLS certificates, as Python's ssl levels: 0 none asked (default), 1 checked when a client presents one, 2 required; each must chain to a CA of --ssl-ca-certs."),
         Make<string>("--ssl-ca-certs", "SslCaCerts", "PEM file of the CA certificates clients' certificates must chain to (with --ssl-cert-reqs 1 or 2)."),
+        Switch("--enable-force-include-usage", "EnableForceIncludeUsage", "Every completions and chat stream ends with a usage chunk, as if its stream_options asked include_usage."),
         Switch("--enable-server-load-tracking", "EnableServerLoadTracking", "Count the API requests in flight (a stream until it ends) for GET /load, {\"server_load\": N}, which load balancers read (0 without)."),
         Switch("--enable-request-id-headers", "EnableRequestIdHeaders", "Every HTTP response carries X-Request-Id: the request's own header, or a new id. A request's X-Request-Id (else its body's request_id) is always its response's id after the API's prefix (chatcmpl-..., cmpl-...)."),
         Switch("--disable-log-stats", "DisableLogStats", "Leave out the periodic line of throughput, requests and KV cache usage."),

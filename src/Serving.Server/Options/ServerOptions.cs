@@ -163,6 +163,8 @@ public sealed class ServerOptions
     /// 2 required; each must chain to a CA of SslCaCerts (a PEM file, vLLM's --ssl-ca-certs).
     public int SslCertReqs { get; set; }
     public string? SslCaCerts { get; set; }
+    /// Every stream ends with a usage chunk, as if its stream_options asked for one (vLLM's --enable-force-include-usage).
+    public bool EnableForceIncludeUsage { get; set; }
     /// Count the API requests in flight for GET /load (vLLM's --enable-server-load-tracking; 0 without).
     public bool EnableServerLoadTracking { get; set; }
     /// Every HTTP response carries X-Request-Id: the request's own, or a new one (vLLM's --enable-request-id-headers).

@@ -56,7 +56,8 @@ internal static class ChatEndpoint
                 PromptTokenIds = plan.Request.ReturnTokenIds == true ? plan.Generation.PromptTokenIds : null,
             };
             await sse.WriteAsync(opening, OpenAIJsonContext.Default.ChatChunk, aborted);
-            var continuous = plan.Request.StreamOptions?.Continuous == true ? new ContinuousUsage(choices.Length) : null;
+            var usageChunks = StreamOptions.UsageOf(plan.Request.StreamOptions, serving.Options.EnableForceIncludeUsage);
+            var continuous = usageChunks.Continuous ? new ContinuousUsage(choices.Length) : null;
             await foreach (var item in run.ReadAllAsync(aborted))
             {
                 var choice = choices[item.Event.Index].Append(item.Event);
@@ -65,7 +66,7 @@ internal static class ChatEndpoint
                 if (choice.IsEmpty) continue;
                 await sse.WriteAsync(Chunk(plan, serving, [choice], soFar), OpenAIJsonContext.Default.ChatChunk, aborted);
             }
-            if (plan.Request.StreamOptions?.IncludeUsage == true)
+            if (usageChunks.Final)
                 await sse.WriteAsync(Chunk(plan, serving, [], usage.ToUsage()), OpenAIJsonContext.Default.ChatChunk, aborted);
         }
         catch (Exception exception) when (!aborted.IsCancellationRequested)

@@ -46,7 +46,8 @@ internal static class CompletionsEndpoint
         await sse.StartAsync(aborted);
         try
         {
-            var continuous = plan.Request.StreamOptions?.Continuous == true ? new ContinuousUsage(choices.Length) : null;
+            var usageChunks = StreamOptions.UsageOf(plan.Request.StreamOptions, serving.Options.EnableForceIncludeUsage);
+            var continuous = usageChunks.Continuous ? new ContinuousUsage(choices.Length) : null;
             await foreach (var item in run.ReadAllAsync(aborted))
             {
                 var index = item.PromptIndex * plan.N + item.Event.Index;
@@ -55,7 +56,7 @@ internal static class CompletionsEndpoint
                 var soFar = continuous?.After(index, plan.Prompts[item.PromptIndex].TokenIds.Count, item.Event);
                 await sse.WriteAsync(Chunk(plan, serving, [choice], soFar), OpenAIJsonContext.Default.CompletionResponse, aborted);
             }
-            if (plan.Request.StreamOptions?.IncludeUsage == true)
+            if (usageChunks.Final)
                 await sse.WriteAsync(Chunk(plan, serving, [], usage.ToUsage()), OpenAIJsonContext.Default.CompletionResponse, aborted);
         }
         catch (Exception exception) when (!aborted.IsCancellationRequested)
