@@ -10,7 +10,11 @@ internal sealed class Llama : ModelArchitecture
     public override string Name => "LlamaForCausalLM";
     public override string ModelType => "llama";
 
-    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json) => WithBiases(config, json);
+
+    /// LlamaConfig's bias fields, which the families built on it read too: attention_bias on q, k, v and o, mlp_bias
+    /// on the MLP (both off by default).
+    public static ModelConfig WithBiases(ModelConfig config, JsonFields json)
     {
         var attentionBias = json.Bool("attention_bias") ?? false;
         return config with { QkvBias = attentionBias, OutputBias = attentionBias, MlpBias = json.Bool("mlp_bias") ?? false };
@@ -35,11 +39,7 @@ internal sealed class Arcee : ModelArchitecture
             ["eos_token_id"] = 128001,
         };
 
-    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
-    {
-        var attentionBias = json.Bool("attention_bias") ?? false;
-        return config with { GatedMlp = false, QkvBias = attentionBias, OutputBias = attentionBias, MlpBias = json.Bool("mlp_bias") ?? false };
-    }
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json) => Llama.WithBiases(config, json) with { GatedMlp = false };
 
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
         LlamaLayout.Model(config, layer => LlamaLayout.UngatedLayer(config, layer, "up_proj", "down_proj"));

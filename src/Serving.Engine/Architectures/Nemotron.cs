@@ -19,19 +19,13 @@ internal sealed class Nemotron : ModelArchitecture
             ["hidden_act"] = "relu2", ["norm_eps"] = 1e-5, ["max_position_embeddings"] = 4096, ["bos_token_id"] = 2, ["eos_token_id"] = 3,
         };
 
-    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json)
-    {
-        var attentionBias = json.Bool("attention_bias") ?? false;
-        return config.WithLayerNorms(RmsNormWeight.OffsetBeforeRounding) with
+    public override ModelConfig ReadSpecifics(ModelConfig config, JsonFields json) =>
+        Llama.WithBiases(config, json).WithLayerNorms(RmsNormWeight.OffsetBeforeRounding) with
         {
             RmsNormEps = json.Double("norm_eps")!.Value,
             GatedMlp = false,
-            QkvBias = attentionBias,
-            OutputBias = attentionBias,
-            MlpBias = json.Bool("mlp_bias") ?? false,
             PartialRotaryFactor = ModelConfigReader.PartialRotaryFactor(json, config.HeadDim, fallback: 0.5),
         };
-    }
 
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
         LlamaLayout.Model(config, layer => LlamaLayout.UngatedLayer(config, layer, "up_proj", "down_proj"));

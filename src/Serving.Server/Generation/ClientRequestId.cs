@@ -30,7 +30,13 @@ internal static class ClientRequestId
     public static string? Of(HttpContext? context, string? bodyId, string bodyParam = "request_id")
     {
         var header = context is null ? null : HeaderValue(context);
-        var (id, param) = header is not null ? (header, Header) : (bodyId, bodyParam);
+        return header is not null ? Checked(header, Header) : Checked(bodyId, bodyParam);
+    }
+
+    /// id as a request id may be (at most 128 characters, no control characters), else a 400 naming param; null or
+    /// empty: none given.
+    public static string? Checked(string? id, string param)
+    {
         if (string.IsNullOrEmpty(id)) return null;
         Check.That(id.Length <= MaxLength, param, $"{param} must be at most {MaxLength} characters (got {id.Length}).");
         // It reaches logs and traces: no line breaks or terminal escapes.

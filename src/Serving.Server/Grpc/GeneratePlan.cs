@@ -11,7 +11,7 @@ internal sealed record GeneratePlan(string RequestId, GrpcPrompt Prompt, Generat
 {
     public static GeneratePlan Create(GenerateRequest request, ServingContext serving)
     {
-        ClientRequestId.Of(null, request.RequestId);   // checked as the HTTP API's
+        ClientRequestId.Checked(request.RequestId, "request_id");
         var limits = serving.Limits;
         var fields = GrpcSampling.Read(request.Sampling, limits);
         SamplingRules.Sequences(1, fields.N, limits);

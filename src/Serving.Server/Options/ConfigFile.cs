@@ -33,10 +33,6 @@ static class ConfigFile
         return option;
     }
 
-    /// How the server's command line is parsed: as vLLM's argparse, no `@file` token is read as a file of arguments
-    /// (an API key may start with "@").
-    public static readonly ParserConfiguration Parsing = new() { ResponseFileTokenReplacer = null };
-
     /// args with underscores in flag names made dashes and `--config FILE` replaced by the file's flags, less those
     /// the command line gives itself. A file that cannot be read, or a command line that does not parse by itself,
     /// leaves `--config FILE` in place for the parser to report.
@@ -54,7 +50,7 @@ static class ConfigFile
         IReadOnlyList<(Option Option, string[] Tokens)> fromFile;
         try { fromFile = FlagsIn(path, root); }
         catch (ArgumentException) { return normalized; }
-        var parse = root.Parse(rest, Parsing);
+        var parse = root.Parse(rest, ServerCommandLine.Parsing);
         // an option left without its value would take the file's first flag as one
         if (parse.Errors.Count > 0) return normalized;
         var given = GivenOnTheCommandLine(root, parse);

@@ -22,7 +22,11 @@ public static class ServerCommandLine
     }
 
     /// Parses args for the command Create built, with a --config file's flags (those the command line does not give).
-    public static ParseResult Parse(RootCommand command, string[] args) => command.Parse(ConfigFile.Expand(command, args), ConfigFile.Parsing);
+    public static ParseResult Parse(RootCommand command, string[] args) => command.Parse(ConfigFile.Expand(command, args), Parsing);
+
+    /// How the command line is parsed: as vLLM's argparse, no `@file` token is read as a file of arguments (an API key
+    /// may start with "@").
+    internal static readonly ParserConfiguration Parsing = new() { ResponseFileTokenReplacer = null };
 
     /// Parses args into configuration overrides; throws ArgumentException listing the errors.
     public static IReadOnlyDictionary<string, string?> ToConfiguration(string[] args)
