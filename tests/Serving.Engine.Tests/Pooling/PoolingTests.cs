@@ -390,8 +390,9 @@ public sealed class PoolingTests
     [Fact]
     public async Task ACancelledEmbeddingFreesItsBlocks()
     {
+        // 2 tokens a step over 240 (the fixture serves 256): 120 steps, time enough to see it hold blocks on a busy machine
         await using var engine = await StartPoolingAsync("llama-gqa", configure: o => o with { MaxNumBatchedTokens = 2 });
-        var prompt = Enumerable.Range(5, 60).ToArray();
+        var prompt = Enumerable.Range(5, 240).ToArray();
         using var cancel = new CancellationTokenSource();
         var pending = engine.EmbedAsync(Embed(prompt, new PoolingParams(PoolingType.Mean, true)), cancel.Token);
         await WaitUntilAsync(engine, stats => stats.KVUsage > 0, "the prompt to take blocks");
