@@ -15,11 +15,12 @@ internal sealed class BenchModel : IDisposable
 {
     /// The model (a preset's name or a checkpoint folder) on the device(s), its rotary table covering maxPositions,
     /// and the pool dtype --kv-cache-dtype means for it: what the pool's size is planned from (ShapePlan) before the
-    /// BenchModel is made.
+    /// BenchModel is made. quantization fp8: the decoder projections stored as FP8 (--quantization fp8).
     public static (LoadedModel Model, KVCacheDtype CacheDtype) Load(string model, string dtype, string kvCacheDtype, Device device,
-        int maxPositions, int tensorParallelSize = 1)
+        int maxPositions, int tensorParallelSize = 1, string? quantization = null)
     {
         var loaded = ModelLoader.Load(model, dtype, device, tensorParallelSize: tensorParallelSize);
+        if (quantization == "fp8") loaded.QuantizeWeightsToFp8();
         loaded.MaxPositions = Math.Max(loaded.MaxPositions, maxPositions);
         return (loaded, KVCacheDtype.Resolve(kvCacheDtype, loaded.Dtype));
     }
@@ -30,7 +31,7 @@ internal sealed class BenchModel : IDisposable
         Model = model;
         var tensorParallelSize = model.TensorParallelSize;
         Cache = Model.CreateKVCache(numBlocks, blockSize, cacheDtype);
-        Name = (cacheDtype == KVCacheDtype.Of(Model.Dtype) ? name : $"{name} [{cacheDtype} KV]")
+        Name = (cacheDtype == KVCacheDtype.Of(Model.Dtype) ? name : $"{name} [{cacheDtype} KV]") + (model.WeightsFp8 ? " [fp8 weights]" : "")
             + (tensorParallelSize == 1 ? "" : $" tp{tensorParallelSize}");
         using var noGrad = no_grad();
         foreach (var pool in Cache.RankPools.Prepend(Cache))

@@ -22,6 +22,8 @@ internal sealed record BenchOptions
     /// Time decode attention alone at several context splits per shape, beside the planner's choice.
     public bool AttentionSplits { get; init; }
     public string Dtype { get; init; } = "bfloat16";
+    /// fp8: the decoder projections stored as FP8 after loading (LoadedModel.QuantizeWeightsToFp8); null: as loaded.
+    public string? Quantization { get; init; }
     public string Device { get; init; } = "cuda";
     /// GPUs each model is split over (tensor parallelism, from Device's index on); figures are per GPU.
     public int TensorParallelSize { get; init; } = 1;

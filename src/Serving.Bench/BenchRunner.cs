@@ -114,7 +114,7 @@ internal sealed class BenchRunner(BenchOptions options)
 
     void RunModel(string preset, string kvDtype, Device device, CudaDevice? cudaDevice, DeviceCeilings ceilings)
     {
-        var (model, cacheDtype) = BenchModel.Load(preset, options.Dtype, kvDtype, device, MaxPositions(), options.TensorParallelSize);
+        var (model, cacheDtype) = BenchModel.Load(preset, options.Dtype, kvDtype, device, MaxPositions(), options.TensorParallelSize, options.Quantization);
         var memoryBytes = cudaDevice?.TotalMemoryBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         var plan = new ShapePlan(options, model.KVCacheSpec(cacheDtype), memoryBytes, model.WeightBytes, preset);
         using var bench = new BenchModel(preset, model, cacheDtype, plan.PoolBlocks, options.BlockSize);

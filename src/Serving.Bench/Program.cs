@@ -26,11 +26,13 @@ var noPlain = new Option<bool>("--no-plain") { Description = "skip the plain Tor
 var noCheck = new Option<bool>("--no-check") { Description = "skip the correctness checks" };
 var fitLength = new Option<int>("--fit-length") { Description = "sequence length for the capacity column", DefaultValueFactory = _ => 4096 };
 var json = new Option<string?>("--json") { Description = "also write the results as JSON to this file" };
+var quantization = new Option<string?>("--quantization", "-q") { Description = "fp8: each model's decoder projections stored as FP8 (as the server's --quantization fp8 makes them)" };
+quantization.AcceptOnlyFromAmong("fp8");
 var fixtures = new Option<string?>("--fixtures") { Description = "folder of reference checkpoints (shared/fixtures) to check on the device" };
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
 {
-    models, dtype, device, tensorParallel, linear, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, kvQualityText, cudaGraphs, noMatmulTuning, noDependentLaunch, profile, attentionSplits, memoryUtilization,
+    models, dtype, quantization, device, tensorParallel, linear, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, kvQualityText, cudaGraphs, noMatmulTuning, noDependentLaunch, profile, attentionSplits, memoryUtilization,
 };
 if (Console.IsOutputRedirected)
 {
@@ -51,6 +53,7 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     AttentionSplits = result.GetValue(attentionSplits),
     GpuMemoryUtilization = result.GetValue(memoryUtilization),
     Dtype = result.GetValue(dtype)!,
+    Quantization = result.GetValue(quantization),
     Device = result.GetValue(device)!,
     TensorParallelSize = result.GetValue(tensorParallel),
     BatchSizes = result.GetValue(batches)!,
@@ -86,6 +89,7 @@ static Command EngineCommand()
     var kvMemory = new Option<long?>("--kv-cache-memory-bytes", "--kv-cache-memory") { Description = "KV pool bytes (default: on CUDA what --gpu-memory-utilization leaves, on CPU 256 MiB)" };
     var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
     var kvDtype = new Option<string>("--kv-cache-dtype") { Description = "auto, bfloat16, float16, float32, fp8", DefaultValueFactory = _ => "auto" };
+    var quantization = new Option<string?>("--quantization", "-q") { Description = "as the server's flag: fp8 quantizes a 16-bit checkpoint's projections as it loads" };
     var enforceEager = new Option<bool>("--enforce-eager") { Description = "no CUDA graphs" };
     var structuredMix = new Option<double>("--structured-output-mix")
     {
@@ -104,7 +108,7 @@ static Command EngineCommand()
     var tensorParallel = TensorParallelOption();
     var command = new Command("engine", "Offline engine throughput: N requests of random token ids through LlmEngine at once")
     {
-        model, tokenizer, device, tensorParallel, dtype, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed, kvDtype, enforceEager,
+        model, tokenizer, device, tensorParallel, dtype, quantization, numPrompts, inputLen, outputLen, maxNumSeqs, maxBatched, kvMemory, seed, kvDtype, enforceEager,
         structuredMix, speculative, runner,
     };
     command.SetAction((result, _) => EngineBenchmark.RunAsync(new EngineBenchmarkOptions(
@@ -112,7 +116,7 @@ static Command EngineCommand()
         {
             Model = result.GetValue(model)!, Tokenizer = result.GetValue(tokenizer), Device = result.GetValue(device)!,
             TensorParallelSize = result.GetValue(tensorParallel),
-            Dtype = result.GetValue(dtype)!, MaxNumSeqs = result.GetValue(maxNumSeqs),
+            Dtype = result.GetValue(dtype)!, Quantization = result.GetValue(quantization), MaxNumSeqs = result.GetValue(maxNumSeqs),
             MaxNumBatchedTokens = result.GetValue(maxBatched), KVCacheMemoryBytes = result.GetValue(kvMemory),
             KVCacheDtype = result.GetValue(kvDtype)!, EnforceEager = result.GetValue(enforceEager),
             SpeculativeConfig = result.GetValue(speculative) is { } json ? Serving.Engine.Speculative.SpeculativeConfig.Parse(json) : null,

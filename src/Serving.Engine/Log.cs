@@ -62,6 +62,10 @@ internal static partial class Log
     [LoggerMessage(15, LogLevel.Information, "Quantized checkpoint ({Quantization}): weights dequantized to {Dtype} as they loaded; they take the memory of unquantized ones")]
     public static partial void WeightsDequantized(ILogger logger, string quantization, string dtype);
 
+    [LoggerMessage(19, LogLevel.Information,
+        "--quantization fp8: {Count} projections stored as FP8 (e4m3, a scale per tensor; their inputs quantized per step), weights now {WeightMiB} MiB (were {WasMiB} MiB) in {Milliseconds} ms")]
+    public static partial void WeightsQuantizedFp8(ILogger logger, int count, long weightMiB, long wasMiB, long milliseconds);
+
     [LoggerMessage(17, LogLevel.Warning,
         "--max-model-len auto: the KV cache holds {CapacityTokens} tokens, so the context is {MaxModelLen} tokens (the model serves {ModelLen})")]
     public static partial void MaxModelLenFitted(ILogger logger, long capacityTokens, int maxModelLen, int modelLen);

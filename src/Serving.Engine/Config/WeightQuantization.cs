@@ -11,6 +11,8 @@ namespace Serving.Engine.Config;
 ///   checkpoint_format is gptq_v2);
 /// - MXFP4 ("mxfp4", gpt-oss's experts): 4-bit e2m1 values in blocks of 32 with a power-of-two scale each.
 /// Other methods (bitsandbytes, compressed-tensors' pack-quantized, marlin, ...) are refused naming the method.
+/// Apart from these, --quantization fp8 on a checkpoint without a quantization_config stores the decoder's projections
+/// as FP8 after they load (IsOnlineFp8, ../Model/LoadedModel.QuantizeWeightsToFp8): that memory saving is kept.
 public sealed record WeightQuantization(string Method)
 {
     /// FP8: the scale blocks' [rows, columns] when the scales are per block.
@@ -29,20 +31,24 @@ public sealed record WeightQuantization(string Method)
         ["gptq"] = "gptq", ["gptq_marlin"] = "gptq", ["mxfp4"] = "mxfp4",
     };
 
-    /// vLLM's --quantization (null: from the checkpoint) checked against the checkpoint's quantization_config: the
-    /// weights are read as the checkpoint stores them, so the flag may only name that; quantizing unquantized weights
-    /// as they load is not built. Throws naming the flag.
+    /// vLLM's --quantization (null: from the checkpoint) checked against the checkpoint's quantization_config: a
+    /// quantized checkpoint's weights are read as it stores them, so the flag may only name that; on a checkpoint stored
+    /// in 16 bits only fp8 is built (vLLM's online quantization: IsOnlineFp8). Throws naming the flag.
     public static void CheckFlag(string? flag, WeightQuantization? checkpoint)
     {
         if (flag is null) return;
         if (!FlagValues.TryGetValue(flag, out var method)) throw new ModelLoadException("--" + UnknownFlagValue(flag));
-        if (checkpoint is null)
+        if (checkpoint is null && flag != "fp8")
             throw new ModelLoadException($"--quantization {flag}: the checkpoint is not quantized (config.json has no quantization_config), " +
-                "and quantizing weights as they load is not built; serve it without the flag, or a checkpoint stored quantized");
-        if (checkpoint.Method != method)
+                "and of the methods only fp8 quantizes weights as they load; serve it without the flag, with --quantization fp8, or a checkpoint stored quantized");
+        if (checkpoint is not null && checkpoint.Method != method)
             throw new ModelLoadException($"--quantization {flag} does not match the checkpoint's quantization_config.quant_method " +
                 $"{checkpoint.Method}; leave the flag out to read the checkpoint's own");
     }
+
+    /// Whether --quantization asks for the decoder's 16-bit weights to be quantized to FP8 as they load (fp8 on a
+    /// checkpoint without a quantization_config), as vLLM does.
+    public static bool IsOnlineFp8(string? flag, WeightQuantization? checkpoint) => flag == "fp8" && checkpoint is null;
 
     /// What is wrong with a --quantization value this server does not read (null for one it does), without the dashes.
     public static string? UnknownFlagValue(string flag) => FlagValues.ContainsKey(flag) ? null

@@ -4,8 +4,9 @@ namespace Serving.Engine.Cuda;
 
 /// cuBLASLt, the matrix-product library under cuBLAS, bound directly: TorchSharp runs every product with cuBLAS's own
 /// choice of algorithm, and at decode batch sizes another of cuBLASLt's candidates is often faster (MatmulTuning
-/// times them). Only what y = x W^T needs: 16-bit x and W, float32 accumulation, no bias. The library is the one
-/// libtorch's CUDA build loads (its major version in the file name, as NVRTC's).
+/// times them), and FP8 products (Fp8Products) run nowhere else. Only what y = x W^T needs: 16-bit x and W, or e4m3 x
+/// and W with a scale each and a 16-bit y; float32 accumulation, no bias. The library is the one libtorch's CUDA build
+/// loads (its major version in the file name, as NVRTC's).
 internal static unsafe class CublasLt
 {
     static readonly IntPtr Library = NativeLibraryLoader.LoadFirst(
@@ -34,6 +35,8 @@ internal static unsafe class CublasLt
     const int ComputeFloat32 = 68;                // CUBLAS_COMPUTE_32F
     const int DataFloat32 = 0;                    // CUDA_R_32F
     const int DescTransposeA = 3;                 // CUBLASLT_MATMUL_DESC_TRANSA
+    const int DescAScalePointer = 17;             // CUBLASLT_MATMUL_DESC_A_SCALE_POINTER
+    const int DescBScalePointer = 18;             // CUBLASLT_MATMUL_DESC_B_SCALE_POINTER
     const int PreferenceMaxWorkspaceBytes = 1;    // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
     const int OperationTranspose = 1;             // CUBLAS_OP_T
 
@@ -63,6 +66,9 @@ internal static unsafe class CublasLt
         _ => throw new ArgumentException($"cuBLASLt products here take bfloat16 or float16, not {dtype}"),
     };
 
+    /// CUDA's data type code of FP8 E4M3 (CUDA_R_8F_E4M3).
+    public const int Fp8E4M3 = 28;
+
     public static IntPtr CreateHandle()
     {
         IntPtr handle;
@@ -72,22 +78,25 @@ internal static unsafe class CublasLt
 
     public static void DestroyHandle(IntPtr handle) => Check(DestroyFn(handle), "cublasLtDestroy");
 
-    /// y (M, N) = x (M, K) W^T with W (N, K) row-major, all of one 16-bit type, x's rows ldx elements apart and y's
-    /// rows contiguous: in cuBLAS's column-major terms D (N x M) = op(A) B with A = W read transposed, B = x.
+    /// y (M, N) = x (M, K) W^T with W (N, K) row-major, x and W of inputType and y of outputType (the same 16-bit type,
+    /// or e4m3 in and 16 bits out), x's rows ldx elements apart and y's rows contiguous: in cuBLAS's column-major terms
+    /// D (N x M) = op(A) B with A = W read transposed, B = x. An FP8 product also takes W's and x's scales (Run).
     public sealed class Problem : IDisposable
     {
         readonly IntPtr _desc, _a, _b, _c;
 
-        public Problem(int dataType, long n, long k, long m, long ldx)
+        public Problem(int dataType, long n, long k, long m, long ldx) : this(dataType, dataType, n, k, m, ldx) { }
+
+        public Problem(int inputType, int outputType, long n, long k, long m, long ldx)
         {
             (N, K, M) = (n, k, m);
             IntPtr desc, a, b, c;
             Check(DescCreateFn(&desc, ComputeFloat32, DataFloat32), "cublasLtMatmulDescCreate");
             var transpose = OperationTranspose;
             Check(DescSetFn(desc, DescTransposeA, &transpose, sizeof(int)), "cublasLtMatmulDescSetAttribute");
-            Check(LayoutCreateFn(&a, dataType, (ulong)k, (ulong)n, k), "cublasLtMatrixLayoutCreate");
-            Check(LayoutCreateFn(&b, dataType, (ulong)k, (ulong)m, ldx), "cublasLtMatrixLayoutCreate");
-            Check(LayoutCreateFn(&c, dataType, (ulong)n, (ulong)m, n), "cublasLtMatrixLayoutCreate");
+            Check(LayoutCreateFn(&a, inputType, (ulong)k, (ulong)n, k), "cublasLtMatrixLayoutCreate");
+            Check(LayoutCreateFn(&b, inputType, (ulong)k, (ulong)m, ldx), "cublasLtMatrixLayoutCreate");
+            Check(LayoutCreateFn(&c, outputType, (ulong)n, (ulong)m, n), "cublasLtMatrixLayoutCreate");
             (_desc, _a, _b, _c) = (desc, a, b, c);
         }
 
@@ -123,9 +132,16 @@ internal static unsafe class CublasLt
             return CheckFn(handle, _desc, _a, _b, _c, _c, &algorithm, &result) == 0 && (long)result.WorkspaceSize <= workspaceBytes;
         }
 
-        /// Queues y = x W^T on the stream (device pointers).
-        public void Run(IntPtr handle, Algorithm algorithm, IntPtr weight, IntPtr x, IntPtr y, IntPtr workspace, long workspaceBytes, IntPtr stream)
+        /// Queues y = x W^T on the stream (device pointers); an FP8 product's y is weightScale x inputScale x (x W^T),
+        /// each scale one float32 on the device.
+        public void Run(IntPtr handle, Algorithm algorithm, IntPtr weight, IntPtr x, IntPtr y, IntPtr workspace, long workspaceBytes, IntPtr stream,
+            IntPtr weightScale = default, IntPtr inputScale = default)
         {
+            if (weightScale != IntPtr.Zero)
+            {
+                Check(DescSetFn(_desc, DescAScalePointer, &weightScale, (nuint)sizeof(IntPtr)), "cublasLtMatmulDescSetAttribute");
+                Check(DescSetFn(_desc, DescBScalePointer, &inputScale, (nuint)sizeof(IntPtr)), "cublasLtMatmulDescSetAttribute");
+            }
             float alpha = 1f, beta = 0f;
             Check(MatmulFn(handle, _desc, &alpha, weight, _a, x, _b, &beta, y, _c, y, _c, &algorithm, workspace, (nuint)workspaceBytes, stream),
                 "cublasLtMatmul");

@@ -112,7 +112,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     public int? AttentionSpan { get; }
 
     /// The kernel sources of the module, concatenated in this order (each later file uses the earlier ones' defines).
-    public static IReadOnlyList<string> SourceNames { get; } = ["decoder_kernels.cu", "paged_attention.cu", "paged_attention_mma.cu"];
+    public static IReadOnlyList<string> SourceNames { get; } = ["element_types.cu", "decoder_kernels.cu", "paged_attention.cu", "paged_attention_mma.cu"];
 
     /// What the module is compiled with for a shape (decoder_kernels.cu lists them).
     public static IReadOnlyDictionary<string, string> Defines(KernelShape shape) => new Dictionary<string, string>

@@ -28,6 +28,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         // what the runner needs is decided and checked before the weights load
         var config = ModelLoader.ReadConfig(options.Model, options.HfOverrides);
         WeightQuantization.CheckFlag(options.Quantization, config.Quantization);
+        if (WeightQuantization.IsOnlineFp8(options.Quantization, config.Quantization) && Cuda.Fp8Products.Unsupported(device, null) is { } fp8Refusal)
+            throw new ModelLoadException("--quantization fp8: " + fp8Refusal);
         if (config.ClassifierFromToken.Count > 0 && options.TensorParallelSize > 1)
             throw new ModelLoadException("classifier_from_token (--hf-overrides) is not supported with --tensor-parallel-size above 1");
         var runner = Pooling.RunnerTypes.Resolve(options.Runner, config);
@@ -97,6 +99,13 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
             config.NumKeyValueHeads, config.HeadDim, model.DtypeName, options.Device);
         if (config.Quantization is { } quantization) Log.WeightsDequantized(logger, quantization.ToString(), model.DtypeName);
+        if (WeightQuantization.IsOnlineFp8(options.Quantization, config.Quantization))
+        {
+            var (was, started) = (model.WeightBytes, System.Diagnostics.Stopwatch.GetTimestamp());
+            var count = model.QuantizeWeightsToFp8();
+            Log.WeightsQuantizedFp8(logger, count, model.WeightBytes >> 20, was >> 20,
+                (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
         if (model.Shard is { Size: > 1 } shard)
             Log.TensorParallel(logger, shard.Size, string.Join(", ", model.Devices), shard.NumHeads, shard.NumKVHeads,
                 shard.KVHeadReplicas, shard.IntermediateSize, shard.VocabRows);

@@ -78,12 +78,29 @@ internal sealed class CausalLM : nn.Module
     /// (vocab, hidden): the token embedding table.
     public Tensor EmbeddingTable => _embedTokens.Weight;
 
-    /// The weights a step multiplies by (W of y = x W^T): every linear layer's and the LM head's (the embedding when tied).
+    /// The weights in the model's type a step multiplies by (W of y = x W^T): every linear layer's and the LM head's (the
+    /// embedding when tied); not the FP8 ones.
     public IEnumerable<Tensor> LinearWeights()
     {
-        foreach (var linear in modules().OfType<Linear>()) yield return linear.Weight;
+        foreach (var linear in modules().OfType<Linear>().Where(linear => linear.Fp8 is null)) yield return linear.Weight;
         if (_lmHead is null && HasLmHead) yield return _embedTokens.Weight;
     }
+
+    /// The decoder's projections (those a LoRA adapter may change: qkv, o, and a dense layer's gate/up and down) stored
+    /// as FP8 (Linear.QuantizeToFp8), as vLLM's fp8 method quantizes them: the LM head, the embeddings,
+    /// routers, gates, experts and classifier heads stay in the model's type, as do projections of a shape FP8 products do not
+    /// take. Returns how many were quantized.
+    public int QuantizeProjectionsToFp8(Cuda.Fp8Products products)
+    {
+        var projections = modules().OfType<Linear>()
+            .Where(linear => linear.Target is not null && linear.Fp8 is null && Cuda.Fp8Products.Takes(linear.Weight.size(0), linear.Weight.size(1)))
+            .ToList();
+        foreach (var linear in projections) linear.QuantizeToFp8(products);
+        return projections.Count;
+    }
+
+    /// Bytes of the FP8 projections' values and scales (outside parameters()).
+    public long Fp8WeightBytes => modules().OfType<Linear>().Sum(linear => linear.Fp8?.Bytes ?? 0);
 
     /// Runs one step: logits of the step's LogitRows, or of every new token with allRows: (rows, vocab) float32.
     /// The caller's dispose scope owns the result.

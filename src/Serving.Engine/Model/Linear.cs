@@ -1,3 +1,4 @@
+using Serving.Engine.Cuda;
 using Serving.Engine.Model.Backends;
 using TorchSharp;
 using TorchSharp.Utils;
@@ -7,11 +8,13 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// y = x W^T (+ b). Weights start uninitialised (torch.empty): the loader fills every row from the checkpoint,
-/// which is cheaper than the random init of nn.Linear on billion-parameter models.
+/// which is cheaper than the random init of nn.Linear on billion-parameter models. Once loaded, a decoder projection
+/// may be stored as FP8 instead (QuantizeToFp8, --quantization fp8): its products then run on FP8 tensor cores.
 internal sealed class Linear : nn.Module<Tensor, Tensor>
 {
-    [ComponentName(Name = "weight")] readonly Parameter _weight;  // (outFeatures, inFeatures)
+    [ComponentName(Name = "weight")] readonly Parameter _weight;  // (outFeatures, inFeatures); (0, inFeatures) once FP8
     [ComponentName(Name = "bias")] readonly Parameter? _bias;     // (outFeatures)
+    Fp8Weight? _fp8;
 
     public Linear(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device device) : base("Linear")
     {
@@ -22,17 +25,35 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>
 
     public Parameter Weight => _weight;
 
+    /// The weight as FP8 values and scale once QuantizeToFp8 has run; null while it is stored in the model's type.
+    public Fp8Weight? Fp8 => _fp8;
+
     /// Where this projection sits, for LoRA adapters to find their update of it (null: no adapter changes it).
     public Lora.LoraTarget? Target { get; init; }
 
     // (numTokens, inFeatures) -> (numTokens, outFeatures)
-    public override Tensor forward(Tensor x) => nn.functional.linear(x, _weight, _bias);
+    public override Tensor forward(Tensor x) => _fp8 is { } fp8 ? fp8.Products.Linear(x, fp8, _bias) : nn.functional.linear(x, _weight, _bias);
 
-    /// The product as the step runs it (the fused backend may pick the cuBLAS algorithm, see DecoderStep.Linear), plus
-    /// the updates of the step's LoRA adapters on their rows.
+    /// The product as the step runs it (the fused backend may pick the cuBLAS algorithm, see DecoderStep.Linear; an FP8
+    /// weight's runs on FP8 tensor cores on any backend), plus the updates of the step's LoRA adapters on their rows.
     public Tensor Forward(DecoderStep step, Tensor x)
     {
-        var y = step.Linear(x, _weight, _bias);
+        var y = _fp8 is { } fp8 ? fp8.Products.Linear(x, fp8, _bias) : step.Linear(x, _weight, _bias);
         return step.Lora is { } lora && Target is { } target ? lora.Add(target, x, y) : y;
+    }
+
+    /// Stores the loaded weight as FP8 (one scale for the whole weight) and gives its memory in the model's type back.
+    /// Once; the weight's shape must be one FP8 products take (Fp8Products.Takes).
+    public void QuantizeToFp8(Fp8Products products)
+    {
+        if (_fp8 is not null) throw new InvalidOperationException("the weight is FP8 already");
+        _fp8 = products.QuantizeWeight(_weight);
+        _weight.set_(empty([0, _weight.size(1)], _weight.dtype, _weight.device));
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _fp8?.Dispose();
+        base.Dispose(disposing);
     }
 }

@@ -23,6 +23,7 @@ public sealed class LoadedModel : IDisposable
     readonly PeerRanks? _peers;              // ranks 1 .. N-1 (rank 0 only, N > 1)
     readonly Dictionary<KVCacheDtype, CudaBackend> _fused = new();   // by KV cache dtype, all on _stream
     CudaStream? _stream;
+    Fp8Products? _fp8;                 // the FP8 projections' kernels and cuBLASLt state (QuantizeWeightsToFp8)
     RopeTable? _rope, _localRope;
     TorchBackend? _torch;
     int _maxPositions;
@@ -96,8 +97,31 @@ public sealed class LoadedModel : IDisposable
     /// before a capture or when it did not tune.
     internal Cuda.MatmulTuning? MatmulTuning => _graphs?.MatmulTuning;
 
-    /// Bytes of all weights on the device (the embedding table once more when the LM head is untied); one rank's.
-    public long WeightBytes => _model.parameters().Sum(p => p.NumberOfElements * p.ElementSize);
+    /// Bytes of all weights on the device (the embedding table once more when the LM head is untied; FP8 projections at
+    /// a byte an element); one rank's.
+    public long WeightBytes => _model.parameters().Sum(p => p.NumberOfElements * p.ElementSize) + _model.Fp8WeightBytes;
+
+    /// Whether the decoder's projections are stored as FP8 (QuantizeWeightsToFp8).
+    public bool WeightsFp8 => _fp8 is not null;
+
+    /// Bytes of the FP8 projections (in WeightBytes, a byte an element); 0 unless WeightsFp8. One rank's.
+    public long Fp8WeightBytes => _model.Fp8WeightBytes;
+
+    /// --quantization fp8 on a checkpoint stored in 16 bits, as vLLM's online fp8: the decoder's projections become FP8
+    /// with a scale per tensor (CausalLM.QuantizeProjectionsToFp8) and their products run on FP8 tensor cores, their
+    /// inputs quantized per step (../Cuda/Fp8Products.cs); the memory they held in the model's type goes back to the
+    /// device before the KV cache is planned. On every rank. Returns how many projections a rank quantized. Throws
+    /// ModelLoadException where FP8 products cannot run (CPU, before sm_89, a float32 model).
+    public int QuantizeWeightsToFp8()
+    {
+        if (_fp8 is not null) throw new InvalidOperationException("the weights are FP8 already");
+        if (Fp8Products.Unsupported(Device, Dtype) is { } reason) throw new ModelLoadException("--quantization fp8: " + reason);
+        _peers?.Invoke(peer => peer.QuantizeWeightsToFp8() > 0);
+        _fp8 = new Fp8Products(Device, Dtype);
+        var count = _model.QuantizeProjectionsToFp8(_fp8);
+        CachedDeviceMemory.Release(Device);
+        return count;
+    }
 
     /// Bytes a step of numTokens tokens must read from the weights: every matrix and norm once, the LM head once,
     /// and one embedding row per token (an untied embedding table is not read whole).
@@ -371,5 +395,6 @@ public sealed class LoadedModel : IDisposable
         _rope?.Dispose();
         _localRope?.Dispose();
         _model.Dispose();
+        _fp8?.Dispose();
     }
 }

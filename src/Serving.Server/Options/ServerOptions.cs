@@ -61,7 +61,7 @@ public sealed class ServerOptions
     /// GPUs one model is split over (tensor parallelism, from --device's index on); CPU ranks on --device cpu.
     public int TensorParallelSize { get; set; } = 1;
     /// vLLM's --quantization: the checkpoint's weight quantization method, checked against its quantization_config
-    /// (null: read from it).
+    /// (null: read from it); fp8 on an unquantized checkpoint quantizes its projections as it loads (GPU only).
     public string? Quantization { get; set; }
     /// 0 means the model's max_position_embeddings.
     public int MaxModelLen { get; set; }

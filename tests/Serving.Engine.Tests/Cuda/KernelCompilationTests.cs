@@ -75,10 +75,28 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
             "rms_norm", "add_rms_norm", "head_rms_norm", "rope_kv_write", "kv_write", "gather_kv", "silu_mul",
             "paged_attention_reduce", attention.Name, .. attention.TensorCores ? ["paged_prefill_attention_mma"] : Array.Empty<string>(),
         ];
+        output.WriteLine($"{shape} on sm_{sm}: {attention.Name}, {cubin.Length} bytes of cubin; ptxas:");
+        CheckEntryPointsAndSpills(cubin, log, entryPoints);
+    }
+
+    /// The FP8 products' quantization kernels (fp8_quantize.cu, after element_types.cu) compile for both 16-bit model
+    /// types (CUDA 11.8's ptxas takes their e4m3 conversions from sm_90).
+    [Theory]
+    [InlineData("bfloat16")]
+    [InlineData("float16")]
+    public async Task TheFp8QuantizationKernelsCompile(string dtype)
+    {
+        await Installed.Value;
+        var (cubin, log) = KernelModule.Compile(Fp8Products.SourceNames, Fp8Products.Defines(ModelDtype.Parse(dtype, "dtype")), 90, "--ptxas-options=-v");
+        output.WriteLine($"fp8_quantize.cu for {dtype} on sm_90: {cubin.Length} bytes of cubin; ptxas:");
+        CheckEntryPointsAndSpills(cubin, log, ["fp8_absmax", "fp8_quantize", "fp8_quantize_small"]);
+    }
+
+    void CheckEntryPointsAndSpills(byte[] cubin, string log, string[] entryPoints)
+    {
         var symbols = Encoding.ASCII.GetString(cubin);
         Assert.All(entryPoints, name => Assert.Contains(name + "\0", symbols));
         var spills = SpillStores.Matches(log).Select(m => int.Parse(m.Groups[1].Value)).ToArray();
-        output.WriteLine($"{shape} on sm_{sm}: {attention.Name}, {cubin.Length} bytes of cubin; ptxas:");
         foreach (var line in log.Split('\n').Where(l => l.Contains("registers") || l.Contains("Compiling entry") || l.Contains("spill stores"))) output.WriteLine(line.Trim());
         Assert.NotEmpty(spills);
         Assert.All(spills, bytes => Assert.Equal(0, bytes));

@@ -1,0 +1,113 @@
+// Per-tensor FP8 (E4M3) quantization of a matrix for the FP8 products (Fp8Products.cs), compiled after
+// element_types.cu with ELEM_TYPE (the model's 16-bit type) and CACHE_TYPE=3 (the e4m3 conversions, sm_89+).
+// The whole matrix shares one scale, its largest magnitude over 448 (e4m3's largest finite value), as vLLM's dynamic
+// per-tensor scheme makes it: weights once as they load, a product's input at every step. A large matrix takes two
+// kernels, so that the scale is known before any element is converted and nothing needs zeroing between steps (a CUDA
+// graph replays them):
+//   fp8_absmax:   each block writes the largest |x| of its share of the rows to partials[blockIdx.x];
+//   fp8_quantize: every block takes the maximum of the partials, block 0 writes the scale, and each element becomes
+//                 x / scale rounded to the nearest e4m3 (saturating, so a value rounding past 448 stays 448).
+// A small one (a decode step's few rows) takes one block of fp8_quantize_small, which does both: one launch less per
+// product where launches, not bytes, are the cost.
+// x: rows of cols elements (cols a multiple of VEC), ld elements apart, 16-byte aligned; out: rows x cols contiguous.
+
+#define FP8_MAX 448.f
+#define FP8_MIN_SCALE (1.f / (448.f * 512.f))   // an all-zero matrix still divides by something
+
+__device__ float block_max(float v) {
+    __shared__ float partial[32];
+    __shared__ float total;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_max(v);
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        float m = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
+        m = warp_max(m);
+        if (lane == 0) total = m;
+    }
+    __syncthreads();
+    return total;
+}
+
+// the largest |x| of this block's share of the vectors (every thread gets it)
+__device__ float block_absmax(const elem_t* __restrict__ x, long rows, int cols, long ld) {
+    const int row_vectors = cols / VEC;
+    const long total_vectors = rows * row_vectors;
+    float largest = 0.f;
+    for (long c = blockIdx.x * (long)blockDim.x + threadIdx.x; c < total_vectors; c += (long)gridDim.x * blockDim.x) {
+        const long row = c / row_vectors;
+        const vec_t v = reinterpret_cast<const vec_t*>(x + row * ld)[c % row_vectors];
+#pragma unroll
+        for (int j = 0; j < (int)VEC; j++) largest = fmaxf(largest, fabsf(to_float(v.v[j])));
+    }
+    return block_max(largest);
+}
+
+extern "C" __global__ void fp8_absmax(const elem_t* __restrict__ x, long rows, int cols, long ld, float* __restrict__ partials) {
+    wait_for_previous_kernel();
+    const float largest = block_absmax(x, rows, cols, ld);
+    if (threadIdx.x == 0) partials[blockIdx.x] = largest;
+}
+
+struct __align__(8) fp8x8_t { unsigned int lo, hi; };   // eight e4m3, the first in the lowest byte
+
+// two floats to two e4m3 in 16 bits: lo in the low byte
+__device__ __forceinline__ unsigned short to_e4m3x2(float lo, float hi) {
+    unsigned short pair;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(hi), "f"(lo));
+    return pair;
+}
+
+// this block's share of the vectors as e4m3 of x * inverse
+__device__ void quantize_share(const elem_t* __restrict__ x, long rows, int cols, long ld, float inverse, unsigned char* __restrict__ out) {
+    const int row_vectors = cols / VEC;
+    const long total_vectors = rows * row_vectors;
+    for (long c = blockIdx.x * (long)blockDim.x + threadIdx.x; c < total_vectors; c += (long)gridDim.x * blockDim.x) {
+        const long row = c / row_vectors;
+        const vec_t v = reinterpret_cast<const vec_t*>(x + row * ld)[c % row_vectors];
+        unsigned short pairs[VEC / 2];
+#pragma unroll
+        for (int j = 0; j < (int)VEC / 2; j++) pairs[j] = to_e4m3x2(to_float(v.v[2 * j]) * inverse, to_float(v.v[2 * j + 1]) * inverse);
+        // VEC (8) bytes out, contiguous: element c * VEC of out
+        unsigned char* o = out + c * VEC;
+#if ELEM_TYPE == 0
+        reinterpret_cast<unsigned int*>(o)[0] = pairs[0] | ((unsigned int)pairs[1] << 16);
+#else
+        reinterpret_cast<fp8x8_t*>(o)[0] = fp8x8_t{pairs[0] | ((unsigned int)pairs[1] << 16), pairs[2] | ((unsigned int)pairs[3] << 16)};
+#endif
+    }
+}
+
+// the scale of a largest magnitude, written by block 0's first thread; returns its inverse
+__device__ __forceinline__ float scale_of(float largest, float* __restrict__ scale) {
+    const float s = fmaxf(largest / FP8_MAX, FP8_MIN_SCALE);
+    if (blockIdx.x == 0 && threadIdx.x == 0) *scale = s;
+    return 1.f / s;
+}
+
+extern "C" __global__ void fp8_quantize(const elem_t* __restrict__ x, long rows, int cols, long ld,
+                                        const float* __restrict__ partials, int num_partials,
+                                        float* __restrict__ scale, unsigned char* __restrict__ out) {
+    wait_for_previous_kernel();
+    __shared__ float inverse;
+    if (threadIdx.x < 32) {
+        float largest = 0.f;
+        for (int i = threadIdx.x; i < num_partials; i += 32) largest = fmaxf(largest, partials[i]);
+        largest = warp_max(largest);
+        if (threadIdx.x == 0) inverse = scale_of(largest, scale);
+    }
+    __syncthreads();
+    quantize_share(x, rows, cols, ld, inverse, out);
+}
+
+// one block: the largest magnitude, then the conversion (its second read of x hits the cache)
+extern "C" __global__ void fp8_quantize_small(const elem_t* __restrict__ x, long rows, int cols, long ld,
+                                              float* __restrict__ scale, unsigned char* __restrict__ out) {
+    wait_for_previous_kernel();
+    const float largest = block_absmax(x, rows, cols, ld);
+    __shared__ float inverse;
+    if (threadIdx.x == 0) inverse = scale_of(largest, scale);
+    __syncthreads();
+    quantize_share(x, rows, cols, ld, inverse, out);
+}
