@@ -31,7 +31,7 @@ internal sealed class BenchModel : IDisposable
         Model = model;
         var tensorParallelSize = model.TensorParallelSize;
         Cache = Model.CreateKVCache(numBlocks, blockSize, cacheDtype);
-        Name = (cacheDtype == KVCacheDtype.Of(Model.Dtype) ? name : $"{name} [{cacheDtype} KV]") + (model.WeightsFp8 ? " [fp8 weights]" : "")
+        Name = (cacheDtype == KVCacheDtype.Of(Model.Dtype) ? name : $"{name} [{cacheDtype} KV]") + (!model.WeightsFp8 ? "" : model.Fp8RowScales ? " [fp8 weights]" : " [fp8 weights per tensor]")
             + (tensorParallelSize == 1 ? "" : $" tp{tensorParallelSize}");
         using var noGrad = no_grad();
         foreach (var pool in Cache.RankPools.Prepend(Cache))

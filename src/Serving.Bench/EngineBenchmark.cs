@@ -22,7 +22,7 @@ internal static class EngineBenchmark
         await engine.WaitUntilReadyAsync(CancellationToken.None);
         var info = engine.Info;
         AnsiConsole.MarkupLine($"[bold]{info.ModelType}[/] {info.NumAttentionHeads} heads / {info.NumKeyValueHeads} KV heads, " +
-            $"{info.Dtype} on {info.Device}" + (info.TensorParallelSize == 1 ? "" : $" split over {info.TensorParallelSize} ranks") +
+            $"{info.Dtype}{(info.WeightStorage is { } storage ? $", projections {storage}" : "")} on {info.Device}" + (info.TensorParallelSize == 1 ? "" : $" split over {info.TensorParallelSize} ranks") +
             $"; KV {info.KVBytesPerToken} B/token (per GPU), {info.KVCapacityTokens} tokens in {info.NumKVBlocks} blocks");
         if (options.StructuredOutputMix > 0)
             StructuredOutputMix.ReportFirstUse(options.Engine.Tokenizer ?? options.Engine.Model, info.VocabSize, []);

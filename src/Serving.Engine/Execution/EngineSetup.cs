@@ -103,7 +103,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         {
             var (was, started) = (model.WeightBytes, System.Diagnostics.Stopwatch.GetTimestamp());
             var count = model.QuantizeWeightsToFp8();
-            Log.WeightsQuantizedFp8(logger, count, model.WeightBytes >> 20, was >> 20,
+            Log.WeightsQuantizedFp8(logger, count,
+                model.Fp8RowScales ? "a scale per output channel; inputs quantized per token at each product" : "a scale per tensor; inputs quantized per tensor at each product",
+                model.WeightBytes >> 20, was >> 20,
                 (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
         if (model.Shard is { Size: > 1 } shard)
@@ -258,6 +260,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             NumAttentionHeads = config.NumAttentionHeads, NumKeyValueHeads = config.NumKeyValueHeads,
             HeadDim = config.HeadDim, VocabSize = config.VocabSize, MaxModelLen = maxModelLen,
             Dtype = model.DtypeName, KVCacheDtype = cacheDtype.Name, Device = options.Device,
+            WeightStorage = !model.WeightsFp8 ? null : model.Fp8RowScales ? "fp8 (scales per channel and token)" : "fp8 (scales per tensor)",
             TensorParallelSize = model.TensorParallelSize,
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
             Runner = options.Runner ?? Pooling.RunnerType.Generate,
