@@ -20,7 +20,11 @@ internal sealed class BenchModel : IDisposable
         int maxPositions, int tensorParallelSize = 1, string? quantization = null)
     {
         var loaded = ModelLoader.Load(model, dtype, device, tensorParallelSize: tensorParallelSize);
-        if (quantization == "fp8") loaded.QuantizeWeightsToFp8();
+        if (quantization == "fp8")
+        {
+            loaded.QuantizeWeightsToFp8();
+            if (loaded.Fp8RowScalesRefusal is { } refusal) Console.WriteLine($"FP8 scales per tensor: {refusal}");
+        }
         loaded.MaxPositions = Math.Max(loaded.MaxPositions, maxPositions);
         return (loaded, KVCacheDtype.Resolve(kvCacheDtype, loaded.Dtype));
     }

@@ -147,16 +147,20 @@ internal static unsafe class CublasLt
             return CheckFn(handle, _desc, _a, _b, _c, _c, &algorithm, &result) == 0 && (long)result.WorkspaceSize <= workspaceBytes;
         }
 
+        /// Where an FP8 product's scales are (device pointers, float32): W's and x's. cuBLASLt wants them set before it
+        /// ranks algorithms for vectors of scales (rowScales), not only before it runs one.
+        public void UseScales(IntPtr weightScale, IntPtr inputScale)
+        {
+            Check(DescSetFn(_desc, DescAScalePointer, &weightScale, (nuint)sizeof(IntPtr)), "cublasLtMatmulDescSetAttribute");
+            Check(DescSetFn(_desc, DescBScalePointer, &inputScale, (nuint)sizeof(IntPtr)), "cublasLtMatmulDescSetAttribute");
+        }
+
         /// Queues y = x W^T on the stream (device pointers); an FP8 product's y is weightScale x inputScale x (x W^T),
         /// each scale float32 on the device: one, or one per row (rowScales).
         public void Run(IntPtr handle, Algorithm algorithm, IntPtr weight, IntPtr x, IntPtr y, IntPtr workspace, long workspaceBytes, IntPtr stream,
             IntPtr weightScale = default, IntPtr inputScale = default)
         {
-            if (weightScale != IntPtr.Zero)
-            {
-                Check(DescSetFn(_desc, DescAScalePointer, &weightScale, (nuint)sizeof(IntPtr)), "cublasLtMatmulDescSetAttribute");
-                Check(DescSetFn(_desc, DescBScalePointer, &inputScale, (nuint)sizeof(IntPtr)), "cublasLtMatmulDescSetAttribute");
-            }
+            if (weightScale != IntPtr.Zero) UseScales(weightScale, inputScale);
             float alpha = 1f, beta = 0f;
             Check(MatmulFn(handle, _desc, &alpha, weight, _a, x, _b, &beta, y, _c, y, _c, &algorithm, workspace, (nuint)workspaceBytes, stream),
                 "cublasLtMatmul");

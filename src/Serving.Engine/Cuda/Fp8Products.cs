@@ -64,12 +64,15 @@ internal sealed unsafe class Fp8Products : IDisposable
         _handle = CublasLt.CreateHandle();
         _workspace = empty(WorkspaceBytes, ScalarType.Byte, device);
         _dependentLaunch = _device.ComputeCapability >= 90 && CudaDriver.SupportsDependentLaunch;
-        RowScales = TakesRowScales();
+        RowScalesRefusal = RefusalOfRowScales();
     }
 
     /// Whether scales are per row (a weight's output channel, an input's token), as this cuBLASLt multiplies FP8 with
     /// vectors of scales; false: one per tensor.
-    public bool RowScales { get; }
+    public bool RowScales => RowScalesRefusal is null;
+
+    /// Why scales are per tensor: what cuBLASLt answered when asked for vectors of them; null when it takes them.
+    public string? RowScalesRefusal { get; }
 
     /// Why FP8 products cannot run for a model of dtype on device (null when they can): they need a CUDA GPU of compute
     /// capability 8.9 or later (FP8 tensor cores) and a 16-bit model. dtype null: not known yet (the device alone).
@@ -135,26 +138,31 @@ internal sealed unsafe class Fp8Products : IDisposable
 
     IntPtr CurrentStream => TorchCudaStreams.Current(_device.Ordinal);
 
-    // whether this cuBLASLt runs an FP8 product with outer-vector scales: it describes one, has an algorithm for it and
-    // runs it (a library before 12.9 refuses the description; one may describe what it then cannot run)
-    bool TakesRowScales()
+    // device memory that stands in for a product's scales while cuBLASLt ranks algorithms (it asks for their address
+    // then; Run gives the step's own)
+    IntPtr ScalesStandIn => TensorPointer.Of(_workspace);
+
+    // null when this cuBLASLt runs an FP8 product with outer-vector scales (it describes one, has an algorithm for it
+    // and runs it: a library before 12.9 refuses the description, and one may rank what it then cannot run), else why not
+    string? RefusalOfRowScales()
     {
         const int size = 64;
         try
         {
-            using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), size, size, 8, size, rowScales: true);
-            var candidates = problem.Candidates(_handle, 1, WorkspaceBytes);
-            if (candidates.Count == 0) return false;
             using var scope = NewDisposeScope();
             var (operand, scales, y) = (zeros(size, size, ScalarType.Byte, _torchDevice), ones(size, ScalarType.Float32, _torchDevice), empty(8, size, _dtype, _torchDevice));
+            using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), size, size, 8, size, rowScales: true);
+            problem.UseScales(TensorPointer.Of(scales), TensorPointer.Of(scales));
+            var candidates = problem.Candidates(_handle, 1, WorkspaceBytes);
+            if (candidates.Count == 0) return "cuBLASLt has no algorithm for FP8 with vectors of scales here";
             problem.Run(_handle, candidates[0], TensorPointer.Of(operand), TensorPointer.Of(operand), TensorPointer.Of(y), TensorPointer.Of(_workspace),
                 WorkspaceBytes, CurrentStream, TensorPointer.Of(scales), TensorPointer.Of(scales));
             CudaDriver.SynchronizeContext();
-            return true;
+            return null;
         }
-        catch (CudaException)
+        catch (CudaException error)
         {
-            return false;
+            return error.Message;
         }
     }
 
@@ -217,11 +225,13 @@ internal sealed unsafe class Fp8Products : IDisposable
             _problems.Clear();
         }
         var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k, RowScales);
+        problem.UseScales(ScalesStandIn, ScalesStandIn);
         var bucket = m <= 4 ? (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)m) : (m + 7) / 8 * 8;
         CublasLt.Algorithm? algorithm = null;
         if (bucket != m)
         {
             using var bucketProblem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, bucket, k, RowScales);
+            bucketProblem.UseScales(ScalesStandIn, ScalesStandIn);
             if (FirstChoice(bucketProblem) is { } chosen && problem.Accepts(_handle, chosen, WorkspaceBytes)) algorithm = chosen;
         }
         algorithm ??= FirstChoice(problem);

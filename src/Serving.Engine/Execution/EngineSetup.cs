@@ -104,7 +104,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             var (was, started) = (model.WeightBytes, System.Diagnostics.Stopwatch.GetTimestamp());
             var count = model.QuantizeWeightsToFp8();
             Log.WeightsQuantizedFp8(logger, count,
-                model.Fp8RowScales ? "a scale per output channel; inputs quantized per token at each product" : "a scale per tensor; inputs quantized per tensor at each product",
+                model.Fp8RowScales ? "a scale per output channel; inputs quantized per token at each product"
+                    : $"a scale per tensor; inputs quantized per tensor at each product; no vectors of scales: {model.Fp8RowScalesRefusal}",
                 model.WeightBytes >> 20, was >> 20,
                 (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }

@@ -108,6 +108,9 @@ public sealed class LoadedModel : IDisposable
     /// false: per tensor, or no FP8 weights.
     public bool Fp8RowScales => _fp8?.RowScales ?? false;
 
+    /// Why the FP8 projections' scales are per tensor (cuBLASLt's answer to vectors of them); null when they are not.
+    public string? Fp8RowScalesRefusal => _fp8?.RowScalesRefusal;
+
     /// Bytes of the FP8 projections (in WeightBytes, a byte an element); 0 unless WeightsFp8. One rank's.
     public long Fp8WeightBytes => _model.Fp8WeightBytes;
 
