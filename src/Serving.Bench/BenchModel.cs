@@ -20,11 +20,7 @@ internal sealed class BenchModel : IDisposable
         int maxPositions, int tensorParallelSize = 1, string? quantization = null)
     {
         var loaded = ModelLoader.Load(model, dtype, device, tensorParallelSize: tensorParallelSize);
-        if (quantization == "fp8")
-        {
-            loaded.QuantizeWeightsToFp8();
-            if (loaded.Fp8RowScalesRefusal is { } refusal) Console.WriteLine($"FP8 scales per tensor: {refusal}");
-        }
+        if (quantization == "fp8") loaded.QuantizeWeightsToFp8();
         loaded.MaxPositions = Math.Max(loaded.MaxPositions, maxPositions);
         return (loaded, KVCacheDtype.Resolve(kvCacheDtype, loaded.Dtype));
     }
@@ -35,7 +31,7 @@ internal sealed class BenchModel : IDisposable
         Model = model;
         var tensorParallelSize = model.TensorParallelSize;
         Cache = Model.CreateKVCache(numBlocks, blockSize, cacheDtype);
-        Name = (cacheDtype == KVCacheDtype.Of(Model.Dtype) ? name : $"{name} [{cacheDtype} KV]") + (!model.WeightsFp8 ? "" : model.Fp8RowScales ? " [fp8 weights]" : " [fp8 weights per tensor]")
+        Name = (cacheDtype == KVCacheDtype.Of(Model.Dtype) ? name : $"{name} [{cacheDtype} KV]") + (model.WeightsFp8 ? " [fp8 weights]" : "")
             + (tensorParallelSize == 1 ? "" : $" tp{tensorParallelSize}");
         using var noGrad = no_grad();
         foreach (var pool in Cache.RankPools.Prepend(Cache))

@@ -3,9 +3,8 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Cuda;
 
-/// A weight stored as FP8 (E4M3): values (out, in) bytes on the device and the float32 scales that make them the weight
-/// again (weight ~ values x scale): one per output channel (out), or one for the whole weight (1) where cuBLASLt takes
-/// no vectors (Fp8Products.RowScales). Made by Fp8Products.QuantizeWeight, which also runs its products.
+/// A weight stored as FP8 (E4M3): values (out, in) bytes on the device and the one float32 scale that makes them the
+/// weight again (weight ~ values x scale). Made by Fp8Products.QuantizeWeight, which also runs its products.
 internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Products Products) : IDisposable
 {
     public long OutFeatures => Values.size(0);
@@ -20,13 +19,10 @@ internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Products Produc
 }
 
 /// FP8 matrix products on one GPU (sm_89 and later), vLLM's online "fp8" quantization: y = x W^T where W was quantized
-/// to E4M3 once (QuantizeWeight), and each product quantizes its input x at every step, each scale from the largest
-/// magnitude it covers (fp8_quantize.cu). cuBLASLt multiplies the two on FP8 tensor cores, accumulates in float32 and
-/// writes y in the model's 16-bit type, scaled by both. The scales are per output channel of W and per token of x
-/// (RowScales) where cuBLASLt takes vectors of them (outer-vector scaling, cuBLASLt 12.9+ on Hopper), as vLLM's
-/// FP8-dynamic checkpoints and its cutlass kernels scale: a token's output then depends on no other row of the batch
-/// (graph padding included), and an outlier channel or token coarsens only its own row. Elsewhere one scale per
-/// tensor each (vLLM's online default). A weight's bytes halve, so a decode step that reads every weight once reads half as much, and the
+/// to E4M3 once with one scale per tensor (QuantizeWeight), and each product quantizes its input x the same way, a
+/// scale from its largest magnitude, at every step (dynamic per-tensor; fp8_quantize.cu's kernels). cuBLASLt
+/// multiplies the two on FP8 tensor cores, accumulates in float32 and writes y in the model's 16-bit type, scaled by
+/// both scales. A weight's bytes halve, so a decode step that reads every weight once reads half as much, and the
 /// products' tensor-core rate doubles. Everything queues on libtorch's current stream (the model's during a step, so
 /// a CUDA graph captures it); the algorithm for each shape and row count is cuBLASLt's first choice. Owns the
 /// kernels, the cuBLASLt handle and workspace and the problem descriptions of one device, used by one thread at a time
@@ -47,7 +43,7 @@ internal sealed unsafe class Fp8Products : IDisposable
     readonly Device _torchDevice;
     readonly ScalarType _dtype;
     readonly KernelModule _module;
-    readonly IntPtr _absmax, _quantize, _quantizeSmall, _quantizeRows;
+    readonly IntPtr _absmax, _quantize, _quantizeSmall;
     readonly IntPtr _handle;
     readonly Tensor _workspace;
     readonly bool _dependentLaunch;
@@ -60,19 +56,10 @@ internal sealed unsafe class Fp8Products : IDisposable
         (_device, _torchDevice, _dtype) = (CudaDevice.Open(Math.Max(device.index, 0)), device, dtype);
         _module = new KernelModule(_device, SourceNames, Defines(dtype));
         (_absmax, _quantize, _quantizeSmall) = (_module.GetFunction("fp8_absmax"), _module.GetFunction("fp8_quantize"), _module.GetFunction("fp8_quantize_small"));
-        _quantizeRows = _module.GetFunction("fp8_quantize_rows");
         _handle = CublasLt.CreateHandle();
         _workspace = empty(WorkspaceBytes, ScalarType.Byte, device);
         _dependentLaunch = _device.ComputeCapability >= 90 && CudaDriver.SupportsDependentLaunch;
-        RowScalesRefusal = RefusalOfRowScales();
     }
-
-    /// Whether scales are per row (a weight's output channel, an input's token), as this cuBLASLt multiplies FP8 with
-    /// vectors of scales; false: one per tensor.
-    public bool RowScales => RowScalesRefusal is null;
-
-    /// Why scales are per tensor: what cuBLASLt answered when asked for vectors of them; null when it takes them.
-    public string? RowScalesRefusal { get; }
 
     /// Why FP8 products cannot run for a model of dtype on device (null when they can): they need a CUDA GPU of compute
     /// capability 8.9 or later (FP8 tensor cores) and a 16-bit model. dtype null: not known yet (the device alone).
@@ -103,7 +90,7 @@ internal sealed unsafe class Fp8Products : IDisposable
         if (weight.dim() != 2 || !Takes(weight.size(0), weight.size(1)) || weight.dtype != _dtype)
             throw new ArgumentException($"an FP8 weight is ({_dtype}) rows of a multiple of 16 columns, got {weight.dtype} [{string.Join(", ", weight.shape)}]");
         using var scope = NewDisposeScope();
-        var (values, scale) = RowScales ? QuantizeRows(weight.contiguous()) : Quantize(weight.contiguous());
+        var (values, scale) = Quantize(weight.contiguous());
         CudaDriver.SynchronizeContext();
         return new Fp8Weight(values.MoveToOuterDisposeScope(), scale.MoveToOuterDisposeScope(), this);
     }
@@ -118,7 +105,7 @@ internal sealed unsafe class Fp8Products : IDisposable
         if (m > 0)
         {
             using var scope = NewDisposeScope();
-            var (input, inputScale) = RowScales ? QuantizeRows(x) : Quantize(x);
+            var (input, inputScale) = Quantize(x);
             var (problem, algorithm) = ProblemFor(n, k, m);
             problem.Run(_handle, algorithm, TensorPointer.Of(weight.Values), TensorPointer.Of(input), TensorPointer.Of(y),
                 TensorPointer.Of(_workspace), WorkspaceBytes, CurrentStream, TensorPointer.Of(weight.Scale), TensorPointer.Of(inputScale));
@@ -137,51 +124,6 @@ internal sealed unsafe class Fp8Products : IDisposable
     }
 
     IntPtr CurrentStream => TorchCudaStreams.Current(_device.Ordinal);
-
-    // device memory that stands in for a product's scales while cuBLASLt ranks algorithms (it asks for their address
-    // then; Run gives the step's own)
-    IntPtr ScalesStandIn => TensorPointer.Of(_workspace);
-
-    // null when this cuBLASLt runs an FP8 product with outer-vector scales (it describes one, has an algorithm for it
-    // and runs it: a library before 12.9 refuses the description, and one may rank what it then cannot run), else why not
-    string? RefusalOfRowScales()
-    {
-        const int size = 64;
-        try
-        {
-            using var scope = NewDisposeScope();
-            var (operand, scales, y) = (zeros(size, size, ScalarType.Byte, _torchDevice), ones(size, ScalarType.Float32, _torchDevice), empty(8, size, _dtype, _torchDevice));
-            using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), size, size, 8, size, rowScales: true);
-            problem.UseScales(TensorPointer.Of(scales), TensorPointer.Of(scales));
-            var candidates = problem.Candidates(_handle, 1, WorkspaceBytes);
-            if (candidates.Count == 0) return "cuBLASLt has no algorithm for FP8 with vectors of scales here";
-            problem.Run(_handle, candidates[0], TensorPointer.Of(operand), TensorPointer.Of(operand), TensorPointer.Of(y), TensorPointer.Of(_workspace),
-                WorkspaceBytes, CurrentStream, TensorPointer.Of(scales), TensorPointer.Of(scales));
-            CudaDriver.SynchronizeContext();
-            return null;
-        }
-        catch (CudaException error)
-        {
-            return error.Message;
-        }
-    }
-
-    // x (rows, cols) as e4m3 bytes (rows, cols) and a scale per row (rows) float32, both new tensors in the caller's
-    // scope: one block per row
-    (Tensor Values, Tensor Scales) QuantizeRows(Tensor x)
-    {
-        const int vector = 8;   // elements of a 16-bit type in the kernels' 16-byte vectors
-        if (x.stride(1) != 1 || x.stride(0) % vector != 0 || TensorPointer.Of(x) % 16 != 0) x = x.contiguous();
-        var (rows, cols, ld) = (x.size(0), (int)x.size(1), x.size(0) == 1 ? x.size(1) : x.stride(0));
-        var values = empty(rows, cols, ScalarType.Byte, _torchDevice);
-        var scales = empty(rows, ScalarType.Float32, _torchDevice);
-        var (xPtr, scalesPtr, valuesPtr) = (TensorPointer.Of(x), TensorPointer.Of(scales), TensorPointer.Of(values));
-        var threads = (uint)Math.Clamp((cols / vector + 31) / 32 * 32, 32, 1024);
-        _device.MakeCurrent();
-        void** args = stackalloc void*[] { &xPtr, &cols, &ld, &scalesPtr, &valuesPtr };
-        CudaDriver.Launch(_quantizeRows, ((uint)rows, 1, 1), threads, 0, CurrentStream, args, _dependentLaunch);
-        return (values, scales);
-    }
 
     // x (rows, cols) as e4m3 bytes (rows, cols) and its scale (1) float32, both new tensors in the caller's scope
     (Tensor Values, Tensor Scale) Quantize(Tensor x)
@@ -224,14 +166,12 @@ internal sealed unsafe class Fp8Products : IDisposable
             foreach (var (old, _) in _problems.Values) old.Dispose();
             _problems.Clear();
         }
-        var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k, RowScales);
-        problem.UseScales(ScalesStandIn, ScalesStandIn);
+        var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k);
         var bucket = m <= 4 ? (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)m) : (m + 7) / 8 * 8;
         CublasLt.Algorithm? algorithm = null;
         if (bucket != m)
         {
-            using var bucketProblem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, bucket, k, RowScales);
-            bucketProblem.UseScales(ScalesStandIn, ScalesStandIn);
+            using var bucketProblem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, bucket, k);
             if (FirstChoice(bucketProblem) is { } chosen && problem.Accepts(_handle, chosen, WorkspaceBytes)) algorithm = chosen;
         }
         algorithm ??= FirstChoice(problem);

@@ -103,10 +103,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         {
             var (was, started) = (model.WeightBytes, System.Diagnostics.Stopwatch.GetTimestamp());
             var count = model.QuantizeWeightsToFp8();
-            Log.WeightsQuantizedFp8(logger, count,
-                model.Fp8RowScales ? "a scale per output channel; inputs quantized per token at each product"
-                    : $"a scale per tensor; inputs quantized per tensor at each product; no vectors of scales: {model.Fp8RowScalesRefusal}",
-                model.WeightBytes >> 20, was >> 20,
+            Log.WeightsQuantizedFp8(logger, count, model.WeightBytes >> 20, was >> 20,
                 (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
         if (model.Shard is { Size: > 1 } shard)
@@ -261,7 +258,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             NumAttentionHeads = config.NumAttentionHeads, NumKeyValueHeads = config.NumKeyValueHeads,
             HeadDim = config.HeadDim, VocabSize = config.VocabSize, MaxModelLen = maxModelLen,
             Dtype = model.DtypeName, KVCacheDtype = cacheDtype.Name, Device = options.Device,
-            WeightStorage = !model.WeightsFp8 ? null : model.Fp8RowScales ? "fp8 (scales per channel and token)" : "fp8 (scales per tensor)",
+            WeightStorage = model.WeightsFp8 ? "fp8" : null,
             TensorParallelSize = model.TensorParallelSize,
             BlockSize = capacity.BlockSize, NumKVBlocks = capacity.NumBlocks, KVBytesPerToken = capacity.BytesPerToken,
             Runner = options.Runner ?? Pooling.RunnerType.Generate,

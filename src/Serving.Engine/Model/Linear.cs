@@ -42,7 +42,7 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>
         return step.Lora is { } lora && Target is { } target ? lora.Add(target, x, y) : y;
     }
 
-    /// Stores the loaded weight as FP8 (Fp8Products.QuantizeWeight) and gives its memory in the model's type back.
+    /// Stores the loaded weight as FP8 (one scale for the whole weight) and gives its memory in the model's type back.
     /// Once; the weight's shape must be one FP8 products take (Fp8Products.Takes).
     public void QuantizeToFp8(Fp8Products products)
     {

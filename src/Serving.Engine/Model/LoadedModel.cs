@@ -104,18 +104,11 @@ public sealed class LoadedModel : IDisposable
     /// Whether the decoder's projections are stored as FP8 (QuantizeWeightsToFp8).
     public bool WeightsFp8 => _fp8 is not null;
 
-    /// Whether the FP8 projections' scales are per output channel and their inputs' per token (Fp8Products.RowScales);
-    /// false: per tensor, or no FP8 weights.
-    public bool Fp8RowScales => _fp8?.RowScales ?? false;
-
-    /// Why the FP8 projections' scales are per tensor (cuBLASLt's answer to vectors of them); null when they are not.
-    public string? Fp8RowScalesRefusal => _fp8?.RowScalesRefusal;
-
     /// Bytes of the FP8 projections (in WeightBytes, a byte an element); 0 unless WeightsFp8. One rank's.
     public long Fp8WeightBytes => _model.Fp8WeightBytes;
 
     /// --quantization fp8 on a checkpoint stored in 16 bits, as vLLM's online fp8: the decoder's projections become FP8
-    /// with a scale per output channel (or per tensor, Fp8Products.RowScales; CausalLM.QuantizeProjectionsToFp8) and their products run on FP8 tensor cores, their
+    /// with a scale per tensor (CausalLM.QuantizeProjectionsToFp8) and their products run on FP8 tensor cores, their
     /// inputs quantized per step (../Cuda/Fp8Products.cs); the memory they held in the model's type goes back to the
     /// device before the KV cache is planned. On every rank. Returns how many projections a rank quantized. Throws
     /// ModelLoadException where FP8 products cannot run (CPU, before sm_89, a float32 model).
