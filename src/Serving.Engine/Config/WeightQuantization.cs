@@ -12,11 +12,17 @@ namespace Serving.Engine.Config;
 /// - MXFP4 ("mxfp4", gpt-oss's experts): 4-bit e2m1 values in blocks of 32 with a power-of-two scale each.
 /// Other methods (bitsandbytes, compressed-tensors' pack-quantized, marlin, ...) are refused naming the method.
 /// Apart from these, --quantization fp8 on a checkpoint without a quantization_config stores the decoder's projections
-/// as FP8 after they load (IsOnlineFp8, ../Model/LoadedModel.QuantizeWeightsToFp8): that memory saving is kept.
+/// as FP8 after they load (IsOnlineFp8, ../Model/LoadedModel.QuantizeWeightsToFp8), and so does an FP8 checkpoint with
+/// a scale per tensor (PerTensorFp8) where FP8 products run: those keep the memory saving.
 public sealed record WeightQuantization(string Method)
 {
     /// FP8: the scale blocks' [rows, columns] when the scales are per block.
     public IReadOnlyList<int>? BlockSize { get; init; }
+    /// FP8 with one scale per weight tensor: the fp8 method without weight_block_size (AutoFP8's and vLLM's own
+    /// checkpoints), compressed-tensors whose every group's weights have strategy "tensor". Such a checkpoint is served
+    /// in FP8 where FP8 products run (its values kept, a fused projection's parts under the largest of their scales, as
+    /// vLLM does); scales per channel or per block are dequantized as they load.
+    public bool PerTensorFp8 { get; init; }
     /// awq and gptq: bits per integer and input columns per group of scale and zero point (-1: one group).
     public int Bits { get; init; }
     public int GroupSize { get; init; }
@@ -74,7 +80,8 @@ public sealed record WeightQuantization(string Method)
     {
         var format = config.String("fmt") ?? "e4m3";
         if (format != "e4m3") throw ModelConfigException.Unsupported(file, "quantization_config.fmt", format, "e4m3");
-        return new WeightQuantization("fp8") { BlockSize = Block(file, config, "weight_block_size") };
+        var block = Block(file, config, "weight_block_size");
+        return new WeightQuantization("fp8") { BlockSize = block, PerTensorFp8 = block is null };
     }
 
     /// Every group's weights must be 8-bit floats; activation settings do not matter to weights dequantized at load.
@@ -84,6 +91,7 @@ public sealed record WeightQuantization(string Method)
         if (format is not ("float-quantized" or "naive-quantized"))
             throw ModelConfigException.Unsupported(file, "quantization_config.format", format, "float-quantized (FP8 weights)");
         IReadOnlyList<int>? block = null;
+        var perTensor = true;
         var groups = config.Object("config_groups")
             ?? throw new ModelConfigException($"{file}: quantization_config has no config_groups");
         foreach (var name in groups.Json.Select(entry => entry.Key).ToArray())
@@ -95,8 +103,9 @@ public sealed record WeightQuantization(string Method)
                 throw ModelConfigException.Unsupported(file, $"quantization_config.config_groups.{name}.weights", $"{type} of {bits} bits",
                     "8-bit float weights (FP8)");
             block ??= Block(file, weights, "block_structure");
+            perTensor &= weights.String("strategy") == "tensor";
         }
-        return new WeightQuantization("compressed-tensors") { BlockSize = block };
+        return new WeightQuantization("compressed-tensors") { BlockSize = block, PerTensorFp8 = perTensor && block is null };
     }
 
     static WeightQuantization Awq(string file, JsonFields config)

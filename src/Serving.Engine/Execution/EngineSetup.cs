@@ -98,13 +98,16 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         }
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
             config.NumKeyValueHeads, config.HeadDim, model.DtypeName, options.Device);
-        if (config.Quantization is { } quantization) Log.WeightsDequantized(logger, quantization.ToString(), model.DtypeName);
-        if (WeightQuantization.IsOnlineFp8(options.Quantization, config.Quantization))
+        // a checkpoint stored in FP8 with a scale per tensor is served in FP8 where FP8 products run (as --quantization
+        // fp8 serves a 16-bit one); any other quantized checkpoint stays dequantized, as it loaded
+        var checkpointFp8 = config.Quantization is { PerTensorFp8: true } && Cuda.Fp8Products.Unsupported(model.Device, model.Dtype) is null;
+        if (config.Quantization is { } quantization && !checkpointFp8) Log.WeightsDequantized(logger, quantization.ToString(), model.DtypeName);
+        if (checkpointFp8 || WeightQuantization.IsOnlineFp8(options.Quantization, config.Quantization))
         {
             var (was, started) = (model.WeightBytes, System.Diagnostics.Stopwatch.GetTimestamp());
             var count = model.QuantizeWeightsToFp8();
-            Log.WeightsQuantizedFp8(logger, count, model.WeightBytes >> 20, was >> 20,
-                (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            Log.WeightsQuantizedFp8(logger, checkpointFp8 ? $"FP8 checkpoint ({config.Quantization})" : "--quantization fp8", count,
+                model.WeightBytes >> 20, was >> 20, (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
         if (model.Shard is { Size: > 1 } shard)
             Log.TensorParallel(logger, shard.Size, string.Join(", ", model.Devices), shard.NumHeads, shard.NumKVHeads,

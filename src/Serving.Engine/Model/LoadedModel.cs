@@ -110,7 +110,8 @@ public sealed class LoadedModel : IDisposable
     /// --quantization fp8 on a checkpoint stored in 16 bits, as vLLM's online fp8: the decoder's projections become FP8
     /// with a scale per tensor (CausalLM.QuantizeProjectionsToFp8) and their products run on FP8 tensor cores, their
     /// inputs quantized per step (../Cuda/Fp8Products.cs); the memory they held in the model's type goes back to the
-    /// device before the KV cache is planned. On every rank. Returns how many projections a rank quantized. Throws
+    /// device before the KV cache is planned. Also how an FP8 checkpoint with a scale per tensor is served: its values,
+    /// dequantized as they loaded, quantize back to themselves (a fused projection's parts under their largest scale). On every rank. Returns how many projections a rank quantized. Throws
     /// ModelLoadException where FP8 products cannot run (CPU, before sm_89, a float32 model).
     public int QuantizeWeightsToFp8()
     {

@@ -5,6 +5,7 @@ using Serving.Engine.Tests.Support;
 using Serving.Tests.Shared;
 using TorchSharp;
 using Xunit.Abstractions;
+using static Serving.Engine.Tests.Execution.EngineTestHelpers;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Cuda;
@@ -130,6 +131,45 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
                 Assert.True(replayed.equal(eager).all().item<bool>(), "a replay that fills its bucket gives the eager step's logits bit for bit");
             else
                 Assert.True(difference < 0.5f, $"a padded replay stays close: {difference}");
+        }
+    }
+
+    /// Through the engine on CUDA: --quantization fp8 on the bf16 fixture, and an FP8 checkpoint with a scale per tensor
+    /// (compressed-tensors, strategy "tensor") with no flag, are served with FP8 projections (ModelInfo.WeightStorage),
+    /// their pools planned once the 16-bit weights went back, and decode; an FP8 checkpoint with a scale per channel is
+    /// served dequantized. The per-tensor checkpoint in FP8 stays close to itself dequantized to bf16.
+    [GpuFact]
+    public async Task TheEngineServesFp8Projections()
+    {
+        var prompt = Fixtures.Reference("llama-gqa").Prompts[0].InputIds;
+        // a pool of 256 blocks, as the other engine tests on CUDA take: sized by --gpu-memory-utilization, the tiny
+        // fixture's pool would hold millions of blocks, and the engine's start outlast the helper's minute
+        await using (var online = await StartAsync("llama-gqa", o => o with { Device = "cuda", Dtype = "bfloat16", Quantization = "fp8", NumGpuBlocksOverride = 256 }))
+        {
+            Assert.Equal("fp8", online.Info.WeightStorage);
+            Assert.Equal(16, (await CollectAsync(online, Greedy(prompt, 16))).Tokens().Length);
+        }
+        foreach (var (format, storage) in new[] { (Weights.QuantizedCheckpointTests.Format.TensorScale, "fp8"), (Weights.QuantizedCheckpointTests.Format.ChannelScale, null) })
+        {
+            using var checkpoint = new TempDirectory();
+            using var dequantized = new TempDirectory();
+            Weights.QuantizedCheckpointTests.Quantize(Fixtures.Dir("llama-gqa"), format, checkpoint.Path, dequantized.Path);
+            await using (var engine = new LlmEngine(new EngineOptions { Model = checkpoint.Path, Dtype = "bfloat16", Device = "cuda", NumGpuBlocksOverride = 256 }))
+            {
+                await engine.WaitUntilReadyAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+                Assert.Equal(storage, engine.Info.WeightStorage);
+                Assert.Equal(16, (await CollectAsync(engine, Greedy(prompt, 16))).Tokens().Length);
+            }
+            if (storage is null) continue;
+            using var fp8 = ModelLoader.Load(checkpoint.Path, "bfloat16", CUDA);
+            fp8.QuantizeWeightsToFp8();
+            using var bf16 = ModelLoader.Load(dequantized.Path, "bfloat16", CUDA);
+            using var fp8Cache = fp8.CreateKVCache(numBlocks: 16, blockSize: 16);
+            using var bf16Cache = bf16.CreateKVCache(numBlocks: 16, blockSize: 16);
+            var (a, b) = (new PagedRunner(fp8, fp8Cache), new PagedRunner(bf16, bf16Cache));
+            var correlation = Correlation(a.Step([(a.Add(prompt), prompt.Length)])[0], b.Step([(b.Add(prompt), prompt.Length)])[0]);
+            output.WriteLine($"{format}: logit correlation with the checkpoint dequantized to bf16 {correlation:F5}");
+            Assert.True(correlation > 0.99, $"logit correlation {correlation}");
         }
     }
 

@@ -50,6 +50,20 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         }
     }
 
+    /// Which FP8 checkpoints have one scale per weight tensor (served in FP8 on a GPU that runs FP8 products, dequantized
+    /// elsewhere): compressed-tensors with strategy "tensor"; not per channel, not per block.
+    [Theory]
+    [InlineData(Format.TensorScale, true)]
+    [InlineData(Format.ChannelScale, false)]
+    [InlineData(Format.BlockScaleInv, false)]
+    public void ACheckpointsScalesAreKnownPerTensorOrNot(Format format, bool perTensor)
+    {
+        using var quantized = new TempDirectory();
+        using var reference = new TempDirectory();
+        Quantize(Fixtures.Dir("llama-gqa"), format, quantized.Path, reference.Path);
+        Assert.Equal(perTensor, ModelConfig.Load(quantized.Path).Quantization!.PerTensorFp8);
+    }
+
     [Fact]
     public void WhatCannotBeReadIsRefusedNamingIt()
     {
@@ -131,7 +145,7 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
 
     /// Writes the fixture with every decoder projection stored as e4m3 with its scales (to quantized), and the same model
     /// in float32 holding the values those bytes and scales stand for (to reference).
-    static void Quantize(string fixture, Format format, string quantized, string reference, string? dropScaleOf = null)
+    internal static void Quantize(string fixture, Format format, string quantized, string reference, string? dropScaleOf = null)
     {
         foreach (var file in Directory.GetFiles(fixture).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal)))
         {
