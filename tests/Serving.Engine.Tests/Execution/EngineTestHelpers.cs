@@ -13,7 +13,17 @@ internal static class EngineTestHelpers
         // a small CPU pool unless the test sizes it; on CUDA the pool is sized as a server sizes it (--gpu-memory-utilization)
         if (options.Device == "cpu" && options.KVCacheMemoryBytes is null) options = options with { KVCacheMemoryBytes = 4 << 20 };
         var engine = new LlmEngine(options);
-        await engine.WaitUntilReadyAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        try
+        {
+            await engine.WaitUntilReadyAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        catch
+        {
+            // stopped before the test fails: an engine still starting would otherwise go on beside the next tests (on a
+            // GPU its decode-graph capture then fails their synchronizations)
+            await engine.DisposeAsync();
+            throw;
+        }
         return engine;
     }
 
