@@ -20,7 +20,15 @@ internal sealed class BenchModel : IDisposable
         int maxPositions, int tensorParallelSize = 1, string? quantization = null)
     {
         var loaded = ModelLoader.Load(model, dtype, device, tensorParallelSize: tensorParallelSize);
-        if (quantization == "fp8") loaded.QuantizeWeightsToFp8();
+        try
+        {
+            if (quantization == "fp8") loaded.QuantizeWeightsToFp8();
+        }
+        catch
+        {
+            loaded.Dispose();
+            throw;
+        }
         loaded.MaxPositions = Math.Max(loaded.MaxPositions, maxPositions);
         return (loaded, KVCacheDtype.Resolve(kvCacheDtype, loaded.Dtype));
     }

@@ -18,10 +18,11 @@ public sealed record WeightQuantization(string Method)
 {
     /// FP8: the scale blocks' [rows, columns] when the scales are per block.
     public IReadOnlyList<int>? BlockSize { get; init; }
-    /// FP8 with one scale per weight tensor: the fp8 method without weight_block_size (AutoFP8's and vLLM's own
-    /// checkpoints), compressed-tensors whose every group's weights have strategy "tensor". Such a checkpoint is served
-    /// in FP8 where FP8 products run (its values kept, a fused projection's parts under the largest of their scales, as
-    /// vLLM does); scales per channel or per block are dequantized as they load.
+    /// FP8 with one scale per weight tensor on every projection: the fp8 method without weight_block_size (AutoFP8's
+    /// and vLLM's own checkpoints), compressed-tensors whose every group targets "Linear" with strategy "tensor" and
+    /// ignores nothing but the LM head. Such a checkpoint is served in FP8 where FP8 products run (requantized per
+    /// tensor from its values, a fused projection's parts under the largest of their scales, as vLLM does); scales per
+    /// channel or per block, or projections left in 16 bits, and it stays dequantized as it loaded.
     public bool PerTensorFp8 { get; init; }
     /// awq and gptq: bits per integer and input columns per group of scale and zero point (-1: one group).
     public int Bits { get; init; }
@@ -103,8 +104,11 @@ public sealed record WeightQuantization(string Method)
                 throw ModelConfigException.Unsupported(file, $"quantization_config.config_groups.{name}.weights", $"{type} of {bits} bits",
                     "8-bit float weights (FP8)");
             block ??= Block(file, weights, "block_structure");
-            perTensor &= weights.String("strategy") == "tensor";
+            // every linear layer (no projection left in 16 bits by targets naming some only) at one scale per tensor
+            perTensor &= weights.String("strategy") == "tensor" && groups.Object(name)!.StringList("targets").SequenceEqual(["Linear"]);
         }
+        // nothing but the LM head left in 16 bits (an ignore list naming projections keeps them unquantized in vLLM)
+        perTensor &= config.StringList("ignore").All(ignored => ignored == "lm_head");
         return new WeightQuantization("compressed-tensors") { BlockSize = block, PerTensorFp8 = perTensor && block is null };
     }
 

@@ -58,6 +58,7 @@ internal sealed unsafe class Fp8Products : IDisposable
         (_absmax, _quantize, _quantizeSmall) = (_module.GetFunction("fp8_absmax"), _module.GetFunction("fp8_quantize"), _module.GetFunction("fp8_quantize_small"));
         _handle = CublasLt.CreateHandle();
         _workspace = empty(WorkspaceBytes, ScalarType.Byte, device);
+        _workspace.DetachFromDisposeScope();   // lives with this object, whatever scope creates it (a peer rank's job has one)
         _dependentLaunch = _device.ComputeCapability >= 90 && CudaDriver.SupportsDependentLaunch;
     }
 
@@ -92,7 +93,10 @@ internal sealed unsafe class Fp8Products : IDisposable
         using var scope = NewDisposeScope();
         var (values, scale) = Quantize(weight.contiguous());
         CudaDriver.SynchronizeContext();
-        return new Fp8Weight(values.MoveToOuterDisposeScope(), scale.MoveToOuterDisposeScope(), this);
+        // they live with the weight's module, whatever scope the caller runs in (a peer rank's job has one)
+        values.DetachFromDisposeScope();
+        scale.DetachFromDisposeScope();
+        return new Fp8Weight(values, scale, this);
     }
 
     /// x W^T (+ bias): x (rows, in) of the model's type, (rows, out) of the same type; in the caller's dispose scope.
@@ -129,7 +133,8 @@ internal sealed unsafe class Fp8Products : IDisposable
     (Tensor Values, Tensor Scale) Quantize(Tensor x)
     {
         var vector = 8;   // elements of a 16-bit type in the kernels' 16-byte vectors
-        if (x.stride(1) != 1 || x.stride(0) % vector != 0 || TensorPointer.Of(x) % 16 != 0) x = x.contiguous();
+        if (x.stride(1) != 1 || x.stride(0) % vector != 0) x = x.contiguous();
+        if (TensorPointer.Of(x) % 16 != 0) x = x.clone();   // a view at an odd offset: contiguous() would keep it
         var (rows, cols, ld) = (x.size(0), (int)x.size(1), x.size(0) == 1 ? x.size(1) : x.stride(0));
         var totalVectors = rows * cols / vector;
         var values = empty(rows, cols, ScalarType.Byte, _torchDevice);

@@ -28,7 +28,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         // what the runner needs is decided and checked before the weights load
         var config = ModelLoader.ReadConfig(options.Model, options.HfOverrides);
         WeightQuantization.CheckFlag(options.Quantization, config.Quantization);
-        if (WeightQuantization.IsOnlineFp8(options.Quantization, config.Quantization) && Cuda.Fp8Products.Unsupported(device, null) is { } fp8Refusal)
+        if (WeightQuantization.IsOnlineFp8(options.Quantization, config.Quantization)
+            && Cuda.Fp8Products.Unsupported(device, options.Dtype == "auto" ? null : ModelDtype.Parse(options.Dtype)) is { } fp8Refusal)
             throw new ModelLoadException("--quantization fp8: " + fp8Refusal);
         if (config.ClassifierFromToken.Count > 0 && options.TensorParallelSize > 1)
             throw new ModelLoadException("classifier_from_token (--hf-overrides) is not supported with --tensor-parallel-size above 1");
@@ -106,7 +107,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         {
             var (was, started) = (model.WeightBytes, System.Diagnostics.Stopwatch.GetTimestamp());
             var count = model.QuantizeWeightsToFp8();
-            Log.WeightsQuantizedFp8(logger, checkpointFp8 ? $"FP8 checkpoint ({config.Quantization})" : "--quantization fp8", count,
+            Log.WeightsQuantizedFp8(logger, checkpointFp8 ? $"FP8 checkpoint ({config.Quantization})" : "--quantization fp8", count, model.DtypeName,
                 model.WeightBytes >> 20, was >> 20, (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
         if (model.Shard is { Size: > 1 } shard)

@@ -86,18 +86,13 @@ internal sealed class CausalLM : nn.Module
         if (_lmHead is null && HasLmHead) yield return _embedTokens.Weight;
     }
 
-    /// The decoder's projections (those a LoRA adapter may change: qkv, o, and a dense layer's gate/up and down) stored
-    /// as FP8 (Linear.QuantizeToFp8), as vLLM's fp8 method quantizes them: the LM head, the embeddings,
-    /// routers, gates, experts and classifier heads stay in the model's type, as do projections of a shape FP8 products do not
-    /// take. Returns how many were quantized.
-    public int QuantizeProjectionsToFp8(Cuda.Fp8Products products)
-    {
-        var projections = modules().OfType<Linear>()
-            .Where(linear => linear.Target is not null && linear.Fp8 is null && Cuda.Fp8Products.Takes(linear.Weight.size(0), linear.Weight.size(1)))
-            .ToList();
-        foreach (var linear in projections) linear.QuantizeToFp8(products);
-        return projections.Count;
-    }
+    /// The decoder's projections to store as FP8 (Linear.QuantizeToFp8), as vLLM's fp8 method quantizes them: those a
+    /// LoRA adapter may change (qkv, o, and a dense layer's gate/up and down) still in the model's type and of a shape
+    /// FP8 products take; the LM head, the embeddings, routers, gates, experts and classifier heads stay in the model's
+    /// type.
+    public IReadOnlyList<Linear> Fp8Projections() => modules().OfType<Linear>()
+        .Where(linear => linear.Target is not null && linear.Fp8 is null && Cuda.Fp8Products.Takes(linear.Weight.size(0), linear.Weight.size(1)))
+        .ToList();
 
     /// Bytes of the FP8 projections' values and scales (outside parameters()).
     public long Fp8WeightBytes => modules().OfType<Linear>().Sum(linear => linear.Fp8?.Bytes ?? 0);

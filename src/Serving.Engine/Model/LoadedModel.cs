@@ -111,17 +111,26 @@ public sealed class LoadedModel : IDisposable
     /// with a scale per tensor (CausalLM.QuantizeProjectionsToFp8) and their products run on FP8 tensor cores, their
     /// inputs quantized per step (../Cuda/Fp8Products.cs); the memory they held in the model's type goes back to the
     /// device before the KV cache is planned. Also how an FP8 checkpoint with a scale per tensor is served: its values,
-    /// dequantized as they loaded, quantize back to themselves (a fused projection's parts under their largest scale). On every rank. Returns how many projections a rank quantized. Throws
+    /// dequantized as they loaded, are quantized again per tensor (nearly themselves where the tensor is the checkpoint's;
+    /// a fused projection's parts, or a tensor-parallel shard, under a scale of their own). No FP8 products are made
+    /// where no projection has a shape they take (returns 0, WeightsFp8 stays false). On every rank. Returns how many projections a rank quantized. Throws
     /// ModelLoadException where FP8 products cannot run (CPU, before sm_89, a float32 model).
     public int QuantizeWeightsToFp8()
     {
         if (_fp8 is not null) throw new InvalidOperationException("the weights are FP8 already");
         if (Fp8Products.Unsupported(Device, Dtype) is { } reason) throw new ModelLoadException("--quantization fp8: " + reason);
         _peers?.Invoke(peer => peer.QuantizeWeightsToFp8() > 0);
+        var projections = _model.Fp8Projections();
+        if (projections.Count == 0) return 0;
         _fp8 = new Fp8Products(Device, Dtype);
-        var count = _model.QuantizeProjectionsToFp8(_fp8);
-        CachedDeviceMemory.Release(Device);
-        return count;
+        foreach (var projection in projections)
+        {
+            projection.QuantizeToFp8(_fp8);
+            // each weight's memory back to the driver before the next FP8 values are allocated: libtorch's allocator
+            // would otherwise carve them out of it, and a split block is one it cannot give back
+            CachedDeviceMemory.Release(Device);
+        }
+        return projections.Count;
     }
 
     /// Bytes a step of numTokens tokens must read from the weights: every matrix and norm once, the LM head once,

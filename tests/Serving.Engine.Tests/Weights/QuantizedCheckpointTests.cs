@@ -64,6 +64,26 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         Assert.Equal(perTensor, ModelConfig.Load(quantized.Path).Quantization!.PerTensorFp8);
     }
 
+    /// A per-tensor compressed-tensors checkpoint that leaves a projection in 16 bits (an ignore list naming it, or
+    /// targets naming some projections only) is not served as FP8 throughout: it stays dequantized, as vLLM keeps those
+    /// projections unquantized.
+    [Fact]
+    public void APerTensorCheckpointLeavingProjectionsIn16BitsIsNotServedAsFp8()
+    {
+        using var quantized = new TempDirectory();
+        using var reference = new TempDirectory();
+        Quantize(Fixtures.Dir("llama-gqa"), Format.TensorScale, quantized.Path, reference.Path);
+        var config = JsonNode.Parse(File.ReadAllText(quantized.File("config.json")))!.AsObject();
+        var quantization = config["quantization_config"]!.AsObject();
+        quantization["ignore"] = new JsonArray("lm_head", "model.layers.0.mlp.down_proj");
+        File.WriteAllText(quantized.File("config.json"), config.ToJsonString());
+        Assert.False(ModelConfig.Load(quantized.Path).Quantization!.PerTensorFp8);
+        quantization["ignore"] = new JsonArray("lm_head");
+        quantization["config_groups"]!["group_0"]!["targets"] = new JsonArray("re:.*q_proj");
+        File.WriteAllText(quantized.File("config.json"), config.ToJsonString());
+        Assert.False(ModelConfig.Load(quantized.Path).Quantization!.PerTensorFp8);
+    }
+
     [Fact]
     public void WhatCannotBeReadIsRefusedNamingIt()
     {
@@ -124,7 +144,7 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         {
             (awq.Path, "gptq", "--quantization gptq does not match the checkpoint's quantization_config.quant_method awq"),
             (Fixtures.Dir("llama-gqa"), "awq", "--quantization awq: the checkpoint is not quantized (config.json has no quantization_config)"),
-            // fp8 on an unquantized checkpoint quantizes it as it loads (Fp8WeightsGpuTests), on a GPU only
+            // fp8 on an unquantized checkpoint quantizes it as it loads (Cuda/Fp8ProductsTests), on a GPU only
             (Fixtures.Dir("llama-gqa"), "fp8", "--quantization fp8: FP8 weights need a CUDA GPU (the model is on cpu)"),
             (awq.Path, "bitsandbytes", "--quantization bitsandbytes is not served (accepted: fp8, compressed-tensors, awq, awq_marlin"),
         })
