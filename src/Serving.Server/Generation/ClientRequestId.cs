@@ -44,16 +44,19 @@ internal static class ClientRequestId
         return id;
     }
 
+    /// What a refusal of the client's id names: the header when it came from there, else the body's field.
+    public static string ParamOf(HttpContext context, string bodyParam = "request_id") => HeaderValue(context) is not null ? Header : bodyParam;
+
     static string? HeaderValue(HttpContext context) =>
         context.Request.Headers[Header] is { Count: > 0 } values && !string.IsNullOrEmpty(values[0]) ? values[0] : null;
 
     /// The response's id and the engine's: prefix-{client id} and that with a random suffix, or one new id for both.
-    public static RequestIds Ids(string prefix, string? clientId)
-    {
-        if (clientId is null) return RequestIds.Same(ServingContext.NewId(prefix));
-        var response = $"{prefix}-{clientId}";
-        return new RequestIds(response, $"{response}-{Guid.NewGuid().ToString("N")[..8]}");
-    }
+    public static RequestIds Ids(string prefix, string? clientId) =>
+        clientId is null ? RequestIds.Same(ServingContext.NewId(prefix)) : WithEngineSuffix($"{prefix}-{clientId}");
+
+    /// A response's id as the client gave it and the engine's that with a random suffix (live engine ids are unique; a
+    /// client may reuse its own): vLLM's Responses API takes request_id as the response's id whole.
+    public static RequestIds WithEngineSuffix(string response) => new(response, $"{response}-{Guid.NewGuid().ToString("N")[..8]}");
 }
 
 /// A request's id in its response and in the engine (where it must be unique among live requests).

@@ -4,7 +4,8 @@ using Serving.Server.Tests.Support;
 namespace Serving.Server.Tests.OpenAI;
 
 /// A client's own request id, as vLLM takes it: the X-Request-Id header, else the body's request_id, is the response's
-/// id after the API's prefix (whole and streamed; an id reused at once still serves both requests), and with
+/// id after the API's prefix (whole and streamed; an id reused at once still serves both requests; the Responses API's
+/// id is the client's whole), and with
 /// --enable-request-id-headers every response carries X-Request-Id.
 [Collection("server")]
 public sealed class RequestIdTests(SharedServer shared)
@@ -43,6 +44,27 @@ public sealed class RequestIdTests(SharedServer shared)
         // the same id twice at once: two requests, both served
         var both = await Task.WhenAll(PostAsync("/v1/chat/completions", Chat("twice")), PostAsync("/v1/chat/completions", Chat("twice")));
         Assert.All(both, answer => Assert.Equal((200, "chatcmpl-twice"), (answer.Status, answer.Id)));
+    }
+
+    /// vLLM's Responses API takes request_id as the response's id whole (X-Request-Id over it), found again with GET;
+    /// an id that names a stored response is refused, naming where it came from.
+    [Fact]
+    public async Task TheResponsesApiTakesTheClientsIdWhole()
+    {
+        object Body(string? id) => new Dictionary<string, object?>
+        {
+            ["model"] = RunningServer.Model, ["input"] = "Hello!", ["max_output_tokens"] = 2, ["request_id"] = id,
+        };
+        Assert.Equal((200, "mine-resp-1"), (await PostAsync("/v1/responses", Body("mine-resp-1"))) is var (status, id, _) ? (status, id) : default);
+        using (var stored = await _server.Http.GetAsync("/v1/responses/mine-resp-1"))
+            Assert.Equal(200, (int)stored.StatusCode);
+        var (again, _, refusal) = await PostAsync("/v1/responses", Body("mine-resp-1"));
+        Assert.Equal(400, again);
+        Assert.Contains("A stored response has the id mine-resp-1;", refusal);
+        Assert.Contains("\"param\":\"request_id\"", refusal);
+        Assert.Equal("mine-resp-2", (await PostAsync("/v1/responses", Body("ignored"), header: "mine-resp-2")).Id);
+        Assert.Contains("\"param\":\"X-Request-Id\"", (await PostAsync("/v1/responses", Body(null), header: "mine-resp-2")).Body);
+        Assert.StartsWith("resp_", (await PostAsync("/v1/responses", Body(null))).Id);
     }
 
     [Theory]

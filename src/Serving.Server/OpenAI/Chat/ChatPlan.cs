@@ -14,7 +14,7 @@ internal sealed record ChatPlan(string Id, long Created, ServedModel Model, Chat
     public int N => Generation.Sampling.N;
 
     /// requestIds: the response's and the engine's ids (the chat API's "chatcmpl-..." from the client's id or a new
-    /// one, ClientRequestId; the Responses API's own "resp_...").
+    /// one, ClientRequestId; the Responses API's client id whole, or its own "resp_...").
     public static ChatPlan Create(ChatRequest request, ServingContext serving, RequestIds requestIds)
     {
         var model = serving.Resolve(request.Model);

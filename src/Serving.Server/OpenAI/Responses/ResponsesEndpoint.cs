@@ -48,7 +48,11 @@ internal static class ResponsesEndpoint
             ? store.Find(previousId) ?? throw NotFound(previousId, "previous_response_id") : null;
         Check.That(previous is null || previous.Response.Status is "completed" or "incomplete", "previous_response_id",
             $"The previous response is {previous?.Response.Status}: only a completed or incomplete one can be continued.");
-        var plan = await serving.PreparePromptsAsync(() => ResponsesPlan.Create(request, previous, serving), context.RequestAborted);
+        // vLLM's request_id (or X-Request-Id) names the response; one naming a stored response would stand for two
+        var clientId = ClientRequestId.Of(context, request.RequestId);
+        Check.That(clientId is null || store.Find(clientId) is null, ClientRequestId.ParamOf(context),
+            $"A stored response has the id {clientId}; a request id names one response.");
+        var plan = await serving.PreparePromptsAsync(() => ResponsesPlan.Create(request, previous, serving, clientId), context.RequestAborted);
         var observer = serving.Observer("chat");   // GenAI semantic conventions: a Responses call is a chat operation
         if (request.Background == true)
         {

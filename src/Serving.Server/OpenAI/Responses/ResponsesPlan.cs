@@ -23,8 +23,9 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
 
     public string Id => Chat.Id;
 
-    /// previous: the stored response this one continues (previous_response_id), already found.
-    public static ResponsesPlan Create(ResponsesRequest request, StoredResponse? previous, ServingContext serving)
+    /// previous: the stored response this one continues (previous_response_id), already found. clientId: the response's
+    /// id as the client names it (ClientRequestId.Of), checked not to name a stored one; null: a new id.
+    public static ResponsesPlan Create(ResponsesRequest request, StoredResponse? previous, ServingContext serving, string? clientId = null)
     {
         RefuseUnsupported(request);
         var input = InputItems.Read(request.Input);
@@ -60,10 +61,10 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
             CacheSalt = request.CacheSalt,
         };
         var messages = ChatMessagesOf.Conversation(request.Instructions, conversation);
-        var id = $"resp_{Guid.NewGuid():N}";
+        var ids = clientId is null ? RequestIds.Same($"resp_{Guid.NewGuid():N}") : ClientRequestId.WithEngineSuffix(clientId);
         try
         {
-            var plan = request.Truncation == "auto" ? Truncated(chat, messages, serving, id) : ChatPlan.Create(chat with { Messages = Element(messages) }, serving, RequestIds.Same(id));
+            var plan = request.Truncation == "auto" ? Truncated(chat, messages, serving, ids) : ChatPlan.Create(chat with { Messages = Element(messages) }, serving, ids);
             return new ResponsesPlan(plan, request, plan.Model.Name, input, conversation, request.Store ?? true, logprobs);
         }
         catch (ApiException error)
@@ -75,13 +76,13 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
     /// truncation "auto" (OpenAI's rule): the conversation keeps its instructions and drops its oldest messages, the
     /// fewest that make it fit the context (found by bisection, so a long conversation is rendered a few times only).
     /// The last message always stays: when even it alone does not fit, the refusal is that of the shortest try.
-    static ChatPlan Truncated(ChatRequest chat, JsonArray messages, ServingContext serving, string id)
+    static ChatPlan Truncated(ChatRequest chat, JsonArray messages, ServingContext serving, RequestIds ids)
     {
         ChatPlan? Try(int drop)
         {
             try
             {
-                return ChatPlan.Create(chat with { Messages = Element(WithoutOldest(messages, drop)) }, serving, RequestIds.Same(id));
+                return ChatPlan.Create(chat with { Messages = Element(WithoutOldest(messages, drop)) }, serving, ids);
             }
             catch (Exception error) when (error is InvalidRequestException { ExceedsContext: true } or ApiException { ExceedsContext: true })
             {
@@ -91,7 +92,7 @@ internal sealed record ResponsesPlan(ChatPlan Chat, ResponsesRequest Request, st
         if (Try(0) is { } whole) return whole;
         var keep = Instructions(messages);
         var (fails, fits) = (0, Math.Max(0, messages.Count - keep - 1));   // dropping `fails` does not fit; `fits`: the most that may go
-        var plan = Try(fits) ?? ChatPlan.Create(chat with { Messages = Element(WithoutOldest(messages, fits)) }, serving, RequestIds.Same(id));   // throws the refusal
+        var plan = Try(fits) ?? ChatPlan.Create(chat with { Messages = Element(WithoutOldest(messages, fits)) }, serving, ids);   // throws the refusal
         while (fits - fails > 1)
         {
             var middle = (fails + fits) / 2;

@@ -37,6 +37,8 @@ internal sealed record ResponsesRequest
     public JsonElement? Reasoning { get; init; }
     public Dictionary<string, string>? Metadata { get; init; }
     public string? User { get; init; }
+    /// vLLM's: the response's id as the client names it (the X-Request-Id header wins), e.g. to find it again with GET.
+    public string? RequestId { get; init; }
     /// "disabled" (the default): a conversation longer than the context is refused; "auto": its oldest messages are
     /// dropped until it fits.
     public string? Truncation { get; init; }
