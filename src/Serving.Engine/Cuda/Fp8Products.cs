@@ -91,7 +91,7 @@ internal sealed unsafe class Fp8Products : IDisposable
         if (weight.dim() != 2 || !Takes(weight.size(0), weight.size(1)) || weight.dtype != _dtype)
             throw new ArgumentException($"an FP8 weight is ({_dtype}) rows of a multiple of 16 columns, got {weight.dtype} [{string.Join(", ", weight.shape)}]");
         using var scope = NewDisposeScope();
-        var (values, scale) = Quantize(weight.contiguous());
+        var (values, scale) = Quantize(weight);
         CudaDriver.SynchronizeContext();
         // they live with the weight's module, whatever scope the caller runs in (a peer rank's job has one)
         values.DetachFromDisposeScope();
@@ -132,7 +132,7 @@ internal sealed unsafe class Fp8Products : IDisposable
     // x (rows, cols) as e4m3 bytes (rows, cols) and its scale (1) float32, both new tensors in the caller's scope
     (Tensor Values, Tensor Scale) Quantize(Tensor x)
     {
-        var vector = 8;   // elements of a 16-bit type in the kernels' 16-byte vectors
+        const int vector = 8;   // elements of a 16-bit type in the kernels' 16-byte vectors
         if (x.stride(1) != 1 || x.stride(0) % vector != 0) x = x.contiguous();
         if (TensorPointer.Of(x) % 16 != 0) x = x.clone();   // a view at an odd offset: contiguous() would keep it
         var (rows, cols, ld) = (x.size(0), (int)x.size(1), x.size(0) == 1 ? x.size(1) : x.stride(0));
@@ -160,8 +160,8 @@ internal sealed unsafe class Fp8Products : IDisposable
         return (values, scale);
     }
 
-    // the problem of m rows (cached) with cuBLASLt's first choice of algorithm for the decode graphs' bucket of m (1, 2,
-    // 4, then multiples of 8: DecodeGraphs.Buckets), where it takes m rows: an eager step runs the kernel the graph that
+    // the problem of m rows (cached) with cuBLASLt's first choice of algorithm for the decode graphs' bucket of m
+    // (DecodeGraphs.BucketOf), where it takes m rows: an eager step runs the kernel the graph that
     // replays it padded runs (as MatmulTuning does), so a step that fills its bucket gives the same logits either way
     (CublasLt.Problem, CublasLt.Algorithm) ProblemFor(long n, long k, long m)
     {
@@ -172,7 +172,7 @@ internal sealed unsafe class Fp8Products : IDisposable
             _problems.Clear();
         }
         var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k);
-        var bucket = m <= 4 ? (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)m) : (m + 7) / 8 * 8;
+        var bucket = Model.DecodeGraphs.BucketOf(m);
         CublasLt.Algorithm? algorithm = null;
         if (bucket != m)
         {

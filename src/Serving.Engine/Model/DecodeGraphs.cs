@@ -33,15 +33,12 @@ internal sealed class DecodeGraphs : IDisposable
     public MatmulTuning? MatmulTuning => _backend.Matmuls;
 
     /// 1, 2, 4, then multiples of 8, the last one maxNumSeqs itself.
-    public static IReadOnlyList<int> Buckets(int maxNumSeqs)
-    {
-        var sizes = new List<int> { 1, 2, 4 }.Where(size => size < maxNumSeqs).ToList();
-        for (var size = 8; ; size += 8)
-        {
-            sizes.Add(Math.Min(size, maxNumSeqs));
-            if (size >= maxNumSeqs) return sizes;
-        }
-    }
+    public static IReadOnlyList<int> Buckets(int maxNumSeqs) =>
+        Enumerable.Range(1, maxNumSeqs).Select(m => (int)Math.Min(BucketOf(m), maxNumSeqs)).Distinct().ToList();
+
+    /// The batch size a decode step of m sequences is padded to where --max-num-seqs allows: 1, 2, 4, then the next
+    /// multiple of 8 (the last bucket is --max-num-seqs itself).
+    public static long BucketOf(long m) => m <= 4 ? (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)m) : (m + 7) / 8 * 8;
 
     /// Times the model's matrix products at these batch sizes (CudaBackend.TuneMatmuls, unless tuneMatmuls is false),
     /// then captures one graph per batch size over this pool, largest first into one shared pool. Run before the pool holds

@@ -193,39 +193,4 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
         }
         return covariance / Math.Sqrt(varianceA * varianceB);
     }
-
-    /// FP8 E4M3 (e4m3fn) on the host: decoding, and rounding to the nearest value, ties to the even code, saturating at 448.
-    static class E4M3
-    {
-        // the 127 non-negative finite values, ascending with their codes 0x00..0x7E
-        static readonly float[] Positive = Enumerable.Range(0, 127).Select(Value).ToArray();
-
-        static float Value(int code)
-        {
-            var (exponent, mantissa) = ((code >> 3) & 0xF, code & 0x7);
-            return exponent == 0 ? mantissa / 8f * MathF.Pow(2, -6) : (1 + mantissa / 8f) * MathF.Pow(2, exponent - 7);
-        }
-
-        public static float[] Decode(byte[] codes) => codes.Select(c => (c & 0x80) != 0 ? -Positive[c & 0x7F] : Positive[c & 0x7F]).ToArray();
-
-        public static float Nearest(float v)
-        {
-            var magnitude = Math.Abs(v);
-            if (magnitude >= Positive[^1]) return MathF.CopySign(Positive[^1], v);
-            var above = Array.FindIndex(Positive, p => p >= magnitude);
-            if (Positive[above] == magnitude || above == 0) return MathF.CopySign(Positive[above], v);
-            var (low, high) = (Positive[above - 1], Positive[above]);
-            var pick = magnitude - low < high - magnitude ? above - 1 : magnitude - low > high - magnitude ? above : (above % 2 == 0 ? above : above - 1);
-            return MathF.CopySign(Positive[pick], v);
-        }
-
-        /// Whether stored is the nearest e4m3 of v (either neighbour at a tie, whose float rounding may go either way).
-        public static bool IsNearest(float v, float stored)
-        {
-            var nearest = Nearest(v);
-            if (stored == nearest) return true;
-            var magnitude = Math.Abs(v);
-            return Math.Sign(stored) == Math.Sign(v) && Math.Abs(Math.Abs(magnitude - Math.Abs(stored)) - Math.Abs(magnitude - Math.Abs(nearest))) <= 1e-6f * magnitude;
-        }
-    }
 }

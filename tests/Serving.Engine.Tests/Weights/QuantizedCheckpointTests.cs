@@ -330,28 +330,11 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         ? scale.repeat_interleave(32, 0).narrow(0, 0, shape[0]).repeat_interleave(48, 1).narrow(1, 0, shape[1])
         : scale;
 
-    /// e4m3fn by its definition: sign, 4 exponent bits of bias 7 (0 is subnormal: mantissa / 8 x 2^-6), 3 mantissa bits,
-    /// 0x7F and 0xFF not numbers.
-    static double Value(int bits)
-    {
-        var exponent = (bits >> 3) & 15;
-        var mantissa = bits & 7;
-        var magnitude = exponent == 0 ? mantissa / 8.0 * Math.Pow(2, -6) : (1 + mantissa / 8.0) * Math.Pow(2, exponent - 7);
-        return (bits & 128) != 0 ? -magnitude : magnitude;
-    }
-
-    static readonly int[] Finite = [.. Enumerable.Range(0, 256).Where(bits => (bits & 127) != 127)];
-
     // each value to the byte of the nearest e4m3 number
-    static Tensor Encode(Tensor values)
-    {
-        var data = values.data<float>().ToArray();
-        var bytes = data.Select(v => (byte)Finite.MinBy(bits => Math.Abs(Value(bits) - v))).ToArray();
-        return tensor(bytes, ScalarType.Byte).view(values.shape);
-    }
+    static Tensor Encode(Tensor values) => tensor(values.data<float>().ToArray().Select(E4M3.Encode).ToArray(), ScalarType.Byte).view(values.shape);
 
     static Tensor DecodeAll(Tensor bytes) =>
-        tensor(bytes.data<byte>().ToArray().Select(b => (float)Value(b)).ToArray()).view(bytes.shape);
+        tensor(E4M3.Decode(bytes.data<byte>().ToArray())).view(bytes.shape);
 
     /// Rewrites the safetensors header so that the named U8 tensors are F8_E4M3 (the writer knows no FP8 type).
     static void MarkFloat8(string path, IReadOnlySet<string> names)
