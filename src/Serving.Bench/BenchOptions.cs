@@ -15,6 +15,8 @@ internal sealed record BenchOptions
     public bool CudaGraphs { get; init; }
     public bool MatmulTuning { get; init; } = true;
     public bool DependentLaunch { get; init; } = true;
+    /// False: FP8 products of a few rows run cuBLASLt too, not the few-rows kernel (Fp8Products.FewRowsKernel).
+    public bool Fp8FewRows { get; init; } = true;
     /// Time each linear layer shape of the model on cuBLAS at 1 to 256 tokens (weight bytes read per second).
     public bool Linear { get; init; }
     /// Time each operation of one decode step per shape (CUDA events).

@@ -46,7 +46,7 @@ internal sealed class BenchRunner(BenchOptions options)
             RunKernelChecks(name, dtype, device, cudaDevice);
             if (options.Linear && cudaDevice is not null)
             {
-                _linear.AddRange(LinearBenchmark.Run(name, ConfigOf(name), dtype, cudaDevice, device, [1, 8, 16, 32, 64, 128, 256]));
+                _linear.AddRange(LinearBenchmark.Run(name, ConfigOf(name), dtype, cudaDevice, device, [1, 8, 16, 32, 64, 128, 256], options.Quantization == "fp8"));
             }
 
             foreach (var kvDtype in options.KVCacheDtypes)
@@ -133,6 +133,7 @@ internal sealed class BenchRunner(BenchOptions options)
         }
 
         if (fused && !options.DependentLaunch) bench.Model.FusedBackend(bench.Cache.Dtype).Kernels.DependentLaunch = false;
+        if (bench.Model.Fp8Products is { } fp8Products) fp8Products.FewRowsKernel = options.Fp8FewRows;
         var timing = new DecodeBenchmark(bench, ceilings, device, options.Steps);
         if (options.CudaGraphs && bench.Model.CanCaptureGraphs(bench.Cache.Dtype))
         {

@@ -9,6 +9,7 @@ var attentionSplits = new Option<bool>("--attention-splits") { Description = "ti
 var memoryUtilization = new Option<double>("--gpu-memory-utilization") { Description = "fraction of device memory for weights and KV cache; shapes needing more are reported as not fitting", DefaultValueFactory = _ => 0.9 };
 var cudaGraphs = new Option<bool>("--cuda-graphs") { Description = "also time decode steps replayed from CUDA graphs (path \"graph\")" };
 var noDependentLaunch = new Option<bool>("--no-dependent-launch") { Description = "launch the fused kernels without programmatic dependent launch (sm_90+)" };
+var noFp8FewRows = new Option<bool>("--no-fp8-few-rows") { Description = "with -q fp8: products of up to 8 rows run cuBLASLt too (on an input quantized to FP8), not the few-rows kernel" };
 var noMatmulTuning = new Option<bool>("--no-matmul-tuning") { Description = "capture graphs with cuBLAS's default algorithms (no timing of cuBLASLt's candidates first)" };
 var linear = new Option<bool>("--linear") { Description = "time the model's linear layers at decode batch sizes, cuBLAS's default and tuned (weight bytes read per second)" };
 var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one on the logits of random prompts (2048, 16k and 32k tokens, as long as the model takes)" };
@@ -32,7 +33,7 @@ var fixtures = new Option<string?>("--fixtures") { Description = "folder of refe
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")
 {
-    models, dtype, quantization, device, tensorParallel, linear, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, kvQualityText, cudaGraphs, noMatmulTuning, noDependentLaunch, profile, attentionSplits, memoryUtilization,
+    models, dtype, quantization, device, tensorParallel, linear, batches, contexts, prefill, generate, steps, noPlain, noCheck, fitLength, json, fixtures, kvDtypes, kvQuality, kvQualityText, cudaGraphs, noMatmulTuning, noFp8FewRows, noDependentLaunch, profile, attentionSplits, memoryUtilization,
 };
 if (Console.IsOutputRedirected)
 {
@@ -49,6 +50,7 @@ root.SetAction(result => new BenchRunner(new BenchOptions
     CudaGraphs = result.GetValue(cudaGraphs),
     MatmulTuning = !result.GetValue(noMatmulTuning),
     DependentLaunch = !result.GetValue(noDependentLaunch),
+    Fp8FewRows = !result.GetValue(noFp8FewRows),
     Profile = result.GetValue(profile),
     AttentionSplits = result.GetValue(attentionSplits),
     GpuMemoryUtilization = result.GetValue(memoryUtilization),

@@ -88,11 +88,11 @@ internal static class ReportWriter
         }
         if (report.Linear.Count > 0)
         {
-            var linear = new Table().Title("linear layers, back to back in a CUDA graph: cuBLAS's default and tuned (weight bytes read per second)")
-                .AddColumns("model", "layer", "N x K", "tokens", "us per launch", "TB/s", "tuned us", "tuned TB/s");
+            var linear = new Table().Title("linear layers, back to back in a CUDA graph: the library's default algorithm and tuned (weight bytes read per second)")
+                .AddColumns("model", "layer", "weights", "N x K", "tokens", "us per launch", "TB/s", "tuned us", "tuned TB/s");
             foreach (var r in report.Linear)
             {
-                linear.AddRow(Markup.Escape(r.Model), r.Layer, $"{r.OutFeatures} x {r.InFeatures}", $"{r.Tokens}", $"{r.Milliseconds * 1e3:F1}",
+                linear.AddRow(Markup.Escape(r.Model), r.Layer, r.Weights, $"{r.OutFeatures} x {r.InFeatures}", $"{r.Tokens}", $"{r.Milliseconds * 1e3:F1}",
                     $"{r.BytesPerSecond / 1e12:F2}", $"{r.TunedMilliseconds * 1e3:F1}", $"{r.TunedBytesPerSecond / 1e12:F2}");
             }
 

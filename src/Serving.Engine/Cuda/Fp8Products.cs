@@ -24,13 +24,20 @@ internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Products Produc
 /// multiplies the two on FP8 tensor cores, accumulates in float32 and writes y in the model's 16-bit type, scaled by
 /// both scales. A weight's bytes halve, so a decode step that reads every weight once reads half as much, and the
 /// products' tensor-core rate doubles. Everything queues on libtorch's current stream (the model's during a step, so
-/// a CUDA graph captures it); the algorithm for each shape and row count is cuBLASLt's first choice. Owns the
+/// a CUDA graph captures it). Up to FewRows rows (a small decode step) take fp8_few_rows.cu's kernel instead, on the
+/// input as it is: one launch, no quantization of x, the weight read at a higher rate than cuBLASLt's FP8 tiles reach
+/// there. The cuBLASLt algorithm for a shape and row count is the fastest of its candidates where Tune timed them (at
+/// the decode graphs' batch sizes, as MatmulTuning does for 16-bit products), else cuBLASLt's first choice. Owns the
 /// kernels, the cuBLASLt handle and workspace and the problem descriptions of one device, used by one thread at a time
 /// (the rank's engine thread).
 internal sealed unsafe class Fp8Products : IDisposable
 {
-    /// The kernel module's sources in order (fp8_quantize.cu uses element_types.cu's helpers).
-    public static IReadOnlyList<string> SourceNames { get; } = ["element_types.cu", "fp8_quantize.cu"];
+    /// The kernel module's sources in order (both kernel files use element_types.cu's helpers).
+    public static IReadOnlyList<string> SourceNames { get; } = ["element_types.cu", "fp8_quantize.cu", "fp8_few_rows.cu"];
+    /// At most this many rows take fp8_few_rows.cu's kernel (input in 16 bits, one launch) where K allows (FewRowsTake).
+    public const int FewRows = 8;
+    const int FewRowsChunk = 128;          // fp8_few_rows.cu's FEW_CHUNK: K a multiple of it
+    const int FewRowsThreads = 256;        // FEW_WARPS x 32
     /// Device memory kept for cuBLASLt's workspace.
     public const long WorkspaceBytes = 32L << 20;
     const int Threads = 256;
@@ -38,16 +45,21 @@ internal sealed unsafe class Fp8Products : IDisposable
     const int SmallThreads = 1024;         // fp8_quantize_small's one block
     const long SmallVectors = 16384;       // at most this many 16-byte vectors take it (16 a thread; a decode step's few rows)
     const int MaxProblems = 4096;          // problem descriptions kept (prefill chunks bring many row counts)
+    const int CandidatesPerShape = 8;      // cuBLASLt's candidates Tune times per shape and batch size
+    const double MinimumGain = 0.01;       // a candidate replaces the first choice only when 1% faster
 
     readonly CudaDevice _device;
     readonly Device _torchDevice;
     readonly ScalarType _dtype;
     readonly KernelModule _module;
-    readonly IntPtr _absmax, _quantize, _quantizeSmall;
+    readonly IntPtr _absmax, _quantize, _quantizeSmall, _fewRows;
     readonly IntPtr _handle;
     readonly Tensor _workspace;
     readonly bool _dependentLaunch;
     readonly Dictionary<(long N, long K, long M), (CublasLt.Problem Problem, CublasLt.Algorithm Algorithm)> _problems = [];
+    readonly List<int> _tunedSizes = [];   // ascending
+    readonly Dictionary<(long N, long K, int BatchSize), CublasLt.Algorithm> _tuned = [];
+    readonly List<TunedMatmul> _tuningResults = [];
 
     /// dtype: the model's (bfloat16 or float16), the type of the products' inputs and outputs.
     public Fp8Products(Device device, ScalarType dtype)
@@ -56,6 +68,7 @@ internal sealed unsafe class Fp8Products : IDisposable
         (_device, _torchDevice, _dtype) = (CudaDevice.Open(Math.Max(device.index, 0)), device, dtype);
         _module = new KernelModule(_device, SourceNames, Defines(dtype));
         (_absmax, _quantize, _quantizeSmall) = (_module.GetFunction("fp8_absmax"), _module.GetFunction("fp8_quantize"), _module.GetFunction("fp8_quantize_small"));
+        _fewRows = _module.GetFunction("fp8_linear_few_rows");
         _handle = CublasLt.CreateHandle();
         _workspace = empty(WorkspaceBytes, ScalarType.Byte, device);
         _workspace.DetachFromDisposeScope();   // lives with this object, whatever scope creates it (a peer rank's job has one)
@@ -100,13 +113,17 @@ internal sealed unsafe class Fp8Products : IDisposable
     }
 
     /// x W^T (+ bias): x (rows, in) of the model's type, (rows, out) of the same type; in the caller's dispose scope.
+    /// At most FewRows rows (where FewRowsTake) run fp8_few_rows.cu's kernel on x as it is (W8A16); more run cuBLASLt on
+    /// x quantized per tensor (W8A8).
     public Tensor Linear(Tensor x, Fp8Weight weight, Tensor? bias)
     {
         if (x.dim() != 2 || x.size(1) != weight.InFeatures || x.dtype != _dtype)
             throw new ArgumentException($"an FP8 product of a ({weight.OutFeatures}, {weight.InFeatures}) weight takes ({_dtype}) rows of {weight.InFeatures}, got {x.dtype} [{string.Join(", ", x.shape)}]");
         var (m, n, k) = (x.size(0), weight.OutFeatures, weight.InFeatures);
         var y = empty(m, n, _dtype, _torchDevice);
-        if (m > 0)
+        if (m > 0 && FewRowsKernel && FewRowsTake(m, k))
+            LinearFewRows(x, weight, y);
+        else if (m > 0)
         {
             using var scope = NewDisposeScope();
             var (input, inputScale) = Quantize(x);
@@ -118,16 +135,96 @@ internal sealed unsafe class Fp8Products : IDisposable
         return y;
     }
 
+    /// Whether a product of m rows with a weight of k input features runs fp8_few_rows.cu's kernel.
+    public static bool FewRowsTake(long m, long k) => m <= FewRows && k % FewRowsChunk == 0;
+
+    /// False: every product runs cuBLASLt, few rows too (the benchmark's --no-fp8-few-rows, to compare the two).
+    public bool FewRowsKernel { get; set; } = true;
+
+    /// What the last Tune measured, shape by shape, and how long it took.
+    public IReadOnlyList<TunedMatmul> TuningResults => _tuningResults;
+    public TimeSpan TuningTime { get; private set; }
+
+    /// Times up to CandidatesPerShape of cuBLASLt's candidates for every shape among the weights (the model's FP8
+    /// projections; those of one shape cycled through, as a step reads them) at each batch size (the decode graphs'),
+    /// and keeps the fastest where it beats the first choice by 1%: a product of M rows then runs the choice of the
+    /// smallest tuned batch size of at least M, so an eager step and the graph that replays it padded run one kernel.
+    /// Batch sizes the few-rows kernel takes are not timed. No batch sizes: back to the first choices. On libtorch's current stream, outside any capture.
+    public void Tune(IEnumerable<Fp8Weight> weights, IReadOnlyList<int> batchSizes)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        ClearProblems();                   // products made so far hold the first choices
+        _tunedSizes.Clear();
+        _tuned.Clear();
+        _tuningResults.Clear();
+        _tunedSizes.AddRange(batchSizes.Distinct().Order());
+        if (_tunedSizes.Count > 0)
+            foreach (var shape in weights.GroupBy(w => (N: w.OutFeatures, K: w.InFeatures)))
+            {
+                var group = shape.ToList();
+                foreach (var batchSize in _tunedSizes) TuneShape(group, shape.Key.N, shape.Key.K, batchSize);
+            }
+        TuningTime = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+    }
+
     public void Dispose()
     {
-        foreach (var (problem, _) in _problems.Values) problem.Dispose();
-        _problems.Clear();
+        ClearProblems();
         _workspace.Dispose();
         CublasLt.DestroyHandle(_handle);
         _module.Dispose();
     }
 
     IntPtr CurrentStream => TorchCudaStreams.Current(_device.Ordinal);
+
+    void ClearProblems()
+    {
+        foreach (var (problem, _) in _problems.Values) problem.Dispose();
+        _problems.Clear();
+    }
+
+    // y = x W^T by fp8_few_rows.cu's kernel: x's rows 16-byte aligned (else a contiguous copy), y contiguous
+    void LinearFewRows(Tensor x, Fp8Weight weight, Tensor y)
+    {
+        using var scope = NewDisposeScope();
+        const int vector = 8;   // elements of a 16-bit type in 16 bytes
+        if (x.stride(1) != 1 || (x.size(0) > 1 && x.stride(0) % vector != 0)) x = x.contiguous();
+        if (TensorPointer.Of(x) % 16 != 0) x = x.clone();
+        var (rows, k, ld, n) = ((int)x.size(0), (int)x.size(1), x.size(0) == 1 ? x.size(1) : x.stride(0), (int)weight.OutFeatures);
+        var (xPtr, wPtr, scalePtr, yPtr) = (TensorPointer.Of(x), TensorPointer.Of(weight.Values), TensorPointer.Of(weight.Scale), TensorPointer.Of(y));
+        void** args = stackalloc void*[] { &xPtr, &rows, &k, &ld, &wPtr, &scalePtr, &yPtr, &n };
+        _device.MakeCurrent();
+        CudaDriver.Launch(_fewRows, ((uint)(n / 16), 1, 1), FewRowsThreads, 0, CurrentStream, args, _dependentLaunch);
+    }
+
+    void TuneShape(List<Fp8Weight> weights, long n, long k, int batchSize)
+    {
+        if (FewRowsKernel && FewRowsTake(batchSize, k)) return;   // not cuBLASLt's
+        using var scope = NewDisposeScope();
+        var (input, inputScale) = Quantize(randn(batchSize, k, dtype: _dtype, device: _torchDevice));
+        var y = empty(batchSize, n, _dtype, _torchDevice);
+        using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, batchSize, k);
+        var candidates = problem.Candidates(_handle, CandidatesPerShape, WorkspaceBytes);
+        var timed = new List<(CublasLt.Algorithm Algorithm, double Milliseconds)>();
+        foreach (var candidate in candidates)
+        {
+            try
+            {
+                timed.Add((candidate, ProductTiming.Milliseconds(CurrentStream, weights, n * k, w => problem.Run(_handle, candidate,
+                    TensorPointer.Of(w.Values), TensorPointer.Of(input), TensorPointer.Of(y), TensorPointer.Of(_workspace), WorkspaceBytes,
+                    CurrentStream, TensorPointer.Of(w.Scale), TensorPointer.Of(inputScale)))));
+            }
+            catch (CudaException)
+            {
+                // a candidate the library ranks but will not run here
+            }
+        }
+        if (timed.Count == 0) return;      // ProblemFor says so when a product needs it
+        var (first, best) = (timed[0], timed.MinBy(t => t.Milliseconds));
+        var chosen = best.Milliseconds < first.Milliseconds * (1 - MinimumGain);
+        _tuned[(n, k, batchSize)] = chosen ? best.Algorithm : first.Algorithm;
+        _tuningResults.Add(new TunedMatmul(n, k, batchSize, first.Milliseconds * 1e3, (chosen ? best : first).Milliseconds * 1e3, candidates.Count, chosen));
+    }
 
     // x (rows, cols) as e4m3 bytes (rows, cols) and its scale (1) float32, both new tensors in the caller's scope
     (Tensor Values, Tensor Scale) Quantize(Tensor x)
@@ -160,21 +257,21 @@ internal sealed unsafe class Fp8Products : IDisposable
         return (values, scale);
     }
 
-    // the problem of m rows (cached) with cuBLASLt's first choice of algorithm for the decode graphs' bucket of m
-    // (DecodeGraphs.BucketOf), where it takes m rows: an eager step runs the kernel the graph that
-    // replays it padded runs (as MatmulTuning does), so a step that fills its bucket gives the same logits either way
+    // the problem of m rows (cached) with the algorithm of m's batch size: the smallest tuned size of at least m and
+    // its tuned choice, else the decode graphs' bucket of m (DecodeGraphs.BucketOf) and cuBLASLt's first choice for it,
+    // where it takes m rows; so an eager step runs the kernel the graph that replays it padded runs (as MatmulTuning
+    // does), and a step that fills its bucket gives the same logits either way
     (CublasLt.Problem, CublasLt.Algorithm) ProblemFor(long n, long k, long m)
     {
         if (_problems.TryGetValue((n, k, m), out var known)) return known;
-        if (_problems.Count >= MaxProblems)
-        {
-            foreach (var (old, _) in _problems.Values) old.Dispose();
-            _problems.Clear();
-        }
+        if (_problems.Count >= MaxProblems) ClearProblems();
         var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k);
-        var bucket = Model.DecodeGraphs.BucketOf(m);
+        var tunedSize = _tunedSizes.FirstOrDefault(size => size >= m);
+        var bucket = tunedSize > 0 ? tunedSize : Model.DecodeGraphs.BucketOf(m);
         CublasLt.Algorithm? algorithm = null;
-        if (bucket != m)
+        if (_tuned.TryGetValue((n, k, tunedSize), out var tuned) && problem.Accepts(_handle, tuned, WorkspaceBytes))
+            algorithm = tuned;
+        else if (bucket != m)
         {
             using var bucketProblem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, bucket, k);
             if (FirstChoice(bucketProblem) is { } chosen && problem.Accepts(_handle, chosen, WorkspaceBytes)) algorithm = chosen;

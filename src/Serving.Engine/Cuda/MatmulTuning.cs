@@ -3,9 +3,10 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Cuda;
 
-/// One product shape at one batch size as tuned: cuBLAS's own choice (TorchSharp's linear) against the best of
-/// cuBLASLt's candidates, microseconds per product over the model's weights; Chosen is what steps run.
-internal sealed record TunedMatmul(long N, long K, int BatchSize, double TorchMicroseconds, double BestMicroseconds, int Candidates, bool Chosen);
+/// One product shape at one batch size as tuned: the default (cuBLAS's own choice, TorchSharp's linear, for 16-bit
+/// weights; cuBLASLt's first candidate for FP8 ones) against the best of cuBLASLt's candidates, microseconds per
+/// product over the model's weights (ProductTiming); Chosen: steps run that best one instead of the default.
+internal sealed record TunedMatmul(long N, long K, int BatchSize, double DefaultMicroseconds, double BestMicroseconds, int Candidates, bool Chosen);
 
 /// The decode step's matrix products (y = x W^T, bfloat16 or float16 weights, no bias) at the batch sizes the decode
 /// graphs capture, each run by whichever was fastest when timed at start-up over the model's own weights: cuBLAS's
@@ -21,8 +22,6 @@ internal sealed class MatmulTuning : IDisposable
     /// Device memory the tuned products keep for cuBLASLt's workspace (counted beside the decode graphs).
     public const long WorkspaceBytes = 32L << 20;
     const double MinimumGain = 0.01;     // a cuBLASLt candidate replaces cuBLAS's default only when 1% faster
-    const double BytesPerTiming = 2e9;   // a timing reads about this many weight bytes (at least each weight once)
-    const int Replays = 3;
 
     readonly IntPtr _stream;
     readonly Device _device;
@@ -125,38 +124,8 @@ internal sealed class MatmulTuning : IDisposable
         _results.Add(new TunedMatmul(n, k, batchSize, torchTime * 1e3, Math.Min(bestTime, torchTime) * 1e3, candidates.Count, chosen));
     }
 
-    // Milliseconds per product of run over the weights in turn, as a decode graph runs them: the products captured
-    // back to back as one CUDA graph (no host launch cost in the figure: TorchSharp's linear costs more host time per
-    // launch than a cuBLASLt call, which would decide eager timings of short kernels), the fastest of a few replays.
-    double Time(List<Tensor> weights, Action<Tensor> run)
-    {
-        var passes = (int)Math.Max(1, Math.Ceiling(BytesPerTiming / (weights.Count * weights[0].NumberOfElements * weights[0].ElementSize)));
-        foreach (var w in weights) run(w);                     // outside the capture: module loads, cuBLAS workspaces
-        using var graph = new CudaGraph();
-        graph.BeginCapture();
-        for (var pass = 0; pass < passes; pass++)
-            foreach (var w in weights) run(w);
-        graph.EndCapture();
-        graph.Replay();
-        var (start, end) = (CudaDriver.CreateEvent(), CudaDriver.CreateEvent());
-        try
-        {
-            var fastest = double.MaxValue;
-            for (var replay = 0; replay < Replays; replay++)
-            {
-                CudaDriver.RecordEvent(start, _stream);
-                graph.Replay();
-                CudaDriver.RecordEvent(end, _stream);
-                fastest = Math.Min(fastest, CudaDriver.ElapsedMilliseconds(start, end));
-            }
-            return fastest / (passes * weights.Count);
-        }
-        finally
-        {
-            CudaDriver.DestroyEvent(start);
-            CudaDriver.DestroyEvent(end);
-        }
-    }
+    double Time(List<Tensor> weights, Action<Tensor> run) =>
+        ProductTiming.Milliseconds(_stream, weights, weights[0].NumberOfElements * weights[0].ElementSize, run);
 
     // the problem of M rows laid out ldx apart under the algorithm tuned for M's batch size; null when that algorithm
     // does not take it (cached either way)

@@ -168,9 +168,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         var freeBefore = gpuMemory.FreeBytes();
         var batchSizes = DecodeGraphs.Buckets(options.MaxNumSeqs);
         model.CaptureDecodeGraphs(cache, batchSizes);
-        var tuningTime = model.MatmulTuning?.TuningTime ?? TimeSpan.Zero;
-        if (model.MatmulTuning is { } tuning)
-            Log.MatmulsTuned(logger, tuning.Results.Count, (long)tuningTime.TotalMilliseconds, tuning.Results.Count(t => t.Chosen));
+        var (tuned, tuningTime) = model.ProductTuning;
+        if (tuned.Count > 0)
+            Log.MatmulsTuned(logger, tuned.Count, (long)tuningTime.TotalMilliseconds, tuned.Count(t => t.Chosen));
         Log.GraphsCaptured(logger, batchSizes.Count, string.Join(",", batchSizes),
             (long)(System.Diagnostics.Stopwatch.GetElapsedTime(started) - tuningTime).TotalMilliseconds, (freeBefore - gpuMemory.FreeBytes()) >> 20);
     }

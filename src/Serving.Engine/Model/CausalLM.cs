@@ -94,6 +94,9 @@ internal sealed class CausalLM : nn.Module
         .Where(linear => linear.Target is not null && linear.Fp8 is null && Cuda.Fp8Products.Takes(linear.Weight.size(0), linear.Weight.size(1)))
         .ToList();
 
+    /// The projections stored as FP8 (QuantizeToFp8), for their products' tuning.
+    public IReadOnlyList<Cuda.Fp8Weight> Fp8Weights() => modules().OfType<Linear>().Select(linear => linear.Fp8).OfType<Cuda.Fp8Weight>().ToList();
+
     /// Bytes of the FP8 projections' values and scales (outside parameters()).
     public long Fp8WeightBytes => modules().OfType<Linear>().Sum(linear => linear.Fp8?.Bytes ?? 0);
 

@@ -40,14 +40,16 @@ internal sealed class DecodeGraphs : IDisposable
     /// multiple of 8 (the last bucket is --max-num-seqs itself).
     public static long BucketOf(long m) => m <= 4 ? (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)m) : (m + 7) / 8 * 8;
 
-    /// Times the model's matrix products at these batch sizes (CudaBackend.TuneMatmuls, unless tuneMatmuls is false),
-    /// then captures one graph per batch size over this pool, largest first into one shared pool. Run before the pool holds
-    /// anything (the warm-up run of each capture writes no K/V, but the first capture's eager run uses the pool's
-    /// scales) and on the thread that will replay them.
-    public static DecodeGraphs Capture(CausalLM model, CudaBackend backend, PagedKVCache cache, IReadOnlyList<int> batchSizes, int maxContextLength,
-        bool tuneMatmuls = true)
+    /// Times the model's matrix products at these batch sizes (CudaBackend.TuneMatmuls and, for FP8 projections,
+    /// Fp8Products.Tune; unless tuneMatmuls is false), then captures one graph per batch size over this pool, largest
+    /// first into one shared pool. Run before the pool holds anything (the warm-up run of each capture writes no K/V,
+    /// but the first capture's eager run uses the pool's scales) and on the thread that will replay them.
+    public static DecodeGraphs Capture(CausalLM model, CudaBackend backend, Fp8Products? fp8, PagedKVCache cache, IReadOnlyList<int> batchSizes,
+        int maxContextLength, bool tuneMatmuls = true)
     {
-        backend.TuneMatmuls(model.LinearWeights(), tuneMatmuls ? batchSizes : []);   // times kernels: before any capture
+        // both time kernels: before any capture
+        backend.TuneMatmuls(model.LinearWeights(), tuneMatmuls ? batchSizes : []);   // leaves the model's stream current
+        fp8?.Tune(model.Fp8Weights(), tuneMatmuls ? batchSizes : []);
         backend.Stream.MakeCurrent();
         var largest = batchSizes.Max();
         var logits = zeros(largest, model.Shard.Model.VocabSize, dtype: ScalarType.Float32, device: cache.Device).DetachFromDisposeScope();

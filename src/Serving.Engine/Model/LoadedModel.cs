@@ -93,13 +93,19 @@ public sealed class LoadedModel : IDisposable
     /// The batch sizes of the captured decode graphs (empty before CaptureDecodeGraphs).
     public IReadOnlyList<int> CudaGraphBatchSizes => _graphs?.BatchSizes ?? [];
 
-    /// What the capture timed of the matrix products and how long it took (rank 0's under tensor parallelism); null
-    /// before a capture or when it did not tune.
-    internal Cuda.MatmulTuning? MatmulTuning => _graphs?.MatmulTuning;
+    /// What the capture timed of the matrix products, the 16-bit ones' (MatmulTuning) and the FP8 ones' (Fp8Products),
+    /// and how long it took (rank 0's under tensor parallelism); empty before a capture or when it did not tune.
+    internal (IReadOnlyList<Cuda.TunedMatmul> Results, TimeSpan Time) ProductTuning => _graphs?.MatmulTuning is not { } tuning
+        ? ([], TimeSpan.Zero)
+        : ([.. tuning.Results, .. _fp8?.TuningResults ?? []], tuning.TuningTime + (_fp8?.TuningTime ?? TimeSpan.Zero));
 
     /// Bytes of all weights on the device (the embedding table once more when the LM head is untied; FP8 projections at
     /// a byte an element); one rank's.
     public long WeightBytes => _model.parameters().Sum(p => p.NumberOfElements * p.ElementSize) + _model.Fp8WeightBytes;
+
+    /// The FP8 projections' products (QuantizeWeightsToFp8), for benchmarks that compare their kernels; null unless
+    /// WeightsFp8. Rank 0's.
+    internal Fp8Products? Fp8Products => _fp8;
 
     /// Whether the decoder's projections are stored as FP8 (QuantizeWeightsToFp8).
     public bool WeightsFp8 => _fp8 is not null;
@@ -282,7 +288,8 @@ public sealed class LoadedModel : IDisposable
     /// at most the largest size then replay them (DecodeGraphs). Call before the pool holds live K/V. Under tensor
     /// parallelism every rank captures its graphs at once (the eager run before each capture meets in the
     /// collectives; the captured all-reduces replay on each rank's stream), each over its own pool.
-    /// tuneMatmuls: time the matrix products at these batch sizes first (MatmulTuning); false keeps cuBLAS's defaults.
+    /// tuneMatmuls: time the matrix products at these batch sizes first (MatmulTuning, Fp8Products.Tune); false keeps
+    /// the libraries' default choices.
     public void CaptureDecodeGraphs(PagedKVCache cache, IReadOnlyList<int> batchSizes, bool tuneMatmuls = true)
     {
         if (!CanCaptureGraphs(cache.Dtype))
@@ -303,7 +310,7 @@ public sealed class LoadedModel : IDisposable
     {
         _graphs?.Dispose();
         _graphs = null;
-        _graphs = DecodeGraphs.Capture(_model, Fused(cache.Dtype), cache, batchSizes, MaxPositions, tuneMatmuls);
+        _graphs = DecodeGraphs.Capture(_model, Fused(cache.Dtype), _fp8, cache, batchSizes, MaxPositions, tuneMatmuls);
     }
 
     /// The fused backend for a pool of cacheDtype (CUDA only): its kernels, stream and step buffers, for benchmarks

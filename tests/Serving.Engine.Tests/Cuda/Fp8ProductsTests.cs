@@ -19,10 +19,15 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Models => new(Fixtures.Models);
 
+    /// A product is the float64 product of the stored weight (each element the nearest e4m3 of weight / scale) and its
+    /// input: as it is at up to 8 rows (the few-rows kernel, W8A16), quantized the same way per tensor at more
+    /// (cuBLASLt, W8A8); within the output's bfloat16 rounding.
     [GpuTheory]
     [InlineData(1, 1024)]
     [InlineData(5, 1024)]
-    [InlineData(64, 1536)]   // x a view: rows 1536 elements apart
+    [InlineData(8, 1536)]    // x a view: rows 1536 elements apart
+    [InlineData(9, 1024)]
+    [InlineData(64, 1536)]
     [InlineData(300, 1024)]
     public void AProductIsTheProductOfItsQuantizedOperands(int m, int ldx)
     {
@@ -46,11 +51,14 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
         for (var i = 0; i < stored.Length; i++)
             Assert.True(E4M3.IsNearest(weightValues[i] * inverse, stored[i]), $"element {i}: {weightValues[i] * inverse} stored as {stored[i]}");
 
-        // the input quantized as the kernels do, then the product in float64
+        // the input as the product takes it (few rows: as it is; else quantized as the kernels do), then the product in
+        // float64
         var xValues = x.to_type(ScalarType.Float32).contiguous().cpu().data<float>().ToArray();
         var xScale = Math.Max(xValues.Max(Math.Abs) / 448f, 1f / (448f * 512f));
         var xInverse = 1f / xScale;
-        var xQuantized = xValues.Select(v => (double)E4M3.Nearest(v * xInverse) * xScale).ToArray();
+        var xQuantized = Fp8Products.FewRowsTake(m, k)
+            ? xValues.Select(v => (double)v).ToArray()
+            : xValues.Select(v => (double)E4M3.Nearest(v * xInverse) * xScale).ToArray();
         var expected = tensor(xQuantized, ScalarType.Float64).view(m, k)
             .matmul(tensor(stored.Select(v => (double)v * weightScale).ToArray(), ScalarType.Float64).view(n, k).t())
             + bias.to_type(ScalarType.Float64).cpu();
@@ -61,6 +69,44 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
             $"|y - bf16 product| / |bf16 product| = {relativeToUnquantized:P2}");
         Assert.True(difference.le(expected.abs() * 1e-2 + 2e-2).all().item<bool>(), $"max |y - quantized product| = {difference.max().item<double>():E2}");
         Assert.InRange(relativeToUnquantized, 0, 0.08);
+    }
+
+    /// Tuned at batch sizes 8, 16 and 64 over three weights of a shape: every batch size cuBLASLt runs is measured (8
+    /// rows are the few-rows kernel's), and a product of M rows (a tuned size or between them, or past the largest)
+    /// equals the untuned product of the same operands (cuBLASLt's first choice) within bfloat16 rounding, and runs the
+    /// same way twice (M's choice is fixed).
+    [GpuFact]
+    public void TunedProductsEqualTheFirstChoicesWithinRounding()
+    {
+        const int n = 4096, k = 2048;
+        using var stream = CudaStream.Create(CudaDevice.Open(0));
+        stream.MakeCurrent();
+        using var products = new Fp8Products(CUDA, ScalarType.BFloat16);
+        using var untuned = new Fp8Products(CUDA, ScalarType.BFloat16);
+        using var scope = NewDisposeScope();
+        var weights = Enumerable.Range(0, 3).Select(_ => products.QuantizeWeight((randn(n, k, ScalarType.Float32, CUDA) * 0.05).to_type(ScalarType.BFloat16))).ToList();
+        try
+        {
+            products.Tune(weights, [8, 16, 64]);
+            Assert.Equal([16, 64], products.TuningResults.Select(r => r.BatchSize).Order());
+            foreach (var r in products.TuningResults)
+                output.WriteLine($"M={r.BatchSize}: first choice {r.DefaultMicroseconds:F1} us, best {r.BestMicroseconds:F1} us of {r.Candidates}, another chosen: {r.Chosen}");
+            foreach (var m in new[] { 1, 8, 9, 16, 37, 64, 100 })
+            {
+                var x = randn(m, k, ScalarType.BFloat16, CUDA);
+                var y = products.Linear(x, weights[1], null).to_type(ScalarType.Float32);
+                var expected = untuned.Linear(x, weights[1], null).to_type(ScalarType.Float32);
+                var difference = (y - expected).abs();
+                Assert.True(difference.le(expected.abs() * 1e-2 + 1e-2).all().item<bool>(), $"M={m}: max |tuned - first choice| = {difference.max().item<float>():E2}");
+                var again = products.Linear(x, weights[1], null).to_type(ScalarType.Float32);
+                Assert.True(y.equal(again).all().item<bool>(), $"M={m}: the same product twice");
+            }
+        }
+        finally
+        {
+            stream.Synchronize();
+            foreach (var w in weights) w.Dispose();
+        }
     }
 
     /// A fixture in bfloat16 with its projections quantized to FP8 against the same in bfloat16: last-position logits

@@ -79,8 +79,8 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
         CheckEntryPointsAndSpills(cubin, log, entryPoints);
     }
 
-    /// The FP8 products' quantization kernels (fp8_quantize.cu, after element_types.cu) compile for both 16-bit model
-    /// types (CUDA 11.8's ptxas takes their e4m3 conversions from sm_90).
+    /// The FP8 products' kernels (fp8_quantize.cu and fp8_few_rows.cu, after element_types.cu) compile for both 16-bit
+    /// model types without spilling (CUDA 11.8's ptxas takes their e4m3 conversions from sm_90).
     [Theory]
     [InlineData("bfloat16")]
     [InlineData("float16")]
@@ -88,8 +88,8 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
     {
         await Installed.Value;
         var (cubin, log) = KernelModule.Compile(Fp8Products.SourceNames, Fp8Products.Defines(ModelDtype.Parse(dtype, "dtype")), 90, "--ptxas-options=-v");
-        output.WriteLine($"fp8_quantize.cu for {dtype} on sm_90: {cubin.Length} bytes of cubin; ptxas:");
-        CheckEntryPointsAndSpills(cubin, log, ["fp8_absmax", "fp8_quantize", "fp8_quantize_small"]);
+        output.WriteLine($"the FP8 products' module for {dtype} on sm_90: {cubin.Length} bytes of cubin; ptxas:");
+        CheckEntryPointsAndSpills(cubin, log, ["fp8_absmax", "fp8_quantize", "fp8_quantize_small", "fp8_linear_few_rows"]);
     }
 
     void CheckEntryPointsAndSpills(byte[] cubin, string log, string[] entryPoints)

@@ -1,0 +1,147 @@
+// The product y = x W^T of a few rows (a decode step of at most FEW_ROWS sequences) with an FP8 weight, for the FP8
+// products (Fp8Products.cs), compiled after element_types.cu with ELEM_TYPE (the model's 16-bit type) and CACHE_TYPE=3.
+// cuBLASLt's FP8 kernels are tiles built for many rows: at one row they read a weight at 1.6-2.6 TB/s of an H100's
+// 3.0, and each needs the input quantized by a kernel of its own first. Here the input stays in 16 bits (the weight's
+// e4m3 values are exact in either 16-bit type), so a few rows take one launch and a product as precise as the
+// weight's quantization allows (W8A16; many rows are W8A8, their input quantized per tensor).
+//
+// Block: 16 output features (the m of m16n8k16 MMAs) x up to 8 input rows (their n), FEW_WARPS warps splitting K in
+// chunks of FEW_CHUNK: warp w takes chunks w, w + FEW_WARPS, ...; each lane reads 32 consecutive weight bytes of rows
+// g and g + 8 per chunk (whole 128-byte lines per row) and 32 consecutive input elements of row g. The MMAs see K in
+// another order than the weight's, the same for both operands (a sum does not care): k index 2t + h + 8i of MMA j
+// (h, i in {0, 1}) is element 32 t + 4 j + 2 i + h of the chunk, so a 32-bit word of the weight's bytes is the a0 / a2
+// (row g) or a1 / a3 (row g + 8) pair of one MMA, and a 32-bit word of the input is a b0 or b1 as it lies.
+// The weight does not depend on the kernel before (dependent launch, element_types.cu): the first chunks' loads are
+// issued before waiting for it. The warps' sums meet in shared memory; y = sum x weight's scale, in the model's type.
+//   x: rows x k (k a multiple of FEW_CHUNK), ld elements apart, 16-byte aligned; w: n x k e4m3 bytes (n a multiple of
+//   16); y: rows x n contiguous. Grid: n / 16 blocks of FEW_WARPS x 32 threads.
+
+#if ELEM_TYPE == 1 || ELEM_TYPE == 2
+
+#define FEW_ROWS 8
+#define FEW_WARPS 8
+#define FEW_CHUNK 128
+#define FEW_UNROLL 2          // chunks of one warp in flight at a time
+
+__device__ __forceinline__ void mma_few_rows(float (&d)[4], const unsigned int (&a)[4], unsigned int b0, unsigned int b1) {
+#if ELEM_TYPE == 1
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+#else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+#endif
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// two e4m3 (the low byte first) as two elements of the MMA's type, exactly
+__device__ __forceinline__ unsigned int e4m3x2_to_elements(unsigned int pair) {
+    unsigned int h2;
+    asm("{\n .reg .b16 p;\n cvt.u16.u32 p, %1;\n cvt.rn.f16x2.e4m3x2 %0, p;\n}" : "=r"(h2) : "r"(pair));
+#if ELEM_TYPE == 1
+    float lo, hi;
+    asm("{\n .reg .b16 l, h;\n mov.b32 {l, h}, %2;\n cvt.f32.f16 %0, l;\n cvt.f32.f16 %1, h;\n}" : "=f"(lo), "=f"(hi) : "r"(h2));
+    unsigned int r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+#else
+    return h2;
+#endif
+}
+
+// 16 weight bytes, streamed past L1 (read once; the input rows stay there for the block's other warps)
+__device__ __forceinline__ uint4 load_weight_bytes(const unsigned char* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
+// 16 input bytes through the read-only cache (the block's other warps read them too)
+__device__ __forceinline__ uint4 load_input_bytes(const void* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
+// a lane's share of one chunk's weight: 32 bytes of row g (words 0-7) and of row g + 8 (words 8-15)
+struct FewRowsWeight { uint4 v[4]; };
+
+__device__ __forceinline__ void load_chunk_weight(FewRowsWeight& w, const unsigned char* w0, const unsigned char* w8, int chunk, int chunks) {
+    if (chunk < chunks) {
+        const long at = (long)chunk * FEW_CHUNK;
+        w.v[0] = load_weight_bytes(w0 + at);
+        w.v[1] = load_weight_bytes(w0 + at + 16);
+        w.v[2] = load_weight_bytes(w8 + at);
+        w.v[3] = load_weight_bytes(w8 + at + 16);
+    }
+}
+
+__device__ __forceinline__ unsigned int word_of(const uint4 (&v)[4], int i) {
+    const uint4 q = v[i >> 2];
+    return (i & 3) == 0 ? q.x : (i & 3) == 1 ? q.y : (i & 3) == 2 ? q.z : q.w;
+}
+
+// the chunk's eight MMAs: weight words j (row g) and 8 + j (row g + 8), input words 2j and 2j + 1
+__device__ __forceinline__ void multiply_chunk(float (&acc)[4], const FewRowsWeight& w, const uint4 (&x)[4]) {
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const unsigned int row_g = word_of(w.v, j), row_g8 = word_of(w.v, 8 + j);
+        const unsigned int a[4] = {e4m3x2_to_elements(row_g & 0xffffu), e4m3x2_to_elements(row_g8 & 0xffffu),
+                                   e4m3x2_to_elements(row_g >> 16), e4m3x2_to_elements(row_g8 >> 16)};
+        mma_few_rows(acc, a, word_of(x, 2 * j), word_of(x, 2 * j + 1));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32) fp8_linear_few_rows(
+        const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
+        const float* __restrict__ w_scale, elem_t* __restrict__ y, int n) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const long first_feature = (long)blockIdx.x * 16;
+    const unsigned char* w0 = w + (first_feature + g) * k + t * 32;
+    const unsigned char* w8 = w0 + 8L * k;
+    const elem_t* x_row = x + (long)g * ld + t * 32;
+    const bool has_row = g < rows;
+    const int chunks = k / FEW_CHUNK, step = FEW_WARPS * FEW_UNROLL;
+
+    FewRowsWeight current[FEW_UNROLL];
+#pragma unroll
+    for (int u = 0; u < FEW_UNROLL; u++) load_chunk_weight(current[u], w0, w8, warp + u * FEW_WARPS, chunks);
+    wait_for_previous_kernel();                             // the input is the kernel before's output
+
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int first = warp; first < chunks; first += step) {
+        FewRowsWeight next[FEW_UNROLL];
+#pragma unroll
+        for (int u = 0; u < FEW_UNROLL; u++) load_chunk_weight(next[u], w0, w8, first + step + u * FEW_WARPS, chunks);
+#pragma unroll
+        for (int u = 0; u < FEW_UNROLL; u++) {
+            const int chunk = first + u * FEW_WARPS;
+            if (chunk >= chunks) break;
+            uint4 xv[4] = {};                               // rows past the input's: zeros
+            if (has_row) {
+                const uint4* p = reinterpret_cast<const uint4*>(x_row + (long)chunk * FEW_CHUNK);
+#pragma unroll
+                for (int i = 0; i < 4; i++) xv[i] = load_input_bytes(p + i);
+            }
+            multiply_chunk(acc, current[u], xv);
+        }
+#pragma unroll
+        for (int u = 0; u < FEW_UNROLL; u++) current[u] = next[u];
+    }
+
+    // acc: (feature g, rows 2t, 2t + 1), (feature g + 8, rows 2t, 2t + 1); the warps' sums meet here
+    __shared__ float partial[FEW_WARPS][16][FEW_ROWS];
+    partial[warp][g][2 * t] = acc[0];
+    partial[warp][g][2 * t + 1] = acc[1];
+    partial[warp][g + 8][2 * t] = acc[2];
+    partial[warp][g + 8][2 * t + 1] = acc[3];
+    __syncthreads();
+    const int feature = threadIdx.x / FEW_ROWS, row = threadIdx.x % FEW_ROWS;
+    if (feature < 16 && row < rows) {
+        float sum = 0.f;
+#pragma unroll
+        for (int v = 0; v < FEW_WARPS; v++) sum += partial[v][feature][row];
+        y[(long)row * n + first_feature + feature] = from_f(sum * *w_scale);
+    }
+}
+
+#endif
