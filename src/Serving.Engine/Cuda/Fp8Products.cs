@@ -43,7 +43,9 @@ internal sealed unsafe class Fp8Products : IDisposable
     const int Threads = 256;
     const int MaxPartials = 1024;          // fp8_absmax's blocks: the partial maxima fp8_quantize reduces
     const int SmallThreads = 1024;         // fp8_quantize_small's one block
-    const long SmallVectors = 16384;       // at most this many 16-byte vectors take it (16 a thread; a decode step's few rows)
+    // at most this many 16-byte vectors take it (2 a thread): its two passes over more cost more than the second launch
+    // (H100, llama3-8b's qkv_proj at 16 and 32 rows took 19.0 and 26.0 us with up to 16 vectors a thread, 14.8 at 64)
+    const long SmallVectors = 2048;
     const int MaxProblems = 4096;          // problem descriptions kept (prefill chunks bring many row counts)
     const int CandidatesPerShape = 8;      // cuBLASLt's candidates Tune times per shape and batch size
     const double MinimumGain = 0.01;       // a candidate replaces the first choice only when 1% faster
