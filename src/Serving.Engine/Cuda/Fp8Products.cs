@@ -54,7 +54,8 @@ internal sealed unsafe class Fp8Products : IDisposable
     readonly Device _torchDevice;
     readonly ScalarType _dtype;
     readonly KernelModule _module;
-    readonly IntPtr _absmax, _quantize, _quantizeSmall, _fewRows;
+    readonly IntPtr _absmax, _quantize, _quantizeSmall, _fewRows, _fewRowsLean;
+    readonly int _fewRowsWave, _fewRowsLeanWave;   // blocks of each build the device holds at once
     readonly IntPtr _handle;
     readonly Tensor _workspace;
     readonly bool _dependentLaunch;
@@ -70,7 +71,9 @@ internal sealed unsafe class Fp8Products : IDisposable
         (_device, _torchDevice, _dtype) = (CudaDevice.Open(Math.Max(device.index, 0)), device, dtype);
         _module = new KernelModule(_device, SourceNames, Defines(dtype));
         (_absmax, _quantize, _quantizeSmall) = (_module.GetFunction("fp8_absmax"), _module.GetFunction("fp8_quantize"), _module.GetFunction("fp8_quantize_small"));
-        _fewRows = _module.GetFunction("fp8_linear_few_rows");
+        (_fewRows, _fewRowsLean) = (_module.GetFunction("fp8_linear_few_rows"), _module.GetFunction("fp8_linear_few_rows_lean"));
+        _fewRowsWave = CudaDriver.MaxActiveBlocksPerMultiprocessor(_fewRows, FewRowsThreads, 0) * _device.MultiprocessorCount;
+        _fewRowsLeanWave = CudaDriver.MaxActiveBlocksPerMultiprocessor(_fewRowsLean, FewRowsThreads, 0) * _device.MultiprocessorCount;
         _handle = CublasLt.CreateHandle();
         _workspace = empty(WorkspaceBytes, ScalarType.Byte, device);
         _workspace.DetachFromDisposeScope();   // lives with this object, whatever scope creates it (a peer rank's job has one)
@@ -196,7 +199,11 @@ internal sealed unsafe class Fp8Products : IDisposable
         var (xPtr, wPtr, scalePtr, yPtr) = (TensorPointer.Of(x), TensorPointer.Of(weight.Values), TensorPointer.Of(weight.Scale), TensorPointer.Of(y));
         void** args = stackalloc void*[] { &xPtr, &rows, &k, &ld, &wPtr, &scalePtr, &yPtr, &n };
         _device.MakeCurrent();
-        CudaDriver.Launch(_fewRows, ((uint)(n / 16), 1, 1), FewRowsThreads, 0, CurrentStream, args, _dependentLaunch);
+        // the lean build (one chunk a warp in flight, more blocks an SM) where it runs the grid in one wave and the
+        // default would take two, the second part-empty
+        var blocks = n / 16;
+        var function = blocks > _fewRowsWave && blocks <= _fewRowsLeanWave ? _fewRowsLean : _fewRows;
+        CudaDriver.Launch(function, ((uint)blocks, 1, 1), FewRowsThreads, 0, CurrentStream, args, _dependentLaunch);
     }
 
     void TuneShape(List<Fp8Weight> weights, long n, long k, int batchSize)
