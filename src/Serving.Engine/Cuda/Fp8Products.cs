@@ -154,7 +154,8 @@ internal sealed unsafe class Fp8Products : IDisposable
     /// projections; those of one shape cycled through, as a step reads them) at each batch size (the decode graphs'),
     /// and keeps the fastest where it beats the first choice by 1%: a product of M rows then runs the choice of the
     /// smallest tuned batch size of at least M, so an eager step and the graph that replays it padded run one kernel.
-    /// Batch sizes the few-rows kernel takes are not timed. No batch sizes: back to the first choices. On libtorch's current stream, outside any capture.
+    /// Batch sizes the few-rows kernel takes are not timed. No batch sizes: back to the first choices. On libtorch's
+    /// current stream, outside any capture.
     public void Tune(IEnumerable<Fp8Weight> weights, IReadOnlyList<int> batchSizes)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
