@@ -63,7 +63,7 @@ internal static partial class Log
     public static partial void WeightsDequantized(ILogger logger, string quantization, string dtype);
 
     [LoggerMessage(19, LogLevel.Information,
-        "{Source}: {Count} projections stored as FP8 (e4m3, a scale per tensor; their inputs quantized per step; the other weights in {Dtype}), weights now {WeightMiB} MiB (were {WasMiB} MiB) in {Milliseconds} ms")]
+        "{Source}: {Count} projections stored as FP8 (e4m3, a scale per tensor; their inputs of more than 8 rows quantized per step; the other weights in {Dtype}), weights now {WeightMiB} MiB (were {WasMiB} MiB) in {Milliseconds} ms")]
     public static partial void WeightsQuantizedFp8(ILogger logger, string source, int count, string dtype, long weightMiB, long wasMiB, long milliseconds);
 
     [LoggerMessage(17, LogLevel.Warning,
@@ -73,6 +73,10 @@ internal static partial class Log
     [LoggerMessage(18, LogLevel.Warning,
         "The KV cache holds {CapacityTokens} tokens, fewer than one sequence of the context ({MaxModelLen} tokens): longer requests are refused. Lower --max-model-len (or set it to auto), or give the cache more memory (--gpu-memory-utilization, --kv-cache-memory-bytes)")]
     public static partial void KVCacheShorterThanContext(ILogger logger, long capacityTokens, int maxModelLen);
+
+    [LoggerMessage(20, LogLevel.Information,
+        "The chat template reads a message's content as {Format} (--chat-template-content-format {Flag})")]
+    public static partial void ChatContentFormat(ILogger logger, string format, string flag);
 
     [LoggerMessage(16, LogLevel.Information, "The model attends both ways (is_causal: false): each prompt is computed whole in one step (--max-num-batched-tokens {MaxNumBatchedTokens}), without prefix caching")]
     public static partial void Bidirectional(ILogger logger, int maxNumBatchedTokens);

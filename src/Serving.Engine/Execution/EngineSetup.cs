@@ -157,8 +157,12 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             info = info with { Pooler = pooler, EmbeddingSize = pooler.EmbeddingSize(config.HiddenSize) };
             Log.PoolingRunner(logger, pooler.ToString());
         }
-        return new EngineSetup(core, info, new PromptProcessor(tokenizer, maxModelLen, options.ChatTemplate, options.DefaultChatTemplateKwargs),
-            eosTokenIds);
+        var prompts = new PromptProcessor(tokenizer, maxModelLen, options.ChatTemplate, options.DefaultChatTemplateKwargs,
+            Templates.ChatContentFormats.Parse(options.ChatTemplateContentFormat));
+        if (prompts.ContentFormat is { } contentFormat)
+            Log.ChatContentFormat(logger, contentFormat == Templates.ChatContentFormat.OpenAI ? "a list of parts (openai)" : "one string",
+                options.ChatTemplateContentFormat);
+        return new EngineSetup(core, info, prompts, eosTokenIds);
     }
 
     /// Decode steps of every batch size bucket as CUDA graphs, after the pool exists (the graphs read its tensors).

@@ -21,7 +21,11 @@ public sealed class ChatTemplate
     {
         ArgumentNullException.ThrowIfNull(source);
         _template = Parser.Parse(source);
+        ContentFormat = ChatContentFormats.Detect(_template);
     }
+
+    /// How this template reads a message's content, from its syntax (OpenAI where it loops over it).
+    public ChatContentFormat ContentFormat { get; }
 
     /// Renders a conversation. `messages` is the OpenAI-style array of {role, content, ...}, passed through
     /// as-is (content may be a string or a list of parts; the template decides). A null bos/eos token is left

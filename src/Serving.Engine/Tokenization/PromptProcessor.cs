@@ -10,16 +10,20 @@ internal sealed class PromptProcessor : IPromptProcessor
     readonly TextTokenizer _tokenizer;
     readonly ChatTemplate? _chatTemplate;
     readonly JsonObject _defaultKwargs;
+    readonly ChatContentFormat? _contentFormat;
     readonly int _maxModelLen;
 
     /// maxModelLen: the context; a text that cannot fit in it is refused before it is tokenized. chatTemplate replaces
     /// the tokenizer's template (--chat-template); defaultKwargs are template variables every chat gets unless its
-    /// request sets them (--default-chat-template-kwargs).
-    public PromptProcessor(TextTokenizer tokenizer, int maxModelLen, string? chatTemplate = null, JsonObject? defaultKwargs = null)
+    /// request sets them (--default-chat-template-kwargs); contentFormat: how every template is given a message's
+    /// content (--chat-template-content-format), null for each template's own (ChatTemplate.ContentFormat).
+    public PromptProcessor(TextTokenizer tokenizer, int maxModelLen, string? chatTemplate = null, JsonObject? defaultKwargs = null,
+        ChatContentFormat? contentFormat = null)
     {
         _tokenizer = tokenizer;
         _chatTemplate = (chatTemplate ?? tokenizer.ChatTemplate) is { } source ? new ChatTemplate(source) : null;
         _defaultKwargs = defaultKwargs ?? [];
+        _contentFormat = contentFormat;
         _maxModelLen = maxModelLen;
         MaxTextLength = (long)maxModelLen * tokenizer.MaxTokenLength;
     }
@@ -52,6 +56,10 @@ internal sealed class PromptProcessor : IPromptProcessor
 
     public string TokenText(int tokenId) => _tokenizer.TokenText(tokenId);
 
+    /// How the model's template is given a message's content (the flag's format, else the template's own); null
+    /// without a template.
+    public ChatContentFormat? ContentFormat => _chatTemplate is null ? null : _contentFormat ?? _chatTemplate.ContentFormat;
+
     public string ApplyChatTemplate(JsonArray messages, bool addGenerationPrompt, JsonObject? extraContext = null,
         string? chatTemplate = null, bool continueFinalMessage = false)
     {
@@ -60,6 +68,7 @@ internal sealed class PromptProcessor : IPromptProcessor
             throw new InvalidRequestException(
                 "this model has no chat template (tokenizer_config.json has no chat_template); start the server with " +
                 "--chat-template, or use /v1/completions", "messages");
+        messages = ChatContentFormats.Apply(messages, _contentFormat ?? template.ContentFormat);
         try
         {
             var rendered = template.Render(messages, addGenerationPrompt, _tokenizer.BosToken, _tokenizer.EosToken, WithDefaults(extraContext));

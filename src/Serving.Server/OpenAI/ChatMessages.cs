@@ -5,8 +5,9 @@ using Serving.Engine;
 
 namespace Serving.Server.OpenAI;
 
-/// Checks "messages" and normalizes it for the chat template: each message becomes {role, content} with
-/// content a string (text parts joined by newlines, as vLLM does for string-content templates). An assistant
+/// Checks "messages" and normalizes it for the chat template: each message becomes {role, content} with content
+/// a string, a list of text parts ({"type": "text", "text"}) or null, as the request gave it (the engine gives the
+/// template the form it reads: Serving.Engine.Templates.ChatContentFormat). An assistant
 /// message keeps its tool_calls, with each call's arguments parsed from their JSON text into an object (the
 /// templates of Llama 3.1 and Qwen2.5 write them with tojson, as vLLM hands them over); a tool message keeps
 /// its tool_call_id. An assistant message's thinking ("reasoning", or the older "reasoning_content") goes to the
@@ -36,7 +37,7 @@ internal static class ChatMessages
         Check.That(message.ValueKind == JsonValueKind.Object, param, $"{param} must be an object.");
         Check.ValidText(message, param);
         var role = message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? Check.Text(r, $"{param}.role") : null;
-        var content = message.TryGetProperty("content", out var c) ? Content(c, $"{param}.content", prompts) : "";
+        var content = message.TryGetProperty("content", out var c) ? Content(c, $"{param}.content", prompts) : null;
         var name = message.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? Check.Text(n, $"{param}.name") : null;
         var toolCallId = role == "tool" && message.TryGetProperty("tool_call_id", out var id) && id.ValueKind == JsonValueKind.String
             ? Check.Text(id, $"{param}.tool_call_id") : null;
@@ -108,7 +109,7 @@ internal static class ChatMessages
 
     /// One message as the chat template sees it; the role must be one the APIs accept, and a tool message names the
     /// call it answers (gRPC builds its messages here too). param is the message's path in error messages ("messages[2]").
-    public static JsonObject Message(string? role, string content, string? name, string? toolCallId, string param,
+    public static JsonObject Message(string? role, JsonNode? content, string? name, string? toolCallId, string param,
         string responseRole = "assistant")
     {
         Check.That(role is not null && (Roles.Contains(role) || role == responseRole), $"{param}.role",
@@ -124,16 +125,13 @@ internal static class ChatMessages
         return result;
     }
 
-    static string Content(JsonElement content, string param, IPromptProcessor? prompts)
+    static JsonNode? Content(JsonElement content, string param, IPromptProcessor? prompts) => content.ValueKind switch
     {
-        switch (content.ValueKind)
-        {
-            case JsonValueKind.String: return prompts is null ? Check.Text(content, param) : prompts.Text(content, param);
-            case JsonValueKind.Null: return "";
-            case JsonValueKind.Array: return string.Join("\n", TextParts(content, param));
-            default: throw Errors.ApiException.BadRequest($"{param} must be a string or a list of text parts.", param);
-        }
-    }
+        JsonValueKind.String => prompts is null ? Check.Text(content, param) : prompts.Text(content, param),
+        JsonValueKind.Null => null,
+        JsonValueKind.Array => new JsonArray([.. TextParts(content, param).Select(text => new JsonObject { ["type"] = "text", ["text"] = text })]),
+        _ => throw Errors.ApiException.BadRequest($"{param} must be a string or a list of text parts.", param),
+    };
 
     static IEnumerable<string> TextParts(JsonElement parts, string param)
     {

@@ -222,6 +222,7 @@ public static class ServerCommandLine
         Make<int>("--timeout-keep-alive", "TimeoutKeepAlive", "Seconds a connection may stay idle, before its first request or between requests (default 5)."),
         Make<string>("--chat-template", "ChatTemplate", "A chat template for every chat instead of the model's: a file, or the template itself."),
         Make<string>("--default-chat-template-kwargs", "DefaultChatTemplateKwargs", "A JSON object of chat template variables every chat gets unless its request sets them, e.g. '{\"enable_thinking\": false}'."),
+        Make<string>("--chat-template-content-format", "ChatTemplateContentFormat", "How chat templates get a message's content: auto (as the template reads it: a list of parts where it loops over them, else one string), string (text parts joined by newlines) or openai (a list of {\"type\": \"text\", \"text\"} parts) (default auto)."),
         Switch("--trust-request-chat-template", "TrustRequestChatTemplate", "Render chats with a request's own chat_template (refused by default)."),
         Make<string>("--response-role", "ResponseRole", "The role of chat answers (default assistant); an answer that continues the final message (add_generation_prompt false) takes that message's role."),
         Make<string>("--generation-config", "GenerationConfig", "Sampling defaults: auto (the model's generation_config.json), vllm (none), or a folder holding a generation_config.json (default auto)."),

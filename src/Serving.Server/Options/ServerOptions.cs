@@ -122,6 +122,9 @@ public sealed class ServerOptions
     /// A JSON object of chat template variables every chat gets unless its request's chat_template_kwargs set them
     /// (vLLM's --default-chat-template-kwargs), e.g. {"enable_thinking": false}.
     public string? DefaultChatTemplateKwargs { get; set; }
+    /// How chat templates get a message's content (vLLM's --chat-template-content-format): auto (as the template reads
+    /// it), string or openai.
+    public string ChatTemplateContentFormat { get; set; } = "auto";
     /// Render a chat with the request's own chat_template (vLLM's --trust-request-chat-template).
     public bool TrustRequestChatTemplate { get; set; }
     /// Where default sampling parameters come from: "auto" (the model's generation_config.json, as vLLM),
@@ -202,6 +205,7 @@ public sealed class ServerOptions
         HfOverrides = HfOverrides is null ? null : ConfigOverrides.Parse(HfOverrides),
         ChatTemplate = ChatTemplate is null ? null : ChatTemplateFlags.Source(ChatTemplate),
         DefaultChatTemplateKwargs = DefaultChatTemplateKwargs is null ? null : ChatTemplateFlags.Kwargs(DefaultChatTemplateKwargs),
+        ChatTemplateContentFormat = ChatTemplateContentFormat,
         Dtype = Dtype,
         KVCacheDtype = KvCacheDtype,
         CalculateKVScales = CalculateKvScales,
@@ -328,6 +332,7 @@ public sealed class ServerOptions
         Read(PoolerConfig, json => PoolerConfigOverrides.Parse(json));
         Read(ChatTemplate, value => ChatTemplateFlags.Source(value));
         Read(DefaultChatTemplateKwargs, json => ChatTemplateFlags.Kwargs(json));
+        Read(ChatTemplateContentFormat, value => Serving.Engine.Templates.ChatContentFormats.Parse(value));
         Read(OverrideGenerationConfig, json => SamplingDefaults.Parse(json));
         Read(AllowedOrigins, json => Cors.CorsSetup.List(json, "allowed-origins"));
         Read(AllowedMethods, json => Cors.CorsSetup.List(json, "allowed-methods"));

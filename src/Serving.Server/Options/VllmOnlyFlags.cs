@@ -50,7 +50,6 @@ static class VllmOnlyFlags
         Restrict("--data-parallel-size", ["1"], "one server serves one model replica; run more servers behind a load balancer", "-dp"),
         Restrict("--tokenizer-mode", ["auto", "hf", "slow"], "the checkpoint's tokenizer.json (or tokenizer.model) is read; mistral's tekken files are not"),
         Restrict("--load-format", ["auto", "safetensors"], "checkpoints are read from safetensors files"),
-        Restrict("--chat-template-content-format", ["auto", "string"], "a message's text parts reach the chat template joined into one string (vLLM's string format)"),
     ];
 
     static Accepted Switch(string name, string why, params string[] aliases) =>

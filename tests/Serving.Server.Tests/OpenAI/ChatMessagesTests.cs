@@ -8,15 +8,17 @@ public sealed class ChatMessagesTests
 {
     static JsonElement Json(string json) => JsonDocument.Parse(json).RootElement;
 
+    /// Content stays as the request gave it, a string, text parts or null (the engine gives the template the form it
+    /// reads); roles and names are kept.
     [Fact]
-    public void TextPartsAreJoinedAndRolesKept()
+    public void ContentIsKeptAsGivenAndRolesKept()
     {
         var messages = ChatMessages.Normalize(Json("""
             [{"role": "system", "content": "be brief"},
              {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], "name": "ann"},
              {"role": "assistant", "content": null}]
             """));
-        Assert.Equal("""[{"role":"system","content":"be brief"},{"role":"user","content":"a\nb","name":"ann"},{"role":"assistant","content":""}]""",
+        Assert.Equal("""[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}],"name":"ann"},{"role":"assistant","content":null}]""",
             messages.ToJsonString());
     }
 

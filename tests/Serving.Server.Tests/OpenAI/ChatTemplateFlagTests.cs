@@ -7,18 +7,24 @@ using Serving.Server.Tests.Support;
 namespace Serving.Server.Tests.OpenAI;
 
 /// --chat-template (a file, or the template itself) replaces the model's template for every chat, HTTP and gRPC
-/// alike; --default-chat-template-kwargs gives every chat variables its request may override.
+/// alike; --default-chat-template-kwargs gives every chat variables its request may override;
+/// --chat-template-content-format gives templates a message's content as a string or a list of parts.
 public sealed class ChatTemplateFlagTests
 {
     const string Template =
         "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant]" +
         "{% if enable_thinking is defined and enable_thinking is false %} (no thinking){% endif %}{% endif %}";
 
-    static async Task<string> RenderedAsync(RunningServer server, object? kwargs = null)
+    // a multimodal release's shape: it loops over each message's parts and writes their texts
+    const string PartsTemplate =
+        "{% for m in messages %}[{{ m.role }}]{% for part in m['content'] %}{% if part.type == 'text' %} {{ part.text }}{% endif %}" +
+        "{% endfor %}{{ '\\n' }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}";
+
+    static async Task<string> RenderedAsync(RunningServer server, object? kwargs = null, object? content = null)
     {
         var (status, body) = await server.PostAsync("/tokenize", new
         {
-            model = RunningServer.Model, messages = new[] { new { role = "user", content = "Hi" } }, chat_template_kwargs = kwargs,
+            model = RunningServer.Model, messages = new[] { new { role = "user", content = content ?? "Hi" } }, chat_template_kwargs = kwargs,
         });
         Assert.Equal(200, status);
         var ids = body!["tokens"]!.AsArray().Select(id => id!.GetValue<int>()).ToArray();
@@ -76,6 +82,29 @@ public sealed class ChatTemplateFlagTests
         }
     }
 
+    /// auto: a template that loops over the parts gets parts, from a string content too, over HTTP and gRPC; one that
+    /// writes the content gets the parts' texts joined by newlines; string forces strings on every template.
+    [Fact]
+    public async Task EachTemplateGetsTheContentInTheFormItReads()
+    {
+        var parts = new[] { new { type = "text", text = "Hi" }, new { type = "text", text = "there" } };
+        await using (var server = await RunningServer.StartAsync(["--chat-template", PartsTemplate]))
+        {
+            Assert.Equal("[user] Hi\n[assistant]", await RenderedAsync(server));
+            Assert.Equal("[user] Hi there\n[assistant]", await RenderedAsync(server, content: parts));
+            var grpc = await server.Grpc().TokenizeAsync(new TokenizeRequest
+            {
+                Model = RunningServer.Model, Chat = new ChatInput { Messages = { new ChatMessage { Role = "user", Content = "Hi" } } },
+            });
+            var (_, text) = await server.PostAsync("/detokenize", new { model = RunningServer.Model, tokens = grpc.TokenIds });
+            Assert.Equal("[user] Hi\n[assistant]", text!["prompt"]!.GetValue<string>());
+        }
+        await using (var server = await RunningServer.StartAsync(["--chat-template", Template]))
+            Assert.Equal("[user] Hi\nthere\n[assistant]", await RenderedAsync(server, content: parts));
+        await using (var server = await RunningServer.StartAsync(["--chat-template", PartsTemplate, "--chat-template-content-format", "string"]))
+            Assert.Equal("[user]\n[assistant]", await RenderedAsync(server, content: parts));   // the characters of "Hi\nthere": no part is text
+    }
+
     [Fact]
     public void BadValuesAreStartUpErrorsNamingTheFlag()
     {
@@ -85,6 +114,9 @@ public sealed class ChatTemplateFlagTests
         Assert.Contains(Errors("--chat-template", "{% if %}"), e => e.StartsWith("chat-template does not parse", StringComparison.Ordinal));
         Assert.Contains("default-chat-template-kwargs must be a JSON object (got [1])", Errors("--default-chat-template-kwargs", "[1]"));
         Assert.Contains(Errors("--default-chat-template-kwargs", "{"), e => e.StartsWith("default-chat-template-kwargs is not JSON", StringComparison.Ordinal));
-        Assert.Empty(Errors("--chat-template", Template, "--default-chat-template-kwargs", """{"enable_thinking": false}"""));
+        Assert.Contains("chat-template-content-format must be one of auto, string, openai (got 'images')",
+            Errors("--chat-template-content-format", "images"));
+        Assert.Empty(Errors("--chat-template", Template, "--default-chat-template-kwargs", """{"enable_thinking": false}""",
+            "--chat-template-content-format", "openai"));
     }
 }

@@ -195,7 +195,6 @@ public sealed class ServerCommandLineTests
     [InlineData("--load-format gguf", "--load-format gguf is not served: checkpoints are read from safetensors files (accepted: auto, safetensors)")]
     [InlineData("/a --model /b", "the model is named twice, first as '/a' and by --model as '/b'")]
     [InlineData("--uvicorn-log-level loud", "loud")]
-    [InlineData("--chat-template-content-format openai", "--chat-template-content-format openai is not served: a message's text parts reach the chat template joined into one string")]
     [InlineData("--no-such-flag", "unknown flag --no-such-flag")]
     public void WhatIsNotBuiltIsRefusedNamingTheFlag(string args, string message)
     {
