@@ -11,9 +11,9 @@ public sealed record EngineOptions
     public Config.HfOverrides? HfOverrides { get; init; }
     /// A chat template (Jinja source) to render chats with instead of the tokenizer's (vLLM's --chat-template).
     public string? ChatTemplate { get; init; }
-    /// How chat templates read a message's content (vLLM's --chat-template-content-format): auto (the template's own,
-    /// from its syntax), string or openai (Templates/ChatContentFormat.cs).
-    public string ChatTemplateContentFormat { get; init; } = "auto";
+    /// How chat templates are given a message's content (vLLM's --chat-template-content-format): null (auto) each
+    /// template as it reads it, from its syntax; else this form for every template (Templates/ChatContentFormat.cs).
+    public Templates.ChatContentFormat? ChatTemplateContentFormat { get; init; }
     /// Chat template variables every chat gets unless its request sets them (vLLM's --default-chat-template-kwargs),
     /// e.g. enable_thinking false.
     public System.Text.Json.Nodes.JsonObject? DefaultChatTemplateKwargs { get; init; }

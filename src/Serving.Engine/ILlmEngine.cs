@@ -97,7 +97,8 @@ public interface IPromptProcessor
     string TokenText(int tokenId);
 
     /// Renders the model's chat template. messages is a JSON array of {role, content, ...} objects, content a
-    /// string or a list of {type: "text", text} parts. chatTemplate, when given, replaces the model's template
+    /// string, a list of {type: "text", text} parts or null, given to the template in the form it reads
+    /// (Templates.ChatContentFormat; --chat-template-content-format). chatTemplate, when given, replaces the model's template
     /// (a request's own; the servers allow it only when told to trust it). Throws InvalidRequestException when
     /// the template rejects the conversation (raise_exception), does not parse, or the model has none.
     /// continueFinalMessage: the text ends inside the final message, for the model to continue it (transformers'

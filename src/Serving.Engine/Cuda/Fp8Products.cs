@@ -34,10 +34,12 @@ internal sealed unsafe class Fp8Products : IDisposable
 {
     /// The kernel module's sources in order (both kernel files use element_types.cu's helpers).
     public static IReadOnlyList<string> SourceNames { get; } = ["element_types.cu", "fp8_quantize.cu", "fp8_few_rows.cu"];
-    /// At most this many rows take fp8_few_rows.cu's kernel (input in 16 bits, one launch) where K allows (FewRowsTake).
+    /// At most this many rows take fp8_few_rows.cu's kernel (input in 16 bits, one launch) where K allows (FewRowsTake):
+    /// the n of its MMAs. It and the two below are the kernel's FEW_ROWS, FEW_CHUNK and FEW_WARPS (Defines).
     public const int FewRows = 8;
-    const int FewRowsChunk = 128;          // fp8_few_rows.cu's FEW_CHUNK: K a multiple of it
-    const int FewRowsThreads = 256;        // FEW_WARPS x 32
+    const int FewRowsChunk = 128;          // K elements of one warp step: K a multiple of it
+    const int FewRowsWarps = 8;            // a block's warps, splitting K
+    const int FewRowsThreads = FewRowsWarps * 32;
     /// Device memory kept for cuBLASLt's workspace.
     public const long WorkspaceBytes = 32L << 20;
     const int Threads = 256;
@@ -47,8 +49,6 @@ internal sealed unsafe class Fp8Products : IDisposable
     // (H100, llama3-8b's qkv_proj at 16 and 32 rows took 19.0 and 26.0 us with up to 16 vectors a thread, 14.8 at 64)
     const long SmallVectors = 2048;
     const int MaxProblems = 4096;          // problem descriptions kept (prefill chunks bring many row counts)
-    const int CandidatesPerShape = 8;      // cuBLASLt's candidates Tune times per shape and batch size
-    const double MinimumGain = 0.01;       // a candidate replaces the first choice only when 1% faster
 
     readonly CudaDevice _device;
     readonly Device _torchDevice;
@@ -95,11 +95,14 @@ internal sealed unsafe class Fp8Products : IDisposable
     /// bytes, and the quantization kernels whole 16-byte vectors of the input.
     public static bool Takes(long outFeatures, long inFeatures) => inFeatures % 16 == 0 && outFeatures % 16 == 0;
 
-    /// What the kernel module is compiled with: the model's type, and the e4m3 conversions.
+    /// What the kernel module is compiled with: the model's type, the e4m3 conversions and the few-rows kernel's shape.
     public static IReadOnlyDictionary<string, string> Defines(ScalarType dtype) => new Dictionary<string, string>
     {
         ["ELEM_TYPE"] = dtype switch { ScalarType.BFloat16 => "1", ScalarType.Float16 => "2", _ => "0" },
         ["CACHE_TYPE"] = "3",
+        ["FEW_ROWS"] = FewRows.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["FEW_CHUNK"] = FewRowsChunk.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["FEW_WARPS"] = FewRowsWarps.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
     /// weight (out, in) of the model's type on the device as FP8 values and their scale; the caller owns the result.
@@ -150,10 +153,11 @@ internal sealed unsafe class Fp8Products : IDisposable
     public IReadOnlyList<TunedMatmul> TuningResults => _tuningResults;
     public TimeSpan TuningTime { get; private set; }
 
-    /// Times up to CandidatesPerShape of cuBLASLt's candidates for every shape among the weights (the model's FP8
+    /// Times cuBLASLt's candidates (ProductTiming.CandidatesPerShape) for every shape among the weights (the model's FP8
     /// projections; those of one shape cycled through, as a step reads them) at each batch size (the decode graphs'),
-    /// and keeps the fastest where it beats the first choice by 1%: a product of M rows then runs the choice of the
-    /// smallest tuned batch size of at least M, so an eager step and the graph that replays it padded run one kernel.
+    /// and keeps the fastest where it beats the first choice (the first candidate that runs; ProductTiming.Beats): a
+    /// product of M rows then runs the choice of the smallest tuned batch size of at least M, so an eager step and the
+    /// graph that replays it padded run one kernel.
     /// Batch sizes the few-rows kernel takes are not timed. No batch sizes: back to the first choices. On libtorch's
     /// current stream, outside any capture.
     public void Tune(IEnumerable<Fp8Weight> weights, IReadOnlyList<int> batchSizes)
@@ -214,7 +218,7 @@ internal sealed unsafe class Fp8Products : IDisposable
         var (input, inputScale) = Quantize(randn(batchSize, k, dtype: _dtype, device: _torchDevice));
         var y = empty(batchSize, n, _dtype, _torchDevice);
         using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, batchSize, k);
-        var candidates = problem.Candidates(_handle, CandidatesPerShape, WorkspaceBytes);
+        var candidates = problem.Candidates(_handle, ProductTiming.CandidatesPerShape, WorkspaceBytes);
         var timed = new List<(CublasLt.Algorithm Algorithm, double Milliseconds)>();
         foreach (var candidate in candidates)
         {
@@ -231,7 +235,7 @@ internal sealed unsafe class Fp8Products : IDisposable
         }
         if (timed.Count == 0) return;      // ProblemFor says so when a product needs it
         var (first, best) = (timed[0], timed.MinBy(t => t.Milliseconds));
-        var chosen = best.Milliseconds < first.Milliseconds * (1 - MinimumGain);
+        var chosen = ProductTiming.Beats(best.Milliseconds, first.Milliseconds);
         _tuned[(n, k, batchSize)] = chosen ? best.Algorithm : first.Algorithm;
         _tuningResults.Add(new TunedMatmul(n, k, batchSize, first.Milliseconds * 1e3, (chosen ? best : first).Milliseconds * 1e3, candidates.Count, chosen));
     }

@@ -18,10 +18,8 @@ internal sealed record TunedMatmul(long N, long K, int BatchSize, double Default
 /// Owns the cuBLASLt handle, its workspace and the problem descriptions; used on the model's stream only.
 internal sealed class MatmulTuning : IDisposable
 {
-    const int CandidatesPerShape = 8;
     /// Device memory the tuned products keep for cuBLASLt's workspace (counted beside the decode graphs).
     public const long WorkspaceBytes = 32L << 20;
-    const double MinimumGain = 0.01;     // a cuBLASLt candidate replaces cuBLAS's default only when 1% faster
 
     readonly IntPtr _stream;
     readonly Device _device;
@@ -98,7 +96,7 @@ internal sealed class MatmulTuning : IDisposable
         var problem = new CublasLt.Problem(CublasLt.DataType(dtype), n, k, batchSize, k);
         var torchTime = Time(weights, w => nn.functional.linear(x, w).Dispose());
         var (best, bestTime) = ((CublasLt.Algorithm?)null, double.MaxValue);
-        var candidates = problem.Candidates(_handle, CandidatesPerShape, WorkspaceBytes);
+        var candidates = problem.Candidates(_handle, ProductTiming.CandidatesPerShape, WorkspaceBytes);
         foreach (var candidate in candidates)
         {
             double time;
@@ -113,7 +111,7 @@ internal sealed class MatmulTuning : IDisposable
             }
             if (time < bestTime) (best, bestTime) = (candidate, time);
         }
-        var chosen = best is not null && bestTime < torchTime * (1 - MinimumGain);
+        var chosen = best is not null && ProductTiming.Beats(bestTime, torchTime);
         if (chosen)
         {
             _chosen[(n, k, batchSize)] = best!.Value;

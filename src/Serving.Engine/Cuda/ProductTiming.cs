@@ -7,9 +7,16 @@ namespace Serving.Engine.Cuda;
 /// most MaxLaunches launches, the fastest of a few replays. Never while capturing.
 internal static class ProductTiming
 {
+    /// cuBLASLt's candidates a tuning times per shape and batch size.
+    public const int CandidatesPerShape = 8;
+
     const double BytesPerTiming = 2e9;
     const int MaxLaunches = 256;       // small weights (a tiny model's) stop here: their timing reads L2 anyway (an 8B model's take 40-120)
     const int Replays = 3;
+
+    /// Whether a candidate timed at candidateMs replaces the default timed at defaultMs: only when 1% faster, so that
+    /// timing noise does not trade one kernel for another.
+    public static bool Beats(double candidateMs, double defaultMs) => candidateMs < defaultMs * 0.99;
 
     /// Milliseconds per product of run over the weights in turn, on the stream (libtorch's current one: the graph
     /// captures there); weightBytes: one weight's.

@@ -158,10 +158,10 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             Log.PoolingRunner(logger, pooler.ToString());
         }
         var prompts = new PromptProcessor(tokenizer, maxModelLen, options.ChatTemplate, options.DefaultChatTemplateKwargs,
-            Templates.ChatContentFormats.Parse(options.ChatTemplateContentFormat));
+            options.ChatTemplateContentFormat);
         if (prompts.ContentFormat is { } contentFormat)
             Log.ChatContentFormat(logger, contentFormat == Templates.ChatContentFormat.OpenAI ? "a list of parts (openai)" : "one string",
-                options.ChatTemplateContentFormat);
+                options.ChatTemplateContentFormat?.ToString().ToLowerInvariant() ?? "auto");
         return new EngineSetup(core, info, prompts, eosTokenIds);
     }
 

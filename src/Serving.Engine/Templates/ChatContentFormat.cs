@@ -28,14 +28,15 @@ public static class ChatContentFormats
         _ => throw new ArgumentException($"chat-template-content-format must be one of {string.Join(", ", FlagValues)} (got '{value}')"),
     };
 
-    /// OpenAI when the template loops over a message's content, as vLLM's detection decides: a for loop over
-    /// `m.content` or `m['content']` where m comes from the messages (a loop over `messages`, or a name set from it
-    /// such as `loop_messages = messages[1:]`), or over a name set from such a content; String otherwise.
+    /// OpenAI when the template loops over a message's content, as vLLM detects it: a for loop over `m.content` or
+    /// `m['content']` where m comes from the messages (a loop over `messages`, or a name set from it such as
+    /// `loop_messages = messages[1:]`), or over a name `content` (a macro's parameter, say, as vLLM's fallback takes
+    /// it); and over a name set from a message's content; String otherwise.
     internal static ChatContentFormat Detect(IReadOnlyList<Node> template)
     {
         var messageLists = new HashSet<string> { "messages" };
         var messages = new HashSet<string>();
-        var contents = new HashSet<string>();
+        var contents = new HashSet<string> { "content" };
         var statements = Statements(template).ToList();
         // names bind each other in any order in the source: repeat until no name is added
         for (var changed = true; changed;)
@@ -91,8 +92,10 @@ public static class ChatContentFormats
 
     static JsonObject TextPart(string text) => new() { ["type"] = "text", ["text"] = text };
 
+    // the texts of text parts; a bare string is a text too (as vLLM takes it)
     static IEnumerable<string> Texts(JsonArray parts) =>
-        parts.Select(part => part?["text"]).OfType<JsonValue>().Select(text => text.TryGetValue(out string? s) ? s : null).OfType<string>();
+        parts.Select(part => part is JsonObject fields ? fields["text"] : part).OfType<JsonValue>()
+            .Select(text => text.TryGetValue(out string? s) ? s : null).OfType<string>();
 
     static bool AddAll(HashSet<string> names, IEnumerable<string> added) => added.Aggregate(false, (any, name) => names.Add(name) | any);
 

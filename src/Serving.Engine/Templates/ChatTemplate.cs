@@ -73,7 +73,7 @@ public sealed class ChatTemplate
     static string? FinalText(JsonArray messages) => messages.LastOrDefault()?["content"] switch
     {
         JsonValue value when value.TryGetValue(out string? text) => text,
-        JsonArray parts => parts.Reverse().Select(part => part?["text"]).OfType<JsonValue>()
+        JsonArray parts => parts.Reverse().Select(part => part is JsonObject fields ? fields["text"] : part).OfType<JsonValue>()
             .Select(text => text.TryGetValue(out string? s) ? s : null).FirstOrDefault(s => s is not null),
         _ => null,
     };

@@ -205,7 +205,7 @@ public sealed class ServerOptions
         HfOverrides = HfOverrides is null ? null : ConfigOverrides.Parse(HfOverrides),
         ChatTemplate = ChatTemplate is null ? null : ChatTemplateFlags.Source(ChatTemplate),
         DefaultChatTemplateKwargs = DefaultChatTemplateKwargs is null ? null : ChatTemplateFlags.Kwargs(DefaultChatTemplateKwargs),
-        ChatTemplateContentFormat = ChatTemplateContentFormat,
+        ChatTemplateContentFormat = Serving.Engine.Templates.ChatContentFormats.Parse(ChatTemplateContentFormat),
         Dtype = Dtype,
         KVCacheDtype = KvCacheDtype,
         CalculateKVScales = CalculateKvScales,

@@ -31,6 +31,10 @@ public sealed class ChatContentFormatTests
     // inside a macro and an if
     [InlineData("{% macro render(m) %}{{ m }}{% endmacro %}{% if messages %}{% for message in messages %}{% for c in message.content %}" +
         "{{ render(c.text) }}{% endfor %}{% endfor %}{% endif %}", ChatContentFormat.OpenAI)]
+    // a macro's parameter named content, looped over (vLLM's fallback)
+    [InlineData("{% macro render_content(content) %}{% if content is string %}{{ content }}{% else %}{% for item in content %}" +
+        "{{ item.text }}{% endfor %}{% endif %}{% endmacro %}{% for message in messages %}{{ render_content(message.content) }}{% endfor %}",
+        ChatContentFormat.OpenAI)]
     // a content that is only written or split, and a loop over the content of something not a message
     [InlineData("{% for message in messages %}{% set content = message.content %}{{ content.split('x')[0] }}{% endfor %}", ChatContentFormat.String)]
     [InlineData("{% for tool in tools %}{% for c in tool['content'] %}{{ c }}{% endfor %}{% endfor %}{% for m in messages %}{{ m.content }}{% endfor %}",
@@ -68,6 +72,7 @@ public sealed class ChatContentFormatTests
 
         var strings = new PromptProcessor(tokenizer, 256, StringTemplate);
         Assert.Equal("[user] Hi\nthere\n", strings.ApplyChatTemplate(parts, false));
+        Assert.Equal("[user] Hi\nthere\n", strings.ApplyChatTemplate(Messages(new JsonArray(Part("Hi"), JsonValue.Create("there"))), false));   // a bare string part is a text
         Assert.Equal("[user] \n", strings.ApplyChatTemplate(absent, false));
 
         Assert.Equal("[user]", new PromptProcessor(tokenizer, 256, PartsTemplate, contentFormat: ChatContentFormat.String).ApplyChatTemplate(stringContent, false));

@@ -15,15 +15,13 @@
 // issued before waiting for it. The warps' sums meet in shared memory; y = sum x weight's scale, in the model's type.
 // Two builds: fp8_linear_few_rows keeps two chunks a warp in flight (two blocks an SM), fp8_linear_few_rows_lean one
 // (its registers let four blocks share an SM), for grids the first would end with a part-empty wave (Fp8Products
-// picks by the grid; H100, llama3-8b's qkv_proj, 384 blocks: 13.8 -> 11.4 us at one row).
+// picks by the grid; H100, llama3-8b's qkv_proj, 384 blocks: 13.7 -> 11.5 us at one row).
 //   x: rows x k (k a multiple of FEW_CHUNK), ld elements apart, 16-byte aligned; w: n x k e4m3 bytes (n a multiple of
 //   16); y: rows x n contiguous. Grid: n / 16 blocks of FEW_WARPS x 32 threads.
+// FEW_ROWS (8, the MMAs' n), FEW_WARPS and FEW_CHUNK come from Fp8Products.Defines, which launches the kernels.
 
 #if ELEM_TYPE == 1 || ELEM_TYPE == 2
 
-#define FEW_ROWS 8
-#define FEW_WARPS 8
-#define FEW_CHUNK 128
 
 __device__ __forceinline__ void mma_few_rows(float (&d)[4], const unsigned int (&a)[4], unsigned int b0, unsigned int b1) {
 #if ELEM_TYPE == 1

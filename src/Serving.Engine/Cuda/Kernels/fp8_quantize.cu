@@ -7,8 +7,9 @@
 //   fp8_absmax:   each block writes the largest |x| of its share of the rows to partials[blockIdx.x];
 //   fp8_quantize: every block takes the maximum of the partials, block 0 writes the scale, and each element becomes
 //                 x / scale rounded to the nearest e4m3 (saturating, so a value rounding past 448 stays 448).
-// A small one (a decode step's few rows) takes one block of fp8_quantize_small, which does both: one launch less per
-// product where launches, not bytes, are the cost.
+// A small one (at most 2 16-byte vectors a thread: a tiny model's rows, or a few rows where fp8_few_rows.cu does not
+// take them) takes one block of fp8_quantize_small, which does both: one launch less where launches, not bytes, are
+// the cost.
 // x: rows of cols elements (cols a multiple of VEC), ld elements apart, 16-byte aligned; out: rows x cols contiguous.
 
 #define FP8_MAX 448.f
