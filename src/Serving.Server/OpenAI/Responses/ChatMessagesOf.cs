@@ -5,7 +5,8 @@ namespace Serving.Server.OpenAI.Responses;
 /// A Responses conversation as the chat API's "messages", which the chat template renders: the instructions as the
 /// first system message; a turn's reasoning, assistant text and function calls as one assistant message (its
 /// "reasoning", "content" and "tool_calls"), as a chat client sends an answer back; each function output as a tool
-/// message.
+/// message. A message of several text parts keeps them as the chat API's parts (the engine joins them for a template
+/// that reads strings).
 internal static class ChatMessagesOf
 {
     public static JsonArray Conversation(string? instructions, IEnumerable<ResponseItem> items)
@@ -25,11 +26,11 @@ internal static class ChatMessagesOf
                     // the text of a turn that so far only thought joins it; otherwise it starts a new one
                     if (turn is null || turn.ContainsKey("content") || turn.ContainsKey("tool_calls")) EndTurn();
                     turn ??= Assistant();
-                    turn["content"] = message.Text;
+                    turn["content"] = Content(message);
                     break;
                 case MessageItem message:
                     EndTurn();
-                    messages.Add(new JsonObject { ["role"] = message.Role, ["content"] = message.Text });
+                    messages.Add(new JsonObject { ["role"] = message.Role, ["content"] = Content(message) });
                     break;
                 case ReasoningItem reasoning:
                     EndTurn();
@@ -55,4 +56,8 @@ internal static class ChatMessagesOf
     }
 
     static JsonObject Assistant() => new() { ["role"] = "assistant" };
+
+    static JsonNode? Content(MessageItem message) => message.Content.Count == 1
+        ? message.Content[0].Text
+        : new JsonArray([.. message.Content.Select(part => new JsonObject { ["type"] = "text", ["text"] = part.Text })]);
 }

@@ -4,7 +4,7 @@ using Serving.Server.OpenAI.Responses;
 namespace Serving.Server.Tests.OpenAI.Responses;
 
 /// A Responses conversation as the chat API's messages: one assistant message per turn, holding the turn's thinking,
-/// text and calls, as a chat client sends an answer back.
+/// text and calls, as a chat client sends an answer back; a message of several text parts keeps its parts.
 public sealed class ChatMessagesOfTests
 {
     static ContentPart Text(string type, string text) => new(type, text);
@@ -30,7 +30,7 @@ public sealed class ChatMessagesOfTests
             [
               {"role": "system", "content": "Be brief."},
               {"role": "developer", "content": "Use tools."},
-              {"role": "user", "content": "Weather\nin Paris?"},
+              {"role": "user", "content": [{"type": "text", "text": "Weather"}, {"type": "text", "text": "in Paris?"}]},
               {"role": "assistant", "reasoning": "look it up", "content": "Checking.", "tool_calls": [
                 {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}},
                 {"id": "call_2", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
