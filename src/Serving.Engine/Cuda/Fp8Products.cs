@@ -27,10 +27,10 @@ internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Products Produc
 /// a CUDA graph captures it). Up to FewRows rows (a small decode step) take fp8_few_rows.cu's kernel instead, on the
 /// input as it is: one launch, no quantization of x, the weight read at a higher rate than cuBLASLt's FP8 tiles reach
 /// there. The cuBLASLt algorithm for a shape and row count is the fastest of its candidates where Tune timed them (at
-/// the decode graphs' batch sizes, as MatmulTuning does for 16-bit products), else cuBLASLt's first choice. Owns the
-/// kernels, the cuBLASLt handle and workspace and the problem descriptions of one device, used by one thread at a time
-/// (the rank's engine thread).
-internal sealed unsafe class Fp8Products : IDisposable
+/// the decode graphs' batch sizes, as MatmulTuning does for 16-bit products), else cuBLASLt's first choice
+/// (Fp8Products.Algorithms.cs). Owns the kernels, the cuBLASLt handle and workspace and the problem descriptions of
+/// one device, used by one thread at a time (the rank's engine thread).
+internal sealed unsafe partial class Fp8Products : IDisposable
 {
     /// The kernel module's sources in order (both kernel files use element_types.cu's helpers).
     public static IReadOnlyList<string> SourceNames { get; } = ["element_types.cu", "fp8_quantize.cu", "fp8_few_rows.cu"];
@@ -48,7 +48,6 @@ internal sealed unsafe class Fp8Products : IDisposable
     // at most this many 16-byte vectors take it (2 a thread): its two passes over more cost more than the second launch
     // (H100, llama3-8b's qkv_proj at 16 and 32 rows took 19.0 and 26.0 us with up to 16 vectors a thread, 14.8 at 64)
     const long SmallVectors = 2048;
-    const int MaxProblems = 4096;          // problem descriptions kept (prefill chunks bring many row counts)
 
     readonly CudaDevice _device;
     readonly Device _torchDevice;
@@ -59,10 +58,6 @@ internal sealed unsafe class Fp8Products : IDisposable
     readonly IntPtr _handle;
     readonly Tensor _workspace;
     readonly bool _dependentLaunch;
-    readonly Dictionary<(long N, long K, long M), (CublasLt.Problem Problem, CublasLt.Algorithm Algorithm)> _problems = [];
-    readonly List<int> _tunedSizes = [];   // ascending
-    readonly Dictionary<(long N, long K, int BatchSize), CublasLt.Algorithm> _tuned = [];
-    readonly List<TunedMatmul> _tuningResults = [];
 
     /// dtype: the model's (bfloat16 or float16), the type of the products' inputs and outputs.
     public Fp8Products(Device device, ScalarType dtype)
@@ -149,34 +144,6 @@ internal sealed unsafe class Fp8Products : IDisposable
     /// False: every product runs cuBLASLt, few rows too (the benchmark's --no-fp8-few-rows, to compare the two).
     public bool FewRowsKernel { get; set; } = true;
 
-    /// What the last Tune measured, shape by shape, and how long it took.
-    public IReadOnlyList<TunedMatmul> TuningResults => _tuningResults;
-    public TimeSpan TuningTime { get; private set; }
-
-    /// Times cuBLASLt's candidates (ProductTiming.CandidatesPerShape) for every shape among the weights (the model's FP8
-    /// projections; those of one shape cycled through, as a step reads them) at each batch size (the decode graphs'),
-    /// and keeps the fastest where it beats the first choice (the first candidate that runs; ProductTiming.Beats): a
-    /// product of M rows then runs the choice of the smallest tuned batch size of at least M, so an eager step and the
-    /// graph that replays it padded run one kernel.
-    /// Batch sizes the few-rows kernel takes are not timed. No batch sizes: back to the first choices. On libtorch's
-    /// current stream, outside any capture.
-    public void Tune(IEnumerable<Fp8Weight> weights, IReadOnlyList<int> batchSizes)
-    {
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        ClearProblems();                   // products made so far hold the first choices
-        _tunedSizes.Clear();
-        _tuned.Clear();
-        _tuningResults.Clear();
-        _tunedSizes.AddRange(batchSizes.Distinct().Order());
-        if (_tunedSizes.Count > 0)
-            foreach (var shape in weights.GroupBy(w => (N: w.OutFeatures, K: w.InFeatures)))
-            {
-                var group = shape.ToList();
-                foreach (var batchSize in _tunedSizes) TuneShape(group, shape.Key.N, shape.Key.K, batchSize);
-            }
-        TuningTime = System.Diagnostics.Stopwatch.GetElapsedTime(started);
-    }
-
     public void Dispose()
     {
         ClearProblems();
@@ -186,12 +153,6 @@ internal sealed unsafe class Fp8Products : IDisposable
     }
 
     IntPtr CurrentStream => TorchCudaStreams.Current(_device.Ordinal);
-
-    void ClearProblems()
-    {
-        foreach (var (problem, _) in _problems.Values) problem.Dispose();
-        _problems.Clear();
-    }
 
     // y = x W^T by fp8_few_rows.cu's kernel: x's rows 16-byte aligned (else a contiguous copy), y contiguous
     void LinearFewRows(Tensor x, Fp8Weight weight, Tensor y)
@@ -209,35 +170,6 @@ internal sealed unsafe class Fp8Products : IDisposable
         var blocks = n / 16;
         var function = blocks > _fewRowsWave && blocks <= _fewRowsLeanWave ? _fewRowsLean : _fewRows;
         CudaDriver.Launch(function, ((uint)blocks, 1, 1), FewRowsThreads, 0, CurrentStream, args, _dependentLaunch);
-    }
-
-    void TuneShape(List<Fp8Weight> weights, long n, long k, int batchSize)
-    {
-        if (FewRowsKernel && FewRowsTake(batchSize, k)) return;   // not cuBLASLt's
-        using var scope = NewDisposeScope();
-        var (input, inputScale) = Quantize(randn(batchSize, k, dtype: _dtype, device: _torchDevice));
-        var y = empty(batchSize, n, _dtype, _torchDevice);
-        using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, batchSize, k);
-        var candidates = problem.Candidates(_handle, ProductTiming.CandidatesPerShape, WorkspaceBytes);
-        var timed = new List<(CublasLt.Algorithm Algorithm, double Milliseconds)>();
-        foreach (var candidate in candidates)
-        {
-            try
-            {
-                timed.Add((candidate, ProductTiming.Milliseconds(CurrentStream, weights, n * k, w => problem.Run(_handle, candidate,
-                    TensorPointer.Of(w.Values), TensorPointer.Of(input), TensorPointer.Of(y), TensorPointer.Of(_workspace), WorkspaceBytes,
-                    CurrentStream, TensorPointer.Of(w.Scale), TensorPointer.Of(inputScale)))));
-            }
-            catch (CudaException)
-            {
-                // a candidate the library ranks but will not run here
-            }
-        }
-        if (timed.Count == 0) return;      // ProblemFor says so when a product needs it
-        var (first, best) = (timed[0], timed.MinBy(t => t.Milliseconds));
-        var chosen = ProductTiming.Beats(best.Milliseconds, first.Milliseconds);
-        _tuned[(n, k, batchSize)] = chosen ? best.Algorithm : first.Algorithm;
-        _tuningResults.Add(new TunedMatmul(n, k, batchSize, first.Milliseconds * 1e3, (chosen ? best : first).Milliseconds * 1e3, candidates.Count, chosen));
     }
 
     // x (rows, cols) as e4m3 bytes (rows, cols) and its scale (1) float32, both new tensors in the caller's scope
@@ -269,40 +201,5 @@ internal sealed unsafe class Fp8Products : IDisposable
         CudaDriver.Launch(_quantize, (quantizeBlocks, 1, 1), Threads, 0, CurrentStream, quantizeArgs, _dependentLaunch);
         partials.Dispose();   // freed in stream order: the caching allocator reuses it only for work queued after
         return (values, scale);
-    }
-
-    // the problem of m rows (cached) with the algorithm of m's batch size: the smallest tuned size of at least m and
-    // its tuned choice, else the decode graphs' bucket of m (DecodeGraphs.BucketOf) and cuBLASLt's first choice for it,
-    // where it takes m rows; so an eager step runs the kernel the graph that replays it padded runs (as MatmulTuning
-    // does), and a step that fills its bucket gives the same logits either way
-    (CublasLt.Problem, CublasLt.Algorithm) ProblemFor(long n, long k, long m)
-    {
-        if (_problems.TryGetValue((n, k, m), out var known)) return known;
-        if (_problems.Count >= MaxProblems) ClearProblems();
-        var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k);
-        var tunedSize = _tunedSizes.FirstOrDefault(size => size >= m);
-        var bucket = tunedSize > 0 ? tunedSize : Model.DecodeGraphs.BucketOf(m);
-        CublasLt.Algorithm? algorithm = null;
-        if (_tuned.TryGetValue((n, k, tunedSize), out var tuned) && problem.Accepts(_handle, tuned, WorkspaceBytes))
-            algorithm = tuned;
-        else if (bucket != m)
-        {
-            using var bucketProblem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, bucket, k);
-            if (FirstChoice(bucketProblem) is { } chosen && problem.Accepts(_handle, chosen, WorkspaceBytes)) algorithm = chosen;
-        }
-        algorithm ??= FirstChoice(problem);
-        if (algorithm is null)
-        {
-            problem.Dispose();
-            throw new CudaException($"cuBLASLt has no FP8 algorithm for a ({n}, {k}) weight at {m} rows on sm_{_device.ComputeCapability}");
-        }
-        return _problems[(n, k, m)] = (problem, algorithm.Value);
-    }
-
-    // cuBLASLt's first choice for the problem; null when it has none
-    CublasLt.Algorithm? FirstChoice(CublasLt.Problem problem)
-    {
-        var candidates = problem.Candidates(_handle, 1, WorkspaceBytes);
-        return candidates.Count > 0 ? candidates[0] : null;
     }
 }
