@@ -39,6 +39,7 @@ public static class ServerApp
         if (options.Validate() is { Count: > 0 } errors) throw new ArgumentException(string.Join(Environment.NewLine, errors));
         AddServices(builder.Services, options, engineFactory);
         builder.Services.AddServerTelemetry(builder.Configuration);
+        UnixFileMode? socketMode = null;   // --uds: set on the socket once it is bound
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
@@ -57,12 +58,20 @@ public static class ServerApp
                         clients?.Configure(https);
                     });
             }
-            if (options.Uds is { } socket) kestrel.ListenUnixSocket(Connections.UnixSocketPath.Claim(socket), Listen);
+            if (options.Uds is { } socket)
+            {
+                socketMode = Connections.UnixSocketPath.ModeFor(socket);
+                kestrel.ListenUnixSocket(Connections.UnixSocketPath.Claim(socket), Listen);
+            }
             else if (options.Host == "localhost") kestrel.ListenLocalhost(options.Port, Listen);
             else kestrel.Listen(IPAddress.Parse(options.Host), options.Port, Listen);
             kestrel.ListenGrpc(options, limit);
         });
         var app = builder.Build();
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            if (options.Uds is { } socket && socketMode is { } mode && !OperatingSystem.IsWindows()) File.SetUnixFileMode(socket, mode);
+        });
         if (options.FlagsWithoutEffect is { } withoutEffect)
             Log.FlagsWithoutEffect(app.Logger, withoutEffect.Replace("\n", "; ", StringComparison.Ordinal));
         MapRoutes(app, options);

@@ -11,8 +11,10 @@ using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.Connections;
 
-/// vLLM's --uds: the OpenAI API on a Unix domain socket instead of a TCP port; a socket a stopped server left is
-/// replaced, a live server's or a plain file at the path is refused naming it.
+/// vLLM's --uds: the OpenAI API on a Unix domain socket instead of a TCP port, open to every user as uvicorn leaves
+/// it (0o666, whatever the umask); a socket a stopped server left is replaced, keeping its permissions; a live
+/// server's or a plain file at the path is refused naming it.
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]   // file modes: the suite runs on Linux (.ci/run)
 public sealed class UnixSocketTests : IDisposable
 {
     readonly TempDirectory _dir = new();
@@ -48,6 +50,7 @@ public sealed class UnixSocketTests : IDisposable
             Assert.Equal(System.Net.HttpStatusCode.OK, answer.StatusCode);
             var body = JsonNode.Parse(await answer.Content.ReadAsStringAsync())!;
             Assert.Equal(3, body["usage"]!["completion_tokens"]!.GetValue<int>());
+            Assert.Equal(ReadWriteForEveryone, File.GetUnixFileMode(socket));
             // a second server on the same path is refused while the first listens
             Assert.Contains($"uds: another server is listening on '{socket}'",
                 ServerCommandLineTests.Bind(ServerCommandLine.ToConfiguration(["--uds", socket])).Validate());
@@ -56,13 +59,18 @@ public sealed class UnixSocketTests : IDisposable
         using var left = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         left.Bind(new UnixDomainSocketEndPoint(socket));
         Assert.True(File.Exists(socket));
+        File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         Assert.Empty(ServerCommandLineTests.Bind(ServerCommandLine.ToConfiguration(["--uds", socket])).Validate());
         await using (var again = await StartAsync(socket))
         {
             using var client = ClientOf(socket);
             Assert.Equal(System.Net.HttpStatusCode.OK, (await client.GetAsync("/health")).StatusCode);
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socket));
         }
     }
+
+    const UnixFileMode ReadWriteForEveryone = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead
+        | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
 
     [Fact]
     public void APlainFileOrAMissingFolderIsRefused()
