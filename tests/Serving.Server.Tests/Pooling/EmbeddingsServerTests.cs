@@ -78,6 +78,15 @@ public sealed class EmbeddingsServerTests
         var (_, base64) = await server.PostAsync("/v1/embeddings", new { input = Texts[0], encoding_format = "base64" });
         var bytes = Convert.FromBase64String(base64!["data"]![0]!["embedding"]!.GetValue<string>());
         Assert.Equal(floats, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray());
+        // vLLM's embed_dtype and endianness: bfloat16, big-endian, each value the nearest of the float's
+        var (_, bf16) = await server.PostAsync("/v1/embeddings", new { input = Texts[0], encoding_format = "base64", embed_dtype = "bfloat16", endianness = "big" });
+        var halves = Convert.FromBase64String(bf16!["data"]![0]!["embedding"]!.GetValue<string>());
+        Assert.Equal(floats.Length * 2, halves.Length);
+        Assert.All(floats, (value, i) =>
+        {
+            var decoded = BitConverter.UInt32BitsToSingle((uint)System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(halves.AsSpan(2 * i)) << 16);
+            Assert.True(Math.Abs(decoded - value) <= Math.Abs(value) / 256, $"{i}: {value} as {decoded}");
+        });
 
         var ids = server.Engine.Prompts.Encode(Texts[0]);
         var (_, byIds) = await server.PostAsync("/v1/embeddings", new { input = new[] { ids }, encoding_format = "float" });
@@ -123,6 +132,8 @@ public sealed class EmbeddingsServerTests
         await Refused(new { input = "a", messages = new[] { new { role = "user", content = "b" } } }, "input", "Exactly one of input and messages");
         await Refused(new { input = new[] { 1, 999999 } }, "input", "vocabulary");
         await Refused(new { input = "a", encoding_format = "hex" }, "encoding_format", "float");
+        await Refused(new { input = "a", encoding_format = "base64", embed_dtype = "int8" }, "embed_dtype", "fp8_e4m3");
+        await Refused(new { input = "a", encoding_format = "base64", endianness = "middle" }, "endianness", "native");
         await Refused(new { input = "a", dimensions = 8 }, "dimensions", "matryoshka");
         await Refused(new { input = Enumerable.Range(3, 25).ToArray() }, "input", "maximum context length is 24 tokens");
         var (okStatus, _) = await server.PostAsync("/v1/embeddings", new { input = Enumerable.Range(3, 24).ToArray() });

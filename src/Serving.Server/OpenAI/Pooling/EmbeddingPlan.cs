@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Serving.Engine;
 using Serving.Engine.Pooling;
 using Serving.Server.Generation;
@@ -8,7 +7,8 @@ namespace Serving.Server.OpenAI.Pooling;
 
 /// A checked /v1/embeddings request: an engine request per input, each pooled as the server's pooler config says
 /// unless the request sets normalize or dimensions.
-internal sealed record EmbeddingPlan(string Id, long Created, ServedModel Model, bool Base64, IReadOnlyList<GenerationRequest> Requests)
+/// Base64: how vectors are encoded (encoding_format base64); null: as floats.
+internal sealed record EmbeddingPlan(string Id, long Created, ServedModel Model, VectorEncoding? Base64, IReadOnlyList<GenerationRequest> Requests)
 {
     public static EmbeddingPlan Create(EmbeddingRequest request, ServingContext serving)
     {
@@ -17,13 +17,14 @@ internal sealed record EmbeddingPlan(string Id, long Created, ServedModel Model,
         var limits = serving.Limits;
         Check.That(request.EncodingFormat is null or "float" or "base64", "encoding_format",
             $"encoding_format must be \"float\" or \"base64\" (got \"{request.EncodingFormat}\").");
+        var encoding = VectorEncoding.Of(request.EmbedDtype, request.Endianness);   // checked whatever the format, as vLLM
         if (request.Dimensions is { } dimensions) info.CheckDimensions(dimensions);   // InvalidRequestException: 400 naming dimensions
         var keepLast = PromptEncoding.KeepLast(request.TruncatePromptTokens, limits.MaxModelLen);
         var prompts = Prompts(request, serving, keepLast, limits);
         var pooling = info.Pooler!.Params(request.Normalize, request.Dimensions);
         var id = ServingContext.NewId("embd");
         var requests = EmbeddingRun.Requests(id, prompts, pooling, request.Priority ?? 0, model.LoraAdapter);
-        return new EmbeddingPlan(id, ServingContext.UnixNow(), model, request.EncodingFormat == "base64", requests);
+        return new EmbeddingPlan(id, ServingContext.UnixNow(), model, request.EncodingFormat == "base64" ? encoding : null, requests);
     }
 
     /// The token ids of each input, or of the rendered conversation.
@@ -48,8 +49,7 @@ internal sealed record EmbeddingPlan(string Id, long Created, ServedModel Model,
         return prompts;
     }
 
-    /// The vector as the request asked for it: floats, or their little-endian float32 bytes in base64 (OpenAI's SDKs
-    /// ask for base64 by default).
-    public object Encode(float[] embedding) =>
-        Base64 ? Convert.ToBase64String(MemoryMarshal.AsBytes(embedding.AsSpan())) : embedding;
+    /// The vector as the request asked for it: floats, or their bytes in base64 (OpenAI's SDKs ask for base64 by
+    /// default, float32 in the machine's byte order).
+    public object Encode(float[] embedding) => Base64 is { } encoding ? encoding.Base64(embedding) : embedding;
 }

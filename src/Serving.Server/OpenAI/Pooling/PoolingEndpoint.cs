@@ -39,7 +39,7 @@ internal sealed record PoolingResponse(string Id, long Created, string Model, IR
     public string Object => "list";
 }
 
-/// Data: float32 values, or (encoding_format base64) their little-endian bytes in base64.
+/// Data: float32 values, or (encoding_format base64) their bytes in base64 (VectorEncoding).
 internal sealed record PoolingItem(int Index, object Data)
 {
     public string Object => "pooling";
