@@ -49,7 +49,7 @@ internal sealed partial class Fp8Products
 
     void TuneShape(List<Fp8Weight> weights, long n, long k, int batchSize)
     {
-        if (FewRowsKernel && FewRowsTake(batchSize, k)) return;   // not cuBLASLt's
+        if (RunsFewRows(batchSize, k)) return;   // not cuBLASLt's
         using var scope = NewDisposeScope();
         var (input, inputScale) = Quantize(randn(batchSize, k, dtype: _dtype, device: _torchDevice));
         var y = empty(batchSize, n, _dtype, _torchDevice);

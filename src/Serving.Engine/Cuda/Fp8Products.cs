@@ -124,7 +124,7 @@ internal sealed unsafe partial class Fp8Products : IDisposable
             throw new ArgumentException($"an FP8 product of a ({weight.OutFeatures}, {weight.InFeatures}) weight takes ({_dtype}) rows of {weight.InFeatures}, got {x.dtype} [{string.Join(", ", x.shape)}]");
         var (m, n, k) = (x.size(0), weight.OutFeatures, weight.InFeatures);
         var y = empty(m, n, _dtype, _torchDevice);
-        if (m > 0 && FewRowsKernel && FewRowsTake(m, k))
+        if (m > 0 && RunsFewRows(m, k))
             LinearFewRows(x, weight, y);
         else if (m > 0)
         {
@@ -143,6 +143,9 @@ internal sealed unsafe partial class Fp8Products : IDisposable
 
     /// False: every product runs cuBLASLt, few rows too (the benchmark's --no-fp8-few-rows, to compare the two).
     public bool FewRowsKernel { get; set; } = true;
+
+    // whether this product of m rows runs the few-rows kernel here (else cuBLASLt)
+    bool RunsFewRows(long m, long k) => FewRowsKernel && FewRowsTake(m, k);
 
     public void Dispose()
     {

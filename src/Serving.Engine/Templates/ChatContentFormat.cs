@@ -61,11 +61,12 @@ public static class ChatContentFormats
             : ChatContentFormat.String;
     }
 
-    /// A copy of the messages with each content in the format: for String a list of parts becomes its texts joined by
-    /// newlines (as vLLM joins them) and no content "", for OpenAI a string becomes one text part and no content an
-    /// empty list.
+    /// The messages with each content in the format: for String a list of parts becomes its texts joined by newlines
+    /// (as vLLM joins them) and no content "", for OpenAI a string becomes one text part and no content an empty list.
+    /// The messages themselves when every content is in the format already (the common case), else a converted copy.
     internal static JsonArray Apply(JsonArray messages, ChatContentFormat format)
     {
+        if (messages.All(message => message is not JsonObject fields || InFormat(fields["content"], format))) return messages;
         var result = new JsonArray();
         foreach (var message in messages)
         {
@@ -89,6 +90,10 @@ public static class ChatContentFormats
         }
         return result;
     }
+
+    static bool InFormat(JsonNode? content, ChatContentFormat format) => format == ChatContentFormat.String
+        ? content is JsonValue value && value.TryGetValue(out string? _)
+        : content is JsonArray;
 
     static JsonObject TextPart(string text) => new() { ["type"] = "text", ["text"] = text };
 

@@ -24,22 +24,8 @@ __device__ __forceinline__ float soft_cap(float score, float cap) {
     return ATTN_SOFTCAP > 0.f ? cap * tanhf(score / cap) : score;
 }
 
-// Sum over the block; every thread gets the result. blockDim.x is a multiple of 32, at most 1024.
-__device__ float block_sum(float v) {
-    __shared__ float partial[32];
-    __shared__ float total;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    v = warp_sum(v);
-    if (lane == 0) partial[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float s = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
-        s = warp_sum(s);
-        if (lane == 0) total = s;
-    }
-    __syncthreads();
-    return total;
-}
+// Sum over the block (element_types.cu's block_reduce); every thread gets the result.
+__device__ __forceinline__ float block_sum(float v) { return block_reduce<false>(v); }
 
 // ---------------------------------------------------------------------------------------------------
 // RMSNorm, optionally fused with the residual add. One block per token; hidden % VEC == 0.

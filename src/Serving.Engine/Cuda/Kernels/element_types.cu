@@ -105,3 +105,36 @@ __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
+
+// Sum (MAX false) or maximum (MAX true; of values >= 0, the warps past the block counting 0) over the block; every
+// thread gets the result. blockDim.x is a multiple of 32, at most 1024.
+template <bool MAX>
+__device__ float block_reduce(float v) {
+    __shared__ float partial[32];
+    __shared__ float total;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = MAX ? warp_max(v) : warp_sum(v);
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        float r = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
+        r = MAX ? warp_max(r) : warp_sum(r);
+        if (lane == 0) total = r;
+    }
+    __syncthreads();
+    return total;
+}
+
+// d += a b on tensor cores (sm_80+): one m16n8k16 MMA of bfloat16 (BF16) or float16 fragments, float32 accumulators
+// (PTX's .row.col fragment layouts). A template, so that modules compiled for older GPUs never emit it.
+template <bool BF16>
+__device__ __forceinline__ void mma_m16n8k16(float (&d)[4], const unsigned int (&a)[4], unsigned int b0, unsigned int b1) {
+    if constexpr (BF16)
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}

@@ -22,16 +22,7 @@
 
 #if ELEM_TYPE == 1 || ELEM_TYPE == 2
 
-
-__device__ __forceinline__ void mma_few_rows(float (&d)[4], const unsigned int (&a)[4], unsigned int b0, unsigned int b1) {
-#if ELEM_TYPE == 1
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-#else
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-#endif
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
+// The MMAs: element_types.cu's mma_m16n8k16 in the model's type.
 
 // two e4m3 (the low byte first) as two elements of the MMA's type, exactly
 __device__ __forceinline__ unsigned int e4m3x2_to_elements(unsigned int pair) {
@@ -87,7 +78,7 @@ __device__ __forceinline__ void multiply_chunk(float (&acc)[4], const FewRowsWei
         const unsigned int row_g = word_of(w.v, j), row_g8 = word_of(w.v, 8 + j);
         const unsigned int a[4] = {e4m3x2_to_elements(row_g & 0xffffu), e4m3x2_to_elements(row_g8 & 0xffffu),
                                    e4m3x2_to_elements(row_g >> 16), e4m3x2_to_elements(row_g8 >> 16)};
-        mma_few_rows(acc, a, word_of(x, 2 * j), word_of(x, 2 * j + 1));
+        mma_m16n8k16<ELEM_TYPE == 1>(acc, a, word_of(x, 2 * j), word_of(x, 2 * j + 1));
     }
 }
 

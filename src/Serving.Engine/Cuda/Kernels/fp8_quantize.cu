@@ -15,22 +15,6 @@
 #define FP8_MAX 448.f
 #define FP8_MIN_SCALE (1.f / (448.f * 512.f))   // an all-zero matrix still divides by something
 
-__device__ float block_max(float v) {
-    __shared__ float partial[32];
-    __shared__ float total;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    v = warp_max(v);
-    if (lane == 0) partial[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float m = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
-        m = warp_max(m);
-        if (lane == 0) total = m;
-    }
-    __syncthreads();
-    return total;
-}
-
 // the largest |x| of this block's share of the vectors (every thread gets it)
 __device__ float block_absmax(const elem_t* __restrict__ x, long rows, int cols, long ld) {
     const int row_vectors = cols / VEC;
@@ -42,7 +26,7 @@ __device__ float block_absmax(const elem_t* __restrict__ x, long rows, int cols,
 #pragma unroll
         for (int j = 0; j < (int)VEC; j++) largest = fmaxf(largest, fabsf(to_float(v.v[j])));
     }
-    return block_max(largest);
+    return block_reduce<true>(largest);
 }
 
 extern "C" __global__ void fp8_absmax(const elem_t* __restrict__ x, long rows, int cols, long ld, float* __restrict__ partials) {

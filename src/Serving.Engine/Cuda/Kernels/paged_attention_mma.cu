@@ -116,14 +116,9 @@ __device__ __forceinline__ unsigned int query_pair(const elem_t* p) {
 #endif
 }
 
+// one MMA in mma_t (element_types.cu)
 __device__ __forceinline__ void mma_16816(float (&d)[4], const unsigned int (&a)[4], unsigned int b0, unsigned int b1) {
-#if CACHE_TYPE == 1
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-#else
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-#endif
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    mma_m16n8k16<CACHE_TYPE == 1>(d, a, b0, b1);
 }
 
 __device__ __forceinline__ void ldmatrix_x4(unsigned int (&r)[4], const void* shared) {
