@@ -15,7 +15,8 @@ internal sealed class BenchModel : IDisposable
 {
     /// The model (a preset's name or a checkpoint folder) on the device(s), its rotary table covering maxPositions,
     /// and the pool dtype --kv-cache-dtype means for it: what the pool's size is planned from (ShapePlan) before the
-    /// BenchModel is made. quantization fp8: the decoder projections stored as FP8 (--quantization fp8).
+    /// BenchModel is made. quantization fp8: the decoder projections stored as FP8 (--quantization fp8); fp8-channel: the
+    /// same with a scale per output channel, as an FP8-dynamic checkpoint of them is served.
     public static (LoadedModel Model, KVCacheDtype CacheDtype) Load(string model, string dtype, string kvCacheDtype, Device device,
         int maxPositions, int tensorParallelSize = 1, string? quantization = null)
     {
@@ -23,6 +24,11 @@ internal sealed class BenchModel : IDisposable
         try
         {
             if (quantization == "fp8") loaded.QuantizeWeightsToFp8();
+            if (quantization == "fp8-channel")
+            {
+                loaded.ScaleProjectionsPerChannel();
+                loaded.KeepCheckpointFp8();
+            }
         }
         catch
         {

@@ -46,7 +46,7 @@ internal sealed class BenchRunner(BenchOptions options)
             RunKernelChecks(name, dtype, device, cudaDevice);
             if (options.Linear && cudaDevice is not null)
             {
-                _linear.AddRange(LinearBenchmark.Run(name, ConfigOf(name), dtype, cudaDevice, device, [1, 8, 16, 32, 64, 128, 256], options.Quantization == "fp8"));
+                _linear.AddRange(LinearBenchmark.Run(name, ConfigOf(name), dtype, cudaDevice, device, [1, 8, 16, 32, 64, 128, 256], options.Quantization));
             }
 
             foreach (var kvDtype in options.KVCacheDtypes)

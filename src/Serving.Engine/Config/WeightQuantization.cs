@@ -12,18 +12,13 @@ namespace Serving.Engine.Config;
 /// - MXFP4 ("mxfp4", gpt-oss's experts): 4-bit e2m1 values in blocks of 32 with a power-of-two scale each.
 /// Other methods (bitsandbytes, compressed-tensors' pack-quantized, marlin, ...) are refused naming the method.
 /// Apart from these, --quantization fp8 on a checkpoint without a quantization_config stores the decoder's projections
-/// as FP8 after they load (IsOnlineFp8, ../Model/LoadedModel.QuantizeWeightsToFp8), and so does an FP8 checkpoint with
-/// a scale per tensor (PerTensorFp8) where FP8 products run: those keep the memory saving.
+/// as FP8 after they load (IsOnlineFp8, ../Model/LoadedModel.QuantizeWeightsToFp8), and an FP8 checkpoint's projections
+/// scaled per tensor or per output channel become FP8 again as stored where FP8 products run
+/// (LoadedModel.KeepCheckpointFp8): those keep the memory saving.
 public sealed record WeightQuantization(string Method)
 {
     /// FP8: the scale blocks' [rows, columns] when the scales are per block.
     public IReadOnlyList<int>? BlockSize { get; init; }
-    /// FP8 with one scale per weight tensor on every projection: the fp8 method without weight_block_size (AutoFP8's
-    /// and vLLM's own checkpoints), compressed-tensors whose every group targets "Linear" with strategy "tensor" and
-    /// ignores nothing but the LM head. Such a checkpoint is served in FP8 where FP8 products run (requantized per
-    /// tensor from its values, a fused projection's parts under the largest of their scales, as vLLM does); scales per
-    /// channel or per block, or projections left in 16 bits, and it stays dequantized as it loaded.
-    public bool PerTensorFp8 { get; init; }
     /// awq and gptq: bits per integer and input columns per group of scale and zero point (-1: one group).
     public int Bits { get; init; }
     public int GroupSize { get; init; }
@@ -82,7 +77,7 @@ public sealed record WeightQuantization(string Method)
         var format = config.String("fmt") ?? "e4m3";
         if (format != "e4m3") throw ModelConfigException.Unsupported(file, "quantization_config.fmt", format, "e4m3");
         var block = Block(file, config, "weight_block_size");
-        return new WeightQuantization("fp8") { BlockSize = block, PerTensorFp8 = block is null };
+        return new WeightQuantization("fp8") { BlockSize = block };
     }
 
     /// Every group's weights must be 8-bit floats; activation settings do not matter to weights dequantized at load.
@@ -92,7 +87,6 @@ public sealed record WeightQuantization(string Method)
         if (format is not ("float-quantized" or "naive-quantized"))
             throw ModelConfigException.Unsupported(file, "quantization_config.format", format, "float-quantized (FP8 weights)");
         IReadOnlyList<int>? block = null;
-        var perTensor = true;
         var groups = config.Object("config_groups")
             ?? throw new ModelConfigException($"{file}: quantization_config has no config_groups");
         foreach (var name in groups.Json.Select(entry => entry.Key).ToArray())
@@ -104,12 +98,8 @@ public sealed record WeightQuantization(string Method)
                 throw ModelConfigException.Unsupported(file, $"quantization_config.config_groups.{name}.weights", $"{type} of {bits} bits",
                     "8-bit float weights (FP8)");
             block ??= Block(file, weights, "block_structure");
-            // every linear layer (no projection left in 16 bits by targets naming some only) at one scale per tensor
-            perTensor &= weights.String("strategy") == "tensor" && groups.Object(name)!.StringList("targets").SequenceEqual(["Linear"]);
         }
-        // nothing but the LM head left in 16 bits (an ignore list naming projections keeps them unquantized in vLLM)
-        perTensor &= config.StringList("ignore").All(ignored => ignored == "lm_head");
-        return new WeightQuantization("compressed-tensors") { BlockSize = block, PerTensorFp8 = perTensor && block is null };
+        return new WeightQuantization("compressed-tensors") { BlockSize = block };
     }
 
     static WeightQuantization Awq(string file, JsonFields config)

@@ -37,6 +37,9 @@ internal static unsafe class CublasLt
     const int DescTransposeA = 3;                 // CUBLASLT_MATMUL_DESC_TRANSA
     const int DescAScalePointer = 17;             // CUBLASLT_MATMUL_DESC_A_SCALE_POINTER
     const int DescBScalePointer = 18;             // CUBLASLT_MATMUL_DESC_B_SCALE_POINTER
+    const int DescAScaleMode = 31;                // CUBLASLT_MATMUL_DESC_A_SCALE_MODE
+    const int DescBScaleMode = 32;                // CUBLASLT_MATMUL_DESC_B_SCALE_MODE
+    const int ScaleOuterVector = 3;               // CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F
     const int PreferenceMaxWorkspaceBytes = 1;    // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
     const int OperationTranspose = 1;             // CUBLAS_OP_T
 
@@ -80,20 +83,32 @@ internal static unsafe class CublasLt
 
     /// y (M, N) = x (M, K) W^T with W (N, K) row-major, x and W of inputType and y of outputType (the same 16-bit type,
     /// or e4m3 in and 16 bits out), x's rows ldx elements apart and y's rows contiguous: in cuBLAS's column-major terms
-    /// D (N x M) = op(A) B with A = W read transposed, B = x. An FP8 product also takes W's and x's scales (Run).
+    /// D (N x M) = op(A) B with A = W read transposed, B = x. An FP8 product also takes W's and x's scales (Run): one
+    /// float32 each, or with rowScales one per row of W (N, its output channels) and one per row of x (M, its tokens),
+    /// cuBLASLt's outer-vector scaling (12.9 and later, sm_90); a library without it refuses the description (throws).
     public sealed class Problem : IDisposable
     {
         readonly IntPtr _desc, _a, _b, _c;
 
         public Problem(int dataType, long n, long k, long m, long ldx) : this(dataType, dataType, n, k, m, ldx) { }
 
-        public Problem(int inputType, int outputType, long n, long k, long m, long ldx)
+        public Problem(int inputType, int outputType, long n, long k, long m, long ldx, bool rowScales = false)
         {
             (N, K, M) = (n, k, m);
             IntPtr desc, a, b, c;
             Check(DescCreateFn(&desc, ComputeFloat32, DataFloat32), "cublasLtMatmulDescCreate");
             var transpose = OperationTranspose;
             Check(DescSetFn(desc, DescTransposeA, &transpose, sizeof(int)), "cublasLtMatmulDescSetAttribute");
+            if (rowScales)
+            {
+                var mode = ScaleOuterVector;
+                var (aStatus, bStatus) = (DescSetFn(desc, DescAScaleMode, &mode, sizeof(int)), DescSetFn(desc, DescBScaleMode, &mode, sizeof(int)));
+                if (aStatus != 0 || bStatus != 0)
+                {
+                    DescDestroyFn(desc);
+                    Check(aStatus != 0 ? aStatus : bStatus, "cublasLtMatmulDescSetAttribute (outer-vector scales)");
+                }
+            }
             Check(LayoutCreateFn(&a, inputType, (ulong)k, (ulong)n, k), "cublasLtMatrixLayoutCreate");
             Check(LayoutCreateFn(&b, inputType, (ulong)k, (ulong)m, ldx), "cublasLtMatrixLayoutCreate");
             Check(LayoutCreateFn(&c, outputType, (ulong)n, (ulong)m, n), "cublasLtMatrixLayoutCreate");
@@ -132,16 +147,20 @@ internal static unsafe class CublasLt
             return CheckFn(handle, _desc, _a, _b, _c, _c, &algorithm, &result) == 0 && (long)result.WorkspaceSize <= workspaceBytes;
         }
 
+        /// Where an FP8 product's scales are (device pointers, float32): W's and x's. cuBLASLt wants them set before it
+        /// ranks algorithms for vectors of scales (rowScales), not only before it runs one.
+        public void UseScales(IntPtr weightScale, IntPtr inputScale)
+        {
+            Check(DescSetFn(_desc, DescAScalePointer, &weightScale, (nuint)sizeof(IntPtr)), "cublasLtMatmulDescSetAttribute");
+            Check(DescSetFn(_desc, DescBScalePointer, &inputScale, (nuint)sizeof(IntPtr)), "cublasLtMatmulDescSetAttribute");
+        }
+
         /// Queues y = x W^T on the stream (device pointers); an FP8 product's y is weightScale x inputScale x (x W^T),
-        /// each scale one float32 on the device.
+        /// each scale float32 on the device: one, or one per row (rowScales).
         public void Run(IntPtr handle, Algorithm algorithm, IntPtr weight, IntPtr x, IntPtr y, IntPtr workspace, long workspaceBytes, IntPtr stream,
             IntPtr weightScale = default, IntPtr inputScale = default)
         {
-            if (weightScale != IntPtr.Zero)
-            {
-                Check(DescSetFn(_desc, DescAScalePointer, &weightScale, (nuint)sizeof(IntPtr)), "cublasLtMatmulDescSetAttribute");
-                Check(DescSetFn(_desc, DescBScalePointer, &inputScale, (nuint)sizeof(IntPtr)), "cublasLtMatmulDescSetAttribute");
-            }
+            if (weightScale != IntPtr.Zero) UseScales(weightScale, inputScale);
             float alpha = 1f, beta = 0f;
             Check(MatmulFn(handle, _desc, &alpha, weight, _a, x, _b, &beta, y, _c, y, _c, &algorithm, workspace, (nuint)workspaceBytes, stream),
                 "cublasLtMatmul");

@@ -3,12 +3,14 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Cuda;
 
-/// A weight stored as FP8 (E4M3): values (out, in) bytes on the device and the one float32 scale that makes them the
-/// weight again (weight ~ values x scale). Made by Fp8Products.QuantizeWeight, which also runs its products.
+/// A weight stored as FP8 (E4M3): values (out, in) bytes on the device and the float32 scales that make them the weight
+/// again (weight ~ values x scale): one for the whole weight (1), or one per output channel (out) as an FP8 checkpoint
+/// with scales per channel stores them (PerChannel). Made by Fp8Products.QuantizeWeight, which also runs its products.
 internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Products Products) : IDisposable
 {
     public long OutFeatures => Values.size(0);
     public long InFeatures => Values.size(1);
+    public bool PerChannel => Scale.NumberOfElements > 1;
     public long Bytes => Values.NumberOfElements + Scale.NumberOfElements * 4;
 
     public void Dispose()
@@ -18,18 +20,21 @@ internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Products Produc
     }
 }
 
-/// FP8 matrix products on one GPU (sm_89 and later), vLLM's online "fp8" quantization: y = x W^T where W was quantized
-/// to E4M3 once with one scale per tensor (QuantizeWeight), and each product quantizes its input x the same way, a
-/// scale from its largest magnitude, at every step (dynamic per-tensor; fp8_quantize.cu's kernels). cuBLASLt
-/// multiplies the two on FP8 tensor cores, accumulates in float32 and writes y in the model's 16-bit type, scaled by
-/// both scales. A weight's bytes halve, so a decode step that reads every weight once reads half as much, and the
-/// products' tensor-core rate doubles. Everything queues on libtorch's current stream (the model's during a step, so
-/// a CUDA graph captures it). Up to FewRows rows (a small decode step) take fp8_few_rows.cu's kernel instead, on the
-/// input as it is: one launch, no quantization of x, the weight read at a higher rate than cuBLASLt's FP8 tiles reach
-/// there. The cuBLASLt algorithm for a shape and row count is the fastest of its candidates where Tune timed them (at
-/// the decode graphs' batch sizes, as MatmulTuning does for 16-bit products), else cuBLASLt's first choice
-/// (Fp8Products.Algorithms.cs). Owns the kernels, the cuBLASLt handle and workspace and the problem descriptions of
-/// one device, used by one thread at a time (the rank's engine thread).
+/// FP8 matrix products on one GPU (sm_89 and later): y = x W^T where W is stored as E4M3 (QuantizeWeight) with one
+/// scale per tensor (vLLM's online "fp8" quantization, or an FP8 checkpoint's tensor) or one per output channel (an FP8
+/// checkpoint's, llm-compressor's "FP8-dynamic"), and each product quantizes its input x at every step, a scale from
+/// its largest magnitude: one for x where W has one (dynamic per-tensor), one per token where W has one per channel
+/// (dynamic per-token, as vLLM's kernels for such checkpoints); fp8_quantize.cu's kernels. cuBLASLt multiplies the two
+/// on FP8 tensor cores, accumulates in float32 and writes y in the model's 16-bit type, scaled by both (per channel and
+/// token through its outer-vector scaling; where the library lacks it, x per tensor and y scaled per channel after the
+/// product, RowScalesRefusal). A weight's bytes halve, so a decode step that reads every weight once reads half as
+/// much, and the products' tensor-core rate doubles. Everything queues on libtorch's current stream (the model's during
+/// a step, so a CUDA graph captures it). Up to FewRows rows (a small decode step) take fp8_few_rows.cu's kernel
+/// instead, on the input as it is: one launch, no quantization of x, the weight read at a higher rate than cuBLASLt's
+/// FP8 tiles reach there. The cuBLASLt algorithm for a shape and row count is the fastest of its candidates where Tune
+/// timed them (at the decode graphs' batch sizes, as MatmulTuning does for 16-bit products), else cuBLASLt's first
+/// choice (Fp8Products.Algorithms.cs). Owns the kernels, the cuBLASLt handle and workspace and the problem descriptions
+/// of one device, used by one thread at a time (the rank's engine thread).
 internal sealed unsafe partial class Fp8Products : IDisposable
 {
     /// The kernel module's sources in order (both kernel files use element_types.cu's helpers).
@@ -53,11 +58,13 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     readonly Device _torchDevice;
     readonly ScalarType _dtype;
     readonly KernelModule _module;
-    readonly IntPtr _absmax, _quantize, _quantizeSmall, _fewRows, _fewRowsLean;
+    readonly IntPtr _absmax, _quantize, _quantizeSmall, _quantizeRows, _quantizeScaledRows, _fewRows, _fewRowsLean;
     readonly int _fewRowsWave, _fewRowsLeanWave;   // blocks of each build the device holds at once
     readonly IntPtr _handle;
     readonly Tensor _workspace;
     readonly bool _dependentLaunch;
+    readonly Lazy<string?> _rowScalesRefusal;
+    readonly Tensor _unitScale;            // 1f: the weight's scale of a per-channel product where cuBLASLt takes no vectors
 
     /// dtype: the model's (bfloat16 or float16), the type of the products' inputs and outputs.
     public Fp8Products(Device device, ScalarType dtype)
@@ -66,14 +73,23 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         (_device, _torchDevice, _dtype) = (CudaDevice.Open(Math.Max(device.index, 0)), device, dtype);
         _module = new KernelModule(_device, SourceNames, Defines(dtype));
         (_absmax, _quantize, _quantizeSmall) = (_module.GetFunction("fp8_absmax"), _module.GetFunction("fp8_quantize"), _module.GetFunction("fp8_quantize_small"));
+        (_quantizeRows, _quantizeScaledRows) = (_module.GetFunction("fp8_quantize_rows"), _module.GetFunction("fp8_quantize_scaled_rows"));
         (_fewRows, _fewRowsLean) = (_module.GetFunction("fp8_linear_few_rows"), _module.GetFunction("fp8_linear_few_rows_lean"));
         _fewRowsWave = CudaDriver.MaxActiveBlocksPerMultiprocessor(_fewRows, FewRowsThreads, 0) * _device.MultiprocessorCount;
         _fewRowsLeanWave = CudaDriver.MaxActiveBlocksPerMultiprocessor(_fewRowsLean, FewRowsThreads, 0) * _device.MultiprocessorCount;
         _handle = CublasLt.CreateHandle();
         _workspace = empty(WorkspaceBytes, ScalarType.Byte, device);
         _workspace.DetachFromDisposeScope();   // lives with this object, whatever scope creates it (a peer rank's job has one)
+        _unitScale = ones(1, ScalarType.Float32, device);
+        _unitScale.DetachFromDisposeScope();
         _dependentLaunch = _device.ComputeCapability >= 90 && CudaDriver.SupportsDependentLaunch;
+        _rowScalesRefusal = new Lazy<string?>(RefusalOfRowScales);
     }
+
+    /// Why products with weights scaled per channel quantize their input per tensor and scale y per channel after the
+    /// product: what cuBLASLt answered when asked for vectors of scales (outer-vector scaling: 12.9 and later, sm_90);
+    /// null where it takes them (each token's input then gets a scale of its own). Asked once, at the first such weight.
+    public string? RowScalesRefusal => _rowScalesRefusal.Value;
 
     /// Why FP8 products cannot run for a model of dtype on device (null when they can): they need a CUDA GPU of compute
     /// capability 8.9 or later (FP8 tensor cores) and a 16-bit model. dtype null: not known yet (the device alone).
@@ -100,14 +116,20 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         ["FEW_WARPS"] = FewRowsWarps.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
-    /// weight (out, in) of the model's type on the device as FP8 values and their scale; the caller owns the result.
-    /// Waits for the quantization, so the caller may free the weight at once.
-    public Fp8Weight QuantizeWeight(Tensor weight)
+    /// weight (out, in) of the model's type on the device as FP8 values and their scales; the caller owns the result.
+    /// scales: those an FP8 checkpoint stored the weight with, one per output row (float32, any device), by which its
+    /// values come back from the 16-bit ones they were dequantized to (one scale for the whole weight where they are all
+    /// equal); null: one scale from the weight's largest magnitude (online quantization). Waits for the quantization,
+    /// so the caller may free the weight at once.
+    public Fp8Weight QuantizeWeight(Tensor weight, Tensor? scales = null)
     {
         if (weight.dim() != 2 || !Takes(weight.size(0), weight.size(1)) || weight.dtype != _dtype)
             throw new ArgumentException($"an FP8 weight is ({_dtype}) rows of a multiple of 16 columns, got {weight.dtype} [{string.Join(", ", weight.shape)}]");
+        if (scales is not null && (scales.dim() != 1 || scales.size(0) != weight.size(0)))
+            throw new ArgumentException($"an FP8 weight of {weight.size(0)} rows takes a scale per row, got [{string.Join(", ", scales.shape)}]");
         using var scope = NewDisposeScope();
-        var (values, scale) = Quantize(weight);
+        var (values, scale) = scales is null ? Quantize(weight) : QuantizeScaledRows(weight, scales);
+        if (scale.NumberOfElements > 1) _ = RowScalesRefusal;   // asked now, not first in a step (a graph's capture)
         CudaDriver.SynchronizeContext();
         // they live with the weight's module, whatever scope the caller runs in (a peer rank's job has one)
         values.DetachFromDisposeScope();
@@ -117,7 +139,7 @@ internal sealed unsafe partial class Fp8Products : IDisposable
 
     /// x W^T (+ bias): x (rows, in) of the model's type, (rows, out) of the same type; in the caller's dispose scope.
     /// At most FewRows rows (where FewRowsTake) run fp8_few_rows.cu's kernel on x as it is (W8A16); more run cuBLASLt on
-    /// x quantized per tensor (W8A8).
+    /// x quantized per tensor, or per token for a weight scaled per channel (W8A8).
     public Tensor Linear(Tensor x, Fp8Weight weight, Tensor? bias)
     {
         if (x.dim() != 2 || x.size(1) != weight.InFeatures || x.dtype != _dtype)
@@ -129,10 +151,14 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         else if (m > 0)
         {
             using var scope = NewDisposeScope();
-            var (input, inputScale) = Quantize(x);
-            var (problem, algorithm) = ProblemFor(n, k, m);
+            var outerVectors = OuterVectors(weight);
+            var (input, inputScale) = outerVectors ? QuantizeRows(x) : Quantize(x);
+            var (problem, algorithm) = ProblemFor(n, k, m, outerVectors);
+            // a weight scaled per channel where cuBLASLt takes no vectors: multiplied at scale 1, y scaled after
+            var weightScale = weight.PerChannel && !outerVectors ? _unitScale : weight.Scale;
             problem.Run(_handle, algorithm, TensorPointer.Of(weight.Values), TensorPointer.Of(input), TensorPointer.Of(y),
-                TensorPointer.Of(_workspace), WorkspaceBytes, CurrentStream, TensorPointer.Of(weight.Scale), TensorPointer.Of(inputScale));
+                TensorPointer.Of(_workspace), WorkspaceBytes, CurrentStream, TensorPointer.Of(weightScale), TensorPointer.Of(inputScale));
+            if (weight.PerChannel && !outerVectors) y.mul_(weight.Scale);
         }
         if (bias is not null) y.add_(bias, HeldScalars.One);
         return y;
@@ -147,10 +173,18 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     // whether this product of m rows runs the few-rows kernel here (else cuBLASLt)
     bool RunsFewRows(long m, long k) => FewRowsKernel && FewRowsTake(m, k);
 
+    /// False: products with weights scaled per channel run as where cuBLASLt takes no vectors of scales (the input per
+    /// tensor, y scaled per channel after the product), to test and compare that way where it does.
+    public bool OuterVectorScales { get; set; } = true;
+
+    // whether cuBLASLt multiplies the weight with vectors of scales (its channels', the input's tokens')
+    bool OuterVectors(Fp8Weight weight) => weight.PerChannel && OuterVectorScales && RowScalesRefusal is null;
+
     public void Dispose()
     {
         ClearProblems();
         _workspace.Dispose();
+        _unitScale.Dispose();
         CublasLt.DestroyHandle(_handle);
         _module.Dispose();
     }
@@ -166,13 +200,71 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         if (TensorPointer.Of(x) % 16 != 0) x = x.clone();
         var (rows, k, ld, n) = ((int)x.size(0), (int)x.size(1), x.size(0) == 1 ? x.size(1) : x.stride(0), (int)weight.OutFeatures);
         var (xPtr, wPtr, scalePtr, yPtr) = (TensorPointer.Of(x), TensorPointer.Of(weight.Values), TensorPointer.Of(weight.Scale), TensorPointer.Of(y));
-        void** args = stackalloc void*[] { &xPtr, &rows, &k, &ld, &wPtr, &scalePtr, &yPtr, &n };
+        var scaleStride = weight.PerChannel ? 1 : 0;
+        void** args = stackalloc void*[] { &xPtr, &rows, &k, &ld, &wPtr, &scalePtr, &scaleStride, &yPtr, &n };
         _device.MakeCurrent();
         // the lean build (one chunk a warp in flight, more blocks an SM) where it runs the grid in one wave and the
         // default would take two, the second part-empty
         var blocks = n / 16;
         var function = blocks > _fewRowsWave && blocks <= _fewRowsLeanWave ? _fewRowsLean : _fewRows;
         CudaDriver.Launch(function, ((uint)blocks, 1, 1), FewRowsThreads, 0, CurrentStream, args, _dependentLaunch);
+    }
+
+    // device memory that stands in for a product's scales while cuBLASLt ranks algorithms for vectors of them (it asks
+    // for their address then; Run gives the step's own)
+    IntPtr ScalesStandIn => TensorPointer.Of(_workspace);
+
+    // null when this cuBLASLt runs an FP8 product with outer-vector scales (it describes one, has an algorithm for it
+    // and runs it: a library before 12.9 refuses the description, and one may rank what it then cannot run), else why not
+    string? RefusalOfRowScales()
+    {
+        const int size = 64;
+        try
+        {
+            using var scope = NewDisposeScope();
+            var (operand, scales, y) = (zeros(size, size, ScalarType.Byte, _torchDevice), ones(size, ScalarType.Float32, _torchDevice), empty(FewRows + 8, size, _dtype, _torchDevice));
+            using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), size, size, FewRows + 8, size, rowScales: true);
+            problem.UseScales(TensorPointer.Of(scales), TensorPointer.Of(scales));
+            var candidates = problem.Candidates(_handle, 1, WorkspaceBytes);
+            if (candidates.Count == 0) return "cuBLASLt has no algorithm for FP8 with vectors of scales here";
+            problem.Run(_handle, candidates[0], TensorPointer.Of(operand), TensorPointer.Of(operand), TensorPointer.Of(y), TensorPointer.Of(_workspace),
+                WorkspaceBytes, CurrentStream, TensorPointer.Of(scales), TensorPointer.Of(scales));
+            CudaDriver.SynchronizeContext();
+            return null;
+        }
+        catch (CudaException error)
+        {
+            return error.Message;
+        }
+    }
+
+    // x (rows, cols) as e4m3 bytes (rows, cols) and a scale per row (rows) float32 from the row's largest magnitude,
+    // both new tensors in the caller's scope: one block a row
+    (Tensor Values, Tensor Scales) QuantizeRows(Tensor x) => QuantizeByRow(x, null);
+
+    // weight (rows, cols) as e4m3 bytes by the given scales (rows), and its scale: the one they all are (1), or them
+    (Tensor Values, Tensor Scale) QuantizeScaledRows(Tensor weight, Tensor scales)
+    {
+        scales = scales.to(ScalarType.Float32, _torchDevice).contiguous();
+        var (values, _) = QuantizeByRow(weight, scales);
+        return (values, scales.eq(scales.narrow(0, 0, 1)).all().item<bool>() ? scales.narrow(0, 0, 1).clone() : scales.clone());
+    }
+
+    // fp8_quantize_rows (scales null: found and returned) or fp8_quantize_scaled_rows (scales given, returned as given)
+    (Tensor Values, Tensor Scales) QuantizeByRow(Tensor x, Tensor? given)
+    {
+        const int vector = 8;   // elements of a 16-bit type in the kernels' 16-byte vectors
+        if (x.stride(1) != 1 || (x.size(0) > 1 && x.stride(0) % vector != 0)) x = x.contiguous();
+        if (TensorPointer.Of(x) % 16 != 0) x = x.clone();
+        var (rows, cols, ld) = (x.size(0), (int)x.size(1), x.size(0) == 1 ? x.size(1) : x.stride(0));
+        var values = empty(rows, cols, ScalarType.Byte, _torchDevice);
+        var scales = given ?? empty(rows, ScalarType.Float32, _torchDevice);
+        var (xPtr, scalesPtr, valuesPtr) = (TensorPointer.Of(x), TensorPointer.Of(scales), TensorPointer.Of(values));
+        var threads = (uint)Math.Clamp((cols / vector + 31) / 32 * 32, 32, 1024);
+        _device.MakeCurrent();
+        void** args = stackalloc void*[] { &xPtr, &cols, &ld, &scalesPtr, &valuesPtr };
+        CudaDriver.Launch(given is null ? _quantizeRows : _quantizeScaledRows, ((uint)rows, 1, 1), threads, 0, CurrentStream, args, _dependentLaunch);
+        return (values, scales);
     }
 
     // x (rows, cols) as e4m3 bytes (rows, cols) and its scale (1) float32, both new tensors in the caller's scope

@@ -99,17 +99,19 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         }
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
             config.NumKeyValueHeads, config.HeadDim, model.DtypeName, options.Device);
-        // a checkpoint stored in FP8 with a scale per tensor is served in FP8 where FP8 products run (as --quantization
-        // fp8 serves a 16-bit one); any other quantized checkpoint stays dequantized, as it loaded
-        var checkpointFp8 = config.Quantization is { PerTensorFp8: true } && Cuda.Fp8Products.Unsupported(model.Device, model.Dtype) is null;
-        if (config.Quantization is { } quantization && !checkpointFp8) Log.WeightsDequantized(logger, quantization.ToString(), model.DtypeName);
-        if (checkpointFp8 || WeightQuantization.IsOnlineFp8(options.Quantization, config.Quantization))
+        // an FP8 checkpoint's projections scaled per tensor or per channel are served in FP8 as stored where FP8 products
+        // run (as --quantization fp8 serves a 16-bit checkpoint's); any other quantized weight stays dequantized, as it loaded
+        var fp8Checkpoint = config.Quantization is { Method: "fp8" or "compressed-tensors" } && Cuda.Fp8Products.Unsupported(model.Device, model.Dtype) is null;
+        var online = WeightQuantization.IsOnlineFp8(options.Quantization, config.Quantization);
+        if (fp8Checkpoint || online)
         {
             var (was, started) = (model.WeightBytes, System.Diagnostics.Stopwatch.GetTimestamp());
-            var count = model.QuantizeWeightsToFp8();
-            Log.WeightsQuantizedFp8(logger, checkpointFp8 ? $"FP8 checkpoint ({config.Quantization})" : "--quantization fp8", count, model.DtypeName,
-                model.WeightBytes >> 20, was >> 20, (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            var count = online ? model.QuantizeWeightsToFp8() : model.KeepCheckpointFp8();
+            if (count > 0)
+                Log.WeightsQuantizedFp8(logger, online ? "--quantization fp8" : $"FP8 checkpoint ({config.Quantization})", count, model.Fp8Scales, model.DtypeName,
+                    model.WeightBytes >> 20, was >> 20, (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
+        if (config.Quantization is { } quantization && !model.WeightsFp8) Log.WeightsDequantized(logger, quantization.ToString(), model.DtypeName);
         if (model.Shard is { Size: > 1 } shard)
             Log.TensorParallel(logger, shard.Size, string.Join(", ", model.Devices), shard.NumHeads, shard.NumKVHeads,
                 shard.KVHeadReplicas, shard.IntermediateSize, shard.VocabRows);

@@ -94,6 +94,17 @@ internal sealed class CausalLM : nn.Module
         .Where(linear => linear.Target is not null && linear.Fp8 is null && Cuda.Fp8Products.Takes(linear.Weight.size(0), linear.Weight.size(1)))
         .ToList();
 
+    /// Gives each projection the scales per row its FP8 checkpoint stored it with (WeightLoader.Load's, by parameter
+    /// name; Linear.CheckpointFp8Scales), so that it can be served in FP8 as stored; takes the tensors (the scales of
+    /// other parameters are disposed).
+    public void KeepCheckpointFp8Scales(Dictionary<string, Tensor> scalesByParameter)
+    {
+        foreach (var (name, module) in named_modules())
+            if (module is Linear linear && scalesByParameter.Remove(name + ".weight", out var scales))
+                linear.CheckpointFp8Scales = scales;
+        foreach (var scales in scalesByParameter.Values) scales.Dispose();
+    }
+
     /// The projections stored as FP8 (QuantizeToFp8), for their products' tuning.
     public IReadOnlyList<Cuda.Fp8Weight> Fp8Weights() => modules().OfType<Linear>().Select(linear => linear.Fp8).OfType<Cuda.Fp8Weight>().ToList();
 

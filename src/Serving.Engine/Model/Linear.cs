@@ -15,6 +15,7 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>
     [ComponentName(Name = "weight")] readonly Parameter _weight;  // (outFeatures, inFeatures); (0, inFeatures) once FP8
     [ComponentName(Name = "bias")] readonly Parameter? _bias;     // (outFeatures)
     Fp8Weight? _fp8;
+    Tensor? _checkpointFp8Scales;
 
     public Linear(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device device) : base("Linear")
     {
@@ -27,6 +28,19 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>
 
     /// The weight as FP8 values and scale once QuantizeToFp8 has run; null while it is stored in the model's type.
     public Fp8Weight? Fp8 => _fp8;
+
+    /// The scale of each row (float32, CPU) the checkpoint stored this weight with where it was FP8 scaled per tensor or
+    /// per row (the loader sets it; the weight itself loaded dequantized): QuantizeToFp8 makes the stored values again by
+    /// them. Null for a weight stored in 16 bits. Owned here once set.
+    public Tensor? CheckpointFp8Scales
+    {
+        get => _checkpointFp8Scales;
+        set
+        {
+            _checkpointFp8Scales?.Dispose();
+            _checkpointFp8Scales = value;
+        }
+    }
 
     /// Where this projection sits, for LoRA adapters to find their update of it (null: no adapter changes it).
     public Lora.LoraTarget? Target { get; init; }
@@ -42,18 +56,24 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>
         return step.Lora is { } lora && Target is { } target ? lora.Add(target, x, y) : y;
     }
 
-    /// Stores the loaded weight as FP8 (one scale for the whole weight) and gives its memory in the model's type back.
-    /// Once; the weight's shape must be one FP8 products take (Fp8Products.Takes).
+    /// Stores the loaded weight as FP8 and gives its memory in the model's type back: by CheckpointFp8Scales where the
+    /// checkpoint had them (its own values and scales), else one scale from the weight's largest magnitude. Once; the
+    /// weight's shape must be one FP8 products take (Fp8Products.Takes).
     public void QuantizeToFp8(Fp8Products products)
     {
         if (_fp8 is not null) throw new InvalidOperationException("the weight is FP8 already");
-        _fp8 = products.QuantizeWeight(_weight);
+        _fp8 = products.QuantizeWeight(_weight, _checkpointFp8Scales);
+        CheckpointFp8Scales = null;
         _weight.set_(empty([0, _weight.size(1)], _weight.dtype, _weight.device));
     }
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _fp8?.Dispose();
+        if (disposing)
+        {
+            _fp8?.Dispose();
+            _checkpointFp8Scales?.Dispose();
+        }
         base.Dispose(disposing);
     }
 }

@@ -110,23 +110,68 @@ public sealed class LoadedModel : IDisposable
     /// Whether the decoder's projections are stored as FP8 (QuantizeWeightsToFp8).
     public bool WeightsFp8 => _fp8 is not null;
 
+    /// How the FP8 projections are scaled, for the start log: per tensor, per channel (how many), and where cuBLASLt takes
+    /// no vectors of scales, what that changes. Rank 0's.
+    public string Fp8Scales
+    {
+        get
+        {
+            var weights = _model.Fp8Weights();
+            var perChannel = weights.Count(weight => weight.PerChannel);
+            if (perChannel == 0) return "a scale per tensor";
+            var scales = perChannel == weights.Count ? "a scale per output channel" : $"a scale per output channel on {perChannel}, per tensor on the others";
+            return _fp8?.RowScalesRefusal is { } refusal
+                ? $"{scales}, inputs of more than {Fp8Products.FewRows} rows per tensor and outputs scaled per channel after the product: cuBLASLt takes no vectors of scales here ({refusal})"
+                : $"{scales}, inputs per token";
+        }
+    }
+
     /// Bytes of the FP8 projections (in WeightBytes, a byte an element); 0 unless WeightsFp8. One rank's.
     public long Fp8WeightBytes => _model.Fp8WeightBytes;
 
     /// --quantization fp8 on a checkpoint stored in 16 bits, as vLLM's online fp8: the decoder's projections become FP8
-    /// with a scale per tensor (CausalLM.QuantizeProjectionsToFp8) and their products run on FP8 tensor cores, their
-    /// inputs quantized per step (../Cuda/Fp8Products.cs); the memory they held in the model's type goes back to the
-    /// device before the KV cache is planned. Also how an FP8 checkpoint with a scale per tensor is served: its values,
-    /// dequantized as they loaded, are quantized again per tensor (nearly themselves where the tensor is the checkpoint's;
-    /// a fused projection's parts, or a tensor-parallel shard, under a scale of their own). No FP8 products are made
-    /// where no projection has a shape they take (returns 0, WeightsFp8 stays false). On every rank. Returns how many projections a rank quantized. Throws
-    /// ModelLoadException where FP8 products cannot run (CPU, before sm_89, a float32 model).
-    public int QuantizeWeightsToFp8()
+    /// with a scale per tensor (CausalLM.Fp8Projections) and their products run on FP8 tensor cores, their inputs
+    /// quantized per step (../Cuda/Fp8Products.cs); the memory they held in the model's type goes back to the device
+    /// before the KV cache is planned. No FP8 products are made where no projection has a shape they take (returns 0,
+    /// WeightsFp8 stays false). On every rank. Returns how many projections a rank quantized. Throws ModelLoadException
+    /// where FP8 products cannot run (CPU, before sm_89, a float32 model).
+    public int QuantizeWeightsToFp8() => StoreFp8("--quantization fp8", peer => peer.QuantizeWeightsToFp8(), _ => true);
+
+    /// How an FP8 checkpoint is served where FP8 products run: each projection it stored in FP8 with a scale per tensor
+    /// or per output channel (Linear.CheckpointFp8Scales) becomes FP8 again with the checkpoint's own values, made back
+    /// from the 16-bit ones it loaded as (exactly, for a bfloat16 model), and its scales (a fused projection's parts
+    /// keep theirs, one per row); the rest (scales per block, projections the checkpoint left in 16 bits) stay in the
+    /// model's type. Returns how many projections a rank stores in FP8 (0: none, WeightsFp8 stays false); throws as
+    /// QuantizeWeightsToFp8.
+    public int KeepCheckpointFp8() =>
+        StoreFp8("an FP8 checkpoint", peer => peer.KeepCheckpointFp8(), projection => projection.CheckpointFp8Scales is not null);
+
+    /// Gives each projection FP8 takes a scale per output channel (its row's largest magnitude over 448) as the scales
+    /// its checkpoint stored it with, on every rank: KeepCheckpointFp8 then serves the 16-bit weights as an FP8
+    /// checkpoint of them with scales per channel (llm-compressor's FP8-dynamic) is served. For benchmarks of that path
+    /// on preset shapes (serving-bench -q fp8-channel).
+    internal void ScaleProjectionsPerChannel()
+    {
+        _peers?.Invoke(peer =>
+        {
+            peer.ScaleProjectionsPerChannel();
+            return true;
+        });
+        using var noGrad = no_grad();
+        foreach (var projection in _model.Fp8Projections())
+        {
+            using var scope = NewDisposeScope();
+            var scales = HeldScalars.Divide(projection.Weight.abs().amax([1]).to_type(ScalarType.Float32), 448.0).cpu();   // e4m3's largest
+            projection.CheckpointFp8Scales = scales.MoveToOuterDisposeScope();
+        }
+    }
+
+    int StoreFp8(string what, Func<LoadedModel, int> onPeer, Func<Linear, bool> which)
     {
         if (_fp8 is not null) throw new InvalidOperationException("the weights are FP8 already");
-        if (Fp8Products.Unsupported(Device, Dtype) is { } reason) throw new ModelLoadException("--quantization fp8: " + reason);
-        _peers?.Invoke(peer => peer.QuantizeWeightsToFp8() > 0);
-        var projections = _model.Fp8Projections();
+        if (Fp8Products.Unsupported(Device, Dtype) is { } reason) throw new ModelLoadException($"{what}: {reason}");
+        _peers?.Invoke(peer => onPeer(peer) > 0);
+        var projections = _model.Fp8Projections().Where(which).ToList();
         if (projections.Count == 0) return 0;
         _fp8 = new Fp8Products(Device, Dtype);
         foreach (var projection in projections)

@@ -64,7 +64,8 @@ public static class ModelLoader
         var bindings = Bindings(config, lmHead);
         CheckpointLayout.Validate(checkpoint, bindings, config.Quantization);
         var stored = checkpoint.Info(bindings[0].CheckpointName).DType;
-        return new WeightPlan((model, rankProgress) => WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress, config.Quantization),
+        return new WeightPlan((model, rankProgress) => model.KeepCheckpointFp8Scales(
+                WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress, config.Quantization)),
             ModelDtype.Resolve(dtype, config, stored, device), KVScales(checkpoint, config), lmHead);
     }
 

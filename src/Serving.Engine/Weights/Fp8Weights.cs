@@ -26,6 +26,23 @@ internal static class Fp8Weights
     public static string? ScaleName(SafetensorsCheckpoint checkpoint, string weight) =>
         new[] { weight + "_scale_inv", weight + "_scale" }.FirstOrDefault(checkpoint.Contains);
 
+    /// The scale of each of the weight's rows (float32, CPU, a new tensor the caller owns) where the checkpoint stores
+    /// one for the tensor or one per row; null where it stores them per block (or the tensor is not two-dimensional), or
+    /// where a scale is not a positive finite number (the weight then stays dequantized).
+    /// By these the loaded weight becomes FP8 again with the checkpoint's own values (Fp8Products.QuantizeWeight).
+    public static Tensor? RowScales(SafetensorsCheckpoint checkpoint, string weight)
+    {
+        var shape = checkpoint.Info(weight).Shape;
+        if (shape.Length != 2 || ScaleName(checkpoint, weight) is not { } scaleName) return null;
+        var rows = shape[0];
+        using var scale = checkpoint.Read(scaleName).to_type(ScalarType.Float32);
+        using (var usable = scale.isfinite().logical_and_(scale.gt(HeldScalars.Zero)))
+            if (!usable.all().item<bool>()) return null;
+        return scale.NumberOfElements == 1 ? scale.reshape(1).expand(rows).contiguous()
+            : scale.NumberOfElements == rows && (scale.dim() == 1 || scale.shape[^1] == 1) ? scale.reshape(rows).clone()
+            : null;
+    }
+
     /// The whole weight in float32 (CPU), a new tensor the caller owns.
     public static Tensor Read(SafetensorsCheckpoint checkpoint, string weight, WeightQuantization? quantization)
     {

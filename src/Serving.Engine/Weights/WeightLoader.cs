@@ -11,9 +11,14 @@ namespace Serving.Engine.Weights;
 internal static class WeightLoader
 {
     /// quantization: the checkpoint's (config.json), for how its quantized weights are dequantized (QuantizedWeights).
-    public static void Load(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
+    /// Returns, for each parameter whose every row came from FP8 checkpoint tensors scaled per tensor or per row, the
+    /// scale of each of its rows (float32, CPU; the caller owns them): what its FP8 values were stored with
+    /// (Fp8Weights.RowScales), so that it can be served in FP8 as stored.
+    public static Dictionary<string, Tensor> Load(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
         IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization = null)
     {
+        var fp8RowScales = new Dictionary<string, Tensor>();   // NaN in rows no FP8 tensor filled
+        using var notFilled = float.NaN.ToScalar();
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         CheckCoverage(parameters, bindings, shard);
         var totalBytes = bindings.Sum(binding => QuantizedWeights.StoredBytes(checkpoint, binding.CheckpointName));
@@ -26,18 +31,31 @@ internal static class WeightLoader
         {
             var binding = bindings[i];
             using var dequantized = QuantizedWeights.Read(checkpoint, binding.CheckpointName, quantization);
+            using var rowScales = QuantizedWeights.Fp8RowScales(checkpoint, binding.CheckpointName);
+            var parameter = parameters[binding.ParameterName];
+            var parameterScales = rowScales is null || parameter.dim() != 2 ? null
+                : fp8RowScales.TryGetValue(binding.ParameterName, out var known) ? known
+                : fp8RowScales[binding.ParameterName] = full(parameter.shape[0], notFilled, ScalarType.Float32);
             foreach (var copy in shard.Copies(binding))
             {
                 using var scope = NewDisposeScope();
                 var part = dequantized is null ? checkpoint.Read(binding.CheckpointName, copy.Slice)
                     : copy.Slice.Of(dequantized);
-                var parameter = parameters[binding.ParameterName];
                 part = part.reshape(AsParameterRows(part.shape, parameter.dim()));
                 parameter.narrow(0, copy.DestinationRow, part.shape[0]).copy_(part);
+                // a column slice (a row-parallel rank's) keeps every row, so every row's scale
+                if (parameterScales is not null)
+                    parameterScales.narrow(0, copy.DestinationRow, part.shape[0]).copy_(copy.Slice.Dim == 0 ? copy.Slice.Of(rowScales!) : rowScales!);
             }
             loadedBytes += QuantizedWeights.StoredBytes(checkpoint, binding.CheckpointName);
             progress?.Report(new WeightLoadProgress(binding.CheckpointName, i + 1, bindings.Count, loadedBytes, totalBytes));
         }
+        foreach (var (name, scales) in fp8RowScales.Where(entry => entry.Value.isnan().any().item<bool>()).ToArray())
+        {
+            scales.Dispose();
+            fp8RowScales.Remove(name);
+        }
+        return fp8RowScales;
     }
 
     /// A checkpoint tensor with more dimensions than its parameter fills the parameter's rows with its leading dimensions

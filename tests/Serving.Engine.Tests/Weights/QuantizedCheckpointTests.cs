@@ -50,38 +50,55 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         }
     }
 
-    /// Which FP8 checkpoints have one scale per weight tensor (served in FP8 on a GPU that runs FP8 products, dequantized
-    /// elsewhere): compressed-tensors with strategy "tensor"; not per channel, not per block.
+    /// The loader hands each projection an FP8 checkpoint stores scaled per tensor or per output channel the scale of each
+    /// of its rows (a fused projection's parts' one after another: q, k, v and gate, up each keep their own), and the
+    /// loaded values divided by them are e4m3 values again: what serving it in FP8 as stored needs (on a GPU,
+    /// LoadedModel.KeepCheckpointFp8). Block scales, and a projection the checkpoint left in 16 bits (here layer 0's
+    /// down_proj, on the ignore list), give none: those stay in the model's type.
     [Theory]
-    [InlineData(Format.TensorScale, true)]
-    [InlineData(Format.ChannelScale, false)]
-    [InlineData(Format.BlockScaleInv, false)]
-    public void ACheckpointsScalesAreKnownPerTensorOrNot(Format format, bool perTensor)
+    [InlineData(Format.TensorScale)]
+    [InlineData(Format.ChannelScale)]
+    [InlineData(Format.BlockScaleInv)]
+    public void EachFp8ProjectionKeepsItsCheckpointsScalePerRow(Format format)
     {
+        const string left16Bit = "model.layers.0.mlp.down_proj";
         using var quantized = new TempDirectory();
         using var reference = new TempDirectory();
-        Quantize(Fixtures.Dir("llama-gqa"), format, quantized.Path, reference.Path);
-        Assert.Equal(perTensor, ModelConfig.Load(quantized.Path).Quantization!.PerTensorFp8);
-    }
-
-    /// A per-tensor compressed-tensors checkpoint that leaves a projection in 16 bits (an ignore list naming it, or
-    /// targets naming some projections only) is not served as FP8 throughout: it stays dequantized, as vLLM keeps those
-    /// projections unquantized.
-    [Fact]
-    public void APerTensorCheckpointLeavingProjectionsIn16BitsIsNotServedAsFp8()
-    {
-        using var quantized = new TempDirectory();
-        using var reference = new TempDirectory();
-        Quantize(Fixtures.Dir("llama-gqa"), Format.TensorScale, quantized.Path, reference.Path);
-        var config = JsonNode.Parse(File.ReadAllText(quantized.File("config.json")))!.AsObject();
-        var quantization = config["quantization_config"]!.AsObject();
-        quantization["ignore"] = new JsonArray("lm_head", "model.layers.0.mlp.down_proj");
-        File.WriteAllText(quantized.File("config.json"), config.ToJsonString());
-        Assert.False(ModelConfig.Load(quantized.Path).Quantization!.PerTensorFp8);
-        quantization["ignore"] = new JsonArray("lm_head");
-        quantization["config_groups"]!["group_0"]!["targets"] = new JsonArray("re:.*q_proj");
-        File.WriteAllText(quantized.File("config.json"), config.ToJsonString());
-        Assert.False(ModelConfig.Load(quantized.Path).Quantization!.PerTensorFp8);
+        Quantize(Fixtures.Dir("llama-gqa"), format, quantized.Path, reference.Path, leaveIn16Bits: left16Bit + ".weight");
+        using var checkpoint = SafetensorsCheckpoint.Open(quantized.Path);
+        using var model = ModelLoader.LoadDecoder(quantized.Path, "float32", CPU);
+        var projections = model.named_modules().Where(m => m.module is Linear { Target: not null }).ToList();
+        Assert.NotEmpty(projections);
+        foreach (var (name, module) in projections)
+        {
+            var linear = (Linear)module;
+            if (format == Format.BlockScaleInv || "model." + name == left16Bit)
+            {
+                Assert.Null(linear.CheckpointFp8Scales);
+                continue;
+            }
+            var scales = linear.CheckpointFp8Scales?.data<float>().ToArray();
+            Assert.True(scales is not null, $"{name} has no scales");
+            // the checkpoint tensors fused into this projection, in row order, and their scales
+            var prefix = "model." + name[..(name.LastIndexOf('.') + 1)];   // the checkpoint's names of the module's tensors
+            string[] parts = name.EndsWith("qkv_proj", StringComparison.Ordinal) ? ["q_proj", "k_proj", "v_proj"]
+                : name.EndsWith("gate_up_proj", StringComparison.Ordinal) ? ["gate_proj", "up_proj"] : [name[(name.LastIndexOf('.') + 1)..]];
+            var expected = parts.SelectMany(part =>
+            {
+                var rows = checkpoint.Info(prefix + part + ".weight").Shape[0];
+                using var scale = checkpoint.Read(prefix + part + ".weight_scale").to_type(ScalarType.Float32);
+                var values = scale.data<float>().ToArray();
+                return values.Length == 1 ? Enumerable.Repeat(values[0], (int)rows) : values;
+            }).ToArray();
+            Assert.Equal(expected, scales);
+            var weight = linear.Weight.data<float>().ToArray();
+            var columns = (int)linear.Weight.size(1);
+            for (var i = 0; i < weight.Length; i++)
+            {
+                var value = weight[i] / scales[i / columns];
+                Assert.True(Math.Abs(value - E4M3.Nearest(value)) <= 1e-5 * Math.Abs(value), $"{name}[{i}]: {weight[i]} / {scales[i / columns]} is no e4m3 value");
+            }
+        }
     }
 
     [Fact]
@@ -165,7 +182,9 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
 
     /// Writes the fixture with every decoder projection stored as e4m3 with its scales (to quantized), and the same model
     /// in float32 holding the values those bytes and scales stand for (to reference).
-    internal static void Quantize(string fixture, Format format, string quantized, string reference, string? dropScaleOf = null)
+    /// leaveIn16Bits: a projection's weight stored as it is (on the ignore list of a compressed-tensors config).
+    internal static void Quantize(string fixture, Format format, string quantized, string reference, string? dropScaleOf = null,
+        string? leaveIn16Bits = null)
     {
         foreach (var file in Directory.GetFiles(fixture).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal)))
         {
@@ -184,6 +203,8 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
             Format.GptqActOrder8Bit => new JsonObject { ["quant_method"] = "gptq", ["bits"] = 8, ["group_size"] = 16, ["desc_act"] = true, ["sym"] = true },
             _ => Fp8Config(format),
         };
+        if (leaveIn16Bits is not null && config["quantization_config"]!["ignore"] is JsonArray ignore)
+            ignore.Add(leaveIn16Bits[..^".weight".Length]);
         File.WriteAllText(Path.Combine(quantized, "config.json"), config.ToJsonString());
 
         using var checkpoint = SafetensorsCheckpoint.Open(fixture);
@@ -196,7 +217,7 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         foreach (var name in checkpoint.TensorNames)
         {
             var weight = checkpoint.Read(name);
-            if (!name.Contains("_proj.weight", StringComparison.Ordinal))
+            if (!name.Contains("_proj.weight", StringComparison.Ordinal) || name == leaveIn16Bits)
             {
                 (stored[name], plain[name]) = (weight, weight);
                 continue;

@@ -12,12 +12,13 @@
 // (h, i in {0, 1}) is element 32 t + 4 j + 2 i + h of the chunk, so a 32-bit word of the weight's bytes is the a0 / a2
 // (row g) or a1 / a3 (row g + 8) pair of one MMA, and a 32-bit word of the input is a b0 or b1 as it lies.
 // The weight does not depend on the kernel before (dependent launch, element_types.cu): the first chunks' loads are
-// issued before waiting for it. The warps' sums meet in shared memory; y = sum x weight's scale, in the model's type.
+// issued before waiting for it. The warps' sums meet in shared memory; y = sum x the weight's scale (one for the whole
+// weight, scale_stride 0, or one per output feature, scale_stride 1), in the model's type.
 // Two builds: fp8_linear_few_rows keeps two chunks a warp in flight (two blocks an SM), fp8_linear_few_rows_lean one
 // (its registers let four blocks share an SM), for grids the first would end with a part-empty wave (Fp8Products
 // picks by the grid; H100, llama3-8b's qkv_proj, 384 blocks: 13.7 -> 11.5 us at one row).
 //   x: rows x k (k a multiple of FEW_CHUNK), ld elements apart, 16-byte aligned; w: n x k e4m3 bytes (n a multiple of
-//   16); y: rows x n contiguous. Grid: n / 16 blocks of FEW_WARPS x 32 threads.
+//   16); w_scale: float32, 1 or n of them; y: rows x n contiguous. Grid: n / 16 blocks of FEW_WARPS x 32 threads.
 // FEW_ROWS (8, the MMAs' n), FEW_WARPS and FEW_CHUNK come from Fp8Products.Defines, which launches the kernels.
 
 #if ELEM_TYPE == 1 || ELEM_TYPE == 2
@@ -85,7 +86,7 @@ __device__ __forceinline__ void multiply_chunk(float (&acc)[4], const FewRowsWei
 // UNROLL: chunks of one warp in flight at a time
 template <int UNROLL>
 __device__ __forceinline__ void linear_few_rows(const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
-                                                const float* __restrict__ w_scale, elem_t* __restrict__ y, int n) {
+                                                const float* __restrict__ w_scale, int scale_stride, elem_t* __restrict__ y, int n) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const long first_feature = (long)blockIdx.x * 16;
     const unsigned char* w0 = w + (first_feature + g) * k + t * 32;
@@ -132,20 +133,20 @@ __device__ __forceinline__ void linear_few_rows(const elem_t* __restrict__ x, in
         float sum = 0.f;
 #pragma unroll
         for (int v = 0; v < FEW_WARPS; v++) sum += partial[v][feature][row];
-        y[(long)row * n + first_feature + feature] = from_f(sum * *w_scale);
+        y[(long)row * n + first_feature + feature] = from_f(sum * w_scale[(first_feature + feature) * scale_stride]);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32) fp8_linear_few_rows(
         const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
-        const float* __restrict__ w_scale, elem_t* __restrict__ y, int n) {
-    linear_few_rows<2>(x, rows, k, ld, w, w_scale, y, n);
+        const float* __restrict__ w_scale, int scale_stride, elem_t* __restrict__ y, int n) {
+    linear_few_rows<2>(x, rows, k, ld, w, w_scale, scale_stride, y, n);
 }
 
 extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32, 4) fp8_linear_few_rows_lean(
         const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
-        const float* __restrict__ w_scale, elem_t* __restrict__ y, int n) {
-    linear_few_rows<1>(x, rows, k, ld, w, w_scale, y, n);
+        const float* __restrict__ w_scale, int scale_stride, elem_t* __restrict__ y, int n) {
+    linear_few_rows<1>(x, rows, k, ld, w, w_scale, scale_stride, y, n);
 }
 
 #endif

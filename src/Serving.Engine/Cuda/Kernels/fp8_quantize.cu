@@ -1,26 +1,36 @@
-// Per-tensor FP8 (E4M3) quantization of a matrix for the FP8 products (Fp8Products.cs), compiled after
-// element_types.cu with ELEM_TYPE (the model's 16-bit type) and CACHE_TYPE=3 (the e4m3 conversions, sm_89+).
-// The whole matrix shares one scale, its largest magnitude over 448 (e4m3's largest finite value), as vLLM's dynamic
-// per-tensor scheme makes it: weights once as they load, a product's input at every step. A large matrix takes two
-// kernels, so that the scale is known before any element is converted and nothing needs zeroing between steps (a CUDA
-// graph replays them):
+// FP8 (E4M3) quantization of a matrix for the FP8 products (Fp8Products.cs), compiled after element_types.cu with
+// ELEM_TYPE (the model's 16-bit type) and CACHE_TYPE=3 (the e4m3 conversions, sm_89+). Each element becomes x / scale
+// rounded to the nearest e4m3 (saturating, so a value rounding past 448 stays 448); a scale the kernels find is the
+// largest magnitude it covers over 448 (e4m3's largest finite value).
+// Per tensor (vLLM's dynamic per-tensor scheme: online weights once as they load, a product's input at every step). A
+// large matrix takes two kernels, so that the scale is known before any element is converted and nothing needs
+// zeroing between steps (a CUDA graph replays them):
 //   fp8_absmax:   each block writes the largest |x| of its share of the rows to partials[blockIdx.x];
-//   fp8_quantize: every block takes the maximum of the partials, block 0 writes the scale, and each element becomes
-//                 x / scale rounded to the nearest e4m3 (saturating, so a value rounding past 448 stays 448).
+//   fp8_quantize: every block takes the maximum of the partials, block 0 writes the scale, and converts its share.
 // A small one (at most 2 16-byte vectors a thread: a tiny model's rows, or a few rows where fp8_few_rows.cu does not
 // take them) takes one block of fp8_quantize_small, which does both: one launch less where launches, not bytes, are
 // the cost.
+// Per row, one block a row:
+//   fp8_quantize_rows:        a product's input with a scale per token (its row's largest magnitude), for weights with
+//                             a scale per output channel (cuBLASLt's outer-vector scaling);
+//   fp8_quantize_scaled_rows: a weight by the scales its FP8 checkpoint stored it with (one a row), which gives back
+//                             the checkpoint's values from the 16-bit ones they were dequantized to.
 // x: rows of cols elements (cols a multiple of VEC), ld elements apart, 16-byte aligned; out: rows x cols contiguous.
 
 #define FP8_MAX 448.f
 #define FP8_MIN_SCALE (1.f / (448.f * 512.f))   // an all-zero matrix still divides by something
 
-// the largest |x| of this block's share of the vectors (every thread gets it)
-__device__ float block_absmax(const elem_t* __restrict__ x, long rows, int cols, long ld) {
+// the vectors a thread takes: its share of the grid's (the whole matrix), or of its block's (one row, or a matrix one
+// block converts)
+#define GRID_FIRST (blockIdx.x * (long)blockDim.x + threadIdx.x)
+#define GRID_STEP ((long)gridDim.x * blockDim.x)
+
+// the largest |x| of the vectors first, first + step, ... (every thread of the block gets the block's)
+__device__ float block_absmax(const elem_t* __restrict__ x, long rows, int cols, long ld, long first, long step) {
     const int row_vectors = cols / VEC;
     const long total_vectors = rows * row_vectors;
     float largest = 0.f;
-    for (long c = blockIdx.x * (long)blockDim.x + threadIdx.x; c < total_vectors; c += (long)gridDim.x * blockDim.x) {
+    for (long c = first; c < total_vectors; c += step) {
         const long row = c / row_vectors;
         const vec_t v = reinterpret_cast<const vec_t*>(x + row * ld)[c % row_vectors];
 #pragma unroll
@@ -31,7 +41,7 @@ __device__ float block_absmax(const elem_t* __restrict__ x, long rows, int cols,
 
 extern "C" __global__ void fp8_absmax(const elem_t* __restrict__ x, long rows, int cols, long ld, float* __restrict__ partials) {
     wait_for_previous_kernel();
-    const float largest = block_absmax(x, rows, cols, ld);
+    const float largest = block_absmax(x, rows, cols, ld, GRID_FIRST, GRID_STEP);
     if (threadIdx.x == 0) partials[blockIdx.x] = largest;
 }
 
@@ -44,11 +54,12 @@ __device__ __forceinline__ unsigned short to_e4m3x2(float lo, float hi) {
     return pair;
 }
 
-// this block's share of the vectors as e4m3 of x * inverse
-__device__ void quantize_share(const elem_t* __restrict__ x, long rows, int cols, long ld, float inverse, unsigned char* __restrict__ out) {
+// the vectors first, first + step, ... as e4m3 of x * inverse
+__device__ void quantize_share(const elem_t* __restrict__ x, long rows, int cols, long ld, float inverse, unsigned char* __restrict__ out,
+                               long first, long step) {
     const int row_vectors = cols / VEC;
     const long total_vectors = rows * row_vectors;
-    for (long c = blockIdx.x * (long)blockDim.x + threadIdx.x; c < total_vectors; c += (long)gridDim.x * blockDim.x) {
+    for (long c = first; c < total_vectors; c += step) {
         const long row = c / row_vectors;
         const vec_t v = reinterpret_cast<const vec_t*>(x + row * ld)[c % row_vectors];
         unsigned short pairs[VEC / 2];
@@ -64,10 +75,10 @@ __device__ void quantize_share(const elem_t* __restrict__ x, long rows, int cols
     }
 }
 
-// the scale of a largest magnitude, written by block 0's first thread; returns its inverse
+// the scale of a largest magnitude, written to *scale unless scale is null; returns its inverse
 __device__ __forceinline__ float scale_of(float largest, float* __restrict__ scale) {
     const float s = fmaxf(largest / FP8_MAX, FP8_MIN_SCALE);
-    if (blockIdx.x == 0 && threadIdx.x == 0) *scale = s;
+    if (scale != nullptr) *scale = s;
     return 1.f / s;
 }
 
@@ -80,19 +91,38 @@ extern "C" __global__ void fp8_quantize(const elem_t* __restrict__ x, long rows,
         float largest = 0.f;
         for (int i = threadIdx.x; i < num_partials; i += 32) largest = fmaxf(largest, partials[i]);
         largest = warp_max(largest);
-        if (threadIdx.x == 0) inverse = scale_of(largest, scale);
+        if (threadIdx.x == 0) inverse = scale_of(largest, blockIdx.x == 0 ? scale : nullptr);
     }
     __syncthreads();
-    quantize_share(x, rows, cols, ld, inverse, out);
+    quantize_share(x, rows, cols, ld, inverse, out, GRID_FIRST, GRID_STEP);
 }
 
 // one block: the largest magnitude, then the conversion (its second read of x hits the cache)
 extern "C" __global__ void fp8_quantize_small(const elem_t* __restrict__ x, long rows, int cols, long ld,
                                               float* __restrict__ scale, unsigned char* __restrict__ out) {
     wait_for_previous_kernel();
-    const float largest = block_absmax(x, rows, cols, ld);
+    const float largest = block_absmax(x, rows, cols, ld, threadIdx.x, blockDim.x);
     __shared__ float inverse;
     if (threadIdx.x == 0) inverse = scale_of(largest, scale);
     __syncthreads();
-    quantize_share(x, rows, cols, ld, inverse, out);
+    quantize_share(x, rows, cols, ld, inverse, out, threadIdx.x, blockDim.x);
+}
+
+// one block a row: scales (rows) float32 written, out rows x cols
+extern "C" __global__ void fp8_quantize_rows(const elem_t* __restrict__ x, int cols, long ld,
+                                             float* __restrict__ scales, unsigned char* __restrict__ out) {
+    wait_for_previous_kernel();
+    const elem_t* x_row = x + blockIdx.x * ld;
+    const float largest = block_absmax(x_row, 1, cols, cols, threadIdx.x, blockDim.x);
+    __shared__ float inverse;
+    if (threadIdx.x == 0) inverse = scale_of(largest, scales + blockIdx.x);
+    __syncthreads();
+    quantize_share(x_row, 1, cols, cols, inverse, out + blockIdx.x * (long)cols, threadIdx.x, blockDim.x);
+}
+
+// one block a row: scales (rows) float32 given, out rows x cols
+extern "C" __global__ void fp8_quantize_scaled_rows(const elem_t* __restrict__ x, int cols, long ld,
+                                                    const float* __restrict__ scales, unsigned char* __restrict__ out) {
+    wait_for_previous_kernel();
+    quantize_share(x + blockIdx.x * ld, 1, cols, cols, 1.f / scales[blockIdx.x], out + blockIdx.x * (long)cols, threadIdx.x, blockDim.x);
 }
