@@ -122,6 +122,12 @@ public static class ServerApp
 
     static void MapRoutes(WebApplication app, ServerOptions options)
     {
+        if (options.PathBase is { } pathBase)
+        {
+            // before routing (made explicit here, so that it matches the path without the prefix)
+            app.UsePathBase(pathBase);
+            app.UseRouting();
+        }
         app.UseCors();   // first: preflights need no API key, and error answers carry the headers too
         if (options.EnableRequestIdHeaders) app.Use(ClientRequestId.EchoAsync);
         if (options.EnableServerLoadTracking) app.Use(app.Services.GetRequiredService<Health.ServerLoad>().TrackAsync);

@@ -242,6 +242,7 @@ public static class ServerCommandLine
         Make<string>("--tool-call-parser", "ToolCallParser", "How tool calls are read from the output: llama3_json, hermes (Qwen2.5, Qwen3, Hermes), mistral, pythonic (Llama 3.2 / Llama 4 pythonic templates), granite (Granite 3), phi4_mini_json (Phi-4-mini), qwen3_coder (Qwen3-Coder) or openai (gpt-oss, with --reasoning-parser openai_gptoss)."),
         Make<string>("--reasoning-parser", "ReasoningParser", "How a reasoning model's thinking is read from chat answers, to come as \"reasoning\" apart from the content: deepseek_r1, qwen3, granite (Granite 3.2 / 3.3's thought-process phrases), or openai_gptoss (gpt-oss's harmony channels)."),
         Switch("--disable-playground", "DisablePlayground", "Do not serve the playground page at / (served by default)."),
+        Make<string>("--root-path", "RootPath", "The path prefix the server is reached under behind a path-based proxy, as FastAPI's root_path (e.g. /llm): requests under it are served without it, others as they are."),
         Make<string>("--allowed-origins", "AllowedOrigins", "Origins a web page may call the API from, a JSON list (default [\"*\"]: any)."),
         Make<string>("--allowed-methods", "AllowedMethods", "Methods a cross-origin request may use, a JSON list (default [\"*\"])."),
         Make<string>("--allowed-headers", "AllowedHeaders", "Headers a cross-origin request may send, a JSON list (default [\"*\"])."),

@@ -176,6 +176,12 @@ public sealed class ServerOptions
     public bool DisableLogStats { get; set; }
     /// Seconds between stats lines (vLLM's VLLM_LOG_STATS_INTERVAL, 10).
     public double LogStatsInterval { get; set; } = 10;
+    /// The path prefix the server is reached under behind a path-based proxy (vLLM's --root-path, FastAPI's root_path),
+    /// such as "/llm": a request whose path starts with it is served as the path after it (a proxy that keeps the
+    /// prefix), any other as it is (one that strips it). Null: none. The playground calls the API relative to its page.
+    public string? RootPath { get; set; }
+    /// RootPath as ASP.NET's path base: "/" alone and a trailing "/" are no prefix of their own (null where none).
+    public string? PathBase => RootPath?.TrimEnd('/') is { Length: > 0 } path ? path : null;
     /// Cross-origin requests (vLLM's flags and defaults): origins, methods and headers a web page on another origin
     /// may use, as JSON lists ("*": any), and whether it may send credentials.
     public string AllowedOrigins { get; set; } = """["*"]""";
@@ -334,6 +340,8 @@ public sealed class ServerOptions
         Read(DefaultChatTemplateKwargs, json => ChatTemplateFlags.Kwargs(json));
         Read(ChatTemplateContentFormat, value => Serving.Engine.Templates.ChatContentFormats.Parse(value));
         Read(OverrideGenerationConfig, json => SamplingDefaults.Parse(json));
+        Check(RootPath is null || (RootPath.StartsWith('/') && !RootPath.Contains('?') && !RootPath.Contains('#')),
+            $"root-path must be a path starting with '/' (got '{RootPath}')");
         Read(AllowedOrigins, json => Cors.CorsSetup.List(json, "allowed-origins"));
         Read(AllowedMethods, json => Cors.CorsSetup.List(json, "allowed-methods"));
         Read(AllowedHeaders, json => Cors.CorsSetup.List(json, "allowed-headers"));
