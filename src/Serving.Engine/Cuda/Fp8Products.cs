@@ -215,22 +215,31 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     IntPtr ScalesStandIn => TensorPointer.Of(_workspace);
 
     // null when this cuBLASLt runs an FP8 product with outer-vector scales (it describes one, has an algorithm for it
-    // and runs it: a library before 12.9 refuses the description, and one may rank what it then cannot run), else why not
+    // and runs it, each output scaled by its row's and column's scale: a library before 12.9 refuses the description,
+    // and one may rank what it then cannot run), else why not
     string? RefusalOfRowScales()
     {
-        const int size = 64;
+        const int n = 64, k = 64, m = FewRows + 8;
+        const byte one = 0x38;   // 1.0 in e4m3
         try
         {
             using var scope = NewDisposeScope();
-            var (operand, scales, y) = (zeros(size, size, ScalarType.Byte, _torchDevice), ones(size, ScalarType.Float32, _torchDevice), empty(FewRows + 8, size, _dtype, _torchDevice));
-            using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), size, size, FewRows + 8, size, rowScales: true);
-            problem.UseScales(TensorPointer.Of(scales), TensorPointer.Of(scales));
+            var weight = tensor(Enumerable.Repeat(one, n * k).ToArray()).view(n, k).to(_torchDevice);
+            var x = tensor(Enumerable.Repeat(one, m * k).ToArray()).view(m, k).to(_torchDevice);
+            var (weightScales, inputScales) = (tensor(Enumerable.Range(1, n).Select(i => (float)i).ToArray()).to(_torchDevice),
+                tensor(Enumerable.Range(1, m).Select(i => (float)i).ToArray()).to(_torchDevice));
+            var y = empty(m, n, _dtype, _torchDevice);
+            using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k, rowScales: true);
+            problem.UseScales(TensorPointer.Of(weightScales), TensorPointer.Of(inputScales));
             var candidates = problem.Candidates(_handle, 1, WorkspaceBytes);
             if (candidates.Count == 0) return "cuBLASLt has no algorithm for FP8 with vectors of scales here";
-            problem.Run(_handle, candidates[0], TensorPointer.Of(operand), TensorPointer.Of(operand), TensorPointer.Of(y), TensorPointer.Of(_workspace),
-                WorkspaceBytes, CurrentStream, TensorPointer.Of(scales), TensorPointer.Of(scales));
+            problem.Run(_handle, candidates[0], TensorPointer.Of(weight), TensorPointer.Of(x), TensorPointer.Of(y), TensorPointer.Of(_workspace),
+                WorkspaceBytes, CurrentStream, TensorPointer.Of(weightScales), TensorPointer.Of(inputScales));
             CudaDriver.SynchronizeContext();
-            return null;
+            // y[t, f] = k (t + 1)(f + 1): at most 64 x 16 x 64, exact in either 16-bit type
+            var expected = HeldScalars.Multiply(inputScales.unsqueeze(1).mul(weightScales.unsqueeze(0)), (long)k);
+            return y.to_type(ScalarType.Float32).equal(expected).all().item<bool>() ? null
+                : "cuBLASLt accepts vectors of scales here but did not apply them";
         }
         catch (CudaException error)
         {

@@ -4,6 +4,7 @@ using Serving.Engine.Cuda;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model.Backends;
 using Serving.Engine.Distributed;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
@@ -158,11 +159,13 @@ public sealed class LoadedModel : IDisposable
             return true;
         });
         using var noGrad = no_grad();
+        using var smallest = (1.0 / (448 * 512)).ToScalar();   // an all-zero row still divides by something
         foreach (var projection in _model.Fp8Projections())
         {
             using var scope = NewDisposeScope();
-            var scales = HeldScalars.Divide(projection.Weight.abs().amax([1]).to_type(ScalarType.Float32), 448.0).cpu();   // e4m3's largest
-            projection.CheckpointFp8Scales = scales.MoveToOuterDisposeScope();
+            var scales = HeldScalars.Divide(projection.Weight.abs().amax([1]).to_type(ScalarType.Float32), 448.0).clamp_min_(smallest).cpu();   // e4m3's largest
+            // it lives with the projection, whatever scope this runs in (a peer rank's job has one)
+            projection.CheckpointFp8Scales = scales.DetachFromDisposeScope();
         }
     }
 

@@ -35,12 +35,13 @@ internal static class Fp8Weights
         var shape = checkpoint.Info(weight).Shape;
         if (shape.Length != 2 || ScaleName(checkpoint, weight) is not { } scaleName) return null;
         var rows = shape[0];
-        using var scale = checkpoint.Read(scaleName).to_type(ScalarType.Float32);
-        using (var usable = scale.isfinite().logical_and_(scale.gt(HeldScalars.Zero)))
-            if (!usable.all().item<bool>()) return null;
-        return scale.NumberOfElements == 1 ? scale.reshape(1).expand(rows).contiguous()
+        using var scope = NewDisposeScope();
+        var scale = checkpoint.Read(scaleName).to_type(ScalarType.Float32);
+        if (!scale.isfinite().logical_and_(scale.gt(HeldScalars.Zero)).all().item<bool>()) return null;
+        var perRow = scale.NumberOfElements == 1 ? scale.reshape(1).expand(rows).contiguous()
             : scale.NumberOfElements == rows && (scale.dim() == 1 || scale.shape[^1] == 1) ? scale.reshape(rows).clone()
             : null;
+        return perRow?.MoveToOuterDisposeScope();
     }
 
     /// The whole weight in float32 (CPU), a new tensor the caller owns.

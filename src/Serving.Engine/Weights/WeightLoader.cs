@@ -18,6 +18,29 @@ internal static class WeightLoader
         IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization = null)
     {
         var fp8RowScales = new Dictionary<string, Tensor>();   // NaN in rows no FP8 tensor filled
+        try
+        {
+            Fill(model, checkpoint, bindings, shard, progress, quantization, fp8RowScales);
+        }
+        catch
+        {
+            foreach (var scales in fp8RowScales.Values) scales.Dispose();
+            throw;
+        }
+        foreach (var (name, scales) in fp8RowScales.ToArray())
+        {
+            using var scope = NewDisposeScope();
+            if (!scales.isnan().any().item<bool>()) continue;
+            scales.Dispose();
+            fp8RowScales.Remove(name);
+        }
+        return fp8RowScales;
+    }
+
+    // every parameter's rows from the checkpoint; the scales per row of its FP8 tensors into fp8RowScales
+    static void Fill(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
+        IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization, Dictionary<string, Tensor> fp8RowScales)
+    {
         using var notFilled = float.NaN.ToScalar();
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         CheckCoverage(parameters, bindings, shard);
@@ -35,7 +58,7 @@ internal static class WeightLoader
             var parameter = parameters[binding.ParameterName];
             var parameterScales = rowScales is null || parameter.dim() != 2 ? null
                 : fp8RowScales.TryGetValue(binding.ParameterName, out var known) ? known
-                : fp8RowScales[binding.ParameterName] = full(parameter.shape[0], notFilled, ScalarType.Float32);
+                : fp8RowScales[binding.ParameterName] = full(parameter.shape[0], notFilled, ScalarType.Float32).DetachFromDisposeScope();
             foreach (var copy in shard.Copies(binding))
             {
                 using var scope = NewDisposeScope();
@@ -50,12 +73,6 @@ internal static class WeightLoader
             loadedBytes += QuantizedWeights.StoredBytes(checkpoint, binding.CheckpointName);
             progress?.Report(new WeightLoadProgress(binding.CheckpointName, i + 1, bindings.Count, loadedBytes, totalBytes));
         }
-        foreach (var (name, scales) in fp8RowScales.Where(entry => entry.Value.isnan().any().item<bool>()).ToArray())
-        {
-            scales.Dispose();
-            fp8RowScales.Remove(name);
-        }
-        return fp8RowScales;
     }
 
     /// A checkpoint tensor with more dimensions than its parameter fills the parameter's rows with its leading dimensions

@@ -101,6 +101,50 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         }
     }
 
+    /// Under tensor parallelism each rank's scales are those of the rows it loads: q, k, v's and gate, up's halves (the
+    /// rank's heads and ffn columns, one after another), and every row of o_proj and down_proj (split by columns).
+    [Theory]
+    [InlineData(Format.TensorScale)]
+    [InlineData(Format.ChannelScale)]
+    public void ATensorParallelRankKeepsTheScalesOfItsRows(Format format)
+    {
+        using var quantized = new TempDirectory();
+        using var reference = new TempDirectory();
+        Quantize(Fixtures.Dir("llama-gqa"), format, quantized.Path, reference.Path);
+        using var checkpoint = SafetensorsCheckpoint.Open(quantized.Path);
+        var config = ModelConfig.Load(quantized.Path);
+        var bindings = Serving.Engine.Architectures.ArchitectureRegistry.For(config).Layout(config);
+        float[] Scales(string tensor)
+        {
+            var rows = (int)checkpoint.Info(tensor + ".weight").Shape[0];
+            using var scale = checkpoint.Read(tensor + ".weight_scale").to_type(ScalarType.Float32);
+            var values = scale.data<float>().ToArray();
+            return values.Length == 1 ? Enumerable.Repeat(values[0], rows).ToArray() : values;
+        }
+        float[] Half(string tensor) => Scales(tensor)[(Scales(tensor).Length / 2)..];
+        // rank 1 of 2: the second half of a split tensor's rows
+        var shard = Serving.Engine.Distributed.ModelShard.Of(config, 1, 2);
+        using var model = new CausalLM(shard, ScalarType.Float32, CPU);
+        var scales = WeightLoader.Load(model, checkpoint, bindings, shard, null, config.Quantization);
+        try
+        {
+            for (var layer = 0; layer < config.NumHiddenLayers; layer++)
+            {
+                var (attention, mlp) = ($"model.layers.{layer}.self_attn.", $"model.layers.{layer}.mlp.");
+                Assert.Equal([.. Half(attention + "q_proj"), .. Half(attention + "k_proj"), .. Half(attention + "v_proj")],
+                    scales[$"layers.{layer}.self_attn.qkv_proj.weight"].data<float>().ToArray());
+                Assert.Equal(Scales(attention + "o_proj"), scales[$"layers.{layer}.self_attn.o_proj.weight"].data<float>().ToArray());
+                Assert.Equal([.. Half(mlp + "gate_proj"), .. Half(mlp + "up_proj")],
+                    scales[$"layers.{layer}.mlp.gate_up_proj.weight"].data<float>().ToArray());
+                Assert.Equal(Scales(mlp + "down_proj"), scales[$"layers.{layer}.mlp.down_proj.weight"].data<float>().ToArray());
+            }
+        }
+        finally
+        {
+            foreach (var tensor in scales.Values) tensor.Dispose();
+        }
+    }
+
     [Fact]
     public void WhatCannotBeReadIsRefusedNamingIt()
     {
