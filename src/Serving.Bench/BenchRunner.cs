@@ -119,6 +119,7 @@ internal sealed class BenchRunner(BenchOptions options)
         var plan = new ShapePlan(options, model.KVCacheSpec(cacheDtype), memoryBytes, model.WeightBytes, preset);
         using var bench = new BenchModel(preset, model, cacheDtype, plan.PoolBlocks, options.BlockSize);
         Console.WriteLine($"== {bench.Name}");
+        if (bench.Model.WeightsFp8) Console.WriteLine($"   fp8 weights: {bench.Model.Fp8Scales}");
         foreach (var skipped in plan.Skipped())
         {
             Console.WriteLine($"   {skipped.Kind} {skipped.Shape}: {skipped.Reason} (needs {skipped.KVBytesNeeded / 1e9:F1} GB of KV cache, {skipped.KVBytesAvailable / 1e9:F1} GB left after the weights)");

@@ -226,8 +226,9 @@ internal sealed unsafe partial class Fp8Products : IDisposable
             using var scope = NewDisposeScope();
             var weight = tensor(Enumerable.Repeat(one, n * k).ToArray()).view(n, k).to(_torchDevice);
             var x = tensor(Enumerable.Repeat(one, m * k).ToArray()).view(m, k).to(_torchDevice);
-            var (weightScales, inputScales) = (tensor(Enumerable.Range(1, n).Select(i => (float)i).ToArray()).to(_torchDevice),
-                tensor(Enumerable.Range(1, m).Select(i => (float)i).ToArray()).to(_torchDevice));
+            // powers of two, so that every product is exact in either 16-bit type
+            var (weightScales, inputScales) = (tensor(Enumerable.Range(0, n).Select(i => (float)(1 << (i % 4))).ToArray()).to(_torchDevice),
+                tensor(Enumerable.Range(0, m).Select(i => (float)(1 << (i % 4))).ToArray()).to(_torchDevice));
             var y = empty(m, n, _dtype, _torchDevice);
             using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k, rowScales: true);
             problem.UseScales(TensorPointer.Of(weightScales), TensorPointer.Of(inputScales));
@@ -236,7 +237,7 @@ internal sealed unsafe partial class Fp8Products : IDisposable
             problem.Run(_handle, candidates[0], TensorPointer.Of(weight), TensorPointer.Of(x), TensorPointer.Of(y), TensorPointer.Of(_workspace),
                 WorkspaceBytes, CurrentStream, TensorPointer.Of(weightScales), TensorPointer.Of(inputScales));
             CudaDriver.SynchronizeContext();
-            // y[t, f] = k (t + 1)(f + 1): at most 64 x 16 x 64, exact in either 16-bit type
+            // y[t, f] = k 2^(t % 4) 2^(f % 4): at most 64 x 64
             var expected = HeldScalars.Multiply(inputScales.unsqueeze(1).mul(weightScales.unsqueeze(0)), (long)k);
             return y.to_type(ScalarType.Float32).equal(expected).all().item<bool>() ? null
                 : "cuBLASLt accepts vectors of scales here but did not apply them";
