@@ -19,8 +19,10 @@ public sealed class LoraFixture : IDisposable
     /// The fixture with the adapter merged into its weights.
     public TempDirectory Merged { get; }
 
+    /// layers: the prefix of the checkpoint's layer tensors (another family's, such as EXAONE's "transformer.h."), and
+    /// projections its modules' names.
     public static LoraFixture Create(string fixture, int rank = 4, double alpha = 8, string[]? projections = null, int seed = 1,
-        bool rsLora = false)
+        bool rsLora = false, string layers = "model.layers.")
     {
         projections ??= AllProjections;
         var scale = rsLora ? alpha / Math.Sqrt(rank) : alpha / rank;
@@ -36,7 +38,7 @@ public sealed class LoraFixture : IDisposable
         foreach (var name in weights.Keys.Order().ToList())
         {
             var projection = projections.FirstOrDefault(p => name.EndsWith($".{p}.weight", StringComparison.Ordinal));
-            if (projection is null || !name.StartsWith("model.layers.", StringComparison.Ordinal)) continue;
+            if (projection is null || !name.StartsWith(layers, StringComparison.Ordinal)) continue;
             var weight = weights[name];
             var (outFeatures, inFeatures) = (weight.size(0), weight.size(1));
             var a = randn([rank, inFeatures], generator: generator).mul(small);

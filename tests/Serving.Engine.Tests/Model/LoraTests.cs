@@ -58,6 +58,30 @@ public sealed class LoraTests
         Assert.True(MaxDifference(logits[0], logits[1]) > 1e-3, "the adapter changes the answer");
     }
 
+    /// EXAONE 3.5 stores Llama's projections under its own names (transformer.h.N.attn.attention.q_proj ... out_proj,
+    /// mlp.c_fc_0 / c_fc_1 / c_proj), and peft names an adapter's tensors after them: such an adapter answers as its
+    /// merged checkpoint.
+    [Fact]
+    public void AnAdapterOfAFamilyWithItsOwnModuleNamesAnswersAsItsMergedCheckpoint()
+    {
+        using var folder = new TempDirectory();
+        Architectures.LlamaVariantsTests.Write(Architectures.LlamaVariantsTests.Family.Exaone, folder.Path);
+        using var lora = LoraFixture.Create(folder.Path, projections: ["q_proj", "k_proj", "v_proj", "out_proj", "c_fc_0", "c_fc_1", "c_proj"],
+            seed: 7, layers: "transformer.h.");
+        using var model = ModelLoader.Load(folder.Path, "float32");
+        model.LoadLoraAdapters([new LoraAdapterSource("tuned", lora.Adapter.Path)], maxRank: 16);
+        Assert.Equal(4 * model.Config.NumHiddenLayers, model.LoraAdapters[0].NumProjections);   // qkv, o, gate_up, down a layer
+        using var merged = ModelLoader.Load(lora.Merged.Path, "float32");
+        using var cache = model.CreateKVCache(numBlocks: 16, blockSize: 4);
+        using var mergedCache = merged.CreateKVCache(numBlocks: 16, blockSize: 4);
+        var (runner, reference) = (new PagedRunner(model, cache), new PagedRunner(merged, mergedCache));
+        int[] prompt = [1, 17, 305, 42, 9, 77];
+        var logits = runner.Step([(runner.Add(prompt), prompt.Length), (runner.Add(prompt, adapter: 0), prompt.Length)]);
+        var expected = reference.Step([(reference.Add(prompt), prompt.Length)])[0];
+        Assert.True(MaxDifference(expected, logits[1]) <= 1e-4, $"adapter vs merged: {MaxDifference(expected, logits[1])}");
+        Assert.True(MaxDifference(logits[0], logits[1]) > 1e-3, "the adapter changes the answer");
+    }
+
     [Fact]
     public void DecodingWithAnAdapterFollowsTheMergedModelsGreedyTokens()
     {
@@ -86,7 +110,7 @@ public sealed class LoraTests
     [InlineData("""{"r": 4,""", null, "LoRA adapter 'bad'")]
     [InlineData("""{"r": 4}""", "base_model.model.lm_head.lora_A.weight", "tensor 'base_model.model.lm_head.lora_A.weight' is not a lora_A / lora_B weight")]
     [InlineData("""{"r": 4}""", "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight:8x3", "lora_A is [8, 3] and lora_B [64, 4]")]
-    [InlineData("""{"r": 4}""", "base_model.model.model.layers.9.self_attn.q_proj.lora_A.weight", "is for layer 9")]
+    [InlineData("""{"r": 4}""", "base_model.model.model.layers.9.self_attn.q_proj.lora_A.weight", "tensor 'base_model.model.model.layers.9.self_attn.q_proj.lora_A.weight' is not a lora_A / lora_B weight of an attention or MLP projection of this model")]
     public void AdaptersTheEngineCannotApplyAreRefusedSayingWhy(string config, string? extraTensor, string message)
         => AssertRefused(config, extraTensor, message, nanWeights: false);
 

@@ -10,15 +10,48 @@ namespace Serving.Engine.Model.Lora;
 /// Reads a PEFT LoRA adapter folder (adapter_config.json and adapter_model.safetensors, as peft's save_pretrained
 /// writes them) for a model: every lora_A / lora_B pair of the attention and MLP projections (q, k, v, o, gate, up,
 /// down, or phi3's fused qkv_proj and gate_up_proj), scaled by lora_alpha / r (lora_alpha / sqrt(r) with
-/// use_rslora). What the engine cannot apply is refused naming it: DoRA, biases, modules_to_save (a new LM head or
+/// use_rslora). peft names an adapter's tensors after the modules of the checkpoint's own model, so they are found by
+/// the architecture's layout (ProjectionModules): EXAONE's attn.attention.q_proj or mlp.c_fc_0 as Llama's q_proj
+/// and gate_proj. What the engine cannot apply is refused naming it: DoRA, biases, modules_to_save (a new LM head or
 /// embeddings), per-module ranks, embedding adapters, a rank above --max-lora-rank, shapes that do not fit the model.
 internal static partial class LoraLoader
 {
     public const string ConfigFile = "adapter_config.json";
     public const string WeightsFile = "adapter_model.safetensors";
 
-    [GeneratedRegex(@"^base_model\.model\.(?:model\.)?layers\.(\d+)\.(?:self_attn|mlp)\.(q_proj|k_proj|v_proj|qkv_proj|o_proj|gate_proj|up_proj|gate_up_proj|down_proj)\.lora_([AB])(?:\.default)?\.weight$")]
+    // an adapter tensor: the module's path in the checkpoint's model, and which of the pair
+    [GeneratedRegex(@"^base_model\.model\.(.+)\.lora_([AB])(?:\.default)?\.weight$")]
     private static partial Regex TensorName();
+
+    // a projection's weight in the model (CausalLM's names): its layer and parameter
+    [GeneratedRegex(@"^layers\.(\d+)\.(?:self_attn|mlp)\.(qkv_proj|o_proj|gate_up_proj|up_proj|down_proj)\.weight$")]
+    private static partial Regex ProjectionParameter();
+
+    /// Every attention and MLP projection the checkpoint stores, by its module path (the tensor's name without
+    /// ".weight", as peft names an adapter's tensors): its layer and Llama's name of it (q_proj, k_proj, v_proj, o_proj,
+    /// gate_proj, up_proj, down_proj, or qkv_proj and gate_up_proj where the checkpoint stores them fused), read from the
+    /// architecture's layout and which rows of the model's fused parameter the tensor fills.
+    internal static Dictionary<string, (int Layer, string Module)> ProjectionModules(ModelConfig config)
+    {
+        var modules = new Dictionary<string, (int Layer, string Module)>();
+        foreach (var binding in Architectures.ArchitectureRegistry.For(config).Layout(config))
+        {
+            var match = ProjectionParameter().Match(binding.ParameterName);
+            if (!match.Success || !binding.CheckpointName.EndsWith(".weight", StringComparison.Ordinal)) continue;
+            var kinds = binding.Segments.Select(segment => segment.Kind).Distinct().ToList();
+            var module = kinds.Count == 1 ? kinds[0] switch
+            {
+                RowKind.QueryHeads => "q_proj",
+                RowKind.KeyHeads => "k_proj",
+                RowKind.ValueHeads => "v_proj",
+                RowKind.Gate => "gate_proj",
+                RowKind.Up => "up_proj",
+                _ => match.Groups[2].Value,
+            } : match.Groups[2].Value;
+            modules[binding.CheckpointName[..^".weight".Length]] = (int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), module);
+        }
+        return modules;
+    }
 
     public static LoraAdapter Load(LoraAdapterSource source, ModelConfig config, int maxRank, ScalarType dtype, Device device)
     {
@@ -44,17 +77,18 @@ internal static partial class LoraLoader
         using var file = SafetensorsFile.Open(weightsPath);
         using var scope = NewDisposeScope();   // the checkpoint's tensors and the fusing's temporaries
         var parts = new Dictionary<(int Layer, string Module), (Tensor? A, Tensor? B)>();
+        var modules = ProjectionModules(config);
         foreach (var name in file.Tensors.Keys)
         {
             var match = TensorName().Match(name);
-            if (!match.Success)
-                throw Error(source, $"tensor '{name}' is not a lora_A / lora_B weight of an attention or MLP projection (LM head, embedding and other adapters are not supported)");
-            var layer = int.Parse(match.Groups[1].Value);
-            if (layer >= config.NumHiddenLayers) throw Error(source, $"tensor '{name}' is for layer {layer}; the model has {config.NumHiddenLayers}");
-            var key = (layer, match.Groups[2].Value);
+            // an adapter of the bare decoder (peft on LlamaModel) names its modules without the causal LM's "model."
+            var path = match.Groups[1].Value;
+            if (!match.Success || !(modules.TryGetValue(path, out var key) || modules.TryGetValue("model." + path, out key)))
+                throw Error(source, $"tensor '{name}' is not a lora_A / lora_B weight of an attention or MLP projection of this model " +
+                    "(LM head, embedding and other adapters are not supported)");
             var (a, b) = parts.GetValueOrDefault(key);
             var tensor = file.Read(name).to_type(ScalarType.Float32);
-            parts[key] = match.Groups[3].Value == "A" ? (tensor, b) : (a, tensor);
+            parts[key] = match.Groups[2].Value == "A" ? (tensor, b) : (a, tensor);
         }
         if (parts.Count == 0) throw Error(source, $"{WeightsFile} holds no LoRA weights");
         var weights = new Dictionary<LoraTarget, LoraWeights>();
