@@ -66,15 +66,20 @@ public static class ModelLoader
         var stored = checkpoint.Info(bindings[0].CheckpointName).DType;
         return new WeightPlan((model, rankProgress) => model.KeepCheckpointFp8Scales(
                 WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress, config.Quantization)),
-            ModelDtype.Resolve(dtype, config, stored, device), KVScales(checkpoint, config), lmHead);
+            ModelDtype.Resolve(dtype, config, stored, device), KVScales(checkpoint, config, bindings), lmHead);
     }
 
-    /// Per layer [k_scale, v_scale] when the checkpoint carries them for an FP8 KV cache (vLLM reads
-    /// self_attn.k_scale / v_scale, or the older self_attn.k_proj.output_scale / v_proj.output_scale); null otherwise.
-    static float[,]? KVScales(SafetensorsCheckpoint checkpoint, ModelConfig config)
+    /// Per layer [k_scale, v_scale] when the checkpoint carries them for an FP8 KV cache (vLLM reads the attention
+    /// module's k_scale / v_scale, or the older k_proj.output_scale / v_proj.output_scale); null otherwise. The attention
+    /// module is named as the checkpoint names it: where the layout finds its q (or fused qkv) projection
+    /// (model.layers.N.self_attn., EXAONE's transformer.h.N.attn.attention.).
+    static float[,]? KVScales(SafetensorsCheckpoint checkpoint, ModelConfig config, IReadOnlyList<WeightBinding> bindings)
     {
-        string[] Names(int layer, char kv) =>
-            [$"model.layers.{layer}.self_attn.{kv}_scale", $"model.layers.{layer}.self_attn.{kv}_proj.output_scale"];
+        string Attention(int layer) =>
+            bindings.FirstOrDefault(b => b.ParameterName == $"layers.{layer}.self_attn.qkv_proj.weight")?.CheckpointName is { } projection
+                ? projection[..(projection[..^".weight".Length].LastIndexOf('.') + 1)]
+                : $"model.layers.{layer}.self_attn.";
+        string[] Names(int layer, char kv) => [$"{Attention(layer)}{kv}_scale", $"{Attention(layer)}{kv}_proj.output_scale"];
         if (!Names(0, 'k').Any(checkpoint.Contains)) return null;
         var scales = new float[config.NumHiddenLayers, 2];
         for (var layer = 0; layer < config.NumHiddenLayers; layer++)

@@ -101,6 +101,45 @@ public sealed class ModelLoaderTests
     }
 
     /// Replaces model.safetensors by the fixture's tensors passed through edit (null drops a tensor).
+    /// A checkpoint's FP8 KV cache scales (vLLM's names: the attention module's k_scale / v_scale, or the older
+    /// k_proj.output_scale / v_proj.output_scale) are read per layer under the attention module's name in that family's
+    /// checkpoints (Llama's self_attn, EXAONE's attn.attention); a layer without them is refused naming the tensor.
+    [Theory]
+    [InlineData(false, "{0}k_scale", "{0}v_scale")]
+    [InlineData(false, "{0}k_proj.output_scale", "{0}v_proj.output_scale")]
+    [InlineData(true, "{0}k_scale", "{0}v_scale")]
+    public void ACheckpointsKVCacheScalesAreReadUnderItsAttentionsNames(bool exaone, string kName, string vName)
+    {
+        using var dir = new TempDirectory();
+        if (exaone) Architectures.LlamaVariantsTests.Write(Architectures.LlamaVariantsTests.Family.Exaone, dir.Path);
+        else foreach (var file in Directory.GetFiles(Fixtures.Dir("llama-gqa"))) File.Copy(file, dir.File(Path.GetFileName(file)));
+        Dictionary<string, Tensor> weights;
+        using (var source = SafetensorsCheckpoint.Open(dir.Path))
+            weights = source.TensorNames.ToDictionary(name => name, name => source.Read(name));
+        var layers = ModelConfig.Load(dir.Path).NumHiddenLayers;
+        string Attention(int layer) => exaone ? $"transformer.h.{layer}.attn.attention." : $"model.layers.{layer}.self_attn.";
+        for (var layer = 0; layer < layers; layer++)
+        {
+            weights[string.Format(kName, Attention(layer))] = tensor(0.5f + layer);
+            weights[string.Format(vName, Attention(layer))] = tensor(0.25f + layer);
+        }
+        SafetensorsWriter.Write(dir.File(SafetensorsCheckpoint.SingleFile), weights);
+        using (var model = ModelLoader.Load(dir.Path, "float32"))
+        {
+            var scales = model.CheckpointKVScales;
+            Assert.NotNull(scales);
+            for (var layer = 0; layer < layers; layer++)
+            {
+                Assert.Equal(0.5f + layer, scales[layer, 0]);
+                Assert.Equal(0.25f + layer, scales[layer, 1]);
+            }
+        }
+        weights.Remove(string.Format(vName, Attention(layers - 1)));
+        SafetensorsWriter.Write(dir.File(SafetensorsCheckpoint.SingleFile), weights);
+        var error = Assert.Throws<CheckpointException>(() => ModelLoader.Load(dir.Path, "float32"));
+        Assert.Contains(string.Format("{0}v_scale", Attention(layers - 1)), error.Message);
+    }
+
     static void RewriteWeights(TempDirectory dir, Func<string, Tensor, Tensor?> edit)
     {
         using var scope = NewDisposeScope();
