@@ -64,9 +64,16 @@ public static class ModelLoader
         var bindings = Bindings(config, lmHead);
         CheckpointLayout.Validate(checkpoint, bindings, config.Quantization);
         var stored = checkpoint.Info(bindings[0].CheckpointName).DType;
-        return new WeightPlan((model, rankProgress) => model.KeepCheckpointFp8Scales(
-                WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress, config.Quantization)),
-            ModelDtype.Resolve(dtype, config, stored, device), KVScales(checkpoint, config, bindings), lmHead);
+        var modelDtype = ModelDtype.Resolve(dtype, config, stored, device);
+        // the scales an FP8 checkpoint stored its projections with, kept where FP8 products can serve them as stored
+        var servesFp8 = Cuda.Fp8Products.Unsupported(device, modelDtype) is null;
+        return new WeightPlan((model, rankProgress) =>
+            {
+                var fp8Scales = WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress, config.Quantization);
+                if (servesFp8) model.KeepCheckpointFp8Scales(fp8Scales);
+                else foreach (var scales in fp8Scales.Values) scales.Dispose();
+            },
+            modelDtype, KVScales(checkpoint, config, bindings), lmHead);
     }
 
     /// Per layer [k_scale, v_scale] when the checkpoint carries them for an FP8 KV cache (vLLM reads the attention

@@ -50,11 +50,11 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         }
     }
 
-    /// The loader hands each projection an FP8 checkpoint stores scaled per tensor or per output channel the scale of each
-    /// of its rows (a fused projection's parts' one after another: q, k, v and gate, up each keep their own), and the
-    /// loaded values divided by them are e4m3 values again: what serving it in FP8 as stored needs (on a GPU,
-    /// LoadedModel.KeepCheckpointFp8). Block scales, and a projection the checkpoint left in 16 bits (here layer 0's
-    /// down_proj, on the ignore list), give none: those stay in the model's type.
+    /// The loader returns, for each projection an FP8 checkpoint stores scaled per tensor or per output channel, the
+    /// scale of each of its rows (a fused projection's parts' one after another: q, k, v and gate, up each keep their
+    /// own), and the loaded values divided by them are e4m3 values again: what serving it in FP8 as stored needs (on a
+    /// GPU, Linear.CheckpointFp8Scales and LoadedModel.KeepCheckpointFp8). Block scales, and a projection the checkpoint
+    /// left in 16 bits (here layer 0's down_proj, on the ignore list), give none: those stay in the model's type.
     [Theory]
     [InlineData(Format.TensorScale)]
     [InlineData(Format.ChannelScale)]
@@ -66,7 +66,11 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         using var reference = new TempDirectory();
         Quantize(Fixtures.Dir("llama-gqa"), format, quantized.Path, reference.Path, leaveIn16Bits: left16Bit + ".weight");
         using var checkpoint = SafetensorsCheckpoint.Open(quantized.Path);
-        using var model = ModelLoader.LoadDecoder(quantized.Path, "float32", CPU);
+        var config = ModelConfig.Load(quantized.Path);
+        var shard = Serving.Engine.Distributed.ModelShard.Whole(config);
+        using var model = new CausalLM(shard, ScalarType.Float32, CPU);
+        var loaded = WeightLoader.Load(model, checkpoint, Serving.Engine.Architectures.ArchitectureRegistry.For(config).Layout(config), shard, null,
+            config.Quantization);
         var projections = model.named_modules().Where(m => m.module is Linear { Target: not null }).ToList();
         Assert.NotEmpty(projections);
         foreach (var (name, module) in projections)
@@ -74,10 +78,10 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
             var linear = (Linear)module;
             if (format == Format.BlockScaleInv || "model." + name == left16Bit)
             {
-                Assert.Null(linear.CheckpointFp8Scales);
+                Assert.False(loaded.ContainsKey(name + ".weight"), $"{name} has scales");
                 continue;
             }
-            var scales = linear.CheckpointFp8Scales?.data<float>().ToArray();
+            var scales = loaded.GetValueOrDefault(name + ".weight")?.data<float>().ToArray();
             Assert.True(scales is not null, $"{name} has no scales");
             // the checkpoint tensors fused into this projection, in row order, and their scales
             var prefix = "model." + name[..(name.LastIndexOf('.') + 1)];   // the checkpoint's names of the module's tensors
@@ -99,6 +103,7 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
                 Assert.True(Math.Abs(value - E4M3.Nearest(value)) <= 1e-5 * Math.Abs(value), $"{name}[{i}]: {weight[i]} / {scales[i / columns]} is no e4m3 value");
             }
         }
+        foreach (var scales in loaded.Values) scales.Dispose();
     }
 
     /// Under tensor parallelism each rank's scales are those of the rows it loads: q, k, v's and gate, up's halves (the
