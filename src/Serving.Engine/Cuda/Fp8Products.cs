@@ -191,14 +191,23 @@ internal sealed unsafe partial class Fp8Products : IDisposable
 
     IntPtr CurrentStream => TorchCudaStreams.Current(_device.Ordinal);
 
-    // y = x W^T by fp8_few_rows.cu's kernel: x's rows 16-byte aligned (else a contiguous copy), y contiguous
+    const int Vector = 8;   // elements of a 16-bit type in the kernels' 16-byte vectors
+
+    // x as the kernels read it: rows of contiguous 16-byte vectors starting 16-byte aligned, ld elements apart (a
+    // contiguous copy where its rows are not; a clone of a view at an odd offset, which contiguous() would keep)
+    static (Tensor X, long Ld) AlignedRows(Tensor x)
+    {
+        if (x.stride(1) != 1 || (x.size(0) > 1 && x.stride(0) % Vector != 0)) x = x.contiguous();
+        if (TensorPointer.Of(x) % 16 != 0) x = x.clone();
+        return (x, x.size(0) == 1 ? x.size(1) : x.stride(0));
+    }
+
+    // y = x W^T by fp8_few_rows.cu's kernel, y contiguous
     void LinearFewRows(Tensor x, Fp8Weight weight, Tensor y)
     {
         using var scope = NewDisposeScope();
-        const int vector = 8;   // elements of a 16-bit type in 16 bytes
-        if (x.stride(1) != 1 || (x.size(0) > 1 && x.stride(0) % vector != 0)) x = x.contiguous();
-        if (TensorPointer.Of(x) % 16 != 0) x = x.clone();
-        var (rows, k, ld, n) = ((int)x.size(0), (int)x.size(1), x.size(0) == 1 ? x.size(1) : x.stride(0), (int)weight.OutFeatures);
+        (x, var ld) = AlignedRows(x);
+        var (rows, k, n) = ((int)x.size(0), (int)x.size(1), (int)weight.OutFeatures);
         var (xPtr, wPtr, scalePtr, yPtr) = (TensorPointer.Of(x), TensorPointer.Of(weight.Values), TensorPointer.Of(weight.Scale), TensorPointer.Of(y));
         var scaleStride = weight.PerChannel ? 1 : 0;
         void** args = stackalloc void*[] { &xPtr, &rows, &k, &ld, &wPtr, &scalePtr, &scaleStride, &yPtr, &n };
@@ -263,14 +272,12 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     // fp8_quantize_rows (scales null: found and returned) or fp8_quantize_scaled_rows (scales given, returned as given)
     (Tensor Values, Tensor Scales) QuantizeByRow(Tensor x, Tensor? given)
     {
-        const int vector = 8;   // elements of a 16-bit type in the kernels' 16-byte vectors
-        if (x.stride(1) != 1 || (x.size(0) > 1 && x.stride(0) % vector != 0)) x = x.contiguous();
-        if (TensorPointer.Of(x) % 16 != 0) x = x.clone();
-        var (rows, cols, ld) = (x.size(0), (int)x.size(1), x.size(0) == 1 ? x.size(1) : x.stride(0));
+        (x, var ld) = AlignedRows(x);
+        var (rows, cols) = (x.size(0), (int)x.size(1));
         var values = empty(rows, cols, ScalarType.Byte, _torchDevice);
         var scales = given ?? empty(rows, ScalarType.Float32, _torchDevice);
         var (xPtr, scalesPtr, valuesPtr) = (TensorPointer.Of(x), TensorPointer.Of(scales), TensorPointer.Of(values));
-        var threads = (uint)Math.Clamp((cols / vector + 31) / 32 * 32, 32, 1024);
+        var threads = (uint)Math.Clamp((cols / Vector + 31) / 32 * 32, 32, 1024);
         _device.MakeCurrent();
         void** args = stackalloc void*[] { &xPtr, &cols, &ld, &scalesPtr, &valuesPtr };
         CudaDriver.Launch(given is null ? _quantizeRows : _quantizeScaledRows, ((uint)rows, 1, 1), threads, 0, CurrentStream, args, _dependentLaunch);
@@ -280,11 +287,9 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     // x (rows, cols) as e4m3 bytes (rows, cols) and its scale (1) float32, both new tensors in the caller's scope
     (Tensor Values, Tensor Scale) Quantize(Tensor x)
     {
-        const int vector = 8;   // elements of a 16-bit type in the kernels' 16-byte vectors
-        if (x.stride(1) != 1 || x.stride(0) % vector != 0) x = x.contiguous();
-        if (TensorPointer.Of(x) % 16 != 0) x = x.clone();   // a view at an odd offset: contiguous() would keep it
-        var (rows, cols, ld) = (x.size(0), (int)x.size(1), x.size(0) == 1 ? x.size(1) : x.stride(0));
-        var totalVectors = rows * cols / vector;
+        (x, var ld) = AlignedRows(x);
+        var (rows, cols) = (x.size(0), (int)x.size(1));
+        var totalVectors = rows * cols / Vector;
         var values = empty(rows, cols, ScalarType.Byte, _torchDevice);
         var scale = empty(1, ScalarType.Float32, _torchDevice);
         var (xPtr, scalePtr, valuesPtr) = (TensorPointer.Of(x), TensorPointer.Of(scale), TensorPointer.Of(values));

@@ -39,10 +39,13 @@ internal static class Fp8Weights
         var scale = checkpoint.Read(scaleName).to_type(ScalarType.Float32);
         if (!scale.isfinite().logical_and_(scale.gt(HeldScalars.Zero)).all().item<bool>()) return null;
         var perRow = scale.NumberOfElements == 1 ? scale.reshape(1).expand(rows).contiguous()
-            : scale.NumberOfElements == rows && (scale.dim() == 1 || scale.shape[^1] == 1) ? scale.reshape(rows).clone()
+            : IsPerRow(scale, rows) ? scale.reshape(rows).clone()
             : null;
         return perRow?.MoveToOuterDisposeScope();
     }
+
+    // a scale per row of a weight of this many rows: [rows] or [rows, 1]
+    static bool IsPerRow(Tensor scale, long rows) => scale.NumberOfElements == rows && (scale.dim() == 1 || scale.shape[^1] == 1);
 
     /// The whole weight in float32 (CPU), a new tensor the caller owns.
     public static Tensor Read(SafetensorsCheckpoint checkpoint, string weight, WeightQuantization? quantization)
@@ -70,7 +73,7 @@ internal static class Fp8Weights
         }
         var (rows, columns) = shape.Length == 2 ? (shape[0], shape[1])
             : throw new CheckpointException($"weight '{weight}' has {shape.Length} dimensions; FP8 scales per row or block need 2");
-        if (scale.NumberOfElements == rows && (scale.dim() == 1 || scale.shape[^1] == 1))
+        if (IsPerRow(scale, rows))
         {
             values.mul_(scale.view(rows, 1));
             return;

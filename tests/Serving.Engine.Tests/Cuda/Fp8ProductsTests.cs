@@ -300,15 +300,9 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
         {
             var linear = (Linear)module;
             linear.QuantizeToFp8(products);
-            var prefix = "model." + name[..(name.LastIndexOf('.') + 1)];   // the checkpoint's names of the module's tensors
-            string[] parts = name.EndsWith("qkv_proj", StringComparison.Ordinal) ? ["q_proj", "k_proj", "v_proj"]
-                : name.EndsWith("gate_up_proj", StringComparison.Ordinal) ? ["gate_proj", "up_proj"] : [name[(name.LastIndexOf('.') + 1)..]];
-            var bytes = parts.SelectMany<string, byte>(part => checkpoint.Read(prefix + part + ".weight").data<byte>().ToArray()).ToArray();
-            var scales = parts.SelectMany<string, float>(part =>
-            {
-                var values = checkpoint.Read(prefix + part + ".weight_scale").to_type(ScalarType.Float32).data<float>().ToArray();
-                return values.Length == 1 ? Enumerable.Repeat(values[0], (int)checkpoint.Info(prefix + part + ".weight").Shape[0]) : values;
-            }).ToArray();
+            var tensors = Weights.QuantizedCheckpointTests.CheckpointTensorsOf(name);
+            var bytes = tensors.SelectMany<string, byte>(tensor => checkpoint.Read(tensor + ".weight").data<byte>().ToArray()).ToArray();
+            var scales = tensors.SelectMany(tensor => Weights.QuantizedCheckpointTests.RowScales(checkpoint, tensor)).ToArray();
             Assert.Equal(bytes, linear.Fp8!.Values.cpu().data<byte>().ToArray());
             var kept = linear.Fp8.Scale.cpu().data<float>().ToArray();
             Assert.Equal(scales.Distinct().Count() == 1 ? [scales[0]] : scales, kept);

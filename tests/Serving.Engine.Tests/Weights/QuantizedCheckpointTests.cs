@@ -83,18 +83,7 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
             }
             var scales = loaded.GetValueOrDefault(name + ".weight")?.data<float>().ToArray();
             Assert.True(scales is not null, $"{name} has no scales");
-            // the checkpoint tensors fused into this projection, in row order, and their scales
-            var prefix = "model." + name[..(name.LastIndexOf('.') + 1)];   // the checkpoint's names of the module's tensors
-            string[] parts = name.EndsWith("qkv_proj", StringComparison.Ordinal) ? ["q_proj", "k_proj", "v_proj"]
-                : name.EndsWith("gate_up_proj", StringComparison.Ordinal) ? ["gate_proj", "up_proj"] : [name[(name.LastIndexOf('.') + 1)..]];
-            var expected = parts.SelectMany(part =>
-            {
-                var rows = checkpoint.Info(prefix + part + ".weight").Shape[0];
-                using var scale = checkpoint.Read(prefix + part + ".weight_scale").to_type(ScalarType.Float32);
-                var values = scale.data<float>().ToArray();
-                return values.Length == 1 ? Enumerable.Repeat(values[0], (int)rows) : values;
-            }).ToArray();
-            Assert.Equal(expected, scales);
+            Assert.Equal(CheckpointTensorsOf(name).SelectMany(tensor => RowScales(checkpoint, tensor)).ToArray(), scales);
             var weight = linear.Weight.data<float>().ToArray();
             var columns = (int)linear.Weight.size(1);
             for (var i = 0; i < weight.Length; i++)
@@ -119,14 +108,12 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         using var checkpoint = SafetensorsCheckpoint.Open(quantized.Path);
         var config = ModelConfig.Load(quantized.Path);
         var bindings = Serving.Engine.Architectures.ArchitectureRegistry.For(config).Layout(config);
-        float[] Scales(string tensor)
+        float[] Scales(string tensor) => RowScales(checkpoint, tensor);
+        float[] Half(string tensor)
         {
-            var rows = (int)checkpoint.Info(tensor + ".weight").Shape[0];
-            using var scale = checkpoint.Read(tensor + ".weight_scale").to_type(ScalarType.Float32);
-            var values = scale.data<float>().ToArray();
-            return values.Length == 1 ? Enumerable.Repeat(values[0], rows).ToArray() : values;
+            var all = Scales(tensor);
+            return all[(all.Length / 2)..];
         }
-        float[] Half(string tensor) => Scales(tensor)[(Scales(tensor).Length / 2)..];
         // rank 1 of 2: the second half of a split tensor's rows
         var shard = Serving.Engine.Distributed.ModelShard.Of(config, 1, 2);
         using var model = new CausalLM(shard, ScalarType.Float32, CPU);
@@ -148,6 +135,25 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         {
             foreach (var tensor in scales.Values) tensor.Dispose();
         }
+    }
+
+    /// The checkpoint tensors (Llama's names, without ".weight") a projection of the model fuses, in row order:
+    /// "layers.0.self_attn.qkv_proj" is model.layers.0.self_attn.q_proj, k_proj and v_proj.
+    internal static string[] CheckpointTensorsOf(string projection)
+    {
+        var (module, name) = ("model." + projection[..(projection.LastIndexOf('.') + 1)], projection[(projection.LastIndexOf('.') + 1)..]);
+        string[] parts = name switch { "qkv_proj" => ["q_proj", "k_proj", "v_proj"], "gate_up_proj" => ["gate_proj", "up_proj"], _ => [name] };
+        return [.. parts.Select(part => module + part)];
+    }
+
+    /// The scale of each row of an FP8 checkpoint tensor (without ".weight"): its weight_scale, one repeated per row
+    /// where it is one for the tensor.
+    internal static float[] RowScales(SafetensorsCheckpoint checkpoint, string tensor)
+    {
+        var rows = (int)checkpoint.Info(tensor + ".weight").Shape[0];
+        using var scale = checkpoint.Read(tensor + ".weight_scale").to_type(ScalarType.Float32);
+        var values = scale.data<float>().ToArray();
+        return values.Length == 1 ? Enumerable.Repeat(values[0], rows).ToArray() : values;
     }
 
     [Fact]
