@@ -15,8 +15,9 @@ internal sealed class BenchModel : IDisposable
 {
     /// The model (a preset's name or a checkpoint folder) on the device(s), its rotary table covering maxPositions,
     /// and the pool dtype --kv-cache-dtype means for it: what the pool's size is planned from (ShapePlan) before the
-    /// BenchModel is made. quantization fp8: the decoder projections stored as FP8 (--quantization fp8); fp8-channel: the
-    /// same with a scale per output channel, as an FP8-dynamic checkpoint of them is served.
+    /// BenchModel is made. quantization fp8: the decoder projections stored as FP8 (--quantization fp8); fp8-channel and
+    /// fp8-block: the same with a scale per output channel or per 128 x 128 block, as an FP8-dynamic checkpoint of them
+    /// or a DeepSeek / Qwen -FP8 one is served.
     public static (LoadedModel Model, KVCacheDtype CacheDtype) Load(string model, string dtype, string kvCacheDtype, Device device,
         int maxPositions, int tensorParallelSize = 1, string? quantization = null)
     {
@@ -24,10 +25,11 @@ internal sealed class BenchModel : IDisposable
         try
         {
             if (quantization == "fp8") loaded.QuantizeWeightsToFp8();
-            if (quantization == "fp8-channel")
+            if (quantization is "fp8-channel" or "fp8-block")
             {
-                loaded.ScaleProjectionsPerChannel();
-                loaded.KeepCheckpointFp8();
+                loaded.ScaleProjectionsAsCheckpoint(perBlock: quantization == "fp8-block");
+                if (loaded.KeepCheckpointFp8() == 0 || loaded.CheckpointFp8Left is not null)
+                    throw new InvalidOperationException($"-q {quantization}: not every projection is FP8 ({loaded.CheckpointFp8Left ?? "none is"})");
             }
         }
         catch

@@ -9,7 +9,8 @@ namespace Serving.Bench;
 /// One linear layer shape at one token count: the product with the library's default algorithm and as a tuned decode
 /// step runs it, milliseconds per launch and the weight bytes read per second. A 16-bit weight's default is
 /// TorchSharp's linear (cuBLAS's own algorithm) and its tuned product MatmulTuning's choice; an FP8 one's (Weights
-/// "fp8", -q fp8; "fp8 channel", -q fp8-channel, a scale per output channel) both run Fp8Products.Linear: the default cuBLASLt's first choice on its input quantized to FP8 (a
+/// "fp8", -q fp8; "fp8 channel", -q fp8-channel, a scale per output channel; "fp8 block", -q fp8-block, per 128 x 128
+/// block) both run Fp8Products.Linear: the default cuBLASLt's first choice on its input quantized to FP8 (a
 /// kernel more), the tuned one as a step runs it (the few-rows kernel up to 8 rows, else the fastest candidate).
 internal sealed record LinearResult(string Model, string Layer, string Weights, int Tokens, int OutFeatures, int InFeatures, double Milliseconds,
     double BytesPerSecond, double TunedMilliseconds, double TunedBytesPerSecond);
@@ -23,12 +24,12 @@ internal static class LinearBenchmark
     const double BytesPerTiming = 512e6;   // weight copies per shape: about this much, ten times H200's L2
     const int LaunchesPerTiming = 64;
 
-    /// quantization fp8 or fp8-channel: the decoder's projections stored as FP8 (as -q stores them; the LM head stays
-    /// 16-bit); null: in dtype.
+    /// quantization fp8, fp8-channel or fp8-block: the decoder's projections stored as FP8 (as -q stores them; the LM
+    /// head stays 16-bit); null: in dtype.
     public static IEnumerable<LinearResult> Run(string model, ModelConfig config, ScalarType dtype, CudaDevice cudaDevice, Device device, IReadOnlyList<int> tokenCounts,
         string? quantization)
     {
-        var fp8 = quantization is "fp8" or "fp8-channel";
+        var fp8 = quantization is "fp8" or "fp8-channel" or "fp8-block";
         using var stream = CudaStream.Create(cudaDevice);
         stream.MakeCurrent();
         using var tuning = new MatmulTuning(stream.Handle, device);
@@ -37,7 +38,7 @@ internal static class LinearBenchmark
         {
             if (products is not null && layer != "lm_head")
             {
-                foreach (var result in RunFp8(products, model, layer, n, k, dtype, device, tokenCounts, quantization == "fp8-channel")) yield return result;
+                foreach (var result in RunFp8(products, model, layer, n, k, dtype, device, tokenCounts, quantization!)) yield return result;
                 continue;
             }
             using var scope = NewDisposeScope();
@@ -56,7 +57,7 @@ internal static class LinearBenchmark
     }
 
     static IEnumerable<LinearResult> RunFp8(Fp8Products products, string model, string layer, int n, int k, ScalarType dtype, Device device,
-        IReadOnlyList<int> tokenCounts, bool perChannel)
+        IReadOnlyList<int> tokenCounts, string quantization)
     {
         using var scope = NewDisposeScope();
         var copies = (int)Math.Clamp(Math.Ceiling(BytesPerTiming / ((double)n * k)), 2, LaunchesPerTiming);
@@ -64,7 +65,14 @@ internal static class LinearBenchmark
         {
             using var inner = NewDisposeScope();
             var weight = randn(n, k, dtype: dtype, device: device);
-            return products.QuantizeWeight(weight, perChannel ? HeldScalars.Divide(weight.abs().amax([1]).to_type(ScalarType.Float32), 448.0) : null);
+            var largest = quantization switch
+            {
+                "fp8-channel" => weight.abs().amax([1], keepdim: true),
+                "fp8-block" => weight.view(n / Fp8Products.ScaleBlock, Fp8Products.ScaleBlock, k / Fp8Products.ScaleBlock, Fp8Products.ScaleBlock)
+                    .abs().amax([1, 3]).repeat_interleave(Fp8Products.ScaleBlock, 0),
+                _ => null,
+            };
+            return products.QuantizeWeight(weight, largest is null ? null : HeldScalars.Divide(largest.to_type(ScalarType.Float32), 448.0));
         }).ToArray();
         try
         {
@@ -77,7 +85,7 @@ internal static class LinearBenchmark
             for (var i = 0; i < tokenCounts.Count; i++)
             {
                 var tuned = PerLaunch(w => products.Linear(inputs[i], w, null).Dispose(), weights);
-                yield return new LinearResult(model, layer, perChannel ? "fp8 channel" : "fp8", tokenCounts[i], n, k, first[i], (double)n * k / (first[i] / 1e3), tuned, (double)n * k / (tuned / 1e3));
+                yield return new LinearResult(model, layer, quantization == "fp8" ? "fp8" : quantization.Replace('-', ' '), tokenCounts[i], n, k, first[i], (double)n * k / (first[i] / 1e3), tuned, (double)n * k / (tuned / 1e3));
             }
         }
         finally

@@ -27,8 +27,8 @@ var noPlain = new Option<bool>("--no-plain") { Description = "skip the plain Tor
 var noCheck = new Option<bool>("--no-check") { Description = "skip the correctness checks" };
 var fitLength = new Option<int>("--fit-length") { Description = "sequence length for the capacity column", DefaultValueFactory = _ => 4096 };
 var json = new Option<string?>("--json") { Description = "also write the results as JSON to this file" };
-var quantization = new Option<string?>("--quantization", "-q") { Description = "fp8: each model's decoder projections stored as FP8 (as the server's --quantization fp8 makes them); fp8-channel: with a scale per output channel (as an FP8-dynamic checkpoint is served; not for the engine benchmark)" };
-quantization.AcceptOnlyFromAmong("fp8", "fp8-channel");
+var quantization = new Option<string?>("--quantization", "-q") { Description = "fp8: each model's decoder projections stored as FP8 (as the server's --quantization fp8 makes them); fp8-channel, fp8-block: with a scale per output channel or per 128 x 128 block (as an FP8-dynamic or a DeepSeek / Qwen -FP8 checkpoint is served; not for the engine benchmark)" };
+quantization.AcceptOnlyFromAmong("fp8", "fp8-channel", "fp8-block");
 var fixtures = new Option<string?>("--fixtures") { Description = "folder of reference checkpoints (shared/fixtures) to check on the device" };
 
 var root = new RootCommand("Decode/prefill benchmark of the engine's CUDA path against memory-bandwidth and matmul floors")

@@ -62,6 +62,9 @@ internal static partial class Log
     [LoggerMessage(15, LogLevel.Information, "Quantized checkpoint ({Quantization}): weights dequantized to {Dtype} as they loaded; they take the memory of unquantized ones")]
     public static partial void WeightsDequantized(ILogger logger, string quantization, string dtype);
 
+    [LoggerMessage(21, LogLevel.Warning, "FP8 checkpoint: {Left}")]
+    public static partial void CheckpointFp8Left(ILogger logger, string left);
+
     [LoggerMessage(19, LogLevel.Information,
         "{Source}: {Count} projections stored as FP8 (e4m3, {Scales}; inputs quantized per step, but a step's few rows; the other weights in {Dtype}), weights now {WeightMiB} MiB (were {WasMiB} MiB) in {Milliseconds} ms")]
     public static partial void WeightsQuantizedFp8(ILogger logger, string source, int count, string scales, string dtype, long weightMiB, long wasMiB, long milliseconds);

@@ -13,7 +13,7 @@ namespace Serving.Engine.Config;
 /// Other methods (bitsandbytes, compressed-tensors' pack-quantized, marlin, ...) are refused naming the method.
 /// Apart from these, --quantization fp8 on a checkpoint without a quantization_config stores the decoder's projections
 /// as FP8 after they load (IsOnlineFp8, ../Model/LoadedModel.QuantizeWeightsToFp8), and an FP8 checkpoint's projections
-/// scaled per tensor or per output channel become FP8 again as stored where FP8 products run
+/// scaled per tensor, per output channel or per 128 x 128 block become FP8 again as stored where FP8 products run
 /// (LoadedModel.KeepCheckpointFp8): those keep the memory saving.
 public sealed record WeightQuantization(string Method)
 {

@@ -40,6 +40,8 @@ internal static unsafe class CublasLt
     const int DescAScaleMode = 31;                // CUBLASLT_MATMUL_DESC_A_SCALE_MODE
     const int DescBScaleMode = 32;                // CUBLASLT_MATMUL_DESC_B_SCALE_MODE
     const int ScaleOuterVector = 3;               // CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F
+    const int ScaleVector128 = 4;                 // CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F
+    const int ScaleBlock128 = 5;                  // CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F
     const int PreferenceMaxWorkspaceBytes = 1;    // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
     const int OperationTranspose = 1;             // CUBLAS_OP_T
 
@@ -72,6 +74,19 @@ internal static unsafe class CublasLt
     /// CUDA's data type code of FP8 E4M3 (CUDA_R_8F_E4M3).
     public const int Fp8E4M3 = 28;
 
+    /// How an FP8 product's two scales apply (12.9 and later, sm_90, for all but Scalars).
+    public enum Scales
+    {
+        /// One float32 for W, one for x.
+        Scalars,
+        /// One per row of W (N, its output channels) and one per row of x (M, its tokens): outer-vector scaling.
+        OuterVectors,
+        /// One per 128 x 128 block of W (ceil(N / 128) rows of ceil(K / 128), rows a multiple of 4 apart) and one per
+        /// row of x and 128 of its columns (ceil(K / 128) groups of M, a group's M contiguous): cuBLASLt's
+        /// BLK128x128 and VEC128 scaling (DeepSeek's).
+        Blocks,
+    }
+
     public static IntPtr CreateHandle()
     {
         IntPtr handle;
@@ -83,30 +98,29 @@ internal static unsafe class CublasLt
 
     /// y (M, N) = x (M, K) W^T with W (N, K) row-major, x and W of inputType and y of outputType (the same 16-bit type,
     /// or e4m3 in and 16 bits out), x's rows ldx elements apart and y's rows contiguous: in cuBLAS's column-major terms
-    /// D (N x M) = op(A) B with A = W read transposed, B = x. An FP8 product also takes W's and x's scales (Run): one
-    /// float32 each, or with rowScales one per row of W (N, its output channels) and one per row of x (M, its tokens),
-    /// cuBLASLt's outer-vector scaling (12.9 and later, sm_90); a library without it refuses the description (throws).
+    /// D (N x M) = op(A) B with A = W read transposed, B = x. An FP8 product also takes W's and x's scales (Run), as
+    /// scales says; a library without that scaling refuses the description (throws).
     public sealed class Problem : IDisposable
     {
         readonly IntPtr _desc, _a, _b, _c;
 
         public Problem(int dataType, long n, long k, long m, long ldx) : this(dataType, dataType, n, k, m, ldx) { }
 
-        public Problem(int inputType, int outputType, long n, long k, long m, long ldx, bool rowScales = false)
+        public Problem(int inputType, int outputType, long n, long k, long m, long ldx, Scales scales = Scales.Scalars)
         {
             (N, K, M) = (n, k, m);
             IntPtr desc, a, b, c;
             Check(DescCreateFn(&desc, ComputeFloat32, DataFloat32), "cublasLtMatmulDescCreate");
             var transpose = OperationTranspose;
             Check(DescSetFn(desc, DescTransposeA, &transpose, sizeof(int)), "cublasLtMatmulDescSetAttribute");
-            if (rowScales)
+            if (scales != Scales.Scalars)
             {
-                var mode = ScaleOuterVector;
-                var (aStatus, bStatus) = (DescSetFn(desc, DescAScaleMode, &mode, sizeof(int)), DescSetFn(desc, DescBScaleMode, &mode, sizeof(int)));
+                var (weightMode, inputMode) = scales == Scales.Blocks ? (ScaleBlock128, ScaleVector128) : (ScaleOuterVector, ScaleOuterVector);
+                var (aStatus, bStatus) = (DescSetFn(desc, DescAScaleMode, &weightMode, sizeof(int)), DescSetFn(desc, DescBScaleMode, &inputMode, sizeof(int)));
                 if (aStatus != 0 || bStatus != 0)
                 {
                     DescDestroyFn(desc);
-                    Check(aStatus != 0 ? aStatus : bStatus, "cublasLtMatmulDescSetAttribute (outer-vector scales)");
+                    Check(aStatus != 0 ? aStatus : bStatus, $"cublasLtMatmulDescSetAttribute ({scales} scales)");
                 }
             }
             Check(LayoutCreateFn(&a, inputType, (ulong)k, (ulong)n, k), "cublasLtMatrixLayoutCreate");
@@ -148,15 +162,15 @@ internal static unsafe class CublasLt
         }
 
         /// Where an FP8 product's scales are (device pointers, float32): W's and x's. cuBLASLt wants them set before it
-        /// ranks algorithms for vectors of scales (rowScales), not only before it runs one.
+        /// ranks algorithms for vectors or blocks of scales, not only before it runs one.
         public void UseScales(IntPtr weightScale, IntPtr inputScale)
         {
             Check(DescSetFn(_desc, DescAScalePointer, &weightScale, (nuint)sizeof(IntPtr)), "cublasLtMatmulDescSetAttribute");
             Check(DescSetFn(_desc, DescBScalePointer, &inputScale, (nuint)sizeof(IntPtr)), "cublasLtMatmulDescSetAttribute");
         }
 
-        /// Queues y = x W^T on the stream (device pointers); an FP8 product's y is weightScale x inputScale x (x W^T),
-        /// each scale float32 on the device: one, or one per row (rowScales).
+        /// Queues y = x W^T on the stream (device pointers); an FP8 product's y is x W^T with each operand scaled by its
+        /// scales (float32 on the device, as the problem's Scales lays them out).
         public void Run(IntPtr handle, Algorithm algorithm, IntPtr weight, IntPtr x, IntPtr y, IntPtr workspace, long workspaceBytes, IntPtr stream,
             IntPtr weightScale = default, IntPtr inputScale = default)
         {

@@ -4,14 +4,14 @@ namespace Serving.Engine.Cuda;
 
 /// Which cuBLASLt algorithm an FP8 product of more than the few-rows kernel's rows runs: cuBLASLt's first choice for
 /// the row count's decode bucket, or the fastest of its candidates where Tune timed them over the model's weights
-/// (as MatmulTuning does for 16-bit products); the problem descriptions of both, cached. Products with vectors of
-/// scales (a weight's per channel, the input's per token: RowScalesRefusal) are problems of their own.
+/// (as MatmulTuning does for 16-bit products); the problem descriptions of both, cached. Products with vectors or blocks
+/// of scales (CublasLt.Scales) are problems of their own.
 internal sealed partial class Fp8Products
 {
     const int MaxProblems = 4096;          // problem descriptions kept (prefill chunks bring many row counts)
-    readonly Dictionary<(long N, long K, long M, bool RowScales), (CublasLt.Problem Problem, CublasLt.Algorithm Algorithm)> _problems = [];
+    readonly Dictionary<(long N, long K, long M, CublasLt.Scales Scales), (CublasLt.Problem Problem, CublasLt.Algorithm Algorithm)> _problems = [];
     readonly List<int> _tunedSizes = [];   // ascending
-    readonly Dictionary<(long N, long K, int BatchSize, bool RowScales), CublasLt.Algorithm> _tuned = [];
+    readonly Dictionary<(long N, long K, int BatchSize, CublasLt.Scales Scales), CublasLt.Algorithm> _tuned = [];
     readonly List<TunedMatmul> _tuningResults = [];
 
     /// What the last Tune measured, shape by shape, and how long it took.
@@ -34,10 +34,10 @@ internal sealed partial class Fp8Products
         _tuningResults.Clear();
         _tunedSizes.AddRange(batchSizes.Distinct().Order());
         if (_tunedSizes.Count > 0)
-            foreach (var shape in weights.GroupBy(w => (N: w.OutFeatures, K: w.InFeatures, RowScales: OuterVectors(w))))
+            foreach (var shape in weights.GroupBy(w => (N: w.OutFeatures, K: w.InFeatures, Scales: ScalesOf(w))))
             {
                 var group = shape.ToList();
-                foreach (var batchSize in _tunedSizes) TuneShape(group, shape.Key.N, shape.Key.K, batchSize, shape.Key.RowScales);
+                foreach (var batchSize in _tunedSizes) TuneShape(group, shape.Key.N, shape.Key.K, batchSize, shape.Key.Scales);
             }
         TuningTime = System.Diagnostics.Stopwatch.GetElapsedTime(started);
     }
@@ -48,14 +48,14 @@ internal sealed partial class Fp8Products
         _problems.Clear();
     }
 
-    void TuneShape(List<Fp8Weight> weights, long n, long k, int batchSize, bool rowScales)
+    void TuneShape(List<Fp8Weight> weights, long n, long k, int batchSize, CublasLt.Scales scales)
     {
         if (RunsFewRows(batchSize, k)) return;   // not cuBLASLt's
         using var scope = NewDisposeScope();
         var x = randn(batchSize, k, dtype: _dtype, device: _torchDevice);
-        var (input, inputScale) = rowScales ? QuantizeRows(x) : Quantize(x);
+        var (input, inputScale) = QuantizeInput(x, scales);
         var y = empty(batchSize, n, _dtype, _torchDevice);
-        using var problem = NewProblem(n, k, batchSize, rowScales);
+        using var problem = NewProblem(n, k, batchSize, scales);
         var candidates = problem.Candidates(_handle, ProductTiming.CandidatesPerShape, WorkspaceBytes);
         var timed = new List<(CublasLt.Algorithm Algorithm, double Milliseconds)>();
         foreach (var candidate in candidates)
@@ -64,7 +64,7 @@ internal sealed partial class Fp8Products
             {
                 timed.Add((candidate, ProductTiming.Milliseconds(CurrentStream, weights, n * k, w => problem.Run(_handle, candidate,
                     TensorPointer.Of(w.Values), TensorPointer.Of(input), TensorPointer.Of(y), TensorPointer.Of(_workspace), WorkspaceBytes,
-                    CurrentStream, TensorPointer.Of(rowScales || !w.PerChannel ? w.Scale : _unitScale), TensorPointer.Of(inputScale)))));
+                    CurrentStream, TensorPointer.Of(w.PerChannel && scales == CublasLt.Scales.Scalars ? _unitScale : w.Scale), TensorPointer.Of(inputScale)))));
             }
             catch (CudaException)
             {
@@ -74,7 +74,7 @@ internal sealed partial class Fp8Products
         if (timed.Count == 0) return;      // ProblemFor says so when a product needs it
         var (first, best) = (timed[0], timed.MinBy(t => t.Milliseconds));
         var chosen = ProductTiming.Beats(best.Milliseconds, first.Milliseconds);
-        _tuned[(n, k, batchSize, rowScales)] = chosen ? best.Algorithm : first.Algorithm;
+        _tuned[(n, k, batchSize, scales)] = chosen ? best.Algorithm : first.Algorithm;
         _tuningResults.Add(new TunedMatmul(n, k, batchSize, first.Milliseconds * 1e3, (chosen ? best : first).Milliseconds * 1e3, candidates.Count, chosen));
     }
 
@@ -82,19 +82,19 @@ internal sealed partial class Fp8Products
     // its tuned choice, else the decode graphs' bucket of m (DecodeGraphs.BucketOf) and cuBLASLt's first choice for it,
     // where it takes m rows; so an eager step runs the kernel the graph that replays it padded runs (as MatmulTuning
     // does), and a step that fills its bucket gives the same logits either way
-    (CublasLt.Problem, CublasLt.Algorithm) ProblemFor(long n, long k, long m, bool rowScales)
+    (CublasLt.Problem, CublasLt.Algorithm) ProblemFor(long n, long k, long m, CublasLt.Scales scales)
     {
-        if (_problems.TryGetValue((n, k, m, rowScales), out var known)) return known;
+        if (_problems.TryGetValue((n, k, m, scales), out var known)) return known;
         if (_problems.Count >= MaxProblems) ClearProblems();
-        var problem = NewProblem(n, k, m, rowScales);
+        var problem = NewProblem(n, k, m, scales);
         var tunedSize = _tunedSizes.FirstOrDefault(size => size >= m);
         var bucket = tunedSize > 0 ? tunedSize : Model.DecodeGraphs.BucketOf(m);
         CublasLt.Algorithm? algorithm = null;
-        if (_tuned.TryGetValue((n, k, tunedSize, rowScales), out var tuned) && problem.Accepts(_handle, tuned, WorkspaceBytes))
+        if (_tuned.TryGetValue((n, k, tunedSize, scales), out var tuned) && problem.Accepts(_handle, tuned, WorkspaceBytes))
             algorithm = tuned;
         else if (bucket != m)
         {
-            using var bucketProblem = NewProblem(n, k, bucket, rowScales);
+            using var bucketProblem = NewProblem(n, k, bucket, scales);
             if (FirstChoice(bucketProblem) is { } chosen && problem.Accepts(_handle, chosen, WorkspaceBytes)) algorithm = chosen;
         }
         algorithm ??= FirstChoice(problem);
@@ -103,15 +103,15 @@ internal sealed partial class Fp8Products
             problem.Dispose();
             throw new CudaException($"cuBLASLt has no FP8 algorithm for a ({n}, {k}) weight at {m} rows on sm_{_device.ComputeCapability}");
         }
-        return _problems[(n, k, m, rowScales)] = (problem, algorithm.Value);
+        return _problems[(n, k, m, scales)] = (problem, algorithm.Value);
     }
 
-    // an FP8 product of m rows with a (n, k) weight, its scales' addresses stood in for where they are vectors
-    // (cuBLASLt ranks those algorithms only once it has them; each run gives its own)
-    CublasLt.Problem NewProblem(long n, long k, long m, bool rowScales)
+    // an FP8 product of m rows with a (n, k) weight, its scales' addresses stood in for where they are vectors or
+    // blocks (cuBLASLt ranks those algorithms only once it has them; each run gives its own)
+    CublasLt.Problem NewProblem(long n, long k, long m, CublasLt.Scales scales)
     {
-        var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k, rowScales);
-        if (rowScales) problem.UseScales(ScalesStandIn, ScalesStandIn);
+        var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k, scales);
+        if (scales != CublasLt.Scales.Scalars) problem.UseScales(ScalesStandIn, ScalesStandIn);
         return problem;
     }
 

@@ -3,14 +3,26 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Cuda;
 
+/// How an FP8 weight's scales make its values the weight again.
+internal enum Fp8Scaling
+{
+    /// One float32 for the whole weight (1).
+    PerTensor,
+    /// One per output channel (out), as an FP8 checkpoint with scales per channel stores them.
+    PerChannel,
+    /// One per Fp8Products.ScaleBlock x ScaleBlock block (out / 128 rows of in / 128, rows padded to a multiple of 4),
+    /// as DeepSeek's and Qwen's -FP8 checkpoints store them.
+    PerBlock,
+}
+
 /// A weight stored as FP8 (E4M3): values (out, in) bytes on the device and the float32 scales that make them the weight
-/// again (weight ~ values x scale): one for the whole weight (1), or one per output channel (out) as an FP8 checkpoint
-/// with scales per channel stores them (PerChannel). Made by Fp8Products.QuantizeWeight, which also runs its products.
-internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Products Products) : IDisposable
+/// again (weight ~ values x scale, as Scaling lays them out). Made by Fp8Products.QuantizeWeight, which also runs its
+/// products.
+internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Scaling Scaling, Fp8Products Products) : IDisposable
 {
     public long OutFeatures => Values.size(0);
     public long InFeatures => Values.size(1);
-    public bool PerChannel => Scale.NumberOfElements > 1;
+    public bool PerChannel => Scaling == Fp8Scaling.PerChannel;
     public long Bytes => Values.NumberOfElements + Scale.NumberOfElements * 4;
 
     public void Dispose()
@@ -21,13 +33,15 @@ internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Products Produc
 }
 
 /// FP8 matrix products on one GPU (sm_89 and later): y = x W^T where W is stored as E4M3 (QuantizeWeight) with one
-/// scale per tensor (vLLM's online "fp8" quantization, or an FP8 checkpoint's tensor) or one per output channel (an FP8
-/// checkpoint's, llm-compressor's "FP8-dynamic"), and each product quantizes its input x at every step, a scale from
-/// its largest magnitude: one for x where W has one (dynamic per-tensor), one per token where W has one per channel
-/// (dynamic per-token, as vLLM's kernels for such checkpoints); fp8_quantize.cu's kernels. cuBLASLt multiplies the two
-/// on FP8 tensor cores, accumulates in float32 and writes y in the model's 16-bit type, scaled by both (per channel and
-/// token through its outer-vector scaling; where the library lacks it, x per tensor and y scaled per channel after the
-/// product, RowScalesRefusal). A weight's bytes halve, so a decode step that reads every weight once reads half as
+/// scale per tensor (vLLM's online "fp8" quantization, or an FP8 checkpoint's tensor), one per output channel (an FP8
+/// checkpoint's, llm-compressor's "FP8-dynamic") or one per 128 x 128 block (DeepSeek's and Qwen's -FP8 releases), and
+/// each product quantizes its input x at every step, scales from its largest magnitudes: one for x where W has one
+/// (dynamic per-tensor), one per token where W has one per channel (dynamic per-token, as vLLM's kernels for such
+/// checkpoints), one per token and 128 columns where W has blocks (as vLLM's and DeepSeek's block kernels);
+/// fp8_quantize.cu's kernels. cuBLASLt multiplies the two on FP8 tensor cores, accumulates in float32 and writes y in
+/// the model's 16-bit type, scaled by both (per channel and token through its outer-vector scaling, per block through
+/// its block scaling; where the library lacks the first, x per tensor and y scaled per channel after the product,
+/// RowScalesRefusal; where it lacks the second, such weights are not stored in FP8, BlockScalesRefusal). A weight's bytes halve, so a decode step that reads every weight once reads half as
 /// much, and the products' tensor-core rate doubles. Everything queues on libtorch's current stream (the model's during
 /// a step, so a CUDA graph captures it). Up to FewRows rows (a small decode step) take fp8_few_rows.cu's kernel
 /// instead, on the input as it is: one launch, no quantization of x, the weight read at a higher rate than cuBLASLt's
@@ -42,7 +56,9 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     /// At most this many rows take fp8_few_rows.cu's kernel (input in 16 bits, one launch) where K allows (FewRowsTake):
     /// the n of its MMAs. It and the two below are the kernel's FEW_ROWS, FEW_CHUNK and FEW_WARPS (Defines).
     public const int FewRows = 8;
-    const int FewRowsChunk = 128;          // K elements of one warp step: K a multiple of it
+    /// Rows and columns of a weight's block of one scale (Fp8Scaling.PerBlock), columns of its input's group of one.
+    public const int ScaleBlock = 128;
+    const int FewRowsChunk = ScaleBlock;   // K elements of one warp step: K a multiple of it (one block's columns)
     const int FewRowsWarps = 8;            // a block's warps, splitting K
     const int FewRowsThreads = FewRowsWarps * 32;
     /// Device memory kept for cuBLASLt's workspace.
@@ -58,12 +74,12 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     readonly Device _torchDevice;
     readonly ScalarType _dtype;
     readonly KernelModule _module;
-    readonly IntPtr _absmax, _quantize, _quantizeSmall, _quantizeRows, _quantizeScaledRows, _fewRows, _fewRowsLean;
-    readonly int _fewRowsWave, _fewRowsLeanWave;   // blocks of each build the device holds at once
+    readonly IntPtr _absmax, _quantize, _quantizeSmall, _quantizeRows, _quantizeRowGroups, _quantizeScaledRows, _quantizeScaledBlocks;
+    readonly FewRowsBuilds _fewRows, _fewRowsBlocks;   // scaled per tensor or channel; per block
     readonly IntPtr _handle;
     readonly Tensor _workspace;
     readonly bool _dependentLaunch;
-    readonly Lazy<string?> _rowScalesRefusal;
+    readonly Lazy<string?> _rowScalesRefusal, _blockScalesRefusal;
     readonly Tensor _unitScale;            // 1f: the weight's scale of a per-channel product where cuBLASLt takes no vectors
 
     /// dtype: the model's (bfloat16 or float16), the type of the products' inputs and outputs.
@@ -73,10 +89,9 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         (_device, _torchDevice, _dtype) = (CudaDevice.Open(Math.Max(device.index, 0)), device, dtype);
         _module = new KernelModule(_device, SourceNames, Defines(dtype));
         (_absmax, _quantize, _quantizeSmall) = (_module.GetFunction("fp8_absmax"), _module.GetFunction("fp8_quantize"), _module.GetFunction("fp8_quantize_small"));
-        (_quantizeRows, _quantizeScaledRows) = (_module.GetFunction("fp8_quantize_rows"), _module.GetFunction("fp8_quantize_scaled_rows"));
-        (_fewRows, _fewRowsLean) = (_module.GetFunction("fp8_linear_few_rows"), _module.GetFunction("fp8_linear_few_rows_lean"));
-        _fewRowsWave = CudaDriver.MaxActiveBlocksPerMultiprocessor(_fewRows, FewRowsThreads, 0) * _device.MultiprocessorCount;
-        _fewRowsLeanWave = CudaDriver.MaxActiveBlocksPerMultiprocessor(_fewRowsLean, FewRowsThreads, 0) * _device.MultiprocessorCount;
+        (_quantizeRows, _quantizeRowGroups) = (_module.GetFunction("fp8_quantize_rows"), _module.GetFunction("fp8_quantize_row_groups"));
+        (_quantizeScaledRows, _quantizeScaledBlocks) = (_module.GetFunction("fp8_quantize_scaled_rows"), _module.GetFunction("fp8_quantize_scaled_blocks"));
+        (_fewRows, _fewRowsBlocks) = (FewRowsBuilds.Of(_module, _device, "fp8_linear_few_rows"), FewRowsBuilds.Of(_module, _device, "fp8_linear_few_rows", "_blocks"));
         _handle = CublasLt.CreateHandle();
         _workspace = empty(WorkspaceBytes, ScalarType.Byte, device);
         _workspace.DetachFromDisposeScope();   // lives with this object, whatever scope creates it (a peer rank's job has one)
@@ -84,12 +99,32 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         _unitScale.DetachFromDisposeScope();
         _dependentLaunch = _device.ComputeCapability >= 90 && CudaDriver.SupportsDependentLaunch;
         _rowScalesRefusal = new Lazy<string?>(RefusalOfRowScales);
+        _blockScalesRefusal = new Lazy<string?>(RefusalOfBlockScales);
+    }
+
+    // fp8_few_rows.cu's two builds of one scaling and how many blocks of each the device holds at once
+    readonly record struct FewRowsBuilds(IntPtr Default, int DefaultWave, IntPtr Lean, int LeanWave)
+    {
+        public static FewRowsBuilds Of(KernelModule module, CudaDevice device, string name, string suffix = "")
+        {
+            var (standard, lean) = (module.GetFunction(name + suffix), module.GetFunction(name + "_lean" + suffix));
+            return new(standard, CudaDriver.MaxActiveBlocksPerMultiprocessor(standard, FewRowsThreads, 0) * device.MultiprocessorCount,
+                lean, CudaDriver.MaxActiveBlocksPerMultiprocessor(lean, FewRowsThreads, 0) * device.MultiprocessorCount);
+        }
+
+        // the lean build (one chunk a warp in flight, more blocks an SM) where it runs the grid in one wave and the
+        // default would take two, the second part-empty
+        public IntPtr For(int blocks) => blocks > DefaultWave && blocks <= LeanWave ? Lean : Default;
     }
 
     /// Why products with weights scaled per channel quantize their input per tensor and scale y per channel after the
     /// product: what cuBLASLt answered when asked for vectors of scales (outer-vector scaling: 12.9 and later, sm_90);
     /// null where it takes them (each token's input then gets a scale of its own). Asked once, at the first such weight.
     public string? RowScalesRefusal => _rowScalesRefusal.Value;
+
+    /// Why weights scaled per 128 x 128 block are not stored in FP8 here (they stay in the model's type): what cuBLASLt
+    /// answered when asked for blocks of scales (12.9 and later, sm_90); null where it takes them. Asked once.
+    public string? BlockScalesRefusal => _blockScalesRefusal.Value;
 
     /// Why FP8 products cannot run for a model of dtype on device (null when they can): they need a CUDA GPU of compute
     /// capability 8.9 or later (FP8 tensor cores) and a 16-bit model. dtype null: not known yet (the device alone).
@@ -117,29 +152,61 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     };
 
     /// weight (out, in) of the model's type on the device as FP8 values and their scales; the caller owns the result.
-    /// scales: those an FP8 checkpoint stored the weight with, one per output row (float32, any device), by which its
-    /// values come back from the 16-bit ones they were dequantized to (one scale for the whole weight where they are all
-    /// equal); null: one scale from the weight's largest magnitude (online quantization). Waits for the quantization,
-    /// so the caller may free the weight at once.
+    /// scales: those an FP8 checkpoint stored the weight with (float32, any device), by which its values come back from
+    /// the 16-bit ones they were dequantized to: (out, 1) one per row (one scale for the whole weight where they are all
+    /// equal), or (out, in / ScaleBlock) one per row and block of columns, the same on each block's rows
+    /// (Fp8Scaling.PerBlock; TakesStoredScales); null: one scale from the weight's largest magnitude (online
+    /// quantization). Waits for the quantization, so the caller may free the weight at once.
     public Fp8Weight QuantizeWeight(Tensor weight, Tensor? scales = null)
     {
         if (weight.dim() != 2 || !Takes(weight.size(0), weight.size(1)) || weight.dtype != _dtype)
             throw new ArgumentException($"an FP8 weight is ({_dtype}) rows of a multiple of 16 columns, got {weight.dtype} [{string.Join(", ", weight.shape)}]");
-        if (scales is not null && (scales.dim() != 1 || scales.size(0) != weight.size(0)))
-            throw new ArgumentException($"an FP8 weight of {weight.size(0)} rows takes a scale per row, got [{string.Join(", ", scales.shape)}]");
+        if (scales is not null && (scales.dim() != 2 || scales.size(0) != weight.size(0)))
+            throw new ArgumentException($"an FP8 weight of {weight.size(0)} rows takes scales by row, got [{string.Join(", ", scales.shape)}]");
+        if (scales is { } given && given.size(1) > 1 && BlockScalesRefusal is { } refusal) throw new CudaException(refusal);
         using var scope = NewDisposeScope();
-        var (values, scale) = scales is null ? Quantize(weight) : QuantizeScaledRows(weight, scales);
-        if (scale.NumberOfElements > 1) _ = RowScalesRefusal;   // asked now, not first in a step (a graph's capture)
+        var (values, scale, scaling) = scales is null ? QuantizePerTensor(weight)
+            : scales.size(1) == 1 ? QuantizeScaledRows(weight, scales.view(-1))
+            : QuantizeScaledBlocks(weight, BlockScales(weight.size(0), weight.size(1), scales)
+                ?? throw new ArgumentException($"scales [{string.Join(", ", scales.shape)}] of a [{string.Join(", ", weight.shape)}] weight are not one per {ScaleBlock} x {ScaleBlock} block"));
+        if (scaling == Fp8Scaling.PerChannel) _ = RowScalesRefusal;   // asked now, not first in a step (a graph's capture)
         CudaDriver.SynchronizeContext();
         // they live with the weight's module, whatever scope the caller runs in (a peer rank's job has one)
         values.DetachFromDisposeScope();
         scale.DetachFromDisposeScope();
-        return new Fp8Weight(values, scale, this);
+        return new Fp8Weight(values, scale, scaling, this);
+    }
+
+    /// Whether QuantizeWeight serves a (rows, columns) weight by the scales its FP8 checkpoint stored it with: always
+    /// one per row; one per row and ScaleBlock columns where they are one per ScaleBlock x ScaleBlock block of a weight
+    /// of whole blocks and cuBLASLt takes blocks of scales here (BlockScalesRefusal).
+    public bool TakesStoredScales(long rows, long columns, Tensor scales)
+    {
+        if (scales.dim() != 2 || scales.size(0) != rows) return false;
+        if (scales.size(1) == 1) return true;
+        using var blocks = BlockScales(rows, columns, scales);
+        return blocks is not null && BlockScalesRefusal is null;
+    }
+
+    // scales (rows, columns / ScaleBlock) as the block scales of Fp8Scaling.PerBlock ((rows / ScaleBlock, a multiple
+    // of 4 of at least columns / ScaleBlock), float32 on the CPU, a new tensor), where the weight is whole blocks and
+    // each block's rows have the same; null otherwise
+    static Tensor? BlockScales(long rows, long columns, Tensor scales)
+    {
+        if (rows % ScaleBlock != 0 || columns % ScaleBlock != 0 || scales.size(0) != rows || scales.size(1) != columns / ScaleBlock) return null;
+        using var scope = NewDisposeScope();
+        var byBlock = scales.to(ScalarType.Float32, CPU).view(rows / ScaleBlock, ScaleBlock, columns / ScaleBlock);
+        var first = byBlock.select(1, 0);
+        if (!byBlock.eq(first.unsqueeze(1)).all().item<bool>()) return null;
+        var grid = ones(rows / ScaleBlock, (columns / ScaleBlock + 3) / 4 * 4, ScalarType.Float32);   // cuBLASLt's: rows 16 bytes apart
+        grid.narrow(1, 0, columns / ScaleBlock).copy_(first);
+        return grid.MoveToOuterDisposeScope();
     }
 
     /// x W^T (+ bias): x (rows, in) of the model's type, (rows, out) of the same type; in the caller's dispose scope.
     /// At most FewRows rows (where FewRowsTake) run fp8_few_rows.cu's kernel on x as it is (W8A16); more run cuBLASLt on
-    /// x quantized per tensor, or per token for a weight scaled per channel (W8A8).
+    /// x quantized per tensor, per token for a weight scaled per channel, or per token and ScaleBlock columns for one
+    /// scaled per block (W8A8).
     public Tensor Linear(Tensor x, Fp8Weight weight, Tensor? bias)
     {
         if (x.dim() != 2 || x.size(1) != weight.InFeatures || x.dtype != _dtype)
@@ -151,14 +218,14 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         else if (m > 0)
         {
             using var scope = NewDisposeScope();
-            var outerVectors = OuterVectors(weight);
-            var (input, inputScale) = outerVectors ? QuantizeRows(x) : Quantize(x);
-            var (problem, algorithm) = ProblemFor(n, k, m, outerVectors);
+            var scales = ScalesOf(weight);
+            var (input, inputScale) = QuantizeInput(x, scales);
+            var (problem, algorithm) = ProblemFor(n, k, m, scales);
             // a weight scaled per channel where cuBLASLt takes no vectors: multiplied at scale 1, y scaled after
-            var weightScale = weight.PerChannel && !outerVectors ? _unitScale : weight.Scale;
+            var scaledAfter = weight.PerChannel && scales == CublasLt.Scales.Scalars;
             problem.Run(_handle, algorithm, TensorPointer.Of(weight.Values), TensorPointer.Of(input), TensorPointer.Of(y),
-                TensorPointer.Of(_workspace), WorkspaceBytes, CurrentStream, TensorPointer.Of(weightScale), TensorPointer.Of(inputScale));
-            if (weight.PerChannel && !outerVectors) y.mul_(weight.Scale);
+                TensorPointer.Of(_workspace), WorkspaceBytes, CurrentStream, TensorPointer.Of(scaledAfter ? _unitScale : weight.Scale), TensorPointer.Of(inputScale));
+            if (scaledAfter) y.mul_(weight.Scale);
         }
         if (bias is not null) y.add_(bias, HeldScalars.One);
         return y;
@@ -177,8 +244,22 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     /// tensor, y scaled per channel after the product), to test and compare that way where it does.
     public bool OuterVectorScales { get; set; } = true;
 
-    // whether cuBLASLt multiplies the weight with vectors of scales (its channels', the input's tokens')
-    bool OuterVectors(Fp8Weight weight) => weight.PerChannel && OuterVectorScales && RowScalesRefusal is null;
+    // how cuBLASLt scales a product with the weight: by blocks (the weight's) and groups (the input's), vectors (the
+    // weight's channels, the input's tokens), or one scale each
+    CublasLt.Scales ScalesOf(Fp8Weight weight) => weight.Scaling switch
+    {
+        Fp8Scaling.PerBlock => CublasLt.Scales.Blocks,
+        Fp8Scaling.PerChannel when OuterVectorScales && RowScalesRefusal is null => CublasLt.Scales.OuterVectors,
+        _ => CublasLt.Scales.Scalars,
+    };
+
+    // x quantized as cuBLASLt's scaling of the product takes it, and its scales
+    (Tensor Values, Tensor Scales) QuantizeInput(Tensor x, CublasLt.Scales scales) => scales switch
+    {
+        CublasLt.Scales.Blocks => QuantizeRowGroups(x),
+        CublasLt.Scales.OuterVectors => QuantizeRows(x),
+        _ => Quantize(x),
+    };
 
     public void Dispose()
     {
@@ -209,13 +290,11 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         (x, var ld) = AlignedRows(x);
         var (rows, k, n) = ((int)x.size(0), (int)x.size(1), (int)weight.OutFeatures);
         var (xPtr, wPtr, scalePtr, yPtr) = (TensorPointer.Of(x), TensorPointer.Of(weight.Values), TensorPointer.Of(weight.Scale), TensorPointer.Of(y));
-        var scaleStride = weight.PerChannel ? 1 : 0;
+        var scaleStride = weight.Scaling switch { Fp8Scaling.PerBlock => (int)weight.Scale.size(1), Fp8Scaling.PerChannel => 1, _ => 0 };
         void** args = stackalloc void*[] { &xPtr, &rows, &k, &ld, &wPtr, &scalePtr, &scaleStride, &yPtr, &n };
         _device.MakeCurrent();
-        // the lean build (one chunk a warp in flight, more blocks an SM) where it runs the grid in one wave and the
-        // default would take two, the second part-empty
         var blocks = n / 16;
-        var function = blocks > _fewRowsWave && blocks <= _fewRowsLeanWave ? _fewRowsLean : _fewRows;
+        var function = (weight.Scaling == Fp8Scaling.PerBlock ? _fewRowsBlocks : _fewRows).For(blocks);
         CudaDriver.Launch(function, ((uint)blocks, 1, 1), FewRowsThreads, 0, CurrentStream, args, _dependentLaunch);
     }
 
@@ -239,7 +318,7 @@ internal sealed unsafe partial class Fp8Products : IDisposable
             var (weightScales, inputScales) = (tensor(Enumerable.Range(0, n).Select(i => (float)(1 << (i % 4))).ToArray()).to(_torchDevice),
                 tensor(Enumerable.Range(0, m).Select(i => (float)(1 << (i % 4))).ToArray()).to(_torchDevice));
             var y = empty(m, n, _dtype, _torchDevice);
-            using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k, rowScales: true);
+            using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k, CublasLt.Scales.OuterVectors);
             problem.UseScales(TensorPointer.Of(weightScales), TensorPointer.Of(inputScales));
             var candidates = problem.Candidates(_handle, 1, WorkspaceBytes);
             if (candidates.Count == 0) return "cuBLASLt has no algorithm for FP8 with vectors of scales here";
@@ -257,17 +336,95 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         }
     }
 
+    // null when this cuBLASLt runs an FP8 product with block scales (BLK128x128 for the weight, VEC128 for the input,
+    // laid out as Fp8Scaling.PerBlock and QuantizeRowGroups lay them out), else why not; as RefusalOfRowScales
+    string? RefusalOfBlockScales()
+    {
+        const int n = 2 * ScaleBlock, k = 2 * ScaleBlock, m = FewRows + 8, groups = k / ScaleBlock;
+        const byte one = 0x38;   // 1.0 in e4m3
+        try
+        {
+            using var scope = NewDisposeScope();
+            var weight = tensor(Enumerable.Repeat(one, n * k).ToArray()).view(n, k).to(_torchDevice);
+            var x = tensor(Enumerable.Repeat(one, m * k).ToArray()).view(m, k).to(_torchDevice);
+            // powers of two a few apart, so that every product is exact in either 16-bit type and another layout of
+            // either's scales gives another y; the weight's rows padded to 4 scales, the padding 1
+            var blockScales = ones(n / ScaleBlock, 4, ScalarType.Float32);
+            for (var block = 0; block < n / ScaleBlock; block++)
+                for (var group = 0; group < groups; group++) blockScales[block, group] = (float)(1 << (block + group));
+            var groupScales = tensor(Enumerable.Range(0, groups * m).Select(i => (float)(1 << (i % m % 4 + 2 * (i / m)))).ToArray()).view(groups, m);
+            var y = empty(m, n, _dtype, _torchDevice);
+            var (weightScales, inputScales) = (blockScales.to(_torchDevice), groupScales.to(_torchDevice));
+            using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k, CublasLt.Scales.Blocks);
+            problem.UseScales(TensorPointer.Of(weightScales), TensorPointer.Of(inputScales));
+            var candidates = problem.Candidates(_handle, 1, WorkspaceBytes);
+            if (candidates.Count == 0) return "cuBLASLt has no algorithm for FP8 with 128 x 128 blocks of scales here";
+            problem.Run(_handle, candidates[0], TensorPointer.Of(weight), TensorPointer.Of(x), TensorPointer.Of(y), TensorPointer.Of(_workspace),
+                WorkspaceBytes, CurrentStream, TensorPointer.Of(weightScales), TensorPointer.Of(inputScales));
+            CudaDriver.SynchronizeContext();
+            // y[t, f] = sum over groups g of 128 x input scale (g, t) x block scale (f / 128, g)
+            var expected = HeldScalars.Multiply(groupScales.t().matmul(blockScales.narrow(1, 0, groups).repeat_interleave(ScaleBlock, 0).t()), (long)ScaleBlock);
+            return y.to_type(ScalarType.Float32).cpu().equal(expected).all().item<bool>() ? null
+                : "cuBLASLt accepts 128 x 128 blocks of scales here but did not apply them as laid out";
+        }
+        catch (CudaException error)
+        {
+            return error.Message;
+        }
+    }
+
     // x (rows, cols) as e4m3 bytes (rows, cols) and a scale per row (rows) float32 from the row's largest magnitude,
     // both new tensors in the caller's scope: one block a row
     (Tensor Values, Tensor Scales) QuantizeRows(Tensor x) => QuantizeByRow(x, null);
 
+    // weight (rows, cols) as e4m3 bytes and one scale from its largest magnitude
+    (Tensor Values, Tensor Scale, Fp8Scaling Scaling) QuantizePerTensor(Tensor weight)
+    {
+        var (values, scale) = Quantize(weight);
+        return (values, scale, Fp8Scaling.PerTensor);
+    }
+
     // weight (rows, cols) as e4m3 bytes by the given scales (rows), and its scale: the one they all are (1), or them
-    (Tensor Values, Tensor Scale) QuantizeScaledRows(Tensor weight, Tensor scales)
+    (Tensor Values, Tensor Scale, Fp8Scaling Scaling) QuantizeScaledRows(Tensor weight, Tensor scales)
     {
         scales = scales.to(ScalarType.Float32, _torchDevice).contiguous();
         var (values, _) = QuantizeByRow(weight, scales);
-        return (values, scales.eq(scales.narrow(0, 0, 1)).all().item<bool>() ? scales.narrow(0, 0, 1).clone() : scales.clone());
+        return scales.eq(scales.narrow(0, 0, 1)).all().item<bool>() ? (values, scales.narrow(0, 0, 1).clone(), Fp8Scaling.PerTensor)
+            : (values, scales.clone(), Fp8Scaling.PerChannel);
     }
+
+    // weight (rows, cols) as e4m3 bytes by the given block scales (BlockScales'), and them on the device
+    (Tensor Values, Tensor Scale, Fp8Scaling Scaling) QuantizeScaledBlocks(Tensor weight, Tensor blockScales)
+    {
+        var scales = blockScales.to(_torchDevice);
+        (weight, var ld) = AlignedRows(weight);
+        var (rows, cols, scaleLd) = (weight.size(0), (int)weight.size(1), (int)scales.size(1));
+        var values = empty(rows, cols, ScalarType.Byte, _torchDevice);
+        var (xPtr, scalesPtr, valuesPtr) = (TensorPointer.Of(weight), TensorPointer.Of(scales), TensorPointer.Of(values));
+        _device.MakeCurrent();
+        void** args = stackalloc void*[] { &xPtr, &cols, &ld, &scalesPtr, &scaleLd, &valuesPtr };
+        CudaDriver.Launch(_quantizeScaledBlocks, ((uint)rows, 1, 1), ThreadsForRow(cols), 0, CurrentStream, args, _dependentLaunch);
+        return (values, scales, Fp8Scaling.PerBlock);
+    }
+
+    // x (rows, cols) as e4m3 bytes (rows, cols) and a scale per row and ScaleBlock columns (cols / ScaleBlock, rows),
+    // a group's rows contiguous (cuBLASLt's VEC128 layout), float32 from their largest magnitude, both new tensors in
+    // the caller's scope: one block a row
+    (Tensor Values, Tensor Scales) QuantizeRowGroups(Tensor x)
+    {
+        (x, var ld) = AlignedRows(x);
+        var (rows, cols) = ((int)x.size(0), (int)x.size(1));
+        var values = empty(rows, cols, ScalarType.Byte, _torchDevice);
+        var scales = empty(cols / ScaleBlock, rows, ScalarType.Float32, _torchDevice);
+        var (xPtr, scalesPtr, valuesPtr) = (TensorPointer.Of(x), TensorPointer.Of(scales), TensorPointer.Of(values));
+        _device.MakeCurrent();
+        void** args = stackalloc void*[] { &xPtr, &rows, &cols, &ld, &scalesPtr, &valuesPtr };
+        CudaDriver.Launch(_quantizeRowGroups, ((uint)rows, 1, 1), ThreadsForRow(cols), 0, CurrentStream, args, _dependentLaunch);
+        return (values, scales);
+    }
+
+    // threads of a block that takes one row of cols elements: a vector each, whole warps, at most 1024
+    static uint ThreadsForRow(int cols) => (uint)Math.Clamp((cols / Vector + 31) / 32 * 32, 32, 1024);
 
     // fp8_quantize_rows (scales null: found and returned) or fp8_quantize_scaled_rows (scales given, returned as given)
     (Tensor Values, Tensor Scales) QuantizeByRow(Tensor x, Tensor? given)
@@ -277,10 +434,9 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         var values = empty(rows, cols, ScalarType.Byte, _torchDevice);
         var scales = given ?? empty(rows, ScalarType.Float32, _torchDevice);
         var (xPtr, scalesPtr, valuesPtr) = (TensorPointer.Of(x), TensorPointer.Of(scales), TensorPointer.Of(values));
-        var threads = (uint)Math.Clamp((cols / Vector + 31) / 32 * 32, 32, 1024);
         _device.MakeCurrent();
         void** args = stackalloc void*[] { &xPtr, &cols, &ld, &scalesPtr, &valuesPtr };
-        CudaDriver.Launch(given is null ? _quantizeRows : _quantizeScaledRows, ((uint)rows, 1, 1), threads, 0, CurrentStream, args, _dependentLaunch);
+        CudaDriver.Launch(given is null ? _quantizeRows : _quantizeScaledRows, ((uint)rows, 1, 1), ThreadsForRow(cols), 0, CurrentStream, args, _dependentLaunch);
         return (values, scales);
     }
 

@@ -112,6 +112,7 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
                     model.WeightBytes >> 20, was >> 20, (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
         if (config.Quantization is { } quantization && !model.WeightsFp8) Log.WeightsDequantized(logger, quantization.ToString(), model.DtypeName);
+        if (model.CheckpointFp8Left is { } left) Log.CheckpointFp8Left(logger, left);
         if (model.Shard is { Size: > 1 } shard)
             Log.TensorParallel(logger, shard.Size, string.Join(", ", model.Devices), shard.NumHeads, shard.NumKVHeads,
                 shard.KVHeadReplicas, shard.IntermediateSize, shard.VocabRows);

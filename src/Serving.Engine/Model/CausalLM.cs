@@ -94,7 +94,7 @@ internal sealed class CausalLM : nn.Module
         .Where(linear => linear.Target is not null && linear.Fp8 is null && Cuda.Fp8Products.Takes(linear.Weight.size(0), linear.Weight.size(1)))
         .ToList();
 
-    /// Gives each projection the scales per row its FP8 checkpoint stored it with (WeightLoader.Load's, by parameter
+    /// Gives each projection the scales its FP8 checkpoint stored it with (WeightLoader.Load's, by parameter
     /// name; Linear.CheckpointFp8Scales), so that it can be served in FP8 as stored; takes the tensors (the scales of
     /// other parameters are disposed).
     public void KeepCheckpointFp8Scales(Dictionary<string, Tensor> scalesByParameter)

@@ -29,9 +29,10 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>
     /// The weight as FP8 values and scale once QuantizeToFp8 has run; null while it is stored in the model's type.
     public Fp8Weight? Fp8 => _fp8;
 
-    /// The scale of each row (float32, CPU) the checkpoint stored this weight with where it was FP8 scaled per tensor or
-    /// per row (the loader sets it; the weight itself loaded dequantized): QuantizeToFp8 makes the stored values again by
-    /// them. Null for a weight stored in 16 bits. Owned here once set.
+    /// The scales (float32, CPU) the checkpoint stored this weight with where it was FP8, by row and group of 128
+    /// columns (WeightLoader.Load's: (out, 1) for scales per tensor or row, (out, in / 128) for 128 x 128 blocks; the
+    /// weight itself loaded dequantized): QuantizeToFp8 makes the stored values again by them. Null for a weight stored
+    /// in 16 bits. Owned here once set.
     public Tensor? CheckpointFp8Scales
     {
         get => _checkpointFp8Scales;

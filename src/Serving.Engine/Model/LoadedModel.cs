@@ -111,21 +111,32 @@ public sealed class LoadedModel : IDisposable
     /// Whether the decoder's projections are stored as FP8 (QuantizeWeightsToFp8).
     public bool WeightsFp8 => _fp8 is not null;
 
-    /// How the FP8 projections are scaled, for the start log: per tensor, per channel (how many), and where cuBLASLt takes
-    /// no vectors of scales, what that changes. Rank 0's.
+    /// How the FP8 projections are scaled, for the start log: per tensor, per channel or per block (how many), and where
+    /// cuBLASLt takes no vectors of scales, what that changes. Rank 0's.
     public string Fp8Scales
     {
         get
         {
             var weights = _model.Fp8Weights();
-            var perChannel = weights.Count(weight => weight.PerChannel);
-            if (perChannel == 0) return "a scale per tensor";
-            var scales = perChannel == weights.Count ? "a scale per output channel" : $"a scale per output channel on {perChannel}, per tensor on the others";
-            return _fp8?.RowScalesRefusal is { } refusal
-                ? $"{scales}, inputs of more than {Fp8Products.FewRows} rows per tensor and outputs scaled per channel after the product: cuBLASLt takes no vectors of scales here ({refusal})"
-                : $"{scales}, inputs per token";
+            var (perChannel, perBlock) = (weights.Count(w => w.Scaling == Fp8Scaling.PerChannel), weights.Count(w => w.Scaling == Fp8Scaling.PerBlock));
+            if (perChannel + perBlock == 0) return "a scale per tensor";
+            string On(int count) => count == weights.Count ? "" : $" on {count}";
+            var parts = new List<string>();
+            if (perChannel > 0)
+                parts.Add($"a scale per output channel{On(perChannel)}, " + (_fp8?.RowScalesRefusal is { } refusal
+                    ? $"inputs of more than {Fp8Products.FewRows} rows per tensor and outputs scaled per channel after the product: cuBLASLt takes no vectors of scales here ({refusal})"
+                    : "inputs per token"));
+            if (perBlock > 0)
+                parts.Add($"a scale per {Fp8Products.ScaleBlock} x {Fp8Products.ScaleBlock} block{On(perBlock)}, inputs per token and {Fp8Products.ScaleBlock} columns");
+            if (perChannel + perBlock < weights.Count) parts.Add("per tensor on the others");
+            return string.Join("; ", parts);
         }
     }
+
+    /// Why projections an FP8 checkpoint stored with scales stay in the model's type where the others are served in FP8
+    /// (KeepCheckpointFp8: scales per block where cuBLASLt takes no blocks of scales, Fp8Products.BlockScalesRefusal, or
+    /// blocks FP8 products do not take); null when none does. Rank 0's.
+    public string? CheckpointFp8Left { get; private set; }
 
     /// Bytes of the FP8 projections (in WeightBytes, a byte an element); 0 unless WeightsFp8. One rank's.
     public long Fp8WeightBytes => _model.Fp8WeightBytes;
@@ -136,47 +147,69 @@ public sealed class LoadedModel : IDisposable
     /// before the KV cache is planned. No FP8 products are made where no projection has a shape they take (returns 0,
     /// WeightsFp8 stays false). On every rank. Returns how many projections a rank quantized. Throws ModelLoadException
     /// where FP8 products cannot run (CPU, before sm_89, a float32 model).
-    public int QuantizeWeightsToFp8() => StoreFp8("--quantization fp8", peer => peer.QuantizeWeightsToFp8(), _ => true);
+    public int QuantizeWeightsToFp8() => StoreFp8("--quantization fp8", peer => peer.QuantizeWeightsToFp8(), (_, _) => true);
 
-    /// How an FP8 checkpoint is served where FP8 products run: each projection it stored in FP8 with a scale per tensor
-    /// or per output channel (Linear.CheckpointFp8Scales) becomes FP8 again with the checkpoint's own values, made back
-    /// from the 16-bit ones it loaded as (exactly, for a bfloat16 model), and its scales (a fused projection's parts
-    /// keep theirs, one per row); the rest (scales per block, projections the checkpoint left in 16 bits) stay in the
-    /// model's type. Returns how many projections a rank stores in FP8 (0: none, WeightsFp8 stays false); throws as
-    /// QuantizeWeightsToFp8.
+    /// How an FP8 checkpoint is served where FP8 products run: each projection it stored in FP8 with a scale per tensor,
+    /// per output channel or per 128 x 128 block (Linear.CheckpointFp8Scales) becomes FP8 again with the checkpoint's
+    /// own values, made back from the 16-bit ones it loaded as (exactly, for a bfloat16 model), and its scales (a fused
+    /// projection's parts keep theirs); the rest (projections the checkpoint left in 16 bits, blocks FP8 products do
+    /// not take here: CheckpointFp8Left) stay in the model's type. Returns how many projections a rank stores in FP8 (0:
+    /// none, WeightsFp8 stays false); throws as QuantizeWeightsToFp8.
     public int KeepCheckpointFp8() =>
-        StoreFp8("an FP8 checkpoint", peer => peer.KeepCheckpointFp8(), projection => projection.CheckpointFp8Scales is not null);
+        StoreFp8("an FP8 checkpoint", peer => peer.KeepCheckpointFp8(), (projection, products) => projection.CheckpointFp8Scales is { } scales
+            && products.TakesStoredScales(projection.Weight.size(0), projection.Weight.size(1), scales));
 
-    /// Gives each projection FP8 takes a scale per output channel (its row's largest magnitude over 448) as the scales
-    /// its checkpoint stored it with, on every rank: KeepCheckpointFp8 then serves the 16-bit weights as an FP8
-    /// checkpoint of them with scales per channel (llm-compressor's FP8-dynamic) is served. For benchmarks of that path
-    /// on preset shapes (serving-bench -q fp8-channel).
-    internal void ScaleProjectionsPerChannel()
+    /// Gives each projection FP8 takes the scales its checkpoint would have stored it with, on every rank: one per output
+    /// channel (its row's largest magnitude over 448), or perBlock one per 128 x 128 block (where its shape is whole
+    /// blocks); KeepCheckpointFp8 then serves the 16-bit weights as an FP8 checkpoint of them is served (llm-compressor's
+    /// FP8-dynamic; DeepSeek's and Qwen's -FP8). For benchmarks of those paths on preset shapes (serving-bench -q
+    /// fp8-channel, fp8-block).
+    internal void ScaleProjectionsAsCheckpoint(bool perBlock)
     {
         _peers?.Invoke(peer =>
         {
-            peer.ScaleProjectionsPerChannel();
+            peer.ScaleProjectionsAsCheckpoint(perBlock);
             return true;
         });
         using var noGrad = no_grad();
-        using var smallest = (1.0 / (448 * 512)).ToScalar();   // an all-zero row still divides by something
+        using var smallest = (1.0 / (448 * 512)).ToScalar();   // an all-zero block still divides by something
+        const int block = Fp8Products.ScaleBlock;
         foreach (var projection in _model.Fp8Projections())
         {
+            var (rows, columns) = (projection.Weight.size(0), projection.Weight.size(1));
+            if (perBlock && (rows % block != 0 || columns % block != 0)) continue;
             using var scope = NewDisposeScope();
-            var scales = HeldScalars.Divide(projection.Weight.abs().amax([1]).to_type(ScalarType.Float32), 448.0).clamp_min_(smallest).cpu();   // e4m3's largest
+            var largest = perBlock
+                ? projection.Weight.view(rows / block, block, columns / block, block).abs().amax([1, 3]).repeat_interleave(block, 0)
+                : projection.Weight.abs().amax([1], keepdim: true);
+            var scales = HeldScalars.Divide(largest.to_type(ScalarType.Float32), 448.0).clamp_min_(smallest).cpu();   // e4m3's largest
             // it lives with the projection, whatever scope this runs in (a peer rank's job has one)
             projection.CheckpointFp8Scales = scales.DetachFromDisposeScope();
         }
     }
 
-    int StoreFp8(string what, Func<LoadedModel, int> onPeer, Func<Linear, bool> which)
+    // the projections which takes (of those FP8 products take: Fp8Projections) stored in FP8; the others keep the
+    // model's type, and their checkpoint's scales go
+    int StoreFp8(string what, Func<LoadedModel, int> onPeer, Func<Linear, Fp8Products, bool> which)
     {
         if (_fp8 is not null) throw new InvalidOperationException("the weights are FP8 already");
         if (Fp8Products.Unsupported(Device, Dtype) is { } reason) throw new ModelLoadException($"{what}: {reason}");
         _peers?.Invoke(peer => onPeer(peer) > 0);
-        var projections = _model.Fp8Projections().Where(which).ToList();
-        if (projections.Count == 0) return 0;
-        _fp8 = new Fp8Products(Device, Dtype);
+        var candidates = _model.Fp8Projections();
+        if (candidates.Count == 0) return 0;
+        var products = new Fp8Products(Device, Dtype);
+        var projections = candidates.Where(projection => which(projection, products)).ToList();
+        var left = candidates.Where(projection => projection.CheckpointFp8Scales is not null && !projections.Contains(projection)).ToList();
+        if (left.Count > 0)
+            CheckpointFp8Left = $"{left.Count} projections the checkpoint stored in FP8 stay in {DtypeName}: their scales are per block and " +
+                (products.BlockScalesRefusal is { } refusal ? $"cuBLASLt takes no blocks of scales here ({refusal})" : $"their shapes are not whole {Fp8Products.ScaleBlock} x {Fp8Products.ScaleBlock} blocks");
+        foreach (var projection in left) projection.CheckpointFp8Scales = null;
+        if (projections.Count == 0)
+        {
+            products.Dispose();
+            return 0;
+        }
+        _fp8 = products;
         foreach (var projection in projections)
         {
             projection.QuantizeToFp8(_fp8);

@@ -26,22 +26,31 @@ internal static class Fp8Weights
     public static string? ScaleName(SafetensorsCheckpoint checkpoint, string weight) =>
         new[] { weight + "_scale_inv", weight + "_scale" }.FirstOrDefault(checkpoint.Contains);
 
-    /// The scale of each of the weight's rows (float32, CPU, a new tensor the caller owns) where the checkpoint stores
-    /// one for the tensor or one per row; null where it stores them per block (or the tensor is not two-dimensional), or
-    /// where a scale is not a positive finite number (the weight then stays dequantized).
-    /// By these the loaded weight becomes FP8 again with the checkpoint's own values (Fp8Products.QuantizeWeight).
-    public static Tensor? RowScales(SafetensorsCheckpoint checkpoint, string weight)
+    /// Columns of one scale along a row where FP8 products serve a weight scaled per block as stored: 128 x 128 blocks
+    /// (DeepSeek's and Qwen's -FP8 releases), as Cuda/Fp8Products.ScaleBlock.
+    public const int GroupColumns = 128;
+
+    /// The scales the weight's values were stored with, by row and group of GroupColumns columns (float32, CPU, a new
+    /// tensor the caller owns): (rows, 1) where the checkpoint stores one for the tensor or one per row; (rows,
+    /// ceil(columns / 128)) where it stores one per 128 x 128 block (a block's on each of its rows); null where it stores
+    /// other blocks, the tensor is not two-dimensional, or a scale is not a positive finite number (the weight then
+    /// stays dequantized). By these the loaded weight becomes FP8 again with the checkpoint's own values
+    /// (Fp8Products.QuantizeWeight).
+    public static Tensor? StoredScales(SafetensorsCheckpoint checkpoint, string weight, WeightQuantization? quantization)
     {
         var shape = checkpoint.Info(weight).Shape;
         if (shape.Length != 2 || ScaleName(checkpoint, weight) is not { } scaleName) return null;
-        var rows = shape[0];
+        var (rows, columns) = (shape[0], shape[1]);
         using var scope = NewDisposeScope();
         var scale = checkpoint.Read(scaleName).to_type(ScalarType.Float32);
         if (!scale.isfinite().logical_and_(scale.gt(HeldScalars.Zero)).all().item<bool>()) return null;
-        var perRow = scale.NumberOfElements == 1 ? scale.reshape(1).expand(rows).contiguous()
-            : IsPerRow(scale, rows) ? scale.reshape(rows).clone()
+        var groups = (columns + GroupColumns - 1) / GroupColumns;
+        var stored = scale.NumberOfElements == 1 ? scale.reshape(1, 1).expand(rows, 1).contiguous()
+            : IsPerRow(scale, rows) ? scale.reshape(rows, 1).clone()
+            : quantization?.BlockSize is [GroupColumns, GroupColumns] && scale.shape.SequenceEqual([(rows + GroupColumns - 1) / GroupColumns, groups])
+                ? scale.repeat_interleave(GroupColumns, 0).narrow(0, 0, rows).contiguous()
             : null;
-        return perRow?.MoveToOuterDisposeScope();
+        return stored?.MoveToOuterDisposeScope();
     }
 
     // a scale per row of a weight of this many rows: [rows] or [rows, 1]

@@ -20,10 +20,10 @@ internal static class QuantizedWeights
         : checkpoint.Info(weight).IsFloat8 ? Fp8Weights.Read(checkpoint, weight, quantization)
         : null;
 
-    /// The scale of each row of an FP8 weight scaled per tensor or per row (Fp8Weights.RowScales), a new tensor the caller
-    /// owns; null for any other weight.
-    public static Tensor? Fp8RowScales(SafetensorsCheckpoint checkpoint, string weight) =>
-        checkpoint.Contains(weight) && checkpoint.Info(weight).IsFloat8 ? Fp8Weights.RowScales(checkpoint, weight) : null;
+    /// The scales an FP8 weight was stored with, by row and group of columns (Fp8Weights.StoredScales), a new tensor the
+    /// caller owns; null for any other weight.
+    public static Tensor? Fp8StoredScales(SafetensorsCheckpoint checkpoint, string weight, WeightQuantization? quantization) =>
+        checkpoint.Contains(weight) && checkpoint.Info(weight).IsFloat8 ? Fp8Weights.StoredScales(checkpoint, weight, quantization) : null;
 
     /// The bytes the checkpoint stores for the weight.
     public static long StoredBytes(SafetensorsCheckpoint checkpoint, string weight) =>

@@ -11,35 +11,36 @@ namespace Serving.Engine.Weights;
 internal static class WeightLoader
 {
     /// quantization: the checkpoint's (config.json), for how its quantized weights are dequantized (QuantizedWeights).
-    /// Returns, for each parameter whose every row came from FP8 checkpoint tensors scaled per tensor or per row, the
-    /// scale of each of its rows (float32, CPU; the caller owns them): what its FP8 values were stored with
-    /// (Fp8Weights.RowScales), so that it can be served in FP8 as stored.
+    /// Returns, for each parameter whose every row came from FP8 checkpoint tensors scaled per tensor, per row or per
+    /// 128 x 128 block, the scales its FP8 values were stored with, by row and group of 128 columns (Fp8Weights.
+    /// StoredScales: (rows, 1), or (rows, ceil(columns / 128)) for a checkpoint of such blocks; float32, CPU, the caller
+    /// owns them), so that it can be served in FP8 as stored.
     public static Dictionary<string, Tensor> Load(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
         IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization = null)
     {
-        var fp8RowScales = new Dictionary<string, Tensor>();   // NaN in rows no FP8 tensor filled
+        var fp8Scales = new Dictionary<string, Tensor>();   // NaN where no FP8 tensor filled them
         try
         {
-            Fill(model, checkpoint, bindings, shard, progress, quantization, fp8RowScales);
+            Fill(model, checkpoint, bindings, shard, progress, quantization, fp8Scales);
         }
         catch
         {
-            foreach (var scales in fp8RowScales.Values) scales.Dispose();
+            foreach (var scales in fp8Scales.Values) scales.Dispose();
             throw;
         }
-        foreach (var (name, scales) in fp8RowScales.ToArray())
+        foreach (var (name, scales) in fp8Scales.ToArray())
         {
             using var scope = NewDisposeScope();
             if (!scales.isnan().any().item<bool>()) continue;
             scales.Dispose();
-            fp8RowScales.Remove(name);
+            fp8Scales.Remove(name);
         }
-        return fp8RowScales;
+        return fp8Scales;
     }
 
-    // every parameter's rows from the checkpoint; the scales per row of its FP8 tensors into fp8RowScales
+    // every parameter's rows from the checkpoint; the scales of its FP8 tensors into fp8Scales
     static void Fill(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
-        IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization, Dictionary<string, Tensor> fp8RowScales)
+        IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization, Dictionary<string, Tensor> fp8Scales)
     {
         using var notFilled = float.NaN.ToScalar();
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
@@ -54,11 +55,14 @@ internal static class WeightLoader
         {
             var binding = bindings[i];
             using var dequantized = QuantizedWeights.Read(checkpoint, binding.CheckpointName, quantization);
-            using var rowScales = QuantizedWeights.Fp8RowScales(checkpoint, binding.CheckpointName);
+            using var storedScales = QuantizedWeights.Fp8StoredScales(checkpoint, binding.CheckpointName, quantization);
             var parameter = parameters[binding.ParameterName];
-            var parameterScales = rowScales is null || parameter.dim() != 2 ? null
-                : fp8RowScales.TryGetValue(binding.ParameterName, out var known) ? known
-                : fp8RowScales[binding.ParameterName] = full(parameter.shape[0], notFilled, ScalarType.Float32).DetachFromDisposeScope();
+            // a group of columns each where the checkpoint has 128 x 128 blocks (tensors scaled per row fill them all)
+            var groups = quantization?.BlockSize is [Fp8Weights.GroupColumns, Fp8Weights.GroupColumns]
+                ? (parameter.shape[^1] + Fp8Weights.GroupColumns - 1) / Fp8Weights.GroupColumns : 1;
+            var parameterScales = storedScales is null || parameter.dim() != 2 ? null
+                : fp8Scales.TryGetValue(binding.ParameterName, out var known) ? known
+                : fp8Scales[binding.ParameterName] = full(parameter.shape[0], groups, notFilled, ScalarType.Float32).DetachFromDisposeScope();
             foreach (var copy in shard.Copies(binding))
             {
                 using var scope = NewDisposeScope();
@@ -66,13 +70,28 @@ internal static class WeightLoader
                     : copy.Slice.Of(dequantized);
                 part = part.reshape(AsParameterRows(part.shape, parameter.dim()));
                 parameter.narrow(0, copy.DestinationRow, part.shape[0]).copy_(part);
-                // a column slice (a row-parallel rank's) keeps every row, so every row's scale
-                if (parameterScales is not null)
-                    parameterScales.narrow(0, copy.DestinationRow, part.shape[0]).copy_(copy.Slice.Dim == 0 ? copy.Slice.Of(rowScales!) : rowScales!);
+                if (parameterScales is null) continue;
+                var rows = parameterScales.narrow(0, copy.DestinationRow, part.shape[0]);
+                var scales = ScalesOf(storedScales!, copy.Slice, binding.Shape[^1]);
+                // scales not by the parameter's groups leave it in the model's type
+                if (scales is not null && (scales.shape[1] == 1 || scales.shape[1] == rows.shape[1])) rows.copy_(scales);
+                else rows.fill_(notFilled);
             }
             loadedBytes += QuantizedWeights.StoredBytes(checkpoint, binding.CheckpointName);
             progress?.Report(new WeightLoadProgress(binding.CheckpointName, i + 1, bindings.Count, loadedBytes, totalBytes));
         }
+    }
+
+    /// The scales (Fp8Weights.StoredScales) of the part of a tensor of columns columns a slice takes: its rows' (a row
+    /// slice), or every row's (a column slice, a row-parallel rank's): all where there is one a row, else the groups of
+    /// its columns, where it starts and ends on a group's edge (null where it does not).
+    static Tensor? ScalesOf(Tensor scales, TensorSlice slice, long columns)
+    {
+        if (slice.Dim == 0) return slice.Of(scales);
+        if (scales.shape[1] == 1) return scales;
+        var ends = slice.Start + slice.Length;
+        if (slice.Start % Fp8Weights.GroupColumns != 0 || (ends % Fp8Weights.GroupColumns != 0 && ends != columns)) return null;
+        return scales.narrow(1, slice.Start / Fp8Weights.GroupColumns, (slice.Length + Fp8Weights.GroupColumns - 1) / Fp8Weights.GroupColumns);
     }
 
     /// A checkpoint tensor with more dimensions than its parameter fills the parameter's rows with its leading dimensions

@@ -102,7 +102,7 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
         var codes = original.Select((v, i) => E4M3.Encode(v / scales[i / k])).ToArray();
         var stored = E4M3.Decode(codes);
         var dequantized = tensor(stored.Select((v, i) => v * scales[i / k]).ToArray()).view(n, k).to_type(ScalarType.BFloat16).cuda();
-        using var fp8 = products.QuantizeWeight(dequantized, tensor(scales));
+        using var fp8 = products.QuantizeWeight(dequantized, tensor(scales).view(n, 1));
         Assert.True(fp8.PerChannel);
         Assert.Equal(codes, fp8.Values.cpu().data<byte>().ToArray());
         Assert.Equal(scales, fp8.Scale.cpu().data<float>().ToArray());
@@ -124,6 +124,68 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
         var difference = (y - expected).abs();
         output.WriteLine($"m={m} outer vectors {outerVectors}: max |y - stored product| {difference.max().item<double>():E2}");
         // within bfloat16's rounding of y and float32 sums, against each token's largest output
+        Assert.True(difference.le(expected.abs() * 1e-2 + expected.abs().amax([1], keepdim: true) * 1e-2).all().item<bool>(),
+            $"max |y - stored product| = {difference.max().item<double>():E2}");
+    }
+
+    /// A weight with a scale per 128 x 128 block (DeepSeek's and Qwen's -FP8, given as the scales it was stored with,
+    /// by row and group of 128 columns) keeps its values exactly as they were stored and its blocks' scales (rows
+    /// padded to 4 with 1s, cuBLASLt's layout); a product is the float64 product of those and its input: as it is at up
+    /// to 8 rows (the few-rows kernel scales each chunk by its block's), quantized per token and 128 columns at more
+    /// (cuBLASLt's block scaling); within the output's bfloat16 rounding. The GPUs the server is built for (sm_90,
+    /// cuBLASLt 12.9 and later) take blocks of scales.
+    [GpuTheory]
+    [InlineData(1, 768)]
+    [InlineData(5, 768)]
+    [InlineData(8, 768)]
+    [InlineData(1, 6144)]   // 384 few-rows blocks: the lean build on 132 SMs
+    [InlineData(9, 768)]
+    [InlineData(64, 768)]
+    [InlineData(300, 768)]
+    public void AProductScaledPerBlockIsTheProductOfItsStoredOperands(int m, int n)
+    {
+        const int k = 1280, groups = k / 128;   // 10 groups: the scales' rows padded to 12
+        using var stream = CudaStream.Create(CudaDevice.Open(0));
+        stream.MakeCurrent();
+        using var products = new Fp8Products(CUDA, ScalarType.BFloat16);
+        output.WriteLine($"cuBLASLt's blocks of scales: {products.BlockScalesRefusal ?? "taken"}");
+        Assert.Null(products.BlockScalesRefusal);
+        using var scope = NewDisposeScope();
+        // a checkpoint's weight: blocks of very different magnitudes, each stored as e4m3 of weight / (its largest / 448)
+        var magnitudes = exp(randn(n / 128, groups, ScalarType.Float32) * 2).repeat_interleave(128, 0).repeat_interleave(128, 1);
+        var original = (randn(n, k, ScalarType.Float32) * magnitudes * 0.05).data<float>().ToArray();
+        var blockScales = new float[n / 128, groups];
+        for (var i = 0; i < original.Length; i++)
+            blockScales[i / k / 128, i % k / 128] = Math.Max(blockScales[i / k / 128, i % k / 128], Math.Abs(original[i]) / 448f);
+        float ScaleOf(int i) => blockScales[i / k / 128, i % k / 128];
+        var codes = original.Select((v, i) => E4M3.Encode(v / ScaleOf(i))).ToArray();
+        var stored = E4M3.Decode(codes);
+        var dequantized = tensor(stored.Select((v, i) => v * ScaleOf(i)).ToArray()).view(n, k).to_type(ScalarType.BFloat16).cuda();
+        var byRowAndGroup = tensor(blockScales.Cast<float>().ToArray()).view(n / 128, groups).repeat_interleave(128, 0);
+        Assert.True(products.TakesStoredScales(n, k, byRowAndGroup));
+        using var fp8 = products.QuantizeWeight(dequantized, byRowAndGroup);
+        Assert.Equal(Fp8Scaling.PerBlock, fp8.Scaling);
+        Assert.Equal(codes, fp8.Values.cpu().data<byte>().ToArray());
+        Assert.Equal([n / 128, 12], fp8.Scale.shape);
+        Assert.Equal(blockScales.Cast<float>().ToArray(), fp8.Scale.narrow(1, 0, groups).cpu().contiguous().data<float>().ToArray());
+
+        var x = (randn(m, k, ScalarType.Float32) * exp(randn(m, groups, ScalarType.Float32)).repeat_interleave(128, 1)).to_type(ScalarType.BFloat16).cuda();
+        var y = products.Linear(x, fp8, null).to_type(ScalarType.Float64).cpu();
+        stream.Synchronize();
+        var xValues = x.to_type(ScalarType.Float32).cpu().data<float>().ToArray();
+        // each token's 128 columns quantized by their own scale where cuBLASLt runs the product
+        double[] Group(int first)
+        {
+            var part = xValues.Skip(first).Take(128).ToArray();
+            var xScale = Math.Max(part.Max(Math.Abs) / 448f, 1f / (448f * 512f));
+            return part.Select(v => (double)E4M3.Nearest(v * (1f / xScale)) * xScale).ToArray();
+        }
+        var xTaken = Fp8Products.FewRowsTake(m, k) ? xValues.Select(v => (double)v).ToArray()
+            : Enumerable.Range(0, m * groups).SelectMany(g => Group(g * 128)).ToArray();
+        var expected = tensor(xTaken, ScalarType.Float64).view(m, k)
+            .matmul(tensor(stored.Select((v, i) => (double)v * ScaleOf(i)).ToArray(), ScalarType.Float64).view(n, k).t());
+        var difference = (y - expected).abs();
+        output.WriteLine($"m={m}: max |y - stored product| {difference.max().item<double>():E2}");
         Assert.True(difference.le(expected.abs() * 1e-2 + expected.abs().amax([1], keepdim: true) * 1e-2).all().item<bool>(),
             $"max |y - stored product| = {difference.max().item<double>():E2}");
     }
@@ -238,9 +300,10 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
     }
 
     /// Through the engine on CUDA: --quantization fp8 on the bf16 fixture, and FP8 checkpoints with a scale per tensor or
-    /// per channel (compressed-tensors, strategy "tensor" or "channel") with no flag, are served with FP8 projections
-    /// (ModelInfo.WeightStorage), their pools planned once the 16-bit weights went back, and decode; one with scales per
-    /// block is served dequantized. A checkpoint served in FP8 stays close to itself dequantized to bf16.
+    /// per channel (compressed-tensors, strategy "tensor" or "channel") or per 128 x 128 block (fp8's weight_block_size,
+    /// on the fixture widened to whole blocks) with no flag, are served with FP8 projections (ModelInfo.WeightStorage),
+    /// their pools planned once the 16-bit weights went back, and decode; one with 32 x 48 blocks is served dequantized.
+    /// A checkpoint served in FP8 stays close to itself dequantized to bf16.
     [GpuFact]
     public async Task TheEngineServesFp8Projections()
     {
@@ -252,15 +315,18 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
             Assert.Equal("fp8", online.Info.WeightStorage);
             Assert.Equal(16, (await CollectAsync(online, Greedy(prompt, 16))).Tokens().Length);
         }
+        using var wide = new TempDirectory();
+        Weights.QuantizedCheckpointTests.WideLlama(wide.Path);
         foreach (var (format, storage) in new[]
         {
             (Weights.QuantizedCheckpointTests.Format.TensorScale, "fp8"), (Weights.QuantizedCheckpointTests.Format.ChannelScale, "fp8"),
-            (Weights.QuantizedCheckpointTests.Format.BlockScaleInv, null),
+            (Weights.QuantizedCheckpointTests.Format.Block128ScaleInv, "fp8"), (Weights.QuantizedCheckpointTests.Format.BlockScaleInv, null),
         })
         {
             using var checkpoint = new TempDirectory();
             using var dequantized = new TempDirectory();
-            Weights.QuantizedCheckpointTests.Quantize(Fixtures.Dir("llama-gqa"), format, checkpoint.Path, dequantized.Path);
+            var fixture = format == Weights.QuantizedCheckpointTests.Format.Block128ScaleInv ? wide.Path : Fixtures.Dir("llama-gqa");
+            Weights.QuantizedCheckpointTests.Quantize(fixture, format, checkpoint.Path, dequantized.Path);
             await using (var engine = new LlmEngine(new EngineOptions { Model = checkpoint.Path, Dtype = "bfloat16", Device = "cuda", NumGpuBlocksOverride = 256 }))
             {
                 await engine.WaitUntilReadyAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
@@ -281,16 +347,21 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
     }
 
     /// An FP8 checkpoint's projections served in FP8 hold the checkpoint's own bytes and scales: a fused projection's
-    /// parts one after another, each with its scale (per tensor: the same on each of its rows; a projection of one
-    /// tensor scaled per tensor keeps one scale), made back from the bfloat16 values they loaded as.
+    /// parts one after another, each with its scales (per tensor: the same on each of its rows; a projection of one
+    /// tensor scaled per tensor keeps one scale; per 128 x 128 block: the parts' blocks one after another, rows padded
+    /// to 4 scales), made back from the bfloat16 values they loaded as.
     [GpuTheory]
     [InlineData(Weights.QuantizedCheckpointTests.Format.TensorScale)]
     [InlineData(Weights.QuantizedCheckpointTests.Format.ChannelScale)]
+    [InlineData(Weights.QuantizedCheckpointTests.Format.Block128ScaleInv)]
     public void AnFp8CheckpointIsServedWithItsOwnValuesAndScales(Weights.QuantizedCheckpointTests.Format format)
     {
+        var blocks = format == Weights.QuantizedCheckpointTests.Format.Block128ScaleInv;
+        using var wide = new TempDirectory();
+        if (blocks) Weights.QuantizedCheckpointTests.WideLlama(wide.Path);
         using var directory = new TempDirectory();
         using var dequantized = new TempDirectory();
-        Weights.QuantizedCheckpointTests.Quantize(Fixtures.Dir("llama-gqa"), format, directory.Path, dequantized.Path);
+        Weights.QuantizedCheckpointTests.Quantize(blocks ? wide.Path : Fixtures.Dir("llama-gqa"), format, directory.Path, dequantized.Path);
         using var checkpoint = Serving.Engine.Weights.SafetensorsCheckpoint.Open(directory.Path);
         using var model = ModelLoader.LoadDecoder(directory.Path, "bfloat16", CUDA);
         using var products = new Fp8Products(CUDA, ScalarType.BFloat16);
@@ -302,8 +373,16 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
             linear.QuantizeToFp8(products);
             var tensors = Weights.QuantizedCheckpointTests.CheckpointTensorsOf(name);
             var bytes = tensors.SelectMany<string, byte>(tensor => checkpoint.Read(tensor + ".weight").data<byte>().ToArray()).ToArray();
-            var scales = tensors.SelectMany(tensor => Weights.QuantizedCheckpointTests.RowScales(checkpoint, tensor)).ToArray();
             Assert.Equal(bytes, linear.Fp8!.Values.cpu().data<byte>().ToArray());
+            if (blocks)
+            {
+                var stored = cat(tensors.Select(tensor => checkpoint.Read(tensor + ".weight_scale_inv").to_type(ScalarType.Float32)).ToList(), 0);
+                Assert.Equal(Fp8Scaling.PerBlock, linear.Fp8.Scaling);
+                Assert.Equal(stored.data<float>().ToArray(), linear.Fp8.Scale.narrow(1, 0, stored.size(1)).cpu().contiguous().data<float>().ToArray());
+                Assert.True(linear.Fp8.Scale.narrow(1, stored.size(1), linear.Fp8.Scale.size(1) - stored.size(1)).eq(HeldScalars.One).all().item<bool>());
+                continue;
+            }
+            var scales = tensors.SelectMany(tensor => Weights.QuantizedCheckpointTests.RowScales(checkpoint, tensor)).ToArray();
             var kept = linear.Fp8.Scale.cpu().data<float>().ToArray();
             Assert.Equal(scales.Distinct().Count() == 1 ? [scales[0]] : scales, kept);
         }

@@ -89,7 +89,9 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
         await Installed.Value;
         var (cubin, log) = KernelModule.Compile(Fp8Products.SourceNames, Fp8Products.Defines(ModelDtype.Parse(dtype, "dtype")), 90, "--ptxas-options=-v");
         output.WriteLine($"the FP8 products' module for {dtype} on sm_90: {cubin.Length} bytes of cubin; ptxas:");
-        CheckEntryPointsAndSpills(cubin, log, ["fp8_absmax", "fp8_quantize", "fp8_quantize_small", "fp8_linear_few_rows", "fp8_linear_few_rows_lean"]);
+        CheckEntryPointsAndSpills(cubin, log, ["fp8_absmax", "fp8_quantize", "fp8_quantize_small", "fp8_quantize_rows", "fp8_quantize_row_groups",
+            "fp8_quantize_scaled_rows", "fp8_quantize_scaled_blocks", "fp8_linear_few_rows", "fp8_linear_few_rows_lean", "fp8_linear_few_rows_blocks",
+            "fp8_linear_few_rows_lean_blocks"]);
     }
 
     void CheckEntryPointsAndSpills(byte[] cubin, string log, string[] entryPoints)

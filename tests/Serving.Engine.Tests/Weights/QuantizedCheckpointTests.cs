@@ -18,7 +18,9 @@ namespace Serving.Engine.Tests.Weights;
 /// the same model stored in float32 with the values the quantized tensors stand for, on one rank and on two.
 public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
 {
-    public enum Format { BlockScaleInv, ChannelScale, TensorScale, Awq, Gptq, GptqActOrder8Bit, GptqV2 }
+    /// BlockScaleInv: 32 x 48 blocks (dequantized wherever it is served); Block128ScaleInv: 128 x 128 blocks, DeepSeek's
+    /// and Qwen's (FP8 products serve those: on a fixture of whole blocks, WideLlama).
+    public enum Format { BlockScaleInv, Block128ScaleInv, ChannelScale, TensorScale, Awq, Gptq, GptqActOrder8Bit, GptqV2 }
 
     [Theory]
     [InlineData(Format.BlockScaleInv)]
@@ -137,6 +139,83 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         }
     }
 
+    /// A checkpoint of 128 x 128 block scales (DeepSeek's and Qwen's -FP8) gives each projection its scales by row and
+    /// group of 128 columns, a block's on each of its 128 rows (a fused projection's parts one after another), and the
+    /// loaded values divided by them are e4m3 values again. A tensor-parallel rank keeps its rows' (q, k, v's and gate,
+    /// up's halves) and, where it takes columns (o_proj, down_proj), the groups of its columns.
+    [Fact]
+    public void EachFp8ProjectionKeepsItsCheckpointsBlockScalesByRowAndGroup()
+    {
+        using var wide = new TempDirectory();
+        using var quantized = new TempDirectory();
+        using var reference = new TempDirectory();
+        WideLlama(wide.Path);
+        Quantize(wide.Path, Format.Block128ScaleInv, quantized.Path, reference.Path);
+        using var checkpoint = SafetensorsCheckpoint.Open(quantized.Path);
+        var config = ModelConfig.Load(quantized.Path);
+        var bindings = Serving.Engine.Architectures.ArchitectureRegistry.For(config).Layout(config);
+
+        var whole = Serving.Engine.Distributed.ModelShard.Whole(config);
+        using (var model = new CausalLM(whole, ScalarType.Float32, CPU))
+        {
+            var loaded = WeightLoader.Load(model, checkpoint, bindings, whole, null, config.Quantization);
+            try
+            {
+                var projections = model.named_modules().Where(m => m.module is Linear { Target: not null }).ToList();
+                Assert.Equal(4 * config.NumHiddenLayers, projections.Count);
+                foreach (var (name, module) in projections)
+                {
+                    var weight = ((Linear)module).Weight;
+                    var (rows, columns) = (weight.size(0), (int)weight.size(1));
+                    var scales = loaded[name + ".weight"];
+                    Assert.Equal([rows, columns / 128], scales.shape);
+                    Assert.Equal(CheckpointTensorsOf(name).SelectMany(tensor => RowGroupScales(checkpoint, tensor)).ToArray(), scales.data<float>().ToArray());
+                    var (values, byGroup) = (weight.data<float>().ToArray(), scales.data<float>().ToArray());
+                    for (var i = 0; i < values.Length; i++)
+                    {
+                        var value = values[i] / byGroup[i / columns * (columns / 128) + i % columns / 128];
+                        Assert.True(Math.Abs(value - E4M3.Nearest(value)) <= 1e-5 * Math.Abs(value), $"{name}[{i}]: {value} is no e4m3 value");
+                    }
+                }
+            }
+            finally
+            {
+                foreach (var tensor in loaded.Values) tensor.Dispose();
+            }
+        }
+
+        // rank 1 of 2: the second half of a split tensor's rows; o_proj's and down_proj's second half of the columns
+        var shard = Serving.Engine.Distributed.ModelShard.Of(config, 1, 2);
+        using var rankModel = new CausalLM(shard, ScalarType.Float32, CPU);
+        var rank = WeightLoader.Load(rankModel, checkpoint, bindings, shard, null, config.Quantization);
+        try
+        {
+            float[] Rows(string tensor, bool secondHalf = true)
+            {
+                var all = RowGroupScales(checkpoint, tensor);
+                return secondHalf ? all[(all.Length / 2)..] : all;
+            }
+            float[] SecondHalfOfColumns(string tensor)
+            {
+                var groups = (int)checkpoint.Info(tensor + ".weight").Shape[1] / 128;
+                return [.. Rows(tensor, secondHalf: false).Where((_, i) => i % groups >= groups / 2)];
+            }
+            for (var layer = 0; layer < config.NumHiddenLayers; layer++)
+            {
+                var (attention, mlp) = ($"model.layers.{layer}.self_attn.", $"model.layers.{layer}.mlp.");
+                Assert.Equal([.. Rows(attention + "q_proj"), .. Rows(attention + "k_proj"), .. Rows(attention + "v_proj")],
+                    rank[$"layers.{layer}.self_attn.qkv_proj.weight"].data<float>().ToArray());
+                Assert.Equal(SecondHalfOfColumns(attention + "o_proj"), rank[$"layers.{layer}.self_attn.o_proj.weight"].data<float>().ToArray());
+                Assert.Equal([.. Rows(mlp + "gate_proj"), .. Rows(mlp + "up_proj")], rank[$"layers.{layer}.mlp.gate_up_proj.weight"].data<float>().ToArray());
+                Assert.Equal(SecondHalfOfColumns(mlp + "down_proj"), rank[$"layers.{layer}.mlp.down_proj.weight"].data<float>().ToArray());
+            }
+        }
+        finally
+        {
+            foreach (var tensor in rank.Values) tensor.Dispose();
+        }
+    }
+
     /// The checkpoint tensors (Llama's names, without ".weight") a projection of the model fuses, in row order:
     /// "layers.0.self_attn.qkv_proj" is model.layers.0.self_attn.q_proj, k_proj and v_proj.
     internal static string[] CheckpointTensorsOf(string projection)
@@ -154,6 +233,16 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         using var scale = checkpoint.Read(tensor + ".weight_scale").to_type(ScalarType.Float32);
         var values = scale.data<float>().ToArray();
         return values.Length == 1 ? Enumerable.Repeat(values[0], rows).ToArray() : values;
+    }
+
+    /// The 128 x 128 block scales of an FP8 checkpoint tensor (without ".weight"), by row and group of 128 columns (a
+    /// block's on each of its rows), row after row.
+    internal static float[] RowGroupScales(SafetensorsCheckpoint checkpoint, string tensor)
+    {
+        var rows = checkpoint.Info(tensor + ".weight").Shape[0];
+        using var scale = checkpoint.Read(tensor + ".weight_scale_inv").to_type(ScalarType.Float32);
+        using var byRow = scale.repeat_interleave(128, 0).narrow(0, 0, rows).contiguous();
+        return byRow.data<float>().ToArray();
     }
 
     [Fact]
@@ -281,7 +370,7 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
             var bytes = Encode(weight / Broadcast(scale, weight.shape, format));
             (stored[name], plain[name]) = (bytes, DecodeAll(bytes) * Broadcast(scale, weight.shape, format));
             float8.Add(name);
-            if (name != dropScaleOf) stored[name + (format == Format.BlockScaleInv ? "_scale_inv" : "_scale")] = scale;
+            if (name != dropScaleOf) stored[name + (BlockOf(format) is null ? "_scale" : "_scale_inv")] = scale;
         }
         var path = Path.Combine(quantized, "model.safetensors");
         SafetensorsWriter.Write(path, stored);
@@ -289,8 +378,8 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         SafetensorsWriter.Write(Path.Combine(reference, "model.safetensors"), plain);
     }
 
-    static JsonObject Fp8Config(Format format) => format == Format.BlockScaleInv
-            ? new JsonObject { ["quant_method"] = "fp8", ["fmt"] = "e4m3", ["activation_scheme"] = "dynamic", ["weight_block_size"] = new JsonArray(32, 48) }
+    static JsonObject Fp8Config(Format format) => BlockOf(format) is var (blockRows, blockColumns)
+            ? new JsonObject { ["quant_method"] = "fp8", ["fmt"] = "e4m3", ["activation_scheme"] = "dynamic", ["weight_block_size"] = new JsonArray(blockRows, blockColumns) }
             : new JsonObject
             {
                 ["quant_method"] = "compressed-tensors", ["format"] = "float-quantized", ["ignore"] = new JsonArray("lm_head"),
@@ -384,27 +473,61 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         return tensor(packed.Cast<int>().ToArray()).view(rows, outputs / pack);
     }
 
+    // a block format's rows and columns of one scale
+    static (int Rows, int Columns)? BlockOf(Format format) => format switch
+    {
+        Format.BlockScaleInv => (32, 48),
+        Format.Block128ScaleInv => (128, 128),
+        _ => null,
+    };
+
     // the largest magnitude of each scale's part over e4m3's largest value, 448
     static Tensor Scale(Tensor weight, Format format) => format switch
     {
         Format.TensorScale => weight.abs().max().view(1) / 448,
         Format.ChannelScale => weight.abs().amax([1], keepdim: true) / 448,
-        _ => BlockMax(weight) / 448,
+        _ => BlockMax(weight, BlockOf(format)!.Value) / 448,
     };
 
-    static Tensor BlockMax(Tensor weight)
+    static Tensor BlockMax(Tensor weight, (int Rows, int Columns) block)
     {
         var (rows, columns) = (weight.shape[0], weight.shape[1]);
-        var result = zeros((rows + 31) / 32, (columns + 47) / 48);
+        var result = zeros((rows + block.Rows - 1) / block.Rows, (columns + block.Columns - 1) / block.Columns);
         for (long i = 0; i < result.shape[0]; i++)
             for (long j = 0; j < result.shape[1]; j++)
-                result[i, j] = weight.narrow(0, i * 32, Math.Min(32, rows - i * 32)).narrow(1, j * 48, Math.Min(48, columns - j * 48)).abs().max();
+                result[i, j] = weight.narrow(0, i * block.Rows, Math.Min(block.Rows, rows - i * block.Rows))
+                    .narrow(1, j * block.Columns, Math.Min(block.Columns, columns - j * block.Columns)).abs().max();
         return result;
     }
 
-    static Tensor Broadcast(Tensor scale, long[] shape, Format format) => format == Format.BlockScaleInv
-        ? scale.repeat_interleave(32, 0).narrow(0, 0, shape[0]).repeat_interleave(48, 1).narrow(1, 0, shape[1])
+    static Tensor Broadcast(Tensor scale, long[] shape, Format format) => BlockOf(format) is var (blockRows, blockColumns)
+        ? scale.repeat_interleave(blockRows, 0).narrow(0, 0, shape[0]).repeat_interleave(blockColumns, 1).narrow(1, 0, shape[1])
         : scale;
+
+    /// Writes llama-gqa's config and tokenizer at a width of whole 128 x 128 blocks, with random weights (seeded): hidden
+    /// 256, 4 heads of 64 and 2 KV heads (k and v of 128 rows), intermediate 512; the fixture to quantize as
+    /// Format.Block128ScaleInv for the FP8 products that serve such blocks.
+    internal static void WideLlama(string directory)
+    {
+        const int hidden = 256, kvRows = 128, intermediate = 512;
+        var fixture = Fixtures.Dir("llama-gqa");
+        foreach (var file in Directory.GetFiles(fixture).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal) && !f.EndsWith("config.json", StringComparison.Ordinal)))
+            File.Copy(file, Path.Combine(directory, Path.GetFileName(file)));
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "config.json")))!.AsObject();
+        (config["hidden_size"], config["intermediate_size"], config["num_attention_heads"], config["head_dim"]) = (hidden, intermediate, 4, 64);
+        File.WriteAllText(Path.Combine(directory, "config.json"), config.ToJsonString());
+        using var checkpoint = SafetensorsCheckpoint.Open(fixture);
+        var generator = new Generator(seed: 11);
+        var tensors = new Dictionary<string, Tensor>();
+        foreach (var name in checkpoint.TensorNames)
+        {
+            var shape = checkpoint.Info(name).Shape.Select(size => size switch { 64 => hidden, 16 => kvRows, 176 => intermediate, _ => size }).ToArray();
+            tensors[name] = name.EndsWith("norm.weight", StringComparison.Ordinal)
+                ? 1 + randn(shape, generator: generator) * 0.1
+                : randn(shape, generator: generator) * 0.05;
+        }
+        SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"), tensors);
+    }
 
     // each value to the byte of the nearest e4m3 number
     static Tensor Encode(Tensor values) => tensor(values.data<float>().ToArray().Select(E4M3.Encode).ToArray(), ScalarType.Byte).view(values.shape);

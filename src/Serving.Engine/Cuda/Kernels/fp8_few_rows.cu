@@ -13,12 +13,16 @@
 // (row g) or a1 / a3 (row g + 8) pair of one MMA, and a 32-bit word of the input is a b0 or b1 as it lies.
 // The weight does not depend on the kernel before (dependent launch, element_types.cu): the first chunks' loads are
 // issued before waiting for it. The warps' sums meet in shared memory; y = sum x the weight's scale (one for the whole
-// weight, scale_stride 0, or one per output feature, scale_stride 1), in the model's type.
+// weight, scale_stride 0, or one per output feature, scale_stride 1), in the model's type. A weight with a scale per
+// 128 x 128 block (an FP8 checkpoint's; the _blocks builds, FEW_CHUNK 128) scales each chunk's MMAs by its block's
+// (a block's 16 features share it) as they add up; scale_stride is then the scales' row length (block (i, j) at
+// i x scale_stride + j).
 // Two builds: fp8_linear_few_rows keeps two chunks a warp in flight (two blocks an SM), fp8_linear_few_rows_lean one
-// (its registers let four blocks share an SM), for grids the first would end with a part-empty wave (Fp8Products
-// picks by the grid; H100, llama3-8b's qkv_proj, 384 blocks: 13.7 -> 11.5 us at one row).
+// (its registers let four blocks share an SM; three for block scales), for grids the first would end with a part-empty
+// wave (Fp8Products picks by the grid; H100, llama3-8b's qkv_proj, 384 blocks: 13.7 -> 11.5 us at one row).
 //   x: rows x k (k a multiple of FEW_CHUNK), ld elements apart, 16-byte aligned; w: n x k e4m3 bytes (n a multiple of
-//   16); w_scale: float32, 1 or n of them; y: rows x n contiguous. Grid: n / 16 blocks of FEW_WARPS x 32 threads.
+//   16, of 128 for block scales); w_scale: float32, 1, n or n / 128 x scale_stride of them; y: rows x n contiguous.
+//   Grid: n / 16 blocks of FEW_WARPS x 32 threads.
 // FEW_ROWS (8, the MMAs' n), FEW_WARPS and FEW_CHUNK come from Fp8Products.Defines, which launches the kernels.
 
 #if ELEM_TYPE == 1 || ELEM_TYPE == 2
@@ -83,8 +87,8 @@ __device__ __forceinline__ void multiply_chunk(float (&acc)[4], const FewRowsWei
     }
 }
 
-// UNROLL: chunks of one warp in flight at a time
-template <int UNROLL>
+// UNROLL: chunks of one warp in flight at a time; BLOCKS: a scale per 128 x 128 block (else per tensor or feature)
+template <int UNROLL, bool BLOCKS>
 __device__ __forceinline__ void linear_few_rows(const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
                                                 const float* __restrict__ w_scale, int scale_stride, elem_t* __restrict__ y, int n) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -115,7 +119,15 @@ __device__ __forceinline__ void linear_few_rows(const elem_t* __restrict__ x, in
 #pragma unroll
                 for (int i = 0; i < 4; i++) xv[i] = load_input_bytes(p + i);
             }
-            multiply_chunk(acc, current[u], xv);
+            if (BLOCKS) {
+                float chunk_acc[4] = {0.f, 0.f, 0.f, 0.f};
+                multiply_chunk(chunk_acc, current[u], xv);
+                const float block_scale = w_scale[(first_feature / FEW_CHUNK) * scale_stride + chunk];
+#pragma unroll
+                for (int i = 0; i < 4; i++) acc[i] = fmaf(chunk_acc[i], block_scale, acc[i]);
+            } else {
+                multiply_chunk(acc, current[u], xv);
+            }
         }
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) current[u] = next[u];
@@ -133,20 +145,33 @@ __device__ __forceinline__ void linear_few_rows(const elem_t* __restrict__ x, in
         float sum = 0.f;
 #pragma unroll
         for (int v = 0; v < FEW_WARPS; v++) sum += partial[v][feature][row];
-        y[(long)row * n + first_feature + feature] = from_f(sum * w_scale[(first_feature + feature) * scale_stride]);
+        y[(long)row * n + first_feature + feature] = from_f(BLOCKS ? sum : sum * w_scale[(first_feature + feature) * scale_stride]);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32) fp8_linear_few_rows(
         const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
         const float* __restrict__ w_scale, int scale_stride, elem_t* __restrict__ y, int n) {
-    linear_few_rows<2>(x, rows, k, ld, w, w_scale, scale_stride, y, n);
+    linear_few_rows<2, false>(x, rows, k, ld, w, w_scale, scale_stride, y, n);
 }
 
 extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32, 4) fp8_linear_few_rows_lean(
         const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
         const float* __restrict__ w_scale, int scale_stride, elem_t* __restrict__ y, int n) {
-    linear_few_rows<1>(x, rows, k, ld, w, w_scale, scale_stride, y, n);
+    linear_few_rows<1, false>(x, rows, k, ld, w, w_scale, scale_stride, y, n);
+}
+
+extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32) fp8_linear_few_rows_blocks(
+        const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
+        const float* __restrict__ w_scale, int scale_stride, elem_t* __restrict__ y, int n) {
+    linear_few_rows<2, true>(x, rows, k, ld, w, w_scale, scale_stride, y, n);
+}
+
+// three blocks an SM, not four: a block's scale per chunk takes the registers that would otherwise spill
+extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32, 3) fp8_linear_few_rows_lean_blocks(
+        const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
+        const float* __restrict__ w_scale, int scale_stride, elem_t* __restrict__ y, int n) {
+    linear_few_rows<1, true>(x, rows, k, ld, w, w_scale, scale_stride, y, n);
 }
 
 #endif

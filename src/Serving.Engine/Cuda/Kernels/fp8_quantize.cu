@@ -11,13 +11,19 @@
 // take them) takes one block of fp8_quantize_small, which does both: one launch less where launches, not bytes, are
 // the cost.
 // Per row, one block a row:
-//   fp8_quantize_rows:        a product's input with a scale per token (its row's largest magnitude), for weights with
-//                             a scale per output channel (cuBLASLt's outer-vector scaling);
-//   fp8_quantize_scaled_rows: a weight by the scales its FP8 checkpoint stored it with (one a row), which gives back
-//                             the checkpoint's values from the 16-bit ones they were dequantized to.
+//   fp8_quantize_rows:          a product's input with a scale per token (its row's largest magnitude), for weights
+//                               with a scale per output channel (cuBLASLt's outer-vector scaling);
+//   fp8_quantize_row_groups:    a product's input with a scale per token and SCALE_BLOCK columns, for weights with a
+//                               scale per SCALE_BLOCK x SCALE_BLOCK block (cuBLASLt's VEC128 scaling; the scales laid
+//                               out a column group after another: group g of row r at g x rows + r);
+//   fp8_quantize_scaled_rows:   a weight by the scales its FP8 checkpoint stored it with (one a row), which gives back
+//                               the checkpoint's values from the 16-bit ones they were dequantized to;
+//   fp8_quantize_scaled_blocks: the same with one scale per SCALE_BLOCK x SCALE_BLOCK block (block (i, j) at
+//                               i x scale_ld + j).
 // x: rows of cols elements (cols a multiple of VEC), ld elements apart, 16-byte aligned; out: rows x cols contiguous.
 
 #define FP8_MAX 448.f
+#define SCALE_BLOCK 128                       // rows and columns of a block scale; columns of an input's scale group
 #define FP8_MIN_SCALE (1.f / (448.f * 512.f))   // an all-zero matrix still divides by something
 
 // the vectors a thread takes: its share of the grid's (the whole matrix), or of its block's (one row, or a matrix one
@@ -54,6 +60,18 @@ __device__ __forceinline__ unsigned short to_e4m3x2(float lo, float hi) {
     return pair;
 }
 
+// one vector as VEC e4m3 of v * inverse, contiguous at o
+__device__ __forceinline__ void quantize_vector(const vec_t v, float inverse, unsigned char* __restrict__ o) {
+    unsigned short pairs[VEC / 2];
+#pragma unroll
+    for (int j = 0; j < (int)VEC / 2; j++) pairs[j] = to_e4m3x2(to_float(v.v[2 * j]) * inverse, to_float(v.v[2 * j + 1]) * inverse);
+#if ELEM_TYPE == 0
+    reinterpret_cast<unsigned int*>(o)[0] = pairs[0] | ((unsigned int)pairs[1] << 16);
+#else
+    reinterpret_cast<fp8x8_t*>(o)[0] = fp8x8_t{pairs[0] | ((unsigned int)pairs[1] << 16), pairs[2] | ((unsigned int)pairs[3] << 16)};
+#endif
+}
+
 // the vectors first, first + step, ... as e4m3 of x * inverse
 __device__ void quantize_share(const elem_t* __restrict__ x, long rows, int cols, long ld, float inverse, unsigned char* __restrict__ out,
                                long first, long step) {
@@ -61,17 +79,7 @@ __device__ void quantize_share(const elem_t* __restrict__ x, long rows, int cols
     const long total_vectors = rows * row_vectors;
     for (long c = first; c < total_vectors; c += step) {
         const long row = c / row_vectors;
-        const vec_t v = reinterpret_cast<const vec_t*>(x + row * ld)[c % row_vectors];
-        unsigned short pairs[VEC / 2];
-#pragma unroll
-        for (int j = 0; j < (int)VEC / 2; j++) pairs[j] = to_e4m3x2(to_float(v.v[2 * j]) * inverse, to_float(v.v[2 * j + 1]) * inverse);
-        // VEC (8) bytes out, contiguous: element c * VEC of out
-        unsigned char* o = out + c * VEC;
-#if ELEM_TYPE == 0
-        reinterpret_cast<unsigned int*>(o)[0] = pairs[0] | ((unsigned int)pairs[1] << 16);
-#else
-        reinterpret_cast<fp8x8_t*>(o)[0] = fp8x8_t{pairs[0] | ((unsigned int)pairs[1] << 16), pairs[2] | ((unsigned int)pairs[3] << 16)};
-#endif
+        quantize_vector(reinterpret_cast<const vec_t*>(x + row * ld)[c % row_vectors], inverse, out + c * VEC);
     }
 }
 
@@ -125,4 +133,40 @@ extern "C" __global__ void fp8_quantize_scaled_rows(const elem_t* __restrict__ x
                                                     const float* __restrict__ scales, unsigned char* __restrict__ out) {
     wait_for_previous_kernel();
     quantize_share(x + blockIdx.x * ld, 1, cols, cols, 1.f / scales[blockIdx.x], out + blockIdx.x * (long)cols, threadIdx.x, blockDim.x);
+}
+
+// one block a row (blockDim a multiple of 32): scales (cols / SCALE_BLOCK x rows) float32 written, a group's at
+// group x rows + row; out rows x cols. The SCALE_BLOCK / VEC lanes of a group (a half or whole warp's) find its largest
+// magnitude together; every lane of a warp takes part in the shuffles, those past the row's vectors with zeros.
+extern "C" __global__ void fp8_quantize_row_groups(const elem_t* __restrict__ x, int rows, int cols, long ld,
+                                                   float* __restrict__ scales, unsigned char* __restrict__ out) {
+    wait_for_previous_kernel();
+    constexpr int group_vectors = SCALE_BLOCK / VEC;
+    const elem_t* x_row = x + blockIdx.x * ld;
+    const int row_vectors = cols / VEC;
+    for (int first = 0; first < row_vectors; first += blockDim.x) {
+        const int c = first + threadIdx.x;
+        const bool active = c < row_vectors;
+        vec_t v = {};
+        if (active) v = reinterpret_cast<const vec_t*>(x_row)[c];
+        float largest = 0.f;
+#pragma unroll
+        for (int j = 0; j < (int)VEC; j++) largest = fmaxf(largest, fabsf(to_float(v.v[j])));
+#pragma unroll
+        for (int offset = group_vectors / 2; offset > 0; offset /= 2) largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, offset));
+        if (!active) continue;
+        const int group = c / group_vectors;
+        const float inverse = scale_of(largest, c % group_vectors == 0 ? scales + (long)group * rows + blockIdx.x : nullptr);
+        quantize_vector(v, inverse, out + blockIdx.x * (long)cols + (long)c * VEC);
+    }
+}
+
+// one block a row: scales (rows / SCALE_BLOCK x scale_ld) float32 given, block (i, j) at i x scale_ld + j; out rows x cols
+extern "C" __global__ void fp8_quantize_scaled_blocks(const elem_t* __restrict__ x, int cols, long ld,
+                                                      const float* __restrict__ scales, int scale_ld, unsigned char* __restrict__ out) {
+    wait_for_previous_kernel();
+    const elem_t* x_row = x + blockIdx.x * ld;
+    const float* row_scales = scales + (blockIdx.x / SCALE_BLOCK) * (long)scale_ld;
+    for (int c = threadIdx.x; c < cols / (int)VEC; c += blockDim.x)
+        quantize_vector(reinterpret_cast<const vec_t*>(x_row)[c], 1.f / row_scales[c * (int)VEC / SCALE_BLOCK], out + blockIdx.x * (long)cols + (long)c * VEC);
 }
