@@ -66,8 +66,8 @@ internal static partial class Log
     public static partial void CheckpointFp8Left(ILogger logger, string left);
 
     [LoggerMessage(19, LogLevel.Information,
-        "{Source}: {Count} projections stored as FP8 (e4m3, {Scales}; inputs quantized per step, but a step's few rows; the other weights in {Dtype}), weights now {WeightMiB} MiB (were {WasMiB} MiB) in {Milliseconds} ms")]
-    public static partial void WeightsQuantizedFp8(ILogger logger, string source, int count, string scales, string dtype, long weightMiB, long wasMiB, long milliseconds);
+        "{Source}: {Count} projections stored as FP8 (e4m3, {Scales}; inputs quantized per step, but a step's few rows; the other weights in {Dtype}), weights {WeightMiB} MiB ({UnquantizedMiB} MiB in {Dtype}), {Milliseconds} ms after the load")]
+    public static partial void WeightsQuantizedFp8(ILogger logger, string source, int count, string scales, string dtype, long weightMiB, long unquantizedMiB, long milliseconds);
 
     [LoggerMessage(17, LogLevel.Warning,
         "--max-model-len auto: the KV cache holds {CapacityTokens} tokens, so the context is {MaxModelLen} tokens (the model serves {ModelLen})")]

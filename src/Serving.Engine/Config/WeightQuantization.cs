@@ -17,6 +17,10 @@ namespace Serving.Engine.Config;
 /// (LoadedModel.KeepCheckpointFp8): those keep the memory saving.
 public sealed record WeightQuantization(string Method)
 {
+    /// Whether the checkpoint's quantized weights are FP8 (e4m3 with scales): fp8, and compressed-tensors (of which
+    /// only float-quantized FP8 is read).
+    public bool StoresFp8 => Method is "fp8" or "compressed-tensors";
+
     /// FP8: the scale blocks' [rows, columns] when the scales are per block.
     public IReadOnlyList<int>? BlockSize { get; init; }
     /// awq and gptq: bits per integer and input columns per group of scale and zero point (-1: one group).

@@ -101,15 +101,15 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
             config.NumKeyValueHeads, config.HeadDim, model.DtypeName, options.Device);
         // an FP8 checkpoint's projections scaled per tensor or per channel are served in FP8 as stored where FP8 products
         // run (as --quantization fp8 serves a 16-bit checkpoint's); any other quantized weight stays dequantized, as it loaded
-        var fp8Checkpoint = config.Quantization is { Method: "fp8" or "compressed-tensors" } && Cuda.Fp8Products.Unsupported(model.Device, model.Dtype) is null;
+        var fp8Checkpoint = config.Quantization is { StoresFp8: true } && Cuda.Fp8Products.Unsupported(model.Device, model.Dtype) is null;
         var online = WeightQuantization.IsOnlineFp8(options.Quantization, config.Quantization);
         if (fp8Checkpoint || online)
         {
-            var (was, started) = (model.WeightBytes, System.Diagnostics.Stopwatch.GetTimestamp());
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             var count = online ? model.QuantizeWeightsToFp8() : model.KeepCheckpointFp8();
             if (count > 0)
                 Log.WeightsQuantizedFp8(logger, online ? "--quantization fp8" : $"FP8 checkpoint ({config.Quantization})", count, model.Fp8Scales, model.DtypeName,
-                    model.WeightBytes >> 20, was >> 20, (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                    model.WeightBytes >> 20, model.UnquantizedWeightBytes >> 20, (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
         if (config.Quantization is { } quantization && !model.WeightsFp8) Log.WeightsDequantized(logger, quantization.ToString(), model.DtypeName);
         if (model.CheckpointFp8Left is { } left) Log.CheckpointFp8Left(logger, left);

@@ -19,14 +19,18 @@ internal sealed class Attention : nn.Module
     readonly int _layer;
     readonly bool _normAfterRope;   // Hunyuan's: q_norm and k_norm of the rotated q and k
 
-    public Attention(ModelConfig config, int layer, ScalarType dtype, Device device) : base("Attention")
+    /// projectionsUnallocated: qkv_proj's and o_proj's weights start with no rows (Linear.Allocate).
+    public Attention(ModelConfig config, int layer, ScalarType dtype, Device device, bool projectionsUnallocated = false) : base("Attention")
     {
         (_layer, _normAfterRope) = (layer, config.QkNormAfterRope);
-        _qkv = new Linear(config.HiddenSize, config.QSize + 2L * config.KVSize, config.QkvBias, dtype, device)
+        _qkv = new Linear(config.HiddenSize, config.QSize + 2L * config.KVSize, config.QkvBias, dtype, device, projectionsUnallocated)
         {
             Target = new(layer, Lora.LoraProjection.Qkv),
         };
-        _output = new Linear(config.QSize, config.HiddenSize, config.OutputBias, dtype, device) { Target = new(layer, Lora.LoraProjection.Output) };
+        _output = new Linear(config.QSize, config.HiddenSize, config.OutputBias, dtype, device, projectionsUnallocated)
+        {
+            Target = new(layer, Lora.LoraProjection.Output),
+        };
         if (config.QkNorm != QkNorm.None)
         {
             _queryNorm = new RmsNorm(config.QkNormShape(config.NumAttentionHeads), config.RmsNormEps, dtype, device);

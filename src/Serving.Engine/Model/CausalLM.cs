@@ -33,7 +33,9 @@ internal sealed class CausalLM : nn.Module
     }
 
     /// lmHead false: no LM head (the pooling runner's decoder, which returns hidden states and no logits).
-    public CausalLM(ModelShard shard, ScalarType dtype, Device device, bool lmHead = true) : base("CausalLM")
+    /// projectionsUnallocated: the decoder's projections (those with a LoRA target) start with no rows, for the loader
+    /// to allocate one at a time (Linear.Allocate; an FP8 checkpoint served in FP8, ../Weights/IUnallocatedParameters).
+    public CausalLM(ModelShard shard, ScalarType dtype, Device device, bool lmHead = true, bool projectionsUnallocated = false) : base("CausalLM")
     {
         var classifier = shard.Config.IsClassifier;
         HasLmHead = lmHead && !classifier;
@@ -41,7 +43,7 @@ internal sealed class CausalLM : nn.Module
         var config = shard.Config;
         _embedTokens = new Embedding(config.VocabSize, config.HiddenSize, dtype, device, shard.VocabStart, sharded: shard.Size > 1);
         _layers = new ModuleList<DecoderLayer>(
-            Enumerable.Range(0, config.NumHiddenLayers).Select(i => new DecoderLayer(config, i, dtype, device)).ToArray());
+            Enumerable.Range(0, config.NumHiddenLayers).Select(i => new DecoderLayer(config, i, dtype, device, projectionsUnallocated)).ToArray());
         _norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device, config.NormBias);
         _score = config.HasScoreHead ? new Linear(config.HiddenSize, config.Labels.Count, false, dtype, device) : null;
         // a classifier made from the LM head's rows (classifier_from_token) keeps the LM head to take them from
@@ -91,8 +93,37 @@ internal sealed class CausalLM : nn.Module
     /// FP8 products take; the LM head, the embeddings, routers, gates, experts and classifier heads stay in the model's
     /// type.
     public IReadOnlyList<Linear> Fp8Projections() => modules().OfType<Linear>()
-        .Where(linear => linear.Target is not null && linear.Fp8 is null && Cuda.Fp8Products.Takes(linear.Weight.size(0), linear.Weight.size(1)))
+        .Where(linear => linear.Target is not null && linear.Fp8 is null && Cuda.Fp8Products.Takes(linear.OutFeatures, linear.InFeatures))
         .ToList();
+
+    /// The kernels and cuBLASLt state the FP8 projections run on, made by the first StoreFp8; null before. Owned here.
+    public Cuda.Fp8Products? Fp8Products { get; private set; }
+
+    /// Projections stored with FP8 scales by the checkpoint that StoreFp8 left in the model's type (FP8 products do not
+    /// take their scales here: per block, where cuBLASLt takes no blocks of scales or the shape is not whole blocks).
+    public int CheckpointFp8Left { get; private set; }
+
+    /// Stores one of the Fp8Projections in FP8 (Linear.QuantizeToFp8) and gives its 16-bit memory back to the driver:
+    /// by the scales its checkpoint stored it with (Linear.CheckpointFp8Scales) where FP8 products take them, else,
+    /// online, by one scale from its largest magnitude. Returns whether it is FP8 now (a projection with scales FP8
+    /// products do not take stays in the model's type, its scales gone). Throws where FP8 products cannot run
+    /// (Fp8Products.Unsupported).
+    public bool StoreFp8(Linear projection, bool online)
+    {
+        var products = Fp8Products ??= new Cuda.Fp8Products(Device, Dtype);
+        var scales = projection.CheckpointFp8Scales;
+        if (scales is null ? !online : !products.TakesStoredScales(projection.OutFeatures, projection.InFeatures, scales))
+        {
+            if (scales is not null) CheckpointFp8Left++;
+            projection.CheckpointFp8Scales = null;
+            return false;
+        }
+        projection.QuantizeToFp8(products);
+        // the weight's memory back to the driver before the next FP8 values are allocated: libtorch's allocator would
+        // otherwise carve them out of it, and a split block is one it cannot give back
+        Cuda.CachedDeviceMemory.Release(Device);
+        return true;
+    }
 
     /// Gives each projection the scales its FP8 checkpoint stored it with (WeightLoader.Load's, by parameter
     /// name; Linear.CheckpointFp8Scales), so that it can be served in FP8 as stored; takes the tensors (the scales of
@@ -203,6 +234,7 @@ internal sealed class CausalLM : nn.Module
     {
         if (disposing) _classifierHead?.Dispose();
         base.Dispose(disposing);
+        if (disposing) Fp8Products?.Dispose();   // after the FP8 weights that run on them
     }
 
     /// One layer in a dispose scope of its own, so a long prefill holds one layer's activations at a time: what the

@@ -23,7 +23,8 @@ internal sealed class DecoderLayer : nn.Module
     readonly Scalar? _residualMultiplier;
     readonly bool _parallel;                                                                // cohere
 
-    public DecoderLayer(ModelConfig config, int layer, ScalarType dtype, Device device) : base("DecoderLayer")
+    /// projectionsUnallocated: the attention's and a dense MLP's projections start with no rows (Linear.Allocate).
+    public DecoderLayer(ModelConfig config, int layer, ScalarType dtype, Device device, bool projectionsUnallocated = false) : base("DecoderLayer")
     {
         if (config.PreNorms)
         {
@@ -31,8 +32,9 @@ internal sealed class DecoderLayer : nn.Module
             if (!config.ParallelBlock) _mlpNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device, config.NormBias);
         }
         _parallel = config.ParallelBlock;
-        _attention = new Attention(config, layer, dtype, device);
-        _mlp = !config.IsExpertLayer(layer) ? (config.GatedMlp ? new Mlp(config, layer, dtype, device) : new UngatedMlp(config, layer, dtype, device))
+        _attention = new Attention(config, layer, dtype, device, projectionsUnallocated);
+        _mlp = !config.IsExpertLayer(layer)
+            ? (config.GatedMlp ? new Mlp(config, layer, dtype, device, projectionsUnallocated) : new UngatedMlp(config, layer, dtype, device, projectionsUnallocated))
             : config.ExpertSwigluLimit is null ? new MoeMlp(config, dtype, device) : new GptOssExperts(config, dtype, device);
         _residualMultiplier = config.ResidualMultiplier?.ToScalar();
         if (config.SandwichNorms)

@@ -8,8 +8,9 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// y = x W^T (+ b). Weights start uninitialised (torch.empty): the loader fills every row from the checkpoint,
-/// which is cheaper than the random init of nn.Linear on billion-parameter models. Once loaded, a decoder projection
-/// may be stored as FP8 instead (QuantizeToFp8, --quantization fp8): its products then run on FP8 tensor cores.
+/// which is cheaper than the random init of nn.Linear on billion-parameter models; or, made unallocated, with no rows
+/// until the loader allocates them as it reaches the weight (Allocate). Once loaded, a decoder projection may be stored
+/// as FP8 instead (QuantizeToFp8, --quantization fp8): its products then run on FP8 tensor cores.
 internal sealed class Linear : nn.Module<Tensor, Tensor>
 {
     [ComponentName(Name = "weight")] readonly Parameter _weight;  // (outFeatures, inFeatures); (0, inFeatures) once FP8
@@ -17,14 +18,31 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>
     Fp8Weight? _fp8;
     Tensor? _checkpointFp8Scales;
 
-    public Linear(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device device) : base("Linear")
+    /// unallocated: the weight starts with no rows (the bias does not), for the loader to Allocate.
+    public Linear(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device device, bool unallocated = false) : base("Linear")
     {
-        _weight = ModelParameters.Empty([outFeatures, inFeatures], dtype, device);
+        (InFeatures, OutFeatures) = (inFeatures, outFeatures);
+        _weight = ModelParameters.Empty([unallocated ? 0 : outFeatures, inFeatures], dtype, device);
         _bias = hasBias ? ModelParameters.Empty([outFeatures], dtype, device) : null;
+        Unallocated = unallocated;
         RegisterComponents();
     }
 
     public Parameter Weight => _weight;
+    public long InFeatures { get; }
+    public long OutFeatures { get; }
+
+    /// Whether the weight has no storage yet (made unallocated and not yet Allocate'd).
+    public bool Unallocated { get; private set; }
+
+    /// Gives an unallocated weight its (outFeatures, inFeatures) of the model's type, uninitialised, on the device.
+    public void Allocate()
+    {
+        if (!Unallocated) throw new InvalidOperationException("the weight is allocated already");
+        using var storage = empty([OutFeatures, InFeatures], _weight.dtype, _weight.device);
+        _weight.set_(storage);
+        Unallocated = false;
+    }
 
     /// The weight as FP8 values and scale once QuantizeToFp8 has run; null while it is stored in the model's type.
     public Fp8Weight? Fp8 => _fp8;

@@ -24,7 +24,6 @@ public sealed class LoadedModel : IDisposable
     readonly PeerRanks? _peers;              // ranks 1 .. N-1 (rank 0 only, N > 1)
     readonly Dictionary<KVCacheDtype, CudaBackend> _fused = new();   // by KV cache dtype, all on _stream
     CudaStream? _stream;
-    Fp8Products? _fp8;                 // the FP8 projections' kernels and cuBLASLt state (QuantizeWeightsToFp8)
     RopeTable? _rope, _localRope;
     TorchBackend? _torch;
     int _maxPositions;
@@ -98,7 +97,7 @@ public sealed class LoadedModel : IDisposable
     /// and how long it took (rank 0's under tensor parallelism); empty before a capture or when it did not tune.
     internal (IReadOnlyList<Cuda.TunedMatmul> Results, TimeSpan Time) ProductTuning => _graphs?.MatmulTuning is not { } tuning
         ? ([], TimeSpan.Zero)
-        : ([.. tuning.Results, .. _fp8?.TuningResults ?? []], tuning.TuningTime + (_fp8?.TuningTime ?? TimeSpan.Zero));
+        : ([.. tuning.Results, .. Fp8Products?.TuningResults ?? []], tuning.TuningTime + (Fp8Products?.TuningTime ?? TimeSpan.Zero));
 
     /// Bytes of all weights on the device (the embedding table once more when the LM head is untied; FP8 projections at
     /// a byte an element); one rank's.
@@ -106,10 +105,10 @@ public sealed class LoadedModel : IDisposable
 
     /// The FP8 projections' products (QuantizeWeightsToFp8), for benchmarks that compare their kernels; null unless
     /// WeightsFp8. Rank 0's.
-    internal Fp8Products? Fp8Products => _fp8;
+    internal Fp8Products? Fp8Products => _model.Fp8Products;
 
     /// Whether the decoder's projections are stored as FP8 (QuantizeWeightsToFp8).
-    public bool WeightsFp8 => _fp8 is not null;
+    public bool WeightsFp8 => _model.Fp8Weights().Count > 0;
 
     /// How the FP8 projections are scaled, for the start log: per tensor, per channel or per block (how many), and where
     /// cuBLASLt takes no vectors of scales, what that changes. Rank 0's.
@@ -123,7 +122,7 @@ public sealed class LoadedModel : IDisposable
             string On(int count) => count == weights.Count ? "" : $" on {count}";
             var parts = new List<string>();
             if (perChannel > 0)
-                parts.Add($"a scale per output channel{On(perChannel)}, " + (_fp8?.RowScalesRefusal is { } refusal
+                parts.Add($"a scale per output channel{On(perChannel)}, " + (Fp8Products?.RowScalesRefusal is { } refusal
                     ? $"inputs of more than {Fp8Products.FewRows} rows per tensor and outputs scaled per channel after the product: cuBLASLt takes no vectors of scales here ({refusal})"
                     : "inputs per token"));
             if (perBlock > 0)
@@ -136,10 +135,17 @@ public sealed class LoadedModel : IDisposable
     /// Why projections an FP8 checkpoint stored with scales stay in the model's type where the others are served in FP8
     /// (KeepCheckpointFp8: scales per block where cuBLASLt takes no blocks of scales, Fp8Products.BlockScalesRefusal, or
     /// blocks FP8 products do not take); null when none does. Rank 0's.
-    public string? CheckpointFp8Left { get; private set; }
+    public string? CheckpointFp8Left => _model.CheckpointFp8Left == 0 ? null
+        : $"{_model.CheckpointFp8Left} projections the checkpoint stored in FP8 stay in {DtypeName}: their scales are per block and " +
+            (Fp8Products?.BlockScalesRefusal is { } refusal ? $"cuBLASLt takes no blocks of scales here ({refusal})"
+                : $"their shapes are not whole {Fp8Products.ScaleBlock} x {Fp8Products.ScaleBlock} blocks");
 
     /// Bytes of the FP8 projections (in WeightBytes, a byte an element); 0 unless WeightsFp8. One rank's.
     public long Fp8WeightBytes => _model.Fp8WeightBytes;
+
+    /// What WeightBytes would be with the FP8 projections in the model's type. One rank's.
+    public long UnquantizedWeightBytes =>
+        WeightBytes + _model.Fp8Weights().Sum(weight => weight.Values.NumberOfElements * _model.EmbeddingTable.ElementSize - weight.Bytes);
 
     /// --quantization fp8 on a checkpoint stored in 16 bits, as vLLM's online fp8: the decoder's projections become FP8
     /// with a scale per tensor (CausalLM.Fp8Projections) and their products run on FP8 tensor cores, their inputs
@@ -147,17 +153,17 @@ public sealed class LoadedModel : IDisposable
     /// before the KV cache is planned. No FP8 products are made where no projection has a shape they take (returns 0,
     /// WeightsFp8 stays false). On every rank. Returns how many projections a rank quantized. Throws ModelLoadException
     /// where FP8 products cannot run (CPU, before sm_89, a float32 model).
-    public int QuantizeWeightsToFp8() => StoreFp8("--quantization fp8", peer => peer.QuantizeWeightsToFp8(), (_, _) => true);
+    public int QuantizeWeightsToFp8() => StoreFp8("--quantization fp8", peer => peer.QuantizeWeightsToFp8(), online: true);
 
     /// How an FP8 checkpoint is served where FP8 products run: each projection it stored in FP8 with a scale per tensor,
     /// per output channel or per 128 x 128 block (Linear.CheckpointFp8Scales) becomes FP8 again with the checkpoint's
     /// own values, made back from the 16-bit ones it loaded as (exactly, for a bfloat16 model), and its scales (a fused
     /// projection's parts keep theirs); the rest (projections the checkpoint left in 16 bits, blocks FP8 products do
-    /// not take here: CheckpointFp8Left) stay in the model's type. Returns how many projections a rank stores in FP8 (0:
-    /// none, WeightsFp8 stays false); throws as QuantizeWeightsToFp8.
-    public int KeepCheckpointFp8() =>
-        StoreFp8("an FP8 checkpoint", peer => peer.KeepCheckpointFp8(), (projection, products) => projection.CheckpointFp8Scales is { } scales
-            && products.TakesStoredScales(projection.Weight.size(0), projection.Weight.size(1), scales));
+    /// not take here: CheckpointFp8Left) stay in the model's type. ModelLoader does this as the checkpoint loads where
+    /// FP8 products run (one projection at a time, ../Model/Fp8CheckpointProjections), which leaves nothing to do here.
+    /// Returns how many projections a rank holds in FP8 (0: none, WeightsFp8 stays false); throws as
+    /// QuantizeWeightsToFp8.
+    public int KeepCheckpointFp8() => StoreFp8("an FP8 checkpoint", peer => peer.KeepCheckpointFp8(), online: false);
 
     /// Gives each projection FP8 takes the scales its checkpoint would have stored it with, on every rank: one per output
     /// channel (its row's largest magnitude over 448), or perBlock one per 128 x 128 block (where its shape is whole
@@ -188,36 +194,15 @@ public sealed class LoadedModel : IDisposable
         }
     }
 
-    // the projections which takes (of those FP8 products take: Fp8Projections) stored in FP8; the others keep the
-    // model's type, and their checkpoint's scales go
-    int StoreFp8(string what, Func<LoadedModel, int> onPeer, Func<Linear, Fp8Products, bool> which)
+    // the projections FP8 products take still in the model's type (Fp8Projections) stored in FP8 on every rank: all of
+    // them online, else those with their checkpoint's scales (CausalLM.StoreFp8); how many a rank holds in FP8
+    int StoreFp8(string what, Func<LoadedModel, int> onPeer, bool online)
     {
-        if (_fp8 is not null) throw new InvalidOperationException("the weights are FP8 already");
         if (Fp8Products.Unsupported(Device, Dtype) is { } reason) throw new ModelLoadException($"{what}: {reason}");
         _peers?.Invoke(peer => onPeer(peer) > 0);
-        var candidates = _model.Fp8Projections();
-        if (candidates.Count == 0) return 0;
-        var products = new Fp8Products(Device, Dtype);
-        var projections = candidates.Where(projection => which(projection, products)).ToList();
-        var left = candidates.Where(projection => projection.CheckpointFp8Scales is not null && !projections.Contains(projection)).ToList();
-        if (left.Count > 0)
-            CheckpointFp8Left = $"{left.Count} projections the checkpoint stored in FP8 stay in {DtypeName}: their scales are per block and " +
-                (products.BlockScalesRefusal is { } refusal ? $"cuBLASLt takes no blocks of scales here ({refusal})" : $"their shapes are not whole {Fp8Products.ScaleBlock} x {Fp8Products.ScaleBlock} blocks");
-        foreach (var projection in left) projection.CheckpointFp8Scales = null;
-        if (projections.Count == 0)
-        {
-            products.Dispose();
-            return 0;
-        }
-        _fp8 = products;
-        foreach (var projection in projections)
-        {
-            projection.QuantizeToFp8(_fp8);
-            // each weight's memory back to the driver before the next FP8 values are allocated: libtorch's allocator
-            // would otherwise carve them out of it, and a split block is one it cannot give back
-            CachedDeviceMemory.Release(Device);
-        }
-        return projections.Count;
+        foreach (var projection in _model.Fp8Projections().Where(projection => online || projection.CheckpointFp8Scales is not null))
+            _model.StoreFp8(projection, online);
+        return _model.Fp8Weights().Count;
     }
 
     /// Bytes a step of numTokens tokens must read from the weights: every matrix and norm once, the LM head once,
@@ -391,7 +376,7 @@ public sealed class LoadedModel : IDisposable
     {
         _graphs?.Dispose();
         _graphs = null;
-        _graphs = DecodeGraphs.Capture(_model, Fused(cache.Dtype), _fp8, cache, batchSizes, MaxPositions, tuneMatmuls);
+        _graphs = DecodeGraphs.Capture(_model, Fused(cache.Dtype), Fp8Products, cache, batchSizes, MaxPositions, tuneMatmuls);
     }
 
     /// The fused backend for a pool of cacheDtype (CUDA only): its kernels, stream and step buffers, for benchmarks
@@ -493,6 +478,5 @@ public sealed class LoadedModel : IDisposable
         _rope?.Dispose();
         _localRope?.Dispose();
         _model.Dispose();
-        _fp8?.Dispose();
     }
 }

@@ -14,13 +14,14 @@ internal sealed class Mlp : FeedForward
     [ComponentName(Name = "down_proj")] readonly Linear _down;       // (hidden, intermediate)
 
     /// layer: the decoder layer whose MLP this is, where LoRA adapters find it; null for a mixture's shared expert (no adapter).
-    public Mlp(ModelConfig config, int? layer, ScalarType dtype, Device device) : base("Mlp")
+    /// projectionsUnallocated: the weights start with no rows (Linear.Allocate).
+    public Mlp(ModelConfig config, int? layer, ScalarType dtype, Device device, bool projectionsUnallocated = false) : base("Mlp")
     {
-        _gateUp = new Linear(config.HiddenSize, 2L * config.IntermediateSize, config.MlpBias, dtype, device)
+        _gateUp = new Linear(config.HiddenSize, 2L * config.IntermediateSize, config.MlpBias, dtype, device, projectionsUnallocated)
         {
             Target = layer is { } l ? new(l, Lora.LoraProjection.GateUp) : null,
         };
-        _down = new Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device)
+        _down = new Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device, projectionsUnallocated)
         {
             Target = layer is { } at ? new(at, Lora.LoraProjection.Down) : null,
         };

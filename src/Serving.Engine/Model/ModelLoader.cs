@@ -65,15 +65,18 @@ public static class ModelLoader
         CheckpointLayout.Validate(checkpoint, bindings, config.Quantization);
         var stored = checkpoint.Info(bindings[0].CheckpointName).DType;
         var modelDtype = ModelDtype.Resolve(dtype, config, stored, device);
-        // the scales an FP8 checkpoint stored its projections with, kept where FP8 products can serve them as stored
+        // the scales an FP8 checkpoint stored its projections with, kept where FP8 products can serve them as stored;
+        // its projections made FP8 there as they load, one at a time (the 16-bit model may not fit where the FP8 one does)
         var servesFp8 = Cuda.Fp8Products.Unsupported(device, modelDtype) is null;
+        var fp8AsLoaded = servesFp8 && config.Quantization is { StoresFp8: true };
         return new WeightPlan((model, rankProgress) =>
             {
-                var fp8Scales = WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress, config.Quantization);
+                var fp8Scales = WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress, config.Quantization,
+                    fp8AsLoaded ? new Fp8CheckpointProjections(model) : null);
                 if (servesFp8) model.KeepCheckpointFp8Scales(fp8Scales);
                 else foreach (var scales in fp8Scales.Values) scales.Dispose();
             },
-            modelDtype, KVScales(checkpoint, config, bindings), lmHead);
+            modelDtype, KVScales(checkpoint, config, bindings), lmHead) { ProjectionsUnallocated = fp8AsLoaded };
     }
 
     /// Per layer [k_scale, v_scale] when the checkpoint carries them for an FP8 KV cache (vLLM reads the attention
@@ -117,7 +120,11 @@ public static class ModelLoader
 
     /// How a rank's model gets its weights (a checkpoint's slices, or random values), the dtype they are kept in, and an
     /// FP8 KV cache's scales (one per layer's K and V, the same on every rank), and whether the model has an LM head.
-    sealed record WeightPlan(Action<CausalLM, IProgress<WeightLoadProgress>?> Fill, ScalarType Dtype, float[,]? KVScales, bool LmHead = true);
+    /// ProjectionsUnallocated: the model is made with its projections unallocated, for Fill to allocate one at a time.
+    sealed record WeightPlan(Action<CausalLM, IProgress<WeightLoadProgress>?> Fill, ScalarType Dtype, float[,]? KVScales, bool LmHead = true)
+    {
+        public bool ProjectionsUnallocated { get; init; }
+    }
 
     static LoadedModel Build(string directory, ModelConfig config, GenerationConfig generation, WeightPlan weights, Device device,
         int size, IProgress<WeightLoadProgress>? progress)
@@ -147,7 +154,7 @@ public static class ModelLoader
 
     static CausalLM LoadShard(ModelShard shard, WeightPlan weights, Device device, IProgress<WeightLoadProgress>? progress)
     {
-        var model = new CausalLM(shard, weights.Dtype, device, weights.LmHead);
+        var model = new CausalLM(shard, weights.Dtype, device, weights.LmHead, weights.ProjectionsUnallocated);
         try
         {
             weights.Fill(model, progress);

@@ -16,13 +16,20 @@ internal sealed class UngatedMlp : FeedForward
     [ComponentName(Name = "act_fn")] readonly XieluParameters? _xielu; // xIELU only
     readonly MlpActivation _activation;
 
-    public UngatedMlp(ModelConfig config, int layer, ScalarType dtype, Device device) : base("UngatedMlp")
+    /// projectionsUnallocated: the weights start with no rows (Linear.Allocate).
+    public UngatedMlp(ModelConfig config, int layer, ScalarType dtype, Device device, bool projectionsUnallocated = false) : base("UngatedMlp")
     {
         if (config.Activation == MlpActivation.Silu)
             throw new ArgumentException("an MLP without a gate takes xIELU, GELU or ReLU^2, not SiLU", nameof(config));
         _activation = config.Activation;
-        _up = new Linear(config.HiddenSize, config.IntermediateSize, config.MlpBias, dtype, device) { Target = new(layer, Lora.LoraProjection.GateUp) };
-        _down = new Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device) { Target = new(layer, Lora.LoraProjection.Down) };
+        _up = new Linear(config.HiddenSize, config.IntermediateSize, config.MlpBias, dtype, device, projectionsUnallocated)
+        {
+            Target = new(layer, Lora.LoraProjection.GateUp),
+        };
+        _down = new Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device, projectionsUnallocated)
+        {
+            Target = new(layer, Lora.LoraProjection.Down),
+        };
         if (config.Activation == MlpActivation.Xielu) _xielu = new XieluParameters(dtype, device);
         RegisterComponents();
     }

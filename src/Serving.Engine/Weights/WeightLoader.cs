@@ -8,20 +8,23 @@ namespace Serving.Engine.Weights;
 /// Fills a model's parameters from a checkpoint one tensor at a time: read (stored dtype, CPU), then copy_ into the
 /// parameter's rows, which converts dtype and moves to the device in one step. Peak extra memory is one tensor. A
 /// tensor-parallel rank reads only its part of each tensor (ModelShard.Copies): rows, or columns, never the whole.
+/// Parameters the model leaves unallocated (IUnallocatedParameters) are allocated as the loader reaches them and
+/// handed back, with their FP8 scales, once full.
 internal static class WeightLoader
 {
     /// quantization: the checkpoint's (config.json), for how its quantized weights are dequantized (QuantizedWeights).
     /// Returns, for each parameter whose every row came from FP8 checkpoint tensors scaled per tensor, per row or per
     /// 128 x 128 block, the scales its FP8 values were stored with, by row and group of 128 columns (Fp8Weights.
     /// StoredScales: (rows, 1), or (rows, ceil(columns / 128)) for a checkpoint of such blocks; float32, CPU, the caller
-    /// owns them), so that it can be served in FP8 as stored.
+    /// owns them), so that it can be served in FP8 as stored; an unallocated parameter's go to it instead
+    /// (IUnallocatedParameters.Loaded).
     public static Dictionary<string, Tensor> Load(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
-        IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization = null)
+        IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization = null, IUnallocatedParameters? unallocated = null)
     {
         var fp8Scales = new Dictionary<string, Tensor>();   // NaN where no FP8 tensor filled them
         try
         {
-            Fill(model, checkpoint, bindings, shard, progress, quantization, fp8Scales);
+            Fill(model, checkpoint, bindings, shard, progress, quantization, unallocated, fp8Scales);
         }
         catch
         {
@@ -29,22 +32,31 @@ internal static class WeightLoader
             throw;
         }
         foreach (var (name, scales) in fp8Scales.ToArray())
-        {
-            using var scope = NewDisposeScope();
-            if (!scales.isnan().any().item<bool>()) continue;
-            scales.Dispose();
-            fp8Scales.Remove(name);
-        }
+            if (Whole(scales) is null) fp8Scales.Remove(name);
         return fp8Scales;
     }
 
-    // every parameter's rows from the checkpoint; the scales of its FP8 tensors into fp8Scales
+    // scales every row of which an FP8 tensor filled; else null (they are disposed)
+    static Tensor? Whole(Tensor scales)
+    {
+        using (var scope = NewDisposeScope())
+            if (!scales.isnan().any().item<bool>()) return scales;
+        scales.Dispose();
+        return null;
+    }
+
+    // every parameter's rows from the checkpoint; the scales of its FP8 tensors into fp8Scales (an unallocated
+    // parameter's handed to it with the parameter)
     static void Fill(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
-        IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization, Dictionary<string, Tensor> fp8Scales)
+        IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization, IUnallocatedParameters? unallocated,
+        Dictionary<string, Tensor> fp8Scales)
     {
         using var notFilled = float.NaN.ToScalar();
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        CheckCoverage(parameters, bindings, shard);
+        CheckCoverage(parameters, bindings, shard, unallocated);
+        // an unallocated parameter's bindings still to load
+        var pending = bindings.Where(binding => unallocated?.ShapeOf(binding.ParameterName) is not null)
+            .GroupBy(binding => binding.ParameterName).ToDictionary(g => g.Key, g => g.Count());
         var totalBytes = bindings.Sum(binding => QuantizedWeights.StoredBytes(checkpoint, binding.CheckpointName));
         long loadedBytes = 0;
         using var noGrad = no_grad();
@@ -54,9 +66,15 @@ internal static class WeightLoader
         for (var i = 0; i < bindings.Count; i++)
         {
             var binding = bindings[i];
+            var parameter = parameters[binding.ParameterName];
+            var isPending = pending.TryGetValue(binding.ParameterName, out var bindingsLeft);
+            if (isPending && parameter.NumberOfElements == 0)
+            {
+                unallocated!.Allocate(binding.ParameterName);
+                if (shard.Size > 1) parameter.zero_();
+            }
             using var dequantized = QuantizedWeights.Read(checkpoint, binding.CheckpointName, quantization);
             using var storedScales = QuantizedWeights.Fp8StoredScales(checkpoint, binding.CheckpointName, quantization);
-            var parameter = parameters[binding.ParameterName];
             // a group of columns each where the checkpoint has 128 x 128 blocks (tensors scaled per row fill them all)
             var groups = quantization?.BlockSize is [Fp8Weights.GroupColumns, Fp8Weights.GroupColumns]
                 ? (parameter.shape[^1] + Fp8Weights.GroupColumns - 1) / Fp8Weights.GroupColumns : 1;
@@ -77,6 +95,8 @@ internal static class WeightLoader
                 if (scales is not null && (scales.shape[1] == 1 || scales.shape[1] == rows.shape[1])) rows.copy_(scales);
                 else rows.fill_(notFilled);
             }
+            if (isPending && (pending[binding.ParameterName] = bindingsLeft - 1) == 0)
+                unallocated!.Loaded(binding.ParameterName, fp8Scales.Remove(binding.ParameterName, out var scales) ? Whole(scales) : null);
             loadedBytes += QuantizedWeights.StoredBytes(checkpoint, binding.CheckpointName);
             progress?.Report(new WeightLoadProgress(binding.CheckpointName, i + 1, bindings.Count, loadedBytes, totalBytes));
         }
@@ -101,19 +121,21 @@ internal static class WeightLoader
             : [shape.Take(shape.Length - (int)parameterDims + 1).Aggregate(1L, (a, b) => a * b), .. shape.Skip(shape.Length - (int)parameterDims + 1)];
 
     /// Invariant of the layout: the bindings of each parameter tile its rows exactly, with matching trailing dims (a
-    /// rank's parts tile the rows it does not leave zero).
-    static void CheckCoverage(Dictionary<string, Parameter> parameters, IReadOnlyList<WeightBinding> bindings, ModelShard shard)
+    /// rank's parts tile the rows it does not leave zero); an unallocated parameter's, the shape it will take.
+    static void CheckCoverage(Dictionary<string, Parameter> parameters, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
+        IUnallocatedParameters? unallocated)
     {
         var byParameter = bindings.GroupBy(binding => binding.ParameterName).ToDictionary(g => g.Key, g => g.ToArray());
         foreach (var (name, parameter) in parameters)
         {
+            var shape = unallocated?.ShapeOf(name) ?? parameter.shape;
             var parts = byParameter.TryGetValue(name, out var found)
-                ? found.SelectMany(binding => shard.Copies(binding).Select(copy => AsParameterRows(copy.Slice.ShapeIn(binding.Shape), parameter.dim()))).ToArray()
+                ? found.SelectMany(binding => shard.Copies(binding).Select(copy => AsParameterRows(copy.Slice.ShapeIn(binding.Shape), shape.Length))).ToArray()
                 : [];
-            var rows = parts.Sum(part => part[0]) + shard.ZeroRows(name, parameter.shape[0]);
-            var trailingOk = found is not null && parts.All(part => part.Skip(1).SequenceEqual(parameter.shape.Skip(1)));
-            if (rows != parameter.shape[0] || !trailingOk)
-                throw new InvalidOperationException($"checkpoint layout does not cover parameter '{name}' {SafetensorsTensorInfo.FormatShape(parameter.shape)}");
+            var rows = parts.Sum(part => part[0]) + shard.ZeroRows(name, shape[0]);
+            var trailingOk = found is not null && parts.All(part => part.Skip(1).SequenceEqual(shape.Skip(1)));
+            if (rows != shape[0] || !trailingOk)
+                throw new InvalidOperationException($"checkpoint layout does not cover parameter '{name}' {SafetensorsTensorInfo.FormatShape(shape)}");
         }
         foreach (var name in byParameter.Keys.Where(name => !parameters.ContainsKey(name)))
             throw new InvalidOperationException($"checkpoint layout binds unknown parameter '{name}'");

@@ -364,13 +364,13 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
         Weights.QuantizedCheckpointTests.Quantize(blocks ? wide.Path : Fixtures.Dir("llama-gqa"), format, directory.Path, dequantized.Path);
         using var checkpoint = Serving.Engine.Weights.SafetensorsCheckpoint.Open(directory.Path);
         using var model = ModelLoader.LoadDecoder(directory.Path, "bfloat16", CUDA);
-        using var products = new Fp8Products(CUDA, ScalarType.BFloat16);
-        var projections = model.named_modules().Where(m => m.module is Linear { CheckpointFp8Scales: not null }).ToList();
-        Assert.NotEmpty(projections);
+        // FP8 as they loaded
+        var projections = model.named_modules().Where(m => m.module is Linear { Target: not null }).ToList();
+        Assert.Equal(4 * model.Config.NumHiddenLayers, projections.Count);
         foreach (var (name, module) in projections)
         {
             var linear = (Linear)module;
-            linear.QuantizeToFp8(products);
+            Assert.NotNull(linear.Fp8);
             var tensors = Weights.QuantizedCheckpointTests.CheckpointTensorsOf(name);
             var bytes = tensors.SelectMany<string, byte>(tensor => checkpoint.Read(tensor + ".weight").data<byte>().ToArray()).ToArray();
             Assert.Equal(bytes, linear.Fp8!.Values.cpu().data<byte>().ToArray());
@@ -387,6 +387,48 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
             Assert.Equal(scales.Distinct().Count() == 1 ? [scales[0]] : scales, kept);
         }
         output.WriteLine($"{format}: {projections.Count} projections, their bytes and scales the checkpoint's");
+    }
+
+    /// An FP8 checkpoint served in FP8 loads one projection at a time (Fp8CheckpointProjections): the driver's used
+    /// memory, sampled through the load, never reaches the weights' size in bfloat16 (what a load through the 16-bit
+    /// model holds at least), and the projections are FP8 once it has loaded.
+    [GpuFact]
+    public void AnFp8CheckpointLoadsWithoutItsSixteenBitSize()
+    {
+        using var wide = new TempDirectory();
+        using var directory = new TempDirectory();
+        using var dequantized = new TempDirectory();
+        Weights.QuantizedCheckpointTests.WideLlama(wide.Path, hidden: 2048, intermediate: 8192, layers: 4);
+        Weights.QuantizedCheckpointTests.Quantize(wide.Path, Weights.QuantizedCheckpointTests.Format.Block128ScaleInv, directory.Path, dequantized.Path);
+        var device = CudaDevice.Open(0);
+        CachedDeviceMemory.Release(CUDA);
+        device.MakeCurrent();
+        var before = CudaDriver.MemoryInfo().Free;
+        var lowest = before;
+        var loading = true;
+        var sampler = new Thread(() =>
+        {
+            device.MakeCurrent();
+            while (Volatile.Read(ref loading)) Interlocked.Exchange(ref lowest, Math.Min(Interlocked.Read(ref lowest), CudaDriver.MemoryInfo().Free));
+        });
+        sampler.Start();
+        LoadedModel? model = null;
+        try
+        {
+            model = ModelLoader.Load(directory.Path, "bfloat16", CUDA);
+        }
+        finally
+        {
+            Volatile.Write(ref loading, false);
+            sampler.Join();
+        }
+        using (model)
+        {
+            var (peak, fp8, unquantized) = (before - lowest, model.WeightBytes, model.UnquantizedWeightBytes);
+            output.WriteLine($"peak device memory through the load {peak >> 20} MiB; weights {fp8 >> 20} MiB, {unquantized >> 20} MiB in bfloat16");
+            Assert.True(model.WeightsFp8 && fp8 < unquantized);
+            Assert.True(peak < unquantized, $"the load held {peak >> 20} MiB, the weights take {unquantized >> 20} MiB in bfloat16");
+        }
     }
 
     // bfloat16's logit of token a minus token b after the tokens, teacher-forced

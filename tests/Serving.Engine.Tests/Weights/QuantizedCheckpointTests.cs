@@ -216,6 +216,73 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         }
     }
 
+    /// A model made with its projections unallocated (as an FP8 checkpoint loads where FP8 products serve it) gets each
+    /// allocated as the loader reaches it and handed back once full, with its FP8 scales, before the next is allocated:
+    /// so at most one projection is ever in 16 bits beside those handed back. What is loaded is what a model allocated
+    /// whole loads, scales included, on one rank and on a rank of two.
+    [Theory]
+    [InlineData(Format.Block128ScaleInv, 1)]
+    [InlineData(Format.Block128ScaleInv, 2)]
+    [InlineData(Format.ChannelScale, 1)]
+    public void UnallocatedProjectionsLoadOneAtATime(Format format, int ranks)
+    {
+        using var wide = new TempDirectory();
+        using var quantized = new TempDirectory();
+        using var reference = new TempDirectory();
+        WideLlama(wide.Path);
+        Quantize(wide.Path, format, quantized.Path, reference.Path);
+        using var checkpoint = SafetensorsCheckpoint.Open(quantized.Path);
+        var config = ModelConfig.Load(quantized.Path);
+        var bindings = Serving.Engine.Architectures.ArchitectureRegistry.For(config).Layout(config);
+        var shard = Serving.Engine.Distributed.ModelShard.Of(config, ranks - 1, ranks);
+        using var whole = new CausalLM(shard, ScalarType.Float32, CPU);
+        var expected = WeightLoader.Load(whole, checkpoint, bindings, shard, null, config.Quantization);
+        using var model = new CausalLM(shard, ScalarType.Float32, CPU, projectionsUnallocated: true);
+        var projections = model.named_modules().Where(m => m.module is Linear { Target: not null }).ToDictionary(m => m.name + ".weight", m => (Linear)m.module);
+        Assert.All(projections.Values, projection => Assert.True(projection.Unallocated));
+        var recorder = new RecordingUnallocated(projections);
+        var rest = WeightLoader.Load(model, checkpoint, bindings, shard, null, config.Quantization, recorder);
+        try
+        {
+            Assert.Equal(projections.Keys.Order(), recorder.HandedBack.Keys.Order());
+            Assert.Equal(1, recorder.MostAllocatedAtOnce);
+            Assert.DoesNotContain(rest.Keys, projections.ContainsKey);   // their scales went with them
+            var wholeParameters = whole.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            foreach (var (name, parameter) in model.named_parameters())
+                Assert.True(parameter.equal(wholeParameters[name]).all().item<bool>(), $"{name} differs from the model allocated whole");
+            foreach (var (name, scales) in recorder.HandedBack)
+                Assert.True(scales is not null && scales.equal(expected[name]).all().item<bool>(), $"{name}'s scales");
+        }
+        finally
+        {
+            foreach (var tensor in expected.Values.Concat(rest.Values).Concat(recorder.HandedBack.Values.OfType<Tensor>())) tensor.Dispose();
+        }
+    }
+
+    // keeps what the loader hands back, counting the projections allocated and not yet handed back
+    sealed class RecordingUnallocated(Dictionary<string, Linear> projections) : IUnallocatedParameters
+    {
+        int _allocated;
+        public Dictionary<string, Tensor?> HandedBack { get; } = [];
+        public int MostAllocatedAtOnce { get; private set; }
+
+        public long[]? ShapeOf(string parameter) =>
+            projections.TryGetValue(parameter, out var projection) ? [projection.OutFeatures, projection.InFeatures] : null;
+
+        public void Allocate(string parameter)
+        {
+            projections[parameter].Allocate();
+            MostAllocatedAtOnce = Math.Max(MostAllocatedAtOnce, ++_allocated);
+        }
+
+        public void Loaded(string parameter, Tensor? fp8Scales)
+        {
+            Assert.False(HandedBack.ContainsKey(parameter), $"{parameter} handed back twice");
+            HandedBack[parameter] = fp8Scales;
+            _allocated--;
+        }
+    }
+
     /// The checkpoint tensors (Llama's names, without ".weight") a projection of the model fuses, in row order:
     /// "layers.0.self_attn.qkv_proj" is model.layers.0.self_attn.q_proj, k_proj and v_proj.
     internal static string[] CheckpointTensorsOf(string projection)
@@ -504,24 +571,30 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         ? scale.repeat_interleave(blockRows, 0).narrow(0, 0, shape[0]).repeat_interleave(blockColumns, 1).narrow(1, 0, shape[1])
         : scale;
 
-    /// Writes llama-gqa's config and tokenizer at a width of whole 128 x 128 blocks, with random weights (seeded): hidden
-    /// 256, 4 heads of 64 and 2 KV heads (k and v of 128 rows), intermediate 512; the fixture to quantize as
-    /// Format.Block128ScaleInv for the FP8 products that serve such blocks.
-    internal static void WideLlama(string directory)
+    /// Writes llama-gqa's config and tokenizer at a width of whole 128 x 128 blocks, with random weights (seeded): by
+    /// default hidden 256, 4 heads of 64 and 2 KV heads (k and v of 128 rows), intermediate 512, llama-gqa's 2 layers;
+    /// the fixture to quantize as Format.Block128ScaleInv for the FP8 products that serve such blocks.
+    internal static void WideLlama(string directory, int hidden = 256, int intermediate = 512, int layers = 2)
     {
-        const int hidden = 256, kvRows = 128, intermediate = 512;
+        const int kvRows = 128;
         var fixture = Fixtures.Dir("llama-gqa");
         foreach (var file in Directory.GetFiles(fixture).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal) && !f.EndsWith("config.json", StringComparison.Ordinal)))
             File.Copy(file, Path.Combine(directory, Path.GetFileName(file)));
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "config.json")))!.AsObject();
-        (config["hidden_size"], config["intermediate_size"], config["num_attention_heads"], config["head_dim"]) = (hidden, intermediate, 4, 64);
+        (config["hidden_size"], config["intermediate_size"], config["num_attention_heads"], config["head_dim"]) = (hidden, intermediate, hidden / 64, 64);
+        config["num_hidden_layers"] = layers;
         File.WriteAllText(Path.Combine(directory, "config.json"), config.ToJsonString());
         using var checkpoint = SafetensorsCheckpoint.Open(fixture);
         var generator = new Generator(seed: 11);
         var tensors = new Dictionary<string, Tensor>();
-        foreach (var name in checkpoint.TensorNames)
+        // llama-gqa's layer 0 tensors repeated for each layer
+        var names = checkpoint.TensorNames.Where(name => !name.StartsWith("model.layers.", StringComparison.Ordinal))
+            .Concat(Enumerable.Range(0, layers).SelectMany(layer => checkpoint.TensorNames.Where(name => name.StartsWith("model.layers.0.", StringComparison.Ordinal))
+                .Select(name => $"model.layers.{layer}." + name["model.layers.0.".Length..])));
+        foreach (var name in names)
         {
-            var shape = checkpoint.Info(name).Shape.Select(size => size switch { 64 => hidden, 16 => kvRows, 176 => intermediate, _ => size }).ToArray();
+            var fixtureName = System.Text.RegularExpressions.Regex.Replace(name, @"^model\.layers\.\d+\.", "model.layers.0.");
+            var shape = checkpoint.Info(fixtureName).Shape.Select(size => size switch { 64 => hidden, 16 => kvRows, 176 => intermediate, _ => size }).ToArray();
             tensors[name] = name.EndsWith("norm.weight", StringComparison.Ordinal)
                 ? 1 + randn(shape, generator: generator) * 0.1
                 : randn(shape, generator: generator) * 0.05;

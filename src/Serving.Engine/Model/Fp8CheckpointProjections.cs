@@ -1,0 +1,32 @@
+using Serving.Engine.Weights;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model;
+
+/// An FP8 checkpoint's decoder projections made FP8 one at a time as they load, where FP8 products run (the loader's
+/// IUnallocatedParameters; the model made with its projections unallocated): each is allocated in the model's type
+/// when the loader reaches it and, once its rows are in, stored in FP8 by its checkpoint's scales (CausalLM.StoreFp8,
+/// which gives its 16-bit memory back), or kept in the model's type where it has none FP8 products take. So the load
+/// holds one projection in 16 bits beside the FP8 ones, never the 16-bit model.
+internal sealed class Fp8CheckpointProjections(CausalLM model) : IUnallocatedParameters
+{
+    readonly Dictionary<string, Linear> _projections = model.named_modules()
+        .Where(m => m.module is Linear { Unallocated: true }).ToDictionary(m => m.name + ".weight", m => (Linear)m.module);
+
+    public long[]? ShapeOf(string parameter) =>
+        _projections.TryGetValue(parameter, out var projection) ? [projection.OutFeatures, projection.InFeatures] : null;
+
+    public void Allocate(string parameter) => _projections[parameter].Allocate();
+
+    public void Loaded(string parameter, Tensor? fp8Scales)
+    {
+        var projection = _projections[parameter];
+        if (fp8Scales is null || !Cuda.Fp8Products.Takes(projection.OutFeatures, projection.InFeatures))
+        {
+            fp8Scales?.Dispose();
+            return;
+        }
+        projection.CheckpointFp8Scales = fp8Scales;
+        model.StoreFp8(projection, online: false);
+    }
+}
