@@ -52,10 +52,11 @@ internal sealed partial class Fp8Products
     {
         if (RunsFewRows(batchSize, k)) return;   // not cuBLASLt's
         using var scope = NewDisposeScope();
+        var rows = ProductRows(batchSize, scales);
         var x = randn(batchSize, k, dtype: _dtype, device: _torchDevice);
-        var (input, inputScale) = QuantizeInput(x, scales);
-        var y = empty(batchSize, n, _dtype, _torchDevice);
-        using var problem = NewProblem(n, k, batchSize, scales);
+        var (input, inputScale) = QuantizeInput(x, scales, rows);
+        var y = empty(rows, n, _dtype, _torchDevice);
+        using var problem = NewProblem(n, k, rows, scales);
         var candidates = problem.Candidates(_handle, ProductTiming.CandidatesPerShape, WorkspaceBytes);
         var timed = new List<(CublasLt.Algorithm Algorithm, double Milliseconds)>();
         foreach (var candidate in candidates)

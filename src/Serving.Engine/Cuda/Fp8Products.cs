@@ -212,24 +212,34 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         if (x.dim() != 2 || x.size(1) != weight.InFeatures || x.dtype != _dtype)
             throw new ArgumentException($"an FP8 product of a ({weight.OutFeatures}, {weight.InFeatures}) weight takes ({_dtype}) rows of {weight.InFeatures}, got {x.dtype} [{string.Join(", ", x.shape)}]");
         var (m, n, k) = (x.size(0), weight.OutFeatures, weight.InFeatures);
-        var y = empty(m, n, _dtype, _torchDevice);
-        if (m > 0 && RunsFewRows(m, k))
-            LinearFewRows(x, weight, y);
-        else if (m > 0)
+        var fewRows = m == 0 || RunsFewRows(m, k);
+        var scales = ScalesOf(weight);
+        var rows = fewRows ? m : ProductRows(m, scales);
+        var y = empty(rows, n, _dtype, _torchDevice);
+        if (fewRows)
+        {
+            if (m > 0) LinearFewRows(x, weight, y);
+        }
+        else
         {
             using var scope = NewDisposeScope();
-            var scales = ScalesOf(weight);
-            var (input, inputScale) = QuantizeInput(x, scales);
-            var (problem, algorithm) = ProblemFor(n, k, m, scales);
+            var (input, inputScale) = QuantizeInput(x, scales, rows);
+            var (problem, algorithm) = ProblemFor(n, k, rows, scales);
             // a weight scaled per channel where cuBLASLt takes no vectors: multiplied at scale 1, y scaled after
             var scaledAfter = weight.PerChannel && scales == CublasLt.Scales.Scalars;
             problem.Run(_handle, algorithm, TensorPointer.Of(weight.Values), TensorPointer.Of(input), TensorPointer.Of(y),
                 TensorPointer.Of(_workspace), WorkspaceBytes, CurrentStream, TensorPointer.Of(scaledAfter ? _unitScale : weight.Scale), TensorPointer.Of(inputScale));
             if (scaledAfter) y.mul_(weight.Scale);
         }
+        if (rows != m) y = y.narrow(0, 0, m);   // the padding rows' products dropped
         if (bias is not null) y.add_(bias, HeldScalars.One);
         return y;
     }
+
+    // the rows cuBLASLt multiplies for a product of m: with blocks of scales a multiple of 4 (the input's scales lie a
+    // group's rows after another, each group 16-byte aligned: the H100's cuBLASLt has no algorithm for 9 rows), the
+    // rows past x's zeros
+    static long ProductRows(long m, CublasLt.Scales scales) => scales == CublasLt.Scales.Blocks ? (m + 3) / 4 * 4 : m;
 
     /// Whether a product of m rows with a weight of k input features runs fp8_few_rows.cu's kernel.
     public static bool FewRowsTake(long m, long k) => m <= FewRows && k % FewRowsChunk == 0;
@@ -253,10 +263,10 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         _ => CublasLt.Scales.Scalars,
     };
 
-    // x quantized as cuBLASLt's scaling of the product takes it, and its scales
-    (Tensor Values, Tensor Scales) QuantizeInput(Tensor x, CublasLt.Scales scales) => scales switch
+    // x quantized as cuBLASLt's scaling of the product takes it, and its scales; rows: the product's (ProductRows)
+    (Tensor Values, Tensor Scales) QuantizeInput(Tensor x, CublasLt.Scales scales, long rows) => scales switch
     {
-        CublasLt.Scales.Blocks => QuantizeRowGroups(x),
+        CublasLt.Scales.Blocks => QuantizeRowGroups(x, rows),
         CublasLt.Scales.OuterVectors => QuantizeRows(x),
         _ => Quantize(x),
     };
@@ -407,19 +417,19 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         return (values, scales, Fp8Scaling.PerBlock);
     }
 
-    // x (rows, cols) as e4m3 bytes (rows, cols) and a scale per row and ScaleBlock columns (cols / ScaleBlock, rows),
-    // a group's rows contiguous (cuBLASLt's VEC128 layout), float32 from their largest magnitude, both new tensors in
-    // the caller's scope: one block a row
-    (Tensor Values, Tensor Scales) QuantizeRowGroups(Tensor x)
+    // x (x rows, cols) as e4m3 bytes (rows, cols; rows past x's zeros) and a scale per row and ScaleBlock columns
+    // (cols / ScaleBlock, rows), a group's rows contiguous (cuBLASLt's VEC128 layout), float32 from their largest
+    // magnitude, both new tensors in the caller's scope: one block a row
+    (Tensor Values, Tensor Scales) QuantizeRowGroups(Tensor x, long rows)
     {
         (x, var ld) = AlignedRows(x);
-        var (rows, cols) = ((int)x.size(0), (int)x.size(1));
-        var values = empty(rows, cols, ScalarType.Byte, _torchDevice);
-        var scales = empty(cols / ScaleBlock, rows, ScalarType.Float32, _torchDevice);
+        var (xRows, outRows, cols) = ((int)x.size(0), (int)rows, (int)x.size(1));
+        var values = empty(outRows, cols, ScalarType.Byte, _torchDevice);
+        var scales = empty(cols / ScaleBlock, outRows, ScalarType.Float32, _torchDevice);
         var (xPtr, scalesPtr, valuesPtr) = (TensorPointer.Of(x), TensorPointer.Of(scales), TensorPointer.Of(values));
         _device.MakeCurrent();
-        void** args = stackalloc void*[] { &xPtr, &rows, &cols, &ld, &scalesPtr, &valuesPtr };
-        CudaDriver.Launch(_quantizeRowGroups, ((uint)rows, 1, 1), ThreadsForRow(cols), 0, CurrentStream, args, _dependentLaunch);
+        void** args = stackalloc void*[] { &xPtr, &xRows, &outRows, &cols, &ld, &scalesPtr, &valuesPtr };
+        CudaDriver.Launch(_quantizeRowGroups, ((uint)outRows, 1, 1), ThreadsForRow(cols), 0, CurrentStream, args, _dependentLaunch);
         return (values, scales);
     }
 

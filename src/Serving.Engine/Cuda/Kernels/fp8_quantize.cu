@@ -135,20 +135,22 @@ extern "C" __global__ void fp8_quantize_scaled_rows(const elem_t* __restrict__ x
     quantize_share(x + blockIdx.x * ld, 1, cols, cols, 1.f / scales[blockIdx.x], out + blockIdx.x * (long)cols, threadIdx.x, blockDim.x);
 }
 
-// one block a row (blockDim a multiple of 32): scales (cols / SCALE_BLOCK x rows) float32 written, a group's at
-// group x rows + row; out rows x cols. The SCALE_BLOCK / VEC lanes of a group (a half or whole warp's) find its largest
-// magnitude together; every lane of a warp takes part in the shuffles, those past the row's vectors with zeros.
-extern "C" __global__ void fp8_quantize_row_groups(const elem_t* __restrict__ x, int rows, int cols, long ld,
+// one block a row of out (blockDim a multiple of 32): x has x_rows of them, out rows (rows past x's are zeros, scale
+// the smallest); scales (cols / SCALE_BLOCK x rows) float32 written, a group's at group x rows + row; out rows x cols.
+// The SCALE_BLOCK / VEC lanes of a group (a half or whole warp's) find its largest magnitude together; every lane of a
+// warp takes part in the shuffles, those past the row's vectors with zeros.
+extern "C" __global__ void fp8_quantize_row_groups(const elem_t* __restrict__ x, int x_rows, int rows, int cols, long ld,
                                                    float* __restrict__ scales, unsigned char* __restrict__ out) {
     wait_for_previous_kernel();
     constexpr int group_vectors = SCALE_BLOCK / VEC;
-    const elem_t* x_row = x + blockIdx.x * ld;
+    const bool in_x = (int)blockIdx.x < x_rows;
+    const elem_t* x_row = x + (in_x ? blockIdx.x : 0) * ld;
     const int row_vectors = cols / VEC;
     for (int first = 0; first < row_vectors; first += blockDim.x) {
         const int c = first + threadIdx.x;
         const bool active = c < row_vectors;
         vec_t v = {};
-        if (active) v = reinterpret_cast<const vec_t*>(x_row)[c];
+        if (active && in_x) v = reinterpret_cast<const vec_t*>(x_row)[c];
         float largest = 0.f;
 #pragma unroll
         for (int j = 0; j < (int)VEC; j++) largest = fmaxf(largest, fabsf(to_float(v.v[j])));
