@@ -21,7 +21,7 @@ internal sealed class BenchModel : IDisposable
     public static (LoadedModel Model, KVCacheDtype CacheDtype) Load(string model, string dtype, string kvCacheDtype, Device device,
         int maxPositions, int tensorParallelSize = 1, string? quantization = null)
     {
-        var loaded = ModelLoader.Load(model, dtype, device, tensorParallelSize: tensorParallelSize);
+        var loaded = ModelLoader.Load(model, dtype, device, tensorParallelSize: tensorParallelSize, quantizeFp8: quantization == "fp8");
         try
         {
             if (quantization == "fp8") loaded.QuantizeWeightsToFp8();

@@ -42,7 +42,8 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         try
         {
             model = ModelLoader.Load(options.Model, options.Dtype, device, progress, options.TensorParallelSize, options.HfOverrides,
-                lmHead: runner == Pooling.RunnerType.Generate, config: config);
+                lmHead: runner == Pooling.RunnerType.Generate, config: config,
+                quantizeFp8: WeightQuantization.IsOnlineFp8(options.Quantization, config.Quantization));
             return Create(options with { Runner = runner }, pooler, model, dense, gpuMemory, requestLeftQueue, logger);
         }
         catch

@@ -151,8 +151,9 @@ public sealed class LoadedModel : IDisposable
     /// with a scale per tensor (CausalLM.Fp8Projections) and their products run on FP8 tensor cores, their inputs
     /// quantized per step (../Cuda/Fp8Products.cs); the memory they held in the model's type goes back to the device
     /// before the KV cache is planned. No FP8 products are made where no projection has a shape they take (returns 0,
-    /// WeightsFp8 stays false). On every rank. Returns how many projections a rank quantized. Throws ModelLoadException
-    /// where FP8 products cannot run (CPU, before sm_89, a float32 model).
+    /// WeightsFp8 stays false). On every rank. ModelLoader.Load's quantizeFp8 does this as the checkpoint loads, one
+    /// projection at a time, which leaves nothing to do here. Returns how many projections a rank holds in FP8. Throws
+    /// ModelLoadException where FP8 products cannot run (CPU, before sm_89, a float32 model).
     public int QuantizeWeightsToFp8() => StoreFp8("--quantization fp8", peer => peer.QuantizeWeightsToFp8(), online: true);
 
     /// How an FP8 checkpoint is served where FP8 products run: each projection it stored in FP8 with a scale per tensor,
@@ -160,7 +161,7 @@ public sealed class LoadedModel : IDisposable
     /// own values, made back from the 16-bit ones it loaded as (exactly, for a bfloat16 model), and its scales (a fused
     /// projection's parts keep theirs); the rest (projections the checkpoint left in 16 bits, blocks FP8 products do
     /// not take here: CheckpointFp8Left) stay in the model's type. ModelLoader does this as the checkpoint loads where
-    /// FP8 products run (one projection at a time, ../Model/Fp8CheckpointProjections), which leaves nothing to do here.
+    /// FP8 products run (one projection at a time, ../Model/Fp8ProjectionsAsLoaded), which leaves nothing to do here.
     /// Returns how many projections a rank holds in FP8 (0: none, WeightsFp8 stays false); throws as
     /// QuantizeWeightsToFp8.
     public int KeepCheckpointFp8() => StoreFp8("an FP8 checkpoint", peer => peer.KeepCheckpointFp8(), online: false);

@@ -18,9 +18,12 @@ public static class ModelLoader
     /// (the pooling runner's: an embedding checkpoint often has none, and the hidden states need none), even when the
     /// checkpoint holds one; the embedding table stays.
     /// config: the folder's config as ReadConfig gave it (the caller already read it), else read here.
+    /// quantizeFp8: --quantization fp8 on a 16-bit checkpoint (vLLM's online fp8): where FP8 products run, each decoder
+    /// projection is stored in FP8 as it loads, one at a time (never the whole model in 16 bits), as
+    /// LoadedModel.QuantizeWeightsToFp8 stores them after the load.
     public static LoadedModel Load(string directory, string dtype = "auto", Device? device = null,
         IProgress<WeightLoadProgress>? progress = null, int tensorParallelSize = 1, HfOverrides? hfOverrides = null, bool lmHead = true,
-        ModelConfig? config = null)
+        ModelConfig? config = null, bool quantizeFp8 = false)
     {
         device ??= CPU;
         if (!System.IO.Directory.Exists(directory) && ModelPresets.IsPreset(directory))
@@ -29,7 +32,7 @@ public static class ModelLoader
         ModelShard.Check(config, tensorParallelSize);
         var generation = GenerationConfig.Load(directory);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
-        return Build(directory, config, generation, CheckpointWeights(checkpoint, config, dtype, device, lmHead), device, tensorParallelSize, progress);
+        return Build(directory, config, generation, CheckpointWeights(checkpoint, config, dtype, device, lmHead, quantizeFp8), device, tensorParallelSize, progress);
     }
 
     /// The config Load would read for a checkpoint folder or a preset name, with the overrides applied: for what must
@@ -59,20 +62,23 @@ public static class ModelLoader
     }
 
     // checks every tensor of the layout (presence, shape, dtype), then: how a rank fills its weights from the checkpoint
-    static WeightPlan CheckpointWeights(SafetensorsCheckpoint checkpoint, ModelConfig config, string dtype, Device device, bool lmHead = true)
+    static WeightPlan CheckpointWeights(SafetensorsCheckpoint checkpoint, ModelConfig config, string dtype, Device device, bool lmHead = true,
+        bool quantizeFp8 = false)
     {
         var bindings = Bindings(config, lmHead);
         CheckpointLayout.Validate(checkpoint, bindings, config.Quantization);
         var stored = checkpoint.Info(bindings[0].CheckpointName).DType;
         var modelDtype = ModelDtype.Resolve(dtype, config, stored, device);
         // the scales an FP8 checkpoint stored its projections with, kept where FP8 products can serve them as stored;
-        // its projections made FP8 there as they load, one at a time (the 16-bit model may not fit where the FP8 one does)
+        // its projections (or, quantizeFp8, a 16-bit checkpoint's) made FP8 there as they load, one at a time (the
+        // 16-bit model may not fit where the FP8 one does)
         var servesFp8 = Cuda.Fp8Products.Unsupported(device, modelDtype) is null;
-        var fp8AsLoaded = servesFp8 && config.Quantization is { StoresFp8: true };
+        var online = quantizeFp8 && config.Quantization is null;
+        var fp8AsLoaded = servesFp8 && (online || config.Quantization is { StoresFp8: true });
         return new WeightPlan((model, rankProgress) =>
             {
                 var fp8Scales = WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress, config.Quantization,
-                    fp8AsLoaded ? new Fp8CheckpointProjections(model) : null);
+                    fp8AsLoaded ? new Fp8ProjectionsAsLoaded(model, online) : null);
                 if (servesFp8) model.KeepCheckpointFp8Scales(fp8Scales);
                 else foreach (var scales in fp8Scales.Values) scales.Dispose();
             },

@@ -4,7 +4,7 @@ namespace Serving.Engine.Weights;
 
 /// Parameters a model leaves without storage until the loader reaches them, each handed back as soon as its rows are
 /// all in (WeightLoader.Load): an FP8 checkpoint's projections on a GPU that serves them in FP8
-/// (../Model/Fp8CheckpointProjections), each in the model's 16-bit type only while it loads, so that the load never
+/// (../Model/Fp8ProjectionsAsLoaded), each in the model's 16-bit type only while it loads, so that the load never
 /// holds the 16-bit model (70B in FP8 fits one H200; in bfloat16 it does not).
 internal interface IUnallocatedParameters
 {

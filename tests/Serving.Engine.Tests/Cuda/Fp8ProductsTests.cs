@@ -389,17 +389,21 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
         output.WriteLine($"{format}: {projections.Count} projections, their bytes and scales the checkpoint's");
     }
 
-    /// An FP8 checkpoint served in FP8 loads one projection at a time (Fp8CheckpointProjections): the driver's used
-    /// memory, sampled through the load, never reaches the weights' size in bfloat16 (what a load through the 16-bit
-    /// model holds at least), and the projections are FP8 once it has loaded.
-    [GpuFact]
-    public void AnFp8CheckpointLoadsWithoutItsSixteenBitSize()
+    /// An FP8 checkpoint served in FP8, and a 16-bit one under --quantization fp8 (online), load one projection at a
+    /// time (Fp8ProjectionsAsLoaded): the driver's used memory, sampled through the load, never reaches the weights'
+    /// size in bfloat16 (what a load through the 16-bit model holds at least), and the projections are FP8 once it has
+    /// loaded.
+    [GpuTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AnFp8ModelLoadsWithoutItsSixteenBitSize(bool online)
     {
         using var wide = new TempDirectory();
         using var directory = new TempDirectory();
         using var dequantized = new TempDirectory();
         Weights.QuantizedCheckpointTests.WideLlama(wide.Path, hidden: 2048, intermediate: 8192, layers: 4);
-        Weights.QuantizedCheckpointTests.Quantize(wide.Path, Weights.QuantizedCheckpointTests.Format.Block128ScaleInv, directory.Path, dequantized.Path);
+        if (!online)
+            Weights.QuantizedCheckpointTests.Quantize(wide.Path, Weights.QuantizedCheckpointTests.Format.Block128ScaleInv, directory.Path, dequantized.Path);
         var device = CudaDevice.Open(0);
         CachedDeviceMemory.Release(CUDA);
         device.MakeCurrent();
@@ -415,7 +419,7 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
         LoadedModel? model = null;
         try
         {
-            model = ModelLoader.Load(directory.Path, "bfloat16", CUDA);
+            model = ModelLoader.Load(online ? wide.Path : directory.Path, "bfloat16", CUDA, quantizeFp8: online);
         }
         finally
         {
@@ -425,7 +429,7 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
         using (model)
         {
             var (peak, fp8, unquantized) = (before - lowest, model.WeightBytes, model.UnquantizedWeightBytes);
-            output.WriteLine($"peak device memory through the load {peak >> 20} MiB; weights {fp8 >> 20} MiB, {unquantized >> 20} MiB in bfloat16");
+            output.WriteLine($"{(online ? "online" : "FP8 checkpoint")}: peak device memory through the load {peak >> 20} MiB; weights {fp8 >> 20} MiB, {unquantized >> 20} MiB in bfloat16");
             Assert.True(model.WeightsFp8 && fp8 < unquantized);
             Assert.True(peak < unquantized, $"the load held {peak >> 20} MiB, the weights take {unquantized >> 20} MiB in bfloat16");
         }

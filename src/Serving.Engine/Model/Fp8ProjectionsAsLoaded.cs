@@ -3,12 +3,13 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
 
-/// An FP8 checkpoint's decoder projections made FP8 one at a time as they load, where FP8 products run (the loader's
+/// A checkpoint's decoder projections made FP8 one at a time as they load, where FP8 products run (the loader's
 /// IUnallocatedParameters; the model made with its projections unallocated): each is allocated in the model's type
-/// when the loader reaches it and, once its rows are in, stored in FP8 by its checkpoint's scales (CausalLM.StoreFp8,
-/// which gives its 16-bit memory back), or kept in the model's type where it has none FP8 products take. So the load
-/// holds one projection in 16 bits beside the FP8 ones, never the 16-bit model.
-internal sealed class Fp8CheckpointProjections(CausalLM model) : IUnallocatedParameters
+/// when the loader reaches it and, once its rows are in, stored in FP8 (CausalLM.StoreFp8, which gives its 16-bit
+/// memory back): an FP8 checkpoint's by the scales it stored them with, kept in the model's type where it has none FP8
+/// products take; online (--quantization fp8 on a 16-bit checkpoint) every one, by one scale from its largest
+/// magnitude. So the load holds one projection in 16 bits beside the FP8 ones, never the 16-bit model.
+internal sealed class Fp8ProjectionsAsLoaded(CausalLM model, bool online = false) : IUnallocatedParameters
 {
     readonly Dictionary<string, Linear> _projections = model.named_modules()
         .Where(m => m.module is Linear { Unallocated: true }).ToDictionary(m => m.name + ".weight", m => (Linear)m.module);
@@ -21,12 +22,12 @@ internal sealed class Fp8CheckpointProjections(CausalLM model) : IUnallocatedPar
     public void Loaded(string parameter, Tensor? fp8Scales)
     {
         var projection = _projections[parameter];
-        if (fp8Scales is null || !Cuda.Fp8Products.Takes(projection.OutFeatures, projection.InFeatures))
+        if ((fp8Scales is null && !online) || !Cuda.Fp8Products.Takes(projection.OutFeatures, projection.InFeatures))
         {
             fp8Scales?.Dispose();
             return;
         }
         projection.CheckpointFp8Scales = fp8Scales;
-        model.StoreFp8(projection, online: false);
+        model.StoreFp8(projection, online);
     }
 }
