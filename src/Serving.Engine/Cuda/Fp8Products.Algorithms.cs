@@ -56,7 +56,7 @@ internal sealed partial class Fp8Products
         var x = randn(batchSize, k, dtype: _dtype, device: _torchDevice);
         var (input, inputScale) = QuantizeInput(x, scales, rows);
         var y = empty(rows, n, _dtype, _torchDevice);
-        using var problem = NewProblem(n, k, rows, scales);
+        using var problem = NewProblem(n, k, batchSize, scales);
         var candidates = problem.Candidates(_handle, ProductTiming.CandidatesPerShape, WorkspaceBytes);
         var timed = new List<(CublasLt.Algorithm Algorithm, double Milliseconds)>();
         foreach (var candidate in candidates)
@@ -107,11 +107,11 @@ internal sealed partial class Fp8Products
         return _problems[(n, k, m, scales)] = (problem, algorithm.Value);
     }
 
-    // an FP8 product of m rows with a (n, k) weight, its scales' addresses stood in for where they are vectors or
-    // blocks (cuBLASLt ranks those algorithms only once it has them; each run gives its own)
+    // an FP8 product of m rows (cuBLASLt's ProductRows of them) with a (n, k) weight, its scales' addresses stood in for
+    // where they are vectors or blocks (cuBLASLt ranks those algorithms only once it has them; each run gives its own)
     CublasLt.Problem NewProblem(long n, long k, long m, CublasLt.Scales scales)
     {
-        var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k, scales);
+        var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, ProductRows(m, scales), k, scales);
         if (scales != CublasLt.Scales.Scalars) problem.UseScales(ScalesStandIn, ScalesStandIn);
         return problem;
     }

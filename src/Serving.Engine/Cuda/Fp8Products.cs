@@ -56,8 +56,9 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     /// At most this many rows take fp8_few_rows.cu's kernel (input in 16 bits, one launch) where K allows (FewRowsTake):
     /// the n of its MMAs. It and the two below are the kernel's FEW_ROWS, FEW_CHUNK and FEW_WARPS (Defines).
     public const int FewRows = 8;
-    /// Rows and columns of a weight's block of one scale (Fp8Scaling.PerBlock), columns of its input's group of one.
-    public const int ScaleBlock = 128;
+    /// Rows and columns of a weight's block of one scale (Fp8Scaling.PerBlock), columns of its input's group of one: the
+    /// checkpoints' 128 x 128 blocks (the kernels' SCALE_BLOCK).
+    public const int ScaleBlock = Weights.Fp8Weights.GroupColumns;
     const int FewRowsChunk = ScaleBlock;   // K elements of one warp step: K a multiple of it (one block's columns)
     const int FewRowsWarps = 8;            // a block's warps, splitting K
     const int FewRowsThreads = FewRowsWarps * 32;
@@ -141,11 +142,13 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     /// bytes, and the quantization kernels whole 16-byte vectors of the input.
     public static bool Takes(long outFeatures, long inFeatures) => inFeatures % 16 == 0 && outFeatures % 16 == 0;
 
-    /// What the kernel module is compiled with: the model's type, the e4m3 conversions and the few-rows kernel's shape.
+    /// What the kernel module is compiled with: the model's type, the e4m3 conversions, the block scales' size and the
+    /// few-rows kernel's shape.
     public static IReadOnlyDictionary<string, string> Defines(ScalarType dtype) => new Dictionary<string, string>
     {
         ["ELEM_TYPE"] = dtype switch { ScalarType.BFloat16 => "1", ScalarType.Float16 => "2", _ => "0" },
         ["CACHE_TYPE"] = "3",
+        ["SCALE_BLOCK"] = ScaleBlock.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["FEW_ROWS"] = FewRows.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["FEW_CHUNK"] = FewRowsChunk.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["FEW_WARPS"] = FewRowsWarps.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -195,7 +198,7 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     {
         if (rows % ScaleBlock != 0 || columns % ScaleBlock != 0 || scales.size(0) != rows || scales.size(1) != columns / ScaleBlock) return null;
         using var scope = NewDisposeScope();
-        var byBlock = scales.to(ScalarType.Float32, CPU).view(rows / ScaleBlock, ScaleBlock, columns / ScaleBlock);
+        var byBlock = scales.to(ScalarType.Float32, CPU).reshape(rows / ScaleBlock, ScaleBlock, columns / ScaleBlock);
         var first = byBlock.select(1, 0);
         if (!byBlock.eq(first.unsqueeze(1)).all().item<bool>()) return null;
         var grid = ones(rows / ScaleBlock, (columns / ScaleBlock + 3) / 4 * 4, ScalarType.Float32);   // cuBLASLt's: rows 16 bytes apart
@@ -224,7 +227,7 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         {
             using var scope = NewDisposeScope();
             var (input, inputScale) = QuantizeInput(x, scales, rows);
-            var (problem, algorithm) = ProblemFor(n, k, rows, scales);
+            var (problem, algorithm) = ProblemFor(n, k, m, scales);
             // a weight scaled per channel where cuBLASLt takes no vectors: multiplied at scale 1, y scaled after
             var scaledAfter = weight.PerChannel && scales == CublasLt.Scales.Scalars;
             problem.Run(_handle, algorithm, TensorPointer.Of(weight.Values), TensorPointer.Of(input), TensorPointer.Of(y),

@@ -100,8 +100,9 @@ internal sealed record EngineSetup(EngineCore Core, ModelInfo Info, IPromptProce
         }
         Log.ModelLoaded(logger, config.ModelType, config.NumHiddenLayers, config.NumAttentionHeads,
             config.NumKeyValueHeads, config.HeadDim, model.DtypeName, options.Device);
-        // an FP8 checkpoint's projections scaled per tensor or per channel are served in FP8 as stored where FP8 products
-        // run (as --quantization fp8 serves a 16-bit checkpoint's); any other quantized weight stays dequantized, as it loaded
+        // an FP8 checkpoint's projections scaled per tensor, per channel or per 128 x 128 block are served in FP8 as stored
+        // where FP8 products run (as --quantization fp8 serves a 16-bit checkpoint's), made so as they loaded (ModelLoader),
+        // so this counts them; any other quantized weight stays dequantized, as it loaded
         var fp8Checkpoint = config.Quantization is { StoresFp8: true } && Cuda.Fp8Products.Unsupported(model.Device, model.Dtype) is null;
         var online = WeightQuantization.IsOnlineFp8(options.Quantization, config.Quantization);
         if (fp8Checkpoint || online)

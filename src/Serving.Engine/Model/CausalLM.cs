@@ -131,7 +131,7 @@ internal sealed class CausalLM : nn.Module
     public void KeepCheckpointFp8Scales(Dictionary<string, Tensor> scalesByParameter)
     {
         foreach (var (name, module) in named_modules())
-            if (module is Linear linear && scalesByParameter.Remove(name + ".weight", out var scales))
+            if (module is Linear { Target: not null } linear && scalesByParameter.Remove(name + ".weight", out var scales))
                 linear.CheckpointFp8Scales = scales;
         foreach (var scales in scalesByParameter.Values) scales.Dispose();
     }

@@ -103,8 +103,8 @@ public sealed class LoadedModel : IDisposable
     /// a byte an element); one rank's.
     public long WeightBytes => _model.parameters().Sum(p => p.NumberOfElements * p.ElementSize) + _model.Fp8WeightBytes;
 
-    /// The FP8 projections' products (QuantizeWeightsToFp8), for benchmarks that compare their kernels; null unless
-    /// WeightsFp8. Rank 0's.
+    /// The FP8 projections' products (CausalLM.StoreFp8), for benchmarks that compare their kernels; null until a
+    /// projection was offered to FP8 (made then even where none is stored). Rank 0's.
     internal Fp8Products? Fp8Products => _model.Fp8Products;
 
     /// Whether the decoder's projections are stored as FP8 (QuantizeWeightsToFp8).
@@ -138,7 +138,8 @@ public sealed class LoadedModel : IDisposable
     public string? CheckpointFp8Left => _model.CheckpointFp8Left == 0 ? null
         : $"{_model.CheckpointFp8Left} projections the checkpoint stored in FP8 stay in {DtypeName}: their scales are per block and " +
             (Fp8Products?.BlockScalesRefusal is { } refusal ? $"cuBLASLt takes no blocks of scales here ({refusal})"
-                : $"their shapes are not whole {Fp8Products.ScaleBlock} x {Fp8Products.ScaleBlock} blocks");
+                : $"not one scale per whole {Fp8Products.ScaleBlock} x {Fp8Products.ScaleBlock} block of the projection (a fused part of " +
+                    $"fewer rows, or a tensor-parallel rank's rows starting inside a block)");
 
     /// Bytes of the FP8 projections (in WeightBytes, a byte an element); 0 unless WeightsFp8. One rank's.
     public long Fp8WeightBytes => _model.Fp8WeightBytes;
@@ -167,8 +168,8 @@ public sealed class LoadedModel : IDisposable
     public int KeepCheckpointFp8() => StoreFp8("an FP8 checkpoint", peer => peer.KeepCheckpointFp8(), online: false);
 
     /// Gives each projection FP8 takes the scales its checkpoint would have stored it with, on every rank: one per output
-    /// channel (its row's largest magnitude over 448), or perBlock one per 128 x 128 block (where its shape is whole
-    /// blocks); KeepCheckpointFp8 then serves the 16-bit weights as an FP8 checkpoint of them is served (llm-compressor's
+    /// channel (its row's largest magnitude over 448), or perBlock one per 128 x 128 block (a projection not of whole
+    /// blocks gets none and stays in the model's type); KeepCheckpointFp8 then serves the 16-bit weights as an FP8 checkpoint of them is served (llm-compressor's
     /// FP8-dynamic; DeepSeek's and Qwen's -FP8). For benchmarks of those paths on preset shapes (serving-bench -q
     /// fp8-channel, fp8-block).
     internal void ScaleProjectionsAsCheckpoint(bool perBlock)

@@ -51,7 +51,8 @@ public static class ModelLoader
             .Where(b => lmHead || config.ClassifierFromToken.Count > 0 || !b.ParameterName.StartsWith("lm_head.", StringComparison.Ordinal)).ToArray();
 
     /// The decoder of a checkpoint folder on one device with its weights (frozen), checked as Load checks it: what
-    /// training continues from.
+    /// training continues from (in float32: in a 16-bit dtype on a GPU of FP8 products, an FP8 checkpoint's projections
+    /// load as FP8, as Load's do).
     internal static CausalLM LoadDecoder(string directory, string dtype, Device device)
     {
         var config = ModelConfig.Load(directory);
@@ -78,9 +79,8 @@ public static class ModelLoader
         return new WeightPlan((model, rankProgress) =>
             {
                 var fp8Scales = WeightLoader.Load(model, checkpoint, bindings, model.Shard, rankProgress, config.Quantization,
-                    fp8AsLoaded ? new Fp8ProjectionsAsLoaded(model, online) : null);
-                if (servesFp8) model.KeepCheckpointFp8Scales(fp8Scales);
-                else foreach (var scales in fp8Scales.Values) scales.Dispose();
+                    fp8AsLoaded ? new Fp8ProjectionsAsLoaded(model, online) : null, keepFp8Scales: servesFp8);
+                model.KeepCheckpointFp8Scales(fp8Scales);
             },
             modelDtype, KVScales(checkpoint, config, bindings), lmHead) { ProjectionsUnallocated = fp8AsLoaded };
     }

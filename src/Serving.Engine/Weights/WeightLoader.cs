@@ -18,13 +18,16 @@ internal static class WeightLoader
     /// StoredScales: (rows, 1), or (rows, ceil(columns / 128)) for a checkpoint of such blocks; float32, CPU, the caller
     /// owns them), so that it can be served in FP8 as stored; an unallocated parameter's go to it instead
     /// (IUnallocatedParameters.Loaded).
+    /// keepFp8Scales false: no scales are kept (none returned, none handed over): where FP8 products cannot serve
+    /// them, the scales would be host memory for nothing (a 70B checkpoint's 128 x 128 blocks by row: ~2 GB).
     public static Dictionary<string, Tensor> Load(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
-        IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization = null, IUnallocatedParameters? unallocated = null)
+        IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization = null, IUnallocatedParameters? unallocated = null,
+        bool keepFp8Scales = true)
     {
         var fp8Scales = new Dictionary<string, Tensor>();   // NaN where no FP8 tensor filled them
         try
         {
-            Fill(model, checkpoint, bindings, shard, progress, quantization, unallocated, fp8Scales);
+            Fill(model, checkpoint, bindings, shard, progress, quantization, unallocated, keepFp8Scales ? fp8Scales : null);
         }
         catch
         {
@@ -49,7 +52,7 @@ internal static class WeightLoader
     // parameter's handed to it with the parameter)
     static void Fill(nn.Module model, SafetensorsCheckpoint checkpoint, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
         IProgress<WeightLoadProgress>? progress, Config.WeightQuantization? quantization, IUnallocatedParameters? unallocated,
-        Dictionary<string, Tensor> fp8Scales)
+        Dictionary<string, Tensor>? fp8Scales)
     {
         using var notFilled = float.NaN.ToScalar();
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
@@ -74,11 +77,11 @@ internal static class WeightLoader
                 if (shard.Size > 1) parameter.zero_();
             }
             using var dequantized = QuantizedWeights.Read(checkpoint, binding.CheckpointName, quantization);
-            using var storedScales = QuantizedWeights.Fp8StoredScales(checkpoint, binding.CheckpointName, quantization);
+            using var storedScales = fp8Scales is null ? null : QuantizedWeights.Fp8StoredScales(checkpoint, binding.CheckpointName, quantization);
             // a group of columns each where the checkpoint has 128 x 128 blocks (tensors scaled per row fill them all)
             var groups = quantization?.BlockSize is [Fp8Weights.GroupColumns, Fp8Weights.GroupColumns]
                 ? (parameter.shape[^1] + Fp8Weights.GroupColumns - 1) / Fp8Weights.GroupColumns : 1;
-            var parameterScales = storedScales is null || parameter.dim() != 2 ? null
+            var parameterScales = fp8Scales is null || storedScales is null || parameter.dim() != 2 ? null
                 : fp8Scales.TryGetValue(binding.ParameterName, out var known) ? known
                 : fp8Scales[binding.ParameterName] = full(parameter.shape[0], groups, notFilled, ScalarType.Float32).DetachFromDisposeScope();
             foreach (var copy in shard.Copies(binding))
@@ -96,7 +99,7 @@ internal static class WeightLoader
                 else rows.fill_(notFilled);
             }
             if (isPending && (pending[binding.ParameterName] = bindingsLeft - 1) == 0)
-                unallocated!.Loaded(binding.ParameterName, fp8Scales.Remove(binding.ParameterName, out var scales) ? Whole(scales) : null);
+                unallocated!.Loaded(binding.ParameterName, fp8Scales is not null && fp8Scales.Remove(binding.ParameterName, out var scales) ? Whole(scales) : null);
             loadedBytes += QuantizedWeights.StoredBytes(checkpoint, binding.CheckpointName);
             progress?.Report(new WeightLoadProgress(binding.CheckpointName, i + 1, bindings.Count, loadedBytes, totalBytes));
         }

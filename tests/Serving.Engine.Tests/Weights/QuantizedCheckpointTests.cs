@@ -240,7 +240,7 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         using var model = new CausalLM(shard, ScalarType.Float32, CPU, projectionsUnallocated: true);
         var projections = model.named_modules().Where(m => m.module is Linear { Target: not null }).ToDictionary(m => m.name + ".weight", m => (Linear)m.module);
         Assert.All(projections.Values, projection => Assert.True(projection.Unallocated));
-        var recorder = new RecordingUnallocated(projections);
+        var recorder = new RecordingUnallocated(projections, whole.named_parameters().ToDictionary(p => p.name, p => p.parameter));
         var rest = WeightLoader.Load(model, checkpoint, bindings, shard, null, config.Quantization, recorder);
         try
         {
@@ -259,8 +259,9 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         }
     }
 
-    // keeps what the loader hands back, counting the projections allocated and not yet handed back
-    sealed class RecordingUnallocated(Dictionary<string, Linear> projections) : IUnallocatedParameters
+    // keeps what the loader hands back, counting the projections allocated and not yet handed back, and checks each is
+    // whole (as the model allocated whole loaded it) when it is handed back
+    sealed class RecordingUnallocated(Dictionary<string, Linear> projections, Dictionary<string, TorchSharp.Modules.Parameter> whole) : IUnallocatedParameters
     {
         int _allocated;
         public Dictionary<string, Tensor?> HandedBack { get; } = [];
@@ -278,6 +279,7 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         public void Loaded(string parameter, Tensor? fp8Scales)
         {
             Assert.False(HandedBack.ContainsKey(parameter), $"{parameter} handed back twice");
+            Assert.True(projections[parameter].Weight.equal(whole[parameter]).all().item<bool>(), $"{parameter} handed back before its rows were all in");
             HandedBack[parameter] = fp8Scales;
             _allocated--;
         }

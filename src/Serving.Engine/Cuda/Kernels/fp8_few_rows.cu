@@ -23,9 +23,12 @@
 //   x: rows x k (k a multiple of FEW_CHUNK), ld elements apart, 16-byte aligned; w: n x k e4m3 bytes (n a multiple of
 //   16, of 128 for block scales); w_scale: float32, 1, n or n / 128 x scale_stride of them; y: rows x n contiguous.
 //   Grid: n / 16 blocks of FEW_WARPS x 32 threads.
-// FEW_ROWS (8, the MMAs' n), FEW_WARPS and FEW_CHUNK come from Fp8Products.Defines, which launches the kernels.
+// FEW_ROWS (8, the MMAs' n), FEW_WARPS, FEW_CHUNK and SCALE_BLOCK come from Fp8Products.Defines, which launches the
+// kernels.
 
 #if ELEM_TYPE == 1 || ELEM_TYPE == 2
+
+static_assert(FEW_CHUNK == SCALE_BLOCK, "a chunk is one block's columns: the _blocks builds scale a chunk's MMAs by one block's scale");
 
 // The MMAs: element_types.cu's mma_m16n8k16 in the model's type.
 
@@ -122,7 +125,7 @@ __device__ __forceinline__ void linear_few_rows(const elem_t* __restrict__ x, in
             if (BLOCKS) {
                 float chunk_acc[4] = {0.f, 0.f, 0.f, 0.f};
                 multiply_chunk(chunk_acc, current[u], xv);
-                const float block_scale = w_scale[(first_feature / FEW_CHUNK) * scale_stride + chunk];
+                const float block_scale = w_scale[(first_feature / SCALE_BLOCK) * scale_stride + chunk];
 #pragma unroll
                 for (int i = 0; i < 4; i++) acc[i] = fmaf(chunk_acc[i], block_scale, acc[i]);
             } else {

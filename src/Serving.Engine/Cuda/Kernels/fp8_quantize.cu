@@ -23,7 +23,7 @@
 // x: rows of cols elements (cols a multiple of VEC), ld elements apart, 16-byte aligned; out: rows x cols contiguous.
 
 #define FP8_MAX 448.f
-#define SCALE_BLOCK 128                       // rows and columns of a block scale; columns of an input's scale group
+// SCALE_BLOCK (Fp8Products.Defines, 128): rows and columns of a block scale; columns of an input's scale group
 #define FP8_MIN_SCALE (1.f / (448.f * 512.f))   // an all-zero matrix still divides by something
 
 // the vectors a thread takes: its share of the grid's (the whole matrix), or of its block's (one row, or a matrix one
