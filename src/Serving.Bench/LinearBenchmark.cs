@@ -65,14 +65,7 @@ internal static class LinearBenchmark
         {
             using var inner = NewDisposeScope();
             var weight = randn(n, k, dtype: dtype, device: device);
-            var largest = quantization switch
-            {
-                "fp8-channel" => weight.abs().amax([1], keepdim: true),
-                "fp8-block" => weight.view(n / Fp8Products.ScaleBlock, Fp8Products.ScaleBlock, k / Fp8Products.ScaleBlock, Fp8Products.ScaleBlock)
-                    .abs().amax([1, 3]).repeat_interleave(Fp8Products.ScaleBlock, 0),
-                _ => null,
-            };
-            return products.QuantizeWeight(weight, largest is null ? null : HeldScalars.Divide(largest.to_type(ScalarType.Float32), 448.0));
+            return products.QuantizeWeight(weight, quantization == "fp8" ? null : Fp8Products.CheckpointScales(weight, perBlock: quantization == "fp8-block"));
         }).ToArray();
         try
         {

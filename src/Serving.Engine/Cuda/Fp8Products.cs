@@ -180,6 +180,21 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         return new Fp8Weight(values, scale, scaling, this);
     }
 
+    /// The scales an FP8 checkpoint of weight (out, in) would store it with, as QuantizeWeight takes them: one per output
+    /// channel ((out, 1): its row's largest magnitude over 448, e4m3's largest), or perBlock one per ScaleBlock x
+    /// ScaleBlock block ((out, in / ScaleBlock), a block's on each of its rows; the weight whole blocks). Float32 on the
+    /// weight's device, in the caller's dispose scope; for benchmarks of those checkpoints on preset shapes.
+    public static Tensor CheckpointScales(Tensor weight, bool perBlock)
+    {
+        var (rows, columns) = (weight.size(0), weight.size(1));
+        using var smallest = (1.0 / (448 * 512)).ToScalar();   // an all-zero block still divides by something
+        using var scope = NewDisposeScope();
+        var largest = perBlock
+            ? weight.view(rows / ScaleBlock, ScaleBlock, columns / ScaleBlock, ScaleBlock).abs().amax([1, 3]).repeat_interleave(ScaleBlock, 0)
+            : weight.abs().amax([1], keepdim: true);
+        return HeldScalars.Divide(largest.to_type(ScalarType.Float32), 448.0).clamp_min_(smallest).MoveToOuterDisposeScope();
+    }
+
     /// Whether QuantizeWeight serves a (rows, columns) weight by the scales its FP8 checkpoint stored it with: always
     /// one per row; one per row and ScaleBlock columns where they are one per ScaleBlock x ScaleBlock block of a weight
     /// of whole blocks and cuBLASLt takes blocks of scales here (BlockScalesRefusal).
@@ -321,32 +336,13 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     string? RefusalOfRowScales()
     {
         const int n = 64, k = 64, m = FewRows + 8;
-        const byte one = 0x38;   // 1.0 in e4m3
-        try
-        {
-            using var scope = NewDisposeScope();
-            var weight = tensor(Enumerable.Repeat(one, n * k).ToArray()).view(n, k).to(_torchDevice);
-            var x = tensor(Enumerable.Repeat(one, m * k).ToArray()).view(m, k).to(_torchDevice);
-            // powers of two, so that every product is exact in either 16-bit type
-            var (weightScales, inputScales) = (tensor(Enumerable.Range(0, n).Select(i => (float)(1 << (i % 4))).ToArray()).to(_torchDevice),
-                tensor(Enumerable.Range(0, m).Select(i => (float)(1 << (i % 4))).ToArray()).to(_torchDevice));
-            var y = empty(m, n, _dtype, _torchDevice);
-            using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k, CublasLt.Scales.OuterVectors);
-            problem.UseScales(TensorPointer.Of(weightScales), TensorPointer.Of(inputScales));
-            var candidates = problem.Candidates(_handle, 1, WorkspaceBytes);
-            if (candidates.Count == 0) return "cuBLASLt has no algorithm for FP8 with vectors of scales here";
-            problem.Run(_handle, candidates[0], TensorPointer.Of(weight), TensorPointer.Of(x), TensorPointer.Of(y), TensorPointer.Of(_workspace),
-                WorkspaceBytes, CurrentStream, TensorPointer.Of(weightScales), TensorPointer.Of(inputScales));
-            CudaDriver.SynchronizeContext();
-            // y[t, f] = k 2^(t % 4) 2^(f % 4): at most 64 x 64
-            var expected = HeldScalars.Multiply(inputScales.unsqueeze(1).mul(weightScales.unsqueeze(0)), (long)k);
-            return y.to_type(ScalarType.Float32).equal(expected).all().item<bool>() ? null
-                : "cuBLASLt accepts vectors of scales here but did not apply them";
-        }
-        catch (CudaException error)
-        {
-            return error.Message;
-        }
+        // powers of two, so that every product is exact in either 16-bit type
+        using var scope = NewDisposeScope();
+        var weightScales = tensor(Enumerable.Range(0, n).Select(i => (float)(1 << (i % 4))).ToArray());
+        var inputScales = tensor(Enumerable.Range(0, m).Select(i => (float)(1 << (i % 4))).ToArray());
+        // y[t, f] = k 2^(t % 4) 2^(f % 4): at most 64 x 64
+        var expected = HeldScalars.Multiply(inputScales.unsqueeze(1).mul(weightScales.unsqueeze(0)), (long)k);
+        return RefusalOf(CublasLt.Scales.OuterVectors, n, k, m, weightScales, inputScales, expected, "vectors of scales");
     }
 
     // null when this cuBLASLt runs an FP8 product with block scales (BLK128x128 for the weight, VEC128 for the input,
@@ -354,31 +350,39 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     string? RefusalOfBlockScales()
     {
         const int n = 2 * ScaleBlock, k = 2 * ScaleBlock, m = FewRows + 8, groups = k / ScaleBlock;
+        // powers of two a few apart, so that every product is exact in either 16-bit type and another layout of
+        // either's scales gives another y; the weight's rows padded to 4 scales, the padding 1
+        using var scope = NewDisposeScope();
+        var blockScales = ones(n / ScaleBlock, 4, ScalarType.Float32);
+        for (var block = 0; block < n / ScaleBlock; block++)
+            for (var group = 0; group < groups; group++) blockScales[block, group] = (float)(1 << (block + group));
+        var groupScales = tensor(Enumerable.Range(0, groups * m).Select(i => (float)(1 << (i % m % 4 + 2 * (i / m)))).ToArray()).view(groups, m);
+        // y[t, f] = sum over groups g of 128 x input scale (g, t) x block scale (f / 128, g)
+        var expected = HeldScalars.Multiply(groupScales.t().matmul(blockScales.narrow(1, 0, groups).repeat_interleave(ScaleBlock, 0).t()), (long)ScaleBlock);
+        return RefusalOf(CublasLt.Scales.Blocks, n, k, m, blockScales, groupScales, expected, "128 x 128 blocks of scales");
+    }
+
+    // null when this cuBLASLt runs y = x W^T of m rows with every element of x and the (n, k) W 1.0 in e4m3, scaled by
+    // the given scales (float32, CPU, laid out as scales says), and gives exactly expected (m, n); else why not
+    string? RefusalOf(CublasLt.Scales scales, int n, int k, int m, Tensor weightScales, Tensor inputScales, Tensor expected, string what)
+    {
         const byte one = 0x38;   // 1.0 in e4m3
         try
         {
             using var scope = NewDisposeScope();
             var weight = tensor(Enumerable.Repeat(one, n * k).ToArray()).view(n, k).to(_torchDevice);
             var x = tensor(Enumerable.Repeat(one, m * k).ToArray()).view(m, k).to(_torchDevice);
-            // powers of two a few apart, so that every product is exact in either 16-bit type and another layout of
-            // either's scales gives another y; the weight's rows padded to 4 scales, the padding 1
-            var blockScales = ones(n / ScaleBlock, 4, ScalarType.Float32);
-            for (var block = 0; block < n / ScaleBlock; block++)
-                for (var group = 0; group < groups; group++) blockScales[block, group] = (float)(1 << (block + group));
-            var groupScales = tensor(Enumerable.Range(0, groups * m).Select(i => (float)(1 << (i % m % 4 + 2 * (i / m)))).ToArray()).view(groups, m);
+            var (weightScalesOn, inputScalesOn) = (weightScales.to(_torchDevice), inputScales.to(_torchDevice));
             var y = empty(m, n, _dtype, _torchDevice);
-            var (weightScales, inputScales) = (blockScales.to(_torchDevice), groupScales.to(_torchDevice));
-            using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k, CublasLt.Scales.Blocks);
-            problem.UseScales(TensorPointer.Of(weightScales), TensorPointer.Of(inputScales));
+            using var problem = new CublasLt.Problem(CublasLt.Fp8E4M3, CublasLt.DataType(_dtype), n, k, m, k, scales);
+            problem.UseScales(TensorPointer.Of(weightScalesOn), TensorPointer.Of(inputScalesOn));
             var candidates = problem.Candidates(_handle, 1, WorkspaceBytes);
-            if (candidates.Count == 0) return "cuBLASLt has no algorithm for FP8 with 128 x 128 blocks of scales here";
+            if (candidates.Count == 0) return $"cuBLASLt has no algorithm for FP8 with {what} here";
             problem.Run(_handle, candidates[0], TensorPointer.Of(weight), TensorPointer.Of(x), TensorPointer.Of(y), TensorPointer.Of(_workspace),
-                WorkspaceBytes, CurrentStream, TensorPointer.Of(weightScales), TensorPointer.Of(inputScales));
+                WorkspaceBytes, CurrentStream, TensorPointer.Of(weightScalesOn), TensorPointer.Of(inputScalesOn));
             CudaDriver.SynchronizeContext();
-            // y[t, f] = sum over groups g of 128 x input scale (g, t) x block scale (f / 128, g)
-            var expected = HeldScalars.Multiply(groupScales.t().matmul(blockScales.narrow(1, 0, groups).repeat_interleave(ScaleBlock, 0).t()), (long)ScaleBlock);
             return y.to_type(ScalarType.Float32).cpu().equal(expected).all().item<bool>() ? null
-                : "cuBLASLt accepts 128 x 128 blocks of scales here but did not apply them as laid out";
+                : $"cuBLASLt accepts {what} here but did not apply them as laid out";
         }
         catch (CudaException error)
         {

@@ -180,19 +180,13 @@ public sealed class LoadedModel : IDisposable
             return true;
         });
         using var noGrad = no_grad();
-        using var smallest = (1.0 / (448 * 512)).ToScalar();   // an all-zero block still divides by something
         const int block = Fp8Products.ScaleBlock;
         foreach (var projection in _model.Fp8Projections())
         {
-            var (rows, columns) = (projection.Weight.size(0), projection.Weight.size(1));
-            if (perBlock && (rows % block != 0 || columns % block != 0)) continue;
+            if (perBlock && (projection.OutFeatures % block != 0 || projection.InFeatures % block != 0)) continue;
             using var scope = NewDisposeScope();
-            var largest = perBlock
-                ? projection.Weight.view(rows / block, block, columns / block, block).abs().amax([1, 3]).repeat_interleave(block, 0)
-                : projection.Weight.abs().amax([1], keepdim: true);
-            var scales = HeldScalars.Divide(largest.to_type(ScalarType.Float32), 448.0).clamp_min_(smallest).cpu();   // e4m3's largest
             // it lives with the projection, whatever scope this runs in (a peer rank's job has one)
-            projection.CheckpointFp8Scales = scales.DetachFromDisposeScope();
+            projection.CheckpointFp8Scales = Fp8Products.CheckpointScales(projection.Weight, perBlock).cpu().DetachFromDisposeScope();
         }
     }
 
