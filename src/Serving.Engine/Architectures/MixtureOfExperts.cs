@@ -11,7 +11,9 @@ namespace Serving.Engine.Architectures;
 /// routing is read on the host each layer, so decode steps are not captured as CUDA graphs. One device only.
 internal static class ExpertLayout
 {
-    /// The router's and every expert's tensors of one layer, from their checkpoint names (expert e's gate, up and down).
+    /// The router's and every expert's tensors of one layer, from their checkpoint names (expert e's gate, up and down):
+    /// every expert's gate and up, then every expert's down, so that a load of one stacked weight at a time
+    /// (../Model/Fp8ProjectionsAsLoaded) finishes one before it starts the other.
     public static IEnumerable<WeightBinding> Experts(ModelConfig config, int layer, string router,
         Func<int, (string Gate, string Up, string Down)> expert)
     {
@@ -20,11 +22,12 @@ internal static class ExpertLayout
         yield return new(router, [config.NumExperts, hidden], to + "router.weight");
         for (var e = 0; e < config.NumExperts; e++)
         {
-            var (gate, up, down) = expert(e);
-            yield return new(gate, [width, hidden], to + "experts_gate_up", e * 2 * width, Gate);
-            yield return new(up, [width, hidden], to + "experts_gate_up", e * 2 * width + width, Up);
-            yield return new(down, [hidden, width], to + "experts_down", e * hidden);
+            var (gate, up, _) = expert(e);
+            yield return new(gate, [width, hidden], to + "experts_gate_up.weight", e * 2 * width, Gate);
+            yield return new(up, [width, hidden], to + "experts_gate_up.weight", e * 2 * width + width, Up);
         }
+        for (var e = 0; e < config.NumExperts; e++)
+            yield return new(expert(e).Down, [hidden, width], to + "experts_down.weight", e * hidden);
     }
 
     /// A shared expert's gate, up and down tensors of one layer, stored under prefix (`model.layers.N.mlp.shared_expert.`),
@@ -188,8 +191,8 @@ internal class GraniteMoe : ModelArchitecture
         var bindings = ExpertLayout.Attention(config, layer).Concat(
         [
             new($"{from}block_sparse_moe.router.layer.weight", [experts, hidden], to + "router.weight"),
-            new($"{from}block_sparse_moe.input_linear.weight", [experts, 2 * width, hidden], to + "experts_gate_up"),
-            new($"{from}block_sparse_moe.output_linear.weight", [experts, hidden, width], to + "experts_down"),
+            new($"{from}block_sparse_moe.input_linear.weight", [experts, 2 * width, hidden], to + "experts_gate_up.weight"),
+            new($"{from}block_sparse_moe.output_linear.weight", [experts, hidden, width], to + "experts_down.weight"),
         ]);
         if (shared == 0) return bindings;
         return bindings.Concat(

@@ -26,10 +26,12 @@ internal sealed class Attention : nn.Module
         _qkv = new Linear(config.HiddenSize, config.QSize + 2L * config.KVSize, config.QkvBias, dtype, device, projectionsUnallocated)
         {
             Target = new(layer, Lora.LoraProjection.Qkv),
+            DecoderProjection = true,
         };
         _output = new Linear(config.QSize, config.HiddenSize, config.OutputBias, dtype, device, projectionsUnallocated)
         {
             Target = new(layer, Lora.LoraProjection.Output),
+            DecoderProjection = true,
         };
         if (config.QkNorm != QkNorm.None)
         {

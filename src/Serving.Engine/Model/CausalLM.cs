@@ -88,13 +88,15 @@ internal sealed class CausalLM : nn.Module
         if (_lmHead is null && HasLmHead) yield return _embedTokens.Weight;
     }
 
-    /// The decoder's projections to store as FP8 (Linear.QuantizeToFp8), as vLLM's fp8 method quantizes them: those a
-    /// LoRA adapter may change (qkv, o, and a dense layer's gate/up and down) still in the model's type and of a shape
-    /// FP8 products take; the LM head, the embeddings, routers, gates, experts and classifier heads stay in the model's
-    /// type.
-    public IReadOnlyList<Linear> Fp8Projections() => modules().OfType<Linear>()
-        .Where(linear => linear.Target is not null && linear.Fp8 is null && Cuda.Fp8Products.Takes(linear.OutFeatures, linear.InFeatures))
+    /// The decoder's projections to store as FP8 (IFp8Storable.QuantizeToFp8), as vLLM's fp8 method quantizes them:
+    /// the attention's and the MLPs' (qkv, o, a dense layer's or a shared expert's gate/up and down, a mixture's experts
+    /// of each kind) still in the model's type and of a shape FP8 products take; the LM head, the embeddings, routers,
+    /// gates and classifier heads stay in the model's type (so do gpt-oss's experts).
+    public IReadOnlyList<IFp8Storable> Fp8Projections() => modules().OfType<IFp8Storable>()
+        .Where(weight => IsProjection(weight) && weight.Fp8Parts.Count == 0 && weight.TakesFp8Shape)
         .ToList();
+
+    static bool IsProjection(IFp8Storable weight) => weight is ExpertWeights or Linear { DecoderProjection: true };
 
     /// The kernels and cuBLASLt state the FP8 projections run on, made by the first StoreFp8; null before. Owned here.
     public Cuda.Fp8Products? Fp8Products { get; private set; }
@@ -103,16 +105,16 @@ internal sealed class CausalLM : nn.Module
     /// take their scales here: per block, where cuBLASLt takes no blocks of scales or the shape is not whole blocks).
     public int CheckpointFp8Left { get; private set; }
 
-    /// Stores one of the Fp8Projections in FP8 (Linear.QuantizeToFp8) and gives its 16-bit memory back to the driver:
-    /// by the scales its checkpoint stored it with (Linear.CheckpointFp8Scales) where FP8 products take them, else,
+    /// Stores one of the Fp8Projections in FP8 (IFp8Storable.QuantizeToFp8) and gives its 16-bit memory back to the
+    /// driver: by the scales its checkpoint stored it with (IFp8Storable.CheckpointFp8Scales) where FP8 products take them, else,
     /// online, by one scale from its largest magnitude. Returns whether it is FP8 now (a projection with scales FP8
     /// products do not take stays in the model's type, its scales gone). Throws where FP8 products cannot run
     /// (Fp8Products.Unsupported).
-    public bool StoreFp8(Linear projection, bool online)
+    public bool StoreFp8(IFp8Storable projection, bool online)
     {
         var products = Fp8Products ??= new Cuda.Fp8Products(Device, Dtype);
         var scales = projection.CheckpointFp8Scales;
-        if (scales is null ? !online : !products.TakesStoredScales(projection.OutFeatures, projection.InFeatures, scales))
+        if (scales is null ? !online : !projection.TakesCheckpointScales(products))
         {
             if (scales is not null) CheckpointFp8Left++;
             projection.CheckpointFp8Scales = null;
@@ -126,21 +128,21 @@ internal sealed class CausalLM : nn.Module
     }
 
     /// Gives each projection the scales its FP8 checkpoint stored it with (WeightLoader.Load's, by parameter
-    /// name; Linear.CheckpointFp8Scales), so that it can be served in FP8 as stored; takes the tensors (the scales of
+    /// name; IFp8Storable.CheckpointFp8Scales), so that it can be served in FP8 as stored; takes the tensors (the scales of
     /// other parameters are disposed).
     public void KeepCheckpointFp8Scales(Dictionary<string, Tensor> scalesByParameter)
     {
         foreach (var (name, module) in named_modules())
-            if (module is Linear { Target: not null } linear && scalesByParameter.Remove(name + ".weight", out var scales))
-                linear.CheckpointFp8Scales = scales;
+            if (module is IFp8Storable weight && IsProjection(weight) && scalesByParameter.Remove(name + ".weight", out var scales))
+                weight.CheckpointFp8Scales = scales;
         foreach (var scales in scalesByParameter.Values) scales.Dispose();
     }
 
     /// The projections stored as FP8 (QuantizeToFp8), for their products' tuning.
-    public IReadOnlyList<Cuda.Fp8Weight> Fp8Weights() => modules().OfType<Linear>().Select(linear => linear.Fp8).OfType<Cuda.Fp8Weight>().ToList();
+    public IReadOnlyList<Cuda.Fp8Weight> Fp8Weights() => modules().OfType<IFp8Storable>().SelectMany(weight => weight.Fp8Parts).ToList();
 
     /// Bytes of the FP8 projections' values and scales (outside parameters()).
-    public long Fp8WeightBytes => modules().OfType<Linear>().Sum(linear => linear.Fp8?.Bytes ?? 0);
+    public long Fp8WeightBytes => Fp8Weights().Sum(weight => weight.Bytes);
 
     /// Runs one step: logits of the step's LogitRows, or of every new token with allRows: (rows, vocab) float32.
     /// The caller's dispose scope owns the result.

@@ -23,7 +23,8 @@ internal sealed class DecoderLayer : nn.Module
     readonly Scalar? _residualMultiplier;
     readonly bool _parallel;                                                                // cohere
 
-    /// projectionsUnallocated: the attention's and a dense MLP's projections start with no rows (Linear.Allocate).
+    /// projectionsUnallocated: the attention's and the MLP's projections (a mixture's experts too, not gpt-oss's) start
+    /// with no rows (IFp8Storable.Allocate).
     public DecoderLayer(ModelConfig config, int layer, ScalarType dtype, Device device, bool projectionsUnallocated = false) : base("DecoderLayer")
     {
         if (config.PreNorms)
@@ -35,7 +36,7 @@ internal sealed class DecoderLayer : nn.Module
         _attention = new Attention(config, layer, dtype, device, projectionsUnallocated);
         _mlp = !config.IsExpertLayer(layer)
             ? (config.GatedMlp ? new Mlp(config, layer, dtype, device, projectionsUnallocated) : new UngatedMlp(config, layer, dtype, device, projectionsUnallocated))
-            : config.ExpertSwigluLimit is null ? new MoeMlp(config, dtype, device) : new GptOssExperts(config, dtype, device);
+            : config.ExpertSwigluLimit is null ? new MoeMlp(config, dtype, device, projectionsUnallocated) : new GptOssExperts(config, dtype, device);
         _residualMultiplier = config.ResidualMultiplier?.ToScalar();
         if (config.SandwichNorms)
         {

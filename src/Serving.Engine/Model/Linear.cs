@@ -11,7 +11,7 @@ namespace Serving.Engine.Model;
 /// which is cheaper than the random init of nn.Linear on billion-parameter models; or, made unallocated, with no rows
 /// until the loader allocates them as it reaches the weight (Allocate). Once loaded, a decoder projection may be stored
 /// as FP8 instead (QuantizeToFp8, --quantization fp8): its products then run on FP8 tensor cores.
-internal sealed class Linear : nn.Module<Tensor, Tensor>
+internal sealed class Linear : nn.Module<Tensor, Tensor>, IFp8Storable
 {
     [ComponentName(Name = "weight")] readonly Parameter _weight;  // (outFeatures, inFeatures); (0, inFeatures) once FP8
     [ComponentName(Name = "bias")] readonly Parameter? _bias;     // (outFeatures)
@@ -31,6 +31,7 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>
     public Parameter Weight => _weight;
     public long InFeatures { get; }
     public long OutFeatures { get; }
+    public long[] Shape => [OutFeatures, InFeatures];
 
     /// Whether the weight has no storage yet (made unallocated and not yet Allocate'd).
     public bool Unallocated { get; private set; }
@@ -47,10 +48,11 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>
     /// The weight as FP8 values and scale once QuantizeToFp8 has run; null while it is stored in the model's type.
     public Fp8Weight? Fp8 => _fp8;
 
-    /// The scales (float32, CPU) the checkpoint stored this weight with where it was FP8, by row and group of 128
-    /// columns (WeightLoader.Load's: (out, 1) for scales per tensor or row, (out, in / 128) for 128 x 128 blocks; the
-    /// weight itself loaded dequantized): QuantizeToFp8 makes the stored values again by them. Null for a weight stored
-    /// in 16 bits. Owned here once set.
+    public IReadOnlyList<Fp8Weight> Fp8Parts => _fp8 is null ? [] : [_fp8];
+
+    public bool TakesFp8Shape => Fp8Products.Takes(OutFeatures, InFeatures);
+
+    /// (out, 1) for scales per tensor or row, (out, in / 128) for 128 x 128 blocks.
     public Tensor? CheckpointFp8Scales
     {
         get => _checkpointFp8Scales;
@@ -64,6 +66,10 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>
     /// Where this projection sits, for LoRA adapters to find their update of it (null: no adapter changes it).
     public Lora.LoraTarget? Target { get; init; }
 
+    /// Whether it is a decoder layer's projection (the attention's, an MLP's or a shared expert's), one the model may
+    /// store as FP8 (CausalLM.Fp8Projections); false for routers, gates and heads.
+    public bool DecoderProjection { get; init; }
+
     // (numTokens, inFeatures) -> (numTokens, outFeatures)
     public override Tensor forward(Tensor x) => _fp8 is { } fp8 ? fp8.Products.Linear(x, fp8, _bias) : nn.functional.linear(x, _weight, _bias);
 
@@ -75,9 +81,9 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>
         return step.Lora is { } lora && Target is { } target ? lora.Add(target, x, y) : y;
     }
 
-    /// Stores the loaded weight as FP8 and gives its memory in the model's type back: by CheckpointFp8Scales where the
-    /// checkpoint had them (its own values and scales), else one scale from the weight's largest magnitude. Once; the
-    /// weight's shape must be one FP8 products take (Fp8Products.Takes).
+    public bool TakesCheckpointScales(Fp8Products products) =>
+        _checkpointFp8Scales is { } scales && products.TakesStoredScales(OutFeatures, InFeatures, scales);
+
     public void QuantizeToFp8(Fp8Products products)
     {
         if (_fp8 is not null) throw new InvalidOperationException("the weight is FP8 already");

@@ -183,7 +183,7 @@ public sealed class LoadedModel : IDisposable
         const int block = Fp8Products.ScaleBlock;
         foreach (var projection in _model.Fp8Projections())
         {
-            if (perBlock && (projection.OutFeatures % block != 0 || projection.InFeatures % block != 0)) continue;
+            if (perBlock && projection.Shape is [var rows, var columns] && (rows % block != 0 || columns % block != 0)) continue;
             using var scope = NewDisposeScope();
             // it lives with the projection, whatever scope this runs in (a peer rank's job has one)
             projection.CheckpointFp8Scales = Fp8Products.CheckpointScales(projection.Weight, perBlock).cpu().DetachFromDisposeScope();

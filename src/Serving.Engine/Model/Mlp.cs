@@ -20,10 +20,12 @@ internal sealed class Mlp : FeedForward
         _gateUp = new Linear(config.HiddenSize, 2L * config.IntermediateSize, config.MlpBias, dtype, device, projectionsUnallocated)
         {
             Target = layer is { } l ? new(l, Lora.LoraProjection.GateUp) : null,
+            DecoderProjection = true,
         };
         _down = new Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device, projectionsUnallocated)
         {
             Target = layer is { } at ? new(at, Lora.LoraProjection.Down) : null,
+            DecoderProjection = true,
         };
         _activation = config.Activation;
         RegisterComponents();

@@ -9,10 +9,11 @@ namespace Serving.Engine.Model;
 /// llama3-70b (141 GB in bf16) is for tensor parallelism: more than one H200 holds beside a KV cache.
 /// gemma3-4b (Gemma 3 4B's text decoder: head dim 256, five sliding layers to each full one, the gemma block) times
 /// a family other than Llama on either backend; gemma2-9b (Gemma 2 9B: head dim 256, every other layer sliding, soft-capped
-/// attention and logits) the kernels' soft-capping. The tiny ones keep CPU smoke runs fast.
+/// attention and logits) the kernels' soft-capping; qwen3-30b-a3b (Qwen3-30B-A3B: 128 experts of 768, 8 a token) a
+/// mixture of experts, its experts in 16 bits or FP8. The tiny ones keep CPU smoke runs fast.
 public static class ModelPresets
 {
-    public static IReadOnlyList<string> Names { get; } = ["llama3-8b", "llama3-8b-mha", "llama3-8b-mqa", "llama3-70b", "gemma3-4b", "gemma2-9b", "tiny-gqa", "tiny-mha"];
+    public static IReadOnlyList<string> Names { get; } = ["llama3-8b", "llama3-8b-mha", "llama3-8b-mqa", "llama3-70b", "gemma3-4b", "gemma2-9b", "qwen3-30b-a3b", "tiny-gqa", "tiny-mha"];
 
     public static bool IsPreset(string name) => Names.Contains(name, StringComparer.OrdinalIgnoreCase);
 
@@ -25,6 +26,7 @@ public static class ModelPresets
         "llama3-70b" => Llama3_70B(),
         "gemma3-4b" => Gemma3_4B(),
         "gemma2-9b" => Gemma2_9B(),
+        "qwen3-30b-a3b" => Qwen3_30B_A3B(),
         "tiny-gqa" => Tiny(numHeads: 8, numKVHeads: 2, headDim: 32),
         "tiny-mha" => Tiny(numHeads: 4, numKVHeads: 4, headDim: 64),
         _ => throw new ArgumentException($"unknown model preset '{name}' (known: {string.Join(", ", Names)})", nameof(name)),
@@ -79,6 +81,17 @@ public static class ModelPresets
         ["max_position_embeddings"] = 8192, ["rope_theta"] = 10000.0,
         ["torch_dtype"] = "bfloat16", ["bos_token_id"] = 2, ["eos_token_id"] = 1,
     }, "the gemma2-9b preset"));
+
+    // Qwen/Qwen3-30B-A3B's config.json, through the qwen3_moe reader as a checkpoint's would be read
+    static ModelConfig Qwen3_30B_A3B() => ModelConfigReader.Read(new JsonFields(new JsonObject
+    {
+        ["architectures"] = new JsonArray("Qwen3MoeForCausalLM"), ["model_type"] = "qwen3_moe",
+        ["hidden_size"] = 2048, ["intermediate_size"] = 6144, ["num_hidden_layers"] = 48, ["num_attention_heads"] = 32,
+        ["num_key_value_heads"] = 4, ["head_dim"] = 128, ["vocab_size"] = 151936, ["num_experts"] = 128, ["num_experts_per_tok"] = 8,
+        ["moe_intermediate_size"] = 768, ["norm_topk_prob"] = true, ["decoder_sparse_step"] = 1, ["mlp_only_layers"] = new JsonArray(),
+        ["rope_theta"] = 1000000.0, ["rms_norm_eps"] = 1e-6, ["max_position_embeddings"] = 40960, ["tie_word_embeddings"] = false,
+        ["torch_dtype"] = "bfloat16", ["bos_token_id"] = 151643, ["eos_token_id"] = 151645,
+    }, "the qwen3-30b-a3b preset"));
 
     static ModelConfig Tiny(int numHeads, int numKVHeads, int headDim) => new()
     {

@@ -12,13 +12,14 @@ namespace Serving.Engine.Model;
 /// softmax in float32, the top-k probabilities, scaled to sum to 1 when the config says), rounded to the model dtype; then each expert runs its tokens through its own gated MLP and adds its
 /// output times the token's probability for it, experts in order; a shared expert (qwen2_moe, ernie4_5_moe) adds its own
 /// output (qwen2_moe's times the sigmoid of its gate). ernie4_5_moe routes in float32 and chooses by the probabilities plus
-/// a per-expert bias, weighing by the probabilities alone. The experts' weights are stacked: expert e's gate and up rows at e x 2F of experts_gate_up,
-/// its down rows at e x hidden of experts_down.
+/// a per-expert bias, weighing by the probabilities alone. The experts' weights are stacked (ExpertWeights): expert e's
+/// gate and up rows at e x 2F of experts_gate_up, its down rows at e x hidden of experts_down; stored as FP8 where the
+/// model's projections are (an Fp8Weight an expert).
 internal sealed class MoeMlp : FeedForward
 {
     [ComponentName(Name = "router")] readonly Linear _router;            // (experts, hidden)
-    [ComponentName(Name = "experts_gate_up")] readonly Parameter _gateUp; // (experts x 2F, hidden)
-    [ComponentName(Name = "experts_down")] readonly Parameter _down;      // (experts x hidden, F)
+    [ComponentName(Name = "experts_gate_up")] readonly ExpertWeights _gateUp; // (experts x 2F, hidden)
+    [ComponentName(Name = "experts_down")] readonly ExpertWeights _down;      // (experts x hidden, F)
     [ComponentName(Name = "shared_expert")] readonly Mlp? _shared;                      // qwen2_moe, ernie4_5_moe: every token runs it
     [ComponentName(Name = "shared_expert_gate")] readonly Linear? _sharedGate;          // (1, hidden): its sigmoid gate (qwen2_moe)
     [ComponentName(Name = "expert_choice_bias")] readonly Parameter? _choiceBias;       // (1, experts) float32 (ernie4_5_moe)
@@ -28,16 +29,19 @@ internal sealed class MoeMlp : FeedForward
     readonly double _jitter;
     readonly MlpActivation _activation;
 
-    public MoeMlp(ModelConfig config, ScalarType dtype, Device device) : base("MoeMlp")
+    /// projectionsUnallocated: the experts' and a shared expert's weights start with no rows (ExpertWeights.Allocate,
+    /// Linear.Allocate).
+    public MoeMlp(ModelConfig config, ScalarType dtype, Device device, bool projectionsUnallocated = false) : base("MoeMlp")
     {
         (_experts, _topK, _width, _hidden) = (config.NumExperts, config.NumExpertsPerToken, config.ExpertIntermediateSize, config.HiddenSize);
         (_normalize, _activation, _routerInFloat32) = (config.NormalizeTopKProbabilities, config.Activation, config.RouterInFloat32);
         (_routing, _jitter) = (config.Routing, config.RouterJitter);
         _router = new Linear(_hidden, _experts, false, _routerInFloat32 ? ScalarType.Float32 : dtype, device);
-        _gateUp = ModelParameters.Empty([(long)_experts * 2 * _width, _hidden], dtype, device);
-        _down = ModelParameters.Empty([(long)_experts * _hidden, _width], dtype, device);
+        _gateUp = new ExpertWeights(_experts, 2L * _width, _hidden, dtype, device, projectionsUnallocated);
+        _down = new ExpertWeights(_experts, _hidden, _width, dtype, device, projectionsUnallocated);
         if (config.SharedExpertIntermediateSize > 0)
-            _shared = new Mlp(config with { IntermediateSize = config.SharedExpertIntermediateSize, MlpBias = false }, layer: null, dtype, device);
+            _shared = new Mlp(config with { IntermediateSize = config.SharedExpertIntermediateSize, MlpBias = false }, layer: null, dtype, device,
+                projectionsUnallocated);
         if (config.SharedExpertGated) _sharedGate = new Linear(_hidden, 1, false, dtype, device);
         if (config.ExpertChoiceBias) _choiceBias = ModelParameters.Empty([1, _experts], ScalarType.Float32, device);
         RegisterComponents();
@@ -59,9 +63,9 @@ internal sealed class MoeMlp : FeedForward
         {
             using var scope = NewDisposeScope();
             var input = x.index_select(0, tokens);                                        // (routed, hidden)
-            var gateUp = step.Linear(input, _gateUp.narrow(0, (long)expert * 2 * _width, 2L * _width), null);
+            var gateUp = _gateUp.Forward(step, expert, input);
             var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);
-            var y = step.Linear(activated, _down.narrow(0, (long)expert * _hidden, _hidden), null);   // (routed, hidden)
+            var y = _down.Forward(step, expert, activated);                               // (routed, hidden)
             var weight = weights.index_select(0, tokens).gather(1, slots.unsqueeze(1));    // (routed, 1)
             output.index_add_(0, tokens, y * weight, HeldScalars.One);
         }

@@ -25,10 +25,12 @@ internal sealed class UngatedMlp : FeedForward
         _up = new Linear(config.HiddenSize, config.IntermediateSize, config.MlpBias, dtype, device, projectionsUnallocated)
         {
             Target = new(layer, Lora.LoraProjection.GateUp),
+            DecoderProjection = true,
         };
         _down = new Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device, projectionsUnallocated)
         {
             Target = new(layer, Lora.LoraProjection.Down),
+            DecoderProjection = true,
         };
         if (config.Activation == MlpActivation.Xielu) _xielu = new XieluParameters(dtype, device);
         RegisterComponents();

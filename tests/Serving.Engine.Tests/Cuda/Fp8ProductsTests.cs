@@ -394,16 +394,18 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
     /// An FP8 checkpoint served in FP8, and a 16-bit one under --quantization fp8 (online), load one projection at a
     /// time (Fp8ProjectionsAsLoaded): the driver's used memory, sampled through the load, never reaches the weights'
     /// size in bfloat16 (what a load through the 16-bit model holds at least), and the projections are FP8 once it has
-    /// loaded.
+    /// loaded; a mixture's experts (a layer's of one kind in 16 bits at a time) too.
     [GpuTheory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void AnFp8ModelLoadsWithoutItsSixteenBitSize(bool online)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public void AnFp8ModelLoadsWithoutItsSixteenBitSize(bool online, bool mixture)
     {
         using var wide = new TempDirectory();
         using var directory = new TempDirectory();
         using var dequantized = new TempDirectory();
-        Weights.QuantizedCheckpointTests.WideLlama(wide.Path, hidden: 2048, intermediate: 8192, layers: 4);
+        if (mixture) Weights.QuantizedCheckpointTests.WideQwen3Moe(wide.Path, hidden: 2048, experts: 16, width: 768, layers: 4);
+        else Weights.QuantizedCheckpointTests.WideLlama(wide.Path, hidden: 2048, intermediate: 8192, layers: 4);
         if (!online)
             Weights.QuantizedCheckpointTests.Quantize(wide.Path, Weights.QuantizedCheckpointTests.Format.Block128ScaleInv, directory.Path, dequantized.Path);
         var device = CudaDevice.Open(0);
@@ -431,10 +433,89 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
         using (model)
         {
             var (peak, fp8, unquantized) = (before - lowest, model.WeightBytes, model.UnquantizedWeightBytes);
-            output.WriteLine($"{(online ? "online" : "FP8 checkpoint")}: peak device memory through the load {peak >> 20} MiB; weights {fp8 >> 20} MiB, {unquantized >> 20} MiB in bfloat16");
+            output.WriteLine($"{(online ? "online" : "FP8 checkpoint")}{(mixture ? " of a mixture of experts" : "")}: peak device memory through the load {peak >> 20} MiB; weights {fp8 >> 20} MiB, {unquantized >> 20} MiB in bfloat16");
             Assert.True(model.WeightsFp8 && fp8 < unquantized);
             Assert.True(peak < unquantized, $"the load held {peak >> 20} MiB, the weights take {unquantized >> 20} MiB in bfloat16");
         }
+    }
+
+    /// A mixture's experts (Qwen3-30B-A3B-FP8's family) are served in FP8 as the projections are, an FP8 weight an
+    /// expert: an FP8 checkpoint's with their own bytes and scales (each expert's gate and up one after the other), a
+    /// 16-bit one's under --quantization fp8 with one scale an expert. The logits stay close to the checkpoint
+    /// dequantized (the 16-bit model, online) on a prompt whose experts take more rows than the few-rows kernel does
+    /// (cuBLASLt's products) and in decode steps teacher-forced with the reference's greedy tokens (the few-rows
+    /// kernel's); the engine serves it in FP8.
+    [GpuTheory]
+    [InlineData(Weights.QuantizedCheckpointTests.Format.Block128ScaleInv)]
+    [InlineData(Weights.QuantizedCheckpointTests.Format.TensorScale)]
+    [InlineData(null)]
+    public async Task AMixturesExpertsAreServedInFp8(Weights.QuantizedCheckpointTests.Format? format)
+    {
+        using var wide = new TempDirectory();
+        using var directory = new TempDirectory();
+        using var dequantized = new TempDirectory();
+        Weights.QuantizedCheckpointTests.WideQwen3Moe(wide.Path);
+        var online = format is null;
+        if (format is { } stored) Weights.QuantizedCheckpointTests.Quantize(wide.Path, stored, directory.Path, dequantized.Path);
+        var (served, reference) = online ? (wide.Path, wide.Path) : (directory.Path, dequantized.Path);
+        if (!online)
+        {
+            using var checkpoint = Serving.Engine.Weights.SafetensorsCheckpoint.Open(directory.Path);
+            using var decoder = ModelLoader.LoadDecoder(directory.Path, "bfloat16", CUDA);
+            var stacks = decoder.named_modules().Where(m => m.module is ExpertWeights).ToList();
+            Assert.Equal(2 * decoder.Config.NumHiddenLayers, stacks.Count);
+            foreach (var (name, module) in stacks)
+            {
+                var experts = (ExpertWeights)module;
+                Assert.Equal(experts.Experts, experts.Fp8Parts.Count);
+                var tensors = Weights.QuantizedCheckpointTests.ExpertTensorsOf(name, experts.Experts);
+                var perExpert = tensors.Length / experts.Experts;
+                for (var e = 0; e < experts.Experts; e++)
+                {
+                    var (own, part) = (tensors.Skip(e * perExpert).Take(perExpert).ToArray(), experts.Fp8Parts[e]);
+                    var bytes = own.SelectMany<string, byte>(tensor => checkpoint.Read(tensor + ".weight").data<byte>().ToArray()).ToArray();
+                    Assert.Equal(bytes, part.Values.cpu().data<byte>().ToArray());
+                    if (format == Weights.QuantizedCheckpointTests.Format.Block128ScaleInv)
+                    {
+                        var scales = cat(own.Select(tensor => checkpoint.Read(tensor + ".weight_scale_inv").to_type(ScalarType.Float32)).ToList(), 0);
+                        Assert.Equal(Fp8Scaling.PerBlock, part.Scaling);
+                        Assert.Equal(scales.data<float>().ToArray(), part.Scale.narrow(1, 0, scales.size(1)).cpu().contiguous().data<float>().ToArray());
+                        continue;
+                    }
+                    var rows = own.SelectMany(tensor => Weights.QuantizedCheckpointTests.RowScales(checkpoint, tensor)).ToArray();
+                    Assert.Equal(rows.Distinct().Count() == 1 ? [rows[0]] : rows, part.Scale.cpu().data<float>().ToArray());
+                }
+            }
+        }
+        using var fp8 = ModelLoader.Load(served, "bfloat16", CUDA, quantizeFp8: online);
+        var count = online ? fp8.QuantizeWeightsToFp8() : fp8.KeepCheckpointFp8();
+        // qkv and o, and an FP8 weight an expert of each kind, on every layer
+        Assert.Equal((2 + 2 * fp8.Config.NumExperts) * fp8.Config.NumHiddenLayers, count);
+        using var bf16 = ModelLoader.Load(reference, "bfloat16", CUDA);
+        using var fp8Cache = fp8.CreateKVCache(numBlocks: 16, blockSize: 16);
+        using var bf16Cache = bf16.CreateKVCache(numBlocks: 16, blockSize: 16);
+        var (a, b) = (new PagedRunner(fp8, fp8Cache), new PagedRunner(bf16, bf16Cache));
+        var prompt = Enumerable.Range(0, 48).Select(i => (i * 37 + 5) % 500 + 3).ToArray();   // ~24 rows an expert
+        var (seqA, seqB) = (a.Add(prompt), b.Add(prompt));
+        var correlations = new List<double>();
+        var (logitsA, logitsB) = (a.Step([(seqA, prompt.Length)])[0], b.Step([(seqB, prompt.Length)])[0]);
+        for (var step = 0; step < 8; step++)
+        {
+            correlations.Add(Correlation(logitsA, logitsB));
+            var token = PagedRunner.ArgMax(logitsB);
+            a.Append(seqA, token);
+            b.Append(seqB, token);
+            (logitsA, logitsB) = (a.Step([(seqA, 1)])[0], b.Step([(seqB, 1)])[0]);
+        }
+        output.WriteLine($"{(online ? "online" : format)}: {count} FP8 weights ({fp8.Fp8Scales}); logit correlation with " +
+            $"{(online ? "the bf16 model" : "the checkpoint dequantized to bf16")}: prompt of 48 {correlations[0]:F5}, decode steps min {correlations.Skip(1).Min():F5}");
+        Assert.All(correlations, correlation => Assert.True(correlation > 0.99, $"logit correlation {correlation}"));
+
+        var options = new EngineOptions { Model = served, Dtype = "bfloat16", Device = "cuda", Quantization = online ? "fp8" : null, NumGpuBlocksOverride = 256 };
+        await using var engine = new LlmEngine(options);
+        await engine.WaitUntilReadyAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal("fp8", engine.Info.WeightStorage);
+        Assert.Equal(16, (await CollectAsync(engine, Greedy(prompt, 16))).Tokens().Length);
     }
 
     // bfloat16's logit of token a minus token b after the tokens, teacher-forced

@@ -65,6 +65,21 @@ public sealed class ModelPresetsTests
         Assert.Equal(344064, KVCacheSpec.For(config, ScalarType.BFloat16).BytesPerToken);
     }
 
+    /// The qwen3-30b-a3b preset is read as Qwen3-30B-A3B's config would be: every layer 128 experts of 768, 8 a token,
+    /// normalized, q/k norms on each head, on the fused backend's kernels (without graphs: the routing is read on the host).
+    [Fact]
+    public void Qwen3_30B_A3BIsTheShapeOfQwensConfig()
+    {
+        var config = ModelPresets.Get("qwen3-30b-a3b");
+        Assert.Equal(("Qwen3MoeForCausalLM", 48, 2048, 32, 4, 128, 151936), (config.Architecture, config.NumHiddenLayers, config.HiddenSize,
+            config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, config.VocabSize));
+        Assert.Equal((128, 8, 768, true), (config.NumExperts, config.NumExpertsPerToken, config.ExpertIntermediateSize, config.NormalizeTopKProbabilities));
+        Assert.True(Enumerable.Range(0, 48).All(config.IsExpertLayer));
+        Assert.True(config.FusedKernelsCompute && config.StepWaitsForTheHost);
+        // 2 (K, V) x 48 layers x 4 KV heads x 128 x 2 bytes
+        Assert.Equal(98304, KVCacheSpec.For(config, ScalarType.BFloat16).BytesPerToken);
+    }
+
     /// Every rank draws the whole model's random values in the whole model's order and keeps its shard: a preset split
     /// over ranks is the same model as whole.
     [Theory]

@@ -218,18 +218,22 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
 
     /// A model made with its projections unallocated (as an FP8 checkpoint loads where FP8 products serve it) gets each
     /// allocated as the loader reaches it and handed back once full, with its FP8 scales, before the next is allocated:
-    /// so at most one projection is ever in 16 bits beside those handed back. What is loaded is what a model allocated
-    /// whole loads, scales included, on one rank and on a rank of two.
+    /// so at most one projection (a layer's experts of one kind, for a mixture) is ever in 16 bits beside those handed
+    /// back. What is loaded is what a model allocated whole loads, scales included, on one rank and on a rank of two;
+    /// a mixture's experts get the checkpoint's scales of each expert's tensors, stacked as the experts are.
     [Theory]
-    [InlineData(Format.Block128ScaleInv, 1)]
-    [InlineData(Format.Block128ScaleInv, 2)]
-    [InlineData(Format.ChannelScale, 1)]
-    public void UnallocatedProjectionsLoadOneAtATime(Format format, int ranks)
+    [InlineData(Format.Block128ScaleInv, 1, false)]
+    [InlineData(Format.Block128ScaleInv, 2, false)]
+    [InlineData(Format.ChannelScale, 1, false)]
+    [InlineData(Format.Block128ScaleInv, 1, true)]
+    [InlineData(Format.ChannelScale, 1, true)]
+    public void UnallocatedProjectionsLoadOneAtATime(Format format, int ranks, bool mixture)
     {
         using var wide = new TempDirectory();
         using var quantized = new TempDirectory();
         using var reference = new TempDirectory();
-        WideLlama(wide.Path);
+        if (mixture) WideQwen3Moe(wide.Path);
+        else WideLlama(wide.Path);
         Quantize(wide.Path, format, quantized.Path, reference.Path);
         using var checkpoint = SafetensorsCheckpoint.Open(quantized.Path);
         var config = ModelConfig.Load(quantized.Path);
@@ -238,8 +242,11 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
         using var whole = new CausalLM(shard, ScalarType.Float32, CPU);
         var expected = WeightLoader.Load(whole, checkpoint, bindings, shard, null, config.Quantization);
         using var model = new CausalLM(shard, ScalarType.Float32, CPU, projectionsUnallocated: true);
-        var projections = model.named_modules().Where(m => m.module is Linear { Target: not null }).ToDictionary(m => m.name + ".weight", m => (Linear)m.module);
-        Assert.All(projections.Values, projection => Assert.True(projection.Unallocated));
+        var projections = model.named_modules().Where(m => m.module is IFp8Storable).ToDictionary(m => m.name + ".weight", m => (IFp8Storable)m.module);
+        // the decoder's: qkv, o and gate/up, down or the experts of each kind; not the router or the LM head
+        Assert.Equal(4 * config.NumHiddenLayers, projections.Values.Count(projection => projection.Unallocated));
+        if (mixture) Assert.Equal(2 * config.NumHiddenLayers, projections.Values.OfType<ExpertWeights>().Count(experts => experts.Unallocated));
+        projections = projections.Where(p => p.Value.Unallocated).ToDictionary();
         var recorder = new RecordingUnallocated(projections, whole.named_parameters().ToDictionary(p => p.name, p => p.parameter));
         var rest = WeightLoader.Load(model, checkpoint, bindings, shard, null, config.Quantization, recorder);
         try
@@ -252,6 +259,12 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
                 Assert.True(parameter.equal(wholeParameters[name]).all().item<bool>(), $"{name} differs from the model allocated whole");
             foreach (var (name, scales) in recorder.HandedBack)
                 Assert.True(scales is not null && scales.equal(expected[name]).all().item<bool>(), $"{name}'s scales");
+            foreach (var (name, experts) in projections.Where(p => p.Value is ExpertWeights))
+            {
+                var tensors = ExpertTensorsOf(name[..^".weight".Length], ((ExpertWeights)experts).Experts);
+                Assert.Equal(tensors.SelectMany(tensor => format == Format.ChannelScale ? RowScales(checkpoint, tensor) : RowGroupScales(checkpoint, tensor)).ToArray(),
+                    expected[name].data<float>().ToArray());
+            }
         }
         finally
         {
@@ -261,14 +274,13 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
 
     // keeps what the loader hands back, counting the projections allocated and not yet handed back, and checks each is
     // whole (as the model allocated whole loaded it) when it is handed back
-    sealed class RecordingUnallocated(Dictionary<string, Linear> projections, Dictionary<string, TorchSharp.Modules.Parameter> whole) : IUnallocatedParameters
+    sealed class RecordingUnallocated(Dictionary<string, IFp8Storable> projections, Dictionary<string, TorchSharp.Modules.Parameter> whole) : IUnallocatedParameters
     {
         int _allocated;
         public Dictionary<string, Tensor?> HandedBack { get; } = [];
         public int MostAllocatedAtOnce { get; private set; }
 
-        public long[]? ShapeOf(string parameter) =>
-            projections.TryGetValue(parameter, out var projection) ? [projection.OutFeatures, projection.InFeatures] : null;
+        public long[]? ShapeOf(string parameter) => projections.TryGetValue(parameter, out var projection) ? projection.Shape : null;
 
         public void Allocate(string parameter)
         {
@@ -602,6 +614,57 @@ public sealed class QuantizedCheckpointTests(ITestOutputHelper output)
                 : randn(shape, generator: generator) * 0.05;
         }
         SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"), tensors);
+    }
+
+    /// A Qwen3-MoE checkpoint (Qwen3-30B-A3B's family) of whole 128 x 128 blocks with random weights (seeded) and the
+    /// llama-gqa fixture's tokenizer: hidden 256, 4 heads of 64 and 2 KV heads, every layer a mixture of experts experts
+    /// of width rows each (gate, up; down width columns), top 2 normalized; the fixture to quantize (every _proj tensor,
+    /// the experts' too) for FP8 experts.
+    internal static void WideQwen3Moe(string directory, int hidden = 256, int experts = 4, int width = 128, int layers = 2)
+    {
+        const int heads = 4, kvHeads = 2, headDim = 64, vocab = 512;
+        var config = new JsonObject
+        {
+            ["architectures"] = new JsonArray("Qwen3MoeForCausalLM"), ["model_type"] = "qwen3_moe", ["hidden_size"] = hidden,
+            ["num_hidden_layers"] = layers, ["num_attention_heads"] = heads, ["num_key_value_heads"] = kvHeads, ["head_dim"] = headDim,
+            ["vocab_size"] = vocab, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 1000000.0, ["max_position_embeddings"] = 256,
+            ["hidden_act"] = "silu", ["tie_word_embeddings"] = false, ["torch_dtype"] = "float32", ["bos_token_id"] = 1, ["eos_token_id"] = 2,
+            ["num_experts"] = experts, ["num_experts_per_tok"] = 2, ["moe_intermediate_size"] = width, ["intermediate_size"] = 2 * width,
+            ["norm_topk_prob"] = true, ["decoder_sparse_step"] = 1, ["mlp_only_layers"] = new JsonArray(),
+        };
+        File.WriteAllText(Path.Combine(directory, "config.json"), config.ToJsonString());
+        Architectures.ReferenceChecks.CopyTokenizer(directory);
+        var generator = new Generator(seed: 13);
+        Tensor Random(params long[] shape) => randn(shape, generator: generator) * 0.05;
+        Tensor Norm(long size) => 1 + randn([size], generator: generator) * 0.1;
+        var tensors = new Dictionary<string, Tensor>
+        {
+            ["model.embed_tokens.weight"] = Random(vocab, hidden), ["model.norm.weight"] = Norm(hidden), ["lm_head.weight"] = Random(vocab, hidden),
+        };
+        for (var layer = 0; layer < layers; layer++)
+        {
+            var p = $"model.layers.{layer}.";
+            (tensors[p + "self_attn.q_proj.weight"], tensors[p + "self_attn.o_proj.weight"]) = (Random(heads * headDim, hidden), Random(hidden, heads * headDim));
+            (tensors[p + "self_attn.k_proj.weight"], tensors[p + "self_attn.v_proj.weight"]) = (Random(kvHeads * headDim, hidden), Random(kvHeads * headDim, hidden));
+            (tensors[p + "self_attn.q_norm.weight"], tensors[p + "self_attn.k_norm.weight"]) = (Norm(headDim), Norm(headDim));
+            (tensors[p + "input_layernorm.weight"], tensors[p + "post_attention_layernorm.weight"]) = (Norm(hidden), Norm(hidden));
+            tensors[p + "mlp.gate.weight"] = Random(experts, hidden) * 20;   // a router with opinions
+            for (var e = 0; e < experts; e++)
+            {
+                (tensors[$"{p}mlp.experts.{e}.gate_proj.weight"], tensors[$"{p}mlp.experts.{e}.up_proj.weight"]) = (Random(width, hidden), Random(width, hidden));
+                tensors[$"{p}mlp.experts.{e}.down_proj.weight"] = Random(hidden, width);
+            }
+        }
+        SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"), tensors);
+    }
+
+    /// The checkpoint tensors (without ".weight") a layer's experts of one kind stack, in row order: for
+    /// "layers.0.mlp.experts_gate_up" each expert's gate_proj then up_proj, for "layers.0.mlp.experts_down" its down_proj.
+    internal static string[] ExpertTensorsOf(string experts, int count)
+    {
+        var module = "model." + experts[..(experts.LastIndexOf('.') + 1)];
+        string[] parts = experts.EndsWith("experts_gate_up", StringComparison.Ordinal) ? ["gate_proj", "up_proj"] : ["down_proj"];
+        return [.. Enumerable.Range(0, count).SelectMany(e => parts.Select(part => $"{module}experts.{e}.{part}"))];
     }
 
     // each value to the byte of the nearest e4m3 number
