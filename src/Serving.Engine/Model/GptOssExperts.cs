@@ -43,18 +43,17 @@ internal sealed class GptOssExperts : FeedForward
     {
         var (top, chosen) = _router.Forward(step, x).topk(_topK, dim: -1);   // (numTokens, k) each
         var weights = top.softmax(-1);                                       // in the model's dtype, as transformers
-        var output = zeros_like(x);
-        foreach (var (expert, tokens, slots) in ExpertDispatch.ByExpert(chosen, _experts))
+        var groups = ExpertGroups.Of(chosen, weights, _experts);
+        var routed = x.index_select(0, groups.Tokens);                                     // (slots, hidden), by expert
+        var outputs = groups.Select(group =>
         {
-            using var scope = NewDisposeScope();
-            var gateUp = x.index_select(0, tokens).matmul(_gateUp[expert]).add(_gateUpBias[expert], HeldScalars.One);   // (routed, 2F)
+            var (expert, input) = (group.Expert, routed.narrow(0, group.Start, group.Count));
+            var gateUp = input.matmul(_gateUp[expert]).add(_gateUpBias[expert], HeldScalars.One);            // (its slots, 2F)
             var gate = gateUp[TensorIndex.Colon, TensorIndex.Slice(0, null, 2)].clamp_max(_limit);
             var up = gateUp[TensorIndex.Colon, TensorIndex.Slice(1, null, 2)].clamp(_negativeLimit, _limit);
-            var activated = up.add(HeldScalars.One, HeldScalars.One) * (gate * nn.functional.sigmoid(gate.mul(Alpha)));                   // (routed, F)
-            var y = activated.matmul(_down[expert]).add(_downBias[expert], HeldScalars.One);                               // (routed, hidden)
-            var weight = weights.index_select(0, tokens).gather(1, slots.unsqueeze(1));                // (routed, 1)
-            output.index_add_(0, tokens, y * weight, HeldScalars.One);
-        }
-        return output;
+            var activated = up.add(HeldScalars.One, HeldScalars.One) * (gate * nn.functional.sigmoid(gate.mul(Alpha)));   // (its slots, F)
+            return activated.matmul(_down[expert]).add(_downBias[expert], HeldScalars.One);              // (its slots, hidden)
+        }).ToList();
+        return groups.Combine(cat(outputs, 0));
     }
 }

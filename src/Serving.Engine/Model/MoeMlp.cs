@@ -57,18 +57,15 @@ internal sealed class MoeMlp : FeedForward
             ExpertRouting.SoftmaxOverTopK => SoftmaxOverTopK(logits),
             _ => TopKProbabilities(logits),
         };
-        weights = weights.to_type(x.dtype);
-        var output = zeros_like(x);
-        foreach (var (expert, tokens, slots) in ExpertDispatch.ByExpert(chosen, _experts))
+        var groups = ExpertGroups.Of(chosen, weights.to_type(x.dtype), _experts);
+        var routed = x.index_select(0, groups.Tokens);                                    // (slots, hidden), by expert
+        var outputs = groups.Select(group =>
         {
-            using var scope = NewDisposeScope();
-            var input = x.index_select(0, tokens);                                        // (routed, hidden)
-            var gateUp = _gateUp.Forward(step, expert, input);
+            var gateUp = _gateUp.Forward(step, group.Expert, routed.narrow(0, group.Start, group.Count));
             var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);
-            var y = _down.Forward(step, expert, activated);                               // (routed, hidden)
-            var weight = weights.index_select(0, tokens).gather(1, slots.unsqueeze(1));    // (routed, 1)
-            output.index_add_(0, tokens, y * weight, HeldScalars.One);
-        }
+            return _down.Forward(step, group.Expert, activated);                          // (its slots, hidden)
+        }).ToList();
+        var output = groups.Combine(cat(outputs, 0));
         if (_shared is null) return output;
         // the shared expert; qwen2_moe's gated per token by a sigmoid
         var shared = _shared.Forward(step, x);
@@ -113,22 +110,46 @@ internal sealed class MoeMlp : FeedForward
     }
 }
 
-/// Which tokens each expert runs: from chosen (numTokens, k), the experts picked per token, each expert's (token, slot)
-/// pairs in token order as two int64 tensors on chosen's device, experts in order, those no token picked left out.
-internal static class ExpertDispatch
+/// A step's routing as the experts run it: each token's k picks (its slots) put in expert order, the order transformers
+/// adds their outputs in; then every slot grouped by expert, tokens in order within each (Tokens: the token of each
+/// grouped row), so that each expert multiplies a contiguous run of rows; Combine gives each token the sum of its
+/// experts' outputs times their weights, added in expert order in the model's type as transformers' index_add_ adds them.
+/// The groups' sizes come to the host (one copy a layer: an expert's rows are a host-side count).
+internal sealed class ExpertGroups : List<(int Expert, long Start, long Count)>
 {
-    public static IEnumerable<(int Expert, Tensor Tokens, Tensor Slots)> ByExpert(Tensor chosen, int experts)
+    ExpertGroups(Tensor tokens, Tensor rowOfSlot, Tensor weights) => (Tokens, _rowOfSlot, _weights) = (tokens, rowOfSlot, weights);
+
+    /// (slots) int64: the token each grouped row is a slot of.
+    public Tensor Tokens { get; }
+    readonly Tensor _rowOfSlot;   // (numTokens x k) int64: the grouped row of each slot
+    readonly Tensor _weights;     // (numTokens, k): each token's weights, its picks in expert order
+
+    /// chosen (numTokens, k) int64, the experts of each token, and their weights (numTokens, k); tensors in the caller's
+    /// dispose scope.
+    public static ExpertGroups Of(Tensor chosen, Tensor weights, int experts)
     {
         var topK = chosen.shape[1];
-        var routed = chosen.cpu().data<long>().ToArray();   // one pass over the routing, on the host
-        var byExpert = new List<int>[experts];
-        for (var i = 0; i < routed.Length; i++) (byExpert[routed[i]] ??= []).Add(i);
-        for (var expert = 0; expert < experts; expert++)
-        {
-            if (byExpert[expert] is not { } pairs) continue;
-            yield return (expert, tensor(pairs.Select(i => i / topK).ToArray(), device: chosen.device),
-                tensor(pairs.Select(i => i % topK).ToArray(), device: chosen.device));
-        }
+        var (expertOfSlot, order) = chosen.sort(-1);
+        var slots = expertOfSlot.view(-1);
+        var (_, slotOfRow) = slots.sort(stable: true);
+        using var perToken = topK.ToScalar();   // held through the call (HeldScalars says why)
+        var tokens = slotOfRow.div(perToken, RoundingMode.floor);
+        var groups = new ExpertGroups(tokens, slotOfRow.argsort(), weights.gather(1, order));
+        var counts = slots.bincount(null, experts).cpu().data<long>().ToArray();
+        long start = 0;
+        for (var expert = 0; expert < experts; start += counts[expert], expert++)
+            if (counts[expert] > 0) groups.Add((expert, start, counts[expert]));
+        return groups;
+    }
+
+    /// grouped (slots, hidden), the experts' outputs by grouped row: (numTokens, hidden), in the caller's dispose scope.
+    public Tensor Combine(Tensor grouped)
+    {
+        var topK = _weights.shape[1];
+        var bySlot = grouped.index_select(0, _rowOfSlot).view(_weights.shape[0], topK, grouped.shape[1]);
+        var output = bySlot.select(1, 0) * _weights.narrow(1, 0, 1);
+        for (var k = 1; k < topK; k++) output.add_(bySlot.select(1, k) * _weights.narrow(1, k, 1), HeldScalars.One);
+        return output;
     }
 }
 

@@ -1,3 +1,4 @@
+using TorchSharp;
 using System.Text.Json.Nodes;
 using Serving.Engine.Model;
 using Serving.Engine.Tests.Support;
@@ -37,6 +38,42 @@ public sealed class MixtureOfExpertsTests
             Execution.EngineTestHelpers.CollectAsync(engine, Execution.EngineTestHelpers.Greedy(p, 10, $"r{i}"))));
         for (var i = 0; i < prompts.Length; i++)
             Assert.Equal(ReferenceChecks.Greedy(tokens => Reference(family, weights, tokens), prompts[i], 10), completions[i].Tokens());
+    }
+
+    /// Grouped by expert (each expert's slots a contiguous run of rows), the experts' outputs come back to their tokens as
+    /// transformers' loop adds them: each expert's rows times their weights, index_add_ expert after expert, in
+    /// bfloat16, bit for bit.
+    [Fact]
+    public void GroupedExpertsAddUpAsTransformersLoopAddsThem()
+    {
+        const int tokens = 37, experts = 9, topK = 3, hidden = 24;
+        var generator = new Generator(seed: 5);
+        using var chosen = stack(Enumerable.Range(0, tokens).Select(_ => randperm(experts, generator: generator).narrow(0, 0, topK)).ToList());
+        using var weights = rand([tokens, topK], generator: generator).to_type(ScalarType.BFloat16);
+        using var x = randn([tokens, hidden], generator: generator).to_type(ScalarType.BFloat16);
+        var matrices = Enumerable.Range(0, experts).Select(_ => randn([hidden, hidden], generator: generator).to_type(ScalarType.BFloat16)).ToArray();
+
+        using var expected = zeros([tokens, hidden], ScalarType.BFloat16);
+        using var one = 1.ToScalar();
+        var picked = Enumerable.Range(0, experts).Select(expert =>
+        {
+            using var held = expert.ToScalar();
+            return chosen.eq(held);
+        }).ToArray();
+        for (var expert = 0; expert < experts; expert++)
+        {
+            var pairs = picked[expert].nonzero();   // (token, slot) in token order
+            if (pairs.shape[0] == 0) continue;
+            var (rows, slots) = (pairs.select(1, 0), pairs.select(1, 1));
+            expected.index_add_(0, rows, x.index_select(0, rows).matmul(matrices[expert]) * weights.index_select(0, rows).gather(1, slots.unsqueeze(1)), one);
+        }
+
+        var groups = ExpertGroups.Of(chosen, weights, experts);
+        Assert.Equal(groups.Select(group => group.Expert), Enumerable.Range(0, experts).Where(expert => picked[expert].any().item<bool>()));
+        using var routed = x.index_select(0, groups.Tokens);
+        var outputs = groups.Select(group => routed.narrow(0, group.Start, group.Count).matmul(matrices[group.Expert])).ToList();
+        using var actual = groups.Combine(cat(outputs, 0));
+        Assert.True(actual.equal(expected).all().item<bool>(), "the grouped experts' sum differs from transformers' loop");
     }
 
     [Fact]
