@@ -144,6 +144,10 @@ internal sealed class CausalLM : nn.Module
     /// Bytes of the FP8 projections' values and scales (outside parameters()).
     public long Fp8WeightBytes => Fp8Weights().Sum(weight => weight.Bytes);
 
+    /// Bytes of the mixtures' experts (MoeMlp's; in the model's type or FP8).
+    public long ExpertWeightBytes => modules().OfType<ExpertWeights>()
+        .Sum(experts => experts.Weight.NumberOfElements * experts.Weight.ElementSize + experts.Fp8Parts.Sum(part => part.Bytes));
+
     /// Runs one step: logits of the step's LogitRows, or of every new token with allRows: (rows, vocab) float32.
     /// The caller's dispose scope owns the result.
     public Tensor Forward(DecoderStep step, bool allRows)

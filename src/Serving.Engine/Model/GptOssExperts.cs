@@ -45,7 +45,7 @@ internal sealed class GptOssExperts : FeedForward
         var weights = top.softmax(-1);                                       // in the model's dtype, as transformers
         var groups = ExpertGroups.Of(chosen, weights, _experts);
         var routed = x.index_select(0, groups.Tokens);                                     // (slots, hidden), by expert
-        var outputs = groups.Select(group =>
+        return groups.Combine(groups.Run(group =>
         {
             var (expert, input) = (group.Expert, routed.narrow(0, group.Start, group.Count));
             var gateUp = input.matmul(_gateUp[expert]).add(_gateUpBias[expert], HeldScalars.One);            // (its slots, 2F)
@@ -53,7 +53,6 @@ internal sealed class GptOssExperts : FeedForward
             var up = gateUp[TensorIndex.Colon, TensorIndex.Slice(1, null, 2)].clamp(_negativeLimit, _limit);
             var activated = up.add(HeldScalars.One, HeldScalars.One) * (gate * nn.functional.sigmoid(gate.mul(Alpha)));   // (its slots, F)
             return activated.matmul(_down[expert]).add(_downBias[expert], HeldScalars.One);              // (its slots, hidden)
-        }).ToList();
-        return groups.Combine(cat(outputs, 0));
+        }), x);
     }
 }

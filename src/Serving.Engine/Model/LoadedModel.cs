@@ -136,10 +136,10 @@ public sealed class LoadedModel : IDisposable
     /// (KeepCheckpointFp8: scales per block where cuBLASLt takes no blocks of scales, Fp8Products.BlockScalesRefusal, or
     /// blocks FP8 products do not take); null when none does. Rank 0's.
     public string? CheckpointFp8Left => _model.CheckpointFp8Left == 0 ? null
-        : $"{_model.CheckpointFp8Left} projections the checkpoint stored in FP8 stay in {DtypeName}: their scales are per block and " +
+        : $"{_model.CheckpointFp8Left} projections (a layer's experts of one kind count as one) the checkpoint stored in FP8 stay in {DtypeName}: their scales are per block and " +
             (Fp8Products?.BlockScalesRefusal is { } refusal ? $"cuBLASLt takes no blocks of scales here ({refusal})"
                 : $"not one scale per whole {Fp8Products.ScaleBlock} x {Fp8Products.ScaleBlock} block of the projection (a fused part of " +
-                    $"fewer rows, or a tensor-parallel rank's rows starting inside a block)");
+                    $"fewer rows, an expert's rows not whole blocks, or a tensor-parallel rank's rows starting inside a block)");
 
     /// Bytes of the FP8 projections (in WeightBytes, a byte an element); 0 unless WeightsFp8. One rank's.
     public long Fp8WeightBytes => _model.Fp8WeightBytes;
@@ -158,7 +158,7 @@ public sealed class LoadedModel : IDisposable
     public int QuantizeWeightsToFp8() => StoreFp8("--quantization fp8", peer => peer.QuantizeWeightsToFp8(), online: true);
 
     /// How an FP8 checkpoint is served where FP8 products run: each projection it stored in FP8 with a scale per tensor,
-    /// per output channel or per 128 x 128 block (Linear.CheckpointFp8Scales) becomes FP8 again with the checkpoint's
+    /// per output channel or per 128 x 128 block (IFp8Storable.CheckpointFp8Scales) becomes FP8 again with the checkpoint's
     /// own values, made back from the 16-bit ones it loaded as (exactly, for a bfloat16 model), and its scales (a fused
     /// projection's parts keep theirs); the rest (projections the checkpoint left in 16 bits, blocks FP8 products do
     /// not take here: CheckpointFp8Left) stay in the model's type. ModelLoader does this as the checkpoint loads where
@@ -183,7 +183,9 @@ public sealed class LoadedModel : IDisposable
         const int block = Fp8Products.ScaleBlock;
         foreach (var projection in _model.Fp8Projections())
         {
-            if (perBlock && projection.Shape is [var rows, var columns] && (rows % block != 0 || columns % block != 0)) continue;
+            // an expert's rows whole blocks, for experts (a block across two experts is no checkpoint's)
+            var (rows, columns) = (projection is ExpertWeights experts ? experts.Rows : projection.Shape[0], projection.Shape[1]);
+            if (perBlock && (rows % block != 0 || columns % block != 0)) continue;
             using var scope = NewDisposeScope();
             // it lives with the projection, whatever scope this runs in (a peer rank's job has one)
             projection.CheckpointFp8Scales = Fp8Products.CheckpointScales(projection.Weight, perBlock).cpu().DetachFromDisposeScope();
@@ -202,13 +204,15 @@ public sealed class LoadedModel : IDisposable
     }
 
     /// Bytes a step of numTokens tokens must read from the weights: every matrix and norm once, the LM head once,
-    /// and one embedding row per token (an untied embedding table is not read whole).
+    /// and one embedding row per token (an untied embedding table is not read whole); of a mixture's experts (MoeMlp's)
+    /// only those its tokens are expected to pick, routed uniformly: 1 - (1 - k / E)^tokens of each layer's.
     public long StepWeightBytes(int numTokens)
     {
         var table = _model.EmbeddingTable;
         var rowBytes = table.size(1) * table.ElementSize;
         var untiedTable = Config.TieWordEmbeddings ? 0 : table.NumberOfElements * table.ElementSize;
-        return WeightBytes - untiedTable + numTokens * rowBytes;
+        var unpicked = Config.NumExperts == 0 ? 0 : Math.Pow(1 - (double)Config.NumExpertsPerToken / Config.NumExperts, numTokens);
+        return WeightBytes - untiedTable + numTokens * rowBytes - (long)(_model.ExpertWeightBytes * unpicked);
     }
 
     /// Per layer [k_scale, v_scale] of an FP8 KV cache, when the checkpoint carries them (self_attn.k_scale and

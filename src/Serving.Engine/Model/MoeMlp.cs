@@ -59,13 +59,12 @@ internal sealed class MoeMlp : FeedForward
         };
         var groups = ExpertGroups.Of(chosen, weights.to_type(x.dtype), _experts);
         var routed = x.index_select(0, groups.Tokens);                                    // (slots, hidden), by expert
-        var outputs = groups.Select(group =>
+        var output = groups.Combine(groups.Run(group =>
         {
             var gateUp = _gateUp.Forward(step, group.Expert, routed.narrow(0, group.Start, group.Count));
             var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);
             return _down.Forward(step, group.Expert, activated);                          // (its slots, hidden)
-        }).ToList();
-        var output = groups.Combine(cat(outputs, 0));
+        }), x);
         if (_shared is null) return output;
         // the shared expert; qwen2_moe's gated per token by a sigmoid
         var shared = _shared.Forward(step, x);
@@ -114,7 +113,8 @@ internal sealed class MoeMlp : FeedForward
 /// adds their outputs in; then every slot grouped by expert, tokens in order within each (Tokens: the token of each
 /// grouped row), so that each expert multiplies a contiguous run of rows; Combine gives each token the sum of its
 /// experts' outputs times their weights, added in expert order in the model's type as transformers' index_add_ adds them.
-/// The groups' sizes come to the host (one copy a layer: an expert's rows are a host-side count).
+/// Three sorts (each token's picks, all slots, their inverse) and a gather a layer; the groups' sizes come to the host
+/// (one copy a layer: an expert's rows are a host-side count).
 internal sealed class ExpertGroups : List<(int Expert, long Start, long Count)>
 {
     ExpertGroups(Tensor tokens, Tensor rowOfSlot, Tensor weights) => (Tokens, _rowOfSlot, _weights) = (tokens, rowOfSlot, weights);
@@ -142,9 +142,26 @@ internal sealed class ExpertGroups : List<(int Expert, long Start, long Count)>
         return groups;
     }
 
-    /// grouped (slots, hidden), the experts' outputs by grouped row: (numTokens, hidden), in the caller's dispose scope.
-    public Tensor Combine(Tensor grouped)
+    /// Each group's rows through expert (its output rows, one a slot), a group at a time in a dispose scope of its own
+    /// (an expert's intermediate activations freed before the next's): the outputs by grouped row, in the caller's
+    /// dispose scope; null where no token was routed (a step of no tokens).
+    public Tensor? Run(Func<(int Expert, long Start, long Count), Tensor> expert)
     {
+        if (Count == 0) return null;
+        var outputs = new List<Tensor>(Count);
+        foreach (var group in this)
+        {
+            using var scope = NewDisposeScope();
+            outputs.Add(expert(group).MoveToOuterDisposeScope());
+        }
+        return cat(outputs, 0);
+    }
+
+    /// grouped (slots, hidden), the experts' outputs by grouped row (Run's): (numTokens, hidden) like x, in the caller's
+    /// dispose scope; zeros where grouped is null.
+    public Tensor Combine(Tensor? grouped, Tensor x)
+    {
+        if (grouped is null) return zeros_like(x);
         var topK = _weights.shape[1];
         var bySlot = grouped.index_select(0, _rowOfSlot).view(_weights.shape[0], topK, grouped.shape[1]);
         var output = bySlot.select(1, 0) * _weights.narrow(1, 0, 1);

@@ -48,12 +48,17 @@ internal static class CheckpointWriter
         }.ToJsonString(Indented));
     }
 
-    // each checkpoint tensor of the layout: rows RowOffset .. RowOffset + Shape[0] of its parameter, in dtype
+    // each checkpoint tensor of the layout: its rows of its parameter from RowOffset (a tensor of more dimensions than
+    // its parameter, GraniteMoE's stacked experts, fills as many rows as its leading dimensions multiply to), in dtype
     static List<SafetensorsEntry> Entries(CausalLM model, ScalarType dtype)
     {
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        return ArchitectureRegistry.Layout(model.Config).Select(binding => new SafetensorsEntry(binding.CheckpointName, dtype, binding.Shape,
-            () => parameters[binding.ParameterName].detach().narrow(0, binding.RowOffset, binding.Shape[0]).to_type(dtype).cpu().contiguous())).ToList();
+        return ArchitectureRegistry.Layout(model.Config).Select(binding => new SafetensorsEntry(binding.CheckpointName, dtype, binding.Shape, () =>
+        {
+            var parameter = parameters[binding.ParameterName];
+            var rows = binding.Shape.Take(binding.Shape.Length - (int)parameter.dim() + 1).Aggregate(1L, (product, size) => product * size);
+            return parameter.detach().narrow(0, binding.RowOffset, rows).reshape(binding.Shape).to_type(dtype).cpu().contiguous();
+        })).ToList();
     }
 
     // consecutive entries, a new shard whenever the next tensor would pass the limit

@@ -71,9 +71,23 @@ public sealed class MixtureOfExpertsTests
         var groups = ExpertGroups.Of(chosen, weights, experts);
         Assert.Equal(groups.Select(group => group.Expert), Enumerable.Range(0, experts).Where(expert => picked[expert].any().item<bool>()));
         using var routed = x.index_select(0, groups.Tokens);
-        var outputs = groups.Select(group => routed.narrow(0, group.Start, group.Count).matmul(matrices[group.Expert])).ToList();
-        using var actual = groups.Combine(cat(outputs, 0));
+        using var actual = groups.Combine(groups.Run(group => routed.narrow(0, group.Start, group.Count).matmul(matrices[group.Expert])), x);
         Assert.True(actual.equal(expected).all().item<bool>(), "the grouped experts' sum differs from transformers' loop");
+    }
+
+    /// A step's floor (the weight bytes it must read, the benchmark's roofline) counts the experts its tokens are expected
+    /// to pick under uniform routing: one token k of each layer's E experts (1 - (1 - k / E) of their bytes), many all.
+    [Fact]
+    public void AStepReadsTheExpertsItsTokensPick()
+    {
+        using var folder = new TempDirectory();
+        Write(Family.Qwen3Moe, folder.Path);
+        using var model = ModelLoader.Load(folder.Path, "float32", CPU);
+        var shape = Shape(Family.Qwen3Moe);
+        var experts = (shape.Layers - shape.Dense.Length) * shape.Experts * 3L * shape.Width * Hidden * sizeof(float);
+        var unpicked = experts * (1 - (double)shape.TopK / shape.Experts);
+        var (one, many) = (model.StepWeightBytes(1), model.StepWeightBytes(10000));
+        Assert.Equal(unpicked, many - one - 9999L * Hidden * sizeof(float), 0);
     }
 
     [Fact]
