@@ -87,15 +87,21 @@ internal static class LinearBenchmark
         }
     }
 
-    // the decoder's linear layers (q, k, v fused; gate and up fused) and the LM head
-    static IEnumerable<(string Layer, int N, int K)> Layers(ModelConfig c) =>
-    [
-        ("qkv_proj", c.QSize + 2 * c.KVSize, c.HiddenSize),
-        ("o_proj", c.HiddenSize, c.QSize),
-        ("gate_up_proj", 2 * c.IntermediateSize, c.HiddenSize),
-        ("down_proj", c.HiddenSize, c.IntermediateSize),
-        ("lm_head", c.VocabSize, c.HiddenSize),
-    ];
+    // the decoder's linear layers (q, k, v fused; gate and up fused: an expert's where every layer is a mixture's) and
+    // the LM head
+    static IEnumerable<(string Layer, int N, int K)> Layers(ModelConfig c)
+    {
+        var (mlp, width) = c.NumExperts > 0 && Enumerable.Range(0, c.NumHiddenLayers).All(c.IsExpertLayer)
+            ? ("expert_", c.ExpertIntermediateSize) : ("", c.IntermediateSize);
+        return
+        [
+            ("qkv_proj", c.QSize + 2 * c.KVSize, c.HiddenSize),
+            ("o_proj", c.HiddenSize, c.QSize),
+            (mlp + "gate_up_proj", 2 * width, c.HiddenSize),
+            (mlp + "down_proj", c.HiddenSize, width),
+            ("lm_head", c.VocabSize, c.HiddenSize),
+        ];
+    }
 
     // Milliseconds per launch: rounds over every weight copy (at least LaunchesPerTiming launches) captured as one
     // graph; median of five replays.
