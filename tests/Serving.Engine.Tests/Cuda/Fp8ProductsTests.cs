@@ -445,7 +445,7 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
     /// dequantized (the 16-bit model, online) on a prompt whose experts take more rows than the few-rows kernel does
     /// (cuBLASLt's products) and in decode steps teacher-forced with the reference's greedy tokens (the few-rows
     /// kernel's): above 0.99 on the prompt's last position, above 0.95 at every decode step (the least of an online
-    /// run's eight measured 0.959 on an H100, the checkpoints' 0.995: a step's logits are one token's, through the 2 of
+    /// run's eight measured 0.959 on an H100, the tensor-scaled checkpoint's 0.995: a step's logits are one token's, through the 2 of
     /// 4 experts its router picks); the engine serves it in FP8.
     [GpuTheory]
     [InlineData(Weights.QuantizedCheckpointTests.Format.Block128ScaleInv)]
