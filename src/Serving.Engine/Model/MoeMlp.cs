@@ -113,8 +113,8 @@ internal sealed class MoeMlp : FeedForward
 /// adds their outputs in; then every slot grouped by expert, tokens in order within each (Tokens: the token of each
 /// grouped row), so that each expert multiplies a contiguous run of rows; Combine gives each token the sum of its
 /// experts' outputs times their weights, added in expert order in the model's type as transformers' index_add_ adds them.
-/// Three sorts (each token's picks, all slots, their inverse) and a gather a layer; the groups' sizes come to the host
-/// (one copy a layer: an expert's rows are a host-side count).
+/// Three sorts (each token's picks, all slots, their inverse), a search and a gather a layer; where each group starts
+/// comes to the host (one copy a layer: an expert's rows are a host-side count).
 internal sealed class ExpertGroups : List<(int Expert, long Start, long Count)>
 {
     ExpertGroups(Tensor tokens, Tensor rowOfSlot, Tensor weights) => (Tokens, _rowOfSlot, _weights) = (tokens, rowOfSlot, weights);
@@ -131,14 +131,19 @@ internal sealed class ExpertGroups : List<(int Expert, long Start, long Count)>
         var topK = chosen.shape[1];
         var (expertOfSlot, order) = chosen.sort(-1);
         var slots = expertOfSlot.view(-1);
-        var (_, slotOfRow) = slots.sort(stable: true);
-        using var perToken = topK.ToScalar();   // held through the call (HeldScalars says why)
+        var (expertOfRow, slotOfRow) = slots.sort(stable: true);
+        using var perToken = topK.ToScalar();   // held through the calls (HeldScalars says why)
+        using var end = experts.ToScalar();
         var tokens = slotOfRow.div(perToken, RoundingMode.floor);
         var groups = new ExpertGroups(tokens, slotOfRow.argsort(), weights.gather(1, order));
-        var counts = slots.bincount(null, experts).cpu().data<long>().ToArray();
-        long start = 0;
-        for (var expert = 0; expert < experts; start += counts[expert], expert++)
-            if (counts[expert] > 0) groups.Add((expert, start, counts[expert]));
+        // where each expert's rows start among the sorted ones (bincount would read its input's range on the host twice)
+        var starts = searchsorted(expertOfRow, arange(HeldScalars.Zero, end, HeldScalars.One, ScalarType.Int64, expertOfRow.device))
+            .cpu().data<long>().ToArray();
+        for (var expert = 0; expert < experts; expert++)
+        {
+            var count = (expert + 1 < experts ? starts[expert + 1] : slots.shape[0]) - starts[expert];
+            if (count > 0) groups.Add((expert, starts[expert], count));
+        }
         return groups;
     }
 
