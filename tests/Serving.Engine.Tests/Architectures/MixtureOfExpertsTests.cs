@@ -73,6 +73,12 @@ public sealed class MixtureOfExpertsTests
         using var routed = x.index_select(0, groups.Tokens);
         using var actual = groups.Combine(groups.Run(group => routed.narrow(0, group.Start, group.Count).matmul(matrices[group.Expert])), x);
         Assert.True(actual.equal(expected).all().item<bool>(), "the grouped experts' sum differs from transformers' loop");
+
+        // a step of no tokens routes none and gives none back
+        var none = ExpertGroups.Of(chosen.narrow(0, 0, 0), weights.narrow(0, 0, 0), experts);
+        Assert.Empty(none);
+        using var nothing = none.Combine(none.Run(_ => throw new InvalidOperationException("no expert runs")), x.narrow(0, 0, 0));
+        Assert.Equal([0L, hidden], nothing.shape);
     }
 
     /// A step's floor (the weight bytes it must read, the benchmark's roofline) counts the experts its tokens are expected
