@@ -33,13 +33,13 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
 
     public Parameter Weight => _weight;
     public long[] Shape => [Experts * Rows, Columns];
+    public long PartRows => Rows;
     public bool Unallocated { get; private set; }
 
     public void Allocate()
     {
         if (!Unallocated) throw new InvalidOperationException("the experts' weights are allocated already");
-        using var storage = empty(Shape, _weight.dtype, _weight.device);
-        _weight.set_(storage);
+        ModelParameters.Allocate(_weight, Shape);
         Unallocated = false;
     }
 
@@ -88,7 +88,7 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
         }
         _fp8 = fp8;
         CheckpointFp8Scales = null;
-        _weight.set_(empty([0, Columns], _weight.dtype, _weight.device));
+        ModelParameters.Release(_weight);
     }
 
     // expert's rows of a tensor of every expert's, stacked as the weight is

@@ -16,6 +16,9 @@ internal interface IFp8Storable
     /// (rows, columns) of Weight once allocated.
     long[] Shape { get; }
 
+    /// Rows of each of its FP8 parts: all of Shape's for a projection, an expert's for experts.
+    long PartRows { get; }
+
     /// Whether Weight has no storage yet (made unallocated and not yet Allocate'd).
     bool Unallocated { get; }
 

@@ -32,6 +32,7 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>, IFp8Storable
     public long InFeatures { get; }
     public long OutFeatures { get; }
     public long[] Shape => [OutFeatures, InFeatures];
+    public long PartRows => OutFeatures;
 
     /// Whether the weight has no storage yet (made unallocated and not yet Allocate'd).
     public bool Unallocated { get; private set; }
@@ -40,8 +41,7 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>, IFp8Storable
     public void Allocate()
     {
         if (!Unallocated) throw new InvalidOperationException("the weight is allocated already");
-        using var storage = empty([OutFeatures, InFeatures], _weight.dtype, _weight.device);
-        _weight.set_(storage);
+        ModelParameters.Allocate(_weight, Shape);
         Unallocated = false;
     }
 
@@ -89,7 +89,7 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>, IFp8Storable
         if (_fp8 is not null) throw new InvalidOperationException("the weight is FP8 already");
         _fp8 = products.QuantizeWeight(_weight, _checkpointFp8Scales);
         CheckpointFp8Scales = null;
-        _weight.set_(empty([0, _weight.size(1)], _weight.dtype, _weight.device));
+        ModelParameters.Release(_weight);
     }
 
     protected override void Dispose(bool disposing)

@@ -183,9 +183,8 @@ public sealed class LoadedModel : IDisposable
         const int block = Fp8Products.ScaleBlock;
         foreach (var projection in _model.Fp8Projections())
         {
-            // an expert's rows whole blocks, for experts (a block across two experts is no checkpoint's)
-            var (rows, columns) = (projection is ExpertWeights experts ? experts.Rows : projection.Shape[0], projection.Shape[1]);
-            if (perBlock && (rows % block != 0 || columns % block != 0)) continue;
+            // each part whole blocks (a block across two experts is no checkpoint's)
+            if (perBlock && (projection.PartRows % block != 0 || projection.Shape[1] % block != 0)) continue;
             using var scope = NewDisposeScope();
             // it lives with the projection, whatever scope this runs in (a peer rank's job has one)
             projection.CheckpointFp8Scales = Fp8Products.CheckpointScales(projection.Weight, perBlock).cpu().DetachFromDisposeScope();

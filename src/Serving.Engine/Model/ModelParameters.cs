@@ -14,6 +14,22 @@ internal static class ModelParameters
         return parameter;
     }
 
+    /// Gives a parameter made with no rows (an unallocated weight) its storage of shape, uninitialised, in its dtype on
+    /// its device.
+    public static void Allocate(Parameter parameter, long[] shape)
+    {
+        using var storage = empty(shape, parameter.dtype, parameter.device);
+        parameter.set_(storage);
+    }
+
+    /// Leaves a weight parameter with no rows (its columns kept), its storage back to the allocator: once it is stored
+    /// as FP8 elsewhere.
+    public static void Release(Parameter parameter)
+    {
+        using var none = empty([0, parameter.size(1)], parameter.dtype, parameter.device);
+        parameter.set_(none);
+    }
+
     /// Makes every parameter of a model trainable (autograd records their gradients): the serving engine's are
     /// frozen, training turns them on.
     public static void MakeTrainable(nn.Module model)
