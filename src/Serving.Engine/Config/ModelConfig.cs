@@ -150,9 +150,6 @@ public sealed record ModelConfig
     public bool FusedKernelsCompute => IsCausal;
     /// Whether a layer's rotary embedding is LocalRope's (gemma3's sliding layers) rather than Rope's.
     public bool TurnsByLocalRope(int layer) => LocalRope is not null && LayerWindow(layer) is not null;
-    /// Whether a step reads the device's results on the host before it ends (a mixture of experts copies each layer's
-    /// routing to the host to group the tokens by expert): such a step cannot be captured as a CUDA graph.
-    public bool StepWaitsForTheHost => NumExperts > 0;
     /// The attention logits' scale: AttentionScale, else 1 / sqrt(head_dim).
     public double SoftmaxScale => AttentionScale ?? 1.0 / Math.Sqrt(HeadDim);
     public bool TieWordEmbeddings { get; init; }

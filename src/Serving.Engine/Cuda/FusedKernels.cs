@@ -55,6 +55,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     readonly KernelModule _module;
     readonly IntPtr _stream;
     readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _attention, _attentionReduce, _prefillAttention;
+    readonly IntPtr _expertLinear;   // 16-bit models only
     readonly int _vector;
     readonly DecodeAttentionKernel _attentionKernel;
     readonly int _concurrentAttentionBlocks;
@@ -74,6 +75,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         (_ropeKVWrite, _kvWrite, _gatherKV, _siluMul) = (Fn("rope_kv_write"), Fn("kv_write"), Fn("gather_kv"), Fn("silu_mul"));
         _attentionKernel = DecodeAttentionKernel.For(shape, device.ComputeCapability);
         (_attention, _attentionReduce) = (Fn(_attentionKernel.Name), Fn("paged_attention_reduce"));
+        if (shape.Dtype != ScalarType.Float32) _expertLinear = Fn("expert_linear");
         var sharedBytes = (int)_attentionKernel.SharedBytes;
         CudaDriver.SetFunctionAttribute(_attention, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, sharedBytes);
         var perMultiprocessor = CudaDriver.MaxActiveBlocksPerMultiprocessor(_attention, (int)_attentionKernel.Threads, sharedBytes);
@@ -112,7 +114,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     public int? AttentionSpan { get; }
 
     /// The kernel sources of the module, concatenated in this order (each later file uses the earlier ones' defines).
-    public static IReadOnlyList<string> SourceNames { get; } = ["element_types.cu", "decoder_kernels.cu", "paged_attention.cu", "paged_attention_mma.cu"];
+    public static IReadOnlyList<string> SourceNames { get; } = ["element_types.cu", "decoder_kernels.cu", "paged_attention.cu", "paged_attention_mma.cu", "expert_linear.cu"];
 
     /// What the module is compiled with for a shape (decoder_kernels.cu lists them).
     public static IReadOnlyDictionary<string, string> Defines(KernelShape shape) => new Dictionary<string, string>
@@ -212,6 +214,23 @@ internal sealed unsafe class FusedKernels : IDisposable
         void** args = stackalloc void*[] { &inPtr, &outPtr, &ffn, &totalVectors };
         var blocks = (uint)Math.Clamp((totalVectors + 255) / 256, 1, Device.MultiprocessorCount * 16);
         Launch(_siluMul, (blocks, 1, 1), 256, 0, args);
+    }
+
+    /// Whether ExpertsLinear takes a mixture's experts of this type and shape (rows and columns of one expert's weight):
+    /// 16-bit, rows a multiple of 16 and columns of 8 (expert_linear.cu).
+    public static bool TakesExperts(ScalarType dtype, long rows, long columns) =>
+        dtype is ScalarType.BFloat16 or ScalarType.Float16 && rows % 16 == 0 && columns % 8 == 0;
+
+    /// Each expert's rows of x times its weight transposed, in one launch that reads where the groups start on the
+    /// device: x (slots, columns) contiguous, its rows grouped by expert; weight (experts x rows, columns), expert e's
+    /// rows at e x rows; starts (experts + 1) int64, expert e's rows of x being starts[e] .. starts[e + 1]; output
+    /// (slots, rows). TakesExperts must hold.
+    public void ExpertsLinear(Tensor x, Tensor weight, Tensor starts, Tensor output)
+    {
+        var (rows, columns, experts) = ((int)output.size(1), (int)x.size(1), (uint)(starts.size(0) - 1));
+        var (xPtr, wPtr, startsPtr, outPtr) = (TensorPointer.Of(x), TensorPointer.Of(weight), TensorPointer.Of(starts), TensorPointer.Of(output));
+        void** args = stackalloc void*[] { &xPtr, &wPtr, &startsPtr, &outPtr, &rows, &columns };
+        Launch(_expertLinear, ((uint)rows / 16, experts, 1), 128, 0, args);
     }
 
     /// The split of a decode step's attention for this device; one plan serves every layer of the step.

@@ -77,6 +77,10 @@ internal sealed class CausalLM : nn.Module
     /// False for the pooling runner's decoder: a step may then return hidden states but no logits.
     public bool HasLmHead { get; }
 
+    /// Whether a step on the fused backend reads the device's results on the host before it ends (a mixture whose
+    /// experts' groups are counted there: FP8 experts, gpt-oss's): such a step cannot be captured as a CUDA graph.
+    public bool StepWaitsForTheHost => _layers.Any(layer => layer.WaitsForTheHost);
+
     /// (vocab, hidden): the token embedding table.
     public Tensor EmbeddingTable => _embedTokens.Weight;
 

@@ -46,6 +46,9 @@ internal sealed class DecoderLayer : nn.Module
         RegisterComponents();
     }
 
+    /// Whether a step on the fused backend reads the device's results on the host in this layer (FeedForward.WaitsForTheHost).
+    public bool WaitsForTheHost => _mlp.WaitsForTheHost;
+
     // hidden (numTokens, hidden): the previous layer's mlp output (or the embeddings) -> this layer's mlp output;
     // residual (numTokens, hidden): the stream before the previous output is added (null before the first layer)
     public Tensor Forward(DecoderStep step, Tensor hidden, ref Tensor? residual)

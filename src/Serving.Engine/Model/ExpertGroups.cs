@@ -7,14 +7,19 @@ namespace Serving.Engine.Model;
 /// adds their outputs in; then every slot grouped by expert, tokens in order within each (Tokens: the token of each
 /// grouped row), so that each expert multiplies a contiguous run of rows; Combine gives each token the sum of its
 /// experts' outputs times their weights, added in expert order in the model's type as transformers' index_add_ adds them.
-/// Three sorts (each token's picks, all slots, their inverse), a search and a gather a layer; where each group starts
-/// comes to the host (one copy a layer: an expert's rows are a host-side count).
-internal sealed class ExpertGroups : List<(int Expert, long Start, long Count)>
+/// Three sorts (each token's picks, all slots, their inverse), a search and a gather a layer, all on the device (Starts);
+/// the groups on the host (OnHost, one copy a layer) only for products that need an expert's rows as a host-side count.
+internal sealed class ExpertGroups
 {
-    ExpertGroups(Tensor tokens, Tensor rowOfSlot, Tensor weights) => (Tokens, _rowOfSlot, _weights) = (tokens, rowOfSlot, weights);
+    IReadOnlyList<(int Expert, long Start, long Count)>? _onHost;
+
+    ExpertGroups(Tensor tokens, Tensor starts, Tensor rowOfSlot, Tensor weights) =>
+        (Tokens, Starts, _rowOfSlot, _weights) = (tokens, starts, rowOfSlot, weights);
 
     /// (slots) int64: the token each grouped row is a slot of.
     public Tensor Tokens { get; }
+    /// (experts + 1) int64 on the device: expert e's rows are Starts[e] .. Starts[e + 1] (the last is the slots' count).
+    public Tensor Starts { get; }
     readonly Tensor _rowOfSlot;   // (numTokens x k) int64: the grouped row of each slot
     readonly Tensor _weights;     // (numTokens, k): each token's weights, its picks in expert order
 
@@ -27,17 +32,22 @@ internal sealed class ExpertGroups : List<(int Expert, long Start, long Count)>
         var slots = expertOfSlot.view(-1);
         var (expertOfRow, slotOfRow) = slots.sort(stable: true);
         using var perToken = topK.ToScalar();   // held through the calls (HeldScalars says why)
-        using var end = experts.ToScalar();
+        using var end = (experts + 1).ToScalar();
         var tokens = slotOfRow.div(perToken, RoundingMode.floor);
-        var groups = new ExpertGroups(tokens, slotOfRow.argsort(), weights.gather(1, order));
         // where each expert's rows start among the sorted ones (bincount would read its input's range on the host twice)
-        var starts = searchsorted(expertOfRow, arange(HeldScalars.Zero, end, HeldScalars.One, ScalarType.Int64, expertOfRow.device))
-            .cpu().data<long>().ToArray();
-        for (var expert = 0; expert < experts; expert++)
-        {
-            var count = (expert + 1 < experts ? starts[expert + 1] : slots.shape[0]) - starts[expert];
-            if (count > 0) groups.Add((expert, starts[expert], count));
-        }
+        var starts = searchsorted(expertOfRow, arange(HeldScalars.Zero, end, HeldScalars.One, ScalarType.Int64, expertOfRow.device));
+        return new ExpertGroups(tokens, starts, slotOfRow.argsort(), weights.gather(1, order));
+    }
+
+    /// The experts some slot chose, where their rows start and how many: Starts copied to the host (once).
+    public IReadOnlyList<(int Expert, long Start, long Count)> OnHost => _onHost ??= ReadStarts();
+
+    List<(int Expert, long Start, long Count)> ReadStarts()
+    {
+        var starts = Starts.cpu().data<long>().ToArray();
+        var groups = new List<(int Expert, long Start, long Count)>();
+        for (var expert = 0; expert + 1 < starts.Length; expert++)
+            if (starts[expert + 1] > starts[expert]) groups.Add((expert, starts[expert], starts[expert + 1] - starts[expert]));
         return groups;
     }
 
@@ -46,9 +56,9 @@ internal sealed class ExpertGroups : List<(int Expert, long Start, long Count)>
     /// dispose scope; null where no token was routed (a step of no tokens).
     public Tensor? Run(Func<(int Expert, long Start, long Count), Tensor> expert)
     {
-        if (Count == 0) return null;
-        var outputs = new List<Tensor>(Count);
-        foreach (var group in this)
+        if (OnHost.Count == 0) return null;
+        var outputs = new List<Tensor>(OnHost.Count);
+        foreach (var group in OnHost)
         {
             using var scope = NewDisposeScope();
             outputs.Add(expert(group).MoveToOuterDisposeScope());

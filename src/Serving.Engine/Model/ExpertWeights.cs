@@ -43,10 +43,16 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
         Unallocated = false;
     }
 
-    /// x (tokens, columns) times expert's weight transposed: (tokens, rows), in the caller's dispose scope.
-    public Tensor Forward(DecoderStep step, int expert, Tensor x) => _fp8.Length > 0
-        ? _fp8[expert].Products.Linear(x, _fp8[expert], null)
-        : step.Linear(x, _weight.narrow(0, expert * Rows, Rows), null);
+    /// Each expert's rows of x (slots, columns), grouped by expert, times its weight transposed: (slots, rows), in the
+    /// caller's dispose scope. FP8 experts run a product each (their groups read on the host).
+    public Tensor Forward(DecoderStep step, Tensor x, ExpertGroups groups) => _fp8.Length > 0
+        ? groups.Run(group => _fp8[group.Expert].Products.Linear(x.narrow(0, group.Start, group.Count), _fp8[group.Expert], null))
+          ?? empty(0, Rows, x.dtype, x.device)
+        : step.ExpertsLinear(x, _weight, Rows, groups);
+
+    /// Whether the fused backend runs these experts' products without reading their groups on the host
+    /// (FusedKernels.TakesExperts: 16-bit weights of its shapes; not FP8 ones).
+    public bool GroupedOnTheDevice => _fp8.Length == 0 && FusedKernels.TakesExperts(_weight.dtype, Rows, Columns);
 
     public bool TakesFp8Shape => Fp8Products.Takes(Rows, Columns);
 

@@ -38,6 +38,9 @@ internal sealed class GptOssExperts : FeedForward
         RegisterComponents();
     }
 
+    /// Its experts' products (with biases and the clamped SwiGLU) run a group at a time, counted on the host.
+    public override bool WaitsForTheHost => true;
+
     // (numTokens, hidden) -> (numTokens, hidden)
     public override Tensor Forward(DecoderStep step, Tensor x)
     {

@@ -310,8 +310,12 @@ public sealed class LoadedModel : IDisposable
         && CudaBackend.Supports(_model.Config, Shape(cacheDtype ?? KVCacheDtype.Of(Dtype)), Device);
 
     /// Whether decode steps over a pool of cacheDtype can be captured as CUDA graphs: the fused backend runs them and
-    /// they never wait for the host (ModelConfig.StepWaitsForTheHost: a mixture of experts' routing).
-    public bool CanCaptureGraphs(KVCacheDtype cacheDtype) => FusedKernelsActive(cacheDtype) && !Config.StepWaitsForTheHost;
+    /// they never wait for the host (StepWaitsForTheHost).
+    public bool CanCaptureGraphs(KVCacheDtype cacheDtype) => FusedKernelsActive(cacheDtype) && !StepWaitsForTheHost;
+
+    /// Whether a step on the fused backend reads the device's results on the host before it ends: a mixture whose
+    /// experts' groups are counted there (FP8 experts, gpt-oss's; CausalLM.StepWaitsForTheHost).
+    public bool StepWaitsForTheHost => _model.StepWaitsForTheHost;
 
     /// Whether steps over a pool of cacheDtype run on some backend: an FP8 pool needs the fused kernels (libtorch here
     /// has no FP8 type for the plain path).

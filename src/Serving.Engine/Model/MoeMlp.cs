@@ -59,17 +59,18 @@ internal sealed class MoeMlp : FeedForward
         };
         var groups = ExpertGroups.Of(chosen, weights.to_type(x.dtype), _experts);
         var routed = x.index_select(0, groups.Tokens);                                    // (slots, hidden), by expert
-        var output = groups.Combine(groups.Run(group =>
-        {
-            var gateUp = _gateUp.Forward(step, group.Expert, routed.narrow(0, group.Start, group.Count));
-            var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);
-            return _down.Forward(step, group.Expert, activated);                          // (its slots, hidden)
-        }), x);
+        var gateUp = _gateUp.Forward(step, routed, groups);                               // (slots, 2F)
+        var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);
+        var output = groups.Combine(_down.Forward(step, activated, groups), x);
         if (_shared is null) return output;
         // the shared expert; qwen2_moe's gated per token by a sigmoid
         var shared = _shared.Forward(step, x);
         return output.add(_sharedGate is null ? shared : nn.functional.sigmoid(_sharedGate.Forward(step, x)) * shared, HeldScalars.One);
     }
+
+    /// Whether a step waits for the host here: where the experts' groups are read on the host (FP8 experts, shapes
+    /// the fused kernel does not take).
+    public override bool WaitsForTheHost => !_gateUp.GroupedOnTheDevice || !_down.GroupedOnTheDevice;
 
     /// The top-k experts by the router's softmax probabilities (or with ernie's bias added), weighed by those
     /// probabilities (scaled to sum to 1 where the config says).
@@ -114,4 +115,8 @@ internal abstract class FeedForward(string name) : nn.Module(name)
 {
     // (numTokens, hidden) -> (numTokens, hidden)
     public abstract Tensor Forward(DecoderStep step, Tensor x);
+
+    /// Whether a step on the fused backend reads the device's results on the host here (a mixture's routing, where its
+    /// experts' groups are counted on the host): such a step cannot be captured as a CUDA graph.
+    public virtual bool WaitsForTheHost => false;
 }

@@ -69,14 +69,16 @@ public sealed class MixtureOfExpertsTests
         }
 
         var groups = ExpertGroups.Of(chosen, weights, experts);
-        Assert.Equal(groups.Select(group => group.Expert), Enumerable.Range(0, experts).Where(expert => picked[expert].any().item<bool>()));
+        Assert.Equal(groups.OnHost.Select(group => group.Expert), Enumerable.Range(0, experts).Where(expert => picked[expert].any().item<bool>()));
+        Assert.Equal(groups.OnHost.Select(group => group.Count), picked.Where(p => p.any().item<bool>()).Select(p => p.sum().item<long>()));
+        Assert.Equal([experts + 1L], groups.Starts.shape);
         using var routed = x.index_select(0, groups.Tokens);
         using var actual = groups.Combine(groups.Run(group => routed.narrow(0, group.Start, group.Count).matmul(matrices[group.Expert])), x);
         Assert.True(actual.equal(expected).all().item<bool>(), "the grouped experts' sum differs from transformers' loop");
 
         // a step of no tokens routes none and gives none back
         var none = ExpertGroups.Of(chosen.narrow(0, 0, 0), weights.narrow(0, 0, 0), experts);
-        Assert.Empty(none);
+        Assert.Empty(none.OnHost);
         using var nothing = none.Combine(none.Run(_ => throw new InvalidOperationException("no expert runs")), x.narrow(0, 0, 0));
         Assert.Equal([0L, hidden], nothing.shape);
     }
@@ -149,14 +151,17 @@ public sealed class MixtureOfExpertsTests
         Assert.Contains("num_experts_per_tok", Assert.Throws<Serving.Engine.Config.ModelConfigException>(() => Serving.Engine.Config.ModelConfig.Load(folder.Path)).Message);
     }
 
-    /// The fused kernels compute a mixture's attention and norms (the experts are TorchSharp products either way), but
-    /// its steps read the routing on the host, so they are never captured as CUDA graphs.
+    /// The fused kernels compute a mixture's attention and norms, and in 16 bits its experts' products from groups
+    /// counted on the device (expert_linear.cu), so its decode steps can be captured as CUDA graphs; a float32 model's
+    /// experts are grouped on the host (cuBLAS's products), so its steps wait for it.
     [Theory, MemberData(nameof(Families))]
-    public void TheFusedKernelsRunThemWithoutGraphs(Family family)
+    public void InSixteenBitsTheirStepsNeverWaitForTheHost(Family family)
     {
-        var config = ReferenceChecks.ConfigOf(folder => Write(family, folder));
-        Assert.True(config.FusedKernelsCompute);
-        Assert.True(config.StepWaitsForTheHost);
+        using var folder = new TempDirectory();
+        Write(family, folder.Path);
+        Assert.True(Serving.Engine.Config.ModelConfig.Load(folder.Path).FusedKernelsCompute);
+        using (var model = ModelLoader.Load(folder.Path, "bfloat16", CPU)) Assert.False(model.StepWaitsForTheHost);
+        using (var model = ModelLoader.Load(folder.Path, "float32", CPU)) Assert.True(model.StepWaitsForTheHost);
     }
 
     [Theory, MemberData(nameof(Families))]
@@ -472,4 +477,20 @@ public sealed class MixtureOfExpertsGpuTests(Xunit.Abstractions.ITestOutputHelpe
     [InlineData(MixtureOfExpertsTests.Family.Qwen3Moe)]
     public Task OnCudaTheyAnswerAsTheReference(MixtureOfExpertsTests.Family family) =>
         ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder => MixtureOfExpertsTests.Write(family, folder), (weights, tokens) => MixtureOfExpertsTests.Reference(family, weights, tokens), [1, 17, 305, 42, 9, 77], 10, device: "cuda");
+
+    /// A mixture's decode steps captured as CUDA graphs (its experts' groups counted on the device) replay the eager
+    /// steps' logits and K/V bit for bit, padded batches included.
+    [GpuTheory]
+    [InlineData(MixtureOfExpertsTests.Family.Mixtral)]
+    [InlineData(MixtureOfExpertsTests.Family.Qwen3Moe)]
+    [InlineData(MixtureOfExpertsTests.Family.Qwen2Moe)]
+    public void TheirDecodeStepsReplayAsCapturedGraphs(MixtureOfExpertsTests.Family family)
+    {
+        using var folder = new TempDirectory();
+        MixtureOfExpertsTests.Write(family, folder.Path);
+        using var model = ModelLoader.Load(folder.Path, "bfloat16", CUDA);
+        using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16);
+        Assert.True(model.CanCaptureGraphs(cache.Dtype));
+        Model.Backends.CudaBackendTests.AssertReplaysAreEager(model, cache, [[5, 40, 17], [33], [1, 70, 65, 9, 128]], output.WriteLine);
+    }
 }

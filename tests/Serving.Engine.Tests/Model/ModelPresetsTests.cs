@@ -1,3 +1,4 @@
+using Serving.Engine.Cuda;
 using Serving.Engine.Config;
 using Serving.Engine.KVCache;
 using Serving.Engine.Model;
@@ -75,7 +76,9 @@ public sealed class ModelPresetsTests
             config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, config.VocabSize));
         Assert.Equal((128, 8, 768, true), (config.NumExperts, config.NumExpertsPerToken, config.ExpertIntermediateSize, config.NormalizeTopKProbabilities));
         Assert.True(Enumerable.Range(0, 48).All(config.IsExpertLayer));
-        Assert.True(config.FusedKernelsCompute && config.StepWaitsForTheHost);
+        Assert.True(config.FusedKernelsCompute);
+        // its experts' products (gate and up 2 x 768 x 2048, down 2048 x 768) are expert_linear.cu's: decode steps graph
+        Assert.True(FusedKernels.TakesExperts(ScalarType.BFloat16, 2 * 768, 2048) && FusedKernels.TakesExperts(ScalarType.BFloat16, 2048, 768));
         // 2 (K, V) x 48 layers x 4 KV heads x 128 x 2 bytes
         Assert.Equal(98304, KVCacheSpec.For(config, ScalarType.BFloat16).BytesPerToken);
     }

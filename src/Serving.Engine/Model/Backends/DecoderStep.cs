@@ -69,6 +69,13 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// its batch size (../../Cuda/MatmulTuning.cs).
     public virtual Tensor Linear(Tensor x, Tensor weight, Tensor? bias) => nn.functional.linear(x, weight, bias);
 
+    /// A mixture's expert products: each expert's rows of x (grouped by expert, groups') times its rows of weight
+    /// (experts x rows, columns) transposed: (slots, rows). Here a Linear a group, their sizes read on the host; the
+    /// fused backend runs a step's few rows an expert in one kernel without the host (CudaStep).
+    public virtual Tensor ExpertsLinear(Tensor x, Tensor weight, long rows, ExpertGroups groups) =>
+        groups.Run(group => Linear(x.narrow(0, group.Start, group.Count), weight.narrow(0, group.Expert * rows, rows), null))
+        ?? empty(0, rows, x.dtype, x.device);
+
     /// Sums a rank's partial x (numTokens, hidden) over the tensor-parallel ranks: after o_proj and down_proj
     /// (row parallel) and the vocabulary-sharded embedding lookup. Returns x itself at one rank.
     public Tensor AllReduce(Tensor x)

@@ -1,0 +1,115 @@
+// A mixture's expert products for a step's rows grouped by expert (ExpertGroups), in one launch and without the host:
+// expert e multiplies rows starts[e] .. starts[e + 1] of x (their count is read on the device, so a decode step of a
+// mixture can be captured as a CUDA graph; the grouped cuBLAS products need the counts on the host first).
+// For steps of a few rows an expert (a decode step's ~tokens x k / E): each expert's weight is read once for up to
+// EXPERT_ROWS rows (more rows take another pass over it), as a weight-streaming product of a few rows should; many rows
+// an expert (a long prompt's) are cuBLAS's (CudaStep.ExpertsLinear chooses).
+//
+// Block (16 output features of one expert, blockIdx.x; the expert, blockIdx.y): EXPERT_WARPS warps split K in chunks of
+// 32 columns, warp w taking chunks w, w + EXPERT_WARPS, ...; per chunk lane (g, t) holds 8 consecutive elements (16
+// bytes) of weight rows g and g + 8 and of the input rows g of each tile of 8 rows, and runs two m16n8k16 MMAs a tile
+// (features the MMAs' m, rows their n). The MMAs see K in another order than the weight's, the same for both operands (a
+// sum does not care): k index 2t + h + 8i of MMA j (h, i in {0, 1}) is element 8t + 4j + 2i + h of the chunk, so a
+// 32-bit word of a lane's weight or input vector is one of the fragments' registers as it lies. A column past k (its 8
+// elements wholly past: k a multiple of 8) reads as zeros. The warps' sums meet in shared memory and are written in the
+// model's type, rounded once from float32 as cuBLAS rounds them.
+//   x: (slots, k) contiguous, rows grouped by expert; w: (experts x n, k) contiguous, expert e's rows at e x n;
+//   starts: experts + 1 int64, nondecreasing, starts[experts] = slots; y: (slots, n) contiguous.
+//   n a multiple of 16, k of 8; grid (n / 16, experts) blocks of EXPERT_WARPS x 32 threads.
+// Compiled after element_types.cu (elem_t, mma_m16n8k16, wait_for_previous_kernel); 16-bit models only.
+
+#if ELEM_TYPE == 1 || ELEM_TYPE == 2
+
+#define EXPERT_WARPS 4
+#define EXPERT_TILES 4                       // tiles of 8 rows a pass over the weight
+#define EXPERT_ROWS (8 * EXPERT_TILES)
+
+// 16 weight bytes, streamed past L1 (each is read by one block); not volatile, so that the compiler may issue the loads
+// ahead of the MMAs before them
+__device__ __forceinline__ uint4 expert_weight_load(const elem_t* p) {
+    uint4 v;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
+// 16 input bytes through the read-only cache (the other feature blocks of the expert read them too)
+__device__ __forceinline__ uint4 expert_input_load(const elem_t* p) {
+    uint4 v;
+    asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
+// lane (g, t)'s 8 elements of weight rows g and g + 8 in a chunk; zeros past k or past the last chunk
+__device__ __forceinline__ void load_expert_weight(uint4& a0, uint4& a8, const elem_t* w0, const elem_t* w8, int chunk, int k) {
+    const int column = chunk * 32 + 8 * (threadIdx.x & 3);
+    if (column < k) {
+        a0 = expert_weight_load(w0 + chunk * 32);
+        a8 = expert_weight_load(w8 + chunk * 32);
+    } else {
+        a0 = make_uint4(0u, 0u, 0u, 0u);
+        a8 = a0;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
+        const elem_t* __restrict__ x, const elem_t* __restrict__ w, const long long* __restrict__ starts,
+        elem_t* __restrict__ y, int n, int k) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int expert = blockIdx.y;
+    const long first_feature = (long)blockIdx.x * 16;
+    const elem_t* w0 = w + ((long)expert * n + first_feature + g) * k + 8 * t;
+    const elem_t* w8 = w0 + 8L * k;
+    wait_for_previous_kernel();                             // the starts and the input are the kernels before's
+    const long first = starts[expert], end = starts[expert + 1];
+    if (first >= end) return;                              // no row chose this expert
+    const int chunks = (k + 31) / 32;
+
+    __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];
+    for (long pass = first; pass < end; pass += EXPERT_ROWS) {
+        const int rows = (int)min((long)EXPERT_ROWS, end - pass);
+        float acc[EXPERT_TILES][4] = {};
+        // a chunk's weight vectors are loaded a chunk ahead of its MMAs
+        uint4 next0 = {}, next8 = {};
+        load_expert_weight(next0, next8, w0, w8, warp, k);
+#pragma unroll 2
+        for (int chunk = warp; chunk < chunks; chunk += EXPERT_WARPS) {
+            const int column = chunk * 32 + 8 * t;
+            const uint4 a0 = next0, a8 = next8;
+            load_expert_weight(next0, next8, w0, w8, chunk + EXPERT_WARPS, k);
+            uint4 b[EXPERT_TILES];
+#pragma unroll
+            for (int tile = 0; tile < EXPERT_TILES; tile++) {
+                const int row = tile * 8 + g;               // the B fragments' column: a row of the pass
+                b[tile] = row < rows && column < k ? expert_input_load(x + (pass + row) * (long)k + column) : make_uint4(0u, 0u, 0u, 0u);
+            }
+            const unsigned int first_half[4] = {a0.x, a8.x, a0.y, a8.y}, second_half[4] = {a0.z, a8.z, a0.w, a8.w};
+#pragma unroll
+            for (int tile = 0; tile < EXPERT_TILES; tile++) {
+                if (tile * 8 >= rows) break;                // the same for the whole warp: every lane runs the MMAs
+                mma_m16n8k16<ELEM_TYPE == 1>(acc[tile], first_half, b[tile].x, b[tile].y);
+                mma_m16n8k16<ELEM_TYPE == 1>(acc[tile], second_half, b[tile].z, b[tile].w);
+            }
+        }
+        // acc[tile]: (feature g, rows 2t and 2t + 1 of the tile), (feature g + 8, the same rows)
+#pragma unroll
+        for (int tile = 0; tile < EXPERT_TILES; tile++) {
+            partial[warp][g][tile * 8 + 2 * t] = acc[tile][0];
+            partial[warp][g][tile * 8 + 2 * t + 1] = acc[tile][1];
+            partial[warp][g + 8][tile * 8 + 2 * t] = acc[tile][2];
+            partial[warp][g + 8][tile * 8 + 2 * t + 1] = acc[tile][3];
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < 16 * EXPERT_ROWS; i += EXPERT_WARPS * 32) {
+            const int feature = i % 16, row = i / 16;
+            if (row < rows) {
+                float sum = 0.f;
+#pragma unroll
+                for (int v = 0; v < EXPERT_WARPS; v++) sum += partial[v][feature][row];
+                y[(pass + row) * n + first_feature + feature] = from_f(sum);
+            }
+        }
+        __syncthreads();                                    // partial is the next pass's
+    }
+}
+
+#endif

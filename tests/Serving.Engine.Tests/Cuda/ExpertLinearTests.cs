@@ -1,0 +1,62 @@
+using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
+using Serving.Engine.Tests.Support;
+using Xunit.Abstractions;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Cuda;
+
+/// expert_linear.cu, a mixture's expert products over rows grouped by expert with the groups read on the device, against
+/// float64 products of the same rows: experts with no rows, one, a tile's 8, a pass's 32 and past it (a second pass over
+/// the weight), columns that are no whole number of the kernel's 32-column chunks; the output poisoned with NaN, so
+/// every row must be written.
+[Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
+public sealed class ExpertLinearTests(ITestOutputHelper output)
+{
+    static readonly Scalar NaN = double.NaN.ToScalar();
+
+    [GpuTheory]
+    [InlineData("bfloat16", 1536, 2048)]   // qwen3-30b-a3b's gate and up of an expert
+    [InlineData("bfloat16", 2048, 768)]    // and its down
+    [InlineData("float16", 64, 2048)]
+    [InlineData("bfloat16", 48, 24)]       // the mixture fixtures' gate and up, down
+    [InlineData("bfloat16", 64, 40)]
+    public void EachExpertsRowsAreItsOwnProducts(string dtype, int rows, int columns)
+    {
+        long[] counts = [0, 1, 8, 33, 0, 5, 70, 2, 32];
+        var type = dtype == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float16;
+        Assert.True(FusedKernels.TakesExperts(type, rows, columns));
+        var device = CudaDevice.Open(0);
+        using var stream = CudaStream.Create(device);
+        stream.MakeCurrent();
+        using var kernels = new FusedKernels(device, stream.Handle, new KernelShape(type, KVCacheDtype.Of(type), 64, 64, 4, 2));
+        using var scope = NewDisposeScope();
+        var starts = new long[counts.Length + 1];
+        for (var e = 0; e < counts.Length; e++) starts[e + 1] = starts[e] + counts[e];
+        var generator = new Generator(seed: 11, device: CUDA);
+        var x = randn(starts[^1], columns, generator: generator, device: CUDA).to(type);
+        using var scale = (1 / Math.Sqrt(columns)).ToScalar();
+        var weight = randn(counts.Length * (long)rows, columns, generator: generator, device: CUDA).mul(scale).to(type);
+        var result = full(starts[^1], rows, NaN, dtype: type, device: CUDA);
+        kernels.ExpertsLinear(x, weight, tensor(starts, device: CUDA), result);
+
+        var (x64, w64) = (x.to(ScalarType.Float64).cpu(), weight.to(ScalarType.Float64).cpu());
+        var actual = result.to(ScalarType.Float64).cpu();
+        Assert.False(actual.isnan().any().item<bool>(), "every row of every expert is written");
+        var worst = 0.0;
+        for (var e = 0; e < counts.Length; e++)
+        {
+            if (counts[e] == 0) continue;
+            var expected = x64.narrow(0, starts[e], counts[e]).matmul(w64.narrow(0, e * (long)rows, rows).t());
+            var error = (actual.narrow(0, starts[e], counts[e]) - expected).abs();
+            // the output's own rounding (half a step of 8 or 11 bits) and float32 sums
+            using var relative = (type == ScalarType.BFloat16 ? 1.0 / 128 : 1.0 / 1024).ToScalar();
+            using var absolute = 1e-3.ToScalar();
+            var bound = expected.abs().mul(relative).add(absolute);
+            worst = Math.Max(worst, error.max().item<double>());
+            Assert.True(error.le(bound).all().item<bool>(), $"expert {e} ({counts[e]} rows): max |error| {error.max().item<double>():E2}");
+        }
+        output.WriteLine($"{dtype} {rows} x {columns}: max |kernel - float64| {worst:E2}");
+    }
+}
