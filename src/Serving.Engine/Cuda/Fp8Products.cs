@@ -32,6 +32,21 @@ internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Scaling Scaling
     }
 }
 
+/// A mixture's FP8 experts of one kind in one allocation (Fp8Products.Stack): values (experts x rows, columns), expert
+/// e's at e x rows, and scales (experts, each expert's scales as its Fp8Weight lays them out), one Scaling for all;
+/// Parts: each expert's Fp8Weight over its share of both (its products a group at a time). Owns them all.
+internal sealed record Fp8Experts(Tensor Values, Tensor Scales, Fp8Scaling Scaling, IReadOnlyList<Fp8Weight> Parts) : IDisposable
+{
+    public Fp8Products Products => Parts[0].Products;
+
+    public void Dispose()
+    {
+        foreach (var part in Parts) part.Dispose();
+        Values.Dispose();
+        Scales.Dispose();
+    }
+}
+
 /// FP8 matrix products on one GPU (sm_89 and later): y = x W^T where W is stored as E4M3 (QuantizeWeight) with one
 /// scale per tensor (vLLM's online "fp8" quantization, or an FP8 checkpoint's tensor), one per output channel (an FP8
 /// checkpoint's, llm-compressor's "FP8-dynamic") or one per 128 x 128 block (DeepSeek's and Qwen's -FP8 releases), and
@@ -77,6 +92,7 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     readonly KernelModule _module;
     readonly IntPtr _absmax, _quantize, _quantizeSmall, _quantizeRows, _quantizeRowGroups, _quantizeScaledRows, _quantizeScaledBlocks;
     readonly FewRowsBuilds _fewRows, _fewRowsBlocks;   // scaled per tensor or channel; per block
+    readonly IntPtr _expertsFewRows, _expertsFewRowsBlocks;
     readonly IntPtr _handle;
     readonly Tensor _workspace;
     readonly bool _dependentLaunch;
@@ -93,6 +109,7 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         (_quantizeRows, _quantizeRowGroups) = (_module.GetFunction("fp8_quantize_rows"), _module.GetFunction("fp8_quantize_row_groups"));
         (_quantizeScaledRows, _quantizeScaledBlocks) = (_module.GetFunction("fp8_quantize_scaled_rows"), _module.GetFunction("fp8_quantize_scaled_blocks"));
         (_fewRows, _fewRowsBlocks) = (FewRowsBuilds.Of(_module, _device, "fp8_linear_few_rows"), FewRowsBuilds.Of(_module, _device, "fp8_linear_few_rows", "_blocks"));
+        (_expertsFewRows, _expertsFewRowsBlocks) = (_module.GetFunction("fp8_experts_few_rows"), _module.GetFunction("fp8_experts_few_rows_blocks"));
         _handle = CublasLt.CreateHandle();
         _workspace = empty(WorkspaceBytes, ScalarType.Byte, device);
         _workspace.DetachFromDisposeScope();   // lives with this object, whatever scope creates it (a peer rank's job has one)
@@ -252,6 +269,50 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         if (rows != m) y = y.narrow(0, 0, m);   // the padding rows' products dropped
         if (bias is not null) y.add_(bias, HeldScalars.One);
         return y;
+    }
+
+    /// experts (one FP8 weight each, of one shape and scaling: a mixture's experts of one kind) moved into one
+    /// allocation, for ExpertsLinear; their own tensors are disposed. Null (experts untouched) where they differ.
+    public Fp8Experts? Stack(IReadOnlyList<Fp8Weight> experts)
+    {
+        var first = experts[0];
+        if (experts.Any(e => e.Scaling != first.Scaling || !e.Values.shape.SequenceEqual(first.Values.shape) || !e.Scale.shape.SequenceEqual(first.Scale.shape)))
+            return null;
+        var values = cat(experts.Select(e => e.Values).ToList(), 0);     // (experts x rows, columns)
+        var scales = stack(experts.Select(e => e.Scale).ToList(), 0);    // (experts, the expert's scale shape)
+        values.DetachFromDisposeScope();
+        scales.DetachFromDisposeScope();
+        var rows = first.OutFeatures;
+        var parts = new Fp8Weight[experts.Count];
+        for (var e = 0; e < experts.Count; e++)
+        {
+            parts[e] = new Fp8Weight(values.narrow(0, e * rows, rows), scales[e], first.Scaling, this);
+            parts[e].Values.DetachFromDisposeScope();
+            parts[e].Scale.DetachFromDisposeScope();
+            experts[e].Dispose();
+        }
+        return new Fp8Experts(values, scales, first.Scaling, parts);
+    }
+
+    /// Whether ExpertsLinear takes experts of columns input features (k a whole number of the few-rows kernel's chunks).
+    public static bool ExpertsTake(long columns) => FewRowsTake(1, columns);
+
+    /// Each expert's rows of x times its FP8 weight transposed, in one launch that reads where the groups start on the
+    /// device (fp8_few_rows.cu's experts_few_rows, FewRows rows a pass over an expert's weight): x (slots, columns)
+    /// contiguous, its rows grouped by expert; starts (experts + 1) int64, expert e's rows of x being starts[e] ..
+    /// starts[e + 1]; output (slots, rows). ExpertsTake must hold.
+    public void ExpertsLinear(Tensor x, Fp8Experts experts, Tensor starts, Tensor output)
+    {
+        var part = experts.Parts[0];
+        var (k, n) = ((int)x.size(1), (int)part.OutFeatures);
+        var (xPtr, wPtr, scalePtr, startsPtr, yPtr) = (TensorPointer.Of(x), TensorPointer.Of(experts.Values), TensorPointer.Of(experts.Scales),
+            TensorPointer.Of(starts), TensorPointer.Of(output));
+        var scaleStride = experts.Scaling switch { Fp8Scaling.PerBlock => (int)part.Scale.size(1), Fp8Scaling.PerChannel => 1, _ => 0 };
+        var expertScaleStride = part.Scale.NumberOfElements;
+        void** args = stackalloc void*[] { &xPtr, &k, &wPtr, &scalePtr, &scaleStride, &expertScaleStride, &startsPtr, &yPtr, &n };
+        _device.MakeCurrent();
+        var function = experts.Scaling == Fp8Scaling.PerBlock ? _expertsFewRowsBlocks : _expertsFewRows;
+        CudaDriver.Launch(function, ((uint)n / 16, (uint)experts.Parts.Count, 1), FewRowsThreads, 0, CurrentStream, args, _dependentLaunch);
     }
 
     // the rows cuBLASLt multiplies for a product of m: with blocks of scales a multiple of 4 (the input's scales lie a

@@ -10,12 +10,16 @@ namespace Serving.Engine.Model;
 /// One kind of a mixture's expert weights, every expert's stacked: (experts x rows, columns), expert e's rows at
 /// e x rows (MoeMlp's gate and up: 2F rows an expert; its down: hidden rows). Loaded like any parameter, or made
 /// unallocated for the loader to Allocate; then it may be stored as FP8 (QuantizeToFp8, --quantization fp8 or an FP8
-/// checkpoint's experts), an Fp8Weight an expert: each expert's products then run on FP8 tensor cores, as its own
-/// projection's would (one scale an expert online, as vLLM's fp8 method scales experts; the checkpoint's own otherwise).
+/// checkpoint's experts), an Fp8Weight an expert (all in one allocation, Fp8Experts, where they share a shape and
+/// scaling): each expert's products then run on FP8 tensor cores, as its own projection's would (one scale an expert
+/// online, as vLLM's fp8 method scales experts; the checkpoint's own otherwise).
+/// A step's products run either in one kernel over the rows grouped on the device (the fused backend's decode steps and
+/// steps of few rows an expert: DecoderStep.GroupsExpertsOnTheDevice), or a product a group counted on the host.
 internal sealed class ExpertWeights : nn.Module, IFp8Storable
 {
     [ComponentName(Name = "weight")] readonly Parameter _weight;   // (experts x rows, columns); no rows unallocated or once FP8
-    Fp8Weight[] _fp8 = [];
+    IReadOnlyList<Fp8Weight> _fp8 = [];   // each expert's; Fp8Experts' parts where stacked
+    Fp8Experts? _fp8Stacked;
     Tensor? _checkpointFp8Scales;
 
     public ExpertWeights(int experts, long rows, long columns, ScalarType dtype, Device device, bool unallocated = false) : base("ExpertWeights")
@@ -44,15 +48,30 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
     }
 
     /// Each expert's rows of x (slots, columns), grouped by expert, times its weight transposed: (slots, rows), in the
-    /// caller's dispose scope. FP8 experts run a product each (their groups read on the host).
-    public Tensor Forward(DecoderStep step, Tensor x, ExpertGroups groups) => _fp8.Length > 0
-        ? groups.Run(group => _fp8[group.Expert].Products.Linear(x.narrow(0, group.Start, group.Count), _fp8[group.Expert], null))
-          ?? empty(0, Rows, x.dtype, x.device)
-        : step.ExpertsLinear(x, _weight, Rows, groups);
+    /// caller's dispose scope.
+    public Tensor Forward(DecoderStep step, Tensor x, ExpertGroups groups)
+    {
+        if (GroupedOnTheDevice && step.GroupsExpertsOnTheDevice(x.size(0), Experts))
+        {
+            var output = empty(x.size(0), Rows, x.dtype, x.device);
+            if (_fp8Stacked is { } stacked) stacked.Products.ExpertsLinear(x.contiguous(), stacked, groups.Starts, output);
+            else step.ExpertsLinear(x.contiguous(), _weight, groups.Starts, output);
+            return output;
+        }
+        return groups.Run(group =>
+        {
+            var rows = x.narrow(0, group.Start, group.Count);
+            return _fp8.Count > 0
+                ? _fp8[group.Expert].Products.Linear(rows, _fp8[group.Expert], null)
+                : step.Linear(rows, _weight.narrow(0, group.Expert * Rows, Rows), null);
+        }) ?? empty(0, Rows, x.dtype, x.device);
+    }
 
-    /// Whether the fused backend runs these experts' products without reading their groups on the host
-    /// (FusedKernels.TakesExperts: 16-bit weights of its shapes; not FP8 ones).
-    public bool GroupedOnTheDevice => _fp8.Length == 0 && FusedKernels.TakesExperts(_weight.dtype, Rows, Columns);
+    /// Whether the fused backend may run these experts' products in one kernel over groups the device counts: 16-bit
+    /// weights of FusedKernels.TakesExperts' shapes, or FP8 ones stacked (Fp8Products.ExpertsTake).
+    public bool GroupedOnTheDevice => _fp8.Count == 0
+        ? FusedKernels.TakesExperts(_weight.dtype, Rows, Columns)
+        : _fp8Stacked is not null && Fp8Products.ExpertsTake(Columns);
 
     public bool TakesFp8Shape => Fp8Products.Takes(Rows, Columns);
 
@@ -78,7 +97,7 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
 
     public void QuantizeToFp8(Fp8Products products)
     {
-        if (_fp8.Length > 0) throw new InvalidOperationException("the experts' weights are FP8 already");
+        if (_fp8.Count > 0) throw new InvalidOperationException("the experts' weights are FP8 already");
         var fp8 = new Fp8Weight[Experts];
         using var scope = NewDisposeScope();   // the experts' rows; their FP8 weights outlive it (QuantizeWeight's)
         try
@@ -92,7 +111,8 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
             foreach (var weight in fp8) weight?.Dispose();
             throw;
         }
-        _fp8 = fp8;
+        _fp8Stacked = products.Stack(fp8);
+        _fp8 = _fp8Stacked?.Parts ?? fp8;
         CheckpointFp8Scales = null;
         ModelParameters.Release(_weight);
     }
@@ -104,7 +124,8 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
     {
         if (disposing)
         {
-            foreach (var weight in _fp8) weight.Dispose();
+            if (_fp8Stacked is not null) _fp8Stacked.Dispose();
+            else foreach (var weight in _fp8) weight.Dispose();
             _checkpointFp8Scales?.Dispose();
         }
         base.Dispose(disposing);

@@ -59,4 +59,40 @@ public sealed class ExpertLinearTests(ITestOutputHelper output)
         }
         output.WriteLine($"{dtype} {rows} x {columns}: max |kernel - float64| {worst:E2}");
     }
+
+    /// A mixture's FP8 experts stacked (Fp8Products.Stack) and multiplied over grouped rows in one launch
+    /// (fp8_few_rows.cu's experts_few_rows) give, 8 rows at a time, exactly each expert's own few-rows product (the
+    /// kernel AProductIsTheProductOfItsQuantizedOperands checks against float64): scaled per tensor (online), per channel
+    /// and per 128 x 128 block as checkpoints store them.
+    [GpuTheory]
+    [InlineData(null)]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void StackedFp8ExpertsMultiplyAsEachExpertAlone(bool? perBlock)
+    {
+        long[] counts = [0, 1, 8, 19, 0, 5];
+        const int rows = 256, columns = 512;
+        using var products = new Fp8Products(CUDA, ScalarType.BFloat16);
+        using var scope = NewDisposeScope();
+        var generator = new Generator(seed: 12, device: CUDA);
+        var experts = counts.Select(_ =>
+        {
+            var weight = randn(rows, columns, generator: generator, device: CUDA).to(ScalarType.BFloat16);
+            return products.QuantizeWeight(weight, perBlock is { } blocks ? Fp8Products.CheckpointScales(weight, blocks) : null);
+        }).ToArray();
+        using var stacked = products.Stack(experts) ?? throw new InvalidOperationException("experts of one shape and scaling stack");
+        Assert.Equal(perBlock switch { null => Fp8Scaling.PerTensor, false => Fp8Scaling.PerChannel, _ => Fp8Scaling.PerBlock }, stacked.Scaling);
+        var starts = new long[counts.Length + 1];
+        for (var e = 0; e < counts.Length; e++) starts[e + 1] = starts[e] + counts[e];
+        var x = randn(starts[^1], columns, generator: generator, device: CUDA).to(ScalarType.BFloat16);
+        var result = full(starts[^1], rows, NaN, dtype: ScalarType.BFloat16, device: CUDA);
+        products.ExpertsLinear(x, stacked, tensor(starts, device: CUDA), result);
+        for (var e = 0; e < counts.Length; e++)
+            for (var first = starts[e]; first < starts[e + 1]; first += Fp8Products.FewRows)
+            {
+                var count = Math.Min(Fp8Products.FewRows, starts[e + 1] - first);
+                var alone = products.Linear(x.narrow(0, first, count), stacked.Parts[e], null);
+                Assert.True(result.narrow(0, first, count).equal(alone).all().item<bool>(), $"expert {e}, rows {first} to {first + count}");
+            }
+    }
 }

@@ -301,6 +301,21 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
         }
     }
 
+    /// A mixture with FP8 experts (online, stacked an allocation a kind): its steps never wait for the host (the experts'
+    /// products read the groups on the device), so its decode steps are captured as CUDA graphs, and a replay gives the
+    /// eager step's logits bit for bit (at most 8 rows a product: no input is quantized, padded or not).
+    [GpuFact]
+    public void AMixtureWithFp8ExpertsReplaysItsDecodeGraphs()
+    {
+        using var wide = new TempDirectory();
+        Weights.QuantizedCheckpointTests.WideQwen3Moe(wide.Path);
+        using var model = ModelLoader.Load(wide.Path, "bfloat16", CUDA, quantizeFp8: true);
+        Assert.True(model.QuantizeWeightsToFp8() > 0);
+        Assert.False(model.StepWaitsForTheHost);
+        using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16);
+        Model.Backends.CudaBackendTests.AssertReplaysAreEager(model, cache, [[5, 40, 17], [33], [1, 70, 65, 9, 128]], output.WriteLine);
+    }
+
     /// Through the engine on CUDA: --quantization fp8 on the bf16 fixture, and FP8 checkpoints with a scale per tensor or
     /// per channel (compressed-tensors, strategy "tensor" or "channel") or per 128 x 128 block (fp8's weight_block_size,
     /// on the fixture widened to whole blocks) with no flag, are served with FP8 projections (ModelInfo.WeightStorage),

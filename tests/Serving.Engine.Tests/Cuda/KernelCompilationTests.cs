@@ -92,7 +92,7 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
         output.WriteLine($"the FP8 products' module for {dtype} on sm_90: {cubin.Length} bytes of cubin; ptxas:");
         CheckEntryPointsAndSpills(cubin, log, ["fp8_absmax", "fp8_quantize", "fp8_quantize_small", "fp8_quantize_rows", "fp8_quantize_row_groups",
             "fp8_quantize_scaled_rows", "fp8_quantize_scaled_blocks", "fp8_linear_few_rows", "fp8_linear_few_rows_lean", "fp8_linear_few_rows_blocks",
-            "fp8_linear_few_rows_lean_blocks"]);
+            "fp8_linear_few_rows_lean_blocks", "fp8_experts_few_rows", "fp8_experts_few_rows_blocks"]);
     }
 
     void CheckEntryPointsAndSpills(byte[] cubin, string log, string[] entryPoints)

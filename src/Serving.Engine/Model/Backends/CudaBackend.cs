@@ -186,24 +186,19 @@ internal sealed class CudaStep : DecoderStep
     });
 
     /// A decode step's experts (whatever the batch: graphs capture it) and a step of at most ExpertRowsAKernelPass rows
-    /// an expert on average run in one kernel that reads the groups on the device; more rows an expert, cuBLAS's products
-    /// a group.
-    public override Tensor ExpertsLinear(Tensor x, Tensor weight, long rows, ExpertGroups groups)
-    {
-        var experts = weight.size(0) / rows;
-        if (!FusedKernels.TakesExperts(weight.dtype, rows, weight.size(1))
-            || _prefillSeqs.Length > 0 && x.size(0) > ExpertRowsAKernelPass * experts)
-            return base.ExpertsLinear(x, weight, rows, groups);
-        return Timed("experts", () =>
-        {
-            var output = empty(x.size(0), rows, x.dtype, x.device);
-            _kernels.ExpertsLinear(x.contiguous(), weight, groups.Starts, output);
-            return output;
-        });
-    }
+    /// an expert on average; more rows an expert (a long prompt's) run a library product a group.
+    public override bool GroupsExpertsOnTheDevice(long slots, int experts) =>
+        _prefillSeqs.Length == 0 || slots <= ExpertRowsAKernelPass * experts;
 
     // the rows expert_linear.cu multiplies in one pass over an expert's weight
     const int ExpertRowsAKernelPass = 32;
+
+    public override void ExpertsLinear(Tensor x, Tensor weight, Tensor starts, Tensor output) =>
+        Timed("experts", () =>
+        {
+            _kernels.ExpertsLinear(x, weight, starts, output);
+            return output;
+        });
 
     public override Tensor Linear(Tensor x, Tensor weight, Tensor? bias) =>
         (bias is null ? _matmuls?.TryLinear(x, weight) : null) ?? base.Linear(x, weight, bias);

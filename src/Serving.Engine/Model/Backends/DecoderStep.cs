@@ -69,12 +69,15 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// its batch size (../../Cuda/MatmulTuning.cs).
     public virtual Tensor Linear(Tensor x, Tensor weight, Tensor? bias) => nn.functional.linear(x, weight, bias);
 
-    /// A mixture's expert products: each expert's rows of x (grouped by expert, groups') times its rows of weight
-    /// (experts x rows, columns) transposed: (slots, rows). Here a Linear a group, their sizes read on the host; the
-    /// fused backend runs a step's few rows an expert in one kernel without the host (CudaStep).
-    public virtual Tensor ExpertsLinear(Tensor x, Tensor weight, long rows, ExpertGroups groups) =>
-        groups.Run(group => Linear(x.narrow(0, group.Start, group.Count), weight.narrow(0, group.Expert * rows, rows), null))
-        ?? empty(0, rows, x.dtype, x.device);
+    /// Whether this step runs a mixture's expert products over slots rows (grouped by expert, of experts) in one kernel
+    /// that reads the groups on the device (ExpertsLinear, Fp8Products.ExpertsLinear), rather than a product a group
+    /// counted on the host: only the fused backend's steps do.
+    public virtual bool GroupsExpertsOnTheDevice(long slots, int experts) => false;
+
+    /// output (slots, rows) = each expert's rows of x (slots, columns; grouped by expert as starts, ExpertGroups.Starts,
+    /// says) times its rows of weight (experts x rows, columns) transposed, in one kernel (GroupsExpertsOnTheDevice).
+    public virtual void ExpertsLinear(Tensor x, Tensor weight, Tensor starts, Tensor output) =>
+        throw new NotSupportedException("only the fused backend runs the experts' products on groups the device counts");
 
     /// Sums a rank's partial x (numTokens, hidden) over the tensor-parallel ranks: after o_proj and down_proj
     /// (row parallel) and the vocabulary-sharded embedding lookup. Returns x itself at one rank.
