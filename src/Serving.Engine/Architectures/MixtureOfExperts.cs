@@ -7,9 +7,10 @@ namespace Serving.Engine.Architectures;
 /// Mixture-of-experts families: Llama's attention, and in place of the MLP a router (E x hidden) and E SwiGLU experts
 /// (the model's `mlp.experts` parameters stack them: expert e's gate and up rows at e x 2F, its down rows at e x hidden).
 /// Each token runs its top-k experts by the router's softmax and sums their outputs weighted by those probabilities
-/// (../Model/MoeMlp). On CUDA the fused kernels run the attention and norms, and 16-bit experts' products over the rows
-/// of a step grouped by expert on the device (expert_linear.cu), so decode steps are captured as CUDA graphs; FP8
-/// experts (and a long prompt's many rows an expert) run a product a group, counted on the host. One device only.
+/// (../Model/MoeMlp). On CUDA the fused kernels run the attention and norms, and the experts' products over the rows of
+/// a step grouped by expert on the device (expert_linear.cu in 16 bits, fp8_few_rows.cu's experts_few_rows in FP8), so
+/// decode steps are captured as CUDA graphs; a long prompt's many rows an expert run a library product a group,
+/// counted on the host. One device only.
 internal static class ExpertLayout
 {
     /// The router's and every expert's tensors of one layer, from their checkpoint names (expert e's gate, up and down):

@@ -130,6 +130,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         ["ROPE_INTERLEAVED"] = shape.InterleavedRope ? "1" : "0",
         ["ROPE_PRECISION"] = Invariant($"{(int)shape.RotaryPrecision}"),
         ["ATTN_SOFTCAP"] = FloatLiteral(shape.AttentionSoftcap),
+        ["EXPERT_TILES"] = Invariant($"{ExpertRowsAPass / 8}"),
     };
 
     // a C float literal: 50 -> 50.0f, 1E-05 -> 1E-05f
@@ -220,6 +221,9 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// 16-bit, rows a multiple of 16 and columns of 8 (expert_linear.cu).
     public static bool TakesExperts(ScalarType dtype, long rows, long columns) =>
         dtype is ScalarType.BFloat16 or ScalarType.Float16 && rows % 16 == 0 && columns % 8 == 0;
+
+    /// The rows of x ExpertsLinear multiplies in one pass over an expert's weight (expert_linear.cu's EXPERT_ROWS).
+    public const int ExpertRowsAPass = 32;
 
     /// Each expert's rows of x times its weight transposed, in one launch that reads where the groups start on the
     /// device: x (slots, columns) contiguous, its rows grouped by expert; weight (experts x rows, columns), expert e's

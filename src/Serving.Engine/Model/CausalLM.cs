@@ -78,7 +78,7 @@ internal sealed class CausalLM : nn.Module
     public bool HasLmHead { get; }
 
     /// Whether a step on the fused backend reads the device's results on the host before it ends (a mixture whose
-    /// experts' groups are counted there: FP8 experts, gpt-oss's): such a step cannot be captured as a CUDA graph.
+    /// experts' groups are counted there: MoeMlp.WaitsForTheHost, gpt-oss's): such a step cannot be captured as a CUDA graph.
     public bool StepWaitsForTheHost => _layers.Any(layer => layer.WaitsForTheHost);
 
     /// (vocab, hidden): the token embedding table.
@@ -142,8 +142,13 @@ internal sealed class CausalLM : nn.Module
         foreach (var scales in scalesByParameter.Values) scales.Dispose();
     }
 
-    /// The projections stored as FP8 (QuantizeToFp8), for their products' tuning.
+    /// The projections stored as FP8 (QuantizeToFp8).
     public IReadOnlyList<Cuda.Fp8Weight> Fp8Weights() => modules().OfType<IFp8Storable>().SelectMany(weight => weight.Fp8Parts).ToList();
+
+    /// The FP8 projections whose decode products may run cuBLASLt, for its tuning (Fp8Products.Tune): not a mixture's
+    /// experts multiplied over groups the device counts (one kernel, nothing to choose).
+    public IReadOnlyList<Cuda.Fp8Weight> Fp8WeightsToTune() => modules().OfType<IFp8Storable>()
+        .Where(weight => weight is not ExpertWeights { GroupedOnTheDevice: true }).SelectMany(weight => weight.Fp8Parts).ToList();
 
     /// Bytes of the FP8 projections' values and scales (outside parameters()).
     public long Fp8WeightBytes => Fp8Weights().Sum(weight => weight.Bytes);

@@ -49,7 +49,7 @@ internal sealed class DecodeGraphs : IDisposable
     {
         // both time kernels: before any capture
         backend.TuneMatmuls(model.LinearWeights(), tuneMatmuls ? batchSizes : []);   // leaves the model's stream current
-        fp8?.Tune(model.Fp8Weights(), tuneMatmuls ? batchSizes : []);
+        fp8?.Tune(model.Fp8WeightsToTune(), tuneMatmuls ? batchSizes : []);
         backend.Stream.MakeCurrent();
         var largest = batchSizes.Max();
         var logits = zeros(largest, model.Shard.Model.VocabSize, dtype: ScalarType.Float32, device: cache.Device).DetachFromDisposeScope();

@@ -51,10 +51,10 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
     /// caller's dispose scope.
     public Tensor Forward(DecoderStep step, Tensor x, ExpertGroups groups)
     {
-        if (GroupedOnTheDevice && step.GroupsExpertsOnTheDevice(x.size(0), Experts))
+        if (GroupedOnTheDevice && step.GroupsExpertsOnTheDevice(x.size(0), Experts, RowsAPass))
         {
             var output = empty(x.size(0), Rows, x.dtype, x.device);
-            if (_fp8Stacked is { } stacked) stacked.Products.ExpertsLinear(x.contiguous(), stacked, groups.Starts, output);
+            if (_fp8Stacked is { } stacked) step.ExpertsLinear(x.contiguous(), stacked, groups.Starts, output);
             else step.ExpertsLinear(x.contiguous(), _weight, groups.Starts, output);
             return output;
         }
@@ -68,10 +68,14 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
     }
 
     /// Whether the fused backend may run these experts' products in one kernel over groups the device counts: 16-bit
-    /// weights of FusedKernels.TakesExperts' shapes, or FP8 ones stacked (Fp8Products.ExpertsTake).
+    /// weights of FusedKernels.TakesExperts' shapes, or FP8 ones stacked (Fp8Products.ExpertsTake; not where the
+    /// few-rows kernels are turned off, --no-fp8-few-rows).
     public bool GroupedOnTheDevice => _fp8.Count == 0
         ? FusedKernels.TakesExperts(_weight.dtype, Rows, Columns)
-        : _fp8Stacked is not null && Fp8Products.ExpertsTake(Columns);
+        : _fp8Stacked is { } stacked && stacked.Products.FewRowsKernel && Fp8Products.ExpertsTake(Columns);
+
+    // the rows an expert's kernel multiplies in one pass over its weight
+    int RowsAPass => _fp8.Count == 0 ? FusedKernels.ExpertRowsAPass : Fp8Products.FewRows;
 
     public bool TakesFp8Shape => Fp8Products.Takes(Rows, Columns);
 
@@ -99,22 +103,22 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
     {
         if (_fp8.Count > 0) throw new InvalidOperationException("the experts' weights are FP8 already");
         var fp8 = new Fp8Weight[Experts];
-        using var scope = NewDisposeScope();   // the experts' rows; their FP8 weights outlive it (QuantizeWeight's)
         try
         {
-            for (var expert = 0; expert < Experts; expert++)
-                fp8[expert] = products.QuantizeWeight(ExpertRows(_weight, expert),
-                    _checkpointFp8Scales is { } scales ? ExpertRows(scales, expert) : null);
+            using (var scope = NewDisposeScope())   // the experts' rows; their FP8 weights outlive it (QuantizeWeight's)
+                for (var expert = 0; expert < Experts; expert++)
+                    fp8[expert] = products.QuantizeWeight(ExpertRows(_weight, expert),
+                        _checkpointFp8Scales is { } scales ? ExpertRows(scales, expert) : null);
+            ModelParameters.Release(_weight);       // before the stacked copy: at most two copies of the experts at once
+            _fp8Stacked = products.Stack(fp8);
         }
         catch
         {
             foreach (var weight in fp8) weight?.Dispose();
             throw;
         }
-        _fp8Stacked = products.Stack(fp8);
         _fp8 = _fp8Stacked?.Parts ?? fp8;
         CheckpointFp8Scales = null;
-        ModelParameters.Release(_weight);
     }
 
     // expert's rows of a tensor of every expert's, stacked as the weight is

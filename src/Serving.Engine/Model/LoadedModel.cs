@@ -314,7 +314,7 @@ public sealed class LoadedModel : IDisposable
     public bool CanCaptureGraphs(KVCacheDtype cacheDtype) => FusedKernelsActive(cacheDtype) && !StepWaitsForTheHost;
 
     /// Whether a step on the fused backend reads the device's results on the host before it ends: a mixture whose
-    /// experts' groups are counted there (FP8 experts, gpt-oss's; CausalLM.StepWaitsForTheHost).
+    /// experts' groups are counted there (CausalLM.StepWaitsForTheHost).
     public bool StepWaitsForTheHost => _model.StepWaitsForTheHost;
 
     /// Whether steps over a pool of cacheDtype run on some backend: an FP8 pool needs the fused kernels (libtorch here

@@ -68,8 +68,8 @@ internal sealed class MoeMlp : FeedForward
         return output.add(_sharedGate is null ? shared : nn.functional.sigmoid(_sharedGate.Forward(step, x)) * shared, HeldScalars.One);
     }
 
-    /// Whether a step waits for the host here: where the experts' groups are read on the host (FP8 experts, shapes
-    /// the fused kernel does not take).
+    /// Whether a step waits for the host here: where the experts' groups are read on the host (ExpertWeights.
+    /// GroupedOnTheDevice: shapes the kernels do not take, FP8 experts of scalings that differ between experts).
     public override bool WaitsForTheHost => !_gateUp.GroupedOnTheDevice || !_down.GroupedOnTheDevice;
 
     /// The top-k experts by the router's softmax probabilities (or with ernie's bias added), weighed by those

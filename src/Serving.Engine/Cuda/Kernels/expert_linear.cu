@@ -3,7 +3,7 @@
 // mixture can be captured as a CUDA graph; the grouped cuBLAS products need the counts on the host first).
 // For steps of a few rows an expert (a decode step's ~tokens x k / E): each expert's weight is read once for up to
 // EXPERT_ROWS rows (more rows take another pass over it), as a weight-streaming product of a few rows should; many rows
-// an expert (a long prompt's) are cuBLAS's (CudaStep.ExpertsLinear chooses).
+// an expert (a long prompt's) are cuBLAS's (DecoderStep.GroupsExpertsOnTheDevice chooses).
 //
 // Block (16 output features of one expert, blockIdx.x; the expert, blockIdx.y): EXPERT_WARPS warps split K in chunks of
 // 32 columns, warp w taking chunks w, w + EXPERT_WARPS, ...; per chunk lane (g, t) holds 8 consecutive elements (16
@@ -21,7 +21,7 @@
 #if ELEM_TYPE == 1 || ELEM_TYPE == 2
 
 #define EXPERT_WARPS 4
-#define EXPERT_TILES 4                       // tiles of 8 rows a pass over the weight
+// EXPERT_TILES (tiles of 8 rows a pass over the weight) comes from FusedKernels.Defines (ExpertRowsAPass / 8)
 #define EXPERT_ROWS (8 * EXPERT_TILES)
 
 // 16 weight bytes, streamed past L1 (each is read by one block); not volatile, so that the compiler may issue the loads

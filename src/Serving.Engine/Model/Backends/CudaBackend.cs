@@ -185,18 +185,22 @@ internal sealed class CudaStep : DecoderStep
         return output;
     });
 
-    /// A decode step's experts (whatever the batch: graphs capture it) and a step of at most ExpertRowsAKernelPass rows
-    /// an expert on average; more rows an expert (a long prompt's) run a library product a group.
-    public override bool GroupsExpertsOnTheDevice(long slots, int experts) =>
-        _prefillSeqs.Length == 0 || slots <= ExpertRowsAKernelPass * experts;
-
-    // the rows expert_linear.cu multiplies in one pass over an expert's weight
-    const int ExpertRowsAKernelPass = 32;
+    /// A decode step's experts (whatever the batch: graphs capture it) and a step of at most a kernel's pass of rows an
+    /// expert on average; more rows an expert (a long prompt's) run a library product a group.
+    public override bool GroupsExpertsOnTheDevice(long slots, int experts, int rowsAPass) =>
+        _prefillSeqs.Length == 0 || slots <= (long)rowsAPass * experts;
 
     public override void ExpertsLinear(Tensor x, Tensor weight, Tensor starts, Tensor output) =>
         Timed("experts", () =>
         {
             _kernels.ExpertsLinear(x, weight, starts, output);
+            return output;
+        });
+
+    public override void ExpertsLinear(Tensor x, Fp8Experts experts, Tensor starts, Tensor output) =>
+        Timed("experts", () =>
+        {
+            experts.Products.ExpertsLinear(x, experts, starts, output);
             return output;
         });
 

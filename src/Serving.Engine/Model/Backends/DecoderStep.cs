@@ -70,13 +70,17 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     public virtual Tensor Linear(Tensor x, Tensor weight, Tensor? bias) => nn.functional.linear(x, weight, bias);
 
     /// Whether this step runs a mixture's expert products over slots rows (grouped by expert, of experts) in one kernel
-    /// that reads the groups on the device (ExpertsLinear, Fp8Products.ExpertsLinear), rather than a product a group
-    /// counted on the host: only the fused backend's steps do.
-    public virtual bool GroupsExpertsOnTheDevice(long slots, int experts) => false;
+    /// that reads the groups on the device (ExpertsLinear), rather than a product a group counted on the host: only the
+    /// fused backend's steps do. rowsAPass: the rows that kernel multiplies in one pass over an expert's weight.
+    public virtual bool GroupsExpertsOnTheDevice(long slots, int experts, int rowsAPass) => false;
 
     /// output (slots, rows) = each expert's rows of x (slots, columns; grouped by expert as starts, ExpertGroups.Starts,
     /// says) times its rows of weight (experts x rows, columns) transposed, in one kernel (GroupsExpertsOnTheDevice).
     public virtual void ExpertsLinear(Tensor x, Tensor weight, Tensor starts, Tensor output) =>
+        throw new NotSupportedException("only the fused backend runs the experts' products on groups the device counts");
+
+    /// The same with FP8 experts stacked (Fp8Products.ExpertsLinear).
+    public virtual void ExpertsLinear(Tensor x, Cuda.Fp8Experts experts, Tensor starts, Tensor output) =>
         throw new NotSupportedException("only the fused backend runs the experts' products on groups the device counts");
 
     /// Sums a rank's partial x (numTokens, hidden) over the tensor-parallel ranks: after o_proj and down_proj
