@@ -33,8 +33,9 @@ internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Scaling Scaling
 }
 
 /// A mixture's FP8 experts of one kind in one allocation (Fp8Products.Stack): values (experts x rows, columns), expert
-/// e's at e x rows, and scales (experts, each expert's scales as its Fp8Weight lays them out), one Scaling for all;
-/// Parts: each expert's Fp8Weight over its share of both (its products a group at a time). Owns them all.
+/// e's at e x rows, and scales (experts, stride): expert e's scales (as its Fp8Weight lays them out) first in row e, each
+/// row a multiple of 4 floats (16-byte aligned, as cuBLASLt takes a scale's address); one Scaling for all. Parts: each
+/// expert's Fp8Weight over its share of both (its products a group at a time). Owns them all.
 internal sealed record Fp8Experts(Tensor Values, Tensor Scales, Fp8Scaling Scaling, IReadOnlyList<Fp8Weight> Parts) : IDisposable
 {
     public Fp8Products Products => Parts[0].Products;
@@ -278,15 +279,18 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         var first = experts[0];
         if (experts.Any(e => e.Scaling != first.Scaling || !e.Values.shape.SequenceEqual(first.Values.shape) || !e.Scale.shape.SequenceEqual(first.Scale.shape)))
             return null;
+        using var scope = NewDisposeScope();   // what outlives it is detached
         var values = cat(experts.Select(e => e.Values).ToList(), 0);     // (experts x rows, columns)
-        var scales = stack(experts.Select(e => e.Scale).ToList(), 0);    // (experts, the expert's scale shape)
+        var (count, shape) = (first.Scale.NumberOfElements, first.Scale.shape);
+        var scales = ones(experts.Count, (count + 3) / 4 * 4, ScalarType.Float32, _torchDevice);
+        scales.narrow(1, 0, count).copy_(stack(experts.Select(e => e.Scale.reshape(-1)).ToList(), 0));
         values.DetachFromDisposeScope();
         scales.DetachFromDisposeScope();
         var rows = first.OutFeatures;
         var parts = new Fp8Weight[experts.Count];
         for (var e = 0; e < experts.Count; e++)
         {
-            parts[e] = new Fp8Weight(values.narrow(0, e * rows, rows), scales[e], first.Scaling, this);
+            parts[e] = new Fp8Weight(values.narrow(0, e * rows, rows), scales[e].narrow(0, 0, count).view(shape), first.Scaling, this);
             parts[e].Values.DetachFromDisposeScope();
             parts[e].Scale.DetachFromDisposeScope();
             experts[e].Dispose();
@@ -308,7 +312,7 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         var (xPtr, wPtr, scalePtr, startsPtr, yPtr) = (TensorPointer.Of(x), TensorPointer.Of(experts.Values), TensorPointer.Of(experts.Scales),
             TensorPointer.Of(starts), TensorPointer.Of(output));
         var scaleStride = experts.Scaling switch { Fp8Scaling.PerBlock => (int)part.Scale.size(1), Fp8Scaling.PerChannel => 1, _ => 0 };
-        var expertScaleStride = part.Scale.NumberOfElements;
+        var expertScaleStride = experts.Scales.size(1);
         void** args = stackalloc void*[] { &xPtr, &k, &wPtr, &scalePtr, &scaleStride, &expertScaleStride, &startsPtr, &yPtr, &n };
         _device.MakeCurrent();
         var function = experts.Scaling == Fp8Scaling.PerBlock ? _expertsFewRowsBlocks : _expertsFewRows;

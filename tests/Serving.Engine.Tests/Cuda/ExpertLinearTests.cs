@@ -34,10 +34,10 @@ public sealed class ExpertLinearTests(ITestOutputHelper output)
         using var scope = NewDisposeScope();
         var starts = new long[counts.Length + 1];
         for (var e = 0; e < counts.Length; e++) starts[e + 1] = starts[e] + counts[e];
-        var generator = new Generator(seed: 11, device: CUDA);
-        var x = randn(starts[^1], columns, generator: generator, device: CUDA).to(type);
+        var generator = new Generator(seed: 11);
+        var x = randn(starts[^1], columns, generator: generator).to(type, CUDA);
         using var scale = (1 / Math.Sqrt(columns)).ToScalar();
-        var weight = randn(counts.Length * (long)rows, columns, generator: generator, device: CUDA).mul(scale).to(type);
+        var weight = randn(counts.Length * (long)rows, columns, generator: generator).mul(scale).to(type, CUDA);
         var result = full(starts[^1], rows, NaN, dtype: type, device: CUDA);
         kernels.ExpertsLinear(x, weight, tensor(starts, device: CUDA), result);
 
@@ -74,17 +74,17 @@ public sealed class ExpertLinearTests(ITestOutputHelper output)
         const int rows = 256, columns = 512;
         using var products = new Fp8Products(CUDA, ScalarType.BFloat16);
         using var scope = NewDisposeScope();
-        var generator = new Generator(seed: 12, device: CUDA);
+        var generator = new Generator(seed: 12);
         var experts = counts.Select(_ =>
         {
-            var weight = randn(rows, columns, generator: generator, device: CUDA).to(ScalarType.BFloat16);
+            var weight = randn(rows, columns, generator: generator).to(ScalarType.BFloat16, CUDA);
             return products.QuantizeWeight(weight, perBlock is { } blocks ? Fp8Products.CheckpointScales(weight, blocks) : null);
         }).ToArray();
         using var stacked = products.Stack(experts) ?? throw new InvalidOperationException("experts of one shape and scaling stack");
         Assert.Equal(perBlock switch { null => Fp8Scaling.PerTensor, false => Fp8Scaling.PerChannel, _ => Fp8Scaling.PerBlock }, stacked.Scaling);
         var starts = new long[counts.Length + 1];
         for (var e = 0; e < counts.Length; e++) starts[e + 1] = starts[e] + counts[e];
-        var x = randn(starts[^1], columns, generator: generator, device: CUDA).to(ScalarType.BFloat16);
+        var x = randn(starts[^1], columns, generator: generator).to(ScalarType.BFloat16, CUDA);
         var result = full(starts[^1], rows, NaN, dtype: ScalarType.BFloat16, device: CUDA);
         products.ExpertsLinear(x, stacked, tensor(starts, device: CUDA), result);
         for (var e = 0; e < counts.Length; e++)
