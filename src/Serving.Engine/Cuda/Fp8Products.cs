@@ -34,7 +34,8 @@ internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Scaling Scaling
 
 /// A mixture's FP8 experts of one kind in one allocation (Fp8Products.Stack): values (experts x rows, columns), expert
 /// e's at e x rows, and scales (experts, stride): expert e's scales (as its Fp8Weight lays them out) first in row e, each
-/// row a multiple of 4 floats (16-byte aligned, as cuBLASLt takes a scale's address); one Scaling for all. Parts: each
+/// row a multiple of 64 floats (256 bytes, as apart as allocations lie: cuBLASLt refused a per-tensor scale 4 bytes
+/// after another's, status 15); one Scaling for all. Parts: each
 /// expert's Fp8Weight over its share of both (its products a group at a time). Owns them all.
 internal sealed record Fp8Experts(Tensor Values, Tensor Scales, Fp8Scaling Scaling, IReadOnlyList<Fp8Weight> Parts) : IDisposable
 {
@@ -282,7 +283,7 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         using var scope = NewDisposeScope();   // what outlives it is detached
         var values = cat(experts.Select(e => e.Values).ToList(), 0);     // (experts x rows, columns)
         var (count, shape) = (first.Scale.NumberOfElements, first.Scale.shape);
-        var scales = ones(experts.Count, (count + 3) / 4 * 4, ScalarType.Float32, _torchDevice);
+        var scales = ones(experts.Count, (count + 63) / 64 * 64, ScalarType.Float32, _torchDevice);
         scales.narrow(1, 0, count).copy_(stack(experts.Select(e => e.Scale.reshape(-1)).ToList(), 0));
         values.DetachFromDisposeScope();
         scales.DetachFromDisposeScope();
