@@ -33,10 +33,10 @@ internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Scaling Scaling
 }
 
 /// A mixture's FP8 experts of one kind in one allocation (Fp8Products.Stack): values (experts x rows, columns), expert
-/// e's at e x rows, and scales (experts, stride): expert e's scales (as its Fp8Weight lays them out) first in row e, each
-/// row a multiple of 64 floats (256 bytes, as apart as allocations lie: cuBLASLt refused a per-tensor scale 4 bytes
-/// after another's, status 15); one Scaling for all. Parts: each
-/// expert's Fp8Weight over its share of both (its products a group at a time). Owns them all.
+/// e's at e x rows, and scales (experts, each expert's scales as its Fp8Weight lays them out, flat) for the grouped
+/// kernel; one Scaling for all. Parts: each expert's Fp8Weight (its products a group at a time), its values a view of
+/// the stacked ones and its scales its own allocation as quantized (cuBLASLt refused a per-tensor scale 4 bytes after
+/// another's, status 15). Owns them all.
 internal sealed record Fp8Experts(Tensor Values, Tensor Scales, Fp8Scaling Scaling, IReadOnlyList<Fp8Weight> Parts) : IDisposable
 {
     public Fp8Products Products => Parts[0].Products;
@@ -282,19 +282,16 @@ internal sealed unsafe partial class Fp8Products : IDisposable
             return null;
         using var scope = NewDisposeScope();   // what outlives it is detached
         var values = cat(experts.Select(e => e.Values).ToList(), 0);     // (experts x rows, columns)
-        var (count, shape) = (first.Scale.NumberOfElements, first.Scale.shape);
-        var scales = ones(experts.Count, (count + 63) / 64 * 64, ScalarType.Float32, _torchDevice);
-        scales.narrow(1, 0, count).copy_(stack(experts.Select(e => e.Scale.reshape(-1)).ToList(), 0));
+        var scales = stack(experts.Select(e => e.Scale.reshape(-1)).ToList(), 0);   // (experts, an expert's scales)
         values.DetachFromDisposeScope();
         scales.DetachFromDisposeScope();
         var rows = first.OutFeatures;
         var parts = new Fp8Weight[experts.Count];
         for (var e = 0; e < experts.Count; e++)
         {
-            parts[e] = new Fp8Weight(values.narrow(0, e * rows, rows), scales[e].narrow(0, 0, count).view(shape), first.Scaling, this);
+            parts[e] = new Fp8Weight(values.narrow(0, e * rows, rows), experts[e].Scale, first.Scaling, this);
             parts[e].Values.DetachFromDisposeScope();
-            parts[e].Scale.DetachFromDisposeScope();
-            experts[e].Dispose();
+            experts[e].Values.Dispose();
         }
         return new Fp8Experts(values, scales, first.Scaling, parts);
     }
