@@ -60,7 +60,8 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
     public long FreeBytes() => devices[0].Device.MemoryInfo().Free;
 
     /// What the decode graphs will hold beside the pool: their shared memory pool is about the largest step's
-    /// activations (the largest batch's hidden states, q/k/v, gate/up, logits in the model dtype and float32) plus the
+    /// activations (the largest batch's hidden states, q/k/v, gate/up or a mixture's k routed rows, gate/up and outputs,
+    /// logits in the model dtype and float32) plus the
     /// float32 logits they all write, and the tuned products' cuBLASLt workspace; reserved before the KV pool is sized,
     /// the actual figure is logged at capture. One rank's: its heads and ffn columns, the whole vocabulary's logits
     /// (gathered).
@@ -68,7 +69,8 @@ internal sealed class GpuMemoryProfiler(IReadOnlyList<(CudaDevice Device, long F
     {
         var (c, vocab) = (model.Shard.Config, model.Config.VocabSize);
         var element = model.Dtype == ScalarType.Float32 ? 4 : 2;
-        var perSequence = (4L * c.HiddenSize + c.QSize + 2L * c.KVSize + 3L * c.IntermediateSize) * element + vocab * (element + 8L);
+        var feedForward = Math.Max(3L * c.IntermediateSize, c.NumExperts > 0 ? c.NumExpertsPerToken * (2L * c.HiddenSize + 3L * c.ExpertIntermediateSize) : 0);
+        var perSequence = (4L * c.HiddenSize + c.QSize + 2L * c.KVSize + feedForward) * element + vocab * (element + 8L);
         return maxNumSeqs * perSequence + Cuda.MatmulTuning.WorkspaceBytes + (64L << 20);
     }
 
