@@ -138,6 +138,8 @@ internal sealed class BenchRunner(BenchOptions options)
         var timing = new DecodeBenchmark(bench, ceilings, device, options.Steps);
         if (options.CudaGraphs && bench.Model.CanCaptureGraphs(bench.Cache.Dtype))
         {
+            var largest = plan.LargestStep;
+            bench.Model.ReserveStepBuffers(bench.Cache.Dtype, largest.Tokens, largest.Seqs, largest.BlocksPerSeq);
             bench.Model.CaptureDecodeGraphs(bench.Cache, plan.Decode.Select(s => s.Batch).Distinct().Order().ToList(), options.MatmulTuning);
         }
 

@@ -12,7 +12,7 @@ namespace Serving.Bench;
 internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings, Device device, int steps)
 {
     /// The engine's default max_num_batched_tokens: no step the scheduler sends is larger.
-    const int MaxBatchedTokens = 8192;
+    public const int MaxBatchedTokens = 8192;
 
     readonly bool _cuda = device.type == DeviceType.CUDA;
 

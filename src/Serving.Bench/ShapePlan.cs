@@ -41,6 +41,22 @@ internal sealed class ShapePlan
 
     public IEnumerable<int> Generate => _options.GenerateBatches.Where(b => Fits(GenerateBlocks(b)));
 
+    /// The most tokens, sequences and blocks a sequence of any step the run sends (decode, prefill, generate()'s prefill
+    /// chunks and decode steps): the step buffers to reserve before decode graphs are captured, since a step past them
+    /// grows the buffers and graphs captured over the old ones no longer replay (generate() then ran eagerly).
+    public (int Tokens, int Seqs, int BlocksPerSeq) LargestStep
+    {
+        get
+        {
+            var generate = Generate.Select(b => (Tokens: Math.Min(b, Math.Max(1, DecodeBenchmark.MaxBatchedTokens / 512)) * 512, Seqs: b,
+                Blocks: (int)CeilDiv(512 + 128, _options.BlockSize)));
+            var steps = Decode.Select(s => (Tokens: s.Batch, Seqs: s.Batch, Blocks: (int)CeilDiv(s.Context, _options.BlockSize)))
+                .Concat(Prefill.Select(s => (Tokens: s.Batch * s.Length, Seqs: s.Batch, Blocks: (int)CeilDiv(s.Length, _options.BlockSize))))
+                .Concat(generate).DefaultIfEmpty((Tokens: 1, Seqs: 1, Blocks: 1)).ToList();
+            return (steps.Max(s => s.Tokens), steps.Max(s => s.Seqs), steps.Max(s => s.Blocks));
+        }
+    }
+
     /// Every shape of the run that does not fit, with what it needs against what is left after the weights.
     public IEnumerable<SkippedShape> Skipped()
     {

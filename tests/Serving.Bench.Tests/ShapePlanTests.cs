@@ -28,4 +28,22 @@ public sealed class ShapePlanTests
         Assert.Equal(["decode 100000000 x 40 does not fit", "prefill 1000000 x 4096 does not fit"], skipped);
         Assert.All(report["skipped"]!.AsArray(), s => Assert.True(s!["kvBytesNeeded"]!.GetValue<long>() > s["kvBytesAvailable"]!.GetValue<long>()));
     }
+
+    /// The step buffers reserved before graphs are captured hold the run's largest step: the most tokens (a prefill of
+    /// 16 x 512, or generate()'s prefill chunks of at most 8192 tokens), sequences (a batch of 64) and blocks of a
+    /// sequence (2048 / 16); a shape that does not fit adds nothing.
+    [Fact]
+    public void TheLargestStepIsWhatTheRunSends()
+    {
+        var config = Serving.Engine.Model.ModelPresets.Get("tiny-gqa");
+        var spec = Serving.Engine.KVCache.KVCacheSpec.For(config, TorchSharp.torch.ScalarType.Float32);
+        ShapePlan Plan(int[] batches, int[] contexts, (int, int)[] prefill, int[] generate) => new(new BenchOptions
+        {
+            Models = ["tiny-gqa"], BatchSizes = batches, ContextLengths = contexts, Prefill = prefill, GenerateBatches = generate,
+        }, spec, memoryBytes: 1L << 36, weightBytes: 0, "tiny-gqa");
+
+        Assert.Equal((8192, 64, 128), Plan([1, 64], [512, 2048], [(16, 512)], [1, 64]).LargestStep);
+        Assert.Equal((8192, 64, 40), Plan([1], [100], [], [64]).LargestStep);     // generate()'s chunks of 16 prompts of 512; 640 tokens a sequence
+        Assert.Equal((64, 64, 7), Plan([64], [100], [(1_000_000_000, 4096)], []).LargestStep);
+    }
 }
