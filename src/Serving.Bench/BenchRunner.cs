@@ -183,8 +183,9 @@ internal sealed class BenchRunner(BenchOptions options)
 
             foreach (var batch in plan.Generate)
             {
-                if (!Measure(plan, "generate", $"{batch} x (512+128)", plan.GenerateBlocks(batch), () => _generate.Add(timing.Generate(path, batch, 512, 128, _random)))) continue;
-                Console.WriteLine($"   {path} generate {batch}x(512+128): {_generate[^1].TokensPerSecond:F0} tok/s");
+                const int prompt = ShapePlan.GeneratePrompt, newTokens = ShapePlan.GenerateNewTokens;
+                if (!Measure(plan, "generate", $"{batch} x ({prompt}+{newTokens})", plan.GenerateBlocks(batch), () => _generate.Add(timing.Generate(path, batch, prompt, newTokens, _random)))) continue;
+                Console.WriteLine($"   {path} generate {batch}x({prompt}+{newTokens}): {_generate[^1].TokensPerSecond:F0} tok/s");
             }
         }
 
@@ -225,9 +226,9 @@ internal sealed class BenchRunner(BenchOptions options)
         plainPossible && (options.Plain || !fusedAvailable) ? "plain" : null,
     }.OfType<string>();
 
-    // the longest sequence any measurement builds: decode contexts, prefill prompts, generate's 512 + 128
+    // the longest sequence any measurement builds: decode contexts, prefill prompts, generate()'s
     int MaxPositions() =>
-        new[] { options.ContextLengths.Max(), options.Prefill.Select(p => p.Length).DefaultIfEmpty(0).Max(), 512 + 128 }.Max() + 1;
+        new[] { options.ContextLengths.Max(), options.Prefill.Select(p => p.Length).DefaultIfEmpty(0).Max(), ShapePlan.GeneratePrompt + ShapePlan.GenerateNewTokens }.Max() + 1;
 
     CapacityResult Capacity(BenchModel bench, long totalMemoryBytes)
     {

@@ -12,7 +12,7 @@ namespace Serving.Bench;
 internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings, Device device, int steps)
 {
     /// The engine's default max_num_batched_tokens: no step the scheduler sends is larger.
-    public const int MaxBatchedTokens = 8192;
+    const int MaxBatchedTokens = 8192;
 
     readonly bool _cuda = device.type == DeviceType.CUDA;
 
@@ -71,7 +71,7 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
     // Prompts go in as the engine's scheduler sends them: whole prompts, at most MaxBatchedTokens tokens a step.
     int[] PrefillInChunks(string path, StepSequence[] sequences, int[][] tokens, int promptLength)
     {
-        var perStep = Math.Max(1, MaxBatchedTokens / promptLength);
+        var perStep = PromptsPerChunk(promptLength);
         var next = new List<int>();
         foreach (var chunk in sequences.Select((seq, s) => seq with { TokenIds = tokens[s], StartPosition = 0, NumNewTokens = promptLength }).Chunk(perStep))
         {
@@ -80,6 +80,9 @@ internal sealed class DecodeBenchmark(BenchModel bench, DeviceCeilings ceilings,
 
         return [.. next];
     }
+
+    /// The prompts of one of PrefillInChunks' steps: whole prompts, at most MaxBatchedTokens tokens (at least one prompt).
+    public static int PromptsPerChunk(int promptLength) => Math.Max(1, MaxBatchedTokens / promptLength);
 
     public int[] RunStep(string path, StepInputs step)
     {

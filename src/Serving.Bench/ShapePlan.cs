@@ -41,6 +41,10 @@ internal sealed class ShapePlan
 
     public IEnumerable<int> Generate => _options.GenerateBatches.Where(b => Fits(GenerateBlocks(b)));
 
+    /// generate()'s run, as transformers was measured: prompts of GeneratePrompt tokens, GenerateNewTokens new ones.
+    public const int GeneratePrompt = 512, GenerateNewTokens = 128;
+    const int GenerateLength = GeneratePrompt + GenerateNewTokens;
+
     /// The most tokens, sequences and blocks a sequence of any step the run sends (decode, prefill, generate()'s prefill
     /// chunks and decode steps): the step buffers to reserve before decode graphs are captured, since a step past them
     /// grows the buffers and graphs captured over the old ones no longer replay (generate() then ran eagerly).
@@ -48,8 +52,8 @@ internal sealed class ShapePlan
     {
         get
         {
-            var generate = Generate.Select(b => (Tokens: Math.Min(b, Math.Max(1, DecodeBenchmark.MaxBatchedTokens / 512)) * 512, Seqs: b,
-                Blocks: (int)CeilDiv(512 + 128, _options.BlockSize)));
+            var generate = Generate.Select(b => (Tokens: Math.Min(b, DecodeBenchmark.PromptsPerChunk(GeneratePrompt)) * GeneratePrompt, Seqs: b,
+                Blocks: (int)CeilDiv(GenerateLength, _options.BlockSize)));
             var steps = Decode.Select(s => (Tokens: s.Batch, Seqs: s.Batch, Blocks: (int)CeilDiv(s.Context, _options.BlockSize)))
                 .Concat(Prefill.Select(s => (Tokens: s.Batch * s.Length, Seqs: s.Batch, Blocks: (int)CeilDiv(s.Length, _options.BlockSize))))
                 .Concat(generate).DefaultIfEmpty((Tokens: 1, Seqs: 1, Blocks: 1)).ToList();
@@ -65,7 +69,7 @@ internal sealed class ShapePlan
         foreach (var (batch, length) in _options.Prefill)
             if (!Fits(Blocks(batch, length))) yield return NotFitting("prefill", $"{batch} x {length}", Blocks(batch, length));
         foreach (var batch in _options.GenerateBatches)
-            if (!Fits(GenerateBlocks(batch))) yield return NotFitting("generate", $"{batch} x (512+128)", GenerateBlocks(batch));
+            if (!Fits(GenerateBlocks(batch))) yield return NotFitting("generate", $"{batch} x ({GeneratePrompt}+{GenerateNewTokens})", GenerateBlocks(batch));
     }
 
     /// A shape that fit the plan but ran out of memory on the device all the same (activations, fragmentation).
@@ -74,7 +78,7 @@ internal sealed class ShapePlan
 
     public long Blocks(long batch, long tokens) => batch * CeilDiv(tokens, _options.BlockSize);
 
-    public long GenerateBlocks(int batch) => batch * (CeilDiv(512 + 128, _options.BlockSize) + 1);
+    public long GenerateBlocks(int batch) => batch * (CeilDiv(GenerateLength, _options.BlockSize) + 1);
 
     bool Fits(long blocks) => blocks + 8 <= MaxBlocks;
 

@@ -297,12 +297,12 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     }
 
     /// Whether ExpertsLinear takes experts of columns input features (k a whole number of the few-rows kernel's chunks).
-    public static bool ExpertsTake(long columns) => FewRowsTake(1, columns);
+    public static bool TakesExperts(long columns) => FewRowsTake(1, columns);
 
     /// Each expert's rows of x times its FP8 weight transposed, in one launch that reads where the groups start on the
     /// device (fp8_few_rows.cu's experts_few_rows, FewRows rows a pass over an expert's weight): x (slots, columns)
     /// contiguous, its rows grouped by expert; starts (experts + 1) int64, expert e's rows of x being starts[e] ..
-    /// starts[e + 1]; output (slots, rows). ExpertsTake must hold.
+    /// starts[e + 1]; output (slots, rows). TakesExperts must hold.
     public void ExpertsLinear(Tensor x, Fp8Experts experts, Tensor starts, Tensor output)
     {
         var part = experts.Parts[0];

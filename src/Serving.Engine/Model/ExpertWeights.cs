@@ -68,11 +68,11 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
     }
 
     /// Whether the fused backend may run these experts' products in one kernel over groups the device counts: 16-bit
-    /// weights of FusedKernels.TakesExperts' shapes, or FP8 ones stacked (Fp8Products.ExpertsTake; not where the
+    /// weights of FusedKernels.TakesExperts' shapes, or FP8 ones stacked (Fp8Products.TakesExperts; not where the
     /// few-rows kernels are turned off, --no-fp8-few-rows).
     public bool GroupedOnTheDevice => _fp8.Count == 0
         ? FusedKernels.TakesExperts(_weight.dtype, Rows, Columns)
-        : _fp8Stacked is { } stacked && stacked.Products.FewRowsKernel && Fp8Products.ExpertsTake(Columns);
+        : _fp8Stacked is { } stacked && stacked.Products.FewRowsKernel && Fp8Products.TakesExperts(Columns);
 
     // the rows an expert's kernel multiplies in one pass over its weight
     int RowsAPass => _fp8.Count == 0 ? FusedKernels.ExpertRowsAPass : Fp8Products.FewRows;
