@@ -14,7 +14,7 @@ var noMatmulTuning = new Option<bool>("--no-matmul-tuning") { Description = "cap
 var linear = new Option<bool>("--linear") { Description = "time the model's linear layers at decode batch sizes, cuBLAS's default and tuned (weight bytes read per second)" };
 var kvQuality = new Option<bool>("--kv-quality") { Description = "compare an FP8 KV cache with a bfloat16 one on the logits of random prompts (2048, 16k and 32k tokens, as long as the model takes)" };
 var kvQualityText = new Option<string?>("--kv-quality-text") { Description = "with --kv-quality and a checkpoint folder: also compare over the first tokens of this text file" };
-var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, llama3-70b, gemma3-4b, gemma2-9b, qwen3-30b-a3b, tiny-gqa, tiny-mha) or checkpoint folders", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
+var models = new Option<string[]>("--model") { Description = "model presets (llama3-8b, llama3-8b-mha, llama3-8b-mqa, llama3-70b, gemma3-4b, gemma2-9b, qwen3-30b-a3b, gpt-oss-20b, tiny-gqa, tiny-mha) or checkpoint folders", DefaultValueFactory = _ => ["llama3-8b"], AllowMultipleArgumentsPerToken = true };
 var dtype = new Option<string>("--dtype") { Description = "bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
 var device = new Option<string>("--device") { Description = "cuda or cuda:N", DefaultValueFactory = _ => "cuda" };
 var tensorParallel = TensorParallelOption();

@@ -13,7 +13,8 @@ namespace Serving.Engine.Architectures;
 /// down_proj [E, F, hidden], each with a bias (ModelConfig.ExpertSwigluLimit; ../Model/GptOssExperts). The released
 /// checkpoints store the experts in MXFP4 (quantization_config mxfp4: *_blocks and *_scales), dequantized at load
 /// (../Weights/Mxfp4Weights). On CUDA in 16 bits steps run the fused backend (its tensor-core attention takes the
-/// sinks), without CUDA graphs (a mixture copies its routing to the host); one device only.
+/// sinks; decode steps captured as CUDA graphs, the experts' rows grouped on the device as other mixtures'); one device
+/// only.
 internal sealed class GptOss : ModelArchitecture
 {
     public override string Name => "GptOssForCausalLM";
@@ -61,7 +62,8 @@ internal sealed class GptOss : ModelArchitecture
     public override IReadOnlyList<WeightBinding> Layout(ModelConfig config) =>
         LlamaLayout.Model(config, layer => ExpertLayout.Attention(config, layer).Concat(Layer(config, layer)));
 
-    // the sinks, the router and the stacked experts of one layer, each stored as the model holds it
+    // the sinks, the router and the stacked experts of one layer: the experts' matrices output-major in the model
+    // (ExpertWeights), input-major in the checkpoint
     static IEnumerable<WeightBinding> Layer(ModelConfig config, int layer)
     {
         var (from, to) = ($"model.layers.{layer}.", $"layers.{layer}.");
@@ -69,9 +71,9 @@ internal sealed class GptOss : ModelArchitecture
         yield return new($"{from}self_attn.sinks", [config.NumAttentionHeads], $"{to}self_attn.sinks");
         yield return new($"{from}mlp.router.weight", [experts, hidden], $"{to}mlp.router.weight");
         yield return new($"{from}mlp.router.bias", [experts], $"{to}mlp.router.bias");
-        yield return new($"{from}mlp.experts.gate_up_proj", [experts, hidden, 2 * width], $"{to}mlp.gate_up_proj");
+        yield return new($"{from}mlp.experts.gate_up_proj", [experts, hidden, 2 * width], $"{to}mlp.gate_up_proj.weight") { StoredInputMajor = true };
         yield return new($"{from}mlp.experts.gate_up_proj_bias", [experts, 2 * width], $"{to}mlp.gate_up_proj_bias");
-        yield return new($"{from}mlp.experts.down_proj", [experts, width, hidden], $"{to}mlp.down_proj");
+        yield return new($"{from}mlp.experts.down_proj", [experts, width, hidden], $"{to}mlp.down_proj.weight") { StoredInputMajor = true };
         yield return new($"{from}mlp.experts.down_proj_bias", [experts, hidden], $"{to}mlp.down_proj_bias");
     }
 }

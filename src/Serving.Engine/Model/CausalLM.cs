@@ -78,7 +78,7 @@ internal sealed class CausalLM : nn.Module
     public bool HasLmHead { get; }
 
     /// Whether a step on the fused backend reads the device's results on the host before it ends (a mixture whose
-    /// experts' groups are counted there: MoeMlp.WaitsForTheHost, gpt-oss's): such a step cannot be captured as a CUDA graph.
+    /// experts' groups are counted there: FeedForward.WaitsForTheHost): such a step cannot be captured as a CUDA graph.
     public bool StepWaitsForTheHost => _layers.Any(layer => layer.WaitsForTheHost);
 
     /// (vocab, hidden): the token embedding table.
@@ -153,7 +153,7 @@ internal sealed class CausalLM : nn.Module
     /// Bytes of the FP8 projections' values and scales (outside parameters()).
     public long Fp8WeightBytes => Fp8Weights().Sum(weight => weight.Bytes);
 
-    /// Bytes of the mixtures' experts (MoeMlp's; in the model's type or FP8).
+    /// Bytes of the mixtures' experts (ExpertWeights; in the model's type or FP8).
     public long ExpertWeightBytes => modules().OfType<ExpertWeights>()
         .Sum(experts => experts.Weight.NumberOfElements * experts.Weight.ElementSize + experts.Fp8Parts.Sum(part => part.Bytes));
 

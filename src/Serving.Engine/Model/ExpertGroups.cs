@@ -13,11 +13,13 @@ internal sealed class ExpertGroups
 {
     IReadOnlyList<(int Expert, long Start, long Count)>? _onHost;
 
-    ExpertGroups(Tensor tokens, Tensor starts, Tensor rowOfSlot, Tensor weights) =>
-        (Tokens, Starts, _rowOfSlot, _weights) = (tokens, starts, rowOfSlot, weights);
+    ExpertGroups(Tensor tokens, Tensor expertOfRow, Tensor starts, Tensor rowOfSlot, Tensor weights) =>
+        (Tokens, ExpertOfRow, Starts, _rowOfSlot, _weights) = (tokens, expertOfRow, starts, rowOfSlot, weights);
 
     /// (slots) int64: the token each grouped row is a slot of.
     public Tensor Tokens { get; }
+    /// (slots) int64: the expert of each grouped row (ascending).
+    public Tensor ExpertOfRow { get; }
     /// (experts + 1) int64 on the device: expert e's rows are Starts[e] .. Starts[e + 1] (the last is the slots' count).
     public Tensor Starts { get; }
     readonly Tensor _rowOfSlot;   // (numTokens x k) int64: the grouped row of each slot
@@ -36,7 +38,7 @@ internal sealed class ExpertGroups
         var tokens = slotOfRow.div(perToken, RoundingMode.floor);
         // where each expert's rows start among the sorted ones (bincount would read its input's range on the host twice)
         var starts = searchsorted(expertOfRow, arange(HeldScalars.Zero, end, HeldScalars.One, ScalarType.Int64, expertOfRow.device));
-        return new ExpertGroups(tokens, starts, slotOfRow.argsort(), weights.gather(1, order));
+        return new ExpertGroups(tokens, expertOfRow, starts, slotOfRow.argsort(), weights.gather(1, order));
     }
 
     /// The experts some slot chose, where their rows start and how many: Starts copied to the host (once).

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// One kind of a mixture's expert weights, every expert's stacked: (experts x rows, columns), expert e's rows at
-/// e x rows (MoeMlp's gate and up: 2F rows an expert; its down: hidden rows). Loaded like any parameter, or made
+/// e x rows (MoeMlp's and GptOssExperts' gate and up: 2F rows an expert; their down: hidden rows). Loaded like any parameter, or made
 /// unallocated for the loader to Allocate; then it may be stored as FP8 (QuantizeToFp8, --quantization fp8 or an FP8
 /// checkpoint's experts), an Fp8Weight an expert (all in one allocation, Fp8Experts, where they share a shape and
 /// scaling): each expert's products then run on FP8 tensor cores, as its own projection's would (one scale an expert

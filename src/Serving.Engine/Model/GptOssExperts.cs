@@ -9,17 +9,20 @@ namespace Serving.Engine.Model;
 
 /// gpt-oss's mixture of experts in place of the MLP, as transformers' GptOssMLP computes it: the router's logits (with
 /// its bias), each token's top-k of them and their softmax; then each expert runs its tokens through
-/// x W_gate_up[e] + b (gate and up columns interleaved: gate at the even ones), the gate clamped above at the limit and
-/// up to +-limit, gate x sigmoid(1.702 gate) x (up + 1), times W_down[e] + b, and adds that times the token's weight for
-/// it, experts in order. The weights are stored as the checkpoint holds them, input dimension first.
+/// x W_gate_up[e]^T + b (gate and up rows interleaved: gate at the even ones), the gate clamped above at the limit and
+/// up to +-limit, gate x sigmoid(1.702 gate) x (up + 1), times W_down[e]^T + b, and adds that times the token's weight
+/// for it, experts in order. The experts' weights are stacked output-major as MoeMlp's (ExpertWeights; the checkpoint
+/// stores them input-major, the loader swaps them), so their products run as any mixture's: in one kernel over the
+/// rows grouped on the device (a decode step then captured as a CUDA graph), or a group at a time; each row's
+/// biases are its expert's, gathered.
 internal sealed class GptOssExperts : FeedForward
 {
     static readonly Scalar Alpha = 1.702.ToScalar();
 
     [ComponentName(Name = "router")] readonly Linear _router;                  // (experts, hidden) and a bias
-    [ComponentName(Name = "gate_up_proj")] readonly Parameter _gateUp;         // (experts, hidden, 2F)
+    [ComponentName(Name = "gate_up_proj")] readonly ExpertWeights _gateUp;     // (experts x 2F, hidden)
     [ComponentName(Name = "gate_up_proj_bias")] readonly Parameter _gateUpBias; // (experts, 2F)
-    [ComponentName(Name = "down_proj")] readonly Parameter _down;              // (experts, F, hidden)
+    [ComponentName(Name = "down_proj")] readonly ExpertWeights _down;          // (experts x hidden, F)
     [ComponentName(Name = "down_proj_bias")] readonly Parameter _downBias;     // (experts, hidden)
     readonly int _experts, _topK;
     // swiglu_limit and its negative, Scalars the module holds (a temporary one can be finalized by the GC mid-call)
@@ -31,15 +34,15 @@ internal sealed class GptOssExperts : FeedForward
         (_limit, _negativeLimit) = (config.ExpertSwigluLimit!.Value.ToScalar(), (-config.ExpertSwigluLimit.Value).ToScalar());
         var (hidden, width) = ((long)config.HiddenSize, (long)config.ExpertIntermediateSize);
         _router = new Linear(hidden, _experts, true, dtype, device);
-        _gateUp = ModelParameters.Empty([_experts, hidden, 2 * width], dtype, device);
+        _gateUp = new ExpertWeights(_experts, 2 * width, hidden, dtype, device);
         _gateUpBias = ModelParameters.Empty([_experts, 2 * width], dtype, device);
-        _down = ModelParameters.Empty([_experts, width, hidden], dtype, device);
+        _down = new ExpertWeights(_experts, hidden, width, dtype, device);
         _downBias = ModelParameters.Empty([_experts, hidden], dtype, device);
         RegisterComponents();
     }
 
-    /// Its experts' products (with biases and the clamped SwiGLU) run a group at a time, counted on the host.
-    public override bool WaitsForTheHost => true;
+    /// Whether a step waits for the host here: where the experts' groups are read on the host (as MoeMlp's).
+    public override bool WaitsForTheHost => !_gateUp.GroupedOnTheDevice || !_down.GroupedOnTheDevice;
 
     // (numTokens, hidden) -> (numTokens, hidden)
     public override Tensor Forward(DecoderStep step, Tensor x)
@@ -47,15 +50,12 @@ internal sealed class GptOssExperts : FeedForward
         var (top, chosen) = _router.Forward(step, x).topk(_topK, dim: -1);   // (numTokens, k) each
         var weights = top.softmax(-1);                                       // in the model's dtype, as transformers
         var groups = ExpertGroups.Of(chosen, weights, _experts);
-        var routed = x.index_select(0, groups.Tokens);                                     // (slots, hidden), by expert
-        return groups.Combine(groups.Run(group =>
-        {
-            var (expert, input) = (group.Expert, routed.narrow(0, group.Start, group.Count));
-            var gateUp = input.matmul(_gateUp[expert]).add(_gateUpBias[expert], HeldScalars.One);            // (its slots, 2F)
-            var gate = gateUp[TensorIndex.Colon, TensorIndex.Slice(0, null, 2)].clamp_max(_limit);
-            var up = gateUp[TensorIndex.Colon, TensorIndex.Slice(1, null, 2)].clamp(_negativeLimit, _limit);
-            var activated = up.add(HeldScalars.One, HeldScalars.One) * (gate * nn.functional.sigmoid(gate.mul(Alpha)));   // (its slots, F)
-            return activated.matmul(_down[expert]).add(_downBias[expert], HeldScalars.One);              // (its slots, hidden)
-        }), x);
+        var routed = x.index_select(0, groups.Tokens);                                       // (slots, hidden), by expert
+        var gateUp = _gateUp.Forward(step, routed, groups).add_(_gateUpBias.index_select(0, groups.ExpertOfRow), HeldScalars.One);   // (slots, 2F)
+        var gate = gateUp[TensorIndex.Colon, TensorIndex.Slice(0, null, 2)].clamp_max(_limit);
+        var up = gateUp[TensorIndex.Colon, TensorIndex.Slice(1, null, 2)].clamp(_negativeLimit, _limit);
+        var activated = up.add(HeldScalars.One, HeldScalars.One) * (gate * nn.functional.sigmoid(gate.mul(Alpha)));   // (slots, F)
+        var output = _down.Forward(step, activated, groups).add_(_downBias.index_select(0, groups.ExpertOfRow), HeldScalars.One);   // (slots, hidden)
+        return groups.Combine(output, x);
     }
 }

@@ -203,7 +203,7 @@ public sealed class LoadedModel : IDisposable
     }
 
     /// Bytes a step of numTokens tokens must read from the weights: every matrix and norm once, the LM head once,
-    /// and one embedding row per token (an untied embedding table is not read whole); of a mixture's experts (MoeMlp's)
+    /// and one embedding row per token (an untied embedding table is not read whole); of a mixture's experts (ExpertWeights)
     /// only those its tokens are expected to pick, routed uniformly: 1 - (1 - k / E)^tokens of each layer's.
     public long StepWeightBytes(int numTokens)
     {

@@ -10,10 +10,12 @@ namespace Serving.Engine.Model;
 /// gemma3-4b (Gemma 3 4B's text decoder: head dim 256, five sliding layers to each full one, the gemma block) times
 /// a family other than Llama on either backend; gemma2-9b (Gemma 2 9B: head dim 256, every other layer sliding, soft-capped
 /// attention and logits) the kernels' soft-capping; qwen3-30b-a3b (Qwen3-30B-A3B: 128 experts of 768, 8 a token) a
-/// mixture of experts, its experts in 16 bits or FP8. The tiny ones keep CPU smoke runs fast.
+/// mixture of experts, its experts in 16 bits or FP8; gpt-oss-20b (32 experts of 2880, 4 a token, biased, attention
+/// sinks, every other layer sliding over 128) OpenAI's, its experts in 16 bits (the released MXFP4 dequantized) or FP8.
+/// The tiny ones keep CPU smoke runs fast.
 public static class ModelPresets
 {
-    public static IReadOnlyList<string> Names { get; } = ["llama3-8b", "llama3-8b-mha", "llama3-8b-mqa", "llama3-70b", "gemma3-4b", "gemma2-9b", "qwen3-30b-a3b", "tiny-gqa", "tiny-mha"];
+    public static IReadOnlyList<string> Names { get; } = ["llama3-8b", "llama3-8b-mha", "llama3-8b-mqa", "llama3-70b", "gemma3-4b", "gemma2-9b", "qwen3-30b-a3b", "gpt-oss-20b", "tiny-gqa", "tiny-mha"];
 
     public static bool IsPreset(string name) => Names.Contains(name, StringComparer.OrdinalIgnoreCase);
 
@@ -27,6 +29,7 @@ public static class ModelPresets
         "gemma3-4b" => Gemma3_4B(),
         "gemma2-9b" => Gemma2_9B(),
         "qwen3-30b-a3b" => Qwen3_30B_A3B(),
+        "gpt-oss-20b" => GptOss20B(),
         "tiny-gqa" => Tiny(numHeads: 8, numKVHeads: 2, headDim: 32),
         "tiny-mha" => Tiny(numHeads: 4, numKVHeads: 4, headDim: 64),
         _ => throw new ArgumentException($"unknown model preset '{name}' (known: {string.Join(", ", Names)})", nameof(name)),
@@ -92,6 +95,23 @@ public static class ModelPresets
         ["rope_theta"] = 1000000.0, ["rms_norm_eps"] = 1e-6, ["max_position_embeddings"] = 40960, ["tie_word_embeddings"] = false,
         ["torch_dtype"] = "bfloat16", ["bos_token_id"] = 151643, ["eos_token_id"] = 151645,
     }, "the qwen3-30b-a3b preset"));
+
+    // openai/gpt-oss-20b's config.json, through the gpt_oss reader as a checkpoint's would be read (layer_types left to
+    // the family's pattern, as the released config spells it out: sliding from the first)
+    static ModelConfig GptOss20B() => ModelConfigReader.Read(new JsonFields(new JsonObject
+    {
+        ["architectures"] = new JsonArray("GptOssForCausalLM"), ["model_type"] = "gpt_oss",
+        ["hidden_size"] = 2880, ["intermediate_size"] = 2880, ["num_hidden_layers"] = 24, ["num_attention_heads"] = 64,
+        ["num_key_value_heads"] = 8, ["head_dim"] = 64, ["vocab_size"] = 201088, ["num_local_experts"] = 32, ["num_experts_per_tok"] = 4,
+        ["sliding_window"] = 128, ["swiglu_limit"] = 7.0, ["attention_bias"] = true, ["rms_norm_eps"] = 1e-5, ["rope_theta"] = 150000.0,
+        ["rope_scaling"] = new JsonObject
+        {
+            ["rope_type"] = "yarn", ["factor"] = 32.0, ["beta_fast"] = 32.0, ["beta_slow"] = 1.0, ["truncate"] = false,
+            ["original_max_position_embeddings"] = 4096,
+        },
+        ["max_position_embeddings"] = 131072, ["tie_word_embeddings"] = false, ["torch_dtype"] = "bfloat16",
+        ["bos_token_id"] = 199998, ["eos_token_id"] = 200002,
+    }, "the gpt-oss-20b preset"));
 
     static ModelConfig Tiny(int numHeads, int numKVHeads, int headDim) => new()
     {

@@ -5,8 +5,9 @@ namespace Serving.Engine.Weights;
 /// MXFP4 checkpoint weights made whole (quantization_config mxfp4: gpt-oss's experts): a weight `x` stored as `x_blocks`
 /// (uint8 [..., rows, columns / 32, 16], two 4-bit e2m1 values a byte, the low nibble first) and `x_scales` (uint8
 /// [..., rows, columns / 32], one power of two per block of 32 values, stored as its exponent plus 127: OCP's e8m0).
-/// Dequantized in float32 on the CPU as the [..., rows, columns] it stands for, then its last two dimensions swapped, as
-/// transformers' conversion does: the blocks hold each expert's matrix output-major, the model keeps it input-major.
+/// Dequantized in float32 on the CPU as the [..., rows, columns] it stands for, seen with its last two dimensions swapped
+/// as transformers' conversion gives it: the blocks hold each expert's matrix output-major, the checkpoint's unquantized
+/// twin input-major (the model keeps it output-major again: WeightBinding.StoredInputMajor).
 internal static class Mxfp4Weights
 {
     const int BlockValues = 32;
@@ -46,8 +47,9 @@ internal static class Mxfp4Weights
         return [.. blocks[..^3], blocks[^2] * BlockValues, blocks[^3]];
     }
 
-    /// The whole weight in float32 (CPU), a new tensor the caller owns; made one matrix (an expert's) at a time, so that
-    /// the work beside it is one matrix's.
+    /// The whole weight in float32 (CPU), a new tensor the caller owns: a view of the values output-major, its last two
+    /// dimensions swapped (not contiguous); made one matrix (an expert's) at a time, so that the work beside it is one
+    /// matrix's.
     public static Tensor Read(SafetensorsCheckpoint checkpoint, string weight)
     {
         var shape = Shape(checkpoint, weight);
@@ -58,7 +60,7 @@ internal static class Mxfp4Weights
             throw new CheckpointException($"weight '{weight}' has an MXFP4 scale of 255 (NaN) in '{weight}_scales'");
         var (rows, groups) = (blocks.shape[^3], blocks.shape[^2]);
         var (matrixBlocks, matrixScales) = (blocks.view(-1, rows, groups, 16), scales.view(-1, rows, groups));
-        var result = empty([matrixBlocks.shape[0], groups * BlockValues, rows]);   // (matrices, columns, rows)
+        var result = empty([matrixBlocks.shape[0], rows, groups * BlockValues]);   // (matrices, rows, columns)
         var (table, powers) = (tensor(Values), tensor(Scales));
         // the low nibble is the even value and the high one the odd: a byte's pair of values, for each of the 256 bytes
         var bytes = HeldScalars.Range(0, 256);
@@ -68,8 +70,8 @@ internal static class Mxfp4Weights
             using var matrixScope = NewDisposeScope();
             var values = pairs.index_select(0, matrixBlocks[i].to_type(ScalarType.Int64).view(-1)).view(rows, groups, BlockValues)
                 * powers.index_select(0, matrixScales[i].to_type(ScalarType.Int64).view(-1)).view(rows, groups, 1);
-            result[i].copy_(values.view(rows, groups * BlockValues).t());
+            result[i].copy_(values.view(rows, groups * BlockValues));
         }
-        return result.view(shape).MoveToOuterDisposeScope();   // (..., columns, rows)
+        return result.view([.. shape[..^2], shape[^1], shape[^2]]).transpose(-1, -2).MoveToOuterDisposeScope();   // (..., columns, rows)
     }
 }

@@ -13,6 +13,10 @@ public sealed record RowSegment(RowKind Kind, long Start, long Rows);
 public sealed record WeightBinding(string CheckpointName, long[] Shape, string ParameterName, long RowOffset,
     IReadOnlyList<RowSegment> Segments)
 {
+    /// The checkpoint stores its matrices input-major ([..., in, out]: gpt-oss's experts) where the parameter keeps them
+    /// output-major as every projection (a matrix's rows its outputs): the loader swaps the last two dimensions.
+    public bool StoredInputMajor { get; init; }
+
     /// A tensor whose rows are all of one kind.
     public WeightBinding(string checkpointName, long[] shape, string parameterName, long rowOffset = 0, RowKind kind = RowKind.Other)
         : this(checkpointName, shape, parameterName, rowOffset, [new RowSegment(kind, 0, shape[0])])

@@ -81,7 +81,7 @@ internal static class WeightLoader
             // a group of columns each where the checkpoint has 128 x 128 blocks (tensors scaled per row fill them all)
             var groups = quantization?.BlockSize is [Fp8Weights.GroupColumns, Fp8Weights.GroupColumns]
                 ? (parameter.shape[^1] + Fp8Weights.GroupColumns - 1) / Fp8Weights.GroupColumns : 1;
-            var parameterScales = fp8Scales is null || storedScales is null || parameter.dim() != 2 ? null
+            var parameterScales = fp8Scales is null || storedScales is null || parameter.dim() != 2 || binding.StoredInputMajor ? null
                 : fp8Scales.TryGetValue(binding.ParameterName, out var known) ? known
                 : fp8Scales[binding.ParameterName] = full(parameter.shape[0], groups, notFilled, ScalarType.Float32).DetachFromDisposeScope();
             foreach (var copy in shard.Copies(binding))
@@ -89,6 +89,7 @@ internal static class WeightLoader
                 using var scope = NewDisposeScope();
                 var part = dequantized is null ? checkpoint.Read(binding.CheckpointName, copy.Slice)
                     : copy.Slice.Of(dequantized);
+                if (binding.StoredInputMajor) part = part.transpose(-1, -2);
                 part = part.reshape(AsParameterRows(part.shape, parameter.dim()));
                 parameter.narrow(0, copy.DestinationRow, part.shape[0]).copy_(part);
                 if (parameterScales is null) continue;
@@ -123,6 +124,11 @@ internal static class WeightLoader
         shape.Length <= parameterDims ? shape
             : [shape.Take(shape.Length - (int)parameterDims + 1).Aggregate(1L, (a, b) => a * b), .. shape.Skip(shape.Length - (int)parameterDims + 1)];
 
+    // a part of a binding's tensor as the parameter's rows take it: its last two dimensions swapped where the checkpoint
+    // stores it input-major
+    static long[] OutputMajor(WeightBinding binding, long[] shape) =>
+        binding.StoredInputMajor ? [.. shape[..^2], shape[^1], shape[^2]] : shape;
+
     /// Invariant of the layout: the bindings of each parameter tile its rows exactly, with matching trailing dims (a
     /// rank's parts tile the rows it does not leave zero); an unallocated parameter's, the shape it will take.
     static void CheckCoverage(Dictionary<string, Parameter> parameters, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
@@ -133,7 +139,7 @@ internal static class WeightLoader
         {
             var shape = unallocated?.ShapeOf(name) ?? parameter.shape;
             var parts = byParameter.TryGetValue(name, out var found)
-                ? found.SelectMany(binding => shard.Copies(binding).Select(copy => AsParameterRows(copy.Slice.ShapeIn(binding.Shape), shape.Length))).ToArray()
+                ? found.SelectMany(binding => shard.Copies(binding).Select(copy => AsParameterRows(OutputMajor(binding, copy.Slice.ShapeIn(binding.Shape)), shape.Length))).ToArray()
                 : [];
             var rows = parts.Sum(part => part[0]) + shard.ZeroRows(name, shape[0]);
             var trailingOk = found is not null && parts.All(part => part.Skip(1).SequenceEqual(shape.Skip(1)));

@@ -158,6 +158,16 @@ public sealed class GptOssTests
     }
 
     [Fact]
+    public void InSixteenBitsItsStepsNeverWaitForTheHost()
+    {
+        // its experts stacked output-major from the checkpoint's input-major ones, so their rows group on the device
+        using var folder = new TempDirectory();
+        Write(folder.Path);
+        using (var model = ModelLoader.Load(folder.Path, "bfloat16", CPU)) Assert.False(model.StepWaitsForTheHost);
+        using (var model = ModelLoader.Load(folder.Path, "float32", CPU)) Assert.True(model.StepWaitsForTheHost);
+    }
+
+    [Fact]
     public void TheConfigWriterWritesWhatTheReaderReadsBack()
     {
         using var folder = new TempDirectory();
@@ -294,6 +304,17 @@ public sealed class GptOssGpuTests(Xunit.Abstractions.ITestOutputHelper output)
     [GpuFact]
     public void TheFusedBackendComputesItAsThePlainOne() =>
         ReferenceChecks.AssertFusedAgreesWithPlain(GptOssTests.Write, output.WriteLine, GptOssTests.Reference);
+
+    [GpuFact]
+    public void ItsDecodeStepsReplayAsCapturedGraphs()
+    {
+        using var folder = new TempDirectory();
+        GptOssTests.Write(folder.Path);
+        using var model = ModelLoader.Load(folder.Path, "bfloat16", CUDA);
+        using var cache = model.CreateKVCache(numBlocks: 64, blockSize: 16);
+        Assert.True(model.CanCaptureGraphs(cache.Dtype));
+        Model.Backends.CudaBackendTests.AssertReplaysAreEager(model, cache, [[5, 40, 17], [33], [1, 70, 65, 9, 128]], output.WriteLine);
+    }
 
     [GpuFact]
     public Task OnCudaItAnswersAsTheReference() =>

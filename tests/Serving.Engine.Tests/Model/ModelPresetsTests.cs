@@ -67,7 +67,7 @@ public sealed class ModelPresetsTests
     }
 
     /// The qwen3-30b-a3b preset is read as Qwen3-30B-A3B's config would be: every layer 128 experts of 768, 8 a token,
-    /// normalized, q/k norms on each head, on the fused backend's kernels (without graphs: the routing is read on the host).
+    /// normalized, q/k norms on each head, on the fused backend's kernels.
     [Fact]
     public void Qwen3_30B_A3BIsTheShapeOfQwensConfig()
     {
@@ -81,6 +81,24 @@ public sealed class ModelPresetsTests
         Assert.True(FusedKernels.TakesExperts(ScalarType.BFloat16, 2 * 768, 2048) && FusedKernels.TakesExperts(ScalarType.BFloat16, 2048, 768));
         // 2 (K, V) x 48 layers x 4 KV heads x 128 x 2 bytes
         Assert.Equal(98304, KVCacheSpec.For(config, ScalarType.BFloat16).BytesPerToken);
+    }
+
+    /// The gpt-oss-20b preset is read as gpt-oss-20b's config would be: 24 layers, every other sliding over 128 from the
+    /// first, 32 experts of 2880 (4 a token) whose products the fused kernels take, so that its decode steps graph.
+    [Fact]
+    public void GptOss20BIsTheShapeOfOpenAIsConfig()
+    {
+        var config = ModelPresets.Get("gpt-oss-20b");
+        Assert.Equal(("GptOssForCausalLM", 24, 2880, 64, 8, 64, 201088), (config.Architecture, config.NumHiddenLayers, config.HiddenSize,
+            config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, config.VocabSize));
+        Assert.Equal((32, 4, 2880, 7.0), (config.NumExperts, config.NumExpertsPerToken, config.ExpertIntermediateSize, config.ExpertSwigluLimit));
+        Assert.Equal([128, null, 128, null], config.LayerWindows.Take(4));
+        Assert.True(config.AttentionSinks && config.QkvBias && config.OutputBias);
+        Assert.Equal((RopeType.Yarn, 32.0, 4096), (config.Rope.Type, config.Rope.Factor, config.Rope.OriginalMaxPositionEmbeddings));
+        Assert.True(config.FusedKernelsCompute);
+        Assert.True(FusedKernels.TakesExperts(ScalarType.BFloat16, 2 * 2880, 2880) && FusedKernels.TakesExperts(ScalarType.BFloat16, 2880, 2880));
+        // 2 (K, V) x 24 layers x 8 KV heads x 64 x 2 bytes
+        Assert.Equal(49152, KVCacheSpec.For(config, ScalarType.BFloat16).BytesPerToken);
     }
 
     /// Every rank draws the whole model's random values in the whole model's order and keeps its shard: a preset split
