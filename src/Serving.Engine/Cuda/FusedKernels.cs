@@ -54,7 +54,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     const int PrefillThreads = 128, PrefillRowsPerBlock = 64;
     readonly KernelModule _module;
     readonly IntPtr _stream;
-    readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _attention, _attentionReduce, _prefillAttention;
+    readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _clampedGlu, _attention, _attentionReduce, _prefillAttention;
     readonly IntPtr _expertLinear;   // 16-bit models only
     readonly int _vector;
     readonly DecodeAttentionKernel _attentionKernel;
@@ -73,6 +73,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         _module = new KernelModule(device, SourceNames, Defines(shape));
         (_rmsNorm, _addRmsNorm, _headRmsNorm) = (Fn("rms_norm"), Fn("add_rms_norm"), Fn("head_rms_norm"));
         (_ropeKVWrite, _kvWrite, _gatherKV, _siluMul) = (Fn("rope_kv_write"), Fn("kv_write"), Fn("gather_kv"), Fn("silu_mul"));
+        _clampedGlu = Fn("clamped_glu");
         _attentionKernel = DecodeAttentionKernel.For(shape, device.ComputeCapability);
         (_attention, _attentionReduce) = (Fn(_attentionKernel.Name), Fn("paged_attention_reduce"));
         if (shape.Dtype != ScalarType.Float32) _expertLinear = Fn("expert_linear");
@@ -215,6 +216,19 @@ internal sealed unsafe class FusedKernels : IDisposable
         void** args = stackalloc void*[] { &inPtr, &outPtr, &ffn, &totalVectors };
         var blocks = (uint)Math.Clamp((totalVectors + 255) / 256, 1, Device.MultiprocessorCount * 16);
         Launch(_siluMul, (blocks, 1, 1), 256, 0, args);
+    }
+
+    /// gpt-oss's experts' activation (decoder_kernels.cu's clamped_glu): gateUp (rows, 2 ffn), gate and up interleaved;
+    /// bias (experts, 2 ffn), each row's expert's added first; expertOfRow (rows) int64; output (rows, ffn).
+    public void ClampedGlu(Tensor gateUp, Tensor bias, Tensor expertOfRow, double limit, Tensor output)
+    {
+        var ffn = (int)output.size(1);
+        var total = output.size(0) * ffn;
+        var clamp = (float)limit;
+        var (inPtr, biasPtr, expertPtr, outPtr) = (TensorPointer.Of(gateUp), TensorPointer.Of(bias), TensorPointer.Of(expertOfRow), TensorPointer.Of(output));
+        void** args = stackalloc void*[] { &inPtr, &biasPtr, &expertPtr, &outPtr, &ffn, &total, &clamp };
+        var blocks = (uint)Math.Clamp((total + 255) / 256, 1, Device.MultiprocessorCount * 16);
+        Launch(_clampedGlu, (blocks, 1, 1), 256, 0, args);
     }
 
     /// Whether ExpertsLinear takes a mixture's experts of this type and shape (rows and columns of one expert's weight):

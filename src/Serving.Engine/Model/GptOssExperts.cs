@@ -17,21 +17,18 @@ namespace Serving.Engine.Model;
 /// biases are its expert's, gathered.
 internal sealed class GptOssExperts : FeedForward
 {
-    static readonly Scalar Alpha = 1.702.ToScalar();
-
     [ComponentName(Name = "router")] readonly Linear _router;                  // (experts, hidden) and a bias
     [ComponentName(Name = "gate_up_proj")] readonly ExpertWeights _gateUp;     // (experts x 2F, hidden)
     [ComponentName(Name = "gate_up_proj_bias")] readonly Parameter _gateUpBias; // (experts, 2F)
     [ComponentName(Name = "down_proj")] readonly ExpertWeights _down;          // (experts x hidden, F)
     [ComponentName(Name = "down_proj_bias")] readonly Parameter _downBias;     // (experts, hidden)
     readonly int _experts, _topK;
-    // swiglu_limit and its negative, Scalars the module holds (a temporary one can be finalized by the GC mid-call)
-    readonly Scalar _limit, _negativeLimit;
+    readonly double _limit;   // swiglu_limit
 
     public GptOssExperts(ModelConfig config, ScalarType dtype, Device device) : base("GptOssExperts")
     {
         (_experts, _topK) = (config.NumExperts, config.NumExpertsPerToken);
-        (_limit, _negativeLimit) = (config.ExpertSwigluLimit!.Value.ToScalar(), (-config.ExpertSwigluLimit.Value).ToScalar());
+        _limit = config.ExpertSwigluLimit!.Value;
         var (hidden, width) = ((long)config.HiddenSize, (long)config.ExpertIntermediateSize);
         _router = new Linear(hidden, _experts, true, dtype, device);
         _gateUp = new ExpertWeights(_experts, 2 * width, hidden, dtype, device);
@@ -51,10 +48,7 @@ internal sealed class GptOssExperts : FeedForward
         var weights = top.softmax(-1);                                       // in the model's dtype, as transformers
         var groups = ExpertGroups.Of(chosen, weights, _experts);
         var routed = x.index_select(0, groups.Tokens);                                       // (slots, hidden), by expert
-        var gateUp = _gateUp.Forward(step, routed, groups).add_(_gateUpBias.index_select(0, groups.ExpertOfRow), HeldScalars.One);   // (slots, 2F)
-        var gate = gateUp[TensorIndex.Colon, TensorIndex.Slice(0, null, 2)].clamp_max(_limit);
-        var up = gateUp[TensorIndex.Colon, TensorIndex.Slice(1, null, 2)].clamp(_negativeLimit, _limit);
-        var activated = up.add(HeldScalars.One, HeldScalars.One) * (gate * nn.functional.sigmoid(gate.mul(Alpha)));   // (slots, F)
+        var activated = step.ClampedGlu(_gateUp.Forward(step, routed, groups), _gateUpBias, groups.ExpertOfRow, _limit);   // (slots, F)
         var output = _down.Forward(step, activated, groups).add_(_downBias.index_select(0, groups.ExpertOfRow), HeldScalars.One);   // (slots, hidden)
         return groups.Combine(output, x);
     }

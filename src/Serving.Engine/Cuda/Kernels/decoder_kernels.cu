@@ -240,6 +240,28 @@ extern "C" __global__ void gather_kv(const cache_t* __restrict__ pool, const int
 }
 
 // ---------------------------------------------------------------------------------------------------
+// gpt-oss's activation of its experts' gate/up rows, each row's expert's bias added first, rounded where transformers'
+// ops in the model's type round:
+//   gate_up (rows, 2*ffn), gate and up interleaved (gate at the even columns); bias (experts, 2*ffn);
+//   expert_of_row (rows) int64; out (rows, ffn) = (clamp(up, -limit, limit) + 1) x g sigmoid(1.702 g), g = min(gate, limit)
+// ---------------------------------------------------------------------------------------------------
+extern "C" __global__ void clamped_glu(const elem_t* __restrict__ gate_up, const elem_t* __restrict__ bias,
+                                       const long* __restrict__ expert_of_row, elem_t* __restrict__ out,
+                                       int ffn, long total, float limit) {
+    wait_for_previous_kernel();
+    for (long c = blockIdx.x * (long)blockDim.x + threadIdx.x; c < total; c += (long)gridDim.x * blockDim.x) {
+        const long row = c / ffn;
+        const int pair = 2 * (int)(c % ffn);
+        const elem_t* in = gate_up + row * 2 * ffn + pair;
+        const elem_t* b = bias + expert_of_row[row] * 2 * ffn + pair;
+        const float gate = fminf(rnd(to_f(in[0]) + to_f(b[0])), limit);
+        const float up = fminf(fmaxf(rnd(to_f(in[1]) + to_f(b[1])), -limit), limit);
+        const float glu = rnd(gate * rnd(1.f / (1.f + __expf(-rnd(gate * 1.702f)))));
+        out[c] = from_f(rnd(up + 1.f) * glu);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // SiLU(gate) * up from the fused gate/up output.
 //   gate_up (numTokens, 2*ffn) = [gate | up];  out (numTokens, ffn);  ffn % VEC == 0
 // ---------------------------------------------------------------------------------------------------

@@ -185,6 +185,13 @@ internal sealed class CudaStep : DecoderStep
         return output;
     });
 
+    public override Tensor ClampedGlu(Tensor gateUp, Tensor bias, Tensor expertOfRow, double limit) => Timed("silu x up", () =>
+    {
+        var output = empty(gateUp.size(0), gateUp.size(1) / 2, gateUp.dtype, gateUp.device);
+        if (output.size(0) > 0) _kernels.ClampedGlu(gateUp, bias, expertOfRow, limit, output);
+        return output;
+    });
+
     /// A decode step's experts (whatever the batch: graphs capture it) and a step of at most a kernel's pass of rows an
     /// expert on average; more rows an expert (a long prompt's) run a library product a group.
     public override bool GroupsExpertsOnTheDevice(long slots, int experts, int rowsAPass) =>

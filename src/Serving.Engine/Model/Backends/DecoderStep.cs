@@ -57,6 +57,12 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// gelu(gate) * up with GELU's tanh approximation (gemma): plain TorchSharp on every backend (no fused kernel).
     public virtual Tensor GeluTanhAndMul(Tensor gateUp) => TorchOps.GeluTanhAndMul(gateUp);
 
+    /// gpt-oss's experts' activation: gateUp (rows, 2 ffn), gate and up interleaved (gate at the even columns), plus
+    /// bias (experts, 2 ffn) at each row's expert (expertOfRow, (rows) int64); the gate clamped above at limit and up to
+    /// +-limit: (up + 1) x gate x sigmoid(1.702 gate), (rows, ffn).
+    public virtual Tensor ClampedGlu(Tensor gateUp, Tensor bias, Tensor expertOfRow, double limit) =>
+        TorchOps.ClampedGlu(gateUp, bias, expertOfRow, limit);
+
     /// An ungated MLP's activation of up (numTokens, ffn): starcoder2's GELU, Nemotron's ReLU^2; TorchSharp on every backend.
     public virtual Tensor UngatedActivation(Tensor up, Config.MlpActivation activation) => TorchOps.UngatedActivation(up, activation);
 

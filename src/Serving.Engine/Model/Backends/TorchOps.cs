@@ -107,6 +107,18 @@ internal static class TorchOps
         return nn.functional.silu(halves[0]) * halves[1];
     }
 
+    /// gpt-oss's experts' activation as transformers' GptOssExperts computes it (DecoderStep.ClampedGlu says what).
+    public static Tensor ClampedGlu(Tensor gateUp, Tensor bias, Tensor expertOfRow, double limit)
+    {
+        using var max = limit.ToScalar();   // held through the calls (HeldScalars says why)
+        using var min = (-limit).ToScalar();
+        using var alpha = 1.702.ToScalar();
+        var biased = gateUp.add(bias.index_select(0, expertOfRow), HeldScalars.One);
+        var gate = biased[TensorIndex.Colon, TensorIndex.Slice(0, null, 2)].clamp_max(max);
+        var up = biased[TensorIndex.Colon, TensorIndex.Slice(1, null, 2)].clamp(min, max);
+        return up.add(HeldScalars.One, HeldScalars.One) * (gate * nn.functional.sigmoid(gate.mul(alpha)));
+    }
+
     /// gelu(gate) * up with GELU's tanh approximation (gemma's GeGLU), from gateUp = [gate | up]: (numTokens, ffn).
     public static Tensor GeluTanhAndMul(Tensor gateUp)
     {
