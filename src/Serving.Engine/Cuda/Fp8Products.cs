@@ -37,6 +37,10 @@ internal sealed record Fp8Weight(Tensor Values, Tensor Scale, Fp8Scaling Scaling
 /// kernel; one Scaling for all. Parts: each expert's Fp8Weight (its products a group at a time), its values a view of
 /// the stacked ones and its scales its own allocation as quantized (cuBLASLt refused a per-tensor scale 4 bytes after
 /// another's, status 15). Owns them all.
+/// Rows quantized once to e4m3 per tensor for several products (Fp8Products.QuantizeOnce): Values (rows, in) bytes,
+/// Scale (1) float32.
+internal sealed record QuantizedRows(Tensor Values, Tensor Scale);
+
 internal sealed record Fp8Experts(Tensor Values, Tensor Scales, Fp8Scaling Scaling, IReadOnlyList<Fp8Weight> Parts) : IDisposable
 {
     public Fp8Products Products => Parts[0].Products;
@@ -261,16 +265,48 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         {
             using var scope = NewDisposeScope();
             var (input, inputScale) = QuantizeInput(x, scales, rows);
-            var (problem, algorithm) = ProblemFor(n, k, m, scales);
-            // a weight scaled per channel where cuBLASLt takes no vectors: multiplied at scale 1, y scaled after
-            var scaledAfter = weight.PerChannel && scales == CublasLt.Scales.Scalars;
-            problem.Run(_handle, algorithm, TensorPointer.Of(weight.Values), TensorPointer.Of(input), TensorPointer.Of(y),
-                TensorPointer.Of(_workspace), WorkspaceBytes, CurrentStream, TensorPointer.Of(scaledAfter ? _unitScale : weight.Scale), TensorPointer.Of(inputScale));
-            if (scaledAfter) y.mul_(weight.Scale);
+            MultiplyQuantized(input, inputScale, m, weight, scales, y);
         }
         if (rows != m) y = y.narrow(0, 0, m);   // the padding rows' products dropped
         if (bias is not null) y.add_(bias, HeldScalars.One);
         return y;
+    }
+
+    /// x (rows, in) quantized per tensor once, for the products of several weights scaled per tensor over its rows
+    /// (a mixture's experts over their groups of the routed rows, as vLLM's fused_moe quantizes them: one scale); in
+    /// the caller's dispose scope.
+    public QuantizedRows QuantizeOnce(Tensor x)
+    {
+        if (x.dim() != 2 || x.dtype != _dtype) throw new ArgumentException($"FP8 products quantize ({_dtype}) rows, got {x.dtype} [{string.Join(", ", x.shape)}]");
+        var (values, scale) = Quantize(x);
+        return new QuantizedRows(values, scale);
+    }
+
+    /// Whether a product of count rows with weight runs cuBLASLt on rows quantized once (QuantizeOnce): a weight scaled
+    /// per tensor, more rows than the few-rows kernel takes (those run on the 16-bit rows).
+    public bool TakesQuantizedOnce(Fp8Weight weight, long count) => weight.Scaling == Fp8Scaling.PerTensor && !RunsFewRows(count, weight.InFeatures);
+
+    /// Rows start .. start + count of x quantized once, times weight transposed: (count, out) of the model's type, in
+    /// the caller's dispose scope. TakesQuantizedOnce must hold.
+    public Tensor Linear(QuantizedRows x, long start, long count, Fp8Weight weight)
+    {
+        if (!TakesQuantizedOnce(weight, count) || x.Values.size(1) != weight.InFeatures)
+            throw new ArgumentException($"an FP8 product of a ({weight.OutFeatures}, {weight.InFeatures}) {weight.Scaling} weight does not take {count} rows quantized once of {x.Values.size(1)}");
+        var y = empty(count, weight.OutFeatures, _dtype, _torchDevice);
+        MultiplyQuantized(x.Values.narrow(0, start, count), x.Scale, count, weight, CublasLt.Scales.Scalars, y);
+        return y;
+    }
+
+    // y = (input's rows x inputScale) times (weight x its scale) transposed by cuBLASLt: a product of m rows (input's
+    // and y's may be more: ProductRows), input quantized as scales says
+    void MultiplyQuantized(Tensor input, Tensor inputScale, long m, Fp8Weight weight, CublasLt.Scales scales, Tensor y)
+    {
+        var (problem, algorithm) = ProblemFor(weight.OutFeatures, weight.InFeatures, m, scales);
+        // a weight scaled per channel where cuBLASLt takes no vectors: multiplied at scale 1, y scaled after
+        var scaledAfter = weight.PerChannel && scales == CublasLt.Scales.Scalars;
+        problem.Run(_handle, algorithm, TensorPointer.Of(weight.Values), TensorPointer.Of(input), TensorPointer.Of(y),
+            TensorPointer.Of(_workspace), WorkspaceBytes, CurrentStream, TensorPointer.Of(scaledAfter ? _unitScale : weight.Scale), TensorPointer.Of(inputScale));
+        if (scaledAfter) y.mul_(weight.Scale);
     }
 
     /// experts (one FP8 weight each, of one shape and scaling: a mixture's experts of one kind) moved into one

@@ -58,12 +58,18 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
             else step.ExpertsLinear(x.contiguous(), _weight, groups.Starts, output);
             return output;
         }
+        if (_fp8.Count == 0)
+            return groups.Run(group => step.Linear(x.narrow(0, group.Start, group.Count), _weight.narrow(0, group.Expert * Rows, Rows), null))
+                ?? empty(0, Rows, x.dtype, x.device);
+        // FP8 experts: the groups cuBLASLt multiplies take x quantized once (experts scaled per tensor), not each its own
+        var products = _fp8[0].Products;
+        var quantized = groups.OnHost.Any(group => products.TakesQuantizedOnce(_fp8[group.Expert], group.Count)) ? products.QuantizeOnce(x) : null;
         return groups.Run(group =>
         {
-            var rows = x.narrow(0, group.Start, group.Count);
-            return _fp8.Count > 0
-                ? _fp8[group.Expert].Products.Linear(rows, _fp8[group.Expert], null)
-                : step.Linear(rows, _weight.narrow(0, group.Expert * Rows, Rows), null);
+            var weight = _fp8[group.Expert];
+            return quantized is not null && products.TakesQuantizedOnce(weight, group.Count)
+                ? products.Linear(quantized, group.Start, group.Count, weight)
+                : products.Linear(x.narrow(0, group.Start, group.Count), weight, null);
         }) ?? empty(0, Rows, x.dtype, x.device);
     }
 
