@@ -36,7 +36,7 @@ internal sealed class DecoderLayer : nn.Module
         _attention = new Attention(config, layer, dtype, device, projectionsUnallocated);
         _mlp = !config.IsExpertLayer(layer)
             ? (config.GatedMlp ? new Mlp(config, layer, dtype, device, projectionsUnallocated) : new UngatedMlp(config, layer, dtype, device, projectionsUnallocated))
-            : config.ExpertSwigluLimit is null ? new MoeMlp(config, dtype, device, projectionsUnallocated) : new GptOssExperts(config, dtype, device);
+            : config.ExpertSwigluLimit is null ? new MoeMlp(config, dtype, device, projectionsUnallocated) : new GptOssExperts(config, dtype, device, projectionsUnallocated);
         _residualMultiplier = config.ResidualMultiplier?.ToScalar();
         if (config.SandwichNorms)
         {

@@ -25,15 +25,16 @@ internal sealed class GptOssExperts : FeedForward
     readonly int _experts, _topK;
     readonly double _limit;   // swiglu_limit
 
-    public GptOssExperts(ModelConfig config, ScalarType dtype, Device device) : base("GptOssExperts")
+    /// projectionsUnallocated: the experts' weights start with no rows (ExpertWeights.Allocate).
+    public GptOssExperts(ModelConfig config, ScalarType dtype, Device device, bool projectionsUnallocated = false) : base("GptOssExperts")
     {
         (_experts, _topK) = (config.NumExperts, config.NumExpertsPerToken);
         _limit = config.ExpertSwigluLimit!.Value;
         var (hidden, width) = ((long)config.HiddenSize, (long)config.ExpertIntermediateSize);
         _router = new Linear(hidden, _experts, true, dtype, device);
-        _gateUp = new ExpertWeights(_experts, 2 * width, hidden, dtype, device);
+        _gateUp = new ExpertWeights(_experts, 2 * width, hidden, dtype, device, projectionsUnallocated);
         _gateUpBias = ModelParameters.Empty([_experts, 2 * width], dtype, device);
-        _down = new ExpertWeights(_experts, hidden, width, dtype, device);
+        _down = new ExpertWeights(_experts, hidden, width, dtype, device, projectionsUnallocated);
         _downBias = ModelParameters.Empty([_experts, hidden], dtype, device);
         RegisterComponents();
     }

@@ -539,6 +539,37 @@ public sealed class Fp8ProductsTests(ITestOutputHelper output)
         Assert.Equal(16, (await CollectAsync(engine, Greedy(prompt, 16))).Tokens().Length);
     }
 
+    /// gpt-oss's experts (stacked from the checkpoint's input-major matrices) take -q fp8 as any mixture's: an FP8
+    /// weight an expert, their products over the routed rows quantized once a layer kind, the logits those of bf16.
+    [GpuFact]
+    public void GptOssExpertsAreServedInFp8()
+    {
+        using var folder = new TempDirectory();
+        Architectures.GptOssTests.Write(folder.Path);
+        using var fp8 = ModelLoader.Load(folder.Path, "bfloat16", CUDA, quantizeFp8: true);
+        var count = fp8.QuantizeWeightsToFp8();
+        Assert.Equal((2 + 2 * fp8.Config.NumExperts) * fp8.Config.NumHiddenLayers, count);   // qkv and o, each expert's two
+        using var bf16 = ModelLoader.Load(folder.Path, "bfloat16", CUDA);
+        using var fp8Cache = fp8.CreateKVCache(numBlocks: 16, blockSize: 16);
+        using var bf16Cache = bf16.CreateKVCache(numBlocks: 16, blockSize: 16);
+        var (a, b) = (new PagedRunner(fp8, fp8Cache), new PagedRunner(bf16, bf16Cache));
+        var prompt = Enumerable.Range(0, 48).Select(i => (i * 37 + 5) % 500 + 3).ToArray();   // ~24 rows an expert
+        var (seqA, seqB) = (a.Add(prompt), b.Add(prompt));
+        var correlations = new List<double>();
+        var (logitsA, logitsB) = (a.Step([(seqA, prompt.Length)])[0], b.Step([(seqB, prompt.Length)])[0]);
+        for (var step = 0; step < 8; step++)
+        {
+            correlations.Add(Correlation(logitsA, logitsB));
+            var token = PagedRunner.ArgMax(logitsB);
+            a.Append(seqA, token);
+            b.Append(seqB, token);
+            (logitsA, logitsB) = (a.Step([(seqA, 1)])[0], b.Step([(seqB, 1)])[0]);
+        }
+        output.WriteLine($"gpt-oss online FP8: {count} FP8 weights; logit correlation with bf16: prompt of 48 {correlations[0]:F5}, decode steps min {correlations.Skip(1).Min():F5}");
+        Assert.True(correlations[0] > 0.99, $"logit correlation {correlations[0]} on the prompt");
+        Assert.All(correlations, correlation => Assert.True(correlation > 0.95, $"logit correlation {correlation}"));
+    }
+
     // bfloat16's logit of token a minus token b after the tokens, teacher-forced
     static double Gap(LoadedModel model, PagedKVCache cache, IEnumerable<int> tokens, int a, int b)
     {
