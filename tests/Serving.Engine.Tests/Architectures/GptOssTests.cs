@@ -194,13 +194,14 @@ public sealed class GptOssTests
     }
 
     /// config.json (layer_types left to the family's pattern: sliding, full, sliding), random weights and the llama-gqa
-    /// fixture's tokenizer.
-    internal static Dictionary<string, Tensor> Write(string folder)
+    /// fixture's tokenizer. hidden, width (the experts') and a factor on the projections' and experts' weights make a
+    /// wider, calmer twin (the FP8 test's: FP8's rounding on this one's large weights moves its logits past any bound).
+    internal static Dictionary<string, Tensor> Write(string folder, int hidden = Hidden, int width = Width, double weightScale = 1.0)
     {
         File.WriteAllText(Path.Combine(folder, "config.json"), new JsonObject
         {
             ["architectures"] = new JsonArray("GptOssForCausalLM"), ["model_type"] = "gpt_oss",
-            ["hidden_size"] = Hidden, ["intermediate_size"] = Width, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
+            ["hidden_size"] = hidden, ["intermediate_size"] = width, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KVHeads, ["head_dim"] = HeadDim, ["vocab_size"] = Vocab, ["rms_norm_eps"] = 1e-5,
             ["rope_theta"] = Theta, ["rope_scaling"] = new JsonObject { ["rope_type"] = "default" }, ["max_position_embeddings"] = 256, ["sliding_window"] = Window, ["num_local_experts"] = Experts,
             ["num_experts_per_tok"] = TopK, ["swiglu_limit"] = Limit, ["attention_bias"] = true, ["tie_word_embeddings"] = false,
@@ -213,27 +214,27 @@ public sealed class GptOssTests
         Tensor Norm(long width) => 1 + randn([width], generator: generator) * 0.1f;
         var weights = new Dictionary<string, Tensor>
         {
-            ["model.embed_tokens.weight"] = Random(0.15, Vocab, Hidden), ["model.norm.weight"] = Norm(Hidden), ["lm_head.weight"] = Random(0.15, Vocab, Hidden),
+            ["model.embed_tokens.weight"] = Random(0.15, Vocab, hidden), ["model.norm.weight"] = Norm(hidden), ["lm_head.weight"] = Random(0.15, Vocab, hidden),
         };
         for (var i = 0; i < Layers; i++)
         {
             var p = $"model.layers.{i}.";
             foreach (var (name, rows) in new[] { ("q_proj", Heads * HeadDim), ("k_proj", KVHeads * HeadDim), ("v_proj", KVHeads * HeadDim) })
             {
-                weights[$"{p}self_attn.{name}.weight"] = Random(0.15, rows, Hidden);
+                weights[$"{p}self_attn.{name}.weight"] = Random(0.15 * weightScale, rows, hidden);
                 weights[$"{p}self_attn.{name}.bias"] = Random(0.15, rows);
             }
-            weights[p + "self_attn.o_proj.weight"] = Random(0.15, Hidden, Heads * HeadDim);
-            weights[p + "self_attn.o_proj.bias"] = Random(0.15, Hidden);
+            weights[p + "self_attn.o_proj.weight"] = Random(0.15 * weightScale, hidden, Heads * HeadDim);
+            weights[p + "self_attn.o_proj.bias"] = Random(0.15, hidden);
             weights[p + "self_attn.sinks"] = Random(2, Heads);               // some heads give the sink much of their weight
-            weights[p + "input_layernorm.weight"] = Norm(Hidden);
-            weights[p + "post_attention_layernorm.weight"] = Norm(Hidden);
-            weights[p + "mlp.router.weight"] = Random(0.6, Experts, Hidden);  // a router with opinions
+            weights[p + "input_layernorm.weight"] = Norm(hidden);
+            weights[p + "post_attention_layernorm.weight"] = Norm(hidden);
+            weights[p + "mlp.router.weight"] = Random(0.6, Experts, hidden);  // a router with opinions
             weights[p + "mlp.router.bias"] = Random(0.5, Experts);
-            weights[p + "mlp.experts.gate_up_proj"] = Random(0.6, Experts, Hidden, 2 * Width);   // large enough to meet the clamps
-            weights[p + "mlp.experts.gate_up_proj_bias"] = Random(0.5, Experts, 2 * Width);
-            weights[p + "mlp.experts.down_proj"] = Random(0.1, Experts, Width, Hidden);
-            weights[p + "mlp.experts.down_proj_bias"] = Random(0.1, Experts, Hidden);
+            weights[p + "mlp.experts.gate_up_proj"] = Random(0.6 * weightScale, Experts, hidden, 2 * width);   // large enough to meet the clamps
+            weights[p + "mlp.experts.gate_up_proj_bias"] = Random(0.5, Experts, 2 * width);
+            weights[p + "mlp.experts.down_proj"] = Random(0.1 * weightScale, Experts, width, hidden);
+            weights[p + "mlp.experts.down_proj_bias"] = Random(0.1, Experts, hidden);
         }
         SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), weights);
         return weights;
@@ -248,6 +249,7 @@ public sealed class GptOssTests
         var t = tokens.Length;
         var h = W("model.embed_tokens.weight").index_select(0, tensor(tokens.Select(x => (long)x).ToArray()));
         var rope = ReferenceChecks.HalfRope(t, HeadDim, Theta);
+        var width = weights["model.layers.0.mlp.experts.down_proj"].shape[1];
         for (var i = 0; i < Layers; i++)
         {
             var p = $"model.layers.{i}.";
@@ -269,8 +271,8 @@ public sealed class GptOssTests
                 {
                     var e = chosen[token, slot].item<long>();
                     var gateUp = x[token].matmul(W(p + "mlp.experts.gate_up_proj")[e]) + W(p + "mlp.experts.gate_up_proj_bias")[e];   // (2F)
-                    var gate = gateUp.view(Width, 2).select(1, 0).clamp_max(HeldLimit);
-                    var up = gateUp.view(Width, 2).select(1, 1).clamp(HeldMinusLimit, HeldLimit);
+                    var gate = gateUp.view(width, 2).select(1, 0).clamp_max(HeldLimit);
+                    var up = gateUp.view(width, 2).select(1, 1).clamp(HeldMinusLimit, HeldLimit);
                     var glu = gate * nn.functional.sigmoid(gate * 1.702);
                     var y = ((up + 1) * glu).matmul(W(p + "mlp.experts.down_proj")[e]) + W(p + "mlp.experts.down_proj_bias")[e];
                     output[token] += y * routing[token, slot];
@@ -303,7 +305,7 @@ public sealed class GptOssGpuTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [GpuFact]
     public void TheFusedBackendComputesItAsThePlainOne() =>
-        ReferenceChecks.AssertFusedAgreesWithPlain(GptOssTests.Write, output.WriteLine, GptOssTests.Reference);
+        ReferenceChecks.AssertFusedAgreesWithPlain(folder => GptOssTests.Write(folder), output.WriteLine, GptOssTests.Reference);
 
     [GpuFact]
     public void ItsDecodeStepsReplayAsCapturedGraphs()
@@ -318,5 +320,5 @@ public sealed class GptOssGpuTests(Xunit.Abstractions.ITestOutputHelper output)
 
     [GpuFact]
     public Task OnCudaItAnswersAsTheReference() =>
-        ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(GptOssTests.Write, GptOssTests.Reference, [1, 17, 305, 42, 9, 77], 10, device: "cuda");
+        ReferenceChecks.AssertEngineGreedyIsTheReferencesAsync(folder => GptOssTests.Write(folder), GptOssTests.Reference, [1, 17, 305, 42, 9, 77], 10, device: "cuda");
 }
