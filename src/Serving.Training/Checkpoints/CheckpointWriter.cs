@@ -49,15 +49,18 @@ internal static class CheckpointWriter
     }
 
     // each checkpoint tensor of the layout: its rows of its parameter from RowOffset (a tensor of more dimensions than
-    // its parameter, GraniteMoE's stacked experts, fills as many rows as its leading dimensions multiply to), in dtype
+    // its parameter, GraniteMoE's stacked experts, fills as many rows as its leading dimensions multiply to), in dtype;
+    // a tensor the checkpoint stores input-major (gpt-oss's experts) swapped back from the parameter's output-major rows
     static List<SafetensorsEntry> Entries(CausalLM model, ScalarType dtype)
     {
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         return ArchitectureRegistry.Layout(model.Config).Select(binding => new SafetensorsEntry(binding.CheckpointName, dtype, binding.Shape, () =>
         {
             var parameter = parameters[binding.ParameterName];
-            var rows = binding.Shape.Take(binding.Shape.Length - (int)parameter.dim() + 1).Aggregate(1L, (product, size) => product * size);
-            return parameter.detach().narrow(0, binding.RowOffset, rows).reshape(binding.Shape).to_type(dtype).cpu().contiguous();
+            long[] shape = binding.StoredInputMajor ? [.. binding.Shape[..^2], binding.Shape[^1], binding.Shape[^2]] : binding.Shape;
+            var rows = shape.Take(shape.Length - (int)parameter.dim() + 1).Aggregate(1L, (product, size) => product * size);
+            var tensor = parameter.detach().narrow(0, binding.RowOffset, rows).reshape(shape);
+            return (binding.StoredInputMajor ? tensor.transpose(-1, -2) : tensor).to_type(dtype).cpu().contiguous();
         })).ToList();
     }
 

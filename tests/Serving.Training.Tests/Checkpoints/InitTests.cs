@@ -34,6 +34,33 @@ public sealed class InitTests
         Assert.All(tokens, id => Assert.InRange(id, 0, 8191));
     }
 
+    /// Export (the served checkpoint re-written) writes every tensor as the checkpoint it read stores it: gpt-oss's
+    /// experts too, input-major in the checkpoint, output-major in the model.
+    [Fact]
+    public void AnExportedCheckpointHoldsTheTensorsItWasReadFrom()
+    {
+        using var source = new TempDirectory();
+        using var exported = new TempDirectory();
+        var config = ModelConfigReader.Read(new JsonFields(new System.Text.Json.Nodes.JsonObject
+        {
+            ["architectures"] = new System.Text.Json.Nodes.JsonArray("GptOssForCausalLM"), ["model_type"] = "gpt_oss",
+            ["hidden_size"] = 64, ["intermediate_size"] = 32, ["num_hidden_layers"] = 2, ["num_attention_heads"] = 4,
+            ["num_key_value_heads"] = 2, ["head_dim"] = 16, ["vocab_size"] = 512, ["num_local_experts"] = 4, ["num_experts_per_tok"] = 2,
+            ["max_position_embeddings"] = 256, ["torch_dtype"] = "float32", ["bos_token_id"] = 1, ["eos_token_id"] = 2,
+        }, "a tiny gpt-oss"));
+        RandomCheckpoint.Write(new CheckpointShape("tiny-gpt-oss", config, 4, "a tiny gpt-oss"), source.Path, seed: 5);
+        ReportCommands.Export(source.Path, exported.Path, TorchSharp.torch.ScalarType.Float32, 1L << 30);
+        using var read = Serving.Engine.Weights.SafetensorsCheckpoint.Open(source.Path);
+        using var written = Serving.Engine.Weights.SafetensorsCheckpoint.Open(exported.Path);
+        foreach (var (name, _) in RandomCheckpoint.TensorShapes(config))
+        {
+            using var a = read.Read(name);
+            using var b = written.Read(name);
+            Assert.Equal(a.shape, b.shape);
+            Assert.True(a.equal(b).all().item<bool>(), name);
+        }
+    }
+
     [Fact]
     public void TheSameSeedWritesTheSameWeights()
     {
