@@ -17,6 +17,10 @@ public sealed record WeightBinding(string CheckpointName, long[] Shape, string P
     /// output-major as every projection (a matrix's rows its outputs): the loader swaps the last two dimensions.
     public bool StoredInputMajor { get; init; }
 
+    /// A part of this binding's tensor (shape as the checkpoint stores it) as the parameter's rows take it: its last two
+    /// dimensions swapped where StoredInputMajor.
+    public long[] InParameterOrder(long[] shape) => StoredInputMajor ? [.. shape[..^2], shape[^1], shape[^2]] : shape;
+
     /// A tensor whose rows are all of one kind.
     public WeightBinding(string checkpointName, long[] shape, string parameterName, long rowOffset = 0, RowKind kind = RowKind.Other)
         : this(checkpointName, shape, parameterName, rowOffset, [new RowSegment(kind, 0, shape[0])])

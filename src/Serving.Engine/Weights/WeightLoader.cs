@@ -124,11 +124,6 @@ internal static class WeightLoader
         shape.Length <= parameterDims ? shape
             : [shape.Take(shape.Length - (int)parameterDims + 1).Aggregate(1L, (a, b) => a * b), .. shape.Skip(shape.Length - (int)parameterDims + 1)];
 
-    // a part of a binding's tensor as the parameter's rows take it: its last two dimensions swapped where the checkpoint
-    // stores it input-major
-    static long[] OutputMajor(WeightBinding binding, long[] shape) =>
-        binding.StoredInputMajor ? [.. shape[..^2], shape[^1], shape[^2]] : shape;
-
     /// Invariant of the layout: the bindings of each parameter tile its rows exactly, with matching trailing dims (a
     /// rank's parts tile the rows it does not leave zero); an unallocated parameter's, the shape it will take.
     static void CheckCoverage(Dictionary<string, Parameter> parameters, IReadOnlyList<WeightBinding> bindings, ModelShard shard,
@@ -139,7 +134,7 @@ internal static class WeightLoader
         {
             var shape = unallocated?.ShapeOf(name) ?? parameter.shape;
             var parts = byParameter.TryGetValue(name, out var found)
-                ? found.SelectMany(binding => shard.Copies(binding).Select(copy => AsParameterRows(OutputMajor(binding, copy.Slice.ShapeIn(binding.Shape)), shape.Length))).ToArray()
+                ? found.SelectMany(binding => shard.Copies(binding).Select(copy => AsParameterRows(binding.InParameterOrder(copy.Slice.ShapeIn(binding.Shape)), shape.Length))).ToArray()
                 : [];
             var rows = parts.Sum(part => part[0]) + shard.ZeroRows(name, shape[0]);
             var trailingOk = found is not null && parts.All(part => part.Skip(1).SequenceEqual(shape.Skip(1)));

@@ -57,7 +57,7 @@ internal static class CheckpointWriter
         return ArchitectureRegistry.Layout(model.Config).Select(binding => new SafetensorsEntry(binding.CheckpointName, dtype, binding.Shape, () =>
         {
             var parameter = parameters[binding.ParameterName];
-            long[] shape = binding.StoredInputMajor ? [.. binding.Shape[..^2], binding.Shape[^1], binding.Shape[^2]] : binding.Shape;
+            var shape = binding.InParameterOrder(binding.Shape);
             var rows = shape.Take(shape.Length - (int)parameter.dim() + 1).Aggregate(1L, (product, size) => product * size);
             var tensor = parameter.detach().narrow(0, binding.RowOffset, rows).reshape(shape);
             return (binding.StoredInputMajor ? tensor.transpose(-1, -2) : tensor).to_type(dtype).cpu().contiguous();
