@@ -56,6 +56,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     readonly IntPtr _stream;
     readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _clampedGlu, _attention, _attentionReduce, _prefillAttention;
     readonly IntPtr _expertLinear;   // 16-bit models only
+    readonly IntPtr _expertChoice, _expertGroups, _expertCombine;
     readonly int _vector;
     readonly DecodeAttentionKernel _attentionKernel;
     readonly int _concurrentAttentionBlocks;
@@ -74,6 +75,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         (_rmsNorm, _addRmsNorm, _headRmsNorm) = (Fn("rms_norm"), Fn("add_rms_norm"), Fn("head_rms_norm"));
         (_ropeKVWrite, _kvWrite, _gatherKV, _siluMul) = (Fn("rope_kv_write"), Fn("kv_write"), Fn("gather_kv"), Fn("silu_mul"));
         _clampedGlu = Fn("clamped_glu");
+        (_expertChoice, _expertGroups, _expertCombine) = (Fn("expert_choice"), Fn("expert_groups"), Fn("expert_combine"));
         _attentionKernel = DecodeAttentionKernel.For(shape, device.ComputeCapability);
         (_attention, _attentionReduce) = (Fn(_attentionKernel.Name), Fn("paged_attention_reduce"));
         if (shape.Dtype != ScalarType.Float32) _expertLinear = Fn("expert_linear");
@@ -115,7 +117,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     public int? AttentionSpan { get; }
 
     /// The kernel sources of the module, concatenated in this order (each later file uses the earlier ones' defines).
-    public static IReadOnlyList<string> SourceNames { get; } = ["element_types.cu", "decoder_kernels.cu", "paged_attention.cu", "paged_attention_mma.cu", "expert_linear.cu"];
+    public static IReadOnlyList<string> SourceNames { get; } = ["element_types.cu", "decoder_kernels.cu", "paged_attention.cu", "paged_attention_mma.cu", "expert_linear.cu", "expert_routing.cu"];
 
     /// What the module is compiled with for a shape (decoder_kernels.cu lists them).
     public static IReadOnlyDictionary<string, string> Defines(KernelShape shape) => new Dictionary<string, string>
@@ -241,14 +243,68 @@ internal sealed unsafe class FusedKernels : IDisposable
 
     /// Each expert's rows of x times its weight transposed, in one launch that reads where the groups start on the
     /// device: x (slots, columns) contiguous, its rows grouped by expert; weight (experts x rows, columns), expert e's
-    /// rows at e x rows; starts (experts + 1) int64, expert e's rows of x being starts[e] .. starts[e + 1]; output
-    /// (slots, rows). TakesExperts must hold.
-    public void ExpertsLinear(Tensor x, Tensor weight, Tensor starts, Tensor output)
+    /// rows at e x rows; starts (experts + 1) int64, expert e's rows of x being starts[e] .. starts[e + 1]; active
+    /// (experts) int64, the experts with rows first (ExpertGroups.Active: blocks for min(experts, slots) of them);
+    /// output (slots, rows). TakesExperts must hold.
+    public void ExpertsLinear(Tensor x, Tensor weight, Tensor starts, Tensor active, Tensor output)
     {
-        var (rows, columns, experts) = ((int)output.size(1), (int)x.size(1), (uint)(starts.size(0) - 1));
-        var (xPtr, wPtr, startsPtr, outPtr) = (TensorPointer.Of(x), TensorPointer.Of(weight), TensorPointer.Of(starts), TensorPointer.Of(output));
-        void** args = stackalloc void*[] { &xPtr, &wPtr, &startsPtr, &outPtr, &rows, &columns };
-        Launch(_expertLinear, ((uint)rows / 16, experts, 1), 128, 0, args);
+        var (rows, columns) = ((int)output.size(1), (int)x.size(1));
+        var (xPtr, wPtr, startsPtr, activePtr, outPtr) = (TensorPointer.Of(x), TensorPointer.Of(weight), TensorPointer.Of(starts), TensorPointer.Of(active),
+            TensorPointer.Of(output));
+        void** args = stackalloc void*[] { &xPtr, &wPtr, &startsPtr, &activePtr, &outPtr, &rows, &columns };
+        Launch(_expertLinear, ((uint)rows / 16, ExpertBlockRows(x.size(0), active.size(0)), 1), 128, 0, args);
+    }
+
+    /// The rows of blocks of an expert product's grid (expert_linear.cu, fp8_few_rows.cu's experts_few_rows): one an
+    /// expert that may have rows, at most one a slot.
+    public static uint ExpertBlockRows(long slots, long experts) => (uint)Math.Min(slots, experts);
+
+    /// Whether ChooseExperts and GroupExperts take a mixture of this many experts, picks a token, and slots (tokens x
+    /// picks) a step (expert_routing.cu: a warp's registers, one block's shared memory).
+    public static bool TakesRouting(long experts, long topK, long slots) =>
+        topK >= 1 && topK <= MaxRoutingPicks && topK <= experts && experts <= 1024 && slots <= MaxRoutingSlots;
+
+    const int MaxRoutingPicks = 32, MaxRoutingSlots = 8192;
+
+    /// Each token's top-k experts and their weights (expert_choice; DecoderStep.ChooseExperts says what): logits
+    /// (tokens, experts) contiguous, float32 or the model's type; choiceBias (experts) float32 or null; chosen (tokens, k)
+    /// int64 and weights (tokens, k) of the model's type written. TakesRouting must hold.
+    public void ChooseExperts(Tensor logits, Tensor? choiceBias, bool softmaxFirst, bool normalize, Tensor chosen, Tensor weights)
+    {
+        var (tokens, experts, k) = ((int)logits.size(0), (int)logits.size(1), (int)chosen.size(1));
+        var (logitsF32, first, scaled) = (logits.dtype == ScalarType.Float32 ? 1 : 0, softmaxFirst ? 1 : 0, normalize ? 1 : 0);
+        var (logitsPtr, biasPtr, chosenPtr, weightsPtr) = (TensorPointer.Of(logits), choiceBias is null ? IntPtr.Zero : TensorPointer.Of(choiceBias),
+            TensorPointer.Of(chosen), TensorPointer.Of(weights));
+        void** args = stackalloc void*[] { &logitsPtr, &logitsF32, &biasPtr, &chosenPtr, &weightsPtr, &tokens, &experts, &k, &first, &scaled };
+        Launch(_expertChoice, ((uint)(tokens + 3) / 4, 1, 1), 128, 0, args);   // a warp a token
+    }
+
+    /// A step's slots grouped by expert in one block (expert_groups; ExpertGroups says how they lie): chosen (tokens,
+    /// k) int64 and weights (tokens, k) in; weightsSorted (tokens, k), rowOfSlot (tokens x k), tokensOfRow and
+    /// expertOfRow (slots) int64, starts (experts + 1) and active (experts) int64 written. TakesRouting must hold.
+    public void GroupExperts(Tensor chosen, Tensor weights, int experts, Tensor weightsSorted, Tensor rowOfSlot, Tensor tokensOfRow,
+        Tensor expertOfRow, Tensor starts, Tensor active)
+    {
+        var (tokens, k) = ((int)chosen.size(0), (int)chosen.size(1));
+        var (chosenPtr, weightsPtr, sortedPtr, rowPtr, tokensPtr, expertPtr, startsPtr, activePtr) = (TensorPointer.Of(chosen), TensorPointer.Of(weights),
+            TensorPointer.Of(weightsSorted), TensorPointer.Of(rowOfSlot), TensorPointer.Of(tokensOfRow), TensorPointer.Of(expertOfRow), TensorPointer.Of(starts),
+            TensorPointer.Of(active));
+        void** args = stackalloc void*[] { &chosenPtr, &weightsPtr, &sortedPtr, &rowPtr, &tokensPtr, &expertPtr, &startsPtr, &activePtr, &tokens, &k, &experts };
+        Launch(_expertGroups, (1, 1, 1), 1024, (uint)((tokens * k + experts + 1) * sizeof(int)), args);
+    }
+
+    /// Each token's experts' outputs weighed and summed (expert_combine; ExpertGroups.Combine says how): grouped (slots,
+    /// hidden) contiguous; rowOfSlot, weightsSorted, expertOfRow as GroupExperts wrote them; bias (experts, hidden) added
+    /// to each grouped row first, or null; output (tokens, hidden) written.
+    public void CombineExperts(Tensor grouped, Tensor rowOfSlot, Tensor weightsSorted, Tensor? bias, Tensor expertOfRow, Tensor output)
+    {
+        var (hidden, k) = ((int)output.size(1), (int)weightsSorted.size(1));
+        var total = output.size(0) * hidden;
+        var (groupedPtr, rowPtr, weightsPtr, biasPtr, expertPtr, outPtr) = (TensorPointer.Of(grouped), TensorPointer.Of(rowOfSlot),
+            TensorPointer.Of(weightsSorted), bias is null ? IntPtr.Zero : TensorPointer.Of(bias), TensorPointer.Of(expertOfRow), TensorPointer.Of(output));
+        void** args = stackalloc void*[] { &groupedPtr, &rowPtr, &weightsPtr, &biasPtr, &expertPtr, &outPtr, &hidden, &k, &total };
+        var blocks = (uint)Math.Clamp((total + 255) / 256, 1, Device.MultiprocessorCount * 16);
+        Launch(_expertCombine, (blocks, 1, 1), 256, 0, args);
     }
 
     /// The split of a decode step's attention for this device; one plan serves every layer of the step.

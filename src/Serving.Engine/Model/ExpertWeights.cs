@@ -54,8 +54,8 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
         if (GroupedOnTheDevice && step.GroupsExpertsOnTheDevice(x.size(0), Experts, RowsAPass))
         {
             var output = empty(x.size(0), Rows, x.dtype, x.device);
-            if (_fp8Stacked is { } stacked) step.ExpertsLinear(x.contiguous(), stacked, groups.Starts, output);
-            else step.ExpertsLinear(x.contiguous(), _weight, groups.Starts, output);
+            if (_fp8Stacked is { } stacked) step.ExpertsLinear(x.contiguous(), stacked, groups, output);
+            else step.ExpertsLinear(x.contiguous(), _weight, groups, output);
             return output;
         }
         if (_fp8.Count == 0)

@@ -45,12 +45,11 @@ internal sealed class GptOssExperts : FeedForward
     // (numTokens, hidden) -> (numTokens, hidden)
     public override Tensor Forward(DecoderStep step, Tensor x)
     {
-        var (top, chosen) = _router.Forward(step, x).topk(_topK, dim: -1);   // (numTokens, k) each
-        var weights = top.softmax(-1);                                       // in the model's dtype, as transformers
-        var groups = ExpertGroups.Of(chosen, weights, _experts);
+        // the top-k logits, weighed by their softmax (rounded to the model's dtype, as transformers' softmax in it)
+        var (chosen, weights) = step.ChooseExperts(_router.Forward(step, x), new ExpertChoice(_topK, SoftmaxFirst: false), x.dtype);
+        var groups = step.GroupExperts(chosen, weights, _experts);
         var routed = x.index_select(0, groups.Tokens);                                       // (slots, hidden), by expert
         var activated = step.ClampedGlu(_gateUp.Forward(step, routed, groups), _gateUpBias, groups.ExpertOfRow, _limit);   // (slots, F)
-        var output = _down.Forward(step, activated, groups).add_(_downBias.index_select(0, groups.ExpertOfRow), HeldScalars.One);   // (slots, hidden)
-        return groups.Combine(output, x);
+        return step.CombineExperts(groups, _down.Forward(step, activated, groups), x, _downBias);
     }
 }

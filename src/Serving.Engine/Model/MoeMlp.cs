@@ -54,14 +54,14 @@ internal sealed class MoeMlp : FeedForward
         var (chosen, weights) = _routing switch   // (numTokens, k) each
         {
             ExpertRouting.SparseMixer => SparseMixer(logits, _jitter),
-            ExpertRouting.SoftmaxOverTopK => SoftmaxOverTopK(logits),
-            _ => TopKProbabilities(logits),
+            ExpertRouting.SoftmaxOverTopK => step.ChooseExperts(logits, new ExpertChoice(_topK, SoftmaxFirst: false), x.dtype),
+            _ => step.ChooseExperts(logits, new ExpertChoice(_topK, SoftmaxFirst: true, _normalize, _choiceBias), x.dtype),
         };
-        var groups = ExpertGroups.Of(chosen, weights.to_type(x.dtype), _experts);
+        var groups = step.GroupExperts(chosen, weights.to_type(x.dtype), _experts);
         var routed = x.index_select(0, groups.Tokens);                                    // (slots, hidden), by expert
         var gateUp = _gateUp.Forward(step, routed, groups);                               // (slots, 2F)
         var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);
-        var output = groups.Combine(_down.Forward(step, activated, groups), x);
+        var output = step.CombineExperts(groups, _down.Forward(step, activated, groups), x, bias: null);
         if (_shared is null) return output;
         // the shared expert; qwen2_moe's gated per token by a sigmoid
         var shared = _shared.Forward(step, x);
@@ -71,16 +71,6 @@ internal sealed class MoeMlp : FeedForward
     /// Whether a step waits for the host here: where the experts' groups are read on the host (ExpertWeights.
     /// GroupedOnTheDevice: shapes the kernels do not take, FP8 experts of scalings that differ between experts).
     public override bool WaitsForTheHost => !_gateUp.GroupedOnTheDevice || !_down.GroupedOnTheDevice;
-
-    /// The top-k experts by the router's softmax probabilities (or with ernie's bias added), weighed by those
-    /// probabilities (scaled to sum to 1 where the config says).
-    (Tensor Chosen, Tensor Weights) TopKProbabilities(Tensor logits)
-    {
-        var probabilities = logits.softmax(-1, ScalarType.Float32);                    // (numTokens, experts)
-        var chosen = (_choiceBias is null ? probabilities : probabilities.add(_choiceBias, HeldScalars.One)).topk(_topK, dim: -1).indexes;
-        var weights = probabilities.gather(1, chosen);
-        return (chosen, _normalize ? weights / weights.sum(-1, keepdim: true) : weights);
-    }
 
     /// phimoe's SparseMixer at inference, in the logits' dtype as transformers computes it: the top expert, weighed by the
     /// softmax over the logits near it ((top - s) / max(|s|, top) <= 2 jitter; the others -inf); then the top of the rest,
@@ -100,13 +90,6 @@ internal sealed class MoeMlp : FeedForward
         var excluded = empty_like(first, dtype: scores.dtype).fill_(HeldScalars.MinusInfinity);   // (numTokens, 1)
         var (second, secondWeight) = Pick(scores.scatter(-1, first, excluded));
         return (cat([first, second], -1), cat([firstWeight, secondWeight], -1));
-    }
-
-    /// GraniteMoE's: the top-k logits in float32, weighed by their own softmax.
-    (Tensor Chosen, Tensor Weights) SoftmaxOverTopK(Tensor logits)
-    {
-        var (values, chosen) = logits.to_type(ScalarType.Float32).topk(_topK, dim: -1);
-        return (chosen, values.softmax(-1));
     }
 }
 

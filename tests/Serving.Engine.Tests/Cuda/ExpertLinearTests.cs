@@ -39,7 +39,7 @@ public sealed class ExpertLinearTests(ITestOutputHelper output)
         using var scale = (1 / Math.Sqrt(columns)).ToScalar();
         var weight = randn(counts.Length * (long)rows, columns, generator: generator).mul(scale).to(type, CUDA);
         var result = full(starts[^1], rows, NaN, dtype: type, device: CUDA);
-        kernels.ExpertsLinear(x, weight, tensor(starts, device: CUDA), result);
+        kernels.ExpertsLinear(x, weight, tensor(starts, device: CUDA), Active(counts), result);
 
         var (x64, w64) = (x.to(ScalarType.Float64).cpu(), weight.to(ScalarType.Float64).cpu());
         var actual = result.to(ScalarType.Float64).cpu();
@@ -86,7 +86,7 @@ public sealed class ExpertLinearTests(ITestOutputHelper output)
         for (var e = 0; e < counts.Length; e++) starts[e + 1] = starts[e] + counts[e];
         var x = randn(starts[^1], columns, generator: generator).to(ScalarType.BFloat16, CUDA);
         var result = full(starts[^1], rows, NaN, dtype: ScalarType.BFloat16, device: CUDA);
-        products.ExpertsLinear(x, stacked, tensor(starts, device: CUDA), result);
+        products.ExpertsLinear(x, stacked, tensor(starts, device: CUDA), Active(counts), result);
         for (var e = 0; e < counts.Length; e++)
             for (var first = starts[e]; first < starts[e + 1]; first += Fp8Products.FewRows)
             {
@@ -95,4 +95,8 @@ public sealed class ExpertLinearTests(ITestOutputHelper output)
                 Assert.True(result.narrow(0, first, count).equal(alone).all().item<bool>(), $"expert {e}, rows {first} to {first + count}");
             }
     }
+
+    // the experts with rows first, then the others, each in order (ExpertGroups.Active)
+    static Tensor Active(long[] counts) =>
+        tensor(Enumerable.Range(0, counts.Length).OrderBy(e => counts[e] == 0).Select(e => (long)e).ToArray(), device: CUDA);
 }

@@ -14,8 +14,10 @@
 // elements wholly past: k a multiple of 8) reads as zeros. The warps' sums meet in shared memory and are written in the
 // model's type, rounded once from float32 as cuBLAS rounds them.
 //   x: (slots, k) contiguous, rows grouped by expert; w: (experts x n, k) contiguous, expert e's rows at e x n;
-//   starts: experts + 1 int64, nondecreasing, starts[experts] = slots; y: (slots, n) contiguous.
-//   n a multiple of 16, k of 8; grid (n / 16, experts) blocks of EXPERT_WARPS x 32 threads.
+//   starts: experts + 1 int64, nondecreasing, starts[experts] = slots; active: experts int64, the experts with rows
+//   first (ExpertGroups.Active): block row y multiplies expert active[y]'s, so a grid of min(experts, slots) rows of
+//   blocks covers every expert with rows (a decode step of one token launches its k experts' blocks, not all of them);
+//   y: (slots, n) contiguous. n a multiple of 16, k of 8; grid (n / 16, min(experts, slots)) blocks of EXPERT_WARPS x 32 threads.
 // Compiled after element_types.cu (elem_t, mma_m16n8k16, wait_for_previous_kernel); 16-bit models only.
 
 #if ELEM_TYPE == 1 || ELEM_TYPE == 2
@@ -53,13 +55,13 @@ __device__ __forceinline__ void load_expert_weight(uint4& a0, uint4& a8, const e
 
 extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
         const elem_t* __restrict__ x, const elem_t* __restrict__ w, const long long* __restrict__ starts,
-        elem_t* __restrict__ y, int n, int k) {
+        const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const int expert = blockIdx.y;
+    wait_for_previous_kernel();                             // the groups and the input are the kernels before's
+    const int expert = (int)active[blockIdx.y];
     const long first_feature = (long)blockIdx.x * 16;
     const elem_t* w0 = w + ((long)expert * n + first_feature + g) * k + 8 * t;
     const elem_t* w8 = w0 + 8L * k;
-    wait_for_previous_kernel();                             // the starts and the input are the kernels before's
     const long first = starts[expert], end = starts[expert + 1];
     if (first >= end) return;                              // no row chose this expert
     const int chunks = (k + 31) / 32;

@@ -179,15 +179,17 @@ extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32, 3) fp8_linear_few_r
 
 // A mixture's FP8 experts (ExpertWeights stores them stacked: expert e's values at e x n rows, its scales at e x
 // expert_scale_stride floats) over a step's rows grouped by expert (ExpertGroups; expert_linear.cu does the same for
-// 16-bit experts): block (blockIdx.x's 16 features, expert blockIdx.y) reads where the expert's rows start on the device
-// and runs the product above on them, FEW_ROWS rows a pass over the expert's weight; an expert no row chose returns.
-//   x: (slots, k) contiguous; starts: experts + 1 int64; y: (slots, n) contiguous. Grid (n / 16, experts).
+// 16-bit experts): block (blockIdx.x's 16 features, expert active[blockIdx.y]) reads where the expert's rows start on the
+// device and runs the product above on them, FEW_ROWS rows a pass over the expert's weight; an expert no row chose returns.
+//   x: (slots, k) contiguous; starts: experts + 1 int64; active: experts int64, the experts with rows first
+//   (ExpertGroups.Active); y: (slots, n) contiguous. Grid (n / 16, min(experts, slots)).
 template <int UNROLL, bool BLOCKS>
 __device__ __forceinline__ void experts_few_rows(const elem_t* __restrict__ x, int k, const unsigned char* __restrict__ w,
                                                  const float* __restrict__ w_scale, int scale_stride, long expert_scale_stride,
-                                                 const long long* __restrict__ starts, elem_t* __restrict__ y, int n) {
-    const int expert = blockIdx.y;
-    wait_for_previous_kernel();                             // the starts and the input are the kernels before's
+                                                 const long long* __restrict__ starts, const long long* __restrict__ active,
+                                                 elem_t* __restrict__ y, int n) {
+    wait_for_previous_kernel();                             // the groups and the input are the kernels before's
+    const int expert = (int)active[blockIdx.y];
     const long first = starts[expert], end = starts[expert + 1];
     for (long pass = first; pass < end; pass += FEW_ROWS) {
         linear_few_rows<UNROLL, BLOCKS>(x + pass * k, (int)min((long)FEW_ROWS, end - pass), k, k, w + (long)expert * n * k,
@@ -198,14 +200,14 @@ __device__ __forceinline__ void experts_few_rows(const elem_t* __restrict__ x, i
 
 extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32) fp8_experts_few_rows(
         const elem_t* __restrict__ x, int k, const unsigned char* __restrict__ w, const float* __restrict__ w_scale, int scale_stride,
-        long expert_scale_stride, const long long* __restrict__ starts, elem_t* __restrict__ y, int n) {
-    experts_few_rows<2, false>(x, k, w, w_scale, scale_stride, expert_scale_stride, starts, y, n);
+        long expert_scale_stride, const long long* __restrict__ starts, const long long* __restrict__ active, elem_t* __restrict__ y, int n) {
+    experts_few_rows<2, false>(x, k, w, w_scale, scale_stride, expert_scale_stride, starts, active, y, n);
 }
 
 extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32) fp8_experts_few_rows_blocks(
         const elem_t* __restrict__ x, int k, const unsigned char* __restrict__ w, const float* __restrict__ w_scale, int scale_stride,
-        long expert_scale_stride, const long long* __restrict__ starts, elem_t* __restrict__ y, int n) {
-    experts_few_rows<2, true>(x, k, w, w_scale, scale_stride, expert_scale_stride, starts, y, n);
+        long expert_scale_stride, const long long* __restrict__ starts, const long long* __restrict__ active, elem_t* __restrict__ y, int n) {
+    experts_few_rows<2, true>(x, k, w, w_scale, scale_stride, expert_scale_stride, starts, active, y, n);
 }
 
 #endif

@@ -192,22 +192,56 @@ internal sealed class CudaStep : DecoderStep
         return output;
     });
 
+    public override (Tensor Chosen, Tensor Weights) ChooseExperts(Tensor logits, ExpertChoice choice, ScalarType dtype) => Timed("routing", () =>
+    {
+        var (tokens, experts) = (logits.size(0), logits.size(1));
+        if (tokens == 0 || dtype != _kernels.Shape.Dtype || logits.dtype != dtype && logits.dtype != ScalarType.Float32
+            || !FusedKernels.TakesRouting(experts, choice.TopK, slots: 0))
+            return base.ChooseExperts(logits, choice, dtype);
+        var chosen = empty(tokens, choice.TopK, ScalarType.Int64, logits.device);
+        var weights = empty(tokens, choice.TopK, dtype, logits.device);
+        _kernels.ChooseExperts(logits.contiguous(), choice.ChoiceBias?.contiguous(), choice.SoftmaxFirst, choice.Normalize, chosen, weights);
+        return (chosen, weights);
+    });
+
+    public override ExpertGroups GroupExperts(Tensor chosen, Tensor weights, int experts) => Timed("routing", () =>
+    {
+        var (tokens, k) = (chosen.size(0), chosen.size(1));
+        if (tokens == 0 || weights.dtype != _kernels.Shape.Dtype || !FusedKernels.TakesRouting(experts, k, tokens * k))
+            return base.GroupExperts(chosen, weights, experts);
+        var device = chosen.device;
+        var (weightsSorted, rowOfSlot) = (empty(tokens, k, weights.dtype, device), empty(tokens * k, ScalarType.Int64, device));
+        var (tokensOfRow, expertOfRow) = (empty(tokens * k, ScalarType.Int64, device), empty(tokens * k, ScalarType.Int64, device));
+        var (starts, active) = (empty(experts + 1, ScalarType.Int64, device), empty(experts, ScalarType.Int64, device));
+        _kernels.GroupExperts(chosen.contiguous(), weights.contiguous(), experts, weightsSorted, rowOfSlot, tokensOfRow, expertOfRow, starts, active);
+        return new ExpertGroups(tokensOfRow, expertOfRow, starts, rowOfSlot, weightsSorted, active);
+    });
+
+    public override Tensor CombineExperts(ExpertGroups groups, Tensor? grouped, Tensor x, Tensor? bias) => Timed("routing", () =>
+    {
+        if (grouped is null || grouped.dtype != _kernels.Shape.Dtype || groups.Weights.dtype != grouped.dtype || bias is not null && bias.dtype != grouped.dtype)
+            return base.CombineExperts(groups, grouped, x, bias);
+        var output = empty_like(x);
+        _kernels.CombineExperts(grouped.contiguous(), groups.RowOfSlot, groups.Weights.contiguous(), bias?.contiguous(), groups.ExpertOfRow, output);
+        return output;
+    });
+
     /// A decode step's experts (whatever the batch: graphs capture it) and a step of at most a kernel's pass of rows an
     /// expert on average; more rows an expert (a long prompt's) run a library product a group.
     public override bool GroupsExpertsOnTheDevice(long slots, int experts, int rowsAPass) =>
         _prefillSeqs.Length == 0 || slots <= (long)rowsAPass * experts;
 
-    public override void ExpertsLinear(Tensor x, Tensor weight, Tensor starts, Tensor output) =>
+    public override void ExpertsLinear(Tensor x, Tensor weight, ExpertGroups groups, Tensor output) =>
         Timed("experts", () =>
         {
-            _kernels.ExpertsLinear(x, weight, starts, output);
+            _kernels.ExpertsLinear(x, weight, groups.Starts, groups.Active, output);
             return output;
         });
 
-    public override void ExpertsLinear(Tensor x, Fp8Experts experts, Tensor starts, Tensor output) =>
+    public override void ExpertsLinear(Tensor x, Fp8Experts experts, ExpertGroups groups, Tensor output) =>
         Timed("experts", () =>
         {
-            experts.Products.ExpertsLinear(x, experts, starts, output);
+            experts.Products.ExpertsLinear(x, experts, groups.Starts, groups.Active, output);
             return output;
         });
 

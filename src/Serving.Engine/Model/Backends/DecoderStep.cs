@@ -63,6 +63,21 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     public virtual Tensor ClampedGlu(Tensor gateUp, Tensor bias, Tensor expertOfRow, double limit) =>
         TorchOps.ClampedGlu(gateUp, bias, expertOfRow, limit);
 
+    /// Each token's experts and their weights from a mixture's router logits (numTokens, experts), as choice says:
+    /// chosen (numTokens, k) int64, largest first, and weights (numTokens, k) in dtype (ExpertChoice.Choose's TorchSharp
+    /// here; the fused backend's one kernel).
+    public virtual (Tensor Chosen, Tensor Weights) ChooseExperts(Tensor logits, ExpertChoice choice, ScalarType dtype) =>
+        choice.Choose(logits, dtype);
+
+    /// A step's slots (chosen (numTokens, k) int64 and their weights) grouped by expert, of experts (ExpertGroups.Of's
+    /// TorchSharp here; the fused backend's one kernel).
+    public virtual ExpertGroups GroupExperts(Tensor chosen, Tensor weights, int experts) => ExpertGroups.Of(chosen, weights, experts);
+
+    /// Each token's experts' outputs, grouped (slots, hidden) by grouped row (null where no token was routed), each
+    /// with its expert's row of bias (experts, hidden) added first where given, weighed and summed: (numTokens, hidden)
+    /// like x (ExpertGroups.Combine's TorchSharp here; the fused backend's one kernel).
+    public virtual Tensor CombineExperts(ExpertGroups groups, Tensor? grouped, Tensor x, Tensor? bias) => groups.Combine(grouped, x, bias);
+
     /// An ungated MLP's activation of up (numTokens, ffn): starcoder2's GELU, Nemotron's ReLU^2; TorchSharp on every backend.
     public virtual Tensor UngatedActivation(Tensor up, Config.MlpActivation activation) => TorchOps.UngatedActivation(up, activation);
 
@@ -82,11 +97,11 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
 
     /// output (slots, rows) = each expert's rows of x (slots, columns; grouped by expert as starts, ExpertGroups.Starts,
     /// says) times its rows of weight (experts x rows, columns) transposed, in one kernel (GroupsExpertsOnTheDevice).
-    public virtual void ExpertsLinear(Tensor x, Tensor weight, Tensor starts, Tensor output) =>
+    public virtual void ExpertsLinear(Tensor x, Tensor weight, ExpertGroups groups, Tensor output) =>
         throw new NotSupportedException("only the fused backend runs the experts' products on groups the device counts");
 
     /// The same with FP8 experts stacked (Fp8Products.ExpertsLinear).
-    public virtual void ExpertsLinear(Tensor x, Cuda.Fp8Experts experts, Tensor starts, Tensor output) =>
+    public virtual void ExpertsLinear(Tensor x, Cuda.Fp8Experts experts, ExpertGroups groups, Tensor output) =>
         throw new NotSupportedException("only the fused backend runs the experts' products on groups the device counts");
 
     /// Sums a rank's partial x (numTokens, hidden) over the tensor-parallel ranks: after o_proj and down_proj

@@ -1,0 +1,86 @@
+using Serving.Engine.Cuda;
+using Serving.Engine.KVCache;
+using Serving.Engine.Model;
+using Serving.Engine.Tests.Support;
+using Xunit.Abstractions;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Cuda;
+
+/// expert_routing.cu's three kernels against the TorchSharp ops they replace, on the same device: each token's experts
+/// (ExpertChoice.Choose: the same experts in the same order, weights within a step of the weights' type), the slots
+/// grouped by expert (ExpertGroups.Of: every tensor the same, Active too) and the weighted sum of the experts' outputs
+/// (ExpertGroups.Combine: the same bits, with and without gpt-oss's bias). Logits are distinct (a permutation's steps,
+/// exact in 16 bits), so that no choice rests on a tie the two order differently; the outputs are poisoned with NaN.
+[Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
+public sealed class ExpertRoutingTests(ITestOutputHelper output)
+{
+    static readonly Scalar NaN = double.NaN.ToScalar(), None = (-1L).ToScalar();
+
+    [GpuTheory]
+    [InlineData(8, 2, true, true, 1)]        // mixtral, one token
+    [InlineData(8, 2, true, true, 300)]
+    [InlineData(128, 8, true, true, 1)]      // qwen3_moe
+    [InlineData(128, 8, true, true, 64)]
+    [InlineData(128, 8, true, true, 1000)]   // 8,000 slots: one block's shared memory
+    [InlineData(60, 4, true, false, 37)]     // qwen2_moe: not normalized, a width of 64 over 60 experts
+    [InlineData(64, 6, true, true, 5, true)] // ernie4_5_moe: a bias for the choice alone
+    [InlineData(32, 4, false, false, 65)]    // gpt-oss: the top logits' softmax
+    [InlineData(40, 8, false, false, 3)]     // granitemoe
+    [InlineData(1024, 32, true, true, 2)]    // the kernels' largest
+    public void TheKernelsRouteAsTheTorchOps(int experts, int topK, bool softmaxFirst, bool normalize, int tokens, bool choiceBias = false)
+    {
+        const int hidden = 96;
+        var type = ScalarType.BFloat16;
+        Assert.True(FusedKernels.TakesRouting(experts, topK, tokens * topK));
+        var device = CudaDevice.Open(0);
+        using var stream = CudaStream.Create(device);
+        stream.MakeCurrent();
+        using var kernels = new FusedKernels(device, stream.Handle, new KernelShape(type, KVCacheDtype.Of(type), 64, 64, 4, 2));
+        using var scope = NewDisposeScope();
+        var generator = new Generator(seed: 13);
+        // each token's logits a permutation of steps of 1/16 (distinct, exact in bfloat16)
+        using var step = (1.0 / 16).ToScalar();
+        var logits = stack(Enumerable.Range(0, tokens).Select(_ => randperm(experts, generator: generator).to(ScalarType.Float32).mul(step)).ToList())
+            .to(softmaxFirst ? ScalarType.Float32 : type, CUDA);
+        var bias = choiceBias ? rand(1, experts, generator: generator).mul(step).to(CUDA) : null;
+        var choice = new ExpertChoice(topK, softmaxFirst, normalize, bias);
+
+        var (chosen, weights) = choice.Choose(logits, type);
+        var (fusedChosen, fusedWeights) = (full(tokens, topK, None, ScalarType.Int64, CUDA), full(tokens, topK, NaN, type, CUDA));
+        kernels.ChooseExperts(logits, bias, softmaxFirst, normalize, fusedChosen, fusedWeights);
+        Assert.True(chosen.equal(fusedChosen).all().item<bool>(), "the same experts, largest first");
+        var weightError = (fusedWeights.to(ScalarType.Float32) - weights.to(ScalarType.Float32)).abs();
+        using var relative = (1.0 / 128).ToScalar();
+        Assert.True(weightError.le(weights.to(ScalarType.Float32).abs().mul(relative)).all().item<bool>(),
+            $"weights within a bfloat16 step: max |fused - torch| {weightError.max().item<float>():E2}");
+
+        // the groups and the combination from the same choice
+        var groups = ExpertGroups.Of(chosen, weights, experts);
+        var slots = tokens * topK;
+        var fused = (Sorted: full(tokens, topK, NaN, type, CUDA), RowOfSlot: full(slots, None, ScalarType.Int64, CUDA),
+            Tokens: full(slots, None, ScalarType.Int64, CUDA), ExpertOfRow: full(slots, None, ScalarType.Int64, CUDA),
+            Starts: full(experts + 1, None, ScalarType.Int64, CUDA), Active: full(experts, None, ScalarType.Int64, CUDA));
+        kernels.GroupExperts(chosen, weights, experts, fused.Sorted, fused.RowOfSlot, fused.Tokens, fused.ExpertOfRow, fused.Starts, fused.Active);
+        Assert.True(groups.Tokens.equal(fused.Tokens).all().item<bool>(), "each grouped row's token");
+        Assert.True(groups.ExpertOfRow.equal(fused.ExpertOfRow).all().item<bool>(), "each grouped row's expert");
+        Assert.True(groups.Starts.equal(fused.Starts).all().item<bool>(), "where each expert's rows start");
+        Assert.True(groups.RowOfSlot.equal(fused.RowOfSlot).all().item<bool>(), "each slot's grouped row");
+        Assert.True(groups.Weights.equal(fused.Sorted).all().item<bool>(), "each token's weights in expert order");
+        Assert.True(groups.Active.equal(fused.Active).all().item<bool>(), "the experts with rows first, then the others");
+
+        var x = randn(tokens, hidden, generator: generator).to(type, CUDA);
+        var grouped = randn(slots, hidden, generator: generator).to(type, CUDA);
+        var downBias = randn(experts, hidden, generator: generator).to(type, CUDA);
+        foreach (var withBias in new[] { false, true })
+        {
+            var expected = groups.Combine(grouped, x, withBias ? downBias : null);
+            var combined = full(tokens, hidden, NaN, type, CUDA);
+            kernels.CombineExperts(grouped, fused.RowOfSlot, fused.Sorted, withBias ? downBias : null, fused.ExpertOfRow, combined);
+            Assert.True(expected.equal(combined).all().item<bool>(),
+                $"the weighted sum, bit for bit{(withBias ? " (with the bias)" : "")}: max |fused - torch| {(combined - expected).abs().max().to(ScalarType.Float32).item<float>():E2}");
+        }
+        output.WriteLine($"{experts} experts, top {topK}, {tokens} tokens: max |weight error| {weightError.max().item<float>():E2}");
+    }
+}
