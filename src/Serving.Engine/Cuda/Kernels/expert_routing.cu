@@ -44,6 +44,7 @@ extern "C" __global__ void expert_choice(const void* __restrict__ logits, int lo
     float largest = NEG_INF;
 #pragma unroll
     for (int it = 0; it < ROUTE_MAX_PER_LANE; it++) {
+        if (it * width >= experts) break;   // the same for the warp; value[it] past here is never read
         const int e = it * width + lane;
         const bool held = lane < width && e < experts;
         value[it] = held ? (logits_f32 ? row32[e] : to_f(row16[e])) : NEG_INF;
@@ -54,12 +55,14 @@ extern "C" __global__ void expert_choice(const void* __restrict__ logits, int lo
         float sum = 0.f;
 #pragma unroll
         for (int it = 0; it < ROUTE_MAX_PER_LANE; it++) {
+            if (it * width >= experts) break;
             p[it] = expf(value[it] - largest);   // 0 past the experts (-inf)
             sum += p[it];
         }
         for (int o = width / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
 #pragma unroll
         for (int it = 0; it < ROUTE_MAX_PER_LANE; it++) {
+            if (it * width >= experts) break;
             const int e = it * width + lane;
             p[it] /= sum;
             if (lane < width && e < experts) value[it] = choice_bias ? p[it] + choice_bias[e] : p[it];
@@ -75,6 +78,7 @@ extern "C" __global__ void expert_choice(const void* __restrict__ logits, int lo
         int e = -1;
 #pragma unroll
         for (int it = 0; it < ROUTE_MAX_PER_LANE; it++) {
+            if (it * width >= experts) break;
             const int expert = it * width + lane;
             if (lane < width && expert < experts && !(taken & (1u << it)))
                 route_better(v, e, pv, value[it], expert, softmax_first ? p[it] : value[it]);
@@ -139,17 +143,17 @@ extern "C" __global__ void expert_groups(const long long* __restrict__ chosen, c
     int* first = picks + tokens * k;           // (experts + 1): counts, then where each expert's rows start
     for (int e = threadIdx.x; e <= experts; e += blockDim.x) first[e] = 0;
     __syncthreads();
-    for (int t = threadIdx.x; t < tokens; t += blockDim.x) {
-        // pick j's place in expert order: the picks of lower experts (a token's experts are distinct)
-        const long long* mine = chosen + (long)t * k;
-        for (int j = 0; j < k; j++) {
-            const int e = (int)mine[j];
-            int place = 0;
-            for (int i = 0; i < k; i++) place += mine[i] < e;
-            picks[t * k + place] = e;
-            weights_sorted[(long)t * k + place] = weights[(long)t * k + j];
-            atomicAdd(&first[e], 1);
-        }
+    for (int s = threadIdx.x; s < tokens * k; s += blockDim.x) {
+        // slot s's place among its token's picks in expert order: the picks of lower experts (a token's experts are
+        // distinct)
+        const long long* mine = chosen + (long)(s / k) * k;
+        const int e = (int)chosen[s];
+        int place = 0;
+        for (int i = 0; i < k; i++) place += mine[i] < e;
+        const int sorted = s - s % k + place;
+        picks[sorted] = e;
+        weights_sorted[sorted] = weights[s];
+        atomicAdd(&first[e], 1);
     }
     __syncthreads();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
@@ -220,12 +224,28 @@ extern "C" __global__ void expert_combine(const elem_t* __restrict__ grouped, co
         const long token = c / hidden;
         const int h = (int)(c % hidden);
         float sum = 0.f;
-        for (int j = 0; j < k; j++) {
-            const long row = row_of_slot[token * k + j];
-            float g = to_f(grouped[row * hidden + h]);
-            if (bias) g = rnd(g + to_f(bias[expert_of_row[row] * hidden + h]));
-            const float product = rnd(g * to_f(weights_sorted[token * k + j]));
-            sum = j == 0 ? product : rnd(sum + product);
+        for (int j0 = 0; j0 < k; j0 += 8) {
+            // 8 picks' loads issued together (their latency paid once, not a pick at a time), then added in order
+            long row[8];
+            float g[8], w[8];
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                if (j0 + i < k) {
+                    row[i] = row_of_slot[token * k + j0 + i];
+                    w[i] = to_f(weights_sorted[token * k + j0 + i]);
+                }
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                if (j0 + i < k) {
+                    g[i] = to_f(grouped[row[i] * hidden + h]);
+                    if (bias) g[i] = rnd(g[i] + to_f(bias[expert_of_row[row[i]] * hidden + h]));
+                }
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                if (j0 + i < k) {
+                    const float product = rnd(g[i] * w[i]);
+                    sum = j0 + i == 0 ? product : rnd(sum + product);
+                }
         }
         out[c] = from_f(sum);
     }
