@@ -22,9 +22,19 @@ public sealed class ExpertLinearTests(ITestOutputHelper output)
     [InlineData("float16", 64, 2048)]
     [InlineData("bfloat16", 48, 24)]       // the mixture fixtures' gate and up, down
     [InlineData("bfloat16", 64, 40)]
-    public void EachExpertsRowsAreItsOwnProducts(string dtype, int rows, int columns)
+    public void EachExpertsRowsAreItsOwnProducts(string dtype, int rows, int columns) =>
+        AssertEachExpertsProducts(dtype, rows, columns, [0, 1, 8, 33, 0, 5, 70, 2, 32]);
+
+    /// A step of fewer rows than experts (expert_linear_sparse: 8 rows a pass): single rows, an expert of 8, one of 11
+    /// (two passes), most experts with none.
+    [GpuTheory]
+    [InlineData("bfloat16", 1536, 2048)]
+    [InlineData("float16", 64, 40)]
+    public void AStepOfFewerRowsThanExpertsIsEachExpertsOwnProducts(string dtype, int rows, int columns) =>
+        AssertEachExpertsProducts(dtype, rows, columns, [.. Enumerable.Repeat(0L, 20), 1, 0, 8, 0, 0, 11, 1, .. Enumerable.Repeat(0L, 20), 1]);
+
+    void AssertEachExpertsProducts(string dtype, int rows, int columns, long[] counts)
     {
-        long[] counts = [0, 1, 8, 33, 0, 5, 70, 2, 32];
         var type = dtype == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float16;
         Assert.True(FusedKernels.TakesExperts(type, rows, columns));
         var device = CudaDevice.Open(0);

@@ -53,6 +53,33 @@ __device__ __forceinline__ void load_expert_weight(uint4& a0, uint4& a8, const e
     }
 }
 
+// A pass's sums written: each warp's acc[tile] ((feature g, rows 2t and 2t + 1 of the tile), (feature g + 8, the same
+// rows)) into partial, then the warps' sums of a (feature, row) rounded once into y_pass (the pass's first row, the
+// block's first feature; rows n apart). Leaves partial free for the next pass.
+template <int TILES>
+__device__ __forceinline__ void store_expert_rows(const float (&acc)[TILES][4], float (*partial)[16][EXPERT_ROWS], int rows,
+                                                  elem_t* __restrict__ y_pass, int n) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int tile = 0; tile < TILES; tile++) {
+        partial[warp][g][tile * 8 + 2 * t] = acc[tile][0];
+        partial[warp][g][tile * 8 + 2 * t + 1] = acc[tile][1];
+        partial[warp][g + 8][tile * 8 + 2 * t] = acc[tile][2];
+        partial[warp][g + 8][tile * 8 + 2 * t + 1] = acc[tile][3];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < 16 * 8 * TILES; i += EXPERT_WARPS * 32) {
+        const int feature = i % 16, row = i / 16;
+        if (row < rows) {
+            float sum = 0.f;
+#pragma unroll
+            for (int v = 0; v < EXPERT_WARPS; v++) sum += partial[v][feature][row];
+            y_pass[(long)row * n + feature] = from_f(sum);
+        }
+    }
+    __syncthreads();                                        // partial is the next pass's
+}
+
 extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
         const elem_t* __restrict__ x, const elem_t* __restrict__ w, const long long* __restrict__ starts,
         const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
@@ -92,25 +119,46 @@ extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
                 mma_m16n8k16<ELEM_TYPE == 1>(acc[tile], second_half, b[tile].z, b[tile].w);
             }
         }
-        // acc[tile]: (feature g, rows 2t and 2t + 1 of the tile), (feature g + 8, the same rows)
+        store_expert_rows<EXPERT_TILES>(acc, partial, rows, y + pass * n + first_feature, n);
+    }
+}
+
+// expert_linear for a step of fewer slots than experts (ExpertsLinear chooses): an expert's rows are mostly one, so a
+// pass takes one tile of 8 rows, and each warp loads SPARSE_AHEAD chunks' operands (the weight's from memory, the
+// input's from L2) before their MMAs: more loads in flight than a chunk ahead, in fewer registers.
+#define SPARSE_AHEAD 4
+extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_sparse(
+        const elem_t* __restrict__ x, const elem_t* __restrict__ w, const long long* __restrict__ starts,
+        const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    wait_for_previous_kernel();                             // the groups and the input are the kernels before's
+    const int expert = (int)active[blockIdx.y];
+    const long first_feature = (long)blockIdx.x * 16;
+    const elem_t* w0 = w + ((long)expert * n + first_feature + g) * k + 8 * t;
+    const elem_t* w8 = w0 + 8L * k;
+    const long first = starts[expert], end = starts[expert + 1];
+    const int chunks = (k + 31) / 32;
+
+    __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];
+    for (long pass = first; pass < end; pass += 8) {
+        const int rows = (int)min(8L, end - pass);
+        float acc[1][4] = {};
+        for (int c0 = warp; c0 < chunks; c0 += SPARSE_AHEAD * EXPERT_WARPS) {
+            uint4 a0[SPARSE_AHEAD], a8[SPARSE_AHEAD], b[SPARSE_AHEAD];
 #pragma unroll
-        for (int tile = 0; tile < EXPERT_TILES; tile++) {
-            partial[warp][g][tile * 8 + 2 * t] = acc[tile][0];
-            partial[warp][g][tile * 8 + 2 * t + 1] = acc[tile][1];
-            partial[warp][g + 8][tile * 8 + 2 * t] = acc[tile][2];
-            partial[warp][g + 8][tile * 8 + 2 * t + 1] = acc[tile][3];
-        }
-        __syncthreads();
-        for (int i = threadIdx.x; i < 16 * EXPERT_ROWS; i += EXPERT_WARPS * 32) {
-            const int feature = i % 16, row = i / 16;
-            if (row < rows) {
-                float sum = 0.f;
+            for (int i = 0; i < SPARSE_AHEAD; i++) {
+                const int chunk = c0 + i * EXPERT_WARPS, column = chunk * 32 + 8 * t;
+                load_expert_weight(a0[i], a8[i], w0, w8, chunk, k);   // zeros past the last chunk
+                b[i] = g < rows && column < k ? expert_input_load(x + (pass + g) * (long)k + column) : make_uint4(0u, 0u, 0u, 0u);
+            }
 #pragma unroll
-                for (int v = 0; v < EXPERT_WARPS; v++) sum += partial[v][feature][row];
-                y[(pass + row) * n + first_feature + feature] = from_f(sum);
+            for (int i = 0; i < SPARSE_AHEAD; i++) {
+                const unsigned int first_half[4] = {a0[i].x, a8[i].x, a0[i].y, a8[i].y}, second_half[4] = {a0[i].z, a8[i].z, a0[i].w, a8[i].w};
+                mma_m16n8k16<ELEM_TYPE == 1>(acc[0], first_half, b[i].x, b[i].y);   // zeros past k add nothing
+                mma_m16n8k16<ELEM_TYPE == 1>(acc[0], second_half, b[i].z, b[i].w);
             }
         }
-        __syncthreads();                                    // partial is the next pass's
+        store_expert_rows<1>(acc, partial, rows, y + pass * n + first_feature, n);
     }
 }
 
