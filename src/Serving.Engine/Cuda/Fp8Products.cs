@@ -342,6 +342,7 @@ internal sealed unsafe partial class Fp8Products : IDisposable
     /// TakesExperts must hold.
     public void ExpertsLinear(Tensor x, Fp8Experts experts, Tensor starts, Tensor active, Tensor output)
     {
+        if (x.size(0) == 0) return;
         var part = experts.Parts[0];
         var (k, n) = ((int)x.size(1), (int)part.OutFeatures);
         var (xPtr, wPtr, scalePtr, startsPtr, activePtr, yPtr) = (TensorPointer.Of(x), TensorPointer.Of(experts.Values), TensorPointer.Of(experts.Scales),
@@ -349,7 +350,6 @@ internal sealed unsafe partial class Fp8Products : IDisposable
         var scaleStride = experts.Scaling switch { Fp8Scaling.PerBlock => (int)part.Scale.size(1), Fp8Scaling.PerChannel => 1, _ => 0 };
         var expertScaleStride = experts.Scales.size(1);
         void** args = stackalloc void*[] { &xPtr, &k, &wPtr, &scalePtr, &scaleStride, &expertScaleStride, &startsPtr, &activePtr, &yPtr, &n };
-        if (x.size(0) == 0) return;
         _device.MakeCurrent();
         var function = experts.Scaling == Fp8Scaling.PerBlock ? _expertsFewRowsBlocks : _expertsFewRows;
         CudaDriver.Launch(function, ((uint)n / 16, FusedKernels.ExpertBlockRows(x.size(0), experts.Parts.Count), 1), FewRowsThreads, 0, CurrentStream,

@@ -261,16 +261,18 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// expert that may have rows, at most one a slot.
     public static uint ExpertBlockRows(long slots, long experts) => (uint)Math.Min(slots, experts);
 
-    /// Whether ChooseExperts and GroupExperts take a mixture of this many experts, picks a token, and slots (tokens x
-    /// picks) a step (expert_routing.cu: a warp's registers, one block's shared memory).
-    public static bool TakesRouting(long experts, long topK, long slots) =>
-        topK >= 1 && topK <= MaxRoutingPicks && topK <= experts && experts <= 1024 && slots <= MaxRoutingSlots;
+    /// Whether ChooseExperts takes a mixture of this many experts and picks a token (expert_routing.cu: a warp's
+    /// registers).
+    public static bool TakesChoice(long experts, long topK) => topK >= 1 && topK <= MaxRoutingPicks && topK <= experts && experts <= 1024;
+
+    /// Whether GroupExperts takes a step of these slots (tokens x picks) as well (one block's shared memory).
+    public static bool TakesGrouping(long experts, long topK, long slots) => TakesChoice(experts, topK) && slots <= MaxRoutingSlots;
 
     const int MaxRoutingPicks = 32, MaxRoutingSlots = 8192;
 
     /// Each token's top-k experts and their weights (expert_choice; DecoderStep.ChooseExperts says what): logits
     /// (tokens, experts) contiguous, float32 or the model's type; choiceBias (experts) float32 or null; chosen (tokens, k)
-    /// int64 and weights (tokens, k) of the model's type written. TakesRouting must hold.
+    /// int64 and weights (tokens, k) of the model's type written. TakesChoice must hold.
     public void ChooseExperts(Tensor logits, Tensor? choiceBias, bool softmaxFirst, bool normalize, Tensor chosen, Tensor weights)
     {
         var (tokens, experts, k) = ((int)logits.size(0), (int)logits.size(1), (int)chosen.size(1));
@@ -283,7 +285,7 @@ internal sealed unsafe class FusedKernels : IDisposable
 
     /// A step's slots grouped by expert in one block (expert_groups; ExpertGroups says how they lie): chosen (tokens,
     /// k) int64 and weights (tokens, k) in; weightsSorted (tokens, k), rowOfSlot (tokens x k), tokensOfRow and
-    /// expertOfRow (slots) int64, starts (experts + 1) and active (experts) int64 written. TakesRouting must hold.
+    /// expertOfRow (slots) int64, starts (experts + 1) and active (experts) int64 written. TakesGrouping must hold.
     public void GroupExperts(Tensor chosen, Tensor weights, int experts, Tensor weightsSorted, Tensor rowOfSlot, Tensor tokensOfRow,
         Tensor expertOfRow, Tensor starts, Tensor active)
     {

@@ -33,7 +33,7 @@ public sealed class ExpertRoutingTests(ITestOutputHelper output)
     {
         const int hidden = 96;
         var type = ScalarType.BFloat16;
-        Assert.True(FusedKernels.TakesRouting(experts, topK, tokens * topK));
+        Assert.True(FusedKernels.TakesGrouping(experts, topK, tokens * topK));
         var device = CudaDevice.Open(0);
         using var stream = CudaStream.Create(device);
         stream.MakeCurrent();

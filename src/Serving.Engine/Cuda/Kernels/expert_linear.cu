@@ -53,6 +53,25 @@ __device__ __forceinline__ void load_expert_weight(uint4& a0, uint4& a8, const e
     }
 }
 
+// A block's share of an expert product: expert active[blockIdx.y]'s features blockIdx.x x 16 .. + 16, lane (g, t)'s
+// weight rows g and g + 8 from column 8t (w0, w8), and the expert's rows of x, first .. end. Waits for the kernel before
+// (the groups and the input are its) before reading them.
+struct expert_block { const elem_t* w0; const elem_t* w8; long first_feature, first, end; };
+
+__device__ __forceinline__ expert_block expert_block_of(const elem_t* __restrict__ w, const long long* __restrict__ starts,
+                                                        const long long* __restrict__ active, int n, int k) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    wait_for_previous_kernel();
+    const int expert = (int)active[blockIdx.y];
+    expert_block block;
+    block.first_feature = (long)blockIdx.x * 16;
+    block.w0 = w + ((long)expert * n + block.first_feature + g) * k + 8 * t;
+    block.w8 = block.w0 + 8L * k;
+    block.first = starts[expert];
+    block.end = starts[expert + 1];
+    return block;
+}
+
 // A pass's sums written: each warp's acc[tile] ((feature g, rows 2t and 2t + 1 of the tile), (feature g + 8, the same
 // rows)) into partial, then the warps' sums of a (feature, row) rounded once into y_pass (the pass's first row, the
 // block's first feature; rows n apart). Leaves partial free for the next pass.
@@ -84,12 +103,7 @@ extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
         const elem_t* __restrict__ x, const elem_t* __restrict__ w, const long long* __restrict__ starts,
         const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    wait_for_previous_kernel();                             // the groups and the input are the kernels before's
-    const int expert = (int)active[blockIdx.y];
-    const long first_feature = (long)blockIdx.x * 16;
-    const elem_t* w0 = w + ((long)expert * n + first_feature + g) * k + 8 * t;
-    const elem_t* w8 = w0 + 8L * k;
-    const long first = starts[expert], end = starts[expert + 1];
+    const auto [w0, w8, first_feature, first, end] = expert_block_of(w, starts, active, n, k);
     if (first >= end) return;                              // no row chose this expert
     const int chunks = (k + 31) / 32;
 
@@ -131,12 +145,7 @@ extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_sp
         const elem_t* __restrict__ x, const elem_t* __restrict__ w, const long long* __restrict__ starts,
         const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    wait_for_previous_kernel();                             // the groups and the input are the kernels before's
-    const int expert = (int)active[blockIdx.y];
-    const long first_feature = (long)blockIdx.x * 16;
-    const elem_t* w0 = w + ((long)expert * n + first_feature + g) * k + 8 * t;
-    const elem_t* w8 = w0 + 8L * k;
-    const long first = starts[expert], end = starts[expert + 1];
+    const auto [w0, w8, first_feature, first, end] = expert_block_of(w, starts, active, n, k);
     const int chunks = (k + 31) / 32;
 
     __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];

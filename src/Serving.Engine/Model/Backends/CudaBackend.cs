@@ -196,7 +196,7 @@ internal sealed class CudaStep : DecoderStep
     {
         var (tokens, experts) = (logits.size(0), logits.size(1));
         if (tokens == 0 || dtype != _kernels.Shape.Dtype || logits.dtype != dtype && logits.dtype != ScalarType.Float32
-            || !FusedKernels.TakesRouting(experts, choice.TopK, slots: 0))
+            || !FusedKernels.TakesChoice(experts, choice.TopK))
             return base.ChooseExperts(logits, choice, dtype);
         var chosen = empty(tokens, choice.TopK, ScalarType.Int64, logits.device);
         var weights = empty(tokens, choice.TopK, dtype, logits.device);
@@ -207,7 +207,7 @@ internal sealed class CudaStep : DecoderStep
     public override ExpertGroups GroupExperts(Tensor chosen, Tensor weights, int experts) => Timed("routing", () =>
     {
         var (tokens, k) = (chosen.size(0), chosen.size(1));
-        if (tokens == 0 || weights.dtype != _kernels.Shape.Dtype || !FusedKernels.TakesRouting(experts, k, tokens * k))
+        if (tokens == 0 || weights.dtype != _kernels.Shape.Dtype || !FusedKernels.TakesGrouping(experts, k, tokens * k))
             return base.GroupExperts(chosen, weights, experts);
         var device = chosen.device;
         var (weightsSorted, rowOfSlot) = (empty(tokens, k, weights.dtype, device), empty(tokens * k, ScalarType.Int64, device));
