@@ -55,7 +55,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     readonly KernelModule _module;
     readonly IntPtr _stream;
     readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _clampedGlu, _attention, _attentionReduce, _prefillAttention;
-    readonly IntPtr _expertLinear, _expertLinearSparse;   // 16-bit models only
+    readonly IntPtr _expertLinear, _expertLinearFew, _expertLinearSparse;   // 16-bit models only
     readonly IntPtr _expertChoice, _expertGroups, _expertCombine;
     readonly int _vector;
     readonly DecodeAttentionKernel _attentionKernel;
@@ -78,7 +78,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         (_expertChoice, _expertGroups, _expertCombine) = (Fn("expert_choice"), Fn("expert_groups"), Fn("expert_combine"));
         _attentionKernel = DecodeAttentionKernel.For(shape, device.ComputeCapability);
         (_attention, _attentionReduce) = (Fn(_attentionKernel.Name), Fn("paged_attention_reduce"));
-        if (shape.Dtype != ScalarType.Float32) (_expertLinear, _expertLinearSparse) = (Fn("expert_linear"), Fn("expert_linear_sparse"));
+        if (shape.Dtype != ScalarType.Float32) (_expertLinear, _expertLinearFew, _expertLinearSparse) = (Fn("expert_linear"), Fn("expert_linear_few"), Fn("expert_linear_sparse"));
         var sharedBytes = (int)_attentionKernel.SharedBytes;
         CudaDriver.SetFunctionAttribute(_attention, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, sharedBytes);
         var perMultiprocessor = CudaDriver.MaxActiveBlocksPerMultiprocessor(_attention, (int)_attentionKernel.Threads, sharedBytes);
@@ -245,16 +245,18 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// device: x (slots, columns) contiguous, its rows grouped by expert; weight (experts x rows, columns), expert e's
     /// rows at e x rows; starts (experts + 1) int64, expert e's rows of x being starts[e] .. starts[e + 1]; active
     /// (experts) int64, the experts with rows first (ExpertGroups.Active: blocks for min(experts, slots) of them);
-    /// output (slots, rows). TakesExperts must hold. A step of fewer slots than experts (an expert's rows mostly one:
-    /// a decode step of few tokens) runs expert_linear_sparse, which keeps more loads in flight for a pass of 8 rows.
+    /// output (slots, rows). TakesExperts must hold. Steps of few rows an expert keep more loads in flight: fewer slots
+    /// than experts (an expert's rows mostly one: a decode step of few tokens) run expert_linear_sparse (8 rows a pass),
+    /// at most 8 slots an expert on average expert_linear_few (16), more expert_linear (32).
     public void ExpertsLinear(Tensor x, Tensor weight, Tensor starts, Tensor active, Tensor output)
     {
         var (rows, columns) = ((int)output.size(1), (int)x.size(1));
         var (xPtr, wPtr, startsPtr, activePtr, outPtr) = (TensorPointer.Of(x), TensorPointer.Of(weight), TensorPointer.Of(starts), TensorPointer.Of(active),
             TensorPointer.Of(output));
         void** args = stackalloc void*[] { &xPtr, &wPtr, &startsPtr, &activePtr, &outPtr, &rows, &columns };
-        var sparse = x.size(0) < active.size(0);
-        Launch(sparse ? _expertLinearSparse : _expertLinear, ((uint)rows / 16, ExpertBlockRows(x.size(0), active.size(0)), 1), 128, 0, args);
+        var (slots, experts) = (x.size(0), active.size(0));
+        var kernel = slots < experts ? _expertLinearSparse : slots <= 8 * experts ? _expertLinearFew : _expertLinear;
+        Launch(kernel, ((uint)rows / 16, ExpertBlockRows(slots, experts), 1), 128, 0, args);
     }
 
     /// The rows of blocks of an expert product's grid (expert_linear.cu, fp8_few_rows.cu's experts_few_rows): one an

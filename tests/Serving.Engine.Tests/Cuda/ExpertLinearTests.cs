@@ -33,6 +33,14 @@ public sealed class ExpertLinearTests(ITestOutputHelper output)
     public void AStepOfFewerRowsThanExpertsIsEachExpertsOwnProducts(string dtype, int rows, int columns) =>
         AssertEachExpertsProducts(dtype, rows, columns, [.. Enumerable.Repeat(0L, 20), 1, 0, 8, 0, 0, 11, 1, .. Enumerable.Repeat(0L, 20), 1]);
 
+    /// A step of at most 8 rows an expert on average (expert_linear_few: 16 rows a pass): an expert of 17 (two passes),
+    /// of 16, of 9, single rows, experts with none.
+    [GpuTheory]
+    [InlineData("bfloat16", 1536, 2048)]
+    [InlineData("float16", 64, 40)]
+    public void AStepOfFewRowsAnExpertIsEachExpertsOwnProducts(string dtype, int rows, int columns) =>
+        AssertEachExpertsProducts(dtype, rows, columns, [0, 1, 8, 17, 0, 5, 9, 2, 16, 3]);
+
     void AssertEachExpertsProducts(string dtype, int rows, int columns, long[] counts)
     {
         var type = dtype == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float16;

@@ -137,38 +137,61 @@ extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
     }
 }
 
-// expert_linear for a step of fewer slots than experts (ExpertsLinear chooses): an expert's rows are mostly one, so a
-// pass takes one tile of 8 rows, and each warp loads SPARSE_AHEAD chunks' operands (the weight's from memory, the
-// input's from L2) before their MMAs: more loads in flight than a chunk ahead, in fewer registers.
+// expert_linear for steps of few rows an expert (ExpertsLinear chooses): a pass takes TILES tiles of 8 rows, and each
+// warp loads SPARSE_AHEAD chunks' operands (the weight's from memory, the input's from L2) before their MMAs: more loads
+// in flight than a chunk ahead, in fewer registers. expert_linear_sparse (one tile) serves a step of fewer slots than
+// experts (an expert's rows mostly one), expert_linear_few (two) one of at most 8 slots an expert on average.
 #define SPARSE_AHEAD 4
-extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_sparse(
-        const elem_t* __restrict__ x, const elem_t* __restrict__ w, const long long* __restrict__ starts,
-        const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
+template <int TILES>
+__device__ __forceinline__ void expert_linear_grouped(const elem_t* __restrict__ x, const elem_t* __restrict__ w,
+                                                      const long long* __restrict__ starts, const long long* __restrict__ active,
+                                                      elem_t* __restrict__ y, int n, int k, float (*partial)[16][EXPERT_ROWS]) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const auto [w0, w8, first_feature, first, end] = expert_block_of(w, starts, active, n, k);
     const int chunks = (k + 31) / 32;
 
-    __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];
-    for (long pass = first; pass < end; pass += 8) {
-        const int rows = (int)min(8L, end - pass);
-        float acc[1][4] = {};
+    for (long pass = first; pass < end; pass += 8 * TILES) {
+        const int rows = (int)min(8L * TILES, end - pass);
+        float acc[TILES][4] = {};
         for (int c0 = warp; c0 < chunks; c0 += SPARSE_AHEAD * EXPERT_WARPS) {
-            uint4 a0[SPARSE_AHEAD], a8[SPARSE_AHEAD], b[SPARSE_AHEAD];
+            uint4 a0[SPARSE_AHEAD], a8[SPARSE_AHEAD], b[SPARSE_AHEAD][TILES];
 #pragma unroll
             for (int i = 0; i < SPARSE_AHEAD; i++) {
                 const int chunk = c0 + i * EXPERT_WARPS, column = chunk * 32 + 8 * t;
                 load_expert_weight(a0[i], a8[i], w0, w8, chunk, k);   // zeros past the last chunk
-                b[i] = g < rows && column < k ? expert_input_load(x + (pass + g) * (long)k + column) : make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+                for (int tile = 0; tile < TILES; tile++) {
+                    const int row = tile * 8 + g;
+                    b[i][tile] = row < rows && column < k ? expert_input_load(x + (pass + row) * (long)k + column) : make_uint4(0u, 0u, 0u, 0u);
+                }
             }
 #pragma unroll
             for (int i = 0; i < SPARSE_AHEAD; i++) {
                 const unsigned int first_half[4] = {a0[i].x, a8[i].x, a0[i].y, a8[i].y}, second_half[4] = {a0[i].z, a8[i].z, a0[i].w, a8[i].w};
-                mma_m16n8k16<ELEM_TYPE == 1>(acc[0], first_half, b[i].x, b[i].y);   // zeros past k add nothing
-                mma_m16n8k16<ELEM_TYPE == 1>(acc[0], second_half, b[i].z, b[i].w);
+#pragma unroll
+                for (int tile = 0; tile < TILES; tile++) {
+                    if (tile * 8 >= rows) break;            // the same for the whole warp
+                    mma_m16n8k16<ELEM_TYPE == 1>(acc[tile], first_half, b[i][tile].x, b[i][tile].y);   // zeros past k add nothing
+                    mma_m16n8k16<ELEM_TYPE == 1>(acc[tile], second_half, b[i][tile].z, b[i][tile].w);
+                }
             }
         }
-        store_expert_rows<1>(acc, partial, rows, y + pass * n + first_feature, n);
+        store_expert_rows<TILES>(acc, partial, rows, y + pass * n + first_feature, n);
     }
+}
+
+extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_sparse(
+        const elem_t* __restrict__ x, const elem_t* __restrict__ w, const long long* __restrict__ starts,
+        const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
+    __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];
+    expert_linear_grouped<1>(x, w, starts, active, y, n, k, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_few(
+        const elem_t* __restrict__ x, const elem_t* __restrict__ w, const long long* __restrict__ starts,
+        const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
+    __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];
+    expert_linear_grouped<2>(x, w, starts, active, y, n, k, partial);
 }
 
 #endif
