@@ -11,7 +11,8 @@ internal sealed record BenchOptions
     public bool KVQuality { get; init; }
     /// A text file whose first tokens the FP8 comparison also runs over, for checkpoint folders (their own tokenizer).
     public string? KVQualityText { get; init; }
-    /// Also time decode steps replayed from CUDA graphs captured for the batch sizes measured (path "graph").
+    /// Also time decode steps replayed from CUDA graphs (path "graph"), captured as the server captures them for a
+    /// --max-num-seqs of the largest batch measured (DecodeGraphs.Buckets).
     public bool CudaGraphs { get; init; }
     public bool MatmulTuning { get; init; } = true;
     public bool DependentLaunch { get; init; } = true;

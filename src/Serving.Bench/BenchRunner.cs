@@ -140,7 +140,11 @@ internal sealed class BenchRunner(BenchOptions options)
         {
             var largest = plan.LargestStep;
             bench.Model.ReserveStepBuffers(bench.Cache.Dtype, largest.Tokens, largest.Seqs, largest.BlocksPerSeq);
-            bench.Model.CaptureDecodeGraphs(bench.Cache, plan.Decode.Select(s => s.Batch).Distinct().Order().ToList(), options.MatmulTuning);
+            // the server's graphs for a --max-num-seqs of the largest batch measured: a batch's graph is then the one
+            // the server replays for it, its attention grid sized for the batches of its bucket only (a graph serving
+            // from batch 2 up sizes its grid for 2 sequences at the longest context: many empty partitions at 64)
+            var largestBatch = plan.Decode.Max(s => s.Batch);
+            bench.Model.CaptureDecodeGraphs(bench.Cache, DecodeGraphs.Buckets(largestBatch), options.MatmulTuning);
         }
 
         if (fused && options.Profile)
