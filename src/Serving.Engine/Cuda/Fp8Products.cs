@@ -337,22 +337,22 @@ internal sealed unsafe partial class Fp8Products : IDisposable
 
     /// Each expert's rows of x times its FP8 weight transposed, in one launch that reads where the groups start on the
     /// device (fp8_few_rows.cu's experts_few_rows, FewRows rows a pass over an expert's weight): x (slots, columns)
-    /// contiguous, its rows grouped by expert; starts (experts + 1) int64, expert e's rows of x being starts[e] ..
+    /// contiguous, its rows grouped by expert, or with xRows the tokens' rows (as FusedKernels.ExpertsLinear); starts (experts + 1) int64, expert e's rows of x being starts[e] ..
     /// starts[e + 1]; active (experts) int64, the experts with rows first (ExpertGroups.Active); output (slots, rows).
     /// TakesExperts must hold.
-    public void ExpertsLinear(Tensor x, Fp8Experts experts, Tensor starts, Tensor active, Tensor output)
+    public void ExpertsLinear(Tensor x, Tensor? xRows, Fp8Experts experts, Tensor starts, Tensor active, Tensor output)
     {
-        if (x.size(0) == 0) return;
+        if (output.size(0) == 0) return;
         var part = experts.Parts[0];
         var (k, n) = ((int)x.size(1), (int)part.OutFeatures);
-        var (xPtr, wPtr, scalePtr, startsPtr, activePtr, yPtr) = (TensorPointer.Of(x), TensorPointer.Of(experts.Values), TensorPointer.Of(experts.Scales),
-            TensorPointer.Of(starts), TensorPointer.Of(active), TensorPointer.Of(output));
+        var (xPtr, xRowsPtr, wPtr, scalePtr, startsPtr, activePtr, yPtr) = (TensorPointer.Of(x), xRows is null ? IntPtr.Zero : TensorPointer.Of(xRows),
+            TensorPointer.Of(experts.Values), TensorPointer.Of(experts.Scales), TensorPointer.Of(starts), TensorPointer.Of(active), TensorPointer.Of(output));
         var scaleStride = experts.Scaling switch { Fp8Scaling.PerBlock => (int)part.Scale.size(1), Fp8Scaling.PerChannel => 1, _ => 0 };
         var expertScaleStride = experts.Scales.size(1);
-        void** args = stackalloc void*[] { &xPtr, &k, &wPtr, &scalePtr, &scaleStride, &expertScaleStride, &startsPtr, &activePtr, &yPtr, &n };
+        void** args = stackalloc void*[] { &xPtr, &xRowsPtr, &k, &wPtr, &scalePtr, &scaleStride, &expertScaleStride, &startsPtr, &activePtr, &yPtr, &n };
         _device.MakeCurrent();
         var function = experts.Scaling == Fp8Scaling.PerBlock ? _expertsFewRowsBlocks : _expertsFewRows;
-        CudaDriver.Launch(function, ((uint)n / 16, FusedKernels.ExpertBlockRows(x.size(0), experts.Parts.Count), 1), FewRowsThreads, 0, CurrentStream,
+        CudaDriver.Launch(function, ((uint)n / 16, FusedKernels.ExpertBlockRows(output.size(0), experts.Parts.Count), 1), FewRowsThreads, 0, CurrentStream,
             args, _dependentLaunch);
     }
 

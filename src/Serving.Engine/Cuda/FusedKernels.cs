@@ -242,19 +242,21 @@ internal sealed unsafe class FusedKernels : IDisposable
     public const int ExpertRowsAPass = 32;
 
     /// Each expert's rows of x times its weight transposed, in one launch that reads where the groups start on the
-    /// device: x (slots, columns) contiguous, its rows grouped by expert; weight (experts x rows, columns), expert e's
+    /// device: x (slots, columns) contiguous, its rows grouped by expert; or, with xRows (slots) int64, x the tokens' rows
+    /// (numTokens, columns), grouped row r being x's row xRows[r] (ExpertGroups.Tokens: the kernel gathers the routed
+    /// rows itself); weight (experts x rows, columns), expert e's
     /// rows at e x rows; starts (experts + 1) int64, expert e's rows of x being starts[e] .. starts[e + 1]; active
     /// (experts) int64, the experts with rows first (ExpertGroups.Active: blocks for min(experts, slots) of them);
     /// output (slots, rows). TakesExperts must hold. Steps of few rows an expert keep more loads in flight: fewer slots
     /// than experts (an expert's rows mostly one: a decode step of few tokens) run expert_linear_sparse (8 rows a pass),
     /// at most 8 slots an expert on average expert_linear_few (16), more expert_linear (32).
-    public void ExpertsLinear(Tensor x, Tensor weight, Tensor starts, Tensor active, Tensor output)
+    public void ExpertsLinear(Tensor x, Tensor? xRows, Tensor weight, Tensor starts, Tensor active, Tensor output)
     {
         var (rows, columns) = ((int)output.size(1), (int)x.size(1));
-        var (xPtr, wPtr, startsPtr, activePtr, outPtr) = (TensorPointer.Of(x), TensorPointer.Of(weight), TensorPointer.Of(starts), TensorPointer.Of(active),
-            TensorPointer.Of(output));
-        void** args = stackalloc void*[] { &xPtr, &wPtr, &startsPtr, &activePtr, &outPtr, &rows, &columns };
-        var (slots, experts) = (x.size(0), active.size(0));
+        var (xPtr, xRowsPtr, wPtr, startsPtr, activePtr, outPtr) = (TensorPointer.Of(x), xRows is null ? IntPtr.Zero : TensorPointer.Of(xRows),
+            TensorPointer.Of(weight), TensorPointer.Of(starts), TensorPointer.Of(active), TensorPointer.Of(output));
+        void** args = stackalloc void*[] { &xPtr, &xRowsPtr, &wPtr, &startsPtr, &activePtr, &outPtr, &rows, &columns };
+        var (slots, experts) = (output.size(0), active.size(0));
         var kernel = slots < experts ? _expertLinearSparse : slots <= 8 * experts ? _expertLinearFew : _expertLinear;
         Launch(kernel, ((uint)rows / 16, ExpertBlockRows(slots, experts), 1), 128, 0, args);
     }

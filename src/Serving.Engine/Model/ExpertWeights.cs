@@ -48,16 +48,20 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
     }
 
     /// Each expert's rows of x (slots, columns), grouped by expert, times its weight transposed: (slots, rows), in the
-    /// caller's dispose scope.
-    public Tensor Forward(DecoderStep step, Tensor x, ExpertGroups groups)
+    /// caller's dispose scope. gather: x holds the step's tokens (numTokens, columns), each grouped row its token's
+    /// (ExpertGroups.Tokens): the gate and up products read the routed rows where they lie (the kernel over groups the
+    /// device counts), or gathered first.
+    public Tensor Forward(DecoderStep step, Tensor x, ExpertGroups groups, bool gather = false)
     {
-        if (GroupedOnTheDevice && step.GroupsExpertsOnTheDevice(x.size(0), Experts, RowsAPass))
+        var slots = groups.Tokens.size(0);
+        if (GroupedOnTheDevice && step.GroupsExpertsOnTheDevice(slots, Experts, RowsAPass))
         {
-            var output = empty(x.size(0), Rows, x.dtype, x.device);
-            if (_fp8Stacked is { } stacked) step.ExpertsLinear(x.contiguous(), stacked, groups, output);
-            else step.ExpertsLinear(x.contiguous(), _weight, groups, output);
+            var output = empty(slots, Rows, x.dtype, x.device);
+            if (_fp8Stacked is { } stacked) step.ExpertsLinear(x.contiguous(), stacked, groups, gather, output);
+            else step.ExpertsLinear(x.contiguous(), _weight, groups, gather, output);
             return output;
         }
+        if (gather) x = x.index_select(0, groups.Tokens);
         if (_fp8.Count == 0)
             return groups.Run(group => step.Linear(x.narrow(0, group.Start, group.Count), _weight.narrow(0, group.Expert * Rows, Rows), null))
                 ?? empty(0, Rows, x.dtype, x.device);

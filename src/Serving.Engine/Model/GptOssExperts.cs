@@ -48,8 +48,8 @@ internal sealed class GptOssExperts : FeedForward
         // the top-k logits, weighed by their softmax (rounded to the model's dtype, as transformers' softmax in it)
         var (chosen, weights) = step.ChooseExperts(_router.Forward(step, x), new ExpertChoice(_topK, SoftmaxFirst: false), x.dtype);
         var groups = step.GroupExperts(chosen, weights, _experts);
-        var routed = x.index_select(0, groups.Tokens);                                       // (slots, hidden), by expert
-        var activated = step.ClampedGlu(_gateUp.Forward(step, routed, groups), _gateUpBias, groups.ExpertOfRow, _limit);   // (slots, F)
+        var gateUp = _gateUp.Forward(step, x, groups, gather: true);                       // (slots, 2F), by expert
+        var activated = step.ClampedGlu(gateUp, _gateUpBias, groups.ExpertOfRow, _limit);     // (slots, F)
         return step.CombineExperts(groups, _down.Forward(step, activated, groups), x, _downBias);
     }
 }

@@ -58,8 +58,7 @@ internal sealed class MoeMlp : FeedForward
             _ => step.ChooseExperts(logits, new ExpertChoice(_topK, SoftmaxFirst: true, _normalize, _choiceBias), x.dtype),
         };
         var groups = step.GroupExperts(chosen, weights.to_type(x.dtype), _experts);
-        var routed = x.index_select(0, groups.Tokens);                                    // (slots, hidden), by expert
-        var gateUp = _gateUp.Forward(step, routed, groups);                               // (slots, 2F)
+        var gateUp = _gateUp.Forward(step, x, groups, gather: true);                     // (slots, 2F), by expert
         var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);
         var output = step.CombineExperts(groups, _down.Forward(step, activated, groups), x, bias: null);
         if (_shared is null) return output;

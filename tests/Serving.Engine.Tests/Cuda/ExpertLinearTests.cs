@@ -10,7 +10,8 @@ namespace Serving.Engine.Tests.Cuda;
 /// expert_linear.cu, a mixture's expert products over rows grouped by expert with the groups read on the device, against
 /// float64 products of the same rows: experts with no rows, one, a tile's 8, a pass's 32 and past it (a second pass over
 /// the weight), columns that are no whole number of the kernel's 32-column chunks; the output poisoned with NaN, so
-/// every row must be written.
+/// every row must be written. Each product also runs on the tokens' rows, gathered by the kernel (a grouped row its
+/// token's, as MoeMlp's gate and up read them), and must give the same bits.
 [Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
 public sealed class ExpertLinearTests(ITestOutputHelper output)
 {
@@ -53,11 +54,15 @@ public sealed class ExpertLinearTests(ITestOutputHelper output)
         var starts = new long[counts.Length + 1];
         for (var e = 0; e < counts.Length; e++) starts[e + 1] = starts[e] + counts[e];
         var generator = new Generator(seed: 11);
-        var x = randn(starts[^1], columns, generator: generator).to(type, CUDA);
+        var (tokens, tokenOfRow) = Tokens(starts[^1], columns, generator);
+        var x = tokens.to(type, CUDA).index_select(0, tokenOfRow);           // the grouped rows
         using var scale = (1 / Math.Sqrt(columns)).ToScalar();
         var weight = randn(counts.Length * (long)rows, columns, generator: generator).mul(scale).to(type, CUDA);
         var result = full(starts[^1], rows, NaN, dtype: type, device: CUDA);
-        kernels.ExpertsLinear(x, weight, tensor(starts, device: CUDA), Active(counts), result);
+        kernels.ExpertsLinear(x, null, weight, tensor(starts, device: CUDA), Active(counts), result);
+        var gathered = full(starts[^1], rows, NaN, dtype: type, device: CUDA);
+        kernels.ExpertsLinear(tokens.to(type, CUDA), tokenOfRow, weight, tensor(starts, device: CUDA), Active(counts), gathered);
+        Assert.True(gathered.equal(result).all().item<bool>(), "the rows gathered by the kernel give the grouped rows' products");
 
         var (x64, w64) = (x.to(ScalarType.Float64).cpu(), weight.to(ScalarType.Float64).cpu());
         var actual = result.to(ScalarType.Float64).cpu();
@@ -102,9 +107,13 @@ public sealed class ExpertLinearTests(ITestOutputHelper output)
         Assert.Equal(perBlock switch { null => Fp8Scaling.PerTensor, false => Fp8Scaling.PerChannel, _ => Fp8Scaling.PerBlock }, stacked.Scaling);
         var starts = new long[counts.Length + 1];
         for (var e = 0; e < counts.Length; e++) starts[e + 1] = starts[e] + counts[e];
-        var x = randn(starts[^1], columns, generator: generator).to(ScalarType.BFloat16, CUDA);
+        var (tokens, tokenOfRow) = Tokens(starts[^1], columns, generator);
+        var x = tokens.to(ScalarType.BFloat16, CUDA).index_select(0, tokenOfRow);
         var result = full(starts[^1], rows, NaN, dtype: ScalarType.BFloat16, device: CUDA);
-        products.ExpertsLinear(x, stacked, tensor(starts, device: CUDA), Active(counts), result);
+        products.ExpertsLinear(x, null, stacked, tensor(starts, device: CUDA), Active(counts), result);
+        var gathered = full(starts[^1], rows, NaN, dtype: ScalarType.BFloat16, device: CUDA);
+        products.ExpertsLinear(tokens.to(ScalarType.BFloat16, CUDA), tokenOfRow, stacked, tensor(starts, device: CUDA), Active(counts), gathered);
+        Assert.True(gathered.equal(result).all().item<bool>(), "the rows gathered by the kernel give the grouped rows' products");
         for (var e = 0; e < counts.Length; e++)
             for (var first = starts[e]; first < starts[e + 1]; first += Fp8Products.FewRows)
             {
@@ -112,6 +121,14 @@ public sealed class ExpertLinearTests(ITestOutputHelper output)
                 var alone = products.Linear(x.narrow(0, first, count), stacked.Parts[e], null);
                 Assert.True(result.narrow(0, first, count).equal(alone).all().item<bool>(), $"expert {e}, rows {first} to {first + count}");
             }
+    }
+
+    // a step's tokens (about half as many as the slots, float32 on the CPU) and the token of each grouped row (int64 on
+    // the device): a token's rows repeat, as a token's k picks do
+    static (Tensor Tokens, Tensor TokenOfRow) Tokens(long slots, int columns, Generator generator)
+    {
+        var count = slots / 2 + 1;
+        return (randn(count, columns, generator: generator), randint(count, [slots], generator: generator, dtype: ScalarType.Int64).to(CUDA));
     }
 
     // the experts with rows first, then the others, each in order (ExpertGroups.Active)

@@ -13,7 +13,9 @@
 // 32-bit word of a lane's weight or input vector is one of the fragments' registers as it lies. A column past k (its 8
 // elements wholly past: k a multiple of 8) reads as zeros. The warps' sums meet in shared memory and are written in the
 // model's type, rounded once from float32 as cuBLAS rounds them.
-//   x: (slots, k) contiguous, rows grouped by expert; w: (experts x n, k) contiguous, expert e's rows at e x n;
+//   x: (slots, k) contiguous, rows grouped by expert; or, with x_rows (slots int64, ExpertGroups.Tokens), the tokens'
+//   rows (tokens, k), grouped row r being x's row x_rows[r] (the kernel gathers a step's routed rows itself, as vLLM's
+//   fused MoE reads its sorted token ids; null: x is grouped); w: (experts x n, k) contiguous, expert e's rows at e x n;
 //   starts: experts + 1 int64, nondecreasing, starts[experts] = slots; active: experts int64, the experts with rows
 //   first (ExpertGroups.Active): block row y multiplies expert active[y]'s, so a grid of min(experts, slots) rows of
 //   blocks covers every expert with rows (a decode step of one token launches its k experts' blocks, not all of them);
@@ -50,6 +52,19 @@ __device__ __forceinline__ void load_expert_weight(uint4& a0, uint4& a8, const e
     } else {
         a0 = make_uint4(0u, 0u, 0u, 0u);
         a8 = a0;
+    }
+}
+
+// Lane (g, t)'s input rows of a pass (the pass's rows tile x 8 + g, from column 8t; null past its rows), where they lie
+// (x_rows: see the top).
+template <int TILES>
+__device__ __forceinline__ void expert_input_rows(const elem_t* (&x_tile)[TILES], const elem_t* x, const long long* __restrict__ x_rows,
+                                                  long pass, int rows, int k) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+#pragma unroll
+    for (int tile = 0; tile < TILES; tile++) {
+        const long row = pass + tile * 8 + g;
+        x_tile[tile] = tile * 8 + g < rows ? x + (x_rows != nullptr ? x_rows[row] : row) * (long)k + 8 * t : nullptr;
     }
 }
 
@@ -100,9 +115,9 @@ __device__ __forceinline__ void store_expert_rows(const float (&acc)[TILES][4], 
 }
 
 extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
-        const elem_t* __restrict__ x, const elem_t* __restrict__ w, const long long* __restrict__ starts,
+        const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w, const long long* __restrict__ starts,
         const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int warp = threadIdx.x >> 5, t = threadIdx.x & 3;
     const auto [w0, w8, first_feature, first, end] = expert_block_of(w, starts, active, n, k);
     if (first >= end) return;                              // no row chose this expert
     const int chunks = (k + 31) / 32;
@@ -110,6 +125,8 @@ extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
     __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];
     for (long pass = first; pass < end; pass += EXPERT_ROWS) {
         const int rows = (int)min((long)EXPERT_ROWS, end - pass);
+        const elem_t* x_tile[EXPERT_TILES];
+        expert_input_rows<EXPERT_TILES>(x_tile, x, x_rows, pass, rows, k);
         float acc[EXPERT_TILES][4] = {};
         // a chunk's weight vectors are loaded a chunk ahead of its MMAs
         uint4 next0 = {}, next8 = {};
@@ -121,10 +138,8 @@ extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
             load_expert_weight(next0, next8, w0, w8, chunk + EXPERT_WARPS, k);
             uint4 b[EXPERT_TILES];
 #pragma unroll
-            for (int tile = 0; tile < EXPERT_TILES; tile++) {
-                const int row = tile * 8 + g;               // the B fragments' column: a row of the pass
-                b[tile] = row < rows && column < k ? expert_input_load(x + (pass + row) * (long)k + column) : make_uint4(0u, 0u, 0u, 0u);
-            }
+            for (int tile = 0; tile < EXPERT_TILES; tile++)
+                b[tile] = x_tile[tile] != nullptr && column < k ? expert_input_load(x_tile[tile] + chunk * 32) : make_uint4(0u, 0u, 0u, 0u);
             const unsigned int first_half[4] = {a0.x, a8.x, a0.y, a8.y}, second_half[4] = {a0.z, a8.z, a0.w, a8.w};
 #pragma unroll
             for (int tile = 0; tile < EXPERT_TILES; tile++) {
@@ -143,15 +158,17 @@ extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
 // experts (an expert's rows mostly one), expert_linear_few (two) one of at most 8 slots an expert on average.
 #define SPARSE_AHEAD 4
 template <int TILES>
-__device__ __forceinline__ void expert_linear_grouped(const elem_t* __restrict__ x, const elem_t* __restrict__ w,
+__device__ __forceinline__ void expert_linear_grouped(const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w,
                                                       const long long* __restrict__ starts, const long long* __restrict__ active,
                                                       elem_t* __restrict__ y, int n, int k, float (*partial)[16][EXPERT_ROWS]) {
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int warp = threadIdx.x >> 5, t = threadIdx.x & 3;
     const auto [w0, w8, first_feature, first, end] = expert_block_of(w, starts, active, n, k);
     const int chunks = (k + 31) / 32;
 
     for (long pass = first; pass < end; pass += 8 * TILES) {
         const int rows = (int)min(8L * TILES, end - pass);
+        const elem_t* x_tile[TILES];
+        expert_input_rows<TILES>(x_tile, x, x_rows, pass, rows, k);
         float acc[TILES][4] = {};
         for (int c0 = warp; c0 < chunks; c0 += SPARSE_AHEAD * EXPERT_WARPS) {
             uint4 a0[SPARSE_AHEAD], a8[SPARSE_AHEAD], b[SPARSE_AHEAD][TILES];
@@ -160,10 +177,8 @@ __device__ __forceinline__ void expert_linear_grouped(const elem_t* __restrict__
                 const int chunk = c0 + i * EXPERT_WARPS, column = chunk * 32 + 8 * t;
                 load_expert_weight(a0[i], a8[i], w0, w8, chunk, k);   // zeros past the last chunk
 #pragma unroll
-                for (int tile = 0; tile < TILES; tile++) {
-                    const int row = tile * 8 + g;
-                    b[i][tile] = row < rows && column < k ? expert_input_load(x + (pass + row) * (long)k + column) : make_uint4(0u, 0u, 0u, 0u);
-                }
+                for (int tile = 0; tile < TILES; tile++)
+                    b[i][tile] = x_tile[tile] != nullptr && column < k ? expert_input_load(x_tile[tile] + chunk * 32) : make_uint4(0u, 0u, 0u, 0u);
             }
 #pragma unroll
             for (int i = 0; i < SPARSE_AHEAD; i++) {
@@ -181,17 +196,17 @@ __device__ __forceinline__ void expert_linear_grouped(const elem_t* __restrict__
 }
 
 extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_sparse(
-        const elem_t* __restrict__ x, const elem_t* __restrict__ w, const long long* __restrict__ starts,
+        const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w, const long long* __restrict__ starts,
         const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
     __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];
-    expert_linear_grouped<1>(x, w, starts, active, y, n, k, partial);
+    expert_linear_grouped<1>(x, x_rows, w, starts, active, y, n, k, partial);
 }
 
 extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_few(
-        const elem_t* __restrict__ x, const elem_t* __restrict__ w, const long long* __restrict__ starts,
+        const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w, const long long* __restrict__ starts,
         const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
     __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];
-    expert_linear_grouped<2>(x, w, starts, active, y, n, k, partial);
+    expert_linear_grouped<2>(x, x_rows, w, starts, active, y, n, k, partial);
 }
 
 #endif

@@ -90,16 +90,18 @@ __device__ __forceinline__ void multiply_chunk(float (&acc)[4], const FewRowsWei
     }
 }
 
-// UNROLL: chunks of one warp in flight at a time; BLOCKS: a scale per 128 x 128 block (else per tensor or feature)
+// UNROLL: chunks of one warp in flight at a time; BLOCKS: a scale per 128 x 128 block (else per tensor or feature);
+// x_rows: where each input row lies (row r at x_rows[r] x ld; the FP8 experts' gathered rows), or null (at r x ld)
 template <int UNROLL, bool BLOCKS>
-__device__ __forceinline__ void linear_few_rows(const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
-                                                const float* __restrict__ w_scale, int scale_stride, elem_t* __restrict__ y, int n) {
+__device__ __forceinline__ void linear_few_rows(const elem_t* __restrict__ x, const long long* __restrict__ x_rows, int rows, int k, long ld,
+                                                const unsigned char* __restrict__ w, const float* __restrict__ w_scale, int scale_stride,
+                                                elem_t* __restrict__ y, int n) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const long first_feature = (long)blockIdx.x * 16;
     const unsigned char* w0 = w + (first_feature + g) * k + t * 32;
     const unsigned char* w8 = w0 + 8L * k;
-    const elem_t* x_row = x + (long)g * ld + t * 32;
     const bool has_row = g < rows;
+    const elem_t* x_row = x + (has_row && x_rows != nullptr ? x_rows[g] : g) * ld + t * 32;
     const int chunks = k / FEW_CHUNK, step = FEW_WARPS * UNROLL;
 
     FewRowsWeight current[UNROLL];
@@ -155,36 +157,37 @@ __device__ __forceinline__ void linear_few_rows(const elem_t* __restrict__ x, in
 extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32) fp8_linear_few_rows(
         const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
         const float* __restrict__ w_scale, int scale_stride, elem_t* __restrict__ y, int n) {
-    linear_few_rows<2, false>(x, rows, k, ld, w, w_scale, scale_stride, y, n);
+    linear_few_rows<2, false>(x, nullptr, rows, k, ld, w, w_scale, scale_stride, y, n);
 }
 
 extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32, 4) fp8_linear_few_rows_lean(
         const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
         const float* __restrict__ w_scale, int scale_stride, elem_t* __restrict__ y, int n) {
-    linear_few_rows<1, false>(x, rows, k, ld, w, w_scale, scale_stride, y, n);
+    linear_few_rows<1, false>(x, nullptr, rows, k, ld, w, w_scale, scale_stride, y, n);
 }
 
 extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32) fp8_linear_few_rows_blocks(
         const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
         const float* __restrict__ w_scale, int scale_stride, elem_t* __restrict__ y, int n) {
-    linear_few_rows<2, true>(x, rows, k, ld, w, w_scale, scale_stride, y, n);
+    linear_few_rows<2, true>(x, nullptr, rows, k, ld, w, w_scale, scale_stride, y, n);
 }
 
 // three blocks an SM, not four: a block's scale per chunk takes the registers that would otherwise spill
 extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32, 3) fp8_linear_few_rows_lean_blocks(
         const elem_t* __restrict__ x, int rows, int k, long ld, const unsigned char* __restrict__ w,
         const float* __restrict__ w_scale, int scale_stride, elem_t* __restrict__ y, int n) {
-    linear_few_rows<1, true>(x, rows, k, ld, w, w_scale, scale_stride, y, n);
+    linear_few_rows<1, true>(x, nullptr, rows, k, ld, w, w_scale, scale_stride, y, n);
 }
 
 // A mixture's FP8 experts (ExpertWeights stores them stacked: expert e's values at e x n rows, its scales at e x
 // expert_scale_stride floats) over a step's rows grouped by expert (ExpertGroups; expert_linear.cu does the same for
 // 16-bit experts): block (blockIdx.x's 16 features, expert active[blockIdx.y]) reads where the expert's rows start on the
 // device and runs the product above on them, FEW_ROWS rows a pass over the expert's weight; an expert no row chose returns.
-//   x: (slots, k) contiguous; starts: experts + 1 int64; active: experts int64, the experts with rows first
+//   x: (slots, k) contiguous, or with x_rows (slots int64) the tokens' rows, grouped row r at x's row x_rows[r] (as
+//   expert_linear.cu gathers them); starts: experts + 1 int64; active: experts int64, the experts with rows first
 //   (ExpertGroups.Active); y: (slots, n) contiguous. Grid (n / 16, min(experts, slots)).
 template <int UNROLL, bool BLOCKS>
-__device__ __forceinline__ void experts_few_rows(const elem_t* __restrict__ x, int k, const unsigned char* __restrict__ w,
+__device__ __forceinline__ void experts_few_rows(const elem_t* __restrict__ x, const long long* __restrict__ x_rows, int k, const unsigned char* __restrict__ w,
                                                  const float* __restrict__ w_scale, int scale_stride, long expert_scale_stride,
                                                  const long long* __restrict__ starts, const long long* __restrict__ active,
                                                  elem_t* __restrict__ y, int n) {
@@ -192,22 +195,23 @@ __device__ __forceinline__ void experts_few_rows(const elem_t* __restrict__ x, i
     const int expert = (int)active[blockIdx.y];
     const long first = starts[expert], end = starts[expert + 1];
     for (long pass = first; pass < end; pass += FEW_ROWS) {
-        linear_few_rows<UNROLL, BLOCKS>(x + pass * k, (int)min((long)FEW_ROWS, end - pass), k, k, w + (long)expert * n * k,
+        linear_few_rows<UNROLL, BLOCKS>(x_rows != nullptr ? x : x + pass * k, x_rows != nullptr ? x_rows + pass : nullptr,
+                                        (int)min((long)FEW_ROWS, end - pass), k, k, w + (long)expert * n * k,
                                         w_scale + expert * expert_scale_stride, scale_stride, y + pass * n, n);
         __syncthreads();                                    // its shared sums are the next pass's
     }
 }
 
 extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32) fp8_experts_few_rows(
-        const elem_t* __restrict__ x, int k, const unsigned char* __restrict__ w, const float* __restrict__ w_scale, int scale_stride,
+        const elem_t* __restrict__ x, const long long* __restrict__ x_rows, int k, const unsigned char* __restrict__ w, const float* __restrict__ w_scale, int scale_stride,
         long expert_scale_stride, const long long* __restrict__ starts, const long long* __restrict__ active, elem_t* __restrict__ y, int n) {
-    experts_few_rows<2, false>(x, k, w, w_scale, scale_stride, expert_scale_stride, starts, active, y, n);
+    experts_few_rows<2, false>(x, x_rows, k, w, w_scale, scale_stride, expert_scale_stride, starts, active, y, n);
 }
 
 extern "C" __global__ void __launch_bounds__(FEW_WARPS * 32) fp8_experts_few_rows_blocks(
-        const elem_t* __restrict__ x, int k, const unsigned char* __restrict__ w, const float* __restrict__ w_scale, int scale_stride,
+        const elem_t* __restrict__ x, const long long* __restrict__ x_rows, int k, const unsigned char* __restrict__ w, const float* __restrict__ w_scale, int scale_stride,
         long expert_scale_stride, const long long* __restrict__ starts, const long long* __restrict__ active, elem_t* __restrict__ y, int n) {
-    experts_few_rows<2, true>(x, k, w, w_scale, scale_stride, expert_scale_stride, starts, active, y, n);
+    experts_few_rows<2, true>(x, x_rows, k, w, w_scale, scale_stride, expert_scale_stride, starts, active, y, n);
 }
 
 #endif

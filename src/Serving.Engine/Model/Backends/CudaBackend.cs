@@ -231,17 +231,17 @@ internal sealed class CudaStep : DecoderStep
     public override bool GroupsExpertsOnTheDevice(long slots, int experts, int rowsAPass) =>
         _prefillSeqs.Length == 0 || slots <= (long)rowsAPass * experts;
 
-    public override void ExpertsLinear(Tensor x, Tensor weight, ExpertGroups groups, Tensor output) =>
+    public override void ExpertsLinear(Tensor x, Tensor weight, ExpertGroups groups, bool gather, Tensor output) =>
         Timed("experts", () =>
         {
-            _kernels.ExpertsLinear(x, weight, groups.Starts, groups.Active, output);
+            _kernels.ExpertsLinear(x, gather ? groups.Tokens.contiguous() : null, weight, groups.Starts, groups.Active, output);
             return output;
         });
 
-    public override void ExpertsLinear(Tensor x, Fp8Experts experts, ExpertGroups groups, Tensor output) =>
+    public override void ExpertsLinear(Tensor x, Fp8Experts experts, ExpertGroups groups, bool gather, Tensor output) =>
         Timed("experts", () =>
         {
-            experts.Products.ExpertsLinear(x, experts, groups.Starts, groups.Active, output);
+            experts.Products.ExpertsLinear(x, gather ? groups.Tokens.contiguous() : null, experts, groups.Starts, groups.Active, output);
             return output;
         });
 

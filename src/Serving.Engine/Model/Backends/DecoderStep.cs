@@ -97,11 +97,13 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
 
     /// output (slots, rows) = each expert's rows of x (slots, columns; grouped by expert as starts, ExpertGroups.Starts,
     /// says) times its rows of weight (experts x rows, columns) transposed, in one kernel (GroupsExpertsOnTheDevice).
-    public virtual void ExpertsLinear(Tensor x, Tensor weight, ExpertGroups groups, Tensor output) =>
+    /// gather: x holds the tokens' rows (numTokens, columns) instead, each grouped row its token's (ExpertGroups.Tokens),
+    /// read by the kernel where they lie.
+    public virtual void ExpertsLinear(Tensor x, Tensor weight, ExpertGroups groups, bool gather, Tensor output) =>
         throw new NotSupportedException("only the fused backend runs the experts' products on groups the device counts");
 
     /// The same with FP8 experts stacked (Fp8Products.ExpertsLinear).
-    public virtual void ExpertsLinear(Tensor x, Cuda.Fp8Experts experts, ExpertGroups groups, Tensor output) =>
+    public virtual void ExpertsLinear(Tensor x, Cuda.Fp8Experts experts, ExpertGroups groups, bool gather, Tensor output) =>
         throw new NotSupportedException("only the fused backend runs the experts' products on groups the device counts");
 
     /// Sums a rank's partial x (numTokens, hidden) over the tensor-parallel ranks: after o_proj and down_proj
