@@ -337,9 +337,9 @@ internal sealed unsafe partial class Fp8Products : IDisposable
 
     /// Each expert's rows of x times its FP8 weight transposed, in one launch that reads where the groups start on the
     /// device (fp8_few_rows.cu's experts_few_rows, FewRows rows a pass over an expert's weight): x (slots, columns)
-    /// contiguous, its rows grouped by expert, or with xRows the tokens' rows (as FusedKernels.ExpertsLinear); starts (experts + 1) int64, expert e's rows of x being starts[e] ..
-    /// starts[e + 1]; active (experts) int64, the experts with rows first (ExpertGroups.Active); output (slots, rows).
-    /// TakesExperts must hold.
+    /// contiguous, its rows grouped by expert, or with xRows the tokens' rows (as FusedKernels.ExpertsLinear); starts
+    /// (experts + 1) int64, expert e's rows of x being starts[e] .. starts[e + 1]; active (experts) int64, the experts
+    /// with rows first (ExpertGroups.Active); output (slots, rows). TakesExperts must hold.
     public void ExpertsLinear(Tensor x, Tensor? xRows, Fp8Experts experts, Tensor starts, Tensor active, Tensor output)
     {
         if (output.size(0) == 0) return;
