@@ -12,7 +12,7 @@ internal sealed record BenchOptions
     /// A text file whose first tokens the FP8 comparison also runs over, for checkpoint folders (their own tokenizer).
     public string? KVQualityText { get; init; }
     /// Also time decode steps replayed from CUDA graphs (path "graph"), captured as the server captures them for a
-    /// --max-num-seqs of the largest batch measured (DecodeGraphs.Buckets).
+    /// --max-num-seqs of the largest batch measured (ShapePlan.GraphBatchSizes).
     public bool CudaGraphs { get; init; }
     public bool MatmulTuning { get; init; } = true;
     public bool DependentLaunch { get; init; } = true;

@@ -140,11 +140,9 @@ internal sealed class BenchRunner(BenchOptions options)
         {
             var largest = plan.LargestStep;
             bench.Model.ReserveStepBuffers(bench.Cache.Dtype, largest.Tokens, largest.Seqs, largest.BlocksPerSeq);
-            // the server's graphs for a --max-num-seqs of the largest batch measured: a batch's graph is then the one
-            // the server replays for it, its attention grid sized for the batches of its bucket only (a graph serving
-            // from batch 2 up sizes its grid for 2 sequences at the longest context: many empty partitions at 64)
-            var largestBatch = plan.Decode.Max(s => s.Batch);
-            bench.Model.CaptureDecodeGraphs(bench.Cache, DecodeGraphs.Buckets(largestBatch), options.MatmulTuning);
+            // a graph serving batches 2 to 64 would size its attention grid for 2 sequences at the longest context:
+            // many empty partitions at 64 (ShapePlan.GraphBatchSizes captures the server's buckets instead)
+            bench.Model.CaptureDecodeGraphs(bench.Cache, plan.GraphBatchSizes, options.MatmulTuning);
         }
 
         if (fused && options.Profile)

@@ -61,6 +61,18 @@ internal sealed class ShapePlan
         }
     }
 
+    /// The batch sizes of the decode graphs the run captures (--cuda-graphs): the server's buckets (DecodeGraphs.Buckets)
+    /// for a --max-num-seqs of the largest batch it decodes (its decode shapes and generate()'s batches that fit), so a
+    /// batch replays the graph the server would replay for it, whose attention grid is sized for its own bucket.
+    public IReadOnlyList<int> GraphBatchSizes
+    {
+        get
+        {
+            var largest = Decode.Select(s => s.Batch).Concat(Generate).DefaultIfEmpty(0).Max();
+            return largest == 0 ? [] : Serving.Engine.Model.DecodeGraphs.Buckets(largest);
+        }
+    }
+
     /// Every shape of the run that does not fit, with what it needs against what is left after the weights.
     public IEnumerable<SkippedShape> Skipped()
     {

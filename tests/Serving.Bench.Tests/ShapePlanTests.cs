@@ -46,4 +46,23 @@ public sealed class ShapePlanTests
         Assert.Equal((8192, 64, 40), Plan([1], [100], [], [64]).LargestStep);     // generate()'s chunks of 16 prompts of 512; 640 tokens a sequence
         Assert.Equal((64, 64, 7), Plan([64], [100], [(1_000_000_000, 4096)], []).LargestStep);
     }
+
+    /// The decode graphs are the server's buckets up to the largest batch the run decodes (generate()'s included), so
+    /// batch 64 replays the graph of 57 to 64 the server would, not one serving every batch from 2 up; a batch that
+    /// does not fit captures nothing.
+    [Fact]
+    public void TheGraphsAreTheServersBucketsUpToTheLargestBatch()
+    {
+        var config = Serving.Engine.Model.ModelPresets.Get("tiny-gqa");
+        var spec = Serving.Engine.KVCache.KVCacheSpec.For(config, TorchSharp.torch.ScalarType.Float32);
+        ShapePlan Plan(int[] batches, int[] generate) => new(new BenchOptions
+        {
+            Models = ["tiny-gqa"], BatchSizes = batches, ContextLengths = [512], Prefill = [], GenerateBatches = generate,
+        }, spec, memoryBytes: 1L << 30, weightBytes: 0, "tiny-gqa");
+
+        Assert.Equal([1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64], Plan([1, 64], [1]).GraphBatchSizes);
+        Assert.Equal([1, 2, 4, 8, 12], Plan([1], [12]).GraphBatchSizes);           // generate()'s batch of 12: its own last bucket
+        Assert.Equal([1, 2, 3], Plan([3, 100_000_000], []).GraphBatchSizes);       // the batch that does not fit adds none
+        Assert.Empty(Plan([], []).GraphBatchSizes);
+    }
 }
