@@ -136,7 +136,7 @@ internal sealed class BenchRunner(BenchOptions options)
         if (fused && !options.DependentLaunch) bench.Model.FusedBackend(bench.Cache.Dtype).Kernels.DependentLaunch = false;
         if (bench.Model.Fp8Products is { } fp8Products) fp8Products.FewRowsKernel = options.Fp8FewRows;
         var timing = new DecodeBenchmark(bench, ceilings, device, options.Steps);
-        if (options.CudaGraphs && bench.Model.CanCaptureGraphs(bench.Cache.Dtype))
+        if (options.CudaGraphs && bench.Model.CanCaptureGraphs(bench.Cache.Dtype) && plan.GraphBatchSizes.Count > 0)   // none: no decode shape fits
         {
             var largest = plan.LargestStep;
             bench.Model.ReserveStepBuffers(bench.Cache.Dtype, largest.Tokens, largest.Seqs, largest.BlocksPerSeq);
