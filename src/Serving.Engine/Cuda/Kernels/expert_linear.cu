@@ -153,12 +153,12 @@ extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
 }
 
 // expert_linear for steps of few rows an expert (ExpertsLinear chooses): a pass takes TILES tiles of 8 rows, and each
-// warp loads SPARSE_AHEAD chunks' operands (the weight's from memory, the input's from L2) before their MMAs: more loads
+// warp loads LOADS_AHEAD chunks' operands (the weight's from memory, the input's from L2) before their MMAs: more loads
 // in flight than a chunk ahead, in fewer registers. expert_linear_sparse (one tile) serves a step of fewer slots than
 // experts (an expert's rows mostly one), expert_linear_few (two) one of at most 8 slots an expert on average.
-#define SPARSE_AHEAD 4
+#define LOADS_AHEAD 4
 template <int TILES>
-__device__ __forceinline__ void expert_linear_grouped(const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w,
+__device__ __forceinline__ void expert_linear_loads_ahead(const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w,
                                                       const long long* __restrict__ starts, const long long* __restrict__ active,
                                                       elem_t* __restrict__ y, int n, int k, float (*partial)[16][EXPERT_ROWS]) {
     const int warp = threadIdx.x >> 5, t = threadIdx.x & 3;
@@ -170,10 +170,10 @@ __device__ __forceinline__ void expert_linear_grouped(const elem_t* __restrict__
         const elem_t* x_tile[TILES];
         expert_input_rows<TILES>(x_tile, x, x_rows, pass, rows, k);
         float acc[TILES][4] = {};
-        for (int c0 = warp; c0 < chunks; c0 += SPARSE_AHEAD * EXPERT_WARPS) {
-            uint4 a0[SPARSE_AHEAD], a8[SPARSE_AHEAD], b[SPARSE_AHEAD][TILES];
+        for (int c0 = warp; c0 < chunks; c0 += LOADS_AHEAD * EXPERT_WARPS) {
+            uint4 a0[LOADS_AHEAD], a8[LOADS_AHEAD], b[LOADS_AHEAD][TILES];
 #pragma unroll
-            for (int i = 0; i < SPARSE_AHEAD; i++) {
+            for (int i = 0; i < LOADS_AHEAD; i++) {
                 const int chunk = c0 + i * EXPERT_WARPS, column = chunk * 32 + 8 * t;
                 load_expert_weight(a0[i], a8[i], w0, w8, chunk, k);   // zeros past the last chunk
 #pragma unroll
@@ -181,7 +181,7 @@ __device__ __forceinline__ void expert_linear_grouped(const elem_t* __restrict__
                     b[i][tile] = x_tile[tile] != nullptr && column < k ? expert_input_load(x_tile[tile] + chunk * 32) : make_uint4(0u, 0u, 0u, 0u);
             }
 #pragma unroll
-            for (int i = 0; i < SPARSE_AHEAD; i++) {
+            for (int i = 0; i < LOADS_AHEAD; i++) {
                 const unsigned int first_half[4] = {a0[i].x, a8[i].x, a0[i].y, a8[i].y}, second_half[4] = {a0[i].z, a8[i].z, a0[i].w, a8[i].w};
 #pragma unroll
                 for (int tile = 0; tile < TILES; tile++) {
@@ -199,14 +199,14 @@ extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_sp
         const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w, const long long* __restrict__ starts,
         const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
     __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];
-    expert_linear_grouped<1>(x, x_rows, w, starts, active, y, n, k, partial);
+    expert_linear_loads_ahead<1>(x, x_rows, w, starts, active, y, n, k, partial);
 }
 
 extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_few(
         const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w, const long long* __restrict__ starts,
         const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
     __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];
-    expert_linear_grouped<2>(x, x_rows, w, starts, active, y, n, k, partial);
+    expert_linear_loads_ahead<2>(x, x_rows, w, starts, active, y, n, k, partial);
 }
 
 #endif
