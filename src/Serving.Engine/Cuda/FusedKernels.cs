@@ -56,7 +56,8 @@ internal sealed unsafe class FusedKernels : IDisposable
     readonly IntPtr _stream;
     readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _clampedGlu, _attention, _attentionReduce, _prefillAttention;
     readonly IntPtr _expertLinear, _expertLinearFew, _expertLinearSparse;   // 16-bit models only
-    readonly IntPtr _expertChoice, _expertGroups, _expertCombine;
+    readonly IntPtr[] _expertChoice;   // by the logits a lane holds: expert_choice_1, _2, _4, ..., _32 (ExpertChoiceKernels)
+    readonly IntPtr _expertGroups, _expertCombine;
     readonly int _vector;
     readonly DecodeAttentionKernel _attentionKernel;
     readonly int _concurrentAttentionBlocks;
@@ -75,7 +76,8 @@ internal sealed unsafe class FusedKernels : IDisposable
         (_rmsNorm, _addRmsNorm, _headRmsNorm) = (Fn("rms_norm"), Fn("add_rms_norm"), Fn("head_rms_norm"));
         (_ropeKVWrite, _kvWrite, _gatherKV, _siluMul) = (Fn("rope_kv_write"), Fn("kv_write"), Fn("gather_kv"), Fn("silu_mul"));
         _clampedGlu = Fn("clamped_glu");
-        (_expertChoice, _expertGroups, _expertCombine) = (Fn("expert_choice"), Fn("expert_groups"), Fn("expert_combine"));
+        _expertChoice = [.. ExpertChoiceKernels.Select(Fn)];
+        (_expertGroups, _expertCombine) = (Fn("expert_groups"), Fn("expert_combine"));
         _attentionKernel = DecodeAttentionKernel.For(shape, device.ComputeCapability);
         (_attention, _attentionReduce) = (Fn(_attentionKernel.Name), Fn("paged_attention_reduce"));
         if (shape.Dtype != ScalarType.Float32) (_expertLinear, _expertLinearFew, _expertLinearSparse) = (Fn("expert_linear"), Fn("expert_linear_few"), Fn("expert_linear_sparse"));
@@ -273,7 +275,15 @@ internal sealed unsafe class FusedKernels : IDisposable
 
     const int MaxRoutingPicks = 32, MaxRoutingSlots = 8192;
 
-    /// Each token's top-k experts and their weights (expert_choice; DecoderStep.ChooseExperts says what): logits
+    /// expert_choice's entry points, for experts of at most 32, 64, 128, ..., 1024 (a warp's lanes holding 1, 2, 4, ...,
+    /// 32 logits each: a token's warp runs alone, so each holds the loops of its count and no more).
+    public static readonly string[] ExpertChoiceKernels = ["expert_choice_1", "expert_choice_2", "expert_choice_4", "expert_choice_8", "expert_choice_16", "expert_choice_32"];
+
+    // the entry point for this many experts (TakesChoice: at most 1024)
+    IntPtr ExpertChoiceFor(int experts) =>
+        _expertChoice[System.Numerics.BitOperations.Log2(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, (experts + 31) / 32)))];
+
+    /// Each token's top-k experts and their weights (expert_choice_N; DecoderStep.ChooseExperts says what): logits
     /// (tokens, experts) contiguous, float32 or the model's type; choiceBias (experts) float32 or null; chosen (tokens, k)
     /// int64 and weights (tokens, k) of the model's type written. TakesChoice must hold.
     public void ChooseExperts(Tensor logits, Tensor? choiceBias, bool softmaxFirst, bool normalize, Tensor chosen, Tensor weights)
@@ -283,7 +293,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         var (logitsPtr, biasPtr, chosenPtr, weightsPtr) = (TensorPointer.Of(logits), choiceBias is null ? IntPtr.Zero : TensorPointer.Of(choiceBias),
             TensorPointer.Of(chosen), TensorPointer.Of(weights));
         void** args = stackalloc void*[] { &logitsPtr, &logitsF32, &biasPtr, &chosenPtr, &weightsPtr, &tokens, &experts, &k, &first, &scaled };
-        Launch(_expertChoice, ((uint)(tokens + 3) / 4, 1, 1), 128, 0, args);   // a warp a token
+        Launch(ExpertChoiceFor(experts), ((uint)(tokens + 3) / 4, 1, 1), 128, 0, args);   // a warp a token
     }
 
     /// A step's slots grouped by expert in one block (expert_groups; ExpertGroups says how they lie): chosen (tokens,

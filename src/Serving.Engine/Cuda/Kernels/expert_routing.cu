@@ -5,9 +5,6 @@
 // GroupExperts, CombineExperts), rounded where those ops round.
 // Compiled after element_types.cu (elem_t, to_f, from_f, rnd, wait_for_previous_kernel) and paged_attention.cu (NEG_INF).
 
-#define ROUTE_MAX_K 32          // picks a token
-#define ROUTE_MAX_PER_LANE 32   // logits a lane: experts <= 32 x 32
-
 // (v, e, p) becomes the candidate (ov, oe, op) where that goes first: the larger value (NaN the largest, as
 // torch.topk orders it), on a tie the lower expert; an expert < 0 is none (every held one goes before it)
 __device__ __forceinline__ void route_better(float& v, int& e, float& p, float ov, int oe, float op) {
@@ -20,31 +17,35 @@ __device__ __forceinline__ void route_better(float& v, int& e, float& p, float o
 
 // ---------------------------------------------------------------------------------------------------
 // Each token's top-k experts and their weights, one warp a token:
-//   logits (tokens, experts) contiguous, float32 where logits_f32 else elem_t; experts <= 1024, k <= min(32, experts)
+//   logits (tokens, experts) contiguous, float32 where logits_f32 else elem_t; experts <= 32 x PER_LANE (the launch
+//     takes the entry point of the fewest values a lane, expert_choice_1 .. _32: a warp runs this alone, latency-bound,
+//     so its code holds just the loops of its experts' count), k <= min(32, experts)
 //   softmax_first 1: probabilities p = softmax(logits) in float32 as PyTorch's warp softmax computes it (width =
 //     min(pow2(experts), 32) lanes; lane l holds logits it x width + l; its exps summed in order, then a butterfly
 //     over the width; p = exp / sum); the k largest p (+ choice_bias (experts) float32 where given), weighed by their p
 //     (normalize: divided by their sum, added in the order chosen)
 //   softmax_first 0: the k largest logits, weighed by their softmax (PyTorch's over pow2(k) lanes: a butterfly sum)
 //   chosen (tokens, k) int64, largest first (ties: the lower expert); weights (tokens, k) elem_t
+// Lane r keeps pick r (its expert and its p or logit): no array indexed at run time, so nothing in local memory.
 // ---------------------------------------------------------------------------------------------------
-extern "C" __global__ void expert_choice(const void* __restrict__ logits, int logits_f32, const float* __restrict__ choice_bias,
-                                         long long* __restrict__ chosen, elem_t* __restrict__ weights,
-                                         int tokens, int experts, int k, int softmax_first, int normalize) {
+template <int PER_LANE>
+__device__ __forceinline__ void choose_experts(const void* __restrict__ logits, int logits_f32, const float* __restrict__ choice_bias,
+                                               long long* __restrict__ chosen, elem_t* __restrict__ weights,
+                                               int tokens, int experts, int k, int softmax_first, int normalize) {
     wait_for_previous_kernel();
     const int token = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
-    if (token >= tokens) return;
+    if (token >= tokens) return;                            // the whole warp
     int pow2 = 1;
     while (pow2 < experts) pow2 <<= 1;
     const int width = pow2 < 32 ? pow2 : 32;
     const float* row32 = (const float*)logits + (long)token * experts;
     const elem_t* row16 = (const elem_t*)logits + (long)token * experts;
 
-    float value[ROUTE_MAX_PER_LANE], p[ROUTE_MAX_PER_LANE];   // the choice's value (logit or p + bias); p
+    // the lane's experts it x width + lane (none past the experts: -inf, which adds 0 to the sums below)
+    float value[PER_LANE], p[PER_LANE];                     // the choice's value (logit or p + bias); p
     float largest = NEG_INF;
 #pragma unroll
-    for (int it = 0; it < ROUTE_MAX_PER_LANE; it++) {
-        if (it * width >= experts) break;   // the same for the warp; value[it] past here is never read
+    for (int it = 0; it < PER_LANE; it++) {
         const int e = it * width + lane;
         const bool held = lane < width && e < experts;
         value[it] = held ? (logits_f32 ? row32[e] : to_f(row16[e])) : NEG_INF;
@@ -54,31 +55,28 @@ extern "C" __global__ void expert_choice(const void* __restrict__ logits, int lo
         for (int o = width / 2; o > 0; o >>= 1) largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, o));
         float sum = 0.f;
 #pragma unroll
-        for (int it = 0; it < ROUTE_MAX_PER_LANE; it++) {
-            if (it * width >= experts) break;
-            p[it] = expf(value[it] - largest);   // 0 past the experts (-inf)
+        for (int it = 0; it < PER_LANE; it++) {
+            p[it] = expf(value[it] - largest);
             sum += p[it];
         }
         for (int o = width / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
 #pragma unroll
-        for (int it = 0; it < ROUTE_MAX_PER_LANE; it++) {
-            if (it * width >= experts) break;
+        for (int it = 0; it < PER_LANE; it++) {
             const int e = it * width + lane;
             p[it] /= sum;
             if (lane < width && e < experts) value[it] = choice_bias ? p[it] + choice_bias[e] : p[it];
         }
     }
 
-    // k rounds of a warp-wide arg max; each round's winner taken out by the lane that holds it
-    float picked_p[ROUTE_MAX_K];
-    int picked[ROUTE_MAX_K];
+    // k rounds of a warp-wide arg max; each round's winner taken out by the lane that holds it, kept by lane r
+    int pick = -1;
+    float pick_p = 0.f;                                     // its p (softmax_first) or its logit
     unsigned int taken = 0u;
     for (int r = 0; r < k; r++) {
         float v = NEG_INF, pv = 0.f;
         int e = -1;
 #pragma unroll
-        for (int it = 0; it < ROUTE_MAX_PER_LANE; it++) {
-            if (it * width >= experts) break;
+        for (int it = 0; it < PER_LANE; it++) {
             const int expert = it * width + lane;
             if (lane < width && expert < experts && !(taken & (1u << it)))
                 route_better(v, e, pv, value[it], expert, softmax_first ? p[it] : value[it]);
@@ -89,39 +87,51 @@ extern "C" __global__ void expert_choice(const void* __restrict__ logits, int lo
             route_better(v, e, pv, ov, oe, op);
         }
         if (lane < width && e % width == lane) taken |= 1u << (e / width);
-        picked[r] = e;
-        picked_p[r] = pv;
+        if (lane == r) {
+            pick = e;
+            pick_p = pv;
+        }
     }
-    if (lane != 0) return;
 
     long long* out_chosen = chosen + (long)token * k;
     elem_t* out_weights = weights + (long)token * k;
     if (softmax_first) {
-        float sum = 0.f;
-        if (normalize) for (int r = 0; r < k; r++) sum += picked_p[r];
-        for (int r = 0; r < k; r++) {
-            out_chosen[r] = picked[r];
-            out_weights[r] = from_f(normalize ? picked_p[r] / sum : picked_p[r]);
+        float sum = 0.f;                                    // in the order chosen
+        if (normalize) for (int r = 0; r < k; r++) sum += __shfl_sync(0xffffffffu, pick_p, r);
+        if (lane < k) {
+            out_chosen[lane] = pick;
+            out_weights[lane] = from_f(normalize ? pick_p / sum : pick_p);
         }
         return;
     }
-    // the softmax of the top k logits (largest first: picked_p[0] is their max), summed as a butterfly over pow2(k)
+    // the softmax of the top k logits (largest first: pick 0's is their max), summed as a butterfly over pow2(k) lanes
+    // (the lanes past k2 sum zeros among themselves)
     int k2 = 1;
     while (k2 < k) k2 <<= 1;
-    float exps[ROUTE_MAX_K];
-    for (int r = 0; r < k2; r++) exps[r] = r < k ? expf(picked_p[r] - picked_p[0]) : 0.f;
-    float sums[ROUTE_MAX_K];
-    for (int r = 0; r < k2; r++) sums[r] = exps[r];
-    for (int o = k2 / 2; o > 0; o >>= 1) {
-        float next[ROUTE_MAX_K];
-        for (int r = 0; r < k2; r++) next[r] = sums[r] + sums[r ^ o];
-        for (int r = 0; r < k2; r++) sums[r] = next[r];
-    }
-    for (int r = 0; r < k; r++) {
-        out_chosen[r] = picked[r];
-        out_weights[r] = from_f(exps[r] / sums[0]);
+    const float top = __shfl_sync(0xffffffffu, pick_p, 0);
+    const float exp_p = lane < k ? expf(pick_p - top) : 0.f;
+    float sums = exp_p;
+    for (int o = k2 / 2; o > 0; o >>= 1) sums += __shfl_xor_sync(0xffffffffu, sums, o);
+    const float total = __shfl_sync(0xffffffffu, sums, 0);
+    if (lane < k) {
+        out_chosen[lane] = pick;
+        out_weights[lane] = from_f(exp_p / total);
     }
 }
+
+#define EXPERT_CHOICE(PER_LANE)                                                                                          \
+    extern "C" __global__ void expert_choice_##PER_LANE(const void* __restrict__ logits, int logits_f32,                 \
+            const float* __restrict__ choice_bias, long long* __restrict__ chosen, elem_t* __restrict__ weights,          \
+            int tokens, int experts, int k, int softmax_first, int normalize) {                                          \
+        choose_experts<PER_LANE>(logits, logits_f32, choice_bias, chosen, weights, tokens, experts, k, softmax_first,   \
+                                 normalize);                                                                             \
+    }
+EXPERT_CHOICE(1)
+EXPERT_CHOICE(2)
+EXPERT_CHOICE(4)
+EXPERT_CHOICE(8)
+EXPERT_CHOICE(16)
+EXPERT_CHOICE(32)
 
 // ---------------------------------------------------------------------------------------------------
 // A step's slots (token t's pick j at t x k + j) grouped by expert as ExpertGroups lays them out, in one block:
