@@ -248,9 +248,10 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// (numTokens, columns), grouped row r being x's row xRows[r] (ExpertGroups.Tokens: the kernel gathers the routed
     /// rows itself); weight (experts x rows, columns), expert e's rows at e x rows; starts (experts + 1) int64, expert
     /// e's rows of x being starts[e] .. starts[e + 1]; active (experts) int64, the experts with rows first
-    /// (ExpertGroups.Active: blocks for min(experts, slots) of them); output (slots, rows). TakesExperts must hold. Steps of few rows an expert keep more loads in flight: fewer slots
-    /// than experts (an expert's rows mostly one: a decode step of few tokens) run expert_linear_sparse (8 rows a pass),
-    /// at most 8 slots an expert on average expert_linear_few (16), more expert_linear (32).
+    /// (ExpertGroups.Active: blocks for min(experts, slots) of them); output (slots, rows). TakesExperts must hold.
+    /// Steps of few rows an expert keep more loads in flight: fewer slots than experts (an expert's rows mostly one: a
+    /// decode step of few tokens) run expert_linear_sparse (8 rows a pass), at most 8 slots an expert on average
+    /// expert_linear_few (16), more expert_linear (32).
     public void ExpertsLinear(Tensor x, Tensor? xRows, Tensor weight, Tensor starts, Tensor active, Tensor output)
     {
         var (rows, columns) = ((int)output.size(1), (int)x.size(1));

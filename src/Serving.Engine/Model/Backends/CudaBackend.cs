@@ -234,16 +234,19 @@ internal sealed class CudaStep : DecoderStep
     public override void ExpertsLinear(Tensor x, Tensor weight, ExpertGroups groups, bool gather, Tensor output) =>
         Timed("experts", () =>
         {
-            _kernels.ExpertsLinear(x, gather ? groups.Tokens.contiguous() : null, weight, groups.Starts, groups.Active, output);
+            _kernels.ExpertsLinear(x, TokenOfRows(groups, gather), weight, groups.Starts, groups.Active, output);
             return output;
         });
 
     public override void ExpertsLinear(Tensor x, Fp8Experts experts, ExpertGroups groups, bool gather, Tensor output) =>
         Timed("experts", () =>
         {
-            experts.Products.ExpertsLinear(x, gather ? groups.Tokens.contiguous() : null, experts, groups.Starts, groups.Active, output);
+            experts.Products.ExpertsLinear(x, TokenOfRows(groups, gather), experts, groups.Starts, groups.Active, output);
             return output;
         });
+
+    // the expert kernels' x_rows: each grouped row's token where they read the tokens' rows (gather), else none
+    static Tensor? TokenOfRows(ExpertGroups groups, bool gather) => gather ? groups.Tokens.contiguous() : null;
 
     public override Tensor Linear(Tensor x, Tensor weight, Tensor? bias) =>
         (bias is null ? _matmuls?.TryLinear(x, weight) : null) ?? base.Linear(x, weight, bias);
