@@ -44,6 +44,10 @@ internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, in
         && (HeadDim <= 128 && computeCapability >= 80 || HeadDim == 256 && GroupSize <= 8 && computeCapability >= 90);
 }
 
+/// RMSNorm weights of each query head and key head ((D) that every head shares, or a weight a head) and their epsilon:
+/// qwen3's q_norm and k_norm, which rope_kv_write can apply before its rotation.
+internal readonly record struct HeadNorm(Tensor Query, Tensor Key, float Eps);
+
 /// The decoder's fused CUDA kernels for one model shape, compiled with NVRTC when created and launched on one
 /// stream (the engine's; TorchSharp's ops of the step run on it too, so they order without synchronization).
 /// Tensors are passed by device pointer: callers keep them alive until the step's work has run (the TorchSharp
@@ -169,23 +173,31 @@ internal sealed unsafe class FusedKernels : IDisposable
     {
         var (rows, stride, heads, kvHeads) = ((uint)qkv.size(0), (int)qkv.stride(0), Shape.NumHeads, Shape.NumKVHeads);
         var (qkvPtr, qPtr, kPtr) = (TensorPointer.Of(qkv), TensorPointer.Of(qWeight), TensorPointer.Of(kWeight));
-        var weightHeadStride = qWeight.dim() == 2 ? Shape.HeadDim : 0;
+        var weightHeadStride = HeadNormStride(qWeight);
         void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &qPtr, &kPtr, &weightHeadStride, &eps };
         Launch(_headRmsNorm, (rows, 1, 1), 32 * (uint)Math.Min(8, heads + kvHeads), 0, args);
     }
 
+    // a head norm's weight (D) that every head shares: 0; a weight a head, (heads, D): D
+    int HeadNormStride(Tensor weight) => weight.dim() == 2 ? Shape.HeadDim : 0;
+
     /// Rotates q and k of <paramref name="qkv"/> (numTokens, (numHeads + 2 numKVHeads) headDim) in place and
     /// writes rotated k and v into the pool at <paramref name="slots"/> (null: rotation only). positions, slots
     /// (numTokens) int32; cos, sin (maxPositions, rotaryDim / 2) float32; scales: the layer's [k_scale, v_scale]
-    /// float32; kCache, vCache (numBlocks, blockSize, numKVHeads, headDim) of the pool's type.
-    public void RopeAndWriteKV(Tensor qkv, Tensor positions, Tensor? slots, Tensor cos, Tensor sin, Tensor scales, Tensor kCache, Tensor vCache)
+    /// float32; kCache, vCache (numBlocks, blockSize, numKVHeads, headDim) of the pool's type. headNorm: q and k normed
+    /// first as HeadRmsNorm norms them (the same values), in the same launch; null: no norm.
+    public void RopeAndWriteKV(Tensor qkv, Tensor positions, Tensor? slots, Tensor cos, Tensor sin, Tensor scales, Tensor kCache, Tensor vCache,
+        HeadNorm? headNorm = null)
     {
         var (rows, stride) = ((uint)qkv.size(0), (int)qkv.stride(0));
         var (heads, kvHeads) = (Shape.NumHeads, Shape.NumKVHeads);
         var (qkvPtr, posPtr, slotPtr) = (TensorPointer.Of(qkv), TensorPointer.Of(positions), slots is null ? IntPtr.Zero : TensorPointer.Of(slots));
         var (cosPtr, sinPtr, scalePtr) = (TensorPointer.Of(cos), TensorPointer.Of(sin), TensorPointer.Of(scales));
         var (kPtr, vPtr) = (TensorPointer.Of(kCache), TensorPointer.Of(vCache));
-        void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &posPtr, &slotPtr, &cosPtr, &sinPtr, &scalePtr, &kPtr, &vPtr };
+        var (qNormPtr, kNormPtr) = headNorm is { } norm ? (TensorPointer.Of(norm.Query), TensorPointer.Of(norm.Key)) : (IntPtr.Zero, IntPtr.Zero);
+        var (normStride, normEps) = headNorm is { } n ? (HeadNormStride(n.Query), n.Eps) : (0, 0f);
+        void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &posPtr, &slotPtr, &cosPtr, &sinPtr, &scalePtr, &kPtr, &vPtr,
+            &qNormPtr, &kNormPtr, &normStride, &normEps };
         Launch(_ropeKVWrite, (rows, 1, 1), WholeWarps((heads + kvHeads) * Shape.RotaryDim / 2), 0, args);
     }
 

@@ -165,12 +165,32 @@ internal sealed class CudaStep : DecoderStep
 
     public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer) => Timed("rotary + KV write", () =>
     {
-        if (_cache.CalibrateScales || _config.NoRopeLayers.Contains(layer))
+        if (RotatesAndWritesApart(layer))
             return Write(Rotate(qkv, layer), layer);
-        var rope = RopeOf(layer);
-        _kernels.RopeAndWriteKV(qkv, _positions, _slots, rope.Cos, rope.Sin, _cache.Scales[layer], _cache.Keys(layer), _cache.Values(layer));
+        RopeAndWriteKV(qkv, layer, headNorm: null);
         return qkv;
     });
+
+    // the head norms' time counts as the rotary's in a --profile
+    public override Tensor HeadRmsNormRotaryAndCacheWrite(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps, int layer)
+    {
+        if (_config.QkNorm == QkNorm.WholeProjection || RotatesAndWritesApart(layer))
+            return base.HeadRmsNormRotaryAndCacheWrite(qkv, qWeight, kWeight, eps, layer);
+        return Timed("rotary + KV write", () =>
+        {
+            RopeAndWriteKV(qkv, layer, new HeadNorm(qWeight, kWeight, (float)eps));
+            return qkv;
+        });
+    }
+
+    // --calculate-kv-scales measures the rotated K and V before writing them; a layer without rotary embedding writes alone
+    bool RotatesAndWritesApart(int layer) => _cache.CalibrateScales || _config.NoRopeLayers.Contains(layer);
+
+    void RopeAndWriteKV(Tensor qkv, int layer, HeadNorm? headNorm)
+    {
+        var rope = RopeOf(layer);
+        _kernels.RopeAndWriteKV(qkv, _positions, _slots, rope.Cos, rope.Sin, _cache.Scales[layer], _cache.Keys(layer), _cache.Values(layer), headNorm);
+    }
 
     public override Tensor Rotary(Tensor qkv, int layer) => Timed("rotary + KV write", () => Rotate(qkv, layer));
 

@@ -46,6 +46,10 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// Rotary, then CacheWrite: one kernel on the fused backend.
     public virtual Tensor RotaryAndCacheWrite(Tensor qkv, int layer) => CacheWrite(Rotary(qkv, layer), layer);
 
+    /// HeadRmsNorm, then RotaryAndCacheWrite (qwen3's norms before the rotary embedding): one kernel on the fused backend.
+    public virtual Tensor HeadRmsNormRotaryAndCacheWrite(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps, int layer) =>
+        RotaryAndCacheWrite(HeadRmsNorm(qkv, qWeight, kWeight, eps), layer);
+
     /// Attention of every new token over its sequence's context (already written), one KV head per group of query
     /// heads: (numTokens, H D), heads in query-head order. sinks (H): gpt-oss's per-head logit that joins each softmax
     /// without a value (ModelConfig.AttentionSinks); null: none.
