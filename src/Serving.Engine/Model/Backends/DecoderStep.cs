@@ -77,6 +77,14 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// TorchSharp here; the fused backend's one kernel).
     public virtual ExpertGroups GroupExperts(Tensor chosen, Tensor weights, int experts) => ExpertGroups.Of(chosen, weights, experts);
 
+    /// ChooseExperts, then GroupExperts of the choice over logits.size(1) experts (the fused backend's one kernel for a
+    /// step of few tokens).
+    public virtual ExpertGroups RouteExperts(Tensor logits, ExpertChoice choice, ScalarType dtype)
+    {
+        var (chosen, weights) = ChooseExperts(logits, choice, dtype);
+        return GroupExperts(chosen, weights, (int)logits.size(1));
+    }
+
     /// Each token's experts' outputs, grouped (slots, hidden) by grouped row (null where no token was routed), each
     /// with its expert's row of bias (experts, hidden) added first where given, weighed and summed: (numTokens, hidden)
     /// like x (ExpertGroups.Combine's TorchSharp here; the fused backend's one kernel).
