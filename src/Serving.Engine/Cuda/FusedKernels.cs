@@ -427,7 +427,7 @@ internal sealed unsafe class FusedKernels : IDisposable
             var partitions = plan.NumPartitions;
             // the CUDA-core kernel counts the sinks in its partition 0, the tensor-core one leaves them to the reduce
             var reduceSinkPtr = _attentionKernel.TensorCores ? sinkPtr : IntPtr.Zero;
-            void** reduceArgs = stackalloc void*[] { &partOut, &partMl, &seqPtr, &rowPtr, &partitions, &outPtr, &reduceSinkPtr };
+            void** reduceArgs = stackalloc void*[] { &partOut, &partMl, &seqPtr, &rowPtr, &lenPtr, &partitionPtr, &windowSize, &partitions, &outPtr, &reduceSinkPtr };
             Launch(_attentionReduce, ((uint)Shape.NumHeads, (uint)plan.NumSeqs, 1), (uint)Shape.HeadDim,
                 (uint)(partitions * 2 * sizeof(float)), reduceArgs);
         }
