@@ -44,6 +44,10 @@ internal sealed record KernelShape(ScalarType Dtype, KVCacheDtype CacheDtype, in
         && (HeadDim <= 128 && computeCapability >= 80 || HeadDim == 256 && GroupSize <= 8 && computeCapability >= 90);
 }
 
+/// RMSNorm weights of each query head and key head ((D) that every head shares, or a weight a head) and their epsilon:
+/// qwen3's q_norm and k_norm, which rope_kv_write can apply before its rotation.
+internal readonly record struct HeadNorm(Tensor Query, Tensor Key, float Eps);
+
 /// The decoder's fused CUDA kernels for one model shape, compiled with NVRTC when created and launched on one
 /// stream (the engine's; TorchSharp's ops of the step run on it too, so they order without synchronization).
 /// Tensors are passed by device pointer: callers keep them alive until the step's work has run (the TorchSharp
@@ -57,6 +61,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _clampedGlu, _attention, _attentionReduce, _prefillAttention;
     readonly IntPtr _expertLinear, _expertLinearFew, _expertLinearSparse;   // 16-bit models only
     readonly IntPtr[] _expertChoice;   // by the logits a lane holds: expert_choice_1, _2, _4, ..., _32 (ExpertChoiceKernels)
+    readonly IntPtr[] _expertRoute;    // the same, expert_route_1 .. _32 (ExpertRouteKernels)
     readonly IntPtr _expertGroups, _expertCombine;
     readonly int _vector;
     readonly DecodeAttentionKernel _attentionKernel;
@@ -76,7 +81,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         (_rmsNorm, _addRmsNorm, _headRmsNorm) = (Fn("rms_norm"), Fn("add_rms_norm"), Fn("head_rms_norm"));
         (_ropeKVWrite, _kvWrite, _gatherKV, _siluMul) = (Fn("rope_kv_write"), Fn("kv_write"), Fn("gather_kv"), Fn("silu_mul"));
         _clampedGlu = Fn("clamped_glu");
-        _expertChoice = [.. ExpertChoiceKernels.Select(Fn)];
+        (_expertChoice, _expertRoute) = ([.. ExpertChoiceKernels.Select(Fn)], [.. ExpertRouteKernels.Select(Fn)]);
         (_expertGroups, _expertCombine) = (Fn("expert_groups"), Fn("expert_combine"));
         _attentionKernel = DecodeAttentionKernel.For(shape, device.ComputeCapability);
         (_attention, _attentionReduce) = (Fn(_attentionKernel.Name), Fn("paged_attention_reduce"));
@@ -169,23 +174,31 @@ internal sealed unsafe class FusedKernels : IDisposable
     {
         var (rows, stride, heads, kvHeads) = ((uint)qkv.size(0), (int)qkv.stride(0), Shape.NumHeads, Shape.NumKVHeads);
         var (qkvPtr, qPtr, kPtr) = (TensorPointer.Of(qkv), TensorPointer.Of(qWeight), TensorPointer.Of(kWeight));
-        var weightHeadStride = qWeight.dim() == 2 ? Shape.HeadDim : 0;
+        var weightHeadStride = HeadNormStride(qWeight);
         void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &qPtr, &kPtr, &weightHeadStride, &eps };
         Launch(_headRmsNorm, (rows, 1, 1), 32 * (uint)Math.Min(8, heads + kvHeads), 0, args);
     }
 
+    // a head norm's weight (D) that every head shares: 0; a weight a head, (heads, D): D
+    int HeadNormStride(Tensor weight) => weight.dim() == 2 ? Shape.HeadDim : 0;
+
     /// Rotates q and k of <paramref name="qkv"/> (numTokens, (numHeads + 2 numKVHeads) headDim) in place and
     /// writes rotated k and v into the pool at <paramref name="slots"/> (null: rotation only). positions, slots
     /// (numTokens) int32; cos, sin (maxPositions, rotaryDim / 2) float32; scales: the layer's [k_scale, v_scale]
-    /// float32; kCache, vCache (numBlocks, blockSize, numKVHeads, headDim) of the pool's type.
-    public void RopeAndWriteKV(Tensor qkv, Tensor positions, Tensor? slots, Tensor cos, Tensor sin, Tensor scales, Tensor kCache, Tensor vCache)
+    /// float32; kCache, vCache (numBlocks, blockSize, numKVHeads, headDim) of the pool's type. headNorm: q and k normed
+    /// first as HeadRmsNorm norms them (the same values), in the same launch; null: no norm.
+    public void RopeAndWriteKV(Tensor qkv, Tensor positions, Tensor? slots, Tensor cos, Tensor sin, Tensor scales, Tensor kCache, Tensor vCache,
+        HeadNorm? headNorm = null)
     {
         var (rows, stride) = ((uint)qkv.size(0), (int)qkv.stride(0));
         var (heads, kvHeads) = (Shape.NumHeads, Shape.NumKVHeads);
         var (qkvPtr, posPtr, slotPtr) = (TensorPointer.Of(qkv), TensorPointer.Of(positions), slots is null ? IntPtr.Zero : TensorPointer.Of(slots));
         var (cosPtr, sinPtr, scalePtr) = (TensorPointer.Of(cos), TensorPointer.Of(sin), TensorPointer.Of(scales));
         var (kPtr, vPtr) = (TensorPointer.Of(kCache), TensorPointer.Of(vCache));
-        void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &posPtr, &slotPtr, &cosPtr, &sinPtr, &scalePtr, &kPtr, &vPtr };
+        var (qNormPtr, kNormPtr) = headNorm is { } norm ? (TensorPointer.Of(norm.Query), TensorPointer.Of(norm.Key)) : (IntPtr.Zero, IntPtr.Zero);
+        var (normStride, normEps) = headNorm is { } n ? (HeadNormStride(n.Query), n.Eps) : (0, 0f);
+        void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &posPtr, &slotPtr, &cosPtr, &sinPtr, &scalePtr, &kPtr, &vPtr,
+            &qNormPtr, &kNormPtr, &normStride, &normEps };
         Launch(_ropeKVWrite, (rows, 1, 1), WholeWarps((heads + kvHeads) * Shape.RotaryDim / 2), 0, args);
     }
 
@@ -274,15 +287,22 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// Whether GroupExperts takes a step of these slots (tokens x picks) as well (one block's shared memory).
     public static bool TakesGrouping(long experts, long topK, long slots) => TakesChoice(experts, topK) && slots <= MaxRoutingSlots;
 
-    const int MaxRoutingPicks = 32, MaxRoutingSlots = 8192;
+    /// Whether RouteExperts takes a step of this many tokens (a warp of its block a token) as GroupExperts would.
+    public static bool TakesRouting(long tokens, long experts, long topK) =>
+        tokens >= 1 && tokens <= RouteThreads / 32 && TakesGrouping(experts, topK, tokens * topK);
+
+    const int MaxRoutingPicks = 32, MaxRoutingSlots = 8192, RouteThreads = 256;
 
     /// expert_choice's entry points, for experts of at most 32, 64, 128, ..., 1024 (a warp's lanes holding 1, 2, 4, ...,
     /// 32 logits each: a token's warp runs alone, so each holds the loops of its count and no more).
     public static readonly string[] ExpertChoiceKernels = ["expert_choice_1", "expert_choice_2", "expert_choice_4", "expert_choice_8", "expert_choice_16", "expert_choice_32"];
 
-    // the entry point for this many experts (TakesChoice: at most 1024)
-    IntPtr ExpertChoiceFor(int experts) =>
-        _expertChoice[System.Numerics.BitOperations.Log2(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, (experts + 31) / 32)))];
+    /// expert_route's entry points, by the logits a lane holds as ExpertChoiceKernels.
+    public static readonly string[] ExpertRouteKernels = [.. ExpertChoiceKernels.Select(name => name.Replace("expert_choice", "expert_route"))];
+
+    // the entry point of these (ExpertChoiceKernels' order) for this many experts (TakesChoice: at most 1024)
+    static IntPtr ForExperts(IntPtr[] entryPoints, int experts) =>
+        entryPoints[System.Numerics.BitOperations.Log2(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, (experts + 31) / 32)))];
 
     /// Each token's top-k experts and their weights (expert_choice_N; DecoderStep.ChooseExperts says what): logits
     /// (tokens, experts) contiguous, float32 or the model's type; choiceBias (experts) float32 or null; chosen (tokens, k)
@@ -294,7 +314,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         var (logitsPtr, biasPtr, chosenPtr, weightsPtr) = (TensorPointer.Of(logits), choiceBias is null ? IntPtr.Zero : TensorPointer.Of(choiceBias),
             TensorPointer.Of(chosen), TensorPointer.Of(weights));
         void** args = stackalloc void*[] { &logitsPtr, &logitsF32, &biasPtr, &chosenPtr, &weightsPtr, &tokens, &experts, &k, &first, &scaled };
-        Launch(ExpertChoiceFor(experts), ((uint)(tokens + 3) / 4, 1, 1), 128, 0, args);   // a warp a token
+        Launch(ForExperts(_expertChoice, experts), ((uint)(tokens + 3) / 4, 1, 1), 128, 0, args);   // a warp a token
     }
 
     /// A step's slots grouped by expert in one block (expert_groups; ExpertGroups says how they lie): chosen (tokens,
@@ -308,8 +328,27 @@ internal sealed unsafe class FusedKernels : IDisposable
             TensorPointer.Of(weightsSorted), TensorPointer.Of(rowOfSlot), TensorPointer.Of(tokensOfRow), TensorPointer.Of(expertOfRow), TensorPointer.Of(starts),
             TensorPointer.Of(active));
         void** args = stackalloc void*[] { &chosenPtr, &weightsPtr, &sortedPtr, &rowPtr, &tokensPtr, &expertPtr, &startsPtr, &activePtr, &tokens, &k, &experts };
-        Launch(_expertGroups, (1, 1, 1), 1024, (uint)((tokens * k + experts + 1) * sizeof(int)), args);
+        Launch(_expertGroups, (1, 1, 1), 1024, GroupingSharedBytes(tokens, k, experts), args);
     }
+
+    /// ChooseExperts then GroupExperts in one launch (expert_route_N): their arguments, chosen and weights written as
+    /// ChooseExperts writes them (the grouping reads them back). TakesRouting must hold.
+    public void RouteExperts(Tensor logits, Tensor? choiceBias, bool softmaxFirst, bool normalize, Tensor chosen, Tensor weights,
+        Tensor weightsSorted, Tensor rowOfSlot, Tensor tokensOfRow, Tensor expertOfRow, Tensor starts, Tensor active)
+    {
+        var (tokens, experts, k) = ((int)logits.size(0), (int)logits.size(1), (int)chosen.size(1));
+        var (logitsF32, first, scaled) = (logits.dtype == ScalarType.Float32 ? 1 : 0, softmaxFirst ? 1 : 0, normalize ? 1 : 0);
+        var (logitsPtr, biasPtr, chosenPtr, weightsPtr) = (TensorPointer.Of(logits), choiceBias is null ? IntPtr.Zero : TensorPointer.Of(choiceBias),
+            TensorPointer.Of(chosen), TensorPointer.Of(weights));
+        var (sortedPtr, rowPtr, tokensPtr, expertPtr, startsPtr, activePtr) = (TensorPointer.Of(weightsSorted), TensorPointer.Of(rowOfSlot),
+            TensorPointer.Of(tokensOfRow), TensorPointer.Of(expertOfRow), TensorPointer.Of(starts), TensorPointer.Of(active));
+        void** args = stackalloc void*[] { &logitsPtr, &logitsF32, &biasPtr, &chosenPtr, &weightsPtr, &tokens, &experts, &k, &first, &scaled,
+            &sortedPtr, &rowPtr, &tokensPtr, &expertPtr, &startsPtr, &activePtr };
+        Launch(ForExperts(_expertRoute, experts), (1, 1, 1), RouteThreads, GroupingSharedBytes(tokens, k, experts), args);
+    }
+
+    // expert_groups' shared memory: each slot's expert, then the experts' counts and starts
+    static uint GroupingSharedBytes(int tokens, int k, int experts) => (uint)((tokens * k + experts + 1) * sizeof(int));
 
     /// Each token's experts' outputs weighed and summed (expert_combine; ExpertGroups.Combine says how): grouped (slots,
     /// hidden) contiguous; rowOfSlot, weightsSorted, expertOfRow as GroupExperts wrote them; bias (experts, hidden) added
@@ -388,7 +427,7 @@ internal sealed unsafe class FusedKernels : IDisposable
             var partitions = plan.NumPartitions;
             // the CUDA-core kernel counts the sinks in its partition 0, the tensor-core one leaves them to the reduce
             var reduceSinkPtr = _attentionKernel.TensorCores ? sinkPtr : IntPtr.Zero;
-            void** reduceArgs = stackalloc void*[] { &partOut, &partMl, &seqPtr, &rowPtr, &partitions, &outPtr, &reduceSinkPtr };
+            void** reduceArgs = stackalloc void*[] { &partOut, &partMl, &seqPtr, &rowPtr, &lenPtr, &partitionPtr, &windowSize, &partitions, &outPtr, &reduceSinkPtr };
             Launch(_attentionReduce, ((uint)Shape.NumHeads, (uint)plan.NumSeqs, 1), (uint)Shape.HeadDim,
                 (uint)(partitions * 2 * sizeof(float)), reduceArgs);
         }

@@ -49,7 +49,7 @@ internal sealed class Attention : nn.Module
         if (_queryNorm is null)
             qkv = step.RotaryAndCacheWrite(qkv, _layer);
         else if (!_normAfterRope)
-            qkv = step.RotaryAndCacheWrite(step.HeadRmsNorm(qkv, _queryNorm.Weight, _keyNorm!.Weight, _queryNorm.Eps), _layer);
+            qkv = step.HeadRmsNormRotaryAndCacheWrite(qkv, _queryNorm.Weight, _keyNorm!.Weight, _queryNorm.Eps, _layer);
         else
             qkv = step.CacheWrite(step.HeadRmsNorm(step.Rotary(qkv, _layer), _queryNorm.Weight, _keyNorm!.Weight, _queryNorm.Eps), _layer);
         // (numTokens, qSize) -> (numTokens, hidden); a rank's heads give a partial sum (row-parallel o_proj)

@@ -51,13 +51,12 @@ internal sealed class MoeMlp : FeedForward
     public override Tensor Forward(DecoderStep step, Tensor x)
     {
         var logits = _router.Forward(step, _routerInFloat32 ? x.to_type(ScalarType.Float32) : x);
-        var (chosen, weights) = _routing switch   // (numTokens, k) each
+        var groups = _routing switch
         {
-            ExpertRouting.SparseMixer => SparseMixer(logits, _jitter),
-            ExpertRouting.SoftmaxOverTopK => step.ChooseExperts(logits, new ExpertChoice(_topK, SoftmaxFirst: false), x.dtype),
-            _ => step.ChooseExperts(logits, new ExpertChoice(_topK, SoftmaxFirst: true, _normalize, _choiceBias), x.dtype),
+            ExpertRouting.SparseMixer => GroupsOfSparseMixer(step, logits, x.dtype),
+            ExpertRouting.SoftmaxOverTopK => step.RouteExperts(logits, new ExpertChoice(_topK, SoftmaxFirst: false), x.dtype),
+            _ => step.RouteExperts(logits, new ExpertChoice(_topK, SoftmaxFirst: true, _normalize, _choiceBias), x.dtype),
         };
-        var groups = step.GroupExperts(chosen, weights.to_type(x.dtype), _experts);
         var gateUp = _gateUp.Forward(step, x, groups, gather: true);                     // (slots, 2F), by expert
         var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);
         var output = step.CombineExperts(groups, _down.Forward(step, activated, groups), x, bias: null);
@@ -70,6 +69,12 @@ internal sealed class MoeMlp : FeedForward
     /// Whether a step waits for the host here: where the experts' groups are read on the host (ExpertWeights.
     /// GroupedOnTheDevice: shapes the kernels do not take, FP8 experts of scalings that differ between experts).
     public override bool WaitsForTheHost => !_gateUp.GroupedOnTheDevice || !_down.GroupedOnTheDevice;
+
+    ExpertGroups GroupsOfSparseMixer(DecoderStep step, Tensor logits, ScalarType dtype)
+    {
+        var (chosen, weights) = SparseMixer(logits, _jitter);   // (numTokens, k) each
+        return step.GroupExperts(chosen, weights.to_type(dtype), _experts);
+    }
 
     /// phimoe's SparseMixer at inference, in the logits' dtype as transformers computes it: the top expert, weighed by the
     /// softmax over the logits near it ((top - s) / max(|s|, top) <= 2 jitter; the others -inf); then the top of the rest,

@@ -13,6 +13,7 @@ namespace Serving.Engine.Tests.Cuda;
 /// grouped by expert (ExpertGroups.Of: every tensor the same, Active too) and the weighted sum of the experts' outputs
 /// (ExpertGroups.Combine: the same bits, with and without gpt-oss's bias). Logits are distinct (a permutation's steps,
 /// exact in 16 bits), so that no choice rests on a tie the two order differently; the outputs are poisoned with NaN.
+/// A step of at most 8 tokens also routes in one launch (expert_route): the same bits as the two kernels'.
 [Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
 public sealed class ExpertRoutingTests(ITestOutputHelper output)
 {
@@ -81,6 +82,30 @@ public sealed class ExpertRoutingTests(ITestOutputHelper output)
             Assert.True(expected.equal(combined).all().item<bool>(),
                 $"the weighted sum, bit for bit{(withBias ? " (with the bias)" : "")}: max |fused - torch| {(combined - expected).abs().max().to(ScalarType.Float32).item<float>():E2}");
         }
+        if (FusedKernels.TakesRouting(tokens, experts, topK))
+            RoutesInOneLaunchAsTheTwo(kernels, logits, bias, choice, fusedChosen, fusedWeights);
         output.WriteLine($"{experts} experts, top {topK}, {tokens} tokens: max |weight error| {weightError.max().item<float>():E2}");
+    }
+
+    // expert_route (a step of at most 8 tokens) writes what expert_choice then expert_groups write, bit for bit
+    static void RoutesInOneLaunchAsTheTwo(FusedKernels kernels, Tensor logits, Tensor? bias, ExpertChoice choice, Tensor chosen, Tensor weights)
+    {
+        var (tokens, experts, topK, type) = (logits.size(0), (int)logits.size(1), choice.TopK, weights.dtype);
+        var slots = tokens * topK;
+        (Tensor Sorted, Tensor RowOfSlot, Tensor Tokens, Tensor ExpertOfRow, Tensor Starts, Tensor Active) Poisoned() =>
+            (full(tokens, topK, NaN, type, CUDA), full(slots, None, ScalarType.Int64, CUDA), full(slots, None, ScalarType.Int64, CUDA),
+             full(slots, None, ScalarType.Int64, CUDA), full(experts + 1, None, ScalarType.Int64, CUDA), full(experts, None, ScalarType.Int64, CUDA));
+        var two = Poisoned();
+        kernels.GroupExperts(chosen, weights, experts, two.Sorted, two.RowOfSlot, two.Tokens, two.ExpertOfRow, two.Starts, two.Active);
+        var one = Poisoned();
+        var (routeChosen, routeWeights) = (full(tokens, topK, None, ScalarType.Int64, CUDA), full(tokens, topK, NaN, type, CUDA));
+        kernels.RouteExperts(logits, bias, choice.SoftmaxFirst, choice.Normalize, routeChosen, routeWeights,
+            one.Sorted, one.RowOfSlot, one.Tokens, one.ExpertOfRow, one.Starts, one.Active);
+        Assert.True(chosen.equal(routeChosen).all().item<bool>(), "expert_route: the same experts");
+        Assert.True(weights.equal(routeWeights).all().item<bool>(), "expert_route: the same weights");
+        foreach (var (name, a, b) in new[] { ("sorted weights", two.Sorted, one.Sorted), ("row of slot", two.RowOfSlot, one.RowOfSlot),
+                     ("tokens", two.Tokens, one.Tokens), ("expert of row", two.ExpertOfRow, one.ExpertOfRow), ("starts", two.Starts, one.Starts),
+                     ("active", two.Active, one.Active) })
+            Assert.True(a.equal(b).all().item<bool>(), $"expert_route: the same {name}");
     }
 }

@@ -116,28 +116,36 @@ extern "C" __global__ void add_rms_norm(elem_t* residual, const elem_t* __restri
 //   q_weight, k_weight: (D) that every head shares (weight_head_stride 0), or a weight per head, (numHeads, D) and
 //                       (numKVHeads, D) (weight_head_stride D)
 // ---------------------------------------------------------------------------------------------------
+// One head's RMSNorm in place by one warp (lane: the thread's lane).
+__device__ void head_rms_norm_of(elem_t* x, const elem_t* __restrict__ w, float eps, int lane) {
+#if NORM_CENTERED
+    float sum = 0.f;
+    for (int d = lane; d < HEAD_DIM; d += 32) sum += to_f(x[d]);
+    const float mean = warp_sum(sum) / HEAD_DIM;
+#else
+    const float mean = 0.f;
+#endif
+    float sum_sq = 0.f;
+    for (int d = lane; d < HEAD_DIM; d += 32) { const float f = to_f(x[d]) - mean; sum_sq += f * f; }
+    const float inv = rsqrtf(warp_sum(sum_sq) / HEAD_DIM + eps);
+    for (int d = lane; d < HEAD_DIM; d += 32) x[d] = weigh_norm(to_f(w[d]), (to_f(x[d]) - mean) * inv);
+}
+
+// Every query and key head of one token's row normed, a warp a head (the block's warps share the heads).
+__device__ void head_rms_norm_row(elem_t* row, int num_heads, int num_kv_heads, const elem_t* __restrict__ q_weight,
+                                  const elem_t* __restrict__ k_weight, int weight_head_stride, float eps) {
+    for (int head = threadIdx.x >> 5; head < num_heads + num_kv_heads; head += blockDim.x >> 5) {
+        const elem_t* w = head < num_heads ? q_weight + head * weight_head_stride
+                                           : k_weight + (head - num_heads) * weight_head_stride;
+        head_rms_norm_of(row + head * HEAD_DIM, w, eps, threadIdx.x & 31);
+    }
+}
+
 extern "C" __global__ void head_rms_norm(elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
                                          const elem_t* __restrict__ q_weight, const elem_t* __restrict__ k_weight,
                                          int weight_head_stride, float eps) {
     wait_for_previous_kernel();
-    const int lane = threadIdx.x & 31;
-    elem_t* row = qkv + (long)blockIdx.x * qkv_stride;
-    for (int head = threadIdx.x >> 5; head < num_heads + num_kv_heads; head += blockDim.x >> 5) {
-        elem_t* x = row + head * HEAD_DIM;
-        const elem_t* w = head < num_heads ? q_weight + head * weight_head_stride
-                                           : k_weight + (head - num_heads) * weight_head_stride;
-#if NORM_CENTERED
-        float sum = 0.f;
-        for (int d = lane; d < HEAD_DIM; d += 32) sum += to_f(x[d]);
-        const float mean = warp_sum(sum) / HEAD_DIM;
-#else
-        const float mean = 0.f;
-#endif
-        float sum_sq = 0.f;
-        for (int d = lane; d < HEAD_DIM; d += 32) { const float f = to_f(x[d]) - mean; sum_sq += f * f; }
-        const float inv = rsqrtf(warp_sum(sum_sq) / HEAD_DIM + eps);
-        for (int d = lane; d < HEAD_DIM; d += 32) x[d] = weigh_norm(to_f(w[d]), (to_f(x[d]) - mean) * inv);
-    }
+    head_rms_norm_row(qkv + (long)blockIdx.x * qkv_stride, num_heads, num_kv_heads, q_weight, k_weight, weight_head_stride, eps);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -172,15 +180,23 @@ __device__ void write_kv_row(const elem_t* row, int num_heads, int num_kv_heads,
 //   positions, slots (numTokens) int32; a negative slot writes nothing to the pool (rotation only)
 //   cos, sin   (maxPositions, ROTARY_DIM/2) float32;  scales: this layer's [k_scale, v_scale]
 //   k_cache, v_cache (numSlots = numBlocks*blockSize, numKVHeads, D) of cache_t
+//   q_norm, k_norm  head_rms_norm's weights (and norm_head_stride, norm_eps its) to norm each q and k head before the
+//                   rotation (qwen3's q_norm and k_norm): one launch for the two; null: no norm
 // ---------------------------------------------------------------------------------------------------
 extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
                                          const int* __restrict__ positions, const int* __restrict__ slots,
                                          const float* __restrict__ cos, const float* __restrict__ sin,
                                          const float* __restrict__ scales,
-                                         cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache) {
+                                         cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache,
+                                         const elem_t* __restrict__ q_norm, const elem_t* __restrict__ k_norm,
+                                         int norm_head_stride, float norm_eps) {
     wait_for_previous_kernel(/*let_next_in*/ false);         // decode attention follows
     const int half = ROTARY_DIM / 2;
     elem_t* row = qkv + (long)blockIdx.x * qkv_stride;
+    if (q_norm != nullptr) {   // head_rms_norm first, as its own launch would (the same values, bit for bit)
+        head_rms_norm_row(row, num_heads, num_kv_heads, q_norm, k_norm, norm_head_stride, norm_eps);
+        __syncthreads();
+    }
     const int pos = positions[blockIdx.x];
     const int slot = slots == nullptr ? -1 : slots[blockIdx.x];
     const float k_inv = 1.f / scales[0];

@@ -1,8 +1,9 @@
 // A mixture's routing around its expert products, in three launches where TorchOps takes some thirty a layer (a softmax,
 // a top-k, gathers, three sorts, a search, a product and a sum a pick): which experts each token takes and their
 // weights (expert_choice), the slots grouped by expert (expert_groups), and each token's weighted sum of its experts'
-// outputs (expert_combine). Each computes what its TorchOps counterpart computes (DecoderStep.ChooseExperts,
-// GroupExperts, CombineExperts), rounded where those ops round.
+// outputs (expert_combine); a step of at most 8 tokens chooses and groups in one launch (expert_route). Each computes
+// what its TorchOps counterpart computes (DecoderStep.ChooseExperts, GroupExperts, RouteExperts, CombineExperts),
+// rounded where those ops round.
 // Compiled after element_types.cu (elem_t, to_f, from_f, rnd, wait_for_previous_kernel) and paged_attention.cu (NEG_INF).
 
 // (v, e, p) becomes the candidate (ov, oe, op) where that goes first: the larger value (NaN the largest, as
@@ -27,14 +28,13 @@ __device__ __forceinline__ void route_better(float& v, int& e, float& p, float o
 //   softmax_first 0: the k largest logits, weighed by their softmax (PyTorch's over pow2(k) lanes: a butterfly sum)
 //   chosen (tokens, k) int64, largest first (ties: the lower expert); weights (tokens, k) elem_t
 // Lane r keeps pick r (its expert and its p or logit): no array indexed at run time, so nothing in local memory.
+// choose_experts is one token's, by its whole warp.
 // ---------------------------------------------------------------------------------------------------
 template <int PER_LANE>
-__device__ __forceinline__ void choose_experts(const void* __restrict__ logits, int logits_f32, const float* __restrict__ choice_bias,
-                                               long long* __restrict__ chosen, elem_t* __restrict__ weights,
-                                               int tokens, int experts, int k, int softmax_first, int normalize) {
-    wait_for_previous_kernel();
-    const int token = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
-    if (token >= tokens) return;                            // the whole warp
+__device__ __forceinline__ void choose_experts(int token, const void* __restrict__ logits, int logits_f32,
+                                               const float* __restrict__ choice_bias, long long* chosen, elem_t* weights,
+                                               int experts, int k, int softmax_first, int normalize) {
+    const int lane = threadIdx.x & 31;
     int pow2 = 1;
     while (pow2 < experts) pow2 <<= 1;
     const int width = pow2 < 32 ? pow2 : 32;
@@ -123,8 +123,11 @@ __device__ __forceinline__ void choose_experts(const void* __restrict__ logits, 
     extern "C" __global__ void expert_choice_##PER_LANE(const void* __restrict__ logits, int logits_f32,                 \
             const float* __restrict__ choice_bias, long long* __restrict__ chosen, elem_t* __restrict__ weights,          \
             int tokens, int experts, int k, int softmax_first, int normalize) {                                          \
-        choose_experts<PER_LANE>(logits, logits_f32, choice_bias, chosen, weights, tokens, experts, k, softmax_first,   \
-                                 normalize);                                                                             \
+        wait_for_previous_kernel();                                                                                      \
+        const int token = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5);                                     \
+        if (token < tokens)                                 /* the whole warp */                                         \
+            choose_experts<PER_LANE>(token, logits, logits_f32, choice_bias, chosen, weights, experts, k, softmax_first, \
+                                     normalize);                                                                         \
     }
 EXPERT_CHOICE(1)
 EXPERT_CHOICE(2)
@@ -142,12 +145,13 @@ EXPERT_CHOICE(32)
 //      starts (experts + 1) int64, expert e's rows starts[e] .. starts[e + 1]; active (experts) int64, the experts
 //      with rows in order, then the others in order
 //   dynamic shared memory: (tokens x k + experts + 1) ints; experts <= 1024, k <= 32; one block of a multiple of 32 threads
+// chosen and weights are not __restrict__ here: expert_route reads them back in the block that wrote them (the
+// read-only cache would not see those writes).
 // ---------------------------------------------------------------------------------------------------
-extern "C" __global__ void expert_groups(const long long* __restrict__ chosen, const elem_t* __restrict__ weights,
-                                         elem_t* __restrict__ weights_sorted, long long* __restrict__ row_of_slot,
-                                         long long* __restrict__ tokens_of_row, long long* __restrict__ expert_of_row,
-                                         long long* __restrict__ starts, long long* __restrict__ active, int tokens, int k, int experts) {
-    wait_for_previous_kernel();
+__device__ __forceinline__ void group_experts(const long long* chosen, const elem_t* weights,
+                                              elem_t* __restrict__ weights_sorted, long long* __restrict__ row_of_slot,
+                                              long long* __restrict__ tokens_of_row, long long* __restrict__ expert_of_row,
+                                              long long* __restrict__ starts, long long* __restrict__ active, int tokens, int k, int experts) {
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     int* picks = (int*)shared_bytes;           // (tokens x k): each token's experts in order
     int* first = picks + tokens * k;           // (experts + 1): counts, then where each expert's rows start
@@ -217,6 +221,42 @@ extern "C" __global__ void expert_groups(const long long* __restrict__ chosen, c
         }
     }
 }
+
+extern "C" __global__ void expert_groups(const long long* __restrict__ chosen, const elem_t* __restrict__ weights,
+                                         elem_t* __restrict__ weights_sorted, long long* __restrict__ row_of_slot,
+                                         long long* __restrict__ tokens_of_row, long long* __restrict__ expert_of_row,
+                                         long long* __restrict__ starts, long long* __restrict__ active, int tokens, int k, int experts) {
+    wait_for_previous_kernel();
+    group_experts(chosen, weights, weights_sorted, row_of_slot, tokens_of_row, expert_of_row, starts, active, tokens, k, experts);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// expert_choice_N then expert_groups in one block, for a step of at most as many tokens as the block has warps (a
+// decode step of up to 8 sequences: one launch a MoE layer where two): warp t chooses token t's experts into chosen
+// and weights (the same values expert_choice writes), then the block groups them (expert_groups' outputs, the same).
+// Arguments: expert_choice's, then expert_groups' outputs; dynamic shared memory as expert_groups'.
+// ---------------------------------------------------------------------------------------------------
+#define EXPERT_ROUTE(PER_LANE)                                                                                           \
+    extern "C" __global__ void expert_route_##PER_LANE(const void* __restrict__ logits, int logits_f32,                  \
+            const float* __restrict__ choice_bias, long long* chosen, elem_t* weights, int tokens, int experts, int k,    \
+            int softmax_first, int normalize, elem_t* __restrict__ weights_sorted, long long* __restrict__ row_of_slot,   \
+            long long* __restrict__ tokens_of_row, long long* __restrict__ expert_of_row, long long* __restrict__ starts, \
+            long long* __restrict__ active) {                                                                            \
+        wait_for_previous_kernel();                                                                                      \
+        const int token = threadIdx.x >> 5;                                                                              \
+        if (token < tokens)                                                                                              \
+            choose_experts<PER_LANE>(token, logits, logits_f32, choice_bias, chosen, weights, experts, k, softmax_first, \
+                                     normalize);                                                                         \
+        __syncthreads();                                                                                                 \
+        group_experts(chosen, weights, weights_sorted, row_of_slot, tokens_of_row, expert_of_row, starts, active,        \
+                      tokens, k, experts);                                                                               \
+    }
+EXPERT_ROUTE(1)
+EXPERT_ROUTE(2)
+EXPERT_ROUTE(4)
+EXPERT_ROUTE(8)
+EXPERT_ROUTE(16)
+EXPERT_ROUTE(32)
 
 // ---------------------------------------------------------------------------------------------------
 // Each token's experts' outputs weighed and summed as ExpertGroups.Combine's ops round them: its first pick's (in

@@ -156,6 +156,14 @@ __device__ void accumulate_tile(const AttentionShared& s, int stage, float (&acc
 #endif
 }
 
+// The partitions that hold some of a context's attended positions (at least partition 0, which holds a sink): a
+// captured step's grid has the partitions of the longest context its graph serves, and the blocks of the others
+// return at once, writing nothing, and the reduce reads none of them.
+__device__ __forceinline__ int live_partitions(int context, int window, int partition_size) {
+    const int attended = window > 0 ? min(context, window) : context;
+    return max(1, (attended + partition_size - 1) / partition_size);
+}
+
 // The decode sequences of a step: decode_seqs (numDecodes) lists which sequences of the batch they are; the partition
 // size is read from the device (the step buffers), so a captured step follows each step's contexts; sequence s
 // reads its query from row token_rows[s] of q (numTokens, numHeads*D, row stride q_stride) and writes that row of
@@ -178,12 +186,12 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
     const int kv_head = blockIdx.x, item = blockIdx.y, part = blockIdx.z;
     const int num_kv_heads = gridDim.x, num_partitions = gridDim.z, num_heads = num_kv_heads * GROUP_SIZE;
     const int seq = decode_seqs[item], row = token_rows[seq];
-    // a partition past the context's end (a captured step keeps its grid while contexts grow) scores nothing and
-    // writes an empty partial: output 0, max -inf, sum 0, which paged_attention_reduce weighs at 0
     const int partition_size = *partition_size_ptr;
     const int context = context_lens[seq];
     const int begin = (window > 0 ? max(0, context - window) : 0) + part * partition_size;
     const int end = min(context, begin + partition_size);
+    // a partition past the context's end (a captured step keeps its grid while contexts grow; live_partitions) does nothing
+    if (part > 0 && begin >= end) return;
     const int* table = block_tables + (long)seq * max_blocks_per_seq;
 
     // stored K and V are value / scale: K's scale folds into the queries, V's into the output
@@ -233,31 +241,33 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) paged_decode_attentio
     }
 }
 
-// Merges the partitions of both decode attention kernels. Every partition wrote its partial output, max and sum (one
-// past the context an empty one that weighs nothing), so the merge needs no context length, and its loads do not wait
-// on one another: the partitions' max and sum (into shared memory), the first REDUCE_HELD partial outputs (into
-// registers) and the output row are asked for together, one round trip to L2 instead of one per dependent load.
+// Merges the partitions of both decode attention kernels: those live_partitions counts (the others wrote nothing). Past
+// that count its loads do not wait on one another: the partitions' max and sum (into shared memory), the first
+// REDUCE_HELD partial outputs (into registers) and the output row are asked for together, one round trip to L2
+// instead of one per dependent load.
 // The sums run over the partitions in order, as a plain loop would; a sink (sinks, as the decode kernels take them)
 // joins the sum last (null after the CUDA-core kernel, which counts it in its partition 0). Grid: (numHeads, numDecodes); block: HEAD_DIM threads; dynamic shared memory: a float2 per
 // partition.
 #define REDUCE_HELD 8
 extern "C" __global__ void paged_attention_reduce(const float* __restrict__ part_out, const float2* __restrict__ part_ml,
                                                   const int* __restrict__ decode_seqs, const int* __restrict__ token_rows,
-                                                  int num_partitions, elem_t* __restrict__ out,
+                                                  const int* __restrict__ context_lens, const int* __restrict__ partition_size_ptr,
+                                                  int window, int num_partitions, elem_t* __restrict__ out,
                                                   const elem_t* __restrict__ sinks) {
     wait_for_previous_kernel(/*let_next_in*/ false);
     extern __shared__ float2 ml[];                 // (max, sum) of each partition
     const int head = blockIdx.x, item = blockIdx.y, num_heads = gridDim.x, d = threadIdx.x;
     const long row0 = ((long)item * num_heads + head) * num_partitions;
     const float* o_p = part_out + row0 * HEAD_DIM + d;
-    const int row = token_rows[decode_seqs[item]];
-    for (int p = d; p < num_partitions; p += blockDim.x) ml[p] = part_ml[row0 + p];
+    const int seq = decode_seqs[item], row = token_rows[seq];
+    const int live = live_partitions(context_lens[seq], window, *partition_size_ptr);
+    for (int p = d; p < live; p += blockDim.x) ml[p] = part_ml[row0 + p];
     float held[REDUCE_HELD];
 #pragma unroll
-    for (int p = 0; p < REDUCE_HELD; p++) held[p] = p < num_partitions ? o_p[(long)p * HEAD_DIM] : 0.f;
+    for (int p = 0; p < REDUCE_HELD; p++) held[p] = p < live ? o_p[(long)p * HEAD_DIM] : 0.f;
     __syncthreads();
     float m = NEG_INF;
-    for (int p = 0; p < num_partitions; p++) m = fmaxf(m, ml[p].x);
+    for (int p = 0; p < live; p++) m = fmaxf(m, ml[p].x);
     float l = 0.f, o = 0.f;
     auto add_partition = [&](int p, float partial) {   // partition p's sum and output, weighed exp(m_p - m)
         const float w = __expf(ml[p].x - m);
@@ -266,8 +276,8 @@ extern "C" __global__ void paged_attention_reduce(const float* __restrict__ part
     };
 #pragma unroll
     for (int p = 0; p < REDUCE_HELD; p++)
-        if (p < num_partitions) add_partition(p, held[p]);
-    for (int p = REDUCE_HELD; p < num_partitions; p++) add_partition(p, o_p[(long)p * HEAD_DIM]);
+        if (p < live) add_partition(p, held[p]);
+    for (int p = REDUCE_HELD; p < live; p++) add_partition(p, o_p[(long)p * HEAD_DIM]);
     if (sinks != nullptr) l += __expf(to_f(sinks[head]) - m);
     out[((long)row * num_heads + head) * HEAD_DIM + d] = from_f(l > 0.f ? o / l : 0.f);
 }

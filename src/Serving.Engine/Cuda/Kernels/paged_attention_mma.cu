@@ -587,6 +587,7 @@ extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) paged_decode_attent
     const int context = context_lens[seq];
     const int begin = (window > 0 ? max(0, context - window) : 0) + part * partition_size;   // a sliding layer's window
     const int end = min(context, begin + partition_size);
+    if (part > 0 && begin >= end) return;                   // past the context (live_partitions)
     const int* table = block_tables + (long)seq * max_blocks_per_seq;
     const float score_scale = scale * kv_scales[0] * LOG2E, v_scale = kv_scales[1];
 

@@ -165,12 +165,32 @@ internal sealed class CudaStep : DecoderStep
 
     public override Tensor RotaryAndCacheWrite(Tensor qkv, int layer) => Timed("rotary + KV write", () =>
     {
-        if (_cache.CalibrateScales || _config.NoRopeLayers.Contains(layer))
+        if (RotatesAndWritesApart(layer))
             return Write(Rotate(qkv, layer), layer);
-        var rope = RopeOf(layer);
-        _kernels.RopeAndWriteKV(qkv, _positions, _slots, rope.Cos, rope.Sin, _cache.Scales[layer], _cache.Keys(layer), _cache.Values(layer));
+        RopeAndWriteKV(qkv, layer, headNorm: null);
         return qkv;
     });
+
+    // the head norms' time counts as the rotary's in a --profile
+    public override Tensor HeadRmsNormRotaryAndCacheWrite(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps, int layer)
+    {
+        if (_config.QkNorm == QkNorm.WholeProjection || RotatesAndWritesApart(layer))
+            return base.HeadRmsNormRotaryAndCacheWrite(qkv, qWeight, kWeight, eps, layer);
+        return Timed("rotary + KV write", () =>
+        {
+            RopeAndWriteKV(qkv, layer, new HeadNorm(qWeight, kWeight, (float)eps));
+            return qkv;
+        });
+    }
+
+    // --calculate-kv-scales measures the rotated K and V before writing them; a layer without rotary embedding writes alone
+    bool RotatesAndWritesApart(int layer) => _cache.CalibrateScales || _config.NoRopeLayers.Contains(layer);
+
+    void RopeAndWriteKV(Tensor qkv, int layer, HeadNorm? headNorm)
+    {
+        var rope = RopeOf(layer);
+        _kernels.RopeAndWriteKV(qkv, _positions, _slots, rope.Cos, rope.Sin, _cache.Scales[layer], _cache.Keys(layer), _cache.Values(layer), headNorm);
+    }
 
     public override Tensor Rotary(Tensor qkv, int layer) => Timed("rotary + KV write", () => Rotate(qkv, layer));
 
@@ -209,13 +229,33 @@ internal sealed class CudaStep : DecoderStep
         var (tokens, k) = (chosen.size(0), chosen.size(1));
         if (tokens == 0 || weights.dtype != _kernels.Shape.Dtype || !FusedKernels.TakesGrouping(experts, k, tokens * k))
             return base.GroupExperts(chosen, weights, experts);
-        var device = chosen.device;
-        var (weightsSorted, rowOfSlot) = (empty(tokens, k, weights.dtype, device), empty(tokens * k, ScalarType.Int64, device));
-        var (tokensOfRow, expertOfRow) = (empty(tokens * k, ScalarType.Int64, device), empty(tokens * k, ScalarType.Int64, device));
-        var (starts, active) = (empty(experts + 1, ScalarType.Int64, device), empty(experts, ScalarType.Int64, device));
-        _kernels.GroupExperts(chosen.contiguous(), weights.contiguous(), experts, weightsSorted, rowOfSlot, tokensOfRow, expertOfRow, starts, active);
-        return new ExpertGroups(tokensOfRow, expertOfRow, starts, rowOfSlot, weightsSorted, active);
+        var g = GroupsToWrite(tokens, k, experts, weights.dtype, chosen.device);
+        _kernels.GroupExperts(chosen.contiguous(), weights.contiguous(), experts, g.Weights, g.RowOfSlot, g.Tokens, g.ExpertOfRow, g.Starts, g.Active);
+        return g;
     });
+
+    public override ExpertGroups RouteExperts(Tensor logits, ExpertChoice choice, ScalarType dtype)
+    {
+        var (tokens, experts, k) = (logits.size(0), logits.size(1), choice.TopK);
+        if (dtype != _kernels.Shape.Dtype || logits.dtype != dtype && logits.dtype != ScalarType.Float32
+            || !FusedKernels.TakesRouting(tokens, experts, k))
+            return base.RouteExperts(logits, choice, dtype);
+        return Timed("routing", () =>
+        {
+            var device = logits.device;
+            var (chosen, weights) = (empty(tokens, k, ScalarType.Int64, device), empty(tokens, k, dtype, device));
+            var g = GroupsToWrite(tokens, k, (int)experts, dtype, device);
+            _kernels.RouteExperts(logits.contiguous(), choice.ChoiceBias?.contiguous(), choice.SoftmaxFirst, choice.Normalize, chosen, weights,
+                g.Weights, g.RowOfSlot, g.Tokens, g.ExpertOfRow, g.Starts, g.Active);
+            return g;
+        });
+    }
+
+    // the tensors of a step's groups, for a kernel to write
+    static ExpertGroups GroupsToWrite(long tokens, long k, int experts, ScalarType dtype, Device device) => new(
+        tokens: empty(tokens * k, ScalarType.Int64, device), expertOfRow: empty(tokens * k, ScalarType.Int64, device),
+        starts: empty(experts + 1, ScalarType.Int64, device), rowOfSlot: empty(tokens * k, ScalarType.Int64, device),
+        weights: empty(tokens, k, dtype, device), active: empty(experts, ScalarType.Int64, device));
 
     public override Tensor CombineExperts(ExpertGroups groups, Tensor? grouped, Tensor x, Tensor? bias) => Timed("routing", () =>
     {

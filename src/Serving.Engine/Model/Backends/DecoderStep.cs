@@ -46,6 +46,10 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// Rotary, then CacheWrite: one kernel on the fused backend.
     public virtual Tensor RotaryAndCacheWrite(Tensor qkv, int layer) => CacheWrite(Rotary(qkv, layer), layer);
 
+    /// HeadRmsNorm, then RotaryAndCacheWrite (qwen3's norms before the rotary embedding): one kernel on the fused backend.
+    public virtual Tensor HeadRmsNormRotaryAndCacheWrite(Tensor qkv, Tensor qWeight, Tensor kWeight, double eps, int layer) =>
+        RotaryAndCacheWrite(HeadRmsNorm(qkv, qWeight, kWeight, eps), layer);
+
     /// Attention of every new token over its sequence's context (already written), one KV head per group of query
     /// heads: (numTokens, H D), heads in query-head order. sinks (H): gpt-oss's per-head logit that joins each softmax
     /// without a value (ModelConfig.AttentionSinks); null: none.
@@ -72,6 +76,14 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// A step's slots (chosen (numTokens, k) int64 and their weights) grouped by expert, of experts (ExpertGroups.Of's
     /// TorchSharp here; the fused backend's one kernel).
     public virtual ExpertGroups GroupExperts(Tensor chosen, Tensor weights, int experts) => ExpertGroups.Of(chosen, weights, experts);
+
+    /// ChooseExperts, then GroupExperts of the choice over logits.size(1) experts (the fused backend's one kernel for a
+    /// step of few tokens).
+    public virtual ExpertGroups RouteExperts(Tensor logits, ExpertChoice choice, ScalarType dtype)
+    {
+        var (chosen, weights) = ChooseExperts(logits, choice, dtype);
+        return GroupExperts(chosen, weights, (int)logits.size(1));
+    }
 
     /// Each token's experts' outputs, grouped (slots, hidden) by grouped row (null where no token was routed), each
     /// with its expert's row of bias (experts, hidden) added first where given, weighed and summed: (numTokens, hidden)
