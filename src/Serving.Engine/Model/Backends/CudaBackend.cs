@@ -215,8 +215,7 @@ internal sealed class CudaStep : DecoderStep
     public override (Tensor Chosen, Tensor Weights) ChooseExperts(Tensor logits, ExpertChoice choice, ScalarType dtype) => Timed("routing", () =>
     {
         var (tokens, experts) = (logits.size(0), logits.size(1));
-        if (tokens == 0 || dtype != _kernels.Shape.Dtype || logits.dtype != dtype && logits.dtype != ScalarType.Float32
-            || !FusedKernels.TakesChoice(experts, choice.TopK))
+        if (tokens == 0 || !KernelsChooseFrom(logits, dtype) || !FusedKernels.TakesChoice(experts, choice.TopK))
             return base.ChooseExperts(logits, choice, dtype);
         var chosen = empty(tokens, choice.TopK, ScalarType.Int64, logits.device);
         var weights = empty(tokens, choice.TopK, dtype, logits.device);
@@ -237,8 +236,7 @@ internal sealed class CudaStep : DecoderStep
     public override ExpertGroups RouteExperts(Tensor logits, ExpertChoice choice, ScalarType dtype)
     {
         var (tokens, experts, k) = (logits.size(0), logits.size(1), choice.TopK);
-        if (dtype != _kernels.Shape.Dtype || logits.dtype != dtype && logits.dtype != ScalarType.Float32
-            || !FusedKernels.TakesRouting(tokens, experts, k))
+        if (!KernelsChooseFrom(logits, dtype) || !FusedKernels.TakesRouting(tokens, experts, k))
             return base.RouteExperts(logits, choice, dtype);
         return Timed("routing", () =>
         {
@@ -250,6 +248,10 @@ internal sealed class CudaStep : DecoderStep
             return g;
         });
     }
+
+    // the routing kernels' weights are the model's type, their logits that type or float32
+    bool KernelsChooseFrom(Tensor logits, ScalarType dtype) =>
+        dtype == _kernels.Shape.Dtype && (logits.dtype == dtype || logits.dtype == ScalarType.Float32);
 
     // the tensors of a step's groups, for a kernel to write
     static ExpertGroups GroupsToWrite(long tokens, long k, int experts, ScalarType dtype, Device device) => new(
