@@ -195,8 +195,9 @@ internal sealed unsafe class FusedKernels : IDisposable
         var (qkvPtr, posPtr, slotPtr) = (TensorPointer.Of(qkv), TensorPointer.Of(positions), slots is null ? IntPtr.Zero : TensorPointer.Of(slots));
         var (cosPtr, sinPtr, scalePtr) = (TensorPointer.Of(cos), TensorPointer.Of(sin), TensorPointer.Of(scales));
         var (kPtr, vPtr) = (TensorPointer.Of(kCache), TensorPointer.Of(vCache));
-        var (qNormPtr, kNormPtr) = headNorm is { } norm ? (TensorPointer.Of(norm.Query), TensorPointer.Of(norm.Key)) : (IntPtr.Zero, IntPtr.Zero);
-        var (normStride, normEps) = headNorm is { } n ? (HeadNormStride(n.Query), n.Eps) : (0, 0f);
+        var (qNormPtr, kNormPtr, normStride, normEps) = headNorm is { } norm
+            ? (TensorPointer.Of(norm.Query), TensorPointer.Of(norm.Key), HeadNormStride(norm.Query), norm.Eps)
+            : (IntPtr.Zero, IntPtr.Zero, 0, 0f);
         void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &posPtr, &slotPtr, &cosPtr, &sinPtr, &scalePtr, &kPtr, &vPtr,
             &qNormPtr, &kNormPtr, &normStride, &normEps };
         Launch(_ropeKVWrite, (rows, 1, 1), WholeWarps((heads + kvHeads) * Shape.RotaryDim / 2), 0, args);
@@ -293,12 +294,15 @@ internal sealed unsafe class FusedKernels : IDisposable
 
     const int MaxRoutingPicks = 32, MaxRoutingSlots = 8192, RouteThreads = 256;
 
-    /// expert_choice's entry points, for experts of at most 32, 64, 128, ..., 1024 (a warp's lanes holding 1, 2, 4, ...,
-    /// 32 logits each: a token's warp runs alone, so each holds the loops of its count and no more).
-    public static readonly string[] ExpertChoiceKernels = ["expert_choice_1", "expert_choice_2", "expert_choice_4", "expert_choice_8", "expert_choice_16", "expert_choice_32"];
+    // the logits a lane of a token's warp holds in each compiled choice (expert_routing.cu's PER_LANE): experts of at
+    // most 32, 64, 128, ..., 1024; a token's warp runs alone, so each entry point holds the loops of its count and no more
+    static readonly int[] LogitsALane = [1, 2, 4, 8, 16, 32];
 
-    /// expert_route's entry points, by the logits a lane holds as ExpertChoiceKernels.
-    public static readonly string[] ExpertRouteKernels = [.. ExpertChoiceKernels.Select(name => name.Replace("expert_choice", "expert_route"))];
+    /// expert_choice's entry points, by the logits a lane holds (LogitsALane).
+    public static readonly string[] ExpertChoiceKernels = [.. LogitsALane.Select(n => $"expert_choice_{n}")];
+
+    /// expert_route's entry points, the same way.
+    public static readonly string[] ExpertRouteKernels = [.. LogitsALane.Select(n => $"expert_route_{n}")];
 
     // the entry point of these (ExpertChoiceKernels' order) for this many experts (TakesChoice: at most 1024)
     static IntPtr ForExperts(IntPtr[] entryPoints, int experts) =>

@@ -115,18 +115,17 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
     // each function's code bytes: the sizes of the cubin's (ELF64) .text.<function> sections
     static Dictionary<string, long> CodeBytes(byte[] cubin)
     {
-        var elf = cubin.AsSpan();
-        var (headers, size, count, names) = ((int)BinaryPrimitives.ReadUInt64LittleEndian(elf[0x28..]),
-            BinaryPrimitives.ReadUInt16LittleEndian(elf[0x3A..]), BinaryPrimitives.ReadUInt16LittleEndian(elf[0x3C..]),
-            BinaryPrimitives.ReadUInt16LittleEndian(elf[0x3E..]));
-        long Field(int section, int offset) => (long)BinaryPrimitives.ReadUInt64LittleEndian(cubin.AsSpan(headers + section * size + offset));
-        var strings = (int)Field(names, 0x18);
+        long U64(int at) => (long)BinaryPrimitives.ReadUInt64LittleEndian(cubin.AsSpan(at));
+        int U32(int at) => (int)BinaryPrimitives.ReadUInt32LittleEndian(cubin.AsSpan(at));
+        int U16(int at) => BinaryPrimitives.ReadUInt16LittleEndian(cubin.AsSpan(at));
+        var (headers, headerSize, count) = ((int)U64(0x28), U16(0x3A), U16(0x3C));   // e_shoff, e_shentsize, e_shnum
+        var strings = (int)U64(headers + U16(0x3E) * headerSize + 0x18);            // e_shstrndx's sh_offset
         var code = new Dictionary<string, long>();
-        for (var section = 0; section < count; section++)
+        for (var header = headers; header < headers + count * headerSize; header += headerSize)
         {
-            var nameAt = strings + (int)BinaryPrimitives.ReadUInt32LittleEndian(elf[(headers + section * size)..]);
-            var name = Encoding.ASCII.GetString(elf[nameAt..][..elf[nameAt..].IndexOf((byte)0)]);
-            if (name.StartsWith(".text.", StringComparison.Ordinal)) code[name[".text.".Length..]] = Field(section, 0x20);
+            var nameAt = strings + U32(header);                                        // sh_name
+            var name = Encoding.ASCII.GetString(cubin, nameAt, Array.IndexOf(cubin, (byte)0, nameAt) - nameAt);
+            if (name.StartsWith(".text.", StringComparison.Ordinal)) code[name[".text.".Length..]] = U64(header + 0x20);   // sh_size
         }
         return code;
     }
