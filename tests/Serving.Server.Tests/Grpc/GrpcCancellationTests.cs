@@ -56,7 +56,10 @@ public sealed class GrpcCancellationTests : IAsyncLifetime
         // 8 sequences one at a time (--max-num-seqs 1): 24,000 steps, far beyond the deadline.
         using var call = _server.Grpc().Generate(Long(n: 8), deadline: DateTime.UtcNow.AddMilliseconds(300));
         var error = await Assert.ThrowsAsync<RpcException>(() => DrainAsync(call));
-        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        // Client and server each time the deadline. The client's timer ends the call DeadlineExceeded; where it runs
+        // late (a busy 2-core machine) the server's own deadline may end the HTTP/2 stream first, a reset the client
+        // reads as Unavailable: gRPC's deadline status over HTTP/2 is best effort (grpc/grpc#2685).
+        Assert.True(error.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Unavailable, $"{error.StatusCode}: {error.Status.Detail}");
         await ExpectDrainedAsync(8 * LongTokens);
     }
 
