@@ -50,7 +50,10 @@ public sealed class Sampler
         var raw = logits.to(ScalarType.Float32); // (numSeqs, vocab); may alias logits when already float32
         if (allowed is not null)
             raw = Masked(raw, allowed); // a new tensor: the caller's logits stay as they were
-        var processed = raw.clone(); // (numSeqs, vocab)
+        // the processors change their logits in place: a copy of their own only while the raw logits are still wanted
+        // (log-probabilities) or are the caller's (float32 logits, unmasked, come through `to` as themselves)
+        var keepsRaw = rows.Any(row => row.Params.Logprobs is not null) || (allowed is null && logits.dtype == ScalarType.Float32);
+        var processed = keepsRaw ? raw.clone() : raw; // (numSeqs, vocab)
         LogitsProcessors.Apply(processed, rows);
         var chosen = ChooseTokens(processed, rows); // (numSeqs) int64
         if (allowed is null)

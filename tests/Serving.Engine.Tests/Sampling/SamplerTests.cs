@@ -121,6 +121,27 @@ public class SamplerTests
         Assert.Equal(5, output.Logprobs[0]!.Top.Count);
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void ProcessorsLeaveTheCallersLogitsAsTheyWereWithoutLogprobs(ScalarType dtype)
+    {
+        using var logits = RandomLogits(2, Vocab, seed: 7).to(dtype);
+        var best = Argmax(logits.to(ScalarType.Float32));
+        SamplingState[] rows =
+        [
+            State(SamplingParams.Greedy with { LogitBias = new Dictionary<int, float> { [3] = 100f } }),
+            State(SamplingParams.Greedy with { RepetitionPenalty = 1000f }, prompt: [0], output: [best[1]]),
+        ];
+        using var before = logits.clone();
+
+        var output = new Sampler().Sample(logits, rows);
+
+        Assert.True(logits.equal(before).all().item<bool>()); // the bias and penalty went to the sampler's own copy
+        Assert.Equal(3, output.TokenIds[0]);
+        Assert.NotEqual(best[1], output.TokenIds[1]); // the penalty moved row 1's choice
+    }
+
     [Fact]
     public void RejectsLogitsThatDoNotMatchTheRows()
     {
