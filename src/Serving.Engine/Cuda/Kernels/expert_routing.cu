@@ -72,6 +72,7 @@ __device__ __forceinline__ void choose_experts(int token, const void* __restrict
     int pick = -1;
     float pick_p = 0.f;                                     // its p (softmax_first) or its logit
     unsigned int taken = 0u;
+#pragma unroll 1
     for (int r = 0; r < k; r++) {
         float v = NEG_INF, pv = 0.f;
         int e = -1;
@@ -97,7 +98,10 @@ __device__ __forceinline__ void choose_experts(int token, const void* __restrict
     elem_t* out_weights = weights + (long)token * k;
     if (softmax_first) {
         float sum = 0.f;                                    // in the order chosen
-        if (normalize) for (int r = 0; r < k; r++) sum += __shfl_sync(0xffffffffu, pick_p, r);
+        if (normalize) {
+#pragma unroll 1
+            for (int r = 0; r < k; r++) sum += __shfl_sync(0xffffffffu, pick_p, r);
+        }
         if (lane < k) {
             out_chosen[lane] = pick;
             out_weights[lane] = from_f(normalize ? pick_p / sum : pick_p);
@@ -155,8 +159,10 @@ __device__ __forceinline__ void group_experts(const long long* chosen, const ele
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     int* picks = (int*)shared_bytes;           // (tokens x k): each token's experts in order
     int* first = picks + tokens * k;           // (experts + 1): counts, then where each expert's rows start
+#pragma unroll 1
     for (int e = threadIdx.x; e <= experts; e += blockDim.x) first[e] = 0;
     __syncthreads();
+#pragma unroll 1
     for (int s = threadIdx.x; s < tokens * k; s += blockDim.x) {
         // slot s's place among its token's picks in expert order: the picks of lower experts (a token's experts are
         // distinct)
@@ -175,6 +181,7 @@ __device__ __forceinline__ void group_experts(const long long* chosen, const ele
     if (warp == 0) {
         // the counts' exclusive sums and the experts with rows, 32 experts at a time
         int start = 0, placed = 0;
+#pragma unroll 1
         for (int e0 = 0; e0 < experts; e0 += 32) {
             const int e = e0 + lane;
             const int count = e < experts ? first[e] : 0;
@@ -192,6 +199,7 @@ __device__ __forceinline__ void group_experts(const long long* chosen, const ele
         if (lane == 0) first[experts] = starts[experts] = start;
         __syncwarp();
         // then the experts without rows
+#pragma unroll 1
         for (int e0 = 0; e0 < experts; e0 += 32) {
             const int e = e0 + lane;
             const bool none = e < experts && first[e + 1] == first[e];
@@ -202,12 +210,15 @@ __device__ __forceinline__ void group_experts(const long long* chosen, const ele
     }
     __syncthreads();
     // warp w places the slots of experts w, w + warps, ...: 32 tokens at a time, in token order
+#pragma unroll 1
     for (int e = warp; e < experts; e += warps) {
         if (first[e + 1] == first[e]) continue;
         int placed = first[e];
+#pragma unroll 1
         for (int t0 = 0; t0 < tokens; t0 += 32) {
             const int t = t0 + lane;
             int slot = -1;
+#pragma unroll 1
             for (int j = 0; t < tokens && j < k; j++) slot = picks[t * k + j] == e ? t * k + j : slot;
             __syncwarp();   // CUDA 11.8's ptxas crashes on this ballot after the loop without it
             const unsigned int hits = __ballot_sync(0xffffffffu, slot >= 0);
