@@ -348,7 +348,7 @@ internal sealed unsafe class FusedKernels : IDisposable
             TensorPointer.Of(tokensOfRow), TensorPointer.Of(expertOfRow), TensorPointer.Of(starts), TensorPointer.Of(active));
         void** args = stackalloc void*[] { &logitsPtr, &logitsF32, &biasPtr, &chosenPtr, &weightsPtr, &tokens, &experts, &k, &first, &scaled,
             &sortedPtr, &rowPtr, &tokensPtr, &expertPtr, &startsPtr, &activePtr };
-        Launch(ForExperts(_expertRoute, experts), (1, 1, 1), RouteThreads, GroupingSharedBytes(tokens, k, experts), args);
+        Launch(ForExperts(_expertRoute, experts), (1, 1, 1), RouteThreads, (uint)((2 * experts + 1) * sizeof(int)), args);   // each expert's takers, then its rows' start
     }
 
     // expert_groups' shared memory: each slot's expert, then the experts' counts and starts

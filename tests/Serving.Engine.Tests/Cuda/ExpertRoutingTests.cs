@@ -60,9 +60,7 @@ public sealed class ExpertRoutingTests(ITestOutputHelper output)
         // the groups and the combination from the same choice
         var groups = ExpertGroups.Of(chosen, weights, experts);
         var slots = tokens * topK;
-        var fused = (Sorted: full(tokens, topK, NaN, type, CUDA), RowOfSlot: full(slots, None, ScalarType.Int64, CUDA),
-            Tokens: full(slots, None, ScalarType.Int64, CUDA), ExpertOfRow: full(slots, None, ScalarType.Int64, CUDA),
-            Starts: full(experts + 1, None, ScalarType.Int64, CUDA), Active: full(experts, None, ScalarType.Int64, CUDA));
+        var fused = GroupsToWrite(tokens, topK, experts, type);
         kernels.GroupExperts(chosen, weights, experts, fused.Sorted, fused.RowOfSlot, fused.Tokens, fused.ExpertOfRow, fused.Starts, fused.Active);
         Assert.True(groups.Tokens.equal(fused.Tokens).all().item<bool>(), "each grouped row's token");
         Assert.True(groups.ExpertOfRow.equal(fused.ExpertOfRow).all().item<bool>(), "each grouped row's expert");
@@ -87,17 +85,55 @@ public sealed class ExpertRoutingTests(ITestOutputHelper output)
         output.WriteLine($"{experts} experts, top {topK}, {tokens} tokens: max |weight error| {weightError.max().item<float>():E2}");
     }
 
+    /// torch.topk's order where values tie or are not numbers, which the random logits above never meet: NaN first
+    /// (any sign), -0 tied with +0, ties to the lower expert, and a row of -inf still yields k experts; expert_choice
+    /// and expert_route alike.
+    [GpuFact]
+    public void TiesGoToTheLowerExpertAndNaNFirst()
+    {
+        const int experts = 128, topK = 4;
+        var device = CudaDevice.Open(0);
+        using var stream = CudaStream.Create(device);
+        stream.MakeCurrent();
+        var type = ScalarType.BFloat16;
+        using var kernels = new FusedKernels(device, stream.Handle, new KernelShape(type, KVCacheDtype.Of(type), 64, 64, 4, 2));
+        using var scope = NewDisposeScope();
+        var rows = new float[3 * experts];
+        rows[0] = -0f;                                            // row 0: zeros, -0 at expert 0, NaN at 5
+        rows[5] = float.NaN;
+        for (var e = 0; e < experts; e++) rows[experts + e] = float.NegativeInfinity;   // row 1: all -inf
+        rows[2 * experts + 77] = -float.NaN;                      // row 2: ones, a NaN of either sign at 77 and 3
+        rows[2 * experts + 3] = float.NaN;
+        for (var e = 0; e < experts; e++) if (e != 3 && e != 77) rows[2 * experts + e] = 1f;
+        var logits = tensor(rows, [3, experts]).to(CUDA);
+        var expected = tensor(new long[] { 5, 0, 1, 2, 0, 1, 2, 3, 3, 77, 0, 1 }, [3, topK]).to(CUDA);
+        foreach (var route in new[] { false, true })
+        {
+            var (chosen, weights) = (full(3, topK, None, ScalarType.Int64, CUDA), full(3, topK, NaN, type, CUDA));
+            if (route)
+            {
+                var groups = GroupsToWrite(3, topK, experts, type);
+                kernels.RouteExperts(logits, null, softmaxFirst: false, normalize: false, chosen, weights,
+                    groups.Sorted, groups.RowOfSlot, groups.Tokens, groups.ExpertOfRow, groups.Starts, groups.Active);
+            }
+            else kernels.ChooseExperts(logits, null, softmaxFirst: false, normalize: false, chosen, weights);
+            output.WriteLine($"{(route ? "expert_route" : "expert_choice")}: {string.Join(" ", chosen.cpu().data<long>().ToArray())}");
+            Assert.True(expected.equal(chosen).all().item<bool>(), $"{(route ? "expert_route" : "expert_choice")}: torch.topk's order");
+        }
+    }
+
+    static (Tensor Sorted, Tensor RowOfSlot, Tensor Tokens, Tensor ExpertOfRow, Tensor Starts, Tensor Active) GroupsToWrite(long tokens, int topK,
+        int experts, ScalarType type) =>
+        (full(tokens, topK, NaN, type, CUDA), full(tokens * topK, None, ScalarType.Int64, CUDA), full(tokens * topK, None, ScalarType.Int64, CUDA),
+         full(tokens * topK, None, ScalarType.Int64, CUDA), full(experts + 1, None, ScalarType.Int64, CUDA), full(experts, None, ScalarType.Int64, CUDA));
+
     // expert_route (a step of at most 8 tokens) writes what expert_choice then expert_groups write, bit for bit
     static void RoutesInOneLaunchAsTheTwo(FusedKernels kernels, Tensor logits, Tensor? bias, ExpertChoice choice, Tensor chosen, Tensor weights)
     {
         var (tokens, experts, topK, type) = (logits.size(0), (int)logits.size(1), choice.TopK, weights.dtype);
-        var slots = tokens * topK;
-        (Tensor Sorted, Tensor RowOfSlot, Tensor Tokens, Tensor ExpertOfRow, Tensor Starts, Tensor Active) Poisoned() =>
-            (full(tokens, topK, NaN, type, CUDA), full(slots, None, ScalarType.Int64, CUDA), full(slots, None, ScalarType.Int64, CUDA),
-             full(slots, None, ScalarType.Int64, CUDA), full(experts + 1, None, ScalarType.Int64, CUDA), full(experts, None, ScalarType.Int64, CUDA));
-        var two = Poisoned();
+        var two = GroupsToWrite(tokens, topK, experts, type);
         kernels.GroupExperts(chosen, weights, experts, two.Sorted, two.RowOfSlot, two.Tokens, two.ExpertOfRow, two.Starts, two.Active);
-        var one = Poisoned();
+        var one = GroupsToWrite(tokens, topK, experts, type);
         var (routeChosen, routeWeights) = (full(tokens, topK, None, ScalarType.Int64, CUDA), full(tokens, topK, NaN, type, CUDA));
         kernels.RouteExperts(logits, bias, choice.SoftmaxFirst, choice.Normalize, routeChosen, routeWeights,
             one.Sorted, one.RowOfSlot, one.Tokens, one.ExpertOfRow, one.Starts, one.Active);

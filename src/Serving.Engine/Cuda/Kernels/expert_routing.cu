@@ -6,14 +6,14 @@
 // rounded where those ops round.
 // Compiled after element_types.cu (elem_t, to_f, from_f, rnd, wait_for_previous_kernel) and paged_attention.cu (NEG_INF).
 
-// (v, e, p) becomes the candidate (ov, oe, op) where that goes first: the larger value (NaN the largest, as
-// torch.topk orders it), on a tie the lower expert; an expert < 0 is none (every held one goes before it)
-__device__ __forceinline__ void route_better(float& v, int& e, float& p, float ov, int oe, float op) {
-    bool before;
-    if (oe < 0 || e < 0) before = oe >= 0;
-    else if (isnan(ov) || isnan(v)) before = isnan(ov) && (!isnan(v) || oe < e);
-    else before = ov > v || (ov == v && oe < e);
-    if (before) { v = ov; e = oe; p = op; }
+// A candidate's place in torch.topk's order as one 64-bit key, the larger first: its value's order above its expert's
+// complement. The value: NaN the largest (any sign), -0 as +0 (they tie), else the float's sign-magnitude bits made
+// an unsigned order (negatives flipped). The expert: on a tie the lower one. Every candidate's key is above 0 (-inf's
+// is 0x007fffff in the high word), so 0 is none.
+__device__ __forceinline__ unsigned long long route_key(float v, int e) {
+    const unsigned int bits = __float_as_uint(v == 0.f ? 0.f : v);
+    const unsigned int order = isnan(v) ? 0xffffffffu : (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+    return ((unsigned long long)order << 32) | (unsigned int)~e;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -28,16 +28,18 @@ __device__ __forceinline__ void route_better(float& v, int& e, float& p, float o
 //   softmax_first 0: the k largest logits, weighed by their softmax (PyTorch's over pow2(k) lanes: a butterfly sum)
 //   chosen (tokens, k) int64, largest first (ties: the lower expert); weights (tokens, k) elem_t
 // Lane r keeps pick r (its expert and its p or logit): no array indexed at run time, so nothing in local memory.
-// choose_experts is one token's, by its whole warp.
+// choose_experts is one token's, by its whole warp; lane r < k returns pick r's expert and weight as written (the
+// other lanes: -1 and 0).
 // ---------------------------------------------------------------------------------------------------
 template <int PER_LANE>
 __device__ __forceinline__ void choose_experts(int token, const void* __restrict__ logits, int logits_f32,
-                                               const float* __restrict__ choice_bias, long long* chosen, elem_t* weights,
-                                               int experts, int k, int softmax_first, int normalize) {
+                                               const float* __restrict__ choice_bias, long long* __restrict__ chosen,
+                                               elem_t* __restrict__ weights, int experts, int k, int softmax_first,
+                                               int normalize, int& lane_pick, elem_t& lane_weight) {
     const int lane = threadIdx.x & 31;
     int pow2 = 1;
     while (pow2 < experts) pow2 <<= 1;
-    const int width = pow2 < 32 ? pow2 : 32;
+    const int width = pow2 < 32 ? pow2 : 32, width_log2 = __ffs(width) - 1;   // expert e: lane e % width, value e / width
     const float* row32 = (const float*)logits + (long)token * experts;
     const elem_t* row16 = (const elem_t*)logits + (long)token * experts;
 
@@ -68,58 +70,63 @@ __device__ __forceinline__ void choose_experts(int token, const void* __restrict
         }
     }
 
-    // k rounds of a warp-wide arg max; each round's winner taken out by the lane that holds it, kept by lane r
+    // k rounds of a warp-wide max of the keys; each round's winner taken out by the lane that holds it, kept by lane r
+    unsigned long long key[PER_LANE];
+#pragma unroll
+    for (int it = 0; it < PER_LANE; it++) {
+        const int e = it * width + lane;
+        key[it] = lane < width && e < experts ? route_key(value[it], e) : 0ull;
+    }
     int pick = -1;
     float pick_p = 0.f;                                     // its p (softmax_first) or its logit
-    unsigned int taken = 0u;
 #pragma unroll 1
     for (int r = 0; r < k; r++) {
-        float v = NEG_INF, pv = 0.f;
-        int e = -1;
+        unsigned long long best = 0ull;
 #pragma unroll
-        for (int it = 0; it < PER_LANE; it++) {
-            const int expert = it * width + lane;
-            if (lane < width && expert < experts && !(taken & (1u << it)))
-                route_better(v, e, pv, value[it], expert, softmax_first ? p[it] : value[it]);
-        }
+        for (int it = 0; it < PER_LANE; it++) best = key[it] > best ? key[it] : best;
         for (int o = 16; o > 0; o >>= 1) {
-            const float ov = __shfl_xor_sync(0xffffffffu, v, o), op = __shfl_xor_sync(0xffffffffu, pv, o);
-            const int oe = __shfl_xor_sync(0xffffffffu, e, o);
-            route_better(v, e, pv, ov, oe, op);
+            const unsigned long long other = __shfl_xor_sync(0xffffffffu, best, o);
+            best = other > best ? other : best;
         }
-        if (lane < width && e % width == lane) taken |= 1u << (e / width);
+        const int e = ~(int)(unsigned int)best, holder = e & (width - 1), held_at = e >> width_log2;
+        float weight = 0.f;                                 // the winner's p or logit, at its holder
+#pragma unroll
+        for (int it = 0; it < PER_LANE; it++)
+            if (it == held_at) {
+                weight = softmax_first ? p[it] : value[it];
+                if (lane == holder) key[it] = 0ull;
+            }
+        weight = __shfl_sync(0xffffffffu, weight, holder);
         if (lane == r) {
             pick = e;
-            pick_p = pv;
+            pick_p = weight;
         }
     }
 
-    long long* out_chosen = chosen + (long)token * k;
-    elem_t* out_weights = weights + (long)token * k;
+    float weight;
     if (softmax_first) {
         float sum = 0.f;                                    // in the order chosen
         if (normalize) {
 #pragma unroll 1
             for (int r = 0; r < k; r++) sum += __shfl_sync(0xffffffffu, pick_p, r);
         }
-        if (lane < k) {
-            out_chosen[lane] = pick;
-            out_weights[lane] = from_f(normalize ? pick_p / sum : pick_p);
-        }
-        return;
+        weight = normalize ? pick_p / sum : pick_p;
+    } else {
+        // the softmax of the top k logits (largest first: pick 0's is their max), summed as a butterfly over pow2(k)
+        // lanes (the lanes past k2 sum zeros among themselves)
+        int k2 = 1;
+        while (k2 < k) k2 <<= 1;
+        const float top = __shfl_sync(0xffffffffu, pick_p, 0);
+        const float exp_p = lane < k ? expf(pick_p - top) : 0.f;
+        float sums = exp_p;
+        for (int o = k2 / 2; o > 0; o >>= 1) sums += __shfl_xor_sync(0xffffffffu, sums, o);
+        weight = exp_p / __shfl_sync(0xffffffffu, sums, 0);
     }
-    // the softmax of the top k logits (largest first: pick 0's is their max), summed as a butterfly over pow2(k) lanes
-    // (the lanes past k2 sum zeros among themselves)
-    int k2 = 1;
-    while (k2 < k) k2 <<= 1;
-    const float top = __shfl_sync(0xffffffffu, pick_p, 0);
-    const float exp_p = lane < k ? expf(pick_p - top) : 0.f;
-    float sums = exp_p;
-    for (int o = k2 / 2; o > 0; o >>= 1) sums += __shfl_xor_sync(0xffffffffu, sums, o);
-    const float total = __shfl_sync(0xffffffffu, sums, 0);
+    lane_pick = lane < k ? pick : -1;
+    lane_weight = from_f(lane < k ? weight : 0.f);
     if (lane < k) {
-        out_chosen[lane] = pick;
-        out_weights[lane] = from_f(exp_p / total);
+        chosen[(long)token * k + lane] = pick;
+        weights[(long)token * k + lane] = lane_weight;
     }
 }
 
@@ -129,9 +136,11 @@ __device__ __forceinline__ void choose_experts(int token, const void* __restrict
             int tokens, int experts, int k, int softmax_first, int normalize) {                                          \
         wait_for_previous_kernel();                                                                                      \
         const int token = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5);                                     \
+        int pick;                                                                                                        \
+        elem_t weight;                                                                                                   \
         if (token < tokens)                                 /* the whole warp */                                         \
             choose_experts<PER_LANE>(token, logits, logits_f32, choice_bias, chosen, weights, experts, k, softmax_first, \
-                                     normalize);                                                                         \
+                                     normalize, pick, weight);                                                           \
     }
 EXPERT_CHOICE(1)
 EXPERT_CHOICE(2)
@@ -139,6 +148,72 @@ EXPERT_CHOICE(4)
 EXPERT_CHOICE(8)
 EXPERT_CHOICE(16)
 EXPERT_CHOICE(32)
+
+// ---------------------------------------------------------------------------------------------------
+// The exclusive prefix sums of v over the block's threads in thread order (.x and .y apart), and their totals; the
+// whole block calls it (two barriers; its shared scratch free again when it returns).
+// ---------------------------------------------------------------------------------------------------
+__device__ __forceinline__ int2 block_exclusive_sums(int2 v, int2& total) {
+    __shared__ int2 warp_sums[32];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    int2 sum = v;
+    for (int o = 1; o < 32; o <<= 1) {
+        const int x = __shfl_up_sync(0xffffffffu, sum.x, o), y = __shfl_up_sync(0xffffffffu, sum.y, o);
+        if (lane >= o) {
+            sum.x += x;
+            sum.y += y;
+        }
+    }
+    if (lane == 31) warp_sums[warp] = sum;
+    __syncthreads();
+    int2 before = make_int2(sum.x - v.x, sum.y - v.y);
+    total = make_int2(0, 0);
+#pragma unroll 4
+    for (int w = 0; w < warps; w++) {
+        const int2 s = warp_sums[w];
+        if (w < warp) {
+            before.x += s.x;
+            before.y += s.y;
+        }
+        total.x += s.x;
+        total.y += s.y;
+    }
+    __syncthreads();
+    return before;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Where each expert's grouped rows start, from its count of rows, by the whole block: first (experts + 1) shared
+// ints holds the counts on entry and the starts on return (first[experts]: the slots); the same written to starts
+// (experts + 1) int64, and active (experts) int64 the experts with rows in order, then the others in order. Every
+// thread sees all of first on return.
+// ---------------------------------------------------------------------------------------------------
+__device__ __forceinline__ void place_expert_rows(int* first, long long* __restrict__ starts, long long* __restrict__ active,
+                                                  int experts) {
+    int rows = 0, held = 0;                    // the rows and the experts with rows before this chunk of experts
+#pragma unroll 1
+    for (int e0 = 0; e0 < experts; e0 += blockDim.x) {
+        const int e = e0 + threadIdx.x;
+        const int count = e < experts ? first[e] : 0;
+        int2 total;
+        const int2 before = block_exclusive_sums(make_int2(count, count > 0), total);
+        if (e < experts) first[e] = starts[e] = rows + before.x;
+        if (count > 0) active[held + before.y] = e;
+        rows += total.x;
+        held += total.y;
+    }
+    if (threadIdx.x == 0) first[experts] = starts[experts] = rows;
+    __syncthreads();
+#pragma unroll 1
+    for (int e0 = 0; e0 < experts; e0 += blockDim.x) {   // then the experts without rows
+        const int e = e0 + threadIdx.x;
+        const bool none = e < experts && first[e + 1] == first[e];
+        int2 total;
+        const int2 before = block_exclusive_sums(make_int2(none, 0), total);
+        if (none) active[held + before.x] = e;
+        held += total.x;
+    }
+}
 
 // ---------------------------------------------------------------------------------------------------
 // A step's slots (token t's pick j at t x k + j) grouped by expert as ExpertGroups lays them out, in one block:
@@ -149,13 +224,12 @@ EXPERT_CHOICE(32)
 //      starts (experts + 1) int64, expert e's rows starts[e] .. starts[e + 1]; active (experts) int64, the experts
 //      with rows in order, then the others in order
 //   dynamic shared memory: (tokens x k + experts + 1) ints; experts <= 1024, k <= 32; one block of a multiple of 32 threads
-// chosen and weights are not __restrict__ here: expert_route reads them back in the block that wrote them (the
-// read-only cache would not see those writes).
 // ---------------------------------------------------------------------------------------------------
-__device__ __forceinline__ void group_experts(const long long* chosen, const elem_t* weights,
-                                              elem_t* __restrict__ weights_sorted, long long* __restrict__ row_of_slot,
-                                              long long* __restrict__ tokens_of_row, long long* __restrict__ expert_of_row,
-                                              long long* __restrict__ starts, long long* __restrict__ active, int tokens, int k, int experts) {
+extern "C" __global__ void expert_groups(const long long* __restrict__ chosen, const elem_t* __restrict__ weights,
+                                         elem_t* __restrict__ weights_sorted, long long* __restrict__ row_of_slot,
+                                         long long* __restrict__ tokens_of_row, long long* __restrict__ expert_of_row,
+                                         long long* __restrict__ starts, long long* __restrict__ active, int tokens, int k, int experts) {
+    wait_for_previous_kernel();
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     int* picks = (int*)shared_bytes;           // (tokens x k): each token's experts in order
     int* first = picks + tokens * k;           // (experts + 1): counts, then where each expert's rows start
@@ -176,40 +250,10 @@ __device__ __forceinline__ void group_experts(const long long* chosen, const ele
         atomicAdd(&first[e], 1);
     }
     __syncthreads();
+    place_expert_rows(first, starts, active, experts);
+    // warp w places the slots of experts w, w + warps, ...: 32 tokens at a time, in token order
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     const unsigned int below = (1u << lane) - 1u;   // the lanes before this one
-    if (warp == 0) {
-        // the counts' exclusive sums and the experts with rows, 32 experts at a time
-        int start = 0, placed = 0;
-#pragma unroll 1
-        for (int e0 = 0; e0 < experts; e0 += 32) {
-            const int e = e0 + lane;
-            const int count = e < experts ? first[e] : 0;
-            int sum = count;
-            for (int o = 1; o < 32; o <<= 1) {
-                const int before = __shfl_up_sync(0xffffffffu, sum, o);
-                if (lane >= o) sum += before;
-            }
-            if (e < experts) first[e] = starts[e] = start + sum - count;
-            start += __shfl_sync(0xffffffffu, sum, 31);
-            const unsigned int held = __ballot_sync(0xffffffffu, count > 0);
-            if (count > 0) active[placed + __popc(held & below)] = e;
-            placed += __popc(held);
-        }
-        if (lane == 0) first[experts] = starts[experts] = start;
-        __syncwarp();
-        // then the experts without rows
-#pragma unroll 1
-        for (int e0 = 0; e0 < experts; e0 += 32) {
-            const int e = e0 + lane;
-            const bool none = e < experts && first[e + 1] == first[e];
-            const unsigned int empty = __ballot_sync(0xffffffffu, none);
-            if (none) active[placed + __popc(empty & below)] = e;
-            placed += __popc(empty);
-        }
-    }
-    __syncthreads();
-    // warp w places the slots of experts w, w + warps, ...: 32 tokens at a time, in token order
 #pragma unroll 1
     for (int e = warp; e < experts; e += warps) {
         if (first[e + 1] == first[e]) continue;
@@ -233,34 +277,62 @@ __device__ __forceinline__ void group_experts(const long long* chosen, const ele
     }
 }
 
-extern "C" __global__ void expert_groups(const long long* __restrict__ chosen, const elem_t* __restrict__ weights,
-                                         elem_t* __restrict__ weights_sorted, long long* __restrict__ row_of_slot,
-                                         long long* __restrict__ tokens_of_row, long long* __restrict__ expert_of_row,
-                                         long long* __restrict__ starts, long long* __restrict__ active, int tokens, int k, int experts) {
-    wait_for_previous_kernel();
-    group_experts(chosen, weights, weights_sorted, row_of_slot, tokens_of_row, expert_of_row, starts, active, tokens, k, experts);
+// ---------------------------------------------------------------------------------------------------
+// expert_choice_N then expert_groups in one block, for a step of at most 8 tokens (a decode step of up to 8
+// sequences: one launch a MoE layer where two), with expert_groups' outputs and chosen and weights as expert_choice
+// writes them. Warp t chooses token t's experts, lane r holding pick r; the warp puts its picks in expert order by
+// shuffles and marks each in its expert's takers (a bit a token); then the block places the experts' rows from the
+// takers' counts, and each pick's row is its expert's start plus the takers before its token.
+// Arguments: expert_choice's, then expert_groups' outputs; dynamic shared memory (2 x experts + 1) ints; 256 threads.
+// ---------------------------------------------------------------------------------------------------
+template <int PER_LANE>
+__device__ __forceinline__ void route_experts(const void* __restrict__ logits, int logits_f32, const float* __restrict__ choice_bias,
+                                              long long* __restrict__ chosen, elem_t* __restrict__ weights, int tokens,
+                                              int experts, int k, int softmax_first, int normalize,
+                                              elem_t* __restrict__ weights_sorted, long long* __restrict__ row_of_slot,
+                                              long long* __restrict__ tokens_of_row, long long* __restrict__ expert_of_row,
+                                              long long* __restrict__ starts, long long* __restrict__ active) {
+    extern __shared__ __align__(16) unsigned char shared_bytes[];
+    unsigned int* takers = (unsigned int*)shared_bytes;   // (experts): the tokens that chose each expert, a bit a token
+    int* first = (int*)(takers + experts);                // (experts + 1): counts, then where each expert's rows start
+#pragma unroll 1
+    for (int e = threadIdx.x; e < experts; e += blockDim.x) takers[e] = 0u;
+    __syncthreads();
+    const int token = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int pick = -1, place = 0;                             // lane r < k: pick r, and its place among the token's picks
+    if (token < tokens) {                                 // the whole warp
+        elem_t weight;
+        choose_experts<PER_LANE>(token, logits, logits_f32, choice_bias, chosen, weights, experts, k, softmax_first,
+                                 normalize, pick, weight);
+#pragma unroll 1
+        for (int r = 0; r < k; r++) place += __shfl_sync(0xffffffffu, pick, r) < pick;   // a token's experts are distinct
+        if (lane < k) {
+            weights_sorted[token * k + place] = weight;
+            atomicOr(&takers[pick], 1u << token);
+        }
+    }
+    __syncthreads();
+#pragma unroll 1
+    for (int e = threadIdx.x; e < experts; e += blockDim.x) first[e] = __popc(takers[e]);
+    __syncthreads();
+    place_expert_rows(first, starts, active, experts);
+    if (token < tokens && lane < k) {
+        const int row = first[pick] + __popc(takers[pick] & ((1u << token) - 1u));
+        row_of_slot[token * k + place] = row;
+        tokens_of_row[row] = token;
+        expert_of_row[row] = pick;
+    }
 }
 
-// ---------------------------------------------------------------------------------------------------
-// expert_choice_N then expert_groups in one block, for a step of at most as many tokens as the block has warps (a
-// decode step of up to 8 sequences: one launch a MoE layer where two): warp t chooses token t's experts into chosen
-// and weights (the same values expert_choice writes), then the block groups them (expert_groups' outputs, the same).
-// Arguments: expert_choice's, then expert_groups' outputs; dynamic shared memory as expert_groups'.
-// ---------------------------------------------------------------------------------------------------
 #define EXPERT_ROUTE(PER_LANE)                                                                                           \
     extern "C" __global__ void expert_route_##PER_LANE(const void* __restrict__ logits, int logits_f32,                  \
-            const float* __restrict__ choice_bias, long long* chosen, elem_t* weights, int tokens, int experts, int k,    \
-            int softmax_first, int normalize, elem_t* __restrict__ weights_sorted, long long* __restrict__ row_of_slot,   \
-            long long* __restrict__ tokens_of_row, long long* __restrict__ expert_of_row, long long* __restrict__ starts, \
-            long long* __restrict__ active) {                                                                            \
+            const float* __restrict__ choice_bias, long long* __restrict__ chosen, elem_t* __restrict__ weights,          \
+            int tokens, int experts, int k, int softmax_first, int normalize, elem_t* __restrict__ weights_sorted,        \
+            long long* __restrict__ row_of_slot, long long* __restrict__ tokens_of_row,                                   \
+            long long* __restrict__ expert_of_row, long long* __restrict__ starts, long long* __restrict__ active) {      \
         wait_for_previous_kernel();                                                                                      \
-        const int token = threadIdx.x >> 5;                                                                              \
-        if (token < tokens)                                                                                              \
-            choose_experts<PER_LANE>(token, logits, logits_f32, choice_bias, chosen, weights, experts, k, softmax_first, \
-                                     normalize);                                                                         \
-        __syncthreads();                                                                                                 \
-        group_experts(chosen, weights, weights_sorted, row_of_slot, tokens_of_row, expert_of_row, starts, active,        \
-                      tokens, k, experts);                                                                               \
+        route_experts<PER_LANE>(logits, logits_f32, choice_bias, chosen, weights, tokens, experts, k, softmax_first,     \
+                                normalize, weights_sorted, row_of_slot, tokens_of_row, expert_of_row, starts, active);   \
     }
 EXPERT_ROUTE(1)
 EXPERT_ROUTE(2)
