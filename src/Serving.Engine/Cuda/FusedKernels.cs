@@ -348,8 +348,11 @@ internal sealed unsafe class FusedKernels : IDisposable
             TensorPointer.Of(tokensOfRow), TensorPointer.Of(expertOfRow), TensorPointer.Of(starts), TensorPointer.Of(active));
         void** args = stackalloc void*[] { &logitsPtr, &logitsF32, &biasPtr, &chosenPtr, &weightsPtr, &tokens, &experts, &k, &first, &scaled,
             &sortedPtr, &rowPtr, &tokensPtr, &expertPtr, &startsPtr, &activePtr };
-        Launch(ForExperts(_expertRoute, experts), (1, 1, 1), RouteThreads, (uint)((2 * experts + 1) * sizeof(int)), args);   // each expert's takers, then its rows' start
+        Launch(ForExperts(_expertRoute, experts), (1, 1, 1), RouteThreads, RouteSharedBytes(experts), args);
     }
+
+    // expert_route's shared memory: each expert's takers, then its rows' start
+    static uint RouteSharedBytes(int experts) => (uint)((2 * experts + 1) * sizeof(int));
 
     // expert_groups' shared memory: each slot's expert, then the experts' counts and starts
     static uint GroupingSharedBytes(int tokens, int k, int experts) => (uint)((tokens * k + experts + 1) * sizeof(int));
