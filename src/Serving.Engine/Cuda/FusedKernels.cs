@@ -203,7 +203,8 @@ internal sealed unsafe class FusedKernels : IDisposable
             : (IntPtr.Zero, IntPtr.Zero, 0, 0f);
         void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &posPtr, &slotPtr, &cosPtr, &sinPtr, &scalePtr, &kPtr, &vPtr,
             &qNormPtr, &kNormPtr, &normStride, &normEps };
-        Launch(_ropeKVWrite, (rows, 1, 1), WholeWarps((heads + kvHeads) * Shape.RotaryDim / 2), 0, args);
+        // a block a token and KV head: the head's group of query heads and its k head, a thread a rotated pair
+        Launch(_ropeKVWrite, (rows, (uint)kvHeads, 1), WholeWarps((heads / kvHeads + 1) * Shape.RotaryDim / 2), 0, args);
     }
 
     /// Writes k and v of already rotated <paramref name="qkv"/> rows into the pool at <paramref name="slots"/>,
