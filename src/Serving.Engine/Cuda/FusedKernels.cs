@@ -63,6 +63,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     readonly IntPtr[] _expertChoice;   // by the logits a lane holds: expert_choice_1, _2, _4, ..., _32 (ExpertChoiceKernels)
     readonly IntPtr[] _expertRoute;    // the same, expert_route_1 .. _32 (ExpertRouteKernels)
     readonly IntPtr _expertGroups, _expertCombine;
+    readonly Tensor _routerArrivals;   // (1) int32, 0 between launches: expert_route's blocks that computed their logits
     readonly int _vector;
     readonly DecodeAttentionKernel _attentionKernel;
     readonly int _concurrentAttentionBlocks;
@@ -98,6 +99,8 @@ internal sealed unsafe class FusedKernels : IDisposable
                 (int)DecodeAttentionKernel.ChunkStagesBytes(shape));
         }
         DependentLaunch = device.ComputeCapability >= 90 && CudaDriver.SupportsDependentLaunch;
+        _routerArrivals = zeros(1, ScalarType.Int32, new TorchSharp.torch.Device(TorchSharp.DeviceType.CUDA, device.Ordinal)).DetachFromDisposeScope();
+        TorchSharp.torch.cuda.synchronize(_routerArrivals.device);   // zero before any launch on this module's stream
     }
 
     /// Whether kernels are launched as programmatic dependent launches (sm_90+): each may be scheduled while the kernel
@@ -200,7 +203,8 @@ internal sealed unsafe class FusedKernels : IDisposable
             : (IntPtr.Zero, IntPtr.Zero, 0, 0f);
         void** args = stackalloc void*[] { &qkvPtr, &stride, &heads, &kvHeads, &posPtr, &slotPtr, &cosPtr, &sinPtr, &scalePtr, &kPtr, &vPtr,
             &qNormPtr, &kNormPtr, &normStride, &normEps };
-        Launch(_ropeKVWrite, (rows, 1, 1), WholeWarps((heads + kvHeads) * Shape.RotaryDim / 2), 0, args);
+        // a block a token and KV head: the head's group of query heads and its k head, a thread a rotated pair
+        Launch(_ropeKVWrite, (rows, (uint)kvHeads, 1), WholeWarps((heads / kvHeads + 1) * Shape.RotaryDim / 2), 0, args);
     }
 
     /// Writes k and v of already rotated <paramref name="qkv"/> rows into the pool at <paramref name="slots"/>,
@@ -292,6 +296,11 @@ internal sealed unsafe class FusedKernels : IDisposable
     public static bool TakesRouting(long tokens, long experts, long topK) =>
         tokens >= 1 && tokens <= RouteThreads / 32 && TakesGrouping(experts, topK, tokens * topK);
 
+    /// Whether RouteExperts computes a router's product of hidden features as well (TakesRouting; rows of whole
+    /// 16-byte vectors).
+    public bool TakesRouterProduct(long tokens, long experts, long topK, long hidden) =>
+        TakesRouting(tokens, experts, topK) && hidden % _vector == 0;
+
     const int MaxRoutingPicks = 32, MaxRoutingSlots = 8192, RouteThreads = 256;
 
     // the logits a lane of a token's warp holds in each compiled choice (expert_routing.cu's PER_LANE): experts of at
@@ -336,9 +345,12 @@ internal sealed unsafe class FusedKernels : IDisposable
     }
 
     /// ChooseExperts then GroupExperts in one launch (expert_route_N): their arguments, chosen and weights written as
-    /// ChooseExperts writes them (the grouping reads them back). TakesRouting must hold.
+    /// ChooseExperts writes them (the grouping reads them back). TakesRouting must hold. With a router's product, the
+    /// launch computes logits (the model's type) from it first (a warp a token and expert, the last block to finish
+    /// routing); TakesRouterProduct must hold.
     public void RouteExperts(Tensor logits, Tensor? choiceBias, bool softmaxFirst, bool normalize, Tensor chosen, Tensor weights,
-        Tensor weightsSorted, Tensor rowOfSlot, Tensor tokensOfRow, Tensor expertOfRow, Tensor starts, Tensor active)
+        Tensor weightsSorted, Tensor rowOfSlot, Tensor tokensOfRow, Tensor expertOfRow, Tensor starts, Tensor active,
+        RouterProduct? product = null)
     {
         var (tokens, experts, k) = ((int)logits.size(0), (int)logits.size(1), (int)chosen.size(1));
         var (logitsF32, first, scaled) = (logits.dtype == ScalarType.Float32 ? 1 : 0, softmaxFirst ? 1 : 0, normalize ? 1 : 0);
@@ -346,9 +358,14 @@ internal sealed unsafe class FusedKernels : IDisposable
             TensorPointer.Of(chosen), TensorPointer.Of(weights));
         var (sortedPtr, rowPtr, tokensPtr, expertPtr, startsPtr, activePtr) = (TensorPointer.Of(weightsSorted), TensorPointer.Of(rowOfSlot),
             TensorPointer.Of(tokensOfRow), TensorPointer.Of(expertOfRow), TensorPointer.Of(starts), TensorPointer.Of(active));
+        var (xPtr, routerPtr, hidden, arrivalsPtr) = product is { } p
+            ? (TensorPointer.Of(p.Input), TensorPointer.Of(p.Weight), (int)p.Weight.size(1), TensorPointer.Of(_routerArrivals))
+            : (IntPtr.Zero, IntPtr.Zero, 0, IntPtr.Zero);
         void** args = stackalloc void*[] { &logitsPtr, &logitsF32, &biasPtr, &chosenPtr, &weightsPtr, &tokens, &experts, &k, &first, &scaled,
-            &sortedPtr, &rowPtr, &tokensPtr, &expertPtr, &startsPtr, &activePtr };
-        Launch(ForExperts(_expertRoute, experts), (1, 1, 1), RouteThreads, RouteSharedBytes(experts), args);
+            &sortedPtr, &rowPtr, &tokensPtr, &expertPtr, &startsPtr, &activePtr, &xPtr, &routerPtr, &hidden, &arrivalsPtr };
+        // with the product, a warp a token and expert
+        var grid = product is null ? (1u, 1u, 1u) : ((uint)((experts + RouteThreads / 32 - 1) / (RouteThreads / 32)), (uint)tokens, 1u);
+        Launch(ForExperts(_expertRoute, experts), grid, RouteThreads, RouteSharedBytes(experts), args);
     }
 
     // expert_route's shared memory: each expert's takers, then its rows' start
@@ -465,7 +482,11 @@ internal sealed unsafe class FusedKernels : IDisposable
         Launch(_prefillAttention, grid, PrefillThreads, DecodeAttentionKernel.ChunkStagesBytes(Shape), args);
     }
 
-    public void Dispose() => _module.Dispose();
+    public void Dispose()
+    {
+        _routerArrivals.Dispose();
+        _module.Dispose();
+    }
 
     // the kernels read one sink per query head in the model's type
     IntPtr SinksPointer(Tensor? sinks) =>
@@ -503,3 +524,7 @@ internal sealed unsafe class FusedKernels : IDisposable
 
     static int TypeCode(KVCacheDtype dtype) => dtype.IsFp8 ? 3 : TypeCode(dtype.Storage);
 }
+
+/// A router's product for RouteExperts to compute in its launch: Input (tokens, hidden) and Weight (experts, hidden) of
+/// the model's type, contiguous; the logits Input Weight^T, rounded to the model's type.
+internal readonly record struct RouterProduct(Tensor Input, Tensor Weight);

@@ -50,12 +50,12 @@ internal sealed class MoeMlp : FeedForward
     // (numTokens, hidden) -> (numTokens, hidden)
     public override Tensor Forward(DecoderStep step, Tensor x)
     {
-        var logits = _router.Forward(step, _routerInFloat32 ? x.to_type(ScalarType.Float32) : x);
+        var routerInput = _routerInFloat32 ? x.to_type(ScalarType.Float32) : x;
         var groups = _routing switch
         {
-            ExpertRouting.SparseMixer => GroupsOfSparseMixer(step, logits, x.dtype),
-            ExpertRouting.SoftmaxOverTopK => step.RouteExperts(logits, new ExpertChoice(_topK, SoftmaxFirst: false), x.dtype),
-            _ => step.RouteExperts(logits, new ExpertChoice(_topK, SoftmaxFirst: true, _normalize, _choiceBias), x.dtype),
+            ExpertRouting.SparseMixer => GroupsOfSparseMixer(step, _router.Forward(step, routerInput), x.dtype),
+            ExpertRouting.SoftmaxOverTopK => step.RouteTokens(routerInput, _router, new ExpertChoice(_topK, SoftmaxFirst: false), x.dtype),
+            _ => step.RouteTokens(routerInput, _router, new ExpertChoice(_topK, SoftmaxFirst: true, _normalize, _choiceBias), x.dtype),
         };
         var gateUp = _gateUp.Forward(step, x, groups, gather: true);                     // (slots, 2F), by expert
         var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);

@@ -13,11 +13,12 @@ namespace Serving.Engine.Tests.Cuda;
 /// grouped by expert (ExpertGroups.Of: every tensor the same, Active too) and the weighted sum of the experts' outputs
 /// (ExpertGroups.Combine: the same bits, with and without gpt-oss's bias). Logits are distinct (a permutation's steps,
 /// exact in 16 bits), so that no choice rests on a tie the two order differently; the outputs are poisoned with NaN.
-/// A step of at most 8 tokens also routes in one launch (expert_route): the same bits as the two kernels'.
+/// A step of at most 8 tokens also routes in one launch (expert_route): the same bits as the two kernels'; that launch
+/// may compute the router's product too.
 [Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
 public sealed class ExpertRoutingTests(ITestOutputHelper output)
 {
-    static readonly Scalar NaN = double.NaN.ToScalar(), None = (-1L).ToScalar();
+    static readonly Scalar NaN = double.NaN.ToScalar(), None = (-1L).ToScalar(), Zero = 0.0.ToScalar();
 
     [GpuTheory]
     [InlineData(8, 2, true, true, 1)]        // mixtral, one token
@@ -119,6 +120,58 @@ public sealed class ExpertRoutingTests(ITestOutputHelper output)
             else kernels.ChooseExperts(logits, null, softmaxFirst: false, normalize: false, chosen, weights);
             output.WriteLine($"{(route ? "expert_route" : "expert_choice")}: {string.Join(" ", chosen.cpu().data<long>().ToArray())}");
             Assert.True(expected.equal(chosen).all().item<bool>(), $"{(route ? "expert_route" : "expert_choice")}: torch.topk's order");
+        }
+    }
+
+    /// expert_route with the router's product in its launch: logits within a step of bfloat16 of cuBLAS's product (the
+    /// same float32 sums in another order), then every output as expert_route writes them from those logits; twice in
+    /// a row, so that the count of the blocks that finished their logits starts at 0 again.
+    [GpuTheory]
+    [InlineData(128, 8, true, true, 1, 2048)]    // qwen3-30b-a3b, one sequence
+    [InlineData(128, 8, true, true, 8, 2048)]    // eight
+    [InlineData(32, 4, false, false, 3, 2880)]   // gpt-oss-20b's shape (its router has a bias: routed without)
+    [InlineData(60, 4, true, false, 5, 64)]      // experts not a whole number of blocks
+    [InlineData(1024, 32, true, true, 2, 256)]   // the kernels' largest
+    public void TheRoutersProductInTheLaunchRoutesAsItsLogits(int experts, int topK, bool softmaxFirst, bool normalize, int tokens, int hidden)
+    {
+        var type = ScalarType.BFloat16;
+        var device = CudaDevice.Open(0);
+        using var stream = CudaStream.Create(device);
+        stream.MakeCurrent();
+        using var kernels = new FusedKernels(device, stream.Handle, new KernelShape(type, KVCacheDtype.Of(type), 64, 64, 4, 2));
+        Assert.True(kernels.TakesRouterProduct(tokens, experts, topK, hidden));
+        using var scope = NewDisposeScope();
+        var generator = new Generator(seed: 17);
+        using var small = 0.02.ToScalar();
+        var x = randn(tokens, hidden, generator: generator).to(type, CUDA);
+        var router = randn(experts, hidden, generator: generator).mul(small).to(type, CUDA);
+        var expected = nn.functional.linear(x, router);
+        for (var round = 0; round < 2; round++)
+        {
+            var logits = full(tokens, experts, NaN, type, CUDA);
+            var (chosen, weights) = (full(tokens, topK, None, ScalarType.Int64, CUDA), full(tokens, topK, NaN, type, CUDA));
+            var one = GroupsToWrite(tokens, topK, experts, type);
+            kernels.RouteExperts(logits, null, softmaxFirst, normalize, chosen, weights, one.Sorted, one.RowOfSlot, one.Tokens, one.ExpertOfRow,
+                one.Starts, one.Active, new RouterProduct(x, router));
+            var (l, e) = (logits.to(ScalarType.Float32), expected.to(ScalarType.Float32));
+            var error = (l - e).abs();
+            using var step = (1.0 / 128).ToScalar();
+            using var floor = 1e-3.ToScalar();
+            Assert.True(error.le(e.abs().mul(step).add(floor)).all().item<bool>(),
+                $"round {round}: logits within a bfloat16 step of cuBLAS's: max |fused - cuBLAS| {error.max().item<float>():E2}");
+            output.WriteLine($"{experts} experts, {tokens} tokens, hidden {hidden}, round {round}: max |logit - cuBLAS's| {error.max().item<float>():E2}, " +
+                $"{error.gt(Zero).sum().item<long>()} of {tokens * experts} differ");
+
+            var (routeChosen, routeWeights) = (full(tokens, topK, None, ScalarType.Int64, CUDA), full(tokens, topK, NaN, type, CUDA));
+            var two = GroupsToWrite(tokens, topK, experts, type);
+            kernels.RouteExperts(logits.clone(), null, softmaxFirst, normalize, routeChosen, routeWeights, two.Sorted, two.RowOfSlot, two.Tokens,
+                two.ExpertOfRow, two.Starts, two.Active);
+            Assert.True(routeChosen.equal(chosen).all().item<bool>(), $"round {round}: the same experts as from its logits");
+            Assert.True(routeWeights.equal(weights).all().item<bool>(), $"round {round}: the same weights");
+            foreach (var (name, a, b) in new[] { ("sorted weights", two.Sorted, one.Sorted), ("row of slot", two.RowOfSlot, one.RowOfSlot),
+                         ("tokens", two.Tokens, one.Tokens), ("expert of row", two.ExpertOfRow, one.ExpertOfRow), ("starts", two.Starts, one.Starts),
+                         ("active", two.Active, one.Active) })
+                Assert.True(a.equal(b).all().item<bool>(), $"round {round}: the same {name}");
         }
     }
 

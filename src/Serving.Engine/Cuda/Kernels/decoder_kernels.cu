@@ -131,14 +131,19 @@ __device__ void head_rms_norm_of(elem_t* x, const elem_t* __restrict__ w, float 
     for (int d = lane; d < HEAD_DIM; d += 32) x[d] = weigh_norm(to_f(w[d]), (to_f(x[d]) - mean) * inv);
 }
 
+// Head `head` of one token's row (query heads first, then key heads) normed by one warp.
+__device__ void head_rms_norm_at(elem_t* row, int head, int num_heads, const elem_t* __restrict__ q_weight,
+                                 const elem_t* __restrict__ k_weight, int weight_head_stride, float eps) {
+    const elem_t* w = head < num_heads ? q_weight + head * weight_head_stride
+                                       : k_weight + (head - num_heads) * weight_head_stride;
+    head_rms_norm_of(row + head * HEAD_DIM, w, eps, threadIdx.x & 31);
+}
+
 // Every query and key head of one token's row normed, a warp a head (the block's warps share the heads).
 __device__ void head_rms_norm_row(elem_t* row, int num_heads, int num_kv_heads, const elem_t* __restrict__ q_weight,
                                   const elem_t* __restrict__ k_weight, int weight_head_stride, float eps) {
-    for (int head = threadIdx.x >> 5; head < num_heads + num_kv_heads; head += blockDim.x >> 5) {
-        const elem_t* w = head < num_heads ? q_weight + head * weight_head_stride
-                                           : k_weight + (head - num_heads) * weight_head_stride;
-        head_rms_norm_of(row + head * HEAD_DIM, w, eps, threadIdx.x & 31);
-    }
+    for (int head = threadIdx.x >> 5; head < num_heads + num_kv_heads; head += blockDim.x >> 5)
+        head_rms_norm_at(row, head, num_heads, q_weight, k_weight, weight_head_stride, eps);
 }
 
 extern "C" __global__ void head_rms_norm(elem_t* qkv, int qkv_stride, int num_heads, int num_kv_heads,
@@ -150,32 +155,44 @@ extern "C" __global__ void head_rms_norm(elem_t* qkv, int qkv_stride, int num_he
 
 // ---------------------------------------------------------------------------------------------------
 // K and v rows of the fused QKV output written into the paged pool at the token's slot, converted to the pool's
-// element type: stored = value / scale (scales = this layer's [k_scale, v_scale]; 1 for float pools). The dimensions
-// of each k head below first_k_dim are left out (rope_kv_write stores its rotated ones itself).
+// element type: stored = value / scale (scales = this layer's [k_scale, v_scale]; 1 for float pools); the KV heads
+// from first_kv_head, kv_heads of them. The dimensions of each k head below first_k_dim are left out (rope_kv_write
+// stores its rotated ones itself).
 // ---------------------------------------------------------------------------------------------------
 __device__ __forceinline__ cache_t to_pool(elem_t x, float inv_scale) { return from_float<cache_t>(to_f(x) * inv_scale); }
 
 __device__ __forceinline__ long pool_row(int slot, int num_kv_heads) { return (long)slot * num_kv_heads * HEAD_DIM; }
 
-__device__ void write_kv_row(const elem_t* row, int num_heads, int num_kv_heads, int slot, const float* __restrict__ scales,
-                             cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache, int first_k_dim) {
+__device__ void write_kv_row(const elem_t* row, int num_heads, int num_kv_heads, int first_kv_head, int kv_heads, int slot,
+                             const float* __restrict__ scales, cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache,
+                             int first_k_dim) {
     const elem_t* k_src = row + num_heads * HEAD_DIM;
     const elem_t* v_src = k_src + num_kv_heads * HEAD_DIM;
     const long kv_row = pool_row(slot, num_kv_heads);
     const float k_inv = 1.f / scales[0], v_inv = 1.f / scales[1];
-    for (int c = threadIdx.x; c < num_kv_heads * HEAD_DIM; c += blockDim.x) {
+    const int end = (first_kv_head + kv_heads) * HEAD_DIM;
+    for (int c = first_kv_head * HEAD_DIM + threadIdx.x; c < end; c += blockDim.x) {
         if (c % HEAD_DIM >= first_k_dim) k_cache[kv_row + c] = to_pool(k_src[c], k_inv);
         v_cache[kv_row + c] = to_pool(v_src[c], v_inv);
     }
 }
 
+// The row's head (query heads first, then key heads) that is local head j in [0, group] of KV head kv_head's block:
+// its query heads kv_head * group + j, then (j == group) its k head.
+__device__ __forceinline__ int group_head(int j, int kv_head, int group, int num_heads) {
+    return j < group ? kv_head * group + j : num_heads + kv_head;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // RoPE on q and k of the fused QKV output (in place, over the first ROTARY_DIM dimensions of each head: in
 // rotate-half pairs as in Hugging Face Llama and Phi-3, or in interleaved pairs with ROPE_INTERLEAVED as in GLM),
-// and the token's k and v written into the paged pool at its slot as write_kv_row writes them (the same values, bit for bit). One block per token, a thread per rotated pair (up to
-// 1024): the pairs are independent, and a block that loops over them waits on one global load after another. A
-// thread that rotates a pair of k writes it to the pool from its registers; write_kv_row then copies v and k's
-// unrotated dimensions, which the rotation does not touch, so no barrier sits between the two.
+// and the token's k and v written into the paged pool at its slot as write_kv_row writes them (the same values, bit
+// for bit). One block per token and KV head (grid (numTokens, numKVHeads)): the block rotates the KV head's group of
+// query heads (numHeads / numKVHeads of them, those attention reads with this KV head) and its k head, a thread per
+// rotated pair (up to 1024): the pairs are independent, and a block that loops over them waits on one global load
+// after another, so a token's heads are spread over blocks rather than looped over in one. A thread that rotates a
+// pair of k writes it to the pool from its registers; write_kv_row then copies the head's v and k's unrotated
+// dimensions, which the rotation does not touch, so no barrier sits between the two.
 //   qkv        (numTokens, qkv_stride) holding [q: numHeads*D | k: numKVHeads*D | v: numKVHeads*D]
 //   positions, slots (numTokens) int32; a negative slot writes nothing to the pool (rotation only)
 //   cos, sin   (maxPositions, ROTARY_DIM/2) float32;  scales: this layer's [k_scale, v_scale]
@@ -193,8 +210,10 @@ extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, in
     wait_for_previous_kernel(/*let_next_in*/ false);         // decode attention follows
     const int half = ROTARY_DIM / 2;
     elem_t* row = qkv + (long)blockIdx.x * qkv_stride;
+    const int kv_head = blockIdx.y, group = num_heads / num_kv_heads;
     if (q_norm != nullptr) {   // head_rms_norm first, as its own launch would (the same values, bit for bit)
-        head_rms_norm_row(row, num_heads, num_kv_heads, q_norm, k_norm, norm_head_stride, norm_eps);
+        for (int j = threadIdx.x >> 5; j <= group; j += blockDim.x >> 5)
+            head_rms_norm_at(row, group_head(j, kv_head, group, num_heads), num_heads, q_norm, k_norm, norm_head_stride, norm_eps);
         __syncthreads();
     }
     const int pos = positions[blockIdx.x];
@@ -202,9 +221,9 @@ extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, in
     const float k_inv = 1.f / scales[0];
     const float* c_row = cos + (long)pos * half;
     const float* s_row = sin + (long)pos * half;
-    const int rotated_pairs = (num_heads + num_kv_heads) * half;
+    const int rotated_pairs = (group + 1) * half;
     for (int p = threadIdx.x; p < rotated_pairs; p += blockDim.x) {
-        const int head = p / half, i = p % half;
+        const int head = group_head(p / half, kv_head, group, num_heads), i = p % half;
 #if ROPE_INTERLEAVED
         const int d1 = 2 * i, d2 = 2 * i + 1;
 #else
@@ -231,7 +250,7 @@ extern "C" __global__ void __launch_bounds__(1024) rope_kv_write(elem_t* qkv, in
             k[d2] = to_pool(r2, k_inv);
         }
     }
-    if (slot >= 0) write_kv_row(row, num_heads, num_kv_heads, slot, scales, k_cache, v_cache, ROTARY_DIM);
+    if (slot >= 0) write_kv_row(row, num_heads, num_kv_heads, kv_head, 1, slot, scales, k_cache, v_cache, ROTARY_DIM);
 }
 
 // The K/V write alone, for rows rope_kv_write already rotated (the step that calibrates FP8 scales rotates, measures
@@ -241,7 +260,8 @@ extern "C" __global__ void __launch_bounds__(1024) kv_write(const elem_t* qkv, i
                                     cache_t* __restrict__ k_cache, cache_t* __restrict__ v_cache) {
     wait_for_previous_kernel();
     const int slot = slots[blockIdx.x];
-    if (slot >= 0) write_kv_row(qkv + (long)blockIdx.x * qkv_stride, num_heads, num_kv_heads, slot, scales, k_cache, v_cache, 0);
+    if (slot >= 0)
+        write_kv_row(qkv + (long)blockIdx.x * qkv_stride, num_heads, num_kv_heads, 0, num_kv_heads, slot, scales, k_cache, v_cache, 0);
 }
 
 // Rows of the pool gathered into a dense tensor in the model's element type, dequantized: out[i] = pool[slots[i]] *

@@ -1,10 +1,26 @@
 // A mixture's routing around its expert products, in three launches where TorchOps takes some thirty a layer (a softmax,
 // a top-k, gathers, three sorts, a search, a product and a sum a pick): which experts each token takes and their
 // weights (expert_choice), the slots grouped by expert (expert_groups), and each token's weighted sum of its experts'
-// outputs (expert_combine); a step of at most 8 tokens chooses and groups in one launch (expert_route). Each computes
+// outputs (expert_combine); a step of at most 8 tokens chooses and groups in one launch (expert_route), which may
+// compute the router's logits too. Each computes
 // what its TorchOps counterpart computes (DecoderStep.ChooseExperts, GroupExperts, RouteExperts, CombineExperts),
 // rounded where those ops round.
 // Compiled after element_types.cu (elem_t, to_f, from_f, rnd, wait_for_previous_kernel) and paged_attention.cu (NEG_INF).
+
+// A router logit, read through L2 (ld.global.cg): expert_route may read logits its other blocks wrote in the same
+// launch, which no multiprocessor's L1 may hold stale.
+__device__ __forceinline__ float load_logit(const void* logits, int logits_f32, long i) {
+#if ELEM_TYPE != 0
+    if (!logits_f32) {   // the model's 16-bit type
+        unsigned short bits;
+        asm volatile("ld.global.cg.u16 %0, [%1];" : "=h"(bits) : "l"((const unsigned short*)logits + i));
+        return to_f(elem_t{bits});
+    }
+#endif
+    float v;
+    asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"((const float*)logits + i));
+    return v;
+}
 
 // A candidate's place in torch.topk's order as one 64-bit key, the larger first: its value's order above its expert's
 // complement. The value: NaN the largest (any sign), -0 as +0 (they tie), else the float's sign-magnitude bits made
@@ -40,8 +56,7 @@ __device__ __forceinline__ void choose_experts(int token, const void* __restrict
     int pow2 = 1;
     while (pow2 < experts) pow2 <<= 1;
     const int width = pow2 < 32 ? pow2 : 32, width_log2 = __ffs(width) - 1;   // expert e: lane e % width, value e / width
-    const float* row32 = (const float*)logits + (long)token * experts;
-    const elem_t* row16 = (const elem_t*)logits + (long)token * experts;
+    const long row = (long)token * experts;
 
     // the lane's experts it x width + lane (none past the experts: -inf, which adds 0 to the sums below)
     float value[PER_LANE], p[PER_LANE];                     // the choice's value (logit or p + bias); p
@@ -50,7 +65,7 @@ __device__ __forceinline__ void choose_experts(int token, const void* __restrict
     for (int it = 0; it < PER_LANE; it++) {
         const int e = it * width + lane;
         const bool held = lane < width && e < experts;
-        value[it] = held ? (logits_f32 ? row32[e] : to_f(row16[e])) : NEG_INF;
+        value[it] = held ? load_logit(logits, logits_f32, row + e) : NEG_INF;
         largest = fmaxf(largest, value[it]);
     }
     if (softmax_first) {
@@ -284,6 +299,7 @@ extern "C" __global__ void expert_groups(const long long* __restrict__ chosen, c
 // shuffles and marks each in its expert's takers (a bit a token); then the block places the experts' rows from the
 // takers' counts, and each pick's row is its expert's start plus the takers before its token.
 // Arguments: expert_choice's, then expert_groups' outputs; dynamic shared memory (2 x experts + 1) ints; 256 threads.
+// expert_route_N below may compute the logits first (router_product_then_last).
 // ---------------------------------------------------------------------------------------------------
 template <int PER_LANE>
 __device__ __forceinline__ void route_experts(const void* __restrict__ logits, int logits_f32, const float* __restrict__ choice_bias,
@@ -324,13 +340,55 @@ __device__ __forceinline__ void route_experts(const void* __restrict__ logits, i
     }
 }
 
+// ---------------------------------------------------------------------------------------------------
+// The router's product inside expert_route: logits = x router^T rounded to elem_t, a warp a token and expert (token
+// blockIdx.y, expert blockIdx.x x warps + warp; the launch's blocks cover them), as the router's Linear computes it but
+// for the order of its float32 sums (within a step of elem_t of cuBLAS's). Then the block counts itself in at arrivals
+// (an int in device memory, 0 between launches); the last block to arrive sets it back to 0 and gets true: every
+// logit is written and visible to it (each block fences its writes before it counts itself in; the routing reads
+// them through L2, load_logit).
+//   x (tokens, hidden), router (experts, hidden) of elem_t, rows of whole 16-byte vectors; logits (tokens, experts)
+// ---------------------------------------------------------------------------------------------------
+__device__ __forceinline__ bool router_product_then_last(const elem_t* __restrict__ x, const elem_t* __restrict__ router,
+                                                         elem_t* __restrict__ logits, int experts, int hidden, int* arrivals) {
+    const int lane = threadIdx.x & 31, token = blockIdx.y, e = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (e < experts) {
+        const int vectors = hidden / (int)VEC;
+        const vec_t* w = reinterpret_cast<const vec_t*>(router) + (long)e * vectors;
+        const vec_t* row = reinterpret_cast<const vec_t*>(x) + (long)token * vectors;
+        float sum = 0.f;                                   // over this lane's vectors
+#pragma unroll 4
+        for (int c = lane; c < vectors; c += 32) {
+            const vec_t wv = w[c], xv = row[c];
+#pragma unroll
+            for (int j = 0; j < (int)VEC; j++) sum += to_f(wv.v[j]) * to_f(xv.v[j]);
+        }
+        sum = warp_sum(sum);
+        if (lane == 0) logits[(long)token * experts + e] = from_f(sum);
+    }
+    __threadfence();
+    __syncthreads();
+    __shared__ bool last;
+    if (threadIdx.x == 0) {
+        last = atomicAdd(arrivals, 1) == (int)(gridDim.x * gridDim.y) - 1;
+        if (last) *arrivals = 0;
+    }
+    __syncthreads();
+    return last;
+}
+
+// expert_route_N: with router null, one block routing logits (route_experts); else blocks (experts / warps, tokens)
+// computing the router's product into logits first (router_product_then_last), the last of them routing.
 #define EXPERT_ROUTE(PER_LANE)                                                                                           \
     extern "C" __global__ void expert_route_##PER_LANE(const void* __restrict__ logits, int logits_f32,                  \
             const float* __restrict__ choice_bias, long long* __restrict__ chosen, elem_t* __restrict__ weights,          \
             int tokens, int experts, int k, int softmax_first, int normalize, elem_t* __restrict__ weights_sorted,        \
             long long* __restrict__ row_of_slot, long long* __restrict__ tokens_of_row,                                   \
-            long long* __restrict__ expert_of_row, long long* __restrict__ starts, long long* __restrict__ active) {      \
+            long long* __restrict__ expert_of_row, long long* __restrict__ starts, long long* __restrict__ active,        \
+            const elem_t* __restrict__ x, const elem_t* __restrict__ router, int hidden, int* arrivals) {                 \
         wait_for_previous_kernel();                                                                                      \
+        if (router != nullptr                                                                                            \
+            && !router_product_then_last(x, router, (elem_t*)logits, experts, hidden, arrivals)) return;         \
         route_experts<PER_LANE>(logits, logits_f32, choice_bias, chosen, weights, tokens, experts, k, softmax_first,     \
                                 normalize, weights_sorted, row_of_slot, tokens_of_row, expert_of_row, starts, active);   \
     }

@@ -249,6 +249,28 @@ internal sealed class CudaStep : DecoderStep
         });
     }
 
+    public override ExpertGroups RouteTokens(Tensor x, Linear router, ExpertChoice choice, ScalarType dtype)
+    {
+        var (tokens, experts, k) = (x.size(0), router.OutFeatures, choice.TopK);
+        if (!RoutesInTheProduct(x, router, dtype) || !_kernels.TakesRouterProduct(tokens, experts, k, router.InFeatures))
+            return base.RouteTokens(x, router, choice, dtype);
+        return Timed("routing", () =>
+        {
+            var device = x.device;
+            var logits = empty(tokens, experts, dtype, device);
+            var (chosen, weights) = (empty(tokens, k, ScalarType.Int64, device), empty(tokens, k, dtype, device));
+            var g = GroupsToWrite(tokens, k, (int)experts, dtype, device);
+            _kernels.RouteExperts(logits, choice.ChoiceBias?.contiguous(), choice.SoftmaxFirst, choice.Normalize, chosen, weights,
+                g.Weights, g.RowOfSlot, g.Tokens, g.ExpertOfRow, g.Starts, g.Active, new RouterProduct(x.contiguous(), router.Weight));
+            return g;
+        });
+    }
+
+    // the routing kernel computes a router's product of the model's type without a bias, an FP8 weight or a LoRA update
+    bool RoutesInTheProduct(Tensor x, Linear router, ScalarType dtype) =>
+        dtype == _kernels.Shape.Dtype && x.dtype == dtype && router.Weight.dtype == dtype && router.Fp8 is null && !router.HasBias
+        && (Lora is null || router.Target is null);
+
     // the routing kernels' weights are the model's type, their logits that type or float32
     bool KernelsChooseFrom(Tensor logits, ScalarType dtype) =>
         dtype == _kernels.Shape.Dtype && (logits.dtype == dtype || logits.dtype == ScalarType.Float32);

@@ -85,6 +85,11 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
         return GroupExperts(chosen, weights, (int)logits.size(1));
     }
 
+    /// A mixture's routing from its input x (numTokens, hidden): the router's logits (router.Forward), then RouteExperts
+    /// over them (the fused backend computes the product in its routing kernel, for a step of few tokens).
+    public virtual ExpertGroups RouteTokens(Tensor x, Linear router, ExpertChoice choice, ScalarType dtype) =>
+        RouteExperts(router.Forward(this, x), choice, dtype);
+
     /// Each token's experts' outputs, grouped (slots, hidden) by grouped row (null where no token was routed), each
     /// with its expert's row of bias (experts, hidden) added first where given, weighed and summed: (numTokens, hidden)
     /// like x (ExpertGroups.Combine's TorchSharp here; the fused backend's one kernel).
