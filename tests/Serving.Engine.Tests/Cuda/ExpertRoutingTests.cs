@@ -168,16 +168,16 @@ public sealed class ExpertRoutingTests(ITestOutputHelper output)
                 two.ExpertOfRow, two.Starts, two.Active);
             Assert.True(routeChosen.equal(chosen).all().item<bool>(), $"round {round}: the same experts as from its logits");
             Assert.True(routeWeights.equal(weights).all().item<bool>(), $"round {round}: the same weights");
-            foreach (var (name, a, b) in new[] { ("sorted weights", two.Sorted, one.Sorted), ("row of slot", two.RowOfSlot, one.RowOfSlot),
-                         ("tokens", two.Tokens, one.Tokens), ("expert of row", two.ExpertOfRow, one.ExpertOfRow), ("starts", two.Starts, one.Starts),
-                         ("active", two.Active, one.Active) })
-                Assert.True(a.equal(b).all().item<bool>(), $"round {round}: the same {name}");
+            AssertSameGroups(two, one, $"round {round}");
         }
     }
 
-    static (Tensor Sorted, Tensor RowOfSlot, Tensor Tokens, Tensor ExpertOfRow, Tensor Starts, Tensor Active) GroupsToWrite(long tokens, int topK,
-        int experts, ScalarType type) =>
-        (full(tokens, topK, NaN, type, CUDA), full(tokens * topK, None, ScalarType.Int64, CUDA), full(tokens * topK, None, ScalarType.Int64, CUDA),
+    // a grouping's tensors as the kernels write them (FusedKernels.GroupExperts' outputs)
+    sealed record Groups(Tensor Sorted, Tensor RowOfSlot, Tensor Tokens, Tensor ExpertOfRow, Tensor Starts, Tensor Active);
+
+    // a grouping to write, poisoned (NaN weights, -1 indices)
+    static Groups GroupsToWrite(long tokens, int topK, int experts, ScalarType type) =>
+        new(full(tokens, topK, NaN, type, CUDA), full(tokens * topK, None, ScalarType.Int64, CUDA), full(tokens * topK, None, ScalarType.Int64, CUDA),
          full(tokens * topK, None, ScalarType.Int64, CUDA), full(experts + 1, None, ScalarType.Int64, CUDA), full(experts, None, ScalarType.Int64, CUDA));
 
     // expert_route (a step of at most 8 tokens) writes what expert_choice then expert_groups write, bit for bit
@@ -192,9 +192,15 @@ public sealed class ExpertRoutingTests(ITestOutputHelper output)
             one.Sorted, one.RowOfSlot, one.Tokens, one.ExpertOfRow, one.Starts, one.Active);
         Assert.True(chosen.equal(routeChosen).all().item<bool>(), "expert_route: the same experts");
         Assert.True(weights.equal(routeWeights).all().item<bool>(), "expert_route: the same weights");
-        foreach (var (name, a, b) in new[] { ("sorted weights", two.Sorted, one.Sorted), ("row of slot", two.RowOfSlot, one.RowOfSlot),
-                     ("tokens", two.Tokens, one.Tokens), ("expert of row", two.ExpertOfRow, one.ExpertOfRow), ("starts", two.Starts, one.Starts),
-                     ("active", two.Active, one.Active) })
-            Assert.True(a.equal(b).all().item<bool>(), $"expert_route: the same {name}");
+        AssertSameGroups(two, one, "expert_route");
+    }
+
+    // every tensor of two groupings the same, bit for bit
+    static void AssertSameGroups(Groups expected, Groups actual, string context)
+    {
+        foreach (var (name, a, b) in new[] { ("sorted weights", expected.Sorted, actual.Sorted), ("row of slot", expected.RowOfSlot, actual.RowOfSlot),
+                     ("tokens", expected.Tokens, actual.Tokens), ("expert of row", expected.ExpertOfRow, actual.ExpertOfRow),
+                     ("starts", expected.Starts, actual.Starts), ("active", expected.Active, actual.Active) })
+            Assert.True(a.equal(b).all().item<bool>(), $"{context}: the same {name}");
     }
 }
