@@ -378,9 +378,10 @@ __device__ __forceinline__ bool router_product_then_last(const elem_t* __restric
 }
 
 // expert_route_N: with router null, one block routing logits (route_experts); else blocks (experts / warps, tokens)
-// computing the router's product into logits first (router_product_then_last), the last of them routing.
+// computing the router's product into logits first (router_product_then_last), the last of them routing. logits is
+// neither const nor __restrict__: the launch may write it, then read it back.
 #define EXPERT_ROUTE(PER_LANE)                                                                                           \
-    extern "C" __global__ void expert_route_##PER_LANE(const void* __restrict__ logits, int logits_f32,                  \
+    extern "C" __global__ void expert_route_##PER_LANE(void* logits, int logits_f32,                                     \
             const float* __restrict__ choice_bias, long long* __restrict__ chosen, elem_t* __restrict__ weights,          \
             int tokens, int experts, int k, int softmax_first, int normalize, elem_t* __restrict__ weights_sorted,        \
             long long* __restrict__ row_of_slot, long long* __restrict__ tokens_of_row,                                   \
@@ -388,7 +389,7 @@ __device__ __forceinline__ bool router_product_then_last(const elem_t* __restric
             const elem_t* __restrict__ x, const elem_t* __restrict__ router, int hidden, int* arrivals) {                 \
         wait_for_previous_kernel();                                                                                      \
         if (router != nullptr                                                                                            \
-            && !router_product_then_last(x, router, (elem_t*)logits, experts, hidden, arrivals)) return;         \
+            && !router_product_then_last(x, router, (elem_t*)logits, experts, hidden, arrivals)) return;                 \
         route_experts<PER_LANE>(logits, logits_f32, choice_bias, chosen, weights, tokens, experts, k, softmax_first,     \
                                 normalize, weights_sorted, row_of_slot, tokens_of_row, expert_of_row, starts, active);   \
     }

@@ -238,15 +238,7 @@ internal sealed class CudaStep : DecoderStep
         var (tokens, experts, k) = (logits.size(0), logits.size(1), choice.TopK);
         if (!KernelsChooseFrom(logits, dtype) || !FusedKernels.TakesRouting(tokens, experts, k))
             return base.RouteExperts(logits, choice, dtype);
-        return Timed("routing", () =>
-        {
-            var device = logits.device;
-            var (chosen, weights) = (empty(tokens, k, ScalarType.Int64, device), empty(tokens, k, dtype, device));
-            var g = GroupsToWrite(tokens, k, (int)experts, dtype, device);
-            _kernels.RouteExperts(logits.contiguous(), choice.ChoiceBias?.contiguous(), choice.SoftmaxFirst, choice.Normalize, chosen, weights,
-                g.Weights, g.RowOfSlot, g.Tokens, g.ExpertOfRow, g.Starts, g.Active);
-            return g;
-        });
+        return RouteInOneLaunch(logits.contiguous(), choice, dtype, product: null);
     }
 
     public override ExpertGroups RouteTokens(Tensor x, Linear router, ExpertChoice choice, ScalarType dtype)
@@ -254,17 +246,20 @@ internal sealed class CudaStep : DecoderStep
         var (tokens, experts, k) = (x.size(0), router.OutFeatures, choice.TopK);
         if (!RoutesInTheProduct(x, router, dtype) || !_kernels.TakesRouterProduct(tokens, experts, k, router.InFeatures))
             return base.RouteTokens(x, router, choice, dtype);
-        return Timed("routing", () =>
-        {
-            var device = x.device;
-            var logits = empty(tokens, experts, dtype, device);
-            var (chosen, weights) = (empty(tokens, k, ScalarType.Int64, device), empty(tokens, k, dtype, device));
-            var g = GroupsToWrite(tokens, k, (int)experts, dtype, device);
-            _kernels.RouteExperts(logits, choice.ChoiceBias?.contiguous(), choice.SoftmaxFirst, choice.Normalize, chosen, weights,
-                g.Weights, g.RowOfSlot, g.Tokens, g.ExpertOfRow, g.Starts, g.Active, new RouterProduct(x.contiguous(), router.Weight));
-            return g;
-        });
+        var logits = empty(tokens, experts, dtype, x.device);   // the launch writes them first
+        return RouteInOneLaunch(logits, choice, dtype, new RouterProduct(x.contiguous(), router.Weight));
     }
+
+    // FusedKernels.RouteExperts: the groups of logits (tokens, experts), or of the router's product written into them
+    ExpertGroups RouteInOneLaunch(Tensor logits, ExpertChoice choice, ScalarType dtype, RouterProduct? product) => Timed("routing", () =>
+    {
+        var (tokens, experts, k, device) = (logits.size(0), logits.size(1), choice.TopK, logits.device);
+        var (chosen, weights) = (empty(tokens, k, ScalarType.Int64, device), empty(tokens, k, dtype, device));
+        var g = GroupsToWrite(tokens, k, (int)experts, dtype, device);
+        _kernels.RouteExperts(logits, choice.ChoiceBias?.contiguous(), choice.SoftmaxFirst, choice.Normalize, chosen, weights,
+            g.Weights, g.RowOfSlot, g.Tokens, g.ExpertOfRow, g.Starts, g.Active, product);
+        return g;
+    });
 
     // the routing kernel computes a router's product of the model's type without a bias, an FP8 weight or a LoRA update
     bool RoutesInTheProduct(Tensor x, Linear router, ScalarType dtype) =>
