@@ -346,7 +346,7 @@ internal sealed unsafe class FusedKernels : IDisposable
 
     /// ChooseExperts then GroupExperts in one launch (expert_route_N): their arguments, chosen and weights written as
     /// ChooseExperts writes them (the grouping reads them back). TakesRouting must hold. With a router's product, the
-    /// launch computes logits (the model's type) from it first (a warp a token and expert, the last block to finish
+    /// launch computes logits (the model's type) from it first (a block an expert, the last block to finish
     /// routing); TakesRouterProduct must hold.
     public void RouteExperts(Tensor logits, Tensor? choiceBias, bool softmaxFirst, bool normalize, Tensor chosen, Tensor weights,
         Tensor weightsSorted, Tensor rowOfSlot, Tensor tokensOfRow, Tensor expertOfRow, Tensor starts, Tensor active,
@@ -358,13 +358,14 @@ internal sealed unsafe class FusedKernels : IDisposable
             TensorPointer.Of(chosen), TensorPointer.Of(weights));
         var (sortedPtr, rowPtr, tokensPtr, expertPtr, startsPtr, activePtr) = (TensorPointer.Of(weightsSorted), TensorPointer.Of(rowOfSlot),
             TensorPointer.Of(tokensOfRow), TensorPointer.Of(expertOfRow), TensorPointer.Of(starts), TensorPointer.Of(active));
-        var (xPtr, routerPtr, hidden, arrivalsPtr) = product is { } p
-            ? (TensorPointer.Of(p.Input), TensorPointer.Of(p.Weight), (int)p.Weight.size(1), TensorPointer.Of(_routerArrivals))
-            : (IntPtr.Zero, IntPtr.Zero, 0, IntPtr.Zero);
+        var (xPtr, routerPtr, routerBiasPtr, hidden, arrivalsPtr) = product is { } p
+            ? (TensorPointer.Of(p.Input), TensorPointer.Of(p.Weight), p.Bias is null ? IntPtr.Zero : TensorPointer.Of(p.Bias), (int)p.Weight.size(1),
+                TensorPointer.Of(_routerArrivals))
+            : (IntPtr.Zero, IntPtr.Zero, IntPtr.Zero, 0, IntPtr.Zero);
         void** args = stackalloc void*[] { &logitsPtr, &logitsF32, &biasPtr, &chosenPtr, &weightsPtr, &tokens, &experts, &k, &first, &scaled,
-            &sortedPtr, &rowPtr, &tokensPtr, &expertPtr, &startsPtr, &activePtr, &xPtr, &routerPtr, &hidden, &arrivalsPtr };
-        // with the product, a warp a token and expert
-        var grid = product is null ? (1u, 1u, 1u) : ((uint)((experts + RouteThreads / 32 - 1) / (RouteThreads / 32)), (uint)tokens, 1u);
+            &sortedPtr, &rowPtr, &tokensPtr, &expertPtr, &startsPtr, &activePtr, &xPtr, &routerPtr, &routerBiasPtr, &hidden, &arrivalsPtr };
+        // with the product, a block an expert
+        var grid = product is null ? (1u, 1u, 1u) : ((uint)experts, 1u, 1u);
         Launch(ForExperts(_expertRoute, experts), grid, RouteThreads, RouteSharedBytes(experts), args);
     }
 
@@ -525,6 +526,6 @@ internal sealed unsafe class FusedKernels : IDisposable
     static int TypeCode(KVCacheDtype dtype) => dtype.IsFp8 ? 3 : TypeCode(dtype.Storage);
 }
 
-/// A router's product for RouteExperts to compute in its launch: Input (tokens, hidden) and Weight (experts, hidden) of
-/// the model's type, contiguous; the logits Input Weight^T, rounded to the model's type.
-internal readonly record struct RouterProduct(Tensor Input, Tensor Weight);
+/// A router's product for RouteExperts to compute in its launch: Input (tokens, hidden), Weight (experts, hidden) and
+/// Bias (experts) or null, of the model's type, contiguous; the logits Input Weight^T (+ Bias), rounded to the model's type.
+internal readonly record struct RouterProduct(Tensor Input, Tensor Weight, Tensor? Bias = null);

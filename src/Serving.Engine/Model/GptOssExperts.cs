@@ -46,7 +46,7 @@ internal sealed class GptOssExperts : FeedForward
     public override Tensor Forward(DecoderStep step, Tensor x)
     {
         // the top-k logits, weighed by their softmax (rounded to the model's dtype, as transformers' softmax in it)
-        var groups = step.RouteExperts(_router.Forward(step, x), new ExpertChoice(_topK, SoftmaxFirst: false), x.dtype);
+        var groups = step.RouteTokens(x, _router, new ExpertChoice(_topK, SoftmaxFirst: false), x.dtype);
         var gateUp = _gateUp.Forward(step, x, groups, gather: true);                       // (slots, 2F), by expert
         var activated = step.ClampedGlu(gateUp, _gateUpBias, groups.ExpertOfRow, _limit);     // (slots, F)
         return step.CombineExperts(groups, _down.Forward(step, activated, groups), x, _downBias);

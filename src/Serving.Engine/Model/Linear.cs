@@ -29,7 +29,7 @@ internal sealed class Linear : nn.Module<Tensor, Tensor>, IFp8Storable
     }
 
     public Parameter Weight => _weight;
-    public bool HasBias => _bias is not null;
+    public Parameter? Bias => _bias;
     public long InFeatures { get; }
     public long OutFeatures { get; }
     public long[] Shape => [OutFeatures, InFeatures];

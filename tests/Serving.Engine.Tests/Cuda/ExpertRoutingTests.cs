@@ -124,15 +124,16 @@ public sealed class ExpertRoutingTests(ITestOutputHelper output)
     }
 
     /// expert_route with the router's product in its launch: logits within a step of bfloat16 of cuBLAS's product (the
-    /// same float32 sums in another order), then every output as expert_route writes them from those logits; twice in
-    /// a row, so that the count of the blocks that finished their logits starts at 0 again.
+    /// same float32 sums in another order, the bias added where given), then every output as expert_route writes them
+    /// from those logits; twice in a row, so that the count of the blocks that finished their logits starts at 0 again.
     [GpuTheory]
-    [InlineData(128, 8, true, true, 1, 2048)]    // qwen3-30b-a3b, one sequence
-    [InlineData(128, 8, true, true, 8, 2048)]    // eight
-    [InlineData(32, 4, false, false, 3, 2880)]   // gpt-oss-20b's shape (its router has a bias: routed without)
-    [InlineData(60, 4, true, false, 5, 64)]      // experts not a whole number of blocks
-    [InlineData(1024, 32, true, true, 2, 256)]   // the kernels' largest
-    public void TheRoutersProductInTheLaunchRoutesAsItsLogits(int experts, int topK, bool softmaxFirst, bool normalize, int tokens, int hidden)
+    [InlineData(128, 8, true, true, 1, 2048, false)]    // qwen3-30b-a3b, one sequence
+    [InlineData(128, 8, true, true, 8, 2048, false)]    // eight
+    [InlineData(32, 4, false, false, 3, 2880, true)]    // gpt-oss-20b: its router's bias; hidden not a whole number of passes
+    [InlineData(60, 4, true, false, 5, 64, false)]      // fewer vectors than threads
+    [InlineData(1024, 32, true, true, 2, 256, false)]   // the kernels' largest
+    public void TheRoutersProductInTheLaunchRoutesAsItsLogits(int experts, int topK, bool softmaxFirst, bool normalize, int tokens, int hidden,
+        bool withBias)
     {
         var type = ScalarType.BFloat16;
         var device = CudaDevice.Open(0);
@@ -145,14 +146,15 @@ public sealed class ExpertRoutingTests(ITestOutputHelper output)
         using var small = 0.02.ToScalar();
         var x = randn(tokens, hidden, generator: generator).to(type, CUDA);
         var router = randn(experts, hidden, generator: generator).mul(small).to(type, CUDA);
-        var expected = nn.functional.linear(x, router);
+        var bias = withBias ? randn(experts, generator: generator).to(type, CUDA) : null;
+        var expected = nn.functional.linear(x, router, bias);
         for (var round = 0; round < 2; round++)
         {
             var logits = full(tokens, experts, NaN, type, CUDA);
             var (chosen, weights) = (full(tokens, topK, None, ScalarType.Int64, CUDA), full(tokens, topK, NaN, type, CUDA));
             var one = GroupsToWrite(tokens, topK, experts, type);
             kernels.RouteExperts(logits, null, softmaxFirst, normalize, chosen, weights, one.Sorted, one.RowOfSlot, one.Tokens, one.ExpertOfRow,
-                one.Starts, one.Active, new RouterProduct(x, router));
+                one.Starts, one.Active, new RouterProduct(x, router, bias));
             var (l, e) = (logits.to(ScalarType.Float32), expected.to(ScalarType.Float32));
             var error = (l - e).abs();
             using var step = (1.0 / 128).ToScalar();

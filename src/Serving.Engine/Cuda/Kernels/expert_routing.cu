@@ -341,30 +341,56 @@ __device__ __forceinline__ void route_experts(const void* __restrict__ logits, i
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The router's product inside expert_route: logits = x router^T rounded to elem_t, a warp a token and expert (token
-// blockIdx.y, expert blockIdx.x x warps + warp; the launch's blocks cover them), as the router's Linear computes it but
-// for the order of its float32 sums (within a step of elem_t of cuBLAS's). Then the block counts itself in at arrivals
-// (an int in device memory, 0 between launches); the last block to arrive sets it back to 0 and gets true: every
-// logit is written and visible to it (each block fences its writes before it counts itself in; the routing reads
-// them through L2, load_logit).
-//   x (tokens, hidden), router (experts, hidden) of elem_t, rows of whole 16-byte vectors; logits (tokens, experts)
+// The router's product inside expert_route: logits = x router^T (+ router_bias) rounded to elem_t, as the router's
+// Linear computes it but for the order of its float32 sums (within a step of elem_t of cuBLAS's). A block an expert
+// (blockIdx.x): each thread takes a share of the hidden vectors and loads the expert's vector once for every token (at
+// most ROUTE_TOKENS), so that its loads are in flight together; its sums are added across the block in warp order.
+// Then the block counts itself in at arrivals (an int in device memory, 0 between launches); the last block to arrive
+// sets it back to 0 and gets true: every logit is written and visible to it (each block fences its writes before it
+// counts itself in; the routing reads them through L2, load_logit).
+//   x (tokens, hidden), router (experts, hidden) of elem_t, rows of whole 16-byte vectors; router_bias (experts) or
+//   null; logits (tokens, experts)
 // ---------------------------------------------------------------------------------------------------
+#define ROUTE_TOKENS 8   // a warp of expert_route's 256 threads a token
+
 __device__ __forceinline__ bool router_product_then_last(const elem_t* __restrict__ x, const elem_t* __restrict__ router,
-                                                         elem_t* __restrict__ logits, int experts, int hidden, int* arrivals) {
-    const int lane = threadIdx.x & 31, token = blockIdx.y, e = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (e < experts) {
-        const int vectors = hidden / (int)VEC;
-        const vec_t* w = reinterpret_cast<const vec_t*>(router) + (long)e * vectors;
-        const vec_t* row = reinterpret_cast<const vec_t*>(x) + (long)token * vectors;
-        float sum = 0.f;                                   // over this lane's vectors
-#pragma unroll 4
-        for (int c = lane; c < vectors; c += 32) {
-            const vec_t wv = w[c], xv = row[c];
+                                                         const elem_t* __restrict__ router_bias, elem_t* __restrict__ logits,
+                                                         int tokens, int experts, int hidden, int* arrivals) {
+    __shared__ float warp_sums[32][ROUTE_TOKENS];
+    const int e = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    const int vectors = hidden / (int)VEC;
+    const vec_t* w = reinterpret_cast<const vec_t*>(router) + (long)e * vectors;
+    const vec_t* rows = reinterpret_cast<const vec_t*>(x);
+    float sum[ROUTE_TOKENS];                               // over this thread's vectors, a token each
 #pragma unroll
-            for (int j = 0; j < (int)VEC; j++) sum += to_f(wv.v[j]) * to_f(xv.v[j]);
+    for (int t = 0; t < ROUTE_TOKENS; t++) sum[t] = 0.f;
+#pragma unroll 1
+    for (int c = threadIdx.x; c < vectors; c += blockDim.x) {
+        const vec_t wv = w[c];
+        vec_t xv[ROUTE_TOKENS];
+#pragma unroll
+        for (int t = 0; t < ROUTE_TOKENS; t++)
+            if (t < tokens) xv[t] = rows[(long)t * vectors + c];
+#pragma unroll
+        for (int t = 0; t < ROUTE_TOKENS; t++)
+            if (t < tokens) {
+#pragma unroll
+                for (int j = 0; j < (int)VEC; j++) sum[t] += to_f(wv.v[j]) * to_f(xv[t].v[j]);
+            }
+    }
+#pragma unroll
+    for (int t = 0; t < ROUTE_TOKENS; t++)
+        if (t < tokens) {
+            const float s = warp_sum(sum[t]);
+            if (lane == 0) warp_sums[warp][t] = s;
         }
-        sum = warp_sum(sum);
-        if (lane == 0) logits[(long)token * experts + e] = from_f(sum);
+    __syncthreads();
+    if (threadIdx.x < tokens) {
+        float logit = 0.f;
+#pragma unroll 1
+        for (int i = 0; i < warps; i++) logit += warp_sums[i][threadIdx.x];
+        if (router_bias != nullptr) logit += to_f(router_bias[e]);
+        logits[(long)threadIdx.x * experts + e] = from_f(logit);
     }
     __threadfence();
     __syncthreads();
@@ -377,19 +403,21 @@ __device__ __forceinline__ bool router_product_then_last(const elem_t* __restric
     return last;
 }
 
-// expert_route_N: with router null, one block routing logits (route_experts); else blocks (experts / warps, tokens)
-// computing the router's product into logits first (router_product_then_last), the last of them routing. logits is
-// neither const nor __restrict__: the launch may write it, then read it back.
+// expert_route_N: with router null, one block routing logits (route_experts); else a block an expert computing the
+// router's product into logits first (router_product_then_last), the last of them routing. logits is neither const
+// nor __restrict__: the launch may write it, then read it back.
 #define EXPERT_ROUTE(PER_LANE)                                                                                           \
     extern "C" __global__ void expert_route_##PER_LANE(void* logits, int logits_f32,                                     \
             const float* __restrict__ choice_bias, long long* __restrict__ chosen, elem_t* __restrict__ weights,          \
             int tokens, int experts, int k, int softmax_first, int normalize, elem_t* __restrict__ weights_sorted,        \
             long long* __restrict__ row_of_slot, long long* __restrict__ tokens_of_row,                                   \
             long long* __restrict__ expert_of_row, long long* __restrict__ starts, long long* __restrict__ active,        \
-            const elem_t* __restrict__ x, const elem_t* __restrict__ router, int hidden, int* arrivals) {                 \
+            const elem_t* __restrict__ x, const elem_t* __restrict__ router, const elem_t* __restrict__ router_bias,      \
+            int hidden, int* arrivals) {                                                                                 \
         wait_for_previous_kernel();                                                                                      \
         if (router != nullptr                                                                                            \
-            && !router_product_then_last(x, router, (elem_t*)logits, experts, hidden, arrivals)) return;                 \
+            && !router_product_then_last(x, router, router_bias, (elem_t*)logits, tokens, experts, hidden, arrivals))    \
+            return;                                                                                                      \
         route_experts<PER_LANE>(logits, logits_f32, choice_bias, chosen, weights, tokens, experts, k, softmax_first,     \
                                 normalize, weights_sorted, row_of_slot, tokens_of_row, expert_of_row, starts, active);   \
     }

@@ -247,7 +247,7 @@ internal sealed class CudaStep : DecoderStep
         if (!RoutesInTheProduct(x, router, dtype) || !_kernels.TakesRouterProduct(tokens, experts, k, router.InFeatures))
             return base.RouteTokens(x, router, choice, dtype);
         var logits = empty(tokens, experts, dtype, x.device);   // the launch writes them first
-        return RouteInOneLaunch(logits, choice, dtype, new RouterProduct(x.contiguous(), router.Weight));
+        return RouteInOneLaunch(logits, choice, dtype, new RouterProduct(x.contiguous(), router.Weight, router.Bias));
     }
 
     // FusedKernels.RouteExperts: the groups of logits (tokens, experts), or of the router's product written into them
@@ -261,10 +261,10 @@ internal sealed class CudaStep : DecoderStep
         return g;
     });
 
-    // the routing kernel computes a router's product of the model's type without a bias, an FP8 weight or a LoRA update
+    // the routing kernel computes a router's product of the model's type (its bias too) without an FP8 weight or a LoRA update
     bool RoutesInTheProduct(Tensor x, Linear router, ScalarType dtype) =>
-        dtype == _kernels.Shape.Dtype && x.dtype == dtype && router.Weight.dtype == dtype && router.Fp8 is null && !router.HasBias
-        && (Lora is null || router.Target is null);
+        dtype == _kernels.Shape.Dtype && x.dtype == dtype && router.Weight.dtype == dtype && (router.Bias is null || router.Bias.dtype == dtype)
+        && router.Fp8 is null && (Lora is null || router.Target is null);
 
     // the routing kernels' weights are the model's type, their logits that type or float32
     bool KernelsChooseFrom(Tensor logits, ScalarType dtype) =>
