@@ -531,7 +531,7 @@ internal sealed unsafe class FusedKernels : IDisposable
 
 /// expert_linear.cu's entry points of one epilogue (plain products, or with silu(gate) x up: suffix "_glu"), by the
 /// rows an expert: expert_linear_sparse, _few, expert_linear.
-readonly record struct ExpertLinearKernels(IntPtr Sparse, IntPtr Few, IntPtr Many)
+internal readonly record struct ExpertLinearKernels(IntPtr Sparse, IntPtr Few, IntPtr Many)
 {
     public static ExpertLinearKernels Of(KernelModule module, string suffix) => new(module.GetFunction($"expert_linear_sparse{suffix}"),
         module.GetFunction($"expert_linear_few{suffix}"), module.GetFunction($"expert_linear{suffix}"));
