@@ -59,7 +59,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     readonly KernelModule _module;
     readonly IntPtr _stream;
     readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _clampedGlu, _attention, _attentionReduce, _prefillAttention;
-    readonly IntPtr _expertLinear, _expertLinearFew, _expertLinearSparse;   // 16-bit models only
+    readonly ExpertLinearKernels _expertLinear, _expertLinearGlu;   // 16-bit models only; the second with silu(gate) x up
     readonly IntPtr[] _expertChoice;   // by the logits a lane holds: expert_choice_1, _2, _4, ..., _32 (ExpertChoiceKernels)
     readonly IntPtr[] _expertRoute;    // the same, expert_route_1 .. _32 (ExpertRouteKernels)
     readonly IntPtr _expertGroups, _expertCombine;
@@ -86,7 +86,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         (_expertGroups, _expertCombine) = (Fn("expert_groups"), Fn("expert_combine"));
         _attentionKernel = DecodeAttentionKernel.For(shape, device.ComputeCapability);
         (_attention, _attentionReduce) = (Fn(_attentionKernel.Name), Fn("paged_attention_reduce"));
-        if (shape.Dtype != ScalarType.Float32) (_expertLinear, _expertLinearFew, _expertLinearSparse) = (Fn("expert_linear"), Fn("expert_linear_few"), Fn("expert_linear_sparse"));
+        if (shape.Dtype != ScalarType.Float32) (_expertLinear, _expertLinearGlu) = (ExpertLinearKernels.Of(_module, ""), ExpertLinearKernels.Of(_module, "_glu"));
         var sharedBytes = (int)_attentionKernel.SharedBytes;
         CudaDriver.SetFunctionAttribute(_attention, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, sharedBytes);
         var perMultiprocessor = CudaDriver.MaxActiveBlocksPerMultiprocessor(_attention, (int)_attentionKernel.Threads, sharedBytes);
@@ -269,15 +269,18 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// (ExpertGroups.Active: blocks for min(experts, slots) of them); output (slots, rows). TakesExperts must hold.
     /// Steps of few rows an expert keep more loads in flight: fewer slots than experts (an expert's rows mostly one: a
     /// decode step of few tokens) run expert_linear_sparse (8 rows a pass), at most 8 slots an expert on average
-    /// expert_linear_few (16), more expert_linear (32).
-    public void ExpertsLinear(Tensor x, Tensor? xRows, Tensor weight, Tensor starts, Tensor active, Tensor output)
+    /// expert_linear_few (16), more expert_linear (32). siluAndMul: an expert's rows are its gate's then its up's
+    /// (MoeMlp's gate_up), and output (slots, rows / 2) takes silu(gate) x up in their place (SiluMul's bits of the
+    /// product's).
+    public void ExpertsLinear(Tensor x, Tensor? xRows, Tensor weight, Tensor starts, Tensor active, Tensor output, bool siluAndMul = false)
     {
-        var (rows, columns) = ((int)output.size(1), (int)x.size(1));
+        var (rows, columns) = ((int)output.size(1) * (siluAndMul ? 2 : 1), (int)x.size(1));
         var (xPtr, xRowsPtr, wPtr, startsPtr, activePtr, outPtr) = (TensorPointer.Of(x), xRows is null ? IntPtr.Zero : TensorPointer.Of(xRows),
             TensorPointer.Of(weight), TensorPointer.Of(starts), TensorPointer.Of(active), TensorPointer.Of(output));
         void** args = stackalloc void*[] { &xPtr, &xRowsPtr, &wPtr, &startsPtr, &activePtr, &outPtr, &rows, &columns };
         var (slots, experts) = (output.size(0), active.size(0));
-        var kernel = slots < experts ? _expertLinearSparse : slots <= 8 * experts ? _expertLinearFew : _expertLinear;
+        var kernels = siluAndMul ? _expertLinearGlu : _expertLinear;
+        var kernel = slots < experts ? kernels.Sparse : slots <= 8 * experts ? kernels.Few : kernels.Many;
         Launch(kernel, ((uint)rows / 16, ExpertBlockRows(slots, experts), 1), 128, 0, args);
     }
 
@@ -524,6 +527,14 @@ internal sealed unsafe class FusedKernels : IDisposable
     };
 
     static int TypeCode(KVCacheDtype dtype) => dtype.IsFp8 ? 3 : TypeCode(dtype.Storage);
+}
+
+/// expert_linear.cu's entry points of one epilogue (plain products, or with silu(gate) x up: suffix "_glu"), by the
+/// rows an expert: expert_linear_sparse, _few, expert_linear.
+internal readonly record struct ExpertLinearKernels(IntPtr Sparse, IntPtr Few, IntPtr Many)
+{
+    public static ExpertLinearKernels Of(KernelModule module, string suffix) => new(module.GetFunction($"expert_linear_sparse{suffix}"),
+        module.GetFunction($"expert_linear_few{suffix}"), module.GetFunction($"expert_linear{suffix}"));
 }
 
 /// A router's product for RouteExperts to compute in its launch: Input (tokens, hidden), Weight (experts, hidden) and

@@ -54,7 +54,7 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
     public Tensor Forward(DecoderStep step, Tensor x, ExpertGroups groups, bool gather = false)
     {
         var slots = groups.Tokens.size(0);
-        if (GroupedOnTheDevice && step.GroupsExpertsOnTheDevice(slots, Experts, RowsAPass))
+        if (OnTheDevice(step, slots))
         {
             var output = empty(slots, Rows, x.dtype, x.device);
             if (_fp8Stacked is { } stacked) step.ExpertsLinear(x.contiguous(), stacked, groups, gather, output);
@@ -76,6 +76,20 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
                 : products.Linear(x.narrow(0, group.Start, group.Count), weight, null);
         }) ?? empty(0, Rows, x.dtype, x.device);
     }
+
+    /// SiluAndMul of Forward's product, where each expert's rows are its gate's then its up's (MoeMlp's gate_up): (slots,
+    /// Rows / 2), in the product's own kernel where the device groups 16-bit experts, else the product then SiluAndMul.
+    public Tensor ForwardSiluAndMul(DecoderStep step, Tensor x, ExpertGroups groups, bool gather = false)
+    {
+        var slots = groups.Tokens.size(0);
+        if (_fp8.Count > 0 || !OnTheDevice(step, slots)) return step.SiluAndMul(Forward(step, x, groups, gather));
+        var output = empty(slots, Rows / 2, x.dtype, x.device);
+        step.ExpertsLinear(x.contiguous(), _weight, groups, gather, output, siluAndMul: true);
+        return output;
+    }
+
+    // whether this step runs the products over groups the device counts
+    bool OnTheDevice(DecoderStep step, long slots) => GroupedOnTheDevice && step.GroupsExpertsOnTheDevice(slots, Experts, RowsAPass);
 
     /// Whether the fused backend may run these experts' products in one kernel over groups the device counts: 16-bit
     /// weights of FusedKernels.TakesExperts' shapes, or FP8 ones stacked (Fp8Products.TakesExperts; not where the

@@ -57,8 +57,9 @@ internal sealed class MoeMlp : FeedForward
             ExpertRouting.SoftmaxOverTopK => step.RouteTokens(routerInput, _router, new ExpertChoice(_topK, SoftmaxFirst: false), x.dtype),
             _ => step.RouteTokens(routerInput, _router, new ExpertChoice(_topK, SoftmaxFirst: true, _normalize, _choiceBias), x.dtype),
         };
-        var gateUp = _gateUp.Forward(step, x, groups, gather: true);                     // (slots, 2F), by expert
-        var activated = _activation == MlpActivation.Silu ? step.SiluAndMul(gateUp) : step.GeluTanhAndMul(gateUp);
+        var activated = _activation == MlpActivation.Silu                               // (slots, F), by expert
+            ? _gateUp.ForwardSiluAndMul(step, x, groups, gather: true)
+            : step.GeluTanhAndMul(_gateUp.Forward(step, x, groups, gather: true));
         var output = step.CombineExperts(groups, _down.Forward(step, activated, groups), x, bias: null);
         if (_shared is null) return output;
         // the shared expert; qwen2_moe's gated per token by a sigmoid

@@ -297,6 +297,12 @@ extern "C" __global__ void clamped_glu(const elem_t* __restrict__ gate_up, const
     }
 }
 
+// silu(gate) x up of a gate and an up of the model's type, rounded where transformers' act_fn(gate) * up rounds
+__device__ __forceinline__ elem_t silu_and_mul(elem_t gate, elem_t up) {
+    const float x = to_f(gate);
+    return from_f(rnd(x / (1.f + __expf(-x))) * to_f(up));
+}
+
 // ---------------------------------------------------------------------------------------------------
 // SiLU(gate) * up from the fused gate/up output.
 //   gate_up (numTokens, 2*ffn) = [gate | up];  out (numTokens, ffn);  ffn % VEC == 0
@@ -311,10 +317,7 @@ extern "C" __global__ void silu_mul(const elem_t* __restrict__ gate_up, elem_t* 
         const vec_t* row = reinterpret_cast<const vec_t*>(gate_up + token * 2 * ffn);
         vec_t g = row[col], u = row[col + row_vectors], o;
 #pragma unroll
-        for (int j = 0; j < (int)VEC; j++) {
-            const float x = to_f(g.v[j]);
-            o.v[j] = from_f(rnd(x / (1.f + __expf(-x))) * to_f(u.v[j]));
-        }
+        for (int j = 0; j < (int)VEC; j++) o.v[j] = silu_and_mul(g.v[j], u.v[j]);
         reinterpret_cast<vec_t*>(out)[c] = o;
     }
 }

@@ -20,7 +20,12 @@
 //   first (ExpertGroups.Active): block row y multiplies expert active[y]'s, so a grid of min(experts, slots) rows of
 //   blocks covers every expert with rows (a decode step of one token launches its k experts' blocks, not all of them);
 //   y: (slots, n) contiguous. n a multiple of 16, k of 8; grid (n / 16, min(experts, slots)) blocks of EXPERT_WARPS x 32 threads.
-// Compiled after element_types.cu (elem_t, mma_m16n8k16, wait_for_previous_kernel); 16-bit models only.
+//   glu 1: an expert's n rows are its gate's n / 2 rows then its up's (MoeMlp's gate_up), and y (slots, n / 2) takes
+//   silu(gate) x up as silu_mul computes it from the two products rounded (the same bits as the product, then
+//   silu_mul): a block's 16 weight rows are 8 of the gate's and the same 8 of the up's, so that it holds both sums of
+//   its 8 output features (the same grid: n / 16 = (n / 2) / 8 blocks of features).
+// Compiled after element_types.cu (elem_t, mma_m16n8k16, wait_for_previous_kernel) and decoder_kernels.cu
+// (silu_and_mul); 16-bit models only.
 
 #if ELEM_TYPE == 1 || ELEM_TYPE == 2
 
@@ -69,31 +74,35 @@ __device__ __forceinline__ void expert_input_rows(const elem_t* (&x_tile)[TILES]
 }
 
 // A block's share of an expert product: expert active[blockIdx.y]'s features blockIdx.x x 16 .. + 16, lane (g, t)'s
-// weight rows g and g + 8 from column 8t (w0, w8), and the expert's rows of x, first .. end. Waits for the kernel before
-// (the groups and the input are its) before reading them.
+// weight rows g and g + 8 from column 8t (w0, w8), and the expert's rows of x, first .. end; with glu, output features
+// blockIdx.x x 8 .. + 8 (first_feature: of y's rows), w0 the gate's row g of them and w8 the up's. Waits for the kernel
+// before (the groups and the input are its) before reading them.
 struct expert_block { const elem_t* w0; const elem_t* w8; long first_feature, first, end; };
 
 __device__ __forceinline__ expert_block expert_block_of(const elem_t* __restrict__ w, const long long* __restrict__ starts,
-                                                        const long long* __restrict__ active, int n, int k) {
+                                                        const long long* __restrict__ active, int n, int k, int glu) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     wait_for_previous_kernel();
     const int expert = (int)active[blockIdx.y];
     expert_block block;
-    block.first_feature = (long)blockIdx.x * 16;
+    block.first_feature = (long)blockIdx.x * (glu ? 8 : 16);
     block.w0 = w + ((long)expert * n + block.first_feature + g) * k + 8 * t;
-    block.w8 = block.w0 + 8L * k;
+    block.w8 = block.w0 + (glu ? (long)(n / 2) : 8L) * k;
     block.first = starts[expert];
     block.end = starts[expert + 1];
     return block;
 }
 
 // A pass's sums written: each warp's acc[tile] ((feature g, rows 2t and 2t + 1 of the tile), (feature g + 8, the same
-// rows)) into partial, then the warps' sums of a (feature, row) rounded once into y_pass (the pass's first row, the
-// block's first feature; rows n apart). Leaves partial free for the next pass.
+// rows)) into partial, then the warps' sums of a (feature, row) rounded once into y's rows from pass, features from
+// first_feature; with glu, features g and g + 8 are a gate's and its up's, and y (rows n / 2) takes silu_and_mul of the
+// two rounded. Leaves partial free for the next pass.
 template <int TILES>
 __device__ __forceinline__ void store_expert_rows(const float (&acc)[TILES][4], float (*partial)[16][EXPERT_ROWS], int rows,
-                                                  elem_t* __restrict__ y_pass, int n) {
+                                                  elem_t* __restrict__ y, long pass, long first_feature, int n, int glu) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int y_n = glu ? n / 2 : n;                        // y's row
+    elem_t* y_pass = y + pass * y_n + first_feature;
 #pragma unroll
     for (int tile = 0; tile < TILES; tile++) {
         partial[warp][g][tile * 8 + 2 * t] = acc[tile][0];
@@ -102,23 +111,39 @@ __device__ __forceinline__ void store_expert_rows(const float (&acc)[TILES][4], 
         partial[warp][g + 8][tile * 8 + 2 * t + 1] = acc[tile][3];
     }
     __syncthreads();
-    for (int i = threadIdx.x; i < 16 * 8 * TILES; i += EXPERT_WARPS * 32) {
-        const int feature = i % 16, row = i / 16;
-        if (row < rows) {
-            float sum = 0.f;
+    if (glu) {
+        for (int i = threadIdx.x; i < 8 * 8 * TILES; i += EXPERT_WARPS * 32) {
+            const int feature = i % 8, row = i / 8;
+            if (row < rows) {
+                float gate = 0.f, up = 0.f;
 #pragma unroll
-            for (int v = 0; v < EXPERT_WARPS; v++) sum += partial[v][feature][row];
-            y_pass[(long)row * n + feature] = from_f(sum);
+                for (int v = 0; v < EXPERT_WARPS; v++) {
+                    gate += partial[v][feature][row];
+                    up += partial[v][feature + 8][row];
+                }
+                y_pass[(long)row * y_n + feature] = silu_and_mul(from_f(gate), from_f(up));
+            }
+        }
+    } else {
+        for (int i = threadIdx.x; i < 16 * 8 * TILES; i += EXPERT_WARPS * 32) {
+            const int feature = i % 16, row = i / 16;
+            if (row < rows) {
+                float sum = 0.f;
+#pragma unroll
+                for (int v = 0; v < EXPERT_WARPS; v++) sum += partial[v][feature][row];
+                y_pass[(long)row * y_n + feature] = from_f(sum);
+            }
         }
     }
     __syncthreads();                                        // partial is the next pass's
 }
 
-extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
-        const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w, const long long* __restrict__ starts,
-        const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
+// expert_linear's body: EXPERT_TILES tiles a pass, a chunk's weight loaded a chunk ahead
+__device__ __forceinline__ void expert_linear_rows(const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w,
+                                                   const long long* __restrict__ starts, const long long* __restrict__ active,
+                                                   elem_t* __restrict__ y, int n, int k, int glu) {
     const int warp = threadIdx.x >> 5, t = threadIdx.x & 3;
-    const auto [w0, w8, first_feature, first, end] = expert_block_of(w, starts, active, n, k);
+    const auto [w0, w8, first_feature, first, end] = expert_block_of(w, starts, active, n, k, glu);
     if (first >= end) return;                              // no row chose this expert
     const int chunks = (k + 31) / 32;
 
@@ -148,7 +173,7 @@ extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
                 mma_m16n8k16<ELEM_TYPE == 1>(acc[tile], second_half, b[tile].z, b[tile].w);
             }
         }
-        store_expert_rows<EXPERT_TILES>(acc, partial, rows, y + pass * n + first_feature, n);
+        store_expert_rows<EXPERT_TILES>(acc, partial, rows, y, pass, first_feature, n, glu);
     }
 }
 
@@ -160,9 +185,9 @@ extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear(
 template <int TILES>
 __device__ __forceinline__ void expert_linear_loads_ahead(const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w,
                                                       const long long* __restrict__ starts, const long long* __restrict__ active,
-                                                      elem_t* __restrict__ y, int n, int k, float (*partial)[16][EXPERT_ROWS]) {
+                                                      elem_t* __restrict__ y, int n, int k, int glu, float (*partial)[16][EXPERT_ROWS]) {
     const int warp = threadIdx.x >> 5, t = threadIdx.x & 3;
-    const auto [w0, w8, first_feature, first, end] = expert_block_of(w, starts, active, n, k);
+    const auto [w0, w8, first_feature, first, end] = expert_block_of(w, starts, active, n, k, glu);
     const int chunks = (k + 31) / 32;
 
     for (long pass = first; pass < end; pass += 8 * TILES) {
@@ -191,22 +216,28 @@ __device__ __forceinline__ void expert_linear_loads_ahead(const elem_t* __restri
                 }
             }
         }
-        store_expert_rows<TILES>(acc, partial, rows, y + pass * n + first_feature, n);
+        store_expert_rows<TILES>(acc, partial, rows, y, pass, first_feature, n, glu);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_sparse(
-        const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w, const long long* __restrict__ starts,
-        const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
-    __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];
-    expert_linear_loads_ahead<1>(x, x_rows, w, starts, active, y, n, k, partial);
-}
-
-extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_few(
-        const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w, const long long* __restrict__ starts,
-        const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k) {
-    __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];
-    expert_linear_loads_ahead<2>(x, x_rows, w, starts, active, y, n, k, partial);
-}
+// The entry points, each compiled for glu 0 (expert_linear, _sparse, _few) and 1 (the same with _glu): glu a constant
+// there, so that the plain products keep the code (and registers) they had without it.
+#define EXPERT_LINEAR_ARGS                                                                                               \
+        const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w,                \
+        const long long* __restrict__ starts, const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k
+#define EXPERT_LINEAR_ENTRY_POINTS(SUFFIX, GLU)                                                                          \
+    extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear##SUFFIX(EXPERT_LINEAR_ARGS) {         \
+        expert_linear_rows(x, x_rows, w, starts, active, y, n, k, GLU);                                                   \
+    }                                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_sparse##SUFFIX(EXPERT_LINEAR_ARGS) {  \
+        __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];                                                         \
+        expert_linear_loads_ahead<1>(x, x_rows, w, starts, active, y, n, k, GLU, partial);                               \
+    }                                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_few##SUFFIX(EXPERT_LINEAR_ARGS) {     \
+        __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];                                                         \
+        expert_linear_loads_ahead<2>(x, x_rows, w, starts, active, y, n, k, GLU, partial);                               \
+    }
+EXPERT_LINEAR_ENTRY_POINTS(, 0)
+EXPERT_LINEAR_ENTRY_POINTS(_glu, 1)
 
 #endif
