@@ -20,10 +20,10 @@
 //   first (ExpertGroups.Active): block row y multiplies expert active[y]'s, so a grid of min(experts, slots) rows of
 //   blocks covers every expert with rows (a decode step of one token launches its k experts' blocks, not all of them);
 //   y: (slots, n) contiguous. n a multiple of 16, k of 8; grid (n / 16, min(experts, slots)) blocks of EXPERT_WARPS x 32 threads.
-//   glu 1: an expert's n rows are its gate's n / 2 rows then its up's (MoeMlp's gate_up), and y (slots, n / 2) takes
-//   silu(gate) x up as silu_mul computes it from the two products rounded (the same bits as the product, then
-//   silu_mul): a block's 16 weight rows are 8 of the gate's and the same 8 of the up's, so that it holds both sums of
-//   its 8 output features (the same grid: n / 16 = (n / 2) / 8 blocks of features).
+// The _glu entry points (glu 1 below): an expert's n rows are its gate's n / 2 rows then its up's (MoeMlp's gate_up),
+// and y (slots, n / 2) takes silu(gate) x up as silu_mul computes it from the two products rounded (the same bits as
+// the product, then silu_mul): a block's 16 weight rows are 8 of the gate's and the same 8 of the up's, so that it
+// holds both sums of its 8 output features (the same grid: n / 16 = (n / 2) / 8 blocks of features).
 // Compiled after element_types.cu (elem_t, mma_m16n8k16, wait_for_previous_kernel) and decoder_kernels.cu
 // (silu_and_mul); 16-bit models only.
 
