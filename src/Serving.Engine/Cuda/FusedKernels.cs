@@ -86,7 +86,8 @@ internal sealed unsafe class FusedKernels : IDisposable
         (_expertGroups, _expertCombine) = (Fn("expert_groups"), Fn("expert_combine"));
         _attentionKernel = DecodeAttentionKernel.For(shape, device.ComputeCapability);
         (_attention, _attentionReduce) = (Fn(_attentionKernel.Name), Fn("paged_attention_reduce"));
-        if (shape.Dtype != ScalarType.Float32) (_expertLinear, _expertLinearGlu) = (ExpertLinearKernels.Of(_module, ""), ExpertLinearKernels.Of(_module, "_glu"));
+        if (shape.Dtype != ScalarType.Float32)
+            (_expertLinear, _expertLinearGlu) = (ExpertLinearKernels.Of(_module, ExpertLinearKernels.Plain), ExpertLinearKernels.Of(_module, ExpertLinearKernels.Glu));
         var sharedBytes = (int)_attentionKernel.SharedBytes;
         CudaDriver.SetFunctionAttribute(_attention, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, sharedBytes);
         var perMultiprocessor = CudaDriver.MaxActiveBlocksPerMultiprocessor(_attention, (int)_attentionKernel.Threads, sharedBytes);
@@ -144,6 +145,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         ["ROPE_PRECISION"] = Invariant($"{(int)shape.RotaryPrecision}"),
         ["ATTN_SOFTCAP"] = FloatLiteral(shape.AttentionSoftcap),
         ["EXPERT_TILES"] = Invariant($"{ExpertRowsAPass / 8}"),
+        ["ROUTE_TOKENS"] = Invariant($"{RouteTokens}"),
     };
 
     // a C float literal: 50 -> 50.0f, 1E-05 -> 1E-05f
@@ -297,7 +299,7 @@ internal sealed unsafe class FusedKernels : IDisposable
 
     /// Whether RouteExperts takes a step of this many tokens (a warp of its block a token) as GroupExperts would.
     public static bool TakesRouting(long tokens, long experts, long topK) =>
-        tokens >= 1 && tokens <= RouteThreads / 32 && TakesGrouping(experts, topK, tokens * topK);
+        tokens >= 1 && tokens <= RouteTokens && TakesGrouping(experts, topK, tokens * topK);
 
     /// Whether RouteExperts computes a router's product of hidden features as well (TakesRouting; rows of whole
     /// 16-byte vectors).
@@ -305,6 +307,9 @@ internal sealed unsafe class FusedKernels : IDisposable
         TakesRouting(tokens, experts, topK) && hidden % _vector == 0;
 
     const int MaxRoutingPicks = 32, MaxRoutingSlots = 8192, RouteThreads = 256;
+
+    // the most tokens expert_route takes, a warp of its block each (expert_routing.cu's ROUTE_TOKENS)
+    const int RouteTokens = RouteThreads / 32;
 
     // the logits a lane of a token's warp holds in each compiled choice (expert_routing.cu's PER_LANE): experts of at
     // most 32, 64, 128, ..., 1024; a token's warp runs alone, so each entry point holds the loops of its count and no more
@@ -529,12 +534,24 @@ internal sealed unsafe class FusedKernels : IDisposable
     static int TypeCode(KVCacheDtype dtype) => dtype.IsFp8 ? 3 : TypeCode(dtype.Storage);
 }
 
-/// expert_linear.cu's entry points of one epilogue (plain products, or with silu(gate) x up: suffix "_glu"), by the
-/// rows an expert: expert_linear_sparse, _few, expert_linear.
+/// expert_linear.cu's entry points of one epilogue (plain products, or with silu(gate) x up), by the rows an expert:
+/// expert_linear_sparse, _few, expert_linear, each with the epilogue's suffix.
 internal readonly record struct ExpertLinearKernels(IntPtr Sparse, IntPtr Few, IntPtr Many)
 {
-    public static ExpertLinearKernels Of(KernelModule module, string suffix) => new(module.GetFunction($"expert_linear_sparse{suffix}"),
-        module.GetFunction($"expert_linear_few{suffix}"), module.GetFunction($"expert_linear{suffix}"));
+    /// The epilogues' suffixes: plain products, and silu(gate) x up.
+    public const string Plain = "", Glu = "_glu";
+
+    /// Every entry point's name, both epilogues'.
+    public static IReadOnlyList<string> EntryPoints { get; } = [.. NamesOf(Plain), .. NamesOf(Glu)];
+
+    public static ExpertLinearKernels Of(KernelModule module, string suffix)
+    {
+        var names = NamesOf(suffix);
+        return new(module.GetFunction(names[0]), module.GetFunction(names[1]), module.GetFunction(names[2]));
+    }
+
+    // sparse, few, many
+    static string[] NamesOf(string suffix) => [$"expert_linear_sparse{suffix}", $"expert_linear_few{suffix}", $"expert_linear{suffix}"];
 }
 
 /// A router's product for RouteExperts to compute in its launch: Input (tokens, hidden), Weight (experts, hidden) and

@@ -78,8 +78,7 @@ public sealed class KernelCompilationTests(ITestOutputHelper output)
             "rms_norm", "add_rms_norm", "head_rms_norm", "rope_kv_write", "kv_write", "gather_kv", "silu_mul", "clamped_glu",
             .. FusedKernels.ExpertChoiceKernels, .. FusedKernels.ExpertRouteKernels, "expert_groups", "expert_combine",
             "paged_attention_reduce", attention.Name, .. attention.TensorCores ? ["paged_prefill_attention_mma"] : Array.Empty<string>(),
-            .. shape.Dtype == ScalarType.Float32 ? Array.Empty<string>()
-                : ["expert_linear", "expert_linear_few", "expert_linear_sparse", "expert_linear_glu", "expert_linear_few_glu", "expert_linear_sparse_glu"],
+            .. shape.Dtype == ScalarType.Float32 ? Array.Empty<string>() : ExpertLinearKernels.EntryPoints,
         ];
         output.WriteLine($"{shape} on sm_{sm}: {attention.Name}, {cubin.Length} bytes of cubin; ptxas:");
         CheckEntryPointsAndSpills(cubin, log, entryPoints);

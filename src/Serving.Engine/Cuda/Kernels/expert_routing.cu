@@ -344,15 +344,14 @@ __device__ __forceinline__ void route_experts(const void* __restrict__ logits, i
 // The router's product inside expert_route: logits = x router^T (+ router_bias) rounded to elem_t, as the router's
 // Linear computes it but for the order of its float32 sums (within a step of elem_t of cuBLAS's). A block an expert
 // (blockIdx.x): each thread takes a share of the hidden vectors and loads the expert's vector once for every token (at
-// most ROUTE_TOKENS), so that its loads are in flight together; its sums are added across the block in warp order.
+// most ROUTE_TOKENS, from FusedKernels.Defines), so that its loads are in flight together; its sums are added across
+// the block in warp order.
 // Then the block counts itself in at arrivals (an int in device memory, 0 between launches); the last block to arrive
 // sets it back to 0 and gets true: every logit is written and visible to it (each block fences its writes before it
 // counts itself in; the routing reads them through L2, load_logit).
 //   x (tokens, hidden), router (experts, hidden) of elem_t, rows of whole 16-byte vectors; router_bias (experts) or
 //   null; logits (tokens, experts)
 // ---------------------------------------------------------------------------------------------------
-#define ROUTE_TOKENS 8   // a warp of expert_route's 256 threads a token
-
 __device__ __forceinline__ bool router_product_then_last(const elem_t* __restrict__ x, const elem_t* __restrict__ router,
                                                          const elem_t* __restrict__ router_bias, elem_t* __restrict__ logits,
                                                          int tokens, int experts, int hidden, int* arrivals) {
