@@ -126,9 +126,9 @@ public sealed record ModelInfo
     public required int MaxModelLen { get; init; }
     public required string Dtype { get; init; }
     /// How the decoder's projections are stored when not in Dtype: "fp8" (E4M3) under --quantization fp8 on a 16-bit
-    /// checkpoint (a scale per tensor), or for an FP8 checkpoint's projections scaled per tensor or per channel (its own
-    /// bytes and scales), on a GPU that runs FP8 products; null otherwise (other quantized checkpoints are dequantized to
-    /// Dtype as they load).
+    /// checkpoint (a scale per tensor), or for an FP8 checkpoint's projections scaled per tensor, per channel or per
+    /// 128 x 128 block (its own bytes and scales), on a GPU that runs FP8 products; null otherwise (other quantized
+    /// checkpoints are dequantized to Dtype as they load).
     public string? WeightStorage { get; init; }
     /// How the KV pool stores K and V (--kv-cache-dtype resolved: the model's dtype unless set).
     public required string KVCacheDtype { get; init; }
