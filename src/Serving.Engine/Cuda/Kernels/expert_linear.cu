@@ -96,7 +96,8 @@ __device__ __forceinline__ expert_block expert_block_of(const elem_t* __restrict
     const int expert = (int)active[blockIdx.y];
     expert_block block;
     block.first_feature = (long)blockIdx.x * (EPILOGUE == PLAIN_PRODUCT ? 16 : 8);
-    // weight row of lane's w0 and w8 from it: the feature's (plain), its gate's and up's (n / 2 on, or the next row)
+    // lane's w0 row, and how far on its w8 row lies: PLAIN_PRODUCT rows g and g + 8 of the block's 16; SILU_GLU feature
+    // g's gate and its up n / 2 rows on; CLAMPED_GLU the gate at row 2 x feature and its up the next row
     const long row = EPILOGUE == CLAMPED_GLU ? 2 * (block.first_feature + g) : block.first_feature + g;
     const long up_row = EPILOGUE == PLAIN_PRODUCT ? 8 : EPILOGUE == SILU_GLU ? n / 2 : 1;
     block.w0 = w + ((long)expert * n + row) * k + 8 * t;
