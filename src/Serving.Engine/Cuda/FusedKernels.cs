@@ -59,7 +59,7 @@ internal sealed unsafe class FusedKernels : IDisposable
     readonly KernelModule _module;
     readonly IntPtr _stream;
     readonly IntPtr _rmsNorm, _addRmsNorm, _headRmsNorm, _ropeKVWrite, _kvWrite, _gatherKV, _siluMul, _clampedGlu, _attention, _attentionReduce, _prefillAttention;
-    readonly ExpertLinearKernels _expertLinear, _expertLinearGlu;   // 16-bit models only; the second with silu(gate) x up
+    readonly ExpertLinearKernels _expertLinear, _expertLinearSilu, _expertLinearClamped;   // 16-bit models only: plain, and each GluActivation
     readonly IntPtr[] _expertChoice;   // by the logits a lane holds: expert_choice_1, _2, _4, ..., _32 (ExpertChoiceKernels)
     readonly IntPtr[] _expertRoute;    // the same, expert_route_1 .. _32 (ExpertRouteKernels)
     readonly IntPtr _expertGroups, _expertCombine;
@@ -87,7 +87,8 @@ internal sealed unsafe class FusedKernels : IDisposable
         _attentionKernel = DecodeAttentionKernel.For(shape, device.ComputeCapability);
         (_attention, _attentionReduce) = (Fn(_attentionKernel.Name), Fn("paged_attention_reduce"));
         if (shape.Dtype != ScalarType.Float32)
-            (_expertLinear, _expertLinearGlu) = (ExpertLinearKernels.Of(_module, ExpertLinearKernels.Plain), ExpertLinearKernels.Of(_module, ExpertLinearKernels.Glu));
+            (_expertLinear, _expertLinearSilu, _expertLinearClamped) = (ExpertLinearKernels.Of(_module, ExpertLinearKernels.Plain),
+                ExpertLinearKernels.Of(_module, ExpertLinearKernels.Glu), ExpertLinearKernels.Of(_module, ExpertLinearKernels.ClampedGlu));
         var sharedBytes = (int)_attentionKernel.SharedBytes;
         CudaDriver.SetFunctionAttribute(_attention, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, sharedBytes);
         var perMultiprocessor = CudaDriver.MaxActiveBlocksPerMultiprocessor(_attention, (int)_attentionKernel.Threads, sharedBytes);
@@ -271,17 +272,23 @@ internal sealed unsafe class FusedKernels : IDisposable
     /// (ExpertGroups.Active: blocks for min(experts, slots) of them); output (slots, rows). TakesExperts must hold.
     /// Steps of few rows an expert keep more loads in flight: fewer slots than experts (an expert's rows mostly one: a
     /// decode step of few tokens) run expert_linear_sparse (8 rows a pass), at most 8 slots an expert on average
-    /// expert_linear_few (16), more expert_linear (32). siluAndMul: an expert's rows are its gate's then its up's
-    /// (MoeMlp's gate_up), and output (slots, rows / 2) takes silu(gate) x up in their place (SiluMul's bits of the
-    /// product's).
-    public void ExpertsLinear(Tensor x, Tensor? xRows, Tensor weight, Tensor starts, Tensor active, Tensor output, bool siluAndMul = false)
+    /// expert_linear_few (16), more expert_linear (32). glu: the rows are gates and ups, and output (slots, rows / 2)
+    /// takes the activation in their place (the bits of the product, then SiluMul or ClampedGlu).
+    public void ExpertsLinear(Tensor x, Tensor? xRows, Tensor weight, Tensor starts, Tensor active, Tensor output, GluActivation? glu = null)
     {
-        var (rows, columns) = ((int)output.size(1) * (siluAndMul ? 2 : 1), (int)x.size(1));
+        var (rows, columns) = ((int)output.size(1) * (glu is null ? 1 : 2), (int)x.size(1));
         var (xPtr, xRowsPtr, wPtr, startsPtr, activePtr, outPtr) = (TensorPointer.Of(x), xRows is null ? IntPtr.Zero : TensorPointer.Of(xRows),
             TensorPointer.Of(weight), TensorPointer.Of(starts), TensorPointer.Of(active), TensorPointer.Of(output));
-        void** args = stackalloc void*[] { &xPtr, &xRowsPtr, &wPtr, &startsPtr, &activePtr, &outPtr, &rows, &columns };
+        var (biasPtr, limit) = glu is GluActivation.Clamped clamped ? (TensorPointer.Of(clamped.Bias), (float)clamped.Limit) : (IntPtr.Zero, 0f);
+        void** args = stackalloc void*[] { &xPtr, &xRowsPtr, &wPtr, &startsPtr, &activePtr, &outPtr, &rows, &columns, &biasPtr, &limit };
         var (slots, experts) = (output.size(0), active.size(0));
-        var kernels = siluAndMul ? _expertLinearGlu : _expertLinear;
+        var kernels = glu switch
+        {
+            null => _expertLinear,
+            GluActivation.SiluAndMul => _expertLinearSilu,
+            GluActivation.Clamped => _expertLinearClamped,
+            _ => throw new ArgumentException($"no expert_linear epilogue for {glu}", nameof(glu)),
+        };
         var kernel = slots < experts ? kernels.Sparse : slots <= 8 * experts ? kernels.Few : kernels.Many;
         Launch(kernel, ((uint)rows / 16, ExpertBlockRows(slots, experts), 1), 128, 0, args);
     }
@@ -534,15 +541,15 @@ internal sealed unsafe class FusedKernels : IDisposable
     static int TypeCode(KVCacheDtype dtype) => dtype.IsFp8 ? 3 : TypeCode(dtype.Storage);
 }
 
-/// expert_linear.cu's entry points of one epilogue (plain products, or with silu(gate) x up), by the rows an expert:
+/// expert_linear.cu's entry points of one epilogue (plain products, or a GluActivation), by the rows an expert:
 /// expert_linear_sparse, _few, expert_linear, each with the epilogue's suffix.
 internal readonly record struct ExpertLinearKernels(IntPtr Sparse, IntPtr Few, IntPtr Many)
 {
-    /// The epilogues' suffixes: plain products, and silu(gate) x up.
-    public const string Plain = "", Glu = "_glu";
+    /// The epilogues' suffixes: plain products, silu(gate) x up, gpt-oss's clamped GLU.
+    public const string Plain = "", Glu = "_glu", ClampedGlu = "_clamped_glu";
 
-    /// Every entry point's name, both epilogues'.
-    public static IReadOnlyList<string> EntryPoints { get; } = [.. NamesOf(Plain), .. NamesOf(Glu)];
+    /// Every entry point's name, every epilogue's.
+    public static IReadOnlyList<string> EntryPoints { get; } = [.. NamesOf(Plain), .. NamesOf(Glu), .. NamesOf(ClampedGlu)];
 
     public static ExpertLinearKernels Of(KernelModule module, string suffix)
     {
@@ -552,6 +559,18 @@ internal readonly record struct ExpertLinearKernels(IntPtr Sparse, IntPtr Few, I
 
     // sparse, few, many
     static string[] NamesOf(string suffix) => [$"expert_linear_sparse{suffix}", $"expert_linear_few{suffix}", $"expert_linear{suffix}"];
+}
+
+/// An activation a mixture's gate and up product writes in place of its gates and ups (FusedKernels.ExpertsLinear's
+/// glu; expert_linear.cu's GLU epilogues): the output has half the product's columns.
+internal abstract record GluActivation
+{
+    /// silu(gate) x up, each expert's rows its gates' then its ups' (MoeMlp's gate_up), with SiluMul's bits.
+    public sealed record SiluAndMul : GluActivation;
+
+    /// gpt-oss's (ClampedGlu's bits): each expert's gate and up rows interleaved, the gate's first; Bias (experts, rows)
+    /// of the model's type, contiguous, each expert's added first; Limit the model's swiglu_limit.
+    public sealed record Clamped(Tensor Bias, double Limit) : GluActivation;
 }
 
 /// A router's product for RouteExperts to compute in its launch: Input (tokens, hidden), Weight (experts, hidden) and

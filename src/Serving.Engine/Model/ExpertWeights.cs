@@ -77,14 +77,23 @@ internal sealed class ExpertWeights : nn.Module, IFp8Storable
         }) ?? empty(0, Rows, x.dtype, x.device);
     }
 
-    /// SiluAndMul of Forward's product, where each expert's rows are its gate's then its up's (MoeMlp's gate_up): (slots,
-    /// Rows / 2), in the product's own kernel where the device groups 16-bit experts, else the product then SiluAndMul.
-    public Tensor ForwardSiluAndMul(DecoderStep step, Tensor x, ExpertGroups groups, bool gather = false)
+    /// An activation of Forward's product, whose rows are each expert's gates and ups as glu says: (slots, Rows / 2), in
+    /// the product's own kernel where the device groups 16-bit experts, else the product then SiluAndMul or ClampedGlu.
+    public Tensor ForwardGlu(DecoderStep step, Tensor x, ExpertGroups groups, GluActivation glu, bool gather = false)
     {
         var slots = groups.Tokens.size(0);
-        if (_fp8.Count > 0 || !OnTheDevice(step, slots)) return step.SiluAndMul(Forward(step, x, groups, gather));
+        if (_fp8.Count > 0 || !OnTheDevice(step, slots))
+        {
+            var product = Forward(step, x, groups, gather);
+            return glu switch
+            {
+                GluActivation.SiluAndMul => step.SiluAndMul(product),
+                GluActivation.Clamped clamped => step.ClampedGlu(product, clamped.Bias, groups.ExpertOfRow, clamped.Limit),
+                _ => throw new ArgumentException($"no activation {glu}", nameof(glu)),
+            };
+        }
         var output = empty(slots, Rows / 2, x.dtype, x.device);
-        step.ExpertsLinear(x.contiguous(), _weight, groups, gather, output, siluAndMul: true);
+        step.ExpertsLinear(x.contiguous(), _weight, groups, gather, output, glu);
         return output;
     }
 

@@ -1,4 +1,5 @@
 using Serving.Engine.Config;
+using Serving.Engine.Cuda;
 using Serving.Engine.Model.Backends;
 using TorchSharp;
 using TorchSharp.Utils;
@@ -13,8 +14,8 @@ namespace Serving.Engine.Model;
 /// up to +-limit, gate x sigmoid(1.702 gate) x (up + 1), times W_down[e]^T + b, and adds that times the token's weight
 /// for it, experts in order. The experts' weights are stacked output-major as MoeMlp's (ExpertWeights; the checkpoint
 /// stores them input-major, the loader swaps them), so their products run as any mixture's: in one kernel over the
-/// rows grouped on the device (a decode step then captured as a CUDA graph), or a group at a time; each row's
-/// biases are its expert's, gathered.
+/// rows grouped on the device (a decode step then captured as a CUDA graph), the clamped GLU and its biases in the gate
+/// and up product's kernel, or a group at a time; each row's biases are its expert's, gathered.
 internal sealed class GptOssExperts : FeedForward
 {
     [ComponentName(Name = "router")] readonly Linear _router;                  // (experts, hidden) and a bias
@@ -47,8 +48,7 @@ internal sealed class GptOssExperts : FeedForward
     {
         // the top-k logits, weighed by their softmax (rounded to the model's dtype, as transformers' softmax in it)
         var groups = step.RouteTokens(x, _router, new ExpertChoice(_topK, SoftmaxFirst: false), x.dtype);
-        var gateUp = _gateUp.Forward(step, x, groups, gather: true);                       // (slots, 2F), by expert
-        var activated = step.ClampedGlu(gateUp, _gateUpBias, groups.ExpertOfRow, _limit);     // (slots, F)
+        var activated = _gateUp.ForwardGlu(step, x, groups, new GluActivation.Clamped(_gateUpBias, _limit), gather: true);   // (slots, F), by expert
         return step.CombineExperts(groups, _down.Forward(step, activated, groups), x, _downBias);
     }
 }

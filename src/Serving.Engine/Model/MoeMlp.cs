@@ -1,4 +1,5 @@
 using Serving.Engine.Config;
+using Serving.Engine.Cuda;
 using Serving.Engine.Model.Backends;
 using TorchSharp;
 using TorchSharp.Utils;
@@ -58,7 +59,7 @@ internal sealed class MoeMlp : FeedForward
             _ => step.RouteTokens(routerInput, _router, new ExpertChoice(_topK, SoftmaxFirst: true, _normalize, _choiceBias), x.dtype),
         };
         var activated = _activation == MlpActivation.Silu                               // (slots, F), by expert
-            ? _gateUp.ForwardSiluAndMul(step, x, groups, gather: true)
+            ? _gateUp.ForwardGlu(step, x, groups, new GluActivation.SiluAndMul(), gather: true)
             : step.GeluTanhAndMul(_gateUp.Forward(step, x, groups, gather: true));
         var output = step.CombineExperts(groups, _down.Forward(step, activated, groups), x, bias: null);
         if (_shared is null) return output;

@@ -11,8 +11,8 @@ namespace Serving.Engine.Tests.Cuda;
 /// float64 products of the same rows: experts with no rows, one, a tile's 8, a pass's 32 and past it (a second pass over
 /// the weight), columns that are no whole number of the kernel's 32-column chunks; the output poisoned with NaN, so
 /// every row must be written. Each product also runs on the tokens' rows, gathered by the kernel (a grouped row its
-/// token's, as MoeMlp's gate and up read them), and must give the same bits; and with SiLU and the up product applied in
-/// the kernel (siluAndMul), the bits of the product then silu_mul.
+/// token's, as MoeMlp's gate and up read them), and must give the same bits; and with each GLU activation applied in the
+/// kernel (GluActivation), the bits of the product then silu_mul or clamped_glu.
 [Trait("Category", "Gpu"), Collection(GpuCollection.Name)]
 public sealed class ExpertLinearTests(ITestOutputHelper output)
 {
@@ -66,10 +66,19 @@ public sealed class ExpertLinearTests(ITestOutputHelper output)
         Assert.True(gathered.equal(result).all().item<bool>(), "the rows gathered by the kernel give the grouped rows' products");
         // the rows as a gate's then an up's: silu(gate) x up in the product's kernel, the bits of the product then silu_mul
         var activated = full(starts[^1], rows / 2, NaN, dtype: type, device: CUDA);
-        kernels.ExpertsLinear(tokens.to(type, CUDA), tokenOfRow, weight, tensor(starts, device: CUDA), Active(counts), activated, siluAndMul: true);
+        kernels.ExpertsLinear(tokens.to(type, CUDA), tokenOfRow, weight, tensor(starts, device: CUDA), Active(counts), activated, new GluActivation.SiluAndMul());
         var separate = full(starts[^1], rows / 2, NaN, dtype: type, device: CUDA);
         kernels.SiluMul(result, separate);
         Assert.True(activated.equal(separate).all().item<bool>(), "silu(gate) x up in the product's kernel: the product's, then silu_mul's bits");
+        // the rows as gpt-oss's gates and ups interleaved, each expert's biases added: the product then clamped_glu's bits
+        // (a limit of 1 clamps many of these products, of about unit size)
+        var bias = randn(counts.Length, rows, generator: generator).to(type, CUDA);
+        var expertOfRow = tensor(Enumerable.Range(0, counts.Length).SelectMany(e => Enumerable.Repeat((long)e, (int)counts[e])).ToArray(), device: CUDA);
+        var clamped = full(starts[^1], rows / 2, NaN, dtype: type, device: CUDA);
+        kernels.ExpertsLinear(tokens.to(type, CUDA), tokenOfRow, weight, tensor(starts, device: CUDA), Active(counts), clamped, new GluActivation.Clamped(bias, 1.0));
+        var separateClamped = full(starts[^1], rows / 2, NaN, dtype: type, device: CUDA);
+        kernels.ClampedGlu(result, bias, expertOfRow, 1.0, separateClamped);
+        Assert.True(clamped.equal(separateClamped).all().item<bool>(), "gpt-oss's clamped GLU in the product's kernel: the product's, then clamped_glu's bits");
 
         var (x64, w64) = (x.to(ScalarType.Float64).cpu(), weight.to(ScalarType.Float64).cpu());
         var actual = result.to(ScalarType.Float64).cpu();

@@ -281,6 +281,16 @@ extern "C" __global__ void gather_kv(const cache_t* __restrict__ pool, const int
 //   gate_up (rows, 2*ffn), gate and up interleaved (gate at the even columns); bias (experts, 2*ffn);
 //   expert_of_row (rows) int64; out (rows, ffn) = (clamp(up, -limit, limit) + 1) x g sigmoid(1.702 g), g = min(gate, limit)
 // ---------------------------------------------------------------------------------------------------
+// one gate and up of the model's type, their biases added first (shared with expert_linear.cu's _clamped_glu epilogue)
+__device__ __forceinline__ elem_t clamped_glu_of(elem_t gate_in, elem_t up_in, elem_t gate_bias, elem_t up_bias, float limit) {
+    const float gate = fminf(rnd(to_f(gate_in) + to_f(gate_bias)), limit);
+    const float up = fminf(fmaxf(rnd(to_f(up_in) + to_f(up_bias)), -limit), limit);
+    // __fdividef: within 2 ulp of float32's 1 / x, rounded to 16 bits after; the exact division's slow path is a call,
+    // which spills expert_linear_clamped_glu's registers around it
+    const float glu = rnd(gate * rnd(__fdividef(1.f, 1.f + __expf(-rnd(gate * 1.702f)))));
+    return from_f(rnd(up + 1.f) * glu);
+}
+
 extern "C" __global__ void clamped_glu(const elem_t* __restrict__ gate_up, const elem_t* __restrict__ bias,
                                        const long* __restrict__ expert_of_row, elem_t* __restrict__ out,
                                        int ffn, long total, float limit) {
@@ -290,10 +300,7 @@ extern "C" __global__ void clamped_glu(const elem_t* __restrict__ gate_up, const
         const int pair = 2 * (int)(c % ffn);
         const elem_t* in = gate_up + row * 2 * ffn + pair;
         const elem_t* b = bias + expert_of_row[row] * 2 * ffn + pair;
-        const float gate = fminf(rnd(to_f(in[0]) + to_f(b[0])), limit);
-        const float up = fminf(fmaxf(rnd(to_f(in[1]) + to_f(b[1])), -limit), limit);
-        const float glu = rnd(gate * rnd(1.f / (1.f + __expf(-rnd(gate * 1.702f)))));
-        out[c] = from_f(rnd(up + 1.f) * glu);
+        out[c] = clamped_glu_of(in[0], in[1], b[0], b[1], limit);
     }
 }
 

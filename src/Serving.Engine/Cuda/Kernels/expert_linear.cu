@@ -20,18 +20,25 @@
 //   first (ExpertGroups.Active): block row y multiplies expert active[y]'s, so a grid of min(experts, slots) rows of
 //   blocks covers every expert with rows (a decode step of one token launches its k experts' blocks, not all of them);
 //   y: (slots, n) contiguous. n a multiple of 16, k of 8; grid (n / 16, min(experts, slots)) blocks of EXPERT_WARPS x 32 threads.
-// The _glu entry points (glu 1 below): an expert's n rows are its gate's n / 2 rows then its up's (MoeMlp's gate_up),
-// and y (slots, n / 2) takes silu(gate) x up as silu_mul computes it from the two products rounded (the same bits as
-// the product, then silu_mul): a block's 16 weight rows are 8 of the gate's and the same 8 of the up's, so that it
-// holds both sums of its 8 output features (the same grid: n / 16 = (n / 2) / 8 blocks of features).
+// The GLU epilogues write an activation of a gate and an up product in their place, y (slots, n / 2), from the two
+// products rounded, as the activation's own kernel computes it from the product (the same bits): a block's 16 weight
+// rows are 8 gates' and their 8 ups', so that it holds both sums of its 8 output features (the same grid: n / 16 =
+// (n / 2) / 8 blocks of features).
+//   _glu entry points: an expert's n rows are its gate's n / 2 rows then its up's (MoeMlp's gate_up); silu(gate) x up
+//   as silu_mul computes it.
+//   _clamped_glu: gpt-oss's, gate and up rows interleaved (the gate at the even rows), bias (experts, n) of the model's
+//   type added first and the result clamped at limit as clamped_glu computes it.
 // Compiled after element_types.cu (elem_t, mma_m16n8k16, wait_for_previous_kernel) and decoder_kernels.cu
-// (silu_and_mul); 16-bit models only.
+// (silu_and_mul, clamped_glu_of); 16-bit models only.
 
 #if ELEM_TYPE == 1 || ELEM_TYPE == 2
 
 #define EXPERT_WARPS 4
 // EXPERT_TILES (tiles of 8 rows a pass over the weight) comes from FusedKernels.Defines (ExpertRowsAPass / 8)
 #define EXPERT_ROWS (8 * EXPERT_TILES)
+
+// what an expert product writes (see the top)
+enum expert_epilogue { PLAIN_PRODUCT = 0, SILU_GLU = 1, CLAMPED_GLU = 2 };
 
 // 16 weight bytes, streamed past L1 (each is read by one block); not volatile, so that the compiler may issue the loads
 // ahead of the MMAs before them
@@ -74,34 +81,44 @@ __device__ __forceinline__ void expert_input_rows(const elem_t* (&x_tile)[TILES]
 }
 
 // A block's share of an expert product: expert active[blockIdx.y]'s features blockIdx.x x 16 .. + 16, lane (g, t)'s
-// weight rows g and g + 8 from column 8t (w0, w8), and the expert's rows of x, first .. end; with glu, output features
-// blockIdx.x x 8 .. + 8 (first_feature: of y's rows), w0 the gate's row g of them and w8 the up's. Waits for the kernel
-// before (the groups and the input are its) before reading them.
-struct expert_block { const elem_t* w0; const elem_t* w8; long first_feature, first, end; };
+// weight rows g and g + 8 from column 8t (w0, w8), and the expert's rows of x, first .. end; with a GLU epilogue, output
+// features blockIdx.x x 8 .. + 8 (first_feature: of y's rows), w0 the gate's row of feature g and w8 its up's, and
+// (CLAMPED_GLU) bias the gate's and up's biases of the block's first feature. Waits for the kernel before (the groups
+// and the input are its) before reading them.
+struct expert_block { const elem_t* w0; const elem_t* w8; const elem_t* bias; long first_feature, first, end; };
 
-__device__ __forceinline__ expert_block expert_block_of(const elem_t* __restrict__ w, const long long* __restrict__ starts,
-                                                        const long long* __restrict__ active, int n, int k, int glu) {
+template <int EPILOGUE>
+__device__ __forceinline__ expert_block expert_block_of(const elem_t* __restrict__ w, const elem_t* __restrict__ bias,
+                                                        const long long* __restrict__ starts, const long long* __restrict__ active,
+                                                        int n, int k) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     wait_for_previous_kernel();
     const int expert = (int)active[blockIdx.y];
     expert_block block;
-    block.first_feature = (long)blockIdx.x * (glu ? 8 : 16);
-    block.w0 = w + ((long)expert * n + block.first_feature + g) * k + 8 * t;
-    block.w8 = block.w0 + (glu ? (long)(n / 2) : 8L) * k;
+    block.first_feature = (long)blockIdx.x * (EPILOGUE == PLAIN_PRODUCT ? 16 : 8);
+    // lane's w0 row, and how far on its w8 row lies: PLAIN_PRODUCT rows g and g + 8 of the block's 16; SILU_GLU feature
+    // g's gate and its up n / 2 rows on; CLAMPED_GLU the gate at row 2 x feature and its up the next row
+    const long row = EPILOGUE == CLAMPED_GLU ? 2 * (block.first_feature + g) : block.first_feature + g;
+    const long up_row = EPILOGUE == PLAIN_PRODUCT ? 8 : EPILOGUE == SILU_GLU ? n / 2 : 1;
+    block.w0 = w + ((long)expert * n + row) * k + 8 * t;
+    block.w8 = block.w0 + up_row * k;
+    block.bias = EPILOGUE == CLAMPED_GLU ? bias + (long)expert * n + 2 * block.first_feature : nullptr;
     block.first = starts[expert];
     block.end = starts[expert + 1];
     return block;
 }
 
-// A pass's sums written: each warp's acc[tile] ((feature g, rows 2t and 2t + 1 of the tile), (feature g + 8, the same
-// rows)) into partial, then the warps' sums of a (feature, row) rounded once into y's rows from pass, features from
-// first_feature; with glu, features g and g + 8 are a gate's and its up's, and y (rows n / 2) takes silu_and_mul of the
-// two rounded. Leaves partial free for the next pass.
-template <int TILES>
+// A pass's sums written: each warp's acc[tile] ((weight row g, rows 2t and 2t + 1 of the tile), (weight row g + 8,
+// the same rows)) into partial, then the warps' sums of a (weight row, row) rounded once into y's rows from pass,
+// features from first_feature; with a GLU epilogue, weight rows g and g + 8 are feature g's gate and up, and y (rows
+// n / 2) takes its activation of the two rounded (CLAMPED_GLU: bias the gate's and up's biases of first_feature on).
+// Leaves partial free for the next pass.
+template <int EPILOGUE, int TILES>
 __device__ __forceinline__ void store_expert_rows(const float (&acc)[TILES][4], float (*partial)[16][EXPERT_ROWS], int rows,
-                                                  elem_t* __restrict__ y, long pass, long first_feature, int n, int glu) {
+                                                  elem_t* __restrict__ y, long pass, long first_feature, const elem_t* __restrict__ bias,
+                                                  int n, float limit) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const int y_n = glu ? n / 2 : n;                        // y's row
+    const int features = EPILOGUE == PLAIN_PRODUCT ? 16 : 8, y_n = EPILOGUE == PLAIN_PRODUCT ? n : n / 2;   // y's row
     elem_t* y_pass = y + pass * y_n + first_feature;
 #pragma unroll
     for (int tile = 0; tile < TILES; tile++) {
@@ -111,45 +128,41 @@ __device__ __forceinline__ void store_expert_rows(const float (&acc)[TILES][4], 
         partial[warp][g + 8][tile * 8 + 2 * t + 1] = acc[tile][3];
     }
     __syncthreads();
-    if (glu) {
-        for (int i = threadIdx.x; i < 8 * 8 * TILES; i += EXPERT_WARPS * 32) {
-            const int feature = i % 8, row = i / 8;
-            if (row < rows) {
-                float gate = 0.f, up = 0.f;
+    for (int i = threadIdx.x; i < features * 8 * TILES; i += EXPERT_WARPS * 32) {
+        const int feature = i % features, row = i / features;
+        if (row >= rows) continue;
+        float sum = 0.f, up = 0.f;                          // up: a GLU's up product
 #pragma unroll
-                for (int v = 0; v < EXPERT_WARPS; v++) {
-                    gate += partial[v][feature][row];
-                    up += partial[v][feature + 8][row];
-                }
-                y_pass[(long)row * y_n + feature] = silu_and_mul(from_f(gate), from_f(up));
-            }
+        for (int v = 0; v < EXPERT_WARPS; v++) {
+            sum += partial[v][feature][row];
+            if (EPILOGUE != PLAIN_PRODUCT) up += partial[v][feature + 8][row];
         }
-    } else {
-        for (int i = threadIdx.x; i < 16 * 8 * TILES; i += EXPERT_WARPS * 32) {
-            const int feature = i % 16, row = i / 16;
-            if (row < rows) {
-                float sum = 0.f;
-#pragma unroll
-                for (int v = 0; v < EXPERT_WARPS; v++) sum += partial[v][feature][row];
-                y_pass[(long)row * y_n + feature] = from_f(sum);
-            }
-        }
+        elem_t* out = y_pass + (long)row * y_n + feature;
+        if (EPILOGUE == PLAIN_PRODUCT) *out = from_f(sum);
+        else if (EPILOGUE == SILU_GLU) *out = silu_and_mul(from_f(sum), from_f(up));
+        else *out = clamped_glu_of(from_f(sum), from_f(up), bias[2 * feature], bias[2 * feature + 1], limit);
     }
     __syncthreads();                                        // partial is the next pass's
 }
 
+// The entry points' arguments (see the top; bias and limit are CLAMPED_GLU's)
+#define EXPERT_LINEAR_ARGS                                                                                               \
+        const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w,                \
+        const long long* __restrict__ starts, const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k, \
+        const elem_t* __restrict__ bias, float limit
+
 // expert_linear's body: EXPERT_TILES tiles a pass, a chunk's weight loaded a chunk ahead
-__device__ __forceinline__ void expert_linear_rows(const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w,
-                                                   const long long* __restrict__ starts, const long long* __restrict__ active,
-                                                   elem_t* __restrict__ y, int n, int k, int glu) {
+template <int EPILOGUE>
+__device__ __forceinline__ void expert_linear_rows(EXPERT_LINEAR_ARGS) {
     const int warp = threadIdx.x >> 5, t = threadIdx.x & 3;
-    const auto [w0, w8, first_feature, first, end] = expert_block_of(w, starts, active, n, k, glu);
-    if (first >= end) return;                              // no row chose this expert
+    const expert_block block = expert_block_of<EPILOGUE>(w, bias, starts, active, n, k);
+    const elem_t *w0 = block.w0, *w8 = block.w8;
+    if (block.first >= block.end) return;                  // no row chose this expert
     const int chunks = (k + 31) / 32;
 
     __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];
-    for (long pass = first; pass < end; pass += EXPERT_ROWS) {
-        const int rows = (int)min((long)EXPERT_ROWS, end - pass);
+    for (long pass = block.first; pass < block.end; pass += EXPERT_ROWS) {
+        const int rows = (int)min((long)EXPERT_ROWS, block.end - pass);
         const elem_t* x_tile[EXPERT_TILES];
         expert_input_rows<EXPERT_TILES>(x_tile, x, x_rows, pass, rows, k);
         float acc[EXPERT_TILES][4] = {};
@@ -173,7 +186,7 @@ __device__ __forceinline__ void expert_linear_rows(const elem_t* __restrict__ x,
                 mma_m16n8k16<ELEM_TYPE == 1>(acc[tile], second_half, b[tile].z, b[tile].w);
             }
         }
-        store_expert_rows<EXPERT_TILES>(acc, partial, rows, y, pass, first_feature, n, glu);
+        store_expert_rows<EPILOGUE, EXPERT_TILES>(acc, partial, rows, y, pass, block.first_feature, block.bias, n, limit);
     }
 }
 
@@ -182,16 +195,15 @@ __device__ __forceinline__ void expert_linear_rows(const elem_t* __restrict__ x,
 // in flight than a chunk ahead, in fewer registers. expert_linear_sparse (one tile) serves a step of fewer slots than
 // experts (an expert's rows mostly one), expert_linear_few (two) one of at most 8 slots an expert on average.
 #define LOADS_AHEAD 4
-template <int TILES>
-__device__ __forceinline__ void expert_linear_loads_ahead(const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w,
-                                                      const long long* __restrict__ starts, const long long* __restrict__ active,
-                                                      elem_t* __restrict__ y, int n, int k, int glu, float (*partial)[16][EXPERT_ROWS]) {
+template <int EPILOGUE, int TILES>
+__device__ __forceinline__ void expert_linear_loads_ahead(float (*partial)[16][EXPERT_ROWS], EXPERT_LINEAR_ARGS) {
     const int warp = threadIdx.x >> 5, t = threadIdx.x & 3;
-    const auto [w0, w8, first_feature, first, end] = expert_block_of(w, starts, active, n, k, glu);
+    const expert_block block = expert_block_of<EPILOGUE>(w, bias, starts, active, n, k);
+    const elem_t *w0 = block.w0, *w8 = block.w8;
     const int chunks = (k + 31) / 32;
 
-    for (long pass = first; pass < end; pass += 8 * TILES) {
-        const int rows = (int)min(8L * TILES, end - pass);
+    for (long pass = block.first; pass < block.end; pass += 8 * TILES) {
+        const int rows = (int)min(8L * TILES, block.end - pass);
         const elem_t* x_tile[TILES];
         expert_input_rows<TILES>(x_tile, x, x_rows, pass, rows, k);
         float acc[TILES][4] = {};
@@ -216,28 +228,28 @@ __device__ __forceinline__ void expert_linear_loads_ahead(const elem_t* __restri
                 }
             }
         }
-        store_expert_rows<TILES>(acc, partial, rows, y, pass, first_feature, n, glu);
+        store_expert_rows<EPILOGUE, TILES>(acc, partial, rows, y, pass, block.first_feature, block.bias, n, limit);
     }
 }
 
-// The entry points, each compiled for glu 0 (expert_linear, _sparse, _few) and 1 (the same with _glu): glu a constant
-// there, so that the plain products keep the code (and registers) they had without it.
-#define EXPERT_LINEAR_ARGS                                                                                               \
-        const elem_t* __restrict__ x, const long long* __restrict__ x_rows, const elem_t* __restrict__ w,                \
-        const long long* __restrict__ starts, const long long* __restrict__ active, elem_t* __restrict__ y, int n, int k
-#define EXPERT_LINEAR_ENTRY_POINTS(SUFFIX, GLU)                                                                          \
+// The entry points, each compiled for each epilogue (expert_linear, _sparse, _few; the same with _glu, with
+// _clamped_glu): the epilogue a constant there, so that the plain products keep the code (and registers) they had
+// without the others.
+#define EXPERT_LINEAR_CALL_ARGS x, x_rows, w, starts, active, y, n, k, bias, limit
+#define EXPERT_LINEAR_ENTRY_POINTS(SUFFIX, EPILOGUE)                                                                     \
     extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear##SUFFIX(EXPERT_LINEAR_ARGS) {         \
-        expert_linear_rows(x, x_rows, w, starts, active, y, n, k, GLU);                                                   \
+        expert_linear_rows<EPILOGUE>(EXPERT_LINEAR_CALL_ARGS);                                                           \
     }                                                                                                                    \
     extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_sparse##SUFFIX(EXPERT_LINEAR_ARGS) {  \
         __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];                                                         \
-        expert_linear_loads_ahead<1>(x, x_rows, w, starts, active, y, n, k, GLU, partial);                               \
+        expert_linear_loads_ahead<EPILOGUE, 1>(partial, EXPERT_LINEAR_CALL_ARGS);                                        \
     }                                                                                                                    \
     extern "C" __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_linear_few##SUFFIX(EXPERT_LINEAR_ARGS) {     \
         __shared__ float partial[EXPERT_WARPS][16][EXPERT_ROWS];                                                         \
-        expert_linear_loads_ahead<2>(x, x_rows, w, starts, active, y, n, k, GLU, partial);                               \
+        expert_linear_loads_ahead<EPILOGUE, 2>(partial, EXPERT_LINEAR_CALL_ARGS);                                        \
     }
-EXPERT_LINEAR_ENTRY_POINTS(, 0)
-EXPERT_LINEAR_ENTRY_POINTS(_glu, 1)
+EXPERT_LINEAR_ENTRY_POINTS(, PLAIN_PRODUCT)
+EXPERT_LINEAR_ENTRY_POINTS(_glu, SILU_GLU)
+EXPERT_LINEAR_ENTRY_POINTS(_clamped_glu, CLAMPED_GLU)
 
 #endif

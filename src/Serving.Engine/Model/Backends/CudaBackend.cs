@@ -290,10 +290,10 @@ internal sealed class CudaStep : DecoderStep
     public override bool GroupsExpertsOnTheDevice(long slots, int experts, int rowsAPass) =>
         _prefillSeqs.Length == 0 || slots <= (long)rowsAPass * experts;
 
-    public override void ExpertsLinear(Tensor x, Tensor weight, ExpertGroups groups, bool gather, Tensor output, bool siluAndMul = false) =>
+    public override void ExpertsLinear(Tensor x, Tensor weight, ExpertGroups groups, bool gather, Tensor output, GluActivation? glu = null) =>
         Timed("experts", () =>
         {
-            _kernels.ExpertsLinear(x, TokenOfRows(groups, gather), weight, groups.Starts, groups.Active, output, siluAndMul);
+            _kernels.ExpertsLinear(x, TokenOfRows(groups, gather), weight, groups.Starts, groups.Active, output, glu);
             return output;
         });
 

@@ -115,9 +115,9 @@ internal abstract class DecoderStep(ICommunicator? communicator) : IDisposable
     /// output (slots, rows) = each expert's rows of x (slots, columns; grouped by expert as starts, ExpertGroups.Starts,
     /// says) times its rows of weight (experts x rows, columns) transposed, in one kernel (GroupsExpertsOnTheDevice).
     /// gather: x holds the tokens' rows (numTokens, columns) instead, each grouped row its token's (ExpertGroups.Tokens),
-    /// read by the kernel where they lie. siluAndMul: each expert's rows are its gate's then its up's (MoeMlp's gate_up),
-    /// and output (slots, rows / 2) takes SiluAndMul of the product in the same kernel (the same bits).
-    public virtual void ExpertsLinear(Tensor x, Tensor weight, ExpertGroups groups, bool gather, Tensor output, bool siluAndMul = false) =>
+    /// read by the kernel where they lie. glu: the rows are gates and ups, and output (slots, rows / 2) takes the
+    /// activation of the product in the same kernel (the same bits as SiluAndMul or ClampedGlu of it).
+    public virtual void ExpertsLinear(Tensor x, Tensor weight, ExpertGroups groups, bool gather, Tensor output, Cuda.GluActivation? glu = null) =>
         throw new NotSupportedException("only the fused backend runs the experts' products on groups the device counts");
 
     /// The same with FP8 experts stacked (Fp8Products.ExpertsLinear).
