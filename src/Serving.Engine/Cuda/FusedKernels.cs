@@ -88,7 +88,7 @@ internal sealed unsafe class FusedKernels : IDisposable
         (_attention, _attentionReduce) = (Fn(_attentionKernel.Name), Fn("paged_attention_reduce"));
         if (shape.Dtype != ScalarType.Float32)
             (_expertLinear, _expertLinearSilu, _expertLinearClamped) = (ExpertLinearKernels.Of(_module, ExpertLinearKernels.Plain),
-                ExpertLinearKernels.Of(_module, ExpertLinearKernels.Glu), ExpertLinearKernels.Of(_module, ExpertLinearKernels.ClampedGlu));
+                ExpertLinearKernels.Of(_module, ExpertLinearKernels.SiluAndMul), ExpertLinearKernels.Of(_module, ExpertLinearKernels.ClampedGlu));
         var sharedBytes = (int)_attentionKernel.SharedBytes;
         CudaDriver.SetFunctionAttribute(_attention, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, sharedBytes);
         var perMultiprocessor = CudaDriver.MaxActiveBlocksPerMultiprocessor(_attention, (int)_attentionKernel.Threads, sharedBytes);
@@ -545,11 +545,12 @@ internal sealed unsafe class FusedKernels : IDisposable
 /// expert_linear_sparse, _few, expert_linear, each with the epilogue's suffix.
 internal readonly record struct ExpertLinearKernels(IntPtr Sparse, IntPtr Few, IntPtr Many)
 {
-    /// The epilogues' suffixes: plain products, silu(gate) x up, gpt-oss's clamped GLU.
-    public const string Plain = "", Glu = "_glu", ClampedGlu = "_clamped_glu";
+    /// The epilogues' suffixes: plain products, silu(gate) x up (GluActivation.SiluAndMul), gpt-oss's clamped GLU
+    /// (GluActivation.Clamped).
+    public const string Plain = "", SiluAndMul = "_glu", ClampedGlu = "_clamped_glu";
 
     /// Every entry point's name, every epilogue's.
-    public static IReadOnlyList<string> EntryPoints { get; } = [.. NamesOf(Plain), .. NamesOf(Glu), .. NamesOf(ClampedGlu)];
+    public static IReadOnlyList<string> EntryPoints { get; } = [.. NamesOf(Plain), .. NamesOf(SiluAndMul), .. NamesOf(ClampedGlu)];
 
     public static ExpertLinearKernels Of(KernelModule module, string suffix)
     {
