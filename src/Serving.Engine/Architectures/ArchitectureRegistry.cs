@@ -31,9 +31,6 @@ public static class ArchitectureRegistry
         ["Mistral3ForConditionalGeneration"] = ("MistralForCausalLM", "mistral", ["mistral"]),
     };
 
-    /// Whether an `architectures` name is a multimodal checkpoint whose text decoder is served.
-    public static bool IsMultimodalWrapper(string architecture) => TextDecoders.ContainsKey(architecture);
-
     /// For a multimodal checkpoint (TextDecoders): its text config named as its text decoder, with what the top level
     /// says for the whole checkpoint (dtype, quantization, EOS) where the text config does not; any other config as it is.
     /// Qwen's multimodal rope (mrope: the sections of each head turned by a temporal, a height and a width position) is

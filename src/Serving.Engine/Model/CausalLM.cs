@@ -25,9 +25,6 @@ internal sealed class CausalLM : nn.Module
     [ComponentName(Name = "lm_head")] readonly Linear? _lmHead;              // (vocab, hidden); null when tied to embed_tokens or absent
     [ComponentName(Name = "score")] readonly Linear? _score;                 // (labels, hidden); a sequence classifier's head
 
-    /// The LM head's parameter (and checkpoint tensor) name.
-    public const string LmHeadWeight = "lm_head.weight";
-
     public CausalLM(ModelConfig config, ScalarType dtype, Device device) : this(ModelShard.Whole(config), dtype, device)
     {
     }

@@ -5,9 +5,6 @@ namespace Serving.Engine.Speculative;
 public sealed record SpeculationStats(long NumDrafts, long NumDraftTokens, long NumAcceptedTokens, IReadOnlyList<long> AcceptedPerPosition)
 {
     public static SpeculationStats None { get; } = new(0, 0, 0, []);
-
-    /// Kept draft tokens over checked ones; 0 before any.
-    public double AcceptanceRate => NumDraftTokens == 0 ? 0 : (double)NumAcceptedTokens / NumDraftTokens;
 }
 
 /// The scheduler's running counts behind SpeculationStats.

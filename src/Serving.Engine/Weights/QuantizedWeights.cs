@@ -9,10 +9,6 @@ namespace Serving.Engine.Weights;
 /// float32 as it loads.
 internal static class QuantizedWeights
 {
-    public static bool IsQuantized(SafetensorsCheckpoint checkpoint, string weight) =>
-        PackedIntWeights.Holds(checkpoint, weight) || Mxfp4Weights.Holds(checkpoint, weight)
-        || (checkpoint.Contains(weight) && checkpoint.Info(weight).IsFloat8);
-
     /// The weight in float32 (CPU), a new tensor the caller owns; null when it is stored plainly.
     public static Tensor? Read(SafetensorsCheckpoint checkpoint, string weight, WeightQuantization? quantization) =>
         PackedIntWeights.Holds(checkpoint, weight) ? PackedIntWeights.Read(checkpoint, weight, quantization)
