@@ -4,7 +4,8 @@ using Serving.Engine.Templates;
 namespace Serving.Engine.Tests.Templates;
 
 /// The real chat templates of Llama 3.1 and 3.2, Mistral v0.3 and Nemo, Qwen2.5 and Qwen3 (thinking in history,
-/// reasoning_content, enable_thinking), Phi-3.5, TinyLlama and ChatML render what jinja2 renders
+/// reasoning_content, enable_thinking), Phi-3.5, TinyLlama, ChatML, MiniCPM3 (macros, call blocks), functionary
+/// (tools), OpenChat and a Falcon chat (loop.previtem) render what jinja2 renders
 /// (Data/*.golden.json, made by Data/render_golden.py), including raise_exception refusals.
 public sealed class ChatTemplateGoldenTests
 {
@@ -24,7 +25,7 @@ public sealed class ChatTemplateGoldenTests
     {
         var templates = Directory.GetFiles(DataDir, "*.jinja").Select(f => Path.GetFileNameWithoutExtension(f)).Order().ToList();
         var goldens = Directory.GetFiles(DataDir, "*.golden.json").Select(f => Path.GetFileName(f).Replace(".golden.json", "")).Order().ToList();
-        Assert.Equal(9, templates.Count);
+        Assert.Equal(13, templates.Count);
         Assert.Equal(templates, goldens);
     }
 

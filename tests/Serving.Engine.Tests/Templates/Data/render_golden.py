@@ -27,6 +27,10 @@ TEMPLATES = {
     "llama-3.2-3b-instruct.jinja": ("<|begin_of_text|>", "<|eot_id|>"),
     "phi-3.5-mini-instruct.jinja": ("<s>", "<|endoftext|>"),
     "mistral-nemo-instruct-2407.jinja": ("<s>", "</s>"),
+    "minicpm3-4b.jinja": ("<s>", "<|im_end|>"),
+    "openchat-3.5-0106.jinja": ("<s>", "<|end_of_turn|>"),
+    "functionary-small-v2.5.jinja": ("<|begin_of_text|>", "<|end_of_text|>"),
+    "falcon-rw-1b-chat.jinja": ("<|endoftext|>", "<|endoftext|>"),
 }
 
 WEATHER_TOOL = {
