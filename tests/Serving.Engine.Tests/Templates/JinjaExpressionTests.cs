@@ -49,5 +49,13 @@ public sealed class JinjaExpressionTests
     [InlineData("{{ messages[1:] | selectattr('role', 'in', ['user', 'x']) | list | length }}", "1")]
     [InlineData("{{ 'x' ~ d }}", "x{'b': 2, 'a': 1, 'C': 3}")]
     [InlineData("{{ u8[1] }}{{ u8[-1] }}{{ u8.split(' ') }}", "a🙂['naïve', '✓', '🙂']")]
+    [InlineData("{{ none | selectattr('a') | list }}{{ none | map('upper') | list }}{{ false | reject | list }}{{ 0 | select | list }}", "[][][][]")]
+    [InlineData("{{ 'é✓🙂\u007f\"' | tojson(ensure_ascii=True) }}|{{ {'é': 1} | tojson(ensure_ascii=False) }}", "\"\\u00e9\\u2713\\ud83d\\ude42\\u007f\\\"\"|{\"é\": 1}")]
+    [InlineData("{% set d = {0: 'a', 512: 'b', 1.0: 'c'} %}{{ d[512] }} {{ d[1] }} {{ d | dictsort }} {{ d | tojson }} {{ d }} {{ 512 in d }} {{ d.get(0) }} {{ d.keys() | list }}",
+        "b c [(0, 'a'), (1.0, 'c'), (512, 'b')] {\"0\": \"a\", \"512\": \"b\", \"1.0\": \"c\"} {0: 'a', 512: 'b', 1.0: 'c'} True a [0, 512, 1.0]")]
+    [InlineData("{% set d = {True: 1, 1: 2, none: 3, (1, 2): 4} %}{{ d }} {{ d[(1, 2)] }} {{ d[none] }}|{% for k, v in {2: 'x', 1: 'y'} | dictsort %}{{ k + 1 }}{{ v }}{% endfor %}|{{ {'a': 1}[[1]] is undefined }}",
+        "{True: 2, None: 3, (1, 2): 4} 4 3|2y3x|True")]
+    [InlineData("{{ '<b>'|safe + '\"x\"' }}|{{ 'a<' + 'b'|safe }}|{{ 'x'|safe ~ '<' }}|{{ '<' | e }}|{{ ('<' | e) + '<' }}|{{ '<'|safe + '<'|safe }}",
+        "<b>&#34;x&#34;|a&lt;b|x<|&lt;|&lt;&lt;|<<")]
     public void MatchesJinja2(string template, string expected) => Assert.Equal(expected, JinjaHarness.Render(template));
 }

@@ -50,6 +50,8 @@ public sealed class JinjaSandboxTests
     [InlineData("line 1\n{% if true %}\n{{ 1 + }}\n{% endif %}", 3)]
     [InlineData("a\nb\n{% for x in y %}\nno end", 4)]
     [InlineData("{{ x | no_such_filter }}", 1)]
+    [InlineData("{% if x %}\n{% for i in l %}{{ i | no_such_filter }}{% endfor %}{% endif %}", 2)] // a loop's frame is not soft
+    [InlineData("\n{% filter no_such_filter %}x{% endfilter %}", 2)]
     [InlineData("\n{{ x is no_such_test }}", 2)]
     [InlineData("\n\n{% include 'other.jinja' %}", 3)]
     [InlineData("{{ 'unterminated }}", 1)]
@@ -60,6 +62,18 @@ public sealed class JinjaSandboxTests
         Assert.Equal(line, error.Line);
         Assert.Contains($"line {line}", error.Message);
     }
+
+    [Fact]
+    public void AnUnknownFilterInsideAnIfFailsWhenItRuns()
+    {
+        var error = Assert.Throws<TemplateException>(() => Render("{% if true %}\n{{ 1 | no_such_filter }}{% endif %}", []));
+        Assert.Equal(2, error.Line);
+        Assert.Contains("no filter named 'no_such_filter'", error.Message);
+    }
+
+    [Fact]
+    public void UnhashableDictKeysAreRefused() =>
+        Assert.Contains("unhashable type: 'list'", Assert.Throws<TemplateException>(() => Render("{{ {[1]: 2} }}", [])).Message);
 
     [Fact]
     public void RuntimeErrorsAreReportedWithTheirLine()

@@ -1,7 +1,8 @@
 namespace Serving.Engine.Tests.Templates;
 
 /// for (loop.*, filters, else, unpacking, break/continue, scoping), if/elif/else, set (tuple, block,
-/// namespace attributes), macros and call blocks, compared with jinja2's output.
+/// namespace attributes), macros, call and filter blocks, compared with jinja2's output; an unknown filter or test
+/// inside an if (or `a if c else b`) fails only if it runs, as jinja2's soft frames let it.
 public sealed class JinjaStatementTests
 {
     [Theory]
@@ -29,6 +30,9 @@ public sealed class JinjaStatementTests
     [InlineData("{% macro box(title) %}[{{ title }}: {{ caller() }}]{% endmacro %}{% call box('t') %}body {{ n }}{% endcall %}", "[t: body 7]")]
     [InlineData("{% macro each(xs) %}{% for x in xs %}{{ caller(x) }}{% endfor %}{% endmacro %}{% call(item) each(l) %}<{{ item }}>{% endcall %}", "<3><1><2>")]
     [InlineData("{% macro outer() %}{% set ns = namespace(f=caller()) %}{{ ns.f | upper }}{% endmacro %}{% call outer() %}inner{% endcall %}", "INNER")]
+    [InlineData("{% filter upper %}abc{{ 1 + 1 }}{% endfilter %}", "ABC2")]
+    [InlineData("{% filter trim | upper %}  ab  {% endfilter %}|{% filter replace('a', 'b') %}aXa{% endfilter %}", "AB|bXb")]
+    [InlineData("{% if false %}{{ x | nope }}{{ 1 is nope }}{% endif %}{{ 1 if true else (x | nope) }}", "1")]
     public void MatchesJinja2(string template, string expected) => Assert.Equal(expected, JinjaHarness.Render(template));
 
     /// transformers' {% generation %} marks assistant text for training masks; rendering ignores the tags.

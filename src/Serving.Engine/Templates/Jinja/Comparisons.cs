@@ -17,6 +17,9 @@ internal static class Comparisons
         _ => throw new JinjaRuntimeError($"unknown comparison '{op}'"),
     };
 
+    /// Python's sort order (Order) as a comparer: sorted(), dictsort, json.dumps(sort_keys=True).
+    public static readonly IComparer<JinjaValue> PythonOrder = Comparer<JinjaValue>.Create((x, y) => Order(x, y));
+
     public static bool AreEqual(JinjaValue a, JinjaValue b)
     {
         if (ReferenceEquals(a, b)) return true;
@@ -45,7 +48,7 @@ internal static class Comparisons
     {
         StringValue s when item is StringValue t => s.Value.Contains(t.Value, StringComparison.Ordinal),
         StringValue => throw new JinjaRuntimeError($"'in <string>' requires string as left operand, not {item.TypeName}"),
-        DictValue d => item is StringValue k && d.TryGet(k.Value, out _),
+        DictValue d => d.TryGet(item, out _),
         ListValue l => l.Items.Any(x => AreEqual(x, item)),
         UndefinedValue => false,
         _ => throw new JinjaRuntimeError($"argument of type '{container.TypeName}' is not iterable"),

@@ -30,12 +30,7 @@ internal sealed partial class Evaluator
     DictValue EvalDict(DictExpr expr, Scope scope)
     {
         var dict = new DictValue();
-        foreach (var (keyExpr, valueExpr) in expr.Pairs)
-        {
-            if (Eval(keyExpr, scope) is not StringValue key)
-                throw new JinjaRuntimeError("only string keys are supported in dict literals");
-            dict.Set(key.Value, Eval(valueExpr, scope));
-        }
+        foreach (var (keyExpr, valueExpr) in expr.Pairs) dict.Set(Eval(keyExpr, scope), Eval(valueExpr, scope));
         return dict;
     }
 

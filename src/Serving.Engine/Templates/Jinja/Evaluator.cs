@@ -50,6 +50,7 @@ internal sealed partial class Evaluator
                 ForNode f => ExecuteFor(f, scope, output),
                 SetNode s => ExecuteSet(s, scope),
                 SetBlockNode b => ExecuteSetBlock(b, scope),
+                FilterBlockNode f => ExecuteFilterBlock(f, scope, output),
                 MacroNode m => DefineMacro(m, scope),
                 CallBlockNode c => ExecuteCallBlock(c, scope, output),
                 BreakNode => Flow.Break,
@@ -143,6 +144,15 @@ internal sealed partial class Evaluator
         Execute(node.Body, scope, captured);
         scope.Set(node.Target, new StringValue(captured.ToString()));
         return Flow.Normal;
+    }
+
+    Flow ExecuteFilterBlock(FilterBlockNode node, Scope scope, StringBuilder output)
+    {
+        var captured = new StringBuilder();
+        Execute(node.Body, scope, captured);
+        JinjaValue value = new StringValue(captured.ToString());
+        foreach (var (name, args) in node.Filters) value = Filters.Apply(name, value, EvalArgs(args, scope));
+        return Write(output, PyFormat.Str(value));
     }
 
     /// A macro closes over the scope it is defined in; each call renders its body in a fresh child scope.

@@ -7,10 +7,10 @@ internal static partial class Filters
     {
         "join" => Str(string.Join(S(args.Get(0, "d") ?? StringValue.Empty), ItemsOrAttribute(value, args.Get(1, "attribute")).Select(S))),
         "map" => new ListValue(Map(value, args)),
-        "select" => new ListValue(Sequences.Iterate(value).Where(item => PassesTest(item, args, 0)).ToList()),
-        "reject" => new ListValue(Sequences.Iterate(value).Where(item => !PassesTest(item, args, 0)).ToList()),
-        "selectattr" => new ListValue(Sequences.Iterate(value).Where(item => PassesAttributeTest(item, args)).ToList()),
-        "rejectattr" => new ListValue(Sequences.Iterate(value).Where(item => !PassesAttributeTest(item, args)).ToList()),
+        "select" => new ListValue(ItemsUnlessFalsy(value).Where(item => PassesTest(item, args, 0)).ToList()),
+        "reject" => new ListValue(ItemsUnlessFalsy(value).Where(item => !PassesTest(item, args, 0)).ToList()),
+        "selectattr" => new ListValue(ItemsUnlessFalsy(value).Where(item => PassesAttributeTest(item, args)).ToList()),
+        "rejectattr" => new ListValue(ItemsUnlessFalsy(value).Where(item => !PassesAttributeTest(item, args)).ToList()),
         "sort" => new ListValue(Sort(value, args)),
         "dictsort" => new ListValue(DictSort(value, args)),
         "unique" => new ListValue(Unique(value, args)),
@@ -33,6 +33,10 @@ internal static partial class Filters
     static IEnumerable<JinjaValue> ItemsOrAttribute(JinjaValue value, JinjaValue? attribute) =>
         attribute is null or NoneValue ? Sequences.Iterate(value) : Sequences.Iterate(value).Select(item => Attribute(item, attribute));
 
+    /// map, select, reject, selectattr and rejectattr take nothing from a falsy value (none, false, 0), as jinja2's do
+    /// (`if value:` before iterating): `tools | selectattr(...)` with tools none is an empty list, not an error.
+    static IReadOnlyList<JinjaValue> ItemsUnlessFalsy(JinjaValue value) => value.IsTruthy ? Sequences.Iterate(value) : [];
+
     /// map(attribute="x", default=d) or map("filter", args...).
     static List<JinjaValue> Map(JinjaValue value, CallArgs args)
     {
@@ -44,12 +48,12 @@ internal static partial class Filters
                 var found = Attribute(item, attribute);
                 return found is UndefinedValue && fallback is not null ? fallback : found;
             }
-            return Sequences.Iterate(value).Select(Pick).ToList();
+            return ItemsUnlessFalsy(value).Select(Pick).ToList();
         }
         if (args.Positional.Count == 0 || args.Positional[0] is not StringValue filter)
             throw new JinjaRuntimeError("map needs a filter name or attribute=");
         var rest = new CallArgs(args.Positional.Skip(1).ToList(), args.Named);
-        return Sequences.Iterate(value).Select(item => Apply(filter.Value, item, rest)).ToList();
+        return ItemsUnlessFalsy(value).Select(item => Apply(filter.Value, item, rest)).ToList();
     }
 
     /// select("test", args...) / reject: without a test name, truthiness decides.
@@ -79,8 +83,8 @@ internal static partial class Filters
             .Select(item => (Item: item, Key: SortKey(attribute is null ? item : Attribute(item, attribute), caseSensitive)))
             .ToList();
         var sorted = reverse
-            ? keyed.OrderByDescending(p => p.Key, PythonOrder.Instance)
-            : keyed.OrderBy(p => p.Key, PythonOrder.Instance);
+            ? keyed.OrderByDescending(p => p.Key, Comparisons.PythonOrder)
+            : keyed.OrderBy(p => p.Key, Comparisons.PythonOrder);
         return sorted.Select(p => p.Item).ToList();
     }
 
@@ -97,7 +101,7 @@ internal static partial class Filters
         var reverse = args.Get(2, "reverse")?.IsTruthy ?? false;
         var pairs = Members.Items(dict).Items;
         JinjaValue Key(JinjaValue pair) => SortKey(((ListValue)pair).Items[byValue ? 1 : 0], caseSensitive);
-        var sorted = reverse ? pairs.OrderByDescending(Key, PythonOrder.Instance) : pairs.OrderBy(Key, PythonOrder.Instance);
+        var sorted = reverse ? pairs.OrderByDescending(Key, Comparisons.PythonOrder) : pairs.OrderBy(Key, Comparisons.PythonOrder);
         return sorted.ToList();
     }
 
@@ -128,11 +132,5 @@ internal static partial class Filters
             if (best is null || Comparisons.Order(key, bestKey!) * (pickLarger ? 1 : -1) > 0) (best, bestKey) = (item, key);
         }
         return best ?? new UndefinedValue(pickLarger ? "max" : "min");
-    }
-
-    sealed class PythonOrder : IComparer<JinjaValue>
-    {
-        public static readonly PythonOrder Instance = new();
-        public int Compare(JinjaValue? x, JinjaValue? y) => Comparisons.Order(x!, y!);
     }
 }

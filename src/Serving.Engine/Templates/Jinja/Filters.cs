@@ -29,8 +29,8 @@ internal static partial class Filters
         "replace" => Str(PyStr.Replace(
             S(value), S(Required(args, 0, "old")), S(Required(args, 1, "new")), OptionalInt(args, 2, "count") ?? -1)),
         "string" => Str(S(value)),
-        "safe" => value,
-        "escape" or "e" => Str(Escape(S(value))),
+        "safe" => value is StringValue { IsSafe: true } ? value : new StringValue(S(value)) { IsSafe = true },
+        "escape" or "e" => value is StringValue { IsSafe: true } ? value : new StringValue(HtmlEscape(S(value))) { IsSafe = true },
         "length" or "count" => new IntValue(Sequences.Length(value)),
         "default" or "d" => value is UndefinedValue || ((args.Get(1, "boolean")?.IsTruthy ?? false) && !value.IsTruthy)
             ? args.Get(0, "default_value") ?? StringValue.Empty : value,
@@ -137,7 +137,8 @@ internal static partial class Filters
         return new FloatValue(rounded);
     }
 
-    /// transformers: json.dumps(x, ensure_ascii=False, indent=indent, separators=separators, sort_keys=sort_keys).
+    /// transformers: json.dumps(x, ensure_ascii=ensure_ascii (False unless given), indent=indent, separators=separators,
+    /// sort_keys=sort_keys).
     static string ToJson(JinjaValue value, CallArgs args)
     {
         var indent = args.Get(0, "indent") switch
@@ -150,8 +151,8 @@ internal static partial class Filters
         string? itemSeparator = null, keySeparator = null;
         if (args.Get(-1, "separators") is ListValue { Items: [StringValue item, StringValue key] })
             (itemSeparator, keySeparator) = (item.Value, key.Value);
-        if (args.Get(-1, "ensure_ascii")?.IsTruthy == true) throw new JinjaRuntimeError("tojson(ensure_ascii=True) is not supported");
-        return JsonFormat.Dumps(value, indent, itemSeparator, keySeparator, args.Get(-1, "sort_keys")?.IsTruthy ?? false);
+        return JsonFormat.Dumps(value, indent, itemSeparator, keySeparator, args.Get(-1, "sort_keys")?.IsTruthy ?? false,
+            ensureAscii: args.Get(-1, "ensure_ascii")?.IsTruthy ?? false);
     }
 
     /// indent(width=4, first=False, blank=False): indents lines after the first; empty lines only when blank.
@@ -171,7 +172,8 @@ internal static partial class Filters
     }
 
     /// markupsafe.escape: & < > " ' as HTML entities.
-    static string Escape(string s)
+    /// markupsafe.escape: & < > " ' as entities.
+    public static string HtmlEscape(string s)
     {
         var sb = new StringBuilder(s.Length);
         foreach (var c in s)

@@ -59,6 +59,10 @@ internal sealed class StringValue(string value) : JinjaValue
 {
     public static readonly StringValue Empty = new("");
     public string Value { get; } = value;
+    /// markupsafe's Markup (the safe and escape filters' result): `+` with a plain string HTML-escapes that string, as
+    /// Markup.__add__ and __radd__ do also where nothing autoescapes (functionary's `"..."|safe + description`). Only
+    /// `+` keeps it; other operations and filters give plain strings.
+    public bool IsSafe { get; init; }
     public override bool IsTruthy => Value.Length > 0;
     public override string TypeName => "str";
 }
@@ -73,28 +77,66 @@ internal sealed class ListValue(IReadOnlyList<JinjaValue> items, bool isTuple = 
     public override string TypeName => IsTuple ? "tuple" : "list";
 }
 
-/// A Python dict with string keys, in insertion order (JSON object order is kept, as json.loads does).
+/// A Python dict in insertion order (JSON object order is kept, as json.loads does). Keys are any hashable value,
+/// equal as Python's are (DictKey): JSON and keyword arguments give strings, a literal may give numbers
+/// (`{0: 0, 512: 128}`).
 internal sealed class DictValue : JinjaValue
 {
-    readonly List<string> _keys = [];
-    readonly Dictionary<string, JinjaValue> _values = new(StringComparer.Ordinal);
+    readonly List<JinjaValue> _keys = [];
+    readonly Dictionary<DictKey, JinjaValue> _values = [];
 
-    public IReadOnlyList<string> Keys => _keys;
+    public IReadOnlyList<JinjaValue> Keys => _keys;
     public int Count => _keys.Count;
     public override bool IsTruthy => _keys.Count > 0;
     public override string TypeName => "dict";
 
-    public IEnumerable<KeyValuePair<string, JinjaValue>> Entries =>
-        _keys.Select(k => new KeyValuePair<string, JinjaValue>(k, _values[k]));
+    public IEnumerable<KeyValuePair<JinjaValue, JinjaValue>> Entries =>
+        _keys.Select(k => new KeyValuePair<JinjaValue, JinjaValue>(k, _values[new DictKey(k)]));
 
-    public bool TryGet(string key, out JinjaValue value) => _values.TryGetValue(key, out value!);
+    /// False also for a key no dict can hold (a list, Undefined), as jinja2's lookups give Undefined for one.
+    public bool TryGet(JinjaValue key, out JinjaValue value)
+    {
+        value = null!;
+        return DictKey.IsHashable(key) && _values.TryGetValue(new DictKey(key), out value!);
+    }
+
+    public bool TryGet(string key, out JinjaValue value) => TryGet(new StringValue(key), out value);
 
     /// Only for building a dict (JSON conversion, literals, namespace()); templates cannot mutate dicts.
-    public void Set(string key, JinjaValue value)
+    public void Set(JinjaValue key, JinjaValue value)
     {
-        if (!_values.ContainsKey(key)) _keys.Add(key);
-        _values[key] = value;
+        var dictKey = new DictKey(key);
+        if (!_values.ContainsKey(dictKey)) _keys.Add(key);
+        _values[dictKey] = value;
     }
+
+    public void Set(string key, JinjaValue value) => Set(new StringValue(key), value);
+}
+
+/// A dict key as Python hashes and compares it: 1, 1.0 and True are one key, strings by ordinal, tuples by their
+/// items, None; lists and dicts are unhashable.
+internal readonly struct DictKey : IEquatable<DictKey>
+{
+    readonly JinjaValue _value;
+    readonly int _hash;
+
+    public DictKey(JinjaValue value) => (_value, _hash) = (value, HashOf(value));
+
+    public bool Equals(DictKey other) => _hash == other._hash && Comparisons.AreEqual(_value, other._value);
+    public override bool Equals(object? obj) => obj is DictKey other && Equals(other);
+    public override int GetHashCode() => _hash;
+
+    public static bool IsHashable(JinjaValue value) =>
+        value is StringValue or IntValue or FloatValue or BoolValue or NoneValue || value is ListValue { IsTuple: true } t && t.Items.All(IsHashable);
+
+    static int HashOf(JinjaValue value) => value switch
+    {
+        StringValue s => StringComparer.Ordinal.GetHashCode(s.Value),
+        IntValue or FloatValue or BoolValue => Operators.AsNumber(value)!.Value.GetHashCode(),
+        NoneValue => 0,
+        ListValue { IsTuple: true } t => t.Items.Aggregate(17, (hash, item) => HashCode.Combine(hash, HashOf(item))),
+        _ => throw new JinjaRuntimeError($"unhashable type: '{value.TypeName}'"),
+    };
 }
 
 /// namespace(...): the one mutable object, so that {% set ns.x = ... %} can carry state out of a loop.

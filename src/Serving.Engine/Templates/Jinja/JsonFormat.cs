@@ -3,18 +3,21 @@ using System.Text;
 
 namespace Serving.Engine.Templates.Jinja;
 
-/// json.dumps(value, ensure_ascii=False, indent=..., separators=..., sort_keys=...), the tojson filter
-/// transformers installs. Python defaults: separators (", ", ": ") without indent, (",", ": ") with one.
+/// json.dumps(value, ensure_ascii=..., indent=..., separators=..., sort_keys=...), the tojson filter transformers
+/// installs (ensure_ascii False unless a template asks). Python defaults: separators (", ", ": ") without indent,
+/// (",", ": ") with one; with ensure_ascii every character past '~' as \uXXXX (a UTF-16 unit each, as Python's).
 internal sealed class JsonFormat
 {
     readonly string? _indent;
     readonly string _itemSeparator;
     readonly string _keySeparator;
     readonly bool _sortKeys;
+    readonly bool _ensureAscii;
     readonly StringBuilder _sb = new();
 
-    JsonFormat(string? indent, string? itemSeparator, string? keySeparator, bool sortKeys)
+    JsonFormat(string? indent, string? itemSeparator, string? keySeparator, bool sortKeys, bool ensureAscii)
     {
+        _ensureAscii = ensureAscii;
         _indent = indent;
         _itemSeparator = itemSeparator ?? (indent is null ? ", " : ",");
         _keySeparator = keySeparator ?? ": ";
@@ -22,9 +25,9 @@ internal sealed class JsonFormat
     }
 
     public static string Dumps(JinjaValue value, string? indent = null, string? itemSeparator = null,
-        string? keySeparator = null, bool sortKeys = false)
+        string? keySeparator = null, bool sortKeys = false, bool ensureAscii = false)
     {
-        var format = new JsonFormat(indent, itemSeparator, keySeparator, sortKeys);
+        var format = new JsonFormat(indent, itemSeparator, keySeparator, sortKeys, ensureAscii);
         format.Write(value, 0);
         return format._sb.ToString();
     }
@@ -46,9 +49,20 @@ internal sealed class JsonFormat
 
     IEnumerable<(string? Key, JinjaValue Value)> DictEntries(DictValue dict)
     {
-        var entries = dict.Entries.Select(e => (Key: (string?)e.Key, e.Value));
-        return _sortKeys ? entries.OrderBy(e => e.Key, StringComparer.Ordinal) : entries;
+        var entries = _sortKeys ? dict.Entries.OrderBy(e => e.Key, Comparisons.PythonOrder) : dict.Entries;
+        return entries.Select(e => ((string?)KeyText(e.Key), e.Value));
     }
+
+    // json.dumps writes a key that is not a string as its JSON text: 512 -> "512", True -> "true", None -> "null"
+    static string KeyText(JinjaValue key) => key switch
+    {
+        StringValue s => s.Value,
+        BoolValue b => b.Value ? "true" : "false",
+        IntValue i => i.Value.ToString(CultureInfo.InvariantCulture),
+        FloatValue f => FloatText(f.Value),
+        NoneValue => "null",
+        _ => throw new JinjaRuntimeError($"keys must be str, int, float, bool or None, not {key.TypeName}"),
+    };
 
     void WriteContainer(char open, char close, int count, IEnumerable<(string? Key, JinjaValue Value)> items, int depth)
     {
@@ -97,7 +111,7 @@ internal sealed class JsonFormat
                 case '\b': _sb.Append("\\b"); break;
                 case '\f': _sb.Append("\\f"); break;
                 default:
-                    if (c < 0x20) _sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                    if (c < 0x20 || (_ensureAscii && c > '~')) _sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
                     else _sb.Append(c);
                     break;
             }

@@ -18,6 +18,7 @@ internal static class Members
         Operators.FailIfUndefined(target);
         if (key is StringValue name)
             return Item(target, name.Value) ?? (JinjaValue?)Method(target, name.Value) ?? new UndefinedValue(name.Value);
+        if (target is DictValue dict) return dict.TryGet(key, out var value) ? value : new UndefinedValue(PyFormat.Repr(key));
         if (Operators.AsInteger(key) is long index && target is ListValue or StringValue) return Sequences.Index(target, index);
         return new UndefinedValue(PyFormat.Repr(key));
     }
@@ -40,7 +41,7 @@ internal static class Members
     static JinjaValue DictMethod(DictValue dict, string name, CallArgs args) => name switch
     {
         "items" => Items(dict),
-        "keys" => new ListValue(dict.Keys.Select(k => (JinjaValue)new StringValue(k)).ToList()),
+        "keys" => new ListValue(dict.Keys),
         "values" => new ListValue(dict.Entries.Select(e => e.Value).ToList()),
         _ => Get(dict, args),
     };
@@ -48,10 +49,10 @@ internal static class Members
     static JinjaValue Get(DictValue dict, CallArgs args)
     {
         var fallback = args.Get(1, "default") ?? NoneValue.Instance;
-        return args.Get(0, "key") is StringValue key && dict.TryGet(key.Value, out var value) ? value : fallback;
+        return args.Get(0, "key") is { } key && dict.TryGet(key, out var value) ? value : fallback;
     }
 
     /// dict.items() and the items filter: a list of (key, value) tuples.
     public static ListValue Items(DictValue dict) =>
-        new(dict.Entries.Select(e => (JinjaValue)new ListValue([new StringValue(e.Key), e.Value], isTuple: true)).ToList());
+        new(dict.Entries.Select(e => (JinjaValue)new ListValue([e.Key, e.Value], isTuple: true)).ToList());
 }

@@ -33,6 +33,10 @@ internal sealed record MacroNode(string Name, IReadOnlyList<MacroParameter> Para
 /// {% call(params) macro(args) %}body{% endcall %}: calls the macro with `caller` rendering body.
 internal sealed record CallBlockNode(CallExpr Call, MacroNode Caller, int Line) : Node(Line);
 
+/// {% filter name(args) | name2 %}body{% endfilter %}: the body's text through the filters, left to right.
+internal sealed record FilterBlockNode(IReadOnlyList<(string Name, Arguments Args)> Filters, IReadOnlyList<Node> Body, int Line)
+    : Node(Line);
+
 internal sealed record BreakNode(int Line) : Node(Line);
 
 internal sealed record ContinueNode(int Line) : Node(Line);

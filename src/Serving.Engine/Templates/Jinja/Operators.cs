@@ -29,9 +29,16 @@ internal static class Operators
         return new StringValue(a + b);
     }
 
+    // Markup + str and str + Markup: the plain one escaped, the result Markup
+    static StringValue SafeConcat(StringValue a, StringValue b)
+    {
+        var text = Concat(a.IsSafe ? a.Value : Filters.HtmlEscape(a.Value), b.IsSafe ? b.Value : Filters.HtmlEscape(b.Value));
+        return new StringValue(text.Value) { IsSafe = true };
+    }
+
     static JinjaValue Add(JinjaValue left, JinjaValue right) => (left, right) switch
     {
-        (StringValue a, StringValue b) => Concat(a.Value, b.Value),
+        (StringValue a, StringValue b) => a.IsSafe || b.IsSafe ? SafeConcat(a, b) : Concat(a.Value, b.Value),
         (ListValue a, ListValue b) => ConcatLists(a, b),
         _ => Arithmetic("+", left, right),
     };

@@ -54,7 +54,6 @@ internal sealed partial class Parser
             {
                 var line = Advance().Line;
                 var name = Expect(TokenKind.Name, "a filter name").Value;
-                if (!Filters.Exists(name)) throw TemplateException.Syntax($"no filter named '{name}'", line);
                 var args = Current.IsOperator("(") ? ParseCallArguments() : Arguments.None;
                 node = new FilterExpr(node, name, args, line);
             }
@@ -72,7 +71,6 @@ internal sealed partial class Parser
         var negated = Current.IsName("not");
         if (negated) Advance();
         var name = Expect(TokenKind.Name, "a test name").Value;
-        if (!Predicates.Exists(name)) throw TemplateException.Syntax($"no test named '{name}'", line);
         var args = Arguments.None;
         if (Current.IsOperator("("))
             args = ParseCallArguments();

@@ -2,7 +2,8 @@ namespace Serving.Engine.Templates.Jinja;
 
 /// Builds the syntax tree from tokens: the statement half (this file) and the expression half
 /// (Parser.Expressions.cs). Supported tags: for/else/endfor, if/elif/else/endif, set (plain, tuple,
-/// namespace attribute, block), macro/endmacro, call/endcall, break, continue, generation/endgeneration.
+/// namespace attribute, block), macro/endmacro, call/endcall, filter/endfilter, break, continue,
+/// generation/endgeneration. Filter and test names are checked once the tree is built (KnownNames).
 internal sealed partial class Parser
 {
     readonly List<Token> _tokens;
@@ -15,6 +16,7 @@ internal sealed partial class Parser
         var parser = new Parser(Lexer.Tokenize(source));
         var (body, stop) = parser.ParseBody([]);
         if (stop is not null) throw TemplateException.Syntax($"unexpected '{stop}'", parser.Current.Line);
+        KnownNames.Check(body);
         return body;
     }
 
@@ -65,6 +67,7 @@ internal sealed partial class Parser
             case "set": return [ParseSet(keyword.Line)];
             case "macro": return [ParseMacro(keyword.Line)];
             case "call": return [ParseCallBlock(keyword.Line)];
+            case "filter": return [ParseFilterBlock(keyword.Line)];
             case "break": ExpectBlockEnd(); return [new BreakNode(keyword.Line)];
             case "continue": ExpectBlockEnd(); return [new ContinueNode(keyword.Line)];
             case "generation": return ParseGeneration();
@@ -200,6 +203,22 @@ internal sealed partial class Parser
         }
         Advance();
         return parameters;
+    }
+
+    FilterBlockNode ParseFilterBlock(int line)
+    {
+        var filters = new List<(string, Arguments)>();
+        do
+        {
+            if (filters.Count > 0) Advance();   // the '|' between two filters
+            var name = Expect(TokenKind.Name, "a filter name").Value;
+            filters.Add((name, Current.IsOperator("(") ? ParseCallArguments() : Arguments.None));
+        } while (Current.IsOperator("|"));
+        ExpectBlockEnd();
+        var (body, _) = ParseBody(["endfilter"]);
+        Advance();
+        ExpectBlockEnd();
+        return new FilterBlockNode(filters, body, line);
     }
 
     /// transformers' {% generation %} marks assistant text for masks; for rendering it is transparent.

@@ -59,7 +59,7 @@ internal static class PyFormat
         {
             if (!first) sb.Append(", ");
             first = false;
-            AppendStringRepr(sb, key);
+            AppendRepr(sb, key);
             sb.Append(": ");
             AppendRepr(sb, item);
         }

@@ -9,7 +9,7 @@ internal static class Sequences
     public static IReadOnlyList<JinjaValue> Iterate(JinjaValue value) => value switch
     {
         ListValue l => l.Items,
-        DictValue d => d.Keys.Select(k => (JinjaValue)new StringValue(k)).ToList(),
+        DictValue d => d.Keys,
         StringValue s => CodePoints(s.Value).Select(c => (JinjaValue)new StringValue(c)).ToList(),
         UndefinedValue => [],
         _ => throw new JinjaRuntimeError($"'{value.TypeName}' object is not iterable"),
