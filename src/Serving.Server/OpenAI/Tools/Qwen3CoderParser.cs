@@ -17,15 +17,18 @@ namespace Serving.Server.OpenAI.Tools;
 /// it becomes the JSON its parameter's schema in the request's tools says (with the aliases vLLM reads: int, float,
 /// bool, str, dict, list...): a string as written, integer / number / boolean read as such, object and array read as
 /// JSON; a value that is not what its type says, or a parameter the schema does not name, stays a string.
-internal sealed class Qwen3CoderParser(JsonArray? tools) : ToolCallParser
+/// ByteDance's Seed-OSS writes the same calls in <seed:tool_call> ... </seed:tool_call> (vLLM's "seed_oss": SeedOss).
+internal sealed class Qwen3CoderParser(JsonArray? tools, string callOpen = "<tool_call>", string callClose = "</tool_call>") : ToolCallParser
 {
-    const string CallOpen = "<tool_call>", CallClose = "</tool_call>";
+    /// Seed-OSS's calls: Qwen3-Coder's in its own wrapper.
+    public static Qwen3CoderParser SeedOss(JsonArray? tools) => new(tools, "<seed:tool_call>", "</seed:tool_call>");
+
     const string FunctionOpen = "<function=", FunctionClose = "</function>";
     const string ParameterOpen = "<parameter=", ParameterClose = "</parameter>";
 
     public override int? FindStart(string text)
     {
-        var call = text.IndexOf(CallOpen, StringComparison.Ordinal);
+        var call = text.IndexOf(callOpen, StringComparison.Ordinal);
         var function = text.IndexOf(FunctionOpen, StringComparison.Ordinal);
         return (call, function) switch
         {
@@ -36,7 +39,7 @@ internal sealed class Qwen3CoderParser(JsonArray? tools) : ToolCallParser
         };
     }
 
-    public override int PossibleStartLength(string text) => PartialMarker(text, CallOpen, FunctionOpen);
+    public override int PossibleStartLength(string text) => PartialMarker(text, callOpen, FunctionOpen);
 
     protected override IReadOnlyList<ParsedToolCall>? ParseCalls(string calls)
     {
@@ -45,16 +48,16 @@ internal sealed class Qwen3CoderParser(JsonArray? tools) : ToolCallParser
         while (calls.IndexOf(FunctionOpen, at, StringComparison.Ordinal) is var open and >= 0)
         {
             // only wrappers and white space between calls
-            if (!string.IsNullOrWhiteSpace(calls[at..open].Replace(CallOpen, "").Replace(CallClose, ""))) return null;
+            if (!string.IsNullOrWhiteSpace(calls[at..open].Replace(callOpen, "").Replace(callClose, ""))) return null;
             var nameEnd = calls.IndexOf('>', open);
             if (nameEnd < 0) return null;
-            var (end, next) = ElementEnd(calls, nameEnd + 1, FunctionClose, FunctionOpen, CallClose);
+            var (end, next) = ElementEnd(calls, nameEnd + 1, FunctionClose, FunctionOpen, callClose);
             var name = calls[(open + FunctionOpen.Length)..nameEnd].Trim();
             if (name.Length == 0 || name.Contains('<') || Arguments(name, calls[(nameEnd + 1)..end]) is not { } arguments) return null;
             parsed.Add(new ParsedToolCall(name, arguments.ToJsonString()));
             at = next;
         }
-        return parsed.Count > 0 && string.IsNullOrWhiteSpace(calls[at..].Replace(CallClose, "")) ? parsed : null;
+        return parsed.Count > 0 && string.IsNullOrWhiteSpace(calls[at..].Replace(callClose, "")) ? parsed : null;
     }
 
     // the <parameter=...> elements of one function's body as a JSON object; null when the body holds anything else

@@ -83,9 +83,9 @@ internal abstract class ToolCallParser
 internal static class ToolCallParsers
 {
     public static readonly IReadOnlyList<string> Names =
-        ["llama3_json", "hermes", "mistral", "pythonic", "granite", "phi4_mini_json", "qwen3_coder", HarmonyCallParser.Name];
+        ["llama3_json", "hermes", "mistral", "pythonic", "granite", "phi4_mini_json", "qwen3_coder", "seed_oss", HarmonyCallParser.Name];
 
-    /// tools: the request's tool list as the chat template receives it (qwen3_coder reads its parameters' types).
+    /// tools: the request's tool list as the chat template receives it (qwen3_coder and seed_oss read its parameters' types).
     public static ToolCallParser Create(string name, JsonArray? tools = null) => name switch
     {
         HarmonyCallParser.Name => new HarmonyCallParser(),
@@ -96,6 +96,7 @@ internal static class ToolCallParsers
         "granite" => new GraniteParser(),
         "phi4_mini_json" => new Phi4MiniJsonParser(),
         "qwen3_coder" => new Qwen3CoderParser(tools),
+        "seed_oss" => Qwen3CoderParser.SeedOss(tools),
         _ => throw new ArgumentException($"unknown tool call parser '{name}'", nameof(name)),
     };
 }

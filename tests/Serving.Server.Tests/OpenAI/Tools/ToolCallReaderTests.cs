@@ -4,7 +4,7 @@ using Serving.Server.OpenAI.Tools;
 
 namespace Serving.Server.Tests.OpenAI.Tools;
 
-/// The --tool-call-parser formats (llama3_json, hermes, mistral, pythonic, granite, phi4_mini_json, qwen3_coder, openai) and the required-call scanner, read whole and
+/// The --tool-call-parser formats (llama3_json, hermes, mistral, pythonic, granite, phi4_mini_json, qwen3_coder, seed_oss, openai) and the required-call scanner, read whole and
 /// streamed in every split: the streamed content and calls always add up to the whole answer.
 public sealed class ToolCallReaderTests
 {
@@ -64,6 +64,12 @@ public sealed class ToolCallReaderTests
         { "qwen3_coder", "<tool_call>\n<function=f", "<tool_call>\n<function=f", [] },
         { "qwen3_coder", "2 < 3, and <b> is bold.", "2 < 3, and <b> is bold.", [] },
         { "qwen3_coder", "<function=get_weather>\n<parameter=any>\n7\n</parameter>\n</function>", null, ["get_weather {\"any\":\"7\"}"] },   // a schema of true: no type
+        // seed_oss: Qwen3-Coder's calls in <seed:tool_call>, after the thinking a reasoning parser did not take
+        { "seed_oss", "<seed:think>Weather.</seed:think>\n<seed:tool_call>\n<function=get_weather>\n<parameter=city>Paris</parameter>\n<parameter=days>2</parameter>\n</function>\n</seed:tool_call>",
+            "<seed:think>Weather.</seed:think>\n", ["get_weather {\"city\":\"Paris\",\"days\":2}"] },
+        { "seed_oss", "<seed:tool_call>\n<function=get_time>\n</function>\n</seed:tool_call><seed:tool_call>\n<function=get_weather>\n<parameter=zip>75001</parameter>\n</function>\n</seed:tool_call>",
+            null, ["get_time {}", "get_weather {\"zip\":\"75001\"}"] },
+        { "seed_oss", "No tools needed: 2 < 3.", "No tools needed: 2 < 3.", [] },
     };
 
     /// The request's tools as the chat template receives them (qwen3_coder types its values by them).
