@@ -62,7 +62,7 @@ internal static class GrammarCompiler
                 { Grammar: { } grammar } => With(EbnfParser.Parse(grammar), "grammar"),
                 _ => With(Single(ChoiceGrammar(spec.Choice!)), "choice"),
             };
-            if (spec.AfterThinking) (root, kind) = (AfterThinking(rules, root), "thinking, then " + kind);
+            if (spec.ThinksUntil is { } tag) (root, kind) = (AfterThinking(rules, root, tag), "thinking, then " + kind);
             var nfa = new Nfa(rules);
             var automaton = new GrammarAutomaton(nfa, root, $"{kind}, {nfa.NumNodes} states");
             automaton.CompileTime = Stopwatch.GetElapsedTime(started);
@@ -81,11 +81,11 @@ internal static class GrammarCompiler
 
     static (GrammarRules, int, string) With((GrammarRules Rules, int Root) grammar, string kind) => (grammar.Rules, grammar.Root, kind);
 
-    /// A new root: the thinking (ThoughtGrammar), then the constraint's root.
-    static int AfterThinking(GrammarRules rules, int root)
+    /// A new root: the thinking up to its end tag (ThoughtGrammar), then the constraint's root.
+    static int AfterThinking(GrammarRules rules, int root, string tag)
     {
         var thinkingFirst = rules.Declare("thinking_then_root");
-        rules.Define(thinkingFirst, GrammarExpr.Sequence(ThoughtGrammar.UpToClose(), new RuleExpr(root)));
+        rules.Define(thinkingFirst, GrammarExpr.Sequence(ThoughtGrammar.UpTo(tag), new RuleExpr(root)));
         return thinkingFirst;
     }
 

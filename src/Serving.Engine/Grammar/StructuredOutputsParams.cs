@@ -10,18 +10,16 @@ public sealed record StructuredOutputsParams
     public string? Regex { get; init; }
     public IReadOnlyList<string>? Choice { get; init; }
     public string? Grammar { get; init; }
-    /// The output first thinks, up to and including the first ThinkingEnd, then meets the constraint: a reasoning
-    /// model whose prompt opened its thinking (vLLM applies the constraint once the thinking ends).
-    public bool AfterThinking { get; init; }
+    /// The output first thinks, up to and including the first occurrence of this tag (a reasoning model's end of
+    /// thinking: `</think>`, Seed-OSS's `</seed:think>`), then meets the constraint: a reasoning model whose answer
+    /// starts in its thinking (vLLM applies the constraint once the thinking ends). Null: no thinking first.
+    public string? ThinksUntil { get; init; }
 
     /// The output is free until it first writes these token ids, and meets the constraint from there: gpt-oss's
     /// final-channel header after its analysis (harmony's `<|channel|>final<|message|>`, special tokens that no
-    /// grammar spells). Null: the constraint holds from the first token (or after the thinking, AfterThinking). Not
+    /// grammar spells). Null: the constraint holds from the first token (or after the thinking, ThinksUntil). Not
     /// part of Key: the compiled grammar is the same; each sequence's GrammarState watches for the opening.
     public IReadOnlyList<int>? AfterTokens { get; init; }
-
-    /// The tag that ends a reasoning model's thinking.
-    public const string ThinkingEnd = "</think>";
 
     /// Throws InvalidRequestException (param "structured_outputs") when the constraint is malformed or uses
     /// something the grammar compiler does not support; the message names the keyword and its path.
@@ -38,7 +36,7 @@ public sealed record StructuredOutputsParams
             if (set != 1)
                 throw new InvalidRequestException(
                     "structured outputs need exactly one of json, json_object, regex, choice or grammar", "structured_outputs");
-            return (AfterThinking ? "after_thinking:" : "") + (Json is not null ? "json:" + Json
+            return (ThinksUntil is { } tag ? $"thinks_until:{tag}:" : "") + (Json is not null ? "json:" + Json
                 : JsonObject ? "json_object"
                 : Regex is not null ? "regex:" + Regex
                 : Grammar is not null ? "grammar:" + Grammar

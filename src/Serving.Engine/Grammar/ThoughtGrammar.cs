@@ -13,9 +13,7 @@ namespace Serving.Engine.Grammar;
 internal static class ThoughtGrammar
 {
     /// Any text without the thinking's end tag, then the tag.
-    public static GrammarExpr UpToClose() => UpTo(StructuredOutputsParams.ThinkingEnd);
-
-    internal static GrammarExpr UpTo(string tag)
+    public static GrammarExpr UpTo(string tag)
     {
         var m = System.Text.Encoding.UTF8.GetBytes(tag);
         if (m.Length < 2 || m.Skip(1).Contains(m[0]))

@@ -7,7 +7,18 @@ namespace Serving.Engine.Tests.Grammar;
 /// token over a real vocabulary.
 public sealed class ThoughtGrammarTests
 {
-    static readonly StructuredOutputsParams TwoLetters = new() { Regex = "[a-z]{2}", AfterThinking = true };
+    static readonly StructuredOutputsParams TwoLetters = new() { Regex = "[a-z]{2}", ThinksUntil = "</think>" };
+
+    /// Another model's tag (Seed-OSS's): its own thinking's end, not </think>, opens the constraint.
+    [Fact]
+    public void TheThinkingEndsAtTheTagItIsGiven()
+    {
+        var seed = TwoLetters with { ThinksUntil = "</seed:think>" };
+        Assert.True(GrammarAutomatonTests.Matches(seed, "<seed:think>a </think> b</seed:think>ab"));
+        Assert.True(GrammarAutomatonTests.Matches(seed, "</seed:thin</seed:think>ab"));
+        Assert.False(GrammarAutomatonTests.Matches(seed, "x</think>ab"));
+        Assert.False(GrammarAutomatonTests.Matches(seed, "x</seed:think>abc"));
+    }
 
     /// Every text up to 8 bytes over the tag's own bytes (and one other) and some longer ones: accepted exactly when
     /// it is a thought that ends at its first </think>, followed by two letters.

@@ -10,6 +10,7 @@ namespace Serving.Server.OpenAI.Reasoning;
 ///   prompt ends inside an open <think> (the templates of Qwen3-2507 thinking models and later write it there).
 /// - deepseek_r1 (DeepSeek-R1 and its distills): in thinking, whose opening tag the model may or may not write,
 ///   unless the prompt already closed it (a template's "thinking off": an empty <think></think> at its end).
+/// - seed_oss (ByteDance's Seed-OSS): as qwen3, between <seed:think> and </seed:think>.
 /// An answer that starts in thinking meets its output constraint (structured outputs, a required or named tool)
 /// after the thinking, as in vLLM; one that starts in content meets it from its first token. Once </think> is read,
 /// the rest is content, tags and all.
@@ -25,12 +26,13 @@ internal abstract class ReasoningParser
 {
     public const string Harmony = "openai_gptoss";
 
-    public static readonly IReadOnlyList<string> Names = ["deepseek_r1", "qwen3", "granite", Harmony];
+    public static readonly IReadOnlyList<string> Names = ["deepseek_r1", "qwen3", "granite", "seed_oss", Harmony];
 
     public static ReasoningParser Create(string name) => name switch
     {
         "deepseek_r1" => new ThinkTagParser(name, thinksUnlessClosed: true),
         "qwen3" => new ThinkTagParser(name, thinksUnlessClosed: false),
+        "seed_oss" => new ThinkTagParser(name, thinksUnlessClosed: false, "<seed:think>", "</seed:think>"),
         "granite" => new GraniteReasoningParser(),
         Harmony => new HarmonyParser(),
         _ => throw new ArgumentException($"unknown reasoning parser '{name}'", nameof(name)),
@@ -52,7 +54,7 @@ internal abstract class ReasoningParser
     /// token when the answer starts in content, once the thinking ends when it starts thinking, as in vLLM. encode:
     /// the tokenizer's ids of a text, its special tokens read as such.
     public virtual StructuredOutputsParams Constrain(StructuredOutputsParams constraint, string promptText, Func<string, IReadOnlyList<int>> encode) =>
-        StartsThinking(promptText) ? constraint with { AfterThinking = true } : constraint;
+        constraint;
 
     /// Where the thinking of a text that thought ends (its length while it still thinks).
     public abstract int ThinkingEnd(string text);
@@ -67,27 +69,31 @@ internal abstract class ReasoningParser
     }
 }
 
-/// qwen3 and deepseek_r1: the thinking between <think> and </think> (ReasoningSplitter).
-internal sealed class ThinkTagParser(string name, bool thinksUnlessClosed) : ReasoningParser
+/// qwen3, deepseek_r1 and seed_oss: the thinking between an open and a close tag (ReasoningSplitter), <think> and
+/// </think> unless given.
+internal sealed class ThinkTagParser(string name, bool thinksUnlessClosed, string open = "<think>", string close = "</think>")
+    : ReasoningParser
 {
-    public const string Open = "<think>", Close = Serving.Engine.Grammar.StructuredOutputsParams.ThinkingEnd;
+    readonly ThinkingMarkers _tags = new([open], [close]);
 
     public override string Name => name;
 
     public override bool StartsThinking(string promptText)
     {
         var tail = promptText.TrimEnd();
-        var openedByPrompt = tail.LastIndexOf(Open, StringComparison.Ordinal) > tail.LastIndexOf(Close, StringComparison.Ordinal);
-        return openedByPrompt || thinksUnlessClosed && !tail.EndsWith(Close, StringComparison.Ordinal);
+        var openedByPrompt = tail.LastIndexOf(open, StringComparison.Ordinal) > tail.LastIndexOf(close, StringComparison.Ordinal);
+        return openedByPrompt || thinksUnlessClosed && !tail.EndsWith(close, StringComparison.Ordinal);
     }
 
-    static readonly ThinkingMarkers Tags = new([Open], [Close]);
-
     public override IReasoningSplitter Splitter(string promptText, bool keepFunctionCalls = false) =>
-        new ReasoningSplitter(StartsThinking(promptText), Tags);
+        new ReasoningSplitter(StartsThinking(promptText), _tags);
 
-    /// Just past </think>.
-    public override int ThinkingEnd(string text) => Tags.FindClose(text) is { } close ? close.At + close.Length : text.Length;
+    /// An answer that starts in its thinking meets the constraint once it wrote the close tag.
+    public override StructuredOutputsParams Constrain(StructuredOutputsParams constraint, string promptText, Func<string, IReadOnlyList<int>> encode) =>
+        StartsThinking(promptText) ? constraint with { ThinksUntil = close } : constraint;
+
+    /// Just past the close tag.
+    public override int ThinkingEnd(string text) => _tags.FindClose(text) is { } end ? end.At + end.Length : text.Length;
 }
 
 /// granite: the thinking between "Here is my thought process:" and "Here is my response:" (ReasoningSplitter), which

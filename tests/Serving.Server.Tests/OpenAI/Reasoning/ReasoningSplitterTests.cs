@@ -1,3 +1,4 @@
+using Serving.Engine.Grammar;
 using Serving.Server.OpenAI.Reasoning;
 
 namespace Serving.Server.Tests.OpenAI.Reasoning;
@@ -171,6 +172,21 @@ public sealed class ReasoningSplitterTests
         yield return [.. text.Select(c => c.ToString()), ""];
         for (var at = 0; at <= text.Length; at++) yield return [text[..at], text[at..]];
         yield return [text, ""];
+    }
+
+    /// seed_oss reads Seed-OSS's own tags as qwen3 reads <think>; a constraint waits for its close tag.
+    [Fact]
+    public void SeedOssThinksBetweenItsOwnTags()
+    {
+        var seed = ReasoningParser.Create("seed_oss");
+        const string prompt = "<seed:bos>user\nHi<seed:eos><seed:bos>assistant\n";
+        Assert.Equal(("Hmm, <think> is not mine.", "Hello."), seed.Split("<seed:think>Hmm, <think> is not mine.</seed:think>Hello.", prompt));
+        Assert.Equal((null, "Hello."), seed.Split("Hello.", prompt));
+        Assert.Equal("<seed:think>a</seed:think>".Length, seed.ThinkingEnd("<seed:think>a</seed:think>b"));
+        var json = new StructuredOutputsParams { JsonObject = true };
+        Assert.Null(seed.Constrain(json, prompt, _ => []).ThinksUntil);
+        Assert.Equal("</seed:think>", seed.Constrain(json, prompt + "<seed:think>", _ => []).ThinksUntil);
+        Assert.Equal("</think>", ReasoningParser.Create("deepseek_r1").Constrain(json, "<|Assistant|>", _ => []).ThinksUntil);
     }
 
     [Fact]
