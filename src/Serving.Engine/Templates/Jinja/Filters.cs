@@ -29,8 +29,8 @@ internal static partial class Filters
         "replace" => Str(PyStr.Replace(
             S(value), S(Required(args, 0, "old")), S(Required(args, 1, "new")), OptionalInt(args, 2, "count") ?? -1)),
         "string" => Str(S(value)),
-        "safe" => value is StringValue { IsSafe: true } ? value : new StringValue(S(value)) { IsSafe = true },
-        "escape" or "e" => value is StringValue { IsSafe: true } ? value : new StringValue(HtmlEscape(S(value))) { IsSafe = true },
+        "safe" => value is StringValue { IsSafe: true } ? value : Markup(S(value)),
+        "escape" or "e" => value is StringValue { IsSafe: true } ? value : Markup(HtmlEscape(S(value))),
         "length" or "count" => new IntValue(Sequences.Length(value)),
         "default" or "d" => value is UndefinedValue || ((args.Get(1, "boolean")?.IsTruthy ?? false) && !value.IsTruthy)
             ? args.Get(0, "default_value") ?? StringValue.Empty : value,
@@ -53,6 +53,9 @@ internal static partial class Filters
         "indent" => Str(Indent(S(value), args)),
         _ => ApplyCollectionFilter(name, value, args),
     };
+
+    // markupsafe's Markup (StringValue.IsSafe)
+    static StringValue Markup(string s) => new(Str(s).Value) { IsSafe = true };
 
     static StringValue Str(string s)
     {
@@ -172,7 +175,6 @@ internal static partial class Filters
     }
 
     /// markupsafe.escape: & < > " ' as HTML entities.
-    /// markupsafe.escape: & < > " ' as entities.
     public static string HtmlEscape(string s)
     {
         var sb = new StringBuilder(s.Length);
