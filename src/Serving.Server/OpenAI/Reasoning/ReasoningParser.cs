@@ -52,7 +52,8 @@ internal abstract class ReasoningParser
 
     /// The constraint an answer to this prompt meets (structured outputs, a required or named tool): from its first
     /// token when the answer starts in content, once the thinking ends when it starts thinking, as in vLLM. encode:
-    /// the tokenizer's ids of a text, its special tokens read as such.
+    /// the tokenizer's ids of a text, its special tokens read as such. This default (granite's answers start in
+    /// content) leaves the constraint as it is; the tag and harmony parsers say where their thinking ends.
     public virtual StructuredOutputsParams Constrain(StructuredOutputsParams constraint, string promptText, Func<string, IReadOnlyList<int>> encode) =>
         constraint;
 
