@@ -24,7 +24,15 @@ internal sealed partial class JsonSchemaCompiler
         ["uuid"] = @"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
         ["email"] = @"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}",
         ["ipv4"] = @"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)",
+        ["hostname"] = Label + @"(\." + Label + ")*",
+        ["uri"] = Scheme + UriCharacter + "+",
+        ["uri-reference"] = "(" + Scheme + ")?" + UriCharacter + "*",
     };
+
+    // RFC 1123 host label; RFC 3986 scheme and the characters a URI spells (unreserved, reserved and %)
+    const string Label = @"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    const string Scheme = @"[A-Za-z][A-Za-z0-9+.-]*:";
+    const string UriCharacter = @"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]";
 
     /// Declared properties in order (required ones must appear), then, when additionalProperties allows
     /// it, more members with any other key. After the first member each later one is ", member" or

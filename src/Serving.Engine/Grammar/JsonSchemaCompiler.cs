@@ -10,15 +10,19 @@ namespace Serving.Engine.Grammar;
 /// enum, const, items, minItems, maxItems, anyOf / oneOf (as anyOf), allOf of one schema, $ref to any
 /// "#/..." pointer ($defs, definitions, "#"), string minLength / maxLength / pattern / format, integer
 /// minimum / maximum / exclusiveMinimum / exclusiveMaximum, number minimum / maximum (whole numbers).
-/// Annotations (title, description, default, examples, ...) are ignored; any other keyword is refused with
-/// its path, never silently ignored. Properties come out in the schema's order; properties not declared are
-/// generated only when additionalProperties allows them explicitly (true or a schema).
+/// A keyword JSON Schema defines as a constraint that the compiler does not build (Unsupported: not,
+/// patternProperties, uniqueItems, ...) is refused with its path, never silently ignored; any other keyword is an
+/// annotation and ignored, as the specification says of keywords it does not define (title, description, examples,
+/// a draft-04 "id", "x-" extensions, OpenAPI's "nullable", ...), and as vLLM's backends do. Properties come out in the
+/// schema's order; properties not declared are generated only when additionalProperties allows them explicitly
+/// (true or a schema).
 internal sealed partial class JsonSchemaCompiler
 {
-    static readonly HashSet<string> Annotations =
+    static readonly HashSet<string> Unsupported =
     [
-        "title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly",
-        "writeOnly", "$defs", "definitions",
+        "not", "if", "then", "else", "patternProperties", "propertyNames", "minProperties", "maxProperties", "dependencies",
+        "dependentRequired", "dependentSchemas", "unevaluatedProperties", "prefixItems", "contains", "minContains",
+        "maxContains", "uniqueItems", "unevaluatedItems", "multipleOf", "$dynamicRef", "$recursiveRef",
     ];
 
     static readonly HashSet<string> Applicators =
@@ -84,8 +88,8 @@ internal sealed partial class JsonSchemaCompiler
 
     GrammarExpr ObjectSchema(JsonObject schema, string path)
     {
-        foreach (var (keyword, _) in schema)
-            if (!Annotations.Contains(keyword) && !Applicators.Contains(keyword))
+        foreach (var (keyword, value) in schema)
+            if (Unsupported.Contains(keyword) && !IsNoOp(keyword, value))
                 throw new GrammarException($"unsupported JSON Schema keyword '{keyword}' at {path}");
         if (schema["$ref"] is { } reference) return Reference(schema, reference, path);
         if (schema["enum"] is { } values) return Enum(values, $"{path}/enum");
@@ -101,8 +105,8 @@ internal sealed partial class JsonSchemaCompiler
         var target = reference.GetValueKind() == JsonValueKind.String ? reference.GetValue<string>() : null;
         if (target is null || !target.StartsWith('#'))
             throw new GrammarException($"$ref at {path} must be a local reference (\"#/$defs/Name\")");
-        foreach (var (keyword, _) in schema)
-            if (keyword != "$ref" && !Annotations.Contains(keyword))
+        foreach (var (keyword, value) in schema)
+            if (keyword != "$ref" && Constrains(keyword, value))
                 throw new GrammarException($"'{keyword}' beside $ref at {path} is not supported");
         if (!_refRules.TryGetValue(target, out var rule))
         {
@@ -163,13 +167,25 @@ internal sealed partial class JsonSchemaCompiler
     static (JsonNode? Schema, string Path) Merge(JsonObject parent, string combinator, JsonNode? alternative, string path)
     {
         if (alternative is not JsonObject inner) return (alternative, path);
-        var siblings = parent.Where(p => p.Key != combinator && !Annotations.Contains(p.Key)).ToList();
+        var siblings = parent.Where(p => p.Key != combinator && Constrains(p.Key, p.Value)).ToList();
         if (siblings.Count == 0) return (inner, path);
         var merged = new JsonObject();
         foreach (var (key, value) in siblings) merged[key] = value?.DeepClone();
         foreach (var (key, value) in inner) merged[key] = value?.DeepClone();
         return (merged, path);
     }
+
+    // whether a keyword says something of the value: one the compiler builds, or one it refuses
+    static bool Constrains(string keyword, JsonNode? value) =>
+        Applicators.Contains(keyword) || Unsupported.Contains(keyword) && !IsNoOp(keyword, value);
+
+    // the values of an unsupported keyword that constrain nothing (uniqueItems false, minProperties 0, ...)
+    static bool IsNoOp(string keyword, JsonNode? value) => (keyword, value?.GetValueKind()) switch
+    {
+        ("uniqueItems", JsonValueKind.False) => true,
+        ("minProperties" or "minContains", JsonValueKind.Number) => value!.GetValue<double>() == 0,
+        _ => false,
+    };
 
     static readonly string[] AllTypes = ["object", "array", "string", "number", "integer", "boolean", "null"];
 

@@ -118,6 +118,35 @@ public sealed class GrammarAutomatonTests
         Assert.Equal(expected, MatchesSchema("""{"type": "string", "format": "date"}""", $"\"{date}\""));
 
     [Theory]
+    [InlineData("uri", "https://example.com/a/b?q=1&r=%20#top", true)]
+    [InlineData("uri", "urn:isbn:0451450523", true)]
+    [InlineData("uri", "/relative/path", false)]
+    [InlineData("uri", "https://exa mple.com", false)]
+    [InlineData("uri-reference", "/relative/path?x=[1]", true)]
+    [InlineData("uri-reference", "", true)]
+    [InlineData("hostname", "api.example-1.com", true)]
+    [InlineData("hostname", "-bad.example.com", false)]
+    [InlineData("hostname", "under_score.com", false)]
+    public void UriAndHostnameFormatsHoldTheirCharacters(string format, string value, bool expected) =>
+        Assert.Equal(expected, MatchesSchema($$"""{"type": "string", "format": "{{format}}"}""", $"\"{value}\""));
+
+    /// Keywords JSON Schema does not define as constraints are annotations and ignored (the specification's rule,
+    /// and vLLM's backends'): a draft-04 "id", extensions, OpenAPI's "nullable", an "example"; so are the values of an
+    /// unsupported keyword that constrain nothing.
+    [Fact]
+    public void AnnotationsAndNoOpKeywordsAreIgnored()
+    {
+        const string schema = """
+            {"id": "http://example.com/s", "type": "object", "x-order": 1, "nullable": true, "example": {"a": 1},
+             "minProperties": 0, "properties": {"a": {"type": "array", "items": {"type": "integer"}, "uniqueItems": false,
+             "_format": "uri", "readonly": true}}, "required": ["a"], "additionalProperties": false}
+            """;
+        Assert.True(MatchesSchema(schema, """{"a": [1, 1]}"""));
+        Assert.False(MatchesSchema(schema, """{"a": ["x"]}"""));
+        Assert.True(MatchesSchema("""{"$ref": "#/$defs/n", "description": "d", "x-kind": "k", "$defs": {"n": {"type": "null"}}}""", "null"));
+    }
+
+    [Theory]
     [InlineData("[a-c]{2}\\d+", "bc12", true)]
     [InlineData("[a-c]{2}\\d+", "bd12", false)]
     [InlineData("(cat|dog)s?", "dogs", true)]
@@ -151,7 +180,10 @@ public sealed class GrammarAutomatonTests
     [InlineData("""{"type": "strng"}""", "type")]
     [InlineData("""{"$ref": "#/$defs/missing"}""", "missing")]
     [InlineData("""{"$ref": "https://example.com/s.json"}""", "$ref")]
-    [InlineData("""{"type": "string", "format": "hostname"}""", "format")]
+    [InlineData("""{"type": "string", "format": "ipv6"}""", "format")]
+    [InlineData("""{"type": "array", "uniqueItems": true}""", "uniqueItems")]
+    [InlineData("""{"type": "object", "properties": {"a": {"not": {"type": "null"}}}}""", "#/properties/a")]
+    [InlineData("""{"$ref": "#/$defs/a", "minProperties": 1, "$defs": {"a": {"type": "object"}}}""", "minProperties")]
     [InlineData("""{"type": "array", "minItems": 3, "maxItems": 2}""", "maxItems")]
     [InlineData("""{"enum": []}""", "enum")]
     [InlineData("""{"type": "number", "minimum": 0.5}""", "minimum")]
