@@ -29,6 +29,14 @@ internal sealed partial class JsonSchemaCompiler
         ["uri-reference"] = "(" + Scheme + ")?" + UriCharacter + "*",
     };
 
+    /// The formats JSON Schema defines that Formats does not build: refused, where a format it does not define is an
+    /// annotation and ignored (the string is any string).
+    static readonly HashSet<string> StandardFormats =
+    [
+        "duration", "idn-email", "idn-hostname", "ipv6", "iri", "iri-reference", "uri-template", "json-pointer",
+        "relative-json-pointer", "regex",
+    ];
+
     // RFC 1123 host label; RFC 3986 scheme and the characters a URI spells (unreserved, reserved and %)
     const string Label = @"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
     const string Scheme = @"[A-Za-z][A-Za-z0-9+.-]*:";
@@ -115,6 +123,8 @@ internal sealed partial class JsonSchemaCompiler
             throw new GrammarException($"{path}: string lengths above {RegexParser.MaxRepeat} are not supported");
         var pattern = OptionalString(schema, "pattern", path);
         var format = OptionalString(schema, "format", path);
+        if (format is not null && !Formats.ContainsKey(format) && !StandardFormats.Contains(format))
+            format = null;   // a format JSON Schema does not define ("path", "byte", ...): an annotation
         var lengths = schema.ContainsKey("minLength") || schema.ContainsKey("maxLength");
         if ((pattern is not null || format is not null) && lengths)
             throw new GrammarException($"{path}: minLength/maxLength together with pattern or format is not supported");

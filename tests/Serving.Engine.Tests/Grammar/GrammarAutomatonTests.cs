@@ -144,6 +144,9 @@ public sealed class GrammarAutomatonTests
         Assert.True(MatchesSchema(schema, """{"a": [1, 1]}"""));
         Assert.False(MatchesSchema(schema, """{"a": ["x"]}"""));
         Assert.True(MatchesSchema("""{"$ref": "#/$defs/n", "description": "d", "x-kind": "k", "$defs": {"n": {"type": "null"}}}""", "null"));
+        // a format JSON Schema does not define is an annotation too; one it defines and the compiler lacks is refused
+        Assert.True(MatchesSchema("""{"type": "string", "format": "file-path", "maxLength": 3}""", "\"a/b\""));
+        Assert.False(MatchesSchema("""{"type": "string", "format": "file-path", "maxLength": 3}""", "\"a/bc\""));
     }
 
     [Theory]
