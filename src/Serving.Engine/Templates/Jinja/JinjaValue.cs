@@ -120,22 +120,23 @@ internal readonly struct DictKey : IEquatable<DictKey>
     readonly JinjaValue _value;
     readonly int _hash;
 
-    public DictKey(JinjaValue value) => (_value, _hash) = (value, HashOf(value));
+    public DictKey(JinjaValue value) =>
+        (_value, _hash) = (value, HashOf(value) ?? throw new JinjaRuntimeError($"unhashable type: '{value.TypeName}'"));
 
     public bool Equals(DictKey other) => _hash == other._hash && Comparisons.AreEqual(_value, other._value);
     public override bool Equals(object? obj) => obj is DictKey other && Equals(other);
     public override int GetHashCode() => _hash;
 
-    public static bool IsHashable(JinjaValue value) =>
-        value is StringValue or IntValue or FloatValue or BoolValue or NoneValue || value is ListValue { IsTuple: true } t && t.Items.All(IsHashable);
+    public static bool IsHashable(JinjaValue value) => HashOf(value) is not null;
 
-    static int HashOf(JinjaValue value) => value switch
+    // Python's hash class of a key (1, 1.0 and True alike); null for a value no dict can hold
+    static int? HashOf(JinjaValue value) => value switch
     {
         StringValue s => StringComparer.Ordinal.GetHashCode(s.Value),
         IntValue or FloatValue or BoolValue => Operators.AsNumber(value)!.Value.GetHashCode(),
         NoneValue => 0,
-        ListValue { IsTuple: true } t => t.Items.Aggregate(17, (hash, item) => HashCode.Combine(hash, HashOf(item))),
-        _ => throw new JinjaRuntimeError($"unhashable type: '{value.TypeName}'"),
+        ListValue { IsTuple: true } t => t.Items.Aggregate((int?)17, (hash, item) => HashOf(item) is { } h && hash is { } c ? HashCode.Combine(c, h) : null),
+        _ => null,
     };
 }
 

@@ -5,7 +5,7 @@ namespace Serving.Engine.Templates.Jinja;
 
 /// json.dumps(value, ensure_ascii=..., indent=..., separators=..., sort_keys=...), the tojson filter transformers
 /// installs (ensure_ascii False unless a template asks). Python defaults: separators (", ", ": ") without indent,
-/// (",", ": ") with one; with ensure_ascii every character past '~' as \uXXXX (a UTF-16 unit each, as Python's).
+/// (",", ": ") with one; with ensure_ascii every character past '~' as a \u escape of four hex digits (a UTF-16 unit each, as Python's).
 internal sealed class JsonFormat
 {
     readonly string? _indent;
