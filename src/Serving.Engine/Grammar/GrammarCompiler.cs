@@ -72,6 +72,10 @@ internal static class GrammarCompiler
         {
             throw new InvalidRequestException(error.Message, "structured_outputs");
         }
+        catch (InsufficientExecutionStackException)
+        {
+            throw new InvalidRequestException("the constraint nests too deeply to compile", "structured_outputs");
+        }
         catch (Exception error) when (error is InvalidOperationException or FormatException or ArgumentException)
         {
             // a JSON value of an unexpected kind deep in a schema: the schema's fault, said in its words

@@ -38,6 +38,50 @@ internal static class JsonGrammar
     public static GrammarExpr String(int minLength = 0, int? maxLength = null) =>
         Sequence(Literal("\""), Repeat(StringCharacter, minLength, maxLength), Literal("\""));
 
+    /// What a key of an object's undeclared members may hold: any character but a control one.
+    static readonly CodePointSet KeyCharacters = CodePointSet.Of([(0x20, CodePointSet.MaxCodePoint)]);
+
+    /// One character of such a key, spelled one way (RegexParser.CharacterOf: itself, or \" and \\).
+    public static readonly GrammarExpr KeyCharacter = RegexParser.CharacterOf(KeyCharacters, inJsonString: true);
+
+    /// The text (inside the quotes) of a key that is none of names: an undeclared member's. Each character is spelled one way
+    /// (RegexParser.CharacterOf: itself, or \" and \\), so that no escaped spelling of a name ("\u0061ge" for
+    /// "age") gets past the exclusion. Built from the names' trie: at each node, end (unless a name ends there), go on
+    /// with a character no name continues with (then anything), or follow a name's next character.
+    public static GrammarExpr KeyTextOtherThan(IEnumerable<string> names)
+    {
+        var root = new KeyTrie();
+        foreach (var name in names)
+        {
+            var node = root;
+            foreach (var rune in name.EnumerateRunes())
+                node = node.Children.TryGetValue(rune.Value, out var child) ? child : node.Children[rune.Value] = new KeyTrie();
+            node.IsName = true;
+        }
+        GrammarExpr Outside(KeyTrie node)
+        {
+            var alternatives = new List<GrammarExpr>();
+            if (!node.IsName) alternatives.Add(Empty);
+            var others = KeyCharacters.Minus(CodePointSet.Of(node.Children.Keys.Select(c => (c, c))));
+            if (!others.IsEmpty)
+                alternatives.Add(Sequence(RegexParser.CharacterOf(others, inJsonString: true), Repeat(KeyCharacter, 0, null)));
+            foreach (var (c, child) in node.Children)
+                if (KeyCharacters.Contains(c))
+                    alternatives.Add(Sequence(RegexParser.CharacterOf(CodePointSet.Single(c), inJsonString: true), Outside(child)));
+            return new ChoiceExpr(alternatives);
+        }
+        return Outside(root);
+    }
+
+    /// A key's text inside the quotes, each character spelled as KeyTextOtherThan and StringMatching spell it.
+    public static GrammarExpr KeyText(string key) => Literal(RegexParser.JsonSpelling(key));
+
+    sealed class KeyTrie
+    {
+        public Dictionary<int, KeyTrie> Children { get; } = [];
+        public bool IsName { get; set; }
+    }
+
     /// A JSON string whose value matches a regular expression.
     public static GrammarExpr StringMatching(string pattern) =>
         Sequence(Literal("\""), RegexParser.Parse(pattern, inJsonString: true), Literal("\""));

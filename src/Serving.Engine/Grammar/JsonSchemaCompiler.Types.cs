@@ -26,7 +26,7 @@ internal sealed partial class JsonSchemaCompiler
         ["ipv4"] = @"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)",
         ["hostname"] = Label + @"(\." + Label + ")*",
         ["uri"] = Scheme + UriCharacter + "+",
-        ["uri-reference"] = "(" + Scheme + ")?" + UriCharacter + "*",
+        ["uri-reference"] = "(" + Scheme + UriCharacter + "*|" + SegmentCharacter + @"*([/?#]" + UriCharacter + "*)?)",
     };
 
     /// The formats JSON Schema defines that Formats does not build: refused, where a format it does not define is an
@@ -41,70 +41,17 @@ internal sealed partial class JsonSchemaCompiler
     const string Label = @"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
     const string Scheme = @"[A-Za-z][A-Za-z0-9+.-]*:";
     const string UriCharacter = @"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]";
-
-    /// Declared properties in order (required ones must appear), then, when additionalProperties allows
-    /// it, more members with any other key. After the first member each later one is ", member" or
-    /// absent, so optional properties cost no blow-up: First(i) picks the first member present.
-    GrammarExpr ObjectType(JsonObject schema, string path)
-    {
-        var properties = schema["properties"] switch
-        {
-            null => new List<(string Name, JsonNode? Schema)>(),
-            JsonObject obj => obj.Select(p => (Name: p.Key, Schema: p.Value)).ToList(),
-            _ => throw new GrammarException($"{path}/properties must be an object"),
-        };
-        var required = StringList(schema["required"], $"{path}/required");
-        foreach (var name in required.Where(n => properties.All(p => p.Name != n)))
-            properties.Add((name, (JsonNode?)JsonValue.Create(true)));
-        var extra = AdditionalValue(schema, properties.Count == 0, path);
-        var members = properties.Select(p => (Member: Member(p.Name, p.Schema, $"{path}/properties/{p.Name}"),
-            Required: required.Contains(p.Name))).ToList();
-        var separator = JsonGrammar.Comma;
-        GrammarExpr? extraMember = extra is null ? null : Sequence(JsonGrammar.String(), JsonGrammar.Colon, extra);
-
-        GrammarExpr Rest(int from)
-        {
-            var items = new List<GrammarExpr>();
-            for (var i = from; i < members.Count; i++)
-            {
-                var item = Sequence(separator, members[i].Member);
-                items.Add(members[i].Required ? item : Optional(item));
-            }
-            if (extraMember is not null) items.Add(Repeat(Sequence(separator, extraMember), 0, null));
-            return new SequenceExpr(items);
-        }
-
-        GrammarExpr First(int at)
-        {
-            if (at == members.Count)
-                return extraMember is null ? Empty : Optional(Sequence(extraMember, Rest(members.Count)));
-            var present = Sequence(members[at].Member, Rest(at + 1));
-            return members[at].Required ? present : Choice(present, First(at + 1));
-        }
-
-        return Sequence(Literal("{"), JsonGrammar.Whitespace, First(0), JsonGrammar.Whitespace, Literal("}"));
-    }
-
-    GrammarExpr Member(string name, JsonNode? schema, string path) =>
-        Sequence(Literal(Serialize(JsonValue.Create(name))), JsonGrammar.Colon, SubschemaRule(schema, path));
-
-    /// The value grammar of undeclared members, or null when there are none: additionalProperties false or
-    /// absent beside declared properties; true, absent on a property-less object, or a schema allow them.
-    GrammarExpr? AdditionalValue(JsonObject schema, bool noProperties, string path)
-    {
-        var additional = schema["additionalProperties"];
-        if (additional is null) return noProperties ? AnyValue() : null;
-        if (additional is JsonValue value && value.TryGetValue<bool>(out var allowed)) return allowed ? AnyValue() : null;
-        return SubschemaRule(additional, $"{path}/additionalProperties");
-    }
+    // what a relative reference's first path segment spells: no ':' (it would read as a scheme) and no '/', '?', '#'
+    const string SegmentCharacter = @"[A-Za-z0-9._~@!$&'()*+,;=%-]";
 
     GrammarExpr ArrayType(JsonObject schema, string path)
     {
         var minItems = Count(schema, "minItems", path) ?? 0;
         var maxItems = Count(schema, "maxItems", path);
         if (maxItems < minItems) throw new GrammarException($"{path}: maxItems is below minItems");
-        if (minItems > RegexParser.MaxRepeat || maxItems > RegexParser.MaxRepeat)
-            throw new GrammarException($"{path}: item counts above {RegexParser.MaxRepeat} are not supported");
+        if (minItems > RegexParser.MaxRepeat)
+            throw new GrammarException($"{path}: minItems above {RegexParser.MaxRepeat} is not supported");
+        if (maxItems > RegexParser.MaxRepeat) maxItems = RegexParser.MaxRepeat;   // fewer items are as valid (a bound the automaton holds)
         var item = schema["items"] switch
         {
             null => AnyValue(),
@@ -119,8 +66,9 @@ internal sealed partial class JsonSchemaCompiler
         var minLength = Count(schema, "minLength", path) ?? 0;
         var maxLength = Count(schema, "maxLength", path);
         if (maxLength < minLength) throw new GrammarException($"{path}: maxLength is below minLength");
-        if (minLength > RegexParser.MaxRepeat || maxLength > RegexParser.MaxRepeat)
-            throw new GrammarException($"{path}: string lengths above {RegexParser.MaxRepeat} are not supported");
+        if (minLength > RegexParser.MaxRepeat)
+            throw new GrammarException($"{path}: minLength above {RegexParser.MaxRepeat} is not supported");
+        if (maxLength > RegexParser.MaxRepeat) maxLength = RegexParser.MaxRepeat;   // shorter strings are as valid
         var pattern = OptionalString(schema, "pattern", path);
         var format = OptionalString(schema, "format", path);
         if (format is not null && !Formats.ContainsKey(format) && !StandardFormats.Contains(format))
@@ -134,8 +82,18 @@ internal sealed partial class JsonSchemaCompiler
         if (format is not null)
             return Formats.TryGetValue(format, out var regex) ? JsonGrammar.StringMatching(regex)
                 : throw new GrammarException($"{path}/format '{format}' is not supported (supported: {string.Join(", ", Formats.Keys)})");
-        return JsonGrammar.String(minLength, maxLength);
+        if ((maxLength ?? minLength) <= LongStringLength) return JsonGrammar.String(minLength, maxLength);
+        // past a few dozen characters each one is a call of one rule: its copies cost two automaton states, not forty
+        if (_stringCharacter is null)
+        {
+            _stringCharacter = _rules.Declare("string-character");
+            _rules.Define(_stringCharacter.Value, JsonGrammar.StringCharacter);
+        }
+        return Sequence(Literal("\""), Repeat(new RuleExpr(_stringCharacter.Value), minLength, maxLength), Literal("\""));
     }
+
+    const int LongStringLength = 32;
+    int? _stringCharacter;
 
     GrammarExpr IntegerType(JsonObject schema, string path)
     {

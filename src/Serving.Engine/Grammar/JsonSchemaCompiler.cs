@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -5,22 +6,24 @@ using static Serving.Engine.Grammar.GrammarExpr;
 
 namespace Serving.Engine.Grammar;
 
-/// Compiles a JSON Schema into a byte grammar whose sentences are exactly the JSON texts (in our layout) that
-/// the schema accepts. Supported (README): type (one or a list), properties, required, additionalProperties,
-/// enum, const, items, minItems, maxItems, anyOf / oneOf (as anyOf), allOf of one schema, $ref to any
-/// "#/..." pointer ($defs, definitions, "#"), string minLength / maxLength / pattern / format, integer
-/// minimum / maximum / exclusiveMinimum / exclusiveMaximum, number minimum / maximum (whole numbers).
-/// A keyword JSON Schema defines as a constraint that the compiler does not build (Unsupported: not,
-/// patternProperties, uniqueItems, ...) is refused with its path, never silently ignored; any other keyword is an
-/// annotation and ignored, as the specification says of keywords it does not define (title, description, examples,
-/// a draft-04 "id", "x-" extensions, OpenAPI's "nullable", ...), and as vLLM's backends do. Properties come out in the
-/// schema's order; properties not declared are generated only when additionalProperties allows them explicitly
-/// (true or a schema).
+/// Compiles a JSON Schema into a byte grammar whose sentences are JSON texts (in our layout) the schema accepts:
+/// every text it allows is valid; where the schema's meaning is more than a grammar of this form can say exactly,
+/// the grammar allows fewer texts (undeclared members only where additionalProperties allows them explicitly, and
+/// never under a declared name) or the schema is refused. Supported (README): type (one or a list), properties,
+/// required, additionalProperties, patternProperties, enum, const, items, minItems, maxItems, anyOf, oneOf (its
+/// alternatives kept apart where the compiler sees how: JsonSchemaCompiler.OneOf.cs), allOf and the siblings of a
+/// combinator or a $ref (intersected: JsonSchemaCompiler.Intersection.cs), $ref to any "#/..." pointer ($defs,
+/// definitions, "#"), string minLength / maxLength / pattern / format, integer minimum / maximum / exclusiveMinimum /
+/// exclusiveMaximum, number minimum / maximum (whole numbers). A keyword JSON Schema defines as a constraint that the
+/// compiler does not build (Unsupported: not, propertyNames, uniqueItems, ...) is refused with its path, never silently
+/// ignored; any other keyword is an annotation and ignored, as the specification says of keywords it does not define
+/// (title, description, examples, a draft-04 "id", "x-" extensions, OpenAPI's "nullable", ...), and as vLLM's backends
+/// do. Properties come out in the schema's order.
 internal sealed partial class JsonSchemaCompiler
 {
     static readonly HashSet<string> Unsupported =
     [
-        "not", "if", "then", "else", "patternProperties", "propertyNames", "minProperties", "maxProperties", "dependencies",
+        "not", "if", "then", "else", "propertyNames", "minProperties", "maxProperties", "dependencies",
         "dependentRequired", "dependentSchemas", "unevaluatedProperties", "prefixItems", "contains", "minContains",
         "maxContains", "uniqueItems", "unevaluatedItems", "multipleOf", "$dynamicRef", "$recursiveRef",
     ];
@@ -28,7 +31,7 @@ internal sealed partial class JsonSchemaCompiler
     static readonly HashSet<string> Applicators =
     [
         "type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "properties", "required", "additionalProperties",
-        "items", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
+        "patternProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
         "exclusiveMinimum", "exclusiveMaximum",
     ];
 
@@ -75,6 +78,7 @@ internal sealed partial class JsonSchemaCompiler
 
     GrammarExpr Schema(JsonNode? schema, string path)
     {
+        RuntimeHelpers.EnsureSufficientExecutionStack();   // a schema nested past what the compiler's recursion takes: refused
         switch (schema)
         {
             case JsonValue value when value.TryGetValue<bool>(out var allowed):
@@ -92,6 +96,8 @@ internal sealed partial class JsonSchemaCompiler
             if (Unsupported.Contains(keyword) && !IsNoOp(keyword, value))
                 throw new GrammarException($"unsupported JSON Schema keyword '{keyword}' at {path}");
         if (schema["$ref"] is { } reference) return Reference(schema, reference, path);
+        if ((schema.ContainsKey("enum") || schema.ContainsKey("const")) && (schema.ContainsKey("type") || schema.ContainsKey("enum") && schema.ContainsKey("const")))
+            schema = ValuesItAllows(schema, path);
         if (schema["enum"] is { } values) return Enum(values, $"{path}/enum");
         if (schema.ContainsKey("const")) return Literal(Serialize(schema["const"]));
         foreach (var combinator in new[] { "anyOf", "oneOf", "allOf" })
@@ -105,14 +111,15 @@ internal sealed partial class JsonSchemaCompiler
         var target = reference.GetValueKind() == JsonValueKind.String ? reference.GetValue<string>() : null;
         if (target is null || !target.StartsWith('#'))
             throw new GrammarException($"$ref at {path} must be a local reference (\"#/$defs/Name\")");
-        foreach (var (keyword, value) in schema)
-            if (keyword != "$ref" && Constrains(keyword, value))
-                throw new GrammarException($"'{keyword}' beside $ref at {path} is not supported");
-        if (!_refRules.TryGetValue(target, out var rule))
+        // beside other constraints: the target and those intersected, one rule per target and siblings (so that a
+        // recursive schema refers back to the rule instead of inlining itself forever)
+        var siblings = schema.Where(p => p.Key != "$ref" && Constrains(p.Key, p.Value)).ToList();
+        var key = siblings.Count == 0 ? target : $"{target} & {new JsonObject([.. siblings.Select(Clone)]).ToJsonString()}";
+        if (!_refRules.TryGetValue(key, out var rule))
         {
-            rule = _rules.Declare(target);
-            _refRules.Add(target, rule);
-            _pendingRefs.Add((rule, ResolvePointer(target, path), target));
+            rule = _rules.Declare(key);
+            _refRules.Add(key, rule);
+            _pendingRefs.Add((rule, siblings.Count == 0 ? ResolvePointer(target, path) : Dereference(schema, reference, path, depth: 0), target));
         }
         return new RuleExpr(rule);
     }
@@ -150,29 +157,25 @@ internal sealed partial class JsonSchemaCompiler
         return Choice([.. list.Select(v => Literal(Serialize(v))).Distinct()]);
     }
 
-    /// anyOf / oneOf: each alternative merged with the keywords beside the combinator (so {"type": "object",
-    /// "anyOf": [{"properties": ...}]} works); oneOf's exclusivity is not enforced. allOf: one schema only.
+    /// anyOf / oneOf: each alternative intersected with the keywords beside the combinator (so {"type": "object",
+    /// "anyOf": [{"properties": ...}]} works); oneOf's alternatives kept apart where the compiler sees how (Exclusive).
+    /// allOf: all of its schemas and the keywords beside it intersected into one.
     GrammarExpr Combination(JsonObject schema, string combinator, JsonNode alternatives, string path)
     {
         if (alternatives is not JsonArray { Count: > 0 } list)
             throw new GrammarException($"{path}/{combinator} must be a non-empty list of schemas");
-        if (combinator == "allOf" && list.Count > 1)
-            throw new GrammarException($"allOf with more than one schema at {path} is not supported");
         if (schema.ContainsKey("anyOf") && schema.ContainsKey("oneOf"))
             throw new GrammarException($"anyOf together with oneOf at {path} is not supported");
-        var merged = list.Select((alternative, i) => Merge(schema, combinator, alternative, $"{path}/{combinator}/{i}"));
-        return Choice([.. merged.Select(m => Schema(m.Schema, m.Path))]);
-    }
-
-    static (JsonNode? Schema, string Path) Merge(JsonObject parent, string combinator, JsonNode? alternative, string path)
-    {
-        if (alternative is not JsonObject inner) return (alternative, path);
-        var siblings = parent.Where(p => p.Key != combinator && Constrains(p.Key, p.Value)).ToList();
-        if (siblings.Count == 0) return (inner, path);
-        var merged = new JsonObject();
-        foreach (var (key, value) in siblings) merged[key] = value?.DeepClone();
-        foreach (var (key, value) in inner) merged[key] = value?.DeepClone();
-        return (merged, path);
+        var siblings = new JsonObject([.. schema.Where(p => p.Key != combinator && Constrains(p.Key, p.Value))
+            .Select(p => KeyValuePair.Create(p.Key, p.Value?.DeepClone()))]);
+        if (combinator == "allOf")
+            return Schema(list.Select((item, i) => (item, i)).Aggregate((JsonNode)siblings,
+                (all, next) => Intersect(all, next.item, $"{path}/allOf/{next.i}")), path);
+        var met = list.Select((alternative, i) => (Schema: Intersect(siblings, alternative, $"{path}/{combinator}/{i}"), Path: $"{path}/{combinator}/{i}"))
+            .Where(a => !IsFalse(a.Schema)).ToList();
+        if (met.Count == 0) throw new GrammarException($"no alternative of {path}/{combinator} allows a value");
+        if (combinator == "oneOf") met = Exclusive(met);
+        return Choice([.. met.Select(a => Schema(a.Schema, a.Path))]);
     }
 
     // whether a keyword says something of the value: one the compiler builds, or one it refuses
@@ -194,7 +197,7 @@ internal sealed partial class JsonSchemaCompiler
         var type = schema["type"];
         if (type is null)
         {
-            if (schema.ContainsKey("properties") || schema.ContainsKey("additionalProperties") || schema.ContainsKey("required")) return ["object"];
+            if (new[] { "properties", "additionalProperties", "patternProperties", "required" }.Any(schema.ContainsKey)) return ["object"];
             if (schema.ContainsKey("items") || schema.ContainsKey("minItems") || schema.ContainsKey("maxItems")) return ["array"];
             if (schema.ContainsKey("pattern") || schema.ContainsKey("format") || schema.ContainsKey("minLength") || schema.ContainsKey("maxLength")) return ["string"];
             if (schema.ContainsKey("minimum") || schema.ContainsKey("maximum")) return ["number"];

@@ -38,6 +38,8 @@ internal sealed class Nfa
 
     public int RuleStart(int rule) => _ruleStart[rule];
 
+    public int RuleEnd(int rule) => _ruleEnd[rule];
+
     public IReadOnlyList<(ByteRange Range, int Target)> ByteEdges(int node) => _bytes[node];
 
     public IReadOnlyList<int> Epsilons(int node) => _epsilons[node];

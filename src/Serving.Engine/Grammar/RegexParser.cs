@@ -52,6 +52,10 @@ internal sealed class RegexParser
         return new ChoiceExpr(alternatives);
     }
 
+    /// Text as a JSON string spells it between its quotes, each character as CharacterOf spells it.
+    public static string JsonSpelling(string text) =>
+        string.Concat(text.EnumerateRunes().Select(r => JsonEscaped.Contains(r.Value) ? JsonEscape((char)r.Value) : r.ToString()));
+
     static string JsonEscape(char c) => c switch
     {
         '"' => "\\\"",

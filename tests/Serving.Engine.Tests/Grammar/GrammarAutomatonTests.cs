@@ -124,6 +124,8 @@ public sealed class GrammarAutomatonTests
     [InlineData("uri", "https://exa mple.com", false)]
     [InlineData("uri-reference", "/relative/path?x=[1]", true)]
     [InlineData("uri-reference", "", true)]
+    [InlineData("uri-reference", "://", false)]
+    [InlineData("uri-reference", "docs/a:b", true)]
     [InlineData("hostname", "api.example-1.com", true)]
     [InlineData("hostname", "-bad.example.com", false)]
     [InlineData("hostname", "under_score.com", false)]
@@ -177,7 +179,7 @@ public sealed class GrammarAutomatonTests
     }
 
     [Theory]
-    [InlineData("""{"type": "object", "patternProperties": {}}""", "patternProperties")]
+    [InlineData("""{"type": "object", "dependentRequired": {"a": ["b"]}}""", "dependentRequired")]
     [InlineData("""{"properties": {"a": {"type": "string", "minLength": 2, "pattern": "x"}}}""", "#/properties/a")]
     [InlineData("""{"type": "integer", "minimum": "3"}""", "minimum")]
     [InlineData("""{"type": "strng"}""", "type")]
