@@ -11,8 +11,8 @@ internal sealed partial class JsonSchemaCompiler
     /// $refs followed while intersecting at most this deep (a chain of references that refers back to itself).
     const int MaxIntersectionDepth = 32;
 
-    static readonly HashSet<string> Lower = ["minimum", "exclusiveMinimum", "minLength", "minItems"];
-    static readonly HashSet<string> Upper = ["maximum", "exclusiveMaximum", "maxLength", "maxItems"];
+    static readonly HashSet<string> Lower = ["minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties"];
+    static readonly HashSet<string> Upper = ["maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties"];
 
     /// A schema valid exactly where both are (false where no value is).
     JsonNode Intersect(JsonNode? a, JsonNode? b, string path, int depth = 0)

@@ -41,9 +41,10 @@ internal sealed partial class JsonSchemaCompiler
             members.Add((Member(name, value, valuePath), required.Contains(name)));
         }
         var extraMember = UndeclaredMember(schema, properties.Select(p => p.Name).ToList(), patterns, path);
+        var (minExtra, maxExtra) = CountMembers(schema, members, ref extraMember, path);
         var separator = JsonGrammar.Comma;
 
-        GrammarExpr Rest(int from)
+        GrammarExpr Rest(int from, int extrasBefore = 0)
         {
             var items = new List<GrammarExpr>();
             for (var i = from; i < members.Count; i++)
@@ -51,19 +52,49 @@ internal sealed partial class JsonSchemaCompiler
                 var item = Sequence(separator, members[i].Member);
                 items.Add(members[i].Required ? item : Optional(item));
             }
-            if (extraMember is not null) items.Add(Repeat(Sequence(separator, extraMember), 0, null));
+            if (extraMember is not null)
+                items.Add(Repeat(Sequence(separator, extraMember), Math.Max(0, minExtra - extrasBefore), maxExtra - extrasBefore));
             return new SequenceExpr(items);
         }
 
         GrammarExpr First(int at)
         {
             if (at == members.Count)
-                return extraMember is null ? Empty : Optional(Sequence(extraMember, Rest(members.Count)));
+            {
+                if (extraMember is null) return Empty;
+                var extras = Sequence(extraMember, Rest(members.Count, extrasBefore: 1));
+                return minExtra > 0 ? extras : Optional(extras);
+            }
             var present = Sequence(members[at].Member, Rest(at + 1));
             return members[at].Required ? present : Choice(present, First(at + 1));
         }
 
         return Sequence(Literal("{"), JsonGrammar.Whitespace, First(0), JsonGrammar.Whitespace, Literal("}"));
+    }
+
+    /// minProperties / maxProperties, held by writing fewer objects: past maxProperties the optional properties
+    /// after the first that fit and the undeclared members are left out; short of minProperties the first optional
+    /// properties become required, then undeclared members are. Returns how many undeclared members to write.
+    static (int Min, int? Max) CountMembers(JsonObject schema, List<(GrammarExpr Member, bool Required)> members, ref GrammarExpr? extra, string path)
+    {
+        var min = Count(schema, "minProperties", path) ?? 0;
+        var max = Count(schema, "maxProperties", path);
+        var required = members.Count(m => m.Required);
+        if (max < required || max < min) throw new GrammarException($"{path}: maxProperties is below minProperties or the required properties' count");
+        if (max is { } most && (extra is not null || members.Count > most))
+        {
+            var room = most - required;
+            for (var i = 0; i < members.Count; i++)
+                if (!members[i].Required && room-- <= 0) members.RemoveAt(i--);
+            if (members.Count >= most) extra = null;
+            max = most - members.Count;   // undeclared members fill what the declared ones leave
+        }
+        else max = null;
+        for (var i = 0; i < members.Count && members.Count(m => m.Required) < min; i++)
+            members[i] = (members[i].Member, true);
+        var missing = min - members.Count(m => m.Required);
+        if (missing > 0 && extra is null) throw new GrammarException($"{path}: minProperties asks more members than the object may hold");
+        return (Math.Max(0, missing), max);
     }
 
     GrammarExpr Member(string name, JsonNode? schema, string path) =>

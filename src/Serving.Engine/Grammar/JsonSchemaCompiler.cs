@@ -15,7 +15,7 @@ namespace Serving.Engine.Grammar;
 /// combinator or a $ref (intersected: JsonSchemaCompiler.Intersection.cs), $ref to any "#/..." pointer ($defs,
 /// definitions, "#"), string minLength / maxLength / pattern / format, integer minimum / maximum / exclusiveMinimum /
 /// exclusiveMaximum, number minimum / maximum (whole numbers). A keyword JSON Schema defines as a constraint that the
-/// compiler does not build (Unsupported: not, propertyNames, uniqueItems, ...) is refused with its path, never silently
+/// compiler does not build (Unsupported: if, propertyNames, uniqueItems, ...) is refused with its path, never silently
 /// ignored; any other keyword is an annotation and ignored, as the specification says of keywords it does not define
 /// (title, description, examples, a draft-04 "id", "x-" extensions, OpenAPI's "nullable", ...), and as vLLM's backends
 /// do. Properties come out in the schema's order.
@@ -23,15 +23,14 @@ internal sealed partial class JsonSchemaCompiler
 {
     static readonly HashSet<string> Unsupported =
     [
-        "not", "if", "then", "else", "propertyNames", "minProperties", "maxProperties", "dependencies",
-        "dependentRequired", "dependentSchemas", "unevaluatedProperties", "prefixItems", "contains", "minContains",
+        "if", "then", "else", "propertyNames", "unevaluatedProperties", "prefixItems", "contains", "minContains",
         "maxContains", "uniqueItems", "unevaluatedItems", "multipleOf", "$dynamicRef", "$recursiveRef",
     ];
 
     static readonly HashSet<string> Applicators =
     [
         "type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "properties", "required", "additionalProperties",
-        "patternProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
+        "patternProperties", "minProperties", "maxProperties", "not", "dependencies", "dependentRequired", "dependentSchemas", "items", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
         "exclusiveMinimum", "exclusiveMaximum",
     ];
 
@@ -95,6 +94,7 @@ internal sealed partial class JsonSchemaCompiler
         foreach (var (keyword, value) in schema)
             if (Unsupported.Contains(keyword) && !IsNoOp(keyword, value))
                 throw new GrammarException($"unsupported JSON Schema keyword '{keyword}' at {path}");
+        if (HasConditions(schema)) return Schema(Lowered(schema, path), path);
         if (schema["$ref"] is { } reference) return Reference(schema, reference, path);
         if ((schema.ContainsKey("enum") || schema.ContainsKey("const")) && (schema.ContainsKey("type") || schema.ContainsKey("enum") && schema.ContainsKey("const")))
             schema = ValuesItAllows(schema, path);
@@ -197,7 +197,7 @@ internal sealed partial class JsonSchemaCompiler
         var type = schema["type"];
         if (type is null)
         {
-            if (new[] { "properties", "additionalProperties", "patternProperties", "required" }.Any(schema.ContainsKey)) return ["object"];
+            if (new[] { "properties", "additionalProperties", "patternProperties", "required", "minProperties", "maxProperties" }.Any(schema.ContainsKey)) return ["object"];
             if (schema.ContainsKey("items") || schema.ContainsKey("minItems") || schema.ContainsKey("maxItems")) return ["array"];
             if (schema.ContainsKey("pattern") || schema.ContainsKey("format") || schema.ContainsKey("minLength") || schema.ContainsKey("maxLength")) return ["string"];
             if (schema.ContainsKey("minimum") || schema.ContainsKey("maximum")) return ["number"];

@@ -179,7 +179,7 @@ public sealed class GrammarAutomatonTests
     }
 
     [Theory]
-    [InlineData("""{"type": "object", "dependentRequired": {"a": ["b"]}}""", "dependentRequired")]
+    [InlineData("""{"type": "object", "propertyNames": {"pattern": "^a"}}""", "propertyNames")]
     [InlineData("""{"properties": {"a": {"type": "string", "minLength": 2, "pattern": "x"}}}""", "#/properties/a")]
     [InlineData("""{"type": "integer", "minimum": "3"}""", "minimum")]
     [InlineData("""{"type": "strng"}""", "type")]
@@ -187,8 +187,8 @@ public sealed class GrammarAutomatonTests
     [InlineData("""{"$ref": "https://example.com/s.json"}""", "$ref")]
     [InlineData("""{"type": "string", "format": "ipv6"}""", "format")]
     [InlineData("""{"type": "array", "uniqueItems": true}""", "uniqueItems")]
-    [InlineData("""{"type": "object", "properties": {"a": {"not": {"type": "null"}}}}""", "#/properties/a")]
-    [InlineData("""{"$ref": "#/$defs/a", "minProperties": 1, "$defs": {"a": {"type": "object"}}}""", "minProperties")]
+    [InlineData("""{"type": "object", "properties": {"a": {"not": {"const": null}}}}""", "#/properties/a")]
+    [InlineData("""{"$ref": "#/$defs/a", "uniqueItems": true, "$defs": {"a": {"type": "array"}}}""", "uniqueItems")]
     [InlineData("""{"type": "array", "minItems": 3, "maxItems": 2}""", "maxItems")]
     [InlineData("""{"enum": []}""", "enum")]
     [InlineData("""{"type": "number", "minimum": 0.5}""", "minimum")]

@@ -158,6 +158,48 @@ public sealed class JsonSchemaObjectTests
         Assert.False(Matches(schema, """{"a": "1"}"""));
     }
 
+    /// A dependency holds always where its property may be written (more than asked, never less), and is dropped
+    /// where it cannot be; "not" of required names leaves one of them out, "not" of types keeps the others.
+    [Fact]
+    public void DependenciesAndNotAreWrittenAsKeywordsTheCompilerBuilds()
+    {
+        const string card = """
+            {"type": "object", "properties": {"card": {"type": "string"}, "billing": {"type": "string"}, "a": {}},
+             "dependencies": {"card": ["billing"], "shape": ["circle"]}}
+            """;
+        Assert.True(Matches(card, """{"card": "c", "billing": "b"}"""));
+        Assert.False(Matches(card, """{"card": "c"}"""));
+        Assert.True(Matches(card, """{"billing": "b", "a": 1}"""));
+        const string notBoth = """{"type": "object", "properties": {"a": {}, "b": {}}, "not": {"required": ["a", "b"]}}""";
+        Assert.True(Matches(notBoth, """{"a": 1}"""));
+        Assert.False(Matches(notBoth, """{"a": 1, "b": 2}"""));
+        const string neither = """
+            {"type": "object", "properties": {"a": {}, "b": {}, "c": {}}, "not": {"anyOf": [{"required": ["a"]}, {"$ref": "#/$defs/b"}]},
+             "$defs": {"b": {"required": ["b"]}}}
+            """;
+        Assert.Equal([true, false, false], new[] { """{"c": 1}""", """{"a": 1}""", """{"b": 1}""" }.Select(t => Matches(neither, t)));
+        Assert.True(Matches("""{"not": {"type": "string"}}""", "1"));
+        Assert.False(Matches("""{"not": {"type": "string"}}""", "\"s\""));
+        Assert.Contains("not", Refused("""{"not": {"type": "integer"}}""").Message);
+        Assert.Contains("not", Refused("""{"type": "string", "not": {"enum": ["x"]}}""").Message);
+    }
+
+    /// minProperties and maxProperties held by writing fewer objects: the first optional properties required, those
+    /// past the room left out; undeclared members counted.
+    [Fact]
+    public void PropertyCountsAreHeld()
+    {
+        const string abc = """{"type": "object", "properties": {"a": {}, "b": {}, "c": {}}, "minProperties": 2}""";
+        Assert.Equal([true, true, false, false], new[] { """{"a": 1, "b": 2}""", """{"a": 1, "b": 2, "c": 3}""", """{"a": 1}""", """{"c": 1}""" }.Select(t => Matches(abc, t)));
+        const string atMostTwo = """{"type": "object", "properties": {"a": {}, "b": {}, "c": {}}, "maxProperties": 2}""";
+        Assert.Equal([true, true, false], new[] { "{}", """{"a": 1, "b": 2}""", """{"a": 1, "b": 2, "c": 3}""" }.Select(t => Matches(atMostTwo, t)));
+        const string map = """{"type": "object", "additionalProperties": {"type": "integer"}, "minProperties": 1, "maxProperties": 2}""";
+        Assert.Equal([false, true, true, false], new[] { "{}", """{"x": 1}""", """{"x": 1, "y": 2}""", """{"x": 1, "y": 2, "z": 3}""" }.Select(t => Matches(map, t)));
+        const string open = """{"properties": {"a": {}}, "required": ["a"], "additionalProperties": true, "maxProperties": 2}""";
+        Assert.Equal([true, false], new[] { """{"a": 1, "b": 2}""", """{"a": 1, "b": 2, "c": 3}""" }.Select(t => Matches(open, t)));
+        Assert.Contains("maxProperties", Refused("""{"properties": {"a": {}}, "required": ["a"], "maxProperties": 0}""").Message);
+    }
+
     /// Bounds past what the automaton holds are kept to it where that only writes fewer texts (a maxLength or maxItems
     /// above 1000 writes at most 1000); a minLength or minItems above it is refused.
     [Fact]
