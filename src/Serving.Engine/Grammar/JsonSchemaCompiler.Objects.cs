@@ -154,8 +154,9 @@ internal sealed partial class JsonSchemaCompiler
     /// that pattern would have to meet both, and a grammar cannot tell the keys matching no pattern).
     GrammarExpr? UndeclaredMember(JsonObject schema, List<string> declared, List<KeyPattern> patterns, string path)
     {
-        var alternatives = patterns.Select(p => Sequence(Literal("\""), UndeclaredKeys(p, declared), Literal("\""), JsonGrammar.Colon,
-            SubschemaRule(p.Schema, p.Path))).ToList();
+        var alternatives = patterns.Select(p => (Pattern: p, Keys: UndeclaredKeys(p, declared))).Where(p => p.Keys is not null)
+            .Select(p => Sequence(Literal("\""), p.Keys!, Literal("\""), JsonGrammar.Colon, SubschemaRule(p.Pattern.Schema, p.Pattern.Path)))
+            .ToList();
         var additional = schema["additionalProperties"] ?? (declared.Count == 0 ? JsonValue.Create(true) : null);
         var allowed = additional is not null && !(additional is JsonValue value && value.TryGetValue<bool>(out var b) && !b);
         if (allowed && patterns.All(p => Implies(additional, p.Schema)))
@@ -167,8 +168,9 @@ internal sealed partial class JsonSchemaCompiler
         return new RuleExpr(rule);
     }
 
-    // the keys a pattern writes but the declared names (a declared property is written once, as declared)
-    GrammarExpr UndeclaredKeys(KeyPattern pattern, List<string> declared)
+    // the keys a pattern writes but the declared names (a declared property is written once, as declared); null when
+    // it writes no other
+    GrammarExpr? UndeclaredKeys(KeyPattern pattern, List<string> declared)
     {
         var taken = declared.Where(name => RegularLanguage.Intersect(pattern.Writes, JsonGrammar.KeyText(name))).ToList();
         return taken.Count == 0 ? pattern.Writes

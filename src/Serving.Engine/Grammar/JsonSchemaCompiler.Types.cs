@@ -73,15 +73,18 @@ internal sealed partial class JsonSchemaCompiler
         var format = OptionalString(schema, "format", path);
         if (format is not null && !Formats.ContainsKey(format) && !StandardFormats.Contains(format))
             format = null;   // a format JSON Schema does not define ("path", "byte", ...): an annotation
-        var lengths = schema.ContainsKey("minLength") || schema.ContainsKey("maxLength");
-        if ((pattern is not null || format is not null) && lengths)
-            throw new GrammarException($"{path}: minLength/maxLength together with pattern or format is not supported");
         if (pattern is not null && format is not null)
             throw new GrammarException($"{path}: pattern together with format is not supported");
-        if (pattern is not null) return JsonGrammar.StringMatching(pattern);
-        if (format is not null)
-            return Formats.TryGetValue(format, out var regex) ? JsonGrammar.StringMatching(regex)
-                : throw new GrammarException($"{path}/format '{format}' is not supported (supported: {string.Join(", ", Formats.Keys)})");
+        if (format is not null && !Formats.ContainsKey(format))
+            throw new GrammarException($"{path}/format '{format}' is not supported (supported: {string.Join(", ", Formats.Keys)})");
+        if ((pattern ?? (format is null ? null : Formats[format])) is { } regex)
+        {
+            var text = RegexParser.Parse(regex, inJsonString: true);
+            if (schema.ContainsKey("minLength") || schema.ContainsKey("maxLength"))
+                text = RegularLanguage.Counted(text, minLength, maxLength, _rules, $"{path} length")   // the matches of that length
+                    ?? throw new GrammarException($"the schema at {path} allows no value: no match of its pattern has its length");
+            return Sequence(Literal("\""), text, Literal("\""));
+        }
         if ((maxLength ?? minLength) <= LongStringLength) return JsonGrammar.String(minLength, maxLength);
         // past a few dozen characters each one is a call of one rule: its copies cost two automaton states, not forty
         if (_stringCharacter is null)

@@ -9,6 +9,19 @@ public sealed class JsonSchemaObjectTests
 {
     static bool Matches(string schema, string text) => GrammarAutomatonTests.Matches(new StructuredOutputsParams { Json = schema }, text);
 
+    // whether some text the grammar allows starts with prefix (the automaton is still alive after it)
+    static bool AllowsPrefix(string schema, string prefix)
+    {
+        var automaton = GrammarCompiler.Compile(new StructuredOutputsParams { Json = schema });
+        lock (automaton.Gate)
+        {
+            var configuration = automaton.Start;
+            foreach (var b in System.Text.Encoding.UTF8.GetBytes(prefix))
+                if ((configuration = automaton.Step(configuration, b)) == GrammarAutomaton.Dead) return false;
+            return true;
+        }
+    }
+
     static InvalidRequestException Refused(string schema) =>
         Assert.Throws<InvalidRequestException>(() => GrammarCompiler.Compile(new StructuredOutputsParams { Json = schema }));
 
@@ -198,6 +211,25 @@ public sealed class JsonSchemaObjectTests
         const string open = """{"properties": {"a": {}}, "required": ["a"], "additionalProperties": true, "maxProperties": 2}""";
         Assert.Equal([true, false], new[] { """{"a": 1, "b": 2}""", """{"a": 1, "b": 2, "c": 3}""" }.Select(t => Matches(open, t)));
         Assert.Contains("maxProperties", Refused("""{"properties": {"a": {}}, "required": ["a"], "maxProperties": 0}""").Message);
+    }
+
+    /// minLength / maxLength beside a pattern or format: the matches of that many characters, an escape or a UTF-8
+    /// sequence one character.
+    [Fact]
+    public void LengthsBesideAPatternCountCharacters()
+    {
+        const string word = """{"type": "string", "pattern": "^[a-z]+$", "maxLength": 3}""";
+        Assert.Equal([true, false, false], new[] { "\"abc\"", "\"abcd\"", "\"\"" }.Select(t => Matches(word, t)));
+        const string any = """{"type": "string", "pattern": ".*", "minLength": 2, "maxLength": 3}""";
+        Assert.Equal([true, false, true, true, false],
+            new[] { "\"a\\t\"", "\"\\u00e9\"", "\"éé\"", "\"é\\\"x\"", "\"é\\\"xy\"" }.Select(t => Matches(any, t)));
+        // no prefix the grammar allows is a dead end: "aXY" could never end in "b" within 3 characters
+        const string ends = """{"type": "string", "pattern": "^a.*b$", "maxLength": 3}""";
+        Assert.True(Matches(ends, "\"aXb\""));
+        Assert.False(AllowsPrefix(ends, "\"aXY"));
+        Assert.True(AllowsPrefix(ends, "\"aX"));
+        const string email = """{"type": "string", "format": "email", "maxLength": 8}""";
+        Assert.Equal([true, false], new[] { "\"a@b.co\"", "\"abc@b.com\"" }.Select(t => Matches(email, t)));
     }
 
     /// Bounds past what the automaton holds are kept to it where that only writes fewer texts (a maxLength or maxItems
