@@ -29,9 +29,10 @@ internal sealed partial class JsonSchemaCompiler
 
     static readonly HashSet<string> Applicators =
     [
-        "type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "properties", "required", "additionalProperties",
-        "patternProperties", "minProperties", "maxProperties", "not", "dependencies", "dependentRequired", "dependentSchemas", "items", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
-        "exclusiveMinimum", "exclusiveMaximum",
+        "type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "not", "dependencies", "dependentRequired",
+        "dependentSchemas", "properties", "required", "additionalProperties", "patternProperties", "minProperties",
+        "maxProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format", "minimum",
+        "maximum", "exclusiveMinimum", "exclusiveMaximum",
     ];
 
     static readonly JsonSerializerOptions LiteralJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
@@ -166,8 +167,7 @@ internal sealed partial class JsonSchemaCompiler
             throw new GrammarException($"{path}/{combinator} must be a non-empty list of schemas");
         if (schema.ContainsKey("anyOf") && schema.ContainsKey("oneOf"))
             throw new GrammarException($"anyOf together with oneOf at {path} is not supported");
-        var siblings = new JsonObject([.. schema.Where(p => p.Key != combinator && Constrains(p.Key, p.Value))
-            .Select(p => KeyValuePair.Create(p.Key, p.Value?.DeepClone()))]);
+        var siblings = new JsonObject([.. schema.Where(p => p.Key != combinator && Constrains(p.Key, p.Value)).Select(Clone)]);
         if (combinator == "allOf")
             return Schema(list.Select((item, i) => (item, i)).Aggregate((JsonNode)siblings,
                 (all, next) => Intersect(all, next.item, $"{path}/allOf/{next.i}")), path);
@@ -182,11 +182,11 @@ internal sealed partial class JsonSchemaCompiler
     static bool Constrains(string keyword, JsonNode? value) =>
         Applicators.Contains(keyword) || Unsupported.Contains(keyword) && !IsNoOp(keyword, value);
 
-    // the values of an unsupported keyword that constrain nothing (uniqueItems false, minProperties 0, ...)
+    // the values of an unsupported keyword that constrain nothing (uniqueItems false, minContains 0)
     static bool IsNoOp(string keyword, JsonNode? value) => (keyword, value?.GetValueKind()) switch
     {
         ("uniqueItems", JsonValueKind.False) => true,
-        ("minProperties" or "minContains", JsonValueKind.Number) => value!.GetValue<double>() == 0,
+        ("minContains", JsonValueKind.Number) => value!.GetValue<double>() == 0,
         _ => false,
     };
 
