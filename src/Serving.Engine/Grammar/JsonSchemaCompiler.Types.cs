@@ -22,7 +22,7 @@ internal sealed partial class JsonSchemaCompiler
         ["time"] = Time,
         ["date-time"] = Date + "T" + Time,
         ["uuid"] = @"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
-        ["email"] = @"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}",
+        ["email"] = @"[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,32}){0,3}@" + Label + @"(\." + Label + @"){0,6}\.[A-Za-z]{2,24}",
         ["ipv4"] = @"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)",
         ["hostname"] = Label + @"(\." + Label + ")*",
         ["uri"] = Scheme + UriCharacter + "+",
@@ -37,12 +37,14 @@ internal sealed partial class JsonSchemaCompiler
         "relative-json-pointer", "regex",
     ];
 
-    // RFC 1123 host label; RFC 3986 scheme and the characters a URI spells (unreserved, reserved and %)
+    // RFC 1123 host label; RFC 3986 scheme
     const string Label = @"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
-    const string Scheme = @"[A-Za-z][A-Za-z0-9+.-]*:";
-    const string UriCharacter = @"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]";
+    const string Scheme = @"[A-Za-z][A-Za-z0-9+.-]+:";   // two characters or more: "c:" reads as a drive to some validators
+    // unreserved, the reserved characters a path, query or fragment spells, or a %-escape (RFC 3986; '[' and ']' only
+    // belong in an IP literal host, left out)
+    const string UriCharacter = @"([A-Za-z0-9._~:/?#@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})";
     // what a relative reference's first path segment spells: no ':' (it would read as a scheme) and no '/', '?', '#'
-    const string SegmentCharacter = @"[A-Za-z0-9._~@!$&'()*+,;=%-]";
+    const string SegmentCharacter = @"([A-Za-z0-9._~@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})";
 
     GrammarExpr ArrayType(JsonObject schema, string path)
     {
