@@ -37,8 +37,9 @@ internal sealed partial class JsonSchemaCompiler
         "relative-json-pointer", "regex",
     ];
 
-    // RFC 1123 host label; RFC 3986 scheme
-    const string Label = @"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    // RFC 1123 host label, without two hyphens in a row (IDNA reserves "ab--" labels: validators refuse them); RFC
+    // 3986 scheme
+    const string Label = @"[A-Za-z0-9](-?[A-Za-z0-9]){0,31}";
     const string Scheme = @"[A-Za-z][A-Za-z0-9+.-]+:";   // two characters or more: "c:" reads as a drive to some validators
     // unreserved, the reserved characters a path, query or fragment spells, or a %-escape (RFC 3986; '[' and ']' only
     // belong in an IP literal host, left out)

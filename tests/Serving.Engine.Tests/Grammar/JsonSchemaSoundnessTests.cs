@@ -31,6 +31,13 @@ public sealed class JsonSchemaSoundnessTests
          "$defs": {"a": {"type": "object", "properties": {"id": {"type": "integer", "minimum": 1}}, "required": ["id"], "additionalProperties": false}}}
         """,
         """{"type": "array", "items": {"type": "string", "format": "email", "maxLength": 10}, "minItems": 1}""",
+        """
+        {"type": "object", "required": ["d", "u", "h", "i", "t", "e", "r"],
+         "properties": {"d": {"type": "string", "format": "date-time"}, "u": {"type": "string", "format": "uuid"},
+                        "h": {"type": "string", "format": "hostname"}, "i": {"type": "string", "format": "ipv4"},
+                        "t": {"type": "string", "format": "time"}, "e": {"type": "string", "format": "date"},
+                        "r": {"type": "string", "format": "uri"}}}
+        """,
     };
 
     [Theory]
@@ -60,8 +67,11 @@ public sealed class JsonSchemaSoundnessTests
                 }
             }
             var json = Encoding.UTF8.GetString([.. text]);
-            var result = schema.Evaluate(JsonDocument.Parse(json).RootElement, new EvaluationOptions { RequireFormatValidation = true });
-            Assert.True(result.IsValid, $"{json} is not valid under {schemaText}");
+            var result = schema.Evaluate(JsonDocument.Parse(json).RootElement,
+                new EvaluationOptions { RequireFormatValidation = true, OutputFormat = OutputFormat.List });
+            var errors = (result.Details ?? []).Where(d => d.Errors is not null)
+                .SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Value}"));
+            Assert.True(result.IsValid, $"{json} is not valid under {schemaText}: {string.Join("; ", errors)}");
         }
     }
 }
