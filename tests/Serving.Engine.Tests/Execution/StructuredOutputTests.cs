@@ -147,11 +147,11 @@ public sealed class StructuredOutputTests
         var request = new GenerationRequest
         {
             RequestId = "bad", PromptTokenIds = [1, 2, 3],
-            Sampling = new SamplingParams { StructuredOutputs = new StructuredOutputsParams { Json = """{"type": "object", "not": {}}""" } },
+            Sampling = new SamplingParams { StructuredOutputs = new StructuredOutputsParams { Json = """{"type": "object", "propertyNames": {"maxLength": 3}}""" } },
         };
         var error = await Assert.ThrowsAsync<InvalidRequestException>(() => EngineTestHelpers.CollectAsync(engine, request));
         Assert.Equal("structured_outputs", error.Param);
-        Assert.Contains("'not'", error.Message);
+        Assert.Contains("'propertyNames'", error.Message);
     }
 
     [Fact]

@@ -116,7 +116,7 @@ public sealed class ErrorMatrixTests(SharedServer shared)
         new("chat tools with auto choice, no parser", Chat, Messages(UserHi, "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]"), 400, "tool_choice"),
         new("chat tools not a list", Chat, Messages(UserHi, "\"tools\": {\"type\": \"function\"}"), 400, "tools"),
         new("chat unknown response format", Chat, Messages(UserHi, "\"response_format\": {\"type\": \"yaml\"}"), 400, "response_format.type"),
-        new("chat unsupported schema keyword", Chat, Messages(UserHi, "\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"s\", \"schema\": {\"type\": \"object\", \"dependentRequired\": {}}}}"), 400, "response_format.json_schema.schema"),
+        new("chat unsupported schema keyword", Chat, Messages(UserHi, "\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"s\", \"schema\": {\"type\": \"object\", \"propertyNames\": {\"maxLength\": 3}}}}"), 400, "response_format.json_schema.schema"),
         new("chat unknown model", Chat, Raw("""{"model": "nope", "messages": [{"role": "user", "content": "hi"}]}"""), 404, "model"),
         new("tokenize nothing", "/tokenize", Raw("""{"model": "tiny"}"""), 400, "prompt"),
         new("tokenize prompt and messages", "/tokenize", Raw("""{"prompt": "a", "messages": [{"role": "user", "content": "b"}]}"""), 400, "messages"),
