@@ -3,9 +3,9 @@ using System.Text.Json.Nodes;
 
 namespace Serving.Engine.Grammar;
 
-// Keywords that say "if ... then ..." or "not ...", written as keywords the compiler builds, where that keeps every
-// text valid: a dependency held always (when its property may be written at all), "not" of required names as one
-// name left out, "not" of types as the other types. Other forms are refused (IsLowerable is false).
+// Conditions (dependencies: "if this property is there, then ...") and negations ("not ..."), written as keywords the
+// compiler builds where that keeps every text valid: a dependency held always (when its property may be written at
+// all), "not" of required names as one name left out, "not" of types as the other types. Other forms are refused.
 internal sealed partial class JsonSchemaCompiler
 {
     static readonly string[] Dependencies = ["dependencies", "dependentRequired", "dependentSchemas"];

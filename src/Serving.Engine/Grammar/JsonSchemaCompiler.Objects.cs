@@ -29,9 +29,12 @@ internal sealed partial class JsonSchemaCompiler
             _ => throw new GrammarException($"{path}/properties must be an object"),
         };
         var required = StringList(schema["required"], $"{path}/required");
-        foreach (var name in required.Where(n => properties.All(p => p.Name != n)))
-            properties.Add((name, (JsonNode?)JsonValue.Create(true)));
         var patterns = PatternProperties(schema, path);
+        // a required name no property declares is an undeclared member: additionalProperties holds it unless a pattern
+        // applies (DeclaredValue joins the patterns' schemas)
+        foreach (var name in required.Where(n => properties.All(p => p.Name != n)))
+            properties.Add((name, patterns.Any(p => RegularLanguage.Intersect(p.Applies, JsonGrammar.KeyText(name)))
+                ? JsonValue.Create(true) : schema["additionalProperties"]?.DeepClone() ?? JsonValue.Create(true)));
         var members = new List<(GrammarExpr Member, bool Required)>();
         foreach (var (name, declaredSchema) in properties)
         {

@@ -37,6 +37,16 @@ public sealed class JsonSchemaObjectTests
     public void UndeclaredKeysAreNoDeclaredName(string text, bool expected) =>
         Assert.Equal(expected, Matches("""{"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": true}""", text));
 
+    /// A required name no property declares is an undeclared member, held by additionalProperties.
+    [Fact]
+    public void ARequiredUndeclaredNameMeetsAdditionalProperties()
+    {
+        const string schema = """{"type": "object", "required": ["b"], "additionalProperties": {"type": "integer"}}""";
+        Assert.True(Matches(schema, """{"b": 1}"""));
+        Assert.False(Matches(schema, """{"b": "x"}"""));
+        Assert.Contains("allows no value", Refused("""{"properties": {"a": {}}, "required": ["b"], "additionalProperties": false}""").Message);
+    }
+
     [Theory]
     [InlineData("""{"name": "n", "x-id": 1, "x-ab": 2}""", true)]
     [InlineData("""{"name": "n"}""", true)]
