@@ -55,13 +55,63 @@ internal sealed partial class JsonSchemaCompiler
         if (minItems > RegexParser.MaxRepeat)
             throw new GrammarException($"{path}: minItems above {RegexParser.MaxRepeat} is not supported");
         if (maxItems > RegexParser.MaxRepeat) maxItems = RegexParser.MaxRepeat;   // fewer items are as valid (a bound the automaton holds)
-        var item = schema["items"] switch
-        {
-            null => AnyValue(),
-            JsonArray => throw new GrammarException($"{path}/items as a list (tuple form) is not supported"),
-            var items => SubschemaRule(items, $"{path}/items"),
-        };
+        if (schema["items"] is JsonArray) throw new GrammarException($"{path}/items as a list (tuple form) is not supported");
+        if (schema["uniqueItems"]?.GetValueKind() == JsonValueKind.True && maxItems is not (0 or 1))
+            return UniqueItems(schema, minItems, maxItems, path);
+        var item = schema["items"] is { } items ? SubschemaRule(items, $"{path}/items") : AnyValue();
         return JsonGrammar.Array(item, minItems, maxItems);
+    }
+
+    /// Items of at most this many values can be unique (uniqueItems): each value at most once, in the enum's order.
+    const int MaxUniqueValues = 16;
+
+    /// uniqueItems over items with few values (an enum or const, a boolean, null): the values in their order, each
+    /// at most once, so that every array written is unique. A rule per (value, items written so far).
+    GrammarExpr UniqueItems(JsonObject schema, int minItems, int? maxItems, string path)
+    {
+        var values = FiniteValues(schema["items"], $"{path}/items");
+        if (values is null || values.Count > MaxUniqueValues)
+            throw new GrammarException($"uniqueItems at {path} is supported only over items of at most {MaxUniqueValues} values (an enum, a const or a boolean)");
+        var most = Math.Min(maxItems ?? values.Count, values.Count);
+        if (minItems > most) throw new GrammarException($"the schema at {path} allows no value: minItems is above its distinct items");
+        var rules = new Dictionary<(int Value, int Written), int>();
+        // an item is written only where enough later values are left to reach minItems (no dead end)
+        bool CanFinish(int value, int written) => written + (values.Count - 1 - value) >= minItems;
+        int Item(int value, int written)
+        {
+            if (rules.TryGetValue((value, written), out var rule)) return rule;
+            rules[(value, written)] = rule = _rules.Declare($"{path} unique item {value}/{written}");
+            var next = new List<GrammarExpr>();
+            if (written >= minItems) next.Add(Empty);
+            if (written < most)
+                for (var later = value + 1; later < values.Count; later++)
+                    if (CanFinish(later, written + 1)) next.Add(Sequence(JsonGrammar.Comma, new RuleExpr(Item(later, written + 1))));
+            _rules.Define(rule, Sequence(Literal(Serialize(values[value])), new ChoiceExpr(next)));
+            return rule;
+        }
+        var first = Enumerable.Range(0, values.Count).Where(v => CanFinish(v, 1)).Select(v => (GrammarExpr)new RuleExpr(Item(v, 1))).ToList();
+        if (minItems == 0) first.Add(Empty);
+        return Sequence(Literal("["), JsonGrammar.Whitespace, new ChoiceExpr(first), JsonGrammar.Whitespace, Literal("]"));
+    }
+
+    // the values a schema allows when they are few and listed (its enum or const, true and false, null); else null
+    static List<JsonNode?>? FiniteValues(JsonNode? items, string path)
+    {
+        if (items is not JsonObject schema) return null;
+        var constraining = schema.Where(p => Constrains(p.Key, p.Value)).Select(p => p.Key).ToHashSet();
+        if (constraining.Contains("enum") || constraining.Contains("const"))
+        {
+            if (!constraining.IsSubsetOf(["enum", "const", "type"])) return null;
+            var restricted = ValuesItAllows(schema, path);
+            var listed = restricted.ContainsKey("const") ? [restricted["const"]] : ((JsonArray)restricted["enum"]!).ToList();
+            return listed.Where((v, i) => !listed.Take(i).Any(w => JsonNode.DeepEquals(v, w))).Select(v => v?.DeepClone()).ToList();
+        }
+        return constraining.SetEquals(["type"]) ? schema["type"]?.ToString() switch
+        {
+            "boolean" => [JsonValue.Create(false), JsonValue.Create(true)],
+            "null" => [null],
+            _ => null,
+        } : null;
     }
 
     GrammarExpr StringType(JsonObject schema, string path)

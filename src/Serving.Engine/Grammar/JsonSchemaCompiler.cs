@@ -15,7 +15,7 @@ namespace Serving.Engine.Grammar;
 /// combinator or a $ref (intersected: JsonSchemaCompiler.Intersection.cs), $ref to any "#/..." pointer ($defs,
 /// definitions, "#"), string minLength / maxLength / pattern / format, integer minimum / maximum / exclusiveMinimum /
 /// exclusiveMaximum, number minimum / maximum (whole numbers). A keyword JSON Schema defines as a constraint that the
-/// compiler does not build (Unsupported: if, propertyNames, uniqueItems, ...) is refused with its path, never silently
+/// compiler does not build (Unsupported: if, propertyNames, multipleOf, ...) is refused with its path, never silently
 /// ignored; any other keyword is an annotation and ignored, as the specification says of keywords it does not define
 /// (title, description, examples, a draft-04 "id", "x-" extensions, OpenAPI's "nullable", ...), and as vLLM's backends
 /// do. Properties come out in the schema's order.
@@ -24,14 +24,14 @@ internal sealed partial class JsonSchemaCompiler
     static readonly HashSet<string> Unsupported =
     [
         "if", "then", "else", "propertyNames", "unevaluatedProperties", "prefixItems", "contains", "minContains",
-        "maxContains", "uniqueItems", "unevaluatedItems", "multipleOf", "$dynamicRef", "$recursiveRef",
+        "maxContains", "unevaluatedItems", "multipleOf", "$dynamicRef", "$recursiveRef",
     ];
 
     static readonly HashSet<string> Applicators =
     [
         "type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "not", "dependencies", "dependentRequired",
         "dependentSchemas", "properties", "required", "additionalProperties", "patternProperties", "minProperties",
-        "maxProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format", "minimum",
+        "maxProperties", "items", "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "pattern", "format", "minimum",
         "maximum", "exclusiveMinimum", "exclusiveMaximum",
     ];
 
@@ -182,10 +182,9 @@ internal sealed partial class JsonSchemaCompiler
     static bool Constrains(string keyword, JsonNode? value) =>
         Applicators.Contains(keyword) || Unsupported.Contains(keyword) && !IsNoOp(keyword, value);
 
-    // the values of an unsupported keyword that constrain nothing (uniqueItems false, minContains 0)
+    // the values of an unsupported keyword that constrain nothing (minContains 0)
     static bool IsNoOp(string keyword, JsonNode? value) => (keyword, value?.GetValueKind()) switch
     {
-        ("uniqueItems", JsonValueKind.False) => true,
         ("minContains", JsonValueKind.Number) => value!.GetValue<double>() == 0,
         _ => false,
     };

@@ -242,6 +242,18 @@ public sealed class JsonSchemaObjectTests
         Assert.Equal([true, false], new[] { "\"a@b.co\"", "\"abc@b.com\"" }.Select(t => Matches(email, t)));
     }
 
+    /// uniqueItems over items of few values: each value at most once, in the enum's order; over others refused.
+    [Fact]
+    public void UniqueItemsOfFewValuesComeOnceEachInOrder()
+    {
+        const string days = """{"type": "array", "items": {"type": "string", "enum": ["mon", "tue", "wed", 1]}, "uniqueItems": true, "minItems": 1, "maxItems": 2}""";
+        Assert.Equal([true, true, false, false, false, false],
+            new[] { """["mon"]""", """["mon", "wed"]""", """["wed", "mon"]""", """["mon", "mon"]""", "[]", """["mon", "tue", "wed"]""" }.Select(t => Matches(days, t)));
+        Assert.True(Matches("""{"type": "array", "items": {"type": "boolean"}, "uniqueItems": true}""", "[false, true]"));
+        Assert.False(Matches("""{"type": "array", "items": {"type": "boolean"}, "uniqueItems": true}""", "[true, true]"));
+        Assert.Contains("uniqueItems", Refused("""{"type": "array", "items": {"type": "string"}, "uniqueItems": true}""").Message);
+    }
+
     /// Bounds past what the automaton holds are kept to it where that only writes fewer texts (a maxLength or maxItems
     /// above 1000 writes at most 1000); a minLength or minItems above it is refused.
     [Fact]

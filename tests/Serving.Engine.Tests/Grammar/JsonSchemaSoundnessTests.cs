@@ -31,6 +31,7 @@ public sealed class JsonSchemaSoundnessTests
          "$defs": {"a": {"type": "object", "properties": {"id": {"type": "integer", "minimum": 1}}, "required": ["id"], "additionalProperties": false}}}
         """,
         """{"type": "array", "items": {"type": "string", "format": "email", "maxLength": 10}, "minItems": 1}""",
+        """{"type": "array", "items": {"enum": ["a", 1, 1.0, null, true, {"k": [1]}]}, "uniqueItems": true, "minItems": 2}""",
         """
         {"type": "object", "required": ["d", "u", "h", "i", "t", "e", "r"],
          "properties": {"d": {"type": "string", "format": "date-time"}, "u": {"type": "string", "format": "uuid"},
