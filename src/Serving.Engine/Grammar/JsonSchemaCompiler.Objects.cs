@@ -161,7 +161,7 @@ internal sealed partial class JsonSchemaCompiler
             .Select(p => Sequence(Literal("\""), p.Keys!, Literal("\""), JsonGrammar.Colon, SubschemaRule(p.Pattern.Schema, p.Pattern.Path)))
             .ToList();
         var additional = schema["additionalProperties"] ?? (declared.Count == 0 ? JsonValue.Create(true) : null);
-        var allowed = additional is not null && !(additional is JsonValue value && value.TryGetValue<bool>(out var b) && !b);
+        var allowed = additional is not null && !IsFalse(additional);
         if (allowed && patterns.All(p => Implies(additional, p.Schema)))
             alternatives.Add(Sequence(Literal("\""), JsonGrammar.KeyTextOtherThan(declared), Literal("\""), JsonGrammar.Colon,
                 SubschemaRule(additional, $"{path}/additionalProperties")));

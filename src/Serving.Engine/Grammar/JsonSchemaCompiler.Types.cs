@@ -49,12 +49,7 @@ internal sealed partial class JsonSchemaCompiler
 
     GrammarExpr ArrayType(JsonObject schema, string path)
     {
-        var minItems = Count(schema, "minItems", path) ?? 0;
-        var maxItems = Count(schema, "maxItems", path);
-        if (maxItems < minItems) throw new GrammarException($"{path}: maxItems is below minItems");
-        if (minItems > RegexParser.MaxRepeat)
-            throw new GrammarException($"{path}: minItems above {RegexParser.MaxRepeat} is not supported");
-        if (maxItems > RegexParser.MaxRepeat) maxItems = RegexParser.MaxRepeat;   // fewer items are as valid (a bound the automaton holds)
+        var (minItems, maxItems) = CountBounds(schema, "minItems", "maxItems", path);
         if (schema["items"] is JsonArray) throw new GrammarException($"{path}/items as a list (tuple form) is not supported");
         if (schema["uniqueItems"]?.GetValueKind() == JsonValueKind.True && maxItems is not (0 or 1))
             return UniqueItems(schema, minItems, maxItems, path);
@@ -116,12 +111,7 @@ internal sealed partial class JsonSchemaCompiler
 
     GrammarExpr StringType(JsonObject schema, string path)
     {
-        var minLength = Count(schema, "minLength", path) ?? 0;
-        var maxLength = Count(schema, "maxLength", path);
-        if (maxLength < minLength) throw new GrammarException($"{path}: maxLength is below minLength");
-        if (minLength > RegexParser.MaxRepeat)
-            throw new GrammarException($"{path}: minLength above {RegexParser.MaxRepeat} is not supported");
-        if (maxLength > RegexParser.MaxRepeat) maxLength = RegexParser.MaxRepeat;   // shorter strings are as valid
+        var (minLength, maxLength) = CountBounds(schema, "minLength", "maxLength", path);
         var pattern = OptionalString(schema, "pattern", path);
         var format = OptionalString(schema, "format", path);
         if (format is not null && !Formats.ContainsKey(format) && !StandardFormats.Contains(format))
@@ -184,6 +174,17 @@ internal sealed partial class JsonSchemaCompiler
         if (Math.Abs(value) > NumberGrammar.MaxBound)
             throw new GrammarException($"{path}/{keyword} beyond ±{NumberGrammar.MaxBound} is not supported");
         return value;
+    }
+
+    /// A lower and upper count (items, characters) as the automaton holds them: a lower one past
+    /// RegexParser.MaxRepeat refused, an upper one kept to it (fewer items or characters are as valid).
+    static (int Min, int? Max) CountBounds(JsonObject schema, string minKeyword, string maxKeyword, string path)
+    {
+        var min = Count(schema, minKeyword, path) ?? 0;
+        var max = Count(schema, maxKeyword, path);
+        if (max < min) throw new GrammarException($"{path}: {maxKeyword} is below {minKeyword}");
+        if (min > RegexParser.MaxRepeat) throw new GrammarException($"{path}: {minKeyword} above {RegexParser.MaxRepeat} is not supported");
+        return (min, max > RegexParser.MaxRepeat ? RegexParser.MaxRepeat : max);
     }
 
     static int? Count(JsonObject schema, string keyword, string path)
